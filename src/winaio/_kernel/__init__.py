@@ -1,0 +1,1 @@
+"""Kernel objects, waits and APCs: pure threading, no I/O, no asyncio."""

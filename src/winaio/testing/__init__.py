@@ -1,0 +1,1 @@
+"""Public test helpers (deterministic clocks, wait-until-idle helpers). Only tests import this."""
