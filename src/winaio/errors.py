@@ -15,7 +15,7 @@ Tree::
             ├── LocalProtocolError          ...by us (API misuse)
             └── RemoteProtocolError         ...by the peer (malformed or out-of-order PDUs)
 
-    ThreadTerminated (BaseException)        unwinds a thread killed by TerminateThread
+    ThreadTerminated (SystemExit)           unwinds a thread killed by TerminateThread
 
 Rules: no imports from the package except ``codes``; exceptions are plain data.
 """
@@ -104,14 +104,16 @@ class Win32Error(WinaioError, OSError):
         return f"[WinError {self.winerror}] {name}"
 
 
-class ThreadTerminated(BaseException):
+class ThreadTerminated(SystemExit):
     """Raised inside a thread that another thread ended with ``TerminateThread``.
 
-    It derives from BaseException (like ``SystemExit``) so that ordinary ``except Exception``
-    blocks do not swallow it; the winaio thread wrapper catches it and records the exit code.
+    It derives from SystemExit (a BaseException) so that ordinary ``except Exception`` blocks do
+    not swallow it and a plain Python thread ends quietly; the winaio thread bootstrap catches it
+    and records the exit code. CPython raises it asynchronously without arguments, hence the
+    default.
     """
 
-    def __init__(self, exit_code: int) -> None:
+    def __init__(self, exit_code: int = 0) -> None:
         super().__init__(exit_code)
         self.exit_code = exit_code
 

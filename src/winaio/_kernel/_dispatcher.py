@@ -1,0 +1,239 @@
+"""The dispatcher: one lock, waitable objects, wait blocks and per-thread state.
+
+This is the in-process "kernel" of win32-async-spec §10b, modelled on the Wine server
+(``server/thread.c``: ``check_wait``/``wake_up``/``end_wait``):
+
+- **One dispatcher lock** (:data:`LOCK`) guards every object's signal state, every waiter list and
+  every thread's wait state. Wait-all atomicity (§2.1 step 2) follows from it: a wait-all is
+  checked and its side effects applied under one acquisition, so no other thread can observe or
+  consume one of its objects half-way.
+- **Satisfaction happens in the signalling thread.** When an object may have become signaled the
+  signaller calls :func:`wake_waiters`, which walks that object's waiters in FIFO order, re-runs
+  each waiter's check (:func:`try_satisfy`), applies the side effects (auto-reset, semaphore
+  count, mutex ownership) *for* the waiter, stores the result in its wait block and unparks it.
+  That is what makes SetEvent on an auto-reset event release exactly one waiter and PulseEvent
+  release exactly the waiters present at that instant (§2.3), with no thundering herd and no
+  window in which a woken waiter finds the object already consumed.
+- **Parking.** Each thread has one :class:`ThreadState` with a private lock used as a binary
+  semaphore (the cheapest cross-thread wake-up CPython offers). A wake-up is a *token*:
+  :func:`wake_thread` releases the lock at most once per token (``wake_pending``) and always
+  under :data:`LOCK`, so the parked thread, re-taking :data:`LOCK` after a timed-out acquire, can
+  tell whether a token is still outstanding and consume it. Invariant between waits: the parker
+  is locked and ``wake_pending`` is False.
+
+Rules:
+- Callers hold :data:`LOCK` around every ``_is_signaled_for`` / ``_satisfy`` / waiter-list access.
+- Never run user code (APCs, callbacks) while holding :data:`LOCK`.
+- Pure threading: no I/O, no asyncio.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from ..codes import WaitCode
+
+if TYPE_CHECKING:
+    from ._threads import KThread
+
+__all__ = [
+    "LOCK",
+    "ApcEntry",
+    "BlockListener",
+    "DispatcherObject",
+    "ThreadState",
+    "WaitBlock",
+    "complete_wait",
+    "try_satisfy",
+    "wake_thread",
+    "wake_waiters",
+]
+
+#: The dispatcher lock. Plain Lock (not RLock): nothing re-enters it, and it is on every hot path.
+LOCK = threading.Lock()
+
+_WAIT_OBJECT_0 = int(WaitCode.WAIT_OBJECT_0)
+_WAIT_ABANDONED_0 = int(WaitCode.WAIT_ABANDONED_0)
+
+#: A queued user APC: ``fn(*args)``. Tuples keep QueueUserAPC cheap (win32 §3).
+ApcEntry = tuple[Callable[..., Any], tuple[Any, ...]]
+
+
+class BlockListener(Protocol):
+    """Told when a thread blocks / unblocks (I/O completion port concurrency, spec §6.7)."""
+
+    def thread_blocked(self, ts: ThreadState) -> None: ...
+    def thread_unblocked(self, ts: ThreadState) -> None: ...
+
+
+class ThreadState:
+    """Everything the kernel knows about one thread (spec §1.3). Created lazily per thread."""
+
+    __slots__ = (
+        "alive",
+        "apcs",
+        "block_listener",
+        "exit_code",
+        "extensions",
+        "ident",
+        "last_error",
+        "owned_mutexes",
+        "parker",
+        "special_apcs",
+        "terminating",
+        "thread",
+        "tid",
+        "timers",
+        "wait",
+        "wake_pending",
+    )
+
+    def __init__(self, ident: int, tid: int) -> None:
+        self.ident = ident
+        self.tid = tid
+        self.thread: KThread | None = None
+        self.parker = threading.Lock()
+        self.parker.acquire()
+        self.wake_pending = False
+        #: The wait block of the blocking call this thread is in (None when running).
+        self.wait: WaitBlock | None = None
+        self.apcs: deque[ApcEntry] = deque()
+        self.special_apcs: deque[ApcEntry] = deque()
+        #: False once the thread's exit effects ran (QueueUserAPC then fails, spec §3).
+        self.alive = True
+        #: Set by TerminateThread: waits raise ThreadTerminated instead of blocking.
+        self.terminating = False
+        self.exit_code: int | None = None
+        self.last_error = 0
+        #: Mutexes this thread owns, abandoned when it exits (spec §1.2).
+        self.owned_mutexes: dict[Any, None] = {}
+        #: Waitable timers this thread set with a completion routine (cancelled at exit, §2.3).
+        self.timers: dict[Any, None] = {}
+        #: Completion-port concurrency accounting hook (None unless associated with a port).
+        self.block_listener: BlockListener | None = None
+        #: Per-thread data owned by higher layers (e.g. the I/O layer's pending requests).
+        self.extensions: dict[str, Any] = {}
+
+
+class WaitBlock:
+    """One blocked wait: which objects, any/all, alertable; ``result`` is set by the satisfier."""
+
+    __slots__ = ("alertable", "objects", "result", "thread", "wait_all")
+
+    def __init__(
+        self,
+        thread: ThreadState,
+        objects: tuple[DispatcherObject, ...],
+        wait_all: bool,
+        alertable: bool,
+    ) -> None:
+        self.thread = thread
+        self.objects = objects
+        self.wait_all = wait_all
+        self.alertable = alertable
+        self.result: int | None = None
+
+
+class DispatcherObject:
+    """Base of every waitable kernel object (spec §1.2 table).
+
+    Subclasses implement, under :data:`LOCK`:
+
+    - ``_is_signaled_for(ts)``: would a wait by ``ts`` be satisfied now?
+    - ``_satisfy(ts)``: apply the side effect of a satisfied wait (auto-reset, count -= 1,
+      take ownership); return True iff the wait must report "abandoned".
+    - ``_may_satisfy()``: cheap "could any waiter still be satisfied?"; lets
+      :func:`wake_waiters` stop early once an auto-reset event has been consumed.
+    """
+
+    __slots__ = ("__weakref__", "_waiters", "name")
+
+    #: The Win32 object type name, used in error messages and by handle type checks.
+    type_name: ClassVar[str] = "Object"
+
+    def __init__(self) -> None:
+        # dict as an insertion-ordered set: FIFO iteration, O(1) removal of a finished wait.
+        self._waiters: dict[WaitBlock, None] = {}
+        self.name: str | None = None
+
+    def _is_signaled_for(self, ts: ThreadState) -> bool:
+        raise NotImplementedError
+
+    def _satisfy(self, ts: ThreadState) -> bool:
+        return False
+
+    def _may_satisfy(self) -> bool:
+        return True
+
+    @property
+    def waiter_count(self) -> int:
+        """How many threads are blocked waiting on this object right now."""
+        return len(self._waiters)
+
+    def __repr__(self) -> str:
+        name = f" {self.name!r}" if self.name else ""
+        return f"<{type(self).__name__}{name} at {id(self):#x}>"
+
+
+def try_satisfy(
+    objects: tuple[DispatcherObject, ...], wait_all: bool, ts: ThreadState
+) -> int | None:
+    """The object check of spec §2.1 step 2. Caller holds :data:`LOCK`.
+
+    Wait-any: the first signaled object wins and only its side effect is applied;
+    returns ``WAIT_OBJECT_0 + i`` or ``WAIT_ABANDONED_0 + i``.
+    Wait-all: only if every object is signaled now; then all side effects are applied and the
+    result is ``WAIT_OBJECT_0`` or ``WAIT_ABANDONED_0`` (Wine and ReactOS return exactly
+    WAIT_ABANDONED_0 when any mutex was abandoned). Returns None when not satisfied, having
+    touched nothing.
+    """
+    if wait_all:
+        for obj in objects:
+            if not obj._is_signaled_for(ts):
+                return None
+        abandoned = False
+        for obj in objects:
+            if obj._satisfy(ts):
+                abandoned = True
+        return _WAIT_ABANDONED_0 if abandoned else _WAIT_OBJECT_0
+    for index, obj in enumerate(objects):
+        if obj._is_signaled_for(ts):
+            return _WAIT_ABANDONED_0 + index if obj._satisfy(ts) else index
+    return None
+
+
+def wake_thread(ts: ThreadState) -> None:
+    """Give ``ts`` a wake-up token (at most one outstanding). Caller holds :data:`LOCK`."""
+    if not ts.wake_pending:
+        ts.wake_pending = True
+        ts.parker.release()
+
+
+def complete_wait(wb: WaitBlock, result: int) -> None:
+    """End a blocked wait with ``result``: unlink it everywhere and wake its thread."""
+    for obj in wb.objects:
+        obj._waiters.pop(wb, None)
+    wb.result = result
+    wake_thread(wb.thread)
+
+
+def wake_waiters(obj: DispatcherObject) -> None:
+    """``obj`` may have become signaled: satisfy its waiters in FIFO order (Wine ``wake_up``).
+
+    Caller holds :data:`LOCK`. Satisfying a waiter can only make objects *less* signaled, so
+    once ``obj`` can satisfy nobody, no later waiter of ``obj`` can be satisfied either.
+    """
+    waiters = obj._waiters
+    if not waiters:
+        return
+    for wb in list(waiters):
+        if wb.result is not None:
+            continue
+        result = try_satisfy(wb.objects, wb.wait_all, wb.thread)
+        if result is not None:
+            complete_wait(wb, result)
+            if not obj._may_satisfy():
+                return

@@ -1,0 +1,311 @@
+"""Threads: per-thread kernel state, waitable thread objects, and the Win32 effects of thread exit.
+
+Facts encoded here (win32-async-spec §1.2, §1.3, §3, §8):
+- A thread object is signaled when the thread terminates and never resets.
+- At exit: user and special APC queues are discarded (later QueueUserAPC -> ERROR_GEN_FAILURE),
+  owned mutexes are abandoned, waitable timers it set with a completion routine are cancelled,
+  and (through exit hooks registered by the I/O layer) its non-port-bound I/O is cancelled.
+- An APC queued before the thread starts running executes first, before the start routine
+  [MS:QueueUserAPC].
+- TerminateThread and a normal return have identical object-level effects (§8, [W:ws/afd.c]).
+
+How it maps onto CPython:
+- Threads created by :func:`start_thread` (the CreateThread equivalent) run their exit effects in
+  a ``finally`` of their bootstrap, before the thread object is signaled.
+- Plain ``threading.Thread`` threads get their :class:`ThreadState` lazily on their first winaio
+  call. Their exit effects run from a sentinel stored in a ``threading.local``: CPython clears a
+  thread's locals when the thread ends, in that thread, before ``join()`` returns.
+- **Deviation**: TerminateThread cannot stop a Python thread at an arbitrary point. It applies all
+  exit effects at once (from the calling thread), wakes the target out of any winaio wait (which
+  then raises :class:`~winaio.errors.ThreadTerminated`), and asks CPython to raise
+  ThreadTerminated in the target at its next bytecode boundary (``PyThreadState_SetAsyncExc``); a
+  target blocked in a foreign C call unwinds only when that call returns.
+
+Rules: exit effects run exactly once per thread (``ThreadState.alive`` flips under the lock).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ..codes import WinError
+from ..errors import ThreadTerminated, Win32Error
+from ._apc import run_apcs
+from ._dispatcher import LOCK, DispatcherObject, ThreadState, wake_thread, wake_waiters
+
+__all__ = [
+    "STILL_ACTIVE",
+    "ExitThreadRequest",
+    "KThread",
+    "add_thread_exit_hook",
+    "current_thread_state",
+    "live_thread_states",
+    "start_thread",
+    "thread_state_by_id",
+]
+
+#: GetExitCodeThread's value for a running thread.
+STILL_ACTIVE = 259
+#: Exit code of a thread whose start routine raised (like an unhandled SEH exception).
+_STATUS_UNHANDLED_EXCEPTION = 0xC0000144
+
+_tls = threading.local()
+_live: dict[int, ThreadState] = {}
+_exit_hooks: list[Callable[[ThreadState], None]] = []
+_thread_names = itertools.count()
+
+
+class ExitThreadRequest(SystemExit):
+    """Raised by ``ExitThread``; a SystemExit so plain threads end quietly."""
+
+    def __init__(self, exit_code: int) -> None:
+        super().__init__(exit_code)
+        self.exit_code = exit_code
+
+
+class KThread(DispatcherObject):
+    """A waitable thread object (signaled once the thread has exited)."""
+
+    __slots__ = ("_gate", "_state", "_suspend_count", "python_thread")
+    type_name = "Thread"
+
+    def __init__(self, state: ThreadState) -> None:
+        super().__init__()
+        self._state = state
+        self._suspend_count = 0
+        self._gate: threading.Lock | None = None
+        self.python_thread: threading.Thread | None = None
+        state.thread = self
+
+    def _is_signaled_for(self, ts: ThreadState) -> bool:
+        return not self._state.alive
+
+    @property
+    def state(self) -> ThreadState:
+        """The kernel state of this thread."""
+        return self._state
+
+    @property
+    def thread_id(self) -> int:
+        """The Win32 thread id (the OS thread id, ``threading.get_native_id()``)."""
+        return self._state.tid
+
+    @property
+    def is_alive(self) -> bool:
+        """False once the thread's exit effects have run."""
+        return self._state.alive
+
+    @property
+    def exit_code(self) -> int | None:
+        """The exit code, or None while the thread runs (GetExitCodeThread gives STILL_ACTIVE)."""
+        state = self._state
+        return None if state.alive else state.exit_code
+
+    def resume(self) -> int:
+        """ResumeThread: decrement the suspend count; the thread starts when it reaches 0.
+
+        Returns the previous suspend count. Only creation-time suspension is supported
+        (CPython cannot suspend a running thread).
+        """
+        with LOCK:
+            previous = self._suspend_count
+            if previous > 0:
+                self._suspend_count = previous - 1
+                gate = self._gate if previous == 1 else None
+            else:
+                gate = None
+        if gate is not None:
+            gate.release()
+        return previous
+
+    def terminate(self, exit_code: int) -> None:
+        """TerminateThread (see the module docstring for the deviation)."""
+        ts = self._state
+        with LOCK:
+            if not ts.alive or ts.terminating:
+                return
+            ts.terminating = True
+            ts.exit_code = exit_code
+            in_winaio_wait = ts.wait is not None
+            if in_winaio_wait:
+                wake_thread(ts)
+            gate = self._gate if self._suspend_count > 0 else None
+        run_exit_effects(ts, exit_code)
+        if ts is getattr(_tls, "ts", None):
+            raise ThreadTerminated(exit_code)
+        if gate is not None:
+            # A never-started thread: let its bootstrap run, see `terminating` and return.
+            gate.release()
+        elif not in_winaio_wait and ts.ident:
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(ts.ident), ctypes.py_object(ThreadTerminated)
+            )
+
+
+class _ExitSentinel:
+    """Runs a plain Python thread's exit effects when CPython clears its thread-locals."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: ThreadState) -> None:
+        self.state = state
+
+    def __del__(self) -> None:
+        state = self.state
+        if state.alive:
+            run_exit_effects(state, state.exit_code or 0)
+
+
+def current_thread_state() -> ThreadState:
+    """The calling thread's kernel state, created on first use for plain Python threads."""
+    try:
+        ts: ThreadState = _tls.ts
+    except AttributeError:
+        return _adopt_current_thread()
+    return ts
+
+
+def _adopt_current_thread() -> ThreadState:
+    ts = ThreadState(threading.get_ident(), threading.get_native_id())
+    KThread(ts).python_thread = threading.current_thread()
+    _tls.ts = ts
+    _tls.sentinel = _ExitSentinel(ts)
+    with LOCK:
+        _live[ts.tid] = ts
+    return ts
+
+
+def thread_state_by_id(tid: int) -> ThreadState | None:
+    """The state of the live thread with Win32 id ``tid`` (OpenThread), or None."""
+    return _live.get(tid)
+
+
+def live_thread_states() -> list[ThreadState]:
+    """A snapshot of the states of threads that have not exited."""
+    with LOCK:
+        return list(_live.values())
+
+
+def add_thread_exit_hook(hook: Callable[[ThreadState], None]) -> None:
+    """Register ``hook(state)`` to run at every thread exit, before the thread is signaled.
+
+    Used by higher layers (the I/O layer cancels the exiting thread's non-port I/O, §8).
+    Hooks run without the dispatcher lock, in the exiting thread (or the TerminateThread caller).
+    """
+    _exit_hooks.append(hook)
+
+
+def run_exit_effects(ts: ThreadState, exit_code: int) -> None:
+    """Apply the Win32 effects of thread exit exactly once (module docstring)."""
+    with LOCK:
+        if not ts.alive:
+            return
+        ts.alive = False
+        ts.exit_code = exit_code
+        ts.apcs.clear()
+        ts.special_apcs.clear()
+    for hook in list(_exit_hooks):
+        hook(ts)
+    with LOCK:
+        for mutex in list(ts.owned_mutexes):
+            mutex._abandon_locked()
+        listener = ts.block_listener
+        if listener is not None:
+            listener.thread_unblocked(ts)
+            ts.block_listener = None
+        _live.pop(ts.tid, None)
+        thread = ts.thread
+        if thread is not None and thread._waiters:
+            wake_waiters(thread)
+
+
+def start_thread(
+    fn: Callable[..., int | None],
+    *args: Any,
+    suspended: bool = False,
+    name: str | None = None,
+) -> KThread:
+    """CreateThread: run ``fn(*args)`` on a new thread whose exit has Win32 effects.
+
+    Args:
+        fn: the start routine; its return value (None = 0) becomes the exit code.
+        suspended: CREATE_SUSPENDED; the routine starts after :meth:`KThread.resume`.
+        name: the Python thread name (default ``winaio-thread-<n>``).
+
+    Returns:
+        The waitable thread object; its id is valid at once.
+    """
+    ts = ThreadState(0, 0)
+    kthread = KThread(ts)
+    gate: threading.Lock | None = None
+    if suspended:
+        gate = threading.Lock()
+        gate.acquire()
+        kthread._gate = gate
+        kthread._suspend_count = 1
+    thread = threading.Thread(
+        target=_bootstrap,
+        args=(ts, gate, fn, args),
+        name=name or f"winaio-thread-{next(_thread_names)}",
+        daemon=True,
+    )
+    kthread.python_thread = thread
+    thread.start()  # returns once the new thread has published its ident and native id
+    # The new thread stores the same two values itself first thing; whichever runs first wins
+    # with identical data, so its id is valid both for the caller and for the thread.
+    ts.ident = thread.ident or 0
+    ts.tid = thread.native_id or 0
+    with LOCK:
+        if ts.alive:
+            _live[ts.tid] = ts
+    return kthread
+
+
+def _bootstrap(
+    ts: ThreadState,
+    gate: threading.Lock | None,
+    fn: Callable[..., int | None],
+    args: tuple[Any, ...],
+) -> None:
+    ts.ident = threading.get_ident()
+    ts.tid = threading.get_native_id()
+    _tls.ts = ts
+    exit_code = 0
+    try:
+        if gate is not None:
+            gate.acquire()
+        if ts.terminating:
+            return
+        # Spec §3: an APC queued before the thread begins running executes first.
+        run_apcs(ts)
+        result = fn(*args)
+        exit_code = 0 if result is None else int(result) & 0xFFFFFFFF
+    except ExitThreadRequest as request:
+        exit_code = request.exit_code & 0xFFFFFFFF
+    except ThreadTerminated:
+        exit_code = ts.exit_code if ts.exit_code is not None else 0
+    except BaseException:
+        exit_code = _STATUS_UNHANDLED_EXCEPTION
+        raise
+    finally:
+        try:
+            run_exit_effects(ts, exit_code)
+        except ThreadTerminated:
+            # A TerminateThread async exception landing during our own exit: already exited.
+            pass
+
+
+def check_terminating(ts: ThreadState) -> None:
+    """Raise ThreadTerminated in a thread that TerminateThread has ended."""
+    if ts.terminating:
+        raise ThreadTerminated(ts.exit_code if ts.exit_code is not None else 0)
+
+
+def require_alive(ts: ThreadState) -> None:
+    """Raise ERROR_GEN_FAILURE for operations that need a live target thread."""
+    if not ts.alive or ts.terminating:
+        raise Win32Error(WinError.ERROR_GEN_FAILURE, "the target thread has terminated")

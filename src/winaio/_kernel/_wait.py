@@ -1,0 +1,257 @@
+"""THE wait algorithm: WaitForSingle/MultipleObjects(Ex), SleepEx, SignalObjectAndWait, NtTestAlert.
+
+Evaluation order of every wait (win32-async-spec §2.1), re-run on every wake-up:
+
+1. Validate (callers do it: bad handle -> ERROR_INVALID_HANDLE; 0 or > 64 objects or duplicates
+   -> ERROR_INVALID_PARAMETER).
+2. Object check (:func:`~._dispatcher.try_satisfy`): wait-any = first signaled in array order;
+   wait-all = all at one instant, atomically.
+3. Alertable and user APCs queued -> run them all FIFO (including ones queued meanwhile) and
+   return WAIT_IO_COMPLETION **without re-checking the objects**, even if an APC signaled one.
+4. Timeout 0 or elapsed -> WAIT_TIMEOUT. Relative timeouts use the monotonic clock.
+5. Otherwise block until an object change satisfies us (the signaller does it for us), an APC
+   arrives (alertable only) or the timeout elapses; then continue at 2/3/4.
+
+Consequence: an already-signaled object beats a queued APC; the APC stays queued for the next
+alertable wait [W:server/thread.c:check_wait] [W:k32/file.c:test_post_completion].
+
+Waits never touch the thread's last-error (§0): errors are exceptions here, and the Win32
+alias layer sets last-error only for WAIT_FAILED.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from .._clock import monotonic
+from ..codes import MAXIMUM_WAIT_OBJECTS, WaitCode, WinError
+from ..errors import Win32Error
+from ._apc import run_apcs, run_special_apcs
+from ._dispatcher import LOCK, DispatcherObject, ThreadState, WaitBlock, try_satisfy
+from ._threads import check_terminating, current_thread_state
+
+__all__ = [
+    "block",
+    "signal_and_wait",
+    "sleep",
+    "test_alert",
+    "validate_objects",
+    "wait_for_objects",
+    "wait_for_one",
+]
+
+_WAIT_TIMEOUT = int(WaitCode.WAIT_TIMEOUT)
+_WAIT_IO_COMPLETION = int(WaitCode.WAIT_IO_COMPLETION)
+_TIMEOUT_MAX = threading.TIMEOUT_MAX
+
+
+def validate_objects(objects: tuple[DispatcherObject, ...]) -> None:
+    """Spec §2.1 step 1 for a multiple-object wait.
+
+    Raises:
+        Win32Error: ERROR_INVALID_PARAMETER for 0 or more than 64 objects, or the same object
+            twice ("may not contain multiple copies of the same handle"
+            [MS:WaitForMultipleObjects]);
+            ERROR_INVALID_HANDLE for something that is not a waitable kernel object.
+    """
+    count = len(objects)
+    if count == 0 or count > MAXIMUM_WAIT_OBJECTS:
+        raise Win32Error(WinError.ERROR_INVALID_PARAMETER, f"{count} wait objects")
+    for obj in objects:
+        if not isinstance(obj, DispatcherObject):
+            raise Win32Error(WinError.ERROR_INVALID_HANDLE, f"{obj!r} is not waitable")
+    if count > 1 and len({id(obj) for obj in objects}) != count:
+        raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "the same object appears twice")
+
+
+def _unlink(wb: WaitBlock) -> None:
+    for obj in wb.objects:
+        obj._waiters.pop(wb, None)
+
+
+def block(ts: ThreadState, wb: WaitBlock, deadline: float | None) -> int:
+    """Park the calling thread in the registered wait ``wb`` until it ends (steps 2-5).
+
+    Called without the lock, after the caller registered ``wb`` (``ts.wait = wb`` and ``wb`` in
+    each object's waiter list) under it. Returns the wait code, ``WAIT_TIMEOUT`` or
+    ``WAIT_IO_COMPLETION`` (APCs are *not* run here: the caller runs them without the lock).
+    """
+    parker = ts.parker
+    while True:
+        if deadline is None:
+            got = parker.acquire()
+        else:
+            remaining = deadline - monotonic()
+            if remaining > 0:
+                got = parker.acquire(True, min(remaining, _TIMEOUT_MAX))
+            else:
+                got = parker.acquire(False)
+        LOCK.acquire()
+        try:
+            if got:
+                ts.wake_pending = False
+            elif ts.wake_pending:
+                # The token was released (under LOCK) after our acquire timed out: consume it
+                # so the parker is locked again for the next wait.
+                parker.acquire(False)
+                ts.wake_pending = False
+            result = wb.result
+            if result is None:
+                if ts.terminating:
+                    _unlink(wb)
+                    result = -1
+                elif wb.alertable and (ts.apcs or ts.special_apcs):
+                    _unlink(wb)
+                    result = _WAIT_IO_COMPLETION
+                elif deadline is not None and monotonic() >= deadline:
+                    _unlink(wb)
+                    result = _WAIT_TIMEOUT
+                else:
+                    continue
+            ts.wait = None
+            listener = ts.block_listener
+            if listener is not None:
+                listener.thread_unblocked(ts)
+        finally:
+            LOCK.release()
+        if result == -1:
+            check_terminating(ts)
+        return result
+
+
+def _finish(ts: ThreadState, result: int) -> int:
+    """Run what the result asks for, outside the lock: APCs for WAIT_IO_COMPLETION; special
+    APCs that arrived during a non-alertable wait (they run after it returns, §3)."""
+    if result == _WAIT_IO_COMPLETION:
+        run_special_apcs(ts)
+        run_apcs(ts)
+    elif ts.special_apcs:
+        run_special_apcs(ts)
+    return result
+
+
+def wait_for_objects(
+    objects: tuple[DispatcherObject, ...],
+    wait_all: bool,
+    timeout: float | None,
+    alertable: bool,
+    signal: Callable[[ThreadState], None] | None = None,
+) -> int:
+    """Wait on already-validated ``objects``; returns the Win32 wait code.
+
+    Args:
+        objects: 1..64 distinct waitable objects (or none, for SleepEx).
+        wait_all: WaitForMultipleObjects' bWaitAll.
+        timeout: seconds; None = INFINITE; 0 = poll.
+        alertable: run user APCs and return WAIT_IO_COMPLETION when any are queued.
+        signal: SignalObjectAndWait's signal step, run under the same lock acquisition as the
+            first object check so that "signal then wait" is one operation. If it raises,
+            nothing waits.
+    """
+    ts = current_thread_state()
+    if ts.special_apcs:
+        run_special_apcs(ts)
+    check_terminating(ts)
+    LOCK.acquire()
+    try:
+        if signal is not None:
+            signal(ts)
+        result = try_satisfy(objects, wait_all, ts)
+        if result is None:
+            if alertable and (ts.apcs or ts.special_apcs):
+                result = _WAIT_IO_COMPLETION
+            elif timeout is not None and timeout <= 0:
+                result = _WAIT_TIMEOUT
+            else:
+                wb = WaitBlock(ts, objects, wait_all, alertable)
+                for obj in objects:
+                    obj._waiters[wb] = None
+                ts.wait = wb
+                listener = ts.block_listener
+                if listener is not None:
+                    listener.thread_blocked(ts)
+    finally:
+        LOCK.release()
+    if result is None:
+        result = block(ts, wb, None if timeout is None else monotonic() + timeout)
+    return _finish(ts, result)
+
+
+def wait_for_one(obj: DispatcherObject, timeout: float | None, alertable: bool) -> int:
+    """WaitForSingleObjectEx on a validated object: the hot path of ``wait_for_objects``."""
+    ts = current_thread_state()
+    if ts.special_apcs:
+        run_special_apcs(ts)
+    if ts.terminating:
+        check_terminating(ts)
+    LOCK.acquire()
+    if obj._is_signaled_for(ts):
+        result = 0x80 if obj._satisfy(ts) else 0
+        LOCK.release()
+        if ts.special_apcs:
+            run_special_apcs(ts)
+        return result
+    try:
+        if alertable and (ts.apcs or ts.special_apcs):
+            result = _WAIT_IO_COMPLETION
+        elif timeout is not None and timeout <= 0:
+            result = _WAIT_TIMEOUT
+        else:
+            wb = WaitBlock(ts, (obj,), False, alertable)
+            obj._waiters[wb] = None
+            ts.wait = wb
+            listener = ts.block_listener
+            if listener is not None:
+                listener.thread_blocked(ts)
+            result = -1
+    finally:
+        LOCK.release()
+    if result == -1:
+        result = block(ts, wb, None if timeout is None else monotonic() + timeout)
+    return _finish(ts, result)
+
+
+def sleep(timeout: float | None, alertable: bool) -> int:
+    """SleepEx: 0 when the interval elapsed, WAIT_IO_COMPLETION if APCs ran (§2.2).
+
+    ``sleep(0, False)`` yields the processor like Windows' Sleep(0).
+    """
+    if timeout is not None and timeout <= 0 and not alertable:
+        ts = current_thread_state()
+        check_terminating(ts)
+        if ts.special_apcs:
+            run_special_apcs(ts)
+        time.sleep(0)  # Sleep(0): give up the rest of the time slice
+        return 0
+    result = wait_for_objects((), False, timeout, alertable)
+    return 0 if result == _WAIT_TIMEOUT else result
+
+
+def signal_and_wait(
+    to_signal: DispatcherObject,
+    to_wait: DispatcherObject,
+    timeout: float | None,
+    alertable: bool,
+) -> int:
+    """SignalObjectAndWait: signal ``to_signal`` and wait on ``to_wait`` as one operation.
+
+    Raises:
+        Win32Error: ERROR_INVALID_HANDLE if ``to_signal`` is not an event, semaphore or mutex;
+            ERROR_TOO_MANY_POSTS (semaphore at max) or ERROR_NOT_OWNER (mutex), with no wait
+            performed [W:k32/sync.c:test_signalandwait].
+    """
+    signal = getattr(to_signal, "_signal_locked", None)
+    if signal is None:
+        raise Win32Error(WinError.ERROR_INVALID_HANDLE, f"cannot signal {to_signal!r}")
+    if not isinstance(to_wait, DispatcherObject):
+        raise Win32Error(WinError.ERROR_INVALID_HANDLE, f"{to_wait!r} is not waitable")
+    return wait_for_objects((to_wait,), False, timeout, alertable, signal)
+
+
+def test_alert() -> bool:
+    """NtTestAlert: run the caller's pending user APCs now. Returns True iff any ran."""
+    ts = current_thread_state()
+    run_special_apcs(ts)
+    return run_apcs(ts)
