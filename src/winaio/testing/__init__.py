@@ -1,1 +1,56 @@
-"""Public test helpers (deterministic clocks, wait-until-idle helpers). Only tests import this."""
+"""Public test helpers: wait for a state instead of sleeping, and move the wall clock.
+
+Only tests import this package. The waits poll the kernel's state with a short back-off and
+fail with AssertionError at their deadline, so a suite using them fails instead of hanging
+(the trio ``wait_all_tasks_blocked`` idea).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from .._clock import reset_wall_clock as reset_wall_clock
+from .._clock import shift_wall_clock as shift_wall_clock
+from .._kernel._dispatcher import DispatcherObject
+from .._kernel._handles import HANDLE_TABLE
+from .._kernel._threads import KThread, thread_state_by_id
+
+__all__ = [
+    "reset_wall_clock",
+    "shift_wall_clock",
+    "wait_until",
+    "wait_until_blocked",
+    "wait_until_waiters",
+]
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
+    """Return once ``predicate()`` is true; AssertionError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    delay = 0.0001
+    while not predicate():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting until {what or predicate}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.005)
+
+
+def wait_until_waiters(obj: int | DispatcherObject, count: int, timeout: float = 5.0) -> None:
+    """Return once at least ``count`` threads block waiting on ``obj`` (a handle or object)."""
+    target = obj if isinstance(obj, DispatcherObject) else HANDLE_TABLE.resolve(obj)[0]
+    wait_until(
+        lambda: target.waiter_count >= count, timeout, f"{count} waiters block on {target!r}"
+    )
+
+
+def wait_until_blocked(thread: int | KThread, timeout: float = 5.0) -> None:
+    """Return once the thread (a Win32 thread id or a thread object) is blocked in a winaio wait."""
+    if isinstance(thread, KThread):
+        state = thread.state
+    else:
+        found = thread_state_by_id(thread)
+        if found is None:
+            raise AssertionError(f"no live thread with id {thread}")
+        state = found
+    wait_until(lambda: state.wait is not None, timeout, f"thread {state.tid} blocks")

@@ -4,9 +4,9 @@ Conventions (the ones a C programmer expects, see docs/design.md "Alias layer"):
 - Times are DWORD milliseconds, ``INFINITE`` = 0xFFFFFFFF.
 - BOOL functions return ``True``/``False``; on failure the thread's last-error is set and is
   read with :func:`GetLastError`. DWORD wait functions return their code (``WAIT_FAILED`` + last
-  error on failure).
+  error on failure). Functions that create handles return 0 (NULL) on failure.
 - Handles are ints. Output parameters are :class:`Ref` boxes (``prev = Ref(0)``), or ``None`` for
-  a NULL pointer.
+  a NULL pointer. Callbacks are Python callables with the documented parameters.
 - Every function delegates to one core function and only adapts conventions.
 
 The core never imports this package.
@@ -14,4 +14,18 @@ The core never imports this package.
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from . import _base, _constants, _sync, _threads
+from ._base import *  # noqa: F403
+from ._constants import *  # noqa: F403
+from ._sync import *  # noqa: F403
+from ._threads import *  # noqa: F403
+
+WAIT_ABANDONED = _constants.WAIT_ABANDONED_0
+
+__all__ = [
+    *_base.__all__,
+    *_constants.__all__,
+    *_sync.__all__,
+    *_threads.__all__,
+    "WAIT_ABANDONED",
+]

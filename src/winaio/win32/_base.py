@@ -1,0 +1,81 @@
+"""Conventions shared by every Win32 alias: out-parameters, last-error, milliseconds, BOOL.
+
+Rules (docs/design.md "Alias layer"):
+- A failing call stores the core exception's ``winerror`` as the thread's last-error and returns
+  the function's failure value (FALSE, NULL handle, WAIT_FAILED...). Nothing else sets it, except
+  functions documented to set it on success (CreateEvent & co.: ERROR_ALREADY_EXISTS or 0).
+- ``INFINITE`` (0xFFFFFFFF) is the only "no timeout"; other DWORDs are milliseconds.
+"""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+from .._kernel._threads import current_thread_state
+from ..codes import INFINITE
+from ..errors import Win32Error
+
+__all__ = [
+    "FALSE",
+    "INFINITE",
+    "INVALID_HANDLE_VALUE",
+    "MAXIMUM_WAIT_OBJECTS",
+    "NULL",
+    "TRUE",
+    "GetLastError",
+    "Ref",
+    "SetLastError",
+]
+
+T = TypeVar("T")
+
+TRUE = True
+FALSE = False
+NULL = 0
+INVALID_HANDLE_VALUE = -1
+MAXIMUM_WAIT_OBJECTS = 64
+
+
+class Ref(Generic[T]):
+    """An out-parameter box for a C pointer: ``prev = Ref(0); ReleaseSemaphore(h, 1, prev)``.
+
+    Pass ``None`` where C passes NULL.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: T) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"Ref({self.value!r})"
+
+
+def GetLastError() -> int:
+    """The calling thread's last-error code [MS:GetLastError]."""
+    return current_thread_state().last_error
+
+
+def SetLastError(dwErrCode: int) -> None:
+    """Set the calling thread's last-error code [MS:SetLastError]."""
+    current_thread_state().last_error = int(dwErrCode)
+
+
+def fail(exc: Win32Error) -> None:
+    """Record ``exc`` as the thread's last-error (the failure path of every alias)."""
+    current_thread_state().last_error = exc.winerror
+
+
+def set_last_error(code: int) -> None:
+    """Success paths that document a last-error value (ERROR_ALREADY_EXISTS...)."""
+    current_thread_state().last_error = code
+
+
+def seconds(milliseconds: int) -> float | None:
+    """A DWORD millisecond timeout -> core seconds (None for INFINITE).
+
+    The value is converted like C converts an int to a DWORD (modulo 2**32), so ``-1`` is
+    INFINITE, the usual signed spelling of 0xFFFFFFFF.
+    """
+    ms = int(milliseconds) & 0xFFFFFFFF
+    return None if ms == INFINITE else ms / 1000.0
