@@ -26,6 +26,11 @@ import pytest
 import winaio.testing as wt
 import winaio.win32 as w
 
+# DuplicateHandle options (winnt.h). Literal values so that behavioural tests do not depend on
+# the alias layer exporting the names; test_constants checks the exports.
+DUPLICATE_CLOSE_SOURCE = 0x1
+DUPLICATE_SAME_ACCESS = 0x2
+
 #: Exit code a worker thread returns when its body raised a (recorded) test failure.
 WORKER_FAILED = 0xE0000BAD
 
@@ -128,7 +133,7 @@ class Kit:
     def dup(self, h: int) -> int:
         out = w.Ref(0)
         proc = w.GetCurrentProcess()
-        ok = w.DuplicateHandle(proc, h, proc, out, 0, False, w.DUPLICATE_SAME_ACCESS)
+        ok = w.DuplicateHandle(proc, h, proc, out, 0, False, DUPLICATE_SAME_ACCESS)
         assert ok, f"DuplicateHandle failed, last error {w.GetLastError()}"
         return self.keep(int(out.value))
 
