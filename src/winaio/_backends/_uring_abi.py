@@ -145,14 +145,18 @@ def _load_syscall() -> Any:
         fn = ctypes.CDLL(None, use_errno=True).syscall
     except (OSError, AttributeError, TypeError):  # not a libc platform
         return None
-    # No argtypes on purpose: ints travel as C int (libffi sign-extends them into the 64-bit
-    # registers syscall(2) reads as long) and pointers as ctypes objects or None. Converting
-    # through argtypes costs ~0.5 us per call, more than the syscall itself.
+    # No argtypes on purpose: converting through argtypes costs ~0.5 us per call, more than
+    # the syscall itself. Ints then travel as C int and pointers as ctypes objects or None.
+    # syscall(2) reads every argument as a long: libffi sign-extends an int passed in a
+    # register, but the 7th argument goes on the stack, where only 4 of its 8 bytes are
+    # written. io_uring_enter's argsz is that argument, so it is always a c_size_t.
     fn.restype = ctypes.c_long
     return fn
 
 
 _syscall = _load_syscall()
+_ARGSZ_NONE = ctypes.c_size_t(0)
+_ARGSZ_EXT = ctypes.c_size_t(ctypes.sizeof(GeteventsArg))
 
 
 class RingBusyError(OSError):
@@ -217,6 +221,7 @@ class Ring(SqePrep):
         _single_mmap: bool | None = None,
     ) -> None:
         self.fd = -1
+        self._sq_tail = self._sq_limit = 0
         self._maps: list[mmap.mmap] = []
         self._views: list[memoryview] = []
         if flags & ~_ALLOWED_SETUP:
@@ -296,6 +301,7 @@ class Ring(SqePrep):
         Does not wait for in-flight requests: the kernel cancels them asynchronously and may
         still touch their buffers, so drain (cancel + reap) before closing.
         """
+        self._sq_limit = self._sq_tail  # the next prep_* takes the slow path and sees fd == -1
         for view in self._views:
             view.release()
         self._views = []
@@ -353,7 +359,9 @@ class Ring(SqePrep):
             flags = 0
         else:
             return 0
-        ret: int = _syscall(_NR_IO_URING_ENTER, self.fd, to_submit, wait_nr, flags, None, 0)
+        ret: int = _syscall(
+            _NR_IO_URING_ENTER, self.fd, to_submit, wait_nr, flags, None, _ARGSZ_NONE
+        )
         if ret < 0:
             err = ctypes.get_errno()
             if err != errno.EINTR:
@@ -388,7 +396,7 @@ class Ring(SqePrep):
         # The slow and general io_uring_enter loop: EINTR retry, EXT_ARG timeout, errors.
         flags = _GETEVENTS if wait_nr else 0
         argp: Any = None
-        argsz = 0
+        argsz = _ARGSZ_NONE
         deadline = 0.0
         ts = KernelTimespec()
         if timeout is not None:
@@ -396,7 +404,7 @@ class Ring(SqePrep):
                 raise NotImplementedError("wait timeouts need IORING_FEAT_EXT_ARG (Linux 5.11)")
             deadline = time.monotonic() + timeout
             arg = GeteventsArg(ts=ctypes.addressof(ts))
-            argp, argsz, flags = ctypes.byref(arg), ctypes.sizeof(arg), _GETEVENTS | _EXT_ARG
+            argp, argsz, flags = ctypes.byref(arg), _ARGSZ_EXT, _GETEVENTS | _EXT_ARG
         while True:
             to_submit = self.sq_ready() if submit else 0
             if timeout is not None:
@@ -427,7 +435,7 @@ class Ring(SqePrep):
         # Move overflowed CQEs (and deferred task work) into the CQ ring. SQ untouched.
         if not self._sq_u32[self._sq_flags_i] & _NEEDS_FLUSH:
             return False
-        while _syscall(_NR_IO_URING_ENTER, self.fd, 0, 0, _GETEVENTS, None, 0) < 0:
+        while _syscall(_NR_IO_URING_ENTER, self.fd, 0, 0, _GETEVENTS, None, _ARGSZ_NONE) < 0:
             err = ctypes.get_errno()
             if err != errno.EINTR:
                 raise _enter_error(err)

@@ -71,6 +71,7 @@ class SqePrep:
         "sq_entries",
     )
     # Set up by Ring.
+    fd: int
     sq_entries: int
     _sqes: memoryview[int]  # the SQE array
     _sq_u32: memoryview[int]  # the SQ ring as u32 words
