@@ -254,6 +254,21 @@ def test_cq_overflow_is_flushed_by_reap() -> None:
         assert not r.cq_has_overflow()
 
 
+def test_sqe_tail_fields_do_not_leak_into_the_next_use_of_a_slot() -> None:
+    with abi.Ring(1) as r:  # one slot: every SQE reuses it
+        # An unregistered personality makes any request fail with EINVAL...
+        r.prep_sqe(IoringOp.IORING_OP_NOP, -1, 0, 0, 0, 1, personality=0x7FFF)
+        r.submit(1)
+        assert r.reap() == [(1, -errno.EINVAL, 0)]
+        # ...so a NOP that inherited the stale field from the slot would fail too.
+        r.prep_nop(2)
+        r.submit(1)
+        assert r.reap() == [(2, 0, 0)]
+        r.prep_read(-1, 0, 0, 0, 3)
+        r.submit(1)
+        assert r.reap() == [(3, -errno.EBADF, 0)]
+
+
 def test_peek_cqe_and_cqe_seen(ring: abi.Ring) -> None:
     assert ring.peek_cqe() is None
     ring.prep_nop(1)

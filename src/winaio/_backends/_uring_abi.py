@@ -222,6 +222,7 @@ class Ring(SqePrep):
     ) -> None:
         self.fd = -1
         self._sq_tail = self._sq_limit = 0
+        self._sq_dirty = []
         self._maps: list[mmap.mmap] = []
         self._views: list[memoryview] = []
         if flags & ~_ALLOWED_SETUP:
@@ -267,6 +268,7 @@ class Ring(SqePrep):
         self._cq_u32 = cq_view.cast("I")
         self._cqes = cq_view[cq.cqes : cq_size]
         self._sqes = memoryview(sqe_map)
+        self._sqes[:] = bytes(len(self._sqes))  # SqePrep relies on zeroed SQE tails
         sq_array = sq_view[sq.array : sq_size].cast("I")
         sq_array[:] = array.array("I", range(self.sq_entries))  # identity: slot i is SQE i
         self._views = [sq_array, self._sqes, self._cqes, self._cq_u32, self._sq_u32]
@@ -367,6 +369,8 @@ class Ring(SqePrep):
             if err != errno.EINTR:
                 raise _enter_error(err)
             return self._enter(True, wait_nr, None)
+        if self._sq_dirty:
+            self._sq_clean()
         return ret
 
     def submit_and_wait_timeout(self, wait_nr: int, timeout: float | None) -> int:
@@ -414,6 +418,8 @@ class Ring(SqePrep):
                 return 0
             ret: int = _syscall(_NR_IO_URING_ENTER, self.fd, to_submit, wait_nr, flags, argp, argsz)
             if ret >= 0:
+                if self._sq_dirty:
+                    self._sq_clean()
                 return ret
             err = ctypes.get_errno()
             if err == errno.ETIME:
