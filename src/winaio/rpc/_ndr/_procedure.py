@@ -1,0 +1,176 @@
+"""Procedures: the request and response stubs of one operation.
+
+Purpose: an IDL operation as data: ``Procedure(name, opnum, params, returns)``, with
+``encode_request``/``decode_request`` for the [in] direction and
+``encode_response``/``decode_response`` for the [out] direction plus the return value.
+
+Rules:
+- Request stub: the [in] parameters in declaration order, then the [in] pipes. Response stub:
+  the [out] pipes, then the [out] parameters in declaration order, then the return value
+  [rpc-spec §A9, §B11], [C706 §14.3.11]. [in,out] parameters appear in both.
+- Every parameter is its own top-level construct (deferred referents follow it) and its
+  top-level [ref] pointer has no wire form: ``[out] u32 *x`` is declared ``ref(ULONG)`` (or just
+  ``ULONG``) and its value is the integer.
+- Correlations resolve in the parameter dict. For the response, values of [in] parameters
+  (``max_towers`` in ept_map) may be passed along: they are used to size and check arrays but
+  are not marshalled. ``decode_response(..., request=...)`` checks them the same way.
+- Decoders ignore octets after the last parameter: what follows the NDR data (the MS-RPCE
+  §2.2.2.13 verification trailer, auth padding) is the PDU layer's business.
+- The return value is ``result["return"]``; no parameter may be called "return".
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._codec import run_decode, run_encode
+from ._compile import Compiler
+from ._node import Node
+from ._runtime import ByteOrder, kit_for
+from ._types import NdrType, Pipe
+
+__all__ = ["IN", "IN_OUT", "OUT", "RETURN", "Direction", "Param", "Procedure"]
+
+RETURN = "return"
+
+
+class Direction(enum.Flag):
+    """Directional attributes of a parameter."""
+
+    IN = 1
+    OUT = 2
+    IN_OUT = IN | OUT
+
+
+IN = Direction.IN
+OUT = Direction.OUT
+IN_OUT = Direction.IN_OUT
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One parameter: name, NDR type, direction (``IN``, ``OUT`` or ``IN_OUT``)."""
+
+    name: str
+    type: NdrType
+    direction: Direction = Direction.IN
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.type, NdrType):
+            raise TypeError(f"parameter {self.name!r}: not an NdrType: {self.type!r}")
+        if not self.direction & Direction.IN_OUT:
+            raise ValueError(f"parameter {self.name!r} has no direction")
+
+
+Steps = tuple[tuple[str, Node], ...]
+
+
+@dataclass(frozen=True, init=False)
+class Procedure:
+    """An RPC operation's stubs. Compiled lazily, once per byte order."""
+
+    name: str
+    opnum: int
+    params: tuple[Param, ...]
+    returns: NdrType | None
+    _plans: dict[str, tuple[Steps, Steps]] = field(compare=False, repr=False)
+
+    def __init__(
+        self, name: str, opnum: int, params: Iterable[Param], returns: NdrType | None = None
+    ) -> None:
+        params = tuple(params)
+        names = [p.name for p in params]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{name}: duplicate parameter names")
+        if RETURN in names:
+            raise ValueError(f"{name}: {RETURN!r} is reserved for the return value")
+        if not 0 <= opnum <= 0xFFFF:
+            raise ValueError(f"{name}: opnum {opnum} out of range")
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "opnum", opnum)
+        object.__setattr__(self, "params", params)
+        object.__setattr__(self, "returns", returns)
+        object.__setattr__(self, "_plans", {})
+
+    @property
+    def in_params(self) -> tuple[Param, ...]:
+        return tuple(p for p in self.params if p.direction & Direction.IN)
+
+    @property
+    def out_params(self) -> tuple[Param, ...]:
+        return tuple(p for p in self.params if p.direction & Direction.OUT)
+
+    def _plan(self, byteorder: ByteOrder) -> tuple[Steps, Steps]:
+        plan = self._plans.get(byteorder)
+        if plan is None:
+            compiler = Compiler(kit_for(byteorder))
+
+            def steps(params: Sequence[Param]) -> Steps:
+                return tuple((p.name, compiler.node(p.type)) for p in params)
+
+            ins = [p for p in self.in_params if not isinstance(p.type, Pipe)]
+            ins += [p for p in self.in_params if isinstance(p.type, Pipe)]
+            outs = [p for p in self.out_params if isinstance(p.type, Pipe)]
+            outs += [p for p in self.out_params if not isinstance(p.type, Pipe)]
+            out_steps = steps(outs)
+            if self.returns is not None:
+                out_steps += ((RETURN, compiler.node(self.returns)),)
+            plan = self._plans[byteorder] = (steps(ins), out_steps)
+        return plan
+
+    def encode_request(
+        self,
+        args: Mapping[str, Any],
+        *,
+        byteorder: ByteOrder = "little",
+        base: int = 0,
+        referent_ids: Iterable[int] | None = None,
+    ) -> bytes:
+        """The request stub for ``args`` (a mapping with every [in] parameter)."""
+        steps = self._plan(byteorder)[0]
+        return run_encode(steps, args, base=base, referent_ids=referent_ids)
+
+    def decode_request(
+        self,
+        stub: bytes | bytearray | memoryview,
+        *,
+        byteorder: ByteOrder = "little",
+        base: int = 0,
+    ) -> dict[str, Any]:
+        """The [in] parameters of a request stub."""
+        scope: dict[str, Any] = {}
+        run_decode(self._plan(byteorder)[0], stub, scope, base=base)
+        return scope
+
+    def encode_response(
+        self,
+        results: Mapping[str, Any],
+        *,
+        byteorder: ByteOrder = "little",
+        base: int = 0,
+        referent_ids: Iterable[int] | None = None,
+    ) -> bytes:
+        """The response stub: every [out] parameter and ``results["return"]`` if any."""
+        steps = self._plan(byteorder)[1]
+        return run_encode(steps, results, base=base, referent_ids=referent_ids)
+
+    def decode_response(
+        self,
+        stub: bytes | bytearray | memoryview,
+        *,
+        byteorder: ByteOrder = "little",
+        base: int = 0,
+        request: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The [out] parameters (and "return") of a response stub.
+
+        ``request`` (the [in] values of the call) lets correlations that name [in] parameters
+        be checked; without it those counts are taken from the wire.
+        """
+        steps = self._plan(byteorder)[1]
+        scope: dict[str, Any] = dict(request) if request is not None else {}
+        run_decode(steps, stub, scope, base=base)
+        return {name: scope[name] for name, _ in steps}
