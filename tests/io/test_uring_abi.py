@@ -635,6 +635,72 @@ def test_wait_in_another_thread_sees_completion(ring: abi.Ring) -> None:
     assert ring.reap() == [(1, 0, 0)]
 
 
+def test_requests_of_an_exited_thread_are_cancelled(
+    ring: abi.Ring, sockpair: tuple[socket.socket, socket.socket]
+) -> None:
+    """A kernel fact the backend must design around: requests belong to the submitting thread.
+
+    Depending on the kernel the RECV is cancelled when the thread exits or when its task work
+    would run (data arriving); either way it ends with -ECANCELED and the data stays queued.
+    """
+    a, b = sockpair
+    addr, n, _keep = pin_writable(bytearray(8))
+    tids: list[int] = []
+
+    def submit_and_exit() -> None:
+        tids.append(threading.get_native_id())
+        ring.prep_recv(b.fileno(), addr, n, 1)
+        ring.submit()
+
+    t = threading.Thread(target=submit_and_exit, name="winaio-test-short-lived")
+    t.start()
+    t.join(DEADLINE)
+    # join() returns before the OS thread is gone; until then it still runs its task work.
+    end = time.monotonic() + DEADLINE
+    while os.path.exists(f"/proc/self/task/{tids[0]}"):
+        assert time.monotonic() < end, "the thread never exited"
+        os.sched_yield()
+    a.send(b"hi")
+    assert wait_for(ring, 1) == [(1, -errno.ECANCELED, 0)]
+    assert b.recv(8) == b"hi"
+
+
+# -- enter errors ------------------------------------------------------------------------------
+
+
+def test_submit_retries_eintr_and_surfaces_busy(
+    monkeypatch: pytest.MonkeyPatch, ring: abi.Ring
+) -> None:
+    real = abi._syscall
+    calls: list[int] = []
+
+    def interrupted_once(nr: int, *args: object) -> int:
+        calls.append(nr)
+        if len(calls) == 1:
+            ctypes.set_errno(errno.EINTR)
+            return -1
+        return int(real(nr, *args))
+
+    monkeypatch.setattr(abi, "_syscall", interrupted_once)
+    ring.prep_nop(1)
+    assert ring.submit(1) == 1
+    assert calls == [426, 426]
+    assert ring.reap() == [(1, 0, 0)]
+
+    def busy(nr: int, *args: object) -> int:
+        ctypes.set_errno(errno.EBUSY)
+        return -1
+
+    monkeypatch.setattr(abi, "_syscall", busy)
+    ring.prep_nop(2)
+    with pytest.raises(abi.RingBusyError) as info:
+        ring.submit()
+    assert info.value.errno == errno.EBUSY
+    monkeypatch.setattr(abi, "_syscall", real)
+    assert ring.submit(1) == 1  # still prepared: it goes with the next submit
+    assert ring.reap() == [(2, 0, 0)]
+
+
 # -- waiting with a timeout ----------------------------------------------------------------------
 
 

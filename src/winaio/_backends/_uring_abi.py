@@ -42,11 +42,10 @@ io_uring_enter(2), io_uring_register(2); Jens Axboe, "Efficient IO with io_uring
   here is a separate opaque C call (``pack_into``, a memoryview item store), so the C
   compiler cannot reorder them either. On weakly ordered CPUs (aarch64, ppc64, riscv) that
   is not enough, so :func:`probe` reports io_uring unavailable there.
-* **Submission copies the SQE.** During io_uring_enter(2) the kernel consumes each published
-  SQE and copies what it needs, so the slot can be reused once the call returns. With
-  ``IORING_FEAT_SUBMIT_STABLE`` (5.5) the structures an SQE points at for set-up (iovec
-  array, msghdr, sockaddr for CONNECT, timespec) have been read by then too. Data buffers are
-  used until the request completes; the simple rule is to keep everything until the CQE.
+* **Submission copies the SQE.** io_uring_enter(2) consumes each published SQE, so its slot
+  is free once the call returns; with ``IORING_FEAT_SUBMIT_STABLE`` (5.5) so are the set-up
+  structures it points at (iovecs, msghdr, timespec). Data buffers are used until the request
+  completes; the simple rule is to keep everything until the CQE.
 * **Exactly one CQE per SQE**, echoing its 64-bit ``user_data``, with ``res`` = result or
   ``-errno`` (``IOSQE_CQE_SKIP_SUCCESS``, 5.17, suppresses it on success; multishot requests
   post several, with ``IORING_CQE_F_MORE`` on all but the last). **Cancelling does not end a
@@ -75,15 +74,17 @@ io_uring_enter(2), io_uring_register(2); Jens Axboe, "Efficient IO with io_uring
   even if another thread is the one waiting. ``IORING_SETUP_COOP_TASKRUN`` and
   ``IORING_SETUP_DEFER_TASKRUN`` postpone it until the submitter enters the kernel (DEFER
   also requires ``SINGLE_ISSUER`` and that only the submitter waits): do not use them when one
-  thread submits and another waits.
+  thread submits and another waits. Requests also belong to their submitter: if that thread
+  exits first, a request still waiting for its task work completes with -ECANCELED (a RECV
+  leaves the data in the socket). Submit from long-lived threads.
 * **Teardown is asynchronous.** Closing the fd and unmapping cancels what is in flight, but
   the kernel may still write into user buffers while it finishes. Drain first (cancel, then
   reap every outstanding ``user_data``), then :meth:`Ring.close`. Never share a ring across
   ``fork()``.
-* **Availability.** io_uring_setup fails with ENOSYS when the kernel lacks it or seccomp
-  blocks it (Docker's default profile does), with EPERM when
-  ``kernel.io_uring_disabled`` is 2, or 1 and the caller is neither in
-  ``kernel.io_uring_group`` nor CAP_SYS_ADMIN (6.6+). Kernels before 5.12 charge rings to
+* **Availability.** io_uring_setup fails with ENOSYS when the kernel lacks it or a seccomp
+  filter blocks it (container runtimes increasingly do), with EPERM when
+  ``kernel.io_uring_disabled`` (6.6+) is 2, or is 1 and the caller is neither in
+  ``kernel.io_uring_group`` nor CAP_SYS_ADMIN. Kernels before 5.12 charge rings to
   RLIMIT_MEMLOCK (ENOMEM). This module needs 5.6 (``IORING_SETUP_CLAMP``,
   ``IORING_REGISTER_PROBE``); opcodes and features beyond that are reported by :func:`probe`.
 """
@@ -177,6 +178,7 @@ class Ring(SqePrep):
         entries: SQ size; rounded up to a power of two and clamped to the kernel maximum.
         flags: extra ``IORING_SETUP_*`` flags (only those this layer understands).
         cq_entries: CQ size (``IORING_SETUP_CQSIZE``); default twice the SQ size.
+        _single_mmap: tests only; False forces the pre-5.4 layout (one mmap per ring).
 
     Raises:
         OSError: io_uring_setup(2) or mmap(2) failed (use :func:`probe` to find out whether
@@ -188,29 +190,17 @@ class Ring(SqePrep):
     """
 
     __slots__ = (
-        "_cq_head",
-        "_cq_head_i",
-        "_cq_mask",
-        "_cq_tail_i",
-        "_cq_u32",
-        "_cqes",
-        "_maps",
-        "_sq_flags_i",
-        "_sq_tail_i",
-        "_views",
-        "cq_entries",
-        "fd",
-        "features",
-        "flags",
-    )
+        "_cq_head", "_cq_head_i", "_cq_mask", "_cq_tail_i", "_cq_u32", "_cqes", "_maps",
+        "_sq_flags_i", "_sq_tail_i", "_views", "cq_entries", "fd", "features", "flags",
+    )  # fmt: skip
     _cq_u32: memoryview[int]  # the CQ ring as u32 words (the SQ ring's are in SqePrep)
     _cqes: memoryview[int]  # the CQE array
     _cq_head: int  # our CQ head (the kernel sees it only once stored into the ring)
-    _cq_head_i: int  # indices of ring fields in the u32 views
+    _cq_mask: int
+    _cq_head_i: int  # indices of ring fields in the u32 views (byte offset >> 2)
     _cq_tail_i: int
     _sq_tail_i: int
     _sq_flags_i: int
-    _cq_mask: int
 
     def __init__(
         self,
@@ -274,7 +264,6 @@ class Ring(SqePrep):
         self._views = [sq_array, self._sqes, self._cqes, self._cq_u32, self._sq_u32]
         self._views += [cq_view, sq_view]
 
-        # Ring fields are u32 words: byte offset >> 2 indexes the u32 views.
         self._sq_head_i, self._sq_tail_i = sq.head >> 2, sq.tail >> 2
         self._sq_flags_i = sq.flags >> 2
         self._cq_head_i, self._cq_tail_i = cq.head >> 2, cq.tail >> 2
@@ -285,15 +274,9 @@ class Ring(SqePrep):
         self._cq_head = int(self._cq_u32[self._cq_head_i])
 
     def _mmap(self, size: int, offset: int) -> mmap.mmap:
-        m = mmap.mmap(
-            self.fd,
-            size,
-            flags=mmap.MAP_SHARED | mmap.MAP_POPULATE,
-            prot=mmap.PROT_READ | mmap.PROT_WRITE,
-            offset=offset,
-        )
-        self._maps.append(m)
-        return m
+        flags, prot = mmap.MAP_SHARED | mmap.MAP_POPULATE, mmap.PROT_READ | mmap.PROT_WRITE
+        self._maps.append(mmap.mmap(self.fd, size, flags, prot, offset=offset))
+        return self._maps[-1]
 
     # -- lifetime -----------------------------------------------------------------------------
 
@@ -388,10 +371,9 @@ class Ring(SqePrep):
             :meth:`cq_ready` on return (may be < ``wait_nr`` after a timeout).
 
         Raises:
-            NotImplementedError: a timeout was given but the kernel lacks
-                ``IORING_FEAT_EXT_ARG`` (< 5.11). Fallbacks for the backend: register an
-                eventfd and poll it with a timeout, or (SQ-side) queue a TIMEOUT SQE with a
-                reserved user_data before waiting, as liburing does.
+            NotImplementedError: a timeout without ``IORING_FEAT_EXT_ARG`` (< 5.11). The
+                backend then polls a registered eventfd with a timeout, or queues a TIMEOUT
+                SQE with a reserved user_data before waiting (liburing's fallback).
         """
         self._enter(False, wait_nr, timeout)
         return self.cq_ready()
@@ -418,7 +400,7 @@ class Ring(SqePrep):
                 return 0
             ret: int = _syscall(_NR_IO_URING_ENTER, self.fd, to_submit, wait_nr, flags, argp, argsz)
             if ret >= 0:
-                if self._sq_dirty:
+                if submit and self._sq_dirty:  # never from wait_cqes: it holds no SQ lock
                     self._sq_clean()
                 return ret
             err = ctypes.get_errno()
@@ -527,23 +509,14 @@ class Ring(SqePrep):
 
     def probe_opcodes(self) -> frozenset[int]:
         """IORING_REGISTER_PROBE (5.6): the opcodes this kernel supports."""
-        nr = 256
-        buf = (ctypes.c_uint8 * (16 + 8 * nr))()  # struct io_uring_probe + ops[], zeroed
-        self._register(RegisterOp.IORING_REGISTER_PROBE, buf, nr)
-        raw = bytes(buf)
-        ops_len = raw[1]
-        return frozenset(
-            raw[16 + 8 * i]
-            for i in range(ops_len)
-            if int.from_bytes(raw[18 + 8 * i : 20 + 8 * i], "little") & 1  # IO_URING_OP_SUPPORTED
-        )
+        buf = (ctypes.c_uint8 * (16 + 8 * 256))()  # struct io_uring_probe + 256 ops, zeroed
+        self._register(RegisterOp.IORING_REGISTER_PROBE, buf, 256)
+        ops = struct.iter_unpack("<BBHI", bytes(buf)[16 : 16 + 8 * buf[1]])  # ops_len entries
+        return frozenset(op for op, _, flags, _ in ops if flags & 1)  # IO_URING_OP_SUPPORTED
 
 
 # ------------------------------------------------------------------------------------------------
 # probe
-
-
-_NO_FEATURES = Feature(0)
 
 
 @dataclass(frozen=True)
@@ -553,7 +526,7 @@ class ProbeResult:
     available: bool
     reason: str
     opcodes: frozenset[int] = frozenset()
-    features: Feature = _NO_FEATURES
+    features: Feature = Feature(0)  # noqa: RUF009 (an immutable int flag)
     kernel: str = field(default_factory=platform.release)
 
     def supports(self, *opcodes: int) -> bool:
@@ -623,9 +596,5 @@ def probe() -> ProbeResult:
         except OSError as e:
             reason = f"IORING_REGISTER_PROBE failed ({os.strerror(e.errno or 0)}; kernel < 5.6?)"
             return ProbeResult(False, reason, features=ring.features)
-    return ProbeResult(
-        True,
-        f"io_uring available: {len(opcodes)} opcodes, features {int(ring.features):#x}",
-        opcodes,
-        ring.features,
-    )
+    reason = f"io_uring available: {len(opcodes)} opcodes, features {int(ring.features):#x}"
+    return ProbeResult(True, reason, opcodes, ring.features)
