@@ -20,7 +20,6 @@ from winaio.rpc._connection import (
     SimpleRegistry,
     fault_status,
 )
-from winaio.rpc._fragment import request_fragments
 from winaio.rpc._pdu import AuthVerifier, Fault, PfcFlags, Request, Response, SyntaxId
 from winaio.rpc._pdu_codec import build_pdu, decode_header, parse_pdu
 
@@ -144,7 +143,7 @@ def test_response_echoes_call_id_and_p_cont_id_with_alloc_hint(pair: Any) -> Non
     from winaio.rpc._pdu import NDR20_SYNTAX, ContextElement
 
     pair.bind(ContextElement(2, IFACE, (NDR20_SYNTAX,)))
-    call_id, (request,) = pair.call(7, b"\x01\x02", p_cont_id=2)
+    call_id, (_request,) = pair.call(7, b"\x01\x02", p_cont_id=2)
     data = pair.server.send_response(call_id, b"R" * 12)
     response = parse_pdu(data)
     assert isinstance(response, Response)
@@ -290,7 +289,7 @@ def test_request_over_4_mib_is_faulted_with_status_5(pair_factory: Any) -> None:
 def test_exactly_4_mib_is_accepted(pair: Any) -> None:
     pair.bound()
     stub = bytes(4 * 1024 * 1024)
-    call_id, data = pair.client.request(0, 1, stub)
+    _call_id, data = pair.client.request(0, 1, stub)
     (request,) = pair.to_server(data)
     assert len(request.stub) == len(stub)
 
@@ -306,7 +305,7 @@ def test_alloc_hint_announcing_more_than_4_mib_is_refused_early(pair: Any) -> No
 def test_old_fragments_are_dropped_within_150_call_ids(pair: Any) -> None:
     # [MS-RPCE §3.3.3.5.6]
     pair.bound()
-    (request,) = pair.to_server(frag(200, b"a", FIRST | LAST))
+    (_request,) = pair.to_server(frag(200, b"a", FIRST | LAST))
     assert pair.to_server(frag(51, b"stale", LAST)) == []
     pair.server.receive_data(frag(50, b"stale", LAST))
     with pytest.raises(RemoteProtocolError):
