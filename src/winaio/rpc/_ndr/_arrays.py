@@ -399,7 +399,6 @@ def _conformant_varying(
         pos += -pos & 3
         offset, actual = u32x2.unpack_from(buf, pos)
         _check_variance(maximum, offset, actual, first_get, pos)
-        check_corr(size_get, scope, maximum, "max_count", pos)
         check_corr(length_get, scope, actual, "actual_count", pos)
         check_corr(first_get, scope, offset, "offset", pos)
         return read(buf, pos + 8, actual, ctx, scope)
@@ -407,11 +406,13 @@ def _conformant_varying(
     def dec(buf: bytes, pos: int, ctx: DecodeContext, scope: Mapping[str, Any]) -> tuple[Any, int]:
         pos += -pos & 3
         (maximum,) = kit.u32.unpack_from(buf, pos)
+        check_corr(size_get, scope, maximum, "max_count", pos)
         return variance(buf, pos + 4, ctx, scope, maximum)
 
     def dec_body(
         buf: bytes, pos: int, ctx: DecodeContext, scope: Mapping[str, Any], maxes: list[int]
     ) -> tuple[Any, int]:
+        check_corr(size_get, scope, maxes[0], "max_count", pos)
         return variance(buf, pos, ctx, scope, maxes[0])
 
     node = Node(enc, dec, align=4, salign=element.salign, min_size=12)

@@ -76,6 +76,12 @@ class Compiler:
     def __init__(self, kit: Kit) -> None:
         self.kit = kit
         self._memo: dict[tuple[int, bool], tuple[NdrType, Node]] = {}
+        self._pinned: list[NdrType] = []
+
+    def pin(self, desc: NdrType) -> int:
+        """``id(desc)``, kept valid for as long as this compiler's nodes live."""
+        self._pinned.append(desc)
+        return id(desc)
 
     def node(self, desc: NdrType, *, embedded: bool = False) -> Node:
         """The compiled node for ``desc`` (``embedded``: inside a struct, array or union)."""

@@ -38,7 +38,7 @@ from ._runtime import (
     corr_getter,
     resolve,
 )
-from ._types import EncapsulatedUnion, NdrType, Pointer, Union, Void
+from ._types import EncapsulatedUnion, Lazy, NdrType, Pointer, Union, Void
 
 if TYPE_CHECKING:
     from ._compile import Compiler
@@ -53,13 +53,19 @@ _NULL_ID = bytes(4)
 def pointer(comp: Compiler, desc: Pointer, embedded: bool) -> Node:
     # The referent is a construct of its own: compiled top-level even for embedded pointers.
     target = comp.node(desc.target)
+    # Full pointers alias per referent type; a recursive type may be compiled more than once
+    # (and reached through Lazy), so the type is identified by its resolved descriptor.
+    resolved = desc.target
+    while isinstance(resolved, Lazy):
+        resolved = resolved.resolve()
+    type_key = comp.pin(resolved)
     if embedded:
-        return _embedded(comp, target, desc.kind)
+        return _embedded(comp, target, desc.kind, type_key)
     if desc.kind == "ref":
         return _top_ref(target)
     if desc.kind == "unique":
         return _top_unique(comp, target)
-    return _top_full(comp, target)
+    return _top_full(comp, target, type_key)
 
 
 def _top_ref(target: Node) -> Node:
@@ -103,10 +109,9 @@ def _top_unique(comp: Compiler, target: Node) -> Node:
     return Node(enc, dec, align=4, min_size=4, defers=target.defers)
 
 
-def _top_full(comp: Compiler, target: Node) -> Node:
+def _top_full(comp: Compiler, target: Node, tid: int) -> Node:
     tenc, tdec = target.enc, target.dec
     u32 = comp.kit.u32
-    tid = id(target)
 
     def enc(out: bytearray, value: Any, ctx: EncodeContext, scope: Mapping[str, Any]) -> None:
         out += ZEROS[-len(out) & 3]
@@ -154,10 +159,9 @@ def _alias(entry: Slot) -> Any:
     return alias
 
 
-def _embedded(comp: Compiler, target: Node, kind: str) -> Node:
+def _embedded(comp: Compiler, target: Node, kind: str, tid: int) -> Node:
     tenc, tdec = target.enc, target.dec
     u32 = comp.kit.u32
-    tid = id(target)
 
     def enc(out: bytearray, value: Any, ctx: EncodeContext, scope: Mapping[str, Any]) -> None:
         out += ZEROS[-len(out) & 3]
