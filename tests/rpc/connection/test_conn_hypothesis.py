@@ -3,6 +3,7 @@ string fed to a connection produces events or RemoteProtocolError, nothing else,
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 from uuid import UUID
 
@@ -107,7 +108,7 @@ def fragmentation(draw: st.DrawFn) -> tuple[bytes, list[int]]:
     stub = draw(st.binary(max_size=12000))
     points = sorted({0, len(stub), *draw(st.lists(st.integers(0, len(stub)), max_size=16))})
     sizes: list[int] = []
-    for a, b in zip(points, points[1:], strict=False):
+    for a, b in itertools.pairwise(points):
         while b - a > 5840 - 24:
             sizes.append(5840 - 24)
             a += 5840 - 24
