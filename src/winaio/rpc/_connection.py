@@ -7,6 +7,7 @@ Layout (each module's docstring holds its rules and spec citations):
 - ``_fragment``          fast builders for request/response fragments and fault PDUs
 - ``_connection_events`` the events below and ``NEED_DATA``
 - ``_connection_base``   stream framing, InterfaceRegistry, AssociationGroups
+- ``_connection_contexts`` presentation-context negotiation, fault status rules
 - ``_connection_server`` ServerConnection
 - ``_connection_client`` ClientConnection
 
@@ -29,8 +30,9 @@ Nothing here imports socket, asyncio, threading, time or the NDR package: stub d
 
 from __future__ import annotations
 
-from ._connection_base import AssociationGroups, InterfaceRegistry, SimpleRegistry, select_interface
+from ._connection_base import AssociationGroups, InterfaceRegistry, SimpleRegistry
 from ._connection_client import ClientConnection
+from ._connection_contexts import SUPPORTED_BIND_TIME_FEATURES, fault_status, select_interface
 from ._connection_events import (
     NEED_DATA,
     AcceptedContext,
@@ -52,7 +54,7 @@ from ._connection_events import (
     ServerEvent,
     ShutdownRequested,
 )
-from ._connection_server import SUPPORTED_BIND_TIME_FEATURES, ServerConnection, fault_status
+from ._connection_server import ServerConnection
 
 __all__ = [
     "ServerConnection",

@@ -2,7 +2,7 @@
 
 Contents: the stream framer both roles inherit (receive buffer, ``data_to_send`` queue, error
 latch), the ``InterfaceRegistry`` protocol a server connection consults during presentation
-context negotiation, the version-compatibility rule, and ``AssociationGroups``, the allocator
+context negotiation, a dict-backed implementation of it, and ``AssociationGroups``, the allocator
 of assoc_group_ids that all server connections of one server share.
 
 Rules and invariants:
@@ -35,7 +35,6 @@ __all__ = [
     "AssociationGroups",
     "InterfaceRegistry",
     "SimpleRegistry",
-    "select_interface",
 ]
 
 IfT = TypeVar("IfT")
@@ -52,23 +51,6 @@ class InterfaceRegistry(Protocol[IfT_co]):
     """
 
     def lookup(self, if_uuid: UUID) -> Mapping[tuple[int, int], IfT_co]: ...
-
-
-def select_interface(versions: Mapping[tuple[int, int], IfT], offered: SyntaxId) -> IfT | None:
-    """Pick the registered interface compatible with the client's abstract syntax.
-
-    Compatible = same UUID (already matched by the lookup), same major version, client minor
-    <= server minor [C706 §12.6.4.3 abstract syntax compatibility], spec A11. An exact version
-    wins; otherwise the highest compatible minor. None if nothing is compatible (rpc #50).
-    """
-    exact = versions.get((offered.major, offered.minor))
-    if exact is not None:
-        return exact
-    best: tuple[int, IfT] | None = None
-    for (major, minor), token in versions.items():
-        if major == offered.major and minor >= offered.minor and (best is None or minor > best[0]):
-            best = (minor, token)
-    return None if best is None else best[1]
 
 
 class SimpleRegistry(Generic[IfT]):

@@ -22,13 +22,10 @@ Rules (spec B4-B8 and the sources cited inline):
   reason 4 [samba:dcesrv_core.c dcesrv_bind]. bind_ack frag sizes are min(client's, max_frag)
   rounded down to a multiple of 8 as Windows does [samba:dcesrv_bind] (impacket 4280 -> 4280,
   rpc #45); the sec_addr is NUL-terminated (rpc #46); PFC_CONC_MPX is echoed (rpc #73).
-- Presentation contexts [MS-RPCE §3.3.1.5.6]: unknown abstract syntax -> provider_rejection
-  reason 1 (rpc #47); known interface -> the NDR 2.0 element is accepted, at most one per
-  abstract syntax; NDR64 and anything else -> reason 2 (rpc #48); a bind time feature element
-  -> negotiate_ack whose reason is the client's bitmask & KeepConnectionOnOrphan (the only
-  feature implemented; we never close on orphan) with a zero transfer syntax (rpc #49).
+- Presentation contexts: negotiated by ``_connection_contexts.negotiate_contexts`` (rpc #47-#50:
+  NDR 2.0 accepted, NDR64 rejected with reason 2, bind time features answered negotiate_ack).
   alter_context adds contexts (alter_context_resp, sec_addr_len 0, rpc #54); reusing a
-  p_cont_id for another interface there is a protocol error (fault + disconnect, Samba).
+  p_cont_id for another interface there is a protocol error (fault + disconnect, as Samba).
 - Requests: fragments are reassembled in order (one call at a time, [MS-RPCE §3.3.1.5.8]);
   FIRST/LAST flags, call_id, p_cont_id and opnum must be consistent (rpc #68); alloc_hint is
   only a hint (rpc #69); requests that are answered with a fault and never dispatched:
@@ -51,16 +48,15 @@ from collections.abc import Hashable
 from typing import Final, Generic, NoReturn, TypeVar
 from uuid import UUID
 
-from ..codes import NcaStatus, RpcStatus, WinError, rpc_to_nca_status
+from ..codes import NcaStatus, RpcStatus
 from ..errors import LocalProtocolError, RemoteProtocolError
 from ._connection_base import (
-    FORBIDDEN_FAULT_STATUSES,
     MAX_REQUEST_SIZE,
     AssociationGroups,
     ConnectionBase,
     InterfaceRegistry,
-    select_interface,
 )
+from ._connection_contexts import NegotiationError, fault_status, negotiate_contexts
 from ._connection_events import (
     AcceptedContext,
     BindRefused,
@@ -78,27 +74,19 @@ from ._fragment import fault_pdu, response_fragments
 from ._pdu import (
     MAX_FRAG_SIZE,
     MUST_RECV_FRAG_SIZE,
-    NDR20_SYNTAX,
-    NULL_SYNTAX,
     AlterContext,
     AlterContextResp,
     Bind,
     BindAck,
     BindNak,
-    BindTimeFeatures,
-    ContDefResult,
-    ContextElement,
-    ContextResult,
     PfcFlags,
-    ProviderReason,
     PType,
     RejectReason,
     Shutdown,
-    bind_time_features_of,
 )
 from ._pdu_codec import Header, build_pdu, check_version, parse_pdu_at, request_fields
 
-__all__ = ["ServerConnection", "fault_status"]
+__all__ = ["ServerConnection"]
 
 IfT = TypeVar("IfT")
 
@@ -110,31 +98,9 @@ _PROTO_ERROR: Final = int(NcaStatus.NCA_S_PROTO_ERROR)
 _UNK_IF: Final = int(NcaStatus.NCA_S_UNK_IF)
 _ACCESS_DENIED: Final = int(RpcStatus.RPC_S_ACCESS_DENIED)
 _REQUEST: Final = int(PType.REQUEST)
-#: Bind time features this server implements [MS-RPCE §2.2.2.15]: it keeps the connection
-#: after an orphaned PDU; it has no security context multiplexing (no security at all).
-SUPPORTED_BIND_TIME_FEATURES: Final = int(BindTimeFeatures.KEEP_CONNECTION_ON_ORPHAN_SUPPORTED)
 #: [MS-RPCE §3.3.3.5.6]: a non-first fragment of an unknown call is dropped if its call_id is
 #: below the current one by less than this, else it is a protocol error.
 _OLD_CALL_WINDOW: Final = 150
-
-_STATUS_ACCESS_VIOLATION: Final = 0xC0000005
-
-
-def fault_status(status: int) -> int:
-    """The status to put in a fault PDU for an RPC_STATUS / exception code (rpc #61).
-
-    Maps RPC_STATUS values to nca_s_* ([wine:rpc_message.c RPC2NCA_STATUS]); negative codes
-    (HRESULTs held in a signed int) are taken modulo 2**32; STATUS_ACCESS_VIOLATION becomes
-    ERROR_NOACCESS as in Wine; 0 and the other forbidden codes become nca_s_fault_unspec.
-    """
-    if not -0x80000000 <= status <= 0xFFFFFFFF:
-        raise LocalProtocolError(f"fault status {status} does not fit in 32 bits")
-    wire = rpc_to_nca_status(status & 0xFFFFFFFF)
-    if wire == _STATUS_ACCESS_VIOLATION:
-        return int(WinError.ERROR_NOACCESS)
-    if wire in FORBIDDEN_FAULT_STATUSES:
-        return int(NcaStatus.NCA_S_FAULT_UNSPEC)
-    return wire
 
 
 class _Slot:
@@ -186,10 +152,6 @@ class _Reassembly(Generic[IfT]):
         self.chunks = [first]
         self.size = len(first)
         self.cancel_count = cancel_count
-
-
-class _NegotiationError(Exception):
-    """A bind/alter_context body that must be refused as a whole."""
 
 
 class ServerConnection(ConnectionBase, Generic[IfT]):
@@ -372,8 +334,10 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
         if pdu.assoc_group_id and not self._groups.may_join(pdu.assoc_group_id, self._peer):
             return self._refuse(pdu.call_id, RejectReason.REASON_NOT_SPECIFIED)
         try:
-            results, accepted, features = self._negotiate(pdu.contexts)
-        except _NegotiationError:
+            results, accepted, features = negotiate_contexts(
+                self._registry, self._contexts, pdu.contexts
+            )
+        except NegotiationError:
             return self._refuse(pdu.call_id, RejectReason.REASON_NOT_SPECIFIED)
         if pdu.assoc_group_id:
             self._groups.join(pdu.assoc_group_id, self._peer)
@@ -421,8 +385,10 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
                 status=RpcStatus.RPC_S_UNKNOWN_AUTHN_SERVICE,
             )
         try:
-            results, accepted, features = self._negotiate(pdu.contexts)
-        except _NegotiationError as exc:
+            results, accepted, features = negotiate_contexts(
+                self._registry, self._contexts, pdu.contexts
+            )
+        except NegotiationError as exc:
             self._die(pdu.call_id, 0, f"alter_context: {exc}")
         if features is not None and self._features is None:
             self._features = features
@@ -439,59 +405,6 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
         )
         self._out.append(build_pdu(resp))
         return ContextAltered(pdu.call_id, accepted, results)
-
-    def _negotiate(
-        self, elements: tuple[ContextElement, ...]
-    ) -> tuple[tuple[ContextResult, ...], tuple[AcceptedContext[IfT], ...], int | None]:
-        results: list[ContextResult] = []
-        accepted: list[AcceptedContext[IfT]] = []
-        features: int | None = None
-        seen_ids: set[int] = set()
-        chosen: set[object] = set()
-        reject_syntax = ContextResult(
-            ContDefResult.PROVIDER_REJECTION,
-            ProviderReason.PROPOSED_TRANSFER_SYNTAXES_NOT_SUPPORTED,
-            NULL_SYNTAX,
-        )
-        for el in elements:
-            if not el.transfer_syntaxes:
-                raise _NegotiationError(f"p_cont_id {el.p_cont_id} has no transfer syntax")
-            if el.p_cont_id in seen_ids:
-                raise _NegotiationError(f"p_cont_id {el.p_cont_id} proposed twice")
-            seen_ids.add(el.p_cont_id)
-            # Only the first transfer syntax is looked at, like Samba.
-            bitmask = bind_time_features_of(el.transfer_syntaxes[0])
-            if bitmask is not None:
-                if features is not None:
-                    raise _NegotiationError("more than one bind time feature element")
-                features = bitmask & SUPPORTED_BIND_TIME_FEATURES
-                results.append(ContextResult(ContDefResult.NEGOTIATE_ACK, features, NULL_SYNTAX))
-                continue
-            existing = self._contexts.get(el.p_cont_id)
-            if existing is not None and existing.abstract_syntax != el.abstract_syntax:
-                raise _NegotiationError(f"p_cont_id {el.p_cont_id} names another interface")
-            token = select_interface(
-                self._registry.lookup(el.abstract_syntax.uuid), el.abstract_syntax
-            )
-            if token is None:
-                results.append(
-                    ContextResult(
-                        ContDefResult.PROVIDER_REJECTION,
-                        ProviderReason.ABSTRACT_SYNTAX_NOT_SUPPORTED,
-                        NULL_SYNTAX,
-                    )
-                )
-                continue
-            if NDR20_SYNTAX not in el.transfer_syntaxes or el.abstract_syntax in chosen:
-                results.append(reject_syntax)
-                continue
-            chosen.add(el.abstract_syntax)
-            results.append(ContextResult(ContDefResult.ACCEPTANCE, 0, NDR20_SYNTAX))
-            if existing is None:
-                accepted.append(
-                    AcceptedContext(el.p_cont_id, el.abstract_syntax, NDR20_SYNTAX, token)
-                )
-        return tuple(results), tuple(accepted), features
 
     # -- requests ------------------------------------------------------------------------------
 
