@@ -221,6 +221,7 @@ class ConnectionBase:
         """Mark the connection closed (idempotent) and return the ConnectionClosed event."""
         if self._closed is None:
             self._eof = True
+            self._buf, self._off = b"", 0  # whatever was not processed never will be
             self._closed = self._on_close()
         return self._closed
 

@@ -35,6 +35,7 @@ Rules (spec A6, B4-B7 and the sources cited inline):
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from typing import Final
 from uuid import UUID
@@ -86,6 +87,10 @@ _RESPONSE: Final = int(PType.RESPONSE)
 _FAULT: Final = int(PType.FAULT)
 _KEEP_ON_ORPHAN: Final = int(BindTimeFeatures.KEEP_CONNECTION_ON_ORPHAN_SUPPORTED)
 _MAX_ALLOC_HINT: Final = 0x7FFFFFFF
+_FIRST_LAST: Final = _FIRST | _LAST
+_DREP_LE: Final = 0x00000010  # packed_drep 10 00 00 00 as a little-endian u32
+# vers minor ptype flags drep frag_length auth_length call_id alloc_hint p_cont_id cancel_count
+_FAST_RESPONSE: Final = struct.Struct("<BBBBIHHIIHBx")
 _CLIENT_BOUND_PTYPES: Final = frozenset(
     int(p)
     for p in (
@@ -325,6 +330,9 @@ class ClientConnection(ConnectionBase):
     def next_event(self) -> ClientEvent | NeedData:
         """The next event, NEED_DATA, or ConnectionClosed after EOF; raises RemoteProtocolError."""
         self._check_alive()
+        fast = self._fast_response()
+        if fast is not None:
+            return fast
         try:
             while True:
                 h = self._frame()
@@ -344,6 +352,31 @@ class ClientConnection(ConnectionBase):
         except RemoteProtocolError as exc:
             self._error = exc
             raise
+
+    def _fast_response(self) -> ResponseReceived | None:
+        """The common case in one step: an unfragmented, unauthenticated little-endian response
+        to an outstanding call. Anything else takes the general path (and its checks)."""
+        buf, off = self._buf, self._off
+        if len(buf) - off < 24:
+            return None
+        vers, minor, ptype, flags, drep, frag, auth, call_id, hint, _ctx, cancel_count = (
+            _FAST_RESPONSE.unpack_from(buf, off)
+        )
+        if (
+            ptype != _RESPONSE
+            or drep != _DREP_LE
+            or vers != 5
+            or minor > 1
+            or auth
+            or flags & _FIRST_LAST != _FIRST_LAST
+            or not 24 <= frag <= len(buf) - off
+            or hint > _MAX_ALLOC_HINT
+            or self._calls.get(call_id, 0) is not None  # absent (0) or mid-reassembly (list)
+        ):
+            return None
+        self._off = off + frag
+        del self._calls[call_id]
+        return ResponseReceived(call_id, buf[off + 24 : off + frag], cancel_count)
 
     def _check_header(self, h: Header) -> None:
         check_version(h)

@@ -43,6 +43,7 @@ Rules (spec B4-B8 and the sources cited inline):
 
 from __future__ import annotations
 
+import struct
 from collections import deque
 from collections.abc import Hashable
 from typing import Final, Generic, NoReturn, TypeVar
@@ -98,6 +99,12 @@ _PROTO_ERROR: Final = int(NcaStatus.NCA_S_PROTO_ERROR)
 _UNK_IF: Final = int(NcaStatus.NCA_S_UNK_IF)
 _ACCESS_DENIED: Final = int(RpcStatus.RPC_S_ACCESS_DENIED)
 _REQUEST: Final = int(PType.REQUEST)
+_DREP_LE: Final = 0x00000010  # packed_drep 10 00 00 00 as a little-endian u32
+# vers minor ptype flags drep frag_length auth_length call_id alloc_hint p_cont_id opnum
+_FAST_REQUEST: Final = struct.Struct("<BBBBIHHIIHH")
+_FAST_FLAG_MASK: Final = int(
+    PfcFlags.PFC_FIRST_FRAG | PfcFlags.PFC_LAST_FRAG | PfcFlags.PFC_OBJECT_UUID
+)
 #: [MS-RPCE §3.3.3.5.6]: a non-first fragment of an unknown call is dropped if its call_id is
 #: below the current one by less than this, else it is a protocol error.
 _OLD_CALL_WINDOW: Final = 150
@@ -243,6 +250,9 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
     def next_event(self) -> ServerEvent[IfT] | NeedData:
         """The next event, NEED_DATA, or ConnectionClosed after EOF; raises RemoteProtocolError."""
         self._check_alive()
+        fast = self._fast_request()
+        if fast is not None:
+            return fast
         try:
             while True:
                 h = self._frame()
@@ -260,6 +270,40 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
         except RemoteProtocolError as exc:
             self._error = exc
             raise
+
+    def _fast_request(self) -> RequestReceived[IfT] | None:
+        """The common case in one step: an unfragmented, unauthenticated little-endian request
+        on a bound context with an increasing call_id. Anything else (including every error)
+        returns None and takes the general path, which applies all the rules."""
+        buf, off = self._buf, self._off
+        if len(buf) - off < 24 or self._rx is not None:
+            return None
+        vers, minor, ptype, flags, drep, frag, auth, call_id, hint, p_cont_id, opnum = (
+            _FAST_REQUEST.unpack_from(buf, off)
+        )
+        if (
+            ptype != _REQUEST
+            or drep != _DREP_LE
+            or vers != 5
+            or minor > 1
+            or auth
+            or flags & _FAST_FLAG_MASK != _FIRST | _LAST
+            or not 24 <= frag <= self._max_frag
+            or frag > len(buf) - off
+            or hint > self._max_request
+            or (self._current_call_id is not None and call_id <= self._current_call_id)
+        ):
+            return None
+        ctx = self._contexts.get(p_cont_id)
+        if ctx is None:
+            return None
+        self._off = off + frag
+        self._current_call_id = call_id
+        cancels = 1 if flags & _PENDING_CANCEL else 0
+        return self._dispatch(
+            call_id, ctx, opnum, buf[off + 24 : off + frag], None, flags, buf[off + 4 : off + 8],
+            cancels,
+        )  # fmt: skip
 
     def _check_header(self, h: Header) -> None:
         # Reject early what no body can fix, so that garbage does not make us wait for data.
@@ -514,12 +558,21 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
         return call
 
     def _complete(self, call: _Call, data: bytes) -> bytes:
-        if not call.orphaned:
-            if self._conc_mpx:
-                self._out.append(data)
-            else:
-                call.data = data
-                self._flush()
+        out = self._out
+        if self._conc_mpx:
+            if not out:
+                return data  # the common case: nothing else queued
+            out.append(data)
+            return self.data_to_send()
+        order = self._order
+        if order[0] is call:
+            order.popleft()
+            if not out and not (order and order[0].data is not None):
+                return data  # the common case: answered in order, nothing else queued
+            out.append(data)
+        else:
+            call.data = data  # waits for the calls before it
+        self._flush()
         return self.data_to_send()
 
     def _flush(self) -> None:
@@ -545,6 +598,8 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
     def send_fault(self, call_id: int, status: int, *, did_not_execute: bool = False) -> bytes:
         """Answer a dispatched call with a 32-byte fault (rpc #18, #60, #61); see fault_status."""
         call = self._take(call_id)
+        if call.orphaned:
+            return self.data_to_send()
         data = fault_pdu(
             call_id, call.p_cont_id, fault_status(status),
             cancel_count=min(call.cancel_count, 255), did_not_execute=did_not_execute,

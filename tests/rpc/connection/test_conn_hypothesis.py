@@ -218,3 +218,87 @@ def test_client_fed_garbage_raises_only_remote_protocol_error(
     reply = response_fragments(2, 0, bytes(9000), 4280)
     mixed = reply[: len(data) % (len(reply) + 1)] + data
     _only_remote_errors(client, mixed, cuts, eof)
+
+
+@st.composite
+def request_streams(draw: st.DrawFn) -> bytes:
+    """Single-fragment requests, mostly valid, some with a non-increasing call_id, an unknown
+    p_cont_id, PFC_PENDING_CANCEL, a huge alloc_hint, big-endian drep, odd flags or a minor 1."""
+    parts = []
+    call_id = draw(st.integers(1, 10))
+    for _ in range(draw(st.integers(1, 8))):
+        call_id += draw(st.sampled_from([1, 1, 1, 0, -1, 5]))
+        parts.append(
+            build_pdu(
+                Request(
+                    call_id=max(call_id, 0),
+                    p_cont_id=draw(st.sampled_from([0, 0, 0, 1])),
+                    opnum=draw(st.integers(0, 3)),
+                    stub=draw(st.binary(max_size=40)),
+                    alloc_hint=draw(st.sampled_from([None, 0, 4 * 1024 * 1024 + 1])),
+                    pfc_flags=draw(st.sampled_from([3, 3, 3, 7, 0x43, 0x23, 1])),
+                    drep=draw(st.sampled_from([b"\x10\0\0\0"] * 3 + [b"\0\0\0\0"])),
+                    rpc_vers_minor=draw(st.sampled_from([0, 0, 1])),
+                )
+            )
+        )
+    return b"".join(parts)
+
+
+def _run_server(stream: bytes, fast: bool) -> tuple[list[Any], bytes, str]:
+    server, _, _ = bound_pair()
+    if not fast:
+        server._fast_request = lambda: None  # type: ignore[method-assign]
+    events: list[Any] = []
+    error, out = "", b""
+    server.receive_data(stream)
+    try:
+        while (event := server.next_event()) is not NEED_DATA:
+            events.append(event)
+            if isinstance(event, RequestReceived):
+                out += server.send_response(event.call_id, event.stub[::-1])
+    except RemoteProtocolError as exc:
+        error = str(exc)
+    return events, out + server.data_to_send(), error
+
+
+@SETTINGS
+@given(request_streams())
+def test_server_fast_path_matches_the_general_path(stream: bytes) -> None:
+    # The one-step fast path must be an optimisation only: same events, bytes and errors.
+    assert _run_server(stream, fast=True) == _run_server(stream, fast=False)
+
+
+@SETTINGS
+@given(
+    replies=st.lists(
+        st.tuples(st.integers(0, 5), st.sampled_from([3, 3, 1, 2, 0x23]), st.binary(max_size=30)),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_client_fast_path_matches_the_general_path(replies: list[tuple[int, int, bytes]]) -> None:
+    def run(fast: bool) -> tuple[list[Any], str]:
+        server, client = new_server(), ClientConnection()
+        server.receive_data(client.bind([ContextElement(0, IFACE, (NDR20_SYNTAX,))], conc_mpx=True))
+        drain(server)
+        client.receive_data(server.data_to_send())
+        drain(client)
+        for _ in range(3):
+            client.request(0, 1, b"")  # call_ids 2, 3, 4
+        if not fast:
+            client._fast_response = lambda: None  # type: ignore[method-assign]
+        stream = b"".join(
+            build_pdu(Response(call_id=c, p_cont_id=0, stub=s, pfc_flags=f)) for c, f, s in replies
+        )
+        events: list[Any] = []
+        error = ""
+        client.receive_data(stream)
+        try:
+            while (event := client.next_event()) is not NEED_DATA:
+                events.append(event)
+        except RemoteProtocolError as exc:
+            error = str(exc)
+        return events, error
+
+    assert run(fast=True) == run(fast=False)
