@@ -353,3 +353,26 @@ def test_big_endian_request_is_dispatched_with_its_drep(pair: Any) -> None:
     data = frag(5, b"\x00\x00\x00\x07", FIRST | LAST, drep=b"\x00\x00\x00\x00", opnum=0x0102)
     (request,) = pair.to_server(data)
     assert (request.opnum, request.drep) == (0x0102, b"\x00\x00\x00\x00")
+
+
+@pytest.mark.parametrize(
+    ("status", "wire", "client_status"),
+    [
+        # spec: rpc #57 — opnum >= procedure count: the runtime faults with this status
+        (RpcStatus.RPC_S_PROCNUM_OUT_OF_RANGE, 0x1C010002, RpcStatus.RPC_S_PROCNUM_OUT_OF_RANGE),
+        # spec: rpc #58 — interface unregistered after bind: the runtime faults nca_s_unk_if
+        (RpcStatus.RPC_S_UNKNOWN_IF, 0x1C010003, RpcStatus.RPC_S_UNKNOWN_IF),
+        # spec: rpc #59 — undecodable stub: 0x6F7 passes through unchanged
+        (RpcStatus.RPC_X_BAD_STUB_DATA, 0x6F7, RpcStatus.RPC_X_BAD_STUB_DATA),
+    ],
+)
+def test_runtime_fault_statuses_on_the_wire(
+    pair: Any, status: int, wire: int, client_status: int
+) -> None:
+    # The decisions are the runtime's (registry, NDR); the wire layer maps and carries them.
+    pair.bound()
+    call_id, _ = pair.call(99, b"\x01")
+    data = pair.server.send_fault(call_id, status, did_not_execute=True)
+    assert struct.unpack_from("<I", data, 24)[0] == wire
+    assert data[3] & PfcFlags.PFC_DID_NOT_EXECUTE
+    assert pair.to_client(data) == [FaultReceived(call_id, client_status, wire, True)]
