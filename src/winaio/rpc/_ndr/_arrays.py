@@ -8,6 +8,9 @@ general per-element loop for the rest.
 Rules [C706 §14.3.3-14.3.5], [MS-RPCE §3.1.1.5.3]:
 - Counts are u32s aligned to 4; elements then align to their own type. Conformant arrays send
   ``max_count``; varying ones ``offset, actual_count``; conformant-varying both, max first.
+- No elements, no alignment gap: a gap precedes a primitive [C706 §14.2.2], so an empty array
+  of hypers after its count adds nothing (Samba pidl and impacket agree; Wine's
+  NdrConformantArrayMarshall aligns unconditionally).
 - Multidimensional conformant arrays send every max_count first, then (varying) every
   (offset, actual_count) pair, then the elements in row-major order.
 - Decoding is strict: ``actual_count > max_count`` or ``offset + actual_count > max_count`` is
@@ -119,12 +122,15 @@ def _wstr_block(kit: Kit) -> Block:
         return len(data) >> 1, data
 
     def write(out: bytearray, data: Any, ctx: EncodeContext, scope: Mapping[str, Any]) -> None:
-        out += ZEROS[len(out) & 1]
-        out += data
+        if data:
+            out += ZEROS[len(out) & 1]
+            out += data
 
     def read(
         buf: bytes, pos: int, n: int, ctx: DecodeContext, scope: Mapping[str, Any]
     ) -> tuple[Any, int]:
+        if not n:
+            return "", pos
         pos += pos & 1
         end = pos + 2 * n
         if end > len(buf):
@@ -142,12 +148,15 @@ def _prim_block(code: str, size: int, kit: Kit) -> Block:
         return len(value), value
 
     def write(out: bytearray, items: Any, ctx: EncodeContext, scope: Mapping[str, Any]) -> None:
-        out += ZEROS[-len(out) & mask]
-        out += struct.pack(f"{prefix}{len(items)}{code}", *items)
+        if items:
+            out += ZEROS[-len(out) & mask]
+            out += struct.pack(f"{prefix}{len(items)}{code}", *items)
 
     def read(
         buf: bytes, pos: int, n: int, ctx: DecodeContext, scope: Mapping[str, Any]
     ) -> tuple[Any, int]:
+        if not n:
+            return [], pos
         pos += -pos & mask
         if pos + n * size > len(buf):
             raise _short(pos, n * size, buf)
@@ -189,8 +198,8 @@ def _flat_block(element: Node, kit: Kit) -> Block:
             return b"".join(parts)
 
     def write(out: bytearray, items: Any, ctx: EncodeContext, scope: Mapping[str, Any]) -> None:
-        out += ZEROS[-len(out) & mask]
         if items:
+            out += ZEROS[-len(out) & mask]
             out += packed(items)
             if trail:
                 del out[-trail:]
@@ -198,9 +207,9 @@ def _flat_block(element: Node, kit: Kit) -> Block:
     def read(
         buf: bytes, pos: int, n: int, ctx: DecodeContext, scope: Mapping[str, Any]
     ) -> tuple[Any, int]:
-        pos += -pos & mask
         if not n:
             return [], pos
+        pos += -pos & mask
         body = (n - 1) * stride
         if pos + body + size > len(buf):
             raise _short(pos, body + size, buf)

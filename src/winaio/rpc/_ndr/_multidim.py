@@ -11,8 +11,8 @@ Rules:
 - Python value: nested lists, depth = number of dimensions - 1, of equal-length rows; ragged
   values fail to encode with RPC_S_INVALID_BOUND.
 - Offsets are always 0 (``first_is`` is one-dimensional only).
-- Decoding bounds the number of rows and of intermediate lists by the octets left, so a shape
-  like [0xFFFFFFFF][0] cannot make us allocate.
+- Decoding bounds the number of rows and of intermediate lists by the octets left (plus 65536
+  empty rows), so a shape like [0xFFFFFFFF][0] cannot make us allocate.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ __all__ = ["multidim"]
 
 _BOUND = RpcStatus.RPC_S_INVALID_BOUND
 _BAD = RpcStatus.RPC_X_BAD_STUB_DATA
+_EMPTY_ROWS = 0x10000
 
 
 def multidim(
@@ -125,7 +126,8 @@ def multidim(
         total = 1
         for dim in outer:
             total *= dim
-            if total > len(buf) - pos + 1:
+            # Rows of zero elements cost no octets; cap what such a claim can make us build.
+            if total > len(buf) - pos + _EMPTY_ROWS:
                 raise Fail("array shape cannot fit the stub", _BAD, pos)
         rows: list[Any] = []
         for _ in range(total):

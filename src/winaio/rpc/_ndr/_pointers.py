@@ -59,20 +59,22 @@ def pointer(comp: Compiler, desc: Pointer, embedded: bool) -> Node:
     while isinstance(resolved, Lazy):
         resolved = resolved.resolve()
     type_key = comp.pin(resolved)
+    # ``None`` for a [ref] pointer to a pointer is the inner pointer's NULL, not a NULL [ref].
+    nullable = desc.kind != "ref" or isinstance(resolved, Pointer)
     if embedded:
-        return _embedded(comp, target, desc.kind, type_key)
+        return _embedded(comp, target, desc.kind, type_key, nullable)
     if desc.kind == "ref":
-        return _top_ref(target)
+        return _top_ref(target, nullable)
     if desc.kind == "unique":
         return _top_unique(comp, target)
     return _top_full(comp, target, type_key)
 
 
-def _top_ref(target: Node) -> Node:
+def _top_ref(target: Node, nullable: bool) -> Node:
     tenc = target.enc
 
     def enc(out: bytearray, value: Any, ctx: EncodeContext, scope: Mapping[str, Any]) -> None:
-        if value is None:
+        if value is None and not nullable:
             raise Fail("NULL [ref] pointer", _NULL_REF, len(out))
         tenc(out, value, ctx, scope)
 
@@ -159,17 +161,17 @@ def _alias(entry: Slot) -> Any:
     return alias
 
 
-def _embedded(comp: Compiler, target: Node, kind: str, tid: int) -> Node:
+def _embedded(comp: Compiler, target: Node, kind: str, tid: int, nullable: bool) -> Node:
     tenc, tdec = target.enc, target.dec
     u32 = comp.kit.u32
 
     def enc(out: bytearray, value: Any, ctx: EncodeContext, scope: Mapping[str, Any]) -> None:
         out += ZEROS[-len(out) & 3]
-        if value is None:
-            if kind == "ref":
-                raise Fail("NULL embedded [ref] pointer", _NULL_REF, len(out))
+        if value is None and kind != "ref":
             out += _NULL_ID
             return
+        if value is None and not nullable:
+            raise Fail("NULL embedded [ref] pointer", _NULL_REF, len(out))
         if kind == "full":
             key = (id(value), tid)
             seen = ctx.full.get(key)
