@@ -87,6 +87,7 @@ _RESPONSE: Final = int(PType.RESPONSE)
 _FAULT: Final = int(PType.FAULT)
 _KEEP_ON_ORPHAN: Final = int(BindTimeFeatures.KEEP_CONNECTION_ON_ORPHAN_SUPPORTED)
 _MAX_ALLOC_HINT: Final = 0x7FFFFFFF
+_ORPHAN_MEMORY: Final = 256
 _FIRST_LAST: Final = _FIRST | _LAST
 _DREP_LE: Final = 0x00000010  # packed_drep 10 00 00 00 as a little-endian u32
 # vers minor ptype flags drep frag_length auth_length call_id alloc_hint p_cont_id cancel_count
@@ -155,7 +156,10 @@ class ClientConnection(ConnectionBase):
         self._features: int | None = None
         self._contexts: dict[int, SyntaxId] = {}
         self._calls: dict[int, list[bytes] | None] = {}
-        self._orphaned: set[int] = set()
+        # Orphaned call_ids whose late response/fault may still arrive, oldest first. A server
+        # sends nothing after the orphaned PDU, so only replies already in flight come: keeping
+        # the last _ORPHAN_MEMORY ids bounds the memory of a long KeepConnectionOnOrphan link.
+        self._orphaned: dict[int, None] = {}
         self._must_close = False
         self._shutdown = False
 
@@ -320,7 +324,9 @@ class ClientConnection(ConnectionBase):
         """An orphaned PDU abandoning an outstanding call (abortive cancel, rpc #13, #17)."""
         self._outstanding(call_id)
         del self._calls[call_id]
-        self._orphaned.add(call_id)
+        self._orphaned[call_id] = None
+        if len(self._orphaned) > _ORPHAN_MEMORY:
+            del self._orphaned[next(iter(self._orphaned))]
         if not (self._features or 0) & _KEEP_ON_ORPHAN:
             self._must_close = True
         return build_pdu(Orphaned(call_id=call_id))
@@ -389,7 +395,7 @@ class ClientConnection(ConnectionBase):
         if call_id not in self._calls:
             if call_id in self._orphaned:
                 if flags & _LAST:
-                    self._orphaned.discard(call_id)
+                    del self._orphaned[call_id]
                 return None  # a late response for an abandoned call (rpc #17)
             raise RemoteProtocolError(f"response for call_id {call_id}, which is not outstanding")
         if alloc_hint > _MAX_ALLOC_HINT:
@@ -424,7 +430,7 @@ class ClientConnection(ConnectionBase):
             del self._calls[call_id]  # a fault may also cut a partly received response short
             return event
         if call_id in self._orphaned:
-            self._orphaned.discard(call_id)
+            del self._orphaned[call_id]
             return None
         pending = self._pending
         if pending is not None and pending.call_id == call_id:

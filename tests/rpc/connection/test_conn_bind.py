@@ -36,6 +36,7 @@ from winaio.rpc._pdu import (
     ContextElement,
     ContextResult,
     PType,
+    Request,
     SyntaxId,
     bind_time_feature_syntax,
 )
@@ -435,3 +436,17 @@ def test_client_sees_bind_nak(pair: Any) -> None:
     (rejected,) = pair.flush()
     assert rejected == BindRejected(1, 4, ((5, 0),))
     assert not pair.client.bound
+
+
+def test_minor_version_1_is_echoed(drain: Drain) -> None:
+    # B2: reply with the minor version received (<= 1); every later PDU follows it
+    server = ServerConnection(registry())
+    server.receive_data(bind_pdu(call_id=1, rpc_vers_minor=1))
+    drain(server)
+    ack = server.data_to_send()
+    assert ack[:2] == b"\x05\x01"
+    request = Request(call_id=2, p_cont_id=0, opnum=0, stub=b"x", rpc_vers_minor=1)
+    server.receive_data(build_pdu(request))
+    (event,) = drain(server)
+    assert server.send_response(event.call_id, b"y")[:2] == b"\x05\x01"
+    assert server.send_shutdown()[:2] == b"\x05\x01"

@@ -10,6 +10,7 @@ import pytest
 from winaio.codes import NcaStatus, RpcStatus
 from winaio.errors import LocalProtocolError, RemoteProtocolError
 from winaio.rpc._connection import (
+    NEED_DATA,
     AlterContextAccepted,
     ClientConnection,
     FaultReceived,
@@ -35,16 +36,24 @@ CTX = ContextElement(0, IFACE, (NDR20_SYNTAX,))
 ACCEPT = ContextResult(0, 0, NDR20_SYNTAX)
 
 
-def bound_client(**kw: Any) -> ClientConnection:
+def bound_client(*, ack_features: int | None = None, **kw: Any) -> ClientConnection:
+    """A client bound by a hand-made bind_ack; ``ack_features`` answers a feature element."""
     client = ClientConnection()
     client.bind([CTX], **kw)
+    results: tuple[ContextResult, ...] = (ACCEPT,)
+    if "bind_time_features" in kw:
+        answer = (
+            ContextResult(2, 2, NULL_SYNTAX)  # an old server rejects the unknown syntax
+            if ack_features is None
+            else ContextResult(3, ack_features, NULL_SYNTAX)
+        )
+        results += (answer,)
     ack = BindAck(
         call_id=1,
         max_xmit_frag=5840,
         max_recv_frag=5840,
         assoc_group_id=7,
-        results=(ACCEPT,)
-        + ((ContextResult(2, 2, NULL_SYNTAX),) if "bind_time_features" in kw else ()),
+        results=results,
         pfc_flags=0x13 if kw.get("conc_mpx") else 0x03,
     )
     client.receive_data(build_pdu(ack))
@@ -254,3 +263,30 @@ def test_alter_context_response_on_the_client() -> None:
     call_id, _ = client.request(3, 1, b"")
     client.receive_data(response_fragments(call_id, 3, b"ok", 5840))
     assert client.next_event() == ResponseReceived(call_id, b"ok")
+
+
+def test_big_endian_response_is_reassembled() -> None:
+    # B1: a robust receiver honours a big-endian drep
+    client = bound_client()
+    call_id, _ = client.request(0, 1, b"")
+    be = b"\x00\x00\x00\x00"
+    data = build_pdu(Response(call_id=call_id, p_cont_id=0, stub=b"AB", pfc_flags=1, drep=be))
+    data += build_pdu(Response(call_id=call_id, p_cont_id=0, stub=b"CD", pfc_flags=2, drep=be))
+    client.receive_data(data)
+    assert client.next_event() == ResponseReceived(call_id, b"ABCD")
+
+
+def test_orphan_memory_is_bounded() -> None:
+    client = bound_client(conc_mpx=True, bind_time_features=0x02, ack_features=0x02)
+    assert client.bind_time_features == 0x02
+    ids = []
+    for _ in range(300):
+        call_id, _ = client.request(0, 1, b"")
+        client.orphan(call_id)
+        ids.append(call_id)
+    client.receive_data(response_fragments(ids[-1], 0, b"late", 5840))
+    assert client.next_event() is NEED_DATA  # the late reply was discarded
+    assert client.trailing_data == (b"", False)
+    client.receive_data(response_fragments(ids[0], 0, b"ancient", 5840))
+    with pytest.raises(RemoteProtocolError, match="not outstanding"):
+        client.next_event()
