@@ -8,7 +8,7 @@ Layout (each module's docstring holds its rules and spec citations):
 - ``_connection_events`` the events below and ``NEED_DATA``
 - ``_connection_base``   stream framing, InterfaceRegistry, AssociationGroups
 - ``_connection_contexts`` presentation-context negotiation, fault status rules
-- ``_connection_server`` ServerConnection
+- ``_connection_server`` ServerConnection (per-call records in ``_connection_calls``)
 - ``_connection_client`` ClientConnection
 
 Driving a connection (both roles, h11 style): feed every read with ``receive_data(data)``

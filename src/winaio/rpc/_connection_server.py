@@ -57,6 +57,7 @@ from ._connection_base import (
     ConnectionBase,
     InterfaceRegistry,
 )
+from ._connection_calls import Call, Reassembly, Slot
 from ._connection_contexts import NegotiationError, fault_status, negotiate_contexts
 from ._connection_events import (
     AcceptedContext,
@@ -110,57 +111,6 @@ _FAST_FLAG_MASK: Final = int(
 _OLD_CALL_WINDOW: Final = 150
 
 
-class _Slot:
-    """A place in the reply order of a connection without CONC_MPX; ``data`` None = not ready."""
-
-    __slots__ = ("data",)
-
-    def __init__(self, data: bytes | None = None) -> None:
-        self.data = data
-
-
-class _Call(_Slot):
-    """A dispatched call awaiting send_response/send_fault."""
-
-    __slots__ = ("call_id", "cancel_count", "orphaned", "p_cont_id")
-
-    def __init__(self, call_id: int, p_cont_id: int, cancel_count: int) -> None:
-        super().__init__()
-        self.call_id = call_id
-        self.p_cont_id = p_cont_id
-        self.cancel_count = cancel_count
-        self.orphaned = False
-
-
-class _Reassembly(Generic[IfT]):
-    """The request being received in fragments (at most one per connection)."""
-
-    __slots__ = (
-        "call_id", "cancel_count", "chunks", "context", "drep", "flags", "object", "opnum", "size",
-    )  # fmt: skip
-
-    def __init__(
-        self,
-        call_id: int,
-        context: AcceptedContext[IfT],
-        opnum: int,
-        obj: UUID | None,
-        drep: bytes,
-        flags: int,
-        first: bytes,
-        cancel_count: int,
-    ) -> None:
-        self.call_id = call_id
-        self.flags = flags
-        self.context = context
-        self.opnum = opnum
-        self.object = obj
-        self.drep = drep
-        self.chunks = [first]
-        self.size = len(first)
-        self.cancel_count = cancel_count
-
-
 class ServerConnection(ConnectionBase, Generic[IfT]):
     """Server role of one DCE/RPC connection-oriented (ncacn_ip_tcp) connection.
 
@@ -205,9 +155,9 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
         self._features: int | None = None
         self._contexts: dict[int, AcceptedContext[IfT]] = {}
         self._current_call_id: int | None = None
-        self._rx: _Reassembly[IfT] | None = None
-        self._calls: dict[int, _Call] = {}
-        self._order: deque[_Slot] = deque()
+        self._rx: Reassembly[IfT] | None = None
+        self._calls: dict[int, Call] = {}
+        self._order: deque[Slot] = deque()
 
     # -- properties ----------------------------------------------------------------------------
 
@@ -482,7 +432,7 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
             cancels = 1 if flags & _PENDING_CANCEL else 0  # a cancel was pending at the client
             if flags & _LAST:
                 return self._dispatch(call_id, ctx, opnum, stub, obj, flags, h.drep, cancels)
-            self._rx = _Reassembly(call_id, ctx, opnum, obj, h.drep, flags, stub, cancels)
+            self._rx = Reassembly(call_id, ctx, opnum, obj, h.drep, flags, stub, cancels)
             return None
         if rx is None or rx.call_id != call_id:
             current = self._current_call_id
@@ -517,7 +467,7 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
         drep: bytes,
         cancel_count: int,
     ) -> RequestReceived[IfT]:
-        call = _Call(call_id, ctx.p_cont_id, cancel_count)
+        call = Call(call_id, ctx.p_cont_id, cancel_count)
         if not self._conc_mpx:
             self._order.append(call)
         self._calls[call_id] = call
@@ -532,7 +482,7 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
         if self._conc_mpx:
             self._out.append(data)
         else:
-            self._order.append(_Slot(data))
+            self._order.append(Slot(data))
             self._flush()
         return RequestRejected(call_id, p_cont_id, status, reason)
 
@@ -548,7 +498,7 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
 
     # -- replies -------------------------------------------------------------------------------
 
-    def _take(self, call_id: int) -> _Call:
+    def _take(self, call_id: int) -> Call:
         call = self._calls.pop(call_id, None)
         if call is None:
             raise LocalProtocolError(
@@ -557,7 +507,7 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
             )
         return call
 
-    def _complete(self, call: _Call, data: bytes) -> bytes:
+    def _complete(self, call: Call, data: bytes) -> bytes:
         out = self._out
         if self._conc_mpx:
             if not out:
