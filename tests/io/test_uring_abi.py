@@ -161,8 +161,12 @@ def test_close_releases_every_fd_and_is_idempotent(single_mmap: bool | None) -> 
     assert r.fd == -1
     r.close()  # idempotent
     assert _fds() == before
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="closed"):
         r.prep_nop(1)
+    with pytest.raises(ValueError):
+        r.submit()
+    with pytest.raises(ValueError):
+        r.reap()
 
 
 def test_context_manager_closes() -> None:

@@ -1,9 +1,14 @@
-"""I/O drivers behind one small interface.
+"""I/O drivers behind one small interface. Nothing in this package is public.
 
-- ``_uring_abi`` (with ``_uring_structs``): the raw io_uring ABI, i.e. ctypes structures,
-  syscalls 425-427, the mmap'd rings, SQE preparation, CQE reaping and ``probe()``. No policy,
-  no threads, not thread-safe on its own.
+The raw io_uring ABI (no policy, no threads, not thread-safe on its own):
 
-Backends (the io_uring backend and the thread-pool fallback) and ``select_backend()`` will
-live here too; nothing in this package is public.
+- ``_uring_abi``: ``Ring`` (io_uring_setup/enter/register, the mmap'd rings, submit, wait,
+  reap, eventfd and file registration) and ``probe()``; its docstring holds the io_uring facts
+  the layer relies on.
+- ``_uring_prep``: the ``prep_*`` SQE field setters that ``Ring`` mixes in.
+- ``_uring_structs``: ctypes structures (io_uring_params, iovec, msghdr, sockaddr, timespec)
+  and stable addresses for Python buffers, with their keepalive objects.
+- ``_uring_consts``: the uapi constants under their ``<linux/io_uring.h>`` names.
+
+The io_uring backend, the thread-pool fallback and ``select_backend()`` will live here too.
 """

@@ -1,7 +1,7 @@
 """SQE preparation: liburing's ``io_uring_prep_*`` as methods that fill the next SQE slot.
 
-Purpose: the pure field setters of the io_uring ABI. Each ``prep_*`` writes one whole 64-byte
-SQE into the mmap'd SQE array with a single precompiled ``struct.pack_into`` and advances a
+Purpose: the pure field setters of the io_uring ABI. Each ``prep_*`` fills the next 64-byte
+SQE of the mmap'd SQE array with a single precompiled ``struct.pack_into`` and advances a
 private tail; nothing is visible to the kernel until ``Ring.submit()`` publishes the tail. No
 syscalls here, so this is the sans-I/O half of ``Ring`` (which mixes :class:`SqePrep` in).
 
@@ -91,7 +91,9 @@ class SqePrep:
     _sq_dirty: list[int]  # tails of SQEs whose last 24 bytes prep_sqe set (see module doc)
 
     def _sq_reserve(self) -> None:
-        # The cached free count ran out: re-read the kernel's SQ head.
+        # The cached free count ran out (or close() reset it): re-read the kernel's SQ head.
+        if self.fd < 0:
+            raise ValueError("I/O operation on a closed ring")
         tail = self._sq_tail
         free = self.sq_entries - ((tail - self._sq_u32[self._sq_head_i]) & _U32)
         if free <= 0:
