@@ -1,4 +1,4 @@
-"""Incremental NDR pipes: PipeWriter / PipeReader [C706 §14.3.11], rpc-spec §A9 (#25 wire form)."""
+"""Incremental NDR pipes: PipeWriter / PipeReader [C706 §14.3, pipes], rpc-spec §A9 and #25."""
 
 from __future__ import annotations
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Mapping
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from ...codes import RpcStatus
@@ -216,7 +217,8 @@ def _flat_block(element: Node, kit: Kit) -> Block:
         rows = list(each.iter_unpack(memoryview(buf)[pos : pos + body]))
         rows.append(last.unpack_from(buf, pos + body))
         if names is not None:
-            return [dict(zip(names, row, strict=True)) for row in rows], pos + body + size
+            # map/zip in C: the rows and ``names`` have the same length by construction.
+            return list(map(dict, map(zip, repeat(names), rows))), pos + body + size
         return [build(row, 0)[0] for row in rows], pos + body + size
 
     return Block(prep, write, read)

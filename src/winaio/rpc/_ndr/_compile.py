@@ -10,7 +10,7 @@ Rules:
   :class:`~._types.Lazy` creates (a node placeholder is registered before its target compiles).
 - Members of a struct, elements of an array and arms of a union are compiled as *embedded*;
   parameters, pointer referents and standalone codecs as *top-level*. Only pointers behave
-  differently in the two positions [C706 §14.3.12].
+  differently in the two positions [C706 §14.3.10-14.3.12].
 - Consecutive flat members of a struct are packed by one Struct chosen by the stream phase
   (see ``_node.phase_structs``); a struct made only of plain integer members decodes with a
   single ``unpack_from`` and ``dict(zip(...))``.
@@ -68,6 +68,8 @@ __all__ = ["Compiler"]
 
 _ENUM16_MAX = 0x7FFF  # enum values are 0..32767 [MS-RPCE §2.2.4.11]
 _OCTETS = (BYTE, USMALL, CHAR)
+_ENUM_RANGE = RpcStatus.RPC_X_ENUM_VALUE_OUT_OF_RANGE
+_BOUND = RpcStatus.RPC_S_INVALID_BOUND
 
 
 class Compiler:
@@ -110,7 +112,7 @@ class Compiler:
         if isinstance(desc, FixedArray):
             element = self.node(desc.element, embedded=True)
             if element.flat is not None:
-                return flat_node(fixed_array_flat(element, desc.element, desc.count, kit), kit)
+                return flat_node(fixed_array_flat(element, desc.count, kit), kit)
             return _arrays.fixed_array(self, desc, element)
         if isinstance(desc, ConformantArray | ConformantVaryingArray | VaryingArray):
             return _arrays.array(self, desc)
@@ -242,10 +244,7 @@ def scalar_flat(desc: NdrType, kit: Kit) -> Flat:
     raise TypeError(f"not a scalar descriptor: {desc!r}")
 
 
-_ENUM_RANGE = RpcStatus.RPC_X_ENUM_VALUE_OUT_OF_RANGE
-
-
-def fixed_array_flat(element: Node, element_desc: NdrType, count: int, kit: Kit) -> Flat:
+def fixed_array_flat(element: Node, count: int, kit: Kit) -> Flat:
     """Flat description of ``T x[count]`` for a flat ``T``."""
     flat = element.flat
     assert flat is not None
@@ -303,9 +302,6 @@ def fixed_array_flat(element: Node, element_desc: NdrType, count: int, kit: Kit)
     return Flat(flat.layout * count, split_each, build_each)
 
 
-_BOUND = RpcStatus.RPC_S_INVALID_BOUND
-
-
 def struct_flat(fields: list[tuple[str, Node]]) -> Flat:
     """Flat description of a struct whose members are all flat."""
     align = max(n.salign for _, n in fields)
@@ -360,9 +356,8 @@ def flat_node(flat: Flat, kit: Kit, wire: str = "") -> Node:
             buf: bytes, pos: int, ctx: DecodeContext, scope: Mapping[str, Any]
         ) -> tuple[Any, int]:
             phase = pos & 7
-            return dict(zip(names, structs[phase].unpack_from(buf, pos), strict=True)), pos + sizes[
-                phase
-            ]
+            items = structs[phase].unpack_from(buf, pos)
+            return dict(zip(names, items)), pos + sizes[phase]  # noqa: B905 - same length
 
     else:
         split, build = flat.split, flat.build
@@ -406,7 +401,7 @@ def _run_steps(run: list[tuple[str, Node]], kit: Kit) -> tuple[EncStep, DecStep]
 
         def dec_run(buf: bytes, pos: int, ctx: DecodeContext, d: dict[str, Any]) -> int:
             phase = pos & 7
-            d.update(zip(names, structs[phase].unpack_from(buf, pos), strict=True))
+            d.update(zip(names, structs[phase].unpack_from(buf, pos)))  # noqa: B905 - same length
             return pos + sizes[phase]
 
         return enc_run, dec_run

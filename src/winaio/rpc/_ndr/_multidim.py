@@ -1,4 +1,4 @@
-"""Multidimensional conformant and conformant-varying arrays [C706 §14.3.3.3, §14.3.3.5].
+"""Multidimensional conformant and conformant-varying arrays [C706 §14.3.3].
 
 Purpose: ``[size_is(n, m)] T x[][]`` and its varying form, described as nested
 :class:`~._types.ConformantArray` (or :class:`~._types.ConformantVaryingArray`) descriptors.

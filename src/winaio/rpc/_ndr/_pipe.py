@@ -1,4 +1,4 @@
-"""NDR pipes: a chunk stream, whole-message and incremental [C706 §14.3.11].
+"""NDR pipes: a chunk stream, whole-message and incremental [C706 §14.3, pipes].
 
 Purpose: ``pipe T`` parameters. In a stub a pipe is a sequence of chunks, each ``u32 count``
 (aligned to 4) followed by ``count`` elements, ended by a chunk of count 0. Whole-message

@@ -5,7 +5,7 @@ nodes. The deferral machinery itself is in ``_runtime``.
 
 Rules:
 - Top-level [ref] pointers (parameters, and pointers that are themselves a referent) have no
-  wire form: the referent is marshalled in place [C706 §14.3.12.1]. NULL is
+  wire form: the referent is marshalled in place [C706 §14.3.10-14.3.12]. NULL is
   RPC_X_NULL_REF_POINTER (1780).
 - [unique]/[ptr] pointers are a u32 referent id (0 = NULL, any other value accepted) aligned to
   4. A top-level one is followed immediately by its referent; an embedded one (in a struct,
@@ -13,7 +13,7 @@ Rules:
 - Embedded [ref] pointers carry a nonzero placeholder id; its value is ignored on decode (as
   Samba's ``ndr_pull_ref_ptr``): a ref pointer always has a referent.
 - Full pointers alias by Python identity of the pointee when encoding (same object -> same id,
-  pointee once) and by referent id when decoding (same id -> same object) [C706 §14.3.11.3].
+  pointee once) and by referent id when decoding (same id -> same object) [C706 §14.3.10].
   Encoded ids are Windows-style 0x00020000 + 4k unless the caller supplies its own.
 - Unions: the discriminant is aligned to its own type (Windows does not pad it to the arms,
   impacket's note in ndr.py NDRUNION.getAlignment), then the arm: with ``ms_union`` aligned to the

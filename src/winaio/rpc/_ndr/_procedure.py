@@ -7,7 +7,7 @@ Purpose: an IDL operation as data: ``Procedure(name, opnum, params, returns)``, 
 Rules:
 - Request stub: the [in] parameters in declaration order, then the [in] pipes. Response stub:
   the [out] pipes, then the [out] parameters in declaration order, then the return value
-  [rpc-spec §A9, §B11], [C706 §14.3.11]. [in,out] parameters appear in both.
+  [rpc-spec §A9, §B11], [C706 §14.3, pipes]. [in,out] parameters appear in both.
 - Every parameter is its own top-level construct (deferred referents follow it) and its
   top-level [ref] pointer has no wire form: ``[out] u32 *x`` is declared ``ref(ULONG)`` (or just
   ``ULONG``) and its value is the integer.

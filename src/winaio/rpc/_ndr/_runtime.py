@@ -15,7 +15,7 @@ Rules:
   a :class:`Slot`; whoever receives a value from a type with ``defers`` set registers the slot's
   container and key (struct dict, list index, parameter dict). Unions wrap: the slot records the
   tags to re-apply as ``(tag, value)``. Full pointers share one slot per referent id, and aliases
-  receive the same Python object [C706 §14.3.11.3].
+  receive the same Python object [C706 §14.3.10].
 - Internally failures raise :class:`Fail` with a buffer position; the top-level entry points turn
   it into :class:`winaio.errors.NdrError` with the stub offset. Never raise ``NdrError`` here.
 - Imports only the standard library and ``winaio.codes``.

@@ -12,7 +12,7 @@ Rules:
   allows C expressions; we support ``name / divide + add``, enough for RPC_UNICODE_STRING].
 - Invalid declarations fail here, at construction time (``TypeError``/``ValueError``), never
   while marshalling: a conformant member that is not last [C706 §14.3.7], an empty struct, an
-  array of zero-size elements, a pipe of pointers [C706 §14.3.11].
+  array of zero-size elements, a pipe of pointers [C706 §14.3, pipes].
 - Imports only the standard library.
 
 Spec: [C706 ch.14] NDR; [MS-RPCE §2.2.4] Microsoft extensions (v1_enum, ms_union, wchar_t,
@@ -105,7 +105,7 @@ BYTE = Primitive("byte", "B", 1)
 CHAR = Primitive("char", "c", 1)
 SMALL = Primitive("small", "b", 1)
 USMALL = Primitive("unsigned small", "B", 1)
-BOOLEAN = Primitive("boolean", "?", 1)  # 0 = false, any other octet = true [C706 §14.2.3]
+BOOLEAN = Primitive("boolean", "?", 1)  # 0 = false, any other octet = true [C706 §14.2]
 SHORT = Primitive("short", "h", 2)
 USHORT = Primitive("unsigned short", "H", 2)
 WCHAR = Primitive("wchar_t", "H", 2)  # an unsigned short on the wire [MS-RPCE §2.2.4.1.1]
@@ -114,7 +114,7 @@ ULONG = Primitive("unsigned long", "I", 4)
 ERROR_STATUS_T = Primitive("error_status_t", "I", 4)
 HYPER = Primitive("hyper", "q", 8)
 UHYPER = Primitive("unsigned hyper", "Q", 8)
-FLOAT = Primitive("float", "f", 4)  # IEEE only; drep float rep must be 0 [C706 §14.2.8]
+FLOAT = Primitive("float", "f", 4)  # IEEE only; drep float rep must be 0 [C706 §14.2]
 DOUBLE = Primitive("double", "d", 8)
 
 _INTEGER_FMTS = frozenset("bBhHiIqQ?")
@@ -275,11 +275,11 @@ class FixedArray(NdrType):
 
 @dataclass(frozen=True, init=False, slots=True)
 class ConformantArray(NdrType):
-    """``[size_is(n)] T x[]``: ``u32 max_count`` then ``max_count`` elements [C706 §14.3.3.2].
+    """``[size_is(n)] T x[]``: ``u32 max_count`` then ``max_count`` elements [C706 §14.3.3].
 
     A ConformantArray whose element is a ConformantArray is one multidimensional array
     (``[size_is(n, m)] T x[][]``): all max_counts come first, then the elements in row-major
-    order [C706 §14.3.3.3]; its value is a list of rows of equal length.
+    order [C706 §14.3.3]; its value is a list of rows of equal length.
     """
 
     element: NdrType
@@ -296,7 +296,7 @@ class ConformantArray(NdrType):
 @dataclass(frozen=True, init=False, slots=True)
 class VaryingArray(NdrType):
     """``[length_is(k)] T x[count]``: ``u32 offset, u32 actual_count`` then the transmitted
-    elements [C706 §14.3.3.4]. The value holds only the transmitted elements.
+    elements [C706 §14.3.3]. The value holds only the transmitted elements.
     """
 
     element: NdrType
@@ -323,7 +323,7 @@ class ConformantVaryingArray(NdrType):
     """``[size_is(n), length_is(k)] T x[]``: ``max_count, offset, actual_count``, elements.
 
     Nested ConformantVaryingArrays form one multidimensional array: every max_count first, then
-    every (offset, actual_count) pair, then the elements [C706 §14.3.3.5].
+    every (offset, actual_count) pair, then the elements [C706 §14.3.3].
     """
 
     element: NdrType
@@ -433,7 +433,7 @@ class Pointer(NdrType):
 
     Python value: the pointee, or ``None`` for NULL. Top-level (parameter) ref pointers have no
     wire form; the other pointers are a u32 referent id, and the referents of embedded pointers
-    are deferred [C706 §14.3.12]. Full pointers alias by Python object identity.
+    are deferred [C706 §14.3.10-14.3.12]. Full pointers alias by Python object identity.
     """
 
     target: NdrType
@@ -547,7 +547,7 @@ class EncapsulatedUnion(NdrType):
 @dataclass(frozen=True, slots=True)
 class Pipe(NdrType):
     """``pipe T``: a stream of chunks, each ``u32 count`` + elements, ended by a 0 chunk
-    [C706 §14.3.11]. Elements must be fixed-size: no pointers, no conformant or varying parts.
+    [C706 §14.3, pipes]. Elements must be fixed-size: no pointers, no conformant or varying parts.
     Python value (whole-message mode): a list of chunks, each ``bytes``/``str``/list like an array.
     """
 
