@@ -21,6 +21,8 @@ from ..errors import Win32Error
 from ._base import Ref, fail, seconds, set_last_error
 
 __all__ = [
+    "DUPLICATE_CLOSE_SOURCE",
+    "DUPLICATE_SAME_ACCESS",
     "CancelWaitableTimer",
     "CloseHandle",
     "CreateEvent",
@@ -56,8 +58,8 @@ __all__ = [
 T = TypeVar("T", bound=DispatcherObject)
 _WAIT_FAILED = int(WaitCode.WAIT_FAILED)
 _SYNCHRONIZE = int(Access.SYNCHRONIZE)
-_DUPLICATE_CLOSE_SOURCE = 1
-_DUPLICATE_SAME_ACCESS = 2
+DUPLICATE_CLOSE_SOURCE = 0x00000001
+DUPLICATE_SAME_ACCESS = 0x00000002
 _EPOCH_1601 = _dt.datetime(1601, 1, 1, tzinfo=_dt.UTC)
 
 
@@ -113,9 +115,9 @@ def DuplicateHandle(
     try:
         for process in (hSourceProcessHandle, hTargetProcessHandle):
             HANDLE_TABLE.get(process, ProcessObject)  # only this process exists here
-        access = None if dwOptions & _DUPLICATE_SAME_ACCESS else dwDesiredAccess
+        access = None if dwOptions & DUPLICATE_SAME_ACCESS else dwDesiredAccess
         new = HANDLE_TABLE.duplicate(
-            hSourceHandle, access, bool(dwOptions & _DUPLICATE_CLOSE_SOURCE)
+            hSourceHandle, access, bool(dwOptions & DUPLICATE_CLOSE_SOURCE)
         )
     except Win32Error as exc:
         fail(exc)
