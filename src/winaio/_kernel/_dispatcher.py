@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LOCK",
+    "TERMINATED",
     "ApcEntry",
     "BlockListener",
     "DispatcherObject",
@@ -51,6 +52,9 @@ __all__ = [
     "wake_thread",
     "wake_waiters",
 ]
+
+#: Wait-block result of a wait ended by TerminateThread (never a valid wait code).
+TERMINATED = -1
 
 #: The dispatcher lock. Plain Lock (not RLock): nothing re-enters it, and it is on every hot path.
 LOCK = threading.Lock()

@@ -35,7 +35,14 @@ from typing import Any
 from ..codes import WinError
 from ..errors import ThreadTerminated, Win32Error
 from ._apc import run_apcs
-from ._dispatcher import LOCK, DispatcherObject, ThreadState, wake_thread, wake_waiters
+from ._dispatcher import (
+    LOCK,
+    TERMINATED,
+    DispatcherObject,
+    ThreadState,
+    complete_wait,
+    wake_waiters,
+)
 
 __all__ = [
     "STILL_ACTIVE",
@@ -130,9 +137,11 @@ class KThread(DispatcherObject):
                 return
             ts.terminating = True
             ts.exit_code = exit_code
-            in_winaio_wait = ts.wait is not None
-            if in_winaio_wait:
-                wake_thread(ts)
+            wb = ts.wait
+            in_winaio_wait = wb is not None
+            if wb is not None and wb.result is None:
+                # Unlink at once: a dead thread must not consume a signal meant for others.
+                complete_wait(wb, TERMINATED)
             gate = self._gate if self._suspend_count > 0 else None
         run_exit_effects(ts, exit_code)
         if ts is getattr(_tls, "ts", None):

@@ -29,7 +29,7 @@ from .._clock import monotonic
 from ..codes import MAXIMUM_WAIT_OBJECTS, WaitCode, WinError
 from ..errors import Win32Error
 from ._apc import run_apcs, run_special_apcs
-from ._dispatcher import LOCK, DispatcherObject, ThreadState, WaitBlock, try_satisfy
+from ._dispatcher import LOCK, TERMINATED, DispatcherObject, ThreadState, WaitBlock, try_satisfy
 from ._threads import check_terminating, current_thread_state
 
 __all__ = [
@@ -42,6 +42,8 @@ __all__ = [
     "wait_for_one",
 ]
 
+_WAIT_OBJECT_0 = int(WaitCode.WAIT_OBJECT_0)
+_WAIT_ABANDONED_0 = int(WaitCode.WAIT_ABANDONED_0)
 _WAIT_TIMEOUT = int(WaitCode.WAIT_TIMEOUT)
 _WAIT_IO_COMPLETION = int(WaitCode.WAIT_IO_COMPLETION)
 _TIMEOUT_MAX = threading.TIMEOUT_MAX
@@ -101,7 +103,7 @@ def block(ts: ThreadState, wb: WaitBlock, deadline: float | None) -> int:
             if result is None:
                 if ts.terminating:
                     _unlink(wb)
-                    result = -1
+                    result = TERMINATED
                 elif wb.alertable and (ts.apcs or ts.special_apcs):
                     _unlink(wb)
                     result = _WAIT_IO_COMPLETION
@@ -116,7 +118,7 @@ def block(ts: ThreadState, wb: WaitBlock, deadline: float | None) -> int:
                 listener.thread_unblocked(ts)
         finally:
             LOCK.release()
-        if result == -1:
+        if result == TERMINATED:
             check_terminating(ts)
         return result
 
@@ -186,15 +188,12 @@ def wait_for_one(obj: DispatcherObject, timeout: float | None, alertable: bool) 
         run_special_apcs(ts)
     if ts.terminating:
         check_terminating(ts)
+    wb: WaitBlock | None = None
     LOCK.acquire()
-    if obj._is_signaled_for(ts):
-        result = 0x80 if obj._satisfy(ts) else 0
-        LOCK.release()
-        if ts.special_apcs:
-            run_special_apcs(ts)
-        return result
     try:
-        if alertable and (ts.apcs or ts.special_apcs):
+        if obj._is_signaled_for(ts):
+            result = _WAIT_ABANDONED_0 if obj._satisfy(ts) else _WAIT_OBJECT_0
+        elif alertable and (ts.apcs or ts.special_apcs):
             result = _WAIT_IO_COMPLETION
         elif timeout is not None and timeout <= 0:
             result = _WAIT_TIMEOUT
@@ -205,10 +204,9 @@ def wait_for_one(obj: DispatcherObject, timeout: float | None, alertable: bool) 
             listener = ts.block_listener
             if listener is not None:
                 listener.thread_blocked(ts)
-            result = -1
     finally:
         LOCK.release()
-    if result == -1:
+    if wb is not None:
         result = block(ts, wb, None if timeout is None else monotonic() + timeout)
     return _finish(ts, result)
 

@@ -61,6 +61,9 @@ _SYNCHRONIZE = int(Access.SYNCHRONIZE)
 DUPLICATE_CLOSE_SOURCE = 0x00000001
 DUPLICATE_SAME_ACCESS = 0x00000002
 _EPOCH_1601 = _dt.datetime(1601, 1, 1, tzinfo=_dt.UTC)
+_EVENT_MODIFY_STATE = int(Access.EVENT_MODIFY_STATE)
+_SEMAPHORE_MODIFY_STATE = int(Access.SEMAPHORE_MODIFY_STATE)
+_TIMER_MODIFY_STATE = int(Access.TIMER_MODIFY_STATE)
 
 
 def _create(name: str | None, kind: type[T], factory: Callable[[], T]) -> int:
@@ -152,7 +155,7 @@ def OpenEvent(dwDesiredAccess: int, bInheritHandle: bool, lpName: str | None) ->
 
 def _event_op(hEvent: int, op: Callable[[Event], object]) -> bool:
     try:
-        op(HANDLE_TABLE.get(hEvent, Event, Access.EVENT_MODIFY_STATE))
+        op(HANDLE_TABLE.get(hEvent, Event, _EVENT_MODIFY_STATE))
     except Win32Error as exc:
         fail(exc)
         return False
@@ -195,7 +198,7 @@ def OpenSemaphore(dwDesiredAccess: int, bInheritHandle: bool, lpName: str | None
 def ReleaseSemaphore(hSemaphore: int, lReleaseCount: int, lpPreviousCount: Ref[int] | None) -> bool:
     """[MS:ReleaseSemaphore] -> core ``Semaphore.release``; *prev is untouched on failure."""
     try:
-        sem = HANDLE_TABLE.get(hSemaphore, Semaphore, Access.SEMAPHORE_MODIFY_STATE)
+        sem = HANDLE_TABLE.get(hSemaphore, Semaphore, _SEMAPHORE_MODIFY_STATE)
         previous = sem.release(lReleaseCount)
     except Win32Error as exc:
         fail(exc)
@@ -263,7 +266,7 @@ def SetWaitableTimer(
     positive = absolute UTC FILETIME (follows the wall clock).
     """
     try:
-        timer = HANDLE_TABLE.get(hTimer, WaitableTimer, Access.TIMER_MODIFY_STATE)
+        timer = HANDLE_TABLE.get(hTimer, WaitableTimer, _TIMER_MODIFY_STATE)
         if lPeriod < 0:
             raise Win32Error(WinError.ERROR_INVALID_PARAMETER, f"negative period {lPeriod}")
         due = _due(int(lpDueTime))
@@ -283,7 +286,7 @@ def _due(due: int) -> float | _dt.datetime:
 def CancelWaitableTimer(hTimer: int) -> bool:
     """[MS:CancelWaitableTimer] -> core ``WaitableTimer.cancel``."""
     try:
-        HANDLE_TABLE.get(hTimer, WaitableTimer, Access.TIMER_MODIFY_STATE).cancel()
+        HANDLE_TABLE.get(hTimer, WaitableTimer, _TIMER_MODIFY_STATE).cancel()
     except Win32Error as exc:
         fail(exc)
         return False

@@ -61,6 +61,12 @@ class APC_CALLBACK_DATA:  # noqa: N801 - the Win32 structure name
     Reserved1: int = 0
 
 
+_THREAD_QUERY_LIMITED_INFORMATION = int(Access.THREAD_QUERY_LIMITED_INFORMATION)
+_THREAD_SET_CONTEXT = int(Access.THREAD_SET_CONTEXT)
+_THREAD_SUSPEND_RESUME = int(Access.THREAD_SUSPEND_RESUME)
+_THREAD_TERMINATE = int(Access.THREAD_TERMINATE)
+
+
 def _thread(handle: int, access: int) -> KThread:
     return HANDLE_TABLE.get(handle, KThread, access)
 
@@ -83,7 +89,7 @@ def GetCurrentProcessId() -> int:
 def GetThreadId(Thread: int) -> int:
     """[MS:GetThreadId] -> core ``KThread.thread_id``; 0 on failure."""
     try:
-        return _thread(Thread, Access.THREAD_QUERY_LIMITED_INFORMATION).thread_id
+        return _thread(Thread, _THREAD_QUERY_LIMITED_INFORMATION).thread_id
     except Win32Error as exc:
         fail(exc)
         return 0
@@ -117,7 +123,7 @@ def CreateThread(
 def ResumeThread(hThread: int) -> int:
     """[MS:ResumeThread] -> core ``KThread.resume``: previous count, 0xFFFFFFFF on failure."""
     try:
-        return _thread(hThread, Access.THREAD_SUSPEND_RESUME).resume()
+        return _thread(hThread, _THREAD_SUSPEND_RESUME).resume()
     except Win32Error as exc:
         fail(exc)
         return 0xFFFFFFFF
@@ -131,7 +137,7 @@ def ExitThread(dwExitCode: int) -> NoReturn:
 def TerminateThread(hThread: int, dwExitCode: int) -> bool:
     """[MS:TerminateThread] -> core ``KThread.terminate`` (see its deviation note)."""
     try:
-        thread = _thread(hThread, Access.THREAD_TERMINATE)
+        thread = _thread(hThread, _THREAD_TERMINATE)
     except Win32Error as exc:
         fail(exc)
         return False
@@ -142,7 +148,7 @@ def TerminateThread(hThread: int, dwExitCode: int) -> bool:
 def GetExitCodeThread(hThread: int, lpExitCode: Ref[int]) -> bool:
     """[MS:GetExitCodeThread] -> core ``KThread.exit_code`` (STILL_ACTIVE while running)."""
     try:
-        code = _thread(hThread, Access.THREAD_QUERY_LIMITED_INFORMATION).exit_code
+        code = _thread(hThread, _THREAD_QUERY_LIMITED_INFORMATION).exit_code
     except Win32Error as exc:
         fail(exc)
         return False
@@ -153,7 +159,7 @@ def GetExitCodeThread(hThread: int, lpExitCode: Ref[int]) -> bool:
 def QueueUserAPC(pfnAPC: Callable[[Any], object], hThread: int, dwData: Any) -> int:
     """[MS:QueueUserAPC] -> core ``queue_apc``: nonzero on success, 0 + last-error on failure."""
     try:
-        queue_user_apc(_thread(hThread, Access.THREAD_SET_CONTEXT).state, pfnAPC, (dwData,))
+        queue_user_apc(_thread(hThread, _THREAD_SET_CONTEXT).state, pfnAPC, (dwData,))
     except Win32Error as exc:
         fail(exc)
         return 0
@@ -165,7 +171,7 @@ def QueueUserAPC2(ApcRoutine: Callable[[Any], object], Thread: int, Data: Any, F
     try:
         if Flags & ~_APC_FLAGS:
             raise Win32Error(WinError.ERROR_INVALID_PARAMETER, f"flags 0x{Flags:X}")
-        target = _thread(Thread, Access.THREAD_SET_CONTEXT).state
+        target = _thread(Thread, _THREAD_SET_CONTEXT).state
         if Flags & QUEUE_USER_APC_CALLBACK_DATA_CONTEXT:
             Data = APC_CALLBACK_DATA(Data)
         if Flags & QUEUE_USER_APC_FLAGS_SPECIAL_USER_APC:
