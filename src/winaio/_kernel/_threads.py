@@ -32,8 +32,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ..codes import WinError
-from ..errors import ThreadTerminated, Win32Error
+from ..errors import ThreadTerminated
 from ._apc import run_apcs
 from ._dispatcher import (
     LOCK,
@@ -312,9 +311,3 @@ def check_terminating(ts: ThreadState) -> None:
     """Raise ThreadTerminated in a thread that TerminateThread has ended."""
     if ts.terminating:
         raise ThreadTerminated(ts.exit_code if ts.exit_code is not None else 0)
-
-
-def require_alive(ts: ThreadState) -> None:
-    """Raise ERROR_GEN_FAILURE for operations that need a live target thread."""
-    if not ts.alive or ts.terminating:
-        raise Win32Error(WinError.ERROR_GEN_FAILURE, "the target thread has terminated")
