@@ -487,3 +487,15 @@ def test_invalid_descriptors_are_rejected_at_construction() -> None:
         Codec(ConformantArray(FixedArray(BYTE, 0)))  # zero-size elements
     assert is_conformant(Struct([("a", ULONG), ("s", String(CHAR))]))
     assert not is_conformant(Struct([("a", ULONG), ("s", unique(String(CHAR)))]))
+
+
+def test_error_offsets_are_stub_offsets() -> None:
+    proc = Procedure("p", 0, [Param("a", BYTE), Param("b", ConformantArray(ULONG))])
+    stub = proc.encode_request({"a": 1, "b": [1, 2]}, base=3)
+    assert stub == b"\x01" + struct.pack("<3I", 2, 1, 2)  # a at 3, max_count at 4
+    with pytest.raises(NdrError) as info:
+        proc.decode_request(stub[:-1], base=3)
+    assert info.value.offset == 8  # where the elements start, in stub coordinates
+    with pytest.raises(NdrError) as info:
+        proc.decode_request(stub[:3], base=3)
+    assert info.value.offset == 6  # the stub ends inside max_count

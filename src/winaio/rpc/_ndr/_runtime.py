@@ -9,8 +9,10 @@ Rules:
   referent on ``ctx.pending``, the list of the construct being marshalled. When that construct
   (a top-level parameter, or one deferred referent) is finished, its queue is drained in
   encounter order, depth first: each referent gets a fresh queue, so the referents embedded in
-  it are written right after it and before its later siblings. Samba pidl and MIDL produce the
-  same order. The drain loops are iterative, so a long linked list cannot exhaust the stack.
+  it are written right after it and before its later siblings: the order of impacket's
+  ``getDataReferents`` and of Samba pidl (a pointee's NDR_BUFFERS follow its NDR_SCALARS before
+  the next pointer). The drain loops are iterative, so a long linked list cannot exhaust the
+  stack.
 - Decoding cannot store a deferred referent in its container yet, so an embedded pointer returns
   a :class:`Slot`; whoever receives a value from a type with ``defers`` set registers the slot's
   container and key (struct dict, list index, parameter dict). Unions wrap: the slot records the
