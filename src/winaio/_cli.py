@@ -78,10 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="alertable completion routines on the issuing thread")
     demo.add_argument("--jobs", type=int, default=4)
     args = parser.parse_args(argv)
-    if args.command == "demo":
-        return _demo(args.jobs)
-    parser.error(f"unknown command {args.command}")
-    return 2
+    return _demo(args.jobs)
 
 
 if __name__ == "__main__":
