@@ -21,6 +21,7 @@ Quick tour::
 
 from __future__ import annotations
 
+from . import _runtime  # noqa: F401  (installs the I/O backend factory)
 from . import codes as codes
 from . import errors as errors
 from ._kernel import DispatcherObject as DispatcherObject

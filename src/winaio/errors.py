@@ -8,6 +8,7 @@ Tree::
 
     WinaioError
     ├── Win32Error (also OSError)           .winerror  (ERROR_INVALID_HANDLE, ERROR_IO_PENDING...)
+    │   └── IoError                         .bytes_transferred of a failed/partial request
     └── RpcError                            .status    (RPC_S_*, or a raw fault / exception code)
         ├── RpcFaultError                   a fault PDU came back; .nca_status is the wire value
         ├── NdrError                        stub data could not be (un)marshalled; .offset
@@ -27,6 +28,7 @@ import errno as _errno
 from .codes import RpcStatus, WinError
 
 __all__ = [
+    "IoError",
     "LocalProtocolError",
     "NdrError",
     "ProtocolError",
@@ -102,6 +104,21 @@ class Win32Error(WinaioError, OSError):
         if self.strerror and self.strerror != name:
             return f"[WinError {self.winerror}] {name}: {self.strerror}"
         return f"[WinError {self.winerror}] {name}"
+
+
+class IoError(Win32Error):
+    """An I/O request failed; ``bytes_transferred`` is OVERLAPPED.InternalHigh (spec §4.3).
+
+    Warning statuses also land here: a message-pipe read into a short buffer raises
+    ERROR_MORE_DATA with the bytes it did deliver.
+    """
+
+    def __init__(self, winerror: int, bytes_transferred: int = 0, message: str | None = None):
+        super().__init__(winerror, message)
+        self.bytes_transferred = bytes_transferred
+
+    def __reduce__(self) -> tuple[type[IoError], tuple[int, int, str | None]]:  # type: ignore[override]
+        return (type(self), (self.winerror, self.bytes_transferred, self.strerror))
 
 
 class ThreadTerminated(SystemExit):

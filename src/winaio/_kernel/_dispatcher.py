@@ -49,6 +49,7 @@ __all__ = [
     "WaitBlock",
     "complete_wait",
     "try_satisfy",
+    "unlink_wait",
     "wake_thread",
     "wake_waiters",
 ]
@@ -67,10 +68,15 @@ ApcEntry = tuple[Callable[..., Any], tuple[Any, ...]]
 
 
 class BlockListener(Protocol):
-    """Told when a thread blocks / unblocks (I/O completion port concurrency, spec §6.7)."""
+    """Told (under LOCK) when an associated thread blocks, unblocks or exits.
+
+    This is how a completion port counts its running threads (spec §6.7): every blocking wait of
+    the kernel reports to the thread's listener.
+    """
 
     def thread_blocked(self, ts: ThreadState) -> None: ...
     def thread_unblocked(self, ts: ThreadState) -> None: ...
+    def thread_exited(self, ts: ThreadState) -> None: ...
 
 
 class ThreadState:
@@ -123,9 +129,14 @@ class ThreadState:
 
 
 class WaitBlock:
-    """One blocked wait: which objects, any/all, alertable; ``result`` is set by the satisfier."""
+    """One blocked wait: which objects, any/all, alertable; ``result`` is set by the satisfier.
 
-    __slots__ = ("alertable", "objects", "result", "thread", "wait_all")
+    ``detach`` lets waits that are not object waits (GetQueuedCompletionStatus keeps its own
+    LIFO stack of waiters) unlink themselves when the wait ends for another reason (timeout,
+    APC, TerminateThread).
+    """
+
+    __slots__ = ("alertable", "data", "detach", "objects", "result", "thread", "wait_all")
 
     def __init__(
         self,
@@ -133,12 +144,16 @@ class WaitBlock:
         objects: tuple[DispatcherObject, ...],
         wait_all: bool,
         alertable: bool,
+        detach: Callable[[WaitBlock], None] | None = None,
     ) -> None:
         self.thread = thread
         self.objects = objects
         self.wait_all = wait_all
         self.alertable = alertable
+        self.detach = detach
         self.result: int | None = None
+        #: Payload handed over with the result (completion packets for port waits).
+        self.data: Any = None
 
 
 class DispatcherObject:
@@ -216,10 +231,19 @@ def wake_thread(ts: ThreadState) -> None:
         ts.parker.release()
 
 
-def complete_wait(wb: WaitBlock, result: int) -> None:
-    """End a blocked wait with ``result``: unlink it everywhere and wake its thread."""
+def unlink_wait(wb: WaitBlock) -> None:
+    """Remove ``wb`` from every waiter list it is in. Caller holds :data:`LOCK`."""
     for obj in wb.objects:
         obj._waiters.pop(wb, None)
+    detach = wb.detach
+    if detach is not None:
+        wb.detach = None
+        detach(wb)
+
+
+def complete_wait(wb: WaitBlock, result: int) -> None:
+    """End a blocked wait with ``result``: unlink it everywhere and wake its thread."""
+    unlink_wait(wb)
     wb.result = result
     wake_thread(wb.thread)
 

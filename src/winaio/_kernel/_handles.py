@@ -74,6 +74,8 @@ class HandleTable:
 
     def __init__(self) -> None:
         self._entries: dict[int, tuple[Any, int]] = {}
+        #: id(object) -> open handles; objects stay alive through their entries, so ids are stable.
+        self._counts: dict[int, int] = {}
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -82,7 +84,13 @@ class HandleTable:
         with self._lock:
             handle = next(self._counter) << 2
             self._entries[handle] = (obj, int(access))
+            key = id(obj)
+            self._counts[key] = self._counts.get(key, 0) + 1
         return handle
+
+    def handle_count(self, obj: Any) -> int:
+        """How many open handles refer to ``obj``."""
+        return self._counts.get(id(obj), 0)
 
     def resolve(self, handle: int | None, *, pseudo: bool = True) -> tuple[Any, int]:
         """The (object, access) behind ``handle``.
@@ -141,9 +149,22 @@ class HandleTable:
             return None
         with self._lock:
             entry = self._entries.pop(value & ~3, None) if value > 0 else None
+            if entry is not None:
+                key = id(entry[0])
+                remaining = self._counts[key] - 1
+                if remaining:
+                    self._counts[key] = remaining
+                else:
+                    del self._counts[key]
         if entry is None:
             raise Win32Error(WinError.ERROR_INVALID_HANDLE, f"invalid handle {handle!r}")
-        return entry[0]
+        obj = entry[0]
+        if not remaining:
+            # The last handle: files cancel their requests and close, ports close (§6.8, §7).
+            last = getattr(obj, "_last_handle_closed", None)
+            if last is not None:
+                last()
+        return obj
 
     def duplicate(self, handle: int | None, access: int | None, close_source: bool) -> int:
         """DuplicateHandle within this process. ``access`` None = DUPLICATE_SAME_ACCESS."""

@@ -223,7 +223,7 @@ def run_exit_effects(ts: ThreadState, exit_code: int) -> None:
             mutex._abandon_locked()
         listener = ts.block_listener
         if listener is not None:
-            listener.thread_unblocked(ts)
+            listener.thread_exited(ts)
             ts.block_listener = None
         _live.pop(ts.tid, None)
         thread = ts.thread

@@ -29,7 +29,16 @@ from .._clock import monotonic
 from ..codes import MAXIMUM_WAIT_OBJECTS, WaitCode, WinError
 from ..errors import Win32Error
 from ._apc import run_apcs, run_special_apcs
-from ._dispatcher import LOCK, TERMINATED, DispatcherObject, ThreadState, WaitBlock, try_satisfy
+from ._dispatcher import (
+    LOCK,
+    TERMINATED,
+    BlockListener,
+    DispatcherObject,
+    ThreadState,
+    WaitBlock,
+    try_satisfy,
+    unlink_wait,
+)
 from ._threads import check_terminating, current_thread_state
 
 __all__ = [
@@ -68,17 +77,16 @@ def validate_objects(objects: tuple[DispatcherObject, ...]) -> None:
         raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "the same object appears twice")
 
 
-def _unlink(wb: WaitBlock) -> None:
-    for obj in wb.objects:
-        obj._waiters.pop(wb, None)
-
-
-def block(ts: ThreadState, wb: WaitBlock, deadline: float | None) -> int:
+def block(
+    ts: ThreadState, wb: WaitBlock, deadline: float | None, listener: BlockListener | None
+) -> int:
     """Park the calling thread in the registered wait ``wb`` until it ends (steps 2-5).
 
     Called without the lock, after the caller registered ``wb`` (``ts.wait = wb`` and ``wb`` in
-    each object's waiter list) under it. Returns the wait code, ``WAIT_TIMEOUT`` or
-    ``WAIT_IO_COMPLETION`` (APCs are *not* run here: the caller runs them without the lock).
+    each object's waiter list) under it and told ``listener`` (the thread's completion port, if
+    any) that it blocks. Returns the wait code, ``WAIT_TIMEOUT`` or ``WAIT_IO_COMPLETION`` (APCs
+    are *not* run here: the caller runs them without the lock); ``listener`` learns under the
+    same lock that the thread runs again.
     """
     parker = ts.parker
     while True:
@@ -102,18 +110,17 @@ def block(ts: ThreadState, wb: WaitBlock, deadline: float | None) -> int:
             result = wb.result
             if result is None:
                 if ts.terminating:
-                    _unlink(wb)
+                    unlink_wait(wb)
                     result = TERMINATED
                 elif wb.alertable and (ts.apcs or ts.special_apcs):
-                    _unlink(wb)
+                    unlink_wait(wb)
                     result = _WAIT_IO_COMPLETION
                 elif deadline is not None and monotonic() >= deadline:
-                    _unlink(wb)
+                    unlink_wait(wb)
                     result = _WAIT_TIMEOUT
                 else:
                     continue
             ts.wait = None
-            listener = ts.block_listener
             if listener is not None:
                 listener.thread_unblocked(ts)
         finally:
@@ -177,7 +184,8 @@ def wait_for_objects(
     finally:
         LOCK.release()
     if result is None:
-        result = block(ts, wb, None if timeout is None else monotonic() + timeout)
+        deadline = None if timeout is None else monotonic() + timeout
+        result = block(ts, wb, deadline, listener)
     return _finish(ts, result)
 
 
@@ -207,7 +215,8 @@ def wait_for_one(obj: DispatcherObject, timeout: float | None, alertable: bool) 
     finally:
         LOCK.release()
     if wb is not None:
-        result = block(ts, wb, None if timeout is None else monotonic() + timeout)
+        deadline = None if timeout is None else monotonic() + timeout
+        result = block(ts, wb, deadline, listener)
     return _finish(ts, result)
 
 

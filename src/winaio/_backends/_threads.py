@@ -1,0 +1,265 @@
+"""The thread backend: the portable fallback when io_uring is unavailable (and the test reference).
+
+- FILE operations run ``op.run_blocking()`` on a fixed pool of worker threads
+  (``winaio-io-worker-<n>``), fed FIFO from one queue.
+- STREAM operations (sockets, pipes) wait for readiness in one reactor thread
+  (``winaio-io-reactor-0``) on ``epoll``, then retry ``op.try_now()`` there (it never blocks).
+  Requests on one descriptor are kept in per-direction FIFO queues and only the head of each
+  queue is retried, so two pending reads complete in issue order (spec #66).
+
+All reactor state is touched only by the reactor thread: ``submit``/``cancel``/``close`` post
+commands to it and wake it through an eventfd. Cancellation of a request waiting for readiness
+completes it with STATUS_CANCELLED at once; a FILE request already running on a worker cannot be
+interrupted and completes with its real result (allowed by [MS:CancelIoEx]); one still queued
+completes cancelled. The contract is in ``winaio._io._backend``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import queue
+import select
+import threading
+from collections import deque
+
+from .._io._backend import BackendStatistics, OpKind
+from .._io._ops import Operation
+from ..codes import NtStatus
+
+__all__ = ["ThreadBackend"]
+
+_CANCELLED = int(NtStatus.STATUS_CANCELLED)
+_QUEUED, _RUNNING = "queued", "running"
+_names = itertools.count()
+
+
+class _FdQueues:
+    __slots__ = ("events", "readers", "writers")
+
+    def __init__(self) -> None:
+        self.readers: deque[Operation] = deque()
+        self.writers: deque[Operation] = deque()
+        self.events = 0
+
+
+class ThreadBackend:
+    """Worker pool for files + epoll reactor for streams (module docstring).
+
+    Args:
+        workers: size of the FILE worker pool.
+    """
+
+    name = "threads"
+
+    def __init__(self, workers: int = 8) -> None:
+        self._lock = threading.Lock()
+        self._work: queue.SimpleQueue[Operation | None] = queue.SimpleQueue()
+        self._commands: deque[tuple[str, Operation | None]] = deque()
+        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._wake_pending = False
+        self._epoll = select.epoll()
+        self._epoll.register(self._wake_fd, select.EPOLLIN)
+        self._fds: dict[int, _FdQueues] = {}
+        self._in_flight: set[Operation] = set()
+        self._drained = threading.Condition(self._lock)
+        self._closed = False
+        self._submitted = self._completed = self._cancelled = 0
+        serial = next(_names)
+        self._workers = [
+            threading.Thread(
+                target=self._worker, name=f"winaio-io-worker-{serial}-{i}", daemon=True
+            )
+            for i in range(workers)
+        ]
+        self._reactor = threading.Thread(
+            target=self._reactor_loop, name=f"winaio-io-reactor-{serial}", daemon=True
+        )
+        for thread in self._workers:
+            thread.start()
+        self._reactor.start()
+
+    # ------------------------------------------------------------------ Backend protocol
+    def submit(self, op: Operation) -> None:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the thread backend is closed")
+            self._in_flight.add(op)
+            self._submitted += 1
+            op.token = _QUEUED
+        if op.kind is OpKind.FILE:
+            self._work.put(op)
+        else:
+            self._command("add", op)
+
+    def cancel(self, op: Operation) -> None:
+        if op.kind is OpKind.FILE:
+            with self._lock:
+                cancel_now = op.token == _QUEUED and op in self._in_flight
+                if cancel_now:
+                    op.token = _RUNNING  # the worker that dequeues it will skip it
+            if cancel_now:
+                self._finish(op, _CANCELLED, 0, cancelled=True)
+        else:
+            self._command("cancel", op)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            pending = list(self._in_flight)
+        for op in pending:
+            self.cancel(op)
+        with self._lock:
+            self._drained.wait_for(lambda: not self._in_flight, timeout=30)
+        for _ in self._workers:
+            self._work.put(None)
+        self._command("stop", None)
+        for thread in [*self._workers, self._reactor]:
+            thread.join(5)
+        self._epoll.close()
+        os.close(self._wake_fd)
+
+    def statistics(self) -> BackendStatistics:
+        with self._lock:
+            return BackendStatistics(
+                name=self.name,
+                submitted=self._submitted,
+                completed=self._completed,
+                cancelled=self._cancelled,
+                in_flight=len(self._in_flight),
+                threads=len(self._workers) + 1,
+                detail=f"{len(self._workers)} file workers + 1 epoll reactor",
+            )
+
+    # ------------------------------------------------------------------ completion
+    def _finish(self, op: Operation, status: int, information: int, cancelled: bool) -> None:
+        with self._lock:
+            if op not in self._in_flight:
+                return
+            self._in_flight.discard(op)
+            self._completed += 1
+            if cancelled:
+                self._cancelled += 1
+            if not self._in_flight:
+                self._drained.notify_all()
+        op.complete(status, information)
+
+    # ------------------------------------------------------------------ file workers
+    def _worker(self) -> None:
+        work = self._work
+        while True:
+            op = work.get()
+            if op is None:
+                return
+            with self._lock:
+                if op.token != _QUEUED:
+                    continue  # cancelled while queued
+                op.token = _RUNNING
+            status, information = op.run_blocking()
+            self._finish(op, status, information, cancelled=False)
+
+    # ------------------------------------------------------------------ stream reactor
+    def _command(self, what: str, op: Operation | None) -> None:
+        with self._lock:
+            self._commands.append((what, op))
+            if self._wake_pending:
+                return
+            self._wake_pending = True
+        os.eventfd_write(self._wake_fd, 1)
+
+    def _reactor_loop(self) -> None:
+        epoll = self._epoll
+        while True:
+            for fd, mask in epoll.poll():
+                if fd == self._wake_fd:
+                    if self._run_commands():
+                        return
+                else:
+                    self._ready(fd, mask)
+
+    def _run_commands(self) -> bool:
+        try:
+            os.eventfd_read(self._wake_fd)
+        except BlockingIOError:
+            pass
+        with self._lock:
+            self._wake_pending = False
+            commands = list(self._commands)
+            self._commands.clear()
+        for what, op in commands:
+            if what == "stop":
+                return True
+            assert op is not None
+            if what == "add":
+                self._add(op)
+            else:
+                self._remove(op)
+        return False
+
+    def _add(self, op: Operation) -> None:
+        fd = op.fd
+        queues = self._fds.get(fd)
+        if queues is None:
+            queues = self._fds[fd] = _FdQueues()
+        (queues.readers if op.poll_events & select.POLLIN else queues.writers).append(op)
+        op.token = fd
+        self._update(fd, queues)
+        # Data may already be there: epoll is level-triggered, the next poll reports it.
+
+    def _remove(self, op: Operation) -> None:
+        fd = op.token
+        queues = self._fds.get(fd) if isinstance(fd, int) else None
+        if queues is not None:
+            for line in (queues.readers, queues.writers):
+                try:
+                    line.remove(op)
+                except ValueError:
+                    continue
+                self._update(fd, queues)
+                self._finish(op, _CANCELLED, 0, cancelled=True)
+                return
+
+    def _update(self, fd: int, queues: _FdQueues) -> None:
+        events = (select.EPOLLIN if queues.readers else 0) | (
+            select.EPOLLOUT if queues.writers else 0
+        )
+        if events == queues.events:
+            return
+        try:
+            if not events:
+                self._epoll.unregister(fd)
+                del self._fds[fd]
+            elif not queues.events:
+                self._epoll.register(fd, events)
+            else:
+                self._epoll.modify(fd, events)
+        except OSError:
+            # The descriptor was closed under us: fail what waits on it.
+            self._fds.pop(fd, None)
+            for op in [*queues.readers, *queues.writers]:
+                self._finish(op, int(NtStatus.STATUS_INVALID_HANDLE), 0, cancelled=False)
+            return
+        queues.events = events
+
+    def _ready(self, fd: int, mask: int) -> None:
+        queues = self._fds.get(fd)
+        if queues is None:
+            return
+        error = bool(mask & (select.EPOLLERR | select.EPOLLHUP))
+        for line, flag in ((queues.readers, select.EPOLLIN), (queues.writers, select.EPOLLOUT)):
+            if not (mask & flag or error):
+                continue
+            while line:
+                op = line[0]
+                result = op.try_now()
+                if result is None:
+                    if op.fd != fd:  # AcceptEx moved on to its accepted socket
+                        line.popleft()
+                        self._add(op)
+                        continue
+                    break
+                line.popleft()
+                self._finish(op, result[0], result[1], cancelled=False)
+        self._update(fd, queues)

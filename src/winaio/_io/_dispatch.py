@@ -1,0 +1,74 @@
+"""Delivering one completion: the single funnel every finished request goes through.
+
+Spec §1.5 fixes the order, and this module is the only place that implements it:
+
+1. write the IOSB (OVERLAPPED.Internal = status, InternalHigh = bytes);
+2. set the request's event E, or, when it has none, signal the file object F (unless
+   FILE_SKIP_SET_EVENT_ON_HANDLE) [W:nt/pipe.c:test_completion];
+3. queue the completion routine as an APC to the *issuing* thread (A), or post a packet to the
+   completion port the file is associated with *now* (P) [W:nt/file.c:test_file_io_completion].
+
+Rules for P (§6.2): no packet when the OVERLAPPED has the ``hEvent | 1`` bit, when the port has
+been closed, or for an *immediate* success on a file with FILE_SKIP_COMPLETION_PORT_ON_SUCCESS.
+Rules for A: never run here (only queued); dropped when the issuing thread has exited - its
+request was cancelled and "the completion routine never runs" (§5, §8).
+
+All of it happens under the dispatcher lock, so a thread woken by the event already sees the
+IOSB, and the APC cannot run before both (spec #54). ``op.done`` makes delivery exactly-once.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._kernel._dispatcher import LOCK, wake_thread, wake_waiters
+from ..codes import ntstatus_to_winerror
+
+if TYPE_CHECKING:
+    from ._ops import Operation
+
+__all__ = ["deliver"]
+
+
+def deliver(op: Operation, status: int, information: int, immediate: bool = False) -> bool:
+    """Deliver ``op``'s completion; returns False if it was already delivered.
+
+    Args:
+        immediate: the request finished inside the call that issued it (the call returns TRUE).
+    """
+    file = op.file
+    with LOCK:
+        if op.done:
+            return False
+        op.done = True
+        ov = op.overlapped
+        ov.information = information
+        ov.status = status
+        event = op.event
+        if event is not None:
+            event._signaled = True
+            if event._waiters:
+                wake_waiters(event)
+        elif not file.skip_set_event:
+            file._signaled = True
+            if file._waiters:
+                wake_waiters(file)
+        routine = op.routine
+        if routine is not None:
+            issuer = op.issuer
+            if issuer.alive and not issuer.terminating:
+                issuer.apcs.append((routine, (ntstatus_to_winerror(status), information, ov)))
+                wb = issuer.wait
+                if wb is not None and wb.alertable:
+                    wake_thread(issuer)
+        elif not op.skip_port:
+            port = file.port
+            if port is not None and not (immediate and status == 0 and file.skip_port_on_success):
+                port._post_locked(file.key, ov, status, information)
+        file._forget_locked(op)
+        sync_done = op.sync_done
+        if sync_done is not None:
+            sync_done._signaled = True
+            if sync_done._waiters:
+                wake_waiters(sync_done)
+    return True

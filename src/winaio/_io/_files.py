@@ -1,0 +1,387 @@
+"""File objects and the life of a request: issue, cancel, thread exit, close.
+
+A :class:`FileObject` is the kernel object behind a file, socket or pipe handle; duplicated handles
+share it, with its port association, completion modes and pending requests (spec §0).
+
+Issue protocol (spec §4.2), :func:`start`:
+1. (the alias layer validated the handle: an invalid one leaves the event untouched, #52);
+2. reset the request's event E and clear the file object F - before anything else, so that a
+   request that then fails still leaves E reset (#50, #51, #53);
+3. OVERLAPPED.Internal = STATUS_PENDING;
+4. try the request without blocking (``op.try_now``):
+   a. finished -> deliver at once (TRUE; a packet is still queued unless
+      FILE_SKIP_COMPLETION_PORT_ON_SUCCESS, a completion routine is still only queued);
+   b. would block -> hand it to the file's backend (FALSE + ERROR_IO_PENDING);
+   c. failed -> raise, with no notification at all and Internal left STATUS_PENDING.
+
+Cancellation (spec §7) only *marks* a request and asks the backend; the request then completes
+through all its channels with STATUS_CANCELLED (or with its real result if it won the race).
+CancelIo targets the caller's requests on the file object, CancelIoEx any thread's (matching one
+OVERLAPPED or all; nothing matched -> ERROR_NOT_FOUND, and a request already being cancelled
+does not match again, #98).
+
+Thread exit (spec §8, [W:ws/afd.c:test_async_thread_termination]): a request issued by the
+exiting thread survives iff its file is associated with a port AND it has a completion value
+(no ``hEvent|1``) AND it has no event AND it is not an APC request; every other one is cancelled.
+
+Close: when the last handle goes, pending requests are cancelled (sockets: "closesocket cancels
+pending overlapped ops of all threads"), and the descriptor is closed only after every request
+has been delivered, because the backend may still be using it (backend invariant 2).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from .._kernel._dispatcher import LOCK, DispatcherObject, ThreadState
+from .._kernel._objects import Event
+from .._kernel._threads import add_thread_exit_hook, current_thread_state
+from .._kernel._wait import wait_for_one
+from ..codes import NtStatus, WinError, ntstatus_to_winerror
+from ..errors import IoError, Win32Error
+from ._backend import Backend, OpKind, get_backend
+from ._dispatch import deliver
+from ._overlapped import STATUS_PENDING, is_error
+
+if TYPE_CHECKING:
+    from ._ops import Operation
+    from ._port import CompletionPort
+
+__all__ = [
+    "FileObject",
+    "cancel_io",
+    "cancel_io_ex",
+    "cancel_synchronous_io",
+    "request_cancel",
+    "run_sync",
+    "start",
+]
+
+_CANCELLED = int(NtStatus.STATUS_CANCELLED)
+_IO_KEY = "io"
+_SYNC_KEY = "sync_op"
+
+
+class FileObject(DispatcherObject):
+    """The kernel object behind a file, socket or pipe handle.
+
+    Args:
+        fd: the descriptor, owned by this object from now on.
+        overlapped: opened for overlapped I/O (FILE_FLAG_OVERLAPPED / WSA_FLAG_OVERLAPPED).
+        sock: the Python socket owning ``fd``, for sockets.
+        direct: opened with FILE_FLAG_NO_BUFFERING (O_DIRECT).
+        seekable: a regular file (positioned I/O) rather than a stream.
+        backend: the I/O engine finishing this object's requests (default: the process one).
+    """
+
+    __slots__ = (
+        "_pending",
+        "_signaled",
+        "backend",
+        "closing",
+        "direct",
+        "fd",
+        "key",
+        "overlapped",
+        "path",
+        "port",
+        "position",
+        "seekable",
+        "skip_port_on_success",
+        "skip_set_event",
+        "sock",
+    )
+    type_name = "File"
+
+    def __init__(
+        self,
+        fd: int,
+        *,
+        overlapped: bool,
+        sock: socket.socket | None = None,
+        direct: bool = False,
+        seekable: bool = False,
+        backend: Backend | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.fd = fd
+        self.sock = sock
+        self.overlapped = overlapped
+        self.direct = direct
+        self.seekable = seekable
+        self.path = path
+        self.backend: Backend = backend if backend is not None else get_backend()
+        self.port: CompletionPort | None = None
+        self.key: Any = 0
+        self.skip_port_on_success = False
+        self.skip_set_event = False
+        #: The file pointer of synchronous handles (overlapped I/O never uses it, spec §4.1).
+        self.position = 0
+        self.closing = False
+        self._signaled = True  # a file object starts signaled (spec §1.2)
+        self._pending: dict[Operation, None] = {}
+
+    def _is_signaled_for(self, ts: ThreadState) -> bool:
+        return self._signaled
+
+    @property
+    def pending_requests(self) -> int:
+        """Requests issued on this file object and not yet delivered."""
+        return len(self._pending)
+
+    def pending_ops(self) -> list[Operation]:
+        """A snapshot of the undelivered requests."""
+        with LOCK:
+            return list(self._pending)
+
+    # ------------------------------------------------------------------ completion modes, port
+    def set_completion_modes(self, skip_port_on_success: bool, skip_set_event: bool) -> None:
+        """SetFileCompletionNotificationModes: the flags are cumulative, never cleared (§6.10).
+
+        Raises:
+            Win32Error: ERROR_INVALID_PARAMETER for SKIP_COMPLETION_PORT_ON_SUCCESS on a
+                synchronous handle.
+        """
+        if skip_port_on_success and not self.overlapped:
+            raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "synchronous handle")
+        with LOCK:
+            self.skip_port_on_success |= skip_port_on_success
+            self.skip_set_event |= skip_set_event
+
+    def associate(self, port: CompletionPort, key: Any) -> None:
+        """Bind this file object to ``port`` with ``key``, for good (§6.1).
+
+        Raises:
+            Win32Error: ERROR_INVALID_PARAMETER for a synchronous handle or a file object that
+                is already associated (with any port).
+        """
+        if not self.overlapped:
+            raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "not opened for overlapped I/O")
+        with LOCK:
+            if self.port is not None:
+                raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "already associated")
+            if port.closed:
+                raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the completion port is closed")
+            self.port = port
+            self.key = key
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _forget_locked(self, op: Operation) -> None:
+        """``op`` was delivered (or failed at once): drop it everywhere. Caller holds LOCK."""
+        self._pending.pop(op, None)
+        ops = op.issuer.extensions.get(_IO_KEY)
+        if ops is not None:
+            ops.pop(op, None)
+        if self.closing and not self._pending:
+            self._release_fd()
+
+    def adopt_connection(self, conn: socket.socket) -> None:
+        """AcceptEx: this (pre-created) socket becomes the accepted connection ``conn``."""
+        conn.setblocking(False)
+        os.dup2(conn.fileno(), self.fd)
+        conn.close()
+
+    # ------------------------------------------------------------------ closing
+    def close(self) -> None:
+        """Cancel every pending request; close the descriptor once they are all delivered."""
+        with LOCK:
+            if self.closing:
+                return
+            self.closing = True
+            pending = list(self._pending)
+            if not pending:
+                self._release_fd()
+        for op in pending:
+            request_cancel(op)
+
+    def _last_handle_closed(self) -> None:
+        self.close()
+
+    def _release_fd(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd < 0:
+            return
+        if self.sock is not None:
+            self.sock.close()
+        else:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def __repr__(self) -> str:
+        what = self.path or (f"socket fd={self.fd}" if self.sock is not None else f"fd={self.fd}")
+        return f"<FileObject {what}{' overlapped' if self.overlapped else ''}>"
+
+
+# ---------------------------------------------------------------------- issuing
+
+
+def _register_locked(op: Operation) -> None:
+    file = op.file
+    if file.closing or file.fd < 0:
+        raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
+    file._pending[op] = None
+    ops = op.issuer.extensions.get(_IO_KEY)
+    if ops is None:
+        ops = op.issuer.extensions[_IO_KEY] = {}
+    ops[op] = None
+
+
+def start(op: Operation) -> int:
+    """Issue an overlapped request (module docstring). Returns its status at return time:
+    STATUS_PENDING, 0 (finished, TRUE) or a warning status (finished with data, FALSE).
+
+    Raises:
+        IoError: the request failed at once (no notification; Internal stays STATUS_PENDING).
+        Win32Error: ERROR_INVALID_PARAMETER for an APC request on a port-associated file.
+    """
+    file = op.file
+    ov = op.overlapped
+    with LOCK:
+        if op.routine is not None and file.port is not None:
+            # APC and port notification are exclusive (spec §1.5, #71).
+            raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "APC I/O on a port-bound handle")
+        event = op.event
+        if event is not None:
+            event._signaled = False
+        file._signaled = False
+        ov.status = STATUS_PENDING
+        _register_locked(op)
+    try:
+        result = op.try_now()
+    except BaseException:
+        with LOCK:
+            op.done = True
+            file._forget_locked(op)
+        raise
+    if result is None:
+        submit(op)
+        return STATUS_PENDING
+    status, information = result
+    if is_error(status):
+        with LOCK:
+            op.done = True
+            file._forget_locked(op)
+        raise IoError(ntstatus_to_winerror(status), information)
+    deliver(op, status, information, immediate=True)
+    return status
+
+
+def submit(op: Operation) -> None:
+    """Give a request that would block to its backend (unless a cancel already arrived)."""
+    with LOCK:
+        op.submitted = True
+        cancelled = op.cancel_requested
+    if cancelled:
+        op.complete(_CANCELLED, 0)
+    elif op.kind is not OpKind.LOCAL:
+        op.file.backend.submit(op)
+
+
+def request_cancel(op: Operation) -> bool:
+    """Mark ``op`` cancelled and ask its backend; False if it was done or already cancelled."""
+    with LOCK:
+        if op.done or op.cancel_requested:
+            return False
+        op.cancel_requested = True
+        submitted = op.submitted
+    if submitted:
+        if op.kind is OpKind.LOCAL:
+            op.complete(_CANCELLED, 0)
+        else:
+            op.file.backend.cancel(op)
+    return True
+
+
+def run_sync(op: Operation) -> tuple[int, int]:
+    """A request on a synchronous handle: block (non-alertably) until it is done (spec §4.1).
+
+    Returns (status, information); the OVERLAPPED holds the same. CancelSynchronousIo can end
+    the wait of a request that pends (ERROR_OPERATION_ABORTED).
+    """
+    file = op.file
+    ov = op.overlapped
+    if op.kind is OpKind.FILE:
+        # Disk reads/writes are not interruptible anyway: do them right here.
+        if file.closing:
+            raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
+        status, information = op.run_blocking()
+        ov.status, ov.information = status, information
+        op.done = True
+        return status, information
+    ts = current_thread_state()
+    op.sync_done = Event(manual_reset=True)
+    ts.extensions[_SYNC_KEY] = op
+    try:
+        with LOCK:
+            ov.status = STATUS_PENDING
+            _register_locked(op)
+        result = op.try_now()
+        if result is None:
+            submit(op)
+            wait_for_one(op.sync_done, None, False)
+            return ov.status, ov.information
+        with LOCK:
+            op.done = True
+            file._forget_locked(op)
+        ov.status, ov.information = result
+        return result
+    finally:
+        ts.extensions.pop(_SYNC_KEY, None)
+
+
+# ---------------------------------------------------------------------- cancellation
+
+
+def cancel_io(file: FileObject) -> None:
+    """CancelIo: cancel the calling thread's requests on ``file`` (always succeeds)."""
+    ts = current_thread_state()
+    for op in file.pending_ops():
+        if op.issuer is ts:
+            request_cancel(op)
+
+
+def cancel_io_ex(file: FileObject, overlapped: Any = None) -> None:
+    """CancelIoEx: cancel any thread's requests on ``file`` (those using ``overlapped``).
+
+    Raises:
+        Win32Error: ERROR_NOT_FOUND if no request was cancelled.
+    """
+    found = False
+    for op in file.pending_ops():
+        if (overlapped is None or op.overlapped is overlapped) and request_cancel(op):
+            found = True
+    if not found:
+        raise Win32Error(WinError.ERROR_NOT_FOUND)
+
+
+def cancel_synchronous_io(ts: ThreadState) -> None:
+    """CancelSynchronousIo: abort the synchronous request ``ts`` is blocked in.
+
+    Raises:
+        Win32Error: ERROR_NOT_FOUND when it is not blocked in synchronous I/O (async requests
+            are never affected).
+    """
+    op = ts.extensions.get(_SYNC_KEY)
+    if op is None or not request_cancel(op):
+        raise Win32Error(WinError.ERROR_NOT_FOUND)
+
+
+def _survives_thread_exit(op: Operation) -> bool:
+    return op.file.port is not None and not op.skip_port and op.event is None and op.routine is None
+
+
+def _cancel_thread_io(ts: ThreadState) -> None:
+    """Thread-exit hook: the §8 rule (module docstring)."""
+    ops: Iterable[Operation] = list(ts.extensions.get(_IO_KEY, ()))
+    for op in ops:
+        if not _survives_thread_exit(op):
+            request_cancel(op)
+
+
+add_thread_exit_hook(_cancel_thread_io)

@@ -1,0 +1,420 @@
+"""Operation objects: one per overlapped request, each knowing how to run on every backend.
+
+An :class:`Operation` is created when a request is issued and lives until its completion has been
+delivered (``_dispatch.deliver``). It owns the caller's buffers and OVERLAPPED for that whole
+time, even after a cancel (backend invariant 2, ``_backend``).
+
+Each concrete operation answers, without any backend-specific ``if`` chain in the backends
+(the compio ``OpCode`` idea):
+
+- ``try_now()``: a non-blocking attempt. ``(status, information)`` when it finished (an NTSTATUS
+  and a byte count), ``None`` when it would block. Used at issue time - a request that can finish
+  at once completes at once, like Windows' fast I/O paths and AFD's immediate completions - and
+  by STREAM backends after readiness.
+- ``prep(sink, user_data)`` (FILE kind): write its io_uring SQE through an :class:`SqeSink`;
+  ``from_cqe(res)`` maps the CQE result back to (status, information).
+- ``run_blocking()`` (FILE kind): the blocking syscall, for the thread backend.
+
+Status mapping (spec §1.7, §4.4, §10): a read of 0 bytes at end of file is STATUS_END_OF_FILE
+for files but success for sockets (graceful close) and STATUS_PIPE_BROKEN for pipes.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import socket
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from .._kernel._dispatcher import ThreadState
+from .._kernel._threads import current_thread_state
+from ..codes import NtStatus
+from ._backend import OpKind
+
+if TYPE_CHECKING:
+    from .._kernel._objects import Event
+    from ._files import FileObject
+    from ._overlapped import Overlapped
+
+__all__ = [
+    "AcceptOp",
+    "CompletionRoutine",
+    "ConnectOp",
+    "FileReadOp",
+    "FileWriteOp",
+    "Operation",
+    "SqeSink",
+    "StreamReadOp",
+    "StreamWriteOp",
+    "errno_to_status",
+]
+
+#: routine(error, bytes, overlapped): Win32 error (0, ERROR_HANDLE_EOF...), byte count, OVERLAPPED.
+CompletionRoutine = Callable[[int, int, Any], object]
+
+_SUCCESS = int(NtStatus.STATUS_SUCCESS)
+_EOF = int(NtStatus.STATUS_END_OF_FILE)
+_BROKEN = int(NtStatus.STATUS_PIPE_BROKEN)
+_RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
+_WOULD_BLOCK = (errno.EAGAIN, errno.EWOULDBLOCK)
+
+_ERRNO_STATUS: dict[int, int] = {
+    errno.ECANCELED: NtStatus.STATUS_CANCELLED,
+    errno.EBADF: NtStatus.STATUS_INVALID_HANDLE,
+    errno.EINVAL: NtStatus.STATUS_INVALID_PARAMETER,
+    errno.EFAULT: NtStatus.STATUS_ACCESS_VIOLATION,
+    errno.EACCES: NtStatus.STATUS_ACCESS_DENIED,
+    errno.EPERM: NtStatus.STATUS_ACCESS_DENIED,
+    errno.EPIPE: NtStatus.STATUS_PIPE_BROKEN,
+    errno.ECONNRESET: NtStatus.STATUS_CONNECTION_RESET,
+    errno.ECONNABORTED: NtStatus.STATUS_CONNECTION_ABORTED,
+    errno.ECONNREFUSED: NtStatus.STATUS_CONNECTION_REFUSED,
+    errno.ENOTCONN: NtStatus.STATUS_PIPE_DISCONNECTED,
+    errno.EOPNOTSUPP: NtStatus.STATUS_NOT_SUPPORTED,
+    errno.ETIMEDOUT: NtStatus.STATUS_IO_TIMEOUT,
+    errno.ENOSYS: NtStatus.STATUS_NOT_IMPLEMENTED,
+}
+
+
+def errno_to_status(err: int) -> int:
+    """A Linux errno -> the NTSTATUS a Windows driver would have reported."""
+    return int(_ERRNO_STATUS.get(err, NtStatus.STATUS_UNSUCCESSFUL))
+
+
+class SqeSink(Protocol):
+    """What an operation may ask of the io_uring backend when it prepares its SQE.
+
+    Each method pins the buffers, writes one SQE with ``user_data`` and returns the object that
+    keeps the memory alive; the backend holds it until the CQE arrives.
+    """
+
+    def readv(self, fd: int, buffers: Sequence[memoryview], offset: int, user_data: int) -> object:
+        """A positioned (scatter) read."""
+
+    def writev(self, fd: int, buffers: Sequence[memoryview], offset: int, user_data: int) -> object:
+        """A positioned (gather) write."""
+
+
+class Operation:
+    """One overlapped request (see the module docstring)."""
+
+    __slots__ = (
+        "__weakref__",
+        "cancel_requested",
+        "done",
+        "event",
+        "file",
+        "issuer",
+        "overlapped",
+        "routine",
+        "skip_port",
+        "submitted",
+        "sync_done",
+        "token",
+    )
+
+    kind: ClassVar[OpKind] = OpKind.STREAM
+    #: select.POLL* mask a STREAM op waits for before retrying ``try_now``.
+    poll_events: ClassVar[int] = 0
+
+    def __init__(
+        self,
+        file: FileObject,
+        overlapped: Overlapped,
+        routine: CompletionRoutine | None = None,
+    ) -> None:
+        self.file = file
+        self.overlapped = overlapped
+        # The notification channels are fixed when the request is issued (spec §1.5).
+        self.event: Event | None = overlapped.event
+        self.skip_port = overlapped.skip_port
+        self.routine = routine
+        self.issuer: ThreadState = current_thread_state()
+        self.done = False
+        self.submitted = False
+        self.cancel_requested = False
+        #: Backend-private state (ring user_data, epoll registration...).
+        self.token: Any = None
+        #: Set for requests on synchronous handles: the issuing thread waits on it.
+        self.sync_done: Event | None = None
+
+    @property
+    def fd(self) -> int:
+        """The descriptor a STREAM backend polls."""
+        return self.file.fd
+
+    def try_now(self) -> tuple[int, int] | None:
+        """Non-blocking attempt: (status, information), or None if it would block."""
+        raise NotImplementedError
+
+    def prep(self, sink: SqeSink, user_data: int) -> object:
+        """FILE kind: write the io_uring SQE; return the keep-alive for its memory."""
+        raise NotImplementedError
+
+    def from_cqe(self, res: int) -> tuple[int, int]:
+        """FILE kind: map a CQE result (bytes or -errno) to (status, information)."""
+        if res < 0:
+            return errno_to_status(-res), 0
+        return _SUCCESS, res
+
+    def run_blocking(self) -> tuple[int, int]:
+        """FILE kind: do the request with a blocking syscall (thread backend)."""
+        raise NotImplementedError
+
+    def complete(self, status: int, information: int) -> None:
+        """Called by the backend exactly once: deliver the completion (spec §1.5)."""
+        from ._dispatch import deliver
+
+        deliver(self, status, information)
+
+
+# --------------------------------------------------------------------------- regular files
+
+
+class _FileOp(Operation):
+    __slots__ = ("buffers", "nbytes", "offset")
+    kind = OpKind.FILE
+
+    def __init__(
+        self,
+        file: FileObject,
+        overlapped: Overlapped,
+        buffers: Sequence[memoryview],
+        offset: int,
+        routine: CompletionRoutine | None = None,
+    ) -> None:
+        super().__init__(file, overlapped, routine)
+        self.buffers = list(buffers)
+        self.offset = offset
+        self.nbytes = sum(len(b) for b in self.buffers)
+
+
+class FileReadOp(_FileOp):
+    """ReadFile / ReadFileScatter / ReadFileEx on a regular file at ``offset``."""
+
+    __slots__ = ()
+
+    def try_now(self) -> tuple[int, int] | None:
+        if self.nbytes == 0:
+            return _SUCCESS, 0  # zero-byte reads succeed, even at EOF (spec §4.4)
+        if self.file.direct or not _RWF_NOWAIT:
+            return None
+        try:
+            # Served from the page cache without blocking, or EAGAIN (Windows' fast I/O path).
+            n = os.preadv(self.file.fd, self.buffers, self.offset, _RWF_NOWAIT)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL):
+                return None
+            return errno_to_status(exc.errno or 0), 0
+        if n == 0:
+            return None  # at EOF: Win8+ pends and completes with STATUS_END_OF_FILE (spec §4.4)
+        return _SUCCESS, n
+
+    def prep(self, sink: SqeSink, user_data: int) -> object:
+        return sink.readv(self.file.fd, self.buffers, self.offset, user_data)
+
+    def from_cqe(self, res: int) -> tuple[int, int]:
+        if res == 0 and self.nbytes:
+            return _EOF, 0
+        return super().from_cqe(res)
+
+    def run_blocking(self) -> tuple[int, int]:
+        try:
+            n = os.preadv(self.file.fd, self.buffers, self.offset)
+        except OSError as exc:
+            return errno_to_status(exc.errno or 0), 0
+        if n == 0 and self.nbytes:
+            return _EOF, 0
+        return _SUCCESS, n
+
+
+class FileWriteOp(_FileOp):
+    """WriteFile / WriteFileGather / WriteFileEx on a regular file at ``offset``."""
+
+    __slots__ = ()
+
+    def try_now(self) -> tuple[int, int] | None:
+        if self.nbytes == 0:
+            return _SUCCESS, 0
+        return None
+
+    def prep(self, sink: SqeSink, user_data: int) -> object:
+        return sink.writev(self.file.fd, self.buffers, self.offset, user_data)
+
+    def run_blocking(self) -> tuple[int, int]:
+        try:
+            return _SUCCESS, os.pwritev(self.file.fd, self.buffers, self.offset)
+        except OSError as exc:
+            return errno_to_status(exc.errno or 0), 0
+
+
+# --------------------------------------------------------------------------- streams
+
+
+class StreamReadOp(Operation):
+    """ReadFile / WSARecv on a socket or an anonymous pipe (readiness based)."""
+
+    __slots__ = ("buffers", "flags", "nbytes")
+    poll_events = select.POLLIN
+
+    def __init__(
+        self,
+        file: FileObject,
+        overlapped: Overlapped,
+        buffers: Sequence[memoryview],
+        routine: CompletionRoutine | None = None,
+        flags: int = 0,
+    ) -> None:
+        super().__init__(file, overlapped, routine)
+        self.buffers = list(buffers)
+        self.nbytes = sum(len(b) for b in self.buffers)
+        self.flags = flags
+
+    def try_now(self) -> tuple[int, int] | None:
+        file = self.file
+        try:
+            if file.sock is not None:
+                if len(self.buffers) == 1:
+                    n = file.sock.recv_into(self.buffers[0], 0, self.flags)
+                else:
+                    n = file.sock.recvmsg_into(self.buffers, 0, self.flags)[0]
+            else:
+                n = os.readv(file.fd, self.buffers)
+        except OSError as exc:
+            if exc.errno in _WOULD_BLOCK:
+                return None
+            return errno_to_status(exc.errno or 0), 0
+        if n == 0 and self.nbytes and file.sock is None:
+            return _BROKEN, 0  # a pipe's writer is gone (spec §10: ERROR_BROKEN_PIPE)
+        return _SUCCESS, n
+
+
+class StreamWriteOp(Operation):
+    """WriteFile / WSASend on a socket or an anonymous pipe; completes when all bytes are sent."""
+
+    __slots__ = ("buffers", "flags", "nbytes", "sent")
+    poll_events = select.POLLOUT
+
+    def __init__(
+        self,
+        file: FileObject,
+        overlapped: Overlapped,
+        buffers: Sequence[memoryview],
+        routine: CompletionRoutine | None = None,
+        flags: int = 0,
+    ) -> None:
+        super().__init__(file, overlapped, routine)
+        self.buffers = [b for b in buffers if len(b)]
+        self.nbytes = sum(len(b) for b in self.buffers)
+        self.flags = flags
+        self.sent = 0
+
+    def try_now(self) -> tuple[int, int] | None:
+        file = self.file
+        while self.buffers:
+            try:
+                if file.sock is not None:
+                    n = file.sock.sendmsg(self.buffers, (), self.flags | socket.MSG_NOSIGNAL)
+                else:
+                    n = os.writev(file.fd, self.buffers)
+            except OSError as exc:
+                if exc.errno in _WOULD_BLOCK:
+                    return None
+                return errno_to_status(exc.errno or 0), self.sent
+            self.sent += n
+            # Drop what went out; a partially sent buffer keeps its tail.
+            while n and self.buffers:
+                head = self.buffers[0]
+                if n >= len(head):
+                    n -= len(head)
+                    self.buffers.pop(0)
+                else:
+                    self.buffers[0] = head[n:]
+                    n = 0
+        return _SUCCESS, self.sent
+
+
+class AcceptOp(Operation):
+    """AcceptEx: accept a connection into a pre-created socket, optionally receive first data."""
+
+    __slots__ = ("accept_file", "accepted", "receive")
+    poll_events = select.POLLIN
+
+    def __init__(
+        self,
+        listen_file: FileObject,
+        accept_file: FileObject,
+        overlapped: Overlapped,
+        receive: memoryview | None,
+    ) -> None:
+        super().__init__(listen_file, overlapped)
+        self.accept_file = accept_file
+        self.receive = receive
+        self.accepted = False
+
+    @property
+    def fd(self) -> int:
+        return self.accept_file.fd if self.accepted else self.file.fd
+
+    def try_now(self) -> tuple[int, int] | None:
+        if not self.accepted:
+            listener = self.file.sock
+            assert listener is not None
+            try:
+                conn, _ = listener.accept()
+            except OSError as exc:
+                if exc.errno in _WOULD_BLOCK:
+                    return None
+                return errno_to_status(exc.errno or 0), 0
+            # AcceptEx's contract: the *pre-created* socket becomes the connection.
+            self.accept_file.adopt_connection(conn)
+            self.accepted = True
+        if not self.receive:
+            return _SUCCESS, 0
+        sock = self.accept_file.sock
+        assert sock is not None
+        try:
+            n = sock.recv_into(self.receive)
+        except OSError as exc:
+            if exc.errno in _WOULD_BLOCK:
+                return None
+            return errno_to_status(exc.errno or 0), 0
+        return _SUCCESS, n
+
+
+class ConnectOp(Operation):
+    """ConnectEx: connect a bound socket, then optionally send a first buffer."""
+
+    __slots__ = ("address", "send", "started")
+    poll_events = select.POLLOUT
+
+    def __init__(
+        self, file: FileObject, overlapped: Overlapped, address: Any, send: memoryview | None
+    ) -> None:
+        super().__init__(file, overlapped)
+        self.address = address
+        self.send = send
+        self.started = False
+
+    def try_now(self) -> tuple[int, int] | None:
+        sock = self.file.sock
+        assert sock is not None
+        if not self.started:
+            self.started = True
+            err = sock.connect_ex(self.address)
+            if err in (errno.EINPROGRESS, errno.EAGAIN):
+                return None
+        else:
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            return errno_to_status(err), 0
+        if not self.send:
+            return _SUCCESS, 0
+        try:
+            return _SUCCESS, sock.send(self.send, socket.MSG_NOSIGNAL)
+        except OSError as exc:
+            return errno_to_status(exc.errno or 0), 0

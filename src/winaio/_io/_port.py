@@ -1,0 +1,252 @@
+"""I/O completion ports (win32-async-spec §6).
+
+Facts encoded here:
+- Packets queue FIFO; a single consumer sees FIFO order [W:k32/file.c:test_post_completion].
+- Threads blocked in GetQueuedCompletionStatus(Ex) are released **LIFO**: the most recently
+  blocked thread gets the oldest packet [W:nt/sync.c:test_completion_port_scheduling].
+- Concurrency value C (§6.7): a thread is associated with a port from its first GQCS on it until
+  it exits, calls GQCS on another port, or the port closes. running(P) = associated threads not
+  blocked; a packet is handed to a waiter only while running(P) < C. Every blocking wait in the
+  kernel reports to the thread's port (``ThreadState.block_listener``), so a port thread that
+  blocks elsewhere lets another waiter run; when it wakes, running(P) may exceed C for a while.
+- A direct wait on the port (WaitForSingleObject) is satisfied while packets are queued and
+  dequeues nothing. A packet handed straight to a GQCS waiter never makes the port signaled, so
+  direct waiters are only woken when no GQCS waiter could take it (Win10 1607+).
+- Closing the port: GQCS waiters fail with ERROR_ABANDONED_WAIT_0, direct waiters get
+  WAIT_OBJECT_0, queued packets are discarded and later completions dropped (§6.8).
+- GQCS is never alertable; GQCSEx(alertable) runs APCs (returning WAIT_IO_COMPLETION) only when
+  no packet is available (§6.5).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from typing import Any, NamedTuple
+
+from .._clock import monotonic
+from .._kernel._apc import run_apcs, run_special_apcs
+from .._kernel._dispatcher import (
+    LOCK,
+    DispatcherObject,
+    ThreadState,
+    WaitBlock,
+    complete_wait,
+    wake_waiters,
+)
+from .._kernel._threads import check_terminating, current_thread_state
+from .._kernel._wait import block
+from ..codes import NtStatus, WaitCode, WinError
+from ..errors import Win32Error
+
+__all__ = ["CompletionPacket", "CompletionPort"]
+
+_HANDOFF = int(WaitCode.WAIT_OBJECT_0)
+_CLOSED = int(NtStatus.STATUS_ABANDONED_WAIT_0)
+_TIMEOUT = int(WaitCode.WAIT_TIMEOUT)
+_IO_COMPLETION = int(WaitCode.WAIT_IO_COMPLETION)
+
+
+class CompletionPacket(NamedTuple):
+    """One dequeued packet (OVERLAPPED_ENTRY): ``status`` is the raw NTSTATUS."""
+
+    key: Any
+    overlapped: Any
+    status: int
+    bytes_transferred: int
+
+    @property
+    def error(self) -> int:
+        """The Win32 error of ``status`` (0 for success)."""
+        from ..codes import ntstatus_to_winerror
+
+        return ntstatus_to_winerror(self.status)
+
+
+class CompletionPort(DispatcherObject):
+    """An I/O completion port.
+
+    Args:
+        concurrency: NumberOfConcurrentThreads; 0 means the number of processors.
+    """
+
+    __slots__ = ("_getters", "_packets", "_running", "closed", "concurrency")
+    type_name = "IoCompletion"
+
+    def __init__(self, concurrency: int = 0) -> None:
+        super().__init__()
+        if concurrency < 0:
+            raise Win32Error(WinError.ERROR_INVALID_PARAMETER, f"concurrency {concurrency}")
+        self.concurrency = concurrency or os.cpu_count() or 1
+        self._packets: deque[CompletionPacket] = deque()
+        #: Threads blocked in GQCS on this port, most recent last (released LIFO).
+        self._getters: list[WaitBlock] = []
+        #: Associated threads that are running (not blocked anywhere).
+        self._running: set[ThreadState] = set()
+        self.closed = False
+
+    # ------------------------------------------------------------------ dispatcher object
+    def _is_signaled_for(self, ts: ThreadState) -> bool:
+        return bool(self._packets) or self.closed
+
+    @property
+    def queued(self) -> int:
+        """How many packets wait to be dequeued (NtQueryIoCompletion's depth)."""
+        return len(self._packets)
+
+    @property
+    def running_threads(self) -> int:
+        """running(P): associated threads that are not blocked."""
+        return len(self._running)
+
+    # ------------------------------------------------------------------ block listener
+    def thread_blocked(self, ts: ThreadState) -> None:
+        self._running.discard(ts)
+        if self._packets and self._getters:
+            self._release_locked()
+
+    def thread_unblocked(self, ts: ThreadState) -> None:
+        if not self.closed and ts.block_listener is self:
+            self._running.add(ts)
+
+    def thread_exited(self, ts: ThreadState) -> None:
+        self._running.discard(ts)
+        if self._packets and self._getters:
+            self._release_locked()
+
+    # ------------------------------------------------------------------ posting
+    def post(
+        self, bytes_transferred: int = 0, key: Any = 0, overlapped: Any = None, status: int = 0
+    ) -> None:
+        """PostQueuedCompletionStatus (``status`` > 0 is NtSetIoCompletion's IoStatus).
+
+        Raises:
+            Win32Error: ERROR_INVALID_HANDLE if the port is closed.
+        """
+        with LOCK:
+            if self.closed:
+                raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the completion port is closed")
+            self._post_locked(key, overlapped, status, bytes_transferred)
+
+    def _post_locked(self, key: Any, overlapped: Any, status: int, information: int) -> None:
+        if self.closed:
+            return  # completions on files of a closed port are dropped (§6.8)
+        self._packets.append(CompletionPacket(key, overlapped, status, information))
+        if self._getters:
+            self._release_locked()
+        if self._packets and self._waiters:
+            wake_waiters(self)
+
+    def _release_locked(self) -> None:
+        packets = self._packets
+        getters = self._getters
+        running = self._running
+        while packets and getters and len(running) < self.concurrency:
+            wb = getters.pop()  # LIFO: the most recent waiter
+            count = min(wb.data, len(packets))
+            wb.data = [packets.popleft() for _ in range(count)]
+            running.add(wb.thread)
+            complete_wait(wb, _HANDOFF)
+
+    def _detach(self, wb: WaitBlock) -> None:
+        try:
+            self._getters.remove(wb)
+        except ValueError:
+            pass  # already popped by _release_locked
+
+    # ------------------------------------------------------------------ dequeuing
+    def get(self, timeout: float | None = None) -> CompletionPacket | None:
+        """GetQueuedCompletionStatus: the next packet, or None on timeout (never alertable).
+
+        Raises:
+            Win32Error: ERROR_ABANDONED_WAIT_0 if the port is (or gets) closed.
+        """
+        _, packets = self.get_many(1, timeout, alertable=False)
+        return packets[0] if packets else None
+
+    def get_many(
+        self, max_count: int, timeout: float | None = None, *, alertable: bool = False
+    ) -> tuple[int, list[CompletionPacket]]:
+        """GetQueuedCompletionStatusEx: up to ``max_count`` packets.
+
+        Returns:
+            (WAIT_OBJECT_0, packets), (WAIT_TIMEOUT, []) or (WAIT_IO_COMPLETION, []) after
+            running APCs (only when ``alertable`` and no packet was available).
+
+        Raises:
+            Win32Error: ERROR_INVALID_PARAMETER for ``max_count`` < 1; ERROR_ABANDONED_WAIT_0
+                if the port is (or gets) closed.
+        """
+        if max_count < 1:
+            raise Win32Error(WinError.ERROR_INVALID_PARAMETER, f"count {max_count}")
+        ts = current_thread_state()
+        if ts.special_apcs:
+            run_special_apcs(ts)
+        check_terminating(ts)
+        wb: WaitBlock | None = None
+        with LOCK:
+            if self.closed:
+                raise Win32Error(WinError.ERROR_ABANDONED_WAIT_0)
+            self._enter_locked(ts)
+            packets = self._packets
+            if packets and len(self._running) < self.concurrency:
+                taken = [packets.popleft() for _ in range(min(max_count, len(packets)))]
+                self._running.add(ts)
+                return _HANDOFF, taken
+            if alertable and (ts.apcs or ts.special_apcs):
+                self._running.add(ts)
+                code = _IO_COMPLETION
+            elif timeout is not None and timeout <= 0:
+                self._running.add(ts)
+                code = _TIMEOUT
+            else:
+                wb = WaitBlock(ts, (), False, alertable, self._detach)
+                wb.data = max_count
+                self._getters.append(wb)
+                ts.wait = wb
+        if wb is not None:
+            code = block(ts, wb, None if timeout is None else monotonic() + timeout, None)
+            if code == _HANDOFF:
+                taken = wb.data
+                return _HANDOFF, taken
+            with LOCK:
+                if code != _CLOSED and ts.block_listener is self:
+                    self._running.add(ts)
+            if code == _CLOSED:
+                raise Win32Error(WinError.ERROR_ABANDONED_WAIT_0)
+        if code == _IO_COMPLETION:
+            run_special_apcs(ts)
+            run_apcs(ts)
+        return code, []
+
+    def _enter_locked(self, ts: ThreadState) -> None:
+        """A thread enters GQCS: (re)associate it with this port; it stops counting as running."""
+        current = ts.block_listener
+        if current is not self:
+            if isinstance(current, CompletionPort):
+                current._running.discard(ts)
+                if current._packets and current._getters:
+                    current._release_locked()
+            ts.block_listener = self
+        self._running.discard(ts)
+
+    # ------------------------------------------------------------------ closing
+    def close(self) -> None:
+        """Close the port (its last handle went away): see the module docstring."""
+        with LOCK:
+            if self.closed:
+                return
+            self.closed = True
+            self._packets.clear()
+            for wb in list(self._getters):
+                complete_wait(wb, _CLOSED)
+            self._getters.clear()
+            for ts in self._running:
+                if ts.block_listener is self:
+                    ts.block_listener = None
+            self._running.clear()
+            if self._waiters:
+                wake_waiters(self)
+
+    def _last_handle_closed(self) -> None:
+        self.close()
