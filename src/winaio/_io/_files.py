@@ -223,7 +223,7 @@ class FileObject(DispatcherObject):
 
 def _register_locked(op: Operation) -> None:
     file = op.file
-    if file.closing or file.fd < 0:
+    if file.closing:
         raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
     file._pending[op] = None
     ops = op.issuer.extensions.get(_IO_KEY)
@@ -253,7 +253,10 @@ def start(op: Operation) -> int:
         ov.status = STATUS_PENDING
         _register_locked(op)
     try:
-        result = op.try_now()
+        # A request may not overtake earlier pending ones in the same direction (two pending
+        # reads complete in issue order, #66; message writes never interleave): if any is
+        # queued, this one waits its turn in the backend instead of trying now.
+        result = None if _queued_behind(op) else op.try_now()
     except BaseException:
         with LOCK:
             op.done = True
@@ -270,6 +273,20 @@ def start(op: Operation) -> int:
         raise IoError(ntstatus_to_winerror(status), information)
     deliver(op, status, information, immediate=True)
     return status
+
+
+def _queued_behind(op: Operation) -> bool:
+    if op.kind is not OpKind.STREAM:
+        return False
+    direction = op.poll_events
+    file = op.file
+    with LOCK:
+        for other in file._pending:
+            if other is op:
+                return False
+            if other.kind is OpKind.STREAM and other.poll_events == direction:
+                return True
+    return False
 
 
 def submit(op: Operation) -> None:

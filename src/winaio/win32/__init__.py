@@ -14,9 +14,12 @@ The core never imports this package.
 
 from __future__ import annotations
 
-from . import _base, _constants, _sync, _threads
+from . import _base, _constants, _io, _pipes, _port, _sync, _threads
 from ._base import *  # noqa: F403
 from ._constants import *  # noqa: F403
+from ._io import *  # noqa: F403
+from ._pipes import *  # noqa: F403
+from ._port import *  # noqa: F403
 from ._sync import *  # noqa: F403
 from ._threads import *  # noqa: F403
 
@@ -25,6 +28,9 @@ WAIT_ABANDONED = _constants.WAIT_ABANDONED_0
 __all__ = [
     *_base.__all__,
     *_constants.__all__,
+    *_io.__all__,
+    *_pipes.__all__,
+    *_port.__all__,
     *_sync.__all__,
     *_threads.__all__,
     "WAIT_ABANDONED",

@@ -1,0 +1,176 @@
+"""Regular files: CreateFile semantics on Linux, and their read/write requests.
+
+Facts encoded here (win32-async-spec §4.1, §4.4):
+- An overlapped handle takes its offset from the OVERLAPPED and never uses nor moves the file
+  pointer (#55); a synchronous handle reads at the file pointer (or at the OVERLAPPED's offset)
+  and moves it.
+- FILE_FLAG_NO_BUFFERING is O_DIRECT: offsets, sizes and buffer addresses must be multiples of
+  the logical block size (4096 works everywhere here); violations fail at once with
+  ERROR_INVALID_PARAMETER rather than reaching the kernel.
+- CreateFile dispositions and their errors: CREATE_NEW on an existing file ->
+  ERROR_FILE_EXISTS; OPEN_EXISTING/TRUNCATE_EXISTING on a missing one -> ERROR_FILE_NOT_FOUND;
+  CREATE_ALWAYS/OPEN_ALWAYS on an existing one succeed and report ERROR_ALREADY_EXISTS.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+from collections.abc import Sequence
+
+from ..codes import WinError
+from ..errors import Win32Error
+from ._files import FileObject
+from ._ops import CompletionRoutine, FileReadOp, FileWriteOp, Operation
+from ._overlapped import Overlapped
+
+__all__ = [
+    "CREATE_ALWAYS",
+    "CREATE_NEW",
+    "OPEN_ALWAYS",
+    "OPEN_EXISTING",
+    "TRUNCATE_EXISTING",
+    "DiskFile",
+    "errno_to_winerror",
+    "open_file",
+]
+
+CREATE_NEW = 1
+CREATE_ALWAYS = 2
+OPEN_EXISTING = 3
+OPEN_ALWAYS = 4
+TRUNCATE_EXISTING = 5
+
+_ALIGN = 4096
+_ERRNO_WIN: dict[int, int] = {
+    errno.ENOENT: WinError.ERROR_FILE_NOT_FOUND,
+    errno.ENOTDIR: WinError.ERROR_PATH_NOT_FOUND,
+    errno.EEXIST: WinError.ERROR_FILE_EXISTS,
+    errno.EACCES: WinError.ERROR_ACCESS_DENIED,
+    errno.EPERM: WinError.ERROR_ACCESS_DENIED,
+    errno.EISDIR: WinError.ERROR_ACCESS_DENIED,
+    errno.EROFS: WinError.ERROR_ACCESS_DENIED,
+    errno.EMFILE: WinError.ERROR_TOO_MANY_OPEN_FILES,
+    errno.ENFILE: WinError.ERROR_TOO_MANY_OPEN_FILES,
+    errno.EINVAL: WinError.ERROR_INVALID_PARAMETER,
+    errno.ENAMETOOLONG: WinError.ERROR_INVALID_NAME,
+}
+
+
+def errno_to_winerror(err: int) -> int:
+    """Map an errno from open()/lseek() to the Win32 error CreateFile & co. report."""
+    return int(_ERRNO_WIN.get(err, WinError.ERROR_GEN_FAILURE))
+
+
+class DiskFile(FileObject):
+    """A regular file (positioned I/O)."""
+
+    __slots__ = ()
+
+    def read_op(
+        self,
+        buffers: Sequence[memoryview],
+        overlapped: Overlapped,
+        routine: CompletionRoutine | None = None,
+    ) -> Operation:
+        """The request object for ReadFile/ReadFileScatter/ReadFileEx."""
+        self._check_direct(buffers, overlapped.offset)
+        return FileReadOp(self, overlapped, buffers, overlapped.offset, routine)
+
+    def write_op(
+        self,
+        buffers: Sequence[memoryview],
+        overlapped: Overlapped,
+        routine: CompletionRoutine | None = None,
+    ) -> Operation:
+        """The request object for WriteFile/WriteFileGather/WriteFileEx."""
+        self._check_direct(buffers, overlapped.offset)
+        return FileWriteOp(self, overlapped, buffers, overlapped.offset, routine)
+
+    def _check_direct(self, buffers: Sequence[memoryview], offset: int) -> None:
+        if offset < 0:
+            raise Win32Error(WinError.ERROR_NEGATIVE_SEEK, f"offset {offset}")
+        if not self.direct:
+            return
+        for buf in buffers:
+            if len(buf) % _ALIGN or _address(buf) % _ALIGN:
+                raise Win32Error(
+                    WinError.ERROR_INVALID_PARAMETER, "unaligned buffer for FILE_FLAG_NO_BUFFERING"
+                )
+        if offset % _ALIGN:
+            raise Win32Error(WinError.ERROR_INVALID_PARAMETER, f"unaligned offset {offset}")
+
+    def size(self) -> int:
+        """GetFileSizeEx."""
+        return os.fstat(self.fd).st_size
+
+    def seek(self, distance: int, whence: int) -> int:
+        """SetFilePointerEx: move the file pointer of this handle's file object.
+
+        Raises:
+            Win32Error: ERROR_NEGATIVE_SEEK before the start of the file.
+        """
+        base = {0: 0, 1: self.position, 2: self.size()}.get(whence)
+        if base is None:
+            raise Win32Error(WinError.ERROR_INVALID_PARAMETER, f"move method {whence}")
+        target = base + distance
+        if target < 0:
+            raise Win32Error(WinError.ERROR_NEGATIVE_SEEK)
+        self.position = target
+        return target
+
+    def flush(self) -> None:
+        """FlushFileBuffers."""
+        os.fsync(self.fd)
+
+
+def _address(buf: memoryview) -> int:
+    # Read-only buffers expose no address through ctypes; the kernel still rejects a misaligned
+    # one (EINVAL -> ERROR_INVALID_PARAMETER at completion).
+    if buf.readonly or not len(buf):
+        return 0
+    return ctypes.addressof(ctypes.c_char.from_buffer(buf))
+
+
+def open_file(
+    path: str,
+    *,
+    read: bool,
+    write: bool,
+    disposition: int,
+    overlapped: bool,
+    direct: bool = False,
+    write_through: bool = False,
+) -> tuple[DiskFile, bool]:
+    """CreateFile for a regular file. Returns (file object, it already existed).
+
+    Raises:
+        Win32Error: ERROR_FILE_NOT_FOUND, ERROR_FILE_EXISTS, ERROR_ACCESS_DENIED,
+            ERROR_INVALID_PARAMETER (bad disposition)...
+    """
+    flags = os.O_CLOEXEC
+    flags |= os.O_RDWR if read and write else (os.O_WRONLY if write else os.O_RDONLY)
+    if direct:
+        flags |= os.O_DIRECT
+    if write_through:
+        flags |= os.O_DSYNC
+    existed = os.path.exists(path)
+    if disposition == CREATE_NEW:
+        flags |= os.O_CREAT | os.O_EXCL
+    elif disposition == CREATE_ALWAYS:
+        flags |= os.O_CREAT | os.O_TRUNC
+    elif disposition == OPEN_ALWAYS:
+        flags |= os.O_CREAT
+    elif disposition == TRUNCATE_EXISTING:
+        if not write:
+            raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "TRUNCATE_EXISTING needs write")
+        flags |= os.O_TRUNC
+    elif disposition != OPEN_EXISTING:
+        raise Win32Error(WinError.ERROR_INVALID_PARAMETER, f"disposition {disposition}")
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as exc:
+        raise Win32Error(errno_to_winerror(exc.errno or 0), f"{path}: {exc.strerror}") from None
+    file = DiskFile(fd, overlapped=overlapped, direct=direct, seekable=True, path=path)
+    return file, existed

@@ -1,0 +1,133 @@
+"""ReadFile/WriteFile-level requests: the same call on overlapped and synchronous handles.
+
+Rules (win32-async-spec §4.1, §4.4, §5):
+- Overlapped handle: an OVERLAPPED is required (else ERROR_INVALID_PARAMETER); the request is
+  issued (``_files.start``) and its status at return time is reported: STATUS_PENDING, success,
+  or a warning (completed with data, e.g. ERROR_MORE_DATA).
+- Synchronous handle: the call blocks (non-alertably) until done; an OVERLAPPED only supplies the
+  offset and receives Internal/InternalHigh. Reading at end of file with a NULL OVERLAPPED
+  succeeds with 0 bytes; with an OVERLAPPED it fails with ERROR_HANDLE_EOF and Internal =
+  STATUS_END_OF_FILE. Disk reads/writes without an OVERLAPPED use and move the file pointer.
+- Completion routines (ReadFileEx/WriteFileEx, WSARecv/WSASend with a routine) need an
+  overlapped handle; the OVERLAPPED's event is ignored ("free for the caller").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from ..codes import NtStatus, WinError, ntstatus_to_winerror
+from ..errors import IoError, Win32Error
+from ._files import FileObject, run_sync, start
+from ._ops import CompletionRoutine, Operation
+from ._overlapped import Overlapped, is_error, is_warning
+
+__all__ = ["as_buffers", "issue", "read_file", "write_file"]
+
+_EOF = int(NtStatus.STATUS_END_OF_FILE)
+
+
+class _OpFactory(Protocol):
+    def __call__(
+        self,
+        buffers: Sequence[memoryview],
+        overlapped: Overlapped,
+        routine: CompletionRoutine | None = None,
+    ) -> Operation: ...
+
+
+def as_buffers(buffers: Any, size: int | None, writable: bool) -> list[memoryview]:
+    """Normalise one buffer or a list of buffers to byte memoryviews, cut to ``size`` bytes.
+
+    Raises:
+        Win32Error: ERROR_INVALID_USER_BUFFER for a buffer that is not writable when it must
+            be, ERROR_INVALID_PARAMETER for a size larger than the buffers.
+    """
+    items = buffers if isinstance(buffers, list | tuple) else [buffers]
+    views = []
+    for item in items:
+        view = memoryview(item)
+        if view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
+        if writable and view.readonly:
+            raise Win32Error(WinError.ERROR_INVALID_USER_BUFFER, "read-only buffer for a read")
+        views.append(view)
+    if size is None:
+        return views
+    total = sum(len(v) for v in views)
+    if size < 0 or size > total:
+        raise Win32Error(WinError.ERROR_INVALID_PARAMETER, f"{size} bytes > buffer of {total}")
+    out: list[memoryview] = []
+    for view in views:
+        if size <= 0:
+            break
+        out.append(view[:size])
+        size -= len(out[-1])
+    return out
+
+
+def issue(
+    file: FileObject,
+    factory: _OpFactory,
+    buffers: Sequence[memoryview],
+    overlapped: Overlapped | None,
+    routine: CompletionRoutine | None,
+) -> tuple[int, int]:
+    """Issue one read or write. Returns (status at return, bytes known now).
+
+    Raises:
+        IoError: immediate failure (overlapped handles) or any failure (synchronous handles).
+        Win32Error: ERROR_INVALID_PARAMETER for a missing OVERLAPPED on an overlapped handle or
+            a completion routine on a synchronous one.
+    """
+    if file.overlapped:
+        if overlapped is None:
+            raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "overlapped handle needs OVERLAPPED")
+        if routine is not None:
+            overlapped.event = None  # ReadFileEx ignores hEvent (spec §5)
+            overlapped.skip_port = False
+        op = factory(buffers, overlapped, routine)
+        status = start(op)
+        return status, (overlapped.information if status != NtStatus.STATUS_PENDING else 0)
+    if routine is not None:
+        raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "completion routine on a sync handle")
+    positioned = file.seekable and overlapped is None
+    own = overlapped if overlapped is not None else Overlapped(file.position)
+    own.event = None
+    status, information = run_sync(factory(buffers, own))
+    if positioned:
+        file.position += information
+    elif file.seekable:
+        file.position = own.offset + information
+    if status == _EOF and overlapped is None:
+        return 0, 0  # synchronous read at end of file: TRUE, 0 bytes (spec §4.4)
+    if is_error(status) or is_warning(status):
+        raise IoError(ntstatus_to_winerror(status), information)
+    return status, information
+
+
+def read_file(
+    file: Any,
+    buffers: Sequence[memoryview],
+    overlapped: Overlapped | None = None,
+    routine: CompletionRoutine | None = None,
+) -> tuple[int, int]:
+    """ReadFile / ReadFileScatter / ReadFileEx on any file object (see :func:`issue`)."""
+    factory = getattr(file, "read_op", None)
+    if factory is None:
+        raise Win32Error(WinError.ERROR_INVALID_HANDLE, f"{file!r} cannot be read")
+    return issue(file, factory, buffers, overlapped, routine)
+
+
+def write_file(
+    file: Any,
+    buffers: Sequence[memoryview],
+    overlapped: Overlapped | None = None,
+    routine: CompletionRoutine | None = None,
+) -> tuple[int, int]:
+    """WriteFile / WriteFileGather / WriteFileEx on any file object (see :func:`issue`)."""
+    factory = getattr(file, "write_op", None)
+    if factory is None:
+        raise Win32Error(WinError.ERROR_INVALID_HANDLE, f"{file!r} cannot be written")
+    return issue(file, factory, buffers, overlapped, routine)

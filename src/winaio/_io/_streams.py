@@ -1,0 +1,196 @@
+"""Stream file objects: anonymous pipes and sockets (win32-async-spec §10).
+
+Facts encoded here:
+- A read on a pipe whose writer is gone fails with ERROR_BROKEN_PIPE: at once (no notification)
+  when issued after the fact, as a completion when the request was pending (#51, #90).
+- A write to a pipe whose reader is gone fails with ERROR_NO_DATA when issued after the fact;
+  a write that was pending when the peer went away completes with ERROR_BROKEN_PIPE (#120).
+- Sockets are file objects: ReadFile/WriteFile, ports, CancelIoEx, the completion modes and
+  the §8 thread-exit rule all apply [W:ws/afd.c]. A graceful close reads as 0 bytes (success);
+  a reset connection completes with STATUS_CONNECTION_RESET (GQCS: ERROR_NETNAME_DELETED).
+- AcceptEx accepts *into* a socket created beforehand; ConnectEx needs a bound socket
+  (WSAEINVAL otherwise) [MS:ConnectEx].
+
+Every descriptor here is non-blocking; blocking (synchronous-handle) semantics are provided
+by ``_files.run_sync`` waiting on the request.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Sequence
+from typing import Any
+
+from ..codes import NtStatus, WinError
+from ..errors import Win32Error
+from ._files import FileObject
+from ._ops import (
+    AcceptOp,
+    CompletionRoutine,
+    ConnectOp,
+    Operation,
+    StreamReadOp,
+    StreamWriteOp,
+)
+from ._overlapped import Overlapped
+
+__all__ = ["PipeWriteOp", "Socket", "StreamFile", "create_pipe", "create_socket"]
+
+_PIPE_BROKEN = int(NtStatus.STATUS_PIPE_BROKEN)
+_PIPE_CLOSING = int(NtStatus.STATUS_PIPE_CLOSING)
+
+
+class PipeWriteOp(StreamWriteOp):
+    """A pipe write: a reader that is already gone means ERROR_NO_DATA, not a broken pipe."""
+
+    __slots__ = ()
+
+    def try_now(self) -> tuple[int, int] | None:
+        result = super().try_now()
+        if result is not None and result[0] == _PIPE_BROKEN and not self.submitted:
+            return _PIPE_CLOSING, result[1]
+        return result
+
+
+class StreamFile(FileObject):
+    """A byte stream: an anonymous pipe end (or, through :class:`Socket`, a socket)."""
+
+    __slots__ = ()
+
+    def read_op(
+        self,
+        buffers: Sequence[memoryview],
+        overlapped: Overlapped,
+        routine: CompletionRoutine | None = None,
+    ) -> Operation:
+        """The request object for ReadFile/ReadFileEx."""
+        return StreamReadOp(self, overlapped, buffers, routine)
+
+    def write_op(
+        self,
+        buffers: Sequence[memoryview],
+        overlapped: Overlapped,
+        routine: CompletionRoutine | None = None,
+    ) -> Operation:
+        """The request object for WriteFile/WriteFileEx."""
+        if self.sock is None:
+            return PipeWriteOp(self, overlapped, buffers, routine)
+        return StreamWriteOp(self, overlapped, buffers, routine)
+
+
+def create_pipe(overlapped: bool = False, size: int = 0) -> tuple[StreamFile, StreamFile]:
+    """CreatePipe: (read end, write end). Windows gives synchronous handles; ``overlapped``
+    is the Pythonic core's extension for overlapped anonymous pipes."""
+    read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    if size > 0:
+        try:
+            import fcntl
+
+            fcntl.fcntl(write_fd, 1031, size)  # F_SETPIPE_SZ: honour nSize approximately
+        except OSError:
+            pass
+    return (
+        StreamFile(read_fd, overlapped=overlapped),
+        StreamFile(write_fd, overlapped=overlapped),
+    )
+
+
+class Socket(StreamFile):
+    """A socket as a file object (WSASocket / socket())."""
+
+    __slots__ = ()
+
+    def _sock(self) -> socket.socket:
+        sock = self.sock
+        if sock is None or self.closing:
+            raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the socket is closed")
+        return sock
+
+    def recv_op(
+        self,
+        buffers: Sequence[memoryview],
+        overlapped: Overlapped,
+        flags: int = 0,
+        routine: CompletionRoutine | None = None,
+    ) -> Operation:
+        """WSARecv."""
+        return StreamReadOp(self, overlapped, buffers, routine, flags)
+
+    def send_op(
+        self,
+        buffers: Sequence[memoryview],
+        overlapped: Overlapped,
+        flags: int = 0,
+        routine: CompletionRoutine | None = None,
+    ) -> Operation:
+        """WSASend."""
+        return StreamWriteOp(self, overlapped, buffers, routine, flags)
+
+    def accept_op(
+        self, accept_socket: Socket, overlapped: Overlapped, receive: memoryview | None
+    ) -> Operation:
+        """AcceptEx into ``accept_socket`` (created beforehand, not connected)."""
+        accept_socket._sock()
+        return AcceptOp(self, accept_socket, overlapped, receive)
+
+    def connect_op(
+        self, address: Any, overlapped: Overlapped, send: memoryview | None
+    ) -> Operation:
+        """ConnectEx.
+
+        Raises:
+            Win32Error: WSAEINVAL (10022) if the socket is not bound [MS:ConnectEx].
+        """
+        sock = self._sock()
+        try:
+            name = sock.getsockname()
+        except OSError:
+            name = None
+        if not name or (isinstance(name, tuple) and name[1] == 0):
+            raise Win32Error(10022, "ConnectEx needs a bound socket (WSAEINVAL)")
+        return ConnectOp(self, overlapped, address, send)
+
+    # Plain socket calls (blocking semantics are the caller's business: they are immediate on
+    # a listening/bound socket).
+    def bind(self, address: Any) -> None:
+        """bind()."""
+        self._sock().bind(address)
+
+    def listen(self, backlog: int) -> None:
+        """listen()."""
+        self._sock().listen(backlog)
+
+    def getsockname(self) -> Any:
+        """getsockname()."""
+        return self._sock().getsockname()
+
+    def getpeername(self) -> Any:
+        """getpeername()."""
+        return self._sock().getpeername()
+
+    def shutdown(self, how: int) -> None:
+        """shutdown()."""
+        self._sock().shutdown(how)
+
+
+def create_socket(
+    family: int = socket.AF_INET,
+    type: int = socket.SOCK_STREAM,
+    proto: int = 0,
+    *,
+    overlapped: bool = True,
+) -> Socket:
+    """socket() / WSASocket(WSA_FLAG_OVERLAPPED): a non-blocking socket as a file object.
+
+    Raises:
+        Win32Error: the Winsock-style error for bad family/type (WSAEAFNOSUPPORT...).
+    """
+    try:
+        sock = socket.socket(family, type, proto)
+    except OSError as exc:
+        raise Win32Error(10047 if exc.errno == 97 else 10022, str(exc)) from None
+    sock.setblocking(False)
+    if family in (socket.AF_INET, socket.AF_INET6) and type == socket.SOCK_STREAM:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return Socket(sock.fileno(), overlapped=overlapped, sock=sock)

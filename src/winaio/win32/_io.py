@@ -1,0 +1,462 @@
+"""Win32 aliases: OVERLAPPED, files, ReadFile/WriteFile(Ex), scatter/gather, results, cancel.
+
+Each function adapts one core call (``winaio._io``) to Win32 conventions (see ``_base``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .._io._disk import DiskFile, open_file
+from .._io._files import FileObject, cancel_io, cancel_io_ex, cancel_synchronous_io
+from .._io._overlapped import STATUS_PENDING, Overlapped, get_overlapped_result
+from .._io._pipes import open_named_pipe, pipe_name
+from .._io._requests import as_buffers, read_file, write_file
+from .._kernel._handles import HANDLE_TABLE
+from .._kernel._objects import Event
+from .._kernel._threads import KThread
+from ..codes import Access, WinError
+from ..errors import IoError, Win32Error
+from ._base import Ref, fail, seconds, set_last_error
+
+__all__ = [
+    "CREATE_ALWAYS",
+    "CREATE_NEW",
+    "FILE_ATTRIBUTE_NORMAL",
+    "FILE_BEGIN",
+    "FILE_CURRENT",
+    "FILE_END",
+    "FILE_FLAG_NO_BUFFERING",
+    "FILE_FLAG_OVERLAPPED",
+    "FILE_FLAG_WRITE_THROUGH",
+    "FILE_SHARE_DELETE",
+    "FILE_SHARE_READ",
+    "FILE_SHARE_WRITE",
+    "INVALID_SET_FILE_POINTER",
+    "OPEN_ALWAYS",
+    "OPEN_EXISTING",
+    "OVERLAPPED",
+    "TRUNCATE_EXISTING",
+    "CancelIo",
+    "CancelIoEx",
+    "CancelSynchronousIo",
+    "CreateFile",
+    "CreateFileW",
+    "DeleteFile",
+    "FlushFileBuffers",
+    "GetFileSizeEx",
+    "GetOverlappedResult",
+    "GetOverlappedResultEx",
+    "HasOverlappedIoCompleted",
+    "ReadFile",
+    "ReadFileEx",
+    "ReadFileScatter",
+    "SetFilePointer",
+    "SetFilePointerEx",
+    "WriteFile",
+    "WriteFileEx",
+    "WriteFileGather",
+]
+
+FILE_SHARE_READ = 0x1
+FILE_SHARE_WRITE = 0x2
+FILE_SHARE_DELETE = 0x4
+CREATE_NEW = 1
+CREATE_ALWAYS = 2
+OPEN_EXISTING = 3
+OPEN_ALWAYS = 4
+TRUNCATE_EXISTING = 5
+FILE_ATTRIBUTE_NORMAL = 0x80
+FILE_FLAG_WRITE_THROUGH = 0x80000000
+FILE_FLAG_OVERLAPPED = 0x40000000
+FILE_FLAG_NO_BUFFERING = 0x20000000
+FILE_BEGIN, FILE_CURRENT, FILE_END = 0, 1, 2
+INVALID_SET_FILE_POINTER = 0xFFFFFFFF
+_GENERIC_READ = int(Access.GENERIC_READ)
+_GENERIC_WRITE = int(Access.GENERIC_WRITE)
+_EVENT_MODIFY_STATE = int(Access.EVENT_MODIFY_STATE)
+
+CompletionRoutine = Callable[[int, int, Any], object]
+
+
+class OVERLAPPED(Overlapped):
+    """The OVERLAPPED structure [MS:OVERLAPPED]; its identity is the lpOverlapped pointer.
+
+    Fields: Internal (status), InternalHigh (bytes), Offset, OffsetHigh, hEvent (a handle whose
+    low bit set means "no completion packet").
+    """
+
+    __slots__ = ("hEvent",)
+
+    def __init__(self, Offset: int = 0, OffsetHigh: int = 0, hEvent: int = 0) -> None:
+        super().__init__((OffsetHigh << 32) | Offset)
+        self.hEvent = hEvent
+
+    @property
+    def Internal(self) -> int:
+        """OVERLAPPED.Internal: the NTSTATUS (STATUS_PENDING while running)."""
+        return self.status
+
+    @Internal.setter
+    def Internal(self, value: int) -> None:
+        self.status = value
+
+    @property
+    def InternalHigh(self) -> int:
+        """OVERLAPPED.InternalHigh: bytes transferred."""
+        return self.information
+
+    @InternalHigh.setter
+    def InternalHigh(self, value: int) -> None:
+        self.information = value
+
+    @property
+    def Offset(self) -> int:
+        """Low 32 bits of the file offset."""
+        return self.offset & 0xFFFFFFFF
+
+    @Offset.setter
+    def Offset(self, value: int) -> None:
+        self.offset = (self.offset & ~0xFFFFFFFF) | (value & 0xFFFFFFFF)
+
+    @property
+    def OffsetHigh(self) -> int:
+        """High 32 bits of the file offset."""
+        return self.offset >> 32
+
+    @OffsetHigh.setter
+    def OffsetHigh(self, value: int) -> None:
+        self.offset = (self.offset & 0xFFFFFFFF) | ((value & 0xFFFFFFFF) << 32)
+
+
+def bind_overlapped(lpOverlapped: Any) -> Overlapped | None:
+    """Resolve an OVERLAPPED's hEvent (at issue/wait time, as Windows does) for the core."""
+    if lpOverlapped is None:
+        return None
+    if isinstance(lpOverlapped, OVERLAPPED):
+        handle = lpOverlapped.hEvent
+        lpOverlapped.event = (
+            HANDLE_TABLE.get(handle, Event, _EVENT_MODIFY_STATE) if handle else None
+        )
+        lpOverlapped.skip_port = bool(handle & 1)
+        return lpOverlapped
+    if isinstance(lpOverlapped, Overlapped):
+        return lpOverlapped
+    raise Win32Error(WinError.ERROR_INVALID_PARAMETER, f"{lpOverlapped!r} is not an OVERLAPPED")
+
+
+def HasOverlappedIoCompleted(lpOverlapped: Overlapped) -> bool:
+    """[MS:HasOverlappedIoCompleted]: Internal != STATUS_PENDING -> core ``Overlapped.pending``."""
+    return lpOverlapped.status != STATUS_PENDING
+
+
+def _file(handle: int) -> FileObject:
+    return HANDLE_TABLE.get(handle, FileObject, pseudo=False)
+
+
+def CreateFile(
+    lpFileName: str,
+    dwDesiredAccess: int,
+    dwShareMode: int,
+    lpSecurityAttributes: object,
+    dwCreationDisposition: int,
+    dwFlagsAndAttributes: int,
+    hTemplateFile: int | None,
+) -> int:
+    """[MS:CreateFileW] -> core ``open_file`` / ``open_named_pipe``; -1 on failure."""
+    read = bool(dwDesiredAccess & (_GENERIC_READ | 1))
+    write = bool(dwDesiredAccess & (_GENERIC_WRITE | 2))
+    overlapped = bool(dwFlagsAndAttributes & FILE_FLAG_OVERLAPPED)
+    try:
+        name = pipe_name(lpFileName)
+        if name is not None:
+            file: FileObject = open_named_pipe(name, read=read, write=write, overlapped=overlapped)
+            existed = False
+        else:
+            file, existed = open_file(
+                lpFileName,
+                read=read,
+                write=write,
+                disposition=dwCreationDisposition,
+                overlapped=overlapped,
+                direct=bool(dwFlagsAndAttributes & FILE_FLAG_NO_BUFFERING),
+                write_through=bool(dwFlagsAndAttributes & FILE_FLAG_WRITE_THROUGH),
+            )
+    except Win32Error as exc:
+        fail(exc)
+        return -1
+    exists_is_reported = dwCreationDisposition in (CREATE_ALWAYS, OPEN_ALWAYS)
+    set_last_error(WinError.ERROR_ALREADY_EXISTS if existed and exists_is_reported else 0)
+    return HANDLE_TABLE.insert(file)
+
+
+CreateFileW = CreateFile
+
+
+def DeleteFile(lpFileName: str) -> bool:
+    """[MS:DeleteFileW] -> os.unlink."""
+    try:
+        os.unlink(lpFileName)
+    except OSError as exc:
+        fail(Win32Error(WinError.ERROR_FILE_NOT_FOUND if exc.errno == 2 else 5))
+        return False
+    return True
+
+
+def _io(
+    call: Callable[..., tuple[int, int]],
+    hFile: int,
+    buffers: Any,
+    size: int | None,
+    writable: bool,
+    lpCount: Ref[int] | None,
+    lpOverlapped: Any,
+    routine: CompletionRoutine | None = None,
+) -> bool:
+    """Shared body of ReadFile/WriteFile(Ex)/Scatter/Gather: the BOOL + last-error protocol."""
+    if lpCount is not None:
+        lpCount.value = 0
+    try:
+        file = _file(hFile)
+        views = as_buffers(buffers, size, writable)
+        status, count = call(file, views, bind_overlapped(lpOverlapped), routine)
+    except Win32Error as exc:
+        if lpCount is not None and isinstance(exc, IoError) and not file_is_overlapped(hFile):
+            lpCount.value = exc.bytes_transferred
+        fail(exc)
+        return False
+    if status == STATUS_PENDING:
+        fail(Win32Error(WinError.ERROR_IO_PENDING))
+        return routine is not None  # ReadFileEx/WriteFileEx: TRUE = accepted
+    if status:  # a warning: completed with data but reported as a failure (ERROR_MORE_DATA)
+        fail(IoError(_warning_error(status), count))
+        return routine is not None
+    if lpCount is not None:
+        lpCount.value = count
+    return True
+
+
+def file_is_overlapped(handle: int) -> bool:
+    """Whether ``handle`` names an overlapped file object (False for bad handles)."""
+    try:
+        return _file(handle).overlapped
+    except Win32Error:
+        return False
+
+
+def _warning_error(status: int) -> int:
+    from ..codes import ntstatus_to_winerror
+
+    return ntstatus_to_winerror(status)
+
+
+def ReadFile(
+    hFile: int,
+    lpBuffer: Any,
+    nNumberOfBytesToRead: int,
+    lpNumberOfBytesRead: Ref[int] | None,
+    lpOverlapped: Any,
+) -> bool:
+    """[MS:ReadFile] -> core ``read_file``."""
+    args = (hFile, lpBuffer, nNumberOfBytesToRead, True, lpNumberOfBytesRead, lpOverlapped)
+    return _io(read_file, *args)
+
+
+def WriteFile(
+    hFile: int,
+    lpBuffer: Any,
+    nNumberOfBytesToWrite: int,
+    lpNumberOfBytesWritten: Ref[int] | None,
+    lpOverlapped: Any,
+) -> bool:
+    """[MS:WriteFile] -> core ``write_file``."""
+    args = (hFile, lpBuffer, nNumberOfBytesToWrite, False, lpNumberOfBytesWritten, lpOverlapped)
+    return _io(write_file, *args)
+
+
+def ReadFileEx(
+    hFile: int,
+    lpBuffer: Any,
+    nNumberOfBytesToRead: int,
+    lpOverlapped: Any,
+    lpCompletionRoutine: CompletionRoutine,
+) -> bool:
+    """[MS:ReadFileEx] -> core ``read_file`` with a completion routine (an APC to this thread)."""
+    args = (hFile, lpBuffer, nNumberOfBytesToRead, True, None, lpOverlapped)
+    return _io(read_file, *args, lpCompletionRoutine) and _accepted()
+
+
+def WriteFileEx(
+    hFile: int,
+    lpBuffer: Any,
+    nNumberOfBytesToWrite: int,
+    lpOverlapped: Any,
+    lpCompletionRoutine: CompletionRoutine,
+) -> bool:
+    """[MS:WriteFileEx] -> core ``write_file`` with a completion routine."""
+    args = (hFile, lpBuffer, nNumberOfBytesToWrite, False, None, lpOverlapped)
+    return _io(write_file, *args, lpCompletionRoutine) and _accepted()
+
+
+def _accepted() -> bool:
+    # ReadFileEx/WriteFileEx return TRUE with last-error ERROR_SUCCESS when the request was
+    # accepted, whether it is pending or already done [MS:ReadFileEx].
+    set_last_error(0)
+    return True
+
+
+def ReadFileScatter(
+    hFile: int,
+    aSegmentArray: Sequence[Any],
+    nNumberOfBytesToRead: int,
+    lpReserved: object,
+    lpOverlapped: Any,
+) -> bool:
+    """[MS:ReadFileScatter] -> core ``read_file`` on several buffers (overlapped handles only)."""
+    if not file_is_overlapped(hFile) and _check_handle(hFile):
+        fail(Win32Error(WinError.ERROR_INVALID_PARAMETER, "scatter needs an overlapped handle"))
+        return False
+    args = (hFile, list(aSegmentArray), nNumberOfBytesToRead, True, None, lpOverlapped)
+    return _io(read_file, *args)
+
+
+def WriteFileGather(
+    hFile: int,
+    aSegmentArray: Sequence[Any],
+    nNumberOfBytesToWrite: int,
+    lpReserved: object,
+    lpOverlapped: Any,
+) -> bool:
+    """[MS:WriteFileGather] -> core ``write_file`` on several buffers (overlapped handles only)."""
+    if not file_is_overlapped(hFile) and _check_handle(hFile):
+        fail(Win32Error(WinError.ERROR_INVALID_PARAMETER, "gather needs an overlapped handle"))
+        return False
+    args = (hFile, list(aSegmentArray), nNumberOfBytesToWrite, False, None, lpOverlapped)
+    return _io(write_file, *args)
+
+
+def _check_handle(handle: int) -> bool:
+    try:
+        _file(handle)
+    except Win32Error:
+        return False
+    return True
+
+
+def GetOverlappedResult(
+    hFile: int, lpOverlapped: Any, lpNumberOfBytesTransferred: Ref[int], bWait: bool
+) -> bool:
+    """[MS:GetOverlappedResult] -> core ``get_overlapped_result``."""
+    timeout = 0xFFFFFFFF if bWait else 0
+    return GetOverlappedResultEx(hFile, lpOverlapped, lpNumberOfBytesTransferred, timeout, False)
+
+
+def GetOverlappedResultEx(
+    hFile: int,
+    lpOverlapped: Any,
+    lpNumberOfBytesTransferred: Ref[int],
+    dwMilliseconds: int,
+    bAlertable: bool,
+) -> bool:
+    """[MS:GetOverlappedResultEx] -> core ``get_overlapped_result`` (spec §4.3)."""
+    try:
+        ov = bind_overlapped(lpOverlapped)
+        assert ov is not None
+        # The handle is only used (and validated) when there is something to wait on it for.
+        waitable = _file(hFile) if ov.pending and ov.event is None else None
+        count, _ = get_overlapped_result(ov, waitable, seconds(dwMilliseconds), bool(bAlertable))
+    except IoError as exc:
+        lpNumberOfBytesTransferred.value = exc.bytes_transferred
+        fail(exc)
+        return False
+    except Win32Error as exc:
+        fail(exc)
+        return False
+    lpNumberOfBytesTransferred.value = count
+    return True
+
+
+def CancelIo(hFile: int) -> bool:
+    """[MS:CancelIo] -> core ``cancel_io`` (the calling thread's requests)."""
+    try:
+        cancel_io(_file(hFile))
+    except Win32Error as exc:
+        fail(exc)
+        return False
+    return True
+
+
+def CancelIoEx(hFile: int, lpOverlapped: Any) -> bool:
+    """[MS:CancelIoEx] -> core ``cancel_io_ex`` (any thread's; ERROR_NOT_FOUND if none)."""
+    try:
+        cancel_io_ex(_file(hFile), lpOverlapped)
+    except Win32Error as exc:
+        fail(exc)
+        return False
+    return True
+
+
+def CancelSynchronousIo(hThread: int) -> bool:
+    """[MS:CancelSynchronousIo] -> core ``cancel_synchronous_io``."""
+    try:
+        cancel_synchronous_io(HANDLE_TABLE.get(hThread, KThread).state)
+    except Win32Error as exc:
+        fail(exc)
+        return False
+    return True
+
+
+def _disk(handle: int) -> DiskFile:
+    return HANDLE_TABLE.get(handle, DiskFile, pseudo=False)
+
+
+def SetFilePointerEx(
+    hFile: int, liDistanceToMove: int, lpNewFilePointer: Ref[int] | None, dwMoveMethod: int
+) -> bool:
+    """[MS:SetFilePointerEx] -> core ``DiskFile.seek``."""
+    try:
+        position = _disk(hFile).seek(liDistanceToMove, dwMoveMethod)
+    except Win32Error as exc:
+        fail(exc)
+        return False
+    if lpNewFilePointer is not None:
+        lpNewFilePointer.value = position
+    return True
+
+
+def SetFilePointer(
+    hFile: int, lDistanceToMove: int, lpDistanceToMoveHigh: Ref[int] | None, dwMoveMethod: int
+) -> int:
+    """[MS:SetFilePointer] -> core ``DiskFile.seek``; low DWORD or INVALID_SET_FILE_POINTER."""
+    distance = lDistanceToMove
+    if lpDistanceToMoveHigh is not None:
+        distance = (lpDistanceToMoveHigh.value << 32) | (lDistanceToMove & 0xFFFFFFFF)
+    new = Ref(0)
+    if not SetFilePointerEx(hFile, distance, new, dwMoveMethod):
+        return INVALID_SET_FILE_POINTER
+    if lpDistanceToMoveHigh is not None:
+        lpDistanceToMoveHigh.value = new.value >> 32
+    set_last_error(0)
+    return new.value & 0xFFFFFFFF
+
+
+def GetFileSizeEx(hFile: int, lpFileSize: Ref[int]) -> bool:
+    """[MS:GetFileSizeEx] -> core ``DiskFile.size``."""
+    try:
+        lpFileSize.value = _disk(hFile).size()
+    except Win32Error as exc:
+        fail(exc)
+        return False
+    return True
+
+
+def FlushFileBuffers(hFile: int) -> bool:
+    """[MS:FlushFileBuffers] -> core ``DiskFile.flush``."""
+    try:
+        _disk(hFile).flush()
+    except Win32Error as exc:
+        fail(exc)
+        return False
+    return True

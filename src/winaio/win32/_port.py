@@ -1,0 +1,275 @@
+"""Win32 aliases: I/O completion ports, completion modes and the NT completion functions.
+
+Each function adapts one core call (``winaio._io._port``) to Win32 conventions (see ``_base``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._clock import filetime_now
+from .._io._files import FileObject
+from .._io._port import CompletionPacket, CompletionPort
+from .._kernel._handles import HANDLE_TABLE
+from ..codes import NtStatus, WaitCode, WinError, ntstatus_to_winerror
+from ..errors import Win32Error
+from ._base import Ref, fail, seconds
+
+__all__ = [
+    "FILE_IO_COMPLETION_INFORMATION",
+    "FILE_SKIP_COMPLETION_PORT_ON_SUCCESS",
+    "FILE_SKIP_SET_EVENT_ON_HANDLE",
+    "IO_STATUS_BLOCK",
+    "OVERLAPPED_ENTRY",
+    "CreateIoCompletionPort",
+    "GetQueuedCompletionStatus",
+    "GetQueuedCompletionStatusEx",
+    "NtQueryIoCompletion",
+    "NtRemoveIoCompletion",
+    "NtRemoveIoCompletionEx",
+    "NtSetIoCompletion",
+    "PostQueuedCompletionStatus",
+    "SetFileCompletionNotificationModes",
+]
+
+FILE_SKIP_COMPLETION_PORT_ON_SUCCESS = 0x1
+FILE_SKIP_SET_EVENT_ON_HANDLE = 0x2
+_INVALID_HANDLE_VALUE = -1
+_IO_COMPLETION = int(WaitCode.WAIT_IO_COMPLETION)
+
+
+class OVERLAPPED_ENTRY:  # noqa: N801 - the Win32 structure name
+    """[MS:OVERLAPPED_ENTRY]: one packet returned by GetQueuedCompletionStatusEx."""
+
+    __slots__ = ("Internal", "dwNumberOfBytesTransferred", "lpCompletionKey", "lpOverlapped")
+
+    def __init__(self) -> None:
+        self.lpCompletionKey: Any = 0
+        self.lpOverlapped: Any = None
+        self.Internal = 0
+        self.dwNumberOfBytesTransferred = 0
+
+
+class IO_STATUS_BLOCK:  # noqa: N801
+    """[MS:IO_STATUS_BLOCK]: Status (NTSTATUS) and Information."""
+
+    __slots__ = ("Information", "Status")
+
+    def __init__(self) -> None:
+        self.Status = 0
+        self.Information = 0
+
+
+class FILE_IO_COMPLETION_INFORMATION:  # noqa: N801
+    """One entry of NtRemoveIoCompletionEx: KeyContext, ApcContext, IoStatusBlock."""
+
+    __slots__ = ("ApcContext", "IoStatusBlock", "KeyContext")
+
+    def __init__(self) -> None:
+        self.KeyContext: Any = 0
+        self.ApcContext: Any = None
+        self.IoStatusBlock = IO_STATUS_BLOCK()
+
+
+def _port(handle: int) -> CompletionPort:
+    return HANDLE_TABLE.get(handle, CompletionPort, pseudo=False)
+
+
+def CreateIoCompletionPort(
+    FileHandle: int,
+    ExistingCompletionPort: int | None,
+    CompletionKey: Any,
+    NumberOfConcurrentThreads: int,
+) -> int:
+    """[MS:CreateIoCompletionPort] -> core ``CompletionPort`` / ``FileObject.associate``."""
+    try:
+        if FileHandle == _INVALID_HANDLE_VALUE:
+            if ExistingCompletionPort:
+                raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "existing port without file")
+            return HANDLE_TABLE.insert(CompletionPort(NumberOfConcurrentThreads))
+        file = HANDLE_TABLE.get(FileHandle, FileObject, pseudo=False)
+        if ExistingCompletionPort:
+            file.associate(_port(ExistingCompletionPort), CompletionKey)
+            return int(ExistingCompletionPort)
+        port = CompletionPort(NumberOfConcurrentThreads)
+        file.associate(port, CompletionKey)
+        return HANDLE_TABLE.insert(port)
+    except Win32Error as exc:
+        fail(exc)
+        return 0
+
+
+def SetFileCompletionNotificationModes(FileHandle: int, Flags: int) -> bool:
+    """[MS:SetFileCompletionNotificationModes] -> core ``FileObject.set_completion_modes``."""
+    try:
+        file = HANDLE_TABLE.get(FileHandle, FileObject, pseudo=False)
+        file.set_completion_modes(
+            bool(Flags & FILE_SKIP_COMPLETION_PORT_ON_SUCCESS),
+            bool(Flags & FILE_SKIP_SET_EVENT_ON_HANDLE),
+        )
+    except Win32Error as exc:
+        fail(exc)
+        return False
+    return True
+
+
+def PostQueuedCompletionStatus(
+    CompletionPort: int, dwNumberOfBytesTransferred: int, dwCompletionKey: Any, lpOverlapped: Any
+) -> bool:
+    """[MS:PostQueuedCompletionStatus] -> core ``CompletionPort.post``."""
+    try:
+        _port(CompletionPort).post(dwNumberOfBytesTransferred, dwCompletionKey, lpOverlapped)
+    except Win32Error as exc:
+        fail(exc)
+        return False
+    return True
+
+
+def GetQueuedCompletionStatus(
+    CompletionPort: int,
+    lpNumberOfBytesTransferred: Ref[int],
+    lpCompletionKey: Ref[Any],
+    lpOverlapped: Ref[Any],
+    dwMilliseconds: int,
+) -> bool:
+    """[MS:GetQueuedCompletionStatus] -> core ``CompletionPort.get_many(1)``."""
+    lpOverlapped.value = None
+    try:
+        _, packets = _port(CompletionPort).get_many(1, seconds(dwMilliseconds))
+    except Win32Error as exc:
+        fail(exc)
+        return False
+    if not packets:
+        fail(Win32Error(WaitCode.WAIT_TIMEOUT))
+        return False
+    packet = packets[0]
+    lpNumberOfBytesTransferred.value = packet.bytes_transferred
+    lpCompletionKey.value = packet.key
+    lpOverlapped.value = packet.overlapped
+    if packet.status:
+        fail(Win32Error(ntstatus_to_winerror(packet.status)))
+        return False
+    return True
+
+
+def GetQueuedCompletionStatusEx(
+    CompletionPort: int,
+    lpCompletionPortEntries: list[OVERLAPPED_ENTRY],
+    ulCount: int,
+    ulNumEntriesRemoved: Ref[int],
+    dwMilliseconds: int,
+    fAlertable: bool,
+) -> bool:
+    """[MS:GetQueuedCompletionStatusEx] -> core ``CompletionPort.get_many``."""
+    ulNumEntriesRemoved.value = 0
+    try:
+        if ulCount > len(lpCompletionPortEntries):
+            raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "ulCount > len(entries)")
+        port = _port(CompletionPort)
+        code, packets = port.get_many(ulCount, seconds(dwMilliseconds), alertable=bool(fAlertable))
+    except Win32Error as exc:
+        fail(exc)
+        return False
+    if not packets:
+        fail(Win32Error(code if code == _IO_COMPLETION else WaitCode.WAIT_TIMEOUT))
+        return False
+    for entry, packet in zip(lpCompletionPortEntries, packets, strict=False):
+        entry.lpCompletionKey = packet.key
+        entry.lpOverlapped = packet.overlapped
+        entry.Internal = packet.status
+        entry.dwNumberOfBytesTransferred = packet.bytes_transferred
+    ulNumEntriesRemoved.value = len(packets)
+    return True
+
+
+# ---------------------------------------------------------------------- NT level (#97)
+
+
+def _nt_timeout(timeout: int | None) -> float | None:
+    """An NT LARGE_INTEGER timeout (100 ns; negative = relative, positive = absolute)."""
+    if timeout is None:
+        return None
+    if timeout <= 0:
+        return -timeout / 1e7
+    return max(0.0, (timeout - filetime_now()) / 1e7)
+
+
+def NtSetIoCompletion(
+    IoCompletionHandle: int,
+    KeyContext: Any,
+    ApcContext: Any,
+    IoStatus: int,
+    IoStatusInformation: int,
+) -> int:
+    """[NtSetIoCompletion] -> core ``CompletionPort.post`` with an arbitrary status."""
+    try:
+        _port(IoCompletionHandle).post(IoStatusInformation, KeyContext, ApcContext, IoStatus)
+    except Win32Error:
+        return int(NtStatus.STATUS_INVALID_HANDLE)
+    return 0
+
+
+def NtRemoveIoCompletion(
+    IoCompletionHandle: int,
+    KeyContext: Ref[Any],
+    ApcContext: Ref[Any],
+    IoStatusBlock: IO_STATUS_BLOCK,
+    Timeout: int | None,
+) -> int:
+    """[NtRemoveIoCompletion] -> core ``CompletionPort.get_many(1)``; STATUS_TIMEOUT if none."""
+    try:
+        _, packets = _port(IoCompletionHandle).get_many(1, _nt_timeout(Timeout))
+    except Win32Error as exc:
+        return _nt_error(exc)
+    if not packets:
+        return int(NtStatus.STATUS_TIMEOUT)
+    packet: CompletionPacket = packets[0]
+    KeyContext.value = packet.key
+    ApcContext.value = packet.overlapped
+    IoStatusBlock.Status = packet.status
+    IoStatusBlock.Information = packet.bytes_transferred
+    return 0
+
+
+def NtRemoveIoCompletionEx(
+    IoCompletionHandle: int,
+    Information: list[FILE_IO_COMPLETION_INFORMATION],
+    Count: int,
+    NumEntriesRemoved: Ref[int],
+    Timeout: int | None,
+    Alertable: bool,
+) -> int:
+    """[NtRemoveIoCompletionEx] -> core ``CompletionPort.get_many``."""
+    NumEntriesRemoved.value = 0
+    try:
+        port = _port(IoCompletionHandle)
+        code, packets = port.get_many(min(Count, len(Information)), _nt_timeout(Timeout),
+                                      alertable=bool(Alertable))  # fmt: skip
+    except Win32Error as exc:
+        return _nt_error(exc)
+    if not packets:
+        return int(NtStatus.STATUS_USER_APC if code == _IO_COMPLETION else NtStatus.STATUS_TIMEOUT)
+    for entry, packet in zip(Information, packets, strict=False):
+        entry.KeyContext = packet.key
+        entry.ApcContext = packet.overlapped
+        entry.IoStatusBlock.Status = packet.status
+        entry.IoStatusBlock.Information = packet.bytes_transferred
+    NumEntriesRemoved.value = len(packets)
+    return 0
+
+
+def NtQueryIoCompletion(IoCompletionHandle: int, Depth: Ref[int]) -> int:
+    """[NtQueryIoCompletion] -> core ``CompletionPort.queued`` (number of queued packets)."""
+    try:
+        Depth.value = _port(IoCompletionHandle).queued
+    except Win32Error as exc:
+        return _nt_error(exc)
+    return 0
+
+
+def _nt_error(exc: Win32Error) -> int:
+    if exc.winerror == WinError.ERROR_ABANDONED_WAIT_0:
+        return int(NtStatus.STATUS_ABANDONED_WAIT_0)
+    if exc.winerror == WinError.ERROR_INVALID_HANDLE:
+        return int(NtStatus.STATUS_INVALID_HANDLE)
+    return int(NtStatus.STATUS_INVALID_PARAMETER)
