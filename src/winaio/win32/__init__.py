@@ -14,7 +14,7 @@ The core never imports this package.
 
 from __future__ import annotations
 
-from . import _base, _constants, _io, _pipes, _port, _sync, _threads
+from . import _base, _constants, _io, _pipes, _port, _sync, _threads, _winsock
 from ._base import *  # noqa: F403
 from ._constants import *  # noqa: F403
 from ._io import *  # noqa: F403
@@ -22,6 +22,7 @@ from ._pipes import *  # noqa: F403
 from ._port import *  # noqa: F403
 from ._sync import *  # noqa: F403
 from ._threads import *  # noqa: F403
+from ._winsock import *  # noqa: F403
 
 WAIT_ABANDONED = _constants.WAIT_ABANDONED_0
 
@@ -33,5 +34,6 @@ __all__ = [
     *_port.__all__,
     *_sync.__all__,
     *_threads.__all__,
+    *_winsock.__all__,
     "WAIT_ABANDONED",
 ]

@@ -1,0 +1,427 @@
+"""Win32 aliases: the Winsock subset used with overlapped I/O (WSARecv, WSASend, AcceptEx...).
+
+Sockets are file objects (``winaio._io._streams.Socket``): their handles work with ReadFile,
+CreateIoCompletionPort, CancelIoEx and the completion modes. Plain calls (connect, accept, send,
+recv) block like Winsock's default blocking sockets, through synchronous requests.
+
+WSAGetLastError() is GetLastError() (one per-thread value, as on Windows); Winsock functions
+report WSA* codes: ERROR_NETNAME_DELETED reads as WSAECONNRESET, ERROR_INVALID_HANDLE as
+WSAENOTSOCK [MS:Windows Sockets Error Codes].
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import socket as _socket
+from collections.abc import Callable
+from typing import Any
+
+from .._io._files import FileObject, run_sync, start
+from .._io._ops import AcceptOp, ConnectOp, StreamReadOp, StreamWriteOp
+from .._io._overlapped import STATUS_PENDING, Overlapped, get_overlapped_result
+from .._io._requests import as_buffers
+from .._io._streams import Socket, create_socket
+from .._kernel._handles import HANDLE_TABLE
+from ..codes import WinError, ntstatus_to_winerror
+from ..errors import IoError, Win32Error
+from ._base import Ref, fail, seconds, set_last_error
+from ._io import bind_overlapped
+
+__all__ = [
+    "AF_INET",
+    "AF_INET6",
+    "AF_UNIX",
+    "INVALID_SOCKET",
+    "IPPROTO_TCP",
+    "IPPROTO_UDP",
+    "SD_BOTH",
+    "SD_RECEIVE",
+    "SD_SEND",
+    "SOCKET_ERROR",
+    "SOCK_DGRAM",
+    "SOCK_STREAM",
+    "SOL_SOCKET",
+    "SOMAXCONN",
+    "WSAECONNREFUSED",
+    "WSAECONNRESET",
+    "WSAEINVAL",
+    "WSAENOTSOCK",
+    "WSAEWOULDBLOCK",
+    "WSA_FLAG_OVERLAPPED",
+    "WSA_IO_INCOMPLETE",
+    "WSA_IO_PENDING",
+    "WSA_OPERATION_ABORTED",
+    "AcceptEx",
+    "ConnectEx",
+    "WSAGetLastError",
+    "WSAGetOverlappedResult",
+    "WSARecv",
+    "WSASend",
+    "WSASetLastError",
+    "WSASocket",
+    "WSASocketW",
+    "accept",
+    "bind",
+    "closesocket",
+    "connect",
+    "getpeername",
+    "getsockname",
+    "listen",
+    "recv",
+    "send",
+    "shutdown",
+    "socket",
+]
+
+AF_INET, AF_INET6, AF_UNIX = _socket.AF_INET, _socket.AF_INET6, _socket.AF_UNIX
+SOCK_STREAM, SOCK_DGRAM = _socket.SOCK_STREAM, _socket.SOCK_DGRAM
+IPPROTO_TCP, IPPROTO_UDP = _socket.IPPROTO_TCP, _socket.IPPROTO_UDP
+SOL_SOCKET = _socket.SOL_SOCKET
+SOMAXCONN = _socket.SOMAXCONN
+SD_RECEIVE, SD_SEND, SD_BOTH = 0, 1, 2
+INVALID_SOCKET = -1
+SOCKET_ERROR = -1
+WSA_FLAG_OVERLAPPED = 0x01
+WSA_IO_PENDING = 997
+WSA_IO_INCOMPLETE = 996
+WSA_OPERATION_ABORTED = 995
+WSAEINVAL = 10022
+WSAEWOULDBLOCK = 10035
+WSAENOTSOCK = 10038
+WSAECONNRESET = 10054
+WSAECONNREFUSED = 10061
+
+_ERRNO_WSA = {
+    _errno.EINVAL: WSAEINVAL,
+    _errno.EBADF: WSAENOTSOCK,
+    _errno.EFAULT: 10014,
+    _errno.EAGAIN: WSAEWOULDBLOCK,
+    _errno.EINPROGRESS: 10036,
+    _errno.EALREADY: 10037,
+    _errno.EMSGSIZE: 10040,
+    _errno.EAFNOSUPPORT: 10047,
+    _errno.EADDRINUSE: 10048,
+    _errno.EADDRNOTAVAIL: 10049,
+    _errno.ENETUNREACH: 10051,
+    _errno.ECONNABORTED: 10053,
+    _errno.ECONNRESET: WSAECONNRESET,
+    _errno.EISCONN: 10056,
+    _errno.ENOTCONN: 10057,
+    _errno.ESHUTDOWN: 10058,
+    _errno.ETIMEDOUT: 10060,
+    _errno.ECONNREFUSED: WSAECONNREFUSED,
+    _errno.EPIPE: 10058,
+}
+_WIN_WSA: dict[int, int] = {
+    WinError.ERROR_NETNAME_DELETED: WSAECONNRESET,
+    WinError.ERROR_INVALID_HANDLE: WSAENOTSOCK,
+    WinError.ERROR_CONNECTION_REFUSED: WSAECONNREFUSED,
+    WinError.ERROR_CONNECTION_ABORTED: 10053,
+    WinError.ERROR_BROKEN_PIPE: 10058,
+    WinError.ERROR_PIPE_NOT_CONNECTED: 10057,
+}
+
+WsaRoutine = Callable[[int, int, Any, int], object]
+
+
+def _wsa_fail(exc: BaseException) -> int:
+    """Record the WSA error for ``exc`` and return SOCKET_ERROR."""
+    if isinstance(exc, Win32Error):
+        code = _WIN_WSA.get(exc.winerror, exc.winerror)
+    elif isinstance(exc, OSError):
+        code = _ERRNO_WSA.get(exc.errno or 0, 10022)
+    else:
+        code = 10022
+    set_last_error(code)
+    return SOCKET_ERROR
+
+
+def _sock(handle: int) -> Socket:
+    return HANDLE_TABLE.get(handle, Socket, pseudo=False)
+
+
+def WSAGetLastError() -> int:
+    """[MS:WSAGetLastError]: the thread's last error (the same value as GetLastError)."""
+    from ._base import GetLastError
+
+    return GetLastError()
+
+
+def WSASetLastError(iError: int) -> None:
+    """[MS:WSASetLastError]."""
+    set_last_error(iError)
+
+
+def WSASocket(
+    af: int, type: int, protocol: int, lpProtocolInfo: object, g: int, dwFlags: int
+) -> int:
+    """[MS:WSASocketW] -> core ``create_socket``; overlapped only with WSA_FLAG_OVERLAPPED."""
+    try:
+        sock = create_socket(af, type, protocol, overlapped=bool(dwFlags & WSA_FLAG_OVERLAPPED))
+    except Win32Error as exc:
+        fail(exc)
+        return INVALID_SOCKET
+    return HANDLE_TABLE.insert(sock)
+
+
+WSASocketW = WSASocket
+
+
+def socket(af: int, type: int, protocol: int) -> int:
+    """[MS:socket] -> core ``create_socket`` (socket() handles are overlapped on Windows)."""
+    return WSASocket(af, type, protocol, None, 0, WSA_FLAG_OVERLAPPED)
+
+
+def _call(handle: int, method: str, *args: Any) -> Any:
+    try:
+        return getattr(_sock(handle), method)(*args)
+    except (Win32Error, OSError) as exc:
+        return _wsa_fail(exc)
+
+
+def bind(s: int, name: Any) -> int:
+    """[MS:bind] -> core ``Socket.bind``; 0 or SOCKET_ERROR."""
+    result = _call(s, "bind", name)
+    return 0 if result is None else int(result)
+
+
+def listen(s: int, backlog: int) -> int:
+    """[MS:listen] -> core ``Socket.listen``; 0 or SOCKET_ERROR."""
+    result = _call(s, "listen", backlog)
+    return 0 if result is None else int(result)
+
+
+def shutdown(s: int, how: int) -> int:
+    """[MS:shutdown] -> core ``Socket.shutdown``; 0 or SOCKET_ERROR."""
+    result = _call(s, "shutdown", how)
+    return 0 if result is None else int(result)
+
+
+def getsockname(s: int) -> Any:
+    """[MS:getsockname] -> core ``Socket.getsockname``; SOCKET_ERROR on failure."""
+    return _call(s, "getsockname")
+
+
+def getpeername(s: int) -> Any:
+    """[MS:getpeername] -> core ``Socket.getpeername``; SOCKET_ERROR on failure."""
+    return _call(s, "getpeername")
+
+
+def closesocket(s: int) -> int:
+    """[MS:closesocket] -> core ``HandleTable.close`` (pending requests are aborted)."""
+    try:
+        _sock(s)
+        HANDLE_TABLE.close(s)
+    except Win32Error as exc:
+        return _wsa_fail(exc)
+    return 0
+
+
+def _sync(op: Any) -> int:
+    status, information = run_sync(op)
+    if status:
+        raise Win32Error(ntstatus_to_winerror(status))
+    return information
+
+
+def connect(s: int, name: Any) -> int:
+    """[MS:connect] (blocking) -> core ``ConnectOp`` run synchronously; 0 or SOCKET_ERROR."""
+    try:
+        _sync(ConnectOp(_sock(s), Overlapped(), name, None))
+    except Win32Error as exc:
+        return _wsa_fail(exc)
+    return 0
+
+
+def accept(s: int) -> int:
+    """[MS:accept] (blocking) -> core ``AcceptOp`` into a new socket; INVALID_SOCKET on failure."""
+    try:
+        listener = _sock(s)
+        sock = listener.sock
+        assert sock is not None
+        new = create_socket(sock.family, sock.type, sock.proto)
+        _sync(AcceptOp(listener, new, Overlapped(), None))
+    except Win32Error as exc:
+        _wsa_fail(exc)
+        return INVALID_SOCKET
+    return HANDLE_TABLE.insert(new)
+
+
+def send(s: int, buf: Any, flags: int) -> int:
+    """[MS:send] (blocking) -> core ``StreamWriteOp`` run synchronously; bytes or SOCKET_ERROR."""
+    try:
+        return _sync(
+            StreamWriteOp(_sock(s), Overlapped(), as_buffers(buf, None, False), None, flags)
+        )
+    except Win32Error as exc:
+        return _wsa_fail(exc)
+
+
+def recv(s: int, len: int, flags: int) -> bytes | int:
+    """[MS:recv] (blocking) -> core ``StreamReadOp`` run synchronously; bytes or SOCKET_ERROR."""
+    data = bytearray(len)
+    try:
+        n = _sync(StreamReadOp(_sock(s), Overlapped(), [memoryview(data)], None, flags))
+    except Win32Error as exc:
+        return _wsa_fail(exc)
+    return bytes(data[:n])
+
+
+def _overlapped_call(
+    op_of: Callable[[Socket, Overlapped], Any],
+    s: int,
+    lpCount: Ref[int] | None,
+    lpOverlapped: Any,
+) -> int:
+    """WSARecv/WSASend: 0 when finished now, SOCKET_ERROR + WSA_IO_PENDING when pending."""
+    if lpCount is not None:
+        lpCount.value = 0
+    try:
+        sock = _sock(s)
+        ov = bind_overlapped(lpOverlapped)
+        if ov is None or not sock.overlapped:
+            op = op_of(sock, Overlapped())
+            count = _sync(op)
+        else:
+            status = start(op_of(sock, ov))
+            if status == STATUS_PENDING:
+                set_last_error(WSA_IO_PENDING)
+                return SOCKET_ERROR
+            count = ov.information
+    except Win32Error as exc:
+        return _wsa_fail(exc)
+    if lpCount is not None:
+        lpCount.value = count
+    return 0
+
+
+def _routine(routine: WsaRoutine | None) -> Callable[[int, int, Any], object] | None:
+    if routine is None:
+        return None
+
+    def adapter(error: int, transferred: int, overlapped: Any) -> object:
+        # LPWSAOVERLAPPED_COMPLETION_ROUTINE(dwError, cbTransferred, lpOverlapped, dwFlags).
+        return routine(_WIN_WSA.get(error, error), transferred if not error else 0, overlapped, 0)
+
+    return adapter
+
+
+def WSARecv(
+    s: int,
+    lpBuffers: Any,
+    dwBufferCount: int,
+    lpNumberOfBytesRecvd: Ref[int] | None,
+    lpFlags: Ref[int],
+    lpOverlapped: Any,
+    lpCompletionRoutine: WsaRoutine | None,
+) -> int:
+    """[MS:WSARecv] -> core ``Socket.recv_op``."""
+    buffers = as_buffers(list(lpBuffers)[:dwBufferCount], None, True)
+    flags = lpFlags.value if lpFlags is not None else 0
+    routine = _routine(lpCompletionRoutine)
+    return _overlapped_call(
+        lambda sock, ov: sock.recv_op(buffers, ov, flags, routine),
+        s, lpNumberOfBytesRecvd, lpOverlapped,
+    )  # fmt: skip
+
+
+def WSASend(
+    s: int,
+    lpBuffers: Any,
+    dwBufferCount: int,
+    lpNumberOfBytesSent: Ref[int] | None,
+    dwFlags: int,
+    lpOverlapped: Any,
+    lpCompletionRoutine: WsaRoutine | None,
+) -> int:
+    """[MS:WSASend] -> core ``Socket.send_op``."""
+    buffers = as_buffers(list(lpBuffers)[:dwBufferCount], None, False)
+    routine = _routine(lpCompletionRoutine)
+    return _overlapped_call(
+        lambda sock, ov: sock.send_op(buffers, ov, dwFlags, routine),
+        s, lpNumberOfBytesSent, lpOverlapped,
+    )  # fmt: skip
+
+
+def _bool_call(op_of: Callable[[], Any], lpCount: Ref[int] | None, ov: Overlapped) -> bool:
+    if lpCount is not None:
+        lpCount.value = 0
+    try:
+        status = start(op_of())
+    except Win32Error as exc:
+        _wsa_fail(exc)
+        return False
+    if status == STATUS_PENDING:
+        set_last_error(WSA_IO_PENDING)
+        return False
+    if lpCount is not None:
+        lpCount.value = ov.information
+    return True
+
+
+def AcceptEx(
+    sListenSocket: int,
+    sAcceptSocket: int,
+    lpOutputBuffer: Any,
+    dwReceiveDataLength: int,
+    dwLocalAddressLength: int,
+    dwRemoteAddressLength: int,
+    lpdwBytesReceived: Ref[int] | None,
+    lpOverlapped: Any,
+) -> bool:
+    """[MS:AcceptEx] -> core ``Socket.accept_op`` into the pre-created ``sAcceptSocket``."""
+    try:
+        listener, target = _sock(sListenSocket), _sock(sAcceptSocket)
+        ov = bind_overlapped(lpOverlapped)
+        if ov is None:
+            raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "AcceptEx needs an OVERLAPPED")
+        receive = None
+        if dwReceiveDataLength > 0:
+            receive = as_buffers(lpOutputBuffer, dwReceiveDataLength, True)[0]
+    except Win32Error as exc:
+        _wsa_fail(exc)
+        return False
+    return _bool_call(lambda: listener.accept_op(target, ov, receive), lpdwBytesReceived, ov)
+
+
+def ConnectEx(
+    s: int,
+    name: Any,
+    lpSendBuffer: Any,
+    dwSendDataLength: int,
+    lpdwBytesSent: Ref[int] | None,
+    lpOverlapped: Any,
+) -> bool:
+    """[MS:ConnectEx] -> core ``Socket.connect_op`` (the socket must be bound)."""
+    try:
+        sock = _sock(s)
+        ov = bind_overlapped(lpOverlapped)
+        if ov is None:
+            raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "ConnectEx needs an OVERLAPPED")
+        data = as_buffers(lpSendBuffer, dwSendDataLength, False)[0] if lpSendBuffer else None
+    except Win32Error as exc:
+        _wsa_fail(exc)
+        return False
+    return _bool_call(lambda: sock.connect_op(name, ov, data), lpdwBytesSent, ov)
+
+
+def WSAGetOverlappedResult(
+    s: int, lpOverlapped: Any, lpcbTransfer: Ref[int], fWait: bool, lpdwFlags: Ref[int] | None
+) -> bool:
+    """[MS:WSAGetOverlappedResult] -> core ``get_overlapped_result`` with WSA error codes."""
+    try:
+        ov = bind_overlapped(lpOverlapped)
+        assert ov is not None
+        waitable: FileObject | None = _sock(s) if ov.pending and ov.event is None else None
+        count, _ = get_overlapped_result(ov, waitable, seconds(0xFFFFFFFF if fWait else 0), False)
+    except IoError as exc:
+        lpcbTransfer.value = exc.bytes_transferred
+        _wsa_fail(exc)
+        return False
+    except Win32Error as exc:
+        _wsa_fail(exc)
+        return False
+    lpcbTransfer.value = count
+    if lpdwFlags is not None:
+        lpdwFlags.value = 0
+    return True
