@@ -1,0 +1,104 @@
+"""The ring as the io_uring backend uses it: an ``SqeSink`` plus a split publish / enter.
+
+Purpose: two small additions to :class:`~._uring_abi.Ring` that only the backend needs.
+
+- :class:`BackendRing` *is* the ``SqeSink`` that FILE operations prepare their SQE through
+  (``op.prep(ring, user_data)``): it pins the operation's memoryviews, builds the iovec array
+  when there is more than one, writes a READ/WRITE (one buffer) or READV/WRITEV SQE, and returns
+  the keepalive the backend holds until the CQE (liburing #733).
+- ``Ring.submit()`` publishes the SQ tail and enters the kernel in one call, so the caller must
+  hold the SQ lock across a possibly blocking ``io_uring_enter``. The backend instead
+  :meth:`~BackendRing.publish`\\ es under its lock and :meth:`~BackendRing.enter`\\ s (submit +
+  wait in one syscall) after releasing it, so issuing threads can keep preparing SQEs while
+  the ring thread sleeps in the kernel. That is safe because the kernel reads SQEs only up to
+  the tail we published (``smp_load_acquire`` of the SQ tail); slots past it are ours.
+
+Rules: SQ side only (prep, publish) under the backend's lock; ``enter`` is called by the ring
+thread alone (io_uring requests belong to the task that submits them; see ``_uring``).
+Imports only the ABI modules.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+from collections.abc import Sequence
+
+from ._uring_abi import _ARGSZ_NONE, _NR_IO_URING_ENTER, Ring, _enter_error, _syscall
+from ._uring_consts import EnterFlags
+from ._uring_structs import make_iovecs, pin_readonly, pin_writable
+
+__all__ = ["BackendRing"]
+
+_GETEVENTS = int(EnterFlags.IORING_ENTER_GETEVENTS)
+_U32 = 0xFFFFFFFF
+#: Linux caps one read/write at MAX_RW_COUNT (INT_MAX & PAGE_MASK); the SQE ``len`` is a u32.
+_MAX_RW = 0x7FFFF000
+
+
+class BackendRing(Ring):
+    """A :class:`Ring` that is also an ``SqeSink`` (module docstring)."""
+
+    __slots__ = ()
+
+    # -- SqeSink ------------------------------------------------------------------------------
+
+    def readv(self, fd: int, buffers: Sequence[memoryview], offset: int, user_data: int) -> object:
+        """A positioned (scatter) read into ``buffers``; returns the keepalive."""
+        if len(buffers) == 1:
+            # One buffer (the common ReadFile case): READ needs no iovec array to build.
+            addr, n, keep = pin_writable(buffers[0])
+            self.prep_read(fd, addr, min(n, _MAX_RW), offset, user_data)
+            return keep
+        iov, count, keep = make_iovecs(buffers, writable=True)
+        self.prep_readv(fd, iov, count, offset, user_data)
+        return keep
+
+    def writev(self, fd: int, buffers: Sequence[memoryview], offset: int, user_data: int) -> object:
+        """A positioned (gather) write of ``buffers``; returns the keepalive."""
+        if len(buffers) == 1:
+            addr, n, keep = pin_readonly(buffers[0])
+            self.prep_write(fd, addr, min(n, _MAX_RW), offset, user_data)
+            return keep
+        iov, count, keep = make_iovecs(buffers, writable=False)
+        self.prep_writev(fd, iov, count, offset, user_data)
+        return keep
+
+    # -- split submit -------------------------------------------------------------------------
+
+    def publish(self) -> int:
+        """Make every prepared SQE visible to the kernel; return how many it has not consumed.
+
+        The u32 store of the tail is the release store of liburing's ``io_uring_smp_store_
+        release`` (x86-64 TSO, see ``_uring_abi``): every SQE byte written before it is visible
+        to the kernel once it sees the new tail.
+        """
+        if self._sq_dirty:
+            self._sq_clean()
+        u32 = self._sq_u32
+        tail = self._sq_tail & _U32
+        u32[self._sq_tail_i] = tail
+        return (tail - u32[self._sq_head_i]) & _U32
+
+    def enter(self, to_submit: int, wait_nr: int) -> int:
+        """``io_uring_enter(to_submit, wait_nr, GETEVENTS if wait_nr)``: submit what was
+        published and, with ``wait_nr``, sleep until that many CQEs are ready. No lock needed.
+
+        Returns:
+            The number of SQEs consumed (0 when interrupted by a signal: the caller loops and
+            recomputes what is left from the kernel's SQ head).
+
+        Raises:
+            RingBusyError: EBUSY/EAGAIN (CQ backlog or no memory): reap, then call again.
+            OSError: anything else (a broken ring).
+        """
+        flags = _GETEVENTS if wait_nr else 0
+        ret: int = _syscall(
+            _NR_IO_URING_ENTER, self.fd, to_submit, wait_nr, flags, None, _ARGSZ_NONE
+        )
+        if ret >= 0:
+            return ret
+        err = ctypes.get_errno()
+        if err == errno.EINTR:
+            return 0
+        raise _enter_error(err)
