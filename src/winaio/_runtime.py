@@ -15,14 +15,13 @@ were created with, so tests can run the same code on both (``winaio.testing.usin
 
 from __future__ import annotations
 
-import importlib
 import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
+from ._backends import _uring
 from ._backends._threads import ThreadBackend
 from ._io import _backend as _io_backend
 from ._io._backend import Backend
@@ -48,19 +47,10 @@ _selection: Selection | None = None
 _override = threading.local()
 
 
-def _uring_module() -> Any:
-    # Imported lazily: the probe must be able to report "unavailable" instead of failing at
-    # import time on machines where the module cannot even load.
-    return importlib.import_module("winaio._backends._uring")
-
-
 def _probe_io_uring() -> tuple[bool, str]:
-    try:
-        module = _uring_module()
-    except ImportError as exc:
-        return False, f"io_uring backend not available: {exc}"
-    ok, reason = module.probe_backend()
-    return bool(ok), str(reason)
+    # Importing _uring is safe everywhere (stdlib ctypes/mmap only, no syscall at import);
+    # whether io_uring works here is the probe's answer, with its reason.
+    return _uring.probe_backend()
 
 
 def _create(name: str) -> Backend:
@@ -70,8 +60,7 @@ def _create(name: str) -> Backend:
         ok, reason = _probe_io_uring()
         if not ok:
             raise RuntimeError(f"io_uring backend unavailable here: {reason}")
-        created: Backend = _uring_module().IoUringBackend()
-        return created
+        return _uring.IoUringBackend()
     raise ValueError(f"unknown backend {name!r} (choose from {', '.join(BACKEND_NAMES)})")
 
 
