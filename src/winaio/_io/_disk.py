@@ -75,6 +75,8 @@ class DiskFile(FileObject):
         routine: CompletionRoutine | None = None,
     ) -> Operation:
         """The request object for ReadFile/ReadFileScatter/ReadFileEx."""
+        if not self.readable:
+            raise Win32Error(WinError.ERROR_ACCESS_DENIED, "handle opened without read access")
         self._check_direct(buffers, overlapped.offset)
         return FileReadOp(self, overlapped, buffers, overlapped.offset, routine)
 
@@ -85,6 +87,8 @@ class DiskFile(FileObject):
         routine: CompletionRoutine | None = None,
     ) -> Operation:
         """The request object for WriteFile/WriteFileGather/WriteFileEx."""
+        if not self.writable:
+            raise Win32Error(WinError.ERROR_ACCESS_DENIED, "handle opened without write access")
         self._check_direct(buffers, overlapped.offset)
         return FileWriteOp(self, overlapped, buffers, overlapped.offset, routine)
 
@@ -163,6 +167,8 @@ def open_file(
     elif disposition == OPEN_ALWAYS:
         flags |= os.O_CREAT
     elif disposition == TRUNCATE_EXISTING:
+        if not existed:
+            raise Win32Error(WinError.ERROR_FILE_NOT_FOUND, path)
         if not write:
             raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "TRUNCATE_EXISTING needs write")
         flags |= os.O_TRUNC
@@ -173,4 +179,5 @@ def open_file(
     except OSError as exc:
         raise Win32Error(errno_to_winerror(exc.errno or 0), f"{path}: {exc.strerror}") from None
     file = DiskFile(fd, overlapped=overlapped, direct=direct, seekable=True, path=path)
+    file.readable, file.writable = read, write
     return file, existed

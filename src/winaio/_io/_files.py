@@ -89,10 +89,12 @@ class FileObject(DispatcherObject):
         "path",
         "port",
         "position",
+        "readable",
         "seekable",
         "skip_port_on_success",
         "skip_set_event",
         "sock",
+        "writable",
     )
     type_name = "File"
 
@@ -122,6 +124,9 @@ class FileObject(DispatcherObject):
         #: The file pointer of synchronous handles (overlapped I/O never uses it, spec §4.1).
         self.position = 0
         self.closing = False
+        #: Access the handle was opened with (GENERIC_READ / GENERIC_WRITE).
+        self.readable = True
+        self.writable = True
         self._signaled = True  # a file object starts signaled (spec §1.2)
         self._pending: dict[Operation, None] = {}
 
@@ -276,7 +281,7 @@ def start(op: Operation) -> int:
 
 
 def _queued_behind(op: Operation) -> bool:
-    if op.kind is not OpKind.STREAM:
+    if op.kind is not OpKind.STREAM or op.may_overtake():
         return False
     direction = op.poll_events
     file = op.file
@@ -318,8 +323,9 @@ def request_cancel(op: Operation) -> bool:
 def run_sync(op: Operation) -> tuple[int, int]:
     """A request on a synchronous handle: block (non-alertably) until it is done (spec §4.1).
 
-    Returns (status, information); the OVERLAPPED holds the same. CancelSynchronousIo can end
-    the wait of a request that pends (ERROR_OPERATION_ABORTED).
+    Returns (status, information); ``op.overlapped`` (private to the call, the caller copies it
+    to the user's OVERLAPPED) holds the same. CancelSynchronousIo can end the wait of a request
+    that pends (ERROR_OPERATION_ABORTED).
     """
     file = op.file
     ov = op.overlapped

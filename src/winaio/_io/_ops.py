@@ -57,6 +57,8 @@ CompletionRoutine = Callable[[int, int, Any], object]
 _SUCCESS = int(NtStatus.STATUS_SUCCESS)
 _EOF = int(NtStatus.STATUS_END_OF_FILE)
 _BROKEN = int(NtStatus.STATUS_PIPE_BROKEN)
+#: A zero-byte read at the end of a stream socket: success for sockets (graceful close).
+_EOF_STREAM = _SUCCESS
 _RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
 _WOULD_BLOCK = (errno.EAGAIN, errno.EWOULDBLOCK)
 
@@ -148,6 +150,11 @@ class Operation:
     def try_now(self) -> tuple[int, int] | None:
         """Non-blocking attempt: (status, information), or None if it would block."""
         raise NotImplementedError
+
+    def may_overtake(self) -> bool:
+        """True if this request may finish before earlier pending ones in its direction
+        (a zero-length write "never blocks", spec §10)."""
+        return False
 
     def prep(self, sink: SqeSink, user_data: int) -> object:
         """FILE kind: write the io_uring SQE; return the keep-alive for its memory."""
@@ -276,6 +283,8 @@ class StreamReadOp(Operation):
 
     def try_now(self) -> tuple[int, int] | None:
         file = self.file
+        if not self.nbytes:
+            return zero_byte_read(file)
         try:
             if file.sock is not None:
                 if len(self.buffers) == 1:
@@ -291,6 +300,29 @@ class StreamReadOp(Operation):
         if n == 0 and self.nbytes and file.sock is None:
             return _BROKEN, 0  # a pipe's writer is gone (spec §10: ERROR_BROKEN_PIPE)
         return _SUCCESS, n
+
+
+def zero_byte_read(file: FileObject) -> tuple[int, int] | None:
+    """A zero-byte read waits for data without consuming it (the classic "zero-byte recv"):
+    success once something is readable, the end-of-stream status at EOF, else None."""
+    fd = file.fd
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    events = poller.poll(0)
+    if not events:
+        return None
+    mask = events[0][1]
+    if file.sock is not None:
+        try:
+            peek = file.sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            return errno_to_status(exc.errno or 0), 0
+        return (_SUCCESS, 0) if peek or file.sock.type != socket.SOCK_STREAM else (_EOF_STREAM, 0)
+    if mask & select.POLLIN:
+        return _SUCCESS, 0
+    return _BROKEN, 0
 
 
 class StreamWriteOp(Operation):
@@ -313,6 +345,9 @@ class StreamWriteOp(Operation):
         self.flags = flags
         self.sent = 0
 
+    def may_overtake(self) -> bool:
+        return not self.nbytes
+
     def try_now(self) -> tuple[int, int] | None:
         file = self.file
         while self.buffers:
@@ -324,7 +359,7 @@ class StreamWriteOp(Operation):
             except OSError as exc:
                 if exc.errno in _WOULD_BLOCK:
                     return None
-                return errno_to_status(exc.errno or 0), self.sent
+                return errno_to_status(exc.errno or 0), 0  # a failed write reports 0 bytes
             self.sent += n
             # Drop what went out; a partially sent buffer keeps its tail.
             while n and self.buffers:

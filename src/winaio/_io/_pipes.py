@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from ..codes import NtStatus, WinError
 from ..errors import Win32Error
 from ._backend import OpKind
-from ._ops import CompletionRoutine, Operation, StreamWriteOp, errno_to_status
+from ._ops import CompletionRoutine, Operation, StreamWriteOp, errno_to_status, zero_byte_read
 from ._overlapped import Overlapped
 from ._streams import StreamFile
 
@@ -254,6 +254,15 @@ class PipeEnd(StreamFile):
             remaining -= len(take)
         return bytes(payload[:size]), len(payload), left_this
 
+    def sock_has_data(self) -> bool:
+        """Whether unread bytes are waiting (as opposed to an end-of-stream)."""
+        sock = self.sock
+        assert sock is not None
+        try:
+            return bool(sock.recv(1, socket.MSG_PEEK))
+        except OSError:
+            return False
+
     def _fresh_socket(self) -> None:
         """A disconnected instance gets a new unconnected socket under the same descriptor."""
         placeholder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -321,6 +330,11 @@ class PipeReadOp(Operation):
         status = end.state_status()
         if status is not None:
             return status, 0
+        if not len(self.buffer):
+            result = zero_byte_read(end)
+            if result is not None and result[0] == _SUCCESS and not end.sock_has_data():
+                result = end.gone_status(reading=True), 0
+            return result
         try:
             result = self._message_read(end) if end.message_type else self._byte_read()
         except _Gone:
@@ -412,6 +426,8 @@ class PipeMessageWriteOp(StreamWriteOp):
             return None
         status, sent = result
         payload = max(0, sent - _HEADER.size) if self.framed else sent
+        if status:
+            payload = 0  # a failed write reports no bytes
         if status in _GONE:
             # The reader went away: a new write reports ERROR_NO_DATA, a pending one
             # ERROR_BROKEN_PIPE; after DisconnectNamedPipe both ERROR_PIPE_NOT_CONNECTED.

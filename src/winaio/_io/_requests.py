@@ -26,6 +26,7 @@ from ._overlapped import Overlapped, is_error, is_warning
 __all__ = ["as_buffers", "issue", "read_file", "write_file"]
 
 _EOF = int(NtStatus.STATUS_END_OF_FILE)
+_CANCELLED = int(NtStatus.STATUS_CANCELLED)
 
 
 class _OpFactory(Protocol):
@@ -93,9 +94,12 @@ def issue(
     if routine is not None:
         raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "completion routine on a sync handle")
     positioned = file.seekable and overlapped is None
-    own = overlapped if overlapped is not None else Overlapped(file.position)
-    own.event = None
+    # A private IOSB: the user's OVERLAPPED only gives the offset and receives the result,
+    # and stays untouched when CancelSynchronousIo aborts the call (#106).
+    own = Overlapped(file.position if overlapped is None else overlapped.offset)
     status, information = run_sync(factory(buffers, own))
+    if overlapped is not None and status != _CANCELLED:
+        overlapped.status, overlapped.information = status, information
     if positioned:
         file.position += information
     elif file.seekable:

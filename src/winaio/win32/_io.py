@@ -365,8 +365,10 @@ def GetOverlappedResultEx(
         ov = bind_overlapped(lpOverlapped)
         assert ov is not None
         # The handle is only used (and validated) when there is something to wait on it for.
-        waitable = _file(hFile) if ov.pending and ov.event is None else None
-        count, _ = get_overlapped_result(ov, waitable, seconds(dwMilliseconds), bool(bAlertable))
+        timeout = seconds(dwMilliseconds)
+        must_wait = ov.pending and ov.event is None and timeout != 0
+        waitable = _file(hFile) if must_wait else None
+        count, _ = get_overlapped_result(ov, waitable, timeout, bool(bAlertable))
     except IoError as exc:
         lpNumberOfBytesTransferred.value = exc.bytes_transferred
         fail(exc)

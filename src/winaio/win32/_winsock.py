@@ -412,7 +412,8 @@ def WSAGetOverlappedResult(
     try:
         ov = bind_overlapped(lpOverlapped)
         assert ov is not None
-        waitable: FileObject | None = _sock(s) if ov.pending and ov.event is None else None
+        must_wait = ov.pending and ov.event is None and fWait
+        waitable: FileObject | None = _sock(s) if must_wait else None
         count, _ = get_overlapped_result(ov, waitable, seconds(0xFFFFFFFF if fWait else 0), False)
     except IoError as exc:
         lpcbTransfer.value = exc.bytes_transferred
