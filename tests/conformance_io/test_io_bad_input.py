@@ -185,7 +185,7 @@ def test_create_file_errors(io) -> None:
     assert h == w.INVALID_HANDLE_VALUE
     assert w.GetLastError() == w.ERROR_FILE_NOT_FOUND
     w.SetLastError(SENTINEL)
-    h = w.CreateFile(missing, w.GENERIC_READ, 0, None, w.TRUNCATE_EXISTING, 0, 0)
+    h = w.CreateFile(missing, w.GENERIC_READ | w.GENERIC_WRITE, 0, None, w.TRUNCATE_EXISTING, 0, 0)
     assert h == w.INVALID_HANDLE_VALUE
     assert w.GetLastError() == w.ERROR_FILE_NOT_FOUND
     existing = io.path()
