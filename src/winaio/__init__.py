@@ -24,6 +24,22 @@ from __future__ import annotations
 from . import _runtime  # noqa: F401  (installs the I/O backend factory)
 from . import codes as codes
 from . import errors as errors
+from ._io._disk import DiskFile as DiskFile
+from ._io._disk import open_file as open_file
+from ._io._files import FileObject as File
+from ._io._files import cancel_io as cancel_io
+from ._io._files import cancel_io_ex as cancel_io_ex
+from ._io._files import cancel_synchronous_io as cancel_synchronous_io
+from ._io._overlapped import Overlapped as Overlapped
+from ._io._pipes import PipeEnd as PipeEnd
+from ._io._pipes import create_named_pipe as create_named_pipe
+from ._io._pipes import open_named_pipe as open_named_pipe
+from ._io._port import CompletionPacket as CompletionPacket
+from ._io._port import CompletionPort as CompletionPort
+from ._io._streams import Socket as Socket
+from ._io._streams import StreamFile as StreamFile
+from ._io._streams import create_pipe as create_pipe
+from ._io._streams import create_socket as create_socket
 from ._kernel import DispatcherObject as DispatcherObject
 from ._kernel import Event as Event
 from ._kernel import KThread as Thread
@@ -43,6 +59,7 @@ from ._kernel import test_alert as test_alert
 from ._kernel import wait as wait
 from ._kernel import wait_all as wait_all
 from ._kernel import wait_any as wait_any
+from .errors import IoError as IoError
 from .errors import ThreadTerminated as ThreadTerminated
 from .errors import Win32Error as Win32Error
 from .errors import WinaioError as WinaioError
@@ -70,7 +87,25 @@ __all__ = [
     "queue_special_apc",
     "start_thread",
     "test_alert",
+    # overlapped I/O and completion ports
+    "CompletionPacket",
+    "CompletionPort",
+    "DiskFile",
+    "File",
+    "Overlapped",
+    "PipeEnd",
+    "Socket",
+    "StreamFile",
+    "cancel_io",
+    "cancel_io_ex",
+    "cancel_synchronous_io",
+    "create_named_pipe",
+    "create_pipe",
+    "create_socket",
+    "open_file",
+    "open_named_pipe",
     # errors and codes
+    "IoError",
     "ThreadTerminated",
     "Win32Error",
     "WinaioError",

@@ -24,6 +24,7 @@ from ..errors import Win32Error
 from ._files import FileObject
 from ._ops import CompletionRoutine, FileReadOp, FileWriteOp, Operation
 from ._overlapped import Overlapped
+from ._requests import RequestMethods
 
 __all__ = [
     "CREATE_ALWAYS",
@@ -63,7 +64,7 @@ def errno_to_winerror(err: int) -> int:
     return int(_ERRNO_WIN.get(err, WinError.ERROR_GEN_FAILURE))
 
 
-class DiskFile(FileObject):
+class DiskFile(RequestMethods, FileObject):
     """A regular file (positioned I/O)."""
 
     __slots__ = ()

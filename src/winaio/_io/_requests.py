@@ -135,3 +135,79 @@ def write_file(
     if factory is None:
         raise Win32Error(WinError.ERROR_INVALID_HANDLE, f"{file!r} cannot be written")
     return issue(file, factory, buffers, overlapped, routine)
+
+
+class RequestMethods:
+    """Pythonic request methods shared by every readable/writable file object.
+
+    ``start_read``/``start_write`` issue an overlapped request and say whether it finished
+    inside the call (True) or is pending (False); the OVERLAPPED (its event, the file object,
+    the completion port, or the completion routine) reports the end. ``read``/``write`` issue a
+    request and wait for it (non-alertably), on any handle.
+    """
+
+    __slots__ = ()
+
+    def start_read(
+        self,
+        buffer: Any,
+        overlapped: Overlapped,
+        *,
+        size: int | None = None,
+        routine: CompletionRoutine | None = None,
+    ) -> bool:
+        """ReadFile(Ex) into ``buffer`` (one writable buffer or a list: ReadFileScatter).
+
+        Raises:
+            IoError: the request failed at once (no notification happens).
+        """
+        status, _ = read_file(self, as_buffers(buffer, size, True), overlapped, routine)
+        return status != NtStatus.STATUS_PENDING
+
+    def start_write(
+        self,
+        data: Any,
+        overlapped: Overlapped,
+        *,
+        size: int | None = None,
+        routine: CompletionRoutine | None = None,
+    ) -> bool:
+        """WriteFile(Ex) of ``data`` (one buffer or a list: WriteFileGather)."""
+        status, _ = write_file(self, as_buffers(data, size, False), overlapped, routine)
+        return status != NtStatus.STATUS_PENDING
+
+    def read(self, buffer: Any, offset: int = 0, timeout: float | None = None) -> int:
+        """Read into ``buffer`` and wait for the result; returns the byte count.
+
+        Raises:
+            IoError: the request failed (ERROR_HANDLE_EOF, ERROR_BROKEN_PIPE...).
+        """
+        return self._wait(read_file, as_buffers(buffer, None, True), offset, timeout)
+
+    def write(self, data: Any, offset: int = 0, timeout: float | None = None) -> int:
+        """Write ``data`` and wait for the result; returns the byte count."""
+        return self._wait(write_file, as_buffers(data, None, False), offset, timeout)
+
+    def _wait(
+        self, call: Any, buffers: list[memoryview], offset: int, timeout: float | None
+    ) -> int:
+        from .._kernel._objects import Event
+        from ._overlapped import get_overlapped_result
+
+        file: FileObject = self  # type: ignore[assignment]
+        if not file.overlapped:
+            return int(call(file, buffers, None if not file.seekable else Overlapped(offset))[1])
+        ov = Overlapped(offset, Event(manual_reset=True))
+        call(file, buffers, ov)
+        try:
+            return get_overlapped_result(ov, None, timeout, False)[0]
+        except Win32Error as exc:
+            if exc.winerror in (WinError.ERROR_IO_INCOMPLETE, 258):
+                # Timed out: cancel, and keep the buffers until the request is really over.
+                from ._files import request_cancel
+
+                for op in file.pending_ops():
+                    if op.overlapped is ov:
+                        request_cancel(op)
+                get_overlapped_result(ov, None, None, False)
+            raise

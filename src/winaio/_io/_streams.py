@@ -34,6 +34,7 @@ from ._ops import (
     StreamWriteOp,
 )
 from ._overlapped import Overlapped
+from ._requests import RequestMethods
 
 __all__ = ["PipeWriteOp", "Socket", "StreamFile", "create_pipe", "create_socket"]
 
@@ -53,7 +54,7 @@ class PipeWriteOp(StreamWriteOp):
         return result
 
 
-class StreamFile(FileObject):
+class StreamFile(RequestMethods, FileObject):
     """A byte stream: an anonymous pipe end (or, through :class:`Socket`, a socket)."""
 
     __slots__ = ()
