@@ -154,11 +154,14 @@ class ThreadBackend:
             if op is None:
                 return
             with self._lock:
-                if op.token != _QUEUED:
-                    continue  # cancelled while queued
-                op.token = _RUNNING
-            status, information = op.run_blocking()
-            self._finish(op, status, information, cancelled=False)
+                run = op.token == _QUEUED  # otherwise it was cancelled while queued
+                if run:
+                    op.token = _RUNNING
+            if run:
+                status, information = op.run_blocking()
+                self._finish(op, status, information, cancelled=False)
+            # Do not keep the last request (its buffers, e.g. an mmap) alive while idle.
+            del op
 
     # ------------------------------------------------------------------ stream reactor
     def _command(self, what: str, op: Operation | None) -> None:
