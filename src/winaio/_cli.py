@@ -1,84 +1,133 @@
 """Command line: ``python -m winaio demo`` (the main job of ``make run``).
 
-The demo shows the alertable model of the seeds: work finishes on other threads, and its
-completion routines run *on the issuing thread*, one by one, only while that thread waits
-alertably; each such wait returns WAIT_IO_COMPLETION. A waitable timer's completion routine
-arrives the same way (an APC to the thread that set the timer).
+The demo walks through the seeds' two documents with real I/O:
 
-No logic of its own beyond printing: everything goes through the public API.
+1. *Alertable I/O*: ReadFileEx on a named pipe; the data arrives while the issuing thread does
+   something else; the completion routine runs **on the issuing thread**, only once it waits
+   alertably (SleepEx(..., TRUE) then returns WAIT_IO_COMPLETION).
+2. *Asynchronous I/O and completion ports* (the seeds' central point): a short-lived thread issues
+   an overlapped read on a handle bound to a completion port and exits; the read survives its
+   thread (Vista+ rule) and completes later on a port worker. The same read on a handle that is
+   *not* port-bound is cancelled when its thread exits.
+
+No logic of its own beyond printing: everything goes through the public ``winaio.win32`` API.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import uuid
 from collections.abc import Sequence
+from typing import Any
 
-from . import win32
+from . import _runtime, win32
+
+_OPEN = win32.PIPE_ACCESS_DUPLEX | win32.FILE_FLAG_OVERLAPPED
+_RW = win32.GENERIC_READ | win32.GENERIC_WRITE
 
 
-def _demo(jobs: int) -> int:
-    me = win32.GetCurrentThread()
-    real_me = win32.Ref(0)
-    win32.DuplicateHandle(
-        win32.GetCurrentProcess(),
-        me,
-        win32.GetCurrentProcess(),
-        real_me,
-        0,
-        False,
-        win32.DUPLICATE_SAME_ACCESS,
+def _pipe_pair() -> tuple[int, int]:
+    name = rf"\\.\pipe\winaio-demo-{uuid.uuid4().hex[:8]}"
+    server = win32.CreateNamedPipe(name, _OPEN, win32.PIPE_TYPE_BYTE, 1, 4096, 4096, 0, None)
+    client = win32.CreateFile(
+        name, _RW, 0, None, win32.OPEN_EXISTING, win32.FILE_FLAG_OVERLAPPED, 0
     )
-    main_tid = win32.GetCurrentThreadId()
-    done: list[str] = []
+    return server, client
 
-    def completion(job: object) -> None:
-        # Runs in the main thread, inside its alertable SleepEx.
-        assert win32.GetCurrentThreadId() == main_tid
-        done.append(str(job))
-        print(f"  completion routine for job {job} ran on the issuing thread {main_tid}")
 
-    def worker(job: object) -> int:
-        # "I/O" finishing on another thread: it queues the completion routine to the issuer.
-        win32.QueueUserAPC(completion, real_me.value, job)
+def _alertable(messages: int) -> bool:
+    print("1. alertable I/O: ReadFileEx completion routines run on the issuing thread")
+    server, client = _pipe_pair()
+    me = win32.GetCurrentThreadId()
+    got: list[bytes] = []
+    buffers = [bytearray(32) for _ in range(messages)]
+    overlapped = [win32.OVERLAPPED() for _ in range(messages)]
+
+    def routine(error: int, count: int, ov: Any) -> None:
+        index = overlapped.index(ov)
+        got.append(bytes(buffers[index][:count]))
+        where = "the issuing thread" if win32.GetCurrentThreadId() == me else "ANOTHER thread"
+        print(f"   routine: error={error} bytes={count} data={got[-1]!r} on {where}")
+
+    for buf, ov in zip(buffers, overlapped, strict=True):
+        win32.ReadFileEx(server, buf, len(buf), ov, routine)
+
+    def writer(_: object) -> int:
+        for i in range(messages):
+            n = win32.Ref(0)
+            win32.WriteFile(client, f"message {i}".encode(), 9, n, win32.OVERLAPPED())
         return 0
 
-    print(f"main thread {main_tid}: starting {jobs} jobs on worker threads")
-    threads = [win32.CreateThread(None, 0, worker, i, 0, None) for i in range(jobs)]
-    win32.WaitForMultipleObjects(len(threads), threads, True, win32.INFINITE)
-    print("all workers finished; no routine has run yet:", done == [])
-
-    timer = win32.CreateWaitableTimer(None, False, None)
-    win32.SetWaitableTimer(
-        timer,
-        -50 * 10_000,
-        0,
-        lambda arg, low, high: print(f"  timer routine ({arg}) ran"),
-        "50 ms",
-        False,
-    )
-    waits = 0
-    while len(done) < jobs or waits < 2:
+    thread = win32.CreateThread(None, 0, writer, None, 0, None)
+    win32.WaitForSingleObject(thread, 5000)
+    print(f"   data written by another thread; routines run so far: {len(got)}")
+    while len(got) < messages:
         code = win32.SleepEx(2000, True)
-        waits += 1
-        name = "WAIT_IO_COMPLETION" if code == win32.WAIT_IO_COMPLETION else str(code)
-        print(f"SleepEx(2000, TRUE) returned {name}")
-        if code == 0:
+        print(f"   SleepEx(2000, TRUE) -> {'WAIT_IO_COMPLETION' if code == 0xC0 else code}")
+        if code != win32.WAIT_IO_COMPLETION:
             break
-    for handle in [*threads, timer, real_me.value]:
+    for handle in (thread, server, client):
         win32.CloseHandle(handle)
-    print(f"{len(done)} of {jobs} completion routines ran; all on thread {main_tid}")
-    return 0 if len(done) == jobs else 1
+    return len(got) == messages
+
+
+def _survives_thread_exit(port_bound: bool) -> bool:
+    server, client = _pipe_pair()
+    port = win32.CreateIoCompletionPort(server, 0, 7, 0) if port_bound else 0
+    event = 0 if port_bound else win32.CreateEvent(None, True, False, None)
+    ov = win32.OVERLAPPED(hEvent=event)
+    buf = bytearray(16)
+
+    def issuer(_: object) -> int:
+        win32.ReadFile(server, buf, len(buf), None, ov)  # pending: no data yet
+        return 0  # ...and the thread exits at once
+
+    thread = win32.CreateThread(None, 0, issuer, None, 0, None)
+    win32.WaitForSingleObject(thread, 5000)
+    win32.WriteFile(client, b"after the exit", 14, win32.Ref(0), win32.OVERLAPPED())
+    n, key, done = win32.Ref(0), win32.Ref(0), win32.Ref(None)
+    if port_bound:
+        ok = win32.GetQueuedCompletionStatus(port, n, key, done, 5000)
+        print(
+            f"   port-bound: GetQueuedCompletionStatus -> {ok}, key={key.value}, "
+            f"data={bytes(buf[: n.value])!r}: the read outlived its thread"
+        )
+        result = ok and done.value is ov
+    else:
+        win32.WaitForSingleObject(event, 5000)
+        ok = win32.GetOverlappedResult(server, ov, n, False)
+        error = win32.GetLastError()
+        print(
+            f"   not port-bound: GetOverlappedResult -> {ok}, error={error} "
+            "(ERROR_OPERATION_ABORTED): cancelled when its thread exited"
+        )
+        result = not ok and error == win32.ERROR_OPERATION_ABORTED
+    for handle in (thread, server, client, port, event):
+        if handle:
+            win32.CloseHandle(handle)
+    return bool(result)
+
+
+def _demo(messages: int) -> int:
+    selection = _runtime.selection()
+    print(f"I/O backend: {selection.name} ({selection.reason})\n")
+    ok = _alertable(messages)
+    print("\n2. I/O issued by a thread that exits (the seeds' central point)")
+    ok = _survives_thread_exit(port_bound=True) and ok
+    ok = _survives_thread_exit(port_bound=False) and ok
+    print("\nall demonstrated behaviours held" if ok else "\nUNEXPECTED RESULT")
+    return 0 if ok else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m winaio``."""
     parser = argparse.ArgumentParser(prog="python -m winaio", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="alertable completion routines on the issuing thread")
-    demo.add_argument("--jobs", type=int, default=4)
+    demo = sub.add_parser("demo", help="alertable I/O and port-bound I/O outliving its thread")
+    demo.add_argument("--messages", type=int, default=3)
     args = parser.parse_args(argv)
-    return _demo(args.jobs)
+    return _demo(args.messages)
 
 
 if __name__ == "__main__":
