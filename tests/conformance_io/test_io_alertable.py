@@ -343,3 +343,18 @@ def test_cancelled_writefileex_reports_aborted(io) -> None:
     assert w.SleepEx(LONG, True) == w.WAIT_IO_COMPLETION
     assert rec.simple() == [(w.ERROR_OPERATION_ABORTED, 0, ov)]
     assert not io.is_signaled(pending.hEvent)  # the other write is unaffected
+
+
+def test_readfileex_partial_message_reports_more_data(io) -> None:
+    # spec: win32 §5 (dwErrorCode is the Win32 mapping of the status: a partial message read
+    # completes with ERROR_MORE_DATA and the bytes copied) [W:k32/pipe.c:_test_overlapped_result]
+    server, client = io.pipe(message=True)
+    io.send_all(client, b"0123456789")
+    rec = Recorder()
+    ov = io.ov()
+    buf = bytearray(4)
+    assert w.ReadFileEx(server, buf, 4, ov, rec) is True
+    assert w.SleepEx(LONG, True) == w.WAIT_IO_COMPLETION
+    assert rec.simple() == [(w.ERROR_MORE_DATA, 4, ov)]
+    assert bytes(buf) == b"0123"
+    assert io.result(server, ov) == (False, w.ERROR_MORE_DATA, 4)

@@ -424,3 +424,72 @@ def test_pending_read_fails_after_disconnect(io) -> None:
     assert w.DisconnectNamedPipe(server)
     io.wait_signaled(ov.hEvent)
     assert io.result(client, ov) == (False, w.ERROR_PIPE_NOT_CONNECTED, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# pipe states and instances
+# ---------------------------------------------------------------------------------------------
+
+
+def test_read_on_listening_server(io) -> None:
+    # spec: win32 §1.7 (STATUS_PIPE_LISTENING -> ERROR_PIPE_LISTENING 536)
+    # [W:nt/pipe.c:test_pipe_state] (FILE_PIPE_LISTENING_STATE: NtReadFile fails at once)
+    server = io.named_pipe(io.pipe_name())
+    ev = io.event(manual=True, initial=True)
+    ov = io.ov(hEvent=ev)
+    n = w.Ref(SENTINEL)
+    w.SetLastError(SENTINEL)
+    assert w.ReadFile(server, bytearray(4), 4, n, ov) is False
+    assert w.GetLastError() == w.ERROR_PIPE_LISTENING
+    assert n.value == 0
+    assert not io.is_signaled(ev)  # §4.2 step 2: reset even though the start failed
+
+
+def test_read_on_disconnected_server(io) -> None:
+    # spec: win32 §1.7 (STATUS_PIPE_DISCONNECTED -> ERROR_PIPE_NOT_CONNECTED 233)
+    # [W:nt/pipe.c:test_pipe_state] (FILE_PIPE_DISCONNECTED_STATE)
+    server, client = io.pipe()
+    assert w.DisconnectNamedPipe(server)
+    w.SetLastError(SENTINEL)
+    assert w.ReadFile(server, bytearray(4), 4, None, io.ov_event()) is False
+    assert w.GetLastError() == w.ERROR_PIPE_NOT_CONNECTED
+    w.SetLastError(SENTINEL)
+    assert w.WriteFile(client, b"x", 1, None, io.ov_event()) is False
+    assert w.GetLastError() == w.ERROR_PIPE_NOT_CONNECTED
+
+
+def test_clients_attach_to_instances_in_listening_order(io) -> None:
+    # spec: win32 §10 (clients attach to listening instances in the order they started
+    # listening) [W:k32/pipe.c:test_multiple_instances]
+    name = io.pipe_name()
+    first = io.named_pipe(name, instances=w.PIPE_UNLIMITED_INSTANCES)
+    second = io.named_pipe(name, instances=w.PIPE_UNLIMITED_INSTANCES)
+    ov1, ov2 = io.ov_event(), io.ov_event()
+    for server, ov in ((first, ov1), (second, ov2)):
+        assert w.ConnectNamedPipe(server, ov) is False
+        assert w.GetLastError() == w.ERROR_IO_PENDING
+    c1 = io.pipe_client(name)
+    io.wait_signaled(ov1.hEvent)
+    assert io.stays_nonsignaled(ov2.hEvent)
+    c2 = io.pipe_client(name)
+    io.wait_signaled(ov2.hEvent)
+    _write(io, c1, b"one")
+    _write(io, c2, b"two")
+    assert io.recv_exact(first, 3) == b"one"
+    assert io.recv_exact(second, 3) == b"two"
+
+
+def test_flush_file_buffers_on_drained_pipe(io) -> None:
+    # spec: win32 §7 (FlushFileBuffers on a pipe waits for the reader; with nothing unread it
+    # returns at once) [W:k32/pipe.c:test_blocking_rw] (test_flush_sync) [MS:FlushFileBuffers]
+    _server, client = io.pipe()
+    assert w.FlushFileBuffers(client) is True
+
+
+def test_flush_file_buffers_on_file_and_bad_handle(io) -> None:
+    # spec: win32 [MS:FlushFileBuffers]
+    f = io.file(b"abc", overlapped=False)
+    assert w.FlushFileBuffers(f) is True
+    w.SetLastError(SENTINEL)
+    assert w.FlushFileBuffers(0xDEADBEE0) is False
+    assert w.GetLastError() == w.ERROR_INVALID_HANDLE

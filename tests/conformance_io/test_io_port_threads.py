@@ -269,3 +269,58 @@ def test_concurrency_thread_reentering_gqcs_gets_or_releases(io, testing) -> Non
     a.join()
     b.join()
     assert sorted([results["a2"].key, results["b"].key]) == [2, 3]
+
+
+def test_concurrency_slot_freed_by_blocking_synchronous_io(io, testing) -> None:
+    # spec: win32 #96, §6.7 (an associated thread blocked in synchronous I/O does not count as
+    # running, so another waiter is released)
+    port = io.port(concurrency=1)
+    sync_server, sync_client = io.pipe(server_overlapped=False, client_overlapped=False)
+    results: dict = {}
+
+    def a_body() -> None:
+        results["a"] = io.gqcs(port, LONG)
+        n = w.Ref(SENTINEL)
+        buf = bytearray(4)
+        ok = w.ReadFile(sync_server, buf, 4, n, None)  # blocks: synchronous I/O
+        results["a_read"] = (ok, bytes(buf[: n.value]))
+
+    def b_body() -> None:
+        results["b"] = io.gqcs(port, LONG)
+
+    a = io.thread(a_body)
+    testing.wait_until_blocked(a.tid)
+    assert w.PostQueuedCompletionStatus(port, 0, 1, None)
+    testing.wait_until(lambda: "a" in results, 5.0, "A dequeued packet 1")
+    testing.wait_until_blocked(a.tid)  # now in the synchronous read
+    b = io.thread(b_body)
+    assert w.PostQueuedCompletionStatus(port, 0, 2, None)
+    b.join()
+    assert results["b"].key == 2
+    n = w.Ref(SENTINEL)
+    assert w.WriteFile(sync_client, b"wake", 4, n, None) is True
+    a.join()
+    assert results["a_read"] == (True, b"wake")
+
+
+def test_gqcs_ex_waiter_receives_several_packets(io, testing) -> None:
+    # spec: win32 §6.5 (a blocked GQCSEx caller dequeues up to count packets)
+    port = io.port(concurrency=8)
+    out: list = []
+
+    def body() -> None:
+        entries = [w.OVERLAPPED_ENTRY() for _ in range(4)]
+        removed = w.Ref(SENTINEL)
+        ok = w.GetQueuedCompletionStatusEx(port, entries, 4, removed, LONG, False)
+        out.append((ok, [e.lpCompletionKey for e in entries[: removed.value]]))
+
+    t = io.thread(body)
+    testing.wait_until_blocked(t.tid)
+    assert w.PostQueuedCompletionStatus(port, 0, 1, None)
+    t.join()
+    assert out == [(True, [1])]
+    for k in (2, 3, 4):
+        assert w.PostQueuedCompletionStatus(port, 0, k, None)
+    t2 = io.thread(body)
+    t2.join()
+    assert out[1] == (True, [2, 3, 4])

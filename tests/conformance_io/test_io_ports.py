@@ -756,3 +756,77 @@ def test_nt_set_io_completion_seen_by_gqcs(io) -> None:
     assert w.GetQueuedCompletionStatusEx(port, entries, 1, removed, 0, False) is True
     assert entries[0].Internal == w.STATUS_END_OF_FILE
     assert entries[0].lpOverlapped is ov
+
+
+# ---------------------------------------------------------------------------------------------
+# several requests on one associated handle
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", STREAMS)
+def test_pending_reads_post_packets_in_issue_order(io, kind) -> None:
+    # spec: win32 #66 / #82 through a port (FIFO requests, FIFO packets)
+    reader, writer = io.stream(kind)
+    port = io.port(reader, key=1)
+    ovs = [io.ov() for _ in range(3)]
+    bufs = [bytearray(2) for _ in range(3)]
+    for ov, b in zip(ovs, bufs, strict=True):
+        assert w.ReadFile(reader, b, 2, None, ov) is False
+        assert w.GetLastError() == w.ERROR_IO_PENDING
+    for i, chunk in enumerate((b"aa", b"bb", b"cc")):
+        io.send_all(writer, chunk)
+        pk = io.gqcs(port, LONG)
+        assert (pk.ok, pk.bytes) == (True, 2)
+        assert pk.overlapped is ovs[i]
+    assert [bytes(b) for b in bufs] == [b"aa", b"bb", b"cc"]
+    io.no_packet(port)
+
+
+def test_cancel_one_request_posts_only_its_packet(io) -> None:
+    # spec: win32 #100 / #105 through a port
+    server, client = io.pipe()
+    port = io.port(server, key=2)
+    ov1, ov2 = io.ov(), io.ov()
+    buf1 = bytearray(3)
+    assert w.ReadFile(server, buf1, 3, None, ov1) is False
+    assert w.ReadFile(server, bytearray(3), 3, None, ov2) is False
+    assert w.CancelIoEx(server, ov2) is True
+    pk = io.gqcs(port, LONG)
+    assert (pk.ok, pk.error, pk.bytes) == (False, w.ERROR_OPERATION_ABORTED, 0)
+    assert pk.overlapped is ov2
+    io.no_packet(port)
+    io.send_all(client, b"one")
+    pk = io.gqcs(port, LONG)
+    assert (pk.ok, pk.bytes) == (True, 3)
+    assert pk.overlapped is ov1
+    assert bytes(buf1) == b"one"
+
+
+def test_gqcs_ex_mixes_success_and_failure_packets(io) -> None:
+    # spec: win32 §6.5 (failure packets do not make GQCSEx fail; each entry carries its raw
+    # status)
+    server, client = io.pipe()
+    port = io.port(server, key=3)
+    ov_ok, ov_cancel = io.ov(), io.ov()
+    assert w.ReadFile(server, bytearray(4), 4, None, ov_ok) is False
+    assert w.ReadFile(server, bytearray(4), 4, None, ov_cancel) is False
+    io.send_all(client, b"data")
+    pk_entries = [w.OVERLAPPED_ENTRY() for _ in range(2)]
+    removed = w.Ref(SENTINEL)
+    assert w.GetQueuedCompletionStatusEx(port, pk_entries, 2, removed, LONG, False) is True
+    assert removed.value == 1
+    assert pk_entries[0].lpOverlapped is ov_ok
+    assert w.CancelIoEx(server, ov_cancel) is True
+    assert w.PostQueuedCompletionStatus(port, 9, 9, None)
+    got: list = []
+    for _ in range(20):
+        entries = [w.OVERLAPPED_ENTRY() for _ in range(4)]
+        removed = w.Ref(SENTINEL)
+        assert w.GetQueuedCompletionStatusEx(port, entries, 4, removed, LONG, False) is True
+        got += [(e.lpOverlapped, e.Internal, e.lpCompletionKey) for e in entries[: removed.value]]
+        if len(got) == 2:
+            break
+    assert sorted(got, key=lambda t: t[2]) == [
+        (ov_cancel, w.STATUS_CANCELLED, 3),
+        (None, 0, 9),
+    ]
