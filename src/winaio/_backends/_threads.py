@@ -251,6 +251,8 @@ class ThreadBackend:
         if queues is None:
             return
         error = bool(mask & (select.EPOLLERR | select.EPOLLHUP))
+        finished: list[tuple[Operation, int, int]] = []
+        moved: list[Operation] = []
         for line, flag in ((queues.readers, select.EPOLLIN), (queues.writers, select.EPOLLOUT)):
             if not (mask & flag or error):
                 continue
@@ -259,10 +261,15 @@ class ThreadBackend:
                 result = op.try_now()
                 if result is None:
                     if op.fd != fd:  # AcceptEx moved on to its accepted socket
-                        line.popleft()
-                        self._add(op)
+                        moved.append(line.popleft())
                         continue
                     break
                 line.popleft()
-                self._finish(op, result[0], result[1], cancelled=False)
+                finished.append((op, result[0], result[1]))
+        # Drop the epoll registration *before* completing: the completion may close the
+        # descriptor, and its number could be reused at once by another file.
         self._update(fd, queues)
+        for op in moved:
+            self._add(op)
+        for op, status, information in finished:
+            self._finish(op, status, information, cancelled=False)

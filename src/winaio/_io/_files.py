@@ -206,6 +206,12 @@ class FileObject(DispatcherObject):
     def _last_handle_closed(self) -> None:
         self.close()
 
+    def __del__(self) -> None:
+        # A file object nobody references has no request in flight (requests reference it):
+        # just make sure its descriptor does not leak.
+        if self.fd >= 0:
+            self._release_fd()
+
     def _release_fd(self) -> None:
         fd, self.fd = self.fd, -1
         if fd < 0:
