@@ -99,9 +99,10 @@ def test_exit_cancels_read_without_event_signals_file(io, testing, exit_mode) ->
 
 
 @pytest.mark.parametrize("exit_mode", EXITS)
-def test_exit_cancels_readfileex_and_routine_never_runs(io, testing, exit_mode) -> None:
+@pytest.mark.parametrize("kind", STREAMS)
+def test_exit_cancels_readfileex_and_routine_never_runs(io, testing, kind, exit_mode) -> None:
     # spec: win32 #108 #111 (ReadFileEx of an exiting thread: canceled, no APC ever runs)
-    server, _client = io.pipe()
+    server, _client = io.stream(kind)
     ov = io.ov()
     calls: list = []
     res: list = []
@@ -192,9 +193,12 @@ def test_port_read_with_event_cancelled_at_exit_with_packet(io, testing, kind, e
 
 
 @pytest.mark.parametrize("exit_mode", EXITS)
-def test_port_read_with_event_low_bit_cancelled_without_packet(io, testing, exit_mode) -> None:
+@pytest.mark.parametrize("kind", STREAMS)
+def test_port_read_with_event_low_bit_cancelled_without_packet(
+    io, testing, kind, exit_mode
+) -> None:
     # spec: win32 #110 #111, §8 table (hEvent = event|1: canceled, event set, no packet)
-    server, _client = io.pipe()
+    server, _client = io.stream(kind)
     port = io.port(server, key=1)
     ev = io.event()
     ov = io.ov(hEvent=ev | 1)
@@ -290,3 +294,83 @@ def test_seed_contrast_non_port_io_dies_with_thread(io, kind) -> None:
     io.send_all(writer, b"too late")
     assert io.recv_exact(reader, 8) == b"too late"  # nobody consumed it
     assert bytes(buf[:8]) == bytes(8)
+
+
+# ---------------------------------------------------------------------------------------------
+# The same rule for the server-side starts an RPC transport uses (AcceptEx, ConnectNamedPipe)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("with_event", [False, True], ids=["no_event", "event"])
+def test_acceptex_of_exiting_thread(io, testing, with_event) -> None:
+    # spec: win32 #109 #110 (the §8 rule applies to any request: a pending AcceptEx on a
+    # port-associated listener) [W:ws/afd.c:test_async_thread_termination] (a listener's poll)
+    lst, addr = io.listener()
+    port = io.port(lst, key=0xACC)
+    acc = io.tcp_socket()
+    out = bytearray(64)
+    ov = io.ov_event() if with_event else io.ov()
+    res: list = []
+
+    def issue() -> None:
+        ok = w.AcceptEx(lst, acc, out, 0, 32, 32, None, ov)
+        res.append((ok, w.WSAGetLastError()))
+
+    run_and_end(io, testing, "return", issue)
+    assert res == [(False, w.ERROR_IO_PENDING)]
+    if with_event:  # canceled at exit, packet with STATUS_CANCELLED
+        io.wait_signaled(ov.hEvent)
+        pk = io.gqcs(port, LONG)
+        assert (pk.ok, pk.error, pk.key) == (False, w.ERROR_OPERATION_ABORTED, 0xACC)
+        assert pk.overlapped is ov
+        return
+    io.no_packet(port)  # survives its thread
+    client = io.tcp_socket()
+    assert w.connect(client, addr) == 0
+    pk = io.gqcs(port, LONG)
+    assert (pk.ok, pk.bytes, pk.key) == (True, 0, 0xACC)
+    assert pk.overlapped is ov
+    assert w.send(client, b"hi", 0) == 2
+    assert w.recv(acc, 2, 0) == b"hi"
+
+
+@pytest.mark.parametrize("exit_mode", EXITS)
+def test_connect_named_pipe_of_exiting_thread_survives_on_port(io, testing, exit_mode) -> None:
+    # spec: win32 #109 #111 (a pending ConnectNamedPipe, port-associated, hEvent NULL)
+    name = io.pipe_name()
+    server = io.named_pipe(name)
+    port = io.port(server, key=0xC0)
+    ov = io.ov()
+    res: list = []
+
+    def issue() -> None:
+        ok = w.ConnectNamedPipe(server, ov)
+        res.append((ok, w.GetLastError()))
+
+    run_and_end(io, testing, exit_mode, issue)
+    assert res == [(False, w.ERROR_IO_PENDING)]
+    io.no_packet(port)
+    io.pipe_client(name)
+    pk = io.gqcs(port, LONG)
+    assert (pk.ok, pk.key) == (True, 0xC0)
+    assert pk.overlapped is ov
+
+
+@pytest.mark.parametrize("exit_mode", EXITS)
+def test_connect_named_pipe_of_exiting_thread_cancelled_without_port(
+    io, testing, exit_mode
+) -> None:
+    # spec: win32 #108 #111 (no port: the pending ConnectNamedPipe is canceled at exit)
+    name = io.pipe_name()
+    server = io.named_pipe(name)
+    ov = io.ov_event()
+    res: list = []
+
+    def issue() -> None:
+        ok = w.ConnectNamedPipe(server, ov)
+        res.append((ok, w.GetLastError()))
+
+    run_and_end(io, testing, exit_mode, issue)
+    assert res == [(False, w.ERROR_IO_PENDING)]
+    io.wait_signaled(ov.hEvent)
+    assert io.result(server, ov) == (False, w.ERROR_OPERATION_ABORTED, 0)
