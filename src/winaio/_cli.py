@@ -29,7 +29,9 @@ _RW = win32.GENERIC_READ | win32.GENERIC_WRITE
 
 def _pipe_pair() -> tuple[int, int]:
     name = rf"\\.\pipe\winaio-demo-{uuid.uuid4().hex[:8]}"
-    server = win32.CreateNamedPipe(name, _OPEN, win32.PIPE_TYPE_BYTE, 1, 4096, 4096, 0, None)
+    # Message pipes: each ReadFileEx receives exactly one of the writer's messages.
+    mode = win32.PIPE_TYPE_MESSAGE | win32.PIPE_READMODE_MESSAGE
+    server = win32.CreateNamedPipe(name, _OPEN, mode, 1, 4096, 4096, 0, None)
     client = win32.CreateFile(
         name, _RW, 0, None, win32.OPEN_EXISTING, win32.FILE_FLAG_OVERLAPPED, 0
     )
