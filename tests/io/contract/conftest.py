@@ -287,6 +287,21 @@ class IO:
         return self.issue_with(lambda ov: counted(ConnectOp)(f, ov, address, view), **kw), f
 
     @staticmethod
+    def fill(f: FileObject) -> int:
+        """Write into a non-blocking stream until not even one more byte fits (so that any
+        further write pends); returns the bytes written."""
+        total, chunk = 0, 1 << 16
+        while chunk:
+            try:
+                if f.sock is not None:
+                    total += f.sock.send(b"\xee" * chunk)
+                else:
+                    total += os.write(f.fd, b"\xee" * chunk)
+            except BlockingIOError:
+                chunk //= 2
+        return total
+
+    @staticmethod
     def packets(port: CompletionPort, n: int, timeout: float = LONG) -> list[CompletionPacket]:
         """Dequeue exactly ``n`` packets (batched), failing after ``timeout``."""
         got: list[CompletionPacket] = []
@@ -307,6 +322,30 @@ class IO:
     def aligned(self, size: int) -> mmap.mmap:
         """Page-aligned anonymous memory (O_DIRECT buffers)."""
         return mmap.mmap(-1, size)
+
+    def close_when_released(self, memory: mmap.mmap) -> None:
+        """Close ``memory`` once no request pins it any more. A backend may drop its last
+        reference just after delivering a completion (its thread is still returning from
+        ``complete``), so this waits - boundedly - rather than demanding it at once."""
+
+        def closed() -> bool:
+            try:
+                memory.close()
+            except BufferError:
+                gc.collect()
+                return False
+            return True
+
+        self.wait_until(closed, "the backend releases every buffer export")
+
+    def wait_released(self, ref: weakref.ref[Any]) -> None:
+        """Wait (bounded) until the object behind ``ref`` is gone (see close_when_released)."""
+
+        def gone() -> bool:
+            gc.collect()
+            return ref() is None
+
+        self.wait_until(gone, "the backend drops the request and its buffer")
 
     # -- teardown ----------------------------------------------------------------------------
     def close_all(self) -> None:

@@ -125,10 +125,10 @@ def test_o_direct_with_aligned_buffers_at_queue_depth_32(io: Any) -> None:
         _by_backend(req)
     assert port.get(0.0) is None  # no duplicate packets
 
-    # The backend released every buffer export: the mmaps can close (BufferError otherwise).
+    # The backend releases every buffer export: the mmaps can close (BufferError otherwise).
     del writes, reads, req, packets, view, tview
-    source.close()
-    target.close()
+    io.close_when_released(source)
+    io.close_when_released(target)
 
 
 def test_o_direct_misaligned_request_fails_without_hanging(io: Any) -> None:

@@ -38,22 +38,6 @@ def _by_backend(req: Any) -> None:
     assert req.op.completer != threading.current_thread().name
 
 
-def _fill(f: Any) -> int:
-    """Write into a non-blocking stream until it would block; returns the bytes written."""
-    chunk = b"\xee" * 65536
-    total = 0
-    while True:
-        try:
-            if f.sock is not None:
-                total += f.sock.send(chunk)
-            else:
-                import os
-
-                total += os.write(f.fd, chunk)
-        except BlockingIOError:
-            return total
-
-
 def _drain(f: Any, limit: int) -> bytes:
     """Read whatever is readable now from a non-blocking stream (at most ``limit`` bytes)."""
     import os
@@ -110,7 +94,7 @@ def test_two_pending_reads_complete_in_issue_order(io: Any, channel: tuple[Any, 
 
 def test_pending_writes_go_out_in_issue_order(io: Any) -> None:
     reader, writer = io.socketpair()
-    queued = _fill(writer)
+    queued = io.fill(writer)
     one = io.write(writer, b"1" * 5000)
     two = io.write(writer, b"2" * 5000)
     assert one.pending and two.pending
@@ -135,7 +119,7 @@ def _readable(f: Any) -> bool:
 def test_read_and_write_wait_independently_on_one_socket(io: Any) -> None:
     a, b = io.socketpair()
     read = io.read(a, 16)  # pends: nothing to read
-    queued = _fill(a)
+    queued = io.fill(a)
     write = io.write(a, b"tail")  # pends: the send buffer is full
     assert read.pending and write.pending
     got = bytearray()
@@ -160,7 +144,7 @@ def test_pipe_read_completes_broken_when_the_writer_closes(io: Any) -> None:
 
 def test_pending_pipe_write_completes_broken_when_the_reader_closes(io: Any) -> None:
     reader, writer = io.pipe()
-    _fill(writer)
+    io.fill(writer)
     req = io.write(writer, b"x" * 1000)
     assert req.pending
     reader.close()
