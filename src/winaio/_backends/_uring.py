@@ -241,7 +241,7 @@ class IoUringBackend:
         # under _lock; in flight = submitted - done - done_direct.
         self._submitted = self._done = self._done_direct = 0
         self._cancelled = self._cancelled_direct = 0
-        self._wakeups = self._enters = 0
+        self._wakeups = self._enters = self._backlogged = 0
         # Prepared here, submitted by the ring thread's first enter: the ring thread owns it.
         self._ring.prep_poll_add(self._efd, _POLLIN, _UD_WAKE, 0, _MULTI)
         self._thread = threading.Thread(
@@ -258,23 +258,26 @@ class IoUringBackend:
             self._submitted += 1
             if op.kind is _FILE:
                 op.token = None
+                queued = True
                 if self._backlog:
-                    self._backlog.append((_B_FILE, op, None))
+                    self._backlog_locked(_B_FILE, op, None)
                 else:
                     ud = self._next_ud
                     self._next_ud = ud + 1
                     try:
                         keep = op.prep(self._ring, ud)
                     except SubmissionQueueFull:
-                        self._backlog.append((_B_FILE, op, None))
+                        self._backlog_locked(_B_FILE, op, None)
                     except (TypeError, ValueError, BufferError, OverflowError):
                         failed = _INVALID_PARAMETER  # buffers the kernel cannot use
+                        queued = False
                     else:
                         self._ops[ud] = (op, keep)
                         op.token = ud
             else:
-                self._enqueue_locked(op)
-            wake = self._sleeping
+                queued = self._enqueue_locked(op)
+            # Wake the ring thread only if it sleeps and now has something to submit.
+            wake = queued and self._sleeping
             if wake:
                 self._sleeping = False
                 self._wakeups += 1
@@ -284,7 +287,7 @@ class IoUringBackend:
             self._finish_direct(op, failed)
 
     def cancel(self, op: Operation) -> None:
-        direct = False
+        direct = queued = False
         with self._lock:
             token = op.token
             if token.__class__ is _Line:
@@ -292,6 +295,7 @@ class IoUringBackend:
                 if line.ops and line.ops[0] is op:
                     if line.poll_ud in self._ops:
                         self._cancel_locked(line.poll_ud)
+                        queued = True
                     # else: between polls; the ring thread checks cancel_requested first.
                 else:
                     try:
@@ -302,8 +306,9 @@ class IoUringBackend:
                         direct = True  # never reached the kernel
             elif token is not None and token in self._ops:
                 self._cancel_locked(token)
+                queued = True
             # token None: a FILE op still in the backlog; the ring thread checks the flag.
-            wake = self._sleeping
+            wake = queued and self._sleeping
             if wake:
                 self._sleeping = False
                 self._wakeups += 1
@@ -345,7 +350,7 @@ class IoUringBackend:
                 f"1 ring thread; ring sq={ring.sq_entries} cq={ring.cq_entries}"
                 f" features={_feature_names(ring.features)}; wake-up poll"
                 f" {'multishot' if self._multishot else 'one-shot'}; {self._wakeups} wake-ups,"
-                f" {self._enters} enters, backlog {len(self._backlog)}"
+                f" {self._enters} enters, {self._backlogged} backlogged"
             )
         return BackendStatistics(
             name=self.name,
@@ -363,8 +368,9 @@ class IoUringBackend:
         self._next_ud = ud + 1
         return ud
 
-    def _enqueue_locked(self, op: Operation) -> None:
-        """Put a STREAM op at the tail of its line; the head polls."""
+    def _enqueue_locked(self, op: Operation) -> bool:
+        """Put a STREAM op at the tail of its line; the head polls. True if it polls (the
+        ring thread has something to submit)."""
         fd = op.fd
         key = (fd, _POLLIN if op.poll_events & _POLLIN else _POLLOUT)
         line = self._lines.get(key)
@@ -372,8 +378,10 @@ class IoUringBackend:
             line = self._lines[key] = _Line(fd, key)
         line.ops.append(op)
         op.token = line
-        if len(line.ops) == 1:
-            self._poll_locked(op, line)
+        if len(line.ops) > 1:
+            return False
+        self._poll_locked(op, line)
+        return True
 
     def _poll_locked(self, op: Operation, line: _Line) -> None:
         line.poll_ud = 0
@@ -388,7 +396,7 @@ class IoUringBackend:
                 self._ops[ud] = (op, line)
                 line.poll_ud = ud
                 return
-        self._backlog.append((_B_POLL, op, line))
+        self._backlog_locked(_B_POLL, op, line)
 
     def _cancel_locked(self, target: int) -> None:
         if not self._backlog:
@@ -397,7 +405,13 @@ class IoUringBackend:
                 return
             except SubmissionQueueFull:
                 pass
-        self._backlog.append((_B_CANCEL, None, target))
+        self._backlog_locked(_B_CANCEL, None, target)
+
+    def _backlog_locked(self, kind: int, op: Operation | None, arg: Any) -> None:
+        # The SQ ring is full (or already has a queue in front of it): the ring thread moves
+        # this into the ring at the top of its next loop, in FIFO order.
+        self._backlog.append((kind, op, arg))
+        self._backlogged += 1
 
     def _finish_direct(self, op: Operation, status: int) -> None:
         """Complete an op that never reached the kernel, from a non-ring thread."""
@@ -504,7 +518,7 @@ class IoUringBackend:
                     return
                 except SubmissionQueueFull:
                     pass
-            self._backlog.append((_B_POLL, None, None))
+            self._backlog_locked(_B_POLL, None, None)
 
     def _given_up(self, op: Operation) -> bool:
         return op.cancel_requested or self._closing

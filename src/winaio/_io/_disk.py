@@ -78,8 +78,10 @@ class DiskFile(RequestMethods, FileObject):
         """The request object for ReadFile/ReadFileScatter/ReadFileEx."""
         if not self.readable:
             raise Win32Error(WinError.ERROR_ACCESS_DENIED, "handle opened without read access")
-        self._check_direct(buffers, overlapped.offset)
-        return FileReadOp(self, overlapped, buffers, overlapped.offset, routine)
+        offset = overlapped.offset
+        if self.direct or offset < 0:
+            self._check_direct(buffers, offset)
+        return FileReadOp(self, overlapped, buffers, offset, routine)
 
     def write_op(
         self,
@@ -90,8 +92,10 @@ class DiskFile(RequestMethods, FileObject):
         """The request object for WriteFile/WriteFileGather/WriteFileEx."""
         if not self.writable:
             raise Win32Error(WinError.ERROR_ACCESS_DENIED, "handle opened without write access")
-        self._check_direct(buffers, overlapped.offset)
-        return FileWriteOp(self, overlapped, buffers, overlapped.offset, routine)
+        offset = overlapped.offset
+        if self.direct or offset < 0:
+            self._check_direct(buffers, offset)
+        return FileWriteOp(self, overlapped, buffers, offset, routine)
 
     def _check_direct(self, buffers: Sequence[memoryview], offset: int) -> None:
         if offset < 0:

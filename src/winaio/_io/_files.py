@@ -61,6 +61,7 @@ __all__ = [
 ]
 
 _CANCELLED = int(NtStatus.STATUS_CANCELLED)
+_FILE = OpKind.FILE
 _IO_KEY = "io"
 _SYNC_KEY = "sync_op"
 
@@ -177,6 +178,9 @@ class FileObject(DispatcherObject):
     # ------------------------------------------------------------------ bookkeeping
     def _forget_locked(self, op: Operation) -> None:
         """``op`` was delivered (or failed at once): drop it everywhere. Caller holds LOCK."""
+        if not op.registered:
+            return
+        op.registered = False
         self._pending.pop(op, None)
         ops = op.issuer.extensions.get(_IO_KEY)
         if ops is not None:
@@ -236,6 +240,7 @@ def _register_locked(op: Operation) -> None:
     file = op.file
     if file.closing:
         raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
+    op.registered = True
     file._pending[op] = None
     ops = op.issuer.extensions.get(_IO_KEY)
     if ops is None:
@@ -253,27 +258,39 @@ def start(op: Operation) -> int:
     """
     file = op.file
     ov = op.overlapped
-    with LOCK:
-        if op.routine is not None and file.port is not None:
-            # APC and port notification are exclusive (spec §1.5, #71).
-            raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "APC I/O on a port-bound handle")
-        event = op.event
-        if event is not None:
-            event._signaled = False
-        file._signaled = False
-        ov.status = STATUS_PENDING
-        _register_locked(op)
+    # FILE requests can be overtaken by nothing and finish inside this call when they can, so
+    # they only become visible (to CancelIo & co.) if they pend. STREAM and LOCAL requests are
+    # registered first: ordering checks and in-process completion need to see them at once.
+    register_first = op.kind is not _FILE
+    if op.routine is not None and file.port is not None:
+        # APC and port notification are exclusive (spec §1.5, #71).
+        raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "APC I/O on a port-bound handle")
+    if file.closing:
+        raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
+    # Plain stores, no lock needed: resetting a signal wakes nobody, and a completion racing
+    # with this reset is a race on Windows too.
+    event = op.event
+    if event is not None:
+        event._signaled = False
+    file._signaled = False
+    ov.status = STATUS_PENDING
+    if register_first:
+        with LOCK:
+            _register_locked(op)
     try:
         # A request may not overtake earlier pending ones in the same direction (two pending
         # reads complete in issue order, #66; message writes never interleave): if any is
         # queued, this one waits its turn in the backend instead of trying now.
-        result = None if _queued_behind(op) else op.try_now()
+        result = None if register_first and _queued_behind(op) else op.try_now()
     except BaseException:
         with LOCK:
             op.done = True
             file._forget_locked(op)
         raise
     if result is None:
+        if not register_first:
+            with LOCK:
+                _register_locked(op)
         submit(op)
         return STATUS_PENDING
     status, information = result

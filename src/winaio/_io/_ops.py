@@ -110,6 +110,7 @@ class Operation:
         "file",
         "issuer",
         "overlapped",
+        "registered",
         "routine",
         "skip_port",
         "submitted",
@@ -135,6 +136,8 @@ class Operation:
         self.routine = routine
         self.issuer: ThreadState = current_thread_state()
         self.done = False
+        #: In its file's (and issuer's) pending lists (see ``_files.start``).
+        self.registered = False
         self.submitted = False
         self.cancel_requested = False
         #: Backend-private state (ring user_data, epoll registration...).
@@ -193,9 +196,9 @@ class _FileOp(Operation):
         routine: CompletionRoutine | None = None,
     ) -> None:
         super().__init__(file, overlapped, routine)
-        self.buffers = list(buffers)
+        self.buffers = buffers
         self.offset = offset
-        self.nbytes = sum(len(b) for b in self.buffers)
+        self.nbytes = len(buffers[0]) if len(buffers) == 1 else sum(len(b) for b in buffers)
 
 
 class FileReadOp(_FileOp):

@@ -63,6 +63,9 @@ class CompletionPacket(NamedTuple):
         return ntstatus_to_winerror(self.status)
 
 
+_new_packet = tuple.__new__
+
+
 class CompletionPort(DispatcherObject):
     """An I/O completion port.
 
@@ -131,7 +134,8 @@ class CompletionPort(DispatcherObject):
     def _post_locked(self, key: Any, overlapped: Any, status: int, information: int) -> None:
         if self.closed:
             return  # completions on files of a closed port are dropped (§6.8)
-        self._packets.append(CompletionPacket(key, overlapped, status, information))
+        # tuple.__new__ skips the NamedTuple's Python-level __new__ (a hot path).
+        self._packets.append(_new_packet(CompletionPacket, (key, overlapped, status, information)))
         if self._getters:
             self._release_locked()
         if self._packets and self._waiters:

@@ -45,7 +45,19 @@ def as_buffers(buffers: Any, size: int | None, writable: bool) -> list[memoryvie
         Win32Error: ERROR_INVALID_USER_BUFFER for a buffer that is not writable when it must
             be, ERROR_INVALID_PARAMETER for a size larger than the buffers.
     """
-    items = buffers if isinstance(buffers, list | tuple) else [buffers]
+    if not isinstance(buffers, list | tuple):
+        # The common case, one buffer: no loops.
+        view = memoryview(buffers)
+        if view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
+        if writable and view.readonly:
+            raise Win32Error(WinError.ERROR_INVALID_USER_BUFFER, "read-only buffer for a read")
+        if size is None or size == len(view):
+            return [view]
+        if size < 0 or size > len(view):
+            raise Win32Error(WinError.ERROR_INVALID_PARAMETER, f"{size} bytes > {len(view)}")
+        return [view[:size]]
+    items = buffers
     views = []
     for item in items:
         view = memoryview(item)
@@ -118,9 +130,10 @@ def read_file(
     routine: CompletionRoutine | None = None,
 ) -> tuple[int, int]:
     """ReadFile / ReadFileScatter / ReadFileEx on any file object (see :func:`issue`)."""
-    factory = getattr(file, "read_op", None)
-    if factory is None:
-        raise Win32Error(WinError.ERROR_INVALID_HANDLE, f"{file!r} cannot be read")
+    try:
+        factory = file.read_op
+    except AttributeError:
+        raise Win32Error(WinError.ERROR_INVALID_HANDLE, f"{file!r} cannot be read") from None
     return issue(file, factory, buffers, overlapped, routine)
 
 
@@ -131,9 +144,10 @@ def write_file(
     routine: CompletionRoutine | None = None,
 ) -> tuple[int, int]:
     """WriteFile / WriteFileGather / WriteFileEx on any file object (see :func:`issue`)."""
-    factory = getattr(file, "write_op", None)
-    if factory is None:
-        raise Win32Error(WinError.ERROR_INVALID_HANDLE, f"{file!r} cannot be written")
+    try:
+        factory = file.write_op
+    except AttributeError:
+        raise Win32Error(WinError.ERROR_INVALID_HANDLE, f"{file!r} cannot be written") from None
     return issue(file, factory, buffers, overlapped, routine)
 
 

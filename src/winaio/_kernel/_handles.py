@@ -102,6 +102,11 @@ class HandleTable:
             Win32Error: ERROR_INVALID_HANDLE for NULL, closed, unknown or (when ``pseudo`` is
                 False) pseudo handles.
         """
+        if type(handle) is int and handle > 0:  # the hot path: a plain positive handle
+            entry = self._entries.get(handle & ~3)
+            if entry is not None:
+                return entry
+            raise Win32Error(WinError.ERROR_INVALID_HANDLE, f"invalid handle {handle!r}")
         value = _normalize(handle)
         if value > 0:
             entry = self._entries.get(value & ~3)

@@ -17,7 +17,7 @@ from .._io._requests import as_buffers, read_file, write_file
 from .._kernel._handles import HANDLE_TABLE
 from .._kernel._objects import Event
 from .._kernel._threads import KThread
-from ..codes import Access, WinError
+from ..codes import Access, WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error
 from ._base import Ref, fail, seconds, set_last_error
 
@@ -77,6 +77,7 @@ INVALID_SET_FILE_POINTER = 0xFFFFFFFF
 _GENERIC_READ = int(Access.GENERIC_READ)
 _GENERIC_WRITE = int(Access.GENERIC_WRITE)
 _EVENT_MODIFY_STATE = int(Access.EVENT_MODIFY_STATE)
+_ERROR_IO_PENDING = int(WinError.ERROR_IO_PENDING)
 
 CompletionRoutine = Callable[[int, int, Any], object]
 
@@ -228,10 +229,10 @@ def _io(
         fail(exc)
         return False
     if status == STATUS_PENDING:
-        fail(Win32Error(WinError.ERROR_IO_PENDING))
+        set_last_error(_ERROR_IO_PENDING)
         return routine is not None  # ReadFileEx/WriteFileEx: TRUE = accepted
     if status:  # a warning: completed with data but reported as a failure (ERROR_MORE_DATA)
-        fail(IoError(_warning_error(status), count))
+        set_last_error(ntstatus_to_winerror(status))
         return routine is not None
     if lpCount is not None:
         lpCount.value = count
@@ -244,12 +245,6 @@ def file_is_overlapped(handle: int) -> bool:
         return _file(handle).overlapped
     except Win32Error:
         return False
-
-
-def _warning_error(status: int) -> int:
-    from ..codes import ntstatus_to_winerror
-
-    return ntstatus_to_winerror(status)
 
 
 def ReadFile(
