@@ -17,11 +17,16 @@ by ``_files.run_sync`` waiting on the request.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
+import struct
+import termios
+import time
 from collections.abc import Sequence
 from typing import Any
 
+from .._kernel import _wait
 from ..codes import NtStatus, WinError
 from ..errors import Win32Error
 from ._files import FileObject
@@ -78,6 +83,28 @@ class StreamFile(RequestMethods, FileObject):
         if self.sock is None:
             return PipeWriteOp(self, overlapped, buffers, routine)
         return StreamWriteOp(self, overlapped, buffers, routine)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """FlushFileBuffers on a pipe: wait until the reader consumed everything written.
+
+        Raises:
+            Win32Error: WAIT_TIMEOUT if ``timeout`` elapses first.
+        """
+        sock = self.sock
+        if sock is None or sock.family != socket.AF_UNIX:
+            return  # anonymous pipes and sockets: nothing is buffered on our side
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.0005
+        while _unread(self.fd):
+            if deadline is not None and time.monotonic() >= deadline:
+                raise Win32Error(258, "the reader did not drain the pipe")
+            _wait.sleep(delay, False)  # a kernel wait: counts as blocked for port accounting
+            delay = min(delay * 2, 0.02)
+
+
+def _unread(fd: int) -> int:
+    # SIOCOUTQ on an AF_UNIX stream socket: bytes written and not yet read by the peer.
+    return int(struct.unpack("i", fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0\0\0\0"))[0])
 
 
 def create_pipe(overlapped: bool = False, size: int = 0) -> tuple[StreamFile, StreamFile]:

@@ -450,9 +450,13 @@ def GetFileSizeEx(hFile: int, lpFileSize: Ref[int]) -> bool:
 
 
 def FlushFileBuffers(hFile: int) -> bool:
-    """[MS:FlushFileBuffers] -> core ``DiskFile.flush``."""
+    """[MS:FlushFileBuffers] -> core ``DiskFile.flush`` / ``StreamFile.flush`` (pipes: wait for
+    the reader to drain)."""
     try:
-        _disk(hFile).flush()
+        file = _file(hFile)
+        flush = getattr(file, "flush", None)
+        if flush is not None:
+            flush()
     except Win32Error as exc:
         fail(exc)
         return False
