@@ -403,3 +403,59 @@ def test_cancel_synchronous_io_with_nothing(io) -> None:
     w.SetLastError(SENTINEL)
     assert w.CancelSynchronousIo(0xDEADBEE0) is False
     assert w.GetLastError() == w.ERROR_INVALID_HANDLE
+
+
+# ---------------------------------------------------------------------------------------------
+# §7: canceling pending pipe writes
+# ---------------------------------------------------------------------------------------------
+
+
+def test_cancel_pending_write_removes_its_unread_bytes(io) -> None:
+    # spec: win32 #98 (on a write), §7 ("canceling a pending pipe write removes its unread
+    # bytes") [W:k32/pipe.c:test_blocking_rw] ("make two async writes, cancel the first one and
+    # make sure that we read from the second one")
+    server, client = io.pipe()
+    w1, total = io.fill(client)  # w1: the 64 KiB write that stays pending
+    w2 = io.ov_event()
+    assert w.WriteFile(client, b"Z", 1, None, w2) is False
+    assert w.GetLastError() == w.ERROR_IO_PENDING
+    assert w.CancelIoEx(client, w1) is True
+    io.wait_signaled(w1.hEvent)
+    assert io.result(client, w1) == (False, w.ERROR_OPERATION_ABORTED, 0)
+    expected = total - 65536
+    data = io.recv_exact(server, expected + 1)
+    assert data == b"\xaa" * expected + b"Z"
+    io.wait_signaled(w2.hEvent)
+    assert io.result(client, w2) == (True, 0, 1)
+    avail = w.Ref(SENTINEL)
+    assert w.PeekNamedPipe(server, None, 0, None, avail, None)
+    assert avail.value == 0
+
+
+def test_cancel_only_pending_write_releases_flush(io, testing) -> None:
+    # spec: win32 §7 ("canceling the only pending write completes waiting flushes")
+    # [W:k32/pipe.c:test_blocking_rw] ("empty queue by canceling write and make sure that flush
+    # is signaled")
+    server, client = io.pipe()
+    big = 8 * 1024 * 1024  # larger than any pipe buffer: stays pending on an empty pipe
+    ov = io.ov_event()
+    assert w.WriteFile(client, b"\xaa" * big, big, None, ov) is False
+    assert w.GetLastError() == w.ERROR_IO_PENDING
+    assert io.stays_nonsignaled(ov.hEvent)
+    out: list = []
+
+    def flusher() -> None:
+        out.append(w.FlushFileBuffers(client))
+
+    t = io.thread(flusher)
+    io.on_cleanup(lambda: w.CloseHandle(server))  # a stuck flush ends with the reader
+    testing.wait_until_blocked(t.tid)
+    assert t.is_running(SHORT)
+    assert w.CancelIoEx(client, ov) is True
+    io.wait_signaled(ov.hEvent)
+    assert io.result(client, ov) == (False, w.ERROR_OPERATION_ABORTED, 0)
+    t.join()
+    assert out == [True]
+    avail = w.Ref(SENTINEL)
+    assert w.PeekNamedPipe(server, None, 0, None, avail, None)
+    assert avail.value == 0
