@@ -10,6 +10,7 @@ GetQueuedCompletionStatus.
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -324,3 +325,32 @@ def test_gqcs_ex_waiter_receives_several_packets(io, testing) -> None:
     t2 = io.thread(body)
     t2.join()
     assert out[1] == (True, [2, 3, 4])
+
+
+def test_default_concurrency_is_processor_count(io, testing) -> None:
+    # spec: win32 §6.1 (NumberOfConcurrentThreads 0 -> concurrency = number of processors)
+    ncpu = os.cpu_count() or 1
+    port = io.port(concurrency=0)
+    go = threading.Event()
+    io.on_cleanup(go.set)
+    got: list = []
+
+    def runner() -> None:
+        got.append(io.gqcs(port, LONG).key)
+        go.wait(10)  # keeps running as far as the port is concerned
+
+    for i in range(ncpu):
+        t = io.thread(runner)
+        testing.wait_until_blocked(t.tid)
+        assert w.PostQueuedCompletionStatus(port, 0, i, None)
+        testing.wait_until(lambda i=i: len(got) == i + 1, 5.0, f"runner {i} released")
+    extra: list = []
+    e = io.thread(lambda: extra.append(io.gqcs(port, LONG)))
+    testing.wait_until_blocked(e.tid)
+    assert w.PostQueuedCompletionStatus(port, 0, 99, None)
+    assert e.is_running(SHORT)  # ncpu threads run: the packet stays queued
+    assert extra == []
+    go.set()
+    e.join()
+    assert extra[0].key == 99
+    assert sorted(got) == list(range(ncpu))
