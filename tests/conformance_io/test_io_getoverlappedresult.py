@@ -177,3 +177,20 @@ def test_get_overlapped_result_waits_for_completion(io, testing) -> None:
     io.send_all(client, b"12345")
     t.join()
     assert got == [(True, 5)]
+
+
+def test_pending_wait_on_invalid_handle_fails(io) -> None:
+    # spec: win32 §4.3 step 3 (the wait fails: FALSE with the wait's error)
+    ov = w.OVERLAPPED(hEvent=0xDEADBEE0)
+    ov.Internal = w.STATUS_PENDING
+    ok, err, n = _gor(0, ov, True)
+    assert (ok, err) == (False, w.ERROR_INVALID_HANDLE)
+    assert n == SENTINEL
+    ov = w.OVERLAPPED(hEvent=0)  # no event: waits on hFile, here NULL
+    ov.Internal = w.STATUS_PENDING
+    ok, err, n = _gor(0, ov, True)
+    assert (ok, err) == (False, w.ERROR_INVALID_HANDLE)
+    n2 = w.Ref(SENTINEL)
+    w.SetLastError(SENTINEL)
+    assert w.GetOverlappedResultEx(0, ov, n2, 100, False) is False
+    assert w.GetLastError() == w.ERROR_INVALID_HANDLE

@@ -830,3 +830,18 @@ def test_gqcs_ex_mixes_success_and_failure_packets(io) -> None:
         (ov_cancel, w.STATUS_CANCELLED, 3),
         (None, 0, 9),
     ]
+
+
+def test_event_request_on_port_handle_readable_before_dequeue(io) -> None:
+    # spec: win32 §6.9 (a request with an event can be waited with GetOverlappedResult(bWait)
+    # before its packet is dequeued) [W:nt/file.c:test_file_completion_information]
+    server, client = io.pipe()
+    port = io.port(server, key=5)
+    ov = io.ov_event()
+    assert w.ReadFile(server, bytearray(4), 4, None, ov) is False
+    assert w.GetLastError() == w.ERROR_IO_PENDING
+    io.send_all(client, b"abcd")
+    assert io.result(server, ov, wait=True) == (True, 0, 4)
+    pk = io.gqcs(port, LONG)
+    assert (pk.ok, pk.bytes, pk.key) == (True, 4, 5)
+    assert pk.overlapped is ov
