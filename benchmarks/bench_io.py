@@ -663,6 +663,13 @@ class CaioRunner(Runner):
         self.context = AsyncioContext(max_requests=max(qd, 1), loop=self.aio_loop)
         self.sqpoll = bool(getattr(self.context.context, "sqpoll", False))
 
+    def measure(
+        self, warmup: float, duration: float, mark: Callable[[], None] | None = None
+    ) -> Measured:
+        measured = super().measure(warmup, duration, mark)
+        measured.extra["sqpoll"] = self.sqpoll
+        return measured
+
     def loop(self, seconds: float) -> tuple[int, int]:
         import asyncio
 
