@@ -433,31 +433,48 @@ class IoUringBackend:
         lock = self._lock
         reap = ring.reap
         process = self._process
-        cancel_all_done = False
+        # Completions found in this round are delivered after the new SQEs went to the
+        # kernel (the device starts on them while we run Python) and right before sleeping:
+        # delivery wakes issuing threads, which then need the GIL, and the fewer bytecodes
+        # between waking them and blocking in io_uring_enter (which releases the GIL), the
+        # sooner they run. Measured here: QD1 round trip 47 -> 19 us.
+        finished: list[tuple[Operation, int, int]] = []
+        cancel_all_done = stop = False
         while True:
-            later: list[tuple[Operation, int]] = []
             lines: list[_Line] = []
             with lock:
                 if self._backlog:
-                    self._drain_backlog_locked(later, lines)
+                    self._drain_backlog_locked(finished, lines)
                 if self._closing:
                     if not cancel_all_done:
                         cancel_all_done = True
-                        self._cancel_everything_locked(later)
-                    if not (later or lines) and self._submitted == self._done + self._done_direct:
+                        self._cancel_everything_locked(finished)
+                    # Drained once this round's completions are delivered (just below)?
+                    done = self._done + self._done_direct + len(finished)
+                    if not lines and self._submitted == done:
                         if not self._stop_sent:
-                            # Drained: retire the wake-up poll; its last CQE ends the loop.
+                            # Retire the wake-up poll; its last CQE ends the loop.
                             self._stop_sent = True
                             self._cancel_locked(_UD_WAKE)
                         elif not self._wake_armed:
-                            break
-                to_submit = ring.publish()
-                wait = 0 if later or lines or ring.cq_ready() else 1
-                if wait:
-                    self._sleeping = True  # after publish, in the same critical section
-            if later or lines:
-                self._done += self._complete_later(later, lines)
-                continue
+                            stop = True
+                if lines:
+                    to_submit = wait = 0  # service them first, then come round again
+                else:
+                    to_submit = ring.publish()
+                    wait = 0 if ring.cq_ready() else 1
+                    if wait:
+                        self._sleeping = True  # after publish, in the same critical section
+            for line in lines:
+                self._service(line, _ECANCELED, finished)
+            if finished:
+                if to_submit:
+                    self._submit_now(to_submit)
+                    to_submit = 0
+                self._deliver(finished)
+                finished = []
+            if stop:
+                break
             if to_submit or wait:
                 self._enters += 1
                 try:
@@ -467,33 +484,52 @@ class IoUringBackend:
                 self._sleeping = False
             cqes = reap(_REAP_BATCH)
             if cqes:
-                process(cqes)
+                process(cqes, finished)
 
-    def _process(self, cqes: list[tuple[int, int, int]]) -> None:
+    def _submit_now(self, to_submit: int) -> None:
+        """Submit without waiting (the ring thread, before delivering a round's completions)."""
+        self._enters += 1
+        try:
+            self._ring.enter(to_submit, 0)
+        except RingBusyError:
+            pass  # submitted with the next enter, after reaping
+
+    def _process(
+        self, cqes: list[tuple[int, int, int]], finished: list[tuple[Operation, int, int]]
+    ) -> None:
+        """Map a batch of CQEs to completions (appended to ``finished``)."""
         pop = self._ops.pop
-        done = cancelled = 0
+        append = finished.append
         for ud, res, flags in cqes:
             entry = pop(ud, None)
             if entry is None:
                 if ud == _UD_WAKE:
                     self._wake_cqe(res, flags)
                 continue  # _UD_CANCEL: -ENOENT/-EALREADY are normal races
-            op, extra = entry
+            op, extra = entry  # extra: the FILE op's keepalive (dropped now), or its line
             if extra.__class__ is _Line:
-                done += self._service(extra, res)
+                self._service(extra, res, finished)
                 continue
             try:
                 status, information = op.from_cqe(res)
-                if status == _CANCELLED:
-                    cancelled += 1
+            except Exception:
+                _report(f"mapping the CQE of {op!r}")
+                status, information = _UNSUCCESSFUL, 0
+            append((op, status, information))
+
+    def _deliver(self, finished: list[tuple[Operation, int, int]]) -> None:
+        """Complete a round's operations, in order (ring thread, no lock held)."""
+        # Counted first, so that a woken issuer already sees them in statistics().
+        self._done += len(finished)
+        for op, status, information in finished:
+            try:
                 op.complete(status, information)
             except Exception:
                 _report(f"completing {op!r}")
                 if not op.done:
                     op.complete(_UNSUCCESSFUL, 0)
-            done += 1
-        self._done += done
-        self._cancelled += cancelled
+            if status == _CANCELLED:
+                self._cancelled += 1
 
     def _wake_cqe(self, res: int, flags: int) -> None:
         if flags & _F_MORE:
@@ -523,12 +559,11 @@ class IoUringBackend:
     def _given_up(self, op: Operation) -> bool:
         return op.cancel_requested or self._closing
 
-    def _service(self, line: _Line, res: int) -> int:
-        """The head ``op`` of ``line`` had its poll end with ``res`` (or res == _RETRY):
-        retry heads until one would block (it polls again) or the line is empty.
-        Returns the number of ops completed."""
+    def _service(self, line: _Line, res: int, finished: list[tuple[Operation, int, int]]) -> None:
+        """The head of ``line`` had its poll end with ``res`` (``_RETRY``: no poll): retry
+        heads until one would block (it polls again) or the line is empty. Completions are
+        appended to ``finished`` in line order."""
         lock = self._lock
-        finished: list[tuple[Operation, int, int]] = []
         with lock:
             line.poll_ud = 0
         while True:
@@ -536,7 +571,7 @@ class IoUringBackend:
                 if not line.ops:
                     if self._lines.get(line.key) is line:
                         del self._lines[line.key]
-                    break
+                    return
                 op = line.ops[0]
                 if res == _ECANCELED or self._given_up(op):
                     line.ops.popleft()
@@ -548,7 +583,7 @@ class IoUringBackend:
                 result = errno_to_status(-res), 0  # the poll itself failed (EBADF...)
             else:
                 try:
-                    result = op.try_now()
+                    result = op.try_now()  # POLLERR/POLLHUP too: it reports the error or EOF
                 except Exception:
                     _report(f"retrying {op!r}")
                     result = _UNSUCCESSFUL, 0
@@ -563,21 +598,13 @@ class IoUringBackend:
                         continue
                     else:
                         self._poll_locked(op, line)
-                        break
+                        return
                 line.ops.popleft()
             finished.append((op, *result))
-        cancelled = 0
-        for op, status, information in finished:
-            if status == _CANCELLED:
-                cancelled += 1
-            try:
-                op.complete(status, information)
-            except Exception:
-                _report(f"completing {op!r}")
-        self._cancelled += cancelled
-        return len(finished)
 
-    def _drain_backlog_locked(self, later: list[tuple[Operation, int]], lines: list[_Line]) -> None:
+    def _drain_backlog_locked(
+        self, finished: list[tuple[Operation, int, int]], lines: list[_Line]
+    ) -> None:
         """Move backlog entries into the SQ ring (ring thread, under _lock)."""
         backlog = self._backlog
         ring = self._ring
@@ -587,14 +614,14 @@ class IoUringBackend:
             try:
                 if kind == _B_FILE:
                     assert op is not None
-                    if op.cancel_requested or self._closing:
-                        later.append((op, _CANCELLED))
+                    if self._given_up(op):
+                        finished.append((op, _CANCELLED, 0))
                     else:
                         ud = self._next_ud
                         try:
                             keep = op.prep(ring, ud)
                         except (TypeError, ValueError, BufferError, OverflowError):
-                            later.append((op, _INVALID_PARAMETER))
+                            finished.append((op, _INVALID_PARAMETER, 0))
                         else:
                             self._next_ud = ud + 1
                             self._ops[ud] = (op, keep)
@@ -606,7 +633,7 @@ class IoUringBackend:
                     ring.prep_poll_add(self._efd, _POLLIN, _UD_WAKE, 0, flags)
                 else:
                     line: _Line = arg
-                    if op.cancel_requested or self._closing:
+                    if self._given_up(op):
                         lines.append(line)  # _service completes the head as cancelled
                     else:
                         ud = self._next_ud
@@ -626,21 +653,10 @@ class IoUringBackend:
                 continue
             backlog.popleft()
 
-    def _cancel_everything_locked(self, later: list[tuple[Operation, int]]) -> None:
+    def _cancel_everything_locked(self, finished: list[tuple[Operation, int, int]]) -> None:
         """close(): ask the kernel to cancel every request; fail everything still queued."""
         for ud in list(self._ops):
             self._cancel_locked(ud)
         for line in self._lines.values():
             while len(line.ops) > 1:
-                later.append((line.ops.pop(), _CANCELLED))
-
-    def _complete_later(self, later: list[tuple[Operation, int]], lines: list[_Line]) -> int:
-        done = 0
-        for op, status in later:
-            if status == _CANCELLED:
-                self._cancelled += 1
-            op.complete(status, 0)
-            done += 1
-        for line in lines:
-            done += self._service(line, _ECANCELED)
-        return done
+                finished.append((line.ops.pop(), _CANCELLED, 0))

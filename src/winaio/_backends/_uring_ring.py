@@ -26,7 +26,10 @@ from collections.abc import Sequence
 
 from ._uring_abi import _ARGSZ_NONE, _NR_IO_URING_ENTER, Ring, _enter_error, _syscall
 from ._uring_consts import EnterFlags
-from ._uring_structs import make_iovecs, pin_readonly, pin_writable
+from ._uring_structs import make_iovecs, pin_readonly
+
+_from_buffer = ctypes.c_char.from_buffer
+_addressof = ctypes.addressof
 
 __all__ = ["BackendRing"]
 
@@ -46,10 +49,15 @@ class BackendRing(Ring):
     def readv(self, fd: int, buffers: Sequence[memoryview], offset: int, user_data: int) -> object:
         """A positioned (scatter) read into ``buffers``; returns the keepalive."""
         if len(buffers) == 1:
-            # One buffer (the common ReadFile case): READ needs no iovec array to build.
-            addr, n, keep = pin_writable(buffers[0])
-            self.prep_read(fd, addr, min(n, _MAX_RW), offset, user_data)
-            return keep
+            # One buffer (the common ReadFile case): READ needs no iovec array. This is
+            # pin_writable() inlined for a non-empty memoryview (the hot path: ~0.3 us less).
+            buf = buffers[0]
+            n = buf.nbytes
+            if n:
+                anchor = _from_buffer(buf)  # holds an export: the memory cannot move or vanish
+                self.prep_read(fd, _addressof(anchor), n if n < _MAX_RW else _MAX_RW, offset,
+                               user_data)  # fmt: skip
+                return anchor
         iov, count, keep = make_iovecs(buffers, writable=True)
         self.prep_readv(fd, iov, count, offset, user_data)
         return keep

@@ -323,7 +323,10 @@ def submit(op: Operation) -> None:
         op.submitted = True
         cancelled = op.cancel_requested
     if cancelled:
-        op.complete(_CANCELLED, 0)
+        if op.kind is OpKind.LOCAL:
+            op.cancel_local()
+        else:
+            op.complete(_CANCELLED, 0)
     elif op.kind is not OpKind.LOCAL:
         op.file.backend.submit(op)
 
@@ -337,7 +340,7 @@ def request_cancel(op: Operation) -> bool:
         submitted = op.submitted
     if submitted:
         if op.kind is OpKind.LOCAL:
-            op.complete(_CANCELLED, 0)
+            op.cancel_local()
         else:
             op.file.backend.cancel(op)
     return True

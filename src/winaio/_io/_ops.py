@@ -173,6 +173,11 @@ class Operation:
         """FILE kind: do the request with a blocking syscall (thread backend)."""
         raise NotImplementedError
 
+    def cancel_local(self) -> None:
+        """LOCAL kind: withdraw the request from whatever in-process queue holds it and
+        complete it with STATUS_CANCELLED (subclasses with queues override this)."""
+        self.complete(int(NtStatus.STATUS_CANCELLED), 0)
+
     def complete(self, status: int, information: int) -> None:
         """Called by the backend exactly once: deliver the completion (spec §1.5)."""
         from ._dispatch import deliver

@@ -1,45 +1,49 @@
-"""Named pipes ``\\\\.\\pipe\\<name>`` on AF_UNIX socket pairs (win32-async-spec §10).
+"""Named pipes ``\\\\.\\pipe\\<name>``: an exact, in-process model of the NPFS data queue.
 
-Scope: the namespace is process-local (a documented deviation: no other process can open our
-pipe names). Each connection is a ``socketpair(AF_UNIX, SOCK_STREAM)``; message-type pipes frame
-every write as ``u32 length (little endian) + payload``, so that a reader can honour message
-boundaries and keep the unread rest of a message for the next read.
+Scope (a documented deviation): pipe names are process-local. Within the process the pipe is
+modelled like the Windows named-pipe file system does it, which a kernel socket cannot do: a
+socket cannot take back bytes of a write that is cancelled while pending (spec §7). Each
+direction of a connection is a :class:`_Stream`: a FIFO of chunks, one per write.
 
-Facts encoded here:
-- ConnectNamedPipe(ov) with no client -> pending, completing (0 bytes) when a client opens; with
-  a client already connected -> ERROR_PIPE_CONNECTED, which is a success: no notification,
-  Internal untouched (#118, #119); after the client left without DisconnectNamedPipe ->
-  ERROR_NO_DATA [W:k32/pipe.c:test_overlapped_error].
-- Clients attach to instances in the order they started listening, then to idle instances in
-  creation order; none free -> ERROR_PIPE_BUSY; unknown name -> ERROR_FILE_NOT_FOUND
-  [W:k32/pipe.c:test_multiple_instances].
-- Message read mode: a read into a buffer smaller than the message returns what fits with
-  STATUS_BUFFER_OVERFLOW (ERROR_MORE_DATA), the rest stays for the next read (#65). Byte read
-  mode reads across message boundaries.
-- Reads/writes on an instance that has no client yet fail with ERROR_PIPE_LISTENING; after
-  DisconnectNamedPipe the peer's pending and new requests fail with ERROR_PIPE_NOT_CONNECTED
-  (#120); a peer that closed makes reads fail with ERROR_BROKEN_PIPE and new writes with
-  ERROR_NO_DATA.
-- PIPE_NOWAIT: a read of an empty pipe fails at once with ERROR_NO_DATA.
+- A write whose bytes fit in the quota (the buffer size given to CreateNamedPipe) is copied into
+  the queue and completes at once. A bigger one stays **pending and holding its own data**, which
+  is readable at once; it completes when the reader has consumed it, or as soon as its unread
+  rest fits in the quota. Cancelling it removes its unread bytes (§7, [W:k32/pipe.c:
+  test_blocking_rw]); FlushFileBuffers waits until the reader consumed everything, and is
+  released when the only pending write is cancelled.
+- Message-type pipes keep write boundaries. Message read mode returns one message per read; a
+  buffer too small gives STATUS_BUFFER_OVERFLOW (ERROR_MORE_DATA) and keeps the rest (#65).
+  Byte read mode reads across boundaries.
+- ConnectNamedPipe(ov) with no client pends and completes (0 bytes) when a client opens; with a
+  client already there -> ERROR_PIPE_CONNECTED, a success with no notification (#118, #119);
+  after the client left without DisconnectNamedPipe -> ERROR_NO_DATA. Clients attach to
+  instances in the order they started listening, then to idle ones in creation order; none free
+  -> ERROR_PIPE_BUSY; no such pipe -> ERROR_FILE_NOT_FOUND [W:k32/pipe.c:test_multiple_instances].
+- I/O on an instance without a client fails with ERROR_PIPE_LISTENING; after
+  DisconnectNamedPipe the peer's requests fail with ERROR_PIPE_NOT_CONNECTED (#120); when the
+  peer closed, reads fail with ERROR_BROKEN_PIPE once the queue is empty, pending writes with
+  ERROR_BROKEN_PIPE and new writes with ERROR_NO_DATA. PIPE_NOWAIT: reading an empty pipe fails
+  at once with ERROR_NO_DATA.
+
+Every request is a LOCAL operation (never given to a backend): it completes through the usual
+funnel (``_dispatch.deliver``), so events, the file object, completion ports, completion
+routines, CancelIo/CancelIoEx/CancelSynchronousIo and the thread-exit rule all apply unchanged.
+State is guarded by one module lock; completions are delivered after releasing it.
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
-import select
-import socket
-import struct
-import termios
 import threading
+from collections import deque
 from collections.abc import Sequence
 
-from ..codes import NtStatus, WinError
+from ..codes import NtStatus, WinError, ntstatus_to_winerror
 from ..errors import Win32Error
 from ._backend import OpKind
-from ._ops import CompletionRoutine, Operation, StreamWriteOp, errno_to_status, zero_byte_read
+from ._files import FileObject, run_sync
+from ._ops import CompletionRoutine, Operation
 from ._overlapped import Overlapped
-from ._streams import StreamFile
+from ._requests import RequestMethods
 
 __all__ = [
     "PIPE_ACCESS_DUPLEX",
@@ -62,6 +66,7 @@ PIPE_READMODE_MESSAGE = 0x2
 PIPE_NOWAIT = 0x1
 PIPE_UNLIMITED_INSTANCES = 255
 FILE_FLAG_FIRST_PIPE_INSTANCE = 0x00080000
+_DEFAULT_QUOTA = 4096
 
 _SUCCESS = int(NtStatus.STATUS_SUCCESS)
 _OVERFLOW = int(NtStatus.STATUS_BUFFER_OVERFLOW)
@@ -72,14 +77,13 @@ _CONNECTED = int(NtStatus.STATUS_PIPE_CONNECTED)
 _DISCONNECTED = int(NtStatus.STATUS_PIPE_DISCONNECTED)
 _EMPTY = int(NtStatus.STATUS_PIPE_EMPTY)
 _CANCELLED = int(NtStatus.STATUS_CANCELLED)
-_HEADER = struct.Struct("<I")
-_GONE = frozenset(
-    {_BROKEN, int(NtStatus.STATUS_CONNECTION_RESET), int(NtStatus.STATUS_PIPE_DISCONNECTED)}
-)
 _PREFIX = "\\\\.\\pipe\\"
 
-_registry_lock = threading.Lock()
+_lock = threading.RLock()
 _servers: dict[str, _PipeServer] = {}
+
+#: Completions decided under the lock, delivered after it: (op, status, information).
+_Done = list[tuple[Operation, int, int]]
 
 
 def pipe_name(path: str) -> str | None:
@@ -89,85 +93,177 @@ def pipe_name(path: str) -> str | None:
     return None
 
 
-class _PipeServer:
-    __slots__ = ("access", "instances", "listening", "max_instances", "message_type", "name")
+def _deliver(done: _Done) -> None:
+    for op, status, information in done:
+        op.complete(status, information)
 
-    def __init__(self, name: str, access: int, message_type: bool, max_instances: int) -> None:
+
+class _Chunk:
+    """One write in a stream: copied bytes (``op`` None) or a pending write's own buffer."""
+
+    __slots__ = ("data", "op", "pos")
+
+    def __init__(self, data: memoryview | bytes, op: PipeWriteOp | None) -> None:
+        self.data = data
+        self.pos = 0
+        self.op = op
+
+    @property
+    def left(self) -> int:
+        return len(self.data) - self.pos
+
+
+class _Stream:
+    """One direction of a connection: the NPFS data queue (module docstring)."""
+
+    __slots__ = ("buffered", "chunks", "closed", "flushers", "message", "quota", "readers")
+
+    def __init__(self, quota: int, message: bool) -> None:
+        self.quota = quota
+        self.message = message
+        self.chunks: deque[_Chunk] = deque()
+        self.buffered = 0  # bytes of completed (copied) writes not yet read
+        self.readers: deque[PipeReadOp] = deque()
+        self.flushers: deque[PipeFlushOp] = deque()
+        #: None while open; else the status requests now get (writer gone / disconnected).
+        self.closed: int | None = None
+
+    def available(self) -> int:
+        return sum(chunk.left for chunk in self.chunks)
+
+    def read_into(self, buf: memoryview, message_mode: bool, done: _Done) -> tuple[int, int]:
+        """Consume data into ``buf`` (the queue is not empty). Returns (status, bytes)."""
+        chunks = self.chunks
+        if message_mode and self.message:
+            # One message per read; what does not fit stays for the next read (#65).
+            n = self._take(chunks[0], buf, 0)
+            if chunks[0].left == 0:
+                self._pop(done)
+                return _SUCCESS, n
+            return _OVERFLOW, n
+        got = 0
+        while chunks and got < len(buf):
+            chunk = chunks[0]
+            got += self._take(chunk, buf, got)
+            if chunk.left == 0:
+                self._pop(done)  # fully read (or an empty message, skipped in byte mode)
+        return _SUCCESS, got
+
+    def _take(self, chunk: _Chunk, buf: memoryview, at: int) -> int:
+        n = min(len(buf) - at, chunk.left)
+        buf[at : at + n] = chunk.data[chunk.pos : chunk.pos + n]
+        chunk.pos += n
+        if chunk.op is None:
+            self.buffered -= n
+        return n
+
+    def _pop(self, done: _Done) -> None:
+        chunk = self.chunks.popleft()
+        if chunk.op is not None:
+            done.append((chunk.op, _SUCCESS, chunk.op.nbytes))  # the reader took all of it
+            chunk.op.chunk = None
+
+    def promote(self, done: _Done) -> None:
+        """Pending writes whose unread rest now fits in the quota become buffered: complete."""
+        for chunk in self.chunks:
+            op = chunk.op
+            if op is None:
+                continue
+            if self.buffered + chunk.left > self.quota:
+                break  # FIFO: a later write cannot complete before an earlier one
+            chunk.data = bytes(chunk.data[chunk.pos :])
+            chunk.pos = 0
+            chunk.op = None
+            op.chunk = None
+            self.buffered += len(chunk.data)
+            done.append((op, _SUCCESS, op.nbytes))
+
+    def pump(self, done: _Done) -> None:
+        """Serve waiting readers, then promote writes and release flushers."""
+        readers = self.readers
+        while readers and (self.chunks or self.closed is not None):
+            reader = readers.popleft()
+            done.append((reader, *reader.take(self, done)))
+        self.promote(done)
+        if not self.chunks or self.closed is not None:
+            status = _SUCCESS if not self.chunks else self.closed
+            while self.flushers:
+                done.append((self.flushers.popleft(), status or _SUCCESS, 0))
+
+    def shut(self, status: int, done: _Done, drop_data: bool) -> None:
+        """The connection ended for this direction: fail what waits (``status``)."""
+        self.closed = status
+        if drop_data:
+            for chunk in self.chunks:
+                if chunk.op is not None:
+                    done.append((chunk.op, status, 0))
+                    chunk.op.chunk = None
+            self.chunks.clear()
+            self.buffered = 0
+        while self.readers and not self.chunks:
+            done.append((self.readers.popleft(), status, 0))
+        while self.flushers:
+            done.append((self.flushers.popleft(), status, 0))
+
+
+class _PipeServer:
+    __slots__ = ("access", "in_quota", "instances", "listening", "max_instances", "message",
+                 "name", "out_quota")  # fmt: skip
+
+    def __init__(self, name: str, access: int, message: bool, limit: int) -> None:
         self.name = name
         self.access = access
-        self.message_type = message_type
-        self.max_instances = max_instances
+        self.message = message
+        self.max_instances = limit
         self.instances: list[PipeEnd] = []
         self.listening: list[PipeEnd] = []
+        self.out_quota = self.in_quota = _DEFAULT_QUOTA
 
 
-class PipeEnd(StreamFile):
+class PipeEnd(RequestMethods, FileObject):
     """One end of a named pipe: a server instance or a client."""
 
-    __slots__ = (
-        "can_read",
-        "can_write",
-        "connect_op",
-        "disconnected",
-        "header",
-        "is_server",
-        "message_type",
-        "nowait",
-        "peer",
-        "read_message",
-        "remaining",
-        "server",
-        "state",
-    )
+    __slots__ = ("can_read", "can_write", "connect_op", "incoming", "is_server", "nowait",
+                 "outgoing", "peer", "read_message", "server", "state")  # fmt: skip
 
     def __init__(
-        self,
-        sock: socket.socket,
-        *,
-        server: _PipeServer,
-        is_server: bool,
-        overlapped: bool,
-        can_read: bool,
-        can_write: bool,
+        self, server: _PipeServer, *, is_server: bool, overlapped: bool, read: bool, write: bool
     ) -> None:
-        sock.setblocking(False)
-        super().__init__(sock.fileno(), overlapped=overlapped, sock=sock)
+        super().__init__(-1, overlapped=overlapped, path=_PREFIX + server.name)
         self.server = server
         self.is_server = is_server
-        self.message_type = server.message_type
+        self.can_read = read
+        self.can_write = write
         self.read_message = False
         self.nowait = False
-        self.can_read = can_read
-        self.can_write = can_write
         #: server instances: idle | listening | connected | closing | disconnected
         self.state = "idle" if is_server else "connected"
         self.peer: PipeEnd | None = None
-        self.disconnected = False
+        self.incoming: _Stream | None = None
+        self.outgoing: _Stream | None = None
         self.connect_op: ConnectPipeOp | None = None
-        #: Payload bytes left in the message being read, and a partially read header.
-        self.remaining = 0
-        self.header = bytearray()
 
-    def gone_status(self, reading: bool) -> int:
-        """The status of I/O that finds the connection gone."""
-        if self.disconnected or self.state == "disconnected":
-            return _DISCONNECTED
-        return _BROKEN if reading else _CLOSING
+    @property
+    def message_type(self) -> bool:
+        """True for PIPE_TYPE_MESSAGE pipes."""
+        return self.server.message
 
     def state_status(self) -> int | None:
-        """A status that fails any I/O on an instance without a live client, else None."""
+        """The status that fails I/O on an end without a live connection, else None."""
         if self.is_server and self.state in ("idle", "listening"):
             return _LISTENING
-        if self.disconnected or (self.is_server and self.state == "disconnected"):
+        if self.incoming is None or (self.is_server and self.state == "disconnected"):
             return _DISCONNECTED
         return None
 
+    # ------------------------------------------------------------------ requests
     def read_op(
         self,
         buffers: Sequence[memoryview],
         overlapped: Overlapped,
         routine: CompletionRoutine | None = None,
     ) -> Operation:
+        """The request object for ReadFile/ReadFileEx."""
         if not self.can_read:
             raise Win32Error(WinError.ERROR_ACCESS_DENIED, "pipe end opened without read access")
         return PipeReadOp(self, overlapped, buffers, routine)
@@ -178,9 +274,10 @@ class PipeEnd(StreamFile):
         overlapped: Overlapped,
         routine: CompletionRoutine | None = None,
     ) -> Operation:
+        """The request object for WriteFile/WriteFileEx."""
         if not self.can_write:
             raise Win32Error(WinError.ERROR_ACCESS_DENIED, "pipe end opened without write access")
-        return PipeMessageWriteOp(self, overlapped, buffers, routine)
+        return PipeWriteOp(self, overlapped, buffers, routine)
 
     def connect_request(self, overlapped: Overlapped) -> Operation:
         """ConnectNamedPipe's request object."""
@@ -188,26 +285,37 @@ class PipeEnd(StreamFile):
             raise Win32Error(WinError.ERROR_INVALID_FUNCTION, "not a server instance")
         return ConnectPipeOp(self, overlapped)
 
+    def flush(self, timeout: float | None = None) -> None:
+        """FlushFileBuffers: wait until the reader consumed everything this end wrote.
+
+        Raises:
+            Win32Error: ERROR_BROKEN_PIPE / ERROR_PIPE_NOT_CONNECTED if the connection ends.
+        """
+        status, _ = run_sync(PipeFlushOp(self, Overlapped()))
+        if status:
+            raise Win32Error(ntstatus_to_winerror(status))
+
+    # ------------------------------------------------------------------ connection control
     def disconnect(self) -> None:
-        """DisconnectNamedPipe: drop the client (its requests fail ERROR_PIPE_NOT_CONNECTED)."""
+        """DisconnectNamedPipe: drop the client; both ends' requests fail PIPE_NOT_CONNECTED."""
         if not self.is_server:
             raise Win32Error(WinError.ERROR_INVALID_FUNCTION, "not a server instance")
-        with _registry_lock:
-            peer, self.peer = self.peer, None
+        done: _Done = []
+        with _lock:
             if self in self.server.listening:
                 self.server.listening.remove(self)
-            self.state = "disconnected"
-            self.remaining = 0
-            self.header.clear()
+            if self.connect_op is not None:
+                done.append((self.connect_op, _DISCONNECTED, 0))
+                self.connect_op = None
+            for stream in (self.incoming, self.outgoing):
+                if stream is not None:
+                    stream.shut(_DISCONNECTED, done, drop_data=True)
+            peer, self.peer = self.peer, None
             if peer is not None:
-                peer.disconnected = True
                 peer.peer = None
-        sock = self.sock
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            self.incoming = self.outgoing = None
+            self.state = "disconnected"
+        _deliver(done)
 
     def set_mode(self, read_message: bool | None, nowait: bool | None) -> None:
         """SetNamedPipeHandleState.
@@ -223,81 +331,49 @@ class PipeEnd(StreamFile):
             self.nowait = nowait
 
     def peek(self, size: int) -> tuple[bytes, int, int]:
-        """PeekNamedPipe: (data up to ``size``, total payload bytes available, bytes left in the
-        current message)."""
-        if (status := self.state_status()) is not None:
-            raise Win32Error(_win(status))
-        sock = self.sock
-        assert sock is not None
-        available = struct.unpack("i", fcntl.ioctl(self.fd, termios.FIONREAD, b"\0\0\0\0"))[0]
-        raw = sock.recv(available, socket.MSG_PEEK) if available else b""
-        if not self.message_type:
-            return raw[:size], len(raw), 0
-        payload = bytearray()
-        remaining, pos, header = self.remaining, 0, bytes(self.header)
-        left_this = remaining
-        while pos < len(raw):
-            if remaining == 0:
-                need = 4 - len(header)
-                header += raw[pos : pos + need]
-                pos += need
-                if len(header) < 4:
+        """PeekNamedPipe: (data up to ``size``, total bytes available, bytes left in the current
+        message)."""
+        with _lock:
+            status = self.state_status()
+            stream = self.incoming
+            if status is not None or stream is None:
+                raise Win32Error(ntstatus_to_winerror(status or _DISCONNECTED))
+            data = bytearray()
+            for chunk in stream.chunks:
+                if len(data) >= size:
                     break
-                remaining = _HEADER.unpack(header)[0]
-                header = b""
-                if not payload and not left_this:
-                    left_this = remaining
-                continue
-            take = raw[pos : pos + remaining]
-            payload += take
-            pos += len(take)
-            remaining -= len(take)
-        return bytes(payload[:size]), len(payload), left_this
-
-    def sock_has_data(self) -> bool:
-        """Whether unread bytes are waiting (as opposed to an end-of-stream)."""
-        sock = self.sock
-        assert sock is not None
-        try:
-            return bool(sock.recv(1, socket.MSG_PEEK))
-        except OSError:
-            return False
-
-    def _fresh_socket(self) -> None:
-        """A disconnected instance gets a new unconnected socket under the same descriptor."""
-        placeholder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        os.dup2(placeholder.fileno(), self.fd)
-        placeholder.close()
+                data += chunk.data[chunk.pos : chunk.pos + size - len(data)]
+            left = stream.chunks[0].left if stream.message and stream.chunks else 0
+            return bytes(data), stream.available(), left
 
     def _last_handle_closed(self) -> None:
-        with _registry_lock:
+        done: _Done = []
+        with _lock:
             peer, self.peer = self.peer, None
+            if self.outgoing is not None:
+                self.outgoing.shut(_BROKEN, done, drop_data=False)  # the reader may finish
+            if self.incoming is not None:
+                self.incoming.shut(_BROKEN, done, drop_data=True)  # nobody will read it
             if peer is not None:
                 peer.peer = None
                 if peer.is_server and peer.state == "connected":
                     peer.state = "closing"
             if self.is_server:
                 server = self.server
-                if self in server.instances:
-                    server.instances.remove(self)
-                if self in server.listening:
-                    server.listening.remove(self)
+                for pool in (server.instances, server.listening):
+                    if self in pool:
+                        pool.remove(self)
                 if not server.instances and _servers.get(server.name) is server:
                     del _servers[server.name]
+        _deliver(done)
         super()._last_handle_closed()
 
 
-def _win(status: int) -> int:
-    from ..codes import ntstatus_to_winerror
-
-    return ntstatus_to_winerror(status)
-
-
 class PipeReadOp(Operation):
-    """ReadFile on a named pipe end: raw bytes, or message-aware for message-type pipes."""
+    """ReadFile on a pipe end (message aware)."""
 
-    __slots__ = ("buffer", "got", "target")
-    poll_events = select.POLLIN
+    __slots__ = ("buffer",)
+    kind = OpKind.LOCAL
 
     def __init__(
         self,
@@ -307,98 +383,54 @@ class PipeReadOp(Operation):
         routine: CompletionRoutine | None,
     ) -> None:
         super().__init__(end, overlapped, routine)
-        joined = buffers[0] if len(buffers) == 1 else memoryview(bytearray(sum(map(len, buffers))))
-        self.buffer = joined.cast("B") if joined.format != "B" else joined
-        self.got = 0
-        self.target = -1
+        self.buffer = buffers[0] if len(buffers) == 1 else memoryview(
+            bytearray(sum(len(b) for b in buffers))
+        )  # fmt: skip
 
-    def _recv(self, view: memoryview) -> int | None:
-        """recv into ``view``: bytes read, None when it would block; raises _Gone on EOF."""
-        sock = self.file.sock
-        assert sock is not None
-        try:
-            n = sock.recv_into(view)
-        except BlockingIOError:
-            return None
-        if n == 0 and len(view):
-            raise _Gone
-        return n
+    def take(self, stream: _Stream, done: _Done) -> tuple[int, int]:
+        """Complete from ``stream`` (data is there, or the stream is closed)."""
+        if not stream.chunks:
+            return stream.closed or _BROKEN, 0
+        if not len(self.buffer):
+            return _SUCCESS, 0  # a zero-byte read waits for data without consuming it
+        end = self.file
+        assert isinstance(end, PipeEnd)
+        return stream.read_into(self.buffer, end.read_message, done)
 
     def try_now(self) -> tuple[int, int] | None:
         end = self.file
         assert isinstance(end, PipeEnd)
-        status = end.state_status()
-        if status is not None:
-            return status, 0
-        if not len(self.buffer):
-            result = zero_byte_read(end)
-            if result is not None and result[0] == _SUCCESS and not end.sock_has_data():
-                result = end.gone_status(reading=True), 0
-            return result
-        try:
-            result = self._message_read(end) if end.message_type else self._byte_read()
-        except _Gone:
-            return end.gone_status(reading=True), self.got
-        except OSError as exc:
-            return errno_to_status(exc.errno or 0), self.got
-        if result is None and end.nowait and not self.submitted:
-            return _EMPTY, 0
+        done: _Done = []
+        with _lock:
+            status = end.state_status()
+            stream = end.incoming
+            if status is not None or stream is None:
+                return status or _DISCONNECTED, 0
+            if stream.readers or not (stream.chunks or stream.closed is not None):
+                if end.nowait and not self.submitted:
+                    return _EMPTY, 0
+                stream.readers.append(self)  # wait in line (issue order, #66)
+                return None
+            result = self.take(stream, done)
+            stream.pump(done)
+        _deliver(done)
         return result
 
-    def _byte_read(self) -> tuple[int, int] | None:
-        n = self._recv(self.buffer)
-        return None if n is None else (_SUCCESS, n)
-
-    def _read_header(self, end: PipeEnd) -> bool:
-        """Complete the next message header; False if it would block."""
-        while len(end.header) < 4:
-            chunk = bytearray(4 - len(end.header))
-            n = self._recv(memoryview(chunk))
-            if n is None:
-                return False
-            end.header += chunk[:n]
-        end.remaining = _HEADER.unpack(end.header)[0]
-        end.header.clear()
-        return True
-
-    def _message_read(self, end: PipeEnd) -> tuple[int, int] | None:
-        buf = self.buffer
-        if end.read_message:
-            # Message read mode: one message per read; what does not fit stays (ERROR_MORE_DATA).
-            if self.target < 0:
-                if end.remaining == 0 and not self._read_header(end):
-                    return None
-                self.target = min(len(buf), end.remaining)
-            while self.got < self.target:
-                n = self._recv(buf[self.got : self.target])
-                if n is None:
-                    return None
-                self.got += n
-                end.remaining -= n
-            return (_OVERFLOW if end.remaining else _SUCCESS), self.got
-        # Byte read mode on a message pipe: across message boundaries, whatever is available.
-        while self.got < len(buf):
-            if end.remaining == 0:
-                if not self._read_header(end):
-                    break
-                continue
-            want = min(len(buf) - self.got, end.remaining)
-            n = self._recv(buf[self.got : self.got + want])
-            if n is None:
-                break
-            self.got += n
-            end.remaining -= n
-        return (_SUCCESS, self.got) if self.got else None
+    def cancel_local(self) -> None:
+        end = self.file
+        assert isinstance(end, PipeEnd)
+        with _lock:
+            stream = end.incoming
+            if stream is not None and self in stream.readers:
+                stream.readers.remove(self)
+        self.complete(_CANCELLED, 0)
 
 
-class _Gone(Exception):
-    """The peer closed (EOF)."""
+class PipeWriteOp(Operation):
+    """WriteFile on a pipe end: buffered at once when it fits the quota, else pending."""
 
-
-class PipeMessageWriteOp(StreamWriteOp):
-    """WriteFile on a named pipe end; message-type pipes send one framed message per write."""
-
-    __slots__ = ("framed",)
+    __slots__ = ("chunk", "data", "nbytes")
+    kind = OpKind.LOCAL
 
     def __init__(
         self,
@@ -407,38 +439,64 @@ class PipeMessageWriteOp(StreamWriteOp):
         buffers: Sequence[memoryview],
         routine: CompletionRoutine | None,
     ) -> None:
-        super().__init__(end, overlapped, buffers, routine)
-        self.framed = end.message_type
-        if self.framed:
-            header = memoryview(_HEADER.pack(self.nbytes))
-            self.buffers.insert(0, header)
+        super().__init__(end, overlapped, routine)
+        self.data: memoryview | bytes = buffers[0] if len(buffers) == 1 else b"".join(buffers)
+        self.nbytes = len(self.data)
+        self.chunk: _Chunk | None = None
+
+    def may_overtake(self) -> bool:
+        return not self.nbytes
 
     def try_now(self) -> tuple[int, int] | None:
         end = self.file
         assert isinstance(end, PipeEnd)
-        status = end.state_status()
-        if status is not None:
-            return status, 0
-        if self.nbytes == 0 and not self.framed:
-            return _SUCCESS, 0  # a zero-length write never blocks
-        result = super().try_now()
-        if result is None:
-            return None
-        status, sent = result
-        payload = max(0, sent - _HEADER.size) if self.framed else sent
-        if status:
-            payload = 0  # a failed write reports no bytes
-        if status in _GONE:
-            # The reader went away: a new write reports ERROR_NO_DATA, a pending one
-            # ERROR_BROKEN_PIPE; after DisconnectNamedPipe both ERROR_PIPE_NOT_CONNECTED.
-            status = (
-                _DISCONNECTED if end.disconnected else (_BROKEN if self.submitted else _CLOSING)
-            )
-        return status, payload
+        done: _Done = []
+        with _lock:
+            status = end.state_status()
+            stream = end.outgoing
+            if status is not None or stream is None:
+                return status or _DISCONNECTED, 0
+            if stream.closed is not None:
+                return (_CLOSING if stream.closed == _BROKEN else stream.closed), 0
+            if not self.nbytes and not stream.message:
+                return _SUCCESS, 0  # a zero-length write never blocks
+            pending_before = any(chunk.op is not None for chunk in stream.chunks)
+            if not pending_before and stream.buffered + self.nbytes <= stream.quota:
+                stream.chunks.append(_Chunk(bytes(self.data), None))
+                stream.buffered += self.nbytes
+                stream.pump(done)
+                result: tuple[int, int] | None = (_SUCCESS, self.nbytes)
+            else:
+                # Pending, holding its own data (readable at once, removable on cancel).
+                self.chunk = _Chunk(memoryview(self.data), self)
+                stream.chunks.append(self.chunk)
+                stream.pump(done)
+                result = None
+                for index, (op, status, information) in enumerate(done):
+                    if op is self:  # a waiting reader took all of it: finished inside the call
+                        del done[index]
+                        result = (status, information)
+                        break
+        _deliver(done)
+        return result
+
+    def cancel_local(self) -> None:
+        end = self.file
+        assert isinstance(end, PipeEnd)
+        done: _Done = []
+        with _lock:
+            stream = end.outgoing
+            chunk = self.chunk
+            if stream is not None and chunk is not None and chunk in stream.chunks:
+                stream.chunks.remove(chunk)  # its unread bytes leave the pipe (§7)
+                self.chunk = None
+                stream.pump(done)
+        _deliver(done)
+        self.complete(_CANCELLED, 0)
 
 
-class ConnectPipeOp(Operation):
-    """ConnectNamedPipe: completed in-process by the client's CreateFile (kind LOCAL)."""
+class PipeFlushOp(Operation):
+    """FlushFileBuffers: completes when this end's outgoing queue is empty."""
 
     __slots__ = ()
     kind = OpKind.LOCAL
@@ -446,7 +504,37 @@ class ConnectPipeOp(Operation):
     def try_now(self) -> tuple[int, int] | None:
         end = self.file
         assert isinstance(end, PipeEnd)
-        with _registry_lock:
+        with _lock:
+            stream = end.outgoing
+            if stream is None:
+                return end.state_status() or _DISCONNECTED, 0
+            if not stream.chunks:
+                return _SUCCESS, 0
+            if stream.closed is not None:
+                return stream.closed, 0
+            stream.flushers.append(self)
+            return None
+
+    def cancel_local(self) -> None:
+        end = self.file
+        assert isinstance(end, PipeEnd)
+        with _lock:
+            stream = end.outgoing
+            if stream is not None and self in stream.flushers:
+                stream.flushers.remove(self)
+        self.complete(_CANCELLED, 0)
+
+
+class ConnectPipeOp(Operation):
+    """ConnectNamedPipe: completed in-process by a client's CreateFile."""
+
+    __slots__ = ()
+    kind = OpKind.LOCAL
+
+    def try_now(self) -> tuple[int, int] | None:
+        end = self.file
+        assert isinstance(end, PipeEnd)
+        with _lock:
             state = end.state
             if state == "connected":
                 return _CONNECTED, 0
@@ -454,26 +542,22 @@ class ConnectPipeOp(Operation):
                 return _CLOSING, 0
             if state == "listening":
                 return _LISTENING, 0
-            if state == "disconnected":
-                end._fresh_socket()
             end.state = "listening"
-            end.disconnected = False
             end.connect_op = self
             end.server.listening.append(end)
         return None
 
-    def complete(self, status: int, information: int) -> None:
+    def cancel_local(self) -> None:
         end = self.file
         assert isinstance(end, PipeEnd)
-        if status != _SUCCESS:
-            with _registry_lock:
-                if end.connect_op is self:
-                    end.connect_op = None
-                    if end in end.server.listening:
-                        end.server.listening.remove(end)
-                    if end.state == "listening":
-                        end.state = "idle"
-        super().complete(status, information)
+        with _lock:
+            if end.connect_op is self:
+                end.connect_op = None
+                if end in end.server.listening:
+                    end.server.listening.remove(end)
+                if end.state == "listening":
+                    end.state = "idle"
+        self.complete(_CANCELLED, 0)
 
 
 def create_named_pipe(
@@ -482,6 +566,7 @@ def create_named_pipe(
     pipe_mode: int,
     max_instances: int,
     out_size: int = 0,
+    in_size: int = 0,
 ) -> PipeEnd:
     """CreateNamedPipe: a new server instance of pipe ``name``.
 
@@ -493,32 +578,30 @@ def create_named_pipe(
     access = open_mode & PIPE_ACCESS_DUPLEX
     if not access or not 1 <= max_instances <= PIPE_UNLIMITED_INSTANCES:
         raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "pipe access or instance count")
-    message_type = bool(pipe_mode & PIPE_TYPE_MESSAGE)
-    if pipe_mode & PIPE_READMODE_MESSAGE and not message_type:
+    message = bool(pipe_mode & PIPE_TYPE_MESSAGE)
+    if pipe_mode & PIPE_READMODE_MESSAGE and not message:
         raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "message read mode on a byte pipe")
     limit = 1 << 30 if max_instances == PIPE_UNLIMITED_INSTANCES else max_instances
-    with _registry_lock:
+    with _lock:
         server = _servers.get(name)
         if server is None:
-            server = _servers[name] = _PipeServer(name, access, message_type, limit)
+            server = _servers[name] = _PipeServer(name, access, message, limit)
+            server.out_quota = out_size or _DEFAULT_QUOTA
+            server.in_quota = in_size or _DEFAULT_QUOTA
         elif open_mode & FILE_FLAG_FIRST_PIPE_INSTANCE or server.access != access:
             raise Win32Error(WinError.ERROR_ACCESS_DENIED, f"pipe {name!r} exists")
         elif len(server.instances) >= server.max_instances:
             raise Win32Error(WinError.ERROR_PIPE_BUSY, f"pipe {name!r}: all instances exist")
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         end = PipeEnd(
-            sock,
-            server=server,
+            server,
             is_server=True,
             overlapped=bool(open_mode & 0x40000000),
-            can_read=bool(access & PIPE_ACCESS_INBOUND),
-            can_write=bool(access & PIPE_ACCESS_OUTBOUND),
+            read=bool(access & PIPE_ACCESS_INBOUND),
+            write=bool(access & PIPE_ACCESS_OUTBOUND),
         )
         end.read_message = bool(pipe_mode & PIPE_READMODE_MESSAGE)
         end.nowait = bool(pipe_mode & PIPE_NOWAIT)
         server.instances.append(end)
-    if out_size > 0:
-        _set_buffer(sock, out_size)
     return end
 
 
@@ -529,7 +612,7 @@ def open_named_pipe(name: str, *, read: bool, write: bool, overlapped: bool) -> 
         Win32Error: ERROR_FILE_NOT_FOUND (no such pipe), ERROR_PIPE_BUSY (no free instance),
             ERROR_ACCESS_DENIED (asked for a direction the pipe does not offer).
     """
-    with _registry_lock:
+    with _lock:
         server = _servers.get(name)
         if server is None:
             raise Win32Error(WinError.ERROR_FILE_NOT_FOUND, f"no pipe named {name!r}")
@@ -542,18 +625,11 @@ def open_named_pipe(name: str, *, read: bool, write: bool, overlapped: bool) -> 
         )
         if instance is None:
             raise Win32Error(WinError.ERROR_PIPE_BUSY, f"pipe {name!r}: no free instance")
-        server_sock, client_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        server_sock.setblocking(False)
-        os.dup2(server_sock.fileno(), instance.fd)
-        server_sock.close()
-        client = PipeEnd(
-            client_sock,
-            server=server,
-            is_server=False,
-            overlapped=overlapped,
-            can_read=read,
-            can_write=write,
-        )
+        client = PipeEnd(server, is_server=False, overlapped=overlapped, read=read, write=write)
+        to_client = _Stream(server.out_quota, server.message)
+        to_server = _Stream(server.in_quota, server.message)
+        instance.outgoing = client.incoming = to_client
+        instance.incoming = client.outgoing = to_server
         instance.state = "connected"
         instance.peer, client.peer = client, instance
         if instance in server.listening:
@@ -562,10 +638,3 @@ def open_named_pipe(name: str, *, read: bool, write: bool, overlapped: bool) -> 
     if pending is not None:
         pending.complete(_SUCCESS, 0)
     return client
-
-
-def _set_buffer(sock: socket.socket, size: int) -> None:
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
-    except OSError:
-        pass

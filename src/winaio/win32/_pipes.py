@@ -82,7 +82,9 @@ def CreateNamedPipe(
         name = pipe_name(lpName)
         if not name:
             raise Win32Error(WinError.ERROR_INVALID_NAME, f"{lpName!r} is not \\\\.\\pipe\\name")
-        end = create_named_pipe(name, dwOpenMode, dwPipeMode, nMaxInstances, nOutBufferSize)
+        end = create_named_pipe(
+            name, dwOpenMode, dwPipeMode, nMaxInstances, nOutBufferSize, nInBufferSize
+        )
     except Win32Error as exc:
         fail(exc)
         return -1
