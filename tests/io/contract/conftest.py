@@ -142,9 +142,13 @@ class IO:
 
     Buf = Buf
 
-    def __init__(self, name: str, backend: Backend, tmp_path: Path) -> None:
+    def __init__(
+        self, name: str, backend: Backend, tmp_path: Path, threads_before: set[threading.Thread]
+    ) -> None:
         self.name = name
         self.backend = backend
+        #: Threads that existed before the backend was created (process-wide ones included).
+        self.threads_before = threads_before
         self.tmp_path = tmp_path
         self._files: list[FileObject] = []
         self._ports: list[CompletionPort] = []
@@ -348,6 +352,10 @@ class IO:
         self.wait_until(gone, "the backend drops the request and its buffer")
 
     # -- teardown ----------------------------------------------------------------------------
+    def new_threads(self) -> list[threading.Thread]:
+        """Threads started since the backend was created (its own, and any a test started)."""
+        return [t for t in threading.enumerate() if t not in self.threads_before]
+
     def close_all(self) -> None:
         for f in self._files:
             f.close()
@@ -389,7 +397,7 @@ def io(backend_name: str, tmp_path: Path) -> Iterator[IO]:
     gc.collect()
     fds_before = _fds()
     threads_before = set(threading.enumerate())
-    harness = IO(backend_name, make_backend(backend_name), tmp_path)
+    harness = IO(backend_name, make_backend(backend_name), tmp_path, threads_before)
     try:
         yield harness
     finally:

@@ -122,7 +122,7 @@ def test_close_cancels_and_drains_every_pending_request(io: Any) -> None:
     assert stats.in_flight == 0
     assert stats.completed == stats.submitted == len(reqs)
     assert stats.cancelled == len(reqs)
-    assert [t.name for t in threading.enumerate() if t.name.startswith("winaio-")] == []
+    assert io.new_threads() == []  # the backend's threads are gone
     io.backend.close()  # idempotent
 
     late = FileReadOp(io.file(b"x"), Overlapped(), [memoryview(bytearray(1))], 0)
@@ -171,11 +171,10 @@ def test_statistics(io: Any) -> None:
 
 def test_backend_threads_are_named(io: Any) -> None:
     # R5 of the design: every thread the library starts is called winaio-<role>-<n>.
-    mine = [t for t in threading.enumerate() if t.name.startswith("winaio-")]
-    assert len(mine) >= io.backend.statistics().threads >= 1
-    main = threading.main_thread()
-    others = [t for t in threading.enumerate() if t is not main]
-    assert [t.name for t in others if not t.name.startswith("winaio-")] == []
+    mine = io.new_threads()
+    assert len(mine) == io.backend.statistics().threads >= 1
+    assert [t.name for t in mine if not t.name.startswith("winaio-")] == []
+    assert all(t.daemon for t in mine)
 
 
 def test_requests_on_a_closed_file_complete_before_its_descriptor_closes(io: Any) -> None:
