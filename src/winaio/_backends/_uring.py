@@ -449,7 +449,7 @@ class IoUringBackend:
                 if self._closing:
                     if not cancel_all_done:
                         cancel_all_done = True
-                        self._cancel_everything_locked(finished)
+                        self._cancel_everything_locked()
                     # Drained once this round's completions are delivered (just below)?
                     done = self._done + self._done_direct + len(finished)
                     if not lines and self._submitted == done:
@@ -643,10 +643,9 @@ class IoUringBackend:
                 continue
             backlog.popleft()
 
-    def _cancel_everything_locked(self, finished: list[tuple[Operation, int, int]]) -> None:
-        """close(): ask the kernel to cancel every request; fail everything still queued."""
+    def _cancel_everything_locked(self) -> None:
+        """close(): ask the kernel to cancel every request. The rest of a line is cancelled by
+        ``_service`` when its head's poll comes back -ECANCELED (``_closing`` is set); FILE
+        ops still in the backlog are cancelled when it is drained."""
         for ud in list(self._ops):
             self._cancel_locked(ud)
-        for line in self._lines.values():
-            while len(line.ops) > 1:
-                finished.append((line.ops.pop(), _CANCELLED, 0))

@@ -15,7 +15,8 @@ Rules:
   ``SHORT``.
 - Every operation is created through the fixture as a *counted* subclass that records each
   ``complete()`` call (the backend's only way to finish it), whether the buffers it was given
-  were still alive at that moment, and which thread made the call.
+  were still alive at that moment, and which thread made the call. A second call is recorded
+  whenever it happens, and the fixture fails the test for it after the backend has closed.
 - The fixture closes every file, port and the backend, then checks that no descriptor and no
   thread was leaked (``/proc/self/fd``, ``threading.enumerate()``).
 
@@ -75,6 +76,9 @@ class Buf(bytearray):
 
 _count_lock = threading.Lock()
 _counted_classes: dict[type[Operation], type[Operation]] = {}
+#: Every second (third...) ``complete`` call seen, whenever it happens; the fixture fails the
+#: test if any is recorded (a late duplicate can land after the test's own checks).
+violations: list[str] = []
 
 
 def counted(cls: type[Operation]) -> type[Operation]:
@@ -93,6 +97,8 @@ def counted(cls: type[Operation]) -> type[Operation]:
     def complete(self: Any, status: int, information: int) -> None:
         with _count_lock:
             self.calls += 1
+            if self.calls > 1:
+                violations.append(f"{self!r} completed {self.calls} times (status {status:#x})")
             self.alive_at_complete = all(ref() is not None for ref in self.watch)
             self.completer = threading.current_thread().name
         cls.complete(self, status, information)
@@ -395,6 +401,7 @@ def backend_name(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def io(backend_name: str, tmp_path: Path) -> Iterator[IO]:
     gc.collect()
+    violations.clear()
     fds_before = _fds()
     threads_before = set(threading.enumerate())
     harness = IO(backend_name, make_backend(backend_name), tmp_path, threads_before)
@@ -403,6 +410,7 @@ def io(backend_name: str, tmp_path: Path) -> Iterator[IO]:
     finally:
         harness.close_all()
     del harness
+    assert not violations, f"completed more than once: {violations}"
     leaked_fds = {fd: _readlink(fd) for fd in _fds() - fds_before}
     assert not leaked_fds, f"descriptors leaked: {leaked_fds}"
     leaked_threads = [t for t in threading.enumerate() if t not in threads_before]
