@@ -315,8 +315,10 @@ class SqePrep:
     ) -> None:  # fmt: skip
         """IORING_OP_MSG_RING (5.18): post ``(target_user_data, res, cqe_flags)`` into the ring
         ``ring_fd`` (a PostQueuedCompletionStatus, or a cross-thread wake-up). ``cqe_flags``
-        needs ``IORING_MSG_RING_FLAGS_PASS`` (6.3). This ring gets its own CQE unless
-        ``IORING_MSG_RING_CQE_SKIP`` (6.0)."""
+        needs ``IORING_MSG_RING_FLAGS_PASS`` (6.3). This ring gets its own CQE too; suppress
+        it on success with ``sqe_flags=IOSQE_CQE_SKIP_SUCCESS``. (``IORING_MSG_RING_CQE_SKIP``
+        suppresses the *target's* CQE and applies to fd passing only: with this data message
+        the kernel fails the request with -EINVAL, <linux/io_uring.h>.)"""
         if cqe_flags:
             msg_flags |= MsgRingFlags.IORING_MSG_RING_FLAGS_PASS
         off = target_user_data - (1 << 64) if target_user_data >> 63 else target_user_data
