@@ -48,6 +48,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import hashlib
 import json
 import mmap
 import os
@@ -1323,6 +1324,18 @@ def source_state() -> dict[str, Any]:
     return state
 
 
+def loaded_digest() -> str:
+    """A digest of the winaio modules this process imported (what was really measured)."""
+    digest = hashlib.sha256()
+    for name in sorted(sys.modules):
+        if name == "winaio" or name.startswith("winaio."):
+            path = getattr(sys.modules[name], "__file__", None)
+            if path and os.path.exists(path):
+                with open(path, "rb") as f:
+                    digest.update(name.encode() + b"\0" + f.read())
+    return digest.hexdigest()[:16]
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--path", default=tempfile.gettempdir(), help="directory for the file")
@@ -1355,6 +1368,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     installed = install() if args.install else None
+    source_at_start = {**source_state(), "loaded_modules_sha256": loaded_digest()}
 
     created = args.file is None
     if created:
@@ -1407,6 +1421,12 @@ def main(argv: list[str] | None = None) -> int:
         elif created:
             log(f"kept {path}")
 
+    source_at_end = {**source_state(), "loaded_modules_sha256": loaded_digest()}
+    source_changed = {k: v for k, v in source_at_end.items() if k != "loaded_modules_sha256"} != {
+        k: v for k, v in source_at_start.items() if k != "loaded_modules_sha256"
+    }
+    if source_changed:
+        log("warning: the winaio checkout changed during the run (see machine.source_*)")
     rows = [row for _, row in pairs]
     summaries = [row.summary() for row in rows]
     spreads = [s["spread_pct"] for s in summaries if s.get("spread_pct") is not None]
@@ -1419,7 +1439,9 @@ def main(argv: list[str] | None = None) -> int:
             "cpus": os.cpu_count(),
             "winaio": winaio.__version__,
             "default_backend": testing.available_backends()[0],
-            "source": source_state(),
+            "source_at_start": source_at_start,
+            "source_at_end": source_at_end,
+            "source_changed_during_run": source_changed,
         },
         "config": {
             "file": path if not created or args.keep else "(temporary, deleted)",
