@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from winaio._backends import _uring
+from winaio._backends import _uring, _uring_probe
 from winaio._backends import _uring_abi as abi
 from winaio._backends._uring_consts import Feature, IoringOp
 from winaio._io._files import FileObject, request_cancel, start
@@ -90,7 +90,7 @@ def _file(b: Any, tmp_path: Path, name: str = "f") -> FileObject:
 
 
 def _reprobe(monkeypatch: pytest.MonkeyPatch, result: Any) -> tuple[bool, str]:
-    monkeypatch.setattr(_uring, "_probed", None)
+    monkeypatch.setattr(_uring_probe, "_probed", None)
     if isinstance(result, Exception):
 
         def boom() -> abi.ProbeResult:
@@ -105,7 +105,7 @@ def _reprobe(monkeypatch: pytest.MonkeyPatch, result: Any) -> tuple[bool, str]:
 def test_probe_is_cached(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
     real = abi.probe
-    monkeypatch.setattr(_uring, "_probed", None)
+    monkeypatch.setattr(_uring_probe, "_probed", None)
     monkeypatch.setattr(abi, "probe", lambda: calls.append(1) or real())
     first = _uring.probe_backend()
     assert _uring.probe_backend() == first
@@ -121,12 +121,12 @@ def test_probe_never_raises_and_says_why(monkeypatch: pytest.MonkeyPatch) -> Non
     nodrop = Feature.IORING_FEAT_NODROP
     ok, why = _reprobe(monkeypatch, abi.ProbeResult(True, "yes", ops, nodrop, "5.6.0"))
     assert not ok and "READV" in why and "POLL_ADD" in why and "ASYNC_CANCEL" in why
-    all_ops = frozenset(_uring._REQUIRED_OPS)
+    all_ops = frozenset(_uring_probe.REQUIRED_OPS)
     ok, why = _reprobe(monkeypatch, abi.ProbeResult(True, "yes", all_ops, Feature(0), "5.4.0"))
     assert not ok and "NODROP" in why
     ok, why = _reprobe(monkeypatch, abi.ProbeResult(True, "fine", all_ops, nodrop, "6.1.0"))
     assert ok and "fine" in why
-    monkeypatch.setattr(_uring, "_probed", (False, "nope", None))
+    monkeypatch.setattr(_uring_probe, "_probed", (False, "nope", None))
     with pytest.raises(RuntimeError, match="nope"):
         _uring.IoUringBackend()
 
@@ -374,3 +374,44 @@ def test_completions_are_delivered_by_the_ring_thread(
     _wait(ev)
     assert len(names) == 1 and names[0].startswith("winaio-uring-")
     f.close()
+
+
+@needs_uring
+def test_close_salvages_the_requests_of_a_dead_ring_thread(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from winaio._backends._uring_ring import BackendRing
+    from winaio.testing import wait_until
+
+    reported: list[Any] = []
+    monkeypatch.setattr(threading, "excepthook", reported.append)
+    fds = _fds()
+    b = _uring.IoUringBackend()
+    reader, w = _pipe(b)
+    reads = [
+        StreamReadOp(reader, Overlapped(0, Event(True)), [memoryview(bytearray(4))])
+        for _ in range(3)
+    ]
+    for op in reads:
+        assert start(op) == STATUS_PENDING
+    wait_until(lambda: b._ring.sq_ready() == 0, LONG, "the head's poll is in the kernel")
+
+    def broken(self: BackendRing, to_submit: int, wait_nr: int) -> int:
+        raise OSError(9, "simulated io_uring_enter failure")
+
+    monkeypatch.setattr(BackendRing, "enter", broken)
+    f = _file(b, tmp_path)
+    write, _ = _write(f, b"never submitted", 0)  # wakes the ring thread, which now dies
+    wait_until(lambda: not b._thread.is_alive(), LONG, "the ring thread dies")
+    assert [a.exc_type for a in reported] == [OSError]
+    with pytest.raises(RuntimeError, match="closed"):
+        b.submit(StreamReadOp(reader, Overlapped(), [memoryview(bytearray(1))]))
+
+    b.close()  # salvages: nothing stays pending, nothing leaks
+    for op in [*reads, write]:
+        assert op.done
+        assert op.overlapped.status == CANCELLED
+    reader.close()
+    f.close()
+    os.close(w)
+    assert _fds() == fds

@@ -49,7 +49,7 @@ STREAM operations (sockets, pipes)
 ----------------------------------
 Readiness based, like the thread backend: a one-shot ``POLL_ADD`` on ``op.fd`` for
 ``op.poll_events``, then ``op.try_now()`` on the ring thread; ``None`` polls again. Requests
-wait in per-(fd, direction) FIFO lines (:class:`_Line`) and only a line's head polls, so two
+wait in per-(fd, direction) FIFO lines (:class:`Line`) and only a line's head polls, so two
 pending reads on a pipe complete in issue order (spec #66). When the head finishes, the next
 one is tried at once (data may already be there). Any poll result retries ``try_now``,
 POLLERR/POLLHUP included (it reports the error, EOF or broken pipe). An AcceptEx head whose
@@ -59,7 +59,7 @@ Cancellation (invariants 1 and 2)
 ---------------------------------
 ``cancel(op)`` prepares ``IORING_OP_ASYNC_CANCEL`` for the op's in-flight user_data (a FILE
 op's SQE, or the POLL_ADD of a line's head). The op still completes exactly once, from its own
-CQE: -ECANCELED becomes STATUS_CANCELLED, anything else is the real result (the cancel lost the
+CQE: -ECANCELED becomes STATUSCANCELLED, anything else is the real result (the cancel lost the
 race; the cancel's own -ENOENT/-EALREADY is ignored). Until that CQE the op stays in ``_ops``
 with its buffers (liburing #733). A STREAM op queued behind its line's head never reached the
 kernel, so the canceller removes it and completes it cancelled at once. A head between two
@@ -91,25 +91,36 @@ import errno
 import itertools
 import os
 import select
+import struct
 import sys
 import threading
+import time
 from collections import deque
 from typing import Any
 
 from .._io._backend import BackendStatistics, OpKind
-from .._io._ops import Operation, errno_to_status
+from .._io._ops import Operation
 from ..codes import NtStatus
-from . import _uring_abi
-from ._uring_abi import ProbeResult, RingBusyError, SubmissionQueueFull
-from ._uring_consts import CqeFlags, Feature, IoringOp, PollFlags
+from ._uring_abi import RingBusyError, SubmissionQueueFull
+from ._uring_consts import CqeFlags, PollFlags
+from ._uring_probe import feature_names, probe_backend
 from ._uring_ring import BackendRing
+from ._uring_streams import (
+    B_CANCEL,
+    B_FILE,
+    B_POLL,
+    CANCELLED,
+    ECANCELED,
+    UNSUCCESSFUL,
+    Finished,
+    Line,
+    StreamLines,
+    report,
+)
 
 __all__ = ["IoUringBackend", "probe_backend"]
 
-_CANCELLED = int(NtStatus.STATUS_CANCELLED)
-_UNSUCCESSFUL = int(NtStatus.STATUS_UNSUCCESSFUL)
 _INVALID_PARAMETER = int(NtStatus.STATUS_INVALID_PARAMETER)
-_ECANCELED = -errno.ECANCELED
 _F_MORE = int(CqeFlags.IORING_CQE_F_MORE)
 _MULTI = int(PollFlags.IORING_POLL_ADD_MULTI)
 _POLLIN = select.POLLIN
@@ -120,91 +131,24 @@ _FILE = OpKind.FILE
 _UD_WAKE = 1  # the eventfd POLL_ADD
 _UD_CANCEL = 2  # every ASYNC_CANCEL (its own result is not needed)
 _FIRST_UD = 16
-#: A poll result meaning "no poll happened: just retry the head".
-_RETRY = 0
 
-# Backlog entries: (kind, op, line-or-user_data).
-_B_FILE, _B_POLL, _B_CANCEL = 0, 1, 2
 
 _REAP_BATCH = 1024
 _CLOSE_TIMEOUT = 30.0
 
-_REQUIRED_OPS = {
-    IoringOp.IORING_OP_NOP: "NOP",
-    IoringOp.IORING_OP_READV: "READV",
-    IoringOp.IORING_OP_WRITEV: "WRITEV",
-    IoringOp.IORING_OP_READ: "READ",
-    IoringOp.IORING_OP_WRITE: "WRITE",
-    IoringOp.IORING_OP_POLL_ADD: "POLL_ADD",
-    IoringOp.IORING_OP_ASYNC_CANCEL: "ASYNC_CANCEL",
-}
-
 _names = itertools.count()
-_probe_lock = threading.Lock()
-_probed: tuple[bool, str, ProbeResult | None] | None = None
 
 
-def _probe() -> tuple[bool, str, ProbeResult | None]:
-    if not hasattr(os, "eventfd"):
-        return False, "os.eventfd is missing (not Linux, or Python built without it)", None
-    try:
-        result = _uring_abi.probe()
-    except Exception as exc:  # "unavailable" must never raise, whatever broke
-        return False, f"io_uring probe failed: {exc!r}", None
-    if not result.available:
-        return False, result.reason, result
-    missing = [name for op, name in _REQUIRED_OPS.items() if op not in result.opcodes]
-    if missing:
-        return False, f"kernel {result.kernel} lacks io_uring opcodes {', '.join(missing)}", result
-    if not result.features & Feature.IORING_FEAT_NODROP:
-        # Without NODROP (5.5) a full CQ ring drops CQEs: an op would never complete.
-        return False, f"kernel {result.kernel} lacks IORING_FEAT_NODROP", result
-    return True, f"{result.reason} (kernel {result.kernel})", result
-
-
-def probe_backend() -> tuple[bool, str]:
-    """Whether this backend can run here, and why (probed once per process; never raises)."""
-    global _probed
-    with _probe_lock:
-        if _probed is None:
-            _probed = _probe()
-        ok, reason, _ = _probed
-    return ok, reason
-
-
-def _feature_names(features: int) -> str:
-    names = [f.name or "" for f in Feature if f & features]
-    return "|".join(n.removeprefix("IORING_FEAT_") for n in names) or "none"
-
-
-def _report(what: str) -> None:
-    # A bug in an op or in the delivery path must not kill the ring thread (every other
-    # request would hang): report it the way an uncaught thread exception is reported.
+def _prep_failed(op: Operation) -> int:
+    """The status for an op whose SQE could not be prepared (called in an ``except``)."""
     exc = sys.exception()
-    if exc is None:
-        return
-    exc.add_note(f"winaio io_uring backend: {what}")
-    args = (type(exc), exc, exc.__traceback__, threading.current_thread())
-    threading.excepthook(threading.ExceptHookArgs(args))
+    if isinstance(exc, TypeError | ValueError | BufferError | OverflowError | struct.error):
+        return _INVALID_PARAMETER  # buffers the kernel cannot use, an offset out of range...
+    report(f"preparing the SQE of {op!r}")
+    return UNSUCCESSFUL
 
 
-class _Line:
-    """The FIFO of STREAM requests waiting on one descriptor in one direction.
-
-    Only ``ops[0]`` (the head) ever has a POLL_ADD in flight (``poll_ud``, 0 if none).
-    Guarded by the backend's ``_lock``; the head is removed only by the ring thread.
-    """
-
-    __slots__ = ("fd", "key", "ops", "poll_ud")
-
-    def __init__(self, fd: int, key: tuple[int, int]) -> None:
-        self.fd = fd
-        self.key = key
-        self.ops: deque[Operation] = deque()
-        self.poll_ud = 0
-
-
-class IoUringBackend:
+class IoUringBackend(StreamLines):
     """Backend on one io_uring ring and one ring thread (module docstring).
 
     Args:
@@ -229,11 +173,11 @@ class IoUringBackend:
             raise
         self._lock = threading.Lock()
         self._ops: dict[int, tuple[Operation, object]] = {}
-        self._lines: dict[tuple[int, int], _Line] = {}
+        self._lines: dict[tuple[int, int], Line] = {}
         self._backlog: deque[tuple[int, Operation | None, Any]] = deque()
         self._next_ud = _FIRST_UD
         self._sleeping = False
-        self._closing = False
+        self._closing = self._crashed = self._close_called = False
         self._stop_sent = False  # the ring thread cancelled its wake-up poll: it is stopping
         self._multishot = True
         self._wake_armed = True
@@ -260,16 +204,16 @@ class IoUringBackend:
                 op.token = None
                 queued = True
                 if self._backlog:
-                    self._backlog_locked(_B_FILE, op, None)
+                    self._backlog_locked(B_FILE, op, None)
                 else:
                     ud = self._next_ud
                     self._next_ud = ud + 1
                     try:
                         keep = op.prep(self._ring, ud)
                     except SubmissionQueueFull:
-                        self._backlog_locked(_B_FILE, op, None)
-                    except (TypeError, ValueError, BufferError, OverflowError):
-                        failed = _INVALID_PARAMETER  # buffers the kernel cannot use
+                        self._backlog_locked(B_FILE, op, None)
+                    except Exception:
+                        failed = _prep_failed(op)  # the kernel never saw it: complete it now
                         queued = False
                     else:
                         self._ops[ud] = (op, keep)
@@ -290,8 +234,8 @@ class IoUringBackend:
         direct = queued = False
         with self._lock:
             token = op.token
-            if token.__class__ is _Line:
-                line: _Line = token
+            if token.__class__ is Line:
+                line: Line = token
                 if line.ops and line.ops[0] is op:
                     if line.poll_ud in self._ops:
                         self._cancel_locked(line.poll_ud)
@@ -315,20 +259,22 @@ class IoUringBackend:
         if wake:
             os.eventfd_write(self._efd, 1)
         if direct:
-            self._finish_direct(op, _CANCELLED)
+            self._finish_direct(op, CANCELLED)
 
     def close(self) -> None:
         if threading.current_thread() is self._thread:
             raise RuntimeError("the io_uring backend cannot be closed from its ring thread")
         with self._lock:
-            if self._closing:
+            if self._close_called:
                 return
-            self._closing = True
+            self._close_called = self._closing = True
             wake = self._sleeping
             self._sleeping = False
         if wake:
             os.eventfd_write(self._efd, 1)
         self._thread.join(_CLOSE_TIMEOUT)
+        if self._crashed:
+            self._salvage()
         if self._thread.is_alive():
             stats = self.statistics()
             raise RuntimeError(
@@ -340,6 +286,48 @@ class IoUringBackend:
         self._ring.close()
         os.close(self._efd)
 
+    def _salvage(self) -> None:
+        """close() after the ring thread died. The kernel cancels a task's requests when it
+        exits, and waits for them: collect their CQEs (bounded), complete every request that
+        never reached the kernel as cancelled.
+
+        Raises:
+            RuntimeError: FILE requests still in the kernel at the deadline; the ring and
+                their buffers are kept (the kernel may still write into them).
+        """
+        self._stop_sent = True  # no wake-up poll re-arming from here on
+        ring = self._ring
+        finished: Finished = []
+        for ud in ring.unsubmitted():  # prepared, but the kernel never saw them
+            entry = self._ops.pop(ud, None)
+            if entry is not None:
+                op, extra = entry
+                if extra.__class__ is Line:
+                    extra.poll_ud = 0  # its line is cancelled below
+                else:
+                    finished.append((op, CANCELLED, 0))
+        deadline = time.monotonic() + _CLOSE_TIMEOUT
+        while self._ops and time.monotonic() < deadline:
+            cqes = ring.reap(_REAP_BATCH)
+            if cqes:
+                self._process(cqes, finished)
+                continue
+            try:
+                ring.wait_cqes(1, 0.05)
+            except NotImplementedError:  # no IORING_FEAT_EXT_ARG (< 5.11): poll slowly
+                time.sleep(0.01)
+        stuck = [op for op, extra in self._ops.values() if extra.__class__ is not Line]
+        if stuck:
+            raise RuntimeError(f"io_uring backend: {len(stuck)} requests stuck in the kernel")
+        seen = {id(op) for op, _, _ in finished}
+        rest = [op for line in self._lines.values() for op in line.ops]
+        rest += [op for kind, op, _ in self._backlog if kind == B_FILE and op is not None]
+        finished += [(op, CANCELLED, 0) for op in rest if id(op) not in seen]
+        self._ops.clear()
+        self._lines.clear()
+        self._backlog.clear()
+        self._deliver(finished)
+
     def statistics(self) -> BackendStatistics:
         ring = self._ring
         with self._lock:
@@ -348,7 +336,7 @@ class IoUringBackend:
             cancelled = self._cancelled + self._cancelled_direct
             detail = (
                 f"1 ring thread; ring sq={ring.sq_entries} cq={ring.cq_entries}"
-                f" features={_feature_names(ring.features)}; wake-up poll"
+                f" features={feature_names(ring.features)}; wake-up poll"
                 f" {'multishot' if self._multishot else 'one-shot'}; {self._wakeups} wake-ups,"
                 f" {self._enters} enters, {self._backlogged} backlogged"
             )
@@ -363,41 +351,6 @@ class IoUringBackend:
         )
 
     # ------------------------------------------------------------------ SQ side (under _lock)
-    def _next(self) -> int:
-        ud = self._next_ud
-        self._next_ud = ud + 1
-        return ud
-
-    def _enqueue_locked(self, op: Operation) -> bool:
-        """Put a STREAM op at the tail of its line; the head polls. True if it polls (the
-        ring thread has something to submit)."""
-        fd = op.fd
-        key = (fd, _POLLIN if op.poll_events & _POLLIN else _POLLOUT)
-        line = self._lines.get(key)
-        if line is None:
-            line = self._lines[key] = _Line(fd, key)
-        line.ops.append(op)
-        op.token = line
-        if len(line.ops) > 1:
-            return False
-        self._poll_locked(op, line)
-        return True
-
-    def _poll_locked(self, op: Operation, line: _Line) -> None:
-        line.poll_ud = 0
-        if not self._backlog:
-            ud = self._next_ud
-            try:
-                self._ring.prep_poll_add(line.fd, op.poll_events, ud)
-            except SubmissionQueueFull:
-                pass
-            else:
-                self._next_ud = ud + 1
-                self._ops[ud] = (op, line)
-                line.poll_ud = ud
-                return
-        self._backlog_locked(_B_POLL, op, line)
-
     def _cancel_locked(self, target: int) -> None:
         if not self._backlog:
             try:
@@ -405,7 +358,7 @@ class IoUringBackend:
                 return
             except SubmissionQueueFull:
                 pass
-        self._backlog_locked(_B_CANCEL, None, target)
+        self._backlog_locked(B_CANCEL, None, target)
 
     def _backlog_locked(self, kind: int, op: Operation | None, arg: Any) -> None:
         # The SQ ring is full (or already has a queue in front of it): the ring thread moves
@@ -418,7 +371,7 @@ class IoUringBackend:
         op.complete(status, 0)
         with self._lock:
             self._done_direct += 1
-            if status == _CANCELLED:
+            if status == CANCELLED:
                 self._cancelled_direct += 1
             # A closing ring thread may be asleep waiting for exactly this count.
             wake = self._closing and self._sleeping
@@ -429,6 +382,16 @@ class IoUringBackend:
 
     # ------------------------------------------------------------------ the ring thread
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException:
+            # A bug (reported by threading.excepthook as the exception leaves the thread):
+            # refuse new requests; close() salvages the ones in flight.
+            with self._lock:
+                self._closing = self._crashed = True
+            raise
+
+    def _loop(self) -> None:
         ring = self._ring
         lock = self._lock
         reap = ring.reap
@@ -439,10 +402,10 @@ class IoUringBackend:
         # (which releases the GIL), the sooner they run. Measured here: QD1 round trip
         # 47 -> 19 us. (Submitting the round's new SQEs in a separate enter *before*
         # delivering measured the same at QD32/QD128, for one more syscall; not worth it.)
-        finished: list[tuple[Operation, int, int]] = []
+        finished: Finished = []
         cancel_all_done = stop = False
         while True:
-            lines: list[_Line] = []
+            lines: list[Line] = []
             with lock:
                 if self._backlog:
                     self._drain_backlog_locked(finished, lines)
@@ -467,7 +430,7 @@ class IoUringBackend:
                     if wait:
                         self._sleeping = True  # after publish, in the same critical section
             for line in lines:
-                self._service(line, _ECANCELED, finished)
+                self._service(line, ECANCELED, finished)
             if finished:
                 self._deliver(finished)
                 finished = []
@@ -484,9 +447,7 @@ class IoUringBackend:
             if cqes:
                 process(cqes, finished)
 
-    def _process(
-        self, cqes: list[tuple[int, int, int]], finished: list[tuple[Operation, int, int]]
-    ) -> None:
+    def _process(self, cqes: list[tuple[int, int, int]], finished: Finished) -> None:
         """Map a batch of CQEs to completions (appended to ``finished``)."""
         pop = self._ops.pop
         append = finished.append
@@ -497,17 +458,17 @@ class IoUringBackend:
                     self._wake_cqe(res, flags)
                 continue  # _UD_CANCEL: -ENOENT/-EALREADY are normal races
             op, extra = entry  # extra: the FILE op's keepalive (dropped now), or its line
-            if extra.__class__ is _Line:
+            if extra.__class__ is Line:
                 self._service(extra, res, finished)
                 continue
             try:
                 status, information = op.from_cqe(res)
             except Exception:
-                _report(f"mapping the CQE of {op!r}")
-                status, information = _UNSUCCESSFUL, 0
+                report(f"mapping the CQE of {op!r}")
+                status, information = UNSUCCESSFUL, 0
             append((op, status, information))
 
-    def _deliver(self, finished: list[tuple[Operation, int, int]]) -> None:
+    def _deliver(self, finished: Finished) -> None:
         """Complete a round's operations, in order (ring thread, no lock held)."""
         # Counted first, so that a woken issuer already sees them in statistics().
         self._done += len(finished)
@@ -515,10 +476,10 @@ class IoUringBackend:
             try:
                 op.complete(status, information)
             except Exception:
-                _report(f"completing {op!r}")
+                report(f"completing {op!r}")
                 if not op.done:
-                    op.complete(_UNSUCCESSFUL, 0)
-            if status == _CANCELLED:
+                    op.complete(UNSUCCESSFUL, 0)
+            if status == CANCELLED:
                 self._cancelled += 1
 
     def _wake_cqe(self, res: int, flags: int) -> None:
@@ -544,57 +505,9 @@ class IoUringBackend:
                     return
                 except SubmissionQueueFull:
                     pass
-            self._backlog_locked(_B_POLL, None, None)
+            self._backlog_locked(B_POLL, None, None)
 
-    def _given_up(self, op: Operation) -> bool:
-        return op.cancel_requested or self._closing
-
-    def _service(self, line: _Line, res: int, finished: list[tuple[Operation, int, int]]) -> None:
-        """The head of ``line`` had its poll end with ``res`` (``_RETRY``: no poll): retry
-        heads until one would block (it polls again) or the line is empty. Completions are
-        appended to ``finished`` in line order."""
-        lock = self._lock
-        with lock:
-            line.poll_ud = 0
-        while True:
-            with lock:
-                if not line.ops:
-                    if self._lines.get(line.key) is line:
-                        del self._lines[line.key]
-                    return
-                op = line.ops[0]
-                if res == _ECANCELED or self._given_up(op):
-                    line.ops.popleft()
-                    finished.append((op, _CANCELLED, 0))
-                    res = _RETRY
-                    continue
-            result: tuple[int, int] | None
-            if res < 0:
-                result = errno_to_status(-res), 0  # the poll itself failed (EBADF...)
-            else:
-                try:
-                    result = op.try_now()  # POLLERR/POLLHUP too: it reports the error or EOF
-                except Exception:
-                    _report(f"retrying {op!r}")
-                    result = _UNSUCCESSFUL, 0
-            res = _RETRY
-            with lock:
-                if result is None:
-                    if self._given_up(op):  # a cancel came while try_now ran
-                        result = _CANCELLED, 0
-                    elif op.fd != line.fd:  # AcceptEx: now waits on the accepted socket
-                        line.ops.popleft()
-                        self._enqueue_locked(op)
-                        continue
-                    else:
-                        self._poll_locked(op, line)
-                        return
-                line.ops.popleft()
-            finished.append((op, *result))
-
-    def _drain_backlog_locked(
-        self, finished: list[tuple[Operation, int, int]], lines: list[_Line]
-    ) -> None:
+    def _drain_backlog_locked(self, finished: Finished, lines: list[Line]) -> None:
         """Move backlog entries into the SQ ring (ring thread, under _lock)."""
         backlog = self._backlog
         ring = self._ring
@@ -602,27 +515,29 @@ class IoUringBackend:
         while backlog:
             kind, op, arg = backlog[0]
             try:
-                if kind == _B_FILE:
+                if kind == B_FILE:
                     assert op is not None
                     if self._given_up(op):
-                        finished.append((op, _CANCELLED, 0))
+                        finished.append((op, CANCELLED, 0))
                     else:
                         ud = self._next_ud
                         try:
                             keep = op.prep(ring, ud)
-                        except (TypeError, ValueError, BufferError, OverflowError):
-                            finished.append((op, _INVALID_PARAMETER, 0))
+                        except SubmissionQueueFull:
+                            raise
+                        except Exception:
+                            finished.append((op, _prep_failed(op), 0))
                         else:
                             self._next_ud = ud + 1
                             self._ops[ud] = (op, keep)
                             op.token = ud
-                elif kind == _B_CANCEL:
+                elif kind == B_CANCEL:
                     ring.prep_cancel(arg, _UD_CANCEL)
                 elif op is None:  # the wake-up poll
                     flags = _MULTI if self._multishot else 0
                     ring.prep_poll_add(self._efd, _POLLIN, _UD_WAKE, 0, flags)
                 else:
-                    line: _Line = arg
+                    line: Line = arg
                     if self._given_up(op):
                         lines.append(line)  # _service completes the head as cancelled
                     else:

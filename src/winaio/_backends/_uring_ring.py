@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import struct
 from collections.abc import Sequence
 
 from ._uring_abi import _ARGSZ_NONE, _NR_IO_URING_ENTER, Ring, _enter_error, _syscall
@@ -34,6 +35,7 @@ _addressof = ctypes.addressof
 __all__ = ["BackendRing"]
 
 _GETEVENTS = int(EnterFlags.IORING_ENTER_GETEVENTS)
+_USER_DATA = struct.Struct("<Q")  # io_uring_sqe.user_data, at byte 32 of the 64-byte SQE
 _U32 = 0xFFFFFFFF
 #: Linux caps one read/write at MAX_RW_COUNT (INT_MAX & PAGE_MASK); the SQE ``len`` is a u32.
 _MAX_RW = 0x7FFFF000
@@ -71,6 +73,19 @@ class BackendRing(Ring):
         iov, count, keep = make_iovecs(buffers, writable=False)
         self.prep_writev(fd, iov, count, offset, user_data)
         return keep
+
+    def unsubmitted(self) -> list[int]:
+        """The user_data of SQEs prepared but not consumed by the kernel (oldest first).
+
+        Only for salvaging after the submitting thread died: the kernel will never see these,
+        so their requests can be completed without waiting for a CQE.
+        """
+        head = self._sq_u32[self._sq_head_i]
+        count = (self._sq_tail - head) & _U32
+        return [
+            _USER_DATA.unpack_from(self._sqes, (((head + i) & self._sq_mask) << 6) + 32)[0]
+            for i in range(count)
+        ]
 
     # -- split submit -------------------------------------------------------------------------
 
