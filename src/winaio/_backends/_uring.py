@@ -10,7 +10,8 @@ as an ``SqeSink``, split publish/enter), ``_uring_probe`` (can it run here, and 
 Io_uring facts relied on (``_uring_abi`` has them with sources)
 ---------------------------------------------------------------
 - Requests belong to the task that *submitted* them (io_uring_enter): their task work runs in
-  that thread, and when it exits the kernel cancels them and waits for them.
+  that thread; once it has exited, a request that needs task work (a poll firing, most
+  socket I/O) completes with -ECANCELED instead of doing its work.
 - Without COOP_TASKRUN/DEFER_TASKRUN, task work interrupts the submitter wherever it is, so a
   completion never waits for our next enter.
 - Exactly one CQE per SQE, echoing user_data; a cancelled request still posts its own CQE,
@@ -94,8 +95,9 @@ been completed, then cancels its wake-up poll, reaps its last CQE and exits. ``c
 it (bounded), then closes the ring (3 fds) and the eventfd. If the drain times out, the ring
 and the buffers are left alone (the kernel may still write into them) and ``close()`` raises.
 Should the ring thread ever die (a bug; it is reported), the backend refuses new requests and
-``close()`` salvages: SQEs the kernel never consumed are found in the SQ ring and cancelled,
-the CQEs of the rest (the kernel cancels a dead task's requests) are reaped, boundedly.
+``close()`` salvages: SQEs the kernel never consumed are found in the SQ ring and completed
+cancelled; the rest are cancelled with ASYNC_CANCEL from the closing thread and their CQEs
+reaped, boundedly.
 
 Invariant 5: ``op.complete`` is always called without ``_lock`` held.
 """
@@ -301,9 +303,10 @@ class IoUringBackend(StreamLines):
         os.close(self._efd)
 
     def _salvage(self) -> None:
-        """close() after the ring thread died. The kernel cancels a task's requests when it
-        exits, and waits for them: collect their CQEs (bounded), complete every request that
-        never reached the kernel as cancelled.
+        """close() after the ring thread died. Requests it submitted stay in the kernel (a
+        thread's exit cancels only requests holding ring references); cancel them from this
+        thread, collect their CQEs (bounded), and complete as cancelled every request that
+        never reached the kernel.
 
         Raises:
             RuntimeError: FILE requests still in the kernel at the deadline; the ring and
@@ -320,6 +323,15 @@ class IoUringBackend(StreamLines):
                     extra.poll_ud = 0  # its line is cancelled below
                 else:
                     finished.append((op, CANCELLED, 0))
+        targets = [*self._ops, _UD_WAKE]
+        while targets:  # these cancels belong to this thread: it may submit them
+            try:
+                ring.prep_cancel(targets[-1], _UD_CANCEL)
+            except SubmissionQueueFull:
+                ring.submit()
+                continue
+            targets.pop()
+        ring.submit()
         deadline = time.monotonic() + _CLOSE_TIMEOUT
         while self._ops and time.monotonic() < deadline:
             cqes = ring.reap(_REAP_BATCH)
