@@ -238,10 +238,11 @@ def test_stress_mixed_requests_with_random_cancels(io: Any) -> None:
     assert stats.in_flight == 0
     assert stats.submitted == stats.completed
     assert sum(sum(s.values()) for s in statuses.values()) == issued
-    # The run really exercised the backend and the cancel paths.
-    assert stats.submitted > TOTAL // 3
+    # The run really exercised the backend and the cancel paths. (Whether a cancel ever beats
+    # a FILE request depends on the filesystem and the backend: not asserted.) Writes, reads
+    # at EOF and O_DIRECT reads always go to the backend: over a quarter of the mix.
+    assert stats.submitted > TOTAL // 4
     assert statuses["stream-read"].get(CANCELLED, 0) > 100
-    assert statuses["write"].get(CANCELLED, 0) + statuses["direct"].get(CANCELLED, 0) > 0
     assert statuses["write"].get(SUCCESS, 0) > 1000
     rec = req = view = victim = None  # type: ignore[assignment]  # drop the last requests
     slots_view.release()
