@@ -369,11 +369,33 @@ class PipeEnd(RequestMethods, FileObject):
         super()._last_handle_closed()
 
 
-class PipeReadOp(Operation):
+class _PipeOp(Operation):
+    """A request on a pipe end: LOCAL (completed in-process); on cancel it withdraws itself
+    from the queue that holds it (``_withdraw_locked``) before completing cancelled."""
+
+    __slots__ = ()
+    kind = OpKind.LOCAL
+
+    @property
+    def end(self) -> PipeEnd:
+        end = self.end
+        return end
+
+    def _withdraw_locked(self, done: _Done) -> None:
+        raise NotImplementedError
+
+    def cancel_local(self) -> None:
+        done: _Done = []
+        with _lock:
+            self._withdraw_locked(done)
+        _deliver(done)
+        self.complete(_CANCELLED, 0)
+
+
+class PipeReadOp(_PipeOp):
     """ReadFile on a pipe end (message aware)."""
 
     __slots__ = ("buffer",)
-    kind = OpKind.LOCAL
 
     def __init__(
         self,
@@ -393,13 +415,11 @@ class PipeReadOp(Operation):
             return stream.closed or _BROKEN, 0
         if not len(self.buffer):
             return _SUCCESS, 0  # a zero-byte read waits for data without consuming it
-        end = self.file
-        assert isinstance(end, PipeEnd)
+        end = self.end
         return stream.read_into(self.buffer, end.read_message, done)
 
     def try_now(self) -> tuple[int, int] | None:
-        end = self.file
-        assert isinstance(end, PipeEnd)
+        end = self.end
         done: _Done = []
         with _lock:
             status = end.state_status()
@@ -416,21 +436,16 @@ class PipeReadOp(Operation):
         _deliver(done)
         return result
 
-    def cancel_local(self) -> None:
-        end = self.file
-        assert isinstance(end, PipeEnd)
-        with _lock:
-            stream = end.incoming
-            if stream is not None and self in stream.readers:
-                stream.readers.remove(self)
-        self.complete(_CANCELLED, 0)
+    def _withdraw_locked(self, done: _Done) -> None:
+        stream = self.end.incoming
+        if stream is not None and self in stream.readers:
+            stream.readers.remove(self)
 
 
-class PipeWriteOp(Operation):
+class PipeWriteOp(_PipeOp):
     """WriteFile on a pipe end: buffered at once when it fits the quota, else pending."""
 
     __slots__ = ("chunk", "data", "nbytes")
-    kind = OpKind.LOCAL
 
     def __init__(
         self,
@@ -448,8 +463,7 @@ class PipeWriteOp(Operation):
         return not self.nbytes
 
     def try_now(self) -> tuple[int, int] | None:
-        end = self.file
-        assert isinstance(end, PipeEnd)
+        end = self.end
         done: _Done = []
         with _lock:
             status = end.state_status()
@@ -480,30 +494,22 @@ class PipeWriteOp(Operation):
         _deliver(done)
         return result
 
-    def cancel_local(self) -> None:
-        end = self.file
-        assert isinstance(end, PipeEnd)
-        done: _Done = []
-        with _lock:
-            stream = end.outgoing
-            chunk = self.chunk
-            if stream is not None and chunk is not None and chunk in stream.chunks:
-                stream.chunks.remove(chunk)  # its unread bytes leave the pipe (§7)
-                self.chunk = None
-                stream.pump(done)
-        _deliver(done)
-        self.complete(_CANCELLED, 0)
+    def _withdraw_locked(self, done: _Done) -> None:
+        stream = self.end.outgoing
+        chunk = self.chunk
+        if stream is not None and chunk is not None and chunk in stream.chunks:
+            stream.chunks.remove(chunk)  # its unread bytes leave the pipe (§7)
+            self.chunk = None
+            stream.pump(done)
 
 
-class PipeFlushOp(Operation):
+class PipeFlushOp(_PipeOp):
     """FlushFileBuffers: completes when this end's outgoing queue is empty."""
 
     __slots__ = ()
-    kind = OpKind.LOCAL
 
     def try_now(self) -> tuple[int, int] | None:
-        end = self.file
-        assert isinstance(end, PipeEnd)
+        end = self.end
         with _lock:
             stream = end.outgoing
             if stream is None:
@@ -515,25 +521,19 @@ class PipeFlushOp(Operation):
             stream.flushers.append(self)
             return None
 
-    def cancel_local(self) -> None:
-        end = self.file
-        assert isinstance(end, PipeEnd)
-        with _lock:
-            stream = end.outgoing
-            if stream is not None and self in stream.flushers:
-                stream.flushers.remove(self)
-        self.complete(_CANCELLED, 0)
+    def _withdraw_locked(self, done: _Done) -> None:
+        stream = self.end.outgoing
+        if stream is not None and self in stream.flushers:
+            stream.flushers.remove(self)
 
 
-class ConnectPipeOp(Operation):
+class ConnectPipeOp(_PipeOp):
     """ConnectNamedPipe: completed in-process by a client's CreateFile."""
 
     __slots__ = ()
-    kind = OpKind.LOCAL
 
     def try_now(self) -> tuple[int, int] | None:
-        end = self.file
-        assert isinstance(end, PipeEnd)
+        end = self.end
         with _lock:
             state = end.state
             if state == "connected":
@@ -547,17 +547,14 @@ class ConnectPipeOp(Operation):
             end.server.listening.append(end)
         return None
 
-    def cancel_local(self) -> None:
-        end = self.file
-        assert isinstance(end, PipeEnd)
-        with _lock:
-            if end.connect_op is self:
-                end.connect_op = None
-                if end in end.server.listening:
-                    end.server.listening.remove(end)
-                if end.state == "listening":
-                    end.state = "idle"
-        self.complete(_CANCELLED, 0)
+    def _withdraw_locked(self, done: _Done) -> None:
+        end = self.end
+        if end.connect_op is self:
+            end.connect_op = None
+            if end in end.server.listening:
+                end.server.listening.remove(end)
+            if end.state == "listening":
+                end.state = "idle"
 
 
 def create_named_pipe(
