@@ -378,7 +378,9 @@ class _PipeOp(Operation):
 
     @property
     def end(self) -> PipeEnd:
-        end = self.end
+        """The pipe end this request is on."""
+        end = self.file
+        assert isinstance(end, PipeEnd)
         return end
 
     def _withdraw_locked(self, done: _Done) -> None:
