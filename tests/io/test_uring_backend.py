@@ -5,9 +5,10 @@ Covered here, beyond the contract:
   ``winaio._runtime`` imports the backend statically and still reports *why* io_uring is off
   on a machine where it cannot work (checked in a fresh interpreter);
 - resources: one ring (3 fds) + one eventfd, one ``winaio-uring-<n>`` thread; all released;
-- the wake-up protocol: a burst of submissions costs a handful of wake-ups, not one each;
-  concurrent submitters never lose a wake-up (every request would otherwise hang); the
-  one-shot fallback (a kernel without multishot polls answers -EINVAL) works the same;
+- the wake-up protocol: submissions made while the ring thread is busy cost no wake-up and
+  are submitted together; requests that put nothing into the ring never wake it; concurrent
+  submitters never lose a wake-up (every request would otherwise hang); the one-shot
+  fallback (a kernel without multishot polls answers -EINVAL) works the same;
 - the SQ-full backlog: a 2-entry ring takes hundreds of requests, in order, exactly once;
 - completions run on the ring thread; an exception raised by an operation on the ring thread
   is reported (threading.excepthook) and the operation still completes exactly once.
@@ -185,34 +186,67 @@ def test_one_ring_one_eventfd_one_named_thread_all_released() -> None:
 
 
 @needs_uring
-def test_a_burst_of_submissions_costs_few_wakeups(
-    backend: _uring.IoUringBackend, tmp_path: Path
+def test_a_burst_during_one_round_costs_at_most_one_wakeup(
+    backend: _uring.IoUringBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    f = _file(backend, tmp_path)
-    try:
-        before = backend._wakeups
-        reqs = [_write(f, b"x" * 512, 512 * i) for i in range(300)]
-        for _, ev in reqs:
-            _wait(ev)
-        wakeups = backend._wakeups - before
-        assert wakeups <= 30, f"{wakeups} wake-ups for 300 submissions"
-        # A request queued behind another stream request needs nothing from the ring thread.
-        reader, w = _pipe(backend)
-        first = StreamReadOp(reader, Overlapped(), [memoryview(bytearray(1))])
-        assert start(first) == STATUS_PENDING
-        backend_idle = backend._wakeups
-        queued = [StreamReadOp(reader, Overlapped(), [memoryview(bytearray(1))]) for _ in range(20)]
-        for op in queued:
-            assert start(op) == STATUS_PENDING
-        assert backend._wakeups - backend_idle <= 1
-        os.write(w, b"y" * 21)
-        from winaio.testing import wait_until
+    # The ring thread is held inside a delivery (the last step of its round, after it has
+    # published and set _sleeping): the whole burst issued meanwhile costs at most one
+    # eventfd write - the first issuer clears the flag - and goes out in one round.
+    from winaio.testing import wait_until
 
-        wait_until(lambda: all(op.done for op in [first, *queued]), LONG, "reads done")
-        os.close(w)
-        reader.close()
+    f = _file(backend, tmp_path)
+    release = threading.Event()
+    inside = threading.Event()
+
+    class Blocking(FileWriteOp):
+        __slots__ = ()
+
+        def complete(self, status: int, information: int) -> None:
+            inside.set()
+            release.wait(LONG)
+            super().complete(status, information)
+
+    from winaio._backends._uring_ring import BackendRing
+
+    submitted: list[int] = []
+    real_enter = BackendRing.enter
+
+    def enter(self: BackendRing, to_submit: int, wait_nr: int) -> int:
+        if to_submit:
+            submitted.append(to_submit)
+        return real_enter(self, to_submit, wait_nr)
+
+    ev0 = Event(manual_reset=True)
+    try:
+        op0 = Blocking(f, Overlapped(0, ev0), [memoryview(b"first")], 0)
+        assert start(op0) == STATUS_PENDING
+        assert inside.wait(LONG)
+        monkeypatch.setattr(BackendRing, "enter", enter)
+        wakeups = backend._wakeups
+        burst = [_write(f, b"x" * 512, 512 * (i + 1)) for i in range(200)]
+        assert backend._wakeups - wakeups <= 1
     finally:
-        f.close()
+        release.set()
+    for ev in [ev0, *(ev for _, ev in burst)]:
+        _wait(ev)
+    assert submitted[0] == 200  # one io_uring_enter submitted the whole burst
+    assert backend._wakeups - wakeups <= 1
+
+    # A request queued behind another stream request needs nothing from the ring thread.
+    reader, w = _pipe(backend)
+    first = StreamReadOp(reader, Overlapped(), [memoryview(bytearray(1))])
+    assert start(first) == STATUS_PENDING
+    wait_until(lambda: backend._sleeping, LONG, "the ring thread sleeps")
+    idle = backend._wakeups
+    queued = [StreamReadOp(reader, Overlapped(), [memoryview(bytearray(1))]) for _ in range(20)]
+    for op in queued:
+        assert start(op) == STATUS_PENDING
+    assert backend._wakeups == idle
+    os.write(w, b"y" * 21)
+    wait_until(lambda: all(op.done for op in [first, *queued]), LONG, "reads done")
+    os.close(w)
+    reader.close()
+    f.close()
 
 
 def _ping_pong(b: Any, tmp_path: Path, threads: int, rounds: int) -> None:
