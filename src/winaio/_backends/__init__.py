@@ -10,5 +10,9 @@ The raw io_uring ABI (no policy, no threads, not thread-safe on its own):
   and stable addresses for Python buffers, with their keepalive objects.
 - ``_uring_consts``: the uapi constants under their ``<linux/io_uring.h>`` names.
 
-The io_uring backend, the thread-pool fallback and ``select_backend()`` will live here too.
+The backends (both implement ``winaio._io._backend.Backend``; ``winaio._runtime`` picks one):
+
+- ``_uring`` (+ ``_uring_streams``, ``_uring_ring``, ``_uring_probe``): io_uring, all
+  submissions on its own ring thread.
+- ``_threads``: a worker pool for file requests and an epoll reactor for streams.
 """

@@ -129,7 +129,7 @@ class ThreadBackend:
                 completed=self._completed,
                 cancelled=self._cancelled,
                 in_flight=len(self._in_flight),
-                threads=len(self._workers) + 1,
+                threads=0 if self._closed else len(self._workers) + 1,
                 detail=f"{len(self._workers)} file workers + 1 epoll reactor",
             )
 

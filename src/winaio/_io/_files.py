@@ -61,6 +61,7 @@ __all__ = [
 ]
 
 _CANCELLED = int(NtStatus.STATUS_CANCELLED)
+_CLOSED_STATUS = int(NtStatus.STATUS_INVALID_HANDLE)
 _FILE = OpKind.FILE
 _IO_KEY = "io"
 _SYNC_KEY = "sync_op"
@@ -328,7 +329,11 @@ def submit(op: Operation) -> None:
         else:
             op.complete(_CANCELLED, 0)
     elif op.kind is not OpKind.LOCAL:
-        op.file.backend.submit(op)
+        try:
+            op.file.backend.submit(op)
+        except RuntimeError:
+            # The backend is closed (process shutdown): the request still completes, once.
+            op.complete(_CLOSED_STATUS, 0)
 
 
 def request_cancel(op: Operation) -> bool:

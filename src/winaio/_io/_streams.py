@@ -60,9 +60,18 @@ class PipeWriteOp(StreamWriteOp):
 
 
 class StreamFile(RequestMethods, FileObject):
-    """A byte stream: an anonymous pipe end (or, through :class:`Socket`, a socket)."""
+    """A byte stream: an anonymous pipe end (or, through :class:`Socket`, a socket).
+
+    Its descriptor is made non-blocking: backends retry ``try_now`` on their own threads, which
+    must never block in a read or a write.
+    """
 
     __slots__ = ()
+
+    def __init__(self, fd: int, **kwargs: Any) -> None:
+        super().__init__(fd, **kwargs)
+        if fd >= 0:
+            os.set_blocking(fd, False)
 
     def read_op(
         self,
