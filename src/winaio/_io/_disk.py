@@ -18,12 +18,16 @@ import ctypes
 import errno
 import os
 from collections.abc import Sequence
+from typing import Final
 
+from .._kernel._dispatcher import LOCK
+from .._kernel._threads import current_thread_state
 from ..codes import WinError
 from ..errors import Win32Error
+from ._dispatch import notify_locked
 from ._files import FileObject
 from ._ops import CompletionRoutine, FileReadOp, FileWriteOp, Operation
-from ._overlapped import Overlapped
+from ._overlapped import STATUS_PENDING, Overlapped
 from ._requests import RequestMethods
 
 __all__ = [
@@ -44,6 +48,9 @@ OPEN_ALWAYS = 4
 TRUNCATE_EXISTING = 5
 
 _ALIGN = 4096
+_RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
+#: ``read_now``: tried without blocking, the data is not there yet.
+WOULD_BLOCK: Final = -1
 _ERRNO_WIN: dict[int, int] = {
     errno.ENOENT: WinError.ERROR_FILE_NOT_FOUND,
     errno.ENOTDIR: WinError.ERROR_PATH_NOT_FOUND,
@@ -74,6 +81,7 @@ class DiskFile(RequestMethods, FileObject):
         buffers: Sequence[memoryview],
         overlapped: Overlapped,
         routine: CompletionRoutine | None = None,
+        tried: bool = False,
     ) -> Operation:
         """The request object for ReadFile/ReadFileScatter/ReadFileEx."""
         if not self.readable:
@@ -81,7 +89,51 @@ class DiskFile(RequestMethods, FileObject):
         offset = overlapped.offset
         if self.direct or offset < 0:
             self._check_direct(buffers, offset)
-        return FileReadOp(self, overlapped, buffers, offset, routine)
+        return FileReadOp(self, overlapped, buffers, offset, routine, tried)
+
+    def read_now(
+        self,
+        buffers: Sequence[memoryview],
+        overlapped: Overlapped,
+        routine: CompletionRoutine | None,
+    ) -> int | None:
+        """The page-cache fast path of an overlapped ReadFile (Windows' fast I/O read).
+
+        Finishes the read inside the call without building a request object, with exactly the
+        effects of ``_files.start`` + ``deliver`` for an immediate success, and returns 0.
+        Returns :data:`WOULD_BLOCK` when the data is not cached (or at EOF: Win8+ pends, spec
+        §4.4), None when the fast path does not apply (the request object path then handles
+        it, including every error case).
+        """
+        if self.direct or not _RWF_NOWAIT or not self.readable or self.closing:
+            return None
+        offset = overlapped.offset
+        if offset < 0 or (routine is not None and self.port is not None):
+            return None
+        if len(buffers) == 1:
+            if not len(buffers[0]):
+                return None
+        elif not sum(len(b) for b in buffers):
+            return None
+        event = overlapped.event  # §4.2 step 2: reset E, clear F, Internal = STATUS_PENDING
+        if event is not None:
+            event._signaled = False
+        self._signaled = False
+        overlapped.status = STATUS_PENDING
+        try:
+            n = os.preadv(self.fd, buffers, offset, _RWF_NOWAIT)
+        except BlockingIOError:
+            return WOULD_BLOCK
+        except OSError:
+            return None  # the request object path reports it (or EOPNOTSUPP: it retries)
+        if n == 0:
+            return WOULD_BLOCK
+        issuer = current_thread_state() if routine is not None else None
+        with LOCK:
+            notify_locked(
+                self, overlapped, event, overlapped.skip_port, routine, issuer, 0, n, True
+            )
+        return 0
 
     def write_op(
         self,

@@ -25,9 +25,13 @@ from .._kernel._dispatcher import LOCK, wake_thread, wake_waiters
 from ..codes import ntstatus_to_winerror
 
 if TYPE_CHECKING:
-    from ._ops import Operation
+    from .._kernel._dispatcher import ThreadState
+    from .._kernel._objects import Event
+    from ._files import FileObject
+    from ._ops import CompletionRoutine, Operation
+    from ._overlapped import Overlapped
 
-__all__ = ["deliver"]
+__all__ = ["deliver", "notify_locked"]
 
 
 def deliver(op: Operation, status: int, information: int, immediate: bool = False) -> bool:
@@ -41,30 +45,10 @@ def deliver(op: Operation, status: int, information: int, immediate: bool = Fals
         if op.done:
             return False
         op.done = True
-        ov = op.overlapped
-        ov.information = information
-        ov.status = status
-        event = op.event
-        if event is not None:
-            event._signaled = True
-            if event._waiters:
-                wake_waiters(event)
-        elif not file.skip_set_event:
-            file._signaled = True
-            if file._waiters:
-                wake_waiters(file)
-        routine = op.routine
-        if routine is not None:
-            issuer = op.issuer
-            if issuer.alive and not issuer.terminating:
-                issuer.apcs.append((routine, (ntstatus_to_winerror(status), information, ov)))
-                wb = issuer.wait
-                if wb is not None and wb.alertable:
-                    wake_thread(issuer)
-        elif not op.skip_port:
-            port = file.port
-            if port is not None and not (immediate and status == 0 and file.skip_port_on_success):
-                port._post_locked(file.key, ov, status, information)
+        notify_locked(
+            file, op.overlapped, op.event, op.skip_port, op.routine, op.issuer,
+            status, information, immediate,
+        )  # fmt: skip
         file._forget_locked(op)
         sync_done = op.sync_done
         if sync_done is not None:
@@ -72,3 +56,42 @@ def deliver(op: Operation, status: int, information: int, immediate: bool = Fals
             if sync_done._waiters:
                 wake_waiters(sync_done)
     return True
+
+
+def notify_locked(
+    file: FileObject,
+    ov: Overlapped,
+    event: Event | None,
+    skip_port: bool,
+    routine: CompletionRoutine | None,
+    issuer: ThreadState | None,
+    status: int,
+    information: int,
+    immediate: bool,
+) -> None:
+    """Steps 1-3 of the module docstring for one request. Caller holds LOCK.
+
+    Shared by :func:`deliver` and by requests that finish inside the issuing call without ever
+    becoming an operation object (``DiskFile.read_now``).
+    """
+    ov.information = information
+    ov.status = status
+    if event is not None:
+        event._signaled = True
+        if event._waiters:
+            wake_waiters(event)
+    elif not file.skip_set_event:
+        file._signaled = True
+        if file._waiters:
+            wake_waiters(file)
+    if routine is not None:
+        assert issuer is not None
+        if issuer.alive and not issuer.terminating:
+            issuer.apcs.append((routine, (ntstatus_to_winerror(status), information, ov)))
+            wb = issuer.wait
+            if wb is not None and wb.alertable:
+                wake_thread(issuer)
+    elif not skip_port:
+        port = file.port
+        if port is not None and not (immediate and status == 0 and file.skip_port_on_success):
+            port._post_locked(file.key, ov, status, information)

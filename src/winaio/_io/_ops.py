@@ -207,14 +207,30 @@ class _FileOp(Operation):
 
 
 class FileReadOp(_FileOp):
-    """ReadFile / ReadFileScatter / ReadFileEx on a regular file at ``offset``."""
+    """ReadFile / ReadFileScatter / ReadFileEx on a regular file at ``offset``.
 
-    __slots__ = ()
+    ``tried``: the issuing call already made the non-blocking attempt (``DiskFile.read_now``)
+    and it would block: do not pay for the same syscall twice.
+    """
+
+    __slots__ = ("tried",)
+
+    def __init__(
+        self,
+        file: FileObject,
+        overlapped: Overlapped,
+        buffers: Sequence[memoryview],
+        offset: int,
+        routine: CompletionRoutine | None = None,
+        tried: bool = False,
+    ) -> None:
+        super().__init__(file, overlapped, buffers, offset, routine)
+        self.tried = tried
 
     def try_now(self) -> tuple[int, int] | None:
         if self.nbytes == 0:
             return _SUCCESS, 0  # zero-byte reads succeed, even at EOF (spec §4.4)
-        if self.file.direct or not _RWF_NOWAIT:
+        if self.tried or self.file.direct or not _RWF_NOWAIT:
             return None
         try:
             # Served from the page cache without blocking, or EAGAIN (Windows' fast I/O path).

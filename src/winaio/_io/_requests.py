@@ -134,7 +134,27 @@ def read_file(
         factory = file.read_op
     except AttributeError:
         raise Win32Error(WinError.ERROR_INVALID_HANDLE, f"{file!r} cannot be read") from None
+    if overlapped is not None and file.overlapped:
+        read_now = getattr(file, "read_now", None)
+        if read_now is not None:
+            status = read_now(buffers, overlapped, routine)
+            if status == 0:
+                return 0, overlapped.information
+            if status is not None:  # tried, would block: the request object pends at once
+                return issue(file, _tried(factory), buffers, overlapped, routine)
     return issue(file, factory, buffers, overlapped, routine)
+
+
+def _tried(factory: Any) -> _OpFactory:
+    def tried_factory(
+        buffers: Sequence[memoryview],
+        overlapped: Overlapped,
+        routine: CompletionRoutine | None = None,
+    ) -> Operation:
+        op: Operation = factory(buffers, overlapped, routine, tried=True)
+        return op
+
+    return tried_factory
 
 
 def write_file(

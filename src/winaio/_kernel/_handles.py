@@ -132,6 +132,10 @@ class HandleTable:
             Win32Error: ERROR_INVALID_HANDLE (bad handle or wrong object type),
                 ERROR_ACCESS_DENIED (missing access right).
         """
+        if type(handle) is int and handle > 0 and not access:  # the hot path
+            entry = self._entries.get(handle & ~3)
+            if entry is not None and isinstance(entry[0], kind):
+                return entry[0]
         obj, granted = self.resolve(handle, pseudo=pseudo)
         if not isinstance(obj, kind):
             raise Win32Error(
