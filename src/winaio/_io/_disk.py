@@ -18,7 +18,7 @@ import ctypes
 import errno
 import os
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 from .._kernel._dispatcher import LOCK
 from .._kernel._threads import current_thread_state
@@ -74,7 +74,12 @@ def errno_to_winerror(err: int) -> int:
 class DiskFile(RequestMethods, FileObject):
     """A regular file (positioned I/O)."""
 
-    __slots__ = ()
+    __slots__ = ("cached_reads",)
+
+    def __init__(self, fd: int, **kwargs: Any) -> None:
+        super().__init__(fd, **kwargs)
+        #: The page-cache fast path (``read_now``) applies: buffered, readable, RWF_NOWAIT.
+        self.cached_reads = bool(_RWF_NOWAIT) and not self.direct
 
     def read_op(
         self,
@@ -105,16 +110,12 @@ class DiskFile(RequestMethods, FileObject):
         §4.4), None when the fast path does not apply (the request object path then handles
         it, including every error case).
         """
-        if self.direct or not _RWF_NOWAIT or not self.readable or self.closing:
+        if not self.cached_reads or self.closing:
             return None
         offset = overlapped.offset
         if offset < 0 or (routine is not None and self.port is not None):
             return None
-        if len(buffers) == 1:
-            if not len(buffers[0]):
-                return None
-        elif not sum(len(b) for b in buffers):
-            return None
+        # (A zero-byte read comes back as 0 below: the request object then succeeds it.)
         event = overlapped.event  # §4.2 step 2: reset E, clear F, Internal = STATUS_PENDING
         if event is not None:
             event._signaled = False
@@ -237,4 +238,5 @@ def open_file(
         raise Win32Error(errno_to_winerror(exc.errno or 0), f"{path}: {exc.strerror}") from None
     file = DiskFile(fd, overlapped=overlapped, direct=direct, seekable=True, path=path)
     file.readable, file.writable = read, write
+    file.cached_reads = file.cached_reads and read
     return file, existed

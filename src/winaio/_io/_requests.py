@@ -27,6 +27,7 @@ __all__ = ["as_buffers", "issue", "read_file", "write_file"]
 
 _EOF = int(NtStatus.STATUS_END_OF_FILE)
 _CANCELLED = int(NtStatus.STATUS_CANCELLED)
+_PENDING = int(NtStatus.STATUS_PENDING)
 
 
 class _OpFactory(Protocol):
@@ -45,8 +46,14 @@ def as_buffers(buffers: Any, size: int | None, writable: bool) -> list[memoryvie
         Win32Error: ERROR_INVALID_USER_BUFFER for a buffer that is not writable when it must
             be, ERROR_INVALID_PARAMETER for a size larger than the buffers.
     """
+    cls = type(buffers)
+    if (cls is bytearray or cls is memoryview) and size is None:
+        # The hot case: one plain byte buffer, taken whole.
+        view = memoryview(buffers)
+        if view.ndim == 1 and view.format == "B" and not (writable and view.readonly):
+            return [view]
     if not isinstance(buffers, list | tuple):
-        # The common case, one buffer: no loops.
+        # One buffer: no loops.
         view = memoryview(buffers)
         if view.format != "B" or view.ndim != 1:
             view = view.cast("B")
@@ -130,19 +137,19 @@ def read_file(
     routine: CompletionRoutine | None = None,
 ) -> tuple[int, int]:
     """ReadFile / ReadFileScatter / ReadFileEx on any file object (see :func:`issue`)."""
-    try:
-        factory = file.read_op
-    except AttributeError:
-        raise Win32Error(WinError.ERROR_INVALID_HANDLE, f"{file!r} cannot be read") from None
+    tried = False
     if overlapped is not None and file.overlapped:
         read_now = getattr(file, "read_now", None)
         if read_now is not None:
             status = read_now(buffers, overlapped, routine)
             if status == 0:
                 return 0, overlapped.information
-            if status is not None:  # tried, would block: the request object pends at once
-                return issue(file, _tried(factory), buffers, overlapped, routine)
-    return issue(file, factory, buffers, overlapped, routine)
+            tried = status is not None  # tried, would block: the request object pends at once
+    try:
+        factory = file.read_op
+    except AttributeError:
+        raise Win32Error(WinError.ERROR_INVALID_HANDLE, f"{file!r} cannot be read") from None
+    return issue(file, _tried(factory) if tried else factory, buffers, overlapped, routine)
 
 
 def _tried(factory: Any) -> _OpFactory:
@@ -196,7 +203,7 @@ class RequestMethods:
             IoError: the request failed at once (no notification happens).
         """
         status, _ = read_file(self, as_buffers(buffer, size, True), overlapped, routine)
-        return status != NtStatus.STATUS_PENDING
+        return status != _PENDING
 
     def start_write(
         self,
@@ -208,7 +215,7 @@ class RequestMethods:
     ) -> bool:
         """WriteFile(Ex) of ``data`` (one buffer or a list: WriteFileGather)."""
         status, _ = write_file(self, as_buffers(data, size, False), overlapped, routine)
-        return status != NtStatus.STATUS_PENDING
+        return status != _PENDING
 
     def read(self, buffer: Any, offset: int = 0, timeout: float | None = None) -> int:
         """Read into ``buffer`` and wait for the result; returns the byte count.
