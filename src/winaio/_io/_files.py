@@ -289,10 +289,15 @@ def start(op: Operation) -> int:
             file._forget_locked(op)
         raise
     if result is None:
-        if not register_first:
+        if register_first:
+            submit(op)
+        else:
+            # Registered and marked submitted in one go: nobody could see it before, so no
+            # cancel can be waiting for it.
             with LOCK:
                 _register_locked(op)
-        submit(op)
+                op.submitted = True
+            _hand_to_backend(op)
         return STATUS_PENDING
     status, information = result
     if is_error(status):
@@ -329,11 +334,15 @@ def submit(op: Operation) -> None:
         else:
             op.complete(_CANCELLED, 0)
     elif op.kind is not OpKind.LOCAL:
-        try:
-            op.file.backend.submit(op)
-        except RuntimeError:
-            # The backend is closed (process shutdown): the request still completes, once.
-            op.complete(_CLOSED_STATUS, 0)
+        _hand_to_backend(op)
+
+
+def _hand_to_backend(op: Operation) -> None:
+    try:
+        op.file.backend.submit(op)
+    except RuntimeError:
+        # The backend is closed (process shutdown): the request still completes, once.
+        op.complete(_CLOSED_STATUS, 0)
 
 
 def request_cancel(op: Operation) -> bool:
