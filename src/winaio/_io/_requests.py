@@ -47,11 +47,18 @@ def as_buffers(buffers: Any, size: int | None, writable: bool) -> list[memoryvie
             be, ERROR_INVALID_PARAMETER for a size larger than the buffers.
     """
     cls = type(buffers)
-    if (cls is bytearray or cls is memoryview) and size is None:
-        # The hot case: one plain byte buffer, taken whole.
-        view = memoryview(buffers)
-        if view.ndim == 1 and view.format == "B" and not (writable and view.readonly):
-            return [view]
+    # The hot cases: one plain byte buffer, taken whole.
+    if cls is bytearray:
+        if size is None or size == len(buffers):
+            return [memoryview(buffers)]
+    elif (
+        cls is memoryview
+        and (size is None or size == len(buffers))
+        and buffers.ndim == 1
+        and buffers.format == "B"
+        and not (writable and buffers.readonly)
+    ):
+        return [buffers]
     if not isinstance(buffers, list | tuple):
         # One buffer: no loops.
         view = memoryview(buffers)
