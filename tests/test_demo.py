@@ -30,3 +30,18 @@ def test_demo_runs(backend: str) -> None:
     assert "outlived its thread" in result.stdout
     assert "ERROR_OPERATION_ABORTED" in result.stdout
     assert f"I/O backend: {backend}" in result.stdout
+
+
+def test_readme_example_runs() -> None:
+    # The README's example is code: run it (in a fresh interpreter) so it keeps working.
+    import pathlib
+    import re
+
+    readme = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+    blocks = re.findall(r"```python\n(.*?)```", readme.read_text(), re.S)
+    assert blocks, "the README has no python example"
+    code = blocks[0] + "\nassert key.value == 42 and n.value > 0\n"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
