@@ -17,12 +17,14 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from winaio._backends import _uring_abi as abi
 from winaio._backends._uring_consts import (
     CancelFlags,
+    EnterFlags,
     Feature,
     IoringOp,
     PollFlags,
@@ -187,8 +189,8 @@ def test_sizes_are_rounded_and_clamped() -> None:
 
 
 def test_unsupported_setup_flags_are_refused() -> None:
-    with pytest.raises(ValueError, match="SQPOLL"):
-        abi.Ring(8, flags=SetupFlags.IORING_SETUP_SQPOLL)
+    with pytest.raises(ValueError, match="IOPOLL"):
+        abi.Ring(8, flags=SetupFlags.IORING_SETUP_IOPOLL)
 
 
 # -- NOP, batching, SQ full, CQ wrap and overflow ----------------------------------------------
@@ -667,6 +669,135 @@ def test_requests_of_an_exited_thread_are_cancelled(
     a.send(b"hi")
     assert wait_for(ring, 1) == [(1, -errno.ECANCELED, 0)]
     assert b.recv(8) == b"hi"
+
+
+# -- SQPOLL ------------------------------------------------------------------------------------
+
+
+def _sqpoll_ring(entries: int = 32) -> abi.Ring:
+    try:
+        r = abi.Ring(
+            entries, flags=SetupFlags.IORING_SETUP_SQPOLL, cq_entries=256, sq_thread_idle=1
+        )
+    except OSError as e:
+        pytest.skip(f"SQPOLL refused here: {os.strerror(e.errno or 0)}")
+    if not r.features & Feature.IORING_FEAT_SQPOLL_NONFIXED:
+        r.close()
+        pytest.skip("kernel < 5.11: SQPOLL needs registered files")
+    return r
+
+
+def _until_poller_sleeps(r: abi.Ring) -> None:
+    """Wait (bounded, yielding) until the SQ poller has gone idle: IORING_SQ_NEED_WAKEUP."""
+    end = time.monotonic() + DEADLINE
+    while not r.sq_needs_wakeup():
+        assert time.monotonic() < end, "the SQ poller never went to sleep"
+        os.sched_yield()
+
+
+def _sq_threads() -> set[str]:
+    """Native ids of this process's io_uring SQ poller threads (``iou-sqp-<pid>``)."""
+    out = set()
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                if f.read().startswith("iou-sqp"):
+                    out.add(tid)
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def test_sqpoll_submits_without_enter_and_wakes_a_sleeping_poller(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    before = _sq_threads()
+    r = _sqpoll_ring()
+    assert r.sqpoll and len(_sq_threads() - before) == 1
+    real = abi._syscall
+    enters: list[int] = []  # flags of the io_uring_enter calls that do not wait
+
+    def spy(nr: int, *args: Any) -> Any:
+        if nr == abi._NR_IO_URING_ENTER and not args[3] & EnterFlags.IORING_ENTER_GETEVENTS:
+            enters.append(args[3])
+        return real(nr, *args)
+
+    monkeypatch.setattr(abi, "_syscall", spy)
+    with r:
+        for round_ in range(3):
+            _until_poller_sleeps(r)
+            enters.clear()
+            r.prep_nop(10 + round_)
+            assert r.submit() == 1  # published; the woken poller consumes it
+            assert enters == [int(EnterFlags.IORING_ENTER_SQ_WAKEUP)]
+            assert wait_for(r, 1) == [(10 + round_, 0, 0)]
+        # A busy poller needs no syscall at all; a submit never enters for anything but a
+        # wake-up (how many depends on how often this thread was preempted past the idle).
+        enters.clear()
+        for ud in range(20, 40):
+            r.prep_nop(ud)
+            r.submit()
+        assert sorted(u for u, _, _ in wait_for(r, 20)) == list(range(20, 40))
+        assert set(enters) <= {int(EnterFlags.IORING_ENTER_SQ_WAKEUP)}
+        for ud in range(100, 200):  # a full SQ ring (32 slots) waits for room with SQ_WAIT
+            while True:
+                try:
+                    r.prep_nop(ud)
+                    break
+                except abi.SubmissionQueueFull:
+                    r.submit()
+                    r.wakeup_sq(wait_for_space=True)
+        r.submit()
+        end = time.monotonic() + DEADLINE
+        got: list[int] = []
+        while len(got) < 100:
+            assert time.monotonic() < end
+            got += [ud for ud, _, _ in r.reap()]
+            if not r.cq_ready():
+                r.wait_cqes(1, 0.5)
+    end = time.monotonic() + DEADLINE
+    while _sq_threads() - before:  # the poller exits (asynchronously) with its last ring
+        assert time.monotonic() < end, "the SQ poller thread outlived its ring"
+        os.sched_yield()
+
+
+def test_sqpoll_requests_survive_the_exit_of_the_thread_that_published_them(
+    sockpair: tuple[socket.socket, socket.socket],
+) -> None:
+    """The kernel fact the backend's SQPOLL mode relies on (compare the test above): with
+    SQPOLL the poller issues every request, so neither the thread that created the ring, nor
+    the one that prepared, published and woke the poller (io_uring_enter(SQ_WAKEUP)) owns it;
+    their exits leave it alone and its task work (the RECV receiving) still runs."""
+    a, b = sockpair
+    buf = bytearray(8)
+    addr, n, _keep = pin_writable(buf)
+    rings: list[abi.Ring] = []
+    tids: list[int] = []
+
+    def create() -> None:
+        tids.append(threading.get_native_id())
+        rings.append(_sqpoll_ring())
+
+    def submit_and_exit(r: abi.Ring) -> None:
+        tids.append(threading.get_native_id())
+        _until_poller_sleeps(r)  # so this thread makes the SQ_WAKEUP enter itself
+        r.prep_recv(b.fileno(), addr, n, 1)
+        r.submit()
+
+    for target in (create, lambda: submit_and_exit(rings[0])):
+        t = threading.Thread(target=target, name="winaio-test-brief")
+        t.start()
+        t.join(DEADLINE)
+        end = time.monotonic() + DEADLINE
+        while os.path.exists(f"/proc/self/task/{tids[-1]}"):
+            assert time.monotonic() < end, "the thread never exited"
+            os.sched_yield()
+    (r,) = rings
+    with r:
+        _until_poller_sleeps(r)  # the completion must wake the idle poller for its task work
+        a.send(b"hi")
+        assert wait_for(r, 1) == [(1, 2, 0)]
+        assert bytes(buf[:2]) == b"hi"
 
 
 # -- enter errors ------------------------------------------------------------------------------

@@ -42,6 +42,25 @@ io_uring_enter(2), io_uring_register(2); Jens Axboe, "Efficient IO with io_uring
   here is a separate opaque C call (``pack_into``, a memoryview item store), so the C
   compiler cannot reorder them either. On weakly ordered CPUs (aarch64, ppc64, riscv) that
   is not enough, so :func:`probe` reports io_uring unavailable there.
+* **SQPOLL** (``IORING_SETUP_SQPOLL``; unprivileged and with ordinary, non-registered files
+  since 5.11, ``IORING_FEAT_SQPOLL_NONFIXED``). The kernel starts one poller thread per ring
+  (``iou-sqp-<pid>``, a thread of this process) that consumes SQEs as soon as it sees the SQ
+  tail move: publishing the tail *is* submitting, and io_uring_enter's ``to_submit`` is
+  ignored (it returns ``to_submit`` at once). Requests are issued by that thread, so they
+  belong to it, not to whichever thread wrote or published the SQE: their task work runs
+  there and no exit of an application thread affects them (io_uring_cancel_generic() skips
+  SQPOLL rings for every task but the poller). After ``sq_thread_idle`` ms (rounded up to
+  jiffies, so a few ms at HZ=250) without new SQEs the poller sets ``IORING_SQ_NEED_WAKEUP``
+  in the SQ ring flags and sleeps; it must then be woken with
+  io_uring_enter(``IORING_ENTER_SQ_WAKEUP``), which only wakes it - the request still belongs
+  to the poller. It never sleeps while task work is pending, so completions are posted
+  without anybody entering. The two sides form a Dekker pattern: the kernel sets the flag,
+  issues a full barrier (``smp_mb__after_atomic``) and re-reads the SQ tail before sleeping;
+  the application stores the tail, then reads the flag, and needs a full barrier in between
+  too (liburing: ``io_uring_smp_mb()`` in ``sq_ring_needs_enter``), because x86-64 TSO *does*
+  let a load pass an older store (the store buffer). :func:`full_fence` provides it. With
+  ``IORING_ENTER_SQ_WAIT`` (5.10) io_uring_enter waits until the SQ ring has a free slot.
+  Waiting for completions (``GETEVENTS``) works as without SQPOLL, from any thread.
 * **Submission copies the SQE.** io_uring_enter(2) consumes each published SQE, so its slot
   is free once the call returns; with ``IORING_FEAT_SUBMIT_STABLE`` (5.5) so are the set-up
   structures it points at (iovecs, msghdr, timespec). Data buffers are used until the request
@@ -99,6 +118,7 @@ import os
 import platform
 import struct
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -107,7 +127,15 @@ from ._uring_consts import EnterFlags, Feature, RegisterOp, SetupFlags, SqRingFl
 from ._uring_prep import SqePrep, SubmissionQueueFull
 from ._uring_structs import GeteventsArg, IoUringParams, KernelTimespec
 
-__all__ = ["Cqe", "ProbeResult", "Ring", "RingBusyError", "SubmissionQueueFull", "probe"]
+__all__ = [
+    "Cqe",
+    "ProbeResult",
+    "Ring",
+    "RingBusyError",
+    "SubmissionQueueFull",
+    "full_fence",
+    "probe",
+]
 
 Cqe = tuple[int, int, int]
 """A reaped completion: ``(user_data, res, flags)``; ``res`` is ``-errno`` on failure."""
@@ -125,13 +153,18 @@ _unpack_cqe = _CQE.unpack_from
 _iter_cqes = _CQE.iter_unpack
 _GETEVENTS = int(EnterFlags.IORING_ENTER_GETEVENTS)
 _EXT_ARG = int(EnterFlags.IORING_ENTER_EXT_ARG)
+_SQ_WAKEUP = int(EnterFlags.IORING_ENTER_SQ_WAKEUP)
+_SQ_WAIT = int(EnterFlags.IORING_ENTER_SQ_WAIT)
+_NEED_WAKEUP = int(SqRingFlags.IORING_SQ_NEED_WAKEUP)
 _NEEDS_FLUSH = int(SqRingFlags.IORING_SQ_CQ_OVERFLOW | SqRingFlags.IORING_SQ_TASKRUN)
+_SQPOLL = int(SetupFlags.IORING_SETUP_SQPOLL)
 _U32 = 0xFFFFFFFF
 
-# Setup flags this layer understands. SQPOLL/IOPOLL change who submits and how completions
-# are found, SQE128/CQE32 change the entry sizes, NO_MMAP/NO_SQARRAY change the mapping.
+# Setup flags this layer understands. IOPOLL changes how completions are found, SQE128/CQE32
+# change the entry sizes, NO_MMAP/NO_SQARRAY change the mapping: all refused.
 _ALLOWED_SETUP = (
-    SetupFlags.IORING_SETUP_CQSIZE
+    SetupFlags.IORING_SETUP_SQPOLL
+    | SetupFlags.IORING_SETUP_CQSIZE
     | SetupFlags.IORING_SETUP_CLAMP
     | SetupFlags.IORING_SETUP_SUBMIT_ALL
     | SetupFlags.IORING_SETUP_COOP_TASKRUN
@@ -156,6 +189,27 @@ def _load_syscall() -> Any:
 
 
 _syscall = _load_syscall()
+
+_fence_lock = threading.Lock()
+
+
+def full_fence() -> None:
+    """A full memory barrier (``mfence`` semantics: no later load passes an earlier store).
+
+    Python has no barrier primitive, but every lock acquisition is an atomic read-modify-write:
+    CPython's ``threading.Lock`` is a POSIX semaphore whose ``sem_trywait``/``sem_post`` are
+    compare-and-swap loops in glibc (``sys.thread_info.lock == 'semaphore'``), a
+    ``pthread_mutex`` otherwise, and a ``PyMutex`` (also a CAS) from 3.13. On x86-64 a
+    ``lock``-prefixed instruction is a full barrier: loads and stores are not reordered with
+    locked instructions (Intel SDM vol. 3A, 9.2.2), and x86-64 is the only architecture this
+    layer runs on (:func:`probe` refuses weakly ordered CPUs). Any successful acquisition
+    executes the CAS, contended or not. Costs about 0.1 us.
+    """
+    lock = _fence_lock
+    lock.acquire()
+    lock.release()
+
+
 _ARGSZ_NONE = ctypes.c_size_t(0)
 _ARGSZ_EXT = ctypes.c_size_t(ctypes.sizeof(GeteventsArg))
 
@@ -178,7 +232,13 @@ class Ring(SqePrep):
         entries: SQ size; rounded up to a power of two and clamped to the kernel maximum.
         flags: extra ``IORING_SETUP_*`` flags (only those this layer understands).
         cq_entries: CQ size (``IORING_SETUP_CQSIZE``); default twice the SQ size.
+        sq_thread_idle: with ``IORING_SETUP_SQPOLL``, ms without SQEs before the poller
+            sleeps (default 1; the kernel's own default, 0 -> 1 s, would be a CPU hog).
         _single_mmap: tests only; False forces the pre-5.4 layout (one mmap per ring).
+
+    With SQPOLL (module docstring) :meth:`submit` publishes the SQ tail and wakes the poller
+    when it sleeps; it does not wait for the kernel to consume the SQEs (``sq_ready()``
+    counts those it has not consumed yet). ``sqpoll`` tells which kind of ring this is.
 
     Raises:
         OSError: io_uring_setup(2) or mmap(2) failed (use :func:`probe` to find out whether
@@ -192,6 +252,7 @@ class Ring(SqePrep):
     __slots__ = (
         "_cq_head", "_cq_head_i", "_cq_mask", "_cq_tail_i", "_cq_u32", "_cqes", "_maps",
         "_sq_flags_i", "_sq_tail_i", "_views", "cq_entries", "fd", "features", "flags",
+        "sqpoll",
     )  # fmt: skip
     _cq_u32: memoryview[int]  # the CQ ring as u32 words (the SQ ring's are in SqePrep)
     _cqes: memoryview[int]  # the CQE array
@@ -208,9 +269,11 @@ class Ring(SqePrep):
         *,
         flags: int = 0,
         cq_entries: int | None = None,
+        sq_thread_idle: int = 1,
         _single_mmap: bool | None = None,
     ) -> None:
         self.fd = -1
+        self.sqpoll = bool(flags & _SQPOLL)
         self._sq_tail = self._sq_limit = 0
         self._sq_dirty = []
         self._maps: list[mmap.mmap] = []
@@ -226,6 +289,8 @@ class Ring(SqePrep):
         if cq_entries is not None:
             params.flags |= SetupFlags.IORING_SETUP_CQSIZE
             params.cq_entries = cq_entries
+        if self.sqpoll:
+            params.sq_thread_idle = max(1, sq_thread_idle)
         fd: int = _syscall(_NR_IO_URING_SETUP, entries, ctypes.byref(params))
         if fd < 0:
             err = ctypes.get_errno()
@@ -329,6 +394,8 @@ class Ring(SqePrep):
         Returns:
             The number of SQEs the kernel consumed. It can be less than prepared when one
             failed at set-up (its CQE carries the error); the rest go with the next call.
+            With SQPOLL: the number published and not yet consumed by the poller (all of
+            them will be, without another call).
 
         Raises:
             RingBusyError: EBUSY/EAGAIN; reap completions, then call again.
@@ -338,7 +405,14 @@ class Ring(SqePrep):
         tail = self._sq_tail & _U32
         u32[self._sq_tail_i] = tail  # the release store: every SQE write above precedes it
         to_submit = (tail - u32[self._sq_head_i]) & _U32
-        if wait_nr:
+        if self.sqpoll:
+            # liburing's sq_ring_needs_enter(): tail store, full barrier, flags load.
+            flags = _GETEVENTS if wait_nr else 0
+            if to_submit and self.sq_needs_wakeup():
+                flags |= _SQ_WAKEUP
+            if not flags:
+                return to_submit
+        elif wait_nr:
             flags = _GETEVENTS
         elif to_submit:
             flags = 0
@@ -393,12 +467,15 @@ class Ring(SqePrep):
             argp, argsz, flags = ctypes.byref(arg), _ARGSZ_EXT, _GETEVENTS | _EXT_ARG
         while True:
             to_submit = self.sq_ready() if submit else 0
+            wake = _SQ_WAKEUP if to_submit and self.sqpoll and self.sq_needs_wakeup() else 0
             if timeout is not None:
                 ns = max(0, round((deadline - time.monotonic()) * 1e9))
                 ts.tv_sec, ts.tv_nsec = divmod(ns, 1_000_000_000)
             if not (to_submit or flags):
                 return 0
-            ret: int = _syscall(_NR_IO_URING_ENTER, self.fd, to_submit, wait_nr, flags, argp, argsz)
+            ret: int = _syscall(
+                _NR_IO_URING_ENTER, self.fd, to_submit, wait_nr, flags | wake, argp, argsz
+            )
             if ret >= 0:
                 if submit and self._sq_dirty:  # never from wait_cqes: it holds no SQ lock
                     self._sq_clean()
@@ -408,6 +485,30 @@ class Ring(SqePrep):
                 return 0
             if err != errno.EINTR:
                 raise _enter_error(err)
+
+    # -- SQPOLL -------------------------------------------------------------------------------
+
+    def sq_needs_wakeup(self) -> bool:
+        """SQPOLL: True when the poller sleeps (``IORING_SQ_NEED_WAKEUP``) and SQEs published
+        before this call would wait for :meth:`wakeup_sq`. Call it *after* publishing the
+        tail: it issues the full barrier of the module docstring before reading the flag."""
+        full_fence()
+        return bool(self._sq_u32[self._sq_flags_i] & _NEED_WAKEUP)
+
+    def wakeup_sq(self, wait_for_space: bool = False) -> None:
+        """SQPOLL: io_uring_enter(``SQ_WAKEUP``): wake the poller (harmless when it is awake).
+        Submits nothing itself, so the caller owns no request afterwards. With
+        ``wait_for_space``, also ``SQ_WAIT`` (5.10): return only once the SQ ring has a free
+        slot. EINTR is retried.
+
+        Raises:
+            OSError: EOWNERDEAD when the poller is gone, EBADF on a closed ring...
+        """
+        flags = _SQ_WAKEUP | _SQ_WAIT if wait_for_space else _SQ_WAKEUP
+        while _syscall(_NR_IO_URING_ENTER, self.fd, 0, 0, flags, None, _ARGSZ_NONE) < 0:
+            err = ctypes.get_errno()
+            if err != errno.EINTR:
+                raise OSError(err, os.strerror(err))
 
     # -- CQ side ------------------------------------------------------------------------------
 

@@ -12,7 +12,8 @@ Rules:
   last 24 (buf_index, personality, file_index, addr3) are kept zero between uses. Invariant:
   those 24 bytes are zero in every free slot. Ring zeroes the array at creation;
   :meth:`SqePrep.prep_sqe`, the only writer of those fields, records the slot in
-  ``_sq_dirty`` and Ring zeroes it again (``_sq_clean``) once the kernel has consumed the SQE.
+  ``_sq_dirty`` and it is zeroed again (``_sq_clean``) once the kernel has consumed the SQE,
+  at the latest when the free-slot count is recomputed, before the slot is handed out again.
 - Addresses are plain ints; the objects behind them (buffers, iovecs, msghdr, sockaddr,
   timespec) must be kept alive by the caller until the CQE arrives (see ``_uring_structs``).
 - The hot preps (NOP, READ, WRITE, RECV, SEND) are written out in full: a shared helper would
@@ -95,7 +96,10 @@ class SqePrep:
         if self.fd < 0:
             raise ValueError("I/O operation on a closed ring")
         tail = self._sq_tail
-        free = self.sq_entries - ((tail - self._sq_u32[self._sq_head_i]) & _U32)
+        head = self._sq_u32[self._sq_head_i]
+        if self._sq_dirty:  # slots about to be handed out again must have zero tails
+            self._sq_clean(head)
+        free = self.sq_entries - ((tail - head) & _U32)
         if free <= 0:
             raise SubmissionQueueFull(f"all {self.sq_entries} SQEs are pending; submit() first")
         self._sq_limit = tail + free
@@ -133,9 +137,14 @@ class SqePrep:
             )  # fmt: skip
         self._sq_tail = tail + 1
 
-    def _sq_clean(self) -> None:
-        # Zero the last 24 bytes of the dirty SQEs the kernel has consumed (copied) by now.
-        head = self._sq_u32[self._sq_head_i]
+    def _sq_clean(self, head: int | None = None) -> None:
+        # Zero the last 24 bytes of the dirty SQEs the kernel has consumed (copied) by now
+        # (``head``: the kernel's SQ head as the caller read it). Called from _sq_reserve,
+        # before a slot can be handed out again, which is what keeps the invariant whoever
+        # consumes the SQEs and whenever (with SQPOLL the kernel does so asynchronously),
+        # and after a submit, to keep the list short.
+        if head is None:
+            head = self._sq_u32[self._sq_head_i]
         pending = []
         for tail in self._sq_dirty:
             if 0 < ((head - tail) & _U32) <= self.sq_entries:
