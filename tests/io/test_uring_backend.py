@@ -11,11 +11,21 @@ Covered here, beyond the contract:
   fallback (a kernel without multishot polls answers -EINVAL) works the same;
 - the SQ-full backlog: a 2-entry ring takes hundreds of requests, in order, exactly once;
 - completions run on the ring thread; an exception raised by an operation on the ring thread
-  is reported (threading.excepthook) and the operation still completes exactly once.
+  is reported (threading.excepthook) and the operation still completes exactly once;
+- the SQPOLL ring: deep FILE queues go there, shallow ones and streams stay on the plain
+  ring; issuers publish and wake a sleeping poller themselves (no eventfd, no ring-thread
+  enter); requests survive the exit of the thread that issued them and of the one that
+  created the backend; a refused SQPOLL leaves the plain ring alone and says why.
+
+Most tests run in two modes (``mode``): ``sqpoll`` sends every FILE request to the SQPOLL
+ring (``hot_depth=0``), ``plain`` has no SQPOLL ring. The contract suite runs the default
+(both rings, routed by queue depth).
 """
 
 from __future__ import annotations
 
+import errno
+import mmap
 import os
 import subprocess
 import sys
@@ -29,9 +39,11 @@ import pytest
 from winaio._backends import _uring, _uring_probe
 from winaio._backends import _uring_abi as abi
 from winaio._backends._uring_consts import Feature, IoringOp
+from winaio._backends._uring_ring import BackendRing
 from winaio._io._files import FileObject, request_cancel, start
-from winaio._io._ops import FileWriteOp, StreamReadOp
+from winaio._io._ops import FileReadOp, FileWriteOp, StreamReadOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
+from winaio._io._port import CompletionPort
 from winaio._kernel._objects import Event
 from winaio._kernel._wait import wait_for_one
 from winaio.codes import NtStatus, WaitCode
@@ -57,13 +69,43 @@ def _fds() -> dict[str, str]:
     return out
 
 
+MODES = ["sqpoll", "plain"]
+
+
+def _make(mode: str, **kwargs: Any) -> _uring.IoUringBackend:
+    if mode == "sqpoll":
+        kwargs.setdefault("hot_depth", 0)
+    b = _uring.IoUringBackend(sqpoll=mode == "sqpoll", **kwargs)
+    if mode == "sqpoll" and b._sq is None:
+        why = b.statistics().detail
+        b.close()
+        pytest.skip(f"SQPOLL unavailable here: {why}")
+    return b
+
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest) -> str:
+    if not OK:
+        pytest.skip(f"io_uring backend unavailable: {REASON}")
+    name: str = request.param
+    return name
+
+
 @pytest.fixture
-def backend() -> Iterator[_uring.IoUringBackend]:
-    b = _uring.IoUringBackend()
+def backend(mode: str) -> Iterator[_uring.IoUringBackend]:
+    b = _make(mode)
     try:
         yield b
     finally:
         b.close()
+
+
+def _until_poller_sleeps(b: _uring.IoUringBackend) -> None:
+    from winaio.testing import wait_until
+
+    sq = b._sq
+    assert sq is not None
+    wait_until(sq.sq_needs_wakeup, LONG, "the SQ poller goes idle")
 
 
 def _wait(ev: Event) -> None:
@@ -160,23 +202,41 @@ def test_runtime_reports_why_io_uring_is_off_without_crashing() -> None:
 # -- resources ------------------------------------------------------------------------------------
 
 
+def _sq_pollers() -> set[str]:
+    """Native ids of this process's io_uring SQ poller threads (``iou-sqp-<pid>``)."""
+    out = set()
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                if f.read().startswith("iou-sqp"):
+                    out.add(tid)
+        except FileNotFoundError:
+            pass
+    return out
+
+
 @needs_uring
-def test_one_ring_one_eventfd_one_named_thread_all_released() -> None:
-    fds, threads = _fds(), set(threading.enumerate())
-    b = _uring.IoUringBackend()
+def test_one_ring_one_eventfd_one_named_thread_all_released(mode: str) -> None:
+    from winaio.testing import wait_until
+
+    fds, threads, pollers = _fds(), set(threading.enumerate()), _sq_pollers()
+    b = _make(mode)
+    assert len(_sq_pollers() - pollers) == (1 if mode == "sqpoll" else 0)
     now = _fds()
     kinds = sorted(now[fd] for fd in now.keys() - fds.keys())
-    assert (
-        kinds == ["anon_inode:[eventfd]", "anon_inode:[io_uring]"] + ["anon_inode:[io_uring]"] * 2
-    )
+    rings = 2 if mode == "sqpoll" else 1
+    assert kinds == ["anon_inode:[eventfd]"] + ["anon_inode:[io_uring]"] * 3 * rings
     (thread,) = set(threading.enumerate()) - threads
     assert thread.name.startswith("winaio-uring-") and thread.daemon
     stats = b.statistics()
     assert (stats.name, stats.threads) == ("io_uring", 1)
     assert "multishot" in stats.detail and "NODROP" in stats.detail
+    assert ("SQPOLL ring for FILE queues" in stats.detail) == (mode == "sqpoll")
     b.close()
     assert _fds() == fds
     assert not thread.is_alive()
+    # The kernel's poller exits once the ring is freed (asynchronously, after the close).
+    wait_until(lambda: not _sq_pollers() - pollers, LONG, "the SQ poller exits")
     b.close()  # idempotent
     with pytest.raises(RuntimeError, match="closed"):
         b.submit(FileWriteOp.__new__(FileWriteOp))
@@ -192,6 +252,8 @@ def test_a_burst_during_one_round_costs_at_most_one_wakeup(
     # The ring thread is held inside a delivery (the last step of its round, after it has
     # published and set _sleeping): the whole burst issued meanwhile costs at most one
     # eventfd write - the first issuer clears the flag - and goes out in one round.
+    # SQPOLL: the issuers publish it themselves; no eventfd write, nothing for the ring
+    # thread to submit.
     from winaio.testing import wait_until
 
     f = _file(backend, tmp_path)
@@ -205,8 +267,6 @@ def test_a_burst_during_one_round_costs_at_most_one_wakeup(
             inside.set()
             release.wait(LONG)
             super().complete(status, information)
-
-    from winaio._backends._uring_ring import BackendRing
 
     submitted: list[int] = []
     real_enter = BackendRing.enter
@@ -229,8 +289,14 @@ def test_a_burst_during_one_round_costs_at_most_one_wakeup(
         release.set()
     for ev in [ev0, *(ev for _, ev in burst)]:
         _wait(ev)
-    assert submitted[0] == 200  # one io_uring_enter submitted the whole burst
-    assert backend._wakeups - wakeups <= 1
+    if backend._sq is not None:
+        # (The ring thread's own enters then only re-arm its wake-up poll: a wake-up that
+        # comes from an io_uring eventfd signal turns a multishot poll into a one-shot.)
+        assert (backend._file_in, backend._sq_in) == (0, 201)
+        assert backend._wakeups == wakeups
+    else:
+        assert submitted[0] == 200  # one io_uring_enter submitted the whole burst
+        assert backend._wakeups - wakeups <= 1
 
     # A request queued behind another stream request needs nothing from the ring thread.
     reader, w = _pipe(backend)
@@ -292,17 +358,19 @@ def test_concurrent_submitters_never_lose_a_wakeup(
 
 
 @needs_uring
-@pytest.mark.parametrize("mode", ["one-shot", "multishot-refused"])
-def test_wakeup_poll_fallbacks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, mode: str) -> None:
+@pytest.mark.parametrize("poll", ["one-shot", "multishot-refused"])
+def test_wakeup_poll_fallbacks(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, poll: str, mode: str
+) -> None:
     # one-shot: every wake-up CQE ends the poll and the ring thread re-arms it.
     # multishot-refused: the kernel answers the first poll with -EINVAL, as before 5.13
     # (simulated with an unknown poll flag); the backend switches to one-shot polls.
-    monkeypatch.setattr(_uring, "_MULTI", 0 if mode == "one-shot" else 1 << 30)
-    b = _uring.IoUringBackend()
+    monkeypatch.setattr(_uring, "_MULTI", 0 if poll == "one-shot" else 1 << 30)
+    b = _make(mode)
     try:
         _ping_pong(b, tmp_path, threads=3, rounds=300)
-        assert b._multishot == (mode == "one-shot")  # _multishot: "try multishot"
-        assert "one-shot" in b.statistics().detail or mode == "one-shot"
+        assert b._multishot == (poll == "one-shot")  # _multishot: "try multishot"
+        assert "one-shot" in b.statistics().detail or poll == "one-shot"
     finally:
         b.close()
 
@@ -311,13 +379,22 @@ def test_wakeup_poll_fallbacks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, 
 
 
 @needs_uring
-def test_a_full_submission_queue_spills_into_the_backlog(tmp_path: Path) -> None:
+def test_a_full_submission_queue_spills_into_the_backlog(tmp_path: Path, mode: str) -> None:
     fds = _fds()
-    b = _uring.IoUringBackend(entries=2)
+    b = _make(mode, entries=2)
     try:
         assert b._ring.sq_entries == 2
         f = _file(b, tmp_path)
+        if b._sq is not None:
+            # A busy poller may keep 2 slots free forever: let it sleep and do not wake it,
+            # so that the ring fills at once; the ring thread then drains the backlog,
+            # waking the poller and waiting for room (SQ_WAIT) as it goes.
+            _until_poller_sleeps(b)
+            b._wakeup_sq = lambda: None  # type: ignore[method-assign]
         writes = [_write(f, i.to_bytes(4, "little"), 4 * i) for i in range(400)]
+        if b._sq is not None:
+            del b._wakeup_sq
+            b._wakeup_sq()  # for SQEs published after the backlog had emptied
         pipes = [_pipe(b) for _ in range(40)]
         reads = []
         for reader, _ in pipes:
@@ -412,15 +489,14 @@ def test_completions_are_delivered_by_the_ring_thread(
 
 @needs_uring
 def test_close_salvages_the_requests_of_a_dead_ring_thread(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, mode: str
 ) -> None:
-    from winaio._backends._uring_ring import BackendRing
     from winaio.testing import wait_until
 
     reported: list[Any] = []
     monkeypatch.setattr(threading, "excepthook", reported.append)
     fds = _fds()
-    b = _uring.IoUringBackend()
+    b = _make(mode)
     reader, w = _pipe(b)
     reads = [
         StreamReadOp(reader, Overlapped(0, Event(True)), [memoryview(bytearray(4))])
@@ -435,17 +511,233 @@ def test_close_salvages_the_requests_of_a_dead_ring_thread(
 
     monkeypatch.setattr(BackendRing, "enter", broken)
     f = _file(b, tmp_path)
-    write, _ = _write(f, b"never submitted", 0)  # wakes the ring thread, which now dies
+    # Plain: wakes the ring thread, which dies before submitting it. SQPOLL: the poller
+    # submits it and its CQE wakes the ring thread, which delivers it, then dies.
+    write, _ = _write(f, b"never submitted", 0)
     wait_until(lambda: not b._thread.is_alive(), LONG, "the ring thread dies")
     assert [a.exc_type for a in reported] == [OSError]
     with pytest.raises(RuntimeError, match="closed"):
         b.submit(StreamReadOp(reader, Overlapped(), [memoryview(bytearray(1))]))
 
     b.close()  # salvages: nothing stays pending, nothing leaks
-    for op in [*reads, write]:
+    assert write.done
+    assert write.overlapped.status == (SUCCESS if (b._sq is not None) else CANCELLED)
+    # A write completed as cancelled never happens (its SQE was turned into a NOP).
+    assert (tmp_path / "f").read_bytes() == (b"never submitted" if (b._sq is not None) else b"")
+    for op in reads:
         assert op.done
         assert op.overlapped.status == CANCELLED
     reader.close()
     f.close()
     os.close(w)
     assert _fds() == fds
+
+
+# -- SQPOLL ---------------------------------------------------------------------------------------
+
+
+@needs_uring
+def test_sqpoll_requests_survive_the_exit_of_their_issuing_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Port-bound requests (no event) on the SQPOLL ring, issued by a thread that published
+    them, woke the sleeping poller itself (io_uring_enter(SQ_WAKEUP)) and then exited, still
+    complete normally - one of them only after that exit, through task work (a READ on an
+    empty pipe, as a FILE request: io_uring polls it internally); so does a stream read on
+    the plain ring. The backend itself was created by a thread that has exited too."""
+    from winaio.testing import wait_until
+
+    backends: list[_uring.IoUringBackend] = []
+    native: list[int] = []
+
+    def gone(tid: int) -> bool:
+        return not os.path.exists(f"/proc/self/task/{tid}")
+
+    def run_and_exit(fn: Any) -> None:
+        t = threading.Thread(target=lambda: (native.append(threading.get_native_id()), fn()))
+        t.start()
+        t.join(LONG)
+        wait_until(lambda: gone(native[-1]), LONG, "the thread is gone")
+
+    run_and_exit(lambda: backends.append(_make("sqpoll")))
+    (b,) = backends
+    try:
+        port = CompletionPort()
+        path = tmp_path / "direct"
+        path.write_bytes(bytes(range(256)) * 16 * 4)  # 16 KiB
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECT | os.O_CLOEXEC)
+        except OSError:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # a filesystem without O_DIRECT
+        disk = FileObject(fd, overlapped=True, seekable=True, direct=True, backend=b)
+        disk.associate(port, "disk")
+        r1, w1 = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        # direct=True: no non-blocking attempt first, the READ goes to the ring as it is.
+        late = FileObject(r1, overlapped=True, seekable=True, direct=True, backend=b)
+        late.associate(port, "late")
+        stream, w2 = _pipe(b)
+        stream.associate(port, "stream")
+        memory = mmap.mmap(-1, 4096)  # page aligned, as O_DIRECT wants
+        late_buf, stream_buf = bytearray(5), bytearray(6)
+        ops: list[Any] = []
+        woke: list[int] = []
+        real_wakeup = BackendRing.wakeup_sq
+
+        def spy(self: BackendRing, wait_for_space: bool = False) -> None:
+            woke.append(threading.get_native_id())
+            real_wakeup(self, wait_for_space)
+
+        monkeypatch.setattr(BackendRing, "wakeup_sq", spy)
+
+        def issue() -> None:
+            _until_poller_sleeps(b)  # so that this thread is the one that wakes it
+            ops.append(FileReadOp(late, Overlapped(), [memoryview(late_buf)], 0))
+            ops.append(FileReadOp(disk, Overlapped(8192), [memoryview(memory)], 8192))
+            ops.append(StreamReadOp(stream, Overlapped(), [memoryview(stream_buf)]))
+            for op in ops:
+                assert start(op) == STATUS_PENDING
+
+        run_and_exit(issue)
+        assert native[-1] in woke  # the exited thread did make the SQ_WAKEUP enter
+        assert b._sq_in == 2  # both FILE reads went to the SQPOLL ring
+        _until_poller_sleeps(b)  # the late read's task work must wake it again
+        os.write(w1, b"hello")
+        os.write(w2, b"stream")
+        got = {}
+        for _ in range(3):
+            packet = port.get(LONG)
+            assert packet is not None, "no completion packet within 5s"
+            got[packet.key] = packet
+        assert (got["late"].status, got["late"].bytes_transferred) == (SUCCESS, 5)
+        assert bytes(late_buf) == b"hello"
+        assert (got["disk"].status, got["disk"].bytes_transferred) == (SUCCESS, 4096)
+        assert memory[:] == path.read_bytes()[8192 : 8192 + 4096]
+        assert (got["stream"].status, got["stream"].bytes_transferred) == (SUCCESS, 6)
+        assert bytes(stream_buf) == b"stream"
+        monkeypatch.undo()
+        for f in (disk, late, stream):
+            f.close()
+        os.close(w1)
+        os.close(w2)
+        port.close()
+        ops.clear()
+        got.clear()
+        del packet
+    finally:
+        b.close()
+    memory.close()  # every export (the ops' memoryviews, the backend's pin) is gone
+
+
+@needs_uring
+def test_deep_file_queues_go_to_the_sqpoll_ring_shallow_ones_stay(tmp_path: Path) -> None:
+    # The ring thread is held inside a delivery, so no completion is counted meanwhile: of 8
+    # writes issued then, the first HOT_DEPTH go to the plain ring, the rest to the SQPOLL
+    # ring. Once everything is done, a lone request goes to the plain ring again.
+    from winaio.testing import wait_until
+
+    b = _uring.IoUringBackend(sqpoll=True)
+    if b._sq is None:
+        why = b.statistics().detail
+        b.close()
+        pytest.skip(f"SQPOLL unavailable here: {why}")
+    try:
+        f = _file(b, tmp_path)
+        release = threading.Event()
+        inside = threading.Event()
+
+        class Blocking(FileWriteOp):
+            __slots__ = ()
+
+            def complete(self, status: int, information: int) -> None:
+                inside.set()
+                release.wait(LONG)
+                super().complete(status, information)
+
+        ev0 = Event(manual_reset=True)
+        try:
+            assert start(Blocking(f, Overlapped(0, ev0), [memoryview(b"0")], 0)) == STATUS_PENDING
+            assert inside.wait(LONG)
+            assert (b._file_in, b._sq_in) == (1, 0)
+            burst = [_write(f, b"x", 1 + i) for i in range(8)]
+            assert (b._file_in, b._sq_in) == (1 + _uring.HOT_DEPTH, 8 - _uring.HOT_DEPTH)
+        finally:
+            release.set()
+        for ev in [ev0, *(ev for _, ev in burst)]:
+            _wait(ev)
+        wait_until(lambda: b._sq_out == b._sq_in and b._file_out == b._file_in, LONG, "idle")
+        _, ev = _write(f, b"y", 9)
+        _wait(ev)
+        assert (b._file_in, b._sq_in) == (2 + _uring.HOT_DEPTH, 8 - _uring.HOT_DEPTH)
+        assert (tmp_path / "f").read_bytes() == b"0" + b"x" * 8 + b"y"
+        f.close()
+    finally:
+        b.close()
+
+
+@needs_uring
+@pytest.mark.parametrize("refusal", ["EPERM", "no-nonfixed"])
+def test_a_refused_sqpoll_falls_back_to_the_plain_ring_and_says_why(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, refusal: str
+) -> None:
+    class Refusing(BackendRing):
+        __slots__ = ()
+
+        def __init__(self, entries: int, **kwargs: Any) -> None:
+            if kwargs.get("flags", 0) and refusal == "EPERM":
+                raise PermissionError(errno.EPERM, "Operation not permitted")
+            super().__init__(entries, **kwargs)
+            if self.sqpoll:  # a kernel before 5.11
+                self.features &= ~Feature.IORING_FEAT_SQPOLL_NONFIXED
+
+    monkeypatch.setattr(_uring, "BackendRing", Refusing)
+    fds = _fds()
+    b = _uring.IoUringBackend(sqpoll=True)
+    try:
+        assert b._sq is None and not b._ring.sqpoll
+        detail = b.statistics().detail
+        why = "EPERM" if refusal == "EPERM" else "IORING_FEAT_SQPOLL_NONFIXED"
+        assert "no SQPOLL ring: " in detail and why in detail, detail
+        _ping_pong(b, tmp_path, threads=2, rounds=50)
+    finally:
+        b.close()
+    assert _fds() == fds  # the refused ring was closed
+
+
+@needs_uring
+def test_sqpoll_is_the_default_and_the_environment_overrides_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for value, expected in (("0", False), ("1", True), ("", _uring.SQPOLL_DEFAULT)):
+        monkeypatch.setenv("WINAIO_URING_SQPOLL", value)
+        b = _uring.IoUringBackend()
+        try:
+            wanted = "no SQPOLL ring (not requested)" not in b.statistics().detail
+            assert wanted == expected
+        finally:
+            b.close()
+
+
+@needs_uring
+def test_sqpoll_wakes_a_sleeping_poller_every_time(tmp_path: Path) -> None:
+    # Each request finds the poller asleep: the issuer's wake-up (tail store, barrier, flag
+    # load, SQ_WAKEUP) is what gets it submitted; a lost one would hang that request.
+    b = _make("sqpoll")
+    try:
+        f = _file(b, tmp_path)
+        before = b._sq_wakeups
+        for i in range(5):
+            _until_poller_sleeps(b)
+            _, ev = _write(f, bytes([i]) * 8, 8 * i)
+            _wait(ev)
+            _until_poller_sleeps(b)
+            ev2 = Event(manual_reset=True)
+            buf = bytearray(8)
+            read = FileReadOp(f, Overlapped(8 * i, ev2), [memoryview(buf)], 8 * i, tried=True)
+            assert start(read) == STATUS_PENDING
+            _wait(ev2)
+            assert (read.overlapped.information, bytes(buf)) == (8, bytes([i]) * 8)
+        assert b._sq_wakeups - before >= 10
+        assert b._sq_in == 10
+        f.close()
+    finally:
+        b.close()

@@ -119,7 +119,7 @@ from .._io._backend import BackendStatistics, OpKind
 from .._io._ops import Operation
 from ..codes import NtStatus
 from ._uring_abi import RingBusyError, SubmissionQueueFull
-from ._uring_consts import CqeFlags, PollFlags
+from ._uring_consts import CqeFlags, Feature, PollFlags, SetupFlags
 from ._uring_probe import feature_names, probe_backend
 from ._uring_ring import BackendRing
 from ._uring_streams import (
@@ -148,11 +148,48 @@ _FILE = OpKind.FILE
 _UD_WAKE = 1  # the eventfd POLL_ADD
 _UD_CANCEL = 2  # every ASYNC_CANCEL (its own result is not needed)
 _FIRST_UD = 16
+_S_BIT = 1 << 62  # set in the user_data of requests on the SQPOLL ring
 
 _REAP_BATCH = 1024
 _CLOSE_TIMEOUT = 30.0
 
+#: Create the SQPOLL ring (``WINAIO_URING_SQPOLL=0|1`` overrides it; module docstring).
+SQPOLL_DEFAULT = True
+#: The SQ poller's idle time before it sleeps, in ms (the kernel rounds it up to jiffies).
+SQ_THREAD_IDLE_MS = 1
+#: FILE requests in flight on the plain ring from which new ones go to the SQPOLL ring.
+HOT_DEPTH = 4
+_SETUP_SQPOLL = int(SetupFlags.IORING_SETUP_SQPOLL)
+
 _names = itertools.count()
+
+
+def _sqpoll_wanted() -> bool:
+    value = os.environ.get("WINAIO_URING_SQPOLL", "").strip()
+    if value in ("0", "1"):
+        return value == "1"
+    return SQPOLL_DEFAULT
+
+
+def _make_sq_ring(entries: int, idle_ms: int, efd: int) -> tuple[BackendRing | None, str]:
+    """The SQPOLL ring, its completions signalling ``efd``; or None and why not."""
+    try:
+        ring = BackendRing(
+            entries, flags=_SETUP_SQPOLL, cq_entries=4 * entries, sq_thread_idle=idle_ms
+        )
+    except OSError as exc:
+        name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+        return None, f"no SQPOLL ring: io_uring_setup(SQPOLL) failed: {name} {exc.strerror}"
+    if not ring.features & Feature.IORING_FEAT_SQPOLL_NONFIXED:
+        ring.close()  # before 5.11 the poller only takes registered files
+        return None, "no SQPOLL ring: no IORING_FEAT_SQPOLL_NONFIXED (kernel < 5.11)"
+    try:
+        ring.register_eventfd(efd)
+    except OSError as exc:
+        ring.close()
+        name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+        return None, f"no SQPOLL ring: IORING_REGISTER_EVENTFD failed: {name}"
+    return ring, f"SQPOLL ring for FILE queues >= {HOT_DEPTH} (sq_thread_idle {idle_ms} ms)"
 
 
 def _prep_failed(op: Operation) -> int:
@@ -169,6 +206,12 @@ class IoUringBackend(StreamLines):
 
     Args:
         entries: SQ ring size (the CQ ring is 4x; the kernel parks any surplus, NODROP).
+        sqpoll: also create the SQPOLL ring for deep FILE queues (None:
+            ``WINAIO_URING_SQPOLL``, else :data:`SQPOLL_DEFAULT`); if the kernel refuses it
+            the backend runs without, and ``statistics().detail`` says why.
+        sq_thread_idle: the poller's idle time in ms before it sleeps.
+        hot_depth: FILE requests in flight on the plain ring from which new ones go to the
+            SQPOLL ring (0: every FILE request; tests).
 
     Raises:
         RuntimeError: io_uring is unavailable here (:func:`probe_backend` says why).
@@ -177,16 +220,30 @@ class IoUringBackend(StreamLines):
 
     name = "io_uring"
 
-    def __init__(self, entries: int = 1024) -> None:
+    def __init__(
+        self,
+        entries: int = 1024,
+        *,
+        sqpoll: bool | None = None,
+        sq_thread_idle: int = SQ_THREAD_IDLE_MS,
+        hot_depth: int = HOT_DEPTH,
+    ) -> None:
         ok, reason = probe_backend()
         if not ok:
             raise RuntimeError(f"io_uring backend unavailable: {reason}")
+        if sqpoll is None:
+            sqpoll = _sqpoll_wanted()
         self._ring = BackendRing(entries, cq_entries=4 * entries)
+        self._sq: BackendRing | None = None
+        self._sq_mode = "no SQPOLL ring (not requested)"
         try:
             self._efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            if sqpoll:
+                self._sq, self._sq_mode = _make_sq_ring(entries, sq_thread_idle, self._efd)
         except BaseException:
             self._ring.close()
             raise
+        self._hot_depth = hot_depth
         self._lock = threading.Lock()
         self._ops: dict[int, tuple[Operation, object]] = {}
         self._lines: dict[tuple[int, int], Line] = {}
@@ -201,7 +258,10 @@ class IoUringBackend(StreamLines):
         # under _lock; in flight = submitted - done - done_direct.
         self._submitted = self._done = self._done_direct = 0
         self._cancelled = self._cancelled_direct = 0
-        self._wakeups = self._enters = self._backlogged = 0
+        self._wakeups = self._enters = self._backlogged = self._sq_wakeups = 0
+        # FILE requests on the plain ring (taken under _lock; finished, by the ring thread)
+        # and on the SQPOLL ring: the routing decision (HOT_DEPTH) reads them.
+        self._file_in = self._file_out = self._sq_in = self._sq_out = 0
         # Prepared here, submitted by the ring thread's first enter: the ring thread owns it.
         self._ring.prep_poll_add(self._efd, _POLLIN, _UD_WAKE, 0, _MULTI)
         self._thread = threading.Thread(
@@ -212,6 +272,7 @@ class IoUringBackend(StreamLines):
     # ------------------------------------------------------------------ Backend protocol
     def submit(self, op: Operation) -> None:
         failed = 0
+        kick = False
         with self._lock:
             if self._closing:
                 raise RuntimeError("the io_uring backend is closed")
@@ -219,8 +280,35 @@ class IoUringBackend(StreamLines):
             if op.kind is _FILE:
                 op.token = None
                 queued = True
-                if self._backlog:
+                sq = self._sq
+                if sq is not None and (
+                    self._sq_in != self._sq_out or self._file_in - self._file_out >= self._hot_depth
+                ):
+                    # A deep FILE queue: the SQ poller submits it as soon as it is published
+                    # (module docstring); nothing for the ring thread to do.
+                    ud = self._next_ud
+                    self._next_ud = ud + 1
+                    ud |= _S_BIT
+                    try:
+                        keep = op.prep(sq, ud)
+                    except SubmissionQueueFull:
+                        pass  # the plain ring takes it
+                    except Exception:
+                        failed = _prep_failed(op)
+                        queued = False
+                    else:
+                        self._ops[ud] = (op, keep)
+                        op.token = ud
+                        self._sq_in += 1
+                        queued = False
+                        if sq.publish() and sq.sq_needs_wakeup():
+                            self._sq_wakeups += 1
+                            kick = True
+                if not queued:
+                    pass
+                elif self._backlog:
                     self._backlog_locked(B_FILE, op, None)
+                    self._file_in += 1
                 else:
                     ud = self._next_ud
                     self._next_ud = ud + 1
@@ -228,12 +316,14 @@ class IoUringBackend(StreamLines):
                         keep = op.prep(self._ring, ud)
                     except SubmissionQueueFull:
                         self._backlog_locked(B_FILE, op, None)
+                        self._file_in += 1
                     except Exception:
                         failed = _prep_failed(op)  # the kernel never saw it: complete it now
                         queued = False
                     else:
                         self._ops[ud] = (op, keep)
                         op.token = ud
+                        self._file_in += 1
             else:
                 queued = self._enqueue_locked(op)
             # Wake the ring thread only if it sleeps and now has something to submit.
@@ -243,11 +333,13 @@ class IoUringBackend(StreamLines):
                 self._wakeups += 1
         if wake:
             os.eventfd_write(self._efd, 1)
+        elif kick:
+            self._wakeup_sq()
         if failed:
             self._finish_direct(op, failed)
 
     def cancel(self, op: Operation) -> None:
-        direct = queued = False
+        direct = queued = kick = False
         with self._lock:
             token = op.token
             if token.__class__ is Line:
@@ -265,8 +357,9 @@ class IoUringBackend(StreamLines):
                     else:
                         direct = True  # never reached the kernel
             elif token is not None and token in self._ops:
-                self._cancel_locked(token)
-                queued = True
+                queued = self._cancel_locked(token)
+                if not queued:  # on the SQPOLL ring
+                    kick = self._kick_sq_locked()
             # token None: a FILE op still in the backlog; the ring thread checks the flag.
             wake = queued and self._sleeping
             if wake:
@@ -274,6 +367,8 @@ class IoUringBackend(StreamLines):
                 self._wakeups += 1
         if wake:
             os.eventfd_write(self._efd, 1)
+        elif kick:
+            self._wakeup_sq()
         if direct:
             self._finish_direct(op, CANCELLED)
 
@@ -300,6 +395,8 @@ class IoUringBackend(StreamLines):
         with self._lock:
             self._sleeping = False  # nobody may write the eventfd number once it is closed
         self._ring.close()
+        if self._sq is not None:
+            self._sq.close()
         os.close(self._efd)
 
     def _salvage(self) -> None:
@@ -313,33 +410,46 @@ class IoUringBackend(StreamLines):
                 their buffers are kept (the kernel may still write into them).
         """
         self._stop_sent = True  # no wake-up poll re-arming from here on
-        ring = self._ring
+        ring, sq = self._ring, self._sq
+        rings = [ring] if sq is None else [ring, sq]
         finished: Finished = []
-        for ud in ring.unsubmitted():  # prepared, but the kernel never saw them
-            entry = self._ops.pop(ud, None)
-            if entry is not None:
-                op, extra = entry
-                if extra.__class__ is Line:
-                    extra.poll_ud = 0  # its line is cancelled below
-                else:
-                    finished.append((op, CANCELLED, 0))
+        for r in rings:
+            for ud in r.withdraw_unsubmitted(_UD_CANCEL):  # the kernel never saw these
+                entry = self._ops.pop(ud, None)
+                if entry is not None:
+                    op, extra = entry
+                    if extra.__class__ is Line:
+                        extra.poll_ud = 0  # its line is cancelled below
+                    else:
+                        finished.append((op, CANCELLED, 0))
         targets = [*self._ops, _UD_WAKE]
         while targets:  # these cancels belong to this thread: it may submit them
+            r = self._sq_ring() if targets[-1] & _S_BIT else ring
             try:
-                ring.prep_cancel(targets[-1], _UD_CANCEL)
+                r.prep_cancel(targets[-1], _UD_CANCEL)
             except SubmissionQueueFull:
-                ring.submit()
+                r.submit()
+                if r.sqpoll:
+                    r.wakeup_sq(wait_for_space=True)
                 continue
             targets.pop()
-        ring.submit()
+        for r in rings:
+            r.submit()
         deadline = time.monotonic() + _CLOSE_TIMEOUT
         while self._ops and time.monotonic() < deadline:
-            cqes = ring.reap(_REAP_BATCH)
-            if cqes:
-                self._process(cqes, finished)
+            reaped = False
+            for r in rings:
+                cqes = r.reap(_REAP_BATCH)
+                if cqes:
+                    self._process(cqes, finished)
+                    reaped = True
+            if reaped:
                 continue
+            # Nobody forwards the SQPOLL ring's completions any more (the wake-up poll died
+            # with the ring thread): wait on the ring that still has requests, briefly.
+            waiter = sq if sq is not None and any(ud & _S_BIT for ud in self._ops) else ring
             try:
-                ring.wait_cqes(1, 0.05)
+                waiter.wait_cqes(1, 0.02)
             except NotImplementedError:  # no IORING_FEAT_EXT_ARG (< 5.11): poll slowly
                 time.sleep(0.01)
         stuck = [op for op, extra in self._ops.values() if extra.__class__ is not Line]
@@ -364,7 +474,8 @@ class IoUringBackend(StreamLines):
                 f"1 ring thread; ring sq={ring.sq_entries} cq={ring.cq_entries}"
                 f" features={feature_names(ring.features)}; wake-up poll"
                 f" {'multishot' if self._multishot else 'one-shot'}; {self._wakeups} wake-ups,"
-                f" {self._enters} enters, {self._backlogged} backlogged"
+                f" {self._enters} enters, {self._backlogged} backlogged; {self._sq_mode}:"
+                f" {self._sq_in} requests, {self._sq_wakeups} poller wake-ups"
             )
         return BackendStatistics(
             name=self.name,
@@ -377,14 +488,49 @@ class IoUringBackend(StreamLines):
         )
 
     # ------------------------------------------------------------------ SQ side (under _lock)
-    def _cancel_locked(self, target: int) -> None:
-        if not self._backlog:
+    def _cancel_locked(self, target: int) -> bool:
+        """Prepare ASYNC_CANCEL for ``target`` in the ring that holds it. True if the ring
+        thread must submit it (plain ring, or backlog); False if it went into the SQPOLL
+        ring (the caller publishes it: :meth:`_kick_sq_locked`)."""
+        if target & _S_BIT:
+            try:
+                self._sq_ring().prep_cancel(target, _UD_CANCEL)
+                return False
+            except SubmissionQueueFull:
+                pass
+        elif not self._backlog:
             try:
                 self._ring.prep_cancel(target, _UD_CANCEL)
-                return
+                return True
             except SubmissionQueueFull:
                 pass
         self._backlog_locked(B_CANCEL, None, target)
+        return True
+
+    def _sq_ring(self) -> BackendRing:
+        sq = self._sq
+        assert sq is not None, "a SQPOLL user_data without a SQPOLL ring"
+        return sq
+
+    def _kick_sq_locked(self) -> bool:
+        """Publish what was prepared in the SQPOLL ring; True if its poller sleeps and must be
+        woken (:meth:`_wakeup_sq`, after releasing the lock). Tail store, full barrier, flag
+        load: ``_uring_abi``, SQPOLL."""
+        sq = self._sq
+        if sq is not None and sq.publish() and sq.sq_needs_wakeup():
+            self._sq_wakeups += 1
+            return True
+        return False
+
+    def _wakeup_sq(self) -> None:
+        """Wake the SQ poller: any thread, no lock held (it submits nothing itself)."""
+        try:
+            self._sq_ring().wakeup_sq()
+        except (OSError, ValueError):
+            # EBADF/ValueError: close() won a race and everything is drained; anything else
+            # (EOWNERDEAD: the poller is gone) is a broken ring: report it.
+            if not self._close_called:
+                report("waking the io_uring SQ poller")
 
     def _backlog_locked(self, kind: int, op: Operation | None, arg: Any) -> None:
         # The SQ ring is full (or already has a queue in front of it): the ring thread moves
@@ -428,13 +574,15 @@ class IoUringBackend(StreamLines):
         # (which releases the GIL), the sooner they run. Measured here: QD1 round trip
         # 47 -> 19 us. (Submitting the round's new SQEs in a separate enter *before*
         # delivering measured the same at QD32/QD128, for one more syscall; not worth it.)
+        sq = self._sq
         finished: Finished = []
         cancel_all_done = stop = False
         while True:
             lines: list[Line] = []
+            sq_full = False
             with lock:
                 if self._backlog:
-                    self._drain_backlog_locked(finished, lines)
+                    sq_full = self._drain_backlog_locked(finished, lines)
                 if self._closing:
                     if not cancel_all_done:
                         cancel_all_done = True
@@ -448,11 +596,13 @@ class IoUringBackend(StreamLines):
                             self._cancel_locked(_UD_WAKE)
                         elif not self._wake_armed:
                             stop = True
-                if lines:
+                # Cancels this thread put into the SQPOLL ring (close, backlog) go out now.
+                kick = sq is not None and (self._kick_sq_locked() or sq_full)
+                if lines or sq_full:
                     to_submit = wait = 0  # service them first, then come round again
                 else:
                     to_submit = ring.publish()
-                    wait = 0 if ring.cq_ready() else 1
+                    wait = 0 if ring.cq_ready() or (sq is not None and sq.cq_ready()) else 1
                     if wait:
                         self._sleeping = True  # after publish, in the same critical section
             for line in lines:
@@ -462,6 +612,9 @@ class IoUringBackend(StreamLines):
                 finished = []
             if stop:
                 break
+            if kick:
+                assert sq is not None
+                sq.wakeup_sq(sq_full)  # with SQ_WAIT when full: room for the rest
             if to_submit or wait:
                 self._enters += 1
                 try:
@@ -471,12 +624,18 @@ class IoUringBackend(StreamLines):
                 self._sleeping = False
             cqes = reap(_REAP_BATCH)
             if cqes:
-                process(cqes, finished)
+                self._file_out += process(cqes, finished)
+            if sq is not None:
+                cqes = sq.reap(_REAP_BATCH)
+                if cqes:
+                    self._sq_out += process(cqes, finished)
 
-    def _process(self, cqes: list[tuple[int, int, int]], finished: Finished) -> None:
-        """Map a batch of CQEs to completions (appended to ``finished``)."""
+    def _process(self, cqes: list[tuple[int, int, int]], finished: Finished) -> int:
+        """Map a batch of CQEs to completions (appended to ``finished``); returns how many
+        FILE requests they finished."""
         pop = self._ops.pop
         append = finished.append
+        files = 0
         for ud, res, flags in cqes:
             entry = pop(ud, None)
             if entry is None:
@@ -487,12 +646,14 @@ class IoUringBackend(StreamLines):
             if extra.__class__ is Line:
                 self._service(extra, res, finished)
                 continue
+            files += 1
             try:
                 status, information = op.from_cqe(res)
             except Exception:
                 report(f"mapping the CQE of {op!r}")
                 status, information = UNSUCCESSFUL, 0
             append((op, status, information))
+        return files
 
     def _deliver(self, finished: Finished) -> None:
         """Complete a round's operations, in order (ring thread, no lock held)."""
@@ -533,8 +694,10 @@ class IoUringBackend(StreamLines):
                     pass
             self._backlog_locked(B_POLL, None, None)
 
-    def _drain_backlog_locked(self, finished: Finished, lines: list[Line]) -> None:
-        """Move backlog entries into the SQ ring (ring thread, under _lock)."""
+    def _drain_backlog_locked(self, finished: Finished, lines: list[Line]) -> bool:
+        """Move backlog entries into the SQ rings (ring thread, under _lock). Returns True
+        when the SQPOLL ring is full: the ring thread waits for its poller to make room
+        (``wakeup_sq(wait_for_space=True)``), then drains the rest."""
         backlog = self._backlog
         ring = self._ring
         flushed = False
@@ -545,6 +708,7 @@ class IoUringBackend(StreamLines):
                     assert op is not None
                     if self._given_up(op):
                         finished.append((op, CANCELLED, 0))
+                        self._file_out += 1
                     else:
                         ud = self._next_ud
                         try:
@@ -553,12 +717,19 @@ class IoUringBackend(StreamLines):
                             raise
                         except Exception:
                             finished.append((op, _prep_failed(op), 0))
+                            self._file_out += 1
                         else:
                             self._next_ud = ud + 1
                             self._ops[ud] = (op, keep)
                             op.token = ud
                 elif kind == B_CANCEL:
-                    ring.prep_cancel(arg, _UD_CANCEL)
+                    if arg & _S_BIT:
+                        try:
+                            self._sq_ring().prep_cancel(arg, _UD_CANCEL)
+                        except SubmissionQueueFull:
+                            return True
+                    else:
+                        ring.prep_cancel(arg, _UD_CANCEL)
                 elif op is None:  # the wake-up poll
                     flags = _MULTI if self._multishot else 0
                     ring.prep_poll_add(self._efd, _POLLIN, _UD_WAKE, 0, flags)
@@ -574,15 +745,16 @@ class IoUringBackend(StreamLines):
                         line.poll_ud = ud
             except SubmissionQueueFull:
                 if flushed:
-                    return
+                    return False
                 flushed = True
                 try:  # the ring thread may enter (and only it): make room, then go on
                     self._enters += 1
                     ring.enter(ring.publish(), 0)
                 except RingBusyError:
-                    return
+                    return False
                 continue
             backlog.popleft()
+        return False
 
     def _cancel_everything_locked(self) -> None:
         """close(): ask the kernel to cancel every request. The rest of a line is cancelled by

@@ -13,8 +13,13 @@ Purpose: two small additions to :class:`~._uring_abi.Ring` that only the backend
   the ring thread sleeps in the kernel. That is safe because the kernel reads SQEs only up to
   the tail we published (``smp_load_acquire`` of the SQ tail); slots past it are ours.
 
-Rules: SQ side only (prep, publish) under the backend's lock; ``enter`` is called by the ring
-thread alone (io_uring requests belong to the task that submits them; see ``_uring``).
+With SQPOLL the kernel's poller consumes what is published, without any ``enter``; the
+backend then publishes from whichever thread prepared the SQE and wakes the poller with
+:meth:`~._uring_abi.Ring.wakeup_sq` when it sleeps (``_uring``).
+
+Rules: SQ side only (prep, publish) under the backend's lock; ``enter`` with ``to_submit`` is
+called by the ring thread alone (io_uring requests belong to the task that submits them; see
+``_uring``).
 Imports only the ABI modules.
 """
 
@@ -26,7 +31,8 @@ import struct
 from collections.abc import Sequence
 
 from ._uring_abi import _ARGSZ_NONE, _NR_IO_URING_ENTER, Ring, _enter_error, _syscall
-from ._uring_consts import EnterFlags
+from ._uring_consts import EnterFlags, IoringOp
+from ._uring_prep import SQE
 from ._uring_structs import make_iovecs, pin_readonly
 
 _from_buffer = ctypes.c_char.from_buffer
@@ -39,6 +45,7 @@ _USER_DATA = struct.Struct("<Q")  # io_uring_sqe.user_data, at byte 32 of the 64
 _U32 = 0xFFFFFFFF
 #: Linux caps one read/write at MAX_RW_COUNT (INT_MAX & PAGE_MASK); the SQE ``len`` is a u32.
 _MAX_RW = 0x7FFFF000
+_OP_NOP = int(IoringOp.IORING_OP_NOP)
 
 
 class BackendRing(Ring):
@@ -74,18 +81,25 @@ class BackendRing(Ring):
         self.prep_writev(fd, iov, count, offset, user_data)
         return keep
 
-    def unsubmitted(self) -> list[int]:
-        """The user_data of SQEs prepared but not consumed by the kernel (oldest first).
+    def withdraw_unsubmitted(self, nop_user_data: int) -> list[int]:
+        """Take back the SQEs the kernel has not seen and never will on its own; return their
+        user_data (oldest first). Each slot becomes a NOP with ``nop_user_data``, so that a
+        later submit cannot start a request whose operation the caller has completed.
 
-        Only for salvaging after the submitting thread died: the kernel will never see these,
-        so their requests can be completed without waiting for a CQE.
+        Only for salvaging after the thread that enters the ring died. Without SQPOLL that is
+        every SQE the kernel has not consumed; with SQPOLL only the unpublished ones: the
+        poller consumes published SQEs by itself (they are in flight).
         """
-        head = self._sq_u32[self._sq_head_i]
-        count = (self._sq_tail - head) & _U32
-        return [
-            _USER_DATA.unpack_from(self._sqes, (((head + i) & self._sq_mask) << 6) + 32)[0]
-            for i in range(count)
-        ]
+        u32 = self._sq_u32
+        start = u32[self._sq_tail_i] if self.sqpoll else u32[self._sq_head_i]
+        count = (self._sq_tail - start) & _U32
+        withdrawn = []
+        for i in range(count):
+            offset = ((start + i) & self._sq_mask) << 6
+            withdrawn.append(_USER_DATA.unpack_from(self._sqes, offset + 32)[0])
+            SQE.pack_into(self._sqes, offset, _OP_NOP, 0, 0, -1, 0, 0, 0, 0, nop_user_data,
+                          0, 0, 0, 0, 0)  # fmt: skip
+        return withdrawn
 
     # -- split submit -------------------------------------------------------------------------
 
