@@ -97,6 +97,20 @@ def test_readfileex_on_file_defers_routine(io) -> None:
     assert io.result(h, ov) == (True, 0, 4)
 
 
+def test_readfileex_on_cached_file_ignores_hevent(io) -> None:
+    # spec: win32 #68, §5 (ReadFileEx ignores hEvent), on the page-cache fast path too
+    h = io.file(b"0123456789")
+    ev = io.event(manual=True, initial=False)
+    rec = Recorder()
+    ov = io.ov(hEvent=ev, Offset=0)
+    buf = bytearray(4)
+    assert w.ReadFileEx(h, buf, 4, ov, rec) is True
+    assert w.SleepEx(LONG, True) == w.WAIT_IO_COMPLETION
+    assert rec.simple() == [(0, 4, ov)]
+    assert not io.is_signaled(ev)  # the routine, not the event, reports the end
+    assert io.is_signaled(h)  # the file object is signalled instead (§1.5 step 2)
+
+
 def test_writefileex_on_file(io) -> None:
     # spec: win32 #68 (WriteFileEx: same deferral; the routine gets the bytes written)
     p = io.path()

@@ -99,6 +99,8 @@ class FileObject(DispatcherObject):
         "writable",
     )
     type_name = "File"
+    #: ``DiskFile`` overrides it per instance: its page-cache fast path applies.
+    cached_reads = False
 
     def __init__(
         self,

@@ -147,8 +147,12 @@ class CompletionPort(DispatcherObject):
         running = self._running
         while packets and getters and len(running) < self.concurrency:
             wb = getters.pop()  # LIFO: the most recent waiter
-            count = min(wb.data, len(packets))
-            wb.data = [packets.popleft() for _ in range(count)]
+            count = wb.data
+            if len(packets) <= count:
+                wb.data = list(packets)
+                packets.clear()
+            else:
+                wb.data = [packets.popleft() for _ in range(count)]
             running.add(wb.thread)
             complete_wait(wb, _HANDOFF)
 
@@ -194,7 +198,11 @@ class CompletionPort(DispatcherObject):
             self._enter_locked(ts)
             packets = self._packets
             if packets and len(self._running) < self.concurrency:
-                taken = [packets.popleft() for _ in range(min(max_count, len(packets)))]
+                if len(packets) <= max_count:
+                    taken = list(packets)
+                    packets.clear()
+                else:
+                    taken = [packets.popleft() for _ in range(max_count)]
                 self._running.add(ts)
                 return _HANDOFF, taken
             if alertable and (ts.apcs or ts.special_apcs):

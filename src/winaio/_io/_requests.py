@@ -23,7 +23,7 @@ from ._files import FileObject, run_sync, start
 from ._ops import CompletionRoutine, Operation
 from ._overlapped import Overlapped, is_error, is_warning
 
-__all__ = ["as_buffers", "issue", "read_file", "write_file"]
+__all__ = ["as_buffers", "issue", "read_file", "read_file_after", "write_file"]
 
 _EOF = int(NtStatus.STATUS_END_OF_FILE)
 _CANCELLED = int(NtStatus.STATUS_CANCELLED)
@@ -144,18 +144,30 @@ def read_file(
     routine: CompletionRoutine | None = None,
 ) -> tuple[int, int]:
     """ReadFile / ReadFileScatter / ReadFileEx on any file object (see :func:`issue`)."""
-    tried = False
+    status = None
     if overlapped is not None and file.overlapped:
         read_now = getattr(file, "read_now", None)
         if read_now is not None:
             status = read_now(buffers, overlapped, routine)
             if status == 0:
                 return 0, overlapped.information
-            tried = status is not None  # tried, would block: the request object pends at once
+    return read_file_after(file, buffers, overlapped, routine, status)
+
+
+def read_file_after(
+    file: Any,
+    buffers: Sequence[memoryview],
+    overlapped: Overlapped | None,
+    routine: CompletionRoutine | None,
+    fast: int | None,
+) -> tuple[int, int]:
+    """The rest of :func:`read_file` once ``read_now`` said ``fast`` (None: not applicable,
+    else tried and would block: the request object then pends at once)."""
     try:
         factory = file.read_op
     except AttributeError:
         raise Win32Error(WinError.ERROR_INVALID_HANDLE, f"{file!r} cannot be read") from None
+    tried = fast is not None
     return issue(file, _tried(factory) if tried else factory, buffers, overlapped, routine)
 
 

@@ -13,7 +13,7 @@ from .._io._disk import DiskFile, open_file
 from .._io._files import FileObject, cancel_io, cancel_io_ex, cancel_synchronous_io
 from .._io._overlapped import STATUS_PENDING, Overlapped, get_overlapped_result
 from .._io._pipes import open_named_pipe, pipe_name
-from .._io._requests import as_buffers, read_file, write_file
+from .._io._requests import as_buffers, read_file, read_file_after, write_file
 from .._kernel._handles import HANDLE_TABLE
 from .._kernel._objects import Event
 from .._kernel._threads import KThread
@@ -256,7 +256,32 @@ def ReadFile(
 ) -> bool:
     """[MS:ReadFile] -> core ``read_file``."""
     args = (hFile, lpBuffer, nNumberOfBytesToRead, True, lpNumberOfBytesRead, lpOverlapped)
+    if lpBuffer.__class__ is bytearray and len(lpBuffer) == nNumberOfBytesToRead:
+        # The hot case (a whole bytearray): try the page-cache fast path before normalising
+        # anything (``DiskFile.read_now``); every other outcome takes the general path.
+        try:
+            file = _file(hFile)
+            ov = bind_overlapped(lpOverlapped)
+        except Win32Error as exc:
+            if lpNumberOfBytesRead is not None:
+                lpNumberOfBytesRead.value = 0
+            fail(exc)
+            return False
+        if file.cached_reads and ov is not None:
+            fast = file.read_now((lpBuffer,), ov, None)  # type: ignore[attr-defined]
+            if fast == 0:
+                if lpNumberOfBytesRead is not None:
+                    lpNumberOfBytesRead.value = ov.information
+                return True
+            return _io(_after(fast), *args)
     return _io(read_file, *args)
+
+
+def _after(fast: int | None) -> Callable[..., tuple[int, int]]:
+    def call(file: Any, views: Any, ov: Any, routine: CompletionRoutine | None) -> tuple[int, int]:
+        return read_file_after(file, views, ov, routine, fast)
+
+    return call
 
 
 def WriteFile(
