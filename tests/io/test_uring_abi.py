@@ -713,7 +713,12 @@ def test_sqpoll_submits_without_enter_and_wakes_a_sleeping_poller(
 ) -> None:
     before = _sq_threads()
     r = _sqpoll_ring()
-    assert r.sqpoll and len(_sq_threads() - before) == 1
+    assert r.sqpoll
+    # The poller names itself (set_task_comm in io_sq_thread) once it first runs: wait for it.
+    end = time.monotonic() + DEADLINE
+    while len(_sq_threads() - before) != 1:
+        assert time.monotonic() < end, f"no single new SQ poller thread: {_sq_threads() - before}"
+        os.sched_yield()
     real = abi._syscall
     enters: list[int] = []  # flags of the io_uring_enter calls that do not wait
 
