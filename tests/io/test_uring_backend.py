@@ -36,7 +36,7 @@ from typing import Any
 
 import pytest
 
-from winaio._backends import _uring, _uring_probe
+from winaio._backends import _uring, _uring_probe, _uring_sqpoll
 from winaio._backends import _uring_abi as abi
 from winaio._backends._uring_consts import Feature, IoringOp
 from winaio._backends._uring_ring import BackendRing
@@ -689,7 +689,7 @@ def test_a_refused_sqpoll_falls_back_to_the_plain_ring_and_says_why(
             if self.sqpoll:  # a kernel before 5.11
                 self.features &= ~Feature.IORING_FEAT_SQPOLL_NONFIXED
 
-    monkeypatch.setattr(_uring, "BackendRing", Refusing)
+    monkeypatch.setattr(_uring_sqpoll, "BackendRing", Refusing)
     fds = _fds()
     b = _uring.IoUringBackend(sqpoll=True)
     try:

@@ -12,7 +12,8 @@ The raw io_uring ABI (no policy, no threads, not thread-safe on its own):
 
 The backends (both implement ``winaio._io._backend.Backend``; ``winaio._runtime`` picks one):
 
-- ``_uring`` (+ ``_uring_streams``, ``_uring_ring``, ``_uring_probe``): io_uring, all
-  submissions on its own ring thread.
+- ``_uring`` (+ ``_uring_sqpoll``, ``_uring_streams``, ``_uring_close``, ``_uring_ring``,
+  ``_uring_probe``): io_uring; submissions by its own ring thread, or by the kernel's SQ
+  poller for deep FILE queues.
 - ``_threads``: a worker pool for file requests and an epoll reactor for streams.
 """

@@ -1,11 +1,14 @@
-"""The io_uring backend: one ring, one ring thread that owns every request.
+"""The io_uring backend: one ring thread that owns every request, on a plain ring plus, for
+deep FILE queues, a SQPOLL ring.
 
 Purpose: finish the operations the I/O layer could not finish at once (``winaio._io._backend``)
 with io_uring, at about a microsecond of backend Python per request on each side.
 
-Modules: this one (threads, FILE requests, cancellation, backlog, close), ``_uring_streams``
-(STREAM requests: per-descriptor FIFO lines and readiness polls), ``_uring_ring`` (the ring
-as an ``SqeSink``, split publish/enter), ``_uring_probe`` (can it run here, and why not).
+Modules: this one (threads, FILE requests, cancellation, backlog), ``_uring_sqpoll`` (the
+SQPOLL ring: why, routing, wake-ups, fallback), ``_uring_streams`` (STREAM requests:
+per-descriptor FIFO lines and readiness polls), ``_uring_close`` (close, salvage),
+``_uring_ring`` (the ring as an ``SqeSink``, split publish/enter), ``_uring_probe`` (can it
+run here, and why not).
 
 Io_uring facts relied on (``_uring_abi`` has them with sources)
 ---------------------------------------------------------------
@@ -24,19 +27,23 @@ Io_uring facts relied on (``_uring_abi`` has them with sources)
 
 Threads and ownership (invariant 3)
 -----------------------------------
-One thread, ``winaio-uring-<n>``, is the only caller of ``io_uring_enter``: it submits, sleeps
-in the kernel until completions arrive, reaps them in batches and completes the operations.
-Win32 port-bound I/O must survive the exit of the thread that issued it (spec §8), so no
-issuing thread ever enters the ring. Issuers only *write* SQEs into the SQ ring, under
-``_lock`` (a ``pack_into``; the kernel sees nothing until the ring thread publishes the tail).
-The ring thread lives until :meth:`IoUringBackend.close` has drained everything. No SQPOLL,
+One thread, ``winaio-uring-<n>``, is the only one that submits with ``io_uring_enter``: it
+submits, sleeps in the kernel until completions arrive, reaps them (from both rings) in
+batches and completes the operations. Win32 port-bound I/O must survive the exit of the
+thread that issued it (spec §8), so no issuing thread ever submits. Issuers only *write* SQEs
+into the plain SQ ring, under ``_lock`` (a ``pack_into``; the kernel sees nothing until the
+ring thread publishes the tail). Deep FILE queues go to the SQPOLL ring instead, where the
+issuer publishes and the kernel's poller submits, so the request belongs to the poller;
+the issuer only enters to wake a sleeping poller (``_uring_sqpoll``). The ring thread lives
+until :meth:`IoUringBackend.close` has drained everything. SQPOLL on the second ring only; no
 COOP_TASKRUN or DEFER_TASKRUN (facts above).
 
 Wake-up protocol (no lost wake-ups, at most one eventfd write per sleep)
 ------------------------------------------------------------------------
-The ring thread keeps a multishot ``POLL_ADD`` armed on an eventfd (user_data ``_UD_WAKE``):
+The ring thread keeps a multishot ``POLL_ADD`` armed on an eventfd (user_data ``UD_WAKE``):
 every eventfd write posts a CQE, and any CQE ends ``io_uring_enter(GETEVENTS,
-min_complete=1)``. The eventfd is never read in multishot mode; its counter only grows.
+min_complete=1)``. The eventfd is never read in multishot mode; its counter only grows. The
+SQPOLL ring's CQEs write it too (``IORING_REGISTER_EVENTFD``).
 
 - Ring thread, under ``_lock``: publish the SQ tail (everything prepared so far), then set
   ``_sleeping`` - in the same critical section - then enter (submit + wait) without the lock.
@@ -65,7 +72,7 @@ bytecodes after waking them (QD1 round trip through the backend: 47 -> 19 us).
 FILE operations
 ---------------
 ``op.prep(ring, user_data)``: the ring is the ``SqeSink``. Every SQE gets a fresh user_data
-from a counter (reserved values below ``_FIRST_UD`` are internal: the wake-up poll, cancels);
+from a counter (reserved values below ``FIRST_UD`` are internal: the wake-up poll, cancels);
 ``_ops[user_data] = (op, keepalive)`` holds the operation, its buffers and the pinned iovecs
 until the CQE, then ``op.from_cqe(res)`` -> ``op.complete``. An op whose SQE cannot even be
 prepared (unusable buffer, offset out of range) completes at once with an error status.
@@ -73,12 +80,13 @@ prepared (unusable buffer, offset out of range) completes at once with an error 
 Cancellation (invariants 1 and 2)
 ---------------------------------
 ``cancel(op)`` prepares ``IORING_OP_ASYNC_CANCEL`` for the op's in-flight user_data (a FILE
-op's SQE, or the POLL_ADD of a line's head). The op still completes exactly once, from its own
-CQE: -ECANCELED becomes STATUS_CANCELLED, anything else is the real result (the cancel lost the
-race; the cancel's own -ENOENT/-EALREADY is ignored). Until that CQE the op stays in ``_ops``
-with its buffers (liburing #733). Requests that never reached the kernel (queued behind a
-line's head, or still in the backlog) are completed cancelled without it; see
-``_uring_streams`` for the head between two polls.
+op's SQE, or the POLL_ADD of a line's head) in the ring that holds it (``_uring_sqpoll``). The
+op still completes exactly once, from its own CQE: -ECANCELED becomes STATUS_CANCELLED,
+anything else is the real result (the cancel lost the race; the cancel's own
+-ENOENT/-EALREADY is ignored). Until that CQE the op stays in ``_ops`` with its buffers
+(liburing #733). Requests that never reached the kernel (queued behind a line's head, or still
+in the backlog) are completed cancelled without it; see ``_uring_streams`` for the head
+between two polls.
 
 Backlog
 -------
@@ -87,17 +95,8 @@ enter), so it appends the request to ``_backlog``; once the backlog is non-empty
 goes there, keeping FIFO order. The ring thread moves it into the ring at the top of each
 round, entering to make room if needed.
 
-Close (invariant 4)
--------------------
-``close()`` refuses new submissions and wakes the ring thread, which cancels every in-flight
-user_data (the rest of each line follows its head), keeps reaping until every submitted op has
-been completed, then cancels its wake-up poll, reaps its last CQE and exits. ``close()`` joins
-it (bounded), then closes the ring (3 fds) and the eventfd. If the drain times out, the ring
-and the buffers are left alone (the kernel may still write into them) and ``close()`` raises.
-Should the ring thread ever die (a bug; it is reported), the backend refuses new requests and
-``close()`` salvages: SQEs the kernel never consumed are found in the SQ ring and completed
-cancelled; the rest are cancelled with ASYNC_CANCEL from the closing thread and their CQEs
-reaped, boundedly.
+Close (invariant 4): ``close()`` makes the ring thread cancel and drain everything, then
+closes the rings; if the ring thread died, it salvages (``_uring_close``).
 
 Invariant 5: ``op.complete`` is always called without ``_lock`` held.
 """
@@ -111,7 +110,6 @@ import select
 import struct
 import sys
 import threading
-import time
 from collections import deque
 from typing import Any
 
@@ -119,15 +117,29 @@ from .._io._backend import BackendStatistics, OpKind
 from .._io._ops import Operation
 from ..codes import NtStatus
 from ._uring_abi import RingBusyError, SubmissionQueueFull
-from ._uring_consts import CqeFlags, Feature, PollFlags, SetupFlags
+from ._uring_close import Closing
+from ._uring_consts import CqeFlags, PollFlags
 from ._uring_probe import feature_names, probe_backend
 from ._uring_ring import BackendRing
+from ._uring_sqpoll import (
+    HOT_DEPTH,
+    S_BIT,
+    SQ_THREAD_IDLE_MS,
+    SQPOLL_DEFAULT,
+    SqPoll,
+    make_sq_ring,
+    sqpoll_wanted,
+)
 from ._uring_streams import (
     B_CANCEL,
     B_FILE,
     B_POLL,
     CANCELLED,
     ECANCELED,
+    FIRST_UD,
+    REAP_BATCH,
+    UD_CANCEL,
+    UD_WAKE,
     UNSUCCESSFUL,
     Finished,
     Line,
@@ -135,7 +147,8 @@ from ._uring_streams import (
     report,
 )
 
-__all__ = ["IoUringBackend", "probe_backend"]
+# The SQPOLL knobs are re-exported: tests and callers read them here.
+__all__ = ["HOT_DEPTH", "SQPOLL_DEFAULT", "SQ_THREAD_IDLE_MS", "IoUringBackend", "probe_backend"]
 
 _INVALID_PARAMETER = int(NtStatus.STATUS_INVALID_PARAMETER)
 _F_MORE = int(CqeFlags.IORING_CQE_F_MORE)
@@ -144,52 +157,7 @@ _POLLIN = select.POLLIN
 _POLLOUT = select.POLLOUT
 _FILE = OpKind.FILE
 
-# Reserved user_data values; requests count up from _FIRST_UD and are never reused.
-_UD_WAKE = 1  # the eventfd POLL_ADD
-_UD_CANCEL = 2  # every ASYNC_CANCEL (its own result is not needed)
-_FIRST_UD = 16
-_S_BIT = 1 << 62  # set in the user_data of requests on the SQPOLL ring
-
-_REAP_BATCH = 1024
-_CLOSE_TIMEOUT = 30.0
-
-#: Create the SQPOLL ring (``WINAIO_URING_SQPOLL=0|1`` overrides it; module docstring).
-SQPOLL_DEFAULT = True
-#: The SQ poller's idle time before it sleeps, in ms (the kernel rounds it up to jiffies).
-SQ_THREAD_IDLE_MS = 1
-#: FILE requests in flight on the plain ring from which new ones go to the SQPOLL ring.
-HOT_DEPTH = 4
-_SETUP_SQPOLL = int(SetupFlags.IORING_SETUP_SQPOLL)
-
 _names = itertools.count()
-
-
-def _sqpoll_wanted() -> bool:
-    value = os.environ.get("WINAIO_URING_SQPOLL", "").strip()
-    if value in ("0", "1"):
-        return value == "1"
-    return SQPOLL_DEFAULT
-
-
-def _make_sq_ring(entries: int, idle_ms: int, efd: int) -> tuple[BackendRing | None, str]:
-    """The SQPOLL ring, its completions signalling ``efd``; or None and why not."""
-    try:
-        ring = BackendRing(
-            entries, flags=_SETUP_SQPOLL, cq_entries=4 * entries, sq_thread_idle=idle_ms
-        )
-    except OSError as exc:
-        name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
-        return None, f"no SQPOLL ring: io_uring_setup(SQPOLL) failed: {name} {exc.strerror}"
-    if not ring.features & Feature.IORING_FEAT_SQPOLL_NONFIXED:
-        ring.close()  # before 5.11 the poller only takes registered files
-        return None, "no SQPOLL ring: no IORING_FEAT_SQPOLL_NONFIXED (kernel < 5.11)"
-    try:
-        ring.register_eventfd(efd)
-    except OSError as exc:
-        ring.close()
-        name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
-        return None, f"no SQPOLL ring: IORING_REGISTER_EVENTFD failed: {name}"
-    return ring, f"SQPOLL ring for FILE queues >= {HOT_DEPTH} (sq_thread_idle {idle_ms} ms)"
 
 
 def _prep_failed(op: Operation) -> int:
@@ -201,8 +169,8 @@ def _prep_failed(op: Operation) -> int:
     return UNSUCCESSFUL
 
 
-class IoUringBackend(StreamLines):
-    """Backend on one io_uring ring and one ring thread (module docstring).
+class IoUringBackend(StreamLines, SqPoll, Closing):
+    """Backend on an io_uring ring (and a SQPOLL ring) with one ring thread (module docstring).
 
     Args:
         entries: SQ ring size (the CQ ring is 4x; the kernel parks any surplus, NODROP).
@@ -232,14 +200,14 @@ class IoUringBackend(StreamLines):
         if not ok:
             raise RuntimeError(f"io_uring backend unavailable: {reason}")
         if sqpoll is None:
-            sqpoll = _sqpoll_wanted()
+            sqpoll = sqpoll_wanted()
         self._ring = BackendRing(entries, cq_entries=4 * entries)
         self._sq: BackendRing | None = None
         self._sq_mode = "no SQPOLL ring (not requested)"
         try:
             self._efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
             if sqpoll:
-                self._sq, self._sq_mode = _make_sq_ring(entries, sq_thread_idle, self._efd)
+                self._sq, self._sq_mode = make_sq_ring(entries, sq_thread_idle, self._efd)
         except BaseException:
             self._ring.close()
             raise
@@ -248,7 +216,7 @@ class IoUringBackend(StreamLines):
         self._ops: dict[int, tuple[Operation, object]] = {}
         self._lines: dict[tuple[int, int], Line] = {}
         self._backlog: deque[tuple[int, Operation | None, Any]] = deque()
-        self._next_ud = _FIRST_UD
+        self._next_ud = FIRST_UD
         self._sleeping = False
         self._closing = self._crashed = self._close_called = False
         self._stop_sent = False  # the ring thread cancelled its wake-up poll: it is stopping
@@ -263,7 +231,7 @@ class IoUringBackend(StreamLines):
         # and on the SQPOLL ring: the routing decision (HOT_DEPTH) reads them.
         self._file_in = self._file_out = self._sq_in = self._sq_out = 0
         # Prepared here, submitted by the ring thread's first enter: the ring thread owns it.
-        self._ring.prep_poll_add(self._efd, _POLLIN, _UD_WAKE, 0, _MULTI)
+        self._ring.prep_poll_add(self._efd, _POLLIN, UD_WAKE, 0, _MULTI)
         self._thread = threading.Thread(
             target=self._run, name=f"winaio-uring-{next(_names)}", daemon=True
         )
@@ -285,10 +253,10 @@ class IoUringBackend(StreamLines):
                     self._sq_in != self._sq_out or self._file_in - self._file_out >= self._hot_depth
                 ):
                     # A deep FILE queue: the SQ poller submits it as soon as it is published
-                    # (module docstring); nothing for the ring thread to do.
+                    # (``_uring_sqpoll``); nothing for the ring thread to do.
                     ud = self._next_ud
                     self._next_ud = ud + 1
-                    ud |= _S_BIT
+                    ud |= S_BIT
                     try:
                         keep = op.prep(sq, ud)
                     except SubmissionQueueFull:
@@ -372,98 +340,6 @@ class IoUringBackend(StreamLines):
         if direct:
             self._finish_direct(op, CANCELLED)
 
-    def close(self) -> None:
-        if threading.current_thread() is self._thread:
-            raise RuntimeError("the io_uring backend cannot be closed from its ring thread")
-        with self._lock:
-            if self._close_called:
-                return
-            self._close_called = self._closing = True
-            wake = self._sleeping
-            self._sleeping = False
-        if wake:
-            os.eventfd_write(self._efd, 1)
-        self._thread.join(_CLOSE_TIMEOUT)
-        if self._crashed:
-            self._salvage()
-        if self._thread.is_alive():
-            stats = self.statistics()
-            raise RuntimeError(
-                f"io_uring backend: {stats.in_flight} requests still in flight after"
-                f" {_CLOSE_TIMEOUT}s; the ring and their buffers are kept alive"
-            )
-        with self._lock:
-            self._sleeping = False  # nobody may write the eventfd number once it is closed
-        self._ring.close()
-        if self._sq is not None:
-            self._sq.close()
-        os.close(self._efd)
-
-    def _salvage(self) -> None:
-        """close() after the ring thread died. Requests it submitted stay in the kernel (a
-        thread's exit cancels only requests holding ring references); cancel them from this
-        thread, collect their CQEs (bounded), and complete as cancelled every request that
-        never reached the kernel.
-
-        Raises:
-            RuntimeError: FILE requests still in the kernel at the deadline; the ring and
-                their buffers are kept (the kernel may still write into them).
-        """
-        self._stop_sent = True  # no wake-up poll re-arming from here on
-        ring, sq = self._ring, self._sq
-        rings = [ring] if sq is None else [ring, sq]
-        finished: Finished = []
-        for r in rings:
-            for ud in r.withdraw_unsubmitted(_UD_CANCEL):  # the kernel never saw these
-                entry = self._ops.pop(ud, None)
-                if entry is not None:
-                    op, extra = entry
-                    if extra.__class__ is Line:
-                        extra.poll_ud = 0  # its line is cancelled below
-                    else:
-                        finished.append((op, CANCELLED, 0))
-        targets = [*self._ops, _UD_WAKE]
-        while targets:  # these cancels belong to this thread: it may submit them
-            r = self._sq_ring() if targets[-1] & _S_BIT else ring
-            try:
-                r.prep_cancel(targets[-1], _UD_CANCEL)
-            except SubmissionQueueFull:
-                r.submit()
-                if r.sqpoll:
-                    r.wakeup_sq(wait_for_space=True)
-                continue
-            targets.pop()
-        for r in rings:
-            r.submit()
-        deadline = time.monotonic() + _CLOSE_TIMEOUT
-        while self._ops and time.monotonic() < deadline:
-            reaped = False
-            for r in rings:
-                cqes = r.reap(_REAP_BATCH)
-                if cqes:
-                    self._process(cqes, finished)
-                    reaped = True
-            if reaped:
-                continue
-            # Nobody forwards the SQPOLL ring's completions any more (the wake-up poll died
-            # with the ring thread): wait on the ring that still has requests, briefly.
-            waiter = sq if sq is not None and any(ud & _S_BIT for ud in self._ops) else ring
-            try:
-                waiter.wait_cqes(1, 0.02)
-            except NotImplementedError:  # no IORING_FEAT_EXT_ARG (< 5.11): poll slowly
-                time.sleep(0.01)
-        stuck = [op for op, extra in self._ops.values() if extra.__class__ is not Line]
-        if stuck:
-            raise RuntimeError(f"io_uring backend: {len(stuck)} requests stuck in the kernel")
-        seen = {id(op) for op, _, _ in finished}
-        rest = [op for line in self._lines.values() for op in line.ops]
-        rest += [op for kind, op, _ in self._backlog if kind == B_FILE and op is not None]
-        finished += [(op, CANCELLED, 0) for op in rest if id(op) not in seen]
-        self._ops.clear()
-        self._lines.clear()
-        self._backlog.clear()
-        self._deliver(finished)
-
     def statistics(self) -> BackendStatistics:
         ring = self._ring
         with self._lock:
@@ -488,50 +364,6 @@ class IoUringBackend(StreamLines):
         )
 
     # ------------------------------------------------------------------ SQ side (under _lock)
-    def _cancel_locked(self, target: int) -> bool:
-        """Prepare ASYNC_CANCEL for ``target`` in the ring that holds it. True if the ring
-        thread must submit it (plain ring, or backlog); False if it went into the SQPOLL
-        ring (the caller publishes it: :meth:`_kick_sq_locked`)."""
-        if target & _S_BIT:
-            try:
-                self._sq_ring().prep_cancel(target, _UD_CANCEL)
-                return False
-            except SubmissionQueueFull:
-                pass
-        elif not self._backlog:
-            try:
-                self._ring.prep_cancel(target, _UD_CANCEL)
-                return True
-            except SubmissionQueueFull:
-                pass
-        self._backlog_locked(B_CANCEL, None, target)
-        return True
-
-    def _sq_ring(self) -> BackendRing:
-        sq = self._sq
-        assert sq is not None, "a SQPOLL user_data without a SQPOLL ring"
-        return sq
-
-    def _kick_sq_locked(self) -> bool:
-        """Publish what was prepared in the SQPOLL ring; True if its poller sleeps and must be
-        woken (:meth:`_wakeup_sq`, after releasing the lock). Tail store, full barrier, flag
-        load: ``_uring_abi``, SQPOLL."""
-        sq = self._sq
-        if sq is not None and sq.publish() and sq.sq_needs_wakeup():
-            self._sq_wakeups += 1
-            return True
-        return False
-
-    def _wakeup_sq(self) -> None:
-        """Wake the SQ poller: any thread, no lock held (it submits nothing itself)."""
-        try:
-            self._sq_ring().wakeup_sq()
-        except (OSError, ValueError):
-            # EBADF/ValueError: close() won a race and everything is drained; anything else
-            # (EOWNERDEAD: the poller is gone) is a broken ring: report it.
-            if not self._close_called:
-                report("waking the io_uring SQ poller")
-
     def _backlog_locked(self, kind: int, op: Operation | None, arg: Any) -> None:
         # The SQ ring is full (or already has a queue in front of it): the ring thread moves
         # this into the ring at the top of its next loop, in FIFO order.
@@ -593,7 +425,7 @@ class IoUringBackend(StreamLines):
                         if not self._stop_sent:
                             # Retire the wake-up poll; its last CQE ends the loop.
                             self._stop_sent = True
-                            self._cancel_locked(_UD_WAKE)
+                            self._cancel_locked(UD_WAKE)
                         elif not self._wake_armed:
                             stop = True
                 # Cancels this thread put into the SQPOLL ring (close, backlog) go out now.
@@ -622,11 +454,11 @@ class IoUringBackend(StreamLines):
                 except RingBusyError:
                     pass  # the CQ backlog is full: reap below, then submit again
                 self._sleeping = False
-            cqes = reap(_REAP_BATCH)
+            cqes = reap(REAP_BATCH)
             if cqes:
                 self._file_out += process(cqes, finished)
             if sq is not None:
-                cqes = sq.reap(_REAP_BATCH)
+                cqes = sq.reap(REAP_BATCH)
                 if cqes:
                     self._sq_out += process(cqes, finished)
 
@@ -639,9 +471,9 @@ class IoUringBackend(StreamLines):
         for ud, res, flags in cqes:
             entry = pop(ud, None)
             if entry is None:
-                if ud == _UD_WAKE:
+                if ud == UD_WAKE:
                     self._wake_cqe(res, flags)
-                continue  # _UD_CANCEL: -ENOENT/-EALREADY are normal races
+                continue  # UD_CANCEL: -ENOENT/-EALREADY are normal races
             op, extra = entry  # extra: the FILE op's keepalive (dropped now), or its line
             if extra.__class__ is Line:
                 self._service(extra, res, finished)
@@ -687,7 +519,7 @@ class IoUringBackend(StreamLines):
             if not self._backlog:
                 try:
                     self._ring.prep_poll_add(
-                        self._efd, _POLLIN, _UD_WAKE, 0, _MULTI if self._multishot else 0
+                        self._efd, _POLLIN, UD_WAKE, 0, _MULTI if self._multishot else 0
                     )
                     return
                 except SubmissionQueueFull:
@@ -723,16 +555,16 @@ class IoUringBackend(StreamLines):
                             self._ops[ud] = (op, keep)
                             op.token = ud
                 elif kind == B_CANCEL:
-                    if arg & _S_BIT:
+                    if arg & S_BIT:
                         try:
-                            self._sq_ring().prep_cancel(arg, _UD_CANCEL)
+                            self._sq_ring().prep_cancel(arg, UD_CANCEL)
                         except SubmissionQueueFull:
                             return True
                     else:
-                        ring.prep_cancel(arg, _UD_CANCEL)
+                        ring.prep_cancel(arg, UD_CANCEL)
                 elif op is None:  # the wake-up poll
                     flags = _MULTI if self._multishot else 0
-                    ring.prep_poll_add(self._efd, _POLLIN, _UD_WAKE, 0, flags)
+                    ring.prep_poll_add(self._efd, _POLLIN, UD_WAKE, 0, flags)
                 else:
                     line: Line = arg
                     if self._given_up(op):
@@ -755,10 +587,3 @@ class IoUringBackend(StreamLines):
                 continue
             backlog.popleft()
         return False
-
-    def _cancel_everything_locked(self) -> None:
-        """close(): ask the kernel to cancel every request. The rest of a line is cancelled by
-        ``_service`` when its head's poll comes back -ECANCELED (``_closing`` is set); FILE
-        ops still in the backlog are cancelled when it is drained."""
-        for ud in list(self._ops):
-            self._cancel_locked(ud)

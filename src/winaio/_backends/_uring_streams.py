@@ -17,6 +17,9 @@ Rules (the module docstring of ``_uring`` has the whole picture):
   the head is cancelled through its POLL_ADD's user_data, or - between two polls - by the
   ring thread, which checks ``cancel_requested`` under the lock before polling again.
 
+Also the vocabulary the backend's modules share (``_uring``, ``_uring_sqpoll``,
+``_uring_close``): statuses, backlog kinds, reserved user_data, :func:`report`.
+
 Imports ``winaio._io`` (operations) and the ABI modules only.
 """
 
@@ -40,6 +43,10 @@ __all__ = [
     "B_POLL",
     "CANCELLED",
     "ECANCELED",
+    "FIRST_UD",
+    "REAP_BATCH",
+    "UD_CANCEL",
+    "UD_WAKE",
     "UNSUCCESSFUL",
     "Finished",
     "Line",
@@ -54,6 +61,12 @@ ECANCELED = -errno.ECANCELED
 RETRY = 0
 # Backlog entries: (kind, op, line-or-user_data).
 B_FILE, B_POLL, B_CANCEL = 0, 1, 2
+# Reserved user_data values; requests count up from FIRST_UD and are never reused.
+UD_WAKE = 1  # the eventfd POLL_ADD
+UD_CANCEL = 2  # every ASYNC_CANCEL (its own result is not needed)
+FIRST_UD = 16
+#: CQEs reaped from a ring at once.
+REAP_BATCH = 1024
 
 Finished = list[tuple[Operation, int, int]]
 """Completions collected by the ring thread in one round: (op, status, information)."""

@@ -1,0 +1,197 @@
+"""The SQPOLL ring of the io_uring backend: deep FILE queues, submitted by the kernel's poller.
+
+Purpose: the half of ``IoUringBackend`` (``_uring``) that runs a second ring, set up with
+``IORING_SETUP_SQPOLL``, next to the plain one, for FILE requests issued while many others are
+in flight. The facts it relies on are in ``_uring_abi`` (SQPOLL).
+
+Why
+---
+On the plain ring every request goes through the ring thread: the issuer writes its SQE, wakes
+the ring thread if it sleeps (an eventfd write), and the ring thread publishes the SQ tail and
+enters. On the SQPOLL ring the issuer publishes the tail itself and the kernel's poller thread
+(``iou-sqp-<pid>``) submits it: no ``io_uring_enter`` syscall, and our ring thread is not woken
+to submit. Measured on this 2-core VM (``benchmarks/bench_io.py``, 4 KiB O_DIRECT random reads
+at QD128): 0.76x -> 0.97x of fio's io_uring engine.
+
+Routing (``IoUringBackend.submit``, under ``_lock``)
+----------------------------------------------------
+A FILE request goes to the SQPOLL ring when the plain ring already has at least
+:data:`HOT_DEPTH` FILE requests in flight or in its backlog (the ``hot_depth`` argument), or
+the SQPOLL ring has any in flight - so a deep queue stays there until it has drained. Shallow
+FILE queues stay on the plain ring, where the poller's idle spin (``sq_thread_idle`` ms before
+it sleeps, rounded up to jiffies) would cost more than it saves. If the SQPOLL ring is full the
+request goes to the plain ring (or its backlog) instead. STREAM requests (readiness polls and
+``try_now`` on the ring thread, ``_uring_streams``) and the wake-up poll never go there.
+
+Requests still survive their issuing thread
+-------------------------------------------
+An io_uring request belongs to the task that submits it (``_uring``, facts). On the SQPOLL ring
+that is the poller, a kernel thread, not the issuer that wrote and published the SQE; the
+issuer enters only to wake the poller, and ``IORING_ENTER_SQ_WAKEUP`` submits nothing. So the
+exit of the issuing thread cancels nothing: port-bound requests outlive it (spec §8) as they do
+on the plain ring.
+
+Completions
+-----------
+:func:`make_sq_ring` registers the backend's eventfd on the SQPOLL ring
+(``IORING_REGISTER_EVENTFD``): every CQE posted there writes the eventfd, which fires the plain
+ring's wake-up poll and ends the ring thread's ``io_uring_enter(GETEVENTS)``. The ring thread
+sleeps on the plain ring only, does not sleep while either CQ ring holds CQEs, reaps both
+rings every round and delivers both alike (``op.complete`` on the ring thread, no lock held).
+FILE counters: ``_sq_in`` (under ``_lock``) and ``_sq_out`` (ring thread).
+
+Publishing and waking the poller
+--------------------------------
+Whoever prepares an SQE in the SQPOLL ring publishes it, under ``_lock``
+(:meth:`SqPoll._kick_sq_locked`, inlined in ``submit``): store the SQ tail, full fence, load
+the ring flags (``sq_needs_wakeup``; the Dekker pattern of ``_uring_abi``). If the poller
+sleeps (``IORING_SQ_NEED_WAKEUP``), that thread counts a poller wake-up and, after releasing
+the lock, wakes it (:meth:`SqPoll._wakeup_sq`: io_uring_enter with ``IORING_ENTER_SQ_WAKEUP``).
+An awake poller sees the new tail by itself. The ring thread publishes the SQPOLL ring every
+round too (cancels it put there at close or from the backlog); when, draining the backlog, it
+finds the SQPOLL ring full, it wakes the poller with ``IORING_ENTER_SQ_WAIT`` (return once a
+slot is free) and comes round again.
+
+Cancellation
+------------
+ASYNC_CANCEL must go into the ring that holds its target. User_data come from one counter for
+both rings; those of requests on the SQPOLL ring have :data:`S_BIT` set, and ``_cancel_locked``
+picks the ring by that bit. The canceller publishes and wakes the poller like an issuer; if the
+SQPOLL ring is full, the cancel goes to the backlog. The request still completes exactly once,
+from its own CQE.
+
+Fallback and configuration
+--------------------------
+:func:`make_sq_ring` gives up, closing the refused ring, when io_uring_setup refuses SQPOLL
+(the reason names the errno), when the kernel lacks ``IORING_FEAT_SQPOLL_NONFIXED`` (before
+5.11 the poller takes only registered files) or when the eventfd cannot be registered. The
+backend then runs on the plain ring alone, and ``statistics().detail`` says why ("no SQPOLL
+ring: ...").
+
+``WINAIO_URING_SQPOLL=1`` asks for the SQPOLL ring, ``0`` does not; unset or anything else:
+:data:`SQPOLL_DEFAULT`. The constructor's ``sqpoll`` argument, when not None, overrides both.
+Close and salvage of both rings: ``_uring_close``.
+
+Imports ``winaio._io`` (operations), the ABI modules and ``_uring_streams`` only.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from .._io._ops import Operation
+from ._uring_abi import SubmissionQueueFull
+from ._uring_consts import Feature, SetupFlags
+from ._uring_ring import BackendRing
+from ._uring_streams import B_CANCEL, UD_CANCEL, report
+
+__all__ = [
+    "HOT_DEPTH",
+    "SQPOLL_DEFAULT",
+    "SQ_THREAD_IDLE_MS",
+    "S_BIT",
+    "SqPoll",
+    "make_sq_ring",
+    "sqpoll_wanted",
+]
+
+#: Create the SQPOLL ring (``WINAIO_URING_SQPOLL=0|1`` overrides it; module docstring).
+SQPOLL_DEFAULT = True
+#: The SQ poller's idle time before it sleeps, in ms (the kernel rounds it up to jiffies).
+SQ_THREAD_IDLE_MS = 1
+#: FILE requests in flight on the plain ring from which new ones go to the SQPOLL ring.
+HOT_DEPTH = 4
+#: Set in the user_data of requests on the SQPOLL ring.
+S_BIT = 1 << 62
+_SETUP_SQPOLL = int(SetupFlags.IORING_SETUP_SQPOLL)
+
+
+def sqpoll_wanted() -> bool:
+    """``WINAIO_URING_SQPOLL=0|1``, else :data:`SQPOLL_DEFAULT`."""
+    value = os.environ.get("WINAIO_URING_SQPOLL", "").strip()
+    if value in ("0", "1"):
+        return value == "1"
+    return SQPOLL_DEFAULT
+
+
+def make_sq_ring(entries: int, idle_ms: int, efd: int) -> tuple[BackendRing | None, str]:
+    """The SQPOLL ring, its completions signalling ``efd``; or None and why not."""
+    try:
+        ring = BackendRing(
+            entries, flags=_SETUP_SQPOLL, cq_entries=4 * entries, sq_thread_idle=idle_ms
+        )
+    except OSError as exc:
+        name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+        return None, f"no SQPOLL ring: io_uring_setup(SQPOLL) failed: {name} {exc.strerror}"
+    if not ring.features & Feature.IORING_FEAT_SQPOLL_NONFIXED:
+        ring.close()  # before 5.11 the poller only takes registered files
+        return None, "no SQPOLL ring: no IORING_FEAT_SQPOLL_NONFIXED (kernel < 5.11)"
+    try:
+        ring.register_eventfd(efd)
+    except OSError as exc:
+        ring.close()
+        name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+        return None, f"no SQPOLL ring: IORING_REGISTER_EVENTFD failed: {name}"
+    return ring, f"SQPOLL ring for FILE queues >= {HOT_DEPTH} (sq_thread_idle {idle_ms} ms)"
+
+
+class SqPoll:
+    """The SQPOLL half of ``IoUringBackend`` (a mixin; module docstring)."""
+
+    # Provided by IoUringBackend.
+    _ring: BackendRing
+    _sq: BackendRing | None
+    _backlog: deque[tuple[int, Operation | None, Any]]
+    _sq_wakeups: int
+    _close_called: bool
+
+    if TYPE_CHECKING:  # a method of IoUringBackend; not shadowed at run time
+
+        def _backlog_locked(self, kind: int, op: Operation | None, arg: Any) -> None: ...
+
+    def _cancel_locked(self, target: int) -> bool:
+        """Prepare ASYNC_CANCEL for ``target`` in the ring that holds it. True if the ring
+        thread must submit it (plain ring, or backlog); False if it went into the SQPOLL
+        ring (the caller publishes it: :meth:`_kick_sq_locked`)."""
+        if target & S_BIT:
+            try:
+                self._sq_ring().prep_cancel(target, UD_CANCEL)
+                return False
+            except SubmissionQueueFull:
+                pass
+        elif not self._backlog:
+            try:
+                self._ring.prep_cancel(target, UD_CANCEL)
+                return True
+            except SubmissionQueueFull:
+                pass
+        self._backlog_locked(B_CANCEL, None, target)
+        return True
+
+    def _sq_ring(self) -> BackendRing:
+        sq = self._sq
+        assert sq is not None, "a SQPOLL user_data without a SQPOLL ring"
+        return sq
+
+    def _kick_sq_locked(self) -> bool:
+        """Publish what was prepared in the SQPOLL ring; True if its poller sleeps and must be
+        woken (:meth:`_wakeup_sq`, after releasing the lock). Tail store, full barrier, flag
+        load: ``_uring_abi``, SQPOLL."""
+        sq = self._sq
+        if sq is not None and sq.publish() and sq.sq_needs_wakeup():
+            self._sq_wakeups += 1
+            return True
+        return False
+
+    def _wakeup_sq(self) -> None:
+        """Wake the SQ poller: any thread, no lock held (it submits nothing itself)."""
+        try:
+            self._sq_ring().wakeup_sq()
+        except (OSError, ValueError):
+            # EBADF/ValueError: close() won a race and everything is drained; anything else
+            # (EOWNERDEAD: the poller is gone) is a broken ring: report it.
+            if not self._close_called:
+                report("waking the io_uring SQ poller")
