@@ -703,8 +703,8 @@ def _sq_threads() -> set[str]:
             with open(f"/proc/self/task/{tid}/comm") as f:
                 if f.read().startswith("iou-sqp"):
                     out.add(tid)
-        except FileNotFoundError:
-            pass
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # the thread exited after listdir (open: ENOENT) or after open (read: ESRCH)
     return out
 
 
