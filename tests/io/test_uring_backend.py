@@ -210,8 +210,8 @@ def _sq_pollers() -> set[str]:
             with open(f"/proc/self/task/{tid}/comm") as f:
                 if f.read().startswith("iou-sqp"):
                     out.add(tid)
-        except FileNotFoundError:
-            pass
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # the thread exited between listdir and open/read
     return out
 
 
@@ -221,7 +221,8 @@ def test_one_ring_one_eventfd_one_named_thread_all_released(mode: str) -> None:
 
     fds, threads, pollers = _fds(), set(threading.enumerate()), _sq_pollers()
     b = _make(mode)
-    assert len(_sq_pollers() - pollers) == (1 if mode == "sqpoll" else 0)
+    # The poller names itself (set_task_comm in io_sq_thread) once it first runs: wait for it.
+    wait_until(lambda: len(_sq_pollers() - pollers) == (1 if mode == "sqpoll" else 0))
     now = _fds()
     kinds = sorted(now[fd] for fd in now.keys() - fds.keys())
     rings = 2 if mode == "sqpoll" else 1
