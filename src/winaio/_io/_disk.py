@@ -28,7 +28,7 @@ from ._dispatch import notify_locked
 from ._files import FileObject
 from ._ops import CompletionRoutine, FileReadOp, FileWriteOp, Operation
 from ._overlapped import STATUS_PENDING, Overlapped
-from ._requests import RequestMethods, read_file_after
+from ._requests import RequestMethods, as_buffers, read_file_after
 
 __all__ = [
     "CREATE_ALWAYS",
@@ -93,17 +93,21 @@ class DiskFile(RequestMethods, FileObject):
     ) -> bool:
         """ReadFile(Ex) (see :meth:`RequestMethods.start_read`).
 
-        The hot case - one whole ``bytearray`` on a cached-reads handle - goes straight to
-        :meth:`read_now`, skipping buffer normalisation (measured: 4 KiB cached reads through
-        a port, 2.17 -> 1.85 us per read).
+        The hot case - one whole writable contiguous buffer on a cached-reads
+        handle - goes straight to :meth:`read_now`, skipping buffer normalisation (measured:
+        4 KiB cached reads through a port, 2.17 -> 1.9 us per read).
         """
-        hot = buffer.__class__ is bytearray and size is None and overlapped is not None
-        if hot and self.cached_reads:
-            status = self.read_now((buffer,), overlapped, routine)
-            if status == 0:
-                return True
-            views = [memoryview(buffer)]
-            return read_file_after(self, views, overlapped, routine, status)[0] != STATUS_PENDING
+        if size is None and overlapped is not None and self.cached_reads:
+            cls = buffer.__class__
+            if cls is bytearray or (
+                cls is memoryview and not buffer.readonly and buffer.c_contiguous
+            ):
+                status = self.read_now((buffer,), overlapped, routine)
+                if status == 0:
+                    return True
+                views = as_buffers(buffer, None, True)
+                status = read_file_after(self, views, overlapped, routine, status)[0]
+                return status != STATUS_PENDING
         return RequestMethods.start_read(self, buffer, overlapped, size=size, routine=routine)
 
     def read_op(

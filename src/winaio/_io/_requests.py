@@ -57,13 +57,12 @@ def as_buffers(buffers: Any, size: int | None, writable: bool) -> list[memoryvie
         and buffers.ndim == 1
         and buffers.format == "B"
         and not (writable and buffers.readonly)
+        and buffers.c_contiguous
     ):
         return [buffers]
     if not isinstance(buffers, list | tuple):
         # One buffer: no loops.
-        view = memoryview(buffers)
-        if view.format != "B" or view.ndim != 1:
-            view = view.cast("B")
+        view = _byte_view(buffers)
         if writable and view.readonly:
             raise Win32Error(WinError.ERROR_INVALID_USER_BUFFER, "read-only buffer for a read")
         if size is None or size == len(view):
@@ -74,9 +73,7 @@ def as_buffers(buffers: Any, size: int | None, writable: bool) -> list[memoryvie
     items = buffers
     views = []
     for item in items:
-        view = memoryview(item)
-        if view.format != "B" or view.ndim != 1:
-            view = view.cast("B")
+        view = _byte_view(item)
         if writable and view.readonly:
             raise Win32Error(WinError.ERROR_INVALID_USER_BUFFER, "read-only buffer for a read")
         views.append(view)
@@ -92,6 +89,20 @@ def as_buffers(buffers: Any, size: int | None, writable: bool) -> list[memoryvie
         out.append(view[:size])
         size -= len(out[-1])
     return out
+
+
+def _byte_view(buffer: Any) -> memoryview:
+    """A 1-D byte view of one buffer (ERROR_INVALID_USER_BUFFER: not contiguous, released,
+    or not a buffer at all)."""
+    try:
+        view = memoryview(buffer)
+        if not view.c_contiguous:
+            raise Win32Error(WinError.ERROR_INVALID_USER_BUFFER, "buffer is not contiguous")
+        if view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
+    except (TypeError, ValueError) as exc:
+        raise Win32Error(WinError.ERROR_INVALID_USER_BUFFER, str(exc)) from None
+    return view
 
 
 def issue(

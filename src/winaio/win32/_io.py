@@ -256,9 +256,16 @@ def ReadFile(
 ) -> bool:
     """[MS:ReadFile] -> core ``read_file``."""
     args = (hFile, lpBuffer, nNumberOfBytesToRead, True, lpNumberOfBytesRead, lpOverlapped)
-    if lpBuffer.__class__ is bytearray and len(lpBuffer) == nNumberOfBytesToRead:
-        # The hot case (a whole bytearray): try the page-cache fast path before normalising
-        # anything (``DiskFile.read_now``); every other outcome takes the general path.
+    cls = lpBuffer.__class__
+    if (cls is bytearray and len(lpBuffer) == nNumberOfBytesToRead) or (
+        cls is memoryview
+        and lpBuffer.nbytes == nNumberOfBytesToRead
+        and not lpBuffer.readonly
+        and lpBuffer.c_contiguous
+    ):
+        # The hot case (one whole writable buffer): try the page-cache fast path before
+        # normalising anything (``DiskFile.read_now``); every other outcome takes the general
+        # path.
         try:
             file = _file(hFile)
             ov = bind_overlapped(lpOverlapped)
