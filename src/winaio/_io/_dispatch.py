@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 __all__ = ["deliver", "notify_locked"]
 
+_acquire = LOCK.acquire
+_release = LOCK.release
+
 
 def deliver(op: Operation, status: int, information: int, immediate: bool = False) -> bool:
     """Deliver ``op``'s completion; returns False if it was already delivered.
@@ -41,7 +44,8 @@ def deliver(op: Operation, status: int, information: int, immediate: bool = Fals
         immediate: the request finished inside the call that issued it (the call returns TRUE).
     """
     file = op.file
-    with LOCK:
+    _acquire()  # not ``with``: half the cost on 3.11, and this runs once per request
+    try:
         if op.done:
             return False
         op.done = True
@@ -55,6 +59,8 @@ def deliver(op: Operation, status: int, information: int, immediate: bool = Fals
             sync_done._signaled = True
             if sync_done._waiters:
                 wake_waiters(sync_done)
+    finally:
+        _release()
     return True
 
 

@@ -65,6 +65,8 @@ _CLOSED_STATUS = int(NtStatus.STATUS_INVALID_HANDLE)
 _FILE = OpKind.FILE
 _IO_KEY = "io"
 _SYNC_KEY = "sync_op"
+_acquire = LOCK.acquire
+_release = LOCK.release
 
 
 class FileObject(DispatcherObject):
@@ -296,9 +298,12 @@ def start(op: Operation) -> int:
         else:
             # Registered and marked submitted in one go: nobody could see it before, so no
             # cancel can be waiting for it.
-            with LOCK:
+            _acquire()  # not ``with``: half the cost on 3.11 (once per pending request)
+            try:
                 _register_locked(op)
                 op.submitted = True
+            finally:
+                _release()
             _hand_to_backend(op)
         return STATUS_PENDING
     status, information = result

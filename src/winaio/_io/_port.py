@@ -45,6 +45,8 @@ _HANDOFF = int(WaitCode.WAIT_OBJECT_0)
 _CLOSED = int(NtStatus.STATUS_ABANDONED_WAIT_0)
 _TIMEOUT = int(WaitCode.WAIT_TIMEOUT)
 _IO_COMPLETION = int(WaitCode.WAIT_IO_COMPLETION)
+_acquire = LOCK.acquire
+_release = LOCK.release
 
 
 class CompletionPacket(NamedTuple):
@@ -126,10 +128,13 @@ class CompletionPort(DispatcherObject):
         Raises:
             Win32Error: ERROR_INVALID_HANDLE if the port is closed.
         """
-        with LOCK:
+        _acquire()  # not ``with``: half the cost on 3.11 (a hot path)
+        try:
             if self.closed:
                 raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the completion port is closed")
             self._post_locked(key, overlapped, status, bytes_transferred)
+        finally:
+            _release()
 
     def _post_locked(self, key: Any, overlapped: Any, status: int, information: int) -> None:
         if self.closed:
@@ -192,7 +197,8 @@ class CompletionPort(DispatcherObject):
             run_special_apcs(ts)
         check_terminating(ts)
         wb: WaitBlock | None = None
-        with LOCK:
+        _acquire()  # not ``with``: half the cost on 3.11 (a hot path)
+        try:
             if self.closed:
                 raise Win32Error(WinError.ERROR_ABANDONED_WAIT_0)
             self._enter_locked(ts)
@@ -216,6 +222,8 @@ class CompletionPort(DispatcherObject):
                 wb.data = max_count
                 self._getters.append(wb)
                 ts.wait = wb
+        finally:
+            _release()
         if wb is not None:
             code = block(ts, wb, None if timeout is None else monotonic() + timeout, None)
             if code == _HANDOFF:
