@@ -101,6 +101,41 @@ def test_read_write_non_file_handle(io) -> None:
     assert io.is_signaled(ev)
 
 
+@pytest.mark.parametrize("shape", ["bytearray", "memoryview"])
+def test_read_bad_handles_without_hevent(io, shape) -> None:
+    # spec: win32 #52, §1.7 - the ReadFile shape that takes the inlined cached-read path (a
+    # whole writable buffer, an OVERLAPPED without hEvent) validates like every other one
+    ev, port = io.event(), io.port()
+    closed = io.file(b"abcd")
+    io.close(closed)
+    wo = io.file(b"abcd", access=w.GENERIC_WRITE)
+    for h, error in [
+        (ev, w.ERROR_INVALID_HANDLE),
+        (port, w.ERROR_INVALID_HANDLE),
+        (closed, w.ERROR_INVALID_HANDLE),
+        (w.INVALID_HANDLE_VALUE, w.ERROR_INVALID_HANDLE),
+        (wo, w.ERROR_ACCESS_DENIED),
+    ]:
+        buf = bytearray(4) if shape == "bytearray" else memoryview(bytearray(8))[4:]
+        n = w.Ref(SENTINEL)
+        ov = io.ov()
+        w.SetLastError(SENTINEL)
+        assert w.ReadFile(h, buf, 4, n, ov) is False
+        assert w.GetLastError() == error
+        assert n.value == 0
+    ok = io.file(b"abcd")
+    n = w.Ref(SENTINEL)
+    ro = memoryview(b"abcd")  # read-only: never the fast path
+    assert w.ReadFile(ok, ro, 4, n, io.ov()) is False
+    assert w.GetLastError() == w.ERROR_INVALID_USER_BUFFER
+    buf = memoryview(bytearray(8))[::2]  # not contiguous
+    assert w.ReadFile(ok, buf, 4, n, io.ov()) is False
+    assert w.GetLastError() == w.ERROR_INVALID_USER_BUFFER
+    buf = memoryview(bytearray(8))[4:]
+    assert w.ReadFile(ok, buf, 4, n, io.ov(Offset=1)) is True
+    assert n.value == 3 and bytes(buf[:3]) == b"bcd"
+
+
 def test_read_write_access_denied(io) -> None:
     # spec: win32 §1.7 (STATUS_ACCESS_DENIED -> ERROR_ACCESS_DENIED) [W:k32/file.c:test_file_access]
     p = io.path()

@@ -255,7 +255,6 @@ def ReadFile(
     lpOverlapped: Any,
 ) -> bool:
     """[MS:ReadFile] -> core ``read_file``."""
-    args = (hFile, lpBuffer, nNumberOfBytesToRead, True, lpNumberOfBytesRead, lpOverlapped)
     cls = lpBuffer.__class__
     if (cls is bytearray and len(lpBuffer) == nNumberOfBytesToRead) or (
         cls is memoryview
@@ -265,23 +264,36 @@ def ReadFile(
     ):
         # The hot case (one whole writable buffer): try the page-cache fast path before
         # normalising anything (``DiskFile.read_now``); every other outcome takes the general
-        # path.
-        try:
-            file = _file(hFile)
-            ov = bind_overlapped(lpOverlapped)
-        except Win32Error as exc:
-            if lpNumberOfBytesRead is not None:
-                lpNumberOfBytesRead.value = 0
-            fail(exc)
-            return False
-        if file.cached_reads and ov is not None:
-            fast = file.read_now((lpBuffer,), ov, None)  # type: ignore[attr-defined]
-            if fast == 0:
-                if lpNumberOfBytesRead is not None:
-                    lpNumberOfBytesRead.value = ov.information
-                return True
-            return _io(_after(fast), *args)
-    return _io(read_file, *args)
+        # path. The handle lookup and the hEvent binding are inlined for the commonest shape
+        # (a valid handle, an OVERLAPPED without hEvent): each call saved is ~5 % here.
+        entry = _handle_entry(hFile & ~3) if hFile.__class__ is int and hFile > 0 else None
+        if entry is not None and isinstance(lpOverlapped, OVERLAPPED) and not lpOverlapped.hEvent:
+            file = entry[0]
+            if file.__class__ is DiskFile and file.cached_reads:
+                lpOverlapped.event = None
+                lpOverlapped.skip_port = False
+                fast = file.read_now((lpBuffer,), lpOverlapped, None)
+                if fast == 0:
+                    if lpNumberOfBytesRead is not None:
+                        lpNumberOfBytesRead.value = lpOverlapped.information
+                    return True
+                call = _after(fast)
+                return _io(
+                    call,
+                    hFile,
+                    lpBuffer,
+                    nNumberOfBytesToRead,
+                    True,
+                    lpNumberOfBytesRead,
+                    lpOverlapped,
+                )
+    return _io(
+        read_file, hFile, lpBuffer, nNumberOfBytesToRead, True, lpNumberOfBytesRead, lpOverlapped
+    )
+
+
+#: The handle table's entry lookup (its own hot path, ``HandleTable.get``), bound once.
+_handle_entry = HANDLE_TABLE._entries.get
 
 
 def _after(fast: int | None) -> Callable[..., tuple[int, int]]:
