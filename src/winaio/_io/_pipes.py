@@ -3,7 +3,7 @@
 Scope (a documented deviation): pipe names are process-local. Within the process the pipe is
 modelled like the Windows named-pipe file system does it, which a kernel socket cannot do: a
 socket cannot take back bytes of a write that is cancelled while pending (spec §7). Each
-direction of a connection is a :class:`_Stream`: a FIFO of chunks, one per write.
+direction of a connection is a ``_pipe_queue.Stream``: a FIFO of chunks, one per write.
 
 - A write whose bytes fit in the quota (the buffer size given to CreateNamedPipe) is copied into
   the queue and completes at once. A bigger one stays **pending and holding its own data**, which
@@ -34,7 +34,6 @@ State is guarded by one module lock; completions are delivered after releasing i
 from __future__ import annotations
 
 import threading
-from collections import deque
 from collections.abc import Sequence
 
 from ..codes import NtStatus, WinError, ntstatus_to_winerror
@@ -43,6 +42,7 @@ from ._backend import OpKind
 from ._files import FileObject, run_sync
 from ._ops import CompletionRoutine, Operation
 from ._overlapped import Overlapped
+from ._pipe_queue import Chunk, Done, Stream, deliver
 from ._requests import RequestMethods
 
 __all__ = [
@@ -82,128 +82,12 @@ _PREFIX = "\\\\.\\pipe\\"
 _lock = threading.RLock()
 _servers: dict[str, _PipeServer] = {}
 
-#: Completions decided under the lock, delivered after it: (op, status, information).
-_Done = list[tuple[Operation, int, int]]
-
 
 def pipe_name(path: str) -> str | None:
     """The pipe name of a ``\\\\.\\pipe\\name`` path (case-insensitive prefix), else None."""
     if path[: len(_PREFIX)].lower() == _PREFIX:
         return path[len(_PREFIX) :]
     return None
-
-
-def _deliver(done: _Done) -> None:
-    for op, status, information in done:
-        op.complete(status, information)
-
-
-class _Chunk:
-    """One write in a stream: copied bytes (``op`` None) or a pending write's own buffer."""
-
-    __slots__ = ("data", "op", "pos")
-
-    def __init__(self, data: memoryview | bytes, op: PipeWriteOp | None) -> None:
-        self.data = data
-        self.pos = 0
-        self.op = op
-
-    @property
-    def left(self) -> int:
-        return len(self.data) - self.pos
-
-
-class _Stream:
-    """One direction of a connection: the NPFS data queue (module docstring)."""
-
-    __slots__ = ("buffered", "chunks", "closed", "flushers", "message", "quota", "readers")
-
-    def __init__(self, quota: int, message: bool) -> None:
-        self.quota = quota
-        self.message = message
-        self.chunks: deque[_Chunk] = deque()
-        self.buffered = 0  # bytes of completed (copied) writes not yet read
-        self.readers: deque[PipeReadOp] = deque()
-        self.flushers: deque[PipeFlushOp] = deque()
-        #: None while open; else the status requests now get (writer gone / disconnected).
-        self.closed: int | None = None
-
-    def available(self) -> int:
-        return sum(chunk.left for chunk in self.chunks)
-
-    def read_into(self, buf: memoryview, message_mode: bool, done: _Done) -> tuple[int, int]:
-        """Consume data into ``buf`` (the queue is not empty). Returns (status, bytes)."""
-        chunks = self.chunks
-        if message_mode and self.message:
-            # One message per read; what does not fit stays for the next read (#65).
-            n = self._take(chunks[0], buf, 0)
-            if chunks[0].left == 0:
-                self._pop(done)
-                return _SUCCESS, n
-            return _OVERFLOW, n
-        got = 0
-        while chunks and got < len(buf):
-            chunk = chunks[0]
-            got += self._take(chunk, buf, got)
-            if chunk.left == 0:
-                self._pop(done)  # fully read (or an empty message, skipped in byte mode)
-        return _SUCCESS, got
-
-    def _take(self, chunk: _Chunk, buf: memoryview, at: int) -> int:
-        n = min(len(buf) - at, chunk.left)
-        buf[at : at + n] = chunk.data[chunk.pos : chunk.pos + n]
-        chunk.pos += n
-        if chunk.op is None:
-            self.buffered -= n
-        return n
-
-    def _pop(self, done: _Done) -> None:
-        chunk = self.chunks.popleft()
-        if chunk.op is not None:
-            done.append((chunk.op, _SUCCESS, chunk.op.nbytes))  # the reader took all of it
-            chunk.op.chunk = None
-
-    def promote(self, done: _Done) -> None:
-        """Pending writes whose unread rest now fits in the quota become buffered: complete."""
-        for chunk in self.chunks:
-            op = chunk.op
-            if op is None:
-                continue
-            if self.buffered + chunk.left > self.quota:
-                break  # FIFO: a later write cannot complete before an earlier one
-            chunk.data = bytes(chunk.data[chunk.pos :])
-            chunk.pos = 0
-            chunk.op = None
-            op.chunk = None
-            self.buffered += len(chunk.data)
-            done.append((op, _SUCCESS, op.nbytes))
-
-    def pump(self, done: _Done) -> None:
-        """Serve waiting readers, then promote writes and release flushers."""
-        readers = self.readers
-        while readers and (self.chunks or self.closed is not None):
-            reader = readers.popleft()
-            done.append((reader, *reader.take(self, done)))
-        self.promote(done)
-        if not self.chunks or self.closed is not None:
-            status = _SUCCESS if not self.chunks else self.closed
-            while self.flushers:
-                done.append((self.flushers.popleft(), status or _SUCCESS, 0))
-
-    def shut(self, status: int, done: _Done, drop_data: bool) -> None:
-        """The connection ended for this direction: fail what waits (``status``)."""
-        self.closed = status
-        if drop_data:
-            for chunk in self.chunks:
-                if chunk.op is not None:
-                    done.append((chunk.op, status, 0))
-                    chunk.op.chunk = None
-            self.chunks.clear()
-            self.buffered = 0
-        while self.readers and not self.chunks:
-            done.append((self.readers.popleft(), status, 0))
-        while self.flushers:
-            done.append((self.flushers.popleft(), status, 0))
 
 
 class _PipeServer:
@@ -239,8 +123,8 @@ class PipeEnd(RequestMethods, FileObject):
         #: server instances: idle | listening | connected | closing | disconnected
         self.state = "idle" if is_server else "connected"
         self.peer: PipeEnd | None = None
-        self.incoming: _Stream | None = None
-        self.outgoing: _Stream | None = None
+        self.incoming: Stream | None = None
+        self.outgoing: Stream | None = None
         self.connect_op: ConnectPipeOp | None = None
 
     @property
@@ -300,7 +184,7 @@ class PipeEnd(RequestMethods, FileObject):
         """DisconnectNamedPipe: drop the client; both ends' requests fail PIPE_NOT_CONNECTED."""
         if not self.is_server:
             raise Win32Error(WinError.ERROR_INVALID_FUNCTION, "not a server instance")
-        done: _Done = []
+        done: Done = []
         with _lock:
             if self in self.server.listening:
                 self.server.listening.remove(self)
@@ -315,7 +199,7 @@ class PipeEnd(RequestMethods, FileObject):
                 peer.peer = None
             self.incoming = self.outgoing = None
             self.state = "disconnected"
-        _deliver(done)
+        deliver(done)
 
     def set_mode(self, read_message: bool | None, nowait: bool | None) -> None:
         """SetNamedPipeHandleState.
@@ -347,7 +231,7 @@ class PipeEnd(RequestMethods, FileObject):
             return bytes(data), stream.available(), left
 
     def _last_handle_closed(self) -> None:
-        done: _Done = []
+        done: Done = []
         with _lock:
             peer, self.peer = self.peer, None
             if self.outgoing is not None:
@@ -365,7 +249,7 @@ class PipeEnd(RequestMethods, FileObject):
                         pool.remove(self)
                 if not server.instances and _servers.get(server.name) is server:
                     del _servers[server.name]
-        _deliver(done)
+        deliver(done)
         super()._last_handle_closed()
 
 
@@ -383,14 +267,14 @@ class _PipeOp(Operation):
         assert isinstance(end, PipeEnd)
         return end
 
-    def _withdraw_locked(self, done: _Done) -> None:
+    def _withdraw_locked(self, done: Done) -> None:
         raise NotImplementedError
 
     def cancel_local(self) -> None:
-        done: _Done = []
+        done: Done = []
         with _lock:
             self._withdraw_locked(done)
-        _deliver(done)
+        deliver(done)
         self.complete(_CANCELLED, 0)
 
 
@@ -411,7 +295,7 @@ class PipeReadOp(_PipeOp):
             bytearray(sum(len(b) for b in buffers))
         )  # fmt: skip
 
-    def take(self, stream: _Stream, done: _Done) -> tuple[int, int]:
+    def take(self, stream: Stream, done: Done) -> tuple[int, int]:
         """Complete from ``stream`` (data is there, or the stream is closed)."""
         if not stream.chunks:
             return stream.closed or _BROKEN, 0
@@ -422,7 +306,7 @@ class PipeReadOp(_PipeOp):
 
     def try_now(self) -> tuple[int, int] | None:
         end = self.end
-        done: _Done = []
+        done: Done = []
         with _lock:
             status = end.state_status()
             stream = end.incoming
@@ -435,10 +319,10 @@ class PipeReadOp(_PipeOp):
                 return None
             result = self.take(stream, done)
             stream.pump(done)
-        _deliver(done)
+        deliver(done)
         return result
 
-    def _withdraw_locked(self, done: _Done) -> None:
+    def _withdraw_locked(self, done: Done) -> None:
         stream = self.end.incoming
         if stream is not None and self in stream.readers:
             stream.readers.remove(self)
@@ -459,14 +343,14 @@ class PipeWriteOp(_PipeOp):
         super().__init__(end, overlapped, routine)
         self.data: memoryview | bytes = buffers[0] if len(buffers) == 1 else b"".join(buffers)
         self.nbytes = len(self.data)
-        self.chunk: _Chunk | None = None
+        self.chunk: Chunk | None = None
 
     def may_overtake(self) -> bool:
         return not self.nbytes
 
     def try_now(self) -> tuple[int, int] | None:
         end = self.end
-        done: _Done = []
+        done: Done = []
         with _lock:
             status = end.state_status()
             stream = end.outgoing
@@ -478,13 +362,13 @@ class PipeWriteOp(_PipeOp):
                 return _SUCCESS, 0  # a zero-length write never blocks
             pending_before = any(chunk.op is not None for chunk in stream.chunks)
             if not pending_before and stream.buffered + self.nbytes <= stream.quota:
-                stream.chunks.append(_Chunk(bytes(self.data), None))
+                stream.chunks.append(Chunk(bytes(self.data), None))
                 stream.buffered += self.nbytes
                 stream.pump(done)
                 result: tuple[int, int] | None = (_SUCCESS, self.nbytes)
             else:
                 # Pending, holding its own data (readable at once, removable on cancel).
-                self.chunk = _Chunk(memoryview(self.data), self)
+                self.chunk = Chunk(memoryview(self.data), self)
                 stream.chunks.append(self.chunk)
                 stream.pump(done)
                 result = None
@@ -493,10 +377,10 @@ class PipeWriteOp(_PipeOp):
                         del done[index]
                         result = (status, information)
                         break
-        _deliver(done)
+        deliver(done)
         return result
 
-    def _withdraw_locked(self, done: _Done) -> None:
+    def _withdraw_locked(self, done: Done) -> None:
         stream = self.end.outgoing
         chunk = self.chunk
         if stream is not None and chunk is not None and chunk in stream.chunks:
@@ -523,7 +407,7 @@ class PipeFlushOp(_PipeOp):
             stream.flushers.append(self)
             return None
 
-    def _withdraw_locked(self, done: _Done) -> None:
+    def _withdraw_locked(self, done: Done) -> None:
         stream = self.end.outgoing
         if stream is not None and self in stream.flushers:
             stream.flushers.remove(self)
@@ -549,7 +433,7 @@ class ConnectPipeOp(_PipeOp):
             end.server.listening.append(end)
         return None
 
-    def _withdraw_locked(self, done: _Done) -> None:
+    def _withdraw_locked(self, done: Done) -> None:
         end = self.end
         if end.connect_op is self:
             end.connect_op = None
@@ -625,8 +509,8 @@ def open_named_pipe(name: str, *, read: bool, write: bool, overlapped: bool) -> 
         if instance is None:
             raise Win32Error(WinError.ERROR_PIPE_BUSY, f"pipe {name!r}: no free instance")
         client = PipeEnd(server, is_server=False, overlapped=overlapped, read=read, write=write)
-        to_client = _Stream(server.out_quota, server.message)
-        to_server = _Stream(server.in_quota, server.message)
+        to_client = Stream(server.out_quota, server.message)
+        to_server = Stream(server.in_quota, server.message)
         instance.outgoing = client.incoming = to_client
         instance.incoming = client.outgoing = to_server
         instance.state = "connected"
