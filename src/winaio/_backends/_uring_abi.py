@@ -15,7 +15,14 @@ Rules:
   ``submit*``) with one lock and the CQ side (``reap``, ``peek_cqe``, ``cqe_seen``,
   ``cq_advance``) with another. :meth:`Ring.wait_cqes` touches neither queue, so any number of
   threads may sit in it at once, with or without those locks.
-- Stdlib only (ctypes, mmap, struct); imports nothing from ``winaio``.
+- Stdlib only (ctypes, mmap, struct); imports nothing from ``winaio`` but the other ABI
+  modules. ``Ring`` mixes in the SQE preps (``SqePrep``, ``_uring_prep``) and the CQE reader
+  (``CqReap``, ``_uring_cq``), neither of which makes a syscall. The process-level plumbing
+  (libc's ``syscall()``, syscall numbers, mmap offsets, :func:`full_fence`,
+  :class:`RingBusyError`, the refusal diagnosis) is in ``_uring_sys``. The ``import x as x``
+  lines re-export what was defined here before that split, so it stays importable from here.
+- Every syscall of a ``Ring`` is made in this module and looks ``_syscall`` up in this
+  module's globals at call time: monkeypatching ``_uring_abi._syscall`` intercepts them all.
 
 Some facts about io_uring
 -------------------------
@@ -100,12 +107,10 @@ io_uring_enter(2), io_uring_register(2); Jens Axboe, "Efficient IO with io_uring
   the kernel may still write into user buffers while it finishes. Drain first (cancel, then
   reap every outstanding ``user_data``), then :meth:`Ring.close`. Never share a ring across
   ``fork()``.
-* **Availability.** io_uring_setup fails with ENOSYS when the kernel lacks it or a seccomp
-  filter blocks it (container runtimes increasingly do), with EPERM when
-  ``kernel.io_uring_disabled`` (6.6+) is 2, or is 1 and the caller is neither in
-  ``kernel.io_uring_group`` nor CAP_SYS_ADMIN. Kernels before 5.12 charge rings to
-  RLIMIT_MEMLOCK (ENOMEM). This module needs 5.6 (``IORING_SETUP_CLAMP``,
-  ``IORING_REGISTER_PROBE``); opcodes and features beyond that are reported by :func:`probe`.
+* **Availability.** Why io_uring_setup can fail (seccomp, ``kernel.io_uring_disabled``,
+  RLIMIT_MEMLOCK) is in ``_uring_sys``, with the diagnosis :func:`probe` reports. This module
+  needs 5.6 (``IORING_SETUP_CLAMP``, ``IORING_REGISTER_PROBE``); opcodes and features beyond
+  that are reported by :func:`probe`.
 """
 
 from __future__ import annotations
@@ -117,15 +122,37 @@ import mmap
 import os
 import platform
 import struct
-import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from ._uring_consts import EnterFlags, Feature, RegisterOp, SetupFlags, SqRingFlags
+from ._uring_cq import _CQE as _CQE
+from ._uring_cq import Cqe, CqReap
+from ._uring_cq import _iter_cqes as _iter_cqes
+from ._uring_cq import _unpack_cqe as _unpack_cqe
 from ._uring_prep import SqePrep, SubmissionQueueFull
 from ._uring_structs import GeteventsArg, IoUringParams, KernelTimespec
+from ._uring_sys import (
+    _ARGSZ_EXT,
+    _NR_IO_URING_REGISTER,
+    _NR_IO_URING_SETUP,
+    _OFF_CQ_RING,
+    _OFF_SQ_RING,
+    _OFF_SQES,
+    RingBusyError,
+    _platform_refusal,
+    _read_disabled_sysctl,
+    _setup_refusal,
+    full_fence,
+)
+from ._uring_sys import _ARGSZ_NONE as _ARGSZ_NONE
+from ._uring_sys import _NR_IO_URING_ENTER as _NR_IO_URING_ENTER
+from ._uring_sys import _SETUP_REFUSALS as _SETUP_REFUSALS
+from ._uring_sys import _enter_error as _enter_error
+from ._uring_sys import _fence_lock as _fence_lock
+from ._uring_sys import _load_syscall as _load_syscall
+from ._uring_sys import _syscall as _syscall
 
 __all__ = [
     "Cqe",
@@ -137,20 +164,6 @@ __all__ = [
     "probe",
 ]
 
-Cqe = tuple[int, int, int]
-"""A reaped completion: ``(user_data, res, flags)``; ``res`` is ``-errno`` on failure."""
-
-_NR_IO_URING_SETUP = 425  # the same numbers on every architecture (unified syscall table)
-_NR_IO_URING_ENTER = 426
-_NR_IO_URING_REGISTER = 427
-
-_OFF_SQ_RING = 0
-_OFF_CQ_RING = 0x8000000
-_OFF_SQES = 0x10000000
-
-_CQE = struct.Struct("<QiI")  # struct io_uring_cqe: user_data, res, flags
-_unpack_cqe = _CQE.unpack_from
-_iter_cqes = _CQE.iter_unpack
 _GETEVENTS = int(EnterFlags.IORING_ENTER_GETEVENTS)
 _EXT_ARG = int(EnterFlags.IORING_ENTER_EXT_ARG)
 _SQ_WAKEUP = int(EnterFlags.IORING_ENTER_SQ_WAKEUP)
@@ -174,58 +187,7 @@ _ALLOWED_SETUP = (
 )
 
 
-def _load_syscall() -> Any:
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).syscall
-    except (OSError, AttributeError, TypeError):  # not a libc platform
-        return None
-    # No argtypes on purpose: converting through argtypes costs ~0.5 us per call, more than
-    # the syscall itself. Ints then travel as C int and pointers as ctypes objects or None.
-    # syscall(2) reads every argument as a long: libffi sign-extends an int passed in a
-    # register, but the 7th argument goes on the stack, where only 4 of its 8 bytes are
-    # written. io_uring_enter's argsz is that argument, so it is always a c_size_t.
-    fn.restype = ctypes.c_long
-    return fn
-
-
-_syscall = _load_syscall()
-
-_fence_lock = threading.Lock()
-
-
-def full_fence() -> None:
-    """A full memory barrier (``mfence`` semantics: no later load passes an earlier store).
-
-    Python has no barrier primitive, but every lock acquisition is an atomic read-modify-write:
-    CPython's ``threading.Lock`` is a POSIX semaphore whose ``sem_trywait``/``sem_post`` are
-    compare-and-swap loops in glibc (``sys.thread_info.lock == 'semaphore'``), a
-    ``pthread_mutex`` otherwise, and a ``PyMutex`` (also a CAS) from 3.13. On x86-64 a
-    ``lock``-prefixed instruction is a full barrier: loads and stores are not reordered with
-    locked instructions (Intel SDM vol. 3A, 9.2.2), and x86-64 is the only architecture this
-    layer runs on (:func:`probe` refuses weakly ordered CPUs). Any successful acquisition
-    executes the CAS, contended or not. Costs about 0.1 us.
-    """
-    lock = _fence_lock
-    lock.acquire()
-    lock.release()
-
-
-_ARGSZ_NONE = ctypes.c_size_t(0)
-_ARGSZ_EXT = ctypes.c_size_t(ctypes.sizeof(GeteventsArg))
-
-
-class RingBusyError(OSError):
-    """io_uring_enter failed with EBUSY or EAGAIN: the kernel cannot take more requests until
-    completions are reaped (CQ backlog) or memory frees up. Reap, then retry."""
-
-
-def _enter_error(err: int) -> OSError:
-    if err in (errno.EBUSY, errno.EAGAIN):
-        return RingBusyError(err, os.strerror(err))
-    return OSError(err, os.strerror(err))
-
-
-class Ring(SqePrep):
+class Ring(SqePrep, CqReap):
     """One io_uring instance: SQ ring, CQ ring and SQE array mapped into this process.
 
     Args:
@@ -254,13 +216,8 @@ class Ring(SqePrep):
         "_sq_flags_i", "_sq_tail_i", "_views", "cq_entries", "fd", "features", "flags",
         "sqpoll",
     )  # fmt: skip
-    _cq_u32: memoryview[int]  # the CQ ring as u32 words (the SQ ring's are in SqePrep)
-    _cqes: memoryview[int]  # the CQE array
-    _cq_head: int  # our CQ head (the kernel sees it only once stored into the ring)
-    _cq_mask: int
-    _cq_head_i: int  # indices of ring fields in the u32 views (byte offset >> 2)
-    _cq_tail_i: int
-    _sq_tail_i: int
+    # The CQ fields are annotated in CqReap, the rest of the SQ ones in SqePrep.
+    _sq_tail_i: int  # indices of ring fields in the u32 views (byte offset >> 2)
     _sq_flags_i: int
 
     def __init__(
@@ -510,11 +467,7 @@ class Ring(SqePrep):
             if err != errno.EINTR:
                 raise OSError(err, os.strerror(err))
 
-    # -- CQ side ------------------------------------------------------------------------------
-
-    def cq_ready(self) -> int:
-        """CQEs in the CQ ring not yet reaped (excludes any overflow backlog)."""
-        return (self._cq_u32[self._cq_tail_i] - self._cq_head) & _U32
+    # -- CQ side (the rest is CqReap) ---------------------------------------------------------
 
     def cq_has_overflow(self) -> bool:
         """True when completions are waiting on the kernel's overflow list."""
@@ -529,54 +482,6 @@ class Ring(SqePrep):
             if err != errno.EINTR:
                 raise _enter_error(err)
         return True
-
-    def reap(self, max_n: int = 0x7FFFFFFF) -> list[Cqe]:
-        """Take up to ``max_n`` CQEs as ``(user_data, res, flags)`` and advance the CQ head once.
-
-        Reads the CQ tail, unpacks the entries in one pass (two across the ring's wrap), then
-        publishes the new head. When the ring is empty but the kernel has an overflow backlog,
-        it is flushed first. Returns ``[]`` when nothing is ready; never blocks.
-        """
-        head = self._cq_head
-        u32 = self._cq_u32
-        n = (u32[self._cq_tail_i] - head) & _U32  # the acquire load: CQEs are read after it
-        if not n:
-            if not self._flush():
-                return []
-            n = (u32[self._cq_tail_i] - head) & _U32
-            if not n:
-                return []
-        if n > max_n:
-            n = max_n
-        start = head & self._cq_mask
-        if n == 1:
-            cqes = [_unpack_cqe(self._cqes, start << 4)]
-        else:
-            end = start + n
-            if end <= self.cq_entries:
-                cqes = list(_iter_cqes(self._cqes[start << 4 : end << 4]))
-            else:
-                cqes = list(_iter_cqes(self._cqes[start << 4 :]))
-                cqes += _iter_cqes(self._cqes[: (end - self.cq_entries) << 4])
-        head = (head + n) & _U32
-        self._cq_head = head
-        u32[self._cq_head_i] = head  # the release store: the slots may be reused now
-        return cqes
-
-    def peek_cqe(self) -> Cqe | None:
-        """The oldest CQE without consuming it (then :meth:`cqe_seen`), or None."""
-        if not self.cq_ready() and not (self._flush() and self.cq_ready()):
-            return None
-        return _unpack_cqe(self._cqes, (self._cq_head & self._cq_mask) << 4)
-
-    def cqe_seen(self) -> None:
-        """Consume the CQE returned by :meth:`peek_cqe`."""
-        self.cq_advance(1)
-
-    def cq_advance(self, n: int) -> None:
-        """Consume ``n`` CQEs without reading them."""
-        self._cq_head = (self._cq_head + n) & _U32
-        self._cq_u32[self._cq_head_i] = self._cq_head
 
     # -- io_uring_register(2) -----------------------------------------------------------------
 
@@ -633,46 +538,6 @@ class ProbeResult:
     def supports(self, *opcodes: int) -> bool:
         """True when io_uring is available and every opcode is supported."""
         return self.available and all(op in self.opcodes for op in opcodes)
-
-
-def _platform_refusal() -> str:
-    if not sys.platform.startswith("linux"):
-        return f"io_uring is Linux-only (platform {sys.platform})"
-    machine = platform.machine().lower()
-    if machine not in ("x86_64", "amd64") or sys.maxsize <= 2**32:
-        return (
-            f"architecture {platform.machine()} ({64 if sys.maxsize > 2**32 else 32}-bit Python):"
-            " this ring relies on x86-64 TSO ordering and LP64 layouts (no memory barriers)"
-        )
-    if _syscall is None:
-        return "the C library has no syscall()"
-    return ""
-
-
-def _read_disabled_sysctl() -> int:
-    try:
-        with open("/proc/sys/kernel/io_uring_disabled") as f:
-            return int(f.read().strip() or 0)
-    except (OSError, ValueError):
-        return 0  # the sysctl exists from 6.6 on; older kernels have no such switch
-
-
-_SETUP_REFUSALS = {
-    errno.ENOSYS: "ENOSYS (kernel built without io_uring, or blocked by seccomp)",
-    errno.EPERM: "EPERM (denied by seccomp or an LSM policy)",
-    errno.EACCES: "EACCES (denied by seccomp or an LSM policy)",
-    errno.EINVAL: "EINVAL (kernel older than 5.6: no IORING_SETUP_CLAMP)",
-    errno.ENOMEM: "ENOMEM (RLIMIT_MEMLOCK too low for the rings on kernels < 5.12)",
-}
-
-
-def _setup_refusal(err: int, disabled: int) -> str:
-    if err == errno.EPERM and disabled == 1:
-        return (
-            "io_uring_setup: EPERM (kernel.io_uring_disabled=1 and this process is neither in"
-            " kernel.io_uring_group nor CAP_SYS_ADMIN)"
-        )
-    return "io_uring_setup: " + _SETUP_REFUSALS.get(err, os.strerror(err))
 
 
 def probe() -> ProbeResult:
