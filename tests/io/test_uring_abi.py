@@ -15,7 +15,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -695,29 +695,16 @@ def _until_poller_sleeps(r: abi.Ring) -> None:
         os.sched_yield()
 
 
-def _sq_threads() -> set[str]:
-    """Native ids of this process's io_uring SQ poller threads (``iou-sqp-<pid>``)."""
-    out = set()
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            with open(f"/proc/self/task/{tid}/comm") as f:
-                if f.read().startswith("iou-sqp"):
-                    out.add(tid)
-        except (FileNotFoundError, ProcessLookupError):
-            pass  # the thread exited after listdir (open: ENOENT) or after open (read: ESRCH)
-    return out
-
-
 def test_sqpoll_submits_without_enter_and_wakes_a_sleeping_poller(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, sq_pollers: Callable[[], set[str]]
 ) -> None:
-    before = _sq_threads()
+    before = sq_pollers()
     r = _sqpoll_ring()
     assert r.sqpoll
     # The poller names itself (set_task_comm in io_sq_thread) once it first runs: wait for it.
     end = time.monotonic() + DEADLINE
-    while len(_sq_threads() - before) != 1:
-        assert time.monotonic() < end, f"no single new SQ poller thread: {_sq_threads() - before}"
+    while len(sq_pollers() - before) != 1:
+        assert time.monotonic() < end, f"no single new SQ poller thread: {sq_pollers() - before}"
         os.sched_yield()
     real = abi._syscall
     enters: list[int] = []  # flags of the io_uring_enter calls that do not wait
@@ -761,7 +748,7 @@ def test_sqpoll_submits_without_enter_and_wakes_a_sleeping_poller(
             if not r.cq_ready():
                 r.wait_cqes(1, 0.5)
     end = time.monotonic() + DEADLINE
-    while _sq_threads() - before:  # the poller exits (asynchronously) with its last ring
+    while sq_pollers() - before:  # the poller exits (asynchronously) with its last ring
         assert time.monotonic() < end, "the SQ poller thread outlived its ring"
         os.sched_yield()
 

@@ -30,7 +30,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -202,27 +202,31 @@ def test_runtime_reports_why_io_uring_is_off_without_crashing() -> None:
 # -- resources ------------------------------------------------------------------------------------
 
 
-def _sq_pollers() -> set[str]:
-    """Native ids of this process's io_uring SQ poller threads (``iou-sqp-<pid>``)."""
-    out = set()
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            with open(f"/proc/self/task/{tid}/comm") as f:
-                if f.read().startswith("iou-sqp"):
-                    out.add(tid)
-        except (FileNotFoundError, ProcessLookupError):
-            pass  # the thread exited between listdir and open/read
-    return out
+def _blocking_write_op(inside: threading.Event, release: threading.Event) -> type[FileWriteOp]:
+    """A FILE write whose completion parks the ring thread (sets ``inside``, then waits for
+    ``release``): the backend's state can be inspected while it cannot reap."""
+
+    class Blocking(FileWriteOp):
+        __slots__ = ()
+
+        def complete(self, status: int, information: int) -> None:
+            inside.set()
+            release.wait(LONG)
+            super().complete(status, information)
+
+    return Blocking
 
 
 @needs_uring
-def test_one_ring_one_eventfd_one_named_thread_all_released(mode: str) -> None:
+def test_one_ring_one_eventfd_one_named_thread_all_released(
+    mode: str, sq_pollers: Callable[[], set[str]]
+) -> None:
     from winaio.testing import wait_until
 
-    fds, threads, pollers = _fds(), set(threading.enumerate()), _sq_pollers()
+    fds, threads, pollers = _fds(), set(threading.enumerate()), sq_pollers()
     b = _make(mode)
     # The poller names itself (set_task_comm in io_sq_thread) once it first runs: wait for it.
-    wait_until(lambda: len(_sq_pollers() - pollers) == (1 if mode == "sqpoll" else 0))
+    wait_until(lambda: len(sq_pollers() - pollers) == (1 if mode == "sqpoll" else 0))
     now = _fds()
     kinds = sorted(now[fd] for fd in now.keys() - fds.keys())
     rings = 2 if mode == "sqpoll" else 1
@@ -237,7 +241,7 @@ def test_one_ring_one_eventfd_one_named_thread_all_released(mode: str) -> None:
     assert _fds() == fds
     assert not thread.is_alive()
     # The kernel's poller exits once the ring is freed (asynchronously, after the close).
-    wait_until(lambda: not _sq_pollers() - pollers, LONG, "the SQ poller exits")
+    wait_until(lambda: not sq_pollers() - pollers, LONG, "the SQ poller exits")
     b.close()  # idempotent
     with pytest.raises(RuntimeError, match="closed"):
         b.submit(FileWriteOp.__new__(FileWriteOp))
@@ -260,15 +264,7 @@ def test_a_burst_during_one_round_costs_at_most_one_wakeup(
     f = _file(backend, tmp_path)
     release = threading.Event()
     inside = threading.Event()
-
-    class Blocking(FileWriteOp):
-        __slots__ = ()
-
-        def complete(self, status: int, information: int) -> None:
-            inside.set()
-            release.wait(LONG)
-            super().complete(status, information)
-
+    Blocking = _blocking_write_op(inside, release)
     submitted: list[int] = []
     real_enter = BackendRing.enter
 
@@ -645,15 +641,7 @@ def test_deep_file_queues_go_to_the_sqpoll_ring_shallow_ones_stay(tmp_path: Path
         f = _file(b, tmp_path)
         release = threading.Event()
         inside = threading.Event()
-
-        class Blocking(FileWriteOp):
-            __slots__ = ()
-
-            def complete(self, status: int, information: int) -> None:
-                inside.set()
-                release.wait(LONG)
-                super().complete(status, information)
-
+        Blocking = _blocking_write_op(inside, release)
         ev0 = Event(manual_reset=True)
         try:
             assert start(Blocking(f, Overlapped(0, ev0), [memoryview(b"0")], 0)) == STATUS_PENDING
