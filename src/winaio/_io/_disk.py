@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from .._kernel._dispatcher import LOCK, wake_waiters
+from .._kernel._dispatcher import acquire_lock as _acquire
+from .._kernel._dispatcher import release_lock as _release
 from .._kernel._threads import current_thread_state
 from ..codes import WinError
 from ..errors import Win32Error
@@ -50,8 +52,6 @@ TRUNCATE_EXISTING = 5
 _ALIGN = 4096
 _RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
 _preadv = os.preadv
-_acquire = LOCK.acquire
-_release = LOCK.release
 #: ``read_now``: tried without blocking, the data is not there yet.
 WOULD_BLOCK: Final = -1
 _ERRNO_WIN: dict[int, int] = {

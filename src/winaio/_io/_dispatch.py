@@ -21,7 +21,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._kernel._dispatcher import LOCK, wake_thread, wake_waiters
+from .._kernel._dispatcher import acquire_lock as _acquire
+from .._kernel._dispatcher import release_lock as _release
+from .._kernel._dispatcher import wake_thread, wake_waiters
 from ..codes import ntstatus_to_winerror
 
 if TYPE_CHECKING:
@@ -32,9 +34,6 @@ if TYPE_CHECKING:
     from ._overlapped import Overlapped
 
 __all__ = ["deliver", "notify_locked"]
-
-_acquire = LOCK.acquire
-_release = LOCK.release
 
 
 def deliver(op: Operation, status: int, information: int, immediate: bool = False) -> bool:

@@ -37,6 +37,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .._kernel._dispatcher import LOCK, DispatcherObject, ThreadState
+from .._kernel._dispatcher import acquire_lock as _acquire
+from .._kernel._dispatcher import release_lock as _release
 from .._kernel._objects import Event
 from .._kernel._threads import add_thread_exit_hook, current_thread_state
 from .._kernel._wait import wait_for_one
@@ -65,8 +67,6 @@ _CLOSED_STATUS = int(NtStatus.STATUS_INVALID_HANDLE)
 _FILE = OpKind.FILE
 _IO_KEY = "io"
 _SYNC_KEY = "sync_op"
-_acquire = LOCK.acquire
-_release = LOCK.release
 
 
 class FileObject(DispatcherObject):

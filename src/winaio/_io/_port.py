@@ -34,6 +34,8 @@ from .._kernel._dispatcher import (
     complete_wait,
     wake_waiters,
 )
+from .._kernel._dispatcher import acquire_lock as _acquire
+from .._kernel._dispatcher import release_lock as _release
 from .._kernel._threads import check_terminating, current_thread_state
 from .._kernel._wait import block
 from ..codes import NtStatus, WaitCode, WinError
@@ -45,8 +47,15 @@ _HANDOFF = int(WaitCode.WAIT_OBJECT_0)
 _CLOSED = int(NtStatus.STATUS_ABANDONED_WAIT_0)
 _TIMEOUT = int(WaitCode.WAIT_TIMEOUT)
 _IO_COMPLETION = int(WaitCode.WAIT_IO_COMPLETION)
-_acquire = LOCK.acquire
-_release = LOCK.release
+
+
+def _take(packets: deque[CompletionPacket], count: int) -> list[CompletionPacket]:
+    """Dequeue up to ``count`` packets, oldest first (the whole queue in one go if it fits)."""
+    if len(packets) <= count:
+        taken = list(packets)
+        packets.clear()
+        return taken
+    return [packets.popleft() for _ in range(count)]
 
 
 class CompletionPacket(NamedTuple):
@@ -152,12 +161,7 @@ class CompletionPort(DispatcherObject):
         running = self._running
         while packets and getters and len(running) < self.concurrency:
             wb = getters.pop()  # LIFO: the most recent waiter
-            count = wb.data
-            if len(packets) <= count:
-                wb.data = list(packets)
-                packets.clear()
-            else:
-                wb.data = [packets.popleft() for _ in range(count)]
+            wb.data = _take(packets, wb.data)
             running.add(wb.thread)
             complete_wait(wb, _HANDOFF)
 
@@ -204,11 +208,7 @@ class CompletionPort(DispatcherObject):
             self._enter_locked(ts)
             packets = self._packets
             if packets and len(self._running) < self.concurrency:
-                if len(packets) <= max_count:
-                    taken = list(packets)
-                    packets.clear()
-                else:
-                    taken = [packets.popleft() for _ in range(max_count)]
+                taken = _take(packets, max_count)
                 self._running.add(ts)
                 return _HANDOFF, taken
             if alertable and (ts.apcs or ts.special_apcs):
