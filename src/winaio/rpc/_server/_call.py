@@ -195,6 +195,11 @@ class ServerCall:
         return self._link.peer
 
     @property
+    def local_address(self) -> Any:
+        """The address the client connected to (sockname; the path for ncalrpc)."""
+        return self._link.local
+
+    @property
     def assoc_group_id(self) -> int:
         return int(self._link.conn.assoc_group_id)
 

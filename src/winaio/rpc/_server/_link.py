@@ -97,6 +97,7 @@ class Link:
         self.protseq = protseq
         self.transport: Any = None
         self.peer: Any = None
+        self.local: Any = None
         self.conn: ServerConnection[Registration] = None  # type: ignore[assignment]
         self.calls: dict[int, ServerCall] = {}
         self.closed = False
@@ -111,6 +112,7 @@ class Link:
         peer = transport.get_extra_info("peername")
         self.peer = peer
         sock = transport.get_extra_info("sockname")
+        self.local = sock
         local_port = str(sock[1]) if isinstance(sock, tuple) else ""
         self.conn = ServerConnection(
             server.registry,
@@ -121,7 +123,10 @@ class Link:
         )
         if not server.link_opened(self):
             self.closed = True
+            log.warning("%s %s: over the connection limit, closed", self.protseq, peer)
             transport.abort()  # over the connection limit: refuse this one only
+            return
+        log.info("%s %s: connected (to %s)", self.protseq, peer, sock)
 
     def data_received(self, data: bytes) -> None:
         conn = self.conn
@@ -169,6 +174,8 @@ class Link:
         return False  # close our side too
 
     def connection_lost(self, exc: BaseException | None) -> None:
+        if not self.closed or self in self.server.links:
+            log.info("%s %s: closed%s", self.protseq, self.peer, f" ({exc})" if exc else "")
         self.closed = True
         if self._timer is not None:
             self._timer.cancel()
@@ -211,6 +218,10 @@ class Link:
             self.transport.abort()
 
     def _fault(self, call_id: int, status: int) -> None:
+        log.warning(
+            "%s %s: call_id %d refused before dispatch: status 0x%x",
+            self.protseq, self.peer, call_id, status,
+        )  # fmt: skip
         self._emit(self.conn.send_fault(call_id, status, did_not_execute=True))
 
     def _orphaned(self, call_id: int) -> None:
@@ -347,8 +358,15 @@ class Link:
             return  # orphaned or disconnected meanwhile: nothing is sent
         if stub is not None:
             data = self.conn.send_response(call.call_id, stub)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s %s: %s call_id %d done", self.protseq, self.peer, call, call.call_id)
         else:
             data = self.conn.send_fault(call.call_id, status)
+            log.warning(
+                "%s %s: %s.%s (opnum %d) failed: status 0x%x",
+                self.protseq, self.peer, call.registration.interface.name,
+                call.operation.procedure.name, call.opnum, status,
+            )  # fmt: skip
         self._emit(data)
         self.server.stats.calls_out += 1
         self.server.call_finished(call)

@@ -438,6 +438,10 @@ class Server:
                 self._cond.notify_all()
 
     @property
+    def links(self) -> set[Link]:
+        return self._links
+
+    @property
     def connection_count(self) -> int:
         return len(self._links)
 
