@@ -29,7 +29,7 @@ from typing import Any
 from ._codec import run_decode, run_encode
 from ._compile import Compiler
 from ._node import Node
-from ._runtime import ByteOrder, kit_for
+from ._state import ByteOrder, kit_for
 from ._types import NdrType, Pipe
 
 __all__ = ["IN", "IN_OUT", "OUT", "RETURN", "Direction", "Param", "Procedure"]

@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Hashable, Mapping
-from typing import Final, Generic, Protocol, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar
 from uuid import UUID
 
-from ..errors import LocalProtocolError, RemoteProtocolError
-from ._connection_events import NEED_DATA, ConnectionClosed, NeedData
-from ._pdu import SyntaxId
-from ._pdu_codec import Header, decode_header
+from ...errors import LocalProtocolError, RemoteProtocolError
+from .._pdu import Header, SyntaxId, decode_header
+from ._events import NEED_DATA, ConnectionClosed, NeedData
 
 __all__ = [
     "AssociationGroups",
@@ -150,6 +149,38 @@ class ConnectionBase:
         self._error: RemoteProtocolError | None = None
         self._closed: ConnectionClosed | None = None
         self._out: list[bytes] = []
+        # Negotiated by bind/bind_ack; identical meaning in both roles.
+        self._bound = False
+        self._assoc_group_id = 0
+        self._conc_mpx = False
+        self._xmit = 0
+        self._features: int | None = None
+
+    # -- negotiated state (both roles) ---------------------------------------------------------
+
+    @property
+    def bound(self) -> bool:
+        """A bind was accepted (server: we sent bind_ack; client: we received it)."""
+        return self._bound
+
+    @property
+    def assoc_group_id(self) -> int:
+        return self._assoc_group_id
+
+    @property
+    def conc_mpx(self) -> bool:
+        """PFC_CONC_MPX was negotiated: calls are multiplexed [MS-RPCE §3.3.1.5.8]."""
+        return self._conc_mpx
+
+    @property
+    def max_xmit_frag(self) -> int:
+        """Largest fragment we send (negotiated in bind / bind_ack)."""
+        return self._xmit
+
+    @property
+    def bind_time_features(self) -> int | None:
+        """The negotiated bind time feature bitmask, None if none was negotiated."""
+        return self._features
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -190,6 +221,38 @@ class ConnectionBase:
 
     def _check_header(self, h: Header) -> None:
         """Role-specific checks that can be made before the PDU body has arrived."""
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _next_event(self) -> Any:
+        """The event loop both roles share: the role's fast path for the common PDU, else whole
+        PDUs one by one through ``_on_pdu`` until one yields an event. A RemoteProtocolError
+        latches the connection broken (``_check_alive`` raises it again)."""
+        self._check_alive()
+        fast = self._fast_path()
+        if fast is not None:
+            return fast
+        try:
+            while True:
+                h = self._frame()
+                if h is None:
+                    return self._need_data()
+                off = self._off
+                self._off = off + h.frag_length
+                event = self._on_pdu(h, off)
+                if event is not None:
+                    return event
+        except RemoteProtocolError as exc:
+            self._error = exc
+            raise
+
+    def _fast_path(self) -> Any:
+        """The role's one-step path for its most common PDU, or None to take the general path."""
+        return None
+
+    def _on_pdu(self, h: Header, off: int) -> Any:
+        """Handle the whole PDU at ``off`` (already consumed); an event or None."""
+        raise NotImplementedError
 
     # -- output --------------------------------------------------------------------------------
 

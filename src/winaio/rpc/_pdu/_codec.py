@@ -33,9 +33,9 @@ from collections.abc import Callable
 from typing import Final, NamedTuple, TypeAlias, TypedDict
 from uuid import UUID
 
-from ..codes import NcaStatus
-from ..errors import LocalProtocolError, RemoteProtocolError
-from ._pdu import (
+from ...codes import NcaStatus
+from ...errors import LocalProtocolError, RemoteProtocolError
+from ._types import (
     COMMON_HEADER_LENGTH,
     SEC_TRAILER_LENGTH,
     AlterContext,

@@ -49,17 +49,37 @@ from collections.abc import Hashable
 from typing import Final, Generic, NoReturn, TypeVar
 from uuid import UUID
 
-from ..codes import NcaStatus, RpcStatus
-from ..errors import LocalProtocolError, RemoteProtocolError
-from ._connection_base import (
+from ...codes import NcaStatus, RpcStatus
+from ...errors import LocalProtocolError, RemoteProtocolError
+from .._pdu import (
+    MAX_FRAG_SIZE,
+    MUST_RECV_FRAG_SIZE,
+    AlterContext,
+    AlterContextResp,
+    Bind,
+    BindAck,
+    BindNak,
+    Header,
+    PfcFlags,
+    PType,
+    RejectReason,
+    Shutdown,
+    build_pdu,
+    check_version,
+    fault_pdu,
+    parse_pdu_at,
+    request_fields,
+    response_fragments,
+)
+from ._base import (
     MAX_REQUEST_SIZE,
     AssociationGroups,
     ConnectionBase,
     InterfaceRegistry,
 )
-from ._connection_calls import Call, Reassembly, Slot
-from ._connection_contexts import NegotiationError, fault_status, negotiate_contexts
-from ._connection_events import (
+from ._calls import Call, Reassembly, Slot
+from ._contexts import NegotiationError, fault_status, negotiate_contexts
+from ._events import (
     AcceptedContext,
     BindRefused,
     Bound,
@@ -72,21 +92,6 @@ from ._connection_events import (
     RequestRejected,
     ServerEvent,
 )
-from ._fragment import fault_pdu, response_fragments
-from ._pdu import (
-    MAX_FRAG_SIZE,
-    MUST_RECV_FRAG_SIZE,
-    AlterContext,
-    AlterContextResp,
-    Bind,
-    BindAck,
-    BindNak,
-    PfcFlags,
-    PType,
-    RejectReason,
-    Shutdown,
-)
-from ._pdu_codec import Header, build_pdu, check_version, parse_pdu_at, request_fields
 
 __all__ = ["ServerConnection"]
 
@@ -146,13 +151,9 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
         self._sec_addr = raw_addr.rstrip(b"\x00") + b"\x00"
         self._peer = peer
         self._max_request = max_request_size
-        self._bound = False
-        self._assoc_group_id = 0
         self._minor = 0
         self._xmit = max_frag
         self._recv = max_frag
-        self._conc_mpx = False
-        self._features: int | None = None
         self._contexts: dict[int, AcceptedContext[IfT]] = {}
         self._current_call_id: int | None = None
         self._rx: Reassembly[IfT] | None = None
@@ -162,29 +163,8 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
     # -- properties ----------------------------------------------------------------------------
 
     @property
-    def bound(self) -> bool:
-        return self._bound
-
-    @property
-    def assoc_group_id(self) -> int:
-        return self._assoc_group_id
-
-    @property
-    def conc_mpx(self) -> bool:
-        return self._conc_mpx
-
-    @property
-    def max_xmit_frag(self) -> int:
-        """Largest fragment we send (negotiated in bind_ack)."""
-        return self._xmit
-
-    @property
     def max_recv_frag(self) -> int:
         return self._recv
-
-    @property
-    def bind_time_features(self) -> int | None:
-        return self._features
 
     @property
     def contexts(self) -> dict[int, AcceptedContext[IfT]]:
@@ -199,29 +179,15 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
 
     def next_event(self) -> ServerEvent[IfT] | NeedData:
         """The next event, NEED_DATA, or ConnectionClosed after EOF; raises RemoteProtocolError."""
-        self._check_alive()
-        fast = self._fast_request()
-        if fast is not None:
-            return fast
-        try:
-            while True:
-                h = self._frame()
-                if h is None:
-                    return self._need_data()
-                off = self._off
-                self._off = off + h.frag_length
-                event: ServerEvent[IfT] | None
-                if h.ptype == _REQUEST:
-                    event = self._on_request(h, off)
-                else:
-                    event = self._on_control(h, off)
-                if event is not None:
-                    return event
-        except RemoteProtocolError as exc:
-            self._error = exc
-            raise
+        event: ServerEvent[IfT] | NeedData = self._next_event()
+        return event
 
-    def _fast_request(self) -> RequestReceived[IfT] | None:
+    def _on_pdu(self, h: Header, off: int) -> ServerEvent[IfT] | None:
+        if h.ptype == _REQUEST:
+            return self._on_request(h, off)
+        return self._on_control(h, off)
+
+    def _fast_path(self) -> RequestReceived[IfT] | None:
         """The common case in one step: an unfragmented, unauthenticated little-endian request
         on a bound context with an increasing call_id. Anything else (including every error)
         returns None and takes the general path, which applies all the rules."""
@@ -535,7 +501,11 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
     def send_response(self, call_id: int, stub: bytes) -> bytes:
         """Answer a dispatched call; returns the bytes to write now (maybe b"" if the reply must
         wait for earlier calls, or the call was orphaned). Fragmented to the client's
-        max_recv_frag with alloc_hint = remaining stub (rpc #62, #71)."""
+        max_recv_frag with alloc_hint = remaining stub (rpc #62, #71).
+
+        Byte order: the response PDUs always carry drep ``10 00 00 00``, so ``stub`` must be
+        little-endian NDR even when the request was big-endian (``RequestReceived.drep`` only
+        tells how to decode the request). That is legal: drep is per PDU [C706 §14.1]."""
         call = self._take(call_id)
         if call.orphaned:
             return self.data_to_send()

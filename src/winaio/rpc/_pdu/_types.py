@@ -268,7 +268,7 @@ class _PduBase:
     @property
     def frag_length(self) -> int:
         """Length of the built PDU (header, body, auth padding, sec_trailer and token)."""
-        from ._pdu_codec import build_pdu
+        from ._codec import build_pdu
 
         return len(build_pdu(self))  # type: ignore[arg-type]
 

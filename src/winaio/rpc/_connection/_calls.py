@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Generic, TypeVar
 from uuid import UUID
 
-from ._connection_events import AcceptedContext
+from ._events import AcceptedContext
 
 __all__ = ["Call", "Reassembly", "Slot"]
 

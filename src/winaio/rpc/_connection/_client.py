@@ -40,22 +40,9 @@ from collections.abc import Sequence
 from typing import Final
 from uuid import UUID
 
-from ..codes import RpcStatus, nca_to_rpc_status
-from ..errors import LocalProtocolError, RemoteProtocolError
-from ._connection_base import FORBIDDEN_FAULT_STATUSES, ConnectionBase
-from ._connection_events import (
-    AlterContextAccepted,
-    BindAccepted,
-    BindRejected,
-    ClientEvent,
-    ConnectionClosed,
-    FaultReceived,
-    NeedData,
-    ResponseReceived,
-    ShutdownRequested,
-)
-from ._fragment import request_fragments
-from ._pdu import (
+from ...codes import RpcStatus, nca_to_rpc_status
+from ...errors import LocalProtocolError, RemoteProtocolError
+from .._pdu import (
     MAX_FRAG_SIZE,
     MUST_RECV_FRAG_SIZE,
     AlterContext,
@@ -68,14 +55,31 @@ from ._pdu import (
     ContDefResult,
     ContextElement,
     ContextResult,
+    Header,
     Orphaned,
     PfcFlags,
     PType,
     SyntaxId,
     bind_time_feature_syntax,
+    build_pdu,
+    check_version,
+    fault_fields,
+    parse_pdu_at,
+    request_fragments,
 )
-from ._pdu_codec import Header, build_pdu, check_version, fault_fields, parse_pdu_at
-from ._pdu_codec import response_fields as _response_fields
+from .._pdu import response_fields as _response_fields
+from ._base import FORBIDDEN_FAULT_STATUSES, ConnectionBase
+from ._events import (
+    AlterContextAccepted,
+    BindAccepted,
+    BindRejected,
+    ClientEvent,
+    ConnectionClosed,
+    FaultReceived,
+    NeedData,
+    ResponseReceived,
+    ShutdownRequested,
+)
 
 __all__ = ["ClientConnection"]
 
@@ -148,12 +152,8 @@ class ClientConnection(ConnectionBase):
         self._max_xmit_frag = max_xmit_frag
         self._max_recv_frag = max_recv_frag
         self._next_call_id = first_call_id
-        self._bound = False
         self._pending: _PendingBind | None = None
-        self._assoc_group_id = 0
         self._xmit = max_xmit_frag
-        self._conc_mpx = False
-        self._features: int | None = None
         self._contexts: dict[int, SyntaxId] = {}
         self._calls: dict[int, list[bytes] | None] = {}
         # Orphaned call_ids whose late response/fault may still arrive, oldest first. A server
@@ -164,27 +164,6 @@ class ClientConnection(ConnectionBase):
         self._shutdown = False
 
     # -- properties ----------------------------------------------------------------------------
-
-    @property
-    def bound(self) -> bool:
-        return self._bound
-
-    @property
-    def assoc_group_id(self) -> int:
-        return self._assoc_group_id
-
-    @property
-    def conc_mpx(self) -> bool:
-        return self._conc_mpx
-
-    @property
-    def max_xmit_frag(self) -> int:
-        """Largest request fragment we send (min of ours and the server's max_recv_frag)."""
-        return self._xmit
-
-    @property
-    def bind_time_features(self) -> int | None:
-        return self._features
 
     @property
     def accepted_contexts(self) -> dict[int, SyntaxId]:
@@ -335,31 +314,18 @@ class ClientConnection(ConnectionBase):
 
     def next_event(self) -> ClientEvent | NeedData:
         """The next event, NEED_DATA, or ConnectionClosed after EOF; raises RemoteProtocolError."""
-        self._check_alive()
-        fast = self._fast_response()
-        if fast is not None:
-            return fast
-        try:
-            while True:
-                h = self._frame()
-                if h is None:
-                    return self._need_data()
-                off = self._off
-                self._off = off + h.frag_length
-                event: ClientEvent | None
-                if h.ptype == _RESPONSE:
-                    event = self._on_response(h, off)
-                elif h.ptype == _FAULT:
-                    event = self._on_fault(h, off)
-                else:
-                    event = self._on_control(h, off)
-                if event is not None:
-                    return event
-        except RemoteProtocolError as exc:
-            self._error = exc
-            raise
+        event: ClientEvent | NeedData = self._next_event()
+        return event
 
-    def _fast_response(self) -> ResponseReceived | None:
+    def _on_pdu(self, h: Header, off: int) -> ClientEvent | None:
+        ptype = h.ptype
+        if ptype == _RESPONSE:
+            return self._on_response(h, off)
+        if ptype == _FAULT:
+            return self._on_fault(h, off)
+        return self._on_control(h, off)
+
+    def _fast_path(self) -> ResponseReceived | None:
         """The common case in one step: an unfragmented, unauthenticated little-endian response
         to an outstanding call. Anything else takes the general path (and its checks)."""
         buf, off = self._buf, self._off

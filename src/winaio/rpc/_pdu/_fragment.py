@@ -26,8 +26,8 @@ import struct
 from typing import Final
 from uuid import UUID
 
-from ..errors import LocalProtocolError
-from ._pdu import FAULT_LENGTH, PfcFlags, PType
+from ...errors import LocalProtocolError
+from ._types import FAULT_LENGTH, PfcFlags, PType
 
 __all__ = ["fault_pdu", "request_fragments", "response_fragments"]
 

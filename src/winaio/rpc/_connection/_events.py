@@ -11,8 +11,12 @@ Rules:
   answered, on connections without PFC_CONC_MPX).
 - Server-role events carry the interface *token* that the registry returned for the
   presentation context (type parameter ``IfT``); the connection never looks inside it.
-- Stubs are opaque ``bytes``: NDR belongs to the layer above. ``drep`` is passed along so that
-  the NDR decoder can honour a big-endian peer.
+- Stubs are opaque ``bytes``: NDR belongs to the layer above. ``RequestReceived.drep`` is the
+  request's data representation, passed along so that the NDR decoder can honour a big-endian
+  peer. It says nothing about the reply: drep is per PDU [C706 §12.6.3.1, §14.1], and every PDU
+  we send (responses included) is little-endian, drep ``10 00 00 00``, so a reply stub is always
+  encoded little-endian whatever the request used (Samba's client, rpc-spec C4, checks exactly
+  that with ``[bigendian]`` calls).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from dataclasses import dataclass
 from typing import Final, Generic, Literal, TypeAlias, TypeVar
 from uuid import UUID
 
-from ._pdu import ContextResult, SyntaxId
+from .._pdu import ContextResult, SyntaxId
 
 __all__ = [
     "NEED_DATA",
@@ -118,6 +122,9 @@ class RequestReceived(Generic[IfT]):
 
     ``cancel_count`` counts cancels that arrived before dispatch (PFC_PENDING_CANCEL on the
     first fragment, or co_cancel PDUs during reassembly).
+
+    ``drep`` is the byte order to *decode* ``stub`` with (``winaio.rpc.drep_byteorder``); the
+    reply given to ``send_response`` must be little-endian NDR regardless (see module doc).
     """
 
     call_id: int

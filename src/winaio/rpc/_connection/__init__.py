@@ -30,10 +30,10 @@ Nothing here imports socket, asyncio, threading, time or the NDR package: stub d
 
 from __future__ import annotations
 
-from ._connection_base import AssociationGroups, InterfaceRegistry, SimpleRegistry
-from ._connection_client import ClientConnection
-from ._connection_contexts import SUPPORTED_BIND_TIME_FEATURES, fault_status, select_interface
-from ._connection_events import (
+from ._base import AssociationGroups, InterfaceRegistry, SimpleRegistry
+from ._client import ClientConnection
+from ._contexts import SUPPORTED_BIND_TIME_FEATURES, fault_status, select_interface
+from ._events import (
     NEED_DATA,
     AcceptedContext,
     AlterContextAccepted,
@@ -54,7 +54,7 @@ from ._connection_events import (
     ServerEvent,
     ShutdownRequested,
 )
-from ._connection_server import ServerConnection
+from ._server import ServerConnection
 
 __all__ = [
     "ServerConnection",

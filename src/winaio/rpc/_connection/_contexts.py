@@ -25,11 +25,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final, TypeVar
 
-from ..codes import NcaStatus, WinError, rpc_to_nca_status
-from ..errors import LocalProtocolError
-from ._connection_base import FORBIDDEN_FAULT_STATUSES, InterfaceRegistry
-from ._connection_events import AcceptedContext
-from ._pdu import (
+from ...codes import NcaStatus, WinError, rpc_to_nca_status
+from ...errors import LocalProtocolError
+from .._pdu import (
     NDR20_SYNTAX,
     NULL_SYNTAX,
     BindTimeFeatures,
@@ -40,6 +38,8 @@ from ._pdu import (
     SyntaxId,
     bind_time_features_of,
 )
+from ._base import FORBIDDEN_FAULT_STATUSES, InterfaceRegistry
+from ._events import AcceptedContext
 
 __all__ = [
     "SUPPORTED_BIND_TIME_FEATURES",
