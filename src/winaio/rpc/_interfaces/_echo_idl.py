@@ -78,7 +78,9 @@ ECHO_DATA: Final = Procedure(
         Param("out_data", ConformantArray(BYTE, size_is="len"), OUT),
     ],
 )
-SINK_DATA: Final = Procedure("SinkData", 2, [Param("len", ULONG, IN), Param("data", _OCTETS_IN, IN)])
+SINK_DATA: Final = Procedure(
+    "SinkData", 2, [Param("len", ULONG, IN), Param("data", _OCTETS_IN, IN)]
+)
 SOURCE_DATA: Final = Procedure(
     "SourceData",
     3,
