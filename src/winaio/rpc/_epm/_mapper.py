@@ -19,8 +19,8 @@ Rules (rpc-spec §B12, with the sources cited there):
   2 compatible, 3 exact, 4 major only, 5 up to (0, which rpcclient sends, is "all").
 - ept_map returns a non-nil handle only when more towers remain than max_towers (Samba and
   impacket ask once and never free it).
-- The ept_lookup cursor [captured]: the nil handle starts an enumeration; a batch of max_ents entries
-  that fills up returns a non-nil handle, a shorter one the nil handle; a call that yields
+- The ept_lookup cursor [captured]: the nil handle starts an enumeration; a batch of max_ents
+  entries that fills up returns a non-nil handle, a shorter one the nil handle; a call that yields
   nothing answers ept_s_not_registered and the nil handle. So impacket (stops at the nil
   handle) and rpcclient epmlookup (stops at ept_s_not_registered) each list every entry once
   (rpc #95). Here a cursor is the index of the next entry (``None`` = the nil handle); the
