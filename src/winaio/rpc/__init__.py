@@ -140,6 +140,21 @@ from ._pdu import (
     build_pdu,
     parse_pdu,
 )
+from ._server import (
+    LISTEN_MAX_CALLS_DEFAULT,
+    Binding,
+    CallEvent,
+    IfFlags,
+    Interface,
+    PipeIn,
+    PipeOut,
+    Registration,
+    Server,
+    ServerCall,
+    ServerStats,
+    async_manager,
+    current_call,
+)
 from ._towers import (
     MAX_FLOORS,
     TWR_P_T,
@@ -153,6 +168,20 @@ from ._towers import (
 )
 
 __all__ = [
+    # the server runtime
+    "Server",
+    "Interface",
+    "Registration",
+    "ServerCall",
+    "CallEvent",
+    "IfFlags",
+    "Binding",
+    "ServerStats",
+    "PipeIn",
+    "PipeOut",
+    "async_manager",
+    "current_call",
+    "LISTEN_MAX_CALLS_DEFAULT",
     # wire: connection state machines and their events
     "ServerConnection",
     "ClientConnection",

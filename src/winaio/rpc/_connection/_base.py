@@ -199,6 +199,11 @@ class ConnectionBase:
         self._off = 0
 
     @property
+    def buffered(self) -> int:
+        """Bytes received but not yet consumed (nonzero: the peer is in the middle of a PDU)."""
+        return len(self._buf) - self._off
+
+    @property
     def trailing_data(self) -> tuple[bytes, bool]:
         """(unprocessed bytes, EOF seen) — like h11, for debugging and tests."""
         return self._buf[self._off :], self._eof

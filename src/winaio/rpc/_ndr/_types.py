@@ -174,8 +174,13 @@ ContextHandleValue.NULL = ContextHandleValue(0, uuid.UUID(int=0))
 class ContextHandle(NdrType):
     """``ndr_context_handle {u32 attributes; GUID uuid}``: 20 octets, alignment 4.
 
-    Python value: :class:`ContextHandleValue`.
+    Python value: :class:`ContextHandleValue`. ``name`` is the ``[context_handle]`` typedef's
+    name: the server runtime runs that type's rundown routine for handles left open when their
+    association ends; an unnamed handle (``CONTEXT_HANDLE``) has no rundown
+    [MSL:server-context-run-down-routine].
     """
+
+    name: str = ""
 
 
 CONTEXT_HANDLE = ContextHandle()
