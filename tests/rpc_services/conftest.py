@@ -12,11 +12,21 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import struct
 import subprocess
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
+
+from winaio import rpc
+from winaio.rpc._epm import EndpointMap
+from winaio.rpc._interfaces import _services
+from winaio.rpc._interfaces._echo_idl import ECHO_PROCEDURES, RPCECHO
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 REQUIRE_PEERS = os.environ.get("WINAIO_REQUIRE_PEERS") == "1"
@@ -87,12 +97,10 @@ class StubDce:
         return None
 
     def request(self, request: Any, uuid: Any = None, checkError: bool = True) -> Any:
-        import sys
-
         stub = request.getData()
         self.requests.append((request.opnum, stub))
         answer = self.answer(request.opnum, stub)
-        module = sys.modules[request.__module__]
+        module = __import__(request.__module__, fromlist=["_"])
         response = getattr(module, type(request).__name__ + "Response")(answer)
         if checkError and answer[-4:] != b"\x00\x00\x00\x00":
             raise RuntimeError(f"status 0x{int.from_bytes(answer[-4:], 'little'):08x}")
@@ -102,3 +110,177 @@ class StubDce:
 @pytest.fixture
 def stub_dce() -> type[StubDce]:
     return StubDce
+
+
+# -- servers on loopback and a raw client ------------------------------------------------------
+
+ECHO = {p.name: p for p in ECHO_PROCEDURES}
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@dataclass
+class Served:
+    """A server the test started (rpcecho + mgmt + epmapper on 127.0.0.1:port)."""
+
+    server: Any
+    port: int
+    endpoints: EndpointMap
+
+    @property
+    def binding(self) -> str:
+        return f"ncacn_ip_tcp:127.0.0.1[{self.port}]"
+
+
+def start_server(**options: Any) -> Served:
+    endpoints = EndpointMap()
+    server = rpc.Server(**options)
+    _services.register_echo(server)
+    _services.register_mgmt(server)
+    _services.register_epm(server, endpoints)
+    server.use_protseq("ncacn_ip_tcp", None, host="127.0.0.1")
+    _services.publish_endpoints(server, endpoints)
+    server.listen(wait=False)
+    (tcp,) = [b for b in server.bindings if b.protseq == "ncacn_ip_tcp"]
+    return Served(server, int(tcp.endpoint), endpoints)
+
+
+@pytest.fixture
+def served() -> Iterator[Served]:
+    s = start_server()
+    try:
+        yield s
+    finally:
+        s.server.close()
+
+
+@pytest.fixture
+def server_factory() -> Iterator[Callable[..., Served]]:
+    started: list[Served] = []
+
+    def make(**options: Any) -> Served:
+        s = start_server(**options)
+        started.append(s)
+        return s
+
+    yield make
+    for s in started:
+        s.server.close()
+
+
+class RawClient:
+    """A blocking socket plus winaio's sans-I/O ClientConnection: PDUs in, events out."""
+
+    def __init__(
+        self,
+        port: int,
+        *,
+        timeout: float = 10.0,
+        bind: bool = True,
+        conc_mpx: bool = False,
+        first_call_id: int = 1000,
+    ) -> None:
+        # call_ids start high so that a test may send raw requests with small ones first.
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.conn = rpc.ClientConnection(first_call_id=first_call_id)
+        if bind:
+            contexts = [rpc.ContextElement(0, RPCECHO, (rpc.NDR20_SYNTAX,))]
+            self.send(self.conn.bind(contexts, conc_mpx=conc_mpx))
+            (event,) = self.events(1)
+            assert isinstance(event, rpc.BindAccepted), event
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def events(self, count: int) -> list[Any]:
+        out: list[Any] = []
+        while len(out) < count:
+            event = self.conn.next_event()
+            if event is rpc.NEED_DATA:
+                data = self.sock.recv(65536)
+                self.conn.receive_data(data)
+                if not data:
+                    out.append(self.conn.next_event())
+                    return out
+                continue
+            out.append(event)
+        return out
+
+    def call(self, name: str, **args: Any) -> Any:
+        """Call rpcecho ``name``; returns its decoded outputs or the FaultReceived event."""
+        procedure = ECHO[name]
+        call_id, data = self.conn.request(0, procedure.opnum, procedure.encode_request(args))
+        self.send(data)
+        (event,) = self.events(1)
+        if isinstance(event, rpc.ResponseReceived):
+            assert event.call_id == call_id
+            return procedure.decode_response(event.stub, request=args)
+        return event
+
+    def recv_raw(self, timeout: float = 5.0) -> bytes:
+        """Bytes until the server closes or ``timeout`` passes without any (b"" = closed)."""
+        self.sock.settimeout(timeout)
+        chunks = []
+        try:
+            while data := self.sock.recv(65536):
+                chunks.append(data)
+        except TimeoutError:
+            pass
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def raw_client() -> Iterator[Callable[..., RawClient]]:
+    clients: list[RawClient] = []
+
+    def make(port: int, **kw: Any) -> RawClient:
+        c = RawClient(port, **kw)
+        clients.append(c)
+        return c
+
+    yield make
+    for c in clients:
+        c.close()
+
+
+def mapper_on_135(endpoints: EndpointMap, *, patience: float = 120.0) -> Any:
+    """An endpoint mapper server on 127.0.0.1:135 (rpcclient only asks there). Several work
+    trees may run tests at once on this machine: retry while the port is busy."""
+    deadline = time.monotonic() + patience
+    while True:
+        server = rpc.Server()
+        _services.register_epm(server, endpoints)
+        _services.register_mgmt(server)
+        try:
+            server.use_protseq("ncacn_ip_tcp", "135", host="127.0.0.1")
+        except Exception as exc:
+            server.close()
+            if time.monotonic() > deadline:
+                need_peer(False, f"TCP port 135 stayed busy or denied: {exc}")
+            time.sleep(0.5)
+            continue
+        _services.publish_endpoints(server, endpoints)
+        server.listen(wait=False)
+        return server
+
+
+@pytest.fixture
+def epm135(served: Served) -> Iterator[Any]:
+    server = mapper_on_135(served.endpoints)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def thread_names() -> list[str]:
+    return sorted(t.name for t in threading.enumerate())
+
+
+U32 = struct.Struct("<I")

@@ -12,6 +12,7 @@ Windows endpoint mapper [MS-RPCE §2.2.1.2]. ept_inq_object answers the nil obje
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 from uuid import UUID
 
@@ -29,7 +30,7 @@ class EpmService:
     def __init__(self, endpoints: EndpointMap) -> None:
         self.endpoints = endpoints
 
-    def managers(self) -> dict[str, Any]:
+    def managers(self) -> dict[int | str, Callable[..., Any]]:
         return {
             "ept_insert": self.ept_insert,
             "ept_delete": self.ept_delete,

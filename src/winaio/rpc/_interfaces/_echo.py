@@ -64,6 +64,9 @@ class AsyncCall(Protocol):
 
     def on_event(self, fn: Any) -> None: ...
 
+    @property
+    def done(self) -> bool: ...
+
 
 def add_one(in_data: int) -> int:
     return (in_data + 1) & 0xFFFFFFFF
@@ -101,10 +104,11 @@ def test_sleep(call: AsyncCall, seconds: int) -> None:
     timer = call_later(seconds, lambda: call.complete(seconds))
 
     def on_event(event: Any) -> None:
-        # Client cancel or disconnect: stop the timer; a cancelled call answers
-        # nca_s_fault_cancel (rpc #16), a disconnected one sends nothing (the runtime drops it).
+        # Client cancel or disconnect: stop the timer and end the call; a cancelled call
+        # answers nca_s_fault_cancel (rpc #16), a disconnected one sends nothing (the runtime
+        # drops it) but must still be ended to be released. Only the first event counts.
         timer.cancel()
-        if getattr(event, "name", "") == "CLIENT_CANCEL":
+        if not call.done:
             call.abort(RpcStatus.RPC_S_CALL_CANCELLED)
 
     call.on_event(on_event)

@@ -16,6 +16,7 @@ RpcMgmtStopServerListening / RpcMgmtInqServerPrincName return remotely [MSL]:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from ...codes import RpcStatus
@@ -47,7 +48,7 @@ class MgmtService:
         self._server = server
         self._allow_stop = allow_remote_stop
 
-    def managers(self) -> dict[str, Any]:
+    def managers(self) -> dict[int | str, Callable[..., Any]]:
         return {
             "inq_if_ids": self.inq_if_ids,
             "inq_stats": self.inq_stats,
