@@ -18,7 +18,7 @@ from impacket.dcerpc.v5.rpcrt import DCERPCException
 from impacket.uuid import uuidtup_to_bin
 
 from winaio import rpc
-from winaio.codes import NcaStatus, RpcStatus
+from winaio.codes import NcaStatus
 
 from .conftest import TEST_IF, TEST_UUID, Client, address_of, basic_managers
 

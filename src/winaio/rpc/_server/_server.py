@@ -50,7 +50,7 @@ from ._link import Inbox, Link
 if TYPE_CHECKING:
     pass
 
-__all__ = ["Binding", "Server", "ServerStats"]
+__all__ = ["Binding", "Server", "ServerStats", "default_server", "reset_default_server"]
 
 log = logging.getLogger("winaio.rpc.server")
 
@@ -491,3 +491,29 @@ def _check_protseq(protseq: str) -> None:
     if _PROTSEQ_SYNTAX.match(protseq):
         raise RpcError(RpcStatus.RPC_S_PROTSEQ_NOT_SUPPORTED, protseq)
     raise RpcError(RpcStatus.RPC_S_INVALID_RPC_PROTSEQ, repr(protseq))
+
+
+_default: Server | None = None
+_default_lock = threading.Lock()
+
+
+def default_server() -> Server:
+    """The process-wide server that the ``winaio.win32`` Rpc* functions act on (rpcrt4 has one
+    per process). Created on first use."""
+    global _default
+    server = _default
+    if server is None:
+        with _default_lock:
+            server = _default
+            if server is None:
+                server = _default = Server()
+    return server
+
+
+def reset_default_server() -> None:
+    """Close the process-wide server and forget it (tests; a new one is made on next use)."""
+    global _default
+    with _default_lock:
+        server, _default = _default, None
+    if server is not None:
+        server.close()
