@@ -283,6 +283,8 @@ class Link:
             server.executor.submit(call.run_thread, kwargs)
         elif kind is _COROUTINE:
             server.engine.create_task(call.run_coroutine(kwargs))
+        elif kind is ManagerKind.ASYNC_CALL_THREAD:
+            server.executor.submit(call.run_async_thread, kwargs)
         else:
             try:
                 op.manager(call, **kwargs)
