@@ -156,6 +156,8 @@ class Operation:
 
     __slots__ = (
         "context_params",
+        "decode",
+        "encode",
         "in_names",
         "in_pipes",
         "kind",
@@ -169,6 +171,8 @@ class Operation:
         self.procedure = procedure
         self.manager = manager
         self.kind = _kind(manager)
+        #: Little-endian request decoder / reply encoder, bound once (the per-call path).
+        self.decode, self.encode = procedure.little_endian_codecs()
         ins = procedure.in_params
         self.in_names = tuple(p.name for p in ins)
         self.in_pipes = tuple(p.name for p in ins if isinstance(p.type, Pipe))
@@ -213,6 +217,8 @@ class Registration:
     __slots__ = (
         "active",
         "active_calls",
+        "autolisten",
+        "checks",
         "flags",
         "interface",
         "max_calls",
@@ -235,6 +241,12 @@ class Registration:
     ) -> None:
         self.interface = interface
         self.flags = IfFlags(flags)
+        #: Plain-bool copies of the flags the dispatcher reads per call (IntFlag ops are slow).
+        self.autolisten = bool(flags & IfFlags.AUTOLISTEN)
+        self.checks = bool(
+            flags & (IfFlags.ALLOW_SECURE_ONLY | IfFlags.ALLOW_LOCAL_ONLY)
+            or max_rpc_size is not None
+        )
         self.max_calls = max_calls
         self.max_rpc_size = max_rpc_size
         self.security_callback = security_callback
@@ -250,7 +262,3 @@ class Registration:
             self.operations[proc.opnum] = Operation(proc, fn)
         self.active = True
         self.active_calls = 0
-
-    @property
-    def autolisten(self) -> bool:
-        return bool(self.flags & IfFlags.AUTOLISTEN)
