@@ -154,6 +154,8 @@ from ._server import (
     ServerStats,
     async_manager,
     current_call,
+    default_server,
+    reset_default_server,
 )
 from ._towers import (
     MAX_FLOORS,
@@ -181,6 +183,8 @@ __all__ = [
     "PipeOut",
     "async_manager",
     "current_call",
+    "default_server",
+    "reset_default_server",
     "LISTEN_MAX_CALLS_DEFAULT",
     # wire: connection state machines and their events
     "ServerConnection",

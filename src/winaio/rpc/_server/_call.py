@@ -311,6 +311,19 @@ class ServerCall:
         finally:
             _current.reset(token)
 
+    def run_async_thread(self, kwargs: dict[str, Any]) -> None:
+        """Worker-thread body of an ``@async_manager(thread=True)`` manager: it gets the call
+        and returns; the call completes whenever ``complete``/``abort`` is called."""
+        token = _current.set(self)
+        try:
+            self.operation.manager(self, **kwargs)
+        except BaseException as exc:
+            self.fail(exc)
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            _current.reset(token)
+
     async def run_coroutine(self, kwargs: dict[str, Any]) -> None:
         """Task body of an ``async def`` manager (the task has its own context copy)."""
         _current.set(self)

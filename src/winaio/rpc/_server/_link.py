@@ -57,7 +57,6 @@ _NOT_LISTENING: Final = int(RpcStatus.RPC_S_NOT_LISTENING)
 _OP_RANGE: Final = int(RpcStatus.RPC_S_PROCNUM_OUT_OF_RANGE)
 _TOO_BUSY: Final = int(RpcStatus.RPC_S_SERVER_TOO_BUSY)
 _ACCESS_DENIED: Final = int(RpcStatus.RPC_S_ACCESS_DENIED)
-_DENY_FLAGS: Final = int(IfFlags.ALLOW_SECURE_ONLY | IfFlags.ALLOW_LOCAL_ONLY)
 _THREAD: Final = ManagerKind.THREAD
 _COROUTINE: Final = ManagerKind.COROUTINE
 
@@ -239,21 +238,20 @@ class Link:
         server.stats.calls_in += 1
         if not reg.active:
             return self._fault(call_id, _UNKNOWN_IF)
-        if not (server.listening or reg.flags & IfFlags.AUTOLISTEN):
+        if not (server.listening or reg.autolisten):
             return self._fault(call_id, _NOT_LISTENING)
         op = reg.operations.get(ev.opnum)
         if op is None:
             return self._fault(call_id, _OP_RANGE)
-        if (reg.flags & _DENY_FLAGS or reg.max_rpc_size is not None) and self._denied(
-            reg, len(ev.stub)
-        ):
+        stub = ev.stub
+        if reg.checks and self._denied(reg, len(stub)):
             return self._fault(call_id, _ACCESS_DENIED)
-        if server.busy(reg):
-            return self._fault(call_id, _TOO_BUSY)
         drep = ev.drep
         try:
-            order = "little" if drep[0] == 0x10 else drep_byteorder(drep)
-            args = op.procedure.decode_request(ev.stub, byteorder=order)
+            if drep[0] == 0x10:
+                args = op.decode(stub)
+            else:
+                args = op.procedure.decode_request(stub, byteorder=drep_byteorder(drep))
         except NdrError as exc:
             return self._fault(call_id, exc.status)
         call = ServerCall(self, reg, op, call_id, ev.object, args, ev.cancel_count)
@@ -276,13 +274,16 @@ class Link:
             if op.out_pipes:
                 call.out_pipes = {name: PipeOut() for name in op.out_pipes}
                 kwargs.update(call.out_pipes)
+        if not server.call_started(reg):
+            return self._fault(call_id, _TOO_BUSY)
         self.calls[call_id] = call
-        server.call_started(reg)
         kind = op.kind
         if kind is _THREAD:
             server.executor.submit(call.run_thread, kwargs)
         elif kind is _COROUTINE:
             server.engine.create_task(call.run_coroutine(kwargs))
+        elif kind is ManagerKind.ASYNC_CALL_THREAD:
+            server.executor.submit(call.run_async_thread, kwargs)
         else:
             try:
                 op.manager(call, **kwargs)
@@ -342,8 +343,11 @@ class Link:
         if call.out_pipes:
             for name, pipe in call.out_pipes.items():
                 outputs[name] = pipe.chunks
-        values = {**call.args, **outputs} if call.args else outputs
-        return op.procedure.encode_response(values)
+        args = call.args
+        if args:
+            args.update(outputs)  # [in] values size [out] arrays (size_is="len")
+            return op.encode(args)
+        return op.encode(outputs)
 
     def finish(self, call: ServerCall, stub: bytes | None, status: int) -> None:
         """Send the call's reply (``stub``) or fault (``status``); any thread."""
