@@ -169,13 +169,16 @@ def serve_asyncio(use_uvloop: bool) -> None:
 
 
 def serve_winaio() -> None:
-    # The server runtime (issue 11) with the built-in rpcecho interface.
-    from winaio import rpc  # noqa: F401  (fails clearly while the runtime is absent)
-    from winaio.rpc import _interfaces
+    # The server runtime with the built-in rpcecho interface (what `python -m winaio serve`
+    # runs), on the default engine (uvloop when installed).
+    from winaio import rpc
+    from winaio.rpc._interfaces import _services
 
-    server = _interfaces.bench_server("127.0.0.1", 0)
-    _announce(server.port)
-    server.serve_forever()
+    server = rpc.Server()
+    _services.register_echo(server)
+    server.use_protseq("ncacn_ip_tcp", None, host="127.0.0.1")
+    _announce(int(server.bindings[0].endpoint))
+    server.listen(wait=True)
 
 
 SERVE = {
