@@ -4,17 +4,19 @@ Run by the tests in a subprocess (Samba's bindings belong to Debian's python3, n
 
     /usr/bin/python3 samba_echo.py requests            -> JSON {op: {"le": hex, "be": hex}}
     /usr/bin/python3 samba_echo.py responses < JSON    -> JSON {op: {"le": values, "be": values}}
-    /usr/bin/python3 samba_echo.py client BINDING      -> JSON {op: values or {"error": ...}}
+    /usr/bin/python3 samba_echo.py client BINDING [DIR] -> JSON {op: values or {"error": ...}}
 
 ``requests`` marshals each opnum's [in] values with Samba's NDR (``ndr_pack_in``, both byte
 orders); ``responses`` unmarshals response stubs with ``ndr_unpack_out``; ``client`` calls
 every opnum through ``samba.dcerpc.echo.rpcecho(BINDING)`` (add ``[bigendian]`` to the binding
-for big-endian NDR). Values are reduced to JSON-friendly plain data.
+for big-endian NDR; DIR is the ncalrpc socket directory for ``ncalrpc:[name]`` bindings).
+Values are reduced to JSON-friendly plain data.
 """
 
 import json
 import sys
 
+from samba import param
 from samba.dcerpc import base, echo
 from samba.ndr import ndr_pack_in, ndr_unpack_out
 
@@ -129,8 +131,11 @@ def responses(stubs):
     return result
 
 
-def client(binding):
-    conn = echo.rpcecho(binding)
+def client(binding, lrpc_dir=None):
+    lp = param.LoadParm()
+    if lrpc_dir:
+        lp.set("ncalrpc dir", lrpc_dir)
+    conn = echo.rpcecho(binding, lp)
     result = {}
 
     def attempt(name, fn):
@@ -180,7 +185,7 @@ def main():
     elif mode == "responses":
         out = responses(json.load(sys.stdin))
     else:
-        out = client(sys.argv[2])
+        out = client(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None)
     json.dump(out, sys.stdout)
 
 

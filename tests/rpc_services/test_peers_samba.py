@@ -41,19 +41,45 @@ EXPECTED: dict[str, Any] = {
 }
 
 
-@pytest.mark.parametrize("order", ["", ",bigendian"])
-def test_samba_python_client_every_opnum(samba_python: str, served: Any, order: str) -> None:
-    binding = f"ncacn_ip_tcp:127.0.0.1[{served.port}{order}]"
+def samba_client(samba_python: str, binding: str, *extra: str) -> dict[str, Any]:
     run = subprocess.run(
-        [samba_python, str(SCRIPT), "client", binding], capture_output=True, text=True, timeout=60
+        [samba_python, str(SCRIPT), "client", binding, *extra],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert run.returncode == 0, run.stderr
-    got = json.loads(run.stdout)
+    result: dict[str, Any] = json.loads(run.stdout)
+    return result
+
+
+@pytest.mark.parametrize("order", ["", ",bigendian"])
+def test_samba_python_client_every_opnum(samba_python: str, served: Any, order: str) -> None:
+    got = samba_client(samba_python, f"ncacn_ip_tcp:127.0.0.1[{served.port}{order}]")
     level8 = got.pop("TestCall2.8")
     assert got == EXPECTED
     # Unknown union level: fault 0x6F7 (what Samba's server sends: DCERPC_FAULT_NDR), which
     # Samba's client maps to NT_STATUS_RPC_BAD_STUB_DATA 0xC003000C.
     assert level8 == {"error": repr((0xC003000C, "The stub received bad data."))}
+
+
+def test_samba_python_client_over_ncalrpc(samba_python: str, tmp_path: Any) -> None:
+    # ncalrpc: our Unix socket in the directory Samba's client is told to look in
+    # ("ncalrpc dir"), both byte orders.
+    from winaio import rpc
+    from winaio.rpc._interfaces import _services
+
+    server = rpc.Server(lrpc_dir=str(tmp_path))
+    try:
+        _services.register_echo(server)
+        server.use_protseq("ncalrpc", "winaio-echo")
+        server.listen(wait=False)
+        for order in ("", ",bigendian"):
+            got = samba_client(samba_python, f"ncalrpc:[winaio-echo{order}]", str(tmp_path))
+            got.pop("TestCall2.8")
+            assert got == EXPECTED, order
+    finally:
+        server.close()
 
 
 def rpcclient_run(rpcclient: str, command: str) -> subprocess.CompletedProcess[str]:
