@@ -181,13 +181,14 @@ class RawClient:
         bind: bool = True,
         conc_mpx: bool = False,
         first_call_id: int = 1000,
+        interface: rpc.SyntaxId = RPCECHO,
     ) -> None:
         # call_ids start high so that a test may send raw requests with small ones first.
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.conn = rpc.ClientConnection(first_call_id=first_call_id)
         if bind:
-            contexts = [rpc.ContextElement(0, RPCECHO, (rpc.NDR20_SYNTAX,))]
+            contexts = [rpc.ContextElement(0, interface, (rpc.NDR20_SYNTAX,))]
             self.send(self.conn.bind(contexts, conc_mpx=conc_mpx))
             (event,) = self.events(1)
             assert isinstance(event, rpc.BindAccepted), event
@@ -209,9 +210,10 @@ class RawClient:
             out.append(event)
         return out
 
-    def call(self, name: str, **args: Any) -> Any:
-        """Call rpcecho ``name``; returns its decoded outputs or the FaultReceived event."""
-        procedure = ECHO[name]
+    def call(self, name: str | rpc.Procedure, **args: Any) -> Any:
+        """Call rpcecho ``name`` (or any ``Procedure`` of the bound interface); returns its
+        decoded outputs or the FaultReceived event."""
+        procedure = ECHO[name] if isinstance(name, str) else name
         call_id, data = self.conn.request(0, procedure.opnum, procedure.encode_request(args))
         self.send(data)
         (event,) = self.events(1)
