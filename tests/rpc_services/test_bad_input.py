@@ -9,6 +9,7 @@ keeps serving the others, and afterwards holds no extra fd, thread, connection o
 
 from __future__ import annotations
 
+import asyncio
 import os
 import resource
 import socket
@@ -78,11 +79,17 @@ def fds() -> int:
 def clean(served: Any) -> Iterator[Any]:
     """Record fds and threads; after the test the server must be back where it was."""
     server = served.server
+
+    def tasks() -> int:
+        # Tasks alive on the server's event loop (async def managers, engine internals).
+        return int(server.engine.run(lambda: len(asyncio.all_tasks())))
+
     wait_until(lambda: server.connection_count == 0, what="no connection before")
-    before_fds, before_threads = fds(), threading.active_count()
+    before_fds, before_threads, before_tasks = fds(), threading.active_count(), tasks()
     yield served
     wait_until(lambda: server.connection_count == 0, timeout=10, what="connections closed")
     wait_until(lambda: server.active_calls == 0, timeout=10, what="no call left")
+    wait_until(lambda: tasks() <= before_tasks, timeout=10, what="no task left")
     wait_until(lambda: fds() <= before_fds, timeout=10, what=f"fds back to {before_fds}")
     # Worker threads of the server's pool may have been started by the test: never more.
     assert threading.active_count() <= before_threads + 2
