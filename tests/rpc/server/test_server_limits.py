@@ -3,6 +3,7 @@ mid-PDU, a flood past max_connections, garbage closing only its own connection."
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -27,6 +28,7 @@ def wait_for(predicate: Any, timeout: float = 10.0) -> None:
 def test_many_connections_are_served_without_a_thread_each(started: Any, clients: Any) -> None:
     server = started()
     before = threading.active_count()
+    fds_before = len(os.listdir("/proc/self/fd"))
     conns = [clients(address_of(server)) for _ in range(150)]
     assert all(isinstance(c.bound, rpc.BindAccepted) for c in conns)
     for i, c in enumerate(conns):
@@ -37,6 +39,7 @@ def test_many_connections_are_served_without_a_thread_each(started: Any, clients
         c.close()
     wait_for(lambda: server.connection_count == 0)
     assert server.active_calls == 0
+    wait_for(lambda: len(os.listdir("/proc/self/fd")) <= fds_before)  # every socket released
 
 
 def test_client_stopping_mid_pdu_is_closed_after_idle_timeout(started: Any, clients: Any) -> None:
