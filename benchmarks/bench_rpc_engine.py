@@ -286,6 +286,19 @@ def drive(
     }
 
 
+def _commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=os.path.dirname(os.path.abspath(__file__)),
+        )
+        return out.stdout.strip()
+    except OSError:
+        return "unknown"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument(
@@ -306,6 +319,7 @@ def main() -> None:
     if args.serve in ("runtime-async", "runtime-thread"):
         return serve_runtime(args.serve.split("-")[1])
     rows: dict[str, dict[str, list[float]]] = {}
+    load_start = os.getloadavg()
     for _ in range(args.rounds):
         for engine in args.engines.split(","):
             proc = subprocess.Popen(
@@ -334,9 +348,14 @@ def main() -> None:
         json.dumps(
             {
                 "bench": "rpc_engine",
-                "machine": platform.node(),
-                "cpus": os.cpu_count(),
-                "python": platform.python_version(),
+                "machine": {
+                    "node": platform.node(),
+                    "kernel": platform.release(),
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "commit": _commit(),
+                },
+                "noise": {"loadavg_start": load_start, "loadavg_end": os.getloadavg()},
                 "seconds": args.seconds,
                 "rounds": args.rounds,
                 "rows": medians,

@@ -372,8 +372,9 @@ class Link:
                 call.operation.procedure.name, call.opnum, status,
             )  # fmt: skip
         self._emit(data)
-        self.server.stats.calls_out += 1
-        self.server.call_finished(call)
+        server = self.server
+        server.stats.calls_out += 1
+        server.call_finished(call)
 
     def forget(self, call: ServerCall) -> None:
         """A completion after the client went away: release the call, send nothing."""
