@@ -15,7 +15,7 @@ Rules:
   ``_sq_dirty`` and it is zeroed again (``_sq_clean``) once the kernel has consumed the SQE,
   at the latest when the free-slot count is recomputed, before the slot is handed out again.
 - Addresses are plain ints; the objects behind them (buffers, iovecs, msghdr, sockaddr,
-  timespec) must be kept alive by the caller until the CQE arrives (see ``_uring_structs``).
+  timespec) must be kept alive by the caller until the CQE arrives (see ``structs``).
 - The hot preps (NOP, READ, WRITE, RECV, SEND) are written out in full: a shared helper would
   cost one more Python call per operation. The rest delegate to :meth:`SqePrep.prep_sqe`.
 - Opcodes need the kernel version noted in each docstring; ``probe().opcodes`` tells.
@@ -27,8 +27,8 @@ from __future__ import annotations
 import ctypes
 import struct
 
-from ._uring_consts import CancelFlags, IoringOp, MsgRingFlags
-from ._uring_structs import KernelTimespec
+from .consts import CancelFlags, IoringOp, MsgRingFlags
+from .structs import KernelTimespec
 
 __all__ = ["SQE", "SqePrep", "SubmissionQueueFull"]
 

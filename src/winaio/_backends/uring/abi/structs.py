@@ -8,7 +8,7 @@ way to get an address for a Python buffer that stays valid while the kernel uses
 Rules:
 
 - Stdlib only; imports nothing from ``winaio``. No I/O, no threads.
-- x86-64 / LP64 little-endian layouts only (``_uring_abi.probe`` refuses anything else).
+- x86-64 / LP64 little-endian layouts only (``abi.probe`` refuses anything else).
 - Buffer lifetime is the caller's job. Every helper that hands out an address also returns a
   *keepalive* object; the backend must hold it until the CQE of the operation has been reaped,
   even when the operation was cancelled (liburing issue #733: "Since a CQE will be posted

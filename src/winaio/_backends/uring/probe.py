@@ -1,7 +1,7 @@
 """Can the io_uring backend run here? Probed once per process, with the reason either way.
 
 Purpose: :func:`probe_backend` for ``winaio._runtime`` (backend selection) and for
-``IoUringBackend()``. It builds on ``_uring_abi.probe()`` (platform, sysctl, io_uring_setup,
+``IoUringBackend()``. It builds on ``abi.probe()`` (platform, sysctl, io_uring_setup,
 IORING_REGISTER_PROBE) and adds what this backend needs on top:
 
 - the opcodes it issues: NOP, READ/WRITE and READV/WRITEV (FILE requests), POLL_ADD (STREAM
@@ -20,9 +20,9 @@ from __future__ import annotations
 import os
 import threading
 
-from . import _uring_abi
-from ._uring_abi import ProbeResult
-from ._uring_consts import Feature, IoringOp
+from . import abi
+from .abi import ProbeResult
+from .abi.consts import Feature, IoringOp
 
 __all__ = ["REQUIRED_OPS", "feature_names", "probe_backend"]
 
@@ -44,7 +44,7 @@ def _probe() -> tuple[bool, str, ProbeResult | None]:
     if not hasattr(os, "eventfd"):
         return False, "os.eventfd is missing (not Linux, or Python built without it)", None
     try:
-        result = _uring_abi.probe()
+        result = abi.probe()
     except Exception as exc:  # "unavailable" must never raise, whatever broke
         return False, f"io_uring probe failed: {exc!r}", None
     if not result.available:

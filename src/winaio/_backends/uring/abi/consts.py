@@ -3,7 +3,7 @@
 Purpose: the numbers of the io_uring ABI as IntEnum/IntFlag tables, so every name can be
 grepped against the man pages (io_uring_setup(2), io_uring_enter(2), io_uring_register(2),
 io_uring_prep_*(3)). A comment gives the first kernel version where it matters; check what the
-running kernel supports with ``_uring_abi.probe()``.
+running kernel supports with ``abi.probe()``.
 
 Rules: data only; stdlib ``enum`` only. Hot paths copy the values they need into plain ints.
 """

@@ -1,6 +1,6 @@
 """The ring as the io_uring backend uses it: an ``SqeSink`` plus a split publish / enter.
 
-Purpose: two small additions to :class:`~._uring_abi.Ring` that only the backend needs.
+Purpose: two small additions to :class:`~.abi.Ring` that only the backend needs.
 
 - :class:`BackendRing` *is* the ``SqeSink`` that FILE operations prepare their SQE through
   (``op.prep(ring, user_data)``): it pins the operation's memoryviews, builds the iovec array
@@ -15,12 +15,11 @@ Purpose: two small additions to :class:`~._uring_abi.Ring` that only the backend
 
 With SQPOLL the kernel's poller consumes what is published, without any ``enter``; the
 backend then publishes from whichever thread prepared the SQE and wakes the poller with
-:meth:`~._uring_abi.Ring.wakeup_sq` when it sleeps (``_uring``).
+:meth:`~.abi.Ring.wakeup_sq` when it sleeps (``sqpoll``).
 
 Rules: SQ side only (prep, publish) under the backend's lock; ``enter`` with ``to_submit`` is
 called by the ring thread alone (io_uring requests belong to the task that submits them; see
-``_uring``).
-Imports only the ABI modules.
+``uring``). Imports only ``abi``.
 """
 
 from __future__ import annotations
@@ -30,10 +29,11 @@ import errno
 import struct
 from collections.abc import Sequence
 
-from ._uring_abi import _ARGSZ_NONE, _NR_IO_URING_ENTER, Ring, _enter_error, _syscall
-from ._uring_consts import EnterFlags, IoringOp
-from ._uring_prep import SQE
-from ._uring_structs import make_iovecs, pin_readonly
+from .abi import Ring
+from .abi.consts import EnterFlags, IoringOp
+from .abi.prep import SQE
+from .abi.structs import make_iovecs, pin_readonly
+from .abi.syscall import ARGSZ_NONE, NR_IO_URING_ENTER, _syscall, enter_error
 
 _from_buffer = ctypes.c_char.from_buffer
 _addressof = ctypes.addressof
@@ -107,7 +107,7 @@ class BackendRing(Ring):
         """Make every prepared SQE visible to the kernel; return how many it has not consumed.
 
         The u32 store of the tail is the release store of liburing's ``io_uring_smp_store_
-        release`` (x86-64 TSO, see ``_uring_abi``): every SQE byte written before it is visible
+        release`` (x86-64 TSO, see ``abi``): every SQE byte written before it is visible
         to the kernel once it sees the new tail.
         """
         if self._sq_dirty:
@@ -130,12 +130,10 @@ class BackendRing(Ring):
             OSError: anything else (a broken ring).
         """
         flags = _GETEVENTS if wait_nr else 0
-        ret: int = _syscall(
-            _NR_IO_URING_ENTER, self.fd, to_submit, wait_nr, flags, None, _ARGSZ_NONE
-        )
+        ret: int = _syscall(NR_IO_URING_ENTER, self.fd, to_submit, wait_nr, flags, None, ARGSZ_NONE)
         if ret >= 0:
             return ret
         err = ctypes.get_errno()
         if err == errno.EINTR:
             return 0
-        raise _enter_error(err)
+        raise enter_error(err)
