@@ -35,9 +35,11 @@ from ...codes import RpcStatus
 from ...errors import NdrError, RemoteProtocolError
 from .._connection import (
     NEED_DATA,
+    BindRefused,
     CallOrphaned,
     CancelRequested,
     RequestReceived,
+    RequestRejected,
     ServerConnection,
 )
 from .._ndr import IN, OUT, drep_byteorder
@@ -147,6 +149,18 @@ class Link:
                         call.raise_event(CallEvent.CLIENT_CANCEL)
                 elif kind is CallOrphaned:
                     self._orphaned(event.call_id)  # type: ignore[union-attr]
+                elif kind is RequestRejected:
+                    log.warning(
+                        "%s %s: call_id %d refused by the connection: %s (status 0x%x)",
+                        self.protseq, self.peer, event.call_id, event.reason,  # type: ignore[union-attr]
+                        event.status,  # type: ignore[union-attr]
+                    )  # fmt: skip
+                    server.stats.calls_in += 1
+                elif kind is BindRefused:
+                    log.info(
+                        "%s %s: bind refused, reason %d",
+                        self.protseq, self.peer, event.provider_reject_reason,  # type: ignore[union-attr]
+                    )  # fmt: skip
         except RemoteProtocolError as exc:
             log.info("%s %s: protocol error, closing: %s", self.protseq, self.peer, exc)
             self._batch = None
