@@ -172,10 +172,9 @@ def serve_winaio() -> None:
     # The server runtime with the built-in rpcecho interface (what `python -m winaio serve`
     # runs), on the default engine (uvloop when installed).
     from winaio import rpc
-    from winaio.rpc._interfaces import _services
 
     server = rpc.Server()
-    _services.register_echo(server)
+    rpc.register_echo(server)
     server.use_protseq("ncacn_ip_tcp", None, host="127.0.0.1")
     _announce(int(server.bindings[0].endpoint))
     server.listen(wait=True)

@@ -78,15 +78,21 @@ def echo_managers() -> dict[int | str, Callable[..., Any]]:
 
 
 def register_echo(server: Server) -> None:
+    """Serve Samba's rpcecho test interface (every opnum, Samba's answers) on ``server``."""
     server.register_interface(ECHO_INTERFACE, echo_managers())
 
 
 def register_mgmt(server: Server, *, allow_remote_stop: bool = False) -> None:
+    """Serve the DCE/RPC management interface about ``server`` itself (inq_if_ids, inq_stats,
+    is_server_listening, stop_server_listening - refused unless ``allow_remote_stop`` -,
+    inq_princ_name), so rpcmap-style tools can enumerate it."""
     service = MgmtService(server, allow_remote_stop=allow_remote_stop)
     server.register_interface(MGMT_INTERFACE, service.managers())
 
 
 def register_epm(server: Server, endpoints: EndpointMap) -> None:
+    """Serve the endpoint mapper (ept_map, ept_lookup, ept_lookup_handle_free) over
+    ``endpoints`` on ``server`` (on TCP 135 for rpcclient; anywhere for impacket)."""
     server.register_interface(EPM_INTERFACE, EpmService(endpoints).managers())
 
 
