@@ -195,7 +195,8 @@ class DemoServices:
             # Busy (another mapper, another test run) or not allowed (no root): fall back.
             if epm_port == epm_fallback_port:
                 raise
-            fallback = f"port {epm_port} unavailable ({exc}); mapper on port {epm_fallback_port}"
+            where = f"port {epm_fallback_port}" if epm_fallback_port else "a dynamic port"
+            fallback = f"port {epm_port} unavailable ({exc}); the mapper is on {where}"
             mapper.use_protseq("ncacn_ip_tcp", str(epm_fallback_port), host=host)
         app = Server(**options)
         register_echo(app)
