@@ -71,14 +71,22 @@ def _status(fn: Callable[[], Any]) -> int:
 
 
 def RpcServerUseProtseq(Protseq: str, MaxCalls: int, SecurityDescriptor: Any = None) -> int:
-    """[MS:RpcServerUseProtseq] -> core ``Server.use_protseq(protseq)`` (dynamic endpoint)."""
+    """[MS:RpcServerUseProtseq] -> core ``Server.use_protseq(protseq)`` (dynamic endpoint).
+
+    Deviation: ncacn_ip_tcp and ncalrpc only (others: RPC_S_PROTSEQ_NOT_SUPPORTED); TCP listens
+    on 127.0.0.1 (Windows: every interface); MaxCalls and the security descriptor are ignored;
+    ncalrpc endpoints are Unix sockets in the server's lrpc directory.
+    """
     return _status(lambda: default_server().use_protseq(Protseq))
 
 
 def RpcServerUseProtseqEp(
     Protseq: str, MaxCalls: int, Endpoint: str | None, SecurityDescriptor: Any = None
 ) -> int:
-    """[MS:RpcServerUseProtseqEp] -> core ``Server.use_protseq(protseq, endpoint)``."""
+    """[MS:RpcServerUseProtseqEp] -> core ``Server.use_protseq(protseq, endpoint)``.
+
+    Deviation: as RpcServerUseProtseq (two protocol sequences, 127.0.0.1, Unix-socket ncalrpc).
+    """
     return _status(lambda: default_server().use_protseq(Protseq, Endpoint))
 
 
@@ -95,6 +103,10 @@ def RpcServerRegisterIf3(
     """[MS:RpcServerRegisterIf3] -> core ``Server.register_interface``.
 
     ``MaxRpcSize`` (UINT)-1 means no limit.
+
+    Deviation: the interface handle is an ``rpc.Interface`` and the EPV a mapping of managers;
+    the manager type UUID and the security descriptor are ignored (one manager per interface);
+    every call is unauthenticated, so ALLOW_SECURE_ONLY refuses all calls.
     """
     size = None if MaxRpcSize & _UINT_MAX == _UINT_MAX else MaxRpcSize
     return _status(
@@ -118,7 +130,10 @@ def RpcServerRegisterIf2(
     MaxRpcSize: int,
     IfCallbackFn: Callable[[Interface, ServerCall], int] | None,
 ) -> int:
-    """[MS:RpcServerRegisterIf2] -> core ``Server.register_interface``."""
+    """[MS:RpcServerRegisterIf2] -> core ``Server.register_interface``.
+
+    Deviation: as RpcServerRegisterIf3 (rpc.Interface handle, manager mapping, no auth).
+    """
     return RpcServerRegisterIf3(
         IfSpec, MgrTypeUuid, MgrEpv, Flags, MaxCalls, MaxRpcSize, IfCallbackFn
     )
@@ -132,12 +147,18 @@ def RpcServerRegisterIfEx(
     MaxCalls: int,
     IfCallback: Callable[[Interface, ServerCall], int] | None,
 ) -> int:
-    """[MS:RpcServerRegisterIfEx] -> core ``Server.register_interface`` (no size limit)."""
+    """[MS:RpcServerRegisterIfEx] -> core ``Server.register_interface`` (no size limit).
+
+    Deviation: as RpcServerRegisterIf3 (rpc.Interface handle, manager mapping, no auth).
+    """
     return RpcServerRegisterIf3(IfSpec, MgrTypeUuid, MgrEpv, Flags, MaxCalls, -1, IfCallback)
 
 
 def RpcServerRegisterIf(IfSpec: Interface, MgrTypeUuid: Any, MgrEpv: Epv) -> int:
-    """[MS:RpcServerRegisterIf] -> core ``Server.register_interface`` (flags 0, defaults)."""
+    """[MS:RpcServerRegisterIf] -> core ``Server.register_interface`` (flags 0, defaults).
+
+    Deviation: as RpcServerRegisterIf3 (rpc.Interface handle, manager mapping, no auth).
+    """
     return RpcServerRegisterIf3(
         IfSpec, MgrTypeUuid, MgrEpv, 0, RPC_C_LISTEN_MAX_CALLS_DEFAULT, -1, None
     )
@@ -153,7 +174,10 @@ def RpcServerUnregisterIf(
 
 
 def RpcServerListen(MinimumCallThreads: int, MaxCalls: int, DontWait: int) -> int:
-    """[MS:RpcServerListen] -> core ``Server.listen(max_calls, wait=not DontWait)``."""
+    """[MS:RpcServerListen] -> core ``Server.listen(max_calls, wait=not DontWait)``.
+
+    Deviation: MinimumCallThreads is ignored (managers run on the server's executor).
+    """
     return _status(lambda: default_server().listen(MaxCalls, wait=not DontWait))
 
 
@@ -182,8 +206,12 @@ def RpcMgmtIsServerListening(Binding: Any) -> int:
 
 
 def RpcServerInqBindings(BindingVector: Ref[Any]) -> int:
-    """[MS:RpcServerInqBindings] -> core ``Server.bindings`` (string bindings in the Ref);
-    RPC_S_NO_BINDINGS when there is no endpoint."""
+    """[MS:RpcServerInqBindings] -> core ``Server.bindings``; RPC_S_NO_BINDINGS when there is
+    no endpoint.
+
+    Deviation: the Ref receives a list of string bindings, not an RPC_BINDING_VECTOR of binding
+    handles (there is no RpcBindingVectorFree to call).
+    """
     bindings = default_server().bindings
     if not bindings:
         return int(RpcStatus.RPC_S_NO_BINDINGS)
@@ -193,7 +221,10 @@ def RpcServerInqBindings(BindingVector: Ref[Any]) -> int:
 
 def RpcServerTestCancel(BindingHandle: Any) -> int:
     """[MS:RpcServerTestCancel] -> core ``ServerCall.test_cancel``: RPC_S_OK if the client
-    cancelled, RPC_S_CALL_IN_PROGRESS if not, RPC_S_NO_CALL_ACTIVE outside a call (rpc #15)."""
+    cancelled, RPC_S_CALL_IN_PROGRESS if not, RPC_S_NO_CALL_ACTIVE outside a call (rpc #15).
+
+    Deviation: the call handle is the ``rpc.ServerCall`` (None: the calling manager's call).
+    """
     try:
         call = BindingHandle if BindingHandle is not None else current_call()
     except RpcError as exc:
@@ -212,7 +243,12 @@ def RpcAsyncGetCallHandle(pAsync: ServerCall) -> ServerCall:
 
 def RpcAsyncCompleteCall(pAsync: Any, Reply: Any = None) -> int:
     """[MS:RpcAsyncCompleteCall] (server side) -> core ``ServerCall.complete(Reply)``;
-    RPC_S_INVALID_ASYNC_HANDLE for a call already completed (rpc #19)."""
+    RPC_S_INVALID_ASYNC_HANDLE for a call already completed (rpc #19).
+
+    Deviation: the async handle is the rpc.ServerCall and the reply argument carries every output
+    (values out: the return value, or a mapping / tuple when there are [out] parameters); the
+    client side of RpcAsyncCompleteCall is not in this layer yet.
+    """
     if not isinstance(pAsync, ServerCall):
         return int(RpcStatus.RPC_S_INVALID_ASYNC_HANDLE)
     return _status(lambda: pAsync.complete(Reply))

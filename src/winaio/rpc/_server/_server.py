@@ -357,8 +357,11 @@ class Server:
         if self._state == _IDLE:
             raise RpcError(RpcStatus.RPC_S_NOT_LISTENING)
         self._wait_until(lambda: self._state != _LISTENING and self._active == 0, timeout)
-        if not any(r.autolisten for r in self._registrations.values()):
-            self._close_links(timeout)
+        if not self._closed and not any(r.autolisten for r in self._registrations.values()):
+            try:
+                self._close_links(timeout)
+            except RuntimeError:
+                pass  # close() shut the loop down meanwhile: its connections are gone too
         with self._lock:
             if self._state == _STOPPED:
                 self._state = _IDLE
@@ -398,6 +401,9 @@ class Server:
                 self.listening = False
             endpoints = list(self._endpoints.values())
             self._endpoints.clear()
+        with self._cond:
+            self._cond.notify_all()  # a listen(wait=True) / wait() elsewhere returns
+        with self._lock:
             for reg in self._registrations.values():
                 reg.flags &= ~IfFlags.AUTOLISTEN
                 reg.autolisten = False
