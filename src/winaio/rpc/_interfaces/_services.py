@@ -68,7 +68,8 @@ def _echo_data(call: Any, len: int, in_data: bytes) -> None:
 
 @async_manager
 def _sink_data(call: Any, len: int, data: bytes) -> None:
-    call.complete(_echo.sink_data(len, data))
+    _echo.sink_data(len, data)
+    call.complete()
 
 
 @async_manager
