@@ -31,9 +31,9 @@ from ._io._files import cancel_io as cancel_io
 from ._io._files import cancel_io_ex as cancel_io_ex
 from ._io._files import cancel_synchronous_io as cancel_synchronous_io
 from ._io._overlapped import Overlapped as Overlapped
+from ._io._pipe_names import create_named_pipe as create_named_pipe
+from ._io._pipe_names import open_named_pipe as open_named_pipe
 from ._io._pipes import PipeEnd as PipeEnd
-from ._io._pipes import create_named_pipe as create_named_pipe
-from ._io._pipes import open_named_pipe as open_named_pipe
 from ._io._port import CompletionPacket as CompletionPacket
 from ._io._port import CompletionPort as CompletionPort
 from ._io._streams import Socket as Socket

@@ -36,7 +36,7 @@ import socket
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .._kernel._dispatcher import LOCK, DispatcherObject, ThreadState
+from .._kernel._dispatcher import LOCK, DispatcherObject, ThreadState, wake_waiters
 from .._kernel._dispatcher import acquire_lock as _acquire
 from .._kernel._dispatcher import release_lock as _release
 from .._kernel._objects import Event
@@ -390,6 +390,10 @@ def run_sync(op: Operation) -> tuple[int, int]:
     try:
         with LOCK:
             ov.status = STATUS_PENDING
+            # Every request clears the file object first; a request that then fails at once
+            # leaves it nonsignaled [W:k32/pipe.c:test_DisconnectNamedPipe] [W:nt/pipe.c:
+            # test_cancelsynchronousio]. Completion (``deliver``) signals it again.
+            file._signaled = False
             _register_locked(op)
         result = op.try_now()
         if result is None:
@@ -399,6 +403,10 @@ def run_sync(op: Operation) -> tuple[int, int]:
         with LOCK:
             op.done = True
             file._forget_locked(op)
+            if not is_error(result[0]) and not file.skip_set_event:
+                file._signaled = True
+                if file._waiters:
+                    wake_waiters(file)
         ov.status, ov.information = result
         return result
     finally:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from ..codes import NtStatus, WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error
+from ._backend import OpKind
 from ._files import FileObject, run_sync, start
 from ._ops import CompletionRoutine, Operation
 from ._overlapped import Overlapped, is_error, is_warning
@@ -134,9 +135,15 @@ def issue(
     # A private IOSB: the user's OVERLAPPED only gives the offset and receives the result,
     # and stays untouched when CancelSynchronousIo aborts the call (#106).
     own = Overlapped(file.position if overlapped is None else overlapped.offset)
-    status, information = run_sync(factory(buffers, own))
+    op = factory(buffers, own)
+    status, information = run_sync(op)
     if overlapped is not None and status != _CANCELLED:
-        overlapped.status, overlapped.information = status, information
+        if is_error(status) and not op.submitted and op.kind is not OpKind.FILE:
+            # Failed at once (a pipe in the wrong state...): Internal = STATUS_PENDING was the
+            # only write, InternalHigh stays untouched [W:k32/pipe.c:test_ReadFile].
+            overlapped.status = _PENDING
+        else:
+            overlapped.status, overlapped.information = status, information
     if positioned:
         file.position += information
     elif file.seekable:
