@@ -14,6 +14,7 @@ from .._kernel._handles import HANDLE_TABLE
 from ..codes import NtStatus, WaitCode, WinError, ntstatus_to_winerror
 from ..errors import Win32Error
 from ._base import Ref, fail, seconds, set_last_error
+from ._base import handle_entry as _handle_entry
 
 __all__ = [
     "FILE_IO_COMPLETION_INFORMATION",
@@ -39,8 +40,6 @@ _IO_COMPLETION = int(WaitCode.WAIT_IO_COMPLETION)
 _WAIT_TIMEOUT = int(WaitCode.WAIT_TIMEOUT)
 _INFINITE = 0xFFFFFFFF
 _CompletionPort = CompletionPort  # the parameter of the GQCS aliases shadows the class name
-#: The handle table's entry lookup (its own hot path, ``HandleTable.get``), bound once.
-_handle_entry = HANDLE_TABLE._entries.get
 
 
 class OVERLAPPED_ENTRY:  # noqa: N801 - the Win32 structure name
@@ -161,7 +160,7 @@ def GetQueuedCompletionStatus(
     lpNumberOfBytesTransferred.value = transferred
     lpCompletionKey.value = key
     lpOverlapped.value = overlapped
-    if status:
+    if status >= 0x80000000:  # !NT_SUCCESS: informational statuses return TRUE
         set_last_error(ntstatus_to_winerror(status))
         return False
     return True
