@@ -20,6 +20,7 @@ from .._kernel._threads import KThread
 from ..codes import Access, WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error
 from ._base import Ref, fail, seconds, set_last_error
+from ._base import handle_entry as _handle_entry
 
 __all__ = [
     "CREATE_ALWAYS",
@@ -218,11 +219,24 @@ def _io(
 ) -> bool:
     """Shared body of ReadFile/WriteFile(Ex)/Scatter/Gather: the BOOL + last-error protocol."""
     if lpCount is not None:
-        lpCount.value = 0
+        lpCount.value = 0  # "sets this value to zero before doing any work" [MS:ReadFile]
     try:
-        file = _file(hFile)
+        # The commonest shape is inlined (a plain file handle, an OVERLAPPED without hEvent):
+        # one dict lookup, no keyword calls; anything else takes ``_file``/``bind_overlapped``.
+        try:
+            file = _handle_entry(hFile)[0]
+        except TypeError:  # no such handle (None[0]) or not a handle at all (unhashable)
+            file = None
+        if not isinstance(file, FileObject):
+            file = _file(hFile)
         views = as_buffers(buffers, size, writable)
-        status, count = call(file, views, bind_overlapped(lpOverlapped), routine)
+        ov = lpOverlapped
+        if ov.__class__ is OVERLAPPED and not ov.hEvent:
+            ov.event = None
+            ov.skip_port = False
+        else:
+            ov = bind_overlapped(ov)
+        status, count = call(file, views, ov, routine)
     except Win32Error as exc:
         # Synchronous handle: *lpCount = bytes moved (ERROR_MORE_DATA: the partial count),
         # but 0 whenever an OVERLAPPED was passed: its InternalHigh has the count
@@ -298,10 +312,6 @@ def ReadFile(
     return _io(
         read_file, hFile, lpBuffer, nNumberOfBytesToRead, True, lpNumberOfBytesRead, lpOverlapped
     )
-
-
-#: The handle table's entry lookup (its own hot path, ``HandleTable.get``), bound once.
-_handle_entry = HANDLE_TABLE._entries.get
 
 
 def _after(fast: int | None) -> Callable[..., tuple[int, int]]:

@@ -19,6 +19,7 @@ from .._kernel._timer import WaitableTimer
 from ..codes import Access, WaitCode, WinError
 from ..errors import Win32Error
 from ._base import Ref, fail, seconds, set_last_error
+from ._base import handle_entry as _handle_entry
 
 __all__ = [
     "DUPLICATE_CLOSE_SOURCE",
@@ -64,6 +65,7 @@ _EPOCH_1601 = _dt.datetime(1601, 1, 1, tzinfo=_dt.UTC)
 _EVENT_MODIFY_STATE = int(Access.EVENT_MODIFY_STATE)
 _SEMAPHORE_MODIFY_STATE = int(Access.SEMAPHORE_MODIFY_STATE)
 _TIMER_MODIFY_STATE = int(Access.TIMER_MODIFY_STATE)
+_INFINITE = 0xFFFFFFFF
 
 
 def _create(name: str | None, kind: type[T], factory: Callable[[], T]) -> int:
@@ -164,6 +166,15 @@ def _event_op(hEvent: int, op: Callable[[Event], object]) -> bool:
 
 def SetEvent(hEvent: int) -> bool:
     """[MS:SetEvent] -> core ``Event.set``."""
+    # The hot shape inlined (a plain event handle with EVENT_MODIFY_STATE): one dict lookup;
+    # anything else (tag bits, bad handles, other types, missing access) takes ``_event_op``.
+    try:
+        event, granted = _handle_entry(hEvent)
+    except TypeError:  # no such handle (None) or not a handle at all (unhashable)
+        return _event_op(hEvent, Event.set)
+    if event.__class__ is Event and granted & _EVENT_MODIFY_STATE:
+        event.set()
+        return True
     return _event_op(hEvent, Event.set)
 
 
@@ -309,8 +320,16 @@ def WaitForSingleObject(hHandle: int, dwMilliseconds: int) -> int:
 def WaitForSingleObjectEx(hHandle: int, dwMilliseconds: int, bAlertable: bool) -> int:
     """[MS:WaitForSingleObjectEx] -> core ``wait``."""
     try:
-        obj = _waitable(hHandle)
-        return _wait.wait_for_one(obj, seconds(dwMilliseconds), bool(bAlertable))
+        # The hot shape inlined (a plain handle with SYNCHRONIZE, INFINITE): one dict lookup.
+        try:
+            obj, granted = _handle_entry(hHandle)
+        except TypeError:  # no such handle, a pseudo handle, or not a handle at all
+            obj = _waitable(hHandle)
+        else:
+            if not (granted & _SYNCHRONIZE and isinstance(obj, DispatcherObject)):
+                obj = _waitable(hHandle)  # raises the right error
+        timeout = None if dwMilliseconds == _INFINITE else seconds(dwMilliseconds)
+        return _wait.wait_for_one(obj, timeout, bAlertable)
     except Win32Error as exc:
         fail(exc)
         return _WAIT_FAILED
