@@ -14,9 +14,12 @@ The core never imports this package.
 
 from __future__ import annotations
 
-from . import _base, _constants, _io, _pipes, _port, _sync, _threads, _winsock
+# issue 12 (fidelity): files, directory watches, locks
+from . import _base, _constants, _dirwatch, _files, _io, _pipes, _port, _sync, _threads, _winsock
 from ._base import *  # noqa: F403
 from ._constants import *  # noqa: F403
+from ._dirwatch import *  # noqa: F403
+from ._files import *  # noqa: F403
 from ._io import *  # noqa: F403
 from ._pipes import *  # noqa: F403
 from ._port import *  # noqa: F403
@@ -36,4 +39,7 @@ __all__ = [
     *_threads.__all__,
     *_winsock.__all__,
     "WAIT_ABANDONED",
+    # issue 12 (fidelity)
+    *_dirwatch.__all__,
+    *_files.__all__,
 ]

@@ -146,7 +146,7 @@ def GetQueuedCompletionStatus(
     lpNumberOfBytesTransferred.value = packet.bytes_transferred
     lpCompletionKey.value = packet.key
     lpOverlapped.value = packet.overlapped
-    if packet.status:
+    if packet.status >= 0x80000000:  # !NT_SUCCESS: informational statuses return TRUE
         fail(Win32Error(ntstatus_to_winerror(packet.status)))
         return False
     return True
