@@ -36,10 +36,13 @@ from typing import Any
 
 import pytest
 
-from winaio._backends import _uring, _uring_probe, _uring_sqpoll
-from winaio._backends import _uring_abi as abi
-from winaio._backends._uring_consts import Feature, IoringOp
-from winaio._backends._uring_ring import BackendRing
+from winaio._backends import uring
+from winaio._backends.uring import abi
+from winaio._backends.uring import backend as uring_backend
+from winaio._backends.uring import probe as uring_probe
+from winaio._backends.uring import sqpoll as uring_sqpoll
+from winaio._backends.uring.abi.consts import Feature, IoringOp
+from winaio._backends.uring.ring import BackendRing
 from winaio._io._files import FileObject, request_cancel, start
 from winaio._io._ops import FileReadOp, FileWriteOp, StreamReadOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
@@ -48,7 +51,7 @@ from winaio._kernel._objects import Event
 from winaio._kernel._wait import wait_for_one
 from winaio.codes import NtStatus, WaitCode
 
-OK, REASON = _uring.probe_backend()
+OK, REASON = uring.probe_backend()
 needs_uring = pytest.mark.skipif(not OK, reason=f"io_uring backend unavailable: {REASON}")
 
 SUCCESS = int(NtStatus.STATUS_SUCCESS)
@@ -72,10 +75,10 @@ def _fds() -> dict[str, str]:
 MODES = ["sqpoll", "plain"]
 
 
-def _make(mode: str, **kwargs: Any) -> _uring.IoUringBackend:
+def _make(mode: str, **kwargs: Any) -> uring.IoUringBackend:
     if mode == "sqpoll":
         kwargs.setdefault("hot_depth", 0)
-    b = _uring.IoUringBackend(sqpoll=mode == "sqpoll", **kwargs)
+    b = uring.IoUringBackend(sqpoll=mode == "sqpoll", **kwargs)
     if mode == "sqpoll" and b._sq is None:
         why = b.statistics().detail
         b.close()
@@ -92,7 +95,7 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def backend(mode: str) -> Iterator[_uring.IoUringBackend]:
+def backend(mode: str) -> Iterator[uring.IoUringBackend]:
     b = _make(mode)
     try:
         yield b
@@ -100,12 +103,12 @@ def backend(mode: str) -> Iterator[_uring.IoUringBackend]:
         b.close()
 
 
-def _until_poller_sleeps(b: _uring.IoUringBackend) -> None:
+def _until_poller_sleeps(b: uring.IoUringBackend) -> None:
     from winaio.testing import wait_until
 
     sq = b._sq
     assert sq is not None
-    wait_until(sq.sq_needs_wakeup, LONG, "the SQ poller goes idle")
+    wait_until(sq.ring.sq_needs_wakeup, LONG, "the SQ poller goes idle")
 
 
 def _wait(ev: Event) -> None:
@@ -133,7 +136,7 @@ def _file(b: Any, tmp_path: Path, name: str = "f") -> FileObject:
 
 
 def _reprobe(monkeypatch: pytest.MonkeyPatch, result: Any) -> tuple[bool, str]:
-    monkeypatch.setattr(_uring_probe, "_probed", None)
+    monkeypatch.setattr(uring_probe, "_probed", None)
     if isinstance(result, Exception):
 
         def boom() -> abi.ProbeResult:
@@ -142,16 +145,16 @@ def _reprobe(monkeypatch: pytest.MonkeyPatch, result: Any) -> tuple[bool, str]:
         monkeypatch.setattr(abi, "probe", boom)
     else:
         monkeypatch.setattr(abi, "probe", lambda: result)
-    return _uring.probe_backend()
+    return uring.probe_backend()
 
 
 def test_probe_is_cached(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
     real = abi.probe
-    monkeypatch.setattr(_uring_probe, "_probed", None)
+    monkeypatch.setattr(uring_probe, "_probed", None)
     monkeypatch.setattr(abi, "probe", lambda: calls.append(1) or real())
-    first = _uring.probe_backend()
-    assert _uring.probe_backend() == first
+    first = uring.probe_backend()
+    assert uring.probe_backend() == first
     assert calls == [1]
 
 
@@ -164,14 +167,14 @@ def test_probe_never_raises_and_says_why(monkeypatch: pytest.MonkeyPatch) -> Non
     nodrop = Feature.IORING_FEAT_NODROP
     ok, why = _reprobe(monkeypatch, abi.ProbeResult(True, "yes", ops, nodrop, "5.6.0"))
     assert not ok and "READV" in why and "POLL_ADD" in why and "ASYNC_CANCEL" in why
-    all_ops = frozenset(_uring_probe.REQUIRED_OPS)
+    all_ops = frozenset(uring_probe.REQUIRED_OPS)
     ok, why = _reprobe(monkeypatch, abi.ProbeResult(True, "yes", all_ops, Feature(0), "5.4.0"))
     assert not ok and "NODROP" in why
     ok, why = _reprobe(monkeypatch, abi.ProbeResult(True, "fine", all_ops, nodrop, "6.1.0"))
     assert ok and "fine" in why
-    monkeypatch.setattr(_uring_probe, "_probed", (False, "nope", None))
+    monkeypatch.setattr(uring_probe, "_probed", (False, "nope", None))
     with pytest.raises(RuntimeError, match="nope"):
-        _uring.IoUringBackend()
+        uring.IoUringBackend()
 
 
 def test_runtime_reports_why_io_uring_is_off_without_crashing() -> None:
@@ -252,7 +255,7 @@ def test_one_ring_one_eventfd_one_named_thread_all_released(
 
 @needs_uring
 def test_a_burst_during_one_round_costs_at_most_one_wakeup(
-    backend: _uring.IoUringBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    backend: uring.IoUringBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The ring thread is held inside a delivery (the last step of its round, after it has
     # published and set _sleeping): the whole burst issued meanwhile costs at most one
@@ -289,7 +292,7 @@ def test_a_burst_during_one_round_costs_at_most_one_wakeup(
     if backend._sq is not None:
         # (The ring thread's own enters then only re-arm its wake-up poll: a wake-up that
         # comes from an io_uring eventfd signal turns a multishot poll into a one-shot.)
-        assert (backend._file_in, backend._sq_in) == (0, 201)
+        assert (backend._file_in, backend._sq.taken) == (0, 201)
         assert backend._wakeups == wakeups
     else:
         assert submitted[0] == 200  # one io_uring_enter submitted the whole burst
@@ -347,7 +350,7 @@ def _ping_pong(b: Any, tmp_path: Path, threads: int, rounds: int) -> None:
 
 @needs_uring
 def test_concurrent_submitters_never_lose_a_wakeup(
-    backend: _uring.IoUringBackend, tmp_path: Path
+    backend: uring.IoUringBackend, tmp_path: Path
 ) -> None:
     _ping_pong(backend, tmp_path, threads=4, rounds=600)
     stats = backend.statistics()
@@ -362,7 +365,7 @@ def test_wakeup_poll_fallbacks(
     # one-shot: every wake-up CQE ends the poll and the ring thread re-arms it.
     # multishot-refused: the kernel answers the first poll with -EINVAL, as before 5.13
     # (simulated with an unknown poll flag); the backend switches to one-shot polls.
-    monkeypatch.setattr(_uring, "_MULTI", 0 if poll == "one-shot" else 1 << 30)
+    monkeypatch.setattr(uring_backend, "_MULTI", 0 if poll == "one-shot" else 1 << 30)
     b = _make(mode)
     try:
         _ping_pong(b, tmp_path, threads=3, rounds=300)
@@ -413,7 +416,7 @@ def test_a_full_submission_queue_spills_into_the_backlog(tmp_path: Path, mode: s
         assert [int.from_bytes(data[4 * i : 4 * i + 4], "little") for i in range(400)] == list(
             range(400)
         )
-        assert b._backlogged > 0
+        assert b._backlog.total > 0
         stats = b.statistics()
         assert stats.in_flight == 0 and stats.submitted == stats.completed == 440
         for reader, w in pipes:
@@ -439,7 +442,7 @@ class _Exploding(StreamReadOp):
 
 @needs_uring
 def test_an_exception_on_the_ring_thread_is_reported_and_the_op_completes(
-    backend: _uring.IoUringBackend, monkeypatch: pytest.MonkeyPatch
+    backend: uring.IoUringBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reported: list[Any] = []
     monkeypatch.setattr(threading, "excepthook", reported.append)
@@ -465,7 +468,7 @@ def test_an_exception_on_the_ring_thread_is_reported_and_the_op_completes(
 
 @needs_uring
 def test_completions_are_delivered_by_the_ring_thread(
-    backend: _uring.IoUringBackend, tmp_path: Path
+    backend: uring.IoUringBackend, tmp_path: Path
 ) -> None:
     names: list[str] = []
 
@@ -544,7 +547,7 @@ def test_sqpoll_requests_survive_the_exit_of_their_issuing_thread(
     the plain ring. The backend itself was created by a thread that has exited too."""
     from winaio.testing import wait_until
 
-    backends: list[_uring.IoUringBackend] = []
+    backends: list[uring.IoUringBackend] = []
     native: list[int] = []
 
     def gone(tid: int) -> bool:
@@ -596,7 +599,7 @@ def test_sqpoll_requests_survive_the_exit_of_their_issuing_thread(
 
         run_and_exit(issue)
         assert native[-1] in woke  # the exited thread did make the SQ_WAKEUP enter
-        assert b._sq_in == 2  # both FILE reads went to the SQPOLL ring
+        assert b._sq.taken == 2  # both FILE reads went to the SQPOLL ring
         _until_poller_sleeps(b)  # the late read's task work must wake it again
         os.write(w1, b"hello")
         os.write(w2, b"stream")
@@ -632,7 +635,7 @@ def test_deep_file_queues_go_to_the_sqpoll_ring_shallow_ones_stay(tmp_path: Path
     # ring. Once everything is done, a lone request goes to the plain ring again.
     from winaio.testing import wait_until
 
-    b = _uring.IoUringBackend(sqpoll=True)
+    b = uring.IoUringBackend(sqpoll=True)
     if b._sq is None:
         why = b.statistics().detail
         b.close()
@@ -646,17 +649,22 @@ def test_deep_file_queues_go_to_the_sqpoll_ring_shallow_ones_stay(tmp_path: Path
         try:
             assert start(Blocking(f, Overlapped(0, ev0), [memoryview(b"0")], 0)) == STATUS_PENDING
             assert inside.wait(LONG)
-            assert (b._file_in, b._sq_in) == (1, 0)
+            assert (b._file_in, b._sq.taken) == (1, 0)
             burst = [_write(f, b"x", 1 + i) for i in range(8)]
-            assert (b._file_in, b._sq_in) == (1 + _uring.HOT_DEPTH, 8 - _uring.HOT_DEPTH)
+            assert (b._file_in, b._sq.taken) == (
+                1 + uring_sqpoll.HOT_DEPTH,
+                8 - uring_sqpoll.HOT_DEPTH,
+            )
         finally:
             release.set()
         for ev in [ev0, *(ev for _, ev in burst)]:
             _wait(ev)
-        wait_until(lambda: b._sq_out == b._sq_in and b._file_out == b._file_in, LONG, "idle")
+        wait_until(
+            lambda: b._sq.finished == b._sq.taken and b._file_out == b._file_in, LONG, "idle"
+        )
         _, ev = _write(f, b"y", 9)
         _wait(ev)
-        assert (b._file_in, b._sq_in) == (2 + _uring.HOT_DEPTH, 8 - _uring.HOT_DEPTH)
+        assert (b._file_in, b._sq.taken) == (2 + uring_sqpoll.HOT_DEPTH, 8 - uring_sqpoll.HOT_DEPTH)
         assert (tmp_path / "f").read_bytes() == b"0" + b"x" * 8 + b"y"
         f.close()
     finally:
@@ -678,9 +686,9 @@ def test_a_refused_sqpoll_falls_back_to_the_plain_ring_and_says_why(
             if self.sqpoll:  # a kernel before 5.11
                 self.features &= ~Feature.IORING_FEAT_SQPOLL_NONFIXED
 
-    monkeypatch.setattr(_uring_sqpoll, "BackendRing", Refusing)
+    monkeypatch.setattr(uring_sqpoll, "BackendRing", Refusing)
     fds = _fds()
-    b = _uring.IoUringBackend(sqpoll=True)
+    b = uring.IoUringBackend(sqpoll=True)
     try:
         assert b._sq is None and not b._ring.sqpoll
         detail = b.statistics().detail
@@ -696,9 +704,9 @@ def test_a_refused_sqpoll_falls_back_to_the_plain_ring_and_says_why(
 def test_sqpoll_is_the_default_and_the_environment_overrides_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for value, expected in (("0", False), ("1", True), ("", _uring.SQPOLL_DEFAULT)):
+    for value, expected in (("0", False), ("1", True), ("", uring_sqpoll.SQPOLL_DEFAULT)):
         monkeypatch.setenv("WINAIO_URING_SQPOLL", value)
-        b = _uring.IoUringBackend()
+        b = uring.IoUringBackend()
         try:
             wanted = "no SQPOLL ring (not requested)" not in b.statistics().detail
             assert wanted == expected
@@ -713,7 +721,7 @@ def test_sqpoll_wakes_a_sleeping_poller_every_time(tmp_path: Path) -> None:
     b = _make("sqpoll")
     try:
         f = _file(b, tmp_path)
-        before = b._sq_wakeups
+        before = b._sq.wakeups
         for i in range(5):
             _until_poller_sleeps(b)
             _, ev = _write(f, bytes([i]) * 8, 8 * i)
@@ -725,8 +733,8 @@ def test_sqpoll_wakes_a_sleeping_poller_every_time(tmp_path: Path) -> None:
             assert start(read) == STATUS_PENDING
             _wait(ev2)
             assert (read.overlapped.information, bytes(buf)) == (8, bytes([i]) * 8)
-        assert b._sq_wakeups - before >= 10
-        assert b._sq_in == 10
+        assert b._sq.wakeups - before >= 10
+        assert b._sq.taken == 10
         f.close()
     finally:
         b.close()
