@@ -21,10 +21,12 @@ from . import (
     _dirwatch,
     _files,
     _io,
+    _locks,
     _pipes,
     _port,
     _rpc,
     _sync,
+    _sync_ex,
     _threads,
     _winsock,
 )
@@ -33,10 +35,12 @@ from ._constants import *  # noqa: F403
 from ._dirwatch import *  # noqa: F403
 from ._files import *  # noqa: F403
 from ._io import *  # noqa: F403
+from ._locks import *  # noqa: F403
 from ._pipes import *  # noqa: F403
 from ._port import *  # noqa: F403
 from ._rpc import *  # noqa: F403
 from ._sync import *  # noqa: F403
+from ._sync_ex import *  # noqa: F403
 from ._threads import *  # noqa: F403
 from ._winsock import *  # noqa: F403
 
@@ -56,4 +60,6 @@ __all__ = [
     # issue 12 (fidelity)
     *_dirwatch.__all__,
     *_files.__all__,
+    *_locks.__all__,
+    *_sync_ex.__all__,
 ]
