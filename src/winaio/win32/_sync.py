@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from .._clock import filetime_now
 from .._kernel import _wait
+from .._kernel._access import map_access
 from .._kernel._dispatcher import DispatcherObject
 from .._kernel._handles import CURRENT_PROCESS, HANDLE_TABLE, NAMESPACE, ProcessObject
 from .._kernel._objects import Event, Mutex, Semaphore
@@ -20,6 +21,7 @@ from ..codes import Access, WaitCode, WinError
 from ..errors import Win32Error
 from ._base import Ref, fail, seconds, set_last_error
 from ._base import handle_entry as _handle_entry
+from ._time import due_time_value, store_filetime
 
 __all__ = [
     "DUPLICATE_CLOSE_SOURCE",
@@ -84,7 +86,9 @@ def _create(name: str | None, kind: type[T], factory: Callable[[], T]) -> int:
 
 def _open(access: int, name: str | None, kind: type[DispatcherObject]) -> int:
     try:
-        return HANDLE_TABLE.insert(NAMESPACE.open(name, kind), access)
+        obj = NAMESPACE.open(name, kind)
+        # Generic rights mapped, unknown or no rights refused [W:k32/sync.c:test_mutex].
+        return HANDLE_TABLE.insert(obj, map_access(obj.type_name, access))
     except Win32Error as exc:
         fail(exc)
         return 0
@@ -265,7 +269,7 @@ def OpenWaitableTimer(dwDesiredAccess: int, bInheritHandle: bool, lpTimerName: s
 
 def SetWaitableTimer(
     hTimer: int,
-    lpDueTime: int,
+    lpDueTime: Any,
     lPeriod: int,
     pfnCompletionRoutine: Callable[[Any, int, int], object] | None,
     lpArgToCompletionRoutine: Any,
@@ -273,14 +277,15 @@ def SetWaitableTimer(
 ) -> bool:
     """[MS:SetWaitableTimer] -> core ``WaitableTimer.set``.
 
-    ``lpDueTime`` is the LARGE_INTEGER value: negative = relative in 100 ns units (monotonic),
-    positive = absolute UTC FILETIME (follows the wall clock).
+    ``lpDueTime`` is the LARGE_INTEGER value - a ``LARGE_INTEGER``, a ``FILETIME``, a ``Ref``
+    or an int: negative = relative in 100 ns units (monotonic), positive = absolute UTC
+    FILETIME (follows the wall clock).
     """
     try:
         timer = HANDLE_TABLE.get(hTimer, WaitableTimer, _TIMER_MODIFY_STATE)
         if lPeriod < 0:
             raise Win32Error(WinError.ERROR_INVALID_PARAMETER, f"negative period {lPeriod}")
-        due = _due(int(lpDueTime))
+        due = _due(due_time_value(lpDueTime))
         timer.set(due, lPeriod / 1000.0, pfnCompletionRoutine, lpArgToCompletionRoutine, fResume)
     except Win32Error as exc:
         fail(exc)
@@ -304,9 +309,12 @@ def CancelWaitableTimer(hTimer: int) -> bool:
     return True
 
 
-def GetSystemTimeAsFileTime() -> int:
-    """[MS:GetSystemTimeAsFileTime]: the FILETIME as a 64-bit int (the kernel's wall clock)."""
-    return filetime_now()
+def GetSystemTimeAsFileTime(lpSystemTimeAsFileTime: Any = None) -> int:
+    """[MS:GetSystemTimeAsFileTime]: fills the FILETIME (or ``Ref``) out-parameter with the
+    kernel's wall clock; the 64-bit value is also returned for convenience."""
+    now = filetime_now()
+    store_filetime(lpSystemTimeAsFileTime, now)
+    return now
 
 
 # --------------------------------------------------------------------------- waits

@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 from .._kernel import _api, _wait
 from .._kernel._apc import queue_special_apc, queue_user_apc
 from .._kernel._handles import CURRENT_THREAD, HANDLE_TABLE
+from .._kernel._thread_ext import resume_thread
 from .._kernel._threads import STILL_ACTIVE, KThread, current_thread_state, thread_state_by_id
 from ..codes import Access, WinError
 from ..errors import Win32Error
@@ -124,7 +125,7 @@ def CreateThread(
 def ResumeThread(hThread: int) -> int:
     """[MS:ResumeThread] -> core ``KThread.resume``: previous count, 0xFFFFFFFF on failure."""
     try:
-        return _thread(hThread, _THREAD_SUSPEND_RESUME).resume()
+        return resume_thread(_thread(hThread, _THREAD_SUSPEND_RESUME))
     except Win32Error as exc:
         fail(exc)
         return 0xFFFFFFFF
