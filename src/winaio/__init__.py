@@ -59,6 +59,14 @@ from ._kernel import test_alert as test_alert
 from ._kernel import wait as wait
 from ._kernel import wait_all as wait_all
 from ._kernel import wait_any as wait_any
+from ._pool import CallbackEnvironment as CallbackEnvironment
+from ._pool import CallbackInstance as CallbackInstance
+from ._pool import CallbackPriority as CallbackPriority
+from ._pool import CleanupGroup as CleanupGroup
+from ._pool import PoolCall as PoolCall
+from ._pool import PoolWork as PoolWork
+from ._pool import ThreadPool as ThreadPool
+from ._pool import default_pool as default_pool
 from .errors import IoError as IoError
 from .errors import ThreadTerminated as ThreadTerminated
 from .errors import Win32Error as Win32Error
@@ -104,6 +112,15 @@ __all__ = [
     "create_socket",
     "open_file",
     "open_named_pipe",
+    # thread pool
+    "CallbackEnvironment",
+    "CallbackInstance",
+    "CallbackPriority",
+    "CleanupGroup",
+    "PoolCall",
+    "PoolWork",
+    "ThreadPool",
+    "default_pool",
     # errors and codes
     "IoError",
     "ThreadTerminated",
