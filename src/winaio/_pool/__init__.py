@@ -15,19 +15,40 @@ from __future__ import annotations
 from ._clock import ManualClock, PoolClock
 from ._env import CallbackEnvironment, CallbackInstance, CallbackPriority
 from ._group import CleanupGroup
+from ._io import IoBinding, PoolIo
+from ._legacy import (
+    QueueTimer,
+    RegisteredWait,
+    TimerQueue,
+    bind_io_completion_callback,
+    queue_user_work_item,
+    register_wait,
+)
 from ._objects import PoolCall, PoolObject, PoolWork
 from ._pool import ThreadPool, default_pool
+from ._timer import PoolTimer
+from ._wait import PoolWait
 
 __all__ = [
     "CallbackEnvironment",
     "CallbackInstance",
     "CallbackPriority",
     "CleanupGroup",
+    "IoBinding",
     "ManualClock",
     "PoolCall",
     "PoolClock",
+    "PoolIo",
     "PoolObject",
+    "PoolTimer",
+    "PoolWait",
     "PoolWork",
+    "QueueTimer",
+    "RegisteredWait",
     "ThreadPool",
+    "TimerQueue",
+    "bind_io_completion_callback",
     "default_pool",
+    "queue_user_work_item",
+    "register_wait",
 ]

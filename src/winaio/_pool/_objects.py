@@ -179,7 +179,7 @@ class PoolObject:
             pool._detach_thread(ts)
         try:
             try:
-                self._callback(instance, *self._args, *extra)
+                self._invoke(instance, extra)
             except Exception:
                 report_callback_error()
             finalization = self._finalization
@@ -200,6 +200,10 @@ class PoolObject:
                 self._finish_locked(instance)
             finally:
                 _release()
+
+    def _invoke(self, instance: CallbackInstance, extra: tuple[Any, ...]) -> None:
+        """Call the callback (legacy objects override it: no instance argument)."""
+        self._callback(instance, *self._args, *extra)
 
     def _finish_locked(self, instance: CallbackInstance) -> None:
         self._running -= 1

@@ -41,7 +41,11 @@ from ..codes import WinError
 from ..errors import Win32Error
 from ._clock import SYSTEM_CLOCK, PoolClock
 from ._env import CallbackEnvironment, CallbackInstance
+from ._io import PoolIo
 from ._objects import PoolCall, PoolWork, SimpleCallback, report_callback_error
+from ._timer import PoolTimer
+from ._wait import PoolWait
+from ._waiter import Waiter
 
 __all__ = ["ThreadPool", "default_pool"]
 
@@ -126,7 +130,7 @@ class ThreadPool:
         self._default = False
         self._idle_timeout = float(idle_timeout)
         self._clock: PoolClock = SYSTEM_CLOCK if clock is None else clock
-        self._waiter: Any = None  # the wait thread (timers, wait timeouts), made on first use
+        self._waiter: Waiter | None = None  # the wait thread, made on first use
         if min_threads:
             self.set_min_threads(min_threads)
 
@@ -264,6 +268,49 @@ class ThreadPool:
     ) -> PoolWork:
         """CreateThreadpoolWork: ``fn(instance, *args)`` runs once per ``submit()``."""
         return PoolWork(self, fn, args, environment, context)
+
+    def create_timer(
+        self,
+        fn: Callable[..., object],
+        *args: Any,
+        environment: CallbackEnvironment | None = None,
+        context: Any = None,
+    ) -> PoolTimer:
+        """CreateThreadpoolTimer: ``fn(instance, *args)`` at each expiry (see ``PoolTimer.set``)."""
+        return PoolTimer(self, fn, args, environment, context)
+
+    def create_wait(
+        self,
+        fn: Callable[..., object],
+        *args: Any,
+        environment: CallbackEnvironment | None = None,
+        context: Any = None,
+    ) -> PoolWait:
+        """CreateThreadpoolWait: ``fn(instance, *args, result)`` (see ``PoolWait.set``)."""
+        return PoolWait(self, fn, args, environment, context)
+
+    def create_io(
+        self,
+        file: Any,
+        fn: Callable[..., object],
+        *args: Any,
+        environment: CallbackEnvironment | None = None,
+        context: Any = None,
+    ) -> PoolIo:
+        """CreateThreadpoolIo: bind the overlapped ``file`` to this pool's port; each completion
+        announced by ``start()`` runs ``fn(instance, *args, overlapped, error, bytes)``."""
+        return PoolIo(self, file, fn, args, environment, context)
+
+    def _get_waiter(self) -> Waiter:
+        """The pool's wait thread object (created on first use; its thread starts on demand)."""
+        waiter = self._waiter
+        if waiter is None:
+            with _waiter_lock:
+                waiter = self._waiter
+                if waiter is None:
+                    self.check_open()
+                    waiter = self._waiter = Waiter(self)
+        return waiter
 
     def _post_tokens_locked(self, count: int) -> bool:
         """Post ``count`` tokens; True if the caller must start a worker (then counted)."""
@@ -492,6 +539,7 @@ class ThreadPool:
         )
 
 
+_waiter_lock = threading.Lock()
 _default_lock = threading.Lock()
 _default: ThreadPool | None = None
 
