@@ -75,6 +75,24 @@ from ._kernel import test_alert as test_alert
 from ._kernel import wait as wait
 from ._kernel import wait_all as wait_all
 from ._kernel import wait_any as wait_any
+from ._pool import CallbackEnvironment as CallbackEnvironment
+from ._pool import CallbackInstance as CallbackInstance
+from ._pool import CallbackPriority as CallbackPriority
+from ._pool import CleanupGroup as CleanupGroup
+from ._pool import IoBinding as IoBinding
+from ._pool import PoolCall as PoolCall
+from ._pool import PoolIo as PoolIo
+from ._pool import PoolTimer as PoolTimer
+from ._pool import PoolWait as PoolWait
+from ._pool import PoolWork as PoolWork
+from ._pool import QueueTimer as QueueTimer
+from ._pool import RegisteredWait as RegisteredWait
+from ._pool import ThreadPool as ThreadPool
+from ._pool import TimerQueue as TimerQueue
+from ._pool import bind_io_completion_callback as bind_io_completion_callback
+from ._pool import default_pool as default_pool
+from ._pool import queue_user_work_item as queue_user_work_item
+from ._pool import register_wait as register_wait
 from .errors import IoError as IoError
 from .errors import ThreadTerminated as ThreadTerminated
 from .errors import Win32Error as Win32Error
@@ -120,6 +138,25 @@ __all__ = [
     "create_socket",
     "open_file",
     "open_named_pipe",
+    # thread pool
+    "CallbackEnvironment",
+    "CallbackInstance",
+    "CallbackPriority",
+    "CleanupGroup",
+    "IoBinding",
+    "PoolCall",
+    "PoolIo",
+    "PoolTimer",
+    "PoolWait",
+    "PoolWork",
+    "QueueTimer",
+    "RegisteredWait",
+    "ThreadPool",
+    "TimerQueue",
+    "bind_io_completion_callback",
+    "default_pool",
+    "queue_user_work_item",
+    "register_wait",
     # errors and codes
     "IoError",
     "ThreadTerminated",
