@@ -8,7 +8,10 @@ engine, each server in its own process, driven by the same raw client from this 
   parsed in one batch, one ``write`` per batch);
 - ``iocp``: winaio's own overlapped sockets associated with a completion port, one port thread
   (``get_many``) reading, parsing and writing, which is how rpcrt4 works;
-- ``raw``: a threaded blocking socket echo of the same bytes (the ceiling: no DCE/RPC at all).
+- ``raw``: a threaded blocking socket echo of the same bytes (the ceiling: no DCE/RPC at all);
+- ``runtime-async`` / ``runtime-thread``: the whole ``rpc.Server`` answering an EchoData-shaped
+  call (NDR decode and encode, call object) with an ``@rpc.async_manager`` completing inline or
+  with a plain function on a worker thread.
 
 C=64: 64 request frames per ``sendall`` then 64 responses read (pipelined, conc_mpx bind);
 C=1: ping-pong, latency per call. Interleaved rounds, medians, JSON on stdout
@@ -34,6 +37,7 @@ from uuid import UUID
 
 IFACE_UUID = UUID("60a15ec5-4de8-11d7-a637-005056a20182")
 STUB = bytes(range(64))
+NDR_STUB = struct.pack("<II", 64, 64) + STUB  # EchoData [in]: len, then the conformant array
 REQ = struct.Struct("<BBBBIHHIIHH")
 FRAME = 24 + len(STUB)
 
@@ -165,6 +169,36 @@ def serve_iocp() -> None:
         Conn(s).read()
 
 
+def serve_runtime(form: str) -> None:
+    """The full server runtime: NDR decode of EchoData's [in], manager, NDR encode, reply."""
+    from winaio import rpc
+
+    proc = rpc.Procedure(
+        "EchoData",
+        0,
+        [
+            rpc.Param("len", rpc.ULONG),
+            rpc.Param("in_data", rpc.ConformantArray(rpc.BYTE, size_is="len")),
+            rpc.Param("out_data", rpc.ConformantArray(rpc.BYTE, size_is="len"), rpc.OUT),
+        ],
+    )
+    iface = rpc.Interface("echo", IFACE_UUID, (1, 0), [proc])
+
+    @rpc.async_manager
+    def echo_async(call: Any, len: int, in_data: bytes) -> None:
+        call.complete(in_data)
+
+    def echo_plain(len: int, in_data: bytes) -> bytes:
+        return in_data
+
+    manager = echo_async if form == "async" else echo_plain
+    server = rpc.Server()
+    server.register_interface(iface, {"EchoData": manager})
+    binding = server.use_protseq("ncacn_ip_tcp")
+    print(binding.endpoint, flush=True)
+    server.listen(wait=True)
+
+
 def serve_raw() -> None:
     lsock = socket.socket()
     lsock.bind(("127.0.0.1", 0))
@@ -205,15 +239,19 @@ def _recv_exactly(s: socket.socket, n: int) -> None:
         got += k
 
 
-def _frames(first_call_id: int, count: int) -> bytes:
+def _frames(first_call_id: int, count: int, stub: bytes) -> bytes:
     pack = REQ.pack
+    n = len(stub)
     return b"".join(
-        pack(5, 0, 0, 3, 0x10, FRAME, 0, first_call_id + i, len(STUB), 0, 0) + STUB
-        for i in range(count)
+        pack(5, 0, 0, 3, 0x10, 24 + n, 0, first_call_id + i, n, 0, 0) + stub for i in range(count)
     )
 
 
-def drive(port: int, seconds: float, depth: int, rpc_bind: bool) -> dict[str, float]:
+def drive(
+    port: int, seconds: float, depth: int, rpc_bind: bool, ndr: bool = False
+) -> dict[str, float]:
+    stub = NDR_STUB if ndr else STUB
+    reply = 24 + (len(STUB) + 4 if ndr else len(STUB))
     s = socket.create_connection(("127.0.0.1", port))
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     call_id = 1
@@ -228,11 +266,11 @@ def drive(port: int, seconds: float, depth: int, rpc_bind: bool) -> dict[str, fl
     warm_end = time.perf_counter() + 0.3
     end = warm_end + seconds
     while True:
-        batch = _frames(call_id, depth)
+        batch = _frames(call_id, depth, stub)
         call_id += depth
         t0 = time.perf_counter()
         s.sendall(batch)
-        _recv_exactly(s, FRAME * depth)
+        _recv_exactly(s, reply * depth)
         t1 = time.perf_counter()
         if t0 >= warm_end:
             calls += depth
@@ -248,9 +286,25 @@ def drive(port: int, seconds: float, depth: int, rpc_bind: bool) -> dict[str, fl
     }
 
 
+def _commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=os.path.dirname(os.path.abspath(__file__)),
+        )
+        return out.stdout.strip()
+    except OSError:
+        return "unknown"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--serve", choices=["asyncio", "uvloop", "iocp", "raw"])
+    ap.add_argument(
+        "--serve", choices=["asyncio", "uvloop", "iocp", "raw", "runtime-async", "runtime-thread"]
+    )
+    ap.add_argument("--engines", default="raw,uvloop,asyncio,iocp,runtime-async,runtime-thread")
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
@@ -262,9 +316,12 @@ def main() -> None:
         return serve_iocp()
     if args.serve == "raw":
         return serve_raw()
+    if args.serve in ("runtime-async", "runtime-thread"):
+        return serve_runtime(args.serve.split("-")[1])
     rows: dict[str, dict[str, list[float]]] = {}
+    load_start = os.getloadavg()
     for _ in range(args.rounds):
-        for engine in ("raw", "uvloop", "asyncio", "iocp"):
+        for engine in args.engines.split(","):
             proc = subprocess.Popen(
                 [sys.executable, __file__, "--serve", engine], stdout=subprocess.PIPE, text=True
             )
@@ -272,7 +329,9 @@ def main() -> None:
                 assert proc.stdout is not None
                 port = int(proc.stdout.readline())
                 for depth in (1, 64):
-                    r = drive(port, args.seconds, depth, engine != "raw")
+                    r = drive(
+                        port, args.seconds, depth, engine != "raw", engine.startswith("runtime")
+                    )
                     row = rows.setdefault(f"{engine}_C{depth}", {})
                     for k, v in r.items():
                         row.setdefault(k, []).append(v)
@@ -289,9 +348,14 @@ def main() -> None:
         json.dumps(
             {
                 "bench": "rpc_engine",
-                "machine": platform.node(),
-                "cpus": os.cpu_count(),
-                "python": platform.python_version(),
+                "machine": {
+                    "node": platform.node(),
+                    "kernel": platform.release(),
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "commit": _commit(),
+                },
+                "noise": {"loadavg_start": load_start, "loadavg_end": os.getloadavg()},
                 "seconds": args.seconds,
                 "rounds": args.rounds,
                 "rows": medians,

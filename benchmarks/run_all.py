@@ -13,7 +13,14 @@ import subprocess
 import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
-SCRIPTS = ["bench_kernel.py", "bench_ndr.py", "bench_pdu.py", "bench_uring_abi.py", "bench_io.py"]
+SCRIPTS = [
+    "bench_kernel.py",
+    "bench_ndr.py",
+    "bench_pdu.py",
+    "bench_rpc_server.py",
+    "bench_uring_abi.py",
+    "bench_io.py",
+]
 
 
 def main() -> int:

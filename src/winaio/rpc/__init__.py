@@ -154,6 +154,8 @@ from ._server import (
     ServerStats,
     async_manager,
     current_call,
+    default_server,
+    reset_default_server,
 )
 from ._towers import (
     MAX_FLOORS,
@@ -165,6 +167,19 @@ from ._towers import (
     encode_floors,
     lrpc_tower,
     tcp_tower,
+)
+
+# built-in services (rpcsvc): rpcecho, mgmt and the endpoint mapper; a block of its own
+# isort: split
+from ._epm import EndpointMap
+from ._interfaces._services import (
+    ECHO_INTERFACE,
+    EPM_INTERFACE,
+    MGMT_INTERFACE,
+    publish_endpoints,
+    register_echo,
+    register_epm,
+    register_mgmt,
 )
 
 __all__ = [
@@ -181,6 +196,8 @@ __all__ = [
     "PipeOut",
     "async_manager",
     "current_call",
+    "default_server",
+    "reset_default_server",
     "LISTEN_MAX_CALLS_DEFAULT",
     # wire: connection state machines and their events
     "ServerConnection",
@@ -309,4 +326,13 @@ __all__ = [
     "encode_floors",
     "lrpc_tower",
     "tcp_tower",
+    # built-in services
+    "ECHO_INTERFACE",
+    "MGMT_INTERFACE",
+    "EPM_INTERFACE",
+    "EndpointMap",
+    "register_echo",
+    "register_mgmt",
+    "register_epm",
+    "publish_endpoints",
 ]

@@ -182,3 +182,45 @@ def test_big_endian_request_gets_a_little_endian_reply(started: Any, clients: An
 
 def test_client_helper_is_a_wire_layer_client() -> None:
     assert Client.__doc__
+
+
+def test_async_manager_on_a_worker_thread_that_ends_before_completion(
+    started: Any, clients: Any
+) -> None:
+    # The seeds' shape: the dispatch thread returns (and here, exits); another thread completes.
+    threads: list[threading.Thread] = []
+
+    class ThreadPerCall:
+        def submit(self, fn: Any, *args: Any) -> None:
+            t = threading.Thread(target=fn, args=args)
+            threads.append(t)
+            t.start()
+
+    @rpc.async_manager(thread=True)
+    def add(call: rpc.ServerCall, a: int, b: int) -> None:
+        dispatcher = threading.current_thread()
+
+        def later() -> None:
+            dispatcher.join(5)
+            assert not dispatcher.is_alive()
+            call.complete(a + b)
+
+        threading.Thread(target=later).start()
+
+    server = started({"Add": add}, executor=ThreadPerCall())
+    assert clients(address_of(server)).call("Add", a=20, b=22) == {"return": 42}
+    assert threads and not threads[0].is_alive()
+
+
+def test_refused_and_failed_calls_are_logged(started: Any, clients: Any, caplog: Any) -> None:
+    def add(a: int, b: int) -> int:
+        raise RpcError(0x20000001)
+
+    server = started({"Add": add})
+    client = clients(address_of(server))
+    with caplog.at_level("DEBUG", logger="winaio.rpc.server"):
+        client.send(99, b"")  # opnum outside the interface: refused by the connection
+        assert isinstance(client.event(), rpc.FaultReceived)
+        assert isinstance(client.call("Add", a=1, b=1), rpc.FaultReceived)
+    text = caplog.text
+    assert "refused" in text and "test.Add (opnum 0) failed: status 0x20000001" in text

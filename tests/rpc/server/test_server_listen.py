@@ -263,3 +263,29 @@ def test_endpoint_observers_hear_changes(make_server: Any) -> None:
     server.use_protseq("ncacn_ip_tcp")
     server.register_interface(TEST_IF, basic_managers())
     assert calls == [1, 1]
+
+
+def test_listen_wait_returns_on_stop_or_close_from_another_thread(make_server: Any) -> None:
+    # RpcServerListen(DontWait = FALSE) returns once stopped and drained.
+    for how in ("stop", "close"):
+        server = make_server()
+        server.use_protseq("ncacn_ip_tcp")
+        errors: list[BaseException] = []
+
+        def serve(server: rpc.Server = server, errors: list[BaseException] = errors) -> None:
+            try:
+                server.listen(wait=True)
+            except BaseException as exc:
+                errors.append(exc)
+
+        t = threading.Thread(target=serve)
+        t.start()
+        deadline = time.monotonic() + 5
+        while not server.is_listening() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if how == "stop":
+            server.stop_listening()
+        else:
+            server.close()
+        t.join(5)
+        assert not t.is_alive() and errors == []

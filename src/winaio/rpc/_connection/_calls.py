@@ -36,7 +36,7 @@ class Call(Slot):
     __slots__ = ("call_id", "cancel_count", "orphaned", "p_cont_id")
 
     def __init__(self, call_id: int, p_cont_id: int, cancel_count: int) -> None:
-        super().__init__()
+        self.data = None  # Slot's field, set here: one frame less per call
         self.call_id = call_id
         self.p_cont_id = p_cont_id
         self.cancel_count = cancel_count

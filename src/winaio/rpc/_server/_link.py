@@ -35,9 +35,11 @@ from ...codes import RpcStatus
 from ...errors import NdrError, RemoteProtocolError
 from .._connection import (
     NEED_DATA,
+    BindRefused,
     CallOrphaned,
     CancelRequested,
     RequestReceived,
+    RequestRejected,
     ServerConnection,
 )
 from .._ndr import IN, OUT, drep_byteorder
@@ -57,7 +59,6 @@ _NOT_LISTENING: Final = int(RpcStatus.RPC_S_NOT_LISTENING)
 _OP_RANGE: Final = int(RpcStatus.RPC_S_PROCNUM_OUT_OF_RANGE)
 _TOO_BUSY: Final = int(RpcStatus.RPC_S_SERVER_TOO_BUSY)
 _ACCESS_DENIED: Final = int(RpcStatus.RPC_S_ACCESS_DENIED)
-_DENY_FLAGS: Final = int(IfFlags.ALLOW_SECURE_ONLY | IfFlags.ALLOW_LOCAL_ONLY)
 _THREAD: Final = ManagerKind.THREAD
 _COROUTINE: Final = ManagerKind.COROUTINE
 
@@ -148,6 +149,18 @@ class Link:
                         call.raise_event(CallEvent.CLIENT_CANCEL)
                 elif kind is CallOrphaned:
                     self._orphaned(event.call_id)  # type: ignore[union-attr]
+                elif kind is RequestRejected:
+                    log.warning(
+                        "%s %s: call_id %d refused by the connection: %s (status 0x%x)",
+                        self.protseq, self.peer, event.call_id, event.reason,  # type: ignore[union-attr]
+                        event.status,  # type: ignore[union-attr]
+                    )  # fmt: skip
+                    server.stats.calls_in += 1
+                elif kind is BindRefused:
+                    log.info(
+                        "%s %s: bind refused, reason %d",
+                        self.protseq, self.peer, event.provider_reject_reason,  # type: ignore[union-attr]
+                    )  # fmt: skip
         except RemoteProtocolError as exc:
             log.info("%s %s: protocol error, closing: %s", self.protseq, self.peer, exc)
             self._batch = None
@@ -239,21 +252,20 @@ class Link:
         server.stats.calls_in += 1
         if not reg.active:
             return self._fault(call_id, _UNKNOWN_IF)
-        if not (server.listening or reg.flags & IfFlags.AUTOLISTEN):
+        if not (server.listening or reg.autolisten):
             return self._fault(call_id, _NOT_LISTENING)
         op = reg.operations.get(ev.opnum)
         if op is None:
             return self._fault(call_id, _OP_RANGE)
-        if (reg.flags & _DENY_FLAGS or reg.max_rpc_size is not None) and self._denied(
-            reg, len(ev.stub)
-        ):
+        stub = ev.stub
+        if reg.checks and self._denied(reg, len(stub)):
             return self._fault(call_id, _ACCESS_DENIED)
-        if server.busy(reg):
-            return self._fault(call_id, _TOO_BUSY)
         drep = ev.drep
         try:
-            order = "little" if drep[0] == 0x10 else drep_byteorder(drep)
-            args = op.procedure.decode_request(ev.stub, byteorder=order)
+            if drep[0] == 0x10:
+                args = op.decode(stub)
+            else:
+                args = op.procedure.decode_request(stub, byteorder=drep_byteorder(drep))
         except NdrError as exc:
             return self._fault(call_id, exc.status)
         call = ServerCall(self, reg, op, call_id, ev.object, args, ev.cancel_count)
@@ -276,13 +288,16 @@ class Link:
             if op.out_pipes:
                 call.out_pipes = {name: PipeOut() for name in op.out_pipes}
                 kwargs.update(call.out_pipes)
+        if not server.call_started(reg):
+            return self._fault(call_id, _TOO_BUSY)
         self.calls[call_id] = call
-        server.call_started(reg)
         kind = op.kind
         if kind is _THREAD:
             server.executor.submit(call.run_thread, kwargs)
         elif kind is _COROUTINE:
             server.engine.create_task(call.run_coroutine(kwargs))
+        elif kind is ManagerKind.ASYNC_CALL_THREAD:
+            server.executor.submit(call.run_async_thread, kwargs)
         else:
             try:
                 op.manager(call, **kwargs)
@@ -342,8 +357,11 @@ class Link:
         if call.out_pipes:
             for name, pipe in call.out_pipes.items():
                 outputs[name] = pipe.chunks
-        values = {**call.args, **outputs} if call.args else outputs
-        return op.procedure.encode_response(values)
+        args = call.args
+        if args:
+            args.update(outputs)  # [in] values size [out] arrays (size_is="len")
+            return op.encode(args)
+        return op.encode(outputs)
 
     def finish(self, call: ServerCall, stub: bytes | None, status: int) -> None:
         """Send the call's reply (``stub``) or fault (``status``); any thread."""
@@ -368,8 +386,9 @@ class Link:
                 call.operation.procedure.name, call.opnum, status,
             )  # fmt: skip
         self._emit(data)
-        self.server.stats.calls_out += 1
-        self.server.call_finished(call)
+        server = self.server
+        server.stats.calls_out += 1
+        server.call_finished(call)
 
     def forget(self, call: ServerCall) -> None:
         """A completion after the client went away: release the call, send nothing."""

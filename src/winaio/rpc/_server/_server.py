@@ -50,7 +50,7 @@ from ._link import Inbox, Link
 if TYPE_CHECKING:
     pass
 
-__all__ = ["Binding", "Server", "ServerStats"]
+__all__ = ["Binding", "Server", "ServerStats", "default_server", "reset_default_server"]
 
 log = logging.getLogger("winaio.rpc.server")
 
@@ -147,6 +147,8 @@ class Server:
         self._endpoints: dict[tuple[str, str, str | None], _Endpoint] = {}
         self._links: set[Link] = set()
         self._state = _IDLE
+        #: Read per call by the dispatcher (a plain bool: cheaper than comparing states).
+        self.listening = False
         self._max_calls = LISTEN_MAX_CALLS_DEFAULT
         self._active = 0
         self._waiting = 0
@@ -317,10 +319,6 @@ class Server:
 
     # -- listening -------------------------------------------------------------------------------
 
-    @property
-    def listening(self) -> bool:
-        return self._state == _LISTENING
-
     def is_listening(self) -> bool:
         """RpcMgmtIsServerListening (rpc #29)."""
         return self._state == _LISTENING
@@ -334,6 +332,7 @@ class Server:
                 raise RpcError(RpcStatus.RPC_S_ALREADY_LISTENING)
             self._max_calls = max_calls
             self._state = _LISTENING
+            self.listening = True
         if wait:
             self.wait()
 
@@ -344,6 +343,7 @@ class Server:
                 raise RpcError(RpcStatus.RPC_S_NOT_LISTENING)
             if self._state == _LISTENING:
                 self._state = _STOPPED
+                self.listening = False
         with self._cond:
             self._cond.notify_all()
 
@@ -357,8 +357,11 @@ class Server:
         if self._state == _IDLE:
             raise RpcError(RpcStatus.RPC_S_NOT_LISTENING)
         self._wait_until(lambda: self._state != _LISTENING and self._active == 0, timeout)
-        if not any(r.autolisten for r in self._registrations.values()):
-            self._close_links(timeout)
+        if not self._closed and not any(r.autolisten for r in self._registrations.values()):
+            try:
+                self._close_links(timeout)
+            except RuntimeError:
+                pass  # close() shut the loop down meanwhile: its connections are gone too
         with self._lock:
             if self._state == _STOPPED:
                 self._state = _IDLE
@@ -395,10 +398,15 @@ class Server:
             state = self._state
             if state == _LISTENING:
                 self._state = _STOPPED
+                self.listening = False
             endpoints = list(self._endpoints.values())
             self._endpoints.clear()
+        with self._cond:
+            self._cond.notify_all()  # a listen(wait=True) / wait() elsewhere returns
+        with self._lock:
             for reg in self._registrations.values():
                 reg.flags &= ~IfFlags.AUTOLISTEN
+                reg.autolisten = False
         try:
             for ep in endpoints:
                 ep.listener.close()
@@ -450,13 +458,20 @@ class Server:
         return self._active
 
     def busy(self, reg: Registration) -> bool:
-        if reg.flags & IfFlags.AUTOLISTEN:
+        if reg.autolisten:
             return reg.active_calls >= reg.max_calls
         return self._active >= self._max_calls
 
-    def call_started(self, reg: Registration) -> None:
+    def call_started(self, reg: Registration) -> bool:
+        """Count a call in, unless MaxCalls is reached (then False: refuse it)."""
+        if reg.autolisten:
+            if reg.active_calls >= reg.max_calls:
+                return False
+        elif self._active >= self._max_calls:
+            return False
         reg.active_calls += 1
         self._active += 1
+        return True
 
     def call_finished(self, call: ServerCall) -> None:
         call.registration.active_calls -= 1
@@ -491,3 +506,29 @@ def _check_protseq(protseq: str) -> None:
     if _PROTSEQ_SYNTAX.match(protseq):
         raise RpcError(RpcStatus.RPC_S_PROTSEQ_NOT_SUPPORTED, protseq)
     raise RpcError(RpcStatus.RPC_S_INVALID_RPC_PROTSEQ, repr(protseq))
+
+
+_default: Server | None = None
+_default_lock = threading.Lock()
+
+
+def default_server() -> Server:
+    """The process-wide server that the ``winaio.win32`` Rpc* functions act on (rpcrt4 has one
+    per process). Created on first use."""
+    global _default
+    server = _default
+    if server is None:
+        with _default_lock:
+            server = _default
+            if server is None:
+                server = _default = Server()
+    return server
+
+
+def reset_default_server() -> None:
+    """Close the process-wide server and forget it (tests; a new one is made on next use)."""
+    global _default
+    with _default_lock:
+        server, _default = _default, None
+    if server is not None:
+        server.close()
