@@ -99,6 +99,9 @@ class SqeSink(Protocol):
     def writev(self, fd: int, buffers: Sequence[memoryview], offset: int, user_data: int) -> object:
         """A positioned (gather) write."""
 
+    def recv(self, fd: int, buffers: Sequence[memoryview], flags: int, user_data: int) -> object:
+        """A socket receive (scatter), waiting for data in the kernel."""
+
 
 class Operation:
     """One overlapped request (see the module docstring)."""
@@ -163,6 +166,12 @@ class Operation:
     def prep(self, sink: SqeSink, user_data: int) -> object:
         """FILE kind: write the io_uring SQE; return the keep-alive for its memory."""
         raise NotImplementedError
+
+    def prep_pending(self, sink: SqeSink, user_data: int) -> object | None:
+        """STREAM kind, when it pends: write an io_uring SQE that does the request itself once
+        the descriptor is ready (its CQE goes to ``from_cqe``), returning the keep-alive; None
+        (the default) to wait for readiness (``poll_events``) and retry ``try_now`` instead."""
+        return None
 
     def from_cqe(self, res: int) -> tuple[int, int]:
         """FILE kind: map a CQE result (bytes or -errno) to (status, information)."""
@@ -303,6 +312,24 @@ class StreamReadOp(Operation):
         self.buffers = list(buffers)
         self.nbytes = sum(len(b) for b in self.buffers)
         self.flags = flags
+
+    def prep_pending(self, sink: SqeSink, user_data: int) -> object | None:
+        # A RECV (a READ for a pipe) that the kernel completes with the data: no readiness
+        # round trip. Not for zero-byte reads, which wait for data without taking it.
+        if not self.nbytes:
+            return None
+        file = self.file
+        if file.sock is not None:
+            return sink.recv(file.fd, self.buffers, self.flags, user_data)
+        return sink.readv(file.fd, self.buffers, -1, user_data)  # -1: no offset (a pipe)
+
+    def from_cqe(self, res: int) -> tuple[int, int]:
+        if res > 0:
+            return _SUCCESS, res
+        if res == 0:
+            # End of stream: success for a socket (graceful close), a broken pipe for a pipe.
+            return (_SUCCESS, 0) if self.file.sock is not None else (_BROKEN, 0)
+        return errno_to_status(-res), 0
 
     def try_now(self) -> tuple[int, int] | None:
         file = self.file

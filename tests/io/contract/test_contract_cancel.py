@@ -147,7 +147,11 @@ def test_cancel_racing_completion(io: Any, channel: tuple[Any, Any], order: str)
         cancel_now.release()
         helper.join(5)
     assert received == written, "bytes lost or duplicated by a cancel"
-    assert outcomes[CANCELLED] > 0  # the cancels did something
+    if order != "data-then-cancel":
+        assert outcomes[CANCELLED] > 0  # the cancels did something
+    # data-then-cancel: the data is there before the cancel is asked for. Windows completes a
+    # pending receive when data arrives (AFD), so the cancel loses; a backend whose request
+    # takes the data in the kernel (io_uring RECV) may lose every round too.
 
 
 @pytest.mark.parametrize("direct", [False, True])
