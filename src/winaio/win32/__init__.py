@@ -14,7 +14,8 @@ The core never imports this package.
 
 from __future__ import annotations
 
-# issue 12 (fidelity): _dirwatch, _files, _locks, _sync_ex, _winsock_ext
+# issue 12 (fidelity): _dirwatch, _files, _locks, _sync_ex, _winsock_ext,
+# _winsock_modes
 from . import (
     _base,
     _constants,
@@ -30,6 +31,7 @@ from . import (
     _threads,
     _winsock,
     _winsock_ext,
+    _winsock_modes,
 )
 from ._base import *  # noqa: F403
 from ._constants import *  # noqa: F403
@@ -45,6 +47,7 @@ from ._sync_ex import *  # noqa: F403
 from ._threads import *  # noqa: F403
 from ._winsock import *  # noqa: F403
 from ._winsock_ext import *  # noqa: F403
+from ._winsock_modes import *  # noqa: F403
 
 WAIT_ABANDONED = _constants.WAIT_ABANDONED_0
 
@@ -65,4 +68,5 @@ __all__ = [
     *_locks.__all__,
     *_sync_ex.__all__,
     *_winsock_ext.__all__,
+    *_winsock_modes.__all__,
 ]
