@@ -14,7 +14,8 @@ The core never imports this package.
 
 from __future__ import annotations
 
-# issue 12 (fidelity): _dirwatch, _files
+# issue 12 (fidelity): _dirwatch, _files, _locks, _sync_ex, _winsock_ext,
+# _winsock_modes
 from . import (
     _base,
     _constants,
@@ -29,6 +30,8 @@ from . import (
     _sync_ex,
     _threads,
     _winsock,
+    _winsock_ext,
+    _winsock_modes,
 )
 from ._base import *  # noqa: F403
 from ._constants import *  # noqa: F403
@@ -43,6 +46,8 @@ from ._sync import *  # noqa: F403
 from ._sync_ex import *  # noqa: F403
 from ._threads import *  # noqa: F403
 from ._winsock import *  # noqa: F403
+from ._winsock_ext import *  # noqa: F403
+from ._winsock_modes import *  # noqa: F403
 
 WAIT_ABANDONED = _constants.WAIT_ABANDONED_0
 
@@ -62,4 +67,6 @@ __all__ = [
     *_files.__all__,
     *_locks.__all__,
     *_sync_ex.__all__,
+    *_winsock_ext.__all__,
+    *_winsock_modes.__all__,
 ]
