@@ -172,10 +172,9 @@ def serve_winaio() -> None:
     # The server runtime with the built-in rpcecho interface (what `python -m winaio serve`
     # runs), on the default engine (uvloop when installed).
     from winaio import rpc
-    from winaio.rpc._interfaces import _services
 
     server = rpc.Server()
-    _services.register_echo(server)
+    rpc.register_echo(server)
     server.use_protseq("ncacn_ip_tcp", None, host="127.0.0.1")
     _announce(int(server.bindings[0].endpoint))
     server.listen(wait=True)
@@ -400,7 +399,11 @@ def noise_since(before: list[int]) -> dict[str, float]:
 def measure_idle(kind: str, connections: int) -> dict[str, Any]:
     server = ServerProcess(kind)
     try:
-        time.sleep(0.3)
+        # Warm up (first connections create the server's per-connection machinery and grow its
+        # allocator arenas) so that the difference is what idle connections hold.
+        for _ in range(50):
+            Client(server.port).sock.close()
+        time.sleep(0.5)
         before = server.rss_kib()
         holder = subprocess.Popen(
             [sys.executable, __file__, "--client", "idle", "--port", str(server.port),

@@ -24,18 +24,34 @@ from __future__ import annotations
 from . import _runtime  # noqa: F401  (installs the I/O backend factory)
 from . import codes as codes
 from . import errors as errors
+
+# issue 12 (fidelity): files, directory watches, locks, named-pipe calls
+from ._io._create import create_file as create_file
+from ._io._dirwatch import ChangeNotification as ChangeNotification
+from ._io._dirwatch import DirectoryChange as DirectoryChange
+from ._io._dirwatch import DirectoryFile as DirectoryFile
+from ._io._dirwatch import find_first_change as find_first_change
+from ._io._dirwatch import open_directory as open_directory
+from ._io._dirwatch import parse_records as parse_change_records
 from ._io._disk import DiskFile as DiskFile
 from ._io._disk import open_file as open_file
+from ._io._fileinfo import file_type as file_type
+from ._io._fileinfo import set_end_of_file as set_end_of_file
 from ._io._files import FileObject as File
 from ._io._files import cancel_io as cancel_io
 from ._io._files import cancel_io_ex as cancel_io_ex
 from ._io._files import cancel_synchronous_io as cancel_synchronous_io
+from ._io._locks import lock_file as lock_file
+from ._io._locks import unlock_file as unlock_file
 from ._io._overlapped import Overlapped as Overlapped
+from ._io._pipe_names import call_named_pipe as call_named_pipe
 from ._io._pipe_names import create_named_pipe as create_named_pipe
 from ._io._pipe_names import open_named_pipe as open_named_pipe
+from ._io._pipe_names import wait_named_pipe as wait_named_pipe
 from ._io._pipes import PipeEnd as PipeEnd
 from ._io._port import CompletionPacket as CompletionPacket
 from ._io._port import CompletionPort as CompletionPort
+from ._io._share import delete_file as delete_file
 from ._io._streams import Socket as Socket
 from ._io._streams import StreamFile as StreamFile
 from ._io._streams import create_pipe as create_pipe
@@ -59,6 +75,24 @@ from ._kernel import test_alert as test_alert
 from ._kernel import wait as wait
 from ._kernel import wait_all as wait_all
 from ._kernel import wait_any as wait_any
+from ._pool import CallbackEnvironment as CallbackEnvironment
+from ._pool import CallbackInstance as CallbackInstance
+from ._pool import CallbackPriority as CallbackPriority
+from ._pool import CleanupGroup as CleanupGroup
+from ._pool import IoBinding as IoBinding
+from ._pool import PoolCall as PoolCall
+from ._pool import PoolIo as PoolIo
+from ._pool import PoolTimer as PoolTimer
+from ._pool import PoolWait as PoolWait
+from ._pool import PoolWork as PoolWork
+from ._pool import QueueTimer as QueueTimer
+from ._pool import RegisteredWait as RegisteredWait
+from ._pool import ThreadPool as ThreadPool
+from ._pool import TimerQueue as TimerQueue
+from ._pool import bind_io_completion_callback as bind_io_completion_callback
+from ._pool import default_pool as default_pool
+from ._pool import queue_user_work_item as queue_user_work_item
+from ._pool import register_wait as register_wait
 from .errors import IoError as IoError
 from .errors import ThreadTerminated as ThreadTerminated
 from .errors import Win32Error as Win32Error
@@ -104,6 +138,25 @@ __all__ = [
     "create_socket",
     "open_file",
     "open_named_pipe",
+    # thread pool
+    "CallbackEnvironment",
+    "CallbackInstance",
+    "CallbackPriority",
+    "CleanupGroup",
+    "IoBinding",
+    "PoolCall",
+    "PoolIo",
+    "PoolTimer",
+    "PoolWait",
+    "PoolWork",
+    "QueueTimer",
+    "RegisteredWait",
+    "ThreadPool",
+    "TimerQueue",
+    "bind_io_completion_callback",
+    "default_pool",
+    "queue_user_work_item",
+    "register_wait",
     # errors and codes
     "IoError",
     "ThreadTerminated",
@@ -111,6 +164,21 @@ __all__ = [
     "WinaioError",
     "codes",
     "errors",
+    # issue 12 (fidelity): files, directory watches, locks, named-pipe calls
+    "ChangeNotification",
+    "DirectoryChange",
+    "DirectoryFile",
+    "call_named_pipe",
+    "create_file",
+    "delete_file",
+    "file_type",
+    "find_first_change",
+    "lock_file",
+    "open_directory",
+    "parse_change_records",
+    "set_end_of_file",
+    "unlock_file",
+    "wait_named_pipe",
 ]
 
 __version__ = "0.1.0"

@@ -21,10 +21,18 @@ def _fails(call: Callable[[], Any], error: int) -> None:
     assert w.GetLastError() == error, (w.GetLastError(), error)
 
 
-def _create(name: str, open_mode: int, pipe_mode: int, instances: int = 1, out_size: int = 1024,
-            in_size: int = 1024, timeout: int = 0) -> int:  # fmt: skip
-    return w.CreateNamedPipe(name, open_mode, pipe_mode, instances, out_size, in_size, timeout,
-                             None)  # fmt: skip
+def _create(
+    name: str,
+    open_mode: int,
+    pipe_mode: int,
+    instances: int = 1,
+    out_size: int = 1024,
+    in_size: int = 1024,
+    timeout: int = 0,
+) -> int:
+    return w.CreateNamedPipe(
+        name, open_mode, pipe_mode, instances, out_size, in_size, timeout, None
+    )
 
 
 def _pipe_info(handle: int) -> tuple[int, int, int, int]:
@@ -40,8 +48,10 @@ def _pipe_info(handle: int) -> tuple[int, int, int, int]:
 def test_create_named_pipe_bad_parameters(io) -> None:
     # [W:k32/pipe.c:test_CreateNamedPipe] [W:k32/pipe.c:test_CreateNamedPipe_instances_must_match]
     name = io.pipe_name()
-    for bad_name, error in (("not a named pipe", w.ERROR_INVALID_NAME),
-                            (None, w.ERROR_PATH_NOT_FOUND)):  # fmt: skip
+    for bad_name, error in (
+        ("not a named pipe", w.ERROR_INVALID_NAME),
+        (None, w.ERROR_PATH_NOT_FOUND),
+    ):
         w.SetLastError(SENTINEL)
         assert _create(bad_name, w.PIPE_ACCESS_DUPLEX, 0) == w.INVALID_HANDLE_VALUE  # type: ignore[arg-type]
         assert w.GetLastError() == error
@@ -71,8 +81,9 @@ def test_create_named_pipe_instances_must_match(io) -> None:
     _fails(lambda: _create(name, w.PIPE_ACCESS_DUPLEX, 0, instances=1) != -1, w.ERROR_PIPE_BUSY)
     io.close(first)
     first = io.keep(_create(name, w.PIPE_ACCESS_DUPLEX, 0, instances=2))
-    _fails(lambda: _create(name, w.PIPE_ACCESS_INBOUND, 0, instances=2) != -1,
-           w.ERROR_ACCESS_DENIED)  # fmt: skip
+    _fails(
+        lambda: _create(name, w.PIPE_ACCESS_INBOUND, 0, instances=2) != -1, w.ERROR_ACCESS_DENIED
+    )
     io.close(first)
     first = io.keep(_create(name, w.PIPE_ACCESS_DUPLEX, 0, instances=4))
     # type, instance count, sizes and timeout may differ
@@ -84,8 +95,10 @@ def test_first_pipe_instance(io) -> None:
     # the pipe already exists)
     name = io.pipe_name()
     first = io.keep(_create(name, w.PIPE_ACCESS_DUPLEX | w.FILE_FLAG_FIRST_PIPE_INSTANCE, 0, 2))
-    _fails(lambda: _create(name, w.PIPE_ACCESS_DUPLEX | w.FILE_FLAG_FIRST_PIPE_INSTANCE, 0, 2)
-           != -1, w.ERROR_ACCESS_DENIED)  # fmt: skip
+    _fails(
+        lambda: _create(name, w.PIPE_ACCESS_DUPLEX | w.FILE_FLAG_FIRST_PIPE_INSTANCE, 0, 2) != -1,
+        w.ERROR_ACCESS_DENIED,
+    )
     io.keep(_create(name, w.PIPE_ACCESS_DUPLEX, 0, 2))  # without the flag: a second instance
     io.close(first)
 
@@ -97,17 +110,47 @@ def test_first_pipe_instance(io) -> None:
 def test_get_named_pipe_info(io) -> None:
     # [W:k32/pipe.c:test_GetNamedPipeInfo]
     cases = [
-        (w.PIPE_ACCESS_DUPLEX, w.PIPE_TYPE_BYTE | w.PIPE_WAIT, 1, 1024, 1024,
-         (w.PIPE_SERVER_END | w.PIPE_TYPE_BYTE, 1024, 1024, 1)),
-        (w.PIPE_ACCESS_DUPLEX, w.PIPE_TYPE_MESSAGE | w.PIPE_NOWAIT, 3, 1024, 1024,
-         (w.PIPE_SERVER_END | w.PIPE_TYPE_MESSAGE, 1024, 1024, 3)),
-        (w.FILE_FLAG_OVERLAPPED | w.PIPE_ACCESS_DUPLEX, w.PIPE_TYPE_MESSAGE, 1, 0, 0,
-         (w.PIPE_SERVER_END | w.PIPE_TYPE_MESSAGE, 0, 0, 1)),
-        (w.FILE_FLAG_OVERLAPPED | w.PIPE_ACCESS_DUPLEX, w.PIPE_TYPE_MESSAGE, 1, 0xF000, 0xF000,
-         (w.PIPE_SERVER_END | w.PIPE_TYPE_MESSAGE, 0xF000, 0xF000, 1)),
-        (w.PIPE_ACCESS_DUPLEX, 0, w.PIPE_UNLIMITED_INSTANCES, 10, 20,
-         (w.PIPE_SERVER_END, 10, 20, 0xFFFFFFFF)),
-    ]  # fmt: skip
+        (
+            w.PIPE_ACCESS_DUPLEX,
+            w.PIPE_TYPE_BYTE | w.PIPE_WAIT,
+            1,
+            1024,
+            1024,
+            (w.PIPE_SERVER_END | w.PIPE_TYPE_BYTE, 1024, 1024, 1),
+        ),
+        (
+            w.PIPE_ACCESS_DUPLEX,
+            w.PIPE_TYPE_MESSAGE | w.PIPE_NOWAIT,
+            3,
+            1024,
+            1024,
+            (w.PIPE_SERVER_END | w.PIPE_TYPE_MESSAGE, 1024, 1024, 3),
+        ),
+        (
+            w.FILE_FLAG_OVERLAPPED | w.PIPE_ACCESS_DUPLEX,
+            w.PIPE_TYPE_MESSAGE,
+            1,
+            0,
+            0,
+            (w.PIPE_SERVER_END | w.PIPE_TYPE_MESSAGE, 0, 0, 1),
+        ),
+        (
+            w.FILE_FLAG_OVERLAPPED | w.PIPE_ACCESS_DUPLEX,
+            w.PIPE_TYPE_MESSAGE,
+            1,
+            0xF000,
+            0xF000,
+            (w.PIPE_SERVER_END | w.PIPE_TYPE_MESSAGE, 0xF000, 0xF000, 1),
+        ),
+        (
+            w.PIPE_ACCESS_DUPLEX,
+            0,
+            w.PIPE_UNLIMITED_INSTANCES,
+            10,
+            20,
+            (w.PIPE_SERVER_END, 10, 20, 0xFFFFFFFF),
+        ),
+    ]
     for open_mode, pipe_mode, instances, out_size, in_size, expected in cases:
         name = io.pipe_name()
         server = io.keep(_create(name, open_mode, pipe_mode, instances, out_size, in_size))
@@ -132,12 +175,16 @@ def test_named_pipe_handle_state(io) -> None:
         w.ERROR_INVALID_PARAMETER,
     )
     # a byte pipe cannot be switched to message read mode, on either end
-    _fails(lambda: w.SetNamedPipeHandleState(server, w.Ref(w.PIPE_READMODE_MESSAGE), None, None),
-           w.ERROR_INVALID_PARAMETER)  # fmt: skip
+    _fails(
+        lambda: w.SetNamedPipeHandleState(server, w.Ref(w.PIPE_READMODE_MESSAGE), None, None),
+        w.ERROR_INVALID_PARAMETER,
+    )
     client = io.pipe_client(name, overlapped=False)
     assert w.SetNamedPipeHandleState(client, w.Ref(w.PIPE_READMODE_BYTE), None, None)
-    _fails(lambda: w.SetNamedPipeHandleState(client, w.Ref(w.PIPE_READMODE_MESSAGE), None, None),
-           w.ERROR_INVALID_PARAMETER)  # fmt: skip
+    _fails(
+        lambda: w.SetNamedPipeHandleState(client, w.Ref(w.PIPE_READMODE_MESSAGE), None, None),
+        w.ERROR_INVALID_PARAMETER,
+    )
     io.close(client)
     io.close(server)
 
@@ -157,21 +204,31 @@ def test_named_pipe_handle_state(io) -> None:
     user = w.Ref("")
     assert w.GetNamedPipeHandleState(server, None, None, None, None, user, 256)
     assert user.value
-    _fails(lambda: w.GetNamedPipeHandleState(client, None, None, None, None, w.Ref(""), 256),
-           w.ERROR_INVALID_PARAMETER)  # fmt: skip
-    _fails(lambda: w.GetNamedPipeHandleState(server, None, None, None, None, w.Ref(""), 1),
-           w.ERROR_INSUFFICIENT_BUFFER)  # fmt: skip
+    _fails(
+        lambda: w.GetNamedPipeHandleState(client, None, None, None, None, w.Ref(""), 256),
+        w.ERROR_INVALID_PARAMETER,
+    )
+    _fails(
+        lambda: w.GetNamedPipeHandleState(server, None, None, None, None, w.Ref(""), 1),
+        w.ERROR_INSUFFICIENT_BUFFER,
+    )
     # bad modes and collection parameters
-    _fails(lambda: w.SetNamedPipeHandleState(client, w.Ref(0x10), None, None),
-           w.ERROR_INVALID_PARAMETER)  # fmt: skip
-    _fails(lambda: w.SetNamedPipeHandleState(client, None, w.Ref(1), None),
-           w.ERROR_INVALID_PARAMETER)  # fmt: skip
+    _fails(
+        lambda: w.SetNamedPipeHandleState(client, w.Ref(0x10), None, None),
+        w.ERROR_INVALID_PARAMETER,
+    )
+    _fails(
+        lambda: w.SetNamedPipeHandleState(client, None, w.Ref(1), None), w.ERROR_INVALID_PARAMETER
+    )
     # a client cut by DisconnectNamedPipe is no longer connected
     assert w.DisconnectNamedPipe(server)
-    _fails(lambda: w.GetNamedPipeHandleState(client, state, None, None, None, None, 0),
-           w.ERROR_PIPE_NOT_CONNECTED)  # fmt: skip
-    _fails(lambda: w.SetNamedPipeHandleState(client, w.Ref(0), None, None),
-           w.ERROR_PIPE_NOT_CONNECTED)  # fmt: skip
+    _fails(
+        lambda: w.GetNamedPipeHandleState(client, state, None, None, None, None, 0),
+        w.ERROR_PIPE_NOT_CONNECTED,
+    )
+    _fails(
+        lambda: w.SetNamedPipeHandleState(client, w.Ref(0), None, None), w.ERROR_PIPE_NOT_CONNECTED
+    )
     _fails(lambda: w.GetNamedPipeInfo(client, None, None, None, None), w.ERROR_PIPE_NOT_CONNECTED)
 
 
@@ -227,8 +284,9 @@ def test_wait_named_pipe_default_timeout(io) -> None:
 
 def _overlapped_pipe(io: Any, mode: int) -> tuple[int, int]:
     name = io.pipe_name()
-    server = io.keep(_create(name, w.FILE_FLAG_OVERLAPPED | w.PIPE_ACCESS_DUPLEX, mode, 1,
-                             5000, 6000))  # fmt: skip
+    server = io.keep(
+        _create(name, w.FILE_FLAG_OVERLAPPED | w.PIPE_ACCESS_DUPLEX, mode, 1, 5000, 6000)
+    )
     client = io.pipe_client(name)
     read_mode = w.Ref(mode & w.PIPE_READMODE_MESSAGE)
     assert w.SetNamedPipeHandleState(client, read_mode, None, None)
@@ -274,8 +332,10 @@ def _transact_case(io: Any, caller: int, callee: int, write_size: int) -> None:
     assert _read(io, callee, 1000) == b"abc"
     # fails when data is already waiting to be read
     _write(io, callee, b"x")
-    _fails(lambda: w.TransactNamedPipe(caller, b"ab", 2, bytearray(1), 1, None, io.ov_event()),
-           w.ERROR_PIPE_BUSY)  # fmt: skip
+    _fails(
+        lambda: w.TransactNamedPipe(caller, b"ab", 2, bytearray(1), 1, None, io.ov_event()),
+        w.ERROR_PIPE_BUSY,
+    )
     assert _read(io, caller, 1000) == b"x"
     # a transaction does not wait behind a pending write
     write_ov = _write_async(io, caller, write_size + 2000)
@@ -337,8 +397,10 @@ def test_transact_named_pipe(io) -> None:
     # [W:k32/pipe.c:test_TransactNamedPipe]
     for mode in (w.PIPE_TYPE_BYTE, w.PIPE_TYPE_MESSAGE | w.PIPE_READMODE_BYTE):
         client, server = _overlapped_pipe(io, mode)
-        _fails(lambda c=client: w.TransactNamedPipe(c, b"ab", 2, bytearray(1), 1, None,
-                                                    io.ov_event()), w.ERROR_BAD_PIPE)  # fmt: skip
+        _fails(
+            lambda c=client: w.TransactNamedPipe(c, b"ab", 2, bytearray(1), 1, None, io.ov_event()),
+            w.ERROR_BAD_PIPE,
+        )
     client, server = _overlapped_pipe(io, w.PIPE_TYPE_MESSAGE | w.PIPE_READMODE_MESSAGE)
     _transact_case(io, server, client, 5000)
     client, server = _overlapped_pipe(io, w.PIPE_TYPE_MESSAGE | w.PIPE_READMODE_MESSAGE)
@@ -398,8 +460,7 @@ def test_call_named_pipe(io, testing) -> None:
     assert (n.value, bytes(out[:5])) == (5, b"HELLO")
     assert worker.join() == 0
     assert busy
-    _fails(lambda: w.CallNamedPipe(io.pipe_name(), b"x", 1, out, 100, n, 1),
-           w.ERROR_FILE_NOT_FOUND)  # fmt: skip
+    _fails(lambda: w.CallNamedPipe(io.pipe_name(), b"x", 1, out, 100, n, 1), w.ERROR_FILE_NOT_FOUND)
     # a byte-type pipe cannot be put in message read mode
     byte_name = io.pipe_name()
     io.keep(_create(byte_name, w.PIPE_ACCESS_DUPLEX, 0))
@@ -447,13 +508,14 @@ PIPE_CALLS: dict[str, Callable[[int], Any]] = {
     "DisconnectNamedPipe": w.DisconnectNamedPipe,
     "PeekNamedPipe": lambda h: w.PeekNamedPipe(h, None, 0, None, None, None),
     "SetNamedPipeHandleState": lambda h: w.SetNamedPipeHandleState(h, w.Ref(0), None, None),
-    "GetNamedPipeHandleState": lambda h: w.GetNamedPipeHandleState(h, w.Ref(0), None, None, None,
-                                                                   None, 0),
+    "GetNamedPipeHandleState": lambda h: w.GetNamedPipeHandleState(
+        h, w.Ref(0), None, None, None, None, 0
+    ),
     "GetNamedPipeInfo": lambda h: w.GetNamedPipeInfo(h, w.Ref(0), None, None, None),
     "TransactNamedPipe": lambda h: w.TransactNamedPipe(h, b"a", 1, bytearray(1), 1, None, None),
     "GetNamedPipeClientProcessId": lambda h: w.GetNamedPipeClientProcessId(h, w.Ref(0)),
     "GetNamedPipeServerProcessId": lambda h: w.GetNamedPipeServerProcessId(h, w.Ref(0)),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("api", list(PIPE_CALLS))
@@ -471,12 +533,17 @@ def test_pipe_apis_reject_bad_sizes(io) -> None:
     # [MS:PeekNamedPipe] [MS:TransactNamedPipe] (a size larger than the buffer is refused with
     # ERROR_INVALID_PARAMETER; a read-only output buffer with ERROR_INVALID_USER_BUFFER)
     server, client = io.pipe(message=True)
-    _fails(lambda: w.PeekNamedPipe(server, bytearray(2), 10, None, None, None),
-           w.ERROR_INVALID_PARAMETER)  # fmt: skip
-    _fails(lambda: w.PeekNamedPipe(server, b"ro", 2, None, None, None),
-           w.ERROR_INVALID_USER_BUFFER)  # fmt: skip
-    _fails(lambda: w.TransactNamedPipe(client, b"a", 5, bytearray(1), 1, None, io.ov_event()),
-           w.ERROR_INVALID_PARAMETER)  # fmt: skip
-    _fails(lambda: w.TransactNamedPipe(client, b"a", 1, bytearray(1), 9, None, io.ov_event()),
-           w.ERROR_INVALID_PARAMETER)  # fmt: skip
+    _fails(
+        lambda: w.PeekNamedPipe(server, bytearray(2), 10, None, None, None),
+        w.ERROR_INVALID_PARAMETER,
+    )
+    _fails(lambda: w.PeekNamedPipe(server, b"ro", 2, None, None, None), w.ERROR_INVALID_USER_BUFFER)
+    _fails(
+        lambda: w.TransactNamedPipe(client, b"a", 5, bytearray(1), 1, None, io.ov_event()),
+        w.ERROR_INVALID_PARAMETER,
+    )
+    _fails(
+        lambda: w.TransactNamedPipe(client, b"a", 1, bytearray(1), 9, None, io.ov_event()),
+        w.ERROR_INVALID_PARAMETER,
+    )
     _fails(lambda: w.WaitNamedPipe("not a pipe", 0), w.ERROR_FILE_NOT_FOUND)

@@ -37,16 +37,17 @@ def test_disconnect_named_pipe(io) -> None:
     assert w.WriteFile(client, OBUF, len(OBUF), n, None) and n.value == len(OBUF)
     assert w.DisconnectNamedPipe(hnp)  # with a message waiting
     for handle in (client, hnp):
-        _fails(lambda h=handle: w.WriteFile(h, OBUF, len(OBUF), n, None),
-               w.ERROR_PIPE_NOT_CONNECTED)  # fmt: skip
-        _fails(lambda h=handle: w.ReadFile(h, bytearray(32), 32, n, None),
-               w.ERROR_PIPE_NOT_CONNECTED)  # fmt: skip
+        _fails(
+            lambda h=handle: w.WriteFile(h, OBUF, len(OBUF), n, None), w.ERROR_PIPE_NOT_CONNECTED
+        )
+        _fails(
+            lambda h=handle: w.ReadFile(h, bytearray(32), 32, n, None), w.ERROR_PIPE_NOT_CONNECTED
+        )
     _fails(lambda: w.DisconnectNamedPipe(hnp), w.ERROR_PIPE_NOT_CONNECTED)
     # the failed synchronous I/O left the client's file object nonsignaled
     assert w.WaitForSingleObject(client, 0) == w.WAIT_TIMEOUT
     avail = w.Ref(SENTINEL)
-    _fails(lambda: w.PeekNamedPipe(client, None, 0, None, avail, None),
-           w.ERROR_PIPE_NOT_CONNECTED)  # fmt: skip
+    _fails(lambda: w.PeekNamedPipe(client, None, 0, None, avail, None), w.ERROR_PIPE_NOT_CONNECTED)
     _fails(lambda: w.PeekNamedPipe(hnp, None, 0, None, avail, None), w.ERROR_BAD_PIPE)
     assert avail.value == SENTINEL
 
@@ -134,18 +135,42 @@ def _pair_in_state(io: Any, state: str) -> tuple[int | None, int]:
 # (state, end) -> (Peek, Transact, Flush, Read, Write) expected Win32 errors (0 = success)
 # [W:nt/pipe.c:test_pipe_state] (no data queued)
 STATE_TABLE = {
-    ("listening", "server"): (w.ERROR_BAD_PIPE, w.ERROR_BAD_PIPE, 0, w.ERROR_PIPE_LISTENING,
-                              w.ERROR_PIPE_LISTENING),
-    ("closing", "server"): (w.ERROR_BROKEN_PIPE, w.ERROR_BAD_PIPE, 0, w.ERROR_BROKEN_PIPE,
-                            w.ERROR_NO_DATA),
-    ("disconnected", "server"): (w.ERROR_BAD_PIPE, w.ERROR_BAD_PIPE, 0,
-                                 w.ERROR_PIPE_NOT_CONNECTED, w.ERROR_PIPE_NOT_CONNECTED),
-    ("disconnected", "client"): (w.ERROR_PIPE_NOT_CONNECTED, w.ERROR_PIPE_NOT_CONNECTED,
-                                 w.ERROR_PIPE_NOT_CONNECTED, w.ERROR_PIPE_NOT_CONNECTED,
-                                 w.ERROR_PIPE_NOT_CONNECTED),
-    ("client-closing", "client"): (w.ERROR_BROKEN_PIPE, w.ERROR_BAD_PIPE, 0,
-                                   w.ERROR_BROKEN_PIPE, w.ERROR_NO_DATA),
-}  # fmt: skip
+    ("listening", "server"): (
+        w.ERROR_BAD_PIPE,
+        w.ERROR_BAD_PIPE,
+        0,
+        w.ERROR_PIPE_LISTENING,
+        w.ERROR_PIPE_LISTENING,
+    ),
+    ("closing", "server"): (
+        w.ERROR_BROKEN_PIPE,
+        w.ERROR_BAD_PIPE,
+        0,
+        w.ERROR_BROKEN_PIPE,
+        w.ERROR_NO_DATA,
+    ),
+    ("disconnected", "server"): (
+        w.ERROR_BAD_PIPE,
+        w.ERROR_BAD_PIPE,
+        0,
+        w.ERROR_PIPE_NOT_CONNECTED,
+        w.ERROR_PIPE_NOT_CONNECTED,
+    ),
+    ("disconnected", "client"): (
+        w.ERROR_PIPE_NOT_CONNECTED,
+        w.ERROR_PIPE_NOT_CONNECTED,
+        w.ERROR_PIPE_NOT_CONNECTED,
+        w.ERROR_PIPE_NOT_CONNECTED,
+        w.ERROR_PIPE_NOT_CONNECTED,
+    ),
+    ("client-closing", "client"): (
+        w.ERROR_BROKEN_PIPE,
+        w.ERROR_BAD_PIPE,
+        0,
+        w.ERROR_BROKEN_PIPE,
+        w.ERROR_NO_DATA,
+    ),
+}
 
 
 @pytest.mark.parametrize(("state", "end"), list(STATE_TABLE), ids=lambda v: str(v))
@@ -159,8 +184,9 @@ def test_pipe_state(io, state: str, end: str) -> None:
     avail = w.Ref(SENTINEL)
     _fails(lambda: w.PeekNamedPipe(handle, None, 0, None, avail, None), peek)
     assert avail.value == SENTINEL
-    _fails(lambda: w.TransactNamedPipe(handle, b"t", 1, bytearray(1), 1, None, io.ov_event()),
-           transact)  # fmt: skip
+    _fails(
+        lambda: w.TransactNamedPipe(handle, b"t", 1, bytearray(1), 1, None, io.ov_event()), transact
+    )
     if flush:
         _fails(lambda: w.FlushFileBuffers(handle), flush)
     else:
@@ -186,8 +212,9 @@ def test_pipe_state_with_data(io) -> None:
     client = io.pipe_client(name)
     io.send_all(client, bytes(10))
     assert w.DisconnectNamedPipe(server)
-    _fails(lambda: w.ReadFile(server, bytearray(1), 1, None, io.ov_event()),
-           w.ERROR_PIPE_NOT_CONNECTED)  # fmt: skip
+    _fails(
+        lambda: w.ReadFile(server, bytearray(1), 1, None, io.ov_event()), w.ERROR_PIPE_NOT_CONNECTED
+    )
 
 
 def test_multiple_instances(io) -> None:
@@ -196,10 +223,20 @@ def test_multiple_instances(io) -> None:
     # ConnectNamedPipe does not move an instance forward and may be issued twice
     name = io.pipe_name()
     server = [
-        io.keep(w.CreateNamedPipe(name, w.PIPE_ACCESS_DUPLEX | w.FILE_FLAG_OVERLAPPED,
-                                  w.PIPE_READMODE_BYTE | w.PIPE_WAIT, 4, 1024, 1024, 0, None))
+        io.keep(
+            w.CreateNamedPipe(
+                name,
+                w.PIPE_ACCESS_DUPLEX | w.FILE_FLAG_OVERLAPPED,
+                w.PIPE_READMODE_BYTE | w.PIPE_WAIT,
+                4,
+                1024,
+                1024,
+                0,
+                None,
+            )
+        )
         for _ in range(4)
-    ]  # fmt: skip
+    ]
 
     def connect(i: int, error: int) -> Any:
         ov = w.OVERLAPPED()
@@ -265,8 +302,9 @@ def test_second_client_and_reconnect_are_busy(io) -> None:
     assert w.GetLastError() == w.ERROR_PIPE_BUSY
 
 
-@pytest.mark.parametrize("pipe_type", [w.PIPE_TYPE_BYTE, w.PIPE_TYPE_MESSAGE],
-                         ids=["byte", "message"])  # fmt: skip
+@pytest.mark.parametrize(
+    "pipe_type", [w.PIPE_TYPE_BYTE, w.PIPE_TYPE_MESSAGE], ids=["byte", "message"]
+)
 def test_nowait(io, pipe_type: int) -> None:
     # [W:k32/pipe.c:test_nowait] (Windows' results, including the todo_wine message case)
     name = io.pipe_name()
@@ -290,8 +328,9 @@ def test_nowait(io, pipe_type: int) -> None:
             name, w.FILE_FLAG_OVERLAPPED | w.PIPE_ACCESS_DUPLEX, mode, 1, 512, 512, 0, None
         )
     )
-    read_end = io.keep(w.CreateFile(name, w.GENERIC_READ, 0, None, w.OPEN_EXISTING,
-                                    w.FILE_FLAG_OVERLAPPED, 0))  # fmt: skip
+    read_end = io.keep(
+        w.CreateFile(name, w.GENERIC_READ, 0, None, w.OPEN_EXISTING, w.FILE_FLAG_OVERLAPPED, 0)
+    )
     ov = io.ov_event()
 
     def write(size: int) -> int:

@@ -23,9 +23,15 @@ def create_overlapped_pipe(io: Any, mode: int) -> tuple[int, int]:
     read mode of ``mode``."""
     name = io.pipe_name()
     server = w.CreateNamedPipe(
-        name, w.FILE_FLAG_OVERLAPPED | w.PIPE_ACCESS_DUPLEX, w.PIPE_WAIT | mode, 1, 5000, 6000,
-        w.NMPWAIT_USE_DEFAULT_WAIT, None,
-    )  # fmt: skip
+        name,
+        w.FILE_FLAG_OVERLAPPED | w.PIPE_ACCESS_DUPLEX,
+        w.PIPE_WAIT | mode,
+        1,
+        5000,
+        6000,
+        w.NMPWAIT_USE_DEFAULT_WAIT,
+        None,
+    )
     io.keep(server)
     assert io.is_signaled(server)
     ov = io.ov_event()
@@ -137,8 +143,9 @@ def flush_async(io: Any, testing: Any, pipe: int, error: int) -> Any:
 # test_blocking_rw, both directions, the three type/read-mode combinations
 
 
-def blocking_rw(io: Any, testing: Any, writer: int, reader: int, size: int, msg_mode: bool,
-                msg_read: bool) -> None:  # fmt: skip
+def blocking_rw(
+    io: Any, testing: Any, writer: int, reader: int, size: int, msg_mode: bool, msg_read: bool
+) -> None:
     # pending read with an event
     read_ov, _ = read_async(io, reader, 1000)
     assert w.FlushFileBuffers(writer)
@@ -153,14 +160,16 @@ def blocking_rw(io: Any, testing: Any, writer: int, reader: int, size: int, msg_
     write_ov2 = write_async(io, writer, 1)
     flusher = flush_async(io, testing, writer, 0)
     assert not io.is_signaled(write_ov.hEvent)
-    peek_pipe(reader, 3000 + (0 if msg_mode else size + 1), 3000 + size + 1,
-              3000 if msg_mode else 0)  # fmt: skip
+    peek_pipe(
+        reader, 3000 + (0 if msg_mode else size + 1), 3000 + size + 1, 3000 if msg_mode else 0
+    )
     # an empty write does not block, even behind pending ones
     write_sync(io, writer, 0)
     assert not io.is_signaled(write_ov.hEvent)
     assert not io.is_signaled(write_ov2.hEvent)
-    peek_pipe(reader, 3000 + (0 if msg_mode else size + 1), 3000 + size + 1,
-              3000 if msg_mode else 0)  # fmt: skip
+    peek_pipe(
+        reader, 3000 + (0 if msg_mode else size + 1), 3000 + size + 1, 3000 if msg_mode else 0
+    )
     # read what is left of the first write
     read_sync(io, reader, 3000, 3000, False)
     overlapped_result(io, writer, write_ov, size, False)
@@ -244,8 +253,9 @@ def blocking_rw(io: Any, testing: Any, writer: int, reader: int, size: int, msg_
     # two pending writes, cancel the first: the reader sees the second only
     write_ov = write_async(io, writer, size + 2000)
     write_ov2 = write_async(io, writer, 1)
-    peek_pipe(reader, size + 2000 + (0 if msg_mode else 1), size + 2001,
-              size + 2000 if msg_mode else 0)  # fmt: skip
+    peek_pipe(
+        reader, size + 2000 + (0 if msg_mode else 1), size + 2001, size + 2000 if msg_mode else 0
+    )
     cancel(io, writer, write_ov)
     peek_pipe(reader, 1, 1, 1 if msg_mode else 0)
     read_sync(io, reader, 1000, 1, False)
@@ -325,10 +335,18 @@ def test_close_and_disconnect_with_pending_writes(io, testing, msg_mode, msg_rea
 
 def _sync_message_pipe(io: Any) -> tuple[int, int]:
     name = io.pipe_name()
-    server = io.keep(w.CreateNamedPipe(
-        name, w.PIPE_ACCESS_DUPLEX, w.PIPE_TYPE_MESSAGE | w.PIPE_READMODE_MESSAGE | w.PIPE_WAIT,
-        1, 1024, 1024, w.NMPWAIT_USE_DEFAULT_WAIT, None,
-    ))  # fmt: skip
+    server = io.keep(
+        w.CreateNamedPipe(
+            name,
+            w.PIPE_ACCESS_DUPLEX,
+            w.PIPE_TYPE_MESSAGE | w.PIPE_READMODE_MESSAGE | w.PIPE_WAIT,
+            1,
+            1024,
+            1024,
+            w.NMPWAIT_USE_DEFAULT_WAIT,
+            None,
+        )
+    )
     client = io.pipe_client(name, overlapped=False)
     return server, client
 
@@ -446,9 +464,11 @@ def test_empty_message_is_a_message(io) -> None:
     for msg_read in (True, False):
         name = io.pipe_name()
         mode = w.PIPE_TYPE_MESSAGE | (w.PIPE_READMODE_MESSAGE if msg_read else 0)
-        server = io.keep(w.CreateNamedPipe(
-            name, w.PIPE_ACCESS_DUPLEX | w.FILE_FLAG_OVERLAPPED, mode, 1, 4096, 4096, 0, None
-        ))  # fmt: skip
+        server = io.keep(
+            w.CreateNamedPipe(
+                name, w.PIPE_ACCESS_DUPLEX | w.FILE_FLAG_OVERLAPPED, mode, 1, 4096, 4096, 0, None
+            )
+        )
         client = io.pipe_client(name)
         write_sync(io, client, 3)
         write_sync(io, client, 0)

@@ -236,6 +236,14 @@ def test_rpcdump_example_lists_every_interface(served: Any, epm135: Any) -> None
     run = subprocess.run([sys.executable, script, "127.0.0.1"],
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
-    text = run.stdout
-    assert "UUID    : 60A15EC5-4DE8-11D7-A637-005056A20182 v1.0 winaio rpcecho" in text
-    assert f"Bindings: \n          {served.binding}" in text or served.binding in text
+    blocks = run.stdout.split("\n\n")
+    echo = next(b for b in blocks if "UUID    : 60A15EC5-4DE8-11D7-A637-005056A20182" in b)
+    assert echo.splitlines()[-5:] == [
+        "Protocol: N/A ",
+        "Provider: N/A ",
+        "UUID    : 60A15EC5-4DE8-11D7-A637-005056A20182 v1.0 winaio rpcecho",
+        "Bindings: ",
+        f"          {served.binding}",
+    ], echo
+    # And hept_map without a dce: impacket connects to the mapper on 135 itself (rpc #90).
+    assert epm.hept_map("127.0.0.1", ECHO_IF, protocol="ncacn_ip_tcp") == served.binding

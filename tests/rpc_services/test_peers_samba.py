@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from winaio import rpc
+
 pytestmark = pytest.mark.interop
 
 SCRIPT = pathlib.Path(__file__).with_name("samba_echo.py")
@@ -66,12 +68,9 @@ def test_samba_python_client_every_opnum(samba_python: str, served: Any, order: 
 def test_samba_python_client_over_ncalrpc(samba_python: str, tmp_path: Any) -> None:
     # ncalrpc: our Unix socket in the directory Samba's client is told to look in
     # ("ncalrpc dir"), both byte orders.
-    from winaio import rpc
-    from winaio.rpc._interfaces import _services
-
     server = rpc.Server(lrpc_dir=str(tmp_path))
     try:
-        _services.register_echo(server)
+        rpc.register_echo(server)
         server.use_protseq("ncalrpc", "winaio-echo")
         server.listen(wait=False)
         for order in ("", ",bigendian"):

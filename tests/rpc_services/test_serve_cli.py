@@ -110,3 +110,19 @@ def test_serve_verbose_logs_every_call_and_stops_on_ctrl_c(serve: Any) -> None:
     out = s.stop(signal.SIGINT)
     assert re.search(r"DEBUG winaio\.rpc\.server: .*AddOne", out), out
     assert out.rstrip().endswith("stopped")
+
+
+def test_sigterm_lets_a_call_in_flight_finish(serve: Any) -> None:
+    # spec: rpc #98 (stopping lets in-flight calls finish and their replies reach impacket)
+    s = serve()
+    t = transport.DCERPCTransportFactory(s.binding("rpcecho, mgmt, epmapper          ncacn_ip_tcp"))
+    dce = t.get_dce_rpc()
+    dce.connect()
+    dce.bind(ECHO_IF)
+    dce.call(6, (1).to_bytes(4, "little"))  # TestSleep(1), answered from a timer
+    time.sleep(0.2)
+    s.proc.send_signal(signal.SIGTERM)
+    assert dce.recv() == (1).to_bytes(4, "little")
+    out, _ = s.proc.communicate(timeout=30)
+    assert s.proc.returncode == 0 and out.rstrip().endswith("stopped"), out
+    dce.disconnect()

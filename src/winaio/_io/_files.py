@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .._kernel._dispatcher import LOCK, DispatcherObject, ThreadState, wake_waiters
@@ -85,6 +85,7 @@ class FileObject(DispatcherObject):
         "_pending",
         "_signaled",
         "backend",
+        "close_hooks",
         "closing",
         "direct",
         "fd",
@@ -135,6 +136,8 @@ class FileObject(DispatcherObject):
         self.writable = True
         self._signaled = True  # a file object starts signaled (spec §1.2)
         self._pending: dict[Operation, None] = {}
+        #: Run once when the last handle closes (share modes, byte-range locks).
+        self.close_hooks: list[Callable[[], object]] | None = None
 
     def _is_signaled_for(self, ts: ThreadState) -> bool:
         return self._signaled
@@ -209,8 +212,19 @@ class FileObject(DispatcherObject):
             pending = list(self._pending)
             if not pending:
                 self._release_fd()
+        hooks, self.close_hooks = self.close_hooks, None
+        for hook in hooks or ():
+            hook()
         for op in pending:
             request_cancel(op)
+
+    def add_close_hook(self, hook: Callable[[], object]) -> None:
+        """Run ``hook`` once when the file object closes (its last handle is closed)."""
+        with LOCK:
+            if self.close_hooks is None:
+                self.close_hooks = []
+            if hook not in self.close_hooks:
+                self.close_hooks.append(hook)
 
     def _last_handle_closed(self) -> None:
         self.close()

@@ -32,6 +32,7 @@ from .._kernel._dispatcher import ThreadState
 from .._kernel._threads import current_thread_state
 from ..codes import NtStatus
 from ._backend import OpKind
+from ._dispatch import deliver
 
 if TYPE_CHECKING:
     from .._kernel._objects import Event
@@ -180,8 +181,6 @@ class Operation:
 
     def complete(self, status: int, information: int) -> None:
         """Called by the backend exactly once: deliver the completion (spec §1.5)."""
-        from ._dispatch import deliver
-
         deliver(self, status, information)
 
 

@@ -17,12 +17,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from .._kernel._objects import Event
 from ..codes import NtStatus, WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error
 from ._backend import OpKind
-from ._files import FileObject, run_sync, start
+from ._files import FileObject, request_cancel, run_sync, start
 from ._ops import CompletionRoutine, Operation
-from ._overlapped import Overlapped, is_error, is_warning
+from ._overlapped import Overlapped, get_overlapped_result, is_error, is_warning
 
 __all__ = ["as_buffers", "issue", "read_file", "read_file_after", "write_file"]
 
@@ -269,9 +270,6 @@ class RequestMethods:
     def _wait(
         self, call: Any, buffers: list[memoryview], offset: int, timeout: float | None
     ) -> int:
-        from .._kernel._objects import Event
-        from ._overlapped import get_overlapped_result
-
         file: FileObject = self  # type: ignore[assignment]
         if not file.overlapped:
             return int(call(file, buffers, None if not file.seekable else Overlapped(offset))[1])
@@ -282,8 +280,6 @@ class RequestMethods:
         except Win32Error as exc:
             if exc.winerror in (WinError.ERROR_IO_INCOMPLETE, 258):
                 # Timed out: cancel, and keep the buffers until the request is really over.
-                from ._files import request_cancel
-
                 for op in file.pending_ops():
                     if op.overlapped is ov:
                         request_cancel(op)

@@ -170,6 +170,19 @@ from ._towers import (
     tcp_tower,
 )
 
+# built-in services (rpcsvc): rpcecho, mgmt and the endpoint mapper; a block of its own
+# isort: split
+from ._epm import EndpointMap
+from ._interfaces._services import (
+    ECHO_INTERFACE,
+    EPM_INTERFACE,
+    MGMT_INTERFACE,
+    publish_endpoints,
+    register_echo,
+    register_epm,
+    register_mgmt,
+)
+
 __all__ = [
     # the server runtime
     "Server",
@@ -315,4 +328,13 @@ __all__ = [
     "encode_floors",
     "lrpc_tower",
     "tcp_tower",
+    # built-in services
+    "ECHO_INTERFACE",
+    "MGMT_INTERFACE",
+    "EPM_INTERFACE",
+    "EndpointMap",
+    "register_echo",
+    "register_mgmt",
+    "register_epm",
+    "publish_endpoints",
 ]

@@ -15,10 +15,12 @@ from .._clock import shift_wall_clock as shift_wall_clock
 from .._kernel._dispatcher import DispatcherObject
 from .._kernel._handles import HANDLE_TABLE
 from .._kernel._threads import KThread, thread_state_by_id
+from .._pool._clock import ManualClock as ManualClock
 from .._runtime import available_backends as available_backends
 from .._runtime import using_backend as using_backend
 
 __all__ = [
+    "ManualClock",
     "available_backends",
     "reset_wall_clock",
     "shift_wall_clock",

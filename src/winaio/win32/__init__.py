@@ -14,14 +14,33 @@ The core never imports this package.
 
 from __future__ import annotations
 
-from . import _base, _constants, _io, _pipes, _port, _rpc, _sync, _threads, _winsock
+# issue 12 (fidelity): _dirwatch, _files
+from . import (
+    _base,
+    _constants,
+    _dirwatch,
+    _files,
+    _io,
+    _locks,
+    _pipes,
+    _port,
+    _rpc,
+    _sync,
+    _sync_ex,
+    _threads,
+    _winsock,
+)
 from ._base import *  # noqa: F403
 from ._constants import *  # noqa: F403
+from ._dirwatch import *  # noqa: F403
+from ._files import *  # noqa: F403
 from ._io import *  # noqa: F403
+from ._locks import *  # noqa: F403
 from ._pipes import *  # noqa: F403
 from ._port import *  # noqa: F403
 from ._rpc import *  # noqa: F403
 from ._sync import *  # noqa: F403
+from ._sync_ex import *  # noqa: F403
 from ._threads import *  # noqa: F403
 from ._winsock import *  # noqa: F403
 
@@ -38,4 +57,9 @@ __all__ = [
     *_threads.__all__,
     *_winsock.__all__,
     "WAIT_ABANDONED",
+    # issue 12 (fidelity)
+    *_dirwatch.__all__,
+    *_files.__all__,
+    *_locks.__all__,
+    *_sync_ex.__all__,
 ]

@@ -18,9 +18,11 @@ import itertools
 import os
 import select
 import threading
+import time
 
 from ..._io._backend import BackendStatistics, OpKind
 from ..._io._ops import Operation
+from ..._kernel._dispatcher import LOCK
 from .abi import RingBusyError, SubmissionQueueFull
 from .abi.consts import CqeFlags, PollFlags
 from .backlog import Backlog, prep_failed
@@ -33,12 +35,14 @@ from .common import (
     ECANCELED,
     REAP_BATCH,
     UD_CANCEL,
+    UD_POKE,
     UD_WAKE,
     UNSUCCESSFUL,
     Finished,
     InFlight,
     report,
 )
+from .lead import WATCH_MAX, WATCH_MIN, Leadership, RingParker
 from .probe import feature_names, probe_backend
 from .ring import BackendRing
 from .sqpoll import HOT_DEPTH, S_BIT, SQ_THREAD_IDLE_MS, SqPollRing, sqpoll_wanted
@@ -99,10 +103,13 @@ class IoUringBackend:
             self._ring.close()
             raise
         self._lock = threading.Lock()
+        #: Guards reaping the SQPOLL ring, which the ring thread and leaders share (``lead``).
+        self._cq_lock = threading.Lock()
         self._table = InFlight()
         self._streams = StreamLines(self._lock, self._poll_locked)
         self._backlog = Backlog()
         self._sleeping = False
+        self._sleep_timed = False  # the ring thread sleeps with the watch's timeout
         self._closing = self._crashed = self._close_called = False
         self._stop_sent = False  # the ring thread cancelled its wake-up poll: it is stopping
         self._multishot = True
@@ -112,11 +119,25 @@ class IoUringBackend:
         self._submitted = self._done = self._done_direct = 0
         self._cancelled = self._cancelled_direct = 0
         self._wakeups = self._enters = 0
+        # Ring-thread rounds (each one a wake-up: the eventfd, a CQE, a watch tick) and those
+        # that reaped the SQPOLL ring: what leaders save (tests count them).
+        self._rounds = self._sq_reaps = 0
+        self._watch_starts = 0  # ring-thread wake-ups to start watching a new owner
         # FILE requests on the plain ring (taken under _lock; finished, by the ring thread):
         # the SQPOLL routing decision reads them.
         self._file_in = self._file_out = 0
         # Prepared here, submitted by the ring thread's first enter: the ring thread owns it.
         self._ring.prep_poll_add(self._efd, _POLLIN, UD_WAKE, 0, _MULTI)
+        self._lead: Leadership | None = None
+        if self._sq is not None:
+            self._lead = Leadership(
+                self._sq.ring, self._lock, self._reap_sq, self._sq_in_flight,
+                self._wake_to_watch, self._efd,
+            )  # fmt: skip
+            with self._lock:
+                kick = self._arm_poke_locked()
+            if kick:
+                self._wakeup_sq()
         self._thread = threading.Thread(
             target=self._run, name=f"winaio-uring-{next(_names)}", daemon=True
         )
@@ -125,7 +146,7 @@ class IoUringBackend:
     # ------------------------------------------------------------------ Backend protocol
     def submit(self, op: Operation) -> None:
         failed = 0
-        kick = False
+        kick = on_sq = False
         with self._lock:
             if self._closing:
                 raise RuntimeError("the io_uring backend is closed")
@@ -140,6 +161,7 @@ class IoUringBackend:
                     try:
                         kick = sq.submit_locked(op, self._table)
                         queued = False
+                        on_sq = True
                     except SubmissionQueueFull:
                         pass  # the plain ring takes it
                     except Exception:
@@ -179,6 +201,16 @@ class IoUringBackend:
             self._wakeup_sq()
         if failed:
             self._finish_direct(op, failed)
+        elif on_sq:
+            # The issuer most likely waits for this soon: let it lead the SQPOLL ring then.
+            lead = self._lead
+            parker = op.issuer.parker
+            if lead is not None and (parker.__class__ is not RingParker or parker.lead is not lead):
+                LOCK.acquire()
+                try:
+                    lead.parker_for(op.issuer)
+                finally:
+                    LOCK.release()
 
     def cancel(self, op: Operation) -> None:
         direct = queued = kick = False
@@ -222,8 +254,16 @@ class IoUringBackend:
                 f" {'multishot' if self._multishot else 'one-shot'}; {self._wakeups} wake-ups,"
                 f" {self._enters} enters, {self._backlog.total} backlogged; {self._sq_mode}:"
                 f" {0 if sq is None else sq.taken} requests,"
-                f" {0 if sq is None else sq.wakeups} poller wake-ups"
+                f" {0 if sq is None else sq.wakeups} poller wake-ups; {self._rounds} ring-thread"
+                f" rounds, {self._sq_reaps} of them reaping the SQPOLL ring,"
+                f" {self._watch_starts} woken to watch a new owner"
             )
+            lead = self._lead
+            if lead is not None:
+                detail += (
+                    f"; leaders: {lead.leads} waits as leader, {lead.waits} in the kernel,"
+                    f" {lead.pokes} pokes, {lead.takeovers} takeovers"
+                )
         return BackendStatistics(
             name=self.name,
             submitted=submitted,
@@ -253,6 +293,8 @@ class IoUringBackend:
         if wake:
             os.eventfd_write(self._efd, 1)
         self._thread.join(CLOSE_TIMEOUT)
+        if self._lead is not None:
+            self._lead.close()  # no thread waits on the SQPOLL ring from here on
         if self._crashed:
             self._stop_sent = True  # no wake-up poll re-arming from here on
             sq = None if self._sq is None else self._sq.ring
@@ -356,11 +398,19 @@ class IoUringBackend:
         # 47 -> 19 us. (Submitting the round's new SQEs in a separate enter *before*
         # delivering measured the same at QD32/QD128, for one more syscall; not worth it.)
         sq = self._sq
+        lead = self._lead
         finished: Finished = []
         cancel_all_done = stop = False
+        # The SQPOLL ring: reaped here only while no leader owns it (``lead``), or after the
+        # watch took it over from an owner that went away.
+        reap_sq = sq is not None
+        tick = WATCH_MIN
+        next_watch = 0.0
         while True:
+            self._rounds += 1
             lines: list[Line] = []
             sq_full = False
+            timeout = 0.0
             with lock:
                 if self._backlog:
                     sq_full, enters, files = self._backlog.drain_locked(
@@ -369,6 +419,19 @@ class IoUringBackend:
                     )  # fmt: skip
                     self._enters += enters
                     self._file_out += files
+                if lead is not None:
+                    if self._closing and lead.owner is not None:
+                        lead.disown_locked()  # closing: the ring thread drains the SQPOLL ring
+                    if lead.owner is None:
+                        reap_sq = True
+                    elif time.monotonic() >= next_watch:
+                        reap_sq = lead.watch()
+                        tick = WATCH_MIN if reap_sq else min(2 * tick, WATCH_MAX)
+                        next_watch = time.monotonic() + tick
+                    else:
+                        reap_sq = False
+                    if lead.watching():
+                        timeout = max(next_watch - time.monotonic(), 1e-4)
                 if self._closing:
                     if not cancel_all_done:
                         cancel_all_done = True
@@ -391,9 +454,11 @@ class IoUringBackend:
                     to_submit = wait = 0  # service them first, then come round again
                 else:
                     to_submit = ring.publish()
-                    wait = 0 if ring.cq_ready() or (sq is not None and sq.ring.cq_ready()) else 1
+                    ready = ring.cq_ready() or (reap_sq and sq is not None and sq.ring.cq_ready())
+                    wait = 0 if ready else 1
                     if wait:
                         self._sleeping = True  # after publish, in the same critical section
+                        self._sleep_timed = timeout > 0
             for line in lines:
                 streams.service(line, ECANCELED, finished)
             if finished:
@@ -407,17 +472,22 @@ class IoUringBackend:
             if to_submit or wait:
                 self._enters += 1
                 try:
-                    ring.enter(to_submit, wait)
+                    if wait and timeout:
+                        ring.enter_timeout(to_submit, wait, timeout)
+                    else:
+                        ring.enter(to_submit, wait)
                 except RingBusyError:
                     pass  # the CQ backlog is full: reap below, then submit again
                 self._sleeping = False
             cqes = reap(REAP_BATCH)
             if cqes:
                 self._file_out += process(cqes, finished)
-            if sq is not None:
-                cqes = sq.ring.reap(REAP_BATCH)
-                if cqes:
-                    sq.finished += process(cqes, finished)
+            if reap_sq and sq is not None:
+                with self._cq_lock:
+                    cqes = sq.ring.reap(REAP_BATCH)
+                    if cqes:
+                        self._sq_reaps += 1
+                        sq.finished += process(cqes, finished)
 
     def _wake_flags(self) -> int:
         return _MULTI if self._multishot else 0
@@ -434,6 +504,8 @@ class IoUringBackend:
             if entry is None:
                 if ud == UD_WAKE:
                     self._wake_cqe(res, flags)
+                elif ud == UD_POKE and not flags & _F_MORE:
+                    self._poke_cqe(res)
                 continue  # UD_CANCEL: -ENOENT/-EALREADY are normal races
             op, extra = entry  # extra: the FILE op's keepalive (dropped now), or its line
             if extra.__class__ is Line:
@@ -449,9 +521,15 @@ class IoUringBackend:
         return files
 
     def _deliver(self, finished: Finished) -> None:
-        """Complete a round's operations, in order (no lock held)."""
+        """Complete a batch of operations, in order (ring thread or leader, no lock held)."""
+        cancelled = 0
+        for _, status, _ in finished:
+            if status == CANCELLED:
+                cancelled += 1
         # Counted first, so that a woken issuer already sees them in statistics().
-        self._done += len(finished)
+        with self._lock:
+            self._done += len(finished)
+            self._cancelled += cancelled
         for op, status, information in finished:
             try:
                 op.complete(status, information)
@@ -459,8 +537,67 @@ class IoUringBackend:
                 report(f"completing {op!r}")
                 if not op.done:
                     op.complete(UNSUCCESSFUL, 0)
-            if status == CANCELLED:
-                self._cancelled += 1
+
+    # ------------------------------------------------------------------ leaders (``lead``)
+    def _reap_sq(self) -> int:
+        """Reap the SQPOLL ring and deliver (a leader, no lock held); how many CQEs."""
+        sq = self._sq
+        assert sq is not None
+        ring = sq.ring
+        if not ring.cq_ready() and not ring.cq_has_overflow():
+            return 0
+        finished: Finished = []
+        with self._cq_lock:
+            cqes = ring.reap(REAP_BATCH)
+            if cqes:
+                sq.finished += self._process(cqes, finished)
+        if finished:
+            self._deliver(finished)
+        return len(cqes)
+
+    def _sq_in_flight(self) -> int:
+        sq = self._sq
+        return 0 if sq is None else sq.taken - sq.finished
+
+    def _wake_to_watch(self) -> bool:
+        """The SQPOLL ring got an owner (under _lock): a ring thread asleep without a
+        timeout must wake up to start watching (``lead``)."""
+        wake = self._sleeping and not self._sleep_timed
+        if wake:
+            self._sleeping = False
+            self._watch_starts += 1
+        return wake
+
+    def _arm_poke_locked(self) -> bool:
+        """(Re-)arm the multishot POLL_ADD on the leaders' poke eventfd in the SQPOLL ring
+        (submitted by its poller, which owns it). True if the poller must be woken. Without
+        a poke nobody could wake a leader out of the kernel: if the poll cannot be armed
+        (the SQ ring is full, or one-shot polls only), nobody leads any more."""
+        sq, lead = self._sq, self._lead
+        assert sq is not None and lead is not None
+        if self._multishot:
+            try:
+                sq.ring.prep_poll_add(lead.poke_efd, _POLLIN, UD_POKE, 0, _MULTI)
+            except SubmissionQueueFull:
+                pass
+            else:
+                return sq.publish_locked()
+        lead.give_up_locked()
+        return False
+
+    def _poke_cqe(self, res: int) -> None:
+        # The multishot poke poll ended: re-arm it after a CQ overflow; -EINVAL is a kernel
+        # without multishot polls (< 5.13): nobody leads.
+        with self._lock:
+            if self._closing:
+                return
+            if res == -errno.EINVAL:
+                assert self._lead is not None
+                self._lead.give_up_locked()
+                return
+            kick = self._arm_poke_locked()
+        if kick:
+            self._wakeup_sq()
 
     def _wake_cqe(self, res: int, flags: int) -> None:
         if flags & _F_MORE:

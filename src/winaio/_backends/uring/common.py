@@ -23,6 +23,7 @@ __all__ = [
     "REAP_BATCH",
     "RETRY",
     "UD_CANCEL",
+    "UD_POKE",
     "UD_WAKE",
     "UNSUCCESSFUL",
     "Finished",
@@ -40,6 +41,7 @@ B_FILE, B_POLL, B_CANCEL = 0, 1, 2
 # Reserved user_data values; requests count up from FIRST_UD and are never reused.
 UD_WAKE = 1  # the eventfd POLL_ADD
 UD_CANCEL = 2  # every ASYNC_CANCEL (its own result is not needed)
+UD_POKE = 3  # the SQPOLL ring's POLL_ADD on the leaders' poke eventfd (``lead``)
 FIRST_UD = 16
 #: CQEs reaped from a ring at once.
 REAP_BATCH = 1024

@@ -32,8 +32,8 @@ from collections.abc import Sequence
 from .abi import Ring
 from .abi.consts import EnterFlags, IoringOp
 from .abi.prep import SQE
-from .abi.structs import make_iovecs, pin_readonly
-from .abi.syscall import ARGSZ_NONE, NR_IO_URING_ENTER, _syscall, enter_error
+from .abi.structs import GeteventsArg, KernelTimespec, make_iovecs, pin_readonly
+from .abi.syscall import ARGSZ_EXT, ARGSZ_NONE, NR_IO_URING_ENTER, _syscall, enter_error
 
 _from_buffer = ctypes.c_char.from_buffer
 _addressof = ctypes.addressof
@@ -41,6 +41,7 @@ _addressof = ctypes.addressof
 __all__ = ["BackendRing"]
 
 _GETEVENTS = int(EnterFlags.IORING_ENTER_GETEVENTS)
+_EXT_ARG = int(EnterFlags.IORING_ENTER_EXT_ARG)
 _USER_DATA = struct.Struct("<Q")  # io_uring_sqe.user_data, at byte 32 of the 64-byte SQE
 _U32 = 0xFFFFFFFF
 #: Linux caps one read/write at MAX_RW_COUNT (INT_MAX & PAGE_MASK); the SQE ``len`` is a u32.
@@ -135,5 +136,22 @@ class BackendRing(Ring):
             return ret
         err = ctypes.get_errno()
         if err == errno.EINTR:
+            return 0
+        raise enter_error(err)
+
+    def enter_timeout(self, to_submit: int, wait_nr: int, timeout: float) -> int:
+        """:meth:`enter` that waits at most ``timeout`` seconds (``IORING_ENTER_EXT_ARG``,
+        5.11; the probe of ``sqpoll`` needs it). Expiry (ETIME) and EINTR return 0."""
+        ts = KernelTimespec()
+        ts.tv_sec, ts.tv_nsec = divmod(max(0, round(timeout * 1e9)), 1_000_000_000)
+        arg = GeteventsArg(ts=ctypes.addressof(ts))
+        ret: int = _syscall(
+            NR_IO_URING_ENTER, self.fd, to_submit, wait_nr, _GETEVENTS | _EXT_ARG,
+            ctypes.byref(arg), ARGSZ_EXT,
+        )  # fmt: skip
+        if ret >= 0:
+            return ret
+        err = ctypes.get_errno()
+        if err in (errno.EINTR, errno.ETIME):
             return 0
         raise enter_error(err)

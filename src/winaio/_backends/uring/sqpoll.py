@@ -103,7 +103,7 @@ SQPOLL_DEFAULT = True
 #: The SQ poller's idle time before it sleeps, in ms (the kernel rounds it up to jiffies).
 SQ_THREAD_IDLE_MS = 1
 #: FILE requests in flight on the plain ring from which new ones go to the SQPOLL ring.
-HOT_DEPTH = 4
+HOT_DEPTH = 0
 #: Set in the user_data of requests on the SQPOLL ring.
 S_BIT = 1 << 62
 _SETUP_SQPOLL = int(SetupFlags.IORING_SETUP_SQPOLL)

@@ -50,43 +50,90 @@ EPM_INTERFACE: Final = Interface("epmapper", EPMAPPER.uuid, (3, 0), EPM_PROCEDUR
 ANNOTATIONS: Final = {RPCECHO: "winaio rpcecho", MGMT: "winaio mgmt", EPMAPPER: "winaio epmapper"}
 
 
+# rpcecho's EPV. Every manager but TestSleep only computes: they are registered in the MS
+# asynchronous form and complete inline on the server's loop, so no worker-thread hop (nor a
+# keyword-dict round trip: each takes its IDL parameters) is paid for them; TestSleep completes
+# later from a timer.
+
+
+@async_manager
+def _add_one(call: Any, in_data: int) -> None:
+    call.complete(_echo.add_one(in_data))
+
+
+@async_manager
+def _echo_data(call: Any, len: int, in_data: bytes) -> None:
+    call.complete(_echo.echo_data(len, in_data))
+
+
+@async_manager
+def _sink_data(call: Any, len: int, data: bytes) -> None:
+    _echo.sink_data(len, data)
+    call.complete()
+
+
+@async_manager
+def _source_data(call: Any, len: int) -> None:
+    call.complete(_echo.source_data(len))
+
+
+@async_manager
+def _test_call(call: Any, s1: str) -> None:
+    call.complete(_echo.test_call(s1))
+
+
+@async_manager
+def _test_call2(call: Any, level: int) -> None:
+    call.complete(_echo.test_call2(level))
+
+
+@async_manager
+def _test_enum(call: Any, foo1: int, foo2: dict[str, Any], foo3: Any) -> None:
+    call.complete(_echo.test_enum(foo1, foo2, foo3))
+
+
+@async_manager
+def _test_surrounding(call: Any, data: dict[str, Any]) -> None:
+    call.complete(_echo.test_surrounding(data))
+
+
+@async_manager
+def _test_double_pointer(call: Any, data: int | None) -> None:
+    call.complete(_echo.test_double_pointer(data))
+
+
 def echo_managers() -> dict[int | str, Callable[..., Any]]:
-    """rpcecho's EPV. Every manager but TestSleep is a plain function that only computes; they
-    are registered in the MS asynchronous form and complete inline, so no worker thread hop is
-    paid for them; TestSleep completes later from a timer."""
-
-    def inline(fn: Callable[..., Any]) -> Callable[..., Any]:
-        @async_manager
-        def manager(call: Any, **args: Any) -> None:
-            call.complete(fn(**args))
-
-        manager.__name__ = fn.__name__
-        return manager
-
+    """rpcecho's EPV (Samba's answers, ``_echo``), by procedure name."""
     return {
-        "AddOne": inline(_echo.add_one),
-        "EchoData": inline(_echo.echo_data),
-        "SinkData": inline(_echo.sink_data),
-        "SourceData": inline(_echo.source_data),
-        "TestCall": inline(_echo.test_call),
-        "TestCall2": inline(_echo.test_call2),
+        "AddOne": _add_one,
+        "EchoData": _echo_data,
+        "SinkData": _sink_data,
+        "SourceData": _source_data,
+        "TestCall": _test_call,
+        "TestCall2": _test_call2,
         "TestSleep": async_manager(_echo.test_sleep),
-        "TestEnum": inline(_echo.test_enum),
-        "TestSurrounding": inline(_echo.test_surrounding),
-        "TestDoublePointer": inline(_echo.test_double_pointer),
+        "TestEnum": _test_enum,
+        "TestSurrounding": _test_surrounding,
+        "TestDoublePointer": _test_double_pointer,
     }
 
 
 def register_echo(server: Server) -> None:
+    """Serve Samba's rpcecho test interface (every opnum, Samba's answers) on ``server``."""
     server.register_interface(ECHO_INTERFACE, echo_managers())
 
 
 def register_mgmt(server: Server, *, allow_remote_stop: bool = False) -> None:
+    """Serve the DCE/RPC management interface about ``server`` itself (inq_if_ids, inq_stats,
+    is_server_listening, stop_server_listening - refused unless ``allow_remote_stop`` -,
+    inq_princ_name), so rpcmap-style tools can enumerate it."""
     service = MgmtService(server, allow_remote_stop=allow_remote_stop)
     server.register_interface(MGMT_INTERFACE, service.managers())
 
 
 def register_epm(server: Server, endpoints: EndpointMap) -> None:
+    """Serve the endpoint mapper (ept_map, ept_lookup, ept_lookup_handle_free) over
+    ``endpoints`` on ``server`` (on TCP 135 for rpcclient; anywhere for impacket)."""
     server.register_interface(EPM_INTERFACE, EpmService(endpoints).managers())
 
 
@@ -149,7 +196,8 @@ class DemoServices:
             # Busy (another mapper, another test run) or not allowed (no root): fall back.
             if epm_port == epm_fallback_port:
                 raise
-            fallback = f"port {epm_port} unavailable ({exc}); mapper on port {epm_fallback_port}"
+            where = f"port {epm_fallback_port}" if epm_fallback_port else "a dynamic port"
+            fallback = f"port {epm_port} unavailable ({exc}); the mapper is on {where}"
             mapper.use_protseq("ncacn_ip_tcp", str(epm_fallback_port), host=host)
         app = Server(**options)
         register_echo(app)

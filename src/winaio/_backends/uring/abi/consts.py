@@ -19,6 +19,7 @@ __all__ = [
     "SqeFlags",
     "EnterFlags",
     "SqRingFlags",
+    "CqRingFlags",
     "CqeFlags",
     "TimeoutFlags",
     "CancelFlags",
@@ -168,6 +169,12 @@ class SqRingFlags(enum.IntFlag):
     IORING_SQ_NEED_WAKEUP = 1 << 0
     IORING_SQ_CQ_OVERFLOW = 1 << 1
     IORING_SQ_TASKRUN = 1 << 2
+
+
+class CqRingFlags(enum.IntFlag):
+    """The ``flags`` word in the CQ ring, written by the application."""
+
+    IORING_CQ_EVENTFD_DISABLED = 1 << 0  # 5.8: no eventfd signal for new CQEs while set
 
 
 class CqeFlags(enum.IntFlag):

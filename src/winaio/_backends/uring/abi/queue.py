@@ -38,7 +38,7 @@ import time
 from typing import Any
 
 from . import syscall
-from .consts import EnterFlags, Feature, SqRingFlags
+from .consts import CqRingFlags, EnterFlags, Feature, SqRingFlags
 from .structs import GeteventsArg, KernelTimespec
 from .syscall import ARGSZ_EXT, ARGSZ_NONE, NR_IO_URING_ENTER, enter_error, full_fence
 
@@ -57,6 +57,7 @@ _SQ_WAKEUP = int(EnterFlags.IORING_ENTER_SQ_WAKEUP)
 _SQ_WAIT = int(EnterFlags.IORING_ENTER_SQ_WAIT)
 _NEED_WAKEUP = int(SqRingFlags.IORING_SQ_NEED_WAKEUP)
 _NEEDS_FLUSH = int(SqRingFlags.IORING_SQ_CQ_OVERFLOW | SqRingFlags.IORING_SQ_TASKRUN)
+_EVENTFD_DISABLED = int(CqRingFlags.IORING_CQ_EVENTFD_DISABLED)
 
 
 class RingQueue:
@@ -86,6 +87,7 @@ class RingQueue:
     _cq_mask: int
     _cq_head_i: int
     _cq_tail_i: int
+    _cq_flags_i: int  # 0 when the kernel has no CQ flags word (< 5.8)
 
     def _sq_clean(self, head: int | None = None) -> None:
         raise NotImplementedError  # SqePrep's
@@ -224,6 +226,28 @@ class RingQueue:
                 raise OSError(err, os.strerror(err))
 
     # -- CQ side ---------------------------------------------------------
+
+    def cq_eventfd_toggle(self, enabled: bool) -> None:
+        """liburing's ``io_uring_cq_eventfd_toggle``: set or clear
+        ``IORING_CQ_EVENTFD_DISABLED`` (5.8) in the CQ ring flags, so that new CQEs do (not)
+        signal the eventfd registered with :meth:`~.register.RingRegister.register_eventfd`.
+        No syscall. The kernel reads the flag after it has published a CQE's tail; a caller
+        that enables it and must not miss a CQE posted meanwhile issues :func:`full_fence`
+        and then looks at :meth:`cq_ready` (the Dekker pattern of the SQPOLL wake-up).
+
+        Raises:
+            OSError: EOPNOTSUPP on a kernel without the CQ flags word (< 5.8).
+        """
+        i = self._cq_flags_i
+        if not i:
+            raise OSError(errno.EOPNOTSUPP, "no CQ ring flags before Linux 5.8")
+        flags = self._cq_u32[i]
+        self._cq_u32[i] = flags & ~_EVENTFD_DISABLED if enabled else flags | _EVENTFD_DISABLED
+
+    def cq_eventfd_enabled(self) -> bool:
+        """False while ``IORING_CQ_EVENTFD_DISABLED`` is set."""
+        i = self._cq_flags_i
+        return not (i and self._cq_u32[i] & _EVENTFD_DISABLED)
 
     def cq_has_overflow(self) -> bool:
         """True when completions are waiting on the kernel's overflow list."""

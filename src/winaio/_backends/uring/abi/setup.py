@@ -68,9 +68,9 @@ class Ring(SqePrep, RingQueue, RingRegister):
     """
 
     __slots__ = (
-        "_cq_head", "_cq_head_i", "_cq_mask", "_cq_tail_i", "_cq_u32", "_cqes", "_maps",
-        "_sq_flags_i", "_sq_tail_i", "_views", "cq_entries", "fd", "features", "flags",
-        "sqpoll",
+        "_cq_flags_i", "_cq_head", "_cq_head_i", "_cq_mask", "_cq_tail_i", "_cq_u32", "_cqes",
+        "_maps", "_sq_flags_i", "_sq_tail_i", "_views", "cq_entries", "fd", "features",
+        "flags", "sqpoll",
     )  # fmt: skip
     # The fields are annotated in RingQueue and SqePrep.
     _sq_tail_i: int  # indices of ring fields in the u32 views (byte offset >> 2)
@@ -145,6 +145,7 @@ class Ring(SqePrep, RingQueue, RingRegister):
         self._sq_head_i, self._sq_tail_i = sq.head >> 2, sq.tail >> 2
         self._sq_flags_i = sq.flags >> 2
         self._cq_head_i, self._cq_tail_i = cq.head >> 2, cq.tail >> 2
+        self._cq_flags_i = cq.flags >> 2  # 0 before 5.8: no CQ flags word
         self._sq_mask = int(self._sq_u32[sq.ring_mask >> 2])
         self._cq_mask = int(self._cq_u32[cq.ring_mask >> 2])
         self._sq_tail = int(self._sq_u32[self._sq_tail_i])  # next SQE to prepare (unpublished)

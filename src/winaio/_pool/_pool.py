@@ -1,0 +1,558 @@
+"""The thread pool: worker threads that are completion-port threads (win32-async-spec §6.7, §9).
+
+Design:
+- Each pool owns a :class:`~winaio.CompletionPort`. A queued callback is one packet (a *token*,
+  key = the pool) on that port; the callback itself waits in the pool's three priority queues
+  (high, normal, low). A worker is a plain port thread looping on GetQueuedCompletionStatus:
+  a token makes it take the next queued callback by priority; any other key is an object that
+  handles its own packet (an I/O object's completion, a stop request). So the port decides how
+  many callbacks run at once: its concurrency value and its running-thread accounting (§6.7)
+  apply unchanged - a callback blocked in any winaio wait lets another worker take a token.
+- I/O objects bind their file to the same port (key = the object), so an I/O callback runs on
+  the worker that dequeued the completion, and completions of port-bound requests survive the
+  thread that issued them (§8).
+- Workers are created on demand, one at a time: when tokens are queued, no worker waits on the
+  port and fewer than ``max_threads`` exist (a worker that blocks because the concurrency value
+  is reached still waits on the port, so the pool does not grow past it). A worker that waits
+  ``idle_timeout`` seconds without a packet retires, down to ``min_threads``
+  [W:dlls/ntdll/threadpool.c:threadpool_worker_proc].
+- Threads: ``winaio-worker-<n>`` (created with ``start_thread``: Win32 exit effects apply) and one
+  wait thread per pool (``_waiter``). ``close()`` joins them all.
+
+Invariants (under the dispatcher lock): ``_threads`` counts workers alive or starting,
+``_starting`` those not yet waiting on the port; every queued callback has exactly one token.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from .._io._port import CompletionPort
+from .._kernel._dispatcher import LOCK, ThreadState
+from .._kernel._dispatcher import acquire_lock as _acquire
+from .._kernel._dispatcher import release_lock as _release
+from .._kernel._threads import KThread, current_thread_state, start_thread
+from .._kernel._wait import wait_for_one
+from ..codes import WinError
+from ..errors import Win32Error
+from ._clock import SYSTEM_CLOCK, PoolClock
+from ._env import CallbackEnvironment, CallbackInstance
+from ._io import PoolIo
+from ._objects import PoolCall, PoolWork, SimpleCallback, report_callback_error
+from ._timer import PoolTimer
+from ._wait import PoolWait
+from ._waiter import Waiter
+
+__all__ = ["ThreadPool", "default_pool"]
+
+#: Windows' default maximum ([W:dlls/ntdll/threadpool.c:tp_threadpool_alloc]).
+DEFAULT_MAX_THREADS = 500
+#: Idle time after which a worker retires (Wine's THREADPOOL_WORKER_TIMEOUT).
+DEFAULT_IDLE_TIMEOUT = 5.0
+
+_worker_names = itertools.count()
+
+
+class _Stop:
+    """The key of the packet that tells workers to exit (each re-posts it for the next)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<stop>"
+
+
+_STOP = _Stop()
+#: ``ThreadState.extensions`` key naming the pool a worker belongs to.
+_POOL_KEY = "threadpool"
+
+
+class ThreadPool:
+    """A thread pool whose workers are completion-port threads (module docstring).
+
+    Args:
+        max_threads: most workers at once (SetThreadpoolThreadMaximum), at least 1.
+        min_threads: workers kept even when idle; started at once (SetThreadpoolThreadMinimum).
+        concurrency: the port's concurrency value (0 = number of processors).
+        idle_timeout: seconds a worker waits for work before retiring.
+        clock: the clock of timers and wait timeouts (``winaio.testing.ManualClock`` for tests).
+
+    Raises:
+        Win32Error: ERROR_INVALID_PARAMETER for inconsistent sizes or a non-positive timeout.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_clock",
+        "_closed",
+        "_closing",
+        "_default",
+        "_idle_timeout",
+        "_max",
+        "_min",
+        "_port",
+        "_queues",
+        "_starting",
+        "_threads",
+        "_waiter",
+        "_workers",
+    )
+
+    def __init__(
+        self,
+        max_threads: int = DEFAULT_MAX_THREADS,
+        min_threads: int = 0,
+        *,
+        concurrency: int = 0,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        clock: PoolClock | None = None,
+    ) -> None:
+        if max_threads < 1 or min_threads < 0 or min_threads > max_threads:
+            raise Win32Error(
+                WinError.ERROR_INVALID_PARAMETER,
+                f"max_threads={max_threads} min_threads={min_threads}",
+            )
+        if not idle_timeout > 0:
+            raise Win32Error(WinError.ERROR_INVALID_PARAMETER, f"idle_timeout {idle_timeout}")
+        self._port = CompletionPort(concurrency)
+        self._queues: tuple[deque[Any], deque[Any], deque[Any]] = (deque(), deque(), deque())
+        self._max = max_threads
+        self._min = 0
+        self._threads = 0
+        self._starting = 0
+        self._workers: dict[KThread, None] = {}
+        self._closing = False
+        self._closed = False
+        self._default = False
+        self._idle_timeout = float(idle_timeout)
+        self._clock: PoolClock = SYSTEM_CLOCK if clock is None else clock
+        self._waiter: Waiter | None = None  # the wait thread, made on first use
+        if min_threads:
+            self.set_min_threads(min_threads)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def port(self) -> CompletionPort:
+        """The completion port the workers wait on."""
+        return self._port
+
+    @property
+    def max_threads(self) -> int:
+        """The most workers the pool creates."""
+        return self._max
+
+    @property
+    def min_threads(self) -> int:
+        """The workers the pool keeps even when idle."""
+        return self._min
+
+    @property
+    def thread_count(self) -> int:
+        """Workers alive now (including ones being started)."""
+        return self._threads
+
+    @property
+    def clock(self) -> PoolClock:
+        """The clock of this pool's timers and wait timeouts."""
+        return self._clock
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closing
+
+    def check_open(self) -> None:
+        """Raise ERROR_INVALID_HANDLE if the pool is closing or closed."""
+        if self._closing:
+            raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the thread pool is closed")
+
+    # ------------------------------------------------------------------ sizing
+    def set_max_threads(self, count: int) -> None:
+        """SetThreadpoolThreadMaximum (values below 1 mean 1; the minimum follows it down)."""
+        with LOCK:
+            self._max = max(int(count), 1)
+            self._min = min(self._min, self._max)
+
+    def set_min_threads(self, count: int) -> None:
+        """SetThreadpoolThreadMinimum: start workers until ``count`` exist (raises the maximum
+        if needed).
+
+        Raises:
+            Win32Error: ERROR_INVALID_PARAMETER for a negative count, ERROR_INVALID_HANDLE if
+                the pool is closed, ERROR_NOT_ENOUGH_MEMORY if a thread cannot be started.
+        """
+        if count < 0:
+            raise Win32Error(WinError.ERROR_INVALID_PARAMETER, f"min_threads {count}")
+        self.check_open()
+        while True:
+            with LOCK:
+                if self._threads >= count:
+                    self._min = count
+                    self._max = max(self._max, count)
+                    return
+                self._threads += 1
+                self._starting += 1
+            self._spawn()
+
+    # ------------------------------------------------------------------ submitting
+    def submit(self, fn: Callable[..., object], *args: Any) -> None:
+        """Run ``fn(*args)`` once on a worker (TrySubmitThreadpoolCallback, fire and forget).
+
+        An exception escaping ``fn`` is reported through ``threading.excepthook``.
+
+        Raises:
+            Win32Error: ERROR_INVALID_HANDLE if the pool is closed; ERROR_INVALID_PARAMETER if
+                ``fn`` is not callable.
+        """
+        if not callable(fn):
+            raise Win32Error(WinError.ERROR_INVALID_PARAMETER, f"{fn!r} is not callable")
+        _acquire()
+        try:
+            if self._closing:
+                raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the thread pool is closed")
+            self._queues[1].append((fn, args))
+            spawn = self._post_tokens_locked(1)
+        finally:
+            _release()
+        if spawn:
+            self._spawn()
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> PoolCall:
+        """Run ``fn(*args)`` on a worker; returns a waitable :class:`PoolCall` with its result."""
+        if not callable(fn):
+            raise Win32Error(WinError.ERROR_INVALID_PARAMETER, f"{fn!r} is not callable")
+        call = PoolCall(fn, args)
+        self._enqueue(call)
+        return call
+
+    def _enqueue(self, item: Any) -> None:
+        _acquire()
+        try:
+            if self._closing:
+                raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the thread pool is closed")
+            self._queues[1].append(item)
+            spawn = self._post_tokens_locked(1)
+        finally:
+            _release()
+        if spawn:
+            self._spawn()
+
+    def submit_callback(
+        self,
+        fn: Callable[..., object],
+        *args: Any,
+        environment: CallbackEnvironment | None = None,
+        context: Any = None,
+    ) -> None:
+        """TrySubmitThreadpoolCallback with an environment: ``fn(instance, *args)`` once."""
+        obj = SimpleCallback(self, fn, args, environment, context)
+        _acquire()
+        try:
+            self.check_open()
+            spawn = obj._queue_locked()
+        finally:
+            _release()
+        if spawn:
+            self._spawn()
+
+    def create_work(
+        self,
+        fn: Callable[..., object],
+        *args: Any,
+        environment: CallbackEnvironment | None = None,
+        context: Any = None,
+    ) -> PoolWork:
+        """CreateThreadpoolWork: ``fn(instance, *args)`` runs once per ``submit()``."""
+        return PoolWork(self, fn, args, environment, context)
+
+    def create_timer(
+        self,
+        fn: Callable[..., object],
+        *args: Any,
+        environment: CallbackEnvironment | None = None,
+        context: Any = None,
+    ) -> PoolTimer:
+        """CreateThreadpoolTimer: ``fn(instance, *args)`` at each expiry (see ``PoolTimer.set``)."""
+        return PoolTimer(self, fn, args, environment, context)
+
+    def create_wait(
+        self,
+        fn: Callable[..., object],
+        *args: Any,
+        environment: CallbackEnvironment | None = None,
+        context: Any = None,
+    ) -> PoolWait:
+        """CreateThreadpoolWait: ``fn(instance, *args, result)`` (see ``PoolWait.set``)."""
+        return PoolWait(self, fn, args, environment, context)
+
+    def create_io(
+        self,
+        file: Any,
+        fn: Callable[..., object],
+        *args: Any,
+        environment: CallbackEnvironment | None = None,
+        context: Any = None,
+    ) -> PoolIo:
+        """CreateThreadpoolIo: bind the overlapped ``file`` to this pool's port; each completion
+        announced by ``start()`` runs ``fn(instance, *args, overlapped, error, bytes)``."""
+        return PoolIo(self, file, fn, args, environment, context)
+
+    def _get_waiter(self) -> Waiter:
+        """The pool's wait thread object (created on first use; its thread starts on demand)."""
+        waiter = self._waiter
+        if waiter is None:
+            with _waiter_lock:
+                waiter = self._waiter
+                if waiter is None:
+                    self.check_open()
+                    waiter = self._waiter = Waiter(self)
+        return waiter
+
+    def _post_tokens_locked(self, count: int) -> bool:
+        """Post ``count`` tokens; True if the caller must start a worker (then counted)."""
+        port = self._port
+        post = port._post_locked
+        for _ in range(count):
+            post(self, None, 0, 0)
+        if (
+            port._packets
+            and not port._getters
+            and not self._starting
+            and self._threads < self._max
+            and not self._closing
+        ):
+            self._threads += 1
+            self._starting += 1
+            return True
+        return False
+
+    # ------------------------------------------------------------------ workers
+    def _spawn(self) -> None:
+        """Start one worker (already counted in ``_threads`` and ``_starting``)."""
+        name = f"winaio-worker-{next(_worker_names)}"
+        try:
+            thread = start_thread(self._worker_main, name=name)
+        except RuntimeError as exc:  # "can't start new thread"
+            with LOCK:
+                self._threads -= 1
+                self._starting -= 1
+                alone = self._threads == 0
+            if alone:
+                raise Win32Error(WinError.ERROR_NOT_ENOUGH_MEMORY, str(exc)) from None
+            return
+        with LOCK:
+            for old in [t for t in self._workers if not t.is_alive]:
+                del self._workers[old]
+            self._workers[thread] = None
+
+    def _worker_main(self) -> None:
+        ts = current_thread_state()
+        ts.extensions[_POOL_KEY] = self
+        port = self._port
+        get_many = port.get_many
+        idle_timeout = self._idle_timeout
+        with LOCK:
+            self._starting -= 1
+        counted = True
+        try:
+            while True:
+                try:
+                    _, packets = get_many(1, idle_timeout)
+                except Win32Error:
+                    return  # the port was closed
+                if not packets:
+                    if self._retire_locked_check():
+                        counted = False
+                        return
+                    continue
+                packet = packets[0]
+                key = packet[0]
+                if key is self:
+                    self._run_one(ts)
+                elif key is _STOP:
+                    try:
+                        port.post(0, _STOP)
+                    except Win32Error:
+                        pass
+                    return
+                else:
+                    key._on_packet(packet, ts)
+        finally:
+            if counted:
+                with LOCK:
+                    self._threads -= 1
+
+    def _retire_locked_check(self) -> bool:
+        """After an idle timeout: retire if above the minimum and no token waits."""
+        with LOCK:
+            if self._threads > self._min and not self._port._packets and not self._closing:
+                self._threads -= 1
+                return True
+            return False
+
+    def _run_one(self, ts: ThreadState) -> None:
+        """A token arrived: take the next queued callback by priority and run it."""
+        queues = self._queues
+        port = self._port
+        spawn = False
+        _acquire()
+        try:
+            if queues[0]:
+                queue = queues[0]
+            elif queues[1]:
+                queue = queues[1]
+            elif queues[2]:
+                queue = queues[2]
+            else:
+                return  # its callback was cancelled
+            item = queue.popleft()
+            kind = type(item)
+            extra: tuple[Any, ...] = ()
+            if kind is not tuple and kind is not PoolCall:
+                extra = item._take_locked()
+            if (
+                port._packets
+                and not port._getters
+                and not self._starting
+                and self._threads < self._max
+                and not self._closing
+            ):
+                # A backlog and nobody waiting on the port: grow by one more worker.
+                self._threads += 1
+                self._starting += 1
+                spawn = True
+        finally:
+            _release()
+        if spawn:
+            self._spawn()
+        if kind is tuple:
+            fn, args = item
+            try:
+                fn(*args)
+            except Exception:
+                report_callback_error()
+        elif kind is PoolCall:
+            item._run()
+        else:
+            item._execute(ts, extra)
+
+    def _detach_thread(self, ts: ThreadState) -> None:
+        """The thread's callback may run long: it stops counting against the port's
+        concurrency value until it waits on the port again (§6.7)."""
+        port = self._port
+        with LOCK:
+            if ts.block_listener is port:
+                port.thread_exited(ts)
+                ts.block_listener = None
+
+    def _callback_may_run_long(self, instance: CallbackInstance) -> bool:
+        ts = current_thread_state()
+        port = self._port
+        spawn = False
+        with LOCK:
+            if instance._long:
+                return True
+            instance._long = True
+            if ts.block_listener is port:
+                port.thread_exited(ts)
+                ts.block_listener = None
+            if port._getters or self._starting:
+                ok = True
+            elif self._threads < self._max and not self._closing:
+                ok = spawn = True
+                self._threads += 1
+                self._starting += 1
+            else:
+                ok = False
+        if spawn:
+            self._spawn()
+        return ok
+
+    # ------------------------------------------------------------------ closing
+    def close(self) -> None:
+        """Close the pool (module docstring): queued callbacks still run, timers and waits stop,
+        then every thread of the pool is joined and the port closed. Idempotent.
+
+        From inside one of the pool's own callbacks it cannot join and returns at once (the
+        threads end by themselves).
+
+        Raises:
+            Win32Error: ERROR_INVALID_PARAMETER for the default pool.
+        """
+        if self._default:
+            raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "the default pool is never closed")
+        with LOCK:
+            if self._closing:
+                first = False
+            else:
+                first = True
+                self._closing = True
+        if first:
+            waiter = self._waiter
+            if waiter is not None:
+                waiter.stop()
+            try:
+                self._port.post(0, _STOP)
+            except Win32Error:
+                pass
+        if current_thread_state().extensions.get(_POOL_KEY) is self:
+            return  # one of our own workers: it cannot join itself
+        self._join()
+
+    def _join(self) -> None:
+        while True:
+            with LOCK:
+                threads = list(self._workers)
+                remaining = self._threads
+            for thread in threads:
+                wait_for_one(thread, None, False)
+                python_thread = thread.python_thread
+                if python_thread is not None and python_thread is not threading.current_thread():
+                    python_thread.join()
+            with LOCK:
+                if self._threads == 0 or remaining == 0:
+                    for thread in threads:
+                        self._workers.pop(thread, None)
+                    if self._threads == 0:
+                        break
+        waiter = self._waiter
+        if waiter is not None:
+            waiter.join()
+        self._port.close()
+        self._closed = True
+
+    def __enter__(self) -> ThreadPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = " closed" if self._closing else ""
+        return (
+            f"<ThreadPool{state} threads={self._threads} max={self._max} "
+            f"concurrency={self._port.concurrency}>"
+        )
+
+
+_waiter_lock = threading.Lock()
+_default_lock = threading.Lock()
+_default: ThreadPool | None = None
+
+
+def default_pool() -> ThreadPool:
+    """The process's default thread pool (a NULL callback environment's pool); never closed."""
+    global _default
+    pool = _default
+    if pool is None:
+        with _default_lock:
+            pool = _default
+            if pool is None:
+                pool = ThreadPool()
+                pool._default = True
+                _default = pool
+    return pool
