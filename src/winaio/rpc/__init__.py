@@ -155,6 +155,7 @@ from ._server import (
     async_manager,
     current_call,
     default_server,
+    inline,
     reset_default_server,
 )
 from ._towers import (
@@ -195,6 +196,7 @@ __all__ = [
     "PipeIn",
     "PipeOut",
     "async_manager",
+    "inline",
     "current_call",
     "default_server",
     "reset_default_server",

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from ...codes import RpcStatus
-from ...errors import NdrError, RemoteProtocolError
+from ...errors import NdrError, RemoteProtocolError, RpcError, Win32Error
 from .._connection import (
     NEED_DATA,
     BindRefused,
@@ -43,9 +43,9 @@ from .._connection import (
     ServerConnection,
 )
 from .._ndr import IN, OUT, drep_byteorder
-from ._call import CallEvent, PipeIn, PipeOut, ServerCall
+from ._call import CallEvent, PipeIn, PipeOut, ServerCall, inline_frame, status_of
 from ._contexts import CONTEXT_MISMATCH, Entry
-from ._interface import IfFlags, ManagerKind, Registration
+from ._interface import IfFlags, ManagerKind, Operation, Registration
 
 if TYPE_CHECKING:
     from ._server import Server
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 __all__ = ["Inbox", "Link"]
 
 log = logging.getLogger("winaio.rpc.server")
+_frame: Final = inline_frame
 
 _UNKNOWN_IF: Final = int(RpcStatus.RPC_S_UNKNOWN_IF)
 _NOT_LISTENING: Final = int(RpcStatus.RPC_S_NOT_LISTENING)
@@ -61,6 +62,9 @@ _TOO_BUSY: Final = int(RpcStatus.RPC_S_SERVER_TOO_BUSY)
 _ACCESS_DENIED: Final = int(RpcStatus.RPC_S_ACCESS_DENIED)
 _THREAD: Final = ManagerKind.THREAD
 _COROUTINE: Final = ManagerKind.COROUTINE
+_INLINE: Final = ManagerKind.INLINE
+_CALL_FAILED: Final = int(RpcStatus.RPC_S_CALL_FAILED)
+_BAD_STUB: Final = int(RpcStatus.RPC_X_BAD_STUB_DATA)
 
 
 class Inbox:
@@ -133,10 +137,44 @@ class Link:
         conn = self.conn
         server = self.server
         conn.receive_data(data)
+        # The inline fast path is skipped while per-call debug lines are wanted (--verbose).
+        inline = None if log.isEnabledFor(logging.DEBUG) else self._inline
+        if inline is not None:
+            server.dispatching += 1
+            try:
+                answered = conn.answer_inline(inline)
+            finally:
+                server.dispatching -= 1
+            if answered:
+                stats = server.stats
+                stats.calls_in += answered
+                stats.calls_out += answered
+                if not conn.buffered:
+                    # The common wake-up: every PDU answered inline, one write.
+                    if not self.closed:
+                        self.transport.write(conn.data_to_send())
+                        stats.pkts_out += 1
+                    stats.pkts_in += 1
+                    if self._timer is not None:
+                        self._timer.cancel()
+                        self._timer = None
+                    if server._waiting:
+                        server.notify()
+                    return
+        self._dispatch_all(inline)
+
+    def _dispatch_all(self, inline: Callable[..., Any] | None) -> None:
+        """The general loop: every event of the buffered bytes, inline answers in between."""
+        conn = self.conn
+        server = self.server
         out: list[bytes] = []
         self._batch = out
+        answered = 0
+        server.dispatching += 1
         try:
             while True:
+                if inline is not None:
+                    answered += conn.answer_inline(inline)
                 event = conn.next_event()
                 if event is NEED_DATA:
                     break
@@ -170,6 +208,14 @@ class Link:
             self._write(out)
             self.transport.close()
             return
+        finally:
+            server.dispatching -= 1
+            if answered:
+                stats = server.stats
+                stats.calls_in += answered
+                stats.calls_out += answered
+            if server._waiting:
+                server.notify()
         self._batch = None
         pending = conn.data_to_send()
         if pending:
@@ -245,6 +291,83 @@ class Link:
 
     # -- dispatch (loop thread) ------------------------------------------------------------------
 
+    def _inline(
+        self, reg: Registration, opnum: int, call_id: int, buf: bytes, start: int, end: int
+    ) -> bytes | int | None:
+        """The fast path: an ``@inline`` manager of a simple procedure, answered in place
+        (``ServerConnection.answer_inline``). Declines (None) before the manager runs whenever
+        the general path must decide: unknown opnum or form, interface inactive, not
+        listening, MaxCalls reached, a stub the fast decoder does not take. The call is never
+        counted as active: it starts and ends inside this batch, which ``Server.dispatching``
+        covers for the waiters of stop/unregister."""
+        op = reg.inline_ops.get(opnum)
+        if op is None or not reg.active:
+            return None
+        if reg.autolisten:
+            if reg.active_calls >= reg.max_calls:
+                return None
+        else:
+            server = self.server
+            if not server.listening or server._active >= server._max_calls:
+                return None
+        ins = op.fast_decode(buf, start, end)  # type: ignore[misc]
+        if ins is None:
+            return None
+        frame = _frame
+        frame.call = (self, reg, op, call_id, ins)
+        try:
+            keywords = op.fast_keywords
+            if keywords is None:
+                result = op.manager(*ins)
+            else:
+                result = op.manager(**dict(zip(keywords, ins, strict=True)))
+        except Exception as exc:
+            return self._inline_failed(reg, op, call_id, exc)
+        finally:
+            frame.call = None
+        stub = op.fast_reply(result, ins)  # type: ignore[misc]
+        if stub is None:
+            return self._inline_encode(reg, op, call_id, result, ins)
+        return stub
+
+    def _inline_encode(
+        self, reg: Registration, op: Operation, call_id: int, result: Any, ins: Any
+    ) -> bytes | int:
+        # The generic encoder decides (and raises the precise error) when the fast one declined.
+        try:
+            outputs = op.outputs(result)
+            args = dict(zip(op.in_names, ins, strict=True))
+            args.update(outputs)
+            return op.encode(args)
+        except (RpcError, Win32Error) as exc:
+            return self._inline_failed(reg, op, call_id, exc)
+        except Exception as exc:
+            log.warning("%s: cannot marshal the reply: %r", op.procedure.name, exc)
+            return self._inline_failed(reg, op, call_id, RpcError(_BAD_STUB, str(exc)))
+
+    def _inline_failed(self, reg: Registration, op: Operation, call_id: int, exc: Exception) -> int:
+        # The same faults and log lines as ServerCall.fail/complete and _finish.
+        if isinstance(exc, NdrError | RpcError | Win32Error):
+            status = status_of(exc)
+        else:
+            log.warning("manager %s raised", op.procedure.name, exc_info=exc)
+            status = _CALL_FAILED
+        log.warning(
+            "%s %s: %s.%s (opnum %d) failed: status 0x%x",
+            self.protseq, self.peer, reg.interface.name, op.procedure.name,
+            op.procedure.opnum, status,
+        )  # fmt: skip
+        return status
+
+    def inline_call(self, frame: tuple[Any, ...]) -> ServerCall:
+        """The call object of the inline call ``frame`` (for ``rpc.current_call()``): built on
+        demand, already latched, so complete/abort raise RPC_S_INVALID_ASYNC_HANDLE (an
+        inline call completes by returning)."""
+        _link, reg, op, call_id, ins = frame
+        call = ServerCall(self, reg, op, call_id, None, dict(zip(op.in_names, ins, strict=True)), 0)
+        next(call._once)
+        return call
+
     def _request(self, ev: RequestReceived[Registration]) -> None:
         server = self.server
         reg = ev.interface
@@ -298,6 +421,8 @@ class Link:
             server.engine.create_task(call.run_coroutine(kwargs))
         elif kind is ManagerKind.ASYNC_CALL_THREAD:
             server.executor.submit(call.run_async_thread, kwargs)
+        elif kind is _INLINE:
+            call.run_thread(kwargs)  # the general path of an @inline manager: right here
         else:
             try:
                 op.manager(call, **kwargs)
