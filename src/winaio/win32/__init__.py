@@ -14,13 +14,26 @@ The core never imports this package.
 
 from __future__ import annotations
 
-from . import _base, _constants, _io, _pipes, _port, _sync, _threads, _winsock
+from . import (
+    _base,
+    _constants,
+    _io,
+    _pipes,
+    _port,
+    _sync,
+    _threadpool,
+    _threadpool_legacy,
+    _threads,
+    _winsock,
+)
 from ._base import *  # noqa: F403
 from ._constants import *  # noqa: F403
 from ._io import *  # noqa: F403
 from ._pipes import *  # noqa: F403
 from ._port import *  # noqa: F403
 from ._sync import *  # noqa: F403
+from ._threadpool import *  # noqa: F403
+from ._threadpool_legacy import *  # noqa: F403
 from ._threads import *  # noqa: F403
 from ._winsock import *  # noqa: F403
 
@@ -33,6 +46,8 @@ __all__ = [
     *_pipes.__all__,
     *_port.__all__,
     *_sync.__all__,
+    *_threadpool.__all__,
+    *_threadpool_legacy.__all__,
     *_threads.__all__,
     *_winsock.__all__,
     "WAIT_ABANDONED",
