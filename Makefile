@@ -11,16 +11,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
 
-## The main job: a demo of the Windows asynchronous model (later: the RPC demo server).
+## The main job: the RPC demo server (endpoint mapper, mgmt, rpcecho on 127.0.0.1; Ctrl-C stops it).
+## `python -m winaio demo` walks through the Win32 asynchronous model instead.
 run: $(STAMP)
-	$(PY) -m winaio demo
+	$(PY) -m winaio serve
 
 ## The whole test suite: lint, format check, strict typing, layering contracts, pytest.
 test: lint typecheck contracts pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/ruff format --check src tests benchmarks examples
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
@@ -32,6 +33,7 @@ pytest: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,bench]'
 	$(PY) benchmarks/run_all.py
 
 clean:

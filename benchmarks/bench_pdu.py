@@ -33,9 +33,14 @@ from winaio.rpc._connection import (
     ServerConnection,
     SimpleRegistry,
 )
-from winaio.rpc._fragment import request_fragments, response_fragments
-from winaio.rpc._pdu import NDR20_SYNTAX, ContextElement, SyntaxId
-from winaio.rpc._pdu_codec import parse_pdu
+from winaio.rpc._pdu import (
+    NDR20_SYNTAX,
+    ContextElement,
+    SyntaxId,
+    parse_pdu,
+    request_fragments,
+    response_fragments,
+)
 
 IFACE = SyntaxId(UUID("12345678-1234-abcd-ef00-0123456789ab"), 1, 0)
 BIND = bytes.fromhex(

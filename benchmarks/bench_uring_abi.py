@@ -31,8 +31,8 @@ import tempfile
 import time
 from collections.abc import Callable
 
-from winaio._backends import _uring_abi as abi
-from winaio._backends._uring_structs import pin_readonly
+from winaio._backends.uring import abi
+from winaio._backends.uring.abi.structs import pin_readonly
 
 BLOCK = 4096
 

@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from winaio import codes  # noqa: E402
 
 TARGET = ROOT / "src" / "winaio" / "win32" / "_constants.py"
-ENUMS = ("WaitCode", "WinError", "NtStatus", "Access")
+ENUMS = ("WaitCode", "WinError", "NtStatus", "Access", "RpcStatus")
 
 
 def render() -> str:

@@ -1,4 +1,10 @@
-"""Command line: ``python -m winaio demo`` (the main job of ``make run``).
+"""Command line: ``python -m winaio serve`` (the main job of ``make run``) and ``demo``.
+
+``serve`` runs the RPC demo server (``rpc._interfaces._services.DemoServices``): the endpoint
+mapper on 127.0.0.1:135 (or a fallback port), rpcecho + mgmt on a dynamic port and an ncalrpc
+endpoint; it prints the endpoints and commands to try with rpcclient, Samba's Python client and
+impacket, logs one line per connection and per failed call (``--verbose``: one per call) and
+stops cleanly on Ctrl-C or SIGTERM.
 
 The demo walks through the seeds' two documents with real I/O:
 
@@ -16,7 +22,11 @@ No logic of its own beyond printing: everything goes through the public ``winaio
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import signal
 import sys
+import threading
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -122,13 +132,103 @@ def _demo(messages: int) -> int:
     return 0 if ok else 1
 
 
+def _commands(services: Any) -> list[str]:
+    """Ready-to-paste commands for the endpoints ``services`` listens on."""
+    tcp = next(b for b in services.app.bindings if b.protseq == "ncacn_ip_tcp")
+    mapper = next(b for b in services.mapper.bindings if b.protseq == "ncacn_ip_tcp")
+    host, port, epm = tcp.address, tcp.endpoint, mapper.endpoint
+    lines = []
+    if epm == "135":
+        lines += [
+            f"rpcclient -U% -N ncacn_ip_tcp:{host} -c 'echoaddone 5'",
+            f"rpcclient -U% -N ncacn_ip_tcp:{host} -c 'echodata 8; sourcedata 8; sinkdata 8'",
+            f"rpcclient -U% -N ncacn_ip_tcp:{host} -c epmlookup",
+            f"rpcdump.py -port 135 {host}    # impacket",
+        ]
+    else:
+        lines.append("(rpcclient asks the mapper on port 135 only: run as root to try it)")
+    lines += [
+        f"rpcmap.py -auth-level 1 'ncacn_ip_tcp:{host}[{port}]'    # impacket, via mgmt",
+        '/usr/bin/python3 -c "from samba.dcerpc import echo; '
+        f"print(echo.rpcecho('ncacn_ip_tcp:{host}[{port}]').AddOne(41))\"",
+    ]
+    return lines
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .rpc._interfaces._services import DemoServices
+
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stdout,
+    )
+    options: dict[str, Any] = {}
+    if args.max_connections:
+        options["max_connections"] = args.max_connections
+    if args.idle_timeout:
+        options["idle_timeout"] = args.idle_timeout
+    ncalrpc = args.ncalrpc or f"winaio-rpcecho-{os.getpid()}"
+    services = DemoServices.start(
+        args.host,
+        port=args.port,
+        epm_port=args.epm_port,
+        epm_fallback_port=args.epm_fallback_port,
+        ncalrpc=ncalrpc,
+        allow_remote_stop=args.allow_remote_stop,
+        server_options=options,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        print("winaio RPC server")
+        if services.mapper_fallback:
+            print(f"  note: {services.mapper_fallback}")
+        for b in services.mapper.bindings:
+            print(f"  endpoint mapper (epmapper, mgmt)  {b.string_binding}")
+        for b in services.app.bindings:
+            print(f"  rpcecho, mgmt, epmapper          {b.string_binding}")
+        print("try:")
+        for line in _commands(services):
+            print(f"  {line}")
+        print("Ctrl-C or SIGTERM stops the server.", flush=True)
+        while not stop.wait(0.5):
+            pass
+        print("stopping: in-flight calls finish, then the connections close", flush=True)
+    finally:
+        services.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print("stopped", flush=True)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m winaio``."""
     parser = argparse.ArgumentParser(prog="python -m winaio", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="the RPC demo server: endpoint mapper, mgmt, rpcecho")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=0, help="rpcecho's TCP port (0: dynamic)")
+    serve.add_argument("--epm-port", type=int, default=135, help="endpoint mapper port")
+    serve.add_argument(
+        "--epm-fallback-port", type=int, default=0, help="mapper port if --epm-port is busy"
+    )
+    serve.add_argument("--ncalrpc", help="ncalrpc endpoint name (default: per process)")
+    serve.add_argument("--max-connections", type=int, default=0)
+    serve.add_argument("--idle-timeout", type=float, default=0.0)
+    serve.add_argument("--allow-remote-stop", action="store_true",
+                       help="let mgmt stop_server_listening stop the server")  # fmt: skip
+    serve.add_argument("-v", "--verbose", action="store_true", help="log every call")
     demo = sub.add_parser("demo", help="alertable I/O and port-bound I/O outliving its thread")
     demo.add_argument("--messages", type=int, default=3)
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
     return _demo(args.messages)
 
 

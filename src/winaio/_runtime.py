@@ -6,7 +6,7 @@ only the ``Backend`` protocol, through the factory installed here.
 Selection (done once, recorded with its reason in :func:`selection`):
 1. ``WINAIO_BACKEND=io_uring|threads`` forces a backend (io_uring still has to pass the probe:
    forcing it where it cannot work is an error, not a silent fallback).
-2. Otherwise io_uring if ``_uring_abi.probe()`` says it works here, else threads - and the
+2. Otherwise io_uring if ``uring.probe_backend()`` says it works here, else threads - and the
    probe's reason (ENOSYS, EPERM from seccomp, io_uring_disabled, architecture...) is kept.
 
 Each backend is a process-wide singleton created on first use; handles keep the backend they
@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from ._backends import _uring
+from ._backends import uring
 from ._backends._threads import ThreadBackend
 from ._io import _backend as _io_backend
 from ._io._backend import Backend
@@ -48,9 +48,9 @@ _override = threading.local()
 
 
 def _probe_io_uring() -> tuple[bool, str]:
-    # Importing _uring is safe everywhere (stdlib ctypes/mmap only, no syscall at import);
+    # Importing uring is safe everywhere (stdlib ctypes/mmap only, no syscall at import);
     # whether io_uring works here is the probe's answer, with its reason.
-    return _uring.probe_backend()
+    return uring.probe_backend()
 
 
 def _create(name: str) -> Backend:
@@ -60,7 +60,7 @@ def _create(name: str) -> Backend:
         ok, reason = _probe_io_uring()
         if not ok:
             raise RuntimeError(f"io_uring backend unavailable here: {reason}")
-        return _uring.IoUringBackend()
+        return uring.IoUringBackend()
     raise ValueError(f"unknown backend {name!r} (choose from {', '.join(BACKEND_NAMES)})")
 
 

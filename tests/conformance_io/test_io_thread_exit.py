@@ -331,7 +331,9 @@ def test_acceptex_of_exiting_thread(io, testing, with_event) -> None:
     assert (pk.ok, pk.bytes, pk.key) == (True, 0, 0xACC)
     assert pk.overlapped is ov
     assert w.send(client, b"hi", 0) == 2
-    assert w.recv(acc, 2, 0) == b"hi"
+    buf = bytearray(2)
+    assert w.recv(acc, buf, 2, 0) == 2
+    assert buf == b"hi"
 
 
 @pytest.mark.parametrize("exit_mode", EXITS)

@@ -1,4 +1,4 @@
-"""The raw io_uring ABI layer (``winaio._backends._uring_abi``) against the running kernel.
+"""The raw io_uring ABI layer (``winaio._backends.uring.abi``) against the running kernel.
 
 No test sleeps to synchronise: every wait is the ring's own (``wait_cqes`` with a timeout) or a
 select() on an eventfd with a timeout, and every wait has a deadline so a bug fails, not hangs.
@@ -21,8 +21,10 @@ from typing import Any
 
 import pytest
 
-from winaio._backends import _uring_abi as abi
-from winaio._backends._uring_consts import (
+from winaio._backends.uring import abi
+from winaio._backends.uring.abi import support as abi_support
+from winaio._backends.uring.abi import syscall as abi_syscall
+from winaio._backends.uring.abi.consts import (
     CancelFlags,
     EnterFlags,
     Feature,
@@ -31,7 +33,7 @@ from winaio._backends._uring_consts import (
     SetupFlags,
     SqeFlags,
 )
-from winaio._backends._uring_structs import (
+from winaio._backends.uring.abi.structs import (
     SockaddrBuffer,
     SockAddress,
     make_iovecs,
@@ -99,7 +101,7 @@ def test_probe_reports_core_opcodes_and_features() -> None:
 
 
 def _failing_setup(err: int) -> object:
-    real = abi._syscall
+    real = abi_syscall._syscall
 
     def fake(nr: int, *args: object) -> int:
         if nr == 425:  # io_uring_setup
@@ -117,7 +119,7 @@ def _failing_setup(err: int) -> object:
 def test_probe_turns_setup_refusals_into_reasons(
     monkeypatch: pytest.MonkeyPatch, err: int, text: str
 ) -> None:
-    monkeypatch.setattr(abi, "_syscall", _failing_setup(err))
+    monkeypatch.setattr(abi_syscall, "_syscall", _failing_setup(err))
     result = abi.probe()
     assert not result.available
     assert text in result.reason
@@ -125,17 +127,17 @@ def test_probe_turns_setup_refusals_into_reasons(
 
 
 def test_probe_names_the_sysctl(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(abi, "_read_disabled_sysctl", lambda: 2)
+    monkeypatch.setattr(abi_support, "_read_disabled_sysctl", lambda: 2)
     result = abi.probe()
     assert not result.available
     assert "io_uring_disabled=2" in result.reason
-    monkeypatch.setattr(abi, "_read_disabled_sysctl", lambda: 1)
-    monkeypatch.setattr(abi, "_syscall", _failing_setup(errno.EPERM))
+    monkeypatch.setattr(abi_support, "_read_disabled_sysctl", lambda: 1)
+    monkeypatch.setattr(abi_syscall, "_syscall", _failing_setup(errno.EPERM))
     assert "io_uring_group" in abi.probe().reason
 
 
 def test_probe_refuses_weakly_ordered_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(abi.platform, "machine", lambda: "aarch64")
+    monkeypatch.setattr(abi_support.platform, "machine", lambda: "aarch64")
     result = abi.probe()
     assert not result.available
     assert "TSO" in result.reason
@@ -706,15 +708,15 @@ def test_sqpoll_submits_without_enter_and_wakes_a_sleeping_poller(
     while len(sq_pollers() - before) != 1:
         assert time.monotonic() < end, f"no single new SQ poller thread: {sq_pollers() - before}"
         os.sched_yield()
-    real = abi._syscall
+    real = abi_syscall._syscall
     enters: list[int] = []  # flags of the io_uring_enter calls that do not wait
 
     def spy(nr: int, *args: Any) -> Any:
-        if nr == abi._NR_IO_URING_ENTER and not args[3] & EnterFlags.IORING_ENTER_GETEVENTS:
+        if nr == abi_syscall.NR_IO_URING_ENTER and not args[3] & EnterFlags.IORING_ENTER_GETEVENTS:
             enters.append(args[3])
         return real(nr, *args)
 
-    monkeypatch.setattr(abi, "_syscall", spy)
+    monkeypatch.setattr(abi_syscall, "_syscall", spy)
     with r:
         for round_ in range(3):
             _until_poller_sleeps(r)
@@ -798,7 +800,7 @@ def test_sqpoll_requests_survive_the_exit_of_the_thread_that_published_them(
 def test_submit_retries_eintr_and_surfaces_busy(
     monkeypatch: pytest.MonkeyPatch, ring: abi.Ring
 ) -> None:
-    real = abi._syscall
+    real = abi_syscall._syscall
     calls: list[int] = []
 
     def interrupted_once(nr: int, *args: object) -> int:
@@ -808,7 +810,7 @@ def test_submit_retries_eintr_and_surfaces_busy(
             return -1
         return int(real(nr, *args))
 
-    monkeypatch.setattr(abi, "_syscall", interrupted_once)
+    monkeypatch.setattr(abi_syscall, "_syscall", interrupted_once)
     ring.prep_nop(1)
     assert ring.submit(1) == 1
     assert calls == [426, 426]
@@ -818,12 +820,12 @@ def test_submit_retries_eintr_and_surfaces_busy(
         ctypes.set_errno(errno.EBUSY)
         return -1
 
-    monkeypatch.setattr(abi, "_syscall", busy)
+    monkeypatch.setattr(abi_syscall, "_syscall", busy)
     ring.prep_nop(2)
     with pytest.raises(abi.RingBusyError) as info:
         ring.submit()
     assert info.value.errno == errno.EBUSY
-    monkeypatch.setattr(abi, "_syscall", real)
+    monkeypatch.setattr(abi_syscall, "_syscall", real)
     assert ring.submit(1) == 1  # still prepared: it goes with the next submit
     assert ring.reap() == [(2, 0, 0)]
 

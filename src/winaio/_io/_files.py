@@ -33,10 +33,10 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from .._kernel._dispatcher import LOCK, DispatcherObject, ThreadState
+from .._kernel._dispatcher import LOCK, DispatcherObject, ThreadState, wake_waiters
 from .._kernel._dispatcher import acquire_lock as _acquire
 from .._kernel._dispatcher import release_lock as _release
 from .._kernel._objects import Event
@@ -85,6 +85,7 @@ class FileObject(DispatcherObject):
         "_pending",
         "_signaled",
         "backend",
+        "close_hooks",
         "closing",
         "direct",
         "fd",
@@ -98,6 +99,7 @@ class FileObject(DispatcherObject):
         "skip_port_on_success",
         "skip_set_event",
         "sock",
+        "winsock",
         "writable",
     )
     type_name = "File"
@@ -135,6 +137,10 @@ class FileObject(DispatcherObject):
         self.writable = True
         self._signaled = True  # a file object starts signaled (spec §1.2)
         self._pending: dict[Operation, None] = {}
+        #: Run once when the last handle closes (share modes, byte-range locks).
+        self.close_hooks: list[Callable[[], object]] | None = None
+        #: Winsock modes of a socket (``_netevents.SocketMode``), created on first use.
+        self.winsock: Any = None
 
     def _is_signaled_for(self, ts: ThreadState) -> bool:
         return self._signaled
@@ -209,8 +215,19 @@ class FileObject(DispatcherObject):
             pending = list(self._pending)
             if not pending:
                 self._release_fd()
+        hooks, self.close_hooks = self.close_hooks, None
+        for hook in hooks or ():
+            hook()
         for op in pending:
             request_cancel(op)
+
+    def add_close_hook(self, hook: Callable[[], object]) -> None:
+        """Run ``hook`` once when the file object closes (its last handle is closed)."""
+        with LOCK:
+            if self.close_hooks is None:
+                self.close_hooks = []
+            if hook not in self.close_hooks:
+                self.close_hooks.append(hook)
 
     def _last_handle_closed(self) -> None:
         self.close()
@@ -390,6 +407,10 @@ def run_sync(op: Operation) -> tuple[int, int]:
     try:
         with LOCK:
             ov.status = STATUS_PENDING
+            # Every request clears the file object first; a request that then fails at once
+            # leaves it nonsignaled [W:k32/pipe.c:test_DisconnectNamedPipe] [W:nt/pipe.c:
+            # test_cancelsynchronousio]. Completion (``deliver``) signals it again.
+            file._signaled = False
             _register_locked(op)
         result = op.try_now()
         if result is None:
@@ -399,6 +420,10 @@ def run_sync(op: Operation) -> tuple[int, int]:
         with LOCK:
             op.done = True
             file._forget_locked(op)
+            if not is_error(result[0]) and not file.skip_set_event:
+                file._signaled = True
+                if file._waiters:
+                    wake_waiters(file)
         ov.status, ov.information = result
         return result
     finally:

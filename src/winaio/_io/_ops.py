@@ -32,6 +32,7 @@ from .._kernel._dispatcher import ThreadState
 from .._kernel._threads import current_thread_state
 from ..codes import NtStatus
 from ._backend import OpKind
+from ._dispatch import deliver
 
 if TYPE_CHECKING:
     from .._kernel._objects import Event
@@ -77,6 +78,11 @@ _ERRNO_STATUS: dict[int, int] = {
     errno.EOPNOTSUPP: NtStatus.STATUS_NOT_SUPPORTED,
     errno.ETIMEDOUT: NtStatus.STATUS_IO_TIMEOUT,
     errno.ENOSYS: NtStatus.STATUS_NOT_IMPLEMENTED,
+    # Sockets, as AFD reports them [W:server/sock.c:sock_errno_to_status].
+    errno.EISCONN: NtStatus.STATUS_CONNECTION_ACTIVE,
+    errno.ENETUNREACH: NtStatus.STATUS_NETWORK_UNREACHABLE,
+    errno.EHOSTUNREACH: NtStatus.STATUS_HOST_UNREACHABLE,
+    errno.EADDRINUSE: NtStatus.STATUS_ADDRESS_ALREADY_ASSOCIATED,
 }
 
 
@@ -180,8 +186,6 @@ class Operation:
 
     def complete(self, status: int, information: int) -> None:
         """Called by the backend exactly once: deliver the completion (spec §1.5)."""
-        from ._dispatch import deliver
-
         deliver(self, status, information)
 
 

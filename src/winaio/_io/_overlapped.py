@@ -125,7 +125,9 @@ def get_overlapped_result(
         if status == STATUS_PENDING:
             status = 0  # the event was signaled by someone else: report success (spec §4.3)
     information = ov.information
-    if status != 0:
+    if status >= 0x80000000:
+        # NT_SUCCESS decides, as in kernel32: informational statuses (STATUS_NOTIFY_ENUM_DIR:
+        # a ReadDirectoryChangesW overflow) are successes with their byte count.
         raise IoError(ntstatus_to_winerror(status), information)
     return information, status
 

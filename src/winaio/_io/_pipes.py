@@ -1,48 +1,51 @@
-"""Named pipes ``\\\\.\\pipe\\<name>``: an exact, in-process model of the NPFS data queue.
+"""Named pipes ``\\\\.\\pipe\\<name>``: an exact, in-process model of the NPFS (a documented
+deviation: pipe names are process-local). Names live in ``_pipe_names``; the data queue of one
+direction is ``_pipe_queue.Stream``. The reference model is Wine's ``server/named_pipe.c``, whose
+behaviour the kernel32/ntdll pipe tests pin down on real Windows.
 
-Scope (a documented deviation): pipe names are process-local. Within the process the pipe is
-modelled like the Windows named-pipe file system does it, which a kernel socket cannot do: a
-socket cannot take back bytes of a write that is cancelled while pending (spec §7). Each
-direction of a connection is a ``_pipe_queue.Stream``: a FIFO of chunks, one per write.
+States of an end (``PipeEnd.state``, FILE_PIPE_*_STATE):
+- server: ``listening`` (created, or ConnectNamedPipe after a disconnect; in the pipe's FIFO of
+  listeners, with or without pending ConnectNamedPipe requests) -> ``connected`` (a client
+  opened it) -> ``closing`` (the client closed its handle) -> ``disconnected``
+  (DisconnectNamedPipe) -> ``listening`` again (ConnectNamedPipe).
+- client: ``connected`` -> ``closing`` (the server closed its handle) or ``disconnected`` (the
+  server called DisconnectNamedPipe: the client is cut from the pipe, ``pipe`` is None).
 
-- A write whose bytes fit in the quota (the buffer size given to CreateNamedPipe) is copied into
-  the queue and completes at once. A bigger one stays **pending and holding its own data**, which
-  is readable at once; it completes when the reader has consumed it, or as soon as its unread
-  rest fits in the quota. Cancelling it removes its unread bytes (§7, [W:k32/pipe.c:
-  test_blocking_rw]); FlushFileBuffers waits until the reader consumed everything, and is
-  released when the only pending write is cancelled.
-- Message-type pipes keep write boundaries. Message read mode returns one message per read; a
-  buffer too small gives STATUS_BUFFER_OVERFLOW (ERROR_MORE_DATA) and keeps the rest (#65).
-  Byte read mode reads across boundaries.
-- ConnectNamedPipe(ov) with no client pends and completes (0 bytes) when a client opens; with a
-  client already there -> ERROR_PIPE_CONNECTED, a success with no notification (#118, #119);
-  after the client left without DisconnectNamedPipe -> ERROR_NO_DATA. Clients attach to
-  instances in the order they started listening, then to idle ones in creation order; none free
-  -> ERROR_PIPE_BUSY; no such pipe -> ERROR_FILE_NOT_FOUND [W:k32/pipe.c:test_multiple_instances].
-- I/O on an instance without a client fails with ERROR_PIPE_LISTENING; after
-  DisconnectNamedPipe the peer's requests fail with ERROR_PIPE_NOT_CONNECTED (#120); when the
-  peer closed, reads fail with ERROR_BROKEN_PIPE once the queue is empty, pending writes with
-  ERROR_BROKEN_PIPE and new writes with ERROR_NO_DATA. PIPE_NOWAIT: reading an empty pipe fails
-  at once with ERROR_NO_DATA.
+What each state gives (Wine pipe_end_read/write/peek/transceive/flush, [W:nt/pipe.c:
+test_pipe_state, test_pipe_with_data_state]): I/O on a listening server fails with
+ERROR_PIPE_LISTENING, on a disconnected end ERROR_PIPE_NOT_CONNECTED; a closing end reads what
+is left then ERROR_BROKEN_PIPE, and writes fail ERROR_NO_DATA. PeekNamedPipe and
+TransactNamedPipe on a listening/disconnected server fail ERROR_BAD_PIPE (a cut client:
+ERROR_PIPE_NOT_CONNECTED). FlushFileBuffers waits until the peer read everything; it succeeds at
+once when there is no connection, except on a cut client.
+
+Writes: one that fits in the quota (the reader's buffer size given to CreateNamedPipe) is copied
+and completes at once; a bigger one stays pending holding its own data, readable at once,
+removable by a cancel (§7). PIPE_NOWAIT ends never wait: reading an empty pipe fails
+ERROR_NO_DATA; a byte-mode write that cannot be buffered completes with the bytes that waiting
+readers took (its rest is dropped); a message that cannot be taken whole is not written at all
+(0 bytes, TRUE) [W:k32/pipe.c:test_nowait]; ConnectNamedPipe fails ERROR_PIPE_LISTENING instead
+of pending.
 
 Every request is a LOCAL operation (never given to a backend): it completes through the usual
 funnel (``_dispatch.deliver``), so events, the file object, completion ports, completion
 routines, CancelIo/CancelIoEx/CancelSynchronousIo and the thread-exit rule all apply unchanged.
-State is guarded by one module lock; completions are delivered after releasing it.
+State is guarded by ``_pipe_queue.LOCK``; completions are delivered after releasing it.
 """
 
 from __future__ import annotations
 
-import threading
+import os
 from collections.abc import Sequence
 
+from .._kernel._objects import Event
 from ..codes import NtStatus, WinError, ntstatus_to_winerror
-from ..errors import Win32Error
+from ..errors import IoError, Win32Error
 from ._backend import OpKind
 from ._files import FileObject, run_sync
 from ._ops import CompletionRoutine, Operation
-from ._overlapped import Overlapped
-from ._pipe_queue import Chunk, Done, Stream, deliver
+from ._overlapped import Overlapped, is_error
+from ._pipe_queue import LOCK, Chunk, Done, Stream, deliver
 from ._requests import RequestMethods
 
 __all__ = [
@@ -52,10 +55,9 @@ __all__ = [
     "PIPE_NOWAIT",
     "PIPE_READMODE_MESSAGE",
     "PIPE_TYPE_MESSAGE",
+    "NamedPipe",
     "PipeEnd",
-    "create_named_pipe",
-    "open_named_pipe",
-    "pipe_name",
+    "PipeInfo",
 ]
 
 PIPE_ACCESS_INBOUND = 0x1
@@ -64,12 +66,9 @@ PIPE_ACCESS_DUPLEX = 0x3
 PIPE_TYPE_MESSAGE = 0x4
 PIPE_READMODE_MESSAGE = 0x2
 PIPE_NOWAIT = 0x1
-PIPE_UNLIMITED_INSTANCES = 255
-FILE_FLAG_FIRST_PIPE_INSTANCE = 0x00080000
-_DEFAULT_QUOTA = 4096
+PIPE_SERVER_END = 0x1
 
 _SUCCESS = int(NtStatus.STATUS_SUCCESS)
-_OVERFLOW = int(NtStatus.STATUS_BUFFER_OVERFLOW)
 _BROKEN = int(NtStatus.STATUS_PIPE_BROKEN)
 _CLOSING = int(NtStatus.STATUS_PIPE_CLOSING)
 _LISTENING = int(NtStatus.STATUS_PIPE_LISTENING)
@@ -77,68 +76,125 @@ _CONNECTED = int(NtStatus.STATUS_PIPE_CONNECTED)
 _DISCONNECTED = int(NtStatus.STATUS_PIPE_DISCONNECTED)
 _EMPTY = int(NtStatus.STATUS_PIPE_EMPTY)
 _CANCELLED = int(NtStatus.STATUS_CANCELLED)
+_BAD_STATE = int(NtStatus.STATUS_INVALID_PIPE_STATE)
+_BAD_READ_MODE = int(NtStatus.STATUS_INVALID_READ_MODE)
+_BUSY = int(NtStatus.STATUS_PIPE_BUSY)
 _PREFIX = "\\\\.\\pipe\\"
 
-_lock = threading.RLock()
-_servers: dict[str, _PipeServer] = {}
 
+class NamedPipe:
+    """The pipe object behind one name: its fixed parameters and its server instances.
 
-def pipe_name(path: str) -> str | None:
-    """The pipe name of a ``\\\\.\\pipe\\name`` path (case-insensitive prefix), else None."""
-    if path[: len(_PREFIX)].lower() == _PREFIX:
-        return path[len(_PREFIX) :]
-    return None
+    ``listeners`` is the FIFO a new client takes an instance from: instances join it when
+    created and when they listen again after a disconnect [W:k32/pipe.c:test_multiple_instances].
+    """
 
+    __slots__ = ("access", "default_timeout", "in_size", "instances", "key", "listeners",
+                 "max_instances", "message", "name", "out_size", "registry", "waiters")  # fmt: skip
 
-class _PipeServer:
-    __slots__ = ("access", "in_quota", "instances", "listening", "max_instances", "message",
-                 "name", "out_quota")  # fmt: skip
-
-    def __init__(self, name: str, access: int, message: bool, limit: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        registry: dict[str, NamedPipe],
+        *,
+        access: int,
+        message: bool,
+        max_instances: int,
+        out_size: int,
+        in_size: int,
+        default_timeout: float,
+    ) -> None:
         self.name = name
+        self.key = name.casefold()
+        self.registry = registry
         self.access = access
         self.message = message
-        self.max_instances = limit
+        #: None = PIPE_UNLIMITED_INSTANCES.
+        self.max_instances: int | None = max_instances
+        self.out_size = out_size
+        self.in_size = in_size
+        self.default_timeout = default_timeout
         self.instances: list[PipeEnd] = []
-        self.listening: list[PipeEnd] = []
-        self.out_quota = self.in_quota = _DEFAULT_QUOTA
+        self.listeners: list[PipeEnd] = []
+        #: WaitNamedPipe callers, woken when an instance starts listening.
+        self.waiters: list[Event] = []
+
+    def listen(self, end: PipeEnd) -> None:
+        """``end`` becomes available to clients (caller holds LOCK)."""
+        end.state = "listening"
+        if end not in self.listeners:
+            self.listeners.append(end)
+        waiters, self.waiters = self.waiters, []
+        for waiter in waiters:
+            waiter.set()
+
+    def remove(self, end: PipeEnd) -> None:
+        """The last handle of server instance ``end`` is closed (caller holds LOCK)."""
+        for pool in (self.instances, self.listeners):
+            if end in pool:
+                pool.remove(end)
+        if not self.instances and self.registry.get(self.key) is self:
+            del self.registry[self.key]
+
+
+class PipeInfo:
+    """GetNamedPipeInfo / GetNamedPipeHandleState's view of one end."""
+
+    __slots__ = ("flags", "in_size", "instances", "max_instances", "out_size")
+
+    def __init__(
+        self, flags: int, out_size: int, in_size: int, max_instances: int, instances: int
+    ) -> None:
+        self.flags = flags  #: PIPE_SERVER_END | PIPE_TYPE_MESSAGE bits
+        self.out_size = out_size
+        self.in_size = in_size
+        self.max_instances = max_instances  #: 0xFFFFFFFF when unlimited
+        self.instances = instances
 
 
 class PipeEnd(RequestMethods, FileObject):
     """One end of a named pipe: a server instance or a client."""
 
-    __slots__ = ("can_read", "can_write", "connect_op", "incoming", "is_server", "nowait",
-                 "outgoing", "peer", "read_message", "server", "state")  # fmt: skip
+    __slots__ = ("can_read", "can_write", "client_pid", "connect_ops", "incoming", "is_server",
+                 "nowait", "outgoing", "peer", "pipe", "read_message", "state")  # fmt: skip
 
     def __init__(
-        self, server: _PipeServer, *, is_server: bool, overlapped: bool, read: bool, write: bool
+        self, pipe: NamedPipe, *, is_server: bool, overlapped: bool, read: bool, write: bool
     ) -> None:
-        super().__init__(-1, overlapped=overlapped, path=_PREFIX + server.name)
-        self.server = server
+        super().__init__(-1, overlapped=overlapped, path=_PREFIX + pipe.name)
+        #: None once a client has been cut by DisconnectNamedPipe.
+        self.pipe: NamedPipe | None = pipe
         self.is_server = is_server
         self.can_read = read
         self.can_write = write
         self.read_message = False
         self.nowait = False
-        #: server instances: idle | listening | connected | closing | disconnected
-        self.state = "idle" if is_server else "connected"
+        self.state = "listening" if is_server else "connected"
         self.peer: PipeEnd | None = None
         self.incoming: Stream | None = None
         self.outgoing: Stream | None = None
-        self.connect_op: ConnectPipeOp | None = None
+        self.connect_ops: list[ConnectPipeOp] = []
+        #: The connected client's process id (server ends; None when there is none).
+        self.client_pid: int | None = None if is_server else os.getpid()
 
     @property
     def message_type(self) -> bool:
         """True for PIPE_TYPE_MESSAGE pipes."""
-        return self.server.message
+        return self.pipe is not None and self.pipe.message
 
     def state_status(self) -> int | None:
-        """The status that fails I/O on an end without a live connection, else None."""
-        if self.is_server and self.state in ("idle", "listening"):
+        """The status that fails a read or write on an end without a live connection."""
+        state = self.state
+        if state == "listening":
             return _LISTENING
-        if self.incoming is None or (self.is_server and self.state == "disconnected"):
+        if state == "disconnected" or self.incoming is None:
             return _DISCONNECTED
         return None
+
+    def _no_connection_status(self) -> int:
+        # Peek / transact without a connection: a cut client is "disconnected", anything else
+        # is in the wrong state [W:nt/pipe.c:test_pipe_state].
+        return _DISCONNECTED if self.pipe is None else _BAD_STATE
 
     # ------------------------------------------------------------------ requests
     def read_op(
@@ -164,10 +220,36 @@ class PipeEnd(RequestMethods, FileObject):
         return PipeWriteOp(self, overlapped, buffers, routine)
 
     def connect_request(self, overlapped: Overlapped) -> Operation:
-        """ConnectNamedPipe's request object."""
+        """ConnectNamedPipe's request object.
+
+        Raises:
+            Win32Error: ERROR_INVALID_FUNCTION on a client end.
+        """
         if not self.is_server:
             raise Win32Error(WinError.ERROR_INVALID_FUNCTION, "not a server instance")
         return ConnectPipeOp(self, overlapped)
+
+    def transact_request(
+        self, data: memoryview | bytes, buffer: memoryview, overlapped: Overlapped
+    ) -> Operation:
+        """TransactNamedPipe's request: write one message, then read one message."""
+        if not (self.can_read and self.can_write):
+            raise Win32Error(WinError.ERROR_ACCESS_DENIED, "transact needs read and write access")
+        return PipeTransactOp(self, overlapped, [buffer], data)
+
+    def transact(self, data: bytes, size: int) -> tuple[bytes, bool]:
+        """TransactNamedPipe, waiting (non-alertably) for the reply: (reply, whether the whole
+        reply message fit in ``size`` bytes - the rest stays queued otherwise).
+
+        Raises:
+            IoError: ERROR_BAD_PIPE (not in message read mode), ERROR_PIPE_BUSY (data queued),
+                ERROR_BROKEN_PIPE / ERROR_PIPE_NOT_CONNECTED (the connection ended).
+        """
+        buffer = bytearray(size)
+        status, count = run_sync(self.transact_request(data, memoryview(buffer), Overlapped()))
+        if is_error(status):
+            raise IoError(ntstatus_to_winerror(status), count)
+        return bytes(buffer[:count]), not status
 
     def flush(self, timeout: float | None = None) -> None:
         """FlushFileBuffers: wait until the reader consumed everything this end wrote.
@@ -181,58 +263,110 @@ class PipeEnd(RequestMethods, FileObject):
 
     # ------------------------------------------------------------------ connection control
     def disconnect(self) -> None:
-        """DisconnectNamedPipe: drop the client; both ends' requests fail PIPE_NOT_CONNECTED."""
+        """DisconnectNamedPipe: cut the client; both ends' requests fail PIPE_NOT_CONNECTED.
+
+        Raises:
+            Win32Error: ERROR_INVALID_FUNCTION on a client, ERROR_PIPE_LISTENING on a
+                listening instance, ERROR_PIPE_NOT_CONNECTED when already disconnected.
+        """
         if not self.is_server:
             raise Win32Error(WinError.ERROR_INVALID_FUNCTION, "not a server instance")
         done: Done = []
-        with _lock:
-            if self in self.server.listening:
-                self.server.listening.remove(self)
-            if self.connect_op is not None:
-                done.append((self.connect_op, _DISCONNECTED, 0))
-                self.connect_op = None
+        with LOCK:
+            if self.state == "listening":
+                raise Win32Error(WinError.ERROR_PIPE_LISTENING, "no client to disconnect")
+            if self.state == "disconnected":
+                raise Win32Error(WinError.ERROR_PIPE_NOT_CONNECTED, "already disconnected")
             for stream in (self.incoming, self.outgoing):
                 if stream is not None:
                     stream.shut(_DISCONNECTED, done, drop_data=True)
             peer, self.peer = self.peer, None
-            if peer is not None:
+            if peer is not None:  # the client is cut from the pipe
                 peer.peer = None
+                peer.pipe = None
+                peer.state = "disconnected"
+                peer.incoming = peer.outgoing = None
             self.incoming = self.outgoing = None
             self.state = "disconnected"
+            self.client_pid = None
         deliver(done)
 
     def set_mode(self, read_message: bool | None, nowait: bool | None) -> None:
         """SetNamedPipeHandleState.
 
         Raises:
-            Win32Error: ERROR_INVALID_PARAMETER for message read mode on a byte-type pipe.
+            Win32Error: ERROR_INVALID_PARAMETER for message read mode on a byte-type pipe,
+                ERROR_PIPE_NOT_CONNECTED on a client cut by DisconnectNamedPipe.
         """
-        if read_message and not self.message_type:
-            raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "byte-type pipe")
-        if read_message is not None:
-            self.read_message = read_message
-        if nowait is not None:
-            self.nowait = nowait
+        with LOCK:
+            if self.pipe is None:
+                raise Win32Error(WinError.ERROR_PIPE_NOT_CONNECTED, "the server disconnected")
+            if read_message and not self.pipe.message:
+                raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "byte-type pipe")
+            if read_message is not None:
+                self.read_message = read_message
+            if nowait is not None:
+                self.nowait = nowait
+
+    def mode(self) -> tuple[bool, bool, int]:
+        """GetNamedPipeHandleState: (message read mode, PIPE_NOWAIT, current instances).
+
+        Raises:
+            Win32Error: ERROR_PIPE_NOT_CONNECTED on a client cut by DisconnectNamedPipe.
+        """
+        with LOCK:
+            pipe = self.pipe
+            if pipe is None:
+                raise Win32Error(WinError.ERROR_PIPE_NOT_CONNECTED, "the server disconnected")
+            return self.read_message, self.nowait, len(pipe.instances)
+
+    def info(self) -> PipeInfo:
+        """GetNamedPipeInfo.
+
+        Raises:
+            Win32Error: ERROR_PIPE_NOT_CONNECTED on a client cut by DisconnectNamedPipe.
+        """
+        with LOCK:
+            pipe = self.pipe
+            if pipe is None:
+                raise Win32Error(WinError.ERROR_PIPE_NOT_CONNECTED, "the server disconnected")
+            flags = (PIPE_SERVER_END if self.is_server else 0) | (
+                PIPE_TYPE_MESSAGE if pipe.message else 0
+            )
+            limit = 0xFFFFFFFF if pipe.max_instances is None else pipe.max_instances
+            return PipeInfo(flags, pipe.out_size, pipe.in_size, limit, len(pipe.instances))
+
+    def process_ids(self) -> tuple[int | None, int]:
+        """(client process id or None, server process id): GetNamedPipeClient/ServerProcessId.
+
+        Raises:
+            Win32Error: ERROR_PIPE_NOT_CONNECTED on a client cut by DisconnectNamedPipe.
+        """
+        with LOCK:
+            if self.pipe is None:
+                raise Win32Error(WinError.ERROR_PIPE_NOT_CONNECTED, "the server disconnected")
+            return self.client_pid, os.getpid()
 
     def peek(self, size: int) -> tuple[bytes, int, int]:
-        """PeekNamedPipe: (data up to ``size``, total bytes available, bytes left in the current
-        message)."""
-        with _lock:
-            status = self.state_status()
+        """PeekNamedPipe: (data up to ``size``, total bytes available, length of the head
+        message - 0 on byte pipes).
+
+        Raises:
+            Win32Error: ERROR_BAD_PIPE (listening or disconnected server), ERROR_PIPE_NOT_CONNECTED
+                (client cut by DisconnectNamedPipe), ERROR_BROKEN_PIPE (peer gone, nothing left).
+        """
+        with LOCK:
             stream = self.incoming
-            if status is not None or stream is None:
-                raise Win32Error(ntstatus_to_winerror(status or _DISCONNECTED))
-            data = bytearray()
-            for chunk in stream.chunks:
-                if len(data) >= size:
-                    break
-                data += chunk.data[chunk.pos : chunk.pos + size - len(data)]
-            left = stream.chunks[0].left if stream.message and stream.chunks else 0
-            return bytes(data), stream.available(), left
+            if self.state == "closing" and stream is not None:
+                if not stream.chunks:
+                    raise Win32Error(WinError.ERROR_BROKEN_PIPE, "the peer closed the pipe")
+            elif self.state != "connected" or stream is None:
+                raise Win32Error(ntstatus_to_winerror(self._no_connection_status()))
+            return stream.peek(size)
 
     def _last_handle_closed(self) -> None:
         done: Done = []
-        with _lock:
+        with LOCK:
             peer, self.peer = self.peer, None
             if self.outgoing is not None:
                 self.outgoing.shut(_BROKEN, done, drop_data=False)  # the reader may finish
@@ -240,15 +374,9 @@ class PipeEnd(RequestMethods, FileObject):
                 self.incoming.shut(_BROKEN, done, drop_data=True)  # nobody will read it
             if peer is not None:
                 peer.peer = None
-                if peer.is_server and peer.state == "connected":
-                    peer.state = "closing"
-            if self.is_server:
-                server = self.server
-                for pool in (server.instances, server.listening):
-                    if self in pool:
-                        pool.remove(self)
-                if not server.instances and _servers.get(server.name) is server:
-                    del _servers[server.name]
+                peer.state = "closing"
+            if self.is_server and self.pipe is not None:
+                self.pipe.remove(self)
         deliver(done)
         super()._last_handle_closed()
 
@@ -272,7 +400,7 @@ class _PipeOp(Operation):
 
     def cancel_local(self) -> None:
         done: Done = []
-        with _lock:
+        with LOCK:
             self._withdraw_locked(done)
         deliver(done)
         self.complete(_CANCELLED, 0)
@@ -299,15 +427,12 @@ class PipeReadOp(_PipeOp):
         """Complete from ``stream`` (data is there, or the stream is closed)."""
         if not stream.chunks:
             return stream.closed or _BROKEN, 0
-        if not len(self.buffer):
-            return _SUCCESS, 0  # a zero-byte read waits for data without consuming it
-        end = self.end
-        return stream.read_into(self.buffer, end.read_message, done)
+        return stream.read_into(self.buffer, self.end.read_message, done)
 
     def try_now(self) -> tuple[int, int] | None:
         end = self.end
         done: Done = []
-        with _lock:
+        with LOCK:
             status = end.state_status()
             stream = end.incoming
             if status is not None or stream is None:
@@ -326,6 +451,44 @@ class PipeReadOp(_PipeOp):
         stream = self.end.incoming
         if stream is not None and self in stream.readers:
             stream.readers.remove(self)
+
+
+class PipeTransactOp(PipeReadOp):
+    """TransactNamedPipe: one message out (never waits for the quota), one message in.
+
+    [W:k32/pipe.c:test_transact]: needs message read mode (else ERROR_BAD_PIPE) and an empty
+    read queue (else ERROR_PIPE_BUSY); a cancel only withdraws the read, the message stays sent.
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(
+        self,
+        end: PipeEnd,
+        overlapped: Overlapped,
+        buffers: Sequence[memoryview],
+        data: memoryview | bytes,
+    ) -> None:
+        super().__init__(end, overlapped, buffers, None)
+        self.data = data
+
+    def try_now(self) -> tuple[int, int] | None:
+        end = self.end
+        done: Done = []
+        with LOCK:
+            incoming, outgoing = end.incoming, end.outgoing
+            if end.state != "connected" or incoming is None or outgoing is None:
+                return end._no_connection_status(), 0
+            if not end.read_message:
+                return _BAD_READ_MODE, 0
+            if incoming.chunks:
+                return _BUSY, 0
+            outgoing.chunks.append(Chunk(bytes(self.data), None))
+            outgoing.buffered += len(self.data)
+            outgoing.pump(done)
+            incoming.readers.append(self)
+        deliver(done)
+        return None
 
 
 class PipeWriteOp(_PipeOp):
@@ -351,34 +514,49 @@ class PipeWriteOp(_PipeOp):
     def try_now(self) -> tuple[int, int] | None:
         end = self.end
         done: Done = []
-        with _lock:
+        with LOCK:
             status = end.state_status()
             stream = end.outgoing
             if status is not None or stream is None:
                 return status or _DISCONNECTED, 0
             if stream.closed is not None:
                 return (_CLOSING if stream.closed == _BROKEN else stream.closed), 0
-            if not self.nbytes and not stream.message:
-                return _SUCCESS, 0  # a zero-length write never blocks
-            pending_before = any(chunk.op is not None for chunk in stream.chunks)
-            if not pending_before and stream.buffered + self.nbytes <= stream.quota:
-                stream.chunks.append(Chunk(bytes(self.data), None))
-                stream.buffered += self.nbytes
-                stream.pump(done)
-                result: tuple[int, int] | None = (_SUCCESS, self.nbytes)
-            else:
-                # Pending, holding its own data (readable at once, removable on cancel).
-                self.chunk = Chunk(memoryview(self.data), self)
-                stream.chunks.append(self.chunk)
-                stream.pump(done)
-                result = None
-                for index, (op, status, information) in enumerate(done):
-                    if op is self:  # a waiting reader took all of it: finished inside the call
-                        del done[index]
-                        result = (status, information)
-                        break
+            result = self._write_locked(stream, end.nowait, done)
         deliver(done)
         return result
+
+    def _write_locked(self, stream: Stream, nowait: bool, done: Done) -> tuple[int, int] | None:
+        nbytes = self.nbytes
+        if not nbytes:
+            if stream.message:  # an empty message: queued in order, never blocks
+                stream.chunks.append(Chunk(b"", None))
+                stream.pump(done)
+            return _SUCCESS, 0
+        if nowait and stream.message and nbytes > stream.free_quota() + stream.reader_capacity():
+            return (
+                _SUCCESS,
+                0,
+            )  # a message is written whole or not at all [W:k32/pipe.c:test_nowait]
+        pending_before = any(chunk.op is not None for chunk in stream.chunks)
+        if not pending_before and stream.buffered + nbytes <= stream.quota:
+            stream.chunks.append(Chunk(bytes(self.data), None))
+            stream.buffered += nbytes
+            stream.pump(done)
+            return _SUCCESS, nbytes
+        # Pending, holding its own data (readable at once, removable on cancel).
+        chunk = self.chunk = Chunk(memoryview(self.data), self)
+        stream.chunks.append(chunk)
+        stream.pump(done)
+        for index, (op, status, information) in enumerate(done):
+            if op is self:  # a waiting reader took all of it: finished inside the call
+                del done[index]
+                return status, information
+        if nowait:  # keep what the readers took, drop the rest
+            stream.chunks.remove(chunk)
+            self.chunk = None
+            stream.pump(done)
+            return _SUCCESS, chunk.pos
+        return None
 
     def _withdraw_locked(self, done: Done) -> None:
         stream = self.end.outgoing
@@ -390,20 +568,18 @@ class PipeWriteOp(_PipeOp):
 
 
 class PipeFlushOp(_PipeOp):
-    """FlushFileBuffers: completes when this end's outgoing queue is empty."""
+    """FlushFileBuffers: completes when the peer has read everything this end wrote."""
 
     __slots__ = ()
 
     def try_now(self) -> tuple[int, int] | None:
         end = self.end
-        with _lock:
+        with LOCK:
+            if end.pipe is None:
+                return _DISCONNECTED, 0  # a client cut by DisconnectNamedPipe
             stream = end.outgoing
-            if stream is None:
-                return end.state_status() or _DISCONNECTED, 0
-            if not stream.chunks:
-                return _SUCCESS, 0
-            if stream.closed is not None:
-                return stream.closed, 0
+            if end.state != "connected" or stream is None or not stream.chunks:
+                return _SUCCESS, 0  # nothing to wait for [W:nt/pipe.c:test_pipe_state]
             stream.flushers.append(self)
             return None
 
@@ -420,104 +596,39 @@ class ConnectPipeOp(_PipeOp):
 
     def try_now(self) -> tuple[int, int] | None:
         end = self.end
-        with _lock:
+        with LOCK:
             state = end.state
             if state == "connected":
                 return _CONNECTED, 0
             if state == "closing":
                 return _CLOSING, 0
-            if state == "listening":
-                return _LISTENING, 0
-            end.state = "listening"
-            end.connect_op = self
-            end.server.listening.append(end)
+            pipe = end.pipe
+            assert pipe is not None  # server ends keep their pipe
+            pipe.listen(end)  # a disconnected instance listens again (joins the FIFO's tail)
+            if end.nowait:
+                return _LISTENING, 0  # PIPE_NOWAIT never pends [W:k32/pipe.c:test_nowait]
+            end.connect_ops.append(self)
         return None
 
     def _withdraw_locked(self, done: Done) -> None:
         end = self.end
-        if end.connect_op is self:
-            end.connect_op = None
-            if end in end.server.listening:
-                end.server.listening.remove(end)
-            if end.state == "listening":
-                end.state = "idle"
+        if self in end.connect_ops:
+            end.connect_ops.remove(self)
 
 
-def create_named_pipe(
-    name: str,
-    open_mode: int,
-    pipe_mode: int,
-    max_instances: int,
-    out_size: int = 0,
-    in_size: int = 0,
-) -> PipeEnd:
-    """CreateNamedPipe: a new server instance of pipe ``name``.
-
-    Raises:
-        Win32Error: ERROR_INVALID_PARAMETER (bad mode/count), ERROR_ACCESS_DENIED (mode differs
-            from the existing instances, or FILE_FLAG_FIRST_PIPE_INSTANCE on an existing name),
-            ERROR_PIPE_BUSY (max instances reached).
-    """
-    access = open_mode & PIPE_ACCESS_DUPLEX
-    if not access or not 1 <= max_instances <= PIPE_UNLIMITED_INSTANCES:
-        raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "pipe access or instance count")
-    message = bool(pipe_mode & PIPE_TYPE_MESSAGE)
-    if pipe_mode & PIPE_READMODE_MESSAGE and not message:
-        raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "message read mode on a byte pipe")
-    limit = 1 << 30 if max_instances == PIPE_UNLIMITED_INSTANCES else max_instances
-    with _lock:
-        server = _servers.get(name)
-        if server is None:
-            server = _servers[name] = _PipeServer(name, access, message, limit)
-            server.out_quota = out_size or _DEFAULT_QUOTA
-            server.in_quota = in_size or _DEFAULT_QUOTA
-        elif open_mode & FILE_FLAG_FIRST_PIPE_INSTANCE or server.access != access:
-            raise Win32Error(WinError.ERROR_ACCESS_DENIED, f"pipe {name!r} exists")
-        elif len(server.instances) >= server.max_instances:
-            raise Win32Error(WinError.ERROR_PIPE_BUSY, f"pipe {name!r}: all instances exist")
-        end = PipeEnd(
-            server,
-            is_server=True,
-            overlapped=bool(open_mode & 0x40000000),
-            read=bool(access & PIPE_ACCESS_INBOUND),
-            write=bool(access & PIPE_ACCESS_OUTBOUND),
-        )
-        end.read_message = bool(pipe_mode & PIPE_READMODE_MESSAGE)
-        end.nowait = bool(pipe_mode & PIPE_NOWAIT)
-        server.instances.append(end)
-    return end
-
-
-def open_named_pipe(name: str, *, read: bool, write: bool, overlapped: bool) -> PipeEnd:
-    """CreateFile(``\\\\.\\pipe\\name``): connect a client to a free instance.
-
-    Raises:
-        Win32Error: ERROR_FILE_NOT_FOUND (no such pipe), ERROR_PIPE_BUSY (no free instance),
-            ERROR_ACCESS_DENIED (asked for a direction the pipe does not offer).
-    """
-    with _lock:
-        server = _servers.get(name)
-        if server is None:
-            raise Win32Error(WinError.ERROR_FILE_NOT_FOUND, f"no pipe named {name!r}")
-        if (read and not server.access & PIPE_ACCESS_OUTBOUND) or (
-            write and not server.access & PIPE_ACCESS_INBOUND
-        ):
-            raise Win32Error(WinError.ERROR_ACCESS_DENIED, "direction not offered by the pipe")
-        instance = next(iter(server.listening), None) or next(
-            (i for i in server.instances if i.state == "idle"), None
-        )
-        if instance is None:
-            raise Win32Error(WinError.ERROR_PIPE_BUSY, f"pipe {name!r}: no free instance")
-        client = PipeEnd(server, is_server=False, overlapped=overlapped, read=read, write=write)
-        to_client = Stream(server.out_quota, server.message)
-        to_server = Stream(server.in_quota, server.message)
-        instance.outgoing = client.incoming = to_client
-        instance.incoming = client.outgoing = to_server
-        instance.state = "connected"
-        instance.peer, client.peer = client, instance
-        if instance in server.listening:
-            server.listening.remove(instance)
-        pending, instance.connect_op = instance.connect_op, None
-    if pending is not None:
-        pending.complete(_SUCCESS, 0)
-    return client
+def connect_client(instance: PipeEnd, client: PipeEnd) -> list[ConnectPipeOp]:
+    """Attach ``client`` to the listening ``instance`` (caller holds LOCK); returns the
+    ConnectNamedPipe requests to complete once the lock is released."""
+    pipe = instance.pipe
+    assert pipe is not None
+    to_client = Stream(pipe.out_size, pipe.message)
+    to_server = Stream(pipe.in_size, pipe.message)
+    instance.outgoing = client.incoming = to_client
+    instance.incoming = client.outgoing = to_server
+    instance.state = "connected"
+    instance.peer, client.peer = client, instance
+    instance.client_pid = client.client_pid
+    if instance in pipe.listeners:
+        pipe.listeners.remove(instance)
+    pending, instance.connect_ops = instance.connect_ops, []
+    return pending

@@ -38,7 +38,7 @@ from .._kernel._dispatcher import acquire_lock as _acquire
 from .._kernel._dispatcher import release_lock as _release
 from .._kernel._threads import check_terminating, current_thread_state
 from .._kernel._wait import block
-from ..codes import NtStatus, WaitCode, WinError
+from ..codes import NtStatus, WaitCode, WinError, ntstatus_to_winerror
 from ..errors import Win32Error
 
 __all__ = ["CompletionPacket", "CompletionPort"]
@@ -69,8 +69,6 @@ class CompletionPacket(NamedTuple):
     @property
     def error(self) -> int:
         """The Win32 error of ``status`` (0 for success)."""
-        from ..codes import ntstatus_to_winerror
-
         return ntstatus_to_winerror(self.status)
 
 

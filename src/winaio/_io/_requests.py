@@ -17,11 +17,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from .._kernel._objects import Event
 from ..codes import NtStatus, WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error
-from ._files import FileObject, run_sync, start
+from ._backend import OpKind
+from ._files import FileObject, request_cancel, run_sync, start
 from ._ops import CompletionRoutine, Operation
-from ._overlapped import Overlapped, is_error, is_warning
+from ._overlapped import Overlapped, get_overlapped_result, is_error, is_warning
 
 __all__ = ["as_buffers", "issue", "read_file", "read_file_after", "write_file"]
 
@@ -134,9 +136,15 @@ def issue(
     # A private IOSB: the user's OVERLAPPED only gives the offset and receives the result,
     # and stays untouched when CancelSynchronousIo aborts the call (#106).
     own = Overlapped(file.position if overlapped is None else overlapped.offset)
-    status, information = run_sync(factory(buffers, own))
+    op = factory(buffers, own)
+    status, information = run_sync(op)
     if overlapped is not None and status != _CANCELLED:
-        overlapped.status, overlapped.information = status, information
+        if is_error(status) and not op.submitted and op.kind is not OpKind.FILE:
+            # Failed at once (a pipe in the wrong state...): Internal = STATUS_PENDING was the
+            # only write, InternalHigh stays untouched [W:k32/pipe.c:test_ReadFile].
+            overlapped.status = _PENDING
+        else:
+            overlapped.status, overlapped.information = status, information
     if positioned:
         file.position += information
     elif file.seekable:
@@ -262,9 +270,6 @@ class RequestMethods:
     def _wait(
         self, call: Any, buffers: list[memoryview], offset: int, timeout: float | None
     ) -> int:
-        from .._kernel._objects import Event
-        from ._overlapped import get_overlapped_result
-
         file: FileObject = self  # type: ignore[assignment]
         if not file.overlapped:
             return int(call(file, buffers, None if not file.seekable else Overlapped(offset))[1])
@@ -275,8 +280,6 @@ class RequestMethods:
         except Win32Error as exc:
             if exc.winerror in (WinError.ERROR_IO_INCOMPLETE, 258):
                 # Timed out: cancel, and keep the buffers until the request is really over.
-                from ._files import request_cancel
-
                 for op in file.pending_ops():
                     if op.overlapped is ov:
                         request_cancel(op)

@@ -122,8 +122,6 @@ def create_pipe(overlapped: bool = False, size: int = 0) -> tuple[StreamFile, St
     read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     if size > 0:
         try:
-            import fcntl
-
             fcntl.fcntl(write_fd, 1031, size)  # F_SETPIPE_SZ: honour nSize approximately
         except OSError:
             pass

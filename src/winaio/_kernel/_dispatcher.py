@@ -45,6 +45,7 @@ __all__ = [
     "ApcEntry",
     "BlockListener",
     "DispatcherObject",
+    "Parker",
     "ThreadState",
     "WaitBlock",
     "complete_wait",
@@ -83,6 +84,18 @@ class BlockListener(Protocol):
     def thread_exited(self, ts: ThreadState) -> None: ...
 
 
+class Parker(Protocol):
+    """What a thread parks on: a binary semaphore with ``threading.Lock``'s ``acquire`` and
+    ``release``. Normally a private ``threading.Lock``; a higher layer may replace a thread's
+    parker, while that thread is in none of its waits and under :data:`LOCK`, by an object with
+    the same semantics that does more while it blocks (the I/O layer's ring waiter waits in
+    the kernel on an io_uring ring and delivers completions, ``_backends.uring.lead``).
+    ``release`` is called under :data:`LOCK` (:func:`wake_thread`), ``acquire`` without it."""
+
+    def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
+    def release(self) -> None: ...
+
+
 class ThreadState:
     """Everything the kernel knows about one thread (spec §1.3). Created lazily per thread."""
 
@@ -109,8 +122,9 @@ class ThreadState:
         self.ident = ident
         self.tid = tid
         self.thread: KThread | None = None
-        self.parker = threading.Lock()
-        self.parker.acquire()
+        lock = threading.Lock()
+        lock.acquire()
+        self.parker: Parker = lock
         self.wake_pending = False
         #: The wait block of the blocking call this thread is in (None when running).
         self.wait: WaitBlock | None = None

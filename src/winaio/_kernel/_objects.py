@@ -21,6 +21,8 @@ from __future__ import annotations
 from ..codes import WinError
 from ..errors import Win32Error
 from ._dispatcher import LOCK, DispatcherObject, ThreadState, wake_waiters
+from ._dispatcher import acquire_lock as _acquire
+from ._dispatcher import release_lock as _release
 from ._threads import current_thread_state
 
 __all__ = ["Event", "Mutex", "Semaphore"]
@@ -63,11 +65,14 @@ class Event(DispatcherObject):
 
     def set(self) -> bool:
         """SetEvent. Returns the previous state."""
-        with LOCK:
+        _acquire()  # not ``with``: half the cost on 3.11 (every wake-up goes through here)
+        try:
             previous = self._signaled
             self._signaled = True
             if self._waiters:
                 wake_waiters(self)
+        finally:
+            _release()
         return previous
 
     def _signal_locked(self, ts: ThreadState) -> None:
@@ -78,9 +83,10 @@ class Event(DispatcherObject):
 
     def reset(self) -> bool:
         """ResetEvent. Returns the previous state."""
-        with LOCK:
-            previous = self._signaled
-            self._signaled = False
+        _acquire()
+        previous = self._signaled  # plain loads and stores: nothing here can raise
+        self._signaled = False
+        _release()
         return previous
 
     def pulse(self) -> bool:

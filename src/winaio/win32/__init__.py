@@ -14,28 +14,44 @@ The core never imports this package.
 
 from __future__ import annotations
 
+# issue 12 (fidelity): _dirwatch, _files, _locks, _sync_ex, _winsock_ext,
+# _winsock_modes; issue 10 (pool): _threadpool, _threadpool_legacy
 from . import (
     _base,
     _constants,
+    _dirwatch,
+    _files,
     _io,
+    _locks,
     _pipes,
     _port,
+    _rpc,
     _sync,
+    _sync_ex,
     _threadpool,
     _threadpool_legacy,
     _threads,
     _winsock,
+    _winsock_ext,
+    _winsock_modes,
 )
 from ._base import *  # noqa: F403
 from ._constants import *  # noqa: F403
+from ._dirwatch import *  # noqa: F403
+from ._files import *  # noqa: F403
 from ._io import *  # noqa: F403
+from ._locks import *  # noqa: F403
 from ._pipes import *  # noqa: F403
 from ._port import *  # noqa: F403
+from ._rpc import *  # noqa: F403
 from ._sync import *  # noqa: F403
+from ._sync_ex import *  # noqa: F403
 from ._threadpool import *  # noqa: F403
 from ._threadpool_legacy import *  # noqa: F403
 from ._threads import *  # noqa: F403
 from ._winsock import *  # noqa: F403
+from ._winsock_ext import *  # noqa: F403
+from ._winsock_modes import *  # noqa: F403
 
 WAIT_ABANDONED = _constants.WAIT_ABANDONED_0
 
@@ -45,10 +61,18 @@ __all__ = [
     *_io.__all__,
     *_pipes.__all__,
     *_port.__all__,
+    *_rpc.__all__,
     *_sync.__all__,
     *_threadpool.__all__,
     *_threadpool_legacy.__all__,
     *_threads.__all__,
     *_winsock.__all__,
     "WAIT_ABANDONED",
+    # issue 12 (fidelity)
+    *_dirwatch.__all__,
+    *_files.__all__,
+    *_locks.__all__,
+    *_sync_ex.__all__,
+    *_winsock_ext.__all__,
+    *_winsock_modes.__all__,
 ]

@@ -9,8 +9,10 @@ Rules (docs/design.md "Alias layer"):
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
+from .._kernel._handles import HANDLE_TABLE
 from .._kernel._threads import current_thread_state
 from ..codes import INFINITE
 from ..errors import Win32Error
@@ -34,6 +36,12 @@ FALSE = False
 NULL = 0
 INVALID_HANDLE_VALUE = -1
 MAXIMUM_WAIT_OBJECTS = 64
+
+#: The handle table's entry lookup (``HandleTable.get``'s own hot path), bound once for the
+#: aliases' fast paths. It returns None for an unknown handle; the fast paths index it inside
+#: ``try`` and take TypeError (``None[0]``, or an unhashable "handle") as "not a plain handle",
+#: so it is typed as if it never returned None.
+handle_entry: Callable[[Any], tuple[Any, int]] = HANDLE_TABLE._entries.get  # type: ignore[assignment]
 
 
 class Ref(Generic[T]):

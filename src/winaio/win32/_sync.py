@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from .._clock import filetime_now
 from .._kernel import _wait
+from .._kernel._access import map_access
 from .._kernel._dispatcher import DispatcherObject
 from .._kernel._handles import CURRENT_PROCESS, HANDLE_TABLE, NAMESPACE, ProcessObject
 from .._kernel._objects import Event, Mutex, Semaphore
@@ -19,6 +20,8 @@ from .._kernel._timer import WaitableTimer
 from ..codes import Access, WaitCode, WinError
 from ..errors import Win32Error
 from ._base import Ref, fail, seconds, set_last_error
+from ._base import handle_entry as _handle_entry
+from ._time import due_time_value, store_filetime
 
 __all__ = [
     "DUPLICATE_CLOSE_SOURCE",
@@ -64,6 +67,7 @@ _EPOCH_1601 = _dt.datetime(1601, 1, 1, tzinfo=_dt.UTC)
 _EVENT_MODIFY_STATE = int(Access.EVENT_MODIFY_STATE)
 _SEMAPHORE_MODIFY_STATE = int(Access.SEMAPHORE_MODIFY_STATE)
 _TIMER_MODIFY_STATE = int(Access.TIMER_MODIFY_STATE)
+_INFINITE = 0xFFFFFFFF
 
 
 def _create(name: str | None, kind: type[T], factory: Callable[[], T]) -> int:
@@ -82,7 +86,9 @@ def _create(name: str | None, kind: type[T], factory: Callable[[], T]) -> int:
 
 def _open(access: int, name: str | None, kind: type[DispatcherObject]) -> int:
     try:
-        return HANDLE_TABLE.insert(NAMESPACE.open(name, kind), access)
+        obj = NAMESPACE.open(name, kind)
+        # Generic rights mapped, unknown or no rights refused [W:k32/sync.c:test_mutex].
+        return HANDLE_TABLE.insert(obj, map_access(obj.type_name, access))
     except Win32Error as exc:
         fail(exc)
         return 0
@@ -164,6 +170,15 @@ def _event_op(hEvent: int, op: Callable[[Event], object]) -> bool:
 
 def SetEvent(hEvent: int) -> bool:
     """[MS:SetEvent] -> core ``Event.set``."""
+    # The hot shape inlined (a plain event handle with EVENT_MODIFY_STATE): one dict lookup;
+    # anything else (tag bits, bad handles, other types, missing access) takes ``_event_op``.
+    try:
+        event, granted = _handle_entry(hEvent)
+    except TypeError:  # no such handle (None) or not a handle at all (unhashable)
+        return _event_op(hEvent, Event.set)
+    if event.__class__ is Event and granted & _EVENT_MODIFY_STATE:
+        event.set()
+        return True
     return _event_op(hEvent, Event.set)
 
 
@@ -254,7 +269,7 @@ def OpenWaitableTimer(dwDesiredAccess: int, bInheritHandle: bool, lpTimerName: s
 
 def SetWaitableTimer(
     hTimer: int,
-    lpDueTime: int,
+    lpDueTime: Any,
     lPeriod: int,
     pfnCompletionRoutine: Callable[[Any, int, int], object] | None,
     lpArgToCompletionRoutine: Any,
@@ -262,14 +277,15 @@ def SetWaitableTimer(
 ) -> bool:
     """[MS:SetWaitableTimer] -> core ``WaitableTimer.set``.
 
-    ``lpDueTime`` is the LARGE_INTEGER value: negative = relative in 100 ns units (monotonic),
-    positive = absolute UTC FILETIME (follows the wall clock).
+    ``lpDueTime`` is the LARGE_INTEGER value - a ``LARGE_INTEGER``, a ``FILETIME``, a ``Ref``
+    or an int: negative = relative in 100 ns units (monotonic), positive = absolute UTC
+    FILETIME (follows the wall clock).
     """
     try:
         timer = HANDLE_TABLE.get(hTimer, WaitableTimer, _TIMER_MODIFY_STATE)
         if lPeriod < 0:
             raise Win32Error(WinError.ERROR_INVALID_PARAMETER, f"negative period {lPeriod}")
-        due = _due(int(lpDueTime))
+        due = _due(due_time_value(lpDueTime))
         timer.set(due, lPeriod / 1000.0, pfnCompletionRoutine, lpArgToCompletionRoutine, fResume)
     except Win32Error as exc:
         fail(exc)
@@ -293,9 +309,12 @@ def CancelWaitableTimer(hTimer: int) -> bool:
     return True
 
 
-def GetSystemTimeAsFileTime() -> int:
-    """[MS:GetSystemTimeAsFileTime]: the FILETIME as a 64-bit int (the kernel's wall clock)."""
-    return filetime_now()
+def GetSystemTimeAsFileTime(lpSystemTimeAsFileTime: Any = None) -> int:
+    """[MS:GetSystemTimeAsFileTime]: fills the FILETIME (or ``Ref``) out-parameter with the
+    kernel's wall clock; the 64-bit value is also returned for convenience."""
+    now = filetime_now()
+    store_filetime(lpSystemTimeAsFileTime, now)
+    return now
 
 
 # --------------------------------------------------------------------------- waits
@@ -309,8 +328,16 @@ def WaitForSingleObject(hHandle: int, dwMilliseconds: int) -> int:
 def WaitForSingleObjectEx(hHandle: int, dwMilliseconds: int, bAlertable: bool) -> int:
     """[MS:WaitForSingleObjectEx] -> core ``wait``."""
     try:
-        obj = _waitable(hHandle)
-        return _wait.wait_for_one(obj, seconds(dwMilliseconds), bool(bAlertable))
+        # The hot shape inlined (a plain handle with SYNCHRONIZE, INFINITE): one dict lookup.
+        try:
+            obj, granted = _handle_entry(hHandle)
+        except TypeError:  # no such handle, a pseudo handle, or not a handle at all
+            obj = _waitable(hHandle)
+        else:
+            if not (granted & _SYNCHRONIZE and isinstance(obj, DispatcherObject)):
+                obj = _waitable(hHandle)  # raises the right error
+        timeout = None if dwMilliseconds == _INFINITE else seconds(dwMilliseconds)
+        return _wait.wait_for_one(obj, timeout, bAlertable)
     except Win32Error as exc:
         fail(exc)
         return _WAIT_FAILED

@@ -13,10 +13,12 @@ from typing import Any, NoReturn
 from .._kernel import _api, _wait
 from .._kernel._apc import queue_special_apc, queue_user_apc
 from .._kernel._handles import CURRENT_THREAD, HANDLE_TABLE
+from .._kernel._thread_ext import resume_thread
 from .._kernel._threads import STILL_ACTIVE, KThread, current_thread_state, thread_state_by_id
 from ..codes import Access, WinError
 from ..errors import Win32Error
 from ._base import Ref, fail
+from ._base import handle_entry as _handle_entry
 
 __all__ = [
     "APC_CALLBACK_DATA",
@@ -123,7 +125,7 @@ def CreateThread(
 def ResumeThread(hThread: int) -> int:
     """[MS:ResumeThread] -> core ``KThread.resume``: previous count, 0xFFFFFFFF on failure."""
     try:
-        return _thread(hThread, _THREAD_SUSPEND_RESUME).resume()
+        return resume_thread(_thread(hThread, _THREAD_SUSPEND_RESUME))
     except Win32Error as exc:
         fail(exc)
         return 0xFFFFFFFF
@@ -159,7 +161,19 @@ def GetExitCodeThread(hThread: int, lpExitCode: Ref[int]) -> bool:
 def QueueUserAPC(pfnAPC: Callable[[Any], object], hThread: int, dwData: Any) -> int:
     """[MS:QueueUserAPC] -> core ``queue_apc``: nonzero on success, 0 + last-error on failure."""
     try:
-        queue_user_apc(_thread(hThread, _THREAD_SET_CONTEXT).state, pfnAPC, (dwData,))
+        # The hot shapes inlined: GetCurrentThread()'s pseudo handle, or a plain thread handle
+        # with THREAD_SET_CONTEXT; anything else takes ``_thread``, which raises the right error.
+        if hThread == CURRENT_THREAD:
+            target = current_thread_state()
+        else:
+            try:
+                thread, granted = _handle_entry(hThread)
+            except TypeError:
+                thread, granted = None, 0
+            if thread.__class__ is not KThread or not granted & _THREAD_SET_CONTEXT:
+                thread = _thread(hThread, _THREAD_SET_CONTEXT)
+            target = thread.state
+        queue_user_apc(target, pfnAPC, (dwData,))
     except Win32Error as exc:
         fail(exc)
         return 0

@@ -17,15 +17,19 @@ from collections.abc import Callable
 from typing import Any
 
 from .._io._files import FileObject, run_sync, start
+from .._io._netevents import run_socket_call
 from .._io._ops import AcceptOp, ConnectOp, StreamReadOp, StreamWriteOp
 from .._io._overlapped import STATUS_PENDING, Overlapped, get_overlapped_result
 from .._io._requests import as_buffers
 from .._io._streams import Socket, create_socket
+from .._io._winsock_ext import accept_ex, check_not_accepting
 from .._kernel._handles import HANDLE_TABLE
+from .._kernel._threads import current_thread_state
 from ..codes import WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error
 from ._base import Ref, fail, seconds, set_last_error
-from ._io import bind_overlapped
+from ._base import handle_entry as _handle_entry
+from ._io import OVERLAPPED, bind_overlapped
 
 __all__ = [
     "AF_INET",
@@ -44,6 +48,7 @@ __all__ = [
     "SOMAXCONN",
     "WSAECONNREFUSED",
     "WSAECONNRESET",
+    "WSAEFAULT",
     "WSAEINVAL",
     "WSAENOTSOCK",
     "WSAEWOULDBLOCK",
@@ -85,6 +90,7 @@ WSA_FLAG_OVERLAPPED = 0x01
 WSA_IO_PENDING = 997
 WSA_IO_INCOMPLETE = 996
 WSA_OPERATION_ABORTED = 995
+WSAEFAULT = 10014
 WSAEINVAL = 10022
 WSAEWOULDBLOCK = 10035
 WSAENOTSOCK = 10038
@@ -94,7 +100,7 @@ WSAECONNREFUSED = 10061
 _ERRNO_WSA = {
     _errno.EINVAL: WSAEINVAL,
     _errno.EBADF: WSAENOTSOCK,
-    _errno.EFAULT: 10014,
+    _errno.EFAULT: WSAEFAULT,
     _errno.EAGAIN: WSAEWOULDBLOCK,
     _errno.EINPROGRESS: 10036,
     _errno.EALREADY: 10037,
@@ -119,6 +125,13 @@ _WIN_WSA: dict[int, int] = {
     WinError.ERROR_CONNECTION_ABORTED: 10053,
     WinError.ERROR_BROKEN_PIPE: 10058,
     WinError.ERROR_PIPE_NOT_CONNECTED: 10057,
+    WinError.ERROR_CONNECTION_ACTIVE: 10056,
+    WinError.ERROR_NETWORK_UNREACHABLE: 10051,
+    WinError.ERROR_HOST_UNREACHABLE: 10065,
+    WinError.ERROR_ADDRESS_ALREADY_ASSOCIATED: 10048,
+    WinError.ERROR_CANT_WAIT: WSAEWOULDBLOCK,  # a non-blocking socket's call would wait
+    WinError.ERROR_SEM_TIMEOUT: 10060,  # SO_RCVTIMEO / SO_SNDTIMEO elapsed: WSAETIMEDOUT
+    WinError.ERROR_MORE_DATA: 10040,  # a datagram larger than the buffers: WSAEMSGSIZE
 }
 
 WsaRoutine = Callable[[int, int, Any, int], object]
@@ -142,9 +155,7 @@ def _sock(handle: int) -> Socket:
 
 def WSAGetLastError() -> int:
     """[MS:WSAGetLastError]: the thread's last error (the same value as GetLastError)."""
-    from ._base import GetLastError
-
-    return GetLastError()
+    return current_thread_state().last_error
 
 
 def WSASetLastError(iError: int) -> None:
@@ -218,7 +229,8 @@ def closesocket(s: int) -> int:
 
 
 def _sync(op: Any) -> int:
-    status, information = run_sync(op)
+    # Sockets with Winsock modes (FIONBIO, time-outs, WSAEventSelect) go through _netevents.
+    status, information = run_sync(op) if op.file.winsock is None else run_socket_call(op)
     if status:
         raise Win32Error(ntstatus_to_winerror(status))
     return information
@@ -227,7 +239,9 @@ def _sync(op: Any) -> int:
 def connect(s: int, name: Any) -> int:
     """[MS:connect] (blocking) -> core ``ConnectOp`` run synchronously; 0 or SOCKET_ERROR."""
     try:
-        _sync(ConnectOp(_sock(s), Overlapped(), name, None))
+        sock = _sock(s)
+        check_not_accepting(sock)
+        _sync(ConnectOp(sock, Overlapped(), name, None))
     except Win32Error as exc:
         return _wsa_fail(exc)
     return 0
@@ -257,42 +271,89 @@ def send(s: int, buf: Any, flags: int) -> int:
         return _wsa_fail(exc)
 
 
-def recv(s: int, len: int, flags: int) -> bytes | int:
-    """[MS:recv] (blocking) -> core ``StreamReadOp`` run synchronously; bytes or SOCKET_ERROR."""
-    data = bytearray(len)
+def recv(s: int, buf: Any, len: int, flags: int) -> int:
+    """[MS:recv] (blocking) -> core ``StreamReadOp`` run synchronously: fills the first ``len``
+    bytes of the caller's writable buffer ``buf``; returns the byte count (0 after a graceful
+    close) or SOCKET_ERROR."""
     try:
-        n = _sync(StreamReadOp(_sock(s), Overlapped(), [memoryview(data)], None, flags))
+        views = as_buffers(buf, len, True)
+        return _sync(StreamReadOp(_sock(s), Overlapped(), views, None, flags))
     except Win32Error as exc:
         return _wsa_fail(exc)
-    return bytes(data[:n])
 
 
-def _overlapped_call(
-    op_of: Callable[[Socket, Overlapped], Any],
+def _wsabufs(lpBuffers: Any, dwBufferCount: int, writable: bool) -> list[memoryview]:
+    """The first ``dwBufferCount`` WSABUFs (Python buffers) as byte views; the hot shape (one
+    whole bytearray) without loops.
+
+    Raises:
+        Win32Error: WSAEFAULT for a missing or short buffer array; ERROR_INVALID_USER_BUFFER
+            for something that is not a buffer (or a read-only one for a receive).
+    """
+    if dwBufferCount == 1 and lpBuffers.__class__ is list and lpBuffers:
+        first = lpBuffers[0]
+        if first.__class__ is bytearray:
+            return [memoryview(first)]
+        return as_buffers(first, None, writable)
+    try:
+        buffers = list(lpBuffers)
+    except TypeError:
+        raise Win32Error(WSAEFAULT, "lpBuffers is not a WSABUF array") from None
+    if dwBufferCount < 0 or dwBufferCount > len(buffers):
+        raise Win32Error(WSAEFAULT, f"dwBufferCount {dwBufferCount} > {len(buffers)} buffers")
+    return as_buffers(buffers[:dwBufferCount], None, writable)
+
+
+def _wsa_io(
+    receive: bool,
     s: int,
-    lpCount: Ref[int] | None,
+    lpBuffers: Any,
+    dwBufferCount: int,
+    flags: int,
     lpOverlapped: Any,
-) -> int:
-    """WSARecv/WSASend: 0 when finished now, SOCKET_ERROR + WSA_IO_PENDING when pending."""
-    if lpCount is not None:
-        lpCount.value = 0
-    try:
+    lpCompletionRoutine: WsaRoutine | None,
+) -> int | None:
+    """The body of WSARecv/WSASend: the byte count when the request finished inside the call,
+    None when it pends. Of what the caller passed, only the OVERLAPPED's Internal is written
+    (STATUS_PENDING, as ws2_32 does before the AFD request [W:ws2_32/socket.c:WS2_recv_base]).
+
+    Raises:
+        Win32Error: the request failed at once (then no notification happens at all).
+    """
+    try:  # the commonest shape inlined: a plain socket handle, an OVERLAPPED without hEvent
+        sock = _handle_entry(s)[0]
+    except TypeError:  # no such handle (None[0]) or not a handle at all (unhashable)
+        sock = None
+    if sock.__class__ is not Socket:
         sock = _sock(s)
-        ov = bind_overlapped(lpOverlapped)
-        if ov is None or not sock.overlapped:
-            op = op_of(sock, Overlapped())
-            count = _sync(op)
-        else:
-            status = start(op_of(sock, ov))
-            if status == STATUS_PENDING:
-                set_last_error(WSA_IO_PENDING)
-                return SOCKET_ERROR
-            count = ov.information
-    except Win32Error as exc:
-        return _wsa_fail(exc)
-    if lpCount is not None:
-        lpCount.value = count
-    return 0
+    views = _wsabufs(lpBuffers, dwBufferCount, receive)
+    ov = lpOverlapped
+    if ov.__class__ is OVERLAPPED and not ov.hEvent:
+        ov.event = None
+        ov.skip_port = False
+    else:
+        ov = bind_overlapped(ov)
+    if ov is None or not sock.overlapped:
+        # A blocking call; the completion routine is ignored without overlapped I/O [MS:WSARecv].
+        make = sock.recv_op if receive else sock.send_op
+        return _sync(make(views, Overlapped(), flags))
+    routine = None
+    if lpCompletionRoutine is not None:
+        if sock.port is not None:
+            # "Using completion function on socket associated with completion port is not
+            # allowed" [W:ws2_32/sock.c:test_WSARecv]: WSAEINVAL, and no notification.
+            raise Win32Error(WSAEINVAL, "completion routine on a port-bound socket")
+        routine = _routine(lpCompletionRoutine)
+    if receive:
+        status = start(sock.recv_op(views, ov, flags, routine))
+    else:
+        status = start(sock.send_op(views, ov, flags, routine))
+    if status == STATUS_PENDING:
+        return None
+    if status:  # a warning: finished with data but reported as a failure (WSAEMSGSIZE)
+        raise Win32Error(ntstatus_to_winerror(status))
+    count: int = ov.information
+    return count
 
 
 def _routine(routine: WsaRoutine | None) -> Callable[[int, int, Any], object] | None:
@@ -315,14 +376,29 @@ def WSARecv(
     lpOverlapped: Any,
     lpCompletionRoutine: WsaRoutine | None,
 ) -> int:
-    """[MS:WSARecv] -> core ``Socket.recv_op``."""
-    buffers = as_buffers(list(lpBuffers)[:dwBufferCount], None, True)
-    flags = lpFlags.value if lpFlags is not None else 0
-    routine = _routine(lpCompletionRoutine)
-    return _overlapped_call(
-        lambda sock, ov: sock.recv_op(buffers, ov, flags, routine),
-        s, lpNumberOfBytesRecvd, lpOverlapped,
-    )  # fmt: skip
+    """[MS:WSARecv] -> core ``Socket.recv_op``.
+
+    Out-parameters are written only when the receive finished inside the call (0 returned):
+    ``*lpNumberOfBytesRecvd`` (untouched when pending or failing [W:ws2_32/socket.c]) and
+    ``*lpFlags``, which then holds the output flags: MSG_PARTIAL for a partial message of a
+    message-oriented socket, else 0 [MS:WSARecv]. Success sets the last error to 0
+    [W:ws2_32/sock.c:test_WSARecv].
+    """
+    try:
+        if lpFlags is None:
+            raise Win32Error(WSAEFAULT, "lpFlags is NULL")
+        count = _wsa_io(True, s, lpBuffers, dwBufferCount, lpFlags.value, lpOverlapped,
+                        lpCompletionRoutine)  # fmt: skip
+    except Win32Error as exc:
+        return _wsa_fail(exc)
+    if count is None:
+        set_last_error(WSA_IO_PENDING)
+        return SOCKET_ERROR
+    if lpNumberOfBytesRecvd is not None:
+        lpNumberOfBytesRecvd.value = count
+    lpFlags.value = 0  # stream sockets never report MSG_PARTIAL
+    set_last_error(0)
+    return 0
 
 
 def WSASend(
@@ -334,13 +410,23 @@ def WSASend(
     lpOverlapped: Any,
     lpCompletionRoutine: WsaRoutine | None,
 ) -> int:
-    """[MS:WSASend] -> core ``Socket.send_op``."""
-    buffers = as_buffers(list(lpBuffers)[:dwBufferCount], None, False)
-    routine = _routine(lpCompletionRoutine)
-    return _overlapped_call(
-        lambda sock, ov: sock.send_op(buffers, ov, dwFlags, routine),
-        s, lpNumberOfBytesSent, lpOverlapped,
-    )  # fmt: skip
+    """[MS:WSASend] -> core ``Socket.send_op``.
+
+    ``*lpNumberOfBytesSent`` is written only when the send finished inside the call (untouched
+    when pending or failing [W:ws2_32/socket.c:WS2_sendto]); success sets the last error to 0.
+    """
+    try:
+        count = _wsa_io(False, s, lpBuffers, dwBufferCount, dwFlags, lpOverlapped,
+                        lpCompletionRoutine)  # fmt: skip
+    except Win32Error as exc:
+        return _wsa_fail(exc)
+    if count is None:
+        set_last_error(WSA_IO_PENDING)
+        return SOCKET_ERROR
+    if lpNumberOfBytesSent is not None:
+        lpNumberOfBytesSent.value = count
+    set_last_error(0)
+    return 0
 
 
 def _bool_call(op_of: Callable[[], Any], lpCount: Ref[int] | None, ov: Overlapped) -> bool:
@@ -369,19 +455,30 @@ def AcceptEx(
     lpdwBytesReceived: Ref[int] | None,
     lpOverlapped: Any,
 ) -> bool:
-    """[MS:AcceptEx] -> core ``Socket.accept_op`` into the pre-created ``sAcceptSocket``."""
+    """[MS:AcceptEx] -> core ``accept_ex`` into the pre-created ``sAcceptSocket``.
+
+    ``lpOutputBuffer`` receives the first data, then the local and the remote address areas
+    (read them with GetAcceptExSockaddrs). Errors at once, no notification
+    [W:ws2_32/sock.c:test_AcceptEx]: WSAENOTSOCK for a bad handle; ERROR_INVALID_PARAMETER
+    without an OVERLAPPED; WSAEINVAL when the listener is not listening or the accept socket is
+    UDP, bound, connected or already being accepted into; WSAEFAULT for no buffer or a remote
+    area of 0. An area too small for its address fails the request with
+    ERROR_INSUFFICIENT_BUFFER once a client connects (the client is not accepted). Internal is
+    STATUS_PENDING after any call, failed ones included (ws2_32 writes it first).
+    """
+    if isinstance(lpOverlapped, Overlapped):
+        lpOverlapped.status = STATUS_PENDING
     try:
         listener, target = _sock(sListenSocket), _sock(sAcceptSocket)
         ov = bind_overlapped(lpOverlapped)
         if ov is None:
             raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "AcceptEx needs an OVERLAPPED")
-        receive = None
-        if dwReceiveDataLength > 0:
-            receive = as_buffers(lpOutputBuffer, dwReceiveDataLength, True)[0]
+        op = accept_ex(listener, target, ov, lpOutputBuffer, dwReceiveDataLength,
+                       dwLocalAddressLength, dwRemoteAddressLength)  # fmt: skip
     except Win32Error as exc:
         _wsa_fail(exc)
         return False
-    return _bool_call(lambda: listener.accept_op(target, ov, receive), lpdwBytesReceived, ov)
+    return _bool_call(lambda: op, lpdwBytesReceived, ov)
 
 
 def ConnectEx(
@@ -395,6 +492,7 @@ def ConnectEx(
     """[MS:ConnectEx] -> core ``Socket.connect_op`` (the socket must be bound)."""
     try:
         sock = _sock(s)
+        check_not_accepting(sock)
         ov = bind_overlapped(lpOverlapped)
         if ov is None:
             raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "ConnectEx needs an OVERLAPPED")

@@ -39,7 +39,7 @@ from typing import Any
 import pytest
 
 from winaio._backends._threads import ThreadBackend
-from winaio._backends._uring import IoUringBackend, probe_backend
+from winaio._backends.uring import IoUringBackend, probe_backend
 from winaio._io._backend import Backend
 from winaio._io._files import FileObject, request_cancel, start
 from winaio._io._ops import (
@@ -54,6 +54,7 @@ from winaio._io._ops import (
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._port import CompletionPacket, CompletionPort
 from winaio._kernel._objects import Event
+from winaio._kernel._threads import current_thread_state
 from winaio._kernel._wait import wait_for_one
 from winaio.codes import NtStatus, WaitCode
 
@@ -93,6 +94,7 @@ def counted(cls: type[Operation]) -> type[Operation]:
         self.watch = []
         self.alive_at_complete = None
         self.completer = None
+        self.completer_waiting = False
 
     def complete(self: Any, status: int, information: int) -> None:
         with _count_lock:
@@ -101,13 +103,15 @@ def counted(cls: type[Operation]) -> type[Operation]:
                 violations.append(f"{self!r} completed {self.calls} times (status {status:#x})")
             self.alive_at_complete = all(ref() is not None for ref in self.watch)
             self.completer = threading.current_thread().name
+            # A thread blocked in a wait that reaps the ring for the backend (``lead``).
+            self.completer_waiting = current_thread_state().wait is not None
         cls.complete(self, status, information)
 
     sub = type(
         f"Counted{cls.__name__}",
         (cls,),
         {
-            "__slots__": ("alive_at_complete", "calls", "completer", "watch"),
+            "__slots__": ("alive_at_complete", "calls", "completer", "completer_waiting", "watch"),
             "__init__": __init__,
             "complete": complete,
         },

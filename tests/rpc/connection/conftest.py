@@ -26,8 +26,7 @@ from winaio.rpc._connection import (
     ServerEvent,
     SimpleRegistry,
 )
-from winaio.rpc._pdu import NDR20_SYNTAX, ContextElement, SyntaxId
-from winaio.rpc._pdu_codec import decode_header
+from winaio.rpc._pdu import NDR20_SYNTAX, ContextElement, SyntaxId, decode_header
 
 IFACE = SyntaxId(UUID("12345678-1234-abcd-ef00-0123456789ab"), 1, 0)
 ECHO = SyntaxId(UUID("60a15ec5-4de8-11d7-a637-005056a20182"), 1, 0)

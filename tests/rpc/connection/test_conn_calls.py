@@ -18,8 +18,7 @@ from winaio.rpc._connection import (
     ResponseReceived,
     ShutdownRequested,
 )
-from winaio.rpc._pdu import PfcFlags, Response
-from winaio.rpc._pdu_codec import parse_pdu
+from winaio.rpc._pdu import PfcFlags, Response, parse_pdu
 
 FIRST, LAST = int(PfcFlags.PFC_FIRST_FRAG), int(PfcFlags.PFC_LAST_FRAG)
 Split = Callable[[bytes], list[bytes]]
@@ -78,7 +77,7 @@ def test_conc_mpx_client_reassembles_interleaved_fragments(pair: Any, split_pdus
 def test_without_conc_mpx_replies_keep_request_order(pair: Any, split_pdus: Split) -> None:
     # spec: rpc #74 — responses leave in request order; fragments of calls never interleave.
     # (Our client would not pipeline on an exclusive connection; impacket-style clients may.)
-    from winaio.rpc._fragment import request_fragments
+    from winaio.rpc._pdu import request_fragments
 
     pair.bound()
     reqs = [request_fragments(cid, 0, 1, b"req", 5840) for cid in (10, 11, 12)]
@@ -93,13 +92,12 @@ def test_without_conc_mpx_replies_keep_request_order(pair: Any, split_pdus: Spli
 
 
 def test_orphaned_call_in_the_reply_order_does_not_block_later_calls(pair: Any) -> None:
-    from winaio.rpc._fragment import request_fragments
+    from winaio.rpc._pdu import request_fragments
 
     pair.bound()
     pair.to_server(b"".join(request_fragments(cid, 0, 1, b"", 5840) for cid in (2, 3)))
     assert pair.server.send_response(3, b"three") == b""
-    from winaio.rpc._pdu import Orphaned
-    from winaio.rpc._pdu_codec import build_pdu
+    from winaio.rpc._pdu import Orphaned, build_pdu
 
     (orphaned,) = pair.to_server(build_pdu(Orphaned(call_id=2)))
     assert orphaned == CallOrphaned(2)
@@ -174,8 +172,7 @@ def test_late_fault_for_an_orphaned_call_is_discarded(pair: Any) -> None:
 
 
 def test_cancel_during_reassembly_is_counted(pair: Any) -> None:
-    from winaio.rpc._pdu import CoCancel, Request
-    from winaio.rpc._pdu_codec import build_pdu
+    from winaio.rpc._pdu import CoCancel, Request, build_pdu
 
     pair.bound()
     pair.to_server(build_pdu(Request(call_id=4, p_cont_id=0, opnum=1, stub=b"a", pfc_flags=FIRST)))

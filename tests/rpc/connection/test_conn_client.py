@@ -16,7 +16,6 @@ from winaio.rpc._connection import (
     FaultReceived,
     ResponseReceived,
 )
-from winaio.rpc._fragment import fault_pdu, response_fragments
 from winaio.rpc._pdu import (
     NDR20_SYNTAX,
     NULL_SYNTAX,
@@ -28,8 +27,10 @@ from winaio.rpc._pdu import (
     Request,
     Response,
     SyntaxId,
+    build_pdu,
+    fault_pdu,
+    response_fragments,
 )
-from winaio.rpc._pdu_codec import build_pdu
 
 IFACE = SyntaxId(UUID("12345678-1234-abcd-ef00-0123456789ab"), 1, 0)
 CTX = ContextElement(0, IFACE, (NDR20_SYNTAX,))

@@ -19,9 +19,16 @@ from winaio.rpc._connection import (
     ServerConnection,
     SimpleRegistry,
 )
-from winaio.rpc._fragment import request_fragments, response_fragments
-from winaio.rpc._pdu import NDR20_SYNTAX, ContextElement, Request, Response, SyntaxId
-from winaio.rpc._pdu_codec import build_pdu
+from winaio.rpc._pdu import (
+    NDR20_SYNTAX,
+    ContextElement,
+    Request,
+    Response,
+    SyntaxId,
+    build_pdu,
+    request_fragments,
+    response_fragments,
+)
 
 IFACE = SyntaxId(UUID("12345678-1234-abcd-ef00-0123456789ab"), 1, 0)
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -20,8 +20,17 @@ from winaio.rpc._connection import (
     SimpleRegistry,
     fault_status,
 )
-from winaio.rpc._pdu import AuthVerifier, Fault, PfcFlags, Request, Response, SyntaxId
-from winaio.rpc._pdu_codec import build_pdu, decode_header, parse_pdu
+from winaio.rpc._pdu import (
+    AuthVerifier,
+    Fault,
+    PfcFlags,
+    Request,
+    Response,
+    SyntaxId,
+    build_pdu,
+    decode_header,
+    parse_pdu,
+)
 
 IFACE = SyntaxId(UUID("12345678-1234-abcd-ef00-0123456789ab"), 1, 0)
 FIRST, LAST = int(PfcFlags.PFC_FIRST_FRAG), int(PfcFlags.PFC_LAST_FRAG)

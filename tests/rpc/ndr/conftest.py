@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from winaio.rpc import TWR_T
 from winaio.rpc._ndr import (
-    BYTE,
     CHAR,
     CONTEXT_HANDLE,
     ERROR_STATUS_T,
@@ -20,7 +20,6 @@ from winaio.rpc._ndr import (
     OUT,
     ULONG,
     USHORT,
-    ConformantArray,
     ConformantVaryingArray,
     Param,
     Procedure,
@@ -44,14 +43,8 @@ def golden() -> Callable[[str], bytes]:
     return read_hex
 
 
-# The endpoint mapper's types [C706 App. O], [MS-RPCE §2.2.1.2], rpc-spec §B12.
-TWR_T = Struct(
-    [
-        ("tower_length", ULONG),
-        ("tower_octet_string", ConformantArray(BYTE, size_is="tower_length")),
-    ],
-    name="twr_t",
-)
+# The endpoint mapper's types [C706 App. O], [MS-RPCE §2.2.1.2], rpc-spec §B12; twr_t is the
+# library's (winaio.rpc.TWR_T).
 EPT_ENTRY_T = Struct(
     [("object", GUID), ("tower", full(TWR_T)), ("annotation", VaryingString(CHAR, 64))],
     name="ept_entry_t",

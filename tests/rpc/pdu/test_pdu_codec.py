@@ -38,8 +38,10 @@ from winaio.rpc._pdu import (
     SyntaxId,
     bind_time_feature_syntax,
     bind_time_features_of,
+    build_pdu,
+    decode_header,
+    parse_pdu,
 )
-from winaio.rpc._pdu_codec import build_pdu, decode_header, parse_pdu
 
 IFACE = SyntaxId(UUID("12345678-1234-abcd-ef00-0123456789ab"), 1, 0)
 OTHER = SyntaxId(UUID("60a15ec5-4de8-11d7-a637-005056a20182"), 1, 0)

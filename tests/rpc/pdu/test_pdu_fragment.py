@@ -9,9 +9,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from winaio.errors import LocalProtocolError
-from winaio.rpc._fragment import fault_pdu, request_fragments, response_fragments
-from winaio.rpc._pdu import Fault, PfcFlags, Request, Response
-from winaio.rpc._pdu_codec import decode_header, parse_pdu
+from winaio.rpc._pdu import (
+    Fault,
+    PfcFlags,
+    Request,
+    Response,
+    decode_header,
+    fault_pdu,
+    parse_pdu,
+    request_fragments,
+    response_fragments,
+)
 
 FIRST, LAST = PfcFlags.PFC_FIRST_FRAG, PfcFlags.PFC_LAST_FRAG
 

@@ -12,7 +12,6 @@ from uuid import UUID
 import pytest
 
 from winaio.codes import NcaStatus
-from winaio.rpc._fragment import fault_pdu, request_fragments, response_fragments
 from winaio.rpc._pdu import (
     NDR20_SYNTAX,
     Bind,
@@ -25,8 +24,12 @@ from winaio.rpc._pdu import (
     Request,
     Response,
     SyntaxId,
+    build_pdu,
+    fault_pdu,
+    parse_pdu,
+    request_fragments,
+    response_fragments,
 )
-from winaio.rpc._pdu_codec import build_pdu, parse_pdu
 
 IFACE = SyntaxId(UUID("12345678-1234-abcd-ef00-0123456789ab"), 1, 0)
 Golden = Callable[[str], bytes]

@@ -27,8 +27,9 @@ from winaio.rpc._pdu import (
     Response,
     Shutdown,
     SyntaxId,
+    build_pdu,
+    parse_pdu,
 )
-from winaio.rpc._pdu_codec import build_pdu, parse_pdu
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...codes import RpcStatus
 from ._node import Node, getter_for, layout_format
-from ._runtime import ZEROS, DecodeContext, EncodeContext, Fail, Kit, Slot, corr_getter
+from ._state import ZEROS, DecodeContext, EncodeContext, Fail, Kit, Slot, corr_getter
 from ._types import (
     CHAR,
     ConformantArray,

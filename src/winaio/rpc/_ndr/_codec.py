@@ -23,7 +23,7 @@ from typing import Any
 from ...errors import NdrError
 from ._compile import Compiler
 from ._node import Node
-from ._runtime import (
+from ._state import (
     ZEROS,
     ByteOrder,
     DecodeContext,

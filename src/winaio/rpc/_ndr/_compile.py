@@ -28,7 +28,7 @@ from typing import Any
 from ...codes import RpcStatus
 from . import _arrays, _pipe, _pointers
 from ._node import Flat, LayoutItem, Node, getter_for, phase_structs
-from ._runtime import (
+from ._state import (
     ZEROS,
     DecodeContext,
     EncodeContext,

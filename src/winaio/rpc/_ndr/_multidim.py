@@ -24,7 +24,7 @@ from typing import Any
 from ...codes import RpcStatus
 from ._arrays import Block, check_corr, value_of
 from ._node import Node
-from ._runtime import ZEROS, DecodeContext, EncodeContext, Fail, Kit, corr_getter
+from ._state import ZEROS, DecodeContext, EncodeContext, Fail, Kit, corr_getter
 from ._types import Ref
 
 __all__ = ["multidim"]

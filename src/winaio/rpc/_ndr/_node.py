@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from operator import itemgetter
 from typing import Any
 
-from ._runtime import DecodeContext, EncodeContext
+from ._state import DecodeContext, EncodeContext
 
 __all__ = ["Flat", "LayoutItem", "Node", "getter_for", "layout_format", "phase_structs"]
 

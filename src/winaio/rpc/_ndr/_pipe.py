@@ -26,7 +26,7 @@ from ...codes import RpcStatus
 from ...errors import NdrError
 from ._arrays import block_for
 from ._node import Node, layout_format
-from ._runtime import ZEROS, ByteOrder, DecodeContext, EncodeContext, Fail
+from ._state import ZEROS, ByteOrder, DecodeContext, EncodeContext, Fail
 from ._types import Pipe
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ class _Compiled:
 
     def __init__(self, pipe: Pipe, byteorder: ByteOrder) -> None:
         from ._compile import Compiler
-        from ._runtime import kit_for
+        from ._state import kit_for
 
         if not isinstance(pipe, Pipe):
             raise TypeError(f"expected a Pipe descriptor, not {pipe!r}")

@@ -1,7 +1,7 @@
 """Pointers (ref, unique, full) and unions (non-encapsulated and encapsulated).
 
 Purpose: the two constructs whose representation depends on where they sit, compiled into
-nodes. The deferral machinery itself is in ``_runtime``.
+nodes. The deferral machinery itself is in ``_state``.
 
 Rules:
 - Top-level [ref] pointers (parameters, and pointers that are themselves a referent) have no
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from ...codes import RpcStatus
 from ._arrays import check_corr, value_of
 from ._node import Node
-from ._runtime import (
+from ._state import (
     ZEROS,
     DecodeContext,
     EncodeContext,

@@ -22,14 +22,15 @@ Rules:
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ._codec import run_decode, run_encode
 from ._compile import Compiler
 from ._node import Node
-from ._runtime import ByteOrder, kit_for
+from ._simple import SimpleDecode, SimpleEncode, simple_decoder, simple_encoder
+from ._state import ByteOrder, kit_for
 from ._types import NdrType, Pipe
 
 __all__ = ["IN", "IN_OUT", "OUT", "RETURN", "Direction", "Param", "Procedure"]
@@ -120,6 +121,45 @@ class Procedure:
                 out_steps += ((RETURN, compiler.node(self.returns)),)
             plan = self._plans[byteorder] = (steps(ins), out_steps)
         return plan
+
+    def little_endian_codecs(
+        self,
+    ) -> tuple[Callable[[bytes], dict[str, Any]], Callable[[Mapping[str, Any]], bytes]]:
+        """(decode_request, encode_response) for little-endian stubs at base 0, bound once:
+        the server runtime's per-call path (no keyword handling, no plan lookup)."""
+        ins, outs = self._plan("little")
+
+        def decode(stub: bytes) -> dict[str, Any]:
+            scope: dict[str, Any] = {}
+            run_decode(ins, stub, scope)
+            return scope
+
+        def encode(values: Mapping[str, Any]) -> bytes:
+            return run_encode(outs, values)
+
+        return decode, encode
+
+    def simple_codecs(self) -> tuple[SimpleDecode | None, SimpleEncode | None]:
+        """Struct-based little-endian fast codecs for a simple procedure (see ``_simple``):
+        ``decode(buf, start, end) -> [in] values | None`` and
+        ``encode(outputs, ins) -> stub | None`` (with exactly one output, ``outputs`` is that
+        value itself, not a sequence); each is None when its direction is not simple.
+        A None *result* means "take the generic path", which raises the precise error."""
+        ins = self.in_params
+        outs = self.out_params
+        decode = None
+        if not any(isinstance(p.type, Pipe) for p in ins):
+            decode = simple_decoder([p.name for p in ins], [p.type for p in ins])
+        encode = None
+        if not any(isinstance(p.type, Pipe) for p in outs):
+            names = [p.name for p in outs]
+            types = [p.type for p in outs]
+            if self.returns is not None:
+                names.append(RETURN)
+                types.append(self.returns)
+            in_names = [p.name for p in ins]
+            encode = simple_encoder(names, types, in_names, single=len(names) == 1)
+        return decode, encode
 
     def encode_request(
         self,

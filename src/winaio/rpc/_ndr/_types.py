@@ -174,8 +174,13 @@ ContextHandleValue.NULL = ContextHandleValue(0, uuid.UUID(int=0))
 class ContextHandle(NdrType):
     """``ndr_context_handle {u32 attributes; GUID uuid}``: 20 octets, alignment 4.
 
-    Python value: :class:`ContextHandleValue`.
+    Python value: :class:`ContextHandleValue`. ``name`` is the ``[context_handle]`` typedef's
+    name: the server runtime runs that type's rundown routine for handles left open when their
+    association ends; an unnamed handle (``CONTEXT_HANDLE``) has no rundown
+    [MSL:server-context-run-down-routine].
     """
+
+    name: str = ""
 
 
 CONTEXT_HANDLE = ContextHandle()
@@ -486,9 +491,11 @@ class Union(NdrType):
     """A non-encapsulated union ``[switch_type(T), switch_is(d)] union {...}`` [C706 §14.3.8].
 
     The discriminant is marshalled again as the first part of the union, in addition to the
-    field/parameter ``d`` [MS-RPCE §2.2.4.8]; it is aligned to its own type. With ``ms_union``
-    (default) the arm is then aligned to the largest arm alignment [MS-RPCE §2.2.4.5]; without
-    it, to the arm's own alignment (Samba pidl's NDR32 behaviour). An empty arm adds no padding.
+    field/parameter ``d`` [MS-RPCE §2.2.4.8]; it is aligned to its own type. By default the arm
+    is then aligned to its own type, as MIDL (without ``/ms_union``), Samba pidl and Wine widl
+    do; ``ms_union=True`` selects MIDL's legacy ``/ms_union`` rule, every arm aligned to the
+    largest arm alignment [MS-RPCE §2.2.4.5]. Samba's rpcecho TestCall2/TestEnum interoperate
+    only with the default (docs/design.md §7). An empty arm adds no padding.
     Python value: ``(tag, arm_value)``. An unknown tag without ``default`` is
     RPC_S_INVALID_TAG (1733).
     """
@@ -506,7 +513,7 @@ class Union(NdrType):
         *,
         default: NdrType | None = None,
         switch_is: Corr = None,
-        ms_union: bool = True,
+        ms_union: bool = False,
     ) -> None:
         _discriminant(switch_type)
         object.__setattr__(self, "switch_type", switch_type)

@@ -1,0 +1,351 @@
+"""Leaders: a thread that blocks in a wait reaps the ring itself, in the kernel.
+
+Purpose: take the ring thread out of the completion path. Windows wakes the thread blocked in
+GetQueuedCompletionStatus (or in an alertable wait, or on the request's event) straight from
+the completion; here the equivalent is that thread waiting in ``io_uring_enter(GETEVENTS,
+min_complete=1)`` on the ring, reaping the CQEs and delivering them itself (``op.complete``:
+IOSB, event, APC or port packet, the single funnel of ``_io._dispatch``). With the issuer
+submitting its own request (``uring``), a QD1 read costs what a raw io_uring loop costs: one
+sleep in the kernel, woken by the completion, instead of three thread hand-offs (issuer ->
+ring thread -> port waiter).
+
+How a thread gets there
+-----------------------
+The kernel layer parks a blocked thread on ``ThreadState.parker`` (a binary semaphore,
+``_kernel._dispatcher.Parker``). ``IoUringBackend.submit`` gives every thread that issues a
+request a :class:`RingParker` bound to the backend's :class:`Leadership`: a parker with the
+same token semantics (the same lock) whose blocking ``acquire`` first tries to become the
+ring's **waiter** (at most one thread waits in the kernel on the ring). The waiter loops:
+reap and deliver what the CQ ring holds; if its own wake-up token came (``wake_thread``
+released it, possibly from its own delivery: the packet for its port, its event, its APC),
+return; otherwise sleep in ``io_uring_enter`` until a CQE arrives. Whoever else wakes it
+(PostQueuedCompletionStatus, an APC, a timer, a port close) releases its token under the
+dispatcher lock and, seeing it in the kernel, **pokes** it: an eventfd write that a multishot
+POLL_ADD on the ring (armed by the ring thread, ``UD_POKE``) turns into a CQE. Order makes this
+race-free under the GIL: the waiter sets ``in_kernel`` and then tests its token; a waker
+releases the token and then tests ``in_kernel``. A thread that finds a waiter already there
+is a **follower**: it parks on its lock, as before; the leaving waiter promotes one follower
+(a spurious wake-up: ``block()`` loops and the follower's next ``acquire`` takes the waiter's
+place) when requests remain in flight.
+
+Who is responsible for the CQ ring
+----------------------------------
+The ring signals the ring thread's eventfd for every CQE (``IORING_REGISTER_EVENTFD``), except
+while ``IORING_CQ_EVENTFD_DISABLED`` is set (5.8). A thread that becomes the waiter becomes
+the ring's **owner** and disables the eventfd; it stays owner after it leaves the kernel,
+because it is most likely back soon (a loop: issue, wait, issue...): completions that arrive
+meanwhile wait in the CQ ring for its next wait, and the ring thread is not woken. The ring
+thread covers owners that do not come back: while the ring has an owner it sleeps with a
+timeout (the **watch**, :data:`WATCH_MIN` doubling to :data:`WATCH_MAX`), and a CQ ring that
+holds CQEs, has no waiter and whose head did not move over a whole tick is taken over: no
+owner, eventfd enabled, the ring thread reaps. An owner that exits gives the ring up at once
+(thread exit hook); an idle ring is given back too. With no owner, CQEs wake the ring thread
+through the eventfd.
+
+Invariants kept (``_io._backend``): every CQE is reaped once (``cq_lock``) and its op
+completed once (``op.done``); buffers stay in the backend's table until the CQE; LIFO release
+and concurrency accounting happen in the port, whoever delivers; requests outlive their
+issuer by the backend's migration (``uring``), whoever reaps.
+
+Imports ``winaio._kernel`` (the dispatcher lock, ``wake_thread``, the exit hook), ``abi`` and
+``ring``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+
+from ..._kernel._dispatcher import LOCK, ThreadState, wake_thread
+from ..._kernel._threads import add_thread_exit_hook
+from .abi import full_fence
+from .ring import BackendRing
+
+__all__ = ["WATCH_MAX", "WATCH_MIN", "Leadership", "RingParker"]
+
+#: The ring thread's watch over an absent owner: first tick, and the longest (seconds).
+WATCH_MIN = 0.001
+WATCH_MAX = 0.016
+
+_monotonic = time.monotonic
+_LOCK_TYPE = type(threading.Lock())
+
+
+class RingParker:
+    """A thread's parker that leads the ring while it blocks (module docstring).
+
+    ``lock`` is the thread's original parker lock, so the token is the same object before
+    and after the substitution.
+    """
+
+    __slots__ = ("in_kernel", "lead", "lock", "ts")
+
+    def __init__(self, ts: ThreadState, lock: threading.Lock, lead: Leadership) -> None:
+        self.ts = ts
+        self.lock = lock
+        self.lead = lead
+        #: True while this thread is (about to be) asleep in io_uring_enter on the ring.
+        self.in_kernel = False
+
+    def release(self) -> None:
+        """Give the token (``wake_thread``, under the dispatcher lock); poke if in the kernel."""
+        self.lock.release()
+        if self.in_kernel:
+            self.lead.poke()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Take the token; while waiting for it, lead the ring when nobody else does."""
+        lock = self.lock
+        if lock.acquire(False):
+            return True
+        if not blocking:
+            return False
+        lead = self.lead
+        if lead.enter_or_follow(self):
+            try:
+                got = self._wait_as_leader(lead, lock, timeout)
+            finally:
+                self.in_kernel = False
+                lead.leave()
+            if got is not None:
+                return got
+            # The backend closed under us: park plainly (its deadline is recomputed by the
+            # caller, block(), on the spurious return).
+            return lock.acquire(False)
+        try:
+            return lock.acquire(True, timeout)
+        finally:
+            lead.unfollow(self)
+
+    def _wait_as_leader(
+        self, lead: Leadership, lock: threading.Lock, timeout: float
+    ) -> bool | None:
+        """Reap, deliver and sleep in the kernel until the token comes (True) or the timeout
+        expires (False); None if the backend is closing (no more waiting on its ring)."""
+        ring = lead.ring
+        reap = lead.reap
+        ts = self.ts
+        deadline = None if timeout < 0 else _monotonic() + timeout
+        while True:
+            if reap():
+                if lock.acquire(False):
+                    return True
+                continue
+            lead.flush(ts)  # the burst this thread issued since its last wait goes out now
+            self.in_kernel = True  # then test the token (module docstring: no lost wake-up)
+            if lock.acquire(False):
+                return True
+            if lead.closed:
+                return None
+            lead.waits += 1
+            if deadline is None:
+                ring.enter(0, 1)
+            else:
+                remaining = deadline - _monotonic()
+                if remaining <= 0:
+                    return lock.acquire(False)
+                ring.enter_timeout(0, 1, remaining)
+            self.in_kernel = False
+
+
+class Leadership:
+    """Who waits in the kernel on the ring, and who is responsible for its CQ ring.
+
+    Nobody leads until :meth:`open_locked` (the poke is armed), nor after
+    :meth:`give_up_locked` or :meth:`close`.
+
+    Args:
+        ring: the ring (its eventfd registered: the ring thread's wake-up).
+        lock: the backend's lock; guards every field here.
+        reap: reap the ring's CQ and deliver the completions (any thread, no lock held);
+            returns how many CQEs it took.
+        flush: ``flush(ts)``: submit the burst the waiter deferred (no lock held).
+        in_flight: how many requests the ring holds (called under ``lock``).
+        wake_ring_thread: called under ``lock`` when the ring gets an owner; returns True if
+            the ring thread must be woken (eventfd write, after releasing ``lock``) to start
+            watching.
+        efd: the ring thread's eventfd.
+    """
+
+    __slots__ = (
+        "_efd", "_in_flight", "_lock", "_shut", "_stale_head", "_wake_ring_thread", "closed",
+        "flush", "followers", "leads", "owner", "poke_efd", "pokes", "reap", "ring", "takeovers",
+        "waiter", "waits",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        ring: BackendRing,
+        lock: threading.Lock,
+        reap: Callable[[], int],
+        flush: Callable[[ThreadState], None],
+        in_flight: Callable[[], int],
+        wake_ring_thread: Callable[[], bool],
+        efd: int,
+    ) -> None:
+        self.ring = ring
+        self._lock = lock
+        self.reap = reap
+        self.flush = flush
+        self._in_flight = in_flight
+        self._wake_ring_thread = wake_ring_thread
+        self._efd = efd
+        self.poke_efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.waiter: RingParker | None = None
+        self.owner: RingParker | None = None
+        self.followers: list[RingParker] = []
+        #: True while nobody may lead (before the poke is armed, after close).
+        self.closed = True
+        self._shut = False
+        self._stale_head = -1
+        # Counters (statistics, tests): waiter entries, kernel waits, pokes, watch takeovers.
+        self.leads = self.waits = self.pokes = self.takeovers = 0
+
+    # ------------------------------------------------------------------ parkers
+    def parker_for(self, ts: ThreadState) -> RingParker | None:
+        """Bind ``ts``'s parker to this ring (issuing thread, under the dispatcher lock);
+        None if nothing changed."""
+        parker = ts.parker
+        if parker.__class__ is RingParker:
+            assert isinstance(parker, RingParker)
+            if parker.lead is self:
+                return None
+            if parker.in_kernel or parker.lead.waiter is parker:
+                return None  # leading another ring right now (cannot happen while issuing)
+            parker.lead = self
+            return parker
+        assert parker.__class__ is _LOCK_TYPE
+        new = RingParker(ts, parker, self)
+        ts.parker = new
+        return new
+
+    def enter_or_follow(self, parker: RingParker) -> bool:
+        """Become the waiter (True), or register as a follower (False)."""
+        wake = False
+        with self._lock:
+            if self.closed or self.waiter is not None:
+                self.followers.append(parker)
+                return False
+            self.waiter = parker
+            self.leads += 1
+            if self.owner is not parker:
+                if self.owner is None:
+                    self.ring.cq_eventfd_toggle(False)
+                    wake = self._wake_ring_thread()
+                self.owner = parker
+        if wake:
+            os.eventfd_write(self._efd, 1)
+        return True
+
+    def unfollow(self, parker: RingParker) -> None:
+        with self._lock:
+            try:
+                self.followers.remove(parker)
+            except ValueError:
+                pass
+
+    def leave(self) -> None:
+        """The waiter stops waiting; it stays owner. Promote a follower if requests remain."""
+        with self._lock:
+            self.waiter = None
+            promote = self.followers[-1] if self.followers and self._in_flight() else None
+        if promote is not None:
+            LOCK.acquire()
+            try:
+                wake_thread(promote.ts)  # a spurious wake-up: it comes back and leads
+            finally:
+                LOCK.release()
+
+    def poke(self) -> None:
+        """Wake the waiter out of io_uring_enter (a CQE on ``UD_POKE``). Any thread."""
+        self.pokes += 1
+        try:
+            os.eventfd_write(self.poke_efd, 1)
+        except OSError:
+            pass  # closed at backend close, once nobody waits any more
+
+    # ------------------------------------------------------------------ the ring thread
+    def watch(self) -> bool:
+        """The ring thread's tick while the ring has an owner (under the backend's lock).
+        True when it takes the ring over: the owner is away and CQEs have waited a whole
+        tick (the caller reaps). Gives an idle ring back to the eventfd too."""
+        owner = self.owner
+        if owner is None or self.waiter is not None:
+            self._stale_head = -1
+            return False
+        ring = self.ring
+        if not ring.cq_ready():
+            self._stale_head = -1
+            if self._in_flight():
+                return False
+            self.disown_locked()  # idle: the eventfd covers it from now on
+            return False
+        head = ring._cq_head
+        if self._stale_head != head:
+            self._stale_head = head  # first sight of waiting CQEs: give the owner a tick
+            return False
+        self.disown_locked()
+        self.takeovers += 1
+        return True
+
+    def watching(self) -> bool:
+        """Must the ring thread sleep with a timeout (under the backend's lock)?"""
+        return self.owner is not None and not self.closed
+
+    def disown_locked(self) -> None:
+        """No owner: the eventfd signals the ring thread again (under the backend's lock).
+        Whoever disowns sees to what came while it was disabled: the ring thread reaps (watch,
+        close), the exit hook writes the eventfd."""
+        self.owner = None
+        self._stale_head = -1
+        self.ring.cq_eventfd_toggle(True)
+
+    def open_locked(self) -> None:
+        """The poke is armed: threads may lead (under the backend's lock)."""
+        self.closed = self._shut
+
+    def give_up_locked(self) -> None:
+        """Nobody may lead until :meth:`open_locked` (no poke to wake a leader): a current
+        waiter sees ``closed`` at its next round (under the backend's lock)."""
+        self.closed = True
+        self.disown_locked()
+
+    def thread_exited(self, ts: ThreadState) -> None:
+        """An owner that exits gives the ring up at once (thread exit hook)."""
+        wake = False
+        with self._lock:
+            owner = self.owner
+            if owner is not None and owner.ts is ts and self.waiter is None:
+                self.disown_locked()
+                full_fence()  # the enable store before the CQ tail load (Dekker, ``abi``)
+                # CQEs that came while the eventfd was off, or a burst it deferred (``uring``):
+                # the ring thread takes them.
+                ring = self.ring
+                wake = bool(ring.cq_ready() or ring.sq_ready()) and not self._shut
+        if wake:
+            os.eventfd_write(self._efd, 1)
+
+    def close(self) -> None:
+        """After the ring thread drained the ring: no new waiter; wait for the current one to
+        leave (poked), then close the poke eventfd. The caller closes the ring after this."""
+        with self._lock:
+            self.closed = self._shut = True
+            waiter = self.waiter
+        if waiter is not None:
+            self.poke()
+        deadline = _monotonic() + 5.0
+        while self.waiter is not None and _monotonic() < deadline:
+            time.sleep(0.001)
+        os.close(self.poke_efd)
+
+
+def _thread_exited(ts: ThreadState) -> None:
+    parker = ts.parker
+    if parker.__class__ is RingParker:
+        assert isinstance(parker, RingParker)
+        parker.lead.thread_exited(ts)
+
+
+add_thread_exit_hook(_thread_exited)

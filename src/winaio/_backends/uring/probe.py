@@ -1,0 +1,73 @@
+"""Can the io_uring backend run here? Probed once per process, with the reason either way.
+
+Purpose: :func:`probe_backend` for ``winaio._runtime`` (backend selection) and for
+``IoUringBackend()``. It builds on ``abi.probe()`` (platform, sysctl, io_uring_setup,
+IORING_REGISTER_PROBE) and adds what this backend needs on top:
+
+- the opcodes it issues: NOP, READ/WRITE and READV/WRITEV (FILE requests), POLL_ADD (STREAM
+  readiness and the wake-up poll), ASYNC_CANCEL (CancelIoEx). All are in 5.6, which the ABI
+  layer needs anyway; multishot polls (5.13) are optional: the backend falls back to
+  one-shot polls when the kernel refuses them;
+- ``IORING_FEAT_NODROP`` (5.5): without it a full CQ ring *drops* CQEs, and an operation
+  whose CQE is lost would never complete (invariant 1);
+- ``os.eventfd`` (Linux, Python 3.10+) for the wake-up.
+
+Rules: never raises for "unavailable"; imports only the ABI modules (safe on any platform).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from . import abi
+from .abi import ProbeResult
+from .abi.consts import Feature, IoringOp
+
+__all__ = ["REQUIRED_OPS", "feature_names", "probe_backend"]
+
+REQUIRED_OPS = {
+    IoringOp.IORING_OP_NOP: "NOP",
+    IoringOp.IORING_OP_READV: "READV",
+    IoringOp.IORING_OP_WRITEV: "WRITEV",
+    IoringOp.IORING_OP_READ: "READ",
+    IoringOp.IORING_OP_WRITE: "WRITE",
+    IoringOp.IORING_OP_POLL_ADD: "POLL_ADD",
+    IoringOp.IORING_OP_ASYNC_CANCEL: "ASYNC_CANCEL",
+}
+
+_lock = threading.Lock()
+_probed: tuple[bool, str, ProbeResult | None] | None = None
+
+
+def _probe() -> tuple[bool, str, ProbeResult | None]:
+    if not hasattr(os, "eventfd"):
+        return False, "os.eventfd is missing (not Linux, or Python built without it)", None
+    try:
+        result = abi.probe()
+    except Exception as exc:  # "unavailable" must never raise, whatever broke
+        return False, f"io_uring probe failed: {exc!r}", None
+    if not result.available:
+        return False, result.reason, result
+    missing = [name for op, name in REQUIRED_OPS.items() if op not in result.opcodes]
+    if missing:
+        return False, f"kernel {result.kernel} lacks io_uring opcodes {', '.join(missing)}", result
+    if not result.features & Feature.IORING_FEAT_NODROP:
+        return False, f"kernel {result.kernel} lacks IORING_FEAT_NODROP (5.5)", result
+    return True, f"{result.reason} (kernel {result.kernel})", result
+
+
+def probe_backend() -> tuple[bool, str]:
+    """Whether the io_uring backend can run here, and why (probed once; never raises)."""
+    global _probed
+    with _lock:
+        if _probed is None:
+            _probed = _probe()
+        ok, reason, _ = _probed
+    return ok, reason
+
+
+def feature_names(features: int) -> str:
+    """``IORING_FEAT_*`` bits as ``SINGLE_MMAP|NODROP|...`` (for statistics)."""
+    names = [f.name or "" for f in Feature if f & features]
+    return "|".join(n.removeprefix("IORING_FEAT_") for n in names) or "none"

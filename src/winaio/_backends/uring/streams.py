@@ -1,0 +1,150 @@
+"""STREAM operations on the io_uring backend: per-descriptor FIFO lines and readiness polls.
+
+Purpose: :class:`StreamLines`, which owns the lines of STREAM requests (sockets and pipes)
+waiting on the backend, and runs their heads when a poll says the descriptor is ready.
+
+Rules (the module docstring of ``backend`` has the whole picture):
+
+- Readiness based, like the thread backend: a one-shot ``POLL_ADD`` on ``op.fd`` for
+  ``op.poll_events``; when it fires, ``op.try_now()`` runs on the reaping thread (it never
+  blocks: the descriptors are non-blocking); ``None`` polls again. Any poll result retries
+  ``try_now`` - POLLERR and POLLHUP included, because it reports the error, EOF or broken pipe.
+- Requests wait in one :class:`Line` per (fd, direction) and only the head polls, so pending
+  requests complete in issue order (spec #66: two pending reads on a pipe). When the head
+  finishes, the next is tried at once (data may already be there).
+- AcceptEx switches to the accepted socket (``op.fd`` changes): the head moves to that line.
+- Lines are guarded by the backend's lock; only the reaper removes a head. A canceller
+  removes a request queued behind the head itself (it never reached the kernel); the head is
+  cancelled through its POLL_ADD's user_data, or - between two polls - by the reaper, which
+  checks ``cancel_requested`` under the lock before polling again.
+- Arming a poll is the ring's business: the backend gives its ``arm(op, line)`` (under the
+  lock), which sets ``line.poll_ud`` or backlogs the poll.
+
+Imports ``winaio._io`` (operations) and ``common`` only.
+"""
+
+from __future__ import annotations
+
+import select
+import threading
+from collections import deque
+from collections.abc import Callable
+
+from ..._io._ops import Operation, errno_to_status
+from .common import CANCELLED, ECANCELED, RETRY, UNSUCCESSFUL, Finished, report
+
+__all__ = ["Line", "StreamLines"]
+
+_POLLIN = select.POLLIN
+_POLLOUT = select.POLLOUT
+
+
+class Line:
+    """The FIFO of STREAM requests waiting on one descriptor in one direction.
+
+    Only ``ops[0]`` (the head) ever has a POLL_ADD in flight (``poll_ud``, 0 if none).
+    Guarded by the backend's lock; the head is removed only by the reaper.
+    """
+
+    __slots__ = ("fd", "key", "ops", "poll_ud")
+
+    def __init__(self, fd: int, key: tuple[int, int]) -> None:
+        self.fd = fd
+        self.key = key
+        self.ops: deque[Operation] = deque()
+        self.poll_ud = 0
+
+
+class StreamLines:
+    """Every line of STREAM requests of one backend (module docstring).
+
+    Args:
+        lock: the backend's lock, which guards the lines.
+        arm: ``arm(op, line)``, under ``lock``: start a readiness poll for the head ``op``.
+    """
+
+    __slots__ = ("_arm", "_lock", "closing", "lines")
+
+    def __init__(self, lock: threading.Lock, arm: Callable[[Operation, Line], None]) -> None:
+        self._lock = lock
+        self._arm = arm
+        self.lines: dict[tuple[int, int], Line] = {}
+        #: Set (under the lock) when the backend closes: heads are cancelled, not polled again.
+        self.closing = False
+
+    def given_up(self, op: Operation) -> bool:
+        """Cancelled, or the backend is closing: do not poll (again), complete it cancelled."""
+        return op.cancel_requested or self.closing
+
+    def enqueue_locked(self, op: Operation) -> bool:
+        """Put a STREAM op at the tail of its line; the head polls. True if it polls (the ring
+        has something new to submit)."""
+        fd = op.fd
+        key = (fd, _POLLIN if op.poll_events & _POLLIN else _POLLOUT)
+        line = self.lines.get(key)
+        if line is None:
+            line = self.lines[key] = Line(fd, key)
+        line.ops.append(op)
+        op.token = line
+        if len(line.ops) > 1:
+            return False
+        self._arm(op, line)
+        return True
+
+    def remove_locked(self, op: Operation, line: Line) -> bool:
+        """Withdraw ``op`` queued behind its line's head (it never reached the kernel); False
+        if it is not there (the head, or already completed)."""
+        if line.ops and line.ops[0] is op:
+            return False
+        try:
+            line.ops.remove(op)
+        except ValueError:
+            return False
+        return True
+
+    def service(self, line: Line, res: int, finished: Finished) -> None:
+        """The head of ``line`` had its poll end with ``res`` (``RETRY``: no poll): retry
+        heads until one would block (it polls again) or the line is empty. Completions are
+        appended to ``finished`` in line order."""
+        lock = self._lock
+        with lock:
+            line.poll_ud = 0
+        while True:
+            with lock:
+                if not line.ops:
+                    if self.lines.get(line.key) is line:
+                        del self.lines[line.key]
+                    return
+                op = line.ops[0]
+                if res == ECANCELED or self.given_up(op):
+                    line.ops.popleft()
+                    finished.append((op, CANCELLED, 0))
+                    res = RETRY
+                    continue
+            result: tuple[int, int] | None
+            if res < 0:
+                result = errno_to_status(-res), 0  # the poll itself failed (EBADF...)
+            else:
+                try:
+                    result = op.try_now()  # POLLERR/POLLHUP too: it reports the error or EOF
+                except Exception:
+                    report(f"retrying {op!r}")
+                    result = UNSUCCESSFUL, 0
+            res = RETRY
+            with lock:
+                if result is None:
+                    if self.given_up(op):  # a cancel came while try_now ran
+                        result = CANCELLED, 0
+                    elif op.fd != line.fd:  # AcceptEx: now waits on the accepted socket
+                        line.ops.popleft()
+                        self.enqueue_locked(op)
+                        continue
+                    else:
+                        self._arm(op, line)
+                        return
+                line.ops.popleft()
+            finished.append((op, *result))
+
+    def pending(self) -> list[Operation]:
+        """Every request still in a line (salvage, under the lock or after the reaper died)."""
+        return [op for line in self.lines.values() for op in line.ops]

@@ -1,0 +1,633 @@
+"""ServerConnection: the sans-I/O state machine of one server-side DCE/RPC CO connection.
+
+How the runtime drives it (h11 style)::
+
+    conn = ServerConnection(registry, assoc_groups=groups)
+    on bytes read:   conn.receive_data(data)          # b"" on EOF
+                     while (ev := conn.next_event()) is not NEED_DATA:
+                         handle(ev)                   # RequestReceived -> dispatch the call
+                     transport.write(conn.data_to_send())
+    call finished:   transport.write(conn.send_response(call_id, stub))   # or send_fault(...)
+    on RemoteProtocolError: transport.write(conn.data_to_send()); close; conn.close()
+
+The connection answers bind/alter_context and the requests it can reject by itself (queued in
+``data_to_send()``); ``send_*`` methods return the bytes to write now, which include anything
+queued earlier, so writing every returned/collected ``bytes`` in order is always correct.
+
+Rules (spec B4-B8 and the sources cited inline):
+- Binding: only one bind per connection (a second -> bind_nak reason 0, rpc #53); rpc_vers
+  other than 5.0/5.1 -> reason 4 with versions {5.0} (rpc #51); an auth verifier -> reason 8,
+  since no security provider is implemented (rpc #52); max_xmit_frag or max_recv_frag below
+  the C706 minimum 1432 -> reason 0; unknown nonzero assoc_group_id -> reason 0; no contexts ->
+  reason 4 [samba:dcesrv_core.c dcesrv_bind]. bind_ack frag sizes are min(client's, max_frag)
+  rounded down to a multiple of 8 as Windows does [samba:dcesrv_bind] (impacket 4280 -> 4280,
+  rpc #45); the sec_addr is NUL-terminated (rpc #46); PFC_CONC_MPX is echoed (rpc #73).
+- Presentation contexts: negotiated by ``_connection_contexts.negotiate_contexts`` (rpc #47-#50:
+  NDR 2.0 accepted, NDR64 rejected with reason 2, bind time features answered negotiate_ack).
+  alter_context adds contexts (alter_context_resp, sec_addr_len 0, rpc #54); reusing a
+  p_cont_id for another interface there is a protocol error (fault + disconnect, as Samba).
+- Requests: fragments are reassembled in order (one call at a time, [MS-RPCE §3.3.1.5.8]);
+  FIRST/LAST flags, call_id, p_cont_id and opnum must be consistent (rpc #68); alloc_hint is
+  only a hint (rpc #69); requests that are answered with a fault and never dispatched:
+  unknown p_cont_id or no bind -> nca_s_unk_if + DID_NOT_EXECUTE (rpc #55, #56), call_id not
+  above every earlier request call_id -> nca_s_proto_error (rpc #66, [MS-RPCE §3.3.3.5.2]),
+  more than 4 MiB of stub (or an alloc_hint announcing it) -> status 5 (rpc #70). Later
+  fragments of such a call, and of orphaned calls, are dropped under [MS-RPCE §3.3.3.5.6].
+  Broken sequencing raises RemoteProtocolError after queueing a nca_s_proto_error fault.
+- Replies: without PFC_CONC_MPX, responses/faults leave in request order (a finished call
+  waits for the calls before it) and whole, so fragments of calls never interleave (rpc #74);
+  with it they leave as they complete (rpc #73). A call answered after its orphaned PDU
+  produces nothing. Fault statuses go through ``codes.rpc_to_nca_status`` and never carry
+  0 or a code MS-RPCE §3.3.3.5.1 forbids (rpc #61).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+from collections.abc import Callable, Hashable
+from typing import Final, Generic, NoReturn, TypeVar
+from uuid import UUID
+
+from ...codes import NcaStatus, RpcStatus
+from ...errors import LocalProtocolError, RemoteProtocolError
+from .._pdu import (
+    MAX_FRAG_SIZE,
+    MUST_RECV_FRAG_SIZE,
+    AlterContext,
+    AlterContextResp,
+    Bind,
+    BindAck,
+    BindNak,
+    Header,
+    PfcFlags,
+    PType,
+    RejectReason,
+    Shutdown,
+    build_pdu,
+    check_version,
+    fault_pdu,
+    parse_pdu_at,
+    request_fields,
+    response_fragments,
+)
+from ._base import (
+    MAX_REQUEST_SIZE,
+    AssociationGroups,
+    ConnectionBase,
+    InterfaceRegistry,
+)
+from ._calls import Call, Reassembly, Slot
+from ._contexts import NegotiationError, fault_status, negotiate_contexts
+from ._events import (
+    AcceptedContext,
+    BindRefused,
+    Bound,
+    CallOrphaned,
+    CancelRequested,
+    ConnectionClosed,
+    ContextAltered,
+    NeedData,
+    RequestReceived,
+    RequestRejected,
+    ServerEvent,
+)
+
+__all__ = ["ServerConnection"]
+
+IfT = TypeVar("IfT")
+
+#: ``handler(token, opnum, call_id, buf, start, end) -> response stub | fault status | None``
+InlineHandler = Callable[[IfT, int, int, bytes, int, int], "bytes | int | None"]
+
+_FIRST: Final = int(PfcFlags.PFC_FIRST_FRAG)
+_LAST: Final = int(PfcFlags.PFC_LAST_FRAG)
+_PENDING_CANCEL: Final = int(PfcFlags.PFC_PENDING_CANCEL)
+_CONC_MPX: Final = int(PfcFlags.PFC_CONC_MPX)
+_PROTO_ERROR: Final = int(NcaStatus.NCA_S_PROTO_ERROR)
+_UNK_IF: Final = int(NcaStatus.NCA_S_UNK_IF)
+_ACCESS_DENIED: Final = int(RpcStatus.RPC_S_ACCESS_DENIED)
+_REQUEST: Final = int(PType.REQUEST)
+_DREP_LE: Final = 0x00000010  # packed_drep 10 00 00 00 as a little-endian u32
+# vers minor ptype flags drep frag_length auth_length call_id alloc_hint p_cont_id opnum
+_FAST_REQUEST: Final = struct.Struct("<BBBBIHHIIHH")
+_FAST_FLAG_MASK: Final = int(
+    PfcFlags.PFC_FIRST_FRAG | PfcFlags.PFC_LAST_FRAG | PfcFlags.PFC_OBJECT_UUID
+)
+_INLINE_FLAG_MASK: Final = _FAST_FLAG_MASK | _PENDING_CANCEL
+# vers minor ptype flags drep frag_length auth_length call_id alloc_hint p_cont_id cancel_count
+_RESPONSE_HEAD: Final = struct.Struct("<BBBBIHHIIH2x")
+#: [MS-RPCE §3.3.3.5.6]: a non-first fragment of an unknown call is dropped if its call_id is
+#: below the current one by less than this, else it is a protocol error.
+_OLD_CALL_WINDOW: Final = 150
+
+
+class ServerConnection(ConnectionBase, Generic[IfT]):
+    """Server role of one DCE/RPC connection-oriented (ncacn_ip_tcp) connection.
+
+    Args:
+        registry: where presentation-context negotiation looks interfaces up.
+        assoc_groups: the allocator shared by all connections of the server (one is created
+            if omitted, which makes every connection its own association).
+        max_frag: largest fragment we accept and send (5840 like Windows/Samba); the bind_ack
+            never offers more.
+        sec_addr: the secondary address put in bind_ack (MS-RPCE §3.3.1.5.5 says: the primary
+            endpoint, e.g. the TCP port as a string). Sent NUL-terminated.
+        peer: the client's identity (IP address) for association-join checks.
+        max_request_size: limit on a reassembled request stub (4 MiB, [MS-RPCE §3.3.3.5.4]).
+    """
+
+    def __init__(
+        self,
+        registry: InterfaceRegistry[IfT],
+        *,
+        assoc_groups: AssociationGroups | None = None,
+        max_frag: int = MAX_FRAG_SIZE,
+        sec_addr: bytes | str = b"",
+        peer: Hashable | None = None,
+        max_request_size: int = MAX_REQUEST_SIZE,
+    ) -> None:
+        super().__init__()
+        if not MUST_RECV_FRAG_SIZE <= max_frag <= 0xFFFF:
+            raise ValueError(f"max_frag must be in [1432, 65535], not {max_frag}")
+        self._registry = registry
+        self._groups = assoc_groups if assoc_groups is not None else AssociationGroups()
+        self._max_frag = max_frag
+        raw_addr = sec_addr.encode("ascii") if isinstance(sec_addr, str) else sec_addr
+        self._sec_addr = raw_addr.rstrip(b"\x00") + b"\x00"
+        self._peer = peer
+        self._max_request = max_request_size
+        self._minor = 0
+        self._xmit = max_frag
+        self._recv = max_frag
+        self._contexts: dict[int, AcceptedContext[IfT]] = {}
+        self._current_call_id: int | None = None
+        self._rx: Reassembly[IfT] | None = None
+        self._calls: dict[int, Call] = {}
+        self._order: deque[Slot] = deque()
+
+    # -- properties ----------------------------------------------------------------------------
+
+    @property
+    def max_recv_frag(self) -> int:
+        return self._recv
+
+    @property
+    def contexts(self) -> dict[int, AcceptedContext[IfT]]:
+        return dict(self._contexts)
+
+    @property
+    def pending_call_ids(self) -> tuple[int, ...]:
+        """Dispatched calls not yet answered (including orphaned ones)."""
+        return tuple(self._calls)
+
+    # -- events --------------------------------------------------------------------------------
+
+    def next_event(self) -> ServerEvent[IfT] | NeedData:
+        """The next event, NEED_DATA, or ConnectionClosed after EOF; raises RemoteProtocolError."""
+        event: ServerEvent[IfT] | NeedData = self._next_event()
+        return event
+
+    def _on_pdu(self, h: Header, off: int) -> ServerEvent[IfT] | None:
+        if h.ptype == _REQUEST:
+            return self._on_request(h, off)
+        return self._on_control(h, off)
+
+    def _fast_path(self) -> RequestReceived[IfT] | None:
+        """The common case in one step: an unfragmented, unauthenticated little-endian request
+        on a bound context with an increasing call_id. Anything else (including every error)
+        returns None and takes the general path, which applies all the rules."""
+        buf, off = self._buf, self._off
+        if len(buf) - off < 24 or self._rx is not None:
+            return None
+        vers, minor, ptype, flags, drep, frag, auth, call_id, hint, p_cont_id, opnum = (
+            _FAST_REQUEST.unpack_from(buf, off)
+        )
+        if (
+            ptype != _REQUEST
+            or drep != _DREP_LE
+            or vers != 5
+            or minor > 1
+            or auth
+            or flags & _FAST_FLAG_MASK != _FIRST | _LAST
+            or not 24 <= frag <= self._max_frag
+            or frag > len(buf) - off
+            or hint > self._max_request
+            or (self._current_call_id is not None and call_id <= self._current_call_id)
+        ):
+            return None
+        ctx = self._contexts.get(p_cont_id)
+        if ctx is None:
+            return None
+        self._off = off + frag
+        self._current_call_id = call_id
+        cancels = 1 if flags & _PENDING_CANCEL else 0
+        return self._dispatch(
+            call_id, ctx, opnum, buf[off + 24 : off + frag], None, flags, buf[off + 4 : off + 8],
+            cancels,
+        )  # fmt: skip
+
+    def answer_inline(self, handler: InlineHandler[IfT]) -> int:
+        """Answer at once every buffered request a handler can complete inline (the runtime's
+        fast path); returns how many calls were answered. Their response or fault PDUs are
+        queued for ``data_to_send()``, in request order.
+
+        A request qualifies when ``_fast_path`` would take it (unfragmented, unauthenticated,
+        little-endian, no object UUID, no pending cancel, bound context, increasing call_id)
+        and no earlier reply is still owed (so answering now keeps replies in request order
+        without PFC_CONC_MPX, rpc #74). For each, ``handler(token, opnum, call_id, buf, start,
+        end)`` gets the interface token of its context and the stub as ``buf[start:end]``,
+        and returns the little-endian response stub (``bytes``), a fault status (``int``), or
+        ``None`` to decline. A declined request is left unconsumed for ``next_event()``, which
+        then applies every rule of the general path to it; so the handler must have done
+        nothing observable when it declines. The call never becomes a pending call: there is
+        nothing to cancel or orphan, and its reply cannot interleave with another call's.
+        """
+        if self._error is not None or self._rx is not None or (self._order and not self._conc_mpx):
+            return 0
+        buf, off = self._buf, self._off
+        size = len(buf)
+        contexts = self._contexts
+        out = self._out
+        current = self._current_call_id
+        max_frag, max_request, xmit, minor = (
+            self._max_frag,
+            self._max_request,
+            self._xmit,
+            self._minor,
+        )
+        unpack_from = _FAST_REQUEST.unpack_from
+        pack = _RESPONSE_HEAD.pack
+        answered = 0
+        try:
+            while size - off >= 24:
+                vers, vminor, ptype, flags, drep, frag, auth, call_id, hint, p_cont_id, opnum = (
+                    unpack_from(buf, off)
+                )
+                if (
+                    ptype != _REQUEST
+                    or drep != _DREP_LE
+                    or vers != 5
+                    or vminor > 1
+                    or auth
+                    or flags & _INLINE_FLAG_MASK != _FIRST | _LAST
+                    or not 24 <= frag <= max_frag
+                    or frag > size - off
+                    or hint > max_request
+                    or (current is not None and call_id <= current)
+                ):
+                    break
+                ctx = contexts.get(p_cont_id)
+                if ctx is None:
+                    break
+                reply = handler(ctx.interface, opnum, call_id, buf, off + 24, off + frag)
+                if reply is None:
+                    break
+                off += frag
+                current = call_id
+                answered += 1
+                if isinstance(reply, bytes):
+                    n = len(reply)
+                    if n + 24 <= xmit:
+                        out.append(pack(5, minor, 2, 3, _DREP_LE, n + 24, 0, call_id, n, p_cont_id))
+                        out.append(reply)
+                    else:
+                        out.append(
+                            response_fragments(
+                                call_id, p_cont_id, reply, xmit, rpc_vers_minor=minor
+                            )
+                        )
+                else:
+                    out.append(
+                        fault_pdu(call_id, p_cont_id, fault_status(reply), rpc_vers_minor=minor)
+                    )
+        finally:
+            self._off = off
+            self._current_call_id = current
+        return answered
+
+    def _check_header(self, h: Header) -> None:
+        # Reject early what no body can fix, so that garbage does not make us wait for data.
+        if h.ptype != PType.BIND:
+            check_version(h)
+        ptype = h.ptype
+        if ptype == _REQUEST and h.frag_length > self._max_frag:
+            # Samba checks this against the transport maximum too, not the negotiated one.
+            self._die(h.call_id, 0, f"request fragment of {h.frag_length} > {self._max_frag} bytes")
+        if ptype not in (
+            PType.REQUEST,
+            PType.BIND,
+            PType.ALTER_CONTEXT,
+            PType.CO_CANCEL,
+            PType.ORPHANED,
+        ):
+            if ptype == PType.AUTH3:
+                raise RemoteProtocolError("rpc_auth_3 on a connection without a security context")
+            raise RemoteProtocolError(f"PTYPE {PType(ptype).name} is not sent to a server")
+
+    def _on_control(self, h: Header, off: int) -> ServerEvent[IfT] | None:
+        ptype = h.ptype
+        if ptype == PType.BIND:
+            return self._on_bind(h, off)
+        pdu = parse_pdu_at(self._buf, off, h)
+        if isinstance(pdu, AlterContext):
+            return self._on_alter(pdu)
+        call = self._calls.get(h.call_id)
+        rx = self._rx
+        if ptype == PType.CO_CANCEL:
+            if call is not None and not call.orphaned:
+                call.cancel_count += 1
+                return CancelRequested(h.call_id, call.cancel_count)
+            if rx is not None and rx.call_id == h.call_id:
+                rx.cancel_count += 1
+            return None  # cancel for a call that is not active: nothing to do [C706 §12.6.4.6]
+        # orphaned
+        if call is not None and not call.orphaned:
+            call.orphaned = True
+            if not self._conc_mpx:
+                call.data = b""
+                self._flush()
+            return CallOrphaned(h.call_id)
+        if rx is not None and rx.call_id == h.call_id:
+            self._rx = None  # its remaining fragments fall under the old-call rule
+        return None
+
+    # -- bind / alter_context ------------------------------------------------------------------
+
+    def _refuse(self, call_id: int, reason: int) -> BindRefused:
+        # Samba's layout: versions {5.0} then 3 zero octets (24 bytes; Wine sends 21).
+        nak = BindNak(call_id=call_id, provider_reject_reason=reason, trailing=b"\x00\x00\x00")
+        self._out.append(build_pdu(nak))
+        return BindRefused(call_id, reason)
+
+    def _on_bind(self, h: Header, off: int) -> Bound[IfT] | BindRefused:
+        try:
+            pdu = parse_pdu_at(self._buf, off, h)
+        except RemoteProtocolError as exc:
+            if exc.reject_reason is None:
+                raise
+            return self._refuse(h.call_id, exc.reject_reason)
+        assert isinstance(pdu, Bind)
+        if self._bound:
+            return self._refuse(pdu.call_id, RejectReason.REASON_NOT_SPECIFIED)
+        if pdu.auth_verifier is not None:
+            return self._refuse(pdu.call_id, RejectReason.AUTHENTICATION_TYPE_NOT_RECOGNIZED)
+        if min(pdu.max_xmit_frag, pdu.max_recv_frag) < MUST_RECV_FRAG_SIZE:
+            return self._refuse(pdu.call_id, RejectReason.REASON_NOT_SPECIFIED)
+        if not pdu.contexts:
+            return self._refuse(pdu.call_id, RejectReason.PROTOCOL_VERSION_NOT_SUPPORTED)
+        if pdu.assoc_group_id and not self._groups.may_join(pdu.assoc_group_id, self._peer):
+            return self._refuse(pdu.call_id, RejectReason.REASON_NOT_SPECIFIED)
+        try:
+            results, accepted, features = negotiate_contexts(
+                self._registry, self._contexts, pdu.contexts
+            )
+        except NegotiationError:
+            return self._refuse(pdu.call_id, RejectReason.REASON_NOT_SPECIFIED)
+        if pdu.assoc_group_id:
+            self._groups.join(pdu.assoc_group_id, self._peer)
+            self._assoc_group_id = pdu.assoc_group_id
+        else:
+            self._assoc_group_id = self._groups.create(self._peer)
+        self._bound = True
+        self._minor = h.rpc_vers_minor
+        self._xmit = min(pdu.max_recv_frag, self._max_frag) & ~7
+        self._recv = min(pdu.max_xmit_frag, self._max_frag) & ~7
+        self._conc_mpx = bool(pdu.pfc_flags & _CONC_MPX)
+        self._features = features
+        for ctx in accepted:
+            self._contexts[ctx.p_cont_id] = ctx
+        ack = BindAck(
+            call_id=pdu.call_id,
+            max_xmit_frag=self._xmit,
+            max_recv_frag=self._recv,
+            assoc_group_id=self._assoc_group_id,
+            sec_addr=self._sec_addr,
+            results=results,
+            pfc_flags=_FIRST | _LAST | (_CONC_MPX if self._conc_mpx else 0),
+            rpc_vers_minor=self._minor,
+        )
+        self._out.append(build_pdu(ack))
+        return Bound(
+            pdu.call_id,
+            self._assoc_group_id,
+            accepted,
+            results,
+            self._xmit,
+            self._recv,
+            self._conc_mpx,
+            features,
+        )
+
+    def _on_alter(self, pdu: AlterContext) -> ContextAltered[IfT]:
+        if not self._bound:
+            self._die(pdu.call_id, 0, "alter_context before bind")
+        if pdu.auth_verifier is not None:
+            self._die(
+                pdu.call_id,
+                0,
+                "alter_context with an auth verifier: no security provider",
+                status=RpcStatus.RPC_S_UNKNOWN_AUTHN_SERVICE,
+            )
+        try:
+            results, accepted, features = negotiate_contexts(
+                self._registry, self._contexts, pdu.contexts
+            )
+        except NegotiationError as exc:
+            self._die(pdu.call_id, 0, f"alter_context: {exc}")
+        if features is not None and self._features is None:
+            self._features = features
+        for ctx in accepted:
+            self._contexts[ctx.p_cont_id] = ctx
+        resp = AlterContextResp(
+            call_id=pdu.call_id,
+            max_xmit_frag=self._xmit,
+            max_recv_frag=self._recv,
+            assoc_group_id=self._assoc_group_id,
+            sec_addr=b"",
+            results=results,
+            rpc_vers_minor=self._minor,
+        )
+        self._out.append(build_pdu(resp))
+        return ContextAltered(pdu.call_id, accepted, results)
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def _on_request(self, h: Header, off: int) -> RequestReceived[IfT] | RequestRejected | None:
+        alloc_hint, p_cont_id, opnum, obj, start, end, verifier = request_fields(self._buf, off, h)
+        call_id, flags = h.call_id, h.pfc_flags
+        if verifier is not None:
+            reason = "authenticated request without a security context"
+            self._die(call_id, p_cont_id, reason, status=_ACCESS_DENIED)
+        rx = self._rx
+        if flags & _FIRST:
+            if rx is not None:
+                # [MS-RPCE §3.3.1.5.8]: all fragments of a request before the next request.
+                reason = "new request before the last fragment of the previous one"
+                self._die(rx.call_id, rx.context.p_cont_id, reason)
+            current = self._current_call_id
+            if current is not None and call_id <= current:
+                reason = f"call_id {call_id} does not increase (after {current})"
+                return self._reject(call_id, p_cont_id, _PROTO_ERROR, reason)
+            self._current_call_id = call_id
+            ctx = self._contexts.get(p_cont_id)
+            if ctx is None:
+                why = "no presentation context" if self._bound else "request before bind"
+                return self._reject(call_id, p_cont_id, _UNK_IF, f"{why} {p_cont_id}")
+            stub = self._buf[start:end]
+            # On the first fragment alloc_hint is the whole stub under both conventions (MS:
+            # remaining bytes, impacket: total), so it can refuse a large call early (Samba).
+            if alloc_hint > self._max_request or len(stub) > self._max_request:
+                reason = f"request of {max(alloc_hint, len(stub))} bytes"
+                return self._reject(call_id, p_cont_id, _ACCESS_DENIED, reason)
+            cancels = 1 if flags & _PENDING_CANCEL else 0  # a cancel was pending at the client
+            if flags & _LAST:
+                return self._dispatch(call_id, ctx, opnum, stub, obj, flags, h.drep, cancels)
+            self._rx = Reassembly(call_id, ctx, opnum, obj, h.drep, flags, stub, cancels)
+            return None
+        if rx is None or rx.call_id != call_id:
+            current = self._current_call_id
+            if rx is None and current is not None and 0 <= current - call_id < _OLD_CALL_WINDOW:
+                return None  # a fragment of a call we rejected or that was orphaned
+            self._die(call_id, p_cont_id, "request fragment without PFC_FIRST_FRAG")
+        if p_cont_id != rx.context.p_cont_id or opnum != rx.opnum or h.drep != rx.drep:
+            self._die(call_id, p_cont_id, "p_cont_id, opnum or drep changed between fragments")
+        rx.chunks.append(self._buf[start:end])
+        rx.size += end - start
+        if rx.size > self._max_request:
+            self._rx = None  # the call's remaining fragments fall under the old-call rule
+            reason = f"request over {self._max_request} bytes"
+            return self._reject(call_id, p_cont_id, _ACCESS_DENIED, reason)
+        if not flags & _LAST:
+            return None
+        self._rx = None
+        # Report the first fragment's flags (PFC_OBJECT_UUID, PFC_MAYBE...) plus LAST.
+        return self._dispatch(
+            call_id, rx.context, rx.opnum, b"".join(rx.chunks), rx.object, rx.flags | _LAST,
+            rx.drep, rx.cancel_count,
+        )  # fmt: skip
+
+    def _dispatch(
+        self,
+        call_id: int,
+        ctx: AcceptedContext[IfT],
+        opnum: int,
+        stub: bytes,
+        obj: UUID | None,
+        flags: int,
+        drep: bytes,
+        cancel_count: int,
+    ) -> RequestReceived[IfT]:
+        call = Call(call_id, ctx.p_cont_id, cancel_count)
+        if not self._conc_mpx:
+            self._order.append(call)
+        self._calls[call_id] = call
+        return RequestReceived(
+            call_id, ctx.p_cont_id, opnum, stub, obj, ctx.interface, flags, drep, cancel_count
+        )
+
+    def _reject(self, call_id: int, p_cont_id: int, status: int, reason: str) -> RequestRejected:
+        data = fault_pdu(
+            call_id, p_cont_id, status, did_not_execute=True, rpc_vers_minor=self._minor
+        )
+        if self._conc_mpx:
+            self._out.append(data)
+        else:
+            self._order.append(Slot(data))
+            self._flush()
+        return RequestRejected(call_id, p_cont_id, status, reason)
+
+    def _die(
+        self, call_id: int, p_cont_id: int, reason: str, *, status: int = _PROTO_ERROR
+    ) -> NoReturn:
+        # Protocol error: fault at once (no reply ordering, the connection is going away)
+        # then break the connection [MS-RPCE §3.3.3.5.7], [samba:dcesrv_fault_disconnect].
+        self._out.append(
+            fault_pdu(call_id, p_cont_id, status, did_not_execute=True, rpc_vers_minor=self._minor)
+        )
+        raise RemoteProtocolError(reason, status=status)
+
+    # -- replies -------------------------------------------------------------------------------
+
+    def _take(self, call_id: int) -> Call:
+        call = self._calls.pop(call_id, None)
+        if call is None:
+            raise LocalProtocolError(
+                f"no dispatched call with call_id {call_id} (already answered?)",
+                status=RpcStatus.RPC_S_NO_CALL_ACTIVE,
+            )
+        return call
+
+    def _complete(self, call: Call, data: bytes) -> bytes:
+        out = self._out
+        if self._conc_mpx:
+            if not out:
+                return data  # the common case: nothing else queued
+            out.append(data)
+            return self.data_to_send()
+        order = self._order
+        if order[0] is call:
+            order.popleft()
+            if not out and not (order and order[0].data is not None):
+                return data  # the common case: answered in order, nothing else queued
+            out.append(data)
+        else:
+            call.data = data  # waits for the calls before it
+        self._flush()
+        return self.data_to_send()
+
+    def _flush(self) -> None:
+        order = self._order
+        while order and order[0].data is not None:
+            data = order.popleft().data
+            if data:
+                self._out.append(data)
+
+    def send_response(self, call_id: int, stub: bytes) -> bytes:
+        """Answer a dispatched call; returns the bytes to write now (maybe b"" if the reply must
+        wait for earlier calls, or the call was orphaned). Fragmented to the client's
+        max_recv_frag with alloc_hint = remaining stub (rpc #62, #71).
+
+        Byte order: the response PDUs always carry drep ``10 00 00 00``, so ``stub`` must be
+        little-endian NDR even when the request was big-endian (``RequestReceived.drep`` only
+        tells how to decode the request). That is legal: drep is per PDU [C706 §14.1]."""
+        call = self._take(call_id)
+        if call.orphaned:
+            return self.data_to_send()
+        data = response_fragments(
+            call_id, call.p_cont_id, stub, self._xmit,
+            cancel_count=min(call.cancel_count, 255), rpc_vers_minor=self._minor,
+        )  # fmt: skip
+        return self._complete(call, data)
+
+    def send_fault(self, call_id: int, status: int, *, did_not_execute: bool = False) -> bytes:
+        """Answer a dispatched call with a 32-byte fault (rpc #18, #60, #61); see fault_status."""
+        call = self._take(call_id)
+        if call.orphaned:
+            return self.data_to_send()
+        data = fault_pdu(
+            call_id, call.p_cont_id, fault_status(status),
+            cancel_count=min(call.cancel_count, 255), did_not_execute=did_not_execute,
+            rpc_vers_minor=self._minor,
+        )  # fmt: skip
+        return self._complete(call, data)
+
+    def send_shutdown(self) -> bytes:
+        """Ask the client to close the connection when idle: a 16-byte shutdown PDU (rpc #99)."""
+        self._out.append(build_pdu(Shutdown(rpc_vers_minor=self._minor)))
+        return self.data_to_send()
+
+    def is_cancel_requested(self, call_id: int) -> bool:
+        """RpcServerTestCancel for a dispatched call: has the client sent a cancel? (rpc #15)."""
+        call = self._calls.get(call_id)
+        if call is None:
+            raise LocalProtocolError(
+                f"no dispatched call with call_id {call_id}", status=RpcStatus.RPC_S_NO_CALL_ACTIVE
+            )
+        return call.cancel_count > 0
+
+    def _on_close(self) -> ConnectionClosed:
+        ended = False
+        if self._bound:
+            ended = self._groups.leave(self._assoc_group_id)
+        return ConnectionClosed(tuple(self._calls), self._assoc_group_id, ended)

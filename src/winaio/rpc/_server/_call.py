@@ -1,0 +1,368 @@
+"""The server call object: one dispatched RPC call, owned by itself until it completes.
+
+Rules (spec A6, A7, A8, B7; rpc-api.md §5):
+- The call's lifetime belongs to this object, never to the thread or task that dispatched it:
+  it completes when ``complete(result)`` or ``abort(status)`` is called, exactly once, from any
+  thread or task (RpcAsyncCompleteCall / RpcAsyncAbortCall). A second completion raises
+  RpcError RPC_S_INVALID_ASYNC_HANDLE (1914) and sends nothing (rpc #19). The exactly-once latch
+  is ``next(itertools.count())``: atomic under the GIL, no lock.
+- ``complete`` encodes the reply on the completing thread (values in, values out: little-endian
+  NDR, see docs/design.md §5), then hands the bytes to the connection's loop thread.
+- Cancel [B7]: a co_cancel (or the orphaned PDU) makes ``test_cancel()`` true and raises the
+  CLIENT_CANCEL event; a client disconnect raises CLIENT_DISCONNECT. Callbacks registered with
+  ``on_event`` run once per event, at once if the event already happened, on the loop thread
+  (or the registering thread for a late registration); their exceptions are logged.
+- After a disconnect or orphan, completion is still accepted (exactly once) and silently
+  dropped: the manager need not know, and nothing leaks (the link forgets the call).
+- ``current_call()`` is a context variable set while a manager runs (threads and tasks).
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, Final
+from uuid import UUID
+
+from ...codes import RpcStatus
+from ...errors import NdrError, RpcError, Win32Error
+
+if TYPE_CHECKING:
+    from ._interface import Operation, Registration
+    from ._link import Link
+
+__all__ = [
+    "CallEvent",
+    "PipeIn",
+    "PipeOut",
+    "ServerCall",
+    "current_call",
+    "inline_frame",
+    "status_of",
+]
+
+log = logging.getLogger("winaio.rpc.server")
+
+_INVALID_ASYNC_HANDLE = int(RpcStatus.RPC_S_INVALID_ASYNC_HANDLE)
+_CALL_FAILED = int(RpcStatus.RPC_S_CALL_FAILED)
+_BAD_STUB = int(RpcStatus.RPC_X_BAD_STUB_DATA)
+
+_current: ContextVar[ServerCall | None] = ContextVar("winaio_rpc_call", default=None)
+
+
+class _InlineFrame(threading.local):
+    """The inline call running on this thread (the fast path sets ``call`` to a tuple
+    ``(link, registration, operation, call_id, ins)`` around an ``@inline`` manager; a plain
+    thread-local is cheaper per call than a ContextVar set/reset)."""
+
+    call: Any = None
+
+
+inline_frame: Final = _InlineFrame()
+
+
+def current_call() -> ServerCall:
+    """The call whose manager is running (in its thread or task).
+
+    Raises:
+        RpcError: RPC_S_NO_CALL_ACTIVE (1725) outside a manager.
+    """
+    call = _current.get()
+    if call is None:
+        frame = inline_frame.call
+        if frame is None:
+            raise RpcError(RpcStatus.RPC_S_NO_CALL_ACTIVE, "not inside an RPC manager")
+        if type(frame) is tuple:
+            frame = inline_frame.call = frame[0].inline_call(frame)
+        call = frame
+    return call
+
+
+class CallEvent(enum.IntEnum):
+    """RPC_ASYNC_EVENT values a server call can raise [MSL:RPC_ASYNC_EVENT]."""
+
+    CALL_COMPLETE = 0
+    SEND_COMPLETE = 1
+    RECEIVE_COMPLETE = 2
+    CLIENT_DISCONNECT = 3
+    CLIENT_CANCEL = 4
+
+
+def status_of(exc: BaseException) -> int:
+    """The fault status for an exception raised by a manager (rpc #22)."""
+    if isinstance(exc, RpcError):
+        return exc.status
+    if isinstance(exc, Win32Error):
+        return int(exc.winerror)
+    return _CALL_FAILED
+
+
+class PipeIn:
+    """An [in] pipe as a manager sees it: ``pull()`` returns the next chunk, an empty chunk once
+    the pipe has ended [MSL:server-side-asynchronous-pipe-handling] (rpc #24)."""
+
+    __slots__ = ("_chunks", "_empty")
+
+    def __init__(self, chunks: list[Any]) -> None:
+        self._chunks: Iterator[Any] = iter(chunks)
+        self._empty: Any = chunks[0][:0] if chunks and hasattr(chunks[0], "__getitem__") else []
+
+    def pull(self) -> Any:
+        """The next chunk; an empty one when the pipe is over (and forever after)."""
+        return next(self._chunks, self._empty)
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._chunks
+
+    def __aiter__(self) -> PipeIn:
+        return self
+
+    async def __anext__(self) -> Any:
+        chunk = next(self._chunks, None)
+        if chunk is None:
+            raise StopAsyncIteration
+        return chunk
+
+
+class PipeOut:
+    """An [out] pipe: ``push(chunk)`` sends a chunk; ``push`` of an empty chunk ends the pipe
+    (also ended by completing the call). Pushing after the end raises RPC_X_PIPE_CLOSED."""
+
+    __slots__ = ("chunks", "ended")
+
+    def __init__(self) -> None:
+        self.chunks: list[Any] = []
+        self.ended = False
+
+    def push(self, chunk: Any) -> None:
+        if self.ended:
+            raise RpcError(RpcStatus.RPC_X_PIPE_CLOSED, "push after the end of the pipe")
+        if len(chunk):
+            self.chunks.append(chunk)
+        else:
+            self.ended = True
+
+
+class ServerCall:
+    """One dispatched call (see the module docstring). Created by the runtime only."""
+
+    __slots__ = (
+        "__weakref__",
+        "_cancelled",
+        "_done",
+        "_events",
+        "_gone",
+        "_handlers",
+        "_link",
+        "_once",
+        "args",
+        "call_id",
+        "handles",
+        "object",
+        "operation",
+        "out_pipes",
+        "registration",
+    )
+
+    def __init__(
+        self,
+        link: Link,
+        registration: Registration,
+        operation: Operation,
+        call_id: int,
+        obj: UUID | None,
+        args: dict[str, Any],
+        cancel_count: int,
+    ) -> None:
+        self._link = link
+        self.registration = registration
+        self.operation = operation
+        self.call_id = call_id
+        self.object = obj
+        #: The decoded [in] values, as the manager received them.
+        self.args = args
+        #: context-handle parameter name -> table entry it came in with (runtime use).
+        self.handles: dict[str, Any] | None = None
+        self.out_pipes: dict[str, PipeOut] | None = None
+        self._once = itertools.count()
+        self._done = False
+        self._cancelled = cancel_count > 0
+        self._gone = False
+        # Created on first use: most calls never see an event or a handler.
+        self._events: list[CallEvent] | None = [CallEvent.CLIENT_CANCEL] if cancel_count else None
+        self._handlers: list[Callable[[CallEvent], Any]] | None = None
+
+    # -- what the manager can read ---------------------------------------------------------------
+
+    @property
+    def interface(self) -> Any:
+        return self.registration.interface
+
+    @property
+    def procedure(self) -> Any:
+        return self.operation.procedure
+
+    @property
+    def opnum(self) -> int:
+        return int(self.operation.procedure.opnum)
+
+    @property
+    def protseq(self) -> str:
+        return self._link.protseq
+
+    @property
+    def client_address(self) -> Any:
+        return self._link.peer
+
+    @property
+    def local_address(self) -> Any:
+        """The address the client connected to (sockname; the path for ncalrpc)."""
+        return self._link.local
+
+    @property
+    def assoc_group_id(self) -> int:
+        return int(self._link.conn.assoc_group_id)
+
+    @property
+    def done(self) -> bool:
+        """complete() or abort() has been called."""
+        return self._done
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    @property
+    def disconnected(self) -> bool:
+        """The client went away (disconnect or orphaned PDU): the reply will not be sent."""
+        return self._gone
+
+    def test_cancel(self) -> bool:
+        """RpcServerTestCancel: has the client cancelled this call? (rpc #15)."""
+        return self._cancelled
+
+    def on_event(self, handler: Callable[[CallEvent], Any]) -> None:
+        """Call ``handler(event)`` for CLIENT_CANCEL / CLIENT_DISCONNECT (at once if past)."""
+        if self._handlers is None:
+            self._handlers = []
+        self._handlers.append(handler)
+        for event in tuple(self._events or ()):
+            self._notify(handler, event)
+
+    # -- completing ------------------------------------------------------------------------------
+
+    def complete(self, result: Any = None) -> None:
+        """RpcAsyncCompleteCall: send the reply built from ``result`` (rpc-api.md §2).
+
+        Raises:
+            RpcError: RPC_S_INVALID_ASYNC_HANDLE (1914) if the call was already completed.
+        """
+        if next(self._once):
+            raise RpcError(_INVALID_ASYNC_HANDLE, "the call was already completed or aborted")
+        self._done = True
+        link = self._link
+        if self._gone:
+            link.forget(self)
+            return
+        try:
+            stub = link.encode_reply(self, result)
+        except (RpcError, Win32Error) as exc:
+            link.finish(self, None, status_of(exc))
+        except Exception as exc:  # a manager value the stub cannot marshal
+            log.warning("%s: cannot marshal the reply: %r", self.operation.procedure.name, exc)
+            link.finish(self, None, _BAD_STUB)
+        else:
+            link.finish(self, stub, 0)
+
+    def abort(self, status: int) -> None:
+        """RpcAsyncAbortCall: the client gets a fault with ``status`` (rpc #18).
+
+        Raises:
+            RpcError: RPC_S_INVALID_ASYNC_HANDLE (1914) if the call was already completed.
+        """
+        if next(self._once):
+            raise RpcError(_INVALID_ASYNC_HANDLE, "the call was already completed or aborted")
+        self._done = True
+        if self._gone:
+            self._link.forget(self)
+            return
+        self._link.finish(self, None, int(status))
+
+    def fail(self, exc: BaseException) -> None:
+        """End the call with the fault an exception maps to, unless it already ended."""
+        if isinstance(exc, NdrError | RpcError | Win32Error):
+            status = status_of(exc)
+        else:
+            log.warning("manager %s raised", self.operation.procedure.name, exc_info=exc)
+            status = _CALL_FAILED
+        try:
+            self.abort(status)
+        except RpcError:
+            pass  # the manager completed the call before raising: the reply stands
+
+    # -- runtime side ----------------------------------------------------------------------------
+
+    def raise_event(self, event: CallEvent) -> None:
+        if event == CallEvent.CLIENT_CANCEL:
+            self._cancelled = True
+        elif event == CallEvent.CLIENT_DISCONNECT:
+            self._gone = True
+        if self._events is None:
+            self._events = []
+        elif event in self._events:
+            return
+        self._events.append(event)
+        for handler in tuple(self._handlers or ()):
+            self._notify(handler, event)
+
+    def _notify(self, handler: Callable[[CallEvent], Any], event: CallEvent) -> None:
+        try:
+            handler(event)
+        except Exception:
+            log.exception("call event handler %r failed", handler)
+
+    def run_thread(self, kwargs: dict[str, Any]) -> None:
+        """Worker-thread body of a plain-function manager."""
+        token = _current.set(self)
+        try:
+            result = self.operation.manager(**kwargs)
+        except BaseException as exc:
+            self.fail(exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            self.complete(result)
+        finally:
+            _current.reset(token)
+
+    def run_async_thread(self, kwargs: dict[str, Any]) -> None:
+        """Worker-thread body of an ``@async_manager(thread=True)`` manager: it gets the call
+        and returns; the call completes whenever ``complete``/``abort`` is called."""
+        token = _current.set(self)
+        try:
+            self.operation.manager(self, **kwargs)
+        except BaseException as exc:
+            self.fail(exc)
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            _current.reset(token)
+
+    async def run_coroutine(self, kwargs: dict[str, Any]) -> None:
+        """Task body of an ``async def`` manager (the task has its own context copy)."""
+        _current.set(self)
+        try:
+            result = await self.operation.manager(**kwargs)
+        except BaseException as exc:
+            self.fail(exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            self.complete(result)
+
+    def __repr__(self) -> str:
+        return f"<ServerCall {self.operation.procedure.name} call_id={self.call_id}>"

@@ -1,0 +1,532 @@
+"""One server connection: drives a ``ServerConnection`` and dispatches its calls.
+
+A ``Link`` is the protocol object the transport engine calls (asyncio's duck-typed Protocol:
+``connection_made``, ``data_received``, ``eof_received``, ``connection_lost``); it runs on the
+engine's loop thread only, except ``finish``/``forget``, which any thread may call and which
+hop to the loop thread when needed.
+
+Per wake-up (``data_received``): feed the bytes, take every event until NEED_DATA, dispatch each
+complete request, and write everything the batch produced (bind_acks, faults, replies of calls
+completed inline) with one ``write`` (the "all ready PDUs in one batch" rule).
+
+Checks before a manager is entered, each answered with a fault carrying PFC_DID_NOT_EXECUTE
+(spec A11, B8): the interface was unregistered (nca_s_unk_if, rpc #58); the server is not
+listening and the interface is not AUTOLISTEN (RPC_S_NOT_LISTENING -> nca_s_server_too_busy);
+no manager for the opnum (nca_s_op_rng_error, rpc #57); MaxCalls reached
+(RPC_S_SERVER_TOO_BUSY); request stub over MaxRpcSize, ALLOW_SECURE_ONLY with our
+unauthenticated calls, ALLOW_LOCAL_ONLY on a non-ncalrpc transport, or a security callback that
+does not return 0 (RPC_S_ACCESS_DENIED 5, rpc #34-#36); stub that does not decode (0x6F7 or the
+NDR status, rpc #59); an unknown context handle (0x1C00001A, rpc #87).
+
+Connection loss (``connection_lost``): every pending call gets CLIENT_DISCONNECT and its late
+completion is dropped (the call is forgotten, nothing is written); the association's context
+handles are run down when this was its last connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
+
+from ...codes import RpcStatus
+from ...errors import NdrError, RemoteProtocolError, RpcError, Win32Error
+from .._connection import (
+    NEED_DATA,
+    BindRefused,
+    CallOrphaned,
+    CancelRequested,
+    RequestReceived,
+    RequestRejected,
+    ServerConnection,
+)
+from .._ndr import IN, OUT, drep_byteorder
+from ._call import CallEvent, PipeIn, PipeOut, ServerCall, inline_frame, status_of
+from ._contexts import CONTEXT_MISMATCH, Entry
+from ._interface import IfFlags, ManagerKind, Operation, Registration
+
+if TYPE_CHECKING:
+    from ._server import Server
+
+__all__ = ["Inbox", "Link"]
+
+log = logging.getLogger("winaio.rpc.server")
+_frame: Final = inline_frame
+
+_UNKNOWN_IF: Final = int(RpcStatus.RPC_S_UNKNOWN_IF)
+_NOT_LISTENING: Final = int(RpcStatus.RPC_S_NOT_LISTENING)
+_OP_RANGE: Final = int(RpcStatus.RPC_S_PROCNUM_OUT_OF_RANGE)
+_TOO_BUSY: Final = int(RpcStatus.RPC_S_SERVER_TOO_BUSY)
+_ACCESS_DENIED: Final = int(RpcStatus.RPC_S_ACCESS_DENIED)
+_THREAD: Final = ManagerKind.THREAD
+_COROUTINE: Final = ManagerKind.COROUTINE
+_INLINE: Final = ManagerKind.INLINE
+_CALL_FAILED: Final = int(RpcStatus.RPC_S_CALL_FAILED)
+_BAD_STUB: Final = int(RpcStatus.RPC_X_BAD_STUB_DATA)
+
+
+class Inbox:
+    """Completions handed to the loop thread from other threads, one wake-up per burst."""
+
+    __slots__ = ("_armed", "_engine", "_items")
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+        self._items: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        self._armed = False
+
+    def push(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._items.append((fn, args))
+        if not self._armed:
+            self._armed = True
+            self._engine.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        self._armed = False  # before draining: a push racing with us re-arms
+        items = self._items
+        while items:
+            fn, args = items.popleft()
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("completion %r failed", fn)
+
+
+class Link:
+    """The server side of one client connection (see the module docstring)."""
+
+    def __init__(self, server: Server, protseq: str) -> None:
+        self.server = server
+        self.protseq = protseq
+        self.transport: Any = None
+        self.peer: Any = None
+        self.local: Any = None
+        self.conn: ServerConnection[Registration] = None  # type: ignore[assignment]
+        self.calls: dict[int, ServerCall] = {}
+        self.closed = False
+        self._batch: list[bytes] | None = None
+        self._timer: Any = None
+
+    # -- transport callbacks (loop thread) -------------------------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
+        server = self.server
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = peer
+        sock = transport.get_extra_info("sockname")
+        self.local = sock
+        local_port = str(sock[1]) if isinstance(sock, tuple) else ""
+        self.conn = ServerConnection(
+            server.registry,
+            assoc_groups=server.groups,
+            sec_addr=local_port,
+            peer=peer[0] if isinstance(peer, tuple) else None,
+            max_request_size=server.max_request_size,
+        )
+        if not server.link_opened(self):
+            self.closed = True
+            log.warning("%s %s: over the connection limit, closed", self.protseq, peer)
+            transport.abort()  # over the connection limit: refuse this one only
+            return
+        log.info("%s %s: connected (to %s)", self.protseq, peer, sock)
+
+    def data_received(self, data: bytes) -> None:
+        conn = self.conn
+        server = self.server
+        conn.receive_data(data)
+        # The inline fast path is skipped while per-call debug lines are wanted (--verbose).
+        inline = None if log.isEnabledFor(logging.DEBUG) else self._inline
+        if inline is not None:
+            server.dispatching += 1
+            try:
+                answered = conn.answer_inline(inline)
+            finally:
+                server.dispatching -= 1
+            if answered:
+                stats = server.stats
+                stats.calls_in += answered
+                stats.calls_out += answered
+                if not conn.buffered:
+                    # The common wake-up: every PDU answered inline, one write.
+                    if not self.closed:
+                        self.transport.write(conn.data_to_send())
+                        stats.pkts_out += 1
+                    stats.pkts_in += 1
+                    if self._timer is not None:
+                        self._timer.cancel()
+                        self._timer = None
+                    if server._waiting:
+                        server.notify()
+                    return
+        self._dispatch_all(inline)
+
+    def _dispatch_all(self, inline: Callable[..., Any] | None) -> None:
+        """The general loop: every event of the buffered bytes, inline answers in between."""
+        conn = self.conn
+        server = self.server
+        out: list[bytes] = []
+        self._batch = out
+        answered = 0
+        server.dispatching += 1
+        try:
+            while True:
+                if inline is not None:
+                    answered += conn.answer_inline(inline)
+                event = conn.next_event()
+                if event is NEED_DATA:
+                    break
+                kind = type(event)
+                if kind is RequestReceived:
+                    self._request(event)  # type: ignore[arg-type]
+                elif kind is CancelRequested:
+                    call = self.calls.get(event.call_id)  # type: ignore[union-attr]
+                    if call is not None:
+                        call.raise_event(CallEvent.CLIENT_CANCEL)
+                elif kind is CallOrphaned:
+                    self._orphaned(event.call_id)  # type: ignore[union-attr]
+                elif kind is RequestRejected:
+                    log.warning(
+                        "%s %s: call_id %d refused by the connection: %s (status 0x%x)",
+                        self.protseq, self.peer, event.call_id, event.reason,  # type: ignore[union-attr]
+                        event.status,  # type: ignore[union-attr]
+                    )  # fmt: skip
+                    server.stats.calls_in += 1
+                elif kind is BindRefused:
+                    log.info(
+                        "%s %s: bind refused, reason %d",
+                        self.protseq, self.peer, event.provider_reject_reason,  # type: ignore[union-attr]
+                    )  # fmt: skip
+        except RemoteProtocolError as exc:
+            log.info("%s %s: protocol error, closing: %s", self.protseq, self.peer, exc)
+            self._batch = None
+            pending = conn.data_to_send()
+            if pending:
+                out.append(pending)
+            self._write(out)
+            self.transport.close()
+            return
+        finally:
+            server.dispatching -= 1
+            if answered:
+                stats = server.stats
+                stats.calls_in += answered
+                stats.calls_out += answered
+            if server._waiting:
+                server.notify()
+        self._batch = None
+        pending = conn.data_to_send()
+        if pending:
+            out.append(pending)
+        if out:
+            self._write(out)
+        server.stats.pkts_in += 1
+        if conn.buffered:
+            self._arm_idle()
+        elif self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def eof_received(self) -> bool:
+        return False  # close our side too
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if not self.closed or self in self.server.links:
+            log.info("%s %s: closed%s", self.protseq, self.peer, f" ({exc})" if exc else "")
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        closed = self.conn.close()
+        calls, self.calls = self.calls, {}
+        for call in calls.values():
+            call.raise_event(CallEvent.CLIENT_DISCONNECT)
+        server = self.server
+        if closed.association_ended:
+            server.association_ended(closed.assoc_group_id)
+        server.link_closed(self, calls.values())
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _write(self, out: list[bytes]) -> None:
+        if not self.closed:
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            self.server.stats.pkts_out += len(out)
+
+    def _emit(self, data: bytes) -> None:
+        if not data:
+            return
+        batch = self._batch
+        if batch is not None:
+            batch.append(data)
+        elif not self.closed:
+            self.transport.write(data)
+            self.server.stats.pkts_out += 1
+
+    def _arm_idle(self) -> None:
+        timeout = self.server.idle_timeout
+        if timeout is not None and self._timer is None:
+            self._timer = self.server.engine.call_later(timeout, self._idle)
+
+    def _idle(self) -> None:
+        self._timer = None
+        if not self.closed and self.conn.buffered:
+            log.info("%s %s: stopped in the middle of a PDU, closing", self.protseq, self.peer)
+            self.transport.abort()
+
+    def _fault(self, call_id: int, status: int) -> None:
+        log.warning(
+            "%s %s: call_id %d refused before dispatch: status 0x%x",
+            self.protseq, self.peer, call_id, status,
+        )  # fmt: skip
+        self._emit(self.conn.send_fault(call_id, status, did_not_execute=True))
+
+    def _orphaned(self, call_id: int) -> None:
+        call = self.calls.pop(call_id, None)
+        if call is not None:
+            call.raise_event(CallEvent.CLIENT_CANCEL)
+            call.raise_event(CallEvent.CLIENT_DISCONNECT)
+
+    # -- dispatch (loop thread) ------------------------------------------------------------------
+
+    def _inline(
+        self, reg: Registration, opnum: int, call_id: int, buf: bytes, start: int, end: int
+    ) -> bytes | int | None:
+        """The fast path: an ``@inline`` manager of a simple procedure, answered in place
+        (``ServerConnection.answer_inline``). Declines (None) before the manager runs whenever
+        the general path must decide: unknown opnum or form, interface inactive, not
+        listening, MaxCalls reached, a stub the fast decoder does not take. The call is never
+        counted as active: it starts and ends inside this batch, which ``Server.dispatching``
+        covers for the waiters of stop/unregister."""
+        op = reg.inline_ops.get(opnum)
+        if op is None or not reg.active:
+            return None
+        if reg.autolisten:
+            if reg.active_calls >= reg.max_calls:
+                return None
+        else:
+            server = self.server
+            if not server.listening or server._active >= server._max_calls:
+                return None
+        ins = op.fast_decode(buf, start, end)  # type: ignore[misc]
+        if ins is None:
+            return None
+        frame = _frame
+        frame.call = (self, reg, op, call_id, ins)
+        try:
+            keywords = op.fast_keywords
+            if keywords is None:
+                result = op.manager(*ins)
+            else:
+                result = op.manager(**dict(zip(keywords, ins, strict=True)))
+        except Exception as exc:
+            return self._inline_failed(reg, op, call_id, exc)
+        finally:
+            frame.call = None
+        stub = op.fast_reply(result, ins)  # type: ignore[misc]
+        if stub is None:
+            return self._inline_encode(reg, op, call_id, result, ins)
+        return stub
+
+    def _inline_encode(
+        self, reg: Registration, op: Operation, call_id: int, result: Any, ins: Any
+    ) -> bytes | int:
+        # The generic encoder decides (and raises the precise error) when the fast one declined.
+        try:
+            outputs = op.outputs(result)
+            args = dict(zip(op.in_names, ins, strict=True))
+            args.update(outputs)
+            return op.encode(args)
+        except (RpcError, Win32Error) as exc:
+            return self._inline_failed(reg, op, call_id, exc)
+        except Exception as exc:
+            log.warning("%s: cannot marshal the reply: %r", op.procedure.name, exc)
+            return self._inline_failed(reg, op, call_id, RpcError(_BAD_STUB, str(exc)))
+
+    def _inline_failed(self, reg: Registration, op: Operation, call_id: int, exc: Exception) -> int:
+        # The same faults and log lines as ServerCall.fail/complete and _finish.
+        if isinstance(exc, NdrError | RpcError | Win32Error):
+            status = status_of(exc)
+        else:
+            log.warning("manager %s raised", op.procedure.name, exc_info=exc)
+            status = _CALL_FAILED
+        log.warning(
+            "%s %s: %s.%s (opnum %d) failed: status 0x%x",
+            self.protseq, self.peer, reg.interface.name, op.procedure.name,
+            op.procedure.opnum, status,
+        )  # fmt: skip
+        return status
+
+    def inline_call(self, frame: tuple[Any, ...]) -> ServerCall:
+        """The call object of the inline call ``frame`` (for ``rpc.current_call()``): built on
+        demand, already latched, so complete/abort raise RPC_S_INVALID_ASYNC_HANDLE (an
+        inline call completes by returning)."""
+        _link, reg, op, call_id, ins = frame
+        call = ServerCall(self, reg, op, call_id, None, dict(zip(op.in_names, ins, strict=True)), 0)
+        next(call._once)
+        return call
+
+    def _request(self, ev: RequestReceived[Registration]) -> None:
+        server = self.server
+        reg = ev.interface
+        call_id = ev.call_id
+        server.stats.calls_in += 1
+        if not reg.active:
+            return self._fault(call_id, _UNKNOWN_IF)
+        if not (server.listening or reg.autolisten):
+            return self._fault(call_id, _NOT_LISTENING)
+        op = reg.operations.get(ev.opnum)
+        if op is None:
+            return self._fault(call_id, _OP_RANGE)
+        stub = ev.stub
+        if reg.checks and self._denied(reg, len(stub)):
+            return self._fault(call_id, _ACCESS_DENIED)
+        drep = ev.drep
+        try:
+            if drep[0] == 0x10:
+                args = op.decode(stub)
+            else:
+                args = op.procedure.decode_request(stub, byteorder=drep_byteorder(drep))
+        except NdrError as exc:
+            return self._fault(call_id, exc.status)
+        call = ServerCall(self, reg, op, call_id, ev.object, args, ev.cancel_count)
+        if reg.security_callback is not None:
+            try:
+                verdict = reg.security_callback(reg.interface, call)
+            except Exception:
+                log.exception("security callback failed")
+                verdict = _ACCESS_DENIED
+            if verdict:
+                return self._fault(call_id, _ACCESS_DENIED)
+        kwargs = args
+        if op.context_params or op.in_pipes or op.out_pipes:
+            kwargs = dict(args)
+            status = self._bind_handles(call, kwargs)
+            if status:
+                return self._fault(call_id, status)
+            for name in op.in_pipes:
+                kwargs[name] = PipeIn(kwargs[name])
+            if op.out_pipes:
+                call.out_pipes = {name: PipeOut() for name in op.out_pipes}
+                kwargs.update(call.out_pipes)
+        if not server.call_started(reg):
+            return self._fault(call_id, _TOO_BUSY)
+        self.calls[call_id] = call
+        kind = op.kind
+        if kind is _THREAD:
+            server.executor.submit(call.run_thread, kwargs)
+        elif kind is _COROUTINE:
+            server.engine.create_task(call.run_coroutine(kwargs))
+        elif kind is ManagerKind.ASYNC_CALL_THREAD:
+            server.executor.submit(call.run_async_thread, kwargs)
+        elif kind is _INLINE:
+            call.run_thread(kwargs)  # the general path of an @inline manager: right here
+        else:
+            try:
+                op.manager(call, **kwargs)
+            except BaseException as exc:
+                call.fail(exc)
+                if not isinstance(exc, Exception):
+                    raise
+        return None
+
+    def _denied(self, reg: Registration, size: int) -> bool:
+        if reg.max_rpc_size is not None and size > reg.max_rpc_size:
+            return True  # rpc #34
+        if reg.flags & IfFlags.ALLOW_SECURE_ONLY:
+            return True  # every winaio call is auth level NONE (rpc #36)
+        # ALLOW_LOCAL_ONLY: only ncalrpc (and ncacn_np) calls are processed
+        # [MSL:interface-registration-flags].
+        return bool(reg.flags & IfFlags.ALLOW_LOCAL_ONLY) and self.protseq != "ncalrpc"
+
+    def _bind_handles(self, call: ServerCall, kwargs: dict[str, Any]) -> int:
+        tables = self.server.contexts
+        group = self.conn.assoc_group_id
+        used: dict[str, Entry | None] = {}
+        for name, direction, _type_name in call.operation.context_params:
+            if not direction & IN:
+                continue
+            value = kwargs[name]
+            if value.is_null:
+                if direction & OUT:
+                    used[name] = None
+                    kwargs[name] = None
+                    continue
+                tables.release([e for e in used.values() if e is not None])
+                return CONTEXT_MISMATCH  # [in] NULL handle: RPC_X_SS_IN_NULL_CONTEXT
+            entry = tables.acquire(group, value)
+            if entry is None:
+                tables.release([e for e in used.values() if e is not None])
+                return CONTEXT_MISMATCH
+            used[name] = entry
+            kwargs[name] = entry.obj
+        call.handles = used
+        return 0
+
+    # -- completion (any thread) -----------------------------------------------------------------
+
+    def encode_reply(self, call: ServerCall, result: Any) -> bytes:
+        op = call.operation
+        outputs = op.outputs(result)
+        if op.context_params:
+            tables = self.server.contexts
+            group = self.conn.assoc_group_id
+            handles = call.handles or {}
+            for name, direction, type_name in op.context_params:
+                if direction & OUT:
+                    outputs[name] = tables.output(
+                        group, handles.get(name), outputs[name], type_name
+                    )
+        if call.out_pipes:
+            for name, pipe in call.out_pipes.items():
+                outputs[name] = pipe.chunks
+        args = call.args
+        if args:
+            args.update(outputs)  # [in] values size [out] arrays (size_is="len")
+            return op.encode(args)
+        return op.encode(outputs)
+
+    def finish(self, call: ServerCall, stub: bytes | None, status: int) -> None:
+        """Send the call's reply (``stub``) or fault (``status``); any thread."""
+        if threading.get_ident() == self.server.engine.thread_id:
+            self._finish(call, stub, status)
+        else:
+            self.server.inbox.push(self._finish, call, stub, status)
+
+    def _finish(self, call: ServerCall, stub: bytes | None, status: int) -> None:
+        if self.calls.pop(call.call_id, None) is None:
+            self.server.call_finished(call)
+            return  # orphaned or disconnected meanwhile: nothing is sent
+        if stub is not None:
+            data = self.conn.send_response(call.call_id, stub)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s %s: %s call_id %d done", self.protseq, self.peer, call, call.call_id)
+        else:
+            data = self.conn.send_fault(call.call_id, status)
+            log.warning(
+                "%s %s: %s.%s (opnum %d) failed: status 0x%x",
+                self.protseq, self.peer, call.registration.interface.name,
+                call.operation.procedure.name, call.opnum, status,
+            )  # fmt: skip
+        self._emit(data)
+        server = self.server
+        server.stats.calls_out += 1
+        server.call_finished(call)
+
+    def forget(self, call: ServerCall) -> None:
+        """A completion after the client went away: release the call, send nothing."""
+        if threading.get_ident() == self.server.engine.thread_id:
+            self._forget(call)
+        else:
+            self.server.inbox.push(self._forget, call)
+
+    def _forget(self, call: ServerCall) -> None:
+        self.calls.pop(call.call_id, None)
+        self.server.call_finished(call)
+
+    def close(self) -> None:
+        """Close the connection once its queued bytes are written (loop thread)."""
+        if not self.closed and self.transport is not None:
+            self.transport.close()
