@@ -399,7 +399,11 @@ def noise_since(before: list[int]) -> dict[str, float]:
 def measure_idle(kind: str, connections: int) -> dict[str, Any]:
     server = ServerProcess(kind)
     try:
-        time.sleep(0.3)
+        # Warm up (first connections create the server's per-connection machinery and grow its
+        # allocator arenas) so that the difference is what idle connections hold.
+        for _ in range(50):
+            Client(server.port).sock.close()
+        time.sleep(0.5)
         before = server.rss_kib()
         holder = subprocess.Popen(
             [sys.executable, __file__, "--client", "idle", "--port", str(server.port),

@@ -21,7 +21,6 @@ returns (``ThreadPerCall``, the server's executor): the MS asynchronous manager 
 
 from __future__ import annotations
 
-import concurrent.futures
 import socket
 import threading
 import uuid
@@ -109,7 +108,8 @@ class SeedsServer:
         # Not port-bound: a second pipe whose reads signal an event.
         self.unbound, self._unbound_writer = _pipe_pair("unbound")
         self.pool_pipe, self._pool_writer = _pipe_pair("pool")
-        self.app_pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="app-pool")
+        # The application's own pool (winaio's thread pool, two threads at most).
+        self.app_pool = winaio.ThreadPool(max_threads=2)
         self.pending: dict[int, tuple[Any, bytearray, Any]] = {}
         self.port_worker = winaio.start_thread(self._port_loop, name="port-worker")
         self.server = rpc.Server(executor=self.dispatch)
@@ -217,7 +217,7 @@ class SeedsServer:
         self.server.close()
         win32.PostQueuedCompletionStatus(self.port, 0, _STOP_KEY, None)
         winaio.wait(self.port_worker, 10)
-        self.app_pool.shutdown()
+        self.app_pool.close()
         self._sock_writer.close()
         win32.closesocket(self.sock)
         for h in (self.pipe, self._pipe_writer, self.unbound, self._unbound_writer,

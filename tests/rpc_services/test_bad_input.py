@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from winaio import rpc
-from winaio.rpc._interfaces import _timers
+from winaio.rpc._interfaces import _echo
 from winaio.rpc._interfaces._echo_idl import RPCECHO
 from winaio.testing import wait_until
 
@@ -93,7 +93,7 @@ def clean(served: Any) -> Iterator[Any]:
     wait_until(lambda: fds() <= before_fds, timeout=10, what=f"fds back to {before_fds}")
     # Worker threads of the server's pool may have been started by the test: never more.
     assert threading.active_count() <= before_threads + 2
-    assert len(_timers._QUEUE) == 0
+    assert _echo.pending_sleeps() == 0
 
 
 def still_serving(served: Any, raw_client: Any) -> None:
@@ -224,11 +224,11 @@ def test_abrupt_disconnect_with_calls_pending(clean: Any, raw_client: Any) -> No
         _, data = client.conn.request(0, 6, stub)
         client.send(data)
     wait_until(lambda: clean.server.active_calls == 3, what="3 calls pending")
-    wait_until(lambda: len(_timers._QUEUE) == 3, what="3 timers armed")
+    wait_until(lambda: _echo.pending_sleeps() == 3, what="3 timers armed")
     client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     client.close()  # RST
     wait_until(lambda: clean.server.active_calls == 0, what="pending calls dropped")
-    wait_until(lambda: len(_timers._QUEUE) == 0, what="timers cancelled")
+    wait_until(lambda: _echo.pending_sleeps() == 0, what="timers cancelled")
     still_serving(clean, raw_client)
 
 

@@ -1,7 +1,8 @@
 """rpcecho's asynchronous procedure over loopback: TestSleep is answered from a timer.
 
-No thread waits for a sleeping call (Samba answers it from its event loop; we from one shared
-timer thread), other calls go on meanwhile, and a client cancel ends it with nca_s_fault_cancel.
+No thread waits for a sleeping call (Samba answers it from its event loop; we from timers of
+winaio's default thread pool, all served by its one wait thread), other calls go on meanwhile,
+and a client cancel ends it with nca_s_fault_cancel.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import time
 from typing import Any
 
 from winaio import rpc
-from winaio.rpc._interfaces import _timers
+from winaio.rpc._interfaces import _echo
 from winaio.testing import wait_until
 
 
@@ -29,7 +30,8 @@ def test_many_sleeping_calls_hold_no_thread(served: Any, raw_client: Any) -> Non
         client.send(data)
         call_ids.append(call_id)
     wait_until(lambda: served.server.active_calls == 50, what="50 calls asleep")
-    assert threading.active_count() <= threads_before + 1  # at most the shared timer thread
+    # At most the default pool's wait thread and a worker, however many calls sleep.
+    assert threading.active_count() <= threads_before + 2
     events = client.events(50)
     assert sorted(e.call_id for e in events) == call_ids
     assert all(isinstance(e, rpc.ResponseReceived) and e.stub == sleep_stub(1) for e in events)
@@ -59,12 +61,12 @@ def test_cancel_ends_a_sleeping_call_with_fault_cancel(served: Any, raw_client: 
     client = raw_client(served.port)
     call_id, data = client.conn.request(0, 6, sleep_stub(30))
     client.send(data)
-    wait_until(lambda: len(_timers._QUEUE) == 1, what="timer armed")
+    wait_until(lambda: _echo.pending_sleeps() == 1, what="timer armed")
     client.send(client.conn.cancel(call_id))
     (event,) = client.events(1)
     assert isinstance(event, rpc.FaultReceived)
     assert (event.call_id, event.nca_status, event.status) == (call_id, 0x1C00000D, 1818)
-    wait_until(lambda: len(_timers._QUEUE) == 0, what="timer cancelled")
+    wait_until(lambda: _echo.pending_sleeps() == 0, what="timer cancelled")
     wait_until(lambda: served.server.active_calls == 0, what="call released")
 
 

@@ -83,3 +83,21 @@ def test_mgmt_remote_stop_is_refused(served: Any, raw_client: Any) -> None:
     client = raw_client(served.port, interface=MGMT)
     assert client.call(STOP_SERVER_LISTENING) == {"status": 5}
     assert served.server.is_listening()
+
+
+def test_published_endpoints_follow_the_server(server_factory: Any) -> None:
+    # Dynamic endpoints are registered once bound; unregistering an interface or adding a
+    # binding updates the map (RpcEpRegister / RpcEpUnregister done by the server).
+    served = server_factory()
+    entries = served.endpoints.entries
+    assert {(e.interface, e.tower.endpoint) for e in entries} == {
+        (RPCECHO, str(served.port)),
+        (EPMAPPER, str(served.port)),
+    }
+    name = f"winaio-test-{uuid.uuid4().hex[:8]}"
+    served.server.use_protseq("ncalrpc", name)
+    bindings = {(e.tower.protseq, e.tower.endpoint) for e in served.endpoints.entries}
+    assert bindings == {("ncacn_ip_tcp", str(served.port)), ("ncalrpc", name)}
+    assert len(served.endpoints.entries) == 4
+    served.server.unregister_interface(rpc.ECHO_INTERFACE)
+    assert {e.interface for e in served.endpoints.entries} == {EPMAPPER}

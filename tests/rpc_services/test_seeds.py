@@ -102,7 +102,8 @@ def test_pre_vista_pattern_application_pool(seeds: Any, dce: Any) -> None:
     seeds.feed_pool(data)
     assert dce.recv()[8:] == data
     wait_until(lambda: len(seeds.log) == 2, what="pool thread completed")
-    assert any("thread app-pool" in line for line in seeds.log)
+    assert any("pool thread read the data" in line and "thread winaio-worker-" in line
+               for line in seeds.log)  # fmt: skip
 
 
 def test_unbound_io_dies_with_its_dispatch_thread(seeds: Any, dce: Any) -> None:

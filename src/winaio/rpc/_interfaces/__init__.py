@@ -3,7 +3,7 @@ and their wiring to the server runtime together with the endpoint mapper (``rpc.
 
 - ``_echo_idl`` / ``_echo``: rpcecho's descriptors and managers (Samba's answers);
 - ``_mgmt_idl`` / ``_mgmt``: mgmt's descriptors and managers over a server's state;
-- ``_timers``: the shared timer thread TestSleep completes its calls from;
+- TestSleep completes its calls from timers of winaio's default thread pool;
 - ``_services``: ``Interface`` objects, ``register_*`` helpers, ``publish_endpoints`` and
   ``DemoServices`` (what ``python -m winaio serve`` runs).
 """

@@ -3,8 +3,9 @@
 [samba:source4/rpc_server/echo/rpc_echo.c]: AddOne returns in+1; EchoData the same octets;
 SinkData nothing; SourceData ``len`` octets 0, 1, 2, ... (mod 256); TestCall its string;
 TestCall2 fixed values per union level (1: 10, 2: 20, 3: 30, 4: 40, 5: 50/60, 6: 70/80,
-7: 80/90) and NTSTATUS 0; TestSleep answers ``seconds`` after that many seconds, from a timer
-(the call is asynchronous: no thread waits for it); TestEnum sets ``foo2.e1`` to ECHO_ENUM2 and
+7: 80/90) and NTSTATUS 0; TestSleep answers ``seconds`` after that many seconds from a timer of
+winaio's default thread pool (the call is asynchronous: no thread waits for it; all timers share
+the pool's one wait thread); TestEnum sets ``foo2.e1`` to ECHO_ENUM2 and
 returns the rest unchanged; TestSurrounding doubles ``x`` and returns that many zeros;
 TestDoublePointer returns ``***data`` or 0 when a pointer is NULL.
 
@@ -19,10 +20,10 @@ from __future__ import annotations
 
 from typing import Any, Final, Protocol
 
+from ..._pool import PoolTimer, default_pool
 from ...codes import NcaStatus, RpcStatus
 from ...errors import RpcError
 from ._echo_idl import ECHO_ENUM2
-from ._timers import call_later
 
 __all__ = [
     "MAX_SLEEP",
@@ -37,6 +38,7 @@ __all__ = [
     "test_enum",
     "test_surrounding",
     "test_double_pointer",
+    "pending_sleeps",
 ]
 
 #: Largest SourceData reply (the 4 MiB request limit of [MS-RPCE §3.3.3.5.4], the other way).
@@ -63,9 +65,6 @@ class AsyncCall(Protocol):
     def abort(self, status: int) -> None: ...
 
     def on_event(self, fn: Any) -> None: ...
-
-    @property
-    def done(self) -> bool: ...
 
 
 def add_one(in_data: int) -> int:
@@ -97,21 +96,40 @@ def test_call2(level: int) -> dict[str, Any]:
     return {"info": (level, arm), "return": 0}
 
 
+#: TestSleep timers armed and not yet ended (fired, cancelled or disconnected). The dict is the
+#: "exactly once" switch: whoever pops a timer first (its callback on a pool worker, or the
+#: call's cancel/disconnect event on the server's loop) ends the call.
+_sleeping: dict[PoolTimer, bool] = {}
+
+
+def pending_sleeps() -> int:
+    """How many TestSleep calls are waiting for their timer (a leak check for tests)."""
+    return len(_sleeping)
+
+
 def test_sleep(call: AsyncCall, seconds: int) -> None:
-    """The MS asynchronous form: return at once, complete from the shared timer thread."""
+    """The MS asynchronous form: arm a pool timer and return; the timer completes the call."""
     if seconds > MAX_SLEEP:
         raise RpcError(RpcStatus.RPC_S_INVALID_ARG, f"TestSleep of {seconds} s")
-    timer = call_later(seconds, lambda: call.complete(seconds))
+
+    def fire(instance: object) -> None:
+        if _sleeping.pop(timer, False):
+            timer.close()
+            call.complete(seconds)
 
     def on_event(event: Any) -> None:
         # Client cancel or disconnect: stop the timer and end the call; a cancelled call
         # answers nca_s_fault_cancel (rpc #16), a disconnected one sends nothing (the runtime
-        # drops it) but must still be ended to be released. Only the first event counts.
-        timer.cancel()
-        if not call.done:
+        # drops it) but must still be ended to be released.
+        if _sleeping.pop(timer, False):
+            timer.set(None)
+            timer.close()
             call.abort(RpcStatus.RPC_S_CALL_CANCELLED)
 
+    timer = default_pool().create_timer(fire)
+    _sleeping[timer] = True
     call.on_event(on_event)
+    timer.set(seconds)
 
 
 def test_enum(foo1: int, foo2: dict[str, Any], foo3: tuple[int, Any]) -> dict[str, Any]:
