@@ -465,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
             f.write(text + "\n")
     if args.table:
         log(io_report.markdown_table(rows))
+        log(io_report.targets_markdown(target_list))
     return 0
 
 
