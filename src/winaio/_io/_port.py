@@ -160,6 +160,7 @@ class CompletionPort(DispatcherObject):
         running = self._running
         while packets and getters and len(running) < self.concurrency:
             wb = getters.pop()  # LIFO: the most recent waiter
+            wb.detach = None  # popped already: _detach would only raise and catch ValueError
             wb.data = _take(packets, wb.data)
             running.add(wb.thread)
             complete_wait(wb, _HANDOFF)
