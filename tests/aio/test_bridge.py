@@ -398,3 +398,35 @@ def test_bad_input(run: Any) -> None:
 def test_port_iteration_needs_the_bridge_module() -> None:
     # The hook is installed by importing winaio.aio (done above); a port is async-iterable.
     assert hasattr(winaio.CompletionPort(), "__aiter__")
+
+
+def test_socket_read_and_write(run: Any, backend: str) -> None:
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = winaio.create_socket()
+    raw = client.sock
+    assert raw is not None
+    raw.setblocking(True)
+    raw.connect(listener.getsockname())
+    raw.setblocking(False)
+    server, _ = listener.accept()
+
+    async def main() -> None:
+        async with aio.Bridge() as bridge:
+            buf = bytearray(5)
+            task = asyncio.create_task(bridge.read(client, buf))
+            await asyncio.sleep(0.01)
+            assert not task.done()
+            server.sendall(b"hello")
+            assert await asyncio.wait_for(task, LONG) == 5 and bytes(buf) == b"hello"
+            assert await bridge.write(client, b"back") == 4
+            assert server.recv(4) == b"back"
+            server.close()
+            assert await bridge.read(client, buf) == 0  # graceful close: 0 bytes, no error
+
+    try:
+        run(main())
+    finally:
+        client.close()
+        listener.close()
