@@ -39,7 +39,8 @@ DEVIATIONS: dict[str, str] = {
     "WaitForMultipleObjects": "the same handle twice is refused with ERROR_INVALID_PARAMETER in "
     "wait-any too (NT only detects it for wait-all)",
     "WaitForMultipleObjectsEx": "as WaitForMultipleObjects",
-    "CreatePipe": "a Linux pipe: nSize is the kernel pipe size (F_SETPIPE_SZ, rounded to pages)",
+    "CreatePipe": "a Linux pipe: nSize sets the kernel pipe size (F_SETPIPE_SZ, rounded up to "
+    "pages; GetNamedPipeInfo reports nSize), so a writer blocks later than on Windows",
     "socket": "address families and socket types take the Linux values of AF_*/SOCK_*",
     "WSASocket": "address families and socket types take the Linux values of AF_*/SOCK_*",
 }
