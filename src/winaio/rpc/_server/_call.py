@@ -55,11 +55,11 @@ _current: ContextVar[ServerCall | None] = ContextVar("winaio_rpc_call", default=
 
 
 class _InlineFrame(threading.local):
-    """The inline call running on this thread (the fast path sets ``call`` to a tuple
-    ``(link, registration, operation, call_id, ins)`` around an ``@inline`` manager; a plain
-    thread-local is cheaper per call than a ContextVar set/reset)."""
+    """The fast path of the connection whose batch this thread is dispatching (``path``, set
+    once per batch by the Link); its ``cur_op`` is set while an ``@inline`` manager runs
+    (slot stores per call are cheaper than a thread-local or ContextVar set/reset)."""
 
-    call: Any = None
+    path: Any = None
 
 
 inline_frame: Final = _InlineFrame()
@@ -73,16 +73,17 @@ def current_call() -> ServerCall:
     """
     call = _current.get()
     if call is None:
-        frame = inline_frame.call
-        if frame is None:
+        path = inline_frame.path
+        if path is None or path.cur_op is None:
             raise RpcError(RpcStatus.RPC_S_NO_CALL_ACTIVE, "not inside an RPC manager")
-        if type(frame) is tuple:
+        call = path.cur_call
+        if call is None:
             # Built on demand and already latched: complete/abort raise
             # RPC_S_INVALID_ASYNC_HANDLE (an inline call completes by returning).
-            link, reg, op, call_id, ins = frame
-            frame = inline_frame.call = ServerCall(link, reg, op, call_id, None, None, 0, ins)
-            next(frame._once)
-        call = frame
+            call = path.cur_call = ServerCall(
+                path.link, path.cur_reg, path.cur_op, path.cur_call_id, None, None, 0, path.cur_ins
+            )
+            next(call._once)
     return call
 
 
