@@ -135,6 +135,8 @@ class FastPath:
         server._active += 1
         call = ServerCall(link, reg, op, call_id, None, None, 0, ins)
         self.capture = call
+        self.cur_call = call  # rpc.current_call() while the manager runs
+        self.cur_op = op
         try:
             keywords = op.fast_keywords
             if keywords is None:
@@ -150,6 +152,8 @@ class FastPath:
                 raise
         finally:
             self.capture = None
+            self.cur_op = None
+            self.cur_call = None
         captured = self.captured
         if captured is not None:  # completed while its manager ran: released here
             self.captured = None

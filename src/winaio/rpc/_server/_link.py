@@ -356,16 +356,11 @@ class Link:
         elif kind is _COROUTINE:
             server.engine.create_task(call.run_coroutine(kwargs))
         elif kind is ManagerKind.ASYNC_CALL_THREAD:
-            server.executor.submit(call.run_async_thread, kwargs)
+            server.executor.submit(call.run_async, kwargs)
         elif kind is _INLINE:
             call.run_thread(kwargs)  # the general path of an @inline manager: right here
         else:
-            try:
-                op.manager(call, **kwargs)
-            except BaseException as exc:
-                call.fail(exc)
-                if not isinstance(exc, Exception):
-                    raise
+            call.run_async(kwargs)
         return None
 
     def _denied(self, reg: Registration, size: int) -> bool:
@@ -420,8 +415,9 @@ class Link:
                 outputs[name] = pipe.chunks
         args = call.args
         if args:
-            args.update(outputs)  # [in] values size [out] arrays (size_is="len")
-            return op.encode(args)
+            # [in] values size [out] arrays (size_is="len"); call.args itself stays as the
+            # manager received it.
+            return op.encode({**args, **outputs})
         return op.encode(outputs)
 
     def reply_stub(self, call: ServerCall, result: Any) -> bytes:
