@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import functools
 import os
+import pathlib
+import re
 import socket
 import struct
 import threading
@@ -302,3 +304,13 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 5.0) -> None:
 
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
+
+
+DATA = pathlib.Path(__file__).resolve().parents[1] / "data" / "pdu"
+
+
+def read_hex(name: str) -> bytes:
+    """Bytes of tests/data/pdu/<name>.hex (the captured exchanges of rpc-spec B10)."""
+    text = (DATA / f"{name}.hex").read_text()
+    digits = "".join(re.sub(r"#.*", "", line) for line in text.splitlines())
+    return bytes.fromhex("".join(digits.split()))
