@@ -116,6 +116,7 @@ def test_tags_belong_to_their_test_and_marks_count(
 
             def test_live():
                 # spec: rpc #3, #4
+                text = "# spec: rpc #10 (a string, not a tag)"
                 def nested():
                     pass  # spec: rpc #5
 
@@ -142,8 +143,8 @@ def test_tags_belong_to_their_test_and_marks_count(
         )
     )
     cov = tool.scan(tests, tmp_path)
-    assert {(t.numbers, t.line) for t in cov.orphans} == {((1,), 4), ((2,), 7), ((9,), 31)}
-    assert cov.missing("rpc", range(1, 8)) == [1, 2, 6, 7]
+    assert {(t.numbers, t.line) for t in cov.orphans} == {((1,), 4), ((2,), 7), ((9,), 32)}
+    assert cov.missing("rpc", range(1, 11)) == [1, 2, 6, 7, 8, 9, 10]
     assert cov.broken("rpc", range(1, 8)) == [6]
     assert {r.qualname for r in cov.tests("rpc", 5)} == {"test_live"}
     assert {(r.qualname, r.status) for r in cov.tests("rpc", 4)} == {
@@ -152,6 +153,14 @@ def test_tags_belong_to_their_test_and_marks_count(
     }
     assert {r.nodeid for r in cov.live("win32", 8)} == {"tests/test_x.py::TestGroup::test_method"}
     assert tool.main(["--require", "rpc:3-5"]) in (0, 1)  # runs on the real tree
+    # The parametrized strings of this very file tag nothing.
+    real = tool.scan()
+    assert not any(
+        r.path == "tests/test_acceptance_coverage.py"
+        for area in ("rpc", "win32")
+        for n in range(1, 121)
+        for r in real.tests(area, n)
+    )
 
 
 def test_required_ranges_parse(tool: ModuleType) -> None:

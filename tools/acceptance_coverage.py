@@ -2,7 +2,7 @@
 
 The two specs end with numbered acceptance behaviours (``rpc-spec.md`` "ACCEPTANCE BEHAVIORS",
 ``win32-async-spec.md`` §11). A test names the behaviours it checks with a *spec tag*, a comment
-(or docstring line) inside the test function::
+inside the test function (only comments count: a string that mentions a tag is not one)::
 
     def test_second_listen_while_listening(make_server):
         # spec: rpc #27 [wine:tests/rpc.c]
@@ -38,10 +38,12 @@ from __future__ import annotations
 
 import argparse
 import ast
+import io
 import json
 import pathlib
 import re
 import sys
+import tokenize
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -189,11 +191,15 @@ def scan_file(
     source = path.read_text()
     rel = path.relative_to(root).as_posix()
     tags: list[Tag] = []
-    for lineno, text in enumerate(source.splitlines(), start=1):
-        if "spec:" not in text:
+    if "spec:" not in source:
+        return [], {}
+    lines = source.splitlines()
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type != tokenize.COMMENT or "spec:" not in tok.string:
             continue
-        for area, numbers in parse_tags(text):
-            tags.append(Tag(area, numbers, rel, lineno, text.strip()))
+        lineno = tok.start[0]
+        for area, numbers in parse_tags(tok.string):
+            tags.append(Tag(area, numbers, rel, lineno, lines[lineno - 1].strip()))
     if not tags:
         return [], {}
     scopes = list(_scopes(ast.parse(source, filename=str(path))))
