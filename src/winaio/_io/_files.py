@@ -99,6 +99,7 @@ class FileObject(DispatcherObject):
         "skip_port_on_success",
         "skip_set_event",
         "sock",
+        "winsock",
         "writable",
     )
     type_name = "File"
@@ -138,6 +139,8 @@ class FileObject(DispatcherObject):
         self._pending: dict[Operation, None] = {}
         #: Run once when the last handle closes (share modes, byte-range locks).
         self.close_hooks: list[Callable[[], object]] | None = None
+        #: Winsock modes of a socket (``_netevents.SocketMode``), created on first use.
+        self.winsock: Any = None
 
     def _is_signaled_for(self, ts: ThreadState) -> bool:
         return self._signaled

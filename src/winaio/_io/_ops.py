@@ -79,6 +79,11 @@ _ERRNO_STATUS: dict[int, int] = {
     errno.EOPNOTSUPP: NtStatus.STATUS_NOT_SUPPORTED,
     errno.ETIMEDOUT: NtStatus.STATUS_IO_TIMEOUT,
     errno.ENOSYS: NtStatus.STATUS_NOT_IMPLEMENTED,
+    # Sockets, as AFD reports them [W:server/sock.c:sock_errno_to_status].
+    errno.EISCONN: NtStatus.STATUS_CONNECTION_ACTIVE,
+    errno.ENETUNREACH: NtStatus.STATUS_NETWORK_UNREACHABLE,
+    errno.EHOSTUNREACH: NtStatus.STATUS_HOST_UNREACHABLE,
+    errno.EADDRINUSE: NtStatus.STATUS_ADDRESS_ALREADY_ASSOCIATED,
 }
 
 

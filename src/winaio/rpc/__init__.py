@@ -21,6 +21,7 @@ replies included, is little-endian NDR with drep ``10 00 00 00`` (drep is per PD
 from __future__ import annotations
 
 from ._connection import (
+    DISPATCHED,
     NEED_DATA,
     AcceptedContext,
     AlterContextAccepted,
@@ -155,6 +156,7 @@ from ._server import (
     async_manager,
     current_call,
     default_server,
+    inline,
     reset_default_server,
 )
 from ._towers import (
@@ -195,6 +197,7 @@ __all__ = [
     "PipeIn",
     "PipeOut",
     "async_manager",
+    "inline",
     "current_call",
     "default_server",
     "reset_default_server",
@@ -206,6 +209,7 @@ __all__ = [
     "InterfaceRegistry",
     "SimpleRegistry",
     "NEED_DATA",
+    "DISPATCHED",
     "NeedData",
     "AcceptedContext",
     "Bound",

@@ -17,10 +17,12 @@ from collections.abc import Callable
 from typing import Any
 
 from .._io._files import FileObject, run_sync, start
+from .._io._netevents import run_socket_call
 from .._io._ops import AcceptOp, ConnectOp, StreamReadOp, StreamWriteOp
 from .._io._overlapped import STATUS_PENDING, Overlapped, get_overlapped_result
 from .._io._requests import as_buffers
 from .._io._streams import Socket, create_socket
+from .._io._winsock_ext import accept_ex, check_not_accepting
 from .._kernel._handles import HANDLE_TABLE
 from .._kernel._threads import current_thread_state
 from ..codes import WinError, ntstatus_to_winerror
@@ -123,6 +125,13 @@ _WIN_WSA: dict[int, int] = {
     WinError.ERROR_CONNECTION_ABORTED: 10053,
     WinError.ERROR_BROKEN_PIPE: 10058,
     WinError.ERROR_PIPE_NOT_CONNECTED: 10057,
+    WinError.ERROR_CONNECTION_ACTIVE: 10056,
+    WinError.ERROR_NETWORK_UNREACHABLE: 10051,
+    WinError.ERROR_HOST_UNREACHABLE: 10065,
+    WinError.ERROR_ADDRESS_ALREADY_ASSOCIATED: 10048,
+    WinError.ERROR_CANT_WAIT: WSAEWOULDBLOCK,  # a non-blocking socket's call would wait
+    WinError.ERROR_SEM_TIMEOUT: 10060,  # SO_RCVTIMEO / SO_SNDTIMEO elapsed: WSAETIMEDOUT
+    WinError.ERROR_MORE_DATA: 10040,  # a datagram larger than the buffers: WSAEMSGSIZE
 }
 
 WsaRoutine = Callable[[int, int, Any, int], object]
@@ -220,7 +229,8 @@ def closesocket(s: int) -> int:
 
 
 def _sync(op: Any) -> int:
-    status, information = run_sync(op)
+    # Sockets with Winsock modes (FIONBIO, time-outs, WSAEventSelect) go through _netevents.
+    status, information = run_sync(op) if op.file.winsock is None else run_socket_call(op)
     if status:
         raise Win32Error(ntstatus_to_winerror(status))
     return information
@@ -229,7 +239,9 @@ def _sync(op: Any) -> int:
 def connect(s: int, name: Any) -> int:
     """[MS:connect] (blocking) -> core ``ConnectOp`` run synchronously; 0 or SOCKET_ERROR."""
     try:
-        _sync(ConnectOp(_sock(s), Overlapped(), name, None))
+        sock = _sock(s)
+        check_not_accepting(sock)
+        _sync(ConnectOp(sock, Overlapped(), name, None))
     except Win32Error as exc:
         return _wsa_fail(exc)
     return 0
@@ -443,19 +455,30 @@ def AcceptEx(
     lpdwBytesReceived: Ref[int] | None,
     lpOverlapped: Any,
 ) -> bool:
-    """[MS:AcceptEx] -> core ``Socket.accept_op`` into the pre-created ``sAcceptSocket``."""
+    """[MS:AcceptEx] -> core ``accept_ex`` into the pre-created ``sAcceptSocket``.
+
+    ``lpOutputBuffer`` receives the first data, then the local and the remote address areas
+    (read them with GetAcceptExSockaddrs). Errors at once, no notification
+    [W:ws2_32/sock.c:test_AcceptEx]: WSAENOTSOCK for a bad handle; ERROR_INVALID_PARAMETER
+    without an OVERLAPPED; WSAEINVAL when the listener is not listening or the accept socket is
+    UDP, bound, connected or already being accepted into; WSAEFAULT for no buffer or a remote
+    area of 0. An area too small for its address fails the request with
+    ERROR_INSUFFICIENT_BUFFER once a client connects (the client is not accepted). Internal is
+    STATUS_PENDING after any call, failed ones included (ws2_32 writes it first).
+    """
+    if isinstance(lpOverlapped, Overlapped):
+        lpOverlapped.status = STATUS_PENDING
     try:
         listener, target = _sock(sListenSocket), _sock(sAcceptSocket)
         ov = bind_overlapped(lpOverlapped)
         if ov is None:
             raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "AcceptEx needs an OVERLAPPED")
-        receive = None
-        if dwReceiveDataLength > 0:
-            receive = as_buffers(lpOutputBuffer, dwReceiveDataLength, True)[0]
+        op = accept_ex(listener, target, ov, lpOutputBuffer, dwReceiveDataLength,
+                       dwLocalAddressLength, dwRemoteAddressLength)  # fmt: skip
     except Win32Error as exc:
         _wsa_fail(exc)
         return False
-    return _bool_call(lambda: listener.accept_op(target, ov, receive), lpdwBytesReceived, ov)
+    return _bool_call(lambda: op, lpdwBytesReceived, ov)
 
 
 def ConnectEx(
@@ -469,6 +492,7 @@ def ConnectEx(
     """[MS:ConnectEx] -> core ``Socket.connect_op`` (the socket must be bound)."""
     try:
         sock = _sock(s)
+        check_not_accepting(sock)
         ov = bind_overlapped(lpOverlapped)
         if ov is None:
             raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "ConnectEx needs an OVERLAPPED")

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import struct
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Final, Generic, NoReturn, TypeVar
 from uuid import UUID
 
@@ -93,9 +93,27 @@ from ._events import (
     ServerEvent,
 )
 
-__all__ = ["ServerConnection"]
+__all__ = ["DISPATCHED", "InlineHandler", "ServerConnection"]
 
 IfT = TypeVar("IfT")
+
+
+class _Dispatched:
+    """The type of :data:`DISPATCHED`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "DISPATCHED"
+
+
+#: What an ``answer_inline`` handler returns for a request it dispatched but did not answer:
+#: it becomes a pending call, answered later with ``send_response``/``send_fault``.
+DISPATCHED: Final = _Dispatched()
+
+#: ``handler(token, opnum, call_id, buf, start, end)`` -> response stub (bytes), fault status
+#: (int), DISPATCHED, or None (declined).
+InlineHandler = Callable[[IfT, int, int, bytes, int, int], "bytes | int | _Dispatched | None"]
 
 _FIRST: Final = int(PfcFlags.PFC_FIRST_FRAG)
 _LAST: Final = int(PfcFlags.PFC_LAST_FRAG)
@@ -111,6 +129,13 @@ _FAST_REQUEST: Final = struct.Struct("<BBBBIHHIIHH")
 _FAST_FLAG_MASK: Final = int(
     PfcFlags.PFC_FIRST_FRAG | PfcFlags.PFC_LAST_FRAG | PfcFlags.PFC_OBJECT_UUID
 )
+# head (vers minor ptype flags drep as one u64) frag_length auth_length call_id alloc_hint
+# p_cont_id opnum; the heads answer_inline takes: 05 00|01 00 03 10 00 00 00.
+_INLINE_REQUEST: Final = struct.Struct("<QHHIIHH")
+_INLINE_HEAD_0: Final = int.from_bytes(b"\x05\x00\x00\x03\x10\x00\x00\x00", "little")
+_INLINE_HEAD_1: Final = int.from_bytes(b"\x05\x01\x00\x03\x10\x00\x00\x00", "little")
+# vers minor ptype flags drep frag_length auth_length call_id alloc_hint p_cont_id cancel_count
+_RESPONSE_HEAD: Final = struct.Struct("<BBBBIHHIIH2x")
 #: [MS-RPCE §3.3.3.5.6]: a non-first fragment of an unknown call is dropped if its call_id is
 #: below the current one by less than this, else it is a protocol error.
 _OLD_CALL_WINDOW: Final = 150
@@ -220,6 +245,91 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
             call_id, ctx, opnum, buf[off + 24 : off + frag], None, flags, buf[off + 4 : off + 8],
             cancels,
         )  # fmt: skip
+
+    def answer_inline(self, handler: InlineHandler[IfT]) -> int:
+        """Dispatch, and answer at once when the handler can, the buffered requests at the
+        head of the stream (the runtime's fast path); returns how many were consumed. Replies
+        and faults are queued for ``data_to_send()``, in request order.
+
+        A request qualifies when ``_fast_path`` would take it (unfragmented, unauthenticated,
+        little-endian, no object UUID, no pending cancel, bound context, increasing call_id)
+        and no earlier reply is still owed (so answering now keeps replies in request order
+        without PFC_CONC_MPX, rpc #74). For each, ``handler(token, opnum, call_id, buf, start,
+        end)`` gets the interface token of its context and the stub as ``buf[start:end]``,
+        and returns the little-endian response stub (``bytes``) or a fault status (``int``):
+        the call is answered and never becomes pending (nothing to cancel or orphan); or
+        ``DISPATCHED``: the call is now pending exactly as if ``next_event()`` had returned
+        its RequestReceived; or ``None`` to decline: the request is left unconsumed for
+        ``next_event()``, which applies every rule of the general path to it, so the handler
+        must have done nothing observable when it declines.
+        """
+        if self._error is not None or self._rx is not None or (self._order and not self._conc_mpx):
+            return 0
+        buf, off = self._buf, self._off
+        size = len(buf)
+        contexts = self._contexts
+        out = self._out
+        current = self._current_call_id
+        last = -1 if current is None else current
+        max_frag, max_request, xmit, minor = (
+            self._max_frag,
+            self._max_request,
+            self._xmit,
+            self._minor,
+        )
+        unpack_from = _INLINE_REQUEST.unpack_from
+        pack = _RESPONSE_HEAD.pack
+        answered = 0
+        try:
+            while size - off >= 24:
+                head, frag, auth, call_id, hint, p_cont_id, opnum = unpack_from(buf, off)
+                # The first 8 octets as one integer: version 5.0 or 5.1, request, FIRST|LAST
+                # and nothing else, drep 10 00 00 00 (other flags: the general path).
+                if (
+                    (head != _INLINE_HEAD_0 and head != _INLINE_HEAD_1)
+                    or auth
+                    or not 24 <= frag <= max_frag
+                    or frag > size - off
+                    or hint > max_request
+                    or call_id <= last
+                ):
+                    break
+                ctx = contexts.get(p_cont_id)
+                if ctx is None:
+                    break
+                reply = handler(ctx.interface, opnum, call_id, buf, off + 24, off + frag)
+                if reply is None:
+                    break
+                off += frag
+                last = current = call_id
+                answered += 1
+                if reply is DISPATCHED:
+                    call = Call(call_id, p_cont_id, 0)
+                    self._calls[call_id] = call
+                    if not self._conc_mpx:
+                        self._order.append(call)
+                        break  # later replies wait for this one: the general path queues them
+                elif isinstance(reply, bytes):
+                    n = len(reply)
+                    if n + 24 <= xmit:
+                        out.append(
+                            pack(5, minor, 2, 3, _DREP_LE, n + 24, 0, call_id, n, p_cont_id) + reply
+                        )
+                    else:
+                        out.append(
+                            response_fragments(
+                                call_id, p_cont_id, reply, xmit, rpc_vers_minor=minor
+                            )
+                        )
+                else:
+                    status: int = reply  # type: ignore[assignment]
+                    out.append(
+                        fault_pdu(call_id, p_cont_id, fault_status(status), rpc_vers_minor=minor)
+                    )
+        finally:
+            self._off = off
+            self._current_call_id = current
+        return answered
 
     def _check_header(self, h: Header) -> None:
         # Reject early what no body can fix, so that garbage does not make us wait for data.

@@ -29,6 +29,7 @@ from typing import Any
 from ._codec import run_decode, run_encode
 from ._compile import Compiler
 from ._node import Node
+from ._simple import SimpleDecode, SimpleEncode, simple_decoder, simple_encoder
 from ._state import ByteOrder, kit_for
 from ._types import NdrType, Pipe
 
@@ -136,6 +137,28 @@ class Procedure:
         def encode(values: Mapping[str, Any]) -> bytes:
             return run_encode(outs, values)
 
+        return decode, encode
+
+    def simple_codecs(self) -> tuple[SimpleDecode | None, SimpleEncode | None]:
+        """Struct-based little-endian fast codecs for a simple procedure (see ``_simple``):
+        ``decode(buf, start, end) -> [in] values | None`` and
+        ``encode(outputs, ins) -> stub | None`` (with exactly one output, ``outputs`` is that
+        value itself, not a sequence); each is None when its direction is not simple.
+        A None *result* means "take the generic path", which raises the precise error."""
+        ins = self.in_params
+        outs = self.out_params
+        decode = None
+        if not any(isinstance(p.type, Pipe) for p in ins):
+            decode = simple_decoder([p.name for p in ins], [p.type for p in ins])
+        encode = None
+        if not any(isinstance(p.type, Pipe) for p in outs):
+            names = [p.name for p in outs]
+            types = [p.type for p in outs]
+            if self.returns is not None:
+                names.append(RETURN)
+                types.append(self.returns)
+            in_names = [p.name for p in ins]
+            encode = simple_encoder(names, types, in_names, single=len(names) == 1)
         return decode, encode
 
     def encode_request(

@@ -12,7 +12,14 @@ Imports the wire layer and the transport seam, never asyncio (only ``_transport.
 from __future__ import annotations
 
 from ._call import CallEvent, PipeIn, PipeOut, ServerCall, current_call
-from ._interface import LISTEN_MAX_CALLS_DEFAULT, IfFlags, Interface, Registration, async_manager
+from ._interface import (
+    LISTEN_MAX_CALLS_DEFAULT,
+    IfFlags,
+    Interface,
+    Registration,
+    async_manager,
+    inline,
+)
 from ._server import Binding, Server, ServerStats, default_server, reset_default_server
 
 __all__ = [
@@ -30,5 +37,6 @@ __all__ = [
     "async_manager",
     "current_call",
     "default_server",
+    "inline",
     "reset_default_server",
 ]

@@ -22,27 +22,48 @@ from __future__ import annotations
 import enum
 import itertools
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
 
-from ...codes import RpcStatus
+from ...codes import RpcStatus, WinError
 from ...errors import NdrError, RpcError, Win32Error
 
 if TYPE_CHECKING:
     from ._interface import Operation, Registration
     from ._link import Link
 
-__all__ = ["CallEvent", "PipeIn", "PipeOut", "ServerCall", "current_call", "status_of"]
+__all__ = [
+    "CallEvent",
+    "PipeIn",
+    "PipeOut",
+    "ServerCall",
+    "current_call",
+    "inline_frame",
+    "status_of",
+]
 
 log = logging.getLogger("winaio.rpc.server")
 
 _INVALID_ASYNC_HANDLE = int(RpcStatus.RPC_S_INVALID_ASYNC_HANDLE)
+_INVALID_PARAMETER = int(WinError.ERROR_INVALID_PARAMETER)
 _CALL_FAILED = int(RpcStatus.RPC_S_CALL_FAILED)
 _BAD_STUB = int(RpcStatus.RPC_X_BAD_STUB_DATA)
 
 _current: ContextVar[ServerCall | None] = ContextVar("winaio_rpc_call", default=None)
+
+
+class _InlineFrame(threading.local):
+    """The fast path of the connection whose batch this thread is dispatching (``path``, set
+    once per batch by the Link); its ``cur_op`` is set while an ``@inline`` manager runs
+    (slot stores per call are cheaper than a thread-local or ContextVar set/reset)."""
+
+    path: Any = None
+
+
+inline_frame: Final = _InlineFrame()
 
 
 def current_call() -> ServerCall:
@@ -53,7 +74,17 @@ def current_call() -> ServerCall:
     """
     call = _current.get()
     if call is None:
-        raise RpcError(RpcStatus.RPC_S_NO_CALL_ACTIVE, "not inside an RPC manager")
+        path = inline_frame.path
+        if path is None or path.cur_op is None:
+            raise RpcError(RpcStatus.RPC_S_NO_CALL_ACTIVE, "not inside an RPC manager")
+        call = path.cur_call
+        if call is None:
+            # Built on demand and already latched: complete/abort raise
+            # RPC_S_INVALID_ASYNC_HANDLE (an inline call completes by returning).
+            call = path.cur_call = ServerCall(
+                path.link, path.cur_reg, path.cur_op, path.cur_call_id, None, None, 0, path.cur_ins
+            )
+            next(call._once)
     return call
 
 
@@ -67,13 +98,21 @@ class CallEvent(enum.IntEnum):
     CLIENT_CANCEL = 4
 
 
+def _fits(status: int) -> bool:
+    """A 32-bit code (unsigned, or an HRESULT held in a signed int): what a fault can carry."""
+    return -0x80000000 <= status <= 0xFFFFFFFF
+
+
 def status_of(exc: BaseException) -> int:
-    """The fault status for an exception raised by a manager (rpc #22)."""
+    """The fault status for an exception raised by a manager (rpc #22); a status that is no
+    32-bit code becomes RPC_S_CALL_FAILED (a fault cannot carry it)."""
     if isinstance(exc, RpcError):
-        return exc.status
-    if isinstance(exc, Win32Error):
-        return int(exc.winerror)
-    return _CALL_FAILED
+        status = exc.status
+    elif isinstance(exc, Win32Error):
+        status = int(exc.winerror)
+    else:
+        return _CALL_FAILED
+    return status if _fits(status) else _CALL_FAILED
 
 
 class PipeIn:
@@ -127,6 +166,7 @@ class ServerCall:
 
     __slots__ = (
         "__weakref__",
+        "_args",
         "_cancelled",
         "_done",
         "_events",
@@ -134,9 +174,9 @@ class ServerCall:
         "_handlers",
         "_link",
         "_once",
-        "args",
         "call_id",
         "handles",
+        "ins",
         "object",
         "operation",
         "out_pipes",
@@ -150,16 +190,19 @@ class ServerCall:
         operation: Operation,
         call_id: int,
         obj: UUID | None,
-        args: dict[str, Any],
+        args: dict[str, Any] | None,
         cancel_count: int,
+        ins: Any = None,
     ) -> None:
         self._link = link
         self.registration = registration
         self.operation = operation
         self.call_id = call_id
         self.object = obj
-        #: The decoded [in] values, as the manager received them.
-        self.args = args
+        self._args = args
+        #: The fast path's decoded [in] values in declaration order (``args`` is built from
+        #: them on first use), else None.
+        self.ins = ins
         #: context-handle parameter name -> table entry it came in with (runtime use).
         self.handles: dict[str, Any] | None = None
         self.out_pipes: dict[str, PipeOut] | None = None
@@ -172,6 +215,14 @@ class ServerCall:
         self._handlers: list[Callable[[CallEvent], Any]] | None = None
 
     # -- what the manager can read ---------------------------------------------------------------
+
+    @property
+    def args(self) -> dict[str, Any]:
+        """The decoded [in] values, as the manager received them (by IDL name)."""
+        args = self._args
+        if args is None:
+            args = self._args = dict(zip(self.operation.in_names, self.ins or (), strict=True))
+        return args
 
     @property
     def interface(self) -> Any:
@@ -244,7 +295,7 @@ class ServerCall:
             link.forget(self)
             return
         try:
-            stub = link.encode_reply(self, result)
+            stub = link.reply_stub(self, result)
         except (RpcError, Win32Error) as exc:
             link.finish(self, None, status_of(exc))
         except Exception as exc:  # a manager value the stub cannot marshal
@@ -257,15 +308,20 @@ class ServerCall:
         """RpcAsyncAbortCall: the client gets a fault with ``status`` (rpc #18).
 
         Raises:
-            RpcError: RPC_S_INVALID_ASYNC_HANDLE (1914) if the call was already completed.
+            RpcError: ERROR_INVALID_PARAMETER (87) if ``status`` is no 32-bit code (the call
+                stays open); RPC_S_INVALID_ASYNC_HANDLE (1914) if the call was already
+                completed.
         """
+        code = int(status)
+        if not _fits(code):
+            raise RpcError(_INVALID_PARAMETER, f"fault status {status} is not a 32-bit code")
         if next(self._once):
             raise RpcError(_INVALID_ASYNC_HANDLE, "the call was already completed or aborted")
         self._done = True
         if self._gone:
             self._link.forget(self)
             return
-        self._link.finish(self, None, int(status))
+        self._link.finish(self, None, code)
 
     def fail(self, exc: BaseException) -> None:
         """End the call with the fault an exception maps to, unless it already ended."""
@@ -314,9 +370,10 @@ class ServerCall:
         finally:
             _current.reset(token)
 
-    def run_async_thread(self, kwargs: dict[str, Any]) -> None:
-        """Worker-thread body of an ``@async_manager(thread=True)`` manager: it gets the call
-        and returns; the call completes whenever ``complete``/``abort`` is called."""
+    def run_async(self, kwargs: dict[str, Any]) -> None:
+        """Body of an ``@async_manager`` manager (on the loop, or on a worker thread with
+        ``thread=True``): it gets the call and returns; the call completes whenever
+        ``complete``/``abort`` is called. ``current_call()`` is the call meanwhile."""
         token = _current.set(self)
         try:
             self.operation.manager(self, **kwargs)

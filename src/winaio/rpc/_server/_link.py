@@ -43,8 +43,9 @@ from .._connection import (
     ServerConnection,
 )
 from .._ndr import IN, OUT, drep_byteorder
-from ._call import CallEvent, PipeIn, PipeOut, ServerCall
+from ._call import CallEvent, PipeIn, PipeOut, ServerCall, inline_frame
 from ._contexts import CONTEXT_MISMATCH, Entry
+from ._fast import FastPath
 from ._interface import IfFlags, ManagerKind, Registration
 
 if TYPE_CHECKING:
@@ -61,6 +62,8 @@ _TOO_BUSY: Final = int(RpcStatus.RPC_S_SERVER_TOO_BUSY)
 _ACCESS_DENIED: Final = int(RpcStatus.RPC_S_ACCESS_DENIED)
 _THREAD: Final = ManagerKind.THREAD
 _COROUTINE: Final = ManagerKind.COROUTINE
+_INLINE: Final = ManagerKind.INLINE
+_frame: Final = inline_frame
 
 
 class Inbox:
@@ -104,6 +107,9 @@ class Link:
         self.closed = False
         self._batch: list[bytes] | None = None
         self._timer: Any = None
+        self.fast = FastPath(self)
+        #: The engine's loop thread (links are made by its listeners).
+        self.loop_thread = server.engine.thread_id
 
     # -- transport callbacks (loop thread) -------------------------------------------------------
 
@@ -133,10 +139,54 @@ class Link:
         conn = self.conn
         server = self.server
         conn.receive_data(data)
+        # The inline fast path is skipped while per-call debug lines are wanted (--verbose).
+        fast = self.fast
+        inline = None if log.isEnabledFor(logging.DEBUG) else fast.handle
+        if inline is not None:
+            server.dispatching += 1
+            frame = _frame
+            frame.path = fast
+            try:
+                answered = conn.answer_inline(inline)
+            finally:
+                frame.path = None
+                server.dispatching -= 1
+            if answered:
+                stats = server.stats
+                stats.calls_in += answered
+                stats.calls_out += answered - fast.deferred
+                fast.deferred = 0
+                if not conn.buffered:
+                    # The common wake-up: every PDU taken by the fast path, one write.
+                    data = conn.data_to_send()
+                    if data and not self.closed:
+                        self.transport.write(data)
+                        stats.pkts_out += 1
+                    stats.pkts_in += 1
+                    if self._timer is not None:
+                        self._timer.cancel()
+                        self._timer = None
+                    if server._waiting:
+                        server.notify()
+                    return
+        self._dispatch_all(inline)
+
+    def _dispatch_all(self, inline: Callable[..., Any] | None) -> None:
+        """The general loop: every event of the buffered bytes, inline answers in between."""
+        conn = self.conn
+        server = self.server
         out: list[bytes] = []
         self._batch = out
+        answered = 0
+        server.dispatching += 1
         try:
             while True:
+                if inline is not None:
+                    _frame.path = self.fast
+                    try:
+                        answered += conn.answer_inline(inline)
+                    finally:
+                        _frame.path = None
                 event = conn.next_event()
                 if event is NEED_DATA:
                     break
@@ -170,6 +220,15 @@ class Link:
             self._write(out)
             self.transport.close()
             return
+        finally:
+            server.dispatching -= 1
+            if answered:
+                stats = server.stats
+                stats.calls_in += answered
+                stats.calls_out += answered - self.fast.deferred
+                self.fast.deferred = 0
+            if server._waiting:
+                server.notify()
         self._batch = None
         pending = conn.data_to_send()
         if pending:
@@ -297,14 +356,11 @@ class Link:
         elif kind is _COROUTINE:
             server.engine.create_task(call.run_coroutine(kwargs))
         elif kind is ManagerKind.ASYNC_CALL_THREAD:
-            server.executor.submit(call.run_async_thread, kwargs)
+            server.executor.submit(call.run_async, kwargs)
+        elif kind is _INLINE:
+            call.run_thread(kwargs)  # the general path of an @inline manager: right here
         else:
-            try:
-                op.manager(call, **kwargs)
-            except BaseException as exc:
-                call.fail(exc)
-                if not isinstance(exc, Exception):
-                    raise
+            call.run_async(kwargs)
         return None
 
     def _denied(self, reg: Registration, size: int) -> bool:
@@ -359,18 +415,35 @@ class Link:
                 outputs[name] = pipe.chunks
         args = call.args
         if args:
-            args.update(outputs)  # [in] values size [out] arrays (size_is="len")
-            return op.encode(args)
+            # [in] values size [out] arrays (size_is="len"); call.args itself stays as the
+            # manager received it.
+            return op.encode({**args, **outputs})
         return op.encode(outputs)
+
+    def reply_stub(self, call: ServerCall, result: Any) -> bytes:
+        """The reply stub for ``result`` (ServerCall.complete): fast-encoded for a call of
+        the fast path when the fast encoder takes it, else ``encode_reply``."""
+        ins = call.ins
+        if ins is not None:
+            reply = call.operation.fast_reply
+            if reply is not None:
+                stub = reply(result, ins)
+                if stub is not None:
+                    return stub
+        return self.encode_reply(call, result)
 
     def finish(self, call: ServerCall, stub: bytes | None, status: int) -> None:
         """Send the call's reply (``stub``) or fault (``status``); any thread."""
-        if threading.get_ident() == self.server.engine.thread_id:
+        if threading.get_ident() == self.loop_thread:
             self._finish(call, stub, status)
         else:
             self.server.inbox.push(self._finish, call, stub, status)
 
     def _finish(self, call: ServerCall, stub: bytes | None, status: int) -> None:
+        fast = self.fast
+        if call is fast.capture:
+            fast.captured = (stub, status)  # completed inside its manager: FastPath answers
+            return
         if self.calls.pop(call.call_id, None) is None:
             self.server.call_finished(call)
             return  # orphaned or disconnected meanwhile: nothing is sent
@@ -380,19 +453,22 @@ class Link:
                 log.debug("%s %s: %s call_id %d done", self.protseq, self.peer, call, call.call_id)
         else:
             data = self.conn.send_fault(call.call_id, status)
-            log.warning(
-                "%s %s: %s.%s (opnum %d) failed: status 0x%x",
-                self.protseq, self.peer, call.registration.interface.name,
-                call.operation.procedure.name, call.opnum, status,
-            )  # fmt: skip
+            self.log_fault(call, status)
         self._emit(data)
         server = self.server
         server.stats.calls_out += 1
         server.call_finished(call)
 
+    def log_fault(self, call: ServerCall, status: int) -> None:
+        log.warning(
+            "%s %s: %s.%s (opnum %d) failed: status 0x%x",
+            self.protseq, self.peer, call.registration.interface.name,
+            call.operation.procedure.name, call.opnum, status,
+        )  # fmt: skip
+
     def forget(self, call: ServerCall) -> None:
         """A completion after the client went away: release the call, send nothing."""
-        if threading.get_ident() == self.server.engine.thread_id:
+        if threading.get_ident() == self.loop_thread:
             self._forget(call)
         else:
             self.server.inbox.push(self._forget, call)

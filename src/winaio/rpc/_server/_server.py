@@ -32,6 +32,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -151,6 +152,9 @@ class Server:
         self.listening = False
         self._max_calls = LISTEN_MAX_CALLS_DEFAULT
         self._active = 0
+        #: Batches the loop thread is dispatching right now: inline calls are never counted
+        #: as active (they start and end inside one batch), so waiters also wait for this.
+        self.dispatching = 0
         self._waiting = 0
         self._cond = threading.Condition()
         self._lock = threading.Lock()  # API calls from several threads
@@ -207,7 +211,7 @@ class Server:
         with self._lock:
             old = self._registrations.get(interface)
             if old is not None:
-                old.active = False
+                old.deactivate()
             self._registrations[interface] = reg
             self.registry.register(interface.syntax, reg)
         if reg.flags & IfFlags.AUTOLISTEN:
@@ -230,12 +234,14 @@ class Server:
                     raise RpcError(RpcStatus.RPC_S_UNKNOWN_IF, f"{interface} is not registered")
                 regs = [reg]
             for reg in regs:
-                reg.active = False
+                reg.deactivate()
                 del self._registrations[reg.interface]
                 self.registry.unregister(reg.interface.syntax)
         self._changed()
         if wait:
-            self._wait_until(lambda: all(r.active_calls == 0 for r in regs), None)
+            self._wait_until(
+                lambda: self.dispatching == 0 and all(r.active_calls == 0 for r in regs), None
+            )
 
     @property
     def interfaces(self) -> tuple[Interface, ...]:
@@ -356,7 +362,16 @@ class Server:
         """
         if self._state == _IDLE:
             raise RpcError(RpcStatus.RPC_S_NOT_LISTENING)
-        self._wait_until(lambda: self._state != _LISTENING and self._active == 0, timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        # Two phases: while listening, the waiter is not counted in ``_waiting``, so calls
+        # finishing meanwhile do not wake it (a wake-up per call would cost the loop thread the
+        # GIL); stop_listening/close notify it.
+        self._wait_until(lambda: self._state != _LISTENING, timeout, drain=False)
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        self._wait_until(
+            lambda: self._state != _LISTENING and self._active == 0 and self.dispatching == 0,
+            remaining,
+        )
         if not self._closed and not any(r.autolisten for r in self._registrations.values()):
             try:
                 self._close_links(timeout)
@@ -366,16 +381,22 @@ class Server:
             if self._state == _STOPPED:
                 self._state = _IDLE
 
-    def _wait_until(self, done: Callable[[], bool], timeout: float | None) -> None:
+    def _wait_until(
+        self, done: Callable[[], bool], timeout: float | None, *, drain: bool = True
+    ) -> None:
+        """Sleep until ``done()``. ``drain``: the condition depends on calls and connections
+        ending, so the loop thread notifies while this waiter is counted in ``_waiting``."""
         if self._engine is not None and threading.get_ident() == self._engine.thread_id:
             raise RpcError(RpcStatus.RPC_S_CALL_IN_PROGRESS, "cannot wait on the RPC loop thread")
         with self._cond:
-            self._waiting += 1
+            if drain:
+                self._waiting += 1
             try:
                 if not self._cond.wait_for(done, timeout):
                     raise RpcError(RpcStatus.RPC_S_ASYNC_CALL_PENDING, "timed out")
             finally:
-                self._waiting -= 1
+                if drain:
+                    self._waiting -= 1
 
     def _close_links(self, timeout: float | None) -> None:
         engine = self._engine
@@ -416,7 +437,7 @@ class Server:
                     except OSError:
                         pass
             if self._engine is not None:
-                self._wait_until(lambda: self._active == 0, timeout)
+                self._wait_until(lambda: self._active == 0 and self.dispatching == 0, timeout)
                 self._close_links(timeout)
         finally:
             if self._engine is not None:
@@ -432,6 +453,16 @@ class Server:
         self.close()
 
     # -- runtime hooks (loop thread) -------------------------------------------------------------
+
+    @property
+    def waiting(self) -> bool:
+        """A thread sleeps in wait/unregister_interface(wait=True)/close."""
+        return self._waiting > 0
+
+    def notify(self) -> None:
+        """Wake the waiters to re-check their condition (loop thread)."""
+        with self._cond:
+            self._cond.notify_all()
 
     def link_opened(self, link: Link) -> bool:
         if self.max_connections is not None and len(self._links) >= self.max_connections:

@@ -1,0 +1,405 @@
+"""Socket modes and network events: FIONBIO, SO_RCVTIMEO/SO_SNDTIMEO, WSAEventSelect and select.
+
+Facts encoded here ([MS:WSAEventSelect], [MS:WSAEnumNetworkEvents], [MS:select],
+[MS:ioctlsocket], [W:ws2_32/sock.c:test_events, test_select, test_ioctlsocket]):
+- A non-blocking socket (FIONBIO, or WSAEventSelect, which sets it) fails a call that would wait
+  with WSAEWOULDBLOCK; WSAEventSelect(s, NULL/0, 0) cancels the association but the socket stays
+  non-blocking. SO_RCVTIMEO / SO_SNDTIMEO bound blocking calls (WSAETIMEDOUT).
+- WSAEventSelect records FD_* network events and sets the event object; a recorded event is not
+  recorded again until its re-enabling call: FD_READ/FD_OOB by a receive, FD_ACCEPT by an
+  accept, FD_WRITE by a send that failed with WSAEWOULDBLOCK; FD_CONNECT and FD_CLOSE happen
+  once. WSAEnumNetworkEvents returns and clears the record (and resets the event given to it).
+- select: read set = data, a pending connection, or the peer's close; write set = a connected
+  socket with room; except set = out-of-band data or a failed non-blocking connect. It waits
+  (non-alertably) up to the time-out and returns the number of ready sockets.
+
+One reactor thread (``winaio-netevents``) watches the descriptors with epoll (one-shot, re-armed
+after each report) and only records events and sets kernel events: no user code runs there.
+Documented deviation: only the synchronous calls (send/recv/accept/connect, WSARecv/WSASend
+without an OVERLAPPED) re-enable events; overlapped requests on an event-select socket do not.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import threading
+from dataclasses import dataclass, field
+
+from .._kernel._objects import Event
+from .._kernel._wait import wait_for_one
+from ..codes import NtStatus, WinError
+from ..errors import Win32Error
+from ._files import FileObject, request_cancel, run_sync
+from ._ops import ConnectOp, Operation
+
+__all__ = [
+    "FD_ACCEPT",
+    "FD_CLOSE",
+    "FD_CONNECT",
+    "FD_OOB",
+    "FD_READ",
+    "FD_WRITE",
+    "NetworkEvents",
+    "SocketMode",
+    "event_select",
+    "mode_of",
+    "run_socket_call",
+    "select_sockets",
+    "take_network_events",
+]
+
+FD_READ, FD_WRITE, FD_OOB, FD_ACCEPT, FD_CONNECT, FD_CLOSE = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+_BITS = (FD_READ, FD_WRITE, FD_OOB, FD_ACCEPT, FD_CONNECT, FD_CLOSE)
+_EPOLL_ONESHOT = getattr(select, "EPOLLONESHOT", 1 << 30)
+_WSAECONNRESET, _WSAECONNABORTED = 10054, 10053
+_ERRNO_WSA = {111: 10061, 104: 10054, 110: 10060, 113: 10065, 101: 10051}
+_CANT_WAIT = int(NtStatus.STATUS_CANT_WAIT)
+_CANCELLED = int(NtStatus.STATUS_CANCELLED)
+_TIMEOUT = int(NtStatus.STATUS_IO_TIMEOUT)
+
+
+@dataclass
+class NetworkEvents:
+    """WSANETWORKEVENTS: the recorded FD_* bits and one error code per bit position."""
+
+    bits: int = 0
+    errors: list[int] = field(default_factory=lambda: [0] * 10)
+
+
+class SocketMode:
+    """Per-socket Winsock state (``FileObject.winsock``)."""
+
+    __slots__ = (
+        "accepting",
+        "armed",
+        "connected_seen",
+        "event",
+        "interest",
+        "lock",
+        "nonblocking",
+        "options",
+        "rcvtimeo",
+        "record",
+        "sndtimeo",
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.nonblocking = False
+        self.rcvtimeo: float | None = None
+        self.sndtimeo: float | None = None
+        self.event: Event | None = None
+        self.interest = 0  # the FD_* bits asked for
+        self.armed = 0  # the bits that may be recorded now
+        self.record = NetworkEvents()
+        self.connected_seen = False
+        #: The AcceptEx request accepting into this socket, while it pends.
+        self.accepting: Operation | None = None
+        #: Options recorded rather than applied (SO_EXCLUSIVEADDRUSE...), and set buffer sizes.
+        self.options: dict[tuple[int, int], object] = {}
+
+    def reenable(self, poll_events: int, would_block: bool, file: FileObject) -> None:
+        """A synchronous call re-enables its events (module docstring)."""
+        if self.event is None:
+            return
+        with self.lock:
+            if poll_events & select.POLLIN:
+                self.armed |= self.interest & (FD_READ | FD_OOB | FD_ACCEPT)
+            if poll_events & select.POLLOUT and would_block:
+                self.armed |= self.interest & FD_WRITE
+        _REACTOR.arm(file)
+
+
+def mode_of(file: FileObject) -> SocketMode:
+    """The socket's mode record (created on first use)."""
+    mode = file.winsock
+    if mode is None:
+        mode = file.winsock = SocketMode()
+        file.add_close_hook(lambda: _REACTOR.forget(file))
+    assert isinstance(mode, SocketMode)
+    return mode
+
+
+def run_socket_call(op: Operation) -> tuple[int, int]:
+    """A plain (non-overlapped) Winsock call on a socket with modes: ``run_sync`` with the
+    non-blocking mode (STATUS_CANT_WAIT -> WSAEWOULDBLOCK instead of waiting; a connect goes on
+    in the background), SO_RCVTIMEO/SO_SNDTIMEO (STATUS_IO_TIMEOUT -> WSAETIMEDOUT) and the
+    re-enabling of network events (module docstring)."""
+    file = op.file
+    mode = mode_of(file)
+    if mode.nonblocking:
+        if file.closing:
+            raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the socket is closed")
+        result = op.try_now()
+        would_block = result is None
+        if result is None:
+            if isinstance(op, ConnectOp):
+                mode.connected_seen = False  # FD_CONNECT is reported when it finishes
+            result = (_CANT_WAIT, 0)
+        mode.reenable(op.poll_events, would_block, file)
+        return result
+    timeout = mode.rcvtimeo if op.poll_events & select.POLLIN else mode.sndtimeo
+    timer = None
+    fired = threading.Event()
+    if timeout:
+
+        def expire() -> None:
+            fired.set()
+            request_cancel(op)
+
+        timer = threading.Timer(timeout, expire)
+        timer.daemon = True
+        timer.start()
+    try:
+        status, information = run_sync(op)
+    finally:
+        if timer is not None:
+            timer.cancel()
+    if status == _CANCELLED and fired.is_set():
+        status = _TIMEOUT
+    mode.reenable(op.poll_events, False, file)
+    return status, information
+
+
+def _socket_error(sock: socket.socket) -> int:
+    try:
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    except OSError:
+        return 0
+    return _ERRNO_WSA.get(err, 10000 + err if err else 0)
+
+
+def _listening(sock: socket.socket) -> bool:
+    try:
+        return bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
+    except OSError:
+        return False
+
+
+def _connected(sock: socket.socket) -> bool:
+    try:
+        sock.getpeername()
+    except OSError:
+        return False
+    return True
+
+
+def _readable_state(sock: socket.socket) -> tuple[bool, bool]:
+    """(data waiting, the peer closed) without consuming anything."""
+    try:
+        peek = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return False, False
+    except OSError:
+        return False, True
+    return bool(peek), not peek and sock.type == socket.SOCK_STREAM
+
+
+class _Reactor:
+    """The epoll thread recording network events (module docstring)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._files: dict[int, FileObject] = {}
+        self._epoll: select.epoll | None = None
+        self._wake = -1
+
+    def _ensure(self) -> select.epoll:
+        if self._epoll is None:
+            self._epoll = select.epoll()
+            self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            self._epoll.register(self._wake, select.EPOLLIN)
+            threading.Thread(target=self._run, name="winaio-netevents", daemon=True).start()
+        return self._epoll
+
+    def arm(self, file: FileObject) -> None:
+        """(Re)compute ``file``'s epoll interest from its armed bits."""
+        mode = file.winsock
+        sock = file.sock
+        if not isinstance(mode, SocketMode) or sock is None or file.fd < 0:
+            return
+        with self._lock:
+            epoll = self._ensure()
+            armed = mode.armed if mode.event is not None else 0
+            if mode.connected_seen:
+                armed &= ~FD_CONNECT
+            mask = 0
+            if armed & (FD_READ | FD_ACCEPT | FD_CLOSE):
+                mask |= select.EPOLLIN | select.EPOLLRDHUP
+            if armed & (FD_WRITE | FD_CONNECT):
+                mask |= select.EPOLLOUT
+            if armed & FD_OOB:
+                mask |= select.EPOLLPRI
+            fd = file.fd
+            known = fd in self._files
+            if not mask:
+                if known:
+                    del self._files[fd]
+                    try:
+                        epoll.unregister(fd)
+                    except OSError:
+                        pass
+                return
+            self._files[fd] = file
+            try:
+                if known:
+                    epoll.modify(fd, mask | _EPOLL_ONESHOT)
+                else:
+                    epoll.register(fd, mask | _EPOLL_ONESHOT)
+            except OSError:
+                self._files.pop(fd, None)
+
+    def forget(self, file: FileObject) -> None:
+        """The socket closed: stop watching it (its descriptor may already be gone)."""
+        with self._lock:
+            for fd in [fd for fd, f in self._files.items() if f is file]:
+                del self._files[fd]
+                if self._epoll is not None:
+                    try:
+                        self._epoll.unregister(fd)
+                    except OSError:
+                        pass
+
+    def _run(self) -> None:
+        assert self._epoll is not None
+        while True:
+            for fd, mask in self._epoll.poll():
+                if fd == self._wake:
+                    try:
+                        os.read(self._wake, 8)
+                    except OSError:
+                        pass
+                    continue
+                with self._lock:
+                    file = self._files.get(fd)
+                # A wake-up that records nothing (an unconnected socket's EPOLLHUP, data while
+                # FD_READ waits for its re-enabling receive) parks the socket until the next
+                # call re-arms it, instead of spinning on a level-triggered condition.
+                if file is not None and self._report(file, mask):
+                    self.arm(file)
+
+    def _report(self, file: FileObject, mask: int) -> int:
+        mode = file.winsock
+        sock = file.sock
+        if not isinstance(mode, SocketMode) or sock is None:
+            return 0
+        with mode.lock:
+            found = 0
+            errors: dict[int, int] = {}
+            armed = mode.armed
+            if mask & select.EPOLLOUT and not mode.connected_seen and armed & FD_CONNECT:
+                error = _socket_error(sock)
+                if error or _connected(sock):
+                    found |= FD_CONNECT
+                    errors[FD_CONNECT] = error
+                    mode.connected_seen = True
+            if mask & select.EPOLLOUT and armed & FD_WRITE and _connected(sock):
+                found |= FD_WRITE
+            if mask & select.EPOLLPRI and armed & FD_OOB:
+                found |= FD_OOB
+            if mask & (select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR):
+                if armed & FD_ACCEPT and _listening(sock):
+                    found |= FD_ACCEPT
+                else:
+                    data, closed = _readable_state(sock)
+                    if data and armed & FD_READ:
+                        found |= FD_READ
+                    if (
+                        (closed or mask & select.EPOLLERR)
+                        and armed & FD_CLOSE
+                        and (mode.connected_seen or _connected(sock) or mask & select.EPOLLERR)
+                    ):
+                        found |= FD_CLOSE
+                        errors[FD_CLOSE] = _socket_error(sock) if mask & select.EPOLLERR else 0
+            if not found:
+                return 0
+            mode.armed &= ~found
+            mode.record.bits |= found
+            for bit, error in errors.items():
+                mode.record.errors[_BITS.index(bit) if bit in _BITS else 0] = error
+            event = mode.event
+        if event is not None:
+            event.set()
+        return found
+
+
+_REACTOR = _Reactor()
+
+
+def event_select(file: FileObject, event: Event | None, interest: int) -> None:
+    """WSAEventSelect: associate ``event`` with the FD_* bits of ``interest`` (0 / None cancels);
+    the socket becomes non-blocking."""
+    mode = mode_of(file)
+    with mode.lock:
+        mode.nonblocking = True
+        mode.event = event if interest else None
+        mode.interest = interest if event is not None else 0
+        mode.armed = mode.interest
+        mode.record = NetworkEvents()
+        sock = file.sock
+        if sock is not None and _connected(sock):
+            mode.connected_seen = True
+    _REACTOR.arm(file)
+
+
+def take_network_events(file: FileObject, reset: Event | None) -> NetworkEvents:
+    """WSAEnumNetworkEvents: the record so far, cleared; ``reset`` is reset first."""
+    mode = mode_of(file)
+    if reset is not None:
+        reset.reset()
+    with mode.lock:
+        record, mode.record = mode.record, NetworkEvents()
+    return record
+
+
+def _ready(file: FileObject, want: int) -> int:
+    """select's view of one socket: READ 1, WRITE 2, EXCEPT 4 bits."""
+    sock = file.sock
+    if sock is None or file.fd < 0:
+        return 0
+    poller = select.poll()
+    poller.register(file.fd, select.POLLIN | select.POLLOUT | select.POLLPRI)
+    events = poller.poll(0)
+    mask = events[0][1] if events else 0
+    found = 0
+    if want & 1 and mask & (select.POLLIN | select.POLLHUP | select.POLLERR):
+        found |= 1
+    if want & 2 and mask & select.POLLOUT and _connected(sock):
+        found |= 2
+    if want & 4 and mask & (select.POLLPRI | select.POLLERR):  # SO_ERROR is left for the caller
+        found |= 4
+    return found
+
+
+def select_sockets(wants: dict[FileObject, int], timeout: float | None) -> dict[FileObject, int]:
+    """select: wait until one socket is ready (bits: 1 read, 2 write, 4 except) or the
+    time-out; returns the ready ones. The wait is a non-alertable kernel wait."""
+    ready = {f: bits for f, want in wants.items() if (bits := _ready(f, want))}
+    if ready or timeout == 0:
+        return ready
+    waker = Event(manual_reset=True)
+    stop = threading.Event()
+
+    def watch() -> None:
+        poller = select.poll()
+        for f, want in wants.items():
+            mask = (select.POLLIN if want & 1 else 0) | (select.POLLOUT if want & 2 else 0)
+            if f.fd >= 0:
+                poller.register(f.fd, mask | select.POLLPRI)
+        while not stop.is_set():
+            if any(_ready(f, want) for f, want in wants.items()):
+                waker.set()
+                return
+            if poller.poll(20):
+                stop.wait(0.005)  # readiness select does not count (unconnected POLLOUT)
+
+    watcher = threading.Thread(target=watch, name="winaio-select", daemon=True)
+    watcher.start()
+    try:
+        wait_for_one(waker, timeout, False)
+    finally:
+        stop.set()
+        watcher.join()
+    return {f: bits for f, want in wants.items() if (bits := _ready(f, want))}
