@@ -165,8 +165,9 @@ class CoreEchoServer:
         while any(f.pending_requests for f in files) and time.monotonic() < deadline:
             time.sleep(0.001)  # the aborted requests are delivered by the port threads
         self.port.close()
-        for thread in self.workers:
-            winaio.wait(thread, _JOIN_S)
+        stuck = [t for t in self.workers if not winaio.wait(t, _JOIN_S).signaled]
+        if stuck or not winaio.wait(self.acceptor, 0).signaled:
+            raise RuntimeError(f"{len(stuck)} port thread(s) or the acceptor did not exit")
 
 
 # -- the Win32 server --------------------------------------------------------------------------
@@ -302,9 +303,9 @@ class Win32EchoServer:
         removed = w.Ref(0)
         while True:
             if not GetQueuedCompletionStatusEx(port, entries, BATCH, removed, w.INFINITE, False):
-                if w.GetLastError() == w.ERROR_ABANDONED_WAIT_0:
-                    return 0  # the port was closed
-                continue
+                # INFINITE and not alertable: only a closed port fails (ERROR_ABANDONED_WAIT_0
+                # when closed during the wait, ERROR_INVALID_HANDLE when closed before it).
+                return 0
             for i in range(removed.value):
                 entry = entries[i]
                 entry.lpCompletionKey.on_entry(entry)
@@ -319,9 +320,12 @@ class Win32EchoServer:
         while self.acceptor.accepting != -1 and time.monotonic() < deadline:
             time.sleep(0.001)  # a port thread closes the socket the AcceptEx was accepting into
         w.CloseHandle(self.port)
+        stuck = 0
         for thread in self.threads:
-            w.WaitForSingleObject(thread, int(_JOIN_S * 1000))
+            stuck += w.WaitForSingleObject(thread, int(_JOIN_S * 1000)) != w.WAIT_OBJECT_0
             w.CloseHandle(thread)
+        if stuck:
+            raise RuntimeError(f"{stuck} port thread(s) did not exit")
 
 
 def serve(form: str, threads: int, skip: bool = True) -> None:
