@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import resource
+import select
 import signal
 import subprocess
 import sys
@@ -69,7 +70,9 @@ class ServerProcess:
         RuntimeError: the child did not announce a port (the reason: its last line of output).
     """
 
-    def __init__(self, script: str, kind: str, extra: list[str] | None = None) -> None:
+    def __init__(
+        self, script: str, kind: str, extra: list[str] | None = None, timeout: float = 120.0
+    ) -> None:
         self.kind = kind
         self.proc = subprocess.Popen(
             [sys.executable, script, "--serve", kind, *(extra or [])],
@@ -77,7 +80,11 @@ class ServerProcess:
             stderr=subprocess.PIPE,
             text=True,
         )
-        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        line = ""
+        if self.proc.stdout and select.select([self.proc.stdout], [], [], timeout)[0]:
+            line = self.proc.stdout.readline()
+        elif self.proc.poll() is None:
+            line = f"no PORT line after {timeout:.0f} s\n"
         if not line.startswith("PORT "):
             if not line:  # end of output: the child is exiting; let it finish
                 with contextlib.suppress(subprocess.TimeoutExpired):
@@ -206,6 +213,17 @@ def run_timed(step: Callable[[], object], duration: float, warmup: float) -> lis
         samples.append(t1 - t0)
         if t1 >= end:
             return samples
+
+
+def run_counted(step: Callable[[], object], count: int) -> list[float]:
+    """Call ``step`` ``count`` times: the duration of every call."""
+    clock = time.perf_counter
+    samples: list[float] = []
+    for _ in range(count):
+        t0 = clock()
+        step()
+        samples.append(clock() - t0)
+    return samples
 
 
 def summary(samples: list[float], calls_per_sample: int) -> dict[str, Any]:

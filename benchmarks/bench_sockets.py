@@ -42,6 +42,7 @@ import time
 from typing import Any
 
 import bench_procs
+import sock_anchors
 from bench_procs import cpu_times, noise_since, raise_nofile, ratio, source_info
 
 MODES = ("c1", "c64", "pipelined")
@@ -75,8 +76,6 @@ def serve(kind: str, skip: bool) -> None:
         _, form, threads = kind.split(".")
         sock_winaio.serve(form, int(threads[1:]), skip)
     else:
-        import sock_anchors
-
         sock_anchors.SERVE[kind]()
 
 
@@ -97,15 +96,13 @@ def _test_hooks(kind: str) -> None:
         os.kill(os.getpid(), signal.SIGILL)
 
 
-def client(mode: str, impl: str, port: int, duration: float, warmup: float) -> dict[str, Any]:
+def client(mode: str, impl: str, port: int, load: sock_anchors.Load) -> dict[str, Any]:
     raise_nofile()
     if impl == "winaio":
         import sock_winaio  # only in the winaio client's processes
 
-        return sock_winaio.CLIENTS[mode](port, duration, warmup)
-    import sock_anchors
-
-    return sock_anchors.CLIENTS[mode](port, duration, warmup)
+        return sock_winaio.CLIENTS[mode](port, load)
+    return sock_anchors.CLIENTS[mode](port, load)
 
 
 class Pair:
@@ -140,6 +137,8 @@ def measure(
         str(opts.duration),
         "--warmup",
         str(opts.warmup),
+        "--calls",
+        str(opts.calls),
     ]
     if not server.alive():
         raise RuntimeError(f"server {bench_procs.exit_reason(server.proc.returncode)}")
@@ -472,6 +471,7 @@ def harness(opts: argparse.Namespace) -> dict[str, Any]:
             "duration_s": opts.duration,
             "warmup_s": opts.warmup,
             "rounds": opts.rounds,
+            "calls_per_run": opts.calls or None,
             "winaio_skip_completion_port_on_success": opts.skip,
             "connections_c64": 64,
             "pipeline_depth": 64,
@@ -505,6 +505,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=2.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=0.3)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--calls",
+        type=int,
+        default=0,
+        help="instead of timed runs: exactly N measured calls per run (batches when pipelined), "
+        "no warm-up (the harness's own tests)",
+    )
     parser.add_argument("--servers", default=",".join(SERVERS))
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument(
@@ -530,7 +537,8 @@ def main(argv: list[str] | None = None) -> int:
         serve(opts.serve, opts.skip)
         return 0
     if opts.client:
-        result = client(opts.client, opts.impl, opts.port, opts.duration, opts.warmup)
+        load = sock_anchors.Load(opts.duration, opts.warmup, opts.calls)
+        result = client(opts.client, opts.impl, opts.port, load)
         print(json.dumps(result))
         return 0
     if opts.quick:

@@ -29,13 +29,16 @@ core): a client near 100 % is the bottleneck, which the raw rows must show it is
 
 from __future__ import annotations
 
+import math
 import select
 import socket
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from bench_procs import announce, run_timed, summary
+from bench_procs import announce, run_counted, run_timed, summary
 
 MSG = bytes(range(64))
 SIZE = len(MSG)
@@ -164,6 +167,56 @@ SERVE = {
 # -- the raw client ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Load:
+    """How long one client run lasts: ``duration`` measured seconds after ``warmup`` seconds; or,
+    with ``calls`` > 0, exactly that many measured calls (ping-pongs, pipelined batches, C=64
+    echoes), no warm-up, however long they take: what the harness's own tests use, so that a
+    loaded machine cannot leave a row without a sample."""
+
+    duration: float
+    warmup: float
+    calls: int = 0
+
+    def samples(self, step: Callable[[], object]) -> list[float]:
+        if self.calls:
+            return run_counted(step, self.calls)
+        return run_timed(step, self.duration, self.warmup)
+
+
+class Window:
+    """The measured window of a C=64 run (see :class:`Load`): which echoes count, when the
+    connections stop sending, and the result."""
+
+    __slots__ = ("calls", "end", "latencies", "load", "start", "stopped")
+
+    def __init__(self, load: Load, now: float) -> None:
+        self.load = load
+        self.start = now + (0.0 if load.calls else load.warmup)
+        self.end = math.inf if load.calls else self.start + load.duration
+        self.stopped = 0.0
+        self.calls = 0
+        self.latencies: list[float] = []
+
+    def arrived(self, now: float, sent_at: float) -> bool:
+        """An echo completed at ``now``: count it if it is in the window. True while the run
+        goes on (the connection sends its next message)."""
+        if self.start <= now < self.end:
+            self.calls += 1
+            self.latencies.append(now - sent_at)
+            if self.calls == self.load.calls:
+                self.end = now  # counted mode: that was the last one
+        if now < self.end:
+            return True
+        if not self.stopped:
+            self.stopped = now
+        return False
+
+    def result(self, errors: int) -> dict[str, Any]:
+        elapsed = self.stopped - self.start if self.load.calls else self.load.duration
+        return latency_summary(self.calls, max(elapsed, 1e-9), self.latencies, errors)
+
+
 def connect(port: int) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -189,7 +242,7 @@ def with_cpu(run: Any) -> dict[str, Any]:
     return result
 
 
-def client_c1(port: int, duration: float, warmup: float) -> dict[str, Any]:
+def client_c1(port: int, load: Load) -> dict[str, Any]:
     sock = connect(port)
     buf = bytearray(SIZE)
     view = memoryview(buf)
@@ -203,14 +256,14 @@ def client_c1(port: int, duration: float, warmup: float) -> dict[str, Any]:
         errors += buf != MSG
 
     try:
-        result = with_cpu(lambda: summary(run_timed(step, duration, warmup), 1))
+        result = with_cpu(lambda: summary(load.samples(step), 1))
     finally:
         sock.close()
     result["errors"] = errors
     return result
 
 
-def client_pipelined(port: int, duration: float, warmup: float) -> dict[str, Any]:
+def client_pipelined(port: int, load: Load) -> dict[str, Any]:
     sock = connect(port)
     batch = MSG * DEPTH
     buf = bytearray(len(batch))
@@ -224,24 +277,24 @@ def client_pipelined(port: int, duration: float, warmup: float) -> dict[str, Any
         errors += buf != batch
 
     try:
-        result = with_cpu(lambda: summary(run_timed(step, duration, warmup), DEPTH))
+        result = with_cpu(lambda: summary(load.samples(step), DEPTH))
     finally:
         sock.close()
     result["errors"] = errors
     return result
 
 
-def client_c64(port: int, duration: float, warmup: float) -> dict[str, Any]:
+def client_c64(port: int, load: Load) -> dict[str, Any]:
     """64 connections, one message in flight on each, one epoll loop."""
     socks = [connect(port) for _ in range(CONNECTIONS)]
     try:
-        return with_cpu(lambda: _c64_loop(socks, duration, warmup))
+        return with_cpu(lambda: _c64_loop(socks, load))
     finally:
         for sock in socks:
             sock.close()
 
 
-def _c64_loop(socks: list[socket.socket], duration: float, warmup: float) -> dict[str, Any]:
+def _c64_loop(socks: list[socket.socket], load: Load) -> dict[str, Any]:
     ep = select.epoll()
     index: dict[int, int] = {}
     for i, sock in enumerate(socks):
@@ -252,18 +305,15 @@ def _c64_loop(socks: list[socket.socket], duration: float, warmup: float) -> dic
     sent_at = [0.0] * len(socks)
     buf = bytearray(65536)
     view = memoryview(buf)
-    latencies: list[float] = []
     clock = time.perf_counter
-    errors = calls = 0
+    errors = 0
     in_flight = len(socks)
     now = clock()
+    window = Window(load, now)
+    arrived = window.arrived
     for i, sock in enumerate(socks):
         sock.send(MSG)
         sent_at[i] = now
-    start = now + warmup
-    end = start + duration
-    sending = True
-    record = latencies.append
     poll = ep.poll
     try:
         while in_flight:
@@ -271,8 +321,6 @@ def _c64_loop(socks: list[socket.socket], duration: float, warmup: float) -> dic
             if not events:
                 raise TimeoutError(f"{in_flight} echoes missing after 5 s")
             now = clock()
-            if sending and now >= end:
-                sending = False
             for fd, _ in events:
                 i = index[fd]
                 sock = socks[i]
@@ -291,17 +339,14 @@ def _c64_loop(socks: list[socket.socket], duration: float, warmup: float) -> dic
                 if total > SIZE:
                     errors += 1  # more than the one message in flight came back
                 got[i] = 0
-                if start <= now < end:
-                    calls += 1
-                    record(now - sent_at[i])
-                if sending:
+                if arrived(now, sent_at[i]):
                     sock.send(MSG)  # 64 bytes into an empty socket buffer: never partial
                     sent_at[i] = now
                 else:
                     in_flight -= 1
     finally:
         ep.close()
-    return latency_summary(calls, duration, latencies, errors)
+    return window.result(errors)
 
 
 def latency_summary(

@@ -37,8 +37,8 @@ import socket
 import time
 from typing import Any
 
-from bench_procs import announce, run_timed, summary
-from sock_anchors import CONNECTIONS, DEPTH, MSG, SIZE, latency_summary, listener, with_cpu
+from bench_procs import announce, summary
+from sock_anchors import CONNECTIONS, DEPTH, MSG, SIZE, Load, Window, listener, with_cpu
 
 import winaio
 from winaio import win32 as w
@@ -397,7 +397,7 @@ def _close(cport: winaio.CompletionPort, conns: list[_ClientConn]) -> None:
     cport.close()
 
 
-def client_c1(port: int, duration: float, warmup: float) -> dict[str, Any]:
+def client_c1(port: int, load: Load) -> dict[str, Any]:
     cport, conns = _client(SIZE, port)
     (conn,) = conns
     errors = 0
@@ -408,14 +408,14 @@ def client_c1(port: int, duration: float, warmup: float) -> dict[str, Any]:
         errors += conn.buf != MSG
 
     try:
-        result = with_cpu(lambda: summary(run_timed(step, duration, warmup), 1))
+        result = with_cpu(lambda: summary(load.samples(step), 1))
     finally:
         _close(cport, conns)
     result["errors"] = errors
     return result
 
 
-def client_pipelined(port: int, duration: float, warmup: float) -> dict[str, Any]:
+def client_pipelined(port: int, load: Load) -> dict[str, Any]:
     batch = MSG * DEPTH
     cport, conns = _client(len(batch), port)
     (conn,) = conns
@@ -427,18 +427,18 @@ def client_pipelined(port: int, duration: float, warmup: float) -> dict[str, Any
         errors += conn.buf != batch
 
     try:
-        result = with_cpu(lambda: summary(run_timed(step, duration, warmup), DEPTH))
+        result = with_cpu(lambda: summary(load.samples(step), DEPTH))
     finally:
         _close(cport, conns)
     result["errors"] = errors
     return result
 
 
-def client_c64(port: int, duration: float, warmup: float) -> dict[str, Any]:
+def client_c64(port: int, load: Load) -> dict[str, Any]:
     """64 connections, one message in flight on each; completions from one port."""
     cport, conns = _client(SIZE, port, CONNECTIONS)
     try:
-        return with_cpu(_C64Driver(cport, conns, duration, warmup).run)
+        return with_cpu(_C64Driver(cport, conns, load).run)
     finally:
         _close(cport, conns)
 
@@ -448,17 +448,12 @@ class _C64Driver:
     dequeued from the port in batches; a receive that finishes inside its call is served at
     once (skip mode), with its own clock reading."""
 
-    def __init__(
-        self, cport: winaio.CompletionPort, conns: list[_ClientConn], duration: float, warmup: float
-    ) -> None:
-        self.cport, self.conns, self.duration = cport, conns, duration
+    def __init__(self, cport: winaio.CompletionPort, conns: list[_ClientConn], load: Load) -> None:
+        self.cport, self.conns = cport, conns
         self.clock = time.perf_counter
-        self.start = self.clock() + warmup
-        self.end = self.start + duration
-        self.sending = True
-        self.calls = self.errors = 0
+        self.window = Window(load, self.clock())
+        self.errors = 0
         self.in_flight = len(conns)
-        self.latencies: list[float] = []
 
     def run(self) -> dict[str, Any]:
         now = self.clock()
@@ -479,7 +474,7 @@ class _C64Driver:
                     raise ConnectionError(f"request failed: status {packet.status:#x}")
                 if packet.overlapped is conn.rov and arrived(conn, packet.bytes_transferred, now):
                     read(conn)
-        return latency_summary(self.calls, self.duration, self.latencies, self.errors)
+        return self.window.result(self.errors)
 
     def read(self, conn: _ClientConn) -> None:
         """Arm the receive of (the rest of) the echo; serve what finishes inside the call."""
@@ -498,12 +493,7 @@ class _C64Driver:
         conn.got = 0
         if conn.buf != MSG:
             self.errors += 1
-        if self.start <= now < self.end:
-            self.calls += 1
-            self.latencies.append(now - conn.sent_at)
-        elif now >= self.end:
-            self.sending = False
-        if self.sending:
+        if self.window.arrived(now, conn.sent_at):
             conn.sent_at = now
             conn.file.start_write(MSG, conn.wov)
             return True
