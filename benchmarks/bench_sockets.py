@@ -222,6 +222,13 @@ def target(
     out: dict[str, Any] = {"target": name, "ratio": None if value is None else round(value, 3)}
     rounds = _per_round(pairs, num, den, mode, key)
     out["ratio_median_of_rounds"] = round(statistics.median(rounds), 3) if rounds else None
+    # Each row's best round (lowest latency, highest rate): on a shared machine the rounds are
+    # bimodal (quiet or not), and this is the nearest to a quiet machine. Information only.
+    best = min if at_most else max
+    a_rounds = [r[key] for _, r in pairs[num].runs[mode]] if num in pairs else []
+    b_rounds = [r[key] for _, r in pairs[den].runs[mode]] if den in pairs else []
+    value_best = ratio(best(a_rounds), best(b_rounds)) if a_rounds and b_rounds else None
+    out["ratio_of_best_rounds"] = None if value_best is None else round(value_best, 3)
     out["threshold_max" if at_most else "threshold"] = bound
     if value is None:
         why = [
