@@ -219,7 +219,12 @@ def _io(
             file = _file(hFile)
         views = as_buffers(buffers, size, writable)
         ov = lpOverlapped
-        if ov.__class__ is OVERLAPPED and not ov.hEvent:
+        if (ov.__class__ is OVERLAPPED and not ov.hEvent) or (
+            routine is not None and isinstance(ov, Overlapped)
+        ):
+            # ReadFileEx/WriteFileEx: hEvent is "free for the application's use" and is never
+            # resolved, whatever it holds (Wine keeps a semaphore there) [MS:ReadFileEx]
+            # [W:k32/file.c:test_async_file_errors].
             ov.event = None
             ov.skip_port = False
         else:
