@@ -321,21 +321,10 @@ class ThreadPool:
     def _post_tokens_locked(self, count: int) -> bool:
         """Post ``count`` tokens; True if the caller must start a worker (then counted)."""
         port = self._port
-        if count == 1:
+        for _ in range(count):
             port._post_locked(self, None, 0, 0)
-        else:
-            for _ in range(count):
-                port._post_locked(self, None, 0, 0)
-        if (
-            port._packets
-            and not port._getters
-            and not self._starting
-            and self._threads < self._max
-            and not self._closing
-        ):
-            self._threads += 1
-            self._starting += 1
-            return True
+        if port._packets and not port._getters:  # nobody took it: maybe one more worker
+            return self._grow_locked()
         return False
 
     # ------------------------------------------------------------------ workers
