@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -92,6 +93,7 @@ class ThreadPool:
         "_closing",
         "_default",
         "_idle_timeout",
+        "_ios",
         "_max",
         "_min",
         "_objects",
@@ -134,6 +136,8 @@ class ThreadPool:
         self._objects = 0
         #: CloseThreadpool was called while objects were open: close after the last one.
         self._release_requested = False
+        #: I/O objects bound to the port: their outstanding starts die with the port.
+        self._ios: weakref.WeakSet[Any] = weakref.WeakSet()
         self._idle_timeout = float(idle_timeout)
         self._clock: PoolClock = SYSTEM_CLOCK if clock is None else clock
         self._waiter: Waiter | None = None  # the wait thread, made on first use
@@ -562,6 +566,11 @@ class ThreadPool:
         if waiter is not None:
             waiter.join()
         self._port.close()
+        with LOCK:
+            # No completion can reach a callback any more: nothing is outstanding (so that
+            # ``wait_callbacks`` on them returns instead of waiting forever).
+            for io in list(self._ios):
+                io._cancel_pending_locked()
         self._closed = True
 
     def __enter__(self) -> ThreadPool:
