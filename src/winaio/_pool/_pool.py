@@ -58,16 +58,8 @@ DEFAULT_IDLE_TIMEOUT = 5.0
 _worker_names = itertools.count()
 
 
-class _Stop:
-    """The key of the packet that tells workers to exit (each re-posts it for the next)."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "<stop>"
-
-
-_STOP = _Stop()
+#: The key of the packet that tells workers to exit (each re-posts it for the next).
+_STOP = object()
 #: ``ThreadState.extensions`` key naming the pool a worker belongs to.
 _POOL_KEY = "threadpool"
 
