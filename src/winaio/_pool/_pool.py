@@ -353,8 +353,11 @@ class ThreadPool:
         counted = True
         try:
             while True:
+                # A worker the minimum keeps anyway waits without a timeout (an untimed wait
+                # wakes faster); the others time out to retire.
+                timeout = None if self._threads <= self._min else idle_timeout
                 try:
-                    _, packets = get_many(1, idle_timeout)
+                    _, packets = get_many(1, timeout)
                 except Win32Error:
                     return  # the port was closed
                 if not packets:
