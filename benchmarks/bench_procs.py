@@ -16,9 +16,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import platform
 import resource
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -56,6 +58,15 @@ def signal_name(returncode: int) -> str:
 def exit_reason(returncode: int) -> str:
     """Why a child is gone: its signal, or its exit status."""
     return signal_name(returncode) if returncode < 0 else f"exit {returncode}"
+
+
+def listener() -> socket.socket:
+    """A listening TCP socket on 127.0.0.1, a port of the kernel's choosing (servers' side)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(4096)
+    return sock
 
 
 def announce(port: int) -> None:
@@ -159,6 +170,15 @@ def run_script(script: str, args: list[str], timeout: float) -> dict[str, Any]:
     return result
 
 
+def emit(result: dict[str, Any], output: str | None) -> None:
+    """Print a benchmark's JSON on stdout, and write it to ``output`` too when given."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if output:
+        with open(output, "w") as f:
+            f.write(text + "\n")
+
+
 # -- the machine and the commit ----------------------------------------------------------------
 
 
@@ -179,6 +199,18 @@ def noise_since(before: list[int]) -> dict[str, float]:
         "busy_pct": 100.0 * (total - idle) / total,
         "steal_pct": 100.0 * steal / total,
     }
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
 
 
 def source_info() -> dict[str, Any]:

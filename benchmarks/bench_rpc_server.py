@@ -105,16 +105,8 @@ def split_frames(buf: bytearray) -> tuple[list[bytes], int]:
 # -- servers (each runs in its own process) ----------------------------------------------------
 
 
-def _listener() -> socket.socket:
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(4096)
-    return sock
-
-
 def serve_raw_threaded() -> None:
-    listener = _listener()
+    listener = bench_procs.listener()
     announce(listener.getsockname()[1])
 
     def handle(conn: socket.socket) -> None:
@@ -508,12 +500,7 @@ def main() -> int:
     if opts.quick:
         opts.duration, opts.rounds, opts.connections = 1.0, 1, 200
     raise_nofile()
-    result = harness(opts)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if opts.output:
-        with open(opts.output, "w") as f:
-            f.write(text + "\n")
+    bench_procs.emit(harness(opts), opts.output)
     return 0
 
 

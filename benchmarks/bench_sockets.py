@@ -469,7 +469,7 @@ def harness(opts: argparse.Namespace) -> dict[str, Any]:
             "python": sys.version.split()[0],
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
-            "cpu_model": _cpu_model(),
+            "cpu_model": bench_procs.cpu_model(),
             "winaio_backend": winaio_backend(),
             **source_info(),
         },
@@ -490,17 +490,6 @@ def harness(opts: argparse.Namespace) -> dict[str, Any]:
         "client_check": client_check(rows),
         "noise": noise,
     }
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -553,13 +542,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     result = harness(opts)
     result["wall_s"] = round(time.monotonic() - started, 1)
-    text = json.dumps(result, indent=2)
-    print(text)
+    bench_procs.emit(result, opts.output)
     if opts.table:
         log(table(result["rows"]))
-    if opts.output:
-        with open(opts.output, "w") as f:
-            f.write(text + "\n")
     return 0
 
 

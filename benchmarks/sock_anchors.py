@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench_procs import announce, run_counted, run_timed, summary
+from bench_procs import announce, listener, run_counted, run_timed, summary
 
 MSG = bytes(range(64))
 SIZE = len(MSG)
@@ -47,14 +47,6 @@ DEPTH = 64
 
 
 # -- servers -----------------------------------------------------------------------------------
-
-
-def listener() -> socket.socket:
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(4096)
-    return sock
 
 
 def serve_raw_threaded() -> None:
@@ -243,41 +235,29 @@ def with_cpu(run: Any) -> dict[str, Any]:
 
 
 def client_c1(port: int, load: Load) -> dict[str, Any]:
+    return _exchanges(port, load, MSG, 1)
+
+
+def client_pipelined(port: int, load: Load) -> dict[str, Any]:
+    return _exchanges(port, load, MSG * DEPTH, DEPTH)
+
+
+def _exchanges(port: int, load: Load, data: bytes, calls_per_step: int) -> dict[str, Any]:
+    """One connection: send ``data`` (``calls_per_step`` messages), read it back, again."""
     sock = connect(port)
-    buf = bytearray(SIZE)
+    buf = bytearray(len(data))
     view = memoryview(buf)
     sendall = sock.sendall
     errors = 0
 
     def step() -> None:
         nonlocal errors
-        sendall(MSG)
+        sendall(data)
         recv_exactly(sock, view)
-        errors += buf != MSG
+        errors += buf != data
 
     try:
-        result = with_cpu(lambda: summary(load.samples(step), 1))
-    finally:
-        sock.close()
-    result["errors"] = errors
-    return result
-
-
-def client_pipelined(port: int, load: Load) -> dict[str, Any]:
-    sock = connect(port)
-    batch = MSG * DEPTH
-    buf = bytearray(len(batch))
-    view = memoryview(buf)
-    errors = 0
-
-    def step() -> None:
-        nonlocal errors
-        sock.sendall(batch)
-        recv_exactly(sock, view)
-        errors += buf != batch
-
-    try:
-        result = with_cpu(lambda: summary(load.samples(step), DEPTH))
+        result = with_cpu(lambda: summary(load.samples(step), calls_per_step))
     finally:
         sock.close()
     result["errors"] = errors

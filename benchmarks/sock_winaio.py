@@ -37,8 +37,8 @@ import socket
 import time
 from typing import Any
 
-from bench_procs import announce, summary
-from sock_anchors import CONNECTIONS, DEPTH, MSG, SIZE, Load, Window, listener, with_cpu
+from bench_procs import announce, listener, summary
+from sock_anchors import CONNECTIONS, DEPTH, MSG, SIZE, Load, Window, with_cpu
 
 import winaio
 from winaio import win32 as w
@@ -398,36 +398,26 @@ def _close(cport: winaio.CompletionPort, conns: list[_ClientConn]) -> None:
 
 
 def client_c1(port: int, load: Load) -> dict[str, Any]:
-    cport, conns = _client(SIZE, port)
-    (conn,) = conns
-    errors = 0
-
-    def step() -> None:
-        nonlocal errors
-        _exchange(conn, cport, MSG)
-        errors += conn.buf != MSG
-
-    try:
-        result = with_cpu(lambda: summary(load.samples(step), 1))
-    finally:
-        _close(cport, conns)
-    result["errors"] = errors
-    return result
+    return _exchanges(port, load, MSG, 1)
 
 
 def client_pipelined(port: int, load: Load) -> dict[str, Any]:
-    batch = MSG * DEPTH
-    cport, conns = _client(len(batch), port)
+    return _exchanges(port, load, MSG * DEPTH, DEPTH)
+
+
+def _exchanges(port: int, load: Load, data: bytes, calls_per_step: int) -> dict[str, Any]:
+    """One connection: send ``data`` (``calls_per_step`` messages), read it back, again."""
+    cport, conns = _client(len(data), port)
     (conn,) = conns
     errors = 0
 
     def step() -> None:
         nonlocal errors
-        _exchange(conn, cport, batch)
-        errors += conn.buf != batch
+        _exchange(conn, cport, data)
+        errors += conn.buf != data
 
     try:
-        result = with_cpu(lambda: summary(load.samples(step), DEPTH))
+        result = with_cpu(lambda: summary(load.samples(step), calls_per_step))
     finally:
         _close(cport, conns)
     result["errors"] = errors
