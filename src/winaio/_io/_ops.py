@@ -62,6 +62,7 @@ _BROKEN = int(NtStatus.STATUS_PIPE_BROKEN)
 _EOF_STREAM = _SUCCESS
 _RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
 _WOULD_BLOCK = (errno.EAGAIN, errno.EWOULDBLOCK)
+_MSG_NOSIGNAL = int(socket.MSG_NOSIGNAL)  # a plain int: IntFlag arithmetic costs ~1 us
 
 _ERRNO_STATUS: dict[int, int] = {
     errno.ECANCELED: NtStatus.STATUS_CANCELLED,
@@ -103,6 +104,9 @@ class SqeSink(Protocol):
 
     def writev(self, fd: int, buffers: Sequence[memoryview], offset: int, user_data: int) -> object:
         """A positioned (gather) write."""
+
+    def recv(self, fd: int, buffers: Sequence[memoryview], flags: int, user_data: int) -> object:
+        """A socket receive (scatter), waiting for data in the kernel."""
 
 
 class Operation:
@@ -168,6 +172,12 @@ class Operation:
     def prep(self, sink: SqeSink, user_data: int) -> object:
         """FILE kind: write the io_uring SQE; return the keep-alive for its memory."""
         raise NotImplementedError
+
+    def prep_pending(self, sink: SqeSink, user_data: int) -> object | None:
+        """STREAM kind, when it pends: write an io_uring SQE that does the request itself once
+        the descriptor is ready (its CQE goes to ``from_cqe``), returning the keep-alive; None
+        (the default) to wait for readiness (``poll_events``) and retry ``try_now`` instead."""
+        return None
 
     def from_cqe(self, res: int) -> tuple[int, int]:
         """FILE kind: map a CQE result (bytes or -errno) to (status, information)."""
@@ -305,9 +315,31 @@ class StreamReadOp(Operation):
         flags: int = 0,
     ) -> None:
         super().__init__(file, overlapped, routine)
-        self.buffers = list(buffers)
-        self.nbytes = sum(len(b) for b in self.buffers)
+        if len(buffers) == 1:  # the common case: no generator
+            self.buffers = [buffers[0]]
+            self.nbytes = len(buffers[0])
+        else:
+            self.buffers = list(buffers)
+            self.nbytes = sum(len(b) for b in self.buffers)
         self.flags = flags
+
+    def prep_pending(self, sink: SqeSink, user_data: int) -> object | None:
+        # A RECV (a READ for a pipe) that the kernel completes with the data: no readiness
+        # round trip. Not for zero-byte reads, which wait for data without taking it.
+        if not self.nbytes:
+            return None
+        file = self.file
+        if file.sock is not None:
+            return sink.recv(file.fd, self.buffers, self.flags, user_data)
+        return sink.readv(file.fd, self.buffers, -1, user_data)  # -1: no offset (a pipe)
+
+    def from_cqe(self, res: int) -> tuple[int, int]:
+        if res > 0:
+            return _SUCCESS, res
+        if res == 0:
+            # End of stream: success for a socket (graceful close), a broken pipe for a pipe.
+            return (_SUCCESS, 0) if self.file.sock is not None else (_BROKEN, 0)
+        return errno_to_status(-res), 0
 
     def try_now(self) -> tuple[int, int] | None:
         file = self.file
@@ -368,8 +400,13 @@ class StreamWriteOp(Operation):
         flags: int = 0,
     ) -> None:
         super().__init__(file, overlapped, routine)
-        self.buffers = [b for b in buffers if len(b)]
-        self.nbytes = sum(len(b) for b in self.buffers)
+        if len(buffers) == 1:  # the common case: no generator
+            n = len(buffers[0])
+            self.buffers = [buffers[0]] if n else []
+            self.nbytes = n
+        else:
+            self.buffers = [b for b in buffers if len(b)]
+            self.nbytes = sum(len(b) for b in self.buffers)
         self.flags = flags
         self.sent = 0
 
@@ -380,8 +417,12 @@ class StreamWriteOp(Operation):
         file = self.file
         while self.buffers:
             try:
-                if file.sock is not None:
-                    n = file.sock.sendmsg(self.buffers, (), self.flags | socket.MSG_NOSIGNAL)
+                sock = file.sock
+                if sock is not None:
+                    if len(self.buffers) == 1:
+                        n = sock.send(self.buffers[0], self.flags | _MSG_NOSIGNAL)
+                    else:
+                        n = sock.sendmsg(self.buffers, (), self.flags | _MSG_NOSIGNAL)
                 else:
                     n = os.writev(file.fd, self.buffers)
             except OSError as exc:
