@@ -9,9 +9,9 @@ engine, each server in its own process, driven by the same raw client from this 
 - ``iocp``: winaio's own overlapped sockets associated with a completion port, one port thread
   (``get_many``) reading, parsing and writing, which is how rpcrt4 works;
 - ``raw``: a threaded blocking socket echo of the same bytes (the ceiling: no DCE/RPC at all);
-- ``runtime-async`` / ``runtime-thread``: the whole ``rpc.Server`` answering an EchoData-shaped
-  call (NDR decode and encode, call object) with an ``@rpc.async_manager`` completing inline or
-  with a plain function on a worker thread.
+- ``runtime-inline`` / ``runtime-async`` / ``runtime-thread``: the whole ``rpc.Server``
+  answering an EchoData-shaped call (NDR decode and encode, dispatch) with an ``@rpc.inline``
+  function, an ``@rpc.async_manager`` completing inline, or a plain function on a worker thread.
 
 C=64: 64 request frames per ``sendall`` then 64 responses read (pipelined, conc_mpx bind);
 C=1: ping-pong, latency per call. Interleaved rounds, medians, JSON on stdout
@@ -191,7 +191,7 @@ def serve_runtime(form: str) -> None:
     def echo_plain(len: int, in_data: bytes) -> bytes:
         return in_data
 
-    manager = echo_async if form == "async" else echo_plain
+    manager = {"async": echo_async, "thread": echo_plain, "inline": rpc.inline(echo_plain)}[form]
     server = rpc.Server()
     server.register_interface(iface, {"EchoData": manager})
     binding = server.use_protseq("ncacn_ip_tcp")
@@ -302,9 +302,14 @@ def _commit() -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument(
-        "--serve", choices=["asyncio", "uvloop", "iocp", "raw", "runtime-async", "runtime-thread"]
+        "--serve",
+        choices=[
+            "asyncio", "uvloop", "iocp", "raw", "runtime-inline", "runtime-async", "runtime-thread"
+        ],
+    )  # fmt: skip
+    ap.add_argument(
+        "--engines", default="raw,uvloop,asyncio,iocp,runtime-inline,runtime-async,runtime-thread"
     )
-    ap.add_argument("--engines", default="raw,uvloop,asyncio,iocp,runtime-async,runtime-thread")
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
@@ -316,7 +321,7 @@ def main() -> None:
         return serve_iocp()
     if args.serve == "raw":
         return serve_raw()
-    if args.serve in ("runtime-async", "runtime-thread"):
+    if args.serve in ("runtime-inline", "runtime-async", "runtime-thread"):
         return serve_runtime(args.serve.split("-")[1])
     rows: dict[str, dict[str, list[float]]] = {}
     load_start = os.getloadavg()

@@ -156,6 +156,7 @@ class Server:
         #: as active (they start and end inside one batch), so waiters also wait for this.
         self.dispatching = 0
         self._waiting = 0
+        self._waiter = False  # a thread is in wait() (RpcMgmtWaitServerListen)
         self._cond = threading.Condition()
         self._lock = threading.Lock()  # API calls from several threads
         self._observers: list[Callable[[Server], Any]] = []
@@ -358,10 +359,21 @@ class Server:
 
         Raises:
             RpcError: RPC_S_NOT_LISTENING if the server never listened or was already waited
-                for; RPC_S_ASYNC_CALL_PENDING (997) if ``timeout`` expired first.
+                for; RPC_S_ALREADY_LISTENING while another thread waits [MSL:
+                RpcMgmtWaitServerListen]; RPC_S_ASYNC_CALL_PENDING (997) if ``timeout`` expired.
         """
-        if self._state == _IDLE:
-            raise RpcError(RpcStatus.RPC_S_NOT_LISTENING)
+        with self._lock:
+            if self._state == _IDLE:
+                raise RpcError(RpcStatus.RPC_S_NOT_LISTENING)
+            if self._waiter:
+                raise RpcError(RpcStatus.RPC_S_ALREADY_LISTENING, "another thread is waiting")
+            self._waiter = True
+        try:
+            self._wait(timeout)
+        finally:
+            self._waiter = False
+
+    def _wait(self, timeout: float | None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
         # Two phases: while listening, the waiter is not counted in ``_waiting``, so calls
         # finishing meanwhile do not wake it (a wake-up per call would cost the loop thread the
