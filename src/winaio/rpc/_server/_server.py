@@ -26,7 +26,6 @@ Condition that the loop thread notifies only when a count reaches zero with a wa
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import os
 import re
@@ -38,6 +37,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from ..._pool import ThreadPool
 from ...codes import RpcStatus
 from ...errors import RpcError
 from .._connection import AssociationGroups, SimpleRegistry
@@ -56,6 +56,11 @@ __all__ = ["Binding", "Server", "ServerStats", "default_server", "reset_default_
 log = logging.getLogger("winaio.rpc.server")
 
 SUPPORTED_PROTSEQS: Final = ("ncacn_ip_tcp", "ncalrpc")
+#: Concurrency value of the server's own thread pool: as many managers as a
+#: ThreadPoolExecutor's default workers may block outside winaio waits at once (a manager blocked
+#: in a winaio wait frees its slot, like an IOCP thread on Windows); measured in
+#: docs/design.md §5 ("Executor").
+DEFAULT_CONCURRENCY: Final = min(32, (os.cpu_count() or 1) + 4)
 #: Valid DCE/MS protocol sequences winaio does not implement -> RPC_S_PROTSEQ_NOT_SUPPORTED.
 KNOWN_PROTSEQS: Final = frozenset(
     {
@@ -109,7 +114,8 @@ class Server:
 
     Args:
         executor: where plain-function managers and rundown routines run; anything with
-            ``submit(fn, *args)`` (default: a thread pool owned by the server).
+            ``submit(fn, *args)`` (default: a ``winaio.ThreadPool`` owned by the server, as
+            rpcrt4 runs managers on its thread pool; closed with the server).
         engine: "uvloop", "asyncio" or None (uvloop when installed).
         max_connections: connections beyond this are closed at once (None: no limit).
         idle_timeout: seconds a connection may sit in the middle of a PDU before it is closed.
@@ -129,9 +135,7 @@ class Server:
     ) -> None:
         self._own_executor = executor is None
         self.executor: Any = (
-            concurrent.futures.ThreadPoolExecutor(thread_name_prefix="winaio-rpc-worker")
-            if executor is None
-            else executor
+            ThreadPool(concurrency=DEFAULT_CONCURRENCY) if executor is None else executor
         )
         self._engine_name = engine
         self._engine: Engine | None = None
@@ -455,7 +459,7 @@ class Server:
             if self._engine is not None:
                 self._engine.close()
             if self._own_executor:
-                self.executor.shutdown(wait=True)
+                self.executor.close()  # joins its workers (not from one of them)
             self._state = _IDLE
 
     def __enter__(self) -> Server:
