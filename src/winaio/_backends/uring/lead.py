@@ -133,7 +133,8 @@ class RingParker:
                 if lock.acquire(False):
                     return True
                 continue
-            lead.flush(ts)  # the burst this thread issued since its last wait goes out now
+            if lead.flush(ts):  # the burst this thread issued since its last wait goes out now
+                continue  # it may have completed inside the submission (a page-cache hit)
             self.in_kernel = True  # then test the token (module docstring: no lost wake-up)
             if lock.acquire(False):
                 return True
@@ -161,7 +162,8 @@ class Leadership:
         lock: the backend's lock; guards every field here.
         reap: reap the ring's CQ and deliver the completions (any thread, no lock held);
             returns how many CQEs it took.
-        flush: ``flush(ts)``: submit the burst the waiter deferred (no lock held).
+        flush: ``flush(ts)``: submit the burst the waiter deferred (no lock held); True if
+            there was one.
         in_flight: how many requests the ring holds (called under ``lock``).
         wake_ring_thread: called under ``lock`` when the ring gets an owner; returns True if
             the ring thread must be woken (eventfd write, after releasing ``lock``) to start
@@ -180,7 +182,7 @@ class Leadership:
         ring: BackendRing,
         lock: threading.Lock,
         reap: Callable[[], int],
-        flush: Callable[[ThreadState], None],
+        flush: Callable[[ThreadState], bool],
         in_flight: Callable[[], int],
         wake_ring_thread: Callable[[], bool],
         efd: int,
