@@ -113,7 +113,7 @@ def _release_object(obj: Any, completion: Completion) -> bool:
     """The ``unregister``/``delete`` protocol of registered waits and queue timers."""
     with LOCK:
         obj._check_open_locked()
-        obj._closed = True
+        release = obj._mark_closed_locked()
     obj._shutdown()
     group = obj._group
     if group is not None:
@@ -131,6 +131,8 @@ def _release_object(obj: Any, completion: Completion) -> bool:
                 obj._completion = completion
             else:
                 _set_locked(completion)
+    if release:
+        obj.pool.close()
     return not busy
 
 
@@ -224,9 +226,10 @@ class RegisteredWait(PoolWait):
         if spawn:
             pool._spawn()
 
-    def _finish_locked(self, instance: CallbackInstance) -> None:
-        super()._finish_locked(instance)
+    def _finish_locked(self, instance: CallbackInstance) -> bool:
+        release = super()._finish_locked(instance)
         _check_completion_locked(self)
+        return release
 
     def unregister(self, completion: Completion = None) -> bool:
         """UnregisterWaitEx (module docstring). Returns False while callbacks remain.
@@ -240,7 +243,7 @@ class RegisteredWait(PoolWait):
 class QueueTimer(PoolTimer):
     """A timer-queue timer (CreateTimerQueueTimer; module docstring)."""
 
-    __slots__ = ("_completion", "_fired_once", "_in_thread", "queue")
+    __slots__ = ("_completion", "_due", "_fired_once", "_in_thread", "_start_period", "queue")
 
     def __init__(
         self,
@@ -257,6 +260,12 @@ class QueueTimer(PoolTimer):
         self._completion: Event | None = None
         self._in_thread = in_timer_thread
         self._fired_once = False
+        self._due: float | _dt.datetime = 0.0
+        self._start_period = 0.0
+
+    def start(self) -> None:
+        """Arm the timer with the due time and period it was created with."""
+        self.set(self._due, self._start_period)
 
     def _invoke(self, instance: CallbackInstance, extra: tuple[Any, ...]) -> None:
         self._callback(*self._args)
@@ -289,9 +298,10 @@ class QueueTimer(PoolTimer):
         self.set(due, period)
         return True
 
-    def _finish_locked(self, instance: CallbackInstance) -> None:
-        super()._finish_locked(instance)
+    def _finish_locked(self, instance: CallbackInstance) -> bool:
+        release = super()._finish_locked(instance)
         _check_completion_locked(self)
+        return release
 
     def delete(self, completion: Completion = None) -> bool:
         """DeleteTimerQueueTimer (module docstring). Returns False while callbacks remain.
@@ -332,6 +342,7 @@ class TimerQueue:
         in_timer_thread: bool = False,
         once: bool = False,
         long_function: bool = False,
+        start: bool = True,
     ) -> QueueTimer:
         """CreateTimerQueueTimer: ``fn(*args)`` after ``due`` seconds, then every ``period``.
 
@@ -344,9 +355,12 @@ class TimerQueue:
         timer = QueueTimer(
             self, fn, args, in_timer_thread=in_timer_thread, long_function=long_function
         )
+        timer._due = due
+        timer._start_period = 0.0 if once else period
         with LOCK:
             self._timers[timer] = None
-        timer.set(due, 0.0 if once else period)
+        if start:
+            timer.start()
         return timer
 
     def _forget(self, timer: QueueTimer) -> None:

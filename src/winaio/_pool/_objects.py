@@ -96,7 +96,6 @@ class PoolObject:
         priority = int(env.priority)
         if priority not in (0, 1, 2):
             raise Win32Error(WinError.ERROR_INVALID_PARAMETER, f"callback priority {priority}")
-        pool.check_open()
         self._pool = pool
         self._callback = callback
         self._args = args
@@ -110,10 +109,21 @@ class PoolObject:
         self._associated = 0
         self._closed = False
         self._idle: Event | None = None
+        self._group: CleanupGroup | None = None
+        with LOCK:
+            pool.check_open()
+            pool._objects += 1
+            spawn = pool._ensure_worker_locked()
+        if spawn:
+            pool._spawn()
         group: CleanupGroup | None = env.cleanup_group
-        self._group = group
         if group is not None:
-            group._add(self)
+            try:
+                group._add(self)
+            except Win32Error:
+                self._discard()
+                raise
+            self._group = group
 
     @property
     def pool(self) -> ThreadPool:
@@ -197,21 +207,26 @@ class PoolObject:
             set_current(previous)
             _acquire()
             try:
-                self._finish_locked(instance)
+                release = self._finish_locked(instance)
             finally:
                 _release()
+            if release:
+                pool.close()
 
     def _invoke(self, instance: CallbackInstance, extra: tuple[Any, ...]) -> None:
         """Call the callback (legacy objects override it: no instance argument)."""
         self._callback(instance, *self._args, *extra)
 
-    def _finish_locked(self, instance: CallbackInstance) -> None:
+    def _finish_locked(self, instance: CallbackInstance) -> bool:
+        """The callback returned; True if the pool must now be released (see
+        ``_mark_closed_locked``)."""
         self._running -= 1
         if instance.associated:
             instance.associated = False
             self._associated -= 1
         if self._idle is not None:
             self._notify_locked()
+        return False
 
     # ------------------------------------------------------------------ waiting
     def _busy_locked(self, group: bool, own: bool) -> bool:
@@ -248,6 +263,23 @@ class PoolObject:
         self._wait_idle(False)
 
     # ------------------------------------------------------------------ closing
+    def _mark_closed_locked(self) -> bool:
+        """Closed from now on. Returns True if this was the last object of a pool whose release
+        was requested (CloseThreadpool): the caller then calls ``pool.close()``."""
+        if self._closed:
+            return False
+        self._closed = True
+        pool = self._pool
+        pool._objects -= 1
+        return pool._release_requested and not pool._objects
+
+    def _discard(self) -> None:
+        """Undo a half-made object (its creation failed)."""
+        with LOCK:
+            release = self._mark_closed_locked()
+        if release:
+            self._pool.close()
+
     def _check_open_locked(self) -> None:
         if self._closed:
             raise Win32Error(WinError.ERROR_INVALID_HANDLE, f"{self!r} is closed")
@@ -263,11 +295,13 @@ class PoolObject:
         """
         with LOCK:
             self._check_open_locked()
-            self._closed = True
+            release = self._mark_closed_locked()
         self._shutdown()
         group = self._group
         if group is not None:
             group._discard(self)
+        if release:
+            self._pool.close()
 
     def __repr__(self) -> str:
         state = " closed" if self._closed else ""
@@ -301,12 +335,12 @@ class SimpleCallback(PoolObject):
 
     __slots__ = ()
 
-    def _finish_locked(self, instance: CallbackInstance) -> None:
+    def _finish_locked(self, instance: CallbackInstance) -> bool:
         super()._finish_locked(instance)
-        self._closed = True
         group = self._group
         if group is not None:
             group._members.pop(self, None)
+        return self._mark_closed_locked()
 
 
 _PENDING, _RUNNING, _DONE, _CANCELLED = range(4)

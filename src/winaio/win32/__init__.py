@@ -15,7 +15,7 @@ The core never imports this package.
 from __future__ import annotations
 
 # issue 12 (fidelity): _dirwatch, _files, _locks, _sync_ex, _winsock_ext,
-# _winsock_modes
+# _winsock_modes; issue 10 (pool): _threadpool, _threadpool_legacy
 from . import (
     _base,
     _constants,
@@ -28,6 +28,8 @@ from . import (
     _rpc,
     _sync,
     _sync_ex,
+    _threadpool,
+    _threadpool_legacy,
     _threads,
     _winsock,
     _winsock_ext,
@@ -44,6 +46,8 @@ from ._port import *  # noqa: F403
 from ._rpc import *  # noqa: F403
 from ._sync import *  # noqa: F403
 from ._sync_ex import *  # noqa: F403
+from ._threadpool import *  # noqa: F403
+from ._threadpool_legacy import *  # noqa: F403
 from ._threads import *  # noqa: F403
 from ._winsock import *  # noqa: F403
 from ._winsock_ext import *  # noqa: F403
@@ -59,6 +63,8 @@ __all__ = [
     *_port.__all__,
     *_rpc.__all__,
     *_sync.__all__,
+    *_threadpool.__all__,
+    *_threadpool_legacy.__all__,
     *_threads.__all__,
     *_winsock.__all__,
     "WAIT_ABANDONED",
