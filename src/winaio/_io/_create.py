@@ -43,6 +43,8 @@ _GENERIC_READ = int(Access.GENERIC_READ)
 _GENERIC_WRITE = int(Access.GENERIC_WRITE)
 _GENERIC_EXECUTE = int(Access.GENERIC_EXECUTE)
 _GENERIC_ALL = int(Access.GENERIC_ALL)
+_FILE_WRITE_ATTRIBUTES = 0x100
+_MAXIMUM_ALLOWED = 0x02000000
 _DELETE = int(Access.DELETE)
 
 
@@ -72,7 +74,11 @@ def create_file(
     overlapped = bool(flags & FILE_FLAG_OVERLAPPED)
     name = pipe_name(path)
     if name is not None:
-        return open_named_pipe(name, read=read, write=write, overlapped=overlapped), False
+        set_state = write or bool(access & (_FILE_WRITE_ATTRIBUTES | _MAXIMUM_ALLOWED))
+        end = open_named_pipe(
+            name, read=read, write=write, overlapped=overlapped, set_state=set_state
+        )
+        return end, False
     if os.path.isdir(path):
         if not flags & FILE_FLAG_BACKUP_SEMANTICS:
             raise Win32Error(WinError.ERROR_ACCESS_DENIED, f"{path} is a directory")

@@ -105,6 +105,9 @@ class FileObject(DispatcherObject):
     type_name = "File"
     #: ``DiskFile`` overrides it per instance: its page-cache fast path applies.
     cached_reads = False
+    #: ReadFile/WriteFile with a NULL OVERLAPPED on an overlapped handle: files and sockets need
+    #: the offset (ERROR_INVALID_PARAMETER); named pipes override it and wait.
+    waits_without_overlapped = False
 
     def __init__(
         self,
