@@ -87,17 +87,28 @@ def create_file(
         if disposition in (CREATE_ALWAYS, TRUNCATE_EXISTING):
             raise Win32Error(WinError.ERROR_ACCESS_DENIED, f"{path} is a directory")
         return open_directory(path, overlapped=overlapped, readable=read), True
+    if not path:
+        raise Win32Error(WinError.ERROR_PATH_NOT_FOUND, "empty file name")
     if disposition in (CREATE_ALWAYS, TRUNCATE_EXISTING):
         check_path(path, classes, share)  # before the truncation destroys anything
-    file, existed = open_file(
-        path,
-        read=read,
-        write=write,
-        disposition=disposition,
-        overlapped=overlapped,
-        direct=bool(flags & FILE_FLAG_NO_BUFFERING),
-        write_through=bool(flags & FILE_FLAG_WRITE_THROUGH),
-    )
+    try:
+        file, existed = open_file(
+            path,
+            read=read,
+            write=write,
+            disposition=disposition,
+            overlapped=overlapped,
+            direct=bool(flags & FILE_FLAG_NO_BUFFERING),
+            write_through=bool(flags & FILE_FLAG_WRITE_THROUGH),
+        )
+    except Win32Error as exc:
+        # ENOENT means either; Windows tells a missing directory on the way from a missing
+        # file [W:k32/file.c:test_CreateFileW].
+        if exc.winerror == WinError.ERROR_FILE_NOT_FOUND and not os.path.isdir(
+            os.path.dirname(os.path.abspath(path))
+        ):
+            raise Win32Error(WinError.ERROR_PATH_NOT_FOUND, path) from None
+        raise
     try:
         entry = acquire(
             file.fd, path, classes, share, delete_on_close=bool(flags & FILE_FLAG_DELETE_ON_CLOSE)

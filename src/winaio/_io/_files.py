@@ -405,6 +405,9 @@ def run_sync(op: Operation) -> tuple[int, int]:
         op.done = True
         return status, information
     ts = current_thread_state()
+    # A synchronous call passes no ApcContext: it never posts to the handle's completion port
+    # (connect/send/recv on a port-bound socket [W:ws2_32/sock.c:test_connect_completion_port]).
+    op.skip_port = True
     op.sync_done = Event(manual_reset=True)
     ts.extensions[_SYNC_KEY] = op
     try:

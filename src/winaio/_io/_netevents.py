@@ -32,7 +32,7 @@ from .._kernel._wait import wait_for_one
 from ..codes import NtStatus, WinError
 from ..errors import Win32Error
 from ._files import FileObject, request_cancel, run_sync
-from ._ops import ConnectOp, Operation
+from ._ops import RESET_SOCKETS, ConnectOp, Operation
 
 __all__ = [
     "FD_ACCEPT",
@@ -366,7 +366,9 @@ def _ready(file: FileObject, want: int) -> int:
     found = 0
     if want & 1 and mask & (select.POLLIN | select.POLLHUP | select.POLLERR):
         found |= 1
-    if want & 2 and mask & select.POLLOUT and _connected(sock):
+    # Writable: connected with room, or reset (a send fails at once rather than blocking,
+    # [W:ws2_32/sock.c:test_tcp_reset]); a never-connected socket's POLLOUT does not count.
+    if want & 2 and mask & select.POLLOUT and (_connected(sock) or file in RESET_SOCKETS):
         found |= 2
     if want & 4 and mask & (select.POLLPRI | select.POLLERR):  # SO_ERROR is left for the caller
         found |= 4

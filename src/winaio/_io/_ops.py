@@ -25,6 +25,7 @@ import errno
 import os
 import select
 import socket
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -45,6 +46,7 @@ __all__ = [
     "ConnectOp",
     "FileReadOp",
     "FileWriteOp",
+    "RESET_SOCKETS",
     "Operation",
     "SqeSink",
     "StreamReadOp",
@@ -62,6 +64,11 @@ _BROKEN = int(NtStatus.STATUS_PIPE_BROKEN)
 _EOF_STREAM = _SUCCESS
 _RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
 _WOULD_BLOCK = (errno.EAGAIN, errno.EWOULDBLOCK)
+_RESET = int(NtStatus.STATUS_CONNECTION_RESET)
+#: Sockets whose connection was reset: Linux reports ECONNRESET once and then end-of-stream
+#: (EPIPE for sends), Windows keeps failing with WSAECONNRESET [W:ws2_32/sock.c:test_tcp_reset].
+#: Consulted only on the end-of-stream and failure paths.
+RESET_SOCKETS: weakref.WeakSet[Any] = weakref.WeakSet()
 
 _ERRNO_STATUS: dict[int, int] = {
     errno.ECANCELED: NtStatus.STATUS_CANCELLED,
@@ -324,9 +331,15 @@ class StreamReadOp(Operation):
         except OSError as exc:
             if exc.errno in _WOULD_BLOCK:
                 return None
-            return errno_to_status(exc.errno or 0), 0
-        if n == 0 and self.nbytes and file.sock is None:
-            return _BROKEN, 0  # a pipe's writer is gone (spec §10: ERROR_BROKEN_PIPE)
+            status = errno_to_status(exc.errno or 0)
+            if status == _RESET:
+                RESET_SOCKETS.add(file)
+            return status, 0
+        if n == 0 and self.nbytes:
+            if file.sock is None:
+                return _BROKEN, 0  # a pipe's writer is gone (spec §10: ERROR_BROKEN_PIPE)
+            if file in RESET_SOCKETS:
+                return _RESET, 0
         return _SUCCESS, n
 
 
@@ -387,6 +400,8 @@ class StreamWriteOp(Operation):
             except OSError as exc:
                 if exc.errno in _WOULD_BLOCK:
                     return None
+                if exc.errno == errno.EPIPE and self.file in RESET_SOCKETS:
+                    return _RESET, 0
                 return errno_to_status(exc.errno or 0), 0  # a failed write reports 0 bytes
             self.sent += n
             # Drop what went out; a partially sent buffer keeps its tail.

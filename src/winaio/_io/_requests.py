@@ -63,6 +63,8 @@ def as_buffers(buffers: Any, size: int | None, writable: bool) -> list[memoryvie
     ):
         return [buffers]
     if not isinstance(buffers, list | tuple):
+        if buffers is None:
+            return _null_buffer(size, writable)
         # One buffer: no loops.
         view = _byte_view(buffers)
         if writable and view.readonly:
@@ -91,6 +93,16 @@ def as_buffers(buffers: Any, size: int | None, writable: bool) -> list[memoryvie
         out.append(view[:size])
         size -= len(out[-1])
     return out
+
+
+def _null_buffer(size: int | None, writable: bool) -> list[memoryview]:
+    """A NULL buffer: fine for 0 bytes; otherwise the kernel faults on it, which reads report
+    as ERROR_NOACCESS and writes as ERROR_INVALID_USER_BUFFER [W:k32/file.c:test_read_write]."""
+    if not size:
+        return [memoryview(bytearray())]
+    if writable:
+        raise Win32Error(WinError.ERROR_NOACCESS, "NULL buffer")
+    raise Win32Error(WinError.ERROR_INVALID_USER_BUFFER, "NULL buffer")
 
 
 def _byte_view(buffer: Any) -> memoryview:

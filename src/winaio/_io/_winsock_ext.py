@@ -27,13 +27,14 @@ import os
 import select
 import socket
 import struct
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..codes import NtStatus, WinError
 from ..errors import Win32Error
 from ._backend import OpKind
-from ._files import FileObject
+from ._files import FileObject, request_cancel
 from ._netevents import mode_of
 from ._ops import AcceptOp, CompletionRoutine, Operation, errno_to_status
 
@@ -419,4 +420,17 @@ def accept_ex(
     areas = view[data_len : data_len + local_len + remote_len]
     op = AcceptExOp(listener, target, overlapped, receive, areas, local_len, remote_len)
     mode.accepting = op
+    # Closing the accept socket ends the AcceptEx (ERROR_OPERATION_ABORTED)
+    # [W:ws2_32/sock.c:test_completion_port]; a weak reference, so that a finished request
+    # does not live as long as the socket.
+    target.add_close_hook(_cancel_hook(weakref.ref(op)))
     return op
+
+
+def _cancel_hook(ref: weakref.ref[AcceptExOp]) -> Callable[[], None]:
+    def cancel() -> None:
+        op = ref()
+        if op is not None and not op.done:
+            request_cancel(op)
+
+    return cancel

@@ -30,6 +30,7 @@ from ..errors import IoError, Win32Error
 from ._base import Ref, fail, seconds, set_last_error
 from ._base import handle_entry as _handle_entry
 from ._io import OVERLAPPED, bind_overlapped
+from ._wsa_status import wsa_error_of_status
 
 __all__ = [
     "AF_INET",
@@ -506,16 +507,19 @@ def ConnectEx(
 def WSAGetOverlappedResult(
     s: int, lpOverlapped: Any, lpcbTransfer: Ref[int], fWait: bool, lpdwFlags: Ref[int] | None
 ) -> bool:
-    """[MS:WSAGetOverlappedResult] -> core ``get_overlapped_result`` with WSA error codes."""
+    """[MS:WSAGetOverlappedResult] -> core ``get_overlapped_result``. The socket is checked
+    first (WSAENOTSOCK); a failed request's status is reported through Winsock's own table
+    (``_wsa_status``) [W:ws2_32/sock.c:test_WSAGetOverlappedResult]."""
     try:
+        sock = _sock(s)
         ov = bind_overlapped(lpOverlapped)
         assert ov is not None
         must_wait = ov.pending and ov.event is None and fWait
-        waitable: FileObject | None = _sock(s) if must_wait else None
+        waitable: FileObject | None = sock if must_wait else None
         count, _ = get_overlapped_result(ov, waitable, seconds(0xFFFFFFFF if fWait else 0), False)
     except IoError as exc:
         lpcbTransfer.value = exc.bytes_transferred
-        _wsa_fail(exc)
+        set_last_error(wsa_error_of_status(lpOverlapped.status))
         return False
     except Win32Error as exc:
         _wsa_fail(exc)
@@ -523,4 +527,6 @@ def WSAGetOverlappedResult(
     lpcbTransfer.value = count
     if lpdwFlags is not None:
         lpdwFlags.value = 0
+    status = ov.status  # Windows 10 1809+ reports a success status's own code
+    set_last_error(0 if status == STATUS_PENDING else wsa_error_of_status(status))
     return True

@@ -1,0 +1,614 @@
+"""Winsock, ported from Wine's ``dlls/ws2_32/tests/sock.c``: which calls queue completion
+packets (test_completion_port, test_connect_completion_port, test_shutdown_completion_port,
+test_iocp), overlapped receives on non-blocking and synchronous sockets
+(test_nonblocking_async_recv), two receives pending at once (test_simultaneous_async_recv),
+empty receive buffers (test_empty_recv), SO_RCVTIMEO (test_timeout), a reset connection
+(test_tcp_reset), getpeername (test_getpeername) and WSAGetOverlappedResult's status mapping
+(test_WSAGetOverlappedResult) - the parts ``tests/conformance_wine`` does not check yet."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import winaio.win32 as w
+
+SENTINEL = 0xDEADBEEF
+LONG = 5000
+ADDR_SPACE = 16 + 16  # sizeof(struct sockaddr_in) + 16, AcceptEx's address areas
+WSAEMSGSIZE, WSAETIMEDOUT, WSAENOTCONN = 10040, 10060, 10057
+WSAECONNABORTED, WSAESHUTDOWN, WSAEISCONN, WSAEACCES = 10053, 10058, 10056, 10013
+WSAEOPNOTSUPP, WSAENETUNREACH, WSAEHOSTUNREACH, WSAEADDRINUSE = 10045, 10051, 10065, 10048
+
+
+def _no_packet(io: Any, port: int, timeout: int = 100) -> None:
+    pk = io.gqcs(port, timeout)
+    assert not pk.ok and pk.error == w.WAIT_TIMEOUT, pk
+    assert pk.bytes == SENTINEL and pk.key == SENTINEL and pk.overlapped is None, pk
+
+
+def _packet(io: Any, port: int, ok: bool, error: int, key: int, count: int, ov: Any) -> None:
+    pk = io.gqcs(port, LONG)
+    assert (pk.ok, pk.key, pk.bytes, pk.overlapped) == (ok, key, count, ov), pk
+    if not ok:
+        assert pk.error == error, pk
+
+
+def _accept_ex(listener: int, accept: int, buf: bytearray, ov: Any, receive: bool = True) -> None:
+    recv_len = len(buf) - 2 * ADDR_SPACE if receive else 0
+    n = w.Ref(SENTINEL)
+    ok = w.AcceptEx(listener, accept, buf, recv_len, ADDR_SPACE, ADDR_SPACE, n, ov)
+    assert not ok and w.GetLastError() == w.ERROR_IO_PENDING, w.GetLastError()
+
+
+# --------------------------------------------------------------------------------------------
+# test_completion_port: AcceptEx and closesocket
+
+
+def test_closing_the_listener_aborts_a_pending_accept_ex(io) -> None:
+    # [W:ws2_32/sock.c:test_completion_port] ("Test IOCP response on socket close": the packet
+    # is ERROR_OPERATION_ABORTED with the listener's key, 0 bytes, Internal STATUS_CANCELLED;
+    # nothing else follows)
+    lst, _addr = io.listener()
+    dest = io.tcp_socket()
+    port = io.port(lst, key=125)
+    ov = io.ov()
+    _accept_ex(lst, dest, bytearray(256), ov)
+    io.closesocket(lst)
+    _packet(io, port, False, w.ERROR_OPERATION_ABORTED, 125, 0, ov)
+    assert ov.Internal == w.STATUS_CANCELLED
+    _no_packet(io, port)
+
+
+@pytest.mark.parametrize("close_first", ["original", "duplicate"])
+def test_accept_ex_on_a_duplicated_handle(io, close_first: str) -> None:
+    # [W:ws2_32/sock.c:test_completion_port] ("Test IOCP with duplicated handle": the request
+    # lives until the last handle of the socket is closed, whichever closes first)
+    lst, _addr = io.listener()
+    dest = io.tcp_socket()
+    port = io.port(lst, key=125)
+    dup = w.Ref(0)
+    proc = w.GetCurrentProcess()
+    assert w.DuplicateHandle(proc, lst, proc, dup, 0, False, w.DUPLICATE_SAME_ACCESS)
+    dup_h = int(dup.value)
+    io.keep_socket(dup_h)
+    ov = io.ov()
+    _accept_ex(dup_h, dest, bytearray(256), ov)
+    _no_packet(io, port, 200)
+    first, last = (lst, dup_h) if close_first == "original" else (dup_h, lst)
+    io.closesocket(first)
+    _no_packet(io, port, 200)
+    io.closesocket(last)
+    _packet(io, port, False, w.ERROR_OPERATION_ABORTED, 125, 0, ov)
+    assert ov.Internal == w.STATUS_CANCELLED
+    _no_packet(io, port)
+
+
+def test_closing_an_idle_port_bound_socket_posts_nothing(io) -> None:
+    # [W:ws2_32/sock.c:test_completion_port] ("Test IOCP without AcceptEx")
+    lst, _addr = io.listener()
+    port = io.port(lst, key=125)
+    io.closesocket(lst)
+    _no_packet(io, port, 200)
+
+
+def test_accept_ex_completes_when_the_peer_closes_without_data(io) -> None:
+    # [W:ws2_32/sock.c:test_completion_port] (AcceptEx with a receive buffer: the connecting
+    # peer closes without sending; the accept completes TRUE with 0 bytes, key 125, Internal 0,
+    # last error untouched; the accepted socket's own key is not used)
+    lst, addr = io.listener()
+    dest = io.tcp_socket()
+    port = io.port(lst, key=125)
+    io.associate(dest, port, 236)
+    ov = io.ov()
+    _accept_ex(lst, dest, bytearray(256), ov)
+    connector = io.tcp_socket()
+    assert w.connect(connector, addr) == 0
+    io.closesocket(connector)
+    w.SetLastError(SENTINEL)
+    n, key, o = w.Ref(SENTINEL), w.Ref(SENTINEL), w.Ref(None)
+    assert w.GetQueuedCompletionStatus(port, n, key, o, LONG)
+    assert w.GetLastError() == SENTINEL
+    assert (n.value, key.value, o.value) == (0, 125, ov)
+    assert ov.Internal == w.STATUS_SUCCESS
+    _no_packet(io, port)
+
+
+def test_accept_ex_with_one_byte_then_the_accepted_socket_closes(io) -> None:
+    # [W:ws2_32/sock.c:test_completion_port] (one byte sent by the peer: the accept completes
+    # with it; closing the accepted socket afterwards posts nothing more)
+    lst, addr = io.listener()
+    dest = io.tcp_socket()
+    port = io.port(lst, key=125)
+    io.associate(dest, port, 236)
+    ov = io.ov()
+    buf = bytearray(256)
+    _accept_ex(lst, dest, buf, ov)
+    connector = io.tcp_socket()
+    assert w.connect(connector, addr) == 0
+    assert w.send(connector, b"x", 0) == 1
+    _packet(io, port, True, 0, 125, 1, ov)
+    assert ov.Internal == w.STATUS_SUCCESS and bytes(buf[:1]) == b"x"
+    io.closesocket(dest)
+    _no_packet(io, port)
+
+
+def test_closing_the_accept_socket_aborts_the_accept(io) -> None:
+    # [W:ws2_32/sock.c:test_completion_port] (the peer connected but sent nothing; closing the
+    # accept socket ends the AcceptEx with ERROR_OPERATION_ABORTED or ERROR_CONNECTION_ABORTED)
+    lst, addr = io.listener()
+    dest = io.tcp_socket()
+    port = io.port(lst, key=125)
+    io.associate(dest, port, 236)
+    ov = io.ov()
+    _accept_ex(lst, dest, bytearray(256), ov)
+    connector = io.tcp_socket()
+    assert w.connect(connector, addr) == 0
+    io.closesocket(dest)
+    pk = io.gqcs(port, LONG)
+    assert not pk.ok and (pk.key, pk.bytes, pk.overlapped) == (125, 0, ov), pk
+    assert pk.error in (w.ERROR_OPERATION_ABORTED, w.ERROR_CONNECTION_ABORTED), pk
+    assert ov.Internal in (w.STATUS_CANCELLED, w.STATUS_CONNECTION_ABORTED)
+    _no_packet(io, port)
+
+
+# --------------------------------------------------------------------------------------------
+# test_connect_completion_port
+
+
+def test_connect_posts_no_packet(io) -> None:
+    # [W:ws2_32/sock.c:test_connect_completion_port] ("connect() does not queue completion",
+    # blocking or not; a non-blocking connect answers WSAEWOULDBLOCK)
+    lst, addr = io.listener()
+    for nonblocking in (False, True):
+        connector = io.tcp_socket()
+        port = io.port(connector, key=0)
+        if nonblocking:
+            assert w.ioctlsocket(connector, w.FIONBIO, w.Ref(1)) == 0
+            assert w.connect(connector, addr) == w.SOCKET_ERROR
+            assert w.WSAGetLastError() == w.WSAEWOULDBLOCK
+        else:
+            assert w.connect(connector, addr) == 0
+        acceptor = io.keep_socket(w.accept(lst))
+        io.closesocket(acceptor)
+        _no_packet(io, port, 0)
+        io.closesocket(connector)
+        io.close(port)
+
+
+@pytest.mark.parametrize("variant", ["plain", "with-data", "low-bit", "skip-on-success"])
+def test_connect_ex_completion(io, variant: str) -> None:
+    # [W:ws2_32/sock.c:test_connect_completion_port] ("ConnectEx() queues completion" with key
+    # 0 and the bytes sent; the hEvent low bit suppresses it; FILE_SKIP_COMPLETION_PORT_ON_SUCCESS
+    # does not, the request having pended)
+    lst, addr = io.listener()
+    connector = io.tcp_socket()
+    port = io.port(connector, key=0)
+    if variant == "skip-on-success":
+        assert w.SetFileCompletionNotificationModes(
+            connector, w.FILE_SKIP_COMPLETION_PORT_ON_SUCCESS
+        )
+    assert w.bind(connector, ("127.0.0.1", 0)) == 0
+    event = io.event(manual=False)
+    ov = w.OVERLAPPED(hEvent=event | 1 if variant == "low-bit" else event)
+    data, size = (b"one", 3) if variant == "with-data" else (None, 0)
+    n = w.Ref(SENTINEL)
+    assert not w.ConnectEx(connector, addr, data, size, n, ov)
+    assert w.GetLastError() == w.ERROR_IO_PENDING
+    io.wait_signaled(event)
+    count = w.Ref(SENTINEL)
+    assert w.GetOverlappedResult(connector, ov, count, False) and count.value == size
+    acceptor = io.keep_socket(w.accept(lst))
+    if variant == "low-bit":
+        _no_packet(io, port, 0)
+    else:
+        _packet(io, port, True, 0, 0, size, ov)
+    if size:
+        assert io.recv_exact(acceptor, size) == b"one"
+
+
+def test_connect_ex_refused(io) -> None:
+    # [W:ws2_32/sock.c:test_connect_completion_port] ("Connect to an invalid address": the
+    # ConnectEx pends, then fails with ERROR_CONNECTION_REFUSED through GetOverlappedResult and
+    # the port, skip-on-success notwithstanding)
+    lst, addr = io.listener()
+    io.closesocket(lst)  # nothing listens on addr now
+    connector = io.tcp_socket()
+    port = io.port(connector, key=0)
+    assert w.SetFileCompletionNotificationModes(connector, w.FILE_SKIP_COMPLETION_PORT_ON_SUCCESS)
+    assert w.bind(connector, ("127.0.0.1", 0)) == 0
+    event = io.event(manual=False)
+    ov = w.OVERLAPPED(hEvent=event)
+    assert not w.ConnectEx(connector, addr, None, 0, w.Ref(0), ov)
+    assert w.GetLastError() == w.ERROR_IO_PENDING
+    io.wait_signaled(event)
+    count = w.Ref(SENTINEL)
+    w.SetLastError(SENTINEL)
+    assert not w.GetOverlappedResult(connector, ov, count, False)
+    assert w.GetLastError() == w.ERROR_CONNECTION_REFUSED and count.value == 0
+    _packet(io, port, False, w.ERROR_CONNECTION_REFUSED, 0, 0, ov)
+
+
+# --------------------------------------------------------------------------------------------
+# test_shutdown_completion_port
+
+
+def _connected_client(io: Any, lst: int, addr: Any) -> tuple[int, int, int]:
+    client = io.tcp_socket()
+    port = io.port(client, key=0)
+    assert w.connect(client, addr) == 0
+    server = io.keep_socket(w.accept(lst))
+    return client, server, port
+
+
+def test_shutdown_posts_no_packet(io) -> None:
+    # [W:ws2_32/sock.c:test_shutdown_completion_port] ("shutdown() does not queue completion")
+    lst, addr = io.listener()
+    client, _server, port = _connected_client(io, lst, addr)
+    assert w.shutdown(client, w.SD_BOTH) == 0
+    _no_packet(io, port, 0)
+
+
+@pytest.mark.parametrize("variant", ["skip-on-success", "null-overlapped", "low-bit"])
+def test_disconnect_ex_completion(io, variant: str) -> None:
+    # [W:ws2_32/sock.c:test_shutdown_completion_port] ("DisconnectEx() queues completion", even
+    # with FILE_SKIP_COMPLETION_PORT_ON_SUCCESS since it pends; with a NULL OVERLAPPED it is
+    # synchronous: TRUE, no packet; the hEvent low bit suppresses the packet)
+    lst, addr = io.listener()
+    client, _server, port = _connected_client(io, lst, addr)
+    if variant == "null-overlapped":
+        w.SetLastError(SENTINEL)
+        assert w.DisconnectEx(client, None, 0, 0)
+        assert w.GetLastError() in (0, SENTINEL)
+        _no_packet(io, port, 0)
+        return
+    if variant == "skip-on-success":
+        assert w.SetFileCompletionNotificationModes(client, w.FILE_SKIP_COMPLETION_PORT_ON_SUCCESS)
+    event = io.event(manual=False)
+    ov = w.OVERLAPPED(hEvent=event | 1 if variant == "low-bit" else event)
+    w.SetLastError(SENTINEL)
+    assert not w.DisconnectEx(client, ov, 0, 0)
+    assert w.GetLastError() == w.ERROR_IO_PENDING
+    io.wait_signaled(event)
+    size = w.Ref(SENTINEL)
+    assert w.GetOverlappedResult(client, ov, size, True) and size.value == 0
+    if variant == "low-bit":
+        _no_packet(io, port, 0)
+    else:
+        _packet(io, port, True, 0, 0, 0, ov)
+
+
+# --------------------------------------------------------------------------------------------
+# test_iocp
+
+
+def test_iocp_async_read(io) -> None:
+    # [W:ws2_32/sock.c:test_iocp] (iocp_async_read: a pending WSARecv leaves the byte count
+    # untouched; a timed-out GQCS leaves count and key untouched and the OVERLAPPED NULL; the
+    # packet carries 12 bytes and key 0x12345678; Internal 0, InternalHigh 12)
+    src, dst = io.socket_pair()
+    port = io.port(src, key=0x12345678)
+    data = bytearray(512)
+    ov = w.OVERLAPPED()
+    nbytes, flags = w.Ref(SENTINEL), w.Ref(0)
+    w.SetLastError(SENTINEL)
+    assert w.WSARecv(src, [data], 1, nbytes, flags, ov, None) == w.SOCKET_ERROR
+    assert w.GetLastError() == w.ERROR_IO_PENDING and nbytes.value == SENTINEL
+    _no_packet(io, port)
+    assert w.send(dst, b"Hello World!", 0) == 12
+    _packet(io, port, True, 0, 0x12345678, 12, ov)
+    assert (ov.Internal, ov.InternalHigh) == (0, 12)
+    assert bytes(data[:12]) == b"Hello World!"
+    _no_packet(io, port)
+
+
+def test_iocp_async_read_issued_by_an_exited_thread(io) -> None:
+    # [W:ws2_32/sock.c:test_iocp] (iocp_async_read_thread: a WSARecv issued by a thread that
+    # has exited, on a port-bound socket, is neither cancelled nor completed; data then
+    # completes it through the port)
+    src, dst = io.socket_pair()
+    port = io.port(src, key=0x12345678)
+    data = bytearray(512)
+    ov = w.OVERLAPPED()
+
+    def issue() -> int:
+        nbytes, flags = w.Ref(SENTINEL), w.Ref(0)
+        assert w.WSARecv(src, [data], 1, nbytes, flags, ov, None) == w.SOCKET_ERROR
+        assert w.GetLastError() == w.ERROR_IO_PENDING and nbytes.value == SENTINEL
+        return 0
+
+    io.thread(issue).join()
+    _no_packet(io, port)
+    assert w.send(dst, b"Hello World!", 0) == 12
+    _packet(io, port, True, 0, 0x12345678, 12, ov)
+    assert bytes(data[:12]) == b"Hello World!"
+    _no_packet(io, port)
+
+
+# --------------------------------------------------------------------------------------------
+# test_nonblocking_async_recv, test_simultaneous_async_recv, test_empty_recv
+
+
+def test_overlapped_recv_on_a_non_blocking_socket(io) -> None:
+    # [W:ws2_32/sock.c:test_nonblocking_async_recv] (FIONBIO makes recv and a plain WSARecv
+    # fail with WSAEWOULDBLOCK, Internal untouched; an overlapped WSARecv still pends: the
+    # socket handle is nonsignaled, Internal STATUS_PENDING, InternalHigh untouched, and the
+    # data signals the handle (NULL event) or the event)
+    client, server = io.socket_pair()
+    for s in (client, server):
+        assert w.ioctlsocket(s, w.FIONBIO, w.Ref(1)) == 0
+    buf = bytearray(5)
+    w.WSASetLastError(SENTINEL)
+    assert w.recv(client, buf, 5, 0) == w.SOCKET_ERROR
+    assert w.WSAGetLastError() == w.WSAEWOULDBLOCK
+    ov = w.OVERLAPPED()
+    ov.Internal = SENTINEL
+    size, flags = w.Ref(0), w.Ref(0)
+    assert w.WSARecv(client, [buf], 1, size, flags, None, None) == w.SOCKET_ERROR
+    assert w.WSAGetLastError() == w.WSAEWOULDBLOCK and ov.Internal == SENTINEL
+
+    ov.InternalHigh = SENTINEL
+    w.WSASetLastError(SENTINEL)
+    assert w.WSARecv(client, [buf], 1, None, flags, ov, None) == w.SOCKET_ERROR
+    assert w.WSAGetLastError() == w.ERROR_IO_PENDING
+    assert w.WaitForSingleObject(client, 0) == w.WAIT_TIMEOUT
+    assert ov.Internal == w.STATUS_PENDING and ov.InternalHigh == SENTINEL
+    assert w.send(server, b"data", 0) == 4
+    assert w.WaitForSingleObject(client, 1000) == w.WAIT_OBJECT_0
+    assert io.result(client, ov) == (True, 0, 4) and bytes(buf[:4]) == b"data"
+
+    event = io.event()
+    ov = w.OVERLAPPED(hEvent=event)
+    buf[:] = bytes(5)
+    assert w.WSARecv(client, [buf], 1, None, flags, ov, None) == w.SOCKET_ERROR
+    assert w.WSAGetLastError() == w.ERROR_IO_PENDING
+    assert io.stays_nonsignaled(event, 0)
+    assert w.send(server, b"data", 0) == 4
+    io.wait_signaled(event, 1000)
+    assert io.result(client, ov) == (True, 0, 4) and bytes(buf[:4]) == b"data"
+
+    # with the data already there the receive may finish at once
+    assert w.send(server, b"data", 0) == 4
+    assert io.recv_exact(client, 4) == b"data"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="win32/_winsock.py _wsa_io (fastpath's): a WSARecv with an OVERLAPPED on a "
+    "non-overlapped socket honours FIONBIO (WSAEWOULDBLOCK) and never writes the OVERLAPPED; "
+    "Windows blocks and fills Internal/InternalHigh - reported in inbox-fastpath.md",
+)
+def test_overlapped_recv_on_a_synchronous_non_blocking_socket(io) -> None:
+    # [W:ws2_32/sock.c:test_nonblocking_async_recv] ("With a non-overlapped socket, WSARecv()
+    # always blocks when passed an overlapped structure, but returns WSAEWOULDBLOCK otherwise")
+    lst, addr = io.listener()
+    client = io.keep_socket(w.WSASocket(w.AF_INET, w.SOCK_STREAM, w.IPPROTO_TCP, None, 0, 0))
+    assert w.connect(client, addr) == 0
+    server = io.keep_socket(w.accept(lst))
+    assert w.ioctlsocket(client, w.FIONBIO, w.Ref(1)) == 0
+    buf = bytearray(5)
+    size, flags = w.Ref(0), w.Ref(0)
+    assert w.WSARecv(client, [buf], 1, size, flags, None, None) == w.SOCKET_ERROR
+    assert w.WSAGetLastError() == w.WSAEWOULDBLOCK
+    results: list[Any] = []
+
+    def receive() -> int:
+        ov = w.OVERLAPPED()
+        got = bytearray(5)
+        results.append(w.WSARecv(client, [got], 1, None, w.Ref(0), ov, None))
+        count = w.Ref(SENTINEL)
+        results.append(bool(w.GetOverlappedResult(client, ov, count, False)))
+        results.append((count.value, bytes(got[:4])))
+        return 0
+
+    thread = io.thread(receive)
+    assert thread.is_running(200)  # blocked in WSARecv
+    assert w.send(server, b"data", 0) == 4
+    thread.join()
+    assert results == [0, True, (4, b"data")]
+
+
+def test_two_receives_pending_at_once(io) -> None:
+    # [W:ws2_32/sock.c:test_simultaneous_async_recv] (one 32-byte send: the first WSARecv gets
+    # the first 16 bytes, the second the next 16)
+    client, server = io.socket_pair()
+    msg = b"-- Lorem ipsum dolor sit amet -\0"
+    resbuf = [bytearray(16), bytearray(16)]
+    ovs = [io.ov_event(), io.ov_event()]
+    for buf, ov in zip(resbuf, ovs, strict=True):
+        assert w.WSARecv(client, [buf], 1, None, w.Ref(0), ov, None) == w.SOCKET_ERROR
+        assert w.WSAGetLastError() == w.ERROR_IO_PENDING
+    assert w.send(server, msg, 0) == 32
+    for i, (buf, ov) in enumerate(zip(resbuf, ovs, strict=True)):
+        io.wait_signaled(ov.hEvent, 1000)
+        assert io.result(client, ov) == (True, 0, 16)
+        assert bytes(buf) == msg[i * 16 : (i + 1) * 16]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="win32/_winsock.py _wsabufs/_wsa_io (fastpath's): dwBufferCount 0 is not refused "
+    "(NULL buffers: WSAEFAULT, an empty array: the receive pends); Windows: WSAEINVAL - "
+    "reported in inbox-fastpath.md",
+)
+def test_zero_receive_buffers_are_invalid(io) -> None:
+    # [W:ws2_32/sock.c:test_empty_recv] (WSARecv with no buffers, or with a count of 0:
+    # WSAEINVAL, checked before the buffer pointer)
+    client, _server = io.socket_pair()
+    ov = io.ov_event()
+    flags = w.Ref(0)
+    w.WSASetLastError(SENTINEL)
+    assert w.WSARecv(client, None, 0, None, flags, ov, None) == w.SOCKET_ERROR
+    assert w.WSAGetLastError() == w.WSAEINVAL
+    w.WSASetLastError(SENTINEL)
+    assert w.WSARecv(client, [bytearray(0)], 0, None, flags, ov, None) == w.SOCKET_ERROR
+    assert w.WSAGetLastError() == w.WSAEINVAL
+
+
+def test_empty_receive_buffer(io) -> None:
+    # [W:ws2_32/sock.c:test_empty_recv] (one empty buffer pends until data arrives and completes
+    # with 0 bytes, leaving the data; with data there it succeeds at once with 0; recv(NULL, 0)
+    # returns 0)
+    client, server = io.socket_pair()
+    ov = io.ov_event()
+    flags = w.Ref(0)
+    empty = bytearray(0)
+    assert w.WSARecv(client, [empty], 1, None, flags, ov, None) == w.SOCKET_ERROR
+    assert w.WSAGetLastError() == w.ERROR_IO_PENDING
+    assert w.send(server, b"data\0", 0) == 5
+    io.wait_signaled(ov.hEvent, 1000)
+    assert io.result(client, ov) == (True, 0, 0)
+    size = w.Ref(SENTINEL)
+    w.WSASetLastError(SENTINEL)
+    assert w.WSARecv(client, [empty], 1, size, flags, ov, None) == 0 and size.value == 0
+    assert w.recv(client, None, 0, 0) == 0
+    buf = bytearray(5)
+    assert w.recv(client, buf, 5, 0) == 5 and bytes(buf) == b"data\0"
+
+
+# --------------------------------------------------------------------------------------------
+# test_timeout, test_tcp_reset
+
+
+def test_receive_timeout(io) -> None:
+    # [W:ws2_32/sock.c:test_timeout] (SO_RCVTIMEO starts at 0; with 100 ms recv and a plain
+    # WSARecv fail with WSAETIMEDOUT, the count untouched; an overlapped WSARecv ignores it)
+    client, server = io.socket_pair()
+    val, size = w.Ref(SENTINEL), w.Ref(4)
+    w.WSASetLastError(SENTINEL)
+    assert w.getsockopt(client, w.SOL_SOCKET_WINSOCK, w.SO_RCVTIMEO, val, size) == 0
+    assert (val.value, size.value) == (0, 4)
+    assert w.setsockopt(client, w.SOL_SOCKET_WINSOCK, w.SO_RCVTIMEO, 100, 4) == 0
+    assert w.getsockopt(client, w.SOL_SOCKET_WINSOCK, w.SO_RCVTIMEO, val, size) == 0
+    assert val.value == 100
+    buf = bytearray(1)
+    assert w.recv(client, buf, 1, 0) == w.SOCKET_ERROR
+    assert w.WSAGetLastError() == WSAETIMEDOUT
+    count = w.Ref(SENTINEL)
+    assert w.WSARecv(client, [buf], 1, count, w.Ref(0), None, None) == w.SOCKET_ERROR
+    assert w.WSAGetLastError() == WSAETIMEDOUT and count.value == SENTINEL
+    ov = io.ov_event()
+    assert w.WSARecv(client, [buf], 1, count, w.Ref(0), ov, None) == w.SOCKET_ERROR
+    assert w.WSAGetLastError() == w.ERROR_IO_PENDING
+    assert io.stays_nonsignaled(ov.hEvent, 200)
+    assert w.send(server, b"a", 0) == 1
+    io.wait_signaled(ov.hEvent, 1000)
+    assert io.result(client, ov) == (True, 0, 1)
+
+
+def test_reset_connection(io) -> None:
+    # [W:ws2_32/sock.c:test_tcp_reset] (the peer closes with an RST: the pending WSARecv fails
+    # with ERROR_NETNAME_DELETED, 0 bytes, Internal STATUS_CONNECTION_RESET; SO_ERROR reads 0;
+    # later WSARecv and send fail with WSAECONNRESET; select reports readable and writable, not
+    # except)
+    client, server = io.socket_pair()
+    ov = io.ov_event()
+    buf = bytearray(10)
+    size = w.Ref(SENTINEL)
+    assert w.WSARecv(client, [buf], 1, size, w.Ref(0), ov, None) == w.SOCKET_ERROR
+    assert w.WSAGetLastError() == w.ERROR_IO_PENDING
+    w.SetLastError(SENTINEL)
+    assert w.setsockopt(server, w.SOL_SOCKET_WINSOCK, w.SO_LINGER, w.LINGER(1, 0), 4) == 0
+    io.closesocket(server)
+    io.wait_signaled(ov.hEvent, 1000)
+    assert io.result(client, ov) == (False, w.ERROR_NETNAME_DELETED, 0)
+    assert ov.Internal == w.STATUS_CONNECTION_RESET
+    err, length = w.Ref(SENTINEL), w.Ref(4)
+    assert w.getsockopt(client, w.SOL_SOCKET_WINSOCK, w.SO_ERROR, err, length) == 0
+    assert err.value == 0
+    assert w.WSARecv(client, [buf], 1, size, w.Ref(0), ov, None) == w.SOCKET_ERROR
+    assert w.WSAGetLastError() == w.WSAECONNRESET
+    assert w.send(client, b"data\0", 0) == w.SOCKET_ERROR
+    assert w.WSAGetLastError() == w.WSAECONNRESET
+    reads, writes, excepts = [client], [client], [client]
+    assert w.select(0, reads, writes, excepts, w.TIMEVAL(0, 0)) == 2
+    assert w.FD_ISSET(client, reads) and w.FD_ISSET(client, writes)
+    assert not w.FD_ISSET(client, excepts)
+    excepts = [client]
+    assert w.select(0, None, None, excepts, w.TIMEVAL(0, 0)) == 0
+
+
+# --------------------------------------------------------------------------------------------
+# test_getpeername
+
+
+def test_getpeername(io) -> None:
+    # [W:ws2_32/sock.c:test_getpeername] (INVALID_SOCKET: WSAENOTSOCK; an unconnected UDP
+    # socket: WSAENOTCONN, and sendto does not connect it; after connect the peer address)
+    assert w.getpeername(w.INVALID_SOCKET) == w.SOCKET_ERROR
+    assert w.WSAGetLastError() == w.WSAENOTSOCK
+    sock = io.keep_socket(w.socket(w.AF_INET, w.SOCK_DGRAM, 0))
+    assert w.getpeername(sock) == w.SOCKET_ERROR
+    assert w.WSAGetLastError() == WSAENOTCONN
+    receiver = io.keep_socket(w.socket(w.AF_INET, w.SOCK_DGRAM, 0))
+    assert w.bind(receiver, ("127.0.0.1", 0)) == 0
+    peer = w.getsockname(receiver)
+    assert w.sendto(sock, b"hello world\0", 12, 0, peer, 16) == 12
+    assert w.getpeername(sock) == w.SOCKET_ERROR
+    assert w.WSAGetLastError() == WSAENOTCONN
+    assert w.connect(sock, peer) == 0
+    assert w.getpeername(sock) == peer
+
+
+# --------------------------------------------------------------------------------------------
+# test_WSAGetOverlappedResult
+
+# Internal status -> (returns TRUE, WSAGetLastError) [W:ws2_32/sock.c:map_status]
+STATUS_TABLE = {
+    w.STATUS_SUCCESS: (True, 0),
+    w.STATUS_PENDING: (False, w.ERROR_IO_INCOMPLETE),
+    w.STATUS_BUFFER_OVERFLOW: (False, WSAEMSGSIZE),
+    w.STATUS_NOT_IMPLEMENTED: (False, WSAEOPNOTSUPP),
+    w.STATUS_ACCESS_VIOLATION: (False, w.WSAEFAULT),
+    w.STATUS_INVALID_HANDLE: (False, w.WSAENOTSOCK),
+    w.STATUS_ACCESS_DENIED: (False, WSAEACCES),
+    w.STATUS_OBJECT_TYPE_MISMATCH: (False, w.WSAENOTSOCK),
+    w.STATUS_SHARING_VIOLATION: (False, WSAEADDRINUSE),
+    w.STATUS_PIPE_DISCONNECTED: (False, WSAESHUTDOWN),
+    w.STATUS_IO_TIMEOUT: (False, WSAETIMEDOUT),
+    w.STATUS_NOT_SUPPORTED: (False, WSAEOPNOTSUPP),
+    w.STATUS_CANCELLED: (False, w.ERROR_OPERATION_ABORTED),
+    w.STATUS_CONNECTION_RESET: (False, w.WSAECONNRESET),
+    w.STATUS_CONNECTION_REFUSED: (False, w.WSAECONNREFUSED),
+    w.STATUS_CONNECTION_ACTIVE: (False, WSAEISCONN),
+    w.STATUS_NETWORK_UNREACHABLE: (False, WSAENETUNREACH),
+    w.STATUS_HOST_UNREACHABLE: (False, WSAEHOSTUNREACH),
+    w.STATUS_CONNECTION_ABORTED: (False, WSAECONNABORTED),
+    w.STATUS_END_OF_FILE: (False, w.WSAEINVAL),  # not in the table: WSAEINVAL
+    w.STATUS_UNSUCCESSFUL: (False, w.WSAEINVAL),
+}
+
+
+def test_wsa_get_overlapped_result_status_mapping(io) -> None:
+    # [W:ws2_32/sock.c:test_WSAGetOverlappedResult] (a completed request's Internal status is
+    # reported through Winsock's own table, not RtlNtStatusToDosError; a bad socket:
+    # WSAENOTSOCK)
+    s = io.tcp_socket()
+    ov = w.OVERLAPPED()
+    size, flags = w.Ref(0), w.Ref(0)
+    w.WSASetLastError(SENTINEL)
+    assert not w.WSAGetOverlappedResult(0xDEADBEEF, ov, size, False, flags)
+    assert w.WSAGetLastError() == w.WSAENOTSOCK
+    bad = []
+    for status, (ok, error) in STATUS_TABLE.items():
+        ov.Internal = status
+        w.WSASetLastError(SENTINEL)
+        got = bool(w.WSAGetOverlappedResult(s, ov, size, False, flags))
+        err = w.WSAGetLastError()
+        if got != ok or (err != error and not (ok and err == SENTINEL)):
+            bad.append((hex(status), got, err, error))
+    assert bad == []
+
+
+def test_wsa_get_overlapped_result_waits_without_running_apcs(io) -> None:
+    # [W:ws2_32/sock.c:test_WSAGetOverlappedResult] (Internal STATUS_PENDING with a signaled
+    # event and fWait: TRUE, and a queued APC does not run)
+    s = io.tcp_socket()
+    ov = w.OVERLAPPED(hEvent=io.event(manual=True, initial=True))
+    ov.Internal = w.STATUS_PENDING
+    ran: list[int] = []
+    assert w.QueueUserAPC(ran.append, w.GetCurrentThread(), 1)
+    assert w.WSAGetOverlappedResult(s, ov, w.Ref(0), True, w.Ref(0))
+    assert ran == []
+    assert w.SleepEx(0, True) == w.WAIT_IO_COMPLETION and ran == [1]
