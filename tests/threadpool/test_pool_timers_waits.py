@@ -288,8 +288,8 @@ def test_wait_rearmed_from_its_own_callback(make_pool, recorder) -> None:
     event = winaio.Event()
 
     def callback(instance: winaio.CallbackInstance, result: winaio.WaitResult) -> None:
+        wait.set(event)  # re-arm (races with the next signal)
         rec(result)
-        wait.set(event)  # re-arm (race with the signaller)
 
     wait = pool.create_wait(callback)
     wait.set(event)

@@ -21,6 +21,7 @@ replies included, is little-endian NDR with drep ``10 00 00 00`` (drep is per PD
 from __future__ import annotations
 
 from ._connection import (
+    DISPATCHED,
     NEED_DATA,
     AcceptedContext,
     AlterContextAccepted,
@@ -208,6 +209,7 @@ __all__ = [
     "InterfaceRegistry",
     "SimpleRegistry",
     "NEED_DATA",
+    "DISPATCHED",
     "NeedData",
     "AcceptedContext",
     "Bound",

@@ -260,7 +260,10 @@ def SetThreadpoolThreadMinimum(ptpp: ThreadPool, cthrdMic: int) -> bool:
 
 
 def SetThreadpoolStackInformation(ptpp: ThreadPool, ptpsi: TP_POOL_STACK_INFORMATION) -> bool:
-    """[MS:SetThreadpoolStackInformation]: recorded (Python sizes its thread stacks itself)."""
+    """[MS:SetThreadpoolStackInformation]: recorded and reported back.
+
+    Deviation: worker stacks keep CPython's size (threading.stack_size is process-wide).
+    """
     try:
         pool = _obj(ptpp, ThreadPool, "thread pool")
         info = _obj(ptpsi, TP_POOL_STACK_INFORMATION, "stack information")
@@ -386,12 +389,21 @@ def CreateThreadpoolWork(
 
 
 def SubmitThreadpoolWork(pwk: PoolWork) -> None:
-    """[MS:SubmitThreadpoolWork] -> core ``PoolWork.submit``."""
+    """[MS:SubmitThreadpoolWork] -> core ``PoolWork.submit``.
+
+    Deviation: a NULL, closed or wrong-type object raises Win32Error (ERROR_INVALID_PARAMETER /
+    ERROR_INVALID_HANDLE) instead of an access violation; so do the other VOID thread-pool
+    functions.
+    """
     _obj(pwk, PoolWork, "work object").submit()
 
 
 def WaitForThreadpoolWorkCallbacks(pwk: PoolWork, fCancelPendingCallbacks: bool) -> None:
-    """[MS:WaitForThreadpoolWorkCallbacks] -> core ``PoolWork.wait_callbacks``."""
+    """[MS:WaitForThreadpoolWorkCallbacks] -> core ``PoolWork.wait_callbacks``.
+
+    Deviation: called from a callback of the same object it does not wait for that callback
+    (Windows deadlocks); the same holds for the timer, wait and I/O variants.
+    """
     _obj(pwk, PoolWork, "work object").wait_callbacks(bool(fCancelPendingCallbacks))
 
 
@@ -496,7 +508,12 @@ def SetThreadpoolWaitEx(pwa: PoolWait, h: Any, pftTimeout: Any, Reserved: Any = 
 
 
 def SetThreadpoolWait(pwa: PoolWait, h: Any, pftTimeout: Any) -> None:
-    """[MS:SetThreadpoolWait] -> core ``PoolWait.set`` (a mutex raises ERROR_INVALID_PARAMETER)."""
+    """[MS:SetThreadpoolWait] -> core ``PoolWait.set``.
+
+    Deviation: a mutex handle (documented as unsupported) raises Win32Error
+    ERROR_INVALID_PARAMETER at once; a satisfied wait never blocks a thread (the signalling
+    thread queues the callback), so there is no 63-handles-per-wait-thread limit.
+    """
     SetThreadpoolWaitEx(pwa, h, pftTimeout)
 
 
@@ -555,7 +572,12 @@ def CloseThreadpoolIo(pio: PoolIo) -> None:
 
 
 def CallbackMayRunLong(pci: CallbackInstance) -> bool:
-    """[MS:CallbackMayRunLong] -> core ``CallbackInstance.may_run_long``."""
+    """[MS:CallbackMayRunLong] -> core ``CallbackInstance.may_run_long``.
+
+    Deviation: the thread also stops counting against the pool port's concurrency value for the
+    rest of the callback - CPython cannot see blocking outside winaio waits, so this is how a long
+    callback lets the next one run.
+    """
     return _obj(pci, CallbackInstance, "callback instance").may_run_long()
 
 

@@ -54,9 +54,11 @@ from ._events import (
     ServerEvent,
     ShutdownRequested,
 )
-from ._server import ServerConnection
+from ._server import DISPATCHED, InlineHandler, ServerConnection
 
 __all__ = [
+    "DISPATCHED",
+    "InlineHandler",
     "ServerConnection",
     "ClientConnection",
     "AssociationGroups",

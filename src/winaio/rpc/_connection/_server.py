@@ -93,12 +93,27 @@ from ._events import (
     ServerEvent,
 )
 
-__all__ = ["ServerConnection"]
+__all__ = ["DISPATCHED", "InlineHandler", "ServerConnection"]
 
 IfT = TypeVar("IfT")
 
-#: ``handler(token, opnum, call_id, buf, start, end) -> response stub | fault status | None``
-InlineHandler = Callable[[IfT, int, int, bytes, int, int], "bytes | int | None"]
+
+class _Dispatched:
+    """The type of :data:`DISPATCHED`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "DISPATCHED"
+
+
+#: What an ``answer_inline`` handler returns for a request it dispatched but did not answer:
+#: it becomes a pending call, answered later with ``send_response``/``send_fault``.
+DISPATCHED: Final = _Dispatched()
+
+#: ``handler(token, opnum, call_id, buf, start, end)`` -> response stub (bytes), fault status
+#: (int), DISPATCHED, or None (declined).
+InlineHandler = Callable[[IfT, int, int, bytes, int, int], "bytes | int | _Dispatched | None"]
 
 _FIRST: Final = int(PfcFlags.PFC_FIRST_FRAG)
 _LAST: Final = int(PfcFlags.PFC_LAST_FRAG)
@@ -228,20 +243,21 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
         )  # fmt: skip
 
     def answer_inline(self, handler: InlineHandler[IfT]) -> int:
-        """Answer at once every buffered request a handler can complete inline (the runtime's
-        fast path); returns how many calls were answered. Their response or fault PDUs are
-        queued for ``data_to_send()``, in request order.
+        """Dispatch, and answer at once when the handler can, the buffered requests at the
+        head of the stream (the runtime's fast path); returns how many were consumed. Replies
+        and faults are queued for ``data_to_send()``, in request order.
 
         A request qualifies when ``_fast_path`` would take it (unfragmented, unauthenticated,
         little-endian, no object UUID, no pending cancel, bound context, increasing call_id)
         and no earlier reply is still owed (so answering now keeps replies in request order
         without PFC_CONC_MPX, rpc #74). For each, ``handler(token, opnum, call_id, buf, start,
         end)`` gets the interface token of its context and the stub as ``buf[start:end]``,
-        and returns the little-endian response stub (``bytes``), a fault status (``int``), or
-        ``None`` to decline. A declined request is left unconsumed for ``next_event()``, which
-        then applies every rule of the general path to it; so the handler must have done
-        nothing observable when it declines. The call never becomes a pending call: there is
-        nothing to cancel or orphan, and its reply cannot interleave with another call's.
+        and returns the little-endian response stub (``bytes``) or a fault status (``int``):
+        the call is answered and never becomes pending (nothing to cancel or orphan); or
+        ``DISPATCHED``: the call is now pending exactly as if ``next_event()`` had returned
+        its RequestReceived; or ``None`` to decline: the request is left unconsumed for
+        ``next_event()``, which applies every rule of the general path to it, so the handler
+        must have done nothing observable when it declines.
         """
         if self._error is not None or self._rx is not None or (self._order and not self._conc_mpx):
             return 0
@@ -286,7 +302,13 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
                 off += frag
                 current = call_id
                 answered += 1
-                if isinstance(reply, bytes):
+                if reply is DISPATCHED:
+                    call = Call(call_id, p_cont_id, 0)
+                    self._calls[call_id] = call
+                    if not self._conc_mpx:
+                        self._order.append(call)
+                        break  # later replies wait for this one: the general path queues them
+                elif isinstance(reply, bytes):
                     n = len(reply)
                     if n + 24 <= xmit:
                         out.append(pack(5, minor, 2, 3, _DREP_LE, n + 24, 0, call_id, n, p_cont_id))
@@ -298,8 +320,9 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
                             )
                         )
                 else:
+                    status: int = reply  # type: ignore[assignment]
                     out.append(
-                        fault_pdu(call_id, p_cont_id, fault_status(reply), rpc_vers_minor=minor)
+                        fault_pdu(call_id, p_cont_id, fault_status(status), rpc_vers_minor=minor)
                     )
         finally:
             self._off = off

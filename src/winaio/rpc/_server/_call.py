@@ -77,7 +77,11 @@ def current_call() -> ServerCall:
         if frame is None:
             raise RpcError(RpcStatus.RPC_S_NO_CALL_ACTIVE, "not inside an RPC manager")
         if type(frame) is tuple:
-            frame = inline_frame.call = frame[0].inline_call(frame)
+            # Built on demand and already latched: complete/abort raise
+            # RPC_S_INVALID_ASYNC_HANDLE (an inline call completes by returning).
+            link, reg, op, call_id, ins = frame
+            frame = inline_frame.call = ServerCall(link, reg, op, call_id, None, None, 0, ins)
+            next(frame._once)
         call = frame
     return call
 
@@ -152,6 +156,7 @@ class ServerCall:
 
     __slots__ = (
         "__weakref__",
+        "_args",
         "_cancelled",
         "_done",
         "_events",
@@ -159,9 +164,9 @@ class ServerCall:
         "_handlers",
         "_link",
         "_once",
-        "args",
         "call_id",
         "handles",
+        "ins",
         "object",
         "operation",
         "out_pipes",
@@ -175,16 +180,19 @@ class ServerCall:
         operation: Operation,
         call_id: int,
         obj: UUID | None,
-        args: dict[str, Any],
+        args: dict[str, Any] | None,
         cancel_count: int,
+        ins: Any = None,
     ) -> None:
         self._link = link
         self.registration = registration
         self.operation = operation
         self.call_id = call_id
         self.object = obj
-        #: The decoded [in] values, as the manager received them.
-        self.args = args
+        self._args = args
+        #: The fast path's decoded [in] values in declaration order (``args`` is built from
+        #: them on first use), else None.
+        self.ins = ins
         #: context-handle parameter name -> table entry it came in with (runtime use).
         self.handles: dict[str, Any] | None = None
         self.out_pipes: dict[str, PipeOut] | None = None
@@ -197,6 +205,14 @@ class ServerCall:
         self._handlers: list[Callable[[CallEvent], Any]] | None = None
 
     # -- what the manager can read ---------------------------------------------------------------
+
+    @property
+    def args(self) -> dict[str, Any]:
+        """The decoded [in] values, as the manager received them (by IDL name)."""
+        args = self._args
+        if args is None:
+            args = self._args = dict(zip(self.operation.in_names, self.ins or (), strict=True))
+        return args
 
     @property
     def interface(self) -> Any:
@@ -269,7 +285,7 @@ class ServerCall:
             link.forget(self)
             return
         try:
-            stub = link.encode_reply(self, result)
+            stub = link.reply_stub(self, result)
         except (RpcError, Win32Error) as exc:
             link.finish(self, None, status_of(exc))
         except Exception as exc:  # a manager value the stub cannot marshal

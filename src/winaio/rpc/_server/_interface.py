@@ -222,12 +222,15 @@ class Operation:
         self.fast_keywords: tuple[str, ...] | None = None
         self.fast_decode: Callable[[bytes, int, int], Any] | None = None
         self.fast_reply: Callable[[Any, Any], bytes | None] | None = None
-        if self.kind is ManagerKind.INLINE and not self.context_params:
+        fast_kind = self.kind in (ManagerKind.INLINE, ManagerKind.ASYNC_CALL)
+        if fast_kind and not self.context_params:
             decode, encode = procedure.simple_codecs()
-            if decode is not None and encode is not None:
+            if decode is not None:
                 self.fast_decode = decode
-                self.fast_reply = _replier(encode, self.out_names)
-                if not _positional(manager, self.in_names):
+                if encode is not None:
+                    self.fast_reply = _replier(encode, self.out_names)
+                skip = 0 if self.kind is ManagerKind.INLINE else 1  # the call object first
+                if not _positional(manager, self.in_names, skip):
                     self.fast_keywords = self.in_names
 
     def outputs(self, result: Any) -> dict[str, Any]:
@@ -253,10 +256,11 @@ class Operation:
         )
 
 
-def _positional(fn: Callable[..., Any], names: tuple[str, ...]) -> bool:
-    """Can ``fn(*values)`` stand for ``fn(**dict(zip(names, values)))``?"""
+def _positional(fn: Callable[..., Any], names: tuple[str, ...], skip: int) -> bool:
+    """Can ``fn(*first, *values)`` stand for ``fn(*first, **dict(zip(names, values)))``
+    (``skip``: how many leading arguments ``first`` are)?"""
     try:
-        params = list(inspect.signature(fn).parameters.values())
+        params = list(inspect.signature(fn).parameters.values())[skip:]
     except (TypeError, ValueError):
         return False
     head, rest = params[: len(names)], params[len(names) :]

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from ...codes import RpcStatus
-from ...errors import NdrError, RemoteProtocolError, RpcError, Win32Error
+from ...errors import NdrError, RemoteProtocolError
 from .._connection import (
     NEED_DATA,
     BindRefused,
@@ -43,9 +43,10 @@ from .._connection import (
     ServerConnection,
 )
 from .._ndr import IN, OUT, drep_byteorder
-from ._call import CallEvent, PipeIn, PipeOut, ServerCall, inline_frame, status_of
+from ._call import CallEvent, PipeIn, PipeOut, ServerCall
 from ._contexts import CONTEXT_MISMATCH, Entry
-from ._interface import IfFlags, ManagerKind, Operation, Registration
+from ._fast import FastPath
+from ._interface import IfFlags, ManagerKind, Registration
 
 if TYPE_CHECKING:
     from ._server import Server
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
 __all__ = ["Inbox", "Link"]
 
 log = logging.getLogger("winaio.rpc.server")
-_frame: Final = inline_frame
 
 _UNKNOWN_IF: Final = int(RpcStatus.RPC_S_UNKNOWN_IF)
 _NOT_LISTENING: Final = int(RpcStatus.RPC_S_NOT_LISTENING)
@@ -63,8 +63,6 @@ _ACCESS_DENIED: Final = int(RpcStatus.RPC_S_ACCESS_DENIED)
 _THREAD: Final = ManagerKind.THREAD
 _COROUTINE: Final = ManagerKind.COROUTINE
 _INLINE: Final = ManagerKind.INLINE
-_CALL_FAILED: Final = int(RpcStatus.RPC_S_CALL_FAILED)
-_BAD_STUB: Final = int(RpcStatus.RPC_X_BAD_STUB_DATA)
 
 
 class Inbox:
@@ -108,6 +106,9 @@ class Link:
         self.closed = False
         self._batch: list[bytes] | None = None
         self._timer: Any = None
+        self.fast = FastPath(self)
+        #: The engine's loop thread (links are made by its listeners).
+        self.loop_thread = server.engine.thread_id
 
     # -- transport callbacks (loop thread) -------------------------------------------------------
 
@@ -138,7 +139,8 @@ class Link:
         server = self.server
         conn.receive_data(data)
         # The inline fast path is skipped while per-call debug lines are wanted (--verbose).
-        inline = None if log.isEnabledFor(logging.DEBUG) else self._inline
+        fast = self.fast
+        inline = None if log.isEnabledFor(logging.DEBUG) else fast.handle
         if inline is not None:
             server.dispatching += 1
             try:
@@ -148,11 +150,13 @@ class Link:
             if answered:
                 stats = server.stats
                 stats.calls_in += answered
-                stats.calls_out += answered
+                stats.calls_out += answered - fast.deferred
+                fast.deferred = 0
                 if not conn.buffered:
-                    # The common wake-up: every PDU answered inline, one write.
-                    if not self.closed:
-                        self.transport.write(conn.data_to_send())
+                    # The common wake-up: every PDU taken by the fast path, one write.
+                    data = conn.data_to_send()
+                    if data and not self.closed:
+                        self.transport.write(data)
                         stats.pkts_out += 1
                     stats.pkts_in += 1
                     if self._timer is not None:
@@ -213,7 +217,8 @@ class Link:
             if answered:
                 stats = server.stats
                 stats.calls_in += answered
-                stats.calls_out += answered
+                stats.calls_out += answered - self.fast.deferred
+                self.fast.deferred = 0
             if server._waiting:
                 server.notify()
         self._batch = None
@@ -290,83 +295,6 @@ class Link:
             call.raise_event(CallEvent.CLIENT_DISCONNECT)
 
     # -- dispatch (loop thread) ------------------------------------------------------------------
-
-    def _inline(
-        self, reg: Registration, opnum: int, call_id: int, buf: bytes, start: int, end: int
-    ) -> bytes | int | None:
-        """The fast path: an ``@inline`` manager of a simple procedure, answered in place
-        (``ServerConnection.answer_inline``). Declines (None) before the manager runs whenever
-        the general path must decide: unknown opnum or form, interface inactive, not
-        listening, MaxCalls reached, a stub the fast decoder does not take. The call is never
-        counted as active: it starts and ends inside this batch, which ``Server.dispatching``
-        covers for the waiters of stop/unregister."""
-        op = reg.inline_ops.get(opnum)
-        if op is None or not reg.active:
-            return None
-        if reg.autolisten:
-            if reg.active_calls >= reg.max_calls:
-                return None
-        else:
-            server = self.server
-            if not server.listening or server._active >= server._max_calls:
-                return None
-        ins = op.fast_decode(buf, start, end)  # type: ignore[misc]
-        if ins is None:
-            return None
-        frame = _frame
-        frame.call = (self, reg, op, call_id, ins)
-        try:
-            keywords = op.fast_keywords
-            if keywords is None:
-                result = op.manager(*ins)
-            else:
-                result = op.manager(**dict(zip(keywords, ins, strict=True)))
-        except Exception as exc:
-            return self._inline_failed(reg, op, call_id, exc)
-        finally:
-            frame.call = None
-        stub = op.fast_reply(result, ins)  # type: ignore[misc]
-        if stub is None:
-            return self._inline_encode(reg, op, call_id, result, ins)
-        return stub
-
-    def _inline_encode(
-        self, reg: Registration, op: Operation, call_id: int, result: Any, ins: Any
-    ) -> bytes | int:
-        # The generic encoder decides (and raises the precise error) when the fast one declined.
-        try:
-            outputs = op.outputs(result)
-            args = dict(zip(op.in_names, ins, strict=True))
-            args.update(outputs)
-            return op.encode(args)
-        except (RpcError, Win32Error) as exc:
-            return self._inline_failed(reg, op, call_id, exc)
-        except Exception as exc:
-            log.warning("%s: cannot marshal the reply: %r", op.procedure.name, exc)
-            return self._inline_failed(reg, op, call_id, RpcError(_BAD_STUB, str(exc)))
-
-    def _inline_failed(self, reg: Registration, op: Operation, call_id: int, exc: Exception) -> int:
-        # The same faults and log lines as ServerCall.fail/complete and _finish.
-        if isinstance(exc, NdrError | RpcError | Win32Error):
-            status = status_of(exc)
-        else:
-            log.warning("manager %s raised", op.procedure.name, exc_info=exc)
-            status = _CALL_FAILED
-        log.warning(
-            "%s %s: %s.%s (opnum %d) failed: status 0x%x",
-            self.protseq, self.peer, reg.interface.name, op.procedure.name,
-            op.procedure.opnum, status,
-        )  # fmt: skip
-        return status
-
-    def inline_call(self, frame: tuple[Any, ...]) -> ServerCall:
-        """The call object of the inline call ``frame`` (for ``rpc.current_call()``): built on
-        demand, already latched, so complete/abort raise RPC_S_INVALID_ASYNC_HANDLE (an
-        inline call completes by returning)."""
-        _link, reg, op, call_id, ins = frame
-        call = ServerCall(self, reg, op, call_id, None, dict(zip(op.in_names, ins, strict=True)), 0)
-        next(call._once)
-        return call
 
     def _request(self, ev: RequestReceived[Registration]) -> None:
         server = self.server
@@ -488,14 +416,30 @@ class Link:
             return op.encode(args)
         return op.encode(outputs)
 
+    def reply_stub(self, call: ServerCall, result: Any) -> bytes:
+        """The reply stub for ``result`` (ServerCall.complete): fast-encoded for a call of
+        the fast path when the fast encoder takes it, else ``encode_reply``."""
+        ins = call.ins
+        if ins is not None:
+            reply = call.operation.fast_reply
+            if reply is not None:
+                stub = reply(result, ins)
+                if stub is not None:
+                    return stub
+        return self.encode_reply(call, result)
+
     def finish(self, call: ServerCall, stub: bytes | None, status: int) -> None:
         """Send the call's reply (``stub``) or fault (``status``); any thread."""
-        if threading.get_ident() == self.server.engine.thread_id:
+        if threading.get_ident() == self.loop_thread:
             self._finish(call, stub, status)
         else:
             self.server.inbox.push(self._finish, call, stub, status)
 
     def _finish(self, call: ServerCall, stub: bytes | None, status: int) -> None:
+        fast = self.fast
+        if call is fast.capture:
+            fast.captured = (stub, status)  # completed inside its manager: FastPath answers
+            return
         if self.calls.pop(call.call_id, None) is None:
             self.server.call_finished(call)
             return  # orphaned or disconnected meanwhile: nothing is sent
@@ -505,19 +449,22 @@ class Link:
                 log.debug("%s %s: %s call_id %d done", self.protseq, self.peer, call, call.call_id)
         else:
             data = self.conn.send_fault(call.call_id, status)
-            log.warning(
-                "%s %s: %s.%s (opnum %d) failed: status 0x%x",
-                self.protseq, self.peer, call.registration.interface.name,
-                call.operation.procedure.name, call.opnum, status,
-            )  # fmt: skip
+            self.log_fault(call, status)
         self._emit(data)
         server = self.server
         server.stats.calls_out += 1
         server.call_finished(call)
 
+    def log_fault(self, call: ServerCall, status: int) -> None:
+        log.warning(
+            "%s %s: %s.%s (opnum %d) failed: status 0x%x",
+            self.protseq, self.peer, call.registration.interface.name,
+            call.operation.procedure.name, call.opnum, status,
+        )  # fmt: skip
+
     def forget(self, call: ServerCall) -> None:
         """A completion after the client went away: release the call, send nothing."""
-        if threading.get_ident() == self.server.engine.thread_id:
+        if threading.get_ident() == self.loop_thread:
             self._forget(call)
         else:
             self.server.inbox.push(self._forget, call)
