@@ -612,3 +612,80 @@ def test_wsa_get_overlapped_result_waits_without_running_apcs(io) -> None:
     assert w.WSAGetOverlappedResult(s, ov, w.Ref(0), True, w.Ref(0))
     assert ran == []
     assert w.SleepEx(0, True) == w.WAIT_IO_COMPLETION and ran == [1]
+
+
+# --------------------------------------------------------------------------------------------
+# test_connect
+
+
+def _connect_ex_fails(io: Any, s: int, addr: Any, error: int) -> None:
+    # A ConnectEx that fails at once: only Internal (STATUS_PENDING) is written
+    ov = w.OVERLAPPED()
+    ov.Internal = SENTINEL
+    ov.InternalHigh = SENTINEL
+    w.WSASetLastError(SENTINEL)
+    assert not w.ConnectEx(s, addr, None, 0, w.Ref(0), ov)
+    assert w.WSAGetLastError() == error
+    assert ov.Internal == w.STATUS_PENDING and ov.InternalHigh == SENTINEL
+
+
+def test_connect_and_connect_ex_on_a_listener(io) -> None:
+    # [W:ws2_32/sock.c:test_connect] (a listening socket cannot connect: WSAEINVAL for both;
+    # ConnectEx on INVALID_SOCKET: WSAENOTSOCK; with a NULL OVERLAPPED: ERROR_INVALID_PARAMETER)
+    lst, addr = io.listener()
+    w.WSASetLastError(SENTINEL)
+    assert w.connect(lst, addr) == w.SOCKET_ERROR and w.WSAGetLastError() == w.WSAEINVAL
+    _connect_ex_fails(io, lst, addr, w.WSAEINVAL)
+    w.WSASetLastError(SENTINEL)
+    assert not w.ConnectEx(w.INVALID_SOCKET, addr, None, 0, w.Ref(0), w.OVERLAPPED())
+    assert w.WSAGetLastError() == w.WSAENOTSOCK
+    connector = io.tcp_socket()
+    assert w.bind(connector, ("127.0.0.1", 0)) == 0
+    w.WSASetLastError(SENTINEL)
+    assert not w.ConnectEx(connector, addr, None, 0, w.Ref(0), None)
+    assert w.WSAGetLastError() == w.ERROR_INVALID_PARAMETER
+
+
+def test_connect_on_connected_sockets(io) -> None:
+    # [W:ws2_32/sock.c:test_connect] (a socket connected by ConnectEx: connect gives WSAEINVAL
+    # - it is not "connected" for connect until SO_UPDATE_CONNECT_CONTEXT - and ConnectEx
+    # WSAEISCONN; an accepted socket and both ends of a connect/accept pair: WSAEISCONN; the data
+    # ConnectEx sent reaches the acceptor)
+    lst, addr = io.listener()
+    connector = io.tcp_socket()
+    assert w.bind(connector, ("127.0.0.1", 0)) == 0
+    ov = io.ov_event()
+    assert not w.ConnectEx(connector, addr, b"123", 3, w.Ref(0), ov)
+    assert w.WSAGetLastError() == w.ERROR_IO_PENDING
+    io.wait_signaled(ov.hEvent)
+    assert io.result(connector, ov) == (True, 0, 3)
+    acceptor = io.keep_socket(w.accept(lst))
+    assert io.recv_exact(acceptor, 3) == b"123"
+    w.WSASetLastError(SENTINEL)
+    assert w.connect(connector, addr) == w.SOCKET_ERROR and w.WSAGetLastError() == w.WSAEINVAL
+    assert w.connect(acceptor, addr) == w.SOCKET_ERROR and w.WSAGetLastError() == WSAEISCONN
+    _connect_ex_fails(io, connector, addr, WSAEISCONN)
+    _connect_ex_fails(io, acceptor, addr, WSAEISCONN)
+    client, server = io.socket_pair()
+    for s in (client, server):
+        assert w.connect(s, addr) == w.SOCKET_ERROR and w.WSAGetLastError() == WSAEISCONN
+        _connect_ex_fails(io, s, addr, WSAEISCONN)
+
+
+def test_connect_after_a_refused_connect(io) -> None:
+    # [W:ws2_32/sock.c:test_connect] ("Test connect after previous connect attempt failure":
+    # a refused connect leaves the socket usable; a non-blocking connect then answers
+    # WSAEWOULDBLOCK and the listener accepts it)
+    lst, addr = io.listener()
+    closed, closed_addr = io.listener()
+    io.closesocket(closed)
+    connector = io.tcp_socket()
+    w.WSASetLastError(SENTINEL)
+    assert w.connect(connector, closed_addr) == w.SOCKET_ERROR
+    assert w.WSAGetLastError() == w.WSAECONNREFUSED
+    assert w.ioctlsocket(connector, w.FIONBIO, w.Ref(1)) == 0
+    assert w.connect(connector, addr) == w.SOCKET_ERROR
+    assert w.WSAGetLastError() == w.WSAEWOULDBLOCK
+    acceptor = w.accept(lst)
+    assert acceptor != w.INVALID_SOCKET
+    io.keep_socket(acceptor)

@@ -74,6 +74,7 @@ class SocketMode:
     __slots__ = (
         "accepting",
         "armed",
+        "connected_by_ex",
         "connected_seen",
         "event",
         "interest",
@@ -88,6 +89,9 @@ class SocketMode:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.nonblocking = False
+        #: Connected by ConnectEx and not yet SO_UPDATE_CONNECT_CONTEXT'ed: connect() then
+        #: answers WSAEINVAL, not WSAEISCONN [W:ws2_32/sock.c:test_connect].
+        self.connected_by_ex = False
         self.rcvtimeo: float | None = None
         self.sndtimeo: float | None = None
         self.event: Event | None = None

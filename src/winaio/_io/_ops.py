@@ -488,6 +488,15 @@ class ConnectOp(Operation):
                 return None
         else:
             err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            # Settle Linux's socket state once the handshake ended: connected (a later connect
+            # then gets EISCONN), or back to unconnected after a failure (so the socket can
+            # connect again rather than answer ECONNABORTED) [W:ws2_32/sock.c:test_connect].
+            again = sock.connect_ex(self.address)
+            if not err:
+                if again in (errno.EALREADY, errno.EINPROGRESS):
+                    return None  # still connecting (a spurious wake-up)
+                if again not in (0, errno.EISCONN):
+                    err = again
         if err:
             return errno_to_status(err), 0
         if not self.send:

@@ -112,6 +112,8 @@ def set_option(file: FileObject, level: int, name: int, value: Any, size: int = 
     if level not in _SOL_LEVELS:
         raise Win32Error(WSAEINVAL, f"level {level:#x}")
     if name in _NO_OPS:
+        if name == SO_UPDATE_CONNECT_CONTEXT:
+            mode_of(file).connected_by_ex = False
         return
     if name in _READ_ONLY:
         raise Win32Error(WSAENOPROTOOPT, f"SOL_SOCKET option {name:#x} is read-only")

@@ -48,6 +48,7 @@ __all__ = [
     "SendToOp",
     "TransmitFileOp",
     "accept_ex",
+    "check_connectable",
     "check_not_accepting",
     "decode_sockaddr",
     "encode_sockaddr",
@@ -64,6 +65,7 @@ _OVERFLOW = int(NtStatus.STATUS_BUFFER_OVERFLOW)
 _TOO_SMALL = int(NtStatus.STATUS_BUFFER_TOO_SMALL)
 _WOULD_BLOCK = (errno.EAGAIN, errno.EWOULDBLOCK)
 WSAEFAULT, WSAEINVAL = 10014, 10022
+_WSAEISCONN = 10056
 
 
 def sockaddr_size(family: int) -> int:
@@ -362,6 +364,30 @@ def _is_bound(sock: socket.socket) -> bool:
     except OSError:
         return False
     return isinstance(name, tuple) and name[1] != 0
+
+
+def check_connectable(file: FileObject, ex: bool) -> None:
+    """connect (``ex`` False) / ConnectEx (True) on a listening or connected socket.
+
+    Raises:
+        Win32Error: WSAEINVAL for a listening socket, or for connect on a socket ConnectEx
+            connected (until SO_UPDATE_CONNECT_CONTEXT); WSAEISCONN for a connected one
+            [W:ws2_32/sock.c:test_connect].
+    """
+    sock = file.sock
+    if sock is None:
+        return
+    try:
+        listening = bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
+    except OSError:
+        listening = False
+    if listening:
+        raise Win32Error(WSAEINVAL, "a listening socket cannot connect")
+    if is_connected(sock):
+        mode = file.winsock
+        if not ex and mode is not None and mode.connected_by_ex:
+            raise Win32Error(WSAEINVAL, "connected by ConnectEx")
+        raise Win32Error(_WSAEISCONN, "already connected")
 
 
 def check_not_accepting(file: FileObject) -> None:

@@ -17,12 +17,12 @@ from collections.abc import Callable
 from typing import Any
 
 from .._io._files import FileObject, run_sync, start
-from .._io._netevents import run_socket_call
+from .._io._netevents import mode_of, run_socket_call
 from .._io._ops import AcceptOp, ConnectOp, StreamReadOp, StreamWriteOp
 from .._io._overlapped import STATUS_PENDING, Overlapped, get_overlapped_result
 from .._io._requests import as_buffers
 from .._io._streams import Socket, create_socket
-from .._io._winsock_ext import accept_ex, check_not_accepting
+from .._io._winsock_ext import accept_ex, check_connectable, check_not_accepting
 from .._kernel._handles import HANDLE_TABLE
 from .._kernel._threads import current_thread_state
 from ..codes import WinError, ntstatus_to_winerror
@@ -242,6 +242,7 @@ def connect(s: int, name: Any) -> int:
     try:
         sock = _sock(s)
         check_not_accepting(sock)
+        check_connectable(sock, False)
         _sync(ConnectOp(sock, Overlapped(), name, None))
     except Win32Error as exc:
         return _wsa_fail(exc)
@@ -493,14 +494,17 @@ def ConnectEx(
     """[MS:ConnectEx] -> core ``Socket.connect_op`` (the socket must be bound)."""
     try:
         sock = _sock(s)
-        check_not_accepting(sock)
         ov = bind_overlapped(lpOverlapped)
         if ov is None:
             raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "ConnectEx needs an OVERLAPPED")
+        ov.status = STATUS_PENDING  # a ConnectEx failing at once leaves Internal pending
+        check_not_accepting(sock)
+        check_connectable(sock, True)
         data = as_buffers(lpSendBuffer, dwSendDataLength, False)[0] if lpSendBuffer else None
     except Win32Error as exc:
         _wsa_fail(exc)
         return False
+    mode_of(sock).connected_by_ex = True
     return _bool_call(lambda: sock.connect_op(name, ov, data), lpdwBytesSent, ov)
 
 
