@@ -43,6 +43,7 @@ import hashlib
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -336,8 +337,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # run the cleanups (the test file, the offsets file)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
     installed = io_anchors.install(log) if args.install else None
     source_at_start = {**source_state(), "loaded_modules_sha256": loaded_digest()}
 
@@ -374,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
             for method, row in runnable[shift:] + runnable[:shift]:
                 if row.status:  # its anchor crashed earlier in this round
                     continue
+                t0 = time.monotonic()
                 try:
                     record = run_one(ctx, method, row, args)
                 except io_anchors.AnchorUnavailable as exc:
@@ -382,8 +389,9 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 record["round"] = rnd
                 row.rounds.append(record)
+                record["wall_s"] = round(time.monotonic() - t0, 2)
                 shown = f"{record['iops']:,.0f} IOPS" if "iops" in record else record["error"]
-                log(f"round {rnd + 1}/{args.rounds} {row.key}: {shown}")
+                log(f"round {rnd + 1}/{args.rounds} {row.key}: {shown} ({record['wall_s']} s)")
             other, steal = cpu0.other_cpu_pct(CpuSample.now())
             round_noise.append({"round": rnd, "loadavg_1m_before": round(load_before[0], 2),
                                 "other_cpu_pct": other, "steal_pct": steal})  # fmt: skip
@@ -457,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
             f.write(text + "\n")
     if args.table:
         log(io_report.markdown_table(rows))
+        log(io_report.targets_markdown(target_list))
     return 0
 
 

@@ -237,3 +237,45 @@ def markdown_table(rows: list[Row]) -> str:
             f" {s['spread_pct']}% | {'' if share is None else share} | {note} |"
         )
     return "\n".join(lines)
+
+
+def targets_markdown(targets_: list[dict[str, Any]]) -> str:
+    """The ``targets`` block as a markdown table (for benchmarks/README.md)."""
+    lines = [
+        "| target | ratio (of medians) | median of per-round ratios | threshold | met |",
+        "|---|---|---|---|---|",
+    ]
+    for t in targets_:
+        threshold = (
+            f"<= {t['threshold_max']}" if "threshold_max" in t else f">= {t.get('threshold')}"
+        )
+        ratio = "-" if t.get("ratio") is None else f"{t['ratio']:.2f}x"
+        per_round = t.get("ratio_median_of_rounds")
+        per_round_s = "-" if per_round is None else f"{per_round:.2f}x"
+        met = {True: "yes", False: "**no**", None: f"not measured ({t.get('why_no_ratio', '')})"}
+        lines.append(
+            f"| {t['target']} | {ratio} | {per_round_s} | {threshold} | {met[t.get('met')]} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python benchmarks/io_report.py RUN.json``: a recorded run's targets as markdown."""
+    import argparse
+    import json
+    import sys
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("report", help="a JSON written by bench_io.py (or run_all.py)")
+    args = ap.parse_args(argv)
+    with open(args.report) as f:
+        report = json.load(f)
+    report = report.get("bench_io.py", report)
+    print(f"Targets met: {report.get('targets_met')}\n")
+    print(targets_markdown(report["targets"]))
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

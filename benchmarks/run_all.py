@@ -19,6 +19,7 @@ SCRIPTS = [
     "bench_ndr.py",
     "bench_pdu.py",
     "bench_rpc_server.py",
+    "bench_threadpool.py",
     "bench_uring_abi.py",
     "bench_io.py",
 ]

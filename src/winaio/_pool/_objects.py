@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._kernel._dispatcher import LOCK, DispatcherObject, ThreadState, wake_waiters
+from .._kernel._dispatcher import LOCK, DispatcherObject, ThreadState, WaitBlock, wake_waiters
 from .._kernel._dispatcher import acquire_lock as _acquire
 from .._kernel._dispatcher import release_lock as _release
 from .._kernel._objects import Event
@@ -198,10 +198,15 @@ class PoolObject:
                     finalization(instance, self.context)
                 except Exception:
                     report_callback_error()
-            try:
-                instance._on_return()
-            except Exception:
-                report_callback_error()
+            if (
+                instance._mutex is not None
+                or instance._semaphore is not None
+                or instance._event is not None
+            ):
+                try:
+                    instance._on_return()
+                except Exception:
+                    report_callback_error()
         finally:
             instance._running = False
             set_current(previous)
@@ -356,7 +361,9 @@ class PoolCall(DispatcherObject):
     type_name = "PoolCall"
 
     def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        super().__init__()
+        # DispatcherObject.__init__, inlined (one call per work item).
+        self._waiters: dict[WaitBlock, None] = {}
+        self.name: str | None = None
         self._fn = fn
         self._args = args
         self._state = _PENDING
@@ -368,12 +375,15 @@ class PoolCall(DispatcherObject):
     def _is_signaled_for(self, ts: ThreadState) -> bool:
         return self._state >= _DONE
 
+    def _take_locked(self) -> bool:
+        """A worker dequeued the call (under the lock): False if it was cancelled."""
+        if self._state != _PENDING:
+            return False
+        self._state = _RUNNING
+        return True
+
     def _run(self) -> None:
-        """Run on a worker (it was dequeued by the pool)."""
-        with LOCK:
-            if self._state != _PENDING:
-                return
-            self._state = _RUNNING
+        """Run on the worker that took it (``_take_locked`` returned True)."""
         try:
             self._result = self._fn(*self._args)
         except BaseException as exc:  # delivered to the caller, like a Future
@@ -384,11 +394,15 @@ class PoolCall(DispatcherObject):
         self._complete(_DONE)
 
     def _complete(self, state: int) -> None:
-        with LOCK:
+        _acquire()
+        try:
             self._state = state
             if self._waiters:
                 wake_waiters(self)
-        self._tell_listener()
+        finally:
+            _release()
+        if self._listener is not None:
+            self._tell_listener()
 
     def _tell_listener(self) -> None:
         listener = self._listener

@@ -321,9 +321,11 @@ class ThreadPool:
     def _post_tokens_locked(self, count: int) -> bool:
         """Post ``count`` tokens; True if the caller must start a worker (then counted)."""
         port = self._port
-        post = port._post_locked
-        for _ in range(count):
-            post(self, None, 0, 0)
+        if count == 1:
+            port._post_locked(self, None, 0, 0)
+        else:
+            for _ in range(count):
+                port._post_locked(self, None, 0, 0)
         if (
             port._packets
             and not port._getters
@@ -446,9 +448,14 @@ class ThreadPool:
             item = queue.popleft()
             kind = type(item)
             extra: tuple[Any, ...] = ()
-            if kind is not tuple and kind is not PoolCall:
+            if kind is PoolCall:
+                if not item._take_locked():
+                    return  # cancelled before it started
+            elif kind is not tuple:
                 extra = item._take_locked()
-            spawn = self._grow_locked()
+            port = self._port
+            if port._packets and not port._getters:  # a backlog and nobody waiting for it
+                spawn = self._grow_locked()
         finally:
             _release()
         if spawn:

@@ -207,9 +207,15 @@ def test_encoder_agrees_with_the_generic_encoder(data: Any) -> None:
         # A wrong value: a string, an int for an array, a bytearray, a too long array...
         name = data.draw(st.sampled_from(names))
         out_values[name] = data.draw(
-            st.one_of(st.text(max_size=3), st.integers(-(2**70), 2**70), st.none(),
-                      st.binary(max_size=70).map(bytearray), st.binary(max_size=70))
-        )  # fmt: skip
+            st.one_of(
+                st.text(max_size=3),
+                st.integers(-(2**70), 1000),
+                st.integers(2**64, 2**70),
+                st.none(),
+                st.binary(max_size=70).map(bytearray),
+                st.binary(max_size=70),
+            )
+        )
     ins_seq = [in_values[p.name] for p in ins]
     seq = [out_values[n] for n in names]
     fast = encode(seq[0] if len(seq) == 1 else seq, ins_seq)

@@ -224,3 +224,85 @@ def test_refused_and_failed_calls_are_logged(started: Any, clients: Any, caplog:
         assert isinstance(client.call("Add", a=1, b=1), rpc.FaultReceived)
     text = caplog.text
     assert "refused" in text and "test.Add (opnum 0) failed: status 0x20000001" in text
+
+
+@pytest.mark.parametrize("how", ["abort", "RpcAsyncAbortCall", "raise"])
+def test_18_a_status_that_is_no_32_bit_code_never_strands_the_call(
+    started: Any, clients: Any, how: str
+) -> None:
+    # spec: rpc #18 (bad input): abort refuses it with ERROR_INVALID_PARAMETER and the call stays
+    # open; a manager raising it faults RPC_S_CALL_FAILED. Either way the call ends.
+    import winaio.win32 as w
+
+    calls: list[rpc.ServerCall] = []
+    arrived = threading.Event()
+
+    @rpc.async_manager
+    def hold(call: rpc.ServerCall, ms: int) -> None:
+        calls.append(call)
+        arrived.set()
+        if how == "raise":
+            raise RpcError(1 << 32)
+
+    server = started({"Sleep": hold})
+    client = clients(address_of(server))
+    client.send(2, TEST_IF.procedure("Sleep").encode_request({"ms": 1}))
+    assert arrived.wait(5)
+    if how == "abort":
+        with pytest.raises(RpcError) as err:
+            calls[0].abort(1 << 32)
+        assert err.value.status == 87
+        with pytest.raises(RpcError):
+            calls[0].abort(-(1 << 31) - 1)
+        calls[0].abort(5)
+        expected = 5
+    elif how == "RpcAsyncAbortCall":
+        assert w.RpcAsyncAbortCall(calls[0], 1 << 32) == 87
+        assert w.RpcAsyncAbortCall(calls[0], 5) == w.RPC_S_OK
+        expected = 5
+    else:
+        expected = RpcStatus.RPC_S_CALL_FAILED
+    fault = client.event()
+    assert isinstance(fault, rpc.FaultReceived) and fault.status == expected
+    deadline = time.monotonic() + 5
+    while server.active_calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server.active_calls == 0
+
+
+@pytest.mark.parametrize("form", ["thread", "coroutine", "async_call", "async_thread", "inline"])
+@pytest.mark.parametrize("procedure", ["Add", "DivMod"])  # fast path / general path
+def test_15_current_call_inside_every_manager_form(
+    started: Any, clients: Any, form: str, procedure: str
+) -> None:
+    # spec: rpc #15 (RpcServerTestCancel(NULL) inside any manager: the current call, not
+    # cancelled -> RPC_S_CALL_IN_PROGRESS)
+    import winaio.win32 as w
+
+    seen: list[Any] = []
+
+    def body(a: int, b: int) -> Any:
+        call = rpc.current_call()
+        seen.append((call.procedure.name, call.args, w.RpcServerTestCancel(None)))
+        return a + b if procedure == "Add" else (a, b, 0)
+
+    manager: Any
+    if form == "thread":
+        manager = body
+    elif form == "inline":
+        manager = rpc.inline(lambda a, b: body(a, b))
+    elif form == "coroutine":
+
+        async def manager(a: int, b: int) -> Any:
+            return body(a, b)
+
+    else:
+
+        def manager(call: rpc.ServerCall, a: int, b: int) -> None:
+            call.complete(body(a, b))
+
+        manager = rpc.async_manager(manager, thread=form == "async_thread")
+    server = started({procedure: manager})
+    result = clients(address_of(server)).call(procedure, a=2, b=3)
+    assert result == ({"return": 5} if procedure == "Add" else {"q": 2, "r": 3, "return": 0})
+    assert seen == [(procedure, {"a": 2, "b": 3}, w.RPC_S_CALL_IN_PROGRESS)]

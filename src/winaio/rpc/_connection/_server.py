@@ -129,7 +129,11 @@ _FAST_REQUEST: Final = struct.Struct("<BBBBIHHIIHH")
 _FAST_FLAG_MASK: Final = int(
     PfcFlags.PFC_FIRST_FRAG | PfcFlags.PFC_LAST_FRAG | PfcFlags.PFC_OBJECT_UUID
 )
-_INLINE_FLAG_MASK: Final = _FAST_FLAG_MASK | _PENDING_CANCEL
+# head (vers minor ptype flags drep as one u64) frag_length auth_length call_id alloc_hint
+# p_cont_id opnum; the heads answer_inline takes: 05 00|01 00 03 10 00 00 00.
+_INLINE_REQUEST: Final = struct.Struct("<QHHIIHH")
+_INLINE_HEAD_0: Final = int.from_bytes(b"\x05\x00\x00\x03\x10\x00\x00\x00", "little")
+_INLINE_HEAD_1: Final = int.from_bytes(b"\x05\x01\x00\x03\x10\x00\x00\x00", "little")
 # vers minor ptype flags drep frag_length auth_length call_id alloc_hint p_cont_id cancel_count
 _RESPONSE_HEAD: Final = struct.Struct("<BBBBIHHIIH2x")
 #: [MS-RPCE §3.3.3.5.6]: a non-first fragment of an unknown call is dropped if its call_id is
@@ -266,31 +270,28 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
         contexts = self._contexts
         out = self._out
         current = self._current_call_id
+        last = -1 if current is None else current
         max_frag, max_request, xmit, minor = (
             self._max_frag,
             self._max_request,
             self._xmit,
             self._minor,
         )
-        unpack_from = _FAST_REQUEST.unpack_from
+        unpack_from = _INLINE_REQUEST.unpack_from
         pack = _RESPONSE_HEAD.pack
         answered = 0
         try:
             while size - off >= 24:
-                vers, vminor, ptype, flags, drep, frag, auth, call_id, hint, p_cont_id, opnum = (
-                    unpack_from(buf, off)
-                )
+                head, frag, auth, call_id, hint, p_cont_id, opnum = unpack_from(buf, off)
+                # The first 8 octets as one integer: version 5.0 or 5.1, request, FIRST|LAST
+                # and nothing else, drep 10 00 00 00 (other flags: the general path).
                 if (
-                    ptype != _REQUEST
-                    or drep != _DREP_LE
-                    or vers != 5
-                    or vminor > 1
+                    (head != _INLINE_HEAD_0 and head != _INLINE_HEAD_1)
                     or auth
-                    or flags & _INLINE_FLAG_MASK != _FIRST | _LAST
                     or not 24 <= frag <= max_frag
                     or frag > size - off
                     or hint > max_request
-                    or (current is not None and call_id <= current)
+                    or call_id <= last
                 ):
                     break
                 ctx = contexts.get(p_cont_id)
@@ -300,7 +301,7 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
                 if reply is None:
                     break
                 off += frag
-                current = call_id
+                last = current = call_id
                 answered += 1
                 if reply is DISPATCHED:
                     call = Call(call_id, p_cont_id, 0)
@@ -311,8 +312,9 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
                 elif isinstance(reply, bytes):
                     n = len(reply)
                     if n + 24 <= xmit:
-                        out.append(pack(5, minor, 2, 3, _DREP_LE, n + 24, 0, call_id, n, p_cont_id))
-                        out.append(reply)
+                        out.append(
+                            pack(5, minor, 2, 3, _DREP_LE, n + 24, 0, call_id, n, p_cont_id) + reply
+                        )
                     else:
                         out.append(
                             response_fragments(

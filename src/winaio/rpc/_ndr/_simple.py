@@ -296,8 +296,22 @@ def _encode_one_array(seg: _Segment, single: bool) -> SimpleEncode:
     pack = seg.structs[0].pack
     check = seg.check
     k = len(seg.scalars)
+    if k == 0 and single and check is not None and check[0] == "in" and check[2:] == (1, 0):
+        # EchoData's shape: the only output, sized by an [in] parameter. A value that is not
+        # the same integer declines (the generic encoder then decides): always safe.
+        index = check[1]
+
+        def encode_sized(data: Any, ins: Sequence[Any]) -> bytes | None:
+            if type(data) is not bytes:
+                return None
+            n = len(data)
+            if ins[index] != n:
+                return None
+            return pack(n) + data
+
+        return encode_sized
     if k == 0:
-        # The array is the only output (EchoData's shape): ``single`` takes it bare.
+        # The array is the only output: ``single`` takes it bare.
         source, index, divide, add = check if check is not None else ("", 0, 1, 0)
         from_ins = source == "in"
 

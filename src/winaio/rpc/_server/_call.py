@@ -28,7 +28,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
 
-from ...codes import RpcStatus
+from ...codes import RpcStatus, WinError
 from ...errors import NdrError, RpcError, Win32Error
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ __all__ = [
 log = logging.getLogger("winaio.rpc.server")
 
 _INVALID_ASYNC_HANDLE = int(RpcStatus.RPC_S_INVALID_ASYNC_HANDLE)
+_INVALID_PARAMETER = int(WinError.ERROR_INVALID_PARAMETER)
 _CALL_FAILED = int(RpcStatus.RPC_S_CALL_FAILED)
 _BAD_STUB = int(RpcStatus.RPC_X_BAD_STUB_DATA)
 
@@ -55,11 +56,11 @@ _current: ContextVar[ServerCall | None] = ContextVar("winaio_rpc_call", default=
 
 
 class _InlineFrame(threading.local):
-    """The inline call running on this thread (the fast path sets ``call`` to a tuple
-    ``(link, registration, operation, call_id, ins)`` around an ``@inline`` manager; a plain
-    thread-local is cheaper per call than a ContextVar set/reset)."""
+    """The fast path of the connection whose batch this thread is dispatching (``path``, set
+    once per batch by the Link); its ``cur_op`` is set while an ``@inline`` manager runs
+    (slot stores per call are cheaper than a thread-local or ContextVar set/reset)."""
 
-    call: Any = None
+    path: Any = None
 
 
 inline_frame: Final = _InlineFrame()
@@ -73,16 +74,17 @@ def current_call() -> ServerCall:
     """
     call = _current.get()
     if call is None:
-        frame = inline_frame.call
-        if frame is None:
+        path = inline_frame.path
+        if path is None or path.cur_op is None:
             raise RpcError(RpcStatus.RPC_S_NO_CALL_ACTIVE, "not inside an RPC manager")
-        if type(frame) is tuple:
+        call = path.cur_call
+        if call is None:
             # Built on demand and already latched: complete/abort raise
             # RPC_S_INVALID_ASYNC_HANDLE (an inline call completes by returning).
-            link, reg, op, call_id, ins = frame
-            frame = inline_frame.call = ServerCall(link, reg, op, call_id, None, None, 0, ins)
-            next(frame._once)
-        call = frame
+            call = path.cur_call = ServerCall(
+                path.link, path.cur_reg, path.cur_op, path.cur_call_id, None, None, 0, path.cur_ins
+            )
+            next(call._once)
     return call
 
 
@@ -96,13 +98,21 @@ class CallEvent(enum.IntEnum):
     CLIENT_CANCEL = 4
 
 
+def _fits(status: int) -> bool:
+    """A 32-bit code (unsigned, or an HRESULT held in a signed int): what a fault can carry."""
+    return -0x80000000 <= status <= 0xFFFFFFFF
+
+
 def status_of(exc: BaseException) -> int:
-    """The fault status for an exception raised by a manager (rpc #22)."""
+    """The fault status for an exception raised by a manager (rpc #22); a status that is no
+    32-bit code becomes RPC_S_CALL_FAILED (a fault cannot carry it)."""
     if isinstance(exc, RpcError):
-        return exc.status
-    if isinstance(exc, Win32Error):
-        return int(exc.winerror)
-    return _CALL_FAILED
+        status = exc.status
+    elif isinstance(exc, Win32Error):
+        status = int(exc.winerror)
+    else:
+        return _CALL_FAILED
+    return status if _fits(status) else _CALL_FAILED
 
 
 class PipeIn:
@@ -298,15 +308,20 @@ class ServerCall:
         """RpcAsyncAbortCall: the client gets a fault with ``status`` (rpc #18).
 
         Raises:
-            RpcError: RPC_S_INVALID_ASYNC_HANDLE (1914) if the call was already completed.
+            RpcError: ERROR_INVALID_PARAMETER (87) if ``status`` is no 32-bit code (the call
+                stays open); RPC_S_INVALID_ASYNC_HANDLE (1914) if the call was already
+                completed.
         """
+        code = int(status)
+        if not _fits(code):
+            raise RpcError(_INVALID_PARAMETER, f"fault status {status} is not a 32-bit code")
         if next(self._once):
             raise RpcError(_INVALID_ASYNC_HANDLE, "the call was already completed or aborted")
         self._done = True
         if self._gone:
             self._link.forget(self)
             return
-        self._link.finish(self, None, int(status))
+        self._link.finish(self, None, code)
 
     def fail(self, exc: BaseException) -> None:
         """End the call with the fault an exception maps to, unless it already ended."""
@@ -355,9 +370,10 @@ class ServerCall:
         finally:
             _current.reset(token)
 
-    def run_async_thread(self, kwargs: dict[str, Any]) -> None:
-        """Worker-thread body of an ``@async_manager(thread=True)`` manager: it gets the call
-        and returns; the call completes whenever ``complete``/``abort`` is called."""
+    def run_async(self, kwargs: dict[str, Any]) -> None:
+        """Body of an ``@async_manager`` manager (on the loop, or on a worker thread with
+        ``thread=True``): it gets the call and returns; the call completes whenever
+        ``complete``/``abort`` is called. ``current_call()`` is the call meanwhile."""
         token = _current.set(self)
         try:
             self.operation.manager(self, **kwargs)

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ...codes import RpcStatus
 from ...errors import NdrError, RpcError, Win32Error
 from .._connection import DISPATCHED
-from ._call import ServerCall, inline_frame, status_of
+from ._call import ServerCall, status_of
 from ._interface import ManagerKind, Operation, Registration
 
 if TYPE_CHECKING:
@@ -53,13 +53,23 @@ log = logging.getLogger("winaio.rpc.server")
 _INLINE: Final = ManagerKind.INLINE
 _CALL_FAILED: Final = int(RpcStatus.RPC_S_CALL_FAILED)
 _BAD_STUB: Final = int(RpcStatus.RPC_X_BAD_STUB_DATA)
-_frame: Final = inline_frame
 
 
 class FastPath:
     """The fast path of one connection (owned by its ``Link``; loop thread only)."""
 
-    __slots__ = ("capture", "captured", "deferred", "link", "server")
+    __slots__ = (
+        "capture",
+        "captured",
+        "cur_call",
+        "cur_call_id",
+        "cur_ins",
+        "cur_op",
+        "cur_reg",
+        "deferred",
+        "link",
+        "server",
+    )
 
     def __init__(self, link: Link) -> None:
         self.link = link
@@ -69,14 +79,22 @@ class FastPath:
         self.captured: tuple[bytes | None, int] | None = None
         #: Calls of this batch left pending (counted in calls_in, not in calls_out yet).
         self.deferred = 0
+        #: The ``@inline`` call running (``cur_op`` None: none), for ``rpc.current_call()``
+        #: (``inline_frame.path`` is this object during a batch); ``cur_call`` its ServerCall
+        #: once asked for.
+        self.cur_op: Operation | None = None
+        self.cur_reg: Registration | None = None
+        self.cur_call_id = 0
+        self.cur_ins: Any = None
+        self.cur_call: ServerCall | None = None
 
     def handle(
         self, reg: Registration, opnum: int, call_id: int, buf: bytes, start: int, end: int
     ) -> Any:
         """``answer_inline``'s handler: the response stub, a fault status, DISPATCHED, or None
         (declined: nothing happened)."""
-        op = reg.inline_ops.get(opnum)
-        if op is None or not reg.active:
+        op = reg.inline_ops.get(opnum)  # emptied when the interface is unregistered
+        if op is None:
             return None
         server = self.server
         if reg.autolisten:
@@ -89,8 +107,10 @@ class FastPath:
             return None
         if op.kind is not _INLINE:
             return self._async_call(reg, op, call_id, ins)
-        frame = _frame
-        frame.call = (self.link, reg, op, call_id, ins)
+        self.cur_reg = reg
+        self.cur_call_id = call_id
+        self.cur_ins = ins
+        self.cur_op = op
         try:
             keywords = op.fast_keywords
             if keywords is None:
@@ -100,7 +120,8 @@ class FastPath:
         except Exception as exc:
             return self._failed(reg, op, exc)
         finally:
-            frame.call = None
+            self.cur_op = None
+            self.cur_call = None
         reply = op.fast_reply
         stub = None if reply is None else reply(result, ins)
         if stub is None:
@@ -114,6 +135,8 @@ class FastPath:
         server._active += 1
         call = ServerCall(link, reg, op, call_id, None, None, 0, ins)
         self.capture = call
+        self.cur_call = call  # rpc.current_call() while the manager runs
+        self.cur_op = op
         try:
             keywords = op.fast_keywords
             if keywords is None:
@@ -129,6 +152,8 @@ class FastPath:
                 raise
         finally:
             self.capture = None
+            self.cur_op = None
+            self.cur_call = None
         captured = self.captured
         if captured is not None:  # completed while its manager ran: released here
             self.captured = None

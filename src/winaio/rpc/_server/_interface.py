@@ -363,3 +363,8 @@ class Registration:
         )
         self.active = True
         self.active_calls = 0
+
+    def deactivate(self) -> None:
+        """Unregistered or replaced: refuse new calls (the fast path sees no operation)."""
+        self.active = False
+        self.inline_ops = {}

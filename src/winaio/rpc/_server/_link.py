@@ -43,7 +43,7 @@ from .._connection import (
     ServerConnection,
 )
 from .._ndr import IN, OUT, drep_byteorder
-from ._call import CallEvent, PipeIn, PipeOut, ServerCall
+from ._call import CallEvent, PipeIn, PipeOut, ServerCall, inline_frame
 from ._contexts import CONTEXT_MISMATCH, Entry
 from ._fast import FastPath
 from ._interface import IfFlags, ManagerKind, Registration
@@ -63,6 +63,7 @@ _ACCESS_DENIED: Final = int(RpcStatus.RPC_S_ACCESS_DENIED)
 _THREAD: Final = ManagerKind.THREAD
 _COROUTINE: Final = ManagerKind.COROUTINE
 _INLINE: Final = ManagerKind.INLINE
+_frame: Final = inline_frame
 
 
 class Inbox:
@@ -143,9 +144,12 @@ class Link:
         inline = None if log.isEnabledFor(logging.DEBUG) else fast.handle
         if inline is not None:
             server.dispatching += 1
+            frame = _frame
+            frame.path = fast
             try:
                 answered = conn.answer_inline(inline)
             finally:
+                frame.path = None
                 server.dispatching -= 1
             if answered:
                 stats = server.stats
@@ -178,7 +182,11 @@ class Link:
         try:
             while True:
                 if inline is not None:
-                    answered += conn.answer_inline(inline)
+                    _frame.path = self.fast
+                    try:
+                        answered += conn.answer_inline(inline)
+                    finally:
+                        _frame.path = None
                 event = conn.next_event()
                 if event is NEED_DATA:
                     break
@@ -348,16 +356,11 @@ class Link:
         elif kind is _COROUTINE:
             server.engine.create_task(call.run_coroutine(kwargs))
         elif kind is ManagerKind.ASYNC_CALL_THREAD:
-            server.executor.submit(call.run_async_thread, kwargs)
+            server.executor.submit(call.run_async, kwargs)
         elif kind is _INLINE:
             call.run_thread(kwargs)  # the general path of an @inline manager: right here
         else:
-            try:
-                op.manager(call, **kwargs)
-            except BaseException as exc:
-                call.fail(exc)
-                if not isinstance(exc, Exception):
-                    raise
+            call.run_async(kwargs)
         return None
 
     def _denied(self, reg: Registration, size: int) -> bool:
@@ -412,8 +415,9 @@ class Link:
                 outputs[name] = pipe.chunks
         args = call.args
         if args:
-            args.update(outputs)  # [in] values size [out] arrays (size_is="len")
-            return op.encode(args)
+            # [in] values size [out] arrays (size_is="len"); call.args itself stays as the
+            # manager received it.
+            return op.encode({**args, **outputs})
         return op.encode(outputs)
 
     def reply_stub(self, call: ServerCall, result: Any) -> bytes:

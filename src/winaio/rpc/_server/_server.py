@@ -211,7 +211,7 @@ class Server:
         with self._lock:
             old = self._registrations.get(interface)
             if old is not None:
-                old.active = False
+                old.deactivate()
             self._registrations[interface] = reg
             self.registry.register(interface.syntax, reg)
         if reg.flags & IfFlags.AUTOLISTEN:
@@ -234,7 +234,7 @@ class Server:
                     raise RpcError(RpcStatus.RPC_S_UNKNOWN_IF, f"{interface} is not registered")
                 regs = [reg]
             for reg in regs:
-                reg.active = False
+                reg.deactivate()
                 del self._registrations[reg.interface]
                 self.registry.unregister(reg.interface.syntax)
         self._changed()
