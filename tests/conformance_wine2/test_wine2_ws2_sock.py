@@ -4,7 +4,8 @@ test_iocp), overlapped receives on non-blocking and synchronous sockets
 (test_nonblocking_async_recv), two receives pending at once (test_simultaneous_async_recv),
 empty receive buffers (test_empty_recv), SO_RCVTIMEO (test_timeout), a reset connection
 (test_tcp_reset), getpeername (test_getpeername) and WSAGetOverlappedResult's status mapping
-(test_WSAGetOverlappedResult) - the parts ``tests/conformance_wine`` does not check yet."""
+(test_WSAGetOverlappedResult), connect on listening/connected sockets (test_connect) and shutdown
+(test_shutdown) - the parts ``tests/conformance_wine`` does not check yet."""
 
 from __future__ import annotations
 
@@ -689,3 +690,152 @@ def test_connect_after_a_refused_connect(io) -> None:
     acceptor = w.accept(lst)
     assert acceptor != w.INVALID_SOCKET
     io.keep_socket(acceptor)
+
+
+# --------------------------------------------------------------------------------------------
+# test_shutdown
+
+
+def _fails(ret: int, error: int) -> None:
+    assert ret == w.SOCKET_ERROR, ret
+    assert w.WSAGetLastError() == error, w.WSAGetLastError()
+
+
+def _shutdown_ok(s: int, how: int) -> None:
+    w.WSASetLastError(SENTINEL)
+    assert w.shutdown(s, how) == 0, w.WSAGetLastError()
+    assert w.WSAGetLastError() in (0, SENTINEL)  # Windows 7+ clears it
+
+
+def test_shutdown_needs_a_connection(io) -> None:
+    # [W:ws2_32/sock.c:test_shutdown] (an unconnected socket and a listener: WSAENOTCONN for
+    # SD_SEND and SD_RECEIVE - the listener keeps listening; an unknown ``how``: WSAEINVAL)
+    lst, addr = io.listener()
+    client = io.tcp_socket()
+    for s in (client, lst):
+        for how in (w.SD_SEND, w.SD_RECEIVE):
+            w.WSASetLastError(SENTINEL)
+            _fails(w.shutdown(s, how), WSAENOTCONN)
+    assert w.connect(client, addr) == 0  # the listener still accepts
+    server = io.keep_socket(w.accept(lst))
+    w.WSASetLastError(SENTINEL)
+    _fails(w.shutdown(client, SENTINEL), w.WSAEINVAL)
+    assert w.send(client, b"ok", 0) == 2 and io.recv_exact(server, 2) == b"ok"
+
+
+def test_shutdown_send_and_receive_halves(io) -> None:
+    # [W:ws2_32/sock.c:test_shutdown] (SD_SEND twice succeeds, then send is WSAESHUTDOWN and
+    # the peer reads 0 twice; SD_RECEIVE makes recv WSAESHUTDOWN while the other direction
+    # still carries data; the addresses survive; connect on it is WSAEISCONN)
+    lst, addr = io.listener()
+    client = io.tcp_socket()
+    assert w.connect(client, addr) == 0
+    server = io.keep_socket(w.accept(lst))
+    assert w.ioctlsocket(client, w.FIONBIO, w.Ref(1)) == 0
+    buf = bytearray(5)
+    _shutdown_ok(client, w.SD_SEND)
+    _shutdown_ok(client, w.SD_SEND)
+    w.WSASetLastError(SENTINEL)
+    _fails(w.send(client, b"test\0", 0), WSAESHUTDOWN)
+    assert w.recv(server, buf, 5, 0) == 0
+    assert w.recv(server, buf, 5, 0) == 0
+    _shutdown_ok(server, w.SD_RECEIVE)
+    w.WSASetLastError(SENTINEL)
+    _fails(w.recv(server, buf, 5, 0), WSAESHUTDOWN)
+    assert w.send(server, b"test\0", 0) == 5
+    assert io.recv_exact(client, 5) == b"test\0"
+    _shutdown_ok(client, w.SD_RECEIVE)
+    for _ in range(2):
+        w.WSASetLastError(SENTINEL)
+        _fails(w.recv(client, buf, 5, 0), WSAESHUTDOWN)
+    _shutdown_ok(server, w.SD_SEND)
+    w.WSASetLastError(SENTINEL)
+    _fails(w.send(server, b"test\0", 0), WSAESHUTDOWN)
+    assert w.getpeername(client) == addr
+    assert w.getpeername(server) == w.getsockname(client)
+    w.WSASetLastError(SENTINEL)
+    _fails(w.connect(client, addr), WSAEISCONN)
+
+
+def test_shutdown_both(io) -> None:
+    # [W:ws2_32/sock.c:test_shutdown] ("Test SD_BOTH": both directions refuse at once on the
+    # side that shut down; the peer reads 0, then SD_BOTH itself)
+    client, server = io.socket_pair()
+    buf = bytearray(5)
+    _shutdown_ok(client, w.SD_BOTH)
+    w.WSASetLastError(SENTINEL)
+    _fails(w.recv(client, buf, 5, 0), WSAESHUTDOWN)
+    w.WSASetLastError(SENTINEL)
+    _fails(w.send(client, b"test\0", 0), WSAESHUTDOWN)
+    assert w.recv(server, buf, 5, 0) == 0
+    _shutdown_ok(server, w.SD_BOTH)
+    w.WSASetLastError(SENTINEL)
+    _fails(w.recv(server, buf, 5, 0), WSAESHUTDOWN)
+    w.WSASetLastError(SENTINEL)
+    _fails(w.send(server, b"test\0", 0), WSAESHUTDOWN)
+    assert w.getpeername(server) == w.getsockname(client)
+    assert w.getpeername(client) == w.getsockname(server)
+
+
+def test_send_to_a_closed_peer(io) -> None:
+    # [W:ws2_32/sock.c:test_shutdown] ("Send data to a peer which is closed": the send is
+    # accepted, the peer answers with a reset, and the next recv fails with WSAECONNABORTED on
+    # Windows - Wine's own result is todo_wine)
+    client, server = io.socket_pair()
+    _shutdown_ok(client, w.SD_SEND)
+    io.closesocket(client)
+    assert w.send(server, b"test\0", 0) == 5
+    buf = bytearray(5)
+    w.WSASetLastError(SENTINEL)
+    _fails(w.recv(server, buf, 5, 0), WSAECONNABORTED)
+
+
+def test_shutdown_with_receives_pending(io) -> None:
+    # [W:ws2_32/sock.c:test_shutdown] ("Test shutting down with async I/O pending": a receive
+    # pending before SD_RECEIVE still completes with the data sent afterwards, while new
+    # receives - synchronous or overlapped - fail WSAESHUTDOWN at once; the peer's pending
+    # receive completes with 0 bytes on SD_SEND)
+    client, server = io.socket_pair()
+    assert w.ioctlsocket(client, w.FIONBIO, w.Ref(1)) == 0
+    buf = bytearray(5)
+    ov = io.ov_event()
+    flags = w.Ref(0)
+    w.WSASetLastError(SENTINEL)
+    _fails(w.WSARecv(client, [buf], 1, w.Ref(SENTINEL), flags, ov, None), w.ERROR_IO_PENDING)
+    assert w.shutdown(client, w.SD_RECEIVE) == 0
+    w.WSASetLastError(SENTINEL)
+    _fails(w.WSARecv(client, [buf], 1, w.Ref(SENTINEL), flags, None, None), WSAESHUTDOWN)
+    assert w.send(server, b"test\0", 0) == 5
+    io.wait_signaled(ov.hEvent)
+    assert io.result(client, ov) == (True, 0, 5) and buf == b"test\0"
+    w.WSASetLastError(SENTINEL)
+    _fails(w.WSARecv(client, [buf], 1, w.Ref(SENTINEL), flags, io.ov_event(), None), WSAESHUTDOWN)
+    ov2 = io.ov_event()
+    w.WSASetLastError(SENTINEL)
+    _fails(w.WSARecv(server, [buf], 1, w.Ref(SENTINEL), flags, ov2, None), w.ERROR_IO_PENDING)
+    assert w.shutdown(client, w.SD_SEND) == 0
+    io.wait_signaled(ov2.hEvent)
+    assert io.result(server, ov2) == (True, 0, 0)
+
+
+def _udp(io: Any) -> int:
+    return io.keep_socket(w.socket(w.AF_INET, w.SOCK_DGRAM, w.IPPROTO_UDP))
+
+
+def test_shutdown_udp_sockets(io) -> None:
+    # [W:ws2_32/sock.c:test_shutdown] ("Test shutting down UDP sockets": unconnected datagram
+    # sockets shut down fine; recvfrom after SD_RECEIVE and sendto after SD_SEND (twice) are
+    # WSAESHUTDOWN)
+    client, server = _udp(io), _udp(io)
+    assert w.bind(server, ("127.0.0.1", 0)) == 0
+    server_addr = w.getsockname(server)
+    assert w.ioctlsocket(server, w.FIONBIO, w.Ref(1)) == 0
+    _shutdown_ok(server, w.SD_RECEIVE)
+    buf = bytearray(16)
+    w.WSASetLastError(SENTINEL)
+    _fails(w.recvfrom(server, buf, 16, 0, None, None), WSAESHUTDOWN)
+    assert w.sendto(client, b"test\0", 5, 0, server_addr, 16) == 5
+    _shutdown_ok(client, w.SD_SEND)
+    _shutdown_ok(client, w.SD_SEND)
+    w.WSASetLastError(SENTINEL)
+    _fails(w.sendto(client, b"test\0", 5, 0, server_addr, 16), WSAESHUTDOWN)

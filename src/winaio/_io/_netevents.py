@@ -26,6 +26,7 @@ import select
 import socket
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from .._kernel._objects import Event
 from .._kernel._wait import wait_for_one
@@ -58,6 +59,7 @@ _ERRNO_WSA = {111: 10061, 104: 10054, 110: 10060, 113: 10065, 101: 10051}
 _CANT_WAIT = int(NtStatus.STATUS_CANT_WAIT)
 _CANCELLED = int(NtStatus.STATUS_CANCELLED)
 _TIMEOUT = int(NtStatus.STATUS_IO_TIMEOUT)
+_SHUT_DOWN = int(NtStatus.STATUS_PIPE_BROKEN)  # -> ERROR_BROKEN_PIPE -> WSAESHUTDOWN
 
 
 @dataclass
@@ -81,8 +83,10 @@ class SocketMode:
         "lock",
         "nonblocking",
         "options",
+        "peer",
         "rcvtimeo",
         "record",
+        "shut_rd",
         "sndtimeo",
     )  # fmt: skip
 
@@ -92,6 +96,12 @@ class SocketMode:
         #: Connected by ConnectEx and not yet SO_UPDATE_CONNECT_CONTEXT'ed: connect() then
         #: answers WSAEINVAL, not WSAEISCONN [W:ws2_32/sock.c:test_connect].
         self.connected_by_ex = False
+        #: shutdown(SD_RECEIVE/SD_BOTH) happened: new receives fail WSAESHUTDOWN, pending ones
+        #: go on [W:ws2_32/sock.c:test_shutdown].
+        self.shut_rd = False
+        #: The peer's address when the socket was first shut down: Windows keeps answering
+        #: getpeername with it once both sides have shut down, Linux forgets it.
+        self.peer: Any = None
         self.rcvtimeo: float | None = None
         self.sndtimeo: float | None = None
         self.event: Event | None = None
@@ -133,6 +143,8 @@ def run_socket_call(op: Operation) -> tuple[int, int]:
     re-enabling of network events (module docstring)."""
     file = op.file
     mode = mode_of(file)
+    if mode.shut_rd and op.poll_events & select.POLLIN:
+        return _SHUT_DOWN, 0  # a receive after shutdown(SD_RECEIVE): WSAESHUTDOWN
     if mode.nonblocking:
         if file.closing:
             raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the socket is closed")

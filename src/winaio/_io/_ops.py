@@ -65,10 +65,14 @@ _EOF_STREAM = _SUCCESS
 _RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
 _WOULD_BLOCK = (errno.EAGAIN, errno.EWOULDBLOCK)
 _RESET = int(NtStatus.STATUS_CONNECTION_RESET)
-#: Sockets whose connection was reset: Linux reports ECONNRESET once and then end-of-stream
-#: (EPIPE for sends), Windows keeps failing with WSAECONNRESET [W:ws2_32/sock.c:test_tcp_reset].
-#: Consulted only on the end-of-stream and failure paths.
-RESET_SOCKETS: weakref.WeakSet[Any] = weakref.WeakSet()
+_ABORTED = int(NtStatus.STATUS_CONNECTION_ABORTED)
+#: Sockets whose connection was reset, with the status they keep failing with: Linux reports
+#: ECONNRESET once and then end-of-stream (EPIPE for sends), Windows keeps failing with
+#: WSAECONNRESET [W:ws2_32/sock.c:test_tcp_reset]. A reset that follows the peer's FIN (data
+#: sent to a closed peer) is WSAECONNABORTED on Windows [W:ws2_32/sock.c:test_shutdown]; Linux
+#: reports end-of-stream and leaves EPIPE in SO_ERROR. Consulted only on the end-of-stream and
+#: failure paths.
+RESET_SOCKETS: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 
 _ERRNO_STATUS: dict[int, int] = {
     errno.ECANCELED: NtStatus.STATUS_CANCELLED,
@@ -318,6 +322,9 @@ class StreamReadOp(Operation):
 
     def try_now(self) -> tuple[int, int] | None:
         file = self.file
+        mode = file.winsock
+        if mode is not None and mode.shut_rd and not self.submitted:
+            return _BROKEN, 0  # issued after shutdown(SD_RECEIVE): WSAESHUTDOWN
         if not self.nbytes:
             return zero_byte_read(file)
         try:
@@ -333,13 +340,19 @@ class StreamReadOp(Operation):
                 return None
             status = errno_to_status(exc.errno or 0)
             if status == _RESET:
-                RESET_SOCKETS.add(file)
+                RESET_SOCKETS[file] = _RESET
             return status, 0
         if n == 0 and self.nbytes:
             if file.sock is None:
                 return _BROKEN, 0  # a pipe's writer is gone (spec §10: ERROR_BROKEN_PIPE)
-            if file in RESET_SOCKETS:
-                return _RESET, 0
+            sticky = RESET_SOCKETS.get(file)
+            if sticky is not None:
+                return sticky, 0
+            err = file.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if not err:
+                return _SUCCESS, 0  # a graceful close
+            sticky = RESET_SOCKETS[file] = _ABORTED if err == errno.EPIPE else errno_to_status(err)
+            return sticky, 0
         return _SUCCESS, n
 
 
@@ -401,7 +414,7 @@ class StreamWriteOp(Operation):
                 if exc.errno in _WOULD_BLOCK:
                     return None
                 if exc.errno == errno.EPIPE and self.file in RESET_SOCKETS:
-                    return _RESET, 0
+                    return RESET_SOCKETS[self.file], 0
                 return errno_to_status(exc.errno or 0), 0  # a failed write reports 0 bytes
             self.sent += n
             # Drop what went out; a partially sent buffer keeps its tail.

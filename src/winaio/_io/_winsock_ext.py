@@ -53,6 +53,7 @@ __all__ = [
     "decode_sockaddr",
     "encode_sockaddr",
     "is_connected",
+    "shutdown_socket",
     "sockaddr_size",
 ]
 
@@ -63,9 +64,10 @@ _LINUX_AF = {2: socket.AF_INET, 23: socket.AF_INET6}
 _SUCCESS = int(NtStatus.STATUS_SUCCESS)
 _OVERFLOW = int(NtStatus.STATUS_BUFFER_OVERFLOW)
 _TOO_SMALL = int(NtStatus.STATUS_BUFFER_TOO_SMALL)
+_SHUT_DOWN = int(NtStatus.STATUS_PIPE_BROKEN)  # -> ERROR_BROKEN_PIPE -> WSAESHUTDOWN
 _WOULD_BLOCK = (errno.EAGAIN, errno.EWOULDBLOCK)
 WSAEFAULT, WSAEINVAL = 10014, 10022
-_WSAEISCONN = 10056
+_WSAEISCONN, _WSAENOTCONN = 10056, 10057
 
 
 def sockaddr_size(family: int) -> int:
@@ -157,6 +159,9 @@ class RecvFromOp(Operation):
     def try_now(self) -> tuple[int, int] | None:
         sock = self.file.sock
         assert sock is not None
+        mode = self.file.winsock
+        if mode is not None and mode.shut_rd and not self.submitted:
+            return _SHUT_DOWN, 0  # issued after shutdown(SD_RECEIVE): WSAESHUTDOWN
         try:
             n, _, msg_flags, address = sock.recvmsg_into(self.buffers, 0, self.flags)
         except OSError as exc:
@@ -388,6 +393,43 @@ def check_connectable(file: FileObject, ex: bool) -> None:
         if not ex and mode is not None and mode.connected_by_ex:
             raise Win32Error(WSAEINVAL, "connected by ConnectEx")
         raise Win32Error(_WSAEISCONN, "already connected")
+
+
+def shutdown_socket(file: FileObject, how: int) -> None:
+    """shutdown(): SD_RECEIVE (0), SD_SEND (1) or SD_BOTH (2) [W:ws2_32/sock.c:test_shutdown].
+
+    The receive half is Winsock's own state (``SocketMode.shut_rd``), not Linux's SHUT_RD
+    (which puts nothing on the wire either): receives issued afterwards fail WSAESHUTDOWN while
+    those already pending still complete with the data that arrives, as on Windows; Linux's
+    SHUT_RD would end them with 0 bytes at once. The send half is Linux's SHUT_WR (sends then
+    fail EPIPE -> WSAESHUTDOWN). Unconnected datagram sockets can be shut down too (Linux
+    answers ENOTCONN, yet applies it). The peer's address is kept (``SocketMode.peer``) for
+    getpeername once the connection has closed.
+
+    Raises:
+        Win32Error: WSAEINVAL for another ``how``; WSAENOTCONN for an unconnected stream
+            socket or a listener (Linux would shut a listener's SHUT_WR silently, and stop
+            listening on SHUT_RD).
+        OSError: Linux's shutdown failed otherwise.
+    """
+    sock = file.sock
+    assert sock is not None
+    if how not in (0, 1, 2):
+        raise Win32Error(WSAEINVAL, f"shutdown how={how}")
+    mode = mode_of(file)
+    if sock.type == socket.SOCK_STREAM and mode.peer is None:
+        try:
+            mode.peer = sock.getpeername()
+        except OSError:
+            raise Win32Error(_WSAENOTCONN, "the socket is not connected") from None
+    if how != 0:
+        try:
+            sock.shutdown(socket.SHUT_WR)
+        except OSError as exc:
+            if not (exc.errno == errno.ENOTCONN and sock.type != socket.SOCK_STREAM):
+                raise
+    if how != 1:
+        mode.shut_rd = True
 
 
 def check_not_accepting(file: FileObject) -> None:

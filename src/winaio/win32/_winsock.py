@@ -22,7 +22,12 @@ from .._io._ops import AcceptOp, ConnectOp, StreamReadOp, StreamWriteOp
 from .._io._overlapped import STATUS_PENDING, Overlapped, get_overlapped_result
 from .._io._requests import as_buffers
 from .._io._streams import Socket, create_socket
-from .._io._winsock_ext import accept_ex, check_connectable, check_not_accepting
+from .._io._winsock_ext import (
+    accept_ex,
+    check_connectable,
+    check_not_accepting,
+    shutdown_socket,
+)
 from .._kernel._handles import HANDLE_TABLE
 from .._kernel._threads import current_thread_state
 from ..codes import WinError, ntstatus_to_winerror
@@ -204,9 +209,12 @@ def listen(s: int, backlog: int) -> int:
 
 
 def shutdown(s: int, how: int) -> int:
-    """[MS:shutdown] -> core ``Socket.shutdown``; 0 or SOCKET_ERROR."""
-    result = _call(s, "shutdown", how)
-    return 0 if result is None else int(result)
+    """[MS:shutdown] -> core ``shutdown_socket``; 0 or SOCKET_ERROR."""
+    try:
+        shutdown_socket(_sock(s), how)
+    except (Win32Error, OSError) as exc:
+        return _wsa_fail(exc)
+    return 0
 
 
 def getsockname(s: int) -> Any:
@@ -215,8 +223,20 @@ def getsockname(s: int) -> Any:
 
 
 def getpeername(s: int) -> Any:
-    """[MS:getpeername] -> core ``Socket.getpeername``; SOCKET_ERROR on failure."""
-    return _call(s, "getpeername")
+    """[MS:getpeername] -> core ``Socket.getpeername``; SOCKET_ERROR on failure. A socket
+    that was shut down still answers with its peer once the connection has closed
+    [W:ws2_32/sock.c:test_shutdown]."""
+    try:
+        sock = _sock(s)
+        try:
+            return sock.getpeername()
+        except OSError as exc:
+            mode = sock.winsock
+            if exc.errno == _errno.ENOTCONN and mode is not None and mode.peer is not None:
+                return mode.peer
+            raise
+    except (Win32Error, OSError) as exc:
+        return _wsa_fail(exc)
 
 
 def closesocket(s: int) -> int:
