@@ -115,6 +115,7 @@ _ERRNO_WSA = {
     _errno.EADDRINUSE: 10048,
     _errno.EADDRNOTAVAIL: 10049,
     _errno.ENETUNREACH: 10051,
+    _errno.EOPNOTSUPP: 10045,
     _errno.ECONNABORTED: 10053,
     _errno.ECONNRESET: WSAECONNRESET,
     _errno.EISCONN: 10056,
@@ -141,6 +142,7 @@ _WIN_WSA: dict[int, int] = {
 }
 
 WsaRoutine = Callable[[int, int, Any, int], object]
+_INVALID_PARAMETER = 0xC000000D  # STATUS_INVALID_PARAMETER
 
 
 def _wsa_fail(exc: BaseException) -> int:
@@ -203,9 +205,26 @@ def bind(s: int, name: Any) -> int:
 
 
 def listen(s: int, backlog: int) -> int:
-    """[MS:listen] -> core ``Socket.listen``; 0 or SOCKET_ERROR."""
-    result = _call(s, "listen", backlog)
-    return 0 if result is None else int(result)
+    """[MS:listen] -> core ``Socket.listen``; 0 or SOCKET_ERROR. An unbound socket is
+    WSAEINVAL (Linux would bind it to an ephemeral port), a datagram one WSAEOPNOTSUPP
+    [W:ws2_32/sock.c:test_listen]."""
+    try:
+        sock = _sock(s)
+        py = sock.sock
+        if py is not None and py.type == _socket.SOCK_STREAM and not _bound(py):
+            raise Win32Error(WSAEINVAL, "listen on an unbound socket")
+        sock.listen(backlog)
+    except (Win32Error, OSError) as exc:
+        return _wsa_fail(exc)
+    return 0
+
+
+def _bound(py: _socket.socket) -> bool:
+    try:
+        name = py.getsockname()
+    except OSError:
+        return False
+    return not isinstance(name, tuple) or name[1] != 0
 
 
 def shutdown(s: int, how: int) -> int:
@@ -253,7 +272,11 @@ def _sync(op: Any) -> int:
     # Sockets with Winsock modes (FIONBIO, time-outs, WSAEventSelect) go through _netevents.
     status, information = run_sync(op) if op.file.winsock is None else run_socket_call(op)
     if status:
-        raise Win32Error(ntstatus_to_winerror(status))
+        # STATUS_INVALID_PARAMETER is WSAEINVAL to Winsock (recv(MSG_OOB) on an SO_OOBINLINE
+        # socket [W:ws2_32/sock.c:test_select]), not ERROR_INVALID_PARAMETER.
+        raise Win32Error(
+            WSAEINVAL if status == _INVALID_PARAMETER else ntstatus_to_winerror(status)
+        )
     return information
 
 
