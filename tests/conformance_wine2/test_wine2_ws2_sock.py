@@ -1141,3 +1141,296 @@ def test_enum_network_events_reports_write_once(io, reset_by_enum: bool) -> None
                 want = 0 if expect & (1 << k) else 0xABABABAB
                 assert events.iErrorCode[k] == want, (kind, j, k, events.iErrorCode)
         io.closesocket(s)
+
+
+# --------------------------------------------------------------------------------------------
+# test_accept, test_accept_inheritance, test_extendedSocketOptions, test_getsockname
+
+
+def test_accept_runs_apcs_while_it_waits(io) -> None:
+    # [W:ws2_32/sock.c:test_accept] (a blocking accept is an alertable wait: an APC queued to the
+    # caller runs inside it - here it lets another thread connect - and accept then returns the
+    # connection; the APC ran once)
+    lst, addr = io.listener()
+    go = io.event(manual=False)
+    ran: list[int] = []
+    connector: list[int] = []
+
+    def connect_later() -> int:
+        io.wait_signaled(go)
+        c = io.tcp_socket()
+        assert w.connect(c, addr) == 0
+        connector.append(c)
+        return 0
+
+    worker = io.thread(connect_later)
+
+    def apc(_param: int) -> None:
+        ran.append(1)
+        assert w.SetEvent(go)
+
+    assert w.QueueUserAPC(apc, w.GetCurrentThread(), 0)
+    accepted = w.accept(lst)
+    assert accepted != w.INVALID_SOCKET, w.WSAGetLastError()
+    io.keep_socket(accepted)
+    assert ran == [1]
+    assert worker.join() == 0 and connector
+
+
+def test_closesocket_ends_a_blocking_accept(io) -> None:
+    # [W:ws2_32/sock.c:test_accept] (AcceptKillThread: closing the listener another thread is
+    # accepting on makes that accept fail)
+    lst, _addr = io.listener()
+    ready = io.event()
+    out: list[int] = []
+
+    def body() -> int:
+        assert w.SetEvent(ready)
+        out.append(w.accept(lst))
+        return 0
+
+    worker = io.thread(body)
+    io.wait_signaled(ready)
+    w.Sleep(200)
+    assert w.closesocket(lst) == 0
+    io.forget(lst)
+    assert worker.join() == 0
+    assert out == [w.INVALID_SOCKET]
+
+
+def test_accepted_socket_inherits_the_listeners_options(io) -> None:
+    # [W:ws2_32/sock.c:test_accept_inheritance] (SO_REUSEADDR, SO_KEEPALIVE, SO_OOBINLINE,
+    # SO_SNDBUF, SO_RCVBUF, SO_SNDTIMEO, SO_RCVTIMEO, TCP_NODELAY and SO_LINGER set on the
+    # listener read back the same on the socket accept returns)
+    options = [
+        (w.SOL_SOCKET_WINSOCK, w.SO_REUSEADDR, 1),
+        (w.SOL_SOCKET_WINSOCK, w.SO_KEEPALIVE, 1),
+        (w.SOL_SOCKET_WINSOCK, w.SO_OOBINLINE, 1),
+        (w.SOL_SOCKET_WINSOCK, w.SO_SNDBUF, 0x123),
+        (w.SOL_SOCKET_WINSOCK, w.SO_RCVBUF, 0x123),
+        (w.SOL_SOCKET_WINSOCK, w.SO_SNDTIMEO, 0x123),
+        (w.SOL_SOCKET_WINSOCK, w.SO_RCVTIMEO, 0x123),
+        (w.IPPROTO_TCP, w.TCP_NODELAY, 1),
+    ]
+    lst = io.tcp_socket()
+    for level, name, value in options:
+        assert w.setsockopt(lst, level, name, value, 4) == 0, (name, w.WSAGetLastError())
+    assert w.setsockopt(lst, w.SOL_SOCKET_WINSOCK, w.SO_LINGER, w.LINGER(1, 555), 4) == 0
+    assert w.bind(lst, ("127.0.0.1", 0)) == 0 and w.listen(lst, 1) == 0
+    client = io.tcp_socket()
+    assert w.connect(client, w.getsockname(lst)) == 0
+    server = io.keep_socket(w.accept(lst))
+    for level, name, value in options:
+        got, size = w.Ref(0), w.Ref(4)
+        assert w.getsockopt(server, level, name, got, size) == 0, (name, w.WSAGetLastError())
+        assert got.value == value, (name, got.value)
+    got, size = w.Ref(None), w.Ref(4)
+    assert w.getsockopt(server, w.SOL_SOCKET_WINSOCK, w.SO_LINGER, got, size) == 0
+    assert (got.value.l_onoff, got.value.l_linger) == (1, 555)
+
+
+def test_option_levels_and_linger_on_udp(io) -> None:
+    # [W:ws2_32/sock.c:test_extendedSocketOptions] (levels that are not SOL_SOCKET - 0xffffffff,
+    # 0x1234ffff, 0x8000ffff, 0x8000, 0x800 - are WSAEINVAL; SO_LINGER on a UDP socket is
+    # WSAENOPROTOOPT; on TCP SO_DONTLINGER is the negation of SO_LINGER's l_onoff)
+    udp = _udp(io)
+    assert w.bind(udp, ("0.0.0.0", 0)) == 0
+    for level in (0xFFFFFFFF, 0x1234FFFF, 0x8000FFFF, 0x8000, 0x800):
+        val, size = w.Ref(SENTINEL), w.Ref(4)
+        w.SetLastError(SENTINEL)
+        _fails(w.getsockopt(udp, level, w.SO_REUSEADDR, val, size), w.WSAEINVAL)
+    val, size = w.Ref(None), w.Ref(4)
+    w.SetLastError(SENTINEL)
+    _fails(w.getsockopt(udp, w.SOL_SOCKET_WINSOCK, w.SO_LINGER, val, size), w.WSAENOPROTOOPT)
+    tcp = io.tcp_socket()
+    assert w.bind(tcp, ("0.0.0.0", 0)) == 0
+    for onoff in (0, 1):
+        assert w.setsockopt(tcp, w.SOL_SOCKET_WINSOCK, w.SO_LINGER, w.LINGER(onoff, 5), 4) == 0
+        linger, dont = w.Ref(None), w.Ref(SENTINEL)
+        assert w.getsockopt(tcp, w.SOL_SOCKET_WINSOCK, w.SO_LINGER, linger, w.Ref(4)) == 0
+        assert w.getsockopt(tcp, w.SOL_SOCKET_WINSOCK, w.SO_DONTLINGER, dont, w.Ref(4)) == 0
+        assert linger.value.l_onoff == onoff and dont.value == (0 if onoff else 1)
+
+
+def test_getsockname(io) -> None:
+    # [W:ws2_32/sock.c:test_getsockname] (an unbound socket: WSAEINVAL; bound to INADDR_ANY
+    # port 0: INADDR_ANY and a real port, the last error cleared)
+    s = io.tcp_socket()
+    w.WSASetLastError(SENTINEL)
+    _fails(w.getsockname(s), w.WSAEINVAL)
+    assert w.bind(s, ("0.0.0.0", 0)) == 0
+    w.WSASetLastError(SENTINEL)
+    host, port = w.getsockname(s)
+    assert host == "0.0.0.0" and port != 0
+    assert w.WSAGetLastError() in (0, SENTINEL)
+
+
+# --------------------------------------------------------------------------------------------
+# test_fionbio, test_fionread_siocatmark, test_unsupported_ioctls, test_get_extension_func
+
+
+def _apc_log() -> tuple[list[tuple[int, int, Any, int]], Any]:
+    log: list[tuple[int, int, Any, int]] = []
+
+    def routine(error: int, size: int, ov: Any, flags: int) -> None:
+        log.append((error, size, ov, flags))
+
+    return log, routine
+
+
+def _ioctl(s: int, code: int, inp: Any, out: Any, size: Any, ov: Any, routine: Any = None) -> int:
+    in_len = 4 if inp is not None else 0
+    return w.WSAIoctl(s, code, inp, in_len, out, 4 if out is not None else 0, size, ov, routine)
+
+
+def test_fionbio_through_wsaioctl(io) -> None:
+    # [W:ws2_32/sock.c:test_fionbio] (no lpcbBytesReturned: WSAEFAULT, with or without an
+    # OVERLAPPED; a short input: WSAEFAULT; success writes 0 bytes returned and, with an
+    # OVERLAPPED, queues a 0-byte packet with Internal/InternalHigh 0; leaving non-blocking mode
+    # under WSAEventSelect: WSAEINVAL with 0 bytes returned; a completion routine runs with no
+    # error and 0 bytes)
+    s = io.tcp_socket()
+    port = io.port(s, key=123)
+    one = w.Ref(1)
+    w.WSASetLastError(SENTINEL)
+    _fails(_ioctl(s, w.FIONBIO, one, None, None, None), w.WSAEFAULT)
+    ov = w.OVERLAPPED()
+    _fails(_ioctl(s, w.FIONBIO, one, None, None, ov), w.WSAEFAULT)
+    size = w.Ref(SENTINEL)
+    _fails(w.WSAIoctl(s, w.FIONBIO, one, 3, None, 0, size, ov, None), w.WSAEFAULT)
+    w.WSASetLastError(SENTINEL)
+    assert _ioctl(s, w.FIONBIO, one, None, size, None) == 0
+    assert w.WSAGetLastError() == 0 and size.value == 0
+    io.no_packet(port)
+    ov.Internal = ov.InternalHigh = SENTINEL
+    size.value = SENTINEL
+    assert _ioctl(s, w.FIONBIO, one, None, size, ov) == 0 and size.value == 0
+    pk = io.gqcs(port, 0)
+    assert (pk.ok, pk.bytes, pk.key, pk.overlapped) == (True, 0, 123, ov)
+    assert ov.Internal == 0 and ov.InternalHigh == 0
+    assert w.WSAEventSelect(s, io.event(), w.FD_READ) == 0
+    size.value = SENTINEL
+    _fails(_ioctl(s, w.FIONBIO, w.Ref(0), None, size, None), w.WSAEINVAL)
+    assert size.value == 0
+    other = io.tcp_socket()
+    log, routine = _apc_log()
+    _fails(_ioctl(other, w.FIONBIO, one, None, None, ov, routine), w.WSAEFAULT)
+    size.value = SENTINEL
+    assert _ioctl(other, w.FIONBIO, one, None, size, ov, routine) == 0 and size.value == 0
+    assert w.SleepEx(0, True) == w.WAIT_IO_COMPLETION
+    assert log == [(0, 0, ov, 0)]
+
+
+def test_fionread_through_wsaioctl(io) -> None:
+    # [W:ws2_32/sock.c:test_fionread_siocatmark] (ioctlsocket with no argument and WSAIoctl with
+    # no lpcbBytesReturned: WSAEFAULT; a 3-byte output: WSAEFAULT, bytes returned untouched; the
+    # count of bytes readable, 4 bytes returned; with an OVERLAPPED the result is in the output
+    # at once and the packet carries 0 bytes; with a routine it runs with 0 bytes)
+    client, server = io.socket_pair()
+    assert w.ioctlsocket(client, w.FIONBIO, w.Ref(1)) == 0
+    w.WSASetLastError(SENTINEL)
+    _fails(w.ioctlsocket(client, w.FIONREAD, None), w.WSAEFAULT)
+    value = w.Ref(SENTINEL)
+    _fails(_ioctl(client, w.FIONREAD, None, value, None, None), w.WSAEFAULT)
+    size = w.Ref(SENTINEL)
+    _fails(w.WSAIoctl(client, w.FIONREAD, None, 0, value, 3, size, None, None), w.WSAEFAULT)
+    assert size.value == SENTINEL
+    w.WSASetLastError(SENTINEL)
+    assert _ioctl(client, w.FIONREAD, None, value, size, None) == 0
+    assert (w.WSAGetLastError(), value.value, size.value) == (0, 0, 4)
+    port = io.port(client, key=123)
+    ov = w.OVERLAPPED()
+    _fails(_ioctl(client, w.FIONREAD, None, value, None, ov), w.WSAEFAULT)
+    value.value = size.value = ov.Internal = ov.InternalHigh = SENTINEL
+    w.WSASetLastError(SENTINEL)
+    assert _ioctl(client, w.FIONREAD, None, value, size, ov) == 0
+    assert (w.WSAGetLastError(), value.value, size.value) == (0, 0, 4)
+    assert ov.Internal == 0 and ov.InternalHigh == 0
+    pk = io.gqcs(port, 0)
+    assert (pk.ok, pk.bytes, pk.key, pk.overlapped) == (True, 0, 123, ov)
+    assert w.send(server, b"data\0", 0) == 5
+    for _ in range(200):  # wait for the data to be there
+        assert _ioctl(client, w.FIONREAD, None, value, size, None) == 0
+        if value.value == 5:
+            break
+        w.Sleep(5)
+    assert value.value == 5
+    lone = io.tcp_socket()
+    log, routine = _apc_log()
+    _fails(_ioctl(lone, w.FIONREAD, None, value, None, ov, routine), w.WSAEFAULT)
+    size.value = SENTINEL
+    assert _ioctl(lone, w.FIONREAD, None, value, size, ov, routine) == 0 and size.value == 4
+    assert w.SleepEx(0, True) == w.WAIT_IO_COMPLETION
+    assert log == [(0, 0, ov, 0)]
+
+
+@pytest.mark.parametrize("code", [SENTINEL, 0x8004667D, 0x667E, 0x28000004])
+def test_unsupported_ioctls(io, code: int) -> None:
+    # [W:ws2_32/sock.c:test_unsupported_ioctls] (0xdeadbeef, FIOASYNC, 0x667e, SIO_FLUSH: no
+    # lpcbBytesReturned - WSAEFAULT; synchronous - WSAEOPNOTSUPP, 0 bytes returned; with an
+    # OVERLAPPED the call pends (WSA_IO_PENDING, bytes returned untouched) and the request fails
+    # with STATUS_NOT_SUPPORTED: the packet says ERROR_NOT_SUPPORTED with the key and 0 bytes;
+    # a completion routine gets WSAEOPNOTSUPP)
+    s = io.tcp_socket()
+    port = io.port(s, key=123)
+    ov = w.OVERLAPPED()
+    w.WSASetLastError(SENTINEL)
+    _fails(w.WSAIoctl(s, code, None, 0, None, 0, None, ov, None), w.WSAEFAULT)
+    size = w.Ref(SENTINEL)
+    w.WSASetLastError(SENTINEL)
+    _fails(w.WSAIoctl(s, code, None, 0, None, 0, size, None, None), WSAEOPNOTSUPP)
+    assert size.value == 0
+    size.value = ov.Internal = ov.InternalHigh = SENTINEL
+    w.WSASetLastError(SENTINEL)
+    _fails(w.WSAIoctl(s, code, None, 0, None, 0, size, ov, None), w.ERROR_IO_PENDING)
+    assert size.value == SENTINEL
+    pk = io.gqcs(port, 0)
+    assert (pk.ok, pk.error, pk.bytes, pk.key, pk.overlapped) == (
+        False, w.ERROR_NOT_SUPPORTED, 0, 123, ov,
+    )  # fmt: skip
+    assert ov.Internal == w.STATUS_NOT_SUPPORTED and ov.InternalHigh == 0
+    other = io.tcp_socket()
+    log, routine = _apc_log()
+    _fails(w.WSAIoctl(other, code, None, 0, None, 0, None, ov, routine), w.WSAEFAULT)
+    size.value = SENTINEL
+    w.WSASetLastError(SENTINEL)
+    _fails(w.WSAIoctl(other, code, None, 0, None, 0, size, ov, routine), w.ERROR_IO_PENDING)
+    assert size.value == SENTINEL
+    assert w.SleepEx(0, True) == w.WAIT_IO_COMPLETION
+    assert log == [(WSAEOPNOTSUPP, 0, ov, 0)]
+
+
+def test_get_extension_function(io) -> None:
+    # [W:ws2_32/sock.c:test_get_extension_func] (no lpcbBytesReturned with an OVERLAPPED:
+    # WSAEFAULT; success: 8 bytes returned and, with an OVERLAPPED, a 0-byte packet; an unknown
+    # GUID: WSAEINVAL with nothing written and no packet; a completion routine runs with 0 bytes)
+    s = io.tcp_socket()
+    port = io.port(s, key=123)
+    guid = w.WSAID_ACCEPTEX
+    func = w.Ref(None)
+    ov = w.OVERLAPPED()
+    ext = w.SIO_GET_EXTENSION_FUNCTION_POINTER
+    w.WSASetLastError(SENTINEL)
+    _fails(w.WSAIoctl(s, ext, guid, 16, func, 8, None, ov, None), w.WSAEFAULT)
+    size = w.Ref(SENTINEL)
+    w.WSASetLastError(SENTINEL)
+    assert w.WSAIoctl(s, ext, guid, 16, func, 8, size, None, None) == 0
+    assert (w.WSAGetLastError(), size.value, func.value) == (0, 8, w.AcceptEx)
+    io.no_packet(port)
+    size.value = ov.Internal = ov.InternalHigh = SENTINEL
+    assert w.WSAIoctl(s, ext, guid, 16, func, 8, size, ov, None) == 0 and size.value == 8
+    pk = io.gqcs(port, 0)
+    assert (pk.ok, pk.bytes, pk.key, pk.overlapped) == (True, 0, 123, ov)
+    assert ov.Internal == 0 and ov.InternalHigh == 0
+    size.value = ov.Internal = ov.InternalHigh = SENTINEL
+    bogus = bytes(16)
+    _fails(w.WSAIoctl(s, ext, bogus, 16, func, 8, size, ov, None), w.WSAEINVAL)
+    assert size.value == SENTINEL and ov.Internal == SENTINEL and ov.InternalHigh == SENTINEL
+    io.no_packet(port)
+    other = io.tcp_socket()
+    log, routine = _apc_log()
+    _fails(w.WSAIoctl(other, ext, guid, 16, func, 8, None, ov, routine), w.WSAEFAULT)
+    size.value = SENTINEL
+    assert w.WSAIoctl(other, ext, guid, 16, func, 8, size, ov, routine) == 0 and size.value == 8
+    assert w.SleepEx(0, True) == w.WAIT_IO_COMPLETION
+    assert log == [(0, 0, ov, 0)]

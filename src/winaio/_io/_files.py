@@ -42,7 +42,7 @@ from .._kernel._dispatcher import release_lock as _release
 from .._kernel._objects import Event
 from .._kernel._threads import add_thread_exit_hook, current_thread_state
 from .._kernel._wait import wait_for_one
-from ..codes import NtStatus, WinError, ntstatus_to_winerror
+from ..codes import NtStatus, WaitCode, WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error
 from ._backend import Backend, OpKind, get_backend
 from ._dispatch import deliver
@@ -63,6 +63,7 @@ __all__ = [
 ]
 
 _CANCELLED = int(NtStatus.STATUS_CANCELLED)
+_WAIT_IO_COMPLETION = int(WaitCode.WAIT_IO_COMPLETION)
 _CLOSED_STATUS = int(NtStatus.STATUS_INVALID_HANDLE)
 _FILE = OpKind.FILE
 _IO_KEY = "io"
@@ -387,8 +388,10 @@ def request_cancel(op: Operation) -> bool:
     return True
 
 
-def run_sync(op: Operation) -> tuple[int, int]:
+def run_sync(op: Operation, alertable: bool = False) -> tuple[int, int]:
     """A request on a synchronous handle: block (non-alertably) until it is done (spec §4.1).
+    ``alertable``: APCs queued to the caller run while it waits, which then goes on (Winsock's
+    blocking calls [W:ws2_32/sock.c:test_accept, test_select]).
 
     Returns (status, information); ``op.overlapped`` (private to the call, the caller copies it
     to the user's OVERLAPPED) holds the same. CancelSynchronousIo can end the wait of a request
@@ -421,7 +424,8 @@ def run_sync(op: Operation) -> tuple[int, int]:
         result = op.try_now()
         if result is None:
             submit(op)
-            wait_for_one(op.sync_done, None, False)
+            while wait_for_one(op.sync_done, None, alertable) == _WAIT_IO_COMPLETION:
+                pass
             return ov.status, ov.information
         with LOCK:
             op.done = True

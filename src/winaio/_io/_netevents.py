@@ -9,10 +9,10 @@ Facts encoded here ([MS:WSAEventSelect], [MS:WSAEnumNetworkEvents], [MS:select],
   recorded again until its re-enabling call: FD_READ/FD_OOB by a receive, FD_ACCEPT by an
   accept, FD_WRITE by a send that failed with WSAEWOULDBLOCK; FD_CONNECT and FD_CLOSE happen
   once. WSAEnumNetworkEvents returns and clears the record (and resets the event given to it).
-- select: read set = data, a pending connection, or the peer's close; write set = a datagram or connected
-  socket with room; except set = out-of-band data or a failed non-blocking connect. It waits
-  alertably (APCs run, the wait goes on) up to the time-out and returns the number of ready
-  sockets; a socket closed while selected ends the wait.
+- select: read set = data, a pending connection, or the peer's close; write set = a datagram
+  socket, or a connected one with room; except set = out-of-band data or a failed non-blocking
+  connect. It waits alertably (APCs run, the wait goes on) up to the time-out and returns the
+  number of ready sockets; a socket closed while selected ends the wait.
 
 One reactor thread (``winaio-netevents``) watches the descriptors with epoll (one-shot, re-armed
 after each report) and only records events and sets kernel events: no user code runs there.
@@ -48,6 +48,7 @@ __all__ = [
     "NetworkEvents",
     "SocketMode",
     "event_select",
+    "inherit_modes",
     "mode_of",
     "run_socket_call",
     "select_sockets",
@@ -148,10 +149,10 @@ def mode_of(file: FileObject) -> SocketMode:
 
 
 def run_socket_call(op: Operation) -> tuple[int, int]:
-    """A plain (non-overlapped) Winsock call on a socket with modes: ``run_sync`` with the
-    non-blocking mode (STATUS_CANT_WAIT -> WSAEWOULDBLOCK instead of waiting; a connect goes on
-    in the background), SO_RCVTIMEO/SO_SNDTIMEO (STATUS_IO_TIMEOUT -> WSAETIMEDOUT) and the
-    re-enabling of network events (module docstring)."""
+    """A plain (non-overlapped) Winsock call on a socket with modes: ``run_sync`` (alertable)
+    with the non-blocking mode (STATUS_CANT_WAIT -> WSAEWOULDBLOCK instead of waiting; a
+    connect goes on in the background), SO_RCVTIMEO/SO_SNDTIMEO (STATUS_IO_TIMEOUT ->
+    WSAETIMEDOUT) and the re-enabling of network events (module docstring)."""
     file = op.file
     mode = mode_of(file)
     if mode.shut_rd and op.poll_events & select.POLLIN:
@@ -180,7 +181,7 @@ def run_socket_call(op: Operation) -> tuple[int, int]:
         timer.daemon = True
         timer.start()
     try:
-        status, information = run_sync(op)
+        status, information = run_sync(op, True)
     finally:
         if timer is not None:
             timer.cancel()
@@ -393,6 +394,19 @@ def event_select(file: FileObject, event: Event | None, interest: int) -> None:
         if events:
             _REACTOR.report_now(file, events[0][1])
     _REACTOR.arm(file)
+
+
+def inherit_modes(listener: FileObject, accepted: FileObject) -> None:
+    """accept(): the new socket takes the listener's Winsock state - blocking mode, time-outs,
+    recorded options (buffer sizes...) - as Linux sockets take its kernel options
+    [W:ws2_32/sock.c:test_accept_inheritance]."""
+    source = listener.winsock
+    if not isinstance(source, SocketMode):
+        return
+    mode = mode_of(accepted)
+    mode.nonblocking = source.nonblocking
+    mode.rcvtimeo, mode.sndtimeo = source.rcvtimeo, source.sndtimeo
+    mode.options.update(source.options)
 
 
 def take_network_events(file: FileObject, reset: Event | None) -> NetworkEvents:

@@ -172,6 +172,9 @@ def get_option(file: FileObject, level: int, name: int) -> Any:
     if name in _BOOL_OPTIONS:
         return 1 if sock.getsockopt(socket.SOL_SOCKET, _BOOL_OPTIONS[name]) else 0
     if name in (SO_LINGER, SO_DONTLINGER):
+        if sock.type != socket.SOCK_STREAM:
+            # [W:ws2_32/sock.c:test_extendedSocketOptions]
+            raise Win32Error(WSAENOPROTOOPT, "SO_LINGER is for connection-oriented sockets")
         onoff, seconds = struct.unpack(
             "ii", sock.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8)
         )

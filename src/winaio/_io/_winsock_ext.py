@@ -341,17 +341,22 @@ class TransmitFileOp(Operation):
 
 class ImmediateOp(Operation):
     """A request that is finished when issued (WSAIoctl's immediate controls): issuing it
-    through ``start`` still notifies the OVERLAPPED's channels (event, port, APC)."""
+    through ``start`` still notifies the OVERLAPPED's channels (event, port, APC). One that
+    fails pends until its issuer completes it (``complete``), so that it is notified too."""
 
     __slots__ = ("result",)
     kind = OpKind.LOCAL
 
-    def __init__(self, file: FileObject, overlapped: Any, information: int) -> None:
+    def __init__(
+        self, file: FileObject, overlapped: Any, information: int, status: int = _SUCCESS
+    ) -> None:
         super().__init__(file, overlapped)
-        self.result = (_SUCCESS, information)
+        self.result = (status, information)
 
     def try_now(self) -> tuple[int, int] | None:
-        return self.result
+        # A failure pends (the caller then completes it): it is still notified, unlike a
+        # request that fails at once.
+        return None if self.result[0] >= 0xC0000000 else self.result
 
 
 def is_connected(sock: socket.socket) -> bool:

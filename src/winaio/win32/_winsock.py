@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._io._files import FileObject, run_sync, start
-from .._io._netevents import mode_of, run_socket_call
+from .._io._netevents import inherit_modes, mode_of, run_socket_call
 from .._io._ops import AcceptOp, ConnectOp, StreamReadOp, StreamWriteOp
 from .._io._overlapped import STATUS_PENDING, Overlapped, get_overlapped_result
 from .._io._requests import as_buffers
@@ -139,6 +139,7 @@ _WIN_WSA: dict[int, int] = {
     WinError.ERROR_CANT_WAIT: WSAEWOULDBLOCK,  # a non-blocking socket's call would wait
     WinError.ERROR_SEM_TIMEOUT: 10060,  # SO_RCVTIMEO / SO_SNDTIMEO elapsed: WSAETIMEDOUT
     WinError.ERROR_MORE_DATA: 10040,  # a datagram larger than the buffers: WSAEMSGSIZE
+    WinError.ERROR_NOT_SUPPORTED: 10045,  # STATUS_NOT_SUPPORTED: WSAEOPNOTSUPP
 }
 
 WsaRoutine = Callable[[int, int, Any, int], object]
@@ -237,8 +238,18 @@ def shutdown(s: int, how: int) -> int:
 
 
 def getsockname(s: int) -> Any:
-    """[MS:getsockname] -> core ``Socket.getsockname``; SOCKET_ERROR on failure."""
-    return _call(s, "getsockname")
+    """[MS:getsockname] -> core ``Socket.getsockname``; SOCKET_ERROR on failure: WSAEINVAL for
+    an unbound socket (Linux reports the wildcard address with port 0)
+    [W:ws2_32/sock.c:test_getsockname]."""
+    try:
+        sock = _sock(s)
+        name = sock.getsockname()
+        if isinstance(name, tuple) and name[1] == 0:
+            raise Win32Error(WSAEINVAL, "the socket is not bound")
+    except (Win32Error, OSError) as exc:
+        return _wsa_fail(exc)
+    set_last_error(0)
+    return name
 
 
 def getpeername(s: int) -> Any:
@@ -269,8 +280,10 @@ def closesocket(s: int) -> int:
 
 
 def _sync(op: Any) -> int:
-    # Sockets with Winsock modes (FIONBIO, time-outs, WSAEventSelect) go through _netevents.
-    status, information = run_sync(op) if op.file.winsock is None else run_socket_call(op)
+    # Winsock's blocking calls wait alertably (APCs run, the call goes on) [W:ws2_32/sock.c:
+    # test_accept]; sockets with modes (FIONBIO, time-outs, WSAEventSelect) go through
+    # _netevents.
+    status, information = run_sync(op, True) if op.file.winsock is None else run_socket_call(op)
     if status:
         # STATUS_INVALID_PARAMETER is WSAEINVAL to Winsock (recv(MSG_OOB) on an SO_OOBINLINE
         # socket [W:ws2_32/sock.c:test_select]), not ERROR_INVALID_PARAMETER.
@@ -293,13 +306,16 @@ def connect(s: int, name: Any) -> int:
 
 
 def accept(s: int) -> int:
-    """[MS:accept] (blocking) -> core ``AcceptOp`` into a new socket; INVALID_SOCKET on failure."""
+    """[MS:accept] (blocking) -> core ``AcceptOp`` into a new socket; INVALID_SOCKET on failure.
+    The new socket has the listener's options, time-outs and blocking mode
+    [W:ws2_32/sock.c:test_accept_inheritance]."""
     try:
         listener = _sock(s)
         sock = listener.sock
         assert sock is not None
         new = create_socket(sock.family, sock.type, sock.proto)
         _sync(AcceptOp(listener, new, Overlapped(), None))
+        inherit_modes(listener, new)
     except Win32Error as exc:
         _wsa_fail(exc)
         return INVALID_SOCKET
