@@ -22,6 +22,7 @@ Facts encoded here (win32-async-spec §9, #116, #117):
 from __future__ import annotations
 
 import datetime as _dt
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -336,7 +337,10 @@ class TimerQueue:
         global _default_queue
         queue = _default_queue
         if queue is None:
-            queue = _default_queue = cls()
+            with _default_queue_lock:
+                queue = _default_queue
+                if queue is None:
+                    queue = _default_queue = cls()
         return queue
 
     def create_timer(
@@ -414,3 +418,4 @@ class _DeletionWatch:
 
 
 _default_queue: TimerQueue | None = None
+_default_queue_lock = threading.Lock()
