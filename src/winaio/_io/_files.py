@@ -300,14 +300,19 @@ def start(op: Operation) -> int:
         event._signaled = False
     file._signaled = False
     ov.status = STATUS_PENDING
+    queued = False
     if register_first:
-        with LOCK:
+        _acquire()
+        try:
             _register_locked(op)
+            # A request may not overtake earlier pending ones in the same direction (two
+            # pending reads complete in issue order, #66; message writes never interleave):
+            # if any is queued, this one waits its turn in the backend instead of trying now.
+            queued = len(file._pending) > 1 and _queued_behind_locked(op)
+        finally:
+            _release()
     try:
-        # A request may not overtake earlier pending ones in the same direction (two pending
-        # reads complete in issue order, #66; message writes never interleave): if any is
-        # queued, this one waits its turn in the backend instead of trying now.
-        result = None if register_first and _queued_behind(op) else op.try_now()
+        result = None if queued else op.try_now()
     except BaseException:
         with LOCK:
             op.done = True
@@ -337,17 +342,16 @@ def start(op: Operation) -> int:
     return status
 
 
-def _queued_behind(op: Operation) -> bool:
+def _queued_behind_locked(op: Operation) -> bool:
+    """An earlier STREAM request in ``op``'s direction is still pending (caller holds LOCK)."""
     if op.kind is not OpKind.STREAM or op.may_overtake():
         return False
     direction = op.poll_events
-    file = op.file
-    with LOCK:
-        for other in file._pending:
-            if other is op:
-                return False
-            if other.kind is OpKind.STREAM and other.poll_events == direction:
-                return True
+    for other in op.file._pending:
+        if other is op:
+            return False
+        if other.kind is OpKind.STREAM and other.poll_events == direction:
+            return True
     return False
 
 

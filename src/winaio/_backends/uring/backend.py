@@ -215,9 +215,10 @@ class IoUringBackend:
             self._finish_direct(op, CANCELLED)
         elif head_line is not None:
             finished: Finished = []
-            self._streams.service(head_line, ECANCELED, finished)  # the rest of the line goes on
-            self._count(finished)
-            self._deliver(finished)
+            with self._cq_lock:  # delivered in order with the reapers' completions
+                self._streams.service(head_line, ECANCELED, finished)  # the line goes on
+                self._count_locked(finished)
+                self._deliver(finished)
 
     def _withdraw_locked(self, ud: int) -> bool:
         """Take back a deferred request (the owner's burst, not submitted yet, ``lead``):
@@ -279,10 +280,10 @@ class IoUringBackend:
                     self._ring, self._table, self._streams, self._backlog,
                     lambda: self._submit_locked(None),
                 )  # fmt: skip
-            self._count(finished)
             with self._cq_lock:
+                self._count_locked(finished)
                 finished += self._drain(CLOSE_TIMEOUT)
-            self._deliver(finished)
+                self._deliver(finished)
         if self._thread.is_alive() or self._table:
             stats = self.statistics()
             raise RuntimeError(
@@ -337,14 +338,26 @@ class IoUringBackend:
         return True
 
     def _poll_locked(self, op: Operation, line: Line) -> None:
-        """Arm the readiness poll of a line's head (``StreamLines``' ``arm``), from the
-        calling thread: the issuer, or whoever reaped the previous poll."""
+        """Put a line's head into the kernel (``StreamLines``' ``arm``): the operation itself
+        (``op.prep_pending``) or a readiness poll, from the calling thread: the issuer, or
+        whoever reaped the head before it."""
         line.poll_ud = 0
-        if not self._backlog:
+        if not self._backlog.entries:
             table = self._table
             ud = table.next_ud
+            ring = self._ring
             try:
-                self._ring.prep_poll_add(line.fd, op.poll_events, ud)
+                try:
+                    keep = op.prep_pending(ring, ud)
+                except SubmissionQueueFull:
+                    raise
+                except Exception:  # memory the kernel cannot take: wait for readiness
+                    keep = None
+                if keep is None:
+                    ring.prep_poll_add(line.fd, op.poll_events, ud)
+                else:
+                    line.direct = True
+                    line.keep = keep
             except SubmissionQueueFull:
                 pass
             else:
@@ -414,8 +427,10 @@ class IoUringBackend:
             cqes = ring.reap(REAP_BATCH)
             if cqes:
                 self._process(cqes, finished)
-        if finished:
-            self._deliver(finished)
+                if finished:
+                    # Under the lock: completions are delivered in the order they were reaped,
+                    # whichever thread reaps next (two reads of one socket, #66).
+                    self._deliver(finished)
         return len(cqes)
 
     def _process(self, cqes: list[tuple[int, int, int]], finished: Finished) -> None:
@@ -426,6 +441,7 @@ class IoUringBackend:
         service = self._streams.service
         migrating = self._migrating
         cancelled = 0
+        start = len(finished)
         for ud, res, flags in cqes:
             entry = pop(ud, None)
             if entry is None:
@@ -460,19 +476,19 @@ class IoUringBackend:
                 status, information = UNSUCCESSFUL, 0
             append((op, status, information))
         # Counted before delivery, so that a woken issuer already sees them in statistics().
-        self._done += len(finished)
+        self._done += len(finished) - start
         self._cancelled += cancelled
 
-    def _count(self, finished: Finished) -> None:
-        """Count completions that did not come from :meth:`_process` as done."""
-        cancelled = sum(1 for _, status, _ in finished if status == CANCELLED)
-        with self._cq_lock:
-            self._done += len(finished)
-            self._cancelled += cancelled
+    def _count_locked(self, finished: Finished) -> None:
+        """Count completions that did not come from :meth:`_process` as done (under
+        _cq_lock)."""
+        self._done += len(finished)
+        self._cancelled += sum(1 for _, status, _ in finished if status == CANCELLED)
 
     def _deliver(self, finished: Finished) -> None:
-        """Complete a batch of operations, in order (any reaper, no lock held); counted by
-        :meth:`_process` (or by the caller) already."""
+        """Complete a batch of operations, in order (any reaper, under _cq_lock, so that
+        batches are delivered in the order they were reaped); counted by :meth:`_process` (or
+        :meth:`_count_locked`) already."""
         if self._closing:
             with self._lock:
                 wake = self._wake_locked()  # a closing ring thread waits for this count
@@ -532,6 +548,8 @@ class IoUringBackend:
             if extra.__class__ is Line:
                 line: Line = extra
                 line.poll_ud = 0
+                line.direct = False
+                line.keep = None
                 self._backlog.add_locked(B_POLL, op, line)
             else:
                 op.token = None
@@ -598,20 +616,21 @@ class IoUringBackend:
                     next_watch = now + tick
                 if self._unsubmitted and lead.owner is None:
                     self._submit_locked(None)  # nobody will submit it at a wait
-            for line in lines:
-                self._streams.service(line, ECANCELED, finished)
-            if finished:
-                self._count(finished)  # the backlog's and the lines' (reaped ones: _process)
-            if reap:
-                with self._cq_lock:
-                    cqes = ring.reap(REAP_BATCH)
-                    if cqes:
-                        self._process(cqes, finished)
-            if finished:
-                self._rt_reaps += 1
-                self._rt_delivered += len(finished)
-                self._deliver(finished)
-                continue  # more may have come meanwhile: look again before sleeping
+            if finished or lines or reap:
+                with self._cq_lock:  # delivered in order with the leaders' completions
+                    for line in lines:
+                        self._streams.service(line, ECANCELED, finished)
+                    self._count_locked(finished)  # the backlog's and the lines' ones
+                    if reap:
+                        cqes = ring.reap(REAP_BATCH)
+                        if cqes:
+                            self._process(cqes, finished)
+                    if finished:
+                        self._rt_reaps += 1
+                        self._rt_delivered += len(finished)
+                        self._deliver(finished)
+                if finished:
+                    continue  # more may have come meanwhile: look again before sleeping
             with lock:
                 if self._closing and not self._table and self._drained_locked():
                     break
