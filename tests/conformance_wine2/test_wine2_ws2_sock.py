@@ -1434,3 +1434,25 @@ def test_get_extension_function(io) -> None:
     assert w.WSAIoctl(other, ext, guid, 16, func, 8, size, ov, routine) == 0 and size.value == 8
     assert w.SleepEx(0, True) == w.WAIT_IO_COMPLETION
     assert log == [(0, 0, ov, 0)]
+
+
+def test_accepted_socket_inherits_the_event_select_association(io) -> None:
+    # [MS:accept] ("The newly created socket ... has the same properties as socket s, including
+    # the asynchronous events registered with WSAAsyncSelect or WSAEventSelect": the accepted
+    # socket reports FD_READ to the listener's event, and is non-blocking)
+    lst, addr = io.listener()
+    event = io.keep(w.WSACreateEvent())
+    assert w.WSAEventSelect(lst, event, w.FD_ACCEPT | w.FD_READ) == 0
+    client = io.tcp_socket()
+    assert w.connect(client, addr) == 0
+    io.wait_signaled(event)
+    server = io.keep_socket(w.accept(lst))
+    assert w.ResetEvent(event)
+    buf = bytearray(4)
+    w.WSASetLastError(SENTINEL)
+    _fails(w.recv(server, buf, 4, 0), w.WSAEWOULDBLOCK)
+    assert w.send(client, b"ping", 0) == 4
+    io.wait_signaled(event)
+    events = w.WSANETWORKEVENTS()
+    assert w.WSAEnumNetworkEvents(server, 0, events) == 0
+    assert events.lNetworkEvents == w.FD_READ

@@ -398,8 +398,8 @@ def event_select(file: FileObject, event: Event | None, interest: int) -> None:
 
 def inherit_modes(listener: FileObject, accepted: FileObject) -> None:
     """accept(): the new socket takes the listener's Winsock state - blocking mode, time-outs,
-    recorded options (buffer sizes...) - as Linux sockets take its kernel options
-    [W:ws2_32/sock.c:test_accept_inheritance]."""
+    recorded options (buffer sizes...), the WSAEventSelect association [MS:accept] - as Linux
+    sockets take its kernel options [W:ws2_32/sock.c:test_accept_inheritance]."""
     source = listener.winsock
     if not isinstance(source, SocketMode):
         return
@@ -407,6 +407,8 @@ def inherit_modes(listener: FileObject, accepted: FileObject) -> None:
     mode.nonblocking = source.nonblocking
     mode.rcvtimeo, mode.sndtimeo = source.rcvtimeo, source.sndtimeo
     mode.options.update(source.options)
+    if source.event is not None:
+        event_select(accepted, source.event, source.interest)
 
 
 def take_network_events(file: FileObject, reset: Event | None) -> NetworkEvents:

@@ -229,7 +229,15 @@ def _bound(py: _socket.socket) -> bool:
 
 
 def shutdown(s: int, how: int) -> int:
-    """[MS:shutdown] -> core ``shutdown_socket``; 0 or SOCKET_ERROR."""
+    """[MS:shutdown] -> core ``shutdown_socket``; 0 or SOCKET_ERROR. WSAENOTCONN for an
+    unconnected stream socket or a listener, WSAEINVAL for another ``how``; unconnected datagram
+    sockets shut down fine. After SD_RECEIVE new receives fail WSAESHUTDOWN while those already
+    pending complete with the data that arrives [W:ws2_32/sock.c:test_shutdown].
+
+    Deviation: data arriving after SD_RECEIVE does not reset the connection (Windows resets it
+    when no receive is pending); Linux has no such mode, so the data is kept and the peer sees
+    no reset.
+    """
     try:
         shutdown_socket(_sock(s), how)
     except (Win32Error, OSError) as exc:
@@ -308,7 +316,9 @@ def connect(s: int, name: Any) -> int:
 def accept(s: int) -> int:
     """[MS:accept] (blocking) -> core ``AcceptOp`` into a new socket; INVALID_SOCKET on failure.
     The new socket has the listener's options, time-outs and blocking mode
-    [W:ws2_32/sock.c:test_accept_inheritance]."""
+    [W:ws2_32/sock.c:test_accept_inheritance] and its WSAEventSelect association (the same
+    event and events [MS:accept]). The wait is alertable (APCs run, the call goes on)
+    [W:ws2_32/sock.c:test_accept]."""
     try:
         listener = _sock(s)
         sock = listener.sock
@@ -335,7 +345,12 @@ def send(s: int, buf: Any, flags: int) -> int:
 def recv(s: int, buf: Any, len: int, flags: int) -> int:
     """[MS:recv] (blocking) -> core ``StreamReadOp`` run synchronously: fills the first ``len``
     bytes of the caller's writable buffer ``buf``; returns the byte count (0 after a graceful
-    close) or SOCKET_ERROR."""
+    close) or SOCKET_ERROR. The wait is alertable (APCs run, the call goes on).
+
+    Deviation: after a MSG_OOB read, enabling SO_OOBINLINE makes Linux deliver the next urgent
+    byte twice in the normal stream (a kernel quirk Wine's test_select works around); Windows
+    delivers it once.
+    """
     try:
         views = as_buffers(buf, len, True)
         return _sync(StreamReadOp(_sock(s), Overlapped(), views, None, flags))
