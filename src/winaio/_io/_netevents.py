@@ -62,6 +62,7 @@ _ALL_EVENTS = select.POLLIN | select.POLLOUT | select.POLLPRI | getattr(select, 
 _WSAECONNRESET, _WSAECONNABORTED = 10054, 10053
 _ERRNO_WSA = {111: 10061, 104: 10054, 110: 10060, 113: 10065, 101: 10051}
 _CANT_WAIT = int(NtStatus.STATUS_CANT_WAIT)
+_SUCCESS = int(NtStatus.STATUS_SUCCESS)
 _CANCELLED = int(NtStatus.STATUS_CANCELLED)
 _TIMEOUT = int(NtStatus.STATUS_IO_TIMEOUT)
 _WAIT_IO_COMPLETION = int(WaitCode.WAIT_IO_COMPLETION)
@@ -165,7 +166,10 @@ def run_socket_call(op: Operation) -> tuple[int, int]:
         if result is None:
             if isinstance(op, ConnectOp):
                 mode.connected_seen = False  # FD_CONNECT is reported when it finishes
-            result = (_CANT_WAIT, 0)
+            sent = getattr(op, "sent", 0)
+            # A stream send Linux took in part reports that part (Windows would have buffered
+            # all of it); WSAEWOULDBLOCK would hide bytes that are on their way.
+            result = (_SUCCESS, sent) if sent else (_CANT_WAIT, 0)
         mode.reenable(op.poll_events, would_block, file)
         return result
     timeout = mode.rcvtimeo if op.poll_events & select.POLLIN else mode.sndtimeo

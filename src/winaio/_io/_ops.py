@@ -87,6 +87,8 @@ _ERRNO_STATUS: dict[int, int] = {
     errno.ECONNABORTED: NtStatus.STATUS_CONNECTION_ABORTED,
     errno.ECONNREFUSED: NtStatus.STATUS_CONNECTION_REFUSED,
     errno.ENOTCONN: NtStatus.STATUS_PIPE_DISCONNECTED,
+    errno.EDESTADDRREQ: NtStatus.STATUS_PIPE_DISCONNECTED,  # send on an unconnected datagram
+    # socket: WSAENOTCONN [W:ws2_32/sock.c:test_connect_udp]
     errno.EOPNOTSUPP: NtStatus.STATUS_NOT_SUPPORTED,
     errno.ETIMEDOUT: NtStatus.STATUS_IO_TIMEOUT,
     errno.ENOSYS: NtStatus.STATUS_NOT_IMPLEMENTED,

@@ -385,8 +385,8 @@ def check_connectable(file: FileObject, ex: bool) -> None:
             [W:ws2_32/sock.c:test_connect].
     """
     sock = file.sock
-    if sock is None:
-        return
+    if sock is None or sock.type != socket.SOCK_STREAM:
+        return  # a datagram socket connects again at will [W:ws2_32/sock.c:test_connect_udp]
     try:
         listening = bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
     except OSError:

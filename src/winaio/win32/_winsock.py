@@ -333,7 +333,13 @@ def accept(s: int) -> int:
 
 
 def send(s: int, buf: Any, flags: int) -> int:
-    """[MS:send] (blocking) -> core ``StreamWriteOp`` run synchronously; bytes or SOCKET_ERROR."""
+    """[MS:send] (blocking) -> core ``StreamWriteOp`` run synchronously; bytes or SOCKET_ERROR.
+    The wait is alertable (APCs run, the call goes on).
+
+    Deviation: on a non-blocking socket Linux may take part of a large send; send then returns
+    that count (which [MS:send] allows) where Windows buffers the whole send or refuses it with
+    WSAEWOULDBLOCK [W:ws2_32/sock.c:test_send_buffering].
+    """
     try:
         return _sync(
             StreamWriteOp(_sock(s), Overlapped(), as_buffers(buf, None, False), None, flags)
