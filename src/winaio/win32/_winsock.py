@@ -369,14 +369,18 @@ def _wsabufs(lpBuffers: Any, dwBufferCount: int, writable: bool) -> list[memoryv
     whole bytearray) without loops.
 
     Raises:
-        Win32Error: WSAEFAULT for a missing or short buffer array; ERROR_INVALID_USER_BUFFER
-            for something that is not a buffer (or a read-only one for a receive).
+        Win32Error: WSAEINVAL for a receive into no buffer at all (checked before the array,
+            [W:ws2_32/sock.c:test_empty_recv]); WSAEFAULT for a missing or short buffer array;
+            ERROR_INVALID_USER_BUFFER for something that is not a buffer (or a read-only one
+            for a receive).
     """
     if dwBufferCount == 1 and lpBuffers.__class__ is list and lpBuffers:
         first = lpBuffers[0]
         if first.__class__ is bytearray:
             return [memoryview(first)]
         return as_buffers(first, None, writable)
+    if writable and dwBufferCount <= 0:
+        raise Win32Error(WSAEINVAL, f"a receive into {dwBufferCount} buffers")
     try:
         buffers = list(lpBuffers)
     except TypeError:
@@ -410,15 +414,20 @@ def _wsa_io(
         sock = _sock(s)
     views = _wsabufs(lpBuffers, dwBufferCount, receive)
     ov = lpOverlapped
-    if ov.__class__ is OVERLAPPED and not ov.hEvent:
+    if (ov.__class__ is OVERLAPPED and not ov.hEvent) or (
+        lpCompletionRoutine is not None and sock.overlapped and isinstance(ov, Overlapped)
+    ):
+        # With a completion routine hEvent is ignored and free for the application [MS:WSARecv].
         ov.event = None
         ov.skip_port = False
     else:
         ov = bind_overlapped(ov)
-    if ov is None or not sock.overlapped:
+    make = sock.recv_op if receive else sock.send_op
+    if ov is None:
         # A blocking call; the completion routine is ignored without overlapped I/O [MS:WSARecv].
-        make = sock.recv_op if receive else sock.send_op
         return _sync(make(views, Overlapped(), flags))
+    if not sock.overlapped:
+        return _blocking_with_overlapped(make(views, Overlapped(), flags), ov)
     routine = None
     if lpCompletionRoutine is not None:
         if sock.port is not None:
@@ -436,6 +445,26 @@ def _wsa_io(
         raise Win32Error(ntstatus_to_winerror(status))
     count: int = ov.information
     return count
+
+
+def _blocking_with_overlapped(op: Any, ov: Overlapped) -> int:
+    """An OVERLAPPED on a non-overlapped socket: the call blocks until done, whatever FIONBIO
+    says ("With a non-overlapped socket, WSARecv() always blocks when passed an overlapped
+    structure" [W:ws2_32/sock.c:test_nonblocking_async_recv]), and the OVERLAPPED receives the
+    result (Internal, InternalHigh, its event) like any completed request.
+
+    Raises:
+        Win32Error: the request failed (the OVERLAPPED holds its status too).
+    """
+    if ov.event is not None:
+        ov.event.reset()  # spec §4.2: the request's event is reset when it is issued
+    status, information = run_sync(op)
+    ov.status, ov.information = status, information
+    if ov.event is not None:
+        ov.event.set()
+    if status:
+        raise Win32Error(ntstatus_to_winerror(status))
+    return information
 
 
 def _routine(routine: WsaRoutine | None) -> Callable[[int, int, Any], object] | None:
