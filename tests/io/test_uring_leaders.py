@@ -2,7 +2,8 @@
 pinned without timing anything.
 
 - 10 000 O_DIRECT reads at QD32 through a completion port: the port waiter reaps and delivers
-  them; the ring thread runs a bounded number of rounds (watch ticks) and delivers none;
+  them; the ring thread runs a bounded number of rounds (watch ticks, not one per completion)
+  and delivers at most 2% of them (only when the waiter was kept off the CPU for a tick);
 - the ring thread parked for good (it cannot run at all): a completion-port waiter, an
   alertable waiter with completion routines and an event waiter are all woken by their
   completions, which they reap themselves; requests issued by a thread that exits still
@@ -131,11 +132,12 @@ def test_a_port_loop_runs_without_the_ring_thread(backend: uring.IoUringBackend,
                 ov.offset = (issued % 256) * BLOCK
                 read(ov, slots[id(ov)])
                 issued += 1
-    # The waiter reaped and delivered everything itself; the ring thread only watched (a few
-    # ticks of its watch, 1 ms doubling to 16 ms, over the run) and delivered nothing.
-    assert backend._rt_delivered == delivered
-    assert backend._rounds - rounds < 200, backend.statistics().detail
-    assert backend._lead.waits > 0 and backend._lead.takeovers == 0
+    # The waiter reaped and delivered (nearly) everything itself; the ring thread only watched
+    # (ticks of 1 ms doubling to 16 ms) - it takes completions over only when this thread was
+    # kept off the CPU for a whole tick with CQEs waiting (a loaded machine: rare, bounded).
+    assert backend._rt_delivered - delivered <= total // 50, backend.statistics().detail
+    assert backend._rounds - rounds < total // 20, backend.statistics().detail
+    assert backend._lead.waits > 0
     # Submissions went out in bursts: far fewer io_uring_enter calls than requests.
     assert backend._enters < total // 4, backend.statistics().detail
     port.close()

@@ -27,6 +27,7 @@ from ..._io._backend import BackendStatistics, OpKind
 from ..._io._ops import Operation
 from ..._kernel._dispatcher import LOCK, ThreadState
 from ..._kernel._threads import add_thread_exit_hook, current_thread_state
+from ...codes import NtStatus
 from .abi import RingBusyError, SubmissionQueueFull
 from .abi.consts import CqeFlags, PollFlags
 from .backlog import Backlog, prep_failed
@@ -53,6 +54,7 @@ from .streams import Line, StreamLines
 __all__ = ["IoUringBackend"]
 
 _F_MORE = int(CqeFlags.IORING_CQE_F_MORE)
+_SUCCESS = int(NtStatus.STATUS_SUCCESS)
 _MULTI = int(PollFlags.IORING_POLL_ADD_MULTI)
 _POLLIN = select.POLLIN
 _FILE = OpKind.FILE
@@ -139,7 +141,7 @@ class IoUringBackend:
             self._submitted += 1
             if op.kind is _FILE:
                 op.token = None
-                if self._backlog:
+                if self._backlog.entries:
                     self._backlog.add_locked(B_FILE, op, None)
                     wake = self._wake_locked()
                 else:
@@ -213,8 +215,10 @@ class IoUringBackend:
             self._finish_direct(op, CANCELLED)
         elif head_line is not None:
             finished: Finished = []
-            self._streams.service(head_line, ECANCELED, finished)  # the rest of the line goes on
-            self._deliver(finished)
+            with self._cq_lock:  # delivered in order with the reapers' completions
+                self._streams.service(head_line, ECANCELED, finished)  # the line goes on
+                self._count_locked(finished)
+                self._deliver(finished)
 
     def _withdraw_locked(self, ud: int) -> bool:
         """Take back a deferred request (the owner's burst, not submitted yet, ``lead``):
@@ -277,8 +281,9 @@ class IoUringBackend:
                     lambda: self._submit_locked(None),
                 )  # fmt: skip
             with self._cq_lock:
+                self._count_locked(finished)
                 finished += self._drain(CLOSE_TIMEOUT)
-            self._deliver(finished)
+                self._deliver(finished)
         if self._thread.is_alive() or self._table:
             stats = self.statistics()
             raise RuntimeError(
@@ -304,11 +309,10 @@ class IoUringBackend:
                 break
             try:
                 self._enters += 1
-                ring.enter(pending, 0)
+                pending -= ring.enter(pending, 0)  # all of them unless interrupted
             except RingBusyError:
                 self._backlog.stuck = stuck = True
                 break
-            pending = ring.sq_ready()
         unsubmitted = self._unsubmitted
         if unsubmitted:
             if ts is not None:
@@ -324,21 +328,36 @@ class IoUringBackend:
                 unsubmitted.clear()
         return stuck and self._wake_locked()
 
-    def _flush(self, ts: ThreadState) -> None:
-        """A leader about to sleep submits its deferred burst first (``lead``)."""
-        if self._unsubmitted:
-            with self._lock:
-                self._submit_locked(ts)
+    def _flush(self, ts: ThreadState) -> bool:
+        """A leader about to sleep submits its deferred burst first (``lead``); True if it
+        did (a completion may be there already: look before sleeping)."""
+        if not self._unsubmitted:
+            return False
+        with self._lock:
+            self._submit_locked(ts)
+        return True
 
     def _poll_locked(self, op: Operation, line: Line) -> None:
-        """Arm the readiness poll of a line's head (``StreamLines``' ``arm``), from the
-        calling thread: the issuer, or whoever reaped the previous poll."""
+        """Put a line's head into the kernel (``StreamLines``' ``arm``): the operation itself
+        (``op.prep_pending``) or a readiness poll, from the calling thread: the issuer, or
+        whoever reaped the head before it."""
         line.poll_ud = 0
-        if not self._backlog:
+        if not self._backlog.entries:
             table = self._table
             ud = table.next_ud
+            ring = self._ring
             try:
-                self._ring.prep_poll_add(line.fd, op.poll_events, ud)
+                try:
+                    keep = op.prep_pending(ring, ud)
+                except SubmissionQueueFull:
+                    raise
+                except Exception:  # memory the kernel cannot take: wait for readiness
+                    keep = None
+                if keep is None:
+                    ring.prep_poll_add(line.fd, op.poll_events, ud)
+                else:
+                    line.direct = True
+                    line.keep = keep
             except SubmissionQueueFull:
                 pass
             else:
@@ -408,16 +427,21 @@ class IoUringBackend:
             cqes = ring.reap(REAP_BATCH)
             if cqes:
                 self._process(cqes, finished)
-        if finished:
-            self._deliver(finished)
+                if finished:
+                    # Under the lock: completions are delivered in the order they were reaped,
+                    # whichever thread reaps next (two reads of one socket, #66).
+                    self._deliver(finished)
         return len(cqes)
 
     def _process(self, cqes: list[tuple[int, int, int]], finished: Finished) -> None:
-        """Map a batch of CQEs to completions, appended to ``finished`` (under _cq_lock)."""
+        """Map a batch of CQEs to completions, appended to ``finished``, and count them as
+        done (under _cq_lock)."""
         pop = self._table.pop
         append = finished.append
         service = self._streams.service
         migrating = self._migrating
+        cancelled = 0
+        start = len(finished)
         for ud, res, flags in cqes:
             entry = pop(ud, None)
             if entry is None:
@@ -431,11 +455,19 @@ class IoUringBackend:
                     self._migrate(op, extra)
                     continue
             if extra.__class__ is Line:
+                n = len(finished)
                 service(extra, res, finished)
+                for i in range(n, len(finished)):
+                    if finished[i][1] == CANCELLED:
+                        cancelled += 1
+                continue
+            if res > 0:
+                append((op, _SUCCESS, res))  # every FILE op maps a positive result so
                 continue
             if res < 0 and op.cancel_requested:
                 # Cancelled, or dead with its submitting thread (-ECANCELED, -EFAULT...).
                 append((op, CANCELLED, 0))
+                cancelled += 1
                 continue
             try:
                 status, information = op.from_cqe(res)
@@ -443,20 +475,25 @@ class IoUringBackend:
                 report(f"mapping the CQE of {op!r}")
                 status, information = UNSUCCESSFUL, 0
             append((op, status, information))
+        # Counted before delivery, so that a woken issuer already sees them in statistics().
+        self._done += len(finished) - start
+        self._cancelled += cancelled
+
+    def _count_locked(self, finished: Finished) -> None:
+        """Count completions that did not come from :meth:`_process` as done (under
+        _cq_lock)."""
+        self._done += len(finished)
+        self._cancelled += sum(1 for _, status, _ in finished if status == CANCELLED)
 
     def _deliver(self, finished: Finished) -> None:
-        """Complete a batch of operations, in order (any reaper, no lock held)."""
-        cancelled = 0
-        for _, status, _ in finished:
-            if status == CANCELLED:
-                cancelled += 1
-        # Counted first, so that a woken issuer already sees them in statistics().
-        with self._lock:
-            self._done += len(finished)
-            self._cancelled += cancelled
-            wake = self._closing and self._wake_locked()
-        if wake:
-            os.eventfd_write(self._efd, 1)
+        """Complete a batch of operations, in order (any reaper, under _cq_lock, so that
+        batches are delivered in the order they were reaped); counted by :meth:`_process` (or
+        :meth:`_count_locked`) already."""
+        if self._closing:
+            with self._lock:
+                wake = self._wake_locked()  # a closing ring thread waits for this count
+            if wake:
+                os.eventfd_write(self._efd, 1)
         for op, status, information in finished:
             try:
                 op.complete(status, information)
@@ -511,6 +548,8 @@ class IoUringBackend:
             if extra.__class__ is Line:
                 line: Line = extra
                 line.poll_ud = 0
+                line.direct = False
+                line.keep = None
                 self._backlog.add_locked(B_POLL, op, line)
             else:
                 op.token = None
@@ -577,18 +616,21 @@ class IoUringBackend:
                     next_watch = now + tick
                 if self._unsubmitted and lead.owner is None:
                     self._submit_locked(None)  # nobody will submit it at a wait
-            for line in lines:
-                self._streams.service(line, ECANCELED, finished)
-            if reap:
-                with self._cq_lock:
-                    cqes = ring.reap(REAP_BATCH)
-                    if cqes:
-                        self._process(cqes, finished)
-            if finished:
-                self._rt_reaps += 1
-                self._rt_delivered += len(finished)
-                self._deliver(finished)
-                continue  # more may have come meanwhile: look again before sleeping
+            if finished or lines or reap:
+                with self._cq_lock:  # delivered in order with the leaders' completions
+                    for line in lines:
+                        self._streams.service(line, ECANCELED, finished)
+                    self._count_locked(finished)  # the backlog's and the lines' ones
+                    if reap:
+                        cqes = ring.reap(REAP_BATCH)
+                        if cqes:
+                            self._process(cqes, finished)
+                    if finished:
+                        self._rt_reaps += 1
+                        self._rt_delivered += len(finished)
+                        self._deliver(finished)
+                if finished:
+                    continue  # more may have come meanwhile: look again before sleeping
             with lock:
                 if self._closing and not self._table and self._drained_locked():
                     break

@@ -68,6 +68,9 @@ __all__ = ["WATCH_MAX", "WATCH_MIN", "Leadership", "RingParker"]
 #: The ring thread's watch over an absent owner: first tick, and the longest (seconds).
 WATCH_MIN = 0.001
 WATCH_MAX = 0.016
+#: Watch ticks an owned ring must be found idle in a row before it is given back to the
+#: eventfd (an owner between two bursts keeps it, and keeps deferring its submissions).
+_IDLE_TICKS = 4
 
 _monotonic = time.monotonic
 _LOCK_TYPE = type(threading.Lock())
@@ -133,7 +136,8 @@ class RingParker:
                 if lock.acquire(False):
                     return True
                 continue
-            lead.flush(ts)  # the burst this thread issued since its last wait goes out now
+            if lead.flush(ts):  # the burst this thread issued since its last wait goes out now
+                continue  # it may have completed inside the submission (a page-cache hit)
             self.in_kernel = True  # then test the token (module docstring: no lost wake-up)
             if lock.acquire(False):
                 return True
@@ -161,7 +165,8 @@ class Leadership:
         lock: the backend's lock; guards every field here.
         reap: reap the ring's CQ and deliver the completions (any thread, no lock held);
             returns how many CQEs it took.
-        flush: ``flush(ts)``: submit the burst the waiter deferred (no lock held).
+        flush: ``flush(ts)``: submit the burst the waiter deferred (no lock held); True if
+            there was one.
         in_flight: how many requests the ring holds (called under ``lock``).
         wake_ring_thread: called under ``lock`` when the ring gets an owner; returns True if
             the ring thread must be woken (eventfd write, after releasing ``lock``) to start
@@ -170,9 +175,9 @@ class Leadership:
     """
 
     __slots__ = (
-        "_efd", "_in_flight", "_lock", "_shut", "_stale_head", "_wake_ring_thread", "closed",
-        "flush", "followers", "leads", "owner", "poke_efd", "pokes", "reap", "ring", "takeovers",
-        "waiter", "waits",
+        "_efd", "_idle", "_in_flight", "_lock", "_shut", "_stale_head", "_wake_ring_thread",
+        "closed", "flush", "followers", "leads", "owner", "poke_efd", "pokes", "reap", "ring",
+        "takeovers", "waiter", "waits",
     )  # fmt: skip
 
     def __init__(
@@ -180,7 +185,7 @@ class Leadership:
         ring: BackendRing,
         lock: threading.Lock,
         reap: Callable[[], int],
-        flush: Callable[[ThreadState], None],
+        flush: Callable[[ThreadState], bool],
         in_flight: Callable[[], int],
         wake_ring_thread: Callable[[], bool],
         efd: int,
@@ -200,6 +205,7 @@ class Leadership:
         self.closed = True
         self._shut = False
         self._stale_head = -1
+        self._idle = 0  # consecutive watch ticks that found the owned ring idle
         # Counters (statistics, tests): waiter entries, kernel waits, pokes, watch takeovers.
         self.leads = self.waits = self.pokes = self.takeovers = 0
 
@@ -274,13 +280,17 @@ class Leadership:
         owner = self.owner
         if owner is None or self.waiter is not None:
             self._stale_head = -1
+            self._idle = 0
             return False
         ring = self.ring
         if not ring.cq_ready():
             self._stale_head = -1
             if self._in_flight():
+                self._idle = 0
                 return False
-            self.disown_locked()  # idle: the eventfd covers it from now on
+            self._idle += 1
+            if self._idle >= _IDLE_TICKS:
+                self.disown_locked()  # idle for a while: the eventfd covers it from now on
             return False
         head = ring._cq_head
         if self._stale_head != head:
@@ -300,6 +310,7 @@ class Leadership:
         close), the exit hook writes the eventfd."""
         self.owner = None
         self._stale_head = -1
+        self._idle = 0
         self.ring.cq_eventfd_toggle(True)
 
     def open_locked(self) -> None:

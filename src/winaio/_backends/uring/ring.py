@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 from .abi import Ring
 from .abi.consts import EnterFlags, IoringOp
-from .abi.structs import GeteventsArg, KernelTimespec, make_iovecs, pin_readonly
+from .abi.structs import GeteventsArg, KernelTimespec, make_iovecs, make_msghdr, pin_readonly
 from .abi.syscall import ARGSZ_EXT, ARGSZ_NONE, NR_IO_URING_ENTER, _syscall, enter_error
 
 _from_buffer = ctypes.c_char.from_buffer
@@ -74,6 +74,17 @@ class BackendRing(Ring):
             return keep
         iov, count, keep = make_iovecs(buffers, writable=False)
         self.prep_writev(fd, iov, count, offset, user_data)
+        return keep
+
+    def recv(self, fd: int, buffers: Sequence[memoryview], flags: int, user_data: int) -> object:
+        """A socket receive into ``buffers`` (RECV, or RECVMSG for several); the keepalive."""
+        if len(buffers) == 1:
+            buf = buffers[0]
+            anchor = _from_buffer(buf)
+            self.prep_recv(fd, _addressof(anchor), buf.nbytes, user_data, 0, flags)
+            return anchor
+        addr, _, keep = make_msghdr(buffers, writable=True)
+        self.prep_recvmsg(fd, addr, user_data, 0, flags)
         return keep
 
     def withdraw(self, user_data: int, nop_user_data: int) -> bool:
