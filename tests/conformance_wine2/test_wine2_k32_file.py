@@ -251,17 +251,7 @@ def test_file_type_of_handles_that_are_not_files(io) -> None:
 # test_async_file_errors
 
 
-READFILEEX_HEVENT_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="win32/_io.py (fastpath's): ReadFileEx validates OVERLAPPED.hEvent as an event "
-    "(ERROR_INVALID_HANDLE for a semaphore); Windows ignores hEvent for ReadFileEx/WriteFileEx "
-    "[MS:ReadFileEx] - reported in inbox-fastpath.md",
-)
-
-
-@pytest.mark.parametrize(
-    "hevent", [pytest.param("semaphore", marks=READFILEEX_HEVENT_XFAIL), "unused"]
-)
+@pytest.mark.parametrize("hevent", ["semaphore", "unused"])
 def test_readfileex_walks_a_file_to_its_end(io, hevent: str) -> None:
     # [W:k32/file.c:test_async_file_errors] (ReadFileEx at increasing offsets until it fails:
     # the routine runs once per accepted call only; the read past the end reports

@@ -374,12 +374,6 @@ def test_overlapped_recv_on_a_non_blocking_socket(io) -> None:
     assert io.recv_exact(client, 4) == b"data"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="win32/_winsock.py _wsa_io (fastpath's): a WSARecv with an OVERLAPPED on a "
-    "non-overlapped socket honours FIONBIO (WSAEWOULDBLOCK) and never writes the OVERLAPPED; "
-    "Windows blocks and fills Internal/InternalHigh - reported in inbox-fastpath.md",
-)
 def test_overlapped_recv_on_a_synchronous_non_blocking_socket(io) -> None:
     # [W:ws2_32/sock.c:test_nonblocking_async_recv] ("With a non-overlapped socket, WSARecv()
     # always blocks when passed an overlapped structure, but returns WSAEWOULDBLOCK otherwise")
@@ -427,12 +421,6 @@ def test_two_receives_pending_at_once(io) -> None:
         assert bytes(buf) == msg[i * 16 : (i + 1) * 16]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="win32/_winsock.py _wsabufs/_wsa_io (fastpath's): dwBufferCount 0 is not refused "
-    "(NULL buffers: WSAEFAULT, an empty array: the receive pends); Windows: WSAEINVAL - "
-    "reported in inbox-fastpath.md",
-)
 def test_zero_receive_buffers_are_invalid(io) -> None:
     # [W:ws2_32/sock.c:test_empty_recv] (WSARecv with no buffers, or with a count of 0:
     # WSAEINVAL, checked before the buffer pointer)
