@@ -375,7 +375,14 @@ class ServerCall:
             if not isinstance(exc, Exception):
                 raise
         else:
-            self.complete(result)
+            try:
+                self.complete(result)
+            except RpcError as exc:
+                # The manager completed or aborted its own call (current_call()) before it
+                # returned: that reply stands and the return value is ignored, as in rpcrt4.
+                # Nothing may escape into the pool's worker thread.
+                if exc.status != _INVALID_ASYNC_HANDLE:
+                    raise
         finally:
             _current.reset(token)
 
