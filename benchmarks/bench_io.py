@@ -56,6 +56,7 @@ from typing import Any
 import io_anchors
 import io_report
 import io_winaio
+from bench_procs import cpu_model as _cpu_model
 from io_common import (
     MODES,
     Context,
@@ -467,17 +468,6 @@ def main(argv: list[str] | None = None) -> int:
         log(io_report.markdown_table(rows))
         log(io_report.targets_markdown(target_list))
     return 0
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

@@ -9,9 +9,12 @@ engine, each server in its own process, driven by the same raw client from this 
 - ``iocp``: winaio's own overlapped sockets associated with a completion port, one port thread
   (``get_many``) reading, parsing and writing, which is how rpcrt4 works;
 - ``raw``: a threaded blocking socket echo of the same bytes (the ceiling: no DCE/RPC at all);
-- ``runtime-async`` / ``runtime-thread``: the whole ``rpc.Server`` answering an EchoData-shaped
-  call (NDR decode and encode, call object) with an ``@rpc.async_manager`` completing inline or
-  with a plain function on a worker thread.
+- ``runtime-inline`` / ``runtime-async`` / ``runtime-thread``: the whole ``rpc.Server``
+  answering an EchoData-shaped call (NDR decode and encode, dispatch) with an ``@rpc.inline``
+  function, an ``@rpc.async_manager`` completing inline, or a plain function on a worker thread
+  of the server's default executor; ``runtime-tpe`` / ``runtime-pool``: the plain function on
+  an explicit ``concurrent.futures.ThreadPoolExecutor`` / ``winaio.ThreadPool`` (the executor
+  choice, docs/design.md §5). Not in the default ``--engines`` list: pass them.
 
 C=64: 64 request frames per ``sendall`` then 64 responses read (pipelined, conc_mpx bind);
 C=1: ping-pong, latency per call. Interleaved rounds, medians, JSON on stdout
@@ -191,12 +194,25 @@ def serve_runtime(form: str) -> None:
     def echo_plain(len: int, in_data: bytes) -> bytes:
         return in_data
 
-    manager = echo_async if form == "async" else echo_plain
-    server = rpc.Server()
+    executor: Any = None  # the server's default
+    if form == "tpe":
+        import concurrent.futures
+
+        executor = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="tpe")
+    elif form == "pool":
+        import winaio
+
+        executor = winaio.ThreadPool()  # concurrency = number of processors
+    if form in ("thread", "tpe", "pool"):
+        manager: Any = echo_plain
+    else:
+        manager = {"async": echo_async, "inline": rpc.inline(echo_plain)}[form]
+    server = rpc.Server(executor=executor)
     server.register_interface(iface, {"EchoData": manager})
     binding = server.use_protseq("ncacn_ip_tcp")
+    server.listen()  # before the port is announced: the client's first call finds it listening
     print(binding.endpoint, flush=True)
-    server.listen(wait=True)
+    server.wait()
 
 
 def serve_raw() -> None:
@@ -253,6 +269,7 @@ def drive(
     stub = NDR_STUB if ndr else STUB
     reply = 24 + (len(STUB) + 4 if ndr else len(STUB))
     s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(10)  # a server answering something else (a fault) fails the row, never hangs
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     call_id = 1
     if rpc_bind:
@@ -302,9 +319,15 @@ def _commit() -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument(
-        "--serve", choices=["asyncio", "uvloop", "iocp", "raw", "runtime-async", "runtime-thread"]
+        "--serve",
+        choices=[
+            "asyncio", "uvloop", "iocp", "raw", "runtime-inline", "runtime-async",
+            "runtime-thread", "runtime-tpe", "runtime-pool",
+        ],
+    )  # fmt: skip
+    ap.add_argument(
+        "--engines", default="raw,uvloop,asyncio,iocp,runtime-inline,runtime-async,runtime-thread"
     )
-    ap.add_argument("--engines", default="raw,uvloop,asyncio,iocp,runtime-async,runtime-thread")
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
@@ -316,7 +339,7 @@ def main() -> None:
         return serve_iocp()
     if args.serve == "raw":
         return serve_raw()
-    if args.serve in ("runtime-async", "runtime-thread"):
+    if args.serve and args.serve.startswith("runtime-"):
         return serve_runtime(args.serve.split("-")[1])
     rows: dict[str, dict[str, list[float]]] = {}
     load_start = os.getloadavg()

@@ -8,7 +8,10 @@ rotated from round to round); medians are reported with the median of the per-ro
    ``winaio.submit`` (TrySubmitThreadpoolCallback), ``winaio.work`` (one PoolWork submitted N
    times), ``winaio.call`` (a PoolCall result per item) vs ``tpe`` (ThreadPoolExecutor(T).submit,
    a Future per item); ceiling ``simplequeue``: T threads looping on ``SimpleQueue.get()`` (the
-   cheapest hand-off CPython has). Targets: submit and call >= 1.0x tpe.
+   cheapest hand-off CPython has). The pool has T threads and the completion-port concurrency
+   value 1 (the IOCP knob: under CPython's GIL one running thread is the throughput optimum);
+   the ``[c=T]`` rows run the same with concurrency T, like the executor. Targets: submit and
+   call >= 1.0x tpe.
 2. ``latency``: submit-to-run delay of one item into an idle pool, p50/p99 in us, winaio
    ``submit`` vs ``tpe``. Target: p50 <= 1.0x tpe.
 3. ``aio_reads``: an asyncio program, Q coroutines reading 4 KiB blocks at random offsets of a
@@ -113,7 +116,8 @@ class SimpleQueuePool:
 
 
 def bench_throughput(threads: int, n: int, rounds: int) -> dict[str, Any]:
-    pool = winaio.ThreadPool(max_threads=threads, min_threads=threads, concurrency=threads)
+    pool = winaio.ThreadPool(max_threads=threads, min_threads=threads, concurrency=1)
+    wide = winaio.ThreadPool(max_threads=threads, min_threads=threads, concurrency=threads)
     tpe = ThreadPoolExecutor(threads)
     ceiling = SimpleQueuePool(threads)
     work_countdown: list[Countdown] = []
@@ -132,6 +136,8 @@ def bench_throughput(threads: int, n: int, rounds: int) -> dict[str, Any]:
         "winaio.submit": lambda k: _throughput(pool.submit, k),
         "winaio.work": run_work,
         "winaio.call": lambda k: _throughput(pool.call, k),
+        f"winaio.submit[c={threads}]": lambda k: _throughput(wide.submit, k),
+        f"winaio.call[c={threads}]": lambda k: _throughput(wide.call, k),
         "tpe": lambda k: _throughput(tpe.submit, k),
         "simplequeue": lambda k: _throughput(ceiling.q.put, k),
     }
@@ -140,6 +146,7 @@ def bench_throughput(threads: int, n: int, rounds: int) -> dict[str, Any]:
     results = _rounds(rows, n, rounds)
     work.close()
     pool.close()
+    wide.close()
     tpe.shutdown()
     ceiling.close()
     return _report(results, "tpe", unit="items/s", higher_is_better=True)

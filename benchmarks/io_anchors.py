@@ -26,7 +26,6 @@ import json
 import os
 import queue
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ from typing import Any
 
 import io_thirdparty
 import raw_uring
+from bench_procs import signal_name as _signal_name
 from io_common import (
     BLOCK,
     OFFSET_TABLE,
@@ -224,14 +224,6 @@ class AnchorUnavailable(Exception):
 
 class AnchorCrashed(AnchorUnavailable):
     """The anchor's child process was killed by a signal (e.g. SIGILL from a binary wheel)."""
-
-
-def _signal_name(returncode: int) -> str:
-    try:
-        name = signal.Signals(-returncode).name
-    except ValueError:
-        name = "an unknown signal"
-    return f"crashed with {name} (signal {-returncode})"
 
 
 def _run_child(args: list[str], timeout: float) -> dict[str, Any]:

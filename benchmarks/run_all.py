@@ -20,6 +20,7 @@ SCRIPTS = [
     "bench_pdu.py",
     "bench_rpc_server.py",
     "bench_threadpool.py",
+    "bench_sockets.py",
     "bench_uring_abi.py",
     "bench_io.py",
 ]

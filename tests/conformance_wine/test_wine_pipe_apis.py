@@ -148,7 +148,8 @@ def test_get_named_pipe_info(io) -> None:
             w.PIPE_UNLIMITED_INSTANCES,
             10,
             20,
-            (w.PIPE_SERVER_END, 10, 20, 0xFFFFFFFF),
+            # [MS:GetNamedPipeInfo]: "PIPE_UNLIMITED_INSTANCES (255)" (NPFS itself says -1)
+            (w.PIPE_SERVER_END, 10, 20, w.PIPE_UNLIMITED_INSTANCES),
         ),
     ]
     for open_mode, pipe_mode, instances, out_size, in_size, expected in cases:

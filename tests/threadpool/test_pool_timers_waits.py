@@ -432,3 +432,16 @@ def test_no_callback_after_close(make_pool, recorder) -> None:
     assert event.is_set()  # the closed pool's wait did not consume it
     reader.close()
     writer.close()
+
+
+def test_io_wait_callbacks_returns_after_the_pool_closed(make_pool) -> None:
+    pool = make_pool(max_threads=1)
+    reader, writer = winaio.create_pipe(overlapped=True)
+    io = pool.create_io(reader, lambda *args: None)
+    io.start()
+    assert not reader.start_read(bytearray(1), winaio.Overlapped())
+    pool.close()
+    io.wait_callbacks()  # the outstanding start died with the pool's port: no hang
+    assert io.outstanding == 0
+    reader.close()
+    writer.close()

@@ -42,7 +42,7 @@ from .._kernel._dispatcher import release_lock as _release
 from .._kernel._objects import Event
 from .._kernel._threads import add_thread_exit_hook, current_thread_state
 from .._kernel._wait import wait_for_one
-from ..codes import NtStatus, WinError, ntstatus_to_winerror
+from ..codes import NtStatus, WaitCode, WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error
 from ._backend import Backend, OpKind, get_backend
 from ._dispatch import deliver
@@ -63,6 +63,7 @@ __all__ = [
 ]
 
 _CANCELLED = int(NtStatus.STATUS_CANCELLED)
+_WAIT_IO_COMPLETION = int(WaitCode.WAIT_IO_COMPLETION)
 _CLOSED_STATUS = int(NtStatus.STATUS_INVALID_HANDLE)
 _FILE = OpKind.FILE
 _IO_KEY = "io"
@@ -105,6 +106,9 @@ class FileObject(DispatcherObject):
     type_name = "File"
     #: ``DiskFile`` overrides it per instance: its page-cache fast path applies.
     cached_reads = False
+    #: ReadFile/WriteFile with a NULL OVERLAPPED on an overlapped handle: files and sockets need
+    #: the offset (ERROR_INVALID_PARAMETER); named pipes override it and wait.
+    waits_without_overlapped = False
 
     def __init__(
         self,
@@ -388,8 +392,10 @@ def request_cancel(op: Operation) -> bool:
     return True
 
 
-def run_sync(op: Operation) -> tuple[int, int]:
+def run_sync(op: Operation, alertable: bool = False) -> tuple[int, int]:
     """A request on a synchronous handle: block (non-alertably) until it is done (spec §4.1).
+    ``alertable``: APCs queued to the caller run while it waits, which then goes on (Winsock's
+    blocking calls [W:ws2_32/sock.c:test_accept, test_select]).
 
     Returns (status, information); ``op.overlapped`` (private to the call, the caller copies it
     to the user's OVERLAPPED) holds the same. CancelSynchronousIo can end the wait of a request
@@ -406,6 +412,9 @@ def run_sync(op: Operation) -> tuple[int, int]:
         op.done = True
         return status, information
     ts = current_thread_state()
+    # A synchronous call passes no ApcContext: it never posts to the handle's completion port
+    # (connect/send/recv on a port-bound socket [W:ws2_32/sock.c:test_connect_completion_port]).
+    op.skip_port = True
     op.sync_done = Event(manual_reset=True)
     ts.extensions[_SYNC_KEY] = op
     try:
@@ -419,7 +428,8 @@ def run_sync(op: Operation) -> tuple[int, int]:
         result = op.try_now()
         if result is None:
             submit(op)
-            wait_for_one(op.sync_done, None, False)
+            while wait_for_one(op.sync_done, None, alertable) == _WAIT_IO_COMPLETION:
+                pass
             return ov.status, ov.information
         with LOCK:
             op.done = True

@@ -112,6 +112,8 @@ def set_option(file: FileObject, level: int, name: int, value: Any, size: int = 
     if level not in _SOL_LEVELS:
         raise Win32Error(WSAEINVAL, f"level {level:#x}")
     if name in _NO_OPS:
+        if name == SO_UPDATE_CONNECT_CONTEXT:
+            mode_of(file).connected_by_ex = False
         return
     if name in _READ_ONLY:
         raise Win32Error(WSAENOPROTOOPT, f"SOL_SOCKET option {name:#x} is read-only")
@@ -170,6 +172,9 @@ def get_option(file: FileObject, level: int, name: int) -> Any:
     if name in _BOOL_OPTIONS:
         return 1 if sock.getsockopt(socket.SOL_SOCKET, _BOOL_OPTIONS[name]) else 0
     if name in (SO_LINGER, SO_DONTLINGER):
+        if sock.type != socket.SOCK_STREAM:
+            # [W:ws2_32/sock.c:test_extendedSocketOptions]
+            raise Win32Error(WSAENOPROTOOPT, "SO_LINGER is for connection-oriented sockets")
         onoff, seconds = struct.unpack(
             "ii", sock.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8)
         )

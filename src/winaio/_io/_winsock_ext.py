@@ -27,13 +27,14 @@ import os
 import select
 import socket
 import struct
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..codes import NtStatus, WinError
 from ..errors import Win32Error
 from ._backend import OpKind
-from ._files import FileObject
+from ._files import FileObject, request_cancel
 from ._netevents import mode_of
 from ._ops import AcceptOp, CompletionRoutine, Operation, errno_to_status
 
@@ -47,10 +48,12 @@ __all__ = [
     "SendToOp",
     "TransmitFileOp",
     "accept_ex",
+    "check_connectable",
     "check_not_accepting",
     "decode_sockaddr",
     "encode_sockaddr",
     "is_connected",
+    "shutdown_socket",
     "sockaddr_size",
 ]
 
@@ -61,8 +64,10 @@ _LINUX_AF = {2: socket.AF_INET, 23: socket.AF_INET6}
 _SUCCESS = int(NtStatus.STATUS_SUCCESS)
 _OVERFLOW = int(NtStatus.STATUS_BUFFER_OVERFLOW)
 _TOO_SMALL = int(NtStatus.STATUS_BUFFER_TOO_SMALL)
+_SHUT_DOWN = int(NtStatus.STATUS_PIPE_BROKEN)  # -> ERROR_BROKEN_PIPE -> WSAESHUTDOWN
 _WOULD_BLOCK = (errno.EAGAIN, errno.EWOULDBLOCK)
 WSAEFAULT, WSAEINVAL = 10014, 10022
+_WSAEISCONN, _WSAENOTCONN = 10056, 10057
 
 
 def sockaddr_size(family: int) -> int:
@@ -154,6 +159,9 @@ class RecvFromOp(Operation):
     def try_now(self) -> tuple[int, int] | None:
         sock = self.file.sock
         assert sock is not None
+        mode = self.file.winsock
+        if mode is not None and mode.shut_rd and not self.submitted:
+            return _SHUT_DOWN, 0  # issued after shutdown(SD_RECEIVE): WSAESHUTDOWN
         try:
             n, _, msg_flags, address = sock.recvmsg_into(self.buffers, 0, self.flags)
         except OSError as exc:
@@ -333,17 +341,22 @@ class TransmitFileOp(Operation):
 
 class ImmediateOp(Operation):
     """A request that is finished when issued (WSAIoctl's immediate controls): issuing it
-    through ``start`` still notifies the OVERLAPPED's channels (event, port, APC)."""
+    through ``start`` still notifies the OVERLAPPED's channels (event, port, APC). One that
+    fails pends until its issuer completes it (``complete``), so that it is notified too."""
 
     __slots__ = ("result",)
     kind = OpKind.LOCAL
 
-    def __init__(self, file: FileObject, overlapped: Any, information: int) -> None:
+    def __init__(
+        self, file: FileObject, overlapped: Any, information: int, status: int = _SUCCESS
+    ) -> None:
         super().__init__(file, overlapped)
-        self.result = (_SUCCESS, information)
+        self.result = (status, information)
 
     def try_now(self) -> tuple[int, int] | None:
-        return self.result
+        # A failure pends (the caller then completes it): it is still notified, unlike a
+        # request that fails at once.
+        return None if self.result[0] >= 0xC0000000 else self.result
 
 
 def is_connected(sock: socket.socket) -> bool:
@@ -361,6 +374,67 @@ def _is_bound(sock: socket.socket) -> bool:
     except OSError:
         return False
     return isinstance(name, tuple) and name[1] != 0
+
+
+def check_connectable(file: FileObject, ex: bool) -> None:
+    """connect (``ex`` False) / ConnectEx (True) on a listening or connected socket.
+
+    Raises:
+        Win32Error: WSAEINVAL for a listening socket, or for connect on a socket ConnectEx
+            connected (until SO_UPDATE_CONNECT_CONTEXT); WSAEISCONN for a connected one
+            [W:ws2_32/sock.c:test_connect].
+    """
+    sock = file.sock
+    if sock is None or sock.type != socket.SOCK_STREAM:
+        return  # a datagram socket connects again at will [W:ws2_32/sock.c:test_connect_udp]
+    try:
+        listening = bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
+    except OSError:
+        listening = False
+    if listening:
+        raise Win32Error(WSAEINVAL, "a listening socket cannot connect")
+    if is_connected(sock):
+        mode = file.winsock
+        if not ex and mode is not None and mode.connected_by_ex:
+            raise Win32Error(WSAEINVAL, "connected by ConnectEx")
+        raise Win32Error(_WSAEISCONN, "already connected")
+
+
+def shutdown_socket(file: FileObject, how: int) -> None:
+    """shutdown(): SD_RECEIVE (0), SD_SEND (1) or SD_BOTH (2) [W:ws2_32/sock.c:test_shutdown].
+
+    The receive half is Winsock's own state (``SocketMode.shut_rd``), not Linux's SHUT_RD
+    (which puts nothing on the wire either): receives issued afterwards fail WSAESHUTDOWN while
+    those already pending still complete with the data that arrives, as on Windows; Linux's
+    SHUT_RD would end them with 0 bytes at once. The send half is Linux's SHUT_WR (sends then
+    fail EPIPE -> WSAESHUTDOWN). Unconnected datagram sockets can be shut down too (Linux
+    answers ENOTCONN, yet applies it). The peer's address is kept (``SocketMode.peer``) for
+    getpeername once the connection has closed.
+
+    Raises:
+        Win32Error: WSAEINVAL for another ``how``; WSAENOTCONN for an unconnected stream
+            socket or a listener (Linux would shut a listener's SHUT_WR silently, and stop
+            listening on SHUT_RD).
+        OSError: Linux's shutdown failed otherwise.
+    """
+    sock = file.sock
+    assert sock is not None
+    if how not in (0, 1, 2):
+        raise Win32Error(WSAEINVAL, f"shutdown how={how}")
+    mode = mode_of(file)
+    if sock.type == socket.SOCK_STREAM and mode.peer is None:
+        try:
+            mode.peer = sock.getpeername()
+        except OSError:
+            raise Win32Error(_WSAENOTCONN, "the socket is not connected") from None
+    if how != 0:
+        try:
+            sock.shutdown(socket.SHUT_WR)
+        except OSError as exc:
+            if not (exc.errno == errno.ENOTCONN and sock.type != socket.SOCK_STREAM):
+                raise
+    if how != 1:
+        mode.shut_rd = True
 
 
 def check_not_accepting(file: FileObject) -> None:
@@ -419,4 +493,17 @@ def accept_ex(
     areas = view[data_len : data_len + local_len + remote_len]
     op = AcceptExOp(listener, target, overlapped, receive, areas, local_len, remote_len)
     mode.accepting = op
+    # Closing the accept socket ends the AcceptEx (ERROR_OPERATION_ABORTED)
+    # [W:ws2_32/sock.c:test_completion_port]; a weak reference, so that a finished request
+    # does not live as long as the socket.
+    target.add_close_hook(_cancel_hook(weakref.ref(op)))
     return op
+
+
+def _cancel_hook(ref: weakref.ref[AcceptExOp]) -> Callable[[], None]:
+    def cancel() -> None:
+        op = ref()
+        if op is not None and not op.done:
+            request_cancel(op)
+
+    return cancel

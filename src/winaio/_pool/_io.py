@@ -70,6 +70,7 @@ class PoolIo(PoolObject):
         self._tail: tuple[Any, ...] = ()
         try:
             file.associate(pool.port, self)
+            pool._ios.add(self)
         except Win32Error:
             if self._group is not None:
                 self._group._discard(self)

@@ -14,13 +14,15 @@ Facts encoded here (win32-async-spec §9, #116, #117):
   [W:nt/threadpool.c:test_RtlRegisterWait].
 - Timer queues -> :class:`TimerQueue` / :class:`QueueTimer`: timers on the pool's wait thread
   (no thread per queue); callbacks ``fn(*args)``; ``change`` of a one-shot timer that already
-  fired succeeds and does nothing; ``delete`` follows ``unregister``'s rules; deleting a queue
-  deletes its timers [W:k32/sync.c:test_timer_queue].
+  fired succeeds and does nothing; ``delete`` follows ``unregister``'s rules except that the
+  caller's own running callback counts (deleting a timer from its callback pends: FALSE,
+  ERROR_IO_PENDING); deleting a queue deletes its timers [W:k32/sync.c:test_timer_queue].
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -109,8 +111,13 @@ def _drop_instance(instance: CallbackInstance, fn: Callable[..., object], *args:
     fn(*args)
 
 
-def _release_object(obj: Any, completion: Completion) -> bool:
-    """The ``unregister``/``delete`` protocol of registered waits and queue timers."""
+def _release_object(obj: Any, completion: Completion, count_own: bool = False) -> bool:
+    """The ``unregister``/``delete`` protocol of registered waits and queue timers.
+
+    ``count_own``: the caller's own running callback counts as busy. UnregisterWait from its
+    callback succeeds [W:k32/thread.c:test_RegisterWaitForSingleObject], while
+    DeleteTimerQueueTimer from its timer's callback pends [W:k32/sync.c:test_timer_queue].
+    """
     with LOCK:
         obj._check_open_locked()
         release = obj._mark_closed_locked()
@@ -123,7 +130,7 @@ def _release_object(obj: Any, completion: Completion) -> bool:
             obj._cancel_pending_locked()
         obj._wait_idle(True)
     me = current_instance()
-    own = 1 if me is not None and me.object is obj else 0
+    own = 1 if not count_own and me is not None and me.object is obj else 0
     with LOCK:
         busy = obj._pending + obj._running - own > 0
         if isinstance(completion, Event):
@@ -310,7 +317,7 @@ class QueueTimer(PoolTimer):
             Win32Error: ERROR_INVALID_HANDLE if already deleted.
         """
         self.queue._forget(self)
-        return _release_object(self, completion)
+        return _release_object(self, completion, count_own=True)
 
 
 class TimerQueue:
@@ -330,7 +337,10 @@ class TimerQueue:
         global _default_queue
         queue = _default_queue
         if queue is None:
-            queue = _default_queue = cls()
+            with _default_queue_lock:
+                queue = _default_queue
+                if queue is None:
+                    queue = _default_queue = cls()
         return queue
 
     def create_timer(
@@ -408,3 +418,4 @@ class _DeletionWatch:
 
 
 _default_queue: TimerQueue | None = None
+_default_queue_lock = threading.Lock()

@@ -36,12 +36,12 @@ from .._kernel._objects import Event
 from .._kernel._wait import wait_for_one
 from ..codes import WaitCode, WinError
 from ..errors import Win32Error
+from ._env import CURRENT as _CURRENT
 from ._env import (
     DEFAULT_ENVIRONMENT,
     CallbackEnvironment,
     CallbackInstance,
     current_instance,
-    set_current,
 )
 
 if TYPE_CHECKING:
@@ -184,7 +184,9 @@ class PoolObject:
         """Run one taken callback on this thread (``_take_locked`` already counted it)."""
         pool = self._pool
         instance = CallbackInstance(self, pool, self._long)
-        previous = set_current(instance)
+        current = _CURRENT
+        previous = getattr(current, "instance", None)  # callbacks may nest (wait-thread runs)
+        current.instance = instance
         if self._long and ts is not None:
             pool._detach_thread(ts)
         try:
@@ -209,7 +211,7 @@ class PoolObject:
                     report_callback_error()
         finally:
             instance._running = False
-            set_current(previous)
+            current.instance = previous
             _acquire()
             try:
                 release = self._finish_locked(instance)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -57,16 +58,8 @@ DEFAULT_IDLE_TIMEOUT = 5.0
 _worker_names = itertools.count()
 
 
-class _Stop:
-    """The key of the packet that tells workers to exit (each re-posts it for the next)."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "<stop>"
-
-
-_STOP = _Stop()
+#: The key of the packet that tells workers to exit (each re-posts it for the next).
+_STOP = object()
 #: ``ThreadState.extensions`` key naming the pool a worker belongs to.
 _POOL_KEY = "threadpool"
 
@@ -92,6 +85,7 @@ class ThreadPool:
         "_closing",
         "_default",
         "_idle_timeout",
+        "_ios",
         "_max",
         "_min",
         "_objects",
@@ -134,6 +128,8 @@ class ThreadPool:
         self._objects = 0
         #: CloseThreadpool was called while objects were open: close after the last one.
         self._release_requested = False
+        #: I/O objects bound to the port: their outstanding starts die with the port.
+        self._ios: weakref.WeakSet[Any] = weakref.WeakSet()
         self._idle_timeout = float(idle_timeout)
         self._clock: PoolClock = SYSTEM_CLOCK if clock is None else clock
         self._waiter: Waiter | None = None  # the wait thread, made on first use
@@ -321,21 +317,10 @@ class ThreadPool:
     def _post_tokens_locked(self, count: int) -> bool:
         """Post ``count`` tokens; True if the caller must start a worker (then counted)."""
         port = self._port
-        if count == 1:
+        for _ in range(count):
             port._post_locked(self, None, 0, 0)
-        else:
-            for _ in range(count):
-                port._post_locked(self, None, 0, 0)
-        if (
-            port._packets
-            and not port._getters
-            and not self._starting
-            and self._threads < self._max
-            and not self._closing
-        ):
-            self._threads += 1
-            self._starting += 1
-            return True
+        if port._packets and not port._getters:  # nobody took it: maybe one more worker
+            return self._grow_locked()
         return False
 
     # ------------------------------------------------------------------ workers
@@ -368,8 +353,11 @@ class ThreadPool:
         counted = True
         try:
             while True:
+                # A worker the minimum keeps anyway waits without a timeout (an untimed wait
+                # wakes faster); the others time out to retire.
+                timeout = None if self._threads <= self._min else idle_timeout
                 try:
-                    _, packets = get_many(1, idle_timeout)
+                    _, packets = get_many(1, timeout)
                 except Win32Error:
                     return  # the port was closed
                 if not packets:
@@ -573,6 +561,11 @@ class ThreadPool:
         if waiter is not None:
             waiter.join()
         self._port.close()
+        with LOCK:
+            # No completion can reach a callback any more: nothing is outstanding (so that
+            # ``wait_callbacks`` on them returns instead of waiting forever).
+            for io in list(self._ios):
+                io._cancel_pending_locked()
         self._closed = True
 
     def __enter__(self) -> ThreadPool:

@@ -15,7 +15,7 @@ The core never imports this package.
 from __future__ import annotations
 
 # issue 12 (fidelity): _dirwatch, _files, _locks, _sync_ex, _winsock_ext,
-# _winsock_modes; issue 10 (pool): _threadpool, _threadpool_legacy
+# _winsock_modes; issue 10 (pool): _threadpool, _threadpool_env, _threadpool_legacy
 from . import (
     _base,
     _constants,
@@ -29,6 +29,7 @@ from . import (
     _sync,
     _sync_ex,
     _threadpool,
+    _threadpool_env,
     _threadpool_legacy,
     _threads,
     _winsock,
@@ -47,6 +48,7 @@ from ._rpc import *  # noqa: F403
 from ._sync import *  # noqa: F403
 from ._sync_ex import *  # noqa: F403
 from ._threadpool import *  # noqa: F403
+from ._threadpool_env import *  # noqa: F403
 from ._threadpool_legacy import *  # noqa: F403
 from ._threads import *  # noqa: F403
 from ._winsock import *  # noqa: F403
@@ -64,6 +66,7 @@ __all__ = [
     *_rpc.__all__,
     *_sync.__all__,
     *_threadpool.__all__,
+    *_threadpool_env.__all__,
     *_threadpool_legacy.__all__,
     *_threads.__all__,
     *_winsock.__all__,

@@ -259,7 +259,7 @@ def GetNamedPipeInfo(
     lpMaxInstances: Ref[int] | None,
 ) -> bool:
     """[MS:GetNamedPipeInfo] -> core ``PipeEnd.info`` (sizes as given to CreateNamedPipe;
-    0xFFFFFFFF instances for PIPE_UNLIMITED_INSTANCES) [W:k32/pipe.c:test_GetNamedPipeInfo]."""
+    PIPE_UNLIMITED_INSTANCES for an unlimited pipe) [W:k32/pipe.c:test_GetNamedPipeInfo]."""
     try:
         anonymous = _anonymous(hNamedPipe)
         if anonymous is not None:
@@ -267,7 +267,9 @@ def GetNamedPipeInfo(
         else:
             info = _end(hNamedPipe).info()
             flags, out_size, in_size = info.flags, info.out_size, info.in_size
-            max_instances = info.max_instances
+            # NPFS counts an unlimited pipe as 0xFFFFFFFF instances; the Win32 call reports
+            # PIPE_UNLIMITED_INSTANCES [MS:GetNamedPipeInfo].
+            max_instances = min(info.max_instances, PIPE_UNLIMITED_INSTANCES)
     except Win32Error as exc:
         fail(exc)
         return False

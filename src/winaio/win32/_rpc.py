@@ -167,7 +167,13 @@ def RpcServerRegisterIf(IfSpec: Interface, MgrTypeUuid: Any, MgrEpv: Epv) -> int
 def RpcServerUnregisterIf(
     IfSpec: Interface | None, MgrTypeUuid: Any, WaitForCallsToComplete: int
 ) -> int:
-    """[MS:RpcServerUnregisterIf] -> core ``Server.unregister_interface``."""
+    """[MS:RpcServerUnregisterIf] -> core ``Server.unregister_interface``; an interface that is
+    not registered gives RPC_S_UNKNOWN_IF (rpc #32).
+
+    Deviation: the interface handle is an ``rpc.Interface`` (None: every interface but the
+    AUTOLISTEN ones, as Wine does) and the manager type UUID is ignored (winaio has one manager
+    EPV per interface, so there is no per-type unregistration).
+    """
     return _status(
         lambda: default_server().unregister_interface(IfSpec, wait=bool(WaitForCallsToComplete))
     )
@@ -182,10 +188,12 @@ def RpcServerListen(MinimumCallThreads: int, MaxCalls: int, DontWait: int) -> in
 
 
 def RpcMgmtStopServerListening(Binding: Any) -> int:
-    """[MS:RpcMgmtStopServerListening] -> core ``Server.stop_listening``.
+    """[MS:RpcMgmtStopServerListening] -> core ``Server.stop_listening`` of the process-wide
+    ``rpc.default_server()``.
 
-    Only the local server can be stopped: a binding handle gives RPC_S_WRONG_KIND_OF_BINDING
-    (Wine's behaviour).
+    Deviation: only the local server can be stopped: a binding handle (on Windows, a remote stop
+    through the server's mgmt interface, subject to its authorization function) gives
+    RPC_S_WRONG_KIND_OF_BINDING, as Wine does.
     """
     if Binding is not None:
         return int(RpcStatus.RPC_S_WRONG_KIND_OF_BINDING)
@@ -193,13 +201,25 @@ def RpcMgmtStopServerListening(Binding: Any) -> int:
 
 
 def RpcMgmtWaitServerListen() -> int:
-    """[MS:RpcMgmtWaitServerListen] -> core ``Server.wait``."""
+    """[MS:RpcMgmtWaitServerListen] -> core ``Server.wait`` of ``rpc.default_server()``:
+    RPC_S_NOT_LISTENING before RpcServerListen (or after a completed wait),
+    RPC_S_ALREADY_LISTENING while another thread waits, RPC_S_OK once stopped and every call
+    has completed.
+
+    Deviation: after the calls have drained it also closes the server's client connections
+    (their queued replies written first) unless an AUTOLISTEN interface is registered; rpcrt4
+    documents nothing about connections there.
+    """
     return _status(default_server().wait)
 
 
 def RpcMgmtIsServerListening(Binding: Any) -> int:
-    """[MS:RpcMgmtIsServerListening] -> core ``Server.is_listening``: RPC_S_OK or
-    RPC_S_NOT_LISTENING."""
+    """[MS:RpcMgmtIsServerListening] -> core ``Server.is_listening`` of
+    ``rpc.default_server()``: RPC_S_OK or RPC_S_NOT_LISTENING.
+
+    Deviation: only the local server: a binding handle (on Windows, a query of a remote server
+    through its mgmt interface) gives RPC_S_WRONG_KIND_OF_BINDING.
+    """
     if Binding is not None:
         return int(RpcStatus.RPC_S_WRONG_KIND_OF_BINDING)
     return _OK if default_server().is_listening() else int(RpcStatus.RPC_S_NOT_LISTENING)
@@ -236,9 +256,14 @@ def RpcServerTestCancel(BindingHandle: Any) -> int:
     return _OK if call.test_cancel() else int(RpcStatus.RPC_S_CALL_IN_PROGRESS)
 
 
-def RpcAsyncGetCallHandle(pAsync: ServerCall) -> ServerCall:
-    """[MS:RpcAsyncGetCallHandle] -> the ``ServerCall`` itself (it is its own call handle)."""
-    return pAsync
+def RpcAsyncGetCallHandle(pAsync: Any) -> ServerCall | None:
+    """[MS:RpcAsyncGetCallHandle] -> the ``ServerCall`` itself; None (NULL) for anything else.
+
+    Deviation: the async handle is the ``rpc.ServerCall`` a manager received, and it is also
+    the call handle returned (winaio has no separate RPC_ASYNC_STATE and server binding handle;
+    the call object is what RpcServerTestCancel and the rest take).
+    """
+    return pAsync if isinstance(pAsync, ServerCall) else None
 
 
 def RpcAsyncCompleteCall(pAsync: Any, Reply: Any = None) -> int:
@@ -255,7 +280,13 @@ def RpcAsyncCompleteCall(pAsync: Any, Reply: Any = None) -> int:
 
 
 def RpcAsyncAbortCall(pAsync: Any, ExceptionCode: int) -> int:
-    """[MS:RpcAsyncAbortCall] -> core ``ServerCall.abort(code)`` (rpc #18, #19)."""
+    """[MS:RpcAsyncAbortCall] -> core ``ServerCall.abort(code)`` (rpc #18, #19);
+    RPC_S_INVALID_ASYNC_HANDLE for a call already completed, ERROR_INVALID_PARAMETER for a code
+    that does not fit 32 bits (the call stays open).
+
+    Deviation: the async handle is the ``rpc.ServerCall`` a manager received, not an
+    RPC_ASYNC_STATE; server side only (a client aborting its own call is not in this layer).
+    """
     if not isinstance(pAsync, ServerCall):
         return int(RpcStatus.RPC_S_INVALID_ASYNC_HANDLE)
     return _status(lambda: pAsync.abort(ExceptionCode))

@@ -32,7 +32,7 @@ from .._io._winsock_ext import (
     sockaddr_size,
 )
 from .._kernel._handles import HANDLE_TABLE
-from ..codes import WinError, ntstatus_to_winerror
+from ..codes import NtStatus, WinError, ntstatus_to_winerror
 from ..errors import Win32Error
 from ._base import Ref, set_last_error
 from ._io import bind_overlapped
@@ -95,6 +95,7 @@ WSAEISCONN = 10056
 WSAENOTCONN = 10057
 WSAESHUTDOWN = 10058
 _WSAEFAULT, _WSAEINVAL = 10014, 10022
+_SUCCESS_STATUS, _NOT_SUPPORTED = 0, int(NtStatus.STATUS_NOT_SUPPORTED)
 _TF_KNOWN = (
     TF_DISCONNECT | TF_REUSE_SOCKET | TF_WRITE_BEHIND | TF_USE_SYSTEM_THREAD | (TF_USE_KERNEL_APC)
 )
@@ -489,7 +490,7 @@ def WSAIoctl(
         sock = _sock(s)
         result: Any = None
         size = 0
-        if lpcbBytesReturned is None and lpOverlapped is None:
+        if lpcbBytesReturned is None:
             raise Win32Error(_WSAEFAULT, "lpcbBytesReturned is NULL")
         if dwIoControlCode == SIO_GET_EXTENSION_FUNCTION_POINTER:
             guid = _guid(lpvInBuffer)
@@ -503,6 +504,7 @@ def WSAIoctl(
             if lpvInBuffer is None or cbInBuffer < 4:
                 raise Win32Error(_WSAEFAULT, "FIONBIO needs a u_long")
             value = lpvInBuffer.value if isinstance(lpvInBuffer, Ref) else lpvInBuffer
+            lpcbBytesReturned.value = 0
             set_nonblocking(sock, bool(value))
         elif dwIoControlCode == FIONREAD:
             if lpvOutBuffer is None or cbOutBuffer < 4:
@@ -510,21 +512,34 @@ def WSAIoctl(
             result = bytes_readable(sock)
             size = 4
         else:
+            ov = bind_overlapped(lpOverlapped)
+            if ov is not None and sock.overlapped:
+                # The request is issued and fails: notified like any failed request.
+                _notify_control(sock, ov, lpCompletionRoutine, _NOT_SUPPORTED)
+                set_last_error(WSA_IO_PENDING)
+                return SOCKET_ERROR
+            lpcbBytesReturned.value = 0
             raise Win32Error(WSAEOPNOTSUPP, f"control code {dwIoControlCode:#x}")
         if lpvOutBuffer is not None and size:
             lpvOutBuffer.value = result
-        if lpcbBytesReturned is not None:
-            lpcbBytesReturned.value = size
+        lpcbBytesReturned.value = size
         ov = bind_overlapped(lpOverlapped)
         if ov is not None and sock.overlapped:
-            op = ImmediateOp(sock, ov, size)
-            if lpCompletionRoutine is not None:
-                op.routine = _routine(lpCompletionRoutine)
-            start(op)
+            _notify_control(sock, ov, lpCompletionRoutine, _SUCCESS_STATUS)
     except Win32Error as exc:
         return _wsa_fail(exc)
     set_last_error(0)
     return 0
+
+
+def _notify_control(sock: Any, ov: Any, routine: WsaRoutine | None, status: int) -> None:
+    """Notify a control's OVERLAPPED (event, port packet or routine): 0 bytes and ``status``,
+    as the request finished [W:ws2_32/sock.c:test_fionbio, test_unsupported_ioctls]."""
+    op = ImmediateOp(sock, ov, 0, status)
+    if routine is not None:
+        op.routine = _routine(routine)
+    if start(op) == STATUS_PENDING:
+        op.complete(status, 0)
 
 
 def _extension(guid: uuid.UUID) -> Callable[..., Any]:

@@ -16,6 +16,7 @@ from .._io._netevents import (
     FD_OOB,
     FD_READ,
     FD_WRITE,
+    SELECT_CLOSED,
     event_select,
     select_sockets,
     take_network_events,
@@ -133,7 +134,7 @@ WSA_WAIT_EVENT_0 = 0
 WSA_WAIT_IO_COMPLETION = 0xC0
 WSA_WAIT_TIMEOUT = 258
 WSA_WAIT_FAILED = 0xFFFFFFFF
-_WSAEFAULT, _WSAEINVAL = 10014, 10022
+_WSAEFAULT, _WSAEINVAL, _WSAENOTSOCK = 10014, 10022, 10038
 
 
 @dataclass
@@ -306,7 +307,14 @@ def WSAEnumNetworkEvents(
     except Win32Error as exc:
         return _wsa_fail(exc)
     lpNetworkEvents.lNetworkEvents = record.bits
-    lpNetworkEvents.iErrorCode = list(record.errors)
+    # Only the error codes of the events reported are written; the others keep what the
+    # caller had there [W:ws2_32/sock.c:test_WSAEnumNetworkEvents].
+    codes = lpNetworkEvents.iErrorCode
+    if not isinstance(codes, list) or len(codes) < FD_MAX_EVENTS:
+        codes = lpNetworkEvents.iErrorCode = [0] * FD_MAX_EVENTS
+    for bit in range(FD_MAX_EVENTS):
+        if record.bits & (1 << bit):
+            codes[bit] = record.errors[bit]
     return 0
 
 
@@ -356,7 +364,10 @@ def select(
     (socket, set) pairs, 0 on time-out. Readable: data, a pending connection, or the peer's
     close; writable: connected with room; except: out-of-band data or a failed connect.
     WSAEINVAL when all three sets are empty or the time-out is negative; WSAENOTSOCK for a handle
-    that is not a socket. ``nfds`` is ignored, as on Windows."""
+    that is not a socket (the sets untouched), or for one closed during the call that was not in
+    the read set. A socket given twice is listed once; the same list may be passed for several
+    sets. APCs run while it waits. ``nfds`` is ignored, as on Windows
+    [W:ws2_32/sock.c:test_select]."""
     sets = (readfds, writefds, exceptfds)
     try:
         if not any(sets):
@@ -368,17 +379,45 @@ def select(
             seconds = timeout.tv_sec + timeout.tv_usec / 1e6
         wants: dict[FileObject, int] = {}
         files: dict[int, FileObject] = {}
+        entries: list[tuple[int, int]] = []  # (handle, set bit) in the order of the sets
         for bit, handles in zip((1, 2, 4), sets, strict=True):
             for h in handles or ():
                 files[h] = _sock(h)
                 wants[files[h]] = wants.get(files[h], 0) | bit
+                entries.append((h, bit))
+        read_input = list(readfds) if readfds is not None else ()
         ready = select_sockets(wants, seconds)
     except Win32Error as exc:
         return _wsa_fail(exc)
+    # ws2_32's own bookkeeping [W:ws2_32/socket.c:select]: the sets may be one list, so all
+    # are cleared first; a socket is listed once per set and counted once per set it is in; a
+    # socket closed while selected counts as readable if it was in the read set, else the call
+    # fails with WSAENOTSOCK (the sets then stay empty).
+    for handles in sets:
+        if handles is not None:
+            handles.clear()
     total = 0
-    for bit, handles in zip((1, 2, 4), sets, strict=True):
-        if handles is None:
-            continue
-        handles[:] = [h for h in handles if ready.get(files[h], 0) & bit]
-        total += len(handles)
+    closed = False
+    for h, bit in entries:
+        got = ready.get(files[h], 0)
+        flags = (got & bit) | (got & SELECT_CLOSED)
+        if flags & (1 | SELECT_CLOSED) and h in read_input:
+            total += _add_to_set(h, readfds)
+            flags &= ~SELECT_CLOSED
+        if flags & SELECT_CLOSED:
+            closed = True
+        if flags & 2:
+            total += _add_to_set(h, writefds)
+        if flags & 4:
+            total += _add_to_set(h, exceptfds)
+    if closed:
+        set_last_error(_WSAENOTSOCK)
+        return SOCKET_ERROR
     return total
+
+
+def _add_to_set(h: int, handles: list[int] | None) -> int:
+    if handles is None or h in handles:
+        return 0
+    handles.append(h)
+    return 1

@@ -538,3 +538,35 @@ def test_inline_refuses_coroutines_and_async_managers() -> None:
     with pytest.raises(TypeError):
         rpc.inline(am)
     assert rpc.inline(add) is add  # marking twice is harmless
+
+
+def test_fast_path_call_objects_are_built_like_the_constructor_builds_them(
+    diff_server: rpc.Server,
+) -> None:
+    # FastPath._async_call builds ServerCall without its __init__: same attributes, same values.
+    seen: list[rpc.ServerCall] = []
+
+    @rpc.async_manager
+    def keep(call: rpc.ServerCall, a: int, b: int) -> None:
+        seen.append(call)
+        call.complete(a + b)
+
+    iface = rpc.Interface("keep", TEST_UUID, (1, 0), [ASYNC_ADD])
+    server = rpc.Server()
+    try:
+        server.register_interface(iface, {"AsyncAdd": keep})
+        server.use_protseq("ncacn_ip_tcp")
+        server.listen()
+        stub = struct.pack("<II", 2, 3)
+        pdu = struct.pack("<BBBBIHHIIHH", 5, 0, 0, 3, 0x10, 32, 0, 9, 8, 0, 12) + stub
+        out, _closed, counted = run_link(server, False, [pdu])
+        assert counted == (1, 1) and out[24:28] == struct.pack("<I", 5)
+        (fast,) = seen
+        link, reg, op = fast._link, fast.registration, fast.operation
+        made = rpc.ServerCall(link, reg, op, 9, None, None, 0, (2, 3))
+        assert set(vars(fast)) - {"_done"} == set(vars(made))  # (_done: it has completed)
+        assert (fast.call_id, fast.ins, fast.object) == (9, (2, 3), None)
+        assert fast.args == {"a": 2, "b": 3}
+        assert fast.done and not fast.cancelled and not fast.disconnected
+    finally:
+        server.close()

@@ -97,3 +97,33 @@ def test_15_19_test_cancel_and_async_completion_statuses() -> None:
         client.close()
     assert results == {"before": w.RPC_S_CALL_IN_PROGRESS, "after": w.RPC_S_OK}
     assert w.RpcServerTestCancel(None) == w.RPC_S_NO_CALL_ACTIVE
+
+
+def test_30_a_second_concurrent_wait_is_already_listening() -> None:
+    # spec: rpc #30 [MSL:RpcMgmtWaitServerListen]: RPC_S_ALREADY_LISTENING while another
+    # thread waits; the first waiter returns RPC_S_OK after the stop
+    assert w.RpcServerUseProtseqEp("ncacn_ip_tcp", 20, "0", None) == w.RPC_S_OK
+    assert w.RpcServerListen(1, 20, 1) == w.RPC_S_OK
+    first: list[int] = []
+    waiter = threading.Thread(target=lambda: first.append(w.RpcMgmtWaitServerListen()))
+    waiter.start()
+    server = rpc.default_server()
+    for _ in range(500):
+        if server._waiter:
+            break
+        threading.Event().wait(0.01)
+    assert w.RpcMgmtWaitServerListen() == w.RPC_S_ALREADY_LISTENING
+    assert w.RpcMgmtStopServerListening(None) == w.RPC_S_OK
+    waiter.join(10)
+    assert first == [w.RPC_S_OK]
+    assert w.RpcMgmtWaitServerListen() == w.RPC_S_NOT_LISTENING
+
+
+def test_deviations_binding_handles_and_call_handles() -> None:
+    # Deviations documented in docs/win32-coverage.md: a binding handle (a remote server) is
+    # refused by the management functions; the call handle is the rpc.ServerCall itself.
+    assert w.RpcMgmtIsServerListening(object()) == w.RPC_S_WRONG_KIND_OF_BINDING
+    assert w.RpcMgmtStopServerListening(object()) == w.RPC_S_WRONG_KIND_OF_BINDING
+    assert w.RpcAsyncGetCallHandle(object()) is None
+    assert w.RpcAsyncAbortCall(object(), 5) == w.RPC_S_INVALID_ASYNC_HANDLE
+    assert w.RpcServerUnregisterIf(TEST_IF, None, 0) == w.RPC_S_UNKNOWN_IF

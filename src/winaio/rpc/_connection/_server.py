@@ -134,8 +134,10 @@ _FAST_FLAG_MASK: Final = int(
 _INLINE_REQUEST: Final = struct.Struct("<QHHIIHH")
 _INLINE_HEAD_0: Final = int.from_bytes(b"\x05\x00\x00\x03\x10\x00\x00\x00", "little")
 _INLINE_HEAD_1: Final = int.from_bytes(b"\x05\x01\x00\x03\x10\x00\x00\x00", "little")
-# vers minor ptype flags drep frag_length auth_length call_id alloc_hint p_cont_id cancel_count
-_RESPONSE_HEAD: Final = struct.Struct("<BBBBIHHIIH2x")
+# (vers minor ptype flags drep) frag_length auth_length call_id alloc_hint p_cont_id
+# cancel_count=0 reserved: one unfragmented response header, its first 8 octets per minor.
+_RESPONSE_HEAD: Final = struct.Struct("<8sHHIIH2x")
+_RESPONSE_PREFIX: Final = (b"\x05\x00\x02\x03\x10\x00\x00\x00", b"\x05\x01\x02\x03\x10\x00\x00\x00")
 #: [MS-RPCE §3.3.3.5.6]: a non-first fragment of an unknown call is dropped if its call_id is
 #: below the current one by less than this, else it is a protocol error.
 _OLD_CALL_WINDOW: Final = 150
@@ -279,6 +281,7 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
         )
         unpack_from = _INLINE_REQUEST.unpack_from
         pack = _RESPONSE_HEAD.pack
+        prefix = _RESPONSE_PREFIX[minor]
         answered = 0
         try:
             while size - off >= 24:
@@ -312,9 +315,7 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
                 elif isinstance(reply, bytes):
                     n = len(reply)
                     if n + 24 <= xmit:
-                        out.append(
-                            pack(5, minor, 2, 3, _DREP_LE, n + 24, 0, call_id, n, p_cont_id) + reply
-                        )
+                        out.append(pack(prefix, n + 24, 0, call_id, n, p_cont_id) + reply)
                     else:
                         out.append(
                             response_fragments(

@@ -57,8 +57,9 @@ _current: ContextVar[ServerCall | None] = ContextVar("winaio_rpc_call", default=
 
 class _InlineFrame(threading.local):
     """The fast path of the connection whose batch this thread is dispatching (``path``, set
-    once per batch by the Link); its ``cur_op`` is set while an ``@inline`` manager runs
-    (slot stores per call are cheaper than a thread-local or ContextVar set/reset)."""
+    once per batch by the Link); its ``cur_op`` is set while an ``@inline`` manager runs and
+    its ``capture`` while an ``@async_manager`` runs (slot stores per call are cheaper than a
+    thread-local or ContextVar set/reset)."""
 
     path: Any = None
 
@@ -75,7 +76,12 @@ def current_call() -> ServerCall:
     call = _current.get()
     if call is None:
         path = inline_frame.path
-        if path is None or path.cur_op is None:
+        if path is None:
+            raise RpcError(RpcStatus.RPC_S_NO_CALL_ACTIVE, "not inside an RPC manager")
+        running: ServerCall | None = path.capture  # an @async_manager of the fast path
+        if running is not None:
+            return running
+        if path.cur_op is None:
             raise RpcError(RpcStatus.RPC_S_NO_CALL_ACTIVE, "not inside an RPC manager")
         call = path.cur_call
         if call is None:
@@ -164,24 +170,23 @@ class PipeOut:
 class ServerCall:
     """One dispatched call (see the module docstring). Created by the runtime only."""
 
-    __slots__ = (
-        "__weakref__",
-        "_args",
-        "_cancelled",
-        "_done",
-        "_events",
-        "_gone",
-        "_handlers",
-        "_link",
-        "_once",
-        "call_id",
-        "handles",
-        "ins",
-        "object",
-        "operation",
-        "out_pipes",
-        "registration",
-    )
+    # No __slots__: a call is built per request, and with class-level defaults the
+    # constructor stores only what differs (CPython 3.11+ keeps instance attributes inline).
+    #: The object UUID of the request (PFC_OBJECT_UUID), else None.
+    object: UUID | None = None
+    #: The fast path's decoded [in] values in declaration order (``args`` is built from them
+    #: on first use), else None.
+    ins: Any = None
+    #: context-handle parameter name -> table entry it came in with (runtime use).
+    handles: dict[str, Any] | None = None
+    out_pipes: dict[str, PipeOut] | None = None
+    _args: dict[str, Any] | None = None
+    _done = False
+    _cancelled = False
+    _gone = False
+    # Created on first use: most calls never see an event or a handler.
+    _events: list[CallEvent] | None = None
+    _handlers: list[Callable[[CallEvent], Any]] | None = None
 
     def __init__(
         self,
@@ -198,21 +203,16 @@ class ServerCall:
         self.registration = registration
         self.operation = operation
         self.call_id = call_id
-        self.object = obj
-        self._args = args
-        #: The fast path's decoded [in] values in declaration order (``args`` is built from
-        #: them on first use), else None.
-        self.ins = ins
-        #: context-handle parameter name -> table entry it came in with (runtime use).
-        self.handles: dict[str, Any] | None = None
-        self.out_pipes: dict[str, PipeOut] | None = None
         self._once = itertools.count()
-        self._done = False
-        self._cancelled = cancel_count > 0
-        self._gone = False
-        # Created on first use: most calls never see an event or a handler.
-        self._events: list[CallEvent] | None = [CallEvent.CLIENT_CANCEL] if cancel_count else None
-        self._handlers: list[Callable[[CallEvent], Any]] | None = None
+        if obj is not None:
+            self.object = obj
+        if args is not None:
+            self._args = args
+        if ins is not None:
+            self.ins = ins
+        if cancel_count:
+            self._cancelled = True
+            self._events = [CallEvent.CLIENT_CANCEL]
 
     # -- what the manager can read ---------------------------------------------------------------
 
@@ -295,14 +295,23 @@ class ServerCall:
             link.forget(self)
             return
         try:
-            stub = link.reply_stub(self, result)
+            # A call of the fast path: its fast encoder first (None: the generic one decides).
+            ins = self.ins
+            reply = None if ins is None else self.operation.fast_reply
+            stub = None if reply is None else reply(result, ins)
+            if stub is None:
+                stub = link.encode_reply(self, result)
         except (RpcError, Win32Error) as exc:
             link.finish(self, None, status_of(exc))
         except Exception as exc:  # a manager value the stub cannot marshal
             log.warning("%s: cannot marshal the reply: %r", self.operation.procedure.name, exc)
             link.finish(self, None, _BAD_STUB)
         else:
-            link.finish(self, stub, 0)
+            fast = link.fast
+            if fast.capture is self and threading.get_ident() == link.loop_thread:
+                fast.captured = (stub, 0)  # completed inside its manager: answered in place
+            else:
+                link.finish(self, stub, 0)
 
     def abort(self, status: int) -> None:
         """RpcAsyncAbortCall: the client gets a fault with ``status`` (rpc #18).
@@ -366,7 +375,14 @@ class ServerCall:
             if not isinstance(exc, Exception):
                 raise
         else:
-            self.complete(result)
+            try:
+                self.complete(result)
+            except RpcError as exc:
+                # The manager completed or aborted its own call (current_call()) before it
+                # returned: that reply stands and the return value is ignored, as in rpcrt4.
+                # Nothing may escape into the pool's worker thread.
+                if exc.status != _INVALID_ASYNC_HANDLE:
+                    raise
         finally:
             _current.reset(token)
 

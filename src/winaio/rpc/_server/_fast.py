@@ -34,6 +34,7 @@ and ``Link._finish``).
 
 from __future__ import annotations
 
+import itertools
 import logging
 from typing import TYPE_CHECKING, Any, Final
 
@@ -53,6 +54,8 @@ log = logging.getLogger("winaio.rpc.server")
 _INLINE: Final = ManagerKind.INLINE
 _CALL_FAILED: Final = int(RpcStatus.RPC_S_CALL_FAILED)
 _BAD_STUB: Final = int(RpcStatus.RPC_X_BAD_STUB_DATA)
+_new: Final = object.__new__
+_count: Final = itertools.count
 
 
 class FastPath:
@@ -133,10 +136,16 @@ class FastPath:
         link = self.link
         reg.active_calls += 1
         server._active += 1
-        call = ServerCall(link, reg, op, call_id, None, None, 0, ins)
-        self.capture = call
-        self.cur_call = call  # rpc.current_call() while the manager runs
-        self.cur_op = op
+        # ServerCall(link, reg, op, call_id, None, None, 0, ins) without its __init__ frame
+        # (~300 ns of a ~2 us call here): the same stores, the class defaults do the rest.
+        call = _new(ServerCall)
+        call._link = link
+        call.registration = reg
+        call.operation = op
+        call.call_id = call_id
+        call._once = _count()
+        call.ins = ins
+        self.capture = call  # also rpc.current_call() while the manager runs
         try:
             keywords = op.fast_keywords
             if keywords is None:
@@ -152,12 +161,11 @@ class FastPath:
                 raise
         finally:
             self.capture = None
-            self.cur_op = None
-            self.cur_call = None
         captured = self.captured
         if captured is not None:  # completed while its manager ran: released here
             self.captured = None
-            server.call_finished(call)
+            reg.active_calls -= 1  # Server.call_finished, less what a simple call never has
+            server._active -= 1  # (context handles; the waiters are woken after the batch)
             stub, status = captured
             if stub is not None:
                 return stub

@@ -420,18 +420,6 @@ class Link:
             return op.encode({**args, **outputs})
         return op.encode(outputs)
 
-    def reply_stub(self, call: ServerCall, result: Any) -> bytes:
-        """The reply stub for ``result`` (ServerCall.complete): fast-encoded for a call of
-        the fast path when the fast encoder takes it, else ``encode_reply``."""
-        ins = call.ins
-        if ins is not None:
-            reply = call.operation.fast_reply
-            if reply is not None:
-                stub = reply(result, ins)
-                if stub is not None:
-                    return stub
-        return self.encode_reply(call, result)
-
     def finish(self, call: ServerCall, stub: bytes | None, status: int) -> None:
         """Send the call's reply (``stub``) or fault (``status``); any thread."""
         if threading.get_ident() == self.loop_thread:

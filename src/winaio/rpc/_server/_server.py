@@ -26,7 +26,6 @@ Condition that the loop thread notifies only when a count reaches zero with a wa
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import os
 import re
@@ -38,6 +37,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from ..._pool import ThreadPool
 from ...codes import RpcStatus
 from ...errors import RpcError
 from .._connection import AssociationGroups, SimpleRegistry
@@ -56,6 +56,11 @@ __all__ = ["Binding", "Server", "ServerStats", "default_server", "reset_default_
 log = logging.getLogger("winaio.rpc.server")
 
 SUPPORTED_PROTSEQS: Final = ("ncacn_ip_tcp", "ncalrpc")
+#: Concurrency value of the server's own thread pool: as many managers as a
+#: ThreadPoolExecutor's default workers may block outside winaio waits at once (a manager blocked
+#: in a winaio wait frees its slot, like an IOCP thread on Windows); measured in
+#: docs/design.md §5 ("Executor").
+DEFAULT_CONCURRENCY: Final = min(32, (os.cpu_count() or 1) + 4)
 #: Valid DCE/MS protocol sequences winaio does not implement -> RPC_S_PROTSEQ_NOT_SUPPORTED.
 KNOWN_PROTSEQS: Final = frozenset(
     {
@@ -109,7 +114,8 @@ class Server:
 
     Args:
         executor: where plain-function managers and rundown routines run; anything with
-            ``submit(fn, *args)`` (default: a thread pool owned by the server).
+            ``submit(fn, *args)`` (default: a ``winaio.ThreadPool`` owned by the server, as
+            rpcrt4 runs managers on its thread pool; closed with the server).
         engine: "uvloop", "asyncio" or None (uvloop when installed).
         max_connections: connections beyond this are closed at once (None: no limit).
         idle_timeout: seconds a connection may sit in the middle of a PDU before it is closed.
@@ -129,9 +135,7 @@ class Server:
     ) -> None:
         self._own_executor = executor is None
         self.executor: Any = (
-            concurrent.futures.ThreadPoolExecutor(thread_name_prefix="winaio-rpc-worker")
-            if executor is None
-            else executor
+            ThreadPool(concurrency=DEFAULT_CONCURRENCY) if executor is None else executor
         )
         self._engine_name = engine
         self._engine: Engine | None = None
@@ -156,6 +160,7 @@ class Server:
         #: as active (they start and end inside one batch), so waiters also wait for this.
         self.dispatching = 0
         self._waiting = 0
+        self._waiter = False  # a thread is in wait() (RpcMgmtWaitServerListen)
         self._cond = threading.Condition()
         self._lock = threading.Lock()  # API calls from several threads
         self._observers: list[Callable[[Server], Any]] = []
@@ -358,10 +363,21 @@ class Server:
 
         Raises:
             RpcError: RPC_S_NOT_LISTENING if the server never listened or was already waited
-                for; RPC_S_ASYNC_CALL_PENDING (997) if ``timeout`` expired first.
+                for; RPC_S_ALREADY_LISTENING while another thread waits [MSL:
+                RpcMgmtWaitServerListen]; RPC_S_ASYNC_CALL_PENDING (997) if ``timeout`` expired.
         """
-        if self._state == _IDLE:
-            raise RpcError(RpcStatus.RPC_S_NOT_LISTENING)
+        with self._lock:
+            if self._state == _IDLE:
+                raise RpcError(RpcStatus.RPC_S_NOT_LISTENING)
+            if self._waiter:
+                raise RpcError(RpcStatus.RPC_S_ALREADY_LISTENING, "another thread is waiting")
+            self._waiter = True
+        try:
+            self._wait(timeout)
+        finally:
+            self._waiter = False
+
+    def _wait(self, timeout: float | None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
         # Two phases: while listening, the waiter is not counted in ``_waiting``, so calls
         # finishing meanwhile do not wake it (a wake-up per call would cost the loop thread the
@@ -443,7 +459,7 @@ class Server:
             if self._engine is not None:
                 self._engine.close()
             if self._own_executor:
-                self.executor.shutdown(wait=True)
+                self.executor.close()  # joins its workers (not from one of them)
             self._state = _IDLE
 
     def __enter__(self) -> Server:
