@@ -36,11 +36,9 @@ uvloop Protocol echo (reported whatever it is), C=1 p50 <= 1.25x the raw threade
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
-import resource
 import socket
 import statistics
 import struct
@@ -51,7 +49,19 @@ import time
 from typing import Any
 from uuid import UUID
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+import bench_procs
+from bench_procs import (
+    announce,
+    cpu_times,
+    last_line,
+    noise_since,
+    raise_nofile,
+    ratio,
+    run_timed,
+    source_info,
+    summary,
+)
+
 SERVERS = ["winaio", "winaio_inline", "raw_threaded", "asyncio_protocol", "uvloop_protocol"]
 ECHO_UUID = UUID("60a15ec5-4de8-11d7-a637-005056a20182")
 NDR20 = UUID("8a885d04-1ceb-11c9-9fe8-08002b104860")
@@ -97,27 +107,9 @@ def split_frames(buf: bytearray) -> tuple[list[bytes], int]:
 # -- servers (each runs in its own process) ----------------------------------------------------
 
 
-def _listener() -> socket.socket:
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(4096)
-    return sock
-
-
-def _raise_nofile() -> None:
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def _announce(port: int) -> None:
-    print(f"PORT {port}", flush=True)
-
-
 def serve_raw_threaded() -> None:
-    listener = _listener()
-    _announce(listener.getsockname()[1])
+    listener = bench_procs.listener()
+    announce(listener.getsockname()[1])
 
     def handle(conn: socket.socket) -> None:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -163,7 +155,7 @@ def serve_asyncio(use_uvloop: bool) -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
         server = await loop.create_server(Echo, "127.0.0.1", 0, backlog=4096)
-        _announce(server.sockets[0].getsockname()[1])
+        announce(server.sockets[0].getsockname()[1])
         await server.serve_forever()
 
     loop = loop_factory()
@@ -179,7 +171,7 @@ def serve_winaio() -> None:
     rpc.register_echo(server)
     server.use_protseq("ncacn_ip_tcp", None, host="127.0.0.1")
     server.listen()  # before the port is announced: the first call finds the server listening
-    _announce(int(server.bindings[0].endpoint))
+    announce(int(server.bindings[0].endpoint))
     server.wait()
 
 
@@ -206,7 +198,7 @@ def serve_winaio_inline() -> None:
     server.register_interface(rpc.ECHO_INTERFACE, managers)  # replaces the EPV
     server.use_protseq("ncacn_ip_tcp", None, host="127.0.0.1")
     server.listen()
-    _announce(int(server.bindings[0].endpoint))
+    announce(int(server.bindings[0].endpoint))
     server.wait()
 
 
@@ -260,32 +252,6 @@ def check_reply(frame: bytes) -> bool:
     if ptype == 0:  # an echo server returned our request
         return frame[-64:] == PAYLOAD
     return ptype == 2 and len(frame) == 92 and frame[-64:] == PAYLOAD
-
-
-def run_timed(step: Any, duration: float, warmup: float) -> list[float]:
-    end_warm = time.perf_counter() + warmup
-    while time.perf_counter() < end_warm:
-        step()
-    samples: list[float] = []
-    end = time.perf_counter() + duration
-    while True:
-        t0 = time.perf_counter()
-        step()
-        t1 = time.perf_counter()
-        samples.append(t1 - t0)
-        if t1 >= end:
-            return samples
-
-
-def summary(samples: list[float], calls_per_sample: int) -> dict[str, Any]:
-    ordered = sorted(samples)
-    total = sum(samples)
-    return {
-        "calls": len(samples) * calls_per_sample,
-        "calls_per_s": len(samples) * calls_per_sample / total,
-        "p50_us": ordered[len(ordered) // 2] * 1e6,
-        "p99_us": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e6,
-    }
 
 
 def client_pipelined(port: int, duration: float, warmup: float, depth: int) -> dict[str, Any]:
@@ -343,7 +309,7 @@ def client_impacket(port: int, duration: float, warmup: float) -> dict[str, Any]
 
 def client_idle(port: int, connections: int) -> None:
     """Open ``connections`` bound connections, say so, hold them until stdin closes."""
-    _raise_nofile()
+    raise_nofile()
     clients = [Client(port) for _ in range(connections)]
     print(json.dumps({"open": len(clients)}), flush=True)
     sys.stdin.read()
@@ -354,77 +320,13 @@ def client_idle(port: int, connections: int) -> None:
 # -- harness -----------------------------------------------------------------------------------
 
 
-def last_line(text: str) -> str:
-    """The last non-empty line of a traceback or message: the reason a row is unavailable."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1][:300] if lines else ""
-
-
-class ServerProcess:
+class ServerProcess(bench_procs.ServerProcess):
     def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", kind],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        line = self.proc.stdout.readline() if self.proc.stdout else ""
-        if not line.startswith("PORT "):
-            self.stop()
-            err = self.proc.stderr.read() if self.proc.stderr else ""
-            raise RuntimeError(f"{kind} did not start: {last_line(line + err)}")
-        self.port = int(line.split()[1])
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def rss_kib(self) -> int:
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        raise RuntimeError("no VmRSS")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        super().__init__(__file__, kind)
 
 
 def run_client(args: list[str], timeout: float) -> dict[str, Any]:
-    run = subprocess.run(
-        [sys.executable, __file__, "--client", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if run.returncode != 0:
-        raise RuntimeError(last_line(run.stderr) or f"exit {run.returncode}")
-    result: dict[str, Any] = json.loads(run.stdout)
-    return result
-
-
-def cpu_times() -> list[int]:
-    with open("/proc/stat") as f:
-        return [int(x) for x in f.readline().split()[1:]]
-
-
-def noise_since(before: list[int]) -> dict[str, float]:
-    after = cpu_times()
-    delta = [a - b for a, b in zip(after, before, strict=False)]
-    total = sum(delta) or 1
-    idle = delta[3] + delta[4]
-    steal = delta[7] if len(delta) > 7 else 0
-    return {
-        "loadavg_1m": os.getloadavg()[0],
-        "busy_pct": 100.0 * (total - idle) / total,
-        "steal_pct": 100.0 * steal / total,
-    }
+    return bench_procs.run_script(__file__, ["--client", *args], timeout)
 
 
 def measure_idle(kind: str, connections: int) -> dict[str, Any]:
@@ -462,24 +364,6 @@ def measure_idle(kind: str, connections: int) -> dict[str, Any]:
         }
     finally:
         server.stop()
-
-
-def source_info() -> dict[str, Any]:
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(
-                ["git", "-C", HERE, *args], capture_output=True, text=True, timeout=10
-            ).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    return {"commit": git("rev-parse", "HEAD"), "dirty_src": git("status", "--short", "src")}
-
-
-def ratio(num: Any, den: Any) -> float | None:
-    if not isinstance(num, int | float) or not isinstance(den, int | float) or not den:
-        return None
-    return num / den
 
 
 def harness(opts: argparse.Namespace) -> dict[str, Any]:
@@ -641,7 +525,7 @@ def main() -> int:
     parser.add_argument("--output", help="also write the JSON there")
     opts = parser.parse_args()
     if opts.serve:
-        _raise_nofile()
+        raise_nofile()
         SERVE[opts.serve]()
         return 0
     if opts.client:
@@ -658,13 +542,8 @@ def main() -> int:
         return 0
     if opts.quick:
         opts.duration, opts.rounds, opts.connections = 1.0, 1, 200
-    _raise_nofile()
-    result = harness(opts)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if opts.output:
-        with open(opts.output, "w") as f:
-            f.write(text + "\n")
+    raise_nofile()
+    bench_procs.emit(harness(opts), opts.output)
     return 0
 
 

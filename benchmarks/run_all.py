@@ -1,8 +1,8 @@
 """Run every benchmark script in this folder and print one JSON object keyed by script.
 
 Not part of CI (timings are noisy on shared 2-core VMs; compare ratios from one run).
-``make bench`` calls this. bench_io.py gets ``--install`` so its anchors (caio, liburing, fio)
-are present; pass extra arguments for bench_io after ``--``.
+``make bench`` calls this. bench_io.py gets ``--install`` so its anchors (caio, aiofile,
+liburing, uring-api, fio) are present; pass extra arguments for bench_io after ``--``.
 """
 
 from __future__ import annotations
@@ -15,9 +15,12 @@ import sys
 HERE = pathlib.Path(__file__).resolve().parent
 SCRIPTS = [
     "bench_kernel.py",
+    "bench_alias.py",
     "bench_ndr.py",
     "bench_pdu.py",
     "bench_rpc_server.py",
+    "bench_threadpool.py",
+    "bench_sockets.py",
     "bench_uring_abi.py",
     "bench_io.py",
 ]

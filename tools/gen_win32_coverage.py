@@ -39,7 +39,8 @@ DEVIATIONS: dict[str, str] = {
     "WaitForMultipleObjects": "the same handle twice is refused with ERROR_INVALID_PARAMETER in "
     "wait-any too (NT only detects it for wait-all)",
     "WaitForMultipleObjectsEx": "as WaitForMultipleObjects",
-    "CreatePipe": "a Linux pipe: nSize is the kernel pipe size (F_SETPIPE_SZ, rounded to pages)",
+    "CreatePipe": "a Linux pipe: nSize sets the kernel pipe size (F_SETPIPE_SZ, rounded up to "
+    "pages; GetNamedPipeInfo reports nSize), so a writer blocks later than on Windows",
     "socket": "address families and socket types take the Linux values of AF_*/SOCK_*",
     "WSASocket": "address families and socket types take the Linux values of AF_*/SOCK_*",
 }
@@ -51,6 +52,17 @@ MISSING: dict[str, str] = {
     "MsgWaitForMultipleObjects": "no window message queues",
     "MsgWaitForMultipleObjectsEx": "no window message queues",
     "WSAAsyncSelect": "needs a window to post messages to",
+    "WSAPoll": "not implemented; select and WSAEventSelect report readiness",
+    "WSASendMsg": "not implemented (WSASendTo covers datagrams; no control data)",
+    "WSARecvMsg": "not implemented (WSARecvFrom covers datagrams; no control data)",
+    "WSADuplicateSocket": "one process: DuplicateHandle shares a socket",
+    "ReadDirectoryChangesExW": "the extended records (FILE_NOTIFY_EXTENDED_INFORMATION) are "
+    "not implemented; ReadDirectoryChangesW is",
+    "GetFileInformationByHandleEx": "not implemented (GetFileSizeEx, GetFileType cover the "
+    "common queries)",
+    "SetFileInformationByHandle": "not implemented (SetEndOfFile, FILE_FLAG_DELETE_ON_CLOSE "
+    "cover the common uses)",
+    "GetNamedPipeClientComputerName": "not implemented (pipes are local to the process)",
     "ImpersonateNamedPipeClient": "no security tokens",
     "GetNamedPipeClientSessionId": "no logon sessions",
     "GetNamedPipeServerSessionId": "no logon sessions",

@@ -25,7 +25,7 @@ from . import _runtime  # noqa: F401  (installs the I/O backend factory)
 from . import codes as codes
 from . import errors as errors
 
-# issue 12 (fidelity): files, directory watches, locks, named-pipe calls
+# issue 12 (fidelity): files, directory watches, locks, named-pipe calls, sync, Winsock
 from ._io._create import create_file as create_file
 from ._io._dirwatch import ChangeNotification as ChangeNotification
 from ._io._dirwatch import DirectoryChange as DirectoryChange
@@ -43,6 +43,10 @@ from ._io._files import cancel_io_ex as cancel_io_ex
 from ._io._files import cancel_synchronous_io as cancel_synchronous_io
 from ._io._locks import lock_file as lock_file
 from ._io._locks import unlock_file as unlock_file
+from ._io._netevents import NetworkEvents as NetworkEvents
+from ._io._netevents import event_select as event_select
+from ._io._netevents import select_sockets as select_sockets
+from ._io._netevents import take_network_events as take_network_events
 from ._io._overlapped import Overlapped as Overlapped
 from ._io._pipe_names import call_named_pipe as call_named_pipe
 from ._io._pipe_names import create_named_pipe as create_named_pipe
@@ -52,10 +56,14 @@ from ._io._pipes import PipeEnd as PipeEnd
 from ._io._port import CompletionPacket as CompletionPacket
 from ._io._port import CompletionPort as CompletionPort
 from ._io._share import delete_file as delete_file
+from ._io._sockopts import get_option as get_socket_option
+from ._io._sockopts import set_nonblocking as set_socket_nonblocking
+from ._io._sockopts import set_option as set_socket_option
 from ._io._streams import Socket as Socket
 from ._io._streams import StreamFile as StreamFile
 from ._io._streams import create_pipe as create_pipe
 from ._io._streams import create_socket as create_socket
+from ._io._winsock_ext import accept_ex as accept_ex
 from ._kernel import DispatcherObject as DispatcherObject
 from ._kernel import Event as Event
 from ._kernel import KThread as Thread
@@ -75,6 +83,16 @@ from ._kernel import test_alert as test_alert
 from ._kernel import wait as wait
 from ._kernel import wait_all as wait_all
 from ._kernel import wait_any as wait_any
+from ._kernel._locks import ConditionVariable as ConditionVariable
+from ._kernel._locks import CriticalSection as CriticalSection
+from ._kernel._locks import InitOnce as InitOnce
+from ._kernel._locks import SRWLock as SRWLock
+from ._kernel._locks import wait_on_address as wait_on_address
+from ._kernel._locks import wake_by_address as wake_by_address
+from ._kernel._thread_ext import resume_thread as resume_thread
+from ._kernel._thread_ext import set_thread_priority as set_thread_priority
+from ._kernel._thread_ext import suspend_thread as suspend_thread
+from ._kernel._thread_ext import thread_priority as thread_priority
 from ._pool import CallbackEnvironment as CallbackEnvironment
 from ._pool import CallbackInstance as CallbackInstance
 from ._pool import CallbackPriority as CallbackPriority
@@ -164,8 +182,26 @@ __all__ = [
     "WinaioError",
     "codes",
     "errors",
-    # issue 12 (fidelity): files, directory watches, locks, named-pipe calls
+    # issue 12 (fidelity): files, directory watches, locks, named-pipe calls, sync, Winsock
     "ChangeNotification",
+    "ConditionVariable",
+    "CriticalSection",
+    "InitOnce",
+    "NetworkEvents",
+    "SRWLock",
+    "accept_ex",
+    "event_select",
+    "get_socket_option",
+    "resume_thread",
+    "select_sockets",
+    "set_socket_nonblocking",
+    "set_socket_option",
+    "set_thread_priority",
+    "suspend_thread",
+    "take_network_events",
+    "thread_priority",
+    "wait_on_address",
+    "wake_by_address",
     "DirectoryChange",
     "DirectoryFile",
     "call_named_pipe",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import winaio.win32 as w
 
 SENTINEL = 0xDEADBEEF
+LONG = 5000
 HIGH = 0x1234  # a recognisable InternalHigh
 MSG_PEEK = 0x2
 STATUS_PENDING = 0x103
@@ -168,3 +169,54 @@ def test_recv_fills_the_callers_buffer(io) -> None:
     assert w.shutdown(client, w.SD_SEND) == 0
     assert w.recv(server, buf, len(buf), 0) == 0
     assert w.recv(server, bytes(4), 4, 0) == w.SOCKET_ERROR  # read-only buffer
+
+
+def test_receive_into_zero_buffers_is_wsaeinval(io) -> None:
+    # [W:ws2_32/sock.c:test_empty_recv]: WSARecv(s, NULL, 0, ...) and WSARecv(s, bufs, 0, ...)
+    # fail with WSAEINVAL (the count is checked before the array); one empty buffer still pends.
+    _client, server = io.socket_pair()
+    ov = io.ov_event()
+    for buffers in (None, [bytearray(0)]):
+        assert w.WSARecv(server, buffers, 0, None, w.Ref(0), ov, None) == w.SOCKET_ERROR
+        assert w.WSAGetLastError() == w.WSAEINVAL
+    assert w.WSARecv(server, [bytearray(0)], 1, None, w.Ref(0), ov, None) == w.SOCKET_ERROR
+    assert w.WSAGetLastError() == w.WSA_IO_PENDING
+
+
+def test_overlapped_recv_on_a_non_overlapped_non_blocking_socket_blocks(io) -> None:
+    # [W:ws2_32/sock.c:test_nonblocking_async_recv]: "With a non-overlapped socket, WSARecv()
+    # always blocks when passed an overlapped structure, but returns WSAEWOULDBLOCK otherwise";
+    # the OVERLAPPED then holds the result.
+    lst, addr = io.listener()
+    s = io.keep_socket(w.WSASocket(w.AF_INET, w.SOCK_STREAM, w.IPPROTO_TCP, None, 0, 0))
+    assert w.connect(s, addr) == 0
+    peer = io.keep_socket(w.accept(lst))
+    assert w.ioctlsocket(s, w.FIONBIO, w.Ref(1)) == 0
+    buf = bytearray(16)
+    flags = w.Ref(0)
+    assert w.WSARecv(s, [buf], 1, None, flags, None, None) == w.SOCKET_ERROR
+    assert w.WSAGetLastError() == w.WSAEWOULDBLOCK
+    sender = io.thread(lambda: 0 if w.send(peer, b"data", 0) == 4 else 1)
+    ov = io.ov_event()
+    n = w.Ref(SENTINEL)
+    assert w.WSARecv(s, [buf], 1, n, flags, ov, None) == 0  # blocked until "data" came
+    assert sender.join() == 0
+    assert n.value == 4 and bytes(buf[:4]) == b"data"
+    assert (ov.Internal, ov.InternalHigh) == (0, 4)
+    assert io.result(s, ov) == (True, 0, 4)
+
+
+def test_readfileex_ignores_whatever_hevent_holds(io) -> None:
+    # [MS:ReadFileEx] hEvent is "free for the application's use"; Wine keeps a semaphore there
+    # [W:k32/file.c:test_async_file_errors]: the call is accepted and the routine runs.
+    h = io.file(data=b"x" * 8192)
+    sem = io.keep(w.CreateSemaphore(None, 0, 1, None))
+    calls: list = []
+    for hevent in (sem, 0x7FFFFFF0):
+        ov = io.ov(hEvent=hevent)
+        buf = bytearray(4096)
+        assert w.ReadFileEx(h, buf, 4096, ov, lambda e, n, o: calls.append((e, n, o)))
+        assert w.SleepEx(LONG, True) == w.WAIT_IO_COMPLETION
+        assert calls.pop() == (0, 4096, ov)
+        assert ov.hEvent == hevent  # untouched
+    assert w.WaitForSingleObject(sem, 0) == w.WAIT_TIMEOUT  # never released

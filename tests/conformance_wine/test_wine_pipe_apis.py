@@ -148,7 +148,8 @@ def test_get_named_pipe_info(io) -> None:
             w.PIPE_UNLIMITED_INSTANCES,
             10,
             20,
-            (w.PIPE_SERVER_END, 10, 20, 0xFFFFFFFF),
+            # [MS:GetNamedPipeInfo]: "PIPE_UNLIMITED_INSTANCES (255)" (NPFS itself says -1)
+            (w.PIPE_SERVER_END, 10, 20, w.PIPE_UNLIMITED_INSTANCES),
         ),
     ]
     for open_mode, pipe_mode, instances, out_size, in_size, expected in cases:
@@ -547,3 +548,44 @@ def test_pipe_apis_reject_bad_sizes(io) -> None:
         w.ERROR_INVALID_PARAMETER,
     )
     _fails(lambda: w.WaitNamedPipe("not a pipe", 0), w.ERROR_FILE_NOT_FOUND)
+
+
+def test_anonymous_pipe_info_and_peek(io) -> None:
+    # [W:k32/pipe.c:test_CreatePipe] (test_pipe_info: the read end is the server end, byte
+    # mode, nSize or 4096, one instance; a closed writer is detected once the data is read)
+    # [MS:PeekNamedPipe] (anonymous pipes; the handle needs read access)
+    for size, expect in ((0, 4096), (32768 + 24, 32768 + 24)):
+        r, wr = w.Ref(0), w.Ref(0)
+        assert w.CreatePipe(r, wr, None, size)
+        read_end, write_end = io.keep(r.value), io.keep(wr.value)
+        for h, flags in ((read_end, w.PIPE_SERVER_END), (write_end, 0)):
+            fl, osz, isz, mi = w.Ref(SENTINEL), w.Ref(0), w.Ref(0), w.Ref(0)
+            assert w.GetNamedPipeInfo(h, fl, osz, isz, mi)
+            assert (fl.value, osz.value, isz.value, mi.value) == (flags, expect, expect, 1)
+    buf = bytearray(4)
+    rd, avail, left = w.Ref(SENTINEL), w.Ref(SENTINEL), w.Ref(SENTINEL)
+    assert w.PeekNamedPipe(read_end, buf, 4, rd, avail, left)
+    assert (rd.value, avail.value, left.value) == (0, 0, 0)
+    n = w.Ref(0)
+    assert w.WriteFile(write_end, b"hello world", 11, n, None) and n.value == 11
+    assert w.PeekNamedPipe(read_end, buf, 4, rd, avail, left)
+    assert (bytes(buf), rd.value, avail.value) == (b"hell", 4, 11)
+    assert left.value == (-4) & 0xFFFFFFFF  # byte pipe: as for named byte pipes
+    assert w.PeekNamedPipe(read_end, None, 0, None, avail, None) and avail.value == 11
+    assert not w.PeekNamedPipe(write_end, buf, 4, rd, avail, left)
+    assert w.GetLastError() == w.ERROR_ACCESS_DENIED
+    io.close(write_end)
+    got = bytearray(16)
+    assert w.PeekNamedPipe(read_end, got, 16, rd, avail, None) and rd.value == 11  # data first
+    assert w.ReadFile(read_end, got, 16, n, None) and bytes(got[: n.value]) == b"hello world"
+    assert not w.PeekNamedPipe(read_end, buf, 4, rd, avail, left)
+    assert w.GetLastError() == w.ERROR_BROKEN_PIPE
+
+
+def test_pipe_queries_on_other_handles(io) -> None:
+    # [MS:PeekNamedPipe] [MS:GetNamedPipeInfo]: not a pipe -> ERROR_INVALID_HANDLE
+    for h in (io.file(b"data"), io.event()):
+        assert not w.PeekNamedPipe(h, None, 0, None, w.Ref(0), None)
+        assert w.GetLastError() == w.ERROR_INVALID_HANDLE
+        assert not w.GetNamedPipeInfo(h, w.Ref(0), None, None, None)
+        assert w.GetLastError() == w.ERROR_INVALID_HANDLE

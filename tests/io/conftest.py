@@ -5,8 +5,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any
 
 import pytest
+
+from winaio._io._files import FileObject, start
+from winaio._io._ops import FileWriteOp
+from winaio._io._overlapped import STATUS_PENDING, Overlapped
+from winaio._kernel._objects import Event
+from winaio._kernel._wait import wait_for_one
 
 
 def _sq_poller_threads() -> set[str]:
@@ -30,3 +37,57 @@ def _sq_poller_threads() -> set[str]:
 def sq_pollers() -> Callable[[], set[str]]:
     """A function listing this process's SQ poller threads (see :func:`_sq_poller_threads`)."""
     return _sq_poller_threads
+
+
+class UringKit:
+    """Helpers shared by the io_uring backend tests (``uring`` fixture)."""
+
+    LONG = 5.0
+
+    @staticmethod
+    def fds() -> dict[str, str]:
+        """Open descriptors and what they are (the listing's own directory fd is gone)."""
+        out = {}
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                out[fd] = os.readlink(f"/proc/self/fd/{fd}")
+            except FileNotFoundError:
+                pass
+        return out
+
+    @staticmethod
+    def wait(ev: Any, timeout: float = LONG) -> None:
+        assert wait_for_one(ev, timeout, False) == 0, f"no completion within {timeout}s"
+
+    @staticmethod
+    def write(f: FileObject, data: bytes, offset: int) -> tuple[FileWriteOp, Event]:
+        """Issue a positioned write with its own event (it must pend)."""
+        ev = Event(manual_reset=True)
+        op = FileWriteOp(f, Overlapped(offset, ev), [memoryview(data)], offset)
+        assert start(op) == STATUS_PENDING
+        return op, ev
+
+    @staticmethod
+    def pipe(b: Any) -> tuple[FileObject, int]:
+        """An overlapped read end on backend ``b`` and the raw write end."""
+        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        return FileObject(r, overlapped=True, backend=b), w
+
+    @staticmethod
+    def file(b: Any, path: Any, direct: bool = False) -> FileObject:
+        """A regular file on backend ``b``; ``direct``: O_DIRECT (skips if unsupported)."""
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+        if direct:
+            try:
+                fd = os.open(path, flags | os.O_DIRECT)
+            except OSError as exc:
+                pytest.skip(f"no O_DIRECT here: {exc}")
+        else:
+            fd = os.open(path, flags)
+        return FileObject(fd, overlapped=True, seekable=True, direct=direct, backend=b)
+
+
+@pytest.fixture
+def kit() -> type[UringKit]:
+    """The io_uring tests' helpers (:class:`UringKit`)."""
+    return UringKit

@@ -14,8 +14,10 @@ Rules followed by every test here:
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -120,3 +122,41 @@ class Recorder:
 @pytest.fixture
 def recorder() -> Callable[[], Recorder]:
     return Recorder
+
+
+@pytest.fixture(params=["io_uring", "threads"])
+def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run an I/O test on one backend; io_uring is skipped only when unavailable."""
+    import winaio.testing as wt
+
+    name = request.param
+    available = list(wt.available_backends())
+    if name not in available:
+        if name == "io_uring":
+            pytest.skip(f"io_uring backend unavailable (available_backends() = {available})")
+        raise AssertionError(f"backend {name!r} missing from available_backends() {available}")
+    with wt.using_backend(name):
+        yield name
+
+
+_pipe_names = itertools.count()
+
+
+@pytest.fixture
+def pipe_pair(backend: str) -> Iterator[tuple[int, int]]:
+    """(server, client) handles of a fresh named pipe: overlapped server, synchronous client
+    (the shape of Wine's test_tp_io)."""
+    import winaio.win32 as w
+
+    name = f"\\\\.\\pipe\\winaio-tp-{os.getpid()}-{next(_pipe_names)}-{uuid.uuid4().hex[:8]}"
+    server = w.CreateNamedPipe(
+        name, w.PIPE_ACCESS_DUPLEX | w.FILE_FLAG_OVERLAPPED, 0, 1, 1024, 1024, 0, None
+    )
+    assert server not in (0, w.INVALID_HANDLE_VALUE), w.GetLastError()
+    client = w.CreateFile(name, w.GENERIC_READ | w.GENERIC_WRITE, 0, None, w.OPEN_EXISTING, 0, 0)
+    assert client not in (0, w.INVALID_HANDLE_VALUE), w.GetLastError()
+    try:
+        yield server, client
+    finally:
+        w.CloseHandle(client)
+        w.CloseHandle(server)

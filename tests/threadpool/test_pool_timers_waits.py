@@ -288,8 +288,8 @@ def test_wait_rearmed_from_its_own_callback(make_pool, recorder) -> None:
     event = winaio.Event()
 
     def callback(instance: winaio.CallbackInstance, result: winaio.WaitResult) -> None:
+        wait.set(event)  # re-arm (races with the next signal)
         rec(result)
-        wait.set(event)  # re-arm (race with the signaller)
 
     wait = pool.create_wait(callback)
     wait.set(event)
@@ -412,3 +412,36 @@ def test_wait_bad_input(make_pool) -> None:
     with pytest.raises(Win32Error) as info:
         wait.set(winaio.Event())
     assert info.value.winerror == WinError.ERROR_INVALID_HANDLE
+
+
+def test_no_callback_after_close(make_pool, recorder) -> None:
+    # Closing the pool stops waits and I/O notifications: nothing calls back afterwards.
+    pool = make_pool(max_threads=2)
+    rec = recorder()
+    event = winaio.Event()
+    wait = pool.create_wait(lambda instance, result: rec("wait"))
+    wait.set(event)
+    reader, writer = winaio.create_pipe(overlapped=True)
+    io = pool.create_io(reader, lambda instance, ov, error, count: rec("io"))
+    io.start()
+    assert not reader.start_read(bytearray(1), winaio.Overlapped())
+    pool.close()
+    event.set()
+    writer.write(b"x")
+    assert rec.none_within()
+    assert event.is_set()  # the closed pool's wait did not consume it
+    reader.close()
+    writer.close()
+
+
+def test_io_wait_callbacks_returns_after_the_pool_closed(make_pool) -> None:
+    pool = make_pool(max_threads=1)
+    reader, writer = winaio.create_pipe(overlapped=True)
+    io = pool.create_io(reader, lambda *args: None)
+    io.start()
+    assert not reader.start_read(bytearray(1), winaio.Overlapped())
+    pool.close()
+    io.wait_callbacks()  # the outstanding start died with the pool's port: no hang
+    assert io.outstanding == 0
+    reader.close()
+    writer.close()

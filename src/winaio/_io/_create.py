@@ -43,6 +43,8 @@ _GENERIC_READ = int(Access.GENERIC_READ)
 _GENERIC_WRITE = int(Access.GENERIC_WRITE)
 _GENERIC_EXECUTE = int(Access.GENERIC_EXECUTE)
 _GENERIC_ALL = int(Access.GENERIC_ALL)
+_FILE_WRITE_ATTRIBUTES = 0x100
+_MAXIMUM_ALLOWED = 0x02000000
 _DELETE = int(Access.DELETE)
 
 
@@ -72,7 +74,11 @@ def create_file(
     overlapped = bool(flags & FILE_FLAG_OVERLAPPED)
     name = pipe_name(path)
     if name is not None:
-        return open_named_pipe(name, read=read, write=write, overlapped=overlapped), False
+        set_state = write or bool(access & (_FILE_WRITE_ATTRIBUTES | _MAXIMUM_ALLOWED))
+        end = open_named_pipe(
+            name, read=read, write=write, overlapped=overlapped, set_state=set_state
+        )
+        return end, False
     if os.path.isdir(path):
         if not flags & FILE_FLAG_BACKUP_SEMANTICS:
             raise Win32Error(WinError.ERROR_ACCESS_DENIED, f"{path} is a directory")
@@ -81,17 +87,28 @@ def create_file(
         if disposition in (CREATE_ALWAYS, TRUNCATE_EXISTING):
             raise Win32Error(WinError.ERROR_ACCESS_DENIED, f"{path} is a directory")
         return open_directory(path, overlapped=overlapped, readable=read), True
+    if not path:
+        raise Win32Error(WinError.ERROR_PATH_NOT_FOUND, "empty file name")
     if disposition in (CREATE_ALWAYS, TRUNCATE_EXISTING):
         check_path(path, classes, share)  # before the truncation destroys anything
-    file, existed = open_file(
-        path,
-        read=read,
-        write=write,
-        disposition=disposition,
-        overlapped=overlapped,
-        direct=bool(flags & FILE_FLAG_NO_BUFFERING),
-        write_through=bool(flags & FILE_FLAG_WRITE_THROUGH),
-    )
+    try:
+        file, existed = open_file(
+            path,
+            read=read,
+            write=write,
+            disposition=disposition,
+            overlapped=overlapped,
+            direct=bool(flags & FILE_FLAG_NO_BUFFERING),
+            write_through=bool(flags & FILE_FLAG_WRITE_THROUGH),
+        )
+    except Win32Error as exc:
+        # ENOENT means either; Windows tells a missing directory on the way from a missing
+        # file [W:k32/file.c:test_CreateFileW].
+        if exc.winerror == WinError.ERROR_FILE_NOT_FOUND and not os.path.isdir(
+            os.path.dirname(os.path.abspath(path))
+        ):
+            raise Win32Error(WinError.ERROR_PATH_NOT_FOUND, path) from None
+        raise
     try:
         entry = acquire(
             file.fd, path, classes, share, delete_on_close=bool(flags & FILE_FLAG_DELETE_ON_CLOSE)

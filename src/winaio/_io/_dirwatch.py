@@ -25,7 +25,9 @@ Linux mapping: one inotify instance per directory handle (non-blocking, polled b
 like any stream: a request is a STREAM operation on the inotify descriptor, so both backends
 run it unchanged). Watching a subtree adds a watch per subdirectory, also for subdirectories
 created or moved in later; the entries of a subdirectory created before its watch existed are
-reported as ADDED once (a documented deviation: inotify is not recursive).
+reported as ADDED once (a documented deviation: inotify is not recursive). A rename is inotify's
+MOVED_FROM/MOVED_TO pair, which a read can split: a MOVED_FROM that ends a read waits up to 50 ms
+for its MOVED_TO before it counts as a move out.
 """
 
 from __future__ import annotations
@@ -84,6 +86,8 @@ _SUCCESS = int(NtStatus.STATUS_SUCCESS)
 _ENUM_DIR = int(NtStatus.STATUS_NOTIFY_ENUM_DIR)
 _CLEANUP = int(NtStatus.STATUS_NOTIFY_CLEANUP)
 _CANCELLED = int(NtStatus.STATUS_CANCELLED)
+#: How long a MOVED_FROM that ends a read waits for its MOVED_TO (seconds).
+_PAIR_WAIT = 0.05
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -216,7 +220,24 @@ class _Watch:
             self.records.append(DirectoryChange(action, name))
 
     def drain(self) -> None:
-        """Read every queued inotify event into ``records`` (non-blocking)."""
+        """Read every queued inotify event into ``records`` (non-blocking, except that a
+        MOVED_FROM ending what was read waits up to ``_PAIR_WAIT`` for its MOVED_TO)."""
+        moved_from = self._parse(self._read_queued(), None)
+        # The kernel queues a rename's MOVED_FROM and MOVED_TO one after the other, and a read
+        # can fall between them: an unpaired MOVED_FROM at the end of a read is a rename whose
+        # other half is a moment away, or a move out of the tree. Wait briefly for the rest (as
+        # watchdog does) before reporting it removed.
+        while moved_from is not None and self._wait_readable(_PAIR_WAIT):
+            data = self._read_queued()
+            if not data:
+                break
+            moved_from = self._parse(data, moved_from)
+        if moved_from is not None:  # nothing followed: the entry left the tree
+            self._moved_out(*moved_from[1:])
+
+    def _read_queued(self) -> bytes:
+        """Everything the inotify descriptor has now (whole events: the kernel never splits
+        one across reads)."""
         data = bytearray()
         while True:
             try:
@@ -230,8 +251,22 @@ class _Watch:
             if not chunk:
                 break
             data += chunk
+        return bytes(data)
+
+    def _wait_readable(self, timeout: float) -> bool:
+        """More events arrive within ``timeout`` seconds."""
+        if self.fd < 0:
+            return False
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
+        return bool(poller.poll(int(timeout * 1000)))
+
+    def _parse(
+        self, data: bytes, moved_from: tuple[int, str, bool] | None
+    ) -> tuple[int, str, bool] | None:
+        """Turn inotify events into records. ``moved_from`` is a MOVED_FROM (cookie, name,
+        is_dir) still waiting for its MOVED_TO; the one still waiting at the end is returned."""
         offset = 0
-        moved_from: tuple[int, str, bool] | None = None
         while offset + _EVENT.size <= len(data):
             wd, mask, cookie, size = _EVENT.unpack_from(data, offset)
             raw = bytes(data[offset + _EVENT.size : offset + _EVENT.size + size])
@@ -279,8 +314,7 @@ class _Watch:
             elif mask & (_IN_MODIFY | _IN_ATTRIB) or (mask & _IN_ACCESS and not is_dir):
                 # (listing a directory - our own subtree scans included - is no change)
                 self._report(FILE_ACTION_MODIFIED, name, is_dir)
-        if moved_from is not None:  # the whole queue was read: the entry left the tree
-            self._moved_out(*moved_from[1:])
+        return moved_from
 
     def _moved_out(self, name: str, is_dir: bool) -> None:
         self._report(FILE_ACTION_REMOVED, name, is_dir)

@@ -27,7 +27,7 @@ from .._kernel._threads import current_thread_state
 from ..codes import WinError
 from ..errors import Win32Error
 from ._dispatch import notify_locked
-from ._files import FileObject
+from ._files import FileObject, start
 from ._ops import CompletionRoutine, FileReadOp, FileWriteOp, Operation
 from ._overlapped import STATUS_PENDING, Overlapped
 from ._requests import RequestMethods, as_buffers, read_file_after
@@ -110,6 +110,25 @@ class DiskFile(RequestMethods, FileObject):
                 views = as_buffers(buffer, None, True)
                 status = read_file_after(self, views, overlapped, routine, status)[0]
                 return status != STATUS_PENDING
+        elif size is None and overlapped is not None and self.direct and routine is None:
+            # The O_DIRECT hot case: a whole aligned buffer always pends (no cached attempt),
+            # so build the request at once (the general path would normalise the buffer and
+            # look for read_now first).
+            cls = buffer.__class__
+            if cls is bytearray or (
+                cls is memoryview
+                and not buffer.readonly
+                and buffer.c_contiguous
+                and buffer.ndim == 1
+                and buffer.format == "B"
+            ):
+                view = buffer if cls is memoryview else memoryview(buffer)
+                if not self.readable:
+                    raise Win32Error(WinError.ERROR_ACCESS_DENIED, "handle without read access")
+                offset = overlapped.offset
+                self._check_direct((view,), offset)
+                op = FileReadOp(self, overlapped, (view,), offset, None, True)
+                return start(op) != STATUS_PENDING
         return RequestMethods.start_read(self, buffer, overlapped, size=size, routine=routine)
 
     def read_op(

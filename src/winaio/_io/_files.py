@@ -42,7 +42,7 @@ from .._kernel._dispatcher import release_lock as _release
 from .._kernel._objects import Event
 from .._kernel._threads import add_thread_exit_hook, current_thread_state
 from .._kernel._wait import wait_for_one
-from ..codes import NtStatus, WinError, ntstatus_to_winerror
+from ..codes import NtStatus, WaitCode, WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error
 from ._backend import Backend, OpKind, get_backend
 from ._dispatch import deliver
@@ -63,6 +63,7 @@ __all__ = [
 ]
 
 _CANCELLED = int(NtStatus.STATUS_CANCELLED)
+_WAIT_IO_COMPLETION = int(WaitCode.WAIT_IO_COMPLETION)
 _CLOSED_STATUS = int(NtStatus.STATUS_INVALID_HANDLE)
 _FILE = OpKind.FILE
 _IO_KEY = "io"
@@ -99,11 +100,15 @@ class FileObject(DispatcherObject):
         "skip_port_on_success",
         "skip_set_event",
         "sock",
+        "winsock",
         "writable",
     )
     type_name = "File"
     #: ``DiskFile`` overrides it per instance: its page-cache fast path applies.
     cached_reads = False
+    #: ReadFile/WriteFile with a NULL OVERLAPPED on an overlapped handle: files and sockets need
+    #: the offset (ERROR_INVALID_PARAMETER); named pipes override it and wait.
+    waits_without_overlapped = False
 
     def __init__(
         self,
@@ -138,6 +143,8 @@ class FileObject(DispatcherObject):
         self._pending: dict[Operation, None] = {}
         #: Run once when the last handle closes (share modes, byte-range locks).
         self.close_hooks: list[Callable[[], object]] | None = None
+        #: Winsock modes of a socket (``_netevents.SocketMode``), created on first use.
+        self.winsock: Any = None
 
     def _is_signaled_for(self, ts: ThreadState) -> bool:
         return self._signaled
@@ -293,14 +300,19 @@ def start(op: Operation) -> int:
         event._signaled = False
     file._signaled = False
     ov.status = STATUS_PENDING
+    queued = False
     if register_first:
-        with LOCK:
+        _acquire()
+        try:
             _register_locked(op)
+            # A request may not overtake earlier pending ones in the same direction (two
+            # pending reads complete in issue order, #66; message writes never interleave):
+            # if any is queued, this one waits its turn in the backend instead of trying now.
+            queued = len(file._pending) > 1 and _queued_behind_locked(op)
+        finally:
+            _release()
     try:
-        # A request may not overtake earlier pending ones in the same direction (two pending
-        # reads complete in issue order, #66; message writes never interleave): if any is
-        # queued, this one waits its turn in the backend instead of trying now.
-        result = None if register_first and _queued_behind(op) else op.try_now()
+        result = None if queued else op.try_now()
     except BaseException:
         with LOCK:
             op.done = True
@@ -330,17 +342,16 @@ def start(op: Operation) -> int:
     return status
 
 
-def _queued_behind(op: Operation) -> bool:
+def _queued_behind_locked(op: Operation) -> bool:
+    """An earlier STREAM request in ``op``'s direction is still pending (caller holds LOCK)."""
     if op.kind is not OpKind.STREAM or op.may_overtake():
         return False
     direction = op.poll_events
-    file = op.file
-    with LOCK:
-        for other in file._pending:
-            if other is op:
-                return False
-            if other.kind is OpKind.STREAM and other.poll_events == direction:
-                return True
+    for other in op.file._pending:
+        if other is op:
+            return False
+        if other.kind is OpKind.STREAM and other.poll_events == direction:
+            return True
     return False
 
 
@@ -381,8 +392,10 @@ def request_cancel(op: Operation) -> bool:
     return True
 
 
-def run_sync(op: Operation) -> tuple[int, int]:
+def run_sync(op: Operation, alertable: bool = False) -> tuple[int, int]:
     """A request on a synchronous handle: block (non-alertably) until it is done (spec §4.1).
+    ``alertable``: APCs queued to the caller run while it waits, which then goes on (Winsock's
+    blocking calls [W:ws2_32/sock.c:test_accept, test_select]).
 
     Returns (status, information); ``op.overlapped`` (private to the call, the caller copies it
     to the user's OVERLAPPED) holds the same. CancelSynchronousIo can end the wait of a request
@@ -399,6 +412,9 @@ def run_sync(op: Operation) -> tuple[int, int]:
         op.done = True
         return status, information
     ts = current_thread_state()
+    # A synchronous call passes no ApcContext: it never posts to the handle's completion port
+    # (connect/send/recv on a port-bound socket [W:ws2_32/sock.c:test_connect_completion_port]).
+    op.skip_port = True
     op.sync_done = Event(manual_reset=True)
     ts.extensions[_SYNC_KEY] = op
     try:
@@ -412,7 +428,8 @@ def run_sync(op: Operation) -> tuple[int, int]:
         result = op.try_now()
         if result is None:
             submit(op)
-            wait_for_one(op.sync_done, None, False)
+            while wait_for_one(op.sync_done, None, alertable) == _WAIT_IO_COMPLETION:
+                pass
             return ov.status, ov.information
         with LOCK:
             op.done = True

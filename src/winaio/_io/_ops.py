@@ -25,6 +25,7 @@ import errno
 import os
 import select
 import socket
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -45,6 +46,7 @@ __all__ = [
     "ConnectOp",
     "FileReadOp",
     "FileWriteOp",
+    "RESET_SOCKETS",
     "Operation",
     "SqeSink",
     "StreamReadOp",
@@ -62,6 +64,16 @@ _BROKEN = int(NtStatus.STATUS_PIPE_BROKEN)
 _EOF_STREAM = _SUCCESS
 _RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
 _WOULD_BLOCK = (errno.EAGAIN, errno.EWOULDBLOCK)
+_RESET = int(NtStatus.STATUS_CONNECTION_RESET)
+_ABORTED = int(NtStatus.STATUS_CONNECTION_ABORTED)
+#: Sockets whose connection was reset, with the status they keep failing with: Linux reports
+#: ECONNRESET once and then end-of-stream (EPIPE for sends), Windows keeps failing with
+#: WSAECONNRESET [W:ws2_32/sock.c:test_tcp_reset]. A reset that follows the peer's FIN (data
+#: sent to a closed peer) is WSAECONNABORTED on Windows [W:ws2_32/sock.c:test_shutdown]; Linux
+#: reports end-of-stream and leaves EPIPE in SO_ERROR. Consulted only on the end-of-stream and
+#: failure paths.
+RESET_SOCKETS: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+_MSG_NOSIGNAL = int(socket.MSG_NOSIGNAL)  # a plain int: IntFlag arithmetic costs ~1 us
 
 _ERRNO_STATUS: dict[int, int] = {
     errno.ECANCELED: NtStatus.STATUS_CANCELLED,
@@ -75,9 +87,16 @@ _ERRNO_STATUS: dict[int, int] = {
     errno.ECONNABORTED: NtStatus.STATUS_CONNECTION_ABORTED,
     errno.ECONNREFUSED: NtStatus.STATUS_CONNECTION_REFUSED,
     errno.ENOTCONN: NtStatus.STATUS_PIPE_DISCONNECTED,
+    errno.EDESTADDRREQ: NtStatus.STATUS_PIPE_DISCONNECTED,  # send on an unconnected datagram
+    # socket: WSAENOTCONN [W:ws2_32/sock.c:test_connect_udp]
     errno.EOPNOTSUPP: NtStatus.STATUS_NOT_SUPPORTED,
     errno.ETIMEDOUT: NtStatus.STATUS_IO_TIMEOUT,
     errno.ENOSYS: NtStatus.STATUS_NOT_IMPLEMENTED,
+    # Sockets, as AFD reports them [W:server/sock.c:sock_errno_to_status].
+    errno.EISCONN: NtStatus.STATUS_CONNECTION_ACTIVE,
+    errno.ENETUNREACH: NtStatus.STATUS_NETWORK_UNREACHABLE,
+    errno.EHOSTUNREACH: NtStatus.STATUS_HOST_UNREACHABLE,
+    errno.EADDRINUSE: NtStatus.STATUS_ADDRESS_ALREADY_ASSOCIATED,
 }
 
 
@@ -98,6 +117,9 @@ class SqeSink(Protocol):
 
     def writev(self, fd: int, buffers: Sequence[memoryview], offset: int, user_data: int) -> object:
         """A positioned (gather) write."""
+
+    def recv(self, fd: int, buffers: Sequence[memoryview], flags: int, user_data: int) -> object:
+        """A socket receive (scatter), waiting for data in the kernel."""
 
 
 class Operation:
@@ -163,6 +185,12 @@ class Operation:
     def prep(self, sink: SqeSink, user_data: int) -> object:
         """FILE kind: write the io_uring SQE; return the keep-alive for its memory."""
         raise NotImplementedError
+
+    def prep_pending(self, sink: SqeSink, user_data: int) -> object | None:
+        """STREAM kind, when it pends: write an io_uring SQE that does the request itself once
+        the descriptor is ready (its CQE goes to ``from_cqe``), returning the keep-alive; None
+        (the default) to wait for readiness (``poll_events``) and retry ``try_now`` instead."""
+        return None
 
     def from_cqe(self, res: int) -> tuple[int, int]:
         """FILE kind: map a CQE result (bytes or -errno) to (status, information)."""
@@ -300,12 +328,36 @@ class StreamReadOp(Operation):
         flags: int = 0,
     ) -> None:
         super().__init__(file, overlapped, routine)
-        self.buffers = list(buffers)
-        self.nbytes = sum(len(b) for b in self.buffers)
+        if len(buffers) == 1:  # the common case: no generator
+            self.buffers = [buffers[0]]
+            self.nbytes = len(buffers[0])
+        else:
+            self.buffers = list(buffers)
+            self.nbytes = sum(len(b) for b in self.buffers)
         self.flags = flags
+
+    def prep_pending(self, sink: SqeSink, user_data: int) -> object | None:
+        # A RECV (a READ for a pipe) that the kernel completes with the data: no readiness
+        # round trip. Not for zero-byte reads, which wait for data without taking it.
+        if not self.nbytes:
+            return None
+        file = self.file
+        if file.sock is not None:
+            return sink.recv(file.fd, self.buffers, self.flags, user_data)
+        return sink.readv(file.fd, self.buffers, -1, user_data)  # -1: no offset (a pipe)
+
+    def from_cqe(self, res: int) -> tuple[int, int]:
+        if res > 0:
+            return _SUCCESS, res
+        if res == 0:
+            return stream_end(self.file)
+        return read_failed(self.file, -res)
 
     def try_now(self) -> tuple[int, int] | None:
         file = self.file
+        mode = file.winsock
+        if mode is not None and mode.shut_rd and not self.submitted:
+            return _BROKEN, 0  # issued after shutdown(SD_RECEIVE): WSAESHUTDOWN
         if not self.nbytes:
             return zero_byte_read(file)
         try:
@@ -319,10 +371,36 @@ class StreamReadOp(Operation):
         except OSError as exc:
             if exc.errno in _WOULD_BLOCK:
                 return None
-            return errno_to_status(exc.errno or 0), 0
-        if n == 0 and self.nbytes and file.sock is None:
-            return _BROKEN, 0  # a pipe's writer is gone (spec §10: ERROR_BROKEN_PIPE)
+            return read_failed(file, exc.errno or 0)
+        if n == 0 and self.nbytes:
+            return stream_end(file)
         return _SUCCESS, n
+
+
+def stream_end(file: FileObject) -> tuple[int, int]:
+    """A stream read found the end of the stream (``try_now`` and ``from_cqe`` alike): a
+    pipe's writer is gone (ERROR_BROKEN_PIPE, spec §10); a socket's peer closed gracefully
+    (success, 0 bytes) - unless the connection was reset (``RESET_SOCKETS``, also a reset
+    Linux left in SO_ERROR behind the peer's FIN)."""
+    sock = file.sock
+    if sock is None:
+        return _BROKEN, 0
+    sticky = RESET_SOCKETS.get(file)
+    if sticky is not None:
+        return sticky, 0
+    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if not err:
+        return _SUCCESS, 0  # a graceful close
+    sticky = RESET_SOCKETS[file] = _ABORTED if err == errno.EPIPE else errno_to_status(err)
+    return sticky, 0
+
+
+def read_failed(file: FileObject, err: int) -> tuple[int, int]:
+    """A stream read failed with ``err`` (an errno): its status; a reset stays reset."""
+    status = errno_to_status(err)
+    if status == _RESET:
+        RESET_SOCKETS[file] = _RESET
+    return status, 0
 
 
 def zero_byte_read(file: FileObject) -> tuple[int, int] | None:
@@ -363,8 +441,13 @@ class StreamWriteOp(Operation):
         flags: int = 0,
     ) -> None:
         super().__init__(file, overlapped, routine)
-        self.buffers = [b for b in buffers if len(b)]
-        self.nbytes = sum(len(b) for b in self.buffers)
+        if len(buffers) == 1:  # the common case: no generator
+            n = len(buffers[0])
+            self.buffers = [buffers[0]] if n else []
+            self.nbytes = n
+        else:
+            self.buffers = [b for b in buffers if len(b)]
+            self.nbytes = sum(len(b) for b in self.buffers)
         self.flags = flags
         self.sent = 0
 
@@ -375,13 +458,19 @@ class StreamWriteOp(Operation):
         file = self.file
         while self.buffers:
             try:
-                if file.sock is not None:
-                    n = file.sock.sendmsg(self.buffers, (), self.flags | socket.MSG_NOSIGNAL)
+                sock = file.sock
+                if sock is not None:
+                    if len(self.buffers) == 1:
+                        n = sock.send(self.buffers[0], self.flags | _MSG_NOSIGNAL)
+                    else:
+                        n = sock.sendmsg(self.buffers, (), self.flags | _MSG_NOSIGNAL)
                 else:
                     n = os.writev(file.fd, self.buffers)
             except OSError as exc:
                 if exc.errno in _WOULD_BLOCK:
                     return None
+                if exc.errno == errno.EPIPE and self.file in RESET_SOCKETS:
+                    return RESET_SOCKETS[self.file], 0
                 return errno_to_status(exc.errno or 0), 0  # a failed write reports 0 bytes
             self.sent += n
             # Drop what went out; a partially sent buffer keeps its tail.
@@ -468,6 +557,15 @@ class ConnectOp(Operation):
                 return None
         else:
             err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            # Settle Linux's socket state once the handshake ended: connected (a later connect
+            # then gets EISCONN), or back to unconnected after a failure (so the socket can
+            # connect again rather than answer ECONNABORTED) [W:ws2_32/sock.c:test_connect].
+            again = sock.connect_ex(self.address)
+            if not err:
+                if again in (errno.EALREADY, errno.EINPROGRESS):
+                    return None  # still connecting (a spurious wake-up)
+                if again not in (0, errno.EISCONN):
+                    err = again
         if err:
             return errno_to_status(err), 0
         if not self.send:

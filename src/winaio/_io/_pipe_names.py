@@ -126,8 +126,12 @@ def create_named_pipe(
     return end
 
 
-def open_named_pipe(name: str, *, read: bool, write: bool, overlapped: bool) -> PipeEnd:
+def open_named_pipe(
+    name: str, *, read: bool, write: bool, overlapped: bool, set_state: bool | None = None
+) -> PipeEnd:
     """CreateFile(``\\\\.\\pipe\\name``): connect a client to the first listening instance.
+
+    ``set_state``: the handle has FILE_WRITE_ATTRIBUTES (default: it has write access).
 
     Raises:
         Win32Error: ERROR_FILE_NOT_FOUND (no such pipe), ERROR_PIPE_BUSY (no instance listens),
@@ -144,6 +148,8 @@ def open_named_pipe(name: str, *, read: bool, write: bool, overlapped: bool) -> 
         if not pipe.listeners:
             raise Win32Error(WinError.ERROR_PIPE_BUSY, f"pipe {name!r}: no instance listens")
         client = PipeEnd(pipe, is_server=False, overlapped=overlapped, read=read, write=write)
+        if set_state is not None:
+            client.can_set_state = set_state
         pending = connect_client(pipe.listeners[0], client)
     for op in pending:
         op.complete(0, 0)

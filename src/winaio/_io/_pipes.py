@@ -155,8 +155,10 @@ class PipeInfo:
 class PipeEnd(RequestMethods, FileObject):
     """One end of a named pipe: a server instance or a client."""
 
-    __slots__ = ("can_read", "can_write", "client_pid", "connect_ops", "incoming", "is_server",
-                 "nowait", "outgoing", "peer", "pipe", "read_message", "state")  # fmt: skip
+    __slots__ = ("can_read", "can_set_state", "can_write", "client_pid", "connect_ops",
+                 "incoming", "is_server", "nowait", "outgoing", "peer", "pipe", "read_message",
+                 "state")  # fmt: skip
+    waits_without_overlapped = True  # [W:k32/pipe.c:test_overlapped]
 
     def __init__(
         self, pipe: NamedPipe, *, is_server: bool, overlapped: bool, read: bool, write: bool
@@ -167,6 +169,9 @@ class PipeEnd(RequestMethods, FileObject):
         self.is_server = is_server
         self.can_read = read
         self.can_write = write
+        #: The handle has FILE_WRITE_ATTRIBUTES, which SetNamedPipeHandleState needs
+        #: [W:nt/pipe.c:test_filepipeinfo]: GENERIC_WRITE includes it, GENERIC_READ does not.
+        self.can_set_state = write
         self.read_message = False
         self.nowait = False
         self.state = "listening" if is_server else "connected"
@@ -295,10 +300,13 @@ class PipeEnd(RequestMethods, FileObject):
         """SetNamedPipeHandleState.
 
         Raises:
-            Win32Error: ERROR_INVALID_PARAMETER for message read mode on a byte-type pipe,
+            Win32Error: ERROR_ACCESS_DENIED without FILE_WRITE_ATTRIBUTES access,
+                ERROR_INVALID_PARAMETER for message read mode on a byte-type pipe,
                 ERROR_PIPE_NOT_CONNECTED on a client cut by DisconnectNamedPipe.
         """
         with LOCK:
+            if not self.can_set_state:
+                raise Win32Error(WinError.ERROR_ACCESS_DENIED, "no FILE_WRITE_ATTRIBUTES access")
             if self.pipe is None:
                 raise Win32Error(WinError.ERROR_PIPE_NOT_CONNECTED, "the server disconnected")
             if read_message and not self.pipe.message:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from .._clock import monotonic
@@ -41,7 +42,7 @@ from .._kernel._wait import block
 from ..codes import NtStatus, WaitCode, WinError, ntstatus_to_winerror
 from ..errors import Win32Error
 
-__all__ = ["CompletionPacket", "CompletionPort"]
+__all__ = ["CompletionPacket", "CompletionPort", "set_async_iterator"]
 
 _HANDOFF = int(WaitCode.WAIT_OBJECT_0)
 _CLOSED = int(NtStatus.STATUS_ABANDONED_WAIT_0)
@@ -159,6 +160,7 @@ class CompletionPort(DispatcherObject):
         running = self._running
         while packets and getters and len(running) < self.concurrency:
             wb = getters.pop()  # LIFO: the most recent waiter
+            wb.detach = None  # popped already: _detach would only raise and catch ValueError
             wb.data = _take(packets, wb.data)
             running.add(wb.thread)
             complete_wait(wb, _HANDOFF)
@@ -268,3 +270,22 @@ class CompletionPort(DispatcherObject):
 
     def _last_handle_closed(self) -> None:
         self.close()
+
+    def __aiter__(self) -> Any:
+        """``async for packet in port`` - provided by the asyncio bridge (``import winaio.aio``),
+        which registers itself through :func:`set_async_iterator` (the core imports no asyncio).
+        """
+        factory = _async_iterator
+        if factory is None:
+            raise TypeError("async iteration of a completion port needs 'import winaio.aio'")
+        return factory(self)
+
+
+#: ``port.__aiter__``'s implementation, installed by ``winaio.aio``.
+_async_iterator: Callable[[CompletionPort], Any] | None = None
+
+
+def set_async_iterator(factory: Callable[[CompletionPort], Any]) -> None:
+    """Install the implementation of ``async for packet in port`` (called by winaio.aio)."""
+    global _async_iterator
+    _async_iterator = factory

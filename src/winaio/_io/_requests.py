@@ -63,6 +63,8 @@ def as_buffers(buffers: Any, size: int | None, writable: bool) -> list[memoryvie
     ):
         return [buffers]
     if not isinstance(buffers, list | tuple):
+        if buffers is None:
+            return _null_buffer(size, writable)
         # One buffer: no loops.
         view = _byte_view(buffers)
         if writable and view.readonly:
@@ -91,6 +93,16 @@ def as_buffers(buffers: Any, size: int | None, writable: bool) -> list[memoryvie
         out.append(view[:size])
         size -= len(out[-1])
     return out
+
+
+def _null_buffer(size: int | None, writable: bool) -> list[memoryview]:
+    """A NULL buffer: fine for 0 bytes; otherwise the kernel faults on it, which reads report
+    as ERROR_NOACCESS and writes as ERROR_INVALID_USER_BUFFER [W:k32/file.c:test_read_write]."""
+    if not size:
+        return [memoryview(bytearray())]
+    if writable:
+        raise Win32Error(WinError.ERROR_NOACCESS, "NULL buffer")
+    raise Win32Error(WinError.ERROR_INVALID_USER_BUFFER, "NULL buffer")
 
 
 def _byte_view(buffer: Any) -> memoryview:
@@ -123,7 +135,9 @@ def issue(
     """
     if file.overlapped:
         if overlapped is None:
-            raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "overlapped handle needs OVERLAPPED")
+            if not file.waits_without_overlapped:
+                raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "no OVERLAPPED (overlapped)")
+            return _wait_without_overlapped(factory, buffers)
         if routine is not None:
             overlapped.event = None  # ReadFileEx ignores hEvent (spec §5)
             overlapped.skip_port = False
@@ -151,6 +165,16 @@ def issue(
         file.position = own.offset + information
     if status == _EOF and overlapped is None:
         return 0, 0  # synchronous read at end of file: TRUE, 0 bytes (spec §4.4)
+    if is_error(status) or is_warning(status):
+        raise IoError(ntstatus_to_winerror(status), information)
+    return status, information
+
+
+def _wait_without_overlapped(factory: _OpFactory, buffers: Sequence[memoryview]) -> tuple[int, int]:
+    # A named pipe needs no offset: NtReadFile/NtWriteFile pend and kernel32 waits on the
+    # handle, so a NULL OVERLAPPED on an overlapped instance blocks like a synchronous call
+    # [W:k32/pipe.c:test_overlapped]. No ApcContext is passed: no completion packet.
+    status, information = run_sync(factory(buffers, Overlapped(skip_port=True)))
     if is_error(status) or is_warning(status):
         raise IoError(ntstatus_to_winerror(status), information)
     return status, information

@@ -98,6 +98,7 @@ class WaitResult:
 
 
 _RESULTS: dict[int, WaitResult] = {}
+_wait_for_one = _wait.wait_for_one
 
 
 def _result(code: int) -> WaitResult:
@@ -126,7 +127,11 @@ def wait(
     """
     if not isinstance(obj, DispatcherObject):
         raise Win32Error(WinError.ERROR_INVALID_HANDLE, f"{obj!r} is not waitable")
-    return _result(_wait.wait_for_one(obj, _timeout(timeout), alertable))
+    if timeout is not None and timeout < 0:
+        _timeout(timeout)  # raises ERROR_INVALID_PARAMETER
+    code = _wait_for_one(obj, timeout, alertable)
+    result = _RESULTS.get(code)  # the common codes are cached: no call on the hot path
+    return result if result is not None else _result(code)
 
 
 def wait_any(

@@ -63,7 +63,10 @@ _PROCESS = ProcessObject()
 def _normalize(handle: int | None) -> int:
     if handle is None:
         return 0
-    handle = int(handle)
+    try:
+        handle = int(handle)
+    except (TypeError, ValueError):  # not a handle at all: as invalid as a closed one
+        raise Win32Error(WinError.ERROR_INVALID_HANDLE, f"invalid handle {handle!r}") from None
     if handle >= 1 << 63:  # an unsigned 64-bit spelling of a negative pseudo handle
         handle -= 1 << 64
     return handle

@@ -84,9 +84,11 @@ class Event(DispatcherObject):
     def reset(self) -> bool:
         """ResetEvent. Returns the previous state."""
         _acquire()
-        previous = self._signaled  # plain loads and stores: nothing here can raise
-        self._signaled = False
-        _release()
+        try:
+            previous = self._signaled
+            self._signaled = False
+        finally:
+            _release()
         return previous
 
     def pulse(self) -> bool:

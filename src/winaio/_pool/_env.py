@@ -74,20 +74,14 @@ class CallbackEnvironment:
 
 DEFAULT_ENVIRONMENT = CallbackEnvironment()
 
-_current = threading.local()
+#: ``.instance``: the callback instance running on this thread (set by ``PoolObject._execute``).
+CURRENT = threading.local()
 
 
 def current_instance() -> CallbackInstance | None:
     """The callback instance running on the calling thread, if any."""
-    instance: CallbackInstance | None = getattr(_current, "instance", None)
+    instance: CallbackInstance | None = getattr(CURRENT, "instance", None)
     return instance
-
-
-def set_current(instance: CallbackInstance | None) -> CallbackInstance | None:
-    """Make ``instance`` the calling thread's running callback; returns the previous one."""
-    previous: CallbackInstance | None = getattr(_current, "instance", None)
-    _current.instance = instance
-    return previous
 
 
 class CallbackInstance:
@@ -105,7 +99,6 @@ class CallbackInstance:
         "_running",
         "_semaphore",
         "_semaphore_count",
-        "_thread",
         "associated",
         "object",
         "pool",
@@ -117,14 +110,14 @@ class CallbackInstance:
         self.associated = True
         self._long = long_function
         self._running = True
-        self._thread = threading.get_ident()
         self._event: Event | None = None
         self._semaphore: Semaphore | None = None
         self._semaphore_count = 0
         self._mutex: Mutex | None = None
 
     def _check(self) -> None:
-        if not self._running or self._thread != threading.get_ident():
+        # The running callback's instance is the thread's current one (``_execute`` sets it).
+        if not self._running or getattr(CURRENT, "instance", None) is not self:
             raise Win32Error(
                 WinError.ERROR_INVALID_PARAMETER,
                 "a callback instance is only valid on its thread while its callback runs",

@@ -76,7 +76,9 @@ class CleanupGroup:
             obj._wait_idle(True)
             with LOCK:
                 was_open = not obj._closed
-                obj._closed = True
+                release = obj._mark_closed_locked()
+            if release:
+                obj.pool.close()
             cancel = obj._cancel_callback
             if was_open and cancel_pending and cancel is not None:
                 try:

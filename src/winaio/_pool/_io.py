@@ -70,11 +70,11 @@ class PoolIo(PoolObject):
         self._tail: tuple[Any, ...] = ()
         try:
             file.associate(pool.port, self)
+            pool._ios.add(self)
         except Win32Error:
-            with LOCK:
-                self._closed = True
             if self._group is not None:
                 self._group._discard(self)
+            self._discard()
             raise
 
     @property
@@ -109,6 +109,7 @@ class PoolIo(PoolObject):
 
     def _on_packet(self, packet: CompletionPacket, ts: ThreadState) -> None:
         """A completion of the bound file was dequeued by a worker."""
+        pool = self._pool
         _acquire()
         try:
             if self._io_pending <= 0:
@@ -116,8 +117,11 @@ class PoolIo(PoolObject):
             self._io_pending -= 1
             self._running += 1
             self._associated += 1
+            spawn = pool._grow_locked()
         finally:
             _release()
+        if spawn:
+            pool._spawn()
         _, overlapped, status, information = packet
         error = ntstatus_to_winerror(status) if status else 0
         self._execute(ts, (overlapped, error, information, *self._tail))
@@ -138,18 +142,30 @@ class PoolIo(PoolObject):
 class IoBinding:
     """BindIoCompletionCallback: every completion of ``file`` runs ``fn(error, bytes, ov)``."""
 
-    __slots__ = ("file", "fn")
+    __slots__ = ("file", "fn", "pool")
 
     def __init__(self, pool: ThreadPool, file: Any, fn: Callable[[int, int, Any], object]) -> None:
         if not callable(fn):
             raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "no completion function")
         _file_of(file)
-        pool.check_open()
+        self.pool = pool
         self.file = file
         self.fn = fn
+        pool.check_open()
         file.associate(pool.port, self)
+        with LOCK:
+            # A binding lasts as long as the file: the pool keeps a worker for it.
+            pool._objects += 1
+            spawn = pool._ensure_worker_locked()
+        if spawn:
+            pool._spawn()
 
     def _on_packet(self, packet: CompletionPacket, ts: ThreadState) -> None:
+        pool = self.pool
+        with LOCK:
+            spawn = pool._grow_locked()
+        if spawn:
+            pool._spawn()
         _, overlapped, status, information = packet
         error = ntstatus_to_winerror(status) if status else 0
         try:

@@ -14,13 +14,15 @@ Facts encoded here (win32-async-spec §9, #116, #117):
   [W:nt/threadpool.c:test_RtlRegisterWait].
 - Timer queues -> :class:`TimerQueue` / :class:`QueueTimer`: timers on the pool's wait thread
   (no thread per queue); callbacks ``fn(*args)``; ``change`` of a one-shot timer that already
-  fired succeeds and does nothing; ``delete`` follows ``unregister``'s rules; deleting a queue
-  deletes its timers [W:k32/sync.c:test_timer_queue].
+  fired succeeds and does nothing; ``delete`` follows ``unregister``'s rules except that the
+  caller's own running callback counts (deleting a timer from its callback pends: FALSE,
+  ERROR_IO_PENDING); deleting a queue deletes its timers [W:k32/sync.c:test_timer_queue].
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -109,11 +111,16 @@ def _drop_instance(instance: CallbackInstance, fn: Callable[..., object], *args:
     fn(*args)
 
 
-def _release_object(obj: Any, completion: Completion) -> bool:
-    """The ``unregister``/``delete`` protocol of registered waits and queue timers."""
+def _release_object(obj: Any, completion: Completion, count_own: bool = False) -> bool:
+    """The ``unregister``/``delete`` protocol of registered waits and queue timers.
+
+    ``count_own``: the caller's own running callback counts as busy. UnregisterWait from its
+    callback succeeds [W:k32/thread.c:test_RegisterWaitForSingleObject], while
+    DeleteTimerQueueTimer from its timer's callback pends [W:k32/sync.c:test_timer_queue].
+    """
     with LOCK:
         obj._check_open_locked()
-        obj._closed = True
+        release = obj._mark_closed_locked()
     obj._shutdown()
     group = obj._group
     if group is not None:
@@ -123,7 +130,7 @@ def _release_object(obj: Any, completion: Completion) -> bool:
             obj._cancel_pending_locked()
         obj._wait_idle(True)
     me = current_instance()
-    own = 1 if me is not None and me.object is obj else 0
+    own = 1 if not count_own and me is not None and me.object is obj else 0
     with LOCK:
         busy = obj._pending + obj._running - own > 0
         if isinstance(completion, Event):
@@ -131,6 +138,8 @@ def _release_object(obj: Any, completion: Completion) -> bool:
                 obj._completion = completion
             else:
                 _set_locked(completion)
+    if release:
+        obj.pool.close()
     return not busy
 
 
@@ -224,9 +233,10 @@ class RegisteredWait(PoolWait):
         if spawn:
             pool._spawn()
 
-    def _finish_locked(self, instance: CallbackInstance) -> None:
-        super()._finish_locked(instance)
+    def _finish_locked(self, instance: CallbackInstance) -> bool:
+        release = super()._finish_locked(instance)
         _check_completion_locked(self)
+        return release
 
     def unregister(self, completion: Completion = None) -> bool:
         """UnregisterWaitEx (module docstring). Returns False while callbacks remain.
@@ -240,7 +250,7 @@ class RegisteredWait(PoolWait):
 class QueueTimer(PoolTimer):
     """A timer-queue timer (CreateTimerQueueTimer; module docstring)."""
 
-    __slots__ = ("_completion", "_fired_once", "_in_thread", "queue")
+    __slots__ = ("_completion", "_due", "_fired_once", "_in_thread", "_start_period", "queue")
 
     def __init__(
         self,
@@ -257,6 +267,12 @@ class QueueTimer(PoolTimer):
         self._completion: Event | None = None
         self._in_thread = in_timer_thread
         self._fired_once = False
+        self._due: float | _dt.datetime = 0.0
+        self._start_period = 0.0
+
+    def start(self) -> None:
+        """Arm the timer with the due time and period it was created with."""
+        self.set(self._due, self._start_period)
 
     def _invoke(self, instance: CallbackInstance, extra: tuple[Any, ...]) -> None:
         self._callback(*self._args)
@@ -289,9 +305,10 @@ class QueueTimer(PoolTimer):
         self.set(due, period)
         return True
 
-    def _finish_locked(self, instance: CallbackInstance) -> None:
-        super()._finish_locked(instance)
+    def _finish_locked(self, instance: CallbackInstance) -> bool:
+        release = super()._finish_locked(instance)
         _check_completion_locked(self)
+        return release
 
     def delete(self, completion: Completion = None) -> bool:
         """DeleteTimerQueueTimer (module docstring). Returns False while callbacks remain.
@@ -300,7 +317,7 @@ class QueueTimer(PoolTimer):
             Win32Error: ERROR_INVALID_HANDLE if already deleted.
         """
         self.queue._forget(self)
-        return _release_object(self, completion)
+        return _release_object(self, completion, count_own=True)
 
 
 class TimerQueue:
@@ -320,7 +337,10 @@ class TimerQueue:
         global _default_queue
         queue = _default_queue
         if queue is None:
-            queue = _default_queue = cls()
+            with _default_queue_lock:
+                queue = _default_queue
+                if queue is None:
+                    queue = _default_queue = cls()
         return queue
 
     def create_timer(
@@ -332,6 +352,7 @@ class TimerQueue:
         in_timer_thread: bool = False,
         once: bool = False,
         long_function: bool = False,
+        start: bool = True,
     ) -> QueueTimer:
         """CreateTimerQueueTimer: ``fn(*args)`` after ``due`` seconds, then every ``period``.
 
@@ -344,9 +365,12 @@ class TimerQueue:
         timer = QueueTimer(
             self, fn, args, in_timer_thread=in_timer_thread, long_function=long_function
         )
+        timer._due = due
+        timer._start_period = 0.0 if once else period
         with LOCK:
             self._timers[timer] = None
-        timer.set(due, 0.0 if once else period)
+        if start:
+            timer.start()
         return timer
 
     def _forget(self, timer: QueueTimer) -> None:
@@ -394,3 +418,4 @@ class _DeletionWatch:
 
 
 _default_queue: TimerQueue | None = None
+_default_queue_lock = threading.Lock()

@@ -29,19 +29,19 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._kernel._dispatcher import LOCK, DispatcherObject, ThreadState, wake_waiters
+from .._kernel._dispatcher import LOCK, DispatcherObject, ThreadState, WaitBlock, wake_waiters
 from .._kernel._dispatcher import acquire_lock as _acquire
 from .._kernel._dispatcher import release_lock as _release
 from .._kernel._objects import Event
 from .._kernel._wait import wait_for_one
 from ..codes import WaitCode, WinError
 from ..errors import Win32Error
+from ._env import CURRENT as _CURRENT
 from ._env import (
     DEFAULT_ENVIRONMENT,
     CallbackEnvironment,
     CallbackInstance,
     current_instance,
-    set_current,
 )
 
 if TYPE_CHECKING:
@@ -96,7 +96,6 @@ class PoolObject:
         priority = int(env.priority)
         if priority not in (0, 1, 2):
             raise Win32Error(WinError.ERROR_INVALID_PARAMETER, f"callback priority {priority}")
-        pool.check_open()
         self._pool = pool
         self._callback = callback
         self._args = args
@@ -110,10 +109,21 @@ class PoolObject:
         self._associated = 0
         self._closed = False
         self._idle: Event | None = None
+        self._group: CleanupGroup | None = None
+        with LOCK:
+            pool.check_open()
+            pool._objects += 1
+            spawn = pool._ensure_worker_locked()
+        if spawn:
+            pool._spawn()
         group: CleanupGroup | None = env.cleanup_group
-        self._group = group
         if group is not None:
-            group._add(self)
+            try:
+                group._add(self)
+            except Win32Error:
+                self._discard()
+                raise
+            self._group = group
 
     @property
     def pool(self) -> ThreadPool:
@@ -174,7 +184,9 @@ class PoolObject:
         """Run one taken callback on this thread (``_take_locked`` already counted it)."""
         pool = self._pool
         instance = CallbackInstance(self, pool, self._long)
-        previous = set_current(instance)
+        current = _CURRENT
+        previous = getattr(current, "instance", None)  # callbacks may nest (wait-thread runs)
+        current.instance = instance
         if self._long and ts is not None:
             pool._detach_thread(ts)
         try:
@@ -188,30 +200,40 @@ class PoolObject:
                     finalization(instance, self.context)
                 except Exception:
                     report_callback_error()
-            try:
-                instance._on_return()
-            except Exception:
-                report_callback_error()
+            if (
+                instance._mutex is not None
+                or instance._semaphore is not None
+                or instance._event is not None
+            ):
+                try:
+                    instance._on_return()
+                except Exception:
+                    report_callback_error()
         finally:
             instance._running = False
-            set_current(previous)
+            current.instance = previous
             _acquire()
             try:
-                self._finish_locked(instance)
+                release = self._finish_locked(instance)
             finally:
                 _release()
+            if release:
+                pool.close()
 
     def _invoke(self, instance: CallbackInstance, extra: tuple[Any, ...]) -> None:
         """Call the callback (legacy objects override it: no instance argument)."""
         self._callback(instance, *self._args, *extra)
 
-    def _finish_locked(self, instance: CallbackInstance) -> None:
+    def _finish_locked(self, instance: CallbackInstance) -> bool:
+        """The callback returned; True if the pool must now be released (see
+        ``_mark_closed_locked``)."""
         self._running -= 1
         if instance.associated:
             instance.associated = False
             self._associated -= 1
         if self._idle is not None:
             self._notify_locked()
+        return False
 
     # ------------------------------------------------------------------ waiting
     def _busy_locked(self, group: bool, own: bool) -> bool:
@@ -248,6 +270,23 @@ class PoolObject:
         self._wait_idle(False)
 
     # ------------------------------------------------------------------ closing
+    def _mark_closed_locked(self) -> bool:
+        """Closed from now on. Returns True if this was the last object of a pool whose release
+        was requested (CloseThreadpool): the caller then calls ``pool.close()``."""
+        if self._closed:
+            return False
+        self._closed = True
+        pool = self._pool
+        pool._objects -= 1
+        return pool._release_requested and not pool._objects
+
+    def _discard(self) -> None:
+        """Undo a half-made object (its creation failed)."""
+        with LOCK:
+            release = self._mark_closed_locked()
+        if release:
+            self._pool.close()
+
     def _check_open_locked(self) -> None:
         if self._closed:
             raise Win32Error(WinError.ERROR_INVALID_HANDLE, f"{self!r} is closed")
@@ -263,11 +302,13 @@ class PoolObject:
         """
         with LOCK:
             self._check_open_locked()
-            self._closed = True
+            release = self._mark_closed_locked()
         self._shutdown()
         group = self._group
         if group is not None:
             group._discard(self)
+        if release:
+            self._pool.close()
 
     def __repr__(self) -> str:
         state = " closed" if self._closed else ""
@@ -301,12 +342,12 @@ class SimpleCallback(PoolObject):
 
     __slots__ = ()
 
-    def _finish_locked(self, instance: CallbackInstance) -> None:
+    def _finish_locked(self, instance: CallbackInstance) -> bool:
         super()._finish_locked(instance)
-        self._closed = True
         group = self._group
         if group is not None:
             group._members.pop(self, None)
+        return self._mark_closed_locked()
 
 
 _PENDING, _RUNNING, _DONE, _CANCELLED = range(4)
@@ -322,7 +363,9 @@ class PoolCall(DispatcherObject):
     type_name = "PoolCall"
 
     def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        super().__init__()
+        # DispatcherObject.__init__, inlined (one call per work item).
+        self._waiters: dict[WaitBlock, None] = {}
+        self.name: str | None = None
         self._fn = fn
         self._args = args
         self._state = _PENDING
@@ -334,12 +377,15 @@ class PoolCall(DispatcherObject):
     def _is_signaled_for(self, ts: ThreadState) -> bool:
         return self._state >= _DONE
 
+    def _take_locked(self) -> bool:
+        """A worker dequeued the call (under the lock): False if it was cancelled."""
+        if self._state != _PENDING:
+            return False
+        self._state = _RUNNING
+        return True
+
     def _run(self) -> None:
-        """Run on a worker (it was dequeued by the pool)."""
-        with LOCK:
-            if self._state != _PENDING:
-                return
-            self._state = _RUNNING
+        """Run on the worker that took it (``_take_locked`` returned True)."""
         try:
             self._result = self._fn(*self._args)
         except BaseException as exc:  # delivered to the caller, like a Future
@@ -350,11 +396,15 @@ class PoolCall(DispatcherObject):
         self._complete(_DONE)
 
     def _complete(self, state: int) -> None:
-        with LOCK:
+        _acquire()
+        try:
             self._state = state
             if self._waiters:
                 wake_waiters(self)
-        self._tell_listener()
+        finally:
+            _release()
+        if self._listener is not None:
+            self._tell_listener()
 
     def _tell_listener(self) -> None:
         listener = self._listener

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -57,16 +58,8 @@ DEFAULT_IDLE_TIMEOUT = 5.0
 _worker_names = itertools.count()
 
 
-class _Stop:
-    """The key of the packet that tells workers to exit (each re-posts it for the next)."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "<stop>"
-
-
-_STOP = _Stop()
+#: The key of the packet that tells workers to exit (each re-posts it for the next).
+_STOP = object()
 #: ``ThreadState.extensions`` key naming the pool a worker belongs to.
 _POOL_KEY = "threadpool"
 
@@ -92,10 +85,13 @@ class ThreadPool:
         "_closing",
         "_default",
         "_idle_timeout",
+        "_ios",
         "_max",
         "_min",
+        "_objects",
         "_port",
         "_queues",
+        "_release_requested",
         "_starting",
         "_threads",
         "_waiter",
@@ -128,6 +124,12 @@ class ThreadPool:
         self._closing = False
         self._closed = False
         self._default = False
+        #: Callback objects created on this pool and not closed yet.
+        self._objects = 0
+        #: CloseThreadpool was called while objects were open: close after the last one.
+        self._release_requested = False
+        #: I/O objects bound to the port: their outstanding starts die with the port.
+        self._ios: weakref.WeakSet[Any] = weakref.WeakSet()
         self._idle_timeout = float(idle_timeout)
         self._clock: PoolClock = SYSTEM_CLOCK if clock is None else clock
         self._waiter: Waiter | None = None  # the wait thread, made on first use
@@ -315,19 +317,10 @@ class ThreadPool:
     def _post_tokens_locked(self, count: int) -> bool:
         """Post ``count`` tokens; True if the caller must start a worker (then counted)."""
         port = self._port
-        post = port._post_locked
         for _ in range(count):
-            post(self, None, 0, 0)
-        if (
-            port._packets
-            and not port._getters
-            and not self._starting
-            and self._threads < self._max
-            and not self._closing
-        ):
-            self._threads += 1
-            self._starting += 1
-            return True
+            port._post_locked(self, None, 0, 0)
+        if port._packets and not port._getters:  # nobody took it: maybe one more worker
+            return self._grow_locked()
         return False
 
     # ------------------------------------------------------------------ workers
@@ -360,8 +353,11 @@ class ThreadPool:
         counted = True
         try:
             while True:
+                # A worker the minimum keeps anyway waits without a timeout (an untimed wait
+                # wakes faster); the others time out to retire.
+                timeout = None if self._threads <= self._min else idle_timeout
                 try:
-                    _, packets = get_many(1, idle_timeout)
+                    _, packets = get_many(1, timeout)
                 except Win32Error:
                     return  # the port was closed
                 if not packets:
@@ -387,17 +383,45 @@ class ThreadPool:
                     self._threads -= 1
 
     def _retire_locked_check(self) -> bool:
-        """After an idle timeout: retire if above the minimum and no token waits."""
+        """After an idle timeout: retire if nothing waits on the port and either more than
+        ``max(min_threads, 1)`` workers exist or the pool has no minimum and no open object -
+        completions of bound files need a worker to dequeue them
+        [W:dlls/ntdll/threadpool.c:threadpool_worker_proc]."""
         with LOCK:
-            if self._threads > self._min and not self._port._packets and not self._closing:
+            if self._port._packets or self._closing:
+                return False
+            if self._threads > max(self._min, 1) or (not self._min and not self._objects):
                 self._threads -= 1
                 return True
             return False
 
+    def _ensure_worker_locked(self) -> bool:
+        """An object was created: the pool needs one worker (True: the caller starts it)."""
+        if self._threads or self._closing:
+            return False
+        self._threads += 1
+        self._starting += 1
+        return True
+
+    def _grow_locked(self) -> bool:
+        """A worker took work and more is queued with nobody waiting on the port: one more
+        worker (True: the caller starts it)."""
+        port = self._port
+        if (
+            port._packets
+            and not port._getters
+            and not self._starting
+            and self._threads < self._max
+            and not self._closing
+        ):
+            self._threads += 1
+            self._starting += 1
+            return True
+        return False
+
     def _run_one(self, ts: ThreadState) -> None:
         """A token arrived: take the next queued callback by priority and run it."""
         queues = self._queues
-        port = self._port
         spawn = False
         _acquire()
         try:
@@ -412,19 +436,14 @@ class ThreadPool:
             item = queue.popleft()
             kind = type(item)
             extra: tuple[Any, ...] = ()
-            if kind is not tuple and kind is not PoolCall:
+            if kind is PoolCall:
+                if not item._take_locked():
+                    return  # cancelled before it started
+            elif kind is not tuple:
                 extra = item._take_locked()
-            if (
-                port._packets
-                and not port._getters
-                and not self._starting
-                and self._threads < self._max
-                and not self._closing
-            ):
-                # A backlog and nobody waiting on the port: grow by one more worker.
-                self._threads += 1
-                self._starting += 1
-                spawn = True
+            port = self._port
+            if port._packets and not port._getters:  # a backlog and nobody waiting for it
+                spawn = self._grow_locked()
         finally:
             _release()
         if spawn:
@@ -473,6 +492,25 @@ class ThreadPool:
         return ok
 
     # ------------------------------------------------------------------ closing
+    def release(self) -> None:
+        """CloseThreadpool: close now if no callback object of the pool is open, else once the
+        last one is closed ("released asynchronously after the outstanding objects are freed"
+        [MS:CloseThreadpool]).
+
+        Raises:
+            Win32Error: ERROR_INVALID_HANDLE if already released or closed;
+                ERROR_INVALID_PARAMETER for the default pool.
+        """
+        if self._default:
+            raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "the default pool is never closed")
+        with LOCK:
+            if self._release_requested or self._closing:
+                raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the thread pool is closed")
+            self._release_requested = True
+            now = not self._objects
+        if now:
+            self.close()
+
     def close(self) -> None:
         """Close the pool (module docstring): queued callbacks still run, timers and waits stop,
         then every thread of the pool is joined and the port closed. Idempotent.
@@ -523,6 +561,11 @@ class ThreadPool:
         if waiter is not None:
             waiter.join()
         self._port.close()
+        with LOCK:
+            # No completion can reach a callback any more: nothing is outstanding (so that
+            # ``wait_callbacks`` on them returns instead of waiting forever).
+            for io in list(self._ios):
+                io._cancel_pending_locked()
         self._closed = True
 
     def __enter__(self) -> ThreadPool:

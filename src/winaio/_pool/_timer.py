@@ -98,8 +98,9 @@ class PoolTimer(PoolObject):
             Win32Error: ERROR_INVALID_PARAMETER for negative, infinite or NaN times, a naive
                 datetime; ERROR_INVALID_HANDLE if the timer is closed.
         """
-        period = check_seconds(period, "period")
-        window = check_seconds(window, "window")
+        if period != 0 or window != 0:
+            period = check_seconds(period, "period")
+            window = check_seconds(window, "window")
         wall: int | None = None
         relative = 0.0
         if isinstance(due, _dt.datetime):

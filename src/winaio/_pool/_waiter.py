@@ -53,6 +53,8 @@ __all__ = ["Timed", "Waiter"]
 #: How often the thread re-reads the real wall clock while an absolute deadline is pending.
 _WALL_POLL = 0.25
 _TIMEOUT_MAX = threading.TIMEOUT_MAX
+#: Due entries fired per acquisition of the dispatcher lock by the wait thread.
+_CHUNK = 16
 _names = itertools.count()
 
 
@@ -140,12 +142,11 @@ class Waiter:
     # ------------------------------------------------------------------ thread
     def ensure_running(self) -> None:
         """Start the thread if it is not running (call without the lock)."""
+        if self._running:
+            return  # the common case; a thread that is retiring re-checks under the lock
         with LOCK:
-            if self._running:
+            if not self._claim_start_locked():
                 return
-            if self._stopping:
-                raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the thread pool is closed")
-            self._running = True
         name = f"winaio-waiter-{next(_names)}"
         try:
             thread = start_thread(self._main, name=name)
@@ -155,6 +156,15 @@ class Waiter:
             raise Win32Error(WinError.ERROR_NOT_ENOUGH_MEMORY, str(exc)) from None
         self._thread = thread
         self._python_thread = thread.python_thread
+
+    def _claim_start_locked(self) -> bool:
+        """True if the caller must start the thread (now marked running)."""
+        if self._running:
+            return False  # another thread started it meanwhile
+        if self._stopping:
+            raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the thread pool is closed")
+        self._running = True
+        return True
 
     def _main(self) -> None:
         ts = current_thread_state()
@@ -172,12 +182,14 @@ class Waiter:
                     self._ts = None
                     self._running = False
                     return
-                spawn = self._process_due_locked()
+                spawn, more = self._process_due_locked(_CHUNK)
                 spawn += self._spawn
                 self._spawn = 0
                 ready = self._ready
                 self._ready = []
-                timeout = self._next_timeout_locked(clock.monotonic(), clock.wall_ns())
+                timeout = (
+                    0.0 if more else self._next_timeout_locked(clock.monotonic(), clock.wall_ns())
+                )
                 if timeout is None and not self._armed:
                     timeout = idle_timeout
                     idle = True
@@ -192,7 +204,7 @@ class Waiter:
                     fn(*args)
                 except Exception:
                     report_callback_error()
-            if ready or spawn:
+            if ready or spawn or more:
                 idle = False
                 continue
             if timeout is None:
@@ -210,24 +222,30 @@ class Waiter:
                     ts.wake_pending = False
                     idle = False
 
-    def _process_due_locked(self) -> int:
-        """Fire every due entry; returns how many workers to start."""
+    def _process_due_locked(self, limit: int) -> tuple[int, bool]:
+        """Fire up to ``limit`` due entries (the lock is not held for a whole burst of 1000
+        timers: workers take the first callbacks meanwhile). Returns (workers to start, more
+        entries are due)."""
         clock = self._clock
         now = clock.monotonic()
         spawn = 0
+        fired = 0
         mono = self._mono
-        while mono and mono[0][0] <= now:
-            deadline, _, item, gen = mono.pop(0)
-            if gen == item._gen and item._due_locked(self, deadline, now):
-                spawn += 1
         wall = self._wall
-        if wall:
-            now_wall = clock.wall_ns()
-            while wall and wall[0][0] <= now_wall:
+        now_wall = clock.wall_ns() if wall else 0
+        while fired < limit:
+            if mono and mono[0][0] <= now:
+                deadline, _, item, gen = mono.pop(0)
+            elif wall and wall[0][0] <= now_wall:
                 _, _, item, gen = wall.pop(0)
-                if gen == item._gen and item._due_locked(self, now, now):
+                deadline = now
+            else:
+                return spawn, False
+            if gen == item._gen:
+                fired += 1
+                if item._due_locked(self, deadline, now):
                     spawn += 1
-        return spawn
+        return spawn, bool((mono and mono[0][0] <= now) or (wall and wall[0][0] <= now_wall))
 
     def _next_timeout_locked(self, now: float, now_wall: int) -> float | None:
         """Seconds until the next wake-up (window coalescing); None = until woken."""
@@ -260,7 +278,7 @@ class Waiter:
         with LOCK:
             if self._stopping:
                 return
-            spawn = self._process_due_locked()
+            spawn, _ = self._process_due_locked(1 << 62)
             self._wake_locked()
         pool = self._pool
         for _ in range(spawn):

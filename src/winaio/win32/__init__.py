@@ -14,7 +14,8 @@ The core never imports this package.
 
 from __future__ import annotations
 
-# issue 12 (fidelity): _dirwatch, _files
+# issue 12 (fidelity): _dirwatch, _files, _locks, _sync_ex, _winsock_ext,
+# _winsock_modes; issue 10 (pool): _threadpool, _threadpool_env, _threadpool_legacy
 from . import (
     _base,
     _constants,
@@ -27,8 +28,13 @@ from . import (
     _rpc,
     _sync,
     _sync_ex,
+    _threadpool,
+    _threadpool_env,
+    _threadpool_legacy,
     _threads,
     _winsock,
+    _winsock_ext,
+    _winsock_modes,
 )
 from ._base import *  # noqa: F403
 from ._constants import *  # noqa: F403
@@ -41,8 +47,13 @@ from ._port import *  # noqa: F403
 from ._rpc import *  # noqa: F403
 from ._sync import *  # noqa: F403
 from ._sync_ex import *  # noqa: F403
+from ._threadpool import *  # noqa: F403
+from ._threadpool_env import *  # noqa: F403
+from ._threadpool_legacy import *  # noqa: F403
 from ._threads import *  # noqa: F403
 from ._winsock import *  # noqa: F403
+from ._winsock_ext import *  # noqa: F403
+from ._winsock_modes import *  # noqa: F403
 
 WAIT_ABANDONED = _constants.WAIT_ABANDONED_0
 
@@ -54,6 +65,9 @@ __all__ = [
     *_port.__all__,
     *_rpc.__all__,
     *_sync.__all__,
+    *_threadpool.__all__,
+    *_threadpool_env.__all__,
+    *_threadpool_legacy.__all__,
     *_threads.__all__,
     *_winsock.__all__,
     "WAIT_ABANDONED",
@@ -62,4 +76,6 @@ __all__ = [
     *_files.__all__,
     *_locks.__all__,
     *_sync_ex.__all__,
+    *_winsock_ext.__all__,
+    *_winsock_modes.__all__,
 ]

@@ -219,7 +219,12 @@ def _io(
             file = _file(hFile)
         views = as_buffers(buffers, size, writable)
         ov = lpOverlapped
-        if ov.__class__ is OVERLAPPED and not ov.hEvent:
+        if (ov.__class__ is OVERLAPPED and not ov.hEvent) or (
+            routine is not None and isinstance(ov, Overlapped)
+        ):
+            # ReadFileEx/WriteFileEx: hEvent is "free for the application's use" and is never
+            # resolved, whatever it holds (Wine keeps a semaphore there) [MS:ReadFileEx]
+            # [W:k32/file.c:test_async_file_errors].
             ov.event = None
             ov.skip_port = False
         else:
@@ -276,27 +281,27 @@ def ReadFile(
         # normalising anything (``DiskFile.read_now``); every other outcome takes the general
         # path. The handle lookup and the hEvent binding are inlined for the commonest shape
         # (a valid handle, an OVERLAPPED without hEvent): each call saved is ~5 % here.
-        entry = _handle_entry(hFile & ~3) if hFile.__class__ is int and hFile > 0 else None
-        if entry is not None and isinstance(lpOverlapped, OVERLAPPED) and not lpOverlapped.hEvent:
-            file = entry[0]
-            if file.__class__ is DiskFile and file.cached_reads:
-                lpOverlapped.event = None
-                lpOverlapped.skip_port = False
-                fast = file.read_now((lpBuffer,), lpOverlapped, None)
-                if fast == 0:
-                    if lpNumberOfBytesRead is not None:
-                        lpNumberOfBytesRead.value = lpOverlapped.information
-                    return True
-                call = _after(fast)
-                return _io(
-                    call,
-                    hFile,
-                    lpBuffer,
-                    nNumberOfBytesToRead,
-                    True,
-                    lpNumberOfBytesRead,
-                    lpOverlapped,
-                )
+        try:
+            file = _handle_entry(hFile)[0]
+        except TypeError:  # no such plain handle (tag bits, closed...) or not a handle at all
+            file = None
+        if (
+            file.__class__ is DiskFile
+            and file.cached_reads
+            and isinstance(lpOverlapped, OVERLAPPED)
+            and not lpOverlapped.hEvent
+        ):
+            lpOverlapped.event = None
+            lpOverlapped.skip_port = False
+            fast = file.read_now((lpBuffer,), lpOverlapped, None)
+            if fast == 0:
+                if lpNumberOfBytesRead is not None:
+                    lpNumberOfBytesRead.value = lpOverlapped.information
+                return True
+            call = _after(fast)
+            return _io(
+                call, hFile, lpBuffer, nNumberOfBytesToRead, True, lpNumberOfBytesRead, lpOverlapped
+            )
     return _io(
         read_file, hFile, lpBuffer, nNumberOfBytesToRead, True, lpNumberOfBytesRead, lpOverlapped
     )

@@ -9,7 +9,13 @@ from __future__ import annotations
 import getpass
 from typing import Any
 
-from .._io._files import run_sync, start
+from .._io._anon_pipes import (
+    anonymous_pipe_info,
+    create_anonymous_pipe,
+    is_anonymous_pipe,
+    peek_anonymous_pipe,
+)
+from .._io._files import FileObject, run_sync, start
 from .._io._overlapped import STATUS_PENDING, Overlapped, is_error, is_warning
 from .._io._pipe_names import (
     FILE_FLAG_FIRST_PIPE_INSTANCE,
@@ -20,7 +26,6 @@ from .._io._pipe_names import (
 )
 from .._io._pipes import PIPE_NOWAIT, PIPE_READMODE_MESSAGE, PipeEnd
 from .._io._requests import as_buffers
-from .._io._streams import create_pipe
 from .._kernel._handles import HANDLE_TABLE
 from ..codes import WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error
@@ -87,6 +92,20 @@ def _end(handle: int) -> PipeEnd:
     return HANDLE_TABLE.get(handle, PipeEnd, pseudo=False)
 
 
+def _anonymous(handle: int) -> FileObject | None:
+    """The anonymous pipe end behind ``handle``, or None for a named pipe end.
+
+    Raises:
+        Win32Error: ERROR_INVALID_HANDLE for anything else.
+    """
+    file = HANDLE_TABLE.get(handle, FileObject, pseudo=False)
+    if isinstance(file, PipeEnd):
+        return None
+    if not is_anonymous_pipe(file):
+        raise Win32Error(WinError.ERROR_INVALID_HANDLE, "not a pipe handle")
+    return file
+
+
 def _store(*pairs: tuple[Ref[Any] | None, Any]) -> None:
     for ref, value in pairs:
         if ref is not None:
@@ -96,8 +115,9 @@ def _store(*pairs: tuple[Ref[Any] | None, Any]) -> None:
 def CreatePipe(
     hReadPipe: Ref[int], hWritePipe: Ref[int], lpPipeAttributes: object, nSize: int
 ) -> bool:
-    """[MS:CreatePipe] -> core ``create_pipe`` (synchronous handles, like Windows)."""
-    read_end, write_end = create_pipe(overlapped=False, size=nSize)
+    """[MS:CreatePipe] -> core ``create_anonymous_pipe`` (synchronous handles, like Windows);
+    PeekNamedPipe and GetNamedPipeInfo work on both ends [W:k32/pipe.c:test_CreatePipe]."""
+    read_end, write_end = create_anonymous_pipe(nSize)
     hReadPipe.value = HANDLE_TABLE.insert(read_end)
     hWritePipe.value = HANDLE_TABLE.insert(write_end)
     return True
@@ -239,17 +259,25 @@ def GetNamedPipeInfo(
     lpMaxInstances: Ref[int] | None,
 ) -> bool:
     """[MS:GetNamedPipeInfo] -> core ``PipeEnd.info`` (sizes as given to CreateNamedPipe;
-    0xFFFFFFFF instances for PIPE_UNLIMITED_INSTANCES) [W:k32/pipe.c:test_GetNamedPipeInfo]."""
+    PIPE_UNLIMITED_INSTANCES for an unlimited pipe) [W:k32/pipe.c:test_GetNamedPipeInfo]."""
     try:
-        info = _end(hNamedPipe).info()
+        anonymous = _anonymous(hNamedPipe)
+        if anonymous is not None:
+            flags, out_size, in_size, max_instances = anonymous_pipe_info(anonymous)
+        else:
+            info = _end(hNamedPipe).info()
+            flags, out_size, in_size = info.flags, info.out_size, info.in_size
+            # NPFS counts an unlimited pipe as 0xFFFFFFFF instances; the Win32 call reports
+            # PIPE_UNLIMITED_INSTANCES [MS:GetNamedPipeInfo].
+            max_instances = min(info.max_instances, PIPE_UNLIMITED_INSTANCES)
     except Win32Error as exc:
         fail(exc)
         return False
     _store(
-        (lpFlags, info.flags),
-        (lpOutBufferSize, info.out_size),
-        (lpInBufferSize, info.in_size),
-        (lpMaxInstances, info.max_instances),
+        (lpFlags, flags),
+        (lpOutBufferSize, out_size),
+        (lpInBufferSize, in_size),
+        (lpMaxInstances, max_instances),
     )
     return True
 
@@ -390,13 +418,18 @@ def PeekNamedPipe(
 
     Message pipes show only the head message; *lpBytesLeftThisMessage is that message's length
     minus the bytes copied, as a DWORD - so on byte pipes it is ``-bytes copied`` modulo 2**32,
-    exactly as Windows reports it [W:k32/pipe.c:test_CreateNamedPipe].
+    exactly as Windows reports it [W:k32/pipe.c:test_CreateNamedPipe]. Anonymous pipes too:
+    the read end peeks without consuming; the write end -> ERROR_ACCESS_DENIED.
     """
     try:
-        end = _end(hNamedPipe)
+        anonymous = _anonymous(hNamedPipe)
         size = int(nBufferSize) if lpBuffer is not None else 0
         view = as_buffers(lpBuffer, size, True)[0] if size > 0 else None
-        data, total, message_length = end.peek(size)
+        if anonymous is not None:
+            data, total = peek_anonymous_pipe(anonymous, size)
+            message_length = 0  # a byte pipe
+        else:
+            data, total, message_length = _end(hNamedPipe).peek(size)
     except Win32Error as exc:
         fail(exc)
         return False

@@ -17,10 +17,17 @@ from collections.abc import Callable
 from typing import Any
 
 from .._io._files import FileObject, run_sync, start
+from .._io._netevents import inherit_modes, mode_of, run_socket_call
 from .._io._ops import AcceptOp, ConnectOp, StreamReadOp, StreamWriteOp
 from .._io._overlapped import STATUS_PENDING, Overlapped, get_overlapped_result
 from .._io._requests import as_buffers
 from .._io._streams import Socket, create_socket
+from .._io._winsock_ext import (
+    accept_ex,
+    check_connectable,
+    check_not_accepting,
+    shutdown_socket,
+)
 from .._kernel._handles import HANDLE_TABLE
 from .._kernel._threads import current_thread_state
 from ..codes import WinError, ntstatus_to_winerror
@@ -28,6 +35,7 @@ from ..errors import IoError, Win32Error
 from ._base import Ref, fail, seconds, set_last_error
 from ._base import handle_entry as _handle_entry
 from ._io import OVERLAPPED, bind_overlapped
+from ._wsa_status import wsa_error_of_status
 
 __all__ = [
     "AF_INET",
@@ -107,6 +115,7 @@ _ERRNO_WSA = {
     _errno.EADDRINUSE: 10048,
     _errno.EADDRNOTAVAIL: 10049,
     _errno.ENETUNREACH: 10051,
+    _errno.EOPNOTSUPP: 10045,
     _errno.ECONNABORTED: 10053,
     _errno.ECONNRESET: WSAECONNRESET,
     _errno.EISCONN: 10056,
@@ -123,9 +132,18 @@ _WIN_WSA: dict[int, int] = {
     WinError.ERROR_CONNECTION_ABORTED: 10053,
     WinError.ERROR_BROKEN_PIPE: 10058,
     WinError.ERROR_PIPE_NOT_CONNECTED: 10057,
+    WinError.ERROR_CONNECTION_ACTIVE: 10056,
+    WinError.ERROR_NETWORK_UNREACHABLE: 10051,
+    WinError.ERROR_HOST_UNREACHABLE: 10065,
+    WinError.ERROR_ADDRESS_ALREADY_ASSOCIATED: 10048,
+    WinError.ERROR_CANT_WAIT: WSAEWOULDBLOCK,  # a non-blocking socket's call would wait
+    WinError.ERROR_SEM_TIMEOUT: 10060,  # SO_RCVTIMEO / SO_SNDTIMEO elapsed: WSAETIMEDOUT
+    WinError.ERROR_MORE_DATA: 10040,  # a datagram larger than the buffers: WSAEMSGSIZE
+    WinError.ERROR_NOT_SUPPORTED: 10045,  # STATUS_NOT_SUPPORTED: WSAEOPNOTSUPP
 }
 
 WsaRoutine = Callable[[int, int, Any, int], object]
+_INVALID_PARAMETER = 0xC000000D  # STATUS_INVALID_PARAMETER
 
 
 def _wsa_fail(exc: BaseException) -> int:
@@ -188,25 +206,75 @@ def bind(s: int, name: Any) -> int:
 
 
 def listen(s: int, backlog: int) -> int:
-    """[MS:listen] -> core ``Socket.listen``; 0 or SOCKET_ERROR."""
-    result = _call(s, "listen", backlog)
-    return 0 if result is None else int(result)
+    """[MS:listen] -> core ``Socket.listen``; 0 or SOCKET_ERROR. An unbound socket is
+    WSAEINVAL (Linux would bind it to an ephemeral port), a datagram one WSAEOPNOTSUPP
+    [W:ws2_32/sock.c:test_listen]."""
+    try:
+        sock = _sock(s)
+        py = sock.sock
+        if py is not None and py.type == _socket.SOCK_STREAM and not _bound(py):
+            raise Win32Error(WSAEINVAL, "listen on an unbound socket")
+        sock.listen(backlog)
+    except (Win32Error, OSError) as exc:
+        return _wsa_fail(exc)
+    return 0
+
+
+def _bound(py: _socket.socket) -> bool:
+    try:
+        name = py.getsockname()
+    except OSError:
+        return False
+    return not isinstance(name, tuple) or name[1] != 0
 
 
 def shutdown(s: int, how: int) -> int:
-    """[MS:shutdown] -> core ``Socket.shutdown``; 0 or SOCKET_ERROR."""
-    result = _call(s, "shutdown", how)
-    return 0 if result is None else int(result)
+    """[MS:shutdown] -> core ``shutdown_socket``; 0 or SOCKET_ERROR. WSAENOTCONN for an
+    unconnected stream socket or a listener, WSAEINVAL for another ``how``; unconnected datagram
+    sockets shut down fine. After SD_RECEIVE new receives fail WSAESHUTDOWN while those already
+    pending complete with the data that arrives [W:ws2_32/sock.c:test_shutdown].
+
+    Deviation: data arriving after SD_RECEIVE does not reset the connection (Windows resets it
+    when no receive is pending); Linux has no such mode, so the data is kept and the peer sees
+    no reset.
+    """
+    try:
+        shutdown_socket(_sock(s), how)
+    except (Win32Error, OSError) as exc:
+        return _wsa_fail(exc)
+    return 0
 
 
 def getsockname(s: int) -> Any:
-    """[MS:getsockname] -> core ``Socket.getsockname``; SOCKET_ERROR on failure."""
-    return _call(s, "getsockname")
+    """[MS:getsockname] -> core ``Socket.getsockname``; SOCKET_ERROR on failure: WSAEINVAL for
+    an unbound socket (Linux reports the wildcard address with port 0)
+    [W:ws2_32/sock.c:test_getsockname]."""
+    try:
+        sock = _sock(s)
+        name = sock.getsockname()
+        if isinstance(name, tuple) and name[1] == 0:
+            raise Win32Error(WSAEINVAL, "the socket is not bound")
+    except (Win32Error, OSError) as exc:
+        return _wsa_fail(exc)
+    set_last_error(0)
+    return name
 
 
 def getpeername(s: int) -> Any:
-    """[MS:getpeername] -> core ``Socket.getpeername``; SOCKET_ERROR on failure."""
-    return _call(s, "getpeername")
+    """[MS:getpeername] -> core ``Socket.getpeername``; SOCKET_ERROR on failure. A socket
+    that was shut down still answers with its peer once the connection has closed
+    [W:ws2_32/sock.c:test_shutdown]."""
+    try:
+        sock = _sock(s)
+        try:
+            return sock.getpeername()
+        except OSError as exc:
+            mode = sock.winsock
+            if exc.errno == _errno.ENOTCONN and mode is not None and mode.peer is not None:
+                return mode.peer
+            raise
+    except (Win32Error, OSError) as exc:
+        return _wsa_fail(exc)
 
 
 def closesocket(s: int) -> int:
@@ -220,29 +288,44 @@ def closesocket(s: int) -> int:
 
 
 def _sync(op: Any) -> int:
-    status, information = run_sync(op)
+    # Winsock's blocking calls wait alertably (APCs run, the call goes on) [W:ws2_32/sock.c:
+    # test_accept]; sockets with modes (FIONBIO, time-outs, WSAEventSelect) go through
+    # _netevents.
+    status, information = run_sync(op, True) if op.file.winsock is None else run_socket_call(op)
     if status:
-        raise Win32Error(ntstatus_to_winerror(status))
+        # STATUS_INVALID_PARAMETER is WSAEINVAL to Winsock (recv(MSG_OOB) on an SO_OOBINLINE
+        # socket [W:ws2_32/sock.c:test_select]), not ERROR_INVALID_PARAMETER.
+        raise Win32Error(
+            WSAEINVAL if status == _INVALID_PARAMETER else ntstatus_to_winerror(status)
+        )
     return information
 
 
 def connect(s: int, name: Any) -> int:
     """[MS:connect] (blocking) -> core ``ConnectOp`` run synchronously; 0 or SOCKET_ERROR."""
     try:
-        _sync(ConnectOp(_sock(s), Overlapped(), name, None))
+        sock = _sock(s)
+        check_not_accepting(sock)
+        check_connectable(sock, False)
+        _sync(ConnectOp(sock, Overlapped(), name, None))
     except Win32Error as exc:
         return _wsa_fail(exc)
     return 0
 
 
 def accept(s: int) -> int:
-    """[MS:accept] (blocking) -> core ``AcceptOp`` into a new socket; INVALID_SOCKET on failure."""
+    """[MS:accept] (blocking) -> core ``AcceptOp`` into a new socket; INVALID_SOCKET on failure.
+    The new socket has the listener's options, time-outs and blocking mode
+    [W:ws2_32/sock.c:test_accept_inheritance] and its WSAEventSelect association (the same
+    event and events [MS:accept]). The wait is alertable (APCs run, the call goes on)
+    [W:ws2_32/sock.c:test_accept]."""
     try:
         listener = _sock(s)
         sock = listener.sock
         assert sock is not None
         new = create_socket(sock.family, sock.type, sock.proto)
         _sync(AcceptOp(listener, new, Overlapped(), None))
+        inherit_modes(listener, new)
     except Win32Error as exc:
         _wsa_fail(exc)
         return INVALID_SOCKET
@@ -250,7 +333,13 @@ def accept(s: int) -> int:
 
 
 def send(s: int, buf: Any, flags: int) -> int:
-    """[MS:send] (blocking) -> core ``StreamWriteOp`` run synchronously; bytes or SOCKET_ERROR."""
+    """[MS:send] (blocking) -> core ``StreamWriteOp`` run synchronously; bytes or SOCKET_ERROR.
+    The wait is alertable (APCs run, the call goes on).
+
+    Deviation: on a non-blocking socket Linux may take part of a large send; send then returns
+    that count (which [MS:send] allows) where Windows buffers the whole send or refuses it with
+    WSAEWOULDBLOCK [W:ws2_32/sock.c:test_send_buffering].
+    """
     try:
         return _sync(
             StreamWriteOp(_sock(s), Overlapped(), as_buffers(buf, None, False), None, flags)
@@ -262,7 +351,12 @@ def send(s: int, buf: Any, flags: int) -> int:
 def recv(s: int, buf: Any, len: int, flags: int) -> int:
     """[MS:recv] (blocking) -> core ``StreamReadOp`` run synchronously: fills the first ``len``
     bytes of the caller's writable buffer ``buf``; returns the byte count (0 after a graceful
-    close) or SOCKET_ERROR."""
+    close) or SOCKET_ERROR. The wait is alertable (APCs run, the call goes on).
+
+    Deviation: after a MSG_OOB read, enabling SO_OOBINLINE makes Linux deliver the next urgent
+    byte twice in the normal stream (a kernel quirk Wine's test_select works around); Windows
+    delivers it once.
+    """
     try:
         views = as_buffers(buf, len, True)
         return _sync(StreamReadOp(_sock(s), Overlapped(), views, None, flags))
@@ -275,14 +369,18 @@ def _wsabufs(lpBuffers: Any, dwBufferCount: int, writable: bool) -> list[memoryv
     whole bytearray) without loops.
 
     Raises:
-        Win32Error: WSAEFAULT for a missing or short buffer array; ERROR_INVALID_USER_BUFFER
-            for something that is not a buffer (or a read-only one for a receive).
+        Win32Error: WSAEINVAL for a receive into no buffer at all (checked before the array,
+            [W:ws2_32/sock.c:test_empty_recv]); WSAEFAULT for a missing or short buffer array;
+            ERROR_INVALID_USER_BUFFER for something that is not a buffer (or a read-only one
+            for a receive).
     """
     if dwBufferCount == 1 and lpBuffers.__class__ is list and lpBuffers:
         first = lpBuffers[0]
         if first.__class__ is bytearray:
             return [memoryview(first)]
         return as_buffers(first, None, writable)
+    if writable and dwBufferCount <= 0:
+        raise Win32Error(WSAEINVAL, f"a receive into {dwBufferCount} buffers")
     try:
         buffers = list(lpBuffers)
     except TypeError:
@@ -316,15 +414,20 @@ def _wsa_io(
         sock = _sock(s)
     views = _wsabufs(lpBuffers, dwBufferCount, receive)
     ov = lpOverlapped
-    if ov.__class__ is OVERLAPPED and not ov.hEvent:
+    if (ov.__class__ is OVERLAPPED and not ov.hEvent) or (
+        lpCompletionRoutine is not None and sock.overlapped and isinstance(ov, Overlapped)
+    ):
+        # With a completion routine hEvent is ignored and free for the application [MS:WSARecv].
         ov.event = None
         ov.skip_port = False
     else:
         ov = bind_overlapped(ov)
-    if ov is None or not sock.overlapped:
+    make = sock.recv_op if receive else sock.send_op
+    if ov is None:
         # A blocking call; the completion routine is ignored without overlapped I/O [MS:WSARecv].
-        make = sock.recv_op if receive else sock.send_op
         return _sync(make(views, Overlapped(), flags))
+    if not sock.overlapped:
+        return _blocking_with_overlapped(make(views, Overlapped(), flags), ov)
     routine = None
     if lpCompletionRoutine is not None:
         if sock.port is not None:
@@ -342,6 +445,26 @@ def _wsa_io(
         raise Win32Error(ntstatus_to_winerror(status))
     count: int = ov.information
     return count
+
+
+def _blocking_with_overlapped(op: Any, ov: Overlapped) -> int:
+    """An OVERLAPPED on a non-overlapped socket: the call blocks until done, whatever FIONBIO
+    says ("With a non-overlapped socket, WSARecv() always blocks when passed an overlapped
+    structure" [W:ws2_32/sock.c:test_nonblocking_async_recv]), and the OVERLAPPED receives the
+    result (Internal, InternalHigh, its event) like any completed request.
+
+    Raises:
+        Win32Error: the request failed (the OVERLAPPED holds its status too).
+    """
+    if ov.event is not None:
+        ov.event.reset()  # spec §4.2: the request's event is reset when it is issued
+    status, information = run_sync(op)
+    ov.status, ov.information = status, information
+    if ov.event is not None:
+        ov.event.set()
+    if status:
+        raise Win32Error(ntstatus_to_winerror(status))
+    return information
 
 
 def _routine(routine: WsaRoutine | None) -> Callable[[int, int, Any], object] | None:
@@ -443,19 +566,30 @@ def AcceptEx(
     lpdwBytesReceived: Ref[int] | None,
     lpOverlapped: Any,
 ) -> bool:
-    """[MS:AcceptEx] -> core ``Socket.accept_op`` into the pre-created ``sAcceptSocket``."""
+    """[MS:AcceptEx] -> core ``accept_ex`` into the pre-created ``sAcceptSocket``.
+
+    ``lpOutputBuffer`` receives the first data, then the local and the remote address areas
+    (read them with GetAcceptExSockaddrs). Errors at once, no notification
+    [W:ws2_32/sock.c:test_AcceptEx]: WSAENOTSOCK for a bad handle; ERROR_INVALID_PARAMETER
+    without an OVERLAPPED; WSAEINVAL when the listener is not listening or the accept socket is
+    UDP, bound, connected or already being accepted into; WSAEFAULT for no buffer or a remote
+    area of 0. An area too small for its address fails the request with
+    ERROR_INSUFFICIENT_BUFFER once a client connects (the client is not accepted). Internal is
+    STATUS_PENDING after any call, failed ones included (ws2_32 writes it first).
+    """
+    if isinstance(lpOverlapped, Overlapped):
+        lpOverlapped.status = STATUS_PENDING
     try:
         listener, target = _sock(sListenSocket), _sock(sAcceptSocket)
         ov = bind_overlapped(lpOverlapped)
         if ov is None:
             raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "AcceptEx needs an OVERLAPPED")
-        receive = None
-        if dwReceiveDataLength > 0:
-            receive = as_buffers(lpOutputBuffer, dwReceiveDataLength, True)[0]
+        op = accept_ex(listener, target, ov, lpOutputBuffer, dwReceiveDataLength,
+                       dwLocalAddressLength, dwRemoteAddressLength)  # fmt: skip
     except Win32Error as exc:
         _wsa_fail(exc)
         return False
-    return _bool_call(lambda: listener.accept_op(target, ov, receive), lpdwBytesReceived, ov)
+    return _bool_call(lambda: op, lpdwBytesReceived, ov)
 
 
 def ConnectEx(
@@ -472,26 +606,33 @@ def ConnectEx(
         ov = bind_overlapped(lpOverlapped)
         if ov is None:
             raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "ConnectEx needs an OVERLAPPED")
+        ov.status = STATUS_PENDING  # a ConnectEx failing at once leaves Internal pending
+        check_not_accepting(sock)
+        check_connectable(sock, True)
         data = as_buffers(lpSendBuffer, dwSendDataLength, False)[0] if lpSendBuffer else None
     except Win32Error as exc:
         _wsa_fail(exc)
         return False
+    mode_of(sock).connected_by_ex = True
     return _bool_call(lambda: sock.connect_op(name, ov, data), lpdwBytesSent, ov)
 
 
 def WSAGetOverlappedResult(
     s: int, lpOverlapped: Any, lpcbTransfer: Ref[int], fWait: bool, lpdwFlags: Ref[int] | None
 ) -> bool:
-    """[MS:WSAGetOverlappedResult] -> core ``get_overlapped_result`` with WSA error codes."""
+    """[MS:WSAGetOverlappedResult] -> core ``get_overlapped_result``. The socket is checked
+    first (WSAENOTSOCK); a failed request's status is reported through Winsock's own table
+    (``_wsa_status``) [W:ws2_32/sock.c:test_WSAGetOverlappedResult]."""
     try:
+        sock = _sock(s)
         ov = bind_overlapped(lpOverlapped)
         assert ov is not None
         must_wait = ov.pending and ov.event is None and fWait
-        waitable: FileObject | None = _sock(s) if must_wait else None
+        waitable: FileObject | None = sock if must_wait else None
         count, _ = get_overlapped_result(ov, waitable, seconds(0xFFFFFFFF if fWait else 0), False)
     except IoError as exc:
         lpcbTransfer.value = exc.bytes_transferred
-        _wsa_fail(exc)
+        set_last_error(wsa_error_of_status(lpOverlapped.status))
         return False
     except Win32Error as exc:
         _wsa_fail(exc)
@@ -499,4 +640,6 @@ def WSAGetOverlappedResult(
     lpcbTransfer.value = count
     if lpdwFlags is not None:
         lpdwFlags.value = 0
+    status = ov.status  # Windows 10 1809+ reports a success status's own code
+    set_last_error(0 if status == STATUS_PENDING else wsa_error_of_status(status))
     return True

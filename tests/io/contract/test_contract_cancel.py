@@ -147,7 +147,11 @@ def test_cancel_racing_completion(io: Any, channel: tuple[Any, Any], order: str)
         cancel_now.release()
         helper.join(5)
     assert received == written, "bytes lost or duplicated by a cancel"
-    assert outcomes[CANCELLED] > 0  # the cancels did something
+    if order == "cancel-then-data":
+        # No data can complete a request cancelled before the write, so every round cancels.
+        # In the other orders which side wins is a race (a fast completion path may win every
+        # time under load); what must hold there is the no-loss/no-duplicate check above.
+        assert outcomes == {SUCCESS: 0, CANCELLED: rounds}
 
 
 @pytest.mark.parametrize("direct", [False, True])

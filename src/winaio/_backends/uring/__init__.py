@@ -1,108 +1,99 @@
-"""The io_uring backend: one ring thread that owns every request, on a plain ring plus, for
-deep FILE queues, a SQPOLL ring.
+"""The io_uring backend: issuers submit their own requests, waiting threads reap them.
 
 Purpose: finish the operations the I/O layer could not finish at once (``winaio._io._backend``)
-with io_uring, at about a microsecond of backend Python per request on each side. The public
+with io_uring, at the cost of a raw io_uring loop: the thread that issues a request submits it
+(``io_uring_enter`` from that thread, like ``io_uring_submit``), and the thread that waits for
+a completion - in GetQueuedCompletionStatus, an alertable wait, or on the request's event -
+waits in the kernel on the ring and delivers the completions itself (``lead``). The public
 face is :class:`IoUringBackend` and :func:`probe_backend`; ``winaio._runtime`` is the only
 module that imports this package.
 
 Modules: ``abi`` (the raw io_uring ABI, split the way liburing splits its own code: no policy,
 no threads), ``ring`` (the ring as an ``SqeSink``, split publish/enter), ``backend`` (the
-backend object: threads, submission, cancellation, completion), ``sqpoll`` (the SQPOLL ring:
-why, routing, wake-ups, fallback), ``streams`` (STREAM requests: per-descriptor FIFO lines
-and readiness polls), ``backlog`` (what did not fit into the plain ring), ``close`` (salvaging
-a dead ring thread), ``common`` (the shared vocabulary), ``probe`` (can it run here, and why
-not).
+backend object: submission, cancellation, completion, the ring thread), ``lead`` (waiting
+threads that reap: leaders, followers, pokes, the watch), ``streams`` (STREAM requests:
+per-descriptor FIFO lines and readiness polls), ``backlog`` (what the ring thread submits),
+``close`` (draining after a dead ring thread), ``common`` (the shared vocabulary), ``probe``
+(can it run here, and why not).
 
-Io_uring facts relied on (``abi`` has them with sources)
------------------------------------------------------
+Io_uring facts relied on (``abi`` has them with sources; checked on 6.18)
+-------------------------------------------------------------------------
 - Requests belong to the task that *submitted* them (io_uring_enter): their task work runs in
-  that thread; once it has exited, a request that needs task work (a poll firing, most
-  socket I/O) completes with -ECANCELED instead of doing its work.
-- Without COOP_TASKRUN/DEFER_TASKRUN, task work interrupts the submitter wherever it is, so a
-  completion never waits for our next enter.
+  that thread (without COOP_TASKRUN/DEFER_TASKRUN it interrupts the thread wherever it is, a
+  thread parked on a lock included, so a completion never waits for its submitter to enter).
+- Once the submitter has exited, a request that still needs task work completes with an
+  error instead of doing its work: a poll or a socket read that was waiting with -ECANCELED
+  (the data stays in the socket), a buffered read that missed the page cache with -EFAULT;
+  an O_DIRECT read already at the device completes normally. Exiting does not cancel
+  anything else by itself. Any thread may cancel any request (ASYNC_CANCEL by user_data).
 - Exactly one CQE per SQE, echoing user_data; a cancelled request still posts its own CQE,
   and until then the kernel may use its memory (liburing #733). ASYNC_CANCEL gets a CQE of
   its own (0, -ENOENT, -EALREADY).
-- The kernel reads SQEs only up to the SQ tail we published; with IORING_FEAT_NODROP (5.5) no
-  CQE is ever dropped (the probe requires it).
-- A multishot POLL_ADD (5.13) posts a CQE, with IORING_CQE_F_MORE, for every wake-up of the
-  file; older kernels refuse it with -EINVAL; a CQ overflow can end it (no F_MORE).
+- The kernel reads SQEs only up to the SQ tail we published, and io_uring_enter consumes
+  them from the head in order; with IORING_FEAT_NODROP (5.5) no CQE is ever dropped.
+- Any number of threads may wait for CQEs (GETEVENTS) on one ring; a registered eventfd is
+  signalled for every CQE unless IORING_CQ_EVENTFD_DISABLED (5.8) is set.
 
-Threads and ownership (invariant 3)
------------------------------------
-One thread, ``winaio-uring-<n>``, is the only one that submits with ``io_uring_enter``: it
-submits, sleeps in the kernel until completions arrive, reaps them (from both rings) in
-batches and completes the operations. Win32 port-bound I/O must survive the exit of the
-thread that issued it (spec §8), so no issuing thread ever submits. Issuers only *write* SQEs
-into the plain SQ ring, under the backend's lock (a ``pack_into``; the kernel sees nothing until the
-ring thread publishes the tail). Deep FILE queues go to the SQPOLL ring instead, where the
-issuer publishes and the kernel's poller submits, so the request belongs to the poller;
-the issuer only enters to wake a sleeping poller (``sqpoll``). The ring thread lives
-until :meth:`IoUringBackend.close` has drained everything. SQPOLL on the second ring only; no
-COOP_TASKRUN or DEFER_TASKRUN (facts above).
+Who submits (invariant 3: port-bound I/O outlives its issuer)
+------------------------------------------------------------
+Every SQE is prepared, published and submitted in one critical section of the backend's
+lock, by the thread that needs it: the issuer (``submit``), a canceller (``cancel``), whoever
+reaped the poll of a line's head and polls again (``streams``). So the SQ ring never holds an
+SQE that nobody has submitted, and each request's submitter is known (``InFlight``). Issuing
+a pending request costs its issuer one io_uring_enter and no thread hand-off.
 
-Wake-up protocol (no lost wake-ups, at most one eventfd write per sleep)
-------------------------------------------------------------------------
-The ring thread keeps a multishot ``POLL_ADD`` armed on an eventfd (user_data ``UD_WAKE``):
-every eventfd write posts a CQE, and any CQE ends ``io_uring_enter(GETEVENTS,
-min_complete=1)``. The eventfd is never read in multishot mode; its counter only grows. The
-SQPOLL ring's CQEs write it too (``IORING_REGISTER_EVENTFD``).
+Requests then belong to their submitting thread (facts above). The Win32 rule says a
+request that is not bound to a completion port dies with its issuing thread - which
+io_uring's rule would give for free - but a port-bound one must outlive it, and a request
+submitted by a thread that is not its issuer (a re-poll) must outlive that thread too. Hence
+**migration**, in a thread exit hook that runs in the exiting thread before it is gone: every
+request it submitted that is still in the kernel and not being cancelled anyway (the I/O
+layer's exit hook cancels the thread's own non-port requests first, spec §8) is cancelled by
+it (ASYNC_CANCEL) and marked migrating. When its CQE comes: a success is delivered as usual;
+an error (-ECANCELED: the cancel won; or whatever the kernel says when the request died with
+its submitter) puts the request into the backlog, and the **ring thread**, which lives as
+long as the backend, submits it again. Reads and writes at an offset and readiness polls are
+idempotent until they complete, so the request is the same request.
 
-- Ring thread, under the lock: publish the SQ tail (everything prepared so far), then set
-  ``_sleeping`` - in the same critical section - then enter (submit + wait) without the lock.
-  If CQEs are already waiting it does not wait and does not set the flag.
-- Issuer, under the lock: prepare its SQE; if ``_sleeping`` is set, clear it and, after
-  releasing the lock, write the eventfd once. Later issuers see the flag cleared and write
-  nothing: their SQEs are published at the ring thread's next loop, which is sure to come.
-  Requests that put nothing into the ring (a stream read queued behind another) never wake.
+Who reaps
+---------
+A thread that blocks in any wait while it has issued requests on this backend waits in the
+kernel on the ring, reaps and delivers (``lead``: leaders, followers, pokes). The ring thread
+reaps only when no waiting thread is responsible for the ring: its eventfd is signalled for
+CQEs while nobody owns the ring, and it watches owners that went away.
 
-An SQE prepared before the ring thread's critical section is in the published tail; one
-prepared after it sees ``_sleeping`` set, so a write follows (its own or the one already
-decided in this round), and that write posts a CQE that ends the sleep - or, if it lands
-before the ring thread reaches the kernel, makes the wait return at once. While the ring
-thread works (flag clear) issuers never make a syscall: one wake-up and one enter serve a
-whole burst. If the multishot poll ends (CQ overflow, or -EINVAL before 5.13), the ring thread
-reads the eventfd dry and re-arms a (one-shot, after -EINVAL) poll before it sleeps again; the
-re-armed poll fires at once if a write slipped in between, so the fallback is safe too.
-(Measured: a plain ``os.eventfd_write`` + multishot poll round trip is the cheapest wake-up
-here, cheaper than MSG_RING from a helper ring and than writing without releasing the GIL.)
-
-A round of the ring thread: move the backlog into the ring, publish, then deliver the
-completions reaped in the previous round, then enter. Delivery wakes the issuers, which need
-the GIL; doing it last means the ring thread blocks in the kernel (releasing the GIL) a few
-bytecodes after waking them (QD1 round trip through the backend: 47 -> 19 us).
+The ring thread (``winaio-uring-<n>``)
+-------------------------------------
+It submits the backlog (a full SQ ring, SQEs the kernel refused with EBUSY, migrated
+requests), arms the leaders' poke poll, reaps while nobody owns the ring, watches absent
+owners, and drains everything at close. It sleeps on its eventfd (``poll``): writes from
+threads that need it (at most one per sleep: ``_sleeping``), and the ring's CQEs while nobody
+owns it. Task work for the requests it submitted interrupts that sleep inside the kernel, not
+in Python.
 
 FILE operations
 ---------------
 ``op.prep(ring, user_data)``: the ring is the ``SqeSink``. Every SQE gets a fresh user_data
-from a counter (reserved values below ``FIRST_UD`` are internal: the wake-up poll, cancels);
-``InFlight[user_data] = (op, keepalive)`` holds the operation, its buffers and the pinned iovecs
-until the CQE, then ``op.from_cqe(res)`` -> ``op.complete``. An op whose SQE cannot even be
-prepared (unusable buffer, offset out of range) completes at once with an error status.
+from a counter (reserved values below ``FIRST_UD`` are internal: the poke poll, cancels);
+``InFlight[user_data] = (op, keepalive, submitter)`` holds the operation, its buffers and the
+pinned iovecs until the CQE, then ``op.from_cqe(res)`` -> ``op.complete``. An op whose SQE
+cannot even be prepared (unusable buffer, offset out of range) completes at once with an
+error status.
 
 Cancellation (invariants 1 and 2)
 ---------------------------------
-``cancel(op)`` prepares ``IORING_OP_ASYNC_CANCEL`` for the op's in-flight user_data (a FILE
-op's SQE, or the POLL_ADD of a line's head) in the ring that holds it (``sqpoll``). The
-op still completes exactly once, from its own CQE: -ECANCELED becomes STATUS_CANCELLED,
-anything else is the real result (the cancel lost the race; the cancel's own
--ENOENT/-EALREADY is ignored). Until that CQE the op stays in ``InFlight`` with its buffers
-(liburing #733). Requests that never reached the kernel (queued behind a line's head, or still
-in the backlog) are completed cancelled without it; see ``streams`` for the head
-between two polls.
-
-Backlog
--------
-An issuer that finds the SQ ring full (``SubmissionQueueFull``) cannot submit (it must not
-enter), so it appends the request to the backlog (``backlog``); once the backlog is non-empty
-everything goes there, keeping FIFO order. The ring thread moves it into the ring at the top
-of each round, entering to make room if needed.
+``cancel(op)`` submits ``IORING_OP_ASYNC_CANCEL`` for the op's in-flight user_data (a FILE
+op's SQE, or the POLL_ADD of a line's head). The op still completes exactly once, from its own
+CQE: an error on a cancelled op becomes STATUS_CANCELLED, a success is the real result (the
+cancel lost the race; the cancel's own -ENOENT/-EALREADY is ignored). Until that CQE the op
+stays in ``InFlight`` with its buffers (liburing #733). Requests that never reached the
+kernel (queued behind a line's head, or still in the backlog) are completed cancelled without
+it; see ``streams`` for the head between two polls.
 
 Close (invariant 4): ``close()`` makes the ring thread cancel and drain everything, then
-closes the rings; if the ring thread died, it salvages (``close``).
+closes the ring; if the ring thread died, the closing thread drains (``close``).
 
-Invariant 5: ``op.complete`` is always called without the backend's lock held.
+Invariant 5: ``op.complete`` is always called without the backend's locks held.
 """
 
 from .backend import IoUringBackend

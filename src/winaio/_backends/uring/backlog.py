@@ -1,50 +1,39 @@
-"""The plain ring's backlog: what issuers could not put into a full SQ ring.
+"""The backlog: what the ring thread must submit because its issuer could not.
 
-Purpose: :class:`Backlog`. An issuer that finds the plain SQ ring full
-(``SubmissionQueueFull``) cannot submit (it must not enter: its requests would die with it,
-``uring``), so it appends the request to the backlog; once the backlog is non-empty
-everything for the plain ring goes there, keeping FIFO order. The ring thread moves it into
-the rings at the top of each round (:meth:`Backlog.drain_locked`), entering to make room if
-needed - only the ring thread may enter the plain ring.
+Purpose: :class:`Backlog`. Issuers submit their own requests (``uring``); the ring thread
+submits, as a long-lived owner, what could not go in at once or must outlive its submitter:
+
+- requests that found the SQ ring full (``SubmissionQueueFull``) - from then on everything
+  goes here, keeping FIFO order, until the ring thread has drained it;
+- SQEs the kernel refused to take (io_uring_enter failed with EBUSY: a CQ backlog) - the
+  backlog is then ``stuck`` and the ring thread submits them and what follows;
+- requests migrated at their submitting thread's exit (their cancel won: submitted again).
 
 Entries are ``(kind, op, arg)``: ``B_FILE`` (a FILE op), ``B_POLL`` (a line head's readiness
-poll, ``arg`` its line; or the wake-up poll, ``op`` None) and ``B_CANCEL`` (an ASYNC_CANCEL,
-``arg`` its target user_data, for either ring).
+poll, ``arg`` its line) and ``B_CANCEL`` (an ASYNC_CANCEL, ``arg`` its target user_data).
 
 Guarded by the backend's lock. Imports ``winaio._io`` (operations), ``abi``, ``ring``,
-``sqpoll``, ``streams`` and ``common`` only.
+``streams`` and ``common`` only.
 """
 
 from __future__ import annotations
 
-import select
 import struct
 import sys
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from ..._io._ops import Operation
 from ...codes import NtStatus
-from .abi import RingBusyError, SubmissionQueueFull
-from .common import (
-    B_CANCEL,
-    B_FILE,
-    CANCELLED,
-    UD_CANCEL,
-    UD_WAKE,
-    UNSUCCESSFUL,
-    Finished,
-    InFlight,
-    report,
-)
+from .abi import SubmissionQueueFull
+from .common import B_CANCEL, B_FILE, CANCELLED, UD_CANCEL, UNSUCCESSFUL, Finished, InFlight, report
 from .ring import BackendRing
-from .sqpoll import S_BIT, SqPollRing
 from .streams import Line, StreamLines
 
 __all__ = ["Backlog", "prep_failed"]
 
 _INVALID_PARAMETER = int(NtStatus.STATUS_INVALID_PARAMETER)
-_POLLIN = select.POLLIN
 
 
 def prep_failed(op: Operation) -> int:
@@ -57,12 +46,14 @@ def prep_failed(op: Operation) -> int:
 
 
 class Backlog:
-    """The plain ring's FIFO of what did not fit (module docstring)."""
+    """What the ring thread must submit (module docstring)."""
 
-    __slots__ = ("entries", "total")
+    __slots__ = ("entries", "stuck", "total")
 
     def __init__(self) -> None:
         self.entries: deque[tuple[int, Operation | None, Any]] = deque()
+        #: The kernel refused SQEs (EBUSY): they wait in the SQ ring for the ring thread.
+        self.stuck = False
         #: Entries ever backlogged (statistics).
         self.total = 0
 
@@ -81,37 +72,29 @@ class Backlog:
     def drain_locked(
         self,
         ring: BackendRing,
-        sq: SqPollRing | None,
         table: InFlight,
         streams: StreamLines,
-        wake_flags: int,
-        efd: int,
+        submit_locked: Callable[[], bool],
         finished: Finished,
         lines: list[Line],
-    ) -> tuple[bool, int, int]:
-        """Move entries into the rings (ring thread, under the lock).
+    ) -> None:
+        """Move entries into the ring and submit them (ring thread, under the lock).
 
         FILE ops given up (cancelled, closing) or whose SQE cannot be prepared go to
         ``finished``; line heads given up go to ``lines`` (``StreamLines.service`` completes
-        them cancelled). ``wake_flags``: the poll flags of the wake-up poll on ``efd``.
-
-        Returns:
-            ``(sq_full, enters, files_finished)``: ``sq_full`` when the SQPOLL ring is full
-            (the ring thread waits for its poller to make room, ``wakeup_sq(True)``, then
-            drains the rest); the io_uring_enter calls made to make room on the plain ring;
-            the FILE ops completed here (they count as finished on the plain ring).
+        them cancelled). Stops when the ring is full or the kernel refuses more (EBUSY): the
+        rest waits for the next round.
         """
+        self.stuck = False
+        submit_locked()  # SQEs the kernel refused before, if any
         entries = self.entries
-        flushed = False
-        enters = files = 0
-        while entries:
+        while entries and not self.stuck:
             kind, op, arg = entries[0]
             try:
                 if kind == B_FILE:
                     assert op is not None
                     if streams.given_up(op):
                         finished.append((op, CANCELLED, 0))
-                        files += 1
                     else:
                         ud = table.next_ud
                         try:
@@ -120,21 +103,14 @@ class Backlog:
                             raise
                         except Exception:
                             finished.append((op, prep_failed(op), 0))
-                            files += 1
                         else:
                             table.next_ud = ud + 1
                             table[ud] = (op, keep)
                             op.token = ud
                 elif kind == B_CANCEL:
-                    if arg & S_BIT:
-                        assert sq is not None, "a SQPOLL user_data without a SQPOLL ring"
-                        if not sq.cancel_locked(arg):
-                            return True, enters, files
-                    else:
-                        ring.prep_cancel(arg, UD_CANCEL)
-                elif op is None:  # the wake-up poll
-                    ring.prep_poll_add(efd, _POLLIN, UD_WAKE, 0, wake_flags)
+                    ring.prep_cancel(arg, UD_CANCEL)
                 else:
+                    assert op is not None
                     line: Line = arg
                     if streams.given_up(op):
                         lines.append(line)  # service() completes the head as cancelled
@@ -145,14 +121,8 @@ class Backlog:
                         table[ud] = (op, line)
                         line.poll_ud = ud
             except SubmissionQueueFull:
-                if flushed:
-                    return False, enters, files
-                flushed = True
-                try:  # the ring thread may enter (and only it): make room, then go on
-                    enters += 1
-                    ring.enter(ring.publish(), 0)
-                except RingBusyError:
-                    return False, enters, files
+                submit_locked()
                 continue
             entries.popleft()
-        return False, enters, files
+        if not self.stuck:
+            submit_locked()

@@ -24,7 +24,6 @@ __all__ = [
     "RETRY",
     "UD_CANCEL",
     "UD_POKE",
-    "UD_WAKE",
     "UNSUCCESSFUL",
     "Finished",
     "InFlight",
@@ -39,9 +38,8 @@ RETRY = 0
 # Backlog entries: (kind, op, line-or-user_data).
 B_FILE, B_POLL, B_CANCEL = 0, 1, 2
 # Reserved user_data values; requests count up from FIRST_UD and are never reused.
-UD_WAKE = 1  # the eventfd POLL_ADD
 UD_CANCEL = 2  # every ASYNC_CANCEL (its own result is not needed)
-UD_POKE = 3  # the SQPOLL ring's POLL_ADD on the leaders' poke eventfd (``lead``)
+UD_POKE = 3  # the POLL_ADD on the leaders' poke eventfd (``lead``)
 FIRST_UD = 16
 #: CQEs reaped from a ring at once.
 REAP_BATCH = 1024
@@ -51,11 +49,10 @@ Finished = list[tuple[Operation, int, int]]
 
 
 class InFlight(dict[int, tuple[Operation, object]]):
-    """Every request in the kernel, by user_data: ``(op, extra)``, where ``extra`` is the FILE
-    op's keepalive (its pinned buffers) or the STREAM op's line. Entries stay until the
-    request's own CQE (backend invariant 2, liburing #733). ``next_ud`` hands out user_data
-    for both rings (never reused). Guarded by the backend's lock on the SQ side; the reaper
-    pops entries."""
+    """Every request in the kernel, by user_data: ``(op, extra)``. ``extra`` is the FILE op's
+    keepalive (its pinned buffers) or the STREAM op's line. Entries stay until the request's
+    own CQE (backend invariant 2, liburing #733). ``next_ud`` hands out user_data (never
+    reused). Inserts under the backend's lock; the reaper pops entries."""
 
     __slots__ = ("next_ud",)
 

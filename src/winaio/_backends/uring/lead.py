@@ -1,52 +1,54 @@
-"""Leaders: a thread that blocks in a wait reaps the SQPOLL ring itself, in the kernel.
+"""Leaders: a thread that blocks in a wait reaps the ring itself, in the kernel.
 
-Purpose: take the ring thread out of the common completion path. Windows wakes the thread
-blocked in GetQueuedCompletionStatus (or in an alertable wait, or on the request's event)
-straight from the completion; here the equivalent is that thread waiting in
-``io_uring_enter(GETEVENTS, min_complete=1)`` on the ring that holds the requests, reaping
-the CQEs and delivering them itself (``op.complete``: IOSB, event, APC or port packet, the
-single funnel of ``_io._dispatch``). A QD1 read then costs one kernel wake-up, like a raw
-io_uring loop, instead of three thread hand-offs (issuer -> ring thread -> port waiter).
+Purpose: take the ring thread out of the completion path. Windows wakes the thread blocked in
+GetQueuedCompletionStatus (or in an alertable wait, or on the request's event) straight from
+the completion; here the equivalent is that thread waiting in ``io_uring_enter(GETEVENTS,
+min_complete=1)`` on the ring, reaping the CQEs and delivering them itself (``op.complete``:
+IOSB, event, APC or port packet, the single funnel of ``_io._dispatch``). With the issuer
+submitting its own request (``uring``), a QD1 read costs what a raw io_uring loop costs: one
+sleep in the kernel, woken by the completion, instead of three thread hand-offs (issuer ->
+ring thread -> port waiter).
 
 How a thread gets there
 -----------------------
 The kernel layer parks a blocked thread on ``ThreadState.parker`` (a binary semaphore,
 ``_kernel._dispatcher.Parker``). ``IoUringBackend.submit`` gives every thread that issues a
 request a :class:`RingParker` bound to the backend's :class:`Leadership`: a parker with the
-same token semantics whose blocking ``acquire`` first tries to become the ring's **waiter**
-(at most one thread waits in the kernel on the ring). The waiter loops: reap and deliver what
-the CQ ring holds; if its own wake-up token came (``wake_thread`` released it, possibly from
-its own delivery: the packet for its port, its event, its APC), return; otherwise sleep in
-``io_uring_enter`` until a CQE arrives. Whoever else wakes it (PostQueuedCompletionStatus, an
-APC, a timer, a port close) releases its token under the dispatcher lock and, seeing it in
-the kernel, **pokes** it: an eventfd write that a multishot POLL_ADD on the SQPOLL ring turns
-into a CQE (``UD_POKE``). Order makes this race-free under the GIL: the waiter sets
-``in_kernel`` and then tests its token; a waker releases the token and then tests
-``in_kernel``. A thread that finds a waiter already there is a **follower**: it parks on its
-lock, as before; the leaving waiter promotes one follower (a spurious wake-up: ``block()``
-loops and the follower's next ``acquire`` takes the waiter's place) when requests remain in
-flight.
+same token semantics (the same lock) whose blocking ``acquire`` first tries to become the
+ring's **waiter** (at most one thread waits in the kernel on the ring). The waiter loops:
+reap and deliver what the CQ ring holds; if its own wake-up token came (``wake_thread``
+released it, possibly from its own delivery: the packet for its port, its event, its APC),
+return; otherwise sleep in ``io_uring_enter`` until a CQE arrives. Whoever else wakes it
+(PostQueuedCompletionStatus, an APC, a timer, a port close) releases its token under the
+dispatcher lock and, seeing it in the kernel, **pokes** it: an eventfd write that a multishot
+POLL_ADD on the ring (armed by the ring thread, ``UD_POKE``) turns into a CQE. Order makes this
+race-free under the GIL: the waiter sets ``in_kernel`` and then tests its token; a waker
+releases the token and then tests ``in_kernel``. A thread that finds a waiter already there
+is a **follower**: it parks on its lock, as before; the leaving waiter promotes one follower
+(a spurious wake-up: ``block()`` loops and the follower's next ``acquire`` takes the waiter's
+place) when requests remain in flight.
 
 Who is responsible for the CQ ring
 ----------------------------------
-The SQPOLL ring signals the ring thread's eventfd for every CQE (``IORING_REGISTER_EVENTFD``),
-except while ``IORING_CQ_EVENTFD_DISABLED`` is set (5.8). A thread that becomes the waiter
-becomes the ring's **owner** and disables the eventfd; it stays owner after it leaves the
-kernel, because it is most likely back soon (a loop: issue, wait, issue...): completions that
-arrive meanwhile wait in the CQ ring for its next wait, and the ring thread is not woken. The
-ring thread covers owners that do not come back: while the ring has an owner it sleeps with a
-timeout (the **watch**, 1 ms doubling to :data:`WATCH_MAX`), and a CQ ring that holds CQEs,
-has no waiter and whose head did not move over a whole tick is taken over: no owner, eventfd
-enabled, the ring thread reaps. An owner that exits gives the ring up at once (thread exit
-hook). With no owner, CQEs wake the ring thread through the eventfd, as before leaders.
+The ring signals the ring thread's eventfd for every CQE (``IORING_REGISTER_EVENTFD``), except
+while ``IORING_CQ_EVENTFD_DISABLED`` is set (5.8). A thread that becomes the waiter becomes
+the ring's **owner** and disables the eventfd; it stays owner after it leaves the kernel,
+because it is most likely back soon (a loop: issue, wait, issue...): completions that arrive
+meanwhile wait in the CQ ring for its next wait, and the ring thread is not woken. The ring
+thread covers owners that do not come back: while the ring has an owner it sleeps with a
+timeout (the **watch**, :data:`WATCH_MIN` doubling to :data:`WATCH_MAX`), and a CQ ring that
+holds CQEs, has no waiter and whose head did not move over a whole tick is taken over: no
+owner, eventfd enabled, the ring thread reaps. An owner that exits gives the ring up at once
+(thread exit hook); an idle ring is given back too. With no owner, CQEs wake the ring thread
+through the eventfd.
 
-Invariants kept (``_io._backend``): requests are still submitted by the kernel's SQ poller,
-never by a leader, so they outlive their issuer; every CQE is reaped once (``cq_lock``) and
-its op completed once (``op.done``); buffers stay in the backend's table until the CQE; LIFO
-release and concurrency accounting happen in the port, whoever delivers.
+Invariants kept (``_io._backend``): every CQE is reaped once (``cq_lock``) and its op
+completed once (``op.done``); buffers stay in the backend's table until the CQE; LIFO release
+and concurrency accounting happen in the port, whoever delivers; requests outlive their
+issuer by the backend's migration (``uring``), whoever reaps.
 
-Imports ``winaio._kernel`` (the dispatcher lock, ``wake_thread``), ``abi``, ``ring`` and
-``sqpoll``.
+Imports ``winaio._kernel`` (the dispatcher lock, ``wake_thread``, the exit hook), ``abi`` and
+``ring``.
 """
 
 from __future__ import annotations
@@ -66,13 +68,16 @@ __all__ = ["WATCH_MAX", "WATCH_MIN", "Leadership", "RingParker"]
 #: The ring thread's watch over an absent owner: first tick, and the longest (seconds).
 WATCH_MIN = 0.001
 WATCH_MAX = 0.016
+#: Watch ticks an owned ring must be found idle in a row before it is given back to the
+#: eventfd (an owner between two bursts keeps it, and keeps deferring its submissions).
+_IDLE_TICKS = 4
 
 _monotonic = time.monotonic
 _LOCK_TYPE = type(threading.Lock())
 
 
 class RingParker:
-    """A thread's parker that leads the SQPOLL ring while it blocks (module docstring).
+    """A thread's parker that leads the ring while it blocks (module docstring).
 
     ``lock`` is the thread's original parker lock, so the token is the same object before
     and after the substitution.
@@ -124,12 +129,15 @@ class RingParker:
         expires (False); None if the backend is closing (no more waiting on its ring)."""
         ring = lead.ring
         reap = lead.reap
+        ts = self.ts
         deadline = None if timeout < 0 else _monotonic() + timeout
         while True:
             if reap():
                 if lock.acquire(False):
                     return True
                 continue
+            if lead.flush(ts):  # the burst this thread issued since its last wait goes out now
+                continue  # it may have completed inside the submission (a page-cache hit)
             self.in_kernel = True  # then test the token (module docstring: no lost wake-up)
             if lock.acquire(False):
                 return True
@@ -147,13 +155,18 @@ class RingParker:
 
 
 class Leadership:
-    """Who waits in the kernel on the SQPOLL ring, and who is responsible for its CQ ring.
+    """Who waits in the kernel on the ring, and who is responsible for its CQ ring.
+
+    Nobody leads until :meth:`open_locked` (the poke is armed), nor after
+    :meth:`give_up_locked` or :meth:`close`.
 
     Args:
-        ring: the SQPOLL ring (its eventfd registered: the ring thread's wake-up).
+        ring: the ring (its eventfd registered: the ring thread's wake-up).
         lock: the backend's lock; guards every field here.
         reap: reap the ring's CQ and deliver the completions (any thread, no lock held);
             returns how many CQEs it took.
+        flush: ``flush(ts)``: submit the burst the waiter deferred (no lock held); True if
+            there was one.
         in_flight: how many requests the ring holds (called under ``lock``).
         wake_ring_thread: called under ``lock`` when the ring gets an owner; returns True if
             the ring thread must be woken (eventfd write, after releasing ``lock``) to start
@@ -162,9 +175,9 @@ class Leadership:
     """
 
     __slots__ = (
-        "_efd", "_in_flight", "_lock", "_stale_head", "_wake_ring_thread", "closed",
-        "followers", "leads", "owner", "poke_efd", "pokes", "reap", "ring", "takeovers",
-        "waiter", "waits",
+        "_efd", "_idle", "_in_flight", "_lock", "_shut", "_stale_head", "_wake_ring_thread",
+        "closed", "flush", "followers", "leads", "owner", "poke_efd", "pokes", "reap", "ring",
+        "takeovers", "waiter", "waits",
     )  # fmt: skip
 
     def __init__(
@@ -172,6 +185,7 @@ class Leadership:
         ring: BackendRing,
         lock: threading.Lock,
         reap: Callable[[], int],
+        flush: Callable[[ThreadState], bool],
         in_flight: Callable[[], int],
         wake_ring_thread: Callable[[], bool],
         efd: int,
@@ -179,6 +193,7 @@ class Leadership:
         self.ring = ring
         self._lock = lock
         self.reap = reap
+        self.flush = flush
         self._in_flight = in_flight
         self._wake_ring_thread = wake_ring_thread
         self._efd = efd
@@ -186,8 +201,11 @@ class Leadership:
         self.waiter: RingParker | None = None
         self.owner: RingParker | None = None
         self.followers: list[RingParker] = []
-        self.closed = False
+        #: True while nobody may lead (before the poke is armed, after close).
+        self.closed = True
+        self._shut = False
         self._stale_head = -1
+        self._idle = 0  # consecutive watch ticks that found the owned ring idle
         # Counters (statistics, tests): waiter entries, kernel waits, pokes, watch takeovers.
         self.leads = self.waits = self.pokes = self.takeovers = 0
 
@@ -262,13 +280,17 @@ class Leadership:
         owner = self.owner
         if owner is None or self.waiter is not None:
             self._stale_head = -1
+            self._idle = 0
             return False
         ring = self.ring
         if not ring.cq_ready():
             self._stale_head = -1
             if self._in_flight():
+                self._idle = 0
                 return False
-            self.disown_locked()  # idle: the eventfd covers it from now on
+            self._idle += 1
+            if self._idle >= _IDLE_TICKS:
+                self.disown_locked()  # idle for a while: the eventfd covers it from now on
             return False
         head = ring._cq_head
         if self._stale_head != head:
@@ -288,11 +310,16 @@ class Leadership:
         close), the exit hook writes the eventfd."""
         self.owner = None
         self._stale_head = -1
+        self._idle = 0
         self.ring.cq_eventfd_toggle(True)
 
+    def open_locked(self) -> None:
+        """The poke is armed: threads may lead (under the backend's lock)."""
+        self.closed = self._shut
+
     def give_up_locked(self) -> None:
-        """Nobody may lead any more (no poke to wake a leader): as at close, without waiting;
-        a current waiter sees ``closed`` at its next round (under the backend's lock)."""
+        """Nobody may lead until :meth:`open_locked` (no poke to wake a leader): a current
+        waiter sees ``closed`` at its next round (under the backend's lock)."""
         self.closed = True
         self.disown_locked()
 
@@ -304,7 +331,10 @@ class Leadership:
             if owner is not None and owner.ts is ts and self.waiter is None:
                 self.disown_locked()
                 full_fence()  # the enable store before the CQ tail load (Dekker, ``abi``)
-                wake = bool(self.ring.cq_ready()) and not self.closed
+                # CQEs that came while the eventfd was off, or a burst it deferred (``uring``):
+                # the ring thread takes them.
+                ring = self.ring
+                wake = bool(ring.cq_ready() or ring.sq_ready()) and not self._shut
         if wake:
             os.eventfd_write(self._efd, 1)
 
@@ -312,7 +342,7 @@ class Leadership:
         """After the ring thread drained the ring: no new waiter; wait for the current one to
         leave (poked), then close the poke eventfd. The caller closes the ring after this."""
         with self._lock:
-            self.closed = True
+            self.closed = self._shut = True
             waiter = self.waiter
         if waiter is not None:
             self.poke()

@@ -1,25 +1,20 @@
 """The ring as the io_uring backend uses it: an ``SqeSink`` plus a split publish / enter.
 
-Purpose: two small additions to :class:`~.abi.Ring` that only the backend needs.
+Purpose: small additions to :class:`~.abi.Ring` that only the backend needs.
 
 - :class:`BackendRing` *is* the ``SqeSink`` that FILE operations prepare their SQE through
   (``op.prep(ring, user_data)``): it pins the operation's memoryviews, builds the iovec array
   when there is more than one, writes a READ/WRITE (one buffer) or READV/WRITEV SQE, and returns
   the keepalive the backend holds until the CQE (liburing #733).
-- ``Ring.submit()`` publishes the SQ tail and enters the kernel in one call, so the caller must
-  hold the SQ lock across a possibly blocking ``io_uring_enter``. The backend instead
-  :meth:`~BackendRing.publish`\\ es under its lock and :meth:`~BackendRing.enter`\\ s (submit +
-  wait in one syscall) after releasing it, so issuing threads can keep preparing SQEs while
-  the ring thread sleeps in the kernel. That is safe because the kernel reads SQEs only up to
-  the tail we published (``smp_load_acquire`` of the SQ tail); slots past it are ours.
+- :meth:`~BackendRing.withdraw` turns a prepared SQE nobody has submitted into a NOP (a
+  cancel that wins without the kernel).
+- :meth:`~BackendRing.publish` and :meth:`~BackendRing.enter` split ``Ring.submit()``: the
+  backend publishes and submits under its lock (submission) and waits without it
+  (``enter(0, 1)``: leaders; ``enter_timeout``), so that waiting threads never hold the lock
+  that issuers need.
 
-With SQPOLL the kernel's poller consumes what is published, without any ``enter``; the
-backend then publishes from whichever thread prepared the SQE and wakes the poller with
-:meth:`~.abi.Ring.wakeup_sq` when it sleeps (``sqpoll``).
-
-Rules: SQ side only (prep, publish) under the backend's lock; ``enter`` with ``to_submit`` is
-called by the ring thread alone (io_uring requests belong to the task that submits them; see
-``uring``). Imports only ``abi``.
+Rules: SQ side only (prep, publish, a submitting enter) under the backend's lock: the
+submitting thread owns what it submits (``uring``). Imports only ``abi``.
 """
 
 from __future__ import annotations
@@ -31,8 +26,7 @@ from collections.abc import Sequence
 
 from .abi import Ring
 from .abi.consts import EnterFlags, IoringOp
-from .abi.prep import SQE
-from .abi.structs import GeteventsArg, KernelTimespec, make_iovecs, pin_readonly
+from .abi.structs import GeteventsArg, KernelTimespec, make_iovecs, make_msghdr, pin_readonly
 from .abi.syscall import ARGSZ_EXT, ARGSZ_NONE, NR_IO_URING_ENTER, _syscall, enter_error
 
 _from_buffer = ctypes.c_char.from_buffer
@@ -42,11 +36,11 @@ __all__ = ["BackendRing"]
 
 _GETEVENTS = int(EnterFlags.IORING_ENTER_GETEVENTS)
 _EXT_ARG = int(EnterFlags.IORING_ENTER_EXT_ARG)
-_USER_DATA = struct.Struct("<Q")  # io_uring_sqe.user_data, at byte 32 of the 64-byte SQE
 _U32 = 0xFFFFFFFF
+_USER_DATA = struct.Struct("<Q")  # io_uring_sqe.user_data, at byte 32 of the 64-byte SQE
+_OP_NOP = int(IoringOp.IORING_OP_NOP)
 #: Linux caps one read/write at MAX_RW_COUNT (INT_MAX & PAGE_MASK); the SQE ``len`` is a u32.
 _MAX_RW = 0x7FFFF000
-_OP_NOP = int(IoringOp.IORING_OP_NOP)
 
 
 class BackendRing(Ring):
@@ -82,25 +76,33 @@ class BackendRing(Ring):
         self.prep_writev(fd, iov, count, offset, user_data)
         return keep
 
-    def withdraw_unsubmitted(self, nop_user_data: int) -> list[int]:
-        """Take back the SQEs the kernel has not seen and never will on its own; return their
-        user_data (oldest first). Each slot becomes a NOP with ``nop_user_data``, so that a
-        later submit cannot start a request whose operation the caller has completed.
+    def recv(self, fd: int, buffers: Sequence[memoryview], flags: int, user_data: int) -> object:
+        """A socket receive into ``buffers`` (RECV, or RECVMSG for several); the keepalive."""
+        if len(buffers) == 1:
+            buf = buffers[0]
+            anchor = _from_buffer(buf)
+            self.prep_recv(fd, _addressof(anchor), buf.nbytes, user_data, 0, flags)
+            return anchor
+        addr, _, keep = make_msghdr(buffers, writable=True)
+        self.prep_recvmsg(fd, addr, user_data, 0, flags)
+        return keep
 
-        Only for salvaging after the thread that enters the ring died. Without SQPOLL that is
-        every SQE the kernel has not consumed; with SQPOLL only the unpublished ones: the
-        poller consumes published SQEs by itself (they are in flight).
-        """
+    def withdraw(self, user_data: int, nop_user_data: int) -> bool:
+        """Turn the prepared but unconsumed SQE with ``user_data`` into a NOP with
+        ``nop_user_data``; False if there is none. Only safe while nobody can submit (the
+        backend's lock: every submitting enter happens under it)."""
         u32 = self._sq_u32
-        start = u32[self._sq_tail_i] if self.sqpoll else u32[self._sq_head_i]
-        count = (self._sq_tail - start) & _U32
-        withdrawn = []
-        for i in range(count):
-            offset = ((start + i) & self._sq_mask) << 6
-            withdrawn.append(_USER_DATA.unpack_from(self._sqes, offset + 32)[0])
-            SQE.pack_into(self._sqes, offset, _OP_NOP, 0, 0, -1, 0, 0, 0, 0, nop_user_data,
-                          0, 0, 0, 0, 0)  # fmt: skip
-        return withdrawn
+        head = u32[self._sq_head_i]
+        sqes = self._sqes
+        mask = self._sq_mask
+        for i in range((self._sq_tail - head) & _U32):
+            offset = ((head + i) & mask) << 6
+            if _USER_DATA.unpack_from(sqes, offset + 32)[0] == user_data:
+                # A NOP touches nothing: its other fields may stay as they are.
+                sqes[offset] = _OP_NOP
+                _USER_DATA.pack_into(sqes, offset + 32, nop_user_data)
+                return True
+        return False
 
     # -- split submit -------------------------------------------------------------------------
 

@@ -5,10 +5,13 @@ waiting on the backend, and runs their heads when a poll says the descriptor is 
 
 Rules (the module docstring of ``backend`` has the whole picture):
 
-- Readiness based, like the thread backend: a one-shot ``POLL_ADD`` on ``op.fd`` for
-  ``op.poll_events``; when it fires, ``op.try_now()`` runs on the reaping thread (it never
-  blocks: the descriptors are non-blocking); ``None`` polls again. Any poll result retries
-  ``try_now`` - POLLERR and POLLHUP included, because it reports the error, EOF or broken pipe.
+- A head that pends puts one request into the kernel: the operation itself when it can
+  (``op.prep_pending``: a read becomes a RECV, or a READ on a pipe, which the kernel completes
+  with the data once there is some: its CQE is mapped by ``op.from_cqe``), else a one-shot
+  ``POLL_ADD`` on ``op.fd`` for ``op.poll_events``; when the poll fires, ``op.try_now()`` runs
+  on the reaping thread (it never blocks: the descriptors are non-blocking); ``None`` polls
+  again. Any poll result retries ``try_now`` - POLLERR and POLLHUP included, because it
+  reports the error, EOF or broken pipe.
 - Requests wait in one :class:`Line` per (fd, direction) and only the head polls, so pending
   requests complete in issue order (spec #66: two pending reads on a pipe). When the head
   finishes, the next is tried at once (data may already be there).
@@ -17,14 +20,16 @@ Rules (the module docstring of ``backend`` has the whole picture):
   removes a request queued behind the head itself (it never reached the kernel); the head is
   cancelled through its POLL_ADD's user_data, or - between two polls - by the reaper, which
   checks ``cancel_requested`` under the lock before polling again.
-- Arming a poll is the ring's business: the backend gives its ``arm(op, line)`` (under the
-  lock), which sets ``line.poll_ud`` or backlogs the poll.
+- Arming the head's request is the ring's business: the backend gives its ``arm(op, line)``
+  (under the lock), which sets ``line.poll_ud`` (and ``line.direct``, ``line.keep`` for the
+  operation itself) or backlogs a poll.
 
 Imports ``winaio._io`` (operations) and ``common`` only.
 """
 
 from __future__ import annotations
 
+import errno
 import select
 import threading
 from collections import deque
@@ -37,22 +42,29 @@ __all__ = ["Line", "StreamLines"]
 
 _POLLIN = select.POLLIN
 _POLLOUT = select.POLLOUT
+_EAGAIN = -errno.EAGAIN
 
 
 class Line:
     """The FIFO of STREAM requests waiting on one descriptor in one direction.
 
-    Only ``ops[0]`` (the head) ever has a POLL_ADD in flight (``poll_ud``, 0 if none).
-    Guarded by the backend's lock; the head is removed only by the reaper.
+    Only ``ops[0]`` (the head) ever has a request in the kernel (``poll_ud``, 0 if none): a
+    POLL_ADD, or (``direct``) the operation itself, whose memory ``keep`` holds until its CQE.
+    ``busy`` while a thread runs :meth:`StreamLines.service` on it: that thread takes care of
+    every request in it, new ones included (nobody else may put the head into the kernel).
+    Guarded by the backend's lock; the head is removed only by the servicing thread.
     """
 
-    __slots__ = ("fd", "key", "ops", "poll_ud")
+    __slots__ = ("busy", "direct", "fd", "keep", "key", "ops", "poll_ud")
 
     def __init__(self, fd: int, key: tuple[int, int]) -> None:
         self.fd = fd
         self.key = key
         self.ops: deque[Operation] = deque()
         self.poll_ud = 0
+        self.direct = False
+        self.keep: object = None
+        self.busy = False
 
 
 class StreamLines:
@@ -86,8 +98,8 @@ class StreamLines:
             line = self.lines[key] = Line(fd, key)
         line.ops.append(op)
         op.token = line
-        if len(line.ops) > 1:
-            return False
+        if len(line.ops) > 1 or line.busy:
+            return False  # behind the head, or the servicing thread will come to it
         self._arm(op, line)
         return True
 
@@ -103,26 +115,47 @@ class StreamLines:
         return True
 
     def service(self, line: Line, res: int, finished: Finished) -> None:
-        """The head of ``line`` had its poll end with ``res`` (``RETRY``: no poll): retry
-        heads until one would block (it polls again) or the line is empty. Completions are
-        appended to ``finished`` in line order."""
+        """The head of ``line`` had its request end with ``res`` (``RETRY``: none): complete
+        it, or retry heads until one would block (it polls again) or the line is empty.
+        Completions are appended to ``finished`` in line order."""
         lock = self._lock
         with lock:
             line.poll_ud = 0
+            direct = line.direct  # res is the head's own result, not a readiness
+            line.direct = False
+            line.keep = None  # the kernel is done with the head's memory
+            # Until this returns, an issuer that finds the line empty must not put its
+            # request into the kernel: this loop takes it (two requests of one line in the
+            # kernel at once would take the data out of order).
+            line.busy = True
         while True:
             with lock:
                 if not line.ops:
+                    line.busy = False
                     if self.lines.get(line.key) is line:
                         del self.lines[line.key]
                     return
                 op = line.ops[0]
-                if res == ECANCELED or self.given_up(op):
+                # A head whose own request came back with a result keeps it, cancelled or not:
+                # the kernel may have taken the data already.
+                if res == ECANCELED or (not direct and self.given_up(op)):
                     line.ops.popleft()
                     finished.append((op, CANCELLED, 0))
                     res = RETRY
+                    direct = False  # the next head has nothing in the kernel yet
                     continue
             result: tuple[int, int] | None
-            if res < 0:
+            if direct:
+                direct = False
+                if res == _EAGAIN:
+                    result = None  # (not seen with io_uring's internal poll) wait again
+                else:
+                    try:
+                        result = op.from_cqe(res)
+                    except Exception:
+                        report(f"mapping the CQE of {op!r}")
+                        result = UNSUCCESSFUL, 0
+            elif res < 0:
                 result = errno_to_status(-res), 0  # the poll itself failed (EBADF...)
             else:
                 try:
@@ -140,6 +173,7 @@ class StreamLines:
                         self.enqueue_locked(op)
                         continue
                     else:
+                        line.busy = False
                         self._arm(op, line)
                         return
                 line.ops.popleft()

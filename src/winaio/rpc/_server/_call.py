@@ -330,7 +330,14 @@ class ServerCall:
             if not isinstance(exc, Exception):
                 raise
         else:
-            self.complete(result)
+            try:
+                self.complete(result)
+            except RpcError as exc:
+                # The manager completed or aborted its own call (current_call()) before it
+                # returned: that reply stands and the return value is ignored, as in rpcrt4.
+                # Nothing may escape into the pool's worker thread.
+                if exc.status != _INVALID_ASYNC_HANDLE:
+                    raise
         finally:
             _current.reset(token)
 
@@ -358,7 +365,11 @@ class ServerCall:
             if not isinstance(exc, Exception):
                 raise
         else:
-            self.complete(result)
+            try:
+                self.complete(result)
+            except RpcError as exc:
+                if exc.status != _INVALID_ASYNC_HANDLE:  # completed itself: as run_thread
+                    raise
 
     def __repr__(self) -> str:
         return f"<ServerCall {self.operation.procedure.name} call_id={self.call_id}>"

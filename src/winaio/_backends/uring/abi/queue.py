@@ -58,6 +58,7 @@ _SQ_WAIT = int(EnterFlags.IORING_ENTER_SQ_WAIT)
 _NEED_WAKEUP = int(SqRingFlags.IORING_SQ_NEED_WAKEUP)
 _NEEDS_FLUSH = int(SqRingFlags.IORING_SQ_CQ_OVERFLOW | SqRingFlags.IORING_SQ_TASKRUN)
 _EVENTFD_DISABLED = int(CqRingFlags.IORING_CQ_EVENTFD_DISABLED)
+_CQ_OVERFLOW = int(SqRingFlags.IORING_SQ_CQ_OVERFLOW)
 
 
 class RingQueue:
@@ -251,7 +252,7 @@ class RingQueue:
 
     def cq_has_overflow(self) -> bool:
         """True when completions are waiting on the kernel's overflow list."""
-        return bool(self._sq_u32[self._sq_flags_i] & SqRingFlags.IORING_SQ_CQ_OVERFLOW)
+        return bool(self._sq_u32[self._sq_flags_i] & _CQ_OVERFLOW)
 
     def _flush(self) -> bool:
         # Move overflowed CQEs (and deferred task work) into the CQ ring. SQ untouched.

@@ -1,0 +1,552 @@
+"""64-byte echo over loopback TCP: winaio's overlapped sockets and completion ports (server and
+client) against the asyncio and uvloop Protocol echoes and the raw ceilings. Not a test; prints
+one JSON object.
+
+Run: ``flock /work/coord/bench.lock .venv/bin/python benchmarks/bench_sockets.py [--quick]
+[--rounds 3] [--table] [--output F]`` (uvloop: the ``bench`` extra). Method of perf-anchors.md
+§0 and §4: every server in its own process, every client run in another, interleaved rounds
+(every server and mode once, then again, the starting server rotating), medians, ratios between
+rows of the same run.
+
+Servers (``--serve KIND`` prints ``PORT n``): ``winaio.core.t1`` / ``winaio.core.t2`` and
+``winaio.win32.t1`` / ``winaio.win32.t2`` (``sock_winaio``: the IOCP echo through the core or the
+Win32 aliases, 1 or 2 port threads), ``asyncio_protocol``, ``uvloop_protocol``, ``raw_threaded``
+(the ceiling) and ``raw_epoll`` (``sock_anchors``). A server that cannot start, is not installed
+or crashes makes its rows ``{"unavailable": reason}`` (with the signal when it was killed by
+one) and the run goes on.
+
+Clients (``--client MODE --impl raw|winaio``): the same raw-socket client (``sock_anchors``)
+drives every server in ``c1`` (ping-pong, p50/p99 per round trip), ``c64`` (64 connections, one
+message in flight on each, calls/s) and ``pipelined`` (64 messages per ``sendall`` on one
+connection); the winaio client (``sock_winaio``) drives the raw echo servers in the same modes:
+rows ``winaio.client@SERVER/MODE``.
+
+Every row carries the client's CPU share (the client must not be the bottleneck: the raw rows
+must stay well above the others, ``client_check``) and the server's CPU per call (steadier than
+wall-clock rates on a shared machine). ``targets`` holds issue 9's: winaio C=1 p50 <= 1.1x the
+asyncio Protocol echo's and C=64 calls/s >= 1.0x its, for each winaio server row, and the alias
+layer within 1.25x of the core; ``info_ratios`` compares every row with the raw ceilings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import sys
+import time
+from typing import Any
+
+import bench_procs
+import sock_anchors
+from bench_procs import cpu_times, noise_since, raise_nofile, ratio, source_info
+
+MODES = ("c1", "c64", "pipelined")
+WINAIO_SERVERS = ("winaio.core.t1", "winaio.core.t2", "winaio.win32.t1", "winaio.win32.t2")
+ANCHORS = ("asyncio_protocol", "uvloop_protocol", "raw_threaded", "raw_epoll")
+RAW = ("raw_threaded", "raw_epoll")
+SERVERS = WINAIO_SERVERS + ANCHORS
+ASYNCIO = "asyncio_protocol"
+C1_P50_MAX = 1.1  # issue 9: winaio C=1 p50 <= 1.1x asyncio Protocol's
+C64_MIN = 1.0  # issue 9: winaio C=64 calls/s >= 1.0x asyncio Protocol's
+ALIAS_MAX = 1.25
+CRASH_ENV, MISSING_ENV = (
+    "WINAIO_BENCH_CRASH",
+    "WINAIO_BENCH_MISSING",
+)  # test hooks  # the alias layer costs at most a quarter more than the core
+
+
+def log(*parts: object) -> None:
+    print(*parts, file=sys.stderr, flush=True)
+
+
+# -- child processes ---------------------------------------------------------------------------
+
+
+def serve(kind: str, skip: bool) -> None:
+    raise_nofile()
+    _test_hooks(kind)
+    if kind.startswith("winaio."):
+        import sock_winaio  # only in winaio's own server processes
+
+        _, form, threads = kind.split(".")
+        sock_winaio.serve(form, int(threads[1:]), skip)
+    else:
+        sock_anchors.SERVE[kind]()
+
+
+def _test_hooks(kind: str) -> None:
+    """The harness's own tests simulate a missing anchor and a crashing one (as
+    ``io_thirdparty`` does for bench_io): ``WINAIO_BENCH_MISSING=KIND,...`` fails the server's
+    start with ModuleNotFoundError; ``WINAIO_BENCH_CRASH=KIND`` kills it with SIGILL before it
+    listens, ``KIND@connect`` when the first client connects."""
+    if kind in os.environ.get(MISSING_ENV, "").split(","):
+        raise ModuleNotFoundError(f"No module named {kind!r} (simulated: {MISSING_ENV})")
+    crash = os.environ.get(CRASH_ENV, "").split(",")
+    if kind in crash:
+        os.kill(os.getpid(), signal.SIGILL)
+    if f"{kind}@connect" in crash:
+        lsock = socket.create_server(("127.0.0.1", 0))
+        bench_procs.announce(lsock.getsockname()[1])
+        lsock.accept()
+        os.kill(os.getpid(), signal.SIGILL)
+
+
+def client(mode: str, impl: str, port: int, load: sock_anchors.Load) -> dict[str, Any]:
+    raise_nofile()
+    if impl == "winaio":
+        import sock_winaio  # only in the winaio client's processes
+
+        return sock_winaio.CLIENTS[mode](port, load)
+    return sock_anchors.CLIENTS[mode](port, load)
+
+
+class Pair:
+    """One (server, client implementation): the rows of every mode."""
+
+    def __init__(self, server: str, impl: str) -> None:
+        self.server, self.impl = server, impl
+        #: mode -> list of (round, client result + server CPU); mode -> why it stopped.
+        self.runs: dict[str, list[tuple[int, dict[str, Any]]]] = {m: [] for m in MODES}
+        self.failed: dict[str, str] = {}
+
+    def row(self, mode: str) -> str:
+        prefix = "" if self.impl == "raw" else f"{self.impl}.client@"
+        return f"{prefix}{self.server}/{mode}"
+
+
+def measure(
+    pair: Pair,
+    server: bench_procs.ServerProcess,
+    mode: str,
+    rnd: int,
+    opts: argparse.Namespace,
+) -> None:
+    args = [
+        "--client",
+        mode,
+        "--impl",
+        pair.impl,
+        "--port",
+        str(server.port),
+        "--duration",
+        str(opts.duration),
+        "--warmup",
+        str(opts.warmup),
+        "--calls",
+        str(opts.calls),
+    ]
+    if not server.alive():
+        raise RuntimeError(f"server {bench_procs.exit_reason(server.proc.returncode)}")
+    cpu0 = server.cpu_seconds()
+    try:
+        got = bench_procs.run_script(__file__, args, timeout=opts.duration + opts.warmup + 60)
+    except RuntimeError as exc:
+        if server.alive():
+            raise
+        raise RuntimeError(f"server {bench_procs.exit_reason(server.proc.returncode)}") from exc
+    if not server.alive():
+        raise RuntimeError(f"server {bench_procs.exit_reason(server.proc.returncode)}")
+    calls = got.get("calls") or 0
+    if calls:
+        # The server's CPU over the whole client run (connect, warm-up, drain included) per
+        # measured call: an upper bound, comparable between rows of the same mode.
+        got["server_cpu_us_per_call"] = 1e6 * (server.cpu_seconds() - cpu0) / calls
+    pair.runs[mode].append((rnd, got))
+
+
+# -- report ------------------------------------------------------------------------------------
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def summarize(pair: Pair, mode: str, unavailable: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"server": pair.server, "client": pair.impl, "mode": mode}
+    if unavailable:
+        out["unavailable"] = unavailable
+        return out
+    runs = [r for _, r in pair.runs[mode]]
+    if mode in pair.failed:
+        out["failed"] = pair.failed[mode]
+        if not runs:
+            out["unavailable"] = f"unavailable: {pair.failed[mode]}"
+            return out
+    rates = [r["calls_per_s"] for r in runs]
+    med = statistics.median(rates)
+    out.update(
+        calls_per_s_median=round(med),
+        p50_us_median=round(statistics.median(r["p50_us"] for r in runs), 1),
+        p99_us_median=round(statistics.median(r["p99_us"] for r in runs), 1),
+        calls_per_s_rounds=[round(x) for x in rates],
+        p50_us_rounds=[round(r["p50_us"], 1) for r in runs],
+        spread_pct=round(100.0 * (max(rates) - min(rates)) / med, 1) if med else None,
+        errors=sum(r.get("errors", 0) for r in runs),
+        client_cpu_pct_median=round(statistics.median(r["client_cpu_pct"] for r in runs), 1),
+        # The client's share of a core over calls/s (its warm-up at the same rate): CPU per call.
+        client_cpu_us_per_call_median=round(
+            statistics.median(1e4 * r["client_cpu_pct"] / r["calls_per_s"] for r in runs), 2
+        ),
+    )
+    server_cpu = [r["server_cpu_us_per_call"] for r in runs if "server_cpu_us_per_call" in r]
+    if server_cpu:
+        out["server_cpu_us_per_call_median"] = round(statistics.median(server_cpu), 2)
+    return out
+
+
+def _per_round(pairs: dict[str, Pair], num: str, den: str, mode: str, key: str) -> list[float]:
+    a = dict(pairs[num].runs[mode]) if num in pairs else {}
+    b = dict(pairs[den].runs[mode]) if den in pairs else {}
+    return [a[r][key] / b[r][key] for r in sorted(a.keys() & b.keys()) if b[r][key]]
+
+
+def target(
+    name: str,
+    rows: dict[str, dict[str, Any]],
+    pairs: dict[str, Pair],
+    num: str,
+    den: str,
+    mode: str,
+    key: str,
+    bound: float,
+    at_most: bool,
+) -> dict[str, Any]:
+    """One target: ``rows[num/mode][key] / rows[den/mode][key]`` against ``bound``."""
+    a, b = rows.get(f"{num}/{mode}", {}), rows.get(f"{den}/{mode}", {})
+    value = ratio(a.get(f"{key}_median"), b.get(f"{key}_median"))
+    out: dict[str, Any] = {"target": name, "ratio": None if value is None else round(value, 3)}
+    rounds = _per_round(pairs, num, den, mode, key)
+    out["ratio_median_of_rounds"] = round(statistics.median(rounds), 3) if rounds else None
+    # Each row's best round (lowest latency, highest rate): on a shared machine the rounds are
+    # bimodal (quiet or not), and this is the nearest to a quiet machine. Information only.
+    best = min if at_most else max
+    a_rounds = [r[key] for _, r in pairs[num].runs[mode]] if num in pairs else []
+    b_rounds = [r[key] for _, r in pairs[den].runs[mode]] if den in pairs else []
+    value_best = ratio(best(a_rounds), best(b_rounds)) if a_rounds and b_rounds else None
+    out["ratio_of_best_rounds"] = None if value_best is None else round(value_best, 3)
+    out["threshold_max" if at_most else "threshold"] = bound
+    if value is None:
+        why = [
+            f"{r}: {rows.get(r, {}).get('unavailable', 'not run')}"
+            for r in (f"{num}/{mode}", f"{den}/{mode}")
+            if f"{key}_median" not in rows.get(r, {})
+        ]
+        out["met"] = None
+        out["why_no_ratio"] = "; ".join(why)
+    else:
+        out["met"] = value <= bound if at_most else value >= bound
+    return out
+
+
+def targets(rows: dict[str, dict[str, Any]], pairs: dict[str, Pair]) -> list[dict[str, Any]]:
+    out = []
+    for kind in WINAIO_SERVERS:
+        out.append(
+            target(
+                f"{kind} C=1 p50 <= {C1_P50_MAX}x asyncio Protocol's",
+                rows,
+                pairs,
+                kind,
+                ASYNCIO,
+                "c1",
+                "p50_us",
+                C1_P50_MAX,
+                True,
+            )
+        )
+        out.append(
+            target(
+                f"{kind} C=64 calls/s >= {C64_MIN}x asyncio Protocol's",
+                rows,
+                pairs,
+                kind,
+                ASYNCIO,
+                "c64",
+                "calls_per_s",
+                C64_MIN,
+                False,
+            )
+        )
+    for threads in ("t1", "t2"):
+        core, alias = f"winaio.core.{threads}", f"winaio.win32.{threads}"
+        out.append(
+            target(
+                f"alias layer: {alias} C=1 p50 <= {ALIAS_MAX}x {core}'s",
+                rows,
+                pairs,
+                alias,
+                core,
+                "c1",
+                "p50_us",
+                ALIAS_MAX,
+                True,
+            )
+        )
+        out.append(
+            target(
+                f"alias layer: {alias} C=64 calls/s >= {1 / ALIAS_MAX}x {core}'s",
+                rows,
+                pairs,
+                alias,
+                core,
+                "c64",
+                "calls_per_s",
+                1 / ALIAS_MAX,
+                False,
+            )
+        )
+    return out
+
+
+def info_ratios(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Every measured row against the raw ceilings, asyncio and uvloop (same mode): calls/s
+    ratio (higher is better) and p50 ratio (lower is better)."""
+    out: dict[str, Any] = {}
+    for name, row in rows.items():
+        if "calls_per_s_median" not in row:
+            continue
+        mode = row["mode"]
+        mine: dict[str, Any] = {}
+        for ref in (*RAW, ASYNCIO, "uvloop_protocol"):
+            other = rows.get(f"{ref}/{mode}", {})
+            if other is row or "calls_per_s_median" not in other:
+                continue
+            calls = ratio(row["calls_per_s_median"], other["calls_per_s_median"])
+            p50 = ratio(row["p50_us_median"], other["p50_us_median"])
+            mine[ref] = {
+                "calls_per_s": round(calls, 3) if calls else None,
+                "p50": round(p50, 3) if p50 else None,
+            }
+        out[name] = mine
+    return out
+
+
+def client_check(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Is the raw client the bottleneck? Per mode: the best raw echo against the best other
+    server, the client's CPU share on the best raw row, and for every winaio server row the
+    server's CPU per call over the client's (above 1: the server needs more CPU per call than
+    the client driving it, so the client is not what limits that row).
+
+    On loopback the raw echo and the client make the same syscalls, whose kernel cost (the
+    whole TCP path of both ends runs in the sender's context) dominates: the raw epoll echo
+    cannot be far above uvloop's, and the client cannot be far cheaper than the raw echo."""
+    out: dict[str, Any] = {}
+    for mode in ("c64", "pipelined"):
+        raw = [
+            rows[f"{k}/{mode}"] for k in RAW if "calls_per_s_median" in rows.get(f"{k}/{mode}", {})
+        ]
+        others = [
+            r
+            for name, r in rows.items()
+            if r.get("mode") == mode
+            and r.get("client") == "raw"
+            and r["server"] not in RAW
+            and "calls_per_s_median" in r
+        ]
+        if not raw or not others:
+            out[mode] = {"note": "raw or other rows missing"}
+            continue
+        best_raw = max(raw, key=lambda r: r["calls_per_s_median"])
+        best_other = max(others, key=lambda r: r["calls_per_s_median"])
+        out[mode] = {
+            "best_raw": f"{best_raw['server']}: {best_raw['calls_per_s_median']}",
+            "best_other": f"{best_other['server']}: {best_other['calls_per_s_median']}",
+            "raw_over_best_other": round(
+                best_raw["calls_per_s_median"] / best_other["calls_per_s_median"], 3
+            ),
+            "client_cpu_pct_on_best_raw": best_raw["client_cpu_pct_median"],
+            "server_over_client_cpu_per_call": {
+                r["server"]: round(
+                    r["server_cpu_us_per_call_median"] / r["client_cpu_us_per_call_median"], 2
+                )
+                for r in others
+                if r["server"].startswith("winaio.")
+                and r.get("server_cpu_us_per_call_median")
+                and r.get("client_cpu_us_per_call_median")
+            },
+        }
+    return out
+
+
+def table(rows: dict[str, dict[str, Any]]) -> str:
+    lines = [
+        "| server | C=1 p50 us | C=1 p99 us | C=64 calls/s | C=64 p50 us | pipelined calls/s "
+        "| server CPU us/call (C=64) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    names = dict.fromkeys(name.rsplit("/", 1)[0] for name in rows)
+    for name in names:
+        c1, c64, pipe = (rows.get(f"{name}/{m}", {}) for m in MODES)
+
+        def cell(row: dict[str, Any], key: str) -> str:
+            value = row.get(key)
+            return "n/a" if value is None else f"{value:,}"
+
+        lines.append(
+            f"| {name} | {cell(c1, 'p50_us_median')} | {cell(c1, 'p99_us_median')} | "
+            f"{cell(c64, 'calls_per_s_median')} | {cell(c64, 'p50_us_median')} | "
+            f"{cell(pipe, 'calls_per_s_median')} | "
+            f"{cell(c64, 'server_cpu_us_per_call_median')} |"
+        )
+    return "\n".join(lines)
+
+
+# -- harness -----------------------------------------------------------------------------------
+
+
+def winaio_backend() -> dict[str, str]:
+    """The backend the winaio processes get (same machine, same environment)."""
+    try:
+        from winaio._runtime import selection  # the harness itself never runs winaio I/O
+
+        chosen = selection()
+        return {"name": chosen.name, "reason": chosen.reason}
+    except Exception as exc:  # the rows then say what failed
+        return {"name": "unknown", "reason": str(exc)}
+
+
+def harness(opts: argparse.Namespace) -> dict[str, Any]:
+    kinds = [k for k in opts.servers.split(",") if k]
+    on = [k for k in opts.winaio_client_on.split(",") if k]
+    pairs = {kind: Pair(kind, "raw") for kind in kinds}
+    for kind in on:
+        pairs[f"winaio.client@{kind}"] = Pair(kind, "winaio")
+    extra = [] if opts.skip else ["--no-skip"]
+    servers: dict[str, bench_procs.ServerProcess] = {}
+    unavailable: dict[str, str] = {}
+    load_start = os.getloadavg()
+    for kind in dict.fromkeys([*kinds, *on]):
+        try:
+            servers[kind] = bench_procs.ServerProcess(__file__, kind, extra)
+        except Exception as exc:
+            unavailable[kind] = f"unavailable: {exc}"
+        log(f"server {kind}: {'up' if kind in servers else unavailable[kind]}")
+    noise: list[dict[str, float]] = []
+    order = list(pairs)
+    try:
+        for rnd in range(opts.rounds):
+            before = cpu_times()
+            shift = rnd % len(order)
+            for key in order[shift:] + order[:shift]:
+                pair = pairs[key]
+                server = servers.get(pair.server)
+                if server is None:
+                    continue
+                for mode in opts.modes.split(","):
+                    if mode in pair.failed:
+                        continue
+                    try:
+                        measure(pair, server, mode, rnd, opts)
+                    except Exception as exc:
+                        pair.failed[mode] = str(exc)
+                        log(f"round {rnd}: {pair.row(mode)}: failed: {exc}")
+                        continue
+                    got = pair.runs[mode][-1][1]
+                    log(
+                        f"round {rnd}: {pair.row(mode)}: {got['calls_per_s']:.0f} calls/s, "
+                        f"p50 {got['p50_us']:.0f} us, client CPU {got['client_cpu_pct']:.0f}%"
+                    )
+            noise.append(noise_since(before))
+    finally:
+        for server in servers.values():
+            server.stop()
+
+    rows: dict[str, dict[str, Any]] = {}
+    for pair in pairs.values():
+        for mode in opts.modes.split(","):
+            rows[pair.row(mode)] = summarize(pair, mode, unavailable.get(pair.server))
+    return {
+        "benchmark": "bench_sockets",
+        "method": "perf-anchors.md §0/§4: 64-byte echo over loopback TCP; every server in its "
+        f"own process, every client run in another; {opts.duration}s runs after {opts.warmup}s "
+        f"warm-up, {opts.rounds} interleaved rounds (rotated), medians",
+        "machine": {
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "cpu_model": bench_procs.cpu_model(),
+            "winaio_backend": winaio_backend(),
+            **source_info(),
+        },
+        "load": {"loadavg_start": load_start, "loadavg_end": os.getloadavg()},
+        "config": {
+            "duration_s": opts.duration,
+            "warmup_s": opts.warmup,
+            "rounds": opts.rounds,
+            "calls_per_run": opts.calls or None,
+            "winaio_skip_completion_port_on_success": opts.skip,
+            "connections_c64": 64,
+            "pipeline_depth": 64,
+            "message_bytes": 64,
+        },
+        "rows": rows,
+        "targets": targets(rows, pairs),
+        "info_ratios": info_ratios(rows),
+        "client_check": client_check(rows),
+        "noise": noise,
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--serve", help="(child) run the echo server KIND")
+    parser.add_argument("--client", choices=MODES, help="(child) run one client MODE")
+    parser.add_argument("--impl", choices=["raw", "winaio"], default="raw")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--duration", type=float, default=2.0, help="measured seconds per run")
+    parser.add_argument("--warmup", type=float, default=0.3)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--calls",
+        type=int,
+        default=0,
+        help="instead of timed runs: exactly N measured calls per run (batches when pipelined), "
+        "no warm-up (the harness's own tests)",
+    )
+    parser.add_argument("--servers", default=",".join(SERVERS))
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument(
+        "--winaio-client-on",
+        default="raw_threaded",
+        help="servers the winaio client drives (comma list; empty: none)",
+    )
+    parser.add_argument(
+        "--no-skip",
+        dest="skip",
+        action="store_false",
+        help="winaio servers: no FILE_SKIP_COMPLETION_PORT_ON_SUCCESS",
+    )
+    parser.add_argument("--quick", action="store_true", help="0.5 s runs, 1 round")
+    parser.add_argument("--table", action="store_true", help="markdown table on stderr")
+    parser.add_argument("--output", help="also write the JSON there")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse_args(argv)
+    if opts.serve:
+        serve(opts.serve, opts.skip)
+        return 0
+    if opts.client:
+        load = sock_anchors.Load(opts.duration, opts.warmup, opts.calls)
+        result = client(opts.client, opts.impl, opts.port, load)
+        print(json.dumps(result))
+        return 0
+    if opts.quick:
+        opts.duration, opts.warmup, opts.rounds = 0.5, 0.1, 1
+    started = time.monotonic()
+    result = harness(opts)
+    result["wall_s"] = round(time.monotonic() - started, 1)
+    bench_procs.emit(result, opts.output)
+    if opts.table:
+        log(table(result["rows"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

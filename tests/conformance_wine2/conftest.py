@@ -1,0 +1,47 @@
+"""Fixtures for the second Wine-derived conformance suite: behaviours ported from Wine's
+``dlls/kernel32/tests/{pipe,file,sync,thread,timer}.c``, ``dlls/ntdll/tests/pipe.c`` and
+``dlls/ws2_32/tests/sock.c`` (which pass on real Windows) that ``tests/conformance_wine/`` does
+not cover yet, driven only through ``winaio.win32``.
+
+Each test names its source (``[W:k32/pipe.c:test_NamedPipe_2]``); where Wine marks a check
+``todo_wine`` the Windows result is the one asserted. The suite reuses the I/O conformance kit
+(``tests/conformance_io/conftest.py``: the ``io`` fixture parametrized over both I/O backends,
+bounded waits, everything closed at teardown), loaded by path as ``tests/conformance_wine`` does;
+``kit`` gives the same helpers once, for tests that do no I/O.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+_KIT_PATH = pathlib.Path(__file__).resolve().parent.parent / "conformance_io" / "conftest.py"
+_NAME = "winaio_tests_io_kit"
+io_kit = sys.modules.get(_NAME)
+if io_kit is None:
+    _spec = importlib.util.spec_from_file_location(_NAME, _KIT_PATH)
+    assert _spec is not None and _spec.loader is not None
+    io_kit = importlib.util.module_from_spec(_spec)
+    sys.modules[_spec.name] = io_kit  # dataclasses look their module up
+    _spec.loader.exec_module(io_kit)
+
+# Fixtures (pytest collects them from this module's namespace).
+backend = io_kit.backend
+io = io_kit.io
+testing = io_kit.testing
+_clean_main_thread_apcs = io_kit._clean_main_thread_apcs
+
+
+@pytest.fixture
+def kit(tmp_path: pathlib.Path) -> Iterator[Any]:
+    """The I/O kit's helpers for tests that do no I/O (one run, not one per backend)."""
+    k = io_kit.IoKit("none", tmp_path)
+    try:
+        yield k
+    finally:
+        k.teardown()
