@@ -9,6 +9,8 @@ Servers, each in its own process (``--serve KIND`` prints ``PORT n``):
 
 - ``winaio``: our RPC server answering rpcecho EchoData (opnum 1) of 64 bytes: 96-byte request
   PDUs (stub: len, max_count, 64 octets) and 92-byte response PDUs (max_count, 64 octets).
+- ``winaio_inline``: the same with rpcecho's computing managers declared ``@rpc.inline`` (run on
+  the thread that received the call, no call object: the runtime's cheapest form).
 - ``raw_threaded``: the ceiling, blocking sockets with one thread per connection; it cuts the
   stream into DCE/RPC frames by ``frag_length`` (offset 8) and echoes every frame of one
   ``recv`` back in one ``sendall``: no DCE/RPC, no NDR.
@@ -60,7 +62,7 @@ from bench_procs import (
     summary,
 )
 
-SERVERS = ["winaio", "raw_threaded", "asyncio_protocol", "uvloop_protocol"]
+SERVERS = ["winaio", "winaio_inline", "raw_threaded", "asyncio_protocol", "uvloop_protocol"]
 ECHO_UUID = UUID("60a15ec5-4de8-11d7-a637-005056a20182")
 NDR20 = UUID("8a885d04-1ceb-11c9-9fe8-08002b104860")
 PAYLOAD = bytes(range(64))
@@ -168,8 +170,36 @@ def serve_winaio() -> None:
     server = rpc.Server()
     rpc.register_echo(server)
     server.use_protseq("ncacn_ip_tcp", None, host="127.0.0.1")
+    server.listen()  # before the port is announced: the first call finds the server listening
     announce(int(server.bindings[0].endpoint))
-    server.listen(wait=True)
+    server.wait()
+
+
+def serve_winaio_inline() -> None:
+    # The same server with rpcecho's computing procedures declared non-blocking (@rpc.inline,
+    # docs/design.md §5 "The fast path"): the manager form the runtime answers cheapest.
+    from winaio import rpc
+    from winaio.rpc._interfaces import _echo
+
+    server = rpc.Server()
+    rpc.register_echo(server)
+    reg = server.registration(rpc.ECHO_INTERFACE)
+    assert reg is not None
+    managers: dict[int | str, Any] = {
+        op.procedure.name: op.manager for op in reg.operations.values()
+    }
+    for name, fn in [
+        ("AddOne", _echo.add_one),
+        ("EchoData", _echo.echo_data),
+        ("SinkData", _echo.sink_data),
+        ("SourceData", _echo.source_data),
+    ]:
+        managers[name] = rpc.inline(fn)
+    server.register_interface(rpc.ECHO_INTERFACE, managers)  # replaces the EPV
+    server.use_protseq("ncacn_ip_tcp", None, host="127.0.0.1")
+    server.listen()
+    announce(int(server.bindings[0].endpoint))
+    server.wait()
 
 
 SERVE = {
@@ -177,6 +207,7 @@ SERVE = {
     "asyncio_protocol": lambda: serve_asyncio(False),
     "uvloop_protocol": lambda: serve_asyncio(True),
     "winaio": serve_winaio,
+    "winaio_inline": serve_winaio_inline,
 }
 
 
@@ -441,6 +472,18 @@ def harness(opts: argparse.Namespace) -> dict[str, Any]:
         "c1_calls_winaio_vs_uvloop_protocol": ratio(
             get("winaio/c1_pingpong", "calls_per_s_median"),
             get("uvloop_protocol/c1_pingpong", "calls_per_s_median"),
+        ),
+        "c64_winaio_inline_vs_uvloop_protocol": ratio(
+            get("winaio_inline/c64_pipelined", "calls_per_s_median"),
+            get("uvloop_protocol/c64_pipelined", "calls_per_s_median"),
+        ),
+        "c1_p50_winaio_inline_vs_raw_threaded": ratio(
+            get("winaio_inline/c1_pingpong", "p50_us_median"),
+            get("raw_threaded/c1_pingpong", "p50_us_median"),
+        ),
+        "c1_p50_uvloop_protocol_vs_raw_threaded": ratio(
+            get("uvloop_protocol/c1_pingpong", "p50_us_median"),
+            get("raw_threaded/c1_pingpong", "p50_us_median"),
         ),
         "c1_winaio_own_client_vs_impacket_client": ratio(
             get("winaio/c1_pingpong", "calls_per_s_median"),

@@ -21,9 +21,10 @@ the bytes to write; on the server they include anything queued before them, so w
 last fault), close the transport and call ``close()``. ``LocalProtocolError`` means the
 caller misused the API; the connection is unchanged.
 
-Server events: Bound, ContextAltered, BindRefused, RequestReceived, RequestRejected,
-CancelRequested, CallOrphaned, ConnectionClosed. Client events: BindAccepted, BindRejected,
-AlterContextAccepted, ResponseReceived, FaultReceived, ShutdownRequested, ConnectionClosed.
+Server events: Bound, ContextAltered, BindRefused, RequestReceived, RequestFragment,
+RequestRejected, CancelRequested, CallOrphaned, ConnectionClosed. Client events: BindAccepted,
+BindRejected, AlterContextAccepted, ResponseReceived, FaultReceived, ShutdownRequested,
+ConnectionClosed.
 
 Nothing here imports socket, asyncio, threading, time or the NDR package: stub data is opaque.
 """
@@ -48,6 +49,7 @@ from ._events import (
     ContextAltered,
     FaultReceived,
     NeedData,
+    RequestFragment,
     RequestReceived,
     RequestRejected,
     ResponseReceived,
@@ -74,6 +76,7 @@ __all__ = [
     "ContextAltered",
     "BindRefused",
     "RequestReceived",
+    "RequestFragment",
     "RequestRejected",
     "CancelRequested",
     "CallOrphaned",

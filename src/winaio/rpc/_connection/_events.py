@@ -37,6 +37,7 @@ __all__ = [
     "ContextAltered",
     "BindRefused",
     "RequestReceived",
+    "RequestFragment",
     "RequestRejected",
     "CancelRequested",
     "CallOrphaned",
@@ -139,6 +140,18 @@ class RequestReceived(NamedTuple, Generic[IfT]):
     pfc_flags: int
     drep: bytes
     cancel_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFragment:
+    """More stub octets of a request dispatched before its last fragment (a *streamed*
+    request, see ``ServerConnection(stream_requests=...)``): one fragment's stub, in order;
+    ``last`` on the final one. Its RequestReceived came without PFC_LAST_FRAG in ``pfc_flags``.
+    """
+
+    call_id: int
+    stub: bytes
+    last: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +269,7 @@ ServerEvent: TypeAlias = (
     | ContextAltered[IfT]
     | BindRefused
     | RequestReceived[IfT]
+    | RequestFragment
     | RequestRejected
     | CancelRequested
     | CallOrphaned

@@ -88,6 +88,7 @@ from ._events import (
     ConnectionClosed,
     ContextAltered,
     NeedData,
+    RequestFragment,
     RequestReceived,
     RequestRejected,
     ServerEvent,
@@ -156,6 +157,10 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
             endpoint, e.g. the TCP port as a string). Sent NUL-terminated.
         peer: the client's identity (IP address) for association-join checks.
         max_request_size: limit on a reassembled request stub (4 MiB, [MS-RPCE §3.3.3.5.4]).
+        stream_requests: ``(interface token, opnum) -> bool``: requests for which it is true
+            are dispatched at their first fragment (RequestReceived without PFC_LAST_FRAG),
+            their other fragments following as RequestFragment events, with no total size
+            limit (asynchronous [in] pipes, rpc-spec §A9: the runtime bounds what it buffers).
     """
 
     def __init__(
@@ -167,6 +172,7 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
         sec_addr: bytes | str = b"",
         peer: Hashable | None = None,
         max_request_size: int = MAX_REQUEST_SIZE,
+        stream_requests: Callable[[IfT, int], bool] | None = None,
     ) -> None:
         super().__init__()
         if not MUST_RECV_FRAG_SIZE <= max_frag <= 0xFFFF:
@@ -186,6 +192,7 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
         self._rx: Reassembly[IfT] | None = None
         self._calls: dict[int, Call] = {}
         self._order: deque[Slot] = deque()
+        self._stream = stream_requests
 
     # -- properties ----------------------------------------------------------------------------
 
@@ -370,6 +377,8 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
         # orphaned
         if call is not None and not call.orphaned:
             call.orphaned = True
+            if rx is not None and rx.call_id == h.call_id:
+                self._rx = None  # a streamed request: its other fragments are dropped
             if not self._conc_mpx:
                 call.data = b""
                 self._flush()
@@ -479,7 +488,9 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
 
     # -- requests ------------------------------------------------------------------------------
 
-    def _on_request(self, h: Header, off: int) -> RequestReceived[IfT] | RequestRejected | None:
+    def _on_request(
+        self, h: Header, off: int
+    ) -> RequestReceived[IfT] | RequestFragment | RequestRejected | None:
         alloc_hint, p_cont_id, opnum, obj, start, end, verifier = request_fields(self._buf, off, h)
         call_id, flags = h.call_id, h.pfc_flags
         if verifier is not None:
@@ -501,12 +512,17 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
                 why = "no presentation context" if self._bound else "request before bind"
                 return self._reject(call_id, p_cont_id, _UNK_IF, f"{why} {p_cont_id}")
             stub = self._buf[start:end]
+            cancels = 1 if flags & _PENDING_CANCEL else 0  # a cancel was pending at the client
+            stream = self._stream
+            if not flags & _LAST and stream is not None and stream(ctx.interface, opnum):
+                rx = self._rx = Reassembly(call_id, ctx, opnum, obj, h.drep, flags, b"", cancels)
+                rx.streaming = True
+                return self._dispatch(call_id, ctx, opnum, stub, obj, flags, h.drep, cancels)
             # On the first fragment alloc_hint is the whole stub under both conventions (MS:
             # remaining bytes, impacket: total), so it can refuse a large call early (Samba).
             if alloc_hint > self._max_request or len(stub) > self._max_request:
                 reason = f"request of {max(alloc_hint, len(stub))} bytes"
                 return self._reject(call_id, p_cont_id, _ACCESS_DENIED, reason)
-            cancels = 1 if flags & _PENDING_CANCEL else 0  # a cancel was pending at the client
             if flags & _LAST:
                 return self._dispatch(call_id, ctx, opnum, stub, obj, flags, h.drep, cancels)
             self._rx = Reassembly(call_id, ctx, opnum, obj, h.drep, flags, stub, cancels)
@@ -518,6 +534,11 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
             self._die(call_id, p_cont_id, "request fragment without PFC_FIRST_FRAG")
         if p_cont_id != rx.context.p_cont_id or opnum != rx.opnum or h.drep != rx.drep:
             self._die(call_id, p_cont_id, "p_cont_id, opnum or drep changed between fragments")
+        if rx.streaming:
+            last = bool(flags & _LAST)
+            if last:
+                self._rx = None
+            return RequestFragment(call_id, self._buf[start:end], last)
         rx.chunks.append(self._buf[start:end])
         rx.size += end - start
         if rx.size > self._max_request:
@@ -591,10 +612,13 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
                 return data  # the common case: nothing else queued
             out.append(data)
             return self.data_to_send()
+        if call.held:
+            data = b"".join([*call.held, data])  # streamed parts still waiting for their turn
+            call.held = None
         order = self._order
         if order[0] is call:
             order.popleft()
-            if not out and not (order and order[0].data is not None):
+            if not out and not (order and (order[0].data is not None or order[0].held)):
                 return data  # the common case: answered in order, nothing else queued
             out.append(data)
         else:
@@ -608,6 +632,42 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
             data = order.popleft().data
             if data:
                 self._out.append(data)
+        if order and order[0].held:
+            head = order[0]
+            assert isinstance(head, Call)
+            self._out += head.held or ()
+            head.held = None  # a streamed reply's parts: now its turn
+
+    def send_response_part(self, call_id: int, stub: bytes) -> bytes:
+        """Send part of a dispatched call's response stub now, leaving the response open (an
+        asynchronous [out] pipe's chunks as the manager pushes them, rpc-spec §A9); returns
+        the bytes to write now. ``send_response`` sends the rest and ends it.
+
+        Fragments carry PFC_FIRST_FRAG on the call's first, never PFC_LAST_FRAG, alloc_hint 0.
+        Without PFC_CONC_MPX a call's parts wait (held here) until every earlier reply has
+        left, so replies stay in request order and never interleave (rpc #74); with it they
+        leave at once, each fragment whole (the client routes by call_id [MS-RPCE §3.3.1.5.8]).
+        """
+        call = self._calls.get(call_id)
+        if call is None:
+            raise LocalProtocolError(
+                f"no dispatched call with call_id {call_id} (already answered?)",
+                status=RpcStatus.RPC_S_NO_CALL_ACTIVE,
+            )
+        if call.orphaned or not stub:
+            return self.data_to_send()
+        data = response_fragments(
+            call_id, call.p_cont_id, stub, self._xmit, cancel_count=min(call.cancel_count, 255),
+            rpc_vers_minor=self._minor, first=not call.streamed, last=False,
+        )  # fmt: skip
+        call.streamed = True
+        if self._conc_mpx or self._order[0] is call:
+            self._out.append(data)
+        elif call.held is None:
+            call.held = [data]
+        else:
+            call.held.append(data)
+        return self.data_to_send()
 
     def send_response(self, call_id: int, stub: bytes) -> bytes:
         """Answer a dispatched call; returns the bytes to write now (maybe b"" if the reply must
@@ -623,6 +683,7 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
         data = response_fragments(
             call_id, call.p_cont_id, stub, self._xmit,
             cancel_count=min(call.cancel_count, 255), rpc_vers_minor=self._minor,
+            first=not call.streamed,
         )  # fmt: skip
         return self._complete(call, data)
 

@@ -45,6 +45,10 @@ class Engine(Protocol):
 
     def create_task(self, coro: Coroutine[Any, Any, Any]) -> Any: ...
 
+    def create_future(self) -> Any:
+        """An awaitable future of the loop (loop thread only): ``set_result``/``done``."""
+        ...
+
     def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn`` on the loop thread and return its result (or raise its exception)."""
         ...
