@@ -202,11 +202,16 @@ def test_out_pipe_flow_control_blocks_the_pushing_thread(pipe_server: Any, clien
     server = pipe_server({"Source": source})
     client = clients(address_of(server), interface=PIPE_IF)
     client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-    total = 200  # 50 MiB if nothing held it back
+    total = 120  # 30 MiB if nothing held it back
     client.send(0, SOURCE.encode_request({"n": total}))
-    time.sleep(0.5)
+    # Wait until the pushes stop progressing (the write buffer is full), at most 5 s.
+    deadline = time.monotonic() + 5
+    last = -1
+    while time.monotonic() < deadline and len(pushed) != last:
+        last = len(pushed)
+        time.sleep(0.3)
     stalled = len(pushed)
-    assert stalled < total // 2, "pushes went on while the client read nothing"
+    assert stalled < total // 2, f"{stalled} pushes went on while the client read nothing"
     reader = bytearray()
     got = 0
     while True:

@@ -35,6 +35,7 @@ from ._base import AssociationGroups, InterfaceRegistry, SimpleRegistry
 from ._client import ClientConnection
 from ._contexts import SUPPORTED_BIND_TIME_FEATURES, fault_status, select_interface
 from ._events import (
+    DISPATCHED,
     NEED_DATA,
     AcceptedContext,
     AlterContextAccepted,
@@ -48,6 +49,7 @@ from ._events import (
     ConnectionClosed,
     ContextAltered,
     FaultReceived,
+    InlineHandler,
     NeedData,
     RequestFragment,
     RequestReceived,
@@ -56,7 +58,7 @@ from ._events import (
     ServerEvent,
     ShutdownRequested,
 )
-from ._server import DISPATCHED, InlineHandler, ServerConnection
+from ._server import ServerConnection
 
 __all__ = [
     "DISPATCHED",

@@ -23,6 +23,7 @@ Rules:
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Generic, Literal, NamedTuple, TypeAlias, TypeVar
 from uuid import UUID
@@ -32,6 +33,9 @@ from .._pdu import ContextResult, SyntaxId
 __all__ = [
     "NEED_DATA",
     "NeedData",
+    "DISPATCHED",
+    "Dispatched",
+    "InlineHandler",
     "AcceptedContext",
     "Bound",
     "ContextAltered",
@@ -57,6 +61,7 @@ IfT = TypeVar("IfT")
 
 class _Sentinel(enum.Enum):
     NEED_DATA = "NEED_DATA"
+    DISPATCHED = "DISPATCHED"
 
     def __repr__(self) -> str:
         return self.value
@@ -65,6 +70,15 @@ class _Sentinel(enum.Enum):
 #: Returned by ``next_event()`` when the buffered bytes do not hold a complete PDU.
 NEED_DATA: Final = _Sentinel.NEED_DATA
 NeedData: TypeAlias = Literal[_Sentinel.NEED_DATA]
+#: Returned by an ``answer_inline`` handler for a request it dispatched but did not answer:
+#: the call is pending, answered later with ``send_response``/``send_fault``.
+DISPATCHED: Final = _Sentinel.DISPATCHED
+Dispatched: TypeAlias = Literal[_Sentinel.DISPATCHED]
+#: ``handler(token, opnum, call_id, buf, start, end)`` -> response stub (bytes), fault status
+#: (int), DISPATCHED, or None (declined).
+InlineHandler: TypeAlias = Callable[
+    [IfT, int, int, bytes, int, int], "bytes | int | Dispatched | None"
+]
 
 
 @dataclass(frozen=True, slots=True)

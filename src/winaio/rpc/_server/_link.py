@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -53,7 +52,7 @@ from ._pipes import InStream, OutStream, PipeIn, empty_chunk
 if TYPE_CHECKING:
     from ._server import Server
 
-__all__ = ["Inbox", "Link"]
+__all__ = ["Link"]
 
 log = logging.getLogger("winaio.rpc.server")
 
@@ -68,33 +67,6 @@ _INLINE: Final = ManagerKind.INLINE
 _LAST_FRAG: Final = 0x02  # PFC_LAST_FRAG: a RequestReceived without it is a streamed request
 _CANCELLED: Final = int(RpcStatus.RPC_S_CALL_CANCELLED)
 _frame: Final = inline_frame
-
-
-class Inbox:
-    """Completions handed to the loop thread from other threads, one wake-up per burst."""
-
-    __slots__ = ("_armed", "_engine", "_items")
-
-    def __init__(self, engine: Any) -> None:
-        self._engine = engine
-        self._items: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
-        self._armed = False
-
-    def push(self, fn: Callable[..., Any], *args: Any) -> None:
-        self._items.append((fn, args))
-        if not self._armed:
-            self._armed = True
-            self._engine.call_soon_threadsafe(self._drain)
-
-    def _drain(self) -> None:
-        self._armed = False  # before draining: a push racing with us re-arms
-        items = self._items
-        while items:
-            fn, args = items.popleft()
-            try:
-                fn(*args)
-            except Exception:
-                log.exception("completion %r failed", fn)
 
 
 def _streamed(reg: Registration, opnum: int) -> bool:
