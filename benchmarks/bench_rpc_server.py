@@ -9,8 +9,6 @@ Servers, each in its own process (``--serve KIND`` prints ``PORT n``):
 
 - ``winaio``: our RPC server answering rpcecho EchoData (opnum 1) of 64 bytes: 96-byte request
   PDUs (stub: len, max_count, 64 octets) and 92-byte response PDUs (max_count, 64 octets).
-- ``winaio_inline``: the same with rpcecho's computing managers declared ``@rpc.inline`` (run on
-  the thread that received the call, no call object: the runtime's cheapest form).
 - ``raw_threaded``: the ceiling, blocking sockets with one thread per connection; it cuts the
   stream into DCE/RPC frames by ``frag_length`` (offset 8) and echoes every frame of one
   ``recv`` back in one ``sendall``: no DCE/RPC, no NDR.
@@ -62,7 +60,7 @@ from bench_procs import (
     summary,
 )
 
-SERVERS = ["winaio", "winaio_inline", "raw_threaded", "asyncio_protocol", "uvloop_protocol"]
+SERVERS = ["winaio", "raw_threaded", "asyncio_protocol", "uvloop_protocol"]
 ECHO_UUID = UUID("60a15ec5-4de8-11d7-a637-005056a20182")
 NDR20 = UUID("8a885d04-1ceb-11c9-9fe8-08002b104860")
 PAYLOAD = bytes(range(64))
@@ -175,39 +173,11 @@ def serve_winaio() -> None:
     server.wait()
 
 
-def serve_winaio_inline() -> None:
-    # The same server with rpcecho's computing procedures declared non-blocking (@rpc.inline,
-    # docs/design.md §5 "The fast path"): the manager form the runtime answers cheapest.
-    from winaio import rpc
-    from winaio.rpc._interfaces import _echo
-
-    server = rpc.Server()
-    rpc.register_echo(server)
-    reg = server.registration(rpc.ECHO_INTERFACE)
-    assert reg is not None
-    managers: dict[int | str, Any] = {
-        op.procedure.name: op.manager for op in reg.operations.values()
-    }
-    for name, fn in [
-        ("AddOne", _echo.add_one),
-        ("EchoData", _echo.echo_data),
-        ("SinkData", _echo.sink_data),
-        ("SourceData", _echo.source_data),
-    ]:
-        managers[name] = rpc.inline(fn)
-    server.register_interface(rpc.ECHO_INTERFACE, managers)  # replaces the EPV
-    server.use_protseq("ncacn_ip_tcp", None, host="127.0.0.1")
-    server.listen()
-    announce(int(server.bindings[0].endpoint))
-    server.wait()
-
-
 SERVE = {
     "raw_threaded": serve_raw_threaded,
     "asyncio_protocol": lambda: serve_asyncio(False),
     "uvloop_protocol": lambda: serve_asyncio(True),
     "winaio": serve_winaio,
-    "winaio_inline": serve_winaio_inline,
 }
 
 
@@ -472,14 +442,6 @@ def harness(opts: argparse.Namespace) -> dict[str, Any]:
         "c1_calls_winaio_vs_uvloop_protocol": ratio(
             get("winaio/c1_pingpong", "calls_per_s_median"),
             get("uvloop_protocol/c1_pingpong", "calls_per_s_median"),
-        ),
-        "c64_winaio_inline_vs_uvloop_protocol": ratio(
-            get("winaio_inline/c64_pipelined", "calls_per_s_median"),
-            get("uvloop_protocol/c64_pipelined", "calls_per_s_median"),
-        ),
-        "c1_p50_winaio_inline_vs_raw_threaded": ratio(
-            get("winaio_inline/c1_pingpong", "p50_us_median"),
-            get("raw_threaded/c1_pingpong", "p50_us_median"),
         ),
         "c1_p50_uvloop_protocol_vs_raw_threaded": ratio(
             get("uvloop_protocol/c1_pingpong", "p50_us_median"),
