@@ -38,7 +38,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 if TYPE_CHECKING:
     from ._ops import Operation
@@ -46,8 +46,11 @@ if TYPE_CHECKING:
 __all__ = [
     "Backend",
     "BackendStatistics",
+    "IdleWork",
     "OpKind",
+    "add_idle_work",
     "get_backend",
+    "run_idle_work",
     "set_backend_factory",
 ]
 
@@ -110,3 +113,28 @@ def get_backend(name: str | None = None) -> Backend:
     if _factory is None:
         raise RuntimeError("no I/O backend factory installed (winaio._runtime not imported)")
     return _factory(name)
+
+
+class IdleWork:
+    """Work a thread about to block in GetQueuedCompletionStatus may do itself instead: the
+    thread backend runs a queued FILE request inline there, rather than hand it to a worker
+    and wait for the worker to hand the completion back (two thread hand-offs).
+
+    ``queued`` is a hint kept by the backends (requests they hold that a waiting thread could
+    run); a port looks at it before calling :func:`run_idle_work`, so that it costs nothing
+    when nothing is queued.
+    """
+
+    queued: ClassVar[int] = 0
+    hooks: ClassVar[list[Callable[[], bool]]] = []
+
+
+def add_idle_work(fn: Callable[[], bool]) -> None:
+    """Register ``fn`` (a backend, once at import): see :func:`run_idle_work`."""
+    IdleWork.hooks.append(fn)
+
+
+def run_idle_work() -> bool:
+    """Called by a thread about to block on a completion port (no lock held): let a backend
+    run one pending request on this thread. True if one ran (the caller looks again)."""
+    return any(fn() for fn in IdleWork.hooks)

@@ -41,6 +41,7 @@ from .._kernel._threads import check_terminating, current_thread_state
 from .._kernel._wait import block
 from ..codes import NtStatus, WaitCode, WinError, ntstatus_to_winerror
 from ..errors import Win32Error
+from ._backend import IdleWork, run_idle_work
 
 __all__ = ["CompletionPacket", "CompletionPort", "set_async_iterator"]
 
@@ -201,29 +202,41 @@ class CompletionPort(DispatcherObject):
             run_special_apcs(ts)
         check_terminating(ts)
         wb: WaitBlock | None = None
-        _acquire()  # not ``with``: half the cost on 3.11 (a hot path)
-        try:
-            if self.closed:
-                raise Win32Error(WinError.ERROR_ABANDONED_WAIT_0)
-            self._enter_locked(ts)
-            packets = self._packets
-            if packets and len(self._running) < self.concurrency:
-                taken = _take(packets, max_count)
-                self._running.add(ts)
-                return _HANDOFF, taken
-            if alertable and (ts.apcs or ts.special_apcs):
-                self._running.add(ts)
-                code = _IO_COMPLETION
-            elif timeout is not None and timeout <= 0:
-                self._running.add(ts)
-                code = _TIMEOUT
-            else:
-                wb = WaitBlock(ts, (), False, alertable, self._detach)
-                wb.data = max_count
-                self._getters.append(wb)
-                ts.wait = wb
-        finally:
-            _release()
+        idle = timeout is None
+        while True:
+            work = False
+            _acquire()  # not ``with``: half the cost on 3.11 (a hot path)
+            try:
+                if self.closed:
+                    raise Win32Error(WinError.ERROR_ABANDONED_WAIT_0)
+                self._enter_locked(ts)
+                packets = self._packets
+                if packets and len(self._running) < self.concurrency:
+                    taken = _take(packets, max_count)
+                    self._running.add(ts)
+                    return _HANDOFF, taken
+                if alertable and (ts.apcs or ts.special_apcs):
+                    self._running.add(ts)
+                    code = _IO_COMPLETION
+                elif timeout is not None and timeout <= 0:
+                    self._running.add(ts)
+                    code = _TIMEOUT
+                elif idle and IdleWork.queued:
+                    # Rather than block while a backend holds a request that this thread could
+                    # run itself (``_backend.run_idle_work``): run it, then look again.
+                    self._running.add(ts)
+                    work = True
+                else:
+                    wb = WaitBlock(ts, (), False, alertable, self._detach)
+                    wb.data = max_count
+                    self._getters.append(wb)
+                    ts.wait = wb
+            finally:
+                _release()
+            if not work:
+                break
+            if not run_idle_work():
+                idle = False  # nothing to run after all: block this time
         if wb is not None:
             code = block(ts, wb, None if timeout is None else monotonic() + timeout, None)
             if code == _HANDOFF:
