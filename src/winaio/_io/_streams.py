@@ -24,12 +24,12 @@ import struct
 import termios
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from .._kernel import _wait
 from ..codes import NtStatus, WinError
 from ..errors import Win32Error
-from ._files import FileObject
+from ._files import FileObject, start
 from ._ops import (
     AcceptOp,
     CompletionRoutine,
@@ -38,7 +38,7 @@ from ._ops import (
     StreamReadOp,
     StreamWriteOp,
 )
-from ._overlapped import Overlapped
+from ._overlapped import STATUS_PENDING, Overlapped
 from ._requests import RequestMethods
 
 __all__ = ["PipeWriteOp", "Socket", "StreamFile", "create_pipe", "create_socket"]
@@ -67,11 +67,54 @@ class StreamFile(RequestMethods, FileObject):
     """
 
     __slots__ = ()
+    #: No page-cache attempt for streams (``_requests.read_file`` looks for one).
+    read_now: ClassVar[None] = None
 
     def __init__(self, fd: int, **kwargs: Any) -> None:
         super().__init__(fd, **kwargs)
         if fd >= 0:
             os.set_blocking(fd, False)
+
+    def start_read(
+        self,
+        buffer: Any,
+        overlapped: Overlapped,
+        *,
+        size: int | None = None,
+        routine: CompletionRoutine | None = None,
+    ) -> bool:
+        """ReadFile / WSARecv (see :meth:`RequestMethods.start_read`). The hot case - one whole
+        writable byte buffer, overlapped, no routine - builds its request at once."""
+        if size is None and routine is None and overlapped is not None and self.overlapped:
+            cls = buffer.__class__
+            if cls is bytearray or (
+                cls is memoryview
+                and not buffer.readonly
+                and buffer.c_contiguous
+                and buffer.ndim == 1
+                and buffer.format == "B"
+            ):
+                view = buffer if cls is memoryview else memoryview(buffer)
+                return start(self.read_op((view,), overlapped)) != STATUS_PENDING
+        return RequestMethods.start_read(self, buffer, overlapped, size=size, routine=routine)
+
+    def start_write(
+        self,
+        data: Any,
+        overlapped: Overlapped,
+        *,
+        size: int | None = None,
+        routine: CompletionRoutine | None = None,
+    ) -> bool:
+        """WriteFile / WSASend (see :meth:`RequestMethods.start_write`); the hot case as for
+        :meth:`start_read`, with read-only buffers too."""
+        if size is None and routine is None and overlapped is not None and self.overlapped:
+            cls = data.__class__
+            if cls is bytes or cls is bytearray:
+                return start(self.write_op((memoryview(data),), overlapped)) != STATUS_PENDING
+            if cls is memoryview and data.c_contiguous and data.ndim == 1 and data.format == "B":
+                return start(self.write_op((data,), overlapped)) != STATUS_PENDING
+        return RequestMethods.start_write(self, data, overlapped, size=size, routine=routine)
 
     def read_op(
         self,

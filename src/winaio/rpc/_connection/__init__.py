@@ -21,9 +21,10 @@ the bytes to write; on the server they include anything queued before them, so w
 last fault), close the transport and call ``close()``. ``LocalProtocolError`` means the
 caller misused the API; the connection is unchanged.
 
-Server events: Bound, ContextAltered, BindRefused, RequestReceived, RequestRejected,
-CancelRequested, CallOrphaned, ConnectionClosed. Client events: BindAccepted, BindRejected,
-AlterContextAccepted, ResponseReceived, FaultReceived, ShutdownRequested, ConnectionClosed.
+Server events: Bound, ContextAltered, BindRefused, RequestReceived, RequestFragment,
+RequestRejected, CancelRequested, CallOrphaned, ConnectionClosed. Client events: BindAccepted,
+BindRejected, AlterContextAccepted, ResponseReceived, FaultReceived, ShutdownRequested,
+ConnectionClosed.
 
 Nothing here imports socket, asyncio, threading, time or the NDR package: stub data is opaque.
 """
@@ -34,6 +35,7 @@ from ._base import AssociationGroups, InterfaceRegistry, SimpleRegistry
 from ._client import ClientConnection
 from ._contexts import SUPPORTED_BIND_TIME_FEATURES, fault_status, select_interface
 from ._events import (
+    DISPATCHED,
     NEED_DATA,
     AcceptedContext,
     AlterContextAccepted,
@@ -47,14 +49,16 @@ from ._events import (
     ConnectionClosed,
     ContextAltered,
     FaultReceived,
+    InlineHandler,
     NeedData,
+    RequestFragment,
     RequestReceived,
     RequestRejected,
     ResponseReceived,
     ServerEvent,
     ShutdownRequested,
 )
-from ._server import DISPATCHED, InlineHandler, ServerConnection
+from ._server import ServerConnection
 
 __all__ = [
     "DISPATCHED",
@@ -74,6 +78,7 @@ __all__ = [
     "ContextAltered",
     "BindRefused",
     "RequestReceived",
+    "RequestFragment",
     "RequestRejected",
     "CancelRequested",
     "CallOrphaned",

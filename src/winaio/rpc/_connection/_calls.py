@@ -6,7 +6,8 @@
 - ``Call``: a dispatched call awaiting ``send_response``/``send_fault``: its p_cont_id (echoed
   in the reply), the co_cancel count (echoed as cancel_count), the orphaned flag.
 - ``Reassembly``: the request being received in fragments; at most one per connection since a
-  client sends all fragments of a request before the next one [MS-RPCE §3.3.1.5.8].
+  client sends all fragments of a request before the next one [MS-RPCE §3.3.1.5.8]. A streamed
+  request (dispatched at its first fragment) keeps one too, to route its later fragments.
 """
 
 from __future__ import annotations
@@ -25,15 +26,18 @@ class Slot:
     """A place in the reply order of a connection without CONC_MPX; ``data`` None = not ready."""
 
     __slots__ = ("data",)
+    #: Streamed response parts waiting for this slot to reach the head (Call only).
+    held: list[bytes] | None = None
 
     def __init__(self, data: bytes | None = None) -> None:
         self.data = data
 
 
 class Call(Slot):
-    """A dispatched call awaiting send_response/send_fault."""
+    """A dispatched call awaiting send_response/send_fault. ``streamed``: response parts
+    were sent (or held) already, so the rest carries no PFC_FIRST_FRAG."""
 
-    __slots__ = ("call_id", "cancel_count", "orphaned", "p_cont_id")
+    __slots__ = ("call_id", "cancel_count", "held", "orphaned", "p_cont_id", "streamed")
 
     def __init__(self, call_id: int, p_cont_id: int, cancel_count: int) -> None:
         self.data = None  # Slot's field, set here: one frame less per call
@@ -41,6 +45,8 @@ class Call(Slot):
         self.p_cont_id = p_cont_id
         self.cancel_count = cancel_count
         self.orphaned = False
+        self.streamed = False
+        self.held = None
 
 
 class Reassembly(Generic[IfT]):
@@ -48,6 +54,7 @@ class Reassembly(Generic[IfT]):
 
     __slots__ = (
         "call_id", "cancel_count", "chunks", "context", "drep", "flags", "object", "opnum", "size",
+        "streaming",
     )  # fmt: skip
 
     def __init__(
@@ -70,3 +77,5 @@ class Reassembly(Generic[IfT]):
         self.chunks = [first]
         self.size = len(first)
         self.cancel_count = cancel_count
+        #: Dispatched at its first fragment: the others leave as RequestFragment events.
+        self.streaming = False

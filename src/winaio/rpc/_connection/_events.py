@@ -23,6 +23,7 @@ Rules:
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Generic, Literal, NamedTuple, TypeAlias, TypeVar
 from uuid import UUID
@@ -32,11 +33,15 @@ from .._pdu import ContextResult, SyntaxId
 __all__ = [
     "NEED_DATA",
     "NeedData",
+    "DISPATCHED",
+    "Dispatched",
+    "InlineHandler",
     "AcceptedContext",
     "Bound",
     "ContextAltered",
     "BindRefused",
     "RequestReceived",
+    "RequestFragment",
     "RequestRejected",
     "CancelRequested",
     "CallOrphaned",
@@ -56,6 +61,7 @@ IfT = TypeVar("IfT")
 
 class _Sentinel(enum.Enum):
     NEED_DATA = "NEED_DATA"
+    DISPATCHED = "DISPATCHED"
 
     def __repr__(self) -> str:
         return self.value
@@ -64,6 +70,15 @@ class _Sentinel(enum.Enum):
 #: Returned by ``next_event()`` when the buffered bytes do not hold a complete PDU.
 NEED_DATA: Final = _Sentinel.NEED_DATA
 NeedData: TypeAlias = Literal[_Sentinel.NEED_DATA]
+#: Returned by an ``answer_inline`` handler for a request it dispatched but did not answer:
+#: the call is pending, answered later with ``send_response``/``send_fault``.
+DISPATCHED: Final = _Sentinel.DISPATCHED
+Dispatched: TypeAlias = Literal[_Sentinel.DISPATCHED]
+#: ``handler(token, opnum, call_id, buf, start, end)`` -> response stub (bytes), fault status
+#: (int), DISPATCHED, or None (declined).
+InlineHandler: TypeAlias = Callable[
+    [IfT, int, int, bytes, int, int], "bytes | int | Dispatched | None"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +154,18 @@ class RequestReceived(NamedTuple, Generic[IfT]):
     pfc_flags: int
     drep: bytes
     cancel_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFragment:
+    """More stub octets of a request dispatched before its last fragment (a *streamed*
+    request, see ``ServerConnection(stream_requests=...)``): one fragment's stub, in order;
+    ``last`` on the final one. Its RequestReceived came without PFC_LAST_FRAG in ``pfc_flags``.
+    """
+
+    call_id: int
+    stub: bytes
+    last: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +283,7 @@ ServerEvent: TypeAlias = (
     | ContextAltered[IfT]
     | BindRefused
     | RequestReceived[IfT]
+    | RequestFragment
     | RequestRejected
     | CancelRequested
     | CallOrphaned

@@ -34,23 +34,22 @@ Rules (spec B4-B8 and the sources cited inline):
   more than 4 MiB of stub (or an alloc_hint announcing it) -> status 5 (rpc #70). Later
   fragments of such a call, and of orphaned calls, are dropped under [MS-RPCE §3.3.3.5.6].
   Broken sequencing raises RemoteProtocolError after queueing a nca_s_proto_error fault.
-- Replies: without PFC_CONC_MPX, responses/faults leave in request order (a finished call
-  waits for the calls before it) and whole, so fragments of calls never interleave (rpc #74);
-  with it they leave as they complete (rpc #73). A call answered after its orphaned PDU
-  produces nothing. Fault statuses go through ``codes.rpc_to_nca_status`` and never carry
-  0 or a code MS-RPCE §3.3.3.5.1 forbids (rpc #61).
+  ``stream_requests`` dispatches chosen requests at their first fragment (RequestFragment
+  events follow); ``answer_inline`` is the runtime's fast path (its docstring).
+- Replies: ``_replies.Replies`` (request order without PFC_CONC_MPX, rpc #73/#74; streamed
+  parts; nothing for an orphaned call). Fault statuses go through ``codes.rpc_to_nca_status``
+  and never carry 0 or a code MS-RPCE §3.3.3.5.1 forbids (rpc #61).
 """
 
 from __future__ import annotations
 
 import struct
-from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Final, Generic, NoReturn, TypeVar
 from uuid import UUID
 
 from ...codes import NcaStatus, RpcStatus
-from ...errors import LocalProtocolError, RemoteProtocolError
+from ...errors import RemoteProtocolError
 from .._pdu import (
     MAX_FRAG_SIZE,
     MUST_RECV_FRAG_SIZE,
@@ -77,9 +76,10 @@ from ._base import (
     ConnectionBase,
     InterfaceRegistry,
 )
-from ._calls import Call, Reassembly, Slot
+from ._calls import Reassembly
 from ._contexts import NegotiationError, fault_status, negotiate_contexts
 from ._events import (
+    DISPATCHED,
     AcceptedContext,
     BindRefused,
     Bound,
@@ -87,33 +87,19 @@ from ._events import (
     CancelRequested,
     ConnectionClosed,
     ContextAltered,
+    InlineHandler,
     NeedData,
+    RequestFragment,
     RequestReceived,
     RequestRejected,
     ServerEvent,
 )
+from ._replies import Replies
 
-__all__ = ["DISPATCHED", "InlineHandler", "ServerConnection"]
+__all__ = ["ServerConnection"]
 
 IfT = TypeVar("IfT")
 
-
-class _Dispatched:
-    """The type of :data:`DISPATCHED`."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "DISPATCHED"
-
-
-#: What an ``answer_inline`` handler returns for a request it dispatched but did not answer:
-#: it becomes a pending call, answered later with ``send_response``/``send_fault``.
-DISPATCHED: Final = _Dispatched()
-
-#: ``handler(token, opnum, call_id, buf, start, end)`` -> response stub (bytes), fault status
-#: (int), DISPATCHED, or None (declined).
-InlineHandler = Callable[[IfT, int, int, bytes, int, int], "bytes | int | _Dispatched | None"]
 
 _FIRST: Final = int(PfcFlags.PFC_FIRST_FRAG)
 _LAST: Final = int(PfcFlags.PFC_LAST_FRAG)
@@ -156,6 +142,10 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
             endpoint, e.g. the TCP port as a string). Sent NUL-terminated.
         peer: the client's identity (IP address) for association-join checks.
         max_request_size: limit on a reassembled request stub (4 MiB, [MS-RPCE §3.3.3.5.4]).
+        stream_requests: ``(interface token, opnum) -> bool``: requests for which it is true
+            are dispatched at their first fragment (RequestReceived without PFC_LAST_FRAG),
+            their other fragments following as RequestFragment events, with no total size
+            limit (asynchronous [in] pipes, rpc-spec §A9: the runtime bounds what it buffers).
     """
 
     def __init__(
@@ -167,6 +157,7 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
         sec_addr: bytes | str = b"",
         peer: Hashable | None = None,
         max_request_size: int = MAX_REQUEST_SIZE,
+        stream_requests: Callable[[IfT, int], bool] | None = None,
     ) -> None:
         super().__init__()
         if not MUST_RECV_FRAG_SIZE <= max_frag <= 0xFFFF:
@@ -184,8 +175,8 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
         self._contexts: dict[int, AcceptedContext[IfT]] = {}
         self._current_call_id: int | None = None
         self._rx: Reassembly[IfT] | None = None
-        self._calls: dict[int, Call] = {}
-        self._order: deque[Slot] = deque()
+        self._replies = Replies(self._out, self.data_to_send, max_frag)
+        self._stream = stream_requests
 
     # -- properties ----------------------------------------------------------------------------
 
@@ -200,7 +191,7 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
     @property
     def pending_call_ids(self) -> tuple[int, ...]:
         """Dispatched calls not yet answered (including orphaned ones)."""
-        return tuple(self._calls)
+        return tuple(self._replies.calls)
 
     # -- events --------------------------------------------------------------------------------
 
@@ -265,7 +256,12 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
         ``next_event()``, which applies every rule of the general path to it, so the handler
         must have done nothing observable when it declines.
         """
-        if self._error is not None or self._rx is not None or (self._order and not self._conc_mpx):
+        replies = self._replies
+        if (
+            self._error is not None
+            or self._rx is not None
+            or (replies.order and not self._conc_mpx)
+        ):
             return 0
         buf, off = self._buf, self._off
         size = len(buf)
@@ -307,10 +303,8 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
                 last = current = call_id
                 answered += 1
                 if reply is DISPATCHED:
-                    call = Call(call_id, p_cont_id, 0)
-                    self._calls[call_id] = call
+                    replies.add(call_id, p_cont_id, 0)
                     if not self._conc_mpx:
-                        self._order.append(call)
                         break  # later replies wait for this one: the general path queues them
                 elif isinstance(reply, bytes):
                     n = len(reply)
@@ -323,7 +317,7 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
                             )
                         )
                 else:
-                    status: int = reply  # type: ignore[assignment]
+                    status: int = reply  # a fault status (DISPATCHED and bytes handled above)
                     out.append(
                         fault_pdu(call_id, p_cont_id, fault_status(status), rpc_vers_minor=minor)
                     )
@@ -358,7 +352,7 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
         pdu = parse_pdu_at(self._buf, off, h)
         if isinstance(pdu, AlterContext):
             return self._on_alter(pdu)
-        call = self._calls.get(h.call_id)
+        call = self._replies.calls.get(h.call_id)
         rx = self._rx
         if ptype == PType.CO_CANCEL:
             if call is not None and not call.orphaned:
@@ -369,10 +363,9 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
             return None  # cancel for a call that is not active: nothing to do [C706 §12.6.4.6]
         # orphaned
         if call is not None and not call.orphaned:
-            call.orphaned = True
-            if not self._conc_mpx:
-                call.data = b""
-                self._flush()
+            if rx is not None and rx.call_id == h.call_id:
+                self._rx = None  # a streamed request: its other fragments are dropped
+            self._replies.orphaned(call)
             return CallOrphaned(h.call_id)
         if rx is not None and rx.call_id == h.call_id:
             self._rx = None  # its remaining fragments fall under the old-call rule
@@ -421,6 +414,8 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
         self._recv = min(pdu.max_xmit_frag, self._max_frag) & ~7
         self._conc_mpx = bool(pdu.pfc_flags & _CONC_MPX)
         self._features = features
+        replies = self._replies
+        replies.conc_mpx, replies.xmit, replies.minor = self._conc_mpx, self._xmit, self._minor
         for ctx in accepted:
             self._contexts[ctx.p_cont_id] = ctx
         ack = BindAck(
@@ -479,7 +474,9 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
 
     # -- requests ------------------------------------------------------------------------------
 
-    def _on_request(self, h: Header, off: int) -> RequestReceived[IfT] | RequestRejected | None:
+    def _on_request(
+        self, h: Header, off: int
+    ) -> RequestReceived[IfT] | RequestFragment | RequestRejected | None:
         alloc_hint, p_cont_id, opnum, obj, start, end, verifier = request_fields(self._buf, off, h)
         call_id, flags = h.call_id, h.pfc_flags
         if verifier is not None:
@@ -501,12 +498,17 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
                 why = "no presentation context" if self._bound else "request before bind"
                 return self._reject(call_id, p_cont_id, _UNK_IF, f"{why} {p_cont_id}")
             stub = self._buf[start:end]
+            cancels = 1 if flags & _PENDING_CANCEL else 0  # a cancel was pending at the client
+            stream = self._stream
+            if not flags & _LAST and stream is not None and stream(ctx.interface, opnum):
+                rx = self._rx = Reassembly(call_id, ctx, opnum, obj, h.drep, flags, b"", cancels)
+                rx.streaming = True
+                return self._dispatch(call_id, ctx, opnum, stub, obj, flags, h.drep, cancels)
             # On the first fragment alloc_hint is the whole stub under both conventions (MS:
             # remaining bytes, impacket: total), so it can refuse a large call early (Samba).
             if alloc_hint > self._max_request or len(stub) > self._max_request:
                 reason = f"request of {max(alloc_hint, len(stub))} bytes"
                 return self._reject(call_id, p_cont_id, _ACCESS_DENIED, reason)
-            cancels = 1 if flags & _PENDING_CANCEL else 0  # a cancel was pending at the client
             if flags & _LAST:
                 return self._dispatch(call_id, ctx, opnum, stub, obj, flags, h.drep, cancels)
             self._rx = Reassembly(call_id, ctx, opnum, obj, h.drep, flags, stub, cancels)
@@ -518,6 +520,11 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
             self._die(call_id, p_cont_id, "request fragment without PFC_FIRST_FRAG")
         if p_cont_id != rx.context.p_cont_id or opnum != rx.opnum or h.drep != rx.drep:
             self._die(call_id, p_cont_id, "p_cont_id, opnum or drep changed between fragments")
+        if rx.streaming:
+            last = bool(flags & _LAST)
+            if last:
+                self._rx = None
+            return RequestFragment(call_id, self._buf[start:end], last)
         rx.chunks.append(self._buf[start:end])
         rx.size += end - start
         if rx.size > self._max_request:
@@ -544,10 +551,7 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
         drep: bytes,
         cancel_count: int,
     ) -> RequestReceived[IfT]:
-        call = Call(call_id, ctx.p_cont_id, cancel_count)
-        if not self._conc_mpx:
-            self._order.append(call)
-        self._calls[call_id] = call
+        self._replies.add(call_id, ctx.p_cont_id, cancel_count)
         return RequestReceived(
             call_id, ctx.p_cont_id, opnum, stub, obj, ctx.interface, flags, drep, cancel_count
         )
@@ -556,11 +560,7 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
         data = fault_pdu(
             call_id, p_cont_id, status, did_not_execute=True, rpc_vers_minor=self._minor
         )
-        if self._conc_mpx:
-            self._out.append(data)
-        else:
-            self._order.append(Slot(data))
-            self._flush()
+        self._replies.refused(data)
         return RequestRejected(call_id, p_cont_id, status, reason)
 
     def _die(
@@ -573,41 +573,7 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
         )
         raise RemoteProtocolError(reason, status=status)
 
-    # -- replies -------------------------------------------------------------------------------
-
-    def _take(self, call_id: int) -> Call:
-        call = self._calls.pop(call_id, None)
-        if call is None:
-            raise LocalProtocolError(
-                f"no dispatched call with call_id {call_id} (already answered?)",
-                status=RpcStatus.RPC_S_NO_CALL_ACTIVE,
-            )
-        return call
-
-    def _complete(self, call: Call, data: bytes) -> bytes:
-        out = self._out
-        if self._conc_mpx:
-            if not out:
-                return data  # the common case: nothing else queued
-            out.append(data)
-            return self.data_to_send()
-        order = self._order
-        if order[0] is call:
-            order.popleft()
-            if not out and not (order and order[0].data is not None):
-                return data  # the common case: answered in order, nothing else queued
-            out.append(data)
-        else:
-            call.data = data  # waits for the calls before it
-        self._flush()
-        return self.data_to_send()
-
-    def _flush(self) -> None:
-        order = self._order
-        while order and order[0].data is not None:
-            data = order.popleft().data
-            if data:
-                self._out.append(data)
+    # -- replies (``_replies``: reply order, streamed parts, fragmentation) ---------------------
 
     def send_response(self, call_id: int, stub: bytes) -> bytes:
         """Answer a dispatched call; returns the bytes to write now (maybe b"" if the reply must
@@ -617,26 +583,23 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
         Byte order: the response PDUs always carry drep ``10 00 00 00``, so ``stub`` must be
         little-endian NDR even when the request was big-endian (``RequestReceived.drep`` only
         tells how to decode the request). That is legal: drep is per PDU [C706 §14.1]."""
-        call = self._take(call_id)
-        if call.orphaned:
-            return self.data_to_send()
-        data = response_fragments(
-            call_id, call.p_cont_id, stub, self._xmit,
-            cancel_count=min(call.cancel_count, 255), rpc_vers_minor=self._minor,
-        )  # fmt: skip
-        return self._complete(call, data)
+        return self._replies.response(call_id, stub)
+
+    def send_response_part(self, call_id: int, stub: bytes) -> bytes:
+        """Send part of a dispatched call's response stub now, leaving the response open (an
+        asynchronous [out] pipe's chunks as the manager pushes them, rpc-spec §A9); returns
+        the bytes to write now. ``send_response`` sends the rest and ends it.
+
+        Fragments carry PFC_FIRST_FRAG on the call's first, never PFC_LAST_FRAG, alloc_hint 0.
+        Without PFC_CONC_MPX a call's parts wait (held) until every earlier reply has left, so
+        replies stay in request order and never interleave (rpc #74); with it they leave at
+        once, each fragment whole (the client routes by call_id [MS-RPCE §3.3.1.5.8]).
+        """
+        return self._replies.part(call_id, stub)
 
     def send_fault(self, call_id: int, status: int, *, did_not_execute: bool = False) -> bytes:
         """Answer a dispatched call with a 32-byte fault (rpc #18, #60, #61); see fault_status."""
-        call = self._take(call_id)
-        if call.orphaned:
-            return self.data_to_send()
-        data = fault_pdu(
-            call_id, call.p_cont_id, fault_status(status),
-            cancel_count=min(call.cancel_count, 255), did_not_execute=did_not_execute,
-            rpc_vers_minor=self._minor,
-        )  # fmt: skip
-        return self._complete(call, data)
+        return self._replies.fault(call_id, status, did_not_execute)
 
     def send_shutdown(self) -> bytes:
         """Ask the client to close the connection when idle: a 16-byte shutdown PDU (rpc #99)."""
@@ -645,15 +608,10 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
 
     def is_cancel_requested(self, call_id: int) -> bool:
         """RpcServerTestCancel for a dispatched call: has the client sent a cancel? (rpc #15)."""
-        call = self._calls.get(call_id)
-        if call is None:
-            raise LocalProtocolError(
-                f"no dispatched call with call_id {call_id}", status=RpcStatus.RPC_S_NO_CALL_ACTIVE
-            )
-        return call.cancel_count > 0
+        return self._replies.get(call_id).cancel_count > 0
 
     def _on_close(self) -> ConnectionClosed:
         ended = False
         if self._bound:
             ended = self._groups.leave(self._assoc_group_id)
-        return ConnectionClosed(tuple(self._calls), self._assoc_group_id, ended)
+        return ConnectionClosed(tuple(self._replies.calls), self._assoc_group_id, ended)

@@ -23,7 +23,7 @@ from ...errors import RpcError, Win32Error
 from .._epm import EPM_PROCEDURES, EPMAPPER, EndpointMap
 from .._epm._service import EpmService
 from .._pdu import NDR20_SYNTAX
-from .._server import Interface, Server, async_manager
+from .._server import Interface, Server, async_manager, inline
 from .._towers import Tower
 from . import _echo
 from ._echo_idl import ECHO_PROCEDURES, RPCECHO
@@ -50,71 +50,26 @@ EPM_INTERFACE: Final = Interface("epmapper", EPMAPPER.uuid, (3, 0), EPM_PROCEDUR
 ANNOTATIONS: Final = {RPCECHO: "winaio rpcecho", MGMT: "winaio mgmt", EPMAPPER: "winaio epmapper"}
 
 
-# rpcecho's EPV. Every manager but TestSleep only computes: they are registered in the MS
-# asynchronous form and complete inline on the server's loop, so no worker-thread hop (nor a
-# keyword-dict round trip: each takes its IDL parameters) is paid for them; TestSleep completes
-# later from a timer.
-
-
-@async_manager
-def _add_one(call: Any, in_data: int) -> None:
-    call.complete(_echo.add_one(in_data))
-
-
-@async_manager
-def _echo_data(call: Any, len: int, in_data: bytes) -> None:
-    call.complete(_echo.echo_data(len, in_data))
-
-
-@async_manager
-def _sink_data(call: Any, len: int, data: bytes) -> None:
-    _echo.sink_data(len, data)
-    call.complete()
-
-
-@async_manager
-def _source_data(call: Any, len: int) -> None:
-    call.complete(_echo.source_data(len))
-
-
-@async_manager
-def _test_call(call: Any, s1: str) -> None:
-    call.complete(_echo.test_call(s1))
-
-
-@async_manager
-def _test_call2(call: Any, level: int) -> None:
-    call.complete(_echo.test_call2(level))
-
-
-@async_manager
-def _test_enum(call: Any, foo1: int, foo2: dict[str, Any], foo3: Any) -> None:
-    call.complete(_echo.test_enum(foo1, foo2, foo3))
-
-
-@async_manager
-def _test_surrounding(call: Any, data: dict[str, Any]) -> None:
-    call.complete(_echo.test_surrounding(data))
-
-
-@async_manager
-def _test_double_pointer(call: Any, data: int | None) -> None:
-    call.complete(_echo.test_double_pointer(data))
-
-
 def echo_managers() -> dict[int | str, Callable[..., Any]]:
-    """rpcecho's EPV (Samba's answers, ``_echo``), by procedure name."""
+    """rpcecho's EPV (Samba's answers, ``_echo``), by procedure name.
+
+    Every manager but TestSleep only computes, so they are declared non-blocking
+    (``@rpc.inline``): each runs on the loop thread that received the call, as rpcrt4 runs a
+    manager on its receiving thread, with no thread hop and no call object; the simple ones
+    (AddOne, EchoData, SinkData, SourceData) take the runtime's fast path (docs/design.md §5).
+    TestSleep is an MS asynchronous manager completed later from a timer.
+    """
     return {
-        "AddOne": _add_one,
-        "EchoData": _echo_data,
-        "SinkData": _sink_data,
-        "SourceData": _source_data,
-        "TestCall": _test_call,
-        "TestCall2": _test_call2,
+        "AddOne": inline(_echo.add_one),
+        "EchoData": inline(_echo.echo_data),
+        "SinkData": inline(_echo.sink_data),
+        "SourceData": inline(_echo.source_data),
+        "TestCall": inline(_echo.test_call),
+        "TestCall2": inline(_echo.test_call2),
         "TestSleep": async_manager(_echo.test_sleep),
-        "TestEnum": _test_enum,
-        "TestSurrounding": _test_surrounding,
-        "TestDoublePointer": _test_double_pointer,
+        "TestEnum": inline(_echo.test_enum),
+        "TestSurrounding": inline(_echo.test_surrounding),
+        "TestDoublePointer": inline(_echo.test_double_pointer),
     }
 
 

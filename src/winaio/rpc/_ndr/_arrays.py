@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...codes import RpcStatus
 from ._node import Node, getter_for, layout_format
-from ._state import ZEROS, DecodeContext, EncodeContext, Fail, Kit, Slot, corr_getter
+from ._state import ZEROS, DecodeContext, EncodeContext, Fail, Kit, Slot, corr_getter, octets
 from ._types import (
     CHAR,
     ConformantArray,
@@ -97,7 +97,7 @@ def block_for(element: Node, kit: Kit) -> Block:
 
 def _bytes_block() -> Block:
     def prep(value: Any) -> tuple[int, Any]:
-        data = value if type(value) is bytes else bytes(value)
+        data = value if type(value) is bytes else octets(value)
         return len(data), data
 
     def write(out: bytearray, data: Any, ctx: EncodeContext, scope: Mapping[str, Any]) -> None:

@@ -35,6 +35,7 @@ from ._state import (
     Fail,
     Kit,
     Slot,
+    octets,
 )
 from ._types import (
     BYTE,
@@ -251,7 +252,7 @@ def fixed_array_flat(element: Node, count: int, kit: Kit) -> Flat:
     if element.wire == "bytes":
 
         def split_bytes(value: Any, acc: list[Any]) -> None:
-            data = value if type(value) is bytes else bytes(value)
+            data = value if type(value) is bytes else octets(value)
             if len(data) != count:
                 raise Fail(f"fixed array needs {count} octets, got {len(data)}", _BOUND)
             acc.append(data)

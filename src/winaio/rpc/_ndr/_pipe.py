@@ -154,6 +154,8 @@ class PipeReader:
         self.max_chunk_octets = max_chunk_octets
         self.finished = False
         self._buf = bytearray()
+        #: Octets per element on the wire (alignment gaps included), for buffer accounting.
+        self.element_size = self._c.stride
 
     @property
     def unused(self) -> bytes:

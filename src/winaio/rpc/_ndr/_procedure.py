@@ -197,6 +197,30 @@ class Procedure:
         steps = self._plan(byteorder)[1]
         return run_encode(steps, results, base=base, referent_ids=referent_ids)
 
+    def decode_request_head(
+        self, stub: bytes | bytearray | memoryview, *, byteorder: ByteOrder = "little"
+    ) -> tuple[dict[str, Any], int]:
+        """The [in] parameters that precede the [in] pipes, and the stub offset where the pipes
+        start (a streamed request: the pipes' chunks are read as they arrive, ``PipeReader``)."""
+        ins = self._plan(byteorder)[0]
+        steps = tuple(step for step in ins if not isinstance(self._type(step[0]), Pipe))
+        scope: dict[str, Any] = {}
+        end = run_decode(steps, stub, scope)
+        return scope, end
+
+    def encode_response_tail(self, results: Mapping[str, Any], *, base: int) -> bytes:
+        """The response stub after the [out] pipes (the [out] parameters and the return value),
+        at stub offset ``base``: the pipes' chunks were streamed (``PipeWriter``)."""
+        outs = self._plan("little")[1]
+        steps = tuple(step for step in outs if not isinstance(self._type(step[0]), Pipe))
+        return run_encode(steps, results, base=base)
+
+    def _type(self, name: str) -> NdrType | None:
+        for p in self.params:
+            if p.name == name:
+                return p.type
+        return self.returns if name == RETURN else None
+
     def decode_response(
         self,
         stub: bytes | bytearray | memoryview,

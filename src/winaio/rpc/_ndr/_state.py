@@ -45,6 +45,7 @@ __all__ = [
     "flush_decode",
     "flush_encode",
     "kit_for",
+    "octets",
     "resolve",
 ]
 
@@ -59,6 +60,17 @@ INVALID_BOUND = RpcStatus.RPC_S_INVALID_BOUND
 # Windows allocates referent ids as 0x00020000 + 4k [rpc-spec §B11, captured].
 _FIRST_REFERENT_ID = 0x00020000
 _REFERENT_ID_STEP = 4
+
+
+def octets(value: Any) -> bytes:
+    """The octets of an octet-array value: ``bytes``, or anything ``bytes()`` copies (a
+    bytearray, a memoryview, an iterable of small ints). An ``int`` is refused (TypeError, an
+    NdrError for the caller) instead of ``bytes(n)`` allocating n zero octets."""
+    if type(value) is bytes:
+        return value
+    if isinstance(value, int):
+        raise TypeError(f"an octet array value must be bytes-like, not int {value!r}")
+    return bytes(value)
 
 
 class Fail(Exception):

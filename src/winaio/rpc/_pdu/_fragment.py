@@ -61,13 +61,23 @@ def response_fragments(
     *,
     cancel_count: int = 0,
     rpc_vers_minor: int = 0,
+    first: bool = True,
+    last: bool = True,
 ) -> bytes:
-    """All response PDUs (ptype 2) of one call, fragmented to ``max_frag`` (rpc #62, #71)."""
+    """All response PDUs (ptype 2) of one call, fragmented to ``max_frag`` (rpc #62, #71).
+
+    A streamed response (asynchronous [out] pipes, rpc-spec §A9) is sent in parts: ``first``
+    False continues a response whose first fragment was sent (no PFC_FIRST_FRAG), ``last``
+    False leaves it open (no PFC_LAST_FRAG, alloc_hint 0: the rest of the stub is not known
+    yet, and 0 is "no hint" [C706 §12.6.3.1]). A closing part may be empty: one fragment with
+    no stub octets carries PFC_LAST_FRAG.
+    """
     n = len(stub)
     pack = _RESP_HDR.pack
     if n + 24 <= max_frag:
+        flags = (_FIRST if first else 0) | (_LAST if last else 0)
         head = pack(
-            5, rpc_vers_minor, _RESPONSE, _FIRST | _LAST, _DREP_LE, n + 24, 0, call_id, n,
+            5, rpc_vers_minor, _RESPONSE, flags, _DREP_LE, n + 24, 0, call_id, n if last else 0,
             p_cont_id, cancel_count,
         )  # fmt: skip
         return head + stub
@@ -77,10 +87,10 @@ def response_fragments(
     pos = 0
     while pos < n:
         end = min(pos + chunk, n)
-        flags = (_FIRST if pos == 0 else 0) | (_LAST if end == n else 0)
+        flags = (_FIRST if pos == 0 and first else 0) | (_LAST if end == n and last else 0)
         head = pack(
-            5, rpc_vers_minor, _RESPONSE, flags, _DREP_LE, end - pos + 24, 0, call_id, n - pos,
-            p_cont_id, cancel_count,
+            5, rpc_vers_minor, _RESPONSE, flags, _DREP_LE, end - pos + 24, 0, call_id,
+            n - pos if last else 0, p_cont_id, cancel_count,
         )  # fmt: skip
         parts.append(head)
         parts.append(view[pos:end])

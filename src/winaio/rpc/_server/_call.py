@@ -23,7 +23,7 @@ import enum
 import itertools
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
@@ -34,11 +34,10 @@ from ...errors import NdrError, RpcError, Win32Error
 if TYPE_CHECKING:
     from ._interface import Operation, Registration
     from ._link import Link
+    from ._pipes import InStream, OutStream
 
 __all__ = [
     "CallEvent",
-    "PipeIn",
-    "PipeOut",
     "ServerCall",
     "current_call",
     "inline_frame",
@@ -121,52 +120,6 @@ def status_of(exc: BaseException) -> int:
     return status if _fits(status) else _CALL_FAILED
 
 
-class PipeIn:
-    """An [in] pipe as a manager sees it: ``pull()`` returns the next chunk, an empty chunk once
-    the pipe has ended [MSL:server-side-asynchronous-pipe-handling] (rpc #24)."""
-
-    __slots__ = ("_chunks", "_empty")
-
-    def __init__(self, chunks: list[Any]) -> None:
-        self._chunks: Iterator[Any] = iter(chunks)
-        self._empty: Any = chunks[0][:0] if chunks and hasattr(chunks[0], "__getitem__") else []
-
-    def pull(self) -> Any:
-        """The next chunk; an empty one when the pipe is over (and forever after)."""
-        return next(self._chunks, self._empty)
-
-    def __iter__(self) -> Iterator[Any]:
-        return self._chunks
-
-    def __aiter__(self) -> PipeIn:
-        return self
-
-    async def __anext__(self) -> Any:
-        chunk = next(self._chunks, None)
-        if chunk is None:
-            raise StopAsyncIteration
-        return chunk
-
-
-class PipeOut:
-    """An [out] pipe: ``push(chunk)`` sends a chunk; ``push`` of an empty chunk ends the pipe
-    (also ended by completing the call). Pushing after the end raises RPC_X_PIPE_CLOSED."""
-
-    __slots__ = ("chunks", "ended")
-
-    def __init__(self) -> None:
-        self.chunks: list[Any] = []
-        self.ended = False
-
-    def push(self, chunk: Any) -> None:
-        if self.ended:
-            raise RpcError(RpcStatus.RPC_X_PIPE_CLOSED, "push after the end of the pipe")
-        if len(chunk):
-            self.chunks.append(chunk)
-        else:
-            self.ended = True
-
-
 class ServerCall:
     """One dispatched call (see the module docstring). Created by the runtime only."""
 
@@ -179,7 +132,9 @@ class ServerCall:
     ins: Any = None
     #: context-handle parameter name -> table entry it came in with (runtime use).
     handles: dict[str, Any] | None = None
-    out_pipes: dict[str, PipeOut] | None = None
+    #: A streamed request's [in] pipes / the call's [out] pipes (``_pipes``), else None.
+    in_stream: InStream | None = None
+    out_stream: OutStream | None = None
     _args: dict[str, Any] | None = None
     _done = False
     _cancelled = False
@@ -410,7 +365,11 @@ class ServerCall:
             if not isinstance(exc, Exception):
                 raise
         else:
-            self.complete(result)
+            try:
+                self.complete(result)
+            except RpcError as exc:
+                if exc.status != _INVALID_ASYNC_HANDLE:  # completed itself: as run_thread
+                    raise
 
     def __repr__(self) -> str:
         return f"<ServerCall {self.operation.procedure.name} call_id={self.call_id}>"

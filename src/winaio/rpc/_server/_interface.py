@@ -187,10 +187,12 @@ class Operation:
         "fast_keywords",
         "fast_reply",
         "in_names",
+        "in_pipe_types",
         "in_pipes",
         "kind",
         "manager",
         "out_names",
+        "out_pipe_types",
         "out_pipes",
         "procedure",
     )
@@ -205,6 +207,10 @@ class Operation:
         self.in_names = tuple(p.name for p in ins)
         self.in_pipes = tuple(p.name for p in ins if isinstance(p.type, Pipe))
         self.out_pipes = tuple(p.name for p in procedure.out_params if isinstance(p.type, Pipe))
+        self.in_pipe_types = tuple(p.type for p in ins if isinstance(p.type, Pipe))
+        self.out_pipe_types = tuple(
+            p.type for p in procedure.out_params if isinstance(p.type, Pipe)
+        )
         outs = [p.name for p in procedure.out_params if not isinstance(p.type, Pipe)]
         if procedure.returns is not None:
             outs.append(RETURN)

@@ -27,31 +27,32 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from ...codes import RpcStatus
-from ...errors import NdrError, RemoteProtocolError
+from ...errors import NdrError, RemoteProtocolError, RpcError
 from .._connection import (
     NEED_DATA,
     BindRefused,
     CallOrphaned,
     CancelRequested,
+    RequestFragment,
     RequestReceived,
     RequestRejected,
     ServerConnection,
 )
 from .._ndr import IN, OUT, drep_byteorder
-from ._call import CallEvent, PipeIn, PipeOut, ServerCall, inline_frame
+from ._call import CallEvent, ServerCall, inline_frame
 from ._contexts import CONTEXT_MISMATCH, Entry
 from ._fast import FastPath
-from ._interface import IfFlags, ManagerKind, Registration
+from ._interface import IfFlags, ManagerKind, Operation, Registration
+from ._pipes import InStream, OutStream, PipeIn, empty_chunk
 
 if TYPE_CHECKING:
     from ._server import Server
 
-__all__ = ["Inbox", "Link"]
+__all__ = ["Link"]
 
 log = logging.getLogger("winaio.rpc.server")
 
@@ -63,34 +64,17 @@ _ACCESS_DENIED: Final = int(RpcStatus.RPC_S_ACCESS_DENIED)
 _THREAD: Final = ManagerKind.THREAD
 _COROUTINE: Final = ManagerKind.COROUTINE
 _INLINE: Final = ManagerKind.INLINE
+_LAST_FRAG: Final = 0x02  # PFC_LAST_FRAG: a RequestReceived without it is a streamed request
+_CANCELLED: Final = int(RpcStatus.RPC_S_CALL_CANCELLED)
 _frame: Final = inline_frame
 
 
-class Inbox:
-    """Completions handed to the loop thread from other threads, one wake-up per burst."""
-
-    __slots__ = ("_armed", "_engine", "_items")
-
-    def __init__(self, engine: Any) -> None:
-        self._engine = engine
-        self._items: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
-        self._armed = False
-
-    def push(self, fn: Callable[..., Any], *args: Any) -> None:
-        self._items.append((fn, args))
-        if not self._armed:
-            self._armed = True
-            self._engine.call_soon_threadsafe(self._drain)
-
-    def _drain(self) -> None:
-        self._armed = False  # before draining: a push racing with us re-arms
-        items = self._items
-        while items:
-            fn, args = items.popleft()
-            try:
-                fn(*args)
-            except Exception:
-                log.exception("completion %r failed", fn)
+def _streamed(reg: Registration, opnum: int) -> bool:
+    """ServerConnection's stream_requests: dispatch at the first fragment the calls whose [in]
+    pipes a manager can pull while they arrive (not @inline: it would block the loop; not with
+    pre-dispatch size checks, which need the whole stub)."""
+    op = reg.operations.get(opnum)
+    return op is not None and bool(op.in_pipes) and op.kind is not _INLINE and not reg.checks
 
 
 class Link:
@@ -108,6 +92,12 @@ class Link:
         self._batch: list[bytes] | None = None
         self._timer: Any = None
         self.fast = FastPath(self)
+        #: Streamed requests whose [in] pipes are still arriving: call_id -> (InStream, reg, op,
+        #: object UUID); the InStream also reaches the call once it is dispatched.
+        self.streams: dict[int, tuple[InStream, Registration, Operation, Any]] = {}
+        self._writable: threading.Event | None = None  # made clear at the first pause_writing
+        self._drains: list[Any] = []  # futures of PipeOut.drain() waiting on the loop
+        self._read_pauses = 0
         #: The engine's loop thread (links are made by its listeners).
         self.loop_thread = server.engine.thread_id
 
@@ -127,6 +117,7 @@ class Link:
             sec_addr=local_port,
             peer=peer[0] if isinstance(peer, tuple) else None,
             max_request_size=server.max_request_size,
+            stream_requests=_streamed,
         )
         if not server.link_opened(self):
             self.closed = True
@@ -192,11 +183,18 @@ class Link:
                     break
                 kind = type(event)
                 if kind is RequestReceived:
-                    self._request(event)  # type: ignore[arg-type]
+                    if event.pfc_flags & _LAST_FRAG:  # type: ignore[union-attr]
+                        self._request(event)  # type: ignore[arg-type]
+                    else:
+                        self._stream_start(event)  # type: ignore[arg-type]
+                elif kind is RequestFragment:
+                    self._stream_feed(event.call_id, event.stub, event.last)  # type: ignore[union-attr]
                 elif kind is CancelRequested:
                     call = self.calls.get(event.call_id)  # type: ignore[union-attr]
                     if call is not None:
                         call.raise_event(CallEvent.CLIENT_CANCEL)
+                    elif event.call_id in self.streams:  # type: ignore[union-attr]
+                        self.streams[event.call_id][0].cancels += 1  # type: ignore[union-attr]
                 elif kind is CallOrphaned:
                     self._orphaned(event.call_id)  # type: ignore[union-attr]
                 elif kind is RequestRejected:
@@ -254,8 +252,13 @@ class Link:
             self._timer = None
         closed = self.conn.close()
         calls, self.calls = self.calls, {}
+        self.streams.clear()
+        gone = RpcError(_CANCELLED, "the client went away")
         for call in calls.values():
+            if call.in_stream is not None:
+                call.in_stream.fail(gone)
             call.raise_event(CallEvent.CLIENT_DISCONNECT)
+        self.resume_writing()  # pushes waiting for the buffer to drain give up
         server = self.server
         if closed.association_ended:
             server.association_ended(closed.assoc_group_id)
@@ -297,37 +300,69 @@ class Link:
         self._emit(self.conn.send_fault(call_id, status, did_not_execute=True))
 
     def _orphaned(self, call_id: int) -> None:
+        stream = self.streams.pop(call_id, None)
         call = self.calls.pop(call_id, None)
         if call is not None:
+            if call.in_stream is not None:
+                call.in_stream.fail(RpcError(_CANCELLED, "the client orphaned the call"))
             call.raise_event(CallEvent.CLIENT_CANCEL)
             call.raise_event(CallEvent.CLIENT_DISCONNECT)
+        elif stream is not None:
+            # A streamed request orphaned before its parameters arrived: end its record
+            # (an orphaned call sends nothing, but earlier queued bytes may leave now).
+            self._emit(self.conn.send_fault(call_id, _CANCELLED))
 
     # -- dispatch (loop thread) ------------------------------------------------------------------
 
     def _request(self, ev: RequestReceived[Registration]) -> None:
+        op = self._admit(ev)
+        if op is None:
+            return
+        drep = ev.drep
+        try:
+            if drep[0] == 0x10:
+                args = op.decode(ev.stub)
+            else:
+                args = op.procedure.decode_request(ev.stub, byteorder=drep_byteorder(drep))
+        except NdrError as exc:
+            return self._fault(ev.call_id, exc.status)
+        self._start(ev.interface, op, ev.call_id, ev.object, args, ev.cancel_count, None)
+        return None
+
+    def _admit(self, ev: RequestReceived[Registration]) -> Operation | None:
+        """The checks before a request's stub is decoded; a fault and None if one fails."""
         server = self.server
         reg = ev.interface
         call_id = ev.call_id
         server.stats.calls_in += 1
         if not reg.active:
-            return self._fault(call_id, _UNKNOWN_IF)
+            self._fault(call_id, _UNKNOWN_IF)
+            return None
         if not (server.listening or reg.autolisten):
-            return self._fault(call_id, _NOT_LISTENING)
+            self._fault(call_id, _NOT_LISTENING)
+            return None
         op = reg.operations.get(ev.opnum)
         if op is None:
-            return self._fault(call_id, _OP_RANGE)
-        stub = ev.stub
-        if reg.checks and self._denied(reg, len(stub)):
-            return self._fault(call_id, _ACCESS_DENIED)
-        drep = ev.drep
-        try:
-            if drep[0] == 0x10:
-                args = op.decode(stub)
-            else:
-                args = op.procedure.decode_request(stub, byteorder=drep_byteorder(drep))
-        except NdrError as exc:
-            return self._fault(call_id, exc.status)
-        call = ServerCall(self, reg, op, call_id, ev.object, args, ev.cancel_count)
+            self._fault(call_id, _OP_RANGE)
+            return None
+        if reg.checks and self._denied(reg, len(ev.stub)):
+            self._fault(call_id, _ACCESS_DENIED)
+            return None
+        return op
+
+    def _start(
+        self,
+        reg: Registration,
+        op: Operation,
+        call_id: int,
+        obj: Any,
+        args: dict[str, Any],
+        cancels: int,
+        stream: InStream | None,
+    ) -> ServerCall | None:
+        """The checks after decoding, then the manager: the call, or None if refused."""
+        server = self.server
+        call = ServerCall(self, reg, op, call_id, obj, args, cancels)
         if reg.security_callback is not None:
             try:
                 verdict = reg.security_callback(reg.interface, call)
@@ -335,20 +370,29 @@ class Link:
                 log.exception("security callback failed")
                 verdict = _ACCESS_DENIED
             if verdict:
-                return self._fault(call_id, _ACCESS_DENIED)
+                self._fault(call_id, _ACCESS_DENIED)
+                return None
         kwargs = args
         if op.context_params or op.in_pipes or op.out_pipes:
             kwargs = dict(args)
             status = self._bind_handles(call, kwargs)
             if status:
-                return self._fault(call_id, status)
-            for name in op.in_pipes:
-                kwargs[name] = PipeIn(kwargs[name])
+                self._fault(call_id, status)
+                return None
+            if stream is not None:
+                call.in_stream = stream
+                kwargs.update(zip(op.in_pipes, stream.pipes, strict=True))
+            else:
+                for name, pipe in zip(op.in_pipes, op.in_pipe_types, strict=True):
+                    kwargs[name] = PipeIn(kwargs[name], empty=empty_chunk(pipe))
             if op.out_pipes:
-                call.out_pipes = {name: PipeOut() for name in op.out_pipes}
-                kwargs.update(call.out_pipes)
+                out = call.out_stream = OutStream(self, call, list(op.out_pipe_types))
+                kwargs.update(zip(op.out_pipes, out.pipes, strict=True))
         if not server.call_started(reg):
-            return self._fault(call_id, _TOO_BUSY)
+            if call.handles:
+                server.contexts.release([e for e in call.handles.values() if e is not None])
+            self._fault(call_id, _TOO_BUSY)
+            return None
         self.calls[call_id] = call
         kind = op.kind
         if kind is _THREAD:
@@ -361,7 +405,40 @@ class Link:
             call.run_thread(kwargs)  # the general path of an @inline manager: right here
         else:
             call.run_async(kwargs)
-        return None
+        return call
+
+    # -- streamed requests: [in] pipes read as their fragments arrive (loop thread) ---------------
+
+    def _stream_start(self, ev: RequestReceived[Registration]) -> None:
+        op = self._admit(ev)
+        if op is None:
+            return
+        try:
+            byteorder = "little" if ev.drep[0] == 0x10 else drep_byteorder(ev.drep)
+        except NdrError as exc:
+            self._fault(ev.call_id, exc.status)
+            return
+        stream = InStream(self, op.procedure, byteorder, list(op.in_pipe_types))
+        stream.cancels = ev.cancel_count
+        self.streams[ev.call_id] = (stream, ev.interface, op, ev.object)
+        self._stream_feed(ev.call_id, ev.stub, False)
+
+    def _stream_feed(self, call_id: int, data: bytes, last: bool) -> None:
+        entry = self.streams.get(call_id)
+        if entry is None:
+            return  # refused, failed or orphaned: its remaining fragments are dropped
+        if last:
+            del self.streams[call_id]
+        stream, reg, op, obj = entry
+        result = stream.feed(data, last)
+        if result is None:
+            return
+        if isinstance(result, int):  # the [in] parameters will never decode
+            self.streams.pop(call_id, None)
+            self._fault(call_id, result)
+            return
+        if self._start(reg, op, call_id, obj, result, stream.cancels, stream) is None:
+            self.streams.pop(call_id, None)
 
     def _denied(self, reg: Registration, size: int) -> bool:
         if reg.max_rpc_size is not None and size > reg.max_rpc_size:
@@ -410,9 +487,11 @@ class Link:
                     outputs[name] = tables.output(
                         group, handles.get(name), outputs[name], type_name
                     )
-        if call.out_pipes:
-            for name, pipe in call.out_pipes.items():
-                outputs[name] = pipe.chunks
+        if call.out_stream is not None:
+            # The [out] pipes were streamed: the rest of the stub follows them.
+            held, base = call.out_stream.finish()
+            values = {**call.args, **outputs}
+            return held + op.procedure.encode_response_tail(values, base=base)
         args = call.args
         if args:
             # [in] values size [out] arrays (size_is="len"); call.args itself stays as the
@@ -446,6 +525,61 @@ class Link:
         server = self.server
         server.stats.calls_out += 1
         server.call_finished(call)
+
+    def send_part(self, call: ServerCall, data: bytes) -> None:
+        """Send part of a call's response now (a pushed [out] pipe chunk); any thread."""
+        if threading.get_ident() == self.loop_thread:
+            self._send_part(call, data)
+        else:
+            self.server.inbox.push(self._send_part, call, data)
+
+    def _send_part(self, call: ServerCall, data: bytes) -> None:
+        if self.calls.get(call.call_id) is call:  # else orphaned or disconnected: dropped
+            self._emit(self.conn.send_response_part(call.call_id, data))
+
+    # -- flow control ----------------------------------------------------------------------------
+
+    def pause_writing(self) -> None:
+        """The transport's write buffer went above its high-water mark (asyncio protocol)."""
+        if self._writable is None:
+            self._writable = threading.Event()
+        else:
+            self._writable.clear()
+
+    def resume_writing(self) -> None:
+        """The write buffer drained below the low-water mark (or the connection closed)."""
+        if self._writable is not None:
+            self._writable.set()
+        drains, self._drains = self._drains, []
+        for future in drains:
+            if not future.done():
+                future.set_result(None)
+
+    def wait_writable(self) -> None:
+        """Block a pushing thread (not the loop's) while the write buffer is too full."""
+        writable = self._writable
+        if writable is not None and threading.get_ident() != self.loop_thread:
+            writable.wait()
+
+    async def drained(self) -> None:
+        """On the loop: until the write buffer is below the high-water mark."""
+        writable = self._writable
+        if writable is not None and not writable.is_set() and not self.closed:
+            future = self.server.engine.create_future()
+            self._drains.append(future)
+            await future
+
+    def pause_reading(self) -> None:
+        """Stop reading: a streamed [in] pipe holds too many chunks (loop thread)."""
+        self._read_pauses += 1
+        if self._read_pauses == 1 and not self.closed:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._read_pauses:
+            self._read_pauses -= 1
+            if not self._read_pauses and not self.closed:
+                self.transport.resume_reading()
 
     def log_fault(self, call: ServerCall, status: int) -> None:
         log.warning(

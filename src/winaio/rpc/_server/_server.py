@@ -42,11 +42,11 @@ from ...codes import RpcStatus
 from ...errors import RpcError
 from .._connection import AssociationGroups, SimpleRegistry
 from .._connection._base import MAX_REQUEST_SIZE
-from .._transport import Engine, Listener, start_engine
+from .._transport import Engine, Inbox, Listener, start_engine
 from ._call import ServerCall
 from ._contexts import ContextTables
 from ._interface import LISTEN_MAX_CALLS_DEFAULT, IfFlags, Interface, Registration
-from ._link import Inbox, Link
+from ._link import Link
 
 if TYPE_CHECKING:
     pass

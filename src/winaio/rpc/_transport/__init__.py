@@ -15,10 +15,14 @@ starts one, so ``import winaio.rpc`` never imports asyncio (tests/win32/test_win
 from __future__ import annotations
 
 import importlib
+import logging
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
-__all__ = ["Engine", "Listener", "TimerHandle", "start_engine"]
+__all__ = ["Engine", "Inbox", "Listener", "TimerHandle", "start_engine"]
+
+_log = logging.getLogger("winaio.rpc.server")
 
 
 class TimerHandle(Protocol):
@@ -45,6 +49,10 @@ class Engine(Protocol):
 
     def create_task(self, coro: Coroutine[Any, Any, Any]) -> Any: ...
 
+    def create_future(self) -> Any:
+        """An awaitable future of the loop (loop thread only): ``set_result``/``done``."""
+        ...
+
     def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn`` on the loop thread and return its result (or raise its exception)."""
         ...
@@ -63,3 +71,30 @@ def start_engine(name: str | None = None) -> Engine:
     module = importlib.import_module("winaio.rpc._transport._asyncio")
     engine: Engine = module.AsyncioEngine(name)
     return engine
+
+
+class Inbox:
+    """Completions handed to the loop thread from other threads, one wake-up per burst."""
+
+    __slots__ = ("_armed", "_engine", "_items")
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+        self._items: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        self._armed = False
+
+    def push(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._items.append((fn, args))
+        if not self._armed:
+            self._armed = True
+            self._engine.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        self._armed = False  # before draining: a push racing with us re-arms
+        items = self._items
+        while items:
+            fn, args = items.popleft()
+            try:
+                fn(*args)
+            except Exception:
+                _log.exception("completion %r failed", fn)

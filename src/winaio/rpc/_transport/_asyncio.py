@@ -94,6 +94,9 @@ class AsyncioEngine:
     def create_task(self, coro: Coroutine[Any, Any, Any]) -> Any:
         return self.loop.create_task(coro)
 
+    def create_future(self) -> Any:
+        return self.loop.create_future()
+
     def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         if threading.get_ident() == self.thread_id:
             return fn(*args)
