@@ -63,11 +63,13 @@ from ._ops import (
 )
 from ._overlapped import STATUS_PENDING, Overlapped
 from ._requests import RequestMethods
+from ._winsock_ext import accept_ex
 
 __all__ = ["PENDING", "PipeWriteOp", "Socket", "StreamFile", "create_pipe", "create_socket"]
 
 _PIPE_BROKEN = int(NtStatus.STATUS_PIPE_BROKEN)
 _PIPE_CLOSING = int(NtStatus.STATUS_PIPE_CLOSING)
+_WSAENOTSOCK = 10038
 _MSG_NOSIGNAL = int(socket.MSG_NOSIGNAL)  # a plain int: IntFlag arithmetic costs ~1 us
 #: ``Socket.recv_now``/``send_now``: the request was issued and pends.
 PENDING: Final = -1
@@ -358,6 +360,63 @@ class Socket(StreamFile):
         else:
             notify_success(self, overlapped, event, n)
         return n
+
+    def start_accept(
+        self,
+        accept_socket: Socket,
+        overlapped: Overlapped,
+        buffer: Any = None,
+        *,
+        receive_size: int | None = None,
+        address_sizes: tuple[int, int] | None = None,
+    ) -> bool:
+        """AcceptEx: accept the next connection on this listening socket *into*
+        ``accept_socket`` (created beforehand, neither bound nor connected) [MS:AcceptEx].
+
+        Like :meth:`start_read`, the request finishes inside the call (True: a client was
+        waiting, and its first data when some is asked for) or pends (False), and its end is
+        reported through the OVERLAPPED's channels: its event or this socket's file object,
+        the completion port this (listening) socket is associated with (the packet carries its
+        key), never a completion routine. ``overlapped.information`` is the count of data
+        bytes received. Then ``accept_socket`` is the connection
+        (``getpeername``/``getsockname``); closing either socket aborts a pending accept
+        (ERROR_OPERATION_ABORTED).
+
+        Args:
+            buffer: a writable byte buffer: its first ``receive_size`` bytes receive the first
+                data the client sends, and the request then completes only when data comes
+                (0 bytes if the client closes without sending). None: complete at the
+                connection.
+            receive_size: default all of ``buffer`` (less the address areas); 0: complete at
+                the connection.
+            address_sizes: (local, remote): AcceptEx's address areas after the data, filled
+                at the connection in its layout (``win32.GetAcceptExSockaddrs`` reads them).
+                AcceptEx's rules apply: a remote area (at least the address size + 16 bytes,
+                or the request fails with ERROR_INSUFFICIENT_BUFFER once a client is there,
+                without accepting it); a local area of 0 is skipped.
+
+        Raises:
+            Win32Error: ERROR_INVALID_PARAMETER without an OVERLAPPED; ERROR_INVALID_HANDLE
+                when either socket is closed; WSAENOTSOCK (10038) when ``accept_socket`` is
+                not a socket; WSAEINVAL (10022) when this socket is not listening, or
+                ``accept_socket`` is not a fresh stream socket (bound, connected, UDP, or
+                being accepted into already); WSAEFAULT (10014) for a buffer that is not a
+                writable byte buffer or is smaller than ``receive_size`` plus the areas, a
+                negative size, address areas without a buffer or without a remote area.
+            IoError: the accept failed at once (no notification).
+        """
+        if overlapped is None:
+            raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "AcceptEx needs an OVERLAPPED")
+        if not isinstance(accept_socket, Socket):
+            raise Win32Error(_WSAENOTSOCK, f"{accept_socket!r} is not a socket")
+        self._sock()
+        accept_socket._sock()
+        if address_sizes is None:
+            op = accept_ex(self, accept_socket, overlapped, buffer, receive_size, 0, 0, areas=False)
+        else:
+            local, remote = address_sizes
+            op = accept_ex(self, accept_socket, overlapped, buffer, receive_size, local, remote)
+        return start(op) != STATUS_PENDING
 
     def _sock(self) -> socket.socket:
         sock = self.sock

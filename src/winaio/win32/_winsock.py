@@ -23,7 +23,6 @@ from .._io._overlapped import STATUS_PENDING, Overlapped, get_overlapped_result
 from .._io._requests import as_buffers
 from .._io._streams import Socket, create_socket
 from .._io._winsock_ext import (
-    accept_ex,
     check_connectable,
     check_not_accepting,
     shutdown_socket,
@@ -629,7 +628,7 @@ def AcceptEx(
     lpdwBytesReceived: Ref[int] | None,
     lpOverlapped: Any,
 ) -> bool:
-    """[MS:AcceptEx] -> core ``accept_ex`` into the pre-created ``sAcceptSocket``.
+    """[MS:AcceptEx] -> core ``Socket.start_accept`` into the pre-created ``sAcceptSocket``.
 
     ``lpOutputBuffer`` receives the first data, then the local and the remote address areas
     (read them with GetAcceptExSockaddrs). Errors at once, no notification
@@ -647,12 +646,21 @@ def AcceptEx(
         ov = bind_overlapped(lpOverlapped)
         if ov is None:
             raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "AcceptEx needs an OVERLAPPED")
-        op = accept_ex(listener, target, ov, lpOutputBuffer, dwReceiveDataLength,
-                       dwLocalAddressLength, dwRemoteAddressLength)  # fmt: skip
+        done = listener.start_accept(
+            target, ov, lpOutputBuffer, receive_size=dwReceiveDataLength,
+            address_sizes=(dwLocalAddressLength, dwRemoteAddressLength),
+        )  # fmt: skip
     except Win32Error as exc:
+        # *lpdwBytesReceived stays untouched by a parameter check, is 0 once issued.
+        if isinstance(exc, IoError) and lpdwBytesReceived is not None:
+            lpdwBytesReceived.value = 0
         _wsa_fail(exc)
         return False
-    return _bool_call(lambda: op, lpdwBytesReceived, ov)
+    if lpdwBytesReceived is not None:
+        lpdwBytesReceived.value = ov.information if done else 0
+    if not done:
+        set_last_error(WSA_IO_PENDING)
+    return done
 
 
 def ConnectEx(
