@@ -252,8 +252,7 @@ class ServerCall:
         try:
             # A call of the fast path: its fast encoder first (None: the generic one decides).
             ins = self.ins
-            reply = None if ins is None else self.operation.fast_reply
-            stub = None if reply is None else reply(result, ins)
+            stub = None if ins is None else self.operation.fast_reply(result, ins)
             if stub is None:
                 stub = link.encode_reply(self, result)
         except (RpcError, Win32Error) as exc:

@@ -99,12 +99,13 @@ class FastPath:
         op = reg.inline_ops.get(opnum)  # emptied when the interface is unregistered
         if op is None:
             return None
-        server = self.server
         if reg.autolisten:
             if reg.active_calls >= reg.max_calls:
                 return None
-        elif not server.listening or server._active >= server._max_calls:
-            return None
+        else:
+            server = self.server
+            if not server.listening or server._active >= server._max_calls:
+                return None
         ins = op.fast_decode(buf, start, end)  # type: ignore[misc]
         if ins is None:
             return None
@@ -115,18 +116,13 @@ class FastPath:
         self.cur_ins = ins
         self.cur_op = op
         try:
-            keywords = op.fast_keywords
-            if keywords is None:
-                result = op.manager(*ins)
-            else:
-                result = op.manager(**dict(zip(keywords, ins, strict=True)))
+            result = op.fast_manager(*ins)
         except Exception as exc:
             return self._failed(reg, op, exc)
         finally:
             self.cur_op = None
-            self.cur_call = None
-        reply = op.fast_reply
-        stub = None if reply is None else reply(result, ins)
+            self.cur_call = None  # (a call object made by current_call() is freed at once)
+        stub = op.fast_reply(result, ins)
         if stub is None:
             return self._encode(reg, op, result, ins)
         return stub
@@ -147,11 +143,7 @@ class FastPath:
         call.ins = ins
         self.capture = call  # also rpc.current_call() while the manager runs
         try:
-            keywords = op.fast_keywords
-            if keywords is None:
-                op.manager(call, *ins)
-            else:
-                op.manager(call, **dict(zip(keywords, ins, strict=True)))
+            op.fast_manager(call, *ins)
         except BaseException as exc:
             call.fail(exc)
             if not isinstance(exc, Exception):
