@@ -64,11 +64,7 @@ class FastPath:
     __slots__ = (
         "capture",
         "captured",
-        "cur_call",
-        "cur_call_id",
-        "cur_ins",
-        "cur_op",
-        "cur_reg",
+        "current",
         "deferred",
         "link",
         "server",
@@ -82,14 +78,11 @@ class FastPath:
         self.captured: tuple[bytes | None, int] | None = None
         #: Calls of this batch left pending (counted in calls_in, not in calls_out yet).
         self.deferred = 0
-        #: The ``@inline`` call running (``cur_op`` None: none), for ``rpc.current_call()``
-        #: (``inline_frame.path`` is this object during a batch); ``cur_call`` its ServerCall
-        #: once asked for.
-        self.cur_op: Operation | None = None
-        self.cur_reg: Registration | None = None
-        self.cur_call_id = 0
-        self.cur_ins: Any = None
-        self.cur_call: ServerCall | None = None
+        #: The ``@inline`` call running, for ``rpc.current_call()`` (``inline_frame.path`` is
+        #: this object during a batch): (registration, operation, call_id, [in] values) while
+        #: its manager runs, replaced by its ServerCall once current_call() asked; else None.
+        #: One store and one reset per call.
+        self.current: tuple[Registration, Operation, int, Any] | ServerCall | None = None
 
     def handle(
         self, reg: Registration, opnum: int, call_id: int, buf: bytes, start: int, end: int
@@ -111,17 +104,13 @@ class FastPath:
             return None
         if op.kind is not _INLINE:
             return self._async_call(reg, op, call_id, ins)
-        self.cur_reg = reg
-        self.cur_call_id = call_id
-        self.cur_ins = ins
-        self.cur_op = op
+        self.current = (reg, op, call_id, ins)
         try:
             result = op.fast_manager(*ins)
         except Exception as exc:
             return self._failed(reg, op, exc)
         finally:
-            self.cur_op = None
-            self.cur_call = None  # (a call object made by current_call() is freed at once)
+            self.current = None  # (a call object made by current_call() is freed at once)
         stub = op.fast_reply(result, ins)
         if stub is None:
             return self._encode(reg, op, result, ins)
