@@ -52,6 +52,9 @@ __all__ = [
     "StreamReadOp",
     "StreamWriteOp",
     "errno_to_status",
+    "read_failed",
+    "stream_end",
+    "write_failed",
 ]
 
 #: routine(error, bytes, overlapped): Win32 error (0, ERROR_HANDLE_EOF...), byte count, OVERLAPPED.
@@ -403,6 +406,16 @@ def read_failed(file: FileObject, err: int) -> tuple[int, int]:
     return status, 0
 
 
+def write_failed(file: FileObject, err: int) -> int:
+    """A stream write failed with ``err`` (an errno): its status; a connection that was reset
+    stays reset (Linux says EPIPE after the reset, ``RESET_SOCKETS``)."""
+    if err == errno.EPIPE:
+        sticky = RESET_SOCKETS.get(file)
+        if sticky is not None:
+            return sticky
+    return errno_to_status(err)
+
+
 def zero_byte_read(file: FileObject) -> tuple[int, int] | None:
     """A zero-byte read waits for data without consuming it (the classic "zero-byte recv"):
     success once something is readable, the end-of-stream status at EOF, else None."""
@@ -469,9 +482,7 @@ class StreamWriteOp(Operation):
             except OSError as exc:
                 if exc.errno in _WOULD_BLOCK:
                     return None
-                if exc.errno == errno.EPIPE and self.file in RESET_SOCKETS:
-                    return RESET_SOCKETS[self.file], 0
-                return errno_to_status(exc.errno or 0), 0  # a failed write reports 0 bytes
+                return write_failed(file, exc.errno or 0), 0  # a failed write reports 0 bytes
             self.sent += n
             # Drop what went out; a partially sent buffer keeps its tail.
             while n and self.buffers:

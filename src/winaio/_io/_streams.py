@@ -13,6 +13,25 @@ Facts encoded here:
 
 Every descriptor here is non-blocking; blocking (synchronous-handle) semantics are provided
 by ``_files.run_sync`` waiting on the request.
+
+The sockets' immediate fast path (``Socket.recv_now``/``send_now``, behind ``start_read``/
+``start_write`` and the WSARecv/WSASend/ReadFile/WriteFile aliases): most receives and sends
+on a busy connection finish inside the call (AFD's immediate completion), so the common shape
+- one whole byte buffer, no flags, no completion routine, an overlapped socket with nothing
+pending in that direction (spec #66: a request never overtakes an earlier pending one) and no
+Winsock state in the way (SD_RECEIVE) - makes the syscall first, with exactly the effects of
+``_files.start`` + ``deliver`` for an immediate result, and builds the request object only when
+it would block (then registered and handed to the backend without a second attempt,
+``_files.submit_tried``). An immediate success notifies under one LOCK round trip
+(``_dispatch.notify_success``): the event or the file object, then the port packet unless
+FILE_SKIP_COMPLETION_PORT_ON_SUCCESS or ``hEvent|1``; with nothing to signal or post (skip
+modes, no event) it takes no lock at all. An immediate failure raises with no notification and
+Internal left STATUS_PENDING, the reset/shut-down socket state applying as in ``try_now``
+(``read_failed``, ``stream_end``, ``write_failed``).
+
+Like ``DiskFile.read_now``, a fast-path request is never registered: a close() racing with the
+syscall from another thread may release the descriptor under it (Windows keeps a reference to
+the file object for the call; either way it is the caller's race).
 """
 
 from __future__ import annotations
@@ -24,12 +43,13 @@ import struct
 import termios
 import time
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from .._kernel import _wait
-from ..codes import NtStatus, WinError
-from ..errors import Win32Error
-from ._files import FileObject, start
+from ..codes import NtStatus, WinError, ntstatus_to_winerror
+from ..errors import IoError, Win32Error
+from ._dispatch import notify_success
+from ._files import FileObject, start, submit_tried
 from ._ops import (
     AcceptOp,
     CompletionRoutine,
@@ -37,14 +57,22 @@ from ._ops import (
     Operation,
     StreamReadOp,
     StreamWriteOp,
+    read_failed,
+    stream_end,
+    write_failed,
 )
 from ._overlapped import STATUS_PENDING, Overlapped
 from ._requests import RequestMethods
+from ._winsock_ext import accept_ex
 
-__all__ = ["PipeWriteOp", "Socket", "StreamFile", "create_pipe", "create_socket"]
+__all__ = ["PENDING", "PipeWriteOp", "Socket", "StreamFile", "create_pipe", "create_socket"]
 
 _PIPE_BROKEN = int(NtStatus.STATUS_PIPE_BROKEN)
 _PIPE_CLOSING = int(NtStatus.STATUS_PIPE_CLOSING)
+_WSAENOTSOCK = 10038
+_MSG_NOSIGNAL = int(socket.MSG_NOSIGNAL)  # a plain int: IntFlag arithmetic costs ~1 us
+#: ``Socket.recv_now``/``send_now``: the request was issued and pends.
+PENDING: Final = -1
 
 
 class PipeWriteOp(StreamWriteOp):
@@ -178,6 +206,217 @@ class Socket(StreamFile):
     """A socket as a file object (WSASocket / socket())."""
 
     __slots__ = ()
+
+    def start_read(
+        self,
+        buffer: Any,
+        overlapped: Overlapped,
+        *,
+        size: int | None = None,
+        routine: CompletionRoutine | None = None,
+    ) -> bool:
+        """ReadFile/WSARecv (see :meth:`RequestMethods.start_read`); the hot shape (one whole
+        buffer, no completion routine) goes through :meth:`recv_now`."""
+        if size is None and routine is None:
+            n = self.recv_now(buffer, overlapped)
+            if n is not None:
+                return n >= 0
+        return RequestMethods.start_read(self, buffer, overlapped, size=size, routine=routine)
+
+    def start_write(
+        self,
+        data: Any,
+        overlapped: Overlapped,
+        *,
+        size: int | None = None,
+        routine: CompletionRoutine | None = None,
+    ) -> bool:
+        """WriteFile/WSASend (see :meth:`RequestMethods.start_write`); the hot shape (one whole
+        buffer, no completion routine) goes through :meth:`send_now`."""
+        if size is None and routine is None:
+            n = self.send_now(data, overlapped)
+            if n is not None:
+                return n >= 0
+        return RequestMethods.start_write(self, data, overlapped, size=size, routine=routine)
+
+    def recv_now(self, buffer: Any, overlapped: Overlapped) -> int | None:
+        """An overlapped receive into the whole of ``buffer`` (a bytearray or a writable 1-D
+        byte memoryview), no flags, no completion routine, through the immediate fast path
+        (module docstring).
+
+        Returns:
+            The byte count (0: the peer closed gracefully) when it finished inside the call and
+            was notified; :data:`PENDING` when it was issued and pends; None when the fast path
+            does not apply (nothing was done: the general path handles the request).
+
+        Raises:
+            IoError: the receive failed at once (no notification; Internal is STATUS_PENDING).
+            Win32Error: ERROR_INVALID_HANDLE if the socket was closed meanwhile.
+        """
+        cls = buffer.__class__
+        if cls is not bytearray and (
+            cls is not memoryview
+            or buffer.readonly
+            or not buffer.c_contiguous
+            or buffer.ndim != 1
+            or buffer.format != "B"
+        ):
+            return None
+        if self.stream_in or self.closing or not self.overlapped or overlapped is None:
+            return None  # an earlier receive pends (#66), or not an overlapped request
+        mode = self.winsock
+        if (mode is not None and mode.shut_rd) or not len(buffer):
+            return None  # WSAESHUTDOWN, and zero-byte reads: the request object decides
+        sock = self.sock
+        assert sock is not None
+        # §4.2 step 2: reset E, clear F, Internal = STATUS_PENDING; plain stores, as in start.
+        event = overlapped.event
+        if event is not None:
+            event._signaled = False
+        self._signaled = False
+        overlapped.status = STATUS_PENDING
+        try:
+            n = sock.recv_into(buffer)
+        except BlockingIOError:
+            view = buffer if cls is memoryview else memoryview(buffer)
+            submit_tried(StreamReadOp(self, overlapped, (view,)))
+            return PENDING
+        except OSError as exc:
+            status = read_failed(self, exc.errno or 0)[0]
+            raise IoError(ntstatus_to_winerror(status)) from None
+        if not n:
+            status = stream_end(self)[0]  # a graceful close, or a reset that stays reset
+            if status:
+                raise IoError(ntstatus_to_winerror(status))
+        if (
+            event is None
+            and self.skip_set_event
+            and (overlapped.skip_port or self.skip_port_on_success or self.port is None)
+        ):
+            overlapped.information = n  # nothing to signal or post: the IOSB alone
+            overlapped.status = 0
+        else:
+            notify_success(self, overlapped, event, n)
+        return n
+
+    def send_now(self, data: Any, overlapped: Overlapped) -> int | None:
+        """An overlapped send of the whole of ``data`` (bytes, a bytearray or a 1-D byte
+        memoryview), no flags, no completion routine, through the immediate fast path (module
+        docstring). A send the socket takes in part pends with the rest.
+
+        Returns:
+            The byte count when it finished inside the call and was notified; :data:`PENDING`
+            when it was issued and pends; None when the fast path does not apply (nothing was
+            done: the general path handles the request).
+
+        Raises:
+            IoError: the send failed at once (no notification; Internal is STATUS_PENDING).
+            Win32Error: ERROR_INVALID_HANDLE if the socket was closed meanwhile.
+        """
+        cls = data.__class__
+        if (
+            cls is not bytes
+            and cls is not bytearray
+            and (
+                cls is not memoryview
+                or not data.c_contiguous
+                or data.ndim != 1
+                or data.format != "B"
+            )
+        ):
+            return None
+        size = len(data)
+        if self.stream_out or self.closing or not self.overlapped or overlapped is None:
+            return None  # an earlier send pends (#66), or not an overlapped request
+        if not size:
+            return None  # a zero-byte send "never blocks": the request object decides
+        sock = self.sock
+        assert sock is not None
+        event = overlapped.event  # §4.2 step 2, as in recv_now
+        if event is not None:
+            event._signaled = False
+        self._signaled = False
+        overlapped.status = STATUS_PENDING
+        try:
+            n = sock.send(data, _MSG_NOSIGNAL)
+        except BlockingIOError:
+            n = 0
+        except OSError as exc:
+            raise IoError(ntstatus_to_winerror(write_failed(self, exc.errno or 0))) from None
+        if n < size:
+            # The socket buffer is full: the rest waits for room (the request object).
+            view = data if cls is memoryview else memoryview(data)
+            op = StreamWriteOp(self, overlapped, (view[n:],))
+            op.sent, op.nbytes = n, size
+            submit_tried(op)
+            return PENDING
+        if (
+            event is None
+            and self.skip_set_event
+            and (overlapped.skip_port or self.skip_port_on_success or self.port is None)
+        ):
+            overlapped.information = n
+            overlapped.status = 0
+        else:
+            notify_success(self, overlapped, event, n)
+        return n
+
+    def start_accept(
+        self,
+        accept_socket: Socket,
+        overlapped: Overlapped,
+        buffer: Any = None,
+        *,
+        receive_size: int | None = None,
+        address_sizes: tuple[int, int] | None = None,
+    ) -> bool:
+        """AcceptEx: accept the next connection on this listening socket *into*
+        ``accept_socket`` (created beforehand, neither bound nor connected) [MS:AcceptEx].
+
+        Like :meth:`start_read`, the request finishes inside the call (True: a client was
+        waiting, and its first data when some is asked for) or pends (False), and its end is
+        reported through the OVERLAPPED's channels: its event or this socket's file object,
+        the completion port this (listening) socket is associated with (the packet carries its
+        key), never a completion routine. ``overlapped.information`` is the count of data
+        bytes received. Then ``accept_socket`` is the connection
+        (``getpeername``/``getsockname``); closing either socket aborts a pending accept
+        (ERROR_OPERATION_ABORTED).
+
+        Args:
+            buffer: a writable byte buffer: its first ``receive_size`` bytes receive the first
+                data the client sends, and the request then completes only when data comes
+                (0 bytes if the client closes without sending). None: complete at the
+                connection.
+            receive_size: default all of ``buffer`` (less the address areas); 0: complete at
+                the connection.
+            address_sizes: (local, remote): AcceptEx's address areas after the data, filled
+                at the connection in its layout (``win32.GetAcceptExSockaddrs`` reads them).
+                AcceptEx's rules apply: a remote area (at least the address size + 16 bytes,
+                or the request fails with ERROR_INSUFFICIENT_BUFFER once a client is there,
+                without accepting it); a local area of 0 is skipped.
+
+        Raises:
+            Win32Error: ERROR_INVALID_PARAMETER without an OVERLAPPED; ERROR_INVALID_HANDLE
+                when either socket is closed; WSAENOTSOCK (10038) when ``accept_socket`` is
+                not a socket; WSAEINVAL (10022) when this socket is not listening, or
+                ``accept_socket`` is not a fresh stream socket (bound, connected, UDP, or
+                being accepted into already); WSAEFAULT (10014) for a buffer that is not a
+                writable byte buffer or is smaller than ``receive_size`` plus the areas, a
+                negative size, address areas without a buffer or without a remote area.
+            IoError: the accept failed at once (no notification).
+        """
+        if overlapped is None:
+            raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "AcceptEx needs an OVERLAPPED")
+        if not isinstance(accept_socket, Socket):
+            raise Win32Error(_WSAENOTSOCK, f"{accept_socket!r} is not a socket")
+        self._sock()
+        accept_socket._sock()
+        if address_sizes is None:
+            op = accept_ex(self, accept_socket, overlapped, buffer, receive_size, 0, 0, areas=False)
+        else:
+            local, remote = address_sizes
+            op = accept_ex(self, accept_socket, overlapped, buffer, receive_size, local, remote)
+        return start(op) != STATUS_PENDING
 
     def _sock(self) -> socket.socket:
         sock = self.sock

@@ -196,6 +196,8 @@ class AcceptExOp(AcceptOp):
         self.family = sock.family if sock is not None else socket.AF_INET
 
     def _too_small(self) -> bool:
+        if self.areas is None:
+            return False  # the core's form without address areas (``Socket.start_accept``)
         need = sockaddr_size(self.family) + 16
         return (0 < self.local_size < need) or self.remote_size < need
 
@@ -453,14 +455,23 @@ def accept_ex(
     target: FileObject,
     overlapped: Any,
     buffer: Any,
-    data_len: int,
+    data_len: int | None,
     local_len: int,
     remote_len: int,
+    *,
+    areas: bool = True,
 ) -> AcceptExOp:
     """The AcceptEx request after its checks, in Windows' order [W:ws2_32/sock.c:test_AcceptEx]:
     a listener that is not listening, or a target that is not a fresh stream socket (a UDP,
     bound or connected socket, or one an AcceptEx is already accepting into) -> WSAEINVAL;
     no output buffer, a remote address area of 0 or areas beyond the buffer -> WSAEFAULT.
+    Issue it with ``_files.start`` (the core's ``Socket.start_accept`` does).
+
+    Args:
+        data_len: the bytes of ``buffer`` that receive the first data (0: the request
+            completes at the connection); None: all of it but the address areas.
+        areas: False for the core's form without address areas (``Socket.start_accept``
+            without ``address_sizes``): ``buffer`` may be None, both lengths must be 0.
 
     Raises:
         Win32Error: the WSA code above.
@@ -474,24 +485,40 @@ def accept_ex(
         listening = False
     if not listening:
         raise Win32Error(WSAEINVAL, "the listening socket is not listening")
-    if buffer is None:
-        raise Win32Error(WSAEFAULT, "lpOutputBuffer is NULL")
-    if remote_len <= 0 or local_len < 0 or data_len < 0:
-        raise Win32Error(WSAEFAULT, "the remote address area is empty")
-    try:
-        view = memoryview(buffer).cast("B")
-    except TypeError:
-        raise Win32Error(WSAEFAULT, "lpOutputBuffer is not a buffer") from None
-    if view.readonly or len(view) < data_len + local_len + remote_len:
-        raise Win32Error(WSAEFAULT, "lpOutputBuffer is smaller than the data and address areas")
+    if areas:
+        if buffer is None:
+            raise Win32Error(WSAEFAULT, "lpOutputBuffer is NULL")
+        if remote_len <= 0 or local_len < 0:
+            raise Win32Error(WSAEFAULT, "the remote address area is empty")
+    elif local_len or remote_len:
+        raise Win32Error(WSAEFAULT, "address areas without their layout")
+    view = None
+    if buffer is not None:
+        try:
+            view = memoryview(buffer).cast("B")
+        except (TypeError, ValueError):
+            raise Win32Error(WSAEFAULT, "the output buffer is not a byte buffer") from None
+        if data_len is None:
+            data_len = max(len(view) - local_len - remote_len, 0)
+    elif data_len is None:
+        data_len = 0
+    if data_len < 0:
+        raise Win32Error(WSAEFAULT, f"a receive of {data_len} bytes")
+    if view is None:
+        if data_len:
+            raise Win32Error(WSAEFAULT, f"no buffer for the {data_len} bytes to receive")
+    elif view.readonly or len(view) < data_len + local_len + remote_len:
+        raise Win32Error(WSAEFAULT, "the output buffer is smaller than the data and address areas")
     if tsock.type != socket.SOCK_STREAM or _is_bound(tsock) or is_connected(tsock):
         raise Win32Error(WSAEINVAL, "the accept socket is not a fresh stream socket")
     mode = mode_of(target)
     if mode.accepting is not None and not mode.accepting.done:
         raise Win32Error(WSAEINVAL, "an AcceptEx is already accepting into this socket")
-    receive = view[:data_len] if data_len else None
-    areas = view[data_len : data_len + local_len + remote_len]
-    op = AcceptExOp(listener, target, overlapped, receive, areas, local_len, remote_len)
+    receive = view[:data_len] if view is not None and data_len else None
+    block = None
+    if view is not None and areas:
+        block = view[data_len : data_len + local_len + remote_len]
+    op = AcceptExOp(listener, target, overlapped, receive, block, local_len, remote_len)
     mode.accepting = op
     # Closing the accept socket ends the AcceptEx (ERROR_OPERATION_ABORTED)
     # [W:ws2_32/sock.c:test_completion_port]; a weak reference, so that a finished request

@@ -15,6 +15,7 @@ from .._io._files import FileObject, cancel_io, cancel_io_ex, cancel_synchronous
 from .._io._overlapped import STATUS_PENDING, Overlapped, get_overlapped_result
 from .._io._requests import as_buffers, read_file, read_file_after, write_file
 from .._io._share import delete_file
+from .._io._streams import Socket
 from .._kernel._handles import HANDLE_TABLE
 from .._kernel._objects import Event
 from .._kernel._threads import KThread
@@ -302,9 +303,47 @@ def ReadFile(
             return _io(
                 call, hFile, lpBuffer, nNumberOfBytesToRead, True, lpNumberOfBytesRead, lpOverlapped
             )
+        if (
+            file.__class__ is Socket
+            and lpOverlapped.__class__ is OVERLAPPED
+            and not lpOverlapped.hEvent
+        ):
+            done = _socket_now(file.recv_now, lpBuffer, lpOverlapped, lpNumberOfBytesRead)
+            if done is not None:
+                return done
     return _io(
         read_file, hFile, lpBuffer, nNumberOfBytesToRead, True, lpNumberOfBytesRead, lpOverlapped
     )
+
+
+def _socket_now(
+    now: Callable[[Any, Overlapped], int | None],
+    buffer: Any,
+    ov: OVERLAPPED,
+    lpCount: Ref[int] | None,
+) -> bool | None:
+    """ReadFile/WriteFile's hot shape on a socket (one whole buffer, an OVERLAPPED without
+    hEvent): the core's immediate fast path ``now`` (``Socket.recv_now``/``send_now``). None
+    when it does not apply (the general path then decides)."""
+    ov.event = None
+    ov.skip_port = False
+    try:
+        n = now(buffer, ov)
+    except Win32Error as exc:
+        if lpCount is not None:
+            lpCount.value = 0  # an OVERLAPPED was passed: its InternalHigh has the count
+        fail(exc)
+        return False
+    if n is None:
+        return None
+    if n < 0:
+        if lpCount is not None:
+            lpCount.value = 0
+        set_last_error(_ERROR_IO_PENDING)
+        return False
+    if lpCount is not None:
+        lpCount.value = n
+    return True
 
 
 def _after(fast: int | None) -> Callable[..., tuple[int, int]]:
@@ -322,6 +361,21 @@ def WriteFile(
     lpOverlapped: Any,
 ) -> bool:
     """[MS:WriteFile] -> core ``write_file``."""
+    cls = lpBuffer.__class__
+    if (
+        (cls is bytes or cls is bytearray or cls is memoryview)
+        and lpOverlapped.__class__ is OVERLAPPED
+        and not lpOverlapped.hEvent
+    ):
+        # The hot shape on a socket (one whole buffer): the core's ``Socket.send_now``.
+        try:
+            file = _handle_entry(hFile)[0]
+        except TypeError:  # no such plain handle (tag bits, closed...) or not a handle at all
+            file = None
+        if file.__class__ is Socket and len(lpBuffer) == nNumberOfBytesToWrite:
+            done = _socket_now(file.send_now, lpBuffer, lpOverlapped, lpNumberOfBytesWritten)
+            if done is not None:
+                return done
     args = (hFile, lpBuffer, nNumberOfBytesToWrite, False, lpNumberOfBytesWritten, lpOverlapped)
     return _io(write_file, *args)
 

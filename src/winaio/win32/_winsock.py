@@ -23,7 +23,6 @@ from .._io._overlapped import STATUS_PENDING, Overlapped, get_overlapped_result
 from .._io._requests import as_buffers
 from .._io._streams import Socket, create_socket
 from .._io._winsock_ext import (
-    accept_ex,
     check_connectable,
     check_not_accepting,
     shutdown_socket,
@@ -495,6 +494,39 @@ def WSARecv(
     message-oriented socket, else 0 [MS:WSARecv]. Success sets the last error to 0
     [W:ws2_32/sock.c:test_WSARecv].
     """
+    if (
+        lpOverlapped.__class__ is OVERLAPPED
+        and not lpOverlapped.hEvent
+        and dwBufferCount == 1
+        and lpCompletionRoutine is None
+        and lpBuffers.__class__ is list
+        and len(lpBuffers) == 1
+        and lpFlags is not None
+        and not lpFlags.value
+    ):
+        # The hot shape inlined (a plain socket handle, one WSABUF, no flags, an OVERLAPPED
+        # without hEvent, no routine): the core's immediate fast path, ``Socket.recv_now``.
+        try:
+            sock = _handle_entry(s)[0]
+        except TypeError:  # no such handle (None[0]) or not a handle at all (unhashable)
+            sock = None
+        if sock.__class__ is Socket:
+            lpOverlapped.event = None
+            lpOverlapped.skip_port = False
+            try:
+                n = sock.recv_now(lpBuffers[0], lpOverlapped)
+            except Win32Error as exc:
+                return _wsa_fail(exc)
+            if n is not None:
+                ts = current_thread_state()
+                if n < 0:
+                    ts.last_error = WSA_IO_PENDING
+                    return SOCKET_ERROR
+                if lpNumberOfBytesRecvd is not None:
+                    lpNumberOfBytesRecvd.value = n
+                lpFlags.value = 0
+                ts.last_error = 0
+                return 0
     try:
         if lpFlags is None:
             raise Win32Error(WSAEFAULT, "lpFlags is NULL")
@@ -526,6 +558,36 @@ def WSASend(
     ``*lpNumberOfBytesSent`` is written only when the send finished inside the call (untouched
     when pending or failing [W:ws2_32/socket.c:WS2_sendto]); success sets the last error to 0.
     """
+    if (
+        lpOverlapped.__class__ is OVERLAPPED
+        and not lpOverlapped.hEvent
+        and dwBufferCount == 1
+        and not dwFlags
+        and lpCompletionRoutine is None
+        and lpBuffers.__class__ is list
+        and len(lpBuffers) == 1
+    ):
+        # The hot shape inlined, as in WSARecv: ``Socket.send_now``.
+        try:
+            sock = _handle_entry(s)[0]
+        except TypeError:
+            sock = None
+        if sock.__class__ is Socket:
+            lpOverlapped.event = None
+            lpOverlapped.skip_port = False
+            try:
+                n = sock.send_now(lpBuffers[0], lpOverlapped)
+            except Win32Error as exc:
+                return _wsa_fail(exc)
+            if n is not None:
+                ts = current_thread_state()
+                if n < 0:
+                    ts.last_error = WSA_IO_PENDING
+                    return SOCKET_ERROR
+                if lpNumberOfBytesSent is not None:
+                    lpNumberOfBytesSent.value = n
+                ts.last_error = 0
+                return 0
     try:
         count = _wsa_io(False, s, lpBuffers, dwBufferCount, dwFlags, lpOverlapped,
                         lpCompletionRoutine)  # fmt: skip
@@ -566,7 +628,7 @@ def AcceptEx(
     lpdwBytesReceived: Ref[int] | None,
     lpOverlapped: Any,
 ) -> bool:
-    """[MS:AcceptEx] -> core ``accept_ex`` into the pre-created ``sAcceptSocket``.
+    """[MS:AcceptEx] -> core ``Socket.start_accept`` into the pre-created ``sAcceptSocket``.
 
     ``lpOutputBuffer`` receives the first data, then the local and the remote address areas
     (read them with GetAcceptExSockaddrs). Errors at once, no notification
@@ -584,12 +646,21 @@ def AcceptEx(
         ov = bind_overlapped(lpOverlapped)
         if ov is None:
             raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "AcceptEx needs an OVERLAPPED")
-        op = accept_ex(listener, target, ov, lpOutputBuffer, dwReceiveDataLength,
-                       dwLocalAddressLength, dwRemoteAddressLength)  # fmt: skip
+        done = listener.start_accept(
+            target, ov, lpOutputBuffer, receive_size=dwReceiveDataLength,
+            address_sizes=(dwLocalAddressLength, dwRemoteAddressLength),
+        )  # fmt: skip
     except Win32Error as exc:
+        # *lpdwBytesReceived stays untouched by a parameter check, is 0 once issued.
+        if isinstance(exc, IoError) and lpdwBytesReceived is not None:
+            lpdwBytesReceived.value = 0
         _wsa_fail(exc)
         return False
-    return _bool_call(lambda: op, lpdwBytesReceived, ov)
+    if lpdwBytesReceived is not None:
+        lpdwBytesReceived.value = ov.information if done else 0
+    if not done:
+        set_last_error(WSA_IO_PENDING)
+    return done
 
 
 def ConnectEx(
