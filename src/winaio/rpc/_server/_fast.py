@@ -42,7 +42,7 @@ from ...codes import RpcStatus
 from ...errors import NdrError, RpcError, Win32Error
 from .._connection import DISPATCHED
 from ._call import ServerCall, status_of
-from ._interface import ManagerKind, Operation, Registration
+from ._interface import Operation, Registration
 
 if TYPE_CHECKING:
     from ._link import Link
@@ -51,7 +51,6 @@ __all__ = ["FastPath"]
 
 log = logging.getLogger("winaio.rpc.server")
 
-_INLINE: Final = ManagerKind.INLINE
 _CALL_FAILED: Final = int(RpcStatus.RPC_S_CALL_FAILED)
 _BAD_STUB: Final = int(RpcStatus.RPC_X_BAD_STUB_DATA)
 _new: Final = object.__new__
@@ -95,14 +94,12 @@ class FastPath:
         if reg.autolisten:
             if reg.active_calls >= reg.max_calls:
                 return None
-        else:
-            server = self.server
-            if not server.listening or server._active >= server._max_calls:
-                return None
+        elif self.server._active >= self.server.fast_limit:  # (0 when not listening)
+            return None
         ins = op.fast_decode(buf, start, end)  # type: ignore[misc]
         if ins is None:
             return None
-        if op.kind is not _INLINE:
+        if op.ms_async:
             return self._async_call(reg, op, call_id, ins)
         self.current = (reg, op, call_id, ins)
         try:

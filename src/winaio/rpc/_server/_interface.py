@@ -191,6 +191,7 @@ class Operation:
         "in_pipes",
         "kind",
         "manager",
+        "ms_async",
         "out_names",
         "out_pipe_types",
         "out_pipes",
@@ -201,6 +202,8 @@ class Operation:
         self.procedure = procedure
         self.manager = manager
         self.kind = _kind(manager)
+        #: An @async_manager entered on the loop (the fast path's one test per call).
+        self.ms_async = self.kind is ManagerKind.ASYNC_CALL
         #: Little-endian request decoder / reply encoder, bound once (the per-call path).
         self.decode, self.encode = procedure.little_endian_codecs()
         ins = procedure.in_params
