@@ -47,13 +47,8 @@ def run() -> Iterator[Callable[[Coroutine[Any, Any, Any]], Any]]:
 
 @pytest.fixture(params=["io_uring", "threads"])
 def backend(request: pytest.FixtureRequest) -> Iterator[str]:
-    name = request.param
-    available = list(wt.available_backends())
-    if name not in available:
-        if name == "io_uring":
-            pytest.skip(f"io_uring backend unavailable (available_backends() = {available})")
-        raise AssertionError(f"backend {name!r} missing from available_backends() {available}")
-    with wt.using_backend(name):
+    """Run the test on one I/O backend; io_uring is skipped only when unavailable."""
+    with wt.backend_for_test(request.param) as name:
         yield name
 
 

@@ -205,22 +205,13 @@ def kit() -> Iterator[Kit]:
         k.teardown()
 
 
-def _drain_apcs() -> None:
-    # APCs left queued to the (long-lived) pytest thread by a failing test must not leak into
-    # the next test's alertable waits.
-    fn = getattr(w, "NtTestAlert", None)
-    if fn is not None:
-        try:
-            fn()
-        except Exception:
-            pass
-
-
 @pytest.fixture(autouse=True)
 def _clean_main_thread_apcs() -> Iterator[None]:
-    _drain_apcs()
+    # APCs left queued to the long-lived pytest thread by a failing test must not leak into
+    # the next test's alertable waits.
+    wt.drain_apcs()
     yield
-    _drain_apcs()
+    wt.drain_apcs()
 
 
 @pytest.fixture

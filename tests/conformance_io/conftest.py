@@ -471,13 +471,7 @@ class IoKit:
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> Iterator[str]:
     """Run the test on one I/O backend; io_uring is skipped only when unavailable."""
-    name: str = request.param
-    available = list(wt.available_backends())
-    if name not in available:
-        if name == "io_uring":
-            pytest.skip(f"io_uring backend unavailable (available_backends() = {available})")
-        raise AssertionError(f"backend {name!r} missing from available_backends() {available}")
-    with wt.using_backend(name):
+    with wt.backend_for_test(request.param) as name:
         yield name
 
 
@@ -490,22 +484,13 @@ def io(backend: str, tmp_path: Path) -> Iterator[IoKit]:
         kit.teardown()
 
 
-def _drain_apcs() -> None:
-    # APCs (completion routines) left queued to the long-lived pytest thread by a failing test
-    # must not leak into the next test's alertable waits.
-    fn = getattr(w, "NtTestAlert", None)
-    if fn is not None:
-        try:
-            fn()
-        except Exception:
-            pass
-
-
 @pytest.fixture(autouse=True)
 def _clean_main_thread_apcs() -> Iterator[None]:
-    _drain_apcs()
+    # APCs left queued to the long-lived pytest thread by a failing test must not leak into
+    # the next test's alertable waits.
+    wt.drain_apcs()
     yield
-    _drain_apcs()
+    wt.drain_apcs()
 
 
 @pytest.fixture

@@ -126,16 +126,10 @@ def recorder() -> Callable[[], Recorder]:
 
 @pytest.fixture(params=["io_uring", "threads"])
 def backend(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Run an I/O test on one backend; io_uring is skipped only when unavailable."""
+    """Run the test on one I/O backend; io_uring is skipped only when unavailable."""
     import winaio.testing as wt
 
-    name = request.param
-    available = list(wt.available_backends())
-    if name not in available:
-        if name == "io_uring":
-            pytest.skip(f"io_uring backend unavailable (available_backends() = {available})")
-        raise AssertionError(f"backend {name!r} missing from available_backends() {available}")
-    with wt.using_backend(name):
+    with wt.backend_for_test(request.param) as name:
         yield name
 
 

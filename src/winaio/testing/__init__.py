@@ -7,14 +7,17 @@ fail with AssertionError at their deadline, so a suite using them fails instead 
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+import unittest
+from collections.abc import Callable, Iterator
 
 from .._clock import reset_wall_clock as reset_wall_clock
 from .._clock import shift_wall_clock as shift_wall_clock
 from .._kernel._dispatcher import DispatcherObject
 from .._kernel._handles import HANDLE_TABLE
 from .._kernel._threads import KThread, thread_state_by_id
+from .._kernel._wait import test_alert
 from .._pool._clock import ManualClock as ManualClock
 from .._runtime import available_backends as available_backends
 from .._runtime import using_backend as using_backend
@@ -22,6 +25,8 @@ from .._runtime import using_backend as using_backend
 __all__ = [
     "ManualClock",
     "available_backends",
+    "backend_for_test",
+    "drain_apcs",
     "reset_wall_clock",
     "shift_wall_clock",
     "using_backend",
@@ -60,3 +65,32 @@ def wait_until_blocked(thread: int | KThread, timeout: float = 5.0) -> None:
             raise AssertionError(f"no live thread with id {thread}")
         state = found
     wait_until(lambda: state.wait is not None, timeout, f"thread {state.tid} blocks")
+
+
+@contextlib.contextmanager
+def backend_for_test(name: str) -> Iterator[str]:
+    """Run the block with ``name`` as the I/O backend of the handles it creates.
+
+    A missing io_uring (an old kernel, a seccomp policy) raises ``unittest.SkipTest``, which
+    pytest reports as a skip; any other missing backend is a failure (AssertionError): the
+    thread backend is always there.
+    """
+    available = list(available_backends())
+    if name not in available:
+        if name == "io_uring":
+            raise unittest.SkipTest(f"io_uring unavailable (available_backends() = {available})")
+        raise AssertionError(f"backend {name!r} missing from available_backends() {available}")
+    with using_backend(name):
+        yield name
+
+
+def drain_apcs() -> None:
+    """Run the user APCs queued to the calling thread, ignoring what they raise.
+
+    A test that fails with APCs (completion routines) still queued to the long-lived pytest
+    thread must not leak them into the next test's alertable waits.
+    """
+    try:
+        test_alert()
+    except Exception:
+        pass

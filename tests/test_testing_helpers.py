@@ -1,0 +1,51 @@
+"""The shared test helpers of ``winaio.testing`` that the conftests build their fixtures on."""
+
+from __future__ import annotations
+
+import unittest
+
+import pytest
+
+import winaio
+import winaio.testing as wt
+
+
+def test_backend_for_test_selects_the_backend_of_new_handles() -> None:
+    with wt.backend_for_test("threads") as name:
+        assert name == "threads"
+        reader, writer = winaio.create_pipe(overlapped=True)
+    try:
+        assert type(reader.backend).__name__ == type(writer.backend).__name__
+        assert "thread" in type(reader.backend).__name__.lower()
+    finally:
+        reader.close()
+        writer.close()
+
+
+def test_a_missing_io_uring_is_a_skip_and_any_other_backend_a_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(wt, "available_backends", lambda: ("threads",))
+    with (
+        pytest.raises(unittest.SkipTest, match="io_uring unavailable"),
+        wt.backend_for_test("io_uring"),
+    ):
+        pass
+    with pytest.raises(AssertionError, match="'bogus' missing"), wt.backend_for_test("bogus"):
+        pass
+
+
+def test_drain_apcs_runs_queued_apcs_and_survives_a_raising_one() -> None:
+    ran: list[str] = []
+
+    def boom() -> None:
+        ran.append("boom")
+        raise RuntimeError("an APC that fails")
+
+    winaio.queue_apc(winaio.current_thread(), boom)
+    winaio.queue_apc(winaio.current_thread(), ran.append, "second")
+    wt.drain_apcs()
+    wt.drain_apcs()  # a raising APC may stop the first pass; nothing stays queued after two
+    assert ran == ["boom", "second"]
+    wt.drain_apcs()
+    assert ran == ["boom", "second"]
