@@ -437,7 +437,7 @@ def test_a_callback_s_arguments_are_freed_when_it_returns(make_pool, how: str) -
     def fn(*args: Any) -> None:
         ran.set()
 
-    if how == "submit":  # handed straight to the waiting worker in its packet
+    if how == "submit":  # a token handed straight to the waiting worker
         wait_until(lambda: len(pool.port._getters) == 1)
         pool.submit(fn, payload)
     elif how == "submit_queued":  # queued behind a busy worker: a token

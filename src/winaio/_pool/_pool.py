@@ -5,9 +5,8 @@ Design:
   key = the pool) on that port; the callback itself waits in the pool's three priority queues
   (high, normal, low). A worker is a plain port thread looping on GetQueuedCompletionStatus:
   a token makes it take the next queued callback by priority; any other key is an object that
-  handles its own packet (an I/O object's completion, a stop request); ``submit`` hands a
-  callback straight to a waiting worker in the packet itself (``_worker``: the loop, its wait
-  inlined). So the port decides how
+  handles its own packet (an I/O object's completion, a stop request) (``_worker``: the loop,
+  its wait inlined). So the port decides how
   many callbacks run at once: its concurrency value and its running-thread accounting (§6.7)
   apply unchanged - a callback blocked in any winaio wait lets another worker take a token.
 - I/O objects bind their file to the same port (key = the object), so an I/O callback runs on
@@ -104,6 +103,7 @@ class ThreadPool:
         "_release_requested",
         "_starting",
         "_threads",
+        "_token",
         "_waiter",
         "_workers",
     )
@@ -125,6 +125,8 @@ class ThreadPool:
         if not idle_timeout > 0:
             raise Win32Error(WinError.ERROR_INVALID_PARAMETER, f"idle_timeout {idle_timeout}")
         self._port = CompletionPort(concurrency)
+        #: The token packet (a queued callback's; see the module docstring).
+        self._token = _new_packet(CompletionPacket, (self, None, 0, 0))
         self._queues: tuple[deque[Any], deque[Any], deque[Any]] = (deque(), deque(), deque())
         self._max = max_threads
         self._min = 0
@@ -228,21 +230,21 @@ class ThreadPool:
         try:
             if self._closing:
                 raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the thread pool is closed")
+            self._queues[1].append((fn, args))
             port = self._port
             getters = port._getters
             if getters and not port._packets and len(port._running) < port.concurrency:
-                # A worker waits and may run now: the callback travels in the packet itself,
-                # handed straight to it (no queue, no token to turn into a callback). This is
-                # ``port._post_locked`` -> ``_release_locked`` for one packet, inlined (the
-                # submit-to-run latency path): the most recent waiter (LIFO) gets it and counts
-                # as running at once (§6.7).
+                # ``_post_tokens_locked(1)`` for the usual case, inlined (the submit-to-run
+                # latency path): the most recent waiter (LIFO) gets the token and counts as
+                # running at once (§6.7), as ``port._post_locked`` -> ``_release_locked`` do.
+                # The woken worker takes the head of the queue: callbacks start in FIFO order
+                # whichever worker runs first.
                 wb = getters.pop()
                 wb.detach = None
-                wb.data = [_new_packet(CompletionPacket, (self, (fn, args), 0, 0))]
+                wb.data = [self._token]
                 port._running.add(wb.thread)
                 complete_wait(wb, _HANDOFF)
                 return
-            self._queues[1].append((fn, args))
             spawn = self._post_tokens_locked(1)
         finally:
             _release()

@@ -1,9 +1,8 @@
 """A pool worker's loop: a completion-port thread that runs the pool's callbacks (§6.7, §9).
 
 A worker is a plain GetQueuedCompletionStatus loop on the pool's port (``_pool`` module
-docstring): a token packet (key = the pool, no overlapped) makes it take the next queued callback
-by priority; a packet carrying ``(fn, args)`` is a ``submit`` handed straight to it; any other key
-is an object handling its own packet (an I/O completion, the stop request).
+docstring): a token packet (key = the pool) makes it take the next queued callback by priority;
+any other key is an object handling its own packet (an I/O completion, the stop request).
 
 **The wait is inlined.** Submit-to-run latency and the per-callback cost of a backlog (1000
 timers expiring together) live in the path from "a token is posted" to "the callback starts". So
@@ -35,7 +34,6 @@ from .._kernel._dispatcher import release_lock as _release
 from .._kernel._threads import check_terminating, current_thread_state
 from ..codes import NtStatus, WaitCode, WinError
 from ..errors import Win32Error
-from ._objects import report_callback_error
 
 if TYPE_CHECKING:
     from .._io._port import CompletionPort
@@ -95,17 +93,11 @@ def worker_main(pool: ThreadPool) -> None:
                     return
                 continue
             key = packet[0]
-            if key is pool:
-                item = packet[1]
-                if item is not None:  # handed over by ``submit``
-                    try:
-                        item[0](*item[1])
-                    except Exception:
-                        report_callback_error()
-                elif taken is not None:
+            if key is pool:  # a token
+                if taken is not None:
                     pool._run_taken(ts, taken)
                 else:
-                    pool._run_one(ts)
+                    pool._run_one(ts)  # (or its callback was cancelled: nothing to run)
             elif key is STOP:
                 try:
                     port.post(0, STOP)
@@ -116,7 +108,7 @@ def worker_main(pool: ThreadPool) -> None:
                 key._on_packet(packet, ts)
             # Nothing of this callback stays referenced while the worker waits for the next
             # one (its arguments - an RPC call, a buffer - must be freed when it returns).
-            packet = taken = item = key = None
+            packet = taken = key = None
     finally:
         if counted:
             with LOCK:
@@ -143,7 +135,7 @@ def _next_packet(
         if packets and len(port._running) < port.concurrency:
             packet = packets.popleft()
             port._running.add(ts)
-            if packet[0] is pool and packet[1] is None:
+            if packet[0] is pool:  # a token: its callback, taken now
                 return packet, pool._take_locked()
             return packet, None
         if timeout is not None and timeout <= 0:
@@ -187,7 +179,7 @@ def _next_packet(
             ts.wait = None
             if result == _HANDOFF:
                 packet = wb.data[0]
-                if packet[0] is pool and packet[1] is None:
+                if packet[0] is pool:  # a token: its callback, taken now
                     return packet, pool._take_locked()
                 return packet, None
             if result != _CLOSED and ts.block_listener is port:
