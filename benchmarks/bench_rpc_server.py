@@ -25,6 +25,10 @@ bytes: a bind (the echo servers return it, our server a bind_ack), then
 - ``idle``: opens N connections (bound), waits, and the harness reads the server's RSS before and
   after: memory per idle connection.
 
+Rows of the pipelined and ping-pong clients also carry ``server_cpu_us_per_call_median``: the
+server process's CPU time (user + system, every thread) over the client's run divided by the
+calls it answered (warm-up included): on a shared machine the steadiest per-call figure.
+
 A server that cannot start or crashes, or a client that fails, makes its row
 ``{"unavailable": reason}``; the run goes on. Targets (issue 11): winaio C=64 calls/s >= 0.5x the
 uvloop Protocol echo (reported whatever it is), C=1 p50 <= 1.25x the raw threaded echo, and at most
@@ -236,6 +240,7 @@ def client_pipelined(port: int, duration: float, warmup: float, depth: int) -> d
 
     result = summary(run_timed(step, duration, warmup), depth)
     result["errors"] = errors
+    result["calls_total"] = client.call_id - 1  # warm-up included: for the server's CPU/call
     return result
 
 
@@ -251,6 +256,7 @@ def client_pingpong(port: int, duration: float, warmup: float) -> dict[str, Any]
 
     result = summary(run_timed(step, duration, warmup), 1)
     result["errors"] = errors
+    result["calls_total"] = client.call_id - 1
     return result
 
 
@@ -369,6 +375,7 @@ def harness(opts: argparse.Namespace) -> dict[str, Any]:
                 if not server.alive():
                     failures[row] = f"server crashed (exit {server.proc.returncode})"
                     continue
+                cpu0 = server.cpu_seconds()
                 try:
                     got = run_client(
                         [*margs, "--port", str(server.port), *timing],
@@ -377,6 +384,11 @@ def harness(opts: argparse.Namespace) -> dict[str, Any]:
                 except Exception as exc:
                     failures[row] = str(exc)
                     continue
+                total = got.get("calls_total")
+                if total:
+                    # The server's CPU (every thread, user + system) over the client's run per
+                    # call answered, warm-up included: steadier than rates on a shared machine.
+                    got["server_cpu_us_per_call"] = 1e6 * (server.cpu_seconds() - cpu0) / total
                 samples.setdefault(kind, {}).setdefault(mode, []).append(got)
                 print(f"round {rnd}: {row}: {got['calls_per_s']:.0f} calls/s", file=sys.stderr)
         noise.append(noise_since(before))
@@ -405,6 +417,9 @@ def harness(opts: argparse.Namespace) -> dict[str, Any]:
                     "spread_pct": 100.0 * (max(rates) - min(rates)) / median,
                     "errors": sum(r["errors"] for r in runs),
                 }
+                cpu = [r["server_cpu_us_per_call"] for r in runs if "server_cpu_us_per_call" in r]
+                if cpu:
+                    rows[row]["server_cpu_us_per_call_median"] = round(statistics.median(cpu), 3)
 
     memory: dict[str, Any] = {}
     for kind in opts.idle_servers.split(","):
@@ -446,6 +461,14 @@ def harness(opts: argparse.Namespace) -> dict[str, Any]:
         "c1_p50_uvloop_protocol_vs_raw_threaded": ratio(
             get("uvloop_protocol/c1_pingpong", "p50_us_median"),
             get("raw_threaded/c1_pingpong", "p50_us_median"),
+        ),
+        "c64_server_cpu_per_call_winaio_vs_uvloop_protocol": ratio(
+            get("winaio/c64_pipelined", "server_cpu_us_per_call_median"),
+            get("uvloop_protocol/c64_pipelined", "server_cpu_us_per_call_median"),
+        ),
+        "c1_server_cpu_per_call_winaio_vs_uvloop_protocol": ratio(
+            get("winaio/c1_pingpong", "server_cpu_us_per_call_median"),
+            get("uvloop_protocol/c1_pingpong", "server_cpu_us_per_call_median"),
         ),
         "c1_winaio_own_client_vs_impacket_client": ratio(
             get("winaio/c1_pingpong", "calls_per_s_median"),

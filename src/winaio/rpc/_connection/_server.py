@@ -115,15 +115,20 @@ _FAST_REQUEST: Final = struct.Struct("<BBBBIHHIIHH")
 _FAST_FLAG_MASK: Final = int(
     PfcFlags.PFC_FIRST_FRAG | PfcFlags.PFC_LAST_FRAG | PfcFlags.PFC_OBJECT_UUID
 )
-# head (vers minor ptype flags drep as one u64) frag_length auth_length call_id alloc_hint
-# p_cont_id opnum; the heads answer_inline takes: 05 00|01 00 03 10 00 00 00.
-_INLINE_REQUEST: Final = struct.Struct("<QHHIIHH")
-_INLINE_HEAD_0: Final = int.from_bytes(b"\x05\x00\x00\x03\x10\x00\x00\x00", "little")
-_INLINE_HEAD_1: Final = int.from_bytes(b"\x05\x01\x00\x03\x10\x00\x00\x00", "little")
+# head (vers minor ptype flags drep as one u64) frag_length|auth_length<<16 (one u32) call_id
+# alloc_hint p_cont_id opnum; the heads answer_inline takes, per bound minor version:
+# 05 00|01 00 03 10 00 00 00.
+_INLINE_REQUEST: Final = struct.Struct("<QIIIHH")
+_INLINE_HEADS: Final = (
+    int.from_bytes(b"\x05\x00\x00\x03\x10\x00\x00\x00", "little"),
+    int.from_bytes(b"\x05\x01\x00\x03\x10\x00\x00\x00", "little"),
+)
 # (vers minor ptype flags drep) frag_length auth_length call_id alloc_hint p_cont_id
 # cancel_count=0 reserved: one unfragmented response header, its first 8 octets per minor.
 _RESPONSE_HEAD: Final = struct.Struct("<8sHHIIH2x")
 _RESPONSE_PREFIX: Final = (b"\x05\x00\x02\x03\x10\x00\x00\x00", b"\x05\x01\x02\x03\x10\x00\x00\x00")
+_unpack_inline: Final = _INLINE_REQUEST.unpack_from
+_pack_response: Final = _RESPONSE_HEAD.pack
 #: [MS-RPCE §3.3.3.5.6]: a non-first fragment of an unknown call is dropped if its call_id is
 #: below the current one by less than this, else it is a protocol error.
 _OLD_CALL_WINDOW: Final = 150
@@ -177,6 +182,20 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
         self._rx: Reassembly[IfT] | None = None
         self._replies = Replies(self._out, self.data_to_send, max_frag)
         self._stream = stream_requests
+        self._inline = self._inline_plan()
+
+    def _inline_plan(self) -> tuple[int, bytes, int, int, int, int]:
+        """What ``answer_inline`` reads per wake-up, in one tuple (redone at bind): the
+        request head it takes, the response prefix, max_frag, max request, xmit, minor."""
+        minor = self._minor
+        return (
+            _INLINE_HEADS[minor],
+            _RESPONSE_PREFIX[minor],
+            self._max_frag,
+            self._max_request,
+            self._xmit,
+            minor,
+        )
 
     # -- properties ----------------------------------------------------------------------------
 
@@ -263,32 +282,30 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
             or (replies.order and not self._conc_mpx)
         ):
             return 0
-        buf, off = self._buf, self._off
+        # The one head taken here: the bound minor version (a request of the other minor
+        # version, legal too, takes the general path).
+        head_ok, prefix, max_frag, max_request, xmit, minor = self._inline
+        buf = self._buf
+        off = self._off
         size = len(buf)
         contexts = self._contexts
         out = self._out
-        current = self._current_call_id
-        last = -1 if current is None else current
-        max_frag, max_request, xmit, minor = (
-            self._max_frag,
-            self._max_request,
-            self._xmit,
-            self._minor,
-        )
-        unpack_from = _INLINE_REQUEST.unpack_from
-        pack = _RESPONSE_HEAD.pack
-        prefix = _RESPONSE_PREFIX[minor]
+        last = self._current_call_id
+        if last is None:
+            last = -1
+        unpack_from = _unpack_inline
+        pack = _pack_response
         answered = 0
         try:
             while size - off >= 24:
-                head, frag, auth, call_id, hint, p_cont_id, opnum = unpack_from(buf, off)
-                # The first 8 octets as one integer: version 5.0 or 5.1, request, FIRST|LAST
-                # and nothing else, drep 10 00 00 00 (other flags: the general path).
+                head, frag, call_id, hint, p_cont_id, opnum = unpack_from(buf, off)
+                end = off + frag
+                # ``frag`` is frag_length | auth_length << 16: within [24, max_frag] (at most
+                # 0xFFFF) only when there is no auth verifier.
                 if (
-                    (head != _INLINE_HEAD_0 and head != _INLINE_HEAD_1)
-                    or auth
+                    head != head_ok
                     or not 24 <= frag <= max_frag
-                    or frag > size - off
+                    or end > size
                     or hint > max_request
                     or call_id <= last
                 ):
@@ -296,34 +313,39 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
                 ctx = contexts.get(p_cont_id)
                 if ctx is None:
                     break
-                reply = handler(ctx.interface, opnum, call_id, buf, off + 24, off + frag)
-                if reply is None:
-                    break
-                off += frag
-                last = current = call_id
-                answered += 1
-                if reply is DISPATCHED:
-                    replies.add(call_id, p_cont_id, 0)
-                    if not self._conc_mpx:
-                        break  # later replies wait for this one: the general path queues them
-                elif isinstance(reply, bytes):
+                reply = handler(ctx.interface, opnum, call_id, buf, off + 24, end)
+                if type(reply) is bytes:
                     n = len(reply)
                     if n + 24 <= xmit:
-                        out.append(pack(prefix, n + 24, 0, call_id, n, p_cont_id) + reply)
+                        out += (pack(prefix, n + 24, 0, call_id, n, p_cont_id), reply)
                     else:
                         out.append(
                             response_fragments(
                                 call_id, p_cont_id, reply, xmit, rpc_vers_minor=minor
                             )
                         )
+                elif reply is None:
+                    break
+                elif reply is DISPATCHED:
+                    off = end
+                    last = call_id
+                    answered += 1
+                    replies.add(call_id, p_cont_id, 0)
+                    if not self._conc_mpx:
+                        break  # later replies wait for this one: the general path queues them
+                    continue
                 else:
-                    status: int = reply  # a fault status (DISPATCHED and bytes handled above)
+                    status: int = reply  # type: ignore[assignment]  # a fault status
                     out.append(
                         fault_pdu(call_id, p_cont_id, fault_status(status), rpc_vers_minor=minor)
                     )
+                off = end
+                last = call_id
+                answered += 1
         finally:
             self._off = off
-            self._current_call_id = current
+            if answered:
+                self._current_call_id = last
         return answered
 
     def _check_header(self, h: Header) -> None:
@@ -416,6 +438,7 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
         self._features = features
         replies = self._replies
         replies.conc_mpx, replies.xmit, replies.minor = self._conc_mpx, self._xmit, self._minor
+        self._inline = self._inline_plan()
         for ctx in accepted:
             self._contexts[ctx.p_cont_id] = ctx
         ack = BindAck(

@@ -170,6 +170,20 @@ def _decode_one_array(seg: _Segment) -> SimpleDecode:
     k = len(seg.scalars)
     if check is not None and check[2:] == (1, 0):
         source = check[1]
+        if k == 1 and source == 0:
+            # EchoData's shape: a length, then the octets it counts.
+
+            def decode_counted(buf: bytes, start: int, end: int) -> tuple[Any, ...] | None:
+                pos = start + size
+                if pos > end:
+                    return None
+                count, n = unpack_from(buf, start)
+                stop = pos + n
+                if stop > end or count != n:
+                    return None
+                return (count, buf[pos:stop])
+
+            return decode_counted
 
         def decode(buf: bytes, start: int, end: int) -> tuple[Any, ...] | None:
             pos = start + size

@@ -56,7 +56,7 @@ _current: ContextVar[ServerCall | None] = ContextVar("winaio_rpc_call", default=
 
 class _InlineFrame(threading.local):
     """The fast path of the connection whose batch this thread is dispatching (``path``, set
-    once per batch by the Link); its ``cur_op`` is set while an ``@inline`` manager runs and
+    once per batch by the Link); its ``current`` is set while an ``@inline`` manager runs and
     its ``capture`` while an ``@async_manager`` runs (slot stores per call are cheaper than a
     thread-local or ContextVar set/reset)."""
 
@@ -80,16 +80,18 @@ def current_call() -> ServerCall:
         running: ServerCall | None = path.capture  # an @async_manager of the fast path
         if running is not None:
             return running
-        if path.cur_op is None:
+        current = path.current  # an @inline manager of the fast path
+        if current is None:
             raise RpcError(RpcStatus.RPC_S_NO_CALL_ACTIVE, "not inside an RPC manager")
-        call = path.cur_call
-        if call is None:
+        if type(current) is tuple:
             # Built on demand and already latched: complete/abort raise
             # RPC_S_INVALID_ASYNC_HANDLE (an inline call completes by returning).
-            call = path.cur_call = ServerCall(
-                path.link, path.cur_reg, path.cur_op, path.cur_call_id, None, None, 0, path.cur_ins
-            )
+            reg, op, call_id, ins = current
+            call = ServerCall(path.link, reg, op, call_id, None, None, 0, ins)
             next(call._once)
+            path.current = call
+        else:
+            call = current
     return call
 
 
@@ -252,8 +254,7 @@ class ServerCall:
         try:
             # A call of the fast path: its fast encoder first (None: the generic one decides).
             ins = self.ins
-            reply = None if ins is None else self.operation.fast_reply
-            stub = None if reply is None else reply(result, ins)
+            stub = None if ins is None else self.operation.fast_reply(result, ins)
             if stub is None:
                 stub = link.encode_reply(self, result)
         except (RpcError, Win32Error) as exc:

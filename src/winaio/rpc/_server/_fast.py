@@ -42,7 +42,7 @@ from ...codes import RpcStatus
 from ...errors import NdrError, RpcError, Win32Error
 from .._connection import DISPATCHED
 from ._call import ServerCall, status_of
-from ._interface import ManagerKind, Operation, Registration
+from ._interface import Operation, Registration
 
 if TYPE_CHECKING:
     from ._link import Link
@@ -51,7 +51,6 @@ __all__ = ["FastPath"]
 
 log = logging.getLogger("winaio.rpc.server")
 
-_INLINE: Final = ManagerKind.INLINE
 _CALL_FAILED: Final = int(RpcStatus.RPC_S_CALL_FAILED)
 _BAD_STUB: Final = int(RpcStatus.RPC_X_BAD_STUB_DATA)
 _new: Final = object.__new__
@@ -64,11 +63,7 @@ class FastPath:
     __slots__ = (
         "capture",
         "captured",
-        "cur_call",
-        "cur_call_id",
-        "cur_ins",
-        "cur_op",
-        "cur_reg",
+        "current",
         "deferred",
         "link",
         "server",
@@ -82,14 +77,11 @@ class FastPath:
         self.captured: tuple[bytes | None, int] | None = None
         #: Calls of this batch left pending (counted in calls_in, not in calls_out yet).
         self.deferred = 0
-        #: The ``@inline`` call running (``cur_op`` None: none), for ``rpc.current_call()``
-        #: (``inline_frame.path`` is this object during a batch); ``cur_call`` its ServerCall
-        #: once asked for.
-        self.cur_op: Operation | None = None
-        self.cur_reg: Registration | None = None
-        self.cur_call_id = 0
-        self.cur_ins: Any = None
-        self.cur_call: ServerCall | None = None
+        #: The ``@inline`` call running, for ``rpc.current_call()`` (``inline_frame.path`` is
+        #: this object during a batch): (registration, operation, call_id, [in] values) while
+        #: its manager runs, replaced by its ServerCall once current_call() asked; else None.
+        #: One store and one reset per call.
+        self.current: tuple[Registration, Operation, int, Any] | ServerCall | None = None
 
     def handle(
         self, reg: Registration, opnum: int, call_id: int, buf: bytes, start: int, end: int
@@ -99,34 +91,24 @@ class FastPath:
         op = reg.inline_ops.get(opnum)  # emptied when the interface is unregistered
         if op is None:
             return None
-        server = self.server
         if reg.autolisten:
             if reg.active_calls >= reg.max_calls:
                 return None
-        elif not server.listening or server._active >= server._max_calls:
+        elif self.server._active >= self.server.fast_limit:  # (0 when not listening)
             return None
         ins = op.fast_decode(buf, start, end)  # type: ignore[misc]
         if ins is None:
             return None
-        if op.kind is not _INLINE:
+        if op.ms_async:
             return self._async_call(reg, op, call_id, ins)
-        self.cur_reg = reg
-        self.cur_call_id = call_id
-        self.cur_ins = ins
-        self.cur_op = op
+        self.current = (reg, op, call_id, ins)
         try:
-            keywords = op.fast_keywords
-            if keywords is None:
-                result = op.manager(*ins)
-            else:
-                result = op.manager(**dict(zip(keywords, ins, strict=True)))
+            result = op.fast_manager(*ins)
         except Exception as exc:
             return self._failed(reg, op, exc)
         finally:
-            self.cur_op = None
-            self.cur_call = None
-        reply = op.fast_reply
-        stub = None if reply is None else reply(result, ins)
+            self.current = None  # (a call object made by current_call() is freed at once)
+        stub = op.fast_reply(result, ins)
         if stub is None:
             return self._encode(reg, op, result, ins)
         return stub
@@ -147,11 +129,7 @@ class FastPath:
         call.ins = ins
         self.capture = call  # also rpc.current_call() while the manager runs
         try:
-            keywords = op.fast_keywords
-            if keywords is None:
-                op.manager(call, *ins)
-            else:
-                op.manager(call, **dict(zip(keywords, ins, strict=True)))
+            op.fast_manager(call, *ins)
         except BaseException as exc:
             call.fail(exc)
             if not isinstance(exc, Exception):

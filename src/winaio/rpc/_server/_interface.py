@@ -184,13 +184,14 @@ class Operation:
         "decode",
         "encode",
         "fast_decode",
-        "fast_keywords",
+        "fast_manager",
         "fast_reply",
         "in_names",
         "in_pipe_types",
         "in_pipes",
         "kind",
         "manager",
+        "ms_async",
         "out_names",
         "out_pipe_types",
         "out_pipes",
@@ -201,6 +202,8 @@ class Operation:
         self.procedure = procedure
         self.manager = manager
         self.kind = _kind(manager)
+        #: An @async_manager entered on the loop (the fast path's one test per call).
+        self.ms_async = self.kind is ManagerKind.ASYNC_CALL
         #: Little-endian request decoder / reply encoder, bound once (the per-call path).
         self.decode, self.encode = procedure.little_endian_codecs()
         ins = procedure.in_params
@@ -221,13 +224,15 @@ class Operation:
             for p in procedure.params
             if isinstance(p.type, ContextHandle)
         )
-        #: The inline fast path (``Link._inline``), for an ``@inline`` manager of a simple
-        #: procedure: ``fast_decode(buf, start, end) -> [in] values | None`` and
-        #: ``fast_reply(result, ins) -> stub | None``; None = generic path. The manager is
-        #: called ``manager(*ins)`` when its signature allows, else with ``fast_keywords``.
-        self.fast_keywords: tuple[str, ...] | None = None
+        #: The inline fast path (``_fast.FastPath``), for an ``@inline`` or loop
+        #: ``@async_manager`` manager of a simple procedure: ``fast_decode(buf, start, end) ->
+        #: [in] values | None`` and ``fast_reply(result, ins) -> stub | None`` (None: the
+        #: generic encoder decides); ``fast_decode`` None = generic path. ``fast_manager`` is
+        #: called with the values positionally (after the call object for @async_manager): the
+        #: manager itself when its signature allows, else an adapter passing keywords.
+        self.fast_manager: Callable[..., Any] = manager
         self.fast_decode: Callable[[bytes, int, int], Any] | None = None
-        self.fast_reply: Callable[[Any, Any], bytes | None] | None = None
+        self.fast_reply: Callable[[Any, Any], bytes | None] = _no_reply
         fast_kind = self.kind in (ManagerKind.INLINE, ManagerKind.ASYNC_CALL)
         if fast_kind and not self.context_params:
             decode, encode = procedure.simple_codecs()
@@ -237,7 +242,7 @@ class Operation:
                     self.fast_reply = _replier(encode, self.out_names)
                 skip = 0 if self.kind is ManagerKind.INLINE else 1  # the call object first
                 if not _positional(manager, self.in_names, skip):
-                    self.fast_keywords = self.in_names
+                    self.fast_manager = _by_keyword(manager, self.in_names, skip)
 
     def outputs(self, result: Any) -> dict[str, Any]:
         """The manager's return value as {output name: value} (rpc-api.md §2)."""
@@ -279,6 +284,26 @@ def _positional(fn: Callable[..., Any], names: tuple[str, ...], skip: int) -> bo
         or p.default is not inspect.Parameter.empty
         for p in rest
     )
+
+
+def _by_keyword(fn: Callable[..., Any], names: tuple[str, ...], skip: int) -> Callable[..., Any]:
+    """``fn`` called with ``skip`` leading arguments, then ``values`` passed by ``names``."""
+    if skip:
+
+        def after_call(first: Any, *values: Any) -> Any:
+            return fn(first, **dict(zip(names, values, strict=True)))
+
+        return after_call
+
+    def by_name(*values: Any) -> Any:
+        return fn(**dict(zip(names, values, strict=True)))
+
+    return by_name
+
+
+def _no_reply(result: Any, ins: Any) -> None:
+    """No fast encoder: the generic one decides."""
+    return None
 
 
 def _replier(

@@ -67,6 +67,7 @@ _INLINE: Final = ManagerKind.INLINE
 _LAST_FRAG: Final = 0x02  # PFC_LAST_FRAG: a RequestReceived without it is a streamed request
 _CANCELLED: Final = int(RpcStatus.RPC_S_CALL_CANCELLED)
 _frame: Final = inline_frame
+_DEBUG: Final = logging.DEBUG
 
 
 def _streamed(reg: Registration, opnum: int) -> bool:
@@ -92,6 +93,7 @@ class Link:
         self._batch: list[bytes] | None = None
         self._timer: Any = None
         self.fast = FastPath(self)
+        self._handle = self.fast.handle  # answer_inline's handler, bound once
         #: Streamed requests whose [in] pipes are still arriving: call_id -> (InStream, reg, op,
         #: object UUID); the InStream also reaches the call once it is dispatched.
         self.streams: dict[int, tuple[InStream, Registration, Operation, Any]] = {}
@@ -128,47 +130,48 @@ class Link:
 
     def data_received(self, data: bytes) -> None:
         conn = self.conn
-        server = self.server
         conn.receive_data(data)
         # The inline fast path is skipped while per-call debug lines are wanted (--verbose).
+        if log.isEnabledFor(_DEBUG):
+            self._dispatch_all(None)
+            return
+        server = self.server
+        server.dispatching += 1
+        _frame.path = self.fast
+        try:
+            answered = conn.answer_inline(self._handle)
+        finally:
+            _frame.path = None
+            server.dispatching -= 1
+        if not answered or conn.buffered:
+            self._dispatch_all(self._handle, answered)
+            return
+        # The common wake-up: every PDU taken by the fast path, one write.
+        stats = server.stats
+        stats.calls_in += answered
         fast = self.fast
-        inline = None if log.isEnabledFor(logging.DEBUG) else fast.handle
-        if inline is not None:
-            server.dispatching += 1
-            frame = _frame
-            frame.path = fast
-            try:
-                answered = conn.answer_inline(inline)
-            finally:
-                frame.path = None
-                server.dispatching -= 1
-            if answered:
-                stats = server.stats
-                stats.calls_in += answered
-                stats.calls_out += answered - fast.deferred
-                fast.deferred = 0
-                if not conn.buffered:
-                    # The common wake-up: every PDU taken by the fast path, one write.
-                    data = conn.data_to_send()
-                    if data and not self.closed:
-                        self.transport.write(data)
-                        stats.pkts_out += 1
-                    stats.pkts_in += 1
-                    if self._timer is not None:
-                        self._timer.cancel()
-                        self._timer = None
-                    if server._waiting:
-                        server.notify()
-                    return
-        self._dispatch_all(inline)
+        if fast.deferred:
+            answered -= fast.deferred
+            fast.deferred = 0
+        stats.calls_out += answered
+        stats.pkts_in += 1
+        data = conn.data_to_send()
+        if data and not self.closed:
+            self.transport.write(data)
+            stats.pkts_out += 1
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if server._waiting:
+            server.notify()
 
-    def _dispatch_all(self, inline: Callable[..., Any] | None) -> None:
-        """The general loop: every event of the buffered bytes, inline answers in between."""
+    def _dispatch_all(self, inline: Callable[..., Any] | None, answered: int = 0) -> None:
+        """The general loop: every event of the buffered bytes, inline answers in between
+        (``answered``: calls the fast path already answered in this wake-up)."""
         conn = self.conn
         server = self.server
         out: list[bytes] = []
         self._batch = out
-        answered = 0
         server.dispatching += 1
         try:
             while True:

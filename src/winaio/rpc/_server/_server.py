@@ -155,6 +155,9 @@ class Server:
         #: Read per call by the dispatcher (a plain bool: cheaper than comparing states).
         self.listening = False
         self._max_calls = LISTEN_MAX_CALLS_DEFAULT
+        #: MaxCalls while listening, else 0: the fast path's one admission test for calls of
+        #: interfaces that are not AUTOLISTEN (``_active >= fast_limit``: refuse).
+        self.fast_limit = 0
         self._active = 0
         #: Batches the loop thread is dispatching right now: inline calls are never counted
         #: as active (they start and end inside one batch), so waiters also wait for this.
@@ -344,6 +347,7 @@ class Server:
             self._max_calls = max_calls
             self._state = _LISTENING
             self.listening = True
+            self.fast_limit = max_calls
         if wait:
             self.wait()
 
@@ -355,6 +359,7 @@ class Server:
             if self._state == _LISTENING:
                 self._state = _STOPPED
                 self.listening = False
+                self.fast_limit = 0
         with self._cond:
             self._cond.notify_all()
 
@@ -436,6 +441,7 @@ class Server:
             if state == _LISTENING:
                 self._state = _STOPPED
                 self.listening = False
+                self.fast_limit = 0
             endpoints = list(self._endpoints.values())
             self._endpoints.clear()
         with self._cond:
