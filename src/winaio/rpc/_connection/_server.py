@@ -264,8 +264,8 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
         and faults are queued for ``data_to_send()``, in request order.
 
         A request qualifies when ``_fast_path`` would take it (unfragmented, unauthenticated,
-        little-endian, no object UUID, no pending cancel, bound context, increasing call_id)
-        and no earlier reply is still owed (so answering now keeps replies in request order
+        little-endian, no object UUID, no pending cancel, bound context, increasing call_id),
+        carries the bound minor version, and no earlier reply is still owed (so answering now keeps replies in request order
         without PFC_CONC_MPX, rpc #74). For each, ``handler(token, opnum, call_id, buf, start,
         end)`` gets the interface token of its context and the stub as ``buf[start:end]``,
         and returns the little-endian response stub (``bytes``) or a fault status (``int``):
