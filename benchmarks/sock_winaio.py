@@ -12,11 +12,10 @@ inline, in a loop of at most :data:`INLINE_MAX` (then the completion is posted t
 that one busy connection cannot starve the others); a request that pends comes back through the
 port.
 
-- :class:`CoreEchoServer`: ``winaio.CompletionPort``, ``winaio.Socket``, ``start_read`` /
-  ``start_write``, ``get_many``. Connections are accepted by a thread blocked in ``accept()``
-  on the listening socket (the core has no public call that issues ``winaio.accept_ex``'s
-  request: only the alias layer's AcceptEx does), then associated with the port; accepting is
-  outside the measured loop either way.
+- :class:`CoreEchoServer`: ``winaio.CompletionPort``, ``winaio.Socket``, ``start_accept`` (one
+  outstanding on the listening socket, which is associated with the port, re-issued from its
+  completion), ``start_read`` / ``start_write``, ``get_many``; accepting is outside the
+  measured loop.
 - :class:`Win32EchoServer`: WSASocket, AcceptEx (one outstanding on the listener, re-posted
   from its completion), CreateIoCompletionPort, SetFileCompletionNotificationModes, WSARecv /
   WSASend, GetQueuedCompletionStatusEx, CreateThread: the Win32 names and conventions.
@@ -37,7 +36,7 @@ import socket
 import time
 from typing import Any
 
-from bench_procs import announce, listener, summary
+from bench_procs import announce, summary
 from sock_anchors import CONNECTIONS, DEPTH, MSG, SIZE, Load, Window, with_cpu
 
 import winaio
@@ -62,12 +61,12 @@ class _CoreConn:
 
     __slots__ = ("buf", "file", "rov", "server", "skip", "view", "wov")
 
-    def __init__(self, server: CoreEchoServer, sock: socket.socket) -> None:
-        sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def __init__(self, server: CoreEchoServer, file: winaio.Socket) -> None:
+        assert file.sock is not None
+        file.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server = server
         self.skip = server.skip
-        self.file = winaio.Socket(sock.fileno(), overlapped=True, sock=sock)
+        self.file = file
         self.file.associate(server.port, self)
         if self.skip:
             self.file.set_completion_modes(True, True)
@@ -118,30 +117,74 @@ class _CoreConn:
         self.server.conns.discard(self)
 
 
+class _CoreAcceptor:
+    """The listening socket's key: one ``start_accept`` outstanding, re-issued from its
+    completion (the accept socket is created beforehand, as AcceptEx wants)."""
+
+    __slots__ = ("accepting", "ov", "server")
+
+    def __init__(self, server: CoreEchoServer) -> None:
+        self.server = server
+        self.ov = winaio.Overlapped()
+        self.accepting: winaio.Socket | None = None
+
+    def post(self) -> None:
+        """Issue the next accept; a client already waiting is served at once."""
+        listening = self.server.listening
+        while True:
+            target = self.accepting = winaio.create_socket()
+            try:
+                if not listening.start_accept(target, self.ov):
+                    return  # pends: on_packet comes through the port
+            except Win32Error:  # the listener was closed under us: close()
+                target.close()
+                self.accepting = None
+                return
+            # Finished inside the call: skip mode posts nothing, so serve it here; without
+            # skip mode its packet is on the port and on_packet will serve it.
+            if not self.server.skip:
+                return
+            self.accepted()
+
+    def on_packet(self, packet: winaio.CompletionPacket) -> None:
+        if packet.status or self.server.closing:  # aborted: the listener was closed
+            target, self.accepting = self.accepting, None
+            if target is not None:
+                target.close()
+            return
+        self.accepted()
+        self.post()
+
+    def accepted(self) -> None:
+        target, self.accepting = self.accepting, None
+        assert target is not None
+        conn = _CoreConn(self.server, target)
+        self.server.conns.add(conn)
+        conn.receive()
+
+
 class CoreEchoServer:
     """The echo server on the Pythonic core (module docstring); ``threads`` port threads."""
 
     def __init__(self, threads: int = 1, *, skip: bool = True) -> None:
         self.skip = skip
+        self.closing = False
         self.port = winaio.CompletionPort(threads)
         self.conns: set[_CoreConn] = set()
-        self.listener = listener()
-        self.address: tuple[str, int] = self.listener.getsockname()
+        self.listening = winaio.create_socket()
+        assert self.listening.sock is not None
+        self.listening.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listening.bind(("127.0.0.1", 0))
+        self.listening.listen(socket.SOMAXCONN)
+        self.address: tuple[str, int] = self.listening.getsockname()
+        self.acceptor = _CoreAcceptor(self)
+        self.listening.associate(self.port, self.acceptor)
+        if skip:
+            self.listening.set_completion_modes(True, True)
+        self.acceptor.post()
         self.workers = [
             winaio.start_thread(self._work, name=f"echo-port-{i}") for i in range(threads)
         ]
-        self.acceptor = winaio.start_thread(self._accept, name="echo-accept")
-
-    def _accept(self) -> int:
-        accept, conns = self.listener.accept, self.conns
-        while True:
-            try:
-                sock, _ = accept()
-            except OSError:  # close(): the listener was shut down
-                return 0
-            conn = _CoreConn(self, sock)
-            conns.add(conn)
-            conn.receive()  # port-bound: outlives this thread (spec §8)
 
     def _work(self) -> int:
         get_many = self.port.get_many
@@ -154,20 +197,22 @@ class CoreEchoServer:
                 packet.key.on_packet(packet)
 
     def close(self) -> None:
-        """Stop accepting, close every connection, close the port, join the threads."""
-        self.listener.shutdown(socket.SHUT_RDWR)  # wakes accept() with EINVAL
-        self.listener.close()
-        winaio.wait(self.acceptor, _JOIN_S)
+        """Close the listener (its accept completes aborted), every connection, the port;
+        join the threads."""
+        self.closing = True
+        self.listening.close()
         files = [conn.file for conn in list(self.conns)]
         for file in files:
             file.close()
         deadline = time.monotonic() + _JOIN_S
-        while any(f.pending_requests for f in files) and time.monotonic() < deadline:
+        while (
+            any(f.pending_requests for f in files) or self.acceptor.accepting is not None
+        ) and time.monotonic() < deadline:
             time.sleep(0.001)  # the aborted requests are delivered by the port threads
         self.port.close()
         stuck = [t for t in self.workers if not winaio.wait(t, _JOIN_S).signaled]
-        if stuck or not winaio.wait(self.acceptor, 0).signaled:
-            raise RuntimeError(f"{len(stuck)} port thread(s) or the acceptor did not exit")
+        if stuck:
+            raise RuntimeError(f"{len(stuck)} port thread(s) did not exit")
 
 
 # -- the Win32 server --------------------------------------------------------------------------

@@ -197,6 +197,15 @@ class Bridge:
             if batch[-1][0] is _STOP:
                 batch.pop()
                 stop = True
+            elif len(batch) > 1:
+                # A packet posted after the stop (a completion or signal racing with close())
+                # can follow it in the same batch: the stop must not be missed (close() waits
+                # for this thread).
+                for packet in batch:
+                    if packet[0] is _STOP:
+                        batch = [p for p in batch if p[0] is not _STOP]
+                        stop = True
+                        break
             if batch:
                 self._post(self._on_packets, batch)
             if stop:

@@ -430,3 +430,21 @@ def test_socket_read_and_write(run: Any, backend: str) -> None:
     finally:
         client.close()
         listener.close()
+
+
+def test_pump_sees_a_stop_followed_by_a_late_packet(run: Any) -> None:
+    # A completion or signal racing with close() can be posted after the pump's stop packet
+    # and land in the same batch: the pump must still stop (close() waits for it). Forced by
+    # holding the hand-over lock, so the pump cannot dequeue between the posts.
+    async def main() -> None:
+        bridge = aio.Bridge()
+        with bridge._inbox_lock:
+            bridge._port.post(0, "first")
+            bridge._port.post(0, aio._STOP)  # type: ignore[attr-defined]
+            bridge._port.post(0, "late")
+        try:
+            assert winaio.wait(bridge._pump, LONG).signaled, "the pump missed its stop"
+        finally:
+            bridge.close()
+
+    run(main())

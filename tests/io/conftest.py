@@ -4,6 +4,7 @@ shared helpers are fixtures rather than imported modules)."""
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -39,10 +40,36 @@ def sq_pollers() -> Callable[[], set[str]]:
     return _sq_poller_threads
 
 
+class ParkedRingThread:
+    """Hold an io_uring backend's ring thread at the top of its loop (where it holds no lock)
+    until :meth:`release`: what happens meanwhile happens without it. ``rounds``: its round
+    count when parked (it must not move)."""
+
+    def __init__(self, b: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.gate = threading.Event()
+        self.inside = threading.Event()
+        real = os.eventfd_read
+
+        def parked(fd: int) -> int:
+            if threading.current_thread() is b._thread:
+                self.inside.set()
+                self.gate.wait()
+            return real(fd)
+
+        monkeypatch.setattr(os, "eventfd_read", parked)
+        os.eventfd_write(b._efd, 1)  # make it start a round
+        assert self.inside.wait(UringKit.LONG)
+        self.rounds = b._rounds
+
+    def release(self) -> None:
+        self.gate.set()
+
+
 class UringKit:
     """Helpers shared by the io_uring backend tests (``uring`` fixture)."""
 
     LONG = 5.0
+    park = ParkedRingThread
 
     @staticmethod
     def fds() -> dict[str, str]:

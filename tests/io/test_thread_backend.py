@@ -2,8 +2,10 @@
 GetQueuedCompletionStatus runs a lone queued FILE request itself (``_io._backend.IdleWork``)
 instead of handing it to a worker and waiting for the worker to hand the completion back.
 
-Pinned without timing: over 200 QD1 writes through a completion port, the waiting thread runs
-(nearly) all of them; with a timeout (no inline work: it could overshoot it) the workers do.
+Pinned without timing, on a backend with no worker at all (so nothing but the waiting thread
+can run a FILE request): 200 QD1 writes through a completion port all run on the thread
+waiting in GetQueuedCompletionStatus; a wait with a timeout runs nothing inline (it could
+overshoot its timeout) - the request waits for a waiter without one.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ LONG = 5.0
 
 @pytest.fixture
 def backend() -> Iterator[ThreadBackend]:
-    b = ThreadBackend(workers=2)
+    b = ThreadBackend(workers=0)  # only a waiting thread can run a FILE request
     try:
         yield b
     finally:
@@ -45,7 +47,9 @@ class _Spy(FileWriteOp):
         return super().run_blocking()
 
 
-def _writes(backend: ThreadBackend, tmp_path: Path, kit: Any, timeout: float | None) -> list[str]:
+def test_a_port_waiter_runs_a_lone_queued_request_itself(
+    backend: ThreadBackend, tmp_path: Path, kit: Any
+) -> None:
     f = kit.file(backend, tmp_path / "f")
     port = CompletionPort()
     f.associate(port, "f")
@@ -53,26 +57,25 @@ def _writes(backend: ThreadBackend, tmp_path: Path, kit: Any, timeout: float | N
     for i in range(200):
         op = _Spy(f, Overlapped(64 * i), [memoryview(b"x" * 64)], 64 * i)
         assert start(op) == STATUS_PENDING
-        packet = port.get(timeout if timeout is not None else None)
+        packet = port.get(None)
         assert packet is not None and (packet.status, packet.bytes_transferred) == (SUCCESS, 64)
+    assert _Spy.ran_on == [threading.current_thread().name] * 200
+    assert IdleWork.queued == 0
     f.close()
     port.close()
-    assert IdleWork.queued == 0
-    return _Spy.ran_on
 
 
-def test_a_port_waiter_runs_a_lone_queued_request_itself(
+def test_a_waiter_with_a_timeout_runs_nothing_inline(
     backend: ThreadBackend, tmp_path: Path, kit: Any
 ) -> None:
-    ran_on = _writes(backend, tmp_path, kit, None)
-    here = threading.current_thread().name
-    # A worker woken by the queue needs the GIL, which this thread holds until it blocks in
-    # GQCS - where it takes the request first - unless the interpreter switches meanwhile.
-    assert ran_on.count(here) >= 180, ran_on
-
-
-def test_a_waiter_with_a_timeout_leaves_requests_to_the_workers(
-    backend: ThreadBackend, tmp_path: Path, kit: Any
-) -> None:
-    ran_on = _writes(backend, tmp_path, kit, LONG)
-    assert all(name.startswith("winaio-io-worker-") for name in ran_on), ran_on
+    f = kit.file(backend, tmp_path / "f")
+    port = CompletionPort()
+    f.associate(port, "f")
+    _Spy.ran_on = []
+    op = _Spy(f, Overlapped(0), [memoryview(b"y" * 64)], 0)
+    assert start(op) == STATUS_PENDING
+    assert port.get(0.05) is None and _Spy.ran_on == []
+    packet = port.get(None)  # without a timeout: this thread runs it
+    assert packet is not None and packet.status == SUCCESS and len(_Spy.ran_on) == 1
+    f.close()
+    port.close()

@@ -260,16 +260,17 @@ def test_delete_timer_while_its_callback_runs() -> None:
     assert w.WaitForSingleObject(deleted, 100) == w.WAIT_TIMEOUT
     w.SetEvent(gate)
     assert w.WaitForSingleObject(deleted, LONG_MS) == w.WAIT_OBJECT_0
-    # A finished timer deleted with an event: TRUE, event set at once.
+    # A finished timer deleted with an event: TRUE, event set at once. "Finished" without
+    # timing luck: both callbacks run serially on the timer thread, so when the second one
+    # has run, the first one has returned.
     done = w.CreateEvent(None, True, False, None)
-    t2 = w.Ref(None)
-    assert w.CreateTimerQueueTimer(t2, q, lambda p, f: w.SetEvent(done), None, 0, 0, 0)
+    t2, t3 = w.Ref(None), w.Ref(None)
+    flags = w.WT_EXECUTEINTIMERTHREAD
+    assert w.CreateTimerQueueTimer(t2, q, lambda p, f: None, None, 0, 0, flags)
+    assert w.CreateTimerQueueTimer(t3, q, lambda p, f: w.SetEvent(done), None, 0, 0, flags)
     assert w.WaitForSingleObject(done, LONG_MS) == w.WAIT_OBJECT_0
     finished = w.CreateEvent(None, True, False, None)
-    for _ in range(100):
-        if w.DeleteTimerQueueTimer(q, t2.value, finished):
-            break
-        raise AssertionError("a finished timer")
+    assert w.DeleteTimerQueueTimer(q, t2.value, finished)
     assert w.WaitForSingleObject(finished, 0) == w.WAIT_OBJECT_0
     assert w.DeleteTimerQueueEx(q, w.INVALID_HANDLE_VALUE)
     for h in (started, gate, deleted, done, finished):
@@ -340,3 +341,25 @@ def test_timer_queue_on_a_manual_clock(make_pool, recorder) -> None:
     assert queue.delete(True)
     for timer in (slow, fast, late, once, in_thread):
         assert timer.closed
+
+
+def test_timer_due_now_takes_the_expiry_path(make_pool, recorder) -> None:
+    # A due time of 0 expires at once through the same path as a later expiry: a
+    # WT_EXECUTEINTIMERTHREAD timer runs on the wait thread, and a one-shot counts as fired
+    # (ChangeTimerQueueTimer then has no effect) [W:k32/sync.c:test_timer_queue].
+    pool, clock = make_pool.manual(max_threads=2)
+    rec = recorder()
+    queue = winaio.TimerQueue(pool)
+    in_thread = queue.create_timer(rec, "thread", due=0.0, in_timer_thread=True)
+    once = queue.create_timer(rec, "once", due=0.0)
+    rec.wait(2)
+    waiter = pool._waiter
+    assert waiter is not None and waiter._python_thread is not None
+    names = [c[0] for c in rec.calls]
+    assert rec.threads[names.index("thread")] == waiter._python_thread.ident
+    assert rec.threads[names.index("once")] != waiter._python_thread.ident
+    assert once.change(1.0)  # a fired one-shot: accepted, no effect
+    clock.advance(5.0)
+    assert rec.none_within()
+    assert queue.delete(True)
+    assert in_thread.closed and once.closed

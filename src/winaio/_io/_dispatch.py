@@ -48,11 +48,29 @@ def deliver(op: Operation, status: int, information: int, immediate: bool = Fals
         if op.done:
             return False
         op.done = True
-        notify_locked(
-            file, op.overlapped, op.event, op.skip_port, op.routine, op.issuer,
-            status, information, immediate,
-        )  # fmt: skip
-        file._forget_locked(op)
+        # notify_locked, inlined (once per request: the call with its nine arguments cost
+        # about as much as the rest of this function).
+        ov = op.overlapped
+        ov.information = information
+        ov.status = status
+        event = op.event
+        if event is not None:
+            event._signaled = True
+            if event._waiters:
+                wake_waiters(event)
+        elif not file.skip_set_event:
+            file._signaled = True
+            if file._waiters:
+                wake_waiters(file)
+        routine = op.routine
+        if routine is not None:
+            _queue_routine(op.issuer, routine, status, information, ov)
+        elif not op.skip_port:
+            port = file.port
+            if port is not None and not (immediate and status == 0 and file.skip_port_on_success):
+                port._post_locked(file.key, ov, status, information)
+        if op.registered:
+            file._forget_locked(op)
         sync_done = op.sync_done
         if sync_done is not None:
             sync_done._signaled = True
@@ -61,6 +79,18 @@ def deliver(op: Operation, status: int, information: int, immediate: bool = Fals
     finally:
         _release()
     return True
+
+
+def _queue_routine(
+    issuer: ThreadState, routine: CompletionRoutine, status: int, information: int, ov: Overlapped
+) -> None:
+    """Step 3's APC: queued to the issuing thread, dropped when it has exited. Caller holds
+    LOCK."""
+    if issuer.alive and not issuer.terminating:
+        issuer.apcs.append((routine, (ntstatus_to_winerror(status), information, ov)))
+        wb = issuer.wait
+        if wb is not None and wb.alertable:
+            wake_thread(issuer)
 
 
 def notify_locked(
@@ -91,11 +121,7 @@ def notify_locked(
             wake_waiters(file)
     if routine is not None:
         assert issuer is not None
-        if issuer.alive and not issuer.terminating:
-            issuer.apcs.append((routine, (ntstatus_to_winerror(status), information, ov)))
-            wb = issuer.wait
-            if wb is not None and wb.alertable:
-                wake_thread(issuer)
+        _queue_routine(issuer, routine, status, information, ov)
     elif not skip_port:
         port = file.port
         if port is not None and not (immediate and status == 0 and file.skip_port_on_success):

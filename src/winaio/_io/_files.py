@@ -393,7 +393,10 @@ def submit_tried(op: Operation) -> None:
         op.submitted = True
     finally:
         _release()
-    _hand_to_backend(op)
+    try:
+        op.file.backend.submit(op)
+    except RuntimeError:
+        op.complete(_CLOSED_STATUS, 0)  # the backend is closed: as ``_hand_to_backend``
 
 
 def submit(op: Operation) -> None:

@@ -21,6 +21,11 @@ Design:
 
 Invariants (under the dispatcher lock): ``_threads`` counts workers alive or starting,
 ``_starting`` those not yet waiting on the port; every queued callback has exactly one token.
+Whoever counts a worker in ``_threads`` (``_grow_locked`` & co. returning True) owes exactly one
+``_spawn()`` or one ``_thread_gone_locked()``: a count handed over to the wait thread (a
+callback queued by a signaller, under the lock) is handed back by ``Waiter.stop_locked`` if the
+wait thread will not start it. ``close()`` waits for ``_threads`` to reach 0 (an event, no
+polling), then joins every worker: each registers itself in ``_workers`` before it can end.
 """
 
 from __future__ import annotations
@@ -33,9 +38,10 @@ from collections.abc import Callable
 from typing import Any
 
 from .._io._port import CompletionPort
-from .._kernel._dispatcher import LOCK, ThreadState
+from .._kernel._dispatcher import LOCK, ThreadState, wake_waiters
 from .._kernel._dispatcher import acquire_lock as _acquire
 from .._kernel._dispatcher import release_lock as _release
+from .._kernel._objects import Event
 from .._kernel._threads import KThread, current_thread_state, start_thread
 from .._kernel._wait import wait_for_one
 from ..codes import WinError
@@ -84,6 +90,7 @@ class ThreadPool:
         "_closed",
         "_closing",
         "_default",
+        "_gone",
         "_idle_timeout",
         "_ios",
         "_max",
@@ -121,6 +128,8 @@ class ThreadPool:
         self._threads = 0
         self._starting = 0
         self._workers: dict[KThread, None] = {}
+        #: Set (under the lock) when ``_threads`` drops to 0 while closing: ``_join`` waits on it.
+        self._gone = Event(manual_reset=True)
         self._closing = False
         self._closed = False
         self._default = False
@@ -189,9 +198,9 @@ class ThreadPool:
         """
         if count < 0:
             raise Win32Error(WinError.ERROR_INVALID_PARAMETER, f"min_threads {count}")
-        self.check_open()
         while True:
             with LOCK:
+                self.check_open()
                 if self._threads >= count:
                     self._min = count
                     self._max = max(self._max, count)
@@ -328,19 +337,24 @@ class ThreadPool:
         """Start one worker (already counted in ``_threads`` and ``_starting``)."""
         name = f"winaio-worker-{next(_worker_names)}"
         try:
-            thread = start_thread(self._worker_main, name=name)
+            start_thread(self._worker_main, name=name)
         except RuntimeError as exc:  # "can't start new thread"
             with LOCK:
-                self._threads -= 1
                 self._starting -= 1
+                self._thread_gone_locked()
                 alone = self._threads == 0
             if alone:
                 raise Win32Error(WinError.ERROR_NOT_ENOUGH_MEMORY, str(exc)) from None
-            return
-        with LOCK:
-            for old in [t for t in self._workers if not t.is_alive]:
-                del self._workers[old]
-            self._workers[thread] = None
+
+    def _thread_gone_locked(self) -> None:
+        """A counted worker is gone (exited, retired, or never started)."""
+        threads = self._threads - 1
+        self._threads = threads
+        if not threads and self._closing:
+            gone = self._gone
+            gone._signaled = True
+            if gone._waiters:
+                wake_waiters(gone)
 
     def _worker_main(self) -> None:
         ts = current_thread_state()
@@ -350,6 +364,13 @@ class ThreadPool:
         idle_timeout = self._idle_timeout
         with LOCK:
             self._starting -= 1
+            # Registered before this thread can end, so ``_join`` finds it (retired workers
+            # stay until dead, so that a close right after a retirement still joins them).
+            workers = self._workers
+            for old in [t for t in workers if not t.is_alive]:
+                del workers[old]
+            assert ts.thread is not None
+            workers[ts.thread] = None
         counted = True
         try:
             while True:
@@ -380,7 +401,7 @@ class ThreadPool:
         finally:
             if counted:
                 with LOCK:
-                    self._threads -= 1
+                    self._thread_gone_locked()
 
     def _retire_locked_check(self) -> bool:
         """After an idle timeout: retire if nothing waits on the port and either more than
@@ -391,7 +412,7 @@ class ThreadPool:
             if self._port._packets or self._closing:
                 return False
             if self._threads > max(self._min, 1) or (not self._min and not self._objects):
-                self._threads -= 1
+                self._thread_gone_locked()
                 return True
             return False
 
@@ -523,16 +544,30 @@ class ThreadPool:
         """
         if self._default:
             raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "the default pool is never closed")
+        waiter = self._waiter
+        if waiter is not None:
+            waiter.stop_listening()
+        spawn = False
         with LOCK:
             if self._closing:
                 first = False
             else:
                 first = True
+                # One acquisition: no signaller can queue a callback between "closing" and
+                # "timers and waits stopped".
                 self._closing = True
+                if waiter is not None:
+                    waiter.stop_locked()  # may hand counted workers back
+                if not self._threads and self._port._packets:
+                    # Queued callbacks still run: they need a worker.
+                    spawn = True
+                    self._threads += 1
+                    self._starting += 1
+                # (Re)set here: a hand-back above may have set it with packets still queued.
+                self._gone._signaled = not self._threads
         if first:
-            waiter = self._waiter
-            if waiter is not None:
-                waiter.stop()
+            if spawn:
+                self._spawn()
             try:
                 self._port.post(0, _STOP)
             except Win32Error:
@@ -542,21 +577,15 @@ class ThreadPool:
         self._join()
 
     def _join(self) -> None:
-        while True:
-            with LOCK:
-                threads = list(self._workers)
-                remaining = self._threads
-            for thread in threads:
-                wait_for_one(thread, None, False)
-                python_thread = thread.python_thread
-                if python_thread is not None and python_thread is not threading.current_thread():
-                    python_thread.join()
-            with LOCK:
-                if self._threads == 0 or remaining == 0:
-                    for thread in threads:
-                        self._workers.pop(thread, None)
-                    if self._threads == 0:
-                        break
+        wait_for_one(self._gone, None, False)  # every counted worker has ended or retired
+        with LOCK:
+            threads = list(self._workers)
+        me = threading.current_thread()
+        for thread in threads:
+            wait_for_one(thread, None, False)
+            python_thread = thread.python_thread
+            if python_thread is not None and python_thread is not me:
+                python_thread.join()
         waiter = self._waiter
         if waiter is not None:
             waiter.join()

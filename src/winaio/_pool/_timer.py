@@ -109,7 +109,7 @@ class PoolTimer(PoolObject):
             relative = check_seconds(due, "due time")
         pool = self._pool
         waiter = pool._get_waiter() if due is not None else pool._waiter
-        spawn = armed = False
+        spawn = armed = needs_thread = False
         _acquire()
         try:
             self._check_open_locked()
@@ -129,17 +129,20 @@ class PoolTimer(PoolObject):
                     waiter.schedule_locked(self, pool._clock.monotonic() + relative)
                     armed = True
                 else:
-                    spawn = self._queue_locked()
+                    # An expiry now: the same path as a due one (a timer-queue timer marks a
+                    # one-shot fired, or runs in the timer thread).
+                    spawn = self._fire_locked(waiter)
                     if period:
                         waiter.schedule_locked(self, pool._clock.monotonic() + period)
                         armed = True
                 self._pending_entry = armed
+                needs_thread = armed or bool(waiter._ready)
         finally:
             _release()
-        if armed and waiter is not None:
-            waiter.ensure_running()
-        if spawn:
+        if spawn:  # first: the worker is counted (see ``_pool``'s invariants)
             pool._spawn()
+        if needs_thread and waiter is not None:
+            waiter.ensure_running()
         return was
 
     def _disarm_locked(self, waiter: Waiter | None) -> bool:

@@ -125,10 +125,10 @@ class PoolWait(PoolObject):
                 spawn, armed = self._arm_locked(waiter, obj, relative, wall)
         finally:
             _release()
+        if spawn:  # first: the worker is counted (see ``_pool``'s invariants)
+            pool._spawn()
         if armed and waiter is not None:
             waiter.ensure_running()
-        if spawn:
-            pool._spawn()
         return was
 
     def _arm_locked(

@@ -21,7 +21,11 @@ thread waits on the objects at all:
 - With a manual clock (``realtime`` False) it sleeps until the clock tells it time moved; the
   clock's listener processes due entries synchronously in the advancing thread.
 - It runs while any item is armed, and retires after the pool's idle timeout otherwise
-  (``winaio-waiter-<n>``, restarted on demand; ``stop``/``join`` at pool close).
+  (``winaio-waiter-<n>``, restarted on demand; ``stop_locked``/``join`` at pool close).
+- A worker requested with :meth:`Waiter.request_spawn_locked` is already counted in the pool's
+  ``_threads``: the thread never retires while one is requested, and at close
+  :meth:`Waiter.stop_locked` hands the count back (otherwise ``close()`` would wait for a
+  worker nobody starts). WT_EXECUTEINWAITTHREAD callbacks queued before the close still run.
 
 Parking uses the thread's kernel parker and the dispatcher's token protocol (``wake_thread``),
 so anyone holding the lock can wake it cheaply. Every state change is recorded in the data
@@ -125,7 +129,12 @@ class Waiter:
         self._armed.pop(item, None)
 
     def request_spawn_locked(self) -> None:
-        """A callback was queued under the lock and the pool wants one more worker."""
+        """A callback was queued under the lock and the pool counted one more worker: the
+        wait thread starts it (a thread cannot be started under the lock)."""
+        if self._stopping:
+            self._pool._starting -= 1
+            self._pool._thread_gone_locked()
+            return
         self._spawn += 1
         self._wake_locked()
 
@@ -159,10 +168,10 @@ class Waiter:
 
     def _claim_start_locked(self) -> bool:
         """True if the caller must start the thread (now marked running)."""
-        if self._running:
-            return False  # another thread started it meanwhile
-        if self._stopping:
-            raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the thread pool is closed")
+        if self._running or self._stopping:
+            # Running already, or the pool closed after the caller armed its item (the close
+            # stopped that item: nothing needs the thread).
+            return False
         self._running = True
         return True
 
@@ -178,10 +187,14 @@ class Waiter:
         while True:
             _acquire()
             try:
-                if self._stopping or (idle and not self._armed and not self._ready):
+                if self._stopping or (
+                    idle and not self._armed and not self._ready and not self._spawn
+                ):
                     self._ts = None
                     self._running = False
-                    return
+                    ready = self._ready  # only when stopping: queued before the close
+                    self._ready = []
+                    break
                 spawn, more = self._process_due_locked(_CHUNK)
                 spawn += self._spawn
                 self._spawn = 0
@@ -199,11 +212,7 @@ class Waiter:
                 _release()
             for _ in range(spawn):
                 pool._spawn()
-            for fn, args in ready:
-                try:
-                    fn(*args)
-                except Exception:
-                    report_callback_error()
+            _run_ready(ready)
             if ready or spawn or more:
                 idle = False
                 continue
@@ -221,6 +230,7 @@ class Waiter:
                     parker.acquire(False)
                     ts.wake_pending = False
                     idle = False
+        _run_ready(ready)
 
     def _process_due_locked(self, limit: int) -> tuple[int, bool]:
         """Fire up to ``limit`` due entries (the lock is not held for a whole burst of 1000
@@ -285,25 +295,51 @@ class Waiter:
             pool._spawn()
 
     # ------------------------------------------------------------------ closing
-    def stop(self) -> None:
-        """The pool closes: every armed item stops; the thread ends."""
+    def stop_listening(self) -> None:
+        """The pool closes: clock jumps and manual advances no longer concern it."""
         self._clock.remove_listener(self._clock_moved)
-        with LOCK:
-            self._stopping = True
-            for item in list(self._armed):
-                item._stop_locked()
-                self.disarm_locked(item)
-            self._mono.clear()
-            self._wall.clear()
-            self._ready.clear()
-            self._wake_locked()
+
+    def stop_locked(self) -> None:
+        """The pool closes (under the lock, in the same acquisition that marks it closing):
+        every armed item stops, requested workers are handed back to the pool, the thread ends
+        after running the WT_EXECUTEINWAITTHREAD callbacks already queued."""
+        self._stopping = True
+        for item in list(self._armed):
+            item._stop_locked()
+            self.disarm_locked(item)
+        self._mono.clear()
+        self._wall.clear()
+        spawn = self._spawn
+        if spawn:
+            self._spawn = 0
+            pool = self._pool
+            pool._starting -= spawn
+            for _ in range(spawn):
+                pool._thread_gone_locked()
+        self._wake_locked()
 
     def join(self) -> None:
-        """Wait for the thread to end (unless called on it)."""
+        """Wait for the thread to end (unless called on it); then run what it left queued
+        (callbacks queued while it was not running)."""
         thread = self._thread
-        if thread is None or thread.state is current_thread_state():
-            return
-        wait_for_one(thread, None, False)
-        python_thread = self._python_thread
-        if python_thread is not None:
-            python_thread.join()
+        me = current_thread_state()
+        if thread is not None and thread.state is not me:
+            wait_for_one(thread, None, False)
+            python_thread = self._python_thread
+            if python_thread is not None:
+                python_thread.join()
+        elif thread is not None:
+            return  # called on the wait thread itself: it runs them when it returns
+        with LOCK:
+            ready = self._ready
+            self._ready = []
+        _run_ready(ready)
+
+
+def _run_ready(ready: list[tuple[Callable[..., object], tuple[Any, ...]]]) -> None:
+    """Run WT_EXECUTEINWAITTHREAD callbacks (and re-arms) serially, reporting exceptions."""
+    for fn, args in ready:
+        try:
+            fn(*args)
+        except Exception:
+            report_callback_error()
