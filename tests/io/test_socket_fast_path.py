@@ -1,4 +1,4 @@
-"""The sockets' immediate fast path (``Socket.recv_now``/``send_now``, issue 9): the mechanism,
+"""The sockets' immediate fast path (``Socket.start_read``/``start_write``, issue 9): the mechanism,
 pinned without timing anything, on both backends.
 
 - A receive or send that finishes inside the call builds no request object, runs no general
@@ -32,7 +32,7 @@ import winaio
 import winaio.testing as wt
 import winaio.win32 as w
 from winaio._io._ops import Operation
-from winaio._io._streams import PENDING, Socket
+from winaio._io._streams import Socket
 from winaio._kernel._dispatcher import LOCK
 from winaio._kernel._handles import HANDLE_TABLE
 from winaio.codes import NtStatus, WinError
@@ -377,7 +377,7 @@ def test_a_receive_that_would_block_is_issued_once_and_completes_through_the_por
     pair.file.associate(port, "k")
     pair.file.set_completion_modes(True, True)
     buf, ov = bytearray(32), winaio.Overlapped()
-    assert pair.file.recv_now(buf, ov) == PENDING
+    assert pair.file.start_read(buf, ov) is False
     assert ov.status == STATUS_PENDING and pair.file.pending_requests == 1
     assert pair.file.stream_in == 1
     pair.peer.sendall(b"later")
@@ -396,7 +396,7 @@ def test_a_send_taken_in_part_pends_with_the_rest(pair: Pair) -> None:
     event = winaio.Event(manual_reset=True)
     ov = winaio.Overlapped(event=event)
     data = bytes(range(256)) * 8192  # 2 MiB
-    assert pair.file.send_now(data, ov) == PENDING
+    assert pair.file.start_write(data, ov) is False
     received = bytearray()
     drainer = threading.Thread(target=_drain, args=(pair.peer, received, len(data)))
     drainer.start()
