@@ -48,7 +48,9 @@ __all__ = [
     "BackendStatistics",
     "IdleWork",
     "OpKind",
+    "add_deferred_flush",
     "add_idle_work",
+    "flush_deferred",
     "get_backend",
     "run_idle_work",
     "set_backend_factory",
@@ -127,6 +129,12 @@ class IdleWork:
 
     queued: ClassVar[int] = 0
     hooks: ClassVar[list[Callable[[], bool]]] = []
+    #: A hint kept by backends: submissions deferred to their issuer's next wait (the io_uring
+    #: ring's owner batches what it issues into one io_uring_enter). A port waiter about to
+    #: take packets calls :func:`flush_deferred` first when it is set: the deferred requests
+    #: reach the device before the waiter goes off to process what it dequeued.
+    deferred: ClassVar[int] = 0
+    flush_hooks: ClassVar[list[Callable[[], object]]] = []
 
 
 def add_idle_work(fn: Callable[[], bool]) -> None:
@@ -138,3 +146,15 @@ def run_idle_work() -> bool:
     """Called by a thread about to block on a completion port (no lock held): let a backend
     run one pending request on this thread. True if one ran (the caller looks again)."""
     return any(fn() for fn in IdleWork.hooks)
+
+
+def add_deferred_flush(fn: Callable[[], object]) -> None:
+    """Register ``fn`` (a backend, once at import): see :func:`flush_deferred`."""
+    IdleWork.flush_hooks.append(fn)
+
+
+def flush_deferred() -> None:
+    """Called by a thread that takes completion packets (no lock held) while
+    ``IdleWork.deferred`` is set: backends submit what they deferred, from this thread."""
+    for fn in IdleWork.flush_hooks:
+        fn()

@@ -27,8 +27,8 @@ from .._kernel._threads import current_thread_state
 from ..codes import WinError
 from ..errors import Win32Error
 from ._dispatch import notify_locked
-from ._files import FileObject, start
-from ._ops import CompletionRoutine, FileReadOp, FileWriteOp, Operation
+from ._files import FileObject, submit_pending_file
+from ._ops import CompletionRoutine, FileReadOp, FileWriteOp, Operation, pinned_read
 from ._overlapped import STATUS_PENDING, Overlapped
 from ._requests import RequestMethods, as_buffers, read_file_after
 
@@ -50,6 +50,9 @@ OPEN_ALWAYS = 4
 TRUNCATE_EXISTING = 5
 
 _ALIGN = 4096
+_ALIGN_MASK = _ALIGN - 1
+_from_buffer = ctypes.c_char.from_buffer
+_addressof = ctypes.addressof
 _RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
 _preadv = os.preadv
 #: ``read_now``: tried without blocking, the data is not there yet.
@@ -111,24 +114,32 @@ class DiskFile(RequestMethods, FileObject):
                 status = read_file_after(self, views, overlapped, routine, status)[0]
                 return status != STATUS_PENDING
         elif size is None and overlapped is not None and self.direct and routine is None:
-            # The O_DIRECT hot case: a whole aligned buffer always pends (no cached attempt),
-            # so build the request at once (the general path would normalise the buffer and
-            # look for read_now first).
+            # The O_DIRECT hot case: a whole aligned buffer always pends (no cached attempt).
+            # Pin it once (the anchor holds its export until the CQE; the SQE reuses its
+            # address), check it, build the request slot by slot and issue it in one LOCK
+            # round trip. Anything unusual takes the general path, which reports it.
             cls = buffer.__class__
-            if cls is bytearray or (
-                cls is memoryview
-                and not buffer.readonly
-                and buffer.c_contiguous
-                and buffer.ndim == 1
-                and buffer.format == "B"
-            ):
-                view = buffer if cls is memoryview else memoryview(buffer)
-                if not self.readable:
-                    raise Win32Error(WinError.ERROR_ACCESS_DENIED, "handle without read access")
-                offset = overlapped.offset
-                self._check_direct((view,), offset)
-                op = FileReadOp(self, overlapped, (view,), offset, None, True)
-                return start(op) != STATUS_PENDING
+            if cls is memoryview or cls is bytearray:
+                try:
+                    anchor = _from_buffer(buffer)  # writable and contiguous, or it raises
+                except (TypeError, BufferError):
+                    anchor = None
+                if anchor is not None:
+                    n = buffer.nbytes if cls is memoryview else len(buffer)
+                    address = _addressof(anchor)
+                    offset = overlapped.offset
+                    if (
+                        n == len(buffer)  # bytes: not a wider format nor several dimensions
+                        and n
+                        and offset >= 0
+                        and not (address | n | offset) & _ALIGN_MASK
+                        and self.readable
+                    ):
+                        view = buffer if cls is memoryview else memoryview(buffer)
+                        submit_pending_file(
+                            pinned_read(self, overlapped, view, offset, anchor, address, n)
+                        )
+                        return False
         return RequestMethods.start_read(self, buffer, overlapped, size=size, routine=routine)
 
     def read_op(

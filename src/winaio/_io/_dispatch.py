@@ -32,8 +32,9 @@ if TYPE_CHECKING:
     from ._files import FileObject
     from ._ops import CompletionRoutine, Operation
     from ._overlapped import Overlapped
+    from ._port import CompletionPort
 
-__all__ = ["deliver", "notify_locked", "notify_success"]
+__all__ = ["deliver", "deliver_batch", "notify_locked", "notify_success"]
 
 
 def deliver(op: Operation, status: int, information: int, immediate: bool = False) -> bool:
@@ -79,6 +80,65 @@ def deliver(op: Operation, status: int, information: int, immediate: bool = Fals
     finally:
         _release()
     return True
+
+
+def deliver_batch(batch: list[tuple[Operation, int, int]]) -> list[BaseException]:
+    """Deliver completions a backend reaped together (none immediate), in order, with one hold
+    of the lock: each one exactly as :func:`deliver` would. A port's waiters are released
+    once the whole batch is queued, so a thread blocked in GetQueuedCompletionStatusEx takes
+    all of it (up to its count) in one dequeue, as on Windows where the woken thread removes
+    what the queue holds when it runs; LIFO release and the concurrency limit are the port's,
+    unchanged (``_port``). Ops whose ``complete`` is overridden are the caller's to route.
+
+    Returns the exceptions raised while delivering (a bug: the caller reports them); every
+    other completion of the batch is delivered regardless.
+    """
+    errors: list[BaseException] = []
+    held: list[CompletionPort] = []
+    _acquire()
+    try:
+        for op, status, information in batch:
+            try:
+                if op.done:
+                    continue
+                op.done = True
+                file = op.file
+                ov = op.overlapped
+                ov.information = information
+                ov.status = status
+                event = op.event
+                if event is not None:
+                    event._signaled = True
+                    if event._waiters:
+                        wake_waiters(event)
+                elif not file.skip_set_event:
+                    file._signaled = True
+                    if file._waiters:
+                        wake_waiters(file)
+                routine = op.routine
+                if routine is not None:
+                    _queue_routine(op.issuer, routine, status, information, ov)
+                elif not op.skip_port:
+                    port = file.port
+                    if port is not None:
+                        if not port.holding:
+                            port.holding = True
+                            held.append(port)
+                        port._post_locked(file.key, ov, status, information)
+                if op.registered:
+                    file._forget_locked(op)
+                sync_done = op.sync_done
+                if sync_done is not None:
+                    sync_done._signaled = True
+                    if sync_done._waiters:
+                        wake_waiters(sync_done)
+            except Exception as exc:  # a bug: the rest of the batch is still delivered
+                errors.append(exc)
+    finally:
+        for port in held:
+            port.release_held_locked()
+        _release()
+    return errors
 
 
 def _queue_routine(

@@ -41,7 +41,7 @@ from .._kernel._threads import check_terminating, current_thread_state
 from .._kernel._wait import block
 from ..codes import NtStatus, WaitCode, WinError, ntstatus_to_winerror
 from ..errors import Win32Error
-from ._backend import IdleWork, run_idle_work
+from ._backend import IdleWork, flush_deferred, run_idle_work
 
 __all__ = ["CompletionPacket", "CompletionPort", "set_async_iterator"]
 
@@ -84,7 +84,7 @@ class CompletionPort(DispatcherObject):
         concurrency: NumberOfConcurrentThreads; 0 means the number of processors.
     """
 
-    __slots__ = ("_getters", "_packets", "_running", "closed", "concurrency")
+    __slots__ = ("_getters", "_packets", "_running", "closed", "concurrency", "holding")
     type_name = "IoCompletion"
 
     def __init__(self, concurrency: int = 0) -> None:
@@ -98,6 +98,9 @@ class CompletionPort(DispatcherObject):
         #: Associated threads that are running (not blocked anywhere).
         self._running: set[ThreadState] = set()
         self.closed = False
+        #: Set while a batch of completions is posted (``_dispatch.deliver_batch``): packets
+        #: queue, and the waiters are released once, at :meth:`release_held_locked`.
+        self.holding = False
 
     # ------------------------------------------------------------------ dispatcher object
     def _is_signaled_for(self, ts: ThreadState) -> bool:
@@ -150,10 +153,21 @@ class CompletionPort(DispatcherObject):
             return  # completions on files of a closed port are dropped (§6.8)
         # tuple.__new__ skips the NamedTuple's Python-level __new__ (a hot path).
         self._packets.append(_new_packet(CompletionPacket, (key, overlapped, status, information)))
+        if self.holding:
+            return
         if self._getters:
             self._release_locked()
         if self._packets and self._waiters:
             wake_waiters(self)
+
+    def release_held_locked(self) -> None:
+        """The end of a batch (``holding``): release waiters for what it queued."""
+        self.holding = False
+        if self._packets:
+            if self._getters:
+                self._release_locked()
+            if self._packets and self._waiters:
+                wake_waiters(self)
 
     def _release_locked(self) -> None:
         packets = self._packets
@@ -202,6 +216,7 @@ class CompletionPort(DispatcherObject):
             run_special_apcs(ts)
         check_terminating(ts)
         wb: WaitBlock | None = None
+        taken: list[CompletionPacket] | None = None
         idle = timeout is None
         while True:
             work = False
@@ -214,8 +229,7 @@ class CompletionPort(DispatcherObject):
                 if packets and len(self._running) < self.concurrency:
                     taken = _take(packets, max_count)
                     self._running.add(ts)
-                    return _HANDOFF, taken
-                if alertable and (ts.apcs or ts.special_apcs):
+                elif alertable and (ts.apcs or ts.special_apcs):
                     self._running.add(ts)
                     code = _IO_COMPLETION
                 elif timeout is not None and timeout <= 0:
@@ -237,6 +251,13 @@ class CompletionPort(DispatcherObject):
                 break
             if not run_idle_work():
                 idle = False  # nothing to run after all: block this time
+        if wb is None and IdleWork.deferred:
+            # Returning without blocking: requests a backend deferred to this thread's next
+            # wait go out now, before it runs on (``_backend.flush_deferred``). A thread that
+            # blocks submits them in its wait (io_uring: one enter for the burst and the wait).
+            flush_deferred()
+        if taken is not None:
+            return _HANDOFF, taken
         if wb is not None:
             code = block(ts, wb, None if timeout is None else monotonic() + timeout, None)
             if code == _HANDOFF:

@@ -23,7 +23,8 @@ import threading
 import time
 import weakref
 
-from ..._io._backend import BackendStatistics, OpKind
+from ..._io._backend import BackendStatistics, IdleWork, OpKind, add_deferred_flush
+from ..._io._dispatch import deliver_batch
 from ..._io._ops import Operation
 from ..._kernel._dispatcher import LOCK, ThreadState
 from ..._kernel._threads import add_thread_exit_hook, current_thread_state
@@ -54,6 +55,9 @@ from .streams import Line, StreamLines
 __all__ = ["IoUringBackend"]
 
 _F_MORE = int(CqeFlags.IORING_CQE_F_MORE)
+_PLAIN_COMPLETE = Operation.complete
+#: What a request fails with when its submitting thread is gone (``uring``).
+_DIED = frozenset((-errno.ECANCELED, -errno.EFAULT))
 _SUCCESS = int(NtStatus.STATUS_SUCCESS)
 _MULTI = int(PollFlags.IORING_POLL_ADD_MULTI)
 _POLLIN = select.POLLIN
@@ -68,6 +72,8 @@ _BURST = 16
 _names = itertools.count()
 #: Live backends, for the thread exit hook (migration, ``uring``).
 _backends: weakref.WeakSet[IoUringBackend] = weakref.WeakSet()
+#: Backends holding a deferred burst (``_hint_locked``), for the ports' flush hook.
+_deferring: dict[IoUringBackend, None] = {}
 
 
 class IoUringBackend:
@@ -104,15 +110,18 @@ class IoUringBackend:
         #: user_data of requests cancelled because their submitting thread exits: if the
         #: cancel wins they are submitted again by the ring thread (``uring``: migration).
         self._migrating: set[int] = set()
+        #: Requests resubmitted because they died with an unrecorded submitter (``_died``).
+        self._resubmitted: weakref.WeakSet[Operation] = weakref.WeakSet()
         #: user_data of requests prepared and published but not submitted yet: the ring's
         #: owner defers its submissions to its next wait, one io_uring_enter per burst.
         self._unsubmitted: list[int] = []
         #: Who submitted what (``uring``: migration), pruned lazily.
         self._owned: dict[ThreadState, set[int]] = {}
         self._stale_unsubmitted = -1
+        self._hinted = False  # counted in IdleWork.deferred (``_hint_locked``)
         self._lead = Leadership(
-            ring, self._lock, self._reap, self._flush, self._in_flight, self._wake_to_watch,
-            self._efd,
+            ring, self._lock, self._reap, self._flush, self._take_burst, self._burst_left,
+            self._in_flight, self._wake_to_watch, self._efd,
         )  # fmt: skip
         self._sleeping = False  # the ring thread sleeps on the eventfd (set under _lock)
         self._sleep_timed = False  # ... with the watch's timeout
@@ -132,6 +141,57 @@ class IoUringBackend:
 
     # ------------------------------------------------------------------ Backend protocol
     def submit(self, op: Operation) -> None:
+        if op.kind is _FILE:
+            # The hot path: a FILE request goes into the SQ ring; the ring's owner defers its
+            # submission to its next wait (``lead``), or submits every _BURST requests; any
+            # other thread submits at once. Anything else takes :meth:`_submit_slow`.
+            issuer = op.issuer
+            wake = None
+            lock = self._lock
+            lock.acquire()
+            try:
+                if not (self._closing or self._backlog.entries):
+                    table = self._table
+                    ud = table.next_ud
+                    try:
+                        keep = op.prep(self._ring, ud)
+                    except Exception:
+                        pass  # the slow path sorts it out (ring full, unusable memory...)
+                    else:
+                        self._submitted += 1
+                        table.next_ud = ud + 1
+                        table[ud] = (op, keep)
+                        op.token = ud
+                        unsubmitted = self._unsubmitted
+                        unsubmitted.append(ud)
+                        parker = issuer.parker
+                        if self._lead.owner is parker and len(unsubmitted) < _BURST:
+                            if not self._hinted:
+                                self._hint_locked()
+                            return  # its parker leads this ring already
+                        wake = self._submit_locked(issuer)
+            finally:
+                lock.release()
+            if wake is None:
+                self._submit_slow(op)
+                return
+            if wake:
+                os.eventfd_write(self._efd, 1)
+            self._bind_parker(issuer)
+            return
+        self._submit_slow(op)
+
+    def _bind_parker(self, issuer: ThreadState) -> None:
+        """The issuer most likely waits for its request soon: let it lead the ring then."""
+        parker = issuer.parker
+        if parker.__class__ is not RingParker or parker.lead is not self._lead:
+            LOCK.acquire()
+            try:
+                self._lead.parker_for(issuer)
+            finally:
+                LOCK.release()
+
+    def _submit_slow(self, op: Operation) -> None:
         failed = 0
         wake = False
         with self._lock:
@@ -170,6 +230,8 @@ class IoUringBackend:
                         # every _BURST requests; anyone else at once.
                         if self._lead.owner is not issuer.parker or len(unsubmitted) >= _BURST:
                             wake = self._submit_locked(issuer)
+                        elif not self._hinted:
+                            self._hint_locked()
             else:
                 self._streams.enqueue_locked(op)
         if wake:
@@ -177,14 +239,7 @@ class IoUringBackend:
         if failed:
             self._finish_direct(op, failed)
             return
-        # The issuer most likely waits for this soon: let it lead the ring then (``lead``).
-        parker = issuer.parker
-        if parker.__class__ is not RingParker or parker.lead is not self._lead:
-            LOCK.acquire()
-            try:
-                self._lead.parker_for(issuer)
-            finally:
-                LOCK.release()
+        self._bind_parker(issuer)
 
     def cancel(self, op: Operation) -> None:
         direct = wake = False
@@ -228,6 +283,7 @@ class IoUringBackend:
             return False
         unsubmitted.remove(ud)
         del self._table[ud]
+        self._hint_locked()
         return True
 
     def statistics(self) -> BackendStatistics:
@@ -303,39 +359,97 @@ class IoUringBackend:
         ring = self._ring
         pending = ring.publish()
         stuck = False
+        idle = 0
         while pending:
             if self._backlog.stuck:
                 stuck = True
                 break
             try:
                 self._enters += 1
-                pending -= ring.enter(pending, 0)  # all of them unless interrupted
+                consumed = ring.enter(pending, 0)  # all of them unless interrupted
             except RingBusyError:
+                self._backlog.stuck = stuck = True
+                break
+            # Recounted from the kernel's SQ head rather than decremented: a leader submits
+            # its burst in its waiting enter without the lock (``_take_burst``), and may take
+            # some of these meanwhile.
+            pending = ring.sq_ready()
+            idle = idle + 1 if not consumed else 0
+            if idle > 2:  # the kernel takes nothing (cannot happen, but never spin on it)
                 self._backlog.stuck = stuck = True
                 break
         unsubmitted = self._unsubmitted
         if unsubmitted:
             if ts is not None:
-                # Recorded even when stuck: migrating a request the ring thread submits in
-                # the end costs a cancel; not migrating one this thread submitted loses it.
-                owned = self._owned.get(ts)
-                if owned is None:
-                    owned = self._owned[ts] = set()
-                owned.update(unsubmitted)
-                if len(owned) > 64 + 4 * len(self._table):
-                    owned.intersection_update(self._table)  # forget completed ones
+                self._own_locked(ts, unsubmitted)
             if not stuck:
                 unsubmitted.clear()
+                self._hint_locked()
         return stuck and self._wake_locked()
 
+    def _own_locked(self, ts: ThreadState, uds: list[int]) -> None:
+        """``ts`` submitted ``uds``: its exit migrates those still in flight (``uring``).
+        Recorded even when stuck: migrating a request the ring thread submits in the end
+        costs a cancel; not migrating one this thread submitted loses it."""
+        owned = self._owned.get(ts)
+        if owned is None:
+            owned = self._owned[ts] = set()
+        owned.update(uds)
+        if len(owned) > 64 + 4 * len(self._table):
+            owned.intersection_update(self._table)  # forget completed ones
+
+    def _hint_locked(self) -> None:
+        """Keep ``IdleWork.deferred`` (the ports' hint, ``_io._backend``) in step with
+        whether this backend holds a deferred burst."""
+        deferred = bool(self._unsubmitted)
+        if deferred is not self._hinted:
+            self._hinted = deferred
+            if deferred:
+                _deferring[self] = None
+            else:
+                _deferring.pop(self, None)
+            # Recomputed, not counted: backends change it under different locks.
+            IdleWork.deferred = len(_deferring)
+
     def _flush(self, ts: ThreadState) -> bool:
-        """A leader about to sleep submits its deferred burst first (``lead``); True if it
-        did (a completion may be there already: look before sleeping)."""
+        """Submit the deferred burst now, from ``ts`` (a leader about to run user code, or a
+        port waiter about to take packets); True if there was one."""
         if not self._unsubmitted:
             return False
         with self._lock:
             self._submit_locked(ts)
         return True
+
+    def _take_burst(self, ts: ThreadState) -> int:
+        """A leader about to sleep takes the deferred burst over (``lead``): published, no
+        longer withdrawable (a cancel of one of them now goes through ASYNC_CANCEL), owned
+        by ``ts``. Returns how many SQEs its waiting io_uring_enter is to submit - one
+        syscall for the burst and the wait, like a raw ``io_uring_submit_and_wait`` loop."""
+        if not self._unsubmitted:
+            return 0
+        with self._lock:
+            unsubmitted = self._unsubmitted
+            if not unsubmitted or self._backlog.stuck:
+                return 0
+            pending = self._ring.publish()
+            self._own_locked(ts, unsubmitted)
+            unsubmitted.clear()
+            self._hint_locked()
+            self._enters += 1
+            return pending
+
+    def _burst_left(self, ts: ThreadState, refused: bool) -> None:
+        """A leader's waiting enter did not submit all of its burst: the kernel refused it
+        (EBUSY: the ring thread submits it once the CQ backlog is gone), or a signal cut the
+        enter short (submit the rest now; another thread may have taken some)."""
+        with self._lock:
+            if refused:
+                self._backlog.stuck = True
+                wake = self._wake_locked()
+            else:
+                wake = self._submit_locked(ts)
+        if wake:
+            os.eventfd_write(self._efd, 1)
 
     def _poll_locked(self, op: Operation, line: Line) -> None:
         """Put a line's head into the kernel (``StreamLines``' ``arm``): the operation itself
@@ -367,7 +481,9 @@ class IoUringBackend:
                 self._unsubmitted.append(ud)
                 ts = self._submitter()
                 deferred = ts is not None and self._lead.owner is ts.parker
-                if not deferred and self._submit_locked(ts):
+                if deferred:
+                    self._hint_locked()
+                elif self._submit_locked(ts):
                     os.eventfd_write(self._efd, 1)  # rare (EBUSY): under the lock, so be it
                 return
         self._backlog.add_locked(B_POLL, op, line)
@@ -454,6 +570,9 @@ class IoUringBackend:
                 if res < 0 and not op.cancel_requested:
                     self._migrate(op, extra)
                     continue
+            elif res < 0 and res in _DIED and self._died(op):
+                self._migrate(op, extra)
+                continue
             if extra.__class__ is Line:
                 n = len(finished)
                 service(extra, res, finished)
@@ -479,6 +598,17 @@ class IoUringBackend:
         self._done += len(finished) - start
         self._cancelled += cancelled
 
+    def _died(self, op: Operation) -> bool:
+        """A request failed the way one does when its submitting thread is gone (``uring``:
+        -ECANCELED, -EFAULT) and nobody cancelled it: its submitter was not the thread this
+        backend recorded (a leader's waiting enter may submit another thread's SQEs, and
+        another thread its burst, ``_take_burst``). Resubmitted by the ring thread, once
+        (under _cq_lock)."""
+        if op.cancel_requested or self._closing or op in self._resubmitted:
+            return False
+        self._resubmitted.add(op)
+        return True
+
     def _count_locked(self, finished: Finished) -> None:
         """Count completions that did not come from :meth:`_process` as done (under
         _cq_lock)."""
@@ -494,6 +624,15 @@ class IoUringBackend:
                 wake = self._wake_locked()  # a closing ring thread waits for this count
             if wake:
                 os.eventfd_write(self._efd, 1)
+        for op, _, _ in finished:
+            if op.__class__.complete is not _PLAIN_COMPLETE:
+                break
+        else:
+            # The common case: one hold of the dispatcher lock for the batch, and a port
+            # waiter takes the whole batch in one dequeue (``_dispatch.deliver_batch``).
+            for exc in deliver_batch(finished):
+                report(f"completing a batch of {len(finished)}", exc)
+            return
         for op, status, information in finished:
             try:
                 op.complete(status, information)
@@ -704,6 +843,18 @@ class IoUringBackend:
 
 def _multishot() -> int:
     return _MULTI  # a function so that tests can refuse multishot polls (``_MULTI``)
+
+
+def _flush_deferred() -> None:
+    """The ports' hook (``_io._backend.flush_deferred``): a thread about to take completion
+    packets submits the bursts deferred to its next wait first."""
+    if _deferring:
+        ts = current_thread_state()
+        for backend in list(_deferring):
+            backend._flush(ts)
+
+
+add_deferred_flush(_flush_deferred)
 
 
 def _thread_exited(ts: ThreadState) -> None:

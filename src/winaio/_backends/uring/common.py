@@ -61,13 +61,15 @@ class InFlight(dict[int, tuple[Operation, object]]):
         self.next_ud = FIRST_UD
 
 
-def report(what: str) -> None:
-    """Report the exception being handled without letting it out of the calling thread.
+def report(what: str, exc: BaseException | None = None) -> None:
+    """Report ``exc`` (default: the exception being handled) without letting it out of the
+    calling thread.
 
     A bug in an operation or in the delivery path must not kill the ring thread (every other
     request would hang): it is reported the way an uncaught thread exception is.
     """
-    exc = sys.exception()
+    if exc is None:
+        exc = sys.exception()
     if exc is None:
         return
     exc.add_note(f"winaio io_uring backend: {what}")

@@ -60,7 +60,7 @@ from collections.abc import Callable
 
 from ..._kernel._dispatcher import LOCK, ThreadState, wake_thread
 from ..._kernel._threads import add_thread_exit_hook
-from .abi import full_fence
+from .abi import RingBusyError, full_fence
 from .ring import BackendRing
 
 __all__ = ["WATCH_MAX", "WATCH_MIN", "Leadership", "RingParker"]
@@ -126,7 +126,11 @@ class RingParker:
         self, lead: Leadership, lock: threading.Lock, timeout: float
     ) -> bool | None:
         """Reap, deliver and sleep in the kernel until the token comes (True) or the timeout
-        expires (False); None if the backend is closing (no more waiting on its ring)."""
+        expires (False); None if the backend is closing (no more waiting on its ring).
+
+        The burst this thread issued since its last wait (``uring``: the owner defers its
+        submissions) goes out with the sleep, in one io_uring_enter(to_submit, 1, GETEVENTS),
+        or by itself before this thread returns to run user code."""
         ring = lead.ring
         reap = lead.reap
         ts = self.ts
@@ -134,23 +138,38 @@ class RingParker:
         while True:
             if reap():
                 if lock.acquire(False):
+                    lead.flush(ts)
                     return True
                 continue
-            if lead.flush(ts):  # the burst this thread issued since its last wait goes out now
-                continue  # it may have completed inside the submission (a page-cache hit)
+            burst = lead.take_burst(ts)
             self.in_kernel = True  # then test the token (module docstring: no lost wake-up)
             if lock.acquire(False):
+                if burst:
+                    lead.flush_taken(ts, burst)
                 return True
             if lead.closed:
+                if burst:
+                    lead.flush_taken(ts, burst)
                 return None
             lead.waits += 1
             if deadline is None:
-                ring.enter(0, 1)
+                remaining = -1.0
             else:
                 remaining = deadline - _monotonic()
                 if remaining <= 0:
+                    if burst:
+                        lead.flush_taken(ts, burst)
                     return lock.acquire(False)
-                ring.enter_timeout(0, 1, remaining)
+            try:
+                if remaining < 0:
+                    submitted = ring.enter(burst, 1)
+                else:
+                    submitted = ring.enter_timeout(burst, 1, remaining)
+            except RingBusyError:
+                lead.burst_left(ts, True)  # the ring thread submits it (module docstring)
+            else:
+                if submitted < burst and ring.sq_ready():
+                    lead.burst_left(ts, False)  # a signal cut the enter short
             self.in_kernel = False
 
 
@@ -165,8 +184,10 @@ class Leadership:
         lock: the backend's lock; guards every field here.
         reap: reap the ring's CQ and deliver the completions (any thread, no lock held);
             returns how many CQEs it took.
-        flush: ``flush(ts)``: submit the burst the waiter deferred (no lock held); True if
-            there was one.
+        flush: ``flush(ts)``: submit the burst ``ts`` deferred, now (no lock held).
+        take_burst: ``take_burst(ts)``: take the deferred burst over for a waiting enter
+            (no lock held); returns how many SQEs that enter is to submit.
+        burst_left: ``burst_left(ts, refused)``: that enter did not submit them all.
         in_flight: how many requests the ring holds (called under ``lock``).
         wake_ring_thread: called under ``lock`` when the ring gets an owner; returns True if
             the ring thread must be woken (eventfd write, after releasing ``lock``) to start
@@ -176,8 +197,8 @@ class Leadership:
 
     __slots__ = (
         "_efd", "_idle", "_in_flight", "_lock", "_shut", "_stale_head", "_wake_ring_thread",
-        "closed", "flush", "followers", "leads", "owner", "poke_efd", "pokes", "reap", "ring",
-        "takeovers", "waiter", "waits",
+        "burst_left", "closed", "flush", "followers", "leads", "owner", "poke_efd", "pokes",
+        "reap", "ring", "take_burst", "takeovers", "waiter", "waits",
     )  # fmt: skip
 
     def __init__(
@@ -186,6 +207,8 @@ class Leadership:
         lock: threading.Lock,
         reap: Callable[[], int],
         flush: Callable[[ThreadState], bool],
+        take_burst: Callable[[ThreadState], int],
+        burst_left: Callable[[ThreadState, bool], None],
         in_flight: Callable[[], int],
         wake_ring_thread: Callable[[], bool],
         efd: int,
@@ -194,6 +217,8 @@ class Leadership:
         self._lock = lock
         self.reap = reap
         self.flush = flush
+        self.take_burst = take_burst
+        self.burst_left = burst_left
         self._in_flight = in_flight
         self._wake_ring_thread = wake_ring_thread
         self._efd = efd
@@ -263,6 +288,16 @@ class Leadership:
                 wake_thread(promote.ts)  # a spurious wake-up: it comes back and leads
             finally:
                 LOCK.release()
+
+    def flush_taken(self, ts: ThreadState, burst: int) -> None:
+        """A leader that took a burst (``take_burst``) returns without sleeping: submit it."""
+        try:
+            submitted = self.ring.enter(burst, 0)
+        except RingBusyError:
+            self.burst_left(ts, True)
+        else:
+            if submitted < burst and self.ring.sq_ready():
+                self.burst_left(ts, False)
 
     def poke(self) -> None:
         """Wake the waiter out of io_uring_enter (a CQE on ``UD_POKE``). Any thread."""

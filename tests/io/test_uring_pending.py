@@ -1,0 +1,260 @@
+"""The pending path at the cost of a raw io_uring loop (issue 9): the mechanism, pinned without
+timing anything.
+
+- a QD1 completion-port loop of O_DIRECT reads costs one io_uring_enter per read: the read
+  issued since the last wait goes out in the waiting enter itself (``lead``: ``take_burst``);
+- a thread blocked in GetQueuedCompletionStatusEx takes a whole reaped batch in one dequeue
+  (``_dispatch.deliver_batch``), and a batch still honours the LIFO release of port waiters
+  and the concurrency limit;
+- a port that returns packets without blocking submits the bursts deferred to its caller's
+  next wait first (``_backend.flush_deferred``);
+- the O_DIRECT hot path (``DiskFile.start_read`` -> ``pinned_read`` ->
+  ``submit_pending_file``) builds a complete request and keeps the rules: port-bound requests
+  stay out of the issuer's list (they outlive it), the others are in it;
+- a request that dies with a submitter the backend did not record (-ECANCELED, as older
+  kernels end them) is submitted again by the ring thread and completes normally, once
+  (``backend._died``).
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from winaio._backends import uring
+from winaio._io._backend import IdleWork
+from winaio._io._disk import DiskFile
+from winaio._io._dispatch import deliver_batch
+from winaio._io._files import start
+from winaio._io._ops import FileReadOp, StreamReadOp, pinned_read
+from winaio._io._overlapped import STATUS_PENDING, Overlapped
+from winaio._io._port import CompletionPacket, CompletionPort
+from winaio._kernel._objects import Event
+from winaio._kernel._threads import current_thread_state
+from winaio.codes import NtStatus
+from winaio.testing import wait_until
+
+OK, REASON = uring.probe_backend()
+pytestmark = pytest.mark.skipif(not OK, reason=f"io_uring backend unavailable: {REASON}")
+
+SUCCESS = int(NtStatus.STATUS_SUCCESS)
+BLOCK = 4096
+LONG = 5.0
+
+
+@pytest.fixture
+def backend() -> Iterator[uring.IoUringBackend]:
+    b = uring.IoUringBackend()
+    wait_until(lambda: not b._lead.closed, LONG, "the leaders' poke is armed")
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+@pytest.fixture
+def disk(backend: uring.IoUringBackend, tmp_path: Path) -> Iterator[DiskFile]:
+    """A 1 MiB O_DIRECT DiskFile on ``backend``."""
+    path = tmp_path / "disk"
+    path.write_bytes(os.urandom(1 << 20))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_DIRECT)
+    except OSError as exc:
+        pytest.skip(f"no O_DIRECT here: {exc}")
+    f = DiskFile(fd, overlapped=True, direct=True, seekable=True, backend=backend)
+    yield f
+    f.close()
+
+
+def test_a_qd1_port_loop_costs_one_enter_per_read(
+    backend: uring.IoUringBackend, disk: DiskFile, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = CompletionPort()
+    disk.associate(port, "disk")
+    memory = mmap.mmap(-1, BLOCK)
+    view = memoryview(memory)
+    parked = kit.park(backend, monkeypatch)  # nothing but this thread submits or reaps
+    try:
+        enters, waits = backend._enters, backend._lead.waits
+        total = 200
+        for i in range(total):
+            ov = Overlapped((i * 7919 % 256) * BLOCK)
+            assert disk.start_read(view, ov) is False  # pends (O_DIRECT)
+            packet = port.get(LONG)
+            assert packet is not None and packet.overlapped is ov
+            assert (packet.status, packet.bytes_transferred) == (SUCCESS, BLOCK)
+        # The first read went out at once (this thread did not own the ring yet); every
+        # later one in the enter its thread then slept in: one syscall per read, as in a raw
+        # ``io_uring_submit_and_wait`` loop (the flush and the sleep were two before).
+        assert backend._enters - enters == total
+        assert backend._lead.waits - waits >= total - 1
+        assert backend._rounds == parked.rounds
+    finally:
+        parked.release()
+    view.release()
+    port.close()
+    memory.close()
+
+
+def test_a_gqcs_waiter_takes_a_reaped_batch_in_one_dequeue(
+    backend: uring.IoUringBackend, disk: DiskFile, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = CompletionPort()
+    disk.associate(port, "disk")
+    memory = mmap.mmap(-1, 8 * BLOCK)
+    view = memoryview(memory)
+    parked = kit.park(backend, monkeypatch)  # it cannot reap them first
+    try:
+        ovs = [Overlapped(slot * BLOCK) for slot in range(8)]
+        for slot, ov in enumerate(ovs):
+            assert disk.start_read(view[slot * BLOCK : (slot + 1) * BLOCK], ov) is False
+        wait_until(lambda: backend._ring.cq_ready() >= 8, LONG, "8 CQEs in the ring")
+        # Blocks (no packet yet), reaps the 8 CQEs itself and is handed all 8 packets.
+        code, packets = port.get_many(8, LONG)
+        assert code == 0 and len(packets) == 8
+        assert {id(p.overlapped) for p in packets} == {id(ov) for ov in ovs}
+        assert all(p.status == SUCCESS and p.bytes_transferred == BLOCK for p in packets)
+        assert port.queued == 0
+    finally:
+        parked.release()
+    view.release()
+    port.close()
+    memory.close()
+
+
+def test_a_batch_releases_port_waiters_lifo_within_the_concurrency(
+    backend: uring.IoUringBackend, disk: DiskFile
+) -> None:
+    port = CompletionPort(concurrency=2)
+    disk.associate(port, "disk")
+    got: dict[str, list[CompletionPacket]] = {}
+
+    def waiter(name: str) -> None:
+        got[name] = port.get_many(2, LONG)[1]
+
+    first = threading.Thread(target=waiter, args=("first",))
+    first.start()
+    wait_until(lambda: len(port._getters) == 1, LONG, "the first waiter blocks")
+    second = threading.Thread(target=waiter, args=("second",))
+    second.start()
+    wait_until(lambda: len(port._getters) == 2, LONG, "the second waiter blocks")
+    ops = [FileReadOp(disk, Overlapped(i * BLOCK), [memoryview(bytearray(1))], 0) for i in range(3)]
+    assert deliver_batch([(op, SUCCESS, i + 1) for i, op in enumerate(ops)]) == []
+    first.join(LONG)
+    second.join(LONG)
+    # The most recent waiter gets the oldest packets (as many as it asked for), the next one
+    # the rest: running(P) = 1 < 2 after the first release.
+    assert [p.bytes_transferred for p in got["second"]] == [1, 2]
+    assert [p.bytes_transferred for p in got["first"]] == [3]
+    assert all(op.done and op.overlapped.information == i + 1 for i, op in enumerate(ops))
+    assert not port.holding
+    port.close()
+
+
+def test_a_port_returning_packets_at_once_submits_the_deferred_burst_first(
+    backend: uring.IoUringBackend, disk: DiskFile, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = CompletionPort()
+    disk.associate(port, "disk")
+    memory = mmap.mmap(-1, 2 * BLOCK)
+    view = memoryview(memory)
+    parked = kit.park(backend, monkeypatch)  # its watch cannot submit the burst either
+    try:
+        assert disk.start_read(view[:BLOCK], Overlapped(0)) is False
+        assert port.get(LONG) is not None  # this thread waited: it owns the ring now
+        port.post(0, "posted")  # a packet to take without blocking
+        assert disk.start_read(view[BLOCK:], Overlapped(BLOCK)) is False
+        assert backend._unsubmitted and IdleWork.deferred  # deferred to the next wait
+        packet = port.get(0)
+        assert packet is not None and packet.key == "posted"
+        assert not backend._unsubmitted and not IdleWork.deferred  # ... which went out
+        wait_until(lambda: backend._ring.cq_ready() >= 1, LONG, "the read completes")
+        packet = port.get(LONG)
+        assert packet is not None and packet.key == "disk" and packet.status == SUCCESS
+    finally:
+        parked.release()
+    view.release()
+    port.close()
+    memory.close()
+
+
+def test_the_o_direct_hot_path_builds_a_whole_request(disk: DiskFile) -> None:
+    memory = mmap.mmap(-1, BLOCK)
+    view = memoryview(memory)
+    op = pinned_read(disk, Overlapped(BLOCK), view, BLOCK, object(), 4096, BLOCK)
+    slots = {name for cls in type(op).__mro__ for name in getattr(cls, "__slots__", ())}
+    missing = [name for name in slots - {"__weakref__"} if not hasattr(op, name)]
+    assert missing == []  # a slot added to Operation/FileReadOp must be set there too
+    assert op.issuer is current_thread_state() and op.tried and op.routine is None
+    del op
+    view.release()
+    memory.close()
+
+
+def test_the_o_direct_hot_path_keeps_the_thread_exit_lists(
+    backend: uring.IoUringBackend, disk: DiskFile
+) -> None:
+    memory = mmap.mmap(-1, 2 * BLOCK)
+    view = memoryview(memory)
+    mine = current_thread_state().extensions.setdefault("io", {})
+    before = len(mine)
+    ev = Event(manual_reset=True)
+    evented = Overlapped(0, ev)
+    # Not port-bound: it dies with its issuer (spec §8), so the exit hook must see it.
+    assert disk.start_read(view[:BLOCK], evented) is False
+    assert any(op.overlapped is evented for op in mine)
+    port = CompletionPort()
+    disk.associate(port, "disk")
+    bound = Overlapped(BLOCK)
+    # Port-bound without an event: it outlives its issuer; the exit hook has nothing to do.
+    assert disk.start_read(view[BLOCK:], bound) is False
+    assert not any(op.overlapped is bound for op in mine)
+    assert disk.pending_requests >= 1
+    packet = port.get(LONG)
+    if packet is not None and packet.overlapped is evented:
+        packet = port.get(LONG)  # (the evented one posts too: the file is associated now)
+    assert packet is not None and packet.overlapped is bound and packet.status == SUCCESS
+    wait_until(lambda: disk.pending_requests == 0, LONG, "both delivered")
+    assert len(mine) == before
+    view.release()
+    port.close()
+    memory.close()
+
+
+def test_a_request_that_dies_with_an_unrecorded_submitter_is_resubmitted(
+    backend: uring.IoUringBackend, kit: Any
+) -> None:
+    port = CompletionPort()
+    reader, w = kit.pipe(backend)
+    reader.associate(port, "reader")
+    buf = bytearray(4)
+    op = StreamReadOp(reader, Overlapped(), [memoryview(buf)])
+    assert start(op) == STATUS_PENDING
+    line = op.token
+    wait_until(lambda: line.poll_ud in backend._table, LONG, "the read is in the kernel")
+    # What an older kernel does to a waiting read whose submitter exited without the backend
+    # knowing it was the submitter (a leader's waiting enter may take another thread's SQEs,
+    # ``_take_burst``): it ends the request with -ECANCELED. An ASYNC_CANCEL nobody asked for
+    # (``op.cancel_requested`` stays False) does the same here (6.x kernels let such requests
+    # live on). The ring thread submits it again instead of failing it.
+    with backend._lock:
+        wake = backend._cancel_locked(line.poll_ud)
+    if wake:
+        os.eventfd_write(backend._efd, 1)
+    wait_until(lambda: backend._migrated == 1, LONG, "resubmitted")
+    assert not op.done and not op.cancel_requested
+    os.write(w, b"late")
+    packet = port.get(LONG)
+    assert packet is not None and (packet.status, packet.bytes_transferred) == (SUCCESS, 4)
+    assert bytes(buf) == b"late"
+    # Once only: a request that keeps failing that way fails (no endless resubmission).
+    assert op in backend._resubmitted
+    reader.close()
+    os.close(w)
+    port.close()
