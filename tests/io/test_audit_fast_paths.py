@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import select
 import socket
 import threading
 from collections import Counter
@@ -419,3 +420,83 @@ def test_a_partial_send_is_not_split_by_a_send_from_another_thread(
     at = received.find(second)
     assert at in (0, len(first)), f"the second send landed at offset {at} of the first"
     assert bytes(received) in (first + second, second + first)
+
+
+# -- more Win32 shapes through the fast path -------------------------------------------------------
+
+
+def test_hevent_low_bit_suppresses_the_packet_of_immediate_and_pending_receives(
+    pairs: Any,
+) -> None:
+    # spec: win32 #73 (hEvent | 1: no completion packet, the event is still set)
+    pair = pairs.new()
+    handle = HANDLE_TABLE.insert(pair.file)
+    port = w.CreateIoCompletionPort(handle, None, 9, 0)
+    event = w.CreateEvent(None, True, False, None)
+    ov = w.OVERLAPPED()
+    ov.hEvent = event | 1
+    buf = bytearray(8)
+    n, key, got_ov = w.Ref(0), w.Ref(None), w.Ref(None)
+    pair.feed(b"now")
+    assert w.ReadFile(handle, buf, 8, n, ov) is True and n.value == 3
+    assert w.WaitForSingleObject(event, 0) == w.WAIT_OBJECT_0
+    assert w.ResetEvent(event)
+    assert w.ReadFile(handle, buf, 8, n, ov) is False
+    assert w.GetLastError() == w.ERROR_IO_PENDING
+    pair.peer.sendall(b"later")
+    assert w.WaitForSingleObject(event, 5000) == w.WAIT_OBJECT_0
+    assert w.GetOverlappedResult(handle, ov, n, False) is True and n.value == 5
+    assert bytes(buf[:5]) == b"later"
+    assert w.GetQueuedCompletionStatus(port, n, key, got_ov, 50) is False
+    assert w.GetLastError() == w.WAIT_TIMEOUT  # no packet for either
+    for h in (event, handle, port):
+        w.CloseHandle(h)
+
+
+def test_get_overlapped_result_after_an_immediate_failure_is_io_incomplete(pairs: Any) -> None:
+    # spec: win32 #53 (an immediate failure leaves Internal STATUS_PENDING and no notification)
+    pair = pairs.new()
+    handle = HANDLE_TABLE.insert(pair.file)
+    pair.peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    pair.peer.close()
+    sock = pair.file.sock
+    assert sock is not None
+    wt.wait_until(lambda: _reset_seen(sock), LONG, "the reset arrived")
+    event = w.CreateEvent(None, True, True, None)
+    ov = w.OVERLAPPED()
+    ov.hEvent = event
+    n = w.Ref(7)
+    got, flags = w.Ref(0), w.Ref(0)
+    assert w.WSARecv(handle, [bytearray(8)], 1, got, flags, ov, None) == w.SOCKET_ERROR
+    assert w.WSAGetLastError() == w.WSAECONNRESET
+    assert ov.Internal == STATUS_PENDING
+    assert w.WaitForSingleObject(event, 0) == w.WAIT_TIMEOUT  # reset at issue, never set
+    assert w.GetOverlappedResult(handle, ov, n, False) is False
+    assert w.GetLastError() == WinError.ERROR_IO_INCOMPLETE
+    w.CloseHandle(event)
+    w.CloseHandle(handle)
+
+
+def _reset_seen(sock: socket.socket) -> bool:
+    # Readable (the RST), without reading: a recv here would consume the pending error.
+    return bool(select.select([sock], [], [], 0)[0])
+
+
+def test_a_data_receive_behind_a_pending_zero_byte_receive(pairs: Any) -> None:
+    # spec: win32 #66 (the zero-byte receive pends first; the data receive may not finish
+    # before it: both complete, in issue order, the zero-byte one taking nothing)
+    pair = pairs.new()
+    port = winaio.CompletionPort(1)
+    pair.file.associate(port, "z")
+    zero, data = winaio.Overlapped(), winaio.Overlapped()
+    assert pair.file.start_read(bytearray(0), zero, size=0) is False
+    buf = bytearray(16)
+    assert pair.file.start_read(buf, data) is False
+    assert pair.file.stream_in == 2
+    pair.peer.sendall(b"hello")
+    first, second = port.get(LONG), port.get(LONG)
+    assert first is not None and second is not None
+    assert (first.overlapped is zero, first.status, first.bytes_transferred) == (True, 0, 0)
+    assert (second.overlapped is data, second.status, second.bytes_transferred) == (True, 0, 5)
+    assert bytes(buf[:5]) == b"hello" and port.get(0.05) is None
+    port.close()

@@ -17,6 +17,7 @@ import struct
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
+from uuid import UUID
 
 import pytest
 
@@ -400,3 +401,51 @@ def transcript_on(c: Wire, blob: bytes) -> list[bytes]:
         if not pdu or _call_id(pdu) == SENTINEL:
             break
     return out
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_object_uuid_unknown_context_opnum_and_huge_hint_in_one_batch(
+    servers: Any, form: str
+) -> None:
+    # spec: rpc #55 #69 #70 (each request the fast path must hand over sits between inline ones)
+    obj = rpc.build_pdu(
+        rpc.Request(
+            call_id=3,
+            p_cont_id=0,
+            opnum=0,
+            stub=add_stub(3, 4),
+            object=UUID("01234567-89ab-cdef-0123-456789abcdef"),
+        )
+    )
+    blob = bind() + request_pdu(2, 0, add_stub(1, 2)) + obj
+    blob += request_pdu(4, 0, add_stub(5, 6), p_cont_id=7)  # no such context
+    blob += request_pdu(5, 0, add_stub(7, 8))
+    blob += request_pdu(6, 0, add_stub(9, 10), alloc_hint=5 << 20)  # over the limit
+    blob += request_pdu(7, 0, add_stub(11, 12)) + sentinel()
+    fast, general = both(servers, form, blob)
+    assert fast == general
+    assert _kinds(fast) == [
+        (12, 1),
+        (2, 2),
+        (2, 3),
+        (3, 4),
+        (2, 5),
+        (3, 6),
+        (2, 7),
+        (2, SENTINEL),
+    ]
+    assert [fast[i][24:] for i in (1, 2, 4, 6)] == [U32.pack(v) for v in (3, 7, 15, 23)]
+    assert fast[3][3] == 0x23 and _fault_status(fast[3]) == 0x1C010003  # nca_s_unk_if
+    # An alloc_hint announcing more than the 4 MiB limit is refused up front (status 5).
+    assert fast[5][3] == 0x23 and _fault_status(fast[5]) == 5
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_an_opnum_out_of_range_between_inline_requests(servers: Any, form: str) -> None:
+    # spec: rpc #57
+    blob = bind() + request_pdu(2, 0, add_stub(1, 2)) + request_pdu(3, 99, b"")
+    blob += request_pdu(4, 0, add_stub(3, 4)) + sentinel()
+    fast, general = both(servers, form, blob)
+    assert fast == general
+    assert _kinds(fast) == [(12, 1), (2, 2), (3, 3), (2, 4), (2, SENTINEL)]
+    assert _fault_status(fast[2]) == 0x1C010002  # nca_s_op_rng_error
