@@ -22,6 +22,7 @@ from uuid import UUID
 import pytest
 
 from winaio import rpc
+from winaio.errors import RpcError
 
 from .conftest import (
     ACC_IF,
@@ -449,3 +450,34 @@ def test_an_opnum_out_of_range_between_inline_requests(servers: Any, form: str) 
     assert fast == general
     assert _kinds(fast) == [(12, 1), (2, 2), (3, 3), (2, 4), (2, SENTINEL)]
     assert _fault_status(fast[2]) == 0x1C010002  # nca_s_op_rng_error
+
+
+def _add_or_raise(a: int, b: int) -> int:
+    if a == 13:
+        raise ValueError("unlucky")
+    if a == 14:
+        raise RpcError(0x6F7, "explicit")  # RPC_X_BAD_STUB_DATA
+    if a == 15:
+        raise RpcError(1234567, "an application code")
+    return (a + b) & 0xFFFFFFFF
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_bad_stubs_and_raising_managers_between_inline_requests(servers: Any, form: str) -> None:
+    # spec: rpc #22 #59 (the fast path declines a stub it cannot decode; a manager's exception
+    # becomes the same fault on both paths)
+    blob = bind() + request_pdu(2, 0, add_stub(1, 2))
+    blob += request_pdu(3, 0, add_stub(1, 2)[:4])  # short stub
+    blob += request_pdu(4, 1, U32.pack(4) + U32.pack(5) + bytes(4))  # max_count != len
+    blob += request_pdu(5, 0, add_stub(13, 0))
+    blob += request_pdu(6, 0, add_stub(14, 0))
+    blob += request_pdu(7, 0, add_stub(15, 0))
+    blob += request_pdu(8, 0, add_stub(3, 4)) + sentinel()
+    fast, general = both(servers, form, blob, Add=_add_or_raise)
+    assert fast == general
+    kinds = _kinds(fast)
+    assert kinds == [(12, 1), (2, 2), (3, 3), (3, 4), (3, 5), (3, 6), (3, 7), (2, 8), (2, SENTINEL)]
+    statuses = [_fault_status(p) for p in fast[2:7]]
+    # bad stub data twice, the unmapped exception's fault, then the two explicit statuses
+    assert statuses == [0x6F7, 0x6F7, 0x1C000012, 0x6F7, 1234567]
+    assert fast[7][24:] == U32.pack(7)

@@ -220,3 +220,35 @@ def test_min_threads_are_kept_and_extra_workers_retire_down_to_them(make_pool: A
         assert pool.thread_count == 2
     done = pool.call(lambda: 5)
     assert winaio.wait(done, LONG).signaled and done.result() == 5
+
+
+def test_close_from_inside_a_callback_with_callbacks_queued(make_pool: Any) -> None:
+    pool = make_pool(max_threads=1, min_threads=1)
+    gauge = Gauge()
+    gate = winaio.Event(manual_reset=True)
+    returned = threading.Event()
+
+    def closer(i: int) -> None:
+        gauge.enter(i)
+        try:
+            assert winaio.wait(gate, LONG).signaled
+            pool.close()  # one of its own workers: returns at once, cannot join itself
+            returned.set()
+        finally:
+            gauge.leave()
+
+    def rest(i: int) -> None:
+        gauge.enter(i)
+        gauge.leave()
+
+    pool.submit(closer, 0)
+    for i in range(1, 21):
+        pool.submit(rest, i)
+    gate.set()
+    gauge.wait_done(21)
+    assert returned.is_set()
+    assert gauge.order == list(range(21))  # queued before the close: all still run, in order
+    wait_until(lambda: pool.thread_count == 0, LONG, "the worker ended by itself")
+    with pytest.raises(Win32Error) as info:
+        pool.submit(rest, 99)
+    assert info.value.winerror == WinError.ERROR_INVALID_HANDLE
