@@ -14,6 +14,8 @@ Servers, each in its own process (``--serve KIND`` prints ``PORT n``):
   ``recv`` back in one ``sendall``: no DCE/RPC, no NDR.
 - ``asyncio_protocol`` / ``uvloop_protocol``: the same echo as an ``asyncio.Protocol``
   (``data_received`` splits the frames, one ``transport.write`` per wake-up).
+- ``winaio_baseline`` (with ``--baseline-src DIR``): ``winaio`` from another source tree, for
+  before/after rows measured in the same run.
 
 Clients, each in its own process (``--client MODE``), drive every server in turn with the same
 bytes: a bind (the echo servers return it, our server a bind_ack), then
@@ -177,11 +179,26 @@ def serve_winaio() -> None:
     server.wait()
 
 
+def serve_winaio_baseline() -> None:
+    # The same server from another source tree (``--baseline-src``: e.g. ``git archive`` of an
+    # earlier commit's src/), for before/after rows of one run.
+    src = os.environ.get("WINAIO_BASELINE_SRC", "")
+    if not os.path.isdir(os.path.join(src, "winaio")):
+        raise SystemExit(f"no winaio package under --baseline-src {src!r}")
+    sys.path.insert(0, src)
+    import winaio
+
+    if not os.path.abspath(winaio.__file__).startswith(os.path.abspath(src)):
+        raise SystemExit(f"winaio imported from {winaio.__file__}, not {src}")
+    serve_winaio()
+
+
 SERVE = {
     "raw_threaded": serve_raw_threaded,
     "asyncio_protocol": lambda: serve_asyncio(False),
     "uvloop_protocol": lambda: serve_asyncio(True),
     "winaio": serve_winaio,
+    "winaio_baseline": serve_winaio_baseline,
 }
 
 
@@ -470,6 +487,22 @@ def harness(opts: argparse.Namespace) -> dict[str, Any]:
             get("winaio/c1_pingpong", "server_cpu_us_per_call_median"),
             get("uvloop_protocol/c1_pingpong", "server_cpu_us_per_call_median"),
         ),
+        "c64_calls_winaio_vs_winaio_baseline": ratio(
+            get("winaio/c64_pipelined", "calls_per_s_median"),
+            get("winaio_baseline/c64_pipelined", "calls_per_s_median"),
+        ),
+        "c64_server_cpu_per_call_winaio_vs_winaio_baseline": ratio(
+            get("winaio/c64_pipelined", "server_cpu_us_per_call_median"),
+            get("winaio_baseline/c64_pipelined", "server_cpu_us_per_call_median"),
+        ),
+        "c1_p50_winaio_vs_winaio_baseline": ratio(
+            get("winaio/c1_pingpong", "p50_us_median"),
+            get("winaio_baseline/c1_pingpong", "p50_us_median"),
+        ),
+        "c1_server_cpu_per_call_winaio_vs_winaio_baseline": ratio(
+            get("winaio/c1_pingpong", "server_cpu_us_per_call_median"),
+            get("winaio_baseline/c1_pingpong", "server_cpu_us_per_call_median"),
+        ),
         "c1_winaio_own_client_vs_impacket_client": ratio(
             get("winaio/c1_pingpong", "calls_per_s_median"),
             get("winaio/c1_impacket", "calls_per_s_median"),
@@ -485,6 +518,7 @@ def harness(opts: argparse.Namespace) -> dict[str, Any]:
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
             **source_info(),
+            "baseline_src": os.environ.get("WINAIO_BASELINE_SRC"),
         },
         "rows": rows,
         "idle_memory": memory,
@@ -508,7 +542,17 @@ def main() -> int:
     parser.add_argument("--idle-servers", default="winaio,raw_threaded,uvloop_protocol")
     parser.add_argument("--quick", action="store_true", help="1 s runs, 1 round, 200 idle conns")
     parser.add_argument("--output", help="also write the JSON there")
+    parser.add_argument(
+        "--baseline-src",
+        help="a src/ directory holding another winaio (e.g. `git archive REV src | tar -x`): "
+        "adds its server as the winaio_baseline rows, interleaved with the others",
+    )
     opts = parser.parse_args()
+    if opts.baseline_src:
+        # Inherited by the server processes (the winaio_baseline one reads it).
+        os.environ["WINAIO_BASELINE_SRC"] = os.path.abspath(opts.baseline_src)
+        if "winaio_baseline" not in opts.servers.split(","):
+            opts.servers += ",winaio_baseline"
     if opts.serve:
         raise_nofile()
         SERVE[opts.serve]()

@@ -13,7 +13,11 @@ rotated from round to round); medians are reported with the median of the per-ro
    the ``[c=T]`` rows run the same with concurrency T, like the executor. Targets: submit and
    call >= 1.0x tpe.
 2. ``latency``: submit-to-run delay of one item into an idle pool, p50/p99 in us, winaio
-   ``submit`` vs ``tpe``. Target: p50 <= 1.0x tpe.
+   ``submit`` vs ``tpe``; the callback reports its sample through a ``SimpleQueue`` the
+   submitter waits on. Target: p50 <= 1.0x tpe. The ``[quiet]`` rows measure the same delay
+   with a callback that wakes nobody (the submitter sleeps, then reads the sample): on a
+   2-vCPU VM the reply's wake-up decides where the scheduler puts the two threads, and so
+   the cost of the next wake-up (samples are bimodal).
 3. ``aio_reads``: an asyncio program, Q coroutines reading 4 KiB blocks at random offsets of a
    page-cached file, reads/s: ``winaio.aio`` (``Bridge.read``) vs ``loop.run_in_executor`` with
    ``os.pread``, and the third-party anchors ``aiofile`` and ``aiofiles`` - **each in its own
@@ -22,7 +26,10 @@ rotated from round to round); medians are reported with the median of the per-ro
    >= 1.2x aiofile.
 4. ``timers``: 1000 one-shot timers all due 50 ms ahead; arming cost (us/timer), and the time
    from the due time until the last callback ran (ms): winaio ``PoolTimer`` vs asyncio
-   ``loop.call_later``.
+   ``loop.call_later``. ``winaio.timers`` runs on a pool whose 4 workers exist (``min_threads``,
+   as a server's pool: the loop of the asyncio row exists too); ``winaio.timers[cold]`` on a
+   fresh pool that creates its workers during the burst (each ``Thread.start`` waits for the new
+   thread to get the GIL from threads busy with callbacks: the cost of growing mid-burst).
 
 Usage: ``.venv/bin/python benchmarks/bench_threadpool.py [--rounds 5] [--quick] [--output F]``
 (aiofile, aiofiles: the ``bench`` extra). Hold /work/coord/bench.lock while running.
@@ -171,6 +178,30 @@ def _latency(submit: Callable[..., Any], samples: int) -> dict[str, float]:
     }
 
 
+def _latency_quiet(submit: Callable[..., Any], samples: int) -> dict[str, float]:
+    """The same delay, but the callback wakes nobody: it appends its sample to a list that the
+    submitter reads after sleeping (the reply's cross-thread wake-up, which the scheduler may
+    place badly for the *next* sample, is not part of the measurement)."""
+    box: list[float] = []
+    put = box.append
+    clock = time.perf_counter
+
+    def record(t0: float) -> None:
+        put(clock() - t0)
+
+    for _ in range(samples):
+        time.sleep(0.0002)
+        count = len(box)
+        submit(record, clock())
+        while len(box) == count:
+            time.sleep(0.0002)
+    values = sorted(v * 1e6 for v in box)
+    return {
+        "p50": statistics.median(values),
+        "p99": values[int(len(values) * 0.99) - 1],
+    }
+
+
 def bench_latency(threads: int, samples: int, rounds: int) -> dict[str, Any]:
     pool = winaio.ThreadPool(max_threads=threads, min_threads=threads, concurrency=threads)
     tpe = ThreadPoolExecutor(threads)
@@ -179,6 +210,8 @@ def bench_latency(threads: int, samples: int, rounds: int) -> dict[str, Any]:
     rows = {
         "winaio.submit": lambda k: _latency(pool.submit, k),
         "tpe": lambda k: _latency(tpe.submit, k),
+        "winaio.submit[quiet]": lambda k: _latency_quiet(pool.submit, k),
+        "tpe[quiet]": lambda k: _latency_quiet(tpe.submit, k),
     }
     per_round: dict[str, list[dict[str, float]]] = {name: [] for name in rows}
     names = list(rows)
@@ -194,11 +227,16 @@ def bench_latency(threads: int, samples: int, rounds: int) -> dict[str, Any]:
             "p99": statistics.median(v["p99"] for v in values),
             "rounds_p50": [round(v["p50"], 1) for v in values],
         }
-    ratios = [
-        a["p50"] / b["p50"]
-        for a, b in zip(per_round["winaio.submit"], per_round["tpe"], strict=True)
-    ]
-    out["p50_ratio_winaio_over_tpe"] = statistics.median(ratios)
+    for suffix in ("", "[quiet]"):
+        ratios = [
+            a["p50"] / b["p50"]
+            for a, b in zip(
+                per_round[f"winaio.submit{suffix}"], per_round[f"tpe{suffix}"], strict=True
+            )
+        ]
+        key = "quiet_" if suffix else ""
+        out[f"{key}p50_ratio_winaio_over_tpe"] = statistics.median(ratios)
+        out[f"{key}p50_ratio_per_round"] = [round(r, 3) for r in ratios]
     return out
 
 
@@ -386,7 +424,7 @@ def bench_aio_reads(qd: int, seconds: float, rounds: int, size_mib: int) -> dict
 # ---------------------------------------------------------------------------------- timers
 
 
-def _timers_winaio(count: int, ahead: float) -> dict[str, float]:
+def _timers_winaio(count: int, ahead: float, warm: bool = True) -> dict[str, float]:
     fired: list[float] = []
     done = threading.Event()
     clock = time.perf_counter
@@ -399,11 +437,15 @@ def _timers_winaio(count: int, ahead: float) -> dict[str, float]:
             if len(fired) == count:
                 done.set()
 
-    with winaio.ThreadPool(max_threads=4) as pool:
+    with winaio.ThreadPool(max_threads=4, min_threads=4 if warm else 0) as pool:
         timers = [pool.create_timer(callback) for _ in range(count)]
+        if warm:  # the wait thread is up too (a timer far ahead), every worker waiting
+            timers.append(pool.create_timer(callback))
+            timers[-1].set(3600.0)
+            time.sleep(0.01)
         start = clock()
         due = start + ahead
-        for timer in timers:
+        for timer in timers[:count]:
             timer.set(max(due - clock(), 0.0))
         armed = clock()
         done.wait(30)
@@ -444,18 +486,28 @@ def _timers_asyncio(count: int, ahead: float) -> dict[str, float]:
 
 
 def bench_timers(count: int, rounds: int) -> dict[str, Any]:
-    rows = {"winaio.timers": _timers_winaio, "asyncio.call_later": _timers_asyncio}
+    rows: dict[str, Callable[[int, float], dict[str, float]]] = {
+        "winaio.timers": _timers_winaio,
+        "winaio.timers[cold]": lambda n, ahead: _timers_winaio(n, ahead, warm=False),
+        "asyncio.call_later": _timers_asyncio,
+    }
     per_round: dict[str, list[dict[str, float]]] = {name: [] for name in rows}
     names = list(rows)
     for r in range(rounds):
-        for name in names[r % 2 :] + names[: r % 2]:
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
             per_round[name].append(rows[name](count, 0.05))
     out: dict[str, Any] = {"count": count, "rows": {}}
     for name, values in per_round.items():
         out["rows"][name] = {key: statistics.median(v[key] for v in values) for key in values[0]}
-    w, a = out["rows"]["winaio.timers"], out["rows"]["asyncio.call_later"]
-    out["arm_ratio_winaio_over_asyncio"] = w["arm_us"] / a["arm_us"]
-    out["fire_span_ratio_winaio_over_asyncio"] = w["fire_span_ms"] / max(a["fire_span_ms"], 1e-3)
+        out["rows"][name]["rounds_fire_span_ms"] = [round(v["fire_span_ms"], 2) for v in values]
+    a = out["rows"]["asyncio.call_later"]
+    for name, suffix in (("winaio.timers", ""), ("winaio.timers[cold]", "_cold")):
+        w = out["rows"][name]
+        out[f"arm_ratio_winaio{suffix}_over_asyncio"] = w["arm_us"] / a["arm_us"]
+        out[f"fire_span_ratio_winaio{suffix}_over_asyncio"] = w["fire_span_ms"] / max(
+            a["fire_span_ms"], 1e-3
+        )
     return out
 
 

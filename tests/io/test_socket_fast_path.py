@@ -1,4 +1,4 @@
-"""The sockets' immediate fast path (``Socket.recv_now``/``send_now``, issue 9): the mechanism,
+"""The sockets' immediate fast path (``Socket.start_read``/``start_write``, issue 9): the mechanism,
 pinned without timing anything, on both backends.
 
 - A receive or send that finishes inside the call builds no request object, runs no general
@@ -32,7 +32,7 @@ import winaio
 import winaio.testing as wt
 import winaio.win32 as w
 from winaio._io._ops import Operation
-from winaio._io._streams import PENDING, Socket
+from winaio._io._streams import Socket
 from winaio._kernel._dispatcher import LOCK
 from winaio._kernel._handles import HANDLE_TABLE
 from winaio.codes import NtStatus, WinError
@@ -199,6 +199,46 @@ def test_an_immediate_receive_sets_the_event_or_the_file_object(pair: Pair) -> N
     ov2 = winaio.Overlapped()
     assert pair.file.start_read(bytearray(1), ov2) and ov2.information == 1
     assert _signaled(pair.file)
+
+
+def test_a_pending_receive_does_not_hold_back_a_send(pair: Pair) -> None:
+    # The in-order rule is per direction: a receive that pends leaves sends on the fast path.
+    port = winaio.CompletionPort(1)
+    pair.file.associate(port, "key")
+    pair.file.set_completion_modes(True, True)
+    rov, wov = winaio.Overlapped(), winaio.Overlapped()
+    assert pair.file.start_read(bytearray(8), rov) is False
+    assert (pair.file.stream_in, pair.file.stream_out) == (1, 0)
+    done, trace = _trace(lambda: pair.file.start_write(b"out", wov))
+    assert done is True and wov.information == 3
+    assert trace.lock_acquisitions == 0 and not trace.built_a_request, trace.functions
+    assert pair.peer.recv(3, socket.MSG_WAITALL) == b"out"
+    pair.peer.sendall(b"in")
+    packet = port.get(LONG)
+    assert packet is not None and packet.overlapped is rov and packet.bytes_transferred == 2
+    port.close()
+
+
+def test_a_completion_routine_takes_the_general_path(pair: Pair) -> None:
+    # ReadFileEx/WSARecv with a routine: an immediate success still queues the APC to the
+    # issuing thread (it runs at its next alertable wait), never inline.
+    pair.feed(b"apc")
+    calls: list[tuple[int, int, Any]] = []
+    ov = winaio.Overlapped()
+    done, trace = _trace(
+        lambda: pair.file.start_read(bytearray(8), ov, routine=lambda *a: calls.append(a))
+    )
+    assert done is True and ov.information == 3 and calls == []
+    assert trace.built_a_request, trace.functions
+    assert winaio.sleep(0, alertable=True)  # the APC ran
+    assert calls == [(0, 3, ov)]
+    # On a port-bound socket a routine is refused (spec #71), fast path or not.
+    port = winaio.CompletionPort(1)
+    pair.file.associate(port, 0)
+    with pytest.raises(winaio.Win32Error) as info:
+        pair.file.start_read(bytearray(8), winaio.Overlapped(), routine=lambda *a: None)
+    assert info.value.winerror == WinError.ERROR_INVALID_PARAMETER
+    port.close()
 
 
 def test_a_graceful_close_reads_zero_bytes_at_once(pair: Pair) -> None:
@@ -377,7 +417,7 @@ def test_a_receive_that_would_block_is_issued_once_and_completes_through_the_por
     pair.file.associate(port, "k")
     pair.file.set_completion_modes(True, True)
     buf, ov = bytearray(32), winaio.Overlapped()
-    assert pair.file.recv_now(buf, ov) == PENDING
+    assert pair.file.start_read(buf, ov) is False
     assert ov.status == STATUS_PENDING and pair.file.pending_requests == 1
     assert pair.file.stream_in == 1
     pair.peer.sendall(b"later")
@@ -396,7 +436,7 @@ def test_a_send_taken_in_part_pends_with_the_rest(pair: Pair) -> None:
     event = winaio.Event(manual_reset=True)
     ov = winaio.Overlapped(event=event)
     data = bytes(range(256)) * 8192  # 2 MiB
-    assert pair.file.send_now(data, ov) == PENDING
+    assert pair.file.start_write(data, ov) is False
     received = bytearray()
     drainer = threading.Thread(target=_drain, args=(pair.peer, received, len(data)))
     drainer.start()

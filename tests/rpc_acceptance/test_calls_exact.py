@@ -598,6 +598,29 @@ def test_current_call_inside_every_manager_form(start: Any, wire: Any, form: str
     assert seen == [("Add", w.RPC_S_CALL_IN_PROGRESS)]
 
 
+def test_current_call_inside_every_manager_form_on_the_general_path(
+    start: Any, wire: Any, form: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # spec: rpc #15 (as above, with per-call DEBUG logging on: the runtime's fast path is off, so
+    # every form is entered by the general dispatcher; audit bug: an @async_manager entered on the
+    # loop there once saw no current call, 1725)
+    caplog.set_level(logging.DEBUG, logger="winaio.rpc.server")
+    seen: list[Any] = []
+
+    def add(a: int, b: int) -> int:
+        call = rpc.current_call()
+        seen.append((call.procedure.name, call.call_id, w.RpcServerTestCancel(None)))
+        return a + b
+
+    server = start(managers(form, Add=add))
+    c = wire(port_of(server))
+    c.bind()
+    reply = response_fields(c.request(2, 0, add_stub(2, 3)))
+    assert reply["stub"] == U32.pack(5)
+    assert seen == [("Add", 2, w.RPC_S_CALL_IN_PROGRESS)]
+    assert any("call_id 2 done" in r.getMessage() for r in caplog.records)  # the general path
+
+
 def test_form_helper_builds_each_kind() -> None:
     for form in ("thread", "coroutine", "async_call", "async_call_thread", "inline"):
         assert callable(manager(form, lambda a, b: a + b))

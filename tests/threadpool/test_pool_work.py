@@ -7,7 +7,9 @@ the workers obey (§6.7).
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 from typing import Any
 
 import pytest
@@ -418,3 +420,45 @@ def test_bad_input(make_pool) -> None:
 def test_default_pool_is_shared() -> None:
     assert winaio.default_pool() is winaio.default_pool()
     assert winaio.default_pool().call(lambda: 1).result(LONG) == 1
+
+
+@pytest.mark.parametrize("how", ["submit", "submit_queued", "work", "call"])
+def test_a_callback_s_arguments_are_freed_when_it_returns(make_pool, how: str) -> None:
+    # The worker keeps nothing of a finished callback while it waits for the next one: an RPC
+    # server's call object passed to a pool callback must die when the callback returns.
+    class Payload:
+        pass
+
+    pool = make_pool(max_threads=1, min_threads=1)
+    payload = Payload()
+    ref = weakref.ref(payload)
+    ran = winaio.Event(manual_reset=True)
+
+    def fn(*args: Any) -> None:
+        ran.set()
+
+    if how == "submit":  # a token handed straight to the waiting worker
+        wait_until(lambda: len(pool.port._getters) == 1)
+        pool.submit(fn, payload)
+    elif how == "submit_queued":  # queued behind a busy worker: a token
+        gate = winaio.Event(manual_reset=True)
+        pool.submit(winaio.wait, gate, LONG)
+        wait_until(lambda: not pool.port._getters)
+        pool.submit(fn, payload)
+        gate.set()
+    elif how == "work":
+        work = pool.create_work(fn, payload)
+        work.submit()
+    else:
+        call = pool.call(fn, payload)
+    assert winaio.wait(ran, LONG).signaled
+    if how == "work":
+        work.close()
+        del work  # the object owns its arguments
+    elif how == "call":
+        winaio.wait(call, LONG)
+        del call
+    del payload
+    wait_until(lambda: len(pool.port._getters) == 1)  # back waiting for its next packet
+    gc.collect()
+    assert ref() is None

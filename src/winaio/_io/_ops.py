@@ -378,7 +378,7 @@ class StreamReadOp(Operation):
         routine: CompletionRoutine | None = None,
         flags: int = 0,
     ) -> None:
-        super().__init__(file, overlapped, routine)
+        Operation.__init__(self, file, overlapped, routine)  # not super(): a hot path
         if len(buffers) == 1:  # the common case: no generator
             self.buffers = [buffers[0]]
             self.nbytes = len(buffers[0])
@@ -501,7 +501,7 @@ class StreamWriteOp(Operation):
         routine: CompletionRoutine | None = None,
         flags: int = 0,
     ) -> None:
-        super().__init__(file, overlapped, routine)
+        Operation.__init__(self, file, overlapped, routine)  # not super(): a hot path
         if len(buffers) == 1:  # the common case: no generator
             n = len(buffers[0])
             self.buffers = [buffers[0]] if n else []

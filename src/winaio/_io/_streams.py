@@ -14,8 +14,8 @@ Facts encoded here:
 Every descriptor here is non-blocking; blocking (synchronous-handle) semantics are provided
 by ``_files.run_sync`` waiting on the request.
 
-The sockets' immediate fast path (``Socket.recv_now``/``send_now``, behind ``start_read``/
-``start_write`` and the WSARecv/WSASend/ReadFile/WriteFile aliases): most receives and sends
+The sockets' immediate fast path (``Socket.start_read``/``start_write``, which the
+WSARecv/WSASend/ReadFile/WriteFile aliases call for their hot shape): most receives and sends
 on a busy connection finish inside the call (AFD's immediate completion), so the common shape
 - one whole byte buffer, no flags, no completion routine, an overlapped socket with nothing
 pending in that direction (spec #66: a request never overtakes an earlier pending one) and no
@@ -43,7 +43,7 @@ import struct
 import termios
 import time
 from collections.abc import Sequence
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar
 
 from .._kernel import _wait
 from ..codes import NtStatus, WinError, ntstatus_to_winerror
@@ -65,14 +65,12 @@ from ._overlapped import STATUS_PENDING, Overlapped
 from ._requests import RequestMethods
 from ._winsock_ext import accept_ex
 
-__all__ = ["PENDING", "PipeWriteOp", "Socket", "StreamFile", "create_pipe", "create_socket"]
+__all__ = ["PipeWriteOp", "Socket", "StreamFile", "create_pipe", "create_socket"]
 
 _PIPE_BROKEN = int(NtStatus.STATUS_PIPE_BROKEN)
 _PIPE_CLOSING = int(NtStatus.STATUS_PIPE_CLOSING)
 _WSAENOTSOCK = 10038
 _MSG_NOSIGNAL = int(socket.MSG_NOSIGNAL)  # a plain int: IntFlag arithmetic costs ~1 us
-#: ``Socket.recv_now``/``send_now``: the request was issued and pends.
-PENDING: Final = -1
 
 
 class PipeWriteOp(StreamWriteOp):
@@ -215,13 +213,67 @@ class Socket(StreamFile):
         size: int | None = None,
         routine: CompletionRoutine | None = None,
     ) -> bool:
-        """ReadFile/WSARecv (see :meth:`RequestMethods.start_read`); the hot shape (one whole
-        buffer, no completion routine) goes through :meth:`recv_now`."""
-        if size is None and routine is None:
-            n = self.recv_now(buffer, overlapped)
-            if n is not None:
-                return n >= 0
-        return RequestMethods.start_read(self, buffer, overlapped, size=size, routine=routine)
+        """ReadFile/WSARecv (see :meth:`RequestMethods.start_read`). The hot shape - one whole
+        writable byte buffer, no completion routine, nothing pending in this direction -
+        takes the immediate fast path (module docstring).
+
+        Raises:
+            IoError: the receive failed at once (no notification; Internal is STATUS_PENDING).
+            Win32Error: ERROR_INVALID_HANDLE if the socket is closed.
+        """
+        cls = buffer.__class__
+        if (
+            (
+                cls is bytearray
+                or (
+                    cls is memoryview
+                    and not buffer.readonly
+                    and buffer.c_contiguous
+                    and buffer.ndim == 1
+                    and buffer.format == "B"
+                )
+            )
+            and size is None
+            and routine is None
+            and overlapped is not None
+            and not self.stream_in  # an earlier receive pends: it goes first (#66)
+            and not self.closing
+            and self.overlapped
+            and len(buffer)  # zero-byte reads wait for data: the request object does that
+            and (self.winsock is None or not self.winsock.shut_rd)  # WSAESHUTDOWN, likewise
+        ):
+            sock = self.sock
+            assert sock is not None
+            # §4.2 step 2: reset E, clear F, Internal = STATUS_PENDING; plain stores, as in
+            # ``_files.start``.
+            event = overlapped.event
+            if event is not None:
+                event._signaled = False
+            self._signaled = False
+            overlapped.status = STATUS_PENDING
+            try:
+                n = sock.recv_into(buffer)
+            except BlockingIOError:
+                view = buffer if cls is memoryview else memoryview(buffer)
+                submit_tried(StreamReadOp(self, overlapped, (view,)))
+                return False
+            except OSError as exc:
+                raise IoError(ntstatus_to_winerror(read_failed(self, exc.errno or 0)[0])) from None
+            if not n:
+                status = stream_end(self)[0]  # a graceful close, or a reset that stays reset
+                if status:
+                    raise IoError(ntstatus_to_winerror(status))
+            if (
+                event is None
+                and self.skip_set_event
+                and (overlapped.skip_port or self.skip_port_on_success or self.port is None)
+            ):
+                overlapped.information = n  # nothing to signal or post: the IOSB alone
+                overlapped.status = 0
+            else:
+                notify_success(self, overlapped, event, n)
+            return True
+        return StreamFile.start_read(self, buffer, overlapped, size=size, routine=routine)
 
     def start_write(
         self,
@@ -231,135 +283,67 @@ class Socket(StreamFile):
         size: int | None = None,
         routine: CompletionRoutine | None = None,
     ) -> bool:
-        """WriteFile/WSASend (see :meth:`RequestMethods.start_write`); the hot shape (one whole
-        buffer, no completion routine) goes through :meth:`send_now`."""
-        if size is None and routine is None:
-            n = self.send_now(data, overlapped)
-            if n is not None:
-                return n >= 0
-        return RequestMethods.start_write(self, data, overlapped, size=size, routine=routine)
-
-    def recv_now(self, buffer: Any, overlapped: Overlapped) -> int | None:
-        """An overlapped receive into the whole of ``buffer`` (a bytearray or a writable 1-D
-        byte memoryview), no flags, no completion routine, through the immediate fast path
-        (module docstring).
-
-        Returns:
-            The byte count (0: the peer closed gracefully) when it finished inside the call and
-            was notified; :data:`PENDING` when it was issued and pends; None when the fast path
-            does not apply (nothing was done: the general path handles the request).
-
-        Raises:
-            IoError: the receive failed at once (no notification; Internal is STATUS_PENDING).
-            Win32Error: ERROR_INVALID_HANDLE if the socket was closed meanwhile.
-        """
-        cls = buffer.__class__
-        if cls is not bytearray and (
-            cls is not memoryview
-            or buffer.readonly
-            or not buffer.c_contiguous
-            or buffer.ndim != 1
-            or buffer.format != "B"
-        ):
-            return None
-        if self.stream_in or self.closing or not self.overlapped or overlapped is None:
-            return None  # an earlier receive pends (#66), or not an overlapped request
-        mode = self.winsock
-        if (mode is not None and mode.shut_rd) or not len(buffer):
-            return None  # WSAESHUTDOWN, and zero-byte reads: the request object decides
-        sock = self.sock
-        assert sock is not None
-        # §4.2 step 2: reset E, clear F, Internal = STATUS_PENDING; plain stores, as in start.
-        event = overlapped.event
-        if event is not None:
-            event._signaled = False
-        self._signaled = False
-        overlapped.status = STATUS_PENDING
-        try:
-            n = sock.recv_into(buffer)
-        except BlockingIOError:
-            view = buffer if cls is memoryview else memoryview(buffer)
-            submit_tried(StreamReadOp(self, overlapped, (view,)))
-            return PENDING
-        except OSError as exc:
-            status = read_failed(self, exc.errno or 0)[0]
-            raise IoError(ntstatus_to_winerror(status)) from None
-        if not n:
-            status = stream_end(self)[0]  # a graceful close, or a reset that stays reset
-            if status:
-                raise IoError(ntstatus_to_winerror(status))
-        if (
-            event is None
-            and self.skip_set_event
-            and (overlapped.skip_port or self.skip_port_on_success or self.port is None)
-        ):
-            overlapped.information = n  # nothing to signal or post: the IOSB alone
-            overlapped.status = 0
-        else:
-            notify_success(self, overlapped, event, n)
-        return n
-
-    def send_now(self, data: Any, overlapped: Overlapped) -> int | None:
-        """An overlapped send of the whole of ``data`` (bytes, a bytearray or a 1-D byte
-        memoryview), no flags, no completion routine, through the immediate fast path (module
-        docstring). A send the socket takes in part pends with the rest.
-
-        Returns:
-            The byte count when it finished inside the call and was notified; :data:`PENDING`
-            when it was issued and pends; None when the fast path does not apply (nothing was
-            done: the general path handles the request).
+        """WriteFile/WSASend (see :meth:`RequestMethods.start_write`). The hot shape - one
+        whole byte buffer, no completion routine, nothing pending in this direction - takes
+        the immediate fast path (module docstring); a send the socket takes in part pends with
+        the rest.
 
         Raises:
             IoError: the send failed at once (no notification; Internal is STATUS_PENDING).
-            Win32Error: ERROR_INVALID_HANDLE if the socket was closed meanwhile.
+            Win32Error: ERROR_INVALID_HANDLE if the socket is closed.
         """
         cls = data.__class__
         if (
-            cls is not bytes
-            and cls is not bytearray
-            and (
-                cls is not memoryview
-                or not data.c_contiguous
-                or data.ndim != 1
-                or data.format != "B"
+            (
+                cls is bytes
+                or cls is bytearray
+                or (
+                    cls is memoryview
+                    and data.c_contiguous
+                    and data.ndim == 1
+                    and data.format == "B"
+                )
             )
+            and size is None
+            and routine is None
+            and overlapped is not None
+            and not self.stream_out  # an earlier send pends: it goes first (#66)
+            and not self.closing
+            and self.overlapped
+            and len(data)  # a zero-byte send "never blocks": the request object decides
         ):
-            return None
-        size = len(data)
-        if self.stream_out or self.closing or not self.overlapped or overlapped is None:
-            return None  # an earlier send pends (#66), or not an overlapped request
-        if not size:
-            return None  # a zero-byte send "never blocks": the request object decides
-        sock = self.sock
-        assert sock is not None
-        event = overlapped.event  # §4.2 step 2, as in recv_now
-        if event is not None:
-            event._signaled = False
-        self._signaled = False
-        overlapped.status = STATUS_PENDING
-        try:
-            n = sock.send(data, _MSG_NOSIGNAL)
-        except BlockingIOError:
-            n = 0
-        except OSError as exc:
-            raise IoError(ntstatus_to_winerror(write_failed(self, exc.errno or 0))) from None
-        if n < size:
-            # The socket buffer is full: the rest waits for room (the request object).
-            view = data if cls is memoryview else memoryview(data)
-            op = StreamWriteOp(self, overlapped, (view[n:],))
-            op.sent, op.nbytes = n, size
-            submit_tried(op)
-            return PENDING
-        if (
-            event is None
-            and self.skip_set_event
-            and (overlapped.skip_port or self.skip_port_on_success or self.port is None)
-        ):
-            overlapped.information = n
-            overlapped.status = 0
-        else:
-            notify_success(self, overlapped, event, n)
-        return n
+            sock = self.sock
+            assert sock is not None
+            event = overlapped.event  # §4.2 step 2, as in start_read
+            if event is not None:
+                event._signaled = False
+            self._signaled = False
+            overlapped.status = STATUS_PENDING
+            try:
+                n = sock.send(data, _MSG_NOSIGNAL)
+            except BlockingIOError:
+                n = 0
+            except OSError as exc:
+                raise IoError(ntstatus_to_winerror(write_failed(self, exc.errno or 0))) from None
+            size = len(data)
+            if n < size:
+                # The socket buffer is full: the rest waits for room (the request object).
+                view = data if cls is memoryview else memoryview(data)
+                op = StreamWriteOp(self, overlapped, (view[n:],))
+                op.sent, op.nbytes = n, size
+                submit_tried(op)
+                return False
+            if (
+                event is None
+                and self.skip_set_event
+                and (overlapped.skip_port or self.skip_port_on_success or self.port is None)
+            ):
+                overlapped.information = n  # nothing to signal or post: the IOSB alone
+                overlapped.status = 0
+            else:
+                notify_success(self, overlapped, event, n)
+            return True
+        return StreamFile.start_write(self, data, overlapped, size=size, routine=routine)
 
     def start_accept(
         self,

@@ -5,7 +5,8 @@ Design:
   key = the pool) on that port; the callback itself waits in the pool's three priority queues
   (high, normal, low). A worker is a plain port thread looping on GetQueuedCompletionStatus:
   a token makes it take the next queued callback by priority; any other key is an object that
-  handles its own packet (an I/O object's completion, a stop request). So the port decides how
+  handles its own packet (an I/O object's completion, a stop request) (``_worker``: the loop,
+  its wait inlined). So the port decides how
   many callbacks run at once: its concurrency value and its running-thread accounting (§6.7)
   apply unchanged - a callback blocked in any winaio wait lets another worker take a token.
 - I/O objects bind their file to the same port (key = the object), so an I/O callback runs on
@@ -37,14 +38,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .._io._port import CompletionPort
-from .._kernel._dispatcher import LOCK, ThreadState, wake_waiters
+from .._io._port import CompletionPacket, CompletionPort
+from .._kernel._dispatcher import LOCK, ThreadState, complete_wait, wake_waiters
 from .._kernel._dispatcher import acquire_lock as _acquire
 from .._kernel._dispatcher import release_lock as _release
 from .._kernel._objects import Event
 from .._kernel._threads import KThread, current_thread_state, start_thread
 from .._kernel._wait import wait_for_one
-from ..codes import WinError
+from ..codes import WaitCode, WinError
 from ..errors import Win32Error
 from ._clock import SYSTEM_CLOCK, PoolClock
 from ._env import CallbackEnvironment, CallbackInstance
@@ -53,6 +54,7 @@ from ._objects import PoolCall, PoolWork, SimpleCallback, report_callback_error
 from ._timer import PoolTimer
 from ._wait import PoolWait
 from ._waiter import Waiter
+from ._worker import POOL_KEY, STOP, worker_main
 
 __all__ = ["ThreadPool", "default_pool"]
 
@@ -64,10 +66,10 @@ DEFAULT_IDLE_TIMEOUT = 5.0
 _worker_names = itertools.count()
 
 
-#: The key of the packet that tells workers to exit (each re-posts it for the next).
-_STOP = object()
-#: ``ThreadState.extensions`` key naming the pool a worker belongs to.
-_POOL_KEY = "threadpool"
+_STOP = STOP
+_HANDOFF = int(WaitCode.WAIT_OBJECT_0)
+_new_packet = tuple.__new__
+_POOL_KEY = POOL_KEY
 
 
 class ThreadPool:
@@ -101,6 +103,7 @@ class ThreadPool:
         "_release_requested",
         "_starting",
         "_threads",
+        "_token",
         "_waiter",
         "_workers",
     )
@@ -122,6 +125,8 @@ class ThreadPool:
         if not idle_timeout > 0:
             raise Win32Error(WinError.ERROR_INVALID_PARAMETER, f"idle_timeout {idle_timeout}")
         self._port = CompletionPort(concurrency)
+        #: The token packet (a queued callback's; see the module docstring).
+        self._token = _new_packet(CompletionPacket, (self, None, 0, 0))
         self._queues: tuple[deque[Any], deque[Any], deque[Any]] = (deque(), deque(), deque())
         self._max = max_threads
         self._min = 0
@@ -226,6 +231,20 @@ class ThreadPool:
             if self._closing:
                 raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the thread pool is closed")
             self._queues[1].append((fn, args))
+            port = self._port
+            getters = port._getters
+            if getters and not port._packets and len(port._running) < port.concurrency:
+                # ``_post_tokens_locked(1)`` for the usual case, inlined (the submit-to-run
+                # latency path): the most recent waiter (LIFO) gets the token and counts as
+                # running at once (§6.7), as ``port._post_locked`` -> ``_release_locked`` do.
+                # The woken worker takes the head of the queue: callbacks start in FIFO order
+                # whichever worker runs first.
+                wb = getters.pop()
+                wb.detach = None
+                wb.data = [self._token]
+                port._running.add(wb.thread)
+                complete_wait(wb, _HANDOFF)
+                return
             spawn = self._post_tokens_locked(1)
         finally:
             _release()
@@ -337,7 +356,7 @@ class ThreadPool:
         """Start one worker (already counted in ``_threads`` and ``_starting``)."""
         name = f"winaio-worker-{next(_worker_names)}"
         try:
-            start_thread(self._worker_main, name=name)
+            start_thread(worker_main, self, name=name)
         except RuntimeError as exc:  # "can't start new thread"
             with LOCK:
                 self._starting -= 1
@@ -355,53 +374,6 @@ class ThreadPool:
             gone._signaled = True
             if gone._waiters:
                 wake_waiters(gone)
-
-    def _worker_main(self) -> None:
-        ts = current_thread_state()
-        ts.extensions[_POOL_KEY] = self
-        port = self._port
-        get_many = port.get_many
-        idle_timeout = self._idle_timeout
-        with LOCK:
-            self._starting -= 1
-            # Registered before this thread can end, so ``_join`` finds it (retired workers
-            # stay until dead, so that a close right after a retirement still joins them).
-            workers = self._workers
-            for old in [t for t in workers if not t.is_alive]:
-                del workers[old]
-            assert ts.thread is not None
-            workers[ts.thread] = None
-        counted = True
-        try:
-            while True:
-                # A worker the minimum keeps anyway waits without a timeout (an untimed wait
-                # wakes faster); the others time out to retire.
-                timeout = None if self._threads <= self._min else idle_timeout
-                try:
-                    _, packets = get_many(1, timeout)
-                except Win32Error:
-                    return  # the port was closed
-                if not packets:
-                    if self._retire_locked_check():
-                        counted = False
-                        return
-                    continue
-                packet = packets[0]
-                key = packet[0]
-                if key is self:
-                    self._run_one(ts)
-                elif key is _STOP:
-                    try:
-                        port.post(0, _STOP)
-                    except Win32Error:
-                        pass
-                    return
-                else:
-                    key._on_packet(packet, ts)
-        finally:
-            if counted:
-                with LOCK:
-                    self._thread_gone_locked()
 
     def _retire_locked_check(self) -> bool:
         """After an idle timeout: retire if nothing waits on the port and either more than
@@ -442,31 +414,42 @@ class ThreadPool:
 
     def _run_one(self, ts: ThreadState) -> None:
         """A token arrived: take the next queued callback by priority and run it."""
-        queues = self._queues
-        spawn = False
         _acquire()
         try:
-            if queues[0]:
-                queue = queues[0]
-            elif queues[1]:
-                queue = queues[1]
-            elif queues[2]:
-                queue = queues[2]
-            else:
-                return  # its callback was cancelled
-            item = queue.popleft()
-            kind = type(item)
-            extra: tuple[Any, ...] = ()
-            if kind is PoolCall:
-                if not item._take_locked():
-                    return  # cancelled before it started
-            elif kind is not tuple:
-                extra = item._take_locked()
-            port = self._port
-            if port._packets and not port._getters:  # a backlog and nobody waiting for it
-                spawn = self._grow_locked()
+            taken = self._take_locked()
         finally:
             _release()
+        if taken is not None:
+            self._run_taken(ts, taken)
+
+    def _take_locked(self) -> tuple[Any, type, tuple[Any, ...], bool] | None:
+        """A token was dequeued: take the next queued callback by priority (None if it was
+        cancelled). Returns (item, its type, extra arguments, a worker must be started)."""
+        queues = self._queues
+        if queues[0]:
+            queue = queues[0]
+        elif queues[1]:
+            queue = queues[1]
+        elif queues[2]:
+            queue = queues[2]
+        else:
+            return None  # its callback was cancelled
+        item = queue.popleft()
+        kind = type(item)
+        extra: tuple[Any, ...] = ()
+        if kind is PoolCall:
+            if not item._take_locked():
+                return None  # cancelled before it started
+        elif kind is not tuple:
+            extra = item._take_locked()
+        port = self._port
+        # A backlog and nobody waiting for it: one more worker.
+        spawn = bool(port._packets and not port._getters) and self._grow_locked()
+        return item, kind, extra, spawn
+
+    def _run_taken(self, ts: ThreadState, taken: tuple[Any, type, tuple[Any, ...], bool]) -> None:
+        """Run a callback taken by :meth:`_take_locked` (without the lock)."""
+        item, kind, extra, spawn = taken
         if spawn:
             self._spawn()
         if kind is tuple:

@@ -26,6 +26,8 @@ thread waits on the objects at all:
   ``_threads``: the thread never retires while one is requested, and at close
   :meth:`Waiter.stop_locked` hands the count back (otherwise ``close()`` would wait for a
   worker nobody starts). WT_EXECUTEINWAITTHREAD callbacks queued before the close still run.
+  Workers counted while a burst of expiries is being fired stay requested until the burst is
+  fired (a thread start would stall it, see ``_main``), under the same hand-back rule.
 
 Parking uses the thread's kernel parker and the dispatcher's token protocol (``wake_thread``),
 so anyone holding the lock can wake it cheaply. Every state change is recorded in the data
@@ -196,8 +198,17 @@ class Waiter:
                     self._ready = []
                     break
                 spawn, more = self._process_due_locked(_CHUNK)
-                spawn += self._spawn
-                self._spawn = 0
+                if more:
+                    # Workers are started once the burst of expiries is fired: starting a
+                    # thread waits until it gets the GIL from the workers busy with the first
+                    # callbacks (up to a switch interval per thread), and the rest of the
+                    # burst would wait with it. Kept as requested meanwhile (a close hands
+                    # them back: ``stop_locked``).
+                    self._spawn += spawn
+                    spawn = 0
+                else:
+                    spawn += self._spawn
+                    self._spawn = 0
                 ready = self._ready
                 self._ready = []
                 timeout = (

@@ -305,45 +305,39 @@ def ReadFile(
             )
         if (
             file.__class__ is Socket
+            and file.overlapped
             and lpOverlapped.__class__ is OVERLAPPED
             and not lpOverlapped.hEvent
         ):
-            done = _socket_now(file.recv_now, lpBuffer, lpOverlapped, lpNumberOfBytesRead)
-            if done is not None:
-                return done
+            return _socket_io(file.start_read, lpBuffer, lpOverlapped, lpNumberOfBytesRead)
     return _io(
         read_file, hFile, lpBuffer, nNumberOfBytesToRead, True, lpNumberOfBytesRead, lpOverlapped
     )
 
 
-def _socket_now(
-    now: Callable[[Any, Overlapped], int | None],
+def _socket_io(
+    start_io: Callable[[Any, Overlapped], bool],
     buffer: Any,
     ov: OVERLAPPED,
     lpCount: Ref[int] | None,
-) -> bool | None:
-    """ReadFile/WriteFile's hot shape on a socket (one whole buffer, an OVERLAPPED without
-    hEvent): the core's immediate fast path ``now`` (``Socket.recv_now``/``send_now``). None
-    when it does not apply (the general path then decides)."""
+) -> bool:
+    """ReadFile/WriteFile's hot shape on an overlapped socket (one whole buffer, an OVERLAPPED
+    without hEvent): the core's ``Socket.start_read``/``start_write`` (their immediate fast
+    path, or their general path: the same request ``_io`` would issue)."""
     ov.event = None
     ov.skip_port = False
     try:
-        n = now(buffer, ov)
+        done = start_io(buffer, ov)
     except Win32Error as exc:
         if lpCount is not None:
             lpCount.value = 0  # an OVERLAPPED was passed: its InternalHigh has the count
         fail(exc)
         return False
-    if n is None:
-        return None
-    if n < 0:
-        if lpCount is not None:
-            lpCount.value = 0
-        set_last_error(_ERROR_IO_PENDING)
-        return False
     if lpCount is not None:
-        lpCount.value = n
-    return True
+        lpCount.value = ov.information if done else 0
+    if not done:
+        set_last_error(_ERROR_IO_PENDING)
+    return done
 
 
 def _after(fast: int | None) -> Callable[..., tuple[int, int]]:
@@ -367,15 +361,14 @@ def WriteFile(
         and lpOverlapped.__class__ is OVERLAPPED
         and not lpOverlapped.hEvent
     ):
-        # The hot shape on a socket (one whole buffer): the core's ``Socket.send_now``.
+        # The hot shape on a socket (one whole buffer): the core's ``Socket.start_write``.
         try:
             file = _handle_entry(hFile)[0]
         except TypeError:  # no such plain handle (tag bits, closed...) or not a handle at all
             file = None
-        if file.__class__ is Socket and len(lpBuffer) == nNumberOfBytesToWrite:
-            done = _socket_now(file.send_now, lpBuffer, lpOverlapped, lpNumberOfBytesWritten)
-            if done is not None:
-                return done
+        size = lpBuffer.nbytes if cls is memoryview else len(lpBuffer)
+        if file.__class__ is Socket and file.overlapped and size == nNumberOfBytesToWrite:
+            return _socket_io(file.start_write, lpBuffer, lpOverlapped, lpNumberOfBytesWritten)
     args = (hFile, lpBuffer, nNumberOfBytesToWrite, False, lpNumberOfBytesWritten, lpOverlapped)
     return _io(write_file, *args)
 

@@ -504,29 +504,29 @@ def WSARecv(
         and lpFlags is not None
         and not lpFlags.value
     ):
-        # The hot shape inlined (a plain socket handle, one WSABUF, no flags, an OVERLAPPED
-        # without hEvent, no routine): the core's immediate fast path, ``Socket.recv_now``.
+        # The hot shape inlined (a plain overlapped socket handle, one WSABUF, no flags, an
+        # OVERLAPPED without hEvent, no routine): the core's ``Socket.start_read``, whose
+        # immediate fast path (or its general path) is exactly this call's.
         try:
             sock = _handle_entry(s)[0]
         except TypeError:  # no such handle (None[0]) or not a handle at all (unhashable)
             sock = None
-        if sock.__class__ is Socket:
+        if sock.__class__ is Socket and sock.overlapped:
             lpOverlapped.event = None
             lpOverlapped.skip_port = False
             try:
-                n = sock.recv_now(lpBuffers[0], lpOverlapped)
+                done = sock.start_read(lpBuffers[0], lpOverlapped)
             except Win32Error as exc:
                 return _wsa_fail(exc)
-            if n is not None:
-                ts = current_thread_state()
-                if n < 0:
-                    ts.last_error = WSA_IO_PENDING
-                    return SOCKET_ERROR
-                if lpNumberOfBytesRecvd is not None:
-                    lpNumberOfBytesRecvd.value = n
-                lpFlags.value = 0
-                ts.last_error = 0
-                return 0
+            ts = current_thread_state()
+            if not done:
+                ts.last_error = WSA_IO_PENDING
+                return SOCKET_ERROR
+            if lpNumberOfBytesRecvd is not None:
+                lpNumberOfBytesRecvd.value = lpOverlapped.information
+            lpFlags.value = 0
+            ts.last_error = 0
+            return 0
     try:
         if lpFlags is None:
             raise Win32Error(WSAEFAULT, "lpFlags is NULL")
@@ -567,27 +567,26 @@ def WSASend(
         and lpBuffers.__class__ is list
         and len(lpBuffers) == 1
     ):
-        # The hot shape inlined, as in WSARecv: ``Socket.send_now``.
+        # The hot shape inlined, as in WSARecv: ``Socket.start_write``.
         try:
             sock = _handle_entry(s)[0]
         except TypeError:
             sock = None
-        if sock.__class__ is Socket:
+        if sock.__class__ is Socket and sock.overlapped:
             lpOverlapped.event = None
             lpOverlapped.skip_port = False
             try:
-                n = sock.send_now(lpBuffers[0], lpOverlapped)
+                done = sock.start_write(lpBuffers[0], lpOverlapped)
             except Win32Error as exc:
                 return _wsa_fail(exc)
-            if n is not None:
-                ts = current_thread_state()
-                if n < 0:
-                    ts.last_error = WSA_IO_PENDING
-                    return SOCKET_ERROR
-                if lpNumberOfBytesSent is not None:
-                    lpNumberOfBytesSent.value = n
-                ts.last_error = 0
-                return 0
+            ts = current_thread_state()
+            if not done:
+                ts.last_error = WSA_IO_PENDING
+                return SOCKET_ERROR
+            if lpNumberOfBytesSent is not None:
+                lpNumberOfBytesSent.value = lpOverlapped.information
+            ts.last_error = 0
+            return 0
     try:
         count = _wsa_io(False, s, lpBuffers, dwBufferCount, dwFlags, lpOverlapped,
                         lpCompletionRoutine)  # fmt: skip

@@ -224,6 +224,59 @@ def test_out_pipe_flow_control_blocks_the_pushing_thread(pipe_server: Any, clien
     assert got == total * (4 + len(chunk)) + 4 + 8
 
 
+def test_a_pushing_thread_waits_for_a_starved_loop(pipe_server: Any, clients: Any) -> None:
+    # Pushes from a thread go through the server's inbox to the loop; while the loop cannot take
+    # them (here: blocked on purpose, the client reading all the time), the pusher stops after
+    # about 1 MiB in transit instead of queueing every chunk in memory. Pushes done while the
+    # loop is blocked are bounded whatever the timing (a slow machine pushes fewer, never more).
+    chunk = bytes(64 * 1024)
+    started, blocked, gate = threading.Event(), threading.Event(), threading.Event()
+    while_blocked: list[int] = []
+
+    def source(n: int, p: rpc.PipeOut) -> tuple[int, int]:
+        p.push(chunk)
+        started.set()
+        assert blocked.wait(10)  # the rest is pushed while the loop is blocked
+        for i in range(1, n):
+            p.push(chunk)
+            if not gate.is_set():
+                while_blocked.append(i)
+        return n, 0
+
+    def block_the_loop() -> None:
+        blocked.set()
+        gate.wait(5.0)
+
+    server = pipe_server({"Source": source})
+    client = clients(address_of(server), interface=PIPE_IF)
+    total = 64  # 4 MiB
+    got: list[int] = []
+
+    def read_all() -> None:
+        reader = bytearray()
+        count = 0
+        while True:
+            (pdu,) = pdus(client.sock, 1, reader)
+            f = fields(pdu)
+            count += len(f["stub"])
+            if f["flags"] & 0x02:
+                got.append(count)
+                return
+
+    reading = threading.Thread(target=read_all)
+    reading.start()
+    client.send(0, SOURCE.encode_request({"n": total}))
+    assert started.wait(10)
+    server.inbox.push(block_the_loop)
+    assert blocked.wait(10)
+    time.sleep(1.0)  # let the pusher run ahead as far as it can
+    gate.set()
+    reading.join(30)
+    assert not reading.is_alive()
+    assert len(while_blocked) <= (1 << 20) // len(chunk) + 2, while_blocked
+    assert got == [total * (4 + len(chunk)) + 4 + 8]
+
+
 def test_out_chunks_wait_for_earlier_replies_without_conc_mpx() -> None:
     # spec: rpc #74, sans-I/O: a streaming call's parts are held until the calls before it are
     # answered, then leave before its final part.

@@ -264,16 +264,16 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
         and faults are queued for ``data_to_send()``, in request order.
 
         A request qualifies when ``_fast_path`` would take it (unfragmented, unauthenticated,
-        little-endian, no object UUID, no pending cancel, bound context, increasing call_id)
-        and no earlier reply is still owed (so answering now keeps replies in request order
-        without PFC_CONC_MPX, rpc #74). For each, ``handler(token, opnum, call_id, buf, start,
-        end)`` gets the interface token of its context and the stub as ``buf[start:end]``,
-        and returns the little-endian response stub (``bytes``) or a fault status (``int``):
-        the call is answered and never becomes pending (nothing to cancel or orphan); or
-        ``DISPATCHED``: the call is now pending exactly as if ``next_event()`` had returned
-        its RequestReceived; or ``None`` to decline: the request is left unconsumed for
-        ``next_event()``, which applies every rule of the general path to it, so the handler
-        must have done nothing observable when it declines.
+        little-endian, no object UUID, no pending cancel, bound context, increasing call_id),
+        carries the bound minor version, and no earlier reply is still owed (so answering now keeps
+        replies in request order without PFC_CONC_MPX, rpc #74). For each, ``handler(token, opnum,
+        call_id, buf, start, end)`` gets the interface token of its context and the stub as
+        ``buf[start:end]``, and returns the little-endian response stub (``bytes``) or a fault
+        status (``int``): the call is answered and never becomes pending (nothing to cancel or
+        orphan); or ``DISPATCHED``: the call is now pending exactly as if ``next_event()`` had
+        returned its RequestReceived; or ``None`` to decline: the request is left unconsumed for
+        ``next_event()``, which applies every rule of the general path to it, so the handler must
+        have done nothing observable when it declines.
         """
         replies = self._replies
         if (

@@ -64,6 +64,7 @@ _ACCESS_DENIED: Final = int(RpcStatus.RPC_S_ACCESS_DENIED)
 _THREAD: Final = ManagerKind.THREAD
 _COROUTINE: Final = ManagerKind.COROUTINE
 _INLINE: Final = ManagerKind.INLINE
+_PARTS_HIGH: Final = 1 << 20  # octets pushed from other threads before a pusher waits for the loop
 _LAST_FRAG: Final = 0x02  # PFC_LAST_FRAG: a RequestReceived without it is a streamed request
 _CANCELLED: Final = int(RpcStatus.RPC_S_CALL_CANCELLED)
 _frame: Final = inline_frame
@@ -98,6 +99,12 @@ class Link:
         #: object UUID); the InStream also reaches the call once it is dispatched.
         self.streams: dict[int, tuple[InStream, Registration, Operation, Any]] = {}
         self._writable: threading.Event | None = None  # made clear at the first pause_writing
+        # Parts pushed from other threads that the loop has not taken yet: a pusher waits on
+        # _parts_taken past _PARTS_HIGH octets, so a starved loop cannot let it run ahead.
+        self._in_transit = 0
+        self._parts_lock = threading.Lock()
+        self._parts_taken = threading.Event()
+        self._parts_taken.set()
         self._drains: list[Any] = []  # futures of PipeOut.drain() waiting on the loop
         self._read_pauses = 0
         #: The engine's loop thread (links are made by its listeners).
@@ -262,6 +269,8 @@ class Link:
                 call.in_stream.fail(gone)
             call.raise_event(CallEvent.CLIENT_DISCONNECT)
         self.resume_writing()  # pushes waiting for the buffer to drain give up
+        with self._parts_lock:  # (send_part reads `closed` under it: no clear after this)
+            self._parts_taken.set()  # and so do pushes waiting for the loop to take parts
         server = self.server
         if closed.association_ended:
             server.association_ended(closed.assoc_group_id)
@@ -533,8 +542,21 @@ class Link:
         """Send part of a call's response now (a pushed [out] pipe chunk); any thread."""
         if threading.get_ident() == self.loop_thread:
             self._send_part(call, data)
-        else:
-            self.server.inbox.push(self._send_part, call, data)
+        elif not self.closed:  # else the connection is gone: nothing to send it on
+            with self._parts_lock:
+                self._in_transit += len(data)
+                if self._in_transit > _PARTS_HIGH and not self.closed:
+                    self._parts_taken.clear()
+            self.server.inbox.push(self._take_part, call, data)
+
+    def _take_part(self, call: ServerCall, data: bytes) -> None:
+        try:
+            self._send_part(call, data)
+        finally:
+            with self._parts_lock:
+                self._in_transit -= len(data)
+                if self._in_transit <= _PARTS_HIGH:
+                    self._parts_taken.set()
 
     def _send_part(self, call: ServerCall, data: bytes) -> None:
         if self.calls.get(call.call_id) is call:  # else orphaned or disconnected: dropped
@@ -560,9 +582,11 @@ class Link:
 
     def wait_writable(self) -> None:
         """Block a pushing thread (not the loop's) while the write buffer is too full."""
-        writable = self._writable
-        if writable is not None and threading.get_ident() != self.loop_thread:
-            writable.wait()
+        if threading.get_ident() != self.loop_thread:
+            self._parts_taken.wait()  # the loop has taken (nearly) all we pushed...
+            writable = self._writable  # ...so its write buffer's state is current
+            if writable is not None:
+                writable.wait()
 
     async def drained(self) -> None:
         """On the loop: until the write buffer is below the high-water mark."""
