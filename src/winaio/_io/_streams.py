@@ -324,45 +324,43 @@ class Socket(StreamFile):
             try:
                 # Registered by a general-path send while we took the claim: it goes first.
                 if not self.stream_out:
-                    return self._send_now(data, overlapped, cls)
+                    sock = self.sock
+                    assert sock is not None
+                    event = overlapped.event  # §4.2 step 2, as in start_read
+                    if event is not None:
+                        event._signaled = False
+                    self._signaled = False
+                    overlapped.status = STATUS_PENDING
+                    try:
+                        n = sock.send(data, _MSG_NOSIGNAL)
+                    except BlockingIOError:
+                        n = 0
+                    except OSError as exc:
+                        raise IoError(
+                            ntstatus_to_winerror(write_failed(self, exc.errno or 0))
+                        ) from None
+                    size = len(data)
+                    if n < size:
+                        # The socket buffer is full: the rest waits for room (a request object)
+                        # registered before the claim is released.
+                        view = data if cls is memoryview else memoryview(data)
+                        op = StreamWriteOp(self, overlapped, (view[n:],))
+                        op.sent, op.nbytes = n, size
+                        submit_tried(op)
+                        return False
+                    if (
+                        event is None
+                        and self.skip_set_event
+                        and (overlapped.skip_port or self.skip_port_on_success or self.port is None)
+                    ):
+                        overlapped.information = n  # nothing to signal or post: the IOSB alone
+                        overlapped.status = 0
+                    else:
+                        notify_success(self, overlapped, event, n)
+                    return True
             finally:
                 claim.release()
         return StreamFile.start_write(self, data, overlapped, size=size, routine=routine)
-
-    def _send_now(self, data: Any, overlapped: Overlapped, cls: type) -> bool:
-        """The fast path of :meth:`start_write` (module docstring), under the send claim."""
-        sock = self.sock
-        assert sock is not None
-        event = overlapped.event  # §4.2 step 2, as in start_read
-        if event is not None:
-            event._signaled = False
-        self._signaled = False
-        overlapped.status = STATUS_PENDING
-        try:
-            n = sock.send(data, _MSG_NOSIGNAL)
-        except BlockingIOError:
-            n = 0
-        except OSError as exc:
-            raise IoError(ntstatus_to_winerror(write_failed(self, exc.errno or 0))) from None
-        size = len(data)
-        if n < size:
-            # The socket buffer is full: the rest waits for room (the request object),
-            # registered before the claim is released.
-            view = data if cls is memoryview else memoryview(data)
-            op = StreamWriteOp(self, overlapped, (view[n:],))
-            op.sent, op.nbytes = n, size
-            submit_tried(op)
-            return False
-        if (
-            event is None
-            and self.skip_set_event
-            and (overlapped.skip_port or self.skip_port_on_success or self.port is None)
-        ):
-            overlapped.information = n  # nothing to signal or post: the IOSB alone
-            overlapped.status = 0
-        else:
-            notify_success(self, overlapped, event, n)
-        return True
 
     def start_accept(
         self,
