@@ -378,13 +378,6 @@ def test_a_readfile_with_an_event_that_pended_dies_with_its_thread(pairs: Any) -
 # -- a send that pends in part is never split by a concurrent one ---------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="audit2: the fast-path send checks stream_out before the syscall and registers the "
-    "rest of a partial send only afterwards (_streams.Socket.start_write -> submit_tried): a send "
-    "issued from another thread in that window is queued first, its bytes land inside the first "
-    "send's bytes",
-)
 def test_a_partial_send_is_not_split_by_a_send_from_another_thread(
     pairs: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -395,15 +388,25 @@ def test_a_partial_send_is_not_split_by_a_send_from_another_thread(
     first = b"A" * (1 << 20)
     second = b"B" * 1000
     real = _streams.submit_tried
-    second_ov = winaio.Overlapped()
+    second_done = winaio.Event(manual_reset=True)
+    second_ov = winaio.Overlapped(event=second_done)
+
+    def second_send() -> None:
+        pair.file.start_write(second, second_ov)
+        # Not port-bound: a request that pends dies with its thread (spec §8), so stay.
+        winaio.wait(second_done, LONG)
+
+    threads: list[threading.Thread] = []
 
     def window(op: Any) -> None:
         # Another thread's WSASend lands between A's partial send() and A's registration: a
-        # GIL switch there is all it takes. Run it in a real thread, to completion of its issue.
+        # GIL switch there is all it takes. Run it in a real thread; it must wait for A's
+        # registration (the socket's send claim), so give it a moment, then let A go on.
         if op.overlapped is not second_ov:
-            t = threading.Thread(target=pair.file.start_write, args=(second, second_ov))
+            t = threading.Thread(target=second_send)
+            threads.append(t)
             t.start()
-            t.join(LONG)
+            t.join(0.2)
         real(op)
 
     monkeypatch.setattr(_streams, "submit_tried", window)
@@ -415,6 +418,10 @@ def test_a_partial_send_is_not_split_by_a_send_from_another_thread(
     )
     _drain_thread.start()
     _drain_thread.join(LONG)
+    for t in threads:
+        t.join(LONG)
+        assert not t.is_alive(), "the second send never completed"
+    assert second_ov.status == 0 and second_ov.information == len(second)
     assert len(received) == len(first) + len(second)
     # Either order is fine (the two calls overlapped); a split is not.
     at = received.find(second)

@@ -41,6 +41,7 @@ from __future__ import annotations
 import os
 import select
 import socket
+import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -109,6 +110,7 @@ class FileObject(DispatcherObject):
         "position",
         "readable",
         "seekable",
+        "send_claim",
         "skip_port_on_success",
         "skip_set_event",
         "sock",
@@ -138,6 +140,9 @@ class FileObject(DispatcherObject):
         super().__init__()
         self.fd = fd
         self.sock = sock
+        #: Sockets: held while a send is issued (checked, tried, registered), so that a partial
+        #: send's remainder is registered before any other send can go (module docstring).
+        self.send_claim: threading.Lock | None = None
         self.overlapped = overlapped
         self.direct = direct
         self.seekable = seekable
@@ -311,62 +316,74 @@ def start(op: Operation) -> int:
     """
     file = op.file
     ov = op.overlapped
-    # FILE requests can be overtaken by nothing and finish inside this call when they can, so
-    # they only become visible (to CancelIo & co.) if they pend. STREAM and LOCAL requests are
-    # registered first: ordering checks and in-process completion need to see them at once.
-    register_first = op.kind is not _FILE
-    if op.routine is not None and file.port is not None:
-        # APC and port notification are exclusive (spec §1.5, #71).
-        raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "APC I/O on a port-bound handle")
-    if file.closing:
-        raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
-    # Plain stores, no lock needed: resetting a signal wakes nobody, and a completion racing
-    # with this reset is a race on Windows too.
-    event = op.event
-    if event is not None:
-        event._signaled = False
-    file._signaled = False
-    ov.status = STATUS_PENDING
-    queued = False
-    if register_first:
-        _acquire()
-        try:
-            _register_locked(op)
-            # A request may not overtake earlier pending ones in the same direction (two
-            # pending reads complete in issue order, #66; message writes never interleave):
-            # if any is queued, this one waits its turn in the backend instead of trying now.
-            queued = _queued_behind_locked(op)
-        finally:
-            _release()
+    # Sends on a socket are issued under its send claim: the sockets' fast path (``_streams``)
+    # registers a partial send's remainder before it lets go, so no other send can slip its
+    # bytes between the two parts (a request never overtakes an earlier one, #66).
+    claim = file.send_claim
+    if claim is not None and (op.kind is not _STREAM or op.poll_events & _POLLIN):
+        claim = None
+    if claim is not None:
+        claim.acquire()
     try:
-        result = None if queued else op.try_now()
-    except BaseException:
-        with LOCK:
-            op.done = True
-            file._forget_locked(op)
-        raise
-    if result is None:
+        # FILE requests can be overtaken by nothing and finish inside this call when they can, so
+        # they only become visible (to CancelIo & co.) if they pend. STREAM and LOCAL requests are
+        # registered first: ordering checks and in-process completion need to see them at once.
+        register_first = op.kind is not _FILE
+        if op.routine is not None and file.port is not None:
+            # APC and port notification are exclusive (spec §1.5, #71).
+            raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "APC I/O on a port-bound handle")
+        if file.closing:
+            raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
+        # Plain stores, no lock needed: resetting a signal wakes nobody, and a completion racing
+        # with this reset is a race on Windows too.
+        event = op.event
+        if event is not None:
+            event._signaled = False
+        file._signaled = False
+        ov.status = STATUS_PENDING
+        queued = False
         if register_first:
-            submit(op)
-        else:
-            # Registered and marked submitted in one go: nobody could see it before, so no
-            # cancel can be waiting for it.
-            _acquire()  # not ``with``: half the cost on 3.11 (once per pending request)
+            _acquire()
             try:
                 _register_locked(op)
-                op.submitted = True
+                # A request may not overtake earlier pending ones in the same direction (two
+                # pending reads complete in issue order, #66; message writes never interleave):
+                # if any is queued, this one waits its turn in the backend instead of trying now.
+                queued = _queued_behind_locked(op)
             finally:
                 _release()
-            _hand_to_backend(op)
-        return STATUS_PENDING
-    status, information = result
-    if is_error(status):
-        with LOCK:
-            op.done = True
-            file._forget_locked(op)
-        raise IoError(ntstatus_to_winerror(status), information)
-    deliver(op, status, information, immediate=True)
-    return status
+        try:
+            result = None if queued else op.try_now()
+        except BaseException:
+            with LOCK:
+                op.done = True
+                file._forget_locked(op)
+            raise
+        if result is None:
+            if register_first:
+                submit(op)
+            else:
+                # Registered and marked submitted in one go: nobody could see it before, so no
+                # cancel can be waiting for it.
+                _acquire()  # not ``with``: half the cost on 3.11 (once per pending request)
+                try:
+                    _register_locked(op)
+                    op.submitted = True
+                finally:
+                    _release()
+                _hand_to_backend(op)
+            return STATUS_PENDING
+        status, information = result
+        if is_error(status):
+            with LOCK:
+                op.done = True
+                file._forget_locked(op)
+            raise IoError(ntstatus_to_winerror(status), information)
+        deliver(op, status, information, immediate=True)
+        return status
+    finally:
+        if claim is not None:
+            claim.release()
 
 
 def _queued_behind_locked(op: Operation) -> bool:

@@ -41,6 +41,7 @@ import os
 import socket
 import struct
 import termios
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -205,6 +206,10 @@ class Socket(StreamFile):
 
     __slots__ = ()
 
+    def __init__(self, fd: int, **kwargs: Any) -> None:
+        super().__init__(fd, **kwargs)
+        self.send_claim = threading.Lock()  # ``_files.start``; the fast path of start_write
+
     def start_read(
         self,
         buffer: Any,
@@ -311,38 +316,50 @@ class Socket(StreamFile):
             and not self.closing
             and self.overlapped
             and len(data)  # a zero-byte send "never blocks": the request object decides
+            # Another thread is issuing a send: wait for it in the general path. Held until a
+            # partial send's remainder is registered, so no send can come between its parts.
+            and (claim := self.send_claim) is not None
+            and claim.acquire(False)
         ):
-            sock = self.sock
-            assert sock is not None
-            event = overlapped.event  # §4.2 step 2, as in start_read
-            if event is not None:
-                event._signaled = False
-            self._signaled = False
-            overlapped.status = STATUS_PENDING
             try:
-                n = sock.send(data, _MSG_NOSIGNAL)
-            except BlockingIOError:
-                n = 0
-            except OSError as exc:
-                raise IoError(ntstatus_to_winerror(write_failed(self, exc.errno or 0))) from None
-            size = len(data)
-            if n < size:
-                # The socket buffer is full: the rest waits for room (the request object).
-                view = data if cls is memoryview else memoryview(data)
-                op = StreamWriteOp(self, overlapped, (view[n:],))
-                op.sent, op.nbytes = n, size
-                submit_tried(op)
-                return False
-            if (
-                event is None
-                and self.skip_set_event
-                and (overlapped.skip_port or self.skip_port_on_success or self.port is None)
-            ):
-                overlapped.information = n  # nothing to signal or post: the IOSB alone
-                overlapped.status = 0
-            else:
-                notify_success(self, overlapped, event, n)
-            return True
+                # Registered by a general-path send while we took the claim: it goes first.
+                if not self.stream_out:
+                    sock = self.sock
+                    assert sock is not None
+                    event = overlapped.event  # §4.2 step 2, as in start_read
+                    if event is not None:
+                        event._signaled = False
+                    self._signaled = False
+                    overlapped.status = STATUS_PENDING
+                    try:
+                        n = sock.send(data, _MSG_NOSIGNAL)
+                    except BlockingIOError:
+                        n = 0
+                    except OSError as exc:
+                        raise IoError(
+                            ntstatus_to_winerror(write_failed(self, exc.errno or 0))
+                        ) from None
+                    size = len(data)
+                    if n < size:
+                        # The socket buffer is full: the rest waits for room (a request object)
+                        # registered before the claim is released.
+                        view = data if cls is memoryview else memoryview(data)
+                        op = StreamWriteOp(self, overlapped, (view[n:],))
+                        op.sent, op.nbytes = n, size
+                        submit_tried(op)
+                        return False
+                    if (
+                        event is None
+                        and self.skip_set_event
+                        and (overlapped.skip_port or self.skip_port_on_success or self.port is None)
+                    ):
+                        overlapped.information = n  # nothing to signal or post: the IOSB alone
+                        overlapped.status = 0
+                    else:
+                        notify_success(self, overlapped, event, n)
+                    return True
+            finally:
+                claim.release()
         return StreamFile.start_write(self, data, overlapped, size=size, routine=routine)
 
     def start_accept(
