@@ -615,3 +615,34 @@ def test_an_event_receive_that_pended_dies_with_its_thread(pair: Pair) -> None:
     assert ov.status == int(NtStatus.STATUS_CANCELLED)
     pair.feed(b"kept")  # the cancelled receive took nothing
     assert pair.file.start_read(bytearray(8), ov) is True and ov.information == 4
+
+
+class _ClosedUnderUs:
+    """A socket whose peer closed, then closed by another thread between the receive that saw
+    the end of the stream and the SO_ERROR query (the race of a server closing a connection
+    while its port thread re-arms a receive)."""
+
+    def __init__(self, real: socket.socket) -> None:
+        self.real = real
+
+    def recv_into(self, buffer: Any, *args: Any) -> int:
+        return 0
+
+    def getsockopt(self, *args: Any) -> int:
+        raise OSError(9, "Bad file descriptor")  # EBADF: the descriptor is gone
+
+
+def test_a_socket_closed_under_an_immediate_receive_is_a_typed_error(pair: Pair) -> None:
+    # Found in the socket benchmark's echo server: an OSError escaped from the fast path.
+    # A descriptor closed while the receive ran is ERROR_INVALID_HANDLE, as a typed error.
+    real = pair.file.sock
+    assert real is not None
+    pair.file.sock = _ClosedUnderUs(real)  # type: ignore[assignment]
+    ov = winaio.Overlapped()
+    try:
+        with pytest.raises(winaio.IoError) as info:
+            pair.file.start_read(bytearray(16), ov)
+    finally:
+        pair.file.sock = real
+    assert info.value.winerror == WinError.ERROR_INVALID_HANDLE
+    assert ov.status == STATUS_PENDING  # an immediate failure notifies nothing

@@ -439,7 +439,10 @@ def stream_end(file: FileObject) -> tuple[int, int]:
     sticky = RESET_SOCKETS.get(file)
     if sticky is not None:
         return sticky, 0
-    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    try:
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    except OSError as exc:  # closed by another thread since the read (EBADF): its status
+        return errno_to_status(exc.errno or 0), 0
     if not err:
         return _SUCCESS, 0  # a graceful close
     sticky = RESET_SOCKETS[file] = _ABORTED if err == errno.EPIPE else errno_to_status(err)
