@@ -30,6 +30,8 @@ import winaio
 import winaio.testing as wt
 import winaio.win32 as w
 from winaio._io import _streams
+from winaio._io._files import run_sync
+from winaio._io._ops import StreamWriteOp
 from winaio._io._streams import Socket
 from winaio._kernel._handles import HANDLE_TABLE
 from winaio.codes import NtStatus, WinError
@@ -427,6 +429,46 @@ def test_a_partial_send_is_not_split_by_a_send_from_another_thread(
     at = received.find(second)
     assert at in (0, len(first)), f"the second send landed at offset {at} of the first"
     assert bytes(received) in (first + second, second + first)
+
+
+def test_a_blocking_send_neither_splits_nor_overtakes_a_partial_send(
+    pairs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Winsock's blocking send() on an overlapped socket (``run_sync``, as win32.send issues it)
+    # from another thread in the same window: it waits for the send claim, then queues behind
+    # the first send's pending remainder (#66) instead of sending at once.
+    pair = pairs.new()
+    sock = pair.file.sock
+    assert sock is not None
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    first = b"A" * (1 << 20)
+    second = b"B" * 1000
+    real = _streams.submit_tried
+    results: list[tuple[int, int]] = []
+    threads: list[threading.Thread] = []
+
+    def blocking_send() -> None:
+        op = StreamWriteOp(pair.file, winaio.Overlapped(), (memoryview(second),), None, 0)
+        results.append(run_sync(op, True))
+
+    def window(op: Any) -> None:
+        if not threads:
+            t = threading.Thread(target=blocking_send)
+            threads.append(t)
+            t.start()
+            t.join(0.2)  # it must wait for the claim (or, on a slow machine, not be there yet)
+        real(op)
+
+    monkeypatch.setattr(_streams, "submit_tried", window)
+    assert pair.file.start_write(first, winaio.Overlapped()) is False
+    received = bytearray()
+    drain = threading.Thread(target=_drain, args=(pair.peer, received, len(first) + len(second)))
+    drain.start()
+    drain.join(LONG)
+    threads[0].join(LONG)
+    assert not threads[0].is_alive(), "the blocking send never returned"
+    assert results == [(0, len(second))]
+    assert bytes(received) == first + second, f"the blocking send landed at {received.find(second)}"
 
 
 # -- more Win32 shapes through the fast path -------------------------------------------------------

@@ -319,9 +319,7 @@ def start(op: Operation) -> int:
     # Sends on a socket are issued under its send claim: the sockets' fast path (``_streams``)
     # registers a partial send's remainder before it lets go, so no other send can slip its
     # bytes between the two parts (a request never overtakes an earlier one, #66).
-    claim = file.send_claim
-    if claim is not None and (op.kind is not _STREAM or op.poll_events & _POLLIN):
-        claim = None
+    claim = _send_claim_of(op)
     if claim is not None:
         claim.acquire()
     try:
@@ -384,6 +382,14 @@ def start(op: Operation) -> int:
     finally:
         if claim is not None:
             claim.release()
+
+
+def _send_claim_of(op: Operation) -> threading.Lock | None:
+    """The send claim ``op`` must hold while it is issued: its socket's, if it is a send."""
+    claim = op.file.send_claim
+    if claim is None or op.kind is not _STREAM or op.poll_events & _POLLIN:
+        return None
+    return claim
 
 
 def _queued_behind_locked(op: Operation) -> bool:
@@ -519,17 +525,29 @@ def run_sync(op: Operation, alertable: bool = False) -> tuple[int, int]:
     op.skip_port = True
     op.sync_done = Event(manual_reset=True)
     ts.extensions[_SYNC_KEY] = op
+    # A send is issued under its socket's send claim, as in ``start``: no send from another
+    # thread can slip its bytes between a fast-path send's parts.
+    claim = _send_claim_of(op)
     try:
-        with LOCK:
-            ov.status = STATUS_PENDING
-            # Every request clears the file object first; a request that then fails at once
-            # leaves it nonsignaled [W:k32/pipe.c:test_DisconnectNamedPipe] [W:nt/pipe.c:
-            # test_cancelsynchronousio]. Completion (``deliver``) signals it again.
-            file._signaled = False
-            _register_locked(op)
-        result = op.try_now()
+        if claim is not None:
+            claim.acquire()
+        try:
+            with LOCK:
+                ov.status = STATUS_PENDING
+                # Every request clears the file object first; a request that then fails at
+                # once leaves it nonsignaled [W:k32/pipe.c:test_DisconnectNamedPipe]
+                # [W:nt/pipe.c:test_cancelsynchronousio]. Completion (``deliver``) signals it.
+                file._signaled = False
+                _register_locked(op)
+                # Nor may it overtake an earlier pending request in its direction (#66).
+                queued = _queued_behind_locked(op)
+            result = None if queued else op.try_now()
+            if result is None:
+                submit(op)
+        finally:
+            if claim is not None:
+                claim.release()
         if result is None:
-            submit(op)
             while wait_for_one(op.sync_done, None, alertable) == _WAIT_IO_COMPLETION:
                 pass
             return ov.status, ov.information
