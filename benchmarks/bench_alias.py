@@ -36,12 +36,13 @@ import os
 import platform
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
+
+from bench_procs import commit_label
 
 import winaio
 from winaio import win32
@@ -52,27 +53,6 @@ IO_SHAPES = ("read_port_qd1", "read_port_qd32", "gqcs", "wsasend", "writefile_so
 
 #: A shape runs ``n`` calls and returns the seconds they took (setup and draining excluded).
 Shape = Callable[[int], float]
-
-
-def winaio_commit() -> str:
-    """The commit (and whether src/ has uncommitted changes) of the winaio being measured."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(winaio.__file__))))
-    try:
-        head = subprocess.run(
-            ["git", "-C", root, "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", root, "status", "--porcelain", "--", "src"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return f"{head}{' + uncommitted src changes' if dirty else ''}" if head else "unknown"
 
 
 def log(*parts: object) -> None:
@@ -476,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "bench_alias: winaio.win32 per-call cost vs the core",
         "machine": {
-            "commit": winaio_commit(),
+            "commit": commit_label(),
             "kernel": platform.release(),
             "python": platform.python_version(),
             "cpus": os.cpu_count(),

@@ -27,34 +27,14 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import threading
 import time
 from collections.abc import Callable
 
+from bench_procs import commit_label
+
 import winaio
 from winaio import win32
-
-
-def winaio_commit() -> str:
-    """The commit (and whether src/ has uncommitted changes) of the winaio being measured."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(winaio.__file__))))
-    try:
-        head = subprocess.run(
-            ["git", "-C", root, "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", root, "status", "--porcelain", "--", "src"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return f"{head}{' + uncommitted src changes' if dirty else ''}" if head else "unknown"
 
 
 def _pingpong(make: Callable[[], tuple[Callable[[], None], Callable[[], None]]], n: int) -> float:
@@ -224,7 +204,7 @@ def main() -> None:
     result = {
         "benchmark": "kernel",
         "machine": {
-            "commit": winaio_commit(),
+            "commit": commit_label(),
             "kernel": platform.release(),
             "python": platform.python_version(),
             "cpus": os.cpu_count(),

@@ -213,18 +213,25 @@ def cpu_model() -> str:
     return platform.processor()
 
 
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(
+            ["git", "-C", HERE, *args], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
 def source_info() -> dict[str, Any]:
     """The commit measured and any uncommitted change under src/."""
+    return {"commit": _git("rev-parse", "HEAD"), "dirty_src": _git("status", "--short", "src")}
 
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(
-                ["git", "-C", HERE, *args], capture_output=True, text=True, timeout=10
-            ).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
 
-    return {"commit": git("rev-parse", "HEAD"), "dirty_src": git("status", "--short", "src")}
+def commit_label() -> str:
+    """The same as one string: the short commit, and whether src/ has uncommitted changes."""
+    head = _git("rev-parse", "--short", "HEAD")
+    dirty = _git("status", "--porcelain", "--", "src")
+    return f"{head}{' + uncommitted src changes' if dirty else ''}" if head else "unknown"
 
 
 # -- timing and ratios -------------------------------------------------------------------------
