@@ -84,6 +84,7 @@ def test_a_qd1_port_loop_submits_each_read_at_once_and_sleeps_once(
     parked = kit.park(backend, monkeypatch)  # nothing but this thread submits or reaps
     try:
         enters, waits = backend._enters, backend._lead.waits
+        completed = backend.statistics().completed
         total = 200
         for i in range(total):
             ov = Overlapped((i * 7919 % 256) * BLOCK)
@@ -98,6 +99,9 @@ def test_a_qd1_port_loop_submits_each_read_at_once_and_sleeps_once(
         # when the CQE came before the wait: the first reap takes it).
         assert backend._enters - enters == total
         assert backend._lead.waits - waits <= total
+        # Each one reaped alone and delivered by the single-CQE path (``_reap``): counted.
+        assert backend.statistics().completed - completed == total
+        assert not backend._table
         assert backend._lead.owner is current_thread_state().parker  # the thread led
         assert backend._rounds == parked.rounds
     finally:

@@ -24,7 +24,7 @@ import time
 import weakref
 
 from ..._io._backend import BackendStatistics, IdleWork, OpKind, add_deferred_flush
-from ..._io._dispatch import deliver_batch
+from ..._io._dispatch import deliver, deliver_batch
 from ..._io._ops import Operation
 from ..._kernel._dispatcher import LOCK, ThreadState
 from ..._kernel._threads import add_thread_exit_hook, current_thread_state
@@ -554,6 +554,23 @@ class IoUringBackend:
         finished: Finished = []
         with self._cq_lock:
             cqes = ring.reap(REAP_BATCH)
+            if len(cqes) == 1 and not (self._migrating or self._closing):
+                # The QD1 case, on the critical path of every read (CQE -> next submission):
+                # one FILE request that succeeded, delivered as :meth:`_process` and
+                # :meth:`_deliver` would (same checks, same count, ``deliver`` being what
+                # ``deliver_batch`` does per op) without their batch set-up (~100 bytecodes).
+                ud, res, _ = cqes[0]
+                entry = self._table.get(ud)
+                if res > 0 and entry is not None:
+                    op, extra = entry
+                    if extra.__class__ is not Line and op.__class__.complete is _PLAIN_COMPLETE:
+                        del self._table[ud]
+                        self._done += 1
+                        try:
+                            deliver(op, _SUCCESS, res)
+                        except Exception:
+                            report(f"completing {op!r}")
+                        return 1
             if cqes:
                 self._process(cqes, finished)
                 if finished:

@@ -257,8 +257,13 @@ class Leadership:
         wake = False
         with self._lock:
             if self.closed or self.waiter is not None:
-                self.followers.append(parker)
-                return False
+                followers = self.followers
+                followers.append(parker)
+                # Looked at again once registered: :meth:`leave` clears ``waiter`` without
+                # the lock and then looks for followers, so one of the two sees the other.
+                if self.closed or self.waiter is not None:
+                    return False
+                followers.remove(parker)  # the waiter left meanwhile: lead in its place
             self.waiter = parker
             self.leads += 1
             if self.owner is not parker:
@@ -278,9 +283,17 @@ class Leadership:
                 pass
 
     def leave(self) -> None:
-        """The waiter stops waiting; it stays owner. Promote a follower if requests remain."""
+        """The waiter stops waiting; it stays owner. Promote a follower if requests remain.
+
+        Without the lock when there is no follower (every wait ends here): ``waiter`` is
+        cleared first and ``followers`` read after, while :meth:`enter_or_follow` appends a
+        follower first and reads ``waiter`` after; under the GIL's sequential order one of
+        the two sees the other (both may: the follower then leads and is also woken once,
+        a spurious wake-up its ``block()`` absorbs)."""
+        self.waiter = None
+        if not self.followers:
+            return
         with self._lock:
-            self.waiter = None
             promote = self.followers[-1] if self.followers and self._in_flight() else None
         if promote is not None:
             LOCK.acquire()
