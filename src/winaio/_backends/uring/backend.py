@@ -126,7 +126,7 @@ class IoUringBackend:
         self._hinted = False  # counted in IdleWork.deferred (``_hint_locked``)
         self._lead = Leadership(
             ring, self._lock, self._reap, self._flush, self._take_burst, self._burst_left,
-            self._in_flight, self._wake_to_watch, self._efd,
+            self._in_flight, self._unsubmitted, self._wake_to_watch, self._efd,
         )  # fmt: skip
         self._sleeping = False  # the ring thread sleeps on the eventfd (set under _lock)
         self._sleep_timed = False  # ... with the watch's timeout

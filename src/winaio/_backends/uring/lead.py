@@ -133,15 +133,17 @@ class RingParker:
         or by itself before this thread returns to run user code."""
         ring = lead.ring
         reap = lead.reap
+        deferred = lead.deferred
         ts = self.ts
         deadline = None if timeout < 0 else _monotonic() + timeout
         while True:
             if reap():
                 if lock.acquire(False):
-                    lead.flush(ts)
+                    if deferred:  # (a hint read without the lock; the flush takes it)
+                        lead.flush(ts)
                     return True
                 continue
-            burst = lead.take_burst(ts)
+            burst = lead.take_burst(ts) if deferred else 0
             self.in_kernel = True  # then test the token (module docstring: no lost wake-up)
             if lock.acquire(False):
                 if burst:
@@ -189,6 +191,9 @@ class Leadership:
             (no lock held); returns how many SQEs that enter is to submit.
         burst_left: ``burst_left(ts, refused)``: that enter did not submit them all.
         in_flight: how many requests the ring holds (called under ``lock``).
+        deferred: the backend's deferred burst (user_data of SQEs prepared, not submitted;
+            guarded by ``lock``): read without it as a hint, to skip ``flush`` and
+            ``take_burst`` when empty (every wait: the QD1 critical path).
         wake_ring_thread: called under ``lock`` when the ring gets an owner; returns True if
             the ring thread must be woken (eventfd write, after releasing ``lock``) to start
             watching.
@@ -197,8 +202,8 @@ class Leadership:
 
     __slots__ = (
         "_efd", "_idle", "_in_flight", "_lock", "_shut", "_stale_head", "_wake_ring_thread",
-        "burst_left", "closed", "flush", "followers", "leads", "owner", "poke_efd", "pokes",
-        "reap", "ring", "take_burst", "takeovers", "waiter", "waits",
+        "burst_left", "closed", "deferred", "flush", "followers", "leads", "owner", "poke_efd",
+        "pokes", "reap", "ring", "take_burst", "takeovers", "waiter", "waits",
     )  # fmt: skip
 
     def __init__(
@@ -210,10 +215,12 @@ class Leadership:
         take_burst: Callable[[ThreadState], int],
         burst_left: Callable[[ThreadState, bool], None],
         in_flight: Callable[[], int],
+        deferred: list[int],
         wake_ring_thread: Callable[[], bool],
         efd: int,
     ) -> None:
         self.ring = ring
+        self.deferred = deferred
         self._lock = lock
         self.reap = reap
         self.flush = flush
