@@ -185,7 +185,9 @@ class IoUringBackend:
                 return
             if wake:
                 os.eventfd_write(self._efd, 1)
-            self._bind_parker(issuer)
+            parker = issuer.parker
+            if parker.__class__ is not RingParker or parker.lead is not self._lead:
+                self._bind_parker(issuer)
             return
         self._submit_slow(op)
 
@@ -385,8 +387,9 @@ class IoUringBackend:
                 break
             # Recounted from the kernel's SQ head rather than decremented: a leader submits
             # its burst in its waiting enter without the lock (``_take_burst``), and may take
-            # some of these meanwhile.
-            pending = ring.sq_ready()
+            # some of these meanwhile. All taken: nothing is left (nobody publishes without
+            # the lock, which this thread holds).
+            pending = 0 if consumed == pending else ring.sq_ready()
             idle = idle + 1 if not consumed else 0
             if idle > 2:  # the kernel takes nothing (cannot happen, but never spin on it)
                 self._backlog.stuck = stuck = True
@@ -397,7 +400,8 @@ class IoUringBackend:
                 self._own_locked(ts, unsubmitted)
             if not stuck:
                 unsubmitted.clear()
-                self._hint_locked()
+                if self._hinted:
+                    self._hint_locked()
         return stuck and self._wake_locked()
 
     def _own_locked(self, ts: ThreadState, uds: list[int]) -> None:
