@@ -556,7 +556,9 @@ class IoUringBackend:
         if not ring.cq_ready() and not ring.cq_has_overflow():
             return 0
         finished: Finished = []
-        with self._cq_lock:
+        cq_lock = self._cq_lock
+        cq_lock.acquire()  # not ``with``: half the cost on 3.11 (the QD1 critical path)
+        try:
             cqes = ring.reap(REAP_BATCH)
             if len(cqes) == 1 and not (self._migrating or self._closing):
                 # The QD1 case, on the critical path of every read (CQE -> next submission):
@@ -581,6 +583,8 @@ class IoUringBackend:
                     # Under the lock: completions are delivered in the order they were reaped,
                     # whichever thread reaps next (two reads of one socket, #66).
                     self._deliver(finished)
+        finally:
+            cq_lock.release()
         return len(cqes)
 
     def _process(self, cqes: list[tuple[int, int, int]], finished: Finished) -> None:
