@@ -262,7 +262,9 @@ class Leadership:
     def enter_or_follow(self, parker: RingParker) -> bool:
         """Become the waiter (True), or register as a follower (False)."""
         wake = False
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not ``with``: half the cost on 3.11 (once per wait)
+        try:
             if self.closed or self.waiter is not None:
                 followers = self.followers
                 followers.append(parker)
@@ -278,6 +280,8 @@ class Leadership:
                     self.ring.cq_eventfd_toggle(False)
                     wake = self._wake_ring_thread()
                 self.owner = parker
+        finally:
+            lock.release()
         if wake:
             os.eventfd_write(self._efd, 1)
         return True
