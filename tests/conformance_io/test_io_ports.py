@@ -880,6 +880,20 @@ def test_read_file_no_buffering_pends_posts_and_refuses_unaligned(io) -> None:
     assert (pk.ok, pk.error, pk.bytes) == (False, w.ERROR_HANDLE_EOF, 0)
     assert ov.Internal == w.STATUS_END_OF_FILE
     count.value = SENTINEL
-    assert w.ReadFile(h, view[:0], 0, count, io.ov()) is True
+    ov = io.ov()
+    assert w.ReadFile(h, view[:0], 0, count, ov) is True
     assert count.value == 0
+    pk = io.gqcs(port, LONG)  # an immediate success still posts its packet (§6.2)
+    assert (pk.ok, pk.bytes, pk.overlapped) == (True, 0, ov)
+
+    class SlotOVERLAPPED(w.OVERLAPPED):  # an application's own OVERLAPPED (the bench's shape)
+        __slots__ = ("slot",)
+
+    sub = SlotOVERLAPPED()
+    sub.Offset, sub.slot = PAGE, 3
+    assert w.ReadFile(h, view[PAGE:], PAGE, None, sub) is False
+    assert w.GetLastError() == w.ERROR_IO_PENDING
+    pk = io.gqcs(port, LONG)
+    assert (pk.ok, pk.bytes, pk.overlapped) == (True, PAGE, sub) and pk.overlapped.slot == 3
+    assert mem[PAGE:] == data[PAGE:]
     del view

@@ -307,7 +307,7 @@ def ReadFile(
             file.__class__ is DiskFile
             and file.direct
             and file.overlapped
-            and lpOverlapped.__class__ is OVERLAPPED
+            and isinstance(lpOverlapped, OVERLAPPED)  # subclasses too, as bind_overlapped
             and not lpOverlapped.hEvent
         ):
             # FILE_FLAG_NO_BUFFERING: the core's O_DIRECT hot path (``DiskFile.start_read``:
