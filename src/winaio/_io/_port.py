@@ -153,6 +153,13 @@ class CompletionPort(DispatcherObject):
             return  # completions on files of a closed port are dropped (§6.8)
         # tuple.__new__ skips the NamedTuple's Python-level __new__ (a hot path).
         self._packets.append(_new_packet(CompletionPacket, (key, overlapped, status, information)))
+        if self._getters or self._waiters:
+            self._posted_locked()
+
+    def _posted_locked(self) -> None:
+        """A packet was just queued and someone waits (GQCS or a direct wait): release them,
+        unless a batch holds the port (``holding``). ``DiskFile.read_now`` queues its packet
+        inline (the cached-read hot path) and calls this only when there are waiters."""
         if self.holding:
             return
         if self._getters:
