@@ -87,8 +87,14 @@ class DiskFile(RequestMethods, FileObject):
     def __init__(self, fd: int, **kwargs: Any) -> None:
         super().__init__(fd, **kwargs)
         #: The page-cache fast path (``read_now``) applies: overlapped, buffered, readable
-        #: (``open_file``), RWF_NOWAIT.
+        #: (``open_file``), RWF_NOWAIT, and not closing (:meth:`close` clears it).
         self.cached_reads = bool(_RWF_NOWAIT) and self.overlapped and not self.direct
+
+    def close(self) -> None:
+        """Close the file object (``FileObject.close``); the cached-read fast path stops first,
+        so that :meth:`read_now` tests one flag rather than two."""
+        self.cached_reads = False
+        super().close()
 
     def start_read(
         self,
@@ -181,7 +187,7 @@ class DiskFile(RequestMethods, FileObject):
         """
         if routine is not None:
             return self._read_now_routine(buffers, overlapped, routine)
-        if not self.cached_reads or self.closing:
+        if not self.cached_reads:  # (cleared by close(): no ``closing`` test needed)
             return None
         try:
             n = _preadv(self.fd, buffers, overlapped.offset, _RWF_NOWAIT)
@@ -229,7 +235,7 @@ class DiskFile(RequestMethods, FileObject):
     ) -> int | None:
         """:meth:`read_now` for ReadFileEx: the routine is queued to the issuing thread; the
         OVERLAPPED's event is ignored (spec §5, as ``_requests.issue`` does)."""
-        if not self.cached_reads or self.closing or self.port is not None:
+        if not self.cached_reads or self.port is not None:
             return None  # (on a port-bound handle the general path reports the conflict)
         try:
             n = _preadv(self.fd, buffers, overlapped.offset, _RWF_NOWAIT)
