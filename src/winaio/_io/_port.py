@@ -152,8 +152,22 @@ class CompletionPort(DispatcherObject):
         if self.closed:
             return  # completions on files of a closed port are dropped (§6.8)
         # tuple.__new__ skips the NamedTuple's Python-level __new__ (a hot path).
-        self._packets.append(_new_packet(CompletionPacket, (key, overlapped, status, information)))
-        if self._getters or self._waiters:
+        packet = _new_packet(CompletionPacket, (key, overlapped, status, information))
+        getters = self._getters
+        if getters and not self._packets and not self.holding:
+            running = self._running
+            if len(running) < self.concurrency:
+                # Straight to the most recent waiter (what _release_locked would do with this
+                # one packet, without queueing it first): nothing was queued, so the port
+                # never becomes signaled and no direct waiter is woken.
+                wb = getters.pop()
+                wb.detach = None
+                wb.data = [packet]
+                running.add(wb.thread)
+                complete_wait(wb, _HANDOFF)
+                return
+        self._packets.append(packet)
+        if getters or self._waiters:
             self._posted_locked()
 
     def _posted_locked(self) -> None:
