@@ -24,7 +24,7 @@ Rules (the module docstring of ``backend`` has the whole picture):
   (under the lock), which sets ``line.poll_ud`` (and ``line.direct``, ``line.keep`` for the
   operation itself) or backlogs a poll.
 
-Imports ``winaio._io`` (operations) and ``common`` only.
+Imports ``winaio._io`` (operations), ``codes`` and ``common`` only.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
-from ..._io._ops import Operation, errno_to_status
+from ..._io._ops import Operation, StreamReadOp, errno_to_status
+from ...codes import NtStatus
 from .common import CANCELLED, ECANCELED, RETRY, UNSUCCESSFUL, Finished, report
 
 __all__ = ["Line", "StreamLines"]
@@ -43,6 +44,9 @@ __all__ = ["Line", "StreamLines"]
 _POLLIN = select.POLLIN
 _POLLOUT = select.POLLOUT
 _EAGAIN = -errno.EAGAIN
+_SUCCESS = int(NtStatus.STATUS_SUCCESS)
+#: What a positive CQE result of a direct head maps to is known for this one (success, res).
+_READ_FROM_CQE = StreamReadOp.from_cqe
 
 
 class Line:
@@ -119,6 +123,24 @@ class StreamLines:
         it, or retry heads until one would block (it polls again) or the line is empty.
         Completions are appended to ``finished`` in line order."""
         lock = self._lock
+        if res > 0 and line.direct:
+            # The common case (a pended receive whose RECV brought data): one lock hold. A
+            # positive result is the head's own byte count (``StreamReadOp.from_cqe``:
+            # success), cancelled or not (the kernel took the data); alone in its line, the
+            # line ends with it (what the loop below does in three holds).
+            lock.acquire()
+            ops = line.ops
+            if len(ops) == 1 and not line.busy and ops[0].__class__.from_cqe is _READ_FROM_CQE:
+                op = ops.popleft()
+                line.poll_ud = 0
+                line.direct = False
+                line.keep = None
+                if self.lines.get(line.key) is line:
+                    del self.lines[line.key]
+                lock.release()
+                finished.append((op, _SUCCESS, res))
+                return
+            lock.release()
         with lock:
             line.poll_ud = 0
             direct = line.direct  # res is the head's own result, not a readiness
