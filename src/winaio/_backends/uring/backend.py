@@ -577,11 +577,7 @@ class IoUringBackend:
                 self._migrate(op, extra)
                 continue
             if extra.__class__ is Line:
-                n = len(finished)
-                service(extra, res, finished)
-                for i in range(n, len(finished)):
-                    if finished[i][1] == CANCELLED:
-                        cancelled += 1
+                cancelled += service(extra, res, finished)
                 continue
             if res > 0:
                 append((op, _SUCCESS, res))  # every FILE op maps a positive result so

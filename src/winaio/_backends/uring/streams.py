@@ -118,10 +118,11 @@ class StreamLines:
             return False
         return True
 
-    def service(self, line: Line, res: int, finished: Finished) -> None:
+    def service(self, line: Line, res: int, finished: Finished) -> int:
         """The head of ``line`` had its request end with ``res`` (``RETRY``: none): complete
         it, or retry heads until one would block (it polls again) or the line is empty.
-        Completions are appended to ``finished`` in line order."""
+        Completions are appended to ``finished`` in line order; returns how many of them are
+        STATUS_CANCELLED (the backend's counters)."""
         lock = self._lock
         if res > 0 and line.direct:
             # The common case (a pended receive whose RECV brought data): one lock hold. A
@@ -139,8 +140,9 @@ class StreamLines:
                     del self.lines[line.key]
                 lock.release()
                 finished.append((op, _SUCCESS, res))
-                return
+                return 0
             lock.release()
+        cancelled = 0
         with lock:
             line.poll_ud = 0
             direct = line.direct  # res is the head's own result, not a readiness
@@ -156,13 +158,14 @@ class StreamLines:
                     line.busy = False
                     if self.lines.get(line.key) is line:
                         del self.lines[line.key]
-                    return
+                    return cancelled
                 op = line.ops[0]
                 # A head whose own request came back with a result keeps it, cancelled or not:
                 # the kernel may have taken the data already.
                 if res == ECANCELED or (not direct and self.given_up(op)):
                     line.ops.popleft()
                     finished.append((op, CANCELLED, 0))
+                    cancelled += 1
                     res = RETRY
                     direct = False  # the next head has nothing in the kernel yet
                     continue
@@ -197,8 +200,10 @@ class StreamLines:
                     else:
                         line.busy = False
                         self._arm(op, line)
-                        return
+                        return cancelled
                 line.ops.popleft()
+            if result[0] == CANCELLED:
+                cancelled += 1
             finished.append((op, *result))
 
     def pending(self) -> list[Operation]:
