@@ -47,6 +47,7 @@ _EAGAIN = -errno.EAGAIN
 _SUCCESS = int(NtStatus.STATUS_SUCCESS)
 #: What a positive CQE result of a direct head maps to is known for this one (success, res).
 _READ_FROM_CQE = StreamReadOp.from_cqe
+_SPARE_MAX = 64
 
 
 class Line:
@@ -79,12 +80,14 @@ class StreamLines:
         arm: ``arm(op, line)``, under ``lock``: start a readiness poll for the head ``op``.
     """
 
-    __slots__ = ("_arm", "_lock", "closing", "lines")
+    __slots__ = ("_arm", "_lock", "_spare", "closing", "lines")
 
     def __init__(self, lock: threading.Lock, arm: Callable[[Operation, Line], None]) -> None:
         self._lock = lock
         self._arm = arm
         self.lines: dict[tuple[int, int], Line] = {}
+        #: Empty lines kept for reuse (a pended receive makes and ends one each time).
+        self._spare: list[Line] = []
         #: Set (under the lock) when the backend closes: heads are cancelled, not polled again.
         self.closing = False
 
@@ -99,7 +102,14 @@ class StreamLines:
         key = (fd, _POLLIN if op.poll_events & _POLLIN else _POLLOUT)
         line = self.lines.get(key)
         if line is None:
-            line = self.lines[key] = Line(fd, key)
+            spare = self._spare
+            if spare:
+                line = spare.pop()
+                line.fd = fd
+                line.key = key
+            else:
+                line = Line(fd, key)
+            self.lines[key] = line
         line.ops.append(op)
         op.token = line
         if len(line.ops) > 1 or line.busy:
@@ -138,6 +148,11 @@ class StreamLines:
                 line.keep = None
                 if self.lines.get(line.key) is line:
                     del self.lines[line.key]
+                    if len(self._spare) < _SPARE_MAX:
+                        # Empty, idle, nothing in the kernel: as good as new. A completed
+                        # request's stale ``token`` may still name it; ``cancel`` then finds
+                        # that request neither at the head nor queued (as for a dead line).
+                        self._spare.append(line)
                 lock.release()
                 finished.append((op, _SUCCESS, res))
                 return 0
