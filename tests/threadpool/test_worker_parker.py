@@ -38,6 +38,31 @@ def test_token_semantics() -> None:
     assert not parker.acquire(True, 0)
 
 
+def test_a_waiting_parker_sleeps_in_the_kernel() -> None:
+    # Regression: the futex address once travelled as a truncated 32-bit int; FUTEX_WAIT then
+    # failed at once (EFAULT) and every idle worker spun, burning a CPU.
+    parker = WorkerParker()
+    used: list[float] = []
+
+    def waiter() -> None:
+        start = time.thread_time()
+        assert not parker.acquire(True, 0.3)
+        used.append(time.thread_time() - start)
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    thread.join(LONG)
+    assert used and used[0] < 0.05, f"{used} CPU seconds in a 0.3 s wait"
+
+
+def test_an_idle_pool_uses_no_cpu(make_pool: Any) -> None:
+    pool = make_pool(max_threads=4, min_threads=4)
+    _idle(pool, 4)
+    start = time.process_time()  # every thread of the process
+    time.sleep(0.3)
+    assert time.process_time() - start < 0.1
+
+
 @pytest.mark.parametrize("how", ["release", "wake"])
 def test_a_blocked_acquire_is_woken(how: str) -> None:
     parker = WorkerParker()

@@ -86,7 +86,9 @@ class WorkerParker:
 
     def __init__(self) -> None:
         self._word = ctypes.c_int(0)
-        self._addr = _addressof(self._word)
+        #: The word's address as a pointer argument (a bare Python int would travel as a
+        #: 32-bit C int: a truncated address, EFAULT, and a waiter that never sleeps).
+        self._addr = ctypes.c_void_p(_addressof(self._word))
         #: The owner is in (or entering) FUTEX_WAIT: a release must make the syscall.
         self.sleeping = False
 
