@@ -171,3 +171,22 @@ def test_a_stray_token_is_a_spurious_wakeup(make_pool: Any) -> None:
     for _ in range(3):
         assert winaio.wait(done, LONG).signaled
     assert runs == [0, 1, 2, 3]
+
+
+def test_close_wakes_a_worker_whose_handoff_wakeup_was_lost(make_pool: Any) -> None:
+    # The hand-off's wake-up comes after the dispatcher lock; a submitter interrupted between
+    # the two (KeyboardInterrupt) never gives it. close() wakes such workers again: the queued
+    # callback runs and close() joins instead of waiting forever.
+    pool = make_pool(max_threads=1, min_threads=1, idle_timeout=60.0)
+    _idle(pool, 1)
+    ran = winaio.Event(manual_reset=True)
+    with LOCK:
+        pool._queues[1].append((ran.set, ()))
+        parker = pool._handoff_locked(pool.port)
+    assert isinstance(parker, WorkerParker)  # not woken: as if the submitter was interrupted
+    assert not winaio.wait(ran, SHORT).signaled
+    start = time.monotonic()
+    pool.close()
+    assert time.monotonic() - start < LONG / 2  # not the worker's idle timeout
+    assert ran.is_set()
+    assert pool.thread_count == 0

@@ -355,7 +355,9 @@ class ThreadPool:
         its :class:`WorkerParker` is not woken here: its wait is ended under the lock (result,
         token owed) and the returned parker is released by the caller *after* the lock,
         so that a worker scheduled at once finds both the GIL (``_parker``) and the dispatcher
-        lock free. A late token is at worst a spurious wake-up (``_parker``). Any other waiter
+        lock free. A late token is at worst a spurious wake-up (``_parker``); a lost one (the
+        caller interrupted before it woke the worker) is given again by ``close()``
+        (``_rewake_handoffs``). Any other waiter
         (a thread of its own in GetQueuedCompletionStatus) is woken here, as the port does.
         """
         wb = port._getters.pop()
@@ -586,9 +588,27 @@ class ThreadPool:
                 self._port.post(0, _STOP)
             except Win32Error:
                 pass
+            self._rewake_handoffs()
         if current_thread_state().extensions.get(_POOL_KEY) is self:
             return  # one of our own workers: it cannot join itself
         self._join()
+
+    def _rewake_handoffs(self) -> None:
+        """Wake again every worker whose wait a hand-off ended: its wake-up is given after the
+        lock (``_handoff_locked``), so a submitter interrupted right there (KeyboardInterrupt)
+        would leave it asleep and ``close()`` waiting for it. A spare token is only a spurious
+        wake-up."""
+        with LOCK:
+            parkers = []
+            for thread in self._workers:
+                ts = thread.state
+                wb = ts.wait
+                if wb is not None and wb.result is not None:
+                    parkers.append(ts.parker)
+        for parker in parkers:
+            if parker.__class__ is WorkerParker:
+                assert isinstance(parker, WorkerParker)
+                parker.wake()
 
     def _join(self) -> None:
         wait_for_one(self._gone, None, False)  # every counted worker has ended or retired
