@@ -58,7 +58,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..._kernel._dispatcher import LOCK, ThreadState, wake_thread
+from ..._kernel._dispatcher import LOCK, Parker, ThreadState, wake_thread
 from ..._kernel._threads import add_thread_exit_hook
 from .abi import RingBusyError, full_fence
 from .ring import BackendRing
@@ -73,19 +73,19 @@ WATCH_MAX = 0.016
 _IDLE_TICKS = 4
 
 _monotonic = time.monotonic
-_LOCK_TYPE = type(threading.Lock())
 
 
 class RingParker:
     """A thread's parker that leads the ring while it blocks (module docstring).
 
-    ``lock`` is the thread's original parker lock, so the token is the same object before
-    and after the substitution.
+    ``lock`` is the thread's original parker (a ``threading.Lock``, or a pool worker's
+    ``_pool._parker.WorkerParker``), so the token is the same object before and after the
+    substitution.
     """
 
     __slots__ = ("in_kernel", "lead", "lock", "ts")
 
-    def __init__(self, ts: ThreadState, lock: threading.Lock, lead: Leadership) -> None:
+    def __init__(self, ts: ThreadState, lock: Parker, lead: Leadership) -> None:
         self.ts = ts
         self.lock = lock
         self.lead = lead
@@ -122,9 +122,7 @@ class RingParker:
         finally:
             lead.unfollow(self)
 
-    def _wait_as_leader(
-        self, lead: Leadership, lock: threading.Lock, timeout: float
-    ) -> bool | None:
+    def _wait_as_leader(self, lead: Leadership, lock: Parker, timeout: float) -> bool | None:
         """Reap, deliver and sleep in the kernel until the token comes (True) or the timeout
         expires (False); None if the backend is closing (no more waiting on its ring).
 
@@ -254,7 +252,6 @@ class Leadership:
                 return None  # leading another ring right now (cannot happen while issuing)
             parker.lead = self
             return parker
-        assert parker.__class__ is _LOCK_TYPE
         new = RingParker(ts, parker, self)
         ts.parker = new
         return new
