@@ -33,13 +33,14 @@ from winaio._backends import uring
 from winaio._io._backend import IdleWork
 from winaio._io._disk import DiskFile
 from winaio._io._dispatch import deliver_batch
-from winaio._io._files import start
+from winaio._io._files import cancel_io_ex, start
 from winaio._io._ops import FileReadOp, StreamReadOp, pinned_read
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._port import CompletionPacket, CompletionPort
 from winaio._kernel._objects import Event
 from winaio._kernel._threads import current_thread_state
-from winaio.codes import NtStatus
+from winaio.codes import NtStatus, WinError
+from winaio.errors import Win32Error
 from winaio.testing import wait_until
 
 OK, REASON = uring.probe_backend()
@@ -309,3 +310,123 @@ def test_a_request_that_dies_with_an_unrecorded_submitter_is_resubmitted(
     reader.close()
     os.close(w)
     port.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The O_DIRECT hot path registers a port-bound request without LOCK (``submit_pending_file``):
+# a dict store, atomic under the GIL, then a second look at ``closing``, a Dekker pair with
+# ``FileObject.close``. Each interleaving with a close or a cancel is forced here by a hook
+# placed exactly in the window (the file's request dict runs it around the store).
+
+
+class _HookedPending(dict[Any, None]):
+    """A file's ``_pending`` that runs ``hook`` once, before or after the next store."""
+
+    def __init__(self, hook: Any, after: bool) -> None:
+        super().__init__()
+        self.hook: Any = hook
+        self.after = after
+
+    def __setitem__(self, key: Any, value: None) -> None:
+        hook, self.hook = self.hook, None
+        if hook is not None and not self.after:
+            hook()
+        super().__setitem__(key, value)
+        if hook is not None and self.after:
+            hook()
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["close-before-store", "close-after-store"])
+def test_a_close_inside_the_unlocked_registration_fails_the_read_and_releases_the_fd(
+    backend: uring.IoUringBackend, disk: DiskFile, after: bool
+) -> None:
+    port = CompletionPort()
+    disk.associate(port, "disk")
+    memory = mmap.mmap(-1, BLOCK)
+    view = memoryview(memory)
+    submitted = backend.statistics().submitted
+    # Before the store: the close saw no request and released the descriptor. After it: the
+    # close saw the request (and asked to cancel it) and keeps the descriptor for it. Either
+    # way the issuer sees ``closing`` next, withdraws the request (releasing the descriptor
+    # in the second case) and fails: the kernel never saw that descriptor number.
+    disk._pending = _HookedPending(disk.close, after)
+    with pytest.raises(Win32Error) as caught:
+        disk.start_read(view, Overlapped(0))
+    assert caught.value.winerror == WinError.ERROR_INVALID_HANDLE
+    assert disk.closing and disk.fd == -1
+    assert disk.pending_requests == 0
+    assert backend.statistics().submitted == submitted
+    assert port.get(0) is None  # no completion for a call that failed
+    view.release()
+    port.close()
+    # (the mmap is left to the collector: the failed request's pin lives in the traceback)
+
+
+def test_a_close_after_the_registration_waits_for_the_read_it_saw(
+    backend: uring.IoUringBackend,
+    disk: DiskFile,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    port = CompletionPort()
+    disk.associate(port, "disk")
+    memory = mmap.mmap(-1, BLOCK)
+    view = memoryview(memory)
+    fd = disk.fd
+    expected = (tmp_path / "disk").read_bytes()[3 * BLOCK : 4 * BLOCK]
+    real_submit = backend.submit
+    seen: list[int] = []
+
+    def close_then_submit(op: Any) -> None:
+        disk.close()  # registered: the close cancels it and keeps the descriptor open
+        seen.append(disk.fd)
+        real_submit(op)
+
+    monkeypatch.setattr(backend, "submit", close_then_submit)
+    ov = Overlapped(3 * BLOCK)
+    assert disk.start_read(view, ov) is False
+    assert seen == [fd]  # still open when the SQE was prepared and submitted
+    packet = port.get(LONG)
+    assert packet is not None and packet.overlapped is ov
+    # Exactly one completion: cancelled, or its real result (the read came first).
+    assert packet.status in (SUCCESS, int(NtStatus.STATUS_CANCELLED))
+    if packet.status == SUCCESS:
+        assert packet.bytes_transferred == BLOCK and bytes(view) == expected  # the right file
+    assert port.get(0.05) is None
+    assert disk.fd == -1 and disk.pending_requests == 0  # released at the delivery
+    view.release()
+    port.close()
+    memory.close()
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["cancel-before-store", "cancel-after-store"])
+def test_cancel_io_ex_inside_the_unlocked_registration(
+    backend: uring.IoUringBackend, disk: DiskFile, after: bool
+) -> None:
+    port = CompletionPort()
+    disk.associate(port, "disk")
+    memory = mmap.mmap(-1, BLOCK)
+    view = memoryview(memory)
+    ov = Overlapped(0)
+    outcome: list[object] = []
+
+    def cancel() -> None:
+        try:
+            cancel_io_ex(disk, ov)
+            outcome.append("found")
+        except Win32Error as exc:
+            outcome.append(exc.winerror)
+
+    disk._pending = _HookedPending(cancel, after)
+    assert disk.start_read(view, ov) is False
+    # Before the store nothing was issued yet (as a CancelIoEx before the ReadFile); after it
+    # the cancel finds the request. Either way the read completes exactly once.
+    assert outcome == (["found"] if after else [WinError.ERROR_NOT_FOUND])
+    packet = port.get(LONG)
+    assert packet is not None and packet.overlapped is ov
+    assert packet.status in (SUCCESS, int(NtStatus.STATUS_CANCELLED))
+    assert port.get(0.05) is None
+    assert disk.pending_requests == 0
+    view.release()
+    port.close()
+    memory.close()
