@@ -430,3 +430,54 @@ def test_cancel_io_ex_inside_the_unlocked_registration(
     view.release()
     port.close()
     memory.close()
+
+
+def test_closing_while_threads_issue_o_direct_reads_completes_each_issued_read_once(
+    backend: uring.IoUringBackend, disk: DiskFile
+) -> None:
+    # Not a timing test: whatever the interleaving, every start_read that returned completes
+    # exactly once, every other one failed with ERROR_INVALID_HANDLE, and the descriptor is
+    # released once the last completion is delivered.
+    port = CompletionPort()
+    disk.associate(port, "disk")
+    threads_n, per_thread = 4, 48
+    memory = mmap.mmap(-1, threads_n * per_thread * BLOCK)
+    view = memoryview(memory)
+    issued: list[list[Overlapped]] = [[] for _ in range(threads_n)]
+    failures: list[object] = []
+    go = threading.Barrier(threads_n + 1)
+
+    def issuer(t: int) -> None:
+        go.wait()
+        for i in range(per_thread):
+            slot = t * per_thread + i
+            ov = Overlapped((slot % 256) * BLOCK)
+            try:
+                assert disk.start_read(view[slot * BLOCK : (slot + 1) * BLOCK], ov) is False
+            except Win32Error as exc:
+                if exc.winerror != WinError.ERROR_INVALID_HANDLE:
+                    failures.append(exc)
+                return
+            issued[t].append(ov)
+
+    threads = [threading.Thread(target=issuer, args=(t,)) for t in range(threads_n)]
+    for thread in threads:
+        thread.start()
+    go.wait()
+    disk.close()
+    for thread in threads:
+        thread.join(LONG)
+    assert not failures
+    expected = {id(ov) for ovs in issued for ov in ovs}
+    got: list[int] = []
+    while len(got) < len(expected):
+        packet = port.get(LONG)
+        assert packet is not None, f"{len(got)} of {len(expected)} completions"
+        got.append(id(packet.overlapped))
+    assert sorted(got) == sorted(expected)  # each issued read once, nothing else
+    assert port.get(0.05) is None
+    wait_until(lambda: disk.fd == -1, LONG, "the descriptor is released")
+    assert disk.pending_requests == 0
+    view.release()
+    port.close()
+    memory.close()
