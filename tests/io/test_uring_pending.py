@@ -20,6 +20,7 @@ timing anything.
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import threading
@@ -30,6 +31,8 @@ from typing import Any
 import pytest
 
 from winaio._backends import uring
+from winaio._backends.uring.abi import RingBusyError
+from winaio._backends.uring.ring import BackendRing
 from winaio._io._backend import IdleWork
 from winaio._io._disk import DiskFile
 from winaio._io._dispatch import deliver_batch
@@ -478,6 +481,70 @@ def test_closing_while_threads_issue_o_direct_reads_completes_each_issued_read_o
     assert port.get(0.05) is None
     wait_until(lambda: disk.fd == -1, LONG, "the descriptor is released")
     assert disk.pending_requests == 0
+    view.release()
+    port.close()
+    memory.close()
+
+
+def test_an_idle_ring_submits_one_read_in_one_enter_recorded_as_the_issuers(
+    backend: uring.IoUringBackend, disk: DiskFile, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ``_submit_one_locked``: the ring held nothing else, so one enter took the one SQE; the
+    # issuer is recorded as its submitter (its exit migrates it), nothing stays deferred.
+    port = CompletionPort()
+    disk.associate(port, "disk")
+    memory = mmap.mmap(-1, BLOCK)
+    view = memoryview(memory)
+    parked = kit.park(backend, monkeypatch)
+    try:
+        enters = backend._enters
+        ov = Overlapped(5 * BLOCK)
+        assert disk.start_read(view, ov) is False
+        assert backend._enters - enters == 1
+        (ud,) = backend._table  # the only request
+        assert ud in backend._owned[current_thread_state()]
+        assert not backend._unsubmitted and not backend._ring.sq_ready()
+        packet = port.get(LONG)
+        assert packet is not None and packet.overlapped is ov and packet.status == SUCCESS
+    finally:
+        parked.release()
+    view.release()
+    port.close()
+    memory.close()
+
+
+def test_an_idle_ring_enter_that_takes_nothing_falls_back_to_the_recount(
+    backend: uring.IoUringBackend, disk: DiskFile, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A signal (EINTR: 0 consumed) or EBUSY in the one-SQE enter: the general path recounts
+    # from the kernel's SQ head and submits it; the read completes once.
+    port = CompletionPort()
+    disk.associate(port, "disk")
+    memory = mmap.mmap(-1, BLOCK)
+    view = memoryview(memory)
+    real_enter = BackendRing.enter
+    for busy in (False, True):
+        calls: list[tuple[int, int]] = []
+
+        def enter(
+            ring: BackendRing, to_submit: int, wait_nr: int, busy: bool = busy, calls: Any = calls
+        ) -> int:
+            if ring is backend._ring and to_submit:
+                calls.append((to_submit, wait_nr))
+                if len(calls) == 1:
+                    if busy:
+                        raise RingBusyError(errno.EBUSY, "busy")
+                    return 0  # EINTR
+            return real_enter(ring, to_submit, wait_nr)
+
+        monkeypatch.setattr(BackendRing, "enter", enter)
+        ov = Overlapped(6 * BLOCK)
+        assert disk.start_read(view, ov) is False
+        monkeypatch.setattr(BackendRing, "enter", real_enter)
+        assert calls[:2] == [(1, 0), (1, 0)]  # refused once, then the general path's enter
+        packet = port.get(LONG)
+        assert packet is not None and packet.overlapped is ov and packet.status == SUCCESS
+        assert port.get(0.05) is None and not backend._unsubmitted
     view.release()
     port.close()
     memory.close()

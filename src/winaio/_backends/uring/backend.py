@@ -168,17 +168,16 @@ class IoUringBackend:
                         table.next_ud = ud + 1
                         table[ud] = (op, keep)
                         op.token = ud
-                        unsubmitted = self._unsubmitted
-                        unsubmitted.append(ud)
-                        if (
-                            self._lead.owner is issuer.parker
-                            and len(table) > 1  # _BURST: never while the device is idle
-                            and len(unsubmitted) < _BURST
-                        ):
-                            if not self._hinted:
-                                self._hint_locked()
-                            return  # its parker leads this ring already
-                        wake = self._submit_locked(issuer)
+                        if len(table) == 1:  # an idle ring (QD1): into the kernel at once
+                            wake = self._submit_one_locked(issuer, ud)
+                        else:
+                            unsubmitted = self._unsubmitted
+                            unsubmitted.append(ud)
+                            if self._lead.owner is issuer.parker and len(unsubmitted) < _BURST:
+                                if not self._hinted:
+                                    self._hint_locked()
+                                return  # its parker leads this ring already
+                            wake = self._submit_locked(issuer)
             finally:
                 lock.release()
             if wake is None:
@@ -404,6 +403,30 @@ class IoUringBackend:
                 if self._hinted:
                     self._hint_locked()
         return stuck and self._wake_locked()
+
+    def _submit_one_locked(self, ts: ThreadState, ud: int) -> bool:
+        """:meth:`_submit_locked` for a ring that holds nothing but ``ud``, just prepared
+        (nothing deferred, every other SQE consumed): one enter for one SQE, recorded as
+        ``ts``'s (the QD1 critical path, before the device starts). Anything unusual (a
+        stuck backlog, EBUSY, a signal, an SQE the kernel has not consumed yet) takes the
+        general path, which recounts from the kernel's SQ head."""
+        ring = self._ring
+        if ring.publish() == 1 and not self._backlog.stuck:
+            self._enters += 1
+            try:
+                consumed = ring.enter(1, 0)
+            except RingBusyError:
+                consumed = 0
+            if consumed == 1:
+                owned = self._owned.get(ts)
+                if owned is None:
+                    owned = self._owned[ts] = set()
+                owned.add(ud)
+                if len(owned) > 64 + 4 * len(self._table):
+                    owned.intersection_update(self._table)  # forget completed ones
+                return False
+        self._unsubmitted.append(ud)
+        return self._submit_locked(ts)
 
     def _own_locked(self, ts: ThreadState, uds: list[int]) -> None:
         """``ts`` submitted ``uds``: its exit migrates those still in flight (``uring``).
