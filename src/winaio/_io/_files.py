@@ -403,20 +403,11 @@ def _queued_behind_locked(op: Operation) -> bool:
 
 def submit_pending_file(op: Operation) -> None:
     """Issue a FILE request that can only pend (O_DIRECT: there is no non-blocking attempt),
-    in one step: :func:`start`'s steps 2, 3 and 4b (``DiskFile``'s O_DIRECT hot path, which
-    issues no completion routine).
+    in one step: :func:`start`'s steps 2, 3 and 4b with one LOCK round trip (``DiskFile``'s
+    O_DIRECT hot path, which issues no completion routine).
 
     A request that will outlive its issuer (port-bound, no event: spec §8) is not put in the
-    issuer's list, which only the thread-exit hook reads to cancel the others; it is then
-    registered without LOCK, so that the submitting syscall (the device's start) comes
-    sooner: a dict store, atomic under the GIL, then a second look at ``closing``. With
-    :meth:`FileObject.close` (``closing`` set, then ``_pending`` read, under LOCK) that is a
-    Dekker pair: either the close sees the request (it keeps the descriptor open until the
-    request is delivered and cancels it) or this sees ``closing`` (it withdraws the request
-    and fails before the kernel sees the descriptor, which the close may have released). A
-    cancel never misses it: CancelIoEx reads ``_pending`` too, and ``submitted`` is set
-    before the store (the backend then finds the request, or its ``token`` is still None and
-    the read completes with its real result, as a cancel racing a completion may).
+    issuer's list, which only the thread-exit hook reads to cancel the others.
 
     Raises:
         Win32Error: ERROR_INVALID_HANDLE if the file is being closed.
@@ -429,33 +420,21 @@ def submit_pending_file(op: Operation) -> None:
         event._signaled = False
     file._signaled = False
     op.overlapped.status = STATUS_PENDING
-    if event is None and not op.skip_port and file.port is not None and op.routine is None:
-        op.registered = op.submitted = True
-        file._pending[op] = None  # atomic under the GIL: the close sees it from now on
-        # A close came first: it may have released the descriptor. (``op.file``: read again,
-        # not the ``file.closing`` seen false above.)
-        if op.file.closing:
-            _acquire()
-            try:
-                file._forget_locked(op)  # releases the descriptor if the close waits for it
-            finally:
-                _release()
+    _acquire()  # not ``with``: half the cost on 3.11 (once per pending request)
+    try:
+        if file.closing:
             raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
-    else:
-        _acquire()  # not ``with``: half the cost on 3.11 (once per pending request)
-        try:
-            if file.closing:
-                raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
-            # Registered and marked submitted in one go: nobody could see it before, so no
-            # cancel can be waiting for it.
-            op.registered = op.submitted = True
-            file._pending[op] = None
+        # Registered and marked submitted in one go: nobody could see it before, so no cancel
+        # can be waiting for it.
+        op.registered = op.submitted = True
+        file._pending[op] = None
+        if event is not None or op.skip_port or file.port is None or op.routine is not None:
             ops = op.issuer.extensions.get(_IO_KEY)
             if ops is None:
                 ops = op.issuer.extensions[_IO_KEY] = {}
             ops[op] = None
-        finally:
-            _release()
+    finally:
+        _release()
     try:
         file.backend.submit(op)
     except RuntimeError:
