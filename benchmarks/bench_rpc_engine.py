@@ -38,6 +38,8 @@ import time
 from typing import Any
 from uuid import UUID
 
+from bench_procs import commit_label
+
 IFACE_UUID = UUID("60a15ec5-4de8-11d7-a637-005056a20182")
 STUB = bytes(range(64))
 NDR_STUB = struct.pack("<II", 64, 64) + STUB  # EchoData [in]: len, then the conformant array
@@ -303,19 +305,6 @@ def drive(
     }
 
 
-def _commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            cwd=os.path.dirname(os.path.abspath(__file__)),
-        )
-        return out.stdout.strip()
-    except OSError:
-        return "unknown"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument(
@@ -376,7 +365,7 @@ def main() -> None:
                     "kernel": platform.release(),
                     "cpus": os.cpu_count(),
                     "python": platform.python_version(),
-                    "commit": _commit(),
+                    "commit": commit_label(),
                 },
                 "noise": {"loadavg_start": load_start, "loadavg_end": os.getloadavg()},
                 "seconds": args.seconds,

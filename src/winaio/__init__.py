@@ -63,7 +63,6 @@ from ._io._streams import Socket as Socket
 from ._io._streams import StreamFile as StreamFile
 from ._io._streams import create_pipe as create_pipe
 from ._io._streams import create_socket as create_socket
-from ._io._winsock_ext import accept_ex as accept_ex
 from ._kernel import DispatcherObject as DispatcherObject
 from ._kernel import Event as Event
 from ._kernel import KThread as Thread
@@ -189,7 +188,6 @@ __all__ = [
     "InitOnce",
     "NetworkEvents",
     "SRWLock",
-    "accept_ex",
     "event_select",
     "get_socket_option",
     "resume_thread",

@@ -125,8 +125,8 @@ class DiskFile(RequestMethods, FileObject):
             cls = buffer.__class__
             if cls is memoryview or cls is bytearray:
                 try:
-                    anchor = _from_buffer(buffer)  # writable and contiguous, or it raises
-                except (TypeError, BufferError):
+                    anchor = _from_buffer(buffer)  # writable, contiguous, not empty, or it raises
+                except (TypeError, ValueError, BufferError):
                     anchor = None
                 if anchor is not None:
                     n = buffer.nbytes if cls is memoryview else len(buffer)

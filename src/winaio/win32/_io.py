@@ -302,6 +302,18 @@ def ReadFile(
                 call, hFile, lpBuffer, nNumberOfBytesToRead, True, lpNumberOfBytesRead, lpOverlapped
             )
         if (
+            file.__class__ is DiskFile
+            and file.direct
+            and file.overlapped
+            and lpOverlapped.__class__ is OVERLAPPED
+            and not lpOverlapped.hEvent
+        ):
+            # FILE_FLAG_NO_BUFFERING: the core's O_DIRECT hot path (``DiskFile.start_read``:
+            # pinned once, one request, submitted at once), which always pends; the general
+            # path rebuilt the buffer list and the request through three layers (QD1: the
+            # read reaches the device that much later).
+            return _disk_io(file, lpBuffer, lpOverlapped, lpNumberOfBytesRead)
+        if (
             file.__class__ is Socket
             and file.overlapped
             and lpOverlapped.__class__ is OVERLAPPED
@@ -312,6 +324,32 @@ def ReadFile(
     return _io(
         read_file, hFile, lpBuffer, nNumberOfBytesToRead, True, lpNumberOfBytesRead, lpOverlapped
     )
+
+
+def _disk_io(file: DiskFile, buffer: Any, ov: OVERLAPPED, lpCount: Ref[int] | None) -> bool:
+    """ReadFile's hot shape on an overlapped FILE_FLAG_NO_BUFFERING file (one whole buffer,
+    an OVERLAPPED without hEvent): ``DiskFile.start_read``, with ``_io``'s BOOL + last-error
+    protocol (pending: FALSE + ERROR_IO_PENDING; done at once: TRUE, or FALSE and the warning;
+    refused: FALSE and the error, ``*lpCount`` 0)."""
+    if lpCount is not None:
+        lpCount.value = 0
+    ov.event = None
+    ov.skip_port = False
+    try:
+        done = file.start_read(buffer, ov)
+    except Win32Error as exc:
+        fail(exc)
+        return False
+    if not done:
+        set_last_error(_ERROR_IO_PENDING)
+        return False
+    status = ov.status
+    if status:
+        set_last_error(ntstatus_to_winerror(status))
+        return False
+    if lpCount is not None:
+        lpCount.value = ov.information
+    return True
 
 
 def _socket_io(

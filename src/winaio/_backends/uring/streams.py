@@ -24,7 +24,7 @@ Rules (the module docstring of ``backend`` has the whole picture):
   (under the lock), which sets ``line.poll_ud`` (and ``line.direct``, ``line.keep`` for the
   operation itself) or backlogs a poll.
 
-Imports ``winaio._io`` (operations) and ``common`` only.
+Imports ``winaio._io`` (operations), ``codes`` and ``common`` only.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
-from ..._io._ops import Operation, errno_to_status
+from ..._io._ops import Operation, StreamReadOp, errno_to_status
+from ...codes import NtStatus
 from .common import CANCELLED, ECANCELED, RETRY, UNSUCCESSFUL, Finished, report
 
 __all__ = ["Line", "StreamLines"]
@@ -43,6 +44,10 @@ __all__ = ["Line", "StreamLines"]
 _POLLIN = select.POLLIN
 _POLLOUT = select.POLLOUT
 _EAGAIN = -errno.EAGAIN
+_SUCCESS = int(NtStatus.STATUS_SUCCESS)
+#: What a positive CQE result of a direct head maps to is known for this one (success, res).
+_READ_FROM_CQE = StreamReadOp.from_cqe
+_SPARE_MAX = 64
 
 
 class Line:
@@ -75,12 +80,14 @@ class StreamLines:
         arm: ``arm(op, line)``, under ``lock``: start a readiness poll for the head ``op``.
     """
 
-    __slots__ = ("_arm", "_lock", "closing", "lines")
+    __slots__ = ("_arm", "_lock", "_spare", "closing", "lines")
 
     def __init__(self, lock: threading.Lock, arm: Callable[[Operation, Line], None]) -> None:
         self._lock = lock
         self._arm = arm
         self.lines: dict[tuple[int, int], Line] = {}
+        #: Empty lines kept for reuse (a pended receive makes and ends one each time).
+        self._spare: list[Line] = []
         #: Set (under the lock) when the backend closes: heads are cancelled, not polled again.
         self.closing = False
 
@@ -95,7 +102,14 @@ class StreamLines:
         key = (fd, _POLLIN if op.poll_events & _POLLIN else _POLLOUT)
         line = self.lines.get(key)
         if line is None:
-            line = self.lines[key] = Line(fd, key)
+            spare = self._spare
+            if spare:
+                line = spare.pop()
+                line.fd = fd
+                line.key = key
+            else:
+                line = Line(fd, key)
+            self.lines[key] = line
         line.ops.append(op)
         op.token = line
         if len(line.ops) > 1 or line.busy:
@@ -114,11 +128,36 @@ class StreamLines:
             return False
         return True
 
-    def service(self, line: Line, res: int, finished: Finished) -> None:
+    def service(self, line: Line, res: int, finished: Finished) -> int:
         """The head of ``line`` had its request end with ``res`` (``RETRY``: none): complete
         it, or retry heads until one would block (it polls again) or the line is empty.
-        Completions are appended to ``finished`` in line order."""
+        Completions are appended to ``finished`` in line order; returns how many of them are
+        STATUS_CANCELLED (the backend's counters)."""
         lock = self._lock
+        if res > 0 and line.direct:
+            # The common case (a pended receive whose RECV brought data): one lock hold. A
+            # positive result is the head's own byte count (``StreamReadOp.from_cqe``:
+            # success), cancelled or not (the kernel took the data); alone in its line, the
+            # line ends with it (what the loop below does in three holds).
+            lock.acquire()
+            ops = line.ops
+            if len(ops) == 1 and not line.busy and ops[0].__class__.from_cqe is _READ_FROM_CQE:
+                op = ops.popleft()
+                line.poll_ud = 0
+                line.direct = False
+                line.keep = None
+                if self.lines.get(line.key) is line:
+                    del self.lines[line.key]
+                    if len(self._spare) < _SPARE_MAX:
+                        # Empty, idle, nothing in the kernel: as good as new. A completed
+                        # request's stale ``token`` may still name it; ``cancel`` then finds
+                        # that request neither at the head nor queued (as for a dead line).
+                        self._spare.append(line)
+                lock.release()
+                finished.append((op, _SUCCESS, res))
+                return 0
+            lock.release()
+        cancelled = 0
         with lock:
             line.poll_ud = 0
             direct = line.direct  # res is the head's own result, not a readiness
@@ -134,13 +173,14 @@ class StreamLines:
                     line.busy = False
                     if self.lines.get(line.key) is line:
                         del self.lines[line.key]
-                    return
+                    return cancelled
                 op = line.ops[0]
                 # A head whose own request came back with a result keeps it, cancelled or not:
                 # the kernel may have taken the data already.
                 if res == ECANCELED or (not direct and self.given_up(op)):
                     line.ops.popleft()
                     finished.append((op, CANCELLED, 0))
+                    cancelled += 1
                     res = RETRY
                     direct = False  # the next head has nothing in the kernel yet
                     continue
@@ -175,8 +215,10 @@ class StreamLines:
                     else:
                         line.busy = False
                         self._arm(op, line)
-                        return
+                        return cancelled
                 line.ops.popleft()
+            if result[0] == CANCELLED:
+                cancelled += 1
             finished.append((op, *result))
 
     def pending(self) -> list[Operation]:

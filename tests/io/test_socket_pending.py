@@ -1,0 +1,192 @@
+"""The pended socket receive on io_uring (issue 9, sockets): the mechanism, pinned without
+timing anything.
+
+- a receive that would block is one RECV in the kernel, submitted in the io_uring_enter its
+  port thread then sleeps in (one syscall per pended receive at QD1), and re-arms issued by a
+  port thread that owns the ring share one enter (C=64: a batch of re-arms, one enter);
+- a RECV that brings data to the only request of its line completes it in one pass
+  (``StreamLines.service``' fast path) and the line goes with it; requests queued behind a
+  head still complete in issue order with their own data (#66), and a cancelled head whose
+  RECV already took data keeps it (the kernel consumed the bytes).
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from winaio._backends import uring
+from winaio._io._files import cancel_io_ex
+from winaio._io._overlapped import Overlapped
+from winaio._io._port import CompletionPort
+from winaio._io._streams import Socket
+from winaio.codes import NtStatus, WinError
+from winaio.errors import Win32Error
+from winaio.testing import wait_until
+
+OK, REASON = uring.probe_backend()
+pytestmark = pytest.mark.skipif(not OK, reason=f"io_uring backend unavailable: {REASON}")
+
+SUCCESS = int(NtStatus.STATUS_SUCCESS)
+CANCELLED = int(NtStatus.STATUS_CANCELLED)
+ERROR_NOT_FOUND = int(WinError.ERROR_NOT_FOUND)
+LONG = 5.0
+
+
+@pytest.fixture
+def backend() -> Iterator[uring.IoUringBackend]:
+    b = uring.IoUringBackend()
+    wait_until(lambda: not b._lead.closed, LONG, "the leaders' poke is armed")
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+def _pairs(
+    b: uring.IoUringBackend, port: CompletionPort, count: int
+) -> list[tuple[Socket, socket.socket]]:
+    """``count`` connections: (winaio socket on ``b``, bound to ``port`` in skip mode; peer)."""
+    out = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        for i in range(count):
+            peer = socket.create_connection(listener.getsockname())
+            conn, _ = listener.accept()
+            conn.setblocking(False)
+            f = Socket(conn.fileno(), overlapped=True, sock=conn, backend=b)
+            f.associate(port, i)
+            f.set_completion_modes(True, True)
+            out.append((f, peer))
+    return out
+
+
+def _close(pairs: list[tuple[Socket, socket.socket]], port: CompletionPort) -> None:
+    for f, peer in pairs:
+        f.close()
+        peer.close()
+    port.close()
+
+
+def test_a_qd1_receive_loop_costs_one_enter_per_pended_receive(
+    backend: uring.IoUringBackend, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = CompletionPort()
+    pairs = _pairs(backend, port, 1)
+    ((f, peer),) = pairs
+    buf = bytearray(256)
+    parked = kit.park(backend, monkeypatch)  # nothing but this thread submits or reaps
+    try:
+        enters, waits = backend._enters, backend._lead.waits
+        total = 200
+        for i in range(total):
+            ov = Overlapped()
+            assert f.start_read(buf, ov) is False  # nothing there yet: pends
+            peer.send(bytes([i % 256]) * 64)
+            packet = port.get(LONG)
+            assert packet is not None and packet.overlapped is ov
+            assert (packet.status, packet.bytes_transferred) == (SUCCESS, 64)
+            assert buf[:64] == bytes([i % 256]) * 64
+            assert not backend._streams.lines  # its line ended with it (the fast path)
+        # The first RECV went out at once (this thread did not own the ring yet); every later
+        # one in the enter this thread then slept in.
+        assert backend._enters - enters <= total + 1
+        assert backend._lead.waits - waits >= total - 1
+        assert backend._rounds == parked.rounds  # the ring thread never ran
+        assert f.pending_requests == 0
+    finally:
+        parked.release()
+        _close(pairs, port)
+
+
+def test_rearms_issued_by_the_ring_owner_share_one_enter(
+    backend: uring.IoUringBackend, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = CompletionPort()
+    count = 64
+    pairs = _pairs(backend, port, count)
+    bufs = [bytearray(128) for _ in range(count)]
+    parked = kit.park(backend, monkeypatch)
+    try:
+        # One round to make this thread the ring's owner (it waits on the ring once).
+        f0, peer0 = pairs[0]
+        assert f0.start_read(bufs[0], Overlapped()) is False
+        peer0.send(b"x")
+        assert port.get(LONG) is not None
+        for rnd in range(3):
+            enters = backend._enters
+            ovs = [Overlapped() for _ in range(count)]
+            for (f, _), buf, ov in zip(pairs, bufs, ovs, strict=True):
+                assert f.start_read(buf, ov) is False
+            assert backend._enters == enters  # deferred: nothing submitted yet
+            for i, (_, peer) in enumerate(pairs):
+                peer.send(bytes([rnd, i]))
+            got = []
+            while len(got) < count:
+                code, packets = port.get_many(count, LONG)
+                assert code == 0 and packets
+                got += packets
+            # The 64 RECVs went out together (in the waiting enter, or one flush).
+            assert backend._enters - enters <= 2
+            assert sorted(p.key for p in got) == list(range(count))
+            for p in got:
+                assert (p.status, p.bytes_transferred) == (SUCCESS, 2)
+                assert bufs[p.key][:2] == bytes([rnd, p.key])
+        assert not backend._streams.lines
+        assert backend._rounds == parked.rounds
+    finally:
+        parked.release()
+        _close(pairs, port)
+
+
+def test_receives_queued_behind_a_head_complete_in_order_with_their_own_data(
+    backend: uring.IoUringBackend,
+) -> None:
+    port = CompletionPort()
+    pairs = _pairs(backend, port, 1)
+    ((f, peer),) = pairs
+    try:
+        bufs = [bytearray(4) for _ in range(3)]
+        ovs = [Overlapped() for _ in range(3)]
+        for buf, ov in zip(bufs, ovs, strict=True):
+            assert f.start_read(buf, ov) is False  # the 2nd and 3rd queue behind the head
+        peer.send(b"aaaabbbbcccc")
+        got = [port.get(LONG) for _ in range(3)]
+        assert [p.overlapped for p in got if p is not None] == ovs  # issue order (#66)
+        assert [bytes(b) for b in bufs] == [b"aaaa", b"bbbb", b"cccc"]
+        assert all(p is not None and p.bytes_transferred == 4 for p in got)
+        wait_until(lambda: not backend._streams.lines, LONG, "the line ends")
+        assert f.pending_requests == 0
+    finally:
+        _close(pairs, port)
+
+
+def test_a_pended_receive_completes_once_whether_cancel_or_data_wins(
+    backend: uring.IoUringBackend,
+) -> None:
+    port = CompletionPort()
+    pairs = _pairs(backend, port, 1)
+    ((f, peer),) = pairs
+    try:
+        for _ in range(50):
+            buf = bytearray(64)
+            ov = Overlapped()
+            assert f.start_read(buf, ov) is False
+            peer.send(b"z" * 8)
+            try:
+                cancel_io_ex(f, ov)
+            except Win32Error as exc:  # the RECV completed first: nothing left to cancel
+                assert exc.winerror == ERROR_NOT_FOUND
+            packet = port.get(LONG)
+            assert packet is not None and packet.overlapped is ov
+            if packet.status == SUCCESS:  # the RECV took the bytes first: they are delivered
+                assert packet.bytes_transferred == 8 and buf[:8] == b"z" * 8
+            else:  # cancelled before: the bytes stay in the socket for the next receive
+                assert (packet.status, packet.bytes_transferred) == (CANCELLED, 0)
+                assert f.start_read(buf, ov) is True and ov.information == 8
+            assert port.get(0) is None  # exactly one completion
+        assert not backend._streams.lines
+    finally:
+        _close(pairs, port)
