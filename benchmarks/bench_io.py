@@ -140,6 +140,10 @@ METHODS = [
     Method("pread", "os.preadv loop, one thread, one aligned buffer (synchronous)", (None,),
            _local(io_anchors.PreadRunner),
            covers=lambda mode, qd: None if qd == 1 else "n/a: synchronous, QD1 only"),
+    Method("preadv_nowait", "os.preadv(RWF_NOWAIT) over QD buffers, one thread: the syscall "
+           "of winaio's cached-read fast path alone", (None,),
+           _local(io_anchors.PreadvNowaitRunner),
+           covers=lambda mode, qd: None if mode == "buffered" else "n/a: page cache only"),
     Method("threadpool", "ThreadPoolExecutor(N = thread backend workers) of os.preadv",
            (None,), _local(io_anchors.ThreadPoolRunner)),
     Method("fio", "fio io_uring engine, defaults (1 SQE per enter), --invalidate=0", (None,),

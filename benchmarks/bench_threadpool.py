@@ -17,7 +17,8 @@ rotated from round to round); medians are reported with the median of the per-ro
    submitter waits on. Target: p50 <= 1.0x tpe. The ``[quiet]`` rows measure the same delay
    with a callback that wakes nobody (the submitter sleeps, then reads the sample): on a
    2-vCPU VM the reply's wake-up decides where the scheduler puts the two threads, and so
-   the cost of the next wake-up (samples are bimodal).
+   the cost of the next wake-up (samples are bimodal). Each row also gives ``all_samples``:
+   p10/p50/p90 of every sample of every round (the shape the medians of rounds hide).
 3. ``aio_reads``: an asyncio program, Q coroutines reading 4 KiB blocks at random offsets of a
    page-cached file, reads/s: ``winaio.aio`` (``Bridge.read``) vs ``loop.run_in_executor`` with
    ``os.pread``, and the third-party anchors ``aiofile`` and ``aiofiles`` - **each in its own
@@ -31,7 +32,8 @@ rotated from round to round); medians are reported with the median of the per-ro
    fresh pool that creates its workers during the burst (each ``Thread.start`` waits for the new
    thread to get the GIL from threads busy with callbacks: the cost of growing mid-burst).
 
-Usage: ``.venv/bin/python benchmarks/bench_threadpool.py [--rounds 5] [--quick] [--output F]``
+Usage: ``.venv/bin/python benchmarks/bench_threadpool.py [--rounds 5] [--quick] [--output F]
+[--sections latency,...]`` (the targets are computed only when every section ran)
 (aiofile, aiofiles: the ``bench`` extra). Hold /work/coord/bench.lock while running.
 """
 
@@ -61,6 +63,8 @@ import winaio.aio as aio
 import winaio.testing
 
 BLOCK = 4096
+#: The sections, in the order a run measures them (``--sections`` picks a subset).
+SECTIONS = ("throughput", "latency", "aio_reads", "timers")
 HERE = os.path.dirname(os.path.abspath(__file__))
 #: Test hooks of the child process (tests/threadpool/test_bench_threadpool.py): the named
 #: anchor kills itself with SIGILL, or behaves as if its package were not installed.
@@ -159,7 +163,7 @@ def bench_throughput(threads: int, n: int, rounds: int) -> dict[str, Any]:
     return _report(results, "tpe", unit="items/s", higher_is_better=True)
 
 
-def _latency(submit: Callable[..., Any], samples: int) -> dict[str, float]:
+def _latency(submit: Callable[..., Any], samples: int) -> dict[str, Any]:
     out: queue.SimpleQueue[float] = queue.SimpleQueue()
     clock = time.perf_counter
 
@@ -171,14 +175,27 @@ def _latency(submit: Callable[..., Any], samples: int) -> dict[str, float]:
         time.sleep(0.0002)  # let the workers go back to waiting: an idle pool
         submit(record, clock())
         values.append(out.get(timeout=10) * 1e6)
-    values.sort()
+    return _percentiles(values)
+
+
+def _percentiles(values: list[float]) -> dict[str, Any]:
+    values = sorted(values)
     return {
         "p50": statistics.median(values),
         "p99": values[int(len(values) * 0.99) - 1],
+        "samples": values,
     }
 
 
-def _latency_quiet(submit: Callable[..., Any], samples: int) -> dict[str, float]:
+def _spread(values: list[float]) -> dict[str, float]:
+    """p10/p50/p90 of every sample of a row (all rounds pooled): the shape of the
+    distribution, which the medians of the rounds hide (samples are bimodal on 2 vCPUs)."""
+    values = sorted(values)
+    n = len(values)
+    return {f"p{q}": round(values[min(n - 1, n * q // 100)], 1) for q in (10, 50, 90)}
+
+
+def _latency_quiet(submit: Callable[..., Any], samples: int) -> dict[str, Any]:
     """The same delay, but the callback wakes nobody: it appends its sample to a list that the
     submitter reads after sleeping (the reply's cross-thread wake-up, which the scheduler may
     place badly for the *next* sample, is not part of the measurement)."""
@@ -195,11 +212,7 @@ def _latency_quiet(submit: Callable[..., Any], samples: int) -> dict[str, float]
         submit(record, clock())
         while len(box) == count:
             time.sleep(0.0002)
-    values = sorted(v * 1e6 for v in box)
-    return {
-        "p50": statistics.median(values),
-        "p99": values[int(len(values) * 0.99) - 1],
-    }
+    return _percentiles([v * 1e6 for v in box])
 
 
 def bench_latency(threads: int, samples: int, rounds: int) -> dict[str, Any]:
@@ -213,7 +226,7 @@ def bench_latency(threads: int, samples: int, rounds: int) -> dict[str, Any]:
         "winaio.submit[quiet]": lambda k: _latency_quiet(pool.submit, k),
         "tpe[quiet]": lambda k: _latency_quiet(tpe.submit, k),
     }
-    per_round: dict[str, list[dict[str, float]]] = {name: [] for name in rows}
+    per_round: dict[str, list[dict[str, Any]]] = {name: [] for name in rows}
     names = list(rows)
     for r in range(rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:
@@ -226,6 +239,7 @@ def bench_latency(threads: int, samples: int, rounds: int) -> dict[str, Any]:
             "p50": statistics.median(v["p50"] for v in values),
             "p99": statistics.median(v["p99"] for v in values),
             "rounds_p50": [round(v["p50"], 1) for v in values],
+            "all_samples": _spread([x for v in values for x in v["samples"]]),
         }
     for suffix in ("", "[quiet]"):
         ratios = [
@@ -491,7 +505,7 @@ def bench_timers(count: int, rounds: int) -> dict[str, Any]:
         "winaio.timers[cold]": lambda n, ahead: _timers_winaio(n, ahead, warm=False),
         "asyncio.call_later": _timers_asyncio,
     }
-    per_round: dict[str, list[dict[str, float]]] = {name: [] for name in rows}
+    per_round: dict[str, list[dict[str, Any]]] = {name: [] for name in rows}
     names = list(rows)
     for r in range(rounds):
         shift = r % len(names)
@@ -602,6 +616,8 @@ def main() -> int:
     parser.add_argument("--size-mib", type=int, default=64)
     parser.add_argument("--timers", type=int, default=1000)
     parser.add_argument("--quick", action="store_true", help="3 rounds, shorter runs")
+    parser.add_argument("--sections", default=",".join(SECTIONS),
+                        help="comma-separated subset of: " + ", ".join(SECTIONS))  # fmt: skip
     parser.add_argument("--output", help="also write the JSON here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-path", help=argparse.SUPPRESS)
@@ -620,15 +636,24 @@ def main() -> int:
     if args.quick:
         args.rounds, args.items, args.samples, args.seconds = 3, 20_000, 200, 0.5
     report: dict[str, Any] = {"machine": machine(), "params": vars(args)}
-    print("throughput", file=sys.stderr)
-    report["throughput"] = bench_throughput(args.threads, args.items, args.rounds)
-    print("latency", file=sys.stderr)
-    report["latency"] = bench_latency(args.threads, args.samples, args.rounds)
-    print("aio reads", file=sys.stderr)
-    report["aio_reads"] = bench_aio_reads(args.qd, args.seconds, args.rounds, args.size_mib)
-    print("timers", file=sys.stderr)
-    report["timers"] = bench_timers(args.timers, args.rounds)
-    report["targets"] = targets(report)
+    sections = args.sections.split(",")
+    for name in sections:
+        if name not in SECTIONS:
+            parser.error(f"unknown section {name!r}")
+    if "throughput" in sections:
+        print("throughput", file=sys.stderr)
+        report["throughput"] = bench_throughput(args.threads, args.items, args.rounds)
+    if "latency" in sections:
+        print("latency", file=sys.stderr)
+        report["latency"] = bench_latency(args.threads, args.samples, args.rounds)
+    if "aio_reads" in sections:
+        print("aio reads", file=sys.stderr)
+        report["aio_reads"] = bench_aio_reads(args.qd, args.seconds, args.rounds, args.size_mib)
+    if "timers" in sections:
+        print("timers", file=sys.stderr)
+        report["timers"] = bench_timers(args.timers, args.rounds)
+    if len(sections) == len(SECTIONS):
+        report["targets"] = targets(report)
     text = json.dumps(report, indent=2)
     print(text)
     if args.output:

@@ -82,6 +82,51 @@ class PreadRunner(Runner):
         self.bufs.close()
 
 
+class PreadvNowaitRunner(Runner):
+    """``os.preadv(..., RWF_NOWAIT)`` in a loop over QD per-slot buffers, one thread: the
+    per-read syscall of winaio's cached-read fast path (``DiskFile.read_now``) and nothing else.
+    A read the page cache cannot serve (EAGAIN) is redone blocking and counted in ``extra``."""
+
+    def __init__(self, ctx: Context, mode: str, qd: int) -> None:
+        self.ctx, self.qd = ctx, qd
+        self.fd = os.open(ctx.path, open_flags(mode))
+        self.bufs = Buffers(qd)
+        self.would_block = 0
+
+    def loop(self, seconds: float) -> tuple[int, int]:
+        preadv, fd, flags = os.preadv, self.fd, os.RWF_NOWAIT
+        slots = [[view] for view in self.bufs.views]
+        offsets, mask = self.ctx.offsets, OFFSET_TABLE - 1
+        k = k0 = self.ctx.start()
+        errors = 0
+        clock = time.perf_counter
+        deadline = clock() + seconds
+        while clock() < deadline:
+            for _ in range(8):
+                for slot in slots:
+                    try:
+                        n = preadv(fd, slot, offsets[k & mask], flags)
+                    except BlockingIOError:
+                        self.would_block += 1
+                        n = preadv(fd, slot, offsets[k & mask])
+                    if n != BLOCK:
+                        errors += 1
+                    k += 1
+        return k - k0, errors
+
+    def measure(
+        self, warmup: float, duration: float, mark: Callable[[], None] | None = None
+    ) -> Measured:
+        self.would_block = 0
+        measured = super().measure(warmup, duration, mark)
+        measured.extra["would_block"] = self.would_block
+        return measured
+
+    def close(self) -> None:
+        os.close(self.fd)
+        self.bufs.close()
+
+
 class ThreadPoolRunner(Runner):
     """ThreadPoolExecutor(N = the thread backend's workers) running ``os.preadv``; a queue of
     free slots caps the reads in flight at QD (a semaphore that also hands out the buffer),

@@ -182,8 +182,8 @@ def info_ratios(rows: list[Row], qds: list[int]) -> list[dict[str, Any]]:
     index = {(r.method, r.backend, r.mode, r.qd): r for r in rows}
     earlier = {("liburing", "buffered", 32): 0.5, ("caio", "buffered", 32): 1.5,
                ("fio", "direct", 128): 0.9}  # fmt: skip
-    anchors = ("raw_uring", "pread", "fio", "fio_tuned", "liburing", "uring-api", "caio",
-               "aiofile", "threadpool")  # fmt: skip
+    anchors = ("raw_uring", "pread", "preadv_nowait", "fio", "fio_tuned", "liburing",
+               "uring-api", "caio", "aiofile", "threadpool")  # fmt: skip
     out = []
     for mode in MODES:
         for qd in qds:

@@ -28,6 +28,7 @@ SERIES: dict[tuple[str, str | None], tuple[str, dict[str, Any]]] = {
     ("raw_uring", None): ("raw Python io_uring loop", {"color": "k", "ls": "--"}),
     ("fio", None): ("fio io_uring", {"color": "C3", "ls": "--"}),
     ("pread", None): ("pread (QD1)", {"color": "C7", "ls": "--"}),
+    ("preadv_nowait", None): ("preadv2 RWF_NOWAIT loop", {"color": "C7", "ls": "-."}),
     ("liburing", None): ("liburing", {"color": "C5", "ls": ":"}),
     ("uring-api", None): ("uring-api", {"color": "C6", "ls": ":"}),
     ("caio", None): ("caio", {"color": "C8", "ls": ":"}),

@@ -58,10 +58,11 @@ def test_a_crashing_anchor_is_unavailable_with_its_signal_and_the_run_goes_on(
 ) -> None:
     # The crash at import (the probe's child dies), and in the measuring child only.
     monkeypatch.setenv("WINAIO_BENCH_CRASH", "liburing")
-    report = _run(bench, data_file, tmp_path, "winaio.a.core,raw_uring,pread,liburing")
+    methods = "winaio.a.core,raw_uring,pread,preadv_nowait,liburing"
+    report = _run(bench, data_file, tmp_path, methods)
     capsys.readouterr()
     assert _row(report, "liburing")["unavailable"] == "unavailable: crashed with SIGILL (signal 4)"
-    for method in ("winaio.a.core", "raw_uring", "pread"):
+    for method in ("winaio.a.core", "raw_uring", "pread", "preadv_nowait"):
         row = _row(report, method)
         assert row["iops_median"] > 0 and row["errors"] == 0, row
 

@@ -845,3 +845,41 @@ def test_event_request_on_port_handle_readable_before_dequeue(io) -> None:
     pk = io.gqcs(port, LONG)
     assert (pk.ok, pk.bytes, pk.key) == (True, 4, 5)
     assert pk.overlapped is ov
+
+
+def test_read_file_no_buffering_pends_posts_and_refuses_unaligned(io) -> None:
+    # spec: win32 §4.1, §6.2 (FILE_FLAG_NO_BUFFERING: aligned reads pend and post one packet;
+    # an unaligned buffer fails at once with ERROR_INVALID_PARAMETER and posts nothing; a read
+    # at the end of the file pends and completes with ERROR_HANDLE_EOF, Win8+; a zero-byte read
+    # succeeds). ReadFile's FILE_FLAG_NO_BUFFERING shape (``win32._io._disk_io``).
+    data = bytes(range(256)) * (2 * PAGE // 256)
+    h = io.file(data, extra_flags=w.FILE_FLAG_NO_BUFFERING)
+    port = io.port(h, key=7)
+    mem = mmap.mmap(-1, 2 * PAGE)
+    view = memoryview(mem)
+    count = w.Ref(SENTINEL)
+    for offset in (PAGE, 0):
+        ov = io.ov(Offset=offset)
+        w.SetLastError(SENTINEL)
+        assert w.ReadFile(h, view[:PAGE], PAGE, count, ov) is False
+        assert (w.GetLastError(), count.value) == (w.ERROR_IO_PENDING, 0)
+        pk = io.gqcs(port, LONG)
+        assert (pk.ok, pk.bytes, pk.key) == (True, PAGE, 7)
+        assert pk.overlapped is ov and ov.Internal == 0 and ov.InternalHigh == PAGE
+        assert mem[:PAGE] == data[offset : offset + PAGE]
+    count.value = SENTINEL
+    w.SetLastError(SENTINEL)
+    assert w.ReadFile(h, view[1 : PAGE + 1], PAGE, count, io.ov()) is False
+    assert (w.GetLastError(), count.value) == (w.ERROR_INVALID_PARAMETER, 0)
+    io.no_packet(port)
+    ov = io.ov(Offset=2 * PAGE)
+    w.SetLastError(SENTINEL)
+    assert w.ReadFile(h, view[:PAGE], PAGE, None, ov) is False
+    assert w.GetLastError() == w.ERROR_IO_PENDING
+    pk = io.gqcs(port, LONG)
+    assert (pk.ok, pk.error, pk.bytes) == (False, w.ERROR_HANDLE_EOF, 0)
+    assert ov.Internal == w.STATUS_END_OF_FILE
+    count.value = SENTINEL
+    assert w.ReadFile(h, view[:0], 0, count, io.ov()) is True
+    assert count.value == 0
+    del view

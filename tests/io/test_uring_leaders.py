@@ -10,6 +10,8 @@ pinned without timing anything.
 - wake-ups that are not completions reach a waiter asleep in the kernel (a poke): a posted
   packet, a queued APC, a timeout;
 - two waiting threads: one leads, the other follows and is promoted when the leader leaves;
+  the leaver takes no lock when nobody follows, so a thread that registers as a follower
+  while the waiter leaves leads in its place (both interleavings, deterministic);
 - an owner that goes away without waiting again: the ring thread's watch takes its
   completions over.
 """
@@ -265,6 +267,63 @@ def test_two_waiters_one_leads_the_other_is_promoted(
     for reader, w in readers:
         reader.close()
         os.close(w)
+
+
+class _LeavingDuringAppend(list[Any]):
+    """A followers list whose append lets the waiter leave first (``leave`` takes no lock):
+    the interleaving where the leaver looked for followers before this one registered."""
+
+    def __init__(self, lead: Any) -> None:
+        super().__init__()
+        self.lead = lead
+
+    def append(self, parker: Any) -> None:
+        self.lead.leave()  # sees no follower yet: promotes nobody
+        super().append(parker)
+
+
+def test_a_thread_that_follows_a_leaving_waiter_leads_in_its_place(
+    backend: uring.IoUringBackend,
+) -> None:
+    lead = backend._lead
+    ts = current_thread_state()
+    lead.parker_for(ts)
+    me = ts.parker
+    assert isinstance(me, uring.lead.RingParker)
+    other = uring.lead.RingParker(ts, threading.Lock(), lead)
+    with backend._lock:
+        lead.waiter = other  # another thread leads
+    lead.followers = _LeavingDuringAppend(lead)
+    # The waiter left between this thread's look at ``waiter`` and its registration: it
+    # must not stay a follower with nobody to lead (it would sleep until the watch).
+    assert lead.enter_or_follow(me) is True
+    assert lead.waiter is me and not lead.followers
+    lead.followers = []
+    lead.leave()
+    assert lead.waiter is None
+
+
+def test_a_leaving_waiter_promotes_a_follower_it_sees(
+    backend: uring.IoUringBackend, disk: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lead = backend._lead
+    ops = _reads(disk, 1)  # one request in flight: a follower has something to wait for
+    woken: list[Any] = []
+    monkeypatch.setattr(uring.lead, "wake_thread", woken.append)
+    ts = current_thread_state()
+    leader = uring.lead.RingParker(ts, threading.Lock(), lead)
+    follower = uring.lead.RingParker(ts, threading.Lock(), lead)
+    assert lead.enter_or_follow(leader) is True
+    assert lead.enter_or_follow(follower) is False  # registered: a waiter is there
+    assert lead.followers == [follower]
+    lead.leave()  # clears ``waiter``, then sees the follower: wakes it to lead
+    assert lead.waiter is None and woken == [follower.ts]
+    lead.unfollow(follower)
+    woken.clear()
+    assert lead.enter_or_follow(leader) is True
+    lead.leave()  # nobody follows: nobody woken, no lock taken
+    assert lead.waiter is None and woken == []
+    wait_until(lambda: all(op.done for op in ops), LONG, "the read completes")
 
 
 def test_the_watch_takes_over_from_an_owner_that_went_away(

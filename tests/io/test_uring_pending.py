@@ -1,8 +1,10 @@
 """The pending path at the cost of a raw io_uring loop (issue 9): the mechanism, pinned without
 timing anything.
 
-- a QD1 completion-port loop of O_DIRECT reads costs one io_uring_enter per read: the read
-  issued since the last wait goes out in the waiting enter itself (``lead``: ``take_burst``);
+- a QD1 completion-port loop of O_DIRECT reads submits each read from start_read (the ring
+  held nothing else: an idle device does not wait for the thread's wait to be set up) and
+  sleeps at most once per read; a read issued while the ring holds another request goes out
+  in the waiting enter itself (``lead``: ``take_burst``), one syscall for both;
 - a thread blocked in GetQueuedCompletionStatusEx takes a whole reaped batch in one dequeue
   (``_dispatch.deliver_batch``), and a batch still honours the LIFO release of port waiters
   and the concurrency limit;
@@ -72,7 +74,7 @@ def disk(backend: uring.IoUringBackend, tmp_path: Path) -> Iterator[DiskFile]:
     f.close()
 
 
-def test_a_qd1_port_loop_costs_one_enter_per_read(
+def test_a_qd1_port_loop_submits_each_read_at_once_and_sleeps_once(
     backend: uring.IoUringBackend, disk: DiskFile, kit: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     port = CompletionPort()
@@ -82,21 +84,65 @@ def test_a_qd1_port_loop_costs_one_enter_per_read(
     parked = kit.park(backend, monkeypatch)  # nothing but this thread submits or reaps
     try:
         enters, waits = backend._enters, backend._lead.waits
+        completed = backend.statistics().completed
         total = 200
         for i in range(total):
             ov = Overlapped((i * 7919 % 256) * BLOCK)
             assert disk.start_read(view, ov) is False  # pends (O_DIRECT)
+            # The ring held nothing else (an idle device): the read is in the kernel before
+            # start_read returns, so the device works while this thread sets its wait up.
+            assert not backend._unsubmitted and not backend._ring.sq_ready()
             packet = port.get(LONG)
             assert packet is not None and packet.overlapped is ov
             assert (packet.status, packet.bytes_transferred) == (SUCCESS, BLOCK)
-        # The first read went out at once (this thread did not own the ring yet); every
-        # later one in the enter its thread then slept in: one syscall per read, as in a raw
-        # ``io_uring_submit_and_wait`` loop (the flush and the sleep were two before).
+        # One submitting io_uring_enter per read, and at most one sleep in the kernel (none
+        # when the CQE came before the wait: the first reap takes it).
         assert backend._enters - enters == total
-        assert backend._lead.waits - waits >= total - 1
+        assert backend._lead.waits - waits <= total
+        # Each one reaped alone and delivered by the single-CQE path (``_reap``): counted.
+        assert backend.statistics().completed - completed == total
+        assert not backend._table
+        assert backend._lead.owner is current_thread_state().parker  # the thread led
         assert backend._rounds == parked.rounds
     finally:
         parked.release()
+    view.release()
+    port.close()
+    memory.close()
+
+
+def test_a_read_issued_while_the_ring_is_busy_goes_out_in_the_waiting_enter(
+    backend: uring.IoUringBackend, disk: DiskFile, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = CompletionPort()
+    disk.associate(port, "disk")
+    memory = mmap.mmap(-1, BLOCK)
+    view = memoryview(memory)
+    reader, w = kit.pipe(backend)
+    parked = kit.park(backend, monkeypatch)
+    try:
+        assert disk.start_read(view, Overlapped(0)) is False
+        assert port.get(LONG) is not None  # this thread waited: it owns the ring now
+        ev = Event(manual_reset=True)
+        busy = StreamReadOp(reader, Overlapped(0, ev), [memoryview(bytearray(1))])
+        assert start(busy) == STATUS_PENDING  # stays in the ring: no data yet
+        enters, waits = backend._enters, backend._lead.waits
+        ov = Overlapped(BLOCK)
+        assert disk.start_read(view, ov) is False
+        assert backend._unsubmitted and IdleWork.deferred  # deferred to the next wait...
+        packet = port.get(LONG)
+        assert packet is not None and packet.overlapped is ov and packet.status == SUCCESS
+        # ... whose io_uring_enter submitted it (with the pipe's) and slept: one syscall.
+        assert backend._enters - enters == 1
+        assert backend._lead.waits - waits == 1
+        assert not backend._unsubmitted and not busy.done
+        os.write(w, b"x")
+        kit.wait(ev)
+        assert busy.overlapped.status == SUCCESS
+    finally:
+        parked.release()
+    os.close(w)
+    reader.close()
     view.release()
     port.close()
     memory.close()
@@ -169,14 +215,19 @@ def test_a_port_returning_packets_at_once_submits_the_deferred_burst_first(
         assert disk.start_read(view[:BLOCK], Overlapped(0)) is False
         assert port.get(LONG) is not None  # this thread waited: it owns the ring now
         port.post(0, "posted")  # a packet to take without blocking
+        # The first goes out at once (the ring held nothing else: ``_BURST``), the second
+        # waits for this thread's next wait: the first is still in the ring (nobody reaps).
+        assert disk.start_read(view[:BLOCK], Overlapped(0)) is False
+        assert not backend._unsubmitted
         assert disk.start_read(view[BLOCK:], Overlapped(BLOCK)) is False
         assert backend._unsubmitted and IdleWork.deferred  # deferred to the next wait
         packet = port.get(0)
         assert packet is not None and packet.key == "posted"
         assert not backend._unsubmitted and not IdleWork.deferred  # ... which went out
-        wait_until(lambda: backend._ring.cq_ready() >= 1, LONG, "the read completes")
-        packet = port.get(LONG)
-        assert packet is not None and packet.key == "disk" and packet.status == SUCCESS
+        wait_until(lambda: backend._ring.cq_ready() >= 2, LONG, "the reads complete")
+        code, packets = port.get_many(2, LONG)
+        assert code == 0 and len(packets) == 2
+        assert all(p.key == "disk" and p.status == SUCCESS for p in packets)
     finally:
         parked.release()
     view.release()

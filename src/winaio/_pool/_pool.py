@@ -51,6 +51,7 @@ from ._clock import SYSTEM_CLOCK, PoolClock
 from ._env import CallbackEnvironment, CallbackInstance
 from ._io import PoolIo
 from ._objects import PoolCall, PoolWork, SimpleCallback, report_callback_error
+from ._parker import WorkerParker
 from ._timer import PoolTimer
 from ._wait import PoolWait
 from ._waiter import Waiter
@@ -226,29 +227,23 @@ class ThreadPool:
         """
         if not callable(fn):
             raise Win32Error(WinError.ERROR_INVALID_PARAMETER, f"{fn!r} is not callable")
+        wake = None
+        spawn = False
         _acquire()
         try:
             if self._closing:
                 raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the thread pool is closed")
             self._queues[1].append((fn, args))
             port = self._port
-            getters = port._getters
-            if getters and not port._packets and len(port._running) < port.concurrency:
-                # ``_post_tokens_locked(1)`` for the usual case, inlined (the submit-to-run
-                # latency path): the most recent waiter (LIFO) gets the token and counts as
-                # running at once (§6.7), as ``port._post_locked`` -> ``_release_locked`` do.
-                # The woken worker takes the head of the queue: callbacks start in FIFO order
-                # whichever worker runs first.
-                wb = getters.pop()
-                wb.detach = None
-                wb.data = [self._token]
-                port._running.add(wb.thread)
-                complete_wait(wb, _HANDOFF)
-                return
-            spawn = self._post_tokens_locked(1)
+            if port._getters and not port._packets and len(port._running) < port.concurrency:
+                wake = self._handoff_locked(port)
+            else:
+                spawn = self._post_tokens_locked(1)
         finally:
             _release()
-        if spawn:
+        if wake is not None:
+            wake.wake()  # after the lock: the worker wakes to a free lock (_handoff_locked)
+        elif spawn:
             self._spawn()
 
     def call(self, fn: Callable[..., Any], *args: Any) -> PoolCall:
@@ -260,15 +255,23 @@ class ThreadPool:
         return call
 
     def _enqueue(self, item: Any) -> None:
+        wake = None
+        spawn = False
         _acquire()
         try:
             if self._closing:
                 raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the thread pool is closed")
             self._queues[1].append(item)
-            spawn = self._post_tokens_locked(1)
+            port = self._port
+            if port._getters and not port._packets and len(port._running) < port.concurrency:
+                wake = self._handoff_locked(port)
+            else:
+                spawn = self._post_tokens_locked(1)
         finally:
             _release()
-        if spawn:
+        if wake is not None:
+            wake.wake()
+        elif spawn:
             self._spawn()
 
     def submit_callback(
@@ -341,6 +344,36 @@ class ThreadPool:
                     self.check_open()
                     waiter = self._waiter = Waiter(self)
         return waiter
+
+    def _handoff_locked(self, port: CompletionPort) -> WorkerParker | None:
+        """``_post_tokens_locked(1)`` for the usual case (the submit-to-run latency path): a
+        worker waits on the port, nothing is queued, the concurrency value allows one more.
+
+        The most recent waiter (LIFO) gets the token and counts as running at once (§6.7), as
+        ``port._post_locked`` -> ``_release_locked`` do; the woken worker takes the head of the
+        queue, so callbacks start in FIFO order whichever worker runs first. A worker parked on
+        its :class:`WorkerParker` is not woken here: its wait is ended under the lock (result,
+        token owed) and the returned parker is released by the caller *after* the lock,
+        so that a worker scheduled at once finds both the GIL (``_parker``) and the dispatcher
+        lock free. A late token is at worst a spurious wake-up (``_parker``); a lost one (the
+        caller interrupted before it woke the worker) is given again by ``close()``
+        (``_rewake_handoffs``). Any other waiter
+        (a thread of its own in GetQueuedCompletionStatus) is woken here, as the port does.
+        """
+        wb = port._getters.pop()
+        wb.detach = None  # popped already (and a port wait has no objects: nothing to unlink)
+        wb.data = [self._token]
+        ts = wb.thread
+        port._running.add(ts)
+        parker = ts.parker
+        if parker.__class__ is not WorkerParker:
+            complete_wait(wb, _HANDOFF)
+            return None
+        wb.result = _HANDOFF
+        if ts.wake_pending:
+            return None
+        ts.wake_pending = True
+        return parker
 
     def _post_tokens_locked(self, count: int) -> bool:
         """Post ``count`` tokens; True if the caller must start a worker (then counted)."""
@@ -555,9 +588,27 @@ class ThreadPool:
                 self._port.post(0, _STOP)
             except Win32Error:
                 pass
+            self._rewake_handoffs()
         if current_thread_state().extensions.get(_POOL_KEY) is self:
             return  # one of our own workers: it cannot join itself
         self._join()
+
+    def _rewake_handoffs(self) -> None:
+        """Wake again every worker whose wait a hand-off ended: its wake-up is given after the
+        lock (``_handoff_locked``), so a submitter interrupted right there (KeyboardInterrupt)
+        would leave it asleep and ``close()`` waiting for it. A spare token is only a spurious
+        wake-up."""
+        with LOCK:
+            parkers = []
+            for thread in self._workers:
+                ts = thread.state
+                wb = ts.wait
+                if wb is not None and wb.result is not None:
+                    parkers.append(ts.parker)
+        for parker in parkers:
+            if parker.__class__ is WorkerParker:
+                assert isinstance(parker, WorkerParker)
+                parker.wake()
 
     def _join(self) -> None:
         wait_for_one(self._gone, None, False)  # every counted worker has ended or retired

@@ -34,6 +34,8 @@ from .._kernel._dispatcher import release_lock as _release
 from .._kernel._threads import check_terminating, current_thread_state
 from ..codes import NtStatus, WaitCode, WinError
 from ..errors import Win32Error
+from ._parker import AVAILABLE as PARKER_AVAILABLE
+from ._parker import WorkerParker
 
 if TYPE_CHECKING:
     from .._io._port import CompletionPort
@@ -65,6 +67,10 @@ def worker_main(pool: ThreadPool) -> None:
     get_many = port.get_many
     idle_timeout = pool._idle_timeout
     with LOCK:
+        if PARKER_AVAILABLE:
+            # In none of its waits, under the lock: the kernel lets a layer swap the parker
+            # then (``_kernel._dispatcher.Parker``). Woken without the GIL (``_parker``).
+            ts.parker = WorkerParker()
         pool._starting -= 1
         # Registered before this thread can end, so ``_join`` finds it (retired workers stay
         # until dead, so that a close right after a retirement still joins them).

@@ -58,7 +58,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..._kernel._dispatcher import LOCK, ThreadState, wake_thread
+from ..._kernel._dispatcher import LOCK, Parker, ThreadState, wake_thread
 from ..._kernel._threads import add_thread_exit_hook
 from .abi import RingBusyError, full_fence
 from .ring import BackendRing
@@ -73,19 +73,19 @@ WATCH_MAX = 0.016
 _IDLE_TICKS = 4
 
 _monotonic = time.monotonic
-_LOCK_TYPE = type(threading.Lock())
 
 
 class RingParker:
     """A thread's parker that leads the ring while it blocks (module docstring).
 
-    ``lock`` is the thread's original parker lock, so the token is the same object before
-    and after the substitution.
+    ``lock`` is the thread's original parker (a ``threading.Lock``, or a pool worker's
+    ``_pool._parker.WorkerParker``), so the token is the same object before and after the
+    substitution.
     """
 
     __slots__ = ("in_kernel", "lead", "lock", "ts")
 
-    def __init__(self, ts: ThreadState, lock: threading.Lock, lead: Leadership) -> None:
+    def __init__(self, ts: ThreadState, lock: Parker, lead: Leadership) -> None:
         self.ts = ts
         self.lock = lock
         self.lead = lead
@@ -122,9 +122,7 @@ class RingParker:
         finally:
             lead.unfollow(self)
 
-    def _wait_as_leader(
-        self, lead: Leadership, lock: threading.Lock, timeout: float
-    ) -> bool | None:
+    def _wait_as_leader(self, lead: Leadership, lock: Parker, timeout: float) -> bool | None:
         """Reap, deliver and sleep in the kernel until the token comes (True) or the timeout
         expires (False); None if the backend is closing (no more waiting on its ring).
 
@@ -133,15 +131,17 @@ class RingParker:
         or by itself before this thread returns to run user code."""
         ring = lead.ring
         reap = lead.reap
+        deferred = lead.deferred
         ts = self.ts
         deadline = None if timeout < 0 else _monotonic() + timeout
         while True:
             if reap():
                 if lock.acquire(False):
-                    lead.flush(ts)
+                    if deferred:  # (a hint read without the lock; the flush takes it)
+                        lead.flush(ts)
                     return True
                 continue
-            burst = lead.take_burst(ts)
+            burst = lead.take_burst(ts) if deferred else 0
             self.in_kernel = True  # then test the token (module docstring: no lost wake-up)
             if lock.acquire(False):
                 if burst:
@@ -189,6 +189,9 @@ class Leadership:
             (no lock held); returns how many SQEs that enter is to submit.
         burst_left: ``burst_left(ts, refused)``: that enter did not submit them all.
         in_flight: how many requests the ring holds (called under ``lock``).
+        deferred: the backend's deferred burst (user_data of SQEs prepared, not submitted;
+            guarded by ``lock``): read without it as a hint, to skip ``flush`` and
+            ``take_burst`` when empty (every wait: the QD1 critical path).
         wake_ring_thread: called under ``lock`` when the ring gets an owner; returns True if
             the ring thread must be woken (eventfd write, after releasing ``lock``) to start
             watching.
@@ -197,8 +200,8 @@ class Leadership:
 
     __slots__ = (
         "_efd", "_idle", "_in_flight", "_lock", "_shut", "_stale_head", "_wake_ring_thread",
-        "burst_left", "closed", "flush", "followers", "leads", "owner", "poke_efd", "pokes",
-        "reap", "ring", "take_burst", "takeovers", "waiter", "waits",
+        "burst_left", "closed", "deferred", "flush", "followers", "leads", "owner", "poke_efd",
+        "pokes", "reap", "ring", "take_burst", "takeovers", "waiter", "waits",
     )  # fmt: skip
 
     def __init__(
@@ -210,10 +213,12 @@ class Leadership:
         take_burst: Callable[[ThreadState], int],
         burst_left: Callable[[ThreadState, bool], None],
         in_flight: Callable[[], int],
+        deferred: list[int],
         wake_ring_thread: Callable[[], bool],
         efd: int,
     ) -> None:
         self.ring = ring
+        self.deferred = deferred
         self._lock = lock
         self.reap = reap
         self.flush = flush
@@ -247,7 +252,6 @@ class Leadership:
                 return None  # leading another ring right now (cannot happen while issuing)
             parker.lead = self
             return parker
-        assert parker.__class__ is _LOCK_TYPE
         new = RingParker(ts, parker, self)
         ts.parker = new
         return new
@@ -255,10 +259,17 @@ class Leadership:
     def enter_or_follow(self, parker: RingParker) -> bool:
         """Become the waiter (True), or register as a follower (False)."""
         wake = False
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not ``with``: half the cost on 3.11 (once per wait)
+        try:
             if self.closed or self.waiter is not None:
-                self.followers.append(parker)
-                return False
+                followers = self.followers
+                followers.append(parker)
+                # Looked at again once registered: :meth:`leave` clears ``waiter`` without
+                # the lock and then looks for followers, so one of the two sees the other.
+                if self.closed or self.waiter is not None:
+                    return False
+                followers.remove(parker)  # the waiter left meanwhile: lead in its place
             self.waiter = parker
             self.leads += 1
             if self.owner is not parker:
@@ -266,6 +277,8 @@ class Leadership:
                     self.ring.cq_eventfd_toggle(False)
                     wake = self._wake_ring_thread()
                 self.owner = parker
+        finally:
+            lock.release()
         if wake:
             os.eventfd_write(self._efd, 1)
         return True
@@ -278,9 +291,17 @@ class Leadership:
                 pass
 
     def leave(self) -> None:
-        """The waiter stops waiting; it stays owner. Promote a follower if requests remain."""
+        """The waiter stops waiting; it stays owner. Promote a follower if requests remain.
+
+        Without the lock when there is no follower (every wait ends here): ``waiter`` is
+        cleared first and ``followers`` read after, while :meth:`enter_or_follow` appends a
+        follower first and reads ``waiter`` after; under the GIL's sequential order one of
+        the two sees the other (both may: the follower then leads and is also woken once,
+        a spurious wake-up its ``block()`` absorbs)."""
+        self.waiter = None
+        if not self.followers:
+            return
         with self._lock:
-            self.waiter = None
             promote = self.followers[-1] if self.followers and self._in_flight() else None
         if promote is not None:
             LOCK.acquire()

@@ -1,0 +1,133 @@
+"""A pool worker's parker: a binary semaphore on a futex, woken without the GIL.
+
+Why (submit-to-run latency, issue 10): a thread parked on a ``threading.Lock`` is woken by
+``lock.release()``, a futex wake made *while the waker holds the GIL*. On a small machine the
+kernel usually puts the woken worker on the waker's CPU and, about half the time (EEVDF wake-up
+preemption), runs it at once: the worker returns from the futex, finds the GIL held and sleeps
+on the GIL's condition variable; the waker's ``drop_gil`` (a signal inside the GIL mutex) then
+costs two more wake-ups before the worker runs Python - three wake-ups and six context switches
+instead of one and two (``sched_switch`` traces, docs/design.md). Here the pool's hand-off
+(:meth:`WorkerParker.wake`, with no lock held) is a ``futex(FUTEX_WAKE)`` called through
+``ctypes.CDLL``, which releases the GIL around the call: a worker that preempts its waker finds
+the GIL free and runs its callback at once, and the waker goes on when the worker parks again.
+``release`` (the kernel's ``wake_thread``, under the dispatcher lock) keeps the GIL.
+(No fd: an eventfd would do the same, at one fd per worker.)
+
+Semantics are those of ``_kernel._dispatcher.Parker`` (a ``threading.Lock`` used as a binary
+semaphore): ``release`` gives the token, ``acquire`` takes it, blocking or not, with a timeout.
+The token is a C int (the futex word): 0 none, 1 given; extra releases collapse into one token.
+Only the owning thread acquires. A release skips the syscall unless the owner is asleep (or
+about to be): the owner sets ``sleeping`` before ``FUTEX_WAIT(word, 0)``, which the kernel
+refuses (EAGAIN) once the word is 1; a releaser stores the word before it reads ``sleeping``;
+both run Python under the GIL, whose hand-overs order them (the Dekker pattern, one side in the
+kernel). A token given late (``ThreadPool._handoff_locked`` wakes a worker after dropping the
+dispatcher lock) is at worst a spurious wake-up, which every wait loop of the kernel re-checks.
+
+:data:`AVAILABLE` is False where the futex syscall number is unknown or there is no libc: the
+workers then keep their ``threading.Lock`` parkers (slower wake-ups, same semantics).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import platform
+from typing import Any
+
+from .._clock import monotonic
+
+__all__ = ["AVAILABLE", "WorkerParker"]
+
+#: SYS_futex per architecture (asm/unistd.h; the unified table's number on newer ones).
+_NR_FUTEX = {"x86_64": 202, "amd64": 202, "aarch64": 98, "arm64": 98, "riscv64": 98}.get(
+    platform.machine().lower()
+)
+_FUTEX_WAIT_PRIVATE = 0 | 128
+_FUTEX_WAKE_PRIVATE = 1 | 128
+
+
+def _load_syscall(library: type[ctypes.CDLL]) -> Any:
+    try:
+        fn = library(None, use_errno=True).syscall
+    except (OSError, AttributeError, TypeError):  # not a libc platform
+        return None
+    # No argtypes: converting through them costs more than the call (the io_uring ABI layer
+    # measured ~0.5 us); ints travel as C int, pointers as ctypes objects or None.
+    fn.restype = ctypes.c_long
+    return fn
+
+
+#: syscall(2) without the GIL (ctypes.CDLL releases it around foreign calls) and with it
+#: (ctypes.PyDLL keeps it).
+_syscall: Any = _load_syscall(ctypes.CDLL) if _NR_FUTEX is not None else None
+_syscall_gil: Any = _load_syscall(ctypes.PyDLL) if _syscall is not None else None
+#: True where workers park on a :class:`WorkerParker`.
+AVAILABLE = _syscall is not None and _syscall_gil is not None
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = (("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long))
+
+
+_addressof = ctypes.addressof
+
+
+def _take(word: ctypes.c_int) -> bool:
+    """Consume the token if it is there (the owner only)."""
+    if word.value:
+        word.value = 0
+        return True
+    return False
+
+
+class WorkerParker:
+    """The parker of a pool worker thread (module docstring)."""
+
+    __slots__ = ("_addr", "_word", "sleeping")
+
+    def __init__(self) -> None:
+        self._word = ctypes.c_int(0)
+        #: The word's address as a pointer argument (a bare Python int would travel as a
+        #: 32-bit C int: a truncated address, EFAULT, and a waiter that never sleeps).
+        self._addr = ctypes.c_void_p(_addressof(self._word))
+        #: The owner is in (or entering) FUTEX_WAIT: a release must make the syscall.
+        self.sleeping = False
+
+    def release(self) -> None:
+        """Give the token (``wake_thread``, under the dispatcher lock): the wake-up keeps the
+        GIL, as ``threading.Lock.release`` does - dropping it here would let the woken worker
+        run into the dispatcher lock still held by its waker."""
+        self._word.value = 1
+        if self.sleeping:
+            _syscall_gil(_NR_FUTEX, self._addr, _FUTEX_WAKE_PRIVATE, 1)
+
+    def wake(self) -> None:
+        """Give the token with no lock held (``ThreadPool._handoff_locked``'s caller): the
+        wake-up syscall runs without the GIL (module docstring)."""
+        self._word.value = 1
+        if self.sleeping:
+            _syscall(_NR_FUTEX, self._addr, _FUTEX_WAKE_PRIVATE, 1)
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Take the token; block (without the GIL) up to ``timeout`` seconds (-1: forever)."""
+        word = self._word
+        if _take(word):
+            return True
+        if not blocking:
+            return False
+        deadline = None if timeout < 0 else monotonic() + timeout
+        addr = self._addr
+        while True:
+            if deadline is None:
+                spec = None
+            else:
+                remaining = deadline - monotonic()
+                if remaining <= 0:
+                    return False
+                seconds = int(remaining)
+                spec = ctypes.byref(_Timespec(seconds, int((remaining - seconds) * 1e9)))
+            self.sleeping = True
+            # EINTR, EAGAIN (the word was already 1), ETIMEDOUT: all end up re-checked here.
+            _syscall(_NR_FUTEX, addr, _FUTEX_WAIT_PRIVATE, 0, spec)
+            self.sleeping = False
+            if _take(word):
+                return True
