@@ -142,7 +142,12 @@ class StreamLines:
             # line ends with it (what the loop below does in three holds).
             lock.acquire()
             ops = line.ops
-            if len(ops) == 1 and not line.busy and ops[0].__class__.from_cqe is _READ_FROM_CQE:
+            if (
+                len(ops) == 1
+                and line.direct
+                and not line.busy
+                and ops[0].__class__.from_cqe is _READ_FROM_CQE
+            ):
                 op = ops.popleft()
                 line.poll_ud = 0
                 line.direct = False
