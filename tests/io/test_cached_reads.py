@@ -347,3 +347,42 @@ def test_a_completion_handed_to_a_waiter_is_never_queued() -> None:
         assert [p.key for p in got] == ["queued"]
     finally:
         port.close()
+
+
+def _one_routine_read(path: str, skip_set: bool, fast: bool) -> dict[str, Any]:
+    file = _open(path)
+    try:
+        file.set_completion_modes(False, skip_set)
+        if not fast:
+            file.cached_reads = False
+        event = winaio.Event(manual_reset=True)  # ignored by ReadFileEx: never signaled
+        ov = winaio.Overlapped(BLOCK, event, skip_port=True)
+        calls: list[tuple[int, int, Any]] = []
+        done = file.start_read(bytearray(BLOCK), ov, routine=lambda *a: calls.append(a))
+        before = list(calls)  # queued as an APC, never run inside the call
+        assert winaio.sleep(0, alertable=True) is True  # WAIT_IO_COMPLETION
+        return {
+            "done": done,
+            "before": before,
+            "calls": [(e, n, o is ov) for e, n, o in calls],
+            "ov": (ov.status, ov.information, ov.event, ov.skip_port),
+            "event": _signaled(event),
+            "file": _signaled(file),
+        }
+    finally:
+        file.close()
+
+
+@pytest.mark.parametrize("skip_set", [False, True])
+def test_a_cached_readfileex_has_the_effects_of_the_general_path(
+    backend: str, path: str, skip_set: bool, read_ops: type[_CountingReadOp]
+) -> None:
+    # spec: win32 §5 (ReadFileEx ignores hEvent; the routine is an APC to the issuing thread)
+    fast = _one_routine_read(path, skip_set, True)
+    assert read_ops.made == 0
+    general = _one_routine_read(path, skip_set, False)
+    assert read_ops.made == 1
+    assert fast == general
+    assert fast["done"] and fast["before"] == [] and fast["calls"] == [(0, BLOCK, True)]
+    assert fast["ov"] == (0, BLOCK, None, False) and fast["event"] is False
+    assert fast["file"] is (not skip_set)

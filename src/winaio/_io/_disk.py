@@ -185,10 +185,10 @@ class DiskFile(RequestMethods, FileObject):
         reset immediately followed by the completion, and a request that would block has
         touched nothing (``_files.start`` resets when it issues it).
         """
-        if routine is not None:
-            return self._read_now_routine(buffers, overlapped, routine)
         if not self.cached_reads:  # (cleared by close(): no ``closing`` test needed)
             return None
+        if routine is not None and self.port is not None:
+            return None  # APC I/O on a port-bound handle: the general path reports it
         try:
             n = _preadv(self.fd, buffers, overlapped.offset, _RWF_NOWAIT)
         except BlockingIOError:
@@ -197,6 +197,16 @@ class DiskFile(RequestMethods, FileObject):
             return None  # the request object path reports it (or EOPNOTSUPP: it retries)
         if not n:
             return WOULD_BLOCK  # at EOF (or a zero-byte read: the request object succeeds it)
+        if routine is not None:
+            # ReadFileEx: the OVERLAPPED's event is ignored (spec §5, as ``_requests.issue``
+            # does) and the routine is queued to the issuing thread.
+            overlapped.event = None
+            overlapped.skip_port = False
+            issuer = current_thread_state()
+            with LOCK:
+                self._signaled = False  # §4.2 step 2, applied with the completion (above)
+                notify_locked(self, overlapped, None, False, routine, issuer, 0, n, True)
+            return 0
         # ``_dispatch.notify_locked`` for an immediate success without a routine, inlined with
         # the port's ``_post_locked`` (the hot path of cached reads through a port: measured in
         # docs/design.md "Cached reads"): IOSB, then E or F, then the packet (spec §1.5, §6.2).
@@ -225,32 +235,6 @@ class DiskFile(RequestMethods, FileObject):
                         port._posted_locked()
         finally:
             _release()
-        return 0
-
-    def _read_now_routine(
-        self,
-        buffers: Sequence[Any],
-        overlapped: Overlapped,
-        routine: CompletionRoutine,
-    ) -> int | None:
-        """:meth:`read_now` for ReadFileEx: the routine is queued to the issuing thread; the
-        OVERLAPPED's event is ignored (spec §5, as ``_requests.issue`` does)."""
-        if not self.cached_reads or self.port is not None:
-            return None  # (on a port-bound handle the general path reports the conflict)
-        try:
-            n = _preadv(self.fd, buffers, overlapped.offset, _RWF_NOWAIT)
-        except BlockingIOError:
-            return WOULD_BLOCK
-        except (OSError, TypeError, ValueError, BufferError, OverflowError, AttributeError):
-            return None
-        if not n:
-            return WOULD_BLOCK
-        overlapped.event = None
-        overlapped.skip_port = False
-        issuer = current_thread_state()
-        with LOCK:
-            self._signaled = False  # §4.2 step 2, applied with the completion (read_now)
-            notify_locked(self, overlapped, None, False, routine, issuer, 0, n, True)
         return 0
 
     def write_op(
