@@ -60,10 +60,10 @@ INFO_SERVERS = ("winaio.core.t2", "winaio.win32.t2")
 T2_NOTE = (
     "2 port threads on one GIL: a completion reaped by one thread and handed to the other "
     "(the port's LIFO waiter) costs a GIL hand-off (futex wake + sleep) per batch, and the "
-    "threads take turns rather than run together; measured slower than 1 thread in every "
-    "mode and the least steady rows. The targets compare the winaio path with asyncio's "
-    "single-threaded loop, so they apply to the t1 rows; the t2 rows are reported against "
-    "the same bounds as information (issue 9's Sockets part)."
+    "threads take turns rather than run together; measured no faster than 1 thread in any "
+    "mode (C=64 equal at best, C=1 slower) and the least steady rows. The targets compare "
+    "the winaio path with asyncio's single-threaded loop, so they apply to the t1 rows; the "
+    "t2 rows are reported against the same bounds as information (issue 9's Sockets part)."
 )
 ASYNCIO = "asyncio_protocol"
 C1_P50_MAX = 1.1  # issue 9: winaio C=1 p50 <= 1.1x asyncio Protocol's

@@ -20,6 +20,7 @@ import pytest
 
 from winaio._backends import uring
 from winaio._io._files import cancel_io_ex
+from winaio._io._ops import StreamReadOp
 from winaio._io._overlapped import Overlapped
 from winaio._io._port import CompletionPort
 from winaio._io._streams import Socket
@@ -188,5 +189,27 @@ def test_a_pended_receive_completes_once_whether_cancel_or_data_wins(
                 assert f.start_read(buf, ov) is True and ov.information == 8
             assert port.get(0) is None  # exactly one completion
         assert not backend._streams.lines
+    finally:
+        _close(pairs, port)
+
+
+def test_the_pended_receive_request_is_complete(backend: uring.IoUringBackend) -> None:
+    port = CompletionPort()
+    pairs = _pairs(backend, port, 1)
+    ((f, peer),) = pairs
+    try:
+        buf = bytearray(32)
+        ov = Overlapped()
+        assert f.start_read(buf, ov) is False
+        (op,) = f._pending  # built by ``_ops.pended_receive``, slot by slot
+        assert type(op) is StreamReadOp
+        slots = {name for cls in type(op).__mro__ for name in getattr(cls, "__slots__", ())}
+        missing = [name for name in slots - {"__weakref__"} if not hasattr(op, name)]
+        assert missing == []  # a slot added to Operation/StreamReadOp must be set there too
+        assert (op.nbytes, op.flags, op.routine, op.file, op.overlapped) == (32, 0, None, f, ov)
+        assert op.registered and op.submitted and not op.done
+        peer.send(b"abc")
+        packet = port.get(LONG)
+        assert packet is not None and packet.bytes_transferred == 3 and buf[:3] == b"abc"
     finally:
         _close(pairs, port)

@@ -58,6 +58,7 @@ from ._ops import (
     Operation,
     StreamReadOp,
     StreamWriteOp,
+    pended_receive,
     read_failed,
     stream_end,
     write_failed,
@@ -259,8 +260,11 @@ class Socket(StreamFile):
             try:
                 n = sock.recv_into(buffer)
             except BlockingIOError:
-                view = buffer if cls is memoryview else memoryview(buffer)
-                submit_tried(StreamReadOp(self, overlapped, (view,)))
+                submit_tried(
+                    pended_receive(
+                        self, overlapped, buffer if cls is memoryview else memoryview(buffer)
+                    )
+                )
                 return False
             except OSError as exc:
                 raise IoError(ntstatus_to_winerror(read_failed(self, exc.errno or 0)[0])) from None

@@ -138,12 +138,14 @@ class PoolObject:
     # ------------------------------------------------------------------ queueing (under LOCK)
     def _queue_locked(self, count: int = 1) -> bool:
         """Queue ``count`` callbacks; returns True if the pool must start a worker."""
+        self._pend_locked(count)
+        return self._pool._post_tokens_locked(count)
+
+    def _pend_locked(self, count: int) -> None:
         pending = self._pending
         self._pending = pending + count
-        pool = self._pool
         if not pending:
-            pool._queues[self._priority].append(self)
-        return pool._post_tokens_locked(count)
+            self._pool._queues[self._priority].append(self)
 
     def _take_locked(self) -> tuple[Any, ...]:
         """A worker takes one pending callback (the object was popped from its queue).
@@ -326,15 +328,19 @@ class PoolWork(PoolObject):
         Raises:
             Win32Error: ERROR_INVALID_HANDLE if the work object or its pool is closed.
         """
+        pool = self._pool
         _acquire()
         try:
             if self._closed:
                 raise Win32Error(WinError.ERROR_INVALID_HANDLE, f"{self!r} is closed")
-            spawn = self._queue_locked()
+            self._pend_locked(1)
+            spawn, wake = pool._post_one_locked()
         finally:
             _release()
-        if spawn:
-            self._pool._spawn()
+        if wake is not None:
+            wake.wake()  # after the lock (``ThreadPool._handoff_locked``)
+        elif spawn:
+            pool._spawn()
 
 
 class SimpleCallback(PoolObject):

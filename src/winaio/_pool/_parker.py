@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import ctypes
 import platform
+import sys
 from typing import Any
 
 from .._clock import monotonic
@@ -60,8 +61,11 @@ def _load_syscall(library: type[ctypes.CDLL]) -> Any:
 #: (ctypes.PyDLL keeps it).
 _syscall: Any = _load_syscall(ctypes.CDLL) if _NR_FUTEX is not None else None
 _syscall_gil: Any = _load_syscall(ctypes.PyDLL) if _syscall is not None else None
+#: The ``sleeping`` flag is ordered against the token by the GIL (module docstring): a
+#: free-threaded build without it keeps ``threading.Lock`` parkers.
+_GIL = getattr(sys, "_is_gil_enabled", lambda: True)()
 #: True where workers park on a :class:`WorkerParker`.
-AVAILABLE = _syscall is not None and _syscall_gil is not None
+AVAILABLE = _syscall is not None and _syscall_gil is not None and _GIL
 
 
 class _Timespec(ctypes.Structure):

@@ -255,18 +255,12 @@ class ThreadPool:
         return call
 
     def _enqueue(self, item: Any) -> None:
-        wake = None
-        spawn = False
         _acquire()
         try:
             if self._closing:
                 raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the thread pool is closed")
             self._queues[1].append(item)
-            port = self._port
-            if port._getters and not port._packets and len(port._running) < port.concurrency:
-                wake = self._handoff_locked(port)
-            else:
-                spawn = self._post_tokens_locked(1)
+            spawn, wake = self._post_one_locked()
         finally:
             _release()
         if wake is not None:
@@ -374,6 +368,14 @@ class ThreadPool:
             return None
         ts.wake_pending = True
         return parker
+
+    def _post_one_locked(self) -> tuple[bool, WorkerParker | None]:
+        """One token: handed to an idle worker (its parker, to wake after the lock) or posted
+        (True: the caller starts a worker). ``submit`` inlines it (the latency path)."""
+        port = self._port
+        if port._getters and not port._packets and len(port._running) < port.concurrency:
+            return False, self._handoff_locked(port)
+        return self._post_tokens_locked(1), None
 
     def _post_tokens_locked(self, count: int) -> bool:
         """Post ``count`` tokens; True if the caller must start a worker (then counted)."""

@@ -42,7 +42,6 @@ from .common import CANCELLED, ECANCELED, RETRY, UNSUCCESSFUL, Finished, report
 __all__ = ["Line", "StreamLines"]
 
 _POLLIN = select.POLLIN
-_POLLOUT = select.POLLOUT
 _EAGAIN = -errno.EAGAIN
 _SUCCESS = int(NtStatus.STATUS_SUCCESS)
 #: What a positive CQE result of a direct head maps to is known for this one (success, res).
@@ -57,12 +56,13 @@ class Line:
     POLL_ADD, or (``direct``) the operation itself, whose memory ``keep`` holds until its CQE.
     ``busy`` while a thread runs :meth:`StreamLines.service` on it: that thread takes care of
     every request in it, new ones included (nobody else may put the head into the kernel).
-    Guarded by the backend's lock; the head is removed only by the servicing thread.
+    Guarded by the backend's lock; the head is removed only by the servicing thread. ``key``
+    (its key in ``StreamLines.lines``): ``2 * fd`` for reads, ``2 * fd + 1`` for writes.
     """
 
     __slots__ = ("busy", "direct", "fd", "keep", "key", "ops", "poll_ud")
 
-    def __init__(self, fd: int, key: tuple[int, int]) -> None:
+    def __init__(self, fd: int, key: int) -> None:
         self.fd = fd
         self.key = key
         self.ops: deque[Operation] = deque()
@@ -85,7 +85,7 @@ class StreamLines:
     def __init__(self, lock: threading.Lock, arm: Callable[[Operation, Line], None]) -> None:
         self._lock = lock
         self._arm = arm
-        self.lines: dict[tuple[int, int], Line] = {}
+        self.lines: dict[int, Line] = {}
         #: Empty lines kept for reuse (a pended receive makes and ends one each time).
         self._spare: list[Line] = []
         #: Set (under the lock) when the backend closes: heads are cancelled, not polled again.
@@ -99,7 +99,8 @@ class StreamLines:
         """Put a STREAM op at the tail of its line; the head polls. True if it polls (the ring
         has something new to submit)."""
         fd = op.fd
-        key = (fd, _POLLIN if op.poll_events & _POLLIN else _POLLOUT)
+        # (fd, direction) as one int: no tuple per request.
+        key = fd + fd if op.poll_events & _POLLIN else fd + fd + 1
         line = self.lines.get(key)
         if line is None:
             spare = self._spare
@@ -141,18 +142,26 @@ class StreamLines:
             # line ends with it (what the loop below does in three holds).
             lock.acquire()
             ops = line.ops
-            if len(ops) == 1 and not line.busy and ops[0].__class__.from_cqe is _READ_FROM_CQE:
+            if (
+                len(ops) == 1
+                and line.direct
+                and not line.busy
+                and ops[0].__class__.from_cqe is _READ_FROM_CQE
+            ):
                 op = ops.popleft()
                 line.poll_ud = 0
                 line.direct = False
                 line.keep = None
-                if self.lines.get(line.key) is line:
-                    del self.lines[line.key]
-                    if len(self._spare) < _SPARE_MAX:
-                        # Empty, idle, nothing in the kernel: as good as new. A completed
-                        # request's stale ``token`` may still name it; ``cancel`` then finds
-                        # that request neither at the head nor queued (as for a dead line).
-                        self._spare.append(line)
+                lines = self.lines
+                other = lines.pop(line.key, None)
+                if other is not line:
+                    if other is not None:
+                        lines[other.key] = other  # (cannot happen: a line with a request stays)
+                elif len(self._spare) < _SPARE_MAX:
+                    # Empty, idle, nothing in the kernel: as good as new. A completed
+                    # request's stale ``token`` may still name it; ``cancel`` then finds
+                    # that request neither at the head nor queued (as for a dead line).
+                    self._spare.append(line)
                 lock.release()
                 finished.append((op, _SUCCESS, res))
                 return 0
