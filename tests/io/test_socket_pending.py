@@ -4,6 +4,11 @@ timing anything.
 - a receive that would block is one RECV in the kernel, submitted in the io_uring_enter its
   port thread then sleeps in (one syscall per pended receive at QD1), and re-arms issued by a
   port thread that owns the ring share one enter (C=64: a batch of re-arms, one enter);
+- the pended receive is one backend call: a socket receive with no line yet becomes its line's
+  head and a RECV in one hold of the backend's lock (``IoUringBackend.submit``), the RECV with
+  IORING_RECVSEND_POLL_FIRST where the kernel takes it (5.19+); anything unusual (a full SQ
+  ring, a line already there) takes the general path, and a cancel that came before the
+  request reached the backend completes it cancelled;
 - a RECV that brings data to the only request of its line completes it in one pass
   (``StreamLines.service``' fast path) and the line goes with it; requests queued behind a
   head still complete in issue order with their own data (#66), and a cancelled head whose
@@ -12,6 +17,7 @@ timing anything.
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -19,7 +25,12 @@ from typing import Any
 import pytest
 
 from winaio._backends import uring
-from winaio._io._files import cancel_io_ex
+from winaio._backends.uring.abi import SubmissionQueueFull
+from winaio._backends.uring.abi.consts import RecvSendFlags
+from winaio._backends.uring.probe import recv_poll_first
+from winaio._backends.uring.ring import BackendRing
+from winaio._backends.uring.streams import StreamLines
+from winaio._io._files import cancel_io_ex, request_cancel
 from winaio._io._ops import StreamReadOp
 from winaio._io._overlapped import Overlapped
 from winaio._io._port import CompletionPort
@@ -211,5 +222,119 @@ def test_the_pended_receive_request_is_complete(backend: uring.IoUringBackend) -
         peer.send(b"abc")
         packet = port.get(LONG)
         assert packet is not None and packet.bytes_transferred == 3 and buf[:3] == b"abc"
+    finally:
+        _close(pairs, port)
+
+
+def _kernel_at_least(major: int, minor: int) -> bool:
+    release = os.uname().release.split("-")[0].split(".")
+    return (int(release[0]), int(release[1])) >= (major, minor)
+
+
+def test_poll_first_is_probed() -> None:
+    flag = int(RecvSendFlags.IORING_RECVSEND_POLL_FIRST)
+    assert recv_poll_first() in (0, flag)
+    if _kernel_at_least(5, 19):
+        assert recv_poll_first() == flag
+
+
+@pytest.mark.parametrize("poll_first", [True, False])
+def test_a_pended_receive_is_one_backend_call(
+    backend: uring.IoUringBackend, monkeypatch: pytest.MonkeyPatch, poll_first: bool
+) -> None:
+    if not poll_first:
+        backend._recv_ioprio = 0  # what a kernel before 5.19 gets
+    flags: list[int] = []
+    real_prep = BackendRing.prep_recv
+
+    def prep_recv(ring: BackendRing, *args: int) -> None:
+        flags.append(args[-1])
+        real_prep(ring, *args)
+
+    def general_path(*args: object) -> None:
+        raise AssertionError("the general path ran")
+
+    monkeypatch.setattr(BackendRing, "prep_recv", prep_recv)
+    monkeypatch.setattr(StreamLines, "enqueue_locked", general_path)
+    port = CompletionPort()
+    pairs = _pairs(backend, port, 1)
+    ((f, peer),) = pairs
+    try:
+        buf = bytearray(128)
+        for i in range(50):
+            ov = Overlapped()
+            assert f.start_read(buf, ov) is False
+            peer.send(bytes([i]) * 100)
+            packet = port.get(LONG)
+            assert packet is not None and packet.overlapped is ov
+            assert (packet.status, packet.bytes_transferred) == (SUCCESS, 100)
+            assert buf[:100] == bytes([i]) * 100
+        assert flags == [backend._recv_ioprio] * 50
+        assert backend._recv_ioprio == (recv_poll_first() if poll_first else 0)
+        assert not backend._streams.lines and f.pending_requests == 0
+    finally:
+        _close(pairs, port)
+
+
+def test_a_full_sq_ring_sends_the_pended_receive_the_general_way(
+    backend: uring.IoUringBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_prep = BackendRing.prep_recv
+    refused: list[int] = []
+
+    def prep_recv(ring: BackendRing, *args: int) -> None:
+        if not refused:
+            refused.append(args[0])
+            raise SubmissionQueueFull("full")
+        real_prep(ring, *args)
+
+    monkeypatch.setattr(BackendRing, "prep_recv", prep_recv)
+    port = CompletionPort()
+    pairs = _pairs(backend, port, 1)
+    ((f, peer),) = pairs
+    try:
+        buf = bytearray(16)
+        ov = Overlapped()
+        assert f.start_read(buf, ov) is False
+        assert refused == [f.fd]  # the one-hold path was refused; the general path took it
+        peer.send(b"general")
+        packet = port.get(LONG)
+        assert packet is not None and packet.overlapped is ov
+        assert (packet.status, packet.bytes_transferred) == (SUCCESS, 7) and buf[:7] == b"general"
+        assert port.get(0) is None
+    finally:
+        _close(pairs, port)
+
+
+def test_a_receive_cancelled_before_it_reaches_the_backend_completes_cancelled(
+    backend: uring.IoUringBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = CompletionPort()
+    pairs = _pairs(backend, port, 1)
+    ((f, peer),) = pairs
+    real_submit = backend.submit
+
+    def cancel_first(op: StreamReadOp) -> None:
+        # CancelIoEx from another thread between registration and the backend: the request
+        # has no token yet, so the backend's cancel() cannot find it.
+        assert request_cancel(op)
+        real_submit(op)
+
+    monkeypatch.setattr(backend, "submit", cancel_first)
+    try:
+        buf = bytearray(16)
+        ov = Overlapped()
+        assert f.start_read(buf, ov) is False
+        packet = port.get(LONG)
+        assert packet is not None and packet.overlapped is ov
+        assert (packet.status, packet.bytes_transferred) == (CANCELLED, 0)
+        assert port.get(0) is None and f.pending_requests == 0
+        assert not backend._streams.lines
+        monkeypatch.undo()
+        peer.send(b"kept")  # nothing took it: the next receive gets it
+        ov2 = Overlapped()
+        if not f.start_read(buf, ov2):
+            assert port.get(LONG) is not None
+        assert ov2.information == 4 and buf[:4] == b"kept"
     finally:
         _close(pairs, port)

@@ -15,6 +15,7 @@ called with neither held (invariant 5).
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import itertools
 import os
@@ -25,7 +26,7 @@ import weakref
 
 from ..._io._backend import BackendStatistics, IdleWork, OpKind, add_deferred_flush
 from ..._io._dispatch import deliver, deliver_batch
-from ..._io._ops import Operation
+from ..._io._ops import Operation, StreamReadOp
 from ..._kernel._dispatcher import LOCK, ThreadState
 from ..._kernel._threads import add_thread_exit_hook, current_thread_state
 from ...codes import NtStatus
@@ -48,7 +49,7 @@ from .common import (
     report,
 )
 from .lead import WATCH_MAX, WATCH_MIN, Leadership, RingParker
-from .probe import feature_names, probe_backend
+from .probe import feature_names, probe_backend, recv_poll_first
 from .ring import BackendRing
 from .streams import Line, StreamLines
 
@@ -63,6 +64,8 @@ _MULTI = int(PollFlags.IORING_POLL_ADD_MULTI)
 _POLLIN = select.POLLIN
 _FILE = OpKind.FILE
 _monotonic = time.monotonic
+_from_buffer = ctypes.c_char.from_buffer
+_addressof = ctypes.addressof
 _get_ident = threading.get_ident
 #: The ring's owner defers its submissions to its next wait (``uring``), but submits by this
 #: many at the latest, so that the device is busy while the rest of a long burst is issued.
@@ -125,6 +128,8 @@ class IoUringBackend:
         self._owned: dict[ThreadState, set[int]] = {}
         self._stale_unsubmitted = -1
         self._hinted = False  # counted in IdleWork.deferred (``_hint_locked``)
+        #: The RECV flags of a pended receive (``submit``): POLL_FIRST where the kernel has it.
+        self._recv_ioprio = recv_poll_first()
         self._lead = Leadership(
             ring, self._lock, self._reap, self._flush, self._take_burst, self._burst_left,
             self._in_flight, self._unsubmitted, self._wake_to_watch, self._efd,
@@ -189,6 +194,67 @@ class IoUringBackend:
             if parker.__class__ is not RingParker or parker.lead is not self._lead:
                 self._bind_parker(issuer)
             return
+        if type(op) is StreamReadOp and not self._closing:  # type(): narrows for mypy
+            # The sockets' pended receive (``_files.submit_tried``): a receive into one buffer
+            # on a socket whose line is empty becomes the head of a new line and a RECV in one
+            # hold of the lock, without the general path's layers (``_submit_slow`` ->
+            # ``enqueue_locked`` -> ``_poll_locked`` -> ``prep_pending`` -> ``recv``). Its RECV
+            # carries POLL_FIRST where the kernel takes it: the issuer's own attempt has just
+            # failed with EAGAIN, the kernel's first attempt would fail too.
+            file = op.file
+            buffers = op.buffers
+            if file.sock is not None and op.nbytes and len(buffers) == 1:
+                issuer = op.issuer
+                fd = file.fd
+                key = fd + fd
+                taken = cancelled = wake = False
+                lock = self._lock
+                lock.acquire()
+                try:
+                    streams = self._streams
+                    if self._closing or self._backlog.entries or key in streams.lines:
+                        pass  # the general path: behind a head, backlogged, or refused
+                    elif op.cancel_requested:
+                        # Cancelled before it had a token: cancel() could not find it.
+                        self._submitted += 1
+                        cancelled = True
+                    else:
+                        table = self._table
+                        ud = table.next_ud
+                        buf = buffers[0]
+                        try:
+                            anchor = _from_buffer(buf)
+                            self._ring.prep_recv(
+                                fd, _addressof(anchor), buf.nbytes, ud, 0, op.flags,
+                                self._recv_ioprio,
+                            )  # fmt: skip
+                        except Exception:
+                            pass  # a full SQ ring, unusable memory: the general path
+                        else:
+                            taken = True
+                            self._submitted += 1
+                            table.next_ud = ud + 1
+                            table[ud] = (op, streams.open_direct_locked(op, key, ud, anchor))
+                            self._unsubmitted.append(ud)
+                            # The ring's owner defers to its next wait (``lead``); anyone
+                            # else submits at once (as ``_poll_locked``).
+                            if self._lead.owner is issuer.parker:
+                                if not self._hinted:
+                                    self._hint_locked()
+                            else:
+                                wake = self._submit_locked(issuer)
+                finally:
+                    lock.release()
+                if taken:
+                    if wake:
+                        os.eventfd_write(self._efd, 1)
+                    parker = issuer.parker
+                    if parker.__class__ is not RingParker or parker.lead is not self._lead:
+                        self._bind_parker(issuer)
+                    return
+                if cancelled:
+                    self._finish_direct(op, CANCELLED)
+                    return
         self._submit_slow(op)
 
     def _bind_parker(self, issuer: ThreadState) -> None:

@@ -12,19 +12,26 @@ IORING_REGISTER_PROBE) and adds what this backend needs on top:
   whose CQE is lost would never complete (invariant 1);
 - ``os.eventfd`` (Linux, Python 3.10+) for the wake-up.
 
+:func:`recv_poll_first` probes one optional flag: ``IORING_RECVSEND_POLL_FIRST`` (5.19) on the
+RECV of a socket receive that just failed with EAGAIN (``backend``), which spares the kernel a
+second attempt that would fail too. Older kernels refuse the flag (-EINVAL): the RECV then goes
+without it.
+
 Rules: never raises for "unavailable"; imports only the ABI modules (safe on any platform).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import socket
 import threading
 
 from . import abi
 from .abi import ProbeResult
-from .abi.consts import Feature, IoringOp
+from .abi.consts import Feature, IoringOp, RecvSendFlags
 
-__all__ = ["REQUIRED_OPS", "feature_names", "probe_backend"]
+__all__ = ["REQUIRED_OPS", "feature_names", "probe_backend", "recv_poll_first"]
 
 REQUIRED_OPS = {
     IoringOp.IORING_OP_NOP: "NOP",
@@ -38,6 +45,9 @@ REQUIRED_OPS = {
 
 _lock = threading.Lock()
 _probed: tuple[bool, str, ProbeResult | None] | None = None
+_poll_first: int | None = None
+_POLL_FIRST = int(RecvSendFlags.IORING_RECVSEND_POLL_FIRST)
+_kept: list[object] = []  # a probe's buffer the kernel might still write (never, in practice)
 
 
 def _probe() -> tuple[bool, str, ProbeResult | None]:
@@ -65,6 +75,40 @@ def probe_backend() -> tuple[bool, str]:
             _probed = _probe()
         ok, reason, _ = _probed
     return ok, reason
+
+
+def recv_poll_first() -> int:
+    """``IORING_RECVSEND_POLL_FIRST`` if RECV takes it here, else 0 (probed once; never
+    raises): on a small ring of its own, a RECV with the flag on a socket holding one byte
+    completes with that byte on 5.19+ and fails with -EINVAL before."""
+    global _poll_first
+    with _lock:
+        if _poll_first is None:
+            try:
+                _poll_first = _POLL_FIRST if _recv_takes_poll_first() else 0
+            except Exception:  # "unavailable" must never raise, whatever broke
+                _poll_first = 0
+        return _poll_first
+
+
+def _recv_takes_poll_first() -> bool:
+    ring = abi.Ring(2)
+    a, b = socket.socketpair()
+    try:
+        a.send(b"x")
+        buf = bytearray(1)
+        anchor = ctypes.c_char.from_buffer(buf)
+        ring.prep_recv(b.fileno(), ctypes.addressof(anchor), 1, 1, ioprio=_POLL_FIRST)
+        ring.submit_and_wait_timeout(1, 1.0)
+        cqes = ring.reap()
+        if not cqes:  # (cannot happen: a byte is there) the kernel may still own the buffer
+            _kept.append(anchor)
+            return False
+        return cqes[0][1] == 1 and buf == b"x"
+    finally:
+        ring.close()
+        a.close()
+        b.close()
 
 
 def feature_names(features: int) -> str:

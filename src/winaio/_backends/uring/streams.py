@@ -118,6 +118,26 @@ class StreamLines:
         self._arm(op, line)
         return True
 
+    def open_direct_locked(self, op: Operation, key: int, ud: int, keep: object) -> Line:
+        """A line for ``key`` (absent: the caller checked) whose head ``op`` is in the kernel
+        already as itself (``ud``; ``keep`` holds its memory): the backend's one-hold pended
+        receive (``IoUringBackend.submit``), what :meth:`enqueue_locked` and ``arm`` do for
+        a head that becomes a RECV."""
+        spare = self._spare
+        if spare:
+            line = spare.pop()
+            line.fd = op.file.fd
+            line.key = key
+        else:
+            line = Line(op.file.fd, key)
+        line.ops.append(op)
+        line.poll_ud = ud
+        line.direct = True
+        line.keep = keep
+        op.token = line
+        self.lines[key] = line
+        return line
+
     def remove_locked(self, op: Operation, line: Line) -> bool:
         """Withdraw ``op`` queued behind its line's head (it never reached the kernel); False
         if it is not there (the head, or already completed)."""

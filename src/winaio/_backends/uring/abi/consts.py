@@ -25,6 +25,7 @@ __all__ = [
     "CancelFlags",
     "PollFlags",
     "MsgRingFlags",
+    "RecvSendFlags",
     "RegisterOp",
 ]
 
@@ -216,6 +217,17 @@ class PollFlags(enum.IntFlag):
     IORING_POLL_UPDATE_EVENTS = 1 << 1
     IORING_POLL_UPDATE_USER_DATA = 1 << 2
     IORING_POLL_ADD_LEVEL = 1 << 3
+
+
+class RecvSendFlags(enum.IntFlag):
+    """SEND/RECV (and SENDMSG/RECVMSG) flags, carried in ``sqe.ioprio``."""
+
+    #: 5.19: do not try the socket first, arm the poll at once (the caller just saw EAGAIN);
+    #: older kernels fail the request with -EINVAL.
+    IORING_RECVSEND_POLL_FIRST = 1 << 0
+    IORING_RECV_MULTISHOT = 1 << 1  # 6.0
+    IORING_RECVSEND_FIXED_BUF = 1 << 2  # 6.0
+    IORING_SEND_ZC_REPORT_USAGE = 1 << 3  # 6.2
 
 
 class MsgRingFlags(enum.IntFlag):

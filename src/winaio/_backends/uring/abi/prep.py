@@ -209,14 +209,15 @@ class SqePrep:
 
     def prep_recv(
         self, fd: int, addr: int, nbytes: int, user_data: int,
-        sqe_flags: int = 0, msg_flags: int = 0,
+        sqe_flags: int = 0, msg_flags: int = 0, ioprio: int = 0,
     ) -> None:  # fmt: skip
-        """IORING_OP_RECV (5.6): recv(2). res = bytes received, 0 at EOF."""
+        """IORING_OP_RECV (5.6): recv(2). res = bytes received, 0 at EOF. ``ioprio``: the
+        ``IORING_RECVSEND_*`` flags (``consts.RecvSendFlags``; POLL_FIRST needs 5.19)."""
         tail = self._sq_tail
         if tail == self._sq_limit:
             self._sq_reserve()
         _pack_head(
-            self._sqes, (tail & self._sq_mask) << 6, _OP_RECV, sqe_flags, 0, fd, 0, addr,
+            self._sqes, (tail & self._sq_mask) << 6, _OP_RECV, sqe_flags, ioprio, fd, 0, addr,
             nbytes, msg_flags, user_data,
         )  # fmt: skip
         self._sq_tail = tail + 1
