@@ -9,6 +9,9 @@ timing anything.
   IORING_RECVSEND_POLL_FIRST where the kernel takes it (5.19+); anything unusual (a full SQ
   ring, a line already there) takes the general path, and a cancel that came before the
   request reached the backend completes it cancelled;
+- a socket whose last receive would have blocked asks ``poll(0)`` before trying the next one
+  (no BlockingIOError when there is still nothing); data, the end of the stream or a reset
+  found that way are what the attempt would have found, inside the call;
 - a RECV that brings data to the only request of its line completes it in one pass
   (``StreamLines.service``' fast path) and the line goes with it; requests queued behind a
   head still complete in issue order with their own data (#66), and a cancelled head whose
@@ -18,7 +21,9 @@ timing anything.
 from __future__ import annotations
 
 import os
+import select
 import socket
+import struct
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,7 +41,7 @@ from winaio._io._overlapped import Overlapped
 from winaio._io._port import CompletionPort
 from winaio._io._streams import Socket
 from winaio.codes import NtStatus, WinError
-from winaio.errors import Win32Error
+from winaio.errors import IoError, Win32Error
 from winaio.testing import wait_until
 
 OK, REASON = uring.probe_backend()
@@ -338,3 +343,93 @@ def test_a_receive_cancelled_before_it_reaches_the_backend_completes_cancelled(
         assert ov2.information == 4 and buf[:4] == b"kept"
     finally:
         _close(pairs, port)
+
+
+class _CountingSocket(socket.socket):
+    """A socket that counts its ``recv_into`` calls (the fast path's attempts)."""
+
+    attempts = 0
+
+    def recv_into(self, *args: Any, **kwargs: Any) -> int:
+        self.attempts += 1
+        return super().recv_into(*args, **kwargs)
+
+
+def _counting_pair(
+    b: uring.IoUringBackend, port: CompletionPort
+) -> tuple[Socket, _CountingSocket, socket.socket]:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        peer = socket.create_connection(listener.getsockname())
+        conn, _ = listener.accept()
+    sock = _CountingSocket(fileno=conn.detach())
+    sock.setblocking(False)
+    f = Socket(sock.fileno(), overlapped=True, sock=sock, backend=b)
+    f.associate(port, 0)
+    f.set_completion_modes(True, True)
+    return f, sock, peer
+
+
+def _readable(sock: socket.socket) -> None:
+    assert select.select([sock], [], [], LONG)[0], "the data did not arrive"
+
+
+def test_a_socket_that_waits_is_polled_before_it_is_tried(backend: uring.IoUringBackend) -> None:
+    port = CompletionPort()
+    f, sock, peer = _counting_pair(backend, port)
+    try:
+        buf = bytearray(64)
+        assert f.start_read(buf, Overlapped()) is False  # tried: would block
+        assert sock.attempts == 1 and f._recv_ready is not None
+        peer.send(b"a")
+        assert port.get(LONG) is not None
+        for i in range(20):  # nothing there: pends without an attempt
+            ov = Overlapped()
+            assert f.start_read(buf, ov) is False
+            peer.send(bytes([i]))
+            packet = port.get(LONG)
+            assert packet is not None and packet.overlapped is ov and buf[:1] == bytes([i])
+        assert sock.attempts == 1
+        # Data there before the call: the poll says so, the receive finishes inside the call.
+        peer.send(b"now")
+        _readable(sock)
+        ov = Overlapped()
+        assert f.start_read(buf, ov) is True
+        assert (ov.information, bytes(buf[:3])) == (3, b"now") and port.get(0) is None
+        assert sock.attempts == 2 and f._recv_ready is None  # tries first again
+        assert f.start_read(buf, Overlapped()) is False  # tried, would block: polls again
+        assert sock.attempts == 3 and f._recv_ready is not None
+        peer.send(b"z")
+        assert port.get(LONG) is not None
+    finally:
+        f.close()
+        peer.close()
+        port.close()
+
+
+@pytest.mark.parametrize("ending", ["close", "reset"])
+def test_a_polled_socket_reports_the_end_of_its_stream_inside_the_call(
+    backend: uring.IoUringBackend, ending: str
+) -> None:
+    port = CompletionPort()
+    f, sock, peer = _counting_pair(backend, port)
+    try:
+        buf = bytearray(64)
+        assert f.start_read(buf, Overlapped()) is False
+        peer.send(b"a")
+        assert port.get(LONG) is not None
+        assert f._recv_ready is not None  # the next receive polls first
+        if ending == "reset":
+            peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        peer.close()
+        _readable(sock)
+        ov = Overlapped()
+        if ending == "close":  # a graceful close: 0 bytes, success, inside the call
+            assert f.start_read(buf, ov) is True and ov.information == 0
+        else:  # WSAECONNRESET at once, no notification
+            with pytest.raises(IoError) as info:
+                f.start_read(buf, ov)
+            assert info.value.winerror == WinError.ERROR_NETNAME_DELETED
+        assert port.get(0) is None and sock.attempts == 2
+    finally:
+        f.close()
+        port.close()
