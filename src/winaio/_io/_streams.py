@@ -295,9 +295,14 @@ class Socket(StreamFile):
             except BlockingIOError:
                 poller = self._recv_poller
                 if poller is None:
-                    poller = self._recv_poller = select.poll()
-                    poller.register(self.fd, _POLLIN)
-                self._recv_ready = poller.poll
+                    poller = select.poll()
+                    try:
+                        poller.register(self.fd, _POLLIN)
+                    except (ValueError, OSError):  # closed by another thread meanwhile
+                        poller = None
+                    self._recv_poller = poller
+                if poller is not None:
+                    self._recv_ready = poller.poll
                 submit_tried(
                     pended_receive(
                         self, overlapped, buffer if cls is memoryview else memoryview(buffer)
