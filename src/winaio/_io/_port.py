@@ -164,10 +164,17 @@ class CompletionPort(DispatcherObject):
                 wb = getters.pop()
                 wb.detach = None  # popped, and a port wait has no objects: nothing to unlink
                 wb.data = [packet]
-                running.add(wb.thread)
-                # No token when the waiter is the thread delivering this (a ring leader
-                # reaping its own completion): its wait ends in place (``end_wait``).
-                end_wait(wb, _HANDOFF)
+                ts = wb.thread
+                running.add(ts)
+                # ``end_wait``, inlined (once per pending request): no token when the waiter
+                # is awake in its wait (a ring leader reaping its own completion), its wait
+                # ends in place; the result is stored before the flag is tested (``Parker``).
+                wb.result = _HANDOFF
+                if ts.awake_in_wait:
+                    ts.wait = None
+                elif not ts.wake_pending:
+                    ts.wake_pending = True
+                    ts.parker.release()
                 return
         self._packets.append(packet)
         if getters or self._waiters:

@@ -125,7 +125,11 @@ class RingParker:
             finally:
                 self.in_kernel = False
                 self.ts.awake_in_wait = False
-                lead.leave()
+                # Leadership.leave, its lock-free half inlined (every wait ends here): the same
+                # order, ``waiter`` cleared before ``followers`` is read.
+                lead.waiter = None
+                if lead.followers:
+                    lead.leave()
             if got is not None:
                 return got
             # The backend closed under us: park plainly (its deadline is recomputed by the
