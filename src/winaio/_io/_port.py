@@ -33,6 +33,7 @@ from .._kernel._dispatcher import (
     ThreadState,
     WaitBlock,
     complete_wait,
+    end_wait,
     wake_waiters,
 )
 from .._kernel._dispatcher import acquire_lock as _acquire
@@ -161,10 +162,19 @@ class CompletionPort(DispatcherObject):
                 # one packet, without queueing it first): nothing was queued, so the port
                 # never becomes signaled and no direct waiter is woken.
                 wb = getters.pop()
-                wb.detach = None
+                wb.detach = None  # popped, and a port wait has no objects: nothing to unlink
                 wb.data = [packet]
-                running.add(wb.thread)
-                complete_wait(wb, _HANDOFF)
+                ts = wb.thread
+                running.add(ts)
+                # ``end_wait``, inlined (once per pending request): no token when the waiter
+                # is awake in its wait (a ring leader reaping its own completion), its wait
+                # ends in place; the result is stored before the flag is tested (``Parker``).
+                wb.result = _HANDOFF
+                if ts.awake_in_wait:
+                    ts.wait = None
+                elif not ts.wake_pending:
+                    ts.wake_pending = True
+                    ts.parker.release()
                 return
         self._packets.append(packet)
         if getters or self._waiters:
@@ -199,7 +209,7 @@ class CompletionPort(DispatcherObject):
             wb.detach = None  # popped already: _detach would only raise and catch ValueError
             wb.data = _take(packets, wb.data)
             running.add(wb.thread)
-            complete_wait(wb, _HANDOFF)
+            end_wait(wb, _HANDOFF)
 
     def _detach(self, wb: WaitBlock) -> None:
         try:

@@ -20,6 +20,12 @@ This is the in-process "kernel" of win32-async-spec §10b, modelled on the Wine 
   under :data:`LOCK`, so the parked thread, re-taking :data:`LOCK` after a timed-out acquire, can
   tell whether a token is still outstanding and consume it. Invariant between waits: the parker
   is locked and ``wake_pending`` is False.
+- **A wait ended by its own thread.** A parker may run code while its thread blocks (the I/O
+  layer's ring leader reaps and delivers completions, its own among them). While it does,
+  ``ts.awake_in_wait`` is set, and it tests its wait's result before it parks or returns:
+  so :func:`complete_wait` ends such a wait without a token, clearing ``ts.wait`` itself
+  under :data:`LOCK`, and ``block()`` returns the result without taking the lock again (no
+  release / acquire round trip of the thread to itself, no second lock hold).
 
 Rules:
 - Callers hold :data:`LOCK` around every ``_is_signaled_for`` / ``_satisfy`` / waiter-list access.
@@ -49,6 +55,7 @@ __all__ = [
     "ThreadState",
     "WaitBlock",
     "complete_wait",
+    "end_wait",
     "try_satisfy",
     "unlink_wait",
     "wake_thread",
@@ -90,7 +97,15 @@ class Parker(Protocol):
     parker, while that thread is in none of its waits and under :data:`LOCK`, by an object with
     the same semantics that does more while it blocks (the I/O layer's ring waiter waits in
     the kernel on an io_uring ring and delivers completions, ``_backends.uring.lead``).
-    ``release`` is called under :data:`LOCK` (:func:`wake_thread`), ``acquire`` without it."""
+    ``release`` is called under :data:`LOCK` (:func:`wake_thread`), ``acquire`` without it.
+
+    A parker that runs code while its thread blocks in a registered wait (``ts.wait`` set) may
+    set ``ts.awake_in_wait`` while that code runs, provided it tests the wait's ``result``
+    after each run of that code and again after clearing the flag, before it parks: a wait
+    ended meanwhile (:func:`complete_wait`, :func:`end_wait`: the result stored first, then
+    the flag tested; ``ts.wait`` cleared, no token given) makes ``acquire`` return False at
+    once, and ``block()`` returns the wait's result without the lock. The flag is clear
+    whenever ``acquire`` is not running."""
 
     def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
     def release(self) -> None: ...
@@ -102,6 +117,7 @@ class ThreadState:
     __slots__ = (
         "alive",
         "apcs",
+        "awake_in_wait",
         "block_listener",
         "exit_code",
         "extensions",
@@ -126,6 +142,9 @@ class ThreadState:
         lock.acquire()
         self.parker: Parker = lock
         self.wake_pending = False
+        #: Set by a parker while it runs code inside this thread's blocked wait (``Parker``):
+        #: ending that wait then needs no token (:func:`complete_wait`).
+        self.awake_in_wait = False
         #: The wait block of the blocking call this thread is in (None when running).
         self.wait: WaitBlock | None = None
         self.apcs: deque[ApcEntry] = deque()
@@ -260,10 +279,36 @@ def unlink_wait(wb: WaitBlock) -> None:
 
 
 def complete_wait(wb: WaitBlock, result: int) -> None:
-    """End a blocked wait with ``result``: unlink it everywhere and wake its thread."""
+    """End a blocked wait with ``result``: unlink it everywhere and wake its thread. Caller
+    holds :data:`LOCK`.
+
+    A thread awake inside that wait (``awake_in_wait``: its parker runs code, typically the
+    delivery that ends this very wait) gets no token: its wait is cleared here (``ts.wait``
+    None), it sees the result before it parks, and ``block()`` returns without the lock
+    (``Parker``). The result is stored *before* the flag is tested: the parker clears the
+    flag before it tests the result, so one of the two sees the other.
+    """
     unlink_wait(wb)
     wb.result = result
-    wake_thread(wb.thread)
+    ts = wb.thread
+    if ts.awake_in_wait:
+        ts.wait = None
+    elif not ts.wake_pending:  # wake_thread, inlined
+        ts.wake_pending = True
+        ts.parker.release()
+
+
+def end_wait(wb: WaitBlock, result: int) -> None:
+    """:func:`complete_wait` for a wait block that is in no waiter list any more: the caller
+    took it out (a completion port popping its GQCS waiter, whose wait has no objects, after
+    clearing ``detach``). Caller holds :data:`LOCK`."""
+    wb.result = result
+    ts = wb.thread
+    if ts.awake_in_wait:
+        ts.wait = None
+    elif not ts.wake_pending:
+        ts.wake_pending = True
+        ts.parker.release()
 
 
 def wake_waiters(obj: DispatcherObject) -> None:

@@ -87,6 +87,11 @@ def block(
     any) that it blocks. Returns the wait code, ``WAIT_TIMEOUT`` or ``WAIT_IO_COMPLETION`` (APCs
     are *not* run here: the caller runs them without the lock); ``listener`` learns under the
     same lock that the thread runs again.
+
+    A wait ended while this thread was awake inside it (its parker runs code while it blocks,
+    ``_dispatcher.Parker``) comes back with no token taken and ``ts.wait`` already cleared
+    under the lock by :func:`~._dispatcher.complete_wait`: its result is returned without
+    taking the lock again (``listener`` None; else the listener is told under the lock).
     """
     parker = ts.parker
     while True:
@@ -98,6 +103,15 @@ def block(
                 got = parker.acquire(True, min(remaining, _TIMEOUT_MAX))
             else:
                 got = parker.acquire(False)
+        if not got and listener is None and ts.wait is None:
+            # Ended by this thread itself, awake in its wait: nothing left for the lock. (A
+            # token given before that and not taken by the parker stays outstanding with
+            # wake_pending set: the next wait takes it as a spurious wake-up.)
+            result = wb.result
+            if result is not None:
+                if result == TERMINATED:
+                    check_terminating(ts)
+                return result
         LOCK.acquire()
         try:
             if got:

@@ -103,8 +103,11 @@ def counted(cls: type[Operation]) -> type[Operation]:
                 violations.append(f"{self!r} completed {self.calls} times (status {status:#x})")
             self.alive_at_complete = all(ref() is not None for ref in self.watch)
             self.completer = threading.current_thread().name
-            # A thread blocked in a wait that reaps the ring for the backend (``lead``).
-            self.completer_waiting = current_thread_state().wait is not None
+            # A thread blocked in a wait that reaps the ring for the backend (``lead``); once
+            # a delivery of the batch it reaps ended its wait in place, it is still in it,
+            # awake (``awake_in_wait``, ``_kernel._dispatcher.Parker``).
+            ts = current_thread_state()
+            self.completer_waiting = ts.wait is not None or ts.awake_in_wait
         cls.complete(self, status, information)
 
     sub = type(

@@ -379,7 +379,8 @@ class IoUringBackend:
                 f" features={feature_names(ring.features)}; issuers submit ({self._enters}"
                 f" enters, {self._backlog.total} backlogged, {self._migrated} migrated at"
                 f" thread exit); waiters reap: {lead.leads} waits as leader, {lead.waits} in"
-                f" the kernel, {lead.pokes} pokes, {lead.takeovers} takeovers; ring thread:"
+                f" the kernel, {lead.own_wakes} ended in place, {lead.pokes} pokes,"
+                f" {lead.takeovers} takeovers; ring thread:"
                 f" {self._rounds} rounds, {self._rt_reaps} reaping ({self._rt_delivered}"
                 f" completions), {self._wakeups} wake-ups asked, {self._watch_starts} to watch"
             )
