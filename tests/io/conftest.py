@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from winaio._backends import uring
 from winaio._io._files import FileObject, start
 from winaio._io._ops import FileWriteOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._kernel._objects import Event
 from winaio._kernel._wait import wait_for_one
+from winaio.testing import wait_until
 
 
 def _sq_poller_threads() -> set[str]:
@@ -118,3 +120,15 @@ class UringKit:
 def kit() -> type[UringKit]:
     """The io_uring tests' helpers (:class:`UringKit`)."""
     return UringKit
+
+
+@pytest.fixture
+def armed_uring() -> Iterator[uring.IoUringBackend]:
+    """An io_uring backend whose leaders' poke is armed (so a test's first wait leads the
+    ring at once), closed after the test. Callers skip where io_uring is unavailable."""
+    b = uring.IoUringBackend()
+    wait_until(lambda: not b._lead.closed, 5.0, "the leaders' poke is armed")
+    try:
+        yield b
+    finally:
+        b.close()

@@ -40,7 +40,6 @@ from winaio._kernel._objects import Event
 from winaio._kernel._threads import current_thread_state
 from winaio._kernel._wait import wait_for_one
 from winaio.codes import NtStatus, WaitCode
-from winaio.testing import wait_until
 
 OK, REASON = uring.probe_backend()
 pytestmark = pytest.mark.skipif(not OK, reason=f"io_uring backend unavailable: {REASON}")
@@ -96,13 +95,8 @@ def _clean_between_waits(ts: ThreadState, parker: CountingParker) -> None:
 
 
 @pytest.fixture
-def backend() -> Iterator[uring.IoUringBackend]:
-    b = uring.IoUringBackend()
-    wait_until(lambda: not b._lead.closed, LONG, "the leaders' poke is armed")
-    try:
-        yield b
-    finally:
-        b.close()
+def backend(armed_uring: uring.IoUringBackend) -> uring.IoUringBackend:
+    return armed_uring
 
 
 @pytest.fixture
