@@ -1,4 +1,4 @@
-"""The pool workers' parker (``_pool._parker.WorkerParker``): a futex-based binary semaphore
+"""The pool workers' parker (``_kernel._parker.WorkerParker``): a futex-based binary semaphore
 with ``threading.Lock``'s parker semantics, and the submit hand-off that wakes a worker after
 dropping the dispatcher lock (``ThreadPool._handoff_locked``).
 
@@ -15,8 +15,9 @@ import pytest
 
 import winaio
 from winaio._kernel._dispatcher import LOCK
+from winaio._kernel._parker import AVAILABLE, WorkerParker
 from winaio._kernel._threads import current_thread_state
-from winaio._pool._parker import AVAILABLE, WorkerParker
+from winaio._pool import _worker
 
 from .conftest import LONG, SHORT
 
@@ -190,3 +191,79 @@ def test_close_wakes_a_worker_whose_handoff_wakeup_was_lost(make_pool: Any) -> N
     assert time.monotonic() - start < LONG / 2  # not the worker's idle timeout
     assert ran.is_set()
     assert pool.thread_count == 0
+
+
+class _InPlaceParker:
+    """A parker that, armed, ends its thread's port wait *in place* (what the io_uring ring
+    leader does when it reaps the completion its own wait is for: ``_dispatcher.Parker``):
+    ``awake_in_wait`` set, a packet posted to the port under the lock, the wait tested."""
+
+    def __init__(self, inner: Any, port: winaio.CompletionPort, key: Any) -> None:
+        self.inner, self.port, self.key = inner, port, key
+        self.armed = False
+        self.ended_in_place = 0
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        ts = current_thread_state()
+        if self.armed and ts.wait is not None:
+            self.armed = False
+            ts.awake_in_wait = True
+            with LOCK:
+                self.port._post_locked(self.key, None, 0, 7)
+            ts.awake_in_wait = False
+            if ts.wait is None:  # ended by this very post: no token given
+                self.ended_in_place += 1
+                return False
+        return bool(self.inner.acquire(blocking, timeout))
+
+    def release(self) -> None:
+        self.inner.release()
+
+
+def test_a_worker_wait_ended_in_place_returns_without_the_lock(
+    make_pool: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool = make_pool(max_threads=1, min_threads=1)
+    port = pool.port
+    got: list[tuple[Any, int]] = []
+    done = threading.Event()
+    counted = {"n": 0, "on": False}
+    real_acquire = _worker._acquire
+
+    def counting_acquire(*args: Any) -> Any:
+        if counted["on"] and threading.current_thread() is worker_thread[0]:
+            counted["n"] += 1
+        return real_acquire(*args)
+
+    monkeypatch.setattr(_worker, "_acquire", counting_acquire)
+
+    class Key:
+        def _on_packet(self, packet: Any, ts: Any) -> None:
+            counted["on"] = False
+            got.append((packet.key, packet.bytes_transferred))
+            done.set()
+
+    key = Key()
+    worker_thread: list[threading.Thread] = []
+    parkers: list[_InPlaceParker] = []
+
+    def install() -> None:
+        ts = current_thread_state()
+        worker_thread.append(threading.current_thread())
+        with LOCK:  # in none of its waits, under the lock: the kernel allows the swap
+            parker = _InPlaceParker(ts.parker, port, key)
+            ts.parker = parker
+        parkers.append(parker)
+        parker.armed = True
+        counted["on"] = True  # from here to the packet's callback: the worker's next wait
+
+    pool.submit(install)
+    assert done.wait(LONG)
+    assert got == [(key, 7)] and parkers[0].ended_in_place == 1
+    # One hold of the dispatcher lock: the wait's registration. (Before: a second one to
+    # end the wait the parker had already ended.)
+    assert counted["n"] == 1
+    # The worker goes on serving tokens through the wrapped parker.
+    ran = threading.Event()
+    pool.submit(ran.set)
+    assert ran.wait(LONG)

@@ -14,6 +14,26 @@ instead of two thread hand-offs (measured at QD1: 0.54x -> 1.27x a ThreadPoolExe
 Workers still take whatever nobody waits for; the request is the same request, taken once
 (its token moves from queued to running under the lock).
 
+Hand-offs without the GIL (issue 9, docs/design.md "The thread backend's hand-offs"):
+
+- **Issuer -> worker.** Idle workers park on their own futex parker (``_kernel._parker``) in a
+  LIFO list; ``submit`` pops one under the backend lock and wakes it after that lock, without
+  the GIL (a ``queue.SimpleQueue`` woke it GIL-held: a worker scheduled at once slept again on
+  the GIL). ``Statistics``: ``worker_wakes``.
+- **A lone request its issuer will run.** A port-bound request (no event, no routine) issued
+  by a thread of that port while nothing else is queued is the one ``IdleWork`` makes its
+  issuer run at its next GetQueuedCompletionStatus: waking a worker for it only made that
+  worker wake, find the GIL held, and find nothing (five context switches per QD1 read, 30 %
+  of the IOPS). Such a request wakes nobody while an idle worker *watches*: it parks with a
+  timeout of ``WATCH`` seconds and, at each tick, takes what is still queued, so a request
+  whose issuer does not wait for it starts within a tick. A worker watches while such
+  requests came in the last ``WATCH_TICKS`` ticks; with no watcher, a request wakes a worker
+  as any other (which then watches), so an idle backend ticks at most ``WATCH_TICKS`` times.
+- **Worker -> waiter.** A worker delivers its completion with its wakes deferred past the
+  dispatcher lock (``_parker.defer_wakes``): a port waiter (or event waiter) parked on a futex
+  parker is woken after the lock, without the GIL, and finds both free. Issuers get such a
+  parker on their first FILE request (``_parker.bind``).
+
 All reactor state is touched only by the reactor thread: ``submit``/``cancel``/``close`` post
 commands to it and wake it through an eventfd. Cancellation of a request waiting for readiness
 completes it with STATUS_CANCELLED at once; a FILE request already running on a worker cannot be
@@ -25,21 +45,46 @@ from __future__ import annotations
 
 import itertools
 import os
-import queue
 import select
 import threading
 import weakref
 from collections import deque
+from typing import Any
 
 from .._io._backend import BackendStatistics, IdleWork, OpKind, add_idle_work
 from .._io._ops import Operation
+from .._kernel._parker import AVAILABLE as FUTEX_PARKERS
+from .._kernel._parker import WorkerParker, bind, defer_wakes, flush_wakes
 from ..codes import NtStatus
 
-__all__ = ["ThreadBackend"]
+__all__ = ["WATCH", "WATCH_TICKS", "ThreadBackend"]
 
 _CANCELLED = int(NtStatus.STATUS_CANCELLED)
 _QUEUED, _RUNNING = "queued", "running"
 _names = itertools.count()
+#: A watching idle worker's tick (seconds), and how many ticks it keeps watching after the
+#: last request that woke nobody (module docstring).
+WATCH = 0.001
+WATCH_TICKS = 64
+
+
+class _LockParker:
+    """A worker's parker where futex parkers are unavailable: ``threading.Lock`` semantics."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        if self._lock.locked():
+            self._lock.release()
+
+    wake = release
 
 
 class _FdQueues:
@@ -62,7 +107,16 @@ class ThreadBackend:
 
     def __init__(self, workers: int = 8) -> None:
         self._lock = threading.Lock()
-        self._work: queue.SimpleQueue[Operation | None] = queue.SimpleQueue()
+        #: FILE requests waiting for a thread, FIFO; idle workers' parkers, LIFO.
+        self._queue: deque[Operation] = deque()
+        self._idle: list[Any] = []
+        self._stopping = False
+        #: Ticks the watcher keeps watching (requests that woke nobody came recently), and the
+        #: watcher's parker: the idle worker that watches, or the one woken to (module
+        #: docstring).
+        self._watch_ticks = 0
+        self._watcher: Any = None
+        self._worker_wakes = self._watch_wakes = self._watch_takes = self._deferred_wakes = 0
         self._commands: deque[tuple[str, Operation | None]] = deque()
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._wake_pending = False
@@ -90,18 +144,52 @@ class ThreadBackend:
 
     # ------------------------------------------------------------------ Backend protocol
     def submit(self, op: Operation) -> None:
-        with self._lock:
+        if op.kind is not OpKind.FILE:
+            with self._lock:
+                if self._closed:
+                    raise RuntimeError("the thread backend is closed")
+                self._in_flight.add(op)
+                self._submitted += 1
+                op.token = _QUEUED
+            self._command("add", op)
+            return
+        issuer = op.issuer
+        if issuer.parker.__class__ is not WorkerParker and FUTEX_PARKERS:
+            bind(issuer)  # once per thread: woken without the GIL (module docstring)
+        wake = None
+        lock = self._lock
+        lock.acquire()  # not ``with``: half the cost on 3.11 (once per request)
+        try:
             if self._closed:
                 raise RuntimeError("the thread backend is closed")
             self._in_flight.add(op)
             self._submitted += 1
             op.token = _QUEUED
-            if op.kind is OpKind.FILE:
-                IdleWork.queued += 1  # a hint for waiting threads (_run_queued_here)
-        if op.kind is OpKind.FILE:
-            self._work.put(op)
-        else:
-            self._command("add", op)
+            queue = self._queue
+            queue.append(op)
+            IdleWork.queued += 1  # a hint for waiting threads (_run_queued_here)
+            if self._idle:
+                if (
+                    len(queue) == 1
+                    and op.event is None
+                    and op.routine is None
+                    and not op.skip_port
+                    and issuer.block_listener is not None
+                    and issuer.block_listener is op.file.port
+                ):
+                    # The lone request its issuer, a thread of this port, will most likely
+                    # run at its next GetQueuedCompletionStatus: a watching worker covers it.
+                    self._watch_ticks = WATCH_TICKS
+                    if self._watcher is None:
+                        wake = self._watcher = self._idle.pop()
+                else:
+                    wake = self._idle.pop()
+                if wake is not None:
+                    self._worker_wakes += 1
+        finally:
+            lock.release()
+        if wake is not None:
+            wake.wake()  # after the lock, without the GIL (module docstring)
 
     def cancel(self, op: Operation) -> None:
         if op.kind is OpKind.FILE:
@@ -124,8 +212,11 @@ class ThreadBackend:
             self.cancel(op)
         with self._lock:
             self._drained.wait_for(lambda: not self._in_flight, timeout=30)
-        for _ in self._workers:
-            self._work.put(None)
+            self._stopping = True
+            idle = list(self._idle)
+            self._idle.clear()
+        for parker in idle:
+            parker.wake()
         self._command("stop", None)
         for thread in [*self._workers, self._reactor]:
             thread.join(5)
@@ -144,6 +235,18 @@ class ThreadBackend:
                 detail=f"{len(self._workers)} file workers + 1 epoll reactor",
             )
 
+    def counters(self) -> dict[str, int]:
+        """How the hand-offs went (tests, benchmarks): workers woken by ``submit``, watch
+        ticks, requests a watching worker took, completions whose waiters were woken after
+        the dispatcher lock without the GIL."""
+        with self._lock:
+            return {
+                "worker_wakes": self._worker_wakes,
+                "watch_ticks": self._watch_wakes,
+                "watch_takes": self._watch_takes,
+                "deferred_wakes": self._deferred_wakes,
+            }
+
     # ------------------------------------------------------------------ completion
     def _finish(self, op: Operation, status: int, information: int, cancelled: bool) -> None:
         with self._lock:
@@ -155,40 +258,86 @@ class ThreadBackend:
                 self._cancelled += 1
             if not self._in_flight:
                 self._drained.notify_all()
-        op.complete(status, information)
+        # The waiters this completion ends are woken after the dispatcher lock, without the
+        # GIL, when they park on futex parkers (module docstring).
+        deferred = defer_wakes()
+        try:
+            op.complete(status, information)
+        finally:
+            if flush_wakes(deferred):
+                self._deferred_wakes += 1  # a statistic (GIL-atomic enough for tests)
 
     # ------------------------------------------------------------------ file workers
     def _worker(self) -> None:
-        work = self._work
+        parker: Any = WorkerParker() if FUTEX_PARKERS else _LockParker()
+        lock = self._lock
+        queue = self._queue
+        idle = self._idle
+        watching = ticked = False
         while True:
-            op = work.get()
+            op = None
+            lock.acquire()
+            try:
+                if ticked:
+                    self._watch_wakes += 1
+                if parker in idle:  # woken by a tick, or by a late token (not popped)
+                    idle.remove(parker)
+                if queue:
+                    if ticked:
+                        self._watch_takes += 1  # a request nobody ran within a tick
+                    if self._watcher is parker:
+                        self._watcher = None  # busy: the next idle worker watches
+                    op = queue.popleft()
+                    IdleWork.queued -= 1
+                    run = op.token == _QUEUED  # otherwise it was cancelled while queued
+                    if run:
+                        op.token = _RUNNING
+                elif self._stopping:
+                    return
+                else:
+                    idle.append(parker)
+                    watcher = self._watcher
+                    if (watcher is None or watcher is parker) and self._watch_ticks:
+                        self._watch_ticks -= 1
+                        self._watcher = parker
+                        watching = True
+                    else:
+                        if watcher is parker:
+                            self._watcher = None  # nothing came for WATCH_TICKS ticks
+                        watching = False
+            finally:
+                lock.release()
+            ticked = False
             if op is None:
-                return
-            self._run(op)
+                if watching:
+                    ticked = not parker.acquire(True, WATCH)
+                else:
+                    parker.acquire()
+                continue
+            if run:
+                status, information = op.run_blocking()
+                self._finish(op, status, information, cancelled=False)
             # Do not keep the last request (its buffers, e.g. an mmap) alive while idle.
             del op
 
-    def _run(self, op: Operation) -> None:
-        """Run a dequeued FILE request, unless it was cancelled while queued."""
-        with self._lock:
+    def run_queued_here(self) -> bool:
+        """A waiting thread runs one queued FILE request itself (``IdleWork``)."""
+        lock = self._lock
+        lock.acquire()
+        try:
+            queue = self._queue
+            if not queue:
+                return False
+            op = queue.popleft()
             IdleWork.queued -= 1
             run = op.token == _QUEUED  # otherwise it was cancelled while queued
             if run:
                 op.token = _RUNNING
+        finally:
+            lock.release()
         if run:
             status, information = op.run_blocking()
             self._finish(op, status, information, cancelled=False)
-
-    def run_queued_here(self) -> bool:
-        """A waiting thread runs one queued FILE request itself (``IdleWork``)."""
-        try:
-            op = self._work.get_nowait()
-        except queue.Empty:
-            return False
-        if op is None:  # closing: leave the stop marker to a worker
-            self._work.put(None)
-            return False
-        self._run(op)
         return True
 
     # ------------------------------------------------------------------ stream reactor

@@ -43,6 +43,7 @@ from .._kernel._dispatcher import LOCK, ThreadState, complete_wait, wake_waiters
 from .._kernel._dispatcher import acquire_lock as _acquire
 from .._kernel._dispatcher import release_lock as _release
 from .._kernel._objects import Event
+from .._kernel._parker import WorkerParker
 from .._kernel._threads import KThread, current_thread_state, start_thread
 from .._kernel._wait import wait_for_one
 from ..codes import WaitCode, WinError
@@ -51,7 +52,6 @@ from ._clock import SYSTEM_CLOCK, PoolClock
 from ._env import CallbackEnvironment, CallbackInstance
 from ._io import PoolIo
 from ._objects import PoolCall, PoolWork, SimpleCallback, report_callback_error
-from ._parker import WorkerParker
 from ._timer import PoolTimer
 from ._wait import PoolWait
 from ._waiter import Waiter

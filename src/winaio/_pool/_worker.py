@@ -13,6 +13,9 @@ no APC or TerminateThread pending, no thread-backend request it could run instea
 and a token is turned into its callback *under the same lock acquisition* that ends the wait
 (``ThreadPool._take_locked``): one acquisition of the dispatcher lock instead of three, and no
 ``get_many``/``block`` frames. Every other case goes through ``get_many`` itself, unchanged.
+A wait ended *in place* (the worker's parker, a ring leader, reaped the completion that ends
+it: ``_kernel._dispatcher.Parker``, ``awake_in_wait``) returns as ``block()`` does, with no
+second lock hold (a token's callback still needs one, to be taken).
 
 Invariants (those of ``_kernel._dispatcher``): between waits the thread's parker is locked and
 ``wake_pending`` is False; the wait block is registered (``port._getters``, ``ts.wait``) and
@@ -24,18 +27,18 @@ itself when it takes one without waiting or comes back from a timed-out wait.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .._clock import monotonic
 from .._io._backend import IdleWork
 from .._kernel._dispatcher import LOCK, TERMINATED, WaitBlock, unlink_wait
 from .._kernel._dispatcher import acquire_lock as _acquire
 from .._kernel._dispatcher import release_lock as _release
+from .._kernel._parker import AVAILABLE as PARKER_AVAILABLE
+from .._kernel._parker import WorkerParker
 from .._kernel._threads import check_terminating, current_thread_state
 from ..codes import NtStatus, WaitCode, WinError
 from ..errors import Win32Error
-from ._parker import AVAILABLE as PARKER_AVAILABLE
-from ._parker import WorkerParker
 
 if TYPE_CHECKING:
     from .._io._port import CompletionPort
@@ -164,6 +167,27 @@ def _next_packet(
                 got = parker.acquire(True, min(remaining, _TIMEOUT_MAX))
             else:
                 got = parker.acquire(False)
+        # (cast: mypy keeps ``ts.wait`` narrowed to ``wb`` from the registration above.)
+        if not got and cast("WaitBlock | None", ts.wait) is None:
+            # Ended in place (``_kernel._dispatcher.Parker``): this thread's parker ran code
+            # inside the wait (a ring leader reaping) and that ended it - result stored, wait
+            # cleared under the lock, no token. As ``_kernel._wait.block``: nothing left for
+            # the lock but a token's callback. (A token given before and not taken stays
+            # outstanding with wake_pending set: the next wait takes it as a spurious wake-up.)
+            result = wb.result
+            if result == _HANDOFF:
+                packet = wb.data[0]
+                if packet[0] is not pool:
+                    return packet, None
+                _acquire()
+                try:
+                    return packet, pool._take_locked()
+                finally:
+                    _release()
+            if result == TERMINATED:
+                check_terminating(ts)
+            if result == _CLOSED:
+                raise Win32Error(WinError.ERROR_ABANDONED_WAIT_0)
         _acquire()
         try:
             if got:

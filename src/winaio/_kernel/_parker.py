@@ -1,4 +1,4 @@
-"""A pool worker's parker: a binary semaphore on a futex, woken without the GIL.
+"""A thread's parker on a futex, woken without the GIL (pool workers, thread-backend issuers).
 
 Why (submit-to-run latency, issue 10): a thread parked on a ``threading.Lock`` is woken by
 ``lock.release()``, a futex wake made *while the waker holds the GIL*. On a small machine the
@@ -25,6 +25,18 @@ dispatcher lock) is at worst a spurious wake-up, which every wait loop of the ke
 
 :data:`AVAILABLE` is False where the futex syscall number is unknown or there is no libc: the
 workers then keep their ``threading.Lock`` parkers (slower wake-ups, same semantics).
+
+**Wakes deferred past the dispatcher lock** (the thread backend, issue 9: a worker that finished
+a blocking ``pread`` delivers the completion under the dispatcher lock, and the port waiter it
+ends would be woken GIL-held, inside that lock: the same three wake-ups). A thread that calls
+:func:`defer_wakes` before such a delivery collects, instead of waking them, the parkers whose
+owner sleeps (their token is given under the lock as always: ``word`` = 1, so an owner that
+looks before the syscall finds it), and :func:`flush_wakes` issues their ``FUTEX_WAKE`` after
+the lock, without the GIL. The list is the calling thread's own (a ``threading.local``): no
+other thread's releases land in it. A flush that comes after its owner woke for another
+reason is a spurious wake-up of a later wait, which every wait loop re-checks.
+:func:`bind` gives a thread that still parks on its ``threading.Lock`` a :class:`WorkerParker`
+(the thread backend binds its issuers: the threads most likely to wait for their requests).
 """
 
 from __future__ import annotations
@@ -32,11 +44,22 @@ from __future__ import annotations
 import ctypes
 import platform
 import sys
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from .._clock import monotonic
+from ._dispatcher import LOCK, ThreadState
 
-__all__ = ["AVAILABLE", "WorkerParker"]
+__all__ = [
+    "AVAILABLE",
+    "Wake",
+    "WorkerParker",
+    "bind",
+    "defer_wakes",
+    "deferred_wakes",
+    "flush_wakes",
+]
 
 #: SYS_futex per architecture (asm/unistd.h; the unified table's number on newer ones).
 _NR_FUTEX = {"x86_64": 202, "amd64": 202, "aarch64": 98, "arm64": 98, "riscv64": 98}.get(
@@ -99,10 +122,19 @@ class WorkerParker:
     def release(self) -> None:
         """Give the token (``wake_thread``, under the dispatcher lock): the wake-up keeps the
         GIL, as ``threading.Lock.release`` does - dropping it here would let the woken worker
-        run into the dispatcher lock still held by its waker."""
+        run into the dispatcher lock still held by its waker - unless the releasing thread
+        defers its wakes past the lock (:func:`defer_wakes`)."""
         self._word.value = 1
         if self.sleeping:
-            _syscall_gil(_NR_FUTEX, self._addr, _FUTEX_WAKE_PRIVATE, 1)
+            deferred = _deferral.wakes
+            if deferred is not None:
+                deferred.append(self._wake_now)
+            else:
+                _syscall_gil(_NR_FUTEX, self._addr, _FUTEX_WAKE_PRIVATE, 1)
+
+    def _wake_now(self) -> None:
+        """The deferred half of :meth:`release` (:func:`flush_wakes`), without the GIL."""
+        _syscall(_NR_FUTEX, self._addr, _FUTEX_WAKE_PRIVATE, 1)
 
     def wake(self) -> None:
         """Give the token with no lock held (``ThreadPool._handoff_locked``'s caller): the
@@ -135,3 +167,68 @@ class WorkerParker:
             self.sleeping = False
             if _take(word):
                 return True
+
+
+#: A deferred wake-up: a syscall that releases the GIL (a futex wake, an eventfd write).
+Wake = Callable[[], object]
+
+
+class _Deferral(threading.local):
+    #: The calling thread's deferred wakes (:func:`defer_wakes`), None when it defers nothing.
+    wakes: list[Wake] | None = None
+
+
+_deferral = _Deferral()
+
+
+def defer_wakes() -> list[Wake] | None:
+    """From now on, :meth:`WorkerParker.release` calls made by this thread collect the wakes
+    instead of making them (module docstring). Returns what to pass to :func:`flush_wakes`
+    (the previous list: deferrals nest)."""
+    previous = _deferral.wakes
+    _deferral.wakes = []
+    return previous
+
+
+def deferred_wakes() -> list[Wake] | None:
+    """The calling thread's list of deferred wakes, None unless it defers them: another parker
+    (the io_uring ring leader's poke) may append its own wake-up there, under the dispatcher
+    lock, once its token is given."""
+    return _deferral.wakes
+
+
+def flush_wakes(previous: list[Wake] | None) -> int:
+    """Make, without the GIL, the wakes collected since :func:`defer_wakes` (call it with no
+    lock held, in a ``finally``); returns how many there were."""
+    wakes = _deferral.wakes
+    _deferral.wakes = previous
+    if not wakes:
+        return 0
+    for wake in wakes:
+        wake()
+    return len(wakes)
+
+
+_LockType = type(threading.Lock())
+
+
+def bind(ts: ThreadState) -> bool:
+    """Give the calling thread ``ts`` a :class:`WorkerParker` if it parks on its original
+    ``threading.Lock`` and is in none of its waits (the swap the kernel allows, under the
+    dispatcher lock: ``_dispatcher.Parker``); an outstanding token moves along. True if
+    swapped. A no-op where :data:`AVAILABLE` is False, and for a thread whose parker a
+    higher layer replaced already (the io_uring ring's, a pool worker's)."""
+    if not AVAILABLE or ts.parker.__class__ is not _LockType or ts.ident != threading.get_ident():
+        return False
+    LOCK.acquire()
+    try:
+        old = ts.parker
+        if old.__class__ is not _LockType or ts.wait is not None:
+            return False
+        new = WorkerParker()
+        if old.acquire(False):  # a token outstanding (wake_pending): it stays given
+            new._word.value = 1
+        ts.parker = new
+        return True
+    finally:
+        LOCK.release()

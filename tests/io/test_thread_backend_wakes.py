@@ -1,0 +1,225 @@
+"""The thread backend's hand-offs (``_backends._threads`` module docstring, issue 9): workers
+park on futex parkers and are woken after the backend lock without the GIL; a lone port-bound
+request whose issuer is a thread of that port wakes nobody while an idle worker watches (the
+issuer runs it at its next GetQueuedCompletionStatus); a watching worker recovers one whose
+issuer never waits; waiters ended by a worker's delivery are woken after the dispatcher lock
+(``_kernel._parker.defer_wakes``). Pinned by counts, never by timing; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from winaio._backends import _threads
+from winaio._backends._threads import ThreadBackend
+from winaio._io._files import start
+from winaio._io._ops import FileWriteOp
+from winaio._io._overlapped import STATUS_PENDING, Overlapped
+from winaio._io._port import CompletionPort
+from winaio._kernel._dispatcher import LOCK, wake_thread
+from winaio._kernel._parker import AVAILABLE, WorkerParker, bind, defer_wakes, flush_wakes
+from winaio._kernel._threads import current_thread_state
+from winaio.codes import NtStatus
+
+SUCCESS = int(NtStatus.STATUS_SUCCESS)
+LONG = 10.0
+
+needs_futex = pytest.mark.skipif(not AVAILABLE, reason="no futex syscall number for this CPU")
+
+
+@pytest.fixture
+def backend() -> Iterator[ThreadBackend]:
+    b = ThreadBackend(workers=2)
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+def _write(f: Any, i: int) -> FileWriteOp:
+    op = FileWriteOp(f, Overlapped(64 * i), [memoryview(b"w" * 64)], 64 * i)
+    assert start(op) == STATUS_PENDING
+    return op
+
+
+def _until(predicate: Any) -> bool:
+    deadline = time.monotonic() + LONG
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
+
+
+def _loop(f: Any, port: CompletionPort, count: int, first: int = 0) -> None:
+    for i in range(first, first + count):
+        _write(f, i)
+        packet = port.get(None)
+        assert packet is not None and (packet.status, packet.bytes_transferred) == (SUCCESS, 64)
+
+
+def test_a_port_loop_wakes_no_worker_per_request(
+    backend: ThreadBackend, tmp_path: Path, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A watcher that never ticks during the test: the count is exact, not a race with ticks.
+    monkeypatch.setattr(_threads, "WATCH", LONG)
+    f = kit.file(backend, tmp_path / "f")
+    port = CompletionPort()
+    f.associate(port, "f")
+    _loop(f, port, 300)
+    counters = backend.counters()
+    # Before (a SimpleQueue of requests): every request woke a worker that found nothing -
+    # 300 wake-ups. Now: the first request (the issuer not yet a port thread) and the one that
+    # made a worker the watcher.
+    assert counters["worker_wakes"] <= 5, counters
+    assert counters["watch_ticks"] == 0 and counters["watch_takes"] == 0, counters
+    f.close()
+    port.close()
+
+
+def test_a_request_its_issuer_never_waits_for_is_taken_by_the_watcher(
+    backend: ThreadBackend, tmp_path: Path, kit: Any
+) -> None:
+    f = kit.file(backend, tmp_path / "f")
+    port = CompletionPort()
+    f.associate(port, "f")
+    _loop(f, port, 3)  # a port thread now, and a worker watches
+    assert _until(lambda: backend._watcher is not None and backend._watcher in backend._idle)
+    wakes = backend.counters()["worker_wakes"]
+    op = _write(f, 10)  # lone, port-bound, issued by a port thread: it wakes nobody ...
+    assert backend.counters()["worker_wakes"] == wakes
+    # ... and this thread never waits on the port: the watcher's tick runs it.
+    assert _until(lambda: op.done), "a request nobody waited for never ran"
+    assert backend.counters()["watch_takes"] >= 1
+    packet = port.get(0)
+    assert packet is not None and packet.status == SUCCESS
+    f.close()
+    port.close()
+
+
+def test_requests_that_are_not_lone_or_not_port_bound_wake_a_worker(
+    backend: ThreadBackend, tmp_path: Path, kit: Any
+) -> None:
+    f = kit.file(backend, tmp_path / "f")
+    port = CompletionPort()
+    f.associate(port, "f")
+    _loop(f, port, 3)
+    assert _until(lambda: len(backend._idle) == 2)
+    wakes = backend.counters()["worker_wakes"]
+    ops = [_write(f, 20 + i) for i in range(2)]  # the second one is not lone
+    assert backend.counters()["worker_wakes"] == wakes + 1
+    for _ in ops:
+        assert port.get(LONG) is not None
+    f.close()
+    port.close()
+
+
+def _in_fresh_thread(body: Any) -> None:
+    """Run ``body`` on a new thread (its parker still the kernel's original lock: this test
+    process's main thread may lead an io_uring ring already)."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            body()
+        except BaseException as exc:  # reported by the test thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(LONG * 3)
+    assert not thread.is_alive()
+    if errors:
+        raise errors[0]
+
+
+@needs_futex
+def test_a_waiter_ended_by_a_worker_is_woken_after_the_lock(
+    backend: ThreadBackend, tmp_path: Path, kit: Any
+) -> None:
+    f = kit.file(backend, tmp_path / "f")
+    port = CompletionPort()
+    f.associate(port, "f")
+
+    def body() -> None:
+        ts = current_thread_state()
+        _write(f, 0)
+        assert ts.parker.__class__ is WorkerParker  # bound by the issue (``_parker.bind``)
+        assert port.get(LONG) is not None
+        for i in range(1, 30):
+            _write(f, i)
+            # A wait with a timeout runs nothing itself: a worker runs the request and its
+            # delivery ends this wait; the wake-up is deferred past the dispatcher lock.
+            packet = port.get(LONG)
+            assert packet is not None and packet.status == SUCCESS
+
+    _in_fresh_thread(body)
+    assert backend.counters()["deferred_wakes"] >= 1, backend.counters()
+    f.close()
+    port.close()
+
+
+@needs_futex
+def test_deferred_wakes_wake_after_the_flush() -> None:
+    parker = WorkerParker()
+    got: list[bool] = []
+    thread = threading.Thread(target=lambda: got.append(parker.acquire(True, LONG)))
+    thread.start()
+    assert _until(lambda: parker.sleeping)
+    previous = defer_wakes()
+    try:
+        with LOCK:
+            parker.release()  # the token is given; the syscall is collected
+        assert got == []
+    finally:
+        woken = flush_wakes(previous)
+    assert woken == 1
+    thread.join(LONG)
+    assert got == [True]
+    assert flush_wakes(defer_wakes()) == 0  # nothing collected: nothing to do
+
+
+@needs_futex
+def test_bind_keeps_an_outstanding_token() -> None:
+    result: list[Any] = []
+
+    def body() -> None:
+        ts = current_thread_state()
+        with LOCK:
+            wake_thread(ts)  # a token nobody took yet (a late wake-up)
+        assert bind(ts)
+        parker = ts.parker
+        result.append((parker.__class__, parker.acquire(False), parker.acquire(False)))
+        assert not bind(ts)  # already a futex parker
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    thread.join(LONG)
+    assert result == [(WorkerParker, True, False)]
+
+
+def test_without_futex_parkers_the_workers_keep_locks(
+    tmp_path: Path, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_threads, "FUTEX_PARKERS", False)
+    b = ThreadBackend(workers=2)
+    try:
+        f = kit.file(b, tmp_path / "f")
+        port = CompletionPort()
+        f.associate(port, "f")
+        _loop(f, port, 20)
+        ops = [_write(f, 100 + i) for i in range(8)]
+        for _ in ops:
+            assert port.get(LONG) is not None
+        assert _until(lambda: len(b._idle) == 2)
+        assert all(p.__class__ is _threads._LockParker for p in b._idle)
+        f.close()
+        port.close()
+    finally:
+        b.close()
