@@ -8,22 +8,32 @@ issuer never waits; waiters ended by a worker's delivery are woken after the dis
 
 from __future__ import annotations
 
+import mmap
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 from winaio._backends import _threads
 from winaio._backends._threads import ThreadBackend
+from winaio._backends.uring.lead import RingParker
 from winaio._io._files import start
-from winaio._io._ops import FileWriteOp
+from winaio._io._ops import FileReadOp, FileWriteOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._port import CompletionPort
 from winaio._kernel._dispatcher import LOCK, wake_thread
-from winaio._kernel._parker import AVAILABLE, WorkerParker, bind, defer_wakes, flush_wakes
+from winaio._kernel._parker import (
+    AVAILABLE,
+    WorkerParker,
+    bind,
+    defer_wakes,
+    deferral,
+    flush_wakes,
+)
 from winaio._kernel._threads import current_thread_state
 from winaio.codes import NtStatus
 
@@ -223,3 +233,143 @@ def test_without_futex_parkers_the_workers_keep_locks(
         port.close()
     finally:
         b.close()
+
+
+class _Wrapping:
+    """A parker that wraps the thread's original lock as ``lock`` (as ``RingParker`` does)."""
+
+    def __init__(self, lock: Any) -> None:
+        self.lock = lock
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return bool(self.lock.acquire(blocking, timeout))
+
+    def release(self) -> None:
+        self.lock.release()
+
+
+@needs_futex
+def test_bind_swaps_the_lock_a_wrapping_parker_keeps() -> None:
+    result: list[Any] = []
+
+    def body() -> None:
+        ts = current_thread_state()
+        with LOCK:
+            wrapper = _Wrapping(ts.parker)
+            ts.parker = wrapper
+            wake_thread(ts)  # an outstanding token, given through the wrapper
+        assert bind(ts)
+        result.append((ts.parker is wrapper, wrapper.lock.__class__, wrapper.acquire(False)))
+
+    _in_fresh_thread(body)
+    assert result == [(True, WorkerParker, True)]
+
+
+class _Lead:
+    def __init__(self) -> None:
+        self.pokes = 0
+
+    def poke(self) -> None:
+        self.pokes += 1
+
+
+def test_a_ring_leaders_poke_is_deferred_with_the_wakes() -> None:
+    ts = current_thread_state()
+    lead = _Lead()
+    inner = threading.Lock()
+    inner.acquire()
+    parker = RingParker(ts, inner, lead)  # type: ignore[arg-type]
+    parker.in_kernel = True  # its thread sleeps in io_uring_enter
+    previous = defer_wakes()
+    try:
+        with LOCK:
+            parker.release()
+        assert lead.pokes == 0  # the token is given; the poke waits for the lock's release
+    finally:
+        assert flush_wakes(previous) == 1
+    assert lead.pokes == 1 and inner.acquire(False)
+    with LOCK:
+        parker.release()  # no deferral: poked at once, as before
+    assert lead.pokes == 2
+
+
+def test_a_burst_wakes_one_worker_and_the_workers_wake_each_other(tmp_path: Path, kit: Any) -> None:
+    b = ThreadBackend(workers=4)
+    try:
+        f = kit.file(b, tmp_path / "f")
+        port = CompletionPort()
+        f.associate(port, "f")
+        gate = threading.Event()
+        ran: list[str] = []
+
+        class _Held(FileWriteOp):
+            __slots__ = ()
+
+            def run_blocking(self) -> tuple[int, int]:
+                ran.append(threading.current_thread().name)
+                gate.wait(LONG)  # every worker busy at once: the burst spreads over all four
+                return super().run_blocking()
+
+        assert _until(lambda: len(b._idle) == 4)
+        for i in range(8):
+            op = _Held(f, Overlapped(64 * i), [memoryview(b"b" * 64)], 64 * i)
+            assert start(op) == STATUS_PENDING
+        # The issuer woke one worker for its burst of eight (before: one per idle worker,
+        # four); that worker and the next woke the others.
+        assert _until(lambda: len(set(ran)) == 4)
+        counters = b.counters()
+        assert counters["worker_wakes"] == 1 and counters["chain_wakes"] == 3, counters
+        gate.set()
+        for _ in range(8):
+            packet = port.get(LONG)
+            assert packet is not None and packet.status == SUCCESS
+        f.close()
+        port.close()
+    finally:
+        b.close()
+
+
+class _Probe(FileReadOp):
+    """A read that, delivered by a worker with its wakes deferred, adds a wake of its own:
+    by the time the wakes are made, is the request (its pinned buffer) still alive?"""
+
+    __slots__ = ()
+    alive_at_wake: ClassVar[list[bool]] = []
+
+    def complete(self, status: int, information: int) -> None:
+        super().complete(status, information)
+        wakes = deferral.wakes
+        if wakes is not None:
+            me = weakref.ref(self)
+            seen = self.alive_at_wake  # (not ``self`` in the closure: it would keep it alive)
+            wakes.append(lambda: seen.append(me() is not None))
+
+
+def test_a_request_is_dropped_before_its_waiter_is_woken(
+    backend: ThreadBackend, tmp_path: Path, kit: Any
+) -> None:
+    # The waiter is woken without the GIL: it may run before the worker goes on, and free the
+    # request's buffer at once (tests/win32/test_overlapped_offset.py closes its mmap right
+    # after the dequeue: BufferError while the worker still held the request).
+    (tmp_path / "f").write_bytes(b"r" * 4096)
+    f = kit.file(backend, tmp_path / "f", direct=True)  # reads that pend
+    port = CompletionPort()
+    f.associate(port, "f")
+    _Probe.alive_at_wake = []
+
+    def body() -> None:
+        for i in range(50):
+            mem = mmap.mmap(-1, 4096)
+            view = memoryview(mem)
+            op = _Probe(f, Overlapped(0), [view], 0)
+            assert start(op) == STATUS_PENDING
+            del op
+            packet = port.get(LONG)  # (a timed wait: a worker runs the read)
+            assert packet is not None and packet.status == SUCCESS, i
+            view.release()
+            mem.close()  # BufferError if anything still pins it
+
+    _in_fresh_thread(body)
+    assert _Probe.alive_at_wake and not any(_Probe.alive_at_wake)
+    f.close()
+    port.close()

@@ -19,7 +19,9 @@ Hand-offs without the GIL (issue 9, docs/design.md "The thread backend's hand-of
 - **Issuer -> worker.** Idle workers park on their own futex parker (``_kernel._parker``) in a
   LIFO list; ``submit`` pops one under the backend lock and wakes it after that lock, without
   the GIL (a ``queue.SimpleQueue`` woke it GIL-held: a worker scheduled at once slept again on
-  the GIL). ``Statistics``: ``worker_wakes``.
+  the GIL). One per burst: while a woken worker has not looked yet (``_woken``), ``submit``
+  wakes nobody, and a worker that leaves requests queued wakes the next idle one itself
+  (``chain_wakes``), so a burst of 32 costs its issuer one wake-up syscall, not 32.
 - **A lone request its issuer will run.** A port-bound request (no event, no routine) issued
   by a thread of that port while nothing else is queued is the one ``IdleWork`` makes its
   issuer run at its next GetQueuedCompletionStatus: waking a worker for it only made that
@@ -31,8 +33,12 @@ Hand-offs without the GIL (issue 9, docs/design.md "The thread backend's hand-of
   as any other (which then watches), so an idle backend ticks at most ``WATCH_TICKS`` times.
 - **Worker -> waiter.** A worker delivers its completion with its wakes deferred past the
   dispatcher lock (``_parker.defer_wakes``): a port waiter (or event waiter) parked on a futex
-  parker is woken after the lock, without the GIL, and finds both free. Issuers get such a
-  parker on their first FILE request (``_parker.bind``).
+  parker is woken after the lock, without the GIL, and finds both free (a waiter leading an
+  io_uring ring is poked after the lock too: ``uring.lead.RingParker.release``). Issuers get
+  such a parker on their first FILE request (``_parker.bind``: a ring leader's kept lock).
+
+A worker that stays busy accounts for the request it ran and takes the next one in one hold
+of the backend lock, then delivers. ``counters()`` has the hand-offs' counts (tests).
 
 All reactor state is touched only by the reactor thread: ``submit``/``cancel``/``close`` post
 commands to it and wake it through an eventfd. Cancellation of a request waiting for readiness
@@ -54,7 +60,8 @@ from typing import Any
 from .._io._backend import BackendStatistics, IdleWork, OpKind, add_idle_work
 from .._io._ops import Operation
 from .._kernel._parker import AVAILABLE as FUTEX_PARKERS
-from .._kernel._parker import WorkerParker, bind, defer_wakes, flush_wakes
+from .._kernel._parker import Wake, WorkerParker, bind
+from .._kernel._parker import deferral as _deferral
 from ..codes import NtStatus
 
 __all__ = ["WATCH", "WATCH_TICKS", "ThreadBackend"]
@@ -110,6 +117,8 @@ class ThreadBackend:
         #: FILE requests waiting for a thread, FIFO; idle workers' parkers, LIFO.
         self._queue: deque[Operation] = deque()
         self._idle: list[Any] = []
+        #: Idle workers' parkers popped and woken, whose workers have not looked yet.
+        self._woken: set[Any] = set()
         self._stopping = False
         #: Ticks the watcher keeps watching (requests that woke nobody came recently), and the
         #: watcher's parker: the idle worker that watches, or the one woken to (module
@@ -117,6 +126,7 @@ class ThreadBackend:
         self._watch_ticks = 0
         self._watcher: Any = None
         self._worker_wakes = self._watch_wakes = self._watch_takes = self._deferred_wakes = 0
+        self._chain_wakes = 0
         self._commands: deque[tuple[str, Operation | None]] = deque()
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._wake_pending = False
@@ -154,7 +164,12 @@ class ThreadBackend:
             self._command("add", op)
             return
         issuer = op.issuer
-        if issuer.parker.__class__ is not WorkerParker and FUTEX_PARKERS:
+        parker = issuer.parker
+        if (
+            parker.__class__ is not WorkerParker
+            and FUTEX_PARKERS
+            and getattr(parker, "lock", None).__class__ is not WorkerParker
+        ):
             bind(issuer)  # once per thread: woken without the GIL (module docstring)
         wake = None
         lock = self._lock
@@ -168,7 +183,8 @@ class ThreadBackend:
             queue = self._queue
             queue.append(op)
             IdleWork.queued += 1  # a hint for waiting threads (_run_queued_here)
-            if self._idle:
+            idle = self._idle
+            if idle:
                 if (
                     len(queue) == 1
                     and op.event is None
@@ -180,11 +196,14 @@ class ThreadBackend:
                     # The lone request its issuer, a thread of this port, will most likely
                     # run at its next GetQueuedCompletionStatus: a watching worker covers it.
                     self._watch_ticks = WATCH_TICKS
-                    if self._watcher is None:
-                        wake = self._watcher = self._idle.pop()
-                else:
-                    wake = self._idle.pop()
+                    if self._watcher is None and not self._woken:
+                        wake = self._watcher = idle.pop()
+                elif not self._woken:
+                    # (A worker woken already, not yet running, wakes the next one itself if
+                    # it leaves work queued: one wake-up per burst here.)
+                    wake = idle.pop()
                 if wake is not None:
+                    self._woken.add(wake)
                     self._worker_wakes += 1
         finally:
             lock.release()
@@ -236,12 +255,14 @@ class ThreadBackend:
             )
 
     def counters(self) -> dict[str, int]:
-        """How the hand-offs went (tests, benchmarks): workers woken by ``submit``, watch
+        """How the hand-offs went (tests, benchmarks): workers woken by ``submit``, by another
+        worker that left requests queued (``chain_wakes``), watch
         ticks, requests a watching worker took, completions whose waiters were woken after
         the dispatcher lock without the GIL."""
         with self._lock:
             return {
                 "worker_wakes": self._worker_wakes,
+                "chain_wakes": self._chain_wakes,
                 "watch_ticks": self._watch_wakes,
                 "watch_takes": self._watch_takes,
                 "deferred_wakes": self._deferred_wakes,
@@ -258,67 +279,138 @@ class ThreadBackend:
                 self._cancelled += 1
             if not self._in_flight:
                 self._drained.notify_all()
-        # The waiters this completion ends are woken after the dispatcher lock, without the
-        # GIL, when they park on futex parkers (module docstring).
-        deferred = defer_wakes()
+        op.complete(status, information)
+
+    @staticmethod
+    def _complete_deferred(op: Operation, status: int, information: int) -> list[Wake]:
+        """``op.complete`` with this thread's wakes deferred (``_parker.defer_wakes``, inlined:
+        once per request): returns the wakes, for the caller to make once it holds no
+        reference to ``op`` any more - a woken waiter may free the request's buffers at once
+        (an mmap closed right after its completion), and the GIL-free wake lets it run
+        before this thread goes on."""
+        previous = _deferral.wakes
+        wakes: list[Wake] = []
+        _deferral.wakes = wakes
         try:
             op.complete(status, information)
-        finally:
-            if flush_wakes(deferred):
-                self._deferred_wakes += 1  # a statistic (GIL-atomic enough for tests)
+        except BaseException:  # (a bug in a delivery: wake them anyway)
+            _deferral.wakes = previous
+            for wake in wakes:
+                wake()
+            raise
+        _deferral.wakes = previous
+        return wakes
 
     # ------------------------------------------------------------------ file workers
     def _worker(self) -> None:
+        """A FILE worker: run queued requests; park (on its own parker, listed in ``_idle``)
+        when there are none. While busy, a request it ran is accounted for in the lock hold
+        that takes the next one, and delivered right after (one backend-lock round trip per
+        request). A busy worker is never the watcher (``_take_locked`` ended that)."""
         parker: Any = WorkerParker() if FUTEX_PARKERS else _LockParker()
         lock = self._lock
         queue = self._queue
         idle = self._idle
-        watching = ticked = False
+        woken = self._woken
+        in_flight = self._in_flight
+        ticked = False
         while True:
-            op = None
+            op = chain = None
+            stop = park = watching = False
             lock.acquire()
             try:
                 if ticked:
                     self._watch_wakes += 1
+                if woken:
+                    woken.discard(parker)
                 if parker in idle:  # woken by a tick, or by a late token (not popped)
                     idle.remove(parker)
                 if queue:
                     if ticked:
                         self._watch_takes += 1  # a request nobody ran within a tick
-                    if self._watcher is parker:
-                        self._watcher = None  # busy: the next idle worker watches
-                    op = queue.popleft()
-                    IdleWork.queued -= 1
-                    run = op.token == _QUEUED  # otherwise it was cancelled while queued
-                    if run:
-                        op.token = _RUNNING
+                    op, chain = self._take_locked(parker)
                 elif self._stopping:
-                    return
+                    stop = True
                 else:
+                    park = True
                     idle.append(parker)
                     watcher = self._watcher
                     if (watcher is None or watcher is parker) and self._watch_ticks:
                         self._watch_ticks -= 1
                         self._watcher = parker
                         watching = True
-                    else:
-                        if watcher is parker:
-                            self._watcher = None  # nothing came for WATCH_TICKS ticks
-                        watching = False
+                    elif watcher is parker:
+                        self._watcher = None  # nothing came for WATCH_TICKS ticks
             finally:
                 lock.release()
             ticked = False
-            if op is None:
-                if watching:
-                    ticked = not parker.acquire(True, WATCH)
-                else:
-                    parker.acquire()
-                continue
-            if run:
+            if chain is not None:
+                chain.wake()  # after the lock, without the GIL
+            if stop:
+                return
+            if watching:
+                ticked = not parker.acquire(True, WATCH)
+            elif park:
+                parker.acquire()
+            while op is not None:  # busy: run, account + take the next, deliver
                 status, information = op.run_blocking()
-                self._finish(op, status, information, cancelled=False)
-            # Do not keep the last request (its buffers, e.g. an mmap) alive while idle.
-            del op
+                following: Operation | None = None
+                chain = None
+                lock.acquire()
+                try:
+                    deliver = op in in_flight  # (else: finished by a close)
+                    if deliver:
+                        in_flight.discard(op)
+                        self._completed += 1
+                        if not in_flight:
+                            self._drained.notify_all()
+                    if queue:  # _take_locked, inlined (once per request while busy)
+                        following = queue.popleft()
+                        IdleWork.queued -= 1
+                        if following.token == _QUEUED:
+                            following.token = _RUNNING
+                        else:
+                            following = None  # cancelled while queued
+                        if queue and idle and not woken:
+                            chain = idle.pop()
+                            woken.add(chain)
+                            self._chain_wakes += 1
+                finally:
+                    lock.release()
+                wakes = self._complete_deferred(op, status, information) if deliver else None
+                # No reference to the delivered request from here (its buffers are its
+                # owner's again: an mmap may be closed as soon as its waiter runs), then the
+                # waiters' wakes, after the dispatcher lock and without the GIL.
+                op = following
+                if wakes:
+                    self._deferred_wakes += 1  # a statistic (GIL-atomic enough for tests)
+                    for wake in wakes:
+                        wake()
+                if chain is not None:
+                    chain.wake()
+
+    def _take_locked(self, parker: Any) -> tuple[Operation | None, Any]:
+        """A worker takes the head of the queue (under the lock, the queue not empty): the
+        request to run (None if it was cancelled while queued) and the parker of an idle
+        worker to wake after the lock if more stays queued and nobody is on the way."""
+        if self._watcher is parker:
+            self._watcher = None  # busy: the next idle worker watches
+        queue = self._queue
+        op: Operation | None = queue.popleft()
+        IdleWork.queued -= 1
+        assert op is not None
+        if op.token == _QUEUED:
+            op.token = _RUNNING
+        else:
+            op = None  # cancelled while queued (completed by the cancel)
+        chain = None
+        if queue and self._idle and not self._woken:
+            # More queued than this worker takes, nobody on the way: wake the next idle
+            # worker (the issuer woke only one per burst).
+            chain = self._idle.pop()
+            self._woken.add(chain)
+            self._chain_wakes += 1
+        return op, chain
 
     def run_queued_here(self) -> bool:
         """A waiting thread runs one queued FILE request itself (``IdleWork``)."""

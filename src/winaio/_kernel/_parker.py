@@ -57,6 +57,7 @@ __all__ = [
     "WorkerParker",
     "bind",
     "defer_wakes",
+    "deferral",
     "deferred_wakes",
     "flush_wakes",
 ]
@@ -178,7 +179,10 @@ class _Deferral(threading.local):
     wakes: list[Wake] | None = None
 
 
-_deferral = _Deferral()
+#: The calling thread's deferral (``wakes``): :func:`defer_wakes` and :func:`flush_wakes`
+#: are the API; a hot path may inline them on it (the thread backend's delivery).
+deferral = _Deferral()
+_deferral = deferral
 
 
 def defer_wakes() -> list[Wake] | None:
@@ -213,22 +217,31 @@ _LockType = type(threading.Lock())
 
 
 def bind(ts: ThreadState) -> bool:
-    """Give the calling thread ``ts`` a :class:`WorkerParker` if it parks on its original
-    ``threading.Lock`` and is in none of its waits (the swap the kernel allows, under the
-    dispatcher lock: ``_dispatcher.Parker``); an outstanding token moves along. True if
-    swapped. A no-op where :data:`AVAILABLE` is False, and for a thread whose parker a
-    higher layer replaced already (the io_uring ring's, a pool worker's)."""
-    if not AVAILABLE or ts.parker.__class__ is not _LockType or ts.ident != threading.get_ident():
+    """Give the calling thread ``ts`` a :class:`WorkerParker` where it still parks on its
+    original ``threading.Lock``: its parker, or the ``lock`` a wrapping parker keeps (the
+    io_uring ring's ``RingParker``). Done under the dispatcher lock while the thread is in none
+    of its waits (the swap the kernel allows: ``_dispatcher.Parker``); an outstanding token
+    moves along. True if swapped. A no-op where :data:`AVAILABLE` is False."""
+    if not AVAILABLE or ts.ident != threading.get_ident():
         return False
     LOCK.acquire()
     try:
-        old = ts.parker
-        if old.__class__ is not _LockType or ts.wait is not None:
+        if ts.wait is not None:
             return False
+        holder: Any = ts
+        old: Any = ts.parker
+        if old.__class__ is not _LockType:
+            holder = old
+            old = getattr(old, "lock", None)
+            if old.__class__ is not _LockType:
+                return False
         new = WorkerParker()
         if old.acquire(False):  # a token outstanding (wake_pending): it stays given
             new._word.value = 1
-        ts.parker = new
+        if holder is ts:
+            ts.parker = new
+        else:
+            holder.lock = new
         return True
     finally:
         LOCK.release()

@@ -72,6 +72,7 @@ import time
 from collections.abc import Callable
 
 from ..._kernel._dispatcher import LOCK, Parker, ThreadState, wake_thread
+from ..._kernel._parker import deferred_wakes as _deferred_wakes
 from ..._kernel._threads import add_thread_exit_hook
 from .abi import RingBusyError, full_fence
 from .ring import BackendRing
@@ -92,7 +93,7 @@ class RingParker:
     """A thread's parker that leads the ring while it blocks (module docstring).
 
     ``lock`` is the thread's original parker (a ``threading.Lock``, or a pool worker's
-    ``_pool._parker.WorkerParker``), so the token is the same object before and after the
+    ``_kernel._parker.WorkerParker``), so the token is the same object before and after the
     substitution.
     """
 
@@ -106,10 +107,16 @@ class RingParker:
         self.in_kernel = False
 
     def release(self) -> None:
-        """Give the token (``wake_thread``, under the dispatcher lock); poke if in the kernel."""
+        """Give the token (``wake_thread``, under the dispatcher lock); poke if in the kernel -
+        after the waker's dispatcher lock if it defers its wakes (a thread-backend worker's
+        delivery: ``_kernel._parker.defer_wakes``), so that the woken leader finds it free."""
         self.lock.release()
         if self.in_kernel:
-            self.lead.poke()
+            deferred = _deferred_wakes()
+            if deferred is not None:
+                deferred.append(self.lead.poke)
+            else:
+                self.lead.poke()
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Take the token; while waiting for it, lead the ring when nobody else does."""
