@@ -129,7 +129,7 @@ def block(
                 elif wb.alertable and (ts.apcs or ts.special_apcs):
                     unlink_wait(wb)
                     result = _WAIT_IO_COMPLETION
-                elif deadline is not None and monotonic() >= deadline:
+                elif deadline is not None and not monotonic() < deadline:  # NaN: at once
                     unlink_wait(wb)
                     result = _WAIT_TIMEOUT
                 else:
