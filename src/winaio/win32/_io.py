@@ -305,8 +305,8 @@ def ReadFile(
         ):
             # ``issue_offset`` without its frame and masks for an offset under 1 GiB (compared
             # with a one-digit int constant: CPython 3.11 specialises that). A negative or
-            # non-integer Offset is refused by the syscall, as a bad buffer is, and the general
-            # path then reports it or reads at its DWORD value.
+            # non-integer Offset is refused by ``read_now`` or its syscall, as a bad buffer is,
+            # and the general path then reports it or reads at its DWORD value.
             low = lpOverlapped.Offset
             try:
                 if lpOverlapped.OffsetHigh or not low <= 0x3FFFFFFF:
