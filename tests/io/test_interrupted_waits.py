@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -44,7 +43,6 @@ from winaio._io._disk import DiskFile
 from winaio._io._files import start
 from winaio._io._ops import FileWriteOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
-from winaio._io._streams import Socket
 from winaio._kernel._dispatcher import LOCK
 from winaio._kernel._threads import current_thread_state
 from winaio.codes import NtStatus
@@ -137,13 +135,9 @@ def test_an_interrupted_event_wait_does_not_swallow_the_next_set(
 
 
 def test_an_interrupted_gqcs_that_led_the_ring_still_gets_its_receive(
-    backend: str, interrupt: Callable[[], threading.Thread]
+    backend: str, interrupt: Callable[[], threading.Thread], socket_pair: Any
 ) -> None:
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        peer = socket.create_connection(listener.getsockname(), timeout=LONG)
-        sock, _ = listener.accept()
-    sock.setblocking(False)
-    s = Socket(sock.fileno(), overlapped=True, sock=sock)
+    s, peer = socket_pair()
     port = winaio.CompletionPort()
     try:
         s.associate(port, "s")
@@ -159,8 +153,6 @@ def test_an_interrupted_gqcs_that_led_the_ring_still_gets_its_receive(
         assert bytes(buf[: packet.bytes_transferred]) == b"data"[: packet.bytes_transferred]
         assert port.get(0) is None
     finally:
-        s.close()
-        peer.close()
         port.close()
 
 
@@ -262,18 +254,14 @@ def test_a_request_a_waiting_thread_runs_inline_survives_its_interrupt(tmp_path:
 
 
 def test_an_interrupt_in_the_leaders_enter_does_not_lose_the_burst_it_took(
-    armed_uring: Any, kit: Any, monkeypatch: pytest.MonkeyPatch
+    armed_uring: Any, kit: Any, monkeypatch: pytest.MonkeyPatch, socket_pair: Any
 ) -> None:
     """io_uring: the ring's owner defers its submissions to its next wait, whose io_uring_enter
     submits them (``take_burst``). An exception raised there (Ctrl-C: the enter returns EINTR
     and the signal handler raises) left the burst published, unsubmitted and in nobody's list:
     the receive never reached the kernel. It is submitted from the leader's way out."""
     b = armed_uring
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        peer = socket.create_connection(listener.getsockname(), timeout=LONG)
-        sock, _ = listener.accept()
-    sock.setblocking(False)
-    s = Socket(sock.fileno(), overlapped=True, sock=sock, backend=b)
+    s, peer = socket_pair(b)
     port = winaio.CompletionPort()
     parked = kit.park(b, monkeypatch)  # nothing but this thread submits or reaps
     try:
@@ -305,24 +293,18 @@ def test_an_interrupt_in_the_leaders_enter_does_not_lose_the_burst_it_took(
         assert packet.bytes_transferred == 1 and buf[:1] == b"2"
     finally:
         parked.release()
-        s.close()
-        peer.close()
         port.close()
 
 
 def test_an_interrupt_as_a_thread_becomes_the_rings_waiter_leaves_no_stale_waiter(
-    armed_uring: Any, kit: Any, monkeypatch: pytest.MonkeyPatch
+    armed_uring: Any, kit: Any, monkeypatch: pytest.MonkeyPatch, socket_pair: Any
 ) -> None:
     """io_uring: an exception raised just as a blocking thread became the ring's waiter
     (``enter_or_follow`` returned) left it registered as the waiter: no thread reaped any
     more, every later waiter followed it, and the ring thread's watch never takes over from a
     waiter - every completion of the ring stuck. The waiter is cleared on the way out."""
     b = armed_uring
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        peer = socket.create_connection(listener.getsockname(), timeout=LONG)
-        sock, _ = listener.accept()
-    sock.setblocking(False)
-    s = Socket(sock.fileno(), overlapped=True, sock=sock, backend=b)
+    s, peer = socket_pair(b)
     port = winaio.CompletionPort()
     try:
         s.associate(port, "s")
@@ -348,6 +330,4 @@ def test_an_interrupt_as_a_thread_becomes_the_rings_waiter_leaves_no_stale_waite
         packet = port.get(LONG)
         assert packet is not None and (packet.key, packet.status) == ("s", SUCCESS)
     finally:
-        s.close()
-        peer.close()
         port.close()

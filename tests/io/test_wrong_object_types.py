@@ -11,17 +11,14 @@ AttributeError from deep inside.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import winaio
-from winaio._io._streams import Socket
 from winaio.codes import WinError
 
-LONG = 5.0
 INVALID_HANDLE = int(WinError.ERROR_INVALID_HANDLE)
 
 NOT_FILES: list[Callable[[], Any]] = [
@@ -50,13 +47,9 @@ def test_cancelling_the_io_of_something_that_is_not_a_file_is_an_invalid_handle(
     "make", [lambda: None, lambda: "port", lambda: winaio.Event()], ids=[*IDS[:2], "event"]
 )
 def test_associating_with_something_that_is_not_a_port_is_an_invalid_handle(
-    make: Callable[[], Any],
+    make: Callable[[], Any], socket_pair: Any
 ) -> None:
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        peer = socket.create_connection(listener.getsockname(), timeout=LONG)
-        sock, _ = listener.accept()
-    sock.setblocking(False)
-    s = Socket(sock.fileno(), overlapped=True, sock=sock)
+    s, _ = socket_pair()
     port = winaio.CompletionPort()
     try:
         with pytest.raises(winaio.Win32Error) as info:
@@ -66,6 +59,4 @@ def test_associating_with_something_that_is_not_a_port_is_an_invalid_handle(
         s.associate(port, "key")  # still free to be associated
         assert s.port is port
     finally:
-        s.close()
-        peer.close()
         port.close()
