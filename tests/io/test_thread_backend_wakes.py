@@ -21,6 +21,7 @@ import pytest
 from winaio._backends import _threads
 from winaio._backends._threads import ThreadBackend
 from winaio._backends.uring.lead import RingParker
+from winaio._io._backend import IdleWork
 from winaio._io._files import start
 from winaio._io._ops import FileReadOp, FileWriteOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
@@ -99,16 +100,39 @@ def test_a_request_its_issuer_never_waits_for_is_taken_by_the_watcher(
     f = kit.file(backend, tmp_path / "f")
     port = CompletionPort()
     f.associate(port, "f")
-    _loop(f, port, 3)  # a port thread now, and a worker watches
-    assert _until(lambda: backend._watcher is not None and backend._watcher in backend._idle)
-    wakes = backend.counters()["worker_wakes"]
-    op = _write(f, 10)  # lone, port-bound, issued by a port thread: it wakes nobody ...
-    assert backend.counters()["worker_wakes"] == wakes
-    # ... and this thread never waits on the port: the watcher's tick runs it.
-    assert _until(lambda: op.done), "a request nobody waited for never ran"
-    assert backend.counters()["watch_takes"] >= 1
+    _loop(f, port, 3)  # a port thread now
+    with backend._lock:
+        backend._files += 1  # as if a request were outstanding: the watcher keeps ticking
+    try:
+        assert _until(lambda: backend._watcher is not None and backend._watcher in backend._idle)
+        wakes = backend.counters()["worker_wakes"]
+        op = _write(f, 10)  # lone, port-bound, issued by a port thread: it wakes nobody ...
+        assert backend.counters()["worker_wakes"] == wakes
+        # ... and this thread never waits on the port: the watcher's tick runs it.
+        assert _until(lambda: op.done), "a request nobody waited for never ran"
+        assert backend.counters()["watch_takes"] >= 1
+    finally:
+        with backend._lock:
+            backend._files -= 1
     packet = port.get(0)
     assert packet is not None and packet.status == SUCCESS
+    f.close()
+    port.close()
+
+
+def test_nothing_outstanding_nothing_ticks(
+    backend: ThreadBackend, tmp_path: Path, kit: Any
+) -> None:
+    f = kit.file(backend, tmp_path / "f")
+    port = CompletionPort()
+    f.associate(port, "f")
+    _loop(f, port, 50)
+    # At most a tick after the last request, the watcher stops (an idle process uses no CPU).
+    assert _until(lambda: backend._watcher is None)
+    ticks = backend.counters()["watch_ticks"]
+    time.sleep(0.05)  # 50 ticks' worth of time
+    assert backend.counters()["watch_ticks"] == ticks
+    assert backend._files == 0
     f.close()
     port.close()
 
@@ -293,6 +317,42 @@ def test_a_ring_leaders_poke_is_deferred_with_the_wakes() -> None:
     assert lead.pokes == 2
 
 
+class _FakeParker:
+    def __init__(self) -> None:
+        self.wakes = 0
+
+    def wake(self) -> None:
+        self.wakes += 1
+
+
+def test_a_burst_wakes_one_idle_worker_which_wakes_the_next(tmp_path: Path, kit: Any) -> None:
+    b = ThreadBackend(workers=0)
+    try:
+        f = kit.file(b, tmp_path / "f")
+        fakes = [_FakeParker() for _ in range(4)]
+        b._idle.extend(fakes)  # four idle workers (that never run: the logic alone)
+        ops = [_write(f, i) for i in range(8)]
+        # Before: one wake-up per submit while idle workers were left - four.
+        assert [p.wakes for p in fakes] == [0, 0, 0, 1]
+        assert b.counters()["worker_wakes"] == 1 and b._woken == {fakes[3]}
+        with b._lock:  # the woken worker looks: it takes the head and wakes the next
+            b._woken.discard(fakes[3])
+            op, chain = b._take_locked(fakes[3])
+        assert op is ops[0] and chain is fakes[2] and b._woken == {fakes[2]}
+        assert b.counters()["chain_wakes"] == 1
+        with b._lock:  # one on its way already: nobody else is woken
+            op, chain = b._take_locked(fakes[3])
+        assert op is ops[1] and chain is None
+        with b._lock:
+            for taken in (ops[0], ops[1]):
+                taken.token = "queued"  # back to queued: the close cancels them too
+                b._queue.appendleft(taken)
+                IdleWork.queued += 1
+    finally:
+        b.close()
+    assert IdleWork.queued == 0
+
+
 def test_a_burst_wakes_one_worker_and_the_workers_wake_each_other(tmp_path: Path, kit: Any) -> None:
     b = ThreadBackend(workers=4)
     try:
@@ -314,11 +374,11 @@ def test_a_burst_wakes_one_worker_and_the_workers_wake_each_other(tmp_path: Path
         for i in range(8):
             op = _Held(f, Overlapped(64 * i), [memoryview(b"b" * 64)], 64 * i)
             assert start(op) == STATUS_PENDING
-        # The issuer woke one worker for its burst of eight (before: one per idle worker,
-        # four); that worker and the next woke the others.
+        # Each of the four was woken once, by the issuer or by another worker (how many by
+        # which depends on when each runs: the exact split is pinned below, without threads).
         assert _until(lambda: len(set(ran)) == 4)
         counters = b.counters()
-        assert counters["worker_wakes"] == 1 and counters["chain_wakes"] == 3, counters
+        assert counters["worker_wakes"] + counters["chain_wakes"] == 4, counters
         gate.set()
         for _ in range(8):
             packet = port.get(LONG)

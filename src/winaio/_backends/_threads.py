@@ -28,9 +28,11 @@ Hand-offs without the GIL (issue 9, docs/design.md "The thread backend's hand-of
   worker wake, find the GIL held, and find nothing (five context switches per QD1 read, 30 %
   of the IOPS). Such a request wakes nobody while an idle worker *watches*: it parks with a
   timeout of ``WATCH`` seconds and, at each tick, takes what is still queued, so a request
-  whose issuer does not wait for it starts within a tick. A worker watches while such
-  requests came in the last ``WATCH_TICKS`` ticks; with no watcher, a request wakes a worker
-  as any other (which then watches), so an idle backend ticks at most ``WATCH_TICKS`` times.
+  whose issuer does not wait for it starts within a tick. The tick is a safety net, not the
+  completion path (the issuer's own wait runs the request at once), and it runs only while
+  FILE requests are outstanding (``_files``) or such a request came since the last tick:
+  an idle process has no watcher ticking (at most one tick after its last request). With no
+  watcher, a request wakes a worker as any other (which then watches).
 - **Worker -> waiter.** A worker delivers its completion with its wakes deferred past the
   dispatcher lock (``_parker.defer_wakes``): a port waiter (or event waiter) parked on a futex
   parker is woken after the lock, without the GIL, and finds both free (a waiter leading an
@@ -64,15 +66,14 @@ from .._kernel._parker import Wake, WorkerParker, bind
 from .._kernel._parker import deferral as _deferral
 from ..codes import NtStatus
 
-__all__ = ["WATCH", "WATCH_TICKS", "ThreadBackend"]
+__all__ = ["WATCH", "ThreadBackend"]
 
 _CANCELLED = int(NtStatus.STATUS_CANCELLED)
 _QUEUED, _RUNNING = "queued", "running"
 _names = itertools.count()
-#: A watching idle worker's tick (seconds), and how many ticks it keeps watching after the
-#: last request that woke nobody (module docstring).
+#: A watching idle worker's tick (seconds): the safety net of a request that woke nobody
+#: (module docstring).
 WATCH = 0.001
-WATCH_TICKS = 64
 
 
 class _LockParker:
@@ -120,10 +121,11 @@ class ThreadBackend:
         #: Idle workers' parkers popped and woken, whose workers have not looked yet.
         self._woken: set[Any] = set()
         self._stopping = False
-        #: Ticks the watcher keeps watching (requests that woke nobody came recently), and the
-        #: watcher's parker: the idle worker that watches, or the one woken to (module
-        #: docstring).
-        self._watch_ticks = 0
+        #: FILE requests queued or running; a request that woke nobody came since the last
+        #: tick; the watcher's parker: the idle worker that watches, or the one woken to
+        #: (module docstring).
+        self._files = 0
+        self._lazy_seen = False
         self._watcher: Any = None
         self._worker_wakes = self._watch_wakes = self._watch_takes = self._deferred_wakes = 0
         self._chain_wakes = 0
@@ -179,6 +181,7 @@ class ThreadBackend:
                 raise RuntimeError("the thread backend is closed")
             self._in_flight.add(op)
             self._submitted += 1
+            self._files += 1
             op.token = _QUEUED
             queue = self._queue
             queue.append(op)
@@ -195,7 +198,7 @@ class ThreadBackend:
                 ):
                     # The lone request its issuer, a thread of this port, will most likely
                     # run at its next GetQueuedCompletionStatus: a watching worker covers it.
-                    self._watch_ticks = WATCH_TICKS
+                    self._lazy_seen = True
                     if self._watcher is None and not self._woken:
                         wake = self._watcher = idle.pop()
                 elif not self._woken:
@@ -232,6 +235,9 @@ class ThreadBackend:
         with self._lock:
             self._drained.wait_for(lambda: not self._in_flight, timeout=30)
             self._stopping = True
+            # What is left queued was cancelled (completed) already: drop it, and its hint.
+            IdleWork.queued -= len(self._queue)
+            self._queue.clear()
             idle = list(self._idle)
             self._idle.clear()
         for parker in idle:
@@ -275,6 +281,8 @@ class ThreadBackend:
                 return
             self._in_flight.discard(op)
             self._completed += 1
+            if op.kind is OpKind.FILE:
+                self._files -= 1
             if cancelled:
                 self._cancelled += 1
             if not self._in_flight:
@@ -335,12 +343,12 @@ class ThreadBackend:
                     park = True
                     idle.append(parker)
                     watcher = self._watcher
-                    if (watcher is None or watcher is parker) and self._watch_ticks:
-                        self._watch_ticks -= 1
+                    if (watcher is None or watcher is parker) and (self._lazy_seen or self._files):
+                        self._lazy_seen = False
                         self._watcher = parker
                         watching = True
                     elif watcher is parker:
-                        self._watcher = None  # nothing came for WATCH_TICKS ticks
+                        self._watcher = None  # nothing outstanding: no more ticks
             finally:
                 lock.release()
             ticked = False
@@ -362,6 +370,7 @@ class ThreadBackend:
                     if deliver:
                         in_flight.discard(op)
                         self._completed += 1
+                        self._files -= 1
                         if not in_flight:
                             self._drained.notify_all()
                     if queue:  # _take_locked, inlined (once per request while busy)
@@ -428,9 +437,36 @@ class ThreadBackend:
         finally:
             lock.release()
         if run:
-            status, information = op.run_blocking()
+            try:
+                status, information = op.run_blocking()
+            except BaseException:
+                self._requeue(op)
+                raise
             self._finish(op, status, information, cancelled=False)
         return True
+
+    def _requeue(self, op: Operation) -> None:
+        """An exception came out of a request's run (a waiting thread's Ctrl-C while it ran
+        the request itself, ``IdleWork``): back to the head of the queue, for a worker (woken
+        here) or the next waiter (a positioned read or write runs again the same); cancelled
+        if a cancel came."""
+        wake = None
+        with self._lock:
+            if op not in self._in_flight:
+                return
+            cancelled = op.cancel_requested
+            if not cancelled:
+                op.token = _QUEUED
+                self._queue.appendleft(op)
+                IdleWork.queued += 1
+                if self._idle and not self._woken:
+                    wake = self._idle.pop()
+                    self._woken.add(wake)
+                    self._worker_wakes += 1
+        if cancelled:
+            self._finish(op, _CANCELLED, 0, cancelled=True)
+        elif wake is not None:
+            wake.wake()
 
     # ------------------------------------------------------------------ stream reactor
     def _command(self, what: str, op: Operation | None) -> None:
