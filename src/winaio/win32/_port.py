@@ -180,7 +180,11 @@ def GetQueuedCompletionStatusEx(
     except TypeError:
         port = None
     try:
-        if ulCount > len(lpCompletionPortEntries):
+        try:
+            size = len(lpCompletionPortEntries)
+        except TypeError:
+            raise Win32Error(WinError.ERROR_NOACCESS, "no lpCompletionPortEntries") from None
+        if ulCount > size:
             raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "ulCount > len(entries)")
         if port.__class__ is not _CompletionPort:
             port = _port(CompletionPort)
@@ -198,10 +202,20 @@ def GetQueuedCompletionStatusEx(
         set_last_error(code if code == _IO_COMPLETION else _WAIT_TIMEOUT)
         return False
     i = 0  # an index loop: a third of the cost of zip() for the usual one to a few packets
-    for packet in packets:
-        out = lpCompletionPortEntries[i]
-        i += 1
-        out.lpCompletionKey, out.lpOverlapped, out.Internal, out.dwNumberOfBytesTransferred = packet
+    try:
+        for packet in packets:
+            out = lpCompletionPortEntries[i]
+            i += 1
+            out.lpCompletionKey, out.lpOverlapped, out.Internal, out.dwNumberOfBytesTransferred = (
+                packet
+            )
+    except (AttributeError, TypeError):
+        # Not OVERLAPPED_ENTRY objects: the packets are not taken (back at the queue's head,
+        # in order), as Windows fails to write an output buffer it cannot access.
+        port.requeue(packets)
+        ulNumEntriesRemoved.value = 0
+        fail(Win32Error(WinError.ERROR_NOACCESS, "lpCompletionPortEntries: not OVERLAPPED_ENTRY"))
+        return False
     ulNumEntriesRemoved.value = i
     return True
 
