@@ -37,3 +37,19 @@ def test_entries_it_cannot_write_leave_every_packet_queued(entries: Any) -> None
         assert [e.lpCompletionKey for e in good[:3]] == ["a", "b", "c"]
     finally:
         w.CloseHandle(port)
+
+
+def test_gqcs_out_parameters_it_cannot_write_leave_the_packet_queued() -> None:
+    port = w.CreateIoCompletionPort(w.INVALID_HANDLE_VALUE, None, 0, 0)
+    try:
+        assert w.PostQueuedCompletionStatus(port, 5, "a", None)
+        assert w.GetQueuedCompletionStatus(port, None, None, None, 0) is False  # type: ignore[arg-type]
+        assert w.GetLastError() == WinError.ERROR_NOACCESS
+        entries = [w.OVERLAPPED_ENTRY()]
+        assert w.GetQueuedCompletionStatusEx(port, entries, 1, None, 0, False) is False  # type: ignore[arg-type]
+        assert w.GetLastError() == WinError.ERROR_NOACCESS
+        count, key, ov = w.Ref(0), w.Ref(None), w.Ref(None)
+        assert w.GetQueuedCompletionStatus(port, count, key, ov, 0)
+        assert (count.value, key.value) == (5, "a")
+    finally:
+        w.CloseHandle(port)

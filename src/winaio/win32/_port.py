@@ -157,9 +157,14 @@ def GetQueuedCompletionStatus(
         set_last_error(_WAIT_TIMEOUT)
         return False
     key, overlapped, status, transferred = packets[0]
-    lpNumberOfBytesTransferred.value = transferred
-    lpCompletionKey.value = key
-    lpOverlapped.value = overlapped
+    try:
+        lpNumberOfBytesTransferred.value = transferred
+        lpCompletionKey.value = key
+        lpOverlapped.value = overlapped
+    except AttributeError:  # not Ref out-parameters: the packet is not taken (as GQCSEx)
+        port.requeue(packets)
+        fail(Win32Error(WinError.ERROR_NOACCESS, "out-parameters must be Ref objects"))
+        return False
     if status >= 0x80000000:  # !NT_SUCCESS: informational statuses return TRUE
         set_last_error(ntstatus_to_winerror(status))
         return False
@@ -209,14 +214,16 @@ def GetQueuedCompletionStatusEx(
             out.lpCompletionKey, out.lpOverlapped, out.Internal, out.dwNumberOfBytesTransferred = (
                 packet
             )
+        ulNumEntriesRemoved.value = i
     except (AttributeError, TypeError):
-        # Not OVERLAPPED_ENTRY objects: the packets are not taken (back at the queue's head,
-        # in order), as Windows fails to write an output buffer it cannot access.
+        # Not OVERLAPPED_ENTRY objects (or no Ref for the count): the packets are not taken
+        # (back at the queue's head, in order), as Windows fails to write an output buffer
+        # it cannot access.
         port.requeue(packets)
-        ulNumEntriesRemoved.value = 0
-        fail(Win32Error(WinError.ERROR_NOACCESS, "lpCompletionPortEntries: not OVERLAPPED_ENTRY"))
+        if isinstance(ulNumEntriesRemoved, Ref):
+            ulNumEntriesRemoved.value = 0
+        fail(Win32Error(WinError.ERROR_NOACCESS, "entries or count not writable"))
         return False
-    ulNumEntriesRemoved.value = i
     return True
 
 
