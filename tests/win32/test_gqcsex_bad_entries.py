@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import winaio.win32 as w
-from winaio.codes import WinError
+from winaio.codes import NtStatus, WinError
 
 
 @pytest.mark.parametrize(
@@ -51,5 +51,21 @@ def test_gqcs_out_parameters_it_cannot_write_leave_the_packet_queued() -> None:
         count, key, ov = w.Ref(0), w.Ref(None), w.Ref(None)
         assert w.GetQueuedCompletionStatus(port, count, key, ov, 0)
         assert (count.value, key.value) == (5, "a")
+    finally:
+        w.CloseHandle(port)
+
+
+def test_ntremoveiocompletion_outputs_it_cannot_write_leave_the_packets_queued() -> None:
+    port = w.CreateIoCompletionPort(w.INVALID_HANDLE_VALUE, None, 0, 0)
+    try:
+        assert w.PostQueuedCompletionStatus(port, 5, "a", None)
+        assert w.PostQueuedCompletionStatus(port, 6, "b", None)
+        violation = int(NtStatus.STATUS_ACCESS_VIOLATION)
+        assert w.NtRemoveIoCompletion(port, None, None, None, 0) == violation  # type: ignore[arg-type]
+        removed = w.Ref(9)
+        assert w.NtRemoveIoCompletionEx(port, [None, None], 2, removed, 0, False) == violation  # type: ignore[list-item]
+        entries = [w.FILE_IO_COMPLETION_INFORMATION() for _ in range(2)]
+        assert w.NtRemoveIoCompletionEx(port, entries, 2, removed, 0, False) == 0
+        assert removed.value == 2 and [e.KeyContext for e in entries] == ["a", "b"]
     finally:
         w.CloseHandle(port)

@@ -269,10 +269,14 @@ def NtRemoveIoCompletion(
     if not packets:
         return int(NtStatus.STATUS_TIMEOUT)
     packet: CompletionPacket = packets[0]
-    KeyContext.value = packet.key
-    ApcContext.value = packet.overlapped
-    IoStatusBlock.Status = packet.status
-    IoStatusBlock.Information = packet.bytes_transferred
+    try:
+        KeyContext.value = packet.key
+        ApcContext.value = packet.overlapped
+        IoStatusBlock.Status = packet.status
+        IoStatusBlock.Information = packet.bytes_transferred
+    except AttributeError:  # outputs it cannot write: the packet stays queued
+        _port(IoCompletionHandle).requeue(packets)
+        return int(NtStatus.STATUS_ACCESS_VIOLATION)
     return 0
 
 
@@ -294,12 +298,16 @@ def NtRemoveIoCompletionEx(
         return _nt_error(exc)
     if not packets:
         return int(NtStatus.STATUS_USER_APC if code == _IO_COMPLETION else NtStatus.STATUS_TIMEOUT)
-    for entry, packet in zip(Information, packets, strict=False):
-        entry.KeyContext = packet.key
-        entry.ApcContext = packet.overlapped
-        entry.IoStatusBlock.Status = packet.status
-        entry.IoStatusBlock.Information = packet.bytes_transferred
-    NumEntriesRemoved.value = len(packets)
+    try:
+        for entry, packet in zip(Information, packets, strict=False):
+            entry.KeyContext = packet.key
+            entry.ApcContext = packet.overlapped
+            entry.IoStatusBlock.Status = packet.status
+            entry.IoStatusBlock.Information = packet.bytes_transferred
+        NumEntriesRemoved.value = len(packets)
+    except AttributeError:  # outputs it cannot write: the packets stay queued, in order
+        port.requeue(packets)
+        return int(NtStatus.STATUS_ACCESS_VIOLATION)
     return 0
 
 
