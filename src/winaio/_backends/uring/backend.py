@@ -275,7 +275,13 @@ class IoUringBackend:
                 raise RuntimeError("the io_uring backend is closed")
             issuer = op.issuer
             self._submitted += 1
-            if op.kind is _FILE:
+            if op.cancel_requested and op.kind is not _FILE:
+                # A CancelIoEx between the request's registration (``_files``: submitted,
+                # visible) and this point found no token to cancel; a STREAM request would
+                # then wait for its data for ever. The flag is set before the canceller
+                # takes this lock, so one of the two sees the other.
+                failed = CANCELLED
+            elif op.kind is _FILE:
                 op.token = None
                 if self._backlog.entries:
                     self._backlog.add_locked(B_FILE, op, None)
