@@ -38,7 +38,7 @@ from winaio._io._files import cancel_io_ex, request_cancel
 from winaio._io._ops import StreamReadOp
 from winaio._io._overlapped import Overlapped
 from winaio._io._port import CompletionPort
-from winaio._io._streams import Socket
+from winaio._io._streams import _ASK_EVERY, _ASK_RUN, Socket
 from winaio.codes import NtStatus, WinError
 from winaio.errors import IoError, Win32Error
 from winaio.testing import wait_until
@@ -383,7 +383,14 @@ def test_a_socket_that_waits_is_polled_before_it_is_tried(backend: uring.IoUring
             packet = port.get(LONG)
             assert packet is not None and packet.overlapped is ov and buf[:1] == bytes([i])
         assert sock.attempts == 1
-        # Data there before the call: the poll says so, the receive finishes inside the call.
+        # Data there before the call: the poll says so, the receive finishes inside the call
+        # (a socket past a run of pended receives asks one receive in _ASK_EVERY + 1: the
+        # next one that asks is the 32nd since the first miss).
+        while f._recv_misses & _ASK_EVERY:
+            ov = Overlapped()
+            assert f.start_read(buf, ov) is False
+            peer.send(b"-")
+            assert port.get(LONG) is not None
         peer.send(b"now")
         _readable(sock)
         ov = Overlapped()
@@ -426,4 +433,65 @@ def test_a_polled_socket_reports_the_end_of_its_stream_inside_the_call(
         assert port.get(0) is None and sock.attempts == 2
     finally:
         f.close()
+        port.close()
+
+
+def test_a_socket_past_a_run_of_pended_receives_stops_asking(
+    backend: uring.IoUringBackend,
+) -> None:
+    # After _ASK_RUN receives in a row that pended, a receive pends without poll(0) (nor an
+    # attempt), one in _ASK_EVERY + 1 asking again; data there at such a receive is still
+    # received, through the port, and a receive that asks and finds data goes back to trying.
+    port = CompletionPort()
+    f, sock, peer = _counting_pair(backend, port)
+    asked = 0
+    try:
+        buf = bytearray(64)
+        assert f.start_read(buf, Overlapped()) is False  # tried: would block
+        poll = f._recv_ready
+        assert poll is not None
+
+        def counting_poll(timeout: int) -> list[tuple[int, int]]:
+            nonlocal asked
+            asked += 1
+            assert poll is not None
+            return poll(timeout)
+
+        f._recv_ready = counting_poll
+        peer.send(b"a")
+        assert port.get(LONG) is not None
+        for i in range(2 * (_ASK_EVERY + 1)):
+            ov = Overlapped()
+            assert f.start_read(buf, ov) is False
+            peer.send(bytes([i]))
+            packet = port.get(LONG)
+            assert packet is not None and packet.overlapped is ov and buf[:1] == bytes([i])
+        # 1 miss from the attempt, then asks at misses 1.._ASK_RUN - 1 and at each multiple of
+        # _ASK_EVERY + 1 (16 and 32) below 1 + 2 * (_ASK_EVERY + 1).
+        assert asked == (_ASK_RUN - 1) + 2 and sock.attempts == 1
+        # Data there before a receive that does not ask: it pends, and its completion brings
+        # the data (the RECV finds it at once).
+        assert f._recv_misses & _ASK_EVERY
+        peer.send(b"there")
+        _readable(sock)
+        ov = Overlapped()
+        assert f.start_read(buf, ov) is False
+        packet = port.get(LONG)
+        assert packet is not None and packet.overlapped is ov
+        assert (packet.status, packet.bytes_transferred, bytes(buf[:5])) == (SUCCESS, 5, b"there")
+        # The next receive that asks finds data: inside the call, and tries first again.
+        while f._recv_misses & _ASK_EVERY:
+            ov = Overlapped()
+            assert f.start_read(buf, ov) is False
+            peer.send(b"-")
+            assert port.get(LONG) is not None
+        peer.send(b"now")
+        _readable(sock)
+        ov = Overlapped()
+        assert f.start_read(buf, ov) is True and bytes(buf[:3]) == b"now"
+        assert f._recv_ready is None and f._recv_misses == 0 and sock.attempts == 2
+        assert f.pending_requests == 0 and not backend._streams.lines
+    finally:
+        f.close()
+        peer.close()
         port.close()

@@ -661,18 +661,34 @@ class IoUringBackend:
             cqes = ring.reap(REAP_BATCH)
             if len(cqes) == 1 and not (self._migrating or self._closing):
                 # The QD1 case, on the critical path of every read (CQE -> next submission):
-                # one FILE request that succeeded, delivered as :meth:`_process` and
-                # :meth:`_deliver` would (same checks, same count, ``deliver`` being what
-                # ``deliver_batch`` does per op) without their batch set-up (~100 bytecodes).
+                # one request that succeeded (a FILE request, or a STREAM head whose own
+                # request brought data), delivered as :meth:`_process` and :meth:`_deliver`
+                # would (same checks, same count, ``deliver`` being what ``deliver_batch``
+                # does per op) without their batch set-up (~100 bytecodes).
                 ud, res, _ = cqes[0]
                 entry = self._table.get(ud)
                 if res > 0 and entry is not None:
                     op, extra = entry
-                    if extra.__class__ is not Line and op.__class__.complete is _PLAIN_COMPLETE:
+                    if op.__class__.complete is _PLAIN_COMPLETE:
                         del self._table[ud]
-                        self._done += 1
+                        if extra.__class__ is Line:
+                            # A STREAM head (the pended socket receive at C=1): its line, as
+                            # :meth:`_process` would; most often it alone completes.
+                            self._cancelled += self._streams.service(extra, res, finished)
+                            self._done += len(finished)
+                            if len(finished) != 1:
+                                if finished:  # (none: the head polls again)
+                                    self._deliver(finished)
+                                return 1
+                            op, status, res = finished[0]
+                            if op.__class__.complete is not _PLAIN_COMPLETE:
+                                self._deliver(finished)
+                                return 1
+                        else:
+                            status = _SUCCESS
+                            self._done += 1
                         try:
-                            deliver(op, _SUCCESS, res)
+                            deliver(op, status, res)
                         except Exception:
                             report(f"completing {op!r}")
                         return 1
