@@ -23,7 +23,8 @@ rows ``winaio.client@SERVER/MODE``.
 
 Every row carries the client's CPU share (the client must not be the bottleneck: the raw rows
 must stay well above the others, ``client_check``) and the server's CPU per call (steadier than
-wall-clock rates on a shared machine). ``targets`` holds issue 9's: winaio C=1 p50 <= 1.1x the
+wall-clock rates on a shared machine), also split into user and kernel time (``server_user_...``,
+``server_sys_us_per_call_median``). ``targets`` holds issue 9's: winaio C=1 p50 <= 1.1x the
 asyncio Protocol echo's and C=64 calls/s >= 1.0x its, for the 1-port-thread winaio rows (the
 winaio path against asyncio's single-threaded loop), and the alias layer within 1.25x of the
 core; ``info_targets`` the same bounds for the 2-thread rows, as information (``T2_NOTE``);
@@ -158,6 +159,7 @@ def measure(
     if not server.alive():
         raise RuntimeError(f"server {bench_procs.exit_reason(server.proc.returncode)}")
     cpu0 = server.cpu_seconds()
+    split0 = _cpu_split(server.proc.pid)
     try:
         got = bench_procs.run_script(__file__, args, timeout=opts.duration + opts.warmup + 60)
     except RuntimeError as exc:
@@ -171,10 +173,22 @@ def measure(
         # The server's CPU over the whole client run (connect, warm-up, drain included) per
         # measured call: an upper bound, comparable between rows of the same mode.
         got["server_cpu_us_per_call"] = 1e6 * (server.cpu_seconds() - cpu0) / calls
+        user, system = _cpu_split(server.proc.pid)
+        got["server_user_us_per_call"] = 1e6 * (user - split0[0]) / calls
+        got["server_sys_us_per_call"] = 1e6 * (system - split0[1]) / calls
     pair.runs[mode].append((rnd, got))
 
 
 # -- report ------------------------------------------------------------------------------------
+
+
+def _cpu_split(pid: int) -> tuple[float, float]:
+    """(user, kernel) CPU seconds a live process has used so far (every thread)."""
+    with open(f"/proc/{pid}/stat") as f:
+        text = f.read()
+    fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) "
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def _median(values: list[float]) -> float | None:
@@ -211,6 +225,12 @@ def summarize(pair: Pair, mode: str, unavailable: str | None) -> dict[str, Any]:
     server_cpu = [r["server_cpu_us_per_call"] for r in runs if "server_cpu_us_per_call" in r]
     if server_cpu:
         out["server_cpu_us_per_call_median"] = round(statistics.median(server_cpu), 2)
+    # The same split into user and kernel time (where the server's CPU goes: its Python, or
+    # the syscalls and the network stack it drives).
+    for key in ("server_user_us_per_call", "server_sys_us_per_call"):
+        split = [r[key] for r in runs if key in r]
+        if split:
+            out[f"{key}_median"] = round(statistics.median(split), 2)
     return out
 
 
@@ -395,8 +415,8 @@ def client_check(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
 def table(rows: dict[str, dict[str, Any]]) -> str:
     lines = [
         "| server | C=1 p50 us | C=1 p99 us | C=64 calls/s | C=64 p50 us | pipelined calls/s "
-        "| server CPU us/call (C=64) |",
-        "|---|---|---|---|---|---|---|",
+        "| server CPU us/call (C=64) | user / kernel |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     names = dict.fromkeys(name.rsplit("/", 1)[0] for name in rows)
     for name in names:
@@ -410,7 +430,9 @@ def table(rows: dict[str, dict[str, Any]]) -> str:
             f"| {name} | {cell(c1, 'p50_us_median')} | {cell(c1, 'p99_us_median')} | "
             f"{cell(c64, 'calls_per_s_median')} | {cell(c64, 'p50_us_median')} | "
             f"{cell(pipe, 'calls_per_s_median')} | "
-            f"{cell(c64, 'server_cpu_us_per_call_median')} |"
+            f"{cell(c64, 'server_cpu_us_per_call_median')} | "
+            f"{cell(c64, 'server_user_us_per_call_median')} / "
+            f"{cell(c64, 'server_sys_us_per_call_median')} |"
         )
     return "\n".join(lines)
 

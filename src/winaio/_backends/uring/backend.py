@@ -711,6 +711,7 @@ class IoUringBackend:
         migrating = self._migrating
         cancelled = 0
         start = len(finished)
+        heads: list[tuple[Line, int]] = []  # STREAM heads whose RECV brought data
         for ud, res, flags in cqes:
             entry = pop(ud, None)
             if entry is None:
@@ -727,7 +728,10 @@ class IoUringBackend:
                 self._migrate(op, extra)
                 continue
             if extra.__class__ is Line:
-                cancelled += service(extra, res, finished)
+                if res > 0 and extra.direct:
+                    heads.append((extra, res))  # below, in one hold of the lock
+                else:
+                    cancelled += service(extra, res, finished)
                 continue
             if res > 0:
                 append((op, _SUCCESS, res))  # every FILE op maps a positive result so
@@ -743,6 +747,10 @@ class IoUringBackend:
                 report(f"mapping the CQE of {op!r}")
                 status, information = UNSUCCESSFUL, 0
             append((op, status, information))
+        if heads:
+            # After the others: order matters within a line only (one head per line in the
+            # kernel, so one CQE per line here), not between files.
+            cancelled += self._streams.service_direct(heads, finished)
         # Counted before delivery, so that a woken issuer already sees them in statistics().
         self._done += len(finished) - start
         self._cancelled += cancelled

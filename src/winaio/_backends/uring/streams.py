@@ -149,6 +149,46 @@ class StreamLines:
             return False
         return True
 
+    def service_direct(self, heads: list[tuple[Line, int]], finished: Finished) -> int:
+        """:meth:`service` for a batch of lines whose head's own request (a RECV) brought data
+        (``res`` > 0; the reaper's batch, ``IoUringBackend._process``): the common case - the
+        head alone in its line, a plain receive - completes in one hold of the lock for the
+        whole batch (at C=64, one per reap rather than one per CQE); any other line goes
+        through :meth:`service`. Same results, appended to ``finished`` in batch order per
+        line; returns the cancelled count."""
+        slow: list[tuple[Line, int]] = []
+        lock = self._lock
+        lines = self.lines
+        spare = self._spare
+        append = finished.append
+        lock.acquire()  # not ``with``: half the cost on 3.11
+        try:
+            for line, res in heads:
+                ops = line.ops
+                if (
+                    len(ops) == 1
+                    and line.direct
+                    and not line.busy
+                    and ops[0].__class__.from_cqe is _READ_FROM_CQE
+                ):
+                    op = ops.popleft()
+                    line.poll_ud = 0
+                    line.direct = False
+                    line.keep = None
+                    if lines.get(line.key) is line:
+                        del lines[line.key]
+                        if len(spare) < _SPARE_MAX:
+                            spare.append(line)  # as in service(): as good as new
+                    append((op, _SUCCESS, res))
+                else:
+                    slow.append((line, res))
+        finally:
+            lock.release()
+        cancelled = 0
+        for line, res in slow:
+            cancelled += self.service(line, res, finished)
+        return cancelled
+
     def service(self, line: Line, res: int, finished: Finished) -> int:
         """The head of ``line`` had its request end with ``res`` (``RETRY``: none): complete
         it, or retry heads until one would block (it polls again) or the line is empty.
