@@ -196,7 +196,12 @@ def test_a_pended_receive_completes_once_whether_cancel_or_data_wins(
                 assert packet.bytes_transferred == 8 and buf[:8] == b"z" * 8
             else:  # cancelled before: the bytes stay in the socket for the next receive
                 assert (packet.status, packet.bytes_transferred) == (CANCELLED, 0)
-                assert f.start_read(buf, ov) is True and ov.information == 8
+                # Inside the call, or (a socket past a run of pended receives pends without
+                # asking first) through the port.
+                if not f.start_read(buf, ov):
+                    again = port.get(LONG)
+                    assert again is not None and again.overlapped is ov
+                assert ov.information == 8 and buf[:8] == b"z" * 8
             assert port.get(0) is None  # exactly one completion
         assert not backend._streams.lines
     finally:
@@ -495,3 +500,102 @@ def test_a_socket_past_a_run_of_pended_receives_stops_asking(
         f.close()
         peer.close()
         port.close()
+
+
+def test_a_reap_of_many_receives_completes_them_in_one_pass(
+    backend: uring.IoUringBackend, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Eight pended receives whose RECVs all brought data, reaped together: the plain heads
+    # complete in one hold of the lock (``StreamLines.service_direct``), without the
+    # per-CQE ``service``; a head with a request queued behind it goes through ``service``
+    # (the queued one then polls); each gets its own data, the lines end and are reused.
+    port = CompletionPort()
+    pairs = _pairs(backend, port, 9)
+    parked = kit.park(backend, monkeypatch)  # nothing but this thread reaps
+    per_cqe: list[int] = []
+    real_service = StreamLines.service
+    batches: list[int] = []
+    real_direct = StreamLines.service_direct
+
+    def counting_service(self: StreamLines, line: Any, res: int, finished: Any) -> int:
+        per_cqe.append(res)
+        return real_service(self, line, res, finished)
+
+    def counting_direct(self: StreamLines, heads: Any, finished: Any) -> int:
+        batches.append(len(heads))
+        return real_direct(self, heads, finished)
+
+    monkeypatch.setattr(StreamLines, "service", counting_service)
+    monkeypatch.setattr(StreamLines, "service_direct", counting_direct)
+    try:
+        bufs = [bytearray(64) for _ in pairs]
+        ovs = [Overlapped() for _ in pairs]
+        for (f, _), buf, ov in zip(pairs, bufs, ovs, strict=True):
+            assert f.start_read(buf, ov) is False
+        queued_buf, queued_ov = bytearray(64), Overlapped()
+        last = pairs[-1][0]
+        assert last.start_read(queued_buf, queued_ov) is False  # behind the head
+        for i, (_, peer) in enumerate(pairs):
+            peer.send(bytes([65 + i]) * 8)
+        ring = backend._ring
+        wait_until(lambda: ring.cq_ready() >= len(pairs), LONG, "every RECV completed")
+        assert backend._reap() == len(pairs)
+        assert batches == [len(pairs)]  # one pass for the batch...
+        assert len(per_cqe) == 1  # ... but the line with a request behind its head
+        got = {p.overlapped: p for p in _packets(port, len(pairs))}
+        for i, (buf, ov) in enumerate(zip(bufs, ovs, strict=True)):
+            assert (got[ov].status, got[ov].bytes_transferred) == (SUCCESS, 8)
+            assert bytes(buf[:8]) == bytes([65 + i]) * 8
+        assert [f.pending_requests for f, _ in pairs] == [0] * 8 + [1]
+        assert list(backend._streams.lines) == [2 * last.fd]  # the queued one's line
+        assert len(backend._streams._spare) >= 8  # the ended lines, kept for reuse
+        pairs[-1][1].send(b"q")
+        parked.release()
+        packet = port.get(LONG)
+        assert packet is not None and packet.overlapped is queued_ov and queued_buf[:1] == b"q"
+    finally:
+        parked.release()
+        _close(pairs, port)
+
+
+def _packets(port: CompletionPort, n: int) -> list[Any]:
+    got: list[Any] = []
+    while len(got) < n:
+        _, batch = port.get_many(n - len(got), LONG)
+        assert batch, f"only {len(got)} of {n} packets"
+        got += batch
+    return got
+
+
+def test_a_qd1_receive_is_delivered_without_the_batch_path(
+    backend: uring.IoUringBackend, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One CQE, a direct head's RECV with data: ``_reap``'s QD1 path completes it (its line
+    # through ``service``, the packet through ``deliver``), not ``_process``.
+    port = CompletionPort()
+    pairs = _pairs(backend, port, 1)
+    ((f, peer),) = pairs
+    parked = kit.park(backend, monkeypatch)
+
+    def no_batch(*args: Any) -> None:
+        raise AssertionError("the batch path ran for one CQE")
+
+    try:
+        monkeypatch.setattr(backend, "_process", no_batch)
+        buf = bytearray(64)
+        for i in range(20):
+            ov = Overlapped()
+            assert f.start_read(buf, ov) is False
+            peer.send(bytes([i]) * 5)
+            packet = port.get(LONG)
+            assert packet is not None and packet.overlapped is ov
+            assert (packet.status, packet.bytes_transferred, bytes(buf[:5])) == (
+                SUCCESS,
+                5,
+                bytes([i]) * 5,
+            )
+        assert f.pending_requests == 0 and not backend._streams.lines
+        assert backend._rounds == parked.rounds
+    finally:
+        parked.release()
+        _close(pairs, port)

@@ -15,6 +15,10 @@ Rules (the module docstring of ``backend`` has the whole picture):
 - Requests wait in one :class:`Line` per (fd, direction) and only the head polls, so pending
   requests complete in issue order (spec #66: two pending reads on a pipe). When the head
   finishes, the next is tried at once (data may already be there).
+- A reap that brings several RECVs of direct heads (a busy socket server: one per connection)
+  completes the plain ones - alone in their line - in one hold of the lock for the batch
+  (:meth:`StreamLines.service_direct`); completions keep their order within each line (one
+  request per line is in the kernel), not between lines.
 - AcceptEx switches to the accepted socket (``op.fd`` changes): the head moves to that line.
 - Lines are guarded by the backend's lock; only the reaper removes a head. A canceller
   removes a request queued behind the head itself (it never reached the kernel); the head is
