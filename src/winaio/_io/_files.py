@@ -456,7 +456,9 @@ def submit_tried(op: Operation) -> None:
         if file.closing:
             raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
         # Registered and marked submitted in one go: nobody could see it before, so no cancel
-        # can be waiting for it. As in ``submit_pending_file``, a request that will outlive
+        # can be waiting for it (one that comes between here and the backend is the
+        # backend's to see: ``cancel_requested`` when the request arrives). As in
+        # ``submit_pending_file``, a request that will outlive
         # its issuer (port-bound, no event, no routine: spec §8) stays out of the issuer's
         # list, which only the thread-exit hook reads.
         op.registered = op.submitted = True
