@@ -24,7 +24,7 @@ import errno
 import mmap
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,13 +73,41 @@ def disk(backend: uring.IoUringBackend, tmp_path: Path) -> Iterator[DiskFile]:
     f.close()
 
 
+@pytest.fixture
+def port(disk: DiskFile) -> Iterator[CompletionPort]:
+    """A completion port ``disk`` is associated with (key ``"disk"``)."""
+    p = CompletionPort()
+    disk.associate(p, "disk")
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def aligned() -> Iterator[Callable[[int], memoryview]]:
+    """``aligned(nbytes)``: a page-aligned writable view (an anonymous mmap), released after
+    the test."""
+    made: list[tuple[mmap.mmap, memoryview]] = []
+
+    def make(nbytes: int) -> memoryview:
+        memory = mmap.mmap(-1, nbytes)
+        made.append((memory, memoryview(memory)))
+        return made[-1][1]
+
+    yield make
+    for memory, view in made:
+        view.release()
+        memory.close()
+
+
 def test_a_qd1_port_loop_submits_each_read_at_once_and_sleeps_once(
-    backend: uring.IoUringBackend, disk: DiskFile, kit: Any, monkeypatch: pytest.MonkeyPatch
+    backend: uring.IoUringBackend,
+    disk: DiskFile,
+    port: CompletionPort,
+    aligned: Callable[[int], memoryview],
+    kit: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    port = CompletionPort()
-    disk.associate(port, "disk")
-    memory = mmap.mmap(-1, BLOCK)
-    view = memoryview(memory)
+    view = aligned(BLOCK)
     parked = kit.park(backend, monkeypatch)  # nothing but this thread submits or reaps
     try:
         enters, waits = backend._enters, backend._lead.waits
@@ -105,18 +133,17 @@ def test_a_qd1_port_loop_submits_each_read_at_once_and_sleeps_once(
         assert backend._rounds == parked.rounds
     finally:
         parked.release()
-    view.release()
-    port.close()
-    memory.close()
 
 
 def test_a_read_issued_while_the_ring_is_busy_goes_out_in_the_waiting_enter(
-    backend: uring.IoUringBackend, disk: DiskFile, kit: Any, monkeypatch: pytest.MonkeyPatch
+    backend: uring.IoUringBackend,
+    disk: DiskFile,
+    port: CompletionPort,
+    aligned: Callable[[int], memoryview],
+    kit: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    port = CompletionPort()
-    disk.associate(port, "disk")
-    memory = mmap.mmap(-1, BLOCK)
-    view = memoryview(memory)
+    view = aligned(BLOCK)
     reader, w = kit.pipe(backend)
     parked = kit.park(backend, monkeypatch)
     try:
@@ -142,18 +169,17 @@ def test_a_read_issued_while_the_ring_is_busy_goes_out_in_the_waiting_enter(
         parked.release()
     os.close(w)
     reader.close()
-    view.release()
-    port.close()
-    memory.close()
 
 
 def test_a_gqcs_waiter_takes_a_reaped_batch_in_one_dequeue(
-    backend: uring.IoUringBackend, disk: DiskFile, kit: Any, monkeypatch: pytest.MonkeyPatch
+    backend: uring.IoUringBackend,
+    disk: DiskFile,
+    port: CompletionPort,
+    aligned: Callable[[int], memoryview],
+    kit: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    port = CompletionPort()
-    disk.associate(port, "disk")
-    memory = mmap.mmap(-1, 8 * BLOCK)
-    view = memoryview(memory)
+    view = aligned(8 * BLOCK)
     parked = kit.park(backend, monkeypatch)  # it cannot reap them first
     try:
         ovs = [Overlapped(slot * BLOCK) for slot in range(8)]
@@ -168,9 +194,6 @@ def test_a_gqcs_waiter_takes_a_reaped_batch_in_one_dequeue(
         assert port.queued == 0
     finally:
         parked.release()
-    view.release()
-    port.close()
-    memory.close()
 
 
 def test_a_batch_releases_port_waiters_lifo_within_the_concurrency(
@@ -203,12 +226,14 @@ def test_a_batch_releases_port_waiters_lifo_within_the_concurrency(
 
 
 def test_a_port_returning_packets_at_once_submits_the_deferred_burst_first(
-    backend: uring.IoUringBackend, disk: DiskFile, kit: Any, monkeypatch: pytest.MonkeyPatch
+    backend: uring.IoUringBackend,
+    disk: DiskFile,
+    port: CompletionPort,
+    aligned: Callable[[int], memoryview],
+    kit: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    port = CompletionPort()
-    disk.associate(port, "disk")
-    memory = mmap.mmap(-1, 2 * BLOCK)
-    view = memoryview(memory)
+    view = aligned(2 * BLOCK)
     parked = kit.park(backend, monkeypatch)  # its watch cannot submit the burst either
     try:
         assert disk.start_read(view[:BLOCK], Overlapped(0)) is False
@@ -229,29 +254,24 @@ def test_a_port_returning_packets_at_once_submits_the_deferred_burst_first(
         assert all(p.key == "disk" and p.status == SUCCESS for p in packets)
     finally:
         parked.release()
-    view.release()
-    port.close()
-    memory.close()
 
 
-def test_the_o_direct_hot_path_builds_a_whole_request(disk: DiskFile) -> None:
-    memory = mmap.mmap(-1, BLOCK)
-    view = memoryview(memory)
+def test_the_o_direct_hot_path_builds_a_whole_request(
+    disk: DiskFile, aligned: Callable[[int], memoryview]
+) -> None:
+    view = aligned(BLOCK)
     op = pinned_read(disk, Overlapped(BLOCK), view, BLOCK, object(), 4096, BLOCK)
     slots = {name for cls in type(op).__mro__ for name in getattr(cls, "__slots__", ())}
     missing = [name for name in slots - {"__weakref__"} if not hasattr(op, name)]
     assert missing == []  # a slot added to Operation/FileReadOp must be set there too
     assert op.issuer is current_thread_state() and op.tried and op.routine is None
     del op
-    view.release()
-    memory.close()
 
 
 def test_the_o_direct_hot_path_keeps_the_thread_exit_lists(
-    backend: uring.IoUringBackend, disk: DiskFile
+    backend: uring.IoUringBackend, disk: DiskFile, aligned: Callable[[int], memoryview]
 ) -> None:
-    memory = mmap.mmap(-1, 2 * BLOCK)
-    view = memoryview(memory)
+    view = aligned(2 * BLOCK)
     mine = current_thread_state().extensions.setdefault("io", {})
     before = len(mine)
     ev = Event(manual_reset=True)
@@ -272,9 +292,7 @@ def test_the_o_direct_hot_path_keeps_the_thread_exit_lists(
     assert packet is not None and packet.overlapped is bound and packet.status == SUCCESS
     wait_until(lambda: disk.pending_requests == 0, LONG, "both delivered")
     assert len(mine) == before
-    view.release()
     port.close()
-    memory.close()
 
 
 def test_a_request_that_dies_with_an_unrecorded_submitter_is_resubmitted(
@@ -319,13 +337,12 @@ def test_a_request_that_dies_with_an_unrecorded_submitter_is_resubmitted(
 def test_a_close_after_the_registration_waits_for_the_read_it_saw(
     backend: uring.IoUringBackend,
     disk: DiskFile,
+    port: CompletionPort,
+    aligned: Callable[[int], memoryview],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    port = CompletionPort()
-    disk.associate(port, "disk")
-    memory = mmap.mmap(-1, BLOCK)
-    view = memoryview(memory)
+    view = aligned(BLOCK)
     fd = disk.fd
     expected = (tmp_path / "disk").read_bytes()[3 * BLOCK : 4 * BLOCK]
     real_submit = backend.submit
@@ -348,18 +365,16 @@ def test_a_close_after_the_registration_waits_for_the_read_it_saw(
         assert packet.bytes_transferred == BLOCK and bytes(view) == expected  # the right file
     assert port.get(0.05) is None
     assert disk.fd == -1 and disk.pending_requests == 0  # released at the delivery
-    view.release()
-    port.close()
-    memory.close()
 
 
 def test_cancel_io_ex_between_registration_and_submission_finds_the_read(
-    backend: uring.IoUringBackend, disk: DiskFile, monkeypatch: pytest.MonkeyPatch
+    backend: uring.IoUringBackend,
+    disk: DiskFile,
+    port: CompletionPort,
+    aligned: Callable[[int], memoryview],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    port = CompletionPort()
-    disk.associate(port, "disk")
-    memory = mmap.mmap(-1, BLOCK)
-    view = memoryview(memory)
+    view = aligned(BLOCK)
     ov = Overlapped(0)
     real_submit = backend.submit
 
@@ -375,22 +390,19 @@ def test_cancel_io_ex_between_registration_and_submission_finds_the_read(
     assert packet.status in (SUCCESS, int(NtStatus.STATUS_CANCELLED))
     assert port.get(0.05) is None
     assert disk.pending_requests == 0
-    view.release()
-    port.close()
-    memory.close()
 
 
 def test_closing_while_threads_issue_o_direct_reads_completes_each_issued_read_once(
-    backend: uring.IoUringBackend, disk: DiskFile
+    backend: uring.IoUringBackend,
+    disk: DiskFile,
+    port: CompletionPort,
+    aligned: Callable[[int], memoryview],
 ) -> None:
     # Not a timing test: whatever the interleaving, every start_read that returned completes
     # exactly once, every other one failed with ERROR_INVALID_HANDLE, and the descriptor is
     # released once the last completion is delivered.
-    port = CompletionPort()
-    disk.associate(port, "disk")
     threads_n, per_thread = 4, 48
-    memory = mmap.mmap(-1, threads_n * per_thread * BLOCK)
-    view = memoryview(memory)
+    view = aligned(threads_n * per_thread * BLOCK)
     issued: list[list[Overlapped]] = [[] for _ in range(threads_n)]
     failures: list[object] = []
     go = threading.Barrier(threads_n + 1)
@@ -426,20 +438,19 @@ def test_closing_while_threads_issue_o_direct_reads_completes_each_issued_read_o
     assert port.get(0.05) is None
     wait_until(lambda: disk.fd == -1, LONG, "the descriptor is released")
     assert disk.pending_requests == 0
-    view.release()
-    port.close()
-    memory.close()
 
 
 def test_an_idle_ring_submits_one_read_in_one_enter_recorded_as_the_issuers(
-    backend: uring.IoUringBackend, disk: DiskFile, kit: Any, monkeypatch: pytest.MonkeyPatch
+    backend: uring.IoUringBackend,
+    disk: DiskFile,
+    port: CompletionPort,
+    aligned: Callable[[int], memoryview],
+    kit: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # ``_submit_one_locked``: the ring held nothing else, so one enter took the one SQE; the
     # issuer is recorded as its submitter (its exit migrates it), nothing stays deferred.
-    port = CompletionPort()
-    disk.associate(port, "disk")
-    memory = mmap.mmap(-1, BLOCK)
-    view = memoryview(memory)
+    view = aligned(BLOCK)
     parked = kit.park(backend, monkeypatch)
     try:
         enters = backend._enters
@@ -453,43 +464,44 @@ def test_an_idle_ring_submits_one_read_in_one_enter_recorded_as_the_issuers(
         assert packet is not None and packet.overlapped is ov and packet.status == SUCCESS
     finally:
         parked.release()
-    view.release()
-    port.close()
-    memory.close()
 
 
+@pytest.mark.parametrize("owner", [False, True], ids=["issuer", "owner"])
+@pytest.mark.parametrize("busy", [False, True], ids=["eintr", "ebusy"])
 def test_an_idle_ring_enter_that_takes_nothing_falls_back_to_the_recount(
-    backend: uring.IoUringBackend, disk: DiskFile, kit: Any, monkeypatch: pytest.MonkeyPatch
+    backend: uring.IoUringBackend,
+    disk: DiskFile,
+    port: CompletionPort,
+    aligned: Callable[[int], memoryview],
+    monkeypatch: pytest.MonkeyPatch,
+    busy: bool,
+    owner: bool,
 ) -> None:
     # A signal (EINTR: 0 consumed) or EBUSY in the one-SQE enter: the general path recounts
-    # from the kernel's SQ head and submits it; the read completes once.
-    port = CompletionPort()
-    disk.associate(port, "disk")
-    memory = mmap.mmap(-1, BLOCK)
-    view = memoryview(memory)
+    # from the kernel's SQ head and submits it; the read completes once. ``owner``: the
+    # issuer already owns the ring (it waited on it once).
+    view = aligned(BLOCK)
+    if owner:
+        assert disk.start_read(view, Overlapped(0)) is False
+        assert port.get(LONG) is not None  # this thread waited: it owns the ring now
+        assert backend._lead.owner is current_thread_state().parker
     real_enter = BackendRing.enter
-    for busy in (False, True):
-        calls: list[tuple[int, int]] = []
+    calls: list[tuple[int, int]] = []
 
-        def enter(
-            ring: BackendRing, to_submit: int, wait_nr: int, busy: bool = busy, calls: Any = calls
-        ) -> int:
-            if ring is backend._ring and to_submit:
-                calls.append((to_submit, wait_nr))
-                if len(calls) == 1:
-                    if busy:
-                        raise RingBusyError(errno.EBUSY, "busy")
-                    return 0  # EINTR
-            return real_enter(ring, to_submit, wait_nr)
+    def enter(ring: BackendRing, to_submit: int, wait_nr: int) -> int:
+        if ring is backend._ring and to_submit:
+            calls.append((to_submit, wait_nr))
+            if len(calls) == 1:
+                if busy:
+                    raise RingBusyError(errno.EBUSY, "busy")
+                return 0  # EINTR
+        return real_enter(ring, to_submit, wait_nr)
 
-        monkeypatch.setattr(BackendRing, "enter", enter)
-        ov = Overlapped(6 * BLOCK)
-        assert disk.start_read(view, ov) is False
-        monkeypatch.setattr(BackendRing, "enter", real_enter)
-        assert calls[:2] == [(1, 0), (1, 0)]  # refused once, then the general path's enter
-        packet = port.get(LONG)
-        assert packet is not None and packet.overlapped is ov and packet.status == SUCCESS
-        assert port.get(0.05) is None and not backend._unsubmitted
-    view.release()
-    port.close()
-    memory.close()
+    monkeypatch.setattr(BackendRing, "enter", enter)
+    ov = Overlapped(6 * BLOCK)
+    assert disk.start_read(view, ov) is False
+    monkeypatch.setattr(BackendRing, "enter", real_enter)
+    assert calls[:2] == [(1, 0), (1, 0)]  # refused once, then the general path's enter
+    packet = port.get(LONG)
+    assert packet is not None and packet.overlapped is ov and packet.status == SUCCESS
+    assert port.get(0.05) is None and not backend._unsubmitted

@@ -52,6 +52,8 @@ TRUNCATE_EXISTING = 5
 
 _ALIGN = 4096
 _ALIGN_MASK = _ALIGN - 1
+#: Offsets are 64-bit signed (LARGE_INTEGER, off_t): 2**63 and above do not exist.
+_MAX_OFFSET = 1 << 63
 _from_buffer = ctypes.c_char.from_buffer
 _addressof = ctypes.addressof
 _RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
@@ -135,7 +137,7 @@ class DiskFile(RequestMethods, FileObject):
                     if (
                         n == len(buffer)  # bytes: not a wider format nor several dimensions
                         and n
-                        and offset >= 0
+                        and 0 <= offset < _MAX_OFFSET
                         and not (address | n | offset) & _ALIGN_MASK
                         and self.readable
                     ):
@@ -157,7 +159,7 @@ class DiskFile(RequestMethods, FileObject):
         if not self.readable:
             raise Win32Error(WinError.ERROR_ACCESS_DENIED, "handle opened without read access")
         offset = overlapped.offset
-        if self.direct or offset < 0:
+        if self.direct or not 0 <= offset < _MAX_OFFSET:
             self._check_direct(buffers, offset)
         return FileReadOp(self, overlapped, buffers, offset, routine, tried)
 
@@ -189,8 +191,11 @@ class DiskFile(RequestMethods, FileObject):
             return None
         if routine is not None and self.port is not None:
             return None  # APC I/O on a port-bound handle: the general path reports it
+        offset = overlapped.offset
+        if offset < 0:
+            return None  # preadv2 reads at the file pointer at -1: the general path refuses it
         try:
-            n = _preadv(self.fd, buffers, overlapped.offset, _RWF_NOWAIT)
+            n = _preadv(self.fd, buffers, offset, _RWF_NOWAIT)
         except BlockingIOError:
             return WOULD_BLOCK
         except (OSError, TypeError, ValueError, BufferError, OverflowError, AttributeError):
@@ -247,13 +252,15 @@ class DiskFile(RequestMethods, FileObject):
         if not self.writable:
             raise Win32Error(WinError.ERROR_ACCESS_DENIED, "handle opened without write access")
         offset = overlapped.offset
-        if self.direct or offset < 0:
+        if self.direct or not 0 <= offset < _MAX_OFFSET:
             self._check_direct(buffers, offset)
         return FileWriteOp(self, overlapped, buffers, offset, routine)
 
     def _check_direct(self, buffers: Sequence[memoryview], offset: int) -> None:
         if offset < 0:
             raise Win32Error(WinError.ERROR_NEGATIVE_SEEK, f"offset {offset}")
+        if offset >= _MAX_OFFSET:  # a negative LARGE_INTEGER on Windows: STATUS_INVALID_PARAMETER
+            raise Win32Error(WinError.ERROR_INVALID_PARAMETER, f"offset {offset}")
         if not self.direct:
             return
         for buf in buffers:

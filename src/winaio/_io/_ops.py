@@ -71,6 +71,13 @@ _RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
 _WOULD_BLOCK = (errno.EAGAIN, errno.EWOULDBLOCK)
 _RESET = int(NtStatus.STATUS_CONNECTION_RESET)
 _ABORTED = int(NtStatus.STATUS_CONNECTION_ABORTED)
+#: A buffer the caller released (``memoryview.release()``) before the syscall could use it:
+#: what Windows reports for memory the kernel cannot access (ERROR_NOACCESS). io_uring never
+#: sees it (its SQE holds an export of the memory); the thread backend and the non-blocking
+#: attempts, which take the buffer only when they run, do.
+_FAULT = int(NtStatus.STATUS_ACCESS_VIOLATION)
+#: What CPython raises for such a buffer (ValueError; TypeError from recv_into).
+_RELEASED = (ValueError, TypeError, BufferError)
 #: Sockets whose connection was reset, with the status they keep failing with: Linux reports
 #: ECONNRESET once and then end-of-stream (EPIPE for sends), Windows keeps failing with
 #: WSAECONNRESET [W:ws2_32/sock.c:test_tcp_reset]. A reset that follows the peer's FIN (data
@@ -279,6 +286,8 @@ class FileReadOp(_FileOp):
             if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL):
                 return None
             return errno_to_status(exc.errno or 0), 0
+        except _RELEASED:
+            return _FAULT, 0
         if n == 0:
             return None  # at EOF: Win8+ pends and completes with STATUS_END_OF_FILE (spec §4.4)
         return _SUCCESS, n
@@ -300,6 +309,8 @@ class FileReadOp(_FileOp):
             n = os.preadv(self.file.fd, self.buffers, self.offset)
         except OSError as exc:
             return errno_to_status(exc.errno or 0), 0
+        except _RELEASED:
+            return _FAULT, 0
         if n == 0 and self.nbytes:
             return _EOF, 0
         return _SUCCESS, n
@@ -360,6 +371,8 @@ class FileWriteOp(_FileOp):
             return _SUCCESS, os.pwritev(self.file.fd, self.buffers, self.offset)
         except OSError as exc:
             return errno_to_status(exc.errno or 0), 0
+        except _RELEASED:
+            return _FAULT, 0
 
 
 # --------------------------------------------------------------------------- streams
@@ -424,6 +437,8 @@ class StreamReadOp(Operation):
             if exc.errno in _WOULD_BLOCK:
                 return None
             return read_failed(file, exc.errno or 0)
+        except _RELEASED:
+            return _FAULT, 0
         if n == 0 and self.nbytes:
             return stream_end(file)
         return _SUCCESS, n
@@ -558,6 +573,8 @@ class StreamWriteOp(Operation):
                 if exc.errno in _WOULD_BLOCK:
                     return None
                 return write_failed(file, exc.errno or 0), 0  # a failed write reports 0 bytes
+            except _RELEASED:
+                return _FAULT, self.sent
             self.sent += n
             # Drop what went out; a partially sent buffer keeps its tail.
             while n and self.buffers:

@@ -301,7 +301,11 @@ class CompletionPort(DispatcherObject):
         if taken is not None:
             return _HANDOFF, taken
         if wb is not None:
-            code = block(ts, wb, None if timeout is None else monotonic() + timeout, None)
+            try:
+                code = block(ts, wb, None if timeout is None else monotonic() + timeout, None)
+            except BaseException:
+                self._interrupted(ts, wb)
+                raise
             if code == _HANDOFF:
                 taken = wb.data
                 return _HANDOFF, taken
@@ -314,6 +318,20 @@ class CompletionPort(DispatcherObject):
             run_special_apcs(ts)
             run_apcs(ts)
         return code, []
+
+    def _interrupted(self, ts: ThreadState, wb: WaitBlock) -> None:
+        """An exception ended a blocked GQCS (``block`` unregistered its wait): the thread
+        runs again, and packets handed to it at that instant go back to the head of the
+        queue, for the next waiter (none is lost)."""
+        with LOCK:
+            if self.closed:
+                return
+            if ts.block_listener is self:
+                self._running.add(ts)
+            if wb.result == _HANDOFF and wb.data:
+                self._packets.extendleft(reversed(wb.data))
+                wb.data = None
+                self._posted_locked()
 
     def _enter_locked(self, ts: ThreadState) -> None:
         """A thread enters GQCS: (re)associate it with this port; it stops counting as running."""

@@ -53,15 +53,19 @@ def as_buffers(buffers: Any, size: int | None, writable: bool) -> list[memoryvie
     if cls is bytearray:
         if size is None or size == len(buffers):
             return [memoryview(buffers)]
-    elif (
-        cls is memoryview
-        and (size is None or size == len(buffers))
-        and buffers.ndim == 1
-        and buffers.format == "B"
-        and not (writable and buffers.readonly)
-        and buffers.c_contiguous
-    ):
-        return [buffers]
+    elif cls is memoryview:
+        try:
+            whole = (
+                (size is None or size == len(buffers))
+                and buffers.ndim == 1
+                and buffers.format == "B"
+                and not (writable and buffers.readonly)
+                and buffers.c_contiguous
+            )
+        except ValueError:  # released (memoryview.release()): no memory behind it any more
+            raise Win32Error(WinError.ERROR_INVALID_USER_BUFFER, "released buffer") from None
+        if whole:
+            return [buffers]
     if not isinstance(buffers, list | tuple):
         if buffers is None:
             return _null_buffer(size, writable)

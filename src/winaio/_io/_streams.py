@@ -139,13 +139,17 @@ class StreamFile(RequestMethods, FileObject):
         writable byte buffer, overlapped, no routine - builds its request at once."""
         if size is None and routine is None and overlapped is not None and self.overlapped:
             cls = buffer.__class__
-            if cls is bytearray or (
-                cls is memoryview
-                and not buffer.readonly
-                and buffer.c_contiguous
-                and buffer.ndim == 1
-                and buffer.format == "B"
-            ):
+            try:
+                hot = cls is bytearray or (
+                    cls is memoryview
+                    and not buffer.readonly
+                    and buffer.c_contiguous
+                    and buffer.ndim == 1
+                    and buffer.format == "B"
+                )
+            except ValueError:  # a released memoryview: the general path reports it
+                hot = False
+            if hot:
                 view = buffer if cls is memoryview else memoryview(buffer)
                 return start(self.read_op((view,), overlapped)) != STATUS_PENDING
         return RequestMethods.start_read(self, buffer, overlapped, size=size, routine=routine)
@@ -164,7 +168,12 @@ class StreamFile(RequestMethods, FileObject):
             cls = data.__class__
             if cls is bytes or cls is bytearray:
                 return start(self.write_op((memoryview(data),), overlapped)) != STATUS_PENDING
-            if cls is memoryview and data.c_contiguous and data.ndim == 1 and data.format == "B":
+            try:
+                hot = cls is memoryview and data.c_contiguous and data.ndim == 1
+                hot = hot and data.format == "B"
+            except ValueError:  # a released memoryview: the general path reports it
+                hot = False
+            if hot:
                 return start(self.write_op((data,), overlapped)) != STATUS_PENDING
         return RequestMethods.start_write(self, data, overlapped, size=size, routine=routine)
 
@@ -259,17 +268,18 @@ class Socket(StreamFile):
             Win32Error: ERROR_INVALID_HANDLE if the socket is closed.
         """
         cls = buffer.__class__
-        if (
-            (
-                cls is bytearray
-                or (
-                    cls is memoryview
-                    and not buffer.readonly
-                    and buffer.c_contiguous
-                    and buffer.ndim == 1
-                    and buffer.format == "B"
-                )
+        try:
+            hot = cls is bytearray or (
+                cls is memoryview
+                and not buffer.readonly
+                and buffer.c_contiguous
+                and buffer.ndim == 1
+                and buffer.format == "B"
             )
+        except ValueError:  # a released memoryview: the general path reports it
+            hot = False
+        if (
+            hot
             and size is None
             and routine is None
             and overlapped is not None
@@ -366,8 +376,8 @@ class Socket(StreamFile):
             Win32Error: ERROR_INVALID_HANDLE if the socket is closed.
         """
         cls = data.__class__
-        if (
-            (
+        try:
+            hot = (
                 cls is bytes
                 or cls is bytearray
                 or (
@@ -377,6 +387,10 @@ class Socket(StreamFile):
                     and data.format == "B"
                 )
             )
+        except ValueError:  # a released memoryview: the general path reports it
+            hot = False
+        if (
+            hot
             and size is None
             and routine is None
             and overlapped is not None

@@ -95,14 +95,18 @@ def block(
     """
     parker = ts.parker
     while True:
-        if deadline is None:
-            got = parker.acquire()
-        else:
-            remaining = deadline - monotonic()
-            if remaining > 0:
-                got = parker.acquire(True, min(remaining, _TIMEOUT_MAX))
+        try:
+            if deadline is None:
+                got = parker.acquire()
             else:
-                got = parker.acquire(False)
+                remaining = deadline - monotonic()
+                if remaining > 0:
+                    got = parker.acquire(True, min(remaining, _TIMEOUT_MAX))
+                else:
+                    got = parker.acquire(False)
+        except BaseException:
+            _abandon(ts, wb, listener)
+            raise
         if not got and listener is None and ts.wait is None:
             # Ended by this thread itself, awake in its wait: nothing left for the lock. (A
             # token given before that and not taken by the parker stays outstanding with
@@ -129,7 +133,7 @@ def block(
                 elif wb.alertable and (ts.apcs or ts.special_apcs):
                     unlink_wait(wb)
                     result = _WAIT_IO_COMPLETION
-                elif deadline is not None and monotonic() >= deadline:
+                elif deadline is not None and not monotonic() < deadline:  # NaN: at once
                     unlink_wait(wb)
                     result = _WAIT_TIMEOUT
                 else:
@@ -142,6 +146,26 @@ def block(
         if result == TERMINATED:
             check_terminating(ts)
         return result
+
+
+def _abandon(ts: ThreadState, wb: WaitBlock, listener: BlockListener | None) -> None:
+    """An exception came out of the parker (a signal handler's KeyboardInterrupt in the main
+    thread; anything a ring leader's delivery let through): the wait ends with it. Left
+    registered, it would take the next packet of its port or the next signal of its objects
+    for a thread that is not waiting any more. A wait already ended (its result stored) keeps
+    its effect, as an interrupted ``threading.Lock.acquire`` that got the lock does."""
+    LOCK.acquire()
+    try:
+        if ts.wake_pending:
+            ts.parker.acquire(False)  # the parker is locked again for the next wait
+            ts.wake_pending = False
+        if wb.result is None:
+            unlink_wait(wb)
+        ts.wait = None
+        if listener is not None:
+            listener.thread_unblocked(ts)
+    finally:
+        LOCK.release()
 
 
 def _finish(ts: ThreadState, result: int) -> int:

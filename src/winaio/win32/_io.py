@@ -281,9 +281,13 @@ def ReadFile(
 ) -> bool:
     """[MS:ReadFile] -> core ``read_file``."""
     cls = lpBuffer.__class__
-    if (cls is bytearray and len(lpBuffer) == nNumberOfBytesToRead) or (
-        cls is memoryview and lpBuffer.nbytes == nNumberOfBytesToRead
-    ):
+    try:
+        whole = (cls is bytearray and len(lpBuffer) == nNumberOfBytesToRead) or (
+            cls is memoryview and lpBuffer.nbytes == nNumberOfBytesToRead
+        )
+    except ValueError:  # a released memoryview: ``_io`` reports ERROR_INVALID_USER_BUFFER
+        whole = False
+    if whole:
         # The hot case (one whole buffer): try the page-cache fast path before normalising
         # anything (``DiskFile.read_now``, whose syscall checks that the buffer is writable
         # and contiguous); every other outcome takes the general path. The handle lookup and
@@ -301,8 +305,8 @@ def ReadFile(
         ):
             # ``issue_offset`` without its frame and masks for an offset under 1 GiB (compared
             # with a one-digit int constant: CPython 3.11 specialises that). A negative or
-            # non-integer Offset is refused by the syscall, as a bad buffer is, and the general
-            # path then reports it or reads at its DWORD value.
+            # non-integer Offset is refused by ``read_now`` or its syscall, as a bad buffer is,
+            # and the general path then reports it or reads at its DWORD value.
             low = lpOverlapped.Offset
             try:
                 if lpOverlapped.OffsetHigh or not low <= 0x3FFFFFFF:
@@ -426,7 +430,10 @@ def WriteFile(
             file = _handle_entry(hFile)[0]
         except TypeError:  # no such plain handle (tag bits, closed...) or not a handle at all
             file = None
-        size = lpBuffer.nbytes if cls is memoryview else len(lpBuffer)
+        try:
+            size = lpBuffer.nbytes if cls is memoryview else len(lpBuffer)
+        except ValueError:  # a released memoryview: ``_io`` reports ERROR_INVALID_USER_BUFFER
+            size = -1
         if file.__class__ is Socket and file.overlapped and size == nNumberOfBytesToWrite:
             return _socket_io(file.start_write, lpBuffer, lpOverlapped, lpNumberOfBytesWritten)
     args = (hFile, lpBuffer, nNumberOfBytesToWrite, False, lpNumberOfBytesWritten, lpOverlapped)
