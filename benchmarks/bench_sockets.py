@@ -6,7 +6,8 @@ Run: ``flock /work/coord/bench.lock .venv/bin/python benchmarks/bench_sockets.py
 [--rounds 3] [--table] [--output F]`` (uvloop: the ``bench`` extra). Method of perf-anchors.md
 §0 and §4: every server in its own process, every client run in another, interleaved rounds
 (every server and mode once, then again, the starting server rotating), medians, ratios between
-rows of the same run.
+rows of the same run. Every server first serves ``--server-warmup`` C=64 echoes, unmeasured
+(a fresh asyncio server's first ~200K echoes run at a third of its rate: :func:`warm_up`).
 
 Servers (``--serve KIND`` prints ``PORT n``): ``winaio.core.t1`` / ``winaio.core.t2`` and
 ``winaio.win32.t1`` / ``winaio.win32.t2`` (``sock_winaio``: the IOCP echo through the core or the
@@ -451,6 +452,21 @@ def winaio_backend() -> dict[str, str]:
         return {"name": "unknown", "reason": str(exc)}
 
 
+def warm_up(servers: dict[str, bench_procs.ServerProcess], opts: argparse.Namespace) -> None:
+    """Serve ``opts.server_warmup`` C=64 echoes on every server before the first round, not
+    measured: a fresh asyncio server runs its first ~200K echoes at a third of its rate
+    (``sock.recv(256 KiB)`` per read: glibc trims and regrows the heap top per call until its
+    layout settles; perf: page faults, munmap), and the rows compare steady states."""
+    if opts.server_warmup <= 0:
+        return
+    for kind, server in servers.items():
+        args = ["--client", "c64", "--impl", "raw", "--port", str(server.port)]
+        try:
+            bench_procs.run_script(__file__, [*args, "--calls", str(opts.server_warmup)], 600)
+        except RuntimeError as exc:  # its rows say so when measured
+            log(f"server {kind}: warm-up failed: {exc}")
+
+
 def harness(opts: argparse.Namespace) -> dict[str, Any]:
     kinds = [k for k in opts.servers.split(",") if k]
     on = [k for k in opts.winaio_client_on.split(",") if k]
@@ -470,6 +486,7 @@ def harness(opts: argparse.Namespace) -> dict[str, Any]:
     noise: list[dict[str, float]] = []
     order = list(pairs)
     try:
+        warm_up(servers, opts)
         for rnd in range(opts.rounds):
             before = cpu_times()
             shift = rnd % len(order)
@@ -518,6 +535,7 @@ def harness(opts: argparse.Namespace) -> dict[str, Any]:
         "config": {
             "duration_s": opts.duration,
             "warmup_s": opts.warmup,
+            "server_warmup_c64_echoes": opts.server_warmup,
             "rounds": opts.rounds,
             "calls_per_run": opts.calls or None,
             "winaio_skip_completion_port_on_success": opts.skip,
@@ -550,6 +568,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="instead of timed runs: exactly N measured calls per run (batches when pipelined), "
         "no warm-up (the harness's own tests)",
     )
+    parser.add_argument(
+        "--server-warmup",
+        type=int,
+        default=200_000,
+        help="C=64 echoes every server serves before the first round, not measured "
+        "(0: none; --quick and --calls: none)",
+    )
     parser.add_argument("--servers", default=",".join(SERVERS))
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument(
@@ -581,6 +606,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if opts.quick:
         opts.duration, opts.warmup, opts.rounds = 0.5, 0.1, 1
+    if opts.quick or opts.calls:
+        opts.server_warmup = 0
     started = time.monotonic()
     result = harness(opts)
     result["wall_s"] = round(time.monotonic() - started, 1)
