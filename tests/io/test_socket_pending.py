@@ -216,7 +216,7 @@ def test_the_pended_receive_request_is_complete(backend: uring.IoUringBackend) -
         buf = bytearray(32)
         ov = Overlapped()
         assert f.start_read(buf, ov) is False
-        (op,) = f._pending  # built by ``_ops.pended_receive``, slot by slot
+        (op,) = f._pending  # built by ``_files.submit_receive``, slot by slot
         assert type(op) is StreamReadOp
         slots = {name for cls in type(op).__mro__ for name in getattr(cls, "__slots__", ())}
         missing = [name for name in slots - {"__weakref__"} if not hasattr(op, name)]

@@ -68,7 +68,7 @@ from .._kernel import _wait
 from ..codes import NtStatus, WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error
 from ._dispatch import notify_success
-from ._files import FileObject, start, submit_tried
+from ._files import FileObject, start, submit_receive, submit_tried
 from ._ops import (
     AcceptOp,
     CompletionRoutine,
@@ -76,7 +76,6 @@ from ._ops import (
     Operation,
     StreamReadOp,
     StreamWriteOp,
-    pended_receive,
     read_failed,
     stream_end,
     write_failed,
@@ -312,10 +311,8 @@ class Socket(StreamFile):
                         waiting = False
                 if waiting:
                     self._recv_misses = misses + 1
-                    submit_tried(
-                        pended_receive(
-                            self, overlapped, buffer if cls is memoryview else memoryview(buffer)
-                        )
+                    submit_receive(
+                        self, overlapped, buffer if cls is memoryview else memoryview(buffer)
                     )
                     return False
                 self._recv_ready = None  # data flows: try first again
@@ -334,10 +331,8 @@ class Socket(StreamFile):
                 if poller is not None:
                     self._recv_ready = poller.poll
                     self._recv_misses = 1
-                submit_tried(
-                    pended_receive(
-                        self, overlapped, buffer if cls is memoryview else memoryview(buffer)
-                    )
+                submit_receive(
+                    self, overlapped, buffer if cls is memoryview else memoryview(buffer)
                 )
                 return False
             except OSError as exc:
