@@ -27,6 +27,7 @@ from winaio._io._ops import FileReadOp, FileWriteOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._port import CompletionPort
 from winaio._kernel._dispatcher import LOCK, wake_thread
+from winaio._kernel._objects import Event
 from winaio._kernel._parker import (
     AVAILABLE,
     WorkerParker,
@@ -36,6 +37,7 @@ from winaio._kernel._parker import (
     flush_wakes,
 )
 from winaio._kernel._threads import current_thread_state
+from winaio._kernel._wait import wait_for_one
 from winaio.codes import NtStatus
 
 SUCCESS = int(NtStatus.STATUS_SUCCESS)
@@ -431,5 +433,47 @@ def test_a_request_is_dropped_before_its_waiter_is_woken(
 
     _in_fresh_thread(body)
     assert _Probe.alive_at_wake and not any(_Probe.alive_at_wake)
+    f.close()
+    port.close()
+
+
+def test_a_ring_leader_with_nothing_on_the_ring_parks_plainly(
+    armed_uring: Any, tmp_path: Path, kit: Any
+) -> None:
+    # A thread that led an io_uring ring, then waits with nothing in flight there (thread
+    # backend I/O, an event another thread sets): it parks on its kept lock, woken by a futex
+    # rather than led in io_uring_enter and poked, and gives the ring back to the eventfd.
+    b = armed_uring
+    lead = b._lead
+    (tmp_path / "f").write_bytes(b"u" * 4096)
+    f = kit.file(b, tmp_path / "f", direct=True)
+    port = CompletionPort()
+    f.associate(port, "f")
+    event = Event(manual_reset=False)
+    seen: dict[str, Any] = {}
+
+    def body() -> None:
+        mem = mmap.mmap(-1, 4096)
+        view = memoryview(mem)
+        op = FileReadOp(f, Overlapped(0), [view], 0)
+        assert start(op) == STATUS_PENDING
+        del op
+        assert port.get(LONG) is not None  # led the ring for its own read: the owner now
+        ts = current_thread_state()
+        seen["parker"] = ts.parker.__class__
+        seen["owner_before"] = lead.owner is ts.parker
+        leads, waits = lead.leads, lead.waits
+        threading.Timer(0.05, event.set).start()
+        seen["result"] = wait_for_one(event, LONG, False)
+        seen["led"] = (lead.leads - leads, lead.waits - waits)
+        seen["owner_after"] = lead.owner
+        view.release()
+        mem.close()
+
+    _in_fresh_thread(body)
+    assert seen["parker"] is RingParker and seen["owner_before"]
+    assert seen["result"] == 0
+    assert seen["led"] == (0, 0), seen  # before: it led the ring and slept in the kernel
+    assert seen["owner_after"] is None
     f.close()
     port.close()

@@ -126,6 +126,10 @@ class RingParker:
         if not blocking:
             return False
         lead = self.lead
+        if not lead._in_flight() and not lead.deferred and lead.idle_for(self):
+            # Nothing on the ring to wait for (a wait on thread-backend I/O, an event another
+            # thread sets): park on the kept lock, woken by a futex, not by a poke.
+            return lock.acquire(True, timeout)
         try:
             leading = lead.enter_or_follow(self)
         except BaseException:
@@ -357,6 +361,26 @@ class Leadership:
                 self.owner = parker
         finally:
             lock.release()
+        if wake:
+            os.eventfd_write(self._efd, 1)
+        return True
+
+    def idle_for(self, parker: RingParker) -> bool:
+        """``parker``'s thread is about to block while the ring holds nothing (no request in
+        flight, no deferred burst: the caller looked): it parks on its kept lock instead of
+        leading. An owner gives the ring back first (``disown_locked``: the eventfd covers
+        what is issued later, as for an owner that left). False if that changed meanwhile."""
+        if self.owner is not parker:
+            return True
+        wake = False
+        with self._lock:
+            if self.waiter is not None or self._in_flight() or self.deferred:
+                return False
+            if self.owner is parker:
+                self.disown_locked()
+                full_fence()  # the enable store before the CQ tail load (Dekker, ``abi``)
+                ring = self.ring
+                wake = bool(ring.cq_ready() or ring.sq_ready()) and not self._shut
         if wake:
             os.eventfd_write(self._efd, 1)
         return True
