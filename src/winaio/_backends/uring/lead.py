@@ -126,9 +126,10 @@ class RingParker:
         if not blocking:
             return False
         lead = self.lead
-        if not lead._in_flight() and not lead.deferred and lead.idle_for(self):
+        if lead.owner is not self and not lead._in_flight() and not lead.deferred:
             # Nothing on the ring to wait for (a wait on thread-backend I/O, an event another
-            # thread sets): park on the kept lock, woken by a futex, not by a poke.
+            # thread sets) and not its owner: park on the kept lock, woken by a futex, not by
+            # a poke. (The owner, in a loop of its own requests, skips the look: one compare.)
             return lock.acquire(True, timeout)
         try:
             leading = lead.enter_or_follow(self)
@@ -154,6 +155,12 @@ class RingParker:
                 lead.waiter = None
                 if lead.followers:
                     lead.leave()
+            if got:
+                # Woken by another thread's token (not by its own reap): with nothing left on
+                # the ring, the owner gives it back, and its next waits park plainly (above).
+                if lead.owner is self and not lead._in_flight() and not lead.deferred:
+                    lead.idle_for(self)
+                return True
             if got is not None:
                 return got
             # The backend closed under us: park plainly (its deadline is recomputed by the
@@ -366,10 +373,11 @@ class Leadership:
         return True
 
     def idle_for(self, parker: RingParker) -> bool:
-        """``parker``'s thread is about to block while the ring holds nothing (no request in
-        flight, no deferred burst: the caller looked): it parks on its kept lock instead of
-        leading. An owner gives the ring back first (``disown_locked``: the eventfd covers
-        what is issued later, as for an owner that left). False if that changed meanwhile."""
+        """The owner ``parker`` was woken by another thread while the ring holds nothing (no
+        request in flight, no deferred burst: the caller looked): it gives the ring back
+        (``disown_locked``: the eventfd covers what is issued later, as for an owner that
+        left), so that its next waits park on its kept lock. False if that changed
+        meanwhile."""
         if self.owner is not parker:
             return True
         wake = False
