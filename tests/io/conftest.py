@@ -4,6 +4,7 @@ shared helpers are fixtures rather than imported modules)."""
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,6 +15,7 @@ from winaio._backends import uring
 from winaio._io._files import FileObject, start
 from winaio._io._ops import FileWriteOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
+from winaio._io._streams import Socket
 from winaio._kernel._objects import Event
 from winaio._kernel._wait import wait_for_one
 from winaio.testing import wait_until
@@ -132,3 +134,24 @@ def armed_uring() -> Iterator[uring.IoUringBackend]:
         yield b
     finally:
         b.close()
+
+
+@pytest.fixture
+def socket_pair() -> Iterator[Callable[..., tuple[Socket, socket.socket]]]:
+    """``socket_pair(backend=None)``: a connected loopback TCP pair, (an overlapped winaio
+    ``Socket`` on ``backend`` or the current one, a plain blocking peer socket); both closed
+    after the test."""
+    made: list[tuple[Socket, socket.socket]] = []
+
+    def make(backend: Any = None) -> tuple[Socket, socket.socket]:
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            peer = socket.create_connection(listener.getsockname(), timeout=UringKit.LONG)
+            sock, _ = listener.accept()
+        sock.setblocking(False)
+        made.append((Socket(sock.fileno(), overlapped=True, sock=sock, backend=backend), peer))
+        return made[-1]
+
+    yield make
+    for s, peer in made:
+        s.close()
+        peer.close()

@@ -11,7 +11,12 @@ next SetEvent the same way. Pinned here:
   blocked: its pending receive still completes to the port);
 - packets handed to the waiter at the very instant of the interrupt go back to the head of
   the queue (a parker that posts, then raises, makes that instant deterministic);
-- an interrupted wait on an auto-reset event does not swallow the next SetEvent.
+- an interrupted wait on an auto-reset event does not swallow the next SetEvent;
+- a FILE request the interrupted thread was running itself (the thread backend's
+  ``IdleWork``) goes back to the queue and completes once, run by the next waiter;
+- io_uring: an interrupt in the ring leader's enter does not lose the burst of submissions
+  that enter was to make (the owner defers its submissions to its next wait), nor leaves a
+  stale waiter on the ring when it lands as the thread becomes the ring's waiter.
 
 The interrupt is a SIGUSR1 handler raising a BaseException (what KeyboardInterrupt is), sent
 to the main thread (where CPython runs signal handlers) once it blocks.
@@ -19,18 +24,25 @@ to the main thread (where CPython runs signal handlers) once it blocks.
 
 from __future__ import annotations
 
+import os
 import signal
-import socket
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 import winaio
 import winaio.testing as wt
-from winaio._io._streams import Socket
+from winaio._backends._threads import ThreadBackend
+from winaio._backends.uring.lead import Leadership
+from winaio._backends.uring.ring import BackendRing
+from winaio._io._disk import DiskFile
+from winaio._io._files import start
+from winaio._io._ops import FileWriteOp
+from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._kernel._dispatcher import LOCK
 from winaio._kernel._threads import current_thread_state
 from winaio.codes import NtStatus
@@ -50,8 +62,12 @@ def interrupt() -> Iterator[Callable[[], threading.Thread]]:
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signal handlers run in the main thread only")
 
+    armed: list[bool] = []
+
     def handler(signum: int, frame: FrameType | None) -> None:
-        raise Interrupted
+        if armed:  # once per interrupt(), however many signals it took to get here
+            armed.clear()
+            raise Interrupted
 
     previous = signal.signal(signal.SIGUSR1, handler)
     me = current_thread_state()
@@ -59,9 +75,18 @@ def interrupt() -> Iterator[Callable[[], threading.Thread]]:
     assert main is not None
 
     def start() -> threading.Thread:
+        armed.append(True)
+
         def kick() -> None:
             wt.wait_until(lambda: me.wait is not None, LONG, "the main thread blocks")
-            signal.pthread_kill(main, signal.SIGUSR1)
+            # Again until it lands: a signal that arrives just before the thread sleeps in
+            # a lock's acquire does not interrupt that sleep (CPython runs the handler on
+            # EINTR only), as a second Ctrl-C is sometimes needed.
+            deadline = LONG
+            while armed and deadline > 0:
+                signal.pthread_kill(main, signal.SIGUSR1)
+                threading.Event().wait(0.05)
+                deadline -= 0.05
 
         t = threading.Thread(target=kick)
         t.start()
@@ -110,13 +135,9 @@ def test_an_interrupted_event_wait_does_not_swallow_the_next_set(
 
 
 def test_an_interrupted_gqcs_that_led_the_ring_still_gets_its_receive(
-    backend: str, interrupt: Callable[[], threading.Thread]
+    backend: str, interrupt: Callable[[], threading.Thread], socket_pair: Any
 ) -> None:
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        peer = socket.create_connection(listener.getsockname(), timeout=LONG)
-        sock, _ = listener.accept()
-    sock.setblocking(False)
-    s = Socket(sock.fileno(), overlapped=True, sock=sock)
+    s, peer = socket_pair()
     port = winaio.CompletionPort()
     try:
         s.associate(port, "s")
@@ -132,8 +153,6 @@ def test_an_interrupted_gqcs_that_led_the_ring_still_gets_its_receive(
         assert bytes(buf[: packet.bytes_transferred]) == b"data"[: packet.bytes_transferred]
         assert port.get(0) is None
     finally:
-        s.close()
-        peer.close()
         port.close()
 
 
@@ -188,3 +207,127 @@ def test_packets_handed_at_the_instant_of_the_interrupt_go_back_to_the_queue() -
     if errors:
         raise errors[0]
     port.close()
+
+
+class _InterruptedOnce(FileWriteOp):
+    """A write whose first run is interrupted inside its syscall (as a signal handler's
+    exception lands there); later runs are plain writes."""
+
+    __slots__ = ()
+    runs: ClassVar[list[str]] = []
+
+    def run_blocking(self) -> tuple[int, int]:
+        self.runs.append(threading.current_thread().name)
+        if len(self.runs) == 1:
+            raise Interrupted
+        return super().run_blocking()
+
+
+def test_a_request_a_waiting_thread_runs_inline_survives_its_interrupt(tmp_path: Path) -> None:
+    """The thread backend's waiting thread runs a lone queued FILE request itself
+    (``IdleWork``); an exception there propagates out of its GQCS, and the request goes back
+    to the queue instead of staying "running" forever: the next waiter runs it, once."""
+    b = ThreadBackend(workers=0)  # only a waiting thread can run it
+    port = winaio.CompletionPort()
+    fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC)
+    f = DiskFile(fd, overlapped=True, seekable=True, backend=b)
+    try:
+        f.associate(port, "f")
+        _InterruptedOnce.runs = []
+        op = _InterruptedOnce(f, Overlapped(0), [memoryview(b"data")], 0)
+        assert start(op) == STATUS_PENDING
+        with pytest.raises(Interrupted):
+            port.get(None)  # runs it here: interrupted
+        got: list[Any] = []
+        t = threading.Thread(target=lambda: got.append(port.get(None)))
+        t.start()
+        t.join(LONG)
+        assert not t.is_alive(), "the interrupted request never completed"
+        (packet,) = got
+        assert packet is not None and (packet.status, packet.bytes_transferred) == (SUCCESS, 4)
+        assert len(_InterruptedOnce.runs) == 2 and port.get(0) is None
+        assert (tmp_path / "f").read_bytes() == b"data" and f.pending_requests == 0
+    finally:
+        f.close()
+        port.close()
+        b.close()
+
+
+def test_an_interrupt_in_the_leaders_enter_does_not_lose_the_burst_it_took(
+    armed_uring: Any, kit: Any, monkeypatch: pytest.MonkeyPatch, socket_pair: Any
+) -> None:
+    """io_uring: the ring's owner defers its submissions to its next wait, whose io_uring_enter
+    submits them (``take_burst``). An exception raised there (Ctrl-C: the enter returns EINTR
+    and the signal handler raises) left the burst published, unsubmitted and in nobody's list:
+    the receive never reached the kernel. It is submitted from the leader's way out."""
+    b = armed_uring
+    s, peer = socket_pair(b)
+    port = winaio.CompletionPort()
+    parked = kit.park(b, monkeypatch)  # nothing but this thread submits or reaps
+    try:
+        s.associate(port, "s")
+        buf = bytearray(8)
+        assert s.start_read(buf, winaio.Overlapped(0)) is False
+        peer.sendall(b"1")
+        assert port.get(LONG) is not None  # this thread waited on the ring: it owns it now
+        assert b._lead.owner is current_thread_state().parker
+        assert s.start_read(buf, winaio.Overlapped(0)) is False
+        assert b._unsubmitted  # deferred to this thread's next wait
+        real_enter = BackendRing.enter
+        hits: list[int] = []
+
+        def enter(ring: BackendRing, to_submit: int, wait_nr: int) -> int:
+            if ring is b._ring and to_submit and wait_nr and not hits:
+                hits.append(to_submit)
+                raise Interrupted  # as the signal handler would, where the enter returned
+            return real_enter(ring, to_submit, wait_nr)
+
+        monkeypatch.setattr(BackendRing, "enter", enter)
+        with pytest.raises(Interrupted):
+            port.get(None)
+        monkeypatch.setattr(BackendRing, "enter", real_enter)
+        assert hits == [1]
+        peer.sendall(b"2")
+        packet = port.get(LONG)
+        assert packet is not None and (packet.key, packet.status) == ("s", SUCCESS)
+        assert packet.bytes_transferred == 1 and buf[:1] == b"2"
+    finally:
+        parked.release()
+        port.close()
+
+
+def test_an_interrupt_as_a_thread_becomes_the_rings_waiter_leaves_no_stale_waiter(
+    armed_uring: Any, kit: Any, monkeypatch: pytest.MonkeyPatch, socket_pair: Any
+) -> None:
+    """io_uring: an exception raised just as a blocking thread became the ring's waiter
+    (``enter_or_follow`` returned) left it registered as the waiter: no thread reaped any
+    more, every later waiter followed it, and the ring thread's watch never takes over from a
+    waiter - every completion of the ring stuck. The waiter is cleared on the way out."""
+    b = armed_uring
+    s, peer = socket_pair(b)
+    port = winaio.CompletionPort()
+    try:
+        s.associate(port, "s")
+        buf = bytearray(8)
+        assert s.start_read(buf, winaio.Overlapped(0)) is False
+        real = Leadership.enter_or_follow
+        hits: list[bool] = []
+
+        def enter_then_interrupted(lead: Leadership, parker: Any) -> bool:
+            leading = real(lead, parker)
+            if lead is b._lead and not hits:
+                hits.append(leading)
+                raise Interrupted  # where a signal handler may raise: the call's return
+            return leading
+
+        monkeypatch.setattr(Leadership, "enter_or_follow", enter_then_interrupted)
+        with pytest.raises(Interrupted):
+            port.get(None)
+        monkeypatch.setattr(Leadership, "enter_or_follow", real)
+        assert hits == [True] and b._lead.waiter is None
+        assert current_thread_state().wait is None
+        peer.sendall(b"data")
+        packet = port.get(LONG)
+        assert packet is not None and (packet.key, packet.status) == ("s", SUCCESS)
+    finally:
+        port.close()

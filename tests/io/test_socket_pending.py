@@ -24,6 +24,7 @@ import os
 import select
 import socket
 import struct
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -81,12 +82,24 @@ def _close(pairs: list[tuple[Socket, socket.socket]], port: CompletionPort) -> N
     port.close()
 
 
-def test_a_qd1_receive_loop_costs_one_enter_per_pended_receive(
-    backend: uring.IoUringBackend, kit: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+Pair = tuple[Socket, socket.socket, CompletionPort]
+
+
+@pytest.fixture
+def pair(backend: uring.IoUringBackend) -> Iterator[Pair]:
+    """One connection of :func:`_pairs` and its port: (winaio socket, peer, port), closed after
+    the test."""
     port = CompletionPort()
     pairs = _pairs(backend, port, 1)
     ((f, peer),) = pairs
+    yield f, peer, port
+    _close(pairs, port)
+
+
+def test_a_qd1_receive_loop_costs_one_enter_per_pended_receive(
+    backend: uring.IoUringBackend, kit: Any, monkeypatch: pytest.MonkeyPatch, pair: Pair
+) -> None:
+    f, peer, port = pair
     buf = bytearray(256)
     parked = kit.park(backend, monkeypatch)  # nothing but this thread submits or reaps
     try:
@@ -109,7 +122,6 @@ def test_a_qd1_receive_loop_costs_one_enter_per_pended_receive(
         assert f.pending_requests == 0
     finally:
         parked.release()
-        _close(pairs, port)
 
 
 def test_rearms_issued_by_the_ring_owner_share_one_enter(
@@ -154,75 +166,62 @@ def test_rearms_issued_by_the_ring_owner_share_one_enter(
 
 def test_receives_queued_behind_a_head_complete_in_order_with_their_own_data(
     backend: uring.IoUringBackend,
+    pair: Pair,
 ) -> None:
-    port = CompletionPort()
-    pairs = _pairs(backend, port, 1)
-    ((f, peer),) = pairs
-    try:
-        bufs = [bytearray(4) for _ in range(3)]
-        ovs = [Overlapped() for _ in range(3)]
-        for buf, ov in zip(bufs, ovs, strict=True):
-            assert f.start_read(buf, ov) is False  # the 2nd and 3rd queue behind the head
-        peer.send(b"aaaabbbbcccc")
-        got = [port.get(LONG) for _ in range(3)]
-        assert [p.overlapped for p in got if p is not None] == ovs  # issue order (#66)
-        assert [bytes(b) for b in bufs] == [b"aaaa", b"bbbb", b"cccc"]
-        assert all(p is not None and p.bytes_transferred == 4 for p in got)
-        wait_until(lambda: not backend._streams.lines, LONG, "the line ends")
-        assert f.pending_requests == 0
-    finally:
-        _close(pairs, port)
+    f, peer, port = pair
+    bufs = [bytearray(4) for _ in range(3)]
+    ovs = [Overlapped() for _ in range(3)]
+    for buf, ov in zip(bufs, ovs, strict=True):
+        assert f.start_read(buf, ov) is False  # the 2nd and 3rd queue behind the head
+    peer.send(b"aaaabbbbcccc")
+    got = [port.get(LONG) for _ in range(3)]
+    assert [p.overlapped for p in got if p is not None] == ovs  # issue order (#66)
+    assert [bytes(b) for b in bufs] == [b"aaaa", b"bbbb", b"cccc"]
+    assert all(p is not None and p.bytes_transferred == 4 for p in got)
+    wait_until(lambda: not backend._streams.lines, LONG, "the line ends")
+    assert f.pending_requests == 0
 
 
 def test_a_pended_receive_completes_once_whether_cancel_or_data_wins(
     backend: uring.IoUringBackend,
+    pair: Pair,
 ) -> None:
-    port = CompletionPort()
-    pairs = _pairs(backend, port, 1)
-    ((f, peer),) = pairs
-    try:
-        for _ in range(50):
-            buf = bytearray(64)
-            ov = Overlapped()
-            assert f.start_read(buf, ov) is False
-            peer.send(b"z" * 8)
-            try:
-                cancel_io_ex(f, ov)
-            except Win32Error as exc:  # the RECV completed first: nothing left to cancel
-                assert exc.winerror == ERROR_NOT_FOUND
-            packet = port.get(LONG)
-            assert packet is not None and packet.overlapped is ov
-            if packet.status == SUCCESS:  # the RECV took the bytes first: they are delivered
-                assert packet.bytes_transferred == 8 and buf[:8] == b"z" * 8
-            else:  # cancelled before: the bytes stay in the socket for the next receive
-                assert (packet.status, packet.bytes_transferred) == (CANCELLED, 0)
-                assert f.start_read(buf, ov) is True and ov.information == 8
-            assert port.get(0) is None  # exactly one completion
-        assert not backend._streams.lines
-    finally:
-        _close(pairs, port)
-
-
-def test_the_pended_receive_request_is_complete(backend: uring.IoUringBackend) -> None:
-    port = CompletionPort()
-    pairs = _pairs(backend, port, 1)
-    ((f, peer),) = pairs
-    try:
-        buf = bytearray(32)
+    f, peer, port = pair
+    for _ in range(50):
+        buf = bytearray(64)
         ov = Overlapped()
         assert f.start_read(buf, ov) is False
-        (op,) = f._pending  # built by ``_ops.pended_receive``, slot by slot
-        assert type(op) is StreamReadOp
-        slots = {name for cls in type(op).__mro__ for name in getattr(cls, "__slots__", ())}
-        missing = [name for name in slots - {"__weakref__"} if not hasattr(op, name)]
-        assert missing == []  # a slot added to Operation/StreamReadOp must be set there too
-        assert (op.nbytes, op.flags, op.routine, op.file, op.overlapped) == (32, 0, None, f, ov)
-        assert op.registered and op.submitted and not op.done
-        peer.send(b"abc")
+        peer.send(b"z" * 8)
+        try:
+            cancel_io_ex(f, ov)
+        except Win32Error as exc:  # the RECV completed first: nothing left to cancel
+            assert exc.winerror == ERROR_NOT_FOUND
         packet = port.get(LONG)
-        assert packet is not None and packet.bytes_transferred == 3 and buf[:3] == b"abc"
-    finally:
-        _close(pairs, port)
+        assert packet is not None and packet.overlapped is ov
+        if packet.status == SUCCESS:  # the RECV took the bytes first: they are delivered
+            assert packet.bytes_transferred == 8 and buf[:8] == b"z" * 8
+        else:  # cancelled before: the bytes stay in the socket for the next receive
+            assert (packet.status, packet.bytes_transferred) == (CANCELLED, 0)
+            assert f.start_read(buf, ov) is True and ov.information == 8
+        assert port.get(0) is None  # exactly one completion
+    assert not backend._streams.lines
+
+
+def test_the_pended_receive_request_is_complete(backend: uring.IoUringBackend, pair: Pair) -> None:
+    f, peer, port = pair
+    buf = bytearray(32)
+    ov = Overlapped()
+    assert f.start_read(buf, ov) is False
+    (op,) = f._pending  # built by ``_ops.pended_receive``, slot by slot
+    assert type(op) is StreamReadOp
+    slots = {name for cls in type(op).__mro__ for name in getattr(cls, "__slots__", ())}
+    missing = [name for name in slots - {"__weakref__"} if not hasattr(op, name)]
+    assert missing == []  # a slot added to Operation/StreamReadOp must be set there too
+    assert (op.nbytes, op.flags, op.routine, op.file, op.overlapped) == (32, 0, None, f, ov)
+    assert op.registered and op.submitted and not op.done
+    peer.send(b"abc")
+    packet = port.get(LONG)
+    assert packet is not None and packet.bytes_transferred == 3 and buf[:3] == b"abc"
 
 
 def _kernel_at_least(major: int, minor: int) -> bool:
@@ -239,7 +238,7 @@ def test_poll_first_is_probed() -> None:
 
 @pytest.mark.parametrize("poll_first", [True, False])
 def test_a_pended_receive_is_one_backend_call(
-    backend: uring.IoUringBackend, monkeypatch: pytest.MonkeyPatch, poll_first: bool
+    backend: uring.IoUringBackend, monkeypatch: pytest.MonkeyPatch, poll_first: bool, pair: Pair
 ) -> None:
     if not poll_first:
         backend._recv_ioprio = 0  # what a kernel before 5.19 gets
@@ -255,28 +254,23 @@ def test_a_pended_receive_is_one_backend_call(
 
     monkeypatch.setattr(BackendRing, "prep_recv", prep_recv)
     monkeypatch.setattr(StreamLines, "enqueue_locked", general_path)
-    port = CompletionPort()
-    pairs = _pairs(backend, port, 1)
-    ((f, peer),) = pairs
-    try:
-        buf = bytearray(128)
-        for i in range(50):
-            ov = Overlapped()
-            assert f.start_read(buf, ov) is False
-            peer.send(bytes([i]) * 100)
-            packet = port.get(LONG)
-            assert packet is not None and packet.overlapped is ov
-            assert (packet.status, packet.bytes_transferred) == (SUCCESS, 100)
-            assert buf[:100] == bytes([i]) * 100
-        assert flags == [backend._recv_ioprio] * 50
-        assert backend._recv_ioprio == (recv_poll_first() if poll_first else 0)
-        assert not backend._streams.lines and f.pending_requests == 0
-    finally:
-        _close(pairs, port)
+    f, peer, port = pair
+    buf = bytearray(128)
+    for i in range(50):
+        ov = Overlapped()
+        assert f.start_read(buf, ov) is False
+        peer.send(bytes([i]) * 100)
+        packet = port.get(LONG)
+        assert packet is not None and packet.overlapped is ov
+        assert (packet.status, packet.bytes_transferred) == (SUCCESS, 100)
+        assert buf[:100] == bytes([i]) * 100
+    assert flags == [backend._recv_ioprio] * 50
+    assert backend._recv_ioprio == (recv_poll_first() if poll_first else 0)
+    assert not backend._streams.lines and f.pending_requests == 0
 
 
 def test_a_full_sq_ring_sends_the_pended_receive_the_general_way(
-    backend: uring.IoUringBackend, monkeypatch: pytest.MonkeyPatch
+    backend: uring.IoUringBackend, monkeypatch: pytest.MonkeyPatch, pair: Pair
 ) -> None:
     real_prep = BackendRing.prep_recv
     refused: list[int] = []
@@ -288,29 +282,22 @@ def test_a_full_sq_ring_sends_the_pended_receive_the_general_way(
         real_prep(ring, *args)
 
     monkeypatch.setattr(BackendRing, "prep_recv", prep_recv)
-    port = CompletionPort()
-    pairs = _pairs(backend, port, 1)
-    ((f, peer),) = pairs
-    try:
-        buf = bytearray(16)
-        ov = Overlapped()
-        assert f.start_read(buf, ov) is False
-        assert refused == [f.fd]  # the one-hold path was refused; the general path took it
-        peer.send(b"general")
-        packet = port.get(LONG)
-        assert packet is not None and packet.overlapped is ov
-        assert (packet.status, packet.bytes_transferred) == (SUCCESS, 7) and buf[:7] == b"general"
-        assert port.get(0) is None
-    finally:
-        _close(pairs, port)
+    f, peer, port = pair
+    buf = bytearray(16)
+    ov = Overlapped()
+    assert f.start_read(buf, ov) is False
+    assert refused == [f.fd]  # the one-hold path was refused; the general path took it
+    peer.send(b"general")
+    packet = port.get(LONG)
+    assert packet is not None and packet.overlapped is ov
+    assert (packet.status, packet.bytes_transferred) == (SUCCESS, 7) and buf[:7] == b"general"
+    assert port.get(0) is None
 
 
 def test_a_receive_cancelled_before_it_reaches_the_backend_completes_cancelled(
-    backend: uring.IoUringBackend, monkeypatch: pytest.MonkeyPatch
+    backend: uring.IoUringBackend, monkeypatch: pytest.MonkeyPatch, pair: Pair
 ) -> None:
-    port = CompletionPort()
-    pairs = _pairs(backend, port, 1)
-    ((f, peer),) = pairs
+    f, peer, port = pair
     real_submit = backend.submit
 
     def cancel_first(op: StreamReadOp) -> None:
@@ -320,23 +307,20 @@ def test_a_receive_cancelled_before_it_reaches_the_backend_completes_cancelled(
         real_submit(op)
 
     monkeypatch.setattr(backend, "submit", cancel_first)
-    try:
-        buf = bytearray(16)
-        ov = Overlapped()
-        assert f.start_read(buf, ov) is False
-        packet = port.get(LONG)
-        assert packet is not None and packet.overlapped is ov
-        assert (packet.status, packet.bytes_transferred) == (CANCELLED, 0)
-        assert port.get(0) is None and f.pending_requests == 0
-        assert not backend._streams.lines
-        monkeypatch.undo()
-        peer.send(b"kept")  # nothing took it: the next receive gets it
-        ov2 = Overlapped()
-        if not f.start_read(buf, ov2):
-            assert port.get(LONG) is not None
-        assert ov2.information == 4 and buf[:4] == b"kept"
-    finally:
-        _close(pairs, port)
+    buf = bytearray(16)
+    ov = Overlapped()
+    assert f.start_read(buf, ov) is False
+    packet = port.get(LONG)
+    assert packet is not None and packet.overlapped is ov
+    assert (packet.status, packet.bytes_transferred) == (CANCELLED, 0)
+    assert port.get(0) is None and f.pending_requests == 0
+    assert not backend._streams.lines
+    monkeypatch.undo()
+    peer.send(b"kept")  # nothing took it: the next receive gets it
+    ov2 = Overlapped()
+    if not f.start_read(buf, ov2):
+        assert port.get(LONG) is not None
+    assert ov2.information == 4 and buf[:4] == b"kept"
 
 
 class _CountingSocket(socket.socket):

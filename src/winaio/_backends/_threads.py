@@ -176,8 +176,28 @@ class ThreadBackend:
             if run:
                 op.token = _RUNNING
         if run:
-            status, information = op.run_blocking()
+            try:
+                status, information = op.run_blocking()
+            except BaseException:
+                self._requeue(op)
+                raise
             self._finish(op, status, information, cancelled=False)
+
+    def _requeue(self, op: Operation) -> None:
+        """An exception came out of a request's run (a waiting thread's Ctrl-C while it ran
+        the request itself, ``IdleWork``): back to the queue, for a worker or the next waiter
+        (a positioned read or write runs again the same); cancelled if a cancel came."""
+        with self._lock:
+            if op not in self._in_flight:
+                return
+            cancelled = op.cancel_requested
+            if not cancelled:
+                op.token = _QUEUED
+                IdleWork.queued += 1
+        if cancelled:
+            self._finish(op, _CANCELLED, 0, cancelled=True)
+        else:
+            self._work.put(op)
 
     def run_queued_here(self) -> bool:
         """A waiting thread runs one queued FILE request itself (``IdleWork``)."""

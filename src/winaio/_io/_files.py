@@ -56,10 +56,10 @@ from ..errors import IoError, Win32Error
 from ._backend import Backend, OpKind, get_backend
 from ._dispatch import deliver
 from ._overlapped import STATUS_PENDING, is_error
+from ._port import CompletionPort
 
 if TYPE_CHECKING:
     from ._ops import Operation
-    from ._port import CompletionPort
 
 __all__ = [
     "FileObject",
@@ -202,6 +202,8 @@ class FileObject(DispatcherObject):
             Win32Error: ERROR_INVALID_PARAMETER for a synchronous handle or a file object that
                 is already associated (with any port).
         """
+        if not isinstance(port, CompletionPort):
+            raise Win32Error(WinError.ERROR_INVALID_HANDLE, f"{port!r} is not a completion port")
         if not self.overlapped:
             raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "not opened for overlapped I/O")
         with LOCK:
@@ -582,8 +584,18 @@ def run_sync(op: Operation, alertable: bool = False) -> tuple[int, int]:
 # ---------------------------------------------------------------------- cancellation
 
 
+def _check_file(file: object) -> None:
+    if not isinstance(file, FileObject):
+        raise Win32Error(WinError.ERROR_INVALID_HANDLE, f"{file!r} is not a file")
+
+
 def cancel_io(file: FileObject) -> None:
-    """CancelIo: cancel the calling thread's requests on ``file`` (always succeeds)."""
+    """CancelIo: cancel the calling thread's requests on ``file`` (always succeeds).
+
+    Raises:
+        Win32Error: ERROR_INVALID_HANDLE if ``file`` is not a file object.
+    """
+    _check_file(file)
     ts = current_thread_state()
     for op in file.pending_ops():
         if op.issuer is ts:
@@ -594,8 +606,10 @@ def cancel_io_ex(file: FileObject, overlapped: Any = None) -> None:
     """CancelIoEx: cancel any thread's requests on ``file`` (those using ``overlapped``).
 
     Raises:
-        Win32Error: ERROR_NOT_FOUND if no request was cancelled.
+        Win32Error: ERROR_NOT_FOUND if no request was cancelled; ERROR_INVALID_HANDLE if
+            ``file`` is not a file object.
     """
+    _check_file(file)
     found = False
     for op in file.pending_ops():
         if (overlapped is None or op.overlapped is overlapped) and request_cancel(op):

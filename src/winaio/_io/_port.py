@@ -39,7 +39,7 @@ from .._kernel._dispatcher import (
 from .._kernel._dispatcher import acquire_lock as _acquire
 from .._kernel._dispatcher import release_lock as _release
 from .._kernel._threads import check_terminating, current_thread_state
-from .._kernel._wait import block
+from .._kernel._wait import abandon_wait, block
 from ..codes import NtStatus, WaitCode, WinError, ntstatus_to_winerror
 from ..errors import Win32Error
 from ._backend import IdleWork, flush_deferred, run_idle_work
@@ -250,87 +250,95 @@ class CompletionPort(DispatcherObject):
         wb: WaitBlock | None = None
         taken: list[CompletionPacket] | None = None
         idle = timeout is None
-        while True:
-            work = False
-            _acquire()  # not ``with``: half the cost on 3.11 (a hot path)
-            try:
-                if self.closed:
-                    raise Win32Error(WinError.ERROR_ABANDONED_WAIT_0)
-                # _enter_locked and _take, inlined for the common case (a thread that stays on
-                # this port; the whole queue fits): two frames per call saved.
-                running = self._running
-                if ts.block_listener is self:
-                    running.discard(ts)
-                else:
-                    self._enter_locked(ts)
-                packets = self._packets
-                if packets and len(running) < self.concurrency:
-                    if len(packets) <= max_count:
-                        taken = list(packets)
-                        packets.clear()
+        try:  # an exception once ``wb`` is registered or packets taken loses neither
+            while True:
+                work = False
+                _acquire()  # not ``with``: half the cost on 3.11 (a hot path)
+                try:
+                    if self.closed:
+                        raise Win32Error(WinError.ERROR_ABANDONED_WAIT_0)
+                    # _enter_locked and _take, inlined for the common case (a thread that stays on
+                    # this port; the whole queue fits): two frames per call saved.
+                    running = self._running
+                    if ts.block_listener is self:
+                        running.discard(ts)
                     else:
-                        taken = _take(packets, max_count)
-                    running.add(ts)
-                elif alertable and (ts.apcs or ts.special_apcs):
-                    running.add(ts)
-                    code = _IO_COMPLETION
-                elif timeout is not None and timeout <= 0:
-                    running.add(ts)
-                    code = _TIMEOUT
-                elif idle and IdleWork.queued:
-                    # Rather than block while a backend holds a request that this thread could
-                    # run itself (``_backend.run_idle_work``): run it, then look again.
-                    running.add(ts)
-                    work = True
-                else:
-                    wb = WaitBlock(ts, (), False, alertable, self._detach)
-                    wb.data = max_count
-                    self._getters.append(wb)
-                    ts.wait = wb
-            finally:
-                _release()
-            if not work:
-                break
-            if not run_idle_work():
-                idle = False  # nothing to run after all: block this time
-        if wb is None and IdleWork.deferred:
-            # Returning without blocking: requests a backend deferred to this thread's next
-            # wait go out now, before it runs on (``_backend.flush_deferred``). A thread that
-            # blocks submits them in its wait (io_uring: one enter for the burst and the wait).
-            flush_deferred()
-        if taken is not None:
-            return _HANDOFF, taken
-        if wb is not None:
-            try:
-                code = block(ts, wb, None if timeout is None else monotonic() + timeout, None)
-            except BaseException:
-                self._interrupted(ts, wb)
-                raise
-            if code == _HANDOFF:
-                taken = wb.data
+                        self._enter_locked(ts)
+                    packets = self._packets
+                    if packets and len(running) < self.concurrency:
+                        if len(packets) <= max_count:
+                            taken = list(packets)
+                            packets.clear()
+                        else:
+                            taken = _take(packets, max_count)
+                        running.add(ts)
+                    elif alertable and (ts.apcs or ts.special_apcs):
+                        running.add(ts)
+                        code = _IO_COMPLETION
+                    elif timeout is not None and timeout <= 0:
+                        running.add(ts)
+                        code = _TIMEOUT
+                    elif idle and IdleWork.queued:
+                        # Rather than block while a backend holds a request that this thread could
+                        # run itself (``_backend.run_idle_work``): run it, then look again.
+                        running.add(ts)
+                        work = True
+                    else:
+                        wb = WaitBlock(ts, (), False, alertable, self._detach)
+                        wb.data = max_count
+                        self._getters.append(wb)
+                        ts.wait = wb
+                finally:
+                    _release()
+                if not work:
+                    break
+                if not run_idle_work():
+                    idle = False  # nothing to run after all: block this time
+            if wb is None and IdleWork.deferred:
+                # Returning without blocking: requests a backend deferred to this thread's next
+                # wait go out now, before it runs on (``_backend.flush_deferred``). A thread that
+                # blocks submits them in its wait (io_uring: one enter for the burst and the wait).
+                flush_deferred()
+            if taken is not None:
                 return _HANDOFF, taken
-            with LOCK:
-                if code != _CLOSED and ts.block_listener is self:
-                    self._running.add(ts)
-            if code == _CLOSED:
-                raise Win32Error(WinError.ERROR_ABANDONED_WAIT_0)
+            if wb is not None:
+                code = block(ts, wb, None if timeout is None else monotonic() + timeout, None)
+                if code == _HANDOFF:
+                    taken = wb.data
+                    return _HANDOFF, taken
+                with LOCK:
+                    if code != _CLOSED and ts.block_listener is self:
+                        self._running.add(ts)
+                if code == _CLOSED:
+                    raise Win32Error(WinError.ERROR_ABANDONED_WAIT_0)
+        except BaseException:
+            self._interrupted(ts, wb, taken)
+            raise
         if code == _IO_COMPLETION:
             run_special_apcs(ts)
             run_apcs(ts)
         return code, []
 
-    def _interrupted(self, ts: ThreadState, wb: WaitBlock) -> None:
-        """An exception ended a blocked GQCS (``block`` unregistered its wait): the thread
-        runs again, and packets handed to it at that instant go back to the head of the
-        queue, for the next waiter (none is lost)."""
+    def _interrupted(
+        self, ts: ThreadState, wb: WaitBlock | None, taken: list[CompletionPacket] | None
+    ) -> None:
+        """An exception ended a GQCS (a signal handler's KeyboardInterrupt): its wait, if it
+        registered one, is unregistered; the thread runs again; packets it had taken, or
+        that were handed to it at that instant, go back to the head of the queue, for the
+        next waiter (none is lost)."""
+        if wb is not None:
+            abandon_wait(ts, wb, None)
         with LOCK:
             if self.closed:
                 return
             if ts.block_listener is self:
                 self._running.add(ts)
-            if wb.result == _HANDOFF and wb.data:
-                self._packets.extendleft(reversed(wb.data))
-                wb.data = None
+            if taken is None and wb is not None and wb.result == _HANDOFF:
+                taken = wb.data
+            if taken:
+                if wb is not None:
+                    wb.data = None
+                self._packets.extendleft(reversed(taken))
                 self._posted_locked()
 
     def _enter_locked(self, ts: ThreadState) -> None:

@@ -42,6 +42,7 @@ from ._dispatcher import (
 from ._threads import check_terminating, current_thread_state
 
 __all__ = [
+    "abandon_wait",
     "block",
     "signal_and_wait",
     "sleep",
@@ -105,7 +106,7 @@ def block(
                 else:
                     got = parker.acquire(False)
         except BaseException:
-            _abandon(ts, wb, listener)
+            abandon_wait(ts, wb, listener)
             raise
         if not got and listener is None and ts.wait is None:
             # Ended by this thread itself, awake in its wait: nothing left for the lock. (A
@@ -148,12 +149,13 @@ def block(
         return result
 
 
-def _abandon(ts: ThreadState, wb: WaitBlock, listener: BlockListener | None) -> None:
-    """An exception came out of the parker (a signal handler's KeyboardInterrupt in the main
-    thread; anything a ring leader's delivery let through): the wait ends with it. Left
-    registered, it would take the next packet of its port or the next signal of its objects
-    for a thread that is not waiting any more. A wait already ended (its result stored) keeps
-    its effect, as an interrupted ``threading.Lock.acquire`` that got the lock does."""
+def abandon_wait(ts: ThreadState, wb: WaitBlock, listener: BlockListener | None) -> None:
+    """An exception ended the registered wait ``wb`` (a signal handler's KeyboardInterrupt in
+    the main thread, in the parker or anywhere between the registration and the return;
+    anything a ring leader's delivery let through): unregister it. Left registered, it would
+    take the next packet of its port or the next signal of its objects for a thread that is
+    not waiting any more. A wait already ended (its result stored) keeps its effect, as an
+    interrupted ``threading.Lock.acquire`` that got the lock does. Idempotent."""
     LOCK.acquire()
     try:
         if ts.wake_pending:
@@ -201,29 +203,37 @@ def wait_for_objects(
     if ts.special_apcs:
         run_special_apcs(ts)
     check_terminating(ts)
-    LOCK.acquire()
-    try:
-        if signal is not None:
-            signal(ts)
-        result = try_satisfy(objects, wait_all, ts)
+    wb: WaitBlock | None = None
+    listener: BlockListener | None = None
+    try:  # an exception once ``wb`` is registered unregisters it (abandon_wait)
+        LOCK.acquire()
+        try:
+            if signal is not None:
+                signal(ts)
+            result = try_satisfy(objects, wait_all, ts)
+            if result is None:
+                if alertable and (ts.apcs or ts.special_apcs):
+                    result = _WAIT_IO_COMPLETION
+                elif timeout is not None and timeout <= 0:
+                    result = _WAIT_TIMEOUT
+                else:
+                    wb = WaitBlock(ts, objects, wait_all, alertable)
+                    for obj in objects:
+                        obj._waiters[wb] = None
+                    ts.wait = wb
+                    listener = ts.block_listener
+                    if listener is not None:
+                        listener.thread_blocked(ts)
+        finally:
+            LOCK.release()
         if result is None:
-            if alertable and (ts.apcs or ts.special_apcs):
-                result = _WAIT_IO_COMPLETION
-            elif timeout is not None and timeout <= 0:
-                result = _WAIT_TIMEOUT
-            else:
-                wb = WaitBlock(ts, objects, wait_all, alertable)
-                for obj in objects:
-                    obj._waiters[wb] = None
-                ts.wait = wb
-                listener = ts.block_listener
-                if listener is not None:
-                    listener.thread_blocked(ts)
-    finally:
-        LOCK.release()
-    if result is None:
-        deadline = None if timeout is None else monotonic() + timeout
-        result = block(ts, wb, deadline, listener)
+            assert wb is not None
+            deadline = None if timeout is None else monotonic() + timeout
+            result = block(ts, wb, deadline, listener)
+    except BaseException:
+        if wb is not None:
+            abandon_wait(ts, wb, listener)
+        raise
     return _finish(ts, result)
 
 
@@ -235,26 +245,32 @@ def wait_for_one(obj: DispatcherObject, timeout: float | None, alertable: bool) 
     if ts.terminating:
         check_terminating(ts)
     wb: WaitBlock | None = None
-    LOCK.acquire()
-    try:
-        if obj._is_signaled_for(ts):
-            result = _WAIT_ABANDONED_0 if obj._satisfy(ts) else _WAIT_OBJECT_0
-        elif alertable and (ts.apcs or ts.special_apcs):
-            result = _WAIT_IO_COMPLETION
-        elif timeout is not None and timeout <= 0:
-            result = _WAIT_TIMEOUT
-        else:
-            wb = WaitBlock(ts, (obj,), False, alertable)
-            obj._waiters[wb] = None
-            ts.wait = wb
-            listener = ts.block_listener
-            if listener is not None:
-                listener.thread_blocked(ts)
-    finally:
-        LOCK.release()
-    if wb is not None:
-        deadline = None if timeout is None else monotonic() + timeout
-        result = block(ts, wb, deadline, listener)
+    listener: BlockListener | None = None
+    try:  # an exception once ``wb`` is registered unregisters it (abandon_wait)
+        LOCK.acquire()
+        try:
+            if obj._is_signaled_for(ts):
+                result = _WAIT_ABANDONED_0 if obj._satisfy(ts) else _WAIT_OBJECT_0
+            elif alertable and (ts.apcs or ts.special_apcs):
+                result = _WAIT_IO_COMPLETION
+            elif timeout is not None and timeout <= 0:
+                result = _WAIT_TIMEOUT
+            else:
+                wb = WaitBlock(ts, (obj,), False, alertable)
+                obj._waiters[wb] = None
+                ts.wait = wb
+                listener = ts.block_listener
+                if listener is not None:
+                    listener.thread_blocked(ts)
+        finally:
+            LOCK.release()
+        if wb is not None:
+            deadline = None if timeout is None else monotonic() + timeout
+            result = block(ts, wb, deadline, listener)
+    except BaseException:
+        if wb is not None:
+            abandon_wait(ts, wb, listener)
+        raise
     return _finish(ts, result)
 
 

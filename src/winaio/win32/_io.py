@@ -151,7 +151,7 @@ def bind_overlapped(lpOverlapped: Any) -> Overlapped | None:
         lpOverlapped.event = (
             HANDLE_TABLE.get(handle, Event, _EVENT_MODIFY_STATE) if handle else None
         )
-        lpOverlapped.skip_port = bool(handle & 1)
+        lpOverlapped.skip_port = bool(handle and handle & 1)  # (None: NULL, as in ReadFile)
         return lpOverlapped
     if isinstance(lpOverlapped, Overlapped):
         return lpOverlapped
@@ -538,7 +538,8 @@ def GetOverlappedResultEx(
     """[MS:GetOverlappedResultEx] -> core ``get_overlapped_result`` (spec §4.3)."""
     try:
         ov = bind_overlapped(lpOverlapped)
-        assert ov is not None
+        if ov is None:
+            raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "no OVERLAPPED")
         # The handle is only used (and validated) when there is something to wait on it for.
         timeout = seconds(dwMilliseconds)
         must_wait = ov.pending and ov.event is None and timeout != 0

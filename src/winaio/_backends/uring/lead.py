@@ -119,7 +119,20 @@ class RingParker:
         if not blocking:
             return False
         lead = self.lead
-        if lead.enter_or_follow(self):
+        try:
+            leading = lead.enter_or_follow(self)
+        except BaseException:
+            # An exception (Ctrl-C: a signal handler's) once it made this parker the waiter
+            # or a follower: undone, or the ring would keep a waiter that is not there (no
+            # thread reaps, and the ring thread's watch never takes over from a waiter).
+            if lead.waiter is self:
+                lead.waiter = None
+                if lead.followers:
+                    lead.leave()
+            else:
+                lead.unfollow(self)
+            raise
+        if leading:
             try:
                 got = self._wait_as_leader(lead, lock, timeout)
             finally:
@@ -178,43 +191,54 @@ class RingParker:
                         lead.flush(ts)
                     return True
                 continue
-            burst = lead.take_burst(ts) if deferred else 0
-            self.in_kernel = True  # then test the token (module docstring: no lost wake-up)
-            ts.awake_in_wait = False  # from here, ending the wait gives a token (and a poke)
-            if wait is not None and wait.result is not None:  # ended before the flag went
-                if burst:
-                    lead.flush_taken(ts, burst)
-                if ts.wake_pending:
-                    return lock.acquire(False)
-                lead.own_wakes += 1
-                return False
-            if lock.acquire(False):
-                if burst:
-                    lead.flush_taken(ts, burst)
-                return True
-            if lead.closed:
-                if burst:
-                    lead.flush_taken(ts, burst)
-                return None
-            lead.waits += 1
-            if deadline is None:
-                remaining = -1.0
-            else:
-                remaining = deadline - _monotonic()
-                if remaining <= 0:
+            burst = 0
+            try:
+                if deferred:
+                    burst = lead.take_burst(ts)
+                self.in_kernel = True  # then test the token (module docstring: no lost wake-up)
+                ts.awake_in_wait = False  # from here, ending the wait gives a token (and a poke)
+                if wait is not None and wait.result is not None:  # ended before the flag went
                     if burst:
                         lead.flush_taken(ts, burst)
-                    return lock.acquire(False)
-            try:
-                if remaining < 0:
-                    submitted = ring.enter(burst, 1)
+                    if ts.wake_pending:
+                        return lock.acquire(False)
+                    lead.own_wakes += 1
+                    return False
+                if lock.acquire(False):
+                    if burst:
+                        lead.flush_taken(ts, burst)
+                    return True
+                if lead.closed:
+                    if burst:
+                        lead.flush_taken(ts, burst)
+                    return None
+                lead.waits += 1
+                if deadline is None:
+                    remaining = -1.0
                 else:
-                    submitted = ring.enter_timeout(burst, 1, remaining)
-            except RingBusyError:
-                lead.burst_left(ts, True)  # the ring thread submits it (module docstring)
-            else:
-                if submitted < burst and ring.sq_ready():
-                    lead.burst_left(ts, False)  # a signal cut the enter short
+                    remaining = deadline - _monotonic()
+                    if remaining <= 0:
+                        if burst:
+                            lead.flush_taken(ts, burst)
+                        return lock.acquire(False)
+                try:
+                    if remaining < 0:
+                        submitted = ring.enter(burst, 1)
+                    else:
+                        submitted = ring.enter_timeout(burst, 1, remaining)
+                except RingBusyError:
+                    lead.burst_left(ts, True)  # the ring thread submits it (module docstring)
+                else:
+                    if submitted < burst and ring.sq_ready():
+                        lead.burst_left(ts, False)  # a signal cut the enter short
+            except BaseException:
+                # An exception in this thread (Ctrl-C: a signal handler's KeyboardInterrupt,
+                # raised where the enter returned EINTR or anywhere around it) must not lose
+                # the burst it took: published, not submitted, in nobody's list any more.
+                # Whatever the ring still holds unsubmitted is submitted from here.
+                if ring.sq_ready():
+                    lead.burst_left(ts, False)
+                raise
             self.in_kernel = False
             ts.awake_in_wait = awake
 
