@@ -1,5 +1,5 @@
-"""User-space instructions per 4 KiB cached read (callgrind): the decision tool for the
-buffered rows of bench_io.py on a noisy shared machine.
+"""User-space instructions per 4 KiB read (callgrind): the decision tool for bench_io.py's
+rows on a noisy shared machine (cached reads by default, ``--direct`` for O_DIRECT).
 
 Wall-clock IOPS on a 2-vCPU VM with other tenants move 20-70 % between rounds; instruction
 counts do not. This runs bench_io's a.core loop (``File.start_read`` + ``CompletionPort.get_many``)
@@ -10,10 +10,13 @@ start-up, imports and the file's warm-up cancel out. Syscalls are not counted (k
 the ``K`` of docs/design.md "Cached reads"; add it with the model there). Compare versions
 with the same harness: absolute counts move with the loop around the calls (this one counts
 ~10.9K for a.core at QD32 where the loop the design notes used counted 9.4-9.6K, the same
-bytecodes per read).
+bytecodes per read). O_DIRECT QD1 counts depend on timing (whether a wait ends in the
+kernel or finds its CQE already there): on this VM they are bimodal, ~66K or ~72K for the same
+code (a.core, 2026-12-05), so compare several runs of each version there.
 
 Usage: ``python benchmarks/count_io.py [--methods core,win32] [--qd 1,32,128]
-[--reads 2000,10000] [--backend io_uring]``; prints JSON. Needs valgrind (3.19 runs
+[--reads 2000,10000] [--backend io_uring] [--direct] [--path DIR]``; prints JSON (O_DIRECT needs
+a directory on a filesystem that has it: not tmpfs). Needs valgrind (3.19 runs
 io_uring programs). One child per count: ``--child METHOD QD N FILE``.
 """
 
@@ -49,6 +52,7 @@ def _core_slot(base: Any) -> Any:
 
 
 def _child(method: str, qd: int, count: int, path: str) -> None:
+    direct = bool(os.environ.get("COUNT_IO_DIRECT"))
     import winaio
     from winaio import testing, win32
 
@@ -63,7 +67,12 @@ def _child(method: str, qd: int, count: int, path: str) -> None:
     if method == "core":
         with testing.using_backend(os.environ.get("COUNT_IO_BACKEND", "io_uring")):
             file, _ = winaio.open_file(
-                path, read=True, write=False, disposition=win32.OPEN_EXISTING, overlapped=True
+                path,
+                read=True,
+                write=False,
+                disposition=win32.OPEN_EXISTING,
+                overlapped=True,
+                direct=direct,
             )
         port = winaio.CompletionPort()
         file.associate(port, 1)
@@ -94,7 +103,7 @@ def _child(method: str, qd: int, count: int, path: str) -> None:
         with testing.using_backend(os.environ.get("COUNT_IO_BACKEND", "io_uring")):
             handle = win32.CreateFile(
                 path, win32.GENERIC_READ, win32.FILE_SHARE_READ, None, win32.OPEN_EXISTING,
-                win32.FILE_FLAG_OVERLAPPED, None,
+                win32.FILE_FLAG_OVERLAPPED | (win32.FILE_FLAG_NO_BUFFERING if direct else 0), None,
             )  # fmt: skip
         cport = win32.CreateIoCompletionPort(handle, None, 1, 0)
         wovs = [_core_slot(win32.OVERLAPPED)(i) for i in range(qd)]
@@ -153,6 +162,8 @@ def main() -> None:
     ap.add_argument("--qd", default="1,32,128")
     ap.add_argument("--reads", default="2000,10000", help="the two run lengths")
     ap.add_argument("--backend", default="io_uring")
+    ap.add_argument("--direct", action="store_true", help="O_DIRECT reads (FILE_FLAG_NO_BUFFERING)")
+    ap.add_argument("--path", default=tempfile.gettempdir(), help="directory for the file")
     ap.add_argument("--child", nargs=4, metavar=("METHOD", "QD", "N", "FILE"))
     args = ap.parse_args()
     if args.child:
@@ -162,9 +173,13 @@ def main() -> None:
     if shutil.which("valgrind") is None:
         raise SystemExit("count_io.py needs valgrind (apt-get install valgrind)")
     os.environ["COUNT_IO_BACKEND"] = args.backend
+    if args.direct:
+        os.environ["COUNT_IO_DIRECT"] = "1"
     short, long_ = (int(x) for x in args.reads.split(","))
-    result: dict[str, Any] = {"backend": args.backend, "reads": [short, long_], "rows": {}}
-    with tempfile.TemporaryDirectory(prefix="winaio-count-io-") as workdir:
+    result: dict[str, Any] = {
+        "backend": args.backend, "direct": args.direct, "reads": [short, long_], "rows": {}
+    }  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="winaio-count-io-", dir=args.path) as workdir:
         path = os.path.join(workdir, "data")
         with open(path, "wb") as f:
             f.write(os.urandom(FILE_MIB << 20))
