@@ -6,7 +6,8 @@ Run: ``flock /work/coord/bench.lock .venv/bin/python benchmarks/bench_sockets.py
 [--rounds 3] [--table] [--output F]`` (uvloop: the ``bench`` extra). Method of perf-anchors.md
 §0 and §4: every server in its own process, every client run in another, interleaved rounds
 (every server and mode once, then again, the starting server rotating), medians, ratios between
-rows of the same run.
+rows of the same run. Every server first serves ``--server-warmup`` C=64 echoes, unmeasured
+(a fresh asyncio server's first ~200K echoes run at a third of its rate: :func:`warm_up`).
 
 Servers (``--serve KIND`` prints ``PORT n``): ``winaio.core.t1`` / ``winaio.core.t2`` and
 ``winaio.win32.t1`` / ``winaio.win32.t2`` (``sock_winaio``: the IOCP echo through the core or the
@@ -23,7 +24,8 @@ rows ``winaio.client@SERVER/MODE``.
 
 Every row carries the client's CPU share (the client must not be the bottleneck: the raw rows
 must stay well above the others, ``client_check``) and the server's CPU per call (steadier than
-wall-clock rates on a shared machine). ``targets`` holds issue 9's: winaio C=1 p50 <= 1.1x the
+wall-clock rates on a shared machine), also split into user and kernel time (``server_user_...``,
+``server_sys_us_per_call_median``). ``targets`` holds issue 9's: winaio C=1 p50 <= 1.1x the
 asyncio Protocol echo's and C=64 calls/s >= 1.0x its, for the 1-port-thread winaio rows (the
 winaio path against asyncio's single-threaded loop), and the alias layer within 1.25x of the
 core; ``info_targets`` the same bounds for the 2-thread rows, as information (``T2_NOTE``);
@@ -158,6 +160,7 @@ def measure(
     if not server.alive():
         raise RuntimeError(f"server {bench_procs.exit_reason(server.proc.returncode)}")
     cpu0 = server.cpu_seconds()
+    split0 = _cpu_split(server.proc.pid)
     try:
         got = bench_procs.run_script(__file__, args, timeout=opts.duration + opts.warmup + 60)
     except RuntimeError as exc:
@@ -171,10 +174,22 @@ def measure(
         # The server's CPU over the whole client run (connect, warm-up, drain included) per
         # measured call: an upper bound, comparable between rows of the same mode.
         got["server_cpu_us_per_call"] = 1e6 * (server.cpu_seconds() - cpu0) / calls
+        user, system = _cpu_split(server.proc.pid)
+        got["server_user_us_per_call"] = 1e6 * (user - split0[0]) / calls
+        got["server_sys_us_per_call"] = 1e6 * (system - split0[1]) / calls
     pair.runs[mode].append((rnd, got))
 
 
 # -- report ------------------------------------------------------------------------------------
+
+
+def _cpu_split(pid: int) -> tuple[float, float]:
+    """(user, kernel) CPU seconds a live process has used so far (every thread)."""
+    with open(f"/proc/{pid}/stat") as f:
+        text = f.read()
+    fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) "
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def _median(values: list[float]) -> float | None:
@@ -211,6 +226,12 @@ def summarize(pair: Pair, mode: str, unavailable: str | None) -> dict[str, Any]:
     server_cpu = [r["server_cpu_us_per_call"] for r in runs if "server_cpu_us_per_call" in r]
     if server_cpu:
         out["server_cpu_us_per_call_median"] = round(statistics.median(server_cpu), 2)
+    # The same split into user and kernel time (where the server's CPU goes: its Python, or
+    # the syscalls and the network stack it drives).
+    for key in ("server_user_us_per_call", "server_sys_us_per_call"):
+        split = [r[key] for r in runs if key in r]
+        if split:
+            out[f"{key}_median"] = round(statistics.median(split), 2)
     return out
 
 
@@ -395,8 +416,8 @@ def client_check(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
 def table(rows: dict[str, dict[str, Any]]) -> str:
     lines = [
         "| server | C=1 p50 us | C=1 p99 us | C=64 calls/s | C=64 p50 us | pipelined calls/s "
-        "| server CPU us/call (C=64) |",
-        "|---|---|---|---|---|---|---|",
+        "| server CPU us/call (C=64) | user / kernel |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     names = dict.fromkeys(name.rsplit("/", 1)[0] for name in rows)
     for name in names:
@@ -410,7 +431,9 @@ def table(rows: dict[str, dict[str, Any]]) -> str:
             f"| {name} | {cell(c1, 'p50_us_median')} | {cell(c1, 'p99_us_median')} | "
             f"{cell(c64, 'calls_per_s_median')} | {cell(c64, 'p50_us_median')} | "
             f"{cell(pipe, 'calls_per_s_median')} | "
-            f"{cell(c64, 'server_cpu_us_per_call_median')} |"
+            f"{cell(c64, 'server_cpu_us_per_call_median')} | "
+            f"{cell(c64, 'server_user_us_per_call_median')} / "
+            f"{cell(c64, 'server_sys_us_per_call_median')} |"
         )
     return "\n".join(lines)
 
@@ -427,6 +450,21 @@ def winaio_backend() -> dict[str, str]:
         return {"name": chosen.name, "reason": chosen.reason}
     except Exception as exc:  # the rows then say what failed
         return {"name": "unknown", "reason": str(exc)}
+
+
+def warm_up(servers: dict[str, bench_procs.ServerProcess], opts: argparse.Namespace) -> None:
+    """Serve ``opts.server_warmup`` C=64 echoes on every server before the first round, not
+    measured: a fresh asyncio server runs its first ~200K echoes at a third of its rate
+    (``sock.recv(256 KiB)`` per read: glibc trims and regrows the heap top per call until its
+    layout settles; perf: page faults, munmap), and the rows compare steady states."""
+    if opts.server_warmup <= 0:
+        return
+    for kind, server in servers.items():
+        args = ["--client", "c64", "--impl", "raw", "--port", str(server.port)]
+        try:
+            bench_procs.run_script(__file__, [*args, "--calls", str(opts.server_warmup)], 600)
+        except RuntimeError as exc:  # its rows say so when measured
+            log(f"server {kind}: warm-up failed: {exc}")
 
 
 def harness(opts: argparse.Namespace) -> dict[str, Any]:
@@ -448,6 +486,7 @@ def harness(opts: argparse.Namespace) -> dict[str, Any]:
     noise: list[dict[str, float]] = []
     order = list(pairs)
     try:
+        warm_up(servers, opts)
         for rnd in range(opts.rounds):
             before = cpu_times()
             shift = rnd % len(order)
@@ -496,6 +535,7 @@ def harness(opts: argparse.Namespace) -> dict[str, Any]:
         "config": {
             "duration_s": opts.duration,
             "warmup_s": opts.warmup,
+            "server_warmup_c64_echoes": opts.server_warmup,
             "rounds": opts.rounds,
             "calls_per_run": opts.calls or None,
             "winaio_skip_completion_port_on_success": opts.skip,
@@ -528,6 +568,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="instead of timed runs: exactly N measured calls per run (batches when pipelined), "
         "no warm-up (the harness's own tests)",
     )
+    parser.add_argument(
+        "--server-warmup",
+        type=int,
+        default=200_000,
+        help="C=64 echoes every server serves before the first round, not measured "
+        "(0: none; --quick and --calls: none)",
+    )
     parser.add_argument("--servers", default=",".join(SERVERS))
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument(
@@ -559,6 +606,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if opts.quick:
         opts.duration, opts.warmup, opts.rounds = 0.5, 0.1, 1
+    if opts.quick or opts.calls:
+        opts.server_warmup = 0
     started = time.monotonic()
     result = harness(opts)
     result["wall_s"] = round(time.monotonic() - started, 1)

@@ -188,3 +188,36 @@ def test_a_crashing_or_missing_server_is_unavailable_and_the_run_goes_on(
     info = {t["target"]: t for t in report["info_targets"]["rows"]}
     alias = info["alias layer: winaio.win32.t2 C=1 p50 <= 1.25x winaio.core.t2's"]
     assert alias["met"] is None and "SIGILL" in alias["why_no_ratio"], alias
+
+
+def test_every_server_is_warmed_up_before_the_first_round(
+    bench: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fresh asyncio server's first ~200K echoes run at a third of its rate (glibc's heap
+    # trimming, design.md): the harness serves ``--server-warmup`` C=64 echoes on each server
+    # first, unmeasured; counted runs (the harness's own tests) and --quick skip it.
+    calls: list[list[str]] = []
+
+    def fake_run(script: str, args: list[str], timeout: float) -> dict[str, Any]:
+        calls.append(args)
+        if "9" in args:
+            raise RuntimeError("server gone")  # logged; its rows say so when measured
+        return {"calls": 1}
+
+    monkeypatch.setattr(bench.bench_procs, "run_script", fake_run)
+
+    class Server:
+        def __init__(self, port: int) -> None:
+            self.port = port
+
+    opts = bench.parse_args([])
+    assert opts.server_warmup == 200_000
+    bench.warm_up({"a": Server(7), "b": Server(9)}, opts)
+    assert [args[args.index("--port") + 1] for args in calls] == ["7", "9"]
+    assert all(
+        args[args.index("--client") + 1] == "c64" and args[args.index("--calls") + 1] == "200000"
+        for args in calls
+    )
+    calls.clear()
+    bench.warm_up({"a": Server(7)}, bench.parse_args(["--server-warmup", "0"]))
+    assert calls == []

@@ -39,7 +39,7 @@ from winaio._io._files import cancel_io_ex, request_cancel
 from winaio._io._ops import StreamReadOp
 from winaio._io._overlapped import Overlapped
 from winaio._io._port import CompletionPort
-from winaio._io._streams import Socket
+from winaio._io._streams import _ASK_EVERY, _ASK_RUN, Socket
 from winaio.codes import NtStatus, WinError
 from winaio.errors import IoError, Win32Error
 from winaio.testing import wait_until
@@ -202,7 +202,12 @@ def test_a_pended_receive_completes_once_whether_cancel_or_data_wins(
             assert packet.bytes_transferred == 8 and buf[:8] == b"z" * 8
         else:  # cancelled before: the bytes stay in the socket for the next receive
             assert (packet.status, packet.bytes_transferred) == (CANCELLED, 0)
-            assert f.start_read(buf, ov) is True and ov.information == 8
+            # Inside the call, or (a socket past a run of pended receives pends without
+            # asking first) through the port.
+            if not f.start_read(buf, ov):
+                again = port.get(LONG)
+                assert again is not None and again.overlapped is ov
+            assert ov.information == 8 and buf[:8] == b"z" * 8
         assert port.get(0) is None  # exactly one completion
     assert not backend._streams.lines
 
@@ -212,7 +217,7 @@ def test_the_pended_receive_request_is_complete(backend: uring.IoUringBackend, p
     buf = bytearray(32)
     ov = Overlapped()
     assert f.start_read(buf, ov) is False
-    (op,) = f._pending  # built by ``_ops.pended_receive``, slot by slot
+    (op,) = f._pending  # built by ``_files.submit_receive``, slot by slot
     assert type(op) is StreamReadOp
     slots = {name for cls in type(op).__mro__ for name in getattr(cls, "__slots__", ())}
     missing = [name for name in slots - {"__weakref__"} if not hasattr(op, name)]
@@ -367,7 +372,14 @@ def test_a_socket_that_waits_is_polled_before_it_is_tried(backend: uring.IoUring
             packet = port.get(LONG)
             assert packet is not None and packet.overlapped is ov and buf[:1] == bytes([i])
         assert sock.attempts == 1
-        # Data there before the call: the poll says so, the receive finishes inside the call.
+        # Data there before the call: the poll says so, the receive finishes inside the call
+        # (a socket past a run of pended receives asks one receive in _ASK_EVERY + 1: the
+        # next one that asks is the 32nd since the first miss).
+        while f._recv_misses & _ASK_EVERY:
+            ov = Overlapped()
+            assert f.start_read(buf, ov) is False
+            peer.send(b"-")
+            assert port.get(LONG) is not None
         peer.send(b"now")
         _readable(sock)
         ov = Overlapped()
@@ -411,3 +423,163 @@ def test_a_polled_socket_reports_the_end_of_its_stream_inside_the_call(
     finally:
         f.close()
         port.close()
+
+
+def test_a_socket_past_a_run_of_pended_receives_stops_asking(
+    backend: uring.IoUringBackend,
+) -> None:
+    # After _ASK_RUN receives in a row that pended, a receive pends without poll(0) (nor an
+    # attempt), one in _ASK_EVERY + 1 asking again; data there at such a receive is still
+    # received, through the port, and a receive that asks and finds data goes back to trying.
+    port = CompletionPort()
+    f, sock, peer = _counting_pair(backend, port)
+    asked = 0
+    try:
+        buf = bytearray(64)
+        assert f.start_read(buf, Overlapped()) is False  # tried: would block
+        poll = f._recv_ready
+        assert poll is not None
+
+        def counting_poll(timeout: int) -> list[tuple[int, int]]:
+            nonlocal asked
+            asked += 1
+            assert poll is not None
+            return poll(timeout)
+
+        f._recv_ready = counting_poll
+        peer.send(b"a")
+        assert port.get(LONG) is not None
+        for i in range(2 * (_ASK_EVERY + 1)):
+            ov = Overlapped()
+            assert f.start_read(buf, ov) is False
+            peer.send(bytes([i]))
+            packet = port.get(LONG)
+            assert packet is not None and packet.overlapped is ov and buf[:1] == bytes([i])
+        # 1 miss from the attempt, then asks at misses 1.._ASK_RUN - 1 and at each multiple of
+        # _ASK_EVERY + 1 (16 and 32) below 1 + 2 * (_ASK_EVERY + 1).
+        assert asked == (_ASK_RUN - 1) + 2 and sock.attempts == 1
+        # Data there before a receive that does not ask: it pends, and its completion brings
+        # the data (the RECV finds it at once).
+        assert f._recv_misses & _ASK_EVERY
+        peer.send(b"there")
+        _readable(sock)
+        ov = Overlapped()
+        assert f.start_read(buf, ov) is False
+        packet = port.get(LONG)
+        assert packet is not None and packet.overlapped is ov
+        assert (packet.status, packet.bytes_transferred, bytes(buf[:5])) == (SUCCESS, 5, b"there")
+        # The next receive that asks finds data: inside the call, and tries first again.
+        while f._recv_misses & _ASK_EVERY:
+            ov = Overlapped()
+            assert f.start_read(buf, ov) is False
+            peer.send(b"-")
+            assert port.get(LONG) is not None
+        peer.send(b"now")
+        _readable(sock)
+        ov = Overlapped()
+        assert f.start_read(buf, ov) is True and bytes(buf[:3]) == b"now"
+        assert f._recv_ready is None and f._recv_misses == 0 and sock.attempts == 2
+        assert f.pending_requests == 0 and not backend._streams.lines
+    finally:
+        f.close()
+        peer.close()
+        port.close()
+
+
+def test_a_reap_of_many_receives_completes_them_in_one_pass(
+    backend: uring.IoUringBackend, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Eight pended receives whose RECVs all brought data, reaped together: the plain heads
+    # complete in one hold of the lock (``StreamLines.service_direct``), without the
+    # per-CQE ``service``; a head with a request queued behind it goes through ``service``
+    # (the queued one then polls); each gets its own data, the lines end and are reused.
+    port = CompletionPort()
+    pairs = _pairs(backend, port, 9)
+    parked = kit.park(backend, monkeypatch)  # nothing but this thread reaps
+    per_cqe: list[int] = []
+    real_service = StreamLines.service
+    batches: list[int] = []
+    real_direct = StreamLines.service_direct
+
+    def counting_service(self: StreamLines, line: Any, res: int, finished: Any) -> int:
+        per_cqe.append(res)
+        return real_service(self, line, res, finished)
+
+    def counting_direct(self: StreamLines, heads: Any, finished: Any) -> int:
+        batches.append(len(heads))
+        return real_direct(self, heads, finished)
+
+    monkeypatch.setattr(StreamLines, "service", counting_service)
+    monkeypatch.setattr(StreamLines, "service_direct", counting_direct)
+    try:
+        bufs = [bytearray(64) for _ in pairs]
+        ovs = [Overlapped() for _ in pairs]
+        for (f, _), buf, ov in zip(pairs, bufs, ovs, strict=True):
+            assert f.start_read(buf, ov) is False
+        queued_buf, queued_ov = bytearray(64), Overlapped()
+        last = pairs[-1][0]
+        assert last.start_read(queued_buf, queued_ov) is False  # behind the head
+        for i, (_, peer) in enumerate(pairs):
+            peer.send(bytes([65 + i]) * 8)
+        ring = backend._ring
+        wait_until(lambda: ring.cq_ready() >= len(pairs), LONG, "every RECV completed")
+        assert backend._reap() == len(pairs)
+        assert batches == [len(pairs)]  # one pass for the batch...
+        assert len(per_cqe) == 1  # ... but the line with a request behind its head
+        got = {p.overlapped: p for p in _packets(port, len(pairs))}
+        for i, (buf, ov) in enumerate(zip(bufs, ovs, strict=True)):
+            assert (got[ov].status, got[ov].bytes_transferred) == (SUCCESS, 8)
+            assert bytes(buf[:8]) == bytes([65 + i]) * 8
+        assert [f.pending_requests for f, _ in pairs] == [0] * 8 + [1]
+        assert list(backend._streams.lines) == [2 * last.fd]  # the queued one's line
+        assert len(backend._streams._spare) >= 8  # the ended lines, kept for reuse
+        pairs[-1][1].send(b"q")
+        parked.release()
+        packet = port.get(LONG)
+        assert packet is not None and packet.overlapped is queued_ov and queued_buf[:1] == b"q"
+    finally:
+        parked.release()
+        _close(pairs, port)
+
+
+def _packets(port: CompletionPort, n: int) -> list[Any]:
+    got: list[Any] = []
+    while len(got) < n:
+        _, batch = port.get_many(n - len(got), LONG)
+        assert batch, f"only {len(got)} of {n} packets"
+        got += batch
+    return got
+
+
+def test_a_qd1_receive_is_delivered_without_the_batch_path(
+    backend: uring.IoUringBackend, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One CQE, a direct head's RECV with data: ``_reap``'s QD1 path completes it (its line
+    # through ``service``, the packet through ``deliver``), not ``_process``.
+    port = CompletionPort()
+    pairs = _pairs(backend, port, 1)
+    ((f, peer),) = pairs
+    parked = kit.park(backend, monkeypatch)
+
+    def no_batch(*args: Any) -> None:
+        raise AssertionError("the batch path ran for one CQE")
+
+    try:
+        monkeypatch.setattr(backend, "_process", no_batch)
+        buf = bytearray(64)
+        for i in range(20):
+            ov = Overlapped()
+            assert f.start_read(buf, ov) is False
+            peer.send(bytes([i]) * 5)
+            packet = port.get(LONG)
+            assert packet is not None and packet.overlapped is ov
+            assert (packet.status, packet.bytes_transferred, bytes(buf[:5])) == (
+                SUCCESS,
+                5,
+                bytes([i]) * 5,
+            )
+        assert f.pending_requests == 0 and not backend._streams.lines
+        assert backend._rounds == parked.rounds
+    finally:
+        parked.release()
+        _close(pairs, port)

@@ -250,6 +250,11 @@ class ThreadBackend:
         return False
 
     def _add(self, op: Operation) -> None:
+        if op.cancel_requested:
+            # Cancelled between its registration and its arrival here: the "cancel" command
+            # ran first and found nothing (the flag is set before it is queued).
+            self._finish(op, _CANCELLED, 0, cancelled=True)
+            return
         fd = op.fd
         queues = self._fds.get(fd)
         if queues is None:

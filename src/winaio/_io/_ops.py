@@ -52,7 +52,6 @@ __all__ = [
     "StreamReadOp",
     "StreamWriteOp",
     "errno_to_status",
-    "pended_receive",
     "pinned_read",
     "read_failed",
     "stream_end",
@@ -442,29 +441,6 @@ class StreamReadOp(Operation):
         if n == 0 and self.nbytes:
             return stream_end(file)
         return _SUCCESS, n
-
-
-def pended_receive(file: FileObject, overlapped: Overlapped, view: memoryview) -> StreamReadOp:
-    """The StreamReadOp of the sockets' fast path when its receive would block
-    (``Socket.start_read``): one whole, non-empty writable buffer, no flags, no completion
-    routine, the non-blocking attempt made already.
-
-    Built slot by slot, without the two ``__init__`` levels (as :func:`pinned_read`): this runs
-    once per pended receive. Every slot of the class is set (a test checks it).
-    """
-    op: StreamReadOp = _new_object(StreamReadOp)
-    op.file = file
-    op.overlapped = overlapped
-    op.event = overlapped.event
-    op.skip_port = overlapped.skip_port
-    op.routine = None
-    op.issuer = current_thread_state()
-    op.done = op.registered = op.submitted = op.cancel_requested = False
-    op.token = op.sync_done = None
-    op.buffers = [view]
-    op.nbytes = len(view)
-    op.flags = 0
-    return op
 
 
 def stream_end(file: FileObject) -> tuple[int, int]:

@@ -275,7 +275,13 @@ class IoUringBackend:
                 raise RuntimeError("the io_uring backend is closed")
             issuer = op.issuer
             self._submitted += 1
-            if op.kind is _FILE:
+            if op.cancel_requested and op.kind is not _FILE:
+                # A CancelIoEx between the request's registration (``_files``: submitted,
+                # visible) and this point found no token to cancel; a STREAM request would
+                # then wait for its data for ever. The flag is set before the canceller
+                # takes this lock, so one of the two sees the other.
+                failed = CANCELLED
+            elif op.kind is _FILE:
                 op.token = None
                 if self._backlog.entries:
                     self._backlog.add_locked(B_FILE, op, None)
@@ -655,18 +661,34 @@ class IoUringBackend:
             cqes = ring.reap(REAP_BATCH)
             if len(cqes) == 1 and not (self._migrating or self._closing):
                 # The QD1 case, on the critical path of every read (CQE -> next submission):
-                # one FILE request that succeeded, delivered as :meth:`_process` and
-                # :meth:`_deliver` would (same checks, same count, ``deliver`` being what
-                # ``deliver_batch`` does per op) without their batch set-up (~100 bytecodes).
+                # one request that succeeded (a FILE request, or a STREAM head whose own
+                # request brought data), delivered as :meth:`_process` and :meth:`_deliver`
+                # would (same checks, same count, ``deliver`` being what ``deliver_batch``
+                # does per op) without their batch set-up (~100 bytecodes).
                 ud, res, _ = cqes[0]
                 entry = self._table.get(ud)
                 if res > 0 and entry is not None:
                     op, extra = entry
-                    if extra.__class__ is not Line and op.__class__.complete is _PLAIN_COMPLETE:
+                    if op.__class__.complete is _PLAIN_COMPLETE:
                         del self._table[ud]
-                        self._done += 1
+                        if extra.__class__ is Line:
+                            # A STREAM head (the pended socket receive at C=1): its line, as
+                            # :meth:`_process` would; most often it alone completes.
+                            self._cancelled += self._streams.service(extra, res, finished)
+                            self._done += len(finished)
+                            if len(finished) != 1:
+                                if finished:  # (none: the head polls again)
+                                    self._deliver(finished)
+                                return 1
+                            op, status, res = finished[0]
+                            if op.__class__.complete is not _PLAIN_COMPLETE:
+                                self._deliver(finished)
+                                return 1
+                        else:
+                            status = _SUCCESS
+                            self._done += 1
                         try:
-                            deliver(op, _SUCCESS, res)
+                            deliver(op, status, res)
                         except Exception:
                             report(f"completing {op!r}")
                         return 1
@@ -689,6 +711,7 @@ class IoUringBackend:
         migrating = self._migrating
         cancelled = 0
         start = len(finished)
+        heads: list[tuple[Line, int]] = []  # STREAM heads whose RECV brought data
         for ud, res, flags in cqes:
             entry = pop(ud, None)
             if entry is None:
@@ -705,7 +728,10 @@ class IoUringBackend:
                 self._migrate(op, extra)
                 continue
             if extra.__class__ is Line:
-                cancelled += service(extra, res, finished)
+                if res > 0 and extra.direct:
+                    heads.append((extra, res))  # below, in one hold of the lock
+                else:
+                    cancelled += service(extra, res, finished)
                 continue
             if res > 0:
                 append((op, _SUCCESS, res))  # every FILE op maps a positive result so
@@ -721,6 +747,10 @@ class IoUringBackend:
                 report(f"mapping the CQE of {op!r}")
                 status, information = UNSUCCESSFUL, 0
             append((op, status, information))
+        if heads:
+            # After the others: order matters within a line only (one head per line in the
+            # kernel, so one CQE per line here), not between files.
+            cancelled += self._streams.service_direct(heads, finished)
         # Counted before delivery, so that a woken issuer already sees them in statistics().
         self._done += len(finished) - start
         self._cancelled += cancelled

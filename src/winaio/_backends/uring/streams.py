@@ -15,6 +15,10 @@ Rules (the module docstring of ``backend`` has the whole picture):
 - Requests wait in one :class:`Line` per (fd, direction) and only the head polls, so pending
   requests complete in issue order (spec #66: two pending reads on a pipe). When the head
   finishes, the next is tried at once (data may already be there).
+- A reap that brings several RECVs of direct heads (a busy socket server: one per connection)
+  completes the plain ones - alone in their line - in one hold of the lock for the batch
+  (:meth:`StreamLines.service_direct`); completions keep their order within each line (one
+  request per line is in the kernel), not between lines.
 - AcceptEx switches to the accepted socket (``op.fd`` changes): the head moves to that line.
 - Lines are guarded by the backend's lock; only the reaper removes a head. A canceller
   removes a request queued behind the head itself (it never reached the kernel); the head is
@@ -148,6 +152,46 @@ class StreamLines:
         except ValueError:
             return False
         return True
+
+    def service_direct(self, heads: list[tuple[Line, int]], finished: Finished) -> int:
+        """:meth:`service` for a batch of lines whose head's own request (a RECV) brought data
+        (``res`` > 0; the reaper's batch, ``IoUringBackend._process``): the common case - the
+        head alone in its line, a plain receive - completes in one hold of the lock for the
+        whole batch (at C=64, one per reap rather than one per CQE); any other line goes
+        through :meth:`service`. Same results, appended to ``finished`` in batch order per
+        line; returns the cancelled count."""
+        slow: list[tuple[Line, int]] = []
+        lock = self._lock
+        lines = self.lines
+        spare = self._spare
+        append = finished.append
+        lock.acquire()  # not ``with``: half the cost on 3.11
+        try:
+            for line, res in heads:
+                ops = line.ops
+                if (
+                    len(ops) == 1
+                    and line.direct
+                    and not line.busy
+                    and ops[0].__class__.from_cqe is _READ_FROM_CQE
+                ):
+                    op = ops.popleft()
+                    line.poll_ud = 0
+                    line.direct = False
+                    line.keep = None
+                    if lines.get(line.key) is line:
+                        del lines[line.key]
+                        if len(spare) < _SPARE_MAX:
+                            spare.append(line)  # as in service(): as good as new
+                    append((op, _SUCCESS, res))
+                else:
+                    slow.append((line, res))
+        finally:
+            lock.release()
+        cancelled = 0
+        for line, res in slow:
+            cancelled += self.service(line, res, finished)
+        return cancelled
 
     def service(self, line: Line, res: int, finished: Finished) -> int:
         """The head of ``line`` had its request end with ``res`` (``RETRY``: none): complete
