@@ -419,8 +419,16 @@ class Bridge:
             except Win32Error:
                 return  # ERROR_ABANDONED_WAIT_0: the port was closed
             if batch:
-                for packet in batch:
-                    yield packet
+                given = 0
+                try:
+                    for packet in batch:
+                        given += 1
+                        yield packet
+                finally:
+                    if given < len(batch):
+                        # The consumer left (break, exception, cancelled task): what it did
+                        # not take goes back to the port, in order, for its next reader.
+                        port.requeue(batch[given:])
             elif port.queued:
                 # Packets are queued but the port's concurrency value is reached (its other
                 # threads are running): the loop thread may not take one now.

@@ -137,6 +137,7 @@ def test_an_interrupted_event_wait_does_not_swallow_the_next_set(
 def test_an_interrupted_gqcs_that_led_the_ring_still_gets_its_receive(
     backend: str, interrupt: Callable[[], threading.Thread], socket_pair: Any
 ) -> None:
+    # spec: win32 #109 (the receive is port-bound: it outlives the interrupted wait too)
     s, peer = socket_pair()
     port = winaio.CompletionPort()
     try:

@@ -88,6 +88,7 @@ def test_an_offset_beyond_63_bits_is_an_invalid_parameter(
 
 def test_readfile_at_offset_dword_minus_one_reads_past_the_end(backend: str, path: Path) -> None:
     """Offset = -1 is the DWORD 0xFFFFFFFF (4 GiB - 1): past the end of a 64 KiB file."""
+    # spec: win32 #63
     h = w.CreateFile(
         str(path), w.GENERIC_READ, 0, None, w.OPEN_EXISTING, w.FILE_FLAG_OVERLAPPED, None
     )

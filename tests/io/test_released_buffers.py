@@ -260,3 +260,35 @@ def test_a_view_released_while_a_receive_pends_completes_it_once(backend: str, b
         s.close()
         peer.close()
         port.close()
+
+
+def test_a_view_released_while_its_receive_waits_behind_another_fails_alone(
+    backend: str,
+) -> None:
+    """Three receives in a line; the second's view is released before its turn: it fails
+    with STATUS_ACCESS_VIOLATION (io_uring cannot pin it when it arms it, the thread backend
+    cannot receive into it), takes no bytes, and the third gets what the second would have."""
+    s, peer = _socket_pair()
+    port = winaio.CompletionPort()
+    try:
+        s.associate(port, "s")
+        first, third = bytearray(4), bytearray(4)
+        second = memoryview(bytearray(4))
+        ovs = [Overlapped(0) for _ in range(3)]
+        for buf, ov in zip((first, second, third), ovs, strict=True):
+            assert s.start_read(buf, ov) is False
+        second.release()
+        peer.sendall(b"aaaabbbbcccc")
+        got = [port.get(LONG) for _ in range(3)]
+        assert [p.overlapped if p else None for p in got] == ovs  # issue order
+        assert [(p.status, p.bytes_transferred) for p in got if p] == [
+            (SUCCESS, 4),
+            (ACCESS_VIOLATION, 0),
+            (SUCCESS, 4),
+        ]
+        assert (bytes(first), bytes(third)) == (b"aaaa", b"bbbb")
+        assert port.get(0) is None and s.pending_requests == 0
+    finally:
+        s.close()
+        peer.close()
+        port.close()

@@ -319,6 +319,15 @@ class CompletionPort(DispatcherObject):
             run_apcs(ts)
         return code, []
 
+    def requeue(self, packets: list[CompletionPacket]) -> None:
+        """Put back packets a caller dequeued but could not hand over (the Win32 layer's
+        GetQueuedCompletionStatusEx with an array it cannot write): at the head of the queue,
+        oldest first, for the next waiter. Dropped if the port closed meanwhile (§6.8)."""
+        with LOCK:
+            if not self.closed and packets:
+                self._packets.extendleft(reversed(packets))
+                self._posted_locked()
+
     def _interrupted(
         self, ts: ThreadState, wb: WaitBlock | None, taken: list[CompletionPacket] | None
     ) -> None:

@@ -157,9 +157,14 @@ def GetQueuedCompletionStatus(
         set_last_error(_WAIT_TIMEOUT)
         return False
     key, overlapped, status, transferred = packets[0]
-    lpNumberOfBytesTransferred.value = transferred
-    lpCompletionKey.value = key
-    lpOverlapped.value = overlapped
+    try:
+        lpNumberOfBytesTransferred.value = transferred
+        lpCompletionKey.value = key
+        lpOverlapped.value = overlapped
+    except AttributeError:  # not Ref out-parameters: the packet is not taken (as GQCSEx)
+        port.requeue(packets)
+        fail(Win32Error(WinError.ERROR_NOACCESS, "out-parameters must be Ref objects"))
+        return False
     if status >= 0x80000000:  # !NT_SUCCESS: informational statuses return TRUE
         set_last_error(ntstatus_to_winerror(status))
         return False
@@ -180,7 +185,11 @@ def GetQueuedCompletionStatusEx(
     except TypeError:
         port = None
     try:
-        if ulCount > len(lpCompletionPortEntries):
+        try:
+            size = len(lpCompletionPortEntries)
+        except TypeError:
+            raise Win32Error(WinError.ERROR_NOACCESS, "no lpCompletionPortEntries") from None
+        if ulCount > size:
             raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "ulCount > len(entries)")
         if port.__class__ is not _CompletionPort:
             port = _port(CompletionPort)
@@ -198,11 +207,23 @@ def GetQueuedCompletionStatusEx(
         set_last_error(code if code == _IO_COMPLETION else _WAIT_TIMEOUT)
         return False
     i = 0  # an index loop: a third of the cost of zip() for the usual one to a few packets
-    for packet in packets:
-        out = lpCompletionPortEntries[i]
-        i += 1
-        out.lpCompletionKey, out.lpOverlapped, out.Internal, out.dwNumberOfBytesTransferred = packet
-    ulNumEntriesRemoved.value = i
+    try:
+        for packet in packets:
+            out = lpCompletionPortEntries[i]
+            i += 1
+            out.lpCompletionKey, out.lpOverlapped, out.Internal, out.dwNumberOfBytesTransferred = (
+                packet
+            )
+        ulNumEntriesRemoved.value = i
+    except (AttributeError, TypeError):
+        # Not OVERLAPPED_ENTRY objects (or no Ref for the count): the packets are not taken
+        # (back at the queue's head, in order), as Windows fails to write an output buffer
+        # it cannot access.
+        port.requeue(packets)
+        if isinstance(ulNumEntriesRemoved, Ref):
+            ulNumEntriesRemoved.value = 0
+        fail(Win32Error(WinError.ERROR_NOACCESS, "entries or count not writable"))
+        return False
     return True
 
 
@@ -248,10 +269,14 @@ def NtRemoveIoCompletion(
     if not packets:
         return int(NtStatus.STATUS_TIMEOUT)
     packet: CompletionPacket = packets[0]
-    KeyContext.value = packet.key
-    ApcContext.value = packet.overlapped
-    IoStatusBlock.Status = packet.status
-    IoStatusBlock.Information = packet.bytes_transferred
+    try:
+        KeyContext.value = packet.key
+        ApcContext.value = packet.overlapped
+        IoStatusBlock.Status = packet.status
+        IoStatusBlock.Information = packet.bytes_transferred
+    except AttributeError:  # outputs it cannot write: the packet stays queued
+        _port(IoCompletionHandle).requeue(packets)
+        return int(NtStatus.STATUS_ACCESS_VIOLATION)
     return 0
 
 
@@ -273,12 +298,16 @@ def NtRemoveIoCompletionEx(
         return _nt_error(exc)
     if not packets:
         return int(NtStatus.STATUS_USER_APC if code == _IO_COMPLETION else NtStatus.STATUS_TIMEOUT)
-    for entry, packet in zip(Information, packets, strict=False):
-        entry.KeyContext = packet.key
-        entry.ApcContext = packet.overlapped
-        entry.IoStatusBlock.Status = packet.status
-        entry.IoStatusBlock.Information = packet.bytes_transferred
-    NumEntriesRemoved.value = len(packets)
+    try:
+        for entry, packet in zip(Information, packets, strict=False):
+            entry.KeyContext = packet.key
+            entry.ApcContext = packet.overlapped
+            entry.IoStatusBlock.Status = packet.status
+            entry.IoStatusBlock.Information = packet.bytes_transferred
+        NumEntriesRemoved.value = len(packets)
+    except AttributeError:  # outputs it cannot write: the packets stay queued, in order
+        port.requeue(packets)
+        return int(NtStatus.STATUS_ACCESS_VIOLATION)
     return 0
 
 
