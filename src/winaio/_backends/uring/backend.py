@@ -691,6 +691,9 @@ class IoUringBackend:
                             deliver(op, status, res)
                         except Exception:
                             report(f"completing {op!r}")
+                        except BaseException:
+                            self._deliver_rest([(op, status, res)])  # Ctrl-C: _deliver_rest
+                            raise
                         return 1
             if cqes:
                 self._process(cqes, finished)
@@ -775,28 +778,62 @@ class IoUringBackend:
     def _deliver(self, finished: Finished) -> None:
         """Complete a batch of operations, in order (any reaper, under _cq_lock, so that
         batches are delivered in the order they were reaped); counted by :meth:`_process` (or
-        :meth:`_count_locked`) already."""
-        if self._closing:
-            with self._lock:
-                wake = self._wake_locked()  # a closing ring thread waits for this count
-            if wake:
-                os.eventfd_write(self._efd, 1)
-        for op, _, _ in finished:
-            if op.__class__.complete is not _PLAIN_COMPLETE:
-                break
-        else:
-            # The common case: one hold of the dispatcher lock for the batch, and a port
-            # waiter takes the whole batch in one dequeue (``_dispatch.deliver_batch``).
-            for exc in deliver_batch(finished):
-                report(f"completing a batch of {len(finished)}", exc)
-            return
+        :meth:`_count_locked`) already. A BaseException raised meanwhile propagates once the
+        rest of the batch is delivered (:meth:`_deliver_rest`)."""
+        try:
+            if self._closing:
+                with self._lock:
+                    wake = self._wake_locked()  # a closing ring thread waits for this count
+                if wake:
+                    os.eventfd_write(self._efd, 1)
+            for op, _, _ in finished:
+                if op.__class__.complete is not _PLAIN_COMPLETE:
+                    break
+            else:
+                # The common case: one hold of the dispatcher lock for the batch, and a port
+                # waiter takes the whole batch in one dequeue (``_dispatch.deliver_batch``).
+                for exc in deliver_batch(finished):
+                    report(f"completing a batch of {len(finished)}", exc)
+                return
+            for op, status, information in finished:
+                try:
+                    op.complete(status, information)
+                except Exception:
+                    report(f"completing {op!r}")
+                    if not op.done:
+                        op.complete(UNSUCCESSFUL, 0)
+        except BaseException:
+            self._deliver_rest(finished)
+            raise
+
+    def _deliver_rest(self, finished: Finished) -> None:
+        """A BaseException (Ctrl-C: a signal handler's KeyboardInterrupt, in the main thread
+        leading the ring) cut the delivery of ``finished`` short: these CQEs are reaped and
+        out of the table, so nobody else will ever complete them. Before the exception goes
+        on to the caller (under _cq_lock, still in reaping order):
+
+        - a request not delivered yet (``op.done`` unset: the interrupt landed between two
+          deliveries, or in the funnel before it took the request) is delivered now, in full;
+        - a request whose delivery the interrupt cut inside the funnel (``_io._dispatch``,
+          after it set ``op.done``) is not delivered again: ``op.done`` is the exactly-once
+          rule, and a second delivery could post a second packet or signal an auto-reset
+          event twice. Its IOSB is written (the funnel's first step); whatever step the
+          interrupt cut (an event, the packet, an APC) is not redone. It is forgotten by its
+          file here, so that close() still releases the descriptor.
+
+        Exceptions of a delivery are reported, as :meth:`_deliver` does; a second
+        interrupt meanwhile does not stop the rest (the first one propagates)."""
         for op, status, information in finished:
             try:
-                op.complete(status, information)
+                if not op.done:
+                    op.complete(status, information)
+                elif op.registered:
+                    with LOCK:
+                        op.file._forget_locked(op)
             except Exception:
                 report(f"completing {op!r}")
-                if not op.done:
-                    op.complete(UNSUCCESSFUL, 0)
+            except BaseException:  # a second interrupt: the caller re-raises the first one
+                pass
 
     def _in_flight(self) -> int:
         return len(self._table)

@@ -1,0 +1,212 @@
+"""User-space instructions per pended socket receive, counted with callgrind: the noise-free
+measure behind the socket path's decisions (issue 9, "Sockets"; ``docs/design.md``, "The
+pended socket receive" and "Where a socket echo server's CPU goes"). Prints one JSON object.
+
+Two workloads, each on a completion port with one port thread (the calling thread, which
+leads the io_uring ring), over loopback TCP, FILE_SKIP_COMPLETION_PORT_ON_SUCCESS set:
+
+- ``qd1``: one connection; a receive that pends (nothing there yet), the peer's 64-byte send,
+  the packet dequeued (``get_many``): the C=1 server's receive path, wait included.
+- ``c64``: 64 connections; every peer sends 64 bytes, the port thread dequeues batches of 64
+  packets and, per packet, echoes the bytes (``start_write``, inside the call) and issues the
+  next receive (which pends: the peer has not answered yet); the peers read their echoes. The
+  C=64 echo server's work per echo (plus the peers' own send and receive).
+
+Each workload runs twice under ``valgrind --tool=callgrind --separate-threads=yes`` with a
+different number of iterations; the main thread's instruction count difference over the
+iteration difference is the cost per iteration, without start-up (imports, connections,
+warm-up). The ring thread's count is reported the same way (it must stay near 0: the port
+thread reaps). Syscalls' kernel time is not counted (``bench_sockets.py`` reports the server's
+user and kernel CPU per echo).
+
+Usage: ``.venv/bin/python benchmarks/sock_instructions.py [--workloads qd1,c64]`` (valgrind
+from apt), or ``--run qd1|c64 --iterations N`` for one in-process run (what valgrind runs; it
+prints the wall-clock time per iteration on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+WORKLOADS = ("qd1", "c64")
+#: Iterations of the two runs per workload (rounds of 64 echoes for c64).
+ITERATIONS = {"qd1": (1000, 3000), "c64": (20, 60)}
+CONNECTIONS = 64
+MSG = b"x" * 64
+WARMUP = {"qd1": 500, "c64": 20}
+
+
+def _pair(listener: socket.socket, port: Any, key: Any) -> tuple[Any, socket.socket]:
+    import winaio
+
+    peer = socket.create_connection(listener.getsockname())
+    conn, _ = listener.accept()
+    for s in (peer, conn):
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    conn.setblocking(False)
+    f = winaio.Socket(conn.fileno(), overlapped=True, sock=conn)
+    f.set_completion_modes(True, True)
+    f.associate(port, key)
+    return f, peer
+
+
+def run(workload: str, iterations: int, warmup: int | None = None) -> float:
+    """Run ``workload`` in this process; returns the seconds per iteration (after ``warmup``
+    iterations, by default ``WARMUP``). Closes what it opened."""
+    import winaio
+
+    listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+    port = winaio.CompletionPort(1)
+    opened: list[Any] = [listener]
+    try:
+        if workload == "qd1":
+            f, peer = _pair(listener, port, None)
+            opened += [f, peer]
+            buf = bytearray(65536)
+            ov = winaio.Overlapped()
+
+            def step() -> None:
+                if not f.start_read(buf, ov):
+                    peer.send(MSG)
+                    port.get_many(64)
+                else:  # (data there: cannot happen, the peer sends after the receive)
+                    raise RuntimeError("the receive did not pend")
+
+        else:
+            conns: list[list[Any]] = []
+            for _ in range(CONNECTIONS):
+                entry: list[Any] = []
+                f, peer = _pair(listener, port, entry)
+                opened += [f, peer]
+                buf = bytearray(65536)
+                entry += [f, peer, buf, memoryview(buf), winaio.Overlapped(), winaio.Overlapped()]
+                conns.append(entry)
+                f.start_read(buf, entry[4])
+            back = bytearray(256)
+
+            def step() -> None:
+                for _, peer, _, _, _, _ in conns:
+                    peer.send(MSG)
+                got = 0
+                while got < CONNECTIONS:
+                    _, packets = port.get_many(64)
+                    got += len(packets)
+                    for packet in packets:
+                        f, _, buf, view, rov, wov = packet.key
+                        f.start_write(view[: packet.bytes_transferred], wov)
+                        f.start_read(buf, rov)
+                for _, peer, _, _, _, _ in conns:
+                    peer.recv_into(back)
+
+        for _ in range(WARMUP[workload] if warmup is None else warmup):
+            step()
+        start = time.perf_counter()
+        for _ in range(iterations):
+            step()
+        return (time.perf_counter() - start) / iterations
+    finally:
+        for thing in opened:
+            thing.close()  # a pending receive completes aborted: its packet is dropped below
+        port.close()
+
+
+def _hold_the_ring() -> None:
+    """In the valgrind child: the ring thread's watch must not take the ring over while
+    callgrind slows this thread down (it would reap in its place): a watch of 100 s, set once
+    the leaders' poke is armed (the ring thread's first round)."""
+    from winaio import _runtime
+
+    backend: Any = _runtime.backend()
+    if hasattr(backend, "_lead"):
+        import winaio._backends.uring.backend as uring_backend
+
+        uring_backend.WATCH_MIN = 100.0  # type: ignore[attr-defined]
+        while backend._lead.closed:
+            time.sleep(0.01)
+
+
+def _totals(prefix: Path) -> dict[int, int]:
+    """Instructions per thread (callgrind's ``-NN`` files: 1 is the main thread)."""
+    out = {}
+    for path in prefix.parent.glob(prefix.name + "-*"):
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith("totals:"):
+                out[int(path.name.rsplit("-", 1)[1])] = int(line.split()[1])
+                break
+    return out
+
+
+def measure(workload: str, valgrind: str, workdir: Path) -> dict[str, Any]:
+    low, high = ITERATIONS[workload]
+    counts = []
+    for n in (low, high):
+        prefix = workdir / f"cg.{workload}.{n}"
+        subprocess.run(
+            [
+                valgrind, "--tool=callgrind", "--separate-threads=yes",
+                f"--callgrind-out-file={prefix}", sys.executable, __file__,
+                "--run", workload, "--iterations", str(n),
+            ],
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        counts.append(_totals(prefix))
+    per = high - low
+    if workload == "c64":
+        per *= CONNECTIONS
+    main = (counts[1].get(1, 0) - counts[0].get(1, 0)) / per
+    ring = (counts[1].get(2, 0) - counts[0].get(2, 0)) / per
+    unit = "echo" if workload == "c64" else "pended receive"
+    return {
+        "workload": workload,
+        "per": unit,
+        "main_thread": round(main),
+        "ring_thread": round(ring),
+    }
+
+
+def _commit() -> str:
+    git = ["git", "rev-parse", "--short", "HEAD"]
+    here = os.path.dirname(os.path.abspath(__file__))
+    return subprocess.run(git, capture_output=True, text=True, cwd=here).stdout.strip()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument("--run", choices=WORKLOADS, help="(child) run one workload in-process")
+    parser.add_argument("--iterations", type=int, default=1000)
+    opts = parser.parse_args(argv)
+    if opts.run:
+        _hold_the_ring()
+        seconds = run(opts.run, opts.iterations)
+        print(f"{opts.run}: {1e6 * seconds:.2f} us per iteration", file=sys.stderr)
+        return 0
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        print(json.dumps({"benchmark": "sock_instructions", "unavailable": "no valgrind"}))
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = [measure(w, valgrind, Path(tmp)) for w in opts.workloads.split(",") if w]
+    result = {
+        "benchmark": "sock_instructions",
+        "method": "callgrind instructions, main thread, (I(n2) - I(n1)) / (n2 - n1)",
+        "python": sys.version.split()[0],
+        "commit": _commit(),
+        "rows": rows,
+    }
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,270 @@
+"""io_uring: an exception (Ctrl-C: a signal handler's KeyboardInterrupt) raised while a ring
+leader delivers what it reaped does not lose a completion.
+
+The CQEs a leader reaps are out of the CQ ring and out of the backend's table: if an exception
+cut their delivery short, nobody else would ever complete them - the request stayed pending for
+ever, and its file's close() never released the descriptor. The exception still propagates
+(out of the interrupted GetQueuedCompletionStatus), after ``IoUringBackend._deliver_rest``:
+
+- an interrupt between two deliveries, or in the funnel before it took the request: every
+  request of the batch is delivered, in full (its packet reaches the port);
+- an interrupt inside the funnel once it took the request (``op.done``): that request is not
+  delivered twice (exactly once); its IOSB is written and its file forgets it (close() releases
+  the descriptor); the other requests of the batch are delivered in full.
+
+Pinned on the one-CQE fast path (an O_DIRECT read, a socket's pended RECV head) and on a batch
+of several O_DIRECT reads reaped together. The ring thread is parked, so the test's own wait is
+the one that reaps. The interrupt is raised from a patched delivery step, where a signal
+handler would raise it.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from winaio._backends import uring
+from winaio._backends.uring import backend as backend_mod
+from winaio._io._disk import DiskFile
+from winaio._io._overlapped import Overlapped
+from winaio._io._port import CompletionPort
+from winaio.codes import NtStatus
+from winaio.testing import wait_until
+
+OK, REASON = uring.probe_backend()
+pytestmark = pytest.mark.skipif(not OK, reason=f"io_uring backend unavailable: {REASON}")
+
+SUCCESS = int(NtStatus.STATUS_SUCCESS)
+BLOCK = 4096
+LONG = 5.0
+
+
+class Interrupted(BaseException):
+    """Stands for KeyboardInterrupt (a BaseException raised by a signal handler)."""
+
+
+@pytest.fixture
+def disk(armed_uring: uring.IoUringBackend, tmp_path: Path) -> Iterator[DiskFile]:
+    """A 64 KiB O_DIRECT DiskFile on the backend (closed after the test if still open)."""
+    path = tmp_path / "disk"
+    path.write_bytes(os.urandom(16 * BLOCK))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_DIRECT)
+    except OSError as exc:
+        pytest.skip(f"no O_DIRECT here: {exc}")
+    f = DiskFile(fd, overlapped=True, direct=True, seekable=True, backend=armed_uring)
+    yield f
+    f.close()
+
+
+@pytest.fixture
+def aligned() -> Iterator[Callable[[int], memoryview]]:
+    """``aligned(nbytes)``: a page-aligned writable view, released after the test."""
+    made: list[tuple[mmap.mmap, memoryview]] = []
+
+    def make(nbytes: int) -> memoryview:
+        memory = mmap.mmap(-1, nbytes)
+        made.append((memory, memoryview(memory)))
+        return made[-1][1]
+
+    yield make
+    for memory, view in made:
+        view.release()
+        memory.close()
+
+
+def _released(f: DiskFile, path: Path, kit: Any) -> bool:
+    return f.fd == -1 and str(path) not in kit.fds().values()
+
+
+def test_an_interrupt_in_the_one_cqe_delivery_still_completes_the_read(
+    armed_uring: uring.IoUringBackend,
+    disk: DiskFile,
+    aligned: Callable[[int], memoryview],
+    kit: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The reviewer's reproducer: ``deliver`` (the one-CQE fast path) raises once."""
+    b = armed_uring
+    port = CompletionPort()
+    disk.associate(port, "disk")
+    view = aligned(BLOCK)
+    real = backend_mod.deliver
+    hits: list[int] = []
+
+    def deliver_interrupted(op: Any, status: int, information: int) -> bool:
+        hits.append(information)
+        monkeypatch.setattr(backend_mod, "deliver", real)  # once
+        raise Interrupted
+
+    parked = kit.park(b, monkeypatch)  # nothing but this thread reaps
+    try:
+        ov = Overlapped(2 * BLOCK)
+        assert disk.start_read(view, ov) is False
+        wait_until(lambda: b._ring.cq_ready() == 1, LONG, "the read completes")
+        monkeypatch.setattr(backend_mod, "deliver", deliver_interrupted)
+        with pytest.raises(Interrupted):
+            port.get(None)
+        assert hits == [BLOCK]  # the fast path took it
+        assert not ov.pending  # delivered before the exception left the reaper
+        packet = port.get(LONG)
+        assert packet is not None and (packet.key, packet.status) == ("disk", SUCCESS)
+        assert packet.bytes_transferred == BLOCK and packet.overlapped is ov
+        assert view.tobytes() == (tmp_path / "disk").read_bytes()[2 * BLOCK : 3 * BLOCK]
+        assert port.get(0) is None  # once
+        assert disk.pending_requests == 0
+        disk.close()
+        assert _released(disk, tmp_path / "disk", kit)
+    finally:
+        parked.release()
+        port.close()
+
+
+def _reads_in_one_batch(
+    b: uring.IoUringBackend, disk: DiskFile, aligned: Callable[[int], memoryview], n: int
+) -> list[tuple[Overlapped, memoryview]]:
+    reads = []
+    for i in range(n):
+        view = aligned(BLOCK)
+        ov = Overlapped(i * BLOCK)
+        assert disk.start_read(view, ov) is False
+        reads.append((ov, view))
+    wait_until(lambda: b._ring.cq_ready() == n, LONG, "the reads complete")
+    return reads
+
+
+def test_an_interrupt_between_deliveries_of_a_batch_delivers_the_rest(
+    armed_uring: uring.IoUringBackend,
+    disk: DiskFile,
+    aligned: Callable[[int], memoryview],
+    kit: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The first completion of a reaped batch is delivered, then the interrupt lands: the
+    others are delivered before it propagates, each once."""
+    b = armed_uring
+    port = CompletionPort()
+    disk.associate(port, "disk")
+    real = backend_mod.deliver_batch
+    sizes: list[int] = []
+
+    def first_then_interrupted(batch: list[Any]) -> list[BaseException]:
+        sizes.append(len(batch))
+        monkeypatch.setattr(backend_mod, "deliver_batch", real)  # once
+        real(batch[:1])
+        raise Interrupted
+
+    parked = kit.park(b, monkeypatch)
+    try:
+        reads = _reads_in_one_batch(b, disk, aligned, 4)
+        monkeypatch.setattr(backend_mod, "deliver_batch", first_then_interrupted)
+        with pytest.raises(Interrupted):
+            port.get(None)
+        assert sizes == [4]  # one batch
+        assert not any(ov.pending for ov, _ in reads)
+        got = [port.get(LONG) for _ in reads]
+        assert all(p is not None and p.status == SUCCESS for p in got)
+        assert {id(p.overlapped) for p in got if p is not None} == {id(ov) for ov, _ in reads}
+        assert port.get(0) is None
+        data = (tmp_path / "disk").read_bytes()
+        for i, (_, view) in enumerate(reads):
+            assert view.tobytes() == data[i * BLOCK : (i + 1) * BLOCK]
+        disk.close()
+        assert _released(disk, tmp_path / "disk", kit)
+    finally:
+        parked.release()
+        port.close()
+
+
+def test_an_interrupt_inside_the_first_delivery_of_a_batch_completes_it_once(
+    armed_uring: uring.IoUringBackend,
+    disk: DiskFile,
+    aligned: Callable[[int], memoryview],
+    kit: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The interrupt lands inside the funnel, as the first request's packet is posted: that
+    request is not delivered twice (its IOSB is written, its file forgets it), the others
+    are delivered in full, and close() releases the descriptor."""
+    b = armed_uring
+    port = CompletionPort()
+    disk.associate(port, "disk")
+    real_post = CompletionPort._post_locked
+    posted: list[Any] = []
+
+    def post_interrupted(self: CompletionPort, key: Any, ov: Any, *rest: Any) -> None:
+        posted.append(ov)
+        if len(posted) == 1:
+            raise Interrupted  # where a signal handler may raise: the call's entry
+        real_post(self, key, ov, *rest)
+
+    parked = kit.park(b, monkeypatch)
+    try:
+        reads = _reads_in_one_batch(b, disk, aligned, 4)
+        monkeypatch.setattr(CompletionPort, "_post_locked", post_interrupted)
+        with pytest.raises(Interrupted):
+            port.get(None)
+        monkeypatch.setattr(CompletionPort, "_post_locked", real_post)
+        assert len(posted) == 4  # once each: the cut one is not posted again
+        first = posted[0]
+        assert not any(ov.pending for ov, _ in reads)
+        assert first.status == SUCCESS and first.information == BLOCK
+        got = [port.get(LONG) for _ in range(3)]
+        assert all(p is not None and p.status == SUCCESS for p in got)
+        assert {id(p.overlapped) for p in got if p is not None} == {id(ov) for ov in posted[1:]}
+        assert port.get(0) is None
+        assert disk.pending_requests == 0
+        disk.close()
+        assert _released(disk, tmp_path / "disk", kit)
+    finally:
+        parked.release()
+        port.close()
+
+
+def test_an_interrupt_delivering_a_sockets_recv_head_still_completes_it(
+    armed_uring: uring.IoUringBackend,
+    kit: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    socket_pair: Any,
+) -> None:
+    """A pended receive (a STREAM line's head, its own RECV in the kernel) on the one-CQE
+    fast path: its delivery interrupted, it still completes to the port, once."""
+    b = armed_uring
+    s, peer = socket_pair(b)
+    port = CompletionPort()
+    s.associate(port, "s")
+    real = backend_mod.deliver
+    hits: list[int] = []
+
+    def deliver_interrupted(op: Any, status: int, information: int) -> bool:
+        hits.append(information)
+        monkeypatch.setattr(backend_mod, "deliver", real)  # once
+        raise Interrupted
+
+    parked = kit.park(b, monkeypatch)
+    try:
+        buf = bytearray(8)
+        ov = Overlapped(0)
+        assert s.start_read(buf, ov) is False
+        wait_until(lambda: len(b._table) == 1, LONG, "the RECV is in the kernel")
+        peer.sendall(b"data")
+        wait_until(lambda: b._ring.cq_ready() == 1, LONG, "the RECV completes")
+        monkeypatch.setattr(backend_mod, "deliver", deliver_interrupted)
+        with pytest.raises(Interrupted):
+            port.get(None)
+        assert hits == [4] and not ov.pending
+        packet = port.get(LONG)
+        assert packet is not None and (packet.key, packet.status) == ("s", SUCCESS)
+        assert packet.bytes_transferred == 4 and bytes(buf[:4]) == b"data"
+        assert port.get(0) is None and s.pending_requests == 0
+    finally:
+        parked.release()
+        port.close()
