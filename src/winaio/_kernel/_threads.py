@@ -17,7 +17,8 @@ How it maps onto CPython:
   call. Their exit effects run from a sentinel stored in a ``threading.local``: CPython clears a
   thread's locals when the thread ends, in that thread, before ``join()`` returns.
 - **Deviation**: TerminateThread cannot stop a Python thread at an arbitrary point. It applies all
-  exit effects at once (from the calling thread), wakes the target out of any winaio wait (which
+  exit effects at once (from the calling thread, which so waits for the target's I/O rundown;
+  Windows' TerminateThread returns at once), wakes the target out of any winaio wait (which
   then raises :class:`~winaio.errors.ThreadTerminated`), and asks CPython to raise
   ThreadTerminated in the target at its next bytecode boundary (``PyThreadState_SetAsyncExc``); a
   target blocked in a foreign C call unwinds only when that call returns.
