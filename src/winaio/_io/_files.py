@@ -30,6 +30,13 @@ thread has no order with it, on Windows either).
 Thread exit (spec §8, [W:ws/afd.c:test_async_thread_termination]): a request issued by the
 exiting thread survives iff its file is associated with a port AND it has a completion value
 (no ``hEvent|1``) AND it has no event AND it is not an APC request; every other one is cancelled.
+Then the exit waits until each of those has completed (the **rundown**, as IoCancelThreadIo
+waits for the thread's IRPs before the thread object is signaled [MS:Canceling IRPs]): a
+cancel only asks the backend (io_uring may answer -EALREADY while the read runs), and a request
+still pending after its thread was seen to end could take data written after that. Invariant:
+once a thread object is signaled, none of its non-port requests is pending; one that had
+already finished completes with its real result, as on Windows. Bounded by
+:data:`RUNDOWN_TIMEOUT`; skipped at interpreter shutdown (no reaper runs then).
 
 Close: when the last handle goes, pending requests are cancelled (sockets: "closesocket cancels
 pending overlapped ops of all threads"), and the descriptor is closed only after every request
@@ -41,7 +48,9 @@ from __future__ import annotations
 import os
 import select
 import socket
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +72,7 @@ if TYPE_CHECKING:
     from ._ops import Operation
 
 __all__ = [
+    "RUNDOWN_TIMEOUT",
     "FileObject",
     "cancel_io",
     "cancel_io_ex",
@@ -73,6 +83,7 @@ __all__ = [
     "submit_pending_file",
     "submit_receive",
     "submit_tried",
+    "wait_for_rundown",
 ]
 
 _CANCELLED = int(NtStatus.STATUS_CANCELLED)
@@ -84,6 +95,15 @@ _POLLIN = select.POLLIN
 _IO_KEY = "io"
 _new_object = object.__new__  # a request built slot by slot (``submit_receive``)
 _SYNC_KEY = "sync_op"
+#: Thread exit waits this long (seconds) for its cancelled requests to complete before the
+#: thread object is signaled anyway (module docstring). Windows waits 5 minutes, then
+#: disassociates the IRP from the thread [MS:Canceling IRPs]; a cancel here takes effect in
+#: microseconds unless a backend is stuck, and a thread that never ends is worse than that.
+RUNDOWN_TIMEOUT = 10.0
+_RUNDOWN_FIRST_POLL = 0.00005
+_RUNDOWN_LAST_POLL = 0.005
+_monotonic = time.monotonic
+_sleep = time.sleep
 
 
 class FileObject(DispatcherObject):
@@ -684,11 +704,38 @@ def _survives_thread_exit(op: Operation) -> bool:
 
 
 def _cancel_thread_io(ts: ThreadState) -> None:
-    """Thread-exit hook: the §8 rule (module docstring)."""
+    """Thread-exit hook: the §8 rule, then the rundown wait (module docstring)."""
     ops: Iterable[Operation] = list(ts.extensions.get(_IO_KEY, ()))
-    for op in ops:
-        if not _survives_thread_exit(op):
-            request_cancel(op)
+    doomed = [op for op in ops if not _survives_thread_exit(op)]
+    for op in doomed:
+        request_cancel(op)
+    if doomed and not sys.is_finalizing():  # at shutdown no reaper runs any more
+        wait_for_rundown(doomed, RUNDOWN_TIMEOUT)
+
+
+def wait_for_rundown(ops: Iterable[Operation], timeout: float) -> bool:
+    """Wait until every request of ``ops`` has completed, at most ``timeout`` seconds; True
+    if they all did. Never raises (a thread-exit hook).
+
+    Polls ``op.done`` (set under LOCK by the single delivery funnel) with a backoff from
+    50 us to 5 ms, as IoCancelThreadIo polls the thread's IRP list (every 100 ms): whoever
+    reaps the completion (a ring leader, the ring thread, the thread backend's reactor)
+    is another thread, and a cancel normally takes effect within microseconds.
+    """
+    pending = [op for op in ops if not op.done]
+    if not pending:
+        return True
+    deadline = _monotonic() + timeout
+    delay = _RUNDOWN_FIRST_POLL
+    while True:
+        pending = [op for op in pending if not op.done]
+        if not pending:
+            return True
+        remaining = deadline - _monotonic()
+        if remaining <= 0:
+            return False
+        _sleep(min(delay, remaining))
+        delay = min(delay * 2, _RUNDOWN_LAST_POLL)
 
 
 add_thread_exit_hook(_cancel_thread_io)

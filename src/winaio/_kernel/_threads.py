@@ -4,7 +4,8 @@ Facts encoded here (win32-async-spec §1.2, §1.3, §3, §8):
 - A thread object is signaled when the thread terminates and never resets.
 - At exit: user and special APC queues are discarded (later QueueUserAPC -> ERROR_GEN_FAILURE),
   owned mutexes are abandoned, waitable timers it set with a completion routine are cancelled,
-  and (through exit hooks registered by the I/O layer) its non-port-bound I/O is cancelled.
+  and (through exit hooks registered by the I/O layer) its non-port-bound I/O is cancelled and
+  waited for: the thread object is signaled after every exit hook has returned.
 - An APC queued before the thread starts running executes first, before the start routine
   [MS:QueueUserAPC].
 - TerminateThread and a normal return have identical object-level effects (§8, [W:ws/afd.c]).
@@ -16,7 +17,8 @@ How it maps onto CPython:
   call. Their exit effects run from a sentinel stored in a ``threading.local``: CPython clears a
   thread's locals when the thread ends, in that thread, before ``join()`` returns.
 - **Deviation**: TerminateThread cannot stop a Python thread at an arbitrary point. It applies all
-  exit effects at once (from the calling thread), wakes the target out of any winaio wait (which
+  exit effects at once (from the calling thread, which so waits for the target's I/O rundown;
+  Windows' TerminateThread returns at once), wakes the target out of any winaio wait (which
   then raises :class:`~winaio.errors.ThreadTerminated`), and asks CPython to raise
   ThreadTerminated in the target at its next bytecode boundary (``PyThreadState_SetAsyncExc``); a
   target blocked in a foreign C call unwinds only when that call returns.
@@ -76,7 +78,7 @@ class ExitThreadRequest(SystemExit):
 class KThread(DispatcherObject):
     """A waitable thread object (signaled once the thread has exited)."""
 
-    __slots__ = ("_gate", "_state", "_suspend_count", "python_thread")
+    __slots__ = ("_exited", "_gate", "_state", "_suspend_count", "python_thread")
     type_name = "Thread"
 
     def __init__(self, state: ThreadState) -> None:
@@ -84,11 +86,13 @@ class KThread(DispatcherObject):
         self._state = state
         self._suspend_count = 0
         self._gate: threading.Lock | None = None
+        #: Signaled: set after every exit hook, so after the thread's I/O rundown (§8).
+        self._exited = False
         self.python_thread: threading.Thread | None = None
         state.thread = self
 
     def _is_signaled_for(self, ts: ThreadState) -> bool:
-        return not self._state.alive
+        return self._exited
 
     @property
     def state(self) -> ThreadState:
@@ -102,14 +106,13 @@ class KThread(DispatcherObject):
 
     @property
     def is_alive(self) -> bool:
-        """False once the thread's exit effects have run."""
-        return self._state.alive
+        """False once the thread's exit effects have run (the object is signaled)."""
+        return not self._exited
 
     @property
     def exit_code(self) -> int | None:
         """The exit code, or None while the thread runs (GetExitCodeThread gives STILL_ACTIVE)."""
-        state = self._state
-        return None if state.alive else state.exit_code
+        return self._state.exit_code if self._exited else None
 
     def resume(self) -> int:
         """ResumeThread: decrement the suspend count; the thread starts when it reaches 0.
@@ -199,7 +202,8 @@ def live_thread_states() -> list[ThreadState]:
 
 
 def add_thread_exit_hook(hook: Callable[[ThreadState], None]) -> None:
-    """Register ``hook(state)`` to run at every thread exit, before the thread is signaled.
+    """Register ``hook(state)`` to run at every thread exit, before the thread is signaled
+    (a hook may block: the I/O layer's waits for the cancelled requests to complete).
 
     Used by higher layers (the I/O layer cancels the exiting thread's non-port I/O, §8).
     Hooks run without the dispatcher lock, in the exiting thread (or the TerminateThread caller).
@@ -227,8 +231,10 @@ def run_exit_effects(ts: ThreadState, exit_code: int) -> None:
             ts.block_listener = None
         _live.pop(ts.tid, None)
         thread = ts.thread
-        if thread is not None and thread._waiters:
-            wake_waiters(thread)
+        if thread is not None:
+            thread._exited = True  # only now: the exit hooks ran (their I/O rundown waits, §8)
+            if thread._waiters:
+                wake_waiters(thread)
 
 
 def start_thread(
