@@ -25,8 +25,10 @@ from typing import Any
 import pytest
 
 import winaio._io._files as files
+import winaio._kernel._threads as threads_mod
 from winaio._backends import uring
 from winaio._backends._threads import ThreadBackend
+from winaio._backends.uring import backend as backend_mod
 from winaio._backends.uring.streams import Line
 from winaio._io._files import FileObject, start
 from winaio._io._ops import Operation, StreamReadOp
@@ -231,3 +233,65 @@ def test_wait_for_rundown_returns_at_once_for_completed_requests() -> None:
 
     assert files.wait_for_rundown([Done(), Done()], 0) is True  # type: ignore[list-item]
     assert files.wait_for_rundown([], 0) is True
+
+
+@pytest.mark.skipif(not URING_OK, reason=f"io_uring backend unavailable: {URING_REASON}")
+def test_the_io_layer_cancels_before_the_backend_migrates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Exit hooks run in their documented order (``_kernel._threads``: EXIT_CANCEL_IO, then
+    EXIT_MIGRATE_IO): the I/O layer cancels the thread's non-port read and waits for its
+    rundown; the backend's migration then finds nothing of it to cancel (it never sends its
+    own cancel, with the exiting thread, for a request that dies with the thread)."""
+    b = uring.IoUringBackend()
+    r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    reader = FileObject(r, overlapped=True, backend=b)
+    calls: list[str] = []
+    real_cancel = files._cancel_thread_io
+    real_migrate = backend_mod._thread_exited
+
+    def recorded(name: str, hook: Callable[[Any], None]) -> Callable[[Any], None]:
+        def run(ts: Any) -> None:
+            calls.append(name)
+            hook(ts)
+
+        return run
+
+    names = {real_cancel: "cancel", real_migrate: "migrate"}
+    hooks = [recorded(names[h], h) if h in names else h for h in threads_mod._exit_hooks]
+    monkeypatch.setattr(threads_mod, "_exit_hooks", hooks)
+    real_locked = uring.IoUringBackend._cancel_locked
+    migration_cancels: list[int] = []
+
+    def cancel_locked(self: Any, target: int, ts: Any = None) -> bool:
+        if self is b and ts is not None:
+            migration_cancels.append(target)
+        return real_locked(self, target, ts)
+
+    monkeypatch.setattr(uring.IoUringBackend, "_cancel_locked", cancel_locked)
+    try:
+        wait_until(lambda: not b._lead.closed, LONG, "the leaders' poke is armed")
+        issued: list[Operation] = []
+
+        def body() -> None:
+            op = StreamReadOp(
+                reader, Overlapped(0, Event(manual_reset=True)), [memoryview(bytearray(8))]
+            )
+            assert start(op) == STATUS_PENDING
+            issued.append(op)
+            wait_until(
+                lambda: op.token.__class__ is Line and op.token.poll_ud in b._table,
+                LONG,
+                "the backend has the read",
+            )
+
+        thread = start_thread(body)
+        assert wait_for_one(thread, LONG, False) == WAIT_OBJECT_0
+        [op] = issued
+        assert op.done and op.overlapped.status == CANCELLED
+        assert calls == ["cancel", "migrate"]
+        assert migration_cancels == []
+    finally:
+        reader.close()
+        os.close(w)
+        b.close()

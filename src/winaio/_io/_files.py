@@ -58,7 +58,7 @@ from .._kernel._dispatcher import LOCK, DispatcherObject, ThreadState, wake_wait
 from .._kernel._dispatcher import acquire_lock as _acquire
 from .._kernel._dispatcher import release_lock as _release
 from .._kernel._objects import Event
-from .._kernel._threads import add_thread_exit_hook, current_thread_state
+from .._kernel._threads import EXIT_CANCEL_IO, add_thread_exit_hook, current_thread_state
 from .._kernel._wait import wait_for_one
 from ..codes import NtStatus, WaitCode, WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error
@@ -738,4 +738,4 @@ def wait_for_rundown(ops: Iterable[Operation], timeout: float) -> bool:
         delay = min(delay * 2, _RUNDOWN_LAST_POLL)
 
 
-add_thread_exit_hook(_cancel_thread_io)
+add_thread_exit_hook(_cancel_thread_io, EXIT_CANCEL_IO)  # before a backend's migration

@@ -46,6 +46,8 @@ from ._dispatcher import (
 )
 
 __all__ = [
+    "EXIT_CANCEL_IO",
+    "EXIT_MIGRATE_IO",
     "STILL_ACTIVE",
     "ExitThreadRequest",
     "KThread",
@@ -64,6 +66,15 @@ _STATUS_UNHANDLED_EXCEPTION = 0xC0000144
 _tls = threading.local()
 _live: dict[int, ThreadState] = {}
 _exit_hooks: list[Callable[[ThreadState], None]] = []
+_exit_orders: list[int] = []  # ``_exit_hooks[i]``'s order, ascending
+
+#: Exit-hook orders (``add_thread_exit_hook``): the I/O layer cancels the exiting thread's
+#: non-port I/O and waits for its rundown (§8) first; only then does a backend migrate what
+#: must outlive the thread (port-bound requests), so that migration never sees - and never
+#: cancels or resubmits - a request the I/O layer is cancelling. Other hooks (timers, a ring
+#: leader giving its ring up) use the default 0 and run before both.
+EXIT_CANCEL_IO = 10
+EXIT_MIGRATE_IO = 20
 _thread_names = itertools.count()
 
 
@@ -201,14 +212,20 @@ def live_thread_states() -> list[ThreadState]:
         return list(_live.values())
 
 
-def add_thread_exit_hook(hook: Callable[[ThreadState], None]) -> None:
+def add_thread_exit_hook(hook: Callable[[ThreadState], None], order: int = 0) -> None:
     """Register ``hook(state)`` to run at every thread exit, before the thread is signaled
     (a hook may block: the I/O layer's waits for the cancelled requests to complete).
 
+    Hooks run in ascending ``order``, and in registration order within one order (explicit,
+    not import-order luck: :data:`EXIT_CANCEL_IO` before :data:`EXIT_MIGRATE_IO`).
     Used by higher layers (the I/O layer cancels the exiting thread's non-port I/O, §8).
     Hooks run without the dispatcher lock, in the exiting thread (or the TerminateThread caller).
     """
-    _exit_hooks.append(hook)
+    at = len(_exit_orders)
+    while at and _exit_orders[at - 1] > order:
+        at -= 1
+    _exit_orders.insert(at, order)
+    _exit_hooks.insert(at, hook)
 
 
 def run_exit_effects(ts: ThreadState, exit_code: int) -> None:

@@ -28,7 +28,7 @@ from ..._io._backend import BackendStatistics, IdleWork, OpKind, add_deferred_fl
 from ..._io._dispatch import deliver, deliver_batch
 from ..._io._ops import Operation, StreamReadOp
 from ..._kernel._dispatcher import LOCK, ThreadState
-from ..._kernel._threads import add_thread_exit_hook, current_thread_state
+from ..._kernel._threads import EXIT_MIGRATE_IO, add_thread_exit_hook, current_thread_state
 from ...codes import NtStatus
 from .abi import RingBusyError, SubmissionQueueFull
 from .abi.consts import CqeFlags, PollFlags
@@ -1059,4 +1059,4 @@ def _thread_exited(ts: ThreadState) -> None:
         backend._thread_exited(ts)
 
 
-add_thread_exit_hook(_thread_exited)
+add_thread_exit_hook(_thread_exited, EXIT_MIGRATE_IO)  # after the I/O layer's cancel (§8)
