@@ -30,7 +30,9 @@ import pytest
 
 from winaio._backends import uring
 from winaio._backends.uring import backend as backend_mod
+from winaio._backends.uring.streams import StreamLines
 from winaio._io._disk import DiskFile
+from winaio._io._ops import FileReadOp
 from winaio._io._overlapped import Overlapped
 from winaio._io._port import CompletionPort
 from winaio.codes import NtStatus
@@ -265,6 +267,165 @@ def test_an_interrupt_delivering_a_sockets_recv_head_still_completes_it(
         assert packet is not None and (packet.key, packet.status) == ("s", SUCCESS)
         assert packet.bytes_transferred == 4 and bytes(buf[:4]) == b"data"
         assert port.get(0) is None and s.pending_requests == 0
+    finally:
+        parked.release()
+        port.close()
+
+
+# ---------------------------------------------------------------- before delivery: the mapping
+# An interrupt raised while the reaper maps what it reaped (``IoUringBackend._process``, and
+# the one-CQE path's STREAM branch), after a request left the table and before it was queued
+# for delivery, or while the STREAM heads it collected wait for their line's service.
+
+
+def test_an_interrupt_mapping_a_batch_still_completes_every_request(
+    armed_uring: uring.IoUringBackend,
+    disk: DiskFile,
+    aligned: Callable[[int], memoryview],
+    kit: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """A batch of three reads, one at the end of file (its CQE is mapped by ``from_cqe``):
+    the interrupt lands as that CQE is mapped, out of the table, not queued. Every request of
+    the batch is still completed, once, before the interrupt propagates."""
+    b = armed_uring
+    port = CompletionPort()
+    disk.associate(port, "disk")
+    real = FileReadOp.from_cqe
+    mapped: list[int] = []
+
+    def from_cqe_interrupted(self: FileReadOp, res: int) -> tuple[int, int]:
+        mapped.append(res)
+        monkeypatch.setattr(FileReadOp, "from_cqe", real)  # once
+        raise Interrupted
+
+    parked = kit.park(b, monkeypatch)
+    try:
+        reads = []
+        for offset in (0, 16 * BLOCK, BLOCK):  # the file is 16 blocks: the second reads 0
+            view = aligned(BLOCK)
+            ov = Overlapped(offset)
+            assert disk.start_read(view, ov) is False
+            reads.append((ov, view))
+        wait_until(lambda: b._ring.cq_ready() == 3, LONG, "the reads complete")
+        monkeypatch.setattr(FileReadOp, "from_cqe", from_cqe_interrupted)
+        with pytest.raises(Interrupted):
+            port.get(None)
+        assert mapped == [0]
+        assert not any(ov.pending for ov, _ in reads)
+        got = [port.get(LONG) for _ in reads]
+        assert all(p is not None for p in got)
+        assert {id(p.overlapped) for p in got if p is not None} == {id(ov) for ov, _ in reads}
+        by_ov = {id(p.overlapped): p for p in got if p is not None}
+        data = (tmp_path / "disk").read_bytes()
+        for (ov, view), want in zip(
+            reads, (data[:BLOCK], b"", data[BLOCK : 2 * BLOCK]), strict=True
+        ):
+            packet = by_ov[id(ov)]
+            if want:
+                assert packet.status == SUCCESS and view.tobytes() == want
+            else:
+                assert packet.status != SUCCESS and packet.bytes_transferred == 0  # EOF
+        assert port.get(0) is None
+        assert disk.pending_requests == 0
+        disk.close()
+        assert _released(disk, tmp_path / "disk", kit)
+    finally:
+        parked.release()
+        port.close()
+
+
+def _pended_receives(
+    b: uring.IoUringBackend, socket_pair: Any, port: CompletionPort, n: int
+) -> list[tuple[Any, Any, bytearray, Overlapped]]:
+    """``n`` sockets, each with a pended receive (its RECV in the kernel) whose data came."""
+    made = []
+    for i in range(n):
+        s, peer = socket_pair(b)
+        s.associate(port, i)
+        buf = bytearray(8)
+        ov = Overlapped(0)
+        assert s.start_read(buf, ov) is False
+        made.append((s, peer, buf, ov))
+    wait_until(lambda: len(b._table) == n, LONG, "the RECVs are in the kernel")
+    for i, (_, peer, _, _) in enumerate(made):
+        peer.sendall(b"data%d" % i)
+    wait_until(lambda: b._ring.cq_ready() == n, LONG, "the RECVs complete")
+    return made
+
+
+def _assert_received(
+    port: CompletionPort, made: list[tuple[Any, Any, bytearray, Overlapped]]
+) -> None:
+    assert not any(ov.pending for _, _, _, ov in made)
+    got = [port.get(LONG) for _ in made]
+    assert all(p is not None and p.status == SUCCESS for p in got)
+    assert sorted(p.key for p in got if p is not None) == list(range(len(made)))
+    for i, (s, _, buf, _) in enumerate(made):
+        assert bytes(buf[:5]) == b"data%d" % i and s.pending_requests == 0
+    assert port.get(0) is None
+
+
+def test_an_interrupt_before_the_collected_heads_are_serviced_still_completes_them(
+    armed_uring: uring.IoUringBackend,
+    kit: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    socket_pair: Any,
+) -> None:
+    """Two pended receives reaped in one batch: their lines' heads are collected (out of the
+    table) and the interrupt lands as their service starts. Both still complete, once."""
+    b = armed_uring
+    port = CompletionPort()
+    real = StreamLines.service_direct
+    calls: list[int] = []
+
+    def direct_interrupted(self: StreamLines, heads: Any, finished: Any) -> int:
+        calls.append(len(heads))
+        monkeypatch.setattr(StreamLines, "service_direct", real)  # once
+        raise Interrupted
+
+    parked = kit.park(b, monkeypatch)
+    try:
+        made = _pended_receives(b, socket_pair, port, 2)
+        monkeypatch.setattr(StreamLines, "service_direct", direct_interrupted)
+        with pytest.raises(Interrupted):
+            port.get(None)
+        assert calls == [2]
+        _assert_received(port, made)
+    finally:
+        parked.release()
+        port.close()
+
+
+def test_an_interrupt_after_the_one_cqe_line_service_still_delivers(
+    armed_uring: uring.IoUringBackend,
+    kit: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    socket_pair: Any,
+) -> None:
+    """The one-CQE path: a pended receive's line is serviced (the request out of the table
+    and out of its line), then the interrupt lands before its delivery. It still completes."""
+    b = armed_uring
+    port = CompletionPort()
+    real = StreamLines.service
+    calls: list[int] = []
+
+    def service_interrupted(self: StreamLines, line: Any, res: int, finished: Any) -> int:
+        calls.append(res)
+        monkeypatch.setattr(StreamLines, "service", real)  # once
+        real(self, line, res, finished)
+        raise Interrupted
+
+    parked = kit.park(b, monkeypatch)
+    try:
+        made = _pended_receives(b, socket_pair, port, 1)
+        monkeypatch.setattr(StreamLines, "service", service_interrupted)
+        with pytest.raises(Interrupted):
+            port.get(None)
+        assert calls == [5]
+        _assert_received(port, made)
+        print("TABLE", dict(b._table), b._streams.lines)
     finally:
         parked.release()
         port.close()

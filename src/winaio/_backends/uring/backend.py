@@ -23,6 +23,7 @@ import select
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 
 from ..._io._backend import BackendStatistics, IdleWork, OpKind, add_deferred_flush
 from ..._io._dispatch import deliver, deliver_batch
@@ -673,17 +674,30 @@ class IoUringBackend:
                         del self._table[ud]
                         if extra.__class__ is Line:
                             # A STREAM head (the pended socket receive at C=1): its line, as
-                            # :meth:`_process` would; most often it alone completes.
-                            self._cancelled += self._streams.service(extra, res, finished)
-                            self._done += len(finished)
-                            if len(finished) != 1:
-                                if finished:  # (none: the head polls again)
+                            # :meth:`_process` would; most often it alone completes. A
+                            # BaseException (Ctrl-C) once the table gave the request up is
+                            # raised after the line's results are counted and delivered (the
+                            # rule of :meth:`_deliver_rest`, idempotent: ``op.done``).
+                            try:
+                                cancelled = self._streams.service(extra, res, finished)
+                                self._done += len(finished)
+                            except BaseException:
+                                self._count_locked(finished)  # not counted yet
+                                self._deliver_rest(finished)
+                                raise
+                            self._cancelled += cancelled
+                            try:
+                                if len(finished) != 1:
+                                    if finished:  # (none: the head polls again)
+                                        self._deliver(finished)
+                                    return 1
+                                op, status, res = finished[0]
+                                if op.__class__.complete is not _PLAIN_COMPLETE:
                                     self._deliver(finished)
-                                return 1
-                            op, status, res = finished[0]
-                            if op.__class__.complete is not _PLAIN_COMPLETE:
-                                self._deliver(finished)
-                                return 1
+                                    return 1
+                            except BaseException:
+                                self._deliver_rest(finished)
+                                raise
                         else:
                             status = _SUCCESS
                             self._done += 1
@@ -696,7 +710,13 @@ class IoUringBackend:
                             raise
                         return 1
             if cqes:
-                self._process(cqes, finished)
+                try:
+                    self._process(cqes, finished)
+                except BaseException:
+                    # Ctrl-C while mapping the batch: _process finished its work (every CQE
+                    # mapped), so what it mapped is delivered before the exception goes on.
+                    self._deliver_rest(finished)
+                    raise
                 if finished:
                     # Under the lock: completions are delivered in the order they were reaped,
                     # whichever thread reaps next (two reads of one socket, #66).
@@ -714,49 +734,115 @@ class IoUringBackend:
         migrating = self._migrating
         cancelled = 0
         start = len(finished)
-        heads: list[tuple[Line, int]] = []  # STREAM heads whose RECV brought data
-        for ud, res, flags in cqes:
-            entry = pop(ud, None)
-            if entry is None:
-                if ud == UD_POKE and not flags & _F_MORE:
-                    self._poke_ended(res)
-                continue  # UD_CANCEL: -ENOENT/-EALREADY are normal races
-            op, extra = entry  # extra: the FILE op's keepalive (dropped now), or its line
-            if migrating and ud in migrating:
-                migrating.discard(ud)
-                if res < 0 and not op.cancel_requested:
+        heads: list[tuple[Line, int, int]] = []  # STREAM heads whose RECV brought data
+        entry: tuple[Operation, object] | None = None
+        ud = res = flags = 0
+        it = iter(cqes)  # its length hint says where an exception cut the loop
+        try:
+            for ud, res, flags in it:
+                entry = pop(ud, None)
+                if entry is None:
+                    if ud == UD_POKE and not flags & _F_MORE:
+                        self._poke_ended(res)
+                    continue  # UD_CANCEL: -ENOENT/-EALREADY are normal races
+                op, extra = entry  # extra: the FILE op's keepalive (dropped now), or its line
+                if migrating and ud in migrating:
+                    migrating.discard(ud)
+                    if res < 0 and not op.cancel_requested:
+                        self._migrate(op, extra)
+                        continue
+                elif res < 0 and res in _DIED and self._died(op):
                     self._migrate(op, extra)
                     continue
-            elif res < 0 and res in _DIED and self._died(op):
-                self._migrate(op, extra)
-                continue
-            if extra.__class__ is Line:
-                if res > 0 and extra.direct:
-                    heads.append((extra, res))  # below, in one hold of the lock
-                else:
-                    cancelled += service(extra, res, finished)
-                continue
-            if res > 0:
-                append((op, _SUCCESS, res))  # every FILE op maps a positive result so
-                continue
-            if res < 0 and op.cancel_requested:
-                # Cancelled, or dead with its submitting thread (-ECANCELED, -EFAULT...).
-                append((op, CANCELLED, 0))
-                cancelled += 1
-                continue
-            try:
-                status, information = op.from_cqe(res)
-            except Exception:
-                report(f"mapping the CQE of {op!r}")
-                status, information = UNSUCCESSFUL, 0
-            append((op, status, information))
+                if extra.__class__ is Line:
+                    if res > 0 and extra.direct:
+                        heads.append((extra, res, ud))  # below, in one hold of the lock
+                    else:
+                        cancelled += service(extra, res, finished)
+                    continue
+                if res > 0:
+                    append((op, _SUCCESS, res))  # every FILE op maps a positive result so
+                    continue
+                if res < 0 and op.cancel_requested:
+                    # Cancelled, or dead with its submitting thread (-ECANCELED, -EFAULT...).
+                    append((op, CANCELLED, 0))
+                    cancelled += 1
+                    continue
+                try:
+                    status, information = op.from_cqe(res)
+                except Exception:
+                    report(f"mapping the CQE of {op!r}")
+                    status, information = UNSUCCESSFUL, 0
+                append((op, status, information))
+        except BaseException:
+            # Ctrl-C (a signal handler's) inside the loop: the CQEs are out of the CQ ring and
+            # whatever the loop took out of the table is in nobody else's hands. Finished
+            # here, then re-raised (the caller delivers ``finished``: :meth:`_deliver_rest`).
+            self._done += len(finished) - start
+            self._cancelled += cancelled
+            self._process_cut(cqes, it, ud, res, flags, entry, heads, finished)
+            raise
         if heads:
             # After the others: order matters within a line only (one head per line in the
             # kernel, so one CQE per line here), not between files.
-            cancelled += self._streams.service_direct(heads, finished)
+            try:
+                cancelled += self._streams.service_direct(heads, finished)
+            except BaseException:
+                self._done += len(finished) - start
+                self._cancelled += cancelled
+                self._heads_cut(heads, finished)  # Ctrl-C: the heads it did not take
+                raise
         # Counted before delivery, so that a woken issuer already sees them in statistics().
         self._done += len(finished) - start
         self._cancelled += cancelled
+
+    def _process_cut(
+        self,
+        cqes: list[tuple[int, int, int]],
+        it: Iterator[tuple[int, int, int]],
+        ud: int,
+        res: int,
+        flags: int,
+        entry: tuple[Operation, object] | None,
+        heads: list[tuple[Line, int, int]],
+        finished: Finished,
+    ) -> None:
+        """A BaseException cut :meth:`_process`'s loop: finish its work before it propagates
+        (under _cq_lock; the rule of :meth:`_deliver_rest`). The CQE the loop took last
+        (``ud``) is mapped again if it was taken out of the table and not queued yet (a FILE
+        request whose ``token`` is still ``ud``, not in ``finished``; a line whose
+        ``poll_ud`` is still ``ud``, not among ``heads``) or not taken at all; the CQEs after
+        it are mapped; the heads collected are serviced. Costs nothing until an exception."""
+        rest = list(it)
+        table = self._table
+        if len(cqes) > len(rest):  # the loop took ``ud``'s CQE
+            redo = ud in table
+            if not redo and entry is not None:
+                op, extra = entry
+                if extra.__class__ is Line:
+                    line: Line = extra
+                    redo = line.poll_ud == ud and not any(h[0] is line for h in heads)
+                else:
+                    redo = op.token == ud and not op.done and all(f[0] is not op for f in finished)
+                if redo:
+                    table[ud] = entry  # taken again by the mapping below
+            if redo:
+                rest.insert(0, (ud, res, flags))
+        if rest:
+            self._process(rest, finished)
+        if heads:
+            self._heads_cut(heads, finished)
+
+    def _heads_cut(self, heads: list[tuple[Line, int, int]], finished: Finished) -> None:
+        """Service the collected STREAM heads that were not serviced yet (their line's
+        ``poll_ud`` is still their CQE's: :meth:`StreamLines.service` clears it), after a
+        BaseException cut :meth:`_process` short (under _cq_lock)."""
+        todo = [head for head in heads if head[0].poll_ud == head[2]]
+        if todo:
+            start = len(finished)
+            cancelled = self._streams.service_direct(todo, finished)
+            self._done += len(finished) - start
+            self._cancelled += cancelled
 
     def _died(self, op: Operation) -> bool:
         """A request failed the way one does when its submitting thread is gone (``uring``:

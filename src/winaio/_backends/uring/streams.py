@@ -153,7 +153,7 @@ class StreamLines:
             return False
         return True
 
-    def service_direct(self, heads: list[tuple[Line, int]], finished: Finished) -> int:
+    def service_direct(self, heads: list[tuple[Line, int, int]], finished: Finished) -> int:
         """:meth:`service` for a batch of lines whose head's own request (a RECV) brought data
         (``res`` > 0; the reaper's batch, ``IoUringBackend._process``): the common case - the
         head alone in its line, a plain receive - completes in one hold of the lock for the
@@ -167,7 +167,7 @@ class StreamLines:
         append = finished.append
         lock.acquire()  # not ``with``: half the cost on 3.11
         try:
-            for line, res in heads:
+            for line, res, _ in heads:  # (line, res, user_data of the head's CQE)
                 ops = line.ops
                 if (
                     len(ops) == 1
