@@ -23,7 +23,7 @@ import select
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from ..._io._backend import BackendStatistics, IdleWork, OpKind, add_deferred_flush
 from ..._io._dispatch import deliver, deliver_batch
@@ -492,17 +492,12 @@ class IoUringBackend:
             except RingBusyError:
                 consumed = 0
             if consumed == 1:
-                owned = self._owned.get(ts)
-                if owned is None:
-                    owned = self._owned[ts] = set()
-                owned.add(ud)
-                if len(owned) > 64 + 4 * len(self._table):
-                    owned.intersection_update(self._table)  # forget completed ones
+                self._own_locked(ts, (ud,))
                 return False
         self._unsubmitted.append(ud)
         return self._submit_locked(ts)
 
-    def _own_locked(self, ts: ThreadState, uds: list[int]) -> None:
+    def _own_locked(self, ts: ThreadState, uds: Iterable[int]) -> None:
         """``ts`` submitted ``uds``: its exit migrates those still in flight (``uring``).
         Recorded even when stuck: migrating a request the ring thread submits in the end
         costs a cancel; not migrating one this thread submitted loses it."""
