@@ -325,8 +325,12 @@ class CompletionPort(DispatcherObject):
         oldest first, for the next waiter. Dropped if the port closed meanwhile (§6.8)."""
         with LOCK:
             if not self.closed and packets:
-                self._packets.extendleft(reversed(packets))
-                self._posted_locked()
+                self._requeue_locked(packets)
+
+    def _requeue_locked(self, packets: list[CompletionPacket]) -> None:
+        """:meth:`requeue` under :data:`LOCK`, the port open: at the head, oldest first."""
+        self._packets.extendleft(reversed(packets))
+        self._posted_locked()
 
     def _interrupted(
         self, ts: ThreadState, wb: WaitBlock | None, taken: list[CompletionPacket] | None
@@ -347,8 +351,7 @@ class CompletionPort(DispatcherObject):
             if taken:
                 if wb is not None:
                     wb.data = None
-                self._packets.extendleft(reversed(taken))
-                self._posted_locked()
+                self._requeue_locked(taken)
 
     def _enter_locked(self, ts: ThreadState) -> None:
         """A thread enters GQCS: (re)associate it with this port; it stops counting as running."""

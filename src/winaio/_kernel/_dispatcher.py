@@ -289,19 +289,14 @@ def complete_wait(wb: WaitBlock, result: int) -> None:
     flag before it tests the result, so one of the two sees the other.
     """
     unlink_wait(wb)
-    wb.result = result
-    ts = wb.thread
-    if ts.awake_in_wait:
-        ts.wait = None
-    elif not ts.wake_pending:  # wake_thread, inlined
-        ts.wake_pending = True
-        ts.parker.release()
+    end_wait(wb, result)
 
 
 def end_wait(wb: WaitBlock, result: int) -> None:
     """:func:`complete_wait` for a wait block that is in no waiter list any more: the caller
     took it out (a completion port popping its GQCS waiter, whose wait has no objects, after
-    clearing ``detach``). Caller holds :data:`LOCK`."""
+    clearing ``detach``), or :func:`complete_wait` just unlinked it. Caller holds
+    :data:`LOCK`."""
     wb.result = result
     ts = wb.thread
     if ts.awake_in_wait:

@@ -96,18 +96,17 @@ def block(
     """
     parker = ts.parker
     while True:
-        try:
-            if deadline is None:
-                got = parker.acquire()
+        # An exception out of the parker (Ctrl-C) is the registering caller's to handle: each
+        # one (wait_for_objects, wait_for_one, CompletionPort.get_many) unregisters its wait
+        # with :func:`abandon_wait` around the registration and this call.
+        if deadline is None:
+            got = parker.acquire()
+        else:
+            remaining = deadline - monotonic()
+            if remaining > 0:
+                got = parker.acquire(True, min(remaining, _TIMEOUT_MAX))
             else:
-                remaining = deadline - monotonic()
-                if remaining > 0:
-                    got = parker.acquire(True, min(remaining, _TIMEOUT_MAX))
-                else:
-                    got = parker.acquire(False)
-        except BaseException:
-            abandon_wait(ts, wb, listener)
-            raise
+                got = parker.acquire(False)
         if not got and listener is None and ts.wait is None:
             # Ended by this thread itself, awake in its wait: nothing left for the lock. (A
             # token given before that and not taken by the parker stays outstanding with
