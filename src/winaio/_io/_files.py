@@ -722,9 +722,7 @@ def wait_for_rundown(ops: Iterable[Operation], timeout: float) -> bool:
     reaps the completion (a ring leader, the ring thread, the thread backend's reactor)
     is another thread, and a cancel normally takes effect within microseconds.
     """
-    pending = [op for op in ops if not op.done]
-    if not pending:
-        return True
+    pending = list(ops)
     deadline = _monotonic() + timeout
     delay = _RUNDOWN_FIRST_POLL
     while True:
