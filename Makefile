@@ -5,7 +5,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint typecheck contracts pytest bench clean
 
-$(STAMP): pyproject.toml
+# setup.py builds the optional C accelerator (src/winaio/_io/_fastio.c) in place.
+$(STAMP): pyproject.toml setup.py src/winaio/_io/_fastio.c
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -U pip
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'

@@ -23,6 +23,7 @@ from typing import Any, Final
 from .._kernel._dispatcher import LOCK, wake_waiters
 from .._kernel._dispatcher import acquire_lock as _acquire
 from .._kernel._dispatcher import release_lock as _release
+from .._kernel._objects import Event
 from .._kernel._threads import current_thread_state
 from ..codes import WinError
 from ..errors import Win32Error
@@ -31,7 +32,13 @@ from ._files import FileObject, submit_pending_file
 from ._ops import CompletionRoutine, FileReadOp, FileWriteOp, Operation, pinned_read
 from ._overlapped import STATUS_PENDING, Overlapped
 from ._port import CompletionPacket as _Packet
+from ._port import CompletionPort
 from ._requests import RequestMethods, as_buffers, read_file_after
+
+try:
+    from . import _fastio
+except ImportError:  # not built (no C compiler at install time): the Python methods run
+    _fastio = None  # type: ignore[assignment]
 
 __all__ = [
     "CREATE_ALWAYS",
@@ -61,6 +68,8 @@ _preadv = os.preadv
 _new_packet = tuple.__new__
 #: ``read_now``: tried without blocking, the data is not there yet.
 WOULD_BLOCK: Final = -1
+#: What ``read_now`` turns into "not applicable" (the general path then reports it).
+_REFUSED = (OSError, TypeError, ValueError, BufferError, OverflowError, AttributeError)
 _ERRNO_WIN: dict[int, int] = {
     errno.ENOENT: WinError.ERROR_FILE_NOT_FOUND,
     errno.ENOTDIR: WinError.ERROR_PATH_NOT_FOUND,
@@ -116,9 +125,7 @@ class DiskFile(RequestMethods, FileObject):
             status = self.read_now((buffer,), overlapped, routine)
             if status == 0:
                 return True
-            views = as_buffers(buffer, None, True)
-            status = read_file_after(self, views, overlapped, routine, status)[0]
-            return status != STATUS_PENDING
+            return _start_read_after(self, buffer, overlapped, routine, status)
         elif size is None and overlapped is not None and self.direct and routine is None:
             # The O_DIRECT hot case: a whole aligned buffer always pends (no cached attempt).
             # Pin it once (the anchor holds its export until the CQE; the SQE reuses its
@@ -194,12 +201,21 @@ class DiskFile(RequestMethods, FileObject):
         offset = overlapped.offset
         if offset < 0:
             return None  # preadv2 reads at the file pointer at -1: the general path refuses it
+        # Counted in as a user of the descriptor before fetching it: a close racing from
+        # another thread then leaves it open until we are out (``FileObject.fd_users``), so a
+        # reopened file can never take its number under this read.
+        users = self.fd_users
+        users.append(None)
         try:
             n = _preadv(self.fd, buffers, offset, _RWF_NOWAIT)
         except BlockingIOError:
             return WOULD_BLOCK
-        except (OSError, TypeError, ValueError, BufferError, OverflowError, AttributeError):
+        except _REFUSED:
             return None  # the request object path reports it (or EOPNOTSUPP: it retries)
+        finally:
+            users.pop()
+            if self.closing:
+                self.fd_user_left()
         if not n:
             return WOULD_BLOCK  # at EOF (or a zero-byte read: the request object succeeds it)
         if routine is not None:
@@ -293,6 +309,71 @@ class DiskFile(RequestMethods, FileObject):
     def flush(self) -> None:
         """FlushFileBuffers."""
         os.fsync(self.fd)
+
+
+def _start_read_after(
+    file: DiskFile,
+    buffer: Any,
+    overlapped: Overlapped,
+    routine: CompletionRoutine | None,
+    status: int | None,
+) -> bool:
+    """``start_read``'s hot case once ``read_now`` did not finish the read (``status``: None or
+    WOULD_BLOCK): the request object path. Shared with the C accelerator's ``start_read``."""
+    views = as_buffers(buffer, None, True)
+    status = read_file_after(file, views, overlapped, routine, status)[0]
+    return status != STATUS_PENDING
+
+
+# ---------------------------------------------------------------------- the C accelerator
+# ``_fastio`` (optional, built from _fastio.c when a C compiler is there) replaces
+# ``read_now`` and ``start_read``'s hot case by method descriptors with exactly the same
+# effects; the Python methods stay the reference and take every shape the C code does not
+# handle. WINAIO_PURE_PYTHON=1 in the environment keeps the Python methods (docs/design.md
+# "Cached reads").
+_PY_METHODS = (DiskFile.read_now, DiskFile.start_read)
+_C_METHODS: tuple[Any, Any] | None = None
+#: The C code takes LOCK without calling its methods (CPython 3.11/3.12's lock layout).
+C_LOCK_DIRECT = False
+if _fastio is not None:
+    _read_now_c, _start_read_c, C_LOCK_DIRECT = _fastio.configure(
+        DiskFile,
+        Overlapped,
+        CompletionPort,
+        Event,
+        _Packet,
+        LOCK,
+        wake_waiters,
+        DiskFile.read_now,
+        DiskFile.start_read,
+        _start_read_after,
+        _REFUSED,
+        WOULD_BLOCK,
+    )
+    _C_METHODS = (_read_now_c, _start_read_c)
+
+
+def accelerator_available() -> bool:
+    """The C accelerator (``winaio._io._fastio``) was built and imported."""
+    return _C_METHODS is not None
+
+
+def accelerated() -> bool:
+    """The cached-read fast path runs in C right now."""
+    return _C_METHODS is not None and DiskFile.__dict__["read_now"] is _C_METHODS[0]
+
+
+def use_accelerator(on: bool) -> bool:
+    """Run the cached-read fast path in C (``on``, when built) or in Python; returns whether
+    the C path was in use before. Not for use while other threads read (tests, benchmarks)."""
+    before = accelerated()
+    methods = _C_METHODS if on and _C_METHODS is not None else _PY_METHODS
+    type.__setattr__(DiskFile, "read_now", methods[0])
+    type.__setattr__(DiskFile, "start_read", methods[1])
+    return before
+
+
+use_accelerator(os.environ.get("WINAIO_PURE_PYTHON", "") in ("", "0"))
 
 
 def _address(buf: memoryview) -> int:

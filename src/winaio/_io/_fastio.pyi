@@ -1,0 +1,19 @@
+"""Stub of the optional C accelerator (``_fastio.c``); see ``_disk.use_accelerator``."""
+
+from typing import Any
+
+def configure(
+    disk_file: type,
+    overlapped: type,
+    completion_port: type,
+    event: type,
+    completion_packet: type,
+    lock: Any,
+    wake_waiters: Any,
+    read_now: Any,
+    start_read: Any,
+    start_read_after: Any,
+    refused: tuple[type[BaseException], ...],
+    would_block: int,
+    /,
+) -> tuple[Any, Any, bool]: ...
