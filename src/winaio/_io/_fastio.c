@@ -473,23 +473,38 @@ py_read_now(PyObject *self, PyObject *buffers, PyObject *ov, PyObject *routine)
     return PyObject_Vectorcall(g_py_read_now, args, 4, NULL);
 }
 
+/* Calls the Python ``DiskFile.start_read``/``read_now`` with ``self`` and the caller's arguments. */
+static PyObject *
+delegate(PyObject *func, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+         PyObject *kwnames)
+{
+    PyObject *small[8];
+    PyObject **full = small;
+    Py_ssize_t total = nargs + (kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames));
+    if (total + 1 > 8) {
+        full = PyMem_Malloc((size_t)(total + 1) * sizeof(PyObject *));
+        if (full == NULL) {
+            return PyErr_NoMemory();
+        }
+    }
+    full[0] = self;
+    for (Py_ssize_t i = 0; i < total; i++) {
+        full[i + 1] = args[i];
+    }
+    PyObject *res = PyObject_Vectorcall(func, full, nargs + 1, kwnames);
+    if (full != small) {
+        PyMem_Free(full);
+    }
+    return res;
+}
+
 /* DiskFile.read_now(buffers, overlapped, routine) */
 static PyObject *
-read_now(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+read_now(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
-    if (nargs != 3) {
-        PyObject *full[4];
-        if (nargs > 3) {
-            goto python_args;
-        }
-        full[0] = self;
-        for (Py_ssize_t i = 0; i < nargs; i++) {
-            full[i + 1] = args[i];
-        }
-        return PyObject_Vectorcall(g_py_read_now, full, nargs + 1, NULL);
-    python_args:
-        PyErr_Format(PyExc_TypeError, "read_now() takes 3 arguments (%zd given)", nargs);
-        return NULL;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs != 3 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
+        return delegate(g_py_read_now, self, args, nargs, kwnames);
     }
     PyObject *buffers = args[0], *ov = args[1], *routine = args[2];
     if (!kind_fast(&k_file, Py_TYPE(self))) {
@@ -557,30 +572,12 @@ start_read(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnam
     Py_DECREF(status);
     return res;
 
-python: {
-    PyObject *small[8];
-    PyObject **full = small;
-    Py_ssize_t total = nargs + nkw;
-    if (total + 1 > 8) {
-        full = PyMem_Malloc((size_t)(total + 1) * sizeof(PyObject *));
-        if (full == NULL) {
-            return PyErr_NoMemory();
-        }
-    }
-    full[0] = self;
-    for (Py_ssize_t i = 0; i < total; i++) {
-        full[i + 1] = args[i];
-    }
-    PyObject *res = PyObject_Vectorcall(g_py_start_read, full, nargs + 1, kwnames);
-    if (full != small) {
-        PyMem_Free(full);
-    }
-    return res;
-}
+python:
+    return delegate(g_py_start_read, self, args, nargs, kwnames);
 }
 
 static PyMethodDef read_now_def = {
-    "read_now", (PyCFunction)(void (*)(void))read_now, METH_FASTCALL,
+    "read_now", (PyCFunction)(void (*)(void))read_now, METH_FASTCALL | METH_KEYWORDS,
     "read_now(buffers, overlapped, routine)\n--\n\n"
     "The page-cache fast path of an overlapped ReadFile (C accelerator of the Python method)."};
 
