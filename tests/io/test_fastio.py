@@ -15,8 +15,8 @@ and the descriptor-reuse race of the Python paths.
   fetch of the descriptor and its ``preadv2`` let the read take the reopened file's bytes and
   report them as a success. ``read_now`` now fetches and reads under LOCK (which every release
   of the descriptor holds); the general path's first attempt and a synchronous handle's read
-  count themselves in (``FileObject.fd_users``) and the close leaves the descriptor open until
-  they are out.
+  count themselves in (``DiskFile.fd_users``, ``_io/_fd_users.py``) and the close leaves the
+  descriptor open until they are out.
 """
 
 from __future__ import annotations
@@ -412,7 +412,7 @@ class _Race:
         assert bytes(buf) != OTHER[:BLOCK], "the read reported the reopened file's bytes"
         if reported:
             assert bytes(buf[:reported]) == DATA[:reported]
-        assert self.file.fd == -1 and self.file.deferred_fd == -1
+        assert self.file.fd == -1 and not self.file.fd_users and self.file.fd_users.release is None
         try:
             os.fstat(self.fd)
         except OSError:

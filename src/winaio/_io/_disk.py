@@ -28,6 +28,7 @@ from .._kernel._threads import current_thread_state
 from ..codes import WinError
 from ..errors import Win32Error
 from ._dispatch import notify_locked
+from ._fd_users import FdUsers
 from ._files import FileObject, submit_pending_file
 from ._ops import CompletionRoutine, FileReadOp, FileWriteOp, Operation, pinned_read
 from ._overlapped import STATUS_PENDING, Overlapped
@@ -93,9 +94,13 @@ def errno_to_winerror(err: int) -> int:
 class DiskFile(RequestMethods, FileObject):
     """A regular file (positioned I/O)."""
 
-    __slots__ = ("cached_reads",)
+    __slots__ = ("cached_reads", "fd_users")
 
     def __init__(self, fd: int, **kwargs: Any) -> None:
+        #: The unregistered uses of the descriptor right now (``_fd_users``): the general
+        #: path's first attempt (``FileReadOp.try_now``) and a synchronous handle's I/O
+        #: (``_files.run_sync``). ``read_now`` needs none: it reads under LOCK.
+        self.fd_users = FdUsers()
         super().__init__(fd, **kwargs)
         #: The page-cache fast path (``read_now``) applies: overlapped, buffered, readable
         #: (``open_file``), RWF_NOWAIT, and not closing (:meth:`close` clears it).
@@ -106,6 +111,15 @@ class DiskFile(RequestMethods, FileObject):
         so that :meth:`read_now` tests one flag rather than two."""
         self.cached_reads = False
         super().close()
+
+    def _release_fd(self) -> None:
+        # Under LOCK (or from __del__: no user then). A user of the descriptor right now
+        # releases it when it is done (``_fd_users``).
+        if not self.fd_users.defer_locked(self._release_now):
+            FileObject._release_fd(self)
+
+    def _release_now(self) -> None:
+        FileObject._release_fd(self)
 
     def start_read(
         self,

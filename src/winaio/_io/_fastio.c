@@ -13,7 +13,7 @@
  * Invariants:
  * - The descriptor is fetched and ``preadv2(RWF_NOWAIT)`` made with the GIL held, so no other
  *   thread can close the file (and no reopened file can take its number) in between: the
- *   fd-reuse race of the Python path (``FileObject.fd_users``) cannot happen here. RWF_NOWAIT
+ *   fd-reuse race (``_disk.read_now`` holds LOCK there instead) cannot happen here. RWF_NOWAIT
  *   never waits for I/O: a page-cache hit is copied, anything else is EAGAIN.
  * - The syscall comes first and is the check (as in Python): a buffer or offset it refuses
  *   returns None with nothing touched, and the caller's general path reports the error; an

@@ -124,10 +124,8 @@ class FileObject(DispatcherObject):
         "backend",
         "close_hooks",
         "closing",
-        "deferred_fd",
         "direct",
         "fd",
-        "fd_users",
         "key",
         "overlapped",
         "path",
@@ -165,14 +163,6 @@ class FileObject(DispatcherObject):
         super().__init__()
         self.fd = fd
         self.sock = sock
-        #: Threads using ``fd`` outside LOCK with no registered request (the cached-read fast
-        #: paths: ``DiskFile.read_now``, ``FileReadOp.try_now``; ``run_sync``'s disk I/O): one
-        #: entry each while they do (list append/pop are atomic under the GIL). ``_release_fd``
-        #: leaves the descriptor open while any is in (``deferred_fd``) and the last one out
-        #: closes it (``fd_user_left``), as Windows' I/O holds a reference to the file object:
-        #: a descriptor number is never reused under a read that fetched it.
-        self.fd_users: list[None] = []
-        self.deferred_fd = -1
         #: Sockets: held while a send is issued (checked, tried, registered), so that a partial
         #: send's remainder is registered before any other send can go (module docstring).
         self.send_claim: threading.Lock | None = None
@@ -299,44 +289,15 @@ class FileObject(DispatcherObject):
         self.close()
 
     def __del__(self) -> None:
-        # A file object nobody references has no request in flight (requests reference it)
-        # and no fast path in its descriptor: just make sure the descriptor does not leak.
+        # A file object nobody references has no request in flight (requests reference it):
+        # just make sure its descriptor does not leak.
         if self.fd >= 0:
             self._release_fd()
-        if self.deferred_fd >= 0:
-            fd, self.deferred_fd = self.deferred_fd, -1
-            self._close_fd(fd)
 
     def _release_fd(self) -> None:
-        """Forget the descriptor and close it (under LOCK, or unreferenced): deferred to the
-        last of ``fd_users`` if a fast path may have fetched the number (the swap comes first,
-        so a user that counts itself in after this test reads -1 and fails with EBADF)."""
         fd, self.fd = self.fd, -1
         if fd < 0:
             return
-        if self.fd_users:
-            self.deferred_fd = fd
-            return
-        self._close_fd(fd)
-
-    def fd_user_out(self) -> None:
-        """The end of a use of ``fd`` that began with ``fd_users.append(None)`` (the hot paths
-        inline these two lines)."""
-        self.fd_users.pop()
-        if self.closing:
-            self.fd_user_left()
-
-    def fd_user_left(self) -> None:
-        """Called by a user of ``fd`` (``fd_users``) that left and saw ``closing``: the last one
-        out closes the descriptor whose release was deferred. (A user that left before
-        ``_release_fd`` tested the list needs nothing: the release then closes it.)"""
-        with LOCK:
-            fd = self.deferred_fd
-            if fd >= 0 and not self.fd_users:
-                self.deferred_fd = -1
-                self._close_fd(fd)
-
-    def _close_fd(self, fd: int) -> None:
         if self.sock is not None:
             self.sock.close()
         else:
@@ -637,14 +598,21 @@ def run_sync(op: Operation, alertable: bool = False) -> tuple[int, int]:
     file = op.file
     ov = op.overlapped
     if op.kind is OpKind.FILE:
-        # Disk reads/writes are not interruptible anyway: do them right here.
-        if file.closing:
-            raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
-        file.fd_users.append(None)  # not registered: a racing close defers to us (``fd_users``)
+        # Disk reads/writes are not interruptible anyway: do them right here. Not registered:
+        # counted among the descriptor's users (``_fd_users``, a DiskFile's) before ``closing``
+        # is read, so a close from another thread meanwhile defers its release to us.
+        users = getattr(file, "fd_users", None)
+        if users is not None:
+            users.append(None)
         try:
+            if file.closing:
+                raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
             status, information = op.run_blocking()
         finally:
-            file.fd_user_out()
+            if users is not None:
+                users.pop()
+                if file.closing:
+                    users.left()
         ov.status, ov.information = status, information
         op.done = True
         return status, information

@@ -278,11 +278,14 @@ class FileReadOp(_FileOp):
         file = self.file
         if self.tried or file.direct or not _RWF_NOWAIT:
             return None
-        # Not registered yet (``_files.start``): count in as a user of the descriptor before
-        # fetching it, so that a racing close cannot let a reopened file take its number.
-        users = file.fd_users
+        # Not registered yet (``_files.start``): counted among the descriptor's users before
+        # ``closing`` is read (``_fd_users``), so that a close from another thread meanwhile
+        # defers its release to us and no reopened file can take the number under this read.
+        users = file.fd_users  # type: ignore[attr-defined]  # (FILE requests: DiskFile)
         users.append(None)
         try:
+            if file.closing:
+                return None  # closed since ``start`` looked: its registration reports it
             # Served from the page cache without blocking, or EAGAIN (Windows' fast I/O path).
             n = _preadv(file.fd, self.buffers, self.offset, _RWF_NOWAIT)
         except BlockingIOError:
@@ -296,7 +299,7 @@ class FileReadOp(_FileOp):
         finally:
             users.pop()
             if file.closing:
-                file.fd_user_left()
+                users.left()
         if n == 0:
             return None  # at EOF: Win8+ pends and completes with STATUS_END_OF_FILE (spec §4.4)
         return _SUCCESS, n
