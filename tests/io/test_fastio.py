@@ -1,7 +1,8 @@
 """The cached-read fast path's C accelerator (``winaio._io._fastio``) against its Python reference,
 and the descriptor-reuse race of the Python paths.
 
-- Differential (Hypothesis): ``start_read`` and ``read_now`` through C and through Python give
+- Differential (Hypothesis): ``start_read``, ``read_now`` and ``winaio.win32.ReadFile`` (whose hot
+  shape has a C version too) through C and through Python give
   the same result or the same typed error, the same IOSB, bytes, event/file signal states and
   packets, over notification configurations, buffer kinds (read-only, non-contiguous, wider
   formats, released, not a buffer, empty), sizes and offsets (negative, at and past EOF, 2**63).
@@ -38,6 +39,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import winaio
+import winaio.win32 as w
 from winaio._io import _disk, _ops
 from winaio._io._overlapped import STATUS_PENDING
 from winaio._kernel._dispatcher import LOCK
@@ -211,6 +213,163 @@ def test_c_and_python_fast_paths_agree(
     assert c == py
 
 
+WIN32_OFFSETS = [
+    (0, 0),
+    (BLOCK, 0),
+    (len(DATA) - 50, 0),
+    (len(DATA), 0),
+    (0x3FFFFFFF, 0),
+    (0x40000000, 0),
+    (0xFFFFFFFF, 0),
+    (-1, 0),
+    (0, 1),
+    (1 << 64, 0),
+    (1.5, 0),
+    (0, None),
+]
+
+
+def _run_readfile(
+    path: str,
+    c: bool,
+    config: tuple[bool, ...],
+    kind: str,
+    n: int,
+    size_delta: int,
+    offset: tuple[Any, Any],
+    handle_kind: str,
+    count: bool,
+) -> dict[str, Any]:
+    _disk.use_accelerator(c)
+    event_on, skip_port, port_on, skip_success, skip_set = config
+    handle = w.CreateFile(
+        path, w.GENERIC_READ, w.FILE_SHARE_READ, None, w.OPEN_EXISTING, w.FILE_FLAG_OVERLAPPED, None
+    )  # fmt: skip
+    port = w.CreateIoCompletionPort(handle, None, 5, 0) if port_on else 0
+    event = w.CreateEvent(None, True, True, None) if event_on else 0
+    try:
+        w.SetFileCompletionNotificationModes(
+            handle,
+            (w.FILE_SKIP_COMPLETION_PORT_ON_SUCCESS if skip_success else 0)
+            | (w.FILE_SKIP_SET_EVENT_ON_HANDLE if skip_set else 0),
+        )
+        ov = w.OVERLAPPED(hEvent=(event | 1) if skip_port else event)
+        ov.Offset, ov.OffsetHigh = offset
+        ov.Internal, ov.InternalHigh = 0x77, 5
+        buf = BUFFERS[kind](n)
+        ref = w.Ref(-1) if count else None
+        target = {"valid": handle, "invalid": handle + 4000, "none": None}[handle_kind]
+        w.SetLastError(0)
+        result = _outcome(lambda: w.ReadFile(target, buf, n + size_delta, ref, ov))
+        error = w.GetLastError()
+        deadline = time.monotonic() + 10
+        while ov.Internal == STATUS_PENDING and time.monotonic() < deadline:
+            time.sleep(0.001)
+        with LOCK:
+            pass
+        packets = []
+        if port:
+            nbytes, key, lpov = w.Ref(0), w.Ref(None), w.Ref(None)
+            while w.GetQueuedCompletionStatus(port, nbytes, key, lpov, 0):
+                packets.append((nbytes.value, key.value, lpov.value is ov))
+        return {
+            "result": result,
+            "error": error,
+            "count": None if ref is None else ref.value,
+            "iosb": (ov.Internal, ov.InternalHigh),
+            "data": _bytes_of(buf),
+            "event": None if not event else w.WaitForSingleObject(event, 0),
+            "file": w.WaitForSingleObject(handle, 0),
+            "packets": packets,
+        }
+    finally:
+        w.CloseHandle(handle)
+        if port:
+            w.CloseHandle(port)
+        if event:
+            w.CloseHandle(event)
+
+
+@needs_c
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    config=CONFIG,
+    kind=st.sampled_from(sorted(BUFFERS)),
+    n=st.sampled_from([0, 1, 100, BLOCK]),
+    size_delta=st.sampled_from([0, 0, 0, -1, 1]),
+    offset=st.sampled_from(WIN32_OFFSETS),
+    handle_kind=st.sampled_from(["valid", "valid", "valid", "invalid", "none"]),
+    count=st.booleans(),
+)
+def test_c_and_python_readfile_agree(
+    data_path: str,
+    impl: Callable[[bool], None],
+    config: tuple[bool, ...],
+    kind: str,
+    n: int,
+    size_delta: int,
+    offset: tuple[Any, Any],
+    handle_kind: str,
+    count: bool,
+) -> None:
+    # winaio.win32.ReadFile: the C accelerator's hot shape against the Python function (BOOL,
+    # last error, *lpNumberOfBytesRead, OVERLAPPED, bytes, event/file, packets).
+    args = (config, kind, n, size_delta, offset, handle_kind, count)
+    c = _run_readfile(data_path, True, *args)
+    py = _run_readfile(data_path, False, *args)
+    assert c == py
+
+
+def _python_frames(call: Callable[[], Any]) -> set[str]:
+    """The names of the Python functions ``call`` ran (a profile hook sees C calls apart)."""
+    names: set[str] = set()
+
+    def hook(frame: Any, event: str, arg: Any) -> None:
+        if event == "call":
+            names.add(frame.f_code.co_name)
+
+    sys.setprofile(hook)
+    try:
+        call()
+    finally:
+        sys.setprofile(None)
+    return names
+
+
+@needs_c
+def test_the_hot_shapes_run_in_c(data_path: str, impl: Callable[[bool], None]) -> None:
+    # The accelerator really serves the hot shapes (the differential tests above would pass if
+    # it handed everything to Python): no Python frame of the fast path runs for a cached read.
+    file = _open(data_path)
+    handle = w.CreateFile(
+        data_path, w.GENERIC_READ, w.FILE_SHARE_READ, None, w.OPEN_EXISTING,
+        w.FILE_FLAG_OVERLAPPED, None,
+    )  # fmt: skip
+    port = w.CreateIoCompletionPort(handle, None, 1, 0)
+    buf = bytearray(BLOCK)
+    try:
+        for c in (True, False):
+            impl(c)
+            core = _python_frames(lambda: file.start_read(buf, winaio.Overlapped(0)))
+            now = _python_frames(lambda: file.read_now((buf,), winaio.Overlapped(0), None))
+            alias = _python_frames(lambda: w.ReadFile(handle, buf, BLOCK, None, w.OVERLAPPED()))
+            if c:
+                assert not core & {"start_read", "read_now"}
+                assert not now & {"read_now"}
+                assert not alias & {"_ReadFile", "read_now"}
+            else:
+                assert {"start_read", "read_now"} <= core
+                assert {"_ReadFile", "read_now"} <= alias
+    finally:
+        file.close()
+        w.CloseHandle(handle)
+        w.CloseHandle(port)
+
+
 @needs_c
 def test_repeated_c_reads_leave_nothing_behind(
     data_path: str, impl: Callable[[bool], None]
@@ -228,8 +387,18 @@ def test_repeated_c_reads_leave_nothing_behind(
     readonly = bytes(BLOCK)
     at_eof = winaio.Overlapped(len(DATA))
 
-    def rounds(count: int) -> None:
-        for i in range(count):
+    handle = w.CreateFile(
+        data_path, w.GENERIC_READ, w.FILE_SHARE_READ, None, w.OPEN_EXISTING,
+        w.FILE_FLAG_OVERLAPPED, None,
+    )  # fmt: skip
+    wport = w.CreateIoCompletionPort(handle, None, 9, 0)
+    wovs = [w.OVERLAPPED() for _ in range(4)]
+    entries = [w.OVERLAPPED_ENTRY() for _ in range(8)]
+    count, removed = w.Ref(0), w.Ref(0)
+    view = memoryview(bufs[1])
+
+    def rounds(count_: int) -> None:
+        for i in range(count_):
             for ov, buf in zip(ovs, bufs, strict=True):
                 ov.offset = (i % 4) * BLOCK
                 assert file.start_read(buf, ov) is True
@@ -238,11 +407,18 @@ def test_repeated_c_reads_leave_nothing_behind(
             del got
             assert file.read_now((readonly,), ovs[0], None) is None
             assert file.read_now((bufs[0],), at_eof, None) == _disk.WOULD_BLOCK
+            for wov in wovs:  # the alias layer's C ReadFile
+                wov.Offset = (i % 4) * BLOCK
+                assert w.ReadFile(handle, view, BLOCK, count, wov) is True
+            assert w.GetQueuedCompletionStatusEx(wport, entries, 8, removed, 0, False)
+            assert removed.value == len(wovs)
+
+    watched_w = [count, removed, view, *wovs, *entries]  # (handles are small ints)
 
     try:
         rounds(200)  # warm-up: caches, interned objects, the deque's blocks
         gc.collect()
-        watched = [file, port, key, event, readonly, at_eof, *ovs, *bufs]
+        watched = [file, port, key, event, readonly, at_eof, *ovs, *bufs, *watched_w]
         refs = [sys.getrefcount(o) for o in watched]
         fds = len(os.listdir("/proc/self/fd"))
         objects = len(gc.get_objects())
@@ -257,10 +433,12 @@ def test_repeated_c_reads_leave_nothing_behind(
         assert [sys.getrefcount(o) for o in watched] == refs
         assert len(os.listdir("/proc/self/fd")) == fds
         assert len(gc.get_objects()) - objects < 100
-        assert grown < 64 * 1024, grown  # 20K reads: a leak of one object each is ~1 MiB
+        assert grown < 64 * 1024, grown  # 26K reads: a leak of one object each is ~1 MiB
     finally:
         file.close()
         port.close()
+        w.CloseHandle(handle)
+        w.CloseHandle(wport)
 
 
 class _PropertyOffset(winaio.Overlapped):

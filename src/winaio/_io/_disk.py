@@ -18,7 +18,7 @@ import ctypes
 import errno
 import os
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from .._kernel._dispatcher import LOCK, wake_waiters
 from .._kernel._dispatcher import acquire_lock as _acquire
@@ -69,6 +69,7 @@ _preadv = os.preadv
 _new_packet = tuple.__new__
 #: ``read_now``: tried without blocking, the data is not there yet.
 WOULD_BLOCK: Final = -1
+_F = TypeVar("_F")
 #: What ``read_now`` turns into "not applicable" (the general path then reports it).
 _REFUSED = (OSError, TypeError, ValueError, BufferError, OverflowError, AttributeError)
 _ERRNO_WIN: dict[int, int] = {
@@ -377,10 +378,25 @@ def use_accelerator(on: bool) -> bool:
     """Run the cached-read fast path in C (``on``, when built) or in Python; returns whether
     the C path was in use before. Not for use while other threads read (tests, benchmarks)."""
     before = accelerated()
-    methods = _C_METHODS if on and _C_METHODS is not None else _PY_METHODS
+    c = on and _C_METHODS is not None
+    methods = _C_METHODS if c and _C_METHODS is not None else _PY_METHODS
     type.__setattr__(DiskFile, "read_now", methods[0])
     type.__setattr__(DiskFile, "start_read", methods[1])
+    if _fastio is not None:
+        _fastio.set_enabled(c)  # the alias layer's ReadFile (``alias_read_file``)
     return before
+
+
+def alias_read_file(read_file: _F, overlapped: type, handle_entry: Any, after: Any) -> _F:
+    """``winaio.win32.ReadFile`` with its hot shape in C when the accelerator is built (the
+    Python function ``read_file`` then runs every other call, and every call while
+    :func:`use_accelerator` is off); else ``read_file`` itself. ``after(hFile, lpBuffer,
+    nNumberOfBytesToRead, lpNumberOfBytesRead, lpOverlapped, fast)`` is the Python function's
+    continuation once ``read_now`` did not finish the read."""
+    if _C_METHODS is None:  # (not built)
+        return read_file
+    c_read_file: _F = _fastio.configure_alias(overlapped, handle_entry, read_file, after)
+    return c_read_file
 
 
 use_accelerator(os.environ.get("WINAIO_PURE_PYTHON", "") in ("", "0"))

@@ -104,6 +104,7 @@ lock_release(void)
  * they resolve to on the configured class, and the subclasses checked to resolve them to the
  * same descriptors (strong references, with the version tag they had when checked). */
 typedef struct {
+    PyTypeObject *base; /* the configured class */
     int n;
     PyObject *names[MAX_NAMES];
     PyObject *descrs[MAX_NAMES];
@@ -116,6 +117,7 @@ static int
 kind_init(kind_t *k, PyTypeObject *tp, const char *const *names)
 {
     k->n = 0;
+    k->base = (PyTypeObject *)Py_NewRef(tp);
     for (int i = 0; names[i] != NULL; i++) {
         PyObject *name = PyUnicode_InternFromString(names[i]);
         if (name == NULL) {
@@ -644,11 +646,219 @@ configure(PyObject *module, PyObject *args)
     return Py_BuildValue("(NNi)", rd, sd, g_lock_direct);
 }
 
+/* ------------------------------------------------------------------ winaio.win32.ReadFile */
+
+/* The alias layer's ReadFile for its hot shape on a cached-reads DiskFile (one whole bytearray or
+ * memoryview, a win32 OVERLAPPED without hEvent whose offset is a plain DWORD under 1 GiB, as the
+ * Python ReadFile inlines it); every other call goes to the Python ReadFile before anything was
+ * touched, and a read that did not finish inside the call to its Python continuation. */
+static kind_t k_wov;
+static PyObject *g_handle_entry;    /* win32._base.handle_entry: handle -> (object, access) */
+static PyObject *g_py_read_file;    /* win32.ReadFile, the Python reference */
+static PyObject *g_read_file_after; /* (hFile, lpBuffer, n, lpCount, lpOverlapped, fast) */
+static PyObject *s_value;
+static int g_enabled = 1;           /* _disk.use_accelerator */
+
+static const char *const WOV_NAMES[] = {"hEvent", "Offset", "OffsetHigh", NULL};
+enum { W_HEVENT, W_OFFSET, W_OFFSET_HIGH };
+
+/* lpBuffer is one whole bytearray or memoryview of nNumberOfBytesToRead bytes: 1, 0 or -1 */
+static int
+whole_buffer(PyObject *buf, PyObject *size)
+{
+    if (!PyLong_CheckExact(size)) {
+        return 0;
+    }
+    Py_ssize_t len;
+    if (PyByteArray_CheckExact(buf)) {
+        len = PyByteArray_GET_SIZE(buf);
+    }
+    else if (PyMemoryView_Check(buf) && Py_IS_TYPE(buf, &PyMemoryView_Type)) {
+        PyMemoryViewObject *m = (PyMemoryViewObject *)buf;
+        if ((m->flags & _Py_MEMORYVIEW_RELEASED) || (m->mbuf->flags & _Py_MANAGED_BUFFER_RELEASED)) {
+            return 0; /* the Python ReadFile reports it (ERROR_INVALID_USER_BUFFER) */
+        }
+        len = m->view.len; /* nbytes */
+    }
+    else {
+        return 0;
+    }
+    int overflow;
+    long long n = PyLong_AsLongLongAndOverflow(size, &overflow);
+    return !overflow && n == (long long)len;
+}
+
+static PyObject *
+read_file(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5 || !g_enabled) {
+        return PyObject_Vectorcall(g_py_read_file, args, (size_t)nargs, NULL);
+    }
+    PyObject *hfile = args[0], *buffer = args[1], *size = args[2], *count = args[3], *ov = args[4];
+    PyObject *file = NULL, *entry = NULL, *status = NULL;
+    if (!whole_buffer(buffer, size) || !PyObject_TypeCheck(ov, k_wov.base)) {
+        goto python;
+    }
+    entry = PyObject_CallOneArg(g_handle_entry, hfile);
+    if (entry == NULL) {
+        PyErr_Clear(); /* an unhashable "handle": the Python ReadFile reports it */
+        goto python;
+    }
+    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) < 1) {
+        goto python;
+    }
+    file = PyTuple_GET_ITEM(entry, 0);
+    if (Py_TYPE(file) != g_disk_type || !kind_fast(&k_file, Py_TYPE(file))) {
+        goto python;
+    }
+    int r = cached_reads(file);
+    if (r < 0) {
+        goto error;
+    }
+    if (!r) {
+        goto python;
+    }
+    int wfast = kind_fast(&k_wov, Py_TYPE(ov));
+    int ofast = kind_fast(&k_ov, Py_TYPE(ov));
+    if ((r = truth(&k_wov, wfast, ov, W_HEVENT)) != 0) {
+        if (r < 0) {
+            goto error;
+        }
+        goto python;
+    }
+    PyObject *low = get(&k_wov, wfast, ov, W_OFFSET);
+    if (low == NULL) {
+        goto error;
+    }
+    PyObject *high = get(&k_wov, wfast, ov, W_OFFSET_HIGH);
+    if (high == NULL) {
+        Py_DECREF(low);
+        goto error;
+    }
+    int overflow = 0;
+    int plain = PyLong_CheckExact(low) && PyLong_CheckExact(high) && _PyLong_Sign(high) == 0 &&
+                _PyLong_Sign(low) >= 0 && PyLong_AsLongLongAndOverflow(low, &overflow) <= 0x3FFFFFFF &&
+                !overflow;
+    Py_DECREF(high);
+    if (!plain) {
+        Py_DECREF(low);
+        goto python; /* issue_offset's general case, or its errors: nothing touched yet */
+    }
+    /* lpOverlapped.offset = low; .event = None; .skip_port = False (ReadFile's hot shape) */
+    if (set(&k_ov, ofast, ov, O_OFFSET, low) < 0 ||
+        set(&k_ov, ofast, ov, O_EVENT, Py_NewRef(Py_None)) < 0 ||
+        set(&k_ov, ofast, ov, O_SKIP_PORT, Py_NewRef(Py_False)) < 0) {
+        goto error;
+    }
+    Py_INCREF(file); /* (the entry's reference could go with a concurrent CloseHandle) */
+    status = fast_read(file, buffer, ov);
+    if (status == Py_NotImplemented) {
+        PyObject *buffers = PyTuple_Pack(1, buffer);
+        status = buffers == NULL ? NULL : py_read_now(file, buffers, ov, Py_None);
+        Py_XDECREF(buffers);
+    }
+    Py_DECREF(file);
+    if (status == NULL) {
+        goto error;
+    }
+    if (PyLong_CheckExact(status) && _PyLong_Sign(status) == 0) {
+        Py_DECREF(status);
+        Py_DECREF(entry);
+        if (count != Py_None) {
+            PyObject *info = get(&k_ov, ofast, ov, O_INFORMATION);
+            if (info == NULL) {
+                return NULL;
+            }
+            int rc = PyObject_SetAttr(count, s_value, info);
+            Py_DECREF(info);
+            if (rc < 0) {
+                return NULL;
+            }
+        }
+        Py_RETURN_TRUE;
+    }
+    {
+        PyObject *after[6] = {hfile, buffer, size, count, ov, status};
+        PyObject *res = PyObject_Vectorcall(g_read_file_after, after, 6, NULL);
+        Py_DECREF(status);
+        Py_DECREF(entry);
+        return res;
+    }
+
+python:
+    Py_XDECREF(entry);
+    return PyObject_Vectorcall(g_py_read_file, args, (size_t)nargs, NULL);
+error:
+    Py_XDECREF(entry);
+    return NULL;
+}
+
+static PyMethodDef read_file_def = {
+    "ReadFile", (PyCFunction)(void (*)(void))read_file, METH_FASTCALL,
+    "ReadFile(hFile, lpBuffer, nNumberOfBytesToRead, lpNumberOfBytesRead, lpOverlapped)\n--\n\n"
+    "[MS:ReadFile] -> core ``read_file`` (the C accelerator of the Python function's hot shape;\n"
+    "every other call runs the Python function)."};
+
+static PyObject *
+configure_alias(PyObject *module, PyObject *args)
+{
+    PyTypeObject *wovt;
+    PyObject *entry, *py_read_file, *after;
+    if (!PyArg_ParseTuple(args, "O!OOO:configure_alias", &PyType_Type, &wovt, &entry,
+                          &py_read_file, &after)) {
+        return NULL;
+    }
+    if (!g_configured) {
+        PyErr_SetString(PyExc_RuntimeError, "configure() first");
+        return NULL;
+    }
+    if (g_py_read_file != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "configure_alias() is called once");
+        return NULL;
+    }
+    if (!PyType_IsSubtype(wovt, k_ov.base)) {
+        PyErr_SetString(PyExc_TypeError, "OVERLAPPED must derive from Overlapped");
+        return NULL;
+    }
+    if (kind_init(&k_wov, wovt, WOV_NAMES) < 0) {
+        return NULL;
+    }
+    s_value = PyUnicode_InternFromString("value");
+    if (s_value == NULL) {
+        return NULL;
+    }
+    g_handle_entry = Py_NewRef(entry);
+    g_py_read_file = Py_NewRef(py_read_file);
+    g_read_file_after = Py_NewRef(after);
+    PyObject *name = PyUnicode_FromString("winaio.win32");
+    if (name == NULL) {
+        return NULL;
+    }
+    PyObject *f = PyCFunction_NewEx(&read_file_def, NULL, name);
+    Py_DECREF(name);
+    return f;
+}
+
+static PyObject *
+set_enabled(PyObject *module, PyObject *flag)
+{
+    int r = PyObject_IsTrue(flag);
+    if (r < 0) {
+        return NULL;
+    }
+    g_enabled = r;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
     {"configure", configure, METH_VARARGS,
      "configure(DiskFile, Overlapped, CompletionPort, Event, CompletionPacket, LOCK,\n"
      "          wake_waiters, read_now, start_read, start_read_after, swallowed, WOULD_BLOCK)\n"
      "-> (read_now descriptor, start_read descriptor, lock taken directly)"},
+    {"configure_alias", configure_alias, METH_VARARGS,
+     "configure_alias(OVERLAPPED, handle_entry, ReadFile, read_file_after) -> C ReadFile"},
+    {"set_enabled", set_enabled, METH_O,
+     "set_enabled(flag): the C ReadFile runs its hot shape (else it calls the Python one)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef fastio_module = {

@@ -37,6 +37,7 @@ from ._dispatch import deliver
 
 if TYPE_CHECKING:
     from .._kernel._objects import Event
+    from ._fd_users import FdUsers
     from ._files import FileObject
     from ._overlapped import Overlapped
 
@@ -281,8 +282,13 @@ class FileReadOp(_FileOp):
         # Not registered yet (``_files.start``): counted among the descriptor's users before
         # ``closing`` is read (``_fd_users``), so that a close from another thread meanwhile
         # defers its release to us and no reopened file can take the number under this read.
-        users = file.fd_users  # type: ignore[attr-defined]  # (FILE requests: DiskFile)
-        users.append(None)
+        users: FdUsers | None
+        try:
+            users = file.fd_users  # type: ignore[attr-defined]
+        except AttributeError:  # a bare FileObject (tests): nobody to defer a close to
+            users = None
+        else:
+            users.append(None)
         try:
             if file.closing:
                 return None  # closed since ``start`` looked: its registration reports it
@@ -297,9 +303,10 @@ class FileReadOp(_FileOp):
         except _RELEASED:
             return _FAULT, 0
         finally:
-            users.pop()
-            if file.closing:
-                users.left()
+            if users is not None:
+                users.pop()
+                if file.closing:
+                    users.left()
         if n == 0:
             return None  # at EOF: Win8+ pends and completes with STATUS_END_OF_FILE (spec §4.4)
         return _SUCCESS, n
