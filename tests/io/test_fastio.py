@@ -1,8 +1,9 @@
 """The cached-read fast path's C accelerator (``winaio._io._fastio``) against its Python reference,
 and the descriptor-reuse race of the Python paths.
 
-- Differential (Hypothesis): ``start_read``, ``read_now`` and ``winaio.win32.ReadFile`` (whose hot
-  shape has a C version too) through C and through Python give
+- Differential (Hypothesis): ``start_read``, ``read_now`` and ``winaio.win32.ReadFile`` /
+  ``GetQueuedCompletionStatusEx`` (whose hot shapes have C versions too, so that the alias
+  layer keeps its cost beside the core's) through C and through Python give
   the same result or the same typed error, the same IOSB, bytes, event/file signal states and
   packets, over notification configurations, buffer kinds (read-only, non-contiguous, wider
   formats, released, not a buffer, empty), sizes and offsets (negative, at and past EOF, 2**63).
@@ -324,6 +325,86 @@ def test_c_and_python_readfile_agree(
     assert c == py
 
 
+class _NotAnEntry:
+    __slots__ = ("lpCompletionKey",)
+
+
+def _run_gqcs(
+    c: bool, queued: int, entries_kind: str, count: int, removed_kind: str, port_kind: str
+) -> dict[str, Any]:
+    _disk.use_accelerator(c)
+    port = w.CreateIoCompletionPort(w.INVALID_HANDLE_VALUE, None, 0, 0)
+    ovs = [w.OVERLAPPED() for _ in range(queued)]
+    try:
+        for i, ov in enumerate(ovs):
+            assert w.PostQueuedCompletionStatus(port, 100 + i, f"key{i}", ov)
+        size = 4
+        if entries_kind == "list":
+            entries: Any = [w.OVERLAPPED_ENTRY() for _ in range(size)]
+        elif entries_kind == "tuple":
+            entries = tuple(w.OVERLAPPED_ENTRY() for _ in range(size))
+        elif entries_kind == "mixed":
+            entries = [w.OVERLAPPED_ENTRY(), _NotAnEntry(), w.OVERLAPPED_ENTRY(), None]
+        else:
+            entries = None
+        removed = {"ref": w.Ref(-1), "none": None, "object": object()}[removed_kind]
+        target = {"port": port, "closed": port, "invalid": port + 4000, "none": None}[port_kind]
+        if port_kind == "closed":
+            w.CloseHandle(port)
+        w.SetLastError(0)
+        gqcs = w.GetQueuedCompletionStatusEx
+        result = _outcome(lambda: gqcs(target, entries, count, removed, w.INFINITE, False))
+        error = w.GetLastError()
+        filled = []
+        for e in entries if isinstance(entries, (list, tuple)) else ():
+            if isinstance(e, w.OVERLAPPED_ENTRY):
+                index = ovs.index(e.lpOverlapped) if e.lpOverlapped in ovs else None
+                filled.append((e.lpCompletionKey, index, e.Internal, e.dwNumberOfBytesTransferred))
+        left = []
+        if port_kind != "closed":
+            nbytes, key, lpov = w.Ref(0), w.Ref(None), w.Ref(None)
+            while w.GetQueuedCompletionStatus(port, nbytes, key, lpov, 0):
+                left.append((nbytes.value, key.value))
+        return {
+            "result": result,
+            "error": error,
+            "removed": getattr(removed, "value", None),
+            "filled": filled,
+            "left": left,
+        }
+    finally:
+        if port_kind != "closed":
+            w.CloseHandle(port)
+
+
+@needs_c
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    queued=st.integers(1, 6),
+    entries_kind=st.sampled_from(["list", "list", "tuple", "mixed", "none"]),
+    count=st.sampled_from([0, 1, 2, 4, 5]),
+    removed_kind=st.sampled_from(["ref", "ref", "none", "object"]),
+    port_kind=st.sampled_from(["port", "port", "port", "closed", "invalid", "none"]),
+)
+def test_c_and_python_gqcs_ex_agree(
+    impl: Callable[[bool], None],
+    queued: int,
+    entries_kind: str,
+    count: int,
+    removed_kind: str,
+    port_kind: str,
+) -> None:
+    # winaio.win32.GetQueuedCompletionStatusEx (INFINITE, not alertable: the C hot shape; at
+    # least one packet is queued, so no call blocks): the C accelerator against the Python
+    # function (BOOL, last error, count, entries written, packets left or put back).
+    args = (queued, entries_kind, count, removed_kind, port_kind)
+    assert _run_gqcs(True, *args) == _run_gqcs(False, *args)
+
+
 def _python_frames(call: Callable[[], Any]) -> set[str]:
     """The names of the Python functions ``call`` ran (a profile hook sees C calls apart)."""
     names: set[str] = set()
@@ -357,13 +438,23 @@ def test_the_hot_shapes_run_in_c(data_path: str, impl: Callable[[bool], None]) -
             core = _python_frames(lambda: file.start_read(buf, winaio.Overlapped(0)))
             now = _python_frames(lambda: file.read_now((buf,), winaio.Overlapped(0), None))
             alias = _python_frames(lambda: w.ReadFile(handle, buf, BLOCK, None, w.OVERLAPPED()))
+            out, removed = [w.OVERLAPPED_ENTRY()], w.Ref(0)
+
+            def dequeue(out: list[Any] = out, removed: Any = removed) -> Any:
+                return w.GetQueuedCompletionStatusEx(port, out, 1, removed, w.INFINITE, False)
+
+            gqcs = _python_frames(dequeue)
+            assert removed.value == 1 and out[0].dwNumberOfBytesTransferred == BLOCK
             if c:
                 assert not core & {"start_read", "read_now"}
                 assert not now & {"read_now"}
                 assert not alias & {"_ReadFile", "read_now"}
+                assert not gqcs & {"_GetQueuedCompletionStatusEx", "_gqcs_after"}
+                assert "get_many" in gqcs  # the core's, as the Python function calls it
             else:
                 assert {"start_read", "read_now"} <= core
                 assert {"_ReadFile", "read_now"} <= alias
+                assert {"_GetQueuedCompletionStatusEx", "get_many"} <= gqcs
     finally:
         file.close()
         w.CloseHandle(handle)

@@ -399,6 +399,28 @@ def alias_read_file(read_file: _F, overlapped: type, handle_entry: Any, after: A
     return c_read_file
 
 
+def alias_gqcs_ex(
+    gqcs_ex: _F,
+    overlapped_entry: type,
+    ref: type,
+    handle_entry: Any,
+    after: Any,
+    failed: Any,
+    win32_error: type[BaseException],
+) -> _F:
+    """``winaio.win32.GetQueuedCompletionStatusEx`` with its hot shape in C when the
+    accelerator is built (as :func:`alias_read_file`; with the ReadFile hot shape it keeps the
+    alias layer's cost beside the accelerated core's): ``after(port, code, packets, entries,
+    removed)`` is the Python function's continuation once ``get_many`` returned, ``failed(exc,
+    removed)`` its handling of a Win32Error from it."""
+    if _C_METHODS is None:  # (not built)
+        return gqcs_ex
+    c_gqcs_ex: _F = _fastio.configure_gqcs(
+        gqcs_ex, overlapped_entry, ref, handle_entry, after, failed, win32_error
+    )
+    return c_gqcs_ex
+
+
 use_accelerator(os.environ.get("WINAIO_PURE_PYTHON", "") in ("", "0"))
 
 

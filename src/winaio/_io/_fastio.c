@@ -827,7 +827,13 @@ configure_alias(PyObject *module, PyObject *args)
     if (s_value == NULL) {
         return NULL;
     }
-    g_handle_entry = Py_NewRef(entry);
+    if (g_handle_entry != NULL && g_handle_entry != entry) {
+        PyErr_SetString(PyExc_RuntimeError, "one handle table");
+        return NULL;
+    }
+    if (g_handle_entry == NULL) {
+        g_handle_entry = Py_NewRef(entry);
+    }
     g_py_read_file = Py_NewRef(py_read_file);
     g_read_file_after = Py_NewRef(after);
     PyObject *name = PyUnicode_FromString("winaio.win32");
@@ -850,6 +856,183 @@ set_enabled(PyObject *module, PyObject *flag)
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------------ GetQueuedCompletionStatusEx */
+
+/* The alias layer's GetQueuedCompletionStatusEx for its hot shape (a plain port handle, a list of
+ * at least ulCount >= 1 entries, INFINITE, not alertable): ``port.get_many(ulCount, None)`` and
+ * the OVERLAPPED_ENTRY copies in C when every entry to fill is exactly an OVERLAPPED_ENTRY and
+ * the count a Ref; the Python function runs every other call (nothing taken yet), its
+ * continuation every other result (``after``: the copy with its requeue on failure), its error
+ * path a Win32Error from get_many (``failed``). */
+static kind_t k_entry, k_ref;
+static PyObject *g_py_gqcs, *g_gqcs_after, *g_gqcs_failed, *g_win32_error, *s_get_many;
+
+static const char *const ENTRY_NAMES[] = {"lpCompletionKey", "lpOverlapped", "Internal",
+                                          "dwNumberOfBytesTransferred", NULL};
+static const char *const REF_NAMES[] = {"value", NULL};
+
+static PyObject *
+gqcs_ex(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6 || !g_enabled) {
+        return PyObject_Vectorcall(g_py_gqcs, args, (size_t)nargs, NULL);
+    }
+    PyObject *hport = args[0], *entries = args[1], *count = args[2], *removed = args[3];
+    PyObject *ms = args[4], *alertable = args[5];
+    PyObject *entry = NULL, *port, *res = NULL;
+    if (!PyList_CheckExact(entries) || !PyLong_CheckExact(count) || !PyLong_CheckExact(ms) ||
+        !(alertable == Py_False || (PyLong_CheckExact(alertable) && _PyLong_Sign(alertable) == 0))) {
+        goto python;
+    }
+    int overflow;
+    long long n = PyLong_AsLongLongAndOverflow(count, &overflow);
+    if (overflow || n < 1 || n > PyList_GET_SIZE(entries)) {
+        goto python;
+    }
+    long long timeout = PyLong_AsLongLongAndOverflow(ms, &overflow);
+    if (overflow || timeout != 0xFFFFFFFFLL) {
+        goto python; /* a finite wait: the Python function (seconds(), its errors) */
+    }
+    entry = PyObject_CallOneArg(g_handle_entry, hport);
+    if (entry == NULL) {
+        PyErr_Clear();
+        goto python;
+    }
+    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) < 1) {
+        goto python;
+    }
+    port = PyTuple_GET_ITEM(entry, 0);
+    if (Py_TYPE(port) != k_port.base) {
+        goto python;
+    }
+    Py_INCREF(port);
+    Py_CLEAR(entry);
+    {
+        PyObject *call[3] = {port, count, Py_None};
+        res = PyObject_VectorcallMethod(s_get_many, call, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    }
+    if (res == NULL) {
+        Py_DECREF(port);
+        if (!PyErr_ExceptionMatches(g_win32_error)) {
+            return NULL;
+        }
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_NormalizeException(&type, &value, &tb);
+        if (tb != NULL) {
+            PyException_SetTraceback(value, tb);
+        }
+        PyObject *failed[2] = {value, removed};
+        PyObject *r = PyObject_Vectorcall(g_gqcs_failed, failed, 2, NULL);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+        return r;
+    }
+    if (!PyTuple_CheckExact(res) || PyTuple_GET_SIZE(res) != 2) {
+        goto after; /* (never: get_many returns (code, packets)) */
+    }
+    PyObject *packets = PyTuple_GET_ITEM(res, 1);
+    if (!PyList_CheckExact(packets) || PyList_GET_SIZE(packets) == 0 ||
+        PyList_GET_SIZE(packets) > PyList_GET_SIZE(entries) || Py_TYPE(removed) != k_ref.base) {
+        goto after;
+    }
+    Py_ssize_t got = PyList_GET_SIZE(packets);
+    for (Py_ssize_t i = 0; i < got; i++) {
+        PyObject *p = PyList_GET_ITEM(packets, i);
+        if (Py_TYPE(PyList_GET_ITEM(entries, i)) != k_entry.base || !PyTuple_Check(p) ||
+            PyTuple_GET_SIZE(p) != 4) {
+            goto after;
+        }
+    }
+    if (!kind_fast(&k_entry, k_entry.base) || !kind_fast(&k_ref, k_ref.base)) {
+        goto after;
+    }
+    for (Py_ssize_t i = 0; i < got; i++) {
+        PyObject *p = PyList_GET_ITEM(packets, i);
+        PyObject *out = PyList_GET_ITEM(entries, i);
+        for (int f = 0; f < 4; f++) {
+            set(&k_entry, 1, out, f, Py_NewRef(PyTuple_GET_ITEM(p, f)));
+        }
+    }
+    PyObject *value = PyLong_FromSsize_t(got);
+    if (value == NULL) {
+        Py_DECREF(port);
+        Py_DECREF(res);
+        return NULL;
+    }
+    set(&k_ref, 1, removed, 0, value);
+    Py_DECREF(port);
+    Py_DECREF(res);
+    Py_RETURN_TRUE;
+
+after: {
+    PyObject *code = PyTuple_Check(res) && PyTuple_GET_SIZE(res) == 2 ? PyTuple_GET_ITEM(res, 0)
+                                                                      : Py_None;
+    PyObject *pk = PyTuple_Check(res) && PyTuple_GET_SIZE(res) == 2 ? PyTuple_GET_ITEM(res, 1)
+                                                                    : res;
+    PyObject *a[5] = {port, code, pk, entries, removed};
+    PyObject *r = PyObject_Vectorcall(g_gqcs_after, a, 5, NULL);
+    Py_DECREF(port);
+    Py_DECREF(res);
+    return r;
+}
+python:
+    Py_XDECREF(entry);
+    return PyObject_Vectorcall(g_py_gqcs, args, (size_t)nargs, NULL);
+}
+
+static PyMethodDef gqcs_ex_def = {
+    "GetQueuedCompletionStatusEx", (PyCFunction)(void (*)(void))gqcs_ex, METH_FASTCALL,
+    "GetQueuedCompletionStatusEx(CompletionPort, lpCompletionPortEntries, ulCount,\n"
+    "    ulNumEntriesRemoved, dwMilliseconds, fAlertable)\n--\n\n"
+    "[MS:GetQueuedCompletionStatusEx] -> core ``CompletionPort.get_many`` (the C accelerator of\n"
+    "the Python function's hot shape; every other call runs the Python function)."};
+
+static PyObject *
+configure_gqcs(PyObject *module, PyObject *args)
+{
+    PyTypeObject *entryt, *reft;
+    PyObject *py, *handle_entry, *after, *failed, *err;
+    if (!PyArg_ParseTuple(args, "OO!O!OOOO:configure_gqcs", &py, &PyType_Type, &entryt,
+                          &PyType_Type, &reft, &handle_entry, &after, &failed, &err)) {
+        return NULL;
+    }
+    if (!g_configured) {
+        PyErr_SetString(PyExc_RuntimeError, "configure() first");
+        return NULL;
+    }
+    if (g_handle_entry != NULL && g_handle_entry != handle_entry) {
+        PyErr_SetString(PyExc_RuntimeError, "one handle table");
+        return NULL;
+    }
+    if (g_py_gqcs != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "configure_gqcs() is called once");
+        return NULL;
+    }
+    if (kind_init(&k_entry, entryt, ENTRY_NAMES) < 0 || kind_init(&k_ref, reft, REF_NAMES) < 0) {
+        return NULL;
+    }
+    s_get_many = PyUnicode_InternFromString("get_many");
+    if (s_get_many == NULL) {
+        return NULL;
+    }
+    if (g_handle_entry == NULL) {
+        g_handle_entry = Py_NewRef(handle_entry);
+    }
+    g_py_gqcs = Py_NewRef(py);
+    g_gqcs_after = Py_NewRef(after);
+    g_gqcs_failed = Py_NewRef(failed);
+    g_win32_error = Py_NewRef(err);
+    PyObject *name = PyUnicode_FromString("winaio.win32");
+    if (name == NULL) {
+        return NULL;
+    }
+    PyObject *f = PyCFunction_NewEx(&gqcs_ex_def, NULL, name);
+    Py_DECREF(name);
+    return f;
+}
+
 static PyMethodDef module_methods[] = {
     {"configure", configure, METH_VARARGS,
      "configure(DiskFile, Overlapped, CompletionPort, Event, CompletionPacket, LOCK,\n"
@@ -857,6 +1040,9 @@ static PyMethodDef module_methods[] = {
      "-> (read_now descriptor, start_read descriptor, lock taken directly)"},
     {"configure_alias", configure_alias, METH_VARARGS,
      "configure_alias(OVERLAPPED, handle_entry, ReadFile, read_file_after) -> C ReadFile"},
+    {"configure_gqcs", configure_gqcs, METH_VARARGS,
+     "configure_gqcs(GQCSEx, OVERLAPPED_ENTRY, Ref, handle_entry, after, failed, Win32Error)\n"
+     "-> C GQCSEx"},
     {"set_enabled", set_enabled, METH_O,
      "set_enabled(flag): the C ReadFile runs its hot shape (else it calls the Python one)"},
     {NULL, NULL, 0, NULL}};

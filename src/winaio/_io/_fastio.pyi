@@ -21,3 +21,13 @@ def configure_alias(
     overlapped: type, handle_entry: Any, read_file: Any, read_file_after: Any, /
 ) -> Any: ...
 def set_enabled(flag: bool, /) -> None: ...
+def configure_gqcs(
+    gqcs_ex: Any,
+    overlapped_entry: type,
+    ref: type,
+    handle_entry: Any,
+    after: Any,
+    failed: Any,
+    win32_error: type[BaseException],
+    /,
+) -> Any: ...
