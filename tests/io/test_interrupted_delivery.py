@@ -21,14 +21,16 @@ handler would raise it.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 from winaio._backends import uring
 from winaio._backends.uring import backend as backend_mod
+from winaio._backends.uring.common import InFlight
 from winaio._backends.uring.streams import StreamLines
 from winaio._io._disk import DiskFile
 from winaio._io._ops import FileReadOp
@@ -334,3 +336,111 @@ def test_an_interrupt_after_the_one_cqe_line_service_still_delivers(
         port.get(None)
     assert [res for _, _, res, _ in calls] == [5]
     _assert_received(port, made)
+
+
+class _TakeInterrupted(InFlight):
+    """The request table, as the reaper sees it when a Ctrl-C lands at the end of its first
+    ``pop`` or ``get``: the call did its work, then the signal handler raised (the result
+    never reaches the caller)."""
+
+    __slots__ = ()
+    armed: ClassVar[list[str]] = []
+    taken: ClassVar[list[str]] = []
+    interrupt: ClassVar[type[BaseException]] = BaseException  # the test's (kit.Interrupted)
+
+    def _cut(self, result: Any, what: str) -> Any:
+        if self.armed and threading.current_thread() is threading.main_thread():
+            self.armed.clear()
+            _TakeInterrupted.taken.append(what)
+            raise self.interrupt
+        return result
+
+    def pop(self, *args: Any) -> Any:  # type: ignore[override]
+        return self._cut(super().pop(*args), "pop")
+
+    def get(self, *args: Any) -> Any:  # type: ignore[override]
+        return self._cut(super().get(*args), "get")
+
+
+def test_an_interrupt_taking_a_request_out_of_the_table_still_completes_it(
+    armed_uring: uring.IoUringBackend,
+    disk: DiskFile,
+    aligned: Callable[[int], memoryview],
+    kit: Any,
+    parked_port: Callable[[Any], CompletionPort],
+    tmp_path: Path,
+) -> None:
+    """A batch of four reads: the interrupt lands as the reaper takes the first one out of
+    the table. Before: ``pop`` had taken it and its result was lost - the request never
+    completed (and its file never closed). Now the entry is read, then deleted by a
+    statement: every request of the batch completes, once."""
+    _TakeInterrupted.interrupt = kit.Interrupted
+    b = armed_uring
+    port = parked_port(b)
+    disk.associate(port, "disk")
+    reads = _reads_in_one_batch(b, disk, aligned, 4)
+    table = b._table
+    _TakeInterrupted.taken = []
+    _TakeInterrupted.armed = ["armed"]
+    table.__class__ = _TakeInterrupted
+    try:
+        with pytest.raises(kit.Interrupted):
+            port.get(None)
+    finally:
+        table.__class__ = InFlight
+        _TakeInterrupted.armed = []
+    assert len(_TakeInterrupted.taken) == 1
+    assert _assert_read(port, reads, tmp_path / "disk") == []
+    assert port.get(0) is None and not b._table
+    assert disk.pending_requests == 0
+    disk.close()
+    assert _released(disk, tmp_path / "disk", kit)
+
+
+class _SpareInterrupted(list[Any]):
+    """The backend's spare lines (``StreamLines._spare``), with a Ctrl-C landing at the first
+    ``len()`` a main thread takes of it: a line just ended, its head out of it."""
+
+    interrupt: ClassVar[type[BaseException]] = BaseException
+    armed: ClassVar[list[str]] = []
+
+    def __len__(self) -> int:
+        if self.armed and threading.current_thread() is threading.main_thread():
+            self.armed.clear()
+            raise self.interrupt
+        return super().__len__()
+
+
+@pytest.mark.parametrize("count", [1, 2], ids=["one-cqe", "batch"])
+def test_an_interrupt_ending_a_receive_line_still_completes_its_head(
+    armed_uring: uring.IoUringBackend,
+    kit: Any,
+    parked_port: Callable[[Any], CompletionPort],
+    socket_pair: Any,
+    count: int,
+) -> None:
+    """Pended receives whose RECV brought data: the interrupt lands as the first line ends
+    (its head out of the line; ``StreamLines.service`` on the one-CQE path, ``service_direct``
+    for a batch). Before: the head was lost (not yet among the completions) and, on the
+    one-CQE path, the backend's lock stayed held. Now the head is among the completions
+    before any call, and the lock is released: every receive completes, once, and the
+    backend closes (no line left behind)."""
+    b = armed_uring
+    port = parked_port(b)
+    made = _pended_receives(b, socket_pair, port, count)
+    streams = b._streams
+    _SpareInterrupted.interrupt = kit.Interrupted
+    _SpareInterrupted.armed = ["armed"]
+    streams._spare = _SpareInterrupted(streams._spare)
+    try:
+        with pytest.raises(kit.Interrupted):
+            port.get(None)
+    finally:
+        _SpareInterrupted.armed = []
+        leaked = b._lock.locked()
+        if leaked:
+            b._lock.release()
+        streams._spare = list(streams._spare)
+    assert not leaked, "the backend's lock stayed held"
+    _assert_received(port, made)
+    assert not streams.lines and not b._table
