@@ -21,7 +21,9 @@ user and kernel CPU per echo).
 
 Usage: ``.venv/bin/python benchmarks/sock_instructions.py [--workloads qd1,c64]`` (valgrind
 from apt), or ``--run qd1|c64 --iterations N`` for one in-process run (what valgrind runs; it
-prints the wall-clock time per iteration on stderr).
+prints the wall-clock time per iteration on stderr), or ``--opcodes qd1|c64`` for the
+interpreter opcodes per iteration unit, function by function (``sys.settrace`` with opcode
+events on the calling thread, the port thread; one JSON object, the costliest functions first).
 """
 
 from __future__ import annotations
@@ -60,9 +62,10 @@ def _pair(listener: socket.socket, port: Any, key: Any) -> tuple[Any, socket.soc
     return f, peer
 
 
-def run(workload: str, iterations: int, warmup: int | None = None) -> float:
+def run(workload: str, iterations: int, warmup: int | None = None, trace: Any = None) -> float:
     """Run ``workload`` in this process; returns the seconds per iteration (after ``warmup``
-    iterations, by default ``WARMUP``). Closes what it opened."""
+    iterations, by default ``WARMUP``). Closes what it opened. ``trace``: a ``sys.settrace``
+    function installed for the measured iterations only."""
     import winaio
 
     listener = socket.create_server(("127.0.0.1", 0), backlog=128)
@@ -111,13 +114,48 @@ def run(workload: str, iterations: int, warmup: int | None = None) -> float:
         for _ in range(WARMUP[workload] if warmup is None else warmup):
             step()
         start = time.perf_counter()
-        for _ in range(iterations):
-            step()
+        if trace is not None:
+            sys.settrace(trace)
+        try:
+            for _ in range(iterations):
+                step()
+        finally:
+            sys.settrace(None)
         return (time.perf_counter() - start) / iterations
     finally:
         for thing in opened:
             thing.close()  # a pending receive completes aborted: its packet is dropped below
         port.close()
+
+
+def opcodes(workload: str, iterations: int) -> dict[str, Any]:
+    """Interpreter opcodes per unit (an echo for c64, a pended receive for qd1), per function,
+    counted with ``sys.settrace`` (opcode events) over ``iterations`` after the warm-up; the
+    tracer's own functions excluded. Only the calling thread is traced (the port thread)."""
+    counts: dict[str, int] = {}
+    get = counts.get
+    here = __file__
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        frame.f_trace_opcodes = True
+        code = frame.f_code
+        if code.co_filename == here:
+            return tracer
+        if event == "opcode":
+            name = f"{os.path.basename(code.co_filename)}:{code.co_qualname}"
+            counts[name] = get(name, 0) + 1
+        return tracer
+
+    run(workload, iterations, trace=tracer)
+    unit = iterations * (CONNECTIONS if workload == "c64" else 1)
+    per = sorted(((n / unit, name) for name, n in counts.items()), reverse=True)
+    return {
+        "workload": workload,
+        "per": "echo" if workload == "c64" else "pended receive",
+        "note": "the workload's own loop (the echo server's code) excluded",
+        "total": round(sum(n for n, _ in per), 1),
+        "functions": {name: round(n, 1) for n, name in per if n >= 0.5},
+    }
 
 
 def _hold_the_ring() -> None:
@@ -185,7 +223,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--run", choices=WORKLOADS, help="(child) run one workload in-process")
     parser.add_argument("--iterations", type=int, default=1000)
+    parser.add_argument("--opcodes", choices=WORKLOADS, help="opcodes per function (settrace)")
     opts = parser.parse_args(argv)
+    if opts.opcodes:
+        _hold_the_ring()  # traced, this thread is slow too
+        print(json.dumps(opcodes(opts.opcodes, ITERATIONS[opts.opcodes][1]), indent=2))
+        return 0
     if opts.run:
         _hold_the_ring()
         seconds = run(opts.run, opts.iterations)

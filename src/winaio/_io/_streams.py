@@ -46,9 +46,13 @@ be there before its receives (a server busy between two requests) goes back to t
 A receive that pends while data is there is still exact: its RECV finds the data at once
 (IORING_RECVSEND_POLL_FIRST polls before it sleeps), the completion comes through the port.
 
-Like ``DiskFile.read_now``, a fast-path request is never registered: a close() racing with the
-syscall from another thread may release the descriptor under it (Windows keeps a reference to
-the file object for the call; either way it is the caller's race).
+A fast-path request is never registered, so a close() from another thread cannot wait for it
+as it waits for pending requests; instead the fast path counts itself among the descriptor's
+users (``Socket.fd_users``, ``_fd_users``) before it reads ``closing``, and a close meanwhile
+leaves the descriptor open until the last user is done with it (Windows keeps a reference to
+the file object for the duration of the call). Without it, a descriptor number closed between
+the fetch and the syscall and reused by another thread's open would be read or written as
+this socket (``tests/io/test_socket_fd_reuse.py``).
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ from .._kernel import _wait
 from ..codes import NtStatus, WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error
 from ._dispatch import notify_success
+from ._fd_users import FdUsers
 from ._files import FileObject, start, submit_receive, submit_tried
 from ._ops import (
     AcceptOp,
@@ -237,9 +242,12 @@ def create_pipe(overlapped: bool = False, size: int = 0) -> tuple[StreamFile, St
 class Socket(StreamFile):
     """A socket as a file object (WSASocket / socket())."""
 
-    __slots__ = ("_recv_misses", "_recv_poller", "_recv_ready")
+    __slots__ = ("_recv_misses", "_recv_poller", "_recv_ready", "fd_users")
 
     def __init__(self, fd: int, **kwargs: Any) -> None:
+        #: The fast paths using the descriptor now (``_fd_users``): set before anything can
+        #: close it (``_release_fd`` reads it).
+        self.fd_users = FdUsers()
         super().__init__(fd, **kwargs)
         self.send_claim = threading.Lock()  # ``_files.start``; the fast path of start_write
         #: The fast path's readiness check (module docstring): a ``select.poll`` on this
@@ -283,74 +291,86 @@ class Socket(StreamFile):
             and routine is None
             and overlapped is not None
             and not self.stream_in  # an earlier receive pends: it goes first (#66)
-            and not self.closing
             and self.overlapped
             and len(buffer)  # zero-byte reads wait for data: the request object does that
             and (self.winsock is None or not self.winsock.shut_rd)  # WSAESHUTDOWN, likewise
         ):
-            sock = self.sock
-            assert sock is not None
-            # §4.2 step 2: reset E, clear F, Internal = STATUS_PENDING; plain stores, as in
-            # ``_files.start``.
-            event = overlapped.event
-            if event is not None:
-                event._signaled = False
-            self._signaled = False
-            overlapped.status = STATUS_PENDING
-            ready = self._recv_ready
-            if ready is not None:
-                # Its last receive found nothing: ask before trying, or, after a run of
-                # receives that found nothing, pend without asking (module docstring).
-                misses = self._recv_misses
-                if misses >= _ASK_RUN and misses & _ASK_EVERY:
-                    waiting = True
-                else:
-                    try:
-                        waiting = not ready(0)
-                    except RuntimeError:  # another thread polls this socket at this moment
-                        waiting = False
-                if waiting:
-                    self._recv_misses = misses + 1
+            # Counted in before ``closing`` is read: a close from another thread meanwhile
+            # leaves the descriptor open until this call is done with it (``_fd_users``).
+            users = self.fd_users
+            users.append(None)
+            try:
+                if self.closing:  # closed since the test above: as ``_files.start``
+                    raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the socket is closed")
+                sock = self.sock
+                assert sock is not None
+                # §4.2 step 2: reset E, clear F, Internal = STATUS_PENDING; plain stores, as in
+                # ``_files.start``.
+                event = overlapped.event
+                if event is not None:
+                    event._signaled = False
+                self._signaled = False
+                overlapped.status = STATUS_PENDING
+                ready = self._recv_ready
+                if ready is not None:
+                    # Its last receive found nothing: ask before trying, or, after a run of
+                    # receives that found nothing, pend without asking (module docstring).
+                    misses = self._recv_misses
+                    if misses >= _ASK_RUN and misses & _ASK_EVERY:
+                        waiting = True
+                    else:
+                        try:
+                            waiting = not ready(0)
+                        except RuntimeError:  # another thread polls this socket at this moment
+                            waiting = False
+                    if waiting:
+                        self._recv_misses = misses + 1
+                        submit_receive(
+                            self, overlapped, buffer if cls is memoryview else memoryview(buffer)
+                        )
+                        return False
+                    self._recv_ready = None  # data flows: try first again
+                    self._recv_misses = 0
+                try:
+                    n = sock.recv_into(buffer)
+                except BlockingIOError:
+                    poller = self._recv_poller
+                    if poller is None:
+                        poller = select.poll()
+                        try:
+                            poller.register(self.fd, _POLLIN)
+                        except (ValueError, OSError):  # closed by another thread meanwhile
+                            poller = None
+                        self._recv_poller = poller
+                    if poller is not None:
+                        self._recv_ready = poller.poll
+                        self._recv_misses = 1
                     submit_receive(
                         self, overlapped, buffer if cls is memoryview else memoryview(buffer)
                     )
                     return False
-                self._recv_ready = None  # data flows: try first again
-                self._recv_misses = 0
-            try:
-                n = sock.recv_into(buffer)
-            except BlockingIOError:
-                poller = self._recv_poller
-                if poller is None:
-                    poller = select.poll()
-                    try:
-                        poller.register(self.fd, _POLLIN)
-                    except (ValueError, OSError):  # closed by another thread meanwhile
-                        poller = None
-                    self._recv_poller = poller
-                if poller is not None:
-                    self._recv_ready = poller.poll
-                    self._recv_misses = 1
-                submit_receive(
-                    self, overlapped, buffer if cls is memoryview else memoryview(buffer)
-                )
-                return False
-            except OSError as exc:
-                raise IoError(ntstatus_to_winerror(read_failed(self, exc.errno or 0)[0])) from None
-            if not n:
-                status = stream_end(self)[0]  # a graceful close, or a reset that stays reset
-                if status:
-                    raise IoError(ntstatus_to_winerror(status))
-            if (
-                event is None
-                and self.skip_set_event
-                and (overlapped.skip_port or self.skip_port_on_success or self.port is None)
-            ):
-                overlapped.information = n  # nothing to signal or post: the IOSB alone
-                overlapped.status = 0
-            else:
-                notify_success(self, overlapped, event, n)
-            return True
+                except OSError as exc:
+                    raise IoError(
+                        ntstatus_to_winerror(read_failed(self, exc.errno or 0)[0])
+                    ) from None
+                if not n:
+                    status = stream_end(self)[0]  # a graceful close, or a reset that stays reset
+                    if status:
+                        raise IoError(ntstatus_to_winerror(status))
+                if (
+                    event is None
+                    and self.skip_set_event
+                    and (overlapped.skip_port or self.skip_port_on_success or self.port is None)
+                ):
+                    overlapped.information = n  # nothing to signal or post: the IOSB alone
+                    overlapped.status = 0
+                else:
+                    notify_success(self, overlapped, event, n)
+                return True
+            finally:
+                users.pop()
+                if self.closing:
+                    users.left()
         return StreamFile.start_read(self, buffer, overlapped, size=size, routine=routine)
 
     def start_write(
@@ -390,7 +410,6 @@ class Socket(StreamFile):
             and routine is None
             and overlapped is not None
             and not self.stream_out  # an earlier send pends: it goes first (#66)
-            and not self.closing
             and self.overlapped
             and len(data)  # a zero-byte send "never blocks": the request object decides
             # Another thread is issuing a send: wait for it in the general path. Held until a
@@ -398,7 +417,11 @@ class Socket(StreamFile):
             and (claim := self.send_claim) is not None
             and claim.acquire(False)
         ):
+            users = self.fd_users  # counted in as in start_read (``_fd_users``)
+            users.append(None)
             try:
+                if self.closing:  # closed since the test above: as ``_files.start``
+                    raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the socket is closed")
                 # Registered by a general-path send while we took the claim: it goes first.
                 if not self.stream_out:
                     sock = self.sock
@@ -436,7 +459,10 @@ class Socket(StreamFile):
                         notify_success(self, overlapped, event, n)
                     return True
             finally:
+                users.pop()
                 claim.release()
+                if self.closing:
+                    users.left()
         return StreamFile.start_write(self, data, overlapped, size=size, routine=routine)
 
     def start_accept(
@@ -495,6 +521,15 @@ class Socket(StreamFile):
             local, remote = address_sizes
             op = accept_ex(self, accept_socket, overlapped, buffer, receive_size, local, remote)
         return start(op) != STATUS_PENDING
+
+    def _release_fd(self) -> None:
+        # Under LOCK (or from __del__: no user then). A fast path using the descriptor right
+        # now releases it when it is done (``_fd_users``).
+        if not self.fd_users.defer_locked(self._release_now):
+            FileObject._release_fd(self)
+
+    def _release_now(self) -> None:
+        FileObject._release_fd(self)
 
     def _sock(self) -> socket.socket:
         sock = self.sock

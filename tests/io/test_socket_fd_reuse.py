@@ -1,0 +1,190 @@
+"""A socket closed by another thread during the immediate fast path (``Socket.start_read`` /
+``start_write``) never lets the fast path's syscall reach a reused descriptor number.
+
+The race (``winaio._io._fd_users``): the fast path fetches the descriptor (CPython's socket
+methods read ``sock_fd`` in C after releasing the GIL), another thread closes the socket's last
+handle, a third opens a file that gets the same number; the syscall then reads the other
+file's bytes as this socket's data (or writes this socket's bytes into it) and reports
+success. Windows keeps a reference to the file object for the duration of the call
+(spec §9 [MS:closesocket]: closesocket cancels *pending* operations; an operation inside its
+call is not pending and completes on its socket).
+
+The interleaving is forced, not hoped for: the socket object is wrapped so that its
+``recv_into``/``send`` fetch the descriptor, run the other threads' close and reopen (a
+``dup2`` onto the number if it is free: what an ``open`` that gets it would do), then make the
+syscall on the number fetched, exactly what CPython does in C. Without the fix these tests
+read "WRONG" bytes as success (or write into the pipe); with it the close is deferred to the
+end of the call and then done.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import winaio.testing as wt
+from winaio._io._overlapped import Overlapped
+from winaio._io._streams import Socket
+
+LONG = 5.0
+
+
+@pytest.fixture(params=["io_uring", "threads"])
+def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    name: str = request.param
+    if name not in wt.available_backends():
+        pytest.skip(f"{name} backend unavailable")
+    with wt.using_backend(name):
+        yield name
+
+
+class RacingSocket:
+    """Stands for a socket object whose C method releases the GIL between reading its
+    descriptor and making the syscall: ``hook`` runs in that window."""
+
+    def __init__(self, real: socket.socket, hook: Callable[[int], None]) -> None:
+        self.real = real
+        self.hook = hook
+
+    def recv_into(self, buffer: Any) -> int:
+        fd = self.real.fileno()  # the fetch
+        self.hook(fd)
+        return os.readv(fd, [buffer])  # the syscall, on the number fetched
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        fd = self.real.fileno()
+        self.hook(fd)
+        return os.write(fd, data)
+
+    def close(self) -> None:
+        self.real.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+class Race:
+    """A connected loopback pair whose winaio side races with a close and a reopen."""
+
+    def __init__(self) -> None:
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            self.peer = socket.create_connection(listener.getsockname(), timeout=LONG)
+            sock, _ = listener.accept()
+        sock.setblocking(False)
+        self.real = sock
+        self.file = Socket(sock.fileno(), overlapped=True, sock=sock)
+        self.file.sock = RacingSocket(sock, self._close_and_reopen)  # type: ignore[assignment]
+        self.pipe_r, self.pipe_w = os.pipe()
+        self.reused: int | None = None  # the number the reopen took, when it could
+        self.closed_in_window = False
+
+    def _close_and_reopen(self, fd: int) -> None:
+        closer = threading.Thread(target=self.file.close)
+        closer.start()
+        closer.join(LONG)
+        assert not closer.is_alive()
+        self.closed_in_window = self.file.closing
+        if not _is_open(fd):  # the close released it: another open gets the number
+            os.write(self.pipe_w, b"WRONG" * 13)
+            os.dup2(self.pipe_r, fd)
+            self.reused = fd
+
+    def close(self) -> None:
+        for fd in (self.pipe_r, self.pipe_w, self.reused):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.file.close()
+        self.real.close()
+        self.peer.close()
+
+
+@pytest.fixture
+def race(backend: str) -> Iterator[Race]:
+    r = Race()
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+def test_receive_keeps_its_descriptor_through_a_concurrent_close(race: Race) -> None:
+    # spec: win32 §9 [MS:closesocket]
+    race.peer.sendall(b"x" * 64)
+    sock = race.real
+    wt.wait_until(
+        lambda: len(sock.recv(256, socket.MSG_PEEK | socket.MSG_DONTWAIT)) == 64,
+        LONG,
+        "the data arrived",
+    )
+    fd = race.file.fd
+    buf = bytearray(256)
+    ov = Overlapped()
+    assert race.file.start_read(buf, ov)  # finished inside the call, on its own socket
+    assert race.closed_in_window
+    assert race.reused is None, "the descriptor was released while the receive used it"
+    assert ov.information == 64 and bytes(buf[:64]) == b"x" * 64
+    # The close, deferred to the end of the call, is done now.
+    assert race.file.fd == -1 and sock.fileno() == -1
+    assert not _is_open(fd) or fd in (race.pipe_r, race.pipe_w)
+
+
+def test_send_keeps_its_descriptor_through_a_concurrent_close(race: Race) -> None:
+    # spec: win32 §9 [MS:closesocket]
+    fd = race.file.fd
+    ov = Overlapped()
+    assert race.file.start_write(b"y" * 64, ov)
+    assert race.closed_in_window
+    assert race.reused is None, "the descriptor was released while the send used it"
+    assert ov.information == 64
+    race.peer.settimeout(LONG)
+    got = b""
+    while len(got) < 64:
+        chunk = race.peer.recv(256)
+        assert chunk
+        got += chunk
+    assert got == b"y" * 64
+    os.set_blocking(race.pipe_r, False)
+    with pytest.raises(BlockingIOError):
+        os.read(race.pipe_r, 256)  # nothing went into the other file
+    assert race.file.fd == -1 and race.real.fileno() == -1
+    assert not _is_open(fd) or fd in (race.pipe_r, race.pipe_w)
+
+
+def test_a_receive_after_the_close_fails_and_releases_nothing_twice(backend: str) -> None:
+    # The fast path that counts itself in and then sees the close: ERROR_INVALID_HANDLE, as
+    # the general path; the descriptor is released once (no user left), not leaked.
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        peer = socket.create_connection(listener.getsockname(), timeout=LONG)
+        sock, _ = listener.accept()
+    sock.setblocking(False)
+    f = Socket(sock.fileno(), overlapped=True, sock=sock)
+    try:
+        f.fd_users.append(None)  # a fast path of another thread, inside its call
+        f.close()
+        assert f.fd != -1 and sock.fileno() != -1  # deferred to that user
+        with pytest.raises(Exception) as info:
+            f.start_read(bytearray(64), Overlapped())
+        assert getattr(info.value, "winerror", None) == 6  # ERROR_INVALID_HANDLE
+        f.fd_users.pop()
+        f.fd_users.left()
+        assert f.fd == -1 and sock.fileno() == -1
+        f.fd_users.left()  # idempotent
+    finally:
+        peer.close()
+        sock.close()
