@@ -30,11 +30,13 @@ import pytest
 
 from winaio._backends import uring
 from winaio._backends.uring import backend as backend_mod
-from winaio._backends.uring.common import InFlight
+from winaio._backends.uring.backlog import Backlog
+from winaio._backends.uring.common import UD_POKE, InFlight
 from winaio._backends.uring.streams import StreamLines
 from winaio._io._disk import DiskFile
-from winaio._io._ops import FileReadOp
-from winaio._io._overlapped import Overlapped
+from winaio._io._files import start
+from winaio._io._ops import FileReadOp, StreamReadOp
+from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._port import CompletionPort
 from winaio.codes import NtStatus
 from winaio.testing import wait_until
@@ -444,3 +446,96 @@ def test_an_interrupt_ending_a_receive_line_still_completes_its_head(
     assert not leaked, "the backend's lock stayed held"
     _assert_received(port, made)
     assert not streams.lines and not b._table
+
+
+# ------------------------------------------------------------- the ring's own state changes
+# An interrupt in a step the reaper takes for the ring rather than for one delivery: a
+# request that died with its submitter going to the backlog (``_migrate``), the leaders'
+# poke ending (``_poke_ended``).
+
+
+def _reap_until_interrupted(port: CompletionPort, interrupt: type[BaseException]) -> None:
+    """Timed waits (each reaps what came) until the interrupt comes out of one."""
+    with pytest.raises(interrupt):
+        for _ in range(int(LONG / 0.02)):
+            assert port.get(0.02) is None
+
+
+def test_an_interrupt_backlogging_a_dead_request_still_migrates_it(
+    armed_uring: uring.IoUringBackend,
+    kit: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    interrupt_once: Callable[..., list[tuple[Any, ...]]],
+) -> None:
+    """A pended pipe read ends with -ECANCELED, nobody having cancelled it (what a kernel
+    does when its submitter exits unnoticed): this thread reaps it and migrates it, and the
+    interrupt lands as it goes into the backlog. Before: it was in no table, no line's
+    kernel slot and no backlog - the read never completed. Now it is backlogged and the
+    ring thread woken: it is submitted again and completes with the data."""
+    b = armed_uring
+    port = CompletionPort()
+    reader, w = kit.pipe(b)
+    reader.associate(port, "reader")
+    buf = bytearray(4)
+    parked = kit.park(b, monkeypatch)
+    try:
+        op = StreamReadOp(reader, Overlapped(), [memoryview(buf)])
+        assert start(op) == STATUS_PENDING
+        line = op.token
+        wait_until(lambda: line.poll_ud in b._table, LONG, "the read is in the kernel")
+        with b._lock:
+            wake = b._cancel_locked(line.poll_ud)  # (an ASYNC_CANCEL nobody asked for)
+        if wake:
+            os.eventfd_write(b._efd, 1)
+        calls = interrupt_once(Backlog, "add_locked")
+        _reap_until_interrupted(port, kit.Interrupted)
+        assert calls and b._migrated == 1 and not op.done and not op.cancel_requested
+        assert any(entry[1] is op for entry in b._backlog.entries)  # backlogged all the same
+    finally:
+        parked.release()
+    os.write(w, b"late")
+    packet = port.get(LONG)  # the ring thread submitted it again
+    assert packet is not None and (packet.key, packet.bytes_transferred) == ("reader", 4)
+    assert bytes(buf) == b"late"
+    reader.close()
+    os.close(w)
+    port.close()
+
+
+def test_an_interrupt_as_the_leaders_poke_ends_still_closes_the_leadership(
+    armed_uring: uring.IoUringBackend,
+    kit: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    interrupt_once: Callable[..., list[tuple[Any, ...]]],
+) -> None:
+    """The leaders' multishot poke poll ends (cancelled here) and this thread reaps its last
+    CQE; the interrupt lands as the leadership is given up. Before: the poke was marked
+    unarmed but the leadership stayed open - a leader could wait in the kernel for a poke
+    that could not come. Now it is closed, and the ring thread, woken, arms a new poke."""
+    b = armed_uring
+    port = CompletionPort()
+    reader, w = kit.pipe(b)
+    reader.associate(port, "reader")
+    buf = bytearray(4)
+    parked = kit.park(b, monkeypatch)
+    try:
+        # A pended read: this thread's waits lead the ring (they reap what comes).
+        assert start(StreamReadOp(reader, Overlapped(), [memoryview(buf)])) == STATUS_PENDING
+        assert b._poke_armed and not b._lead.closed
+        with b._lock:
+            wake = b._cancel_locked(UD_POKE)
+        if wake:
+            os.eventfd_write(b._efd, 1)
+        calls = interrupt_once(type(b._lead), "give_up_locked")
+        _reap_until_interrupted(port, kit.Interrupted)
+        assert calls and not b._poke_armed
+        assert b._lead.closed  # nobody leads without a poke
+    finally:
+        parked.release()
+    wait_until(lambda: b._poke_armed and not b._lead.closed, LONG, "a new poke is armed")
+    os.write(w, b"read")
+    packet = port.get(LONG)
+    assert packet is not None and packet.bytes_transferred == 4 and bytes(buf) == b"read"
+    reader.close()
+    os.close(w)
+    port.close()

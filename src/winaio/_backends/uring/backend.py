@@ -953,18 +953,28 @@ class IoUringBackend:
 
     def _migrate(self, op: Operation, extra: object) -> None:
         # Under _cq_lock: the request died with (or was cancelled for) its submitting thread.
-        with self._lock:
-            self._migrated += 1
-            if extra.__class__ is Line:
-                line: Line = extra
-                line.poll_ud = 0
-                line.direct = False
-                line.keep = None
-                self._backlog.add_locked(B_POLL, op, line)
-            else:
-                op.token = None
-                self._backlog.add_locked(B_FILE, op, None)
-            wake = self._wake_locked()
+        # A Ctrl-C once the table gave it up still backlogs it and wakes the ring thread.
+        try:
+            with self._lock:
+                self._migrated += 1
+                if extra.__class__ is Line:
+                    line: Line = extra
+                    line.poll_ud = 0
+                    line.direct = False
+                    line.keep = None
+                    self._backlog.add_locked(B_POLL, op, line)
+                else:
+                    op.token = None
+                    self._backlog.add_locked(B_FILE, op, None)
+                wake = self._wake_locked()
+        except BaseException:
+            with self._lock:
+                if all(entry[1] is not op for entry in self._backlog.entries):
+                    kind = B_POLL if extra.__class__ is Line else B_FILE
+                    self._backlog.add_locked(kind, op, extra if kind == B_POLL else None)
+                self._sleeping = False
+            os.eventfd_write(self._efd, 1)
+            raise
         if wake:
             os.eventfd_write(self._efd, 1)
 
@@ -1102,12 +1112,21 @@ class IoUringBackend:
 
     def _poke_ended(self, res: int) -> None:
         # The multishot poke poll ended (CQ overflow; -ECANCELED at close; -EINVAL: a kernel
-        # without multishot polls, < 5.13, for good): nobody leads until it is re-armed.
-        with self._lock:
-            self._poke_armed = False
-            self._poke_refused = self._poke_refused or res == -errno.EINVAL
-            self._lead.give_up_locked()
-            wake = not self._closing and self._wake_locked()
+        # without multishot polls, < 5.13, for good): nobody leads until it is re-armed. A
+        # Ctrl-C meanwhile still closes the leadership (no leader may wait for a poke that
+        # cannot come) and wakes the ring thread, which re-arms it.
+        try:
+            with self._lock:
+                self._poke_armed = False
+                self._poke_refused = self._poke_refused or res == -errno.EINVAL
+                self._lead.give_up_locked()
+                wake = not self._closing and self._wake_locked()
+        except BaseException:
+            with self._lock:
+                self._lead.give_up_locked()
+                self._sleeping = False
+            os.eventfd_write(self._efd, 1)
+            raise
         if wake:
             os.eventfd_write(self._efd, 1)
 
