@@ -46,18 +46,24 @@ Hand-offs without the GIL (issue 9, docs/design.md "The thread backend's hand-of
 A worker that stays busy accounts for the request it ran and takes the next one in one hold
 of the backend lock, then delivers. ``counters()`` has the hand-offs' counts (tests).
 
-All reactor state is touched only by the reactor thread: ``submit``/``cancel``/``close`` post
-commands to it and wake it through an eventfd. Cancellation of a request waiting for readiness
-completes it with STATUS_CANCELLED at once; a FILE request already running on a worker cannot be
-interrupted and completes with its real result (allowed by [MS:CancelIoEx]); one still queued
-completes cancelled. The contract is in ``winaio._io._backend``.
+Interrupts. A Ctrl-C (a signal handler's KeyboardInterrupt, main thread only) lands where
+CPython checks for signals: the end of a call, never between two stores. The paths an
+issuer's thread takes (``submit``, ``cancel``, ``run_queued_here``, ``_finish``) hold the lock
+with ``with`` (released whatever happens) and change a request's state by stores up to one
+last call, or put it right in an ``except``/``finally``: a request is queued in full or not at
+all, a request taken out of the queue is run or put back, one taken out of ``_in_flight`` is
+delivered (tests/kernel/test_interrupted_locks.py). Worker threads get no signals.
+
+The reactor is its own object (``_reactor.StreamReactor``, which owns its state and thread):
+``submit``/``cancel``/``close`` post commands to it. Cancellation of a request waiting for
+readiness completes it with STATUS_CANCELLED at once; a FILE request already running on a
+worker cannot be interrupted and completes with its real result (allowed by
+[MS:CancelIoEx]); one still queued completes cancelled. The contract is in ``winaio._io._backend``.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
-import select
 import threading
 import weakref
 from collections import deque
@@ -69,6 +75,7 @@ from .._kernel._parker import AVAILABLE as FUTEX_PARKERS
 from .._kernel._parker import Wake, WorkerParker, bind
 from .._kernel._parker import deferral as _deferral
 from ..codes import NtStatus
+from ._reactor import StreamReactor
 
 __all__ = ["WATCH", "ThreadBackend"]
 
@@ -99,15 +106,6 @@ class _LockParker:
     wake = release
 
 
-class _FdQueues:
-    __slots__ = ("events", "readers", "writers")
-
-    def __init__(self) -> None:
-        self.readers: deque[Operation] = deque()
-        self.writers: deque[Operation] = deque()
-        self.events = 0
-
-
 class ThreadBackend:
     """Worker pool for files + epoll reactor for streams (module docstring).
 
@@ -134,13 +132,9 @@ class ThreadBackend:
         self._worker_wakes = self._watch_wakes = self._watch_takes = self._deferred_wakes = 0
         self._chain_wakes = self._park_wakes = 0
         self._on_issuer_park = self._issuer_parks  # (bound once: set on every lone request)
-        self._commands: deque[tuple[str, Operation | None]] = deque()
-        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self._wake_pending = False
-        self._epoll = select.epoll()
-        self._epoll.register(self._wake_fd, select.EPOLLIN)
-        self._fds: dict[int, _FdQueues] = {}
-        self._in_flight: set[Operation] = set()
+        #: Submitted, not yet completed (a dict used as an ordered set: ``in_flight[op] = None``
+        #: is a store, where no signal handler runs: "Interrupts" in the module docstring).
+        self._in_flight: dict[Operation, None] = {}
         self._drained = threading.Condition(self._lock)
         self._closed = False
         self._submitted = self._completed = self._cancelled = 0
@@ -151,9 +145,7 @@ class ThreadBackend:
             )
             for i in range(workers)
         ]
-        self._reactor = threading.Thread(
-            target=self._reactor_loop, name=f"winaio-io-reactor-{serial}", daemon=True
-        )
+        self._reactor = StreamReactor(self._finish, f"winaio-io-reactor-{serial}")
         for thread in self._workers:
             thread.start()
         self._reactor.start()
@@ -165,10 +157,10 @@ class ThreadBackend:
             with self._lock:
                 if self._closed:
                     raise RuntimeError("the thread backend is closed")
-                self._in_flight.add(op)
+                self._in_flight[op] = None
                 self._submitted += 1
                 op.token = _QUEUED
-            self._command("add", op)
+            self._reactor.post("add", op)
             return
         issuer = op.issuer
         parker = issuer.parker
@@ -180,58 +172,74 @@ class ThreadBackend:
             bind(issuer)  # once per thread: woken without the GIL (module docstring)
         wake = None
         lock = self._lock
-        lock.acquire()  # not ``with``: half the cost on 3.11 (once per request)
         try:
-            if self._closed:
-                raise RuntimeError("the thread backend is closed")
-            self._in_flight.add(op)
-            self._submitted += 1
-            self._files += 1
-            op.token = _QUEUED
-            queue = self._queue
-            queue.append(op)
-            IdleWork.queued += 1  # a hint for waiting threads (_run_queued_here)
-            idle = self._idle
-            if idle:
-                if (
-                    len(queue) == 1
-                    and op.event is None
-                    and op.routine is None
-                    and not op.skip_port
-                    and issuer.block_listener is not None
-                    and issuer.block_listener is op.file.port
-                ):
-                    # The lone request its issuer, a thread of this port, will most likely
-                    # run at its next GetQueuedCompletionStatus: a watching worker covers it.
-                    self._lazy_seen = True
-                    if self._watcher is None and not self._woken:
-                        wake = self._watcher = idle.pop()
-                    else:
-                        # If the issuer parks anywhere else first (a kernel wait, a timed
-                        # GetQueuedCompletionStatus) or exits, a worker takes it then.
-                        issuer.on_block = self._on_issuer_park
-                elif not self._woken:
-                    # (A worker woken already, not yet running, wakes the next one itself if
-                    # it leaves work queued: one wake-up per burst here.)
-                    wake = idle.pop()
-                if wake is not None:
-                    self._woken.add(wake)
-                    self._worker_wakes += 1
+            with lock:
+                if self._closed:
+                    raise RuntimeError("the thread backend is closed")
+                # Taken in full or not at all: stores only up to the append, the one call
+                # (module docstring, "Interrupts").
+                self._in_flight[op] = None
+                self._submitted += 1
+                self._files += 1
+                op.token = _QUEUED
+                IdleWork.queued += 1  # a hint for waiting threads (_run_queued_here)
+                queue = self._queue
+                queue.append(op)
+                idle = self._idle
+                if idle:
+                    try:
+                        if (
+                            len(queue) == 1
+                            and op.event is None
+                            and op.routine is None
+                            and not op.skip_port
+                            and issuer.block_listener is not None
+                            and issuer.block_listener is op.file.port
+                        ):
+                            # The lone request its issuer, a thread of this port, will most
+                            # likely run at its next GetQueuedCompletionStatus: a watching
+                            # worker covers it.
+                            self._lazy_seen = True
+                            if self._watcher is None and not self._woken:
+                                wake = self._watcher = idle[-1]
+                                del idle[-1]
+                            else:
+                                # If the issuer parks anywhere else first (a kernel wait, a
+                                # timed GetQueuedCompletionStatus) or exits, a worker takes
+                                # it then.
+                                issuer.on_block = self._on_issuer_park
+                        elif not self._woken:
+                            # (A worker woken already, not yet running, wakes the next one
+                            # itself if it leaves work queued: one wake-up per burst here.)
+                            wake = idle[-1]
+                            del idle[-1]
+                        if wake is not None:
+                            self._woken.add(wake)
+                            self._worker_wakes += 1
+                    except BaseException:  # (Ctrl-C) queued: make sure a worker comes
+                        if wake is None and idle and not self._woken:
+                            wake = idle[-1]
+                            del idle[-1]
+                        if wake is not None:
+                            self._woken.add(wake)
+                        raise
         finally:
-            lock.release()
-        if wake is not None:
-            wake.wake()  # after the lock, without the GIL (module docstring)
+            if wake is not None:
+                wake.wake()  # after the lock, without the GIL (module docstring)
 
     def cancel(self, op: Operation) -> None:
         if op.kind is OpKind.FILE:
-            with self._lock:
-                cancel_now = op.token == _QUEUED and op in self._in_flight
-                if cancel_now:
-                    op.token = _RUNNING  # the worker that dequeues it will skip it
-            if cancel_now:
-                self._finish(op, _CANCELLED, 0, cancelled=True)
+            cancel_now = False
+            try:
+                with self._lock:
+                    cancel_now = op.token == _QUEUED and op in self._in_flight
+                    if cancel_now:
+                        op.token = _RUNNING  # the worker that dequeues it will skip it
+            finally:
+                if cancel_now:  # (even if interrupted: the worker skips it now)
+                    self._finish(op, _CANCELLED, 0, cancelled=True)
         else:
-            self._command("cancel", op)
+            self._reactor.post("cancel", op)
 
     def close(self) -> None:
         with self._lock:
@@ -251,11 +259,9 @@ class ThreadBackend:
             self._idle.clear()
         for parker in idle:
             parker.wake()
-        self._command("stop", None)
-        for thread in [*self._workers, self._reactor]:
+        for thread in self._workers:
             thread.join(5)
-        self._epoll.close()
-        os.close(self._wake_fd)
+        self._reactor.close()
 
     def statistics(self) -> BackendStatistics:
         with self._lock:
@@ -305,18 +311,24 @@ class ThreadBackend:
 
     # ------------------------------------------------------------------ completion
     def _finish(self, op: Operation, status: int, information: int, cancelled: bool) -> None:
-        with self._lock:
-            if op not in self._in_flight:
-                return
-            self._in_flight.discard(op)
-            self._completed += 1
-            if op.kind is OpKind.FILE:
-                self._files -= 1
-            if cancelled:
-                self._cancelled += 1
-            if not self._in_flight:
-                self._drained.notify_all()
-        op.complete(status, information)
+        taken = False
+        try:
+            with self._lock:
+                in_flight = self._in_flight
+                if op not in in_flight:
+                    return
+                del in_flight[op]  # (a store: from here it is delivered, even if interrupted)
+                taken = True
+                self._completed += 1
+                if op.kind is OpKind.FILE:
+                    self._files -= 1
+                if cancelled:
+                    self._cancelled += 1
+                if not in_flight:
+                    self._drained.notify_all()
+        finally:
+            if taken:
+                op.complete(status, information)
 
     @staticmethod
     def _complete_deferred(op: Operation, status: int, information: int) -> list[Wake]:
@@ -354,7 +366,7 @@ class ThreadBackend:
         while True:
             op = chain = None
             stop = park = watching = False
-            lock.acquire()
+            lock.acquire()  # (not ``with``: a worker thread gets no signals, "Interrupts")
             try:
                 if ticked:
                     self._watch_wakes += 1
@@ -397,7 +409,7 @@ class ThreadBackend:
                 try:
                     deliver = op in in_flight  # (else: finished by a close)
                     if deliver:
-                        in_flight.discard(op)
+                        del in_flight[op]
                         self._completed += 1
                         self._files -= 1
                         if not in_flight:
@@ -451,26 +463,27 @@ class ThreadBackend:
         return op, chain
 
     def run_queued_here(self) -> bool:
-        """A waiting thread runs one queued FILE request itself (``IdleWork``)."""
-        lock = self._lock
-        lock.acquire()
+        """A waiting thread runs one queued FILE request itself (``IdleWork``). An exception
+        (Ctrl-C) once the request is out of the queue puts it back (:meth:`_requeue`)."""
+        op = None
         try:
-            queue = self._queue
-            if not queue:
-                return False
-            op = queue.popleft()
-            IdleWork.queued -= 1
-            run = op.token == _QUEUED  # otherwise it was cancelled while queued
+            with self._lock:
+                queue = self._queue
+                if not queue:
+                    return False
+                op = queue[0]  # (subscripts, not popleft(): no signal check in between)
+                del queue[0]
+                IdleWork.queued -= 1
+                run = op.token == _QUEUED  # otherwise it was cancelled while queued
+                if run:
+                    op.token = _RUNNING
             if run:
-                op.token = _RUNNING
-        finally:
-            lock.release()
-        if run:
-            try:
                 status, information = op.run_blocking()
-            except BaseException:
+        except BaseException:
+            if op is not None:
                 self._requeue(op)
-                raise
+            raise
+        if run:
             self._finish(op, status, information, cancelled=False)
         return True
 
@@ -481,8 +494,8 @@ class ThreadBackend:
         if a cancel came."""
         wake = None
         with self._lock:
-            if op not in self._in_flight:
-                return
+            if op not in self._in_flight or op.token != _RUNNING or op in self._queue:
+                return  # (finished, or never taken out: nothing to put back)
             cancelled = op.cancel_requested
             if not cancelled:
                 op.token = _QUEUED
@@ -496,122 +509,6 @@ class ThreadBackend:
             self._finish(op, _CANCELLED, 0, cancelled=True)
         elif wake is not None:
             wake.wake()
-
-    # ------------------------------------------------------------------ stream reactor
-    def _command(self, what: str, op: Operation | None) -> None:
-        with self._lock:
-            self._commands.append((what, op))
-            if self._wake_pending:
-                return
-            self._wake_pending = True
-        os.eventfd_write(self._wake_fd, 1)
-
-    def _reactor_loop(self) -> None:
-        epoll = self._epoll
-        while True:
-            for fd, mask in epoll.poll():
-                if fd == self._wake_fd:
-                    if self._run_commands():
-                        return
-                else:
-                    self._ready(fd, mask)
-
-    def _run_commands(self) -> bool:
-        try:
-            os.eventfd_read(self._wake_fd)
-        except BlockingIOError:
-            pass
-        with self._lock:
-            self._wake_pending = False
-            commands = list(self._commands)
-            self._commands.clear()
-        for what, op in commands:
-            if what == "stop":
-                return True
-            assert op is not None
-            if what == "add":
-                self._add(op)
-            else:
-                self._remove(op)
-        return False
-
-    def _add(self, op: Operation) -> None:
-        if op.cancel_requested:
-            # Cancelled between its registration and its arrival here: the "cancel" command
-            # ran first and found nothing (the flag is set before it is queued).
-            self._finish(op, _CANCELLED, 0, cancelled=True)
-            return
-        fd = op.fd
-        queues = self._fds.get(fd)
-        if queues is None:
-            queues = self._fds[fd] = _FdQueues()
-        (queues.readers if op.poll_events & select.POLLIN else queues.writers).append(op)
-        op.token = fd
-        self._update(fd, queues)
-        # Data may already be there: epoll is level-triggered, the next poll reports it.
-
-    def _remove(self, op: Operation) -> None:
-        fd = op.token
-        queues = self._fds.get(fd) if isinstance(fd, int) else None
-        if queues is not None:
-            for line in (queues.readers, queues.writers):
-                try:
-                    line.remove(op)
-                except ValueError:
-                    continue
-                self._update(fd, queues)
-                self._finish(op, _CANCELLED, 0, cancelled=True)
-                return
-
-    def _update(self, fd: int, queues: _FdQueues) -> None:
-        events = (select.EPOLLIN if queues.readers else 0) | (
-            select.EPOLLOUT if queues.writers else 0
-        )
-        if events == queues.events:
-            return
-        try:
-            if not events:
-                self._epoll.unregister(fd)
-                del self._fds[fd]
-            elif not queues.events:
-                self._epoll.register(fd, events)
-            else:
-                self._epoll.modify(fd, events)
-        except OSError:
-            # The descriptor was closed under us: fail what waits on it.
-            self._fds.pop(fd, None)
-            for op in [*queues.readers, *queues.writers]:
-                self._finish(op, int(NtStatus.STATUS_INVALID_HANDLE), 0, cancelled=False)
-            return
-        queues.events = events
-
-    def _ready(self, fd: int, mask: int) -> None:
-        queues = self._fds.get(fd)
-        if queues is None:
-            return
-        error = bool(mask & (select.EPOLLERR | select.EPOLLHUP))
-        finished: list[tuple[Operation, int, int]] = []
-        moved: list[Operation] = []
-        for line, flag in ((queues.readers, select.EPOLLIN), (queues.writers, select.EPOLLOUT)):
-            if not (mask & flag or error):
-                continue
-            while line:
-                op = line[0]
-                result = op.try_now()
-                if result is None:
-                    if op.fd != fd:  # AcceptEx moved on to its accepted socket
-                        moved.append(line.popleft())
-                        continue
-                    break
-                line.popleft()
-                finished.append((op, result[0], result[1]))
-        # Drop the epoll registration *before* completing: the completion may close the
-        # descriptor, and its number could be reused at once by another file.
-        self._update(fd, queues)
-        for op in moved:
-            self._add(op)
-        for op, status, information in finished:
-            self._finish(op, status, information, cancelled=False)
 
 
 _live: weakref.WeakSet[ThreadBackend] = weakref.WeakSet()

@@ -21,8 +21,6 @@ from collections.abc import Sequence
 from typing import Any, Final, TypeVar
 
 from .._kernel._dispatcher import LOCK, wake_waiters
-from .._kernel._dispatcher import acquire_lock as _acquire
-from .._kernel._dispatcher import release_lock as _release
 from .._kernel._objects import Event
 from .._kernel._threads import current_thread_state
 from ..codes import WinError
@@ -222,9 +220,7 @@ class DiskFile(RequestMethods, FileObject):
         # reopened file take its number under this read. The syscall never waits (a page-cache
         # hit or EAGAIN), and the completion needs the same hold right after it: no extra lock
         # round trip (``fd_users``, the general path's way, measured ~1.2K instructions here).
-        # acquire/release rather than ``with``: half the cost on 3.11 (measured 57 vs 107 ns).
-        _acquire()
-        try:
+        with LOCK:
             try:
                 n = _preadv(self.fd, buffers, offset, _RWF_NOWAIT)
             except BlockingIOError:
@@ -265,8 +261,6 @@ class DiskFile(RequestMethods, FileObject):
                     port._packets.append(_new_packet(_Packet, (self.key, overlapped, 0, n)))
                     if port._getters or port._waiters:
                         port._posted_locked()
-        finally:
-            _release()
         return 0
 
     def write_op(
