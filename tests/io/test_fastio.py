@@ -445,6 +445,10 @@ def test_the_hot_shapes_run_in_c(data_path: str, impl: Callable[[bool], None]) -
 
             gqcs = _python_frames(dequeue)
             assert removed.value == 1 and out[0].dwNumberOfBytesTransferred == BLOCK
+            big = _python_frames(
+                lambda: file.read_now((bytearray(512 * 1024),), winaio.Overlapped(0), None)
+            )
+            assert "read_now" in big  # over 256 KiB: the Python method, its copy without the GIL
             if c:
                 assert not core & {"start_read", "read_now"}
                 assert not now & {"read_now"}

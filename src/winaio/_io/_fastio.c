@@ -20,7 +20,13 @@
  *   exception that ``read_now`` would not catch propagates.
  * - The notification (IOSB, then E or F, then the completion packet; spec section 1.5) is
  *   made under the dispatcher LOCK in one hold, as ``read_now`` does, and calls the same
- *   Python functions (``wake_waiters``, ``CompletionPort._posted_locked``) when someone waits.
+ *   Python functions (``wake_waiters``, ``CompletionPort._posted_locked``) when someone waits,
+ *   after every field and the packet are written (an exception from one, a KeyboardInterrupt
+ *   at its entry, leaves the completion whole and the other call made).
+ * - Reads of more than MAX_GIL_COPY bytes go to the Python method (its syscall releases the
+ *   GIL): a big page-cache copy must not keep every other thread out for milliseconds. When
+ *   LOCK is contended and the wait for it is interrupted (Ctrl-C), the bytes were read but no
+ *   completion is delivered and the call raises: as in the Python method.
  * - Slots are read at the offsets of their member descriptors only for types whose attribute
  *   lookup was checked to give those very descriptors (exact-type cache with version tags);
  *   other types go through the generic attribute protocol or the Python method.
@@ -34,6 +40,11 @@
 #ifndef RWF_NOWAIT
 #define RWF_NOWAIT 0x00000008
 #endif
+
+/* The largest read made with the GIL held: a page-cache copy of 256 KiB takes tens of
+ * microseconds; a bigger one would keep every other thread out for milliseconds (a 64 MiB hit:
+ * 12-16 ms measured), so it goes to the Python method, whose syscall releases the GIL. */
+#define MAX_GIL_COPY (256 * 1024)
 
 /* ------------------------------------------------------------------ the dispatcher lock */
 
@@ -244,6 +255,7 @@ static PyObject *g_swallowed;        /* what read_now's try/except turns into No
 static PyObject *g_would_block;      /* _disk.WOULD_BLOCK */
 static PyObject *s_append, *s_posted_locked;
 static int g_configured;
+static PyObject *g_zero; /* 0: STATUS_SUCCESS */
 
 /* ------------------------------------------------------------------ the read */
 
@@ -274,6 +286,10 @@ fast_read(PyObject *self, PyObject *buffer, PyObject *ov)
     Py_buffer view;
     if (PyObject_GetBuffer(buffer, &view, PyBUF_WRITABLE) < 0) {
         goto refused; /* read-only, non-contiguous, released, not a buffer */
+    }
+    if (view.len > MAX_GIL_COPY) {
+        PyBuffer_Release(&view);
+        return Py_NotImplemented; /* the Python method: the copy without the GIL (under LOCK) */
     }
     /* From here to the syscall the GIL is not released: nobody can close the descriptor. */
     PyObject *fd_obj = *(PyObject **)((char *)self + k_file.offsets[F_FD]);
@@ -326,20 +342,24 @@ fast_read(PyObject *self, PyObject *buffer, PyObject *ov)
         Py_DECREF(event);
         return NULL;
     }
-    PyObject *wake = NULL; /* the object whose waiters to wake */
+    /* Every field and the packet first, the Python calls (wake_waiters, _posted_locked) last:
+     * an exception from one of them (a KeyboardInterrupt at its entry) still leaves the
+     * completion whole and the other call made; the first error is raised. */
+    PyObject *wake = NULL; /* the object whose waiters to wake (borrowed: event or self) */
+    PyObject *post = NULL; /* the port whose waiters to release (a strong reference) */
     int r;
     if (set(&k_ov, ofast, ov, O_INFORMATION, info) < 0 ||
-        set(&k_ov, ofast, ov, O_STATUS, PyLong_FromLong(0)) < 0) {
-        goto fail;
+        set(&k_ov, ofast, ov, O_STATUS, Py_NewRef(g_zero)) < 0) {
+        goto calls;
     }
     if (event != Py_None) {
         set(&k_file, 1, self, F_SIGNALED, Py_NewRef(Py_False));
         int efast = kind_fast(&k_event, Py_TYPE(event));
         if (set(&k_event, efast, event, E_SIGNALED, Py_NewRef(Py_True)) < 0) {
-            goto fail;
+            goto calls;
         }
         if ((r = truth(&k_event, efast, event, E_WAITERS)) < 0) {
-            goto fail;
+            goto calls;
         }
         if (r) {
             wake = event;
@@ -347,7 +367,7 @@ fast_read(PyObject *self, PyObject *buffer, PyObject *ov)
     }
     else {
         if ((r = truth(&k_file, 1, self, F_SKIP_SET)) < 0) {
-            goto fail;
+            goto calls;
         }
         if (r) {
             set(&k_file, 1, self, F_SIGNALED, Py_NewRef(Py_False));
@@ -355,38 +375,31 @@ fast_read(PyObject *self, PyObject *buffer, PyObject *ov)
         else {
             set(&k_file, 1, self, F_SIGNALED, Py_NewRef(Py_True));
             if ((r = truth(&k_file, 1, self, F_WAITERS)) < 0) {
-                goto fail;
+                goto calls;
             }
             if (r) {
                 wake = self;
             }
         }
     }
-    if (wake != NULL) {
-        PyObject *res = PyObject_CallOneArg(g_wake_waiters, wake);
-        if (res == NULL) {
-            goto fail;
-        }
-        Py_DECREF(res);
-    }
     if ((r = truth(&k_ov, ofast, ov, O_SKIP_PORT)) < 0) {
-        goto fail;
+        goto calls;
     }
     if (!r) {
         PyObject *port = *(PyObject **)((char *)self + k_file.offsets[F_PORT]);
         if (port == NULL) {
             port = get(&k_file, 0, self, F_PORT); /* raises AttributeError */
             Py_XDECREF(port);
-            goto fail;
+            goto calls;
         }
         if (port != Py_None) {
             if ((r = truth(&k_file, 1, self, F_SKIP_SUCCESS)) < 0) {
-                goto fail;
+                goto calls;
             }
             int pfast = kind_fast(&k_port, Py_TYPE(port));
             int closed = r ? 1 : truth(&k_port, pfast, port, P_CLOSED);
             if (closed < 0) {
-                goto fail;
+                goto calls;
             }
             if (!closed) {
                 Py_INCREF(port); /* (a concurrent setattr would not free it under us) */
@@ -409,7 +422,7 @@ fast_read(PyObject *self, PyObject *buffer, PyObject *ov)
                 }
                 PyTuple_SET_ITEM(packet, 0, key);
                 PyTuple_SET_ITEM(packet, 1, Py_NewRef(ov));
-                PyTuple_SET_ITEM(packet, 2, PyLong_FromLong(0));
+                PyTuple_SET_ITEM(packet, 2, Py_NewRef(g_zero));
                 PyTuple_SET_ITEM(packet, 3, PyLong_FromSsize_t(n));
                 if (PyTuple_GET_ITEM(packet, 3) == NULL) {
                     goto port_done;
@@ -426,11 +439,7 @@ fast_read(PyObject *self, PyObject *buffer, PyObject *ov)
                     goto port_done;
                 }
                 if (r) {
-                    res = PyObject_CallMethodNoArgs(port, s_posted_locked);
-                    if (res == NULL) {
-                        goto port_done;
-                    }
-                    Py_DECREF(res);
+                    post = Py_NewRef(port);
                 }
                 ok = 0;
             port_done:
@@ -438,19 +447,49 @@ fast_read(PyObject *self, PyObject *buffer, PyObject *ov)
                 Py_XDECREF(packets);
                 Py_DECREF(port);
                 if (ok < 0) {
-                    goto fail;
+                    goto calls;
                 }
             }
         }
     }
+calls: {
+    PyObject *et = NULL, *ev = NULL, *etb = NULL;
+    if (PyErr_Occurred()) {
+        PyErr_Fetch(&et, &ev, &etb);
+    }
+    if (wake != NULL) {
+        PyObject *res = PyObject_CallOneArg(g_wake_waiters, wake);
+        if (res != NULL) {
+            Py_DECREF(res);
+        }
+        else if (et == NULL && ev == NULL) {
+            PyErr_Fetch(&et, &ev, &etb);
+        }
+        else {
+            PyErr_Clear(); /* the first error is the one raised */
+        }
+    }
+    if (post != NULL) {
+        PyObject *res = PyObject_CallMethodNoArgs(post, s_posted_locked);
+        if (res != NULL) {
+            Py_DECREF(res);
+        }
+        else if (et == NULL && ev == NULL) {
+            PyErr_Fetch(&et, &ev, &etb);
+        }
+        else {
+            PyErr_Clear();
+        }
+        Py_DECREF(post);
+    }
     lock_release();
     Py_DECREF(event);
-    return PyLong_FromLong(0);
-
-fail:
-    lock_release();
-    Py_DECREF(event);
-    return NULL;
+    if (et != NULL || ev != NULL) {
+        PyErr_Restore(et, ev, etb);
+        return NULL;
+    }
+    return Py_NewRef(g_zero);
+}
 
 refused:
     /* read_now's ``except (OSError, TypeError, ...): return None``; anything else propagates */
@@ -632,6 +671,7 @@ configure(PyObject *module, PyObject *args)
     g_start_read_after = Py_NewRef(after);
     g_swallowed = Py_NewRef(swallowed);
     g_would_block = Py_NewRef(would_block);
+    g_zero = PyLong_FromLong(0);
     /* The file type is the one the methods are checked against (descriptor's __get__) */
     kind_fast(&k_file, disk);
     kind_fast(&k_ov, ovt);
@@ -701,6 +741,9 @@ read_file(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     entry = PyObject_CallOneArg(g_handle_entry, hfile);
     if (entry == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_TypeError)) {
+            return NULL; /* (a KeyboardInterrupt in a handle's __hash__...) as in Python */
+        }
         PyErr_Clear(); /* an unhashable "handle": the Python ReadFile reports it */
         goto python;
     }
@@ -895,7 +938,10 @@ gqcs_ex(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     entry = PyObject_CallOneArg(g_handle_entry, hport);
     if (entry == NULL) {
-        PyErr_Clear();
+        if (!PyErr_ExceptionMatches(PyExc_TypeError)) {
+            return NULL;
+        }
+        PyErr_Clear(); /* an unhashable "handle": the Python function reports it */
         goto python;
     }
     if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) < 1) {
@@ -948,18 +994,17 @@ gqcs_ex(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (!kind_fast(&k_entry, k_entry.base) || !kind_fast(&k_ref, k_ref.base)) {
         goto after;
     }
+    PyObject *value = PyLong_FromSsize_t(got); /* before any entry is written */
+    if (value == NULL) {
+        PyErr_Clear(); /* the Python continuation writes them, or puts the packets back */
+        goto after;
+    }
     for (Py_ssize_t i = 0; i < got; i++) {
         PyObject *p = PyList_GET_ITEM(packets, i);
         PyObject *out = PyList_GET_ITEM(entries, i);
         for (int f = 0; f < 4; f++) {
             set(&k_entry, 1, out, f, Py_NewRef(PyTuple_GET_ITEM(p, f)));
         }
-    }
-    PyObject *value = PyLong_FromSsize_t(got);
-    if (value == NULL) {
-        Py_DECREF(port);
-        Py_DECREF(res);
-        return NULL;
     }
     set(&k_ref, 1, removed, 0, value);
     Py_DECREF(port);
