@@ -29,7 +29,10 @@ Rules (the module docstring of ``backend`` has the whole picture):
   into ``finished`` by statements up to that one call (CPython runs a signal handler at the
   end of a call, not between statements): before it, the line still holds the head with
   ``poll_ud`` set (the reaper services it again: ``IoUringBackend._heads_cut`` and the
-  one-CQE path); after it, the request is delivered. Locks are held with ``with``.
+  one-CQE path); after it, the request is delivered. Locks are held with ``with``. An
+  interrupt inside :meth:`StreamLines.service`'s loop gives the line back and re-arms its
+  head (``_cut``); left ``busy``, the line would wait for ever. (Not covered: a ``try_now``
+  interrupted after its syscall took data - the result is lost with the call's return.)
 - Arming the head's request is the ring's business: the backend gives its ``arm(op, line)``
   (under the lock), which sets ``line.poll_ud`` (and ``line.direct``, ``line.keep`` for the
   operation itself) or backlogs a poll.
@@ -245,59 +248,74 @@ class StreamLines:
             # request into the kernel: this loop takes it (two requests of one line in the
             # kernel at once would take the data out of order).
             line.busy = True
-        while True:
-            with lock:
-                if not line.ops:
-                    line.busy = False
-                    if self.lines.get(line.key) is line:
-                        del self.lines[line.key]
-                    return cancelled
-                op = line.ops[0]
-                # A head whose own request came back with a result keeps it, cancelled or not:
-                # the kernel may have taken the data already.
-                if res == ECANCELED or (not direct and self.given_up(op)):
-                    line.ops.popleft()
-                    finished.append((op, CANCELLED, 0))
-                    cancelled += 1
-                    res = RETRY
-                    direct = False  # the next head has nothing in the kernel yet
-                    continue
-            result: tuple[int, int] | None
-            if direct:
-                direct = False
-                if res == _EAGAIN:
-                    result = None  # (not seen with io_uring's internal poll) wait again
+        try:
+            while True:
+                with lock:
+                    if not line.ops:
+                        line.busy = False
+                        if self.lines.get(line.key) is line:
+                            del self.lines[line.key]
+                        return cancelled
+                    op = line.ops[0]
+                    # A head whose own request came back with a result keeps it, cancelled or
+                    # not: the kernel may have taken the data already.
+                    if res == ECANCELED or (not direct and self.given_up(op)):
+                        cancelled += 1
+                        res = RETRY
+                        direct = False  # the next head has nothing in the kernel yet
+                        del line.ops[0]  # (statements up to the append: "Interrupts")
+                        finished.append((op, CANCELLED, 0))
+                        continue
+                result: tuple[int, int] | None
+                if direct:
+                    direct = False
+                    if res == _EAGAIN:
+                        result = None  # (not seen with io_uring's internal poll) wait again
+                    else:
+                        try:
+                            result = op.from_cqe(res)
+                        except Exception:
+                            report(f"mapping the CQE of {op!r}")
+                            result = UNSUCCESSFUL, 0
+                elif res < 0:
+                    result = errno_to_status(-res), 0  # the poll itself failed (EBADF...)
                 else:
                     try:
-                        result = op.from_cqe(res)
+                        result = op.try_now()  # POLLERR/POLLHUP too: it reports the error/EOF
                     except Exception:
-                        report(f"mapping the CQE of {op!r}")
+                        report(f"retrying {op!r}")
                         result = UNSUCCESSFUL, 0
-            elif res < 0:
-                result = errno_to_status(-res), 0  # the poll itself failed (EBADF...)
-            else:
-                try:
-                    result = op.try_now()  # POLLERR/POLLHUP too: it reports the error or EOF
-                except Exception:
-                    report(f"retrying {op!r}")
-                    result = UNSUCCESSFUL, 0
-            res = RETRY
-            with lock:
-                if result is None:
-                    if self.given_up(op):  # a cancel came while try_now ran
-                        result = CANCELLED, 0
-                    elif op.fd != line.fd:  # AcceptEx: now waits on the accepted socket
-                        line.ops.popleft()
-                        self.enqueue_locked(op)
-                        continue
-                    else:
-                        line.busy = False
-                        self._arm(op, line)
-                        return cancelled
-                line.ops.popleft()
-            if result[0] == CANCELLED:
-                cancelled += 1
-            finished.append((op, *result))
+                res = RETRY
+                with lock:
+                    if result is None:
+                        if self.given_up(op):  # a cancel came while try_now ran
+                            result = CANCELLED, 0
+                        elif op.fd != line.fd:  # AcceptEx: now waits on the accepted socket
+                            line.ops.popleft()
+                            self.enqueue_locked(op)
+                            continue
+                        else:
+                            line.busy = False
+                            self._arm(op, line)
+                            return cancelled
+                    del line.ops[0]
+                    finished.append((op, *result))
+                if result[0] == CANCELLED:
+                    cancelled += 1
+        except BaseException:
+            self._cut(line)
+            raise
+
+    def _cut(self, line: Line) -> None:
+        """A BaseException (Ctrl-C) cut :meth:`service`'s loop while it held ``line``
+        (``busy``): give the line back and put its head into the kernel again, so that it
+        is not left waiting for a servicing thread that is gone. (Not if the loop had let the
+        line go already: its head was armed, or is being armed.)"""
+        with self._lock:
+            if line.busy:
+                line.busy = False
+                if line.ops and not self.closing:
+                    self._arm(line.ops[0], line)
 
     def pending(self) -> list[Operation]:
         """Every request still in a line (salvage, under the lock or after the reaper died)."""
