@@ -5,9 +5,9 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint typecheck contracts pytest bench clean
 
-# setup.py builds the optional C accelerators (src/winaio/**/*.c) in place: a changed source
+# setup.py builds the optional C accelerators (src/winaio/**/*.[ch]) in place: a changed source
 # reinstalls, which rebuilds them.
-$(STAMP): pyproject.toml setup.py $(wildcard src/winaio/*/*.c src/winaio/*/*/*.c)
+$(STAMP): pyproject.toml setup.py $(wildcard src/winaio/*/*.[ch] src/winaio/*/*/*.[ch])
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -U pip
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'

@@ -1,0 +1,113 @@
+/* Shared by the C accelerator's sources (``_fastio.c``: the module, the dispatcher lock, slot
+ * access, DiskFile's read_now/start_read; ``_fastio_win32.c``: the alias layer's ReadFile and
+ * GetQueuedCompletionStatusEx hot shapes). Not a public interface. */
+#ifndef WINAIO_FASTIO_H
+#define WINAIO_FASTIO_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <errno.h>
+#include <sys/uio.h>
+
+#ifndef RWF_NOWAIT
+#define RWF_NOWAIT 0x00000008
+#endif
+
+/* The largest read made with the GIL held: a page-cache copy of 256 KiB takes tens of
+ * microseconds; a bigger one would keep every other thread out for milliseconds (a 64 MiB hit:
+ * 12-16 ms measured), so it goes to the Python method, whose syscall releases the GIL. */
+#define MAX_GIL_COPY (256 * 1024)
+
+/* ------------------------------------------------------------------ slot access */
+
+#define MAX_NAMES 8
+#define MAX_TYPES 6
+
+/* A class whose instances' slots are read directly: the names used, the member descriptors
+ * they resolve to on the configured class, and the subclasses checked to resolve them to the
+ * same descriptors (strong references, with the version tag they had when checked). */
+typedef struct {
+    PyTypeObject *base; /* the configured class */
+    int n;
+    PyObject *names[MAX_NAMES];
+    PyObject *descrs[MAX_NAMES];
+    Py_ssize_t offsets[MAX_NAMES];
+    PyTypeObject *types[MAX_TYPES];
+    unsigned int tags[MAX_TYPES];
+} kind_t;
+
+int kind_init(kind_t *k, PyTypeObject *tp, const char *const *names);
+int kind_fast(kind_t *k, PyTypeObject *tp);
+
+/* New reference to attribute ``i`` of ``obj`` (direct when ``fast``). */
+static inline PyObject *
+get(kind_t *k, int fast, PyObject *obj, int i)
+{
+    if (fast) {
+        PyObject *v = *(PyObject **)((char *)obj + k->offsets[i]);
+        if (v != NULL) {
+            return Py_NewRef(v);
+        }
+    }
+    return PyObject_GetAttr(obj, k->names[i]); /* (an unset slot raises AttributeError) */
+}
+
+/* Steals ``value``. */
+static inline int
+set(kind_t *k, int fast, PyObject *obj, int i, PyObject *value)
+{
+    if (fast) {
+        PyObject **p = (PyObject **)((char *)obj + k->offsets[i]);
+        PyObject *old = *p;
+        *p = value;
+        Py_XDECREF(old);
+        return 0;
+    }
+    int r = PyObject_SetAttr(obj, k->names[i], value);
+    Py_DECREF(value);
+    return r;
+}
+
+/* Truth value of attribute ``i``: 1, 0, or -1 with an error. */
+static inline int
+truth(kind_t *k, int fast, PyObject *obj, int i)
+{
+    PyObject *v = get(k, fast, obj, i);
+    if (v == NULL) {
+        return -1;
+    }
+    int r = v == Py_True ? 1 : v == Py_False ? 0 : PyObject_IsTrue(v);
+    Py_DECREF(v);
+    return r;
+}
+
+enum { F_CACHED, F_FD, F_PORT, F_KEY, F_SIGNALED, F_WAITERS, F_SKIP_SET, F_SKIP_SUCCESS };
+enum { O_OFFSET, O_EVENT, O_SKIP_PORT, O_INFORMATION, O_STATUS };
+enum { P_CLOSED, P_PACKETS, P_GETTERS, P_WAITERS };
+enum { E_SIGNALED, E_WAITERS };
+
+extern kind_t k_file, k_ov, k_port;
+extern PyTypeObject *g_disk_type;
+extern PyObject *g_zero;
+extern int g_configured;
+
+/* ``read_now`` for one buffer and no routine (``_fastio.c``): a new reference (0, WOULD_BLOCK
+ * or None), NULL with an error, or a borrowed Py_NotImplemented (the shape is not handled). */
+PyObject *fast_read(PyObject *self, PyObject *buffer, PyObject *ov);
+/* The Python ``DiskFile.read_now``. */
+PyObject *py_read_now(PyObject *self, PyObject *buffers, PyObject *ov, PyObject *routine);
+
+/* The file's ``cached_reads`` test: 1, 0 or -1. */
+static inline int
+cached_reads(PyObject *self)
+{
+    return truth(&k_file, 1, self, F_CACHED);
+}
+
+/* ``_fastio_win32.c``'s module functions. */
+PyObject *configure_alias(PyObject *module, PyObject *args);
+PyObject *configure_gqcs(PyObject *module, PyObject *args);
+PyObject *set_enabled(PyObject *module, PyObject *flag);
+
+#endif
