@@ -12,9 +12,10 @@ rows of the same run. Every server first serves ``--server-warmup`` C=64 echoes,
 Servers (``--serve KIND`` prints ``PORT n``): ``winaio.core.t1`` / ``winaio.core.t2`` and
 ``winaio.win32.t1`` / ``winaio.win32.t2`` (``sock_winaio``: the IOCP echo through the core or the
 Win32 aliases, 1 or 2 port threads), ``asyncio_protocol``, ``uvloop_protocol``, ``raw_threaded``
-(the ceiling) and ``raw_epoll`` (``sock_anchors``). A server that cannot start, is not installed
-or crashes makes its rows ``{"unavailable": reason}`` (with the signal when it was killed by
-one) and the run goes on.
+(the ceiling) and ``raw_epoll`` (``sock_anchors``), and ``raw_uring`` (``sock_raw_uring``: a
+minimal ctypes io_uring echo, the Python floor of a completion-model server). A server that
+cannot start, is not installed or crashes makes its rows ``{"unavailable": reason}`` (with the
+signal when it was killed by one) and the run goes on.
 
 Clients (``--client MODE --impl raw|winaio``): the same raw-socket client (``sock_anchors``)
 drives every server in ``c1`` (ping-pong, p50/p99 per round trip), ``c64`` (64 connections, one
@@ -29,7 +30,7 @@ wall-clock rates on a shared machine), also split into user and kernel time (``s
 asyncio Protocol echo's and C=64 calls/s >= 1.0x its, for the 1-port-thread winaio rows (the
 winaio path against asyncio's single-threaded loop), and the alias layer within 1.25x of the
 core; ``info_targets`` the same bounds for the 2-thread rows, as information (``T2_NOTE``);
-``info_ratios`` compares every row with the raw ceilings.
+``info_ratios`` compares every row with the raw ceilings, asyncio, uvloop and ``raw_uring``.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from bench_procs import cpu_times, noise_since, raise_nofile, ratio, source_info
 
 MODES = ("c1", "c64", "pipelined")
 WINAIO_SERVERS = ("winaio.core.t1", "winaio.core.t2", "winaio.win32.t1", "winaio.win32.t2")
-ANCHORS = ("asyncio_protocol", "uvloop_protocol", "raw_threaded", "raw_epoll")
+ANCHORS = ("asyncio_protocol", "uvloop_protocol", "raw_threaded", "raw_epoll", "raw_uring")
 RAW = ("raw_threaded", "raw_epoll")
 SERVERS = WINAIO_SERVERS + ANCHORS
 #: The rows issue 9's targets apply to: the winaio path against asyncio's single-threaded loop,
@@ -92,6 +93,10 @@ def serve(kind: str, skip: bool) -> None:
 
         _, form, threads = kind.split(".")
         sock_winaio.serve(form, int(threads[1:]), skip)
+    elif kind == "raw_uring":
+        import sock_raw_uring  # ctypes and the raw ring: only in its own process
+
+        sock_raw_uring.serve_raw_uring()
     else:
         sock_anchors.SERVE[kind]()
 
@@ -352,7 +357,7 @@ def info_ratios(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
             continue
         mode = row["mode"]
         mine: dict[str, Any] = {}
-        for ref in (*RAW, ASYNCIO, "uvloop_protocol"):
+        for ref in (*RAW, ASYNCIO, "uvloop_protocol", "raw_uring"):
             other = rows.get(f"{ref}/{mode}", {})
             if other is row or "calls_per_s_median" not in other:
                 continue
