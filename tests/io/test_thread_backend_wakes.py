@@ -37,6 +37,7 @@ from winaio._kernel._parker import (
     flush_wakes,
 )
 from winaio._kernel._threads import current_thread_state
+from winaio._kernel._wait import sleep as sleep_ex
 from winaio._kernel._wait import wait_for_one
 from winaio.codes import NtStatus
 
@@ -407,6 +408,13 @@ class _Probe(FileReadOp):
 
     __slots__ = ()
     alive_at_wake: ClassVar[list[bool]] = []
+    #: Set once the issuer dropped its reference: a worker woken at once by the submit could
+    #: otherwise deliver while the issuer's own frame (still in ``start``) holds the request.
+    dropped: ClassVar[threading.Event] = threading.Event()
+
+    def run_blocking(self) -> tuple[int, int]:
+        assert self.dropped.wait(LONG)
+        return super().run_blocking()
 
     def complete(self, status: int, information: int) -> None:
         super().complete(status, information)
@@ -433,9 +441,11 @@ def test_a_request_is_dropped_before_its_waiter_is_woken(
         for i in range(50):
             mem = mmap.mmap(-1, 4096)
             view = memoryview(mem)
+            _Probe.dropped.clear()
             op = _Probe(f, Overlapped(0), [view], 0)
             assert start(op) == STATUS_PENDING
             del op
+            _Probe.dropped.set()
             packet = port.get(LONG)  # (a timed wait: a worker runs the read)
             assert packet is not None and packet.status == SUCCESS, i
             view.release()
@@ -490,3 +500,100 @@ def test_a_ring_leader_with_nothing_on_the_ring_parks_plainly(
     assert seen["led"] == (0, 0), seen  # before: it led the ring and slept in the kernel
     f.close()
     port.close()
+
+
+@pytest.fixture
+def lazy_port(
+    backend: ThreadBackend, tmp_path: Path, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Any, CompletionPort]]:
+    """A file bound to a port whose thread (this one) issues lone requests that wake nobody:
+    an idle worker watches, on a tick that never comes during the test (``WATCH`` = LONG), so
+    a request taken before the wait's end was handed on by the park, not by a tick."""
+    monkeypatch.setattr(_threads, "WATCH", LONG)
+    f = kit.file(backend, tmp_path / "f")
+    port = CompletionPort()
+    f.associate(port, "f")
+    _loop(f, port, 3)  # a port thread now
+    assert _until(lambda: backend._watcher is not None and backend._watcher in backend._idle)
+    yield f, port
+    f.close()
+    port.close()
+
+
+def _lone(backend: ThreadBackend, f: Any, i: int) -> FileWriteOp:
+    """Issue a lone request that wakes nobody (left to this thread's next port wait)."""
+    before = backend.counters()
+    op = _write(f, i)
+    after = backend.counters()
+    assert after["worker_wakes"] == before["worker_wakes"] and not op.done
+    assert current_thread_state().on_block is not None
+    return op
+
+
+def _handed_on_by_the_park(backend: ThreadBackend, parks: int) -> None:
+    counters = backend.counters()
+    assert counters["park_wakes"] == parks, counters
+    assert counters["watch_ticks"] == 0 and counters["watch_takes"] == 0, counters
+
+
+def test_a_lone_request_whose_issuer_waits_elsewhere_is_handed_to_a_worker(
+    backend: ThreadBackend, lazy_port: tuple[Any, CompletionPort]
+) -> None:
+    # Before: the issuer blocked in WaitForSingleObject (here on the port itself, signaled
+    # while packets are queued: it dequeues nothing) and its request waited for the watcher's
+    # next tick; now the wait's block() wakes a worker for it before it parks.
+    f, port = lazy_port
+    _lone(backend, f, 10)
+    assert wait_for_one(port, LONG, False) == 0  # the packet came while this thread waited
+    assert current_thread_state().on_block is None
+    _handed_on_by_the_park(backend, 1)
+    packet = port.get(0)
+    assert packet is not None and packet.status == SUCCESS
+
+
+def test_a_lone_request_whose_issuer_waits_on_its_port_with_a_timeout_is_handed_on(
+    backend: ThreadBackend, lazy_port: tuple[Any, CompletionPort]
+) -> None:
+    # A timed GetQueuedCompletionStatus runs nothing itself (only an untimed one does).
+    f, port = lazy_port
+    _lone(backend, f, 11)
+    packet = port.get(LONG)
+    assert packet is not None and packet.status == SUCCESS
+    _handed_on_by_the_park(backend, 1)
+
+
+def test_a_lone_request_whose_issuer_exits_is_handed_on(
+    backend: ThreadBackend, lazy_port: tuple[Any, CompletionPort]
+) -> None:
+    # Port-bound I/O outlives its issuer (spec §8); nobody will wait for it in that thread.
+    f, port = lazy_port
+    issued: list[FileWriteOp] = []
+
+    def issue() -> None:
+        assert port.get(0) is None  # a thread of the port
+        issued.append(_lone(backend, f, 12))
+
+    thread = threading.Thread(target=issue)
+    thread.start()
+    thread.join(LONG)
+    assert issued
+    packet = port.get(LONG)
+    assert packet is not None and packet.overlapped is issued[0].overlapped
+    _handed_on_by_the_park(backend, 1)
+
+
+def test_a_lone_request_its_issuer_runs_itself_hands_nothing_on(
+    backend: ThreadBackend, lazy_port: tuple[Any, CompletionPort]
+) -> None:
+    # The untimed port wait runs the request itself (``IdleWork``); the hook left set finds
+    # nothing queued at the next park and wakes nobody.
+    f, port = lazy_port
+    _lone(backend, f, 13)
+    packet = port.get(None)
+    assert packet is not None and packet.status == SUCCESS
+    event = Event(manual_reset=True)
+    event.set()
+    assert wait_for_one(event, LONG, False) == 0  # not a park: the hook stays
+    assert sleep_ex(0.001, False) == 0  # parks: the hook runs, finds nothing
+    assert current_thread_state().on_block is None
+    _handed_on_by_the_park(backend, 0)

@@ -27,8 +27,12 @@ Hand-offs without the GIL (issue 9, docs/design.md "The thread backend's hand-of
   issuer run at its next GetQueuedCompletionStatus: waking a worker for it only made that
   worker wake, find the GIL held, and find nothing (five context switches per QD1 read, 30 %
   of the IOPS). Such a request wakes nobody while an idle worker *watches*: it parks with a
-  timeout of ``WATCH`` seconds and, at each tick, takes what is still queued, so a request
-  whose issuer does not wait for it starts within a tick. The tick is a safety net, not the
+  timeout of ``WATCH`` seconds and, at each tick, takes what is still queued. An issuer that
+  parks anywhere else first (a kernel wait, a timed GetQueuedCompletionStatus, a pool wait) or
+  exits hands the request to a worker at once (``ThreadState.on_block``, run by the kernel's
+  ``block()``: ``park_wakes``); the tick is left for an issuer that runs on without parking
+  (CPU work, a plain ``threading`` lock or ``time.sleep``), whose request starts within a
+  tick. The tick is a safety net, not the
   completion path (the issuer's own wait runs the request at once), and it runs only while
   FILE requests are outstanding (``_files``) or such a request came since the last tick:
   an idle process has no watcher ticking (at most one tick after its last request). With no
@@ -128,7 +132,8 @@ class ThreadBackend:
         self._lazy_seen = False
         self._watcher: Any = None
         self._worker_wakes = self._watch_wakes = self._watch_takes = self._deferred_wakes = 0
-        self._chain_wakes = 0
+        self._chain_wakes = self._park_wakes = 0
+        self._on_issuer_park = self._issuer_parks  # (bound once: set on every lone request)
         self._commands: deque[tuple[str, Operation | None]] = deque()
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._wake_pending = False
@@ -201,6 +206,10 @@ class ThreadBackend:
                     self._lazy_seen = True
                     if self._watcher is None and not self._woken:
                         wake = self._watcher = idle.pop()
+                    else:
+                        # If the issuer parks anywhere else first (a kernel wait, a timed
+                        # GetQueuedCompletionStatus) or exits, a worker takes it then.
+                        issuer.on_block = self._on_issuer_park
                 elif not self._woken:
                     # (A worker woken already, not yet running, wakes the next one itself if
                     # it leaves work queued: one wake-up per burst here.)
@@ -264,7 +273,8 @@ class ThreadBackend:
         """How the hand-offs went (tests, benchmarks): workers woken by ``submit``, by another
         worker that left requests queued (``chain_wakes``), watch
         ticks, requests a watching worker took, completions whose waiters were woken after
-        the dispatcher lock without the GIL."""
+        the dispatcher lock without the GIL, workers woken because the issuer of a lone
+        request parked elsewhere (``park_wakes``, ``_issuer_parks``)."""
         with self._lock:
             return {
                 "worker_wakes": self._worker_wakes,
@@ -272,7 +282,26 @@ class ThreadBackend:
                 "watch_ticks": self._watch_wakes,
                 "watch_takes": self._watch_takes,
                 "deferred_wakes": self._deferred_wakes,
+                "park_wakes": self._park_wakes,
             }
+
+    def _issuer_parks(self) -> None:
+        """``ThreadState.on_block`` of the issuer of a lone request that woke nobody
+        (``submit``): it parks somewhere other than the port wait that would run the request
+        (a kernel wait: WaitForSingleObject, SleepEx, a critical section; a timed
+        GetQueuedCompletionStatus), or exits. An idle worker is woken for the request now,
+        rather than at the watcher's next tick."""
+        if not self._queue:
+            return  # run already (by its issuer's port wait, a worker, a tick)
+        wake = None
+        with self._lock:
+            idle = self._idle
+            if self._queue and idle and not self._woken:
+                wake = idle.pop()
+                self._woken.add(wake)
+                self._park_wakes += 1
+        if wake is not None:
+            wake.wake()  # after the lock, without the GIL
 
     # ------------------------------------------------------------------ completion
     def _finish(self, op: Operation, status: int, information: int, cancelled: bool) -> None:

@@ -56,6 +56,7 @@ __all__ = [
     "WaitBlock",
     "complete_wait",
     "end_wait",
+    "run_block_hook",
     "try_satisfy",
     "unlink_wait",
     "wake_thread",
@@ -123,6 +124,7 @@ class ThreadState:
         "extensions",
         "ident",
         "last_error",
+        "on_block",
         "owned_mutexes",
         "parker",
         "special_apcs",
@@ -163,6 +165,12 @@ class ThreadState:
         self.block_listener: BlockListener | None = None
         #: Per-thread data owned by higher layers (e.g. the I/O layer's pending requests).
         self.extensions: dict[str, Any] = {}
+        #: Called once (and cleared), without :data:`LOCK`, when this thread next parks in a
+        #: kernel wait (``_wait.block``, a pool worker's wait) or exits: set by a higher layer
+        #: that left work to this thread's next GetQueuedCompletionStatus (the thread backend's
+        #: lone request, ``_backends._threads``), so that it hands the work on when the thread
+        #: parks elsewhere instead. See :func:`run_block_hook`.
+        self.on_block: Callable[[], object] | None = None
 
 
 class WaitBlock:
@@ -323,3 +331,13 @@ def wake_waiters(obj: DispatcherObject) -> None:
             complete_wait(wb, result)
             if not obj._may_satisfy():
                 return
+
+
+def run_block_hook(ts: ThreadState) -> None:
+    """Run and clear ``ts.on_block`` (the calling thread's own state, without :data:`LOCK`):
+    the thread parks elsewhere than in the GetQueuedCompletionStatus the hook's owner left
+    work to, or exits. Cleared first: it runs once, even if it raises."""
+    hook = ts.on_block
+    if hook is not None:
+        ts.on_block = None
+        hook()

@@ -42,6 +42,7 @@ from ._dispatcher import (
     DispatcherObject,
     ThreadState,
     complete_wait,
+    run_block_hook,
     wake_waiters,
 )
 
@@ -237,6 +238,7 @@ def run_exit_effects(ts: ThreadState, exit_code: int) -> None:
         ts.exit_code = exit_code
         ts.apcs.clear()
         ts.special_apcs.clear()
+    run_block_hook(ts)  # work left to its next port wait: it will not wait any more
     for hook in list(_exit_hooks):
         hook(ts)
     with LOCK:

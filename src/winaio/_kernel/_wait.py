@@ -36,6 +36,7 @@ from ._dispatcher import (
     DispatcherObject,
     ThreadState,
     WaitBlock,
+    run_block_hook,
     try_satisfy,
     unlink_wait,
 )
@@ -89,11 +90,18 @@ def block(
     are *not* run here: the caller runs them without the lock); ``listener`` learns under the
     same lock that the thread runs again.
 
+    Before it parks, it runs the thread's ``on_block`` hook (``ThreadState.on_block``: the
+    thread backend hands a request it left to this thread's port wait to a worker).
+
     A wait ended while this thread was awake inside it (its parker runs code while it blocks,
     ``_dispatcher.Parker``) comes back with no token taken and ``ts.wait`` already cleared
     under the lock by :func:`~._dispatcher.complete_wait`: its result is returned without
     taking the lock again (``listener`` None; else the listener is told under the lock).
     """
+    if ts.on_block is not None:
+        # Work left to this thread's GetQueuedCompletionStatus goes elsewhere: it parks here
+        # (``ThreadState.on_block``; an exception is the caller's, as below).
+        run_block_hook(ts)
     parker = ts.parker
     while True:
         # An exception out of the parker (Ctrl-C) is the registering caller's to handle: each

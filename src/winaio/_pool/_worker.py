@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from .._clock import monotonic
 from .._io._backend import IdleWork
-from .._kernel._dispatcher import LOCK, TERMINATED, WaitBlock, unlink_wait
+from .._kernel._dispatcher import LOCK, TERMINATED, WaitBlock, run_block_hook, unlink_wait
 from .._kernel._dispatcher import acquire_lock as _acquire
 from .._kernel._dispatcher import release_lock as _release
 from .._kernel._parker import AVAILABLE as PARKER_AVAILABLE
@@ -156,6 +156,8 @@ def _next_packet(
         ts.wait = wb
     finally:
         _release()
+    if ts.on_block is not None:
+        run_block_hook(ts)  # as ``_kernel._wait.block``: it parks (``ThreadState.on_block``)
     deadline = None if timeout is None else monotonic() + timeout
     while True:
         parker = ts.parker
