@@ -69,6 +69,8 @@ T2_NOTE = (
     "t2 rows are reported against the same bounds as information (issue 9's Sockets part)."
 )
 ASYNCIO = "asyncio_protocol"
+#: ``--base-src``: a winaio server named ``KIND@base`` runs the winaio found there.
+BASE_SUFFIX, BASE_ENV = "@base", "WINAIO_BENCH_BASE_SRC"
 C1_P50_MAX = 1.1  # issue 9: winaio C=1 p50 <= 1.1x asyncio Protocol's
 C64_MIN = 1.0  # issue 9: winaio C=64 calls/s >= 1.0x asyncio Protocol's
 ALIAS_MAX = 1.25
@@ -88,6 +90,11 @@ def log(*parts: object) -> None:
 def serve(kind: str, skip: bool) -> None:
     raise_nofile()
     _test_hooks(kind)
+    if kind.endswith(BASE_SUFFIX):
+        # Before/after in one interleaved run: this server runs the winaio of --base-src
+        # (imported below, first on the path), with this tree's server code.
+        kind = kind[: -len(BASE_SUFFIX)]
+        sys.path.insert(0, os.environ[BASE_ENV])
     if kind.startswith("winaio."):
         import sock_winaio  # only in winaio's own server processes
 
@@ -593,6 +600,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_false",
         help="winaio servers: no FILE_SKIP_COMPLETION_PORT_ON_SUCCESS",
     )
+    parser.add_argument(
+        "--base-src",
+        help="a src directory holding another winaio (e.g. main's, from git archive): servers "
+        "named KIND@base (in --servers) run it, for before/after rows in one interleaved run",
+    )
     parser.add_argument("--quick", action="store_true", help="0.5 s runs, 1 round")
     parser.add_argument("--table", action="store_true", help="markdown table on stderr")
     parser.add_argument("--output", help="also write the JSON there")
@@ -609,6 +621,8 @@ def main(argv: list[str] | None = None) -> int:
         result = client(opts.client, opts.impl, opts.port, load)
         print(json.dumps(result))
         return 0
+    if opts.base_src:
+        os.environ[BASE_ENV] = os.path.abspath(opts.base_src)  # the servers inherit it
     if opts.quick:
         opts.duration, opts.warmup, opts.rounds = 0.5, 0.1, 1
     if opts.quick or opts.calls:
