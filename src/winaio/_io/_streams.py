@@ -242,13 +242,20 @@ def create_pipe(overlapped: bool = False, size: int = 0) -> tuple[StreamFile, St
 class Socket(StreamFile):
     """A socket as a file object (WSASocket / socket())."""
 
-    __slots__ = ("_recv_misses", "_recv_poller", "_recv_ready", "fd_users")
+    __slots__ = ("_pend", "_recv_misses", "_recv_poller", "_recv_ready", "fd_users")
 
     def __init__(self, fd: int, **kwargs: Any) -> None:
         #: The fast paths using the descriptor now (``_fd_users``): set before anything can
         #: close it (``_release_fd`` reads it).
         self.fd_users = FdUsers()
         super().__init__(fd, **kwargs)
+        #: How a receive of the fast path pends (``_files.submit_receive``'s contract): the
+        #: backend's one-call ``pend_receive`` where it has one (io_uring), else
+        #: ``submit_receive``. The backend's bound method, never one of this socket's: no
+        #: reference cycle keeps a socket nobody holds from closing.
+        self._pend: Callable[[FileObject, Overlapped, memoryview], None] = (
+            getattr(self.backend, "pend_receive", None) or submit_receive
+        )
         self.send_claim = threading.Lock()  # ``_files.start``; the fast path of start_write
         #: The fast path's readiness check (module docstring): a ``select.poll`` on this
         #: socket, made at its first receive that would block; ``_recv_ready`` is its ``poll``
@@ -314,7 +321,7 @@ class Socket(StreamFile):
                 misses = self._recv_misses
                 if misses >= _ASK_RUN and misses & _ASK_EVERY:
                     self._recv_misses = misses + 1
-                    submit_receive(
+                    self._pend(
                         self, overlapped, buffer if cls is memoryview else memoryview(buffer)
                     )
                     return False
@@ -336,7 +343,7 @@ class Socket(StreamFile):
                         waiting = False
                     if waiting:
                         self._recv_misses += 1
-                        submit_receive(
+                        self._pend(
                             self, overlapped, buffer if cls is memoryview else memoryview(buffer)
                         )
                         return False
@@ -356,7 +363,7 @@ class Socket(StreamFile):
                     if poller is not None:
                         self._recv_ready = poller.poll
                         self._recv_misses = 1
-                    submit_receive(
+                    self._pend(
                         self, overlapped, buffer if cls is memoryview else memoryview(buffer)
                     )
                     return False

@@ -24,13 +24,18 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from ..._io._backend import BackendStatistics, IdleWork, OpKind, add_deferred_flush
 from ..._io._dispatch import deliver, deliver_batch
+from ..._io._files import _IO_KEY
 from ..._io._ops import Operation, StreamReadOp
 from ..._kernel._dispatcher import LOCK, ThreadState
+from ..._kernel._dispatcher import acquire_lock as _acquire_dispatcher
+from ..._kernel._dispatcher import release_lock as _release_dispatcher
 from ..._kernel._threads import EXIT_MIGRATE_IO, add_thread_exit_hook, current_thread_state
-from ...codes import NtStatus
+from ...codes import NtStatus, WinError
+from ...errors import Win32Error
 from .abi import RingBusyError, SubmissionQueueFull
 from .abi.consts import CqeFlags, PollFlags
 from .backlog import Backlog, prep_failed
@@ -54,6 +59,10 @@ from .probe import feature_names, probe_backend, recv_poll_first
 from .ring import BackendRing
 from .streams import Line, StreamLines
 
+if TYPE_CHECKING:
+    from ..._io._files import FileObject
+    from ..._io._overlapped import Overlapped
+
 __all__ = ["IoUringBackend"]
 
 _F_MORE = int(CqeFlags.IORING_CQE_F_MORE)
@@ -61,6 +70,8 @@ _PLAIN_COMPLETE = Operation.complete
 #: What a request fails with when its submitting thread is gone (``uring``).
 _DIED = frozenset((-errno.ECANCELED, -errno.EFAULT))
 _SUCCESS = int(NtStatus.STATUS_SUCCESS)
+_CLOSED_STATUS = int(NtStatus.STATUS_INVALID_HANDLE)  # the backend is closed (``_files``)
+_new_object = object.__new__
 _MULTI = int(PollFlags.IORING_POLL_ADD_MULTI)
 _POLLIN = select.POLLIN
 _FILE = OpKind.FILE
@@ -196,58 +207,35 @@ class IoUringBackend:
                 self._bind_parker(issuer)
             return
         if type(op) is StreamReadOp and not self._closing:  # type(): narrows for mypy
-            # The sockets' pended receive (``_files.submit_tried``): a receive into one buffer
-            # on a socket whose line is empty becomes the head of a new line and a RECV in one
-            # hold of the lock, without the general path's layers (``_submit_slow`` ->
-            # ``enqueue_locked`` -> ``_poll_locked`` -> ``prep_pending`` -> ``recv``). Its RECV
-            # carries POLL_FIRST where the kernel takes it: the issuer's own attempt has just
-            # failed with EAGAIN, the kernel's first attempt would fail too.
+            # A socket receive into one buffer that reaches the backend as a request (the
+            # general path: a flag, a receive queued behind another...; the fast path's pends
+            # come through :meth:`pend_receive`): on a socket whose line is empty it becomes
+            # the head of a new line and a RECV in one hold of the lock (:meth:`_pend_locked`),
+            # without the general path's layers (``_submit_slow`` -> ``enqueue_locked`` ->
+            # ``_poll_locked`` -> ``prep_pending`` -> ``recv``).
             file = op.file
             buffers = op.buffers
             if file.sock is not None and op.nbytes and len(buffers) == 1:
                 issuer = op.issuer
                 fd = file.fd
                 key = fd + fd
-                taken = cancelled = wake = False
+                cancelled = False
+                pended: bool | None = None
                 lock = self._lock
                 lock.acquire()
                 try:
-                    streams = self._streams
-                    if self._closing or self._backlog.entries or key in streams.lines:
+                    if self._closing or self._backlog.entries or key in self._streams.lines:
                         pass  # the general path: behind a head, backlogged, or refused
                     elif op.cancel_requested:
                         # Cancelled before it had a token: cancel() could not find it.
                         self._submitted += 1
                         cancelled = True
                     else:
-                        table = self._table
-                        ud = table.next_ud
-                        buf = buffers[0]
-                        try:
-                            anchor = _from_buffer(buf)
-                            self._ring.prep_recv(
-                                fd, _addressof(anchor), buf.nbytes, ud, 0, op.flags,
-                                self._recv_ioprio,
-                            )  # fmt: skip
-                        except Exception:
-                            pass  # a full SQ ring, unusable memory: the general path
-                        else:
-                            taken = True
-                            self._submitted += 1
-                            table.next_ud = ud + 1
-                            table[ud] = (op, streams.open_direct_locked(op, key, ud, anchor))
-                            self._unsubmitted.append(ud)
-                            # The ring's owner defers to its next wait (``lead``); anyone
-                            # else submits at once (as ``_poll_locked``).
-                            if self._lead.owner is issuer.parker:
-                                if not self._hinted:
-                                    self._hint_locked()
-                            else:
-                                wake = self._submit_locked(issuer)
+                        pended = self._pend_locked(op, issuer, fd, key, buffers[0])
                 finally:
                     lock.release()
-                if taken:
-                    if wake:
+                if pended is not None:
+                    if pended:
                         os.eventfd_write(self._efd, 1)
                     parker = issuer.parker
                     if parker.__class__ is not RingParker or parker.lead is not self._lead:
@@ -257,6 +245,109 @@ class IoUringBackend:
                     self._finish_direct(op, CANCELLED)
                     return
         self._submit_slow(op)
+
+    def pend_receive(self, file: FileObject, overlapped: Overlapped, view: memoryview) -> None:
+        """The sockets' pended receive in one call (``Socket.start_read``, when its attempt
+        would block or is skipped; the preconditions of ``_files.submit_receive``: one whole,
+        non-empty writable buffer, no flags, no routine, E reset, F cleared, Internal
+        STATUS_PENDING): ``_files.submit_receive`` and :meth:`submit`'s receive block without
+        the request passing between them. The request is built slot by slot and registered
+        in one hold of LOCK (CancelIoEx, closesocket and thread exit see it from then on);
+        then, in one hold of the backend's lock, it becomes the head of a new line and a RECV
+        (POLL_FIRST where the kernel has it) deferred to the ring owner's next wait, or
+        submitted at once by anyone else. A cancel that came between the two holds (no
+        token to find yet) is seen here (``cancel_requested``) and completes it cancelled,
+        as in :meth:`submit`; anything else unusual (a line already there, a backlog, a
+        closing backend, a full SQ ring) takes :meth:`submit`. The seam an accelerator
+        would replace (``docs/design.md``, "what would have to move to C").
+
+        Raises:
+            Win32Error: ERROR_INVALID_HANDLE if the socket is being closed.
+        """
+        op: StreamReadOp = _new_object(StreamReadOp)
+        op.file = file
+        op.overlapped = overlapped
+        event = op.event = overlapped.event
+        skip_port = op.skip_port = overlapped.skip_port
+        op.routine = None
+        issuer = op.issuer = current_thread_state()
+        op.done = op.cancel_requested = False
+        op.token = op.sync_done = None
+        op.buffers = [view]
+        op.nbytes = len(view)
+        op.flags = 0
+        _acquire_dispatcher()  # not ``with``: half the cost on 3.11
+        try:
+            if file.closing:
+                raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
+            # Registered and marked submitted in one go, as ``_files.submit_receive``: a
+            # request that outlives its issuer (port-bound, no event, no routine: spec §8)
+            # stays out of the issuer's list, which only the thread-exit hook reads.
+            op.registered = op.submitted = True
+            file._pending[op] = None
+            file.stream_in += 1
+            if event is not None or skip_port or file.port is None:
+                ops = issuer.extensions.get(_IO_KEY)
+                if ops is None:
+                    ops = issuer.extensions[_IO_KEY] = {}
+                ops[op] = None
+        finally:
+            _release_dispatcher()
+        fd = file.fd
+        key = fd + fd
+        wake: bool | None = None
+        lock = self._lock
+        lock.acquire()
+        try:
+            if not (
+                self._closing
+                or self._backlog.entries
+                or key in self._streams.lines
+                or op.cancel_requested  # (:meth:`submit` completes it cancelled)
+            ):
+                wake = self._pend_locked(op, issuer, fd, key, view)
+        finally:
+            lock.release()
+        if wake is not None:
+            if wake:
+                os.eventfd_write(self._efd, 1)
+            parker = issuer.parker
+            if parker.__class__ is not RingParker or parker.lead is not self._lead:
+                self._bind_parker(issuer)
+            return
+        try:
+            self.submit(op)
+        except RuntimeError:
+            op.complete(_CLOSED_STATUS, 0)  # the backend is closed: as ``_files``
+
+    def _pend_locked(
+        self, op: StreamReadOp, issuer: ThreadState, fd: int, key: int, buf: memoryview
+    ) -> bool | None:
+        """Under ``_lock``, for a receive into ``buf`` on a socket whose line (``key``) is
+        empty, nobody's cancel pending, the backend open and not backlogged: make ``op`` the
+        head of a new line and a RECV (POLL_FIRST where the kernel has it: the issuer's own
+        attempt has just failed, or was skipped because its last ones did), deferred to the
+        ring owner's next wait (``lead``) or submitted at once by anyone else. Returns None
+        if the SQ ring or the memory refused it (the general path), else whether the ring
+        thread must be woken."""
+        table = self._table
+        ud = table.next_ud
+        try:
+            anchor = _from_buffer(buf)
+            self._ring.prep_recv(
+                fd, _addressof(anchor), buf.nbytes, ud, 0, op.flags, self._recv_ioprio
+            )
+        except Exception:
+            return None  # a full SQ ring, unusable memory: the general path
+        self._submitted += 1
+        table.next_ud = ud + 1
+        table[ud] = (op, self._streams.open_direct_locked(op, key, ud, anchor))
+        self._unsubmitted.append(ud)
+        if self._lead.owner is issuer.parker:
+            if not self._hinted:
+                self._hint_locked()
+            return False
+        return self._submit_locked(issuer)
 
     def _bind_parker(self, issuer: ThreadState) -> None:
         """The issuer most likely waits for its request soon: let it lead the ring then."""
