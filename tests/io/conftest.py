@@ -3,6 +3,7 @@ shared helpers are fixtures rather than imported modules)."""
 
 from __future__ import annotations
 
+import mmap
 import os
 import socket
 import threading
@@ -15,6 +16,7 @@ from winaio._backends import uring
 from winaio._io._files import FileObject, start
 from winaio._io._ops import FileWriteOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
+from winaio._io._port import CompletionPort
 from winaio._io._streams import Socket
 from winaio._kernel._objects import Event
 from winaio._kernel._wait import wait_for_one
@@ -69,11 +71,16 @@ class ParkedRingThread:
         self.gate.set()
 
 
+class Interrupted(BaseException):
+    """Stands for KeyboardInterrupt (a BaseException raised by a signal handler)."""
+
+
 class UringKit:
     """Helpers shared by the io_uring backend tests (``uring`` fixture)."""
 
     LONG = 5.0
     park = ParkedRingThread
+    Interrupted = Interrupted
 
     @staticmethod
     def fds() -> dict[str, str]:
@@ -155,3 +162,87 @@ def socket_pair() -> Iterator[Callable[..., tuple[Socket, socket.socket]]]:
     for s, peer in made:
         s.close()
         peer.close()
+
+
+@pytest.fixture
+def bound_file(tmp_path: Any) -> Iterator[Callable[..., tuple[FileObject, CompletionPort]]]:
+    """``bound_file(b, direct=False)``: a regular file on backend ``b`` (``tmp_path / "f"``,
+    :meth:`UringKit.file`) bound to a new completion port under the key ``"f"``; both are
+    closed after the test (request this fixture after the backend's, so that they close
+    first)."""
+    made: list[tuple[FileObject, CompletionPort]] = []
+
+    def make(b: Any, direct: bool = False) -> tuple[FileObject, CompletionPort]:
+        f = UringKit.file(b, tmp_path / "f", direct)
+        port = CompletionPort()
+        f.associate(port, "f")
+        made.append((f, port))
+        return f, port
+
+    yield make
+    for f, port in made:
+        f.close()
+        port.close()
+
+
+@pytest.fixture
+def interrupt_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> Callable[..., list[tuple[Any, ...]]]:
+    """``interrupt_once(owner, name, run=False)``: the next call of ``owner.name`` (a module's
+    function or a class's method) records its arguments, puts the real one back, runs it if
+    ``run`` (the interrupt then lands after the step), and raises :class:`Interrupted` where a
+    signal handler would. Returns the list the arguments are recorded in."""
+
+    def arm(owner: Any, name: str, run: bool = False) -> list[tuple[Any, ...]]:
+        real = getattr(owner, name)
+        calls: list[tuple[Any, ...]] = []
+
+        def interrupted(*args: Any) -> Any:
+            calls.append(args)
+            monkeypatch.setattr(owner, name, real)  # once
+            if run:
+                real(*args)
+            raise Interrupted
+
+        monkeypatch.setattr(owner, name, interrupted)
+        return calls
+
+    return arm
+
+
+@pytest.fixture
+def parked_port(
+    kit: type[UringKit], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[Any], CompletionPort]]:
+    """``parked_port(b)``: a new completion port, with ``b``'s ring thread parked
+    (:class:`ParkedRingThread`: nothing but the test's own wait reaps); released and closed
+    after the test."""
+    made: list[tuple[ParkedRingThread, CompletionPort]] = []
+
+    def make(b: Any) -> CompletionPort:
+        port = CompletionPort()
+        made.append((kit.park(b, monkeypatch), port))
+        return port
+
+    yield make
+    for parked, port in made:
+        parked.release()
+        port.close()
+
+
+@pytest.fixture
+def aligned() -> Iterator[Callable[[int], memoryview]]:
+    """``aligned(nbytes)``: a page-aligned writable view (an anonymous mmap: O_DIRECT
+    buffers), released after the test."""
+    made: list[tuple[mmap.mmap, memoryview]] = []
+
+    def make(nbytes: int) -> memoryview:
+        memory = mmap.mmap(-1, nbytes)
+        made.append((memory, memoryview(memory)))
+        return made[-1][1]
+
+    yield make
+    for memory, view in made:
+        view.release()
+        memory.close()

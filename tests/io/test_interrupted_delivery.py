@@ -20,7 +20,6 @@ handler would raise it.
 
 from __future__ import annotations
 
-import mmap
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -46,10 +45,6 @@ BLOCK = 4096
 LONG = 5.0
 
 
-class Interrupted(BaseException):
-    """Stands for KeyboardInterrupt (a BaseException raised by a signal handler)."""
-
-
 @pytest.fixture
 def disk(armed_uring: uring.IoUringBackend, tmp_path: Path) -> Iterator[DiskFile]:
     """A 64 KiB O_DIRECT DiskFile on the backend (closed after the test if still open)."""
@@ -64,22 +59,6 @@ def disk(armed_uring: uring.IoUringBackend, tmp_path: Path) -> Iterator[DiskFile
     f.close()
 
 
-@pytest.fixture
-def aligned() -> Iterator[Callable[[int], memoryview]]:
-    """``aligned(nbytes)``: a page-aligned writable view, released after the test."""
-    made: list[tuple[mmap.mmap, memoryview]] = []
-
-    def make(nbytes: int) -> memoryview:
-        memory = mmap.mmap(-1, nbytes)
-        made.append((memory, memoryview(memory)))
-        return made[-1][1]
-
-    yield make
-    for memory, view in made:
-        view.release()
-        memory.close()
-
-
 def _released(f: DiskFile, path: Path, kit: Any) -> bool:
     return f.fd == -1 and str(path) not in kit.fds().values()
 
@@ -89,43 +68,31 @@ def test_an_interrupt_in_the_one_cqe_delivery_still_completes_the_read(
     disk: DiskFile,
     aligned: Callable[[int], memoryview],
     kit: Any,
-    monkeypatch: pytest.MonkeyPatch,
+    parked_port: Callable[[Any], CompletionPort],
+    interrupt_once: Callable[..., list[tuple[Any, ...]]],
     tmp_path: Path,
 ) -> None:
     """The reviewer's reproducer: ``deliver`` (the one-CQE fast path) raises once."""
     b = armed_uring
-    port = CompletionPort()
+    port = parked_port(b)  # nothing but this thread reaps
     disk.associate(port, "disk")
     view = aligned(BLOCK)
-    real = backend_mod.deliver
-    hits: list[int] = []
-
-    def deliver_interrupted(op: Any, status: int, information: int) -> bool:
-        hits.append(information)
-        monkeypatch.setattr(backend_mod, "deliver", real)  # once
-        raise Interrupted
-
-    parked = kit.park(b, monkeypatch)  # nothing but this thread reaps
-    try:
-        ov = Overlapped(2 * BLOCK)
-        assert disk.start_read(view, ov) is False
-        wait_until(lambda: b._ring.cq_ready() == 1, LONG, "the read completes")
-        monkeypatch.setattr(backend_mod, "deliver", deliver_interrupted)
-        with pytest.raises(Interrupted):
-            port.get(None)
-        assert hits == [BLOCK]  # the fast path took it
-        assert not ov.pending  # delivered before the exception left the reaper
-        packet = port.get(LONG)
-        assert packet is not None and (packet.key, packet.status) == ("disk", SUCCESS)
-        assert packet.bytes_transferred == BLOCK and packet.overlapped is ov
-        assert view.tobytes() == (tmp_path / "disk").read_bytes()[2 * BLOCK : 3 * BLOCK]
-        assert port.get(0) is None  # once
-        assert disk.pending_requests == 0
-        disk.close()
-        assert _released(disk, tmp_path / "disk", kit)
-    finally:
-        parked.release()
-        port.close()
+    ov = Overlapped(2 * BLOCK)
+    assert disk.start_read(view, ov) is False
+    wait_until(lambda: b._ring.cq_ready() == 1, LONG, "the read completes")
+    hits = interrupt_once(backend_mod, "deliver")
+    with pytest.raises(kit.Interrupted):
+        port.get(None)
+    assert [information for _, _, information in hits] == [BLOCK]  # the fast path took it
+    assert not ov.pending  # delivered before the exception left the reaper
+    packet = port.get(LONG)
+    assert packet is not None and (packet.key, packet.status) == ("disk", SUCCESS)
+    assert packet.bytes_transferred == BLOCK and packet.overlapped is ov
+    assert view.tobytes() == (tmp_path / "disk").read_bytes()[2 * BLOCK : 3 * BLOCK]
+    assert port.get(0) is None  # once
+    assert disk.pending_requests == 0
+    disk.close()
+    assert _released(disk, tmp_path / "disk", kit)
 
 
 def _reads_in_one_batch(
@@ -141,18 +108,40 @@ def _reads_in_one_batch(
     return reads
 
 
+def _assert_read(
+    port: CompletionPort, reads: list[tuple[Overlapped, memoryview]], path: Path
+) -> list[Any]:
+    """One packet comes for each of ``reads`` (and for nothing else, unless the caller takes
+    them: the ones returned), a success with its block's bytes."""
+    assert not any(ov.pending for ov, _ in reads)
+    by_ov = {id(ov): view for ov, view in reads}
+    data = path.read_bytes()
+    others = []
+    while by_ov:
+        p = port.get(LONG)
+        assert p is not None
+        view = by_ov.pop(id(p.overlapped), None)
+        if view is None:
+            others.append(p)
+            continue
+        offset = p.overlapped.offset
+        assert p.status == SUCCESS and view.tobytes() == data[offset : offset + BLOCK]
+    return others
+
+
 def test_an_interrupt_between_deliveries_of_a_batch_delivers_the_rest(
     armed_uring: uring.IoUringBackend,
     disk: DiskFile,
     aligned: Callable[[int], memoryview],
     kit: Any,
+    parked_port: Callable[[Any], CompletionPort],
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
     """The first completion of a reaped batch is delivered, then the interrupt lands: the
     others are delivered before it propagates, each once."""
     b = armed_uring
-    port = CompletionPort()
+    port = parked_port(b)
     disk.associate(port, "disk")
     real = backend_mod.deliver_batch
     sizes: list[int] = []
@@ -161,28 +150,17 @@ def test_an_interrupt_between_deliveries_of_a_batch_delivers_the_rest(
         sizes.append(len(batch))
         monkeypatch.setattr(backend_mod, "deliver_batch", real)  # once
         real(batch[:1])
-        raise Interrupted
+        raise kit.Interrupted
 
-    parked = kit.park(b, monkeypatch)
-    try:
-        reads = _reads_in_one_batch(b, disk, aligned, 4)
-        monkeypatch.setattr(backend_mod, "deliver_batch", first_then_interrupted)
-        with pytest.raises(Interrupted):
-            port.get(None)
-        assert sizes == [4]  # one batch
-        assert not any(ov.pending for ov, _ in reads)
-        got = [port.get(LONG) for _ in reads]
-        assert all(p is not None and p.status == SUCCESS for p in got)
-        assert {id(p.overlapped) for p in got if p is not None} == {id(ov) for ov, _ in reads}
-        assert port.get(0) is None
-        data = (tmp_path / "disk").read_bytes()
-        for i, (_, view) in enumerate(reads):
-            assert view.tobytes() == data[i * BLOCK : (i + 1) * BLOCK]
-        disk.close()
-        assert _released(disk, tmp_path / "disk", kit)
-    finally:
-        parked.release()
-        port.close()
+    reads = _reads_in_one_batch(b, disk, aligned, 4)
+    monkeypatch.setattr(backend_mod, "deliver_batch", first_then_interrupted)
+    with pytest.raises(kit.Interrupted):
+        port.get(None)
+    assert sizes == [4]  # one batch
+    assert _assert_read(port, reads, tmp_path / "disk") == []
+    assert port.get(0) is None
+    disk.close()
+    assert _released(disk, tmp_path / "disk", kit)
 
 
 def test_an_interrupt_inside_the_first_delivery_of_a_batch_completes_it_once(
@@ -190,6 +168,7 @@ def test_an_interrupt_inside_the_first_delivery_of_a_batch_completes_it_once(
     disk: DiskFile,
     aligned: Callable[[int], memoryview],
     kit: Any,
+    parked_port: Callable[[Any], CompletionPort],
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
@@ -197,7 +176,7 @@ def test_an_interrupt_inside_the_first_delivery_of_a_batch_completes_it_once(
     request is not delivered twice (its IOSB is written, its file forgets it), the others
     are delivered in full, and close() releases the descriptor."""
     b = armed_uring
-    port = CompletionPort()
+    port = parked_port(b)
     disk.associate(port, "disk")
     real_post = CompletionPort._post_locked
     posted: list[Any] = []
@@ -205,71 +184,43 @@ def test_an_interrupt_inside_the_first_delivery_of_a_batch_completes_it_once(
     def post_interrupted(self: CompletionPort, key: Any, ov: Any, *rest: Any) -> None:
         posted.append(ov)
         if len(posted) == 1:
-            raise Interrupted  # where a signal handler may raise: the call's entry
+            raise kit.Interrupted  # where a signal handler may raise: the call's entry
         real_post(self, key, ov, *rest)
 
-    parked = kit.park(b, monkeypatch)
-    try:
-        reads = _reads_in_one_batch(b, disk, aligned, 4)
-        monkeypatch.setattr(CompletionPort, "_post_locked", post_interrupted)
-        with pytest.raises(Interrupted):
-            port.get(None)
-        monkeypatch.setattr(CompletionPort, "_post_locked", real_post)
-        assert len(posted) == 4  # once each: the cut one is not posted again
-        first = posted[0]
-        assert not any(ov.pending for ov, _ in reads)
-        assert first.status == SUCCESS and first.information == BLOCK
-        got = [port.get(LONG) for _ in range(3)]
-        assert all(p is not None and p.status == SUCCESS for p in got)
-        assert {id(p.overlapped) for p in got if p is not None} == {id(ov) for ov in posted[1:]}
-        assert port.get(0) is None
-        assert disk.pending_requests == 0
-        disk.close()
-        assert _released(disk, tmp_path / "disk", kit)
-    finally:
-        parked.release()
-        port.close()
+    reads = _reads_in_one_batch(b, disk, aligned, 4)
+    monkeypatch.setattr(CompletionPort, "_post_locked", post_interrupted)
+    with pytest.raises(kit.Interrupted):
+        port.get(None)
+    monkeypatch.setattr(CompletionPort, "_post_locked", real_post)
+    assert len(posted) == 4  # once each: the cut one is not posted again
+    first = posted[0]
+    assert first.status == SUCCESS and first.information == BLOCK
+    assert (
+        _assert_read(port, [(ov, v) for ov, v in reads if ov is not first], tmp_path / "disk") == []
+    )
+    assert port.get(0) is None
+    assert disk.pending_requests == 0
+    disk.close()
+    assert _released(disk, tmp_path / "disk", kit)
 
 
 def test_an_interrupt_delivering_a_sockets_recv_head_still_completes_it(
     armed_uring: uring.IoUringBackend,
     kit: Any,
-    monkeypatch: pytest.MonkeyPatch,
+    parked_port: Callable[[Any], CompletionPort],
+    interrupt_once: Callable[..., list[tuple[Any, ...]]],
     socket_pair: Any,
 ) -> None:
     """A pended receive (a STREAM line's head, its own RECV in the kernel) on the one-CQE
     fast path: its delivery interrupted, it still completes to the port, once."""
     b = armed_uring
-    s, peer = socket_pair(b)
-    port = CompletionPort()
-    s.associate(port, "s")
-    real = backend_mod.deliver
-    hits: list[int] = []
-
-    def deliver_interrupted(op: Any, status: int, information: int) -> bool:
-        hits.append(information)
-        monkeypatch.setattr(backend_mod, "deliver", real)  # once
-        raise Interrupted
-
-    parked = kit.park(b, monkeypatch)
-    try:
-        buf = bytearray(8)
-        ov = Overlapped(0)
-        assert s.start_read(buf, ov) is False
-        wait_until(lambda: len(b._table) == 1, LONG, "the RECV is in the kernel")
-        peer.sendall(b"data")
-        wait_until(lambda: b._ring.cq_ready() == 1, LONG, "the RECV completes")
-        monkeypatch.setattr(backend_mod, "deliver", deliver_interrupted)
-        with pytest.raises(Interrupted):
-            port.get(None)
-        assert hits == [4] and not ov.pending
-        packet = port.get(LONG)
-        assert packet is not None and (packet.key, packet.status) == ("s", SUCCESS)
-        assert packet.bytes_transferred == 4 and bytes(buf[:4]) == b"data"
-        assert port.get(0) is None and s.pending_requests == 0
-    finally:
-        parked.release()
-        port.close()
+    port = parked_port(b)
+    made = _pended_receives(b, socket_pair, port, 1)
+    hits = interrupt_once(backend_mod, "deliver")
+    with pytest.raises(kit.Interrupted):
+        port.get(None)
+    assert [information for _, _, information in hits] == [5]
+    _assert_received(port, made)
 
 
 # ---------------------------------------------------------------- before delivery: the mapping
@@ -283,57 +234,37 @@ def test_an_interrupt_mapping_a_batch_still_completes_every_request(
     disk: DiskFile,
     aligned: Callable[[int], memoryview],
     kit: Any,
-    monkeypatch: pytest.MonkeyPatch,
+    parked_port: Callable[[Any], CompletionPort],
+    interrupt_once: Callable[..., list[tuple[Any, ...]]],
     tmp_path: Path,
 ) -> None:
     """A batch of three reads, one at the end of file (its CQE is mapped by ``from_cqe``):
     the interrupt lands as that CQE is mapped, out of the table, not queued. Every request of
     the batch is still completed, once, before the interrupt propagates."""
     b = armed_uring
-    port = CompletionPort()
+    port = parked_port(b)
     disk.associate(port, "disk")
-    real = FileReadOp.from_cqe
-    mapped: list[int] = []
-
-    def from_cqe_interrupted(self: FileReadOp, res: int) -> tuple[int, int]:
-        mapped.append(res)
-        monkeypatch.setattr(FileReadOp, "from_cqe", real)  # once
-        raise Interrupted
-
-    parked = kit.park(b, monkeypatch)
-    try:
-        reads = []
-        for offset in (0, 16 * BLOCK, BLOCK):  # the file is 16 blocks: the second reads 0
-            view = aligned(BLOCK)
-            ov = Overlapped(offset)
-            assert disk.start_read(view, ov) is False
-            reads.append((ov, view))
-        wait_until(lambda: b._ring.cq_ready() == 3, LONG, "the reads complete")
-        monkeypatch.setattr(FileReadOp, "from_cqe", from_cqe_interrupted)
-        with pytest.raises(Interrupted):
-            port.get(None)
-        assert mapped == [0]
-        assert not any(ov.pending for ov, _ in reads)
-        got = [port.get(LONG) for _ in reads]
-        assert all(p is not None for p in got)
-        assert {id(p.overlapped) for p in got if p is not None} == {id(ov) for ov, _ in reads}
-        by_ov = {id(p.overlapped): p for p in got if p is not None}
-        data = (tmp_path / "disk").read_bytes()
-        for (ov, view), want in zip(
-            reads, (data[:BLOCK], b"", data[BLOCK : 2 * BLOCK]), strict=True
-        ):
-            packet = by_ov[id(ov)]
-            if want:
-                assert packet.status == SUCCESS and view.tobytes() == want
-            else:
-                assert packet.status != SUCCESS and packet.bytes_transferred == 0  # EOF
-        assert port.get(0) is None
-        assert disk.pending_requests == 0
-        disk.close()
-        assert _released(disk, tmp_path / "disk", kit)
-    finally:
-        parked.release()
-        port.close()
+    reads = []
+    for offset in (0, 16 * BLOCK, BLOCK):  # the file is 16 blocks: the second reads 0
+        view = aligned(BLOCK)
+        ov = Overlapped(offset)
+        assert disk.start_read(view, ov) is False
+        reads.append((ov, view))
+    wait_until(lambda: b._ring.cq_ready() == 3, LONG, "the reads complete")
+    mapped = interrupt_once(FileReadOp, "from_cqe")
+    with pytest.raises(kit.Interrupted):
+        port.get(None)
+    assert [res for _, res in mapped] == [0]
+    eof = reads.pop(1)[0]
+    at_eof = _assert_read(port, reads, tmp_path / "disk")
+    if not at_eof:
+        at_eof = [port.get(LONG)]
+    assert len(at_eof) == 1 and at_eof[0] is not None and at_eof[0].overlapped is eof
+    assert at_eof[0].status != SUCCESS and at_eof[0].bytes_transferred == 0  # EOF
+    assert port.get(0) is None
+    assert disk.pending_requests == 0
+    disk.close()
+    assert _released(disk, tmp_path / "disk", kit)
 
 
 def _pended_receives(
@@ -370,62 +301,36 @@ def _assert_received(
 def test_an_interrupt_before_the_collected_heads_are_serviced_still_completes_them(
     armed_uring: uring.IoUringBackend,
     kit: Any,
-    monkeypatch: pytest.MonkeyPatch,
+    parked_port: Callable[[Any], CompletionPort],
+    interrupt_once: Callable[..., list[tuple[Any, ...]]],
     socket_pair: Any,
 ) -> None:
     """Two pended receives reaped in one batch: their lines' heads are collected (out of the
     table) and the interrupt lands as their service starts. Both still complete, once."""
     b = armed_uring
-    port = CompletionPort()
-    real = StreamLines.service_direct
-    calls: list[int] = []
-
-    def direct_interrupted(self: StreamLines, heads: Any, finished: Any) -> int:
-        calls.append(len(heads))
-        monkeypatch.setattr(StreamLines, "service_direct", real)  # once
-        raise Interrupted
-
-    parked = kit.park(b, monkeypatch)
-    try:
-        made = _pended_receives(b, socket_pair, port, 2)
-        monkeypatch.setattr(StreamLines, "service_direct", direct_interrupted)
-        with pytest.raises(Interrupted):
-            port.get(None)
-        assert calls == [2]
-        _assert_received(port, made)
-    finally:
-        parked.release()
-        port.close()
+    port = parked_port(b)
+    made = _pended_receives(b, socket_pair, port, 2)
+    calls = interrupt_once(StreamLines, "service_direct")
+    with pytest.raises(kit.Interrupted):
+        port.get(None)
+    assert [len(heads) for _, heads, _ in calls] == [2]
+    _assert_received(port, made)
 
 
 def test_an_interrupt_after_the_one_cqe_line_service_still_delivers(
     armed_uring: uring.IoUringBackend,
     kit: Any,
-    monkeypatch: pytest.MonkeyPatch,
+    parked_port: Callable[[Any], CompletionPort],
+    interrupt_once: Callable[..., list[tuple[Any, ...]]],
     socket_pair: Any,
 ) -> None:
     """The one-CQE path: a pended receive's line is serviced (the request out of the table
     and out of its line), then the interrupt lands before its delivery. It still completes."""
     b = armed_uring
-    port = CompletionPort()
-    real = StreamLines.service
-    calls: list[int] = []
-
-    def service_interrupted(self: StreamLines, line: Any, res: int, finished: Any) -> int:
-        calls.append(res)
-        monkeypatch.setattr(StreamLines, "service", real)  # once
-        real(self, line, res, finished)
-        raise Interrupted
-
-    parked = kit.park(b, monkeypatch)
-    try:
-        made = _pended_receives(b, socket_pair, port, 1)
-        monkeypatch.setattr(StreamLines, "service", service_interrupted)
-        with pytest.raises(Interrupted):
-            port.get(None)
-        assert calls == [5]
-        _assert_received(port, made)
-        print("TABLE", dict(b._table), b._streams.lines)
-    finally:
-        parked.release()
-        port.close()
+    port = parked_port(b)
+    made = _pended_receives(b, socket_pair, port, 1)
+    calls = interrupt_once(StreamLines, "service", run=True)
+    with pytest.raises(kit.Interrupted):
+        port.get(None)
+    assert [res for _, _, res, _ in calls] == [5]
+    _assert_received(port, made)

@@ -105,7 +105,8 @@ class Trace:
             elif (
                 event == "c_call"
                 and getattr(arg, "__self__", None) is LOCK
-                and arg.__name__ == "acquire"
+                # ``with LOCK:`` enters without a call event; its exit is one.
+                and arg.__name__ in ("acquire", "__exit__")
             ):
                 self.lock_acquisitions += 1
 

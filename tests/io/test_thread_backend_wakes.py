@@ -40,6 +40,7 @@ from winaio._kernel._threads import current_thread_state
 from winaio._kernel._wait import sleep as sleep_ex
 from winaio._kernel._wait import wait_for_one
 from winaio.codes import NtStatus
+from winaio.testing import wait_until
 
 SUCCESS = int(NtStatus.STATUS_SUCCESS)
 LONG = 10.0
@@ -62,15 +63,6 @@ def _write(f: Any, i: int) -> FileWriteOp:
     return op
 
 
-def _until(predicate: Any) -> bool:
-    deadline = time.monotonic() + LONG
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.001)
-    return True
-
-
 def _loop(f: Any, port: CompletionPort, count: int, first: int = 0) -> None:
     for i in range(first, first + count):
         _write(f, i)
@@ -79,13 +71,15 @@ def _loop(f: Any, port: CompletionPort, count: int, first: int = 0) -> None:
 
 
 def test_a_port_loop_wakes_no_worker_per_request(
-    backend: ThreadBackend, tmp_path: Path, kit: Any, monkeypatch: pytest.MonkeyPatch
+    backend: ThreadBackend,
+    tmp_path: Path,
+    kit: Any,
+    bound_file: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # A watcher that never ticks during the test: the count is exact, not a race with ticks.
     monkeypatch.setattr(_threads, "WATCH", LONG)
-    f = kit.file(backend, tmp_path / "f")
-    port = CompletionPort()
-    f.associate(port, "f")
+    f, port = bound_file(backend)
     _loop(f, port, 300)
     counters = backend.counters()
     # Before (a SimpleQueue of requests): every request woke a worker that found nothing -
@@ -93,34 +87,28 @@ def test_a_port_loop_wakes_no_worker_per_request(
     # made a worker the watcher.
     assert counters["worker_wakes"] <= 5, counters
     assert counters["watch_ticks"] == 0 and counters["watch_takes"] == 0, counters
-    f.close()
-    port.close()
 
 
 def test_a_request_its_issuer_never_waits_for_is_taken_by_the_watcher(
-    backend: ThreadBackend, tmp_path: Path, kit: Any
+    backend: ThreadBackend, tmp_path: Path, kit: Any, bound_file: Callable[..., Any]
 ) -> None:
-    f = kit.file(backend, tmp_path / "f")
-    port = CompletionPort()
-    f.associate(port, "f")
+    f, port = bound_file(backend)
     _loop(f, port, 3)  # a port thread now
     with backend._lock:
         backend._files += 1  # as if a request were outstanding: the watcher keeps ticking
     try:
-        assert _until(lambda: backend._watcher is not None and backend._watcher in backend._idle)
+        wait_until(lambda: backend._watcher is not None and backend._watcher in backend._idle, LONG)
         wakes = backend.counters()["worker_wakes"]
         op = _write(f, 10)  # lone, port-bound, issued by a port thread: it wakes nobody ...
         assert backend.counters()["worker_wakes"] == wakes
         # ... and this thread never waits on the port: the watcher's tick runs it.
-        assert _until(lambda: op.done), "a request nobody waited for never ran"
+        wait_until(lambda: op.done, LONG, "a request nobody waited for never ran")
         assert backend.counters()["watch_takes"] >= 1
     finally:
         with backend._lock:
             backend._files -= 1
     packet = port.get(0)
     assert packet is not None and packet.status == SUCCESS
-    f.close()
-    port.close()
 
 
 def _quiescent(backend: ThreadBackend) -> Callable[[], bool]:
@@ -132,39 +120,31 @@ def _quiescent(backend: ThreadBackend) -> Callable[[], bool]:
 
 
 def test_nothing_outstanding_nothing_ticks(
-    backend: ThreadBackend, tmp_path: Path, kit: Any
+    backend: ThreadBackend, tmp_path: Path, kit: Any, bound_file: Callable[..., Any]
 ) -> None:
-    f = kit.file(backend, tmp_path / "f")
-    port = CompletionPort()
-    f.associate(port, "f")
+    f, port = bound_file(backend)
     _loop(f, port, 50)
     # At most a tick after the last request, the watcher stops (an idle process uses no CPU).
     # Quiescent means every worker parked and none watching: ``_watcher`` is also None for a
     # moment while the watcher runs the last request, after which it may watch one more tick.
-    assert _until(_quiescent(backend))
+    wait_until(_quiescent(backend), LONG)
     ticks = backend.counters()["watch_ticks"]
     time.sleep(0.05)  # 50 ticks' worth of time
     assert backend.counters()["watch_ticks"] == ticks
     assert backend._files == 0
-    f.close()
-    port.close()
 
 
 def test_requests_that_are_not_lone_or_not_port_bound_wake_a_worker(
-    backend: ThreadBackend, tmp_path: Path, kit: Any
+    backend: ThreadBackend, tmp_path: Path, kit: Any, bound_file: Callable[..., Any]
 ) -> None:
-    f = kit.file(backend, tmp_path / "f")
-    port = CompletionPort()
-    f.associate(port, "f")
+    f, port = bound_file(backend)
     _loop(f, port, 3)
-    assert _until(lambda: len(backend._idle) == 2)
+    wait_until(lambda: len(backend._idle) == 2, LONG)
     wakes = backend.counters()["worker_wakes"]
     ops = [_write(f, 20 + i) for i in range(2)]  # the second one is not lone
     assert backend.counters()["worker_wakes"] == wakes + 1
     for _ in ops:
         assert port.get(LONG) is not None
-    f.close()
-    port.close()
 
 
 def _in_fresh_thread(body: Any) -> None:
@@ -188,11 +168,9 @@ def _in_fresh_thread(body: Any) -> None:
 
 @needs_futex
 def test_a_waiter_ended_by_a_worker_is_woken_after_the_lock(
-    backend: ThreadBackend, tmp_path: Path, kit: Any
+    backend: ThreadBackend, tmp_path: Path, kit: Any, bound_file: Callable[..., Any]
 ) -> None:
-    f = kit.file(backend, tmp_path / "f")
-    port = CompletionPort()
-    f.associate(port, "f")
+    f, port = bound_file(backend)
 
     def body() -> None:
         ts = current_thread_state()
@@ -208,8 +186,6 @@ def test_a_waiter_ended_by_a_worker_is_woken_after_the_lock(
 
     _in_fresh_thread(body)
     assert backend.counters()["deferred_wakes"] >= 1, backend.counters()
-    f.close()
-    port.close()
 
 
 @needs_futex
@@ -218,7 +194,7 @@ def test_deferred_wakes_wake_after_the_flush() -> None:
     got: list[bool] = []
     thread = threading.Thread(target=lambda: got.append(parker.acquire(True, LONG)))
     thread.start()
-    assert _until(lambda: parker.sleeping)
+    wait_until(lambda: parker.sleeping, LONG)
     previous = defer_wakes()
     try:
         with LOCK:
@@ -252,19 +228,17 @@ def test_bind_keeps_an_outstanding_token() -> None:
 
 
 def test_without_futex_parkers_the_workers_keep_locks(
-    tmp_path: Path, kit: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, kit: Any, bound_file: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(_threads, "FUTEX_PARKERS", False)
     b = ThreadBackend(workers=2)
     try:
-        f = kit.file(b, tmp_path / "f")
-        port = CompletionPort()
-        f.associate(port, "f")
+        f, port = bound_file(b)
         _loop(f, port, 20)
         ops = [_write(f, 100 + i) for i in range(8)]
         for _ in ops:
             assert port.get(LONG) is not None
-        assert _until(lambda: len(b._idle) == 2)
+        wait_until(lambda: len(b._idle) == 2, LONG)
         assert all(p.__class__ is _threads._LockParker for p in b._idle)
         f.close()
         port.close()
@@ -366,12 +340,12 @@ def test_a_burst_wakes_one_idle_worker_which_wakes_the_next(tmp_path: Path, kit:
     assert IdleWork.queued == 0
 
 
-def test_a_burst_wakes_one_worker_and_the_workers_wake_each_other(tmp_path: Path, kit: Any) -> None:
+def test_a_burst_wakes_one_worker_and_the_workers_wake_each_other(
+    tmp_path: Path, kit: Any, bound_file: Callable[..., Any]
+) -> None:
     b = ThreadBackend(workers=4)
     try:
-        f = kit.file(b, tmp_path / "f")
-        port = CompletionPort()
-        f.associate(port, "f")
+        f, port = bound_file(b)
         gate = threading.Event()
         ran: list[str] = []
 
@@ -383,13 +357,13 @@ def test_a_burst_wakes_one_worker_and_the_workers_wake_each_other(tmp_path: Path
                 gate.wait(LONG)  # every worker busy at once: the burst spreads over all four
                 return super().run_blocking()
 
-        assert _until(lambda: len(b._idle) == 4)
+        wait_until(lambda: len(b._idle) == 4, LONG)
         for i in range(8):
             op = _Held(f, Overlapped(64 * i), [memoryview(b"b" * 64)], 64 * i)
             assert start(op) == STATUS_PENDING
         # Each of the four was woken once, by the issuer or by another worker (how many by
         # which depends on when each runs: the exact split is pinned below, without threads).
-        assert _until(lambda: len(set(ran)) == 4)
+        wait_until(lambda: len(set(ran)) == 4, LONG)
         counters = b.counters()
         assert counters["worker_wakes"] + counters["chain_wakes"] == 4, counters
         gate.set()
@@ -426,15 +400,13 @@ class _Probe(FileReadOp):
 
 
 def test_a_request_is_dropped_before_its_waiter_is_woken(
-    backend: ThreadBackend, tmp_path: Path, kit: Any
+    backend: ThreadBackend, tmp_path: Path, bound_file: Callable[..., Any]
 ) -> None:
     # The waiter is woken without the GIL: it may run before the worker goes on, and free the
     # request's buffer at once (tests/win32/test_overlapped_offset.py closes its mmap right
     # after the dequeue: BufferError while the worker still held the request).
     (tmp_path / "f").write_bytes(b"r" * 4096)
-    f = kit.file(backend, tmp_path / "f", direct=True)  # reads that pend
-    port = CompletionPort()
-    f.associate(port, "f")
+    f, port = bound_file(backend, direct=True)  # reads that pend
     _Probe.alive_at_wake = []
 
     def body() -> None:
@@ -453,12 +425,10 @@ def test_a_request_is_dropped_before_its_waiter_is_woken(
 
     _in_fresh_thread(body)
     assert _Probe.alive_at_wake and not any(_Probe.alive_at_wake)
-    f.close()
-    port.close()
 
 
 def test_a_ring_leader_with_nothing_on_the_ring_parks_plainly(
-    armed_uring: Any, tmp_path: Path, kit: Any
+    armed_uring: Any, tmp_path: Path, bound_file: Callable[..., Any]
 ) -> None:
     # A thread that led an io_uring ring, then waits with nothing in flight there (thread
     # backend I/O, an event another thread sets): it parks on its kept lock, woken by a futex
@@ -466,9 +436,7 @@ def test_a_ring_leader_with_nothing_on_the_ring_parks_plainly(
     b = armed_uring
     lead = b._lead
     (tmp_path / "f").write_bytes(b"u" * 4096)
-    f = kit.file(b, tmp_path / "f", direct=True)
-    port = CompletionPort()
-    f.associate(port, "f")
+    f, port = bound_file(b, direct=True)
     event = Event(manual_reset=False)
     seen: dict[str, Any] = {}
 
@@ -498,26 +466,24 @@ def test_a_ring_leader_with_nothing_on_the_ring_parks_plainly(
     assert seen["first"] == 0 and seen["result"] == 0
     assert seen["owner_after"] is None
     assert seen["led"] == (0, 0), seen  # before: it led the ring and slept in the kernel
-    f.close()
-    port.close()
 
 
 @pytest.fixture
 def lazy_port(
-    backend: ThreadBackend, tmp_path: Path, kit: Any, monkeypatch: pytest.MonkeyPatch
+    backend: ThreadBackend,
+    tmp_path: Path,
+    kit: Any,
+    bound_file: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[tuple[Any, CompletionPort]]:
     """A file bound to a port whose thread (this one) issues lone requests that wake nobody:
     an idle worker watches, on a tick that never comes during the test (``WATCH`` = LONG), so
     a request taken before the wait's end was handed on by the park, not by a tick."""
     monkeypatch.setattr(_threads, "WATCH", LONG)
-    f = kit.file(backend, tmp_path / "f")
-    port = CompletionPort()
-    f.associate(port, "f")
+    f, port = bound_file(backend)
     _loop(f, port, 3)  # a port thread now
-    assert _until(lambda: backend._watcher is not None and backend._watcher in backend._idle)
+    wait_until(lambda: backend._watcher is not None and backend._watcher in backend._idle, LONG)
     yield f, port
-    f.close()
-    port.close()
 
 
 def _lone(backend: ThreadBackend, f: Any, i: int) -> FileWriteOp:

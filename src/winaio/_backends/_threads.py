@@ -46,6 +46,14 @@ Hand-offs without the GIL (issue 9, docs/design.md "The thread backend's hand-of
 A worker that stays busy accounts for the request it ran and takes the next one in one hold
 of the backend lock, then delivers. ``counters()`` has the hand-offs' counts (tests).
 
+Interrupts. A Ctrl-C (a signal handler's KeyboardInterrupt, main thread only) lands where
+CPython checks for signals: the end of a call, never between two stores. The paths an
+issuer's thread takes (``submit``, ``cancel``, ``run_queued_here``, ``_finish``) hold the lock
+with ``with`` (released whatever happens) and change a request's state by stores up to one
+last call, or put it right in an ``except``/``finally``: a request is queued in full or not at
+all, a request taken out of the queue is run or put back, one taken out of ``_in_flight`` is
+delivered (tests/kernel/test_interrupted_locks.py). Worker threads get no signals.
+
 All reactor state is touched only by the reactor thread: ``submit``/``cancel``/``close`` post
 commands to it and wake it through an eventfd. Cancellation of a request waiting for readiness
 completes it with STATUS_CANCELLED at once; a FILE request already running on a worker cannot be
@@ -140,7 +148,9 @@ class ThreadBackend:
         self._epoll = select.epoll()
         self._epoll.register(self._wake_fd, select.EPOLLIN)
         self._fds: dict[int, _FdQueues] = {}
-        self._in_flight: set[Operation] = set()
+        #: Submitted, not yet completed (a dict used as an ordered set: ``in_flight[op] = None``
+        #: is a store, where no signal handler runs: "Interrupts" in the module docstring).
+        self._in_flight: dict[Operation, None] = {}
         self._drained = threading.Condition(self._lock)
         self._closed = False
         self._submitted = self._completed = self._cancelled = 0
@@ -165,7 +175,7 @@ class ThreadBackend:
             with self._lock:
                 if self._closed:
                     raise RuntimeError("the thread backend is closed")
-                self._in_flight.add(op)
+                self._in_flight[op] = None
                 self._submitted += 1
                 op.token = _QUEUED
             self._command("add", op)
@@ -180,56 +190,72 @@ class ThreadBackend:
             bind(issuer)  # once per thread: woken without the GIL (module docstring)
         wake = None
         lock = self._lock
-        lock.acquire()  # not ``with``: half the cost on 3.11 (once per request)
         try:
-            if self._closed:
-                raise RuntimeError("the thread backend is closed")
-            self._in_flight.add(op)
-            self._submitted += 1
-            self._files += 1
-            op.token = _QUEUED
-            queue = self._queue
-            queue.append(op)
-            IdleWork.queued += 1  # a hint for waiting threads (_run_queued_here)
-            idle = self._idle
-            if idle:
-                if (
-                    len(queue) == 1
-                    and op.event is None
-                    and op.routine is None
-                    and not op.skip_port
-                    and issuer.block_listener is not None
-                    and issuer.block_listener is op.file.port
-                ):
-                    # The lone request its issuer, a thread of this port, will most likely
-                    # run at its next GetQueuedCompletionStatus: a watching worker covers it.
-                    self._lazy_seen = True
-                    if self._watcher is None and not self._woken:
-                        wake = self._watcher = idle.pop()
-                    else:
-                        # If the issuer parks anywhere else first (a kernel wait, a timed
-                        # GetQueuedCompletionStatus) or exits, a worker takes it then.
-                        issuer.on_block = self._on_issuer_park
-                elif not self._woken:
-                    # (A worker woken already, not yet running, wakes the next one itself if
-                    # it leaves work queued: one wake-up per burst here.)
-                    wake = idle.pop()
-                if wake is not None:
-                    self._woken.add(wake)
-                    self._worker_wakes += 1
+            with lock:
+                if self._closed:
+                    raise RuntimeError("the thread backend is closed")
+                # Taken in full or not at all: stores only up to the append, the one call
+                # (module docstring, "Interrupts").
+                self._in_flight[op] = None
+                self._submitted += 1
+                self._files += 1
+                op.token = _QUEUED
+                IdleWork.queued += 1  # a hint for waiting threads (_run_queued_here)
+                queue = self._queue
+                queue.append(op)
+                idle = self._idle
+                if idle:
+                    try:
+                        if (
+                            len(queue) == 1
+                            and op.event is None
+                            and op.routine is None
+                            and not op.skip_port
+                            and issuer.block_listener is not None
+                            and issuer.block_listener is op.file.port
+                        ):
+                            # The lone request its issuer, a thread of this port, will most
+                            # likely run at its next GetQueuedCompletionStatus: a watching
+                            # worker covers it.
+                            self._lazy_seen = True
+                            if self._watcher is None and not self._woken:
+                                wake = self._watcher = idle[-1]
+                                del idle[-1]
+                            else:
+                                # If the issuer parks anywhere else first (a kernel wait, a
+                                # timed GetQueuedCompletionStatus) or exits, a worker takes
+                                # it then.
+                                issuer.on_block = self._on_issuer_park
+                        elif not self._woken:
+                            # (A worker woken already, not yet running, wakes the next one
+                            # itself if it leaves work queued: one wake-up per burst here.)
+                            wake = idle[-1]
+                            del idle[-1]
+                        if wake is not None:
+                            self._woken.add(wake)
+                            self._worker_wakes += 1
+                    except BaseException:  # (Ctrl-C) queued: make sure a worker comes
+                        if wake is None and idle and not self._woken:
+                            wake = idle[-1]
+                            del idle[-1]
+                        if wake is not None:
+                            self._woken.add(wake)
+                        raise
         finally:
-            lock.release()
-        if wake is not None:
-            wake.wake()  # after the lock, without the GIL (module docstring)
+            if wake is not None:
+                wake.wake()  # after the lock, without the GIL (module docstring)
 
     def cancel(self, op: Operation) -> None:
         if op.kind is OpKind.FILE:
-            with self._lock:
-                cancel_now = op.token == _QUEUED and op in self._in_flight
-                if cancel_now:
-                    op.token = _RUNNING  # the worker that dequeues it will skip it
-            if cancel_now:
-                self._finish(op, _CANCELLED, 0, cancelled=True)
+            cancel_now = False
+            try:
+                with self._lock:
+                    cancel_now = op.token == _QUEUED and op in self._in_flight
+                    if cancel_now:
+                        op.token = _RUNNING  # the worker that dequeues it will skip it
+            finally:
+                if cancel_now:  # (even if interrupted: the worker skips it now)
+                    self._finish(op, _CANCELLED, 0, cancelled=True)
         else:
             self._command("cancel", op)
 
@@ -305,18 +331,24 @@ class ThreadBackend:
 
     # ------------------------------------------------------------------ completion
     def _finish(self, op: Operation, status: int, information: int, cancelled: bool) -> None:
-        with self._lock:
-            if op not in self._in_flight:
-                return
-            self._in_flight.discard(op)
-            self._completed += 1
-            if op.kind is OpKind.FILE:
-                self._files -= 1
-            if cancelled:
-                self._cancelled += 1
-            if not self._in_flight:
-                self._drained.notify_all()
-        op.complete(status, information)
+        taken = False
+        try:
+            with self._lock:
+                in_flight = self._in_flight
+                if op not in in_flight:
+                    return
+                del in_flight[op]  # (a store: from here it is delivered, even if interrupted)
+                taken = True
+                self._completed += 1
+                if op.kind is OpKind.FILE:
+                    self._files -= 1
+                if cancelled:
+                    self._cancelled += 1
+                if not in_flight:
+                    self._drained.notify_all()
+        finally:
+            if taken:
+                op.complete(status, information)
 
     @staticmethod
     def _complete_deferred(op: Operation, status: int, information: int) -> list[Wake]:
@@ -354,7 +386,7 @@ class ThreadBackend:
         while True:
             op = chain = None
             stop = park = watching = False
-            lock.acquire()
+            lock.acquire()  # (not ``with``: a worker thread gets no signals, "Interrupts")
             try:
                 if ticked:
                     self._watch_wakes += 1
@@ -397,7 +429,7 @@ class ThreadBackend:
                 try:
                     deliver = op in in_flight  # (else: finished by a close)
                     if deliver:
-                        in_flight.discard(op)
+                        del in_flight[op]
                         self._completed += 1
                         self._files -= 1
                         if not in_flight:
@@ -451,26 +483,27 @@ class ThreadBackend:
         return op, chain
 
     def run_queued_here(self) -> bool:
-        """A waiting thread runs one queued FILE request itself (``IdleWork``)."""
-        lock = self._lock
-        lock.acquire()
+        """A waiting thread runs one queued FILE request itself (``IdleWork``). An exception
+        (Ctrl-C) once the request is out of the queue puts it back (:meth:`_requeue`)."""
+        op = None
         try:
-            queue = self._queue
-            if not queue:
-                return False
-            op = queue.popleft()
-            IdleWork.queued -= 1
-            run = op.token == _QUEUED  # otherwise it was cancelled while queued
+            with self._lock:
+                queue = self._queue
+                if not queue:
+                    return False
+                op = queue[0]  # (subscripts, not popleft(): no signal check in between)
+                del queue[0]
+                IdleWork.queued -= 1
+                run = op.token == _QUEUED  # otherwise it was cancelled while queued
+                if run:
+                    op.token = _RUNNING
             if run:
-                op.token = _RUNNING
-        finally:
-            lock.release()
-        if run:
-            try:
                 status, information = op.run_blocking()
-            except BaseException:
+        except BaseException:
+            if op is not None:
                 self._requeue(op)
-                raise
+            raise
+        if run:
             self._finish(op, status, information, cancelled=False)
         return True
 
@@ -481,8 +514,8 @@ class ThreadBackend:
         if a cancel came."""
         wake = None
         with self._lock:
-            if op not in self._in_flight:
-                return
+            if op not in self._in_flight or op.token != _RUNNING or op in self._queue:
+                return  # (finished, or never taken out: nothing to put back)
             cancelled = op.cancel_requested
             if not cancelled:
                 op.token = _QUEUED

@@ -21,8 +21,6 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from .._kernel._dispatcher import LOCK, wake_waiters
-from .._kernel._dispatcher import acquire_lock as _acquire
-from .._kernel._dispatcher import release_lock as _release
 from .._kernel._threads import current_thread_state
 from ..codes import WinError
 from ..errors import Win32Error
@@ -215,10 +213,8 @@ class DiskFile(RequestMethods, FileObject):
         # ``_dispatch.notify_locked`` for an immediate success without a routine, inlined with
         # the port's ``_post_locked`` (the hot path of cached reads through a port: measured in
         # docs/design.md "Cached reads"): IOSB, then E or F, then the packet (spec §1.5, §6.2).
-        # acquire/release rather than ``with``: half the cost on 3.11 (measured 57 vs 107 ns).
         event = overlapped.event
-        _acquire()
-        try:
+        with LOCK:
             overlapped.information = n
             overlapped.status = 0
             if event is not None:
@@ -238,8 +234,6 @@ class DiskFile(RequestMethods, FileObject):
                     port._packets.append(_new_packet(_Packet, (self.key, overlapped, 0, n)))
                     if port._getters or port._waiters:
                         port._posted_locked()
-        finally:
-            _release()
         return 0
 
     def write_op(

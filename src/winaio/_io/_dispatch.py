@@ -21,9 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._kernel._dispatcher import acquire_lock as _acquire
-from .._kernel._dispatcher import release_lock as _release
-from .._kernel._dispatcher import wake_thread, wake_waiters
+from .._kernel._dispatcher import LOCK, wake_thread, wake_waiters
 from ..codes import ntstatus_to_winerror
 
 if TYPE_CHECKING:
@@ -44,8 +42,7 @@ def deliver(op: Operation, status: int, information: int, immediate: bool = Fals
         immediate: the request finished inside the call that issued it (the call returns TRUE).
     """
     file = op.file
-    _acquire()  # not ``with``: half the cost on 3.11, and this runs once per request
-    try:
+    with LOCK:
         if op.done:
             return False
         op.done = True
@@ -77,8 +74,6 @@ def deliver(op: Operation, status: int, information: int, immediate: bool = Fals
             sync_done._signaled = True
             if sync_done._waiters:
                 wake_waiters(sync_done)
-    finally:
-        _release()
     return True
 
 
@@ -95,49 +90,48 @@ def deliver_batch(batch: list[tuple[Operation, int, int]]) -> list[BaseException
     """
     errors: list[BaseException] = []
     held: list[CompletionPort] = []
-    _acquire()
-    try:
-        for op, status, information in batch:
-            try:
-                if op.done:
-                    continue
-                op.done = True
-                file = op.file
-                ov = op.overlapped
-                ov.information = information
-                ov.status = status
-                event = op.event
-                if event is not None:
-                    event._signaled = True
-                    if event._waiters:
-                        wake_waiters(event)
-                elif not file.skip_set_event:
-                    file._signaled = True
-                    if file._waiters:
-                        wake_waiters(file)
-                routine = op.routine
-                if routine is not None:
-                    _queue_routine(op.issuer, routine, status, information, ov)
-                elif not op.skip_port:
-                    port = file.port
-                    if port is not None:
-                        if not port.holding:
-                            port.holding = True
-                            held.append(port)
-                        port._post_locked(file.key, ov, status, information)
-                if op.registered:
-                    file._forget_locked(op)
-                sync_done = op.sync_done
-                if sync_done is not None:
-                    sync_done._signaled = True
-                    if sync_done._waiters:
-                        wake_waiters(sync_done)
-            except Exception as exc:  # a bug: the rest of the batch is still delivered
-                errors.append(exc)
-    finally:
-        for port in held:
-            port.release_held_locked()
-        _release()
+    with LOCK:
+        try:
+            for op, status, information in batch:
+                try:
+                    if op.done:
+                        continue
+                    op.done = True
+                    file = op.file
+                    ov = op.overlapped
+                    ov.information = information
+                    ov.status = status
+                    event = op.event
+                    if event is not None:
+                        event._signaled = True
+                        if event._waiters:
+                            wake_waiters(event)
+                    elif not file.skip_set_event:
+                        file._signaled = True
+                        if file._waiters:
+                            wake_waiters(file)
+                    routine = op.routine
+                    if routine is not None:
+                        _queue_routine(op.issuer, routine, status, information, ov)
+                    elif not op.skip_port:
+                        port = file.port
+                        if port is not None:
+                            if not port.holding:
+                                port.holding = True
+                                held.append(port)
+                            port._post_locked(file.key, ov, status, information)
+                    if op.registered:
+                        file._forget_locked(op)
+                    sync_done = op.sync_done
+                    if sync_done is not None:
+                        sync_done._signaled = True
+                        if sync_done._waiters:
+                            wake_waiters(sync_done)
+                except Exception as exc:  # a bug: the rest of the batch is still delivered
+                    errors.append(exc)
+        finally:
+            for port in held:
+                port.release_held_locked()
     return errors
 
 
@@ -196,8 +190,7 @@ def notify_success(file: FileObject, ov: Overlapped, event: Event | None, inform
     FILE_SKIP_SET_EVENT_ON_HANDLE, and no packet (``hEvent|1``, no port, or
     FILE_SKIP_COMPLETION_PORT_ON_SUCCESS).
     """
-    _acquire()  # not ``with``: half the cost on 3.11
-    try:
+    with LOCK:
         ov.information = information
         ov.status = 0
         if event is not None:
@@ -212,5 +205,3 @@ def notify_success(file: FileObject, ov: Overlapped, event: Event | None, inform
             port = file.port
             if port is not None and not file.skip_port_on_success:
                 port._post_locked(file.key, ov, 0, information)
-    finally:
-        _release()

@@ -55,8 +55,6 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .._kernel._dispatcher import LOCK, DispatcherObject, ThreadState, wake_waiters
-from .._kernel._dispatcher import acquire_lock as _acquire
-from .._kernel._dispatcher import release_lock as _release
 from .._kernel._objects import Event
 from .._kernel._threads import EXIT_CANCEL_IO, add_thread_exit_hook, current_thread_state
 from .._kernel._wait import wait_for_one
@@ -366,15 +364,12 @@ def start(op: Operation) -> int:
         ov.status = STATUS_PENDING
         queued = False
         if register_first:
-            _acquire()
-            try:
+            with LOCK:
                 _register_locked(op)
                 # A request may not overtake earlier pending ones in the same direction (two
                 # pending reads complete in issue order, #66; message writes never interleave):
                 # if any is queued, this one waits its turn in the backend instead of trying now.
                 queued = _queued_behind_locked(op)
-            finally:
-                _release()
         try:
             result = None if queued else op.try_now()
         except BaseException:
@@ -388,12 +383,15 @@ def start(op: Operation) -> int:
             else:
                 # Registered and marked submitted in one go: nobody could see it before, so no
                 # cancel can be waiting for it.
-                _acquire()  # not ``with``: half the cost on 3.11 (once per pending request)
                 try:
-                    _register_locked(op)
-                    op.submitted = True
-                finally:
-                    _release()
+                    with LOCK:
+                        _register_locked(op)
+                        op.submitted = True
+                except BaseException:
+                    if op.registered:  # (a Ctrl-C once registered: it still goes on)
+                        op.submitted = True
+                        _hand_to_backend(op)
+                    raise
                 _hand_to_backend(op)
             return STATUS_PENDING
         status, information = result
@@ -445,21 +443,23 @@ def submit_pending_file(op: Operation) -> None:
         event._signaled = False
     file._signaled = False
     op.overlapped.status = STATUS_PENDING
-    _acquire()  # not ``with``: half the cost on 3.11 (once per pending request)
     try:
-        if file.closing:
-            raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
-        # Registered and marked submitted in one go: nobody could see it before, so no cancel
-        # can be waiting for it.
-        op.registered = op.submitted = True
-        file._pending[op] = None
-        if event is not None or op.skip_port or file.port is None or op.routine is not None:
-            ops = op.issuer.extensions.get(_IO_KEY)
-            if ops is None:
-                ops = op.issuer.extensions[_IO_KEY] = {}
-            ops[op] = None
-    finally:
-        _release()
+        with LOCK:
+            if file.closing:
+                raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
+            # Registered and marked submitted in one go: nobody could see it before, so no
+            # cancel can be waiting for it.
+            op.registered = op.submitted = True
+            file._pending[op] = None
+            if event is not None or op.skip_port or file.port is None or op.routine is not None:
+                ops = op.issuer.extensions.get(_IO_KEY)
+                if ops is None:
+                    ops = op.issuer.extensions[_IO_KEY] = {}
+                ops[op] = None
+    except BaseException:
+        if op.registered:  # (a Ctrl-C once registered: it still goes to the backend)
+            _hand_to_backend(op)
+        raise
     try:
         file.backend.submit(op)
     except RuntimeError:
@@ -476,8 +476,7 @@ def submit_tried(op: Operation) -> None:
         Win32Error: ERROR_INVALID_HANDLE if the file is being closed.
     """
     file = op.file
-    _acquire()  # not ``with``: half the cost on 3.11 (once per pending request)
-    try:
+    with LOCK:
         if file.closing:
             raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
         # Registered and marked submitted in one go: nobody could see it before, so no cancel
@@ -497,8 +496,6 @@ def submit_tried(op: Operation) -> None:
             if ops is None:
                 ops = op.issuer.extensions[_IO_KEY] = {}
             ops[op] = None
-    finally:
-        _release()
     try:
         file.backend.submit(op)
     except RuntimeError:
@@ -529,8 +526,7 @@ def submit_receive(file: FileObject, overlapped: Overlapped, view: memoryview) -
     op.buffers = [view]
     op.nbytes = len(view)
     op.flags = 0
-    _acquire()  # not ``with``: half the cost on 3.11
-    try:
+    with LOCK:
         if file.closing:
             raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
         op.registered = op.submitted = True  # as in submit_tried
@@ -541,8 +537,6 @@ def submit_receive(file: FileObject, overlapped: Overlapped, view: memoryview) -
             if ops is None:
                 ops = issuer.extensions[_IO_KEY] = {}
             ops[op] = None
-    finally:
-        _release()
     try:
         file.backend.submit(op)
     except RuntimeError:

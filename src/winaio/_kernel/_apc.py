@@ -32,8 +32,6 @@ from typing import Any
 from ..codes import WinError
 from ..errors import Win32Error
 from ._dispatcher import LOCK, ThreadState, wake_thread
-from ._dispatcher import acquire_lock as _acquire
-from ._dispatcher import release_lock as _release
 
 __all__ = ["queue_special_apc", "queue_user_apc", "run_apcs", "run_special_apcs"]
 
@@ -44,16 +42,13 @@ def queue_user_apc(target: ThreadState, fn: Callable[..., Any], args: tuple[Any,
     Raises:
         Win32Error: ERROR_GEN_FAILURE if the target thread has terminated.
     """
-    _acquire()  # not ``with``: half the cost on 3.11 (QueueUserAPC is a hot path, win32 §3)
-    try:
+    with LOCK:
         if not target.alive or target.terminating:
             raise Win32Error(WinError.ERROR_GEN_FAILURE, "the target thread has terminated")
         target.apcs.append((fn, args))
         wb = target.wait
         if wb is not None and wb.alertable:
             wake_thread(target)
-    finally:
-        _release()
 
 
 def queue_special_apc(

@@ -68,8 +68,13 @@ TERMINATED = -1
 
 #: The dispatcher lock. Plain Lock (not RLock): nothing re-enters it, and it is on every hot path.
 LOCK = threading.Lock()
-#: LOCK's bound methods, for hot paths: ``acquire(); try: ... finally: release()`` costs half
-#: of ``with LOCK:`` on CPython 3.11 (measured 57 vs 107 ns).
+#: LOCK's bound methods, for threads no signal handler runs in (backend and pool workers):
+#: ``acquire(); try: ... finally: release()`` costs half of ``with LOCK:`` on CPython 3.11
+#: (measured 57 vs 107 ns), but a Ctrl-C whose handler runs at the end of the ``acquire()``
+#: call (where CPython checks for signals) raises outside the ``try`` with the lock held, and
+#: every thread then hangs. ``with LOCK:`` checks for signals only inside its block, whose exit
+#: releases it: every path a caller's thread (the main thread) takes uses it
+#: (tests/kernel/test_interrupted_locks.py).
 acquire_lock = LOCK.acquire
 release_lock = LOCK.release
 

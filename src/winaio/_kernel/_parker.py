@@ -224,8 +224,7 @@ def bind(ts: ThreadState) -> bool:
     moves along. True if swapped. A no-op where :data:`AVAILABLE` is False."""
     if not AVAILABLE or ts.ident != threading.get_ident():
         return False
-    LOCK.acquire()
-    try:
+    with LOCK:
         if ts.wait is not None:
             return False
         holder: Any = ts
@@ -243,5 +242,3 @@ def bind(ts: ThreadState) -> bool:
         else:
             holder.lock = new
         return True
-    finally:
-        LOCK.release()

@@ -124,8 +124,7 @@ def block(
                 if result == TERMINATED:
                     check_terminating(ts)
                 return result
-        LOCK.acquire()
-        try:
+        with LOCK:
             if got:
                 ts.wake_pending = False
             elif ts.wake_pending:
@@ -149,8 +148,6 @@ def block(
             ts.wait = None
             if listener is not None:
                 listener.thread_unblocked(ts)
-        finally:
-            LOCK.release()
         if result == TERMINATED:
             check_terminating(ts)
         return result
@@ -163,8 +160,7 @@ def abandon_wait(ts: ThreadState, wb: WaitBlock, listener: BlockListener | None)
     take the next packet of its port or the next signal of its objects for a thread that is
     not waiting any more. A wait already ended (its result stored) keeps its effect, as an
     interrupted ``threading.Lock.acquire`` that got the lock does. Idempotent."""
-    LOCK.acquire()
-    try:
+    with LOCK:
         if ts.wake_pending:
             ts.parker.acquire(False)  # the parker is locked again for the next wait
             ts.wake_pending = False
@@ -173,8 +169,6 @@ def abandon_wait(ts: ThreadState, wb: WaitBlock, listener: BlockListener | None)
         ts.wait = None
         if listener is not None:
             listener.thread_unblocked(ts)
-    finally:
-        LOCK.release()
 
 
 def _finish(ts: ThreadState, result: int) -> int:
@@ -213,8 +207,7 @@ def wait_for_objects(
     wb: WaitBlock | None = None
     listener: BlockListener | None = None
     try:  # an exception once ``wb`` is registered unregisters it (abandon_wait)
-        LOCK.acquire()
-        try:
+        with LOCK:
             if signal is not None:
                 signal(ts)
             result = try_satisfy(objects, wait_all, ts)
@@ -231,8 +224,6 @@ def wait_for_objects(
                     listener = ts.block_listener
                     if listener is not None:
                         listener.thread_blocked(ts)
-        finally:
-            LOCK.release()
         if result is None:
             assert wb is not None
             deadline = None if timeout is None else monotonic() + timeout
@@ -254,8 +245,7 @@ def wait_for_one(obj: DispatcherObject, timeout: float | None, alertable: bool) 
     wb: WaitBlock | None = None
     listener: BlockListener | None = None
     try:  # an exception once ``wb`` is registered unregisters it (abandon_wait)
-        LOCK.acquire()
-        try:
+        with LOCK:
             if obj._is_signaled_for(ts):
                 result = _WAIT_ABANDONED_0 if obj._satisfy(ts) else _WAIT_OBJECT_0
             elif alertable and (ts.apcs or ts.special_apcs):
@@ -269,8 +259,6 @@ def wait_for_one(obj: DispatcherObject, timeout: float | None, alertable: bool) 
                 listener = ts.block_listener
                 if listener is not None:
                     listener.thread_blocked(ts)
-        finally:
-            LOCK.release()
         if wb is not None:
             deadline = None if timeout is None else monotonic() + timeout
             result = block(ts, wb, deadline, listener)

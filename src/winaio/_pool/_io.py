@@ -29,8 +29,6 @@ from typing import TYPE_CHECKING, Any
 from .._io._files import FileObject
 from .._io._port import CompletionPacket
 from .._kernel._dispatcher import LOCK, ThreadState
-from .._kernel._dispatcher import acquire_lock as _acquire
-from .._kernel._dispatcher import release_lock as _release
 from ..codes import WinError, ntstatus_to_winerror
 from ..errors import Win32Error
 from ._env import CallbackEnvironment
@@ -88,12 +86,9 @@ class PoolIo(PoolObject):
         Raises:
             Win32Error: ERROR_INVALID_HANDLE if the I/O object is closed.
         """
-        _acquire()
-        try:
+        with LOCK:
             self._check_open_locked()
             self._io_pending += 1
-        finally:
-            _release()
 
     def cancel(self) -> None:
         """CancelThreadpoolIo: the request announced by the last ``start`` will not notify.
@@ -110,16 +105,13 @@ class PoolIo(PoolObject):
     def _on_packet(self, packet: CompletionPacket, ts: ThreadState) -> None:
         """A completion of the bound file was dequeued by a worker."""
         pool = self._pool
-        _acquire()
-        try:
+        with LOCK:
             if self._io_pending <= 0:
                 return  # its start was cancelled: no callback
             self._io_pending -= 1
             self._running += 1
             self._associated += 1
             spawn = pool._grow_locked()
-        finally:
-            _release()
         if spawn:
             pool._spawn()
         _, overlapped, status, information = packet

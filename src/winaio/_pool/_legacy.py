@@ -27,8 +27,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._kernel._dispatcher import LOCK, DispatcherObject, wake_waiters
-from .._kernel._dispatcher import acquire_lock as _acquire
-from .._kernel._dispatcher import release_lock as _release
 from .._kernel._objects import Event
 from ..codes import WinError
 from ..errors import Win32Error
@@ -223,13 +221,10 @@ class RegisteredWait(PoolWait):
         """Wait again (not WT_EXECUTEONLYONCE); runs on the wait thread."""
         pool = self._pool
         waiter = pool._waiter
-        _acquire()
-        try:
+        with LOCK:
             if self._closed or self._wb is not None or waiter is None or waiter._stopping:
                 return
             spawn, _ = self._arm_locked(waiter, self._target, self._timeout, None)
-        finally:
-            _release()
         if spawn:
             pool._spawn()
 

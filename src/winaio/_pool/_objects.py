@@ -30,8 +30,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._kernel._dispatcher import LOCK, DispatcherObject, ThreadState, WaitBlock, wake_waiters
-from .._kernel._dispatcher import acquire_lock as _acquire
-from .._kernel._dispatcher import release_lock as _release
 from .._kernel._objects import Event
 from .._kernel._wait import wait_for_one
 from ..codes import WaitCode, WinError
@@ -214,11 +212,8 @@ class PoolObject:
         finally:
             instance._running = False
             current.instance = previous
-            _acquire()
-            try:
+            with LOCK:
                 release = self._finish_locked(instance)
-            finally:
-                _release()
             if release:
                 pool.close()
 
@@ -329,14 +324,11 @@ class PoolWork(PoolObject):
             Win32Error: ERROR_INVALID_HANDLE if the work object or its pool is closed.
         """
         pool = self._pool
-        _acquire()
-        try:
+        with LOCK:
             if self._closed:
                 raise Win32Error(WinError.ERROR_INVALID_HANDLE, f"{self!r} is closed")
             self._pend_locked(1)
             spawn, wake = pool._post_one_locked()
-        finally:
-            _release()
         if wake is not None:
             wake.wake()  # after the lock (``ThreadPool._handoff_locked``)
         elif spawn:
@@ -402,13 +394,10 @@ class PoolCall(DispatcherObject):
         self._complete(_DONE)
 
     def _complete(self, state: int) -> None:
-        _acquire()
-        try:
+        with LOCK:
             self._state = state
             if self._waiters:
                 wake_waiters(self)
-        finally:
-            _release()
         if self._listener is not None:
             self._tell_listener()
 

@@ -40,8 +40,6 @@ from typing import Any
 
 from .._io._port import CompletionPacket, CompletionPort
 from .._kernel._dispatcher import LOCK, ThreadState, complete_wait, wake_waiters
-from .._kernel._dispatcher import acquire_lock as _acquire
-from .._kernel._dispatcher import release_lock as _release
 from .._kernel._objects import Event
 from .._kernel._parker import WorkerParker
 from .._kernel._threads import KThread, current_thread_state, start_thread
@@ -229,8 +227,7 @@ class ThreadPool:
             raise Win32Error(WinError.ERROR_INVALID_PARAMETER, f"{fn!r} is not callable")
         wake = None
         spawn = False
-        _acquire()
-        try:
+        with LOCK:
             if self._closing:
                 raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the thread pool is closed")
             self._queues[1].append((fn, args))
@@ -239,8 +236,6 @@ class ThreadPool:
                 wake = self._handoff_locked(port)
             else:
                 spawn = self._post_tokens_locked(1)
-        finally:
-            _release()
         if wake is not None:
             wake.wake()  # after the lock: the worker wakes to a free lock (_handoff_locked)
         elif spawn:
@@ -255,14 +250,11 @@ class ThreadPool:
         return call
 
     def _enqueue(self, item: Any) -> None:
-        _acquire()
-        try:
+        with LOCK:
             if self._closing:
                 raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the thread pool is closed")
             self._queues[1].append(item)
             spawn, wake = self._post_one_locked()
-        finally:
-            _release()
         if wake is not None:
             wake.wake()
         elif spawn:
@@ -277,12 +269,9 @@ class ThreadPool:
     ) -> None:
         """TrySubmitThreadpoolCallback with an environment: ``fn(instance, *args)`` once."""
         obj = SimpleCallback(self, fn, args, environment, context)
-        _acquire()
-        try:
+        with LOCK:
             self.check_open()
             spawn = obj._queue_locked()
-        finally:
-            _release()
         if spawn:
             self._spawn()
 
@@ -449,11 +438,8 @@ class ThreadPool:
 
     def _run_one(self, ts: ThreadState) -> None:
         """A token arrived: take the next queued callback by priority and run it."""
-        _acquire()
-        try:
+        with LOCK:
             taken = self._take_locked()
-        finally:
-            _release()
         if taken is not None:
             self._run_taken(ts, taken)
 

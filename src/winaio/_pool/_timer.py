@@ -21,8 +21,7 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._kernel._dispatcher import acquire_lock as _acquire
-from .._kernel._dispatcher import release_lock as _release
+from .._kernel._dispatcher import LOCK
 from ..codes import WinError
 from ..errors import Win32Error
 from ._env import CallbackEnvironment
@@ -110,8 +109,7 @@ class PoolTimer(PoolObject):
         pool = self._pool
         waiter = pool._get_waiter() if due is not None else pool._waiter
         spawn = armed = needs_thread = False
-        _acquire()
-        try:
+        with LOCK:
             self._check_open_locked()
             was = self._disarm_locked(waiter)
             if due is None:
@@ -137,8 +135,6 @@ class PoolTimer(PoolObject):
                         armed = True
                 self._pending_entry = armed
                 needs_thread = armed or bool(waiter._ready)
-        finally:
-            _release()
         if spawn:  # first: the worker is counted (see ``_pool``'s invariants)
             pool._spawn()
         if needs_thread and waiter is not None:
@@ -175,9 +171,6 @@ class PoolTimer(PoolObject):
 
     def _shutdown(self) -> None:
         waiter = self._pool._waiter
-        _acquire()
-        try:
+        with LOCK:
             self._disarm_locked(waiter)
             self._is_set = False
-        finally:
-            _release()

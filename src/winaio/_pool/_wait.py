@@ -24,13 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 from .._kernel._api import WaitResult
 from .._kernel._dispatcher import (
+    LOCK,
     DispatcherObject,
     WaitBlock,
     try_satisfy,
     unlink_wait,
 )
-from .._kernel._dispatcher import acquire_lock as _acquire
-from .._kernel._dispatcher import release_lock as _release
 from .._kernel._objects import Mutex
 from ..codes import WaitCode, WinError
 from ..errors import Win32Error
@@ -115,16 +114,13 @@ class PoolWait(PoolObject):
         pool = self._pool
         waiter = pool._get_waiter() if obj is not None else pool._waiter
         spawn = armed = False
-        _acquire()
-        try:
+        with LOCK:
             self._check_open_locked()
             was = self._disarm_locked(waiter)
             if obj is not None:
                 assert waiter is not None
                 pool.check_open()
                 spawn, armed = self._arm_locked(waiter, obj, relative, wall)
-        finally:
-            _release()
         if spawn:  # first: the worker is counted (see ``_pool``'s invariants)
             pool._spawn()
         if armed and waiter is not None:
@@ -208,8 +204,5 @@ class PoolWait(PoolObject):
 
     def _shutdown(self) -> None:
         waiter = self._pool._waiter
-        _acquire()
-        try:
+        with LOCK:
             self._disarm_locked(waiter)
-        finally:
-            _release()

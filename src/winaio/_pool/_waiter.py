@@ -43,8 +43,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .._kernel._dispatcher import LOCK, ThreadState, wake_thread
-from .._kernel._dispatcher import acquire_lock as _acquire
-from .._kernel._dispatcher import release_lock as _release
 from .._kernel._threads import KThread, current_thread_state, start_thread
 from .._kernel._wait import wait_for_one
 from ..codes import WinError
@@ -187,8 +185,7 @@ class Waiter:
             self._ts = ts
         idle = False
         while True:
-            _acquire()
-            try:
+            with LOCK:
                 if self._stopping or (
                     idle and not self._armed and not self._ready and not self._spawn
                 ):
@@ -219,8 +216,6 @@ class Waiter:
                     idle = True
                 else:
                     idle = False
-            finally:
-                _release()
             for _ in range(spawn):
                 pool._spawn()
             _run_ready(ready)

@@ -7,10 +7,16 @@ fail with AssertionError at their deadline, so a suite using them fails instead 
 
 from __future__ import annotations
 
+import _thread
 import contextlib
+import inspect
+import sys
+import threading
 import time
 import unittest
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 from .._clock import reset_wall_clock as reset_wall_clock
 from .._clock import shift_wall_clock as shift_wall_clock
@@ -25,8 +31,10 @@ from .._runtime import using_backend as using_backend
 __all__ = [
     "ManualClock",
     "available_backends",
+    "Interrupted",
     "backend_for_test",
     "drain_apcs",
+    "interrupt_after_acquire",
     "reset_wall_clock",
     "shift_wall_clock",
     "using_backend",
@@ -94,3 +102,93 @@ def drain_apcs() -> None:
         test_alert()
     except Exception:
         pass
+
+
+@dataclass
+class Interrupted:
+    """What :func:`interrupt_after_acquire` saw: the exception ``call`` raised (None if it
+    returned), and whether the lock was still held once it had (released then, so that the
+    suite goes on: the caller asserts ``not leaked``)."""
+
+    raised: BaseException | None
+    leaked: bool
+
+
+def interrupt_after_acquire(
+    lock: Any,
+    call: Callable[[], object],
+    where: Callable[..., Any],
+    markers: tuple[str, ...] = ("acquire(", "with "),
+    timeout: float = 5.0,
+    ready: Callable[[], bool] | None = None,
+) -> Interrupted:
+    """Run ``call()`` on the main thread with a Ctrl-C landing just after ``lock`` is acquired
+    inside ``where`` (a function ``call`` reaches): a real signal handler's KeyboardInterrupt,
+    at the first point CPython checks for signals after the acquire returned.
+
+    The lock is held by a helper thread until the main thread blocks on it in ``where`` (its
+    innermost frame is ``where``'s code, on a line with one of ``markers``); the helper then
+    trips the SIGINT flag without interrupting the wait (``_thread.interrupt_main``) and
+    releases the lock: the main thread gets it and the handler runs at the next check. After
+    ``lock.acquire(); try:`` that check is the acquire call's own end, outside the ``try``:
+    the lock stays held (``leaked``). After ``with lock:`` it is inside the block, whose exit
+    releases it.
+
+    With ``ready``, the helper takes the lock only once ``ready()`` is true (``call`` needs the
+    lock free first: a wait that registers, parks, then re-takes the lock when it wakes).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        raise AssertionError("interrupt_after_acquire runs on the main thread (signals)")
+    code = getattr(where, "__func__", where).__code__
+    source, first = inspect.getsourcelines(code)
+    lines = {first + i for i, text in enumerate(source) if any(m in text for m in markers)}
+    main = threading.main_thread().ident
+    assert main is not None
+    failure: list[str] = []
+
+    taken = threading.Event()
+
+    def helper() -> None:
+        deadline = time.monotonic() + timeout
+        if ready is not None:
+            while not ready():
+                if time.monotonic() > deadline:
+                    failure.append(f"{ready} never became true")
+                    return
+                time.sleep(0.0002)
+            lock.acquire()
+        taken.set()
+        try:
+            while True:
+                frame = sys._current_frames().get(main)
+                if frame is not None and frame.f_code is code and frame.f_lineno in lines:
+                    break
+                if time.monotonic() > deadline:
+                    failure.append(f"the main thread never blocked on the lock in {where}")
+                    return
+                time.sleep(0.0002)
+            time.sleep(0.002)  # (in the wait, not just on its line)
+            _thread.interrupt_main()
+        finally:
+            lock.release()
+
+    if ready is None and not lock.acquire(True, timeout):
+        raise AssertionError(f"{lock!r} is held: cannot stage the interrupt")
+    thread = threading.Thread(target=helper, name="winaio-test-interrupter", daemon=True)
+    raised: BaseException | None = None
+    try:
+        thread.start()
+        try:
+            call()
+            thread.join(timeout)
+            time.sleep(0)  # (a check: an interrupt still pending lands here, not later)
+        except BaseException as exc:  # the interrupt (or what the call made of it)
+            raised = exc
+            thread.join(timeout)
+    finally:
+        leaked = taken.is_set() and lock.locked()
+        if leaked:
+            lock.release()
+    if failure:
+        raise AssertionError(failure[0])
+    return Interrupted(raised, leaked)
