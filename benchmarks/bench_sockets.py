@@ -71,6 +71,8 @@ T2_NOTE = (
 ASYNCIO = "asyncio_protocol"
 #: ``--base-src``: a winaio server named ``KIND@base`` runs the winaio found there.
 BASE_SUFFIX, BASE_ENV = "@base", "WINAIO_BENCH_BASE_SRC"
+#: A winaio server named ``KIND@pure`` runs without the optional C accelerators.
+PURE_SUFFIX = "@pure"
 C1_P50_MAX = 1.1  # issue 9: winaio C=1 p50 <= 1.1x asyncio Protocol's
 C64_MIN = 1.0  # issue 9: winaio C=64 calls/s >= 1.0x asyncio Protocol's
 ALIAS_MAX = 1.25
@@ -90,6 +92,10 @@ def log(*parts: object) -> None:
 def serve(kind: str, skip: bool) -> None:
     raise_nofile()
     _test_hooks(kind)
+    if kind.endswith(PURE_SUFFIX):
+        # The same winaio without its optional C accelerators (before/after in one run).
+        kind = kind[: -len(PURE_SUFFIX)]
+        os.environ["WINAIO_PURE_PYTHON"] = "1"
     if kind.endswith(BASE_SUFFIX):
         # Before/after in one interleaved run: this server runs the winaio of --base-src
         # (imported below, first on the path), with this tree's server code.

@@ -34,6 +34,8 @@ Imports ``winaio._io`` (operations), ``codes`` and ``common`` only.
 from __future__ import annotations
 
 import errno
+import importlib
+import os
 import select
 import threading
 from collections import deque
@@ -43,7 +45,7 @@ from ..._io._ops import Operation, StreamReadOp, errno_to_status
 from ...codes import NtStatus
 from .common import CANCELLED, ECANCELED, RETRY, UNSUCCESSFUL, Finished, report
 
-__all__ = ["Line", "StreamLines"]
+__all__ = ["Line", "StreamLines", "use_accelerator"]
 
 _POLLIN = select.POLLIN
 _EAGAIN = -errno.EAGAIN
@@ -51,6 +53,24 @@ _SUCCESS = int(NtStatus.STATUS_SUCCESS)
 #: What a positive CQE result of a direct head maps to is known for this one (success, res).
 _READ_FROM_CQE = StreamReadOp.from_cqe
 _SPARE_MAX = 64
+
+_c_loop: Callable[..., list[tuple[Line, int]]] | None
+try:  # the optional C accelerator of service_direct's loop (``_lines.c``); imported by name
+    # (a compiled module: the import graph of the layering contracts cannot read it)
+    _c_loop = importlib.import_module(f"{__package__}._lines").service_direct
+except ImportError:  # not built (no C compiler where winaio was installed): the Python loop
+    _c_loop = None
+#: ``_lines.service_direct`` while the accelerator is in use (:func:`use_accelerator`).
+_service_direct_c: Callable[..., list[tuple[Line, int]]] | None = None
+
+
+def use_accelerator(on: bool) -> bool:
+    """Run :meth:`StreamLines.service_direct`'s loop in C (``on``, if ``_lines`` was built) or
+    in Python (the reference and the fallback); returns whether the C loop is in use. The
+    default: on, unless the environment says ``WINAIO_PURE_PYTHON=1``."""
+    global _service_direct_c
+    _service_direct_c = _c_loop if on else None
+    return _service_direct_c is not None
 
 
 class Line:
@@ -160,6 +180,24 @@ class StreamLines:
         whole batch (at C=64, one per reap rather than one per CQE); any other line goes
         through :meth:`service`. Same results, appended to ``finished`` in batch order per
         line; returns the cancelled count."""
+        accel = _service_direct_c
+        if accel is not None:  # the C loop (``_lines.c``): the same work, no bytecode
+            slow = accel(
+                self._lock, self.lines, self._spare, _SPARE_MAX, heads, finished,
+                _READ_FROM_CQE, _SUCCESS,
+            )  # fmt: skip
+        else:
+            slow = self._service_direct_py(heads, finished)
+        cancelled = 0
+        for line, res in slow:
+            cancelled += self.service(line, res, finished)
+        return cancelled
+
+    def _service_direct_py(
+        self, heads: list[tuple[Line, int, int]], finished: Finished
+    ) -> list[tuple[Line, int]]:
+        """The loop of :meth:`service_direct`, in Python (the reference and the fallback of
+        ``_lines.c``): the plain heads completed into ``finished``; returns the other lines."""
         slow: list[tuple[Line, int]] = []
         lock = self._lock
         lines = self.lines
@@ -188,10 +226,7 @@ class StreamLines:
                     slow.append((line, res))
         finally:
             lock.release()
-        cancelled = 0
-        for line, res in slow:
-            cancelled += self.service(line, res, finished)
-        return cancelled
+        return slow
 
     def service(self, line: Line, res: int, finished: Finished) -> int:
         """The head of ``line`` had its request end with ``res`` (``RETRY``: none): complete
@@ -297,3 +332,6 @@ class StreamLines:
     def pending(self) -> list[Operation]:
         """Every request still in a line (salvage, under the lock or after the reaper died)."""
         return [op for line in self.lines.values() for op in line.ops]
+
+
+use_accelerator(os.environ.get("WINAIO_PURE_PYTHON", "") in ("", "0"))
