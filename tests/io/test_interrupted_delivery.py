@@ -298,6 +298,7 @@ def _assert_received(
     assert port.get(0) is None
 
 
+@pytest.mark.usefixtures("service_loop")  # the C loop of service_direct and the Python one
 def test_an_interrupt_before_the_collected_heads_are_serviced_still_completes_them(
     armed_uring: uring.IoUringBackend,
     kit: Any,

@@ -334,4 +334,6 @@ class StreamLines:
         return [op for line in self.lines.values() for op in line.ops]
 
 
-use_accelerator(os.environ.get("WINAIO_PURE_PYTHON", "") in ("", "0"))
+#: The C loop is used unless the environment says ``WINAIO_PURE_PYTHON=1``.
+ACCELERATED_BY_DEFAULT = os.environ.get("WINAIO_PURE_PYTHON", "") in ("", "0")
+use_accelerator(ACCELERATED_BY_DEFAULT)
