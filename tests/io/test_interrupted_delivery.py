@@ -21,18 +21,22 @@ handler would raise it.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 from winaio._backends import uring
 from winaio._backends.uring import backend as backend_mod
+from winaio._backends.uring.backlog import Backlog
+from winaio._backends.uring.common import UD_POKE, InFlight
 from winaio._backends.uring.streams import StreamLines
 from winaio._io._disk import DiskFile
-from winaio._io._ops import FileReadOp
-from winaio._io._overlapped import Overlapped
+from winaio._io._files import start
+from winaio._io._ops import FileReadOp, StreamReadOp
+from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._port import CompletionPort
 from winaio.codes import NtStatus
 from winaio.testing import wait_until
@@ -335,3 +339,204 @@ def test_an_interrupt_after_the_one_cqe_line_service_still_delivers(
         port.get(None)
     assert [res for _, _, res, _ in calls] == [5]
     _assert_received(port, made)
+
+
+class _TakeInterrupted(InFlight):
+    """The request table, as the reaper sees it when a Ctrl-C lands at the end of its first
+    ``pop`` or ``get``: the call did its work, then the signal handler raised (the result
+    never reaches the caller)."""
+
+    __slots__ = ()
+    armed: ClassVar[list[str]] = []
+    taken: ClassVar[list[str]] = []
+    interrupt: ClassVar[type[BaseException]] = BaseException  # the test's (kit.Interrupted)
+
+    def _cut(self, result: Any, what: str) -> Any:
+        if self.armed and threading.current_thread() is threading.main_thread():
+            self.armed.clear()
+            _TakeInterrupted.taken.append(what)
+            raise self.interrupt
+        return result
+
+    def pop(self, *args: Any) -> Any:  # type: ignore[override]
+        return self._cut(super().pop(*args), "pop")
+
+    def get(self, *args: Any) -> Any:  # type: ignore[override]
+        return self._cut(super().get(*args), "get")
+
+
+def test_an_interrupt_taking_a_request_out_of_the_table_still_completes_it(
+    armed_uring: uring.IoUringBackend,
+    disk: DiskFile,
+    aligned: Callable[[int], memoryview],
+    kit: Any,
+    parked_port: Callable[[Any], CompletionPort],
+    tmp_path: Path,
+) -> None:
+    """A batch of four reads: the interrupt lands as the reaper takes the first one out of
+    the table. Before: ``pop`` had taken it and its result was lost - the request never
+    completed (and its file never closed). Now the entry is read, then deleted by a
+    statement: every request of the batch completes, once."""
+    _TakeInterrupted.interrupt = kit.Interrupted
+    b = armed_uring
+    port = parked_port(b)
+    disk.associate(port, "disk")
+    reads = _reads_in_one_batch(b, disk, aligned, 4)
+    table = b._table
+    _TakeInterrupted.taken = []
+    _TakeInterrupted.armed = ["armed"]
+    table.__class__ = _TakeInterrupted
+    try:
+        with pytest.raises(kit.Interrupted):
+            port.get(None)
+    finally:
+        table.__class__ = InFlight
+        _TakeInterrupted.armed = []
+    assert len(_TakeInterrupted.taken) == 1
+    assert _assert_read(port, reads, tmp_path / "disk") == []
+    assert port.get(0) is None and not b._table
+    assert disk.pending_requests == 0
+    disk.close()
+    assert _released(disk, tmp_path / "disk", kit)
+
+
+class _SpareInterrupted(list[Any]):
+    """The backend's spare lines (``StreamLines._spare``), with a Ctrl-C landing at the first
+    ``len()`` a main thread takes of it: a line just ended, its head out of it."""
+
+    interrupt: ClassVar[type[BaseException]] = BaseException
+    armed: ClassVar[list[str]] = []
+
+    def __len__(self) -> int:
+        if self.armed and threading.current_thread() is threading.main_thread():
+            self.armed.clear()
+            raise self.interrupt
+        return super().__len__()
+
+
+@pytest.mark.parametrize("count", [1, 2], ids=["one-cqe", "batch"])
+def test_an_interrupt_ending_a_receive_line_still_completes_its_head(
+    armed_uring: uring.IoUringBackend,
+    kit: Any,
+    parked_port: Callable[[Any], CompletionPort],
+    socket_pair: Any,
+    count: int,
+) -> None:
+    """Pended receives whose RECV brought data: the interrupt lands as the first line ends
+    (its head out of the line; ``StreamLines.service`` on the one-CQE path, ``service_direct``
+    for a batch). Before: the head was lost (not yet among the completions) and, on the
+    one-CQE path, the backend's lock stayed held. Now the head is among the completions
+    before any call, and the lock is released: every receive completes, once, and the
+    backend closes (no line left behind)."""
+    b = armed_uring
+    port = parked_port(b)
+    made = _pended_receives(b, socket_pair, port, count)
+    streams = b._streams
+    _SpareInterrupted.interrupt = kit.Interrupted
+    _SpareInterrupted.armed = ["armed"]
+    streams._spare = _SpareInterrupted(streams._spare)
+    try:
+        with pytest.raises(kit.Interrupted):
+            port.get(None)
+    finally:
+        _SpareInterrupted.armed = []
+        leaked = b._lock.locked()
+        if leaked:
+            b._lock.release()
+        streams._spare = list(streams._spare)
+    assert not leaked, "the backend's lock stayed held"
+    _assert_received(port, made)
+    assert not streams.lines and not b._table
+
+
+# ------------------------------------------------------------- the ring's own state changes
+# An interrupt in a step the reaper takes for the ring rather than for one delivery: a
+# request that died with its submitter going to the backlog (``_migrate``), the leaders'
+# poke ending (``_poke_ended``).
+
+
+def _reap_until_interrupted(port: CompletionPort, interrupt: type[BaseException]) -> None:
+    """Timed waits (each reaps what came) until the interrupt comes out of one."""
+    with pytest.raises(interrupt):
+        for _ in range(int(LONG / 0.02)):
+            assert port.get(0.02) is None
+
+
+def test_an_interrupt_backlogging_a_dead_request_still_migrates_it(
+    armed_uring: uring.IoUringBackend,
+    kit: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    interrupt_once: Callable[..., list[tuple[Any, ...]]],
+) -> None:
+    """A pended pipe read ends with -ECANCELED, nobody having cancelled it (what a kernel
+    does when its submitter exits unnoticed): this thread reaps it and migrates it, and the
+    interrupt lands as it goes into the backlog. Before: it was in no table, no line's
+    kernel slot and no backlog - the read never completed. Now it is backlogged and the
+    ring thread woken: it is submitted again and completes with the data."""
+    b = armed_uring
+    port = CompletionPort()
+    reader, w = kit.pipe(b)
+    reader.associate(port, "reader")
+    buf = bytearray(4)
+    parked = kit.park(b, monkeypatch)
+    try:
+        op = StreamReadOp(reader, Overlapped(), [memoryview(buf)])
+        assert start(op) == STATUS_PENDING
+        line = op.token
+        wait_until(lambda: line.poll_ud in b._table, LONG, "the read is in the kernel")
+        with b._lock:
+            wake = b._cancel_locked(line.poll_ud)  # (an ASYNC_CANCEL nobody asked for)
+        if wake:
+            os.eventfd_write(b._efd, 1)
+        calls = interrupt_once(Backlog, "add_locked")
+        _reap_until_interrupted(port, kit.Interrupted)
+        assert calls and b._migrated == 1 and not op.done and not op.cancel_requested
+        assert any(entry[1] is op for entry in b._backlog.entries)  # backlogged all the same
+    finally:
+        parked.release()
+    os.write(w, b"late")
+    packet = port.get(LONG)  # the ring thread submitted it again
+    assert packet is not None and (packet.key, packet.bytes_transferred) == ("reader", 4)
+    assert bytes(buf) == b"late"
+    reader.close()
+    os.close(w)
+    port.close()
+
+
+def test_an_interrupt_as_the_leaders_poke_ends_still_closes_the_leadership(
+    armed_uring: uring.IoUringBackend,
+    kit: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    interrupt_once: Callable[..., list[tuple[Any, ...]]],
+) -> None:
+    """The leaders' multishot poke poll ends (cancelled here) and this thread reaps its last
+    CQE; the interrupt lands as the leadership is given up. Before: the poke was marked
+    unarmed but the leadership stayed open - a leader could wait in the kernel for a poke
+    that could not come. Now it is closed, and the ring thread, woken, arms a new poke."""
+    b = armed_uring
+    port = CompletionPort()
+    reader, w = kit.pipe(b)
+    reader.associate(port, "reader")
+    buf = bytearray(4)
+    parked = kit.park(b, monkeypatch)
+    try:
+        # A pended read: this thread's waits lead the ring (they reap what comes).
+        assert start(StreamReadOp(reader, Overlapped(), [memoryview(buf)])) == STATUS_PENDING
+        assert b._poke_armed and not b._lead.closed
+        with b._lock:
+            wake = b._cancel_locked(UD_POKE)
+        if wake:
+            os.eventfd_write(b._efd, 1)
+        calls = interrupt_once(type(b._lead), "give_up_locked")
+        _reap_until_interrupted(port, kit.Interrupted)
+        assert calls and not b._poke_armed
+        assert b._lead.closed  # nobody leads without a poke
+    finally:
+        parked.release()
+    wait_until(lambda: b._poke_armed and not b._lead.closed, LONG, "a new poke is armed")
+    os.write(w, b"read")
+    packet = port.get(LONG)
+    assert packet is not None and packet.bytes_transferred == 4 and bytes(buf) == b"read"
+    reader.close()
+    os.close(w)
+    port.close()

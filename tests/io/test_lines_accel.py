@@ -69,6 +69,12 @@ class CountingLock:
     def release(self) -> None:
         self.released += 1
 
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
 
 head_specs = st.lists(
     st.tuples(
@@ -175,6 +181,27 @@ def _one_batch(ops: list[PlainOp], lines: list[Line], res_values: list[int]) -> 
     )  # fmt: skip
     assert slow == [] and len(finished) == 64
     assert all(line.ops == deque() for line in lines)
+
+
+def test_containers_it_does_not_know_are_left_to_the_python_loop() -> None:
+    class Spare(list[Any]):
+        pass
+
+    sl, heads, _ = _world([(1, True, False, False, "mine", 64)], 1)
+    sl._spare = Spare(sl._spare)
+    finished: list[Any] = []
+    got = accel.service_direct(
+        sl._lock, sl.lines, sl._spare, streams._SPARE_MAX, heads, finished,
+        streams._READ_FROM_CQE, streams._SUCCESS,
+    )  # fmt: skip
+    assert got is NotImplemented and finished == [] and len(heads[0][0].ops) == 1
+    assert (sl._lock.acquired, sl._lock.released) == (0, 0)  # type: ignore[attr-defined]
+    streams.use_accelerator(True)
+    try:
+        assert sl.service_direct(heads, finished) == 0  # the Python loop took it
+    finally:
+        streams.use_accelerator(streams.ACCELERATED_BY_DEFAULT)
+    assert len(finished) == 1 and heads[0][0] in sl._spare
 
 
 def test_no_reference_leaks() -> None:

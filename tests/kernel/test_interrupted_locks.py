@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from winaio._backends._reactor import StreamReactor
 from winaio._backends._threads import ThreadBackend
 from winaio._io._backend import IdleWork
 from winaio._io._files import FileObject, start, submit_pending_file
@@ -36,7 +37,7 @@ from winaio._kernel._objects import Event
 from winaio._kernel._threads import current_thread_state
 from winaio._pool._pool import ThreadPool
 from winaio.codes import NtStatus
-from winaio.testing import Interrupted, interrupt_after_acquire
+from winaio.testing import Interrupted, interrupt_after_acquire, wait_until
 
 SUCCESS = int(NtStatus.STATUS_SUCCESS)
 LONG = 5.0
@@ -183,3 +184,19 @@ def test_pending_file_registration(
         assert packet is not None and packet.status == SUCCESS
         got.add(id(packet.overlapped))
     assert got == expected
+
+
+def test_thread_backend_reactor_command(
+    threads_file: tuple[ThreadBackend, Any, CompletionPort],
+) -> None:
+    # The interrupt lands once the command is queued and the wake-up marked pending: before,
+    # the eventfd was never written, and no later command woke the reactor either.
+    backend, f, _ = threads_file
+    reactor = backend._reactor
+    op = FileWriteOp(f, Overlapped(0), [memoryview(b"w" * 64)], 0)  # (in no queue: a no-op)
+    _interrupted(
+        interrupt_after_acquire(
+            reactor._lock, lambda: reactor.post("cancel", op), StreamReactor.post
+        )
+    )
+    wait_until(lambda: not reactor._commands and not reactor._wake_pending, LONG)

@@ -54,18 +54,16 @@ last call, or put it right in an ``except``/``finally``: a request is queued in 
 all, a request taken out of the queue is run or put back, one taken out of ``_in_flight`` is
 delivered (tests/kernel/test_interrupted_locks.py). Worker threads get no signals.
 
-All reactor state is touched only by the reactor thread: ``submit``/``cancel``/``close`` post
-commands to it and wake it through an eventfd. Cancellation of a request waiting for readiness
-completes it with STATUS_CANCELLED at once; a FILE request already running on a worker cannot be
-interrupted and completes with its real result (allowed by [MS:CancelIoEx]); one still queued
-completes cancelled. The contract is in ``winaio._io._backend``.
+The reactor is its own object (``_reactor.StreamReactor``, which owns its state and thread):
+``submit``/``cancel``/``close`` post commands to it. Cancellation of a request waiting for
+readiness completes it with STATUS_CANCELLED at once; a FILE request already running on a
+worker cannot be interrupted and completes with its real result (allowed by
+[MS:CancelIoEx]); one still queued completes cancelled. The contract is in ``winaio._io._backend``.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
-import select
 import threading
 import weakref
 from collections import deque
@@ -77,6 +75,7 @@ from .._kernel._parker import AVAILABLE as FUTEX_PARKERS
 from .._kernel._parker import Wake, WorkerParker, bind
 from .._kernel._parker import deferral as _deferral
 from ..codes import NtStatus
+from ._reactor import StreamReactor
 
 __all__ = ["WATCH", "ThreadBackend"]
 
@@ -107,15 +106,6 @@ class _LockParker:
     wake = release
 
 
-class _FdQueues:
-    __slots__ = ("events", "readers", "writers")
-
-    def __init__(self) -> None:
-        self.readers: deque[Operation] = deque()
-        self.writers: deque[Operation] = deque()
-        self.events = 0
-
-
 class ThreadBackend:
     """Worker pool for files + epoll reactor for streams (module docstring).
 
@@ -142,12 +132,6 @@ class ThreadBackend:
         self._worker_wakes = self._watch_wakes = self._watch_takes = self._deferred_wakes = 0
         self._chain_wakes = self._park_wakes = 0
         self._on_issuer_park = self._issuer_parks  # (bound once: set on every lone request)
-        self._commands: deque[tuple[str, Operation | None]] = deque()
-        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self._wake_pending = False
-        self._epoll = select.epoll()
-        self._epoll.register(self._wake_fd, select.EPOLLIN)
-        self._fds: dict[int, _FdQueues] = {}
         #: Submitted, not yet completed (a dict used as an ordered set: ``in_flight[op] = None``
         #: is a store, where no signal handler runs: "Interrupts" in the module docstring).
         self._in_flight: dict[Operation, None] = {}
@@ -161,9 +145,7 @@ class ThreadBackend:
             )
             for i in range(workers)
         ]
-        self._reactor = threading.Thread(
-            target=self._reactor_loop, name=f"winaio-io-reactor-{serial}", daemon=True
-        )
+        self._reactor = StreamReactor(self._finish, f"winaio-io-reactor-{serial}")
         for thread in self._workers:
             thread.start()
         self._reactor.start()
@@ -178,7 +160,7 @@ class ThreadBackend:
                 self._in_flight[op] = None
                 self._submitted += 1
                 op.token = _QUEUED
-            self._command("add", op)
+            self._reactor.post("add", op)
             return
         issuer = op.issuer
         parker = issuer.parker
@@ -257,7 +239,7 @@ class ThreadBackend:
                 if cancel_now:  # (even if interrupted: the worker skips it now)
                     self._finish(op, _CANCELLED, 0, cancelled=True)
         else:
-            self._command("cancel", op)
+            self._reactor.post("cancel", op)
 
     def close(self) -> None:
         with self._lock:
@@ -277,11 +259,9 @@ class ThreadBackend:
             self._idle.clear()
         for parker in idle:
             parker.wake()
-        self._command("stop", None)
-        for thread in [*self._workers, self._reactor]:
+        for thread in self._workers:
             thread.join(5)
-        self._epoll.close()
-        os.close(self._wake_fd)
+        self._reactor.close()
 
     def statistics(self) -> BackendStatistics:
         with self._lock:
@@ -529,122 +509,6 @@ class ThreadBackend:
             self._finish(op, _CANCELLED, 0, cancelled=True)
         elif wake is not None:
             wake.wake()
-
-    # ------------------------------------------------------------------ stream reactor
-    def _command(self, what: str, op: Operation | None) -> None:
-        with self._lock:
-            self._commands.append((what, op))
-            if self._wake_pending:
-                return
-            self._wake_pending = True
-        os.eventfd_write(self._wake_fd, 1)
-
-    def _reactor_loop(self) -> None:
-        epoll = self._epoll
-        while True:
-            for fd, mask in epoll.poll():
-                if fd == self._wake_fd:
-                    if self._run_commands():
-                        return
-                else:
-                    self._ready(fd, mask)
-
-    def _run_commands(self) -> bool:
-        try:
-            os.eventfd_read(self._wake_fd)
-        except BlockingIOError:
-            pass
-        with self._lock:
-            self._wake_pending = False
-            commands = list(self._commands)
-            self._commands.clear()
-        for what, op in commands:
-            if what == "stop":
-                return True
-            assert op is not None
-            if what == "add":
-                self._add(op)
-            else:
-                self._remove(op)
-        return False
-
-    def _add(self, op: Operation) -> None:
-        if op.cancel_requested:
-            # Cancelled between its registration and its arrival here: the "cancel" command
-            # ran first and found nothing (the flag is set before it is queued).
-            self._finish(op, _CANCELLED, 0, cancelled=True)
-            return
-        fd = op.fd
-        queues = self._fds.get(fd)
-        if queues is None:
-            queues = self._fds[fd] = _FdQueues()
-        (queues.readers if op.poll_events & select.POLLIN else queues.writers).append(op)
-        op.token = fd
-        self._update(fd, queues)
-        # Data may already be there: epoll is level-triggered, the next poll reports it.
-
-    def _remove(self, op: Operation) -> None:
-        fd = op.token
-        queues = self._fds.get(fd) if isinstance(fd, int) else None
-        if queues is not None:
-            for line in (queues.readers, queues.writers):
-                try:
-                    line.remove(op)
-                except ValueError:
-                    continue
-                self._update(fd, queues)
-                self._finish(op, _CANCELLED, 0, cancelled=True)
-                return
-
-    def _update(self, fd: int, queues: _FdQueues) -> None:
-        events = (select.EPOLLIN if queues.readers else 0) | (
-            select.EPOLLOUT if queues.writers else 0
-        )
-        if events == queues.events:
-            return
-        try:
-            if not events:
-                self._epoll.unregister(fd)
-                del self._fds[fd]
-            elif not queues.events:
-                self._epoll.register(fd, events)
-            else:
-                self._epoll.modify(fd, events)
-        except OSError:
-            # The descriptor was closed under us: fail what waits on it.
-            self._fds.pop(fd, None)
-            for op in [*queues.readers, *queues.writers]:
-                self._finish(op, int(NtStatus.STATUS_INVALID_HANDLE), 0, cancelled=False)
-            return
-        queues.events = events
-
-    def _ready(self, fd: int, mask: int) -> None:
-        queues = self._fds.get(fd)
-        if queues is None:
-            return
-        error = bool(mask & (select.EPOLLERR | select.EPOLLHUP))
-        finished: list[tuple[Operation, int, int]] = []
-        moved: list[Operation] = []
-        for line, flag in ((queues.readers, select.EPOLLIN), (queues.writers, select.EPOLLOUT)):
-            if not (mask & flag or error):
-                continue
-            while line:
-                op = line[0]
-                result = op.try_now()
-                if result is None:
-                    if op.fd != fd:  # AcceptEx moved on to its accepted socket
-                        moved.append(line.popleft())
-                        continue
-                    break
-                line.popleft()
-                finished.append((op, result[0], result[1]))
-        # Drop the epoll registration *before* completing: the completion may close the
-        # descriptor, and its number could be reused at once by another file.
-        self._update(fd, queues)
-        for op in moved:
-            self._add(op)
-        for op, status, information in finished:
-            self._finish(op, status, information, cancelled=False)
 
 
 _live: weakref.WeakSet[ThreadBackend] = weakref.WeakSet()

@@ -10,4 +10,4 @@ def service_direct(
     read_from_cqe: object,
     success: int,
     /,
-) -> list[tuple[Any, int]]: ...
+) -> list[tuple[Any, int]] | Any: ...  # NotImplemented: containers left to Python

@@ -31,8 +31,6 @@ from ..._io._dispatch import deliver, deliver_batch
 from ..._io._files import _IO_KEY
 from ..._io._ops import Operation, StreamReadOp
 from ..._kernel._dispatcher import LOCK, ThreadState
-from ..._kernel._dispatcher import acquire_lock as _acquire_dispatcher
-from ..._kernel._dispatcher import release_lock as _release_dispatcher
 from ..._kernel._threads import EXIT_MIGRATE_IO, add_thread_exit_hook, current_thread_state
 from ...codes import NtStatus, WinError
 from ...errors import Win32Error
@@ -171,8 +169,7 @@ class IoUringBackend:
             issuer = op.issuer
             wake = None
             lock = self._lock
-            lock.acquire()
-            try:
+            with lock:
                 if not (self._closing or self._backlog.entries):
                     table = self._table
                     ud = table.next_ud
@@ -195,8 +192,6 @@ class IoUringBackend:
                                     self._hint_locked()
                                 return  # its parker leads this ring already
                             wake = self._submit_locked(issuer)
-            finally:
-                lock.release()
             if wake is None:
                 self._submit_slow(op)
                 return
@@ -222,8 +217,7 @@ class IoUringBackend:
                 cancelled = False
                 pended: bool | None = None
                 lock = self._lock
-                lock.acquire()
-                try:
+                with lock:
                     if self._closing or self._backlog.entries or key in self._streams.lines:
                         pass  # the general path: behind a head, backlogged, or refused
                     elif op.cancel_requested:
@@ -232,8 +226,6 @@ class IoUringBackend:
                         cancelled = True
                     else:
                         pended = self._pend_locked(op, issuer, fd, key, buffers[0])
-                finally:
-                    lock.release()
                 if pended is not None:
                     if pended:
                         os.eventfd_write(self._efd, 1)
@@ -276,8 +268,7 @@ class IoUringBackend:
         op.buffers = [view]
         op.nbytes = len(view)
         op.flags = 0
-        _acquire_dispatcher()  # not ``with``: half the cost on 3.11
-        try:
+        with LOCK:  # (``with``: a Ctrl-C cannot leave it held)
             if file.closing:
                 raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
             # Registered and marked submitted in one go, as ``_files.submit_receive``: a
@@ -291,14 +282,10 @@ class IoUringBackend:
                 if ops is None:
                     ops = issuer.extensions[_IO_KEY] = {}
                 ops[op] = None
-        finally:
-            _release_dispatcher()
         fd = file.fd
         key = fd + fd
         wake: bool | None = None
-        lock = self._lock
-        lock.acquire()
-        try:
+        with self._lock:
             if not (
                 self._closing
                 or self._backlog.entries
@@ -306,8 +293,6 @@ class IoUringBackend:
                 or op.cancel_requested  # (:meth:`submit` completes it cancelled)
             ):
                 wake = self._pend_locked(op, issuer, fd, key, view)
-        finally:
-            lock.release()
         if wake is not None:
             if wake:
                 os.eventfd_write(self._efd, 1)
@@ -353,11 +338,8 @@ class IoUringBackend:
         """The issuer most likely waits for its request soon: let it lead the ring then."""
         parker = issuer.parker
         if parker.__class__ is not RingParker or parker.lead is not self._lead:
-            LOCK.acquire()
-            try:
+            with LOCK:
                 self._lead.parker_for(issuer)
-            finally:
-                LOCK.release()
 
     def _submit_slow(self, op: Operation) -> None:
         failed = 0
@@ -743,8 +725,7 @@ class IoUringBackend:
             return 0
         finished: Finished = []
         cq_lock = self._cq_lock
-        cq_lock.acquire()  # not ``with``: half the cost on 3.11 (the QD1 critical path)
-        try:
+        with cq_lock:
             cqes = ring.reap(REAP_BATCH)
             if len(cqes) == 1 and not (self._migrating or self._closing):
                 # The QD1 case, on the critical path of every read (CQE -> next submission):
@@ -768,7 +749,10 @@ class IoUringBackend:
                                 cancelled = self._streams.service(extra, res, finished)
                                 self._done += len(finished)
                             except BaseException:
-                                self._count_locked(finished)  # not counted yet
+                                if extra.poll_ud == ud:  # cut before the line took its result
+                                    self._heads_cut([(extra, res, ud)], finished)
+                                else:
+                                    self._count_locked(finished)  # not counted yet
                                 self._deliver_rest(finished)
                                 raise
                             self._cancelled += cancelled
@@ -807,14 +791,13 @@ class IoUringBackend:
                     # Under the lock: completions are delivered in the order they were reaped,
                     # whichever thread reaps next (two reads of one socket, #66).
                     self._deliver(finished)
-        finally:
-            cq_lock.release()
         return len(cqes)
 
     def _process(self, cqes: list[tuple[int, int, int]], finished: Finished) -> None:
         """Map a batch of CQEs to completions, appended to ``finished``, and count them as
         done (under _cq_lock)."""
-        pop = self._table.pop
+        table = self._table
+        get = table.get
         append = finished.append
         service = self._streams.service
         migrating = self._migrating
@@ -826,11 +809,15 @@ class IoUringBackend:
         it = iter(cqes)  # its length hint says where an exception cut the loop
         try:
             for ud, res, flags in it:
-                entry = pop(ud, None)
+                # get, then del: an interrupt at the end of a pop() would lose what it took;
+                # at the end of get() the entry is still in the table (``_process_cut``), and
+                # from the del (a statement, no signal check) ``entry`` holds it.
+                entry = get(ud)
                 if entry is None:
                     if ud == UD_POKE and not flags & _F_MORE:
                         self._poke_ended(res)
                     continue  # UD_CANCEL: -ENOENT/-EALREADY are normal races
+                del table[ud]
                 op, extra = entry  # extra: the FILE op's keepalive (dropped now), or its line
                 if migrating and ud in migrating:
                     migrating.discard(ud)
@@ -1048,18 +1035,28 @@ class IoUringBackend:
 
     def _migrate(self, op: Operation, extra: object) -> None:
         # Under _cq_lock: the request died with (or was cancelled for) its submitting thread.
-        with self._lock:
-            self._migrated += 1
-            if extra.__class__ is Line:
-                line: Line = extra
-                line.poll_ud = 0
-                line.direct = False
-                line.keep = None
-                self._backlog.add_locked(B_POLL, op, line)
-            else:
-                op.token = None
-                self._backlog.add_locked(B_FILE, op, None)
-            wake = self._wake_locked()
+        # A Ctrl-C once the table gave it up still backlogs it and wakes the ring thread.
+        try:
+            with self._lock:
+                self._migrated += 1
+                if extra.__class__ is Line:
+                    line: Line = extra
+                    line.poll_ud = 0
+                    line.direct = False
+                    line.keep = None
+                    self._backlog.add_locked(B_POLL, op, line)
+                else:
+                    op.token = None
+                    self._backlog.add_locked(B_FILE, op, None)
+                wake = self._wake_locked()
+        except BaseException:
+            with self._lock:
+                if all(entry[1] is not op for entry in self._backlog.entries):
+                    kind = B_POLL if extra.__class__ is Line else B_FILE
+                    self._backlog.add_locked(kind, op, extra if kind == B_POLL else None)
+                self._sleeping = False
+            os.eventfd_write(self._efd, 1)
+            raise
         if wake:
             os.eventfd_write(self._efd, 1)
 
@@ -1197,12 +1194,21 @@ class IoUringBackend:
 
     def _poke_ended(self, res: int) -> None:
         # The multishot poke poll ended (CQ overflow; -ECANCELED at close; -EINVAL: a kernel
-        # without multishot polls, < 5.13, for good): nobody leads until it is re-armed.
-        with self._lock:
-            self._poke_armed = False
-            self._poke_refused = self._poke_refused or res == -errno.EINVAL
-            self._lead.give_up_locked()
-            wake = not self._closing and self._wake_locked()
+        # without multishot polls, < 5.13, for good): nobody leads until it is re-armed. A
+        # Ctrl-C meanwhile still closes the leadership (no leader may wait for a poke that
+        # cannot come) and wakes the ring thread, which re-arms it.
+        try:
+            with self._lock:
+                self._poke_armed = False
+                self._poke_refused = self._poke_refused or res == -errno.EINVAL
+                self._lead.give_up_locked()
+                wake = not self._closing and self._wake_locked()
+        except BaseException:
+            with self._lock:
+                self._lead.give_up_locked()
+                self._sleeping = False
+            os.eventfd_write(self._efd, 1)
+            raise
         if wake:
             os.eventfd_write(self._efd, 1)
 

@@ -24,6 +24,12 @@ Rules (the module docstring of ``backend`` has the whole picture):
   removes a request queued behind the head itself (it never reached the kernel); the head is
   cancelled through its POLL_ADD's user_data, or - between two polls - by the reaper, which
   checks ``cancel_requested`` under the lock before polling again.
+- Interrupts (a Ctrl-C on a leader thread, which reaps): :meth:`StreamLines.service` and
+  :meth:`StreamLines.service_direct` take a head out of its line, clear ``poll_ud`` and put it
+  into ``finished`` by statements up to that one call (CPython runs a signal handler at the
+  end of a call, not between statements): before it, the line still holds the head with
+  ``poll_ud`` set (the reaper services it again: ``IoUringBackend._heads_cut`` and the
+  one-CQE path); after it, the request is delivered. Locks are held with ``with``.
 - Arming the head's request is the ring's business: the backend gives its ``arm(op, line)``
   (under the lock), which sets ``line.poll_ud`` (and ``line.direct``, ``line.keep`` for the
   operation itself) or backlogs a poll.
@@ -40,6 +46,7 @@ import select
 import threading
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from ..._io._ops import Operation, StreamReadOp, errno_to_status
 from ...codes import NtStatus
@@ -54,14 +61,14 @@ _SUCCESS = int(NtStatus.STATUS_SUCCESS)
 _READ_FROM_CQE = StreamReadOp.from_cqe
 _SPARE_MAX = 64
 
-_c_loop: Callable[..., list[tuple[Line, int]]] | None
+_c_loop: Callable[..., Any] | None
 try:  # the optional C accelerator of service_direct's loop (``_lines.c``); imported by name
     # (a compiled module: the import graph of the layering contracts cannot read it)
     _c_loop = importlib.import_module(f"{__package__}._lines").service_direct
 except ImportError:  # not built (no C compiler where winaio was installed): the Python loop
     _c_loop = None
 #: ``_lines.service_direct`` while the accelerator is in use (:func:`use_accelerator`).
-_service_direct_c: Callable[..., list[tuple[Line, int]]] | None = None
+_service_direct_c: Callable[..., Any] | None = None
 
 
 def use_accelerator(on: bool) -> bool:
@@ -181,12 +188,13 @@ class StreamLines:
         through :meth:`service`. Same results, appended to ``finished`` in batch order per
         line; returns the cancelled count."""
         accel = _service_direct_c
+        slow: Any = NotImplemented
         if accel is not None:  # the C loop (``_lines.c``): the same work, no bytecode
             slow = accel(
                 self._lock, self.lines, self._spare, _SPARE_MAX, heads, finished,
                 _READ_FROM_CQE, _SUCCESS,
             )  # fmt: skip
-        else:
+        if slow is NotImplemented:  # no C loop, or containers it leaves to Python
             slow = self._service_direct_py(heads, finished)
         cancelled = 0
         for line, res in slow:
@@ -203,8 +211,7 @@ class StreamLines:
         lines = self.lines
         spare = self._spare
         append = finished.append
-        lock.acquire()  # not ``with``: half the cost on 3.11
-        try:
+        with lock:
             for line, res, _ in heads:  # (line, res, user_data of the head's CQE)
                 ops = line.ops
                 if (
@@ -213,19 +220,20 @@ class StreamLines:
                     and not line.busy
                     and ops[0].__class__.from_cqe is _READ_FROM_CQE
                 ):
-                    op = ops.popleft()
+                    op = ops[0]  # (statements up to the append: "Interrupts" above)
+                    del ops[0]
                     line.poll_ud = 0
                     line.direct = False
                     line.keep = None
-                    if lines.get(line.key) is line:
-                        del lines[line.key]
-                        if len(spare) < _SPARE_MAX:
-                            spare.append(line)  # as in service(): as good as new
+                    key = line.key
+                    ended = key in lines and lines[key] is line
+                    if ended:
+                        del lines[key]
                     append((op, _SUCCESS, res))
+                    if ended and len(spare) < _SPARE_MAX:
+                        spare.append(line)  # as in service(): as good as new
                 else:
                     slow.append((line, res))
-        finally:
-            lock.release()
         return slow
 
     def service(self, line: Line, res: int, finished: Finished) -> int:
@@ -239,32 +247,31 @@ class StreamLines:
             # positive result is the head's own byte count (``StreamReadOp.from_cqe``:
             # success), cancelled or not (the kernel took the data); alone in its line, the
             # line ends with it (what the loop below does in three holds).
-            lock.acquire()
-            ops = line.ops
-            if (
-                len(ops) == 1
-                and line.direct
-                and not line.busy
-                and ops[0].__class__.from_cqe is _READ_FROM_CQE
-            ):
-                op = ops.popleft()
-                line.poll_ud = 0
-                line.direct = False
-                line.keep = None
-                lines = self.lines
-                other = lines.pop(line.key, None)
-                if other is not line:
-                    if other is not None:
-                        lines[other.key] = other  # (cannot happen: a line with a request stays)
-                elif len(self._spare) < _SPARE_MAX:
-                    # Empty, idle, nothing in the kernel: as good as new. A completed
-                    # request's stale ``token`` may still name it; ``cancel`` then finds
-                    # that request neither at the head nor queued (as for a dead line).
-                    self._spare.append(line)
-                lock.release()
-                finished.append((op, _SUCCESS, res))
-                return 0
-            lock.release()
+            with lock:
+                ops = line.ops
+                if (
+                    len(ops) == 1
+                    and line.direct
+                    and not line.busy
+                    and ops[0].__class__.from_cqe is _READ_FROM_CQE
+                ):
+                    op = ops[0]  # (statements up to the append: "Interrupts" above)
+                    del ops[0]
+                    line.poll_ud = 0
+                    line.direct = False
+                    line.keep = None
+                    lines = self.lines
+                    key = line.key
+                    ended = key in lines and lines[key] is line
+                    if ended:
+                        del lines[key]
+                    finished.append((op, _SUCCESS, res))
+                    if ended and len(self._spare) < _SPARE_MAX:
+                        # Empty, idle, nothing in the kernel: as good as new. A completed
+                        # request's stale ``token`` may still name it; ``cancel`` then finds
+                        # that request neither at the head nor queued (as for a dead line).
+                        self._spare.append(line)
+                    return 0
         cancelled = 0
         with lock:
             line.poll_ud = 0
