@@ -71,7 +71,8 @@ T2_NOTE = (
 ASYNCIO = "asyncio_protocol"
 #: ``--base-src``: a winaio server named ``KIND@base`` runs the winaio found there.
 BASE_SUFFIX, BASE_ENV = "@base", "WINAIO_BENCH_BASE_SRC"
-#: A winaio server named ``KIND@pure`` runs without the optional C accelerators.
+#: A winaio server named ``KIND@pure`` runs without the optional C accelerators
+#: (``WINAIO_PURE_PYTHON=1``, the accelerators' switch).
 PURE_SUFFIX = "@pure"
 C1_P50_MAX = 1.1  # issue 9: winaio C=1 p50 <= 1.1x asyncio Protocol's
 C64_MIN = 1.0  # issue 9: winaio C=64 calls/s >= 1.0x asyncio Protocol's

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from winaio._backends import uring
-from winaio._backends.uring import streams as uring_streams
 from winaio._io._files import FileObject, start
 from winaio._io._ops import FileWriteOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
@@ -247,19 +246,3 @@ def aligned() -> Iterator[Callable[[int], memoryview]]:
     for memory, view in made:
         view.release()
         memory.close()
-
-
-@pytest.fixture(params=["c", "python"])
-def service_loop(request: pytest.FixtureRequest) -> Iterator[str]:
-    """``StreamLines.service_direct``'s loop for the test: the optional C one
-    (``_backends/uring/_lines.c``; skipped where it was not built, failed under
-    ``WINAIO_REQUIRE_ACCEL``) or the Python reference. Restored to the default afterwards."""
-    if request.param == "c" and not uring_streams.use_accelerator(True):
-        if os.environ.get("WINAIO_REQUIRE_ACCEL"):
-            pytest.fail("the C loop (_lines.c) was not built")
-        pytest.skip("the C loop (_lines.c) was not built")
-    uring_streams.use_accelerator(request.param == "c")
-    try:
-        yield request.param
-    finally:
-        uring_streams.use_accelerator(uring_streams.ACCELERATED_BY_DEFAULT)

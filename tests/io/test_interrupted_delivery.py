@@ -34,8 +34,8 @@ from winaio._backends.uring.backlog import Backlog
 from winaio._backends.uring.common import UD_POKE, InFlight
 from winaio._backends.uring.streams import StreamLines
 from winaio._io._disk import DiskFile
-from winaio._io._files import start
-from winaio._io._ops import FileReadOp, StreamReadOp
+from winaio._io._files import FileObject, start
+from winaio._io._ops import FileReadOp, StreamReadOp, StreamWriteOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._port import CompletionPort
 from winaio.codes import NtStatus
@@ -302,7 +302,6 @@ def _assert_received(
     assert port.get(0) is None
 
 
-@pytest.mark.usefixtures("service_loop")  # the C loop of service_direct and the Python one
 def test_an_interrupt_before_the_collected_heads_are_serviced_still_completes_them(
     armed_uring: uring.IoUringBackend,
     kit: Any,
@@ -539,4 +538,48 @@ def test_an_interrupt_as_the_leaders_poke_ends_still_closes_the_leadership(
     assert packet is not None and packet.bytes_transferred == 4 and bytes(buf) == b"read"
     reader.close()
     os.close(w)
+    port.close()
+
+
+def test_an_interrupt_retrying_a_line_head_gives_the_line_back(
+    armed_uring: uring.IoUringBackend,
+    kit: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    interrupt_once: Callable[..., list[tuple[Any, ...]]],
+) -> None:
+    """A write pended on a full pipe (its line's head polls for POLLOUT); the reader drains
+    the pipe, this thread reaps the poll and retries the head, and the interrupt lands as
+    the retry starts. Before: the line stayed ``busy`` (held by a servicing loop that was
+    gone), its head never polled again - the write never completed. Now the line is given
+    back and its head re-armed: the write completes, once."""
+    b = armed_uring
+    port = CompletionPort()
+    r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    writer = FileObject(w, overlapped=True, backend=b)
+    writer.associate(port, "writer")
+    filled = 0
+    try:
+        while True:
+            filled += os.write(w, b"x" * 65536)
+    except BlockingIOError:
+        pass
+    parked = kit.park(b, monkeypatch)
+    try:
+        data = b"y" * 4096
+        op = StreamWriteOp(writer, Overlapped(), [memoryview(data)])
+        assert start(op) == STATUS_PENDING  # (this thread leads the ring now)
+        line = op.token
+        wait_until(lambda: line.poll_ud in b._table, LONG, "the poll is in the kernel")
+        calls = interrupt_once(StreamWriteOp, "try_now")
+        while filled > 0:
+            filled -= len(os.read(r, 65536))  # room again: the poll fires
+        _reap_until_interrupted(port, kit.Interrupted)
+        assert len(calls) == 1 and not op.done and not line.busy
+    finally:
+        parked.release()
+    packet = port.get(LONG)
+    assert packet is not None and (packet.key, packet.bytes_transferred) == ("writer", 4096)
+    assert os.read(r, 8192) == data and port.get(0) is None
+    writer.close()
+    os.close(r)
     port.close()

@@ -31,9 +31,6 @@ import winaio.testing as wt
 from winaio._io._overlapped import Overlapped
 from winaio._io._streams import Socket
 
-#: Every test on both loops of ``StreamLines.service_direct`` (C and Python).
-pytestmark = pytest.mark.usefixtures("service_loop")
-
 LONG = 5.0
 
 

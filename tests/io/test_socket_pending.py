@@ -45,11 +45,7 @@ from winaio.errors import IoError, Win32Error
 from winaio.testing import wait_until
 
 OK, REASON = uring.probe_backend()
-#: io_uring only; every test on both loops of ``StreamLines.service_direct`` (C and Python).
-pytestmark = [
-    pytest.mark.skipif(not OK, reason=f"io_uring backend unavailable: {REASON}"),
-    pytest.mark.usefixtures("service_loop"),
-]
+pytestmark = pytest.mark.skipif(not OK, reason=f"io_uring backend unavailable: {REASON}")
 
 SUCCESS = int(NtStatus.STATUS_SUCCESS)
 CANCELLED = int(NtStatus.STATUS_CANCELLED)

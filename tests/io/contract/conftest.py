@@ -39,7 +39,7 @@ from typing import Any
 import pytest
 
 from winaio._backends._threads import ThreadBackend
-from winaio._backends.uring import IoUringBackend, probe_backend, streams
+from winaio._backends.uring import IoUringBackend, probe_backend
 from winaio._io._backend import Backend
 from winaio._io._files import FileObject, request_cancel, start
 from winaio._io._ops import (
@@ -59,9 +59,6 @@ from winaio._kernel._wait import wait_for_one
 from winaio.codes import NtStatus, WaitCode
 
 BACKENDS = ["io_uring", "threads"]
-#: io_uring again, with ``StreamLines.service_direct``'s Python loop instead of its optional C
-#: one (``_backends/uring/_lines.c``): both implementations pass the whole contract.
-PY_LINES = "io_uring-pylines"
 LONG = 5.0
 SHORT = 0.1
 
@@ -402,17 +399,10 @@ def make_backend(name: str) -> Backend:
     return ThreadBackend()
 
 
-@pytest.fixture(params=[*BACKENDS, PY_LINES])
-def backend_name(request: pytest.FixtureRequest) -> Iterator[str]:
+@pytest.fixture(params=BACKENDS)
+def backend_name(request: pytest.FixtureRequest) -> str:
     name: str = request.param
-    if name != PY_LINES:
-        yield name
-        return
-    streams.use_accelerator(False)
-    try:
-        yield "io_uring"
-    finally:
-        streams.use_accelerator(streams.ACCELERATED_BY_DEFAULT)
+    return name
 
 
 @pytest.fixture

@@ -29,7 +29,10 @@ Rules (the module docstring of ``backend`` has the whole picture):
   into ``finished`` by statements up to that one call (CPython runs a signal handler at the
   end of a call, not between statements): before it, the line still holds the head with
   ``poll_ud`` set (the reaper services it again: ``IoUringBackend._heads_cut`` and the
-  one-CQE path); after it, the request is delivered. Locks are held with ``with``.
+  one-CQE path); after it, the request is delivered. Locks are held with ``with``. An
+  interrupt inside :meth:`StreamLines.service`'s loop gives the line back and re-arms its
+  head (``_cut``); left ``busy``, the line would wait for ever. (Not covered: a ``try_now``
+  interrupted after its syscall took data - the result is lost with the call's return.)
 - Arming the head's request is the ring's business: the backend gives its ``arm(op, line)``
   (under the lock), which sets ``line.poll_ud`` (and ``line.direct``, ``line.keep`` for the
   operation itself) or backlogs a poll.
@@ -40,19 +43,16 @@ Imports ``winaio._io`` (operations), ``codes`` and ``common`` only.
 from __future__ import annotations
 
 import errno
-import importlib
-import os
 import select
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 from ..._io._ops import Operation, StreamReadOp, errno_to_status
 from ...codes import NtStatus
 from .common import CANCELLED, ECANCELED, RETRY, UNSUCCESSFUL, Finished, report
 
-__all__ = ["Line", "StreamLines", "use_accelerator"]
+__all__ = ["Line", "StreamLines"]
 
 _POLLIN = select.POLLIN
 _EAGAIN = -errno.EAGAIN
@@ -60,24 +60,6 @@ _SUCCESS = int(NtStatus.STATUS_SUCCESS)
 #: What a positive CQE result of a direct head maps to is known for this one (success, res).
 _READ_FROM_CQE = StreamReadOp.from_cqe
 _SPARE_MAX = 64
-
-_c_loop: Callable[..., Any] | None
-try:  # the optional C accelerator of service_direct's loop (``_lines.c``); imported by name
-    # (a compiled module: the import graph of the layering contracts cannot read it)
-    _c_loop = importlib.import_module(f"{__package__}._lines").service_direct
-except ImportError:  # not built (no C compiler where winaio was installed): the Python loop
-    _c_loop = None
-#: ``_lines.service_direct`` while the accelerator is in use (:func:`use_accelerator`).
-_service_direct_c: Callable[..., Any] | None = None
-
-
-def use_accelerator(on: bool) -> bool:
-    """Run :meth:`StreamLines.service_direct`'s loop in C (``on``, if ``_lines`` was built) or
-    in Python (the reference and the fallback); returns whether the C loop is in use. The
-    default: on, unless the environment says ``WINAIO_PURE_PYTHON=1``."""
-    global _service_direct_c
-    _service_direct_c = _c_loop if on else None
-    return _service_direct_c is not None
 
 
 class Line:
@@ -187,25 +169,6 @@ class StreamLines:
         whole batch (at C=64, one per reap rather than one per CQE); any other line goes
         through :meth:`service`. Same results, appended to ``finished`` in batch order per
         line; returns the cancelled count."""
-        accel = _service_direct_c
-        slow: Any = NotImplemented
-        if accel is not None:  # the C loop (``_lines.c``): the same work, no bytecode
-            slow = accel(
-                self._lock, self.lines, self._spare, _SPARE_MAX, heads, finished,
-                _READ_FROM_CQE, _SUCCESS,
-            )  # fmt: skip
-        if slow is NotImplemented:  # no C loop, or containers it leaves to Python
-            slow = self._service_direct_py(heads, finished)
-        cancelled = 0
-        for line, res in slow:
-            cancelled += self.service(line, res, finished)
-        return cancelled
-
-    def _service_direct_py(
-        self, heads: list[tuple[Line, int, int]], finished: Finished
-    ) -> list[tuple[Line, int]]:
-        """The loop of :meth:`service_direct`, in Python (the reference and the fallback of
-        ``_lines.c``): the plain heads completed into ``finished``; returns the other lines."""
         slow: list[tuple[Line, int]] = []
         lock = self._lock
         lines = self.lines
@@ -234,7 +197,10 @@ class StreamLines:
                         spare.append(line)  # as in service(): as good as new
                 else:
                     slow.append((line, res))
-        return slow
+        cancelled = 0
+        for line, res in slow:
+            cancelled += self.service(line, res, finished)
+        return cancelled
 
     def service(self, line: Line, res: int, finished: Finished) -> int:
         """The head of ``line`` had its request end with ``res`` (``RETRY``: none): complete
@@ -282,65 +248,75 @@ class StreamLines:
             # request into the kernel: this loop takes it (two requests of one line in the
             # kernel at once would take the data out of order).
             line.busy = True
-        while True:
-            with lock:
-                if not line.ops:
-                    line.busy = False
-                    if self.lines.get(line.key) is line:
-                        del self.lines[line.key]
-                    return cancelled
-                op = line.ops[0]
-                # A head whose own request came back with a result keeps it, cancelled or not:
-                # the kernel may have taken the data already.
-                if res == ECANCELED or (not direct and self.given_up(op)):
-                    line.ops.popleft()
-                    finished.append((op, CANCELLED, 0))
-                    cancelled += 1
-                    res = RETRY
-                    direct = False  # the next head has nothing in the kernel yet
-                    continue
-            result: tuple[int, int] | None
-            if direct:
-                direct = False
-                if res == _EAGAIN:
-                    result = None  # (not seen with io_uring's internal poll) wait again
+        try:
+            while True:
+                with lock:
+                    if not line.ops:
+                        line.busy = False
+                        if self.lines.get(line.key) is line:
+                            del self.lines[line.key]
+                        return cancelled
+                    op = line.ops[0]
+                    # A head whose own request came back with a result keeps it, cancelled or
+                    # not: the kernel may have taken the data already.
+                    if res == ECANCELED or (not direct and self.given_up(op)):
+                        cancelled += 1
+                        res = RETRY
+                        direct = False  # the next head has nothing in the kernel yet
+                        del line.ops[0]  # (statements up to the append: "Interrupts")
+                        finished.append((op, CANCELLED, 0))
+                        continue
+                result: tuple[int, int] | None
+                if direct:
+                    direct = False
+                    if res == _EAGAIN:
+                        result = None  # (not seen with io_uring's internal poll) wait again
+                    else:
+                        try:
+                            result = op.from_cqe(res)
+                        except Exception:
+                            report(f"mapping the CQE of {op!r}")
+                            result = UNSUCCESSFUL, 0
+                elif res < 0:
+                    result = errno_to_status(-res), 0  # the poll itself failed (EBADF...)
                 else:
                     try:
-                        result = op.from_cqe(res)
+                        result = op.try_now()  # POLLERR/POLLHUP too: it reports the error/EOF
                     except Exception:
-                        report(f"mapping the CQE of {op!r}")
+                        report(f"retrying {op!r}")
                         result = UNSUCCESSFUL, 0
-            elif res < 0:
-                result = errno_to_status(-res), 0  # the poll itself failed (EBADF...)
-            else:
-                try:
-                    result = op.try_now()  # POLLERR/POLLHUP too: it reports the error or EOF
-                except Exception:
-                    report(f"retrying {op!r}")
-                    result = UNSUCCESSFUL, 0
-            res = RETRY
-            with lock:
-                if result is None:
-                    if self.given_up(op):  # a cancel came while try_now ran
-                        result = CANCELLED, 0
-                    elif op.fd != line.fd:  # AcceptEx: now waits on the accepted socket
-                        line.ops.popleft()
-                        self.enqueue_locked(op)
-                        continue
-                    else:
-                        line.busy = False
-                        self._arm(op, line)
-                        return cancelled
-                line.ops.popleft()
-            if result[0] == CANCELLED:
-                cancelled += 1
-            finished.append((op, *result))
+                res = RETRY
+                with lock:
+                    if result is None:
+                        if self.given_up(op):  # a cancel came while try_now ran
+                            result = CANCELLED, 0
+                        elif op.fd != line.fd:  # AcceptEx: now waits on the accepted socket
+                            line.ops.popleft()
+                            self.enqueue_locked(op)
+                            continue
+                        else:
+                            line.busy = False
+                            self._arm(op, line)
+                            return cancelled
+                    del line.ops[0]
+                    finished.append((op, *result))
+                if result[0] == CANCELLED:
+                    cancelled += 1
+        except BaseException:
+            self._cut(line)
+            raise
+
+    def _cut(self, line: Line) -> None:
+        """A BaseException (Ctrl-C) cut :meth:`service`'s loop while it held ``line``
+        (``busy``): give the line back and put its head into the kernel again, so that it
+        is not left waiting for a servicing thread that is gone. (Not if the loop had let the
+        line go already: its head was armed, or is being armed.)"""
+        with self._lock:
+            if line.busy:
+                line.busy = False
+                if line.ops and not self.closing:
+                    self._arm(line.ops[0], line)
 
     def pending(self) -> list[Operation]:
         """Every request still in a line (salvage, under the lock or after the reaper died)."""
         return [op for line in self.lines.values() for op in line.ops]
-
-
-#: The C loop is used unless the environment says ``WINAIO_PURE_PYTHON=1``.
-ACCELERATED_BY_DEFAULT = os.environ.get("WINAIO_PURE_PYTHON", "") in ("", "0")
-use_accelerator(ACCELERATED_BY_DEFAULT)
