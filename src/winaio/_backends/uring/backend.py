@@ -4,7 +4,8 @@ Purpose: :class:`IoUringBackend`, the ``Backend`` of ``winaio._io._backend`` on 
 design (who submits, who reaps, migration at thread exit, close) is in the package docstring
 (``uring``); the parts it is made of own their state: :class:`~.lead.Leadership` (who waits
 on the ring), :class:`~.streams.StreamLines` (STREAM requests), :class:`~.backlog.Backlog`
-(what the ring thread must submit), :class:`~.common.InFlight` (every request in the kernel).
+(what the ring thread must submit), :class:`~.common.InFlight` (every request in the kernel),
+:class:`~.migration.Migration` (who submitted what, what migrates at a thread's exit).
 
 Locking: ``_lock`` guards the SQ side (every prep, publish and submitting enter happens under
 it, so the SQ ring holds no unsubmitted SQE outside it), the table's inserts, the lines, the
@@ -23,7 +24,7 @@ import select
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ..._io._backend import BackendStatistics, IdleWork, OpKind, add_deferred_flush
@@ -53,6 +54,7 @@ from .common import (
     report,
 )
 from .lead import WATCH_MAX, WATCH_MIN, Leadership, RingParker
+from .migration import Migration
 from .probe import feature_names, probe_backend, recv_poll_first
 from .ring import BackendRing
 from .streams import Line, StreamLines
@@ -126,16 +128,11 @@ class IoUringBackend:
         self._table = InFlight()
         self._streams = StreamLines(self._lock, self._poll_locked)
         self._backlog = Backlog()
-        #: user_data of requests cancelled because their submitting thread exits: if the
-        #: cancel wins they are submitted again by the ring thread (``uring``: migration).
-        self._migrating: set[int] = set()
-        #: Requests resubmitted because they died with an unrecorded submitter (``_died``).
-        self._resubmitted: weakref.WeakSet[Operation] = weakref.WeakSet()
+        #: Who submitted what, and what migrates when a submitter exits (``migration``).
+        self._migration = Migration()
         #: user_data of requests prepared and published but not submitted yet: the ring's
         #: owner defers its submissions to its next wait, one io_uring_enter per burst.
         self._unsubmitted: list[int] = []
-        #: Who submitted what (``uring``: migration), pruned lazily.
-        self._owned: dict[ThreadState, set[int]] = {}
         self._stale_unsubmitted = -1
         self._hinted = False  # counted in IdleWork.deferred (``_hint_locked``)
         #: The RECV flags of a pended receive (``submit``): POLL_FIRST where the kernel has it.
@@ -151,7 +148,7 @@ class IoUringBackend:
         # Counters (under _lock): requests; syscalls and wake-ups (what leaders save).
         self._submitted = self._done = self._done_direct = 0
         self._cancelled = self._cancelled_direct = 0
-        self._enters = self._wakeups = self._watch_starts = self._migrated = 0
+        self._enters = self._wakeups = self._watch_starts = 0
         self._rounds = self._rt_reaps = self._rt_delivered = 0
         self._thread = threading.Thread(
             target=self._run, name=f"winaio-uring-{next(_names)}", daemon=True
@@ -457,7 +454,7 @@ class IoUringBackend:
             detail = (
                 f"ring sq={ring.sq_entries} cq={ring.cq_entries}"
                 f" features={feature_names(ring.features)}; issuers submit ({self._enters}"
-                f" enters, {self._backlog.total} backlogged, {self._migrated} migrated at"
+                f" enters, {self._backlog.total} backlogged, {self._migration.count} migrated at"
                 f" thread exit); waiters reap: {lead.leads} waits as leader, {lead.waits} in"
                 f" the kernel, {lead.own_wakes} ended in place, {lead.pokes} pokes,"
                 f" {lead.takeovers} takeovers; ring thread:"
@@ -544,7 +541,7 @@ class IoUringBackend:
         unsubmitted = self._unsubmitted
         if unsubmitted:
             if ts is not None:
-                self._own_locked(ts, unsubmitted)
+                self._migration.own_locked(ts, unsubmitted, self._table)
             if not stuck:
                 unsubmitted.clear()
                 if self._hinted:
@@ -565,21 +562,10 @@ class IoUringBackend:
             except RingBusyError:
                 consumed = 0
             if consumed == 1:
-                self._own_locked(ts, (ud,))
+                self._migration.own_locked(ts, (ud,), self._table)
                 return False
         self._unsubmitted.append(ud)
         return self._submit_locked(ts)
-
-    def _own_locked(self, ts: ThreadState, uds: Iterable[int]) -> None:
-        """``ts`` submitted ``uds``: its exit migrates those still in flight (``uring``).
-        Recorded even when stuck: migrating a request the ring thread submits in the end
-        costs a cancel; not migrating one this thread submitted loses it."""
-        owned = self._owned.get(ts)
-        if owned is None:
-            owned = self._owned[ts] = set()
-        owned.update(uds)
-        if len(owned) > 64 + 4 * len(self._table):
-            owned.intersection_update(self._table)  # forget completed ones
 
     def _hint_locked(self) -> None:
         """Keep ``IdleWork.deferred`` (the ports' hint, ``_io._backend``) in step with
@@ -615,7 +601,7 @@ class IoUringBackend:
             if not unsubmitted or self._backlog.stuck:
                 return 0
             pending = self._ring.publish()
-            self._own_locked(ts, unsubmitted)
+            self._migration.own_locked(ts, unsubmitted, self._table)
             unsubmitted.clear()
             self._hint_locked()
             self._enters += 1
@@ -727,7 +713,7 @@ class IoUringBackend:
         cq_lock = self._cq_lock
         with cq_lock:
             cqes = ring.reap(REAP_BATCH)
-            if len(cqes) == 1 and not (self._migrating or self._closing):
+            if len(cqes) == 1 and not (self._migration.migrating or self._closing):
                 # The QD1 case, on the critical path of every read (CQE -> next submission):
                 # one request that succeeded (a FILE request, or a STREAM head whose own
                 # request brought data), delivered as :meth:`_process` and :meth:`_deliver`
@@ -800,7 +786,7 @@ class IoUringBackend:
         get = table.get
         append = finished.append
         service = self._streams.service
-        migrating = self._migrating
+        migrating = self._migration.migrating
         cancelled = 0
         start = len(finished)
         heads: list[tuple[Line, int, int]] = []  # STREAM heads whose RECV brought data
@@ -824,7 +810,7 @@ class IoUringBackend:
                     if res < 0 and not op.cancel_requested:
                         self._migrate(op, extra)
                         continue
-                elif res < 0 and res in _DIED and self._died(op):
+                elif res < 0 and res in _DIED and self._migration.died(op, self._closing):
                     self._migrate(op, extra)
                     continue
                 if extra.__class__ is Line:
@@ -917,17 +903,6 @@ class IoUringBackend:
             self._done += len(finished) - start
             self._cancelled += cancelled
 
-    def _died(self, op: Operation) -> bool:
-        """A request failed the way one does when its submitting thread is gone (``uring``:
-        -ECANCELED, -EFAULT) and nobody cancelled it: its submitter was not the thread this
-        backend recorded (a leader's waiting enter may submit another thread's SQEs, and
-        another thread its burst, ``_take_burst``). Resubmitted by the ring thread, once
-        (under _cq_lock)."""
-        if op.cancel_requested or self._closing or op in self._resubmitted:
-            return False
-        self._resubmitted.add(op)
-        return True
-
     def _count_locked(self, finished: Finished) -> None:
         """Count completions that did not come from :meth:`_process` as done (under
         _cq_lock)."""
@@ -1008,28 +983,18 @@ class IoUringBackend:
 
     # ------------------------------------------------------------------ thread exit
     def _thread_exited(self, ts: ThreadState) -> None:
-        """Migration (``uring``): cancel what ``ts`` submitted and is still in flight, unless
-        it is being cancelled anyway; a cancel that wins resubmits from the ring thread."""
-        wake = False
+        """Migration (``migration``): cancel what ``ts`` submitted and is still in flight,
+        unless it is being cancelled anyway; a cancel that wins resubmits from the ring
+        thread."""
+        table = self._table
         with self._lock:
-            table = self._table
-            migrating = self._migrating
-            while True:
-                owned = self._owned.pop(ts, None)
-                if self._closing or not owned:
-                    break
-                mine = [
-                    ud
-                    for ud in owned
-                    if ud in table and not table[ud][0].cancel_requested and ud not in migrating
-                ]
-                if not mine:
-                    break
-                for ud in mine:
-                    migrating.add(ud)
-                    wake = self._cancel_locked(ud, ts) or wake
-                # Those cancels also submitted whatever was deferred in the SQ ring (another
-                # owner's burst): this thread owns that now too, so round again.
+            wake = self._migration.leave_locked(
+                ts,
+                table,
+                lambda ud: not table[ud][0].cancel_requested,
+                self._cancel_locked,
+                lambda: self._closing,
+            )
         if wake:
             os.eventfd_write(self._efd, 1)
 
@@ -1038,7 +1003,7 @@ class IoUringBackend:
         # A Ctrl-C once the table gave it up still backlogs it and wakes the ring thread.
         try:
             with self._lock:
-                self._migrated += 1
+                self._migration.count += 1
                 if extra.__class__ is Line:
                     line: Line = extra
                     line.poll_ud = 0
