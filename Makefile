@@ -5,7 +5,9 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint typecheck contracts pytest bench clean
 
-$(STAMP): pyproject.toml
+# setup.py builds the optional C accelerators (src/winaio/**/*.c) in place: a changed source
+# reinstalls, which rebuilds them.
+$(STAMP): pyproject.toml setup.py $(wildcard src/winaio/*/*.c src/winaio/*/*/*.c)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -U pip
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'

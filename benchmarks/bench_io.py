@@ -131,6 +131,13 @@ METHODS = [
            BACKENDS, _winaio(io_winaio.Win32PortRunner)),
     Method("winaio.a.core", "(a) File.start_read + CompletionPort.get_many, re-arm per packet",
            BACKENDS, _winaio(io_winaio.CorePortRunner)),
+    Method("winaio.a.core.pure", "winaio.a.core with the cached-read fast path in Python "
+           "(information: the C accelerator's row is winaio.a.core)", ("io_uring",),
+           _winaio(io_winaio.CorePurePortRunner),
+           covers=lambda mode, qd: None if mode == "buffered" else "n/a: page cache only"),
+    Method("winaio.a.win32.pure", "winaio.a.win32 with the cached-read fast path in Python "
+           "(information)", ("io_uring",), _winaio(io_winaio.Win32PurePortRunner),
+           covers=lambda mode, qd: None if mode == "buffered" else "n/a: page cache only"),
     Method("winaio.b.win32", "(b) ReadFileEx + SleepEx(INFINITE, TRUE), re-arm in the routine",
            BACKENDS, _winaio(io_winaio.Win32ApcRunner)),
     Method("winaio.b.core", "(b) File.start_read(routine=) + winaio.sleep(alertable), re-arm",
@@ -430,6 +437,12 @@ def main(argv: list[str] | None = None) -> int:
             "source_at_start": source_at_start,
             "source_at_end": source_at_end,
             "source_changed_during_run": source_changed,
+            # The cached-read fast path's C accelerator (winaio._io._fastio): the a.* rows use
+            # it when active; the .pure rows run the Python methods.
+            "fast_path_accelerator": {
+                "built": io_winaio.accelerator_available(),
+                "active": io_winaio.accelerated(),
+            },
         },
         "config": {
             "file": path if not created or args.keep else "(temporary, deleted)",

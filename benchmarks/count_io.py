@@ -14,9 +14,12 @@ bytecodes per read). O_DIRECT QD1 counts depend on timing (whether a wait ends i
 kernel or finds its CQE already there): on this VM they are bimodal, ~66K or ~72K for the same
 code (a.core, 2026-12-05), so compare several runs of each version there.
 
+The cached-read fast path runs in its C accelerator (``winaio._io._fastio``) when it was built;
+``--pure`` counts the Python methods instead (WINAIO_PURE_PYTHON=1 in the children).
+
 Usage: ``python benchmarks/count_io.py [--methods core,win32] [--qd 1,32,128]
-[--reads 2000,10000] [--backend io_uring] [--direct] [--path DIR]``; prints JSON (O_DIRECT needs
-a directory on a filesystem that has it: not tmpfs). Needs valgrind (3.19 runs
+[--reads 2000,10000] [--backend io_uring] [--direct] [--pure] [--path DIR]``; prints JSON
+(O_DIRECT needs a directory on a filesystem that has it: not tmpfs). Needs valgrind (3.19 runs
 io_uring programs). One child per count: ``--child METHOD QD N FILE``.
 """
 
@@ -163,6 +166,7 @@ def main() -> None:
     ap.add_argument("--reads", default="2000,10000", help="the two run lengths")
     ap.add_argument("--backend", default="io_uring")
     ap.add_argument("--direct", action="store_true", help="O_DIRECT reads (FILE_FLAG_NO_BUFFERING)")
+    ap.add_argument("--pure", action="store_true", help="the Python fast path (no C accelerator)")
     ap.add_argument("--path", default=tempfile.gettempdir(), help="directory for the file")
     ap.add_argument("--child", nargs=4, metavar=("METHOD", "QD", "N", "FILE"))
     args = ap.parse_args()
@@ -175,9 +179,16 @@ def main() -> None:
     os.environ["COUNT_IO_BACKEND"] = args.backend
     if args.direct:
         os.environ["COUNT_IO_DIRECT"] = "1"
+    if args.pure:
+        os.environ["WINAIO_PURE_PYTHON"] = "1"
+    accelerated = subprocess.run(
+        [sys.executable, "-c", "from winaio._io import _disk; print(_disk.accelerated())"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip() == "True"  # fmt: skip
     short, long_ = (int(x) for x in args.reads.split(","))
     result: dict[str, Any] = {
-        "backend": args.backend, "direct": args.direct, "reads": [short, long_], "rows": {}
+        "backend": args.backend, "direct": args.direct, "reads": [short, long_],
+        "accelerated": accelerated, "rows": {}
     }  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="winaio-count-io-", dir=args.path) as workdir:
         path = os.path.join(workdir, "data")

@@ -7,6 +7,9 @@ routines + an alertable wait, each through ``winaio.win32`` and through the Pyth
 - ``winaio.a.core``: ``winaio.open_file`` + ``File.start_read`` + ``CompletionPort.get_many``.
 - ``winaio.b.win32``: ReadFileEx + SleepEx(INFINITE, TRUE), re-arming from the routine.
 - ``winaio.b.core``: ``File.start_read(routine=...)`` + ``winaio.sleep(None, alertable=True)``.
+- ``winaio.a.core.pure`` / ``winaio.a.win32.pure`` (information rows, buffered): the (a) rows with
+  the cached-read fast path in Python (``_disk.use_accelerator(False)`` around the loop), beside
+  the C accelerator's in the same run; with the accelerator not built the two are the same.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from io_common import BLOCK, CLOCK_EVERY, OFFSET_TABLE, Buffers, Context, Runner
 
 import winaio
 from winaio import testing, win32
+from winaio._io import _disk
 from winaio._runtime import backend as backend_instance
 
 WINAIO_BACKENDS = ("io_uring", "threads")
@@ -195,6 +199,36 @@ class CorePortRunner(Runner):
         self.file.close()
         self.port.close()
         self.bufs.close()
+
+
+def accelerator_available() -> bool:
+    """The cached-read fast path's C accelerator was built (``winaio._io._fastio``)."""
+    return _disk.accelerator_available()
+
+
+def accelerated() -> bool:
+    """The (a)/(b) rows run the cached-read fast path in C."""
+    return _disk.accelerated()
+
+
+class _Pure:
+    """Mixin for the ``.pure`` rows: the loop runs with the Python fast path."""
+
+    def loop(self, seconds: float) -> tuple[int, int]:
+        before = _disk.use_accelerator(False)
+        try:
+            result: tuple[int, int] = super().loop(seconds)  # type: ignore[misc]
+            return result
+        finally:
+            _disk.use_accelerator(before)
+
+
+class CorePurePortRunner(_Pure, CorePortRunner):
+    """``winaio.a.core`` with the cached-read fast path in Python."""
+
+
+class Win32PurePortRunner(_Pure, Win32PortRunner):
+    """``winaio.a.win32`` with the cached-read fast path in Python."""
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from winaio._backends import uring
+from winaio._io import _disk
 from winaio._io._files import FileObject, start
 from winaio._io._ops import FileWriteOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
@@ -246,3 +247,20 @@ def aligned() -> Iterator[Callable[[int], memoryview]]:
     for memory, view in made:
         view.release()
         memory.close()
+
+
+@pytest.fixture(params=["c", "python"])
+def fast_path_impl(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The cached-read fast path (``DiskFile.read_now``/``start_read``) in its C accelerator
+    and in Python, in turn (``_disk.use_accelerator``). The C run skips when the accelerator was
+    not built, and fails instead under CI (WINAIO_REQUIRE_ACCEL=1)."""
+    impl: str = request.param
+    if impl == "c" and not _disk.accelerator_available():
+        if os.environ.get("WINAIO_REQUIRE_ACCEL", "") not in ("", "0"):
+            pytest.fail("WINAIO_REQUIRE_ACCEL=1 but winaio._io._fastio was not built")
+        pytest.skip("the C accelerator (winaio._io._fastio) was not built")
+    before = _disk.use_accelerator(impl == "c")
+    try:
+        yield impl
+    finally:
+        _disk.use_accelerator(before)

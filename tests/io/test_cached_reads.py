@@ -30,6 +30,10 @@ from winaio.errors import Win32Error
 BLOCK = 4096
 DATA = bytes(range(256)) * 64  # 16 KiB
 
+# Every test here runs against both implementations of the fast path: the C accelerator
+# (``winaio._io._fastio``) and the Python methods (``tests/io/conftest.py``).
+pytestmark = pytest.mark.usefixtures("fast_path_impl")
+
 
 @pytest.fixture(params=testing.available_backends())
 def backend(request: pytest.FixtureRequest) -> Iterator[str]:
@@ -324,6 +328,7 @@ def test_a_completion_handed_to_a_waiter_is_never_queued() -> None:
     # take the packet without a trip through the queue; with a packet already queued, the new
     # one queues behind it (FIFO) and the waiter gets the oldest.
     port = winaio.CompletionPort()
+    _RecordingDeque.appended = 0  # (a class counter: the test runs once per implementation)
     recorder = _RecordingDeque()
     port._packets = recorder
     got: list[Any] = []

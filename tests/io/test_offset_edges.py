@@ -29,6 +29,9 @@ from winaio.codes import WinError
 BLOCK = 4096
 SIZE = 16 * BLOCK
 
+# The cached read's offset checks run in C (``winaio._io._fastio``) or Python: both, in turn.
+pytestmark = pytest.mark.usefixtures("fast_path_impl")
+
 
 @pytest.fixture(params=["io_uring", "threads"])
 def backend(request: pytest.FixtureRequest) -> Iterator[str]:

@@ -18,18 +18,26 @@ import ctypes
 import errno
 import os
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from .._kernel._dispatcher import LOCK, wake_waiters
+from .._kernel._objects import Event
 from .._kernel._threads import current_thread_state
 from ..codes import WinError
 from ..errors import Win32Error
 from ._dispatch import notify_locked
+from ._fd_users import FdUsers
 from ._files import FileObject, submit_pending_file
 from ._ops import CompletionRoutine, FileReadOp, FileWriteOp, Operation, pinned_read
 from ._overlapped import STATUS_PENDING, Overlapped
 from ._port import CompletionPacket as _Packet
+from ._port import CompletionPort
 from ._requests import RequestMethods, as_buffers, read_file_after
+
+try:
+    from . import _fastio
+except ImportError:  # not built (no C compiler at install time): the Python methods run
+    _fastio = None  # type: ignore[assignment]
 
 __all__ = [
     "CREATE_ALWAYS",
@@ -59,6 +67,9 @@ _preadv = os.preadv
 _new_packet = tuple.__new__
 #: ``read_now``: tried without blocking, the data is not there yet.
 WOULD_BLOCK: Final = -1
+_F = TypeVar("_F")
+#: What ``read_now`` turns into "not applicable" (the general path then reports it).
+_REFUSED = (OSError, TypeError, ValueError, BufferError, OverflowError, AttributeError)
 _ERRNO_WIN: dict[int, int] = {
     errno.ENOENT: WinError.ERROR_FILE_NOT_FOUND,
     errno.ENOTDIR: WinError.ERROR_PATH_NOT_FOUND,
@@ -82,9 +93,13 @@ def errno_to_winerror(err: int) -> int:
 class DiskFile(RequestMethods, FileObject):
     """A regular file (positioned I/O)."""
 
-    __slots__ = ("cached_reads",)
+    __slots__ = ("cached_reads", "fd_users")
 
     def __init__(self, fd: int, **kwargs: Any) -> None:
+        #: The unregistered uses of the descriptor right now (``_fd_users``): the general
+        #: path's first attempt (``FileReadOp.try_now``) and a synchronous handle's I/O
+        #: (``_files.run_sync``). ``read_now`` needs none: it reads under LOCK.
+        self.fd_users = FdUsers()
         super().__init__(fd, **kwargs)
         #: The page-cache fast path (``read_now``) applies: overlapped, buffered, readable
         #: (``open_file``), RWF_NOWAIT, and not closing (:meth:`close` clears it).
@@ -95,6 +110,15 @@ class DiskFile(RequestMethods, FileObject):
         so that :meth:`read_now` tests one flag rather than two."""
         self.cached_reads = False
         super().close()
+
+    def _release_fd(self) -> None:
+        # Under LOCK (or from __del__: no user then). A user of the descriptor right now
+        # releases it when it is done (``_fd_users``).
+        if not self.fd_users.defer_locked(self._release_now):
+            FileObject._release_fd(self)
+
+    def _release_now(self) -> None:
+        FileObject._release_fd(self)
 
     def start_read(
         self,
@@ -114,9 +138,7 @@ class DiskFile(RequestMethods, FileObject):
             status = self.read_now((buffer,), overlapped, routine)
             if status == 0:
                 return True
-            views = as_buffers(buffer, None, True)
-            status = read_file_after(self, views, overlapped, routine, status)[0]
-            return status != STATUS_PENDING
+            return _start_read_after(self, buffer, overlapped, routine, status)
         elif size is None and overlapped is not None and self.direct and routine is None:
             # The O_DIRECT hot case: a whole aligned buffer always pends (no cached attempt).
             # Pin it once (the anchor holds its export until the CQE; the SQE reuses its
@@ -192,31 +214,36 @@ class DiskFile(RequestMethods, FileObject):
         offset = overlapped.offset
         if offset < 0:
             return None  # preadv2 reads at the file pointer at -1: the general path refuses it
-        try:
-            n = _preadv(self.fd, buffers, offset, _RWF_NOWAIT)
-        except BlockingIOError:
-            return WOULD_BLOCK
-        except (OSError, TypeError, ValueError, BufferError, OverflowError, AttributeError):
-            return None  # the request object path reports it (or EOPNOTSUPP: it retries)
-        if not n:
-            return WOULD_BLOCK  # at EOF (or a zero-byte read: the request object succeeds it)
-        if routine is not None:
-            # ReadFileEx: the OVERLAPPED's event is ignored (spec §5, as ``_requests.issue``
-            # does) and the routine is queued to the issuing thread.
-            overlapped.event = None
-            overlapped.skip_port = False
-            issuer = current_thread_state()
-            with LOCK:
+        issuer = None if routine is None else current_thread_state()  # (may take LOCK)
+        # The descriptor is fetched and read under LOCK, which every release of it holds
+        # (``FileObject._release_fd``): a close racing from another thread cannot let a
+        # reopened file take its number under this read. The syscall never waits (a page-cache
+        # hit or EAGAIN), and the completion needs the same hold right after it: no extra lock
+        # round trip (``fd_users``, the general path's way, measured ~1.2K instructions here).
+        with LOCK:
+            try:
+                n = _preadv(self.fd, buffers, offset, _RWF_NOWAIT)
+            except BlockingIOError:
+                return WOULD_BLOCK
+            except _REFUSED:
+                return None  # the request object path reports it (or EOPNOTSUPP: it retries)
+            if not n:
+                return WOULD_BLOCK  # at EOF (or a zero-byte read: the request object succeeds it)
+            if issuer is not None:
+                # ReadFileEx: the OVERLAPPED's event is ignored (spec §5, as ``_requests.issue``
+                # does) and the routine is queued to the issuing thread.
+                overlapped.event = None
+                overlapped.skip_port = False
                 self._signaled = False  # §4.2 step 2, applied with the completion (above)
                 notify_locked(self, overlapped, None, False, routine, issuer, 0, n, True)
-            return 0
-        # ``_dispatch.notify_locked`` for an immediate success without a routine, inlined with
-        # the port's ``_post_locked`` (the hot path of cached reads through a port: measured in
-        # docs/design.md "Cached reads"): IOSB, then E or F, then the packet (spec §1.5, §6.2).
-        event = overlapped.event
-        with LOCK:
+                return 0
+            # ``_dispatch.notify_locked`` for an immediate success without a routine, inlined
+            # with the port's ``_post_locked`` (the hot path of cached reads through a port:
+            # measured in docs/design.md "Cached reads"): IOSB, then E or F, then the packet
+            # (spec §1.5, §6.2).
             overlapped.information = n
             overlapped.status = 0
+            event = overlapped.event
             if event is not None:
                 self._signaled = False
                 event._signaled = True
@@ -287,6 +314,108 @@ class DiskFile(RequestMethods, FileObject):
     def flush(self) -> None:
         """FlushFileBuffers."""
         os.fsync(self.fd)
+
+
+def _start_read_after(
+    file: DiskFile,
+    buffer: Any,
+    overlapped: Overlapped,
+    routine: CompletionRoutine | None,
+    status: int | None,
+) -> bool:
+    """``start_read``'s hot case once ``read_now`` did not finish the read (``status``: None or
+    WOULD_BLOCK): the request object path. Shared with the C accelerator's ``start_read``."""
+    views = as_buffers(buffer, None, True)
+    status = read_file_after(file, views, overlapped, routine, status)[0]
+    return status != STATUS_PENDING
+
+
+# ---------------------------------------------------------------------- the C accelerator
+# ``_fastio`` (optional, built from _fastio.c when a C compiler is there) replaces
+# ``read_now`` and ``start_read``'s hot case by method descriptors with exactly the same
+# effects; the Python methods stay the reference and take every shape the C code does not
+# handle. WINAIO_PURE_PYTHON=1 in the environment keeps the Python methods (docs/design.md
+# "Cached reads").
+_PY_METHODS = (DiskFile.read_now, DiskFile.start_read)
+_C_METHODS: tuple[Any, Any] | None = None
+#: The C code takes LOCK without calling its methods (CPython 3.11/3.12's lock layout).
+C_LOCK_DIRECT = False
+if _fastio is not None:
+    _read_now_c, _start_read_c, C_LOCK_DIRECT = _fastio.configure(
+        DiskFile,
+        Overlapped,
+        CompletionPort,
+        Event,
+        _Packet,
+        LOCK,
+        wake_waiters,
+        DiskFile.read_now,
+        DiskFile.start_read,
+        _start_read_after,
+        _REFUSED,
+        WOULD_BLOCK,
+    )
+    _C_METHODS = (_read_now_c, _start_read_c)
+
+
+def accelerator_available() -> bool:
+    """The C accelerator (``winaio._io._fastio``) was built and imported."""
+    return _C_METHODS is not None
+
+
+def accelerated() -> bool:
+    """The cached-read fast path runs in C right now."""
+    return _C_METHODS is not None and DiskFile.__dict__["read_now"] is _C_METHODS[0]
+
+
+def use_accelerator(on: bool) -> bool:
+    """Run the cached-read fast path in C (``on``, when built) or in Python; returns whether
+    the C path was in use before. Not for use while other threads read (tests, benchmarks)."""
+    before = accelerated()
+    c = on and _C_METHODS is not None
+    methods = _C_METHODS if c and _C_METHODS is not None else _PY_METHODS
+    type.__setattr__(DiskFile, "read_now", methods[0])
+    type.__setattr__(DiskFile, "start_read", methods[1])
+    if _fastio is not None:
+        _fastio.set_enabled(c)  # the alias layer's ReadFile (``alias_read_file``)
+    return before
+
+
+def alias_read_file(read_file: _F, overlapped: type, handle_entry: Any, after: Any) -> _F:
+    """``winaio.win32.ReadFile`` with its hot shape in C when the accelerator is built (the
+    Python function ``read_file`` then runs every other call, and every call while
+    :func:`use_accelerator` is off); else ``read_file`` itself. ``after(hFile, lpBuffer,
+    nNumberOfBytesToRead, lpNumberOfBytesRead, lpOverlapped, fast)`` is the Python function's
+    continuation once ``read_now`` did not finish the read."""
+    if _C_METHODS is None:  # (not built)
+        return read_file
+    c_read_file: _F = _fastio.configure_alias(overlapped, handle_entry, read_file, after)
+    return c_read_file
+
+
+def alias_gqcs_ex(
+    gqcs_ex: _F,
+    overlapped_entry: type,
+    ref: type,
+    handle_entry: Any,
+    after: Any,
+    failed: Any,
+    win32_error: type[BaseException],
+) -> _F:
+    """``winaio.win32.GetQueuedCompletionStatusEx`` with its hot shape in C when the
+    accelerator is built (as :func:`alias_read_file`; with the ReadFile hot shape it keeps the
+    alias layer's cost beside the accelerated core's): ``after(port, code, packets, entries,
+    removed)`` is the Python function's continuation once ``get_many`` returned, ``failed(exc,
+    removed)`` its handling of a Win32Error from it."""
+    if _C_METHODS is None:  # (not built)
+        return gqcs_ex
+    c_gqcs_ex: _F = _fastio.configure_gqcs(
+        gqcs_ex, overlapped_entry, ref, handle_entry, after, failed, win32_error
+    )
+    return c_gqcs_ex
+
+
+use_accelerator(os.environ.get("WINAIO_PURE_PYTHON", "") in ("", "0"))
 
 
 def _address(buf: memoryview) -> int:

@@ -592,10 +592,21 @@ def run_sync(op: Operation, alertable: bool = False) -> tuple[int, int]:
     file = op.file
     ov = op.overlapped
     if op.kind is OpKind.FILE:
-        # Disk reads/writes are not interruptible anyway: do them right here.
-        if file.closing:
-            raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
-        status, information = op.run_blocking()
+        # Disk reads/writes are not interruptible anyway: do them right here. Not registered:
+        # counted among the descriptor's users (``_fd_users``, a DiskFile's) before ``closing``
+        # is read, so a close from another thread meanwhile defers its release to us.
+        users = getattr(file, "fd_users", None)
+        if users is not None:
+            users.append(None)
+        try:
+            if file.closing:
+                raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
+            status, information = op.run_blocking()
+        finally:
+            if users is not None:
+                users.pop()
+                if file.closing:
+                    users.left()
         ov.status, ov.information = status, information
         op.done = True
         return status, information

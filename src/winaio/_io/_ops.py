@@ -37,6 +37,7 @@ from ._dispatch import deliver
 
 if TYPE_CHECKING:
     from .._kernel._objects import Event
+    from ._fd_users import FdUsers
     from ._files import FileObject
     from ._overlapped import Overlapped
 
@@ -67,6 +68,7 @@ _BROKEN = int(NtStatus.STATUS_PIPE_BROKEN)
 #: A zero-byte read at the end of a stream socket: success for sockets (graceful close).
 _EOF_STREAM = _SUCCESS
 _RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
+_preadv = os.preadv
 _WOULD_BLOCK = (errno.EAGAIN, errno.EWOULDBLOCK)
 _RESET = int(NtStatus.STATUS_CONNECTION_RESET)
 _ABORTED = int(NtStatus.STATUS_CONNECTION_ABORTED)
@@ -274,11 +276,24 @@ class FileReadOp(_FileOp):
     def try_now(self) -> tuple[int, int] | None:
         if self.nbytes == 0:
             return _SUCCESS, 0  # zero-byte reads succeed, even at EOF (spec §4.4)
-        if self.tried or self.file.direct or not _RWF_NOWAIT:
+        file = self.file
+        if self.tried or file.direct or not _RWF_NOWAIT:
             return None
+        # Not registered yet (``_files.start``): counted among the descriptor's users before
+        # ``closing`` is read (``_fd_users``), so that a close from another thread meanwhile
+        # defers its release to us and no reopened file can take the number under this read.
+        users: FdUsers | None
         try:
+            users = file.fd_users  # type: ignore[attr-defined]
+        except AttributeError:  # a bare FileObject (tests): nobody to defer a close to
+            users = None
+        else:
+            users.append(None)
+        try:
+            if file.closing:
+                return None  # closed since ``start`` looked: its registration reports it
             # Served from the page cache without blocking, or EAGAIN (Windows' fast I/O path).
-            n = os.preadv(self.file.fd, self.buffers, self.offset, _RWF_NOWAIT)
+            n = _preadv(file.fd, self.buffers, self.offset, _RWF_NOWAIT)
         except BlockingIOError:
             return None
         except OSError as exc:
@@ -287,6 +302,11 @@ class FileReadOp(_FileOp):
             return errno_to_status(exc.errno or 0), 0
         except _RELEASED:
             return _FAULT, 0
+        finally:
+            if users is not None:
+                users.pop()
+                if file.closing:
+                    users.left()
         if n == 0:
             return None  # at EOF: Win8+ pends and completes with STATUS_END_OF_FILE (spec §4.4)
         return _SUCCESS, n
@@ -305,7 +325,7 @@ class FileReadOp(_FileOp):
 
     def run_blocking(self) -> tuple[int, int]:
         try:
-            n = os.preadv(self.file.fd, self.buffers, self.offset)
+            n = _preadv(self.file.fd, self.buffers, self.offset)
         except OSError as exc:
             return errno_to_status(exc.errno or 0), 0
         except _RELEASED:

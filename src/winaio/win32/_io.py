@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._io._create import create_file
-from .._io._disk import DiskFile
+from .._io._disk import DiskFile, alias_read_file
 from .._io._fileinfo import clip_past_eof
 from .._io._files import FileObject, cancel_io, cancel_io_ex, cancel_synchronous_io
 from .._io._overlapped import STATUS_PENDING, Overlapped, get_overlapped_result
@@ -272,14 +272,15 @@ def file_is_overlapped(handle: int) -> bool:
         return False
 
 
-def ReadFile(
+def _ReadFile(
     hFile: int,
     lpBuffer: Any,
     nNumberOfBytesToRead: int,
     lpNumberOfBytesRead: Ref[int] | None,
     lpOverlapped: Any,
 ) -> bool:
-    """[MS:ReadFile] -> core ``read_file``."""
+    """[MS:ReadFile] -> core ``read_file``. (The Python function: the reference, and what runs
+    whenever the C accelerator's ``ReadFile`` does not take the hot shape itself.)"""
     cls = lpBuffer.__class__
     try:
         whole = (cls is bytearray and len(lpBuffer) == nNumberOfBytesToRead) or (
@@ -323,9 +324,8 @@ def ReadFile(
                 if lpNumberOfBytesRead is not None:
                     lpNumberOfBytesRead.value = lpOverlapped.information
                 return True
-            call = _after(fast)
-            return _io(
-                call, hFile, lpBuffer, nNumberOfBytesToRead, True, lpNumberOfBytesRead, lpOverlapped
+            return _read_file_after(
+                hFile, lpBuffer, nNumberOfBytesToRead, lpNumberOfBytesRead, lpOverlapped, fast
             )
         if (
             file.__class__ is DiskFile
@@ -350,6 +350,26 @@ def ReadFile(
     return _io(
         read_file, hFile, lpBuffer, nNumberOfBytesToRead, True, lpNumberOfBytesRead, lpOverlapped
     )
+
+
+def _read_file_after(
+    hFile: int,
+    lpBuffer: Any,
+    nNumberOfBytesToRead: int,
+    lpNumberOfBytesRead: Ref[int] | None,
+    lpOverlapped: Any,
+    fast: int | None,
+) -> bool:
+    """ReadFile's hot shape once ``read_now`` did not finish the read (``fast``: None or
+    WOULD_BLOCK): the general path. Shared with the C accelerator's ReadFile."""
+    call = _after(fast)
+    return _io(call, hFile, lpBuffer, nNumberOfBytesToRead, True, lpNumberOfBytesRead, lpOverlapped)
+
+
+#: [MS:ReadFile]: the C accelerator's (``winaio._io._fastio``) when it was built - the hot shape
+#: of ``_ReadFile`` (a cached read into one whole buffer, an OVERLAPPED without hEvent) in one
+#: call, everything else by ``_ReadFile`` - else ``_ReadFile`` (docs/design.md "Cached reads").
+ReadFile = alias_read_file(_ReadFile, OVERLAPPED, _handle_entry, _read_file_after)
 
 
 def _disk_io(file: DiskFile, buffer: Any, ov: OVERLAPPED, lpCount: Ref[int] | None) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._clock import filetime_now
+from .._io._disk import alias_gqcs_ex
 from .._io._files import FileObject
 from .._io._port import CompletionPacket, CompletionPort
 from .._kernel._handles import HANDLE_TABLE
@@ -171,7 +172,7 @@ def GetQueuedCompletionStatus(
     return True
 
 
-def GetQueuedCompletionStatusEx(
+def _GetQueuedCompletionStatusEx(
     CompletionPort: int,
     lpCompletionPortEntries: list[OVERLAPPED_ENTRY],
     ulCount: int,
@@ -179,7 +180,9 @@ def GetQueuedCompletionStatusEx(
     dwMilliseconds: int,
     fAlertable: bool,
 ) -> bool:
-    """[MS:GetQueuedCompletionStatusEx] -> core ``CompletionPort.get_many``."""
+    """[MS:GetQueuedCompletionStatusEx] -> core ``CompletionPort.get_many``. (The Python
+    function: the reference, and what runs whenever the C accelerator's does not take the hot
+    shape itself.)"""
     try:  # the lookup of GetQueuedCompletionStatus
         port = _handle_entry(CompletionPort)[0]
     except TypeError:
@@ -199,9 +202,26 @@ def GetQueuedCompletionStatusEx(
         else:  # positional only: a keyword call takes CPython 3.11's slower generic path
             code, packets = port.get_many(ulCount, timeout)
     except Win32Error as exc:
-        ulNumEntriesRemoved.value = 0
-        fail(exc)
-        return False
+        return _gqcs_failed(exc, ulNumEntriesRemoved)
+    return _gqcs_after(port, code, packets, lpCompletionPortEntries, ulNumEntriesRemoved)
+
+
+def _gqcs_failed(exc: Win32Error, ulNumEntriesRemoved: Ref[int]) -> bool:
+    """GetQueuedCompletionStatusEx failed (the call or ``get_many``): FALSE + the error."""
+    ulNumEntriesRemoved.value = 0
+    fail(exc)
+    return False
+
+
+def _gqcs_after(
+    port: CompletionPort,
+    code: int,
+    packets: list[CompletionPacket],
+    lpCompletionPortEntries: list[OVERLAPPED_ENTRY],
+    ulNumEntriesRemoved: Ref[int],
+) -> bool:
+    """GetQueuedCompletionStatusEx once ``get_many`` returned: the entries written (shared with
+    the C accelerator, which writes them itself in the common case)."""
     if not packets:
         ulNumEntriesRemoved.value = 0
         set_last_error(code if code == _IO_COMPLETION else _WAIT_TIMEOUT)
@@ -225,6 +245,20 @@ def GetQueuedCompletionStatusEx(
         fail(Win32Error(WinError.ERROR_NOACCESS, "entries or count not writable"))
         return False
     return True
+
+
+#: [MS:GetQueuedCompletionStatusEx]: the C accelerator's (``winaio._io._fastio``) when it was
+#: built - the hot shape of ``_GetQueuedCompletionStatusEx`` (a list of entries, INFINITE, not
+#: alertable) in one call, everything else by it - else ``_GetQueuedCompletionStatusEx``.
+GetQueuedCompletionStatusEx = alias_gqcs_ex(
+    _GetQueuedCompletionStatusEx,
+    OVERLAPPED_ENTRY,
+    Ref,
+    _handle_entry,
+    _gqcs_after,
+    _gqcs_failed,
+    Win32Error,
+)
 
 
 # ---------------------------------------------------------------------- NT level (#97)

@@ -1,0 +1,1104 @@
+/* winaio._io._fastio: the optional C accelerator of the cached-read fast path.
+ *
+ * What it replaces: ``DiskFile.read_now`` (Windows' fast I/O read: a page-cache hit served
+ * inside the call, with exactly the effects of an immediate completion) and the hot shape of
+ * ``DiskFile.start_read`` (one buffer, no keyword argument), both installed on DiskFile as
+ * method descriptors by ``_disk.use_accelerator``. The pure-Python methods stay the reference
+ * and the fallback: every shape this file does not handle is handed to them before anything
+ * was touched (a completion routine, several buffers, an Overlapped or DiskFile subclass that
+ * redefines one of the attributes used here, a non-int offset or descriptor), so the two
+ * implementations cannot differ there; tests/io/test_cached_reads.py runs its differential
+ * tests against both.
+ *
+ * Invariants:
+ * - The descriptor is fetched and ``preadv2(RWF_NOWAIT)`` made with the GIL held, so no other
+ *   thread can close the file (and no reopened file can take its number) in between: the
+ *   fd-reuse race (``_disk.read_now`` holds LOCK there instead) cannot happen here. RWF_NOWAIT
+ *   never waits for I/O: a page-cache hit is copied, anything else is EAGAIN.
+ * - The syscall comes first and is the check (as in Python): a buffer or offset it refuses
+ *   returns None with nothing touched, and the caller's general path reports the error; an
+ *   exception that ``read_now`` would not catch propagates.
+ * - The notification (IOSB, then E or F, then the completion packet; spec section 1.5) is
+ *   made under the dispatcher LOCK in one hold, as ``read_now`` does, and calls the same
+ *   Python functions (``wake_waiters``, ``CompletionPort._posted_locked``) when someone waits,
+ *   after every field and the packet are written (an exception from one, a KeyboardInterrupt
+ *   at its entry, leaves the completion whole and the other call made).
+ * - Reads of more than MAX_GIL_COPY bytes go to the Python method (its syscall releases the
+ *   GIL): a big page-cache copy must not keep every other thread out for milliseconds. When
+ *   LOCK is contended and the wait for it is interrupted (Ctrl-C), the bytes were read but no
+ *   completion is delivered and the call raises: as in the Python method.
+ * - Slots are read at the offsets of their member descriptors only for types whose attribute
+ *   lookup was checked to give those very descriptors (exact-type cache with version tags);
+ *   other types go through the generic attribute protocol or the Python method.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <errno.h>
+#include <sys/uio.h>
+
+#ifndef RWF_NOWAIT
+#define RWF_NOWAIT 0x00000008
+#endif
+
+/* The largest read made with the GIL held: a page-cache copy of 256 KiB takes tens of
+ * microseconds; a bigger one would keep every other thread out for milliseconds (a 64 MiB hit:
+ * 12-16 ms measured), so it goes to the Python method, whose syscall releases the GIL. */
+#define MAX_GIL_COPY (256 * 1024)
+
+/* ------------------------------------------------------------------ the dispatcher lock */
+
+/* CPython 3.11/3.12's _thread.lock object (Modules/_threadmodule.c). Used only after
+ * ``configure`` checked the type name and size; otherwise LOCK's own methods are called. */
+typedef struct {
+    PyObject_HEAD
+    PyThread_type_lock lock_lock;
+    PyObject *in_weakreflist;
+    char locked;
+} lockobject;
+
+static PyObject *g_lock;          /* the dispatcher LOCK */
+static PyObject *g_lock_acquire;  /* its bound methods (the blocking acquire, the fallback) */
+static PyObject *g_lock_release;
+static int g_lock_direct;         /* the lockobject layout above is the one in use */
+
+static int
+lock_acquire(void)
+{
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
+    if (g_lock_direct) {
+        lockobject *l = (lockobject *)g_lock;
+        if (PyThread_acquire_lock_timed(l->lock_lock, 0, 0) == PY_LOCK_ACQUIRED) {
+            l->locked = 1;
+            return 0;
+        }
+        /* contended: the method blocks with the GIL released and handles signals */
+    }
+#endif
+    PyObject *r = PyObject_CallNoArgs(g_lock_acquire);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+static void
+lock_release(void)
+{
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
+    if (g_lock_direct) {
+        lockobject *l = (lockobject *)g_lock;
+        l->locked = 0;
+        PyThread_release_lock(l->lock_lock);
+        return;
+    }
+#endif
+    PyObject *exc_type, *exc_value, *exc_tb;
+    PyErr_Fetch(&exc_type, &exc_value, &exc_tb); /* keep a pending error across the call */
+    PyObject *r = PyObject_CallNoArgs(g_lock_release);
+    if (r == NULL) {
+        PyErr_WriteUnraisable(g_lock_release);
+    }
+    else {
+        Py_DECREF(r);
+    }
+    PyErr_Restore(exc_type, exc_value, exc_tb);
+}
+
+/* ------------------------------------------------------------------ slot access */
+
+#define MAX_NAMES 8
+#define MAX_TYPES 6
+
+/* A class whose instances' slots are read directly: the names used, the member descriptors
+ * they resolve to on the configured class, and the subclasses checked to resolve them to the
+ * same descriptors (strong references, with the version tag they had when checked). */
+typedef struct {
+    PyTypeObject *base; /* the configured class */
+    int n;
+    PyObject *names[MAX_NAMES];
+    PyObject *descrs[MAX_NAMES];
+    Py_ssize_t offsets[MAX_NAMES];
+    PyTypeObject *types[MAX_TYPES];
+    unsigned int tags[MAX_TYPES];
+} kind_t;
+
+static int
+kind_init(kind_t *k, PyTypeObject *tp, const char *const *names)
+{
+    k->n = 0;
+    k->base = (PyTypeObject *)Py_NewRef(tp);
+    for (int i = 0; names[i] != NULL; i++) {
+        PyObject *name = PyUnicode_InternFromString(names[i]);
+        if (name == NULL) {
+            return -1;
+        }
+        PyObject *d = _PyType_Lookup(tp, name); /* borrowed */
+        if (d == NULL || !Py_IS_TYPE(d, &PyMemberDescr_Type)) {
+            PyErr_Format(PyExc_TypeError, "%s.%U is not a slot", tp->tp_name, name);
+            Py_DECREF(name);
+            return -1;
+        }
+        PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+        if (m->type != T_OBJECT_EX) {
+            PyErr_Format(PyExc_TypeError, "%s.%U is not an object slot", tp->tp_name, name);
+            Py_DECREF(name);
+            return -1;
+        }
+        k->names[i] = name;
+        k->descrs[i] = Py_NewRef(d);
+        k->offsets[i] = m->offset;
+        k->n = i + 1;
+    }
+    return 0;
+}
+
+/* 1 if instances of ``tp`` may have their slots read directly. */
+static int
+kind_fast(kind_t *k, PyTypeObject *tp)
+{
+    int free_slot = -1;
+    for (int i = 0; i < MAX_TYPES; i++) {
+        if (k->types[i] == tp) {
+            if ((tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) && tp->tp_version_tag == k->tags[i]) {
+                return 1;
+            }
+            Py_CLEAR(k->types[i]); /* modified since: check it again */
+            free_slot = i;
+            break;
+        }
+        if (k->types[i] == NULL && free_slot < 0) {
+            free_slot = i;
+        }
+    }
+    for (int i = 0; i < k->n; i++) {
+        if (_PyType_Lookup(tp, k->names[i]) != k->descrs[i]) {
+            return 0;
+        }
+    }
+    /* _PyType_Lookup gave the type a version tag if it can have one: cache it only then. */
+    if (free_slot >= 0 && (tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) {
+        Py_INCREF(tp);
+        k->types[free_slot] = tp;
+        k->tags[free_slot] = tp->tp_version_tag;
+    }
+    return 1;
+}
+
+/* New reference to attribute ``i`` of ``obj`` (direct when ``fast``). */
+static inline PyObject *
+get(kind_t *k, int fast, PyObject *obj, int i)
+{
+    if (fast) {
+        PyObject *v = *(PyObject **)((char *)obj + k->offsets[i]);
+        if (v != NULL) {
+            return Py_NewRef(v);
+        }
+    }
+    return PyObject_GetAttr(obj, k->names[i]); /* (an unset slot raises AttributeError) */
+}
+
+/* Steals ``value``. */
+static inline int
+set(kind_t *k, int fast, PyObject *obj, int i, PyObject *value)
+{
+    if (fast) {
+        PyObject **p = (PyObject **)((char *)obj + k->offsets[i]);
+        PyObject *old = *p;
+        *p = value;
+        Py_XDECREF(old);
+        return 0;
+    }
+    int r = PyObject_SetAttr(obj, k->names[i], value);
+    Py_DECREF(value);
+    return r;
+}
+
+/* Truth value of attribute ``i``: 1, 0, or -1 with an error. */
+static inline int
+truth(kind_t *k, int fast, PyObject *obj, int i)
+{
+    PyObject *v = get(k, fast, obj, i);
+    if (v == NULL) {
+        return -1;
+    }
+    int r = v == Py_True ? 1 : v == Py_False ? 0 : PyObject_IsTrue(v);
+    Py_DECREF(v);
+    return r;
+}
+
+static const char *const FILE_NAMES[] = {
+    "cached_reads", "fd", "port", "key", "_signaled", "_waiters", "skip_set_event",
+    "skip_port_on_success", NULL};
+enum { F_CACHED, F_FD, F_PORT, F_KEY, F_SIGNALED, F_WAITERS, F_SKIP_SET, F_SKIP_SUCCESS };
+
+static const char *const OV_NAMES[] = {"offset", "event", "skip_port", "information", "status",
+                                       NULL};
+enum { O_OFFSET, O_EVENT, O_SKIP_PORT, O_INFORMATION, O_STATUS };
+
+static const char *const PORT_NAMES[] = {"closed", "_packets", "_getters", "_waiters", NULL};
+enum { P_CLOSED, P_PACKETS, P_GETTERS, P_WAITERS };
+
+static const char *const EVENT_NAMES[] = {"_signaled", "_waiters", NULL};
+enum { E_SIGNALED, E_WAITERS };
+
+static kind_t k_file, k_ov, k_port, k_event;
+
+static PyTypeObject *g_disk_type;    /* DiskFile: start_read is accelerated for it exactly */
+static PyTypeObject *g_packet_type;  /* CompletionPacket (a NamedTuple: a tuple subclass) */
+static PyObject *g_wake_waiters;     /* _kernel._dispatcher.wake_waiters */
+static PyObject *g_py_read_now;      /* DiskFile.read_now, the Python reference */
+static PyObject *g_py_start_read;    /* DiskFile.start_read, the Python reference */
+static PyObject *g_start_read_after; /* _disk._start_read_after(file, buffer, ov, routine, st) */
+static PyObject *g_swallowed;        /* what read_now's try/except turns into None */
+static PyObject *g_would_block;      /* _disk.WOULD_BLOCK */
+static PyObject *s_append, *s_posted_locked;
+static int g_configured;
+static PyObject *g_zero; /* 0: STATUS_SUCCESS */
+
+/* ------------------------------------------------------------------ the read */
+
+/* ``read_now`` for one buffer and no routine, on a DiskFile whose slots are read directly.
+ * Returns a new reference (0, WOULD_BLOCK or None), NULL with an error, or ``Py_NotImplemented``
+ * (borrowed, not a new reference) when the shape is not handled here (nothing touched). */
+static PyObject *
+fast_read(PyObject *self, PyObject *buffer, PyObject *ov)
+{
+    int ofast = kind_fast(&k_ov, Py_TYPE(ov));
+    PyObject *offset_obj = get(&k_ov, ofast, ov, O_OFFSET);
+    if (offset_obj == NULL) {
+        return NULL;
+    }
+    if (!PyLong_CheckExact(offset_obj)) {
+        Py_DECREF(offset_obj);
+        return Py_NotImplemented;
+    }
+    if (_PyLong_Sign(offset_obj) < 0) {
+        Py_DECREF(offset_obj);
+        Py_RETURN_NONE; /* preadv2 reads at the file pointer at -1: the general path refuses */
+    }
+    long long offset = PyLong_AsLongLong(offset_obj);
+    Py_DECREF(offset_obj);
+    if (offset == -1 && PyErr_Occurred()) {
+        goto refused; /* OverflowError, as os.preadv */
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(buffer, &view, PyBUF_WRITABLE) < 0) {
+        goto refused; /* read-only, non-contiguous, released, not a buffer */
+    }
+    if (view.len > MAX_GIL_COPY) {
+        PyBuffer_Release(&view);
+        return Py_NotImplemented; /* the Python method: the copy without the GIL (under LOCK) */
+    }
+    /* From here to the syscall the GIL is not released: nobody can close the descriptor. */
+    PyObject *fd_obj = *(PyObject **)((char *)self + k_file.offsets[F_FD]);
+    if (fd_obj == NULL || !PyLong_CheckExact(fd_obj)) {
+        PyBuffer_Release(&view);
+        return Py_NotImplemented;
+    }
+    int overflow;
+    long fd = PyLong_AsLongAndOverflow(fd_obj, &overflow);
+    if (overflow || fd < INT_MIN || fd > INT_MAX) {
+        PyBuffer_Release(&view);
+        return Py_NotImplemented;
+    }
+    struct iovec iov = {view.buf, (size_t)view.len};
+    ssize_t n;
+    for (;;) {
+        n = preadv2((int)fd, &iov, 1, (off_t)offset, RWF_NOWAIT);
+        if (n >= 0 || errno != EINTR) {
+            break;
+        }
+        if (PyErr_CheckSignals() < 0) { /* as os.preadv: a handler's exception propagates */
+            PyBuffer_Release(&view);
+            return NULL;
+        }
+    }
+    int err = errno;
+    PyBuffer_Release(&view);
+    if (n < 0) {
+        if (err == EAGAIN || err == EWOULDBLOCK) {
+            return Py_NewRef(g_would_block);
+        }
+        Py_RETURN_NONE; /* the request object path reports it (or EOPNOTSUPP: it retries) */
+    }
+    if (n == 0) {
+        return Py_NewRef(g_would_block); /* at EOF (Win8+ pends, spec section 4.4) */
+    }
+
+    /* The completion: IOSB, then E or F, then the packet, in one LOCK hold (read_now). */
+    PyObject *info = PyLong_FromSsize_t(n);
+    if (info == NULL) {
+        return NULL;
+    }
+    PyObject *event = get(&k_ov, ofast, ov, O_EVENT);
+    if (event == NULL) {
+        Py_DECREF(info);
+        return NULL;
+    }
+    if (lock_acquire() < 0) {
+        Py_DECREF(info);
+        Py_DECREF(event);
+        return NULL;
+    }
+    /* Every field and the packet first, the Python calls (wake_waiters, _posted_locked) last:
+     * an exception from one of them (a KeyboardInterrupt at its entry) still leaves the
+     * completion whole and the other call made; the first error is raised. */
+    PyObject *wake = NULL; /* the object whose waiters to wake (borrowed: event or self) */
+    PyObject *post = NULL; /* the port whose waiters to release (a strong reference) */
+    int r;
+    if (set(&k_ov, ofast, ov, O_INFORMATION, info) < 0 ||
+        set(&k_ov, ofast, ov, O_STATUS, Py_NewRef(g_zero)) < 0) {
+        goto calls;
+    }
+    if (event != Py_None) {
+        set(&k_file, 1, self, F_SIGNALED, Py_NewRef(Py_False));
+        int efast = kind_fast(&k_event, Py_TYPE(event));
+        if (set(&k_event, efast, event, E_SIGNALED, Py_NewRef(Py_True)) < 0) {
+            goto calls;
+        }
+        if ((r = truth(&k_event, efast, event, E_WAITERS)) < 0) {
+            goto calls;
+        }
+        if (r) {
+            wake = event;
+        }
+    }
+    else {
+        if ((r = truth(&k_file, 1, self, F_SKIP_SET)) < 0) {
+            goto calls;
+        }
+        if (r) {
+            set(&k_file, 1, self, F_SIGNALED, Py_NewRef(Py_False));
+        }
+        else {
+            set(&k_file, 1, self, F_SIGNALED, Py_NewRef(Py_True));
+            if ((r = truth(&k_file, 1, self, F_WAITERS)) < 0) {
+                goto calls;
+            }
+            if (r) {
+                wake = self;
+            }
+        }
+    }
+    if ((r = truth(&k_ov, ofast, ov, O_SKIP_PORT)) < 0) {
+        goto calls;
+    }
+    if (!r) {
+        PyObject *port = *(PyObject **)((char *)self + k_file.offsets[F_PORT]);
+        if (port == NULL) {
+            port = get(&k_file, 0, self, F_PORT); /* raises AttributeError */
+            Py_XDECREF(port);
+            goto calls;
+        }
+        if (port != Py_None) {
+            if ((r = truth(&k_file, 1, self, F_SKIP_SUCCESS)) < 0) {
+                goto calls;
+            }
+            int pfast = kind_fast(&k_port, Py_TYPE(port));
+            int closed = r ? 1 : truth(&k_port, pfast, port, P_CLOSED);
+            if (closed < 0) {
+                goto calls;
+            }
+            if (!closed) {
+                Py_INCREF(port); /* (a concurrent setattr would not free it under us) */
+                int ok = -1;
+                PyObject *packets = NULL, *packet = NULL, *res = NULL;
+                PyObject *key = get(&k_file, 1, self, F_KEY);
+                if (key == NULL) {
+                    goto port_done;
+                }
+                packets = get(&k_port, pfast, port, P_PACKETS);
+                if (packets == NULL) {
+                    Py_DECREF(key);
+                    goto port_done;
+                }
+                /* tuple.__new__(CompletionPacket, (key, ov, 0, n)), as read_now builds it */
+                packet = g_packet_type->tp_alloc(g_packet_type, 4);
+                if (packet == NULL) {
+                    Py_DECREF(key);
+                    goto port_done;
+                }
+                PyTuple_SET_ITEM(packet, 0, key);
+                PyTuple_SET_ITEM(packet, 1, Py_NewRef(ov));
+                PyTuple_SET_ITEM(packet, 2, Py_NewRef(g_zero));
+                PyTuple_SET_ITEM(packet, 3, PyLong_FromSsize_t(n));
+                if (PyTuple_GET_ITEM(packet, 3) == NULL) {
+                    goto port_done;
+                }
+                res = PyObject_CallMethodOneArg(packets, s_append, packet);
+                if (res == NULL) {
+                    goto port_done;
+                }
+                Py_DECREF(res);
+                if ((r = truth(&k_port, pfast, port, P_GETTERS)) < 0) {
+                    goto port_done;
+                }
+                if (!r && (r = truth(&k_port, pfast, port, P_WAITERS)) < 0) {
+                    goto port_done;
+                }
+                if (r) {
+                    post = Py_NewRef(port);
+                }
+                ok = 0;
+            port_done:
+                Py_XDECREF(packet);
+                Py_XDECREF(packets);
+                Py_DECREF(port);
+                if (ok < 0) {
+                    goto calls;
+                }
+            }
+        }
+    }
+calls: {
+    PyObject *et = NULL, *ev = NULL, *etb = NULL;
+    if (PyErr_Occurred()) {
+        PyErr_Fetch(&et, &ev, &etb);
+    }
+    if (wake != NULL) {
+        PyObject *res = PyObject_CallOneArg(g_wake_waiters, wake);
+        if (res != NULL) {
+            Py_DECREF(res);
+        }
+        else if (et == NULL && ev == NULL) {
+            PyErr_Fetch(&et, &ev, &etb);
+        }
+        else {
+            PyErr_Clear(); /* the first error is the one raised */
+        }
+    }
+    if (post != NULL) {
+        PyObject *res = PyObject_CallMethodNoArgs(post, s_posted_locked);
+        if (res != NULL) {
+            Py_DECREF(res);
+        }
+        else if (et == NULL && ev == NULL) {
+            PyErr_Fetch(&et, &ev, &etb);
+        }
+        else {
+            PyErr_Clear();
+        }
+        Py_DECREF(post);
+    }
+    lock_release();
+    Py_DECREF(event);
+    if (et != NULL || ev != NULL) {
+        PyErr_Restore(et, ev, etb);
+        return NULL;
+    }
+    return Py_NewRef(g_zero);
+}
+
+refused:
+    /* read_now's ``except (OSError, TypeError, ...): return None``; anything else propagates */
+    if (PyErr_ExceptionMatches(g_swallowed)) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    return NULL;
+}
+
+/* The file's ``cached_reads`` test: 1, 0 or -1. */
+static inline int
+cached_reads(PyObject *self)
+{
+    return truth(&k_file, 1, self, F_CACHED);
+}
+
+static PyObject *
+py_read_now(PyObject *self, PyObject *buffers, PyObject *ov, PyObject *routine)
+{
+    PyObject *args[4] = {self, buffers, ov, routine};
+    return PyObject_Vectorcall(g_py_read_now, args, 4, NULL);
+}
+
+/* Calls the Python ``DiskFile.start_read``/``read_now`` with ``self`` and the caller's arguments. */
+static PyObject *
+delegate(PyObject *func, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+         PyObject *kwnames)
+{
+    PyObject *small[8];
+    PyObject **full = small;
+    Py_ssize_t total = nargs + (kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames));
+    if (total + 1 > 8) {
+        full = PyMem_Malloc((size_t)(total + 1) * sizeof(PyObject *));
+        if (full == NULL) {
+            return PyErr_NoMemory();
+        }
+    }
+    full[0] = self;
+    for (Py_ssize_t i = 0; i < total; i++) {
+        full[i + 1] = args[i];
+    }
+    PyObject *res = PyObject_Vectorcall(func, full, nargs + 1, kwnames);
+    if (full != small) {
+        PyMem_Free(full);
+    }
+    return res;
+}
+
+/* DiskFile.read_now(buffers, overlapped, routine) */
+static PyObject *
+read_now(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs != 3 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
+        return delegate(g_py_read_now, self, args, nargs, kwnames);
+    }
+    PyObject *buffers = args[0], *ov = args[1], *routine = args[2];
+    if (!kind_fast(&k_file, Py_TYPE(self))) {
+        return py_read_now(self, buffers, ov, routine);
+    }
+    int r = cached_reads(self);
+    if (r <= 0) {
+        if (r < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    PyObject *buffer;
+    if (routine == Py_None && PyTuple_CheckExact(buffers) && PyTuple_GET_SIZE(buffers) == 1) {
+        buffer = PyTuple_GET_ITEM(buffers, 0);
+    }
+    else if (routine == Py_None && PyList_CheckExact(buffers) && PyList_GET_SIZE(buffers) == 1) {
+        buffer = PyList_GET_ITEM(buffers, 0);
+    }
+    else {
+        return py_read_now(self, buffers, ov, routine);
+    }
+    Py_INCREF(buffer);
+    PyObject *res = fast_read(self, buffer, ov);
+    Py_DECREF(buffer);
+    if (res == Py_NotImplemented) {
+        return py_read_now(self, buffers, ov, routine);
+    }
+    return res;
+}
+
+/* DiskFile.start_read(buffer, overlapped, *, size=None, routine=None) */
+static PyObject *
+start_read(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    /* Exactly DiskFile: a subclass may override read_now, which start_read must then call. */
+    if (nargs != 2 || nkw || args[1] == Py_None || Py_TYPE(self) != g_disk_type ||
+        !kind_fast(&k_file, Py_TYPE(self))) {
+        goto python;
+    }
+    int r = cached_reads(self);
+    if (r < 0) {
+        return NULL;
+    }
+    if (!r) {
+        goto python;
+    }
+    PyObject *buffer = args[0], *ov = args[1];
+    PyObject *status = fast_read(self, buffer, ov);
+    if (status == NULL) {
+        return NULL;
+    }
+    if (status == Py_NotImplemented) {
+        goto python;
+    }
+    if (PyLong_CheckExact(status) && _PyLong_Sign(status) == 0) {
+        Py_DECREF(status);
+        Py_RETURN_TRUE;
+    }
+    /* not served inside the call: start_read's own continuation (the request object path) */
+    PyObject *after[5] = {self, buffer, ov, Py_None, status};
+    PyObject *res = PyObject_Vectorcall(g_start_read_after, after, 5, NULL);
+    Py_DECREF(status);
+    return res;
+
+python:
+    return delegate(g_py_start_read, self, args, nargs, kwnames);
+}
+
+static PyMethodDef read_now_def = {
+    "read_now", (PyCFunction)(void (*)(void))read_now, METH_FASTCALL | METH_KEYWORDS,
+    "read_now(buffers, overlapped, routine)\n--\n\n"
+    "The page-cache fast path of an overlapped ReadFile (C accelerator of the Python method)."};
+
+static PyMethodDef start_read_def = {
+    "start_read", (PyCFunction)(void (*)(void))start_read, METH_FASTCALL | METH_KEYWORDS,
+    "start_read(buffer, overlapped, *, size=None, routine=None)\n--\n\n"
+    "ReadFile(Ex) (C accelerator of the Python method's hot case)."};
+
+/* ------------------------------------------------------------------ configuration */
+
+static PyObject *
+configure(PyObject *module, PyObject *args)
+{
+    PyTypeObject *disk, *ovt, *portt, *eventt, *packett;
+    PyObject *lock, *wake, *rn, *sr, *after, *swallowed, *would_block;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!OOOOOO!O:configure", &PyType_Type, &disk,
+                          &PyType_Type, &ovt, &PyType_Type, &portt, &PyType_Type, &eventt,
+                          &PyType_Type, &packett, &lock, &wake, &rn, &sr, &after,
+                          &PyTuple_Type, &swallowed, &would_block)) {
+        return NULL;
+    }
+    if (g_configured) {
+        PyErr_SetString(PyExc_RuntimeError, "_fastio is configured once");
+        return NULL;
+    }
+    if (!PyType_IsSubtype(packett, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "the packet type must be a tuple subclass");
+        return NULL;
+    }
+    if (kind_init(&k_file, disk, FILE_NAMES) < 0 || kind_init(&k_ov, ovt, OV_NAMES) < 0 ||
+        kind_init(&k_port, portt, PORT_NAMES) < 0 || kind_init(&k_event, eventt, EVENT_NAMES) < 0) {
+        return NULL;
+    }
+    s_append = PyUnicode_InternFromString("append");
+    s_posted_locked = PyUnicode_InternFromString("_posted_locked");
+    g_lock_acquire = PyObject_GetAttrString(lock, "acquire");
+    g_lock_release = PyObject_GetAttrString(lock, "release");
+    if (s_append == NULL || s_posted_locked == NULL || g_lock_acquire == NULL ||
+        g_lock_release == NULL) {
+        return NULL;
+    }
+    g_lock = Py_NewRef(lock);
+    g_lock_direct = strcmp(Py_TYPE(lock)->tp_name, "_thread.lock") == 0 &&
+                    Py_TYPE(lock)->tp_basicsize == (Py_ssize_t)sizeof(lockobject);
+    g_packet_type = (PyTypeObject *)Py_NewRef(packett);
+    g_disk_type = (PyTypeObject *)Py_NewRef(disk);
+    g_wake_waiters = Py_NewRef(wake);
+    g_py_read_now = Py_NewRef(rn);
+    g_py_start_read = Py_NewRef(sr);
+    g_start_read_after = Py_NewRef(after);
+    g_swallowed = Py_NewRef(swallowed);
+    g_would_block = Py_NewRef(would_block);
+    g_zero = PyLong_FromLong(0);
+    /* The file type is the one the methods are checked against (descriptor's __get__) */
+    kind_fast(&k_file, disk);
+    kind_fast(&k_ov, ovt);
+    PyObject *rd = PyDescr_NewMethod(disk, &read_now_def);
+    PyObject *sd = PyDescr_NewMethod(disk, &start_read_def);
+    if (rd == NULL || sd == NULL) {
+        Py_XDECREF(rd);
+        Py_XDECREF(sd);
+        return NULL;
+    }
+    g_configured = 1;
+    return Py_BuildValue("(NNi)", rd, sd, g_lock_direct);
+}
+
+/* ------------------------------------------------------------------ winaio.win32.ReadFile */
+
+/* The alias layer's ReadFile for its hot shape on a cached-reads DiskFile (one whole bytearray or
+ * memoryview, a win32 OVERLAPPED without hEvent whose offset is a plain DWORD under 1 GiB, as the
+ * Python ReadFile inlines it); every other call goes to the Python ReadFile before anything was
+ * touched, and a read that did not finish inside the call to its Python continuation. */
+static kind_t k_wov;
+static PyObject *g_handle_entry;    /* win32._base.handle_entry: handle -> (object, access) */
+static PyObject *g_py_read_file;    /* win32.ReadFile, the Python reference */
+static PyObject *g_read_file_after; /* (hFile, lpBuffer, n, lpCount, lpOverlapped, fast) */
+static PyObject *s_value;
+static int g_enabled = 1;           /* _disk.use_accelerator */
+
+static const char *const WOV_NAMES[] = {"hEvent", "Offset", "OffsetHigh", NULL};
+enum { W_HEVENT, W_OFFSET, W_OFFSET_HIGH };
+
+/* lpBuffer is one whole bytearray or memoryview of nNumberOfBytesToRead bytes: 1, 0 or -1 */
+static int
+whole_buffer(PyObject *buf, PyObject *size)
+{
+    if (!PyLong_CheckExact(size)) {
+        return 0;
+    }
+    Py_ssize_t len;
+    if (PyByteArray_CheckExact(buf)) {
+        len = PyByteArray_GET_SIZE(buf);
+    }
+    else if (PyMemoryView_Check(buf) && Py_IS_TYPE(buf, &PyMemoryView_Type)) {
+        PyMemoryViewObject *m = (PyMemoryViewObject *)buf;
+        if ((m->flags & _Py_MEMORYVIEW_RELEASED) || (m->mbuf->flags & _Py_MANAGED_BUFFER_RELEASED)) {
+            return 0; /* the Python ReadFile reports it (ERROR_INVALID_USER_BUFFER) */
+        }
+        len = m->view.len; /* nbytes */
+    }
+    else {
+        return 0;
+    }
+    int overflow;
+    long long n = PyLong_AsLongLongAndOverflow(size, &overflow);
+    return !overflow && n == (long long)len;
+}
+
+static PyObject *
+read_file(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5 || !g_enabled) {
+        return PyObject_Vectorcall(g_py_read_file, args, (size_t)nargs, NULL);
+    }
+    PyObject *hfile = args[0], *buffer = args[1], *size = args[2], *count = args[3], *ov = args[4];
+    PyObject *file = NULL, *entry = NULL, *status = NULL;
+    if (!whole_buffer(buffer, size) || !PyObject_TypeCheck(ov, k_wov.base)) {
+        goto python;
+    }
+    entry = PyObject_CallOneArg(g_handle_entry, hfile);
+    if (entry == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_TypeError)) {
+            return NULL; /* (a KeyboardInterrupt in a handle's __hash__...) as in Python */
+        }
+        PyErr_Clear(); /* an unhashable "handle": the Python ReadFile reports it */
+        goto python;
+    }
+    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) < 1) {
+        goto python;
+    }
+    file = PyTuple_GET_ITEM(entry, 0);
+    if (Py_TYPE(file) != g_disk_type || !kind_fast(&k_file, Py_TYPE(file))) {
+        goto python;
+    }
+    int r = cached_reads(file);
+    if (r < 0) {
+        goto error;
+    }
+    if (!r) {
+        goto python;
+    }
+    int wfast = kind_fast(&k_wov, Py_TYPE(ov));
+    int ofast = kind_fast(&k_ov, Py_TYPE(ov));
+    if ((r = truth(&k_wov, wfast, ov, W_HEVENT)) != 0) {
+        if (r < 0) {
+            goto error;
+        }
+        goto python;
+    }
+    PyObject *low = get(&k_wov, wfast, ov, W_OFFSET);
+    if (low == NULL) {
+        goto error;
+    }
+    PyObject *high = get(&k_wov, wfast, ov, W_OFFSET_HIGH);
+    if (high == NULL) {
+        Py_DECREF(low);
+        goto error;
+    }
+    int overflow = 0;
+    int plain = PyLong_CheckExact(low) && PyLong_CheckExact(high) && _PyLong_Sign(high) == 0 &&
+                _PyLong_Sign(low) >= 0 && PyLong_AsLongLongAndOverflow(low, &overflow) <= 0x3FFFFFFF &&
+                !overflow;
+    Py_DECREF(high);
+    if (!plain) {
+        Py_DECREF(low);
+        goto python; /* issue_offset's general case, or its errors: nothing touched yet */
+    }
+    /* lpOverlapped.offset = low; .event = None; .skip_port = False (ReadFile's hot shape) */
+    if (set(&k_ov, ofast, ov, O_OFFSET, low) < 0 ||
+        set(&k_ov, ofast, ov, O_EVENT, Py_NewRef(Py_None)) < 0 ||
+        set(&k_ov, ofast, ov, O_SKIP_PORT, Py_NewRef(Py_False)) < 0) {
+        goto error;
+    }
+    Py_INCREF(file); /* (the entry's reference could go with a concurrent CloseHandle) */
+    status = fast_read(file, buffer, ov);
+    if (status == Py_NotImplemented) {
+        PyObject *buffers = PyTuple_Pack(1, buffer);
+        status = buffers == NULL ? NULL : py_read_now(file, buffers, ov, Py_None);
+        Py_XDECREF(buffers);
+    }
+    Py_DECREF(file);
+    if (status == NULL) {
+        goto error;
+    }
+    if (PyLong_CheckExact(status) && _PyLong_Sign(status) == 0) {
+        Py_DECREF(status);
+        Py_DECREF(entry);
+        if (count != Py_None) {
+            PyObject *info = get(&k_ov, ofast, ov, O_INFORMATION);
+            if (info == NULL) {
+                return NULL;
+            }
+            int rc = PyObject_SetAttr(count, s_value, info);
+            Py_DECREF(info);
+            if (rc < 0) {
+                return NULL;
+            }
+        }
+        Py_RETURN_TRUE;
+    }
+    {
+        PyObject *after[6] = {hfile, buffer, size, count, ov, status};
+        PyObject *res = PyObject_Vectorcall(g_read_file_after, after, 6, NULL);
+        Py_DECREF(status);
+        Py_DECREF(entry);
+        return res;
+    }
+
+python:
+    Py_XDECREF(entry);
+    return PyObject_Vectorcall(g_py_read_file, args, (size_t)nargs, NULL);
+error:
+    Py_XDECREF(entry);
+    return NULL;
+}
+
+static PyMethodDef read_file_def = {
+    "ReadFile", (PyCFunction)(void (*)(void))read_file, METH_FASTCALL,
+    "ReadFile(hFile, lpBuffer, nNumberOfBytesToRead, lpNumberOfBytesRead, lpOverlapped)\n--\n\n"
+    "[MS:ReadFile] -> core ``read_file`` (the C accelerator of the Python function's hot shape;\n"
+    "every other call runs the Python function)."};
+
+static PyObject *
+configure_alias(PyObject *module, PyObject *args)
+{
+    PyTypeObject *wovt;
+    PyObject *entry, *py_read_file, *after;
+    if (!PyArg_ParseTuple(args, "O!OOO:configure_alias", &PyType_Type, &wovt, &entry,
+                          &py_read_file, &after)) {
+        return NULL;
+    }
+    if (!g_configured) {
+        PyErr_SetString(PyExc_RuntimeError, "configure() first");
+        return NULL;
+    }
+    if (g_py_read_file != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "configure_alias() is called once");
+        return NULL;
+    }
+    if (!PyType_IsSubtype(wovt, k_ov.base)) {
+        PyErr_SetString(PyExc_TypeError, "OVERLAPPED must derive from Overlapped");
+        return NULL;
+    }
+    if (kind_init(&k_wov, wovt, WOV_NAMES) < 0) {
+        return NULL;
+    }
+    s_value = PyUnicode_InternFromString("value");
+    if (s_value == NULL) {
+        return NULL;
+    }
+    if (g_handle_entry != NULL && g_handle_entry != entry) {
+        PyErr_SetString(PyExc_RuntimeError, "one handle table");
+        return NULL;
+    }
+    if (g_handle_entry == NULL) {
+        g_handle_entry = Py_NewRef(entry);
+    }
+    g_py_read_file = Py_NewRef(py_read_file);
+    g_read_file_after = Py_NewRef(after);
+    PyObject *name = PyUnicode_FromString("winaio.win32");
+    if (name == NULL) {
+        return NULL;
+    }
+    PyObject *f = PyCFunction_NewEx(&read_file_def, NULL, name);
+    Py_DECREF(name);
+    return f;
+}
+
+static PyObject *
+set_enabled(PyObject *module, PyObject *flag)
+{
+    int r = PyObject_IsTrue(flag);
+    if (r < 0) {
+        return NULL;
+    }
+    g_enabled = r;
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------ GetQueuedCompletionStatusEx */
+
+/* The alias layer's GetQueuedCompletionStatusEx for its hot shape (a plain port handle, a list of
+ * at least ulCount >= 1 entries, INFINITE, not alertable): ``port.get_many(ulCount, None)`` and
+ * the OVERLAPPED_ENTRY copies in C when every entry to fill is exactly an OVERLAPPED_ENTRY and
+ * the count a Ref; the Python function runs every other call (nothing taken yet), its
+ * continuation every other result (``after``: the copy with its requeue on failure), its error
+ * path a Win32Error from get_many (``failed``). */
+static kind_t k_entry, k_ref;
+static PyObject *g_py_gqcs, *g_gqcs_after, *g_gqcs_failed, *g_win32_error, *s_get_many;
+
+static const char *const ENTRY_NAMES[] = {"lpCompletionKey", "lpOverlapped", "Internal",
+                                          "dwNumberOfBytesTransferred", NULL};
+static const char *const REF_NAMES[] = {"value", NULL};
+
+static PyObject *
+gqcs_ex(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6 || !g_enabled) {
+        return PyObject_Vectorcall(g_py_gqcs, args, (size_t)nargs, NULL);
+    }
+    PyObject *hport = args[0], *entries = args[1], *count = args[2], *removed = args[3];
+    PyObject *ms = args[4], *alertable = args[5];
+    PyObject *entry = NULL, *port, *res = NULL;
+    if (!PyList_CheckExact(entries) || !PyLong_CheckExact(count) || !PyLong_CheckExact(ms) ||
+        !(alertable == Py_False || (PyLong_CheckExact(alertable) && _PyLong_Sign(alertable) == 0))) {
+        goto python;
+    }
+    int overflow;
+    long long n = PyLong_AsLongLongAndOverflow(count, &overflow);
+    if (overflow || n < 1 || n > PyList_GET_SIZE(entries)) {
+        goto python;
+    }
+    long long timeout = PyLong_AsLongLongAndOverflow(ms, &overflow);
+    if (overflow || timeout != 0xFFFFFFFFLL) {
+        goto python; /* a finite wait: the Python function (seconds(), its errors) */
+    }
+    entry = PyObject_CallOneArg(g_handle_entry, hport);
+    if (entry == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_TypeError)) {
+            return NULL;
+        }
+        PyErr_Clear(); /* an unhashable "handle": the Python function reports it */
+        goto python;
+    }
+    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) < 1) {
+        goto python;
+    }
+    port = PyTuple_GET_ITEM(entry, 0);
+    if (Py_TYPE(port) != k_port.base) {
+        goto python;
+    }
+    Py_INCREF(port);
+    Py_CLEAR(entry);
+    {
+        PyObject *call[3] = {port, count, Py_None};
+        res = PyObject_VectorcallMethod(s_get_many, call, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    }
+    if (res == NULL) {
+        Py_DECREF(port);
+        if (!PyErr_ExceptionMatches(g_win32_error)) {
+            return NULL;
+        }
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_NormalizeException(&type, &value, &tb);
+        if (tb != NULL) {
+            PyException_SetTraceback(value, tb);
+        }
+        PyObject *failed[2] = {value, removed};
+        PyObject *r = PyObject_Vectorcall(g_gqcs_failed, failed, 2, NULL);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+        return r;
+    }
+    if (!PyTuple_CheckExact(res) || PyTuple_GET_SIZE(res) != 2) {
+        goto after; /* (never: get_many returns (code, packets)) */
+    }
+    PyObject *packets = PyTuple_GET_ITEM(res, 1);
+    if (!PyList_CheckExact(packets) || PyList_GET_SIZE(packets) == 0 ||
+        PyList_GET_SIZE(packets) > PyList_GET_SIZE(entries) || Py_TYPE(removed) != k_ref.base) {
+        goto after;
+    }
+    Py_ssize_t got = PyList_GET_SIZE(packets);
+    for (Py_ssize_t i = 0; i < got; i++) {
+        PyObject *p = PyList_GET_ITEM(packets, i);
+        if (Py_TYPE(PyList_GET_ITEM(entries, i)) != k_entry.base || !PyTuple_Check(p) ||
+            PyTuple_GET_SIZE(p) != 4) {
+            goto after;
+        }
+    }
+    if (!kind_fast(&k_entry, k_entry.base) || !kind_fast(&k_ref, k_ref.base)) {
+        goto after;
+    }
+    PyObject *value = PyLong_FromSsize_t(got); /* before any entry is written */
+    if (value == NULL) {
+        PyErr_Clear(); /* the Python continuation writes them, or puts the packets back */
+        goto after;
+    }
+    for (Py_ssize_t i = 0; i < got; i++) {
+        PyObject *p = PyList_GET_ITEM(packets, i);
+        PyObject *out = PyList_GET_ITEM(entries, i);
+        for (int f = 0; f < 4; f++) {
+            set(&k_entry, 1, out, f, Py_NewRef(PyTuple_GET_ITEM(p, f)));
+        }
+    }
+    set(&k_ref, 1, removed, 0, value);
+    Py_DECREF(port);
+    Py_DECREF(res);
+    Py_RETURN_TRUE;
+
+after: {
+    PyObject *code = PyTuple_Check(res) && PyTuple_GET_SIZE(res) == 2 ? PyTuple_GET_ITEM(res, 0)
+                                                                      : Py_None;
+    PyObject *pk = PyTuple_Check(res) && PyTuple_GET_SIZE(res) == 2 ? PyTuple_GET_ITEM(res, 1)
+                                                                    : res;
+    PyObject *a[5] = {port, code, pk, entries, removed};
+    PyObject *r = PyObject_Vectorcall(g_gqcs_after, a, 5, NULL);
+    Py_DECREF(port);
+    Py_DECREF(res);
+    return r;
+}
+python:
+    Py_XDECREF(entry);
+    return PyObject_Vectorcall(g_py_gqcs, args, (size_t)nargs, NULL);
+}
+
+static PyMethodDef gqcs_ex_def = {
+    "GetQueuedCompletionStatusEx", (PyCFunction)(void (*)(void))gqcs_ex, METH_FASTCALL,
+    "GetQueuedCompletionStatusEx(CompletionPort, lpCompletionPortEntries, ulCount,\n"
+    "    ulNumEntriesRemoved, dwMilliseconds, fAlertable)\n--\n\n"
+    "[MS:GetQueuedCompletionStatusEx] -> core ``CompletionPort.get_many`` (the C accelerator of\n"
+    "the Python function's hot shape; every other call runs the Python function)."};
+
+static PyObject *
+configure_gqcs(PyObject *module, PyObject *args)
+{
+    PyTypeObject *entryt, *reft;
+    PyObject *py, *handle_entry, *after, *failed, *err;
+    if (!PyArg_ParseTuple(args, "OO!O!OOOO:configure_gqcs", &py, &PyType_Type, &entryt,
+                          &PyType_Type, &reft, &handle_entry, &after, &failed, &err)) {
+        return NULL;
+    }
+    if (!g_configured) {
+        PyErr_SetString(PyExc_RuntimeError, "configure() first");
+        return NULL;
+    }
+    if (g_handle_entry != NULL && g_handle_entry != handle_entry) {
+        PyErr_SetString(PyExc_RuntimeError, "one handle table");
+        return NULL;
+    }
+    if (g_py_gqcs != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "configure_gqcs() is called once");
+        return NULL;
+    }
+    if (kind_init(&k_entry, entryt, ENTRY_NAMES) < 0 || kind_init(&k_ref, reft, REF_NAMES) < 0) {
+        return NULL;
+    }
+    s_get_many = PyUnicode_InternFromString("get_many");
+    if (s_get_many == NULL) {
+        return NULL;
+    }
+    if (g_handle_entry == NULL) {
+        g_handle_entry = Py_NewRef(handle_entry);
+    }
+    g_py_gqcs = Py_NewRef(py);
+    g_gqcs_after = Py_NewRef(after);
+    g_gqcs_failed = Py_NewRef(failed);
+    g_win32_error = Py_NewRef(err);
+    PyObject *name = PyUnicode_FromString("winaio.win32");
+    if (name == NULL) {
+        return NULL;
+    }
+    PyObject *f = PyCFunction_NewEx(&gqcs_ex_def, NULL, name);
+    Py_DECREF(name);
+    return f;
+}
+
+static PyMethodDef module_methods[] = {
+    {"configure", configure, METH_VARARGS,
+     "configure(DiskFile, Overlapped, CompletionPort, Event, CompletionPacket, LOCK,\n"
+     "          wake_waiters, read_now, start_read, start_read_after, swallowed, WOULD_BLOCK)\n"
+     "-> (read_now descriptor, start_read descriptor, lock taken directly)"},
+    {"configure_alias", configure_alias, METH_VARARGS,
+     "configure_alias(OVERLAPPED, handle_entry, ReadFile, read_file_after) -> C ReadFile"},
+    {"configure_gqcs", configure_gqcs, METH_VARARGS,
+     "configure_gqcs(GQCSEx, OVERLAPPED_ENTRY, Ref, handle_entry, after, failed, Win32Error)\n"
+     "-> C GQCSEx"},
+    {"set_enabled", set_enabled, METH_O,
+     "set_enabled(flag): the C ReadFile runs its hot shape (else it calls the Python one)"},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef fastio_module = {
+    PyModuleDef_HEAD_INIT, "winaio._io._fastio",
+    "Optional C accelerator of the cached-read fast path (see _disk.use_accelerator).", -1,
+    module_methods, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC
+PyInit__fastio(void)
+{
+    return PyModule_Create(&fastio_module);
+}

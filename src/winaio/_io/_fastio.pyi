@@ -1,0 +1,33 @@
+"""Stub of the optional C accelerator (``_fastio.c``); see ``_disk.use_accelerator``."""
+
+from typing import Any
+
+def configure(
+    disk_file: type,
+    overlapped: type,
+    completion_port: type,
+    event: type,
+    completion_packet: type,
+    lock: Any,
+    wake_waiters: Any,
+    read_now: Any,
+    start_read: Any,
+    start_read_after: Any,
+    refused: tuple[type[BaseException], ...],
+    would_block: int,
+    /,
+) -> tuple[Any, Any, bool]: ...
+def configure_alias(
+    overlapped: type, handle_entry: Any, read_file: Any, read_file_after: Any, /
+) -> Any: ...
+def set_enabled(flag: bool, /) -> None: ...
+def configure_gqcs(
+    gqcs_ex: Any,
+    overlapped_entry: type,
+    ref: type,
+    handle_entry: Any,
+    after: Any,
+    failed: Any,
+    win32_error: type[BaseException],
+    /,
+) -> Any: ...
