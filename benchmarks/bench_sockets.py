@@ -12,9 +12,10 @@ rows of the same run. Every server first serves ``--server-warmup`` C=64 echoes,
 Servers (``--serve KIND`` prints ``PORT n``): ``winaio.core.t1`` / ``winaio.core.t2`` and
 ``winaio.win32.t1`` / ``winaio.win32.t2`` (``sock_winaio``: the IOCP echo through the core or the
 Win32 aliases, 1 or 2 port threads), ``asyncio_protocol``, ``uvloop_protocol``, ``raw_threaded``
-(the ceiling) and ``raw_epoll`` (``sock_anchors``). A server that cannot start, is not installed
-or crashes makes its rows ``{"unavailable": reason}`` (with the signal when it was killed by
-one) and the run goes on.
+(the ceiling) and ``raw_epoll`` (``sock_anchors``), and ``raw_uring`` (``sock_raw_uring``: a
+minimal ctypes io_uring echo, the Python floor of a completion-model server). A server that
+cannot start, is not installed or crashes makes its rows ``{"unavailable": reason}`` (with the
+signal when it was killed by one) and the run goes on.
 
 Clients (``--client MODE --impl raw|winaio``): the same raw-socket client (``sock_anchors``)
 drives every server in ``c1`` (ping-pong, p50/p99 per round trip), ``c64`` (64 connections, one
@@ -29,7 +30,7 @@ wall-clock rates on a shared machine), also split into user and kernel time (``s
 asyncio Protocol echo's and C=64 calls/s >= 1.0x its, for the 1-port-thread winaio rows (the
 winaio path against asyncio's single-threaded loop), and the alias layer within 1.25x of the
 core; ``info_targets`` the same bounds for the 2-thread rows, as information (``T2_NOTE``);
-``info_ratios`` compares every row with the raw ceilings.
+``info_ratios`` compares every row with the raw ceilings, asyncio, uvloop and ``raw_uring``.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from bench_procs import cpu_times, noise_since, raise_nofile, ratio, source_info
 
 MODES = ("c1", "c64", "pipelined")
 WINAIO_SERVERS = ("winaio.core.t1", "winaio.core.t2", "winaio.win32.t1", "winaio.win32.t2")
-ANCHORS = ("asyncio_protocol", "uvloop_protocol", "raw_threaded", "raw_epoll")
+ANCHORS = ("asyncio_protocol", "uvloop_protocol", "raw_threaded", "raw_epoll", "raw_uring")
 RAW = ("raw_threaded", "raw_epoll")
 SERVERS = WINAIO_SERVERS + ANCHORS
 #: The rows issue 9's targets apply to: the winaio path against asyncio's single-threaded loop,
@@ -68,6 +69,11 @@ T2_NOTE = (
     "t2 rows are reported against the same bounds as information (issue 9's Sockets part)."
 )
 ASYNCIO = "asyncio_protocol"
+#: ``--base-src``: a winaio server named ``KIND@base`` runs the winaio found there.
+BASE_SUFFIX, BASE_ENV = "@base", "WINAIO_BENCH_BASE_SRC"
+#: A winaio server named ``KIND@pure`` runs without the optional C accelerators
+#: (``WINAIO_PURE_PYTHON=1``, the accelerators' switch).
+PURE_SUFFIX = "@pure"
 C1_P50_MAX = 1.1  # issue 9: winaio C=1 p50 <= 1.1x asyncio Protocol's
 C64_MIN = 1.0  # issue 9: winaio C=64 calls/s >= 1.0x asyncio Protocol's
 ALIAS_MAX = 1.25
@@ -87,11 +93,24 @@ def log(*parts: object) -> None:
 def serve(kind: str, skip: bool) -> None:
     raise_nofile()
     _test_hooks(kind)
+    if kind.endswith(PURE_SUFFIX):
+        # The same winaio without its optional C accelerators (before/after in one run).
+        kind = kind[: -len(PURE_SUFFIX)]
+        os.environ["WINAIO_PURE_PYTHON"] = "1"
+    if kind.endswith(BASE_SUFFIX):
+        # Before/after in one interleaved run: this server runs the winaio of --base-src
+        # (imported below, first on the path), with this tree's server code.
+        kind = kind[: -len(BASE_SUFFIX)]
+        sys.path.insert(0, os.environ[BASE_ENV])
     if kind.startswith("winaio."):
         import sock_winaio  # only in winaio's own server processes
 
         _, form, threads = kind.split(".")
         sock_winaio.serve(form, int(threads[1:]), skip)
+    elif kind == "raw_uring":
+        import sock_raw_uring  # ctypes and the raw ring: only in its own process
+
+        sock_raw_uring.serve_raw_uring()
     else:
         sock_anchors.SERVE[kind]()
 
@@ -352,7 +371,7 @@ def info_ratios(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
             continue
         mode = row["mode"]
         mine: dict[str, Any] = {}
-        for ref in (*RAW, ASYNCIO, "uvloop_protocol"):
+        for ref in (*RAW, ASYNCIO, "uvloop_protocol", "raw_uring"):
             other = rows.get(f"{ref}/{mode}", {})
             if other is row or "calls_per_s_median" not in other:
                 continue
@@ -588,6 +607,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_false",
         help="winaio servers: no FILE_SKIP_COMPLETION_PORT_ON_SUCCESS",
     )
+    parser.add_argument(
+        "--base-src",
+        help="a src directory holding another winaio (e.g. main's, from git archive): servers "
+        "named KIND@base (in --servers) run it, for before/after rows in one interleaved run",
+    )
     parser.add_argument("--quick", action="store_true", help="0.5 s runs, 1 round")
     parser.add_argument("--table", action="store_true", help="markdown table on stderr")
     parser.add_argument("--output", help="also write the JSON there")
@@ -604,6 +628,8 @@ def main(argv: list[str] | None = None) -> int:
         result = client(opts.client, opts.impl, opts.port, load)
         print(json.dumps(result))
         return 0
+    if opts.base_src:
+        os.environ[BASE_ENV] = os.path.abspath(opts.base_src)  # the servers inherit it
     if opts.quick:
         opts.duration, opts.warmup, opts.rounds = 0.5, 0.1, 1
     if opts.quick or opts.calls:

@@ -489,7 +489,7 @@ def test_an_interrupt_backlogging_a_dead_request_still_migrates_it(
             os.eventfd_write(b._efd, 1)
         calls = interrupt_once(Backlog, "add_locked")
         _reap_until_interrupted(port, kit.Interrupted)
-        assert calls and b._migrated == 1 and not op.done and not op.cancel_requested
+        assert calls and b._migration.count == 1 and not op.done and not op.cancel_requested
         assert any(entry[1] is op for entry in b._backlog.entries)  # backlogged all the same
     finally:
         parked.release()

@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 import winaio.testing as wt
+from winaio._io import _sockopts
 from winaio._io._overlapped import Overlapped
 from winaio._io._streams import Socket
 
@@ -164,6 +165,30 @@ def test_send_keeps_its_descriptor_through_a_concurrent_close(race: Race) -> Non
         os.read(race.pipe_r, 256)  # nothing went into the other file
     assert race.file.fd == -1 and race.real.fileno() == -1
     assert not _is_open(fd) or fd in (race.pipe_r, race.pipe_w)
+
+
+def test_fionread_keeps_its_descriptor_through_a_concurrent_close(
+    race: Race, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # spec: win32 §9 [MS:ioctlsocket] (FIONREAD: the bytes a receive would return now)
+    race.peer.sendall(b"abc")
+    sock = race.real
+    wt.wait_until(
+        lambda: len(sock.recv(256, socket.MSG_PEEK | socket.MSG_DONTWAIT)) == 3,
+        LONG,
+        "the data arrived",
+    )
+    real = _sockopts._fionread
+
+    def fetched(fd: int) -> int:  # the descriptor fetched, the ioctl not made yet
+        race._close_and_reopen(fd)
+        return real(fd)
+
+    monkeypatch.setattr(_sockopts, "_fionread", fetched)
+    assert _sockopts.bytes_readable(race.file) == 3  # this socket's, not the other file's 65
+    assert race.closed_in_window
+    assert race.reused is None, "the descriptor was released while FIONREAD used it"
+    assert race.file.fd == -1 and sock.fileno() == -1  # the deferred close, done
 
 
 def test_a_receive_after_the_close_fails_and_releases_nothing_twice(backend: str) -> None:

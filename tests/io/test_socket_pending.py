@@ -217,7 +217,7 @@ def test_the_pended_receive_request_is_complete(backend: uring.IoUringBackend, p
     buf = bytearray(32)
     ov = Overlapped()
     assert f.start_read(buf, ov) is False
-    (op,) = f._pending  # built by ``_files.submit_receive``, slot by slot
+    (op,) = f._pending  # built by ``IoUringBackend.pend_receive``, slot by slot
     assert type(op) is StreamReadOp
     slots = {name for cls in type(op).__mro__ for name in getattr(cls, "__slots__", ())}
     missing = [name for name in slots - {"__weakref__"} if not hasattr(op, name)]
@@ -299,25 +299,49 @@ def test_a_full_sq_ring_sends_the_pended_receive_the_general_way(
     assert port.get(0) is None
 
 
+class _CancelFirst:
+    """The backend's lock, except that its first acquire while ``file`` has a registered
+    request cancels that request first (as another thread's CancelIoEx would, just before)."""
+
+    def __init__(self, real: Any, file: Socket, cancels: list[StreamReadOp]) -> None:
+        self.real = real
+        self.file = file
+        self.cancels = cancels
+
+    def acquire(self, *args: Any) -> bool:
+        if not self.cancels and self.file._pending:
+            (op,) = self.file._pending
+            self.cancels.append(op)  # first: request_cancel takes this lock again
+            assert request_cancel(op)
+        return bool(self.real.acquire(*args))
+
+    def release(self) -> None:
+        self.real.release()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 def test_a_receive_cancelled_before_it_reaches_the_backend_completes_cancelled(
     backend: uring.IoUringBackend, monkeypatch: pytest.MonkeyPatch, pair: Pair
 ) -> None:
     f, peer, port = pair
-    real_submit = backend.submit
-
-    def cancel_first(op: StreamReadOp) -> None:
-        # CancelIoEx from another thread between registration and the backend: the request
-        # has no token yet, so the backend's cancel() cannot find it.
-        assert request_cancel(op)
-        real_submit(op)
-
-    monkeypatch.setattr(backend, "submit", cancel_first)
+    # CancelIoEx from another thread between the registration (under LOCK) and the backend's
+    # lock (``IoUringBackend.pend_receive``): the request has no token yet, so the backend's
+    # cancel() cannot find it. Forced by a backend lock whose first acquire after the
+    # registration runs the cancel first.
+    cancels: list[StreamReadOp] = []
+    monkeypatch.setattr(backend, "_lock", _CancelFirst(backend._lock, f, cancels))
     buf = bytearray(16)
     ov = Overlapped()
     assert f.start_read(buf, ov) is False
     packet = port.get(LONG)
     assert packet is not None and packet.overlapped is ov
     assert (packet.status, packet.bytes_transferred) == (CANCELLED, 0)
+    assert len(cancels) == 1 and cancels[0].overlapped is ov  # the window was forced
     assert port.get(0) is None and f.pending_requests == 0
     assert not backend._streams.lines
     monkeypatch.undo()

@@ -383,7 +383,7 @@ def test_requests_survive_the_exit_of_the_thread_that_submitted_them(
                 assert start(op) == STATUS_PENDING
 
         _run_and_exit(issue)
-        wait_until(lambda: b._migrated >= 2, LONG, "the pipe reads migrated")
+        wait_until(lambda: b._migration.count >= 2, LONG, "the pipe reads migrated")
         os.write(w1, b"hello")
         os.write(w2, b"stream")
         got = {}

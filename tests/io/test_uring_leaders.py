@@ -167,9 +167,9 @@ def test_waiters_are_woken_by_their_completions_with_the_ring_thread_parked(
         t = threading.Thread(target=lambda: start(late))
         t.start()
         t.join(LONG)
-        while backend._migrated == 0:  # this thread reaps the cancel's CQE meanwhile
+        while backend._migration.count == 0:  # this thread reaps the cancel's CQE meanwhile
             assert port2.get(0.02) is None
-        assert backend._migrated == 1
+        assert backend._migration.count == 1
         os.write(w2, b"late")
         parked.release()
         packet = port2.get(LONG)

@@ -15,7 +15,7 @@ timing anything.
   stay out of the issuer's list (they outlive it), the others are in it;
 - a request that dies with a submitter the backend did not record (-ECANCELED, as older
   kernels end them) is submitted again by the ring thread and completes normally, once
-  (``backend._died``).
+  (``Migration.died``).
 """
 
 from __future__ import annotations
@@ -315,14 +315,14 @@ def test_a_request_that_dies_with_an_unrecorded_submitter_is_resubmitted(
         wake = backend._cancel_locked(line.poll_ud)
     if wake:
         os.eventfd_write(backend._efd, 1)
-    wait_until(lambda: backend._migrated == 1, LONG, "resubmitted")
+    wait_until(lambda: backend._migration.count == 1, LONG, "resubmitted")
     assert not op.done and not op.cancel_requested
     os.write(w, b"late")
     packet = port.get(LONG)
     assert packet is not None and (packet.status, packet.bytes_transferred) == (SUCCESS, 4)
     assert bytes(buf) == b"late"
     # Once only: a request that keeps failing that way fails (no endless resubmission).
-    assert op in backend._resubmitted
+    assert op in backend._migration.resubmitted
     reader.close()
     os.close(w)
     port.close()
@@ -458,7 +458,7 @@ def test_an_idle_ring_submits_one_read_in_one_enter_recorded_as_the_issuers(
         assert disk.start_read(view, ov) is False
         assert backend._enters - enters == 1
         (ud,) = backend._table  # the only request
-        assert ud in backend._owned[current_thread_state()]
+        assert ud in backend._migration.owned[current_thread_state()]
         assert not backend._unsubmitted and not backend._ring.sq_ready()
         packet = port.get(LONG)
         assert packet is not None and packet.overlapped is ov and packet.status == SUCCESS

@@ -31,9 +31,9 @@ from winaio._io._files import FileObject, start, submit_pending_file
 from winaio._io._ops import FileWriteOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._port import CompletionPort
-from winaio._kernel import _apc, _wait
+from winaio._kernel import _apc, _objects, _wait
 from winaio._kernel._dispatcher import LOCK
-from winaio._kernel._objects import Event
+from winaio._kernel._objects import Event, Mutex, Semaphore
 from winaio._kernel._threads import current_thread_state
 from winaio._pool._pool import ThreadPool
 from winaio.codes import NtStatus
@@ -200,3 +200,52 @@ def test_thread_backend_reactor_command(
         )
     )
     wait_until(lambda: not reactor._commands and not reactor._wake_pending, LONG)
+
+
+# ------------------------------------------------------------ an interrupt as the waiters wake
+# The object is signaled, then ``wake_waiters`` walks its waiters: a Ctrl-C at its entry (where
+# CPython checks for signals) used to leave the object signaled and its waiters asleep until
+# their time-out. The walk is finished before the interrupt goes on.
+
+
+class _Stop(BaseException):
+    """Stands for KeyboardInterrupt."""
+
+
+def _interrupt_the_wake(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    real = _objects.wake_waiters
+    calls: list[int] = []
+
+    def interrupted(obj: Any) -> None:
+        calls.append(1)
+        monkeypatch.setattr(_objects, "wake_waiters", real)  # once
+        raise _Stop
+
+    monkeypatch.setattr(_objects, "wake_waiters", interrupted)
+    return calls
+
+
+@pytest.mark.parametrize("kind", ["event", "semaphore", "mutex"])
+def test_an_interrupt_waking_the_waiters_leaves_none_asleep(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    obj: Any
+    if kind == "event":
+        obj = Event(manual_reset=True)
+        signal: Any = obj.set
+    elif kind == "semaphore":
+        obj = Semaphore(0, 1)
+        signal = lambda: obj.release(1)  # noqa: E731
+    else:
+        obj = Mutex(initial_owner=True)
+        signal = obj.release
+    results: list[int] = []
+    waiter = threading.Thread(target=lambda: results.append(_wait.wait_for_one(obj, LONG, False)))
+    waiter.start()
+    wait_until(lambda: len(obj._waiters) == 1, LONG)
+    calls = _interrupt_the_wake(monkeypatch)
+    with pytest.raises(_Stop):
+        signal()
+    assert calls == [1]
+    waiter.join(LONG * 2)
+    assert results == [0]  # woken by the signal, not by its time-out

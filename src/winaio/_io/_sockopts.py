@@ -214,10 +214,26 @@ def set_nonblocking(file: FileObject, nonblocking: bool) -> None:
 
 def bytes_readable(file: FileObject) -> int:
     """ioctlsocket(FIONREAD): bytes a receive would return now (0 on a listening socket)."""
-    sock = _sock(file)
+    _sock(file)
+    # The descriptor is used without a request: counted among its users first, so that a
+    # close from another thread cannot let a reopened file's count be read (``_fd_users``).
+    users = getattr(file, "fd_users", None)
+    if users is None:  # (every Socket has them; a bare FileObject with a socket does not)
+        return _fionread(file.fd)
+    users.append(None)
     try:
-        raw = fcntl.ioctl(file.fd, termios.FIONREAD, b"\0\0\0\0")
+        if file.closing:
+            raise Win32Error(10038, "not a socket (WSAENOTSOCK)")  # closed meanwhile: _sock's
+        return _fionread(file.fd)
+    finally:
+        users.pop()
+        if file.closing:
+            users.left()
+
+
+def _fionread(fd: int) -> int:
+    try:
+        raw = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
     except OSError:
         return 0
-    del sock
     return int(struct.unpack("i", raw)[0])

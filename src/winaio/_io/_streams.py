@@ -242,13 +242,20 @@ def create_pipe(overlapped: bool = False, size: int = 0) -> tuple[StreamFile, St
 class Socket(StreamFile):
     """A socket as a file object (WSASocket / socket())."""
 
-    __slots__ = ("_recv_misses", "_recv_poller", "_recv_ready", "fd_users")
+    __slots__ = ("_pend", "_recv_misses", "_recv_poller", "_recv_ready", "fd_users")
 
     def __init__(self, fd: int, **kwargs: Any) -> None:
         #: The fast paths using the descriptor now (``_fd_users``): set before anything can
         #: close it (``_release_fd`` reads it).
         self.fd_users = FdUsers()
         super().__init__(fd, **kwargs)
+        #: How a receive of the fast path pends (``_files.submit_receive``'s contract): the
+        #: backend's one-call ``pend_receive`` where it has one (io_uring), else
+        #: ``submit_receive``. The backend's bound method, never one of this socket's: no
+        #: reference cycle keeps a socket nobody holds from closing.
+        self._pend: Callable[[FileObject, Overlapped, memoryview], None] = (
+            getattr(self.backend, "pend_receive", None) or submit_receive
+        )
         self.send_claim = threading.Lock()  # ``_files.start``; the fast path of start_write
         #: The fast path's readiness check (module docstring): a ``select.poll`` on this
         #: socket, made at its first receive that would block; ``_recv_ready`` is its ``poll``
@@ -295,37 +302,48 @@ class Socket(StreamFile):
             and len(buffer)  # zero-byte reads wait for data: the request object does that
             and (self.winsock is None or not self.winsock.shut_rd)  # WSAESHUTDOWN, likewise
         ):
-            # Counted in before ``closing`` is read: a close from another thread meanwhile
-            # leaves the descriptor open until this call is done with it (``_fd_users``).
+            closed = self.closing  # (a local: the attribute is read again below)
+            if closed:  # as ``_files.start``: before any effect
+                raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the socket is closed")
+            # §4.2 step 2: reset E, clear F, Internal = STATUS_PENDING; plain stores, as in
+            # ``_files.start``.
+            event = overlapped.event
+            if event is not None:
+                event._signaled = False
+            self._signaled = False
+            overlapped.status = STATUS_PENDING
+            ready = self._recv_ready
+            if ready is not None:
+                # Its last receive found nothing: after a run of receives that found nothing,
+                # pend without asking (module docstring). The descriptor is not used here:
+                # ``submit_receive`` registers the request under LOCK, or fails if a close
+                # came meanwhile.
+                misses = self._recv_misses
+                if misses >= _ASK_RUN and misses & _ASK_EVERY:
+                    self._recv_misses = misses + 1
+                    self._pend(
+                        self, overlapped, buffer if cls is memoryview else memoryview(buffer)
+                    )
+                    return False
+            # The descriptor is used from here on: counted in before ``closing`` is read again,
+            # a close from another thread meanwhile leaves it open until this call is done
+            # with it (``_fd_users``).
             users = self.fd_users
             users.append(None)
             try:
-                if self.closing:  # closed since the test above: as ``_files.start``
+                if self.closing:  # closed meanwhile
                     raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the socket is closed")
                 sock = self.sock
                 assert sock is not None
-                # §4.2 step 2: reset E, clear F, Internal = STATUS_PENDING; plain stores, as in
-                # ``_files.start``.
-                event = overlapped.event
-                if event is not None:
-                    event._signaled = False
-                self._signaled = False
-                overlapped.status = STATUS_PENDING
-                ready = self._recv_ready
                 if ready is not None:
-                    # Its last receive found nothing: ask before trying, or, after a run of
-                    # receives that found nothing, pend without asking (module docstring).
-                    misses = self._recv_misses
-                    if misses >= _ASK_RUN and misses & _ASK_EVERY:
-                        waiting = True
-                    else:
-                        try:
-                            waiting = not ready(0)
-                        except RuntimeError:  # another thread polls this socket at this moment
-                            waiting = False
+                    # Its last receive found nothing: ask before trying.
+                    try:
+                        waiting = not ready(0)
+                    except RuntimeError:  # another thread polls this socket at this moment
+                        waiting = False
                     if waiting:
-                        self._recv_misses = misses + 1
-                        submit_receive(
+                        self._recv_misses += 1
+                        self._pend(
                             self, overlapped, buffer if cls is memoryview else memoryview(buffer)
                         )
                         return False
@@ -345,7 +363,7 @@ class Socket(StreamFile):
                     if poller is not None:
                         self._recv_ready = poller.poll
                         self._recv_misses = 1
-                    submit_receive(
+                    self._pend(
                         self, overlapped, buffer if cls is memoryview else memoryview(buffer)
                     )
                     return False
@@ -411,7 +429,7 @@ class Socket(StreamFile):
             and overlapped is not None
             and not self.stream_out  # an earlier send pends: it goes first (#66)
             and self.overlapped
-            and len(data)  # a zero-byte send "never blocks": the request object decides
+            and (nbytes := len(data))  # a zero-byte send "never blocks": the request decides
             # Another thread is issuing a send: wait for it in the general path. Held until a
             # partial send's remainder is registered, so no send can come between its parts.
             and (claim := self.send_claim) is not None
@@ -439,13 +457,12 @@ class Socket(StreamFile):
                         raise IoError(
                             ntstatus_to_winerror(write_failed(self, exc.errno or 0))
                         ) from None
-                    size = len(data)
-                    if n < size:
+                    if n < nbytes:
                         # The socket buffer is full: the rest waits for room (a request object)
                         # registered before the claim is released.
                         view = data if cls is memoryview else memoryview(data)
                         op = StreamWriteOp(self, overlapped, (view[n:],))
-                        op.sent, op.nbytes = n, size
+                        op.sent, op.nbytes = n, nbytes
                         submit_tried(op)
                         return False
                     if (

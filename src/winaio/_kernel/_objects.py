@@ -67,14 +67,22 @@ class Event(DispatcherObject):
             previous = self._signaled
             self._signaled = True
             if self._waiters:
-                wake_waiters(self)
+                try:
+                    wake_waiters(self)
+                except BaseException:  # (Ctrl-C) the walk is finished first: no
+                    wake_waiters(self)  # waiter of a signaled object is left asleep
+                    raise
         return previous
 
     def _signal_locked(self, ts: ThreadState) -> None:
         """SignalObjectAndWait's signal step (SetEvent), under the lock."""
         self._signaled = True
         if self._waiters:
-            wake_waiters(self)
+            try:
+                wake_waiters(self)
+            except BaseException:  # (Ctrl-C) the walk is finished first: no
+                wake_waiters(self)  # waiter of a signaled object is left asleep
+                raise
 
     def reset(self) -> bool:
         """ResetEvent. Returns the previous state."""
@@ -93,7 +101,11 @@ class Event(DispatcherObject):
             previous = self._signaled
             self._signaled = True
             if self._waiters:
-                wake_waiters(self)
+                try:
+                    wake_waiters(self)
+                except BaseException:  # (Ctrl-C) the walk is finished first: no
+                    wake_waiters(self)  # waiter of a signaled object is left asleep
+                    raise
             self._signaled = False
         return previous
 
@@ -156,7 +168,11 @@ class Semaphore(DispatcherObject):
             raise Win32Error(WinError.ERROR_TOO_MANY_POSTS)
         self._count = previous + count
         if self._waiters:
-            wake_waiters(self)
+            try:
+                wake_waiters(self)
+            except BaseException:  # (Ctrl-C) the walk is finished first: no
+                wake_waiters(self)  # waiter of a signaled object is left asleep
+                raise
         return previous
 
 
@@ -235,7 +251,11 @@ class Mutex(DispatcherObject):
             self._owner = None
             del ts.owned_mutexes[self]
             if self._waiters:
-                wake_waiters(self)
+                try:
+                    wake_waiters(self)
+                except BaseException:  # (Ctrl-C) the walk is finished first: no
+                    wake_waiters(self)  # waiter of a signaled object is left asleep
+                    raise
         return previous
 
     def _abandon_locked(self) -> None:
@@ -247,4 +267,8 @@ class Mutex(DispatcherObject):
         self._recursion = 0
         self._abandoned = True
         if self._waiters:
-            wake_waiters(self)
+            try:
+                wake_waiters(self)
+            except BaseException:  # (Ctrl-C) the walk is finished first: no
+                wake_waiters(self)  # waiter of a signaled object is left asleep
+                raise

@@ -253,7 +253,11 @@ def run_exit_effects(ts: ThreadState, exit_code: int) -> None:
         if thread is not None:
             thread._exited = True  # only now: the exit hooks ran (their I/O rundown waits, §8)
             if thread._waiters:
-                wake_waiters(thread)
+                try:
+                    wake_waiters(thread)
+                except BaseException:  # (Ctrl-C) the walk is finished first: no
+                    wake_waiters(thread)  # waiter of a signaled object is left asleep
+                    raise
 
 
 def start_thread(

@@ -176,7 +176,11 @@ class WaitableTimer(DispatcherObject):
             return None
         self._signaled = True
         if self._waiters:
-            wake_waiters(self)
+            try:
+                wake_waiters(self)
+            except BaseException:  # (Ctrl-C) the walk is finished first: no
+                wake_waiters(self)  # waiter of a signaled object is left asleep
+                raise
         routine = self._routine
         setter = self._setter
         if (

@@ -13,6 +13,7 @@ no threads), ``ring`` (the ring as an ``SqeSink``, split publish/enter), ``backe
 backend object: submission, cancellation, completion, the ring thread), ``lead`` (waiting
 threads that reap: leaders, followers, pokes, the watch), ``streams`` (STREAM requests:
 per-descriptor FIFO lines and readiness polls), ``backlog`` (what the ring thread submits),
+``migration`` (who submitted what; what migrates when a submitter exits),
 ``close`` (draining after a dead ring thread), ``common`` (the shared vocabulary), ``probe``
 (can it run here, and why not).
 

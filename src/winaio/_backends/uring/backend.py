@@ -4,7 +4,8 @@ Purpose: :class:`IoUringBackend`, the ``Backend`` of ``winaio._io._backend`` on 
 design (who submits, who reaps, migration at thread exit, close) is in the package docstring
 (``uring``); the parts it is made of own their state: :class:`~.lead.Leadership` (who waits
 on the ring), :class:`~.streams.StreamLines` (STREAM requests), :class:`~.backlog.Backlog`
-(what the ring thread must submit), :class:`~.common.InFlight` (every request in the kernel).
+(what the ring thread must submit), :class:`~.common.InFlight` (every request in the kernel),
+:class:`~.migration.Migration` (who submitted what, what migrates at a thread's exit).
 
 Locking: ``_lock`` guards the SQ side (every prep, publish and submitting enter happens under
 it, so the SQ ring holds no unsubmitted SQE outside it), the table's inserts, the lines, the
@@ -23,14 +24,17 @@ import select
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from ..._io._backend import BackendStatistics, IdleWork, OpKind, add_deferred_flush
 from ..._io._dispatch import deliver, deliver_batch
+from ..._io._files import _IO_KEY
 from ..._io._ops import Operation, StreamReadOp
 from ..._kernel._dispatcher import LOCK, ThreadState
 from ..._kernel._threads import EXIT_MIGRATE_IO, add_thread_exit_hook, current_thread_state
-from ...codes import NtStatus
+from ...codes import NtStatus, WinError
+from ...errors import Win32Error
 from .abi import RingBusyError, SubmissionQueueFull
 from .abi.consts import CqeFlags, PollFlags
 from .backlog import Backlog, prep_failed
@@ -50,9 +54,14 @@ from .common import (
     report,
 )
 from .lead import WATCH_MAX, WATCH_MIN, Leadership, RingParker
+from .migration import Migration
 from .probe import feature_names, probe_backend, recv_poll_first
 from .ring import BackendRing
 from .streams import Line, StreamLines
+
+if TYPE_CHECKING:
+    from ..._io._files import FileObject
+    from ..._io._overlapped import Overlapped
 
 __all__ = ["IoUringBackend"]
 
@@ -61,6 +70,8 @@ _PLAIN_COMPLETE = Operation.complete
 #: What a request fails with when its submitting thread is gone (``uring``).
 _DIED = frozenset((-errno.ECANCELED, -errno.EFAULT))
 _SUCCESS = int(NtStatus.STATUS_SUCCESS)
+_CLOSED_STATUS = int(NtStatus.STATUS_INVALID_HANDLE)  # the backend is closed (``_files``)
+_new_object = object.__new__
 _MULTI = int(PollFlags.IORING_POLL_ADD_MULTI)
 _POLLIN = select.POLLIN
 _FILE = OpKind.FILE
@@ -117,16 +128,11 @@ class IoUringBackend:
         self._table = InFlight()
         self._streams = StreamLines(self._lock, self._poll_locked)
         self._backlog = Backlog()
-        #: user_data of requests cancelled because their submitting thread exits: if the
-        #: cancel wins they are submitted again by the ring thread (``uring``: migration).
-        self._migrating: set[int] = set()
-        #: Requests resubmitted because they died with an unrecorded submitter (``_died``).
-        self._resubmitted: weakref.WeakSet[Operation] = weakref.WeakSet()
+        #: Who submitted what, and what migrates when a submitter exits (``migration``).
+        self._migration = Migration()
         #: user_data of requests prepared and published but not submitted yet: the ring's
         #: owner defers its submissions to its next wait, one io_uring_enter per burst.
         self._unsubmitted: list[int] = []
-        #: Who submitted what (``uring``: migration), pruned lazily.
-        self._owned: dict[ThreadState, set[int]] = {}
         self._stale_unsubmitted = -1
         self._hinted = False  # counted in IdleWork.deferred (``_hint_locked``)
         #: The RECV flags of a pended receive (``submit``): POLL_FIRST where the kernel has it.
@@ -142,7 +148,7 @@ class IoUringBackend:
         # Counters (under _lock): requests; syscalls and wake-ups (what leaders save).
         self._submitted = self._done = self._done_direct = 0
         self._cancelled = self._cancelled_direct = 0
-        self._enters = self._wakeups = self._watch_starts = self._migrated = 0
+        self._enters = self._wakeups = self._watch_starts = 0
         self._rounds = self._rt_reaps = self._rt_delivered = 0
         self._thread = threading.Thread(
             target=self._run, name=f"winaio-uring-{next(_names)}", daemon=True
@@ -193,55 +199,32 @@ class IoUringBackend:
                 self._bind_parker(issuer)
             return
         if type(op) is StreamReadOp and not self._closing:  # type(): narrows for mypy
-            # The sockets' pended receive (``_files.submit_tried``): a receive into one buffer
-            # on a socket whose line is empty becomes the head of a new line and a RECV in one
-            # hold of the lock, without the general path's layers (``_submit_slow`` ->
-            # ``enqueue_locked`` -> ``_poll_locked`` -> ``prep_pending`` -> ``recv``). Its RECV
-            # carries POLL_FIRST where the kernel takes it: the issuer's own attempt has just
-            # failed with EAGAIN, the kernel's first attempt would fail too.
+            # A socket receive into one buffer that reaches the backend as a request (the
+            # general path: a flag, a receive queued behind another...; the fast path's pends
+            # come through :meth:`pend_receive`): on a socket whose line is empty it becomes
+            # the head of a new line and a RECV in one hold of the lock (:meth:`_pend_locked`),
+            # without the general path's layers (``_submit_slow`` -> ``enqueue_locked`` ->
+            # ``_poll_locked`` -> ``prep_pending`` -> ``recv``).
             file = op.file
             buffers = op.buffers
             if file.sock is not None and op.nbytes and len(buffers) == 1:
                 issuer = op.issuer
                 fd = file.fd
                 key = fd + fd
-                taken = cancelled = wake = False
+                cancelled = False
+                pended: bool | None = None
                 lock = self._lock
                 with lock:
-                    streams = self._streams
-                    if self._closing or self._backlog.entries or key in streams.lines:
+                    if self._closing or self._backlog.entries or key in self._streams.lines:
                         pass  # the general path: behind a head, backlogged, or refused
                     elif op.cancel_requested:
                         # Cancelled before it had a token: cancel() could not find it.
                         self._submitted += 1
                         cancelled = True
                     else:
-                        table = self._table
-                        ud = table.next_ud
-                        buf = buffers[0]
-                        try:
-                            anchor = _from_buffer(buf)
-                            self._ring.prep_recv(
-                                fd, _addressof(anchor), buf.nbytes, ud, 0, op.flags,
-                                self._recv_ioprio,
-                            )  # fmt: skip
-                        except Exception:
-                            pass  # a full SQ ring, unusable memory: the general path
-                        else:
-                            taken = True
-                            self._submitted += 1
-                            table.next_ud = ud + 1
-                            table[ud] = (op, streams.open_direct_locked(op, key, ud, anchor))
-                            self._unsubmitted.append(ud)
-                            # The ring's owner defers to its next wait (``lead``); anyone
-                            # else submits at once (as ``_poll_locked``).
-                            if self._lead.owner is issuer.parker:
-                                if not self._hinted:
-                                    self._hint_locked()
-                            else:
-                                wake = self._submit_locked(issuer)
-                if taken:
-                    if wake:
+                        pended = self._pend_locked(op, issuer, fd, key, buffers[0])
+                if pended is not None:
+                    if pended:
                         os.eventfd_write(self._efd, 1)
                     parker = issuer.parker
                     if parker.__class__ is not RingParker or parker.lead is not self._lead:
@@ -251,6 +234,102 @@ class IoUringBackend:
                     self._finish_direct(op, CANCELLED)
                     return
         self._submit_slow(op)
+
+    def pend_receive(self, file: FileObject, overlapped: Overlapped, view: memoryview) -> None:
+        """The sockets' pended receive in one call (``Socket.start_read``, when its attempt
+        would block or is skipped; the preconditions of ``_files.submit_receive``: one whole,
+        non-empty writable buffer, no flags, no routine, E reset, F cleared, Internal
+        STATUS_PENDING): ``_files.submit_receive`` and :meth:`submit`'s receive block without
+        the request passing between them. The request is built slot by slot and registered
+        in one hold of LOCK (CancelIoEx, closesocket and thread exit see it from then on);
+        then, in one hold of the backend's lock, it becomes the head of a new line and a RECV
+        (POLL_FIRST where the kernel has it) deferred to the ring owner's next wait, or
+        submitted at once by anyone else. A cancel that came between the two holds (no
+        token to find yet) is seen here (``cancel_requested``) and completes it cancelled,
+        as in :meth:`submit`; anything else unusual (a line already there, a backlog, a
+        closing backend, a full SQ ring) takes :meth:`submit`. The seam an accelerator
+        would replace (``docs/design.md``, "what would have to move to C").
+
+        Raises:
+            Win32Error: ERROR_INVALID_HANDLE if the socket is being closed.
+        """
+        op: StreamReadOp = _new_object(StreamReadOp)
+        op.file = file
+        op.overlapped = overlapped
+        event = op.event = overlapped.event
+        skip_port = op.skip_port = overlapped.skip_port
+        op.routine = None
+        issuer = op.issuer = current_thread_state()
+        op.done = op.cancel_requested = False
+        op.token = op.sync_done = None
+        op.buffers = [view]
+        op.nbytes = len(view)
+        op.flags = 0
+        with LOCK:  # (``with``: a Ctrl-C cannot leave it held)
+            if file.closing:
+                raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
+            # Registered and marked submitted in one go, as ``_files.submit_receive``: a
+            # request that outlives its issuer (port-bound, no event, no routine: spec §8)
+            # stays out of the issuer's list, which only the thread-exit hook reads.
+            op.registered = op.submitted = True
+            file._pending[op] = None
+            file.stream_in += 1
+            if event is not None or skip_port or file.port is None:
+                ops = issuer.extensions.get(_IO_KEY)
+                if ops is None:
+                    ops = issuer.extensions[_IO_KEY] = {}
+                ops[op] = None
+        fd = file.fd
+        key = fd + fd
+        wake: bool | None = None
+        with self._lock:
+            if not (
+                self._closing
+                or self._backlog.entries
+                or key in self._streams.lines
+                or op.cancel_requested  # (:meth:`submit` completes it cancelled)
+            ):
+                wake = self._pend_locked(op, issuer, fd, key, view)
+        if wake is not None:
+            if wake:
+                os.eventfd_write(self._efd, 1)
+            parker = issuer.parker
+            if parker.__class__ is not RingParker or parker.lead is not self._lead:
+                self._bind_parker(issuer)
+            return
+        try:
+            self.submit(op)
+        except RuntimeError:
+            op.complete(_CLOSED_STATUS, 0)  # the backend is closed: as ``_files``
+
+    def _pend_locked(
+        self, op: StreamReadOp, issuer: ThreadState, fd: int, key: int, buf: memoryview
+    ) -> bool | None:
+        """Under ``_lock``, for a receive into ``buf`` on a socket whose line (``key``) is
+        empty, nobody's cancel pending, the backend open and not backlogged: make ``op`` the
+        head of a new line and a RECV (POLL_FIRST where the kernel has it: the issuer's own
+        attempt has just failed, or was skipped because its last ones did), deferred to the
+        ring owner's next wait (``lead``) or submitted at once by anyone else. Returns None
+        if the SQ ring or the memory refused it (the general path), else whether the ring
+        thread must be woken."""
+        table = self._table
+        ud = table.next_ud
+        try:
+            anchor = _from_buffer(buf)
+            self._ring.prep_recv(
+                fd, _addressof(anchor), buf.nbytes, ud, 0, op.flags, self._recv_ioprio
+            )
+        except Exception:
+            return None  # a full SQ ring, unusable memory: the general path
+        self._submitted += 1
+        table.next_ud = ud + 1
+        table[ud] = (op, self._streams.open_direct_locked(op, key, ud, anchor))
+        self._unsubmitted.append(ud)
+        if self._lead.owner is issuer.parker:
+            if not self._hinted:
+                self._hint_locked()
+            return False
+        return self._submit_locked(issuer)
 
     def _bind_parker(self, issuer: ThreadState) -> None:
         """The issuer most likely waits for its request soon: let it lead the ring then."""
@@ -375,7 +454,7 @@ class IoUringBackend:
             detail = (
                 f"ring sq={ring.sq_entries} cq={ring.cq_entries}"
                 f" features={feature_names(ring.features)}; issuers submit ({self._enters}"
-                f" enters, {self._backlog.total} backlogged, {self._migrated} migrated at"
+                f" enters, {self._backlog.total} backlogged, {self._migration.count} migrated at"
                 f" thread exit); waiters reap: {lead.leads} waits as leader, {lead.waits} in"
                 f" the kernel, {lead.own_wakes} ended in place, {lead.pokes} pokes,"
                 f" {lead.takeovers} takeovers; ring thread:"
@@ -462,7 +541,7 @@ class IoUringBackend:
         unsubmitted = self._unsubmitted
         if unsubmitted:
             if ts is not None:
-                self._own_locked(ts, unsubmitted)
+                self._migration.own_locked(ts, unsubmitted, self._table)
             if not stuck:
                 unsubmitted.clear()
                 if self._hinted:
@@ -483,21 +562,10 @@ class IoUringBackend:
             except RingBusyError:
                 consumed = 0
             if consumed == 1:
-                self._own_locked(ts, (ud,))
+                self._migration.own_locked(ts, (ud,), self._table)
                 return False
         self._unsubmitted.append(ud)
         return self._submit_locked(ts)
-
-    def _own_locked(self, ts: ThreadState, uds: Iterable[int]) -> None:
-        """``ts`` submitted ``uds``: its exit migrates those still in flight (``uring``).
-        Recorded even when stuck: migrating a request the ring thread submits in the end
-        costs a cancel; not migrating one this thread submitted loses it."""
-        owned = self._owned.get(ts)
-        if owned is None:
-            owned = self._owned[ts] = set()
-        owned.update(uds)
-        if len(owned) > 64 + 4 * len(self._table):
-            owned.intersection_update(self._table)  # forget completed ones
 
     def _hint_locked(self) -> None:
         """Keep ``IdleWork.deferred`` (the ports' hint, ``_io._backend``) in step with
@@ -533,7 +601,7 @@ class IoUringBackend:
             if not unsubmitted or self._backlog.stuck:
                 return 0
             pending = self._ring.publish()
-            self._own_locked(ts, unsubmitted)
+            self._migration.own_locked(ts, unsubmitted, self._table)
             unsubmitted.clear()
             self._hint_locked()
             self._enters += 1
@@ -645,7 +713,7 @@ class IoUringBackend:
         cq_lock = self._cq_lock
         with cq_lock:
             cqes = ring.reap(REAP_BATCH)
-            if len(cqes) == 1 and not (self._migrating or self._closing):
+            if len(cqes) == 1 and not (self._migration.migrating or self._closing):
                 # The QD1 case, on the critical path of every read (CQE -> next submission):
                 # one request that succeeded (a FILE request, or a STREAM head whose own
                 # request brought data), delivered as :meth:`_process` and :meth:`_deliver`
@@ -718,7 +786,7 @@ class IoUringBackend:
         get = table.get
         append = finished.append
         service = self._streams.service
-        migrating = self._migrating
+        migrating = self._migration.migrating
         cancelled = 0
         start = len(finished)
         heads: list[tuple[Line, int, int]] = []  # STREAM heads whose RECV brought data
@@ -742,7 +810,7 @@ class IoUringBackend:
                     if res < 0 and not op.cancel_requested:
                         self._migrate(op, extra)
                         continue
-                elif res < 0 and res in _DIED and self._died(op):
+                elif res < 0 and res in _DIED and self._migration.died(op, self._closing):
                     self._migrate(op, extra)
                     continue
                 if extra.__class__ is Line:
@@ -835,17 +903,6 @@ class IoUringBackend:
             self._done += len(finished) - start
             self._cancelled += cancelled
 
-    def _died(self, op: Operation) -> bool:
-        """A request failed the way one does when its submitting thread is gone (``uring``:
-        -ECANCELED, -EFAULT) and nobody cancelled it: its submitter was not the thread this
-        backend recorded (a leader's waiting enter may submit another thread's SQEs, and
-        another thread its burst, ``_take_burst``). Resubmitted by the ring thread, once
-        (under _cq_lock)."""
-        if op.cancel_requested or self._closing or op in self._resubmitted:
-            return False
-        self._resubmitted.add(op)
-        return True
-
     def _count_locked(self, finished: Finished) -> None:
         """Count completions that did not come from :meth:`_process` as done (under
         _cq_lock)."""
@@ -926,28 +983,18 @@ class IoUringBackend:
 
     # ------------------------------------------------------------------ thread exit
     def _thread_exited(self, ts: ThreadState) -> None:
-        """Migration (``uring``): cancel what ``ts`` submitted and is still in flight, unless
-        it is being cancelled anyway; a cancel that wins resubmits from the ring thread."""
-        wake = False
+        """Migration (``migration``): cancel what ``ts`` submitted and is still in flight,
+        unless it is being cancelled anyway; a cancel that wins resubmits from the ring
+        thread."""
+        table = self._table
         with self._lock:
-            table = self._table
-            migrating = self._migrating
-            while True:
-                owned = self._owned.pop(ts, None)
-                if self._closing or not owned:
-                    break
-                mine = [
-                    ud
-                    for ud in owned
-                    if ud in table and not table[ud][0].cancel_requested and ud not in migrating
-                ]
-                if not mine:
-                    break
-                for ud in mine:
-                    migrating.add(ud)
-                    wake = self._cancel_locked(ud, ts) or wake
-                # Those cancels also submitted whatever was deferred in the SQ ring (another
-                # owner's burst): this thread owns that now too, so round again.
+            wake = self._migration.leave_locked(
+                ts,
+                table,
+                lambda ud: not table[ud][0].cancel_requested,
+                self._cancel_locked,
+                lambda: self._closing,
+            )
         if wake:
             os.eventfd_write(self._efd, 1)
 
@@ -956,7 +1003,7 @@ class IoUringBackend:
         # A Ctrl-C once the table gave it up still backlogs it and wakes the ring thread.
         try:
             with self._lock:
-                self._migrated += 1
+                self._migration.count += 1
                 if extra.__class__ is Line:
                     line: Line = extra
                     line.poll_ud = 0
