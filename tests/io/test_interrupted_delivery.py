@@ -4,7 +4,7 @@ leader delivers what it reaped does not lose a completion.
 The CQEs a leader reaps are out of the CQ ring and out of the backend's table: if an exception
 cut their delivery short, nobody else would ever complete them - the request stayed pending for
 ever, and its file's close() never released the descriptor. The exception still propagates
-(out of the interrupted GetQueuedCompletionStatus), after ``IoUringBackend._deliver_rest``:
+(out of the interrupted GetQueuedCompletionStatus), after ``Reaper._deliver_rest``:
 
 - an interrupt between two deliveries, or in the funnel before it took the request: every
   request of the batch is delivered, in full (its packet reaches the port);
@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import pytest
 
 from winaio._backends import uring
-from winaio._backends.uring import backend as backend_mod
+from winaio._backends.uring import reaper as reaper_mod
 from winaio._backends.uring.backlog import Backlog
 from winaio._backends.uring.common import UD_POKE, InFlight
 from winaio._backends.uring.streams import StreamLines
@@ -84,7 +84,7 @@ def test_an_interrupt_in_the_one_cqe_delivery_still_completes_the_read(
     ov = Overlapped(2 * BLOCK)
     assert disk.start_read(view, ov) is False
     wait_until(lambda: b._ring.cq_ready() == 1, LONG, "the read completes")
-    hits = interrupt_once(backend_mod, "deliver")
+    hits = interrupt_once(reaper_mod, "deliver")
     with pytest.raises(kit.Interrupted):
         port.get(None)
     assert [information for _, _, information in hits] == [BLOCK]  # the fast path took it
@@ -147,17 +147,17 @@ def test_an_interrupt_between_deliveries_of_a_batch_delivers_the_rest(
     b = armed_uring
     port = parked_port(b)
     disk.associate(port, "disk")
-    real = backend_mod.deliver_batch
+    real = reaper_mod.deliver_batch
     sizes: list[int] = []
 
     def first_then_interrupted(batch: list[Any]) -> list[BaseException]:
         sizes.append(len(batch))
-        monkeypatch.setattr(backend_mod, "deliver_batch", real)  # once
+        monkeypatch.setattr(reaper_mod, "deliver_batch", real)  # once
         real(batch[:1])
         raise kit.Interrupted
 
     reads = _reads_in_one_batch(b, disk, aligned, 4)
-    monkeypatch.setattr(backend_mod, "deliver_batch", first_then_interrupted)
+    monkeypatch.setattr(reaper_mod, "deliver_batch", first_then_interrupted)
     with pytest.raises(kit.Interrupted):
         port.get(None)
     assert sizes == [4]  # one batch
@@ -220,7 +220,7 @@ def test_an_interrupt_delivering_a_sockets_recv_head_still_completes_it(
     b = armed_uring
     port = parked_port(b)
     made = _pended_receives(b, socket_pair, port, 1)
-    hits = interrupt_once(backend_mod, "deliver")
+    hits = interrupt_once(reaper_mod, "deliver")
     with pytest.raises(kit.Interrupted):
         port.get(None)
     assert [information for _, _, information in hits] == [5]
@@ -228,7 +228,7 @@ def test_an_interrupt_delivering_a_sockets_recv_head_still_completes_it(
 
 
 # ---------------------------------------------------------------- before delivery: the mapping
-# An interrupt raised while the reaper maps what it reaped (``IoUringBackend._process``, and
+# An interrupt raised while the reaper maps what it reaped (``Reaper.process``, and
 # the one-CQE path's STREAM branch), after a request left the table and before it was queued
 # for delivery, or while the STREAM heads it collected wait for their line's service.
 

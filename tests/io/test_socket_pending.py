@@ -33,6 +33,7 @@ from winaio._backends import uring
 from winaio._backends.uring.abi import SubmissionQueueFull
 from winaio._backends.uring.abi.consts import RecvSendFlags
 from winaio._backends.uring.probe import recv_poll_first
+from winaio._backends.uring.reaper import Reaper
 from winaio._backends.uring.ring import BackendRing
 from winaio._backends.uring.streams import StreamLines
 from winaio._io._files import cancel_io_ex, request_cancel
@@ -547,7 +548,7 @@ def test_a_reap_of_many_receives_completes_them_in_one_pass(
             peer.send(bytes([65 + i]) * 8)
         ring = backend._ring
         wait_until(lambda: ring.cq_ready() >= len(pairs), LONG, "every RECV completed")
-        assert backend._reap() == len(pairs)
+        assert backend._reaper.reap() == len(pairs)
         assert batches == [len(pairs)]  # one pass for the batch...
         assert len(per_cqe) == 1  # ... but the line with a request behind its head
         got = {p.overlapped: p for p in _packets(port, len(pairs))}
@@ -578,18 +579,22 @@ def _packets(port: CompletionPort, n: int) -> list[Any]:
 def test_a_qd1_receive_is_delivered_without_the_batch_path(
     backend: uring.IoUringBackend, kit: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # One CQE, a direct head's RECV with data: ``_reap``'s QD1 path completes it (its line
-    # through ``service``, the packet through ``deliver``), not ``_process``.
+    # One CQE, a direct head's RECV with data: ``Reaper.reap``'s QD1 path completes it (its
+    # line through ``service``, the packet through ``deliver``), not ``Reaper.process``.
     port = CompletionPort()
     pairs = _pairs(backend, port, 1)
     ((f, peer),) = pairs
     parked = kit.park(backend, monkeypatch)
 
-    def no_batch(*args: Any) -> None:
-        raise AssertionError("the batch path ran for one CQE")
+    real_process = Reaper.process
+
+    def no_batch(self: Reaper, *args: Any) -> None:
+        if self is backend._reaper:  # (this backend's only, as before the move)
+            raise AssertionError("the batch path ran for one CQE")
+        real_process(self, *args)
 
     try:
-        monkeypatch.setattr(backend, "_process", no_batch)
+        monkeypatch.setattr(Reaper, "process", no_batch)
         buf = bytearray(64)
         for i in range(20):
             ov = Overlapped()

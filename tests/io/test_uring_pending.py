@@ -126,7 +126,7 @@ def test_a_qd1_port_loop_submits_each_read_at_once_and_sleeps_once(
         # when the CQE came before the wait: the first reap takes it).
         assert backend._enters - enters == total
         assert backend._lead.waits - waits <= total
-        # Each one reaped alone and delivered by the single-CQE path (``_reap``): counted.
+        # Each one reaped alone and delivered by the single-CQE path (``Reaper.reap``): counted.
         assert backend.statistics().completed - completed == total
         assert not backend._table
         assert backend._lead.owner is current_thread_state().parker  # the thread led

@@ -10,10 +10,11 @@ module that imports this package.
 
 Modules: ``abi`` (the raw io_uring ABI, split the way liburing splits its own code: no policy,
 no threads), ``ring`` (the ring as an ``SqeSink``, split publish/enter), ``backend`` (the
-backend object: submission, cancellation, completion, the ring thread), ``lead`` (waiting
+backend object: submission, cancellation, the ring thread), ``lead`` (waiting
 threads that reap: leaders, followers, pokes, the watch), ``streams`` (STREAM requests:
 per-descriptor FIFO lines and readiness polls), ``backlog`` (what the ring thread submits),
-``migration`` (who submitted what; what migrates when a submitter exits),
+``migration`` (who submitted what; what migrates when a submitter exits), ``reaper`` (the
+completion side: reaping the CQ ring, mapping CQEs, delivering; the CQ lock),
 ``close`` (draining after a dead ring thread), ``common`` (the shared vocabulary), ``probe``
 (can it run here, and why not).
 

@@ -1,16 +1,17 @@
-"""The io_uring backend object: submission, cancellation, completion, the ring thread.
+"""The io_uring backend object: submission, cancellation, the ring thread.
 
 Purpose: :class:`IoUringBackend`, the ``Backend`` of ``winaio._io._backend`` on io_uring. The
 design (who submits, who reaps, migration at thread exit, close) is in the package docstring
 (``uring``); the parts it is made of own their state: :class:`~.lead.Leadership` (who waits
 on the ring), :class:`~.streams.StreamLines` (STREAM requests), :class:`~.backlog.Backlog`
 (what the ring thread must submit), :class:`~.common.InFlight` (every request in the kernel),
-:class:`~.migration.Migration` (who submitted what, what migrates at a thread's exit).
+:class:`~.migration.Migration` (who submitted what, what migrates at a thread's exit),
+:class:`~.reaper.Reaper` (the completion side: reaping, mapping, delivery, the CQ lock).
 
 Locking: ``_lock`` guards the SQ side (every prep, publish and submitting enter happens under
 it, so the SQ ring holds no unsubmitted SQE outside it), the table's inserts, the lines, the
-backlog, the leadership state and the counters. ``_cq_lock`` guards reaping; it is taken
-before ``_lock`` when both are needed (a reaper re-arms a poll). ``op.complete`` is always
+backlog, the leadership state and the counters. The reaper's ``cq_lock`` guards reaping; it is
+taken before ``_lock`` when both are needed (a reaper re-arms a poll). ``op.complete`` is always
 called with neither held (invariant 5).
 """
 
@@ -24,11 +25,9 @@ import select
 import threading
 import time
 import weakref
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ..._io._backend import BackendStatistics, IdleWork, OpKind, add_deferred_flush
-from ..._io._dispatch import deliver, deliver_batch
 from ..._io._files import _IO_KEY
 from ..._io._ops import Operation, StreamReadOp
 from ..._kernel._dispatcher import LOCK, ThreadState
@@ -36,7 +35,7 @@ from ..._kernel._threads import EXIT_MIGRATE_IO, add_thread_exit_hook, current_t
 from ...codes import NtStatus, WinError
 from ...errors import Win32Error
 from .abi import RingBusyError, SubmissionQueueFull
-from .abi.consts import CqeFlags, PollFlags
+from .abi.consts import PollFlags
 from .backlog import Backlog, prep_failed
 from .close import CLOSE_TIMEOUT, salvage
 from .common import (
@@ -48,14 +47,13 @@ from .common import (
     REAP_BATCH,
     UD_CANCEL,
     UD_POKE,
-    UNSUCCESSFUL,
     Finished,
     InFlight,
-    report,
 )
 from .lead import WATCH_MAX, WATCH_MIN, Leadership, RingParker
 from .migration import Migration
 from .probe import feature_names, probe_backend, recv_poll_first
+from .reaper import Reaper
 from .ring import BackendRing
 from .streams import Line, StreamLines
 
@@ -65,11 +63,6 @@ if TYPE_CHECKING:
 
 __all__ = ["IoUringBackend"]
 
-_F_MORE = int(CqeFlags.IORING_CQE_F_MORE)
-_PLAIN_COMPLETE = Operation.complete
-#: What a request fails with when its submitting thread is gone (``uring``).
-_DIED = frozenset((-errno.ECANCELED, -errno.EFAULT))
-_SUCCESS = int(NtStatus.STATUS_SUCCESS)
 _CLOSED_STATUS = int(NtStatus.STATUS_INVALID_HANDLE)  # the backend is closed (``_files``)
 _new_object = object.__new__
 _MULTI = int(PollFlags.IORING_POLL_ADD_MULTI)
@@ -124,12 +117,16 @@ class IoUringBackend:
             ring.close()
             raise
         self._lock = threading.Lock()
-        self._cq_lock = threading.Lock()
         self._table = InFlight()
         self._streams = StreamLines(self._lock, self._poll_locked)
         self._backlog = Backlog()
         #: Who submitted what, and what migrates when a submitter exits (``migration``).
         self._migration = Migration()
+        #: The completion side: the CQ lock, reaping, delivery, the done counts (``reaper``).
+        self._reaper = Reaper(
+            ring, self._table, self._streams, self._migration, self._migrate,
+            self._poke_ended, self._wake,
+        )  # fmt: skip
         #: user_data of requests prepared and published but not submitted yet: the ring's
         #: owner defers its submissions to its next wait, one io_uring_enter per burst.
         self._unsubmitted: list[int] = []
@@ -138,7 +135,7 @@ class IoUringBackend:
         #: The RECV flags of a pended receive (``submit``): POLL_FIRST where the kernel has it.
         self._recv_ioprio = recv_poll_first()
         self._lead = Leadership(
-            ring, self._lock, self._reap, self._flush, self._take_burst, self._burst_left,
+            ring, self._lock, self._reaper.reap, self._flush, self._take_burst, self._burst_left,
             self._in_flight, self._unsubmitted, self._wake_to_watch, self._efd,
         )  # fmt: skip
         self._sleeping = False  # the ring thread sleeps on the eventfd (set under _lock)
@@ -146,8 +143,8 @@ class IoUringBackend:
         self._poke_armed = self._poke_refused = False
         self._closing = self._crashed = self._close_called = False
         # Counters (under _lock): requests; syscalls and wake-ups (what leaders save).
-        self._submitted = self._done = self._done_direct = 0
-        self._cancelled = self._cancelled_direct = 0
+        # (Completed from a CQE: the reaper's ``done`` and ``cancelled``, under its CQ lock.)
+        self._submitted = self._done_direct = self._cancelled_direct = 0
         self._enters = self._wakeups = self._watch_starts = 0
         self._rounds = self._rt_reaps = self._rt_delivered = 0
         self._thread = threading.Thread(
@@ -428,10 +425,11 @@ class IoUringBackend:
             self._finish_direct(op, CANCELLED)
         elif head_line is not None:
             finished: Finished = []
-            with self._cq_lock:  # delivered in order with the reapers' completions
+            reaper = self._reaper
+            with reaper.cq_lock:  # delivered in order with the reapers' completions
                 self._streams.service(head_line, ECANCELED, finished)  # the line goes on
-                self._count_locked(finished)
-                self._deliver(finished)
+                reaper.count_locked(finished)
+                reaper.deliver(finished)
 
     def _withdraw_locked(self, ud: int) -> bool:
         """Take back a deferred request (the owner's burst, not submitted yet, ``lead``):
@@ -448,9 +446,9 @@ class IoUringBackend:
         ring = self._ring
         lead = self._lead
         with self._lock:
-            done = self._done + self._done_direct
+            done = self._reaper.done + self._done_direct
             submitted = self._submitted
-            cancelled = self._cancelled + self._cancelled_direct
+            cancelled = self._reaper.cancelled + self._cancelled_direct
             detail = (
                 f"ring sq={ring.sq_entries} cq={ring.cq_entries}"
                 f" features={feature_names(ring.features)}; issuers submit ({self._enters}"
@@ -485,6 +483,7 @@ class IoUringBackend:
             if self._close_called:
                 return
             self._close_called = self._closing = self._streams.closing = True
+            self._reaper.closing = True
             self._sleeping = False
         os.eventfd_write(self._efd, 1)
         self._thread.join(CLOSE_TIMEOUT)
@@ -495,10 +494,11 @@ class IoUringBackend:
                     self._ring, self._table, self._streams, self._backlog,
                     lambda: self._submit_locked(None),
                 )  # fmt: skip
-            with self._cq_lock:
-                self._count_locked(finished)
-                finished += self._drain(CLOSE_TIMEOUT)
-                self._deliver(finished)
+            reaper = self._reaper
+            with reaper.cq_lock:
+                reaper.count_locked(finished)
+                finished += reaper.drain(CLOSE_TIMEOUT)
+                reaper.deliver(finished)
         if self._thread.is_alive() or self._table:
             stats = self.statistics()
             raise RuntimeError(
@@ -684,6 +684,13 @@ class IoUringBackend:
             self._wakeups += 1
         return wake
 
+    def _wake(self) -> None:
+        """Wake the ring thread if it sleeps (no lock held: the reaper's ``wake``)."""
+        with self._lock:
+            wake = self._wake_locked()
+        if wake:
+            os.eventfd_write(self._efd, 1)
+
     def _submitter(self) -> ThreadState | None:
         """Who submits now: None for the ring thread (never migrated), else the thread."""
         if threading.get_ident() == self._ring_ident:
@@ -701,273 +708,6 @@ class IoUringBackend:
             wake = self._closing and self._wake_locked()
         if wake:
             os.eventfd_write(self._efd, 1)
-
-    # ------------------------------------------------------------------ completion side
-    def _reap(self) -> int:
-        """Reap the CQ ring and deliver (a leader or the ring thread, no lock held); returns
-        how many CQEs it took."""
-        ring = self._ring
-        if not ring.cq_ready() and not ring.cq_has_overflow():
-            return 0
-        finished: Finished = []
-        cq_lock = self._cq_lock
-        with cq_lock:
-            cqes = ring.reap(REAP_BATCH)
-            if len(cqes) == 1 and not (self._migration.migrating or self._closing):
-                # The QD1 case, on the critical path of every read (CQE -> next submission):
-                # one request that succeeded (a FILE request, or a STREAM head whose own
-                # request brought data), delivered as :meth:`_process` and :meth:`_deliver`
-                # would (same checks, same count, ``deliver`` being what ``deliver_batch``
-                # does per op) without their batch set-up (~100 bytecodes).
-                ud, res, _ = cqes[0]
-                entry = self._table.get(ud)
-                if res > 0 and entry is not None:
-                    op, extra = entry
-                    if op.__class__.complete is _PLAIN_COMPLETE:
-                        del self._table[ud]
-                        if extra.__class__ is Line:
-                            # A STREAM head (the pended socket receive at C=1): its line, as
-                            # :meth:`_process` would; most often it alone completes. A
-                            # BaseException (Ctrl-C) once the table gave the request up is
-                            # raised after the line's results are counted and delivered (the
-                            # rule of :meth:`_deliver_rest`, idempotent: ``op.done``).
-                            try:
-                                cancelled = self._streams.service(extra, res, finished)
-                                self._done += len(finished)
-                            except BaseException:
-                                if extra.poll_ud == ud:  # cut before the line took its result
-                                    self._heads_cut([(extra, res, ud)], finished)
-                                else:
-                                    self._count_locked(finished)  # not counted yet
-                                self._deliver_rest(finished)
-                                raise
-                            self._cancelled += cancelled
-                            try:
-                                if len(finished) != 1:
-                                    if finished:  # (none: the head polls again)
-                                        self._deliver(finished)
-                                    return 1
-                                op, status, res = finished[0]
-                                if op.__class__.complete is not _PLAIN_COMPLETE:
-                                    self._deliver(finished)
-                                    return 1
-                            except BaseException:
-                                self._deliver_rest(finished)
-                                raise
-                        else:
-                            status = _SUCCESS
-                            self._done += 1
-                        try:
-                            deliver(op, status, res)
-                        except Exception:
-                            report(f"completing {op!r}")
-                        except BaseException:
-                            self._deliver_rest([(op, status, res)])  # Ctrl-C: _deliver_rest
-                            raise
-                        return 1
-            if cqes:
-                try:
-                    self._process(cqes, finished)
-                except BaseException:
-                    # Ctrl-C while mapping the batch: _process finished its work (every CQE
-                    # mapped), so what it mapped is delivered before the exception goes on.
-                    self._deliver_rest(finished)
-                    raise
-                if finished:
-                    # Under the lock: completions are delivered in the order they were reaped,
-                    # whichever thread reaps next (two reads of one socket, #66).
-                    self._deliver(finished)
-        return len(cqes)
-
-    def _process(self, cqes: list[tuple[int, int, int]], finished: Finished) -> None:
-        """Map a batch of CQEs to completions, appended to ``finished``, and count them as
-        done (under _cq_lock)."""
-        table = self._table
-        get = table.get
-        append = finished.append
-        service = self._streams.service
-        migrating = self._migration.migrating
-        cancelled = 0
-        start = len(finished)
-        heads: list[tuple[Line, int, int]] = []  # STREAM heads whose RECV brought data
-        entry: tuple[Operation, object] | None = None
-        ud = res = flags = 0
-        it = iter(cqes)  # its length hint says where an exception cut the loop
-        try:
-            for ud, res, flags in it:
-                # get, then del: an interrupt at the end of a pop() would lose what it took;
-                # at the end of get() the entry is still in the table (``_process_cut``), and
-                # from the del (a statement, no signal check) ``entry`` holds it.
-                entry = get(ud)
-                if entry is None:
-                    if ud == UD_POKE and not flags & _F_MORE:
-                        self._poke_ended(res)
-                    continue  # UD_CANCEL: -ENOENT/-EALREADY are normal races
-                del table[ud]
-                op, extra = entry  # extra: the FILE op's keepalive (dropped now), or its line
-                if migrating and ud in migrating:
-                    migrating.discard(ud)
-                    if res < 0 and not op.cancel_requested:
-                        self._migrate(op, extra)
-                        continue
-                elif res < 0 and res in _DIED and self._migration.died(op, self._closing):
-                    self._migrate(op, extra)
-                    continue
-                if extra.__class__ is Line:
-                    if res > 0 and extra.direct:
-                        heads.append((extra, res, ud))  # below, in one hold of the lock
-                    else:
-                        cancelled += service(extra, res, finished)
-                    continue
-                if res > 0:
-                    append((op, _SUCCESS, res))  # every FILE op maps a positive result so
-                    continue
-                if res < 0 and op.cancel_requested:
-                    # Cancelled, or dead with its submitting thread (-ECANCELED, -EFAULT...).
-                    append((op, CANCELLED, 0))
-                    cancelled += 1
-                    continue
-                try:
-                    status, information = op.from_cqe(res)
-                except Exception:
-                    report(f"mapping the CQE of {op!r}")
-                    status, information = UNSUCCESSFUL, 0
-                append((op, status, information))
-        except BaseException:
-            # Ctrl-C (a signal handler's) inside the loop: the CQEs are out of the CQ ring and
-            # whatever the loop took out of the table is in nobody else's hands. Finished
-            # here, then re-raised (the caller delivers ``finished``: :meth:`_deliver_rest`).
-            self._done += len(finished) - start
-            self._cancelled += cancelled
-            self._process_cut(cqes, it, ud, res, flags, entry, heads, finished)
-            raise
-        if heads:
-            # After the others: order matters within a line only (one head per line in the
-            # kernel, so one CQE per line here), not between files.
-            try:
-                cancelled += self._streams.service_direct(heads, finished)
-            except BaseException:
-                self._done += len(finished) - start
-                self._cancelled += cancelled
-                self._heads_cut(heads, finished)  # Ctrl-C: the heads it did not take
-                raise
-        # Counted before delivery, so that a woken issuer already sees them in statistics().
-        self._done += len(finished) - start
-        self._cancelled += cancelled
-
-    def _process_cut(
-        self,
-        cqes: list[tuple[int, int, int]],
-        it: Iterator[tuple[int, int, int]],
-        ud: int,
-        res: int,
-        flags: int,
-        entry: tuple[Operation, object] | None,
-        heads: list[tuple[Line, int, int]],
-        finished: Finished,
-    ) -> None:
-        """A BaseException cut :meth:`_process`'s loop: finish its work before it propagates
-        (under _cq_lock; the rule of :meth:`_deliver_rest`). The CQE the loop took last
-        (``ud``) is mapped again if it was taken out of the table and not queued yet (a FILE
-        request whose ``token`` is still ``ud``, not in ``finished``; a line whose
-        ``poll_ud`` is still ``ud``, not among ``heads``) or not taken at all; the CQEs after
-        it are mapped; the heads collected are serviced. Costs nothing until an exception."""
-        rest = list(it)
-        table = self._table
-        if len(cqes) > len(rest):  # the loop took ``ud``'s CQE
-            redo = ud in table
-            if not redo and entry is not None:
-                op, extra = entry
-                if extra.__class__ is Line:
-                    line: Line = extra
-                    redo = line.poll_ud == ud and not any(h[0] is line for h in heads)
-                else:
-                    redo = op.token == ud and not op.done and all(f[0] is not op for f in finished)
-                if redo:
-                    table[ud] = entry  # taken again by the mapping below
-            if redo:
-                rest.insert(0, (ud, res, flags))
-        if rest:
-            self._process(rest, finished)
-        if heads:
-            self._heads_cut(heads, finished)
-
-    def _heads_cut(self, heads: list[tuple[Line, int, int]], finished: Finished) -> None:
-        """Service the collected STREAM heads that were not serviced yet (their line's
-        ``poll_ud`` is still their CQE's: :meth:`StreamLines.service` clears it), after a
-        BaseException cut :meth:`_process` short (under _cq_lock)."""
-        todo = [head for head in heads if head[0].poll_ud == head[2]]
-        if todo:
-            start = len(finished)
-            cancelled = self._streams.service_direct(todo, finished)
-            self._done += len(finished) - start
-            self._cancelled += cancelled
-
-    def _count_locked(self, finished: Finished) -> None:
-        """Count completions that did not come from :meth:`_process` as done (under
-        _cq_lock)."""
-        self._done += len(finished)
-        self._cancelled += sum(1 for _, status, _ in finished if status == CANCELLED)
-
-    def _deliver(self, finished: Finished) -> None:
-        """Complete a batch of operations, in order (any reaper, under _cq_lock, so that
-        batches are delivered in the order they were reaped); counted by :meth:`_process` (or
-        :meth:`_count_locked`) already. A BaseException raised meanwhile propagates once the
-        rest of the batch is delivered (:meth:`_deliver_rest`)."""
-        try:
-            if self._closing:
-                with self._lock:
-                    wake = self._wake_locked()  # a closing ring thread waits for this count
-                if wake:
-                    os.eventfd_write(self._efd, 1)
-            for op, _, _ in finished:
-                if op.__class__.complete is not _PLAIN_COMPLETE:
-                    break
-            else:
-                # The common case: one hold of the dispatcher lock for the batch, and a port
-                # waiter takes the whole batch in one dequeue (``_dispatch.deliver_batch``).
-                for exc in deliver_batch(finished):
-                    report(f"completing a batch of {len(finished)}", exc)
-                return
-            for op, status, information in finished:
-                try:
-                    op.complete(status, information)
-                except Exception:
-                    report(f"completing {op!r}")
-                    if not op.done:
-                        op.complete(UNSUCCESSFUL, 0)
-        except BaseException:
-            self._deliver_rest(finished)
-            raise
-
-    def _deliver_rest(self, finished: Finished) -> None:
-        """A BaseException (Ctrl-C: a signal handler's KeyboardInterrupt, in the main thread
-        leading the ring) cut the delivery of ``finished`` short: these CQEs are reaped and
-        out of the table, so nobody else will ever complete them. Before the exception goes
-        on to the caller (under _cq_lock, still in reaping order):
-
-        - a request not delivered yet (``op.done`` unset: the interrupt landed between two
-          deliveries, or in the funnel before it took the request) is delivered now, in full;
-        - a request whose delivery the interrupt cut inside the funnel (``_io._dispatch``,
-          after it set ``op.done``) is not delivered again: ``op.done`` is the exactly-once
-          rule, and a second delivery could post a second packet or signal an auto-reset
-          event twice. Its IOSB is written (the funnel's first step); whatever step the
-          interrupt cut (an event, the packet, an APC) is not redone. It is forgotten by its
-          file here, so that close() still releases the descriptor.
-
-        Exceptions of a delivery are reported, as :meth:`_deliver` does; a second
-        interrupt meanwhile does not stop the rest (the first one propagates)."""
-        for op, status, information in finished:
-            try:
-                if not op.done:
-                    op.complete(status, information)
-                elif op.registered:
-                    with LOCK:
-                        op.file._forget_locked(op)
-            except Exception:
-                report(f"completing {op!r}")
-            except BaseException:  # a second interrupt: the caller re-raises the first one
-                pass
 
     def _in_flight(self) -> int:
         return len(self._table)
@@ -999,8 +739,9 @@ class IoUringBackend:
             os.eventfd_write(self._efd, 1)
 
     def _migrate(self, op: Operation, extra: object) -> None:
-        # Under _cq_lock: the request died with (or was cancelled for) its submitting thread.
-        # A Ctrl-C once the table gave it up still backlogs it and wakes the ring thread.
+        # Under the reaper's CQ lock: the request died with (or was cancelled for) its
+        # submitting thread. A Ctrl-C once the table gave it up still backlogs it and wakes
+        # the ring thread.
         try:
             with self._lock:
                 self._migration.count += 1
@@ -1035,6 +776,7 @@ class IoUringBackend:
             # refuse new requests; close() drains the ones in flight itself.
             with self._lock:
                 self._closing = self._crashed = self._streams.closing = True
+                self._reaper.closing = True
             raise
 
     def _loop(self) -> None:
@@ -1042,6 +784,7 @@ class IoUringBackend:
         while nobody owns the CQ ring, watch absent owners (``lead``), drain at close."""
         lock = self._lock
         lead = self._lead
+        reaper = self._reaper
         ring = self._ring
         efd = self._efd
         poller = select.poll()
@@ -1084,18 +827,18 @@ class IoUringBackend:
                 if self._unsubmitted and lead.owner is None:
                     self._submit_locked(None)  # nobody will submit it at a wait
             if finished or lines or reap:
-                with self._cq_lock:  # delivered in order with the leaders' completions
+                with reaper.cq_lock:  # delivered in order with the leaders' completions
                     for line in lines:
                         self._streams.service(line, ECANCELED, finished)
-                    self._count_locked(finished)  # the backlog's and the lines' ones
+                    reaper.count_locked(finished)  # the backlog's and the lines' ones
                     if reap:
                         cqes = ring.reap(REAP_BATCH)
                         if cqes:
-                            self._process(cqes, finished)
+                            reaper.process(cqes, finished)
                     if finished:
                         self._rt_reaps += 1
                         self._rt_delivered += len(finished)
-                        self._deliver(finished)
+                        reaper.deliver(finished)
                 if finished:
                     continue  # more may have come meanwhile: look again before sleeping
             with lock:
@@ -1129,21 +872,8 @@ class IoUringBackend:
         return (
             not self._backlog
             and not self._streams.lines
-            and self._submitted == self._done + self._done_direct
+            and self._submitted == self._reaper.done + self._done_direct
         )
-
-    def _drain(self, timeout: float) -> Finished:
-        """Reap until the table is empty or ``timeout`` passes (close, under _cq_lock)."""
-        finished: Finished = []
-        deadline = _monotonic() + timeout
-        ring = self._ring
-        while self._table and _monotonic() < deadline:
-            cqes = ring.reap(REAP_BATCH)
-            if cqes:
-                self._process(cqes, finished)
-            else:
-                ring.enter_timeout(0, 1, 0.02)
-        return finished
 
     # ------------------------------------------------------------------ the leaders' poke
     def _arm_poke_locked(self) -> None:

@@ -1,0 +1,389 @@
+"""The completion side: reaping the CQ ring and delivering what it holds (the "reaper").
+
+Purpose: :class:`Reaper`, the one place CQEs become completions. Whoever reaps - a leader
+waiting on the ring (``lead``: its :meth:`Reaper.reap` is the leaders' ``reap``, called
+directly), the ring thread (its rounds, through :meth:`Reaper.process`), or a closing thread
+after the ring thread died (:meth:`Reaper.drain`) - maps each CQE to its request (the
+backend's table of requests in flight, ``common.InFlight``), hands STREAM heads to their line
+(``streams``), migrates a request that died with its submitter (``migration``; the backend's
+``migrate`` hook backlogs it), and delivers the batch (``op.complete``, the funnel of
+``_io._dispatch``). It owns the CQ lock and the done/cancelled counters.
+
+Invariants:
+- every CQE is reaped once and mapped under :attr:`Reaper.cq_lock` (taken before the
+  backend's lock when both are needed); batches are delivered under it too, so completions
+  reach their waiters in the order they were reaped, whichever thread reaps next (two reads
+  of one socket, #66); ``op.complete`` is called with the backend's lock not held
+  (invariant 5);
+- a request leaves the table once, and is completed once (``op.done``);
+- completions are counted (:attr:`Reaper.done`, :attr:`Reaper.cancelled`) before they are
+  delivered, so that a woken issuer already sees them in ``statistics()``;
+- a BaseException (Ctrl-C: a signal handler's KeyboardInterrupt in a main thread leading the
+  ring) raised anywhere between a CQE leaving the CQ ring and its delivery does not lose a
+  request: what was reaped is mapped, counted and delivered before it propagates
+  (:meth:`Reaper._process_cut`, :meth:`Reaper._heads_cut`, :meth:`Reaper._deliver_rest`).
+
+Imports ``winaio._io`` (operations, the delivery funnel), ``common``, ``migration`` and
+``streams``.
+"""
+
+from __future__ import annotations
+
+import errno
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from ..._io._dispatch import deliver, deliver_batch
+from ..._io._ops import Operation
+from ..._kernel._dispatcher import LOCK
+from ...codes import NtStatus
+from .abi.consts import CqeFlags
+from .common import (
+    CANCELLED,
+    REAP_BATCH,
+    UD_POKE,
+    UNSUCCESSFUL,
+    Finished,
+    InFlight,
+    report,
+)
+from .migration import Migration
+from .streams import Line, StreamLines
+
+if TYPE_CHECKING:
+    from .ring import BackendRing
+
+__all__ = ["Reaper"]
+
+_F_MORE = int(CqeFlags.IORING_CQE_F_MORE)
+_PLAIN_COMPLETE = Operation.complete
+#: What a request fails with when its submitting thread is gone (``uring``).
+_DIED = frozenset((-errno.ECANCELED, -errno.EFAULT))
+_SUCCESS = int(NtStatus.STATUS_SUCCESS)
+_monotonic = time.monotonic
+
+
+class Reaper:
+    """The completion side of one backend (module docstring).
+
+    Args:
+        ring: the ring whose CQ ring it reaps.
+        table: the backend's requests in flight (inserted under the backend's lock; taken
+            out here, under :attr:`cq_lock`).
+        streams: the backend's STREAM lines (a reaped head goes back to its line).
+        migration: the backend's migration state (``migration``).
+        migrate: ``migrate(op, extra)``: backlog a request that died with (or was cancelled
+            for) its submitting thread, for the ring thread to submit again (under
+            :attr:`cq_lock`; takes the backend's lock).
+        poke_ended: ``poke_ended(res)``: the leaders' multishot poke poll ended.
+        wake: wake the ring thread (it takes the backend's lock): a closing ring thread
+            waits for the count of completions delivered.
+    """
+
+    __slots__ = (
+        "_migrate", "_migration", "_poke_ended", "_ring", "_streams", "_table", "_wake",
+        "cancelled", "closing", "cq_lock", "done",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        ring: BackendRing,
+        table: InFlight,
+        streams: StreamLines,
+        migration: Migration,
+        migrate: Callable[[Operation, object], None],
+        poke_ended: Callable[[int], None],
+        wake: Callable[[], None],
+    ) -> None:
+        self._ring = ring
+        self._table = table
+        self._streams = streams
+        self._migration = migration
+        self._migrate = migrate
+        self._poke_ended = poke_ended
+        self._wake = wake
+        #: Guards reaping, mapping and delivery (module docstring).
+        self.cq_lock = threading.Lock()
+        #: Set (under the backend's lock) when the backend closes: no QD1 shortcut, no
+        #: resubmission of dead requests, and each delivery wakes the closing ring thread.
+        self.closing = False
+        #: Requests completed from a CQE, and how many of them cancelled (under cq_lock).
+        self.done = self.cancelled = 0
+
+    def reap(self) -> int:
+        """Reap the CQ ring and deliver (a leader or the ring thread, no lock held); returns
+        how many CQEs it took."""
+        ring = self._ring
+        if not ring.cq_ready() and not ring.cq_has_overflow():
+            return 0
+        finished: Finished = []
+        cq_lock = self.cq_lock
+        with cq_lock:
+            cqes = ring.reap(REAP_BATCH)
+            if len(cqes) == 1 and not (self._migration.migrating or self.closing):
+                # The QD1 case, on the critical path of every read (CQE -> next submission):
+                # one request that succeeded (a FILE request, or a STREAM head whose own
+                # request brought data), delivered as :meth:`process` and :meth:`deliver`
+                # would (same checks, same count, ``deliver`` being what ``deliver_batch``
+                # does per op) without their batch set-up (~100 bytecodes).
+                ud, res, _ = cqes[0]
+                entry = self._table.get(ud)
+                if res > 0 and entry is not None:
+                    op, extra = entry
+                    if op.__class__.complete is _PLAIN_COMPLETE:
+                        del self._table[ud]
+                        if extra.__class__ is Line:
+                            # A STREAM head (the pended socket receive at C=1): its line, as
+                            # :meth:`process` would; most often it alone completes. A
+                            # BaseException (Ctrl-C) once the table gave the request up is
+                            # raised after the line's results are counted and delivered (the
+                            # rule of :meth:`_deliver_rest`, idempotent: ``op.done``).
+                            try:
+                                cancelled = self._streams.service(extra, res, finished)
+                                self.done += len(finished)
+                            except BaseException:
+                                if extra.poll_ud == ud:  # cut before the line took its result
+                                    self._heads_cut([(extra, res, ud)], finished)
+                                else:
+                                    self.count_locked(finished)  # not counted yet
+                                self._deliver_rest(finished)
+                                raise
+                            self.cancelled += cancelled
+                            try:
+                                if len(finished) != 1:
+                                    if finished:  # (none: the head polls again)
+                                        self.deliver(finished)
+                                    return 1
+                                op, status, res = finished[0]
+                                if op.__class__.complete is not _PLAIN_COMPLETE:
+                                    self.deliver(finished)
+                                    return 1
+                            except BaseException:
+                                self._deliver_rest(finished)
+                                raise
+                        else:
+                            status = _SUCCESS
+                            self.done += 1
+                        try:
+                            deliver(op, status, res)
+                        except Exception:
+                            report(f"completing {op!r}")
+                        except BaseException:
+                            self._deliver_rest([(op, status, res)])  # Ctrl-C: _deliver_rest
+                            raise
+                        return 1
+            if cqes:
+                try:
+                    self.process(cqes, finished)
+                except BaseException:
+                    # Ctrl-C while mapping the batch: process() finished its work (every CQE
+                    # mapped), so what it mapped is delivered before the exception goes on.
+                    self._deliver_rest(finished)
+                    raise
+                if finished:
+                    # Under the lock: completions are delivered in the order they were reaped,
+                    # whichever thread reaps next (two reads of one socket, #66).
+                    self.deliver(finished)
+        return len(cqes)
+
+    def process(self, cqes: list[tuple[int, int, int]], finished: Finished) -> None:
+        """Map a batch of CQEs to completions, appended to ``finished``, and count them as
+        done (under cq_lock)."""
+        table = self._table
+        get = table.get
+        append = finished.append
+        service = self._streams.service
+        migrating = self._migration.migrating
+        cancelled = 0
+        start = len(finished)
+        heads: list[tuple[Line, int, int]] = []  # STREAM heads whose RECV brought data
+        entry: tuple[Operation, object] | None = None
+        ud = res = flags = 0
+        it = iter(cqes)  # its length hint says where an exception cut the loop
+        try:
+            for ud, res, flags in it:
+                # get, then del: an interrupt at the end of a pop() would lose what it took;
+                # at the end of get() the entry is still in the table (``_process_cut``), and
+                # from the del (a statement, no signal check) ``entry`` holds it.
+                entry = get(ud)
+                if entry is None:
+                    if ud == UD_POKE and not flags & _F_MORE:
+                        self._poke_ended(res)
+                    continue  # UD_CANCEL: -ENOENT/-EALREADY are normal races
+                del table[ud]
+                op, extra = entry  # extra: the FILE op's keepalive (dropped now), or its line
+                if migrating and ud in migrating:
+                    migrating.discard(ud)
+                    if res < 0 and not op.cancel_requested:
+                        self._migrate(op, extra)
+                        continue
+                elif res < 0 and res in _DIED and self._migration.died(op, self.closing):
+                    self._migrate(op, extra)
+                    continue
+                if extra.__class__ is Line:
+                    if res > 0 and extra.direct:
+                        heads.append((extra, res, ud))  # below, in one hold of the lock
+                    else:
+                        cancelled += service(extra, res, finished)
+                    continue
+                if res > 0:
+                    append((op, _SUCCESS, res))  # every FILE op maps a positive result so
+                    continue
+                if res < 0 and op.cancel_requested:
+                    # Cancelled, or dead with its submitting thread (-ECANCELED, -EFAULT...).
+                    append((op, CANCELLED, 0))
+                    cancelled += 1
+                    continue
+                try:
+                    status, information = op.from_cqe(res)
+                except Exception:
+                    report(f"mapping the CQE of {op!r}")
+                    status, information = UNSUCCESSFUL, 0
+                append((op, status, information))
+        except BaseException:
+            # Ctrl-C (a signal handler's) inside the loop: the CQEs are out of the CQ ring and
+            # whatever the loop took out of the table is in nobody else's hands. Finished
+            # here, then re-raised (the caller delivers ``finished``: :meth:`_deliver_rest`).
+            self.done += len(finished) - start
+            self.cancelled += cancelled
+            self._process_cut(cqes, it, ud, res, flags, entry, heads, finished)
+            raise
+        if heads:
+            # After the others: order matters within a line only (one head per line in the
+            # kernel, so one CQE per line here), not between files.
+            try:
+                cancelled += self._streams.service_direct(heads, finished)
+            except BaseException:
+                self.done += len(finished) - start
+                self.cancelled += cancelled
+                self._heads_cut(heads, finished)  # Ctrl-C: the heads it did not take
+                raise
+        # Counted before delivery, so that a woken issuer already sees them in statistics().
+        self.done += len(finished) - start
+        self.cancelled += cancelled
+
+    def _process_cut(
+        self,
+        cqes: list[tuple[int, int, int]],
+        it: Iterator[tuple[int, int, int]],
+        ud: int,
+        res: int,
+        flags: int,
+        entry: tuple[Operation, object] | None,
+        heads: list[tuple[Line, int, int]],
+        finished: Finished,
+    ) -> None:
+        """A BaseException cut :meth:`process`'s loop: finish its work before it propagates
+        (under cq_lock; the rule of :meth:`_deliver_rest`). The CQE the loop took last
+        (``ud``) is mapped again if it was taken out of the table and not queued yet (a FILE
+        request whose ``token`` is still ``ud``, not in ``finished``; a line whose
+        ``poll_ud`` is still ``ud``, not among ``heads``) or not taken at all; the CQEs after
+        it are mapped; the heads collected are serviced. Costs nothing until an exception."""
+        rest = list(it)
+        table = self._table
+        if len(cqes) > len(rest):  # the loop took ``ud``'s CQE
+            redo = ud in table
+            if not redo and entry is not None:
+                op, extra = entry
+                if extra.__class__ is Line:
+                    line: Line = extra
+                    redo = line.poll_ud == ud and not any(h[0] is line for h in heads)
+                else:
+                    redo = op.token == ud and not op.done and all(f[0] is not op for f in finished)
+                if redo:
+                    table[ud] = entry  # taken again by the mapping below
+            if redo:
+                rest.insert(0, (ud, res, flags))
+        if rest:
+            self.process(rest, finished)
+        if heads:
+            self._heads_cut(heads, finished)
+
+    def _heads_cut(self, heads: list[tuple[Line, int, int]], finished: Finished) -> None:
+        """Service the collected STREAM heads that were not serviced yet (their line's
+        ``poll_ud`` is still their CQE's: :meth:`StreamLines.service` clears it), after a
+        BaseException cut :meth:`process` short (under cq_lock)."""
+        todo = [head for head in heads if head[0].poll_ud == head[2]]
+        if todo:
+            start = len(finished)
+            cancelled = self._streams.service_direct(todo, finished)
+            self.done += len(finished) - start
+            self.cancelled += cancelled
+
+    def count_locked(self, finished: Finished) -> None:
+        """Count completions that did not come from :meth:`process` as done (under
+        cq_lock)."""
+        self.done += len(finished)
+        self.cancelled += sum(1 for _, status, _ in finished if status == CANCELLED)
+
+    def deliver(self, finished: Finished) -> None:
+        """Complete a batch of operations, in order (any reaper, under cq_lock, so that
+        batches are delivered in the order they were reaped); counted by :meth:`process` (or
+        :meth:`count_locked`) already. A BaseException raised meanwhile propagates once the
+        rest of the batch is delivered (:meth:`_deliver_rest`)."""
+        try:
+            if self.closing:
+                self._wake()  # a closing ring thread waits for this count
+            for op, _, _ in finished:
+                if op.__class__.complete is not _PLAIN_COMPLETE:
+                    break
+            else:
+                # The common case: one hold of the dispatcher lock for the batch, and a port
+                # waiter takes the whole batch in one dequeue (``_dispatch.deliver_batch``).
+                for exc in deliver_batch(finished):
+                    report(f"completing a batch of {len(finished)}", exc)
+                return
+            for op, status, information in finished:
+                try:
+                    op.complete(status, information)
+                except Exception:
+                    report(f"completing {op!r}")
+                    if not op.done:
+                        op.complete(UNSUCCESSFUL, 0)
+        except BaseException:
+            self._deliver_rest(finished)
+            raise
+
+    def _deliver_rest(self, finished: Finished) -> None:
+        """A BaseException (Ctrl-C: a signal handler's KeyboardInterrupt, in the main thread
+        leading the ring) cut the delivery of ``finished`` short: these CQEs are reaped and
+        out of the table, so nobody else will ever complete them. Before the exception goes
+        on to the caller (under cq_lock, still in reaping order):
+
+        - a request not delivered yet (``op.done`` unset: the interrupt landed between two
+          deliveries, or in the funnel before it took the request) is delivered now, in full;
+        - a request whose delivery the interrupt cut inside the funnel (``_io._dispatch``,
+          after it set ``op.done``) is not delivered again: ``op.done`` is the exactly-once
+          rule, and a second delivery could post a second packet or signal an auto-reset
+          event twice. Its IOSB is written (the funnel's first step); whatever step the
+          interrupt cut (an event, the packet, an APC) is not redone. It is forgotten by its
+          file here, so that close() still releases the descriptor.
+
+        Exceptions of a delivery are reported, as :meth:`deliver` does; a second
+        interrupt meanwhile does not stop the rest (the first one propagates)."""
+        for op, status, information in finished:
+            try:
+                if not op.done:
+                    op.complete(status, information)
+                elif op.registered:
+                    with LOCK:
+                        op.file._forget_locked(op)
+            except Exception:
+                report(f"completing {op!r}")
+            except BaseException:  # a second interrupt: the caller re-raises the first one
+                pass
+
+    def drain(self, timeout: float) -> Finished:
+        """Reap until the table is empty or ``timeout`` passes (close, under cq_lock)."""
+        finished: Finished = []
+        deadline = _monotonic() + timeout
+        ring = self._ring
+        while self._table and _monotonic() < deadline:
+            cqes = ring.reap(REAP_BATCH)
+            if cqes:
+                self.process(cqes, finished)
+            else:
+                ring.enter_timeout(0, 1, 0.02)
+        return finished
