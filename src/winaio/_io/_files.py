@@ -79,6 +79,7 @@ __all__ = [
     "run_sync",
     "start",
     "submit_pending_file",
+    "register_receive",
     "submit_receive",
     "submit_tried",
     "wait_for_rundown",
@@ -502,14 +503,14 @@ def submit_tried(op: Operation) -> None:
         op.complete(_CLOSED_STATUS, 0)  # the backend is closed: as ``_hand_to_backend``
 
 
-def submit_receive(file: FileObject, overlapped: Overlapped, view: memoryview) -> None:
-    """:func:`submit_tried` for the sockets' pended receive (``Socket.start_read``: one whole,
-    non-empty writable buffer, no flags, no completion routine, E reset, F cleared, Internal
-    STATUS_PENDING, the non-blocking attempt made or known to fail): the request is built,
-    registered and handed to the
-    backend in one call, from the values at hand rather than read back from the request.
-    Built slot by slot, without the two ``__init__`` levels (as ``_ops.pinned_read``): every
-    slot of the class is set (``test_socket_pending`` checks it).
+def register_receive(file: FileObject, overlapped: Overlapped, view: memoryview) -> StreamReadOp:
+    """The sockets' pended receive (``Socket.start_read``: one whole, non-empty writable
+    buffer, no flags, no completion routine, E reset, F cleared, Internal STATUS_PENDING, the
+    non-blocking attempt made or known to fail), built and registered in one hold of LOCK:
+    CancelIoEx, closesocket and thread exit see it from then on. Built slot by slot, without
+    the two ``__init__`` levels (as ``_ops.pinned_read``): every slot of the class is set
+    (``test_socket_pending`` checks it). The one place of these rules for both ways to the
+    backend: :func:`submit_receive` and the io_uring backend's ``pend_receive``.
 
     Raises:
         Win32Error: ERROR_INVALID_HANDLE if the file is being closed.
@@ -526,10 +527,13 @@ def submit_receive(file: FileObject, overlapped: Overlapped, view: memoryview) -
     op.buffers = [view]
     op.nbytes = len(view)
     op.flags = 0
-    with LOCK:
+    with LOCK:  # (``with``: a Ctrl-C cannot leave it held)
         if file.closing:
             raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
-        op.registered = op.submitted = True  # as in submit_tried
+        # Registered and marked submitted in one go (as in submit_tried): a request that
+        # outlives its issuer (port-bound, no event, no routine: spec §8) stays out of the
+        # issuer's list, which only the thread-exit hook reads.
+        op.registered = op.submitted = True
         file._pending[op] = None
         file.stream_in += 1
         if event is not None or skip_port or file.port is None:
@@ -537,6 +541,17 @@ def submit_receive(file: FileObject, overlapped: Overlapped, view: memoryview) -
             if ops is None:
                 ops = issuer.extensions[_IO_KEY] = {}
             ops[op] = None
+    return op
+
+
+def submit_receive(file: FileObject, overlapped: Overlapped, view: memoryview) -> None:
+    """:func:`submit_tried` for the sockets' pended receive: :func:`register_receive`, then
+    the backend.
+
+    Raises:
+        Win32Error: ERROR_INVALID_HANDLE if the file is being closed.
+    """
+    op = register_receive(file, overlapped, view)
     try:
         file.backend.submit(op)
     except RuntimeError:

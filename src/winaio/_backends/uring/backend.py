@@ -28,12 +28,11 @@ import weakref
 from typing import TYPE_CHECKING
 
 from ..._io._backend import BackendStatistics, IdleWork, OpKind, add_deferred_flush
-from ..._io._files import _IO_KEY
+from ..._io._files import register_receive
 from ..._io._ops import Operation, StreamReadOp
 from ..._kernel._dispatcher import LOCK, ThreadState
 from ..._kernel._threads import EXIT_MIGRATE_IO, add_thread_exit_hook, current_thread_state
-from ...codes import NtStatus, WinError
-from ...errors import Win32Error
+from ...codes import NtStatus
 from .abi import RingBusyError, SubmissionQueueFull
 from .abi.consts import PollFlags
 from .backlog import Backlog, prep_failed
@@ -64,7 +63,6 @@ if TYPE_CHECKING:
 __all__ = ["IoUringBackend"]
 
 _CLOSED_STATUS = int(NtStatus.STATUS_INVALID_HANDLE)  # the backend is closed (``_files``)
-_new_object = object.__new__
 _MULTI = int(PollFlags.IORING_POLL_ADD_MULTI)
 _POLLIN = select.POLLIN
 _FILE = OpKind.FILE
@@ -237,8 +235,8 @@ class IoUringBackend:
         would block or is skipped; the preconditions of ``_files.submit_receive``: one whole,
         non-empty writable buffer, no flags, no routine, E reset, F cleared, Internal
         STATUS_PENDING): ``_files.submit_receive`` and :meth:`submit`'s receive block without
-        the request passing between them. The request is built slot by slot and registered
-        in one hold of LOCK (CancelIoEx, closesocket and thread exit see it from then on);
+        the request passing between them. The request is built and registered in one hold of
+        LOCK by ``_files.register_receive`` (the rules shared with ``submit_receive``);
         then, in one hold of the backend's lock, it becomes the head of a new line and a RECV
         (POLL_FIRST where the kernel has it) deferred to the ring owner's next wait, or
         submitted at once by anyone else. A cancel that came between the two holds (no
@@ -250,32 +248,8 @@ class IoUringBackend:
         Raises:
             Win32Error: ERROR_INVALID_HANDLE if the socket is being closed.
         """
-        op: StreamReadOp = _new_object(StreamReadOp)
-        op.file = file
-        op.overlapped = overlapped
-        event = op.event = overlapped.event
-        skip_port = op.skip_port = overlapped.skip_port
-        op.routine = None
-        issuer = op.issuer = current_thread_state()
-        op.done = op.cancel_requested = False
-        op.token = op.sync_done = None
-        op.buffers = [view]
-        op.nbytes = len(view)
-        op.flags = 0
-        with LOCK:  # (``with``: a Ctrl-C cannot leave it held)
-            if file.closing:
-                raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
-            # Registered and marked submitted in one go, as ``_files.submit_receive``: a
-            # request that outlives its issuer (port-bound, no event, no routine: spec §8)
-            # stays out of the issuer's list, which only the thread-exit hook reads.
-            op.registered = op.submitted = True
-            file._pending[op] = None
-            file.stream_in += 1
-            if event is not None or skip_port or file.port is None:
-                ops = issuer.extensions.get(_IO_KEY)
-                if ops is None:
-                    ops = issuer.extensions[_IO_KEY] = {}
-                ops[op] = None
+        op = register_receive(file, overlapped, view)  # (built and registered under LOCK)
+        issuer = op.issuer
         fd = file.fd
         key = fd + fd
         wake: bool | None = None
