@@ -273,7 +273,7 @@ def test_an_interrupt_in_the_leaders_enter_does_not_lose_the_burst_it_took(
         assert port.get(LONG) is not None  # this thread waited on the ring: it owns it now
         assert b._lead.owner is current_thread_state().parker
         assert s.start_read(buf, winaio.Overlapped(0)) is False
-        assert b._unsubmitted  # deferred to this thread's next wait
+        assert b._deferral.unsubmitted  # deferred to this thread's next wait
         real_enter = BackendRing.enter
         hits: list[int] = []
 

@@ -35,6 +35,7 @@ import pytest
 from winaio._backends import uring
 from winaio._backends.uring import abi
 from winaio._backends.uring import backend as uring_backend
+from winaio._backends.uring import deferral as uring_deferral
 from winaio._backends.uring import probe as uring_probe
 from winaio._backends.uring.abi.consts import Feature, IoringOp
 from winaio._backends.uring.ring import BackendRing
@@ -202,9 +203,9 @@ def test_issuers_submit_without_waking_the_ring_thread(
     assert backend._lead.owner is not None
     enters = backend._enters
     writes = [kit.write(f, b"x" * 512, 512 * (i + 1)) for i in range(50)]
-    # ... and defers its submissions to its next wait: one io_uring_enter per 16 (_BURST),
-    # except the first, issued while the ring held nothing else (submitted at once: _BURST).
-    assert backend._enters - enters == 1 + 49 // uring_backend._BURST
+    # ... and defers its submissions to its next wait: one io_uring_enter per 16 (``BURST``),
+    # except the first, issued while the ring held nothing else (submitted at once: ``BURST``).
+    assert backend._enters - enters == 1 + 49 // uring_deferral.BURST
     reader, w = kit.pipe(backend)
     first = StreamReadOp(reader, Overlapped(), [memoryview(bytearray(1))])
     assert start(first) == STATUS_PENDING

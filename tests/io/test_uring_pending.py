@@ -118,7 +118,7 @@ def test_a_qd1_port_loop_submits_each_read_at_once_and_sleeps_once(
             assert disk.start_read(view, ov) is False  # pends (O_DIRECT)
             # The ring held nothing else (an idle device): the read is in the kernel before
             # start_read returns, so the device works while this thread sets its wait up.
-            assert not backend._unsubmitted and not backend._ring.sq_ready()
+            assert not backend._deferral.unsubmitted and not backend._ring.sq_ready()
             packet = port.get(LONG)
             assert packet is not None and packet.overlapped is ov
             assert (packet.status, packet.bytes_transferred) == (SUCCESS, BLOCK)
@@ -155,13 +155,13 @@ def test_a_read_issued_while_the_ring_is_busy_goes_out_in_the_waiting_enter(
         enters, waits = backend._enters, backend._lead.waits
         ov = Overlapped(BLOCK)
         assert disk.start_read(view, ov) is False
-        assert backend._unsubmitted and IdleWork.deferred  # deferred to the next wait...
+        assert backend._deferral.unsubmitted and IdleWork.deferred  # deferred to the next wait...
         packet = port.get(LONG)
         assert packet is not None and packet.overlapped is ov and packet.status == SUCCESS
         # ... whose io_uring_enter submitted it (with the pipe's) and slept: one syscall.
         assert backend._enters - enters == 1
         assert backend._lead.waits - waits == 1
-        assert not backend._unsubmitted and not busy.done
+        assert not backend._deferral.unsubmitted and not busy.done
         os.write(w, b"x")
         kit.wait(ev)
         assert busy.overlapped.status == SUCCESS
@@ -239,15 +239,15 @@ def test_a_port_returning_packets_at_once_submits_the_deferred_burst_first(
         assert disk.start_read(view[:BLOCK], Overlapped(0)) is False
         assert port.get(LONG) is not None  # this thread waited: it owns the ring now
         port.post(0, "posted")  # a packet to take without blocking
-        # The first goes out at once (the ring held nothing else: ``_BURST``), the second
+        # The first goes out at once (the ring held nothing else: ``BURST``), the second
         # waits for this thread's next wait: the first is still in the ring (nobody reaps).
         assert disk.start_read(view[:BLOCK], Overlapped(0)) is False
-        assert not backend._unsubmitted
+        assert not backend._deferral.unsubmitted
         assert disk.start_read(view[BLOCK:], Overlapped(BLOCK)) is False
-        assert backend._unsubmitted and IdleWork.deferred  # deferred to the next wait
+        assert backend._deferral.unsubmitted and IdleWork.deferred  # deferred to the next wait
         packet = port.get(0)
         assert packet is not None and packet.key == "posted"
-        assert not backend._unsubmitted and not IdleWork.deferred  # ... which went out
+        assert not backend._deferral.unsubmitted and not IdleWork.deferred  # ... which went out
         wait_until(lambda: backend._ring.cq_ready() >= 2, LONG, "the reads complete")
         code, packets = port.get_many(2, LONG)
         assert code == 0 and len(packets) == 2
@@ -308,7 +308,7 @@ def test_a_request_that_dies_with_an_unrecorded_submitter_is_resubmitted(
     wait_until(lambda: line.poll_ud in backend._table, LONG, "the read is in the kernel")
     # What an older kernel does to a waiting read whose submitter exited without the backend
     # knowing it was the submitter (a leader's waiting enter may take another thread's SQEs,
-    # ``_take_burst``): it ends the request with -ECANCELED. An ASYNC_CANCEL nobody asked for
+    # ``take_burst``): it ends the request with -ECANCELED. An ASYNC_CANCEL nobody asked for
     # (``op.cancel_requested`` stays False) does the same here (6.x kernels let such requests
     # live on). The ring thread submits it again instead of failing it.
     with backend._lock:
@@ -459,7 +459,7 @@ def test_an_idle_ring_submits_one_read_in_one_enter_recorded_as_the_issuers(
         assert backend._enters - enters == 1
         (ud,) = backend._table  # the only request
         assert ud in backend._migration.owned[current_thread_state()]
-        assert not backend._unsubmitted and not backend._ring.sq_ready()
+        assert not backend._deferral.unsubmitted and not backend._ring.sq_ready()
         packet = port.get(LONG)
         assert packet is not None and packet.overlapped is ov and packet.status == SUCCESS
     finally:
@@ -504,4 +504,4 @@ def test_an_idle_ring_enter_that_takes_nothing_falls_back_to_the_recount(
     assert calls[:2] == [(1, 0), (1, 0)]  # refused once, then the general path's enter
     packet = port.get(LONG)
     assert packet is not None and packet.overlapped is ov and packet.status == SUCCESS
-    assert port.get(0.05) is None and not backend._unsubmitted
+    assert port.get(0.05) is None and not backend._deferral.unsubmitted

@@ -14,7 +14,8 @@ backend object: submission, cancellation, the ring thread), ``lead`` (waiting
 threads that reap: leaders, followers, pokes, the watch), ``streams`` (STREAM requests:
 per-descriptor FIFO lines and readiness polls), ``backlog`` (what the ring thread submits),
 ``migration`` (who submitted what; what migrates when a submitter exits), ``reaper`` (the
-completion side: reaping the CQ ring, mapping CQEs, delivering; the CQ lock),
+completion side: reaping the CQ ring, mapping CQEs, delivering; the CQ lock), ``deferral``
+(the ring owner's burst, deferred to its next wait; the ports' flush hook),
 ``close`` (draining after a dead ring thread), ``common`` (the shared vocabulary), ``probe``
 (can it run here, and why not).
 

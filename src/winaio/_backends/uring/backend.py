@@ -6,7 +6,8 @@ design (who submits, who reaps, migration at thread exit, close) is in the packa
 on the ring), :class:`~.streams.StreamLines` (STREAM requests), :class:`~.backlog.Backlog`
 (what the ring thread must submit), :class:`~.common.InFlight` (every request in the kernel),
 :class:`~.migration.Migration` (who submitted what, what migrates at a thread's exit),
-:class:`~.reaper.Reaper` (the completion side: reaping, mapping, delivery, the CQ lock).
+:class:`~.reaper.Reaper` (the completion side: reaping, mapping, delivery, the CQ lock),
+:class:`~.deferral.Deferral` (the ring owner's burst, deferred to its next wait).
 
 Locking: ``_lock`` guards the SQ side (every prep, publish and submitting enter happens under
 it, so the SQ ring holds no unsubmitted SQE outside it), the table's inserts, the lines, the
@@ -27,7 +28,7 @@ import time
 import weakref
 from typing import TYPE_CHECKING
 
-from ..._io._backend import BackendStatistics, IdleWork, OpKind, add_deferred_flush
+from ..._io._backend import BackendStatistics, OpKind
 from ..._io._files import register_receive
 from ..._io._ops import Operation, StreamReadOp
 from ..._kernel._dispatcher import LOCK, ThreadState
@@ -49,6 +50,7 @@ from .common import (
     Finished,
     InFlight,
 )
+from .deferral import BURST, Deferral
 from .lead import WATCH_MAX, WATCH_MIN, Leadership, RingParker
 from .migration import Migration
 from .probe import feature_names, probe_backend, recv_poll_first
@@ -70,22 +72,10 @@ _monotonic = time.monotonic
 _from_buffer = ctypes.c_char.from_buffer
 _addressof = ctypes.addressof
 _get_ident = threading.get_ident
-#: The ring's owner defers its submissions to its next wait (``uring``), but submits by this
-#: many at the latest, so that the device is busy while the rest of a long burst is issued.
-#: Measured (O_DIRECT 4 KiB reads, a completion-port loop): at QD32, 16 -> 65K IOPS, 4 -> 60K
-#: (more enters), unbounded -> 41K (the queue drains before it is refilled).
-#: A request issued while the ring holds nothing else is never deferred (``submit``): the
-#: device is idle, so deferring it to the wait would put the wait's whole setup (port, wait
-#: block, leadership: ~15 us of Python) before the device starts, in series with it.
-#: Submitted at once, that setup overlaps the device's work: O_DIRECT QD1, interleaved with
-#: pread in one process, 1.49x -> 1.26x pread's per-read latency for one more io_uring_enter.
-_BURST = 16
 
 _names = itertools.count()
 #: Live backends, for the thread exit hook (migration, ``uring``).
 _backends: weakref.WeakSet[IoUringBackend] = weakref.WeakSet()
-#: Backends holding a deferred burst (``_hint_locked``), for the ports' flush hook.
-_deferring: dict[IoUringBackend, None] = {}
 
 
 class IoUringBackend:
@@ -125,16 +115,19 @@ class IoUringBackend:
             ring, self._table, self._streams, self._migration, self._migrate,
             self._poke_ended, self._wake,
         )  # fmt: skip
-        #: user_data of requests prepared and published but not submitted yet: the ring's
-        #: owner defers its submissions to its next wait, one io_uring_enter per burst.
-        self._unsubmitted: list[int] = []
-        self._stale_unsubmitted = -1
-        self._hinted = False  # counted in IdleWork.deferred (``_hint_locked``)
+        #: The ring owner's burst, deferred to its next wait (``deferral``).
+        self._deferral = deferral = Deferral(
+            ring, self._lock, self._table, self._backlog, self._migration,
+            self._submit_locked, self._wake_locked, self._efd,
+        )  # fmt: skip
+        #: The deferral's list (``Deferral.unsubmitted``): the SQ side appends under _lock.
+        self._unsubmitted = deferral.unsubmitted
         #: The RECV flags of a pended receive (``submit``): POLL_FIRST where the kernel has it.
         self._recv_ioprio = recv_poll_first()
         self._lead = Leadership(
-            ring, self._lock, self._reaper.reap, self._flush, self._take_burst, self._burst_left,
-            self._in_flight, self._unsubmitted, self._wake_to_watch, self._efd,
+            ring, self._lock, self._reaper.reap, deferral.flush, deferral.take_burst,
+            deferral.burst_left, self._in_flight, deferral.unsubmitted, self._wake_to_watch,
+            self._efd,
         )  # fmt: skip
         self._sleeping = False  # the ring thread sleeps on the eventfd (set under _lock)
         self._sleep_timed = False  # ... with the watch's timeout
@@ -143,7 +136,7 @@ class IoUringBackend:
         # Counters (under _lock): requests; syscalls and wake-ups (what leaders save).
         # (Completed from a CQE: the reaper's ``done`` and ``cancelled``, under its CQ lock.)
         self._submitted = self._done_direct = self._cancelled_direct = 0
-        self._enters = self._wakeups = self._watch_starts = 0
+        self._sq_enters = self._wakeups = self._watch_starts = 0
         self._rounds = self._rt_reaps = self._rt_delivered = 0
         self._thread = threading.Thread(
             target=self._run, name=f"winaio-uring-{next(_names)}", daemon=True
@@ -156,7 +149,7 @@ class IoUringBackend:
     def submit(self, op: Operation) -> None:
         if op.kind is _FILE:
             # The hot path: a FILE request goes into the SQ ring; the ring's owner defers its
-            # submission to its next wait (``lead``), or submits every _BURST requests; any
+            # submission to its next wait (``lead``), or submits every ``BURST`` requests; any
             # other thread submits at once. Anything else takes :meth:`_submit_slow`.
             issuer = op.issuer
             wake = None
@@ -179,9 +172,9 @@ class IoUringBackend:
                         else:
                             unsubmitted = self._unsubmitted
                             unsubmitted.append(ud)
-                            if self._lead.owner is issuer.parker and len(unsubmitted) < _BURST:
-                                if not self._hinted:
-                                    self._hint_locked()
+                            if self._lead.owner is issuer.parker and len(unsubmitted) < BURST:
+                                if not self._deferral.hinted:
+                                    self._deferral.hint_locked()
                                 return  # its parker leads this ring already
                             wake = self._submit_locked(issuer)
             if wake is None:
@@ -297,8 +290,8 @@ class IoUringBackend:
         table[ud] = (op, self._streams.open_direct_locked(op, key, ud, anchor))
         self._unsubmitted.append(ud)
         if self._lead.owner is issuer.parker:
-            if not self._hinted:
-                self._hint_locked()
+            if not self._deferral.hinted:
+                self._deferral.hint_locked()
             return False
         return self._submit_locked(issuer)
 
@@ -351,16 +344,16 @@ class IoUringBackend:
                         unsubmitted = self._unsubmitted
                         unsubmitted.append(ud)
                         # The ring's owner submits its burst at its next wait (``lead``), or
-                        # every _BURST requests, or at once if the ring holds nothing else
-                        # (_BURST); anyone else at once.
+                        # every ``BURST`` requests, or at once if the ring holds nothing else
+                        # (``BURST``); anyone else at once.
                         if (
                             self._lead.owner is not issuer.parker
                             or len(table) == 1
-                            or len(unsubmitted) >= _BURST
+                            or len(unsubmitted) >= BURST
                         ):
                             wake = self._submit_locked(issuer)
-                        elif not self._hinted:
-                            self._hint_locked()
+                        elif not self._deferral.hinted:
+                            self._deferral.hint_locked()
             else:
                 self._streams.enqueue_locked(op)
         if wake:
@@ -380,7 +373,7 @@ class IoUringBackend:
                 if line.ops and line.ops[0] is op:
                     ud = line.poll_ud
                     if ud in self._table:
-                        if self._withdraw_locked(ud):
+                        if self._deferral.withdraw_locked(ud):
                             head_line = line  # its poll never reached the kernel
                         else:
                             wake = self._cancel_locked(ud)
@@ -388,7 +381,7 @@ class IoUringBackend:
                 else:
                     direct = self._streams.remove_locked(op, line)  # never reached the kernel
             elif token is not None and token in self._table:
-                if self._withdraw_locked(token):
+                if self._deferral.withdraw_locked(token):
                     direct = True  # deferred: it never reached the kernel
                 else:
                     wake = self._cancel_locked(token)
@@ -405,16 +398,11 @@ class IoUringBackend:
                 reaper.count_locked(finished)
                 reaper.deliver(finished)
 
-    def _withdraw_locked(self, ud: int) -> bool:
-        """Take back a deferred request (the owner's burst, not submitted yet, ``lead``):
-        its SQE becomes a NOP, and it never reaches the kernel. False if it already has."""
-        unsubmitted = self._unsubmitted
-        if ud not in unsubmitted or not self._ring.withdraw(ud, UD_CANCEL):
-            return False
-        unsubmitted.remove(ud)
-        del self._table[ud]
-        self._hint_locked()
-        return True
+    @property
+    def _enters(self) -> int:
+        """io_uring_enter calls that submitted: the SQ side's own (:meth:`_submit_locked`),
+        and the leaders' waiting enters that took a deferred burst over (``deferral``)."""
+        return self._sq_enters + self._deferral.enters
 
     def statistics(self) -> BackendStatistics:
         ring = self._ring
@@ -498,13 +486,13 @@ class IoUringBackend:
                 stuck = True
                 break
             try:
-                self._enters += 1
+                self._sq_enters += 1
                 consumed = ring.enter(pending, 0)  # all of them unless interrupted
             except RingBusyError:
                 self._backlog.stuck = stuck = True
                 break
             # Recounted from the kernel's SQ head rather than decremented: a leader submits
-            # its burst in its waiting enter without the lock (``_take_burst``), and may take
+            # its burst in its waiting enter without the lock (``take_burst``), and may take
             # some of these meanwhile. All taken: nothing is left (nobody publishes without
             # the lock, which this thread holds).
             pending = 0 if consumed == pending else ring.sq_ready()
@@ -518,8 +506,8 @@ class IoUringBackend:
                 self._migration.own_locked(ts, unsubmitted, self._table)
             if not stuck:
                 unsubmitted.clear()
-                if self._hinted:
-                    self._hint_locked()
+                if self._deferral.hinted:
+                    self._deferral.hint_locked()
         return stuck and self._wake_locked()
 
     def _submit_one_locked(self, ts: ThreadState, ud: int) -> bool:
@@ -530,7 +518,7 @@ class IoUringBackend:
         general path, which recounts from the kernel's SQ head."""
         ring = self._ring
         if ring.publish() == 1 and not self._backlog.stuck:
-            self._enters += 1
+            self._sq_enters += 1
             try:
                 consumed = ring.enter(1, 0)
             except RingBusyError:
@@ -540,59 +528,6 @@ class IoUringBackend:
                 return False
         self._unsubmitted.append(ud)
         return self._submit_locked(ts)
-
-    def _hint_locked(self) -> None:
-        """Keep ``IdleWork.deferred`` (the ports' hint, ``_io._backend``) in step with
-        whether this backend holds a deferred burst."""
-        deferred = bool(self._unsubmitted)
-        if deferred is not self._hinted:
-            self._hinted = deferred
-            if deferred:
-                _deferring[self] = None
-            else:
-                _deferring.pop(self, None)
-            # Recomputed, not counted: backends change it under different locks.
-            IdleWork.deferred = len(_deferring)
-
-    def _flush(self, ts: ThreadState) -> bool:
-        """Submit the deferred burst now, from ``ts`` (a leader about to run user code, or a
-        port waiter about to take packets); True if there was one."""
-        if not self._unsubmitted:
-            return False
-        with self._lock:
-            self._submit_locked(ts)
-        return True
-
-    def _take_burst(self, ts: ThreadState) -> int:
-        """A leader about to sleep takes the deferred burst over (``lead``): published, no
-        longer withdrawable (a cancel of one of them now goes through ASYNC_CANCEL), owned
-        by ``ts``. Returns how many SQEs its waiting io_uring_enter is to submit - one
-        syscall for the burst and the wait, like a raw ``io_uring_submit_and_wait`` loop."""
-        if not self._unsubmitted:
-            return 0
-        with self._lock:
-            unsubmitted = self._unsubmitted
-            if not unsubmitted or self._backlog.stuck:
-                return 0
-            pending = self._ring.publish()
-            self._migration.own_locked(ts, unsubmitted, self._table)
-            unsubmitted.clear()
-            self._hint_locked()
-            self._enters += 1
-            return pending
-
-    def _burst_left(self, ts: ThreadState, refused: bool) -> None:
-        """A leader's waiting enter did not submit all of its burst: the kernel refused it
-        (EBUSY: the ring thread submits it once the CQ backlog is gone), or a signal cut the
-        enter short (submit the rest now; another thread may have taken some)."""
-        with self._lock:
-            if refused:
-                self._backlog.stuck = True
-                wake = self._wake_locked()
-            else:
-                wake = self._submit_locked(ts)
-        if wake:
-            os.eventfd_write(self._efd, 1)
 
     def _poll_locked(self, op: Operation, line: Line) -> None:
         """Put a line's head into the kernel (``StreamLines``' ``arm``): the operation itself
@@ -626,8 +561,8 @@ class IoUringBackend:
                 # owns the ring (compared by ident: no thread state made for it).
                 owner = self._lead.owner
                 if owner is not None and owner.ts.ident == _get_ident():
-                    if not self._hinted:
-                        self._hint_locked()
+                    if not self._deferral.hinted:
+                        self._deferral.hint_locked()
                 elif self._submit_locked(self._submitter()):
                     os.eventfd_write(self._efd, 1)  # rare (EBUSY): under the lock, so be it
                 return
@@ -795,7 +730,7 @@ class IoUringBackend:
                 now = _monotonic()
                 if not reap and now >= next_watch:
                     reap = lead.watch()
-                    stale = self._stale_burst_locked()
+                    stale = self._deferral.stale_burst_locked()
                     tick = WATCH_MIN if reap or stale else min(2 * tick, WATCH_MAX)
                     next_watch = now + tick
                 if self._unsubmitted and lead.owner is None:
@@ -828,19 +763,6 @@ class IoUringBackend:
             poller.poll(None if timeout is None else timeout * 1000)
             with lock:
                 self._sleeping = False
-
-    def _stale_burst_locked(self) -> bool:
-        """The watch, for deferred submissions: a burst the owner has not submitted for a
-        whole tick is submitted by the ring thread (which then owns it)."""
-        unsubmitted = self._unsubmitted
-        if not unsubmitted:
-            self._stale_unsubmitted = -1
-            return False
-        if self._stale_unsubmitted != unsubmitted[0]:
-            self._stale_unsubmitted = unsubmitted[0]
-            return False
-        self._submit_locked(None)
-        return True
 
     def _drained_locked(self) -> bool:
         return (
@@ -884,18 +806,6 @@ class IoUringBackend:
 
 def _multishot() -> int:
     return _MULTI  # a function so that tests can refuse multishot polls (``_MULTI``)
-
-
-def _flush_deferred() -> None:
-    """The ports' hook (``_io._backend.flush_deferred``): a thread about to take completion
-    packets submits the bursts deferred to its next wait first."""
-    if _deferring:
-        ts = current_thread_state()
-        for backend in list(_deferring):
-            backend._flush(ts)
-
-
-add_deferred_flush(_flush_deferred)
 
 
 def _thread_exited(ts: ThreadState) -> None:
