@@ -58,7 +58,7 @@ class ParkedRingThread:
         real = os.eventfd_read
 
         def parked(fd: int) -> int:
-            if threading.current_thread() is b._thread:
+            if threading.current_thread() is b._ring_thread.thread:
                 self.inside.set()
                 self.gate.wait()
             return real(fd)
@@ -66,7 +66,7 @@ class ParkedRingThread:
         monkeypatch.setattr(os, "eventfd_read", parked)
         os.eventfd_write(b._efd, 1)  # make it start a round
         assert self.inside.wait(UringKit.LONG)
-        self.rounds = b._rounds
+        self.rounds = b._ring_thread.rounds
 
     def release(self) -> None:
         self.gate.set()

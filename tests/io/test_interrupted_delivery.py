@@ -451,7 +451,7 @@ def test_an_interrupt_ending_a_receive_line_still_completes_its_head(
 # ------------------------------------------------------------- the ring's own state changes
 # An interrupt in a step the reaper takes for the ring rather than for one delivery: a
 # request that died with its submitter going to the backlog (``_migrate``), the leaders'
-# poke ending (``_poke_ended``).
+# poke ending (``RingThread.poke_ended``).
 
 
 def _reap_until_interrupted(port: CompletionPort, interrupt: type[BaseException]) -> None:
@@ -521,18 +521,20 @@ def test_an_interrupt_as_the_leaders_poke_ends_still_closes_the_leadership(
     try:
         # A pended read: this thread's waits lead the ring (they reap what comes).
         assert start(StreamReadOp(reader, Overlapped(), [memoryview(buf)])) == STATUS_PENDING
-        assert b._poke_armed and not b._lead.closed
+        assert b._ring_thread.poke_armed and not b._lead.closed
         with b._lock:
             wake = b._cancel_locked(UD_POKE)
         if wake:
             os.eventfd_write(b._efd, 1)
         calls = interrupt_once(type(b._lead), "give_up_locked")
         _reap_until_interrupted(port, kit.Interrupted)
-        assert calls and not b._poke_armed
+        assert calls and not b._ring_thread.poke_armed
         assert b._lead.closed  # nobody leads without a poke
     finally:
         parked.release()
-    wait_until(lambda: b._poke_armed and not b._lead.closed, LONG, "a new poke is armed")
+    wait_until(
+        lambda: b._ring_thread.poke_armed and not b._lead.closed, LONG, "a new poke is armed"
+    )
     os.write(w, b"read")
     packet = port.get(LONG)
     assert packet is not None and packet.bytes_transferred == 4 and bytes(buf) == b"read"

@@ -119,7 +119,7 @@ def test_a_qd1_receive_loop_costs_one_enter_per_pended_receive(
         # one in the enter this thread then slept in.
         assert backend._enters - enters <= total + 1
         assert backend._lead.waits - waits >= total - 1
-        assert backend._rounds == parked.rounds  # the ring thread never ran
+        assert backend._ring_thread.rounds == parked.rounds  # the ring thread never ran
         assert f.pending_requests == 0
     finally:
         parked.release()
@@ -159,7 +159,7 @@ def test_rearms_issued_by_the_ring_owner_share_one_enter(
                 assert (p.status, p.bytes_transferred) == (SUCCESS, 2)
                 assert bufs[p.key][:2] == bytes([rnd, p.key])
         assert not backend._streams.lines
-        assert backend._rounds == parked.rounds
+        assert backend._ring_thread.rounds == parked.rounds
     finally:
         parked.release()
         _close(pairs, port)
@@ -608,7 +608,7 @@ def test_a_qd1_receive_is_delivered_without_the_batch_path(
                 bytes([i]) * 5,
             )
         assert f.pending_requests == 0 and not backend._streams.lines
-        assert backend._rounds == parked.rounds
+        assert backend._ring_thread.rounds == parked.rounds
     finally:
         parked.release()
         _close(pairs, port)

@@ -34,9 +34,9 @@ import pytest
 
 from winaio._backends import uring
 from winaio._backends.uring import abi
-from winaio._backends.uring import backend as uring_backend
 from winaio._backends.uring import deferral as uring_deferral
 from winaio._backends.uring import probe as uring_probe
+from winaio._backends.uring import ringthread as uring_ringthread
 from winaio._backends.uring.abi.consts import Feature, IoringOp
 from winaio._backends.uring.ring import BackendRing
 from winaio._io._files import FileObject, request_cancel, start
@@ -188,7 +188,7 @@ def test_issuers_submit_without_waking_the_ring_thread(
     wait_until(lambda: not backend._lead.closed, LONG, "the leaders' poke is armed")
     # Parked, the ring thread cannot take the ring over from its owner (the watch) meanwhile.
     parked = kit.park(backend, monkeypatch)
-    asked, enters = backend._wakeups, backend._enters
+    asked, enters = backend._ring_thread.wakeups, backend._enters
 
     def fresh() -> int:
         # A thread that has not waited on the ring submits each request at once...
@@ -215,10 +215,10 @@ def test_issuers_submit_without_waking_the_ring_thread(
     for op in queued:
         assert start(op) == STATUS_PENDING
     assert backend._enters == enters
-    assert backend._wakeups == asked  # no submission asked the ring thread for anything
+    assert backend._ring_thread.wakeups == asked  # no submission asked the ring thread for anything
     for _, ev in writes:
         kit.wait(ev)  # this thread reaps: the ring thread is parked
-    assert backend._rounds == parked.rounds
+    assert backend._ring_thread.rounds == parked.rounds
     parked.release()
     os.write(w, b"y" * 21)
     wait_until(lambda: all(op.done for op in [first, *queued]), LONG, "reads done")
@@ -276,12 +276,12 @@ def test_without_multishot_polls_nobody_leads_and_everything_still_completes(
 ) -> None:
     # A kernel before 5.13 answers the leaders' multishot poke poll with -EINVAL (simulated
     # with an unknown poll flag): waiting threads park, the ring thread reaps for them.
-    monkeypatch.setattr(uring_backend, "_MULTI", 1 << 30)
+    monkeypatch.setattr(uring_ringthread, "_MULTI", 1 << 30)
     b = uring.IoUringBackend()
     try:
-        wait_until(lambda: b._poke_refused, LONG, "the poke poll refused")
+        wait_until(lambda: b._ring_thread.poke_refused, LONG, "the poke poll refused")
         _ping_pong(b, tmp_path, kit, threads=3, rounds=100)
-        assert b._lead.leads == 0 and b._rt_delivered == 3 * 100 * 2
+        assert b._lead.leads == 0 and b._ring_thread.delivered == 3 * 100 * 2
     finally:
         b.close()
 
@@ -300,7 +300,7 @@ def test_a_full_ring_and_refused_sqes_go_through_the_ring_thread_in_order(
 
     def busy_sometimes(self: BackendRing, to_submit: int, wait_nr: int) -> int:
         # Every 7th submission: the kernel refuses with EBUSY (a CQ backlog), nothing taken.
-        if to_submit and threading.current_thread() is not b._thread:
+        if to_submit and threading.current_thread() is not b._ring_thread.thread:
             refusals[0] += 1
             if refusals[0] % 7 == 0:
                 raise abi.RingBusyError(errno.EBUSY, "simulated CQ backlog")
@@ -495,7 +495,7 @@ def test_close_drains_the_requests_of_a_dead_ring_thread(
     monkeypatch.setattr(threading, "excepthook", reported.append)
     fds = kit.fds()
     b = uring.IoUringBackend()
-    wait_until(lambda: b._sleeping, LONG, "the ring thread sleeps")
+    wait_until(lambda: b._ring_thread.sleeping, LONG, "the ring thread sleeps")
     reader, w = kit.pipe(b)
     reads = [
         StreamReadOp(reader, Overlapped(0, Event(True)), [memoryview(bytearray(4))])
@@ -503,9 +503,9 @@ def test_close_drains_the_requests_of_a_dead_ring_thread(
     ]
     for op in reads:
         assert start(op) == STATUS_PENDING
-    b._rounds = None  # type: ignore[assignment]  # its next round raises: a bug
+    b._ring_thread.rounds = None  # type: ignore[assignment]  # its next round raises: a bug
     os.eventfd_write(b._efd, 1)
-    wait_until(lambda: not b._thread.is_alive(), LONG, "the ring thread dies")
+    wait_until(lambda: not b._ring_thread.thread.is_alive(), LONG, "the ring thread dies")
     assert [a.exc_type for a in reported] == [TypeError]
     with pytest.raises(RuntimeError, match="closed"):
         b.submit(StreamReadOp(reader, Overlapped(), [memoryview(bytearray(1))]))

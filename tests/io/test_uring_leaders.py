@@ -95,7 +95,7 @@ def test_a_port_loop_runs_without_the_ring_thread(
 
     parked = kit.park(backend, monkeypatch)
     try:
-        delivered, leads = backend._rt_delivered, backend._lead.leads
+        delivered, leads = backend._ring_thread.delivered, backend._lead.leads
         for slot in range(32):
             ov = Overlapped(slot * BLOCK)
             slots[id(ov)] = slot
@@ -112,8 +112,8 @@ def test_a_port_loop_runs_without_the_ring_thread(
                     ov.offset = (issued % 256) * BLOCK
                     read(ov, slots[id(ov)])
                     issued += 1
-        assert backend._rounds == parked.rounds  # not one ring-thread wake-up
-        assert backend._rt_delivered == delivered
+        assert backend._ring_thread.rounds == parked.rounds  # not one ring-thread wake-up
+        assert backend._ring_thread.delivered == delivered
         assert backend._lead.leads > leads  # this thread waited on the ring, and reaped
         assert backend.statistics().in_flight == 0
     finally:
@@ -159,7 +159,7 @@ def test_waiters_are_woken_by_their_completions_with_the_ring_thread_parked(
         assert bytes(buf) == b"evnt"
         # A port-bound request whose issuing (and submitting) thread exits: migrated, that is
         # cancelled by that thread and submitted again by the ring thread - once it runs.
-        assert backend._rounds == parked.rounds  # it never ran
+        assert backend._ring_thread.rounds == parked.rounds  # it never ran
         port2 = CompletionPort()
         r2, w2 = kit.pipe(backend)
         r2.associate(port2, "late")
@@ -349,7 +349,7 @@ def test_the_watch_takes_over_from_an_owner_that_went_away(
     # This thread never issued on the backend: it parks plainly; the watch reaps for it.
     assert wait_for_one(ev, LONG, False) == 0
     assert result[0].overlapped.information == 2
-    assert backend._lead.takeovers > takeovers or backend._rt_delivered > 0
+    assert backend._lead.takeovers > takeovers or backend._ring_thread.delivered > 0
     gone.set()
     t.join(LONG)
     for f, fd in ((reader, w), (other, w2)):

@@ -147,7 +147,7 @@ def test_a_qd1_port_loop_ends_each_wait_in_place_without_a_token(
     parked = kit.park(backend, monkeypatch)
     try:
         _counted_thread(body)
-        assert backend._rounds == parked.rounds  # the ring thread took no part
+        assert backend._ring_thread.rounds == parked.rounds  # the ring thread took no part
     finally:
         parked.release()
     view.release()

@@ -130,7 +130,7 @@ def test_a_qd1_port_loop_submits_each_read_at_once_and_sleeps_once(
         assert backend.statistics().completed - completed == total
         assert not backend._table
         assert backend._lead.owner is current_thread_state().parker  # the thread led
-        assert backend._rounds == parked.rounds
+        assert backend._ring_thread.rounds == parked.rounds
     finally:
         parked.release()
 

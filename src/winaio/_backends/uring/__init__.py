@@ -10,14 +10,14 @@ module that imports this package.
 
 Modules: ``abi`` (the raw io_uring ABI, split the way liburing splits its own code: no policy,
 no threads), ``ring`` (the ring as an ``SqeSink``, split publish/enter), ``backend`` (the
-backend object: submission, cancellation, the ring thread), ``lead`` (waiting
-threads that reap: leaders, followers, pokes, the watch), ``streams`` (STREAM requests:
-per-descriptor FIFO lines and readiness polls), ``backlog`` (what the ring thread submits),
-``migration`` (who submitted what; what migrates when a submitter exits), ``reaper`` (the
-completion side: reaping the CQ ring, mapping CQEs, delivering; the CQ lock), ``deferral``
-(the ring owner's burst, deferred to its next wait; the ports' flush hook),
-``close`` (draining after a dead ring thread), ``common`` (the shared vocabulary), ``probe``
-(can it run here, and why not).
+backend object: submission, cancellation), ``lead`` (waiting threads that reap: leaders,
+followers, pokes, the watch), ``streams`` (STREAM requests: per-descriptor FIFO lines and
+readiness polls), ``backlog`` (what the ring thread submits), ``migration`` (who submitted
+what; what migrates when a submitter exits), ``reaper`` (the completion side: reaping the CQ
+ring, mapping CQEs, delivering; the CQ lock), ``deferral`` (the ring owner's burst, deferred to
+its next wait; the ports' flush hook), ``ringthread`` (the ring thread: its loop, the leaders'
+poke poll, its sleep and wake-ups), ``close`` (draining after a dead ring thread), ``common``
+(the shared vocabulary), ``probe`` (can it run here, and why not).
 
 Io_uring facts relied on (``abi`` has them with sources; checked on 6.18)
 -------------------------------------------------------------------------
@@ -67,12 +67,11 @@ CQEs while nobody owns the ring, and it watches owners that went away.
 
 The ring thread (``winaio-uring-<n>``)
 -------------------------------------
-It submits the backlog (a full SQ ring, SQEs the kernel refused with EBUSY, migrated
-requests), arms the leaders' poke poll, reaps while nobody owns the ring, watches absent
-owners, and drains everything at close. It sleeps on its eventfd (``poll``): writes from
-threads that need it (at most one per sleep: ``_sleeping``), and the ring's CQEs while nobody
-owns it. Task work for the requests it submitted interrupts that sleep inside the kernel, not
-in Python.
+It submits the backlog (a full SQ ring, SQEs the kernel refused with EBUSY, migrated requests),
+arms the leaders' poke poll, reaps while nobody owns the ring, watches absent owners, and
+drains everything at close. It sleeps on its eventfd (``poll``): writes from threads that need
+it (at most one per sleep: ``RingThread.sleeping``), and the ring's CQEs while nobody owns it.
+Task work for the requests it submitted interrupts that sleep inside the kernel, not in Python.
 
 FILE operations
 ---------------

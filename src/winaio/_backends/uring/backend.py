@@ -1,4 +1,4 @@
-"""The io_uring backend object: submission, cancellation, the ring thread.
+"""The io_uring backend object: submission and cancellation; its parts wired together.
 
 Purpose: :class:`IoUringBackend`, the ``Backend`` of ``winaio._io._backend`` on io_uring. The
 design (who submits, who reaps, migration at thread exit, close) is in the package docstring
@@ -7,24 +7,22 @@ on the ring), :class:`~.streams.StreamLines` (STREAM requests), :class:`~.backlo
 (what the ring thread must submit), :class:`~.common.InFlight` (every request in the kernel),
 :class:`~.migration.Migration` (who submitted what, what migrates at a thread's exit),
 :class:`~.reaper.Reaper` (the completion side: reaping, mapping, delivery, the CQ lock),
-:class:`~.deferral.Deferral` (the ring owner's burst, deferred to its next wait).
+:class:`~.deferral.Deferral` (the ring owner's burst, deferred to its next wait),
+:class:`~.ringthread.RingThread` (the ring thread: its loop, the leaders' poke, its sleep).
 
 Locking: ``_lock`` guards the SQ side (every prep, publish and submitting enter happens under
 it, so the SQ ring holds no unsubmitted SQE outside it), the table's inserts, the lines, the
-backlog, the leadership state and the counters. The reaper's ``cq_lock`` guards reaping; it is
-taken before ``_lock`` when both are needed (a reaper re-arms a poll). ``op.complete`` is always
-called with neither held (invariant 5).
+backlog, the leadership state, the ring thread's state and the counters. The reaper's
+``cq_lock`` guards reaping; it is taken before ``_lock`` when both are needed (a reaper re-arms
+a poll). ``op.complete`` is always called with neither held (invariant 5).
 """
 
 from __future__ import annotations
 
 import ctypes
-import errno
 import itertools
 import os
-import select
 import threading
-import time
 import weakref
 from typing import TYPE_CHECKING
 
@@ -35,7 +33,6 @@ from ..._kernel._dispatcher import LOCK, ThreadState
 from ..._kernel._threads import EXIT_MIGRATE_IO, add_thread_exit_hook, current_thread_state
 from ...codes import NtStatus
 from .abi import RingBusyError, SubmissionQueueFull
-from .abi.consts import PollFlags
 from .backlog import Backlog, prep_failed
 from .close import CLOSE_TIMEOUT, salvage
 from .common import (
@@ -44,18 +41,17 @@ from .common import (
     B_POLL,
     CANCELLED,
     ECANCELED,
-    REAP_BATCH,
     UD_CANCEL,
-    UD_POKE,
     Finished,
     InFlight,
 )
 from .deferral import BURST, Deferral
-from .lead import WATCH_MAX, WATCH_MIN, Leadership, RingParker
+from .lead import Leadership, RingParker
 from .migration import Migration
 from .probe import feature_names, probe_backend, recv_poll_first
 from .reaper import Reaper
 from .ring import BackendRing
+from .ringthread import RingThread
 from .streams import Line, StreamLines
 
 if TYPE_CHECKING:
@@ -65,10 +61,7 @@ if TYPE_CHECKING:
 __all__ = ["IoUringBackend"]
 
 _CLOSED_STATUS = int(NtStatus.STATUS_INVALID_HANDLE)  # the backend is closed (``_files``)
-_MULTI = int(PollFlags.IORING_POLL_ADD_MULTI)
-_POLLIN = select.POLLIN
 _FILE = OpKind.FILE
-_monotonic = time.monotonic
 _from_buffer = ctypes.c_char.from_buffer
 _addressof = ctypes.addressof
 _get_ident = threading.get_ident
@@ -108,12 +101,20 @@ class IoUringBackend:
         self._table = InFlight()
         self._streams = StreamLines(self._lock, self._poll_locked)
         self._backlog = Backlog()
+        self._closing = self._crashed = self._close_called = False
+        #: The ring thread and its state (``ringthread``), started once its parts exist.
+        self._ring_thread = rt = RingThread(
+            f"winaio-uring-{next(_names)}", ring, self._lock, self._table, self._streams,
+            self._backlog, self._efd, lambda: self._closing, self._crashed_locked,
+            self._submit_locked, self._cancel_locked, self._settled_locked,
+        )  # fmt: skip
+        self._wake_locked = rt.wake_locked
         #: Who submitted what, and what migrates when a submitter exits (``migration``).
         self._migration = Migration()
         #: The completion side: the CQ lock, reaping, delivery, the done counts (``reaper``).
         self._reaper = Reaper(
             ring, self._table, self._streams, self._migration, self._migrate,
-            self._poke_ended, self._wake,
+            rt.poke_ended, rt.wake,
         )  # fmt: skip
         #: The ring owner's burst, deferred to its next wait (``deferral``).
         self._deferral = deferral = Deferral(
@@ -126,23 +127,15 @@ class IoUringBackend:
         self._recv_ioprio = recv_poll_first()
         self._lead = Leadership(
             ring, self._lock, self._reaper.reap, deferral.flush, deferral.take_burst,
-            deferral.burst_left, self._in_flight, deferral.unsubmitted, self._wake_to_watch,
+            deferral.burst_left, self._in_flight, deferral.unsubmitted, rt.wake_to_watch,
             self._efd,
         )  # fmt: skip
-        self._sleeping = False  # the ring thread sleeps on the eventfd (set under _lock)
-        self._sleep_timed = False  # ... with the watch's timeout
-        self._poke_armed = self._poke_refused = False
-        self._closing = self._crashed = self._close_called = False
-        # Counters (under _lock): requests; syscalls and wake-ups (what leaders save).
-        # (Completed from a CQE: the reaper's ``done`` and ``cancelled``, under its CQ lock.)
+        # Counters (under _lock): requests; syscalls (what leaders save). (Completed from a
+        # CQE: the reaper's ``done`` and ``cancelled``, under its CQ lock; the ring thread's
+        # rounds and wake-ups: ``RingThread``.)
         self._submitted = self._done_direct = self._cancelled_direct = 0
-        self._sq_enters = self._wakeups = self._watch_starts = 0
-        self._rounds = self._rt_reaps = self._rt_delivered = 0
-        self._thread = threading.Thread(
-            target=self._run, name=f"winaio-uring-{next(_names)}", daemon=True
-        )
-        self._ring_ident = -1
-        self._thread.start()
+        self._sq_enters = 0
+        rt.start(self._reaper, self._lead, deferral)
         _backends.add(self)
 
     # ------------------------------------------------------------------ Backend protocol
@@ -407,6 +400,7 @@ class IoUringBackend:
     def statistics(self) -> BackendStatistics:
         ring = self._ring
         lead = self._lead
+        rt = self._ring_thread
         with self._lock:
             done = self._reaper.done + self._done_direct
             submitted = self._submitted
@@ -418,8 +412,8 @@ class IoUringBackend:
                 f" thread exit); waiters reap: {lead.leads} waits as leader, {lead.waits} in"
                 f" the kernel, {lead.own_wakes} ended in place, {lead.pokes} pokes,"
                 f" {lead.takeovers} takeovers; ring thread:"
-                f" {self._rounds} rounds, {self._rt_reaps} reaping ({self._rt_delivered}"
-                f" completions), {self._wakeups} wake-ups asked, {self._watch_starts} to watch"
+                f" {rt.rounds} rounds, {rt.reaps} reaping ({rt.delivered}"
+                f" completions), {rt.wakeups} wake-ups asked, {rt.watch_starts} to watch"
             )
         return BackendStatistics(
             name=self.name,
@@ -427,7 +421,7 @@ class IoUringBackend:
             completed=done,
             cancelled=cancelled,
             in_flight=submitted - done,
-            threads=1 if self._thread.is_alive() else 0,
+            threads=1 if rt.thread.is_alive() else 0,
             detail=detail,
         )
 
@@ -439,16 +433,17 @@ class IoUringBackend:
             RuntimeError: called from the ring thread, or requests still in flight after
                 ``CLOSE_TIMEOUT`` (the ring and their buffers are then kept alive).
         """
-        if threading.current_thread() is self._thread:
+        thread = self._ring_thread.thread
+        if threading.current_thread() is thread:
             raise RuntimeError("the io_uring backend cannot be closed from its ring thread")
         with self._lock:
             if self._close_called:
                 return
             self._close_called = self._closing = self._streams.closing = True
             self._reaper.closing = True
-            self._sleeping = False
+            self._ring_thread.sleeping = False
         os.eventfd_write(self._efd, 1)
-        self._thread.join(CLOSE_TIMEOUT)
+        thread.join(CLOSE_TIMEOUT)
         self._lead.close()  # no thread waits on the ring from here on
         if self._crashed:
             with self._lock:
@@ -461,7 +456,7 @@ class IoUringBackend:
                 reaper.count_locked(finished)
                 finished += reaper.drain(CLOSE_TIMEOUT)
                 reaper.deliver(finished)
-        if self._thread.is_alive() or self._table:
+        if thread.is_alive() or self._table:
             stats = self.statistics()
             raise RuntimeError(
                 f"io_uring backend: {stats.in_flight} requests still in flight after"
@@ -584,25 +579,9 @@ class IoUringBackend:
         self._backlog.add_locked(B_CANCEL, None, target)
         return self._wake_locked()
 
-    def _wake_locked(self) -> bool:
-        """The ring thread has something to do: True if it sleeps and the caller must write
-        the eventfd (after releasing the lock). At most one write per sleep."""
-        wake = self._sleeping
-        if wake:
-            self._sleeping = False
-            self._wakeups += 1
-        return wake
-
-    def _wake(self) -> None:
-        """Wake the ring thread if it sleeps (no lock held: the reaper's ``wake``)."""
-        with self._lock:
-            wake = self._wake_locked()
-        if wake:
-            os.eventfd_write(self._efd, 1)
-
     def _submitter(self) -> ThreadState | None:
         """Who submits now: None for the ring thread (never migrated), else the thread."""
-        if threading.get_ident() == self._ring_ident:
+        if threading.get_ident() == self._ring_thread.ident:
             return None
         return current_thread_state()
 
@@ -621,14 +600,15 @@ class IoUringBackend:
     def _in_flight(self) -> int:
         return len(self._table)
 
-    def _wake_to_watch(self) -> bool:
-        """The ring got an owner (under _lock): a ring thread asleep without a timeout must
-        wake up to start watching (``lead``)."""
-        wake = self._sleeping and not self._sleep_timed
-        if wake:
-            self._sleeping = False
-            self._watch_starts += 1
-        return wake
+    def _settled_locked(self) -> bool:
+        """Every request submitted has completed (the ring thread's drain at close)."""
+        return self._submitted == self._reaper.done + self._done_direct
+
+    def _crashed_locked(self) -> None:
+        """The ring thread died of a bug: refuse new requests; close() drains the ones in
+        flight itself (``close``)."""
+        self._closing = self._crashed = self._streams.closing = True
+        self._reaper.closing = True
 
     # ------------------------------------------------------------------ thread exit
     def _thread_exited(self, ts: ThreadState) -> None:
@@ -669,143 +649,11 @@ class IoUringBackend:
                 if all(entry[1] is not op for entry in self._backlog.entries):
                     kind = B_POLL if extra.__class__ is Line else B_FILE
                     self._backlog.add_locked(kind, op, extra if kind == B_POLL else None)
-                self._sleeping = False
+                self._ring_thread.sleeping = False
             os.eventfd_write(self._efd, 1)
             raise
         if wake:
             os.eventfd_write(self._efd, 1)
-
-    # ------------------------------------------------------------------ the ring thread
-    def _run(self) -> None:
-        self._ring_ident = threading.get_ident()
-        try:
-            self._loop()
-        except BaseException:
-            # A bug (reported by threading.excepthook as the exception leaves the thread):
-            # refuse new requests; close() drains the ones in flight itself.
-            with self._lock:
-                self._closing = self._crashed = self._streams.closing = True
-                self._reaper.closing = True
-            raise
-
-    def _loop(self) -> None:
-        """Submit what issuers could not (backlog, migrations), arm the leaders' poke, reap
-        while nobody owns the CQ ring, watch absent owners (``lead``), drain at close."""
-        lock = self._lock
-        lead = self._lead
-        reaper = self._reaper
-        ring = self._ring
-        efd = self._efd
-        poller = select.poll()
-        poller.register(efd, _POLLIN)
-        tick = WATCH_MIN
-        next_watch = 0.0
-        cancelled_all = False
-        while True:
-            self._rounds += 1
-            try:
-                os.eventfd_read(efd)  # first: a write from now on ends the next sleep
-            except BlockingIOError:
-                pass
-            finished: Finished = []
-            lines: list[Line] = []
-            with lock:
-                if self._backlog or self._backlog.stuck:
-                    self._backlog.drain_locked(
-                        ring, self._table, self._streams, lambda: self._submit_locked(None),
-                        finished, lines,
-                    )  # fmt: skip
-                if not (self._poke_armed or self._poke_refused or self._closing):
-                    self._arm_poke_locked()
-                if self._closing:
-                    if lead.owner is not None:
-                        lead.disown_locked()  # closing: the ring thread drains the ring
-                    if not cancelled_all:
-                        cancelled_all = True
-                        # The rest of a line is cancelled by service() when its head's poll
-                        # comes back -ECANCELED; backlogged FILE ops when it is drained.
-                        for ud in list(self._table):
-                            self._cancel_locked(ud)
-                reap = lead.owner is None
-                now = _monotonic()
-                if not reap and now >= next_watch:
-                    reap = lead.watch()
-                    stale = self._deferral.stale_burst_locked()
-                    tick = WATCH_MIN if reap or stale else min(2 * tick, WATCH_MAX)
-                    next_watch = now + tick
-                if self._unsubmitted and lead.owner is None:
-                    self._submit_locked(None)  # nobody will submit it at a wait
-            if finished or lines or reap:
-                with reaper.cq_lock:  # delivered in order with the leaders' completions
-                    for line in lines:
-                        self._streams.service(line, ECANCELED, finished)
-                    reaper.count_locked(finished)  # the backlog's and the lines' ones
-                    if reap:
-                        cqes = ring.reap(REAP_BATCH)
-                        if cqes:
-                            reaper.process(cqes, finished)
-                    if finished:
-                        self._rt_reaps += 1
-                        self._rt_delivered += len(finished)
-                        reaper.deliver(finished)
-                if finished:
-                    continue  # more may have come meanwhile: look again before sleeping
-            with lock:
-                if self._closing and not self._table and self._drained_locked():
-                    break
-                if self._backlog or (lead.owner is None and ring.cq_ready()):
-                    continue  # work came in while this round ran (e.g. a migration)
-                timeout = max(next_watch - _monotonic(), 1e-4) if lead.watching() else None
-                if self._backlog.stuck:
-                    timeout = 0.001  # the kernel refused SQEs (EBUSY): try again soon
-                self._sleeping = True
-                self._sleep_timed = timeout is not None
-            poller.poll(None if timeout is None else timeout * 1000)
-            with lock:
-                self._sleeping = False
-
-    def _drained_locked(self) -> bool:
-        return (
-            not self._backlog
-            and not self._streams.lines
-            and self._submitted == self._reaper.done + self._done_direct
-        )
-
-    # ------------------------------------------------------------------ the leaders' poke
-    def _arm_poke_locked(self) -> None:
-        """Arm the multishot POLL_ADD on the leaders' poke eventfd; the ring thread submits
-        it, so it lives as long as the backend. Until it is armed nobody leads."""
-        try:
-            self._ring.prep_poll_add(self._lead.poke_efd, _POLLIN, UD_POKE, 0, _multishot())
-        except SubmissionQueueFull:
-            return  # next round
-        self._submit_locked(None)
-        self._poke_armed = True
-        self._lead.open_locked()
-
-    def _poke_ended(self, res: int) -> None:
-        # The multishot poke poll ended (CQ overflow; -ECANCELED at close; -EINVAL: a kernel
-        # without multishot polls, < 5.13, for good): nobody leads until it is re-armed. A
-        # Ctrl-C meanwhile still closes the leadership (no leader may wait for a poke that
-        # cannot come) and wakes the ring thread, which re-arms it.
-        try:
-            with self._lock:
-                self._poke_armed = False
-                self._poke_refused = self._poke_refused or res == -errno.EINVAL
-                self._lead.give_up_locked()
-                wake = not self._closing and self._wake_locked()
-        except BaseException:
-            with self._lock:
-                self._lead.give_up_locked()
-                self._sleeping = False
-            os.eventfd_write(self._efd, 1)
-            raise
-        if wake:
-            os.eventfd_write(self._efd, 1)
-
-
-def _multishot() -> int:
-    return _MULTI  # a function so that tests can refuse multishot polls (``_MULTI``)
 
 
 def _thread_exited(ts: ThreadState) -> None:

@@ -1,0 +1,291 @@
+"""The ring thread (``winaio-uring-<n>``): what no issuer and no waiter does.
+
+Purpose: :class:`RingThread`, the backend's own thread and its state. Each round it submits
+the backlog (a full SQ ring, SQEs the kernel refused with EBUSY, migrated requests), arms the
+leaders' poke poll (:meth:`RingThread.arm_poke_locked`; :meth:`RingThread.poke_ended` when it
+ends), reaps while nobody owns the CQ ring, watches absent owners (``lead``) and stale
+deferred bursts (``deferral``), and at close cancels and drains everything. It sleeps on the
+backend's eventfd; threads that need it wake it (:meth:`RingThread.wake_locked`,
+:meth:`RingThread.wake`), and a ring that gets an owner wakes it to watch
+(:meth:`RingThread.wake_to_watch`). The design is in the package docstring (``uring``).
+
+Invariants (under the backend's lock unless said otherwise):
+- :attr:`RingThread.sleeping` is True only while the thread sleeps (or is about to) on the
+  eventfd, and whoever sets it back to False writes the eventfd once the lock is free: at
+  most one write per sleep; :attr:`RingThread.sleep_timed` says the sleep has the watch's
+  timeout (a thread asleep without one must be woken to start watching);
+- until the poke poll is armed (:attr:`RingThread.poke_armed`) nobody leads; a kernel that
+  refuses multishot polls (:attr:`RingThread.poke_refused`) is never asked again;
+- :attr:`RingThread.ident` is the thread's ident once it runs (the submitter that is never
+  migrated), -1 before;
+- the eventfd is read first in each round, so a write from then on ends the next sleep;
+  completions it reaps are delivered under the reaper's CQ lock, in order with the leaders'.
+
+Imports ``common``, ``lead`` (the watch's ticks), and the parts it drives (``reaper``,
+``deferral``, ``backlog``, ``streams``, ``ring``) for annotations only.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .abi import SubmissionQueueFull
+from .abi.consts import PollFlags
+from .common import ECANCELED, REAP_BATCH, UD_POKE, Finished, InFlight
+from .lead import WATCH_MAX, WATCH_MIN
+
+if TYPE_CHECKING:
+    from ..._kernel._dispatcher import ThreadState
+    from .backlog import Backlog
+    from .deferral import Deferral
+    from .lead import Leadership
+    from .reaper import Reaper
+    from .ring import BackendRing
+    from .streams import Line, StreamLines
+
+__all__ = ["RingThread"]
+
+_MULTI = int(PollFlags.IORING_POLL_ADD_MULTI)
+_POLLIN = select.POLLIN
+_monotonic = time.monotonic
+
+
+class RingThread:
+    """The ring thread of one backend and its state (module docstring).
+
+    Args:
+        name: the thread's name.
+        ring: the backend's ring.
+        lock: the backend's lock (the SQ side).
+        table: the backend's requests in flight.
+        streams: the backend's STREAM lines.
+        backlog: what the ring thread must submit.
+        efd: the ring thread's eventfd.
+        closing: whether the backend is closing (read under ``lock``).
+        crashed_locked: the loop died of a bug (under ``lock``): refuse new requests.
+        submit_locked: ``submit_locked(ts)``: the backend's SQ-side submission of everything
+            published, from ``ts`` (None: the ring thread); True if the ring thread must be
+            woken.
+        cancel_locked: ``cancel_locked(ud)``: ASYNC_CANCEL ``ud`` (at close).
+        settled_locked: every request submitted has completed (the backend's counters).
+    """
+
+    __slots__ = (
+        "_backlog", "_cancel_locked", "_closing", "_crashed_locked", "_deferral", "_efd",
+        "_lead", "_lock", "_reaper", "_ring", "_settled_locked", "_streams", "_submit_locked",
+        "_table", "delivered", "ident", "poke_armed", "poke_refused", "reaps", "rounds",
+        "sleep_timed", "sleeping", "thread", "wakeups", "watch_starts",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        name: str,
+        ring: BackendRing,
+        lock: threading.Lock,
+        table: InFlight,
+        streams: StreamLines,
+        backlog: Backlog,
+        efd: int,
+        closing: Callable[[], bool],
+        crashed_locked: Callable[[], None],
+        submit_locked: Callable[[ThreadState | None], bool],
+        cancel_locked: Callable[[int], bool],
+        settled_locked: Callable[[], bool],
+    ) -> None:
+        self._ring = ring
+        self._lock = lock
+        self._table = table
+        self._streams = streams
+        self._backlog = backlog
+        self._efd = efd
+        self._closing = closing
+        self._crashed_locked = crashed_locked
+        self._submit_locked = submit_locked
+        self._cancel_locked = cancel_locked
+        self._settled_locked = settled_locked
+        self._reaper: Reaper | None = None  # (:meth:`start`)
+        self._lead: Leadership | None = None
+        self._deferral: Deferral | None = None
+        self.sleeping = False  # it sleeps on the eventfd
+        self.sleep_timed = False  # ... with the watch's timeout
+        self.poke_armed = self.poke_refused = False
+        # Counters (under the lock): rounds, rounds that delivered and what they delivered,
+        # wake-ups asked, wake-ups to start watching.
+        self.rounds = self.reaps = self.delivered = self.wakeups = self.watch_starts = 0
+        self.ident = -1
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self, reaper: Reaper, lead: Leadership, deferral: Deferral) -> None:
+        """Start the thread, driving the parts that were built with this object's hooks."""
+        self._reaper = reaper
+        self._lead = lead
+        self._deferral = deferral
+        self.thread.start()
+
+    def wake_locked(self) -> bool:
+        """The ring thread has something to do: True if it sleeps and the caller must write
+        the eventfd (after releasing the lock). At most one write per sleep."""
+        wake = self.sleeping
+        if wake:
+            self.sleeping = False
+            self.wakeups += 1
+        return wake
+
+    def wake(self) -> None:
+        """Wake the ring thread if it sleeps (no lock held: the reaper's ``wake``)."""
+        with self._lock:
+            wake = self.wake_locked()
+        if wake:
+            os.eventfd_write(self._efd, 1)
+
+    def wake_to_watch(self) -> bool:
+        """The ring got an owner (under the lock): a ring thread asleep without a timeout must
+        wake up to start watching (``lead``)."""
+        wake = self.sleeping and not self.sleep_timed
+        if wake:
+            self.sleeping = False
+            self.watch_starts += 1
+        return wake
+
+    # ------------------------------------------------------------------ the loop
+    def _run(self) -> None:
+        self.ident = threading.get_ident()
+        try:
+            self._loop()
+        except BaseException:
+            # A bug (reported by threading.excepthook as the exception leaves the thread):
+            # refuse new requests; close() drains the ones in flight itself.
+            with self._lock:
+                self._crashed_locked()
+            raise
+
+    def _loop(self) -> None:
+        """Submit what issuers could not (backlog, migrations), arm the leaders' poke, reap
+        while nobody owns the CQ ring, watch absent owners (``lead``), drain at close."""
+        lock = self._lock
+        lead = self._lead
+        reaper = self._reaper
+        deferral = self._deferral
+        assert lead is not None and reaper is not None and deferral is not None  # (start)
+        unsubmitted = deferral.unsubmitted
+        ring = self._ring
+        efd = self._efd
+        backlog = self._backlog
+        closing = self._closing
+        poller = select.poll()
+        poller.register(efd, _POLLIN)
+        tick = WATCH_MIN
+        next_watch = 0.0
+        cancelled_all = False
+        while True:
+            self.rounds += 1
+            try:
+                os.eventfd_read(efd)  # first: a write from now on ends the next sleep
+            except BlockingIOError:
+                pass
+            finished: Finished = []
+            lines: list[Line] = []
+            with lock:
+                if backlog or backlog.stuck:
+                    backlog.drain_locked(
+                        ring, self._table, self._streams, lambda: self._submit_locked(None),
+                        finished, lines,
+                    )  # fmt: skip
+                if not (self.poke_armed or self.poke_refused or closing()):
+                    self.arm_poke_locked()
+                if closing():
+                    if lead.owner is not None:
+                        lead.disown_locked()  # closing: the ring thread drains the ring
+                    if not cancelled_all:
+                        cancelled_all = True
+                        # The rest of a line is cancelled by service() when its head's poll
+                        # comes back -ECANCELED; backlogged FILE ops when it is drained.
+                        for ud in list(self._table):
+                            self._cancel_locked(ud)
+                reap = lead.owner is None
+                now = _monotonic()
+                if not reap and now >= next_watch:
+                    reap = lead.watch()
+                    stale = deferral.stale_burst_locked()
+                    tick = WATCH_MIN if reap or stale else min(2 * tick, WATCH_MAX)
+                    next_watch = now + tick
+                if unsubmitted and lead.owner is None:
+                    self._submit_locked(None)  # nobody will submit it at a wait
+            if finished or lines or reap:
+                with reaper.cq_lock:  # delivered in order with the leaders' completions
+                    for line in lines:
+                        self._streams.service(line, ECANCELED, finished)
+                    reaper.count_locked(finished)  # the backlog's and the lines' ones
+                    if reap:
+                        cqes = ring.reap(REAP_BATCH)
+                        if cqes:
+                            reaper.process(cqes, finished)
+                    if finished:
+                        self.reaps += 1
+                        self.delivered += len(finished)
+                        reaper.deliver(finished)
+                if finished:
+                    continue  # more may have come meanwhile: look again before sleeping
+            with lock:
+                if closing() and not self._table and self._drained_locked():
+                    break
+                if backlog or (lead.owner is None and ring.cq_ready()):
+                    continue  # work came in while this round ran (e.g. a migration)
+                timeout = max(next_watch - _monotonic(), 1e-4) if lead.watching() else None
+                if backlog.stuck:
+                    timeout = 0.001  # the kernel refused SQEs (EBUSY): try again soon
+                self.sleeping = True
+                self.sleep_timed = timeout is not None
+            poller.poll(None if timeout is None else timeout * 1000)
+            with lock:
+                self.sleeping = False
+
+    def _drained_locked(self) -> bool:
+        return not self._backlog and not self._streams.lines and self._settled_locked()
+
+    # ------------------------------------------------------------------ the leaders' poke
+    def arm_poke_locked(self) -> None:
+        """Arm the multishot POLL_ADD on the leaders' poke eventfd; the ring thread submits
+        it, so it lives as long as the backend. Until it is armed nobody leads."""
+        lead = self._lead
+        assert lead is not None  # (start)
+        try:
+            self._ring.prep_poll_add(lead.poke_efd, _POLLIN, UD_POKE, 0, _multishot())
+        except SubmissionQueueFull:
+            return  # next round
+        self._submit_locked(None)
+        self.poke_armed = True
+        lead.open_locked()
+
+    def poke_ended(self, res: int) -> None:
+        """The reaper's ``poke_ended``, no lock held."""
+        # The multishot poke poll ended (CQ overflow; -ECANCELED at close; -EINVAL: a kernel
+        # without multishot polls, < 5.13, for good): nobody leads until it is re-armed. A
+        # Ctrl-C meanwhile still closes the leadership (no leader may wait for a poke that
+        # cannot come) and wakes the ring thread, which re-arms it.
+        lead = self._lead
+        assert lead is not None  # (start: the poke is armed by the thread)
+        try:
+            with self._lock:
+                self.poke_armed = False
+                self.poke_refused = self.poke_refused or res == -errno.EINVAL
+                lead.give_up_locked()
+                wake = not self._closing() and self.wake_locked()
+        except BaseException:
+            with self._lock:
+                lead.give_up_locked()
+                self.sleeping = False
+            os.eventfd_write(self._efd, 1)
+            raise
+        if wake:
+            os.eventfd_write(self._efd, 1)
+
+
+def _multishot() -> int:
+    return _MULTI  # a function so that tests can refuse multishot polls (``_MULTI``)
