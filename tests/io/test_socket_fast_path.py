@@ -44,10 +44,7 @@ LONG = 5.0
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> Iterator[str]:
-    name: str = request.param
-    if name not in wt.available_backends():
-        pytest.skip(f"{name} backend unavailable")
-    with wt.using_backend(name):
+    with wt.backend_for_test(request.param) as name:
         yield name
 
 
