@@ -25,6 +25,7 @@ from .._kernel._objects import Event
 from .._kernel._threads import current_thread_state
 from ..codes import WinError
 from ..errors import Win32Error
+from . import _accel
 from ._dispatch import notify_locked
 from ._fd_users import FdUsers
 from ._files import FileObject, submit_pending_file
@@ -368,17 +369,19 @@ def accelerated() -> bool:
     return _C_METHODS is not None and DiskFile.__dict__["read_now"] is _C_METHODS[0]
 
 
-def use_accelerator(on: bool) -> bool:
-    """Run the cached-read fast path in C (``on``, when built) or in Python; returns whether
-    the C path was in use before. Not for use while other threads read (tests, benchmarks)."""
-    before = accelerated()
-    c = on and _C_METHODS is not None
-    methods = _C_METHODS if c and _C_METHODS is not None else _PY_METHODS
+def _install(on: bool) -> None:
+    methods = _C_METHODS if on and _C_METHODS is not None else _PY_METHODS
     type.__setattr__(DiskFile, "read_now", methods[0])
     type.__setattr__(DiskFile, "start_read", methods[1])
     if _fastio is not None:
-        _fastio.set_enabled(c)  # the alias layer's ReadFile (``alias_read_file``)
-    return before
+        _fastio.set_enabled(on)  # the alias layer's ReadFile (``alias_read_file``)
+
+
+def use_accelerator(on: bool) -> bool:
+    """Run every accelerated path (this module's cached reads, and every other module's
+    registered with ``_accel``) in C (``on``, when built) or in Python; returns whether the C
+    path was in use before. Not for use while other threads read (tests, benchmarks)."""
+    return _accel.use(on)
 
 
 def alias_read_file(read_file: _F, overlapped: type, handle_entry: Any, after: Any) -> _F:
@@ -415,7 +418,7 @@ def alias_gqcs_ex(
     return c_gqcs_ex
 
 
-use_accelerator(os.environ.get("WINAIO_PURE_PYTHON", "") in ("", "0"))
+_accel.register(_install)
 
 
 def _address(buf: memoryview) -> int:

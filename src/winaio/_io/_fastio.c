@@ -37,7 +37,7 @@
 /* ------------------------------------------------------------------ the dispatcher lock */
 
 /* CPython 3.11/3.12's _thread.lock object (Modules/_threadmodule.c). Used only after
- * ``configure`` checked the type name and size; otherwise LOCK's own methods are called. */
+ * ``configure`` checked the type name and size; otherwise the lock's own methods are called. */
 typedef struct {
     PyObject_HEAD
     PyThread_type_lock lock_lock;
@@ -45,25 +45,26 @@ typedef struct {
     char locked;
 } lockobject;
 
-static PyObject *g_lock;          /* the dispatcher LOCK */
-static PyObject *g_lock_acquire;  /* its bound methods (the blocking acquire, the fallback) */
-static PyObject *g_lock_release;
-static int g_lock_direct;         /* the lockobject layout above is the one in use */
+static PyObject *g_lock;              /* the dispatcher LOCK */
+static PyTypeObject *g_lock_type;     /* _thread.lock, when its layout is the one above */
+static PyObject *s_acquire, *s_release;
 
-static int
-lock_acquire(void)
+/* Any ``threading.Lock`` (``_fastio.h``): a non-blocking try on the lock itself when the
+ * layout is known; contended (or another layout), the lock's ``acquire`` method, which waits
+ * with the GIL released and handles signals (-1 with the error when a handler raised). */
+int
+fio_acquire(PyObject *lock)
 {
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
-    if (g_lock_direct) {
-        lockobject *l = (lockobject *)g_lock;
+    if (Py_IS_TYPE(lock, g_lock_type)) {
+        lockobject *l = (lockobject *)lock;
         if (PyThread_acquire_lock_timed(l->lock_lock, 0, 0) == PY_LOCK_ACQUIRED) {
             l->locked = 1;
             return 0;
         }
-        /* contended: the method blocks with the GIL released and handles signals */
     }
 #endif
-    PyObject *r = PyObject_CallNoArgs(g_lock_acquire);
+    PyObject *r = PyObject_CallMethodNoArgs(lock, s_acquire);
     if (r == NULL) {
         return -1;
     }
@@ -71,27 +72,40 @@ lock_acquire(void)
     return 0;
 }
 
-static void
-lock_release(void)
+/* Release a lock taken by :c:func:`fio_acquire`; a pending error is kept across the call. */
+void
+fio_release(PyObject *lock)
 {
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
-    if (g_lock_direct) {
-        lockobject *l = (lockobject *)g_lock;
+    if (Py_IS_TYPE(lock, g_lock_type)) {
+        lockobject *l = (lockobject *)lock;
         l->locked = 0;
         PyThread_release_lock(l->lock_lock);
         return;
     }
 #endif
     PyObject *exc_type, *exc_value, *exc_tb;
-    PyErr_Fetch(&exc_type, &exc_value, &exc_tb); /* keep a pending error across the call */
-    PyObject *r = PyObject_CallNoArgs(g_lock_release);
+    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    PyObject *r = PyObject_CallMethodNoArgs(lock, s_release);
     if (r == NULL) {
-        PyErr_WriteUnraisable(g_lock_release);
+        PyErr_WriteUnraisable(lock);
     }
     else {
         Py_DECREF(r);
     }
     PyErr_Restore(exc_type, exc_value, exc_tb);
+}
+
+static inline int
+lock_acquire(void)
+{
+    return fio_acquire(g_lock);
+}
+
+static inline void
+lock_release(void)
+{
+    fio_release(g_lock);
 }
 
 /* ------------------------------------------------------------------ slot access */
@@ -577,15 +591,16 @@ configure(PyObject *module, PyObject *args)
     }
     s_append = PyUnicode_InternFromString("append");
     s_posted_locked = PyUnicode_InternFromString("_posted_locked");
-    g_lock_acquire = PyObject_GetAttrString(lock, "acquire");
-    g_lock_release = PyObject_GetAttrString(lock, "release");
-    if (s_append == NULL || s_posted_locked == NULL || g_lock_acquire == NULL ||
-        g_lock_release == NULL) {
+    s_acquire = PyUnicode_InternFromString("acquire");
+    s_release = PyUnicode_InternFromString("release");
+    if (s_append == NULL || s_posted_locked == NULL || s_acquire == NULL || s_release == NULL) {
         return NULL;
     }
     g_lock = Py_NewRef(lock);
-    g_lock_direct = strcmp(Py_TYPE(lock)->tp_name, "_thread.lock") == 0 &&
-                    Py_TYPE(lock)->tp_basicsize == (Py_ssize_t)sizeof(lockobject);
+    if (strcmp(Py_TYPE(lock)->tp_name, "_thread.lock") == 0 &&
+        Py_TYPE(lock)->tp_basicsize == (Py_ssize_t)sizeof(lockobject)) {
+        g_lock_type = (PyTypeObject *)Py_NewRef(Py_TYPE(lock));
+    }
     g_packet_type = (PyTypeObject *)Py_NewRef(packett);
     g_disk_type = (PyTypeObject *)Py_NewRef(disk);
     g_wake_waiters = Py_NewRef(wake);
@@ -606,7 +621,7 @@ configure(PyObject *module, PyObject *args)
         return NULL;
     }
     g_configured = 1;
-    return Py_BuildValue("(NNi)", rd, sd, g_lock_direct);
+    return Py_BuildValue("(NNi)", rd, sd, g_lock_type != NULL);
 }
 
 

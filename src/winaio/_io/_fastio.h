@@ -105,6 +105,11 @@ cached_reads(PyObject *self)
     return truth(&k_file, 1, self, F_CACHED);
 }
 
+/* Any ``threading.Lock`` (``_fastio.c``): 0, or -1 with an error (a signal handler raised
+ * while a contended acquire waited); the release keeps a pending error. */
+int fio_acquire(PyObject *lock);
+void fio_release(PyObject *lock);
+
 /* ``_fastio_win32.c``'s module functions. */
 PyObject *configure_alias(PyObject *module, PyObject *args);
 PyObject *configure_gqcs(PyObject *module, PyObject *args);
