@@ -6,14 +6,18 @@ WINAIO_PURE_PYTHON=1 selects them at run time). CI sets WINAIO_REQUIRE_ACCEL=1, 
 the tests fail when one was not built. To add one: a (module, sources, headers) entry below.
 """
 
+from glob import glob
+
 from setuptools import Extension, setup
 
 ACCELERATORS = [
-    # the cached-read fast path: DiskFile.read_now/start_read, win32 ReadFile/GQCSEx hot shapes
+    # the cached-read fast path (DiskFile.read_now/start_read, win32 ReadFile/GQCSEx hot
+    # shapes: _fastio.c, _fastio_win32.c) and the sockets' paths (_fastsock*.c, ...): one
+    # module, every src/winaio/_io/_fast*.c source
     (
         "winaio._io._fastio",
-        ["src/winaio/_io/_fastio.c", "src/winaio/_io/_fastio_win32.c"],
-        ["src/winaio/_io/_fastio.h"],
+        sorted(glob("src/winaio/_io/_fast*.c")),
+        sorted(glob("src/winaio/_io/_fast*.h")),
     ),
 ]
 
