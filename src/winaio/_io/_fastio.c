@@ -637,6 +637,8 @@ static PyMethodDef module_methods[] = {
      "-> C GQCSEx"},
     {"set_enabled", set_enabled, METH_O,
      "set_enabled(flag): the C ReadFile runs its hot shape (else it calls the Python one)"},
+    {"configure_done", configure_done, METH_VARARGS,
+     "configure_done(...) -> (C deliver_batch, C StreamLines.service_direct descriptor)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef fastio_module = {

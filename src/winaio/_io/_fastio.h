@@ -12,6 +12,9 @@
 
 #ifndef RWF_NOWAIT
 #define RWF_NOWAIT 0x00000008
+/* ``_fastdone.c``: the completion side (``deliver_batch``, ``StreamLines.service_direct``). */
+PyObject *configure_done(PyObject *module, PyObject *args);
+
 #endif
 
 /* The largest read made with the GIL held: a page-cache copy of 256 KiB takes tens of
@@ -114,5 +117,8 @@ void fio_release(PyObject *lock);
 PyObject *configure_alias(PyObject *module, PyObject *args);
 PyObject *configure_gqcs(PyObject *module, PyObject *args);
 PyObject *set_enabled(PyObject *module, PyObject *flag);
+
+/* ``_fastdone.c``: the completion side (``deliver_batch``, ``StreamLines.service_direct``). */
+PyObject *configure_done(PyObject *module, PyObject *args);
 
 #endif

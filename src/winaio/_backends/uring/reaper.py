@@ -30,15 +30,23 @@ Imports ``winaio._io`` (operations, the delivery funnel), ``common``, ``migratio
 from __future__ import annotations
 
 import errno
+import select
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ..._io._dispatch import deliver, deliver_batch
-from ..._io._ops import Operation
-from ..._kernel._dispatcher import LOCK
-from ...codes import NtStatus
+from ..._io import _accel, _dispatch
+from ..._io._backend import OpKind
+from ..._io._dispatch import _queue_routine, deliver, deliver_batch
+from ..._io._files import _IO_KEY, FileObject
+from ..._io._ops import Operation, StreamReadOp
+from ..._io._overlapped import Overlapped
+from ..._io._port import CompletionPacket, CompletionPort
+from ..._kernel._dispatcher import LOCK, ThreadState, WaitBlock, wake_waiters
+from ..._kernel._objects import Event
+from ...codes import NtStatus, WaitCode
 from .abi.consts import CqeFlags
 from .common import (
     CANCELLED,
@@ -50,7 +58,12 @@ from .common import (
     report,
 )
 from .migration import Migration
-from .streams import Line, StreamLines
+from .streams import _SPARE_MAX, Line, StreamLines
+
+try:
+    from ..._io import _fastio
+except ImportError:  # not built: the Python functions run
+    _fastio = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from .ring import BackendRing
@@ -387,3 +400,33 @@ class Reaper:
             else:
                 ring.enter_timeout(0, 1, 0.02)
         return finished
+
+
+# ---------------------------------------------------------------------- the C accelerator
+
+_PY_SERVICE_DIRECT = StreamLines.service_direct
+#: ``_fastdone.c``'s ``deliver_batch`` and ``StreamLines.service_direct`` (None: not built).
+_C_DONE: tuple[Any, Any] | None = (
+    None
+    if _fastio is None
+    else _fastio.configure_done(
+        Operation, FileObject, Overlapped, Event, CompletionPort, CompletionPacket, WaitBlock,
+        ThreadState, Line, StreamLines, deque, LOCK, wake_waiters, _queue_routine,
+        _dispatch.py_deliver_batch, StreamReadOp.from_cqe, OpKind.STREAM, select.POLLIN,
+        _IO_KEY, int(WaitCode.WAIT_OBJECT_0), _SUCCESS, _SPARE_MAX,
+    )
+)  # fmt: skip
+
+
+def _install(on: bool) -> None:
+    """The completion side's C functions (``on``) or the Python ones, here and in
+    ``_dispatch`` (``_accel``: one switch for every accelerated path)."""
+    global deliver_batch
+    c = _C_DONE if on else None
+    batch = _dispatch.py_deliver_batch if c is None else c[0]
+    _dispatch.deliver_batch = batch
+    deliver_batch = batch
+    type.__setattr__(StreamLines, "service_direct", _PY_SERVICE_DIRECT if c is None else c[1])
+
+
+_accel.register(_install)
