@@ -40,7 +40,10 @@ from winaio.codes import NtStatus, WaitCode
 from winaio.testing import wait_until
 
 OK, REASON = uring.probe_backend()
-pytestmark = pytest.mark.skipif(not OK, reason=f"io_uring backend unavailable: {REASON}")
+pytestmark = [
+    pytest.mark.skipif(not OK, reason=f"io_uring backend unavailable: {REASON}"),
+    pytest.mark.usefixtures("fast_path_impl"),  # the C completion side and the Python one
+]
 
 SUCCESS = int(NtStatus.STATUS_SUCCESS)
 WAIT_IO_COMPLETION = int(WaitCode.WAIT_IO_COMPLETION)

@@ -47,7 +47,10 @@ from winaio.errors import Win32Error
 from winaio.testing import wait_until
 
 OK, REASON = uring.probe_backend()
-pytestmark = pytest.mark.skipif(not OK, reason=f"io_uring backend unavailable: {REASON}")
+pytestmark = [
+    pytest.mark.skipif(not OK, reason=f"io_uring backend unavailable: {REASON}"),
+    pytest.mark.usefixtures("fast_path_impl"),  # the C completion side and the Python one
+]
 
 SUCCESS = int(NtStatus.STATUS_SUCCESS)
 BLOCK = 4096

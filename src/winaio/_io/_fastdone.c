@@ -645,24 +645,30 @@ post(PyObject *port, PyObject *file, int ffast, PyObject *ov, PyObject *status,
 
 /* ------------------------------------------------------------------ deliver_batch */
 
-/* Calls ``func(*args)``; keeps the first error in (*et, *ev, *etb). */
-static void
-call_keep(PyObject *func, PyObject *const *args, Py_ssize_t n, PyObject **et, PyObject **ev,
-          PyObject **etb)
+/* A Python call made by one request's delivery. An Exception stops that request's delivery
+ * (-1, the error set: what the Python loop's ``except Exception`` does); any other
+ * BaseException (an interrupt at the call's entry) is kept in *et.. and the delivery goes on
+ * (0), so that the request's state is written whole before it propagates. */
+static int
+call_step(PyObject *res, PyObject **et, PyObject **ev, PyObject **etb)
 {
-    PyObject *res = PyObject_Vectorcall(func, args, (size_t)n, NULL);
     if (res != NULL) {
         Py_DECREF(res);
+        return 0;
     }
-    else if (*et == NULL) {
+    if (*et == NULL && !PyErr_ExceptionMatches(PyExc_Exception)) {
         PyErr_Fetch(et, ev, etb);
+        return 0;
     }
-    else {
-        PyErr_Clear();
+    if (*et != NULL) {
+        PyErr_Clear(); /* the interrupt kept is the one raised */
+        return 0;
     }
+    return -1;
 }
 
-/* One request of the batch (``deliver_batch``'s loop body): 0, or -1 with an error. */
+/* One request of the batch (``deliver_batch``'s loop body), in the Python order: 0, or -1
+ * with an error. */
 static int
 deliver_one(PyObject *op, PyObject *status, PyObject *information, held_t *h)
 {
@@ -674,137 +680,127 @@ deliver_one(PyObject *op, PyObject *status, PyObject *information, held_t *h)
     if (set(&d_op, ofast, op, OP_DONE, Py_NewRef(Py_True)) < 0) {
         return -1;
     }
-    PyObject *file = NULL, *ov = NULL, *event = NULL, *routine = NULL, *issuer = NULL,
-             *sync = NULL, *wake = NULL, *release = NULL;
+    PyObject *et = NULL, *ev = NULL, *etb = NULL; /* an interrupt, raised at the end */
+    PyObject *file = NULL, *ov = NULL, *event = NULL, *routine = NULL, *sync = NULL,
+             *release = NULL;
     int ffast = 0;
     if ((file = get(&d_op, ofast, op, OP_FILE)) == NULL ||
         (ov = get(&d_op, ofast, op, OP_OV)) == NULL) {
-        goto calls;
+        goto out;
     }
     int vfast = kind_fast(&d_ov, Py_TYPE(ov));
     if (set(&d_ov, vfast, ov, OV_INFORMATION, Py_NewRef(information)) < 0 ||
         set(&d_ov, vfast, ov, OV_STATUS, Py_NewRef(status)) < 0) {
-        goto calls;
+        goto out;
     }
     ffast = kind_fast(&d_file, Py_TYPE(file));
     if ((event = get(&d_op, ofast, op, OP_EVENT)) == NULL) {
-        goto calls;
+        goto out;
     }
+    PyObject *wake = NULL; /* borrowed */
     if (event != Py_None) {
         int efast = kind_fast(&d_event, Py_TYPE(event));
         if (set(&d_event, efast, event, EV_SIGNALED, Py_NewRef(Py_True)) < 0 ||
             (r = truth(&d_event, efast, event, EV_WAITERS)) < 0) {
-            goto calls;
+            goto out;
         }
         if (r) {
-            wake = Py_NewRef(event);
+            wake = event;
         }
     }
     else {
         if ((r = truth(&d_file, ffast, file, FI_SKIP_SET)) < 0) {
-            goto calls;
+            goto out;
         }
         if (!r) {
             if (set(&d_file, ffast, file, FI_SIGNALED, Py_NewRef(Py_True)) < 0 ||
                 (r = truth(&d_file, ffast, file, FI_WAITERS)) < 0) {
-                goto calls;
+                goto out;
             }
             if (r) {
-                wake = Py_NewRef(file);
+                wake = file;
             }
         }
     }
+    if (wake != NULL &&
+        call_step(PyObject_CallOneArg(d_wake_waiters, wake), &et, &ev, &etb) < 0) {
+        goto out;
+    }
     if ((routine = get(&d_op, ofast, op, OP_ROUTINE)) == NULL) {
-        goto calls;
+        goto out;
     }
     if (routine != Py_None) {
-        if ((issuer = get(&d_op2, kind_fast(&d_op2, Py_TYPE(op)), op, OP2_ISSUER)) == NULL) {
-            goto calls;
+        PyObject *issuer = get(&d_op2, kind_fast(&d_op2, Py_TYPE(op)), op, OP2_ISSUER);
+        if (issuer == NULL) {
+            goto out;
+        }
+        PyObject *args[5] = {issuer, routine, status, information, ov};
+        r = call_step(PyObject_Vectorcall(d_queue_routine, args, 5, NULL), &et, &ev, &etb);
+        Py_DECREF(issuer);
+        if (r < 0) {
+            goto out;
         }
     }
     else {
         if ((r = truth(&d_op, ofast, op, OP_SKIP_PORT)) < 0) {
-            goto calls;
+            goto out;
         }
         if (!r) {
             PyObject *port = get(&d_file, ffast, file, FI_PORT);
             if (port == NULL) {
-                goto calls;
+                goto out;
             }
             r = port == Py_None ? 0 : post(port, file, ffast, ov, status, information, h);
             Py_DECREF(port);
-            if (r < 0) {
-                goto calls;
+            if (r < 0 && call_step(NULL, &et, &ev, &etb) < 0) {
+                goto out;
             }
         }
     }
     if ((r = truth(&d_op, ofast, op, OP_REGISTERED)) < 0) {
-        goto calls;
+        goto out;
     }
-    if (r && forget_locked(file, ffast, op, ofast, &release) < 0) {
-        goto calls;
+    if (r) {
+        if (forget_locked(file, ffast, op, ofast, &release) < 0 &&
+            call_step(NULL, &et, &ev, &etb) < 0) {
+            goto out;
+        }
+        if (release != NULL) {
+            /* the closing file's descriptor (``_release_fd``: subclasses override it) */
+            PyObject *args[1] = {release};
+            PyObject *res = PyObject_VectorcallMethod(
+                ds_release_fd, args, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            if (call_step(res, &et, &ev, &etb) < 0) {
+                goto out;
+            }
+        }
     }
     if ((sync = get(&d_op, ofast, op, OP_SYNC)) == NULL) {
-        goto calls;
+        goto out;
     }
     if (sync != Py_None) {
         int efast = kind_fast(&d_event, Py_TYPE(sync));
         if (set(&d_event, efast, sync, EV_SIGNALED, Py_NewRef(Py_True)) < 0 ||
             (r = truth(&d_event, efast, sync, EV_WAITERS)) < 0) {
-            goto calls;
+            goto out;
         }
-        if (!r) {
-            Py_CLEAR(sync);
-        }
-    }
-    else {
-        Py_CLEAR(sync);
-    }
-calls: {
-    /* Every field is written (or an error stopped the writing): now the calls. */
-    PyObject *et = NULL, *ev = NULL, *etb = NULL;
-    if (PyErr_Occurred()) {
-        PyErr_Fetch(&et, &ev, &etb);
-        Py_CLEAR(sync); /* (not reached by the writing) */
-    }
-    if (wake != NULL) {
-        call_keep(d_wake_waiters, &wake, 1, &et, &ev, &etb);
-    }
-    if (issuer != NULL) {
-        PyObject *args[5] = {issuer, routine, status, information, ov};
-        call_keep(d_queue_routine, args, 5, &et, &ev, &etb);
-    }
-    if (release != NULL) {
-        PyObject *args[1] = {release};
-        PyObject *res = PyObject_VectorcallMethod(ds_release_fd, args,
-                                                  1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-        if (res != NULL) {
-            Py_DECREF(res);
-        }
-        else if (et == NULL) {
-            PyErr_Fetch(&et, &ev, &etb);
-        }
-        else {
-            PyErr_Clear();
+        if (r && call_step(PyObject_CallOneArg(d_wake_waiters, sync), &et, &ev, &etb) < 0) {
+            goto out;
         }
     }
-    if (sync != NULL) {
-        call_keep(d_wake_waiters, &sync, 1, &et, &ev, &etb);
-    }
+out:
     Py_XDECREF(file);
     Py_XDECREF(ov);
     Py_XDECREF(event);
     Py_XDECREF(routine);
-    Py_XDECREF(issuer);
     Py_XDECREF(sync);
-    Py_XDECREF(wake);
     Py_XDECREF(release);
     if (et != NULL) {
+        /* an interrupt: it wins over an Exception that stopped the delivery after it */
         PyErr_Restore(et, ev, etb);
         return -1;
     }
-    return 0;
-}
+    return PyErr_Occurred() ? -1 : 0;
 }
 
 /* deliver_batch(batch) -> list of the exceptions raised (``_dispatch.deliver_batch``). */
@@ -943,9 +939,13 @@ service_direct(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             PyObject *direct = *(PyObject **)((char *)line + d_line.offsets[LI_DIRECT]);
             PyObject *busy = *(PyObject **)((char *)line + d_line.offsets[LI_BUSY]);
             PyObject *key = *(PyObject **)((char *)line + d_line.offsets[LI_KEY]);
-            if (ops != NULL && Py_IS_TYPE(ops, d_deque_type) && direct == Py_True &&
-                busy == Py_False && key != NULL && PyLong_CheckExact(key) &&
-                PyObject_Length(ops) == 1) {
+            int dt = direct == NULL ? 0 : is_true(direct);
+            int bt = busy == NULL ? 1 : is_true(busy);
+            if (dt < 0 || bt < 0) {
+                goto unlock;
+            }
+            if (ops != NULL && Py_IS_TYPE(ops, d_deque_type) && dt && !bt && key != NULL &&
+                PyLong_CheckExact(key) && PyObject_Length(ops) == 1) {
                 PyObject *op = PySequence_GetItem(ops, 0);
                 if (op == NULL) {
                     goto unlock;
