@@ -232,7 +232,7 @@ def build(spec: dict[str, Any], null_fd: int) -> World:
         ev = Event(e["manual"], e["signaled"])
         w.events.append(ev)
         w.name("ev", ev)
-    for e, ev in zip(spec["events"], w.events):
+    for e, ev in zip(spec["events"], w.events, strict=True):
         for t in e["waiters"]:
             _wait_on(w, w.threads[t], ev)
     for f in spec["files"]:
@@ -283,7 +283,7 @@ def build(spec: dict[str, Any], null_fd: int) -> World:
         w.batch.append((op, o["status"], o["information"]))
         if o["twice"]:
             w.batch.append((op, o["status"], o["information"]))
-    for f, fo in zip(spec["files"], w.files):
+    for f, fo in zip(spec["files"], w.files, strict=True):
         fo.closing = f["closing"]
     return w
 
