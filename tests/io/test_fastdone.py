@@ -732,3 +732,124 @@ def test_service_direct_leaves_nothing_behind() -> None:
         tracemalloc.stop()
     assert second - first < 16 * 1024, (first, second)
     del spec
+
+
+# ---------------------------------------------------------------------- Reaper.process
+
+
+class RecordingReaper(reaper_mod.Reaper):
+    """Records its hooks (a migration, the leaders' poke) instead of acting on them."""
+
+    __slots__ = ("events",)
+
+
+cqe_st = st.fixed_dictionaries(
+    {
+        "what": st.sampled_from(["file", "file", "line", "line", "unknown", "poke"]),
+        "res": st.sampled_from([64, 64, 4096, 1, 0, -11, -104, -125]),
+        "cancel_requested": st.booleans(),
+        "direct": st.sampled_from([True, True, False]),
+        "nops": st.sampled_from([1, 1, 2]),
+        "flags": st.sampled_from([0, 0, 2]),
+    }
+)
+
+
+def build_reaper(
+    specs: list[dict[str, Any]], migrating: bool
+) -> tuple[RecordingReaper, list[Any], list[tuple[int, int, int]]]:
+    from winaio._backends.uring.common import UD_CANCEL, UD_POKE, InFlight
+    from winaio._backends.uring.migration import Migration
+
+    table = InFlight()
+    lines = RecordingLines(threading.Lock(), lambda op, line: None)
+    lines.calls = []
+    migration = Migration()
+    events: list[Any] = []
+    reaper = RecordingReaper(
+        None,  # type: ignore[arg-type]
+        table,
+        lines,
+        migration,
+        lambda op, extra: events.append(("migrate", op.token)),
+        lambda res: events.append(("poke", res)),
+        lambda: events.append(("wake",)),
+    )
+    reaper.events = events
+    cqes: list[tuple[int, int, int]] = []
+    for i, s in enumerate(specs):
+        ud = 100 + i
+        if s["what"] == "unknown":
+            cqes.append((UD_CANCEL, s["res"], s["flags"]))
+            continue
+        if s["what"] == "poke":
+            cqes.append((UD_POKE, s["res"], s["flags"]))
+            continue
+        if s["what"] == "file":
+            op: Any = object.__new__(FileReadOp)
+            op.nbytes = 4096
+            extra: Any = object()
+        else:
+            op = object.__new__(StreamReadOp)
+            line = Line(10 + i, 20 + 2 * i)
+            for _ in range(s["nops"]):
+                line.ops.append(op)
+            line.direct = s["direct"]
+            line.poll_ud = ud
+            lines.lines[line.key] = line
+            extra = line
+        op.token = ud
+        op.cancel_requested = s["cancel_requested"]
+        op.done = False
+        table[ud] = (op, extra)
+        cqes.append((ud, s["res"], s["flags"]))
+        if migrating and i == 0:
+            migration.migrating.add(ud)
+    return reaper, list(lines.lines.values()), cqes
+
+
+def reaper_snapshot(reaper: RecordingReaper, lines: list[Line], finished: list[Any]) -> Any:
+    streams: Any = reaper._streams
+    return (
+        sorted(reaper._table),
+        [(getattr(op, "token", op), s, r) for op, s, r in finished],
+        reaper.done,
+        reaper.cancelled,
+        reaper.events,
+        streams.calls,
+        sorted(streams.lines),
+        [(len(ln.ops), ln.poll_ud, ln.direct) for ln in lines],
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(specs=st.lists(cqe_st, max_size=8), migrating=st.booleans())
+def test_c_and_python_process_agree(specs: list[dict[str, Any]], migrating: bool) -> None:
+    assert C_DONE is not None
+    a, la, ca = build_reaper(specs, migrating)
+    b, lb, cb = build_reaper(specs, migrating)
+    fa: list[Any] = [("earlier", 0, 0)]
+    fb: list[Any] = [("earlier", 0, 0)]
+    C_DONE[2].__get__(a)(ca, fa)
+    reaper_mod._PY_PROCESS(b, cb, fb)
+    assert reaper_snapshot(a, la, fa) == reaper_snapshot(b, lb, fb)
+
+
+def test_the_common_batch_is_mapped_without_a_python_frame() -> None:
+    assert C_DONE is not None
+    specs = [
+        {"what": w, "res": 64, "cancel_requested": False, "direct": True, "nops": 1, "flags": 0}
+        for w in ("line", "file", "line", "line")
+    ]
+    reaper, lines, cqes = build_reaper(specs, False)
+    reaper._streams = StreamLines(threading.Lock(), lambda op, line: None)
+    for line in lines:
+        reaper._streams.lines[line.key] = line
+    finished: list[Any] = []
+    before = _accel.use(True)
+    try:
+        assert _python_calls(partial(C_DONE[2].__get__(reaper), cqes, finished)) == []
+    finally:
+        _accel.use(before)
+    assert [op.token for op, _, _ in finished] == [101, 100, 102, 103]
+    assert reaper.done == 4 and not reaper._table and not reaper._streams.lines

@@ -39,7 +39,8 @@
 
 #define MAX_HELD 16
 
-static kind_t d_op, d_op2, d_file, d_file2, d_ov, d_event, d_port, d_wb, d_ts, d_line, d_lines;
+static kind_t d_op, d_op2, d_file, d_file2, d_ov, d_event, d_port, d_wb, d_ts, d_line, d_lines,
+    d_reaper, d_migration;
 
 enum { OP_DONE, OP_FILE, OP_OV, OP_EVENT, OP_ROUTINE, OP_SKIP_PORT, OP_REGISTERED, OP_SYNC };
 enum { OP2_ISSUER };
@@ -52,6 +53,8 @@ enum { WB_DETACH, WB_DATA, WB_RESULT, WB_THREAD };
 enum { TS_AWAKE, TS_WAIT, TS_WAKE_PENDING, TS_PARKER, TS_EXTENSIONS };
 enum { LI_OPS, LI_DIRECT, LI_BUSY, LI_POLL_UD, LI_KEEP, LI_KEY };
 enum { SL_LOCK, SL_LINES, SL_SPARE };
+enum { RE_TABLE, RE_STREAMS, RE_MIGRATION, RE_DONE, RE_CANCELLED };
+enum { MI_MIGRATING };
 
 static const char *const OP_NAMES[] = {"done", "file", "overlapped", "event", "routine",
                                        "skip_port", "registered", "sync_done", NULL};
@@ -68,6 +71,9 @@ static const char *const TS_NAMES[] = {"awake_in_wait", "wait", "wake_pending", 
                                        "extensions", NULL};
 static const char *const LI_NAMES[] = {"ops", "direct", "busy", "poll_ud", "keep", "key", NULL};
 static const char *const SL_NAMES[] = {"_lock", "lines", "_spare", NULL};
+static const char *const RE_NAMES[] = {"_table", "_streams", "_migration", "done", "cancelled",
+                                       NULL};
+static const char *const MI_NAMES[] = {"migrating", NULL};
 
 static int d_configured;
 static PyObject *d_lock;             /* the dispatcher LOCK */
@@ -86,12 +92,15 @@ static PyObject *d_handoff;          /* WAIT_OBJECT_0 */
 static PyObject *d_one;
 static PyObject *d_read_from_cqe;    /* StreamReadOp.from_cqe */
 static PyObject *d_py_service_direct;
-static PyObject *d_py_deliver_batch;  /* _dispatch.deliver_batch, the Python reference */
+static PyObject *d_py_deliver_batch;
+static PyObject *d_py_process;       /* Reaper.process, the Python reference */
+static PyTypeObject *d_line_type, *d_inflight_type;
+static long d_ud_poke;  /* _dispatch.deliver_batch, the Python reference */
 static PyObject *d_success;          /* STATUS_SUCCESS */
 static Py_ssize_t d_spare_max;
 static PyObject *ds_forget, *ds_post, *ds_release_held, *ds_release, *ds_kind, *ds_poll_events,
     *ds_release_fd, *ds_append, *ds_popleft, *ds_clear, *ds_service, *ds_from_cqe, *ds_pop, *ds_get, *ds_release_parker,
-    *ds_service_direct;
+    *ds_service_direct, *ds_process, *ds_process_cut, *ds_heads_cut;
 
 
 /* ------------------------------------------------------------------ small helpers */
@@ -1030,6 +1039,232 @@ out:
 }
 
 
+/* ------------------------------------------------------------------ Reaper.process */
+
+static PyObject *
+py_process(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *full[4];
+    if (nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "process(cqes, finished)");
+        return NULL;
+    }
+    full[0] = self;
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        full[i + 1] = args[i];
+    }
+    return PyObject_Vectorcall(d_py_process, full, (size_t)nargs + 1, NULL);
+}
+
+/* ``obj.attr += n`` on a Reaper counter. */
+static int
+add_to(PyObject *self, int i, Py_ssize_t n, PyObject *more)
+{
+    PyObject *v = get(&d_reaper, 1, self, i);
+    if (v == NULL) {
+        return -1;
+    }
+    PyObject *sum;
+    if (more != NULL) {
+        sum = PyNumber_Add(v, more);
+    }
+    else {
+        PyObject *k = PyLong_FromSsize_t(n);
+        sum = k == NULL ? NULL : PyNumber_Add(v, k);
+        Py_XDECREF(k);
+    }
+    Py_DECREF(v);
+    if (sum == NULL) {
+        return -1;
+    }
+    return set(&d_reaper, 1, self, i, sum);
+}
+
+/* Reaper.process(cqes, finished): the common batch - every CQE a request's own, with a
+ * positive result: a FILE request's (success) or a direct STREAM head's (its line, serviced
+ * with the others by ``service_direct``) - mapped without a Python frame; any other batch
+ * (a poke, a failed or cancelled request, a migration, EOF) goes whole to the Python method,
+ * before anything is touched. */
+static PyObject *
+process(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[1]) ||
+        !kind_fast(&d_reaper, Py_TYPE(self))) {
+        return py_process(self, args, nargs);
+    }
+    PyObject *cqes = args[0], *finished = args[1];
+    PyObject *table = *(PyObject **)((char *)self + d_reaper.offsets[RE_TABLE]);
+    PyObject *migration = *(PyObject **)((char *)self + d_reaper.offsets[RE_MIGRATION]);
+    if (table == NULL || !Py_IS_TYPE(table, d_inflight_type) || migration == NULL ||
+        !kind_fast(&d_migration, Py_TYPE(migration))) {
+        return py_process(self, args, nargs);
+    }
+    PyObject *migrating = *(PyObject **)((char *)migration + d_migration.offsets[MI_MIGRATING]);
+    if (migrating == NULL || !PyAnySet_CheckExact(migrating) || PySet_GET_SIZE(migrating)) {
+        return py_process(self, args, nargs);
+    }
+    /* The check, touching nothing (no Python code runs from here to service_direct). */
+    Py_ssize_t n = PyList_GET_SIZE(cqes);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *cqe = PyList_GET_ITEM(cqes, i);
+        if (!PyTuple_CheckExact(cqe) || PyTuple_GET_SIZE(cqe) != 3 ||
+            !PyLong_CheckExact(PyTuple_GET_ITEM(cqe, 0)) ||
+            !PyLong_CheckExact(PyTuple_GET_ITEM(cqe, 1))) {
+            return py_process(self, args, nargs);
+        }
+        PyObject *entry = PyDict_GetItemWithError(table, PyTuple_GET_ITEM(cqe, 0));
+        if (entry == NULL) {
+            if (PyErr_Occurred()) {
+                return NULL;
+            }
+            int overflow;
+            long ud = PyLong_AsLongAndOverflow(PyTuple_GET_ITEM(cqe, 0), &overflow);
+            if (!overflow && ud == d_ud_poke) {
+                return py_process(self, args, nargs); /* the leaders' poke */
+            }
+            continue; /* UD_CANCEL: -ENOENT/-EALREADY are normal races */
+        }
+        if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 2 ||
+            _PyLong_Sign(PyTuple_GET_ITEM(cqe, 1)) <= 0) {
+            return py_process(self, args, nargs);
+        }
+        PyObject *extra = PyTuple_GET_ITEM(entry, 1);
+        if (Py_IS_TYPE(extra, d_line_type)) {
+            PyObject *direct = kind_fast(&d_line, d_line_type)
+                                   ? *(PyObject **)((char *)extra + d_line.offsets[LI_DIRECT])
+                                   : NULL;
+            if (direct != Py_True) {
+                return py_process(self, args, nargs);
+            }
+        }
+    }
+    Py_ssize_t start = PyList_GET_SIZE(finished);
+    PyObject *heads = NULL, *prev = NULL, *prev_entry = NULL;
+    Py_ssize_t i = 0;
+    for (; i < n; i++) {
+        PyObject *cqe = PyList_GET_ITEM(cqes, i);
+        PyObject *ud = PyTuple_GET_ITEM(cqe, 0), *res = PyTuple_GET_ITEM(cqe, 1);
+        PyObject *entry = PyDict_GetItemWithError(table, ud);
+        if (entry == NULL) {
+            continue;
+        }
+        Py_INCREF(entry);
+        PyObject *extra = PyTuple_GET_ITEM(entry, 1);
+        PyObject *t = PyTuple_New(3);
+        int r = -1;
+        if (t != NULL) {
+            if (Py_IS_TYPE(extra, d_line_type)) {
+                PyTuple_SET_ITEM(t, 0, Py_NewRef(extra));
+                PyTuple_SET_ITEM(t, 1, Py_NewRef(res));
+                PyTuple_SET_ITEM(t, 2, Py_NewRef(ud));
+                if (heads != NULL || (heads = PyList_New(0)) != NULL) {
+                    r = PyList_Append(heads, t);
+                }
+            }
+            else {
+                PyTuple_SET_ITEM(t, 0, Py_NewRef(PyTuple_GET_ITEM(entry, 0)));
+                PyTuple_SET_ITEM(t, 1, Py_NewRef(d_success));
+                PyTuple_SET_ITEM(t, 2, Py_NewRef(res));
+                r = PyList_Append(finished, t);
+            }
+            Py_DECREF(t);
+        }
+        if (r < 0) {
+            Py_DECREF(entry);
+            goto cut; /* CQE i is still in the table */
+        }
+        if (PyDict_DelItem(table, ud) < 0) {
+            PyErr_Clear(); /* (an int key that is there) */
+        }
+        Py_XSETREF(prev_entry, entry);
+        prev = cqe;
+    }
+    PyObject *cancelled = NULL;
+    if (heads != NULL) {
+        PyObject *a[3] = {get(&d_reaper, 1, self, RE_STREAMS), heads, finished};
+        if (a[0] == NULL) {
+            goto heads_cut;
+        }
+        cancelled = PyObject_VectorcallMethod(ds_service_direct, a,
+                                              3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        Py_DECREF(a[0]);
+        if (cancelled == NULL) {
+            goto heads_cut;
+        }
+    }
+    /* Counted before delivery, so that a woken issuer already sees them in statistics(). */
+    int ok = add_to(self, RE_DONE, PyList_GET_SIZE(finished) - start, NULL);
+    if (ok == 0 && cancelled != NULL) {
+        ok = add_to(self, RE_CANCELLED, 0, cancelled);
+    }
+    Py_XDECREF(cancelled);
+    Py_XDECREF(heads);
+    Py_XDECREF(prev_entry);
+    if (ok < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+
+heads_cut: {
+    /* the Python method's ``except BaseException`` around service_direct (Ctrl-C) */
+    PyObject *et, *ev, *etb;
+    PyErr_Fetch(&et, &ev, &etb);
+    if (add_to(self, RE_DONE, PyList_GET_SIZE(finished) - start, NULL) < 0) {
+        PyErr_Clear();
+    }
+    PyObject *a[3] = {self, heads, finished};
+    PyObject *r = PyObject_VectorcallMethod(ds_heads_cut, a, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                            NULL);
+    if (r == NULL) {
+        PyErr_Clear(); /* the first error is the one raised */
+    }
+    Py_XDECREF(r);
+    Py_XDECREF(heads);
+    Py_XDECREF(prev_entry);
+    PyErr_Restore(et, ev, etb);
+    return NULL;
+}
+cut: {
+    /* a failed allocation at CQE i: the Python method's ``_process_cut`` maps the rest */
+    PyObject *et, *ev, *etb;
+    PyErr_Fetch(&et, &ev, &etb);
+    if (add_to(self, RE_DONE, PyList_GET_SIZE(finished) - start, NULL) < 0) {
+        PyErr_Clear();
+    }
+    PyObject *rest = PyList_GetSlice(cqes, i, n);
+    PyObject *it = rest == NULL ? NULL : PyObject_GetIter(rest);
+    PyObject *empty = heads == NULL ? PyList_New(0) : Py_NewRef(heads);
+    if (it != NULL && empty != NULL) {
+        PyObject *a[9] = {self,
+                          cqes,
+                          it,
+                          prev == NULL ? g_zero : PyTuple_GET_ITEM(prev, 0),
+                          prev == NULL ? g_zero : PyTuple_GET_ITEM(prev, 1),
+                          prev == NULL ? g_zero : PyTuple_GET_ITEM(prev, 2),
+                          prev_entry == NULL ? Py_None : prev_entry,
+                          empty,
+                          finished};
+        PyObject *r = PyObject_VectorcallMethod(ds_process_cut, a,
+                                                9 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        Py_XDECREF(r);
+    }
+    PyErr_Clear();
+    Py_XDECREF(rest);
+    Py_XDECREF(it);
+    Py_XDECREF(empty);
+    Py_XDECREF(heads);
+    Py_XDECREF(prev_entry);
+    PyErr_Restore(et, ev, etb);
+    return NULL;
+}
+}
+
+static PyMethodDef process_def = {
+    "process", (PyCFunction)(void (*)(void))process, METH_FASTCALL,
+    "process(cqes, finished)\n--\n\n"
+    "Map a batch of CQEs to completions (C accelerator of Reaper.process's common batch)."};
+
+
 /* ------------------------------------------------------------------ configuration */
 
 static PyMethodDef deliver_batch_def = {
@@ -1054,16 +1289,17 @@ PyObject *
 configure_done(PyObject *module, PyObject *args)
 {
     PyTypeObject *opt, *filet, *ovt, *eventt, *portt, *packett, *wbt, *tst, *linet, *linest,
-        *dequet;
+        *dequet, *reapert, *migrationt, *inflightt;
     PyObject *lock, *wake, *queue_routine, *py_batch, *from_cqe, *stream_kind, *pollin, *io_key,
-        *handoff, *success, *spare_max;
-    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O!O!O!O!O!O!OOOOOOOOOOO:configure_done",
+        *handoff, *success, *spare_max, *ud_poke;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O!O!O!O!O!O!O!O!O!OOOOOOOOOOOO:configure_done",
                           &PyType_Type, &opt, &PyType_Type, &filet, &PyType_Type, &ovt,
                           &PyType_Type, &eventt, &PyType_Type, &portt, &PyType_Type, &packett,
                           &PyType_Type, &wbt, &PyType_Type, &tst, &PyType_Type, &linet,
-                          &PyType_Type, &linest, &PyType_Type, &dequet, &lock, &wake,
+                          &PyType_Type, &linest, &PyType_Type, &dequet, &PyType_Type, &reapert,
+                          &PyType_Type, &migrationt, &PyType_Type, &inflightt, &lock, &wake,
                           &queue_routine, &py_batch, &from_cqe, &stream_kind, &pollin, &io_key,
-                          &handoff, &success, &spare_max)) {
+                          &handoff, &success, &spare_max, &ud_poke)) {
         return NULL;
     }
     if (d_configured) {
@@ -1079,7 +1315,8 @@ configure_done(PyObject *module, PyObject *args)
         kind_init(&d_ov, ovt, OV_NAMES_D) < 0 || kind_init(&d_event, eventt, EV_NAMES) < 0 ||
         kind_init(&d_port, portt, PO_NAMES) < 0 || kind_init(&d_wb, wbt, WB_NAMES) < 0 ||
         kind_init(&d_ts, tst, TS_NAMES) < 0 || kind_init(&d_line, linet, LI_NAMES) < 0 ||
-        kind_init(&d_lines, linest, SL_NAMES) < 0) {
+        kind_init(&d_lines, linest, SL_NAMES) < 0 || kind_init(&d_reaper, reapert, RE_NAMES) < 0 ||
+        kind_init(&d_migration, migrationt, MI_NAMES) < 0) {
         return NULL;
     }
     if ((ds_forget = intern("_forget_locked")) == NULL || (ds_post = intern("_post_locked")) == NULL ||
@@ -1091,7 +1328,10 @@ configure_done(PyObject *module, PyObject *args)
         (ds_service = intern("service")) == NULL || (ds_from_cqe = intern("from_cqe")) == NULL ||
         (ds_pop = intern("pop")) == NULL || (ds_get = intern("get")) == NULL ||
         (ds_release_parker = intern("release")) == NULL ||
-        (ds_service_direct = intern("service_direct")) == NULL) {
+        (ds_service_direct = intern("service_direct")) == NULL ||
+        (ds_process = intern("process")) == NULL ||
+        (ds_process_cut = intern("_process_cut")) == NULL ||
+        (ds_heads_cut = intern("_heads_cut")) == NULL) {
         return NULL;
     }
     d_py_forget = Py_XNewRef(_PyType_Lookup(filet, ds_forget));
@@ -1099,7 +1339,8 @@ configure_done(PyObject *module, PyObject *args)
     d_py_release_held = Py_XNewRef(_PyType_Lookup(portt, ds_release_held));
     d_py_release = Py_XNewRef(_PyType_Lookup(portt, ds_release));
     d_py_service_direct = Py_XNewRef(_PyType_Lookup(linest, ds_service_direct));
-    if (d_py_forget == NULL || d_py_post == NULL || d_py_release_held == NULL ||
+    d_py_process = Py_XNewRef(_PyType_Lookup(reapert, ds_process));
+    if (d_py_process == NULL || d_py_forget == NULL || d_py_post == NULL || d_py_release_held == NULL ||
         d_py_release == NULL || d_py_service_direct == NULL) {
         PyErr_SetString(PyExc_TypeError, "configure_done: a method is missing");
         return NULL;
@@ -1113,6 +1354,7 @@ configure_done(PyObject *module, PyObject *args)
     }
     d_pollin = PyLong_AsLong(pollin);
     d_spare_max = PyLong_AsSsize_t(spare_max);
+    d_ud_poke = PyLong_AsLong(ud_poke);
     if (PyErr_Occurred()) {
         return NULL;
     }
@@ -1133,13 +1375,17 @@ configure_done(PyObject *module, PyObject *args)
     d_io_key = Py_NewRef(io_key);
     d_handoff = Py_NewRef(handoff);
     d_success = Py_NewRef(success);
+    d_line_type = (PyTypeObject *)Py_NewRef(linet);
+    d_inflight_type = (PyTypeObject *)Py_NewRef(inflightt);
     PyObject *batch = PyCFunction_New(&deliver_batch_def, NULL);
     PyObject *sd = PyDescr_NewMethod(linest, &service_direct_def);
-    if (batch == NULL || sd == NULL) {
+    PyObject *pr = PyDescr_NewMethod(reapert, &process_def);
+    if (batch == NULL || sd == NULL || pr == NULL) {
         Py_XDECREF(batch);
         Py_XDECREF(sd);
+        Py_XDECREF(pr);
         return NULL;
     }
     d_configured = 1;
-    return Py_BuildValue("(NN)", batch, sd);
+    return Py_BuildValue("(NNN)", batch, sd, pr);
 }

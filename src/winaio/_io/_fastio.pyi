@@ -43,6 +43,9 @@ def configure_done(
     line: type,
     stream_lines: type,
     deque: type,
+    reaper: type,
+    migration: type,
+    in_flight: type,
     lock: Any,
     wake_waiters: Any,
     queue_routine: Any,
@@ -54,5 +57,6 @@ def configure_done(
     handoff: int,
     success: int,
     spare_max: int,
+    ud_poke: int,
     /,
-) -> tuple[Any, Any]: ...
+) -> tuple[Any, Any, Any]: ...

@@ -405,15 +405,17 @@ class Reaper:
 # ---------------------------------------------------------------------- the C accelerator
 
 _PY_SERVICE_DIRECT = StreamLines.service_direct
-#: ``_fastdone.c``'s ``deliver_batch`` and ``StreamLines.service_direct`` (None: not built).
-_C_DONE: tuple[Any, Any] | None = (
+_PY_PROCESS = Reaper.process
+#: ``_fastdone.c``'s ``deliver_batch``, ``StreamLines.service_direct`` and ``Reaper.process``
+#: (None: not built).
+_C_DONE: tuple[Any, Any, Any] | None = (
     None
     if _fastio is None
     else _fastio.configure_done(
         Operation, FileObject, Overlapped, Event, CompletionPort, CompletionPacket, WaitBlock,
-        ThreadState, Line, StreamLines, deque, LOCK, wake_waiters, _queue_routine,
-        _dispatch.py_deliver_batch, StreamReadOp.from_cqe, OpKind.STREAM, select.POLLIN,
-        _IO_KEY, int(WaitCode.WAIT_OBJECT_0), _SUCCESS, _SPARE_MAX,
+        ThreadState, Line, StreamLines, deque, Reaper, Migration, InFlight, LOCK, wake_waiters,
+        _queue_routine, _dispatch.py_deliver_batch, StreamReadOp.from_cqe, OpKind.STREAM,
+        select.POLLIN, _IO_KEY, int(WaitCode.WAIT_OBJECT_0), _SUCCESS, _SPARE_MAX, UD_POKE,
     )
 )  # fmt: skip
 
@@ -427,6 +429,7 @@ def _install(on: bool) -> None:
     _dispatch.deliver_batch = batch
     deliver_batch = batch
     type.__setattr__(StreamLines, "service_direct", _PY_SERVICE_DIRECT if c is None else c[1])
+    type.__setattr__(Reaper, "process", _PY_PROCESS if c is None else c[2])
 
 
 _accel.register(_install)
