@@ -115,4 +115,7 @@ PyObject *configure_alias(PyObject *module, PyObject *args);
 PyObject *configure_gqcs(PyObject *module, PyObject *args);
 PyObject *set_enabled(PyObject *module, PyObject *flag);
 
+/* ``_fastsock.c``: the sockets' immediate paths (Socket.start_read/start_write). */
+PyObject *configure_sockets(PyObject *module, PyObject *args);
+
 #endif
