@@ -32,6 +32,9 @@ from winaio._io import _sockopts
 from winaio._io._overlapped import Overlapped
 from winaio._io._streams import Socket
 
+#: Every test runs on the C and the Python immediate paths (``sock_impl``).
+pytestmark = pytest.mark.usefixtures("sock_impl")
+
 LONG = 5.0
 
 

@@ -46,7 +46,10 @@ from winaio.errors import IoError, Win32Error
 from winaio.testing import wait_until
 
 OK, REASON = uring.probe_backend()
-pytestmark = pytest.mark.skipif(not OK, reason=f"io_uring backend unavailable: {REASON}")
+pytestmark = [
+    pytest.mark.skipif(not OK, reason=f"io_uring backend unavailable: {REASON}"),
+    pytest.mark.usefixtures("sock_impl"),  # the C and the Python immediate paths
+]
 
 SUCCESS = int(NtStatus.STATUS_SUCCESS)
 CANCELLED = int(NtStatus.STATUS_CANCELLED)

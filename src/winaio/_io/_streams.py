@@ -722,6 +722,11 @@ if _fastio is not None:
         _probe.close()
 
 
+def sockets_accelerator_available() -> bool:
+    """The sockets' C path was built and configured (this CPython's layouts are known)."""
+    return _C_SOCKET_METHODS is not None
+
+
 def sockets_accelerated() -> bool:
     """The sockets' immediate paths run in C right now."""
     return _C_SOCKET_METHODS is not None and Socket.__dict__["start_read"] is _C_SOCKET_METHODS[0]
