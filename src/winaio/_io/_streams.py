@@ -53,6 +53,14 @@ leaves the descriptor open until the last user is done with it (Windows keeps a 
 the file object for the duration of the call). Without it, a descriptor number closed between
 the fetch and the syscall and reused by another thread's open would be read or written as
 this socket (``tests/io/test_socket_fd_reuse.py``).
+
+The C accelerator (``_fastsock.c``, installed on Socket by :func:`_install` through
+``_accel.register``) runs both immediate paths with the same effects in the same order: every
+other shape goes to these Python methods before anything is touched, and everything past the
+syscall other than an immediate success goes to the module's continuations
+(``_closed_error``, ``_recv_blocked``, ``_recv_failed``, ``_recv_end``, ``_send_failed``,
+``_send_rest``) and ``notify_success``, shared with the Python methods so that the two cannot
+drift (``tests/io/test_fastsock.py`` compares them).
 """
 
 from __future__ import annotations
