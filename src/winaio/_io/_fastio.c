@@ -637,6 +637,9 @@ static PyMethodDef module_methods[] = {
      "-> C GQCSEx"},
     {"set_enabled", set_enabled, METH_O,
      "set_enabled(flag): the C ReadFile runs its hot shape (else it calls the Python one)"},
+    {"configure_ring", configure_ring, METH_VARARGS,
+     "configure_ring(part, ...) -> {name: method descriptor} (_fastring.c: BackendRing,\n"
+     "Deferral, Reaper)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef fastio_module = {

@@ -115,4 +115,7 @@ PyObject *configure_alias(PyObject *module, PyObject *args);
 PyObject *configure_gqcs(PyObject *module, PyObject *args);
 PyObject *set_enabled(PyObject *module, PyObject *flag);
 
+/* ``_fastring.c``: the io_uring ring's wait chain (BackendRing, Deferral, Reaper methods). */
+PyObject *configure_ring(PyObject *module, PyObject *args);
+
 #endif
