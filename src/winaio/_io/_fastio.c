@@ -637,6 +637,8 @@ static PyMethodDef module_methods[] = {
      "-> C GQCSEx"},
     {"set_enabled", set_enabled, METH_O,
      "set_enabled(flag): the C ReadFile runs its hot shape (else it calls the Python one)"},
+    {"configure_pend", configure_pend, METH_VARARGS,
+     "configure_pend(IoUringBackend, pend_receive, StreamReadOp, ...) -> (descriptor, switch)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef fastio_module = {

@@ -115,4 +115,7 @@ PyObject *configure_alias(PyObject *module, PyObject *args);
 PyObject *configure_gqcs(PyObject *module, PyObject *args);
 PyObject *set_enabled(PyObject *module, PyObject *flag);
 
+/* ``_fastpend.c``: IoUringBackend.pend_receive (the sockets' pended receive). */
+PyObject *configure_pend(PyObject *module, PyObject *args);
+
 #endif
