@@ -106,7 +106,6 @@ enum { T_EXTENSIONS, T_PARKER };
 static const char *const RP_NAMES[] = {"lead", NULL};
 static const char *const LEAD_NAMES[] = {"owner", NULL};
 static const char *const DEF_NAMES[] = {"hinted", NULL};
-static const char *const DEFM_NAMES[] = {"hint_locked", NULL};
 static const char *const BACKLOG_NAMES[] = {"entries", NULL};
 static const char *const SL_NAMES[] = {"lines", "_spare", NULL};
 enum { S_LINES, S_SPARE };
@@ -129,7 +128,7 @@ static const char *const BE2_NAMES[] = {"_unsubmitted", "_lead", "_deferral", "_
 enum { B_UNSUBMITTED = 8, B_LEAD, B_DEFERRAL, B_EFD, B_PEND_LOCKED };
 #define B_COUNT 12 /* instance attributes read from the dict */
 
-static kind_t pk_file, pk_ov, pk_op1, pk_op2, pk_ts, pk_rp, pk_lead, pk_def, pk_defm,
+static kind_t pk_file, pk_ov, pk_op1, pk_op2, pk_ts, pk_rp, pk_lead, pk_def,
     pk_backlog, pk_sl, pk_slm, pk_line, pk_linem, pk_table, pk_ring, pk_ringm, pk_be1, pk_be2;
 
 static PyTypeObject *g_backend_type, *g_op_type, *g_rp_type, *g_line_type, *g_table_type;
@@ -554,7 +553,7 @@ pend_receive(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwn
         !Py_IS_TYPE(b[B_TABLE], g_table_type) || !kind_fast(&pk_table, g_table_type) ||
         !kind_fast(&pk_ring, Py_TYPE(b[B_RING])) || !kind_fast(&pk_ringm, Py_TYPE(b[B_RING])) ||
         !kind_fast(&pk_lead, Py_TYPE(b[B_LEAD])) || !kind_fast(&pk_def, Py_TYPE(b[B_DEFERRAL])) ||
-        !kind_fast(&pk_defm, Py_TYPE(b[B_DEFERRAL])) || !kind_fast(&pk_line, g_line_type) ||
+        !kind_fast(&pk_line, g_line_type) ||
         !kind_fast(&pk_linem, g_line_type) || !kind_fast(&pk_rp, g_rp_type) ||
         !PyList_CheckExact(b[B_UNSUBMITTED]) || !PyLong_CheckExact(b[B_IOPRIO]) ||
         !PyLong_CheckExact(b[B_SUBMITTED])) {
@@ -769,7 +768,6 @@ configure_pend(PyObject *module, PyObject *args)
         kind_init(&pk_op1, opt, OP1_NAMES) < 0 || kind_init(&pk_op2, opt, OP2_NAMES) < 0 ||
         kind_init(&pk_ts, tst, TS_NAMES) < 0 || kind_init(&pk_rp, rpt, RP_NAMES) < 0 ||
         kind_init(&pk_lead, leadt, LEAD_NAMES) < 0 || kind_init(&pk_def, deft, DEF_NAMES) < 0 ||
-        kind_init_any(&pk_defm, deft, DEFM_NAMES) < 0 ||
         kind_init(&pk_backlog, blt, BACKLOG_NAMES) < 0 ||
         kind_init(&pk_sl, slt, SL_NAMES) < 0 || kind_init_any(&pk_slm, slt, SLM_NAMES) < 0 ||
         kind_init(&pk_line, linet, LINE_NAMES) < 0 ||

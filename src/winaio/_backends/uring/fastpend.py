@@ -31,16 +31,20 @@ from .lead import Leadership, RingParker
 from .ring import BackendRing
 from .streams import Line, StreamLines
 
+try:
+    from ..._io import _fastio
+except ImportError:  # not built (no C compiler): the Python method runs
+    _fastio = None  # type: ignore[assignment]
+
 __all__ = ["install_on"]
 
 
 def install_on(backend_class: type[Any]) -> None:
     """Register the installer of the C ``pend_receive`` for ``backend_class`` (once)."""
-    fastio = _accel._fastio
-    if fastio is None:
-        return  # not built: the Python method runs
+    if _fastio is None:
+        return  # type: ignore[unreachable]  # (not built: the Python method runs)
     python = backend_class.__dict__["pend_receive"]
-    descr, switch = fastio.configure_pend(
+    descr, switch = _fastio.configure_pend(
         backend_class, python, StreamReadOp, FileObject, Overlapped, ThreadState, RingParker,
         Leadership, Deferral, Backlog, StreamLines, Line, InFlight, BackendRing, LOCK, _tls,
         current_thread_state, deque, os.eventfd_write, _IO_KEY,
