@@ -38,14 +38,14 @@ from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._streams import Socket
 from winaio.codes import NtStatus, WinError
 
-#: Every test runs on the C and the Python immediate paths (``sock_impl``).
-pytestmark = pytest.mark.usefixtures("sock_impl")
-
 BAD_BUFFER = int(WinError.ERROR_INVALID_USER_BUFFER)
 ACCESS_VIOLATION = int(NtStatus.STATUS_ACCESS_VIOLATION)
 SUCCESS = int(NtStatus.STATUS_SUCCESS)
 BLOCK = 4096
 LONG = 5.0
+
+# the accelerated socket paths (``_fastpend.c``...) and the Python ones, in turn
+pytestmark = pytest.mark.usefixtures("fast_path_impl")
 
 
 @pytest.fixture(params=["io_uring", "threads"])

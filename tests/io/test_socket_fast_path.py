@@ -37,12 +37,12 @@ from winaio._kernel._dispatcher import LOCK
 from winaio._kernel._handles import HANDLE_TABLE
 from winaio.codes import NtStatus, WinError
 
-#: Every test runs on the C and the Python immediate paths (``sock_impl``).
-pytestmark = pytest.mark.usefixtures("sock_impl")
-
 BACKENDS = ["io_uring", "threads"]
 STATUS_PENDING = int(NtStatus.STATUS_PENDING)
 LONG = 5.0
+
+# the accelerated socket paths (``_fastpend.c``...) and the Python ones, in turn
+pytestmark = pytest.mark.usefixtures("fast_path_impl")
 
 
 @pytest.fixture(params=BACKENDS)

@@ -32,10 +32,10 @@ from winaio._io import _sockopts
 from winaio._io._overlapped import Overlapped
 from winaio._io._streams import Socket
 
-#: Every test runs on the C and the Python immediate paths (``sock_impl``).
-pytestmark = pytest.mark.usefixtures("sock_impl")
-
 LONG = 5.0
+
+# the accelerated socket paths (``_fastpend.c``...) and the Python ones, in turn
+pytestmark = pytest.mark.usefixtures("fast_path_impl")
 
 
 @pytest.fixture(params=["io_uring", "threads"])

@@ -1,0 +1,853 @@
+/* winaio._io._fastio, the io_uring ring's part: the wait chain of a thread that leads the ring
+ * (``_backends.uring.lead``), the primitives it runs once or twice per pended request.
+ *
+ * What it replaces (each installed through ``winaio._io._accel``; the Python functions stay the
+ * reference and the fallback):
+ * - on ``BackendRing`` (``_backends.uring.ring``): ``cq_ready``, ``cq_has_overflow``,
+ *   ``sq_ready``, ``reap`` (the CQEs of the mmapped CQ ring as ``(user_data, res, flags)``
+ *   tuples, the new head published once), ``publish`` (the SQ tail's release store),
+ *   ``enter`` and ``enter_timeout`` (io_uring_enter with the GIL released);
+ * - on ``Deferral`` (``_backends.uring.deferral``): ``take_burst`` (publish, record the burst
+ *   as the taker's, clear it, update the ports' hint, in one hold of the backend's lock) and
+ *   ``hint_locked``;
+ * - on ``Reaper`` (``_backends.uring.reaper``): ``reap``'s test of an empty CQ ring (the
+ *   leader's first look, every wait), which returns 0 without a Python frame; a ring with
+ *   something to reap goes to the Python method.
+ *
+ * Invariants:
+ * - The ring's fields are read and written through their slots (``kind_t``: only for types
+ *   whose attribute lookup was checked to give ``Ring``'s member descriptors), the mmapped
+ *   words through the memoryviews the ring holds (checked not released, indices checked
+ *   against their length). Any other shape (a released view, a non-int field, a dirty SQE
+ *   list for ``publish``, an overflow to flush for ``reap``, a non-finite timeout) is handed
+ *   to the Python method before anything is touched.
+ * - Memory ordering as ``abi`` states it (x86-64 TSO): the CQ tail and SQ head are loaded with
+ *   acquire semantics, the CQ head and SQ tail stored with release semantics (GCC atomics:
+ *   also compiler barriers).
+ * - ``reap`` builds every tuple before it moves the head: a failed allocation consumes nothing.
+ * - io_uring_enter runs with the GIL released (like the ctypes call it replaces); EINTR runs
+ *   the signal handlers (``PyErr_CheckSignals``, as CPython's own syscalls do), so that a
+ *   KeyboardInterrupt raised by one surfaces from the call; otherwise EINTR (and ETIME for a
+ *   timeout) returns 0, as in Python. Other errors raise what ``abi.enter_error`` makes.
+ * - ``take_burst`` does its whole work under the backend's lock without calling Python code
+ *   (but ``publish`` on a dirty SQ list and the rare pruning of ``Migration.owned``), so no
+ *   signal handler can cut it; an allocation failure raises with the lock released, like the
+ *   Python method would.
+ */
+#include "_fastio.h"
+#include <math.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define U32 0xFFFFFFFFu
+
+/* ------------------------------------------------------------------ configuration state */
+
+static const char *const CQ_NAMES[] = {"_cq_u32",    "_cq_head", "_cq_head_i",  "_cq_tail_i",
+                                       "_cq_mask",   "_sq_u32",  "_sq_flags_i", NULL};
+enum { C_U32, C_HEAD, C_HEAD_I, C_TAIL_I, C_MASK, C_SQ_U32, C_SQ_FLAGS_I };
+static const char *const CQE_NAMES[] = {"_cqes", NULL};
+static const char *const SQ_NAMES[] = {"_sq_u32", "_sq_head_i", "_sq_tail_i", "_sq_tail",
+                                       "_sq_dirty", "fd", NULL};
+enum { S_U32, S_HEAD_I, S_TAIL_I, S_TAIL, S_DIRTY, S_FD };
+
+static const char *const DEFERRAL_NAMES[] = {"_backlog", "_lock", "_migration", "_ring",
+                                             "_table",   "enters", "hinted", "unsubmitted",
+                                             NULL};
+enum { D_BACKLOG, D_LOCK, D_MIGRATION, D_RING, D_TABLE, D_ENTERS, D_HINTED, D_UNSUBMITTED };
+static const char *const BACKLOG_NAMES[] = {"stuck", NULL};
+static const char *const MIGRATION_NAMES[] = {"owned", NULL};
+static const char *const REAPER_NAMES[] = {"_ring", NULL};
+
+static kind_t k_cq, k_cqe, k_sq, k_deferral, k_backlog, k_migration, k_reaper;
+static int g_ring_ok, g_deferral_ok, g_reaper_ok;
+
+/* The Python references (called for every shape not handled here). */
+static PyObject *py_cq_ready, *py_cq_has_overflow, *py_sq_ready, *py_reap, *py_publish,
+    *py_enter, *py_enter_timeout, *py_take_burst, *py_hint_locked, *py_reaper_reap;
+static PyObject *g_enter_error; /* abi.enter_error(errno) -> the exception */
+static PyObject *g_deferring;   /* deferral._deferring (dict) */
+static PyObject *g_idle_work;   /* _io._backend.IdleWork */
+static PyObject *s_deferred, *s_intersection_update, *g_one;
+static long c_nr_enter, c_getevents, c_ext_arg, c_needs_flush, c_cq_overflow;
+
+/* ------------------------------------------------------------------ helpers */
+
+/* The buffer of a memoryview held in a slot (borrowed ``mv``): its address and its length in
+ * u32 words, or NULL when it is not a live memoryview (the caller goes to Python). */
+static inline char *
+mv_buf(PyObject *mv, Py_ssize_t *len)
+{
+    if (mv == NULL || !PyMemoryView_Check(mv)) {
+        return NULL;
+    }
+#if PY_VERSION_HEX < 0x030D0000
+    if (((PyMemoryViewObject *)mv)->flags & _Py_MEMORYVIEW_RELEASED) {
+        return NULL;
+    }
+#endif
+    Py_buffer *view = PyMemoryView_GET_BUFFER(mv);
+    if (view->buf == NULL) {
+        return NULL;
+    }
+    *len = view->len;
+    return (char *)view->buf;
+}
+
+/* A slot holding a small non-negative int (an index, a counter), borrowed; -1 when it is not
+ * one (the caller goes to Python). */
+static inline long long
+slot_index(kind_t *k, PyObject *obj, int i)
+{
+    PyObject *v = *(PyObject **)((char *)obj + k->offsets[i]);
+    if (v == NULL || !PyLong_CheckExact(v)) {
+        return -1;
+    }
+    int overflow;
+    long long r = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (overflow || r < 0) {
+        if (r == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+        }
+        return -1;
+    }
+    return r;
+}
+
+static inline PyObject *
+slot_borrow(kind_t *k, PyObject *obj, int i)
+{
+    return *(PyObject **)((char *)obj + k->offsets[i]);
+}
+
+/* u32 word ``i`` of the view ``u32`` (``len`` bytes): its address, or NULL out of range. */
+static inline uint32_t *
+word(char *u32, Py_ssize_t len, long long i)
+{
+    if (i < 0 || (i + 1) * 4 > len) {
+        return NULL;
+    }
+    return (uint32_t *)(u32 + i * 4);
+}
+
+static PyObject *
+call1(PyObject *func, PyObject *self)
+{
+    return PyObject_Vectorcall(func, &self, 1, NULL);
+}
+
+static PyObject *
+delegate_n(PyObject *func, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+           PyObject *kwnames)
+{
+    PyObject *small[8];
+    Py_ssize_t total = nargs + (kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames));
+    if (total + 1 > 8) {
+        PyErr_SetString(PyExc_TypeError, "too many arguments");
+        return NULL;
+    }
+    small[0] = self;
+    for (Py_ssize_t i = 0; i < total; i++) {
+        small[i + 1] = args[i];
+    }
+    return PyObject_Vectorcall(func, small, nargs + 1, kwnames);
+}
+
+/* The CQ side's words of a ring: tail and head pointers, our head, the mask. 1 when found,
+ * 0 when the ring must go to Python. */
+typedef struct {
+    uint32_t *tail, *khead, *sq_flags;
+    uint32_t head, mask;
+} cq_t;
+
+static int
+cq_words(PyObject *ring, cq_t *c)
+{
+    if (!g_ring_ok || !kind_fast(&k_cq, Py_TYPE(ring))) {
+        return 0;
+    }
+    Py_ssize_t len, slen;
+    char *u32 = mv_buf(slot_borrow(&k_cq, ring, C_U32), &len);
+    char *sq = mv_buf(slot_borrow(&k_cq, ring, C_SQ_U32), &slen);
+    if (u32 == NULL || sq == NULL) {
+        return 0;
+    }
+    long long head = slot_index(&k_cq, ring, C_HEAD), mask = slot_index(&k_cq, ring, C_MASK);
+    c->tail = word(u32, len, slot_index(&k_cq, ring, C_TAIL_I));
+    c->khead = word(u32, len, slot_index(&k_cq, ring, C_HEAD_I));
+    c->sq_flags = word(sq, slen, slot_index(&k_cq, ring, C_SQ_FLAGS_I));
+    if (c->tail == NULL || c->khead == NULL || c->sq_flags == NULL || head < 0 || head > U32 ||
+        mask < 0 || mask > U32) {
+        return 0;
+    }
+    c->head = (uint32_t)head;
+    c->mask = (uint32_t)mask;
+    return 1;
+}
+
+static inline uint32_t
+cq_count(cq_t *c)
+{
+    return (__atomic_load_n(c->tail, __ATOMIC_ACQUIRE) - c->head) & U32;
+}
+
+typedef struct {
+    uint32_t *khead, *ktail;
+    uint32_t tail;
+    int fd;
+} sq_t;
+
+/* The SQ side's words; 1 when found, 0 -> Python. ``clean`` requires an empty dirty list. */
+static int
+sq_words(PyObject *ring, sq_t *s, int clean)
+{
+    if (!g_ring_ok || !kind_fast(&k_sq, Py_TYPE(ring))) {
+        return 0;
+    }
+    Py_ssize_t len;
+    char *u32 = mv_buf(slot_borrow(&k_sq, ring, S_U32), &len);
+    if (u32 == NULL) {
+        return 0;
+    }
+    if (clean) {
+        PyObject *dirty = slot_borrow(&k_sq, ring, S_DIRTY);
+        if (dirty == NULL || !PyList_CheckExact(dirty) || PyList_GET_SIZE(dirty)) {
+            return 0;
+        }
+    }
+    /* _sq_tail may run past 2**32 in Python (masked where it is used) */
+    PyObject *tail_obj = slot_borrow(&k_sq, ring, S_TAIL);
+    if (tail_obj == NULL || !PyLong_CheckExact(tail_obj)) {
+        return 0;
+    }
+    unsigned long long tail = PyLong_AsUnsignedLongLongMask(tail_obj);
+    if (tail == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    long long fd = slot_index(&k_sq, ring, S_FD);
+    s->khead = word(u32, len, slot_index(&k_sq, ring, S_HEAD_I));
+    s->ktail = word(u32, len, slot_index(&k_sq, ring, S_TAIL_I));
+    if (s->khead == NULL || s->ktail == NULL || fd < 0 || fd > INT_MAX) {
+        return 0;
+    }
+    s->tail = (uint32_t)(tail & U32);
+    s->fd = (int)fd;
+    return 1;
+}
+
+/* ------------------------------------------------------------------ BackendRing */
+
+/* BackendRing.cq_ready() */
+static PyObject *
+ring_cq_ready(PyObject *self, PyObject *unused)
+{
+    cq_t c;
+    if (!cq_words(self, &c)) {
+        return call1(py_cq_ready, self);
+    }
+    return PyLong_FromUnsignedLong(cq_count(&c));
+}
+
+/* BackendRing.cq_has_overflow() */
+static PyObject *
+ring_cq_has_overflow(PyObject *self, PyObject *unused)
+{
+    cq_t c;
+    if (!cq_words(self, &c)) {
+        return call1(py_cq_has_overflow, self);
+    }
+    return PyBool_FromLong(__atomic_load_n(c.sq_flags, __ATOMIC_ACQUIRE) & c_cq_overflow);
+}
+
+/* BackendRing.sq_ready() */
+static PyObject *
+ring_sq_ready(PyObject *self, PyObject *unused)
+{
+    sq_t s;
+    if (!sq_words(self, &s, 0)) {
+        return call1(py_sq_ready, self);
+    }
+    return PyLong_FromUnsignedLong((s.tail - __atomic_load_n(s.khead, __ATOMIC_ACQUIRE)) & U32);
+}
+
+/* BackendRing.reap(max_n=0x7FFFFFFF) */
+static PyObject *
+ring_reap(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    long long max_n = 0x7FFFFFFF;
+    cq_t c;
+    Py_ssize_t clen;
+    char *cqes;
+    if (nargs > 1 || !cq_words(self, &c) ||
+        (cqes = mv_buf(slot_borrow(&k_cqe, self, 0), &clen)) == NULL) {
+        goto python;
+    }
+    if (nargs == 1) {
+        if (!PyLong_CheckExact(args[0])) {
+            goto python;
+        }
+        int overflow;
+        max_n = PyLong_AsLongLongAndOverflow(args[0], &overflow);
+        if (overflow || max_n < 0 || (max_n == -1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            goto python;
+        }
+    }
+    uint32_t n = cq_count(&c);
+    if (n == 0) {
+        if (__atomic_load_n(c.sq_flags, __ATOMIC_ACQUIRE) & c_needs_flush) {
+            goto python; /* the kernel's overflow backlog (or task work) to flush: _flush */
+        }
+        return PyList_New(0);
+    }
+    if ((long long)n > max_n) {
+        n = (uint32_t)max_n;
+    }
+    if ((Py_ssize_t)(((Py_ssize_t)c.mask + 1) * 16) > clen) {
+        goto python;
+    }
+    PyObject *list = PyList_New(n);
+    if (list == NULL) {
+        return NULL;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const char *cqe = cqes + (size_t)((c.head + i) & c.mask) * 16;
+        uint64_t ud;
+        int32_t res;
+        uint32_t flags;
+        memcpy(&ud, cqe, 8);
+        memcpy(&res, cqe + 8, 4);
+        memcpy(&flags, cqe + 12, 4);
+        PyObject *t = PyTuple_New(3);
+        if (t == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, t);
+        PyObject *a = PyLong_FromUnsignedLongLong(ud), *b = PyLong_FromLong(res),
+                 *f = PyLong_FromUnsignedLong(flags);
+        if (a == NULL || b == NULL || f == NULL) {
+            Py_XDECREF(a);
+            Py_XDECREF(b);
+            Py_XDECREF(f);
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, 0, a);
+        PyTuple_SET_ITEM(t, 1, b);
+        PyTuple_SET_ITEM(t, 2, f);
+    }
+    uint32_t head = (c.head + n) & U32;
+    PyObject *head_obj = PyLong_FromUnsignedLong(head);
+    if (head_obj == NULL) {
+        Py_DECREF(list);
+        return NULL;
+    }
+    set(&k_cq, 1, self, C_HEAD, head_obj);
+    __atomic_store_n(c.khead, head, __ATOMIC_RELEASE); /* the slots may be reused from here */
+    return list;
+
+python:
+    return delegate_n(py_reap, self, args, nargs, NULL);
+}
+
+/* BackendRing.publish() */
+static PyObject *
+ring_publish(PyObject *self, PyObject *unused)
+{
+    sq_t s;
+    if (!sq_words(self, &s, 1)) {
+        return call1(py_publish, self); /* (dirty SQE tails to clean first: _sq_clean) */
+    }
+    __atomic_store_n(s.ktail, s.tail, __ATOMIC_RELEASE);
+    return PyLong_FromUnsignedLong((s.tail - __atomic_load_n(s.khead, __ATOMIC_ACQUIRE)) & U32);
+}
+
+/* struct io_uring_getevents_arg and __kernel_timespec (linux/io_uring.h, linux/time_types.h) */
+struct getevents_arg {
+    uint64_t sigmask;
+    uint32_t sigmask_sz;
+    uint32_t pad;
+    uint64_t ts;
+};
+struct kernel_timespec {
+    int64_t tv_sec;
+    long long tv_nsec;
+};
+
+/* io_uring_enter without the GIL: the result, or -1 with an error set; EINTR runs the signal
+ * handlers and returns 0 (ETIME too, when ``timed``). */
+static long
+do_enter(int fd, unsigned to_submit, unsigned wait_nr, unsigned flags, void *arg, size_t argsz,
+         int timed)
+{
+    long ret;
+    int err;
+    Py_BEGIN_ALLOW_THREADS
+    ret = syscall(c_nr_enter, fd, to_submit, wait_nr, flags, arg, argsz);
+    err = errno;
+    Py_END_ALLOW_THREADS
+    if (ret >= 0) {
+        return ret;
+    }
+    if (err == EINTR) {
+        return PyErr_CheckSignals() < 0 ? -1 : 0;
+    }
+    if (timed && err == ETIME) {
+        return 0;
+    }
+    PyObject *e = PyLong_FromLong(err);
+    if (e == NULL) {
+        return -1;
+    }
+    PyObject *exc = PyObject_CallOneArg(g_enter_error, e);
+    Py_DECREF(e);
+    if (exc != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    }
+    return -1;
+}
+
+static int
+uint_arg(PyObject *o, unsigned *out)
+{
+    if (!PyLong_CheckExact(o)) {
+        return 0;
+    }
+    int overflow;
+    long v = PyLong_AsLongAndOverflow(o, &overflow);
+    if (overflow || v < 0 || v > INT_MAX) {
+        PyErr_Clear();
+        return 0;
+    }
+    *out = (unsigned)v;
+    return 1;
+}
+
+/* BackendRing.enter(to_submit, wait_nr) */
+static PyObject *
+ring_enter(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    unsigned to_submit, wait_nr;
+    long long fd;
+    if (nargs != 2 || !g_ring_ok || !kind_fast(&k_sq, Py_TYPE(self)) ||
+        !uint_arg(args[0], &to_submit) || !uint_arg(args[1], &wait_nr) ||
+        (fd = slot_index(&k_sq, self, S_FD)) < 0 || fd > INT_MAX) {
+        return delegate_n(py_enter, self, args, nargs, NULL);
+    }
+    long ret = do_enter((int)fd, to_submit, wait_nr, wait_nr ? (unsigned)c_getevents : 0, NULL, 0,
+                        0);
+    return ret < 0 ? NULL : PyLong_FromLong(ret);
+}
+
+/* BackendRing.enter_timeout(to_submit, wait_nr, timeout) */
+static PyObject *
+ring_enter_timeout(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    unsigned to_submit, wait_nr;
+    long long fd;
+    double timeout;
+    if (nargs != 3 || !g_ring_ok || !kind_fast(&k_sq, Py_TYPE(self)) ||
+        !uint_arg(args[0], &to_submit) || !uint_arg(args[1], &wait_nr) ||
+        !PyFloat_CheckExact(args[2]) || (fd = slot_index(&k_sq, self, S_FD)) < 0 ||
+        fd > INT_MAX) {
+        goto python;
+    }
+    timeout = PyFloat_AS_DOUBLE(args[2]);
+    if (!isfinite(timeout) || timeout > 1e9) {
+        goto python; /* (NaN: round() raises there; huge: Python's arithmetic) */
+    }
+    double ns = nearbyint(timeout * 1e9); /* round(): half to even */
+    if (ns < 0) {
+        ns = 0;
+    }
+    long long total = (long long)ns;
+    struct kernel_timespec ts = {total / 1000000000LL, total % 1000000000LL};
+    struct getevents_arg arg = {0, 0, 0, (uint64_t)(uintptr_t)&ts};
+    long ret = do_enter((int)fd, to_submit, wait_nr, (unsigned)(c_getevents | c_ext_arg), &arg,
+                        sizeof(arg), 1);
+    return ret < 0 ? NULL : PyLong_FromLong(ret);
+
+python:
+    return delegate_n(py_enter_timeout, self, args, nargs, NULL);
+}
+
+/* ------------------------------------------------------------------ Deferral */
+
+/* Deferral.hint_locked's body for a fast Deferral: 0, or -1 with an error (nothing changed). */
+static int
+hint(PyObject *self)
+{
+    PyObject *uns = slot_borrow(&k_deferral, self, D_UNSUBMITTED);
+    PyObject *hinted = slot_borrow(&k_deferral, self, D_HINTED);
+    if (uns == NULL || hinted == NULL) {
+        return 1;
+    }
+    int deferred = PyObject_IsTrue(uns);
+    if (deferred < 0) {
+        return -1;
+    }
+    if ((deferred ? Py_True : Py_False) == hinted) {
+        return 0;
+    }
+    if (deferred) {
+        if (PyDict_SetItem(g_deferring, self, Py_None) < 0) {
+            return -1;
+        }
+    }
+    else if (PyDict_DelItem(g_deferring, self) < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_KeyError)) {
+            return -1;
+        }
+        PyErr_Clear();
+    }
+    set(&k_deferral, 1, self, D_HINTED, Py_NewRef(deferred ? Py_True : Py_False));
+    PyObject *count = PyLong_FromSsize_t(PyDict_GET_SIZE(g_deferring));
+    if (count == NULL) {
+        return -1;
+    }
+    int r = PyObject_SetAttr(g_idle_work, s_deferred, count);
+    Py_DECREF(count);
+    return r;
+}
+
+/* Deferral.hint_locked() */
+static PyObject *
+deferral_hint_locked(PyObject *self, PyObject *unused)
+{
+    if (!g_deferral_ok || !kind_fast(&k_deferral, Py_TYPE(self))) {
+        return call1(py_hint_locked, self);
+    }
+    int r = hint(self);
+    if (r > 0) {
+        return call1(py_hint_locked, self); /* (an unset slot: Python raises) */
+    }
+    if (r < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* Migration.own_locked(ts, uds, table) for a fast Migration and a list of uds: 0 or -1. */
+static int
+own(PyObject *migration, PyObject *ts, PyObject *uds, PyObject *table)
+{
+    PyObject *owned = slot_borrow(&k_migration, migration, 0);
+    if (owned == NULL || !PyDict_CheckExact(owned)) {
+        PyErr_SetString(PyExc_TypeError, "Migration.owned is not a dict");
+        return -1;
+    }
+    PyObject *mine = PyDict_GetItemWithError(owned, ts); /* borrowed */
+    if (mine == NULL) {
+        if (PyErr_Occurred()) {
+            return -1;
+        }
+        PyObject *fresh = PySet_New(NULL);
+        if (fresh == NULL) {
+            return -1;
+        }
+        if (PyDict_SetItem(owned, ts, fresh) < 0) {
+            Py_DECREF(fresh);
+            return -1;
+        }
+        mine = fresh;
+        Py_DECREF(fresh); /* (the dict holds it) */
+    }
+    Py_INCREF(mine);
+    int r = -1;
+    if (PyAnySet_Check(mine)) {
+        Py_ssize_t n = PyList_GET_SIZE(uds);
+        r = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (PySet_Add(mine, PyList_GET_ITEM(uds, i)) < 0) {
+                r = -1;
+                break;
+            }
+        }
+    }
+    else {
+        PyObject *res = PyObject_CallMethod(mine, "update", "O", uds);
+        r = res == NULL ? -1 : 0;
+        Py_XDECREF(res);
+    }
+    if (r == 0) {
+        Py_ssize_t size = PyObject_Size(mine), tsize = PyObject_Size(table);
+        if (size < 0 || tsize < 0) {
+            r = -1;
+        }
+        else if (size > 64 + 4 * tsize) {
+            PyObject *res = PyObject_CallMethodOneArg(mine, s_intersection_update, table);
+            r = res == NULL ? -1 : 0;
+            Py_XDECREF(res);
+        }
+    }
+    Py_DECREF(mine);
+    return r;
+}
+
+/* Deferral.take_burst(ts) */
+static PyObject *
+deferral_take_burst(PyObject *self, PyObject *ts)
+{
+    if (!g_deferral_ok || !kind_fast(&k_deferral, Py_TYPE(self))) {
+        return PyObject_CallFunctionObjArgs(py_take_burst, self, ts, NULL);
+    }
+    PyObject *uns = slot_borrow(&k_deferral, self, D_UNSUBMITTED);
+    PyObject *lock = slot_borrow(&k_deferral, self, D_LOCK);
+    PyObject *backlog = slot_borrow(&k_deferral, self, D_BACKLOG);
+    PyObject *migration = slot_borrow(&k_deferral, self, D_MIGRATION);
+    PyObject *ring = slot_borrow(&k_deferral, self, D_RING);
+    PyObject *table = slot_borrow(&k_deferral, self, D_TABLE);
+    PyObject *enters = slot_borrow(&k_deferral, self, D_ENTERS);
+    if (uns == NULL || !PyList_CheckExact(uns) || lock == NULL || backlog == NULL ||
+        migration == NULL || ring == NULL || table == NULL || enters == NULL ||
+        !PyLong_CheckExact(enters) || !kind_fast(&k_backlog, Py_TYPE(backlog)) ||
+        !kind_fast(&k_migration, Py_TYPE(migration))) {
+        return PyObject_CallFunctionObjArgs(py_take_burst, self, ts, NULL);
+    }
+    if (PyList_GET_SIZE(uns) == 0) {
+        return PyLong_FromLong(0);
+    }
+    Py_INCREF(uns);
+    Py_INCREF(lock);
+    Py_INCREF(ring);
+    Py_INCREF(migration);
+    Py_INCREF(table);
+    PyObject *result = NULL;
+    if (fio_acquire(lock) < 0) {
+        goto done;
+    }
+    /* (the slot may have been rebound meanwhile: read again under the lock) */
+    PyObject *cur = slot_borrow(&k_deferral, self, D_UNSUBMITTED);
+    int stuck;
+    if (cur != uns || PyList_GET_SIZE(uns) == 0) {
+        result = PyLong_FromLong(0);
+        goto unlock;
+    }
+    PyObject *backlog_now = slot_borrow(&k_deferral, self, D_BACKLOG);
+    PyObject *st = backlog_now == NULL ? NULL : slot_borrow(&k_backlog, backlog_now, 0);
+    if (st == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "stuck");
+        goto unlock;
+    }
+    stuck = PyObject_IsTrue(st);
+    if (stuck != 0) {
+        if (stuck > 0) {
+            result = PyLong_FromLong(0);
+        }
+        goto unlock;
+    }
+    PyObject *pending = ring_publish(ring, NULL);
+    if (pending == NULL) {
+        goto unlock;
+    }
+    if (own(migration, ts, uns, table) < 0) {
+        Py_DECREF(pending);
+        goto unlock;
+    }
+    if (PyList_SetSlice(uns, 0, PyList_GET_SIZE(uns), NULL) < 0 || hint(self) < 0) {
+        Py_DECREF(pending);
+        goto unlock;
+    }
+    PyObject *more = PyNumber_Add(slot_borrow(&k_deferral, self, D_ENTERS), g_one);
+    if (more == NULL) {
+        Py_DECREF(pending);
+        goto unlock;
+    }
+    set(&k_deferral, 1, self, D_ENTERS, more);
+    result = pending;
+unlock:
+    fio_release(lock);
+done:
+    Py_DECREF(uns);
+    Py_DECREF(lock);
+    Py_DECREF(ring);
+    Py_DECREF(migration);
+    Py_DECREF(table);
+    return result;
+}
+
+/* ------------------------------------------------------------------ Reaper */
+
+/* Reaper.reap(): 0 at once when the CQ ring is empty and the kernel holds no overflow. */
+static PyObject *
+reaper_reap(PyObject *self, PyObject *unused)
+{
+    if (g_reaper_ok && kind_fast(&k_reaper, Py_TYPE(self))) {
+        PyObject *ring = slot_borrow(&k_reaper, self, 0);
+        cq_t c;
+        if (ring != NULL && cq_words(ring, &c) && !cq_count(&c) &&
+            !(__atomic_load_n(c.sq_flags, __ATOMIC_ACQUIRE) & c_cq_overflow)) {
+            return PyLong_FromLong(0);
+        }
+    }
+    return call1(py_reaper_reap, self);
+}
+
+/* ------------------------------------------------------------------ configuration */
+
+static PyMethodDef ring_defs[] = {
+    {"cq_ready", ring_cq_ready, METH_NOARGS,
+     "cq_ready()\n--\n\nCQEs not yet reaped (C accelerator of RingQueue.cq_ready)."},
+    {"cq_has_overflow", ring_cq_has_overflow, METH_NOARGS,
+     "cq_has_overflow()\n--\n\nCompletions on the kernel's overflow list (C accelerator)."},
+    {"sq_ready", ring_sq_ready, METH_NOARGS,
+     "sq_ready()\n--\n\nSQEs not consumed by the kernel yet (C accelerator)."},
+    {"reap", (PyCFunction)(void (*)(void))ring_reap, METH_FASTCALL,
+     "reap(max_n=0x7FFFFFFF)\n--\n\nTake CQEs as (user_data, res, flags) (C accelerator)."},
+    {"publish", ring_publish, METH_NOARGS,
+     "publish()\n--\n\nPublish the SQ tail; SQEs not consumed (C accelerator)."},
+    {"enter", (PyCFunction)(void (*)(void))ring_enter, METH_FASTCALL,
+     "enter(to_submit, wait_nr)\n--\n\nio_uring_enter without the GIL (C accelerator)."},
+    {"enter_timeout", (PyCFunction)(void (*)(void))ring_enter_timeout, METH_FASTCALL,
+     "enter_timeout(to_submit, wait_nr, timeout)\n--\n\nenter with a timeout (C accelerator)."},
+    {NULL, NULL, 0, NULL}};
+
+static PyMethodDef deferral_defs[] = {
+    {"take_burst", deferral_take_burst, METH_O,
+     "take_burst(ts)\n--\n\nA leader takes the deferred burst over (C accelerator)."},
+    {"hint_locked", deferral_hint_locked, METH_NOARGS,
+     "hint_locked()\n--\n\nKeep IdleWork.deferred in step (C accelerator)."},
+    {NULL, NULL, 0, NULL}};
+
+static PyMethodDef reaper_defs[] = {
+    {"reap", reaper_reap, METH_NOARGS,
+     "reap()\n--\n\nReap and deliver; 0 at once on an empty CQ ring (C accelerator)."},
+    {NULL, NULL, 0, NULL}};
+
+/* {name: method descriptor} for ``defs`` on ``tp`` */
+static PyObject *
+descriptors(PyTypeObject *tp, PyMethodDef *defs)
+{
+    PyObject *d = PyDict_New();
+    if (d == NULL) {
+        return NULL;
+    }
+    for (PyMethodDef *m = defs; m->ml_name != NULL; m++) {
+        PyObject *descr = PyDescr_NewMethod(tp, m);
+        if (descr == NULL || PyDict_SetItemString(d, m->ml_name, descr) < 0) {
+            Py_XDECREF(descr);
+            Py_DECREF(d);
+            return NULL;
+        }
+        Py_DECREF(descr);
+    }
+    return d;
+}
+
+static int
+ref(PyObject **slot, PyObject *value)
+{
+    Py_XSETREF(*slot, Py_NewRef(value));
+    return 0;
+}
+
+/* configure_ring("ring", BackendRing, py_functions_dict, enter_error, consts_tuple)
+ * configure_ring("deferral", Deferral, Backlog, Migration, py_functions_dict, _deferring,
+ *                IdleWork)
+ * configure_ring("reaper", Reaper, py_reap)
+ * -> {name: method descriptor} */
+PyObject *
+configure_ring(PyObject *module, PyObject *args)
+{
+    const char *what;
+    if (PyTuple_GET_SIZE(args) < 1 || !PyUnicode_Check(PyTuple_GET_ITEM(args, 0)) ||
+        (what = PyUnicode_AsUTF8(PyTuple_GET_ITEM(args, 0))) == NULL) {
+        PyErr_SetString(PyExc_TypeError, "configure_ring(what, ...)");
+        return NULL;
+    }
+    if (s_deferred == NULL) {
+        s_deferred = PyUnicode_InternFromString("deferred");
+        s_intersection_update = PyUnicode_InternFromString("intersection_update");
+        g_one = PyLong_FromLong(1);
+        if (s_deferred == NULL || s_intersection_update == NULL || g_one == NULL) {
+            return NULL;
+        }
+    }
+    if (strcmp(what, "ring") == 0) {
+        PyTypeObject *tp;
+        PyObject *py, *enter_error;
+        if (!PyArg_ParseTuple(args, "sO!O!O(lllll):configure_ring", &what, &PyType_Type, &tp,
+                              &PyDict_Type, &py, &enter_error, &c_nr_enter, &c_getevents,
+                              &c_ext_arg, &c_needs_flush, &c_cq_overflow)) {
+            return NULL;
+        }
+        if (g_ring_ok) {
+            PyErr_SetString(PyExc_RuntimeError, "configured once");
+            return NULL;
+        }
+        struct {
+            PyObject **slot;
+            const char *name;
+        } fns[] = {{&py_cq_ready, "cq_ready"}, {&py_cq_has_overflow, "cq_has_overflow"},
+                   {&py_sq_ready, "sq_ready"}, {&py_reap, "reap"}, {&py_publish, "publish"},
+                   {&py_enter, "enter"},       {&py_enter_timeout, "enter_timeout"}};
+        for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
+            PyObject *f = PyDict_GetItemString(py, fns[i].name);
+            if (f == NULL) {
+                PyErr_Format(PyExc_KeyError, "%s", fns[i].name);
+                return NULL;
+            }
+            ref(fns[i].slot, f);
+        }
+        ref(&g_enter_error, enter_error);
+        if (kind_init(&k_cq, tp, CQ_NAMES) < 0 || kind_init(&k_cqe, tp, CQE_NAMES) < 0 ||
+            kind_init(&k_sq, tp, SQ_NAMES) < 0) {
+            return NULL;
+        }
+        g_ring_ok = 1;
+        return descriptors(tp, ring_defs);
+    }
+    if (strcmp(what, "deferral") == 0) {
+        PyTypeObject *tp, *backlog, *migration;
+        PyObject *py, *deferring, *idle;
+        if (!PyArg_ParseTuple(args, "sO!O!O!O!O!O:configure_ring", &what, &PyType_Type, &tp,
+                              &PyType_Type, &backlog, &PyType_Type, &migration, &PyDict_Type,
+                              &py, &PyDict_Type, &deferring, &idle)) {
+            return NULL;
+        }
+        if (g_deferral_ok) {
+            PyErr_SetString(PyExc_RuntimeError, "configured once");
+            return NULL;
+        }
+        PyObject *tb = PyDict_GetItemString(py, "take_burst");
+        PyObject *hl = PyDict_GetItemString(py, "hint_locked");
+        if (tb == NULL || hl == NULL) {
+            PyErr_SetString(PyExc_KeyError, "take_burst, hint_locked");
+            return NULL;
+        }
+        ref(&py_take_burst, tb);
+        ref(&py_hint_locked, hl);
+        ref(&g_deferring, deferring);
+        ref(&g_idle_work, idle);
+        if (kind_init(&k_deferral, tp, DEFERRAL_NAMES) < 0 ||
+            kind_init(&k_backlog, backlog, BACKLOG_NAMES) < 0 ||
+            kind_init(&k_migration, migration, MIGRATION_NAMES) < 0) {
+            return NULL;
+        }
+        g_deferral_ok = 1;
+        return descriptors(tp, deferral_defs);
+    }
+    if (strcmp(what, "reaper") == 0) {
+        PyTypeObject *tp;
+        PyObject *py;
+        if (!PyArg_ParseTuple(args, "sO!O:configure_ring", &what, &PyType_Type, &tp, &py)) {
+            return NULL;
+        }
+        if (g_reaper_ok) {
+            PyErr_SetString(PyExc_RuntimeError, "configured once");
+            return NULL;
+        }
+        ref(&py_reaper_reap, py);
+        if (kind_init(&k_reaper, tp, REAPER_NAMES) < 0) {
+            return NULL;
+        }
+        g_reaper_ok = 1;
+        return descriptors(tp, reaper_defs);
+    }
+    PyErr_Format(PyExc_ValueError, "configure_ring: unknown part %s", what);
+    return NULL;
+}
