@@ -35,6 +35,8 @@ from winaio._backends.uring.migration import Migration
 from winaio._backends.uring.ring import BackendRing
 from winaio._io import _accel
 from winaio._io._backend import IdleWork
+from winaio._io._overlapped import Overlapped
+from winaio._io._port import CompletionPort
 from winaio._kernel._threads import current_thread_state
 
 PROBE = abi.probe()
@@ -391,3 +393,121 @@ def test_no_leak_over_many_rounds(rings: tuple[BackendRing, BackendRing]) -> Non
         tracemalloc.stop()
     grown = sum(s.size_diff for s in second.compare_to(first, "filename"))
     assert grown < 64 * 1024, grown
+
+
+# ------------------------------------------------------------------ the leader (RingParker.acquire)
+
+LEADER = {"acquire", "_wait_as_leader", "enter_or_follow", "take_burst", "hint_locked",
+          "publish", "enter", "cq_ready", "cq_has_overflow", "sq_ready"}  # fmt: skip
+
+
+def _owned_socket(b: Any, socket_pair: Any, port: Any) -> tuple[Any, Any, bytearray]:
+    """A socket on ``b`` whose port waits this thread leads (it owns the ring after one)."""
+    s, peer = socket_pair(b)
+    s.associate(port, "s")
+    buf = bytearray(64)
+    assert s.start_read(buf, Overlapped(0)) is False
+    peer.sendall(b"x")
+    assert port.get(DEADLINE) is not None
+    assert b._lead.owner is current_thread_state().parker
+    return s, peer, buf
+
+
+def test_a_port_wait_on_a_pended_receive_leads_the_ring_in_c(
+    armed_uring: Any, kit: Any, monkeypatch: pytest.MonkeyPatch, socket_pair: Any
+) -> None:
+    # The C=1 echo server's wait: the receive deferred to the wait, submitted by its enter,
+    # its completion reaped by this thread. The wait chain runs no Python frame (the QD1
+    # delivery, Reaper.reap's Python part, does); switched off, the Python chain runs.
+    b = armed_uring
+    port = CompletionPort()
+    parked = kit.park(b, monkeypatch)  # nothing but this thread submits or reaps
+    before = _accel.use(True)
+    try:
+        s, peer, buf = _owned_socket(b, socket_pair, port)
+        for c_on in (True, False, True):
+            _accel.use(c_on)
+            for i in range(3):
+                assert s.start_read(buf, Overlapped(0)) is False
+                assert b._deferral.unsubmitted  # deferred to the wait
+                peer.sendall(b"y%d" % i)
+                leads, own = b._lead.leads, b._lead.own_wakes
+                got: list[Any] = []
+                frames = _python_frames(lambda got=got: got.append(port.get_many(64)))  # type: ignore[misc]
+                assert got[0][1][0].bytes_transferred == 2 and buf[:2] == b"y%d" % i
+                assert b._lead.leads == leads + 1 and b._lead.own_wakes == own + 1
+                assert "get_many" in frames and "reap" in frames
+                if c_on:
+                    assert not frames & LEADER, frames & LEADER
+                else:
+                    assert {"acquire", "_wait_as_leader", "take_burst"} <= frames
+                assert b._lead.waiter is None and not b._deferral.unsubmitted
+    finally:
+        _accel.use(before)
+        parked.release()
+        port.close()
+
+
+def test_a_signal_in_the_c_leaders_wait_surfaces_and_loses_nothing(
+    armed_uring: Any, kit: Any, monkeypatch: pytest.MonkeyPatch, socket_pair: Any
+) -> None:
+    # Ctrl-C while the main thread leads the ring in io_uring_enter (the GIL released): the
+    # handler's exception surfaces from GetQueuedCompletionStatus, the wait is unregistered, no
+    # waiter is left behind, and the receive (submitted by that enter) completes later.
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals are handled in the main thread")
+    b = armed_uring
+    port = CompletionPort()
+    parked = kit.park(b, monkeypatch)
+    before = _accel.use(True)
+    main = threading.main_thread().ident
+    assert main is not None
+
+    def handler(signum: int, frame: Any) -> None:
+        raise kit.Interrupted
+
+    old = signal.signal(signal.SIGUSR1, handler)
+    try:
+        s, peer, buf = _owned_socket(b, socket_pair, port)
+        assert s.start_read(buf, Overlapped(0)) is False
+        timer = threading.Timer(0.2, signal.pthread_kill, (main, signal.SIGUSR1))
+        timer.start()
+        try:
+            with pytest.raises(kit.Interrupted):
+                port.get(DEADLINE * 2)
+        finally:
+            timer.join()
+        assert b._lead.waiter is None and current_thread_state().wait is None
+        assert not b._deferral.unsubmitted and b._ring.sq_ready() == 0
+        peer.sendall(b"z")
+        packet = port.get(DEADLINE)
+        assert packet is not None and packet.bytes_transferred == 1 and buf[:1] == b"z"
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+        _accel.use(before)
+        parked.release()
+        port.close()
+
+
+def test_a_timed_port_wait_times_out_in_the_c_leader(
+    armed_uring: Any, kit: Any, monkeypatch: pytest.MonkeyPatch, socket_pair: Any
+) -> None:
+    b = armed_uring
+    port = CompletionPort()
+    parked = kit.park(b, monkeypatch)
+    before = _accel.use(True)
+    try:
+        s, peer, buf = _owned_socket(b, socket_pair, port)
+        assert s.start_read(buf, Overlapped(0)) is False
+        waits = b._lead.waits
+        start = time.monotonic()
+        assert port.get(0.1) is None
+        assert 0.09 < time.monotonic() - start < DEADLINE
+        assert b._lead.waits > waits and b._lead.waiter is None
+        peer.sendall(b"t")
+        packet = port.get(DEADLINE)
+        assert packet is not None and buf[:1] == b"t"
+    finally:
+        _accel.use(before)
+        parked.release()
+        port.close()
