@@ -46,7 +46,11 @@ from winaio.errors import IoError, Win32Error
 from winaio.testing import wait_until
 
 OK, REASON = uring.probe_backend()
-pytestmark = pytest.mark.skipif(not OK, reason=f"io_uring backend unavailable: {REASON}")
+pytestmark = [
+    pytest.mark.skipif(not OK, reason=f"io_uring backend unavailable: {REASON}"),
+    # the pended receive in C (``_fastpend.c``) and in Python, in turn
+    pytest.mark.usefixtures("fast_path_impl"),
+]
 
 SUCCESS = int(NtStatus.STATUS_SUCCESS)
 CANCELLED = int(NtStatus.STATUS_CANCELLED)

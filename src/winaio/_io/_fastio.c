@@ -640,6 +640,8 @@ static PyMethodDef module_methods[] = {
     {"configure_ring", configure_ring, METH_VARARGS,
      "configure_ring(part, ...) -> {name: method descriptor} (_fastring.c: BackendRing,\n"
      "Deferral, Reaper)"},
+    {"configure_pend", configure_pend, METH_VARARGS,
+     "configure_pend(IoUringBackend, pend_receive, StreamReadOp, ...) -> (descriptor, switch)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef fastio_module = {

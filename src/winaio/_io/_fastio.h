@@ -117,5 +117,7 @@ PyObject *set_enabled(PyObject *module, PyObject *flag);
 
 /* ``_fastring.c``: the io_uring ring's wait chain (BackendRing, Deferral, Reaper methods). */
 PyObject *configure_ring(PyObject *module, PyObject *args);
+/* ``_fastpend.c``: IoUringBackend.pend_receive (the sockets' pended receive). */
+PyObject *configure_pend(PyObject *module, PyObject *args);
 
 #endif

@@ -32,3 +32,26 @@ def configure_gqcs(
     /,
 ) -> Any: ...
 def configure_ring(part: str, /, *args: Any) -> dict[str, Any]: ...
+def configure_pend(
+    backend: type,
+    pend_receive: Any,
+    stream_read_op: type,
+    file_object: type,
+    overlapped: type,
+    thread_state: type,
+    ring_parker: type,
+    leadership: type,
+    deferral: type,
+    backlog: type,
+    stream_lines: type,
+    line: type,
+    in_flight: type,
+    backend_ring: type,
+    lock: Any,
+    tls: Any,
+    current_thread_state: Any,
+    deque: type,
+    eventfd_write: Any,
+    io_key: str,
+    /,
+) -> tuple[Any, Any]: ...
