@@ -44,7 +44,8 @@ from winaio.testing import wait_until
 OK, REASON = uring.probe_backend()
 pytestmark = [
     pytest.mark.skipif(not OK, reason=f"io_uring backend unavailable: {REASON}"),
-    pytest.mark.usefixtures("fast_path_impl"),  # the C completion side and the Python one
+    # the leader's wait chain in C (``_fastring.c``) and in Python, in turn
+    pytest.mark.usefixtures("fast_path_impl"),
 ]
 
 SUCCESS = int(NtStatus.STATUS_SUCCESS)

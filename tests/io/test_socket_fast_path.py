@@ -41,6 +41,9 @@ BACKENDS = ["io_uring", "threads"]
 STATUS_PENDING = int(NtStatus.STATUS_PENDING)
 LONG = 5.0
 
+# the accelerated socket paths (``_fastpend.c``...) and the Python ones, in turn
+pytestmark = pytest.mark.usefixtures("fast_path_impl")
+
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> Iterator[str]:

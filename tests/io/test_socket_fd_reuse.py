@@ -34,6 +34,9 @@ from winaio._io._streams import Socket
 
 LONG = 5.0
 
+# the accelerated socket paths (``_fastpend.c``...) and the Python ones, in turn
+pytestmark = pytest.mark.usefixtures("fast_path_impl")
+
 
 @pytest.fixture(params=["io_uring", "threads"])
 def backend(request: pytest.FixtureRequest) -> Iterator[str]:

@@ -46,6 +46,7 @@ from .common import (
     InFlight,
 )
 from .deferral import BURST, Deferral
+from .fastpend import install_on
 from .lead import Leadership, RingParker
 from .migration import Migration
 from .probe import feature_names, probe_backend, recv_poll_first
@@ -254,6 +255,13 @@ class IoUringBackend:
             if parker.__class__ is not RingParker or parker.lead is not self._lead:
                 self._bind_parker(issuer)
             return
+        self._pend_rest(op)
+
+    def _pend_rest(self, op: StreamReadOp) -> None:
+        """The rest of :meth:`pend_receive` for a registered receive that did not become a
+        line's head in one hold (a line already there, a backlog, a closing backend, a
+        cancel between the two holds, a full SQ ring): :meth:`submit`. Shared with the C
+        accelerator (``fastpend``), which takes it in exactly those cases."""
         try:
             self.submit(op)
         except RuntimeError:
@@ -665,3 +673,4 @@ def _thread_exited(ts: ThreadState) -> None:
 
 
 add_thread_exit_hook(_thread_exited, EXIT_MIGRATE_IO)  # after the I/O layer's cancel (§8)
+install_on(IoUringBackend)  # the C pend_receive, when the accelerators are on (``fastpend``)

@@ -23,8 +23,12 @@ Invariants:
   request: what was reaped is mapped, counted and delivered before it propagates
   (:meth:`Reaper._process_cut`, :meth:`Reaper._heads_cut`, :meth:`Reaper._deliver_rest`).
 
-Imports ``winaio._io`` (operations, the delivery funnel), ``common``, ``migration`` and
-``streams``.
+The C accelerator (``winaio._io._fastio``, ``_fastring.c``) replaces :meth:`Reaper.reap` by a
+function that returns 0 at once on an empty CQ ring (a leader's first look, every wait) and
+calls the Python method otherwise (``winaio._io._accel``: :func:`_install`).
+
+Imports ``winaio._io`` (operations, the delivery funnel, the accelerator), ``common``,
+``migration`` and ``streams``.
 """
 
 from __future__ import annotations
@@ -60,13 +64,13 @@ from .common import (
 from .migration import Migration
 from .streams import _SPARE_MAX, Line, StreamLines
 
-try:
-    from ..._io import _fastio
-except ImportError:  # not built: the Python functions run
-    _fastio = None  # type: ignore[assignment]
-
 if TYPE_CHECKING:
     from .ring import BackendRing
+
+try:
+    from ..._io import _fastio
+except ImportError:  # not built (no C compiler): the Python methods run
+    _fastio = None  # type: ignore[assignment]
 
 __all__ = ["Reaper"]
 
@@ -404,8 +408,14 @@ class Reaper:
 
 # ---------------------------------------------------------------------- the C accelerator
 
+#: The Python methods the C accelerators wrap (the references, the fallbacks).
+_PY_REAP = Reaper.reap
 _PY_SERVICE_DIRECT = StreamLines.service_direct
 _PY_PROCESS = Reaper.process
+#: ``_fastring.c``'s ``reap`` (its empty-CQ test).
+_C_METHODS: dict[str, object] | None = None
+if _fastio is not None:
+    _C_METHODS = _fastio.configure_ring("reaper", Reaper, _PY_REAP)
 #: ``_fastdone.c``'s ``deliver_batch``, ``StreamLines.service_direct`` and ``Reaper.process``
 #: (None: not built).
 _C_DONE: tuple[Any, Any, Any] | None = (
@@ -421,9 +431,10 @@ _C_DONE: tuple[Any, Any, Any] | None = (
 
 
 def _install(on: bool) -> None:
-    """The completion side's C functions (``on``) or the Python ones, here and in
-    ``_dispatch`` (``_accel``: one switch for every accelerated path)."""
+    """The C functions (``on``) or the Python ones, here and in ``_dispatch`` (``_accel``:
+    one switch for every accelerated path)."""
     global deliver_batch
+    type.__setattr__(Reaper, "reap", _C_METHODS["reap"] if on and _C_METHODS else _PY_REAP)
     c = _C_DONE if on else None
     batch = _dispatch.py_deliver_batch if c is None else c[0]
     _dispatch.deliver_batch = batch

@@ -1,0 +1,57 @@
+"""The C accelerator of the sockets' pended receive (``_io/_fastpend.c``), installed on
+:class:`~.backend.IoUringBackend` through the accelerators' one switch (``_io._accel``).
+
+Purpose: :func:`install_on` puts the C ``pend_receive`` (a method descriptor) on the backend
+class when the accelerators are on, the Python method when they are off; the Python method
+(``IoUringBackend.pend_receive``, with its continuation ``_pend_rest``) stays the reference and
+the fallback of every shape the C does not take (``_fastpend.c``'s docstring).
+
+Invariant: the C function checks the switch itself, so a method bound while it was on (a
+``Socket``'s ``_pend``, bound at the socket's creation) follows a later switch-off; a method
+bound while it was off stays the Python one (correct, only slower) until the socket is made
+again.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from typing import Any
+
+from ..._io import _accel
+from ..._io._files import _IO_KEY, FileObject
+from ..._io._ops import StreamReadOp
+from ..._io._overlapped import Overlapped
+from ..._kernel._dispatcher import LOCK, ThreadState
+from ..._kernel._threads import _tls, current_thread_state
+from .backlog import Backlog
+from .common import InFlight
+from .deferral import Deferral
+from .lead import Leadership, RingParker
+from .ring import BackendRing
+from .streams import Line, StreamLines
+
+try:
+    from ..._io import _fastio
+except ImportError:  # not built (no C compiler): the Python method runs
+    _fastio = None  # type: ignore[assignment]
+
+__all__ = ["install_on"]
+
+
+def install_on(backend_class: type[Any]) -> None:
+    """Register the installer of the C ``pend_receive`` for ``backend_class`` (once)."""
+    if _fastio is None:
+        return  # type: ignore[unreachable]  # (not built: the Python method runs)
+    python = backend_class.__dict__["pend_receive"]
+    descr, switch = _fastio.configure_pend(
+        backend_class, python, StreamReadOp, FileObject, Overlapped, ThreadState, RingParker,
+        Leadership, Deferral, Backlog, StreamLines, Line, InFlight, BackendRing, LOCK, _tls,
+        current_thread_state, deque, os.eventfd_write, _IO_KEY,
+    )  # fmt: skip
+
+    def install(on: bool) -> None:
+        switch(on)
+        type.__setattr__(backend_class, "pend_receive", descr if on else python)
+
+    _accel.register(install)

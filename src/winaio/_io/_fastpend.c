@@ -1,0 +1,840 @@
+/* winaio._io._fastio (part): the sockets' pended receive on io_uring in C.
+ *
+ * What it replaces: ``IoUringBackend.pend_receive`` (``_backends/uring/backend.py``) and what
+ * it calls on its common path: ``_files.register_receive`` (the request built slot by slot and
+ * registered under LOCK), ``current_thread_state``, ``_pend_locked`` (under the backend's
+ * lock: the checks, the in-flight table's ``next_ud`` and entry ``(op, line)``, the deferred
+ * list, the ring owner's hint, else ``_submit_locked``), ``StreamLines.open_direct_locked``
+ * (a spare line reused) and ``SqePrep.prep_recv`` (the first 40 bytes of the SQE written into
+ * the mmapped SQE array at ``(_sq_tail & _sq_mask) << 6``; the last 24 stay zero: ``prep``'s
+ * invariant, so ``_sq_dirty`` is not touched). Installed as a method descriptor on the class by
+ * ``_backends/uring/fastpend.py`` through ``_io._accel``.
+ *
+ * Invariants (the Python functions stay the reference and the fallback):
+ * - Before anything is touched, every unusual shape goes to the Python ``pend_receive``: the C
+ *   path switched off, a subclass of the backend, a keyword argument, an argument that is not an
+ *   exact, whole, writable, non-empty 1-D byte memoryview of at most 4 GiB, any class on the way
+ *   whose attributes were redefined (``kind_fast`` on every class read, methods included: a
+ *   patched ``prep_recv``, ``open_direct_locked``, ``_pend_locked``, ``Line.__init__``...), a
+ *   backend attribute shadowed by its class or ``_pend_locked`` patched on the instance, a file
+ *   being closed (the Python function raises ERROR_INVALID_HANDLE; building a request has no
+ *   effect beyond adopting the thread, which is idempotent).
+ * - Once registered, anything unusual under the backend's lock (a closing backend, a backlog, a
+ *   line already there, ``cancel_requested``, a full SQ ring or a refused SQE) takes
+ *   ``IoUringBackend._pend_rest``, the Python continuation the Python path takes too.
+ * - Under the backend's lock, every fallible insertion (table entry, line, the line's deque,
+ *   the deferred list) is made first and undone if a later one fails (a failed allocation
+ *   leaves no half state); then the SQE and the plain stores. Python is called only where the
+ *   Python path calls it (``_sq_reserve`` when the cached free count ran out, ``hint_locked``
+ *   when not hinted, ``_submit_locked``, ``os.eventfd_write``, ``_bind_parker``), after the
+ *   state writes it follows.
+ * - Instance attributes of the backend (it has no ``__slots__``) are read from its dict; slots
+ *   at their member descriptors' offsets (``kind_t``).
+ * - CPython 3.11/3.12 only (the dict pointer, version tags); elsewhere the Python function.
+ */
+#include "_fastio.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
+#define PEND_FAST 1
+#else
+#define PEND_FAST 0
+#endif
+
+#define OP_RECV 27 /* IORING_OP_RECV */
+
+/* A kind whose names may be anything on the class (methods; absent names: NULL): only its
+ * member descriptors get an offset (-1 otherwise). ``kind_fast`` checks it the same way. */
+static int
+kind_init_any(kind_t *k, PyTypeObject *tp, const char *const *names)
+{
+    k->n = 0;
+    k->base = (PyTypeObject *)Py_NewRef(tp);
+    for (int i = 0; names[i] != NULL; i++) {
+        PyObject *name = PyUnicode_InternFromString(names[i]);
+        if (name == NULL) {
+            return -1;
+        }
+        PyObject *d = _PyType_Lookup(tp, name); /* borrowed, may be NULL */
+        k->names[i] = name;
+        k->descrs[i] = Py_XNewRef(d);
+        k->offsets[i] = -1;
+        if (d != NULL && Py_IS_TYPE(d, &PyMemberDescr_Type)) {
+            k->offsets[i] = ((PyMemberDescrObject *)d)->d_member->offset;
+        }
+        k->n = i + 1;
+    }
+    return 0;
+}
+
+/* Borrowed slot ``i`` of ``obj`` (a kind checked fast), NULL when unset. */
+#define SLOT(k, obj, i) (*(PyObject **)((char *)(obj) + (k).offsets[i]))
+
+/* Steals ``value``. */
+static inline void
+slot_set(kind_t *k, PyObject *obj, int i, PyObject *value)
+{
+    PyObject **p = (PyObject **)((char *)obj + k->offsets[i]);
+    PyObject *old = *p;
+    *p = value;
+    Py_XDECREF(old);
+}
+
+static inline int
+is_true(PyObject *v)
+{
+    return v == Py_True ? 1 : v == Py_False || v == Py_None ? 0 : PyObject_IsTrue(v);
+}
+
+/* ------------------------------------------------------------------ the classes read */
+
+static const char *const FILE_NAMES[] = {"closing", "_pending", "stream_in", "port", "fd", NULL};
+enum { PF_CLOSING, PF_PENDING, PF_STREAM_IN, PF_PORT, PF_FD };
+static const char *const OV_NAMES[] = {"event", "skip_port", NULL};
+enum { PO_EVENT, PO_SKIP_PORT };
+static const char *const OP1_NAMES[] = {"file",    "overlapped", "event", "skip_port",
+                                        "routine", "issuer",     "done",  "cancel_requested",
+                                        NULL};
+enum { Q_FILE, Q_OV, Q_EVENT, Q_SKIP_PORT, Q_ROUTINE, Q_ISSUER, Q_DONE, Q_CANCEL };
+static const char *const OP2_NAMES[] = {"token",  "sync_done",  "buffers",   "nbytes",
+                                        "flags",  "registered", "submitted", NULL};
+enum { Q_TOKEN, Q_SYNC_DONE, Q_BUFFERS, Q_NBYTES, Q_FLAGS, Q_REGISTERED, Q_SUBMITTED };
+static const char *const TS_NAMES[] = {"extensions", "parker", NULL};
+enum { T_EXTENSIONS, T_PARKER };
+static const char *const RP_NAMES[] = {"lead", NULL};
+static const char *const LEAD_NAMES[] = {"owner", NULL};
+static const char *const DEF_NAMES[] = {"hinted", NULL};
+static const char *const BACKLOG_NAMES[] = {"entries", NULL};
+static const char *const SL_NAMES[] = {"lines", "_spare", NULL};
+enum { S_LINES, S_SPARE };
+static const char *const SLM_NAMES[] = {"open_direct_locked", NULL};
+static const char *const LINE_NAMES[] = {"fd",     "key",  "ops",  "poll_ud",
+                                         "direct", "keep", "busy", NULL};
+enum { L_FD, L_KEY, L_OPS, L_POLL_UD, L_DIRECT, L_KEEP, L_BUSY };
+static const char *const LINEM_NAMES[] = {"__init__", NULL};
+static const char *const TABLE_NAMES[] = {"next_ud", NULL};
+static const char *const RING_NAMES[] = {"_sq_tail", "_sq_limit", "_sq_mask", "_sqes", NULL};
+enum { R_TAIL, R_LIMIT, R_MASK, R_SQES };
+static const char *const RINGM_NAMES[] = {"prep_recv", NULL};
+/* The backend's instance attributes (absent from its class) and the method inlined here. */
+static const char *const BE1_NAMES[] = {"_lock",  "_closing", "_backlog",     "_streams",
+                                        "_table", "_ring",    "_recv_ioprio", "_submitted",
+                                        NULL};
+enum { B_LOCK, B_CLOSING, B_BACKLOG, B_STREAMS, B_TABLE, B_RING, B_IOPRIO, B_SUBMITTED };
+static const char *const BE2_NAMES[] = {"_unsubmitted", "_lead", "_deferral", "_efd",
+                                        "_pend_locked", NULL};
+enum { B_UNSUBMITTED = 8, B_LEAD, B_DEFERRAL, B_EFD, B_PEND_LOCKED };
+#define B_COUNT 12 /* instance attributes read from the dict */
+
+static kind_t pk_file, pk_ov, pk_op1, pk_op2, pk_ts, pk_rp, pk_lead, pk_def,
+    pk_backlog, pk_sl, pk_slm, pk_line, pk_linem, pk_table, pk_ring, pk_ringm, pk_be1, pk_be2;
+
+static PyTypeObject *g_backend_type, *g_op_type, *g_rp_type, *g_line_type, *g_table_type;
+static PyObject *g_py_pend;        /* IoUringBackend.pend_receive, the Python reference */
+static PyObject *g_LOCK;           /* the dispatcher LOCK */
+static PyObject *g_tls;            /* _kernel._threads._tls (``current_thread_state``) */
+static PyObject *g_cts;            /* current_thread_state */
+static PyObject *g_deque;          /* collections.deque */
+static PyObject *g_eventfd_write;  /* os.eventfd_write */
+static PyObject *g_io_key;         /* _files._IO_KEY */
+static PyObject *g_one, *g_zero_int;
+static PyObject *s_ts, *s_append, *s_pop, *s_pend_rest, *s_sq_reserve, *s_hint_locked,
+    *s_submit_locked, *s_bind_parker;
+static PyObject *be_names[B_COUNT + 1];
+static int g_on;
+
+/* The Python ``pend_receive`` with ``self`` and the caller's arguments. */
+static PyObject *
+python_pend(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *small[8];
+    PyObject **full = small;
+    Py_ssize_t total = nargs + (kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames));
+    if (total + 1 > 8) {
+        full = PyMem_Malloc((size_t)(total + 1) * sizeof(PyObject *));
+        if (full == NULL) {
+            return PyErr_NoMemory();
+        }
+    }
+    full[0] = self;
+    for (Py_ssize_t i = 0; i < total; i++) {
+        full[i + 1] = args[i];
+    }
+    PyObject *res = PyObject_Vectorcall(g_py_pend, full, nargs + 1, kwnames);
+    if (full != small) {
+        PyMem_Free(full);
+    }
+    return res;
+}
+
+#if PEND_FAST
+
+/* One SQE's first 40 bytes (``prep._SQE_HEAD``: ``<BBHiqQIIQ``). */
+typedef struct {
+    uint8_t opcode;
+    uint8_t flags;
+    uint16_t ioprio;
+    int32_t fd;
+    int64_t off;
+    uint64_t addr;
+    uint32_t len;
+    uint32_t op_flags;
+    uint64_t user_data;
+} sqe_head_t;
+_Static_assert(sizeof(sqe_head_t) == 40, "the SQE head is 40 bytes");
+
+/* ``current_thread_state()``: ``_tls.ts``, else the Python function (adopts the thread). */
+static PyObject *
+thread_state(void)
+{
+    PyObject *ts = PyObject_GetAttr(g_tls, s_ts);
+    if (ts == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            return NULL;
+        }
+        PyErr_Clear();
+        ts = PyObject_CallNoArgs(g_cts);
+    }
+    return ts;
+}
+
+/* ``register_receive`` for a request whose checks passed: 0 (registered), 1 (the file is
+ * being closed: nothing registered; the caller goes to Python) or -1 with an error. */
+static int
+register_locked(PyObject *file, PyObject *op, PyObject *ts, PyObject *event, PyObject *skip)
+{
+    slot_set(&pk_op2, op, Q_REGISTERED, Py_NewRef(Py_True));
+    slot_set(&pk_op2, op, Q_SUBMITTED, Py_NewRef(Py_True));
+    PyObject *pending = SLOT(pk_file, file, PF_PENDING);
+    PyObject *stream_in = SLOT(pk_file, file, PF_STREAM_IN);
+    PyObject *port = SLOT(pk_file, file, PF_PORT);
+    if (pending == NULL || stream_in == NULL || port == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "a file slot is unset");
+        return -1;
+    }
+    PyObject *count = PyNumber_Add(stream_in, g_one);
+    if (count == NULL) {
+        return -1;
+    }
+    int r = PyObject_SetItem(pending, op, Py_None);
+    if (r < 0) {
+        Py_DECREF(count);
+        return -1;
+    }
+    slot_set(&pk_file, file, PF_STREAM_IN, count);
+    int sk = is_true(skip);
+    if (sk < 0) {
+        return -1;
+    }
+    if (event != Py_None || sk || port == Py_None) {
+        PyObject *ext = SLOT(pk_ts, ts, T_EXTENSIONS);
+        if (ext == NULL) {
+            PyErr_SetString(PyExc_AttributeError, "extensions");
+            return -1;
+        }
+        Py_INCREF(ext);
+        PyObject *ops = NULL;
+        if (PyDict_CheckExact(ext)) {
+            ops = Py_XNewRef(PyDict_GetItemWithError(ext, g_io_key));
+        }
+        else {
+            ops = PyObject_CallMethod(ext, "get", "O", g_io_key);
+            if (ops == Py_None) {
+                Py_CLEAR(ops);
+            }
+        }
+        if (ops == NULL && !PyErr_Occurred()) {
+            ops = PyDict_New();
+            if (ops != NULL && PyObject_SetItem(ext, g_io_key, ops) < 0) {
+                Py_CLEAR(ops);
+            }
+        }
+        Py_DECREF(ext);
+        if (ops == NULL) {
+            return -1;
+        }
+        r = PyObject_SetItem(ops, op, Py_None);
+        Py_DECREF(ops);
+        if (r < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* A new Line(fd, key), as ``Line.__init__`` makes it. */
+static PyObject *
+new_line(PyObject *fd, PyObject *key)
+{
+    PyObject *ops = PyObject_CallNoArgs(g_deque);
+    if (ops == NULL) {
+        return NULL;
+    }
+    PyObject *line = g_line_type->tp_alloc(g_line_type, 0);
+    if (line == NULL) {
+        Py_DECREF(ops);
+        return NULL;
+    }
+    slot_set(&pk_line, line, L_FD, Py_NewRef(fd));
+    slot_set(&pk_line, line, L_KEY, Py_NewRef(key));
+    slot_set(&pk_line, line, L_OPS, ops);
+    slot_set(&pk_line, line, L_POLL_UD, Py_NewRef(g_zero_int));
+    slot_set(&pk_line, line, L_DIRECT, Py_NewRef(Py_False));
+    slot_set(&pk_line, line, L_KEEP, Py_NewRef(Py_None));
+    slot_set(&pk_line, line, L_BUSY, Py_NewRef(Py_False));
+    return line;
+}
+
+/* What ``_pend_locked`` decides, under the backend's lock. */
+enum { PEND_ERROR = -1, PEND_DONE = 0, PEND_REST = 1 };
+
+/* ``_pend_locked`` minus its Python calls (the caller makes them): returns PEND_DONE (the
+ * request is its line's head and a RECV; ``*owner_is_issuer`` says which call follows),
+ * PEND_REST (nothing touched: the Python continuation) or PEND_ERROR. */
+static int
+pend_locked(PyObject *d, PyObject **b, PyObject *op, PyObject *ts, PyObject *file,
+            PyObject *key, PyObject *view, int *owner_is_issuer)
+{
+    PyObject *ring = b[B_RING], *table = b[B_TABLE], *streams = b[B_STREAMS];
+    PyObject *ud = SLOT(pk_table, table, 0);
+    PyObject *tail_o = SLOT(pk_ring, ring, R_TAIL), *limit_o = SLOT(pk_ring, ring, R_LIMIT);
+    PyObject *mask_o = SLOT(pk_ring, ring, R_MASK), *sqes = SLOT(pk_ring, ring, R_SQES);
+    if (ud == NULL || tail_o == NULL || limit_o == NULL || mask_o == NULL || sqes == NULL ||
+        !PyLong_CheckExact(ud) || !PyLong_CheckExact(tail_o) || !PyLong_CheckExact(limit_o) ||
+        !PyLong_CheckExact(mask_o)) {
+        return PEND_REST;
+    }
+    unsigned long long udv = PyLong_AsUnsignedLongLong(ud);
+    if (udv == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return PEND_REST; /* (struct.error in Python: the general path) */
+    }
+    /* ``_from_buffer(buf)``: what keeps the memory the kernel writes into (a released view
+     * raises: the general path reports it). */
+    PyObject *anchor = PyMemoryView_FromObject(view);
+    if (anchor == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+            return PEND_ERROR;
+        }
+        PyErr_Clear();
+        return PEND_REST;
+    }
+    long long tail = PyLong_AsLongLong(tail_o);
+    long long limit = PyLong_AsLongLong(limit_o);
+    if ((tail == -1 || limit == -1) && PyErr_Occurred()) {
+        PyErr_Clear();
+        Py_DECREF(anchor);
+        return PEND_REST;
+    }
+    if (tail == limit) {
+        /* The cached free count ran out: ``prep_recv`` calls ``_sq_reserve`` (a full ring or a
+         * closed one raises: the general path). */
+        PyObject *r = PyObject_CallMethodNoArgs(ring, s_sq_reserve);
+        if (r == NULL) {
+            Py_DECREF(anchor);
+            if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+                return PEND_ERROR;
+            }
+            PyErr_Clear();
+            return PEND_REST;
+        }
+        Py_DECREF(r);
+        tail_o = SLOT(pk_ring, ring, R_TAIL);
+        limit_o = SLOT(pk_ring, ring, R_LIMIT);
+        if (tail_o == NULL || limit_o == NULL || !PyLong_CheckExact(tail_o) ||
+            !PyLong_CheckExact(limit_o)) {
+            Py_DECREF(anchor);
+            return PEND_REST;
+        }
+        tail = PyLong_AsLongLong(tail_o);
+        limit = PyLong_AsLongLong(limit_o);
+        if (((tail == -1 || limit == -1) && PyErr_Occurred()) || tail == limit) {
+            PyErr_Clear();
+            Py_DECREF(anchor);
+            return PEND_REST;
+        }
+    }
+    long long mask = PyLong_AsLongLong(mask_o);
+    long ioprio = PyLong_AsLong(b[B_IOPRIO]);
+    long fdv = PyLong_AsLong(SLOT(pk_file, file, PF_FD));
+    if (PyErr_Occurred() || ioprio < 0 || ioprio > 0xFFFF || fdv < INT32_MIN ||
+        fdv > INT32_MAX || mask < 0) {
+        PyErr_Clear();
+        Py_DECREF(anchor);
+        return PEND_REST;
+    }
+    Py_buffer *ab = PyMemoryView_GET_BUFFER(anchor);
+    Py_buffer sb;
+    if (PyObject_GetBuffer(sqes, &sb, PyBUF_WRITABLE) < 0) {
+        Py_DECREF(anchor);
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+            return PEND_ERROR;
+        }
+        PyErr_Clear();
+        return PEND_REST; /* (a released view: ValueError in Python) */
+    }
+    Py_ssize_t at = (Py_ssize_t)((tail & mask) << 6);
+    if (at < 0 || at + (Py_ssize_t)sizeof(sqe_head_t) > sb.len || ab->len > UINT32_MAX) {
+        PyBuffer_Release(&sb);
+        Py_DECREF(anchor);
+        return PEND_REST;
+    }
+
+    PyObject *submitted_o = PyDict_GetItemWithError(d, be_names[B_SUBMITTED]);
+    if (submitted_o == NULL || !PyLong_CheckExact(submitted_o)) {
+        PyBuffer_Release(&sb);
+        Py_DECREF(anchor);
+        return PyErr_Occurred() ? PEND_ERROR : PEND_REST;
+    }
+    /* Everything that may fail first (no visible effect), then the insertions, undone if a
+     * later one fails; then the SQE and the plain stores. */
+    Py_INCREF(ud); /* (released at ``out``: the slot is rebound below) */
+    PyObject *spare = SLOT(pk_sl, streams, S_SPARE), *lines = SLOT(pk_sl, streams, S_LINES);
+    PyObject *unsubmitted = b[B_UNSUBMITTED];
+    PyObject *line = NULL, *entry = NULL, *next_ud = NULL, *next_tail = NULL, *submitted = NULL;
+    PyObject *res = NULL;
+    int reused = 0, st = PEND_ERROR;
+    if (spare == NULL || lines == NULL || !PyList_CheckExact(spare) || !PyDict_CheckExact(lines)) {
+        st = PEND_REST;
+        goto out;
+    }
+    PyObject *fd = SLOT(pk_file, file, PF_FD);
+    if (PyList_GET_SIZE(spare) > 0) {
+        line = Py_NewRef(PyList_GET_ITEM(spare, PyList_GET_SIZE(spare) - 1));
+        if (!Py_IS_TYPE(line, g_line_type) || SLOT(pk_line, line, L_OPS) == NULL) {
+            st = PEND_REST;
+            goto out;
+        }
+        reused = 1;
+    }
+    else if ((line = new_line(fd, key)) == NULL) {
+        goto out;
+    }
+    PyObject *ops = SLOT(pk_line, line, L_OPS);
+    if ((entry = PyTuple_Pack(2, op, line)) == NULL ||
+        (next_ud = PyLong_FromUnsignedLongLong(udv + 1)) == NULL ||
+        (next_tail = PyLong_FromLongLong(tail + 1)) == NULL ||
+        (submitted = PyNumber_Add(submitted_o, g_one)) == NULL) {
+        goto out;
+    }
+    if (PyDict_SetItem(table, ud, entry) < 0) {
+        goto out;
+    }
+    if (PyDict_SetItem(lines, key, line) < 0) {
+        goto undo_table;
+    }
+    if ((res = PyObject_CallMethodOneArg(ops, s_append, op)) == NULL) {
+        goto undo_lines;
+    }
+    Py_CLEAR(res);
+    if (PyList_Append(unsubmitted, ud) < 0) {
+        goto undo_ops;
+    }
+    if (PyDict_SetItem(d, be_names[B_SUBMITTED], submitted) < 0) {
+        /* (not in practice: the key is there, the dict does not grow) */
+        Py_ssize_t n = PyList_GET_SIZE(unsubmitted);
+        PyList_SetSlice(unsubmitted, n - 1, n, NULL);
+        goto undo_ops;
+    }
+    /* prep_recv */
+    sqe_head_t sqe = {OP_RECV, 0, (uint16_t)ioprio, (int32_t)fdv, 0, (uint64_t)(uintptr_t)ab->buf,
+                      (uint32_t)ab->len, 0, (uint64_t)udv};
+    memcpy((char *)sb.buf + at, &sqe, sizeof(sqe));
+    slot_set(&pk_ring, ring, R_TAIL, next_tail);
+    next_tail = NULL;
+    slot_set(&pk_table, table, 0, next_ud);
+    next_ud = NULL;
+    /* open_direct_locked */
+    if (reused) {
+        Py_ssize_t n = PyList_GET_SIZE(spare);
+        PyList_SetSlice(spare, n - 1, n, NULL); /* (shrinks: cannot fail) */
+        slot_set(&pk_line, line, L_FD, Py_NewRef(fd));
+        slot_set(&pk_line, line, L_KEY, Py_NewRef(key));
+    }
+    slot_set(&pk_line, line, L_POLL_UD, Py_NewRef(ud));
+    slot_set(&pk_line, line, L_DIRECT, Py_NewRef(Py_True));
+    slot_set(&pk_line, line, L_KEEP, anchor);
+    anchor = NULL;
+    slot_set(&pk_op2, op, Q_TOKEN, Py_NewRef(line));
+    *owner_is_issuer = SLOT(pk_lead, b[B_LEAD], 0) == SLOT(pk_ts, ts, T_PARKER);
+    st = PEND_DONE;
+    goto out;
+
+undo_ops:
+    res = PyObject_CallMethodNoArgs(ops, s_pop);
+    if (res == NULL) {
+        PyErr_WriteUnraisable(ops);
+    }
+    Py_CLEAR(res);
+undo_lines:
+    if (PyDict_DelItem(lines, key) < 0) {
+        PyErr_WriteUnraisable(lines);
+    }
+undo_table:
+    if (PyDict_DelItem(table, ud) < 0) {
+        PyErr_WriteUnraisable(table);
+    }
+out:
+    PyBuffer_Release(&sb);
+    Py_DECREF(ud);
+    Py_XDECREF(anchor);
+    Py_XDECREF(line);
+    Py_XDECREF(entry);
+    Py_XDECREF(next_ud);
+    Py_XDECREF(next_tail);
+    Py_XDECREF(submitted);
+    return st;
+}
+
+#endif /* PEND_FAST */
+
+/* IoUringBackend.pend_receive(file, overlapped, view) */
+static PyObject *
+pend_receive(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+#if PEND_FAST
+    if (!g_on || nargs != 3 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames)) ||
+        Py_TYPE(self) != g_backend_type) {
+        goto python;
+    }
+    PyObject *file = args[0], *ov = args[1], *view = args[2];
+    /* The shape: an exact, whole, writable, non-empty 1-D byte view. */
+    if (!Py_IS_TYPE(view, &PyMemoryView_Type)) {
+        goto python;
+    }
+    Py_buffer vb;
+    if (PyObject_GetBuffer(view, &vb, PyBUF_WRITABLE | PyBUF_ND) < 0) {
+        PyErr_Clear(); /* (released, read-only...: Python reports it) */
+        goto python;
+    }
+    Py_ssize_t nbytes = vb.len;
+    int shape_ok = vb.ndim == 1 && vb.itemsize == 1 && nbytes > 0 && nbytes <= UINT32_MAX;
+    PyBuffer_Release(&vb);
+    if (!shape_ok) {
+        goto python;
+    }
+    /* The classes. */
+    if (!kind_fast(&pk_file, Py_TYPE(file)) || !kind_fast(&pk_ov, Py_TYPE(ov)) ||
+        !kind_fast(&pk_op1, g_op_type) || !kind_fast(&pk_op2, g_op_type) ||
+        !kind_fast(&pk_be1, g_backend_type) || !kind_fast(&pk_be2, g_backend_type)) {
+        goto python;
+    }
+    PyObject *fd = SLOT(pk_file, file, PF_FD);
+    PyObject *event = SLOT(pk_ov, ov, PO_EVENT), *skip = SLOT(pk_ov, ov, PO_SKIP_PORT);
+    if (fd == NULL || !PyLong_CheckExact(fd) || event == NULL || skip == NULL) {
+        goto python;
+    }
+    PyObject **dictptr = _PyObject_GetDictPtr(self);
+    if (dictptr == NULL || *dictptr == NULL || !PyDict_CheckExact(*dictptr)) {
+        goto python;
+    }
+    PyObject *d = *dictptr;
+    PyObject *b[B_COUNT];
+    for (int i = 0; i < B_COUNT; i++) {
+        b[i] = PyDict_GetItemWithError(d, be_names[i]); /* borrowed */
+        if (b[i] == NULL) {
+            if (PyErr_Occurred()) {
+                return NULL;
+            }
+            goto python;
+        }
+    }
+    if (PyDict_GetItemWithError(d, be_names[B_PEND_LOCKED]) != NULL || PyErr_Occurred()) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        goto python; /* patched on the instance */
+    }
+    if (!kind_fast(&pk_backlog, Py_TYPE(b[B_BACKLOG])) ||
+        !kind_fast(&pk_sl, Py_TYPE(b[B_STREAMS])) || !kind_fast(&pk_slm, Py_TYPE(b[B_STREAMS])) ||
+        !Py_IS_TYPE(b[B_TABLE], g_table_type) || !kind_fast(&pk_table, g_table_type) ||
+        !kind_fast(&pk_ring, Py_TYPE(b[B_RING])) || !kind_fast(&pk_ringm, Py_TYPE(b[B_RING])) ||
+        !kind_fast(&pk_lead, Py_TYPE(b[B_LEAD])) || !kind_fast(&pk_def, Py_TYPE(b[B_DEFERRAL])) ||
+        !kind_fast(&pk_line, g_line_type) ||
+        !kind_fast(&pk_linem, g_line_type) || !kind_fast(&pk_rp, g_rp_type) ||
+        !PyList_CheckExact(b[B_UNSUBMITTED]) || !PyLong_CheckExact(b[B_IOPRIO]) ||
+        !PyLong_CheckExact(b[B_SUBMITTED])) {
+        goto python;
+    }
+    for (int i = 0; i < B_COUNT; i++) {
+        Py_INCREF(b[i]); /* (Python calls below may rebind the dict's entries) */
+    }
+    PyObject *ts = NULL, *op = NULL, *key = NULL, *result = NULL;
+    ts = thread_state();
+    if (ts == NULL) {
+        goto done;
+    }
+    if (!kind_fast(&pk_ts, Py_TYPE(ts))) {
+        goto python_after;
+    }
+
+    /* register_receive: built slot by slot, registered under LOCK. */
+    PyObject *buffers = PyList_New(1);
+    if (buffers == NULL) {
+        goto done;
+    }
+    PyList_SET_ITEM(buffers, 0, Py_NewRef(view));
+    PyObject *nb = PyLong_FromSsize_t(nbytes);
+    if (nb == NULL) {
+        Py_DECREF(buffers);
+        goto done;
+    }
+    op = g_op_type->tp_alloc(g_op_type, 0);
+    if (op == NULL) {
+        Py_DECREF(buffers);
+        Py_DECREF(nb);
+        goto done;
+    }
+    slot_set(&pk_op1, op, Q_FILE, Py_NewRef(file));
+    slot_set(&pk_op1, op, Q_OV, Py_NewRef(ov));
+    slot_set(&pk_op1, op, Q_EVENT, Py_NewRef(event));
+    slot_set(&pk_op1, op, Q_SKIP_PORT, Py_NewRef(skip));
+    slot_set(&pk_op1, op, Q_ROUTINE, Py_NewRef(Py_None));
+    slot_set(&pk_op1, op, Q_ISSUER, Py_NewRef(ts));
+    slot_set(&pk_op1, op, Q_DONE, Py_NewRef(Py_False));
+    slot_set(&pk_op1, op, Q_CANCEL, Py_NewRef(Py_False));
+    slot_set(&pk_op2, op, Q_TOKEN, Py_NewRef(Py_None));
+    slot_set(&pk_op2, op, Q_SYNC_DONE, Py_NewRef(Py_None));
+    slot_set(&pk_op2, op, Q_BUFFERS, buffers);
+    slot_set(&pk_op2, op, Q_NBYTES, nb);
+    slot_set(&pk_op2, op, Q_FLAGS, Py_NewRef(g_zero_int));
+    if (fio_acquire(g_LOCK) < 0) {
+        goto done;
+    }
+    int closing = is_true(SLOT(pk_file, file, PF_CLOSING) ? SLOT(pk_file, file, PF_CLOSING)
+                                                           : Py_True);
+    if (closing) {
+        fio_release(g_LOCK);
+        if (closing < 0) {
+            goto done;
+        }
+        goto python_after; /* raises ERROR_INVALID_HANDLE; nothing was registered */
+    }
+    int r = register_locked(file, op, ts, event, skip);
+    fio_release(g_LOCK);
+    if (r < 0) {
+        goto done;
+    }
+
+    /* The backend's part: one hold of its lock. */
+    long fdv = PyLong_AsLong(fd);
+    if (fdv == -1 && PyErr_Occurred()) {
+        goto done;
+    }
+    key = PyLong_FromLong(fdv + fdv);
+    if (key == NULL) {
+        goto done;
+    }
+    PyObject *lock = b[B_LOCK];
+    if (fio_acquire(lock) < 0) {
+        goto done;
+    }
+    int st = PEND_REST, owner_is_issuer = 0, wake = 0;
+    PyObject *closing_o = PyDict_GetItemWithError(d, be_names[B_CLOSING]);
+    PyObject *entries = SLOT(pk_backlog, b[B_BACKLOG], 0);
+    PyObject *lines = SLOT(pk_sl, b[B_STREAMS], S_LINES);
+    PyObject *cancel = SLOT(pk_op1, op, Q_CANCEL);
+    if (closing_o != NULL && entries != NULL && lines != NULL && cancel != NULL) {
+        int c = is_true(closing_o);
+        int e = c ? c : is_true(entries);
+        int l = e ? e : PyDict_Contains(lines, key);
+        int k = l ? l : is_true(cancel);
+        if (k < 0) {
+            st = PEND_ERROR;
+        }
+        else if (!k) {
+            st = pend_locked(d, b, op, ts, file, key, view, &owner_is_issuer);
+        }
+    }
+    else if (PyErr_Occurred()) {
+        st = PEND_ERROR;
+    }
+    if (st == PEND_DONE) {
+        if (owner_is_issuer) {
+            int hinted = is_true(SLOT(pk_def, b[B_DEFERRAL], 0) ? SLOT(pk_def, b[B_DEFERRAL], 0)
+                                                                 : Py_False);
+            if (hinted == 0) {
+                result = PyObject_CallMethodNoArgs(b[B_DEFERRAL], s_hint_locked);
+                if (result == NULL) {
+                    st = PEND_ERROR;
+                }
+                Py_CLEAR(result);
+            }
+            else if (hinted < 0) {
+                st = PEND_ERROR;
+            }
+        }
+        else {
+            result = PyObject_CallMethodOneArg(self, s_submit_locked, ts);
+            if (result == NULL || (wake = is_true(result)) < 0) {
+                st = PEND_ERROR;
+            }
+            Py_CLEAR(result);
+        }
+    }
+    fio_release(lock);
+    if (st == PEND_ERROR) {
+        goto done;
+    }
+    if (st == PEND_REST) {
+        result = PyObject_CallMethodOneArg(self, s_pend_rest, op);
+        goto done;
+    }
+    if (wake) {
+        PyObject *efd_args[2] = {b[B_EFD], g_one};
+        result = PyObject_Vectorcall(g_eventfd_write, efd_args, 2, NULL);
+        if (result == NULL) {
+            goto done;
+        }
+        Py_CLEAR(result);
+    }
+    PyObject *parker = SLOT(pk_ts, ts, T_PARKER);
+    if (parker == NULL || !Py_IS_TYPE(parker, g_rp_type) ||
+        SLOT(pk_rp, parker, 0) != b[B_LEAD]) {
+        result = PyObject_CallMethodOneArg(self, s_bind_parker, ts);
+        if (result == NULL) {
+            goto done;
+        }
+        Py_CLEAR(result);
+    }
+    result = Py_NewRef(Py_None);
+done:
+    for (int i = 0; i < B_COUNT; i++) {
+        Py_XDECREF(b[i]);
+    }
+    Py_XDECREF(ts);
+    Py_XDECREF(op);
+    Py_XDECREF(key);
+    return result;
+
+python_after:
+    for (int i = 0; i < B_COUNT; i++) {
+        Py_XDECREF(b[i]);
+    }
+    Py_XDECREF(ts);
+    Py_XDECREF(op);
+    Py_XDECREF(key);
+#endif
+python:
+    return python_pend(self, args, nargs, kwnames);
+}
+
+static PyMethodDef pend_receive_def = {
+    "pend_receive", (PyCFunction)(void (*)(void))pend_receive, METH_FASTCALL | METH_KEYWORDS,
+    "pend_receive(file, overlapped, view)\n--\n\n"
+    "The sockets' pended receive in one call (C accelerator of the Python method)."};
+
+static PyObject *
+set_pend_enabled(PyObject *module, PyObject *flag)
+{
+    int on = PyObject_IsTrue(flag);
+    if (on < 0) {
+        return NULL;
+    }
+    g_on = on && PEND_FAST;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef set_pend_enabled_def = {
+    "set_pend_enabled", set_pend_enabled, METH_O,
+    "set_pend_enabled(flag): the C pend_receive runs its hot shape (else the Python one)"};
+
+/* configure_pend(IoUringBackend, pend_receive, StreamReadOp, FileObject, Overlapped,
+ *                ThreadState, RingParker, Leadership, Deferral, Backlog, StreamLines, Line,
+ *                InFlight, BackendRing, LOCK, _tls, current_thread_state, deque,
+ *                eventfd_write, _IO_KEY) -> (descriptor, set_pend_enabled) */
+PyObject *
+configure_pend(PyObject *module, PyObject *args)
+{
+    PyTypeObject *backend, *opt, *filet, *ovt, *tst, *rpt, *leadt, *deft, *blt, *slt, *linet,
+        *tablet, *ringt;
+    PyObject *py, *lock, *tls, *cts, *deque, *efdw, *io_key;
+    if (!PyArg_ParseTuple(args, "O!OO!O!O!O!O!O!O!O!O!O!O!O!OOOOOU:configure_pend",
+                          &PyType_Type, &backend, &py, &PyType_Type, &opt, &PyType_Type, &filet,
+                          &PyType_Type, &ovt, &PyType_Type, &tst, &PyType_Type, &rpt,
+                          &PyType_Type, &leadt, &PyType_Type, &deft, &PyType_Type, &blt,
+                          &PyType_Type, &slt, &PyType_Type, &linet, &PyType_Type, &tablet,
+                          &PyType_Type, &ringt, &lock, &tls, &cts, &deque, &efdw, &io_key)) {
+        return NULL;
+    }
+    if (g_backend_type != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "configure_pend is called once");
+        return NULL;
+    }
+    if (kind_init(&pk_file, filet, FILE_NAMES) < 0 || kind_init(&pk_ov, ovt, OV_NAMES) < 0 ||
+        kind_init(&pk_op1, opt, OP1_NAMES) < 0 || kind_init(&pk_op2, opt, OP2_NAMES) < 0 ||
+        kind_init(&pk_ts, tst, TS_NAMES) < 0 || kind_init(&pk_rp, rpt, RP_NAMES) < 0 ||
+        kind_init(&pk_lead, leadt, LEAD_NAMES) < 0 || kind_init(&pk_def, deft, DEF_NAMES) < 0 ||
+        kind_init(&pk_backlog, blt, BACKLOG_NAMES) < 0 ||
+        kind_init(&pk_sl, slt, SL_NAMES) < 0 || kind_init_any(&pk_slm, slt, SLM_NAMES) < 0 ||
+        kind_init(&pk_line, linet, LINE_NAMES) < 0 ||
+        kind_init_any(&pk_linem, linet, LINEM_NAMES) < 0 ||
+        kind_init(&pk_table, tablet, TABLE_NAMES) < 0 ||
+        kind_init(&pk_ring, ringt, RING_NAMES) < 0 ||
+        kind_init_any(&pk_ringm, ringt, RINGM_NAMES) < 0 ||
+        kind_init_any(&pk_be1, backend, BE1_NAMES) < 0 ||
+        kind_init_any(&pk_be2, backend, BE2_NAMES) < 0) {
+        return NULL;
+    }
+    /* The instance attributes must not be on the class (a data descriptor would win over
+     * the instance dict); the inlined method must be. */
+    for (int i = 0; i < B_COUNT; i++) {
+        kind_t *k = i < 8 ? &pk_be1 : &pk_be2;
+        int j = i < 8 ? i : i - 8;
+        if (k->descrs[j] != NULL) {
+            PyErr_Format(PyExc_TypeError, "%s.%U is a class attribute", backend->tp_name,
+                         k->names[j]);
+            return NULL;
+        }
+        be_names[i] = k->names[j];
+    }
+    be_names[B_PEND_LOCKED] = pk_be2.names[B_PEND_LOCKED - 8];
+    if (pk_be2.descrs[B_PEND_LOCKED - 8] == NULL) {
+        PyErr_SetString(PyExc_TypeError, "the backend has no _pend_locked");
+        return NULL;
+    }
+    if (!PyType_IsSubtype(tablet, &PyDict_Type)) {
+        PyErr_SetString(PyExc_TypeError, "the in-flight table must be a dict subclass");
+        return NULL;
+    }
+    s_ts = PyUnicode_InternFromString("ts");
+    s_append = PyUnicode_InternFromString("append");
+    s_pop = PyUnicode_InternFromString("pop");
+    s_pend_rest = PyUnicode_InternFromString("_pend_rest");
+    s_sq_reserve = PyUnicode_InternFromString("_sq_reserve");
+    s_hint_locked = PyUnicode_InternFromString("hint_locked");
+    s_submit_locked = PyUnicode_InternFromString("_submit_locked");
+    s_bind_parker = PyUnicode_InternFromString("_bind_parker");
+    g_one = PyLong_FromLong(1);
+    g_zero_int = PyLong_FromLong(0);
+    if (s_ts == NULL || s_append == NULL || s_pop == NULL || s_pend_rest == NULL ||
+        s_sq_reserve == NULL || s_hint_locked == NULL || s_submit_locked == NULL ||
+        s_bind_parker == NULL || g_one == NULL || g_zero_int == NULL) {
+        return NULL;
+    }
+    g_backend_type = (PyTypeObject *)Py_NewRef(backend);
+    g_op_type = (PyTypeObject *)Py_NewRef(opt);
+    g_rp_type = (PyTypeObject *)Py_NewRef(rpt);
+    g_line_type = (PyTypeObject *)Py_NewRef(linet);
+    g_table_type = (PyTypeObject *)Py_NewRef(tablet);
+    g_py_pend = Py_NewRef(py);
+    g_LOCK = Py_NewRef(lock);
+    g_tls = Py_NewRef(tls);
+    g_cts = Py_NewRef(cts);
+    g_deque = Py_NewRef(deque);
+    g_eventfd_write = Py_NewRef(efdw);
+    g_io_key = Py_NewRef(io_key);
+    PyObject *descr = PyDescr_NewMethod(backend, &pend_receive_def);
+    if (descr == NULL) {
+        return NULL;
+    }
+    PyObject *setter = PyCFunction_New(&set_pend_enabled_def, NULL);
+    if (setter == NULL) {
+        Py_DECREF(descr);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", descr, setter);
+}
