@@ -104,5 +104,6 @@ def configure_done(
     success: int,
     spare_max: int,
     ud_poke: int,
+    deliver: Any,
     /,
-) -> tuple[Any, Any, Any]: ...
+) -> tuple[Any, Any, Any, Any, Any]: ...
