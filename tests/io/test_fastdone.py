@@ -933,3 +933,61 @@ def test_the_one_cqe_shapes_run_no_python_frame(null_fd: int) -> None:
     line, res, _ = heads[0]
     assert _python_calls(partial(C_DONE[4].__get__(lines), line, res, finished)) == []
     assert len(finished) == 1 and not lines.lines and lines._spare == [line]
+
+
+# ---------------------------------------------------------------------- Reaper.deliver
+
+
+class OwnComplete(StreamReadOp):
+    """A request whose class overrides ``complete`` (the caller's to route, op by op)."""
+
+    __slots__ = ()
+
+    def complete(self, status: int, information: int) -> None:
+        self.done = True
+        self.token = ("completed", status, information)
+
+
+@pytest.mark.parametrize("impl", ["c", "python"])
+def test_reaper_deliver_routes_every_batch_as_the_python_method(
+    impl: str, null_fd: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert C_DONE is not None
+    method = C_DONE[5] if impl == "c" else reaper_mod._PY_DELIVER_BATCHES
+    reaper, _, _ = build_reaper([], False)
+    w = _echo_world(null_fd, 3)
+    try:
+        # the module's deliver_batch, whichever is in place (tests patch it)
+        seen: list[int] = []
+        monkeypatch.setattr(
+            reaper_mod, "deliver_batch", lambda batch: seen.append(len(batch)) or [Boom("x")]
+        )
+        reported: list[BaseException] = []
+        monkeypatch.setattr(threading, "excepthook", lambda args: reported.append(args.exc_value))
+        method(reaper, w.batch)
+        assert seen == [3] and len(reported) == 1 and isinstance(reported[0], Boom)
+        assert not any(op.done for op in w.ops)
+        # a class with its own complete: op by op, through it
+        own = object.__new__(OwnComplete)
+        own.done = False
+        method(reaper, [(own, 5, 6)])
+        assert own.token == ("completed", 5, 6) and seen == [3]
+        # closing: the closing ring thread is woken first
+        reaper.closing = True
+        method(reaper, w.batch[:1])
+        assert reaper.events == [("wake",)] and seen == [3, 1]
+    finally:
+        _close_world(w)
+
+
+def test_reaper_deliver_runs_no_python_frame(null_fd: int) -> None:
+    assert C_DONE is not None
+    reaper, _, _ = build_reaper([], False)
+    w = _echo_world(null_fd, 8)
+    before = _accel.use(True)
+    try:
+        assert _python_calls(partial(C_DONE[5], reaper, w.batch)) == []
+        assert all(op.done and not op.registered for op in w.ops)
+    finally:
+        _accel.use(before)
+        _close_world(w)

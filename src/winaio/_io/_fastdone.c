@@ -53,7 +53,7 @@ enum { WB_DETACH, WB_DATA, WB_RESULT, WB_THREAD };
 enum { TS_AWAKE, TS_WAIT, TS_WAKE_PENDING, TS_PARKER, TS_EXTENSIONS };
 enum { LI_OPS, LI_DIRECT, LI_BUSY, LI_POLL_UD, LI_KEEP, LI_KEY };
 enum { SL_LOCK, SL_LINES, SL_SPARE };
-enum { RE_TABLE, RE_STREAMS, RE_MIGRATION, RE_DONE, RE_CANCELLED };
+enum { RE_TABLE, RE_STREAMS, RE_MIGRATION, RE_DONE, RE_CANCELLED, RE_CLOSING };
 enum { MI_MIGRATING };
 
 static const char *const OP_NAMES[] = {"done", "file", "overlapped", "event", "routine",
@@ -72,7 +72,7 @@ static const char *const TS_NAMES[] = {"awake_in_wait", "wait", "wake_pending", 
 static const char *const LI_NAMES[] = {"ops", "direct", "busy", "poll_ud", "keep", "key", NULL};
 static const char *const SL_NAMES[] = {"_lock", "lines", "_spare", NULL};
 static const char *const RE_NAMES[] = {"_table", "_streams", "_migration", "done", "cancelled",
-                                       NULL};
+                                       "closing", NULL};
 static const char *const MI_NAMES[] = {"migrating", NULL};
 
 static int d_configured;
@@ -95,13 +95,19 @@ static PyObject *d_py_service_direct;
 static PyObject *d_py_deliver_batch;
 static PyObject *d_py_process;       /* Reaper.process, the Python reference */
 static PyObject *d_py_deliver, *d_py_service; /* _dispatch.deliver, StreamLines.service */
+static PyObject *d_py_reaper_deliver; /* Reaper.deliver */
+static PyObject *d_reaper_globals;    /* the reaper module's namespace (its ``deliver_batch``) */
+static PyObject *d_plain_complete;    /* Operation.complete */
+static PyObject *d_report;            /* common.report */
+static PyObject *d_batch_fn;          /* this file's deliver_batch function object */
 static PyTypeObject *d_line_type, *d_inflight_type;
 static long d_ud_poke;  /* _dispatch.deliver_batch, the Python reference */
 static PyObject *d_success;          /* STATUS_SUCCESS */
 static Py_ssize_t d_spare_max;
 static PyObject *ds_forget, *ds_post, *ds_release_held, *ds_release, *ds_kind, *ds_poll_events,
     *ds_release_fd, *ds_append, *ds_popleft, *ds_clear, *ds_service, *ds_from_cqe, *ds_pop, *ds_get, *ds_release_parker,
-    *ds_service_direct, *ds_process, *ds_process_cut, *ds_heads_cut, *ds_posted;
+    *ds_service_direct, *ds_process, *ds_process_cut, *ds_heads_cut, *ds_posted, *ds_complete, *ds_deliver,
+    *ds_deliver_rest, *ds_deliver_batch;
 
 
 /* ------------------------------------------------------------------ small helpers */
@@ -1310,6 +1316,87 @@ python: {
 }
 
 
+/* ------------------------------------------------------------------ Reaper.deliver */
+
+/* Reaper.deliver(finished): the common batch (not closing, every op's ``complete`` the plain
+ * one) through the module's ``deliver_batch`` (this file's, called directly when it is the one
+ * in place); every other batch goes to the Python method. */
+static PyObject *
+reaper_deliver(PyObject *self, PyObject *finished)
+{
+    if (!PyList_CheckExact(finished) || !kind_fast(&d_reaper, Py_TYPE(self))) {
+        goto python;
+    }
+    PyObject *closing = *(PyObject **)((char *)self + d_reaper.offsets[RE_CLOSING]);
+    if (closing != Py_False) {
+        goto python; /* (it wakes the closing ring thread first) */
+    }
+    Py_ssize_t n = PyList_GET_SIZE(finished);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(finished, i);
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 3 ||
+            _PyType_Lookup(Py_TYPE(PyTuple_GET_ITEM(item, 0)), ds_complete) != d_plain_complete) {
+            goto python;
+        }
+    }
+    PyObject *fn = PyDict_GetItemWithError(d_reaper_globals, ds_deliver_batch); /* borrowed */
+    if (fn == NULL) {
+        if (!PyErr_Occurred()) {
+            goto python;
+        }
+        return NULL;
+    }
+    PyObject *errors = fn == d_batch_fn ? deliver_batch(NULL, finished)
+                                        : PyObject_CallOneArg(fn, finished);
+    if (errors != NULL && PyList_CheckExact(errors) && PyList_GET_SIZE(errors) == 0) {
+        Py_DECREF(errors);
+        Py_RETURN_NONE;
+    }
+    if (errors != NULL) {
+        /* a bug in a delivery: reported (``report``), the batch delivered regardless */
+        PyObject *what = PyUnicode_FromFormat("completing a batch of %zd", n);
+        PyObject *it = what == NULL ? NULL : PyObject_GetIter(errors);
+        PyObject *exc;
+        while (it != NULL && (exc = PyIter_Next(it)) != NULL) {
+            PyObject *r = PyObject_CallFunctionObjArgs(d_report, what, exc, NULL);
+            Py_DECREF(exc);
+            if (r == NULL) {
+                break;
+            }
+            Py_DECREF(r);
+        }
+        Py_XDECREF(it);
+        Py_XDECREF(what);
+        Py_DECREF(errors);
+        if (!PyErr_Occurred()) {
+            Py_RETURN_NONE;
+        }
+    }
+    /* the Python method's ``except BaseException``: the rest delivered, then it propagates */
+    PyObject *et, *ev, *etb;
+    PyErr_Fetch(&et, &ev, &etb);
+    PyObject *a[2] = {self, finished};
+    PyObject *r = PyObject_VectorcallMethod(ds_deliver_rest, a, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                            NULL);
+    if (r == NULL) {
+        PyErr_Clear(); /* the first error is the one raised */
+    }
+    Py_XDECREF(r);
+    PyErr_Restore(et, ev, etb);
+    return NULL;
+
+python: {
+    PyObject *a[2] = {self, finished};
+    return PyObject_Vectorcall(d_py_reaper_deliver, a, 2, NULL);
+}
+}
+
+static PyMethodDef reaper_deliver_def = {
+    "deliver", (PyCFunction)reaper_deliver, METH_O,
+    "deliver(finished)\n--\n\n"
+    "Complete a batch of operations, in order (C accelerator of Reaper.deliver)."};
+
+
 /* ------------------------------------------------------------------ method definitions */
 
 static PyMethodDef deliver_batch_def = {
@@ -1574,15 +1661,16 @@ configure_done(PyObject *module, PyObject *args)
     PyTypeObject *opt, *filet, *ovt, *eventt, *portt, *packett, *wbt, *tst, *linet, *linest,
         *dequet, *reapert, *migrationt, *inflightt;
     PyObject *lock, *wake, *queue_routine, *py_batch, *from_cqe, *stream_kind, *pollin, *io_key,
-        *handoff, *success, *spare_max, *ud_poke, *py_deliver;
-    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O!O!O!O!O!O!O!O!O!OOOOOOOOOOOOO:configure_done",
+        *handoff, *success, *spare_max, *ud_poke, *py_deliver, *globals, *plain_complete, *report;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O!O!O!O!O!O!O!O!O!OOOOOOOOOOOOOO!OO:configure_done",
                           &PyType_Type, &opt, &PyType_Type, &filet, &PyType_Type, &ovt,
                           &PyType_Type, &eventt, &PyType_Type, &portt, &PyType_Type, &packett,
                           &PyType_Type, &wbt, &PyType_Type, &tst, &PyType_Type, &linet,
                           &PyType_Type, &linest, &PyType_Type, &dequet, &PyType_Type, &reapert,
                           &PyType_Type, &migrationt, &PyType_Type, &inflightt, &lock, &wake,
                           &queue_routine, &py_batch, &from_cqe, &stream_kind, &pollin, &io_key,
-                          &handoff, &success, &spare_max, &ud_poke, &py_deliver)) {
+                          &handoff, &success, &spare_max, &ud_poke, &py_deliver,
+                          &PyDict_Type, &globals, &plain_complete, &report)) {
         return NULL;
     }
     if (d_configured) {
@@ -1615,7 +1703,10 @@ configure_done(PyObject *module, PyObject *args)
         (ds_process = intern("process")) == NULL ||
         (ds_process_cut = intern("_process_cut")) == NULL ||
         (ds_heads_cut = intern("_heads_cut")) == NULL ||
-        (ds_posted = intern("_posted_locked")) == NULL) {
+        (ds_posted = intern("_posted_locked")) == NULL ||
+        (ds_complete = intern("complete")) == NULL || (ds_deliver = intern("deliver")) == NULL ||
+        (ds_deliver_rest = intern("_deliver_rest")) == NULL ||
+        (ds_deliver_batch = intern("deliver_batch")) == NULL) {
         return NULL;
     }
     d_py_forget = Py_XNewRef(_PyType_Lookup(filet, ds_forget));
@@ -1627,7 +1718,12 @@ configure_done(PyObject *module, PyObject *args)
     d_py_process = Py_XNewRef(_PyType_Lookup(reapert, ds_process));
     d_py_service = Py_XNewRef(_PyType_Lookup(linest, ds_service));
     d_py_deliver = Py_NewRef(py_deliver);
-    if (d_py_process == NULL || d_py_posted == NULL || d_py_service == NULL || d_py_forget == NULL || d_py_post == NULL || d_py_release_held == NULL ||
+    d_py_reaper_deliver = Py_XNewRef(_PyType_Lookup(reapert, ds_deliver));
+    d_reaper_globals = Py_NewRef(globals);
+    d_plain_complete = Py_NewRef(plain_complete);
+    d_report = Py_NewRef(report);
+    if (d_py_process == NULL || d_py_posted == NULL || d_py_service == NULL ||
+        d_py_reaper_deliver == NULL || d_py_forget == NULL || d_py_post == NULL || d_py_release_held == NULL ||
         d_py_release == NULL || d_py_service_direct == NULL) {
         PyErr_SetString(PyExc_TypeError, "configure_done: a method is missing");
         return NULL;
@@ -1669,7 +1765,10 @@ configure_done(PyObject *module, PyObject *args)
     PyObject *pr = PyDescr_NewMethod(reapert, &process_def);
     PyObject *dl = PyCFunction_New(&deliver_def, NULL);
     PyObject *sv = PyDescr_NewMethod(linest, &service_def);
-    if (batch == NULL || sd == NULL || pr == NULL || dl == NULL || sv == NULL) {
+    PyObject *rd = PyDescr_NewMethod(reapert, &reaper_deliver_def);
+    d_batch_fn = Py_XNewRef(batch);
+    if (batch == NULL || sd == NULL || pr == NULL || dl == NULL || sv == NULL || rd == NULL) {
+        Py_XDECREF(rd);
         Py_XDECREF(batch);
         Py_XDECREF(sd);
         Py_XDECREF(pr);
@@ -1678,5 +1777,5 @@ configure_done(PyObject *module, PyObject *args)
         return NULL;
     }
     d_configured = 1;
-    return Py_BuildValue("(NNNNN)", batch, sd, pr, dl, sv);
+    return Py_BuildValue("(NNNNNN)", batch, sd, pr, dl, sv, rd);
 }

@@ -105,5 +105,8 @@ def configure_done(
     spare_max: int,
     ud_poke: int,
     deliver: Any,
+    reaper_globals: dict[str, Any],
+    plain_complete: Any,
+    report: Any,
     /,
-) -> tuple[Any, Any, Any, Any, Any]: ...
+) -> tuple[Any, Any, Any, Any, Any, Any]: ...

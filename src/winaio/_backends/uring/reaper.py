@@ -413,14 +413,16 @@ _PY_REAP = Reaper.reap
 _PY_SERVICE_DIRECT = StreamLines.service_direct
 _PY_PROCESS = Reaper.process
 _PY_SERVICE = StreamLines.service
+_PY_DELIVER_BATCHES = Reaper.deliver
 _PY_DELIVER = _dispatch.deliver
 #: ``_fastring.c``'s ``reap`` (its empty-CQ test).
 _C_METHODS: dict[str, object] | None = None
 if _fastio is not None:
     _C_METHODS = _fastio.configure_ring("reaper", Reaper, _PY_REAP)
 #: ``_fastdone.c``'s ``deliver_batch``, ``StreamLines.service_direct``, ``Reaper.process``,
-#: ``deliver`` (this module's: the one-CQE path) and ``StreamLines.service`` (None: not built).
-_C_DONE: tuple[Any, Any, Any, Any, Any] | None = (
+#: ``deliver`` (this module's: the one-CQE path), ``StreamLines.service`` and ``Reaper.deliver``
+#: (which calls this module's ``deliver_batch``, whichever is in place) (None: not built).
+_C_DONE: tuple[Any, Any, Any, Any, Any, Any] | None = (
     None
     if _fastio is None
     else _fastio.configure_done(
@@ -428,7 +430,7 @@ _C_DONE: tuple[Any, Any, Any, Any, Any] | None = (
         ThreadState, Line, StreamLines, deque, Reaper, Migration, InFlight, LOCK, wake_waiters,
         _queue_routine, _dispatch.py_deliver_batch, StreamReadOp.from_cqe, OpKind.STREAM,
         select.POLLIN, _IO_KEY, int(WaitCode.WAIT_OBJECT_0), _SUCCESS, _SPARE_MAX, UD_POKE,
-        _dispatch.deliver,
+        _dispatch.deliver, globals(), _PLAIN_COMPLETE, report,
     )
 )  # fmt: skip
 
@@ -446,6 +448,7 @@ def _install(on: bool) -> None:
     type.__setattr__(Reaper, "process", _PY_PROCESS if c is None else c[2])
     deliver = _PY_DELIVER if c is None else c[3]
     type.__setattr__(StreamLines, "service", _PY_SERVICE if c is None else c[4])
+    type.__setattr__(Reaper, "deliver", _PY_DELIVER_BATCHES if c is None else c[5])
 
 
 _accel.register(_install)
