@@ -49,6 +49,8 @@ from winaio.testing import wait_until
 
 OK, REASON = uring.probe_backend()
 needs_uring = pytest.mark.skipif(not OK, reason=f"io_uring backend unavailable: {REASON}")
+# the leader's wait chain in C (``_fastring.c``) and in Python, in turn
+pytestmark = pytest.mark.usefixtures("fast_path_impl")
 
 SUCCESS = int(NtStatus.STATUS_SUCCESS)
 CANCELLED = int(NtStatus.STATUS_CANCELLED)

@@ -40,7 +40,11 @@ from winaio.codes import NtStatus, WaitCode
 from winaio.testing import wait_until
 
 OK, REASON = uring.probe_backend()
-pytestmark = pytest.mark.skipif(not OK, reason=f"io_uring backend unavailable: {REASON}")
+pytestmark = [
+    pytest.mark.skipif(not OK, reason=f"io_uring backend unavailable: {REASON}"),
+    # the leader's wait chain in C (``_fastring.c``) and in Python, in turn
+    pytest.mark.usefixtures("fast_path_impl"),
+]
 
 SUCCESS = int(NtStatus.STATUS_SUCCESS)
 WAIT_IO_COMPLETION = int(WaitCode.WAIT_IO_COMPLETION)

@@ -637,8 +637,15 @@ static PyMethodDef module_methods[] = {
      "-> C GQCSEx"},
     {"set_enabled", set_enabled, METH_O,
      "set_enabled(flag): the C ReadFile runs its hot shape (else it calls the Python one)"},
+    {"configure_ring", configure_ring, METH_VARARGS,
+     "configure_ring(part, ...) -> {name: method descriptor} (_fastring.c: BackendRing,\n"
+     "Deferral, Reaper)"},
     {"configure_pend", configure_pend, METH_VARARGS,
      "configure_pend(IoUringBackend, pend_receive, StreamReadOp, ...) -> (descriptor, switch)"},
+    {"configure_sockets", configure_sockets, METH_VARARGS,
+     "configure_sockets(Socket, FdUsers, Event, Overlapped, socket.socket, probe, lock, start_read,\n"
+     "                  start_write, continuations..., STATUS_PENDING, ask_run, ask_every)\n"
+     "-> (start_read descriptor, start_write descriptor)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef fastio_module = {

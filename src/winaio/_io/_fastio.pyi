@@ -31,6 +31,7 @@ def configure_gqcs(
     win32_error: type[BaseException],
     /,
 ) -> Any: ...
+def configure_ring(part: str, /, *args: Any) -> dict[str, Any]: ...
 def configure_pend(
     backend: type,
     pend_receive: Any,
@@ -52,5 +53,27 @@ def configure_pend(
     deque: type,
     eventfd_write: Any,
     io_key: str,
+    /,
+) -> tuple[Any, Any]: ...
+def configure_sockets(
+    socket_class: type,
+    fd_users: type,
+    event: type,
+    overlapped: type,
+    socket_type: type,
+    probe: Any,
+    lock: Any,
+    start_read: Any,
+    start_write: Any,
+    closed_error: Any,
+    recv_blocked: Any,
+    recv_failed: Any,
+    recv_end: Any,
+    send_failed: Any,
+    send_rest: Any,
+    notify_success: Any,
+    status_pending: int,
+    ask_run: int,
+    ask_every: int,
     /,
 ) -> tuple[Any, Any]: ...

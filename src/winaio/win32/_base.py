@@ -10,11 +10,12 @@ Rules (docs/design.md "Alias layer"):
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import index as _index
 from typing import Any, Generic, TypeVar
 
 from .._kernel._handles import HANDLE_TABLE
 from .._kernel._threads import current_thread_state
-from ..codes import INFINITE
+from ..codes import INFINITE, WinError
 from ..errors import Win32Error
 
 __all__ = [
@@ -79,11 +80,43 @@ def set_last_error(code: int) -> None:
     current_thread_state().last_error = code
 
 
-def seconds(milliseconds: int) -> float | None:
-    """A DWORD millisecond timeout -> core seconds (None for INFINITE).
+def integer(value: int, what: str = "value") -> int:
+    """An integer argument, unchanged: ``int(x)`` would parse a string and truncate a float.
 
-    The value is converted like C converts an int to a DWORD (modulo 2**32), so ``-1`` is
-    INFINITE, the usual signed spelling of 0xFFFFFFFF.
+    Raises:
+        Win32Error: ERROR_INVALID_PARAMETER if ``value`` is not an integer (bool and
+            ``__index__`` types are).
     """
-    ms = int(milliseconds) & 0xFFFFFFFF
+    try:
+        return _index(value)
+    except TypeError:
+        raise Win32Error(
+            WinError.ERROR_INVALID_PARAMETER, f"{what} {value!r} is not an integer"
+        ) from None
+
+
+def dword(value: int, what: str = "value") -> int:
+    """An integer argument as C converts it to a DWORD (modulo 2**32: ``-1`` is 0xFFFFFFFF).
+    Only integers are DWORDs (``bool`` and ``__index__`` types included): a float, a string
+    or None is refused rather than truncated or parsed, as ctypes and pywin32 refuse them.
+
+    Raises:
+        Win32Error: ERROR_INVALID_PARAMETER if ``value`` is not an integer (the alias
+            functions turn it into their failure value and last-error).
+    """
+    try:
+        return _index(value) & 0xFFFFFFFF
+    except TypeError:
+        raise Win32Error(
+            WinError.ERROR_INVALID_PARAMETER, f"{what} {value!r} is not a DWORD"
+        ) from None
+
+
+def seconds(milliseconds: int) -> float | None:
+    """A DWORD millisecond timeout (:func:`dword`) -> core seconds (None for INFINITE).
+
+    Raises:
+        Win32Error: ERROR_INVALID_PARAMETER if ``milliseconds`` is not an integer.
+    """
+    ms = dword(milliseconds, "timeout")
     return None if ms == INFINITE else ms / 1000.0

@@ -23,7 +23,7 @@ from .._io._requests import as_buffers
 from .._kernel._handles import HANDLE_TABLE
 from ..codes import NtStatus, WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error
-from ._base import Ref, fail, set_last_error
+from ._base import Ref, fail, integer, set_last_error
 from ._io import bind_overlapped
 
 __all__ = [
@@ -122,12 +122,13 @@ def ReadDirectoryChangesW(
     subdirectory's entries created before its own watch existed are reported once as ADDED.
     """
     try:
+        dwNotifyFilter = integer(dwNotifyFilter, "dwNotifyFilter")
         if not dwNotifyFilter or dwNotifyFilter & ~NOTIFY_FILTER_ALL:
             raise Win32Error(WinError.ERROR_INVALID_PARAMETER, f"filter 0x{dwNotifyFilter:X}")
         directory = HANDLE_TABLE.get(hDirectory, DirectoryFile, pseudo=False)
-        size = int(nBufferLength) if lpBuffer is not None else 0
+        size = integer(nBufferLength, "nBufferLength") if lpBuffer is not None else 0
         buffer = as_buffers(lpBuffer, size, True)[0] if size else None
-        subtree, notify_filter = bool(bWatchSubtree), int(dwNotifyFilter)
+        subtree, notify_filter = bool(bWatchSubtree), dwNotifyFilter
         if lpOverlapped is not None and directory.overlapped:
             if lpCompletionRoutine is not None:
                 ov: Overlapped | None = lpOverlapped  # hEvent is the caller's, never touched
@@ -172,7 +173,9 @@ def FindFirstChangeNotification(lpPathName: str, bWatchSubtree: bool, dwNotifyFi
     """[MS:FindFirstChangeNotificationW] -> core ``find_first_change``: a waitable handle
     signaled by the next matching change; INVALID_HANDLE_VALUE on failure."""
     try:
-        notification = find_first_change(lpPathName, bool(bWatchSubtree), int(dwNotifyFilter))
+        notification = find_first_change(
+            lpPathName, bool(bWatchSubtree), integer(dwNotifyFilter, "dwNotifyFilter")
+        )
     except Win32Error as exc:
         fail(exc)
         return -1

@@ -19,7 +19,7 @@ from .._kernel._locks import wait_on_address, wake_by_address
 from .._kernel._threads import current_thread_state
 from ..codes import WinError
 from ..errors import Win32Error
-from ._base import Ref, fail, seconds
+from ._base import Ref, dword, fail, seconds
 
 __all__ = [
     "CONDITION_VARIABLE",
@@ -384,7 +384,9 @@ def WaitOnAddress(Address: Any, CompareAddress: Any, AddressSize: int, dwMillise
     """[MS:WaitOnAddress] -> core ``wait_on_address``: ``Address`` is a writable buffer (a
     ctypes object, bytearray, memoryview...); FALSE + ERROR_TIMEOUT on time-out."""
     try:
-        woken = wait_on_address(Address, CompareAddress, int(AddressSize), seconds(dwMilliseconds))
+        woken = wait_on_address(
+            Address, CompareAddress, dword(AddressSize, "AddressSize"), seconds(dwMilliseconds)
+        )
     except Win32Error as exc:
         fail(exc)
         return False

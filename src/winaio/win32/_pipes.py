@@ -29,7 +29,7 @@ from .._io._requests import as_buffers
 from .._kernel._handles import HANDLE_TABLE
 from ..codes import WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error
-from ._base import Ref, fail, seconds, set_last_error
+from ._base import Ref, dword, fail, integer, seconds, set_last_error
 from ._io import bind_overlapped
 
 __all__ = [
@@ -316,7 +316,7 @@ def WaitNamedPipe(lpNamedPipeName: str, nTimeOut: int) -> bool:
         name = pipe_name(lpNamedPipeName)
         if not name:
             raise Win32Error(WinError.ERROR_FILE_NOT_FOUND, f"{lpNamedPipeName!r} is no pipe")
-        ms = int(nTimeOut) & 0xFFFFFFFF
+        ms = dword(nTimeOut, "nTimeOut")
         wait_named_pipe(name, True if ms == NMPWAIT_USE_DEFAULT_WAIT else seconds(ms))
     except Win32Error as exc:
         fail(exc)
@@ -387,7 +387,7 @@ def CallNamedPipe(
             raise Win32Error(WinError.ERROR_FILE_NOT_FOUND, f"{lpNamedPipeName!r} is no pipe")
         data = b"".join(as_buffers(lpInBuffer, nInBufferSize, False)) if nInBufferSize else b""
         out = as_buffers(lpOutBuffer, nOutBufferSize, True)[0] if nOutBufferSize else None
-        ms = int(nTimeOut) & 0xFFFFFFFF
+        ms = dword(nTimeOut, "nTimeOut")
         timeout = True if ms == NMPWAIT_USE_DEFAULT_WAIT else seconds(ms)
         reply, complete = call_named_pipe(name, data, nOutBufferSize, timeout)
     except Win32Error as exc:
@@ -423,7 +423,7 @@ def PeekNamedPipe(
     """
     try:
         anonymous = _anonymous(hNamedPipe)
-        size = int(nBufferSize) if lpBuffer is not None else 0
+        size = integer(nBufferSize, "nBufferSize") if lpBuffer is not None else 0
         view = as_buffers(lpBuffer, size, True)[0] if size > 0 else None
         if anonymous is not None:
             data, total = peek_anonymous_pipe(anonymous, size)

@@ -24,7 +24,7 @@ from .._kernel._threads import KThread
 from .._kernel._timer import WaitableTimer
 from ..codes import Access, WinError
 from ..errors import Win32Error
-from ._base import fail, set_last_error
+from ._base import fail, integer, set_last_error
 from ._time import FILETIME, LARGE_INTEGER
 
 __all__ = [
@@ -217,7 +217,7 @@ def SetThreadPriority(hThread: int, nPriority: int) -> bool:
     Linux thread.
     """
     try:
-        set_thread_priority(_thread(hThread, _THREAD_SET).state, int(nPriority))
+        set_thread_priority(_thread(hThread, _THREAD_SET).state, integer(nPriority, "nPriority"))
     except Win32Error as exc:
         fail(exc)
         return False

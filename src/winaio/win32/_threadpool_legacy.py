@@ -27,7 +27,7 @@ from .._pool import (
 from .._pool import TimerQueue as _TimerQueue
 from ..codes import Access, WinError
 from ..errors import Win32Error
-from ._base import Ref, fail
+from ._base import Ref, fail, seconds
 from ._threadpool import waitable
 
 __all__ = [
@@ -126,8 +126,7 @@ def RegisterWaitForSingleObject(
     """
     try:
         obj = waitable(hObject)
-        ms = int(dwMilliseconds) & 0xFFFFFFFF
-        timeout = None if ms == 0xFFFFFFFF else ms / 1000
+        timeout = seconds(dwMilliseconds)
         wait = RegisteredWait(
             default_pool(), obj, Callback, (Context,), timeout,
             once=bool(dwFlags & WT_EXECUTEONLYONCE),

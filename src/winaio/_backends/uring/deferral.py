@@ -21,8 +21,13 @@ Invariants (all under the backend's lock, except the hints read without it):
 - a burst that is taken over, flushed or submitted is owned by the submitting thread
   (``migration``) before the lock is released.
 
-Imports ``winaio._io`` (the ports' hint and flush hook), ``winaio._kernel`` (thread states),
-``common``, ``backlog`` and ``migration``.
+The C accelerator (``winaio._io._fastio``, ``_fastring.c``) replaces
+:meth:`Deferral.take_burst` (the whole take in one hold of the lock, no Python frame) and
+:meth:`Deferral.hint_locked`, with exactly their effects; the Python methods stay the
+reference and the fallback (``winaio._io._accel``: :func:`_install`).
+
+Imports ``winaio._io`` (the ports' hint and flush hook, the accelerator), ``winaio._kernel``
+(thread states), ``common``, ``backlog`` and ``migration``.
 """
 
 from __future__ import annotations
@@ -32,14 +37,20 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..._io import _accel
 from ..._io._backend import IdleWork, add_deferred_flush
 from ..._kernel._threads import current_thread_state
+from .backlog import Backlog
 from .common import UD_CANCEL, InFlight
+from .migration import Migration
+
+try:
+    from ..._io import _fastio
+except ImportError:  # not built (no C compiler): the Python methods run
+    _fastio = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from ..._kernel._dispatcher import ThreadState
-    from .backlog import Backlog
-    from .migration import Migration
     from .ring import BackendRing
 
 __all__ = ["BURST", "Deferral"]
@@ -197,3 +208,21 @@ def _flush_deferred() -> None:
 
 
 add_deferred_flush(_flush_deferred)
+
+
+#: The Python methods the C accelerator replaces (the reference, the fallback).
+_PY_METHODS = {"take_burst": Deferral.take_burst, "hint_locked": Deferral.hint_locked}
+_C_METHODS: dict[str, object] | None = None
+if _fastio is not None:
+    _C_METHODS = _fastio.configure_ring(
+        "deferral", Deferral, Backlog, Migration, _PY_METHODS, _deferring, IdleWork
+    )
+
+
+def _install(on: bool) -> None:
+    methods = _C_METHODS if on and _C_METHODS is not None else _PY_METHODS
+    for name, method in methods.items():
+        type.__setattr__(Deferral, name, method)
+
+
+_accel.register(_install)

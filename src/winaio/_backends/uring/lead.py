@@ -60,8 +60,16 @@ completed once (``op.done``); buffers stay in the backend's table until the CQE;
 and concurrency accounting happen in the port, whoever delivers; requests outlive their
 issuer by the backend's migration (``uring``), whoever reaps.
 
-Imports ``winaio._kernel`` (the dispatcher lock, ``wake_thread``, the exit hook), ``abi`` and
-``ring``.
+The C accelerator (``winaio._io._fastio``, ``_fastring.c``) replaces :meth:`RingParker.acquire`
+(with :meth:`Leadership.enter_or_follow`'s leading case and :meth:`RingParker._wait_as_leader`,
+which stay the reference) for the ring's owner, statement for statement; every other shape goes
+to the Python method first. The parts a leader calls (``reap``, ``take_burst``...: bound methods
+of the backend's reaper and deferral) may be C functions too (``winaio._io._accel``); when the
+accelerator is switched, every leadership looks them up again (:func:`_rebind`), so that it
+runs what is installed now.
+
+Imports ``winaio._kernel`` (the dispatcher lock, ``wake_thread``, the exit hook),
+``winaio._io._accel``, ``abi`` and ``ring``.
 """
 
 from __future__ import annotations
@@ -69,13 +77,20 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 
-from ..._kernel._dispatcher import LOCK, Parker, ThreadState, wake_thread
+from ..._io import _accel
+from ..._kernel._dispatcher import LOCK, Parker, ThreadState, WaitBlock, wake_thread
 from ..._kernel._parker import deferred_wakes as _deferred_wakes
 from ..._kernel._threads import add_thread_exit_hook
 from .abi import RingBusyError, full_fence
 from .ring import BackendRing
+
+try:
+    from ..._io import _fastio
+except ImportError:  # not built (no C compiler): the Python methods run
+    _fastio = None  # type: ignore[assignment]
 
 __all__ = ["WATCH_MAX", "WATCH_MIN", "Leadership", "RingParker"]
 
@@ -287,9 +302,10 @@ class Leadership:
     """
 
     __slots__ = (
-        "_efd", "_idle", "_in_flight", "_lock", "_shut", "_stale_head", "_wake_ring_thread",
-        "burst_left", "closed", "deferred", "flush", "followers", "leads", "own_wakes", "owner",
-        "poke_efd", "pokes", "reap", "ring", "take_burst", "takeovers", "waiter", "waits",
+        "__weakref__", "_efd", "_idle", "_in_flight", "_lock", "_shut", "_stale_head",
+        "_wake_ring_thread", "burst_left", "closed", "deferred", "flush", "followers", "leads",
+        "own_wakes", "owner", "poke_efd", "pokes", "reap", "ring", "take_burst", "takeovers",
+        "waiter", "waits",
     )  # fmt: skip
 
     def __init__(
@@ -327,6 +343,9 @@ class Leadership:
         # Counters (statistics, tests): waiter entries, kernel waits, pokes, watch takeovers,
         # waits ended in place while their waiter was awake (no token: module docstring).
         self.leads = self.waits = self.pokes = self.takeovers = self.own_wakes = 0
+        _leaderships.add(self)
+        if not _rebinding:
+            _first_leadership()
 
     # ------------------------------------------------------------------ parkers
     def parker_for(self, ts: ThreadState) -> RingParker | None:
@@ -510,6 +529,49 @@ class Leadership:
         while self.waiter is not None and _monotonic() < deadline:
             time.sleep(0.001)
         os.close(self.poke_efd)
+
+
+#: Every live leadership (:func:`_rebind`).
+_leaderships: weakref.WeakSet[Leadership] = weakref.WeakSet()
+_rebinding: list[Callable[[bool], None]] = []
+
+
+def _first_leadership() -> None:
+    """The first leadership: the backend's parts (``reaper``, ``deferral``) are imported
+    and configured by now, so the leader's C acquire can be (``_fastring.c`` needs theirs),
+    and the rebinding is registered after their installers (it must run after them)."""
+    global _C_ACQUIRE
+    _rebinding.append(_rebind)
+    if _fastio is not None:
+        _C_ACQUIRE = _fastio.configure_ring(
+            "lead", RingParker, Leadership, ThreadState, WaitBlock, _PY_ACQUIRE, RingBusyError,
+            threading.Lock(),
+        )["acquire"]  # fmt: skip
+    _accel.register(_install_acquire)
+    _accel.register(_rebind)
+
+
+#: RingParker.acquire: the Python method (reference, fallback) and its C accelerator.
+_PY_ACQUIRE = RingParker.acquire
+_C_ACQUIRE: object = None
+
+
+def _install_acquire(on: bool) -> None:
+    acquire = _C_ACQUIRE if on and _C_ACQUIRE is not None else _PY_ACQUIRE
+    type.__setattr__(RingParker, "acquire", acquire)
+
+
+def _rebind(on: bool) -> None:
+    """The accelerator was switched (``_accel.use``): the callables of every leadership that
+    are bound methods (the reaper's ``reap``, the deferral's ``take_burst``...) are looked up
+    again on their object, so that they run the implementation now installed on its class. (A
+    plain function, such as a test's stand-in, stays.)"""
+    for lead in list(_leaderships):
+        for name in ("reap", "flush", "take_burst", "burst_left"):
+            func = getattr(lead, name)
+            owner = getattr(func, "__self__", None)
+            if owner is not None and not isinstance(owner, type(os)):
+                setattr(lead, name, getattr(owner, func.__name__))
 
 
 def _thread_exited(ts: ThreadState) -> None:

@@ -23,8 +23,12 @@ Invariants:
   request: what was reaped is mapped, counted and delivered before it propagates
   (:meth:`Reaper._process_cut`, :meth:`Reaper._heads_cut`, :meth:`Reaper._deliver_rest`).
 
-Imports ``winaio._io`` (operations, the delivery funnel), ``common``, ``migration`` and
-``streams``.
+The C accelerator (``winaio._io._fastio``, ``_fastring.c``) replaces :meth:`Reaper.reap` by a
+function that returns 0 at once on an empty CQ ring (a leader's first look, every wait) and
+calls the Python method otherwise (``winaio._io._accel``: :func:`_install`).
+
+Imports ``winaio._io`` (operations, the delivery funnel, the accelerator), ``common``,
+``migration`` and ``streams``.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+from ..._io import _accel
 from ..._io._dispatch import deliver, deliver_batch
 from ..._io._ops import Operation
 from ..._kernel._dispatcher import LOCK
@@ -54,6 +59,11 @@ from .streams import Line, StreamLines
 
 if TYPE_CHECKING:
     from .ring import BackendRing
+
+try:
+    from ..._io import _fastio
+except ImportError:  # not built (no C compiler): the Python methods run
+    _fastio = None  # type: ignore[assignment]
 
 __all__ = ["Reaper"]
 
@@ -387,3 +397,17 @@ class Reaper:
             else:
                 ring.enter_timeout(0, 1, 0.02)
         return finished
+
+
+#: The Python method the C accelerator wraps (the reference, the fallback).
+_PY_REAP = Reaper.reap
+_C_METHODS: dict[str, object] | None = None
+if _fastio is not None:
+    _C_METHODS = _fastio.configure_ring("reaper", Reaper, _PY_REAP)
+
+
+def _install(on: bool) -> None:
+    type.__setattr__(Reaper, "reap", _C_METHODS["reap"] if on and _C_METHODS else _PY_REAP)
+
+
+_accel.register(_install)

@@ -13,8 +13,16 @@ Purpose: small additions to :class:`~.abi.Ring` that only the backend needs.
   (``enter(0, 1)``: leaders; ``enter_timeout``), so that waiting threads never hold the lock
   that issuers need.
 
+- The C accelerator (``winaio._io._fastio``, ``_fastring.c``) replaces ``cq_ready``,
+  ``cq_has_overflow``, ``sq_ready``, ``reap``, ``publish``, ``enter`` and ``enter_timeout``
+  on :class:`BackendRing` with functions of exactly the same effects (slots and the mmapped
+  words read directly, io_uring_enter without the GIL, EINTR running the signal handlers);
+  the Python methods stay the reference and take every shape the C ones do not handle
+  (installed through ``winaio._io._accel``: :func:`_install`).
+
 Rules: SQ side only (prep, publish, a submitting enter) under the backend's lock: the
-submitting thread owns what it submits (``uring``). Imports only ``abi``.
+submitting thread owns what it submits (``uring``). Imports ``abi`` and ``winaio._io._accel``
+(the accelerator's switch).
 """
 
 from __future__ import annotations
@@ -24,8 +32,14 @@ import errno
 import struct
 from collections.abc import Sequence
 
+from ..._io import _accel
 from .abi import Ring
-from .abi.consts import EnterFlags, IoringOp
+
+try:
+    from ..._io import _fastio
+except ImportError:  # not built (no C compiler): the Python methods run
+    _fastio = None  # type: ignore[assignment]
+from .abi.consts import EnterFlags, IoringOp, SqRingFlags
 from .abi.structs import GeteventsArg, KernelTimespec, make_iovecs, make_msghdr, pin_readonly
 from .abi.syscall import ARGSZ_EXT, ARGSZ_NONE, NR_IO_URING_ENTER, _syscall, enter_error
 
@@ -157,3 +171,36 @@ class BackendRing(Ring):
         if err in (errno.EINTR, errno.ETIME):
             return 0
         raise enter_error(err)
+
+
+#: The Python methods the C accelerator replaces on BackendRing (the reference, the fallback).
+_PY_METHODS = {
+    name: getattr(BackendRing, name)
+    for name in ("cq_ready", "cq_has_overflow", "sq_ready", "reap", "publish", "enter",
+                 "enter_timeout")
+}  # fmt: skip
+_OWN = {name for name in _PY_METHODS if name in BackendRing.__dict__}
+
+_C_METHODS: dict[str, object] | None = None
+if _fastio is not None:
+    _C_METHODS = _fastio.configure_ring(
+        "ring", BackendRing, _PY_METHODS, enter_error,
+        (
+            NR_IO_URING_ENTER, _GETEVENTS, _EXT_ARG,
+            int(SqRingFlags.IORING_SQ_CQ_OVERFLOW | SqRingFlags.IORING_SQ_TASKRUN),
+            int(SqRingFlags.IORING_SQ_CQ_OVERFLOW),
+        ),
+    )  # fmt: skip
+
+
+def _install(on: bool) -> None:
+    for name, py in _PY_METHODS.items():
+        if on and _C_METHODS is not None:
+            type.__setattr__(BackendRing, name, _C_METHODS[name])
+        elif name in _OWN:
+            type.__setattr__(BackendRing, name, py)
+        elif name in BackendRing.__dict__:
+            type.__delattr__(BackendRing, name)  # inherited from RingQueue again
+
+
+_accel.register(_install)
