@@ -35,7 +35,10 @@ from winaio._backends.uring.migration import Migration
 from winaio._backends.uring.ring import BackendRing
 from winaio._io import _accel
 from winaio._io._backend import IdleWork
+from winaio._io._overlapped import Overlapped
+from winaio._io._port import CompletionPort
 from winaio._kernel._threads import current_thread_state
+from winaio.errors import Win32Error
 
 PROBE = abi.probe()
 REQUIRE = os.environ.get("WINAIO_REQUIRE_ACCEL", "") not in ("", "0")
@@ -316,12 +319,33 @@ def test_a_subclass_that_redefines_a_slot_runs_python(
 # ------------------------------------------------------------------ the hot shapes, leaks
 
 
+#: The Python functions the accelerator replaces (and those they would call).
+REPLACED = {
+    "cq_ready", "cq_has_overflow", "sq_ready", "reap", "publish", "enter", "enter_timeout",
+    "take_burst", "hint_locked", "own_locked", "acquire", "_wait_as_leader", "enter_or_follow",
+    "get_many", "block", "__init__", "current_thread_state",
+}  # fmt: skip
+#: ... in these modules (a thread's parker lock may be a pool worker's, whose ``acquire`` is
+#: Python: called by the C leader as the Python one calls it).
+REPLACED_IN = {
+    "lead.py", "ring.py", "queue.py", "deferral.py", "reaper.py", "migration.py", "_port.py",
+    "_wait.py", "_dispatcher.py", "_threads.py",
+}  # fmt: skip
+
+
 def _python_frames(call: Callable[[], Any]) -> set[str]:
+    """The Python functions ``call`` ran (a profile hook sees C calls apart); only the names
+    that matter here (another test's gc callback may run meanwhile)."""
     names: set[str] = set()
 
     def hook(frame: Any, event: str, arg: Any) -> None:
-        if event == "call" and frame.f_code.co_name != "<lambda>":  # (the test's own)
-            names.add(frame.f_code.co_name)
+        code = frame.f_code
+        if (
+            event == "call"
+            and code.co_name in REPLACED
+            and os.path.basename(code.co_filename) in REPLACED_IN
+        ):
+            names.add(code.co_name)
 
     sys.setprofile(hook)
     try:
@@ -391,3 +415,223 @@ def test_no_leak_over_many_rounds(rings: tuple[BackendRing, BackendRing]) -> Non
         tracemalloc.stop()
     grown = sum(s.size_diff for s in second.compare_to(first, "filename"))
     assert grown < 64 * 1024, grown
+
+
+# ------------------------------------------------------------------ the leader (RingParker.acquire)
+
+PORT_WAIT = {"get_many", "block", "__init__", "current_thread_state"}
+LEADER = {"acquire", "_wait_as_leader", "enter_or_follow", "take_burst", "hint_locked",
+          "publish", "enter", "cq_ready", "cq_has_overflow", "sq_ready"}  # fmt: skip
+
+
+def _owned_socket(b: Any, socket_pair: Any, port: Any) -> tuple[Any, Any, bytearray]:
+    """A socket on ``b`` whose port waits this thread leads (it owns the ring after one)."""
+    s, peer = socket_pair(b)
+    s.associate(port, "s")
+    buf = bytearray(64)
+    assert s.start_read(buf, Overlapped(0)) is False
+    peer.sendall(b"x")
+    assert port.get(DEADLINE) is not None
+    assert b._lead.owner is current_thread_state().parker
+    return s, peer, buf
+
+
+def test_a_port_wait_on_a_pended_receive_leads_the_ring_in_c(
+    armed_uring: Any, kit: Any, monkeypatch: pytest.MonkeyPatch, socket_pair: Any
+) -> None:
+    # The C=1 echo server's wait: the receive deferred to the wait, submitted by its enter,
+    # its completion reaped by this thread. The wait chain (GetQueuedCompletionStatusEx, the
+    # wait block, the leader) runs no Python frame (the QD1 delivery, Reaper.reap's Python
+    # part, does); switched off, the Python chain runs.
+    b = armed_uring
+    port = CompletionPort()
+    parked = kit.park(b, monkeypatch)  # nothing but this thread submits or reaps
+    before = _accel.use(True)
+    try:
+        s, peer, buf = _owned_socket(b, socket_pair, port)
+        for c_on in (True, False, True):
+            _accel.use(c_on)
+            for i in range(3):
+                assert s.start_read(buf, Overlapped(0)) is False
+                assert b._deferral.unsubmitted  # deferred to the wait
+                peer.sendall(b"y%d" % i)
+                leads, own = b._lead.leads, b._lead.own_wakes
+                got: list[Any] = []
+                frames = _python_frames(lambda got=got: got.append(port.get_many(64)))  # type: ignore[misc]
+                assert got[0][1][0].bytes_transferred == 2 and buf[:2] == b"y%d" % i
+                assert b._lead.leads == leads + 1 and b._lead.own_wakes == own + 1
+                assert "reap" in frames  # (the QD1 delivery: Reaper.reap's Python part)
+                if c_on:
+                    assert not frames & (LEADER | PORT_WAIT), frames & (LEADER | PORT_WAIT)
+                else:
+                    assert {"acquire", "_wait_as_leader", "take_burst", "get_many"} <= frames
+                assert b._lead.waiter is None and not b._deferral.unsubmitted
+    finally:
+        _accel.use(before)
+        parked.release()
+        port.close()
+
+
+def test_a_signal_in_the_c_leaders_wait_surfaces_and_loses_nothing(
+    armed_uring: Any, kit: Any, monkeypatch: pytest.MonkeyPatch, socket_pair: Any
+) -> None:
+    # Ctrl-C while the main thread leads the ring in io_uring_enter (the GIL released): the
+    # handler's exception surfaces from GetQueuedCompletionStatus, the wait is unregistered, no
+    # waiter is left behind, and the receive (submitted by that enter) completes later.
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals are handled in the main thread")
+    b = armed_uring
+    port = CompletionPort()
+    parked = kit.park(b, monkeypatch)
+    before = _accel.use(True)
+    main = threading.main_thread().ident
+    assert main is not None
+
+    def handler(signum: int, frame: Any) -> None:
+        raise kit.Interrupted
+
+    old = signal.signal(signal.SIGUSR1, handler)
+    try:
+        s, peer, buf = _owned_socket(b, socket_pair, port)
+        assert s.start_read(buf, Overlapped(0)) is False
+        timer = threading.Timer(0.2, signal.pthread_kill, (main, signal.SIGUSR1))
+        timer.start()
+        try:
+            with pytest.raises(kit.Interrupted):
+                port.get(DEADLINE * 2)
+        finally:
+            timer.join()
+        assert b._lead.waiter is None and current_thread_state().wait is None
+        assert not b._deferral.unsubmitted and b._ring.sq_ready() == 0
+        peer.sendall(b"z")
+        packet = port.get(DEADLINE)
+        assert packet is not None and packet.bytes_transferred == 1 and buf[:1] == b"z"
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+        _accel.use(before)
+        parked.release()
+        port.close()
+
+
+def test_a_timed_port_wait_times_out_in_the_c_leader(
+    armed_uring: Any, kit: Any, monkeypatch: pytest.MonkeyPatch, socket_pair: Any
+) -> None:
+    b = armed_uring
+    port = CompletionPort()
+    parked = kit.park(b, monkeypatch)
+    before = _accel.use(True)
+    try:
+        s, peer, buf = _owned_socket(b, socket_pair, port)
+        assert s.start_read(buf, Overlapped(0)) is False
+        waits = b._lead.waits
+        start = time.monotonic()
+        assert port.get(0.1) is None
+        assert 0.09 < time.monotonic() - start < DEADLINE
+        assert b._lead.waits > waits and b._lead.waiter is None
+        peer.sendall(b"t")
+        packet = port.get(DEADLINE)
+        assert packet is not None and buf[:1] == b"t"
+    finally:
+        _accel.use(before)
+        parked.release()
+        port.close()
+
+
+# ------------------------------------------------------------------ the port wait (get_many)
+
+
+def _port_run(c_on: bool, queued: int, max_count: int, concurrency: int) -> Any:
+    """Packets queued, then one dequeue (no wait): the result and the port's state after."""
+    before = _accel.use(c_on)
+    try:
+        port = CompletionPort(concurrency)
+        try:
+            assert port.get_many(1, 0) == (258, [])  # (associates this thread: Python)
+            for i in range(queued):
+                port.post(i, f"k{i}")
+            frames = _python_frames(lambda: port.get_many(max_count))
+            code, packets = port.get_many(max_count) if queued > max_count else (None, [])
+            return (
+                sorted(frames), code, [tuple(p) for p in packets], port.queued,
+                port.running_threads,
+            )  # fmt: skip
+        finally:
+            port.close()
+    finally:
+        _accel.use(before)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 4), st.integers(1, 2))
+def test_get_many_takes_what_is_queued_like_python(queued: int, max_count: int, conc: int) -> None:
+    got_c = _port_run(True, queued, max_count, conc)
+    got_py = _port_run(False, queued, max_count, conc)
+    assert got_c[0] == [] and "get_many" in got_py[0]
+    assert got_c[1:] == got_py[1:]
+
+
+def test_a_blocked_get_is_released_by_a_post_and_by_the_close() -> None:
+    # The C wait: registered LIFO, handed a packet by another thread's post, or failed with
+    # ERROR_ABANDONED_WAIT_0 by the port's close (the Python continuation, _after_wait).
+    before = _accel.use(True)
+    try:
+        port = CompletionPort()
+        assert port.get(0) is None  # associated
+        results: list[Any] = []
+
+        def getter() -> None:
+            try:
+                results.append(port.get())
+            except Exception as exc:
+                results.append(exc)
+
+        for expect in ("post", "close"):
+            t = threading.Thread(target=getter)
+            t.start()
+            end = time.monotonic() + DEADLINE
+            while not port._getters:
+                assert time.monotonic() < end
+                time.sleep(0.001)
+            if expect == "post":
+                port.post(5, "five")
+            else:
+                port.close()
+            t.join(DEADLINE)
+            assert not t.is_alive()
+        first, second = results
+        assert first.key == "five" and first.bytes_transferred == 5
+        assert isinstance(second, Win32Error) and second.winerror == 735  # ABANDONED_WAIT_0
+        assert port.get_many.__class__.__name__ == "builtin_function_or_method"
+    finally:
+        _accel.use(before)
+
+
+def test_the_port_wait_leaks_nothing() -> None:
+    before = _accel.use(True)
+    port = CompletionPort()
+    try:
+        port.get(0)
+
+        def rounds2(n: int) -> None:
+            for i in range(n):
+                port.post(i, i)
+                port.post(i, i)
+                assert len(port.get_many(8)[1]) == 2
+                port.post(1, i)
+                assert port.get().key == i
+
+        rounds2(200)
+        gc.collect()
+        tracemalloc.start()
+        try:
+            first = tracemalloc.take_snapshot()
+            rounds2(3000)
+            gc.collect()
+            second = tracemalloc.take_snapshot()
+        finally:
+            tracemalloc.stop()
+        grown = sum(s.size_diff for s in second.compare_to(first, "filename"))
+        assert grown < 64 * 1024, grown
+    finally:
+        port.close()
+        _accel.use(before)

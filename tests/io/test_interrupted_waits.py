@@ -49,6 +49,8 @@ from winaio.codes import NtStatus
 
 LONG = 5.0
 SUCCESS = int(NtStatus.STATUS_SUCCESS)
+# the io_uring leader's wait chain in C (``_fastring.c``) and in Python, in turn
+pytestmark = pytest.mark.usefixtures("fast_path_impl")
 
 
 class Interrupted(BaseException):

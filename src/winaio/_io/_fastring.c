@@ -29,6 +29,9 @@
  *   the signal handlers (``PyErr_CheckSignals``, as CPython's own syscalls do), so that a
  *   KeyboardInterrupt raised by one surfaces from the call; otherwise EINTR (and ETIME for a
  *   timeout) returns 0, as in Python. Other errors raise what ``abi.enter_error`` makes.
+ * - on ``RingParker`` (``_backends.uring.lead``): ``acquire`` for the ring's owner: the token
+ *   test, ``Leadership.enter_or_follow``'s leading case and ``_wait_as_leader``'s loop,
+ *   statement for statement (the Python methods stay the reference; see the section below).
  * - ``take_burst`` does its whole work under the backend's lock without calling Python code
  *   (but ``publish`` on a dirty SQ list and the rare pruning of ``Migration.owned``), so no
  *   signal handler can cut it; an allocation failure raises with the lock released, like the
@@ -745,10 +748,17 @@ ref(PyObject **slot, PyObject *value)
     return 0;
 }
 
-/* configure_ring("ring", BackendRing, py_functions_dict, enter_error, consts_tuple)
+static PyObject *configure_lead(PyObject *args);
+static PyObject *configure_port(PyObject *args);
+static PyObject *g_enter_descr, *g_enter_timeout_descr, *g_sq_ready_descr; /* ring's C methods */
+
+/* (every part also configures through this one entry: see configure_lead, configure_port)
+ * configure_ring("ring", BackendRing, py_functions_dict, enter_error, consts_tuple)
  * configure_ring("deferral", Deferral, Backlog, Migration, py_functions_dict, _deferring,
  *                IdleWork)
  * configure_ring("reaper", Reaper, py_reap)
+ * configure_ring("lead", RingParker, Leadership, ThreadState, WaitBlock, py_acquire,
+ *                RingBusyError, threading.Lock())  (after the three others)
  * -> {name: method descriptor} */
 PyObject *
 configure_ring(PyObject *module, PyObject *args)
@@ -798,8 +808,15 @@ configure_ring(PyObject *module, PyObject *args)
             kind_init(&k_sq, tp, SQ_NAMES) < 0) {
             return NULL;
         }
+        PyObject *d = descriptors(tp, ring_defs);
+        if (d == NULL) {
+            return NULL;
+        }
+        ref(&g_enter_descr, PyDict_GetItemString(d, "enter"));
+        ref(&g_enter_timeout_descr, PyDict_GetItemString(d, "enter_timeout"));
+        ref(&g_sq_ready_descr, PyDict_GetItemString(d, "sq_ready"));
         g_ring_ok = 1;
-        return descriptors(tp, ring_defs);
+        return d;
     }
     if (strcmp(what, "deferral") == 0) {
         PyTypeObject *tp, *backlog, *migration;
@@ -848,6 +865,1112 @@ configure_ring(PyObject *module, PyObject *args)
         g_reaper_ok = 1;
         return descriptors(tp, reaper_defs);
     }
+    if (strcmp(what, "lead") == 0) {
+        return configure_lead(args);
+    }
+    if (strcmp(what, "port") == 0) {
+        return configure_port(args);
+    }
     PyErr_Format(PyExc_ValueError, "configure_ring: unknown part %s", what);
     return NULL;
+}
+
+/* ------------------------------------------------------------------ the leader (lead.py) */
+
+/* RingParker.acquire in C: the token test, the owner's entry as the ring's waiter
+ * (``Leadership.enter_or_follow``'s leading case) and the waiter's loop
+ * (``RingParker._wait_as_leader``), statement for statement; every other shape (not the
+ * ring's owner, a waiter already there, a closed leadership, keywords, subclasses) goes to the
+ * Python method before anything is touched. Python code runs only where the Python method
+ * calls a function (the reap, flush, take_burst, burst_left, flush_taken, leave, idle_for,
+ * _in_flight callables, a parker lock that is not a ``_thread.lock``): an exception there (a
+ * signal handler's) takes the same ``except``/``finally`` paths as in Python. */
+
+typedef struct {
+    PyObject_HEAD
+    PyThread_type_lock lock_lock;
+    PyObject *in_weakreflist;
+    char locked;
+} ring_lockobject; /* CPython 3.11/3.12's _thread.lock (as _fastio.c's lockobject) */
+
+static const char *const PARKER_NAMES[] = {"in_kernel", "lead", "lock", "ts", NULL};
+enum { R_IN_KERNEL, R_LEAD, R_LOCK, R_TS };
+static const char *const LEAD_A_NAMES[] = {"owner", "waiter", "closed", "followers", "leads",
+                                           "waits", "own_wakes", "deferred", NULL};
+enum { L_OWNER, L_WAITER, L_CLOSED, L_FOLLOWERS, L_LEADS, L_WAITS, L_OWN_WAKES, L_DEFERRED };
+static const char *const LEAD_B_NAMES[] = {"reap",  "take_burst", "flush", "burst_left",
+                                           "ring",  "_lock",      "_in_flight", NULL};
+enum { L_REAP, L_TAKE_BURST, L_FLUSH, L_BURST_LEFT, L_RING, L_LOCK, L_IN_FLIGHT };
+static const char *const TS_NAMES[] = {"awake_in_wait", "wait", "wake_pending", NULL};
+enum { T_AWAKE, T_WAIT, T_WAKE_PENDING };
+static const char *const WB_NAMES[] = {"result", NULL};
+
+static kind_t k_parker, k_lead_a, k_lead_b, k_ts, k_wb;
+static int g_lead_ok;
+static PyTypeObject *g_plain_lock_type; /* _thread.lock, when its layout is ring_lockobject */
+static PyObject *py_acquire, *g_busy;   /* RingParker.acquire; abi.RingBusyError */
+static PyObject *g_acquire_descr;       /* the C RingParker.acquire */
+/* Leadership.enter_or_follow and RingParker._wait_as_leader, as configured: one replaced on
+ * its class (a test's stand-in) sends every wait to the Python method, which calls it. */
+static PyObject *py_enter_or_follow, *py_wait_as_leader, *s_enter_or_follow, *s_wait_as_leader;
+static PyObject *s_acquire_r, *s_leave, *s_idle_for, *s_flush_taken, *s_enter, *s_enter_timeout,
+    *s_sq_ready;
+/* lock.acquire(False): 1 taken, 0 not, -1 error. */
+static int
+try_lock(PyObject *lock)
+{
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
+    if (Py_IS_TYPE(lock, g_plain_lock_type)) {
+        ring_lockobject *l = (ring_lockobject *)lock;
+        if (PyThread_acquire_lock_timed(l->lock_lock, 0, 0) == PY_LOCK_ACQUIRED) {
+            l->locked = 1;
+            return 1;
+        }
+        return 0;
+    }
+#endif
+    PyObject *r = PyObject_CallMethodOneArg(lock, s_acquire_r, Py_False);
+    if (r == NULL) {
+        return -1;
+    }
+    int t = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return t;
+}
+
+static double
+monotonic_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* slot += 1 on an int slot (a counter): 0 or -1. */
+static int
+count(kind_t *k, PyObject *obj, int i)
+{
+    PyObject *v = slot_borrow(k, obj, i);
+    if (v == NULL) {
+        PyErr_SetString(PyExc_AttributeError, k->names[i] ? PyUnicode_AsUTF8(k->names[i]) : "?");
+        return -1;
+    }
+    PyObject *more = PyNumber_Add(v, g_one);
+    if (more == NULL) {
+        return -1;
+    }
+    return set(k, 1, obj, i, more);
+}
+
+/* Truth of a borrowed object: 1, 0, -1. */
+static inline int
+is_true(PyObject *v)
+{
+    if (v == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "an unset slot");
+        return -1;
+    }
+    if (v == Py_True) {
+        return 1;
+    }
+    if (v == Py_False || v == Py_None) {
+        return 0;
+    }
+    if (PyList_CheckExact(v)) {
+        return PyList_GET_SIZE(v) != 0;
+    }
+    return PyObject_IsTrue(v);
+}
+
+/* ``func()`` / ``func(a)`` / ``func(a, b)`` */
+static PyObject *
+call_n(PyObject *func, PyObject *a, PyObject *b)
+{
+    PyObject *args[2] = {a, b};
+    Py_ssize_t n = a == NULL ? 0 : b == NULL ? 1 : 2;
+    if (func == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "an unset slot");
+        return NULL;
+    }
+    return PyObject_Vectorcall(func, args, n, NULL);
+}
+
+/* A call whose result is dropped: 0 or -1. */
+static int
+call_void(PyObject *func, PyObject *a, PyObject *b)
+{
+    PyObject *r = call_n(func, a, b);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+static int
+method_void(PyObject *obj, PyObject *name, PyObject *a, PyObject *b)
+{
+    PyObject *args[3] = {obj, a, b};
+    Py_ssize_t n = a == NULL ? 1 : b == NULL ? 2 : 3;
+    PyObject *r = PyObject_VectorcallMethod(name, args, n, NULL);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+/* ring.sq_ready() as a truth value: 1, 0, -1. */
+static int
+ring_sq_pending(PyObject *ring)
+{
+    PyObject *r;
+    if (_PyType_Lookup(Py_TYPE(ring), s_sq_ready) == g_sq_ready_descr) {
+        r = ring_sq_ready(ring, NULL);
+    }
+    else {
+        r = PyObject_CallMethodNoArgs(ring, s_sq_ready);
+    }
+    if (r == NULL) {
+        return -1;
+    }
+    int t = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return t;
+}
+
+/* lead.flush_taken(ts, burst) when burst: 0 or -1. */
+static int
+flush_taken(PyObject *lead, PyObject *ts, long burst)
+{
+    if (!burst) {
+        return 0;
+    }
+    PyObject *b = PyLong_FromLong(burst);
+    if (b == NULL) {
+        return -1;
+    }
+    int r = method_void(lead, s_flush_taken, ts, b);
+    Py_DECREF(b);
+    return r;
+}
+
+/* The waiter's loop (``RingParker._wait_as_leader``): 1 (True: the token), 0 (False: the wait
+ * ended in place, or the timeout), 2 (None: the backend is closing), -1 (an error). */
+static int
+wait_as_leader(PyObject *self, PyObject *lead, PyObject *lock, PyObject *ts, double timeout)
+{
+    PyObject *ring = slot_borrow(&k_lead_b, lead, L_RING);
+    PyObject *reap = slot_borrow(&k_lead_b, lead, L_REAP);
+    PyObject *deferred = slot_borrow(&k_lead_a, lead, L_DEFERRED);
+    if (ring == NULL || reap == NULL || deferred == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "Leadership is not set up");
+        return -1;
+    }
+    /* (held for the wait: a concurrent rebinding of the slots cannot free them under us) */
+    Py_INCREF(ring);
+    Py_INCREF(reap);
+    Py_INCREF(deferred);
+    int result = -1;
+    double deadline = timeout < 0 ? -1.0 : monotonic_now() + timeout;
+    PyObject *wait = slot_borrow(&k_ts, ts, T_WAIT);
+    if (wait == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "wait");
+        goto out;
+    }
+    Py_INCREF(wait);
+    int wfast = wait == Py_None ? 0 : kind_fast(&k_wb, Py_TYPE(wait));
+    PyObject *awake = wait != Py_None ? Py_True : Py_False;
+    set(&k_ts, 1, ts, T_AWAKE, Py_NewRef(awake));
+    for (;;) {
+        /* ``if reap():`` */
+        PyObject *n;
+        if (PyCFunction_Check(reap) && PyCFunction_GET_FUNCTION(reap) == (PyCFunction)reaper_reap) {
+            n = reaper_reap(PyCFunction_GET_SELF(reap), NULL);
+        }
+        else {
+            n = PyObject_CallNoArgs(reap);
+        }
+        if (n == NULL) {
+            goto out_wait;
+        }
+        int took = PyObject_IsTrue(n);
+        Py_DECREF(n);
+        if (took < 0) {
+            goto out_wait;
+        }
+        int ended;
+        if (took) {
+            ended = 0;
+            if (wait != Py_None) {
+                PyObject *res = get(&k_wb, wfast, wait, 0);
+                if (res == NULL) {
+                    goto out_wait;
+                }
+                ended = res != Py_None;
+                Py_DECREF(res);
+            }
+            if (ended) {
+                int d = is_true(deferred);
+                if (d < 0 || (d && call_void(slot_borrow(&k_lead_b, lead, L_FLUSH), ts, NULL) < 0)) {
+                    goto out_wait;
+                }
+                int wp = is_true(slot_borrow(&k_ts, ts, T_WAKE_PENDING));
+                if (wp < 0) {
+                    goto out_wait;
+                }
+                if (wp) {
+                    result = try_lock(lock);
+                    goto out_wait;
+                }
+                if (count(&k_lead_a, lead, L_OWN_WAKES) < 0) {
+                    goto out_wait;
+                }
+                result = 0;
+                goto out_wait;
+            }
+            int t = try_lock(lock);
+            if (t < 0) {
+                goto out_wait;
+            }
+            if (t) {
+                int d = is_true(deferred);
+                if (d < 0 || (d && call_void(slot_borrow(&k_lead_b, lead, L_FLUSH), ts, NULL) < 0)) {
+                    goto out_wait;
+                }
+                result = 1;
+                goto out_wait;
+            }
+            continue;
+        }
+        /* ``try:`` the burst taken over and the sleep */
+        long burst = 0;
+        {
+            int d = is_true(deferred);
+            if (d < 0) {
+                goto except;
+            }
+            if (d) {
+                PyObject *tb = slot_borrow(&k_lead_b, lead, L_TAKE_BURST);
+                PyObject *b;
+                if (tb != NULL && PyCFunction_Check(tb) &&
+                    PyCFunction_GET_FUNCTION(tb) == (PyCFunction)deferral_take_burst) {
+                    b = deferral_take_burst(PyCFunction_GET_SELF(tb), ts);
+                }
+                else if (tb != NULL) {
+                    b = call_n(tb, ts, NULL);
+                }
+                else {
+                    PyErr_SetString(PyExc_AttributeError, "take_burst");
+                    b = NULL;
+                }
+                if (b == NULL) {
+                    goto except;
+                }
+                burst = PyLong_AsLong(b);
+                Py_DECREF(b);
+                if (burst == -1 && PyErr_Occurred()) {
+                    goto except;
+                }
+            }
+            set(&k_parker, 1, self, R_IN_KERNEL, Py_NewRef(Py_True));
+            set(&k_ts, 1, ts, T_AWAKE, Py_NewRef(Py_False));
+            ended = 0;
+            if (wait != Py_None) {
+                PyObject *res = get(&k_wb, wfast, wait, 0);
+                if (res == NULL) {
+                    goto except;
+                }
+                ended = res != Py_None;
+                Py_DECREF(res);
+            }
+            if (ended) {
+                if (flush_taken(lead, ts, burst) < 0) {
+                    goto except;
+                }
+                int wp = is_true(slot_borrow(&k_ts, ts, T_WAKE_PENDING));
+                if (wp < 0) {
+                    goto except;
+                }
+                if (wp) {
+                    result = try_lock(lock);
+                    if (result < 0) {
+                        goto except;
+                    }
+                    goto out_wait;
+                }
+                if (count(&k_lead_a, lead, L_OWN_WAKES) < 0) {
+                    goto except;
+                }
+                result = 0;
+                goto out_wait;
+            }
+            int t = try_lock(lock);
+            if (t < 0) {
+                goto except;
+            }
+            if (t) {
+                if (flush_taken(lead, ts, burst) < 0) {
+                    goto except;
+                }
+                result = 1;
+                goto out_wait;
+            }
+            int closed = is_true(slot_borrow(&k_lead_a, lead, L_CLOSED));
+            if (closed < 0) {
+                goto except;
+            }
+            if (closed) {
+                if (flush_taken(lead, ts, burst) < 0) {
+                    goto except;
+                }
+                result = 2;
+                goto out_wait;
+            }
+            if (count(&k_lead_a, lead, L_WAITS) < 0) {
+                goto except;
+            }
+            double remaining = -1.0;
+            if (deadline >= 0) {
+                remaining = deadline - monotonic_now();
+                if (remaining <= 0) {
+                    if (flush_taken(lead, ts, burst) < 0) {
+                        goto except;
+                    }
+                    result = try_lock(lock);
+                    if (result < 0) {
+                        goto except;
+                    }
+                    goto out_wait;
+                }
+            }
+            /* ring.enter(burst, 1) / ring.enter_timeout(burst, 1, remaining) */
+            PyObject *submitted;
+            if (remaining < 0) {
+                if (_PyType_Lookup(Py_TYPE(ring), s_enter) == g_enter_descr) {
+                    PyObject *args[2] = {NULL, NULL};
+                    args[0] = PyLong_FromLong(burst);
+                    args[1] = g_one;
+                    submitted = args[0] == NULL ? NULL : ring_enter(ring, args, 2);
+                    Py_XDECREF(args[0]);
+                }
+                else {
+                    PyObject *b = PyLong_FromLong(burst);
+                    submitted = b == NULL ? NULL
+                                          : PyObject_CallMethodObjArgs(ring, s_enter, b, g_one, NULL);
+                    Py_XDECREF(b);
+                }
+            }
+            else {
+                PyObject *b = PyLong_FromLong(burst), *r = PyFloat_FromDouble(remaining);
+                if (b == NULL || r == NULL) {
+                    submitted = NULL;
+                }
+                else if (_PyType_Lookup(Py_TYPE(ring), s_enter_timeout) == g_enter_timeout_descr) {
+                    PyObject *args[3] = {b, g_one, r};
+                    submitted = ring_enter_timeout(ring, args, 3);
+                }
+                else {
+                    submitted = PyObject_CallMethodObjArgs(ring, s_enter_timeout, b, g_one, r, NULL);
+                }
+                Py_XDECREF(b);
+                Py_XDECREF(r);
+            }
+            if (submitted == NULL) {
+                if (!PyErr_ExceptionMatches(g_busy)) {
+                    goto except;
+                }
+                PyErr_Clear(); /* the ring thread submits it (lead.py) */
+                if (call_void(slot_borrow(&k_lead_b, lead, L_BURST_LEFT), ts, Py_True) < 0) {
+                    goto except;
+                }
+            }
+            else {
+                long done = PyLong_AsLong(submitted);
+                Py_DECREF(submitted);
+                if (done == -1 && PyErr_Occurred()) {
+                    goto except;
+                }
+                if (done < burst) {
+                    int p = ring_sq_pending(ring);
+                    if (p < 0) {
+                        goto except;
+                    }
+                    if (p && call_void(slot_borrow(&k_lead_b, lead, L_BURST_LEFT), ts,
+                                       Py_False) < 0) {
+                        goto except;
+                    }
+                }
+            }
+        }
+        set(&k_parker, 1, self, R_IN_KERNEL, Py_NewRef(Py_False));
+        set(&k_ts, 1, ts, T_AWAKE, Py_NewRef(awake));
+        continue;
+    except: {
+        /* ``except BaseException: if ring.sq_ready(): lead.burst_left(ts, False); raise`` */
+        PyObject *et, *ev, *etb;
+        PyErr_Fetch(&et, &ev, &etb);
+        int p = ring_sq_pending(ring);
+        if (p > 0) {
+            PyObject *bl = slot_borrow(&k_lead_b, lead, L_BURST_LEFT);
+            p = bl == NULL ? -1 : call_void(bl, ts, Py_False);
+        }
+        if (p < 0) { /* (an exception in the handler replaces the first, as in Python) */
+            Py_XDECREF(et);
+            Py_XDECREF(ev);
+            Py_XDECREF(etb);
+        }
+        else {
+            PyErr_Restore(et, ev, etb);
+        }
+        result = -1;
+        goto out_wait;
+    }
+    }
+out_wait:
+    Py_DECREF(wait);
+out:
+    Py_DECREF(ring);
+    Py_DECREF(reap);
+    Py_DECREF(deferred);
+    return result;
+}
+
+/* RingParker.acquire(blocking=True, timeout=-1) */
+static PyObject *
+parker_acquire(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    int blocking = 1;
+    double timeout = -1.0;
+    if (!g_lead_ok || nargs > 2 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames)) ||
+        !kind_fast(&k_parker, Py_TYPE(self))) {
+        goto python;
+    }
+    if (nargs >= 1) {
+        if ((blocking = PyObject_IsTrue(args[0])) < 0) {
+            return NULL;
+        }
+    }
+    if (nargs == 2) {
+        if (PyFloat_CheckExact(args[1])) {
+            timeout = PyFloat_AS_DOUBLE(args[1]);
+        }
+        else if (PyLong_CheckExact(args[1])) {
+            timeout = PyLong_AsDouble(args[1]);
+            if (timeout == -1.0 && PyErr_Occurred()) {
+                PyErr_Clear();
+                goto python;
+            }
+        }
+        else {
+            goto python;
+        }
+        if (isnan(timeout)) {
+            goto python;
+        }
+    }
+    PyObject *lock = slot_borrow(&k_parker, self, R_LOCK);
+    PyObject *lead = slot_borrow(&k_parker, self, R_LEAD);
+    PyObject *ts = slot_borrow(&k_parker, self, R_TS);
+    if (lock == NULL || lead == NULL || ts == NULL || !kind_fast(&k_lead_a, Py_TYPE(lead)) ||
+        !kind_fast(&k_lead_b, Py_TYPE(lead)) || !kind_fast(&k_ts, Py_TYPE(ts)) ||
+        _PyType_Lookup(Py_TYPE(lead), s_enter_or_follow) != py_enter_or_follow ||
+        _PyType_Lookup(Py_TYPE(self), s_wait_as_leader) != py_wait_as_leader) {
+        goto python;
+    }
+    int t = try_lock(lock);
+    if (t != 0) {
+        return t < 0 ? NULL : Py_NewRef(Py_True);
+    }
+    if (!blocking) {
+        Py_RETURN_FALSE;
+    }
+    if (slot_borrow(&k_lead_a, lead, L_OWNER) != self) {
+        goto python; /* (a wait that parks plainly, or a first entry: Python) */
+    }
+    /* enter_or_follow's leading case, under the backend's lock */
+    PyObject *llock = slot_borrow(&k_lead_b, lead, L_LOCK);
+    if (llock == NULL) {
+        goto python;
+    }
+    Py_INCREF(llock);
+    Py_INCREF(lock);
+    Py_INCREF(lead);
+    Py_INCREF(ts);
+    PyObject *result = NULL;
+    if (fio_acquire(llock) < 0) {
+        goto done; /* (nothing done: the Python method's except path has nothing to undo) */
+    }
+    PyObject *closed = slot_borrow(&k_lead_a, lead, L_CLOSED);
+    PyObject *waiter = slot_borrow(&k_lead_a, lead, L_WAITER);
+    int c = closed == NULL ? -1 : is_true(closed);
+    if (c != 0 || waiter != Py_None || slot_borrow(&k_lead_a, lead, L_OWNER) != self) {
+        fio_release(llock);
+        if (c < 0) {
+            goto done;
+        }
+        result = delegate_n(py_acquire, self, args, nargs, NULL); /* a follower: Python */
+        goto done;
+    }
+    set(&k_lead_a, 1, lead, L_WAITER, Py_NewRef(self));
+    int r = count(&k_lead_a, lead, L_LEADS);
+    fio_release(llock);
+    int got = r < 0 ? -1 : wait_as_leader(self, lead, lock, ts, timeout);
+    /* ``finally:`` (Leadership.leave's lock-free half inlined, as in Python) */
+    {
+        PyObject *et = NULL, *ev = NULL, *etb = NULL;
+        if (got < 0) {
+            PyErr_Fetch(&et, &ev, &etb);
+        }
+        set(&k_parker, 1, self, R_IN_KERNEL, Py_NewRef(Py_False));
+        set(&k_ts, 1, ts, T_AWAKE, Py_NewRef(Py_False));
+        set(&k_lead_a, 1, lead, L_WAITER, Py_NewRef(Py_None));
+        PyObject *followers = slot_borrow(&k_lead_a, lead, L_FOLLOWERS);
+        int f = followers == NULL ? 0 : is_true(followers);
+        if (f > 0) {
+            f = method_void(lead, s_leave, NULL, NULL);
+        }
+        if (f < 0) {
+            Py_XDECREF(et);
+            Py_XDECREF(ev);
+            Py_XDECREF(etb);
+            goto done;
+        }
+        if (got < 0) {
+            PyErr_Restore(et, ev, etb);
+            goto done;
+        }
+    }
+    if (got == 1) {
+        /* Woken by another thread's token: with nothing left on the ring, the owner gives it
+         * back (lead.py). */
+        if (slot_borrow(&k_lead_a, lead, L_OWNER) == self) {
+            PyObject *fl = call_n(slot_borrow(&k_lead_b, lead, L_IN_FLIGHT), NULL, NULL);
+            if (fl == NULL) {
+                goto done;
+            }
+            int busy = PyObject_IsTrue(fl);
+            Py_DECREF(fl);
+            if (busy < 0) {
+                goto done;
+            }
+            if (!busy) {
+                int d = is_true(slot_borrow(&k_lead_a, lead, L_DEFERRED));
+                if (d < 0 || (!d && method_void(lead, s_idle_for, self, NULL) < 0)) {
+                    goto done;
+                }
+            }
+        }
+        result = Py_NewRef(Py_True);
+    }
+    else if (got == 0) {
+        result = Py_NewRef(Py_False);
+    }
+    else {
+        /* The backend closed under us: park plainly (block() recomputes its deadline). */
+        int t2 = try_lock(lock);
+        if (t2 >= 0) {
+            result = Py_NewRef(t2 ? Py_True : Py_False);
+        }
+    }
+done:
+    Py_DECREF(llock);
+    Py_DECREF(lock);
+    Py_DECREF(lead);
+    Py_DECREF(ts);
+    return result;
+
+python:
+    return delegate_n(py_acquire, self, args, nargs, kwnames);
+}
+
+static PyMethodDef lead_defs[] = {
+    {"acquire", (PyCFunction)(void (*)(void))parker_acquire, METH_FASTCALL | METH_KEYWORDS,
+     "acquire(blocking=True, timeout=-1)\n--\n\nTake the token; lead the ring meanwhile (C "
+     "accelerator of RingParker.acquire)."},
+    {NULL, NULL, 0, NULL}};
+
+/* configure_ring("lead", RingParker, Leadership, ThreadState, WaitBlock, py_acquire,
+ *                RingBusyError, threading.Lock()) */
+static PyObject *
+configure_lead(PyObject *args)
+{
+    const char *what;
+    PyTypeObject *tp, *leadt, *tst, *wbt;
+    PyObject *acquire, *busy, *sample;
+    if (!PyArg_ParseTuple(args, "sO!O!O!O!OOO:configure_ring", &what, &PyType_Type, &tp,
+                          &PyType_Type, &leadt, &PyType_Type, &tst, &PyType_Type, &wbt, &acquire,
+                          &busy, &sample)) {
+        return NULL;
+    }
+    s_enter_or_follow = PyUnicode_InternFromString("enter_or_follow");
+    s_wait_as_leader = PyUnicode_InternFromString("_wait_as_leader");
+    if (s_enter_or_follow == NULL || s_wait_as_leader == NULL) {
+        return NULL;
+    }
+    py_enter_or_follow = _PyType_Lookup(leadt, s_enter_or_follow);
+    py_wait_as_leader = _PyType_Lookup(tp, s_wait_as_leader);
+    if (py_enter_or_follow == NULL || py_wait_as_leader == NULL) {
+        PyErr_SetString(PyExc_TypeError, "enter_or_follow, _wait_as_leader");
+        return NULL;
+    }
+    Py_INCREF(py_enter_or_follow);
+    Py_INCREF(py_wait_as_leader);
+    if (g_lead_ok || !g_ring_ok || !g_deferral_ok || !g_reaper_ok) {
+        PyErr_SetString(PyExc_RuntimeError, "configured once, after ring, deferral and reaper");
+        return NULL;
+    }
+    if (s_acquire_r == NULL) {
+        s_acquire_r = PyUnicode_InternFromString("acquire");
+    }
+    s_leave = PyUnicode_InternFromString("leave");
+    s_idle_for = PyUnicode_InternFromString("idle_for");
+    s_flush_taken = PyUnicode_InternFromString("flush_taken");
+    s_enter = PyUnicode_InternFromString("enter");
+    s_enter_timeout = PyUnicode_InternFromString("enter_timeout");
+    s_sq_ready = PyUnicode_InternFromString("sq_ready");
+    if (s_acquire_r == NULL || s_leave == NULL || s_idle_for == NULL || s_flush_taken == NULL ||
+        s_enter == NULL || s_enter_timeout == NULL || s_sq_ready == NULL) {
+        return NULL;
+    }
+    if (kind_init(&k_parker, tp, PARKER_NAMES) < 0 ||
+        kind_init(&k_lead_a, leadt, LEAD_A_NAMES) < 0 ||
+        kind_init(&k_lead_b, leadt, LEAD_B_NAMES) < 0 || kind_init(&k_ts, tst, TS_NAMES) < 0 ||
+        kind_init(&k_wb, wbt, WB_NAMES) < 0) {
+        return NULL;
+    }
+    ref(&py_acquire, acquire);
+    ref(&g_busy, busy);
+    if (strcmp(Py_TYPE(sample)->tp_name, "_thread.lock") == 0 &&
+        Py_TYPE(sample)->tp_basicsize == (Py_ssize_t)sizeof(ring_lockobject)) {
+        g_plain_lock_type = (PyTypeObject *)Py_NewRef(Py_TYPE(sample));
+    }
+    PyObject *d = descriptors(tp, lead_defs);
+    if (d == NULL) {
+        return NULL;
+    }
+    ref(&g_acquire_descr, PyDict_GetItemString(d, "acquire"));
+    g_lead_ok = 1;
+    return d;
+}
+
+/* ------------------------------------------------------------------ the port wait (_port.py) */
+
+/* CompletionPort.get_many(max_count) / get_many(max_count, None) in C: the hot shapes of a
+ * thread that stays on its port, not alertable, no timeout: take what is queued, or register
+ * its wait block (LIFO) and block in it (``_wait.block``, its parker being the ring leader's C
+ * acquire when it leads the ring). Statement for statement with the Python method; every other
+ * shape (first call on this port, APCs or termination pending, idle work queued, a closed
+ * port, keywords, subclasses) goes to the Python method before anything is touched; a wait
+ * that ends without a hand-off ends in the Python continuation ``_after_wait``; an exception
+ * once anything was touched goes through ``_interrupted``, as in Python. */
+
+static const char *const PORT2_NAMES[] = {"closed", "_running", "_packets", "_getters",
+                                          "concurrency", NULL};
+enum { Q_CLOSED, Q_RUNNING, Q_PACKETS, Q_GETTERS, Q_CONCURRENCY };
+static const char *const TS2_NAMES[] = {"special_apcs", "terminating", "block_listener", "wait",
+                                        "parker", "on_block", "wake_pending", NULL};
+enum { U_SPECIAL, U_TERMINATING, U_LISTENER, U_WAIT, U_PARKER, U_ON_BLOCK, U_WAKE_PENDING };
+static const char *const WB2_NAMES[] = {"thread", "objects", "wait_all", "alertable", "detach",
+                                        "result", "data", NULL};
+enum { W_THREAD, W_OBJECTS, W_WAIT_ALL, W_ALERTABLE, W_DETACH, W_RESULT, W_DATA };
+
+static kind_t k_port2, k_ts2, k_wb2;
+static int g_port_ok;
+static PyTypeObject *g_wb_type;
+static PyObject *py_get_many, *g_tls, *g_dispatch_lock, *g_py_block, *g_unlink_wait,
+    *g_check_terminating, *g_flush_deferred, *g_take, *g_terminated, *g_handoff;
+static PyObject *s_ts, *s_queued, *s_detach, *s_clear, *s_interrupted, *s_after_wait,
+    *s_deferred2, *g_empty_tuple;
+
+static int
+flag(PyObject *obj, kind_t *k, int i)
+{
+    return is_true(slot_borrow(k, obj, i));
+}
+
+/* ``_wait.block(ts, wb, None, None)`` for a wait that is not alertable: the result (a new
+ * reference), or NULL with an error. */
+static PyObject *
+port_block(PyObject *ts, PyObject *wb)
+{
+    PyObject *on_block = slot_borrow(&k_ts2, ts, U_ON_BLOCK);
+    if (on_block != Py_None) {
+        PyObject *args[4] = {ts, wb, Py_None, Py_None};
+        return PyObject_Vectorcall(g_py_block, args, 4, NULL);
+    }
+    PyObject *parker = slot_borrow(&k_ts2, ts, U_PARKER);
+    if (parker == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "parker");
+        return NULL;
+    }
+    Py_INCREF(parker);
+    PyObject *result = NULL;
+    for (;;) {
+        PyObject *got_obj;
+        if (g_acquire_descr != NULL &&
+            _PyType_Lookup(Py_TYPE(parker), s_acquire_r) == g_acquire_descr) {
+            got_obj = parker_acquire(parker, NULL, 0, NULL);
+        }
+        else {
+            got_obj = PyObject_CallMethodNoArgs(parker, s_acquire_r);
+        }
+        if (got_obj == NULL) {
+            goto out;
+        }
+        int got = PyObject_IsTrue(got_obj);
+        Py_DECREF(got_obj);
+        if (got < 0) {
+            goto out;
+        }
+        if (!got && slot_borrow(&k_ts2, ts, U_WAIT) == Py_None) {
+            /* Ended by this thread itself, awake in its wait (``_wait.block``). */
+            PyObject *r = slot_borrow(&k_wb2, wb, W_RESULT);
+            if (r != NULL && r != Py_None) {
+                Py_INCREF(r);
+                if (PyObject_RichCompareBool(r, g_terminated, Py_EQ) == 1) {
+                    PyObject *c = call_n(g_check_terminating, ts, NULL);
+                    if (c == NULL) {
+                        Py_DECREF(r);
+                        goto out;
+                    }
+                    Py_DECREF(c);
+                }
+                result = r;
+                goto out;
+            }
+        }
+        if (fio_acquire(g_dispatch_lock) < 0) {
+            goto out;
+        }
+        int ok = 0;
+        PyObject *r = NULL;
+        if (got) {
+            set(&k_ts2, 1, ts, U_WAKE_PENDING, Py_NewRef(Py_False));
+        }
+        else {
+            int wp = flag(ts, &k_ts2, U_WAKE_PENDING);
+            if (wp < 0) {
+                goto locked_out;
+            }
+            if (wp) {
+                /* the token came after our acquire gave up: taken, the parker locked again */
+                if (try_lock(parker) < 0) {
+                    goto locked_out;
+                }
+                set(&k_ts2, 1, ts, U_WAKE_PENDING, Py_NewRef(Py_False));
+            }
+        }
+        r = slot_borrow(&k_wb2, wb, W_RESULT);
+        if (r == NULL) {
+            PyErr_SetString(PyExc_AttributeError, "result");
+            goto locked_out;
+        }
+        Py_INCREF(r);
+        if (r == Py_None) {
+            int term = flag(ts, &k_ts2, U_TERMINATING);
+            if (term < 0) {
+                goto locked_out;
+            }
+            if (!term) {
+                Py_CLEAR(r);
+                fio_release(g_dispatch_lock);
+                continue; /* spurious (a follower promoted, a stale token): block again */
+            }
+            if (call_void(g_unlink_wait, wb, NULL) < 0) {
+                goto locked_out;
+            }
+            Py_SETREF(r, Py_NewRef(g_terminated));
+        }
+        set(&k_ts2, 1, ts, U_WAIT, Py_NewRef(Py_None));
+        ok = 1;
+    locked_out:
+        fio_release(g_dispatch_lock);
+        if (!ok) {
+            Py_XDECREF(r);
+            goto out;
+        }
+        if (PyObject_RichCompareBool(r, g_terminated, Py_EQ) == 1) {
+            PyObject *c = call_n(g_check_terminating, ts, NULL);
+            if (c == NULL) {
+                Py_DECREF(r);
+                goto out;
+            }
+            Py_DECREF(c);
+        }
+        result = r;
+        goto out;
+    }
+out:
+    Py_DECREF(parker);
+    return result;
+}
+
+/* ``self._interrupted(ts, wb, taken)`` with the current exception kept (or replaced by the
+ * handler's own): always returns NULL. */
+static PyObject *
+port_interrupted(PyObject *self, PyObject *ts, PyObject *wb, PyObject *taken)
+{
+    PyObject *et, *ev, *etb;
+    PyErr_Fetch(&et, &ev, &etb);
+    PyObject *args[4] = {self, ts, wb == NULL ? Py_None : wb, taken == NULL ? Py_None : taken};
+    PyObject *r = PyObject_VectorcallMethod(s_interrupted, args, 4, NULL);
+    if (r == NULL) {
+        Py_XDECREF(et);
+        Py_XDECREF(ev);
+        Py_XDECREF(etb);
+        return NULL;
+    }
+    Py_DECREF(r);
+    PyErr_Restore(et, ev, etb);
+    return NULL;
+}
+
+static PyObject *
+handoff(PyObject *taken)
+{
+    return PyTuple_Pack(2, g_handoff, taken);
+}
+
+/* CompletionPort.get_many(max_count, timeout=None, *, alertable=False) */
+static PyObject *
+port_get_many(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames)) {
+        /* ``alertable=False`` only (``get()`` passes it) */
+        if (PyTuple_GET_SIZE(kwnames) != 1 ||
+            PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "alertable") != 0 ||
+            args[nargs] != Py_False) {
+            goto python;
+        }
+    }
+    if (!g_port_ok || nargs < 1 || nargs > 2 || (nargs == 2 && args[1] != Py_None) ||
+        !PyLong_CheckExact(args[0]) || !kind_fast(&k_port2, Py_TYPE(self))) {
+        goto python;
+    }
+    int overflow;
+    long long max_count = PyLong_AsLongLongAndOverflow(args[0], &overflow);
+    if (overflow || max_count < 1) {
+        PyErr_Clear();
+        goto python; /* (ERROR_INVALID_PARAMETER from Python) */
+    }
+    PyObject *ts = PyObject_GetAttr(g_tls, s_ts);
+    if (ts == NULL) {
+        PyErr_Clear();
+        goto python; /* a thread's first wait: current_thread_state adopts it */
+    }
+    if (!kind_fast(&k_ts2, Py_TYPE(ts))) {
+        Py_DECREF(ts);
+        goto python;
+    }
+    int r1 = flag(ts, &k_ts2, U_SPECIAL), r2 = r1 ? r1 : flag(ts, &k_ts2, U_TERMINATING);
+    PyObject *queued = r2 ? NULL : PyObject_GetAttr(g_idle_work, s_queued);
+    int r3 = queued == NULL ? -1 : PyObject_IsTrue(queued);
+    Py_XDECREF(queued);
+    if (r1 || r2 || r3) {
+        Py_DECREF(ts);
+        if (r1 < 0 || r2 < 0 || r3 < 0) {
+            PyErr_Clear();
+        }
+        goto python; /* APCs to run, termination, idle work: the Python method */
+    }
+    PyObject *wb = NULL, *taken = NULL, *result = NULL;
+    if (fio_acquire(g_dispatch_lock) < 0) {
+        result = port_interrupted(self, ts, NULL, NULL);
+        Py_DECREF(ts);
+        return result;
+    }
+    /* under LOCK */
+    int c = flag(self, &k_port2, Q_CLOSED);
+    if (c != 0 || slot_borrow(&k_ts2, ts, U_LISTENER) != self) {
+        fio_release(g_dispatch_lock);
+        Py_DECREF(ts);
+        if (c < 0) {
+            PyErr_Clear();
+        }
+        goto python; /* closed (Python raises), or another port's thread (_enter_locked) */
+    }
+    PyObject *running = slot_borrow(&k_port2, self, Q_RUNNING);
+    PyObject *packets = slot_borrow(&k_port2, self, Q_PACKETS);
+    PyObject *getters = slot_borrow(&k_port2, self, Q_GETTERS);
+    PyObject *conc = slot_borrow(&k_port2, self, Q_CONCURRENCY);
+    if (running == NULL || !PySet_CheckExact(running) || packets == NULL || getters == NULL ||
+        !PyList_CheckExact(getters) || conc == NULL || !PyLong_CheckExact(conc)) {
+        fio_release(g_dispatch_lock);
+        Py_DECREF(ts);
+        goto python;
+    }
+    Py_INCREF(running);
+    Py_INCREF(packets);
+    Py_INCREF(getters);
+    long long concurrency = PyLong_AsLongLong(conc);
+    int ok = 0;
+    if (concurrency == -1 && PyErr_Occurred()) {
+        goto locked_out;
+    }
+    if (PySet_Discard(running, ts) < 0) {
+        goto locked_out;
+    }
+    Py_ssize_t n = PyObject_Length(packets);
+    if (n < 0) {
+        goto locked_out;
+    }
+    if (n && PySet_GET_SIZE(running) < concurrency) {
+        if (n <= max_count) {
+            taken = PySequence_List(packets);
+            if (taken == NULL) {
+                goto locked_out;
+            }
+            PyObject *cr = PyObject_CallMethodNoArgs(packets, s_clear);
+            if (cr == NULL) {
+                goto locked_out;
+            }
+            Py_DECREF(cr);
+        }
+        else {
+            taken = call_n(g_take, packets, args[0]);
+            if (taken == NULL) {
+                goto locked_out;
+            }
+        }
+        if (PySet_Add(running, ts) < 0) {
+            goto locked_out;
+        }
+    }
+    else {
+        PyObject *detach = PyObject_GetAttr(self, s_detach);
+        if (detach == NULL) {
+            goto locked_out;
+        }
+        wb = g_wb_type->tp_alloc(g_wb_type, 0);
+        if (wb == NULL) {
+            Py_DECREF(detach);
+            goto locked_out;
+        }
+        set(&k_wb2, 1, wb, W_THREAD, Py_NewRef(ts));
+        set(&k_wb2, 1, wb, W_OBJECTS, Py_NewRef(g_empty_tuple));
+        set(&k_wb2, 1, wb, W_WAIT_ALL, Py_NewRef(Py_False));
+        set(&k_wb2, 1, wb, W_ALERTABLE, Py_NewRef(Py_False));
+        set(&k_wb2, 1, wb, W_DETACH, detach);
+        set(&k_wb2, 1, wb, W_RESULT, Py_NewRef(Py_None));
+        set(&k_wb2, 1, wb, W_DATA, Py_NewRef(args[0]));
+        if (PyList_Append(getters, wb) < 0) {
+            Py_CLEAR(wb); /* (not registered: nothing to undo) */
+            goto locked_out;
+        }
+        set(&k_ts2, 1, ts, U_WAIT, Py_NewRef(wb));
+    }
+    ok = 1;
+locked_out:
+    fio_release(g_dispatch_lock);
+    Py_DECREF(running);
+    Py_DECREF(packets);
+    Py_DECREF(getters);
+    if (!ok) {
+        port_interrupted(self, ts, wb, taken);
+        goto done;
+    }
+    if (wb == NULL) {
+        /* Returning without blocking: what a backend deferred to this wait goes out now. */
+        PyObject *d = PyObject_GetAttr(g_idle_work, s_deferred2);
+        int dt = d == NULL ? -1 : PyObject_IsTrue(d);
+        Py_XDECREF(d);
+        if (dt < 0 || (dt && call_void(g_flush_deferred, NULL, NULL) < 0)) {
+            port_interrupted(self, ts, NULL, taken);
+            goto done;
+        }
+        result = handoff(taken);
+        goto done;
+    }
+    PyObject *code = port_block(ts, wb);
+    if (code == NULL) {
+        port_interrupted(self, ts, wb, NULL);
+        goto done;
+    }
+    int is_handoff = PyObject_RichCompareBool(code, g_handoff, Py_EQ);
+    if (is_handoff == 1) {
+        PyObject *data = slot_borrow(&k_wb2, wb, W_DATA);
+        result = data == NULL ? NULL : handoff(data);
+        if (result == NULL) {
+            port_interrupted(self, ts, wb, NULL);
+        }
+    }
+    else if (is_handoff == 0) {
+        PyObject *a[4] = {self, ts, wb, code};
+        result = PyObject_VectorcallMethod(s_after_wait, a, 4, NULL);
+    }
+    else {
+        port_interrupted(self, ts, wb, NULL);
+    }
+    Py_DECREF(code);
+done:
+    Py_XDECREF(wb);
+    Py_XDECREF(taken);
+    Py_DECREF(ts);
+    return result;
+
+python:
+    return delegate_n(py_get_many, self, args, nargs, kwnames);
+}
+
+static PyMethodDef port_defs[] = {
+    {"get_many", (PyCFunction)(void (*)(void))port_get_many, METH_FASTCALL | METH_KEYWORDS,
+     "get_many(max_count, timeout=None, *, alertable=False)\n--\n\n"
+     "GetQueuedCompletionStatusEx (C accelerator of the Python method's hot shapes)."},
+    {NULL, NULL, 0, NULL}};
+
+/* configure_ring("port", CompletionPort, WaitBlock, ThreadState, get_many, tls, LOCK,
+ *                IdleWork, block, unlink_wait, check_terminating, flush_deferred, _take,
+ *                TERMINATED, WAIT_OBJECT_0)  (after "lead") */
+static PyObject *
+configure_port(PyObject *args)
+{
+    const char *what;
+    PyTypeObject *tp, *wbt, *tst;
+    PyObject *gm, *tls, *lock, *idle, *block, *unlink, *check, *flush, *take, *term, *ho;
+    if (!PyArg_ParseTuple(args, "sO!O!O!OOOOOOOOOOO:configure_ring", &what, &PyType_Type, &tp,
+                          &PyType_Type, &wbt, &PyType_Type, &tst, &gm, &tls, &lock, &idle, &block,
+                          &unlink, &check, &flush, &take, &term, &ho)) {
+        return NULL;
+    }
+    if (g_port_ok) {
+        PyErr_SetString(PyExc_RuntimeError, "configured once");
+        return NULL;
+    }
+    if (s_acquire_r == NULL && (s_acquire_r = PyUnicode_InternFromString("acquire")) == NULL) {
+        return NULL;
+    }
+    s_ts = PyUnicode_InternFromString("ts");
+    s_queued = PyUnicode_InternFromString("queued");
+    s_detach = PyUnicode_InternFromString("_detach");
+    s_clear = PyUnicode_InternFromString("clear");
+    s_interrupted = PyUnicode_InternFromString("_interrupted");
+    s_after_wait = PyUnicode_InternFromString("_after_wait");
+    s_deferred2 = PyUnicode_InternFromString("deferred");
+    g_empty_tuple = PyTuple_New(0);
+    if (s_ts == NULL || s_queued == NULL || s_detach == NULL || s_clear == NULL ||
+        s_interrupted == NULL || s_after_wait == NULL || s_deferred2 == NULL ||
+        g_empty_tuple == NULL) {
+        return NULL;
+    }
+    if (kind_init(&k_port2, tp, PORT2_NAMES) < 0 || kind_init(&k_ts2, tst, TS2_NAMES) < 0 ||
+        kind_init(&k_wb2, wbt, WB2_NAMES) < 0) {
+        return NULL;
+    }
+    g_wb_type = (PyTypeObject *)Py_NewRef(wbt);
+    ref(&py_get_many, gm);
+    ref(&g_tls, tls);
+    ref(&g_dispatch_lock, lock);
+    ref(&g_idle_work, idle);
+    ref(&g_py_block, block);
+    ref(&g_unlink_wait, unlink);
+    ref(&g_check_terminating, check);
+    ref(&g_flush_deferred, flush);
+    ref(&g_take, take);
+    ref(&g_terminated, term);
+    ref(&g_handoff, ho);
+    g_port_ok = 1;
+    return descriptors(tp, port_defs);
 }

@@ -16,6 +16,10 @@ Facts encoded here:
   WAIT_OBJECT_0, queued packets are discarded and later completions dropped (§6.8).
 - GQCS is never alertable; GQCSEx(alertable) runs APCs (returning WAIT_IO_COMPLETION) only when
   no packet is available (§6.5).
+
+The C accelerator (``winaio._io._fastio``, ``_fastring.c``) replaces ``get_many``'s hot shapes
+(a thread that stays on its port, not alertable, no timeout) with exactly its effects; the
+Python method stays the reference and takes every other shape (``_accel``).
 """
 
 from __future__ import annotations
@@ -29,18 +33,26 @@ from .._clock import monotonic
 from .._kernel._apc import run_apcs, run_special_apcs
 from .._kernel._dispatcher import (
     LOCK,
+    TERMINATED,
     DispatcherObject,
     ThreadState,
     WaitBlock,
     complete_wait,
     end_wait,
+    unlink_wait,
     wake_waiters,
 )
-from .._kernel._threads import check_terminating, current_thread_state
+from .._kernel._threads import _tls, check_terminating, current_thread_state
 from .._kernel._wait import abandon_wait, block
 from ..codes import NtStatus, WaitCode, WinError, ntstatus_to_winerror
 from ..errors import Win32Error
+from . import _accel
 from ._backend import IdleWork, flush_deferred, run_idle_work
+
+try:
+    from . import _fastio
+except ImportError:  # not built (no C compiler): the Python methods run
+    _fastio = None  # type: ignore[assignment]
 
 __all__ = ["CompletionPacket", "CompletionPort", "set_async_iterator"]
 
@@ -298,13 +310,29 @@ class CompletionPort(DispatcherObject):
                 if code == _HANDOFF:
                     taken = wb.data
                     return _HANDOFF, taken
-                with LOCK:
-                    if code != _CLOSED and ts.block_listener is self:
-                        self._running.add(ts)
-                if code == _CLOSED:
-                    raise Win32Error(WinError.ERROR_ABANDONED_WAIT_0)
         except BaseException:
             self._interrupted(ts, wb, taken)
+            raise
+        if wb is not None:
+            return self._after_wait(ts, wb, code)
+        if code == _IO_COMPLETION:
+            run_special_apcs(ts)
+            run_apcs(ts)
+        return code, []
+
+    def _after_wait(
+        self, ts: ThreadState, wb: WaitBlock, code: int
+    ) -> tuple[int, list[CompletionPacket]]:
+        """:meth:`get_many`'s end after a wait ``wb`` that did not hand packets over (a
+        timeout, APCs, the port closing); shared by the C accelerator of ``get_many``."""
+        try:
+            with LOCK:
+                if code != _CLOSED and ts.block_listener is self:
+                    self._running.add(ts)
+            if code == _CLOSED:
+                raise Win32Error(WinError.ERROR_ABANDONED_WAIT_0)
+        except BaseException:
+            self._interrupted(ts, wb, None)
             raise
         if code == _IO_COMPLETION:
             run_special_apcs(ts)
@@ -395,3 +423,21 @@ def set_async_iterator(factory: Callable[[CompletionPort], Any]) -> None:
     """Install the implementation of ``async for packet in port`` (called by winaio.aio)."""
     global _async_iterator
     _async_iterator = factory
+
+
+#: CompletionPort.get_many: the Python method (reference, fallback) and its C accelerator.
+_PY_GET_MANY = CompletionPort.get_many
+_C_GET_MANY: Any = None
+if _fastio is not None:
+    _C_GET_MANY = _fastio.configure_ring(
+        "port", CompletionPort, WaitBlock, ThreadState, _PY_GET_MANY, _tls, LOCK, IdleWork,
+        block, unlink_wait, check_terminating, flush_deferred, _take, TERMINATED, _HANDOFF,
+    )["get_many"]  # fmt: skip
+
+
+def _install(on: bool) -> None:
+    get_many = _C_GET_MANY if on and _C_GET_MANY is not None else _PY_GET_MANY
+    type.__setattr__(CompletionPort, "get_many", get_many)
+
+
+_accel.register(_install)

@@ -60,9 +60,13 @@ completed once (``op.done``); buffers stay in the backend's table until the CQE;
 and concurrency accounting happen in the port, whoever delivers; requests outlive their
 issuer by the backend's migration (``uring``), whoever reaps.
 
-The parts a leader calls (``reap``, ``take_burst``...: bound methods of the backend's reaper
-and deferral) may be C functions (``winaio._io._accel``); when the accelerator is switched, every
-leadership looks them up again (:func:`_rebind`), so that it runs what is installed now.
+The C accelerator (``winaio._io._fastio``, ``_fastring.c``) replaces :meth:`RingParker.acquire`
+(with :meth:`Leadership.enter_or_follow`'s leading case and :meth:`RingParker._wait_as_leader`,
+which stay the reference) for the ring's owner, statement for statement; every other shape goes
+to the Python method first. The parts a leader calls (``reap``, ``take_burst``...: bound methods
+of the backend's reaper and deferral) may be C functions too (``winaio._io._accel``); when the
+accelerator is switched, every leadership looks them up again (:func:`_rebind`), so that it
+runs what is installed now.
 
 Imports ``winaio._kernel`` (the dispatcher lock, ``wake_thread``, the exit hook),
 ``winaio._io._accel``, ``abi`` and ``ring``.
@@ -77,11 +81,16 @@ import weakref
 from collections.abc import Callable
 
 from ..._io import _accel
-from ..._kernel._dispatcher import LOCK, Parker, ThreadState, wake_thread
+from ..._kernel._dispatcher import LOCK, Parker, ThreadState, WaitBlock, wake_thread
 from ..._kernel._parker import deferred_wakes as _deferred_wakes
 from ..._kernel._threads import add_thread_exit_hook
 from .abi import RingBusyError, full_fence
 from .ring import BackendRing
+
+try:
+    from ..._io import _fastio
+except ImportError:  # not built (no C compiler): the Python methods run
+    _fastio = None  # type: ignore[assignment]
 
 __all__ = ["WATCH_MAX", "WATCH_MIN", "Leadership", "RingParker"]
 
@@ -336,10 +345,7 @@ class Leadership:
         self.leads = self.waits = self.pokes = self.takeovers = self.own_wakes = 0
         _leaderships.add(self)
         if not _rebinding:
-            # Registered once the backend's parts' modules registered theirs (they are
-            # imported before a backend builds its leadership): rebinding runs after them.
-            _rebinding.append(_rebind)
-            _accel.register(_rebind)
+            _first_leadership()
 
     # ------------------------------------------------------------------ parkers
     def parker_for(self, ts: ThreadState) -> RingParker | None:
@@ -528,6 +534,31 @@ class Leadership:
 #: Every live leadership (:func:`_rebind`).
 _leaderships: weakref.WeakSet[Leadership] = weakref.WeakSet()
 _rebinding: list[Callable[[bool], None]] = []
+
+
+def _first_leadership() -> None:
+    """The first leadership: the backend's parts (``reaper``, ``deferral``) are imported
+    and configured by now, so the leader's C acquire can be (``_fastring.c`` needs theirs),
+    and the rebinding is registered after their installers (it must run after them)."""
+    global _C_ACQUIRE
+    _rebinding.append(_rebind)
+    if _fastio is not None:
+        _C_ACQUIRE = _fastio.configure_ring(
+            "lead", RingParker, Leadership, ThreadState, WaitBlock, _PY_ACQUIRE, RingBusyError,
+            threading.Lock(),
+        )["acquire"]  # fmt: skip
+    _accel.register(_install_acquire)
+    _accel.register(_rebind)
+
+
+#: RingParker.acquire: the Python method (reference, fallback) and its C accelerator.
+_PY_ACQUIRE = RingParker.acquire
+_C_ACQUIRE: object = None
+
+
+def _install_acquire(on: bool) -> None:
+    acquire = _C_ACQUIRE if on and _C_ACQUIRE is not None else _PY_ACQUIRE
+    type.__setattr__(RingParker, "acquire", acquire)
 
 
 def _rebind(on: bool) -> None:
