@@ -62,7 +62,7 @@ def configure_sockets(
     overlapped: type,
     socket_type: type,
     probe: Any,
-    lock: Any,
+    claim: Any,
     start_read: Any,
     start_write: Any,
     closed_error: Any,
@@ -71,10 +71,11 @@ def configure_sockets(
     recv_end: Any,
     send_failed: Any,
     send_rest: Any,
-    notify_success: Any,
     status_pending: int,
     ask_run: int,
     ask_every: int,
+    lock: Any,
+    wake_waiters: Any,
     /,
 ) -> tuple[Any, Any]: ...
 def configure_done(
