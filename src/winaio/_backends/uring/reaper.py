@@ -25,7 +25,11 @@ Invariants:
 
 The C accelerator (``winaio._io._fastio``, ``_fastring.c``) replaces :meth:`Reaper.reap` by a
 function that returns 0 at once on an empty CQ ring (a leader's first look, every wait) and
-calls the Python method otherwise (``winaio._io._accel``: :func:`_install`).
+calls the Python method otherwise; ``_fastdone.c`` replaces :meth:`Reaper.process` (its
+common batch), :meth:`Reaper.deliver`, this module's ``deliver``/``deliver_batch`` (and
+``_dispatch``'s) and ``StreamLines.service_direct``/``service`` (their plain direct head), with
+exactly their effects; the Python functions stay the reference and the fallback
+(``winaio._io._accel``: :func:`_install`; ``docs/design.md``, "The completion side in C").
 
 Imports ``winaio._io`` (operations, the delivery funnel, the accelerator), ``common``,
 ``migration`` and ``streams``.
