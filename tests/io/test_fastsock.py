@@ -391,10 +391,8 @@ def test_the_hot_shapes_run_no_python_frame(backend: str, restore: None) -> None
         port.close()
 
 
-def test_an_immediate_success_with_a_port_notifies_through_notify_success(
-    backend: str, restore: None
-) -> None:
-    # Something to post: the Python notify_success, under one LOCK round trip (the packet).
+def test_an_immediate_success_with_a_port_notifies_in_c(backend: str, restore: None) -> None:
+    # Something to post: notify_success's steps in C, the port's own _post_locked called.
     _impl(True)
     f, peer = _pair()
     port = winaio.CompletionPort()
@@ -403,10 +401,54 @@ def test_an_immediate_success_with_a_port_notifies_through_notify_success(
         ov = winaio.Overlapped()
         t = Trace()
         assert t.run(partial(f.start_write, b"abc", ov)) is True
-        assert t.functions[0] == "notify_success" and "Socket.start_write" not in t.functions
+        assert set(t.functions) <= {"CompletionPort._post_locked"}, t.functions
         packet = port.get(0)
         assert packet is not None and (packet.key, packet.bytes_transferred) == ("k", 3)
-        assert f._signaled and ov.status == 0
+        assert packet.overlapped is ov and f._signaled and ov.status == 0
+    finally:
+        f.close()
+        peer.close()
+        port.close()
+
+
+@pytest.mark.parametrize("c", [True, False])
+@pytest.mark.parametrize("target", ["event", "file", "port"])
+def test_an_immediate_success_wakes_a_waiting_thread(
+    backend: str, c: bool, target: str, restore: None
+) -> None:
+    # A thread blocked on the request's event, on the file object or in the port's get is
+    # released by an immediate success (wake_waiters / _post_locked from the C notification).
+    _impl(c)
+    f, peer = _pair()
+    port = winaio.CompletionPort()
+    event = winaio.Event(True, False)
+    try:
+        f.associate(port, "k")
+        f._signaled = False
+        ov = winaio.Overlapped(event=event if target == "event" else None)
+        got: list[Any] = []
+
+        def waiter() -> None:
+            if target == "port":
+                got.append(port.get(LONG))
+            else:
+                got.append(winaio.wait(event if target == "event" else f, LONG).signaled)
+
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        obj: Any = port if target == "port" else event if target == "event" else f
+        if target == "port":
+            wt.wait_until(lambda: bool(port._getters), LONG, "the getter waits")
+        else:
+            wt.wait_until(lambda: bool(obj._waiters), LONG, "the waiter waits")
+        assert f.start_write(b"wake", ov) is True
+        thread.join(LONG)
+        assert not thread.is_alive()
+        if target == "port":
+            assert got[0] is not None and got[0].overlapped is ov and got[0].bytes_transferred == 4
+        else:
+            assert got == [True]
+            assert port.get(0) is not None  # and the packet was posted
     finally:
         f.close()
         peer.close()

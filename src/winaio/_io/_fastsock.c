@@ -9,7 +9,8 @@
  * not a plain lock or is taken, a buffer larger than MAX_GIL_COPY), and every result the Python
  * method hands to a continuation goes to the very same Python function here (``_streams``:
  * ``_closed_error``, ``_recv_blocked``, ``_recv_failed``, ``_recv_end``, ``_send_failed``,
- * ``_send_rest``, ``notify_success``), so the two cannot drift.
+ * ``_send_rest``), so the two cannot drift; an immediate success's notification is
+ * ``_dispatch.notify_success``'s steps, inline (``notify``), the port's ``_post_locked`` called.
  *
  * Invariants:
  * - The descriptor is the socket object's own (``sock_fd``, read at the layout checked by
@@ -22,7 +23,8 @@
  * - A socket object whose timeout is not 0 or None (``settimeout(t)``: CPython would wait for
  *   readiness) goes to the Python method.
  * - Effects in the Python order: E reset, F cleared, Internal = STATUS_PENDING, the syscall,
- *   then the IOSB alone (nothing to signal or post) or ``notify_success``; ``finally``: counted
+ *   then the IOSB alone (nothing to signal or post) or ``notify_success``'s steps under LOCK
+ *   (``notify``: the Python calls, wake_waiters and _post_locked, last); ``finally``: counted
  *   out, the claim released, ``users.left()`` when closing.
  */
 #include "_fastio.h"
@@ -63,18 +65,24 @@ static const char *const SOCK_B_NAMES[] = {"_recv_ready", "_recv_misses", "_pend
                                            "skip_set_event", "skip_port_on_success", "port",
                                            NULL};
 enum { SB_READY, SB_MISSES, SB_PEND, SB_CLAIM, SB_SKIP_SET, SB_SKIP_SUCCESS, SB_PORT };
-static const char *const SEVENT_NAMES[] = {"_signaled", NULL};
+static const char *const SEVENT_NAMES[] = {"_signaled", "_waiters", NULL};
+enum { SE_SIGNALED, SE_WAITERS };
+static const char *const SOCK_C_NAMES[] = {"_waiters", "key", NULL};
+enum { SC_WAITERS, SC_KEY };
 static const char *const SOV_NAMES[] = {"event", "skip_port", "information", "status", NULL};
 enum { SO_EVENT, SO_SKIP_PORT, SO_INFORMATION, SO_STATUS };
 
-static kind_t k_sa, k_sb, k_sev, k_sov;
+static kind_t k_sa, k_sb, k_sc, k_sev, k_sov;
 static PyTypeObject *g_fd_users_type; /* FdUsers (a list subclass) */
 static PyTypeObject *g_socket_type;   /* socket.socket: exactly (a subclass may redefine recv) */
 static PyTypeObject *g_claim_type;    /* _thread.lock */
 static PyObject *g_py_sock_read, *g_py_sock_write; /* Socket.start_read/start_write (Python) */
 static PyObject *g_closed_error, *g_recv_blocked, *g_recv_failed, *g_recv_end;
-static PyObject *g_send_failed, *g_send_rest, *g_notify_success;
+static PyObject *g_send_failed, *g_send_rest;
 static PyObject *g_pending; /* STATUS_PENDING */
+static PyObject *g_sock_lock;      /* the dispatcher LOCK */
+static PyObject *g_sock_wake;      /* _kernel._dispatcher.wake_waiters */
+static PyObject *s_post_locked;
 static PyObject *g_one, *g_szero;
 static PyObject *s_shut_rd, *s_left;
 static long g_ask_run, g_ask_every;
@@ -250,6 +258,118 @@ pend(PyObject *self, PyObject *ov, PyObject *buffer)
     Py_RETURN_FALSE;
 }
 
+/* ``_dispatch.notify_success`` for a Socket whose slots are read directly (its steps, under one
+ * hold of LOCK): the IOSB, then E (or F unless FILE_SKIP_SET_EVENT_ON_HANDLE), then the packet
+ * through the port's own ``_post_locked`` unless ``hEvent|1`` or
+ * FILE_SKIP_COMPLETION_PORT_ON_SUCCESS. Every field is written before the Python calls
+ * (``wake_waiters``, ``_post_locked``), which come last: an exception from the first (a
+ * KeyboardInterrupt at its entry) still leaves the second made and is the one raised. Steals
+ * ``info``; 0 or -1. */
+static int
+notify(PyObject *self, PyObject *ov, PyObject *event, PyObject *info)
+{
+    if (fio_acquire(g_sock_lock) < 0) {
+        Py_DECREF(info); /* (as ``with LOCK``: interrupted before any effect) */
+        return -1;
+    }
+    PyObject *wake = NULL, *port = NULL, *post = NULL, *key = NULL;
+    int r;
+    put(&k_sov, ov, SO_INFORMATION, Py_NewRef(info));
+    put(&k_sov, ov, SO_STATUS, Py_NewRef(g_szero));
+    if (event != Py_None) {
+        int efast = kind_fast(&k_sev, Py_TYPE(event));
+        if (set(&k_sev, efast, event, SE_SIGNALED, Py_NewRef(Py_True)) < 0) {
+            goto calls;
+        }
+        if ((r = truth(&k_sev, efast, event, SE_WAITERS)) < 0) {
+            goto calls;
+        }
+        if (r) {
+            wake = Py_NewRef(event);
+        }
+    }
+    else {
+        if ((r = truth(&k_sb, 1, self, SB_SKIP_SET)) < 0) {
+            goto calls;
+        }
+        if (!r) {
+            put(&k_sa, self, SA_SIGNALED, Py_NewRef(Py_True));
+            if ((r = truth(&k_sc, 1, self, SC_WAITERS)) < 0) {
+                goto calls;
+            }
+            if (r) {
+                wake = Py_NewRef(self);
+            }
+        }
+    }
+    if ((r = truth(&k_sov, 1, ov, SO_SKIP_PORT)) < 0) {
+        goto calls;
+    }
+    if (!r) {
+        port = get(&k_sb, 1, self, SB_PORT);
+        if (port == NULL) {
+            goto calls;
+        }
+        if (port != Py_None) {
+            if ((r = truth(&k_sb, 1, self, SB_SKIP_SUCCESS)) < 0) {
+                goto calls;
+            }
+            if (!r) {
+                key = get(&k_sc, 1, self, SC_KEY);
+                if (key == NULL) {
+                    goto calls;
+                }
+                post = Py_NewRef(port);
+            }
+        }
+    }
+calls: {
+    PyObject *et = NULL, *ev = NULL, *etb = NULL;
+    if (PyErr_Occurred()) {
+        PyErr_Fetch(&et, &ev, &etb);
+    }
+    if (wake != NULL) {
+        PyObject *res = PyObject_CallOneArg(g_sock_wake, wake);
+        if (res != NULL) {
+            Py_DECREF(res);
+        }
+        else if (et == NULL && ev == NULL) {
+            PyErr_Fetch(&et, &ev, &etb);
+        }
+        else {
+            PyErr_Clear(); /* the first error is the one raised */
+        }
+    }
+    if (post != NULL) {
+        /* port._post_locked(key, ov, 0, information): the port's own method (Python, or a C
+         * one installed on its class) */
+        PyObject *args[5] = {post, key, ov, g_szero, info};
+        PyObject *res = PyObject_VectorcallMethod(s_post_locked, args,
+                                                  5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (res != NULL) {
+            Py_DECREF(res);
+        }
+        else if (et == NULL && ev == NULL) {
+            PyErr_Fetch(&et, &ev, &etb);
+        }
+        else {
+            PyErr_Clear();
+        }
+    }
+    fio_release(g_sock_lock);
+    Py_XDECREF(wake);
+    Py_XDECREF(port);
+    Py_XDECREF(post);
+    Py_XDECREF(key);
+    Py_DECREF(info);
+    if (et != NULL || ev != NULL) {
+        PyErr_Restore(et, ev, etb);
+        return -1;
+    }
+    return 0;
+}
+}
+
 /* An immediate success of ``n`` bytes (the Python method's tail): the IOSB alone when there is
  * nothing to signal or post, else ``notify_success``. True or NULL. */
 static PyObject *
@@ -288,13 +408,9 @@ succeeded(PyObject *self, PyObject *ov, PyObject *event, Py_ssize_t n)
         put(&k_sov, ov, SO_STATUS, Py_NewRef(g_szero));
         Py_RETURN_TRUE;
     }
-    PyObject *args[4] = {self, ov, event, info};
-    PyObject *r = PyObject_Vectorcall(g_notify_success, args, 4, NULL);
-    Py_DECREF(info);
-    if (r == NULL) {
+    if (notify(self, ov, event, info) < 0) {
         return NULL;
     }
-    Py_DECREF(r);
     Py_RETURN_TRUE;
 fail:
     Py_DECREF(info);
@@ -337,6 +453,10 @@ common_shape(PyObject *self, Py_ssize_t nargs, PyObject *kwnames, PyObject *ov)
         if (slot(&k_sb, self, i) == NULL) {
             return 0;
         }
+    }
+    if (!kind_fast(&k_sc, tp) || slot(&k_sc, self, SC_WAITERS) == NULL ||
+        slot(&k_sc, self, SC_KEY) == NULL) {
+        return 0;
     }
     if (slot(&k_sov, ov, SO_EVENT) == NULL || slot(&k_sov, ov, SO_SKIP_PORT) == NULL) {
         return 0;
@@ -751,13 +871,14 @@ configure_sockets(PyObject *module, PyObject *args)
 {
     PyTypeObject *sockt, *usert, *eventt, *ovt, *pysockt;
     PyObject *probe, *claim, *rd, *wr, *closed, *blocked, *rfailed, *rend, *sfailed, *srest,
-        *notify, *pending;
+        *pending, *lock, *wake;
     long ask_run, ask_every;
-    if (!PyArg_ParseTuple(args, "O!O!O!O!O!OOOOOOOOOOOOll:configure_sockets",
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!OOOOOOOOOOOllOO:configure_sockets",
                           &PyType_Type, &sockt, &PyType_Type, &usert, &PyType_Type, &eventt,
                           &PyType_Type, &ovt, &PyType_Type,
                           &pysockt, &probe, &claim, &rd, &wr, &closed, &blocked, &rfailed,
-                          &rend, &sfailed, &srest, &notify, &pending, &ask_run, &ask_every)) {
+                          &rend, &sfailed, &srest, &pending, &ask_run, &ask_every,
+                          &lock, &wake)) {
         return NULL;
     }
 #if !SOCK_ACCEL
@@ -781,14 +902,16 @@ configure_sockets(PyObject *module, PyObject *args)
         return NULL;
     }
     if (kind_init(&k_sa, sockt, SOCK_A_NAMES) < 0 || kind_init(&k_sb, sockt, SOCK_B_NAMES) < 0 ||
+        kind_init(&k_sc, sockt, SOCK_C_NAMES) < 0 ||
         kind_init(&k_sev, eventt, SEVENT_NAMES) < 0 || kind_init(&k_sov, ovt, SOV_NAMES) < 0) {
         return NULL;
     }
     s_shut_rd = PyUnicode_InternFromString("shut_rd");
     s_left = PyUnicode_InternFromString("left");
+    s_post_locked = PyUnicode_InternFromString("_post_locked");
     g_one = PyLong_FromLong(1);
     g_szero = PyLong_FromLong(0);
-    if (s_shut_rd == NULL || s_left == NULL || g_one == NULL || g_szero == NULL) {
+    if (s_shut_rd == NULL || s_left == NULL || s_post_locked == NULL || g_one == NULL || g_szero == NULL) {
         return NULL;
     }
     g_fd_users_type = (PyTypeObject *)Py_NewRef(usert);
@@ -800,12 +923,14 @@ configure_sockets(PyObject *module, PyObject *args)
     g_recv_end = Py_NewRef(rend);
     g_send_failed = Py_NewRef(sfailed);
     g_send_rest = Py_NewRef(srest);
-    g_notify_success = Py_NewRef(notify);
+    g_sock_lock = Py_NewRef(lock);
+    g_sock_wake = Py_NewRef(wake);
     g_pending = Py_NewRef(pending);
     g_ask_run = ask_run;
     g_ask_every = ask_every;
     kind_fast(&k_sa, sockt);
     kind_fast(&k_sb, sockt);
+    kind_fast(&k_sc, sockt);
     kind_fast(&k_sov, ovt);
     PyObject *rdd = PyDescr_NewMethod(sockt, &sock_read_def);
     PyObject *wrd = PyDescr_NewMethod(sockt, &sock_write_def);

@@ -59,8 +59,9 @@ The C accelerator (``_fastsock.c``, installed on Socket by :func:`_install` thro
 other shape goes to these Python methods before anything is touched, and everything past the
 syscall other than an immediate success goes to the module's continuations
 (``_closed_error``, ``_recv_blocked``, ``_recv_failed``, ``_recv_end``, ``_send_failed``,
-``_send_rest``) and ``notify_success``, shared with the Python methods so that the two cannot
-drift (``tests/io/test_fastsock.py`` compares them).
+``_send_rest``), shared with the Python methods so that the two cannot drift; an immediate
+success that has something to signal or post runs ``_dispatch.notify_success``'s steps in C
+(the port's ``_post_locked`` called). ``tests/io/test_fastsock.py`` compares the two.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, NoReturn
 
 from .._kernel import _wait
+from .._kernel._dispatcher import LOCK, wake_waiters
 from .._kernel._objects import Event
 from ..codes import NtStatus, WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error
@@ -719,10 +721,11 @@ if _fastio is not None:
             _recv_end,
             _send_failed,
             _send_rest,
-            notify_success,
             STATUS_PENDING,
             _ASK_RUN,
             _ASK_EVERY,
+            LOCK,
+            wake_waiters,
         )
     except NotImplementedError:  # another CPython layout: the Python methods run
         pass
