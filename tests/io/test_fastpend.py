@@ -265,14 +265,14 @@ def test_c_and_python_pend_a_receive_alike(
         port = CompletionPort() if shape["bound"] or shape["owner"] else None
         conn = Conn(backend, port)
         try:
-            if shape["owner"]:
-                assert port is not None
-                _own_the_ring(conn, port)
             event = Event(manual_reset=True) if shape["event"] else None
             ov = _ov(event, shape["skip_port"])
             buf = bytearray(shape["size"] + shape["offset"])
             view = memoryview(buf)[shape["offset"] :]
             with _parked(backend):  # nothing but this thread submits or reaps
+                if shape["owner"]:
+                    assert port is not None
+                    _own_the_ring(conn, port)  # (it leads: the ring thread cannot deliver)
                 seen[c_impl] = _pend_and_look(backend, conn, ov, view)
             _finish(conn, ov, port)
         finally:
