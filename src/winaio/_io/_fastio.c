@@ -647,6 +647,8 @@ static PyMethodDef module_methods[] = {
      "                  start_write, continuations..., STATUS_PENDING, ask_run, ask_every, LOCK,\n"
      "                  wake_waiters)\n"
      "-> (start_read descriptor, start_write descriptor)"},
+    {"configure_done", configure_done, METH_VARARGS,
+     "configure_done(...) -> (C deliver_batch, StreamLines.service_direct, Reaper.process)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef fastio_module = {
