@@ -1171,6 +1171,22 @@ configure_ring(PyObject *module, PyObject *args)
          *                Operation.complete, reaper module globals, STATUS_SUCCESS, REAP_BATCH) */
         PyTypeObject *tp, *migt, *inft, *linet;
         PyObject *py, *plain, *globals, *success, *batch;
+        if (PyTuple_GET_SIZE(args) == 3) {
+            /* (the first form: the empty-CQ test only, no QD1 path) */
+            if (!PyArg_ParseTuple(args, "sO!O:configure_ring", &what, &PyType_Type, &tp, &py)) {
+                return NULL;
+            }
+            if (g_reaper_ok) {
+                PyErr_SetString(PyExc_RuntimeError, "configured once");
+                return NULL;
+            }
+            ref(&py_reaper_reap, py);
+            if (kind_init(&k_reaper, tp, REAPER_NAMES) < 0) {
+                return NULL;
+            }
+            g_reaper_ok = 1;
+            return descriptors(tp, reaper_defs);
+        }
         if (!PyArg_ParseTuple(args, "sO!OO!O!O!OO!OO:configure_ring", &what, &PyType_Type, &tp,
                               &py, &PyType_Type, &migt, &PyType_Type, &inft, &PyType_Type,
                               &linet, &plain, &PyDict_Type, &globals, &success, &batch)) {
