@@ -2105,15 +2105,12 @@ port_get_many(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kw
         goto python;
     }
     int r1 = flag(ts, &k_ts2, U_SPECIAL), r2 = r1 ? r1 : flag(ts, &k_ts2, U_TERMINATING);
-    PyObject *queued = r2 ? NULL : PyObject_GetAttr(g_idle_work, s_queued);
-    int r3 = queued == NULL ? -1 : PyObject_IsTrue(queued);
-    Py_XDECREF(queued);
-    if (r1 || r2 || r3) {
+    if (r1 || r2) {
         Py_DECREF(ts);
-        if (r1 < 0 || r2 < 0 || r3 < 0) {
+        if (r1 < 0 || r2 < 0) {
             PyErr_Clear();
         }
-        goto python; /* APCs to run, termination, idle work: the Python method */
+        goto python; /* APCs to run, termination: the Python method */
     }
     PyObject *wb = NULL, *taken = NULL, *result = NULL;
     if (fio_acquire(g_dispatch_lock) < 0) {
@@ -2121,15 +2118,20 @@ port_get_many(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kw
         Py_DECREF(ts);
         return result;
     }
-    /* under LOCK */
+    /* under LOCK; the hint of idle work read here, as the Python method reads it */
     int c = flag(self, &k_port2, Q_CLOSED);
-    if (c != 0 || slot_borrow(&k_ts2, ts, U_LISTENER) != self) {
+    PyObject *queued = c ? NULL : PyObject_GetAttr(g_idle_work, s_queued);
+    int q = queued == NULL ? -1 : PyObject_IsTrue(queued);
+    Py_XDECREF(queued);
+    if (c != 0 || q != 0 || slot_borrow(&k_ts2, ts, U_LISTENER) != self) {
         fio_release(g_dispatch_lock);
         Py_DECREF(ts);
-        if (c < 0) {
+        if (c < 0 || q < 0) {
             PyErr_Clear();
         }
-        goto python; /* closed (Python raises), or another port's thread (_enter_locked) */
+        /* closed (Python raises), idle work this thread may run, or another port's thread
+         * (_enter_locked): the Python method, nothing touched */
+        goto python;
     }
     PyObject *running = slot_borrow(&k_port2, self, Q_RUNNING);
     PyObject *packets = slot_borrow(&k_port2, self, Q_PACKETS);
