@@ -497,3 +497,10 @@ def _clean_main_thread_apcs() -> Iterator[None]:
 def testing() -> Any:
     """The ``winaio.testing`` helpers (wait_until, wait_until_blocked, wait_until_waiters)."""
     return wt
+
+
+@pytest.fixture(params=["c", "python"])
+def sock_impl(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The sockets' immediate paths in C and in Python, in turn (tests/io/conftest.py)."""
+    with wt.accelerator_for_test(request.param) as impl:
+        yield impl

@@ -7,7 +7,12 @@ MS: WSARecv, WSASend, AcceptEx, ConnectEx, closesocket, LPWSAOVERLAPPED_COMPLETI
 
 from __future__ import annotations
 
+import pytest
+
 import winaio.win32 as w
+
+#: Every test runs on the C and the Python immediate paths (``sock_impl``).
+pytestmark = pytest.mark.usefixtures("sock_impl")
 
 SENTINEL = 0xDEADBEEF
 SHORT = 100

@@ -10,7 +10,12 @@ MS Learn WSARecv, WSASend, recv.
 
 from __future__ import annotations
 
+import pytest
+
 import winaio.win32 as w
+
+#: Every test runs on the C and the Python immediate paths (``sock_impl``).
+pytestmark = pytest.mark.usefixtures("sock_impl")
 
 SENTINEL = 0xDEADBEEF
 LONG = 5000

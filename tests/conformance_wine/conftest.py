@@ -27,3 +27,4 @@ backend = kit.backend
 io = kit.io
 testing = kit.testing
 _clean_main_thread_apcs = kit._clean_main_thread_apcs
+sock_impl = kit.sock_impl

@@ -35,6 +35,7 @@ backend = io_kit.backend
 io = io_kit.io
 testing = io_kit.testing
 _clean_main_thread_apcs = io_kit._clean_main_thread_apcs
+sock_impl = io_kit.sock_impl
 
 
 @pytest.fixture

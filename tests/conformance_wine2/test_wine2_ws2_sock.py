@@ -15,6 +15,9 @@ import pytest
 
 import winaio.win32 as w
 
+#: Every test runs on the C and the Python immediate paths (``sock_impl``).
+pytestmark = pytest.mark.usefixtures("sock_impl")
+
 SENTINEL = 0xDEADBEEF
 LONG = 5000
 ADDR_SPACE = 16 + 16  # sizeof(struct sockaddr_in) + 16, AcceptEx's address areas

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+import winaio.testing as wt
 from winaio._backends import uring
 from winaio._io import _disk
 from winaio._io._files import FileObject, start
@@ -264,3 +265,12 @@ def fast_path_impl(request: pytest.FixtureRequest) -> Iterator[str]:
         yield impl
     finally:
         _disk.use_accelerator(before)
+
+
+@pytest.fixture(params=["c", "python"])
+def sock_impl(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The sockets' immediate paths (``Socket.start_read``/``start_write``) in their C
+    accelerator (``_fastsock.c``) and in Python, in turn (``winaio.testing.accelerator_for_test``).
+    Socket suites use it module-wide: ``pytestmark = pytest.mark.usefixtures("sock_impl")``."""
+    with wt.accelerator_for_test(request.param) as impl:
+        yield impl

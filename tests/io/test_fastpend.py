@@ -29,6 +29,7 @@ import threading
 import tracemalloc
 import weakref
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -129,6 +130,35 @@ def _op_slots(op: Any) -> list[str]:
     return sorted(
         {n for cls in type(op).__mro__ for n in getattr(cls, "__slots__", ())} - {"__weakref__"}
     )
+
+
+@contextmanager
+def _parked(b: uring.IoUringBackend) -> Iterator[None]:
+    """``b``'s ring thread held at the top of its loop (``ParkedRingThread`` of conftest, its
+    wake-up repeated: a loaded machine may keep it away for a while)."""
+    gate, inside = threading.Event(), threading.Event()
+    real = os.eventfd_read
+    ring_thread = b._ring_thread.thread
+
+    def parked(fd: int) -> int:
+        if threading.current_thread() is ring_thread:
+            inside.set()
+            gate.wait()
+        return real(fd)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(os, "eventfd_read", parked)
+        try:
+            for _ in range(6):
+                os.eventfd_write(b._efd, 1)  # make it start a round
+                if inside.wait(LONG):
+                    break
+            else:
+                frame = sys._current_frames().get(ring_thread.ident or 0)
+                raise AssertionError(f"the ring thread did not park (it is at {frame})")
+            yield
+        finally:
+            gate.set()
 
 
 def _pend_and_look(b: uring.IoUringBackend, c: Conn, ov: Overlapped, view: memoryview) -> Any:
@@ -234,7 +264,7 @@ shapes = st.fixed_dictionaries(
 )
 @given(shape=shapes)
 def test_c_and_python_pend_a_receive_alike(
-    backend: uring.IoUringBackend, switch: Callable[[bool], None], kit: Any, shape: dict[str, Any]
+    backend: uring.IoUringBackend, switch: Callable[[bool], None], shape: dict[str, Any]
 ) -> None:
     seen = {}
     for c_impl in (True, False):
@@ -249,12 +279,8 @@ def test_c_and_python_pend_a_receive_alike(
             ov = _ov(event, shape["skip_port"])
             buf = bytearray(shape["size"] + shape["offset"])
             view = memoryview(buf)[shape["offset"] :]
-            with pytest.MonkeyPatch.context() as mp:
-                parked = kit.park(backend, mp)  # nothing but this thread submits or reaps
-                try:
-                    seen[c_impl] = _pend_and_look(backend, conn, ov, view)
-                finally:
-                    parked.release()
+            with _parked(backend):  # nothing but this thread submits or reaps
+                seen[c_impl] = _pend_and_look(backend, conn, ov, view)
             _finish(conn, ov, port)
         finally:
             conn.close()
@@ -439,12 +465,14 @@ def test_the_hot_shape_runs_no_python_frame_of_the_path(
     try:
         for c_impl in (True, False):
             switch(c_impl)
-            _own_the_ring(conns[0], port)
             ovs = [_ov() for _ in conns]
-            frames = [  # (partial: no frame of the test's own)
-                _frames(partial(backend.pend_receive, c.f, ov, memoryview(bytearray(8))))
-                for c, ov in zip(conns, ovs, strict=True)
-            ]
+            with _parked(backend):  # this thread alone reaps: it owns the ring
+                _own_the_ring(conns[0], port)
+                assert backend._lead.owner is current_thread_state().parker
+                frames = [  # (partial: no frame of the test's own)
+                    _frames(partial(backend.pend_receive, c.f, ov, memoryview(bytearray(8))))
+                    for c, ov in zip(conns, ovs, strict=True)
+                ]
             if c_impl:
                 assert not set().union(*frames) & REPLACED
                 # The ring owner's later receives, the hint given: no Python at all.
@@ -518,4 +546,62 @@ def test_nothing_leaks_over_many_receives(
         assert c.f.pending_requests == 0 and c.f.stream_in == 0
     finally:
         c.close()
+        port.close()
+
+
+def _last_sqe(b: uring.IoUringBackend) -> tuple[Any, ...]:
+    ring = b._ring
+    return SQE.unpack_from(ring._sqes, ((ring._sq_tail - 1) & ring._sq_mask) << 6)
+
+
+def test_a_backend_attribute_rebound_between_receives_is_seen(
+    backend: uring.IoUringBackend, switch: Callable[[bool], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The C path remembers the backend's attributes while its dict does not change (its
+    # version): a rebound one (here the RECV flags) is what the next receive uses.
+    switch(True)
+    port = CompletionPort()
+    c = Conn(backend, port)
+    try:
+        for ioprio in (backend._recv_ioprio, 0, 0, backend._recv_ioprio):
+            monkeypatch.setattr(backend, "_recv_ioprio", ioprio)
+            ov = _ov()
+            frames = _frames(partial(backend.pend_receive, c.f, ov, memoryview(bytearray(8))))
+            assert "_pend_locked" not in frames  # (the C path)
+            assert _last_sqe(backend)[2] == ioprio
+            _finish(c, ov, port)
+    finally:
+        c.close()
+        port.close()
+
+
+def test_each_thread_is_the_issuer_of_its_receives(
+    backend: uring.IoUringBackend, switch: Callable[[bool], None]
+) -> None:
+    # The C path remembers a thread's ThreadState in the thread's own state: each thread's
+    # receive is its own (a request not bound to a port dies with its issuer, spec §8).
+    switch(True)
+    port = CompletionPort()
+    conns = [Conn(backend, port) for _ in range(3)]
+    issuers: list[tuple[Any, Any]] = []
+
+    def pend(c: Conn, ov: Overlapped) -> None:
+        backend.pend_receive(c.f, ov, memoryview(bytearray(8)))
+        (op,) = c.f._pending
+        issuers.append((op.issuer, current_thread_state()))
+
+    try:
+        ovs = [_ov() for _ in conns]
+        pend(conns[0], ovs[0])
+        for c, ov in zip(conns[1:], ovs[1:], strict=True):
+            t = threading.Thread(target=pend, args=(c, ov))
+            t.start()
+            t.join(LONG)
+        assert len(issuers) == 3 and all(a is b for a, b in issuers)
+        assert len({id(a) for a, _ in issuers}) == 3
+        for c, ov in zip(conns, ovs, strict=True):
+            _finish(c, ov, port)
+    finally:
+        for c in conns:
+            c.close()
         port.close()

@@ -135,6 +135,12 @@ def deliver_batch(batch: list[tuple[Operation, int, int]]) -> list[BaseException
     return errors
 
 
+#: The Python :func:`deliver_batch`, the reference and the fallback of its C accelerator
+#: (``_fastdone.c``), which ``_backends.uring.reaper`` installs as ``deliver_batch`` here and
+#: in itself (``_accel``).
+py_deliver_batch = deliver_batch
+
+
 def _queue_routine(
     issuer: ThreadState, routine: CompletionRoutine, status: int, information: int, ov: Overlapped
 ) -> None:

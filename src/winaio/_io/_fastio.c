@@ -642,6 +642,13 @@ static PyMethodDef module_methods[] = {
      "Deferral, Reaper)"},
     {"configure_pend", configure_pend, METH_VARARGS,
      "configure_pend(IoUringBackend, pend_receive, StreamReadOp, ...) -> (descriptor, switch)"},
+    {"configure_sockets", configure_sockets, METH_VARARGS,
+     "configure_sockets(Socket, FdUsers, Event, Overlapped, socket.socket, probe, lock, start_read,\n"
+     "                  start_write, continuations..., STATUS_PENDING, ask_run, ask_every, LOCK,\n"
+     "                  wake_waiters)\n"
+     "-> (start_read descriptor, start_write descriptor)"},
+    {"configure_done", configure_done, METH_VARARGS,
+     "configure_done(...) -> (C deliver_batch, StreamLines.service_direct, Reaper.process)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef fastio_module = {

@@ -12,6 +12,9 @@
 
 #ifndef RWF_NOWAIT
 #define RWF_NOWAIT 0x00000008
+/* ``_fastdone.c``: the completion side (``deliver_batch``, ``StreamLines.service_direct``). */
+PyObject *configure_done(PyObject *module, PyObject *args);
+
 #endif
 
 /* The largest read made with the GIL held: a page-cache copy of 256 KiB takes tens of
@@ -119,5 +122,9 @@ PyObject *set_enabled(PyObject *module, PyObject *flag);
 PyObject *configure_ring(PyObject *module, PyObject *args);
 /* ``_fastpend.c``: IoUringBackend.pend_receive (the sockets' pended receive). */
 PyObject *configure_pend(PyObject *module, PyObject *args);
+/* ``_fastsock.c``: the sockets' immediate paths (Socket.start_read/start_write). */
+PyObject *configure_sockets(PyObject *module, PyObject *args);
+/* ``_fastdone.c``: the completion side (``deliver_batch``, ``StreamLines.service_direct``). */
+PyObject *configure_done(PyObject *module, PyObject *args);
 
 #endif

@@ -69,6 +69,17 @@ kind_init_any(kind_t *k, PyTypeObject *tp, const char *const *names)
     return 0;
 }
 
+/* ``kind_fast`` with its first cache entry checked inline (the common case: one class). */
+static inline int
+kfast(kind_t *k, PyTypeObject *tp)
+{
+    if (k->types[0] == tp && (tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) &&
+        tp->tp_version_tag == k->tags[0]) {
+        return 1;
+    }
+    return kind_fast(k, tp);
+}
+
 /* Borrowed slot ``i`` of ``obj`` (a kind checked fast), NULL when unset. */
 #define SLOT(k, obj, i) (*(PyObject **)((char *)(obj) + (k).offsets[i]))
 
@@ -140,6 +151,7 @@ static PyObject *g_deque;          /* collections.deque */
 static PyObject *g_eventfd_write;  /* os.eventfd_write */
 static PyObject *g_io_key;         /* _files._IO_KEY */
 static PyObject *g_one, *g_zero_int;
+static PyObject *s_ts_key; /* the thread state dict's key of the remembered ThreadState */
 static PyObject *s_ts, *s_append, *s_pop, *s_pend_rest, *s_sq_reserve, *s_hint_locked,
     *s_submit_locked, *s_bind_parker;
 static PyObject *be_names[B_COUNT + 1];
@@ -185,10 +197,23 @@ typedef struct {
 } sqe_head_t;
 _Static_assert(sizeof(sqe_head_t) == 40, "the SQE head is 40 bytes");
 
-/* ``current_thread_state()``: ``_tls.ts``, else the Python function (adopts the thread). */
+/* ``current_thread_state()``: ``_tls.ts``, else the Python function (adopts the thread).
+ * Remembered in the thread's own state dict (``PyThreadState_GetDict``, cleared when the thread
+ * ends): ``_tls.ts`` is set once per thread (adoption or a winaio thread's bootstrap), before
+ * any request of that thread, and never rebound. */
 static PyObject *
 thread_state(void)
 {
+    PyObject *tdict = PyThreadState_GetDict(); /* borrowed; NULL without an error */
+    if (tdict != NULL) {
+        PyObject *ts = PyDict_GetItemWithError(tdict, s_ts_key);
+        if (ts != NULL) {
+            return Py_NewRef(ts);
+        }
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+    }
     PyObject *ts = PyObject_GetAttr(g_tls, s_ts);
     if (ts == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
@@ -196,6 +221,12 @@ thread_state(void)
         }
         PyErr_Clear();
         ts = PyObject_CallNoArgs(g_cts);
+        if (ts == NULL) {
+            return NULL;
+        }
+    }
+    if (tdict != NULL && PyDict_SetItem(tdict, s_ts_key, ts) < 0) {
+        PyErr_Clear(); /* (only not remembered) */
     }
     return ts;
 }
@@ -287,6 +318,49 @@ new_line(PyObject *fd, PyObject *key)
     return line;
 }
 
+/* The backend's instance attributes, remembered with the version of its dict (3.11: every
+ * change of a dict gives it a new, globally unique version; PEP 509): while the version
+ * stands, the dict holds every value remembered (borrowed), ``_closing`` and ``_submitted``
+ * included. This process pends on one backend at a time in practice: one entry. */
+#if PY_VERSION_HEX < 0x030C0000
+#define DICT_VERSION(d) (((PyDictObject *)(d))->ma_version_tag)
+#else
+#define DICT_VERSION(d) ((uint64_t)0) /* (3.12: deprecated; never remembered) */
+#endif
+static struct {
+    PyObject *dict; /* (compared only: the version says whether it is the same dict) */
+    uint64_t version;
+    PyObject *b[B_COUNT];
+} g_seen;
+
+/* The attributes ``be_names`` of the backend's dict ``d`` (borrowed): 1, 0 (one is missing,
+ * or ``_pend_locked`` is patched on the instance: the Python function) or -1. */
+static int
+backend_attributes(PyObject *d, PyObject **b)
+{
+    uint64_t version = DICT_VERSION(d);
+    if (d == g_seen.dict && version == g_seen.version && version != 0) {
+        memcpy(b, g_seen.b, sizeof(g_seen.b));
+        return 1;
+    }
+    for (int i = 0; i < B_COUNT; i++) {
+        b[i] = PyDict_GetItemWithError(d, be_names[i]);
+        if (b[i] == NULL) {
+            return PyErr_Occurred() ? -1 : 0;
+        }
+    }
+    if (PyDict_GetItemWithError(d, be_names[B_PEND_LOCKED]) != NULL) {
+        return 0; /* patched on the instance */
+    }
+    if (PyErr_Occurred()) {
+        return -1;
+    }
+    g_seen.dict = d;
+    g_seen.version = version;
+    memcpy(g_seen.b, b, sizeof(g_seen.b));
+    return 1;
+}
+
 /* What ``_pend_locked`` decides, under the backend's lock. */
 enum { PEND_ERROR = -1, PEND_DONE = 0, PEND_REST = 1 };
 
@@ -294,7 +368,7 @@ enum { PEND_ERROR = -1, PEND_DONE = 0, PEND_REST = 1 };
  * request is its line's head and a RECV; ``*owner_is_issuer`` says which call follows),
  * PEND_REST (nothing touched: the Python continuation) or PEND_ERROR. */
 static int
-pend_locked(PyObject *d, PyObject **b, PyObject *op, PyObject *ts, PyObject *file,
+pend_locked(PyObject *d, PyObject **b, PyObject *submitted_o, uint64_t seen, PyObject *op, PyObject *ts, PyObject *file,
             PyObject *key, PyObject *view, int *owner_is_issuer)
 {
     PyObject *ring = b[B_RING], *table = b[B_TABLE], *streams = b[B_STREAMS];
@@ -382,12 +456,6 @@ pend_locked(PyObject *d, PyObject **b, PyObject *op, PyObject *ts, PyObject *fil
         return PEND_REST;
     }
 
-    PyObject *submitted_o = PyDict_GetItemWithError(d, be_names[B_SUBMITTED]);
-    if (submitted_o == NULL || !PyLong_CheckExact(submitted_o)) {
-        PyBuffer_Release(&sb);
-        Py_DECREF(anchor);
-        return PyErr_Occurred() ? PEND_ERROR : PEND_REST;
-    }
     /* Everything that may fail first (no visible effect), then the insertions, undone if a
      * later one fails; then the SQE and the plain stores. */
     Py_INCREF(ud); /* (released at ``out``: the slot is rebound below) */
@@ -432,11 +500,21 @@ pend_locked(PyObject *d, PyObject **b, PyObject *op, PyObject *ts, PyObject *fil
     if (PyList_Append(unsubmitted, ud) < 0) {
         goto undo_ops;
     }
+    /* (``seen``: the dict unchanged since its attributes were read; ``_sq_reserve`` does not
+     * touch it, but is Python: looked at again) */
+    int unchanged = seen != 0 && DICT_VERSION(d) == seen;
     if (PyDict_SetItem(d, be_names[B_SUBMITTED], submitted) < 0) {
         /* (not in practice: the key is there, the dict does not grow) */
         Py_ssize_t n = PyList_GET_SIZE(unsubmitted);
         PyList_SetSlice(unsubmitted, n - 1, n, NULL);
         goto undo_ops;
+    }
+    if (unchanged && g_seen.dict == d && g_seen.version == seen) {
+        g_seen.version = DICT_VERSION(d); /* only ``_submitted`` changed: to this value */
+        g_seen.b[B_SUBMITTED] = submitted;
+    }
+    else {
+        g_seen.dict = NULL;
     }
     /* prep_recv */
     sqe_head_t sqe = {OP_RECV, 0, (uint16_t)ioprio, (int32_t)fdv, 0, (uint64_t)(uintptr_t)ab->buf,
@@ -448,8 +526,10 @@ pend_locked(PyObject *d, PyObject **b, PyObject *op, PyObject *ts, PyObject *fil
     next_ud = NULL;
     /* open_direct_locked */
     if (reused) {
+        /* spare.pop(): the list keeps its allocation; its reference goes with ``line``'s */
         Py_ssize_t n = PyList_GET_SIZE(spare);
-        PyList_SetSlice(spare, n - 1, n, NULL); /* (shrinks: cannot fail) */
+        Py_SET_SIZE(spare, n - 1);
+        Py_DECREF(PyList_GET_ITEM(spare, n - 1)); /* (``line`` holds another) */
         slot_set(&pk_line, line, L_FD, Py_NewRef(fd));
         slot_set(&pk_line, line, L_KEY, Py_NewRef(key));
     }
@@ -517,9 +597,9 @@ pend_receive(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwn
         goto python;
     }
     /* The classes. */
-    if (!kind_fast(&pk_file, Py_TYPE(file)) || !kind_fast(&pk_ov, Py_TYPE(ov)) ||
-        !kind_fast(&pk_op1, g_op_type) || !kind_fast(&pk_op2, g_op_type) ||
-        !kind_fast(&pk_be1, g_backend_type) || !kind_fast(&pk_be2, g_backend_type)) {
+    if (!kfast(&pk_file, Py_TYPE(file)) || !kfast(&pk_ov, Py_TYPE(ov)) ||
+        !kfast(&pk_op1, g_op_type) || !kfast(&pk_op2, g_op_type) ||
+        !kfast(&pk_be1, g_backend_type) || !kfast(&pk_be2, g_backend_type)) {
         goto python;
     }
     PyObject *fd = SLOT(pk_file, file, PF_FD);
@@ -533,28 +613,21 @@ pend_receive(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwn
     }
     PyObject *d = *dictptr;
     PyObject *b[B_COUNT];
-    for (int i = 0; i < B_COUNT; i++) {
-        b[i] = PyDict_GetItemWithError(d, be_names[i]); /* borrowed */
-        if (b[i] == NULL) {
-            if (PyErr_Occurred()) {
-                return NULL;
-            }
-            goto python;
-        }
-    }
-    if (PyDict_GetItemWithError(d, be_names[B_PEND_LOCKED]) != NULL || PyErr_Occurred()) {
-        if (PyErr_Occurred()) {
+    int got = backend_attributes(d, b); /* (borrowed) */
+    if (got <= 0) {
+        if (got < 0) {
             return NULL;
         }
-        goto python; /* patched on the instance */
+        goto python;
     }
-    if (!kind_fast(&pk_backlog, Py_TYPE(b[B_BACKLOG])) ||
-        !kind_fast(&pk_sl, Py_TYPE(b[B_STREAMS])) || !kind_fast(&pk_slm, Py_TYPE(b[B_STREAMS])) ||
-        !Py_IS_TYPE(b[B_TABLE], g_table_type) || !kind_fast(&pk_table, g_table_type) ||
-        !kind_fast(&pk_ring, Py_TYPE(b[B_RING])) || !kind_fast(&pk_ringm, Py_TYPE(b[B_RING])) ||
-        !kind_fast(&pk_lead, Py_TYPE(b[B_LEAD])) || !kind_fast(&pk_def, Py_TYPE(b[B_DEFERRAL])) ||
-        !kind_fast(&pk_line, g_line_type) ||
-        !kind_fast(&pk_linem, g_line_type) || !kind_fast(&pk_rp, g_rp_type) ||
+    uint64_t seen = DICT_VERSION(d);
+    if (!kfast(&pk_backlog, Py_TYPE(b[B_BACKLOG])) ||
+        !kfast(&pk_sl, Py_TYPE(b[B_STREAMS])) || !kfast(&pk_slm, Py_TYPE(b[B_STREAMS])) ||
+        !Py_IS_TYPE(b[B_TABLE], g_table_type) || !kfast(&pk_table, g_table_type) ||
+        !kfast(&pk_ring, Py_TYPE(b[B_RING])) || !kfast(&pk_ringm, Py_TYPE(b[B_RING])) ||
+        !kfast(&pk_lead, Py_TYPE(b[B_LEAD])) || !kfast(&pk_def, Py_TYPE(b[B_DEFERRAL])) ||
+        !kfast(&pk_line, g_line_type) ||
+        !kfast(&pk_linem, g_line_type) || !kfast(&pk_rp, g_rp_type) ||
         !PyList_CheckExact(b[B_UNSUBMITTED]) || !PyLong_CheckExact(b[B_IOPRIO]) ||
         !PyLong_CheckExact(b[B_SUBMITTED])) {
         goto python;
@@ -567,7 +640,7 @@ pend_receive(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwn
     if (ts == NULL) {
         goto done;
     }
-    if (!kind_fast(&pk_ts, Py_TYPE(ts))) {
+    if (!kfast(&pk_ts, Py_TYPE(ts))) {
         goto python_after;
     }
 
@@ -633,11 +706,18 @@ pend_receive(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwn
         goto done;
     }
     int st = PEND_REST, owner_is_issuer = 0, wake = 0;
-    PyObject *closing_o = PyDict_GetItemWithError(d, be_names[B_CLOSING]);
+    /* ``_closing`` and ``_submitted`` as of now: remembered unless the dict changed since */
+    PyObject *closing_o = b[B_CLOSING], *submitted_o = b[B_SUBMITTED];
+    if (seen == 0 || DICT_VERSION(d) != seen) {
+        seen = 0;
+        closing_o = PyDict_GetItemWithError(d, be_names[B_CLOSING]);
+        submitted_o = closing_o ? PyDict_GetItemWithError(d, be_names[B_SUBMITTED]) : NULL;
+    }
     PyObject *entries = SLOT(pk_backlog, b[B_BACKLOG], 0);
     PyObject *lines = SLOT(pk_sl, b[B_STREAMS], S_LINES);
     PyObject *cancel = SLOT(pk_op1, op, Q_CANCEL);
-    if (closing_o != NULL && entries != NULL && lines != NULL && cancel != NULL) {
+    if (closing_o != NULL && submitted_o != NULL && entries != NULL && lines != NULL &&
+        cancel != NULL) {
         int c = is_true(closing_o);
         int e = c ? c : is_true(entries);
         int l = e ? e : PyDict_Contains(lines, key);
@@ -646,7 +726,10 @@ pend_receive(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwn
             st = PEND_ERROR;
         }
         else if (!k) {
-            st = pend_locked(d, b, op, ts, file, key, view, &owner_is_issuer);
+            st = PyLong_CheckExact(submitted_o)
+                     ? pend_locked(d, b, submitted_o, seen, op, ts, file, key, view,
+                                   &owner_is_issuer)
+                     : PEND_REST;
         }
     }
     else if (PyErr_Occurred()) {
@@ -801,6 +884,7 @@ configure_pend(PyObject *module, PyObject *args)
         return NULL;
     }
     s_ts = PyUnicode_InternFromString("ts");
+    s_ts_key = PyUnicode_InternFromString("winaio._io._fastpend.thread_state");
     s_append = PyUnicode_InternFromString("append");
     s_pop = PyUnicode_InternFromString("pop");
     s_pend_rest = PyUnicode_InternFromString("_pend_rest");
@@ -810,7 +894,7 @@ configure_pend(PyObject *module, PyObject *args)
     s_bind_parker = PyUnicode_InternFromString("_bind_parker");
     g_one = PyLong_FromLong(1);
     g_zero_int = PyLong_FromLong(0);
-    if (s_ts == NULL || s_append == NULL || s_pop == NULL || s_pend_rest == NULL ||
+    if (s_ts == NULL || s_ts_key == NULL || s_append == NULL || s_pop == NULL || s_pend_rest == NULL ||
         s_sq_reserve == NULL || s_hint_locked == NULL || s_submit_locked == NULL ||
         s_bind_parker == NULL || g_one == NULL || g_zero_int == NULL) {
         return NULL;

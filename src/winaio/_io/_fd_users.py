@@ -28,6 +28,13 @@ argument, with every step sequentially consistent: close sets ``closing`` then r
 further than counting out, then :meth:`left`, which releases if the close deferred). A close
 that saw no user released at once, and no user that counted in after it uses the descriptor.
 Cost on the fast path: two list calls and one attribute test (~15 bytecodes), no lock.
+
+The sockets' C path (``_fastsock.c``) keeps the same protocol with the same atomic steps: it
+counts in with ``PyList_Append`` on the very list (an exact :class:`FdUsers`, checked) before it
+reads ``closing``, out by shrinking the list by its last item, then calls :meth:`left` when
+closing. It makes its syscall with the GIL held, so no other thread runs between its fetch of
+the descriptor and the syscall; the count still matters, because it may call Python code (the
+readiness poll, which releases the GIL) after counting in.
 """
 
 from __future__ import annotations

@@ -53,6 +53,15 @@ leaves the descriptor open until the last user is done with it (Windows keeps a 
 the file object for the duration of the call). Without it, a descriptor number closed between
 the fetch and the syscall and reused by another thread's open would be read or written as
 this socket (``tests/io/test_socket_fd_reuse.py``).
+
+The C accelerator (``_fastsock.c``, installed on Socket by :func:`_install` through
+``_accel.register``) runs both immediate paths with the same effects in the same order: every
+other shape goes to these Python methods before anything is touched, and everything past the
+syscall other than an immediate success goes to the module's continuations
+(``_closed_error``, ``_recv_blocked``, ``_recv_failed``, ``_recv_end``, ``_send_failed``,
+``_send_rest``), shared with the Python methods so that the two cannot drift; an immediate
+success that has something to signal or post runs ``_dispatch.notify_success``'s steps in C
+(the port's ``_post_locked`` called). ``tests/io/test_fastsock.py`` compares the two.
 """
 
 from __future__ import annotations
@@ -66,11 +75,14 @@ import termios
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 from .._kernel import _wait
+from .._kernel._dispatcher import LOCK, wake_waiters
+from .._kernel._objects import Event
 from ..codes import NtStatus, WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error
+from . import _accel
 from ._dispatch import notify_success
 from ._fd_users import FdUsers
 from ._files import FileObject, start, submit_receive, submit_tried
@@ -88,6 +100,11 @@ from ._ops import (
 from ._overlapped import STATUS_PENDING, Overlapped
 from ._requests import RequestMethods
 from ._winsock_ext import accept_ex
+
+try:
+    from . import _fastio
+except ImportError:  # not built: the Python methods run
+    _fastio = None  # type: ignore[assignment]
 
 __all__ = ["PipeWriteOp", "Socket", "StreamFile", "create_pipe", "create_socket"]
 
@@ -304,7 +321,7 @@ class Socket(StreamFile):
         ):
             closed = self.closing  # (a local: the attribute is read again below)
             if closed:  # as ``_files.start``: before any effect
-                raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the socket is closed")
+                raise _closed_error()
             # §4.2 step 2: reset E, clear F, Internal = STATUS_PENDING; plain stores, as in
             # ``_files.start``.
             event = overlapped.event
@@ -332,7 +349,7 @@ class Socket(StreamFile):
             users.append(None)
             try:
                 if self.closing:  # closed meanwhile
-                    raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the socket is closed")
+                    raise _closed_error()
                 sock = self.sock
                 assert sock is not None
                 if ready is not None:
@@ -352,29 +369,13 @@ class Socket(StreamFile):
                 try:
                     n = sock.recv_into(buffer)
                 except BlockingIOError:
-                    poller = self._recv_poller
-                    if poller is None:
-                        poller = select.poll()
-                        try:
-                            poller.register(self.fd, _POLLIN)
-                        except (ValueError, OSError):  # closed by another thread meanwhile
-                            poller = None
-                        self._recv_poller = poller
-                    if poller is not None:
-                        self._recv_ready = poller.poll
-                        self._recv_misses = 1
-                    self._pend(
+                    return _recv_blocked(
                         self, overlapped, buffer if cls is memoryview else memoryview(buffer)
                     )
-                    return False
                 except OSError as exc:
-                    raise IoError(
-                        ntstatus_to_winerror(read_failed(self, exc.errno or 0)[0])
-                    ) from None
+                    _recv_failed(self, exc.errno or 0)
                 if not n:
-                    status = stream_end(self)[0]  # a graceful close, or a reset that stays reset
-                    if status:
-                        raise IoError(ntstatus_to_winerror(status))
+                    _recv_end(self)  # a graceful close, or a reset that stays reset
                 if (
                     event is None
                     and self.skip_set_event
@@ -439,7 +440,7 @@ class Socket(StreamFile):
             users.append(None)
             try:
                 if self.closing:  # closed since the test above: as ``_files.start``
-                    raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the socket is closed")
+                    raise _closed_error()
                 # Registered by a general-path send while we took the claim: it goes first.
                 if not self.stream_out:
                     sock = self.sock
@@ -454,17 +455,11 @@ class Socket(StreamFile):
                     except BlockingIOError:
                         n = 0
                     except OSError as exc:
-                        raise IoError(
-                            ntstatus_to_winerror(write_failed(self, exc.errno or 0))
-                        ) from None
+                        _send_failed(self, exc.errno or 0)
                     if n < nbytes:
                         # The socket buffer is full: the rest waits for room (a request object)
                         # registered before the claim is released.
-                        view = data if cls is memoryview else memoryview(data)
-                        op = StreamWriteOp(self, overlapped, (view[n:],))
-                        op.sent, op.nbytes = n, nbytes
-                        submit_tried(op)
-                        return False
+                        return _send_rest(self, overlapped, data, n, nbytes)
                     if (
                         event is None
                         and self.skip_set_event
@@ -621,6 +616,64 @@ class Socket(StreamFile):
         self._sock().shutdown(how)
 
 
+# ---------------------------------------------------------------------- the continuations
+# What ``Socket.start_read``/``start_write`` do past their syscall, other than an immediate
+# success: Python functions that the C accelerator (``_fastsock.c``) calls too, so that the
+# two implementations cannot drift.
+
+
+def _closed_error() -> Win32Error:
+    """The error of a fast path on a closed socket (as ``_files.start``)."""
+    return Win32Error(WinError.ERROR_INVALID_HANDLE, "the socket is closed")
+
+
+def _recv_blocked(file: Socket, overlapped: Overlapped, view: memoryview) -> bool:
+    """A fast-path receive would block: the socket asks ``poll(0)`` first from now on
+    (module docstring), and the request pends (``_pend``). Returns False."""
+    poller = file._recv_poller
+    if poller is None:
+        poller = select.poll()
+        try:
+            poller.register(file.fd, _POLLIN)
+        except (ValueError, OSError):  # closed by another thread meanwhile
+            poller = None
+        file._recv_poller = poller
+    if poller is not None:
+        file._recv_ready = poller.poll
+        file._recv_misses = 1
+    file._pend(file, overlapped, view)
+    return False
+
+
+def _recv_failed(file: Socket, errno: int) -> NoReturn:
+    """A fast-path receive failed at once (errno): the socket state as ``try_now``, no
+    notification."""
+    raise IoError(ntstatus_to_winerror(read_failed(file, errno)[0])) from None
+
+
+def _recv_end(file: Socket) -> None:
+    """A fast-path receive read 0 bytes: a graceful close (success), or a reset that stays
+    reset (raises)."""
+    status = stream_end(file)[0]
+    if status:
+        raise IoError(ntstatus_to_winerror(status))
+
+
+def _send_failed(file: Socket, errno: int) -> NoReturn:
+    """A fast-path send failed at once (errno): as ``try_now``, no notification."""
+    raise IoError(ntstatus_to_winerror(write_failed(file, errno))) from None
+
+
+def _send_rest(file: Socket, overlapped: Overlapped, data: Any, n: int, nbytes: int) -> bool:
+    """The socket took ``n`` of ``nbytes`` (its buffer is full): the rest waits for room as a
+    request object, registered before the caller releases the send claim. Returns False."""
+    view = data if data.__class__ is memoryview else memoryview(data)
+    op = StreamWriteOp(file, overlapped, (view[n:],))
+    op.sent, op.nbytes = n, nbytes
+    submit_tried(op)
+    return False
+
+
 def create_socket(
     family: int = socket.AF_INET,
     type: int = socket.SOCK_STREAM,
@@ -641,3 +694,59 @@ def create_socket(
     if family in (socket.AF_INET, socket.AF_INET6) and type == socket.SOCK_STREAM:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return Socket(sock.fileno(), overlapped=overlapped, sock=sock)
+
+
+# ---------------------------------------------------------------------- the C accelerator
+# ``_fastio`` (``_fastsock.c``) replaces ``Socket.start_read``/``start_write`` by method
+# descriptors running their immediate paths in C with the same effects; the Python methods stay
+# the reference and take every other shape (``_accel.use`` switches both, docs/design.md).
+_PY_SOCKET_METHODS = (Socket.start_read, Socket.start_write)
+_C_SOCKET_METHODS: tuple[Any, Any] | None = None
+if _fastio is not None:
+    _probe = socket.socket()
+    try:
+        _C_SOCKET_METHODS = _fastio.configure_sockets(
+            Socket,
+            FdUsers,
+            Event,
+            Overlapped,
+            socket.socket,
+            _probe,
+            threading.Lock(),
+            Socket.start_read,
+            Socket.start_write,
+            _closed_error,
+            _recv_blocked,
+            _recv_failed,
+            _recv_end,
+            _send_failed,
+            _send_rest,
+            STATUS_PENDING,
+            _ASK_RUN,
+            _ASK_EVERY,
+            LOCK,
+            wake_waiters,
+        )
+    except NotImplementedError:  # another CPython layout: the Python methods run
+        pass
+    finally:
+        _probe.close()
+
+
+def sockets_accelerator_available() -> bool:
+    """The sockets' C path was built and configured (this CPython's layouts are known)."""
+    return _C_SOCKET_METHODS is not None
+
+
+def sockets_accelerated() -> bool:
+    """The sockets' immediate paths run in C right now."""
+    return _C_SOCKET_METHODS is not None and Socket.__dict__["start_read"] is _C_SOCKET_METHODS[0]
+
+
+def _install(on: bool) -> None:
+    methods = _C_SOCKET_METHODS if on and _C_SOCKET_METHODS is not None else _PY_SOCKET_METHODS
+    type.__setattr__(Socket, "start_read", methods[0])
+    type.__setattr__(Socket, "start_write", methods[1])
+
+
+_accel.register(_install)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import _thread
 import contextlib
 import inspect
+import os
 import sys
 import threading
 import time
@@ -20,6 +21,7 @@ from typing import Any
 
 from .._clock import reset_wall_clock as reset_wall_clock
 from .._clock import shift_wall_clock as shift_wall_clock
+from .._io import _accel, _streams
 from .._kernel._dispatcher import DispatcherObject
 from .._kernel._handles import HANDLE_TABLE
 from .._kernel._threads import KThread, thread_state_by_id
@@ -32,6 +34,7 @@ __all__ = [
     "ManualClock",
     "available_backends",
     "Interrupted",
+    "accelerator_for_test",
     "backend_for_test",
     "drain_apcs",
     "interrupt_after_acquire",
@@ -90,6 +93,24 @@ def backend_for_test(name: str) -> Iterator[str]:
         raise AssertionError(f"backend {name!r} missing from available_backends() {available}")
     with using_backend(name):
         yield name
+
+
+@contextlib.contextmanager
+def accelerator_for_test(impl: str) -> Iterator[str]:
+    """Run the block with every C-accelerated path in C (``impl == "c"``) or in Python
+    (``"python"``), as ``_accel.use`` switches them, then restore. A C run without the sockets'
+    C path (not built, or another CPython layout) raises ``unittest.SkipTest`` (a pytest skip),
+    or fails (AssertionError) under CI's WINAIO_REQUIRE_ACCEL=1."""
+    if impl == "c" and not _streams.sockets_accelerator_available():
+        if os.environ.get("WINAIO_REQUIRE_ACCEL", "") not in ("", "0"):
+            raise AssertionError("WINAIO_REQUIRE_ACCEL=1 but the sockets' C path is unavailable")
+        raise unittest.SkipTest("the sockets' C path (winaio._io._fastio) is unavailable")
+    before = _accel.use(impl == "c")
+    try:
+        assert _streams.sockets_accelerated() is (impl == "c")
+        yield impl
+    finally:
+        _accel.use(before)
 
 
 def drain_apcs() -> None:

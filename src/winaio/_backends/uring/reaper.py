@@ -37,16 +37,23 @@ Imports ``winaio._io`` (operations, the delivery funnel, the accelerator), ``com
 from __future__ import annotations
 
 import errno
+import select
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ..._io import _accel
-from ..._io._dispatch import deliver, deliver_batch
-from ..._io._ops import Operation
-from ..._kernel._dispatcher import LOCK
-from ...codes import NtStatus
+from ..._io import _accel, _dispatch
+from ..._io._backend import OpKind
+from ..._io._dispatch import _queue_routine, deliver, deliver_batch
+from ..._io._files import _IO_KEY, FileObject
+from ..._io._ops import Operation, StreamReadOp
+from ..._io._overlapped import Overlapped
+from ..._io._port import CompletionPacket, CompletionPort
+from ..._kernel._dispatcher import LOCK, ThreadState, WaitBlock, wake_waiters
+from ..._kernel._objects import Event
+from ...codes import NtStatus, WaitCode
 from .abi.consts import CqeFlags
 from .common import (
     CANCELLED,
@@ -58,7 +65,7 @@ from .common import (
     report,
 )
 from .migration import Migration
-from .streams import Line, StreamLines
+from .streams import _SPARE_MAX, Line, StreamLines
 
 if TYPE_CHECKING:
     from .ring import BackendRing
@@ -415,18 +422,44 @@ class Reaper:
         return finished
 
 
-#: The Python method the C accelerator wraps (the reference, the fallback).
+# ---------------------------------------------------------------------- the C accelerator
+
+#: The Python methods the C accelerators wrap (the references, the fallbacks).
 _PY_REAP = Reaper.reap
+_PY_SERVICE_DIRECT = StreamLines.service_direct
+_PY_PROCESS = Reaper.process
+#: ``_fastring.c``'s ``reap`` (the empty-CQ test and the QD1 path).
 _C_METHODS: dict[str, object] | None = None
 if _fastio is not None:
     _C_METHODS = _fastio.configure_ring(
         "reaper", Reaper, _PY_REAP, Migration, InFlight, Line, _PLAIN_COMPLETE, globals(),
         _SUCCESS, REAP_BATCH,
     )  # fmt: skip
+#: ``_fastdone.c``'s ``deliver_batch``, ``StreamLines.service_direct`` and ``Reaper.process``
+#: (None: not built).
+_C_DONE: tuple[Any, Any, Any] | None = (
+    None
+    if _fastio is None
+    else _fastio.configure_done(
+        Operation, FileObject, Overlapped, Event, CompletionPort, CompletionPacket, WaitBlock,
+        ThreadState, Line, StreamLines, deque, Reaper, Migration, InFlight, LOCK, wake_waiters,
+        _queue_routine, _dispatch.py_deliver_batch, StreamReadOp.from_cqe, OpKind.STREAM,
+        select.POLLIN, _IO_KEY, int(WaitCode.WAIT_OBJECT_0), _SUCCESS, _SPARE_MAX, UD_POKE,
+    )
+)  # fmt: skip
 
 
 def _install(on: bool) -> None:
+    """The C functions (``on``) or the Python ones, here and in ``_dispatch`` (``_accel``:
+    one switch for every accelerated path)."""
+    global deliver_batch
     type.__setattr__(Reaper, "reap", _C_METHODS["reap"] if on and _C_METHODS else _PY_REAP)
+    c = _C_DONE if on else None
+    batch = _dispatch.py_deliver_batch if c is None else c[0]
+    _dispatch.deliver_batch = batch
+    deliver_batch = batch
+    type.__setattr__(StreamLines, "service_direct", _PY_SERVICE_DIRECT if c is None else c[1])
+    type.__setattr__(Reaper, "process", _PY_PROCESS if c is None else c[2])
 
 
 _accel.register(_install)

@@ -1,0 +1,946 @@
+/* winaio._io._fastio, the sockets' part: the immediate paths of ``Socket.start_read`` and
+ * ``Socket.start_write`` (``_streams.py``) in C, installed on Socket as method descriptors by
+ * ``_streams._install`` (through ``_accel.register``).
+ *
+ * Same rules as ``_fastio.c``: the Python methods are the reference. Every shape not handled
+ * here goes to them before anything was touched (keywords, a completion routine, a buffer that
+ * is not one whole byte buffer, nothing to read or send, a pending request in that direction, a
+ * Socket, Overlapped, FdUsers or socket object of another type or layout, a send claim that is
+ * not a plain lock or is taken, a buffer larger than MAX_GIL_COPY), and every result the Python
+ * method hands to a continuation goes to the very same Python function here (``_streams``:
+ * ``_closed_error``, ``_recv_blocked``, ``_recv_failed``, ``_recv_end``, ``_send_failed``,
+ * ``_send_rest``), so the two cannot drift; an immediate success's notification is
+ * ``_dispatch.notify_success``'s steps, inline (``notify``), the port's ``_post_locked`` called.
+ *
+ * Invariants:
+ * - The descriptor is the socket object's own (``sock_fd``, read at the layout checked by
+ *   ``configure_sockets`` against ``fileno()`` and ``settimeout``), as CPython's ``recv_into``
+ *   and ``send`` read it. The syscall is made with the GIL held (MSG_DONTWAIT: a non-blocking
+ *   attempt of at most MAX_GIL_COPY bytes, microseconds), so no other thread runs between the
+ *   fetch and the syscall; the fast path still counts itself among the descriptor's users
+ *   (``_fd_users``) before it reads ``closing``, because a Python callable it calls meanwhile
+ *   (the readiness poll, which releases the GIL) lets other threads run.
+ * - A socket object whose timeout is not 0 or None (``settimeout(t)``: CPython would wait for
+ *   readiness) goes to the Python method.
+ * - Effects in the Python order: E reset, F cleared, Internal = STATUS_PENDING, the syscall,
+ *   then the IOSB alone (nothing to signal or post) or ``notify_success``'s steps under LOCK
+ *   (``notify``: the Python calls, wake_waiters and _post_locked, last); ``finally``: counted
+ *   out, the claim released, ``users.left()`` when closing.
+ */
+#include "_fastio.h"
+#include <sys/socket.h>
+
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
+#define SOCK_ACCEL 1
+#else
+#define SOCK_ACCEL 0
+#endif
+
+#if SOCK_ACCEL
+/* CPython 3.11/3.12's _socket.socket object (Modules/socketmodule.h); checked at configure. */
+typedef struct {
+    PyObject_HEAD
+    int sock_fd;
+    int sock_family;
+    int sock_type;
+    int sock_proto;
+    PyObject *(*errorhandler)(void);
+    _PyTime_t sock_timeout;
+} sockobject;
+
+/* CPython 3.11/3.12's _thread.lock (as in _fastio.c); checked at configure. */
+typedef struct {
+    PyObject_HEAD
+    PyThread_type_lock lock_lock;
+    PyObject *in_weakreflist;
+    char locked;
+} sk_lockobject;
+#endif
+
+static const char *const SOCK_A_NAMES[] = {"closing", "stream_in", "stream_out", "overlapped",
+                                           "winsock", "sock", "_signaled", "fd_users", NULL};
+enum { SA_CLOSING, SA_STREAM_IN, SA_STREAM_OUT, SA_OVERLAPPED, SA_WINSOCK, SA_SOCK, SA_SIGNALED,
+       SA_FD_USERS };
+static const char *const SOCK_B_NAMES[] = {"_recv_ready", "_recv_misses", "_pend", "send_claim",
+                                           "skip_set_event", "skip_port_on_success", "port",
+                                           NULL};
+enum { SB_READY, SB_MISSES, SB_PEND, SB_CLAIM, SB_SKIP_SET, SB_SKIP_SUCCESS, SB_PORT };
+static const char *const SEVENT_NAMES[] = {"_signaled", "_waiters", NULL};
+enum { SE_SIGNALED, SE_WAITERS };
+static const char *const SOCK_C_NAMES[] = {"_waiters", "key", NULL};
+enum { SC_WAITERS, SC_KEY };
+static const char *const SOV_NAMES[] = {"event", "skip_port", "information", "status", NULL};
+enum { SO_EVENT, SO_SKIP_PORT, SO_INFORMATION, SO_STATUS };
+
+static kind_t k_sa, k_sb, k_sc, k_sev, k_sov;
+static PyTypeObject *g_fd_users_type; /* FdUsers (a list subclass) */
+static PyTypeObject *g_socket_type;   /* socket.socket: exactly (a subclass may redefine recv) */
+static PyTypeObject *g_claim_type;    /* _thread.lock */
+static PyObject *g_py_sock_read, *g_py_sock_write; /* Socket.start_read/start_write (Python) */
+static PyObject *g_closed_error, *g_recv_blocked, *g_recv_failed, *g_recv_end;
+static PyObject *g_send_failed, *g_send_rest;
+static PyObject *g_pending; /* STATUS_PENDING */
+static PyObject *g_sock_lock;      /* the dispatcher LOCK */
+static PyObject *g_sock_wake;      /* _kernel._dispatcher.wake_waiters */
+static PyObject *s_post_locked;
+static PyObject *g_one, *g_szero;
+static PyObject *s_shut_rd, *s_left;
+static long g_ask_run, g_ask_every;
+
+/* Calls ``func`` with ``self`` and the caller's arguments (the Python method). */
+static PyObject *
+to_python(PyObject *func, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+          PyObject *kwnames)
+{
+    PyObject *small[8];
+    PyObject **full = small;
+    Py_ssize_t total = nargs + (kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames));
+    if (total + 1 > 8) {
+        full = PyMem_Malloc((size_t)(total + 1) * sizeof(PyObject *));
+        if (full == NULL) {
+            return PyErr_NoMemory();
+        }
+    }
+    full[0] = self;
+    for (Py_ssize_t i = 0; i < total; i++) {
+        full[i + 1] = args[i];
+    }
+    PyObject *res = PyObject_Vectorcall(func, full, nargs + 1, kwnames);
+    if (full != small) {
+        PyMem_Free(full);
+    }
+    return res;
+}
+
+#define SLOT(k, obj, i) (*(PyObject **)((char *)(obj) + (k).offsets[i]))
+
+/* Borrowed slot value, or NULL if unset (the Python method then raises AttributeError). */
+static inline PyObject *
+slot(kind_t *k, PyObject *obj, int i)
+{
+    return *(PyObject **)((char *)obj + k->offsets[i]);
+}
+
+/* Steals ``value``; the slot is the type's own (kind_fast checked). */
+static inline void
+put(kind_t *k, PyObject *obj, int i, PyObject *value)
+{
+    PyObject **p = (PyObject **)((char *)obj + k->offsets[i]);
+    PyObject *old = *p;
+    *p = value;
+    Py_XDECREF(old);
+}
+
+static inline int
+is_true(PyObject *v)
+{
+    return v == Py_True ? 1 : v == Py_False ? 0 : PyObject_IsTrue(v);
+}
+
+/* One whole byte buffer (the Python method's ``hot`` test): 1 or 0 (a released memoryview is
+ * not: the general path reports it). ``writable``: a receive (no read-only memoryview); bytes
+ * only for a send. */
+static int
+hot_buffer(PyObject *buf, int writable)
+{
+    PyTypeObject *cls = Py_TYPE(buf);
+    if (cls == &PyByteArray_Type) {
+        return 1;
+    }
+    if (cls == &PyBytes_Type) {
+        return !writable;
+    }
+    if (cls != &PyMemoryView_Type) {
+        return 0;
+    }
+    PyMemoryViewObject *m = (PyMemoryViewObject *)buf;
+    if ((m->flags & _Py_MEMORYVIEW_RELEASED) || (m->mbuf->flags & _Py_MANAGED_BUFFER_RELEASED)) {
+        return 0;
+    }
+    Py_buffer *v = &m->view;
+    if (writable && v->readonly) {
+        return 0;
+    }
+    if (!(m->flags & _Py_MEMORYVIEW_C) || v->ndim != 1) {
+        return 0;
+    }
+    return v->format == NULL || strcmp(v->format, "B") == 0;
+}
+
+static inline Py_ssize_t
+buffer_len(PyObject *buf)
+{
+    PyTypeObject *cls = Py_TYPE(buf);
+    if (cls == &PyByteArray_Type) {
+        return PyByteArray_GET_SIZE(buf);
+    }
+    if (cls == &PyBytes_Type) {
+        return PyBytes_GET_SIZE(buf);
+    }
+    return ((PyMemoryViewObject *)buf)->view.shape[0]; /* len(): 1-D, format B */
+}
+
+/* ``users.pop()``: the list shrinks by its last item (never fails). */
+static inline void
+users_out(PyObject *users)
+{
+    PyListObject *l = (PyListObject *)users;
+    Py_ssize_t n = Py_SIZE(l);
+    if (n > 0) {
+        PyObject *item = l->ob_item[n - 1];
+        Py_SET_SIZE(l, n - 1);
+        Py_DECREF(item);
+    }
+}
+
+/* The ``finally`` of both methods after ``users.pop()`` (and the claim's release): if the
+ * socket is closing, ``users.left()``; its exception replaces (and chains) a pending one. */
+static PyObject *
+users_left(PyObject *self, PyObject *users, PyObject *res)
+{
+    PyObject *closing = slot(&k_sa, self, SA_CLOSING);
+    int c = closing == NULL ? 0 : is_true(closing);
+    if (c == 0) {
+        return res;
+    }
+    PyObject *et = NULL, *ev = NULL, *etb = NULL;
+    PyErr_Fetch(&et, &ev, &etb);
+    PyObject *r = c < 0 ? NULL : PyObject_CallMethodNoArgs(users, s_left);
+    if (r == NULL) {
+        Py_XDECREF(res);
+        res = NULL;
+        if (et != NULL) {
+            _PyErr_ChainExceptions(et, ev, etb);
+        }
+        return NULL;
+    }
+    Py_DECREF(r);
+    PyErr_Restore(et, ev, etb);
+    return res;
+}
+
+/* Raises the Python method's Win32Error for a closed socket (``_streams._closed_error``). */
+static PyObject *
+raise_closed(void)
+{
+    PyObject *exc = PyObject_CallNoArgs(g_closed_error);
+    if (exc != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    }
+    return NULL;
+}
+
+/* ``self._pend(self, overlapped, view)``; returns False or NULL. */
+static PyObject *
+pend(PyObject *self, PyObject *ov, PyObject *buffer)
+{
+    PyObject *view = Py_TYPE(buffer) == &PyMemoryView_Type ? Py_NewRef(buffer)
+                                                             : PyMemoryView_FromObject(buffer);
+    if (view == NULL) {
+        return NULL;
+    }
+    PyObject *fn = slot(&k_sb, self, SB_PEND);
+    if (fn == NULL) {
+        Py_DECREF(view);
+        PyErr_SetString(PyExc_AttributeError, "_pend");
+        return NULL;
+    }
+    Py_INCREF(fn);
+    PyObject *args[3] = {self, ov, view};
+    PyObject *r = PyObject_Vectorcall(fn, args, 3, NULL);
+    Py_DECREF(fn);
+    Py_DECREF(view);
+    if (r == NULL) {
+        return NULL;
+    }
+    Py_DECREF(r);
+    Py_RETURN_FALSE;
+}
+
+/* ``_dispatch.notify_success`` for a Socket whose slots are read directly (its steps, under one
+ * hold of LOCK): the IOSB, then E (or F unless FILE_SKIP_SET_EVENT_ON_HANDLE), then the packet
+ * through the port's own ``_post_locked`` unless ``hEvent|1`` or
+ * FILE_SKIP_COMPLETION_PORT_ON_SUCCESS. Every field is written before the Python calls
+ * (``wake_waiters``, ``_post_locked``), which come last: an exception from the first (a
+ * KeyboardInterrupt at its entry) still leaves the second made and is the one raised. Steals
+ * ``info``; 0 or -1. */
+static int
+notify(PyObject *self, PyObject *ov, PyObject *event, PyObject *info)
+{
+    if (fio_acquire(g_sock_lock) < 0) {
+        Py_DECREF(info); /* (as ``with LOCK``: interrupted before any effect) */
+        return -1;
+    }
+    PyObject *wake = NULL, *port = NULL, *post = NULL, *key = NULL;
+    int r;
+    put(&k_sov, ov, SO_INFORMATION, Py_NewRef(info));
+    put(&k_sov, ov, SO_STATUS, Py_NewRef(g_szero));
+    if (event != Py_None) {
+        int efast = kind_fast(&k_sev, Py_TYPE(event));
+        if (set(&k_sev, efast, event, SE_SIGNALED, Py_NewRef(Py_True)) < 0) {
+            goto calls;
+        }
+        if ((r = truth(&k_sev, efast, event, SE_WAITERS)) < 0) {
+            goto calls;
+        }
+        if (r) {
+            wake = Py_NewRef(event);
+        }
+    }
+    else {
+        if ((r = truth(&k_sb, 1, self, SB_SKIP_SET)) < 0) {
+            goto calls;
+        }
+        if (!r) {
+            put(&k_sa, self, SA_SIGNALED, Py_NewRef(Py_True));
+            if ((r = truth(&k_sc, 1, self, SC_WAITERS)) < 0) {
+                goto calls;
+            }
+            if (r) {
+                wake = Py_NewRef(self);
+            }
+        }
+    }
+    if ((r = truth(&k_sov, 1, ov, SO_SKIP_PORT)) < 0) {
+        goto calls;
+    }
+    if (!r) {
+        port = get(&k_sb, 1, self, SB_PORT);
+        if (port == NULL) {
+            goto calls;
+        }
+        if (port != Py_None) {
+            if ((r = truth(&k_sb, 1, self, SB_SKIP_SUCCESS)) < 0) {
+                goto calls;
+            }
+            if (!r) {
+                key = get(&k_sc, 1, self, SC_KEY);
+                if (key == NULL) {
+                    goto calls;
+                }
+                post = Py_NewRef(port);
+            }
+        }
+    }
+calls: {
+    PyObject *et = NULL, *ev = NULL, *etb = NULL;
+    if (PyErr_Occurred()) {
+        PyErr_Fetch(&et, &ev, &etb);
+    }
+    if (wake != NULL) {
+        PyObject *res = PyObject_CallOneArg(g_sock_wake, wake);
+        if (res != NULL) {
+            Py_DECREF(res);
+        }
+        else if (et == NULL && ev == NULL) {
+            PyErr_Fetch(&et, &ev, &etb);
+        }
+        else {
+            PyErr_Clear(); /* the first error is the one raised */
+        }
+    }
+    if (post != NULL) {
+        /* port._post_locked(key, ov, 0, information): the port's own method (Python, or a C
+         * one installed on its class) */
+        PyObject *args[5] = {post, key, ov, g_szero, info};
+        PyObject *res = PyObject_VectorcallMethod(s_post_locked, args,
+                                                  5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (res != NULL) {
+            Py_DECREF(res);
+        }
+        else if (et == NULL && ev == NULL) {
+            PyErr_Fetch(&et, &ev, &etb);
+        }
+        else {
+            PyErr_Clear();
+        }
+    }
+    fio_release(g_sock_lock);
+    Py_XDECREF(wake);
+    Py_XDECREF(port);
+    Py_XDECREF(post);
+    Py_XDECREF(key);
+    Py_DECREF(info);
+    if (et != NULL || ev != NULL) {
+        PyErr_Restore(et, ev, etb);
+        return -1;
+    }
+    return 0;
+}
+}
+
+/* An immediate success of ``n`` bytes (the Python method's tail): the IOSB alone when there is
+ * nothing to signal or post, else ``notify_success``. True or NULL. */
+static PyObject *
+succeeded(PyObject *self, PyObject *ov, PyObject *event, Py_ssize_t n)
+{
+    PyObject *info = PyLong_FromSsize_t(n);
+    if (info == NULL) {
+        return NULL;
+    }
+    int quiet = 0;
+    if (event == Py_None) {
+        PyObject *v = slot(&k_sb, self, SB_SKIP_SET);
+        int r = v == NULL ? 0 : is_true(v);
+        if (r < 0) {
+            goto fail;
+        }
+        if (r) {
+            v = slot(&k_sov, ov, SO_SKIP_PORT);
+            r = v == NULL ? 0 : is_true(v);
+            if (r == 0) {
+                v = slot(&k_sb, self, SB_SKIP_SUCCESS);
+                r = v == NULL ? 0 : is_true(v);
+            }
+            if (r == 0) {
+                v = slot(&k_sb, self, SB_PORT);
+                r = v == Py_None;
+            }
+            if (r < 0) {
+                goto fail;
+            }
+            quiet = r;
+        }
+    }
+    if (quiet) {
+        put(&k_sov, ov, SO_INFORMATION, info);
+        put(&k_sov, ov, SO_STATUS, Py_NewRef(g_szero));
+        Py_RETURN_TRUE;
+    }
+    if (notify(self, ov, event, info) < 0) {
+        return NULL;
+    }
+    Py_RETURN_TRUE;
+fail:
+    Py_DECREF(info);
+    return NULL;
+}
+
+/* §4.2 step 2: reset E, clear F, Internal = STATUS_PENDING (plain stores). 0 or -1. */
+static int
+reset(PyObject *self, PyObject *ov, PyObject *event)
+{
+    if (event != Py_None) {
+        int efast = kind_fast(&k_sev, Py_TYPE(event));
+        if (set(&k_sev, efast, event, 0, Py_NewRef(Py_False)) < 0) {
+            return -1;
+        }
+    }
+    put(&k_sa, self, SA_SIGNALED, Py_NewRef(Py_False));
+    put(&k_sov, ov, SO_STATUS, Py_NewRef(g_pending));
+    return 0;
+}
+
+/* The checks common to both directions, before anything is touched: 1 if the C path applies. */
+static int
+common_shape(PyObject *self, Py_ssize_t nargs, PyObject *kwnames, PyObject *ov)
+{
+    if (nargs != 2 || kwnames != NULL || ov == Py_None) {
+        return 0;
+    }
+    PyTypeObject *tp = Py_TYPE(self);
+    if (!kind_fast(&k_sa, tp) || !kind_fast(&k_sb, tp) || !kind_fast(&k_sov, Py_TYPE(ov))) {
+        return 0;
+    }
+    /* every slot used is set, of the type the Python method expects */
+    for (int i = 0; i < k_sa.n; i++) {
+        if (slot(&k_sa, self, i) == NULL) {
+            return 0;
+        }
+    }
+    for (int i = 0; i < k_sb.n; i++) {
+        if (slot(&k_sb, self, i) == NULL) {
+            return 0;
+        }
+    }
+    if (!kind_fast(&k_sc, tp) || slot(&k_sc, self, SC_WAITERS) == NULL ||
+        slot(&k_sc, self, SC_KEY) == NULL) {
+        return 0;
+    }
+    if (slot(&k_sov, ov, SO_EVENT) == NULL || slot(&k_sov, ov, SO_SKIP_PORT) == NULL) {
+        return 0;
+    }
+    if (Py_TYPE(slot(&k_sa, self, SA_FD_USERS)) != g_fd_users_type) {
+        return 0;
+    }
+#if SOCK_ACCEL
+    PyObject *sock = slot(&k_sa, self, SA_SOCK);
+    if (Py_TYPE(sock) != g_socket_type || ((sockobject *)sock)->sock_timeout > 0) {
+        return 0; /* a socket subclass, None, or a timeout (CPython would wait) */
+    }
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+/* ------------------------------------------------------------------ Socket.start_read */
+
+static PyObject *
+sock_start_read(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+#if SOCK_ACCEL
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs < 2 || !common_shape(self, nargs, kwnames, args[1])) {
+        goto python;
+    }
+    PyObject *buffer = args[0], *ov = args[1];
+    if (!hot_buffer(buffer, 1)) {
+        goto python;
+    }
+    int r;
+    if ((r = is_true(slot(&k_sa, self, SA_STREAM_IN))) != 0) {
+        if (r < 0) {
+            return NULL;
+        }
+        goto python; /* an earlier receive pends: it goes first (#66) */
+    }
+    if ((r = is_true(slot(&k_sa, self, SA_OVERLAPPED))) <= 0) {
+        if (r < 0) {
+            return NULL;
+        }
+        goto python;
+    }
+    Py_ssize_t len = buffer_len(buffer);
+    if (len == 0 || len > MAX_GIL_COPY) {
+        goto python; /* zero-byte reads wait for data; big copies release the GIL */
+    }
+    PyObject *winsock = slot(&k_sa, self, SA_WINSOCK);
+    if (winsock != Py_None) {
+        PyObject *shut = PyObject_GetAttr(winsock, s_shut_rd);
+        if (shut == NULL) {
+            return NULL;
+        }
+        r = is_true(shut);
+        Py_DECREF(shut);
+        if (r) {
+            if (r < 0) {
+                return NULL;
+            }
+            goto python; /* WSAESHUTDOWN: the request object reports it */
+        }
+    }
+    PyObject *ready0 = slot(&k_sb, self, SB_READY);
+    PyObject *misses0 = slot(&k_sb, self, SB_MISSES);
+    if (ready0 != Py_None && !PyLong_CheckExact(misses0)) {
+        goto python;
+    }
+    if ((r = is_true(slot(&k_sa, self, SA_CLOSING))) != 0) {
+        return r < 0 ? NULL : raise_closed(); /* as ``_files.start``: before any effect */
+    }
+
+    /* From here on the effects, in the Python method's order. */
+    PyObject *event = Py_NewRef(slot(&k_sov, ov, SO_EVENT));
+    PyObject *res = NULL, *users = NULL, *ready = NULL;
+    if (reset(self, ov, event) < 0) {
+        goto done;
+    }
+    ready = Py_NewRef(slot(&k_sb, self, SB_READY));
+    if (ready != Py_None) {
+        /* After a run of receives that found nothing, pend without asking. */
+        long misses = PyLong_AsLong(slot(&k_sb, self, SB_MISSES));
+        if (misses == -1 && PyErr_Occurred()) {
+            goto done;
+        }
+        if (misses >= g_ask_run && (misses & g_ask_every)) {
+            PyObject *m = PyLong_FromLong(misses + 1);
+            if (m == NULL) {
+                goto done;
+            }
+            put(&k_sb, self, SB_MISSES, m);
+            res = pend(self, ov, buffer);
+            goto done;
+        }
+    }
+    /* The descriptor is used from here on: counted in before ``closing`` is read again. */
+    users = Py_NewRef(slot(&k_sa, self, SA_FD_USERS));
+    if (PyList_Append(users, Py_None) < 0) {
+        Py_CLEAR(users); /* (not counted in: no finally) */
+        goto done;
+    }
+    PyObject *sock = NULL;
+    if ((r = is_true(slot(&k_sa, self, SA_CLOSING))) != 0) {
+        if (r > 0) {
+            raise_closed();
+        }
+        goto counted;
+    }
+    sock = Py_NewRef(slot(&k_sa, self, SA_SOCK));
+    if (ready != Py_None) {
+        /* Its last receive found nothing: ask before trying. */
+        int waiting;
+        PyObject *found = PyObject_CallOneArg(ready, g_szero);
+        if (found == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_RuntimeError)) {
+                goto counted;
+            }
+            PyErr_Clear(); /* another thread polls this socket at this moment */
+            waiting = 0;
+        }
+        else {
+            waiting = PyObject_Not(found);
+            Py_DECREF(found);
+            if (waiting < 0) {
+                goto counted;
+            }
+        }
+        if (waiting) {
+            /* ``self._recv_misses += 1`` (Python code may have run: the generic way) */
+            PyObject *m = get(&k_sb, 1, self, SB_MISSES);
+            if (m == NULL) {
+                goto counted;
+            }
+            PyObject *m1 = PyNumber_Add(m, g_one);
+            Py_DECREF(m);
+            if (m1 == NULL) {
+                goto counted;
+            }
+            put(&k_sb, self, SB_MISSES, m1);
+            res = pend(self, ov, buffer);
+            goto counted;
+        }
+        put(&k_sb, self, SB_READY, Py_NewRef(Py_None)); /* data flows: try first again */
+        put(&k_sb, self, SB_MISSES, Py_NewRef(g_szero));
+    }
+    /* sock.recv_into(buffer), with the GIL held (a non-blocking attempt) */
+    Py_buffer view;
+    if (PyObject_GetBuffer(buffer, &view, PyBUF_WRITABLE) < 0) {
+        goto counted;
+    }
+    ssize_t n;
+    int err = 0;
+    for (;;) {
+        n = recv(((sockobject *)sock)->sock_fd, view.buf, (size_t)view.len, MSG_DONTWAIT);
+        if (n >= 0) {
+            break;
+        }
+        err = errno;
+        if (err != EINTR) {
+            break;
+        }
+        if (PyErr_CheckSignals() < 0) {
+            PyBuffer_Release(&view);
+            goto counted;
+        }
+    }
+    PyBuffer_Release(&view);
+    if (n < 0) {
+        if (err == EAGAIN || err == EWOULDBLOCK) {
+            PyObject *bv = Py_TYPE(buffer) == &PyMemoryView_Type ? Py_NewRef(buffer)
+                                                                   : PyMemoryView_FromObject(buffer);
+            if (bv != NULL) {
+                PyObject *a[3] = {self, ov, bv};
+                res = PyObject_Vectorcall(g_recv_blocked, a, 3, NULL);
+                Py_DECREF(bv);
+            }
+            goto counted;
+        }
+        PyObject *e = PyLong_FromLong(err);
+        if (e != NULL) {
+            PyObject *a[2] = {self, e};
+            PyObject *x = PyObject_Vectorcall(g_recv_failed, a, 2, NULL); /* raises */
+            Py_XDECREF(x);
+            Py_DECREF(e);
+            if (x != NULL) {
+                PyErr_SetString(PyExc_SystemError, "_recv_failed returned");
+            }
+        }
+        goto counted;
+    }
+    if (n == 0) {
+        /* a graceful close, or a reset that stays reset */
+        PyObject *x = PyObject_CallOneArg(g_recv_end, self);
+        if (x == NULL) {
+            goto counted;
+        }
+        Py_DECREF(x);
+    }
+    res = succeeded(self, ov, event, n);
+counted:
+    Py_XDECREF(sock);
+    users_out(users);
+    res = users_left(self, users, res);
+done:
+    Py_XDECREF(users);
+    Py_XDECREF(ready);
+    Py_DECREF(event);
+    return res;
+python:
+#endif
+    return to_python(g_py_sock_read, self, args, PyVectorcall_NARGS(nargsf), kwnames);
+}
+
+/* ------------------------------------------------------------------ Socket.start_write */
+
+static PyObject *
+sock_start_write(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+#if SOCK_ACCEL
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs < 2 || !common_shape(self, nargs, kwnames, args[1])) {
+        goto python;
+    }
+    PyObject *data = args[0], *ov = args[1];
+    if (!hot_buffer(data, 0)) {
+        goto python;
+    }
+    int r;
+    if ((r = is_true(slot(&k_sa, self, SA_STREAM_OUT))) != 0) {
+        if (r < 0) {
+            return NULL;
+        }
+        goto python; /* an earlier send pends: it goes first (#66) */
+    }
+    if ((r = is_true(slot(&k_sa, self, SA_OVERLAPPED))) <= 0) {
+        if (r < 0) {
+            return NULL;
+        }
+        goto python;
+    }
+    Py_ssize_t nbytes = buffer_len(data);
+    if (nbytes == 0 || nbytes > MAX_GIL_COPY) {
+        goto python; /* a zero-byte send: the request decides; big copies release the GIL */
+    }
+    /* Another thread is issuing a send: wait for it in the general path. Held until a partial
+     * send's remainder is registered. */
+    PyObject *claim = slot(&k_sb, self, SB_CLAIM);
+    if (Py_TYPE(claim) != g_claim_type) {
+        goto python; /* None (a pipe), or another lock type */
+    }
+    sk_lockobject *lk = (sk_lockobject *)claim;
+    if (PyThread_acquire_lock_timed(lk->lock_lock, 0, 0) != PY_LOCK_ACQUIRED) {
+        goto python;
+    }
+    lk->locked = 1;
+    Py_INCREF(claim);
+
+    PyObject *res = NULL, *event = NULL, *sock = NULL;
+    PyObject *users = Py_NewRef(slot(&k_sa, self, SA_FD_USERS));
+    if (PyList_Append(users, Py_None) < 0) {
+        lk->locked = 0;
+        PyThread_release_lock(lk->lock_lock);
+        Py_DECREF(claim);
+        Py_DECREF(users);
+        return NULL;
+    }
+    if ((r = is_true(slot(&k_sa, self, SA_CLOSING))) != 0) {
+        if (r > 0) {
+            raise_closed(); /* closed since the test above: as ``_files.start`` */
+        }
+        goto counted;
+    }
+    /* (The Python method checks ``stream_out`` again here: a general-path send may have
+     * registered while it took the claim. Here the GIL was held since the test above.) */
+    sock = Py_NewRef(slot(&k_sa, self, SA_SOCK));
+    event = Py_NewRef(slot(&k_sov, ov, SO_EVENT));
+    if (reset(self, ov, event) < 0) {
+        goto counted;
+    }
+    /* sock.send(data, MSG_NOSIGNAL), with the GIL held (a non-blocking attempt) */
+    Py_buffer view;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+        goto counted;
+    }
+    ssize_t n;
+    int err = 0;
+    for (;;) {
+        n = send(((sockobject *)sock)->sock_fd, view.buf, (size_t)view.len,
+                 MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n >= 0) {
+            break;
+        }
+        err = errno;
+        if (err != EINTR) {
+            break;
+        }
+        if (PyErr_CheckSignals() < 0) {
+            PyBuffer_Release(&view);
+            goto counted;
+        }
+    }
+    PyBuffer_Release(&view);
+    if (n < 0) {
+        if (err == EAGAIN || err == EWOULDBLOCK) {
+            n = 0;
+        }
+        else {
+            PyObject *e = PyLong_FromLong(err);
+            if (e != NULL) {
+                PyObject *a[2] = {self, e};
+                PyObject *x = PyObject_Vectorcall(g_send_failed, a, 2, NULL); /* raises */
+                Py_XDECREF(x);
+                Py_DECREF(e);
+                if (x != NULL) {
+                    PyErr_SetString(PyExc_SystemError, "_send_failed returned");
+                }
+            }
+            goto counted;
+        }
+    }
+    if (n < nbytes) {
+        /* the socket buffer is full: the rest waits for room, registered under the claim */
+        PyObject *sent = PyLong_FromSsize_t(n);
+        PyObject *total = PyLong_FromSsize_t(nbytes);
+        if (sent != NULL && total != NULL) {
+            PyObject *a[5] = {self, ov, data, sent, total};
+            res = PyObject_Vectorcall(g_send_rest, a, 5, NULL);
+        }
+        Py_XDECREF(sent);
+        Py_XDECREF(total);
+        goto counted;
+    }
+    res = succeeded(self, ov, event, n);
+counted:
+    users_out(users);
+    lk->locked = 0;
+    PyThread_release_lock(lk->lock_lock);
+    Py_DECREF(claim);
+    res = users_left(self, users, res);
+    Py_DECREF(users);
+    Py_XDECREF(sock);
+    Py_XDECREF(event);
+    return res;
+python:
+#endif
+    return to_python(g_py_sock_write, self, args, PyVectorcall_NARGS(nargsf), kwnames);
+}
+
+static PyMethodDef sock_read_def = {
+    "start_read", (PyCFunction)(void (*)(void))sock_start_read, METH_FASTCALL | METH_KEYWORDS,
+    "start_read(buffer, overlapped, *, size=None, routine=None)\n--\n\n"
+    "ReadFile/WSARecv on a socket (C accelerator of the Python method's immediate path)."};
+
+static PyMethodDef sock_write_def = {
+    "start_write", (PyCFunction)(void (*)(void))sock_start_write, METH_FASTCALL | METH_KEYWORDS,
+    "start_write(data, overlapped, *, size=None, routine=None)\n--\n\n"
+    "WriteFile/WSASend on a socket (C accelerator of the Python method's immediate path)."};
+
+/* ------------------------------------------------------------------ configuration */
+
+#if SOCK_ACCEL
+/* The socket object's layout is the one above: its fd and timeout read where fileno() and
+ * settimeout() put them. 0 or -1 with an error. */
+static int
+check_socket_layout(PyObject *probe)
+{
+    PyTypeObject *base = Py_TYPE(probe);
+    while (base->tp_base != NULL && base->tp_base != &PyBaseObject_Type) {
+        base = base->tp_base;
+    }
+    if (strcmp(base->tp_name, "_socket.socket") != 0 ||
+        base->tp_basicsize < (Py_ssize_t)sizeof(sockobject)) {
+        goto bad;
+    }
+    int fd = PyObject_AsFileDescriptor(probe);
+    if (fd < 0) {
+        return -1;
+    }
+    sockobject *s = (sockobject *)probe;
+    if (s->sock_fd != fd) {
+        goto bad;
+    }
+    PyObject *r = PyObject_CallMethod(probe, "settimeout", "d", 2.5);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    int ok = s->sock_timeout > 0;
+    r = PyObject_CallMethod(probe, "settimeout", "O", Py_None);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    ok = ok && s->sock_timeout < 0;
+    r = PyObject_CallMethod(probe, "settimeout", "d", 0.0);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    if (ok && s->sock_timeout == 0) {
+        return 0;
+    }
+bad:
+    PyErr_SetString(PyExc_NotImplementedError, "unknown socket object layout");
+    return -1;
+}
+#endif
+
+PyObject *
+configure_sockets(PyObject *module, PyObject *args)
+{
+    PyTypeObject *sockt, *usert, *eventt, *ovt, *pysockt;
+    PyObject *probe, *claim, *rd, *wr, *closed, *blocked, *rfailed, *rend, *sfailed, *srest,
+        *pending, *lock, *wake;
+    long ask_run, ask_every;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!OOOOOOOOOOOllOO:configure_sockets",
+                          &PyType_Type, &sockt, &PyType_Type, &usert, &PyType_Type, &eventt,
+                          &PyType_Type, &ovt, &PyType_Type,
+                          &pysockt, &probe, &claim, &rd, &wr, &closed, &blocked, &rfailed,
+                          &rend, &sfailed, &srest, &pending, &ask_run, &ask_every,
+                          &lock, &wake)) {
+        return NULL;
+    }
+#if !SOCK_ACCEL
+    PyErr_SetString(PyExc_NotImplementedError, "the sockets' C path needs CPython 3.11/3.12");
+    return NULL;
+#else
+    if (g_py_sock_read != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "configure_sockets is called once");
+        return NULL;
+    }
+    if (!PyType_IsSubtype(usert, &PyList_Type) || Py_TYPE(probe) != pysockt) {
+        PyErr_SetString(PyExc_TypeError, "configure_sockets: bad FdUsers or probe socket");
+        return NULL;
+    }
+    if (strcmp(Py_TYPE(claim)->tp_name, "_thread.lock") != 0 ||
+        Py_TYPE(claim)->tp_basicsize != (Py_ssize_t)sizeof(sk_lockobject)) {
+        PyErr_SetString(PyExc_NotImplementedError, "unknown lock layout");
+        return NULL;
+    }
+    if (check_socket_layout(probe) < 0) {
+        return NULL;
+    }
+    if (kind_init(&k_sa, sockt, SOCK_A_NAMES) < 0 || kind_init(&k_sb, sockt, SOCK_B_NAMES) < 0 ||
+        kind_init(&k_sc, sockt, SOCK_C_NAMES) < 0 ||
+        kind_init(&k_sev, eventt, SEVENT_NAMES) < 0 || kind_init(&k_sov, ovt, SOV_NAMES) < 0) {
+        return NULL;
+    }
+    s_shut_rd = PyUnicode_InternFromString("shut_rd");
+    s_left = PyUnicode_InternFromString("left");
+    s_post_locked = PyUnicode_InternFromString("_post_locked");
+    g_one = PyLong_FromLong(1);
+    g_szero = PyLong_FromLong(0);
+    if (s_shut_rd == NULL || s_left == NULL || s_post_locked == NULL || g_one == NULL || g_szero == NULL) {
+        return NULL;
+    }
+    g_fd_users_type = (PyTypeObject *)Py_NewRef(usert);
+    g_socket_type = (PyTypeObject *)Py_NewRef(pysockt);
+    g_claim_type = (PyTypeObject *)Py_NewRef(Py_TYPE(claim));
+    g_closed_error = Py_NewRef(closed);
+    g_recv_blocked = Py_NewRef(blocked);
+    g_recv_failed = Py_NewRef(rfailed);
+    g_recv_end = Py_NewRef(rend);
+    g_send_failed = Py_NewRef(sfailed);
+    g_send_rest = Py_NewRef(srest);
+    g_sock_lock = Py_NewRef(lock);
+    g_sock_wake = Py_NewRef(wake);
+    g_pending = Py_NewRef(pending);
+    g_ask_run = ask_run;
+    g_ask_every = ask_every;
+    kind_fast(&k_sa, sockt);
+    kind_fast(&k_sb, sockt);
+    kind_fast(&k_sc, sockt);
+    kind_fast(&k_sov, ovt);
+    PyObject *rdd = PyDescr_NewMethod(sockt, &sock_read_def);
+    PyObject *wrd = PyDescr_NewMethod(sockt, &sock_write_def);
+    if (rdd == NULL || wrd == NULL) {
+        Py_XDECREF(rdd);
+        Py_XDECREF(wrd);
+        return NULL;
+    }
+    g_py_sock_read = Py_NewRef(rd);
+    g_py_sock_write = Py_NewRef(wr);
+    return Py_BuildValue("(NN)", rdd, wrd);
+#endif
+}
