@@ -1,0 +1,302 @@
+/* The reaper's batch in C (cdone, 2026-12-05): ``Reaper.process`` for the common batch (every
+ * CQE a request's own with a positive result: FILE successes, direct STREAM heads serviced by
+ * ``service_direct``) and ``Reaper.deliver`` (the batch through the reaper module's
+ * ``deliver_batch``), with exactly their effects; any other batch goes whole to the Python
+ * method before anything is touched. See ``_fastdone.c`` for the invariants. */
+#include "_fastdone.h"
+
+/* ------------------------------------------------------------------ Reaper.process */
+
+static PyObject *
+py_process(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *full[4];
+    if (nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "process(cqes, finished)");
+        return NULL;
+    }
+    full[0] = self;
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        full[i + 1] = args[i];
+    }
+    return PyObject_Vectorcall(d_py_process, full, (size_t)nargs + 1, NULL);
+}
+
+/* ``obj.attr += n`` on a Reaper counter. */
+static int
+add_to(PyObject *self, int i, Py_ssize_t n, PyObject *more)
+{
+    PyObject *v = get(&d_reaper, 1, self, i);
+    if (v == NULL) {
+        return -1;
+    }
+    PyObject *sum;
+    if (more != NULL) {
+        sum = PyNumber_Add(v, more);
+    }
+    else {
+        PyObject *k = PyLong_FromSsize_t(n);
+        sum = k == NULL ? NULL : PyNumber_Add(v, k);
+        Py_XDECREF(k);
+    }
+    Py_DECREF(v);
+    if (sum == NULL) {
+        return -1;
+    }
+    return set(&d_reaper, 1, self, i, sum);
+}
+
+/* Reaper.process(cqes, finished): the common batch - every CQE a request's own, with a
+ * positive result: a FILE request's (success) or a direct STREAM head's (its line, serviced
+ * with the others by ``service_direct``) - mapped without a Python frame; any other batch
+ * (a poke, a failed or cancelled request, a migration, EOF) goes whole to the Python method,
+ * before anything is touched. */
+PyObject *
+dn_process(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[1]) ||
+        !kind_fast(&d_reaper, Py_TYPE(self))) {
+        return py_process(self, args, nargs);
+    }
+    PyObject *cqes = args[0], *finished = args[1];
+    PyObject *table = *(PyObject **)((char *)self + d_reaper.offsets[RE_TABLE]);
+    PyObject *migration = *(PyObject **)((char *)self + d_reaper.offsets[RE_MIGRATION]);
+    if (table == NULL || !Py_IS_TYPE(table, d_inflight_type) || migration == NULL ||
+        !kind_fast(&d_migration, Py_TYPE(migration))) {
+        return py_process(self, args, nargs);
+    }
+    PyObject *migrating = *(PyObject **)((char *)migration + d_migration.offsets[MI_MIGRATING]);
+    if (migrating == NULL || !PyAnySet_CheckExact(migrating) || PySet_GET_SIZE(migrating)) {
+        return py_process(self, args, nargs);
+    }
+    /* The check, touching nothing (no Python code runs from here to service_direct). */
+    Py_ssize_t n = PyList_GET_SIZE(cqes);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *cqe = PyList_GET_ITEM(cqes, i);
+        if (!PyTuple_CheckExact(cqe) || PyTuple_GET_SIZE(cqe) != 3 ||
+            !PyLong_CheckExact(PyTuple_GET_ITEM(cqe, 0)) ||
+            !PyLong_CheckExact(PyTuple_GET_ITEM(cqe, 1))) {
+            return py_process(self, args, nargs);
+        }
+        PyObject *entry = PyDict_GetItemWithError(table, PyTuple_GET_ITEM(cqe, 0));
+        if (entry == NULL) {
+            if (PyErr_Occurred()) {
+                return NULL;
+            }
+            int overflow;
+            long ud = PyLong_AsLongAndOverflow(PyTuple_GET_ITEM(cqe, 0), &overflow);
+            if (!overflow && ud == d_ud_poke) {
+                return py_process(self, args, nargs); /* the leaders' poke */
+            }
+            continue; /* UD_CANCEL: -ENOENT/-EALREADY are normal races */
+        }
+        if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 2 ||
+            _PyLong_Sign(PyTuple_GET_ITEM(cqe, 1)) <= 0) {
+            return py_process(self, args, nargs);
+        }
+        PyObject *extra = PyTuple_GET_ITEM(entry, 1);
+        if (Py_IS_TYPE(extra, d_line_type)) {
+            PyObject *direct = kind_fast(&d_line, d_line_type)
+                                   ? *(PyObject **)((char *)extra + d_line.offsets[LI_DIRECT])
+                                   : NULL;
+            if (direct != Py_True) {
+                return py_process(self, args, nargs);
+            }
+        }
+    }
+    Py_ssize_t start = PyList_GET_SIZE(finished);
+    PyObject *heads = NULL, *prev = NULL, *prev_entry = NULL;
+    Py_ssize_t i = 0;
+    for (; i < n; i++) {
+        PyObject *cqe = PyList_GET_ITEM(cqes, i);
+        PyObject *ud = PyTuple_GET_ITEM(cqe, 0), *res = PyTuple_GET_ITEM(cqe, 1);
+        PyObject *entry = PyDict_GetItemWithError(table, ud);
+        if (entry == NULL) {
+            continue;
+        }
+        Py_INCREF(entry);
+        PyObject *extra = PyTuple_GET_ITEM(entry, 1);
+        PyObject *t = PyTuple_New(3);
+        int r = -1;
+        if (t != NULL) {
+            if (Py_IS_TYPE(extra, d_line_type)) {
+                PyTuple_SET_ITEM(t, 0, Py_NewRef(extra));
+                PyTuple_SET_ITEM(t, 1, Py_NewRef(res));
+                PyTuple_SET_ITEM(t, 2, Py_NewRef(ud));
+                if (heads != NULL || (heads = PyList_New(0)) != NULL) {
+                    r = PyList_Append(heads, t);
+                }
+            }
+            else {
+                PyTuple_SET_ITEM(t, 0, Py_NewRef(PyTuple_GET_ITEM(entry, 0)));
+                PyTuple_SET_ITEM(t, 1, Py_NewRef(d_success));
+                PyTuple_SET_ITEM(t, 2, Py_NewRef(res));
+                r = PyList_Append(finished, t);
+            }
+            Py_DECREF(t);
+        }
+        if (r < 0) {
+            Py_DECREF(entry);
+            goto cut; /* CQE i is still in the table */
+        }
+        if (PyDict_DelItem(table, ud) < 0) {
+            PyErr_Clear(); /* (an int key that is there) */
+        }
+        Py_XSETREF(prev_entry, entry);
+        prev = cqe;
+    }
+    PyObject *cancelled = NULL;
+    if (heads != NULL) {
+        PyObject *a[3] = {get(&d_reaper, 1, self, RE_STREAMS), heads, finished};
+        if (a[0] == NULL) {
+            goto heads_cut;
+        }
+        cancelled = PyObject_VectorcallMethod(ds_service_direct, a,
+                                              3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        Py_DECREF(a[0]);
+        if (cancelled == NULL) {
+            goto heads_cut;
+        }
+    }
+    /* Counted before delivery, so that a woken issuer already sees them in statistics(). */
+    int ok = add_to(self, RE_DONE, PyList_GET_SIZE(finished) - start, NULL);
+    if (ok == 0 && cancelled != NULL) {
+        ok = add_to(self, RE_CANCELLED, 0, cancelled);
+    }
+    Py_XDECREF(cancelled);
+    Py_XDECREF(heads);
+    Py_XDECREF(prev_entry);
+    if (ok < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+
+heads_cut: {
+    /* the Python method's ``except BaseException`` around service_direct (Ctrl-C) */
+    PyObject *et, *ev, *etb;
+    PyErr_Fetch(&et, &ev, &etb);
+    if (add_to(self, RE_DONE, PyList_GET_SIZE(finished) - start, NULL) < 0) {
+        PyErr_Clear();
+    }
+    PyObject *a[3] = {self, heads, finished};
+    PyObject *r = PyObject_VectorcallMethod(ds_heads_cut, a, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                            NULL);
+    if (r == NULL) {
+        PyErr_Clear(); /* the first error is the one raised */
+    }
+    Py_XDECREF(r);
+    Py_XDECREF(heads);
+    Py_XDECREF(prev_entry);
+    PyErr_Restore(et, ev, etb);
+    return NULL;
+}
+cut: {
+    /* a failed allocation at CQE i: the Python method's ``_process_cut`` maps the rest */
+    PyObject *et, *ev, *etb;
+    PyErr_Fetch(&et, &ev, &etb);
+    if (add_to(self, RE_DONE, PyList_GET_SIZE(finished) - start, NULL) < 0) {
+        PyErr_Clear();
+    }
+    PyObject *rest = PyList_GetSlice(cqes, i, n);
+    PyObject *it = rest == NULL ? NULL : PyObject_GetIter(rest);
+    PyObject *empty = heads == NULL ? PyList_New(0) : Py_NewRef(heads);
+    if (it != NULL && empty != NULL) {
+        PyObject *a[9] = {self,
+                          cqes,
+                          it,
+                          prev == NULL ? g_zero : PyTuple_GET_ITEM(prev, 0),
+                          prev == NULL ? g_zero : PyTuple_GET_ITEM(prev, 1),
+                          prev == NULL ? g_zero : PyTuple_GET_ITEM(prev, 2),
+                          prev_entry == NULL ? Py_None : prev_entry,
+                          empty,
+                          finished};
+        PyObject *r = PyObject_VectorcallMethod(ds_process_cut, a,
+                                                9 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        Py_XDECREF(r);
+    }
+    PyErr_Clear();
+    Py_XDECREF(rest);
+    Py_XDECREF(it);
+    Py_XDECREF(empty);
+    Py_XDECREF(heads);
+    Py_XDECREF(prev_entry);
+    PyErr_Restore(et, ev, etb);
+    return NULL;
+}
+}
+
+
+/* ------------------------------------------------------------------ Reaper.deliver */
+
+/* Reaper.deliver(finished): the common batch (not closing, every op's ``complete`` the plain
+ * one) through the module's ``deliver_batch`` (this file's, called directly when it is the one
+ * in place); every other batch goes to the Python method. */
+PyObject *
+dn_reaper_deliver(PyObject *self, PyObject *finished)
+{
+    if (!PyList_CheckExact(finished) || !kind_fast(&d_reaper, Py_TYPE(self))) {
+        goto python;
+    }
+    PyObject *closing = *(PyObject **)((char *)self + d_reaper.offsets[RE_CLOSING]);
+    if (closing != Py_False) {
+        goto python; /* (it wakes the closing ring thread first) */
+    }
+    Py_ssize_t n = PyList_GET_SIZE(finished);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(finished, i);
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 3 ||
+            _PyType_Lookup(Py_TYPE(PyTuple_GET_ITEM(item, 0)), ds_complete) != d_plain_complete) {
+            goto python;
+        }
+    }
+    PyObject *fn = PyDict_GetItemWithError(d_reaper_globals, ds_deliver_batch); /* borrowed */
+    if (fn == NULL) {
+        if (!PyErr_Occurred()) {
+            goto python;
+        }
+        return NULL;
+    }
+    PyObject *errors = fn == d_batch_fn ? dn_deliver_batch(NULL, finished)
+                                        : PyObject_CallOneArg(fn, finished);
+    if (errors != NULL && PyList_CheckExact(errors) && PyList_GET_SIZE(errors) == 0) {
+        Py_DECREF(errors);
+        Py_RETURN_NONE;
+    }
+    if (errors != NULL) {
+        /* a bug in a delivery: reported (``report``), the batch delivered regardless */
+        PyObject *what = PyUnicode_FromFormat("completing a batch of %zd", n);
+        PyObject *it = what == NULL ? NULL : PyObject_GetIter(errors);
+        PyObject *exc;
+        while (it != NULL && (exc = PyIter_Next(it)) != NULL) {
+            PyObject *r = PyObject_CallFunctionObjArgs(d_report, what, exc, NULL);
+            Py_DECREF(exc);
+            if (r == NULL) {
+                break;
+            }
+            Py_DECREF(r);
+        }
+        Py_XDECREF(it);
+        Py_XDECREF(what);
+        Py_DECREF(errors);
+        if (!PyErr_Occurred()) {
+            Py_RETURN_NONE;
+        }
+    }
+    /* the Python method's ``except BaseException``: the rest delivered, then it propagates */
+    PyObject *et, *ev, *etb;
+    PyErr_Fetch(&et, &ev, &etb);
+    PyObject *a[2] = {self, finished};
+    PyObject *r = PyObject_VectorcallMethod(ds_deliver_rest, a, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                            NULL);
+    if (r == NULL) {
+        PyErr_Clear(); /* the first error is the one raised */
+    }
+    Py_XDECREF(r);
+    PyErr_Restore(et, ev, etb);
+    return NULL;
+
+python: {
+    PyObject *a[2] = {self, finished};
+    return PyObject_Vectorcall(d_py_reaper_deliver, a, 2, NULL);
+}
+}
