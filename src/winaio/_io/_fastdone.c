@@ -2,8 +2,8 @@
  *
  * Sources (one concept each, shared declarations in ``_fastdone.h``): this file (the lines'
  * ``service_direct``/``service``, the method definitions, ``configure_done`` and the data it
- * configures), ``_fastdeliver.c`` (the delivery funnel), ``_fastport.c`` (posting to a
- * completion port), ``_fastreap.c`` (``Reaper.process``/``deliver``).
+ * configures), ``_fastdeliver.c`` (the delivery funnel), ``_fastpost.c`` (posting to a
+ * completion port), ``_fastprocess.c`` (``Reaper.process``/``deliver``).
  *
  * What it replaces, with exactly their effects (the Python functions stay the reference and
  * the fallback; ``winaio._backends.uring.reaper`` installs these through ``_accel.register``):

@@ -1,6 +1,6 @@
 /* Shared by the completion side's C sources (cdone, 2026-12-05): ``_fastdone.c`` (the lines,
  * the reaper, the configuration and every datum below), ``_fastdeliver.c`` (the delivery
- * funnel: ``deliver``, ``deliver_batch``, ``FileObject._forget_locked``) and ``_fastport.c``
+ * funnel: ``deliver``, ``deliver_batch``, ``FileObject._forget_locked``) and ``_fastpost.c``
  * (posting to a completion port: ``_post_locked``, ``_posted_locked``, ``release_held_locked``,
  * ``_release_locked``). Not a public interface; see ``_fastdone.c`` for what they replace and
  * their invariants. */
@@ -160,7 +160,7 @@ typedef struct {
     PyObject *more; /* a list, past MAX_HELD */
 } held_t;
 
-/* ``_fastport.c`` */
+/* ``_fastpost.c`` */
 int dn_post_locked(PyObject *port, PyObject *key, PyObject *ov, PyObject *status,
                    PyObject *information);
 int dn_post(PyObject *port, PyObject *file, int ffast, PyObject *ov, PyObject *status,
@@ -171,7 +171,7 @@ int dn_held_release(held_t *h);
 PyObject *dn_deliver_batch(PyObject *module, PyObject *batch);
 PyObject *dn_deliver(PyObject *module, PyObject *const *args, size_t nargsf, PyObject *kwnames);
 
-/* ``_fastreap.c`` */
+/* ``_fastprocess.c`` */
 PyObject *dn_process(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *dn_reaper_deliver(PyObject *self, PyObject *finished);
 
