@@ -113,7 +113,6 @@ to_python(PyObject *func, PyObject *self, PyObject *const *args, Py_ssize_t narg
 }
 
 #if SOCK_ACCEL
-#define SLOT(k, obj, i) (*(PyObject **)((char *)(obj) + (k).offsets[i]))
 
 /* Borrowed slot value, or NULL if unset (the Python method then raises AttributeError). */
 static inline PyObject *
