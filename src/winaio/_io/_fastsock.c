@@ -200,6 +200,10 @@ chain(PyObject *et, PyObject *ev, PyObject *etb)
 {
     PyObject *t2, *v2, *tb2;
     PyErr_Fetch(&t2, &v2, &tb2);
+    if (t2 == NULL) { /* (no new exception: the first one stands) */
+        PyErr_Restore(et, ev, etb);
+        return;
+    }
     PyErr_NormalizeException(&et, &ev, &etb);
     if (etb != NULL && ev != NULL) {
         PyException_SetTraceback(ev, etb);
