@@ -632,9 +632,19 @@ pend_receive(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwn
         !PyLong_CheckExact(b[B_SUBMITTED])) {
         goto python;
     }
+    event = SLOT(pk_ov, ov, PO_EVENT); /* (again: a first _PyObject_GetDictPtr allocates) */
+    skip = SLOT(pk_ov, ov, PO_SKIP_PORT);
+    if (event == NULL || skip == NULL) {
+        goto python;
+    }
     for (int i = 0; i < B_COUNT; i++) {
         Py_INCREF(b[i]); /* (Python calls below may rebind the dict's entries) */
     }
+    /* The OVERLAPPED's fields as read here, held (as the Python function's locals): the
+     * thread's adoption and any allocation (a collection) run Python code that may rebind
+     * them (creview: tests/io/test_fastpath_review.py). */
+    Py_INCREF(event);
+    Py_INCREF(skip);
     PyObject *ts = NULL, *op = NULL, *key = NULL, *result = NULL;
     ts = thread_state();
     if (ts == NULL) {
@@ -788,6 +798,8 @@ done:
     for (int i = 0; i < B_COUNT; i++) {
         Py_XDECREF(b[i]);
     }
+    Py_DECREF(event);
+    Py_DECREF(skip);
     Py_XDECREF(ts);
     Py_XDECREF(op);
     Py_XDECREF(key);
@@ -797,6 +809,8 @@ python_after:
     for (int i = 0; i < B_COUNT; i++) {
         Py_XDECREF(b[i]);
     }
+    Py_DECREF(event);
+    Py_DECREF(skip);
     Py_XDECREF(ts);
     Py_XDECREF(op);
     Py_XDECREF(key);

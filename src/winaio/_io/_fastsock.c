@@ -210,7 +210,26 @@ users_left(PyObject *self, PyObject *users, PyObject *res)
         Py_XDECREF(res);
         res = NULL;
         if (et != NULL) {
-            _PyErr_ChainExceptions(et, ev, etb);
+            /* the first exception becomes the new one's __context__ (as
+             * _PyErr_ChainExceptions, deprecated in 3.12 and gone from 3.13's headers) */
+            PyObject *nt, *nv, *ntb;
+            PyErr_Fetch(&nt, &nv, &ntb);
+            if (nt == NULL) { /* (closing's truth test raised: that one) */
+                PyErr_Restore(et, ev, etb);
+                return NULL;
+            }
+            PyErr_NormalizeException(&et, &ev, &etb);
+            PyErr_NormalizeException(&nt, &nv, &ntb);
+            if (etb != NULL) {
+                PyException_SetTraceback(ev, etb);
+            }
+            if (ntb != NULL) {
+                PyException_SetTraceback(nv, ntb);
+            }
+            Py_XDECREF(et);
+            Py_XDECREF(etb);
+            PyException_SetContext(nv, ev); /* (steals ev) */
+            PyErr_Restore(nt, nv, ntb);
         }
         return NULL;
     }
