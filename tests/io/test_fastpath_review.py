@@ -161,9 +161,7 @@ def _check(argv: list[str], what: str) -> None:
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
-def test_every_source_builds_with_the_guards_of_cpython_3_13(
-    source: Path, tmp_path: Path
-) -> None:
+def test_every_source_builds_with_the_guards_of_cpython_3_13(source: Path, tmp_path: Path) -> None:
     cc = _compiler()
     include = sysconfig.get_paths()["include"]
     unit = tmp_path / f"sim_{source.stem}.c"
@@ -183,7 +181,9 @@ def test_every_source_builds_with_the_guards_of_cpython_3_13(
 
 def _other_headers() -> list[str]:
     found = []
-    for inc in sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.1[2-9]*/include/python3.*"))):
+    for inc in sorted(
+        glob.glob(os.path.expanduser("~/.pyenv/versions/3.1[2-9]*/include/python3.*"))
+    ):
         if Path(inc, "Python.h").is_file() and Path(inc) != Path(sysconfig.get_paths()["include"]):
             found.append(inc)
     return found
