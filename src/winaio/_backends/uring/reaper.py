@@ -428,6 +428,9 @@ class Reaper:
 _PY_REAP = Reaper.reap
 _PY_SERVICE_DIRECT = StreamLines.service_direct
 _PY_PROCESS = Reaper.process
+_PY_SERVICE = StreamLines.service
+_PY_DELIVER_BATCHES = Reaper.deliver
+_PY_DELIVER = _dispatch.deliver
 #: ``_fastring.c``'s ``reap`` (the empty-CQ test and the QD1 path).
 _C_METHODS: dict[str, object] | None = None
 if _fastio is not None:
@@ -435,9 +438,10 @@ if _fastio is not None:
         "reaper", Reaper, _PY_REAP, Migration, InFlight, Line, _PLAIN_COMPLETE, globals(),
         _SUCCESS, REAP_BATCH,
     )  # fmt: skip
-#: ``_fastdone.c``'s ``deliver_batch``, ``StreamLines.service_direct`` and ``Reaper.process``
-#: (None: not built).
-_C_DONE: tuple[Any, Any, Any] | None = (
+#: ``_fastdone.c``'s ``deliver_batch``, ``StreamLines.service_direct``, ``Reaper.process``,
+#: ``deliver`` (this module's: the one-CQE path), ``StreamLines.service`` and ``Reaper.deliver``
+#: (which calls this module's ``deliver_batch``, whichever is in place) (None: not built).
+_C_DONE: tuple[Any, Any, Any, Any, Any, Any] | None = (
     None
     if _fastio is None
     else _fastio.configure_done(
@@ -445,6 +449,7 @@ _C_DONE: tuple[Any, Any, Any] | None = (
         ThreadState, Line, StreamLines, deque, Reaper, Migration, InFlight, LOCK, wake_waiters,
         _queue_routine, _dispatch.py_deliver_batch, StreamReadOp.from_cqe, OpKind.STREAM,
         select.POLLIN, _IO_KEY, int(WaitCode.WAIT_OBJECT_0), _SUCCESS, _SPARE_MAX, UD_POKE,
+        _dispatch.deliver, globals(), _PLAIN_COMPLETE, report,
     )
 )  # fmt: skip
 
@@ -452,7 +457,7 @@ _C_DONE: tuple[Any, Any, Any] | None = (
 def _install(on: bool) -> None:
     """The C functions (``on``) or the Python ones, here and in ``_dispatch`` (``_accel``:
     one switch for every accelerated path)."""
-    global deliver_batch
+    global deliver, deliver_batch
     type.__setattr__(Reaper, "reap", _C_METHODS["reap"] if on and _C_METHODS else _PY_REAP)
     c = _C_DONE if on else None
     batch = _dispatch.py_deliver_batch if c is None else c[0]
@@ -460,6 +465,9 @@ def _install(on: bool) -> None:
     deliver_batch = batch
     type.__setattr__(StreamLines, "service_direct", _PY_SERVICE_DIRECT if c is None else c[1])
     type.__setattr__(Reaper, "process", _PY_PROCESS if c is None else c[2])
+    deliver = _PY_DELIVER if c is None else c[3]
+    type.__setattr__(StreamLines, "service", _PY_SERVICE if c is None else c[4])
+    type.__setattr__(Reaper, "deliver", _PY_DELIVER_BATCHES if c is None else c[5])
 
 
 _accel.register(_install)
