@@ -231,13 +231,20 @@ def _finish(c: Conn, ov: Overlapped, port: CompletionPort | None) -> None:
 
 def _own_the_ring(c: Conn, port: CompletionPort) -> None:
     """A receive completed through ``port`` by this thread, which leads the ring meanwhile
-    (and owns it afterwards)."""
+    (and owns it afterwards). The peer sends once this thread waits: sent before, the
+    receive could complete while nobody leads, the ring thread deliver it, and the wait find
+    its packet queued - no wait, no ownership (the next receives submitted at once)."""
     buf = bytearray(8)
     ov = _ov()
     c.f._pend(c.f, ov, memoryview(buf))
-    c.peer.send(b"w")
-    packet = port.get(LONG)
+    sender = threading.Timer(0.05, c.peer.send, (b"w",))
+    sender.start()
+    try:
+        packet = port.get(LONG)
+    finally:
+        sender.join(LONG)
     assert packet is not None and packet.overlapped is ov
+    assert c.f.backend._lead.owner is current_thread_state().parker
 
 
 shapes = st.fixed_dictionaries(
@@ -265,14 +272,14 @@ def test_c_and_python_pend_a_receive_alike(
         port = CompletionPort() if shape["bound"] or shape["owner"] else None
         conn = Conn(backend, port)
         try:
-            if shape["owner"]:
-                assert port is not None
-                _own_the_ring(conn, port)
             event = Event(manual_reset=True) if shape["event"] else None
             ov = _ov(event, shape["skip_port"])
             buf = bytearray(shape["size"] + shape["offset"])
             view = memoryview(buf)[shape["offset"] :]
             with _parked(backend):  # nothing but this thread submits or reaps
+                if shape["owner"]:
+                    assert port is not None
+                    _own_the_ring(conn, port)  # (it leads: the ring thread cannot deliver)
                 seen[c_impl] = _pend_and_look(backend, conn, ov, view)
             _finish(conn, ov, port)
         finally:
@@ -598,3 +605,62 @@ def test_each_thread_is_the_issuer_of_its_receives(
         for c in conns:
             c.close()
         port.close()
+
+
+class _Interrupted(BaseException):
+    """Stands for KeyboardInterrupt (a signal handler's exception)."""
+
+
+def test_an_interrupt_in_the_submit_leaves_the_request_whole(
+    switch: Callable[[bool], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ``_submit_locked`` is called last, after every state write (SOCKC's rule): an exception
+    # at its entry (a Ctrl-C) propagates with the request registered, in the table, its line's
+    # head and on the deferred list, and the backend's lock released; as in Python.
+    real = uring.IoUringBackend._submit_locked
+    raised: list[int] = []
+
+    me = threading.get_ident()
+
+    def interrupted(b: Any, ts: Any) -> bool:
+        if not raised and threading.get_ident() == me:  # (not the ring thread's submits)
+            raised.append(1)
+            raise _Interrupted
+        return bool(real(b, ts))
+
+    monkeypatch.setattr(uring.IoUringBackend, "_submit_locked", interrupted)
+
+    def run() -> Any:
+        raised.clear()
+        b = uring.IoUringBackend(16)  # nobody owns its ring: the issuer submits at once
+        port = CompletionPort()
+        c = Conn(b, port)
+        try:
+            ov = _ov()
+            with pytest.raises(_Interrupted):
+                b.pend_receive(c.f, ov, memoryview(bytearray(8)))
+            assert b._lock.acquire(False)
+            try:
+                (op,) = c.f._pending
+                line = b._streams.lines[2 * c.f.fd]
+                state = (
+                    list(line.ops) == [op],
+                    op.token is line,
+                    b._table[line.poll_ud] == (op, line),
+                    b._unsubmitted == [line.poll_ud],
+                    c.f.stream_in,
+                )
+                real(b, current_thread_state())  # what the interrupted call would have done
+            finally:
+                b._lock.release()
+            c.peer.send(b"late")
+            packet = port.get(LONG)
+            assert packet is not None and packet.overlapped is ov
+            return state, packet.status, packet.bytes_transferred
+        finally:
+            c.close()
+            port.close()
+            b.close()
+
+    seen = _both(switch, run)
+    assert seen[True] == seen[False] == ((True, True, True, True, 1), SUCCESS, 4)

@@ -368,8 +368,8 @@ enum { PEND_ERROR = -1, PEND_DONE = 0, PEND_REST = 1 };
  * request is its line's head and a RECV; ``*owner_is_issuer`` says which call follows),
  * PEND_REST (nothing touched: the Python continuation) or PEND_ERROR. */
 static int
-pend_locked(PyObject *d, PyObject **b, PyObject *submitted_o, uint64_t seen, PyObject *op, PyObject *ts, PyObject *file,
-            PyObject *key, PyObject *view, int *owner_is_issuer)
+pend_locked(PyObject *d, PyObject **b, PyObject *submitted_o, uint64_t seen, PyObject *op,
+            PyObject *ts, PyObject *file, PyObject *key, PyObject *view, int *owner_is_issuer)
 {
     PyObject *ring = b[B_RING], *table = b[B_TABLE], *streams = b[B_STREAMS];
     PyObject *ud = SLOT(pk_table, table, 0);
@@ -415,16 +415,22 @@ pend_locked(PyObject *d, PyObject **b, PyObject *submitted_o, uint64_t seen, PyO
             return PEND_REST;
         }
         Py_DECREF(r);
+        /* (Python ran: every borrowed slot is read again) */
+        ud = SLOT(pk_table, table, 0);
         tail_o = SLOT(pk_ring, ring, R_TAIL);
         limit_o = SLOT(pk_ring, ring, R_LIMIT);
-        if (tail_o == NULL || limit_o == NULL || !PyLong_CheckExact(tail_o) ||
-            !PyLong_CheckExact(limit_o)) {
+        mask_o = SLOT(pk_ring, ring, R_MASK);
+        sqes = SLOT(pk_ring, ring, R_SQES);
+        if (ud == NULL || tail_o == NULL || limit_o == NULL || mask_o == NULL || sqes == NULL ||
+            !PyLong_CheckExact(ud) || !PyLong_CheckExact(tail_o) ||
+            !PyLong_CheckExact(limit_o) || !PyLong_CheckExact(mask_o)) {
             Py_DECREF(anchor);
             return PEND_REST;
         }
+        udv = PyLong_AsUnsignedLongLong(ud);
         tail = PyLong_AsLongLong(tail_o);
         limit = PyLong_AsLongLong(limit_o);
-        if (((tail == -1 || limit == -1) && PyErr_Occurred()) || tail == limit) {
+        if (PyErr_Occurred() || tail == limit) {
             PyErr_Clear();
             Py_DECREF(anchor);
             return PEND_REST;
@@ -726,10 +732,12 @@ pend_receive(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwn
             st = PEND_ERROR;
         }
         else if (!k) {
-            st = PyLong_CheckExact(submitted_o)
-                     ? pend_locked(d, b, submitted_o, seen, op, ts, file, key, view,
-                                   &owner_is_issuer)
-                     : PEND_REST;
+            if (PyLong_CheckExact(submitted_o)) {
+                Py_INCREF(submitted_o); /* (pend_locked may run Python: ``_sq_reserve``) */
+                st = pend_locked(d, b, submitted_o, seen, op, ts, file, key, view,
+                                 &owner_is_issuer);
+                Py_DECREF(submitted_o);
+            }
         }
     }
     else if (PyErr_Occurred()) {
@@ -894,9 +902,9 @@ configure_pend(PyObject *module, PyObject *args)
     s_bind_parker = PyUnicode_InternFromString("_bind_parker");
     g_one = PyLong_FromLong(1);
     g_zero_int = PyLong_FromLong(0);
-    if (s_ts == NULL || s_ts_key == NULL || s_append == NULL || s_pop == NULL || s_pend_rest == NULL ||
-        s_sq_reserve == NULL || s_hint_locked == NULL || s_submit_locked == NULL ||
-        s_bind_parker == NULL || g_one == NULL || g_zero_int == NULL) {
+    if (s_ts == NULL || s_ts_key == NULL || s_append == NULL || s_pop == NULL ||
+        s_pend_rest == NULL || s_sq_reserve == NULL || s_hint_locked == NULL ||
+        s_submit_locked == NULL || s_bind_parker == NULL || g_one == NULL || g_zero_int == NULL) {
         return NULL;
     }
     g_backend_type = (PyTypeObject *)Py_NewRef(backend);

@@ -510,7 +510,8 @@ def register_receive(file: FileObject, overlapped: Overlapped, view: memoryview)
     CancelIoEx, closesocket and thread exit see it from then on. Built slot by slot, without
     the two ``__init__`` levels (as ``_ops.pinned_read``): every slot of the class is set
     (``test_socket_pending`` checks it). The one place of these rules for both ways to the
-    backend: :func:`submit_receive` and the io_uring backend's ``pend_receive``.
+    backend: :func:`submit_receive` and the io_uring backend's ``pend_receive`` (whose C
+    accelerator, ``_fastpend.c``, builds the same request: ``test_fastpend`` compares them).
 
     Raises:
         Win32Error: ERROR_INVALID_HANDLE if the file is being closed.

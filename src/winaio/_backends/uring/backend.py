@@ -229,8 +229,9 @@ class IoUringBackend:
         submitted at once by anyone else. A cancel that came between the two holds (no
         token to find yet) is seen here (``cancel_requested``) and completes it cancelled,
         as in :meth:`submit`; anything else unusual (a line already there, a backlog, a
-        closing backend, a full SQ ring) takes :meth:`submit`. The seam an accelerator
-        would replace (``docs/design.md``, "what would have to move to C").
+        closing backend, a full SQ ring) takes :meth:`submit`. The reference of the C
+        accelerator's method (``_io/_fastpend.c``, installed by ``fastpend``), which takes
+        :meth:`_pend_rest` in those cases.
 
         Raises:
             Win32Error: ERROR_INVALID_HANDLE if the socket is being closed.
