@@ -151,6 +151,7 @@ file_st = st.fixed_dictionaries(
         "closing": st.booleans(),
         "waiters": st.lists(st.integers(0, 3), max_size=2),
         "key": st.integers(0, 5),
+        "skip_success": st.booleans(),
     }
 )
 op_st = st.fixed_dictionaries(
@@ -241,6 +242,7 @@ def build(spec: dict[str, Any], null_fd: int) -> World:
             fo.port = w.ports[f["port"]]
             fo.key = f["key"]
         fo.skip_set_event = f["skip_set_event"]
+        fo.skip_port_on_success = f.get("skip_success", False)
         fo._signaled = False
         w.files.append(fo)
         w.name("file", fo)
@@ -370,6 +372,30 @@ def test_c_and_python_deliver_batch_agree(spec: dict[str, Any], null_fd: int) ->
         _close_world(b)
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec=world_st, immediate=st.booleans())
+def test_c_and_python_deliver_agree(spec: dict[str, Any], immediate: bool, null_fd: int) -> None:
+    """``deliver`` one request at a time (the one-CQE reap; ``immediate``: a request that
+    finished inside its call): no port held, so a packet goes straight to the most recent GQCS
+    waiter when nothing is queued, and SKIP_COMPLETION_PORT_ON_SUCCESS applies."""
+    assert C_DONE is not None
+    c_deliver = C_DONE[3]
+    a, b = build(spec, null_fd), build(spec, null_fd)
+    try:
+        for (op_a, status, info), (op_b, _, _) in zip(a.batch, b.batch, strict=True):
+            outcome = []
+            for deliver, op in ((c_deliver, op_a), (_dispatch.deliver, op_b)):
+                try:
+                    outcome.append(deliver(op, status, info, immediate))
+                except Boom:
+                    outcome.append("Boom")
+            assert outcome[0] == outcome[1]
+            assert snapshot(a, []) == snapshot(b, [])
+    finally:
+        _close_world(a)
+        _close_world(b)
+
+
 def test_a_base_exception_stops_the_batch_and_releases_every_port(null_fd: int) -> None:
     """A KeyboardInterrupt from a delivery (here a port's ``_post_locked``, where a signal
     handler would raise it) stops the batch after that request, as in Python; every held port
@@ -400,7 +426,7 @@ def test_a_base_exception_stops_the_batch_and_releases_every_port(null_fd: int) 
             "events": [{"manual": True, "signaled": False, "waiters": []}] * 3,
             "files": [
                 {"port": i, "skip_set_event": True, "closing": False, "waiters": [], "key": i}
-                for i in range(3)
+                for i in range(3)  # (every file, both shapes)
             ],
             "ops": [
                 {
@@ -652,36 +678,43 @@ def test_many_deliveries_leave_nothing_behind(null_fd: int) -> None:
     status, information = int("3221225760"), int("1000000000001")  # (not shared constants)
     w.batch = [(op, status, information) for op, _, _ in w.batch]
 
-    def round_trip() -> None:
+    def round_trip(one_by_one: bool = False) -> None:
         for op in w.ops:
             op.done = False
             op.registered = True
             op.file._pending[op] = None
             op.file.stream_in += 1
             ts.extensions["io"][op] = None
-        port._getters.append(wb)
+        if wb not in port._getters:
+            port._getters.append(wb)
         wb.data = 64
         wb.result = None
         ts.wait = wb
         port._running.discard(ts)
-        assert c_deliver_batch(w.batch) == []
-        assert len(wb.data) == 16
+        if one_by_one:  # the first handed to the waiter, the others queued
+            assert C_DONE is not None
+            assert all(C_DONE[3](op, s, i) is True for op, s, i in w.batch)
+            assert len(wb.data) == 1 and len(port._packets) == 15
+            port._packets.clear()
+        else:
+            assert c_deliver_batch(w.batch) == []
+            assert len(wb.data) == 16
         wb.data = None
 
     try:
-        for _ in range(50):
-            round_trip()
+        for i in range(50):
+            round_trip(i % 2 == 1)
         gc.collect()
         refs = [sys.getrefcount(o) for o in tracked]
         value_refs = sys.getrefcount(status), sys.getrefcount(information)
         tracemalloc.start()
         try:
-            for _ in range(200):
-                round_trip()
+            for i in range(200):
+                round_trip(i % 2 == 1)
             gc.collect()
             first, _ = tracemalloc.get_traced_memory()
-            for _ in range(2000):
-                round_trip()
+            for i in range(2000):
+                round_trip(i % 2 == 1)
             gc.collect()
             second, _ = tracemalloc.get_traced_memory()
         finally:
@@ -853,3 +886,108 @@ def test_the_common_batch_is_mapped_without_a_python_frame() -> None:
         _accel.use(before)
     assert [op.token for op, _, _ in finished] == [101, 100, 102, 103]
     assert reaper.done == 4 and not reaper._table and not reaper._streams.lines
+
+
+@settings(max_examples=300, deadline=None)
+@given(specs=st.lists(line_st, min_size=1, max_size=1), spare=st.sampled_from([0, 3, 64]))
+def test_c_and_python_service_agree(specs: list[dict[str, Any]], spare: int) -> None:
+    """``StreamLines.service`` (the one-CQE reap's line): its first case in C, the rest in
+    Python (every head's request cancelled here, so the general loop needs no real socket)."""
+    assert C_DONE is not None
+    specs = [dict(s, nops=min(s["nops"], 1), direct=s["direct"] is True) for s in specs]
+    a, ha = build_lines(specs, spare)
+    b, hb = build_lines(specs, spare)
+    results = []
+    for lines, heads, service in (
+        (a, ha, C_DONE[4].__get__(a)),
+        (b, hb, partial(reaper_mod._PY_SERVICE, b)),
+    ):
+        for line, _, _ in heads:
+            for op in line.ops:
+                op.cancel_requested = True
+        finished: list[Any] = []
+        line, res, _ = heads[0]
+        results.append((service(line, res, finished), lines_snapshot(lines, heads, finished)))
+    assert results[0] == results[1]
+
+
+def test_the_one_cqe_shapes_run_no_python_frame(null_fd: int) -> None:
+    """The QD1 reap: the line's head taken by ``service``, its packet handed straight to the
+    port's GQCS waiter (asleep: its parker is released) by ``deliver``."""
+    assert C_DONE is not None
+    w = _echo_world(null_fd, 1)
+    ts = w.threads[0]
+    ts.awake_in_wait = False
+    try:
+        op, status, information = w.batch[0]
+        assert _python_calls(partial(C_DONE[3], op, status, information)) == []
+        wb = w.wbs[0]
+        assert wb.result == 0 and len(wb.data) == 1 and wb.data[0].overlapped is op.overlapped
+        assert ts.wake_pending and not ts.parker.locked()  # type: ignore[attr-defined]
+        assert op.done and not op.registered and not w.ports[0]._packets
+    finally:
+        _close_world(w)
+    spec = {"nops": 1, "direct": True, "busy": False, "other_cqe": False, "in_lines": "self"}
+    lines, heads = build_lines([dict(spec, res=64)], 0)
+    finished: list[Any] = []
+    line, res, _ = heads[0]
+    assert _python_calls(partial(C_DONE[4].__get__(lines), line, res, finished)) == []
+    assert len(finished) == 1 and not lines.lines and lines._spare == [line]
+
+
+# ---------------------------------------------------------------------- Reaper.deliver
+
+
+class OwnComplete(StreamReadOp):
+    """A request whose class overrides ``complete`` (the caller's to route, op by op)."""
+
+    __slots__ = ()
+
+    def complete(self, status: int, information: int) -> None:
+        self.done = True
+        self.token = ("completed", status, information)
+
+
+@pytest.mark.parametrize("impl", ["c", "python"])
+def test_reaper_deliver_routes_every_batch_as_the_python_method(
+    impl: str, null_fd: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert C_DONE is not None
+    method = C_DONE[5] if impl == "c" else reaper_mod._PY_DELIVER_BATCHES
+    reaper, _, _ = build_reaper([], False)
+    w = _echo_world(null_fd, 3)
+    try:
+        # the module's deliver_batch, whichever is in place (tests patch it)
+        seen: list[int] = []
+        monkeypatch.setattr(
+            reaper_mod, "deliver_batch", lambda batch: seen.append(len(batch)) or [Boom("x")]
+        )
+        reported: list[BaseException] = []
+        monkeypatch.setattr(threading, "excepthook", lambda args: reported.append(args.exc_value))
+        method(reaper, w.batch)
+        assert seen == [3] and len(reported) == 1 and isinstance(reported[0], Boom)
+        assert not any(op.done for op in w.ops)
+        # a class with its own complete: op by op, through it
+        own = object.__new__(OwnComplete)
+        own.done = False
+        method(reaper, [(own, 5, 6)])
+        assert own.token == ("completed", 5, 6) and seen == [3]
+        # closing: the closing ring thread is woken first
+        reaper.closing = True
+        method(reaper, w.batch[:1])
+        assert reaper.events == [("wake",)] and seen == [3, 1]
+    finally:
+        _close_world(w)
+
+
+def test_reaper_deliver_runs_no_python_frame(null_fd: int) -> None:
+    assert C_DONE is not None
+    reaper, _, _ = build_reaper([], False)
+    w = _echo_world(null_fd, 8)
+    before = _accel.use(True)
+    try:
+        assert _python_calls(partial(C_DONE[5], reaper, w.batch)) == []
+        assert all(op.done and not op.registered for op in w.ops)
+    finally:
+        _accel.use(before)
+        _close_world(w)

@@ -231,13 +231,20 @@ def _finish(c: Conn, ov: Overlapped, port: CompletionPort | None) -> None:
 
 def _own_the_ring(c: Conn, port: CompletionPort) -> None:
     """A receive completed through ``port`` by this thread, which leads the ring meanwhile
-    (and owns it afterwards)."""
+    (and owns it afterwards). The peer sends once this thread waits: sent before, the
+    receive could complete while nobody leads, the ring thread deliver it, and the wait find
+    its packet queued - no wait, no ownership (the next receives submitted at once)."""
     buf = bytearray(8)
     ov = _ov()
     c.f._pend(c.f, ov, memoryview(buf))
-    c.peer.send(b"w")
-    packet = port.get(LONG)
+    sender = threading.Timer(0.05, c.peer.send, (b"w",))
+    sender.start()
+    try:
+        packet = port.get(LONG)
+    finally:
+        sender.join(LONG)
     assert packet is not None and packet.overlapped is ov
+    assert c.f.backend._lead.owner is current_thread_state().parker
 
 
 shapes = st.fixed_dictionaries(

@@ -441,8 +441,8 @@ def test_a_port_wait_on_a_pended_receive_leads_the_ring_in_c(
 ) -> None:
     # The C=1 echo server's wait: the receive deferred to the wait, submitted by its enter,
     # its completion reaped by this thread. The wait chain (GetQueuedCompletionStatusEx, the
-    # wait block, the leader) runs no Python frame (the QD1 delivery, Reaper.reap's Python
-    # part, does); switched off, the Python chain runs.
+    # wait block, the leader, the reap) runs no Python frame of its own (the line's service
+    # and the delivery are other modules'); switched off, the Python chain runs.
     b = armed_uring
     port = CompletionPort()
     parked = kit.park(b, monkeypatch)  # nothing but this thread submits or reaps
@@ -460,11 +460,16 @@ def test_a_port_wait_on_a_pended_receive_leads_the_ring_in_c(
                 frames = _python_frames(lambda got=got: got.append(port.get_many(64)))  # type: ignore[misc]
                 assert got[0][1][0].bytes_transferred == 2 and buf[:2] == b"y%d" % i
                 assert b._lead.leads == leads + 1 and b._lead.own_wakes == own + 1
-                assert "reap" in frames  # (the QD1 delivery: Reaper.reap's Python part)
                 if c_on:
-                    assert not frames & (LEADER | PORT_WAIT), frames & (LEADER | PORT_WAIT)
+                    assert not frames, frames
                 else:
-                    assert {"acquire", "_wait_as_leader", "take_burst", "get_many"} <= frames
+                    assert {
+                        "acquire",
+                        "_wait_as_leader",
+                        "take_burst",
+                        "get_many",
+                        "reap",
+                    } <= frames
                 assert b._lead.waiter is None and not b._deferral.unsubmitted
     finally:
         _accel.use(before)
@@ -635,3 +640,50 @@ def test_the_port_wait_leaks_nothing() -> None:
     finally:
         port.close()
         _accel.use(before)
+
+
+# ------------------------------------------------------------------ the reap's QD1 path
+
+
+@pytest.mark.parametrize("c_on", [True, False])
+def test_a_delivery_that_raises_is_reported_and_the_completion_stands(
+    c_on: bool, armed_uring: Any, kit: Any, monkeypatch: pytest.MonkeyPatch, socket_pair: Any
+) -> None:
+    # The QD1 path's ``deliver`` (the module's, looked up at each call) raising an Exception
+    # after it delivered: reported as "completing <op>" (``report``), the wait goes on and
+    # takes the packet; the same on both implementations.
+    b = armed_uring
+    port = CompletionPort()
+    parked = kit.park(b, monkeypatch)
+    before = _accel.use(c_on)
+    try:
+        s, peer, buf = _owned_socket(b, socket_pair, port)
+        reported: list[tuple[str, Any]] = []
+
+        def report(what: str, exc: BaseException | None = None) -> None:
+            reported.append((what, type(exc if exc is not None else sys.exception())))
+
+        real = reaper_mod.deliver
+
+        def deliver(op: Any, status: int, res: int) -> bool:
+            real(op, status, res)
+            raise RuntimeError("a bug after the delivery")
+
+        monkeypatch.setattr(reaper_mod, "report", report)
+        monkeypatch.setattr(reaper_mod, "deliver", deliver)
+        assert s.start_read(buf, Overlapped(0)) is False
+        peer.sendall(b"q")
+        packet = port.get(DEADLINE)
+        assert packet is not None and buf[:1] == b"q"
+        assert len(reported) == 1 and reported[0][1] is RuntimeError
+        assert reported[0][0].startswith("completing <")
+        monkeypatch.setattr(reaper_mod, "deliver", real)
+        assert s.start_read(buf, Overlapped(0)) is False
+        peer.sendall(b"r")
+        packet = port.get(DEADLINE)
+        assert packet is not None and buf[:1] == b"r" and len(reported) == 1
+        assert b._reaper.done >= 2 and b._lead.waiter is None
+    finally:
+        _accel.use(before)
+        parked.release()
+        port.close()

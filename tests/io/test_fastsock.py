@@ -47,6 +47,7 @@ from hypothesis import strategies as st
 import winaio
 import winaio.testing as wt
 from winaio._io import _accel, _streams
+from winaio._io._fd_users import FdUsers
 from winaio._io._streams import Socket
 from winaio._kernel._dispatcher import LOCK
 from winaio.codes import NtStatus
@@ -693,5 +694,52 @@ def test_a_close_during_the_readiness_poll_never_lends_a_reused_descriptor(
             os.close(reused[0])
         os.close(r)
         os.close(w)
+        f.close()
+        peer.close()
+
+
+@pytest.mark.parametrize("c", [True, False])
+def test_an_exception_from_left_chains_the_one_that_propagated(
+    c: bool, restore: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The socket is closed during the call (by the readiness poll) and the receive fails
+    # (a reset): ``finally`` calls ``users.left()``, which releases the descriptor and here
+    # raises; its exception is raised with the receive's as its context, on both paths.
+    _impl(c)
+    f, peer = _pair()
+    try:
+        f.set_completion_modes(True, True)
+        ov = winaio.Overlapped()
+        assert f.start_read(bytearray(8), ov) is False  # would block: asks from now on
+        peer.sendall(b"S")
+        wt.wait_until(lambda: ov.status != STATUS_PENDING, LONG)
+        fd = f.fd
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        peer.close()
+        assert f.sock is not None
+        assert select.select([f.sock], [], [], LONG)[0]
+        poll = f._recv_ready
+        assert poll is not None
+
+        def closing_poll(timeout: int) -> Any:
+            f.close()  # deferred: this call counts itself among the users
+            assert poll is not None
+            return poll(timeout)
+
+        real_left = FdUsers.left
+
+        def failing_left(self: FdUsers) -> None:
+            real_left(self)
+            raise RuntimeError("left")
+
+        monkeypatch.setattr(FdUsers, "left", failing_left)
+        f._recv_ready = closing_poll
+        f._recv_misses = 1
+        with pytest.raises(RuntimeError) as info:
+            f.start_read(bytearray(8), winaio.Overlapped())
+        assert isinstance(info.value.__context__, winaio.IoError)
+        with pytest.raises(OSError):  # released by left()
+            os.fstat(fd)
+    finally:
         f.close()
         peer.close()

@@ -45,7 +45,7 @@ static kind_t d_op, d_op2, d_file, d_file2, d_ov, d_event, d_port, d_wb, d_ts, d
 enum { OP_DONE, OP_FILE, OP_OV, OP_EVENT, OP_ROUTINE, OP_SKIP_PORT, OP_REGISTERED, OP_SYNC };
 enum { OP2_ISSUER };
 enum { FI_PORT, FI_KEY, FI_SKIP_SET, FI_SIGNALED, FI_WAITERS, FI_PENDING, FI_CLOSING, FI_IN };
-enum { FI2_OUT };
+enum { FI2_OUT, FI2_SKIP_SUCCESS };
 enum { OV_INFORMATION, OV_STATUS };
 enum { EV_SIGNALED, EV_WAITERS };
 enum { PO_CLOSED, PO_PACKETS, PO_GETTERS, PO_WAITERS, PO_HOLDING, PO_RUNNING, PO_CONCURRENCY };
@@ -53,7 +53,7 @@ enum { WB_DETACH, WB_DATA, WB_RESULT, WB_THREAD };
 enum { TS_AWAKE, TS_WAIT, TS_WAKE_PENDING, TS_PARKER, TS_EXTENSIONS };
 enum { LI_OPS, LI_DIRECT, LI_BUSY, LI_POLL_UD, LI_KEEP, LI_KEY };
 enum { SL_LOCK, SL_LINES, SL_SPARE };
-enum { RE_TABLE, RE_STREAMS, RE_MIGRATION, RE_DONE, RE_CANCELLED };
+enum { RE_TABLE, RE_STREAMS, RE_MIGRATION, RE_DONE, RE_CANCELLED, RE_CLOSING };
 enum { MI_MIGRATING };
 
 static const char *const OP_NAMES[] = {"done", "file", "overlapped", "event", "routine",
@@ -61,7 +61,7 @@ static const char *const OP_NAMES[] = {"done", "file", "overlapped", "event", "r
 static const char *const OP2_NAMES[] = {"issuer", NULL};
 static const char *const FI_NAMES[] = {"port", "key", "skip_set_event", "_signaled", "_waiters",
                                        "_pending", "closing", "stream_in", NULL};
-static const char *const FI2_NAMES[] = {"stream_out", NULL};
+static const char *const FI2_NAMES[] = {"stream_out", "skip_port_on_success", NULL};
 static const char *const OV_NAMES_D[] = {"information", "status", NULL};
 static const char *const EV_NAMES[] = {"_signaled", "_waiters", NULL};
 static const char *const PO_NAMES[] = {"closed", "_packets", "_getters", "_waiters",
@@ -72,7 +72,7 @@ static const char *const TS_NAMES[] = {"awake_in_wait", "wait", "wake_pending", 
 static const char *const LI_NAMES[] = {"ops", "direct", "busy", "poll_ud", "keep", "key", NULL};
 static const char *const SL_NAMES[] = {"_lock", "lines", "_spare", NULL};
 static const char *const RE_NAMES[] = {"_table", "_streams", "_migration", "done", "cancelled",
-                                       NULL};
+                                       "closing", NULL};
 static const char *const MI_NAMES[] = {"migrating", NULL};
 
 static int d_configured;
@@ -84,7 +84,7 @@ static PyObject *d_deque_append, *d_deque_popleft, *d_deque_clear; /* its method
 static PyObject *d_wake_waiters;     /* _dispatcher.wake_waiters */
 static PyObject *d_queue_routine;    /* _dispatch._queue_routine */
 static PyObject *d_py_forget;        /* FileObject._forget_locked (the reference) */
-static PyObject *d_py_post, *d_py_release_held, *d_py_release; /* CompletionPort's */
+static PyObject *d_py_post, *d_py_release_held, *d_py_release, *d_py_posted; /* the port's */
 static PyObject *d_stream_kind;      /* OpKind.STREAM */
 static long d_pollin;
 static PyObject *d_io_key;           /* the issuer's extensions key ("io") */
@@ -94,13 +94,20 @@ static PyObject *d_read_from_cqe;    /* StreamReadOp.from_cqe */
 static PyObject *d_py_service_direct;
 static PyObject *d_py_deliver_batch;
 static PyObject *d_py_process;       /* Reaper.process, the Python reference */
+static PyObject *d_py_deliver, *d_py_service; /* _dispatch.deliver, StreamLines.service */
+static PyObject *d_py_reaper_deliver; /* Reaper.deliver */
+static PyObject *d_reaper_globals;    /* the reaper module's namespace (its ``deliver_batch``) */
+static PyObject *d_plain_complete;    /* Operation.complete */
+static PyObject *d_report;            /* common.report */
+static PyObject *d_batch_fn;          /* this file's deliver_batch function object */
 static PyTypeObject *d_line_type, *d_inflight_type;
 static long d_ud_poke;  /* _dispatch.deliver_batch, the Python reference */
 static PyObject *d_success;          /* STATUS_SUCCESS */
 static Py_ssize_t d_spare_max;
 static PyObject *ds_forget, *ds_post, *ds_release_held, *ds_release, *ds_kind, *ds_poll_events,
     *ds_release_fd, *ds_append, *ds_popleft, *ds_clear, *ds_service, *ds_from_cqe, *ds_pop, *ds_get, *ds_release_parker,
-    *ds_service_direct, *ds_process, *ds_process_cut, *ds_heads_cut;
+    *ds_service_direct, *ds_process, *ds_process_cut, *ds_heads_cut, *ds_posted, *ds_complete, *ds_deliver,
+    *ds_deliver_rest, *ds_deliver_batch;
 
 
 /* ------------------------------------------------------------------ small helpers */
@@ -597,7 +604,193 @@ held_release(held_t *h)
     return rc;
 }
 
-/* ``port._post_locked(file.key, ov, status, information)`` while the batch holds it. */
+/* ``port._posted_locked()`` (a packet was queued and someone waits). */
+static int
+posted_locked(PyObject *port)
+{
+    if (!has_method(Py_TYPE(port), ds_posted, d_py_posted)) {
+        PyObject *r = call_method(port, ds_posted, NULL, 0);
+        Py_XDECREF(r);
+        return r == NULL ? -1 : 0;
+    }
+    int r = truth(&d_port, 1, port, PO_HOLDING);
+    if (r != 0) {
+        return r < 0 ? -1 : 0;
+    }
+    if ((r = truth(&d_port, 1, port, PO_GETTERS)) < 0) {
+        return -1;
+    }
+    if (r && release_locked(port, 1) < 0) {
+        return -1;
+    }
+    PyObject *packets = get(&d_port, 1, port, PO_PACKETS);
+    if (packets == NULL) {
+        return -1;
+    }
+    Py_ssize_t n = PyObject_Length(packets);
+    Py_DECREF(packets);
+    if (n <= 0) {
+        return n < 0 ? -1 : 0;
+    }
+    if ((r = truth(&d_port, 1, port, PO_WAITERS)) <= 0) {
+        return r;
+    }
+    PyObject *res = PyObject_CallOneArg(d_wake_waiters, port);
+    Py_XDECREF(res);
+    return res == NULL ? -1 : 0;
+}
+
+/* ``port._post_locked(key, ov, status, information)`` (steals ``key``): the packet handed
+ * straight to the most recent GQCS waiter when nothing is queued, the port not held and the
+ * concurrency limit allows; else queued, and the waiters released (``_posted_locked``). The
+ * waiter's parker is released last. */
+static int
+post_locked(PyObject *port, PyObject *key, PyObject *ov, PyObject *status,
+            PyObject *information)
+{
+    int pfast = kind_fast(&d_port, Py_TYPE(port));
+    if (!Py_IS_TYPE(port, d_port_type) || !pfast ||
+        !has_method(Py_TYPE(port), ds_post, d_py_post)) {
+        PyObject *args[4] = {key, ov, status, information};
+        PyObject *res = call_method(port, ds_post, args, 4);
+        Py_DECREF(key);
+        Py_XDECREF(res);
+        return res == NULL ? -1 : 0;
+    }
+    int r;
+    if ((r = truth(&d_port, 1, port, PO_CLOSED)) != 0) {
+        Py_DECREF(key);
+        return r < 0 ? -1 : 0; /* completions on files of a closed port are dropped (6.8) */
+    }
+    /* tuple.__new__(CompletionPacket, (key, ov, status, information)) */
+    PyObject *packet = d_packet_type->tp_alloc(d_packet_type, 4);
+    if (packet == NULL) {
+        Py_DECREF(key);
+        return -1;
+    }
+    PyTuple_SET_ITEM(packet, 0, key);
+    PyTuple_SET_ITEM(packet, 1, Py_NewRef(ov));
+    PyTuple_SET_ITEM(packet, 2, Py_NewRef(status));
+    PyTuple_SET_ITEM(packet, 3, Py_NewRef(information));
+    int rc = -1;
+    PyObject *getters = get(&d_port, 1, port, PO_GETTERS);
+    PyObject *packets = get(&d_port, 1, port, PO_PACKETS);
+    PyObject *running = NULL, *concurrency = NULL, *wb = NULL, *ts = NULL, *data = NULL;
+    if (getters == NULL || packets == NULL) {
+        goto done;
+    }
+    Py_ssize_t ng = PyObject_Length(getters);
+    Py_ssize_t np = ng > 0 ? PyObject_Length(packets) : 0;
+    if (ng < 0 || np < 0) {
+        goto done;
+    }
+    if (ng > 0 && np == 0 && PyList_CheckExact(getters)) {
+        if ((r = truth(&d_port, 1, port, PO_HOLDING)) < 0) {
+            goto done;
+        }
+        if (!r) {
+            running = get(&d_port, 1, port, PO_RUNNING);
+            concurrency = get(&d_port, 1, port, PO_CONCURRENCY);
+            if (running == NULL || concurrency == NULL) {
+                goto done;
+            }
+            Py_ssize_t nr = PyObject_Length(running);
+            if (nr < 0) {
+                goto done;
+            }
+            PyObject *nro = PyLong_FromSsize_t(nr);
+            int below = nro == NULL ? -1 : PyObject_RichCompareBool(nro, concurrency, Py_LT);
+            Py_XDECREF(nro);
+            if (below < 0) {
+                goto done;
+            }
+            if (below) {
+                /* Straight to the most recent waiter (what _release_locked would do with
+                 * this one packet): the port never becomes signaled. */
+                if ((data = PyList_New(1)) == NULL) {
+                    goto done;
+                }
+                PyList_SET_ITEM(data, 0, Py_NewRef(packet));
+                wb = Py_NewRef(PyList_GET_ITEM(getters, ng - 1));
+                if (PyList_SetSlice(getters, ng - 1, ng, NULL) < 0) {
+                    goto done;
+                }
+                int wfast = kind_fast(&d_wb, Py_TYPE(wb));
+                if (set(&d_wb, wfast, wb, WB_DETACH, Py_NewRef(Py_None)) < 0) {
+                    goto done;
+                }
+                r = set(&d_wb, wfast, wb, WB_DATA, data);
+                data = NULL;
+                if (r < 0 || (ts = get(&d_wb, wfast, wb, WB_THREAD)) == NULL) {
+                    goto done;
+                }
+                if (PySet_CheckExact(running)) {
+                    if (PySet_Add(running, ts) < 0) {
+                        goto done;
+                    }
+                }
+                else {
+                    PyObject *added = PyObject_CallMethod(running, "add", "O", ts);
+                    if (added == NULL) {
+                        goto done;
+                    }
+                    Py_DECREF(added);
+                }
+                if (set(&d_wb, wfast, wb, WB_RESULT, Py_NewRef(d_handoff)) < 0) {
+                    goto done;
+                }
+                int tfast = kind_fast(&d_ts, Py_TYPE(ts));
+                if ((r = truth(&d_ts, tfast, ts, TS_AWAKE)) < 0) {
+                    goto done;
+                }
+                if (r) {
+                    rc = set(&d_ts, tfast, ts, TS_WAIT, Py_NewRef(Py_None));
+                    goto done;
+                }
+                if ((r = truth(&d_ts, tfast, ts, TS_WAKE_PENDING)) != 0) {
+                    rc = r < 0 ? -1 : 0;
+                    goto done;
+                }
+                if (set(&d_ts, tfast, ts, TS_WAKE_PENDING, Py_NewRef(Py_True)) < 0) {
+                    goto done;
+                }
+                PyObject *parker = get(&d_ts, tfast, ts, TS_PARKER);
+                if (parker == NULL) {
+                    goto done;
+                }
+                PyObject *res = call_method(parker, ds_release_parker, NULL, 0);
+                Py_DECREF(parker);
+                Py_XDECREF(res);
+                rc = res == NULL ? -1 : 0;
+                goto done;
+            }
+        }
+    }
+    if (deque_append(packets, packet) < 0) {
+        goto done;
+    }
+    if (ng > 0) {
+        rc = posted_locked(port);
+        goto done;
+    }
+    if ((r = truth(&d_port, 1, port, PO_WAITERS)) < 0) {
+        goto done;
+    }
+    rc = r ? posted_locked(port) : 0;
+done:
+    Py_XDECREF(data);
+    Py_XDECREF(ts);
+    Py_XDECREF(wb);
+    Py_XDECREF(running);
+    Py_XDECREF(concurrency);
+    Py_XDECREF(getters);
+    Py_XDECREF(packets);
+    Py_DECREF(packet);
+    return rc;
+}
+
+/* ``port._post_locked(file.key, ...)`` while the batch holds the port (``holding``: queued,
+ * the waiters released at the end of the batch). */
 static int
 post(PyObject *port, PyObject *file, int ffast, PyObject *ov, PyObject *status,
      PyObject *information, held_t *h)
@@ -617,38 +810,7 @@ post(PyObject *port, PyObject *file, int ffast, PyObject *ov, PyObject *status,
     if (key == NULL) {
         return -1;
     }
-    if (!Py_IS_TYPE(port, d_port_type) || !pfast ||
-        !has_method(Py_TYPE(port), ds_post, d_py_post)) {
-        PyObject *args[4] = {key, ov, status, information};
-        PyObject *res = call_method(port, ds_post, args, 4);
-        Py_DECREF(key);
-        Py_XDECREF(res);
-        return res == NULL ? -1 : 0;
-    }
-    if ((r = truth(&d_port, 1, port, PO_CLOSED)) != 0) {
-        Py_DECREF(key);
-        return r < 0 ? -1 : 0; /* completions on files of a closed port are dropped (6.8) */
-    }
-    /* tuple.__new__(CompletionPacket, (key, ov, status, information)) */
-    PyObject *packet = d_packet_type->tp_alloc(d_packet_type, 4);
-    if (packet == NULL) {
-        Py_DECREF(key);
-        return -1;
-    }
-    PyTuple_SET_ITEM(packet, 0, key);
-    PyTuple_SET_ITEM(packet, 1, Py_NewRef(ov));
-    PyTuple_SET_ITEM(packet, 2, Py_NewRef(status));
-    PyTuple_SET_ITEM(packet, 3, Py_NewRef(information));
-    PyObject *packets = get(&d_port, 1, port, PO_PACKETS);
-    if (packets == NULL) {
-        Py_DECREF(packet);
-        return -1;
-    }
-    r = deque_append(packets, packet);
-    Py_DECREF(packets);
-    Py_DECREF(packet);
-    /* (``_posted_locked`` returns at once while the port is held) */
-    return r;
+    return post_locked(port, key, ov, status, information);
 }
 
 
@@ -676,10 +838,10 @@ call_step(PyObject *res, PyObject **et, PyObject **ev, PyObject **etb)
     return -1;
 }
 
-/* One request of the batch (``deliver_batch``'s loop body), in the Python order: 0, or -1
- * with an error. */
+/* One request (``deliver``, or ``deliver_batch``'s loop body when ``h`` holds the batch's
+ * ports), in the Python order: 1 delivered, 0 delivered already, or -1 with an error. */
 static int
-deliver_one(PyObject *op, PyObject *status, PyObject *information, held_t *h)
+deliver_one(PyObject *op, PyObject *status, PyObject *information, held_t *h, int immediate)
 {
     int ofast = kind_fast(&d_op, Py_TYPE(op));
     int r = truth(&d_op, ofast, op, OP_DONE);
@@ -759,7 +921,27 @@ deliver_one(PyObject *op, PyObject *status, PyObject *information, held_t *h)
             if (port == NULL) {
                 goto out;
             }
-            r = port == Py_None ? 0 : post(port, file, ffast, ov, status, information, h);
+            if (port == Py_None) {
+                r = 0;
+            }
+            else if (h != NULL) {
+                r = post(port, file, ffast, ov, status, information, h);
+            }
+            else {
+                /* no packet for an immediate success with SKIP_COMPLETION_PORT_ON_SUCCESS */
+                r = immediate ? PyObject_RichCompareBool(status, g_zero, Py_EQ) : 0;
+                if (r > 0) {
+                    r = truth(&d_file2, kind_fast(&d_file2, Py_TYPE(file)), file,
+                              FI2_SKIP_SUCCESS);
+                }
+                if (r == 0) {
+                    PyObject *key = get(&d_file, ffast, file, FI_KEY);
+                    r = key == NULL ? -1 : post_locked(port, key, ov, status, information);
+                }
+                else if (r > 0) {
+                    r = 0;
+                }
+            }
             Py_DECREF(port);
             if (r < 0 && call_step(NULL, &et, &ev, &etb) < 0) {
                 goto out;
@@ -809,7 +991,7 @@ out:
         PyErr_Restore(et, ev, etb);
         return -1;
     }
-    return PyErr_Occurred() ? -1 : 0;
+    return PyErr_Occurred() ? -1 : 1;
 }
 
 /* deliver_batch(batch) -> list of the exceptions raised (``_dispatch.deliver_batch``). */
@@ -843,7 +1025,7 @@ deliver_batch(PyObject *module, PyObject *batch)
         int r = -1;
         if (PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) == 3) {
             r = deliver_one(PyTuple_GET_ITEM(item, 0), PyTuple_GET_ITEM(item, 1),
-                            PyTuple_GET_ITEM(item, 2), &h);
+                            PyTuple_GET_ITEM(item, 2), &h, 0);
         }
         else {
             PyErr_SetString(PyExc_TypeError, "a batch item is (op, status, information)");
@@ -889,6 +1071,30 @@ deliver_batch(PyObject *module, PyObject *batch)
 }
 
 
+/* deliver(op, status, information, immediate=False) -> bool (``_dispatch.deliver``). */
+static PyObject *
+deliver(PyObject *module, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs < 3 || nargs > 4 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
+        return PyObject_Vectorcall(d_py_deliver, args, nargsf, kwnames);
+    }
+    int immediate = nargs == 4 ? PyObject_IsTrue(args[3]) : 0;
+    if (immediate < 0) {
+        return NULL;
+    }
+    if (fio_acquire(d_lock) < 0) {
+        return NULL;
+    }
+    int r = deliver_one(args[0], args[1], args[2], NULL, immediate);
+    fio_release(d_lock);
+    if (r < 0) {
+        return NULL;
+    }
+    return Py_NewRef(r ? Py_True : Py_False);
+}
+
+
 /* ------------------------------------------------------------------ StreamLines.service_direct */
 
 static PyObject *
@@ -906,22 +1112,102 @@ py_service_direct(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return PyObject_Vectorcall(d_py_service_direct, full, (size_t)nargs + 1, NULL);
 }
 
+/* Under the lines' lock: the head of ``line`` (its own RECV brought ``res`` > 0 bytes) alone
+ * in its line and a plain receive: taken out, ``(op, STATUS_SUCCESS, res)`` appended to
+ * ``finished``, the line ended (and kept as a spare): 1; another shape: 0 (nothing touched);
+ * -1 with an error (nothing touched). No Python code runs. */
+static int
+take_head(PyObject *lines, PyObject *spare, PyObject *line, PyObject *res, PyObject *finished)
+{
+    if (!kind_fast(&d_line, Py_TYPE(line))) {
+        return 0;
+    }
+    PyObject *ops = *(PyObject **)((char *)line + d_line.offsets[LI_OPS]);
+    PyObject *direct = *(PyObject **)((char *)line + d_line.offsets[LI_DIRECT]);
+    PyObject *busy = *(PyObject **)((char *)line + d_line.offsets[LI_BUSY]);
+    PyObject *key = *(PyObject **)((char *)line + d_line.offsets[LI_KEY]);
+    int dt = direct == NULL ? 0 : is_true(direct);
+    int bt = busy == NULL ? 1 : is_true(busy);
+    if (dt < 0 || bt < 0) {
+        return -1;
+    }
+    if (ops == NULL || !Py_IS_TYPE(ops, d_deque_type) || !dt || bt || key == NULL ||
+        !PyLong_CheckExact(key) || PyObject_Length(ops) != 1) {
+        return 0;
+    }
+    PyObject *op = PySequence_GetItem(ops, 0);
+    if (op == NULL) {
+        return -1;
+    }
+    if (_PyType_Lookup(Py_TYPE(op), ds_from_cqe) != d_read_from_cqe) {
+        Py_DECREF(op);
+        return 0;
+    }
+    /* (op, STATUS_SUCCESS, res): queued first, so that a failed allocation leaves the head in
+     * its line (``Reaper._heads_cut`` takes it) */
+    PyObject *t = PyTuple_New(3);
+    if (t == NULL) {
+        Py_DECREF(op);
+        return -1;
+    }
+    PyTuple_SET_ITEM(t, 0, op);
+    PyTuple_SET_ITEM(t, 1, Py_NewRef(d_success));
+    PyTuple_SET_ITEM(t, 2, Py_NewRef(res));
+    int a = PyList_Append(finished, t);
+    Py_DECREF(t);
+    if (a < 0) {
+        return -1;
+    }
+    PyObject *gone = PyObject_Vectorcall(d_deque_popleft, &ops, 1, NULL);
+    Py_XDECREF(gone); /* (one op in the deque: cannot fail) */
+    set(&d_line, 1, line, LI_POLL_UD, Py_NewRef(g_zero));
+    set(&d_line, 1, line, LI_DIRECT, Py_NewRef(Py_False));
+    set(&d_line, 1, line, LI_KEEP, Py_NewRef(Py_None));
+    PyObject *cur = PyDict_GetItemWithError(lines, key); /* (an int key) */
+    if (cur == line) {
+        Py_INCREF(line); /* (the dict's reference may be the last) */
+        if (PyDict_DelItem(lines, key) == 0 && PyList_GET_SIZE(spare) < d_spare_max) {
+            /* empty, idle, nothing in the kernel: as good as new */
+            if (PyList_Append(spare, line) < 0) {
+                PyErr_Clear(); /* a spare is only an economy */
+            }
+        }
+        Py_DECREF(line);
+    }
+    PyErr_Clear();
+    return 1;
+}
+
+/* The lines' lock, dict and spares, when they are what the C code knows (new references). */
+static int
+lines_parts(PyObject *self, PyObject **lock, PyObject **lines, PyObject **spare)
+{
+    if (!kind_fast(&d_lines, Py_TYPE(self))) {
+        return 0;
+    }
+    *lock = *(PyObject **)((char *)self + d_lines.offsets[SL_LOCK]);
+    *lines = *(PyObject **)((char *)self + d_lines.offsets[SL_LINES]);
+    *spare = *(PyObject **)((char *)self + d_lines.offsets[SL_SPARE]);
+    if (*lock == NULL || *lines == NULL || *spare == NULL || !PyDict_CheckExact(*lines) ||
+        !PyList_CheckExact(*spare)) {
+        return 0;
+    }
+    /* held across the lock's release: the calls after it may change what the slots hold */
+    Py_INCREF(*lock);
+    Py_INCREF(*lines);
+    Py_INCREF(*spare);
+    return 1;
+}
+
 /* StreamLines.service_direct(heads, finished) -> cancelled count */
 static PyObject *
 service_direct(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[1]) ||
-        !kind_fast(&d_lines, Py_TYPE(self))) {
+    PyObject *lock, *lines, *spare;
+    if (nargs != 2 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[1])) {
         return py_service_direct(self, args, nargs);
     }
     PyObject *heads = args[0], *finished = args[1];
-    PyObject *lock = *(PyObject **)((char *)self + d_lines.offsets[SL_LOCK]);
-    PyObject *lines = *(PyObject **)((char *)self + d_lines.offsets[SL_LINES]);
-    PyObject *spare = *(PyObject **)((char *)self + d_lines.offsets[SL_SPARE]);
-    if (lock == NULL || lines == NULL || spare == NULL || !PyDict_CheckExact(lines) ||
-        !PyList_CheckExact(spare)) {
-        return py_service_direct(self, args, nargs);
-    }
     Py_ssize_t n = PyList_GET_SIZE(heads);
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = PyList_GET_ITEM(heads, i);
@@ -929,10 +1215,9 @@ service_direct(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             return py_service_direct(self, args, nargs);
         }
     }
-    /* Held across the lock's release: the calls below may change what the slots hold. */
-    Py_INCREF(lock);
-    Py_INCREF(lines);
-    Py_INCREF(spare);
+    if (!lines_parts(self, &lock, &lines, &spare)) {
+        return py_service_direct(self, args, nargs);
+    }
     Py_INCREF(heads);
     PyObject *slow = NULL, *result = NULL;
     if (fio_acquire(lock) < 0) {
@@ -941,63 +1226,10 @@ service_direct(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     /* Under the lock, on the hot shape: no Python code runs (no interrupt can cut it). */
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = PyList_GET_ITEM(heads, i);
-        PyObject *line = PyTuple_GET_ITEM(item, 0), *res = PyTuple_GET_ITEM(item, 1);
-        int taken = 0;
-        if (kind_fast(&d_line, Py_TYPE(line))) {
-            PyObject *ops = *(PyObject **)((char *)line + d_line.offsets[LI_OPS]);
-            PyObject *direct = *(PyObject **)((char *)line + d_line.offsets[LI_DIRECT]);
-            PyObject *busy = *(PyObject **)((char *)line + d_line.offsets[LI_BUSY]);
-            PyObject *key = *(PyObject **)((char *)line + d_line.offsets[LI_KEY]);
-            int dt = direct == NULL ? 0 : is_true(direct);
-            int bt = busy == NULL ? 1 : is_true(busy);
-            if (dt < 0 || bt < 0) {
-                goto unlock;
-            }
-            if (ops != NULL && Py_IS_TYPE(ops, d_deque_type) && dt && !bt && key != NULL &&
-                PyLong_CheckExact(key) && PyObject_Length(ops) == 1) {
-                PyObject *op = PySequence_GetItem(ops, 0);
-                if (op == NULL) {
-                    goto unlock;
-                }
-                if (_PyType_Lookup(Py_TYPE(op), ds_from_cqe) == d_read_from_cqe) {
-                    /* (op, STATUS_SUCCESS, res): queued first, so that a failed allocation
-                     * leaves the head in its line (``Reaper._heads_cut`` takes it) */
-                    PyObject *t = PyTuple_New(3);
-                    if (t == NULL) {
-                        Py_DECREF(op);
-                        goto unlock;
-                    }
-                    PyTuple_SET_ITEM(t, 0, op);
-                    PyTuple_SET_ITEM(t, 1, Py_NewRef(d_success));
-                    PyTuple_SET_ITEM(t, 2, Py_NewRef(res));
-                    int a = PyList_Append(finished, t);
-                    Py_DECREF(t);
-                    if (a < 0) {
-                        goto unlock;
-                    }
-                    PyObject *gone = PyObject_Vectorcall(d_deque_popleft, &ops, 1, NULL);
-                    Py_XDECREF(gone); /* (one op in the deque: cannot fail) */
-                    set(&d_line, 1, line, LI_POLL_UD, Py_NewRef(g_zero));
-                    set(&d_line, 1, line, LI_DIRECT, Py_NewRef(Py_False));
-                    set(&d_line, 1, line, LI_KEEP, Py_NewRef(Py_None));
-                    PyObject *cur = PyDict_GetItemWithError(lines, key); /* (an int key) */
-                    if (cur == line) {
-                        Py_INCREF(line); /* (the dict's reference may be the last) */
-                        if (PyDict_DelItem(lines, key) == 0 &&
-                            PyList_GET_SIZE(spare) < d_spare_max) {
-                            if (PyList_Append(spare, line) < 0) {
-                                PyErr_Clear(); /* a spare is only an economy */
-                            }
-                        }
-                        Py_DECREF(line);
-                    }
-                    PyErr_Clear();
-                    taken = 1;
-                }
-                else {
-                    Py_DECREF(op);
-                }
-            }
+        int taken = take_head(lines, spare, PyTuple_GET_ITEM(item, 0), PyTuple_GET_ITEM(item, 1),
+                              finished);
+        if (taken < 0) {
+            goto unlock;
         }
         if (!taken) {
             if (slow == NULL && (slow = PyList_New(0)) == NULL) {
@@ -1012,7 +1244,7 @@ service_direct(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 unlock:
     fio_release(lock);
     if (result != NULL && slow != NULL) {
-        /* every other line: ``service`` (the Python method, with its own holds) */
+        /* every other line: ``service`` (with its own holds) */
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(slow); i++) {
             PyObject *item = PyList_GET_ITEM(slow, i);
             PyObject *a[3] = {PyTuple_GET_ITEM(item, 0), PyTuple_GET_ITEM(item, 1), finished};
@@ -1038,6 +1270,156 @@ out:
     return result;
 }
 
+/* StreamLines.service(line, res, finished) -> cancelled count: its first case (the head's own
+ * RECV brought data, the head alone and a plain receive: one hold) in C; every other case,
+ * and this one when the check under the lock fails, the Python method. */
+static PyObject *
+service(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *lock, *lines, *spare;
+    if (nargs != 3 || !PyLong_CheckExact(args[1]) || _PyLong_Sign(args[1]) <= 0 ||
+        !PyList_CheckExact(args[2]) || !kind_fast(&d_line, Py_TYPE(args[0]))) {
+        goto python;
+    }
+    PyObject *direct = *(PyObject **)((char *)args[0] + d_line.offsets[LI_DIRECT]);
+    if (direct != Py_True) {
+        goto python;
+    }
+    if (!lines_parts(self, &lock, &lines, &spare)) {
+        goto python;
+    }
+    int taken = -1;
+    if (fio_acquire(lock) == 0) {
+        taken = take_head(lines, spare, args[0], args[1], args[2]);
+        fio_release(lock);
+    }
+    Py_DECREF(lock);
+    Py_DECREF(lines);
+    Py_DECREF(spare);
+    if (taken < 0) {
+        return NULL;
+    }
+    if (taken) {
+        return Py_NewRef(g_zero);
+    }
+python: {
+    PyObject *full[4] = {self, NULL, NULL, NULL};
+    if (nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "service(line, res, finished)");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        full[i + 1] = args[i];
+    }
+    return PyObject_Vectorcall(d_py_service, full, (size_t)nargs + 1, NULL);
+}
+}
+
+
+/* ------------------------------------------------------------------ Reaper.deliver */
+
+/* Reaper.deliver(finished): the common batch (not closing, every op's ``complete`` the plain
+ * one) through the module's ``deliver_batch`` (this file's, called directly when it is the one
+ * in place); every other batch goes to the Python method. */
+static PyObject *
+reaper_deliver(PyObject *self, PyObject *finished)
+{
+    if (!PyList_CheckExact(finished) || !kind_fast(&d_reaper, Py_TYPE(self))) {
+        goto python;
+    }
+    PyObject *closing = *(PyObject **)((char *)self + d_reaper.offsets[RE_CLOSING]);
+    if (closing != Py_False) {
+        goto python; /* (it wakes the closing ring thread first) */
+    }
+    Py_ssize_t n = PyList_GET_SIZE(finished);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(finished, i);
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 3 ||
+            _PyType_Lookup(Py_TYPE(PyTuple_GET_ITEM(item, 0)), ds_complete) != d_plain_complete) {
+            goto python;
+        }
+    }
+    PyObject *fn = PyDict_GetItemWithError(d_reaper_globals, ds_deliver_batch); /* borrowed */
+    if (fn == NULL) {
+        if (!PyErr_Occurred()) {
+            goto python;
+        }
+        return NULL;
+    }
+    PyObject *errors = fn == d_batch_fn ? deliver_batch(NULL, finished)
+                                        : PyObject_CallOneArg(fn, finished);
+    if (errors != NULL && PyList_CheckExact(errors) && PyList_GET_SIZE(errors) == 0) {
+        Py_DECREF(errors);
+        Py_RETURN_NONE;
+    }
+    if (errors != NULL) {
+        /* a bug in a delivery: reported (``report``), the batch delivered regardless */
+        PyObject *what = PyUnicode_FromFormat("completing a batch of %zd", n);
+        PyObject *it = what == NULL ? NULL : PyObject_GetIter(errors);
+        PyObject *exc;
+        while (it != NULL && (exc = PyIter_Next(it)) != NULL) {
+            PyObject *r = PyObject_CallFunctionObjArgs(d_report, what, exc, NULL);
+            Py_DECREF(exc);
+            if (r == NULL) {
+                break;
+            }
+            Py_DECREF(r);
+        }
+        Py_XDECREF(it);
+        Py_XDECREF(what);
+        Py_DECREF(errors);
+        if (!PyErr_Occurred()) {
+            Py_RETURN_NONE;
+        }
+    }
+    /* the Python method's ``except BaseException``: the rest delivered, then it propagates */
+    PyObject *et, *ev, *etb;
+    PyErr_Fetch(&et, &ev, &etb);
+    PyObject *a[2] = {self, finished};
+    PyObject *r = PyObject_VectorcallMethod(ds_deliver_rest, a, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                            NULL);
+    if (r == NULL) {
+        PyErr_Clear(); /* the first error is the one raised */
+    }
+    Py_XDECREF(r);
+    PyErr_Restore(et, ev, etb);
+    return NULL;
+
+python: {
+    PyObject *a[2] = {self, finished};
+    return PyObject_Vectorcall(d_py_reaper_deliver, a, 2, NULL);
+}
+}
+
+static PyMethodDef reaper_deliver_def = {
+    "deliver", (PyCFunction)reaper_deliver, METH_O,
+    "deliver(finished)\n--\n\n"
+    "Complete a batch of operations, in order (C accelerator of Reaper.deliver)."};
+
+
+/* ------------------------------------------------------------------ method definitions */
+
+static PyMethodDef deliver_batch_def = {
+    "deliver_batch", (PyCFunction)deliver_batch, METH_O,
+    "deliver_batch(batch)\n--\n\n"
+    "Deliver reaped completions in one hold of the dispatcher lock (C accelerator of\n"
+    "_dispatch.deliver_batch); returns the exceptions raised."};
+
+static PyMethodDef deliver_def = {
+    "deliver", (PyCFunction)(void (*)(void))deliver, METH_FASTCALL | METH_KEYWORDS,
+    "deliver(op, status, information, immediate=False)\n--\n\n"
+    "Deliver one completion (C accelerator of _dispatch.deliver); False if delivered already."};
+
+static PyMethodDef service_direct_def = {
+    "service_direct", (PyCFunction)(void (*)(void))service_direct, METH_FASTCALL,
+    "service_direct(heads, finished)\n--\n\n"
+    "The plain direct heads of a reaped batch in one hold of the lock (C accelerator of\n"
+    "StreamLines.service_direct); returns the cancelled count."};
+
+static PyMethodDef service_def = {
+    "service", (PyCFunction)(void (*)(void))service, METH_FASTCALL,
+    "service(line, res, finished)\n--\n\n"
+    "A line whose head's request ended (C accelerator of StreamLines.service's first case)."};
 
 /* ------------------------------------------------------------------ Reaper.process */
 
@@ -1265,19 +1647,7 @@ static PyMethodDef process_def = {
     "Map a batch of CQEs to completions (C accelerator of Reaper.process's common batch)."};
 
 
-/* ------------------------------------------------------------------ configuration */
-
-static PyMethodDef deliver_batch_def = {
-    "deliver_batch", (PyCFunction)deliver_batch, METH_O,
-    "deliver_batch(batch)\n--\n\n"
-    "Deliver reaped completions in one hold of the dispatcher lock (C accelerator of\n"
-    "_dispatch.deliver_batch); returns the exceptions raised."};
-
-static PyMethodDef service_direct_def = {
-    "service_direct", (PyCFunction)(void (*)(void))service_direct, METH_FASTCALL,
-    "service_direct(heads, finished)\n--\n\n"
-    "The plain direct heads of a reaped batch in one hold of the lock (C accelerator of\n"
-    "StreamLines.service_direct); returns the cancelled count."};
+/* ------------------------------------------------------------------ configure_done */
 
 static PyObject *
 intern(const char *s)
@@ -1291,15 +1661,16 @@ configure_done(PyObject *module, PyObject *args)
     PyTypeObject *opt, *filet, *ovt, *eventt, *portt, *packett, *wbt, *tst, *linet, *linest,
         *dequet, *reapert, *migrationt, *inflightt;
     PyObject *lock, *wake, *queue_routine, *py_batch, *from_cqe, *stream_kind, *pollin, *io_key,
-        *handoff, *success, *spare_max, *ud_poke;
-    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O!O!O!O!O!O!O!O!O!OOOOOOOOOOOO:configure_done",
+        *handoff, *success, *spare_max, *ud_poke, *py_deliver, *globals, *plain_complete, *report;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O!O!O!O!O!O!O!O!O!OOOOOOOOOOOOOO!OO:configure_done",
                           &PyType_Type, &opt, &PyType_Type, &filet, &PyType_Type, &ovt,
                           &PyType_Type, &eventt, &PyType_Type, &portt, &PyType_Type, &packett,
                           &PyType_Type, &wbt, &PyType_Type, &tst, &PyType_Type, &linet,
                           &PyType_Type, &linest, &PyType_Type, &dequet, &PyType_Type, &reapert,
                           &PyType_Type, &migrationt, &PyType_Type, &inflightt, &lock, &wake,
                           &queue_routine, &py_batch, &from_cqe, &stream_kind, &pollin, &io_key,
-                          &handoff, &success, &spare_max, &ud_poke)) {
+                          &handoff, &success, &spare_max, &ud_poke, &py_deliver,
+                          &PyDict_Type, &globals, &plain_complete, &report)) {
         return NULL;
     }
     if (d_configured) {
@@ -1331,16 +1702,28 @@ configure_done(PyObject *module, PyObject *args)
         (ds_service_direct = intern("service_direct")) == NULL ||
         (ds_process = intern("process")) == NULL ||
         (ds_process_cut = intern("_process_cut")) == NULL ||
-        (ds_heads_cut = intern("_heads_cut")) == NULL) {
+        (ds_heads_cut = intern("_heads_cut")) == NULL ||
+        (ds_posted = intern("_posted_locked")) == NULL ||
+        (ds_complete = intern("complete")) == NULL || (ds_deliver = intern("deliver")) == NULL ||
+        (ds_deliver_rest = intern("_deliver_rest")) == NULL ||
+        (ds_deliver_batch = intern("deliver_batch")) == NULL) {
         return NULL;
     }
     d_py_forget = Py_XNewRef(_PyType_Lookup(filet, ds_forget));
     d_py_post = Py_XNewRef(_PyType_Lookup(portt, ds_post));
     d_py_release_held = Py_XNewRef(_PyType_Lookup(portt, ds_release_held));
     d_py_release = Py_XNewRef(_PyType_Lookup(portt, ds_release));
+    d_py_posted = Py_XNewRef(_PyType_Lookup(portt, ds_posted));
     d_py_service_direct = Py_XNewRef(_PyType_Lookup(linest, ds_service_direct));
     d_py_process = Py_XNewRef(_PyType_Lookup(reapert, ds_process));
-    if (d_py_process == NULL || d_py_forget == NULL || d_py_post == NULL || d_py_release_held == NULL ||
+    d_py_service = Py_XNewRef(_PyType_Lookup(linest, ds_service));
+    d_py_deliver = Py_NewRef(py_deliver);
+    d_py_reaper_deliver = Py_XNewRef(_PyType_Lookup(reapert, ds_deliver));
+    d_reaper_globals = Py_NewRef(globals);
+    d_plain_complete = Py_NewRef(plain_complete);
+    d_report = Py_NewRef(report);
+    if (d_py_process == NULL || d_py_posted == NULL || d_py_service == NULL ||
+        d_py_reaper_deliver == NULL || d_py_forget == NULL || d_py_post == NULL || d_py_release_held == NULL ||
         d_py_release == NULL || d_py_service_direct == NULL) {
         PyErr_SetString(PyExc_TypeError, "configure_done: a method is missing");
         return NULL;
@@ -1380,12 +1763,19 @@ configure_done(PyObject *module, PyObject *args)
     PyObject *batch = PyCFunction_New(&deliver_batch_def, NULL);
     PyObject *sd = PyDescr_NewMethod(linest, &service_direct_def);
     PyObject *pr = PyDescr_NewMethod(reapert, &process_def);
-    if (batch == NULL || sd == NULL || pr == NULL) {
+    PyObject *dl = PyCFunction_New(&deliver_def, NULL);
+    PyObject *sv = PyDescr_NewMethod(linest, &service_def);
+    PyObject *rd = PyDescr_NewMethod(reapert, &reaper_deliver_def);
+    d_batch_fn = Py_XNewRef(batch);
+    if (batch == NULL || sd == NULL || pr == NULL || dl == NULL || sv == NULL || rd == NULL) {
+        Py_XDECREF(rd);
         Py_XDECREF(batch);
         Py_XDECREF(sd);
         Py_XDECREF(pr);
+        Py_XDECREF(dl);
+        Py_XDECREF(sv);
         return NULL;
     }
     d_configured = 1;
-    return Py_BuildValue("(NNN)", batch, sd, pr);
+    return Py_BuildValue("(NNNNNN)", batch, sd, pr, dl, sv, rd);
 }

@@ -648,7 +648,8 @@ static PyMethodDef module_methods[] = {
      "                  wake_waiters)\n"
      "-> (start_read descriptor, start_write descriptor)"},
     {"configure_done", configure_done, METH_VARARGS,
-     "configure_done(...) -> (C deliver_batch, StreamLines.service_direct, Reaper.process)"},
+     "configure_done(...) -> (C deliver_batch, StreamLines.service_direct, Reaper.process,\n"
+     "                        deliver, StreamLines.service)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef fastio_module = {

@@ -105,5 +105,9 @@ def configure_done(
     success: int,
     spare_max: int,
     ud_poke: int,
+    deliver: Any,
+    reaper_globals: dict[str, Any],
+    plain_complete: Any,
+    report: Any,
     /,
-) -> tuple[Any, Any, Any]: ...
+) -> tuple[Any, Any, Any, Any, Any, Any]: ...

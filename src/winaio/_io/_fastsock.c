@@ -112,6 +112,7 @@ to_python(PyObject *func, PyObject *self, PyObject *const *args, Py_ssize_t narg
     return res;
 }
 
+#if SOCK_ACCEL
 #define SLOT(k, obj, i) (*(PyObject **)((char *)(obj) + (k).offsets[i]))
 
 /* Borrowed slot value, or NULL if unset (the Python method then raises AttributeError). */
@@ -193,6 +194,29 @@ users_out(PyObject *users)
     }
 }
 
+/* The current exception gets (et, ev, etb) as its context (a ``finally`` that raised while
+ * another exception propagated); steals the three references. */
+static void
+chain(PyObject *et, PyObject *ev, PyObject *etb)
+{
+    PyObject *t2, *v2, *tb2;
+    PyErr_Fetch(&t2, &v2, &tb2);
+    PyErr_NormalizeException(&et, &ev, &etb);
+    if (etb != NULL && ev != NULL) {
+        PyException_SetTraceback(ev, etb);
+    }
+    PyErr_NormalizeException(&t2, &v2, &tb2);
+    if (v2 != NULL && ev != NULL && v2 != ev) {
+        PyException_SetContext(v2, ev); /* steals ev */
+    }
+    else {
+        Py_XDECREF(ev);
+    }
+    Py_XDECREF(et);
+    Py_XDECREF(etb);
+    PyErr_Restore(t2, v2, tb2);
+}
+
 /* The ``finally`` of both methods after ``users.pop()`` (and the claim's release): if the
  * socket is closing, ``users.left()``; its exception replaces (and chains) a pending one. */
 static PyObject *
@@ -210,7 +234,7 @@ users_left(PyObject *self, PyObject *users, PyObject *res)
         Py_XDECREF(res);
         res = NULL;
         if (et != NULL) {
-            _PyErr_ChainExceptions(et, ev, etb);
+            chain(et, ev, etb);
         }
         return NULL;
     }
@@ -474,6 +498,8 @@ common_shape(PyObject *self, Py_ssize_t nargs, PyObject *kwnames, PyObject *ov)
     return 0;
 #endif
 }
+
+#endif /* SOCK_ACCEL */
 
 /* ------------------------------------------------------------------ Socket.start_read */
 

@@ -23,9 +23,12 @@ Invariants:
   request: what was reaped is mapped, counted and delivered before it propagates
   (:meth:`Reaper._process_cut`, :meth:`Reaper._heads_cut`, :meth:`Reaper._deliver_rest`).
 
-The C accelerator (``winaio._io._fastio``, ``_fastring.c``) replaces :meth:`Reaper.reap` by a
-function that returns 0 at once on an empty CQ ring (a leader's first look, every wait) and
-calls the Python method otherwise (``winaio._io._accel``: :func:`_install`).
+The C accelerator (``winaio._io._fastio``, ``_fastring.c``) replaces :meth:`Reaper.reap`: 0 at
+once on an empty CQ ring (a leader's first look, every wait), its QD1 path statement for
+statement (the CQ lock, the reap, the table, the line's ``service`` and the module's
+``deliver`` called as here, ``_service_cut``/``_deliver_rest``/``report`` on an exception),
+and the shared Python continuation :meth:`Reaper._batch_locked` for every other batch
+(``winaio._io._accel``: :func:`_install`).
 
 Imports ``winaio._io`` (operations, the delivery funnel, the accelerator), ``common``,
 ``migration`` and ``streams``.
@@ -161,11 +164,7 @@ class Reaper:
                                 cancelled = self._streams.service(extra, res, finished)
                                 self.done += len(finished)
                             except BaseException:
-                                if extra.poll_ud == ud:  # cut before the line took its result
-                                    self._heads_cut([(extra, res, ud)], finished)
-                                else:
-                                    self.count_locked(finished)  # not counted yet
-                                self._deliver_rest(finished)
+                                self._service_cut(extra, res, ud, finished)
                                 raise
                             self.cancelled += cancelled
                             try:
@@ -191,18 +190,35 @@ class Reaper:
                             self._deliver_rest([(op, status, res)])  # Ctrl-C: _deliver_rest
                             raise
                         return 1
-            if cqes:
-                try:
-                    self.process(cqes, finished)
-                except BaseException:
-                    # Ctrl-C while mapping the batch: process() finished its work (every CQE
-                    # mapped), so what it mapped is delivered before the exception goes on.
-                    self._deliver_rest(finished)
-                    raise
-                if finished:
-                    # Under the lock: completions are delivered in the order they were reaped,
-                    # whichever thread reaps next (two reads of one socket, #66).
-                    self.deliver(finished)
+            return self._batch_locked(cqes)
+
+    def _service_cut(self, line: Line, res: int, ud: int, finished: Finished) -> None:
+        """A BaseException (Ctrl-C) cut :meth:`reap`'s QD1 path in or right after its line's
+        service, once the table gave the request up: the line's results are counted and
+        delivered before it propagates (the rule of :meth:`_deliver_rest`, idempotent:
+        ``op.done``); shared by the C accelerator (under cq_lock)."""
+        if line.poll_ud == ud:  # cut before the line took its result
+            self._heads_cut([(line, res, ud)], finished)
+        else:
+            self.count_locked(finished)  # not counted yet
+        self._deliver_rest(finished)
+
+    def _batch_locked(self, cqes: list[tuple[int, int, int]]) -> int:
+        """Map and deliver reaped CQEs (:meth:`reap` but its QD1 path, and its C accelerator,
+        under cq_lock); returns how many."""
+        if cqes:
+            finished: Finished = []
+            try:
+                self.process(cqes, finished)
+            except BaseException:
+                # Ctrl-C while mapping the batch: process() finished its work (every CQE
+                # mapped), so what it mapped is delivered before the exception goes on.
+                self._deliver_rest(finished)
+                raise
+            if finished:
+                # Under the lock: completions are delivered in the order they were reaped,
+                # whichever thread reaps next (two reads of one socket, #66).
+                self.deliver(finished)
         return len(cqes)
 
     def process(self, cqes: list[tuple[int, int, int]], finished: Finished) -> None:
@@ -412,13 +428,20 @@ class Reaper:
 _PY_REAP = Reaper.reap
 _PY_SERVICE_DIRECT = StreamLines.service_direct
 _PY_PROCESS = Reaper.process
-#: ``_fastring.c``'s ``reap`` (its empty-CQ test).
+_PY_SERVICE = StreamLines.service
+_PY_DELIVER_BATCHES = Reaper.deliver
+_PY_DELIVER = _dispatch.deliver
+#: ``_fastring.c``'s ``reap`` (the empty-CQ test and the QD1 path).
 _C_METHODS: dict[str, object] | None = None
 if _fastio is not None:
-    _C_METHODS = _fastio.configure_ring("reaper", Reaper, _PY_REAP)
-#: ``_fastdone.c``'s ``deliver_batch``, ``StreamLines.service_direct`` and ``Reaper.process``
-#: (None: not built).
-_C_DONE: tuple[Any, Any, Any] | None = (
+    _C_METHODS = _fastio.configure_ring(
+        "reaper", Reaper, _PY_REAP, Migration, InFlight, Line, _PLAIN_COMPLETE, globals(),
+        _SUCCESS, REAP_BATCH,
+    )  # fmt: skip
+#: ``_fastdone.c``'s ``deliver_batch``, ``StreamLines.service_direct``, ``Reaper.process``,
+#: ``deliver`` (this module's: the one-CQE path), ``StreamLines.service`` and ``Reaper.deliver``
+#: (which calls this module's ``deliver_batch``, whichever is in place) (None: not built).
+_C_DONE: tuple[Any, Any, Any, Any, Any, Any] | None = (
     None
     if _fastio is None
     else _fastio.configure_done(
@@ -426,6 +449,7 @@ _C_DONE: tuple[Any, Any, Any] | None = (
         ThreadState, Line, StreamLines, deque, Reaper, Migration, InFlight, LOCK, wake_waiters,
         _queue_routine, _dispatch.py_deliver_batch, StreamReadOp.from_cqe, OpKind.STREAM,
         select.POLLIN, _IO_KEY, int(WaitCode.WAIT_OBJECT_0), _SUCCESS, _SPARE_MAX, UD_POKE,
+        _dispatch.deliver, globals(), _PLAIN_COMPLETE, report,
     )
 )  # fmt: skip
 
@@ -433,7 +457,7 @@ _C_DONE: tuple[Any, Any, Any] | None = (
 def _install(on: bool) -> None:
     """The C functions (``on``) or the Python ones, here and in ``_dispatch`` (``_accel``:
     one switch for every accelerated path)."""
-    global deliver_batch
+    global deliver, deliver_batch
     type.__setattr__(Reaper, "reap", _C_METHODS["reap"] if on and _C_METHODS else _PY_REAP)
     c = _C_DONE if on else None
     batch = _dispatch.py_deliver_batch if c is None else c[0]
@@ -441,6 +465,9 @@ def _install(on: bool) -> None:
     deliver_batch = batch
     type.__setattr__(StreamLines, "service_direct", _PY_SERVICE_DIRECT if c is None else c[1])
     type.__setattr__(Reaper, "process", _PY_PROCESS if c is None else c[2])
+    deliver = _PY_DELIVER if c is None else c[3]
+    type.__setattr__(StreamLines, "service", _PY_SERVICE if c is None else c[4])
+    type.__setattr__(Reaper, "deliver", _PY_DELIVER_BATCHES if c is None else c[5])
 
 
 _accel.register(_install)
