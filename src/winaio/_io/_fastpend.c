@@ -858,7 +858,8 @@ static PyMethodDef set_pend_enabled_def = {
 /* configure_pend(IoUringBackend, pend_receive, StreamReadOp, FileObject, Overlapped,
  *                ThreadState, RingParker, Leadership, Deferral, Backlog, StreamLines, Line,
  *                InFlight, BackendRing, LOCK, _tls, current_thread_state, deque,
- *                eventfd_write, _IO_KEY) -> (descriptor, set_pend_enabled) */
+ *                eventfd_write, _IO_KEY) -> (descriptor, set_pend_enabled, the C path runs
+ *                here: this CPython's layout is known) */
 PyObject *
 configure_pend(PyObject *module, PyObject *args)
 {
@@ -950,5 +951,5 @@ configure_pend(PyObject *module, PyObject *args)
         Py_DECREF(descr);
         return NULL;
     }
-    return Py_BuildValue("(NN)", descr, setter);
+    return Py_BuildValue("(NNi)", descr, setter, PEND_FAST);
 }
