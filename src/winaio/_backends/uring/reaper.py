@@ -23,7 +23,7 @@ Invariants:
   request: what was reaped is mapped, counted and delivered before it propagates
   (:meth:`Reaper._process_cut`, :meth:`Reaper._heads_cut`, :meth:`Reaper._deliver_rest`).
 
-The C accelerator (``winaio._io._fastio``, ``_fastring.c``) replaces :meth:`Reaper.reap`: 0 at
+The C accelerator (``winaio._io._fastio``, ``_fastreap.c``) replaces :meth:`Reaper.reap`: 0 at
 once on an empty CQ ring (a leader's first look, every wait), its QD1 path statement for
 statement (the CQ lock, the reap, the table, the line's ``service`` and the module's
 ``deliver`` called as here, ``_service_cut``/``_deliver_rest``/``report`` on an exception),
@@ -431,7 +431,7 @@ _PY_PROCESS = Reaper.process
 _PY_SERVICE = StreamLines.service
 _PY_DELIVER_BATCHES = Reaper.deliver
 _PY_DELIVER = _dispatch.deliver
-#: ``_fastring.c``'s ``reap`` (the empty-CQ test and the QD1 path).
+#: ``_fastreap.c``'s ``reap`` (the empty-CQ test and the QD1 path).
 _C_METHODS: dict[str, object] | None = None
 if _fastio is not None:
     _C_METHODS = _fastio.configure_ring(
