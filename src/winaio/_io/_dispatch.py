@@ -15,6 +15,10 @@ request was cancelled and "the completion routine never runs" (§5, §8).
 
 All of it happens under the dispatcher lock, so a thread woken by the event already sees the
 IOSB, and the APC cannot run before both (spec #54). ``op.done`` makes delivery exactly-once.
+
+:func:`deliver_batch` (and :func:`deliver` as the io_uring reaper calls it) have a C
+accelerator (``_fastdone.c``), installed by ``_backends.uring.reaper``, which rebinds
+``deliver_batch`` here; :data:`py_deliver_batch` stays the reference.
 """
 
 from __future__ import annotations

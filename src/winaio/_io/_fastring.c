@@ -85,11 +85,11 @@ mv_buf(PyObject *mv, Py_ssize_t *len)
     if (mv == NULL || !PyMemoryView_Check(mv)) {
         return NULL;
     }
-#if PY_VERSION_HEX < 0x030D0000
+    /* (every CPython: a released view's buffer may be unmapped already, a closed ring's;
+     * 3.13 has the flag too - without this test a closed ring's cq_ready() crashed there) */
     if (((PyMemoryViewObject *)mv)->flags & _Py_MEMORYVIEW_RELEASED) {
         return NULL;
     }
-#endif
     Py_buffer *view = PyMemoryView_GET_BUFFER(mv);
     if (view->buf == NULL) {
         return NULL;
