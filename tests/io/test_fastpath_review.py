@@ -37,7 +37,7 @@ from winaio._backends import uring
 from winaio._io import _accel
 from winaio._io._fd_users import FdUsers
 from winaio._io._overlapped import Overlapped
-from winaio._io._streams import sockets_accelerator_available
+from winaio._io._sockets import sockets_accelerator_available
 from winaio.codes import WinError
 from winaio.errors import Win32Error
 
@@ -53,7 +53,7 @@ _CHILD = textwrap.dedent(
     from winaio._backends import uring
     from winaio._io import _accel
     from winaio._io._overlapped import STATUS_PENDING, Overlapped
-    from winaio._io._streams import Socket
+    from winaio._io._sockets import Socket
     from winaio._kernel._objects import Event
 
     _accel.use(sys.argv[1] == "c")
