@@ -45,7 +45,7 @@ from winaio._io import _accel
 from winaio._io._files import cancel_io_ex
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._port import CompletionPort
-from winaio._io._streams import Socket
+from winaio._io._sockets import Socket
 from winaio._kernel._dispatcher import LOCK
 from winaio._kernel._objects import Event
 from winaio._kernel._threads import current_thread_state

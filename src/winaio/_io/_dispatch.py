@@ -15,6 +15,10 @@ request was cancelled and "the completion routine never runs" (§5, §8).
 
 All of it happens under the dispatcher lock, so a thread woken by the event already sees the
 IOSB, and the APC cannot run before both (spec #54). ``op.done`` makes delivery exactly-once.
+
+:func:`deliver_batch` (and :func:`deliver` as the io_uring reaper calls it) have a C
+accelerator (``_fastdone.c``), installed by ``_backends.uring.reaper``, which rebinds
+``deliver_batch`` here; :data:`py_deliver_batch` stays the reference.
 """
 
 from __future__ import annotations
@@ -191,7 +195,7 @@ def notify_locked(
 def notify_success(file: FileObject, ov: Overlapped, event: Event | None, information: int) -> None:
     """Steps 1-3 for a request that succeeded inside the call that issued it, without a
     completion routine and without ever becoming an operation object (the sockets' fast path,
-    ``_streams.Socket.start_read``/``start_write``): one LOCK round trip. The caller skips it (and
+    ``_sockets.Socket.start_read``/``start_write``): one LOCK round trip. The caller skips it (and
     writes the IOSB alone) when there is nothing to signal or post: no event,
     FILE_SKIP_SET_EVENT_ON_HANDLE, and no packet (``hEvent|1``, no port, or
     FILE_SKIP_COMPLETION_PORT_ON_SUCCESS).

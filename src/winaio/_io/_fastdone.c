@@ -5,35 +5,43 @@
  *
  * - ``_dispatch.deliver_batch(batch)``: the funnel of spec section 1.5 for a reaped batch, in one
  *   hold of the dispatcher LOCK: ``op.done``, the IOSB, the event E or the file object F,
- *   the packet queued on the file's port (``CompletionPort._post_locked`` with the port
- *   ``holding``: packets queue, waiters are released once at the end), the file's and the
+ *   the APC or the packet queued on the file's port (``CompletionPort._post_locked`` with the
+ *   port ``holding``: packets queue, waiters are released once at the end), the file's and the
  *   issuer's bookkeeping (``FileObject._forget_locked``), the synchronous handle's event; at
  *   the end every held port's ``release_held_locked`` (``_release_locked``: LIFO hand-off to
  *   the port's GQCS waiters under the concurrency limit, ``end_wait``).
- * - ``StreamLines.service_direct(heads, finished)``: the plain heads (a RECV alone in its
- *   line that brought data) taken out of their lines in one hold of the backend's lock; every
- *   other line goes to the Python ``StreamLines.service``.
+ * - ``_dispatch.deliver(op, status, information, immediate=False)`` as the reaper's one-CQE
+ *   path calls it: the same for one request, the port not held (``_post_locked`` in full: the
+ *   packet handed straight to the most recent GQCS waiter when nothing is queued;
+ *   ``_posted_locked``; SKIP_COMPLETION_PORT_ON_SUCCESS for an immediate success).
+ * - ``StreamLines.service_direct(heads, finished)`` and the first case of
+ *   ``StreamLines.service(line, res, finished)``: a direct head alone in its line whose RECV
+ *   brought data, taken out in one hold of the backend's lock; every other line goes to the
+ *   Python ``service``.
+ * - ``Reaper.process(cqes, finished)`` for the common batch (every CQE a request's own, with a
+ *   positive result) and ``Reaper.deliver(finished)`` (through the reaper module's
+ *   ``deliver_batch``, whichever is in place); any other batch goes whole to the Python
+ *   method before anything is touched.
  *
  * Invariants:
  * - Slots are read and written at their member descriptors' offsets only for types whose
  *   lookup gives those descriptors (``kind_fast``); other types go through the attribute
  *   protocol, so that every object is treated as the Python code treats it. A port of another
- *   class than CompletionPort, a CompletionPort whose ``_post_locked``/``release_held_locked``/
- *   ``_release_locked`` were replaced, a file class whose ``_forget_locked`` is not
- *   FileObject's: their Python methods are called, at the point where the Python code calls them.
- * - Per request, every field is written first (IOSB, E/F, packet, bookkeeping, sync event),
- *   then the Python calls are made (``wake_waiters`` for E/F, the APC's ``_queue_routine``, the
- *   descriptor's release of a closing file, ``wake_waiters`` for the sync event), in that
- *   order: an exception at one's entry (a KeyboardInterrupt) leaves the request's state whole
- *   and the other calls made. (The Python code makes the E/F wake-up before it posts; the
- *   waiters woken run only once LOCK is released, so nobody sees the difference.)
- * - An Exception while delivering one request is collected (returned, as the Python
- *   function does) and the batch goes on; any other BaseException stops the batch after that
- *   request; the held ports are released in every case (every one, even if one raises: the
- *   first error wins), then LOCK, then it propagates.
- * - ``service_direct`` makes no Python call while it holds the backend's lock on its hot
- *   shape: an interrupt cannot cut it between taking a head and queueing its result. The
- *   result tuple is queued before the head is taken, so a failed allocation touches nothing.
+ *   class than CompletionPort, a CompletionPort whose ``_post_locked``/``_posted_locked``/
+ *   ``release_held_locked``/``_release_locked`` were replaced, a file class whose
+ *   ``_forget_locked`` is not FileObject's: their Python methods are called, at the point where
+ *   the Python code calls them.
+ * - Per request, the steps run in the Python order. An Exception from one stops that request
+ *   (``deliver_batch`` collects it and goes on, as the Python loop's ``except Exception``;
+ *   ``deliver`` raises it); any other BaseException (a KeyboardInterrupt at the entry of a
+ *   Python call: ``wake_waiters``, ``_queue_routine``, ``_release_fd``, a parker's ``release``)
+ *   is kept while the request's remaining state is written, then stops the batch. The held
+ *   ports are released in every case (every one, even if one raises: the first error wins),
+ *   then LOCK, then the error propagates.
+ * - The hot shapes make no Python call: no interrupt can land between a CQE leaving the
+ *   table (or a head its line) and its completion being queued. A result tuple is queued
+ *   before its head is taken, so a failed allocation leaves the head in its line
+ *   (``Reaper._heads_cut``); ``process`` hands the rest of a batch to ``_process_cut`` then.
  */
 #include "_fastio.h"
 

@@ -37,6 +37,10 @@ Rules (the module docstring of ``backend`` has the whole picture):
   (under the lock), which sets ``line.poll_ud`` (and ``line.direct``, ``line.keep`` for the
   operation itself) or backlogs a poll.
 
+:meth:`StreamLines.service_direct` and :meth:`StreamLines.service`'s first case have a C
+accelerator (``_io/_fastdone.c``, installed by ``reaper``): the same effects, no Python code
+while the lock is held on the plain shape.
+
 Imports ``winaio._io`` (operations), ``codes`` and ``common`` only.
 """
 
