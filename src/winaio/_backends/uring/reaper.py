@@ -23,8 +23,8 @@ Invariants:
   request: what was reaped is mapped, counted and delivered before it propagates
   (:meth:`Reaper._process_cut`, :meth:`Reaper._heads_cut`, :meth:`Reaper._deliver_rest`).
 
-The C accelerator (``winaio._io._fastio``) replaces, with exactly their effects,
-:meth:`Reaper.reap` (``_fastreap.c``: 0 at once on an empty CQ ring - a leader's first look, every wait -, its QD1
+The C accelerator (``winaio._io._fastio``) replaces, with exactly their effects, :meth:`Reaper.reap`
+(``_fastreap.c``: 0 at once on an empty CQ ring - a leader's first look, every wait -, its QD1
 path statement for statement - the CQ lock, the reap, the table, the line's ``service`` and the
 module's ``deliver`` called as here, ``_service_cut``/``_deliver_rest``/``report`` on an
 exception - and the shared Python continuation :meth:`Reaper._batch_locked` for every other
