@@ -56,13 +56,13 @@ from ._io._pipes import PipeEnd as PipeEnd
 from ._io._port import CompletionPacket as CompletionPacket
 from ._io._port import CompletionPort as CompletionPort
 from ._io._share import delete_file as delete_file
+from ._io._sockets import Socket as Socket
+from ._io._sockets import create_socket as create_socket
 from ._io._sockopts import get_option as get_socket_option
 from ._io._sockopts import set_nonblocking as set_socket_nonblocking
 from ._io._sockopts import set_option as set_socket_option
-from ._io._streams import Socket as Socket
 from ._io._streams import StreamFile as StreamFile
 from ._io._streams import create_pipe as create_pipe
-from ._io._streams import create_socket as create_socket
 from ._kernel import DispatcherObject as DispatcherObject
 from ._kernel import Event as Event
 from ._kernel import KThread as Thread

@@ -19,7 +19,7 @@ from winaio._io._files import FileObject, start
 from winaio._io._ops import FileWriteOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._port import CompletionPort
-from winaio._io._streams import Socket
+from winaio._io._sockets import Socket
 from winaio._kernel._objects import Event
 from winaio._kernel._wait import wait_for_one
 from winaio.testing import wait_until

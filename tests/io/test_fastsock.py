@@ -1,5 +1,5 @@
 """The sockets' immediate paths in C (``_fastsock.c``: ``Socket.start_read``/``start_write``)
-against their Python reference (``_streams.Socket``).
+against their Python reference (``_sockets.Socket``).
 
 - Differential (Hypothesis): one call through C and through Python, from the same state, gives
   the same result or the same typed error and leaves the same IOSB, event and file object
@@ -46,9 +46,9 @@ from hypothesis import strategies as st
 
 import winaio
 import winaio.testing as wt
-from winaio._io import _accel, _streams
+from winaio._io import _accel, _sockets
 from winaio._io._fd_users import FdUsers
-from winaio._io._streams import Socket
+from winaio._io._sockets import Socket
 from winaio._kernel._dispatcher import LOCK
 from winaio.codes import NtStatus
 
@@ -57,7 +57,7 @@ LONG = 5.0
 MAX_GIL_COPY = 256 * 1024
 
 needs_c = pytest.mark.skipif(
-    not _streams.sockets_accelerator_available()
+    not _sockets.sockets_accelerator_available()
     and os.environ.get("WINAIO_REQUIRE_ACCEL", "") in ("", "0"),
     reason="the sockets' C path (winaio._io._fastio) is unavailable",
 )
@@ -72,7 +72,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[str]:
 
 def _impl(c: bool) -> None:
     _accel.use(c)
-    assert _streams.sockets_accelerated() is c
+    assert _sockets.sockets_accelerated() is c
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ from winaio._io._disk import DiskFile
 from winaio._io._files import start
 from winaio._io._ops import FileWriteOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
-from winaio._io._streams import Socket
+from winaio._io._sockets import Socket
 from winaio.codes import NtStatus, WinError
 
 BAD_BUFFER = int(WinError.ERROR_INVALID_USER_BUFFER)

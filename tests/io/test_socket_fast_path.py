@@ -31,9 +31,9 @@ import pytest
 import winaio
 import winaio.testing as wt
 import winaio.win32 as w
-from winaio._io import _streams
+from winaio._io import _sockets
 from winaio._io._ops import Operation
-from winaio._io._streams import Socket
+from winaio._io._sockets import Socket
 from winaio._kernel._dispatcher import LOCK
 from winaio._kernel._handles import HANDLE_TABLE
 from winaio.codes import NtStatus, WinError
@@ -134,14 +134,14 @@ def _trace(call: Callable[[], Any]) -> tuple[Any, Trace]:
 def _one_hold() -> int:
     """LOCK acquisitions the profiler sees for one hold by an immediate success: none on the C
     path, which takes it directly (``_fastsock.c``)."""
-    return 0 if _streams.sockets_accelerated() else 1
+    return 0 if _sockets.sockets_accelerated() else 1
 
 
 def _lock_held_once(trace: Trace) -> None:
     """The immediate success took LOCK once: visible to the profiler on the Python path; the C
     path (``_fastsock.c``) takes it directly, invisibly, and runs no Python frame but the
     port's ``_post_locked`` (called under it)."""
-    if _streams.sockets_accelerated():
+    if _sockets.sockets_accelerated():
         assert trace.lock_acquisitions == 0, trace.functions
         assert {f for f in trace.functions if not f.endswith("<lambda>")} <= {
             "CompletionPort._post_locked"

@@ -30,7 +30,7 @@ import pytest
 import winaio.testing as wt
 from winaio._io import _sockopts
 from winaio._io._overlapped import Overlapped
-from winaio._io._streams import Socket
+from winaio._io._sockets import Socket
 
 LONG = 5.0
 

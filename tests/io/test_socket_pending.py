@@ -40,7 +40,7 @@ from winaio._io._files import cancel_io_ex, request_cancel
 from winaio._io._ops import StreamReadOp
 from winaio._io._overlapped import Overlapped
 from winaio._io._port import CompletionPort
-from winaio._io._streams import _ASK_EVERY, _ASK_RUN, Socket
+from winaio._io._sockets import _ASK_EVERY, _ASK_RUN, Socket
 from winaio.codes import NtStatus, WinError
 from winaio.errors import IoError, Win32Error
 from winaio.testing import wait_until

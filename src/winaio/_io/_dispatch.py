@@ -195,7 +195,7 @@ def notify_locked(
 def notify_success(file: FileObject, ov: Overlapped, event: Event | None, information: int) -> None:
     """Steps 1-3 for a request that succeeded inside the call that issued it, without a
     completion routine and without ever becoming an operation object (the sockets' fast path,
-    ``_streams.Socket.start_read``/``start_write``): one LOCK round trip. The caller skips it (and
+    ``_sockets.Socket.start_read``/``start_write``): one LOCK round trip. The caller skips it (and
     writes the IOSB alone) when there is nothing to signal or post: no event,
     FILE_SKIP_SET_EVENT_ON_HANDLE, and no packet (``hEvent|1``, no port, or
     FILE_SKIP_COMPLETION_PORT_ON_SUCCESS).

@@ -54,7 +54,7 @@ def configure_pend(
     eventfd_write: Any,
     io_key: str,
     /,
-) -> tuple[Any, Any]: ...
+) -> tuple[Any, Any, bool]: ...
 def configure_sockets(
     socket_class: type,
     fd_users: type,

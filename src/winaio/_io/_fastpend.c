@@ -581,7 +581,9 @@ static PyObject *
 pend_receive(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-#if PEND_FAST
+#if !PEND_FAST
+    goto python; /* (another CPython: the Python method) */
+#else
     if (!g_on || nargs != 3 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames)) ||
         Py_TYPE(self) != g_backend_type) {
         goto python;
@@ -638,9 +640,19 @@ pend_receive(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwn
         !PyLong_CheckExact(b[B_SUBMITTED])) {
         goto python;
     }
+    event = SLOT(pk_ov, ov, PO_EVENT); /* (again: a first _PyObject_GetDictPtr allocates) */
+    skip = SLOT(pk_ov, ov, PO_SKIP_PORT);
+    if (event == NULL || skip == NULL) {
+        goto python;
+    }
     for (int i = 0; i < B_COUNT; i++) {
         Py_INCREF(b[i]); /* (Python calls below may rebind the dict's entries) */
     }
+    /* The OVERLAPPED's fields as read here, held (as the Python function's locals): the
+     * thread's adoption and any allocation (a collection) run Python code that may rebind
+     * them (creview: tests/io/test_fastpath_review.py). */
+    Py_INCREF(event);
+    Py_INCREF(skip);
     PyObject *ts = NULL, *op = NULL, *key = NULL, *result = NULL;
     ts = thread_state();
     if (ts == NULL) {
@@ -698,7 +710,13 @@ pend_receive(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwn
         goto done;
     }
 
-    /* The backend's part: one hold of its lock. */
+    /* The backend's part: one hold of its lock. ``file.fd`` read now, as the Python function
+     * does (Python may have run since the first read: the adoption, a collection). */
+    fd = SLOT(pk_file, file, PF_FD);
+    if (fd == NULL || !PyLong_CheckExact(fd)) {
+        result = PyObject_CallMethodOneArg(self, s_pend_rest, op); /* (registered already) */
+        goto done;
+    }
     long fdv = PyLong_AsLong(fd);
     if (fdv == -1 && PyErr_Occurred()) {
         goto done;
@@ -796,6 +814,8 @@ done:
     for (int i = 0; i < B_COUNT; i++) {
         Py_XDECREF(b[i]);
     }
+    Py_DECREF(event);
+    Py_DECREF(skip);
     Py_XDECREF(ts);
     Py_XDECREF(op);
     Py_XDECREF(key);
@@ -805,6 +825,8 @@ python_after:
     for (int i = 0; i < B_COUNT; i++) {
         Py_XDECREF(b[i]);
     }
+    Py_DECREF(event);
+    Py_DECREF(skip);
     Py_XDECREF(ts);
     Py_XDECREF(op);
     Py_XDECREF(key);
@@ -836,7 +858,8 @@ static PyMethodDef set_pend_enabled_def = {
 /* configure_pend(IoUringBackend, pend_receive, StreamReadOp, FileObject, Overlapped,
  *                ThreadState, RingParker, Leadership, Deferral, Backlog, StreamLines, Line,
  *                InFlight, BackendRing, LOCK, _tls, current_thread_state, deque,
- *                eventfd_write, _IO_KEY) -> (descriptor, set_pend_enabled) */
+ *                eventfd_write, _IO_KEY) -> (descriptor, set_pend_enabled, the C path runs
+ *                here: this CPython's layout is known) */
 PyObject *
 configure_pend(PyObject *module, PyObject *args)
 {
@@ -928,5 +951,5 @@ configure_pend(PyObject *module, PyObject *args)
         Py_DECREF(descr);
         return NULL;
     }
-    return Py_BuildValue("(NN)", descr, setter);
+    return Py_BuildValue("(NNi)", descr, setter, PEND_FAST);
 }

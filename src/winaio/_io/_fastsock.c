@@ -113,7 +113,6 @@ to_python(PyObject *func, PyObject *self, PyObject *const *args, Py_ssize_t narg
 }
 
 #if SOCK_ACCEL
-#define SLOT(k, obj, i) (*(PyObject **)((char *)(obj) + (k).offsets[i]))
 
 /* Borrowed slot value, or NULL if unset (the Python method then raises AttributeError). */
 static inline PyObject *
@@ -201,6 +200,10 @@ chain(PyObject *et, PyObject *ev, PyObject *etb)
 {
     PyObject *t2, *v2, *tb2;
     PyErr_Fetch(&t2, &v2, &tb2);
+    if (t2 == NULL) { /* (no new exception: the first one stands) */
+        PyErr_Restore(et, ev, etb);
+        return;
+    }
     PyErr_NormalizeException(&et, &ev, &etb);
     if (etb != NULL && ev != NULL) {
         PyException_SetTraceback(ev, etb);

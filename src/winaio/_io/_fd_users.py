@@ -1,7 +1,7 @@
 """Descriptor users: a close from another thread never lets a fast path use a reused fd.
 
 Purpose: :class:`FdUsers`, the count of a file object's *unregistered* uses of its descriptor
-(the sockets' immediate fast path, ``_streams.Socket.start_read``/``start_write``; any try-first
+(the sockets' immediate fast path, ``_sockets.Socket.start_read``/``start_write``; any try-first
 path that makes a syscall without registering a request), and the close deferred to the last
 of them.
 

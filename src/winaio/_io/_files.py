@@ -23,7 +23,7 @@ does not match again, #98).
 Ordering (spec #66): a STREAM request may not overtake earlier pending ones in its direction.
 Each file object counts its pending STREAM requests per direction (``stream_in``/``stream_out``,
 kept under LOCK by registration and delivery), so that the check is one integer test: the
-sockets' immediate fast path (``_streams.Socket.start_read``/``start_write``) reads it without the
+sockets' immediate fast path (``_sockets.Socket.start_read``/``start_write``) reads it without the
 lock (a request registered before that read is seen; one issued concurrently from another
 thread has no order with it, on Windows either).
 

@@ -17,7 +17,7 @@ Facts encoded here:
 - GQCS is never alertable; GQCSEx(alertable) runs APCs (returning WAIT_IO_COMPLETION) only when
   no packet is available (§6.5).
 
-The C accelerator (``winaio._io._fastio``, ``_fastring.c``) replaces ``get_many``'s hot shapes
+The C accelerator (``winaio._io._fastio``, ``_fastport.c``) replaces ``get_many``'s hot shapes
 (a thread that stays on its port, not alertable, no timeout) with exactly its effects; the
 Python method stays the reference and takes every other shape (``_accel``).
 """

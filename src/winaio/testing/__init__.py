@@ -21,7 +21,7 @@ from typing import Any
 
 from .._clock import reset_wall_clock as reset_wall_clock
 from .._clock import shift_wall_clock as shift_wall_clock
-from .._io import _accel, _streams
+from .._io import _accel, _sockets
 from .._kernel._dispatcher import DispatcherObject
 from .._kernel._handles import HANDLE_TABLE
 from .._kernel._threads import KThread, thread_state_by_id
@@ -101,13 +101,13 @@ def accelerator_for_test(impl: str) -> Iterator[str]:
     (``"python"``), as ``_accel.use`` switches them, then restore. A C run without the sockets'
     C path (not built, or another CPython layout) raises ``unittest.SkipTest`` (a pytest skip),
     or fails (AssertionError) under CI's WINAIO_REQUIRE_ACCEL=1."""
-    if impl == "c" and not _streams.sockets_accelerator_available():
+    if impl == "c" and not _sockets.sockets_accelerator_available():
         if os.environ.get("WINAIO_REQUIRE_ACCEL", "") not in ("", "0"):
             raise AssertionError("WINAIO_REQUIRE_ACCEL=1 but the sockets' C path is unavailable")
         raise unittest.SkipTest("the sockets' C path (winaio._io._fastio) is unavailable")
     before = _accel.use(impl == "c")
     try:
-        assert _streams.sockets_accelerated() is (impl == "c")
+        assert _sockets.sockets_accelerated() is (impl == "c")
         yield impl
     finally:
         _accel.use(before)

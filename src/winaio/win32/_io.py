@@ -15,7 +15,7 @@ from .._io._files import FileObject, cancel_io, cancel_io_ex, cancel_synchronous
 from .._io._overlapped import STATUS_PENDING, Overlapped, get_overlapped_result
 from .._io._requests import as_buffers, read_file, read_file_after, write_file
 from .._io._share import delete_file
-from .._io._streams import Socket
+from .._io._sockets import Socket
 from .._kernel._handles import HANDLE_TABLE
 from .._kernel._objects import Event
 from .._kernel._threads import KThread

@@ -1,6 +1,6 @@
 """Win32 aliases: the Winsock subset used with overlapped I/O (WSARecv, WSASend, AcceptEx...).
 
-Sockets are file objects (``winaio._io._streams.Socket``): their handles work with ReadFile,
+Sockets are file objects (``winaio._io._sockets.Socket``): their handles work with ReadFile,
 CreateIoCompletionPort, CancelIoEx and the completion modes. Plain calls (connect, accept, send,
 recv) block like Winsock's default blocking sockets, through synchronous requests.
 
@@ -21,7 +21,7 @@ from .._io._netevents import inherit_modes, mode_of, run_socket_call
 from .._io._ops import AcceptOp, ConnectOp, StreamReadOp, StreamWriteOp
 from .._io._overlapped import STATUS_PENDING, Overlapped, get_overlapped_result
 from .._io._requests import as_buffers
-from .._io._streams import Socket, create_socket
+from .._io._sockets import Socket, create_socket
 from .._io._winsock_ext import (
     check_connectable,
     check_not_accepting,

@@ -14,11 +14,11 @@ from typing import Any
 
 from .._io._files import FileObject, start
 from .._io._overlapped import STATUS_PENDING, Overlapped
+from .._io._sockets import Socket
 from .._io._sockopts import (
     bytes_readable,
     set_nonblocking,
 )
-from .._io._streams import Socket
 from .._io._winsock_ext import (
     TF_DISCONNECT,
     TF_REUSE_SOCKET,

@@ -23,7 +23,7 @@ import pytest
 from winaio._io._files import request_cancel
 from winaio._io._ops import Operation
 from winaio._io._overlapped import Overlapped
-from winaio._io._streams import Socket
+from winaio._io._sockets import Socket
 from winaio._kernel._objects import Event
 from winaio._kernel._wait import wait_for_one
 from winaio.codes import NtStatus, WaitCode

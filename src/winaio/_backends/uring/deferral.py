@@ -21,7 +21,7 @@ Invariants (all under the backend's lock, except the hints read without it):
 - a burst that is taken over, flushed or submitted is owned by the submitting thread
   (``migration``) before the lock is released.
 
-The C accelerator (``winaio._io._fastio``, ``_fastring.c``) replaces
+The C accelerator (``winaio._io._fastio``, ``_fastdefer.c``) replaces
 :meth:`Deferral.take_burst` (the whole take in one hold of the lock, no Python frame) and
 :meth:`Deferral.hint_locked`, with exactly their effects; the Python methods stay the
 reference and the fallback (``winaio._io._accel``: :func:`_install`).

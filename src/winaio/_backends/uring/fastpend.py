@@ -36,19 +36,25 @@ try:
 except ImportError:  # not built (no C compiler): the Python method runs
     _fastio = None  # type: ignore[assignment]
 
-__all__ = ["install_on"]
+__all__ = ["FAST", "install_on"]
+
+#: The C function serves the hot shape on this CPython (built, and a layout it knows: 3.11,
+#: 3.12); elsewhere it hands every call to the Python method.
+FAST = False
 
 
 def install_on(backend_class: type[Any]) -> None:
     """Register the installer of the C ``pend_receive`` for ``backend_class`` (once)."""
     if _fastio is None:
         return  # type: ignore[unreachable]  # (not built: the Python method runs)
+    global FAST
     python = backend_class.__dict__["pend_receive"]
-    descr, switch = _fastio.configure_pend(
+    descr, switch, fast = _fastio.configure_pend(
         backend_class, python, StreamReadOp, FileObject, Overlapped, ThreadState, RingParker,
         Leadership, Deferral, Backlog, StreamLines, Line, InFlight, BackendRing, LOCK, _tls,
         current_thread_state, deque, os.eventfd_write, _IO_KEY,
     )  # fmt: skip
+    FAST = bool(fast)
 
     def install(on: bool) -> None:
         switch(on)

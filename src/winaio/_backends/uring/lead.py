@@ -60,7 +60,7 @@ completed once (``op.done``); buffers stay in the backend's table until the CQE;
 and concurrency accounting happen in the port, whoever delivers; requests outlive their
 issuer by the backend's migration (``uring``), whoever reaps.
 
-The C accelerator (``winaio._io._fastio``, ``_fastring.c``) replaces :meth:`RingParker.acquire`
+The C accelerator (``winaio._io._fastio``, ``_fastlead.c``) replaces :meth:`RingParker.acquire`
 (with :meth:`Leadership.enter_or_follow`'s leading case and :meth:`RingParker._wait_as_leader`,
 which stay the reference) for the ring's owner, statement for statement; every other shape goes
 to the Python method first. The parts a leader calls (``reap``, ``take_burst``...: bound methods
@@ -538,7 +538,7 @@ _rebinding: list[Callable[[bool], None]] = []
 
 def _first_leadership() -> None:
     """The first leadership: the backend's parts (``reaper``, ``deferral``) are imported
-    and configured by now, so the leader's C acquire can be (``_fastring.c`` needs theirs),
+    and configured by now, so the leader's C acquire can be (``_fastlead.c`` needs theirs),
     and the rebinding is registered after their installers (it must run after them)."""
     global _C_ACQUIRE
     _rebinding.append(_rebind)

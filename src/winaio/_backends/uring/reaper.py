@@ -23,16 +23,15 @@ Invariants:
   request: what was reaped is mapped, counted and delivered before it propagates
   (:meth:`Reaper._process_cut`, :meth:`Reaper._heads_cut`, :meth:`Reaper._deliver_rest`).
 
-The C accelerator (``winaio._io._fastio``, ``_fastring.c``) replaces :meth:`Reaper.reap`: 0 at
-once on an empty CQ ring (a leader's first look, every wait), its QD1 path statement for
-statement (the CQ lock, the reap, the table, the line's ``service`` and the module's
-``deliver`` called as here, ``_service_cut``/``_deliver_rest``/``report`` on an exception),
-and the shared Python continuation :meth:`Reaper._batch_locked` for every other batch
-(``winaio._io._accel``: :func:`_install`). ``_fastdone.c`` replaces :meth:`Reaper.process`
-(its common batch), :meth:`Reaper.deliver`, this module's ``deliver``/``deliver_batch`` (and
-``_dispatch``'s) and ``StreamLines.service_direct``/``service`` (their plain direct head),
-with exactly their effects; the Python functions stay the reference and the fallback
-(``docs/design.md``, "The completion side in C").
+The C accelerator (``winaio._io._fastio``) replaces, with exactly their effects, :meth:`Reaper.reap`
+(``_fastreap.c``: 0 at once on an empty CQ ring - a leader's first look, every wait -, its QD1
+path statement for statement - the CQ lock, the reap, the table, the line's ``service`` and the
+module's ``deliver`` called as here, ``_service_cut``/``_deliver_rest``/``report`` on an
+exception - and the shared Python continuation :meth:`Reaper._batch_locked` for every other
+batch), and :meth:`Reaper.process` (its common batch), :meth:`Reaper.deliver`, this module's
+``deliver``/``deliver_batch`` (and ``_dispatch``'s) and ``StreamLines.service_direct``/``service``
+(their plain direct head) (``_fastdone.c``); the Python functions stay the reference and the
+fallback (``winaio._io._accel``: :func:`_install`; ``docs/design.md``, "The completion side in C").
 
 Imports ``winaio._io`` (operations, the delivery funnel, the accelerator), ``common``,
 ``migration`` and ``streams``.
@@ -435,7 +434,7 @@ _PY_PROCESS = Reaper.process
 _PY_SERVICE = StreamLines.service
 _PY_DELIVER_BATCHES = Reaper.deliver
 _PY_DELIVER = _dispatch.deliver
-#: ``_fastring.c``'s ``reap`` (the empty-CQ test and the QD1 path).
+#: ``_fastreap.c``'s ``reap`` (the empty-CQ test and the QD1 path).
 _C_METHODS: dict[str, object] | None = None
 if _fastio is not None:
     _C_METHODS = _fastio.configure_ring(
