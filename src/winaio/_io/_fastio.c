@@ -451,9 +451,10 @@ py_read_now(PyObject *self, PyObject *buffers, PyObject *ov, PyObject *routine)
     return PyObject_Vectorcall(g_py_read_now, args, 4, NULL);
 }
 
-/* Calls the Python ``DiskFile.start_read``/``read_now`` with ``self`` and the caller's arguments. */
-static PyObject *
-delegate(PyObject *func, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+/* Calls ``func`` (a Python method's function: the reference a C method hands a shape to) with
+ * ``self`` and the caller's vectorcall arguments (``_fastio.h``; every accelerated method). */
+PyObject *
+fio_delegate(PyObject *func, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
          PyObject *kwnames)
 {
     PyObject *small[8];
@@ -482,7 +483,7 @@ read_now(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     if (nargs != 3 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
-        return delegate(g_py_read_now, self, args, nargs, kwnames);
+        return fio_delegate(g_py_read_now, self, args, nargs, kwnames);
     }
     PyObject *buffers = args[0], *ov = args[1], *routine = args[2];
     if (!kind_fast(&k_file, Py_TYPE(self))) {
@@ -551,7 +552,7 @@ start_read(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnam
     return res;
 
 python:
-    return delegate(g_py_start_read, self, args, nargs, kwnames);
+    return fio_delegate(g_py_start_read, self, args, nargs, kwnames);
 }
 
 static PyMethodDef read_now_def = {

@@ -113,6 +113,11 @@ cached_reads(PyObject *self)
 int fio_acquire(PyObject *lock);
 void fio_release(PyObject *lock);
 
+/* ``func(self, *args, **kwnames)`` for a vectorcall method's arguments (``_fastio.c``): how a
+ * C method hands a shape it does not handle to the Python function it replaces. */
+PyObject *fio_delegate(PyObject *func, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                       PyObject *kwnames);
+
 /* ``_fastio_win32.c``'s module functions. */
 PyObject *configure_alias(PyObject *module, PyObject *args);
 PyObject *configure_gqcs(PyObject *module, PyObject *args);

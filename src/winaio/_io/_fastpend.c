@@ -161,24 +161,7 @@ static int g_on;
 static PyObject *
 python_pend(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    PyObject *small[8];
-    PyObject **full = small;
-    Py_ssize_t total = nargs + (kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames));
-    if (total + 1 > 8) {
-        full = PyMem_Malloc((size_t)(total + 1) * sizeof(PyObject *));
-        if (full == NULL) {
-            return PyErr_NoMemory();
-        }
-    }
-    full[0] = self;
-    for (Py_ssize_t i = 0; i < total; i++) {
-        full[i + 1] = args[i];
-    }
-    PyObject *res = PyObject_Vectorcall(g_py_pend, full, nargs + 1, kwnames);
-    if (full != small) {
-        PyMem_Free(full);
-    }
-    return res;
+    return fio_delegate(g_py_pend, self, args, nargs, kwnames);
 }
 
 #if PEND_FAST

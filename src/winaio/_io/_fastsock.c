@@ -87,31 +87,6 @@ static PyObject *g_one, *g_szero;
 static PyObject *s_shut_rd, *s_left;
 static long g_ask_run, g_ask_every;
 
-/* Calls ``func`` with ``self`` and the caller's arguments (the Python method). */
-static PyObject *
-to_python(PyObject *func, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
-          PyObject *kwnames)
-{
-    PyObject *small[8];
-    PyObject **full = small;
-    Py_ssize_t total = nargs + (kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames));
-    if (total + 1 > 8) {
-        full = PyMem_Malloc((size_t)(total + 1) * sizeof(PyObject *));
-        if (full == NULL) {
-            return PyErr_NoMemory();
-        }
-    }
-    full[0] = self;
-    for (Py_ssize_t i = 0; i < total; i++) {
-        full[i + 1] = args[i];
-    }
-    PyObject *res = PyObject_Vectorcall(func, full, nargs + 1, kwnames);
-    if (full != small) {
-        PyMem_Free(full);
-    }
-    return res;
-}
-
 #if SOCK_ACCEL
 
 /* Borrowed slot value, or NULL if unset (the Python method then raises AttributeError). */
@@ -697,7 +672,7 @@ done:
     return res;
 python:
 #endif
-    return to_python(g_py_sock_read, self, args, PyVectorcall_NARGS(nargsf), kwnames);
+    return fio_delegate(g_py_sock_read, self, args, PyVectorcall_NARGS(nargsf), kwnames);
 }
 
 /* ------------------------------------------------------------------ Socket.start_write */
@@ -832,7 +807,7 @@ counted:
     return res;
 python:
 #endif
-    return to_python(g_py_sock_write, self, args, PyVectorcall_NARGS(nargsf), kwnames);
+    return fio_delegate(g_py_sock_write, self, args, PyVectorcall_NARGS(nargsf), kwnames);
 }
 
 static PyMethodDef sock_read_def = {
