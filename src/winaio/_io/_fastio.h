@@ -12,9 +12,6 @@
 
 #ifndef RWF_NOWAIT
 #define RWF_NOWAIT 0x00000008
-/* ``_fastdone.c``: the completion side (``deliver_batch``, ``StreamLines.service_direct``). */
-PyObject *configure_done(PyObject *module, PyObject *args);
-
 #endif
 
 /* The largest read made with the GIL held: a page-cache copy of 256 KiB takes tens of
