@@ -402,28 +402,10 @@ calls: {
         PyErr_Fetch(&et, &ev, &etb);
     }
     if (wake != NULL) {
-        PyObject *res = PyObject_CallOneArg(g_wake_waiters, wake);
-        if (res != NULL) {
-            Py_DECREF(res);
-        }
-        else if (et == NULL && ev == NULL) {
-            PyErr_Fetch(&et, &ev, &etb);
-        }
-        else {
-            PyErr_Clear(); /* the first error is the one raised */
-        }
+        fio_keep_first(PyObject_CallOneArg(g_wake_waiters, wake), &et, &ev, &etb);
     }
     if (post != NULL) {
-        PyObject *res = PyObject_CallMethodNoArgs(post, s_posted_locked);
-        if (res != NULL) {
-            Py_DECREF(res);
-        }
-        else if (et == NULL && ev == NULL) {
-            PyErr_Fetch(&et, &ev, &etb);
-        }
-        else {
-            PyErr_Clear();
-        }
+        fio_keep_first(PyObject_CallMethodNoArgs(post, s_posted_locked), &et, &ev, &etb);
         Py_DECREF(post);
     }
     lock_release();

@@ -110,6 +110,24 @@ cached_reads(PyObject *self)
 int fio_acquire(PyObject *lock);
 void fio_release(PyObject *lock);
 
+/* The result ``res`` of a call made after a first error may have been fetched into ``*et``,
+ * ``*ev``, ``*etb`` (the wake-up calls made last, after every field is written): a result is
+ * dropped; an error is kept when it is the first, else cleared - the first error is the one
+ * raised once every call was made. */
+static inline void
+fio_keep_first(PyObject *res, PyObject **et, PyObject **ev, PyObject **etb)
+{
+    if (res != NULL) {
+        Py_DECREF(res);
+    }
+    else if (*et == NULL && *ev == NULL) {
+        PyErr_Fetch(et, ev, etb);
+    }
+    else {
+        PyErr_Clear();
+    }
+}
+
 /* ``func(self, *args, **kwnames)`` for a vectorcall method's arguments (``_fastio.c``): how a
  * C method hands a shape it does not handle to the Python function it replaces. */
 PyObject *fio_delegate(PyObject *func, PyObject *self, PyObject *const *args, Py_ssize_t nargs,

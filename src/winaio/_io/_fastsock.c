@@ -331,16 +331,7 @@ calls: {
         PyErr_Fetch(&et, &ev, &etb);
     }
     if (wake != NULL) {
-        PyObject *res = PyObject_CallOneArg(g_sock_wake, wake);
-        if (res != NULL) {
-            Py_DECREF(res);
-        }
-        else if (et == NULL && ev == NULL) {
-            PyErr_Fetch(&et, &ev, &etb);
-        }
-        else {
-            PyErr_Clear(); /* the first error is the one raised */
-        }
+        fio_keep_first(PyObject_CallOneArg(g_sock_wake, wake), &et, &ev, &etb);
     }
     if (post != NULL) {
         /* port._post_locked(key, ov, 0, information): the port's own method (Python, or a C
@@ -348,15 +339,7 @@ calls: {
         PyObject *args[5] = {post, key, ov, g_szero, info};
         PyObject *res = PyObject_VectorcallMethod(s_post_locked, args,
                                                   5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-        if (res != NULL) {
-            Py_DECREF(res);
-        }
-        else if (et == NULL && ev == NULL) {
-            PyErr_Fetch(&et, &ev, &etb);
-        }
-        else {
-            PyErr_Clear();
-        }
+        fio_keep_first(res, &et, &ev, &etb);
     }
     fio_release(g_sock_lock);
     Py_XDECREF(wake);
