@@ -66,8 +66,8 @@ long g_ask_run, g_ask_every;
 /* One whole byte buffer (the Python method's ``hot`` test): 1 or 0 (a released memoryview is
  * not: the general path reports it). ``writable``: a receive (no read-only memoryview); bytes
  * only for a send. */
-int
-sock_hot_buffer(PyObject *buf, int writable)
+static int
+hot_buffer(PyObject *buf, int writable)
 {
     PyTypeObject *cls = Py_TYPE(buf);
     if (cls == &PyByteArray_Type) {
@@ -91,6 +91,19 @@ sock_hot_buffer(PyObject *buf, int writable)
         return 0;
     }
     return v->format == NULL || strcmp(v->format, "B") == 0;
+}
+
+static inline Py_ssize_t
+buffer_len(PyObject *buf)
+{
+    PyTypeObject *cls = Py_TYPE(buf);
+    if (cls == &PyByteArray_Type) {
+        return PyByteArray_GET_SIZE(buf);
+    }
+    if (cls == &PyBytes_Type) {
+        return PyBytes_GET_SIZE(buf);
+    }
+    return ((PyMemoryViewObject *)buf)->view.shape[0]; /* len(): 1-D, format B */
 }
 
 /* The current exception gets (et, ev, etb) as its context (a ``finally`` that raised while
@@ -343,8 +356,8 @@ sock_reset(PyObject *self, PyObject *ov, PyObject *event)
 }
 
 /* The checks common to both directions, before anything is touched: 1 if the C path applies. */
-int
-sock_common_shape(PyObject *self, Py_ssize_t nargs, PyObject *kwnames, PyObject *ov)
+static int
+common_shape(PyObject *self, Py_ssize_t nargs, PyObject *kwnames, PyObject *ov)
 {
     if (nargs != 2 || kwnames != NULL || ov == Py_None) {
         return 0;
@@ -383,6 +396,37 @@ sock_common_shape(PyObject *self, Py_ssize_t nargs, PyObject *kwnames, PyObject 
 #else
     return 0;
 #endif
+}
+
+/* The checks both directions make before anything is touched (one helper for both since
+ * csplit's D1): the common shape, one whole byte buffer (``writable`` for a receive), no earlier
+ * request pending in that direction (``stream``: SA_STREAM_IN or SA_STREAM_OUT; it goes first,
+ * #66), an overlapped socket, and 1..MAX_GIL_COPY bytes (a zero-byte read waits for data, a
+ * zero-byte send is the request's to decide; big copies release the GIL). The byte count (>
+ * 0), 0 (the Python method) or -1 with an error. */
+Py_ssize_t
+sock_shape(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, int stream,
+           int writable)
+{
+    if (nargs < 2 || !common_shape(self, nargs, kwnames, args[1])) {
+        return 0;
+    }
+    PyObject *buffer = args[0];
+    if (!hot_buffer(buffer, writable)) {
+        return 0;
+    }
+    int r;
+    if ((r = is_true(slot(&k_sa, self, stream))) != 0) {
+        return r < 0 ? -1 : 0;
+    }
+    if ((r = is_true(slot(&k_sa, self, SA_OVERLAPPED))) <= 0) {
+        return r; /* (-1: an error; 0: not overlapped) */
+    }
+    Py_ssize_t len = buffer_len(buffer);
+    if (len == 0 || len > MAX_GIL_COPY) {
+        return 0;
+    }
+    return len;
 }
 
 #endif /* SOCK_ACCEL */

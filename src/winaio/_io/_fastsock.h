@@ -6,7 +6,7 @@
  * for what they replace and their invariants.
  *
  * Invariant of the split: every kind and datum below is set once by ``configure_sockets``
- * before the methods are installed; the helpers are called only after ``sock_common_shape``
+ * before the methods are installed; the helpers are called only after ``sock_shape``
  * accepted the call (every slot read is set, every class the configured one).
  */
 #ifndef WINAIO_FASTSOCK_H
@@ -89,19 +89,6 @@ is_true(PyObject *v)
     return v == Py_True ? 1 : v == Py_False ? 0 : PyObject_IsTrue(v);
 }
 
-static inline Py_ssize_t
-buffer_len(PyObject *buf)
-{
-    PyTypeObject *cls = Py_TYPE(buf);
-    if (cls == &PyByteArray_Type) {
-        return PyByteArray_GET_SIZE(buf);
-    }
-    if (cls == &PyBytes_Type) {
-        return PyBytes_GET_SIZE(buf);
-    }
-    return ((PyMemoryViewObject *)buf)->view.shape[0]; /* len(): 1-D, format B */
-}
-
 /* ``users.pop()``: the list shrinks by its last item (never fails). */
 static inline void
 users_out(PyObject *users)
@@ -116,13 +103,15 @@ users_out(PyObject *users)
 }
 
 /* ``_fastsock.c``'s shared steps. */
-int sock_hot_buffer(PyObject *buf, int writable);
 PyObject *sock_users_left(PyObject *self, PyObject *users, PyObject *res);
 PyObject *sock_raise_closed(void);
 PyObject *sock_pend(PyObject *self, PyObject *ov, PyObject *buffer);
 PyObject *sock_succeeded(PyObject *self, PyObject *ov, PyObject *event, Py_ssize_t n);
 int sock_reset(PyObject *self, PyObject *ov, PyObject *event);
-int sock_common_shape(PyObject *self, Py_ssize_t nargs, PyObject *kwnames, PyObject *ov);
+/* The checks both directions make before anything is touched: the byte count (> 0), 0 (the
+ * Python method) or -1 with an error. ``stream``: SA_STREAM_IN or SA_STREAM_OUT. */
+Py_ssize_t sock_shape(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                      int stream, int writable);
 
 #endif /* SOCK_ACCEL */
 

@@ -15,30 +15,15 @@ sock_start_read(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *
 {
 #if SOCK_ACCEL
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    if (nargs < 2 || !sock_common_shape(self, nargs, kwnames, args[1])) {
+    Py_ssize_t len = sock_shape(self, args, nargs, kwnames, SA_STREAM_IN, 1);
+    if (len <= 0) {
+        if (len < 0) {
+            return NULL;
+        }
         goto python;
     }
     PyObject *buffer = args[0], *ov = args[1];
-    if (!sock_hot_buffer(buffer, 1)) {
-        goto python;
-    }
     int r;
-    if ((r = is_true(slot(&k_sa, self, SA_STREAM_IN))) != 0) {
-        if (r < 0) {
-            return NULL;
-        }
-        goto python; /* an earlier receive pends: it goes first (#66) */
-    }
-    if ((r = is_true(slot(&k_sa, self, SA_OVERLAPPED))) <= 0) {
-        if (r < 0) {
-            return NULL;
-        }
-        goto python;
-    }
-    Py_ssize_t len = buffer_len(buffer);
-    if (len == 0 || len > MAX_GIL_COPY) {
-        goto python; /* zero-byte reads wait for data; big copies release the GIL */
-    }
     PyObject *winsock = slot(&k_sa, self, SA_WINSOCK);
     if (winsock != Py_None) {
         PyObject *shut = PyObject_GetAttr(winsock, s_shut_rd);

@@ -14,30 +14,15 @@ sock_start_write(PyObject *self, PyObject *const *args, size_t nargsf, PyObject 
 {
 #if SOCK_ACCEL
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    if (nargs < 2 || !sock_common_shape(self, nargs, kwnames, args[1])) {
+    Py_ssize_t nbytes = sock_shape(self, args, nargs, kwnames, SA_STREAM_OUT, 0);
+    if (nbytes <= 0) {
+        if (nbytes < 0) {
+            return NULL;
+        }
         goto python;
     }
     PyObject *data = args[0], *ov = args[1];
-    if (!sock_hot_buffer(data, 0)) {
-        goto python;
-    }
     int r;
-    if ((r = is_true(slot(&k_sa, self, SA_STREAM_OUT))) != 0) {
-        if (r < 0) {
-            return NULL;
-        }
-        goto python; /* an earlier send pends: it goes first (#66) */
-    }
-    if ((r = is_true(slot(&k_sa, self, SA_OVERLAPPED))) <= 0) {
-        if (r < 0) {
-            return NULL;
-        }
-        goto python;
-    }
-    Py_ssize_t nbytes = buffer_len(data);
-    if (nbytes == 0 || nbytes > MAX_GIL_COPY) {
-        goto python; /* a zero-byte send: the request decides; big copies release the GIL */
-    }
     /* Another thread is issuing a send: wait for it in the general path. Held until a partial
      * send's remainder is registered. */
     PyObject *claim = slot(&k_sb, self, SB_CLAIM);
