@@ -53,15 +53,29 @@ get(kind_t *k, int fast, PyObject *obj, int i)
     return PyObject_GetAttr(obj, k->names[i]); /* (an unset slot raises AttributeError) */
 }
 
+/* Steals ``value`` into slot ``i`` of ``obj``, its kind checked fast (``kind_fast``). */
+static inline void
+kind_put(kind_t *k, PyObject *obj, int i, PyObject *value)
+{
+    PyObject **p = (PyObject **)((char *)obj + k->offsets[i]);
+    PyObject *old = *p;
+    *p = value;
+    Py_XDECREF(old);
+}
+
+/* Truth of a borrowed object: 1, 0, or -1 with an error (True, False, None without a call). */
+static inline int
+fio_is_true(PyObject *v)
+{
+    return v == Py_True ? 1 : v == Py_False || v == Py_None ? 0 : PyObject_IsTrue(v);
+}
+
 /* Steals ``value``. */
 static inline int
 set(kind_t *k, int fast, PyObject *obj, int i, PyObject *value)
 {
     if (fast) {
-        PyObject **p = (PyObject **)((char *)obj + k->offsets[i]);
-        PyObject *old = *p;
-        *p = value;
-        Py_XDECREF(old);
+        kind_put(k, obj, i, value);
         return 0;
     }
     int r = PyObject_SetAttr(obj, k->names[i], value);
