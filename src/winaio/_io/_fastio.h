@@ -119,7 +119,7 @@ cached_reads(PyObject *self)
     return truth(&k_file, 1, self, F_CACHED);
 }
 
-/* Any ``threading.Lock`` (``_fastio.c``): 0, or -1 with an error (a signal handler raised
+/* Any ``threading.Lock`` (``_fastcommon.c``): 0, or -1 with an error (a signal handler raised
  * while a contended acquire waited); the release keeps a pending error. */
 int fio_acquire(PyObject *lock);
 void fio_release(PyObject *lock);
@@ -131,6 +131,9 @@ void fio_release(PyObject *lock);
  * C=64 echo's server CPU, 3-4 locks per echo). Otherwise that function. */
 extern int fio_lock_is_sem;
 int fio_try_lock(PyThread_type_lock lk);
+/* ``configure``'s part for the locks (``_fastcommon.c``): 1 when ``lock`` (and every lock of
+ * its type) is taken directly, 0 if not, -1 with an error. */
+int fio_configure_locks(PyObject *lock);
 
 /* The result ``res`` of a call made after a first error may have been fetched into ``*et``,
  * ``*ev``, ``*etb`` (the wake-up calls made last, after every field is written): a result is
@@ -150,7 +153,7 @@ fio_keep_first(PyObject *res, PyObject **et, PyObject **ev, PyObject **etb)
     }
 }
 
-/* ``func(self, *args, **kwnames)`` for a vectorcall method's arguments (``_fastio.c``): how a
+/* ``func(self, *args, **kwnames)`` for a vectorcall method's arguments (``_fastcommon.c``): how a
  * C method hands a shape it does not handle to the Python function it replaces. */
 PyObject *fio_delegate(PyObject *func, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                        PyObject *kwnames);

@@ -2,8 +2,8 @@
  * (``_fastpend.c`` is the rest; ``_fastpend.h`` what they share).
  *
  * What it replaces: the backend's instance attributes read from its dict (remembered while the
- * dict's version stands: ``backend_attributes``), and ``_pend_locked``'s state writes (``_backends/uring/backend.py``) for a
- * receive that is its line's head: the in-flight table's ``next_ud`` and entry ``(op, line)``,
+ * dict's version stands: ``backend_attributes``), and ``_pend_locked``'s state writes
+ * (``_backends/uring/backend.py``) for a receive that is its line's head: the in-flight table's ``next_ud`` and entry ``(op, line)``,
  * the line (``StreamLines.open_direct_locked``: a spare line reused, else a new ``Line``), the
  * op in the line's deque, the unsubmitted list, ``_submitted``, and ``SqePrep.prep_recv`` (the
  * first 40 bytes of the SQE written into the mmapped SQE array at ``(_sq_tail & _sq_mask) <<
