@@ -486,6 +486,12 @@ static PyMethodDef module_methods[] = {
     {"configure_done", configure_done, METH_VARARGS,
      "configure_done(...) -> (C deliver_batch, StreamLines.service_direct, Reaper.process,\n"
      "                        deliver, StreamLines.service)"},
+    {"configure_wsa", configure_wsa, METH_VARARGS,
+     "configure_wsa(WSARecv, WSASend, WSAGetLastError, Socket, OVERLAPPED, Ref, ThreadState,\n"
+     "              handle_entry, tls, current_thread_state, _wsa_fail, Win32Error,\n"
+     "              WSA_IO_PENDING, SOCKET_ERROR) -> (C WSARecv, C WSASend, C WSAGetLastError)"},
+    {"wsa_set_enabled", wsa_set_enabled, METH_O,
+     "wsa_set_enabled(flag): the C WSARecv/WSASend run their hot shape (else the Python ones)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef fastio_module = {

@@ -171,5 +171,8 @@ PyObject *configure_pend(PyObject *module, PyObject *args);
 PyObject *configure_sockets(PyObject *module, PyObject *args);
 /* ``_fastdone.c``: the completion side (``deliver_batch``, ``StreamLines.service_direct``). */
 PyObject *configure_done(PyObject *module, PyObject *args);
+/* ``_fastwsa.c``: the alias layer's WSARecv / WSASend hot shapes. */
+PyObject *configure_wsa(PyObject *module, PyObject *args);
+PyObject *wsa_set_enabled(PyObject *module, PyObject *flag);
 
 #endif
