@@ -53,15 +53,29 @@ get(kind_t *k, int fast, PyObject *obj, int i)
     return PyObject_GetAttr(obj, k->names[i]); /* (an unset slot raises AttributeError) */
 }
 
+/* Steals ``value`` into slot ``i`` of ``obj``, its kind checked fast (``kind_fast``). */
+static inline void
+kind_put(kind_t *k, PyObject *obj, int i, PyObject *value)
+{
+    PyObject **p = (PyObject **)((char *)obj + k->offsets[i]);
+    PyObject *old = *p;
+    *p = value;
+    Py_XDECREF(old);
+}
+
+/* Truth of a borrowed object: 1, 0, or -1 with an error (True, False, None without a call). */
+static inline int
+fio_is_true(PyObject *v)
+{
+    return v == Py_True ? 1 : v == Py_False || v == Py_None ? 0 : PyObject_IsTrue(v);
+}
+
 /* Steals ``value``. */
 static inline int
 set(kind_t *k, int fast, PyObject *obj, int i, PyObject *value)
 {
     if (fast) {
-        PyObject **p = (PyObject **)((char *)obj + k->offsets[i]);
-        PyObject *old = *p;
-        *p = value;
-        Py_XDECREF(old);
+        kind_put(k, obj, i, value);
         return 0;
     }
     int r = PyObject_SetAttr(obj, k->names[i], value);
@@ -109,6 +123,14 @@ cached_reads(PyObject *self)
  * while a contended acquire waited); the release keeps a pending error. */
 int fio_acquire(PyObject *lock);
 void fio_release(PyObject *lock);
+
+/* A non-blocking try on a CPython lock (``PyThread_type_lock``): 1 when taken. With POSIX
+ * semaphores (``sys.thread_info.lock == "semaphore"``, probed once by ``configure``) a plain
+ * ``sem_trywait``: 3.11's ``PyThread_acquire_lock_timed(lock, 0, 0)`` reads the monotonic
+ * clock first to compute a deadline it does not use for a zero timeout (rslot: ~0.1 us of a
+ * C=64 echo's server CPU, 3-4 locks per echo). Otherwise that function. */
+extern int fio_lock_is_sem;
+int fio_try_lock(PyThread_type_lock lk);
 
 /* The result ``res`` of a call made after a first error may have been fetched into ``*et``,
  * ``*ev``, ``*etb`` (the wake-up calls made last, after every field is written): a result is
