@@ -222,7 +222,7 @@ deliver_one(PyObject *op, PyObject *status, PyObject *information, held_t *h, in
         }
     }
     if (wake != NULL &&
-        call_step(PyObject_CallOneArg(d_wake_waiters, wake), &et, &ev, &etb) < 0) {
+        call_step(fio_wake(d_wake_waiters, wake), &et, &ev, &etb) < 0) {
         goto out;
     }
     if ((routine = get(&d_op, ofast, op, OP_ROUTINE)) == NULL) {
@@ -303,7 +303,7 @@ deliver_one(PyObject *op, PyObject *status, PyObject *information, held_t *h, in
             (r = truth(&d_event, efast, sync, EV_WAITERS)) < 0) {
             goto out;
         }
-        if (r && call_step(PyObject_CallOneArg(d_wake_waiters, sync), &et, &ev, &etb) < 0) {
+        if (r && call_step(fio_wake(d_wake_waiters, sync), &et, &ev, &etb) < 0) {
             goto out;
         }
     }

@@ -128,6 +128,29 @@ fio_keep_first(PyObject *res, PyObject **et, PyObject **ev, PyObject **etb)
     }
 }
 
+/* ``wake(obj)`` (the kernel's ``wake_waiters``) for an object just signaled: an interrupt (a
+ * BaseException that is not an Exception: a signal handler's, raised at the call's entry - the
+ * first eval-breaker check after C code - or inside its walk) walks again before it goes on,
+ * the kernel layer's rule (``_objects``): the walk is idempotent (a satisfied waiter is
+ * skipped), and no waiter of a signaled object is left asleep (review7). A new reference, or
+ * NULL with the first error. */
+static inline PyObject *
+fio_wake(PyObject *wake, PyObject *obj)
+{
+    PyObject *r = PyObject_CallOneArg(wake, obj);
+    if (r == NULL && !PyErr_ExceptionMatches(PyExc_Exception)) {
+        PyObject *et, *ev, *etb;
+        PyErr_Fetch(&et, &ev, &etb);
+        PyObject *again = PyObject_CallOneArg(wake, obj);
+        if (again == NULL) {
+            PyErr_Clear(); /* (a second interrupt: the first one is raised) */
+        }
+        Py_XDECREF(again);
+        PyErr_Restore(et, ev, etb);
+    }
+    return r;
+}
+
 /* ``func(self, *args, **kwnames)`` for a vectorcall method's arguments (``_fastio.c``): how a
  * C method hands a shape it does not handle to the Python function it replaces. */
 PyObject *fio_delegate(PyObject *func, PyObject *self, PyObject *const *args, Py_ssize_t nargs,

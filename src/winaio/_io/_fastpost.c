@@ -214,7 +214,7 @@ release_held(PyObject *port)
         if (r >= 0 && (n = PyObject_Length(packets)) > 0) {
             r = truth(&d_port, 1, port, PO_WAITERS);
             if (r > 0) {
-                PyObject *res = PyObject_CallOneArg(d_wake_waiters, port);
+                PyObject *res = fio_wake(d_wake_waiters, port);
                 Py_XDECREF(res);
                 r = res == NULL ? -1 : 0;
             }
@@ -302,7 +302,7 @@ posted_locked(PyObject *port)
     if ((r = truth(&d_port, 1, port, PO_WAITERS)) <= 0) {
         return r;
     }
-    PyObject *res = PyObject_CallOneArg(d_wake_waiters, port);
+    PyObject *res = fio_wake(d_wake_waiters, port);
     Py_XDECREF(res);
     return res == NULL ? -1 : 0;
 }

@@ -1,0 +1,153 @@
+"""review7's adversarial review of the C accelerator's completion and wait side
+(``_fastdeliver.c``, ``_fastpost.c``, ``_fastprocess.c``, ``_fastreap.c``, ``_fastdefer.c``,
+``_fastlead.c``, ``_fastport.c``; 2026-12-05): one test per finding, each failing before its
+fix, on both implementations where both take the path.
+
+- An interrupt (a signal handler's KeyboardInterrupt) lands at the entry of the first Python
+  function a C path calls after the signal arrived: in the completion funnel that is most
+  often ``wake_waiters`` (an event's, a file's, a port's direct waiters). The C funnel kept the
+  interrupt and wrote the rest of the request, but the waiters of the object whose walk was
+  cut stayed asleep on a signaled object, for ever. The kernel layer's rule (``_objects``:
+  the walk is finished first, it is idempotent) now holds in the funnel too, in C
+  (``fio_wake``) and in Python (``_dispatch``). Simulated where the signal would land: a
+  profile hook raising at the function's entry (``_entry_interrupt``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from winaio._backends.uring import reaper as reaper_mod
+from winaio._io import _dispatch
+from winaio._io._files import FileObject
+from winaio._io._ops import FileReadOp, Operation
+from winaio._io._overlapped import Overlapped
+from winaio._io._port import CompletionPort
+from winaio._kernel import _dispatcher
+from winaio._kernel._dispatcher import ThreadState, WaitBlock
+from winaio._kernel._objects import Event
+from winaio.codes import WaitCode
+
+C_DONE = reaper_mod._C_DONE
+WAIT_OBJECT_0 = int(WaitCode.WAIT_OBJECT_0)
+
+
+class Interrupted(BaseException):
+    """Stands for KeyboardInterrupt (a BaseException raised by a signal handler)."""
+
+
+def _require_c() -> None:
+    if C_DONE is None:
+        if os.environ.get("WINAIO_REQUIRE_ACCEL", "") not in ("", "0"):
+            pytest.fail("WINAIO_REQUIRE_ACCEL=1 but winaio._io._fastio was not built")
+        pytest.skip("the C accelerator (winaio._io._fastio) was not built")
+
+
+@contextmanager
+def _entry_interrupt(func: Callable[..., Any]) -> Iterator[list[int]]:
+    """The next call of the Python function ``func`` on this thread raises
+    :class:`Interrupted` at its entry, before its first statement: where a signal handler
+    raises when the signal arrived while C code ran (the first eval-breaker check after it is
+    the entry of the next Python function called). Yields the list of hits."""
+    code = func.__code__
+    hits: list[int] = []
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event == "call" and frame.f_code is code and not hits:
+            hits.append(1)
+            raise Interrupted  # (the interpreter unsets the hook then)
+
+    sys.setprofile(profile)
+    try:
+        yield hits
+    finally:
+        sys.setprofile(None)
+
+
+@pytest.fixture
+def null_fd() -> Iterator[int]:
+    fd = os.open(os.devnull, os.O_RDONLY)
+    yield fd
+    os.close(fd)
+
+
+# ---------------------------------------------------------------------- wake_waiters' entry
+
+
+def _waiting(obj: Any, ident: int) -> tuple[ThreadState, WaitBlock]:
+    """A thread state blocked in a wait on ``obj`` (as ``block`` registers it)."""
+    ts = ThreadState(ident, ident)
+    wb = WaitBlock(ts, (obj,), False, False)
+    obj._waiters[wb] = None
+    ts.wait = wb
+    return ts, wb
+
+
+def _request(file: FileObject, event: Event | None, issuer: ThreadState) -> Operation:
+    """A FILE request in flight on ``file``, as the backend holds it (no routine)."""
+    op = object.__new__(FileReadOp)
+    op.file = file
+    op.overlapped = Overlapped(0, event)
+    op.event = event
+    op.skip_port = False
+    op.routine = None
+    op.issuer = issuer
+    op.done = False
+    op.registered = False
+    op.submitted = True
+    op.cancel_requested = False
+    op.token = None
+    op.sync_done = None
+    return op
+
+
+def _deliverers() -> dict[str, Callable[[Operation], Any]]:
+    out: dict[str, Callable[[Operation], Any]] = {
+        "python-deliver": lambda op: _dispatch.deliver(op, 0, 7),
+        "python-batch": lambda op: _dispatch.py_deliver_batch([(op, 0, 7)]),
+    }
+    if C_DONE is not None:
+        out["c-deliver"] = lambda op: C_DONE[3](op, 0, 7)
+        out["c-batch"] = lambda op: C_DONE[0]([(op, 0, 7)])
+    return out
+
+
+@pytest.mark.parametrize("how", ["python-deliver", "python-batch", "c-deliver", "c-batch"])
+@pytest.mark.parametrize("target", ["event", "file", "port"])
+def test_an_interrupt_at_wake_waiters_entry_leaves_no_waiter_asleep(
+    how: str, target: str, null_fd: int
+) -> None:
+    """The completion's event (or its file object, or its port's direct waiter: a
+    WaitForSingleObject on the port) is signaled and another thread waits on it; the interrupt
+    lands at ``wake_waiters``' entry. Before the fix the waiter stayed asleep on a signaled
+    object (the C funnel went on and raised at the end; the Python funnel raised at once)."""
+    if how.startswith("c"):
+        _require_c()
+    issuer = ThreadState(3000, 3000)
+    file = FileObject(os.dup(null_fd), overlapped=True, backend=object())  # type: ignore[arg-type]
+    port = CompletionPort(4)
+    event = Event(True, False) if target == "event" else None
+    if target == "port":
+        file.port, file.key = port, "k"
+    waited: Any = {"event": event, "file": file, "port": port}[target]
+    waiter, wb = _waiting(waited, 3001)
+    op = _request(file, event, issuer)
+    try:
+        with _entry_interrupt(_dispatcher.wake_waiters) as hits, pytest.raises(Interrupted):
+            _deliverers()[how](op)
+        assert hits == [1]
+        assert op.done and op.overlapped.information == 7
+        # the walk finished: the waiter is satisfied and holds its wake-up token
+        assert wb.result == WAIT_OBJECT_0
+        assert waiter.wake_pending and not waiter.parker.locked()  # type: ignore[attr-defined]
+        if target == "port":
+            assert [p.overlapped for p in port._packets] == [op.overlapped]
+    finally:
+        os.close(file.fd)
+        file.fd = -1  # (closed here: its finalizer must not close a reused number)
