@@ -19,11 +19,15 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
+from winaio._backends import uring
 from winaio._backends.uring import reaper as reaper_mod
+from winaio._backends.uring.deferral import Deferral
+from winaio._backends.uring.migration import Migration
+from winaio._backends.uring.ring import BackendRing
 from winaio._io import _dispatch
 from winaio._io._files import FileObject
 from winaio._io._ops import FileReadOp, Operation
@@ -32,10 +36,13 @@ from winaio._io._port import CompletionPort
 from winaio._kernel import _dispatcher
 from winaio._kernel._dispatcher import ThreadState, WaitBlock
 from winaio._kernel._objects import Event
+from winaio._kernel._threads import current_thread_state
 from winaio.codes import WaitCode
+from winaio.testing import accelerator_for_test
 
 C_DONE = reaper_mod._C_DONE
 WAIT_OBJECT_0 = int(WaitCode.WAIT_OBJECT_0)
+OK, REASON = uring.probe_backend()
 
 
 class Interrupted(BaseException):
@@ -151,3 +158,74 @@ def test_an_interrupt_at_wake_waiters_entry_leaves_no_waiter_asleep(
     finally:
         os.close(file.fd)
         file.fd = -1  # (closed here: its finalizer must not close a reused number)
+
+
+# ---------------------------------------------------------------------- take_burst's shapes
+
+
+class _RingPublish(BackendRing):
+    """A ring class whose ``publish`` is its own (a test's stand-in, a subclass)."""
+
+    __slots__ = ()
+    calls: ClassVar[list[str]] = []
+
+    def publish(self) -> int:
+        self.calls.append("publish")
+        return super().publish()
+
+
+class _MigrationOwn(Migration):
+    __slots__ = ()
+    calls: ClassVar[list[str]] = []
+
+    def own_locked(self, ts: ThreadState, uds: Any, table: Any) -> None:
+        self.calls.append("own_locked")
+        super().own_locked(ts, uds, table)
+
+
+class _DeferralHint(Deferral):
+    __slots__ = ()
+    calls: ClassVar[list[str]] = []
+
+    def hint_locked(self) -> None:
+        self.calls.append("hint_locked")
+        super().hint_locked()
+
+
+@pytest.mark.skipif(not OK, reason=f"io_uring backend unavailable: {REASON}")
+@pytest.mark.parametrize("impl", ["python", "c"])
+@pytest.mark.parametrize(
+    "cls", [_RingPublish, _MigrationOwn, _DeferralHint], ids=["publish", "own", "hint"]
+)
+def test_take_burst_calls_the_methods_a_subclass_redefines(impl: str, cls: Any) -> None:
+    """``Deferral.take_burst`` calls ``self._ring.publish()``, ``self._migration.own_locked``
+    and ``self.hint_locked()``: the C method called its own C ``publish`` and did the other
+    two inline, whatever the classes redefined (kind_t checks the slots only): a ring,
+    migration or deferral class with its own method was bypassed. Now such a shape goes to
+    the Python method, before anything is touched."""
+    if impl == "c":
+        _require_c()
+    b = uring.IoUringBackend()
+    try:
+        with accelerator_for_test(impl):
+            parts = {_RingPublish: b._ring, _MigrationOwn: b._migration, _DeferralHint: b._deferral}
+            obj = parts[cls]
+            base = type(obj)
+            cls.calls.clear()
+            obj.__class__ = cls
+            try:
+                d = b._deferral
+                ts = current_thread_state()
+                with b._lock:
+                    d.unsubmitted.append(0x7FFF0001)  # a burst the owner deferred
+                taken = d.take_burst(ts)
+            finally:
+                obj.__class__ = base
+            expected = {"_RingPublish": "publish", "_MigrationOwn": "own_locked",
+                        "_DeferralHint": "hint_locked"}[cls.__name__]  # fmt: skip
+            assert cls.calls == [expected]
+            assert taken == 0 and not d.unsubmitted and d.enters == 1 and not d.hinted
+            with b._lock:
+                assert 0x7FFF0001 in b._migration.owned.pop(ts)
+    finally:
+        b.close()
