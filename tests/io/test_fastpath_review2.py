@@ -38,7 +38,7 @@ from winaio._kernel._dispatcher import ThreadState, WaitBlock
 from winaio._kernel._objects import Event
 from winaio._kernel._threads import current_thread_state
 from winaio.codes import WaitCode
-from winaio.testing import accelerator_for_test
+from winaio.testing import accelerator_for_test, wait_until
 
 C_DONE = reaper_mod._C_DONE
 WAIT_OBJECT_0 = int(WaitCode.WAIT_OBJECT_0)
@@ -229,3 +229,66 @@ def test_take_burst_calls_the_methods_a_subclass_redefines(impl: str, cls: Any) 
                 assert 0x7FFF0001 in b._migration.owned.pop(ts)
     finally:
         b.close()
+
+
+# ---------------------------------------------------------------------- the reaper's names
+
+
+class _RebindsItself:
+    """A stand-in for the reaper module's ``name`` that puts the real one back during its own
+    call (the module then holds the only reference to the real one; this object is freed
+    once the call returns) and calls it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.real = getattr(reaper_mod, name)
+
+    def __call__(self, *args: Any) -> Any:
+        setattr(reaper_mod, self.name, self.real)
+        _RebindsItself.seen.append(self.name)
+        return self.real(*args)
+
+    seen: ClassVar[list[str]] = []
+
+
+@pytest.mark.skipif(not OK, reason=f"io_uring backend unavailable: {REASON}")
+@pytest.mark.parametrize("name", ["deliver", "deliver_batch"])
+def test_a_reaper_function_rebound_during_its_own_call(
+    fast_path_impl: str,
+    armed_uring: uring.IoUringBackend,
+    parked_port: Callable[[Any], CompletionPort],
+    socket_pair: Any,
+    name: str,
+) -> None:
+    """``_fastreap.c`` (the one-CQE path's ``deliver``, an exception's ``report``) and
+    ``_fastprocess.c`` (``Reaper.deliver``'s ``deliver_batch``) call the reaper module's
+    functions by name, looked up at each call: they were called as borrowed references out of
+    the module's namespace. They are held for their call now; a name rebound during its own
+    call (the old object's last reference dropped) completes every request, once."""
+    b = armed_uring
+    port = parked_port(b)
+    n = 1 if name == "deliver" else 2  # the one-CQE path, or a batch
+    made = []
+    for i in range(n):
+        s, peer = socket_pair(b)
+        s.associate(port, i)
+        buf = bytearray(8)
+        ov = Overlapped(0)
+        assert s.start_read(buf, ov) is False
+        made.append((s, peer, buf, ov))
+    wait_until(lambda: len(b._table) == n, 5.0, "the RECVs are in the kernel")
+    for i, (_, peer, _, _) in enumerate(made):
+        peer.sendall(b"data%d" % i)
+    wait_until(lambda: b._ring.cq_ready() == n, 5.0, "the RECVs complete")
+    _RebindsItself.seen.clear()
+    real = getattr(reaper_mod, name)
+    setattr(reaper_mod, name, _RebindsItself(name))  # (its only reference: the module's)
+    try:
+        got = [port.get(5.0) for _ in made]
+    finally:
+        setattr(reaper_mod, name, real)
+    assert _RebindsItself.seen == [name]
+    assert sorted(p.key for p in got if p is not None) == list(range(n))
+    for i, (s, _, buf, ov) in enumerate(made):
+        assert bytes(buf[:5]) == b"data%d" % i and not ov.pending and s.pending_requests == 0
+    assert port.get(0) is None
