@@ -128,20 +128,23 @@ fio_keep_first(PyObject *res, PyObject **et, PyObject **ev, PyObject **etb)
     }
 }
 
-/* ``wake(obj)`` (the kernel's ``wake_waiters``) for an object just signaled: an interrupt (a
- * BaseException that is not an Exception: a signal handler's, raised at the call's entry - the
- * first eval-breaker check after C code - or inside its walk) walks again before it goes on,
- * the kernel layer's rule (``_objects``): the walk is idempotent (a satisfied waiter is
- * skipped), and no waiter of a signaled object is left asleep (review7). A new reference, or
- * NULL with the first error. */
+/* A Python call made once state is written, whose effect an interrupt must not cut:
+ * ``func(*args)``, or ``args[0].name(*args[1:])`` when ``func`` is NULL. A signal that arrived
+ * while C code ran is raised at the entry of the first Python function called (the first
+ * eval-breaker check), before its first statement: nothing was done, so the call is made
+ * again (once: the handler ran, nothing is pending) and the first interrupt is kept for the
+ * caller, who raises it once every effect is made (review7). An Exception is returned as is.
+ * A new reference, or NULL with the first error. */
 static inline PyObject *
-fio_wake(PyObject *wake, PyObject *obj)
+fio_again(PyObject *func, PyObject *name, PyObject *const *args, size_t nargs)
 {
-    PyObject *r = PyObject_CallOneArg(wake, obj);
+    PyObject *r = func != NULL ? PyObject_Vectorcall(func, args, nargs, NULL)
+                               : PyObject_VectorcallMethod(name, args, nargs, NULL);
     if (r == NULL && !PyErr_ExceptionMatches(PyExc_Exception)) {
         PyObject *et, *ev, *etb;
         PyErr_Fetch(&et, &ev, &etb);
-        PyObject *again = PyObject_CallOneArg(wake, obj);
+        PyObject *again = func != NULL ? PyObject_Vectorcall(func, args, nargs, NULL)
+                                       : PyObject_VectorcallMethod(name, args, nargs, NULL);
         if (again == NULL) {
             PyErr_Clear(); /* (a second interrupt: the first one is raised) */
         }
@@ -149,6 +152,15 @@ fio_wake(PyObject *wake, PyObject *obj)
         PyErr_Restore(et, ev, etb);
     }
     return r;
+}
+
+/* ``wake(obj)`` (the kernel's ``wake_waiters``) for an object just signaled, through
+ * ``fio_again``: the walk is idempotent (a satisfied waiter is skipped), the kernel layer's
+ * rule (``_objects``): no waiter of a signaled object is left asleep. */
+static inline PyObject *
+fio_wake(PyObject *wake, PyObject *obj)
+{
+    return fio_again(wake, NULL, &obj, 1);
 }
 
 /* ``func(self, *args, **kwnames)`` for a vectorcall method's arguments (``_fastio.c``): how a

@@ -52,7 +52,7 @@ take(PyObject *packets, PyObject *count_obj)
 /* ``CompletionPort._release_locked``: LIFO hand-off to the GQCS waiters under the concurrency
  * limit; each waiter's ``end_wait`` (its parker's release, a call) after its state. */
 static int
-release_locked(PyObject *port, int pfast)
+release_locked(PyObject *port, int pfast, PyObject **it, PyObject **iv, PyObject **itb)
 {
     if (!Py_IS_TYPE(port, d_port_type) || !pfast || !has_method(Py_TYPE(port), ds_release, d_py_release)) {
         PyObject *r = call_method(port, ds_release, NULL, 0);
@@ -162,12 +162,17 @@ release_locked(PyObject *port, int pfast)
                     if (parker == NULL) {
                         goto wb_done;
                     }
-                    PyObject *res = call_method(parker, ds_release_parker, NULL, 0);
+                    PyObject *res = fio_again(NULL, ds_release_parker, &parker, 1);
                     Py_DECREF(parker);
                     if (res == NULL) {
-                        goto wb_done;
+                        if (PyErr_ExceptionMatches(PyExc_Exception)) {
+                            goto wb_done;
+                        }
+                        /* an interrupt (the token given by the call made again): kept for
+                         * the caller, and the other waiters are released before it goes on */
+                        fio_keep_first(NULL, it, iv, itb);
                     }
-                    Py_DECREF(res);
+                    Py_XDECREF(res);
                 }
             }
         }
@@ -189,6 +194,21 @@ done:
     return rc;
 }
 
+/* The end of a function that kept an interrupt (``it``..): it is raised (the first error
+ * wins: it came first); -1 then, else ``rc``. */
+static int
+raise_kept(int rc, PyObject *it, PyObject *iv, PyObject *itb)
+{
+    if (it == NULL && iv == NULL) {
+        return rc;
+    }
+    if (rc < 0) {
+        PyErr_Clear();
+    }
+    PyErr_Restore(it, iv, itb);
+    return -1;
+}
+
 /* ``port.release_held_locked()``. */
 static int
 release_held(PyObject *port)
@@ -205,11 +225,12 @@ release_held(PyObject *port)
     if (packets == NULL) {
         return -1;
     }
+    PyObject *it = NULL, *iv = NULL, *itb = NULL; /* an interrupt, raised at the end */
     Py_ssize_t n = PyObject_Length(packets);
     if (n > 0) {
         int r = truth(&d_port, 1, port, PO_GETTERS);
         if (r > 0) {
-            r = release_locked(port, 1);
+            r = release_locked(port, 1, &it, &iv, &itb);
         }
         if (r >= 0 && (n = PyObject_Length(packets)) > 0) {
             r = truth(&d_port, 1, port, PO_WAITERS);
@@ -224,7 +245,7 @@ release_held(PyObject *port)
         }
     }
     Py_DECREF(packets);
-    return n < 0 ? -1 : 0;
+    return raise_kept(n < 0 ? -1 : 0, it, iv, itb);
 }
 
 
@@ -287,24 +308,25 @@ posted_locked(PyObject *port)
     if ((r = truth(&d_port, 1, port, PO_GETTERS)) < 0) {
         return -1;
     }
-    if (r && release_locked(port, 1) < 0) {
-        return -1;
+    PyObject *it = NULL, *iv = NULL, *itb = NULL; /* an interrupt, raised at the end */
+    if (r && release_locked(port, 1, &it, &iv, &itb) < 0) {
+        return raise_kept(-1, it, iv, itb);
     }
     PyObject *packets = get(&d_port, 1, port, PO_PACKETS);
     if (packets == NULL) {
-        return -1;
+        return raise_kept(-1, it, iv, itb);
     }
     Py_ssize_t n = PyObject_Length(packets);
     Py_DECREF(packets);
     if (n <= 0) {
-        return n < 0 ? -1 : 0;
+        return raise_kept(n < 0 ? -1 : 0, it, iv, itb);
     }
     if ((r = truth(&d_port, 1, port, PO_WAITERS)) <= 0) {
-        return r;
+        return raise_kept(r, it, iv, itb);
     }
     PyObject *res = fio_wake(d_wake_waiters, port);
     Py_XDECREF(res);
-    return res == NULL ? -1 : 0;
+    return raise_kept(res == NULL ? -1 : 0, it, iv, itb);
 }
 
 /* ``port._post_locked(key, ov, status, information)`` (steals ``key``): the packet handed
@@ -425,7 +447,7 @@ dn_post_locked(PyObject *port, PyObject *key, PyObject *ov, PyObject *status,
                 if (parker == NULL) {
                     goto done;
                 }
-                PyObject *res = call_method(parker, ds_release_parker, NULL, 0);
+                PyObject *res = fio_again(NULL, ds_release_parker, &parker, 1);
                 Py_DECREF(parker);
                 Py_XDECREF(res);
                 rc = res == NULL ? -1 : 0;
