@@ -29,6 +29,7 @@ fix, on both implementations where both take the path.
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import shlex
 import shutil
@@ -497,3 +498,101 @@ def test_the_module_builds_imports_and_runs_on_the_other_cpythons(
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-4000:]
     assert run.stdout.split()[0] == "ok", run.stdout
+
+
+# ---------------------------------------------------------------------- failed allocations
+
+_NOMEM = textwrap.dedent(
+    """
+    import os, sys, _testcapi
+    from winaio._backends.uring import reaper
+    from winaio._io._files import FileObject
+    from winaio._io._ops import FileReadOp
+    from winaio._io._overlapped import Overlapped
+    from winaio._io._port import CompletionPort
+    from winaio._kernel._dispatcher import LOCK, ThreadState, WaitBlock
+
+    C = reaper._C_DONE
+    null = os.open(os.devnull, os.O_RDONLY)
+
+    def world():
+        # three requests on files bound to a port with two GQCS waiters (1 packet each)
+        issuer, port = ThreadState(5000, 5000), CompletionPort(8)
+        waiters, files, ops = [], [], []
+        for i in range(2):
+            ts = ThreadState(5001 + i, 5001 + i)
+            wb = WaitBlock(ts, (), False, False, port._detach)
+            wb.data = 1
+            port._getters.append(wb)
+            ts.wait, ts.block_listener = wb, port
+            waiters.append((ts, wb))
+        for i in range(3):
+            f = FileObject(os.dup(null), overlapped=True, backend=object())
+            f.port, f.key, f.skip_set_event = port, i, True
+            op = object.__new__(FileReadOp)
+            op.file, op.overlapped, op.event, op.skip_port = f, Overlapped(0), None, False
+            op.routine, op.issuer, op.done, op.registered = None, issuer, False, True
+            op.submitted, op.cancel_requested, op.token, op.sync_done = True, False, None, None
+            f._pending[op] = None
+            files.append(f)
+            ops.append(op)
+        return port, waiters, files, ops
+
+    how = sys.argv[1]
+    bad = set()
+    for k in range(int(sys.argv[2])):
+        port, waiters, files, ops = world()
+        _testcapi.set_nomemory(k, k + 1)  # the k-th allocation from here fails
+        try:
+            if how == "batch":
+                C[0]([(op, 0, 7) for op in ops])
+            else:
+                for op in ops:
+                    C[3](op, 0, 7)
+        except MemoryError:
+            pass
+        finally:
+            _testcapi.remove_mem_hooks()
+        if port.holding:
+            bad.add("a port left held")
+        if LOCK.locked():
+            bad.add("LOCK left held")
+            LOCK.release()
+        for ts, wb in waiters:
+            if wb not in port._getters and wb.result is None:
+                bad.add("a waiter popped and left asleep")
+            if wb.result is not None and not ts.wake_pending:
+                bad.add("a waiter ended without its token")
+        for op in ops:
+            if op.done and op.overlapped.status == 0x103:
+                bad.add("a request done without its IOSB")
+        for f in files:
+            os.close(f.fd)
+            f.fd = -1
+    print(sorted(bad))
+    """
+)
+
+
+@pytest.mark.parametrize("how", ["batch", "deliver"])
+def test_a_failed_allocation_in_the_c_funnel_leaves_no_half_state(how: str) -> None:
+    """Every allocation of the C funnel (``_fastdeliver.c``, ``_fastpost.c``) made to fail in
+    turn (``_testcapi.set_nomemory``: the k-th allocation from the call on), in a child
+    process under the debug allocator: no crash, no lock or port left held, and no GQCS
+    waiter popped from its port and left asleep. ``_release_locked`` popped the waiter
+    before it made the packets' list and counted its thread as running: a MemoryError there
+    left the waiter out of the port, never woken (the Python method has the same order). Now
+    what may fail comes first and the waiter is popped without an allocation."""
+    _require_c()
+    if importlib.util.find_spec("_testcapi") is None:
+        pytest.skip("this CPython has no _testcapi (fault injection)")
+    env = dict(os.environ, PYTHONMALLOC="debug", WINAIO_PURE_PYTHON="0")
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).resolve().parents[2] / "src"), env.get("PYTHONPATH", "")]
+    )
+    run = subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-c", _NOMEM, how, "150"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.split("\n")[-2] == "[]", run.stdout[-3000:]

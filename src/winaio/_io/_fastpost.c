@@ -49,6 +49,16 @@ take(PyObject *packets, PyObject *count_obj)
     return taken;
 }
 
+/* ``list.pop()`` of an exact list of ``n`` items whose last one the caller holds a reference
+ * to: the list keeps its allocation (no failure; review7). */
+static void
+pop_last(PyObject *list, Py_ssize_t n)
+{
+    PyObject *last = PyList_GET_ITEM(list, n - 1);
+    Py_SET_SIZE(list, n - 1);
+    Py_DECREF(last);
+}
+
 /* ``CompletionPort._release_locked``: LIFO hand-off to the GQCS waiters under the concurrency
  * limit; each waiter's ``end_wait`` (its parker's release, a call) after its state. */
 static int
@@ -92,7 +102,12 @@ release_locked(PyObject *port, int pfast, PyObject **it, PyObject **iv, PyObject
             break;
         }
         PyObject *wb;
-        if (PyList_CheckExact(getters)) {
+        /* the common shape: the waiter is popped once everything that may fail is done */
+        int exact = PyList_CheckExact(getters) && PySet_CheckExact(running);
+        if (exact) {
+            wb = Py_NewRef(PyList_GET_ITEM(getters, ng - 1));
+        }
+        else if (PyList_CheckExact(getters)) {
             wb = Py_NewRef(PyList_GET_ITEM(getters, ng - 1));
             if (PyList_SetSlice(getters, ng - 1, ng, NULL) < 0) {
                 Py_DECREF(wb);
@@ -108,32 +123,59 @@ release_locked(PyObject *port, int pfast, PyObject **it, PyObject **iv, PyObject
         int wfast = kind_fast(&d_wb, Py_TYPE(wb));
         PyObject *ts = NULL, *count = NULL, *taken = NULL;
         int ok = -1;
-        if (set(&d_wb, wfast, wb, WB_DETACH, Py_NewRef(Py_None)) < 0) {
-            goto wb_done;
-        }
-        if ((count = get(&d_wb, wfast, wb, WB_DATA)) == NULL) {
-            goto wb_done;
-        }
-        if ((taken = take(packets, count)) == NULL) {
-            goto wb_done;
-        }
-        if (set(&d_wb, wfast, wb, WB_DATA, taken) < 0) {
-            goto wb_done;
-        }
-        if ((ts = get(&d_wb, wfast, wb, WB_THREAD)) == NULL) {
-            goto wb_done;
-        }
-        if (PySet_CheckExact(running)) {
-            if (PySet_Add(running, ts) < 0) {
+        if (exact) {
+            /* The thread counted as running and the packets' list made first (what may
+             * fail), then the waiter popped without an allocation and its fields written: a
+             * failed allocation leaves it waiting, nothing taken (review7; the Python method
+             * popped it first and left it asleep for ever, popped, on a MemoryError). */
+            if ((count = get(&d_wb, wfast, wb, WB_DATA)) == NULL ||
+                (ts = get(&d_wb, wfast, wb, WB_THREAD)) == NULL) {
+                goto wb_done;
+            }
+            int there = PySet_Contains(running, ts);
+            if (there < 0 || (!there && PySet_Add(running, ts) < 0)) {
+                goto wb_done;
+            }
+            if ((taken = take(packets, count)) == NULL) {
+                if (!there && PySet_Discard(running, ts) < 0) {
+                    PyErr_WriteUnraisable(running);
+                }
+                goto wb_done;
+            }
+            pop_last(getters, ng);
+            set(&d_wb, wfast, wb, WB_DETACH, Py_NewRef(Py_None));
+            if (set(&d_wb, wfast, wb, WB_DATA, taken) < 0) {
                 goto wb_done;
             }
         }
         else {
-            PyObject *r = PyObject_CallMethod(running, "add", "O", ts);
-            if (r == NULL) {
+            if (set(&d_wb, wfast, wb, WB_DETACH, Py_NewRef(Py_None)) < 0) {
                 goto wb_done;
             }
-            Py_DECREF(r);
+            if ((count = get(&d_wb, wfast, wb, WB_DATA)) == NULL) {
+                goto wb_done;
+            }
+            if ((taken = take(packets, count)) == NULL) {
+                goto wb_done;
+            }
+            if (set(&d_wb, wfast, wb, WB_DATA, taken) < 0) {
+                goto wb_done;
+            }
+            if ((ts = get(&d_wb, wfast, wb, WB_THREAD)) == NULL) {
+                goto wb_done;
+            }
+            if (PySet_CheckExact(running)) {
+                if (PySet_Add(running, ts) < 0) {
+                    goto wb_done;
+                }
+            }
+            else {
+                PyObject *r = PyObject_CallMethod(running, "add", "O", ts);
+                if (r == NULL) {
+                    goto wb_done;
+                }
+                Py_DECREF(r);
+            }
         }
         /* end_wait(wb, WAIT_OBJECT_0): the result first, then the flag (``Parker``) */
         if (set(&d_wb, wfast, wb, WB_RESULT, Py_NewRef(d_handoff)) < 0) {
@@ -401,24 +443,37 @@ dn_post_locked(PyObject *port, PyObject *key, PyObject *ov, PyObject *status,
                 }
                 PyList_SET_ITEM(data, 0, Py_NewRef(packet));
                 wb = Py_NewRef(PyList_GET_ITEM(getters, ng - 1));
-                if (PyList_SetSlice(getters, ng - 1, ng, NULL) < 0) {
-                    goto done;
-                }
                 int wfast = kind_fast(&d_wb, Py_TYPE(wb));
-                if (set(&d_wb, wfast, wb, WB_DETACH, Py_NewRef(Py_None)) < 0) {
-                    goto done;
-                }
-                r = set(&d_wb, wfast, wb, WB_DATA, data);
-                data = NULL;
-                if (r < 0 || (ts = get(&d_wb, wfast, wb, WB_THREAD)) == NULL) {
-                    goto done;
-                }
                 if (PySet_CheckExact(running)) {
-                    if (PySet_Add(running, ts) < 0) {
+                    /* (as ``release_locked``: what may fail first, then the waiter popped
+                     * without an allocation: a failed allocation leaves it waiting) */
+                    if ((ts = get(&d_wb, wfast, wb, WB_THREAD)) == NULL) {
+                        goto done;
+                    }
+                    int there = PySet_Contains(running, ts);
+                    if (there < 0 || (!there && PySet_Add(running, ts) < 0)) {
+                        goto done;
+                    }
+                    pop_last(getters, ng);
+                    set(&d_wb, wfast, wb, WB_DETACH, Py_NewRef(Py_None));
+                    r = set(&d_wb, wfast, wb, WB_DATA, data);
+                    data = NULL;
+                    if (r < 0) {
                         goto done;
                     }
                 }
                 else {
+                    if (PyList_SetSlice(getters, ng - 1, ng, NULL) < 0) {
+                        goto done;
+                    }
+                    if (set(&d_wb, wfast, wb, WB_DETACH, Py_NewRef(Py_None)) < 0) {
+                        goto done;
+                    }
+                    r = set(&d_wb, wfast, wb, WB_DATA, data);
+                    data = NULL;
+                    if (r < 0 || (ts = get(&d_wb, wfast, wb, WB_THREAD)) == NULL) {
+                        goto done;
+                    }
                     PyObject *added = PyObject_CallMethod(running, "add", "O", ts);
                     if (added == NULL) {
                         goto done;
