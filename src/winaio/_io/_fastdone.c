@@ -89,6 +89,7 @@ PyObject *d_handoff;          /* WAIT_OBJECT_0 */
 PyObject *d_one;
 PyObject *d_read_from_cqe;    /* StreamReadOp.from_cqe */
 PyObject *d_py_service_direct;
+PyObject *d_c_service_direct; /* this file's service_direct descriptor */
 PyObject *d_py_deliver_batch;  /* _dispatch.deliver_batch, the Python reference */
 PyObject *d_py_process;       /* Reaper.process, the Python reference */
 PyObject *d_py_deliver, *d_py_service; /* _dispatch.deliver, StreamLines.service */
@@ -211,35 +212,21 @@ lines_parts(PyObject *self, PyObject **lock, PyObject **lines, PyObject **spare)
     return 1;
 }
 
-/* StreamLines.service_direct(heads, finished) -> cancelled count */
+/* ``service_direct``'s body over C arrays: the heads ``hl[i]`` (lines) whose RECV brought
+ * ``hr[i]`` bytes (borrowed, held by the caller), the lines' parts from ``lines_parts``
+ * (references stolen): the plain heads in one hold of the lock, every other one through
+ * ``service``. The cancelled count, or NULL with an error. */
 static PyObject *
-service_direct(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+service_heads(PyObject *self, PyObject *lock, PyObject *lines, PyObject *spare,
+              PyObject *const *hl, PyObject *const *hr, Py_ssize_t n, PyObject *finished)
 {
-    PyObject *lock, *lines, *spare;
-    if (nargs != 2 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[1])) {
-        return py_service_direct(self, args, nargs);
-    }
-    PyObject *heads = args[0], *finished = args[1];
-    Py_ssize_t n = PyList_GET_SIZE(heads);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PyList_GET_ITEM(heads, i);
-        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 3) {
-            return py_service_direct(self, args, nargs);
-        }
-    }
-    if (!lines_parts(self, &lock, &lines, &spare)) {
-        return py_service_direct(self, args, nargs);
-    }
-    Py_INCREF(heads);
     PyObject *slow = NULL, *result = NULL;
     if (fio_acquire(lock) < 0) {
         goto out;
     }
     /* Under the lock, on the hot shape: no Python code runs (no interrupt can cut it). */
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PyList_GET_ITEM(heads, i);
-        int taken = take_head(lines, spare, PyTuple_GET_ITEM(item, 0), PyTuple_GET_ITEM(item, 1),
-                              finished);
+        int taken = take_head(lines, spare, hl[i], hr[i], finished);
         if (taken < 0) {
             goto unlock;
         }
@@ -247,7 +234,10 @@ service_direct(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             if (slow == NULL && (slow = PyList_New(0)) == NULL) {
                 goto unlock;
             }
-            if (PyList_Append(slow, item) < 0) {
+            PyObject *pair = PyTuple_Pack(2, hl[i], hr[i]);
+            int a = pair == NULL ? -1 : PyList_Append(slow, pair);
+            Py_XDECREF(pair);
+            if (a < 0) {
                 goto unlock;
             }
         }
@@ -275,10 +265,68 @@ unlock:
     }
 out:
     Py_XDECREF(slow);
-    Py_DECREF(heads);
     Py_DECREF(lock);
     Py_DECREF(lines);
     Py_DECREF(spare);
+    return result;
+}
+
+/* ``Reaper.process``'s call of ``streams.service_direct`` without the heads list (rslot): 1 when
+ * the method in place is this file's and the lines are what it knows (``*lock``.. set, new
+ * references, for :c:func:`dn_service_heads`), else 0 (the caller makes the list and calls
+ * the method). */
+int
+dn_heads_direct(PyObject *streams, PyObject **lock, PyObject **lines, PyObject **spare)
+{
+    return d_c_service_direct != NULL &&
+           _PyType_Lookup(Py_TYPE(streams), ds_service_direct) == d_c_service_direct &&
+           lines_parts(streams, lock, lines, spare);
+}
+
+PyObject *
+dn_service_heads(PyObject *streams, PyObject *lock, PyObject *lines, PyObject *spare,
+                 PyObject *const *hl, PyObject *const *hr, Py_ssize_t n, PyObject *finished)
+{
+    return service_heads(streams, lock, lines, spare, hl, hr, n, finished);
+}
+
+/* StreamLines.service_direct(heads, finished) -> cancelled count */
+static PyObject *
+service_direct(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *lock, *lines, *spare;
+    if (nargs != 2 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[1])) {
+        return py_service_direct(self, args, nargs);
+    }
+    PyObject *heads = args[0], *finished = args[1];
+    Py_ssize_t n = PyList_GET_SIZE(heads);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(heads, i);
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 3) {
+            return py_service_direct(self, args, nargs);
+        }
+    }
+    if (!lines_parts(self, &lock, &lines, &spare)) {
+        return py_service_direct(self, args, nargs);
+    }
+    /* (the items, held by ``heads``, held here: the list may change when Python runs) */
+    PyObject *items = PyList_GetSlice(heads, 0, n);
+    PyObject **hl = items == NULL ? NULL : PyMem_Malloc(sizeof(PyObject *) * 2 * (n ? n : 1));
+    if (hl == NULL) {
+        Py_XDECREF(items);
+        Py_DECREF(lock);
+        Py_DECREF(lines);
+        Py_DECREF(spare);
+        return items == NULL ? NULL : PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(items, i);
+        hl[i] = PyTuple_GET_ITEM(item, 0);
+        hl[n + i] = PyTuple_GET_ITEM(item, 1);
+    }
+    PyObject *result = service_heads(self, lock, lines, spare, hl, hl + n, n, finished);
+    PyMem_Free(hl);
+    Py_DECREF(items);
     return result;
 }
 
@@ -484,6 +532,7 @@ configure_done(PyObject *module, PyObject *args)
     PyObject *sv = PyDescr_NewMethod(linest, &service_def);
     PyObject *rd = PyDescr_NewMethod(reapert, &reaper_deliver_def);
     d_batch_fn = Py_XNewRef(batch);
+    d_c_service_direct = Py_XNewRef(sd);
     if (batch == NULL || sd == NULL || pr == NULL || dl == NULL || sv == NULL || rd == NULL) {
         Py_XDECREF(rd);
         Py_XDECREF(batch);

@@ -43,6 +43,7 @@ extern PyObject *d_handoff;
 extern PyObject *d_one;
 extern PyObject *d_read_from_cqe;
 extern PyObject *d_py_service_direct;
+extern PyObject *d_c_service_direct;
 extern PyObject *d_py_deliver_batch;
 extern PyObject *d_py_process;
 extern PyObject *d_py_deliver, *d_py_service;
@@ -170,6 +171,12 @@ int dn_held_release(held_t *h);
 /* ``_fastdeliver.c`` */
 PyObject *dn_deliver_batch(PyObject *module, PyObject *batch);
 PyObject *dn_deliver(PyObject *module, PyObject *const *args, size_t nargsf, PyObject *kwnames);
+
+/* ``_fastdone.c``: ``service_direct`` over C arrays (``Reaper.process`` without a heads list) */
+int dn_heads_direct(PyObject *streams, PyObject **lock, PyObject **lines, PyObject **spare);
+PyObject *dn_service_heads(PyObject *streams, PyObject *lock, PyObject *lines, PyObject *spare,
+                           PyObject *const *hl, PyObject *const *hr, Py_ssize_t n,
+                           PyObject *finished);
 
 /* ``_fastprocess.c`` */
 PyObject *dn_process(PyObject *self, PyObject *const *args, Py_ssize_t nargs);

@@ -34,7 +34,23 @@
  */
 #include "_fastio.h"
 
+#include <semaphore.h>
+
 /* ------------------------------------------------------------------ the dispatcher lock */
+
+int fio_lock_is_sem; /* (``_fastio.h``) set by ``configure`` */
+static int probe_sem_locks(void);
+
+int
+fio_try_lock(PyThread_type_lock lk)
+{
+    if (fio_lock_is_sem) {
+        /* (thread_pthread.h with USE_SEMAPHORES: the lock is a ``sem_t *``; a zero timeout is
+         * exactly one ``sem_trywait``, which never fails with EINTR) */
+        return sem_trywait((sem_t *)lk) == 0;
+    }
+    return PyThread_acquire_lock_timed(lk, 0, 0) == PY_LOCK_ACQUIRED;
+}
 
 /* CPython 3.11/3.12's _thread.lock object (Modules/_threadmodule.c). Used only after
  * ``configure`` checked the type name and size; otherwise the lock's own methods are called. */
@@ -58,7 +74,7 @@ fio_acquire(PyObject *lock)
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
     if (Py_IS_TYPE(lock, g_lock_type)) {
         lockobject *l = (lockobject *)lock;
-        if (PyThread_acquire_lock_timed(l->lock_lock, 0, 0) == PY_LOCK_ACQUIRED) {
+        if (fio_try_lock(l->lock_lock)) {
             l->locked = 1;
             return 0;
         }
@@ -580,6 +596,9 @@ configure(PyObject *module, PyObject *args)
         return NULL;
     }
     g_lock = Py_NewRef(lock);
+    if (probe_sem_locks() < 0) {
+        return NULL;
+    }
     if (strcmp(Py_TYPE(lock)->tp_name, "_thread.lock") == 0 &&
         Py_TYPE(lock)->tp_basicsize == (Py_ssize_t)sizeof(lockobject)) {
         g_lock_type = (PyTypeObject *)Py_NewRef(Py_TYPE(lock));
@@ -605,6 +624,30 @@ configure(PyObject *module, PyObject *args)
     }
     g_configured = 1;
     return Py_BuildValue("(NNi)", rd, sd, g_lock_type != NULL);
+}
+
+
+/* ``sys.thread_info``: pthread locks made of POSIX semaphores (``fio_try_lock``). */
+static int
+probe_sem_locks(void)
+{
+    PyObject *info = PySys_GetObject("thread_info"); /* borrowed */
+    if (info == NULL) {
+        return 0;
+    }
+    PyObject *name = PyObject_GetAttrString(info, "name");
+    PyObject *kind = name == NULL ? NULL : PyObject_GetAttrString(info, "lock");
+    if (kind == NULL) {
+        Py_XDECREF(name);
+        PyErr_Clear();
+        return 0;
+    }
+    int a = PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, "pthread") == 0;
+    int b = PyUnicode_Check(kind) && PyUnicode_CompareWithASCIIString(kind, "semaphore") == 0;
+    Py_DECREF(name);
+    Py_DECREF(kind);
+    fio_lock_is_sem = a && b;
+    return 0;
 }
 
 

@@ -110,6 +110,14 @@ cached_reads(PyObject *self)
 int fio_acquire(PyObject *lock);
 void fio_release(PyObject *lock);
 
+/* A non-blocking try on a CPython lock (``PyThread_type_lock``): 1 when taken. With POSIX
+ * semaphores (``sys.thread_info.lock == "semaphore"``, probed once by ``configure``) a plain
+ * ``sem_trywait``: 3.11's ``PyThread_acquire_lock_timed(lock, 0, 0)`` reads the monotonic
+ * clock first to compute a deadline it does not use for a zero timeout (rslot: ~0.1 us of a
+ * C=64 echo's server CPU, 3-4 locks per echo). Otherwise that function. */
+extern int fio_lock_is_sem;
+int fio_try_lock(PyThread_type_lock lk);
+
 /* The result ``res`` of a call made after a first error may have been fetched into ``*et``,
  * ``*ev``, ``*etb`` (the wake-up calls made last, after every field is written): a result is
  * dropped; an error is kept when it is the first, else cleared - the first error is the one

@@ -46,6 +46,93 @@ add_to(PyObject *self, int i, Py_ssize_t n, PyObject *more)
     return set(&d_reaper, 1, self, i, sum);
 }
 
+/* The batch of a reap where every CQE is a direct STREAM head's (the C=64 socket echo), the
+ * checks of :c:func:`dn_process` passed and ``streams.service_direct`` is the C one: the heads
+ * go to its body as C arrays, without the ``(line, res, ud)`` list the Python method builds
+ * (rslot). Nothing is allocated between the checks and the heads' service, so the entries
+ * looked up by the checks are the ones taken out of the table. Py_NotImplemented (a new
+ * reference; nothing touched) for any other batch. */
+#define HEADS_MAX 64
+static PyObject *
+heads_only(PyObject *self, PyObject *table, PyObject *cqes, Py_ssize_t n, PyObject *finished,
+           Py_ssize_t start)
+{
+    PyObject *hl[HEADS_MAX], *hr[HEADS_MAX];
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *entry = PyDict_GetItemWithError(table, PyTuple_GET_ITEM(PyList_GET_ITEM(cqes, i), 0));
+        if (entry == NULL || !Py_IS_TYPE(PyTuple_GET_ITEM(entry, 1), d_line_type)) {
+            PyErr_Clear(); /* (an int key: the checks looked it up already) */
+            Py_RETURN_NOTIMPLEMENTED;
+        }
+        hl[i] = PyTuple_GET_ITEM(entry, 1); /* (borrowed until the del below) */
+    }
+    PyObject *streams = get(&d_reaper, 1, self, RE_STREAMS), *lock, *lines, *spare;
+    if (streams == NULL) {
+        PyErr_Clear();
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    if (n == 0 || !dn_heads_direct(streams, &lock, &lines, &spare)) {
+        Py_DECREF(streams);
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    /* Taken out of the table (the line held: the entry goes), as the Python loop does. */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *cqe = PyList_GET_ITEM(cqes, i);
+        Py_INCREF(hl[i]);
+        hr[i] = PyTuple_GET_ITEM(cqe, 1);
+        if (PyDict_DelItem(table, PyTuple_GET_ITEM(cqe, 0)) < 0) {
+            PyErr_Clear(); /* (an int key that is there) */
+        }
+    }
+    PyObject *cancelled = dn_service_heads(streams, lock, lines, spare, hl, hr, n, finished);
+    PyObject *result = NULL;
+    if (cancelled == NULL) {
+        /* the Python method's ``except BaseException`` around service_direct (Ctrl-C) */
+        PyObject *et, *ev, *etb;
+        PyErr_Fetch(&et, &ev, &etb);
+        if (add_to(self, RE_DONE, PyList_GET_SIZE(finished) - start, NULL) < 0) {
+            PyErr_Clear();
+        }
+        PyObject *heads = PyList_New(n);
+        for (Py_ssize_t i = 0; heads != NULL && i < n; i++) {
+            PyObject *cqe = PyList_GET_ITEM(cqes, i);
+            PyObject *t = PyTuple_Pack(3, hl[i], hr[i], PyTuple_GET_ITEM(cqe, 0));
+            if (t == NULL) {
+                Py_CLEAR(heads);
+                break;
+            }
+            PyList_SET_ITEM(heads, i, t);
+        }
+        PyObject *a[3] = {self, heads, finished};
+        PyObject *r = heads == NULL ? NULL
+                                    : PyObject_VectorcallMethod(
+                                          ds_heads_cut, a, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                          NULL);
+        if (r == NULL) {
+            PyErr_Clear(); /* the first error is the one raised */
+        }
+        Py_XDECREF(r);
+        Py_XDECREF(heads);
+        PyErr_Restore(et, ev, etb);
+    }
+    else {
+        /* Counted before delivery, so that a woken issuer already sees them in statistics(). */
+        int ok = add_to(self, RE_DONE, PyList_GET_SIZE(finished) - start, NULL);
+        if (ok == 0) {
+            ok = add_to(self, RE_CANCELLED, 0, cancelled);
+        }
+        if (ok == 0) {
+            result = Py_NewRef(Py_None);
+        }
+        Py_DECREF(cancelled);
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_DECREF(hl[i]);
+    }
+    Py_DECREF(streams);
+    return result;
+}
+
 /* Reaper.process(cqes, finished): the common batch - every CQE a request's own, with a
  * positive result: a FILE request's (success) or a direct STREAM head's (its line, serviced
  * with the others by ``service_direct``) - mapped without a Python frame; any other batch
@@ -105,6 +192,13 @@ dn_process(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     Py_ssize_t start = PyList_GET_SIZE(finished);
+    if (n <= HEADS_MAX) {
+        PyObject *r = heads_only(self, table, cqes, n, finished, start);
+        if (r != Py_NotImplemented) {
+            return r;
+        }
+        Py_DECREF(r);
+    }
     PyObject *heads = NULL, *prev = NULL, *prev_entry = NULL;
     Py_ssize_t i = 0;
     for (; i < n; i++) {
