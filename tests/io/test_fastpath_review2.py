@@ -24,6 +24,18 @@ fix, on both implementations where both take the path.
 - The reaper module's ``deliver``/``report`` (``_fastreap.c``) and ``deliver_batch``
   (``_fastprocess.c``) were called as borrowed references out of the module's namespace:
   held for their call now; pinned by a name rebound during its own call.
+- The sockets' immediate path in C: once the syscall took (or sent) the data, a contended
+  LOCK's wait cut by a signal handler lost the completion (the bytes nowhere); the wait now
+  goes on and the interrupt is raised after the completion is written. Its ``wake_waiters``
+  and ``_post_locked`` calls are made again after an interrupt at their entry.
+- The sockets' pended receive in C: an interrupt at ``_submit_locked``'s entry left the RECV
+  prepared and never submitted (no owner, no watch: the receive never completed); it is
+  made again (it recounts from the kernel's SQ head).
+- Failed allocations (``_testcapi.set_nomemory`` sweeps): ``_release_locked`` in C popped a
+  GQCS waiter before what may fail, leaving it out of the port and asleep; now it is popped
+  last, without an allocation.
+- CPython 3.12/3.13: the module is built, linked, loaded and run by each other CPython
+  installed (the older check only compiled it).
 """
 
 from __future__ import annotations
@@ -33,11 +45,14 @@ import importlib.util
 import os
 import shlex
 import shutil
+import signal as signal_mod
+import socket
 import subprocess
 import sys
 import sysconfig
 import textwrap
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,7 +61,9 @@ from typing import Any, ClassVar
 import pytest
 
 from winaio._backends import uring
+from winaio._backends.uring import fastpend
 from winaio._backends.uring import reaper as reaper_mod
+from winaio._backends.uring.backend import IoUringBackend
 from winaio._backends.uring.deferral import Deferral
 from winaio._backends.uring.migration import Migration
 from winaio._backends.uring.ring import BackendRing
@@ -55,6 +72,7 @@ from winaio._io._files import FileObject
 from winaio._io._ops import FileReadOp, Operation
 from winaio._io._overlapped import Overlapped
 from winaio._io._port import CompletionPort
+from winaio._io._sockets import sockets_accelerator_available
 from winaio._kernel import _dispatcher
 from winaio._kernel._dispatcher import ThreadState, WaitBlock
 from winaio._kernel._objects import Event
@@ -319,6 +337,117 @@ def test_a_reaper_function_rebound_during_its_own_call(
     for i, (s, _, buf, ov) in enumerate(made):
         assert bytes(buf[:5]) == b"data%d" % i and not ov.pending and s.pending_requests == 0
     assert port.get(0) is None
+
+
+# ---------------------------------------------------------------------- after the syscall
+
+
+def _blocked_in(ident: int, code: Any) -> bool:
+    """The thread ``ident`` sleeps in the kernel (its GIL released) while its innermost
+    Python frame runs ``code``: inside a C call made there."""
+    frame = sys._current_frames().get(ident)
+    if frame is None or frame.f_code is not code:
+        return False
+    tid = {t.ident: t.native_id for t in threading.enumerate()}.get(ident)
+    try:
+        with open(f"/proc/self/task/{tid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "S"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("direction", ["receive", "send"])
+def test_a_contended_lock_interrupted_after_the_syscall_loses_nothing(
+    socket_pair: Any, direction: str
+) -> None:
+    """The sockets' immediate path in C (``_fastsock.c``): the syscall took the data (or
+    sent it), then the notification waits for the dispatcher LOCK, which another thread
+    holds; a signal arrives meanwhile and its handler raises. The data was lost (a receive's
+    bytes gone from the socket, nowhere in the IOSB; a send's bytes on the wire, the caller
+    told it failed) - the one interruptible point between the syscall and the IOSB on this
+    path. Now the wait for LOCK goes on, the completion is written whole (IOSB, event), and
+    the interrupt propagates after it. (The Python method cannot do this: its ``with LOCK``
+    is cut where the C acquire is, and an interrupt can land after any call's return.)"""
+    if not sockets_accelerator_available():
+        if os.environ.get("WINAIO_REQUIRE_ACCEL", "") not in ("", "0"):
+            pytest.fail("WINAIO_REQUIRE_ACCEL=1 but the sockets' C path is not available")
+        pytest.skip("the sockets' C path is not available")
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers run in the main thread")
+    with accelerator_for_test("c"):
+        f, peer = socket_pair()
+        if direction == "receive":
+            peer.sendall(b"abcdefgh")
+            wait_until(lambda: f.sock.recv(8, socket.MSG_PEEK) == b"abcdefgh", 5.0, "data")
+        event = Event(True, False)
+        ov = Overlapped(0, event)
+        buf = bytearray(16)
+        previous = signal_mod.signal(signal_mod.SIGUSR1, _raise_interrupted)
+        main = threading.get_ident()
+        sent = threading.Event()
+
+        def issue() -> Any:
+            if direction == "receive":
+                return f.start_read(buf, ov)
+            return f.start_write(b"12345678", ov)
+
+        def holder() -> None:
+            with _dispatcher.LOCK:
+                wait_until(lambda: _blocked_in(main, issue.__code__), 5.0, "the call waits")
+                signal_mod.pthread_kill(main, signal_mod.SIGUSR1)
+                sent.set()
+                time.sleep(0.05)  # (the handler runs; the call must wait on)
+
+        t = threading.Thread(target=holder)
+        t.start()
+        try:
+            with pytest.raises(Interrupted):
+                issue()
+        finally:
+            t.join(5.0)
+            signal_mod.signal(signal_mod.SIGUSR1, previous)
+        assert sent.is_set()
+        # the completion is there, whole: IOSB and event (and no second copy of anything)
+        assert ov.status == 0 and ov.information == 8 and event._signaled
+        if direction == "receive":
+            assert bytes(buf[:8]) == b"abcdefgh"
+        else:
+            peer.settimeout(5.0)
+            assert peer.recv(16) == b"12345678"
+
+
+@pytest.mark.skipif(not OK, reason=f"io_uring backend unavailable: {REASON}")
+@pytest.mark.parametrize("impl", ["python", "c"])
+def test_an_interrupt_submitting_a_pended_receive_still_submits_it(
+    armed_uring: uring.IoUringBackend, socket_pair: Any, impl: str
+) -> None:
+    """The sockets' pended receive in C (``_fastpend.c``) registers the request, makes it a
+    line's head and prepares its RECV in one go; a thread that does not own the ring then
+    submits it at once (``_submit_locked``, a Python method: its entry is where a signal that
+    came meanwhile is raised). Cut there, the RECV stayed prepared and unsubmitted: nobody
+    submits it (no owner, no watch), the receive never completed, and the socket's close
+    waited for it for ever. ``_submit_locked`` is idempotent (it recounts from the kernel's
+    SQ head): it is made again before the interrupt goes on, which then leaves a request
+    that completes as any pending one; the Python method (``_pend_locked``) does the same.
+    (The Python method has other windows before that point: the C path closes them.)"""
+    if impl == "c" and not fastpend.FAST:
+        if os.environ.get("WINAIO_REQUIRE_ACCEL", "") not in ("", "0") and _NOT_313:
+            pytest.fail("WINAIO_REQUIRE_ACCEL=1 but the C pended receive is not available")
+        pytest.skip("the C pended receive does not run on this CPython")
+    b = armed_uring
+    with accelerator_for_test(impl):
+        f, peer = socket_pair(b)
+        event = Event(True, False)
+        ov = Overlapped(0, event)
+        buf = bytearray(16)
+        assert b._lead.owner is None  # not this thread's: it submits at once
+        with _entry_interrupt(IoUringBackend._submit_locked) as hits, pytest.raises(Interrupted):
+            f.start_read(buf, ov)  # nothing to read yet: it pends
+        assert hits == [1] and ov.pending and f.pending_requests == 1
+        peer.sendall(b"hello")
+        wait_until(lambda: not ov.pending, 5.0, "the receive completes")
+        assert ov.status == 0 and ov.information == 5 and bytes(buf[:5]) == b"hello"
+        assert event._signaled and f.pending_requests == 0
 
 
 class _PyParker:
@@ -596,3 +725,47 @@ def test_a_failed_allocation_in_the_c_funnel_leaves_no_half_state(how: str) -> N
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.split("\n")[-2] == "[]", run.stdout[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("impl", "target"),
+    # (the Python method's ``_post_locked`` can be cut anywhere in it: only the C path is
+    # made safe there)
+    [("python", "event"), ("c", "event"), ("c", "port")],
+)
+def test_an_interrupt_at_a_python_call_of_an_immediate_success_loses_no_effect(
+    socket_pair: Any, impl: str, target: str
+) -> None:
+    """A socket receive that finds its data at once (``_fastsock.c``'s immediate path, the
+    Python ``notify_success``): the IOSB is written, then ``wake_waiters`` for the event's
+    waiters and the port's ``_post_locked`` are called; an interrupt at the entry of either
+    lost its effect (a waiter asleep on a signaled event; the completion packet never
+    posted). Now each is made again before the interrupt goes on."""
+    if impl == "c" and not sockets_accelerator_available():
+        if os.environ.get("WINAIO_REQUIRE_ACCEL", "") not in ("", "0"):
+            pytest.fail("WINAIO_REQUIRE_ACCEL=1 but the sockets' C path is not available")
+        pytest.skip("the sockets' C path is not available")
+    with accelerator_for_test(impl):
+        f, peer = socket_pair()
+        port = CompletionPort(4)
+        event: Event | None = None
+        if target == "event":
+            event = Event(True, False)
+            waiter, wb = _waiting(event, 3201)
+            func: Callable[..., Any] = _dispatcher.wake_waiters
+        else:
+            f.associate(port, "k")
+            func = CompletionPort._post_locked
+        peer.sendall(b"abcdefgh")
+        wait_until(lambda: f.sock.recv(8, socket.MSG_PEEK) == b"abcdefgh", 5.0, "data")
+        ov = Overlapped(0, event)
+        buf = bytearray(16)
+        with _entry_interrupt(func) as hits, pytest.raises(Interrupted):
+            f.start_read(buf, ov)
+        assert hits == [1] and ov.status == 0 and ov.information == 8
+        if target == "event":
+            assert wb.result == WAIT_OBJECT_0 and waiter.wake_pending
+        else:
+            packet = port.get(0)
+            assert packet is not None and packet.overlapped is ov and packet.key == "k"
+        port.close()

@@ -162,6 +162,24 @@ fio_again(PyObject *func, PyObject *name, PyObject *const *args, size_t nargs)
     return r;
 }
 
+/* ``fio_again`` for a call whose result matters: the result of the call that ran (the one
+ * made again after an interrupt at the first's entry), the interrupt kept in ``*et``.. for the
+ * caller (the first one kept wins), who raises it once every effect is made. A new
+ * reference, or NULL with an error (an Exception, or a second interrupt). */
+static inline PyObject *
+fio_again_keep(PyObject *func, PyObject *name, PyObject *const *args, size_t nargs,
+               PyObject **et, PyObject **ev, PyObject **etb)
+{
+    PyObject *r = func != NULL ? PyObject_Vectorcall(func, args, nargs, NULL)
+                               : PyObject_VectorcallMethod(name, args, nargs, NULL);
+    if (r == NULL && !PyErr_ExceptionMatches(PyExc_Exception)) {
+        fio_keep_first(NULL, et, ev, etb);
+        r = func != NULL ? PyObject_Vectorcall(func, args, nargs, NULL)
+                         : PyObject_VectorcallMethod(name, args, nargs, NULL);
+    }
+    return r;
+}
+
 /* ``wake(obj)`` (the kernel's ``wake_waiters``) for an object just signaled, through
  * ``fio_again``: the walk is idempotent (a satisfied waiter is skipped), the kernel layer's
  * rule (``_objects``): no waiter of a signaled object is left asleep. */
