@@ -416,6 +416,59 @@ def test_a_contended_lock_interrupted_after_the_syscall_loses_nothing(
             assert peer.recv(16) == b"12345678"
 
 
+def test_a_real_signal_at_the_entry_of_the_ports_post_loses_no_packet(socket_pair: Any) -> None:
+    """A real signal, no simulation: it arrives while the sockets' C immediate path waits for
+    a contended LOCK (the main thread blocks it, so another thread takes it and the main
+    thread's handler runs at its next eval-breaker check): that check is the entry of the
+    first Python function the C code calls once it has LOCK, the port's ``_post_locked``.
+    The packet was lost (the receive completed, its IOSB written, no packet ever queued for
+    the port's waiters). The traceback shows the cut at the entry (``fio_cut_at_entry``):
+    the call is made again, then the interrupt goes on."""
+    if not sockets_accelerator_available():
+        if os.environ.get("WINAIO_REQUIRE_ACCEL", "") not in ("", "0"):
+            pytest.fail("WINAIO_REQUIRE_ACCEL=1 but the sockets' C path is not available")
+        pytest.skip("the sockets' C path is not available")
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers run in the main thread")
+    with accelerator_for_test("c"):
+        f, peer = socket_pair()
+        port = CompletionPort(4)
+        f.associate(port, "k")
+        peer.sendall(b"abcdefgh")
+        wait_until(lambda: f.sock.recv(8, socket.MSG_PEEK) == b"abcdefgh", 5.0, "data")
+        ov = Overlapped(0)
+        buf = bytearray(16)
+        previous = signal_mod.signal(signal_mod.SIGUSR1, _raise_interrupted)
+        main = threading.get_ident()
+
+        def issue() -> Any:
+            return f.start_read(buf, ov)
+
+        def holder() -> None:
+            with _dispatcher.LOCK:
+                wait_until(lambda: _blocked_in(main, issue.__code__), 5.0, "the call waits")
+                os.kill(os.getpid(), signal_mod.SIGUSR1)  # (taken by a thread that lets it)
+                time.sleep(0.05)
+
+        signal_mod.pthread_sigmask(signal_mod.SIG_BLOCK, {signal_mod.SIGUSR1})
+        t = threading.Thread(target=holder)
+        try:
+            t.start()
+            with pytest.raises(Interrupted) as info:
+                issue()
+        finally:
+            t.join(5.0)
+            signal_mod.pthread_sigmask(signal_mod.SIG_UNBLOCK, {signal_mod.SIGUSR1})
+            signal_mod.signal(signal_mod.SIGUSR1, previous)
+        # (raised where the handler ran: at the entry of the port's method)
+        assert info.traceback[-2].name == "_post_locked", info.traceback
+        assert ov.status == 0 and ov.information == 8 and bytes(buf[:8]) == b"abcdefgh"
+        packet = port.get(0)
+        assert packet is not None and packet.overlapped is ov and packet.key == "k"
+        assert port.get(0) is None  # once
+        port.close()
+
+
 @pytest.mark.skipif(not OK, reason=f"io_uring backend unavailable: {REASON}")
 @pytest.mark.parametrize("impl", ["python", "c"])
 def test_an_interrupt_submitting_a_pended_receive_still_submits_it(
@@ -769,3 +822,28 @@ def test_an_interrupt_at_a_python_call_of_an_immediate_success_loses_no_effect(
             packet = port.get(0)
             assert packet is not None and packet.overlapped is ov and packet.key == "k"
         port.close()
+
+
+@pytest.mark.parametrize("how", ["c-deliver", "c-batch"])
+def test_an_interrupt_inside_a_python_call_of_the_c_funnel_is_not_made_twice(
+    how: str, null_fd: int
+) -> None:
+    """The call is made again only when the interrupt cut it at its entry (nothing done):
+    one raised inside it (the signal came while it ran: here inside ``_queue_routine``, once
+    the APC is queued, at the entry of the ``wake_thread`` it calls for an alertable waiter)
+    is not redone - the completion routine is queued once, never twice."""
+    _require_c()
+    issuer = ThreadState(3300, 3300)
+    issuer.wait = WaitBlock(issuer, (), False, True)  # an alertable wait
+    file = FileObject(os.dup(null_fd), overlapped=True, backend=object())  # type: ignore[arg-type]
+    file.skip_set_event = True
+    op = _request(file, None, issuer)
+    op.routine = _routine = lambda *args: None
+    try:
+        with _entry_interrupt(_dispatcher.wake_thread) as hits, pytest.raises(Interrupted):
+            _deliverers()[how](op)
+        assert hits == [1] and op.done
+        assert [routine for routine, _ in issuer.apcs] == [_routine]  # once
+    finally:
+        os.close(file.fd)
+        file.fd = -1

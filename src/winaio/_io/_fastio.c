@@ -421,7 +421,7 @@ calls: {
         fio_keep_first(fio_wake(g_wake_waiters, wake), &et, &ev, &etb);
     }
     if (post != NULL) {
-        fio_keep_first(fio_again(NULL, s_posted_locked, &post, 1), &et, &ev, &etb);
+        fio_keep_first(fio_again_always(NULL, s_posted_locked, &post, 1, 1), &et, &ev, &etb);
         Py_DECREF(post);
     }
     lock_release();

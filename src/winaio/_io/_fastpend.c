@@ -426,7 +426,7 @@ pend_receive(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwn
             /* (made again after an interrupt at its entry: it recounts from the kernel's SQ
              * head; the RECV was left prepared and never submitted - review7) */
             PyObject *sargs[2] = {self, ts};
-            result = fio_again_keep(NULL, s_submit_locked, sargs, 2, &it, &iv, &itb);
+            result = fio_again_keep(NULL, s_submit_locked, sargs, 2, 1, &it, &iv, &itb);
             if (result == NULL || (wake = is_true(result)) < 0) {
                 st = PEND_ERROR;
             }
