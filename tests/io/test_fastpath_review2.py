@@ -63,10 +63,10 @@ import pytest
 from winaio._backends import uring
 from winaio._backends.uring import fastpend
 from winaio._backends.uring import reaper as reaper_mod
-from winaio._backends.uring.backend import IoUringBackend
 from winaio._backends.uring.deferral import Deferral
 from winaio._backends.uring.migration import Migration
 from winaio._backends.uring.ring import BackendRing
+from winaio._backends.uring.submission import Submission
 from winaio._io import _dispatch
 from winaio._io._files import FileObject
 from winaio._io._ops import FileReadOp, Operation
@@ -494,7 +494,7 @@ def test_an_interrupt_submitting_a_pended_receive_still_submits_it(
         ov = Overlapped(0, event)
         buf = bytearray(16)
         assert b._lead.owner is None  # not this thread's: it submits at once
-        with _entry_interrupt(IoUringBackend._submit_locked) as hits, pytest.raises(Interrupted):
+        with _entry_interrupt(Submission.submit_locked) as hits, pytest.raises(Interrupted):
             f.start_read(buf, ov)  # nothing to read yet: it pends
         assert hits == [1] and ov.pending and f.pending_requests == 1
         peer.sendall(b"hello")

@@ -53,15 +53,29 @@ get(kind_t *k, int fast, PyObject *obj, int i)
     return PyObject_GetAttr(obj, k->names[i]); /* (an unset slot raises AttributeError) */
 }
 
+/* Steals ``value`` into slot ``i`` of ``obj``, its kind checked fast (``kind_fast``). */
+static inline void
+kind_put(kind_t *k, PyObject *obj, int i, PyObject *value)
+{
+    PyObject **p = (PyObject **)((char *)obj + k->offsets[i]);
+    PyObject *old = *p;
+    *p = value;
+    Py_XDECREF(old);
+}
+
+/* Truth of a borrowed object: 1, 0, or -1 with an error (True, False, None without a call). */
+static inline int
+fio_is_true(PyObject *v)
+{
+    return v == Py_True ? 1 : v == Py_False || v == Py_None ? 0 : PyObject_IsTrue(v);
+}
+
 /* Steals ``value``. */
 static inline int
 set(kind_t *k, int fast, PyObject *obj, int i, PyObject *value)
 {
     if (fast) {
-        PyObject **p = (PyObject **)((char *)obj + k->offsets[i]);
-        PyObject *old = *p;
-        *p = value;
-        Py_XDECREF(old);
+        kind_put(k, obj, i, value);
         return 0;
     }
     int r = PyObject_SetAttr(obj, k->names[i], value);
@@ -105,7 +119,7 @@ cached_reads(PyObject *self)
     return truth(&k_file, 1, self, F_CACHED);
 }
 
-/* Any ``threading.Lock`` (``_fastio.c``): 0, or -1 with an error (a signal handler raised
+/* Any ``threading.Lock`` (``_fastcommon.c``): 0, or -1 with an error (a signal handler raised
  * while a contended acquire waited); the release keeps a pending error. */
 int fio_acquire(PyObject *lock);
 void fio_release(PyObject *lock);
@@ -117,6 +131,9 @@ void fio_release(PyObject *lock);
  * C=64 echo's server CPU, 3-4 locks per echo). Otherwise that function. */
 extern int fio_lock_is_sem;
 int fio_try_lock(PyThread_type_lock lk);
+/* ``configure``'s part for the locks (``_fastcommon.c``): 1 when ``lock`` (and every lock of
+ * its type) is taken directly, 0 if not, -1 with an error. */
+int fio_configure_locks(PyObject *lock);
 
 /* The result ``res`` of a call made after a first error may have been fetched into ``*et``,
  * ``*ev``, ``*etb`` (the wake-up calls made last, after every field is written): a result is
@@ -242,7 +259,7 @@ fio_wake(PyObject *wake, PyObject *obj)
     return fio_again_always(wake, NULL, &obj, 1, 1);
 }
 
-/* ``func(self, *args, **kwnames)`` for a vectorcall method's arguments (``_fastio.c``): how a
+/* ``func(self, *args, **kwnames)`` for a vectorcall method's arguments (``_fastcommon.c``): how a
  * C method hands a shape it does not handle to the Python function it replaces. */
 PyObject *fio_delegate(PyObject *func, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                        PyObject *kwnames);
@@ -260,5 +277,8 @@ PyObject *configure_pend(PyObject *module, PyObject *args);
 PyObject *configure_sockets(PyObject *module, PyObject *args);
 /* ``_fastdone.c``: the completion side (``deliver_batch``, ``StreamLines.service_direct``). */
 PyObject *configure_done(PyObject *module, PyObject *args);
+/* ``_fastwsa.c``: the alias layer's WSARecv / WSASend hot shapes. */
+PyObject *configure_wsa(PyObject *module, PyObject *args);
+PyObject *wsa_set_enabled(PyObject *module, PyObject *flag);
 
 #endif

@@ -146,7 +146,7 @@ cq_words(PyObject *ring, cq_t *c)
     if (!g_ring_ok || !kind_fast(&k_cq, Py_TYPE(ring))) {
         return 0;
     }
-    Py_ssize_t len, slen;
+    Py_ssize_t len = 0, slen = 0; /* (set by mv_buf when it returns a buffer) */
     char *u32 = mv_buf(slot_borrow(&k_cq, ring, C_U32), &len);
     char *sq = mv_buf(slot_borrow(&k_cq, ring, C_SQ_U32), &slen);
     if (u32 == NULL || sq == NULL) {

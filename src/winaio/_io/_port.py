@@ -294,7 +294,9 @@ class CompletionPort(DispatcherObject):
                         code = _TIMEOUT
                     elif idle and IdleWork.queued:
                         # Rather than block while a backend holds a request that this thread could
-                        # run itself (``_backend.run_idle_work``): run it, then look again.
+                        # run itself (``_backend.run_idle_work``): run it, then look again. A hint
+                        # (written under the backend's lock, not LOCK): stale, it costs a look or
+                        # a missed chance, never a lost request (``_fastport.c`` says why).
                         running.add(ts)
                         work = True
                     else:
