@@ -299,6 +299,7 @@ pend_receive(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwn
     Py_INCREF(event);
     Py_INCREF(skip);
     PyObject *ts = NULL, *op = NULL, *key = NULL, *result = NULL;
+    PyObject *it = NULL, *iv = NULL, *itb = NULL; /* an interrupt kept (``_submit_locked``) */
     ts = thread_state();
     if (ts == NULL) {
         goto done;
@@ -422,7 +423,10 @@ pend_receive(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwn
             }
         }
         else {
-            result = PyObject_CallMethodOneArg(self, s_submit_locked, ts);
+            /* (made again after an interrupt at its entry: it recounts from the kernel's SQ
+             * head; the RECV was left prepared and never submitted - review7) */
+            PyObject *sargs[2] = {self, ts};
+            result = fio_again_keep(NULL, s_submit_locked, sargs, 2, 1, &it, &iv, &itb);
             if (result == NULL || (wake = fio_is_true(result)) < 0) {
                 st = PEND_ERROR;
             }
@@ -456,6 +460,12 @@ pend_receive(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwn
     }
     result = Py_NewRef(Py_None);
 done:
+    if (it != NULL) {
+        /* an interrupt kept while the request went on: raised now (it came first) */
+        Py_CLEAR(result);
+        PyErr_Clear();
+        PyErr_Restore(it, iv, itb);
+    }
     for (int i = 0; i < B_COUNT; i++) {
         Py_XDECREF(b[i]);
     }

@@ -203,13 +203,19 @@ pend_locked(PyObject *d, PyObject **b, PyObject *submitted_o, uint64_t seen, PyO
     PyObject *spare = SLOT(pk_sl, streams, S_SPARE), *lines = SLOT(pk_sl, streams, S_LINES);
     PyObject *unsubmitted = b[B_UNSUBMITTED];
     PyObject *line = NULL, *entry = NULL, *next_ud = NULL, *next_tail = NULL, *submitted = NULL;
-    PyObject *res = NULL;
+    PyObject *res = NULL, *fd = NULL;
     int reused = 0, st = PEND_ERROR;
     if (spare == NULL || lines == NULL || !PyList_CheckExact(spare) || !PyDict_CheckExact(lines)) {
         st = PEND_REST;
         goto out;
     }
-    PyObject *fd = SLOT(pk_file, file, PF_FD);
+    /* held (review7): the allocations below may run a collection, whose Python code may
+     * rebind the slot (a close's ``_release_fd`` cannot: this request is registered) */
+    fd = Py_XNewRef(SLOT(pk_file, file, PF_FD));
+    if (fd == NULL) {
+        st = PEND_REST;
+        goto out;
+    }
     if (PyList_GET_SIZE(spare) > 0) {
         line = Py_NewRef(PyList_GET_ITEM(spare, PyList_GET_SIZE(spare) - 1));
         if (!Py_IS_TYPE(line, g_line_type) || SLOT(pk_line, line, L_OPS) == NULL) {
@@ -299,6 +305,7 @@ undo_table:
     }
 out:
     PyBuffer_Release(&sb);
+    Py_XDECREF(fd);
     Py_DECREF(ud);
     Py_XDECREF(anchor);
     Py_XDECREF(line);

@@ -208,9 +208,18 @@ sock_pend(PyObject *self, PyObject *ov, PyObject *buffer)
 static int
 notify(PyObject *self, PyObject *ov, PyObject *event, PyObject *info)
 {
-    if (fio_acquire(g_sock_lock) < 0) {
-        Py_DECREF(info); /* (as ``with LOCK``: interrupted before any effect) */
-        return -1;
+    /* The syscall took (or sent) the data: an interrupt while a contended LOCK is waited for
+     * is kept and the wait goes on, so that the completion is written whole before it goes
+     * on (review7; the bytes were lost: neither in the IOSB nor the socket). */
+    PyObject *et = NULL, *ev = NULL, *etb = NULL;
+    while (fio_acquire(g_sock_lock) < 0) {
+        if (PyErr_ExceptionMatches(PyExc_Exception)) {
+            Py_DECREF(info);
+            fio_keep_first(NULL, &et, &ev, &etb); /* (the interrupt kept first wins) */
+            PyErr_Restore(et, ev, etb);
+            return -1;
+        }
+        fio_keep_first(NULL, &et, &ev, &etb);
     }
     PyObject *wake = NULL, *port = NULL, *post = NULL, *key = NULL;
     int r;
@@ -264,20 +273,17 @@ notify(PyObject *self, PyObject *ov, PyObject *event, PyObject *info)
         }
     }
 calls: {
-    PyObject *et = NULL, *ev = NULL, *etb = NULL;
     if (PyErr_Occurred()) {
-        PyErr_Fetch(&et, &ev, &etb);
+        fio_keep_first(NULL, &et, &ev, &etb);
     }
     if (wake != NULL) {
-        fio_keep_first(PyObject_CallOneArg(g_sock_wake, wake), &et, &ev, &etb);
+        fio_keep_first(fio_wake(g_sock_wake, wake), &et, &ev, &etb);
     }
     if (post != NULL) {
         /* port._post_locked(key, ov, 0, information): the port's own method (Python, or a C
-         * one installed on its class) */
+         * one installed on its class); made again after an interrupt at its entry */
         PyObject *args[5] = {post, key, ov, g_szero, info};
-        PyObject *res = PyObject_VectorcallMethod(s_post_locked, args,
-                                                  5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-        fio_keep_first(res, &et, &ev, &etb);
+        fio_keep_first(fio_again(NULL, s_post_locked, args, 5), &et, &ev, &etb);
     }
     fio_release(g_sock_lock);
     Py_XDECREF(wake);
