@@ -446,8 +446,7 @@ if _fastio is not None:
 
 
 def _install(on: bool) -> None:
-    get_many = _C_GET_MANY if on and _C_GET_MANY is not None else _PY_GET_MANY
-    type.__setattr__(CompletionPort, "get_many", get_many)
+    _accel.install_methods(CompletionPort, {"get_many": (_C_GET_MANY, _PY_GET_MANY)}, on)
 
 
 _accel.register(_install)
