@@ -40,6 +40,7 @@ fix, on both implementations where both take the path.
 
 from __future__ import annotations
 
+import gc
 import glob
 import importlib.util
 import os
@@ -53,6 +54,7 @@ import sysconfig
 import textwrap
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -844,6 +846,52 @@ def test_an_interrupt_inside_a_python_call_of_the_c_funnel_is_not_made_twice(
             _deliverers()[how](op)
         assert hits == [1] and op.done
         assert [routine for routine, _ in issuer.apcs] == [_routine]  # once
+    finally:
+        os.close(file.fd)
+        file.fd = -1
+
+
+def test_interrupted_c_deliveries_leave_nothing_behind(null_fd: int) -> None:
+    """Many C deliveries cut at a Python call's entry (the calls made again, the interrupts
+    kept and raised): no reference, object or memory left behind per delivery."""
+    _require_c()
+    file = FileObject(os.dup(null_fd), overlapped=True, backend=object())  # type: ignore[arg-type]
+    file.skip_set_event = True
+    port = CompletionPort(4)
+    file.port, file.key = port, "k"
+    issuer = ThreadState(3400, 3400)
+    event = Event(True, False)
+
+    def once(i: int) -> None:
+        waiter = ThreadState(3401, 3401)
+        waiter.parker = _PyParker()
+        wb = WaitBlock(waiter, (), False, False, port._detach)
+        wb.data = 4
+        port._getters.append(wb)
+        waiter.wait, waiter.block_listener = wb, port
+        _, ev_wb = _waiting(event, 3402)
+        event._signaled = False
+        op = _request(file, event, issuer)
+        func = _PyParker.release if i % 2 else _dispatcher.wake_waiters
+        with _entry_interrupt(func), pytest.raises(Interrupted):
+            C_DONE[3](op, 0, 7) if i % 4 < 2 else C_DONE[0]([(op, 0, 7)])  # type: ignore[index]
+        assert wb.result == WAIT_OBJECT_0 and ev_wb.result == WAIT_OBJECT_0
+        port._running.clear()
+
+    try:
+        for i in range(200):  # warm-up: caches, interned names, the profile machinery
+            once(i)
+        gc.collect()
+        objects = len(gc.get_objects())
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(2000):
+            once(i)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+        assert len(gc.get_objects()) - objects < 50
+        assert grown < 64 * 1024, grown  # (2000 deliveries: a leak of one object each shows)
     finally:
         os.close(file.fd)
         file.fd = -1
