@@ -24,6 +24,11 @@ the third-party Python anchors ``caio``, ``aiofile``, ``liburing``, ``uring-api`
 its own child process**: one that crashes (the liburing wheel dies with SIGILL on CPUs without
 AVX-512) or is missing makes its rows ``"unavailable": "<why>"`` and the run goes on.
 
+The run holds ``/dev/cpu_dma_latency`` at 0 (``_latency_qos``; ``--no-latency-qos`` turns it
+off; ``latency_qos`` in the JSON): the O_DIRECT QD1 rows sleep for every read, and on these KVM
+guests the wake-up of a halted idle vCPU is a VM exit (~5 us of a ~50 us read: pread 51 -> 46 us
+with the request held, same session, 2026-12-05); the buffered rows never sleep.
+
 The JSON ``targets`` block lists every issue-9 target with its measured ratio (``io_report.py``);
 ``benchmarks/plot_io.py`` draws the IOPS-per-QD chart from the JSON. ``--install`` installs the
 anchors first (pinned pip packages into this interpreter's environment, ``apt-get install -y
@@ -56,6 +61,7 @@ from typing import Any
 import io_anchors
 import io_report
 import io_winaio
+from _latency_qos import LatencyQoS
 from bench_procs import cpu_model as _cpu_model
 from io_common import (
     MODES,
@@ -337,6 +343,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--table", action="store_true", help="also print a markdown table (stderr)")
     ap.add_argument("--output", default=None, help="also write the JSON to this file")
     ap.add_argument("--seed", type=int, default=20261124, help="random offsets seed")
+    no_qos = "do not hold /dev/cpu_dma_latency at 0 (benchmarks/README.md)"
+    ap.add_argument("--no-latency-qos", dest="latency_qos", action="store_false", help=no_qos)
     args = ap.parse_args(argv)
     args.qds = [int(x) for x in args.qd.split(",") if x]
     args.modes = [m for m in args.modes.split(",") if m]
@@ -379,40 +387,45 @@ def main(argv: list[str] | None = None) -> int:
     pairs = build_rows(args)
     round_noise = []
     started = time.monotonic()
-    try:
-        mark_unavailable(ctx, pairs)
-        log(f"{sum(1 for _, r in pairs if not r.status)} configurations x {args.rounds} rounds"
-            f" of {args.duration}s")  # fmt: skip
-        for rnd in range(args.rounds):
-            load_before = os.getloadavg()
-            cpu0 = CpuSample.now()
-            runnable = [(m, r) for m, r in pairs if not r.status]
-            # Rotate the start so that no configuration always runs first (or after fio).
-            shift = (rnd * len(runnable)) // max(1, args.rounds)
-            for method, row in runnable[shift:] + runnable[:shift]:
-                if row.status:  # its anchor crashed earlier in this round
-                    continue
-                t0 = time.monotonic()
-                try:
-                    record = run_one(ctx, method, row, args)
-                except io_anchors.AnchorUnavailable as exc:
-                    log(f"round {rnd + 1}/{args.rounds} {row.key}: {exc}")
-                    mark_crashed(pairs, method, str(exc))
-                    continue
-                record["round"] = rnd
-                row.rounds.append(record)
-                record["wall_s"] = round(time.monotonic() - t0, 2)
-                shown = f"{record['iops']:,.0f} IOPS" if "iops" in record else record["error"]
-                log(f"round {rnd + 1}/{args.rounds} {row.key}: {shown} ({record['wall_s']} s)")
-            other, steal = cpu0.other_cpu_pct(CpuSample.now())
-            round_noise.append({"round": rnd, "loadavg_1m_before": round(load_before[0], 2),
-                                "other_cpu_pct": other, "steal_pct": steal})  # fmt: skip
-    finally:
-        os.unlink(offsets_file)
-        if created and not args.keep:
-            os.unlink(path)
-        elif created:
-            log(f"kept {path}")
+    # Held for every round (machine-wide, the anchors' children too): benchmarks/README.md
+    # "Latency rows".
+    with LatencyQoS(args.latency_qos) as qos:
+        try:
+            mark_unavailable(ctx, pairs)
+            log(f"{sum(1 for _, r in pairs if not r.status)} configurations x {args.rounds} rounds"
+                f" of {args.duration}s")  # fmt: skip
+            for rnd in range(args.rounds):
+                load_before = os.getloadavg()
+                cpu0 = CpuSample.now()
+                runnable = [(m, r) for m, r in pairs if not r.status]
+                # Rotate the start so that no configuration always runs first (or after fio).
+                shift = (rnd * len(runnable)) // max(1, args.rounds)
+                for method, row in runnable[shift:] + runnable[:shift]:
+                    if row.status:  # its anchor crashed earlier in this round
+                        continue
+                    t0 = time.monotonic()
+                    try:
+                        record = run_one(ctx, method, row, args)
+                    except io_anchors.AnchorUnavailable as exc:
+                        log(f"round {rnd + 1}/{args.rounds} {row.key}: {exc}")
+                        mark_crashed(pairs, method, str(exc))
+                        continue
+                    record["round"] = rnd
+                    row.rounds.append(record)
+                    record["wall_s"] = round(time.monotonic() - t0, 2)
+                    shown = f"{record['iops']:,.0f} IOPS" if "iops" in record else record["error"]
+                    log(f"round {rnd + 1}/{args.rounds} {row.key}: {shown} ({record['wall_s']} s)")
+                other, steal = cpu0.other_cpu_pct(CpuSample.now())
+                round_noise.append({"round": rnd, "loadavg_1m_before": round(load_before[0], 2),
+                                    "other_cpu_pct": other, "steal_pct": steal})  # fmt: skip
+        finally:
+            os.unlink(offsets_file)
+            if created and not args.keep:
+                os.unlink(path)
+            elif created:
+                log(f"kept {path}")
+
+        latency_qos = qos.record()
 
     source_at_end = {**source_state(), "loaded_modules_sha256": loaded_digest()}
     source_changed = {k: v for k, v in source_at_end.items() if k != "loaded_modules_sha256"} != {
@@ -458,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
             "total_wall_s": round(time.monotonic() - started, 1),
         },
         "installed": installed,
+        "latency_qos": latency_qos,
         "noise": {
             "rounds": round_noise,
             "median_row_spread_pct": round(statistics.median(spreads), 1) if spreads else None,

@@ -23,6 +23,13 @@ message in flight on each, calls/s) and ``pipelined`` (64 messages per ``sendall
 connection); the winaio client (``sock_winaio``) drives the raw echo servers in the same modes:
 rows ``winaio.client@SERVER/MODE``.
 
+Latency (C=1): the run holds ``/dev/cpu_dma_latency`` at 0 (``_latency_qos``; ``--no-latency-qos``
+turns it off): on these KVM guests an idle vCPU halts at once (cpuidle ``haltpoll``) and every
+wake-up is a VM exit, which put every C=1 row, the ceilings included, at 50-65 us. The JSON's
+``latency_qos`` says whether the request was held (or why not) and the cpuidle driver;
+``c1_wakeup_cap`` whether the ceilings' C=1 p50 still show the cap (``sock_report.c1_cap``), in
+which case the C=1 targets say ``capped`` instead of met / not met.
+
 Every row carries the client's CPU share (the client must not be the bottleneck: the raw rows
 must stay well above the others, ``client_check``) and the server's CPU per call (steadier than
 wall-clock rates on a shared machine), also split into user and kernel time (``server_user_...``,
@@ -30,7 +37,8 @@ wall-clock rates on a shared machine), also split into user and kernel time (``s
 asyncio Protocol echo's and C=64 calls/s >= 1.0x its, for the 1-port-thread winaio rows (the
 winaio path against asyncio's single-threaded loop), and the alias layer within 1.25x of the
 core; ``info_targets`` the same bounds for the 2-thread rows, as information (``T2_NOTE``);
-``info_ratios`` compares every row with the raw ceilings, asyncio, uvloop and ``raw_uring``.
+``info_ratios`` compares every row with the raw ceilings, asyncio, uvloop and ``raw_uring``
+(``sock_report``: targets, cap, ratios, table).
 """
 
 from __future__ import annotations
@@ -48,18 +56,22 @@ from typing import Any
 
 import bench_procs
 import sock_anchors
-from bench_procs import cpu_times, noise_since, raise_nofile, ratio, source_info
+from _latency_qos import LatencyQoS
+from bench_procs import cpu_times, noise_since, raise_nofile, source_info
+from sock_report import (
+    C1_CAP_US,
+    INFO_SERVERS,
+    MODES,
+    c1_cap,
+    client_check,
+    info_ratios,
+    table,
+    targets,
+)
 
-MODES = ("c1", "c64", "pipelined")
 WINAIO_SERVERS = ("winaio.core.t1", "winaio.core.t2", "winaio.win32.t1", "winaio.win32.t2")
 ANCHORS = ("asyncio_protocol", "uvloop_protocol", "raw_threaded", "raw_epoll", "raw_uring")
-RAW = ("raw_threaded", "raw_epoll")
 SERVERS = WINAIO_SERVERS + ANCHORS
-#: The rows issue 9's targets apply to: the winaio path against asyncio's single-threaded loop,
-#: one port thread. The 2-thread rows are reported against the same bounds (``info_targets``),
-#: not as targets: see T2_NOTE.
-TARGET_SERVERS = ("winaio.core.t1", "winaio.win32.t1")
-INFO_SERVERS = ("winaio.core.t2", "winaio.win32.t2")
 T2_NOTE = (
     "2 port threads on one GIL: a completion reaped by one thread and handed to the other "
     "(the port's LIFO waiter) costs a GIL hand-off (futex wake + sleep) per batch, and the "
@@ -68,19 +80,13 @@ T2_NOTE = (
     "the winaio path with asyncio's single-threaded loop, so they apply to the t1 rows; the "
     "t2 rows are reported against the same bounds as information (issue 9's Sockets part)."
 )
-ASYNCIO = "asyncio_protocol"
 #: ``--base-src``: a winaio server named ``KIND@base`` runs the winaio found there.
 BASE_SUFFIX, BASE_ENV = "@base", "WINAIO_BENCH_BASE_SRC"
 #: A winaio server named ``KIND@pure`` runs without the optional C accelerators
 #: (``WINAIO_PURE_PYTHON=1``, the accelerators' switch).
 PURE_SUFFIX = "@pure"
-C1_P50_MAX = 1.1  # issue 9: winaio C=1 p50 <= 1.1x asyncio Protocol's
-C64_MIN = 1.0  # issue 9: winaio C=64 calls/s >= 1.0x asyncio Protocol's
-ALIAS_MAX = 1.25
-CRASH_ENV, MISSING_ENV = (
-    "WINAIO_BENCH_CRASH",
-    "WINAIO_BENCH_MISSING",
-)  # test hooks  # the alias layer costs at most a quarter more than the core
+#: Test hooks: a simulated crashing / missing server (``_test_hooks``).
+CRASH_ENV, MISSING_ENV = "WINAIO_BENCH_CRASH", "WINAIO_BENCH_MISSING"
 
 
 def log(*parts: object) -> None:
@@ -254,209 +260,6 @@ def summarize(pair: Pair, mode: str, unavailable: str | None) -> dict[str, Any]:
     return out
 
 
-def _per_round(pairs: dict[str, Pair], num: str, den: str, mode: str, key: str) -> list[float]:
-    a = dict(pairs[num].runs[mode]) if num in pairs else {}
-    b = dict(pairs[den].runs[mode]) if den in pairs else {}
-    return [a[r][key] / b[r][key] for r in sorted(a.keys() & b.keys()) if b[r][key]]
-
-
-def target(
-    name: str,
-    rows: dict[str, dict[str, Any]],
-    pairs: dict[str, Pair],
-    num: str,
-    den: str,
-    mode: str,
-    key: str,
-    bound: float,
-    at_most: bool,
-) -> dict[str, Any]:
-    """One target: ``rows[num/mode][key] / rows[den/mode][key]`` against ``bound``."""
-    a, b = rows.get(f"{num}/{mode}", {}), rows.get(f"{den}/{mode}", {})
-    value = ratio(a.get(f"{key}_median"), b.get(f"{key}_median"))
-    out: dict[str, Any] = {"target": name, "ratio": None if value is None else round(value, 3)}
-    rounds = _per_round(pairs, num, den, mode, key)
-    out["ratio_median_of_rounds"] = round(statistics.median(rounds), 3) if rounds else None
-    # Each row's best round (lowest latency, highest rate): on a shared machine the rounds are
-    # bimodal (quiet or not), and this is the nearest to a quiet machine. Information only.
-    best = min if at_most else max
-    a_rounds = [r[key] for _, r in pairs[num].runs[mode]] if num in pairs else []
-    b_rounds = [r[key] for _, r in pairs[den].runs[mode]] if den in pairs else []
-    value_best = ratio(best(a_rounds), best(b_rounds)) if a_rounds and b_rounds else None
-    out["ratio_of_best_rounds"] = None if value_best is None else round(value_best, 3)
-    out["threshold_max" if at_most else "threshold"] = bound
-    if value is None:
-        why = [
-            f"{r}: {rows.get(r, {}).get('unavailable', 'not run')}"
-            for r in (f"{num}/{mode}", f"{den}/{mode}")
-            if f"{key}_median" not in rows.get(r, {})
-        ]
-        out["met"] = None
-        out["why_no_ratio"] = "; ".join(why)
-    else:
-        out["met"] = value <= bound if at_most else value >= bound
-    return out
-
-
-def targets(
-    rows: dict[str, dict[str, Any]], pairs: dict[str, Pair], kinds: tuple[str, ...] = TARGET_SERVERS
-) -> list[dict[str, Any]]:
-    """Issue 9's targets for the winaio server rows ``kinds`` (and the alias layer at their
-    thread counts)."""
-    out = []
-    for kind in kinds:
-        out.append(
-            target(
-                f"{kind} C=1 p50 <= {C1_P50_MAX}x asyncio Protocol's",
-                rows,
-                pairs,
-                kind,
-                ASYNCIO,
-                "c1",
-                "p50_us",
-                C1_P50_MAX,
-                True,
-            )
-        )
-        out.append(
-            target(
-                f"{kind} C=64 calls/s >= {C64_MIN}x asyncio Protocol's",
-                rows,
-                pairs,
-                kind,
-                ASYNCIO,
-                "c64",
-                "calls_per_s",
-                C64_MIN,
-                False,
-            )
-        )
-    for threads in dict.fromkeys(kind.rsplit(".", 1)[1] for kind in kinds):
-        core, alias = f"winaio.core.{threads}", f"winaio.win32.{threads}"
-        out.append(
-            target(
-                f"alias layer: {alias} C=1 p50 <= {ALIAS_MAX}x {core}'s",
-                rows,
-                pairs,
-                alias,
-                core,
-                "c1",
-                "p50_us",
-                ALIAS_MAX,
-                True,
-            )
-        )
-        out.append(
-            target(
-                f"alias layer: {alias} C=64 calls/s >= {1 / ALIAS_MAX}x {core}'s",
-                rows,
-                pairs,
-                alias,
-                core,
-                "c64",
-                "calls_per_s",
-                1 / ALIAS_MAX,
-                False,
-            )
-        )
-    return out
-
-
-def info_ratios(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Every measured row against the raw ceilings, asyncio and uvloop (same mode): calls/s
-    ratio (higher is better) and p50 ratio (lower is better)."""
-    out: dict[str, Any] = {}
-    for name, row in rows.items():
-        if "calls_per_s_median" not in row:
-            continue
-        mode = row["mode"]
-        mine: dict[str, Any] = {}
-        for ref in (*RAW, ASYNCIO, "uvloop_protocol", "raw_uring"):
-            other = rows.get(f"{ref}/{mode}", {})
-            if other is row or "calls_per_s_median" not in other:
-                continue
-            calls = ratio(row["calls_per_s_median"], other["calls_per_s_median"])
-            p50 = ratio(row["p50_us_median"], other["p50_us_median"])
-            mine[ref] = {
-                "calls_per_s": round(calls, 3) if calls else None,
-                "p50": round(p50, 3) if p50 else None,
-            }
-        out[name] = mine
-    return out
-
-
-def client_check(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Is the raw client the bottleneck? Per mode: the best raw echo against the best other
-    server, the client's CPU share on the best raw row, and for every winaio server row the
-    server's CPU per call over the client's (above 1: the server needs more CPU per call than
-    the client driving it, so the client is not what limits that row).
-
-    On loopback the raw echo and the client make the same syscalls, whose kernel cost (the
-    whole TCP path of both ends runs in the sender's context) dominates: the raw epoll echo
-    cannot be far above uvloop's, and the client cannot be far cheaper than the raw echo."""
-    out: dict[str, Any] = {}
-    for mode in ("c64", "pipelined"):
-        raw = [
-            rows[f"{k}/{mode}"] for k in RAW if "calls_per_s_median" in rows.get(f"{k}/{mode}", {})
-        ]
-        others = [
-            r
-            for name, r in rows.items()
-            if r.get("mode") == mode
-            and r.get("client") == "raw"
-            and r["server"] not in RAW
-            and "calls_per_s_median" in r
-        ]
-        if not raw or not others:
-            out[mode] = {"note": "raw or other rows missing"}
-            continue
-        best_raw = max(raw, key=lambda r: r["calls_per_s_median"])
-        best_other = max(others, key=lambda r: r["calls_per_s_median"])
-        out[mode] = {
-            "best_raw": f"{best_raw['server']}: {best_raw['calls_per_s_median']}",
-            "best_other": f"{best_other['server']}: {best_other['calls_per_s_median']}",
-            "raw_over_best_other": round(
-                best_raw["calls_per_s_median"] / best_other["calls_per_s_median"], 3
-            ),
-            "client_cpu_pct_on_best_raw": best_raw["client_cpu_pct_median"],
-            "server_over_client_cpu_per_call": {
-                r["server"]: round(
-                    r["server_cpu_us_per_call_median"] / r["client_cpu_us_per_call_median"], 2
-                )
-                for r in others
-                if r["server"].startswith("winaio.")
-                and r.get("server_cpu_us_per_call_median")
-                and r.get("client_cpu_us_per_call_median")
-            },
-        }
-    return out
-
-
-def table(rows: dict[str, dict[str, Any]]) -> str:
-    lines = [
-        "| server | C=1 p50 us | C=1 p99 us | C=64 calls/s | C=64 p50 us | pipelined calls/s "
-        "| server CPU us/call (C=64) | user / kernel |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    names = dict.fromkeys(name.rsplit("/", 1)[0] for name in rows)
-    for name in names:
-        c1, c64, pipe = (rows.get(f"{name}/{m}", {}) for m in MODES)
-
-        def cell(row: dict[str, Any], key: str) -> str:
-            value = row.get(key)
-            return "n/a" if value is None else f"{value:,}"
-
-        lines.append(
-            f"| {name} | {cell(c1, 'p50_us_median')} | {cell(c1, 'p99_us_median')} | "
-            f"{cell(c64, 'calls_per_s_median')} | {cell(c64, 'p50_us_median')} | "
-            f"{cell(pipe, 'calls_per_s_median')} | "
-            f"{cell(c64, 'server_cpu_us_per_call_median')} | "
-            f"{cell(c64, 'server_user_us_per_call_median')} / "
-            f"{cell(c64, 'server_sys_us_per_call_median')} |"
-        )
-    return "\n".join(lines)
-
-
 # -- harness -----------------------------------------------------------------------------------
 
 
@@ -537,6 +340,7 @@ def harness(opts: argparse.Namespace) -> dict[str, Any]:
     for pair in pairs.values():
         for mode in opts.modes.split(","):
             rows[pair.row(mode)] = summarize(pair, mode, unavailable.get(pair.server))
+    cap = c1_cap(rows, opts.c1_cap_us)
     return {
         "benchmark": "bench_sockets",
         "method": "perf-anchors.md §0/§4: 64-byte echo over loopback TCP; every server in its "
@@ -563,8 +367,9 @@ def harness(opts: argparse.Namespace) -> dict[str, Any]:
             "message_bytes": 64,
         },
         "rows": rows,
-        "targets": targets(rows, pairs),
-        "info_targets": {"note": T2_NOTE, "rows": targets(rows, pairs, INFO_SERVERS)},
+        "c1_wakeup_cap": cap,
+        "targets": targets(rows, pairs, cap=cap),
+        "info_targets": {"note": T2_NOTE, "rows": targets(rows, pairs, INFO_SERVERS, cap)},
         "info_ratios": info_ratios(rows),
         "client_check": client_check(rows),
         "noise": noise,
@@ -612,6 +417,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a src directory holding another winaio (e.g. main's, from git archive): servers "
         "named KIND@base (in --servers) run it, for before/after rows in one interleaved run",
     )
+    parser.add_argument(
+        "--no-latency-qos",
+        dest="latency_qos",
+        action="store_false",
+        help="do not hold /dev/cpu_dma_latency at 0 during the run (C=1 rows then include the "
+        "idle vCPU's wake-up: see _latency_qos.py)",
+    )
+    parser.add_argument(
+        "--c1-cap-us",
+        type=float,
+        default=C1_CAP_US,
+        help="C=1 p50 above which every ceiling counts as capped by the idle wake-up "
+        "(sock_report.C1_CAP_US)",
+    )
     parser.add_argument("--quick", action="store_true", help="0.5 s runs, 1 round")
     parser.add_argument("--table", action="store_true", help="markdown table on stderr")
     parser.add_argument("--output", help="also write the JSON there")
@@ -635,7 +454,12 @@ def main(argv: list[str] | None = None) -> int:
     if opts.quick or opts.calls:
         opts.server_warmup = 0
     started = time.monotonic()
-    result = harness(opts)
+    # Held by this process for the whole run: the request is machine-wide, so the servers and
+    # clients (its children) run under it too.
+    with LatencyQoS(opts.latency_qos) as qos:
+        log(f"latency QoS: {qos.state}" + (f" ({qos.reason})" if qos.reason else ""))
+        result = harness(opts)
+        result["latency_qos"] = qos.record()
     result["wall_s"] = round(time.monotonic() - started, 1)
     bench_procs.emit(result, opts.output)
     if opts.table:

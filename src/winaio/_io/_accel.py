@@ -6,19 +6,23 @@ fallback). :func:`use` switches them all at once, so that a test or a benchmark 
 whole C path with the whole Python path; ``WINAIO_PURE_PYTHON=1`` in the environment starts
 with the Python functions. Not for use while other threads run the switched paths (tests,
 benchmarks). Invariant: every installer has been called with the current state.
+
+:func:`install_methods` is the installers' common step: per method, the C function or the
+Python one put on the class (``type.__setattr__``, as the C functions are method descriptors of
+that class).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 try:
     from . import _fastio
 except ImportError:  # not built (no C compiler): the Python functions run
     _fastio = None  # type: ignore[assignment]
 
-__all__ = ["BUILT", "enabled", "register", "use"]
+__all__ = ["BUILT", "enabled", "install_methods", "register", "use"]
 
 #: The accelerator was built and imports.
 BUILT: bool = _fastio is not None
@@ -46,3 +50,15 @@ def use(on: bool) -> bool:
     for install in _installers:
         install(_state[0])
     return before
+
+
+def install_methods(cls: type, methods: Mapping[str, tuple[object, object]], on: bool) -> None:
+    """Put on ``cls`` each method ``name: (c, python)`` of ``methods``: the C function when
+    ``on`` and it exists (not None: built and configured), else the Python one; a Python one
+    of None means the class inherits it (its own attribute, if any, is removed)."""
+    for name, (c, python) in methods.items():
+        method = c if on and c is not None else python
+        if method is not None:
+            type.__setattr__(cls, name, method)
+        elif name in cls.__dict__:
+            type.__delattr__(cls, name)

@@ -370,9 +370,10 @@ def accelerated() -> bool:
 
 
 def _install(on: bool) -> None:
-    methods = _C_METHODS if on and _C_METHODS is not None else _PY_METHODS
-    type.__setattr__(DiskFile, "read_now", methods[0])
-    type.__setattr__(DiskFile, "start_read", methods[1])
+    c = _C_METHODS or (None, None)
+    _accel.install_methods(
+        DiskFile, {"read_now": (c[0], _PY_METHODS[0]), "start_read": (c[1], _PY_METHODS[1])}, on
+    )
     if _fastio is not None:
         _fastio.set_enabled(on)  # the alias layer's ReadFile (``alias_read_file``)
 

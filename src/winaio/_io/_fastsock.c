@@ -2,6 +2,11 @@
  * ``Socket.start_write`` (``_streams.py``) in C, installed on Socket as method descriptors by
  * ``_streams._install`` (through ``_accel.register``).
  *
+ * Three files and a header (split by concept, csplit 2026-12-05): this one (the shape checks,
+ * the steps both directions share - ``sock_reset``, ``sock_succeeded``/``notify``,
+ * ``sock_pend``, ``sock_users_left`` - and ``configure_sockets``), ``_fastsock_recv.c``
+ * (``start_read``), ``_fastsock_send.c`` (``start_write``); ``_fastsock.h``: what they share.
+ *
  * Same rules as ``_fastio.c``: the Python methods are the reference. Every shape not handled
  * here goes to them before anything was touched (keywords, a completion routine, a buffer that
  * is not one whole byte buffer, nothing to read or send, a pending request in that direction, a
@@ -27,90 +32,36 @@
  *   (``notify``: the Python calls, wake_waiters and _post_locked, last); ``finally``: counted
  *   out, the claim released, ``users.left()`` when closing.
  */
-#include "_fastio.h"
-#include <sys/socket.h>
-
-#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
-#define SOCK_ACCEL 1
-#else
-#define SOCK_ACCEL 0
-#endif
-
-#if SOCK_ACCEL
-/* CPython 3.11/3.12's _socket.socket object (Modules/socketmodule.h); checked at configure. */
-typedef struct {
-    PyObject_HEAD
-    int sock_fd;
-    int sock_family;
-    int sock_type;
-    int sock_proto;
-    PyObject *(*errorhandler)(void);
-    _PyTime_t sock_timeout;
-} sockobject;
-
-/* CPython 3.11/3.12's _thread.lock (as in _fastio.c); checked at configure. */
-typedef struct {
-    PyObject_HEAD
-    PyThread_type_lock lock_lock;
-    PyObject *in_weakreflist;
-    char locked;
-} sk_lockobject;
-#endif
+#include "_fastsock.h"
 
 static const char *const SOCK_A_NAMES[] = {"closing", "stream_in", "stream_out", "overlapped",
                                            "winsock", "sock", "_signaled", "fd_users", NULL};
-enum { SA_CLOSING, SA_STREAM_IN, SA_STREAM_OUT, SA_OVERLAPPED, SA_WINSOCK, SA_SOCK, SA_SIGNALED,
-       SA_FD_USERS };
 static const char *const SOCK_B_NAMES[] = {"_recv_ready", "_recv_misses", "_pend", "send_claim",
                                            "skip_set_event", "skip_port_on_success", "port",
                                            NULL};
-enum { SB_READY, SB_MISSES, SB_PEND, SB_CLAIM, SB_SKIP_SET, SB_SKIP_SUCCESS, SB_PORT };
 static const char *const SEVENT_NAMES[] = {"_signaled", "_waiters", NULL};
-enum { SE_SIGNALED, SE_WAITERS };
 static const char *const SOCK_C_NAMES[] = {"_waiters", "key", NULL};
-enum { SC_WAITERS, SC_KEY };
 static const char *const SOV_NAMES[] = {"event", "skip_port", "information", "status", NULL};
-enum { SO_EVENT, SO_SKIP_PORT, SO_INFORMATION, SO_STATUS };
 
-static kind_t k_sa, k_sb, k_sc, k_sev, k_sov;
+kind_t k_sa, k_sb, k_sov;
+static kind_t k_sc, k_sev;
 static PyTypeObject *g_fd_users_type; /* FdUsers (a list subclass) */
 static PyTypeObject *g_socket_type;   /* socket.socket: exactly (a subclass may redefine recv) */
-static PyTypeObject *g_claim_type;    /* _thread.lock */
-static PyObject *g_py_sock_read, *g_py_sock_write; /* Socket.start_read/start_write (Python) */
-static PyObject *g_closed_error, *g_recv_blocked, *g_recv_failed, *g_recv_end;
-static PyObject *g_send_failed, *g_send_rest;
+PyTypeObject *g_claim_type;           /* _thread.lock */
+PyObject *g_py_sock_read, *g_py_sock_write; /* Socket.start_read/start_write (Python) */
+static PyObject *g_closed_error;
+PyObject *g_recv_blocked, *g_recv_failed, *g_recv_end;
+PyObject *g_send_failed, *g_send_rest;
 static PyObject *g_pending; /* STATUS_PENDING */
 static PyObject *g_sock_lock;      /* the dispatcher LOCK */
 static PyObject *g_sock_wake;      /* _kernel._dispatcher.wake_waiters */
 static PyObject *s_post_locked;
-static PyObject *g_one, *g_szero;
-static PyObject *s_shut_rd, *s_left;
-static long g_ask_run, g_ask_every;
+PyObject *g_sone, *g_szero;
+PyObject *s_shut_rd;
+static PyObject *s_left;
+long g_ask_run, g_ask_every;
 
 #if SOCK_ACCEL
-
-/* Borrowed slot value, or NULL if unset (the Python method then raises AttributeError). */
-static inline PyObject *
-slot(kind_t *k, PyObject *obj, int i)
-{
-    return *(PyObject **)((char *)obj + k->offsets[i]);
-}
-
-/* Steals ``value``; the slot is the type's own (kind_fast checked). */
-static inline void
-put(kind_t *k, PyObject *obj, int i, PyObject *value)
-{
-    PyObject **p = (PyObject **)((char *)obj + k->offsets[i]);
-    PyObject *old = *p;
-    *p = value;
-    Py_XDECREF(old);
-}
-
-static inline int
-is_true(PyObject *v)
-{
-    return v == Py_True ? 1 : v == Py_False ? 0 : PyObject_IsTrue(v);
-}
 
 /* One whole byte buffer (the Python method's ``hot`` test): 1 or 0 (a released memoryview is
  * not: the general path reports it). ``writable``: a receive (no read-only memoryview); bytes
@@ -155,19 +106,6 @@ buffer_len(PyObject *buf)
     return ((PyMemoryViewObject *)buf)->view.shape[0]; /* len(): 1-D, format B */
 }
 
-/* ``users.pop()``: the list shrinks by its last item (never fails). */
-static inline void
-users_out(PyObject *users)
-{
-    PyListObject *l = (PyListObject *)users;
-    Py_ssize_t n = Py_SIZE(l);
-    if (n > 0) {
-        PyObject *item = l->ob_item[n - 1];
-        Py_SET_SIZE(l, n - 1);
-        Py_DECREF(item);
-    }
-}
-
 /* The current exception gets (et, ev, etb) as its context (a ``finally`` that raised while
  * another exception propagated); steals the three references. */
 static void
@@ -197,8 +135,8 @@ chain(PyObject *et, PyObject *ev, PyObject *etb)
 
 /* The ``finally`` of both methods after ``users.pop()`` (and the claim's release): if the
  * socket is closing, ``users.left()``; its exception replaces (and chains) a pending one. */
-static PyObject *
-users_left(PyObject *self, PyObject *users, PyObject *res)
+PyObject *
+sock_users_left(PyObject *self, PyObject *users, PyObject *res)
 {
     PyObject *closing = slot(&k_sa, self, SA_CLOSING);
     int c = closing == NULL ? 0 : is_true(closing);
@@ -222,8 +160,8 @@ users_left(PyObject *self, PyObject *users, PyObject *res)
 }
 
 /* Raises the Python method's Win32Error for a closed socket (``_streams._closed_error``). */
-static PyObject *
-raise_closed(void)
+PyObject *
+sock_raise_closed(void)
 {
     PyObject *exc = PyObject_CallNoArgs(g_closed_error);
     if (exc != NULL) {
@@ -234,8 +172,8 @@ raise_closed(void)
 }
 
 /* ``self._pend(self, overlapped, view)``; returns False or NULL. */
-static PyObject *
-pend(PyObject *self, PyObject *ov, PyObject *buffer)
+PyObject *
+sock_pend(PyObject *self, PyObject *ov, PyObject *buffer)
 {
     PyObject *view = Py_TYPE(buffer) == &PyMemoryView_Type ? Py_NewRef(buffer)
                                                              : PyMemoryView_FromObject(buffer);
@@ -357,8 +295,8 @@ calls: {
 
 /* An immediate success of ``n`` bytes (the Python method's tail): the IOSB alone when there is
  * nothing to signal or post, else ``notify_success``. True or NULL. */
-static PyObject *
-succeeded(PyObject *self, PyObject *ov, PyObject *event, Py_ssize_t n)
+PyObject *
+sock_succeeded(PyObject *self, PyObject *ov, PyObject *event, Py_ssize_t n)
 {
     PyObject *info = PyLong_FromSsize_t(n);
     if (info == NULL) {
@@ -403,8 +341,8 @@ fail:
 }
 
 /* §4.2 step 2: reset E, clear F, Internal = STATUS_PENDING (plain stores). 0 or -1. */
-static int
-reset(PyObject *self, PyObject *ov, PyObject *event)
+int
+sock_reset(PyObject *self, PyObject *ov, PyObject *event)
 {
     if (event != Py_None) {
         int efast = kind_fast(&k_sev, Py_TYPE(event));
@@ -460,338 +398,38 @@ common_shape(PyObject *self, Py_ssize_t nargs, PyObject *kwnames, PyObject *ov)
 #endif
 }
 
-#endif /* SOCK_ACCEL */
-
-/* ------------------------------------------------------------------ Socket.start_read */
-
-static PyObject *
-sock_start_read(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+/* The checks both directions make before anything is touched (one helper for both since
+ * csplit's D1): the common shape, one whole byte buffer (``writable`` for a receive), no earlier
+ * request pending in that direction (``stream``: SA_STREAM_IN or SA_STREAM_OUT; it goes first,
+ * #66), an overlapped socket, and 1..MAX_GIL_COPY bytes (a zero-byte read waits for data, a
+ * zero-byte send is the request's to decide; big copies release the GIL). The byte count (>
+ * 0), 0 (the Python method) or -1 with an error. */
+Py_ssize_t
+sock_shape(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, int stream,
+           int writable)
 {
-#if SOCK_ACCEL
-    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     if (nargs < 2 || !common_shape(self, nargs, kwnames, args[1])) {
-        goto python;
+        return 0;
     }
-    PyObject *buffer = args[0], *ov = args[1];
-    if (!hot_buffer(buffer, 1)) {
-        goto python;
+    PyObject *buffer = args[0];
+    if (!hot_buffer(buffer, writable)) {
+        return 0;
     }
     int r;
-    if ((r = is_true(slot(&k_sa, self, SA_STREAM_IN))) != 0) {
-        if (r < 0) {
-            return NULL;
-        }
-        goto python; /* an earlier receive pends: it goes first (#66) */
+    if ((r = is_true(slot(&k_sa, self, stream))) != 0) {
+        return r < 0 ? -1 : 0;
     }
     if ((r = is_true(slot(&k_sa, self, SA_OVERLAPPED))) <= 0) {
-        if (r < 0) {
-            return NULL;
-        }
-        goto python;
+        return r; /* (-1: an error; 0: not overlapped) */
     }
     Py_ssize_t len = buffer_len(buffer);
     if (len == 0 || len > MAX_GIL_COPY) {
-        goto python; /* zero-byte reads wait for data; big copies release the GIL */
+        return 0;
     }
-    PyObject *winsock = slot(&k_sa, self, SA_WINSOCK);
-    if (winsock != Py_None) {
-        PyObject *shut = PyObject_GetAttr(winsock, s_shut_rd);
-        if (shut == NULL) {
-            return NULL;
-        }
-        r = is_true(shut);
-        Py_DECREF(shut);
-        if (r) {
-            if (r < 0) {
-                return NULL;
-            }
-            goto python; /* WSAESHUTDOWN: the request object reports it */
-        }
-    }
-    PyObject *ready0 = slot(&k_sb, self, SB_READY);
-    PyObject *misses0 = slot(&k_sb, self, SB_MISSES);
-    if (ready0 != Py_None && !PyLong_CheckExact(misses0)) {
-        goto python;
-    }
-    if ((r = is_true(slot(&k_sa, self, SA_CLOSING))) != 0) {
-        return r < 0 ? NULL : raise_closed(); /* as ``_files.start``: before any effect */
-    }
-
-    /* From here on the effects, in the Python method's order. */
-    PyObject *event = Py_NewRef(slot(&k_sov, ov, SO_EVENT));
-    PyObject *res = NULL, *users = NULL, *ready = NULL;
-    if (reset(self, ov, event) < 0) {
-        goto done;
-    }
-    ready = Py_NewRef(slot(&k_sb, self, SB_READY));
-    if (ready != Py_None) {
-        /* After a run of receives that found nothing, pend without asking. */
-        long misses = PyLong_AsLong(slot(&k_sb, self, SB_MISSES));
-        if (misses == -1 && PyErr_Occurred()) {
-            goto done;
-        }
-        if (misses >= g_ask_run && (misses & g_ask_every)) {
-            PyObject *m = PyLong_FromLong(misses + 1);
-            if (m == NULL) {
-                goto done;
-            }
-            put(&k_sb, self, SB_MISSES, m);
-            res = pend(self, ov, buffer);
-            goto done;
-        }
-    }
-    /* The descriptor is used from here on: counted in before ``closing`` is read again. */
-    users = Py_NewRef(slot(&k_sa, self, SA_FD_USERS));
-    if (PyList_Append(users, Py_None) < 0) {
-        Py_CLEAR(users); /* (not counted in: no finally) */
-        goto done;
-    }
-    PyObject *sock = NULL;
-    if ((r = is_true(slot(&k_sa, self, SA_CLOSING))) != 0) {
-        if (r > 0) {
-            raise_closed();
-        }
-        goto counted;
-    }
-    sock = Py_NewRef(slot(&k_sa, self, SA_SOCK));
-    if (ready != Py_None) {
-        /* Its last receive found nothing: ask before trying. */
-        int waiting;
-        PyObject *found = PyObject_CallOneArg(ready, g_szero);
-        if (found == NULL) {
-            if (!PyErr_ExceptionMatches(PyExc_RuntimeError)) {
-                goto counted;
-            }
-            PyErr_Clear(); /* another thread polls this socket at this moment */
-            waiting = 0;
-        }
-        else {
-            waiting = PyObject_Not(found);
-            Py_DECREF(found);
-            if (waiting < 0) {
-                goto counted;
-            }
-        }
-        if (waiting) {
-            /* ``self._recv_misses += 1`` (Python code may have run: the generic way) */
-            PyObject *m = get(&k_sb, 1, self, SB_MISSES);
-            if (m == NULL) {
-                goto counted;
-            }
-            PyObject *m1 = PyNumber_Add(m, g_one);
-            Py_DECREF(m);
-            if (m1 == NULL) {
-                goto counted;
-            }
-            put(&k_sb, self, SB_MISSES, m1);
-            res = pend(self, ov, buffer);
-            goto counted;
-        }
-        put(&k_sb, self, SB_READY, Py_NewRef(Py_None)); /* data flows: try first again */
-        put(&k_sb, self, SB_MISSES, Py_NewRef(g_szero));
-    }
-    /* sock.recv_into(buffer), with the GIL held (a non-blocking attempt) */
-    Py_buffer view;
-    if (PyObject_GetBuffer(buffer, &view, PyBUF_WRITABLE) < 0) {
-        goto counted;
-    }
-    ssize_t n;
-    int err = 0;
-    for (;;) {
-        n = recv(((sockobject *)sock)->sock_fd, view.buf, (size_t)view.len, MSG_DONTWAIT);
-        if (n >= 0) {
-            break;
-        }
-        err = errno;
-        if (err != EINTR) {
-            break;
-        }
-        if (PyErr_CheckSignals() < 0) {
-            PyBuffer_Release(&view);
-            goto counted;
-        }
-    }
-    PyBuffer_Release(&view);
-    if (n < 0) {
-        if (err == EAGAIN || err == EWOULDBLOCK) {
-            PyObject *bv = Py_TYPE(buffer) == &PyMemoryView_Type ? Py_NewRef(buffer)
-                                                                   : PyMemoryView_FromObject(buffer);
-            if (bv != NULL) {
-                PyObject *a[3] = {self, ov, bv};
-                res = PyObject_Vectorcall(g_recv_blocked, a, 3, NULL);
-                Py_DECREF(bv);
-            }
-            goto counted;
-        }
-        PyObject *e = PyLong_FromLong(err);
-        if (e != NULL) {
-            PyObject *a[2] = {self, e};
-            PyObject *x = PyObject_Vectorcall(g_recv_failed, a, 2, NULL); /* raises */
-            Py_XDECREF(x);
-            Py_DECREF(e);
-            if (x != NULL) {
-                PyErr_SetString(PyExc_SystemError, "_recv_failed returned");
-            }
-        }
-        goto counted;
-    }
-    if (n == 0) {
-        /* a graceful close, or a reset that stays reset */
-        PyObject *x = PyObject_CallOneArg(g_recv_end, self);
-        if (x == NULL) {
-            goto counted;
-        }
-        Py_DECREF(x);
-    }
-    res = succeeded(self, ov, event, n);
-counted:
-    Py_XDECREF(sock);
-    users_out(users);
-    res = users_left(self, users, res);
-done:
-    Py_XDECREF(users);
-    Py_XDECREF(ready);
-    Py_DECREF(event);
-    return res;
-python:
-#endif
-    return fio_delegate(g_py_sock_read, self, args, PyVectorcall_NARGS(nargsf), kwnames);
+    return len;
 }
 
-/* ------------------------------------------------------------------ Socket.start_write */
-
-static PyObject *
-sock_start_write(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
-{
-#if SOCK_ACCEL
-    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    if (nargs < 2 || !common_shape(self, nargs, kwnames, args[1])) {
-        goto python;
-    }
-    PyObject *data = args[0], *ov = args[1];
-    if (!hot_buffer(data, 0)) {
-        goto python;
-    }
-    int r;
-    if ((r = is_true(slot(&k_sa, self, SA_STREAM_OUT))) != 0) {
-        if (r < 0) {
-            return NULL;
-        }
-        goto python; /* an earlier send pends: it goes first (#66) */
-    }
-    if ((r = is_true(slot(&k_sa, self, SA_OVERLAPPED))) <= 0) {
-        if (r < 0) {
-            return NULL;
-        }
-        goto python;
-    }
-    Py_ssize_t nbytes = buffer_len(data);
-    if (nbytes == 0 || nbytes > MAX_GIL_COPY) {
-        goto python; /* a zero-byte send: the request decides; big copies release the GIL */
-    }
-    /* Another thread is issuing a send: wait for it in the general path. Held until a partial
-     * send's remainder is registered. */
-    PyObject *claim = slot(&k_sb, self, SB_CLAIM);
-    if (Py_TYPE(claim) != g_claim_type) {
-        goto python; /* None (a pipe), or another lock type */
-    }
-    sk_lockobject *lk = (sk_lockobject *)claim;
-    if (PyThread_acquire_lock_timed(lk->lock_lock, 0, 0) != PY_LOCK_ACQUIRED) {
-        goto python;
-    }
-    lk->locked = 1;
-    Py_INCREF(claim);
-
-    PyObject *res = NULL, *event = NULL, *sock = NULL;
-    PyObject *users = Py_NewRef(slot(&k_sa, self, SA_FD_USERS));
-    if (PyList_Append(users, Py_None) < 0) {
-        lk->locked = 0;
-        PyThread_release_lock(lk->lock_lock);
-        Py_DECREF(claim);
-        Py_DECREF(users);
-        return NULL;
-    }
-    if ((r = is_true(slot(&k_sa, self, SA_CLOSING))) != 0) {
-        if (r > 0) {
-            raise_closed(); /* closed since the test above: as ``_files.start`` */
-        }
-        goto counted;
-    }
-    /* (The Python method checks ``stream_out`` again here: a general-path send may have
-     * registered while it took the claim. Here the GIL was held since the test above.) */
-    sock = Py_NewRef(slot(&k_sa, self, SA_SOCK));
-    event = Py_NewRef(slot(&k_sov, ov, SO_EVENT));
-    if (reset(self, ov, event) < 0) {
-        goto counted;
-    }
-    /* sock.send(data, MSG_NOSIGNAL), with the GIL held (a non-blocking attempt) */
-    Py_buffer view;
-    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
-        goto counted;
-    }
-    ssize_t n;
-    int err = 0;
-    for (;;) {
-        n = send(((sockobject *)sock)->sock_fd, view.buf, (size_t)view.len,
-                 MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n >= 0) {
-            break;
-        }
-        err = errno;
-        if (err != EINTR) {
-            break;
-        }
-        if (PyErr_CheckSignals() < 0) {
-            PyBuffer_Release(&view);
-            goto counted;
-        }
-    }
-    PyBuffer_Release(&view);
-    if (n < 0) {
-        if (err == EAGAIN || err == EWOULDBLOCK) {
-            n = 0;
-        }
-        else {
-            PyObject *e = PyLong_FromLong(err);
-            if (e != NULL) {
-                PyObject *a[2] = {self, e};
-                PyObject *x = PyObject_Vectorcall(g_send_failed, a, 2, NULL); /* raises */
-                Py_XDECREF(x);
-                Py_DECREF(e);
-                if (x != NULL) {
-                    PyErr_SetString(PyExc_SystemError, "_send_failed returned");
-                }
-            }
-            goto counted;
-        }
-    }
-    if (n < nbytes) {
-        /* the socket buffer is full: the rest waits for room, registered under the claim */
-        PyObject *sent = PyLong_FromSsize_t(n);
-        PyObject *total = PyLong_FromSsize_t(nbytes);
-        if (sent != NULL && total != NULL) {
-            PyObject *a[5] = {self, ov, data, sent, total};
-            res = PyObject_Vectorcall(g_send_rest, a, 5, NULL);
-        }
-        Py_XDECREF(sent);
-        Py_XDECREF(total);
-        goto counted;
-    }
-    res = succeeded(self, ov, event, n);
-counted:
-    users_out(users);
-    lk->locked = 0;
-    PyThread_release_lock(lk->lock_lock);
-    Py_DECREF(claim);
-    res = users_left(self, users, res);
-    Py_DECREF(users);
-    Py_XDECREF(sock);
-    Py_XDECREF(event);
-    return res;
-python:
-#endif
-    return fio_delegate(g_py_sock_write, self, args, PyVectorcall_NARGS(nargsf), kwnames);
-}
+#endif /* SOCK_ACCEL */
 
 static PyMethodDef sock_read_def = {
     "start_read", (PyCFunction)(void (*)(void))sock_start_read, METH_FASTCALL | METH_KEYWORDS,
@@ -896,9 +534,9 @@ configure_sockets(PyObject *module, PyObject *args)
     s_shut_rd = PyUnicode_InternFromString("shut_rd");
     s_left = PyUnicode_InternFromString("left");
     s_post_locked = PyUnicode_InternFromString("_post_locked");
-    g_one = PyLong_FromLong(1);
+    g_sone = PyLong_FromLong(1);
     g_szero = PyLong_FromLong(0);
-    if (s_shut_rd == NULL || s_left == NULL || s_post_locked == NULL || g_one == NULL || g_szero == NULL) {
+    if (s_shut_rd == NULL || s_left == NULL || s_post_locked == NULL || g_sone == NULL || g_szero == NULL) {
         return NULL;
     }
     g_fd_users_type = (PyTypeObject *)Py_NewRef(usert);

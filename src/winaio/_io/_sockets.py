@@ -595,9 +595,8 @@ def sockets_accelerated() -> bool:
 
 
 def _install(on: bool) -> None:
-    methods = _C_SOCKET_METHODS if on and _C_SOCKET_METHODS is not None else _PY_SOCKET_METHODS
-    type.__setattr__(Socket, "start_read", methods[0])
-    type.__setattr__(Socket, "start_write", methods[1])
+    c, py = _C_SOCKET_METHODS or (None, None), _PY_SOCKET_METHODS
+    _accel.install_methods(Socket, {"start_read": (c[0], py[0]), "start_write": (c[1], py[1])}, on)
 
 
 _accel.register(_install)

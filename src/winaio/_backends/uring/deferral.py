@@ -220,9 +220,10 @@ if _fastio is not None:
 
 
 def _install(on: bool) -> None:
-    methods = _C_METHODS if on and _C_METHODS is not None else _PY_METHODS
-    for name, method in methods.items():
-        type.__setattr__(Deferral, name, method)
+    c = _C_METHODS or {}
+    _accel.install_methods(
+        Deferral, {name: (c.get(name), py) for name, py in _PY_METHODS.items()}, on
+    )
 
 
 _accel.register(_install)

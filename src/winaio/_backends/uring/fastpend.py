@@ -58,6 +58,6 @@ def install_on(backend_class: type[Any]) -> None:
 
     def install(on: bool) -> None:
         switch(on)
-        type.__setattr__(backend_class, "pend_receive", descr if on else python)
+        _accel.install_methods(backend_class, {"pend_receive": (descr, python)}, on)
 
     _accel.register(install)

@@ -461,16 +461,21 @@ def _install(on: bool) -> None:
     """The C functions (``on``) or the Python ones, here and in ``_dispatch`` (``_accel``:
     one switch for every accelerated path)."""
     global deliver, deliver_batch
-    type.__setattr__(Reaper, "reap", _C_METHODS["reap"] if on and _C_METHODS else _PY_REAP)
+    reap = None if _C_METHODS is None else _C_METHODS["reap"]
+    d = _C_DONE or (None, None, None, None, None, None)
+    _accel.install_methods(
+        Reaper, {"reap": (reap, _PY_REAP), "process": (d[2], _PY_PROCESS),
+                 "deliver": (d[5], _PY_DELIVER_BATCHES)}, on,
+    )  # fmt: skip
+    _accel.install_methods(
+        StreamLines, {"service_direct": (d[1], _PY_SERVICE_DIRECT), "service": (d[4], _PY_SERVICE)},
+        on,
+    )  # fmt: skip
     c = _C_DONE if on else None
     batch = _dispatch.py_deliver_batch if c is None else c[0]
     _dispatch.deliver_batch = batch
     deliver_batch = batch
-    type.__setattr__(StreamLines, "service_direct", _PY_SERVICE_DIRECT if c is None else c[1])
-    type.__setattr__(Reaper, "process", _PY_PROCESS if c is None else c[2])
     deliver = _PY_DELIVER if c is None else c[3]
-    type.__setattr__(StreamLines, "service", _PY_SERVICE if c is None else c[4])
-    type.__setattr__(Reaper, "deliver", _PY_DELIVER_BATCHES if c is None else c[5])
 
 
 _accel.register(_install)

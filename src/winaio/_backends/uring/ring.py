@@ -194,13 +194,13 @@ if _fastio is not None:
 
 
 def _install(on: bool) -> None:
-    for name, py in _PY_METHODS.items():
-        if on and _C_METHODS is not None:
-            type.__setattr__(BackendRing, name, _C_METHODS[name])
-        elif name in _OWN:
-            type.__setattr__(BackendRing, name, py)
-        elif name in BackendRing.__dict__:
-            type.__delattr__(BackendRing, name)  # inherited from RingQueue again
+    c = _C_METHODS or {}
+    # (a Python method BackendRing inherits from RingQueue: None, its C one removed when off)
+    _accel.install_methods(
+        BackendRing,
+        {name: (c.get(name), py if name in _OWN else None) for name, py in _PY_METHODS.items()},
+        on,
+    )
 
 
 _accel.register(_install)

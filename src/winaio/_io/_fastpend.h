@@ -1,0 +1,105 @@
+/* Shared by the sockets' pended receive in C (cpend, split by csplit 2026-12-05):
+ * ``_fastpend.c`` (``IoUringBackend.pend_receive``: the shape checks, the request built and
+ * registered, the backend's lock held, the calls that follow; the configuration and every
+ * datum below) and ``_fastpend_ring.c`` (the backend's part: its attributes, remembered by
+ * its dict's version, and ``pend_locked``: ``_pend_locked``'s state writes under the backend's
+ * lock, the in-flight table, the line, the SQE). Not a public interface;
+ * see ``_fastpend.c`` for what they replace and their invariants.
+ *
+ * Invariant of the split: the kinds below are initialised once by ``configure_pend`` before
+ * any ``pend_receive`` runs; ``pend_locked`` is called only by ``pend_receive``, under the
+ * backend's lock, after every kind it reads was checked (``kfast``).
+ */
+#ifndef WINAIO_FASTPEND_H
+#define WINAIO_FASTPEND_H
+
+#include "_fastio.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
+#define PEND_FAST 1
+#else
+#define PEND_FAST 0
+#endif
+
+/* ``kind_fast`` with its first cache entry checked inline (the common case: one class). */
+static inline int
+kfast(kind_t *k, PyTypeObject *tp)
+{
+    if (k->types[0] == tp && (tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) &&
+        tp->tp_version_tag == k->tags[0]) {
+        return 1;
+    }
+    return kind_fast(k, tp);
+}
+
+/* Borrowed slot ``i`` of ``obj`` (a kind checked fast), NULL when unset. */
+#define SLOT(k, obj, i) (*(PyObject **)((char *)(obj) + (k).offsets[i]))
+
+/* Steals ``value``. */
+static inline void
+slot_set(kind_t *k, PyObject *obj, int i, PyObject *value)
+{
+    PyObject **p = (PyObject **)((char *)obj + k->offsets[i]);
+    PyObject *old = *p;
+    *p = value;
+    Py_XDECREF(old);
+}
+
+static inline int
+is_true(PyObject *v)
+{
+    return v == Py_True ? 1 : v == Py_False || v == Py_None ? 0 : PyObject_IsTrue(v);
+}
+
+/* ------------------------------------------------------------------ the classes read */
+
+enum { PF_CLOSING, PF_PENDING, PF_STREAM_IN, PF_PORT, PF_FD };
+enum { PO_EVENT, PO_SKIP_PORT };
+enum { Q_FILE, Q_OV, Q_EVENT, Q_SKIP_PORT, Q_ROUTINE, Q_ISSUER, Q_DONE, Q_CANCEL };
+enum { Q_TOKEN, Q_SYNC_DONE, Q_BUFFERS, Q_NBYTES, Q_FLAGS, Q_REGISTERED, Q_SUBMITTED };
+enum { T_EXTENSIONS, T_PARKER };
+enum { S_LINES, S_SPARE };
+enum { L_FD, L_KEY, L_OPS, L_POLL_UD, L_DIRECT, L_KEEP, L_BUSY };
+enum { R_TAIL, R_LIMIT, R_MASK, R_SQES };
+enum { B_LOCK, B_CLOSING, B_BACKLOG, B_STREAMS, B_TABLE, B_RING, B_IOPRIO, B_SUBMITTED };
+enum { B_UNSUBMITTED = 8, B_LEAD, B_DEFERRAL, B_EFD, B_PEND_LOCKED };
+#define B_COUNT 12 /* instance attributes read from the dict */
+
+/* (``_fastpend.c``'s; ``configure_pend`` initialises them) */
+extern kind_t pk_file, pk_ov, pk_op1, pk_op2, pk_ts, pk_rp, pk_lead, pk_def, pk_backlog, pk_sl,
+    pk_slm, pk_line, pk_linem, pk_table, pk_ring, pk_ringm, pk_be1, pk_be2;
+extern PyTypeObject *g_line_type;
+extern PyObject *g_deque;         /* collections.deque */
+extern PyObject *g_one, *g_zero_int;
+extern PyObject *s_append, *s_pop, *s_sq_reserve;
+extern PyObject *be_names[B_COUNT + 1];
+
+#if PEND_FAST
+
+/* A dict's version (PEP 509; ``_fastpend_ring.c`` remembers the backend's attributes with it). */
+#if PY_VERSION_HEX < 0x030C0000
+#define DICT_VERSION(d) (((PyDictObject *)(d))->ma_version_tag)
+#else
+#define DICT_VERSION(d) ((uint64_t)0) /* (3.12: deprecated; never remembered) */
+#endif
+
+/* The attributes ``be_names`` of the backend's dict ``d`` (borrowed): 1, 0 (one is missing,
+ * or ``_pend_locked`` is patched on the instance: the Python function) or -1. */
+int backend_attributes(PyObject *d, PyObject **b);
+
+/* What ``_pend_locked`` decides, under the backend's lock. */
+enum { PEND_ERROR = -1, PEND_DONE = 0, PEND_REST = 1 };
+
+/* ``_pend_locked`` minus its Python calls (the caller makes them): returns PEND_DONE (the
+ * request is its line's head and a RECV; ``*owner_is_issuer`` says which call follows),
+ * PEND_REST (nothing touched: the Python continuation) or PEND_ERROR. */
+int pend_locked(PyObject *d, PyObject **b, PyObject *submitted_o, uint64_t seen, PyObject *op,
+                PyObject *ts, PyObject *file, PyObject *key, PyObject *view,
+                int *owner_is_issuer);
+
+#endif /* PEND_FAST */
+
+#endif

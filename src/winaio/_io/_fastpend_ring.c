@@ -1,0 +1,312 @@
+/* winaio._io._fastio (part): the backend's part of the sockets' pended receive in C
+ * (``_fastpend.c`` is the rest; ``_fastpend.h`` what they share).
+ *
+ * What it replaces: the backend's instance attributes read from its dict (remembered while the
+ * dict's version stands: ``backend_attributes``), and ``_pend_locked``'s state writes (``_backends/uring/backend.py``) for a
+ * receive that is its line's head: the in-flight table's ``next_ud`` and entry ``(op, line)``,
+ * the line (``StreamLines.open_direct_locked``: a spare line reused, else a new ``Line``), the
+ * op in the line's deque, the unsubmitted list, ``_submitted``, and ``SqePrep.prep_recv`` (the
+ * first 40 bytes of the SQE written into the mmapped SQE array at ``(_sq_tail & _sq_mask) <<
+ * 6``; the last 24 stay zero: ``prep``'s invariant, so ``_sq_dirty`` is not touched).
+ *
+ * Invariants:
+ * - Called by ``pend_receive`` only, under the backend's lock, once the checks that take the
+ *   Python continuation (``_pend_rest``) passed; it makes none of ``_pend_locked``'s Python
+ *   calls (the caller makes them after it): the only Python it may run is ``_sq_reserve`` when
+ *   the cached free count ran out, after which every borrowed slot is read again.
+ * - Everything that may fail comes first (no visible effect: PEND_REST); then every fallible
+ *   insertion (table entry, line, the line's deque, the unsubmitted list), each undone if a
+ *   later one fails (a failed allocation leaves no half state); then the SQE and plain stores.
+ */
+#include "_fastpend.h"
+
+#if PEND_FAST
+
+#define OP_RECV 27 /* IORING_OP_RECV */
+
+/* One SQE's first 40 bytes (``prep._SQE_HEAD``: ``<BBHiqQIIQ``). */
+typedef struct {
+    uint8_t opcode;
+    uint8_t flags;
+    uint16_t ioprio;
+    int32_t fd;
+    int64_t off;
+    uint64_t addr;
+    uint32_t len;
+    uint32_t op_flags;
+    uint64_t user_data;
+} sqe_head_t;
+_Static_assert(sizeof(sqe_head_t) == 40, "the SQE head is 40 bytes");
+
+/* The backend's instance attributes, remembered with the version of its dict (3.11: every
+ * change of a dict gives it a new, globally unique version; PEP 509): while the version
+ * stands, the dict holds every value remembered (borrowed), ``_closing`` and ``_submitted``
+ * included. This process pends on one backend at a time in practice: one entry. */
+static struct {
+    PyObject *dict; /* (compared only: the version says whether it is the same dict) */
+    uint64_t version;
+    PyObject *b[B_COUNT];
+} g_seen;
+
+/* The attributes ``be_names`` of the backend's dict ``d`` (borrowed): 1, 0 (one is missing,
+ * or ``_pend_locked`` is patched on the instance: the Python function) or -1. */
+int
+backend_attributes(PyObject *d, PyObject **b)
+{
+    uint64_t version = DICT_VERSION(d);
+    if (d == g_seen.dict && version == g_seen.version && version != 0) {
+        memcpy(b, g_seen.b, sizeof(g_seen.b));
+        return 1;
+    }
+    for (int i = 0; i < B_COUNT; i++) {
+        b[i] = PyDict_GetItemWithError(d, be_names[i]);
+        if (b[i] == NULL) {
+            return PyErr_Occurred() ? -1 : 0;
+        }
+    }
+    if (PyDict_GetItemWithError(d, be_names[B_PEND_LOCKED]) != NULL) {
+        return 0; /* patched on the instance */
+    }
+    if (PyErr_Occurred()) {
+        return -1;
+    }
+    g_seen.dict = d;
+    g_seen.version = version;
+    memcpy(g_seen.b, b, sizeof(g_seen.b));
+    return 1;
+}
+
+/* A new Line(fd, key), as ``Line.__init__`` makes it. */
+static PyObject *
+new_line(PyObject *fd, PyObject *key)
+{
+    PyObject *ops = PyObject_CallNoArgs(g_deque);
+    if (ops == NULL) {
+        return NULL;
+    }
+    PyObject *line = g_line_type->tp_alloc(g_line_type, 0);
+    if (line == NULL) {
+        Py_DECREF(ops);
+        return NULL;
+    }
+    slot_set(&pk_line, line, L_FD, Py_NewRef(fd));
+    slot_set(&pk_line, line, L_KEY, Py_NewRef(key));
+    slot_set(&pk_line, line, L_OPS, ops);
+    slot_set(&pk_line, line, L_POLL_UD, Py_NewRef(g_zero_int));
+    slot_set(&pk_line, line, L_DIRECT, Py_NewRef(Py_False));
+    slot_set(&pk_line, line, L_KEEP, Py_NewRef(Py_None));
+    slot_set(&pk_line, line, L_BUSY, Py_NewRef(Py_False));
+    return line;
+}
+
+/* ``_pend_locked`` minus its Python calls (the caller makes them): returns PEND_DONE (the
+ * request is its line's head and a RECV; ``*owner_is_issuer`` says which call follows),
+ * PEND_REST (nothing touched: the Python continuation) or PEND_ERROR. */
+int
+pend_locked(PyObject *d, PyObject **b, PyObject *submitted_o, uint64_t seen, PyObject *op,
+            PyObject *ts, PyObject *file, PyObject *key, PyObject *view, int *owner_is_issuer)
+{
+    PyObject *ring = b[B_RING], *table = b[B_TABLE], *streams = b[B_STREAMS];
+    PyObject *ud = SLOT(pk_table, table, 0);
+    PyObject *tail_o = SLOT(pk_ring, ring, R_TAIL), *limit_o = SLOT(pk_ring, ring, R_LIMIT);
+    PyObject *mask_o = SLOT(pk_ring, ring, R_MASK), *sqes = SLOT(pk_ring, ring, R_SQES);
+    if (ud == NULL || tail_o == NULL || limit_o == NULL || mask_o == NULL || sqes == NULL ||
+        !PyLong_CheckExact(ud) || !PyLong_CheckExact(tail_o) || !PyLong_CheckExact(limit_o) ||
+        !PyLong_CheckExact(mask_o)) {
+        return PEND_REST;
+    }
+    unsigned long long udv = PyLong_AsUnsignedLongLong(ud);
+    if (udv == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return PEND_REST; /* (struct.error in Python: the general path) */
+    }
+    /* ``_from_buffer(buf)``: what keeps the memory the kernel writes into (a released view
+     * raises: the general path reports it). */
+    PyObject *anchor = PyMemoryView_FromObject(view);
+    if (anchor == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+            return PEND_ERROR;
+        }
+        PyErr_Clear();
+        return PEND_REST;
+    }
+    long long tail = PyLong_AsLongLong(tail_o);
+    long long limit = PyLong_AsLongLong(limit_o);
+    if ((tail == -1 || limit == -1) && PyErr_Occurred()) {
+        PyErr_Clear();
+        Py_DECREF(anchor);
+        return PEND_REST;
+    }
+    if (tail == limit) {
+        /* The cached free count ran out: ``prep_recv`` calls ``_sq_reserve`` (a full ring or a
+         * closed one raises: the general path). */
+        PyObject *r = PyObject_CallMethodNoArgs(ring, s_sq_reserve);
+        if (r == NULL) {
+            Py_DECREF(anchor);
+            if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+                return PEND_ERROR;
+            }
+            PyErr_Clear();
+            return PEND_REST;
+        }
+        Py_DECREF(r);
+        /* (Python ran: every borrowed slot is read again) */
+        ud = SLOT(pk_table, table, 0);
+        tail_o = SLOT(pk_ring, ring, R_TAIL);
+        limit_o = SLOT(pk_ring, ring, R_LIMIT);
+        mask_o = SLOT(pk_ring, ring, R_MASK);
+        sqes = SLOT(pk_ring, ring, R_SQES);
+        if (ud == NULL || tail_o == NULL || limit_o == NULL || mask_o == NULL || sqes == NULL ||
+            !PyLong_CheckExact(ud) || !PyLong_CheckExact(tail_o) ||
+            !PyLong_CheckExact(limit_o) || !PyLong_CheckExact(mask_o)) {
+            Py_DECREF(anchor);
+            return PEND_REST;
+        }
+        udv = PyLong_AsUnsignedLongLong(ud);
+        tail = PyLong_AsLongLong(tail_o);
+        limit = PyLong_AsLongLong(limit_o);
+        if (PyErr_Occurred() || tail == limit) {
+            PyErr_Clear();
+            Py_DECREF(anchor);
+            return PEND_REST;
+        }
+    }
+    long long mask = PyLong_AsLongLong(mask_o);
+    long ioprio = PyLong_AsLong(b[B_IOPRIO]);
+    long fdv = PyLong_AsLong(SLOT(pk_file, file, PF_FD));
+    if (PyErr_Occurred() || ioprio < 0 || ioprio > 0xFFFF || fdv < INT32_MIN ||
+        fdv > INT32_MAX || mask < 0) {
+        PyErr_Clear();
+        Py_DECREF(anchor);
+        return PEND_REST;
+    }
+    Py_buffer *ab = PyMemoryView_GET_BUFFER(anchor);
+    Py_buffer sb;
+    if (PyObject_GetBuffer(sqes, &sb, PyBUF_WRITABLE) < 0) {
+        Py_DECREF(anchor);
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+            return PEND_ERROR;
+        }
+        PyErr_Clear();
+        return PEND_REST; /* (a released view: ValueError in Python) */
+    }
+    Py_ssize_t at = (Py_ssize_t)((tail & mask) << 6);
+    if (at < 0 || at + (Py_ssize_t)sizeof(sqe_head_t) > sb.len || ab->len > UINT32_MAX) {
+        PyBuffer_Release(&sb);
+        Py_DECREF(anchor);
+        return PEND_REST;
+    }
+
+    /* Everything that may fail first (no visible effect), then the insertions, undone if a
+     * later one fails; then the SQE and the plain stores. */
+    Py_INCREF(ud); /* (released at ``out``: the slot is rebound below) */
+    PyObject *spare = SLOT(pk_sl, streams, S_SPARE), *lines = SLOT(pk_sl, streams, S_LINES);
+    PyObject *unsubmitted = b[B_UNSUBMITTED];
+    PyObject *line = NULL, *entry = NULL, *next_ud = NULL, *next_tail = NULL, *submitted = NULL;
+    PyObject *res = NULL;
+    int reused = 0, st = PEND_ERROR;
+    if (spare == NULL || lines == NULL || !PyList_CheckExact(spare) || !PyDict_CheckExact(lines)) {
+        st = PEND_REST;
+        goto out;
+    }
+    PyObject *fd = SLOT(pk_file, file, PF_FD);
+    if (PyList_GET_SIZE(spare) > 0) {
+        line = Py_NewRef(PyList_GET_ITEM(spare, PyList_GET_SIZE(spare) - 1));
+        if (!Py_IS_TYPE(line, g_line_type) || SLOT(pk_line, line, L_OPS) == NULL) {
+            st = PEND_REST;
+            goto out;
+        }
+        reused = 1;
+    }
+    else if ((line = new_line(fd, key)) == NULL) {
+        goto out;
+    }
+    PyObject *ops = SLOT(pk_line, line, L_OPS);
+    if ((entry = PyTuple_Pack(2, op, line)) == NULL ||
+        (next_ud = PyLong_FromUnsignedLongLong(udv + 1)) == NULL ||
+        (next_tail = PyLong_FromLongLong(tail + 1)) == NULL ||
+        (submitted = PyNumber_Add(submitted_o, g_one)) == NULL) {
+        goto out;
+    }
+    if (PyDict_SetItem(table, ud, entry) < 0) {
+        goto out;
+    }
+    if (PyDict_SetItem(lines, key, line) < 0) {
+        goto undo_table;
+    }
+    if ((res = PyObject_CallMethodOneArg(ops, s_append, op)) == NULL) {
+        goto undo_lines;
+    }
+    Py_CLEAR(res);
+    if (PyList_Append(unsubmitted, ud) < 0) {
+        goto undo_ops;
+    }
+    /* (``seen``: the dict unchanged since its attributes were read; ``_sq_reserve`` does not
+     * touch it, but is Python: looked at again) */
+    int unchanged = seen != 0 && DICT_VERSION(d) == seen;
+    if (PyDict_SetItem(d, be_names[B_SUBMITTED], submitted) < 0) {
+        /* (not in practice: the key is there, the dict does not grow) */
+        Py_ssize_t n = PyList_GET_SIZE(unsubmitted);
+        PyList_SetSlice(unsubmitted, n - 1, n, NULL);
+        goto undo_ops;
+    }
+    if (unchanged && g_seen.dict == d && g_seen.version == seen) {
+        g_seen.version = DICT_VERSION(d); /* only ``_submitted`` changed: to this value */
+        g_seen.b[B_SUBMITTED] = submitted;
+    }
+    else {
+        g_seen.dict = NULL;
+    }
+    /* prep_recv */
+    sqe_head_t sqe = {OP_RECV, 0, (uint16_t)ioprio, (int32_t)fdv, 0, (uint64_t)(uintptr_t)ab->buf,
+                      (uint32_t)ab->len, 0, (uint64_t)udv};
+    memcpy((char *)sb.buf + at, &sqe, sizeof(sqe));
+    slot_set(&pk_ring, ring, R_TAIL, next_tail);
+    next_tail = NULL;
+    slot_set(&pk_table, table, 0, next_ud);
+    next_ud = NULL;
+    /* open_direct_locked */
+    if (reused) {
+        /* spare.pop(): the list keeps its allocation; its reference goes with ``line``'s */
+        Py_ssize_t n = PyList_GET_SIZE(spare);
+        Py_SET_SIZE(spare, n - 1);
+        Py_DECREF(PyList_GET_ITEM(spare, n - 1)); /* (``line`` holds another) */
+        slot_set(&pk_line, line, L_FD, Py_NewRef(fd));
+        slot_set(&pk_line, line, L_KEY, Py_NewRef(key));
+    }
+    slot_set(&pk_line, line, L_POLL_UD, Py_NewRef(ud));
+    slot_set(&pk_line, line, L_DIRECT, Py_NewRef(Py_True));
+    slot_set(&pk_line, line, L_KEEP, anchor);
+    anchor = NULL;
+    slot_set(&pk_op2, op, Q_TOKEN, Py_NewRef(line));
+    *owner_is_issuer = SLOT(pk_lead, b[B_LEAD], 0) == SLOT(pk_ts, ts, T_PARKER);
+    st = PEND_DONE;
+    goto out;
+
+undo_ops:
+    res = PyObject_CallMethodNoArgs(ops, s_pop);
+    if (res == NULL) {
+        PyErr_WriteUnraisable(ops);
+    }
+    Py_CLEAR(res);
+undo_lines:
+    if (PyDict_DelItem(lines, key) < 0) {
+        PyErr_WriteUnraisable(lines);
+    }
+undo_table:
+    if (PyDict_DelItem(table, ud) < 0) {
+        PyErr_WriteUnraisable(table);
+    }
+out:
+    PyBuffer_Release(&sb);
+    Py_DECREF(ud);
+    Py_XDECREF(anchor);
+    Py_XDECREF(line);
+    Py_XDECREF(entry);
+    Py_XDECREF(next_ud);
+    Py_XDECREF(next_tail);
+    Py_XDECREF(submitted);
+    return st;
+}
+
+#endif /* PEND_FAST */
