@@ -627,8 +627,9 @@ def test_an_interrupt_in_the_submit_leaves_the_request_whole(
 ) -> None:
     # ``_submit_locked`` (the SQ side's ``submit_locked``) is called last, after every state
     # write (SOCKC's rule): an exception at its entry (a Ctrl-C) propagates with the request
-    # registered, in the table, its line's head and on the deferred list, and the backend's
-    # lock released; as in Python.
+    # registered, in the table and its line's head, submitted by the call made again
+    # (review7: it stayed on the deferred list, never submitted), and the backend's lock
+    # released; as in Python.
     real = Submission.submit_locked
     raised: list[int] = []
 
@@ -659,10 +660,10 @@ def test_an_interrupt_in_the_submit_leaves_the_request_whole(
                     list(line.ops) == [op],
                     op.token is line,
                     b._table[line.poll_ud] == (op, line),
-                    b._unsubmitted == [line.poll_ud],
+                    b._unsubmitted == [],
                     c.f.stream_in,
                 )
-                real(b._sq, current_thread_state())  # what the interrupted call would have done
+                real(b._sq, current_thread_state())  # (nothing left to submit: a no-op)
             finally:
                 b._lock.release()
             c.peer.send(b"late")

@@ -282,10 +282,10 @@ calls: {
         PyErr_Fetch(&et, &ev, &etb);
     }
     if (wake != NULL) {
-        fio_keep_first(PyObject_CallOneArg(g_wake_waiters, wake), &et, &ev, &etb);
+        fio_keep_first(fio_wake(g_wake_waiters, wake), &et, &ev, &etb);
     }
     if (post != NULL) {
-        fio_keep_first(PyObject_CallMethodNoArgs(post, s_posted_locked), &et, &ev, &etb);
+        fio_keep_first(fio_again_always(NULL, s_posted_locked, &post, 1, 1), &et, &ev, &etb);
         Py_DECREF(post);
     }
     lock_release();

@@ -203,13 +203,19 @@ pend_locked(PyObject *d, PyObject **b, PyObject *submitted_o, uint64_t seen, PyO
     PyObject *spare = SLOT(pk_sl, streams, S_SPARE), *lines = SLOT(pk_sl, streams, S_LINES);
     PyObject *unsubmitted = b[B_UNSUBMITTED];
     PyObject *line = NULL, *entry = NULL, *next_ud = NULL, *next_tail = NULL, *submitted = NULL;
-    PyObject *res = NULL;
+    PyObject *res = NULL, *fd = NULL;
     int reused = 0, st = PEND_ERROR;
     if (spare == NULL || lines == NULL || !PyList_CheckExact(spare) || !PyDict_CheckExact(lines)) {
         st = PEND_REST;
         goto out;
     }
-    PyObject *fd = SLOT(pk_file, file, PF_FD);
+    /* held (review7): the allocations below may run a collection, whose Python code may
+     * rebind the slot (a close's ``_release_fd`` cannot: this request is registered) */
+    fd = Py_XNewRef(SLOT(pk_file, file, PF_FD));
+    if (fd == NULL) {
+        st = PEND_REST;
+        goto out;
+    }
     if (PyList_GET_SIZE(spare) > 0) {
         line = Py_NewRef(PyList_GET_ITEM(spare, PyList_GET_SIZE(spare) - 1));
         if (!Py_IS_TYPE(line, g_line_type) || SLOT(pk_line, line, L_OPS) == NULL) {
@@ -234,7 +240,15 @@ pend_locked(PyObject *d, PyObject **b, PyObject *submitted_o, uint64_t seen, PyO
     if (PyDict_SetItem(lines, key, line) < 0) {
         goto undo_table;
     }
-    if ((res = PyObject_CallMethodOneArg(ops, s_append, op)) == NULL) {
+    /* ``ops.append(op)``: a deque's own method without looking it up, else by name */
+    if (Py_IS_TYPE(ops, (PyTypeObject *)g_deque)) {
+        PyObject *a[2] = {ops, op};
+        res = PyObject_Vectorcall(g_deque_append, a, 2, NULL);
+    }
+    else {
+        res = PyObject_CallMethodOneArg(ops, s_append, op);
+    }
+    if (res == NULL) {
         goto undo_lines;
     }
     Py_CLEAR(res);
@@ -299,6 +313,7 @@ undo_table:
     }
 out:
     PyBuffer_Release(&sb);
+    Py_XDECREF(fd);
     Py_DECREF(ud);
     Py_XDECREF(anchor);
     Py_XDECREF(line);

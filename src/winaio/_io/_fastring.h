@@ -25,7 +25,8 @@ extern PyObject *fr_one, *fr_idle_work;
 /* io_uring_enter's syscall number and flags, the SQ flags (from the Python constants) */
 extern long c_nr_enter, c_getevents, c_ext_arg, c_needs_flush, c_cq_overflow;
 /* The C methods, to call them directly where the class still has them */
-extern PyObject *g_enter_descr, *g_enter_timeout_descr, *g_sq_ready_descr, *g_acquire_descr;
+extern PyObject *g_enter_descr, *g_enter_timeout_descr, *g_sq_ready_descr, *g_acquire_descr,
+    *g_publish_descr;
 /* "acquire"; _thread.lock when its layout is known (``_fastlead.c``) */
 extern PyObject *s_acquire_r;
 extern PyTypeObject *g_plain_lock_type;

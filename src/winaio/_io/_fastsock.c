@@ -43,7 +43,8 @@ static const char *const SEVENT_NAMES[] = {"_signaled", "_waiters", NULL};
 static const char *const SOCK_C_NAMES[] = {"_waiters", "key", NULL};
 static const char *const SOV_NAMES[] = {"event", "skip_port", "information", "status", NULL};
 
-kind_t k_sa, k_sb, k_sov;
+kind_t k_sa, k_sb, k_sov, k_mode;
+static const char *const MODE_NAMES[] = {"shut_rd", NULL};
 static kind_t k_sc, k_sev;
 static PyTypeObject *g_fd_users_type; /* FdUsers (a list subclass) */
 static PyTypeObject *g_socket_type;   /* socket.socket: exactly (a subclass may redefine recv) */
@@ -208,9 +209,18 @@ sock_pend(PyObject *self, PyObject *ov, PyObject *buffer)
 static int
 notify(PyObject *self, PyObject *ov, PyObject *event, PyObject *info)
 {
-    if (fio_acquire(g_sock_lock) < 0) {
-        Py_DECREF(info); /* (as ``with LOCK``: interrupted before any effect) */
-        return -1;
+    /* The syscall took (or sent) the data: an interrupt while a contended LOCK is waited for
+     * is kept and the wait goes on, so that the completion is written whole before it goes
+     * on (review7; the bytes were lost: neither in the IOSB nor the socket). */
+    PyObject *et = NULL, *ev = NULL, *etb = NULL;
+    while (fio_acquire(g_sock_lock) < 0) {
+        if (PyErr_ExceptionMatches(PyExc_Exception)) {
+            Py_DECREF(info);
+            fio_keep_first(NULL, &et, &ev, &etb); /* (the interrupt kept first wins) */
+            PyErr_Restore(et, ev, etb);
+            return -1;
+        }
+        fio_keep_first(NULL, &et, &ev, &etb);
     }
     PyObject *wake = NULL, *port = NULL, *post = NULL, *key = NULL;
     int r;
@@ -264,20 +274,17 @@ notify(PyObject *self, PyObject *ov, PyObject *event, PyObject *info)
         }
     }
 calls: {
-    PyObject *et = NULL, *ev = NULL, *etb = NULL;
     if (PyErr_Occurred()) {
-        PyErr_Fetch(&et, &ev, &etb);
+        fio_keep_first(NULL, &et, &ev, &etb);
     }
     if (wake != NULL) {
-        fio_keep_first(PyObject_CallOneArg(g_sock_wake, wake), &et, &ev, &etb);
+        fio_keep_first(fio_wake(g_sock_wake, wake), &et, &ev, &etb);
     }
     if (post != NULL) {
         /* port._post_locked(key, ov, 0, information): the port's own method (Python, or a C
-         * one installed on its class) */
+         * one installed on its class); made again after an interrupt at its entry */
         PyObject *args[5] = {post, key, ov, g_szero, info};
-        PyObject *res = PyObject_VectorcallMethod(s_post_locked, args,
-                                                  5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-        fio_keep_first(res, &et, &ev, &etb);
+        fio_keep_first(fio_again(NULL, s_post_locked, args, 5), &et, &ev, &etb);
     }
     fio_release(g_sock_lock);
     Py_XDECREF(wake);
@@ -513,16 +520,16 @@ bad:
 PyObject *
 configure_sockets(PyObject *module, PyObject *args)
 {
-    PyTypeObject *sockt, *usert, *eventt, *ovt, *pysockt;
+    PyTypeObject *sockt, *usert, *eventt, *ovt, *pysockt, *modet;
     PyObject *probe, *claim, *rd, *wr, *closed, *blocked, *rfailed, *rend, *sfailed, *srest,
         *pending, *lock, *wake;
     long ask_run, ask_every;
-    if (!PyArg_ParseTuple(args, "O!O!O!O!O!OOOOOOOOOOOllOO:configure_sockets",
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!OOOOOOOOOOOllOOO!:configure_sockets",
                           &PyType_Type, &sockt, &PyType_Type, &usert, &PyType_Type, &eventt,
                           &PyType_Type, &ovt, &PyType_Type,
                           &pysockt, &probe, &claim, &rd, &wr, &closed, &blocked, &rfailed,
                           &rend, &sfailed, &srest, &pending, &ask_run, &ask_every,
-                          &lock, &wake)) {
+                          &lock, &wake, &PyType_Type, &modet)) {
         return NULL;
     }
 #if !SOCK_ACCEL
@@ -547,7 +554,8 @@ configure_sockets(PyObject *module, PyObject *args)
     }
     if (kind_init(&k_sa, sockt, SOCK_A_NAMES) < 0 || kind_init(&k_sb, sockt, SOCK_B_NAMES) < 0 ||
         kind_init(&k_sc, sockt, SOCK_C_NAMES) < 0 ||
-        kind_init(&k_sev, eventt, SEVENT_NAMES) < 0 || kind_init(&k_sov, ovt, SOV_NAMES) < 0) {
+        kind_init(&k_sev, eventt, SEVENT_NAMES) < 0 || kind_init(&k_sov, ovt, SOV_NAMES) < 0 ||
+        kind_init(&k_mode, modet, MODE_NAMES) < 0) {
         return NULL;
     }
     s_shut_rd = PyUnicode_InternFromString("shut_rd");

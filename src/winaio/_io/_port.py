@@ -196,7 +196,11 @@ class CompletionPort(DispatcherObject):
         if self._getters:
             self._release_locked()
         if self._packets and self._waiters:
-            wake_waiters(self)
+            try:
+                wake_waiters(self)
+            except BaseException:  # (Ctrl-C) walk again: no waiter of a signaled
+                wake_waiters(self)  # object is left asleep (_objects)
+                raise
 
     def release_held_locked(self) -> None:
         """The end of a batch (``holding``): release waiters for what it queued."""
@@ -205,7 +209,11 @@ class CompletionPort(DispatcherObject):
             if self._getters:
                 self._release_locked()
             if self._packets and self._waiters:
-                wake_waiters(self)
+                try:
+                    wake_waiters(self)
+                except BaseException:  # (Ctrl-C) walk again: no waiter of a signaled
+                    wake_waiters(self)  # object is left asleep (_objects)
+                    raise
 
     def _release_locked(self) -> None:
         packets = self._packets

@@ -292,7 +292,11 @@ class IoUringBackend:
             if not self._deferral.hinted:
                 self._deferral.hint_locked()
             return False
-        return self._sq.submit_locked(issuer)
+        try:
+            return self._sq.submit_locked(issuer)
+        except BaseException:  # (Ctrl-C at its entry) made again: it recounts from the SQ
+            self._sq.submit_locked(issuer)  # head; else the RECV stayed unsubmitted (review7)
+            raise
 
     def _bind_parker(self, issuer: ThreadState) -> None:
         """The issuer most likely waits for its request soon: let it lead the ring then."""
