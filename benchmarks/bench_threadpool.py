@@ -32,6 +32,11 @@ rotated from round to round); medians are reported with the median of the per-ro
    fresh pool that creates its workers during the burst (each ``Thread.start`` waits for the new
    thread to get the GIL from threads busy with callbacks: the cost of growing mid-burst).
 
+The run holds ``/dev/cpu_dma_latency`` at 0 (``_latency_qos``; ``--no-latency-qos`` turns it
+off; ``latency_qos`` in the JSON): the latency rows sleep and wake a thread per sample, and an
+idle vCPU of these VMs halts at once (``guest_halt_poll_ns`` 0), each wake-up a VM exit that
+adds the same ~40 us to both rows of a ratio (benchmarks/README.md "Latency rows").
+
 Usage: ``.venv/bin/python benchmarks/bench_threadpool.py [--rounds 5] [--quick] [--output F]
 [--sections latency,...]`` (the targets are computed only when every section ran)
 (aiofile, aiofiles: the ``bench`` extra). Hold /work/coord/bench.lock while running.
@@ -57,6 +62,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+from _latency_qos import LatencyQoS
 
 import winaio
 import winaio.aio as aio
@@ -619,6 +626,12 @@ def main() -> int:
     parser.add_argument("--sections", default=",".join(SECTIONS),
                         help="comma-separated subset of: " + ", ".join(SECTIONS))  # fmt: skip
     parser.add_argument("--output", help="also write the JSON here")
+    parser.add_argument(
+        "--no-latency-qos",
+        dest="latency_qos",
+        action="store_false",
+        help="do not hold /dev/cpu_dma_latency at 0 during the run (benchmarks/README.md)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-path", help=argparse.SUPPRESS)
     parser.add_argument("--child-offsets", help=argparse.SUPPRESS)
@@ -640,6 +653,19 @@ def main() -> int:
     for name in sections:
         if name not in SECTIONS:
             parser.error(f"unknown section {name!r}")
+    with LatencyQoS(args.latency_qos) as qos:
+        measure(args, sections, report)
+        report["latency_qos"] = qos.record()
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text + "\n")
+    return 0
+
+
+def measure(args: argparse.Namespace, sections: list[str], report: dict[str, Any]) -> None:
+    """Every section asked for, into ``report`` (with the targets when every section ran)."""
     if "throughput" in sections:
         print("throughput", file=sys.stderr)
         report["throughput"] = bench_throughput(args.threads, args.items, args.rounds)
@@ -654,12 +680,6 @@ def main() -> int:
         report["timers"] = bench_timers(args.timers, args.rounds)
     if len(sections) == len(SECTIONS):
         report["targets"] = targets(report)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output:
-        with open(args.output, "w") as f:
-            f.write(text + "\n")
-    return 0
 
 
 if __name__ == "__main__":
