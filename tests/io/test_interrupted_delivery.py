@@ -488,7 +488,7 @@ def test_an_interrupt_backlogging_a_dead_request_still_migrates_it(
         line = op.token
         wait_until(lambda: line.poll_ud in b._table, LONG, "the read is in the kernel")
         with b._lock:
-            wake = b._cancel_locked(line.poll_ud)  # (an ASYNC_CANCEL nobody asked for)
+            wake = b._sq.cancel_locked(line.poll_ud)  # (an ASYNC_CANCEL nobody asked for)
         if wake:
             os.eventfd_write(b._efd, 1)
         calls = interrupt_once(Backlog, "add_locked")
@@ -527,7 +527,7 @@ def test_an_interrupt_as_the_leaders_poke_ends_still_closes_the_leadership(
         assert start(StreamReadOp(reader, Overlapped(), [memoryview(buf)])) == STATUS_PENDING
         assert b._ring_thread.poke_armed and not b._lead.closed
         with b._lock:
-            wake = b._cancel_locked(UD_POKE)
+            wake = b._sq.cancel_locked(UD_POKE)
         if wake:
             os.eventfd_write(b._efd, 1)
         calls = interrupt_once(type(b._lead), "give_up_locked")

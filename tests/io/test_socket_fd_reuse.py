@@ -80,14 +80,12 @@ def _is_open(fd: int) -> bool:
 class Race:
     """A connected loopback pair whose winaio side races with a close and a reopen."""
 
-    def __init__(self) -> None:
-        with socket.create_server(("127.0.0.1", 0)) as listener:
-            self.peer = socket.create_connection(listener.getsockname(), timeout=LONG)
-            sock, _ = listener.accept()
-        sock.setblocking(False)
-        self.real = sock
-        self.file = Socket(sock.fileno(), overlapped=True, sock=sock)
-        self.file.sock = RacingSocket(sock, self._close_and_reopen)  # type: ignore[assignment]
+    def __init__(self, file: Socket, peer: socket.socket) -> None:
+        self.peer = peer
+        assert file.sock is not None
+        self.real = file.sock
+        self.file = file
+        self.file.sock = RacingSocket(self.real, self._close_and_reopen)  # type: ignore[assignment]
         self.pipe_r, self.pipe_w = os.pipe()
         self.reused: int | None = None  # the number the reopen took, when it could
         self.closed_in_window = False
@@ -104,20 +102,18 @@ class Race:
             self.reused = fd
 
     def close(self) -> None:
+        """The pipe and the number the reopen took (the pair: ``socket_pair``'s)."""
         for fd in (self.pipe_r, self.pipe_w, self.reused):
             if fd is not None:
                 try:
                     os.close(fd)
                 except OSError:
                     pass
-        self.file.close()
-        self.real.close()
-        self.peer.close()
 
 
 @pytest.fixture
-def race(backend: str) -> Iterator[Race]:
-    r = Race()
+def race(backend: str, socket_pair: Callable[..., tuple[Socket, socket.socket]]) -> Iterator[Race]:
+    r = Race(*socket_pair())
     try:
         yield r
     finally:
@@ -191,25 +187,21 @@ def test_fionread_keeps_its_descriptor_through_a_concurrent_close(
     assert race.file.fd == -1 and sock.fileno() == -1  # the deferred close, done
 
 
-def test_a_receive_after_the_close_fails_and_releases_nothing_twice(backend: str) -> None:
+def test_a_receive_after_the_close_fails_and_releases_nothing_twice(
+    backend: str, socket_pair: Callable[..., tuple[Socket, socket.socket]]
+) -> None:
     # The fast path that counts itself in and then sees the close: ERROR_INVALID_HANDLE, as
     # the general path; the descriptor is released once (no user left), not leaked.
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        peer = socket.create_connection(listener.getsockname(), timeout=LONG)
-        sock, _ = listener.accept()
-    sock.setblocking(False)
-    f = Socket(sock.fileno(), overlapped=True, sock=sock)
-    try:
-        f.fd_users.append(None)  # a fast path of another thread, inside its call
-        f.close()
-        assert f.fd != -1 and sock.fileno() != -1  # deferred to that user
-        with pytest.raises(Exception) as info:
-            f.start_read(bytearray(64), Overlapped())
-        assert getattr(info.value, "winerror", None) == 6  # ERROR_INVALID_HANDLE
-        f.fd_users.pop()
-        f.fd_users.left()
-        assert f.fd == -1 and sock.fileno() == -1
-        f.fd_users.left()  # idempotent
-    finally:
-        peer.close()
-        sock.close()
+    f, _peer = socket_pair()
+    sock = f.sock
+    assert sock is not None
+    f.fd_users.append(None)  # a fast path of another thread, inside its call
+    f.close()
+    assert f.fd != -1 and sock.fileno() != -1  # deferred to that user
+    with pytest.raises(Exception) as info:
+        f.start_read(bytearray(64), Overlapped())
+    assert getattr(info.value, "winerror", None) == 6  # ERROR_INVALID_HANDLE
+    f.fd_users.pop()
+    f.fd_users.left()
+    assert f.fd == -1 and sock.fileno() == -1
+    f.fd_users.left()  # idempotent

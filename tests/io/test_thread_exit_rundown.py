@@ -30,6 +30,7 @@ from winaio._backends import uring
 from winaio._backends._threads import ThreadBackend
 from winaio._backends.uring import backend as backend_mod
 from winaio._backends.uring.streams import Line
+from winaio._backends.uring.submission import Submission
 from winaio._io._files import FileObject, start
 from winaio._io._ops import Operation, StreamReadOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
@@ -63,29 +64,30 @@ class HeldCancel:
             self._hold_threads(monkeypatch)
 
     def _hold_uring(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        # Every ASYNC_CANCEL goes through _cancel_locked: the I/O layer's (``cancel``) and the
-        # backend's own migration at thread exit. Held = the kernel answered -EALREADY.
+        # Every ASYNC_CANCEL goes through the SQ side's cancel_locked: the I/O layer's
+        # (``cancel``) and the backend's own migration at thread exit. Held = the kernel
+        # answered -EALREADY.
         backend = self.backend
-        real = uring.IoUringBackend._cancel_locked
+        real = Submission.cancel_locked
         held: list[int] = []
 
-        def cancel_locked(b: Any, target: int, ts: Any = None) -> bool:
-            entry = b._table.get(target)
-            if b is backend and entry is not None and entry[0].file is self.reader:
+        def cancel_locked(sq: Any, target: int, ts: Any = None) -> bool:
+            entry = sq._table.get(target)
+            if sq is backend._sq and entry is not None and entry[0].file is self.reader:
                 held.append(target)
                 self.called.set()
                 return False
-            return real(b, target, ts)
+            return real(sq, target, ts)
 
         def release() -> None:
             wake = False
             with backend._lock:
                 for ud in held:
-                    wake = real(backend, ud) or wake
+                    wake = real(backend._sq, ud) or wake
             if wake:
                 os.eventfd_write(backend._efd, 1)
 
-        monkeypatch.setattr(uring.IoUringBackend, "_cancel_locked", cancel_locked)
+        monkeypatch.setattr(Submission, "cancel_locked", cancel_locked)
         self._release = release
 
     def _hold_threads(self, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -260,15 +262,15 @@ def test_the_io_layer_cancels_before_the_backend_migrates(
     names = {real_cancel: "cancel", real_migrate: "migrate"}
     hooks = [recorded(names[h], h) if h in names else h for h in threads_mod._exit_hooks]
     monkeypatch.setattr(threads_mod, "_exit_hooks", hooks)
-    real_locked = uring.IoUringBackend._cancel_locked
+    real_locked = Submission.cancel_locked
     migration_cancels: list[int] = []
 
-    def cancel_locked(self: Any, target: int, ts: Any = None) -> bool:
-        if self is b and ts is not None:
+    def cancel_locked(sq: Any, target: int, ts: Any = None) -> bool:
+        if sq is b._sq and ts is not None:
             migration_cancels.append(target)
-        return real_locked(self, target, ts)
+        return real_locked(sq, target, ts)
 
-    monkeypatch.setattr(uring.IoUringBackend, "_cancel_locked", cancel_locked)
+    monkeypatch.setattr(Submission, "cancel_locked", cancel_locked)
     try:
         wait_until(lambda: not b._lead.closed, LONG, "the leaders' poke is armed")
         issued: list[Operation] = []

@@ -316,7 +316,7 @@ def test_a_request_that_dies_with_an_unrecorded_submitter_is_resubmitted(
     # (``op.cancel_requested`` stays False) does the same here (6.x kernels let such requests
     # live on). The ring thread submits it again instead of failing it.
     with backend._lock:
-        wake = backend._cancel_locked(line.poll_ud)
+        wake = backend._sq.cancel_locked(line.poll_ud)
     if wake:
         os.eventfd_write(backend._efd, 1)
     wait_until(lambda: backend._migration.count == 1, LONG, "resubmitted")
@@ -452,8 +452,9 @@ def test_an_idle_ring_submits_one_read_in_one_enter_recorded_as_the_issuers(
     kit: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # ``_submit_one_locked``: the ring held nothing else, so one enter took the one SQE; the
-    # issuer is recorded as its submitter (its exit migrates it), nothing stays deferred.
+    # ``Submission.submit_one_locked``: the ring held nothing else, so one enter took the one
+    # SQE; the issuer is recorded as its submitter (its exit migrates it), nothing stays
+    # deferred.
     view = aligned(BLOCK)
     parked = kit.park(backend, monkeypatch)
     try:

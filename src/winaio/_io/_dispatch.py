@@ -59,11 +59,19 @@ def deliver(op: Operation, status: int, information: int, immediate: bool = Fals
         if event is not None:
             event._signaled = True
             if event._waiters:
-                wake_waiters(event)
+                try:
+                    wake_waiters(event)
+                except BaseException:  # (Ctrl-C) walk again: no waiter of a signaled
+                    wake_waiters(event)  # object is left asleep (_objects)
+                    raise
         elif not file.skip_set_event:
             file._signaled = True
             if file._waiters:
-                wake_waiters(file)
+                try:
+                    wake_waiters(file)
+                except BaseException:  # (Ctrl-C) walk again: no waiter of a signaled
+                    wake_waiters(file)  # object is left asleep (_objects)
+                    raise
         routine = op.routine
         if routine is not None:
             _queue_routine(op.issuer, routine, status, information, ov)
@@ -77,7 +85,11 @@ def deliver(op: Operation, status: int, information: int, immediate: bool = Fals
         if sync_done is not None:
             sync_done._signaled = True
             if sync_done._waiters:
-                wake_waiters(sync_done)
+                try:
+                    wake_waiters(sync_done)
+                except BaseException:  # (Ctrl-C) walk again: no waiter of a signaled
+                    wake_waiters(sync_done)  # object is left asleep (_objects)
+                    raise
     return True
 
 
@@ -109,11 +121,19 @@ def deliver_batch(batch: list[tuple[Operation, int, int]]) -> list[BaseException
                     if event is not None:
                         event._signaled = True
                         if event._waiters:
-                            wake_waiters(event)
+                            try:
+                                wake_waiters(event)
+                            except BaseException:  # (Ctrl-C) walk again: no waiter of a signaled
+                                wake_waiters(event)  # object is left asleep (_objects)
+                                raise
                     elif not file.skip_set_event:
                         file._signaled = True
                         if file._waiters:
-                            wake_waiters(file)
+                            try:
+                                wake_waiters(file)
+                            except BaseException:  # (Ctrl-C) walk again: no waiter of a signaled
+                                wake_waiters(file)  # object is left asleep (_objects)
+                                raise
                     routine = op.routine
                     if routine is not None:
                         _queue_routine(op.issuer, routine, status, information, ov)
@@ -130,7 +150,11 @@ def deliver_batch(batch: list[tuple[Operation, int, int]]) -> list[BaseException
                     if sync_done is not None:
                         sync_done._signaled = True
                         if sync_done._waiters:
-                            wake_waiters(sync_done)
+                            try:
+                                wake_waiters(sync_done)
+                            except BaseException:  # (Ctrl-C) walk again: no waiter of a signaled
+                                wake_waiters(sync_done)  # object is left asleep (_objects)
+                                raise
                 except Exception as exc:  # a bug: the rest of the batch is still delivered
                     errors.append(exc)
         finally:
@@ -178,11 +202,19 @@ def notify_locked(
     if event is not None:
         event._signaled = True
         if event._waiters:
-            wake_waiters(event)
+            try:
+                wake_waiters(event)
+            except BaseException:  # (Ctrl-C) walk again: no waiter of a signaled
+                wake_waiters(event)  # object is left asleep (_objects)
+                raise
     elif not file.skip_set_event:
         file._signaled = True
         if file._waiters:
-            wake_waiters(file)
+            try:
+                wake_waiters(file)
+            except BaseException:  # (Ctrl-C) walk again: no waiter of a signaled
+                wake_waiters(file)  # object is left asleep (_objects)
+                raise
     if routine is not None:
         assert issuer is not None
         _queue_routine(issuer, routine, status, information, ov)
@@ -206,11 +238,19 @@ def notify_success(file: FileObject, ov: Overlapped, event: Event | None, inform
         if event is not None:
             event._signaled = True
             if event._waiters:
-                wake_waiters(event)
+                try:
+                    wake_waiters(event)
+                except BaseException:  # (Ctrl-C) walk again: no waiter of a signaled
+                    wake_waiters(event)  # object is left asleep (_objects)
+                    raise
         elif not file.skip_set_event:
             file._signaled = True
             if file._waiters:
-                wake_waiters(file)
+                try:
+                    wake_waiters(file)
+                except BaseException:  # (Ctrl-C) walk again: no waiter of a signaled
+                    wake_waiters(file)  # object is left asleep (_objects)
+                    raise
         if not ov.skip_port:
             port = file.port
             if port is not None and not file.skip_port_on_success:

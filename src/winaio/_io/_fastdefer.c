@@ -7,7 +7,9 @@
  * Python code (but ``publish`` on a dirty SQ list and the rare pruning of
  * ``Migration.owned``), so no signal handler can cut it; an allocation failure raises with
  * the lock released, like the Python method would. A Deferral (or Backlog, Migration) whose
- * class redefines a slot used here goes to the Python method. */
+ * class redefines a slot used here goes to the Python method, and so does one whose ring,
+ * migration or own class redefines a method it calls (``publish``, ``own_locked``,
+ * ``hint_locked``). */
 #include "_fastring.h"
 
 static const char *const DEFERRAL_NAMES[] = {"_backlog", "_lock", "_migration", "_ring",
@@ -21,6 +23,9 @@ static kind_t k_deferral, k_backlog, k_migration;
 static PyObject *py_take_burst, *py_hint_locked; /* the Python references */
 static PyObject *g_deferring;                    /* deferral._deferring (dict) */
 static PyObject *s_deferred, *s_intersection_update;
+/* The methods take_burst calls, as configured: a class that redefines one (a subclass, a
+ * test's stand-in) sends take_burst to the Python method, which calls it (review7). */
+static PyObject *s_publish, *s_own_locked, *s_hint_locked, *py_own_locked, *g_hint_descr;
 
 /* ------------------------------------------------------------------ Deferral */
 
@@ -152,7 +157,10 @@ deferral_take_burst(PyObject *self, PyObject *ts)
     if (uns == NULL || !PyList_CheckExact(uns) || lock == NULL || backlog == NULL ||
         migration == NULL || ring == NULL || table == NULL || enters == NULL ||
         !PyLong_CheckExact(enters) || !kind_fast(&k_backlog, Py_TYPE(backlog)) ||
-        !kind_fast(&k_migration, Py_TYPE(migration))) {
+        !kind_fast(&k_migration, Py_TYPE(migration)) || g_publish_descr == NULL ||
+        _PyType_Lookup(Py_TYPE(ring), s_publish) != g_publish_descr ||
+        _PyType_Lookup(Py_TYPE(migration), s_own_locked) != py_own_locked ||
+        _PyType_Lookup(Py_TYPE(self), s_hint_locked) != g_hint_descr) {
         return PyObject_CallFunctionObjArgs(py_take_burst, self, ts, NULL);
     }
     if (PyList_GET_SIZE(uns) == 0) {
@@ -231,7 +239,11 @@ configure_deferral(PyObject *args)
     if (s_deferred == NULL) {
         s_deferred = PyUnicode_InternFromString("deferred");
         s_intersection_update = PyUnicode_InternFromString("intersection_update");
-        if (s_deferred == NULL || s_intersection_update == NULL) {
+        s_publish = PyUnicode_InternFromString("publish");
+        s_own_locked = PyUnicode_InternFromString("own_locked");
+        s_hint_locked = PyUnicode_InternFromString("hint_locked");
+        if (s_deferred == NULL || s_intersection_update == NULL || s_publish == NULL ||
+            s_own_locked == NULL || s_hint_locked == NULL) {
             return NULL;
         }
     }
@@ -261,6 +273,17 @@ configure_deferral(PyObject *args)
         kind_init(&k_migration, migration, MIGRATION_NAMES) < 0) {
         return NULL;
     }
+    PyObject *own = _PyType_Lookup(migration, s_own_locked);
+    if (own == NULL) {
+        PyErr_SetString(PyExc_TypeError, "Migration.own_locked");
+        return NULL;
+    }
+    ref(&py_own_locked, own);
+    PyObject *d = fr_descriptors(tp, deferral_defs);
+    if (d == NULL) {
+        return NULL;
+    }
+    ref(&g_hint_descr, PyDict_GetItemString(d, "hint_locked"));
     g_deferral_ok = 1;
-    return fr_descriptors(tp, deferral_defs);
+    return d;
 }

@@ -261,7 +261,7 @@ deliver_one(PyObject *op, PyObject *status, PyObject *information, held_t *h, in
         }
     }
     if (wake != NULL &&
-        call_step(PyObject_CallOneArg(d_wake_waiters, wake), &et, &ev, &etb) < 0) {
+        call_step(fio_wake(d_wake_waiters, wake), &et, &ev, &etb) < 0) {
         goto out;
     }
     if ((routine = get(&d_op, ofast, op, OP_ROUTINE)) == NULL) {
@@ -273,7 +273,7 @@ deliver_one(PyObject *op, PyObject *status, PyObject *information, held_t *h, in
             goto out;
         }
         PyObject *args[5] = {issuer, routine, status, information, ov};
-        r = call_step(PyObject_Vectorcall(d_queue_routine, args, 5, NULL), &et, &ev, &etb);
+        r = call_step(fio_again(d_queue_routine, NULL, args, 5), &et, &ev, &etb);
         Py_DECREF(issuer);
         if (r < 0) {
             goto out;
@@ -326,8 +326,7 @@ deliver_one(PyObject *op, PyObject *status, PyObject *information, held_t *h, in
         if (release != NULL) {
             /* the closing file's descriptor (``_release_fd``: subclasses override it) */
             PyObject *args[1] = {release};
-            PyObject *res = PyObject_VectorcallMethod(
-                ds_release_fd, args, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            PyObject *res = fio_again(NULL, ds_release_fd, args, 1);
             if (call_step(res, &et, &ev, &etb) < 0) {
                 goto out;
             }
@@ -342,7 +341,7 @@ deliver_one(PyObject *op, PyObject *status, PyObject *information, held_t *h, in
             (r = truth(&d_event, efast, sync, EV_WAITERS)) < 0) {
             goto out;
         }
-        if (r && call_step(PyObject_CallOneArg(d_wake_waiters, sync), &et, &ev, &etb) < 0) {
+        if (r && call_step(fio_wake(d_wake_waiters, sync), &et, &ev, &etb) < 0) {
             goto out;
         }
     }

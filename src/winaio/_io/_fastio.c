@@ -5,8 +5,10 @@
  * ``DiskFile.start_read`` (one buffer, no keyword argument), both installed on DiskFile as
  * method descriptors by ``_disk.use_accelerator``. (The alias layer's ReadFile and
  * GetQueuedCompletionStatusEx hot shapes are in ``_fastio_win32.c``; shared declarations in
- * ``_fastio.h``.) The pure-Python methods stay the reference and the fallback: every shape this file does not handle is handed to them before anything
- * was touched (a completion routine, several buffers, an Overlapped or DiskFile subclass that
+ * ``_fastio.h``; what every C part shares - locks, slot access by kind, the hand-off to the
+ * Python function - in ``_fastcommon.c``.) The pure-Python methods stay the reference and the
+ * fallback: every shape this file does not handle is handed to them before anything was
+ * touched (a completion routine, several buffers, an Overlapped or DiskFile subclass that
  * redefines one of the attributes used here, a non-int offset or descriptor), so the two
  * implementations cannot differ there; tests/io/test_cached_reads.py runs its differential
  * tests against both.
@@ -34,83 +36,9 @@
  */
 #include "_fastio.h"
 
-#include <semaphore.h>
-
 /* ------------------------------------------------------------------ the dispatcher lock */
 
-int fio_lock_is_sem; /* (``_fastio.h``) set by ``configure`` */
-static int probe_sem_locks(void);
-
-int
-fio_try_lock(PyThread_type_lock lk)
-{
-    if (fio_lock_is_sem) {
-        /* (thread_pthread.h with USE_SEMAPHORES: the lock is a ``sem_t *``; a zero timeout is
-         * exactly one ``sem_trywait``, which never fails with EINTR) */
-        return sem_trywait((sem_t *)lk) == 0;
-    }
-    return PyThread_acquire_lock_timed(lk, 0, 0) == PY_LOCK_ACQUIRED;
-}
-
-/* CPython 3.11/3.12's _thread.lock object (Modules/_threadmodule.c). Used only after
- * ``configure`` checked the type name and size; otherwise the lock's own methods are called. */
-typedef struct {
-    PyObject_HEAD
-    PyThread_type_lock lock_lock;
-    PyObject *in_weakreflist;
-    char locked;
-} lockobject;
-
-static PyObject *g_lock;              /* the dispatcher LOCK */
-static PyTypeObject *g_lock_type;     /* _thread.lock, when its layout is the one above */
-static PyObject *s_acquire, *s_release;
-
-/* Any ``threading.Lock`` (``_fastio.h``): a non-blocking try on the lock itself when the
- * layout is known; contended (or another layout), the lock's ``acquire`` method, which waits
- * with the GIL released and handles signals (-1 with the error when a handler raised). */
-int
-fio_acquire(PyObject *lock)
-{
-#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
-    if (Py_IS_TYPE(lock, g_lock_type)) {
-        lockobject *l = (lockobject *)lock;
-        if (fio_try_lock(l->lock_lock)) {
-            l->locked = 1;
-            return 0;
-        }
-    }
-#endif
-    PyObject *r = PyObject_CallMethodNoArgs(lock, s_acquire);
-    if (r == NULL) {
-        return -1;
-    }
-    Py_DECREF(r);
-    return 0;
-}
-
-/* Release a lock taken by :c:func:`fio_acquire`; a pending error is kept across the call. */
-void
-fio_release(PyObject *lock)
-{
-#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
-    if (Py_IS_TYPE(lock, g_lock_type)) {
-        lockobject *l = (lockobject *)lock;
-        l->locked = 0;
-        PyThread_release_lock(l->lock_lock);
-        return;
-    }
-#endif
-    PyObject *exc_type, *exc_value, *exc_tb;
-    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
-    PyObject *r = PyObject_CallMethodNoArgs(lock, s_release);
-    if (r == NULL) {
-        PyErr_WriteUnraisable(lock);
-    }
-    else {
-        Py_DECREF(r);
-    }
-    PyErr_Restore(exc_type, exc_value, exc_tb);
-}
+static PyObject *g_lock; /* the dispatcher LOCK (``fio_acquire``: ``_fastcommon.c``) */
 
 static inline int
 lock_acquire(void)
@@ -122,70 +50,6 @@ static inline void
 lock_release(void)
 {
     fio_release(g_lock);
-}
-
-/* ------------------------------------------------------------------ slot access */
-
-int
-kind_init(kind_t *k, PyTypeObject *tp, const char *const *names)
-{
-    k->n = 0;
-    k->base = (PyTypeObject *)Py_NewRef(tp);
-    for (int i = 0; names[i] != NULL; i++) {
-        PyObject *name = PyUnicode_InternFromString(names[i]);
-        if (name == NULL) {
-            return -1;
-        }
-        PyObject *d = _PyType_Lookup(tp, name); /* borrowed */
-        if (d == NULL || !Py_IS_TYPE(d, &PyMemberDescr_Type)) {
-            PyErr_Format(PyExc_TypeError, "%s.%U is not a slot", tp->tp_name, name);
-            Py_DECREF(name);
-            return -1;
-        }
-        PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
-        if (m->type != T_OBJECT_EX) {
-            PyErr_Format(PyExc_TypeError, "%s.%U is not an object slot", tp->tp_name, name);
-            Py_DECREF(name);
-            return -1;
-        }
-        k->names[i] = name;
-        k->descrs[i] = Py_NewRef(d);
-        k->offsets[i] = m->offset;
-        k->n = i + 1;
-    }
-    return 0;
-}
-
-/* 1 if instances of ``tp`` may have their slots read directly. */
-int
-kind_fast(kind_t *k, PyTypeObject *tp)
-{
-    int free_slot = -1;
-    for (int i = 0; i < MAX_TYPES; i++) {
-        if (k->types[i] == tp) {
-            if ((tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) && tp->tp_version_tag == k->tags[i]) {
-                return 1;
-            }
-            Py_CLEAR(k->types[i]); /* modified since: check it again */
-            free_slot = i;
-            break;
-        }
-        if (k->types[i] == NULL && free_slot < 0) {
-            free_slot = i;
-        }
-    }
-    for (int i = 0; i < k->n; i++) {
-        if (_PyType_Lookup(tp, k->names[i]) != k->descrs[i]) {
-            return 0;
-        }
-    }
-    /* _PyType_Lookup gave the type a version tag if it can have one: cache it only then. */
-    if (free_slot >= 0 && (tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) {
-        Py_INCREF(tp);
-        k->types[free_slot] = tp;
-        k->tags[free_slot] = tp->tp_version_tag;
-    }
-    return 1;
 }
 
 
@@ -418,10 +282,10 @@ calls: {
         PyErr_Fetch(&et, &ev, &etb);
     }
     if (wake != NULL) {
-        fio_keep_first(PyObject_CallOneArg(g_wake_waiters, wake), &et, &ev, &etb);
+        fio_keep_first(fio_wake(g_wake_waiters, wake), &et, &ev, &etb);
     }
     if (post != NULL) {
-        fio_keep_first(PyObject_CallMethodNoArgs(post, s_posted_locked), &et, &ev, &etb);
+        fio_keep_first(fio_again_always(NULL, s_posted_locked, &post, 1, 1), &et, &ev, &etb);
         Py_DECREF(post);
     }
     lock_release();
@@ -447,32 +311,6 @@ py_read_now(PyObject *self, PyObject *buffers, PyObject *ov, PyObject *routine)
 {
     PyObject *args[4] = {self, buffers, ov, routine};
     return PyObject_Vectorcall(g_py_read_now, args, 4, NULL);
-}
-
-/* Calls ``func`` (a Python method's function: the reference a C method hands a shape to) with
- * ``self`` and the caller's vectorcall arguments (``_fastio.h``; every accelerated method). */
-PyObject *
-fio_delegate(PyObject *func, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
-         PyObject *kwnames)
-{
-    PyObject *small[8];
-    PyObject **full = small;
-    Py_ssize_t total = nargs + (kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames));
-    if (total + 1 > 8) {
-        full = PyMem_Malloc((size_t)(total + 1) * sizeof(PyObject *));
-        if (full == NULL) {
-            return PyErr_NoMemory();
-        }
-    }
-    full[0] = self;
-    for (Py_ssize_t i = 0; i < total; i++) {
-        full[i + 1] = args[i];
-    }
-    PyObject *res = PyObject_Vectorcall(func, full, nargs + 1, kwnames);
-    if (full != small) {
-        PyMem_Free(full);
-    }
-    return res;
 }
 
 /* DiskFile.read_now(buffers, overlapped, routine) */
@@ -590,19 +428,14 @@ configure(PyObject *module, PyObject *args)
     }
     s_append = PyUnicode_InternFromString("append");
     s_posted_locked = PyUnicode_InternFromString("_posted_locked");
-    s_acquire = PyUnicode_InternFromString("acquire");
-    s_release = PyUnicode_InternFromString("release");
-    if (s_append == NULL || s_posted_locked == NULL || s_acquire == NULL || s_release == NULL) {
+    if (s_append == NULL || s_posted_locked == NULL) {
+        return NULL;
+    }
+    int direct = fio_configure_locks(lock);
+    if (direct < 0) {
         return NULL;
     }
     g_lock = Py_NewRef(lock);
-    if (probe_sem_locks() < 0) {
-        return NULL;
-    }
-    if (strcmp(Py_TYPE(lock)->tp_name, "_thread.lock") == 0 &&
-        Py_TYPE(lock)->tp_basicsize == (Py_ssize_t)sizeof(lockobject)) {
-        g_lock_type = (PyTypeObject *)Py_NewRef(Py_TYPE(lock));
-    }
     g_packet_type = (PyTypeObject *)Py_NewRef(packett);
     g_disk_type = (PyTypeObject *)Py_NewRef(disk);
     g_wake_waiters = Py_NewRef(wake);
@@ -623,32 +456,9 @@ configure(PyObject *module, PyObject *args)
         return NULL;
     }
     g_configured = 1;
-    return Py_BuildValue("(NNi)", rd, sd, g_lock_type != NULL);
+    return Py_BuildValue("(NNi)", rd, sd, direct);
 }
 
-
-/* ``sys.thread_info``: pthread locks made of POSIX semaphores (``fio_try_lock``). */
-static int
-probe_sem_locks(void)
-{
-    PyObject *info = PySys_GetObject("thread_info"); /* borrowed */
-    if (info == NULL) {
-        return 0;
-    }
-    PyObject *name = PyObject_GetAttrString(info, "name");
-    PyObject *kind = name == NULL ? NULL : PyObject_GetAttrString(info, "lock");
-    if (kind == NULL) {
-        Py_XDECREF(name);
-        PyErr_Clear();
-        return 0;
-    }
-    int a = PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, "pthread") == 0;
-    int b = PyUnicode_Check(kind) && PyUnicode_CompareWithASCIIString(kind, "semaphore") == 0;
-    Py_DECREF(name);
-    Py_DECREF(kind);
-    fio_lock_is_sem = a && b;
-    return 0;
-}
 
 
 static PyMethodDef module_methods[] = {
@@ -676,6 +486,12 @@ static PyMethodDef module_methods[] = {
     {"configure_done", configure_done, METH_VARARGS,
      "configure_done(...) -> (C deliver_batch, StreamLines.service_direct, Reaper.process,\n"
      "                        deliver, StreamLines.service)"},
+    {"configure_wsa", configure_wsa, METH_VARARGS,
+     "configure_wsa(WSARecv, WSASend, WSAGetLastError, Socket, OVERLAPPED, Ref, ThreadState,\n"
+     "              handle_entry, tls, current_thread_state, _wsa_fail, Win32Error,\n"
+     "              WSA_IO_PENDING, SOCKET_ERROR) -> (C WSARecv, C WSASend, C WSAGetLastError)"},
+    {"wsa_set_enabled", wsa_set_enabled, METH_O,
+     "wsa_set_enabled(flag): the C WSARecv/WSASend run their hot shape (else the Python ones)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef fastio_module = {

@@ -53,15 +53,29 @@ get(kind_t *k, int fast, PyObject *obj, int i)
     return PyObject_GetAttr(obj, k->names[i]); /* (an unset slot raises AttributeError) */
 }
 
+/* Steals ``value`` into slot ``i`` of ``obj``, its kind checked fast (``kind_fast``). */
+static inline void
+kind_put(kind_t *k, PyObject *obj, int i, PyObject *value)
+{
+    PyObject **p = (PyObject **)((char *)obj + k->offsets[i]);
+    PyObject *old = *p;
+    *p = value;
+    Py_XDECREF(old);
+}
+
+/* Truth of a borrowed object: 1, 0, or -1 with an error (True, False, None without a call). */
+static inline int
+fio_is_true(PyObject *v)
+{
+    return v == Py_True ? 1 : v == Py_False || v == Py_None ? 0 : PyObject_IsTrue(v);
+}
+
 /* Steals ``value``. */
 static inline int
 set(kind_t *k, int fast, PyObject *obj, int i, PyObject *value)
 {
     if (fast) {
-        PyObject **p = (PyObject **)((char *)obj + k->offsets[i]);
-        PyObject *old = *p;
-        *p = value;
-        Py_XDECREF(old);
+        kind_put(k, obj, i, value);
         return 0;
     }
     int r = PyObject_SetAttr(obj, k->names[i], value);
@@ -105,7 +119,7 @@ cached_reads(PyObject *self)
     return truth(&k_file, 1, self, F_CACHED);
 }
 
-/* Any ``threading.Lock`` (``_fastio.c``): 0, or -1 with an error (a signal handler raised
+/* Any ``threading.Lock`` (``_fastcommon.c``): 0, or -1 with an error (a signal handler raised
  * while a contended acquire waited); the release keeps a pending error. */
 int fio_acquire(PyObject *lock);
 void fio_release(PyObject *lock);
@@ -117,6 +131,9 @@ void fio_release(PyObject *lock);
  * C=64 echo's server CPU, 3-4 locks per echo). Otherwise that function. */
 extern int fio_lock_is_sem;
 int fio_try_lock(PyThread_type_lock lk);
+/* ``configure``'s part for the locks (``_fastcommon.c``): 1 when ``lock`` (and every lock of
+ * its type) is taken directly, 0 if not, -1 with an error. */
+int fio_configure_locks(PyObject *lock);
 
 /* The result ``res`` of a call made after a first error may have been fetched into ``*et``,
  * ``*ev``, ``*etb`` (the wake-up calls made last, after every field is written): a result is
@@ -136,7 +153,113 @@ fio_keep_first(PyObject *res, PyObject **et, PyObject **ev, PyObject **etb)
     }
 }
 
-/* ``func(self, *args, **kwnames)`` for a vectorcall method's arguments (``_fastio.c``): how a
+/* An interrupt (its traceback ``tb``) cut the Python function ``callee`` (a function or a
+ * method of one) at its entry, before its first statement: no frame of its code in the
+ * traceback (raised by the call's set-up), or its frame at its first line (the eval-breaker
+ * check of its RESUME, where a signal that came while C code ran is raised; the signal
+ * handler's or a profile hook's frames may be under it). Its frame at a later line means it
+ * ran (review7). */
+static inline int
+fio_cut_at_entry(PyObject *tb, PyObject *callee)
+{
+    if (callee != NULL && PyMethod_Check(callee)) {
+        callee = PyMethod_GET_FUNCTION(callee);
+    }
+    if (callee == NULL || !PyFunction_Check(callee)) {
+        return 0; /* (not Python code: no eval-breaker check of its own) */
+    }
+    PyObject *code = PyFunction_GET_CODE(callee);
+    for (PyTracebackObject *t = (PyTracebackObject *)tb; t != NULL && PyTraceBack_Check(t);
+         t = t->tb_next) {
+        PyCodeObject *c = PyFrame_GetCode(t->tb_frame);
+        int mine = (PyObject *)c == code;
+        int first = mine && PyCode_Addr2Line(c, t->tb_lasti) == c->co_firstlineno;
+        Py_DECREF(c);
+        if (mine) {
+            return first; /* (frames under it at its first line: a hook, the handler) */
+        }
+    }
+    return 1;
+}
+
+/* ``func(*args)``, or ``args[0].name(*args[1:])`` when ``func`` is NULL. */
+static inline PyObject *
+fio_call(PyObject *func, PyObject *name, PyObject *const *args, size_t nargs)
+{
+    return func != NULL ? PyObject_Vectorcall(func, args, nargs, NULL)
+                        : PyObject_VectorcallMethod(name, args, nargs, NULL);
+}
+
+/* A Python call made once state is written, whose effect an interrupt must not cut. A
+ * signal that arrived while C code ran is raised at the entry of the first Python function
+ * called (the first eval-breaker check), before its first statement: nothing was done, so
+ * the call is made again (the handler ran: nothing is pending) and the interrupt is kept in
+ * ``*et``.. (the first one kept wins) for the caller, who raises it once every effect is
+ * made. An interrupt raised inside the callee (it ran) is returned as is, unless ``always``
+ * (an idempotent callee: made again anyway). An Exception is returned as is. The result of
+ * the call that ran: a new reference, or NULL with an error (review7). */
+static inline PyObject *
+fio_again_keep(PyObject *func, PyObject *name, PyObject *const *args, size_t nargs, int always,
+               PyObject **et, PyObject **ev, PyObject **etb)
+{
+    PyObject *r = fio_call(func, name, args, nargs);
+    if (r != NULL || PyErr_ExceptionMatches(PyExc_Exception)) {
+        return r;
+    }
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    if (!always &&
+        !fio_cut_at_entry(tb, func != NULL ? func : _PyType_Lookup(Py_TYPE(args[0]), name))) {
+        PyErr_Restore(t, v, tb);
+        return NULL;
+    }
+    if (*et == NULL && *ev == NULL) {
+        *et = t, *ev = v, *etb = tb;
+    }
+    else {
+        Py_XDECREF(t);
+        Py_XDECREF(v);
+        Py_XDECREF(tb);
+    }
+    return fio_call(func, name, args, nargs);
+}
+
+/* ``fio_again_keep`` whose interrupt is raised at once, the call made again: a new
+ * reference, or NULL with the first error. */
+static inline PyObject *
+fio_again_always(PyObject *func, PyObject *name, PyObject *const *args, size_t nargs,
+                 int always)
+{
+    PyObject *et = NULL, *ev = NULL, *etb = NULL;
+    PyObject *r = fio_again_keep(func, name, args, nargs, always, &et, &ev, &etb);
+    if (et == NULL && ev == NULL) {
+        return r;
+    }
+    if (r == NULL) {
+        PyErr_Clear(); /* (a second interrupt: the first one is raised) */
+    }
+    Py_XDECREF(r);
+    PyErr_Restore(et, ev, etb);
+    return NULL;
+}
+
+/* A call made again only when an interrupt cut it at its entry (``fio_again_keep``). */
+static inline PyObject *
+fio_again(PyObject *func, PyObject *name, PyObject *const *args, size_t nargs)
+{
+    return fio_again_always(func, name, args, nargs, 0);
+}
+
+/* ``wake(obj)`` (the kernel's ``wake_waiters``) for an object just signaled, made again after
+ * any interrupt: the walk is idempotent (a satisfied waiter is skipped), the kernel layer's
+ * rule (``_objects``): no waiter of a signaled object is left asleep. */
+static inline PyObject *
+fio_wake(PyObject *wake, PyObject *obj)
+{
+    return fio_again_always(wake, NULL, &obj, 1, 1);
+}
+
+/* ``func(self, *args, **kwnames)`` for a vectorcall method's arguments (``_fastcommon.c``): how a
  * C method hands a shape it does not handle to the Python function it replaces. */
 PyObject *fio_delegate(PyObject *func, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                        PyObject *kwnames);
@@ -154,5 +277,8 @@ PyObject *configure_pend(PyObject *module, PyObject *args);
 PyObject *configure_sockets(PyObject *module, PyObject *args);
 /* ``_fastdone.c``: the completion side (``deliver_batch``, ``StreamLines.service_direct``). */
 PyObject *configure_done(PyObject *module, PyObject *args);
+/* ``_fastwsa.c``: the alias layer's WSARecv / WSASend hot shapes. */
+PyObject *configure_wsa(PyObject *module, PyObject *args);
+PyObject *wsa_set_enabled(PyObject *module, PyObject *flag);
 
 #endif

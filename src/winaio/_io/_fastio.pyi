@@ -112,3 +112,21 @@ def configure_done(
     report: Any,
     /,
 ) -> tuple[Any, Any, Any, Any, Any, Any]: ...
+def configure_wsa(
+    wsa_recv: Any,
+    wsa_send: Any,
+    wsa_get_last_error: Any,
+    socket: type,
+    overlapped: type,
+    ref: type,
+    thread_state: type,
+    handle_entry: Any,
+    tls: Any,
+    current_thread_state: Any,
+    wsa_fail: Any,
+    win32_error: type[BaseException],
+    wsa_io_pending: int,
+    socket_error: int,
+    /,
+) -> tuple[Any, Any, Any]: ...
+def wsa_set_enabled(flag: bool, /) -> None: ...

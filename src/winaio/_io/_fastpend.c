@@ -161,8 +161,8 @@ thread_state(void)
 static int
 register_locked(PyObject *file, PyObject *op, PyObject *ts, PyObject *event, PyObject *skip)
 {
-    slot_set(&pk_op2, op, Q_REGISTERED, Py_NewRef(Py_True));
-    slot_set(&pk_op2, op, Q_SUBMITTED, Py_NewRef(Py_True));
+    kind_put(&pk_op2, op, Q_REGISTERED, Py_NewRef(Py_True));
+    kind_put(&pk_op2, op, Q_SUBMITTED, Py_NewRef(Py_True));
     PyObject *pending = SLOT(pk_file, file, PF_PENDING);
     PyObject *stream_in = SLOT(pk_file, file, PF_STREAM_IN);
     PyObject *port = SLOT(pk_file, file, PF_PORT);
@@ -179,8 +179,8 @@ register_locked(PyObject *file, PyObject *op, PyObject *ts, PyObject *event, PyO
         Py_DECREF(count);
         return -1;
     }
-    slot_set(&pk_file, file, PF_STREAM_IN, count);
-    int sk = is_true(skip);
+    kind_put(&pk_file, file, PF_STREAM_IN, count);
+    int sk = fio_is_true(skip);
     if (sk < 0) {
         return -1;
     }
@@ -300,6 +300,7 @@ pend_receive(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwn
     Py_INCREF(event);
     Py_INCREF(skip);
     PyObject *ts = NULL, *op = NULL, *key = NULL, *result = NULL;
+    PyObject *it = NULL, *iv = NULL, *itb = NULL; /* an interrupt kept (``_submit_locked``) */
     ts = thread_state();
     if (ts == NULL) {
         goto done;
@@ -334,23 +335,23 @@ pend_receive(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwn
         Py_DECREF(nb);
         goto done;
     }
-    slot_set(&pk_op1, op, Q_FILE, Py_NewRef(file));
-    slot_set(&pk_op1, op, Q_OV, Py_NewRef(ov));
-    slot_set(&pk_op1, op, Q_EVENT, Py_NewRef(event));
-    slot_set(&pk_op1, op, Q_SKIP_PORT, Py_NewRef(skip));
-    slot_set(&pk_op1, op, Q_ROUTINE, Py_NewRef(Py_None));
-    slot_set(&pk_op1, op, Q_ISSUER, Py_NewRef(ts));
-    slot_set(&pk_op1, op, Q_DONE, Py_NewRef(Py_False));
-    slot_set(&pk_op1, op, Q_CANCEL, Py_NewRef(Py_False));
-    slot_set(&pk_op2, op, Q_TOKEN, Py_NewRef(Py_None));
-    slot_set(&pk_op2, op, Q_SYNC_DONE, Py_NewRef(Py_None));
-    slot_set(&pk_op2, op, Q_BUFFERS, buffers);
-    slot_set(&pk_op2, op, Q_NBYTES, nb);
-    slot_set(&pk_op2, op, Q_FLAGS, Py_NewRef(g_zero_int));
+    kind_put(&pk_op1, op, Q_FILE, Py_NewRef(file));
+    kind_put(&pk_op1, op, Q_OV, Py_NewRef(ov));
+    kind_put(&pk_op1, op, Q_EVENT, Py_NewRef(event));
+    kind_put(&pk_op1, op, Q_SKIP_PORT, Py_NewRef(skip));
+    kind_put(&pk_op1, op, Q_ROUTINE, Py_NewRef(Py_None));
+    kind_put(&pk_op1, op, Q_ISSUER, Py_NewRef(ts));
+    kind_put(&pk_op1, op, Q_DONE, Py_NewRef(Py_False));
+    kind_put(&pk_op1, op, Q_CANCEL, Py_NewRef(Py_False));
+    kind_put(&pk_op2, op, Q_TOKEN, Py_NewRef(Py_None));
+    kind_put(&pk_op2, op, Q_SYNC_DONE, Py_NewRef(Py_None));
+    kind_put(&pk_op2, op, Q_BUFFERS, buffers);
+    kind_put(&pk_op2, op, Q_NBYTES, nb);
+    kind_put(&pk_op2, op, Q_FLAGS, Py_NewRef(g_zero_int));
     if (fio_acquire(g_LOCK) < 0) {
         goto done;
     }
-    int closing = is_true(SLOT(pk_file, file, PF_CLOSING) ? SLOT(pk_file, file, PF_CLOSING)
+    int closing = fio_is_true(SLOT(pk_file, file, PF_CLOSING) ? SLOT(pk_file, file, PF_CLOSING)
                                                            : Py_True);
     if (closing) {
         fio_release(g_LOCK);
@@ -397,10 +398,10 @@ pend_receive(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwn
     PyObject *cancel = SLOT(pk_op1, op, Q_CANCEL);
     if (closing_o != NULL && submitted_o != NULL && entries != NULL && lines != NULL &&
         cancel != NULL) {
-        int c = is_true(closing_o);
-        int e = c ? c : is_true(entries);
+        int c = fio_is_true(closing_o);
+        int e = c ? c : fio_is_true(entries);
         int l = e ? e : PyDict_Contains(lines, key);
-        int k = l ? l : is_true(cancel);
+        int k = l ? l : fio_is_true(cancel);
         if (k < 0) {
             st = PEND_ERROR;
         }
@@ -418,7 +419,7 @@ pend_receive(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwn
     }
     if (st == PEND_DONE) {
         if (owner_is_issuer) {
-            int hinted = is_true(SLOT(pk_def, b[B_DEFERRAL], 0) ? SLOT(pk_def, b[B_DEFERRAL], 0)
+            int hinted = fio_is_true(SLOT(pk_def, b[B_DEFERRAL], 0) ? SLOT(pk_def, b[B_DEFERRAL], 0)
                                                                  : Py_False);
             if (hinted == 0) {
                 result = PyObject_CallMethodNoArgs(b[B_DEFERRAL], s_hint_locked);
@@ -432,8 +433,11 @@ pend_receive(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwn
             }
         }
         else {
-            result = PyObject_CallMethodOneArg(self, s_submit_locked, ts);
-            if (result == NULL || (wake = is_true(result)) < 0) {
+            /* (made again after an interrupt at its entry: it recounts from the kernel's SQ
+             * head; the RECV was left prepared and never submitted - review7) */
+            PyObject *sargs[2] = {self, ts};
+            result = fio_again_keep(NULL, s_submit_locked, sargs, 2, 1, &it, &iv, &itb);
+            if (result == NULL || (wake = fio_is_true(result)) < 0) {
                 st = PEND_ERROR;
             }
             Py_CLEAR(result);
@@ -466,6 +470,12 @@ pend_receive(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwn
     }
     result = Py_NewRef(Py_None);
 done:
+    if (it != NULL) {
+        /* an interrupt kept while the request went on: raised now (it came first) */
+        Py_CLEAR(result);
+        PyErr_Clear();
+        PyErr_Restore(it, iv, itb);
+    }
     for (int i = 0; i < B_COUNT; i++) {
         Py_XDECREF(b[i]);
     }

@@ -38,21 +38,7 @@ kfast(kind_t *k, PyTypeObject *tp)
 /* Borrowed slot ``i`` of ``obj`` (a kind checked fast), NULL when unset. */
 #define SLOT(k, obj, i) (*(PyObject **)((char *)(obj) + (k).offsets[i]))
 
-/* Steals ``value``. */
-static inline void
-slot_set(kind_t *k, PyObject *obj, int i, PyObject *value)
-{
-    PyObject **p = (PyObject **)((char *)obj + k->offsets[i]);
-    PyObject *old = *p;
-    *p = value;
-    Py_XDECREF(old);
-}
-
-static inline int
-is_true(PyObject *v)
-{
-    return v == Py_True ? 1 : v == Py_False || v == Py_None ? 0 : PyObject_IsTrue(v);
-}
+/* (Slots are written with ``kind_put``, truth tested with ``fio_is_true``: ``_fastio.h``.) */
 
 /* ------------------------------------------------------------------ the classes read */
 

@@ -2,8 +2,8 @@
  * (``_fastpend.c`` is the rest; ``_fastpend.h`` what they share).
  *
  * What it replaces: the backend's instance attributes read from its dict (remembered while the
- * dict's version stands: ``backend_attributes``), and ``_pend_locked``'s state writes (``_backends/uring/backend.py``) for a
- * receive that is its line's head: the in-flight table's ``next_ud`` and entry ``(op, line)``,
+ * dict's version stands: ``backend_attributes``), and ``_pend_locked``'s state writes
+ * (``_backends/uring/backend.py``) for a receive that is its line's head: the in-flight table's ``next_ud`` and entry ``(op, line)``,
  * the line (``StreamLines.open_direct_locked``: a spare line reused, else a new ``Line``), the
  * op in the line's deque, the unsubmitted list, ``_submitted``, and ``SqePrep.prep_recv`` (the
  * first 40 bytes of the SQE written into the mmapped SQE array at ``(_sq_tail & _sq_mask) <<
@@ -89,13 +89,13 @@ new_line(PyObject *fd, PyObject *key)
         Py_DECREF(ops);
         return NULL;
     }
-    slot_set(&pk_line, line, L_FD, Py_NewRef(fd));
-    slot_set(&pk_line, line, L_KEY, Py_NewRef(key));
-    slot_set(&pk_line, line, L_OPS, ops);
-    slot_set(&pk_line, line, L_POLL_UD, Py_NewRef(g_zero_int));
-    slot_set(&pk_line, line, L_DIRECT, Py_NewRef(Py_False));
-    slot_set(&pk_line, line, L_KEEP, Py_NewRef(Py_None));
-    slot_set(&pk_line, line, L_BUSY, Py_NewRef(Py_False));
+    kind_put(&pk_line, line, L_FD, Py_NewRef(fd));
+    kind_put(&pk_line, line, L_KEY, Py_NewRef(key));
+    kind_put(&pk_line, line, L_OPS, ops);
+    kind_put(&pk_line, line, L_POLL_UD, Py_NewRef(g_zero_int));
+    kind_put(&pk_line, line, L_DIRECT, Py_NewRef(Py_False));
+    kind_put(&pk_line, line, L_KEEP, Py_NewRef(Py_None));
+    kind_put(&pk_line, line, L_BUSY, Py_NewRef(Py_False));
     return line;
 }
 
@@ -203,13 +203,19 @@ pend_locked(PyObject *d, PyObject **b, PyObject *submitted_o, uint64_t seen, PyO
     PyObject *spare = SLOT(pk_sl, streams, S_SPARE), *lines = SLOT(pk_sl, streams, S_LINES);
     PyObject *unsubmitted = b[B_UNSUBMITTED];
     PyObject *line = NULL, *entry = NULL, *next_ud = NULL, *next_tail = NULL, *submitted = NULL;
-    PyObject *res = NULL;
+    PyObject *res = NULL, *fd = NULL;
     int reused = 0, st = PEND_ERROR;
     if (spare == NULL || lines == NULL || !PyList_CheckExact(spare) || !PyDict_CheckExact(lines)) {
         st = PEND_REST;
         goto out;
     }
-    PyObject *fd = SLOT(pk_file, file, PF_FD);
+    /* held (review7): the allocations below may run a collection, whose Python code may
+     * rebind the slot (a close's ``_release_fd`` cannot: this request is registered) */
+    fd = Py_XNewRef(SLOT(pk_file, file, PF_FD));
+    if (fd == NULL) {
+        st = PEND_REST;
+        goto out;
+    }
     if (PyList_GET_SIZE(spare) > 0) {
         line = Py_NewRef(PyList_GET_ITEM(spare, PyList_GET_SIZE(spare) - 1));
         if (!Py_IS_TYPE(line, g_line_type) || SLOT(pk_line, line, L_OPS) == NULL) {
@@ -269,9 +275,9 @@ pend_locked(PyObject *d, PyObject **b, PyObject *submitted_o, uint64_t seen, PyO
     sqe_head_t sqe = {OP_RECV, 0, (uint16_t)ioprio, (int32_t)fdv, 0, (uint64_t)(uintptr_t)ab->buf,
                       (uint32_t)ab->len, 0, (uint64_t)udv};
     memcpy((char *)sb.buf + at, &sqe, sizeof(sqe));
-    slot_set(&pk_ring, ring, R_TAIL, next_tail);
+    kind_put(&pk_ring, ring, R_TAIL, next_tail);
     next_tail = NULL;
-    slot_set(&pk_table, table, 0, next_ud);
+    kind_put(&pk_table, table, 0, next_ud);
     next_ud = NULL;
     /* open_direct_locked */
     if (reused) {
@@ -279,14 +285,14 @@ pend_locked(PyObject *d, PyObject **b, PyObject *submitted_o, uint64_t seen, PyO
         Py_ssize_t n = PyList_GET_SIZE(spare);
         Py_SET_SIZE(spare, n - 1);
         Py_DECREF(PyList_GET_ITEM(spare, n - 1)); /* (``line`` holds another) */
-        slot_set(&pk_line, line, L_FD, Py_NewRef(fd));
-        slot_set(&pk_line, line, L_KEY, Py_NewRef(key));
+        kind_put(&pk_line, line, L_FD, Py_NewRef(fd));
+        kind_put(&pk_line, line, L_KEY, Py_NewRef(key));
     }
-    slot_set(&pk_line, line, L_POLL_UD, Py_NewRef(ud));
-    slot_set(&pk_line, line, L_DIRECT, Py_NewRef(Py_True));
-    slot_set(&pk_line, line, L_KEEP, anchor);
+    kind_put(&pk_line, line, L_POLL_UD, Py_NewRef(ud));
+    kind_put(&pk_line, line, L_DIRECT, Py_NewRef(Py_True));
+    kind_put(&pk_line, line, L_KEEP, anchor);
     anchor = NULL;
-    slot_set(&pk_op2, op, Q_TOKEN, Py_NewRef(line));
+    kind_put(&pk_op2, op, Q_TOKEN, Py_NewRef(line));
     *owner_is_issuer = SLOT(pk_lead, b[B_LEAD], 0) == SLOT(pk_ts, ts, T_PARKER);
     st = PEND_DONE;
     goto out;
@@ -307,6 +313,7 @@ undo_table:
     }
 out:
     PyBuffer_Release(&sb);
+    Py_XDECREF(fd);
     Py_DECREF(ud);
     Py_XDECREF(anchor);
     Py_XDECREF(line);

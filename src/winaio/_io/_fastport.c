@@ -225,7 +225,14 @@ port_get_many(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kw
         Py_DECREF(ts);
         return result;
     }
-    /* under LOCK; the hint of idle work read here, as the Python method reads it */
+    /* Under LOCK, the hint of idle work read here, as the Python method reads it. LOCK does not
+     * order it: the thread backend writes ``IdleWork.queued`` under its own lock, so this read
+     * may be stale either way, and that is safe (``_io._backend.IdleWork``): a stale 0 blocks
+     * this thread while a request is queued, but the backend never leaves a request to a
+     * waiter alone - it wakes a watching worker, or sets the issuer's ``on_block``, which
+     * ``port_block`` runs (through ``_wait.block``) before it parks and which hands the request
+     * to a worker; a stale non-zero sends the call to the Python method, whose
+     * ``run_idle_work`` takes the backend's lock, finds nothing and blocks. Only a cost. */
     int c = flag(self, &k_port2, Q_CLOSED);
     PyObject *queued = c ? NULL : PyObject_GetAttr(fr_idle_work, s_queued);
     int q = queued == NULL ? -1 : PyObject_IsTrue(queued);

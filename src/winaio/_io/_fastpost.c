@@ -49,10 +49,20 @@ take(PyObject *packets, PyObject *count_obj)
     return taken;
 }
 
+/* ``list.pop()`` of an exact list of ``n`` items whose last one the caller holds a reference
+ * to: the list keeps its allocation (no failure; review7). */
+static void
+pop_last(PyObject *list, Py_ssize_t n)
+{
+    PyObject *last = PyList_GET_ITEM(list, n - 1);
+    Py_SET_SIZE(list, n - 1);
+    Py_DECREF(last);
+}
+
 /* ``CompletionPort._release_locked``: LIFO hand-off to the GQCS waiters under the concurrency
  * limit; each waiter's ``end_wait`` (its parker's release, a call) after its state. */
 static int
-release_locked(PyObject *port, int pfast)
+release_locked(PyObject *port, int pfast, PyObject **it, PyObject **iv, PyObject **itb)
 {
     if (!Py_IS_TYPE(port, d_port_type) || !pfast || !has_method(Py_TYPE(port), ds_release, d_py_release)) {
         PyObject *r = call_method(port, ds_release, NULL, 0);
@@ -92,7 +102,12 @@ release_locked(PyObject *port, int pfast)
             break;
         }
         PyObject *wb;
-        if (PyList_CheckExact(getters)) {
+        /* the common shape: the waiter is popped once everything that may fail is done */
+        int exact = PyList_CheckExact(getters) && PySet_CheckExact(running);
+        if (exact) {
+            wb = Py_NewRef(PyList_GET_ITEM(getters, ng - 1));
+        }
+        else if (PyList_CheckExact(getters)) {
             wb = Py_NewRef(PyList_GET_ITEM(getters, ng - 1));
             if (PyList_SetSlice(getters, ng - 1, ng, NULL) < 0) {
                 Py_DECREF(wb);
@@ -108,32 +123,59 @@ release_locked(PyObject *port, int pfast)
         int wfast = kind_fast(&d_wb, Py_TYPE(wb));
         PyObject *ts = NULL, *count = NULL, *taken = NULL;
         int ok = -1;
-        if (set(&d_wb, wfast, wb, WB_DETACH, Py_NewRef(Py_None)) < 0) {
-            goto wb_done;
-        }
-        if ((count = get(&d_wb, wfast, wb, WB_DATA)) == NULL) {
-            goto wb_done;
-        }
-        if ((taken = take(packets, count)) == NULL) {
-            goto wb_done;
-        }
-        if (set(&d_wb, wfast, wb, WB_DATA, taken) < 0) {
-            goto wb_done;
-        }
-        if ((ts = get(&d_wb, wfast, wb, WB_THREAD)) == NULL) {
-            goto wb_done;
-        }
-        if (PySet_CheckExact(running)) {
-            if (PySet_Add(running, ts) < 0) {
+        if (exact) {
+            /* The thread counted as running and the packets' list made first (what may
+             * fail), then the waiter popped without an allocation and its fields written: a
+             * failed allocation leaves it waiting, nothing taken (review7; the Python method
+             * popped it first and left it asleep for ever, popped, on a MemoryError). */
+            if ((count = get(&d_wb, wfast, wb, WB_DATA)) == NULL ||
+                (ts = get(&d_wb, wfast, wb, WB_THREAD)) == NULL) {
+                goto wb_done;
+            }
+            int there = PySet_Contains(running, ts);
+            if (there < 0 || (!there && PySet_Add(running, ts) < 0)) {
+                goto wb_done;
+            }
+            if ((taken = take(packets, count)) == NULL) {
+                if (!there && PySet_Discard(running, ts) < 0) {
+                    PyErr_WriteUnraisable(running);
+                }
+                goto wb_done;
+            }
+            pop_last(getters, ng);
+            set(&d_wb, wfast, wb, WB_DETACH, Py_NewRef(Py_None));
+            if (set(&d_wb, wfast, wb, WB_DATA, taken) < 0) {
                 goto wb_done;
             }
         }
         else {
-            PyObject *r = PyObject_CallMethod(running, "add", "O", ts);
-            if (r == NULL) {
+            if (set(&d_wb, wfast, wb, WB_DETACH, Py_NewRef(Py_None)) < 0) {
                 goto wb_done;
             }
-            Py_DECREF(r);
+            if ((count = get(&d_wb, wfast, wb, WB_DATA)) == NULL) {
+                goto wb_done;
+            }
+            if ((taken = take(packets, count)) == NULL) {
+                goto wb_done;
+            }
+            if (set(&d_wb, wfast, wb, WB_DATA, taken) < 0) {
+                goto wb_done;
+            }
+            if ((ts = get(&d_wb, wfast, wb, WB_THREAD)) == NULL) {
+                goto wb_done;
+            }
+            if (PySet_CheckExact(running)) {
+                if (PySet_Add(running, ts) < 0) {
+                    goto wb_done;
+                }
+            }
+            else {
+                PyObject *r = PyObject_CallMethod(running, "add", "O", ts);
+                if (r == NULL) {
+                    goto wb_done;
+                }
+                Py_DECREF(r);
+            }
         }
         /* end_wait(wb, WAIT_OBJECT_0): the result first, then the flag (``Parker``) */
         if (set(&d_wb, wfast, wb, WB_RESULT, Py_NewRef(d_handoff)) < 0) {
@@ -162,12 +204,17 @@ release_locked(PyObject *port, int pfast)
                     if (parker == NULL) {
                         goto wb_done;
                     }
-                    PyObject *res = call_method(parker, ds_release_parker, NULL, 0);
+                    PyObject *res = fio_again(NULL, ds_release_parker, &parker, 1);
                     Py_DECREF(parker);
                     if (res == NULL) {
-                        goto wb_done;
+                        if (PyErr_ExceptionMatches(PyExc_Exception)) {
+                            goto wb_done;
+                        }
+                        /* an interrupt (the token given by the call made again): kept for
+                         * the caller, and the other waiters are released before it goes on */
+                        fio_keep_first(NULL, it, iv, itb);
                     }
-                    Py_DECREF(res);
+                    Py_XDECREF(res);
                 }
             }
         }
@@ -189,6 +236,21 @@ done:
     return rc;
 }
 
+/* The end of a function that kept an interrupt (``it``..): it is raised (the first error
+ * wins: it came first); -1 then, else ``rc``. */
+static int
+raise_kept(int rc, PyObject *it, PyObject *iv, PyObject *itb)
+{
+    if (it == NULL && iv == NULL) {
+        return rc;
+    }
+    if (rc < 0) {
+        PyErr_Clear();
+    }
+    PyErr_Restore(it, iv, itb);
+    return -1;
+}
+
 /* ``port.release_held_locked()``. */
 static int
 release_held(PyObject *port)
@@ -205,16 +267,17 @@ release_held(PyObject *port)
     if (packets == NULL) {
         return -1;
     }
+    PyObject *it = NULL, *iv = NULL, *itb = NULL; /* an interrupt, raised at the end */
     Py_ssize_t n = PyObject_Length(packets);
     if (n > 0) {
         int r = truth(&d_port, 1, port, PO_GETTERS);
         if (r > 0) {
-            r = release_locked(port, 1);
+            r = release_locked(port, 1, &it, &iv, &itb);
         }
         if (r >= 0 && (n = PyObject_Length(packets)) > 0) {
             r = truth(&d_port, 1, port, PO_WAITERS);
             if (r > 0) {
-                PyObject *res = PyObject_CallOneArg(d_wake_waiters, port);
+                PyObject *res = fio_wake(d_wake_waiters, port);
                 Py_XDECREF(res);
                 r = res == NULL ? -1 : 0;
             }
@@ -224,7 +287,7 @@ release_held(PyObject *port)
         }
     }
     Py_DECREF(packets);
-    return n < 0 ? -1 : 0;
+    return raise_kept(n < 0 ? -1 : 0, it, iv, itb);
 }
 
 
@@ -287,24 +350,25 @@ posted_locked(PyObject *port)
     if ((r = truth(&d_port, 1, port, PO_GETTERS)) < 0) {
         return -1;
     }
-    if (r && release_locked(port, 1) < 0) {
-        return -1;
+    PyObject *it = NULL, *iv = NULL, *itb = NULL; /* an interrupt, raised at the end */
+    if (r && release_locked(port, 1, &it, &iv, &itb) < 0) {
+        return raise_kept(-1, it, iv, itb);
     }
     PyObject *packets = get(&d_port, 1, port, PO_PACKETS);
     if (packets == NULL) {
-        return -1;
+        return raise_kept(-1, it, iv, itb);
     }
     Py_ssize_t n = PyObject_Length(packets);
     Py_DECREF(packets);
     if (n <= 0) {
-        return n < 0 ? -1 : 0;
+        return raise_kept(n < 0 ? -1 : 0, it, iv, itb);
     }
     if ((r = truth(&d_port, 1, port, PO_WAITERS)) <= 0) {
-        return r;
+        return raise_kept(r, it, iv, itb);
     }
-    PyObject *res = PyObject_CallOneArg(d_wake_waiters, port);
+    PyObject *res = fio_wake(d_wake_waiters, port);
     Py_XDECREF(res);
-    return res == NULL ? -1 : 0;
+    return raise_kept(res == NULL ? -1 : 0, it, iv, itb);
 }
 
 /* ``port._post_locked(key, ov, status, information)`` (steals ``key``): the packet handed
@@ -379,24 +443,37 @@ dn_post_locked(PyObject *port, PyObject *key, PyObject *ov, PyObject *status,
                 }
                 PyList_SET_ITEM(data, 0, Py_NewRef(packet));
                 wb = Py_NewRef(PyList_GET_ITEM(getters, ng - 1));
-                if (PyList_SetSlice(getters, ng - 1, ng, NULL) < 0) {
-                    goto done;
-                }
                 int wfast = kind_fast(&d_wb, Py_TYPE(wb));
-                if (set(&d_wb, wfast, wb, WB_DETACH, Py_NewRef(Py_None)) < 0) {
-                    goto done;
-                }
-                r = set(&d_wb, wfast, wb, WB_DATA, data);
-                data = NULL;
-                if (r < 0 || (ts = get(&d_wb, wfast, wb, WB_THREAD)) == NULL) {
-                    goto done;
-                }
                 if (PySet_CheckExact(running)) {
-                    if (PySet_Add(running, ts) < 0) {
+                    /* (as ``release_locked``: what may fail first, then the waiter popped
+                     * without an allocation: a failed allocation leaves it waiting) */
+                    if ((ts = get(&d_wb, wfast, wb, WB_THREAD)) == NULL) {
+                        goto done;
+                    }
+                    int there = PySet_Contains(running, ts);
+                    if (there < 0 || (!there && PySet_Add(running, ts) < 0)) {
+                        goto done;
+                    }
+                    pop_last(getters, ng);
+                    set(&d_wb, wfast, wb, WB_DETACH, Py_NewRef(Py_None));
+                    r = set(&d_wb, wfast, wb, WB_DATA, data);
+                    data = NULL;
+                    if (r < 0) {
                         goto done;
                     }
                 }
                 else {
+                    if (PyList_SetSlice(getters, ng - 1, ng, NULL) < 0) {
+                        goto done;
+                    }
+                    if (set(&d_wb, wfast, wb, WB_DETACH, Py_NewRef(Py_None)) < 0) {
+                        goto done;
+                    }
+                    r = set(&d_wb, wfast, wb, WB_DATA, data);
+                    data = NULL;
+                    if (r < 0 || (ts = get(&d_wb, wfast, wb, WB_THREAD)) == NULL) {
+                        goto done;
+                    }
                     PyObject *added = PyObject_CallMethod(running, "add", "O", ts);
                     if (added == NULL) {
                         goto done;
@@ -425,7 +502,7 @@ dn_post_locked(PyObject *port, PyObject *key, PyObject *ov, PyObject *status,
                 if (parker == NULL) {
                     goto done;
                 }
-                PyObject *res = call_method(parker, ds_release_parker, NULL, 0);
+                PyObject *res = fio_again(NULL, ds_release_parker, &parker, 1);
                 Py_DECREF(parker);
                 Py_XDECREF(res);
                 rc = res == NULL ? -1 : 0;

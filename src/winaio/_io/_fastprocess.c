@@ -360,15 +360,17 @@ dn_reaper_deliver(PyObject *self, PyObject *finished)
             goto python;
         }
     }
-    PyObject *fn = PyDict_GetItemWithError(d_reaper_globals, ds_deliver_batch); /* borrowed */
+    PyObject *fn = PyDict_GetItemWithError(d_reaper_globals, ds_deliver_batch);
     if (fn == NULL) {
         if (!PyErr_Occurred()) {
             goto python;
         }
         return NULL;
     }
+    Py_INCREF(fn); /* (the module's name may be rebound meanwhile: it stays alive for its call) */
     PyObject *errors = fn == d_batch_fn ? dn_deliver_batch(NULL, finished)
                                         : PyObject_CallOneArg(fn, finished);
+    Py_DECREF(fn);
     if (errors != NULL && PyList_CheckExact(errors) && PyList_GET_SIZE(errors) == 0) {
         Py_DECREF(errors);
         Py_RETURN_NONE;

@@ -103,7 +103,9 @@ deliver_one(PyObject *self, PyObject *op, PyObject *status, PyObject *res)
         return -1;
     }
     PyObject *args[3] = {op, status, res};
+    Py_INCREF(fn); /* (the module's name may be rebound meanwhile: it stays alive for its call) */
     PyObject *r = PyObject_Vectorcall(fn, args, 3, NULL);
+    Py_DECREF(fn);
     if (r != NULL) {
         Py_DECREF(r);
         return 0;
@@ -116,6 +118,7 @@ deliver_one(PyObject *self, PyObject *op, PyObject *status, PyObject *res)
             PyException_SetTraceback(ev, etb);
         }
         PyObject *report = PyDict_GetItemWithError(g_reaper_globals, s_report);
+        Py_XINCREF(report); /* (held for its call, as ``deliver``) */
         PyObject *what = PyUnicode_FromFormat("completing %R", op);
         int ok = -1;
         if (report != NULL && what != NULL && ev != NULL) {
@@ -129,6 +132,7 @@ deliver_one(PyObject *self, PyObject *op, PyObject *status, PyObject *res)
         else if (report == NULL && !PyErr_Occurred()) {
             PyErr_SetString(PyExc_NameError, "report");
         }
+        Py_XDECREF(report);
         Py_XDECREF(what);
         Py_XDECREF(et);
         Py_XDECREF(ev);

@@ -53,7 +53,7 @@ kind_t k_cq, k_cqe, k_sq;
 int g_ring_ok, g_deferral_ok, g_reaper_ok, g_lead_ok;
 PyObject *fr_one, *fr_idle_work;
 long c_nr_enter, c_getevents, c_ext_arg, c_needs_flush, c_cq_overflow;
-PyObject *g_enter_descr, *g_enter_timeout_descr, *g_sq_ready_descr;
+PyObject *g_enter_descr, *g_enter_timeout_descr, *g_sq_ready_descr, *g_publish_descr;
 
 /* The Python references (called for every shape not handled here). */
 static PyObject *py_cq_ready, *py_cq_has_overflow, *py_sq_ready, *py_reap, *py_publish,
@@ -395,6 +395,7 @@ configure_ring(PyObject *module, PyObject *args)
         ref(&g_enter_descr, PyDict_GetItemString(d, "enter"));
         ref(&g_enter_timeout_descr, PyDict_GetItemString(d, "enter_timeout"));
         ref(&g_sq_ready_descr, PyDict_GetItemString(d, "sq_ready"));
+        ref(&g_publish_descr, PyDict_GetItemString(d, "publish"));
         g_ring_ok = 1;
         return d;
     }

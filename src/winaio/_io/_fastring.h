@@ -25,7 +25,8 @@ extern PyObject *fr_one, *fr_idle_work;
 /* io_uring_enter's syscall number and flags, the SQ flags (from the Python constants) */
 extern long c_nr_enter, c_getevents, c_ext_arg, c_needs_flush, c_cq_overflow;
 /* The C methods, to call them directly where the class still has them */
-extern PyObject *g_enter_descr, *g_enter_timeout_descr, *g_sq_ready_descr, *g_acquire_descr;
+extern PyObject *g_enter_descr, *g_enter_timeout_descr, *g_sq_ready_descr, *g_acquire_descr,
+    *g_publish_descr;
 /* "acquire"; _thread.lock when its layout is known (``_fastlead.c``) */
 extern PyObject *s_acquire_r;
 extern PyTypeObject *g_plain_lock_type;
@@ -145,7 +146,7 @@ cq_words(PyObject *ring, cq_t *c)
     if (!g_ring_ok || !kind_fast(&k_cq, Py_TYPE(ring))) {
         return 0;
     }
-    Py_ssize_t len, slen;
+    Py_ssize_t len = 0, slen = 0; /* (set by mv_buf when it returns a buffer) */
     char *u32 = mv_buf(slot_borrow(&k_cq, ring, C_U32), &len);
     char *sq = mv_buf(slot_borrow(&k_cq, ring, C_SQ_U32), &slen);
     if (u32 == NULL || sq == NULL) {

@@ -140,7 +140,7 @@ PyObject *
 sock_users_left(PyObject *self, PyObject *users, PyObject *res)
 {
     PyObject *closing = slot(&k_sa, self, SA_CLOSING);
-    int c = closing == NULL ? 0 : is_true(closing);
+    int c = closing == NULL ? 0 : fio_is_true(closing);
     if (c == 0) {
         return res;
     }
@@ -209,14 +209,23 @@ sock_pend(PyObject *self, PyObject *ov, PyObject *buffer)
 static int
 notify(PyObject *self, PyObject *ov, PyObject *event, PyObject *info)
 {
-    if (fio_acquire(g_sock_lock) < 0) {
-        Py_DECREF(info); /* (as ``with LOCK``: interrupted before any effect) */
-        return -1;
+    /* The syscall took (or sent) the data: an interrupt while a contended LOCK is waited for
+     * is kept and the wait goes on, so that the completion is written whole before it goes
+     * on (review7; the bytes were lost: neither in the IOSB nor the socket). */
+    PyObject *et = NULL, *ev = NULL, *etb = NULL;
+    while (fio_acquire(g_sock_lock) < 0) {
+        if (PyErr_ExceptionMatches(PyExc_Exception)) {
+            Py_DECREF(info);
+            fio_keep_first(NULL, &et, &ev, &etb); /* (the interrupt kept first wins) */
+            PyErr_Restore(et, ev, etb);
+            return -1;
+        }
+        fio_keep_first(NULL, &et, &ev, &etb);
     }
     PyObject *wake = NULL, *port = NULL, *post = NULL, *key = NULL;
     int r;
-    put(&k_sov, ov, SO_INFORMATION, Py_NewRef(info));
-    put(&k_sov, ov, SO_STATUS, Py_NewRef(g_szero));
+    kind_put(&k_sov, ov, SO_INFORMATION, Py_NewRef(info));
+    kind_put(&k_sov, ov, SO_STATUS, Py_NewRef(g_szero));
     if (event != Py_None) {
         int efast = kind_fast(&k_sev, Py_TYPE(event));
         if (set(&k_sev, efast, event, SE_SIGNALED, Py_NewRef(Py_True)) < 0) {
@@ -234,7 +243,7 @@ notify(PyObject *self, PyObject *ov, PyObject *event, PyObject *info)
             goto calls;
         }
         if (!r) {
-            put(&k_sa, self, SA_SIGNALED, Py_NewRef(Py_True));
+            kind_put(&k_sa, self, SA_SIGNALED, Py_NewRef(Py_True));
             if ((r = truth(&k_sc, 1, self, SC_WAITERS)) < 0) {
                 goto calls;
             }
@@ -265,20 +274,17 @@ notify(PyObject *self, PyObject *ov, PyObject *event, PyObject *info)
         }
     }
 calls: {
-    PyObject *et = NULL, *ev = NULL, *etb = NULL;
     if (PyErr_Occurred()) {
-        PyErr_Fetch(&et, &ev, &etb);
+        fio_keep_first(NULL, &et, &ev, &etb);
     }
     if (wake != NULL) {
-        fio_keep_first(PyObject_CallOneArg(g_sock_wake, wake), &et, &ev, &etb);
+        fio_keep_first(fio_wake(g_sock_wake, wake), &et, &ev, &etb);
     }
     if (post != NULL) {
         /* port._post_locked(key, ov, 0, information): the port's own method (Python, or a C
-         * one installed on its class) */
+         * one installed on its class); made again after an interrupt at its entry */
         PyObject *args[5] = {post, key, ov, g_szero, info};
-        PyObject *res = PyObject_VectorcallMethod(s_post_locked, args,
-                                                  5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-        fio_keep_first(res, &et, &ev, &etb);
+        fio_keep_first(fio_again(NULL, s_post_locked, args, 5), &et, &ev, &etb);
     }
     fio_release(g_sock_lock);
     Py_XDECREF(wake);
@@ -306,16 +312,16 @@ sock_succeeded(PyObject *self, PyObject *ov, PyObject *event, Py_ssize_t n)
     int quiet = 0;
     if (event == Py_None) {
         PyObject *v = slot(&k_sb, self, SB_SKIP_SET);
-        int r = v == NULL ? 0 : is_true(v);
+        int r = v == NULL ? 0 : fio_is_true(v);
         if (r < 0) {
             goto fail;
         }
         if (r) {
             v = slot(&k_sov, ov, SO_SKIP_PORT);
-            r = v == NULL ? 0 : is_true(v);
+            r = v == NULL ? 0 : fio_is_true(v);
             if (r == 0) {
                 v = slot(&k_sb, self, SB_SKIP_SUCCESS);
-                r = v == NULL ? 0 : is_true(v);
+                r = v == NULL ? 0 : fio_is_true(v);
             }
             if (r == 0) {
                 v = slot(&k_sb, self, SB_PORT);
@@ -328,8 +334,8 @@ sock_succeeded(PyObject *self, PyObject *ov, PyObject *event, Py_ssize_t n)
         }
     }
     if (quiet) {
-        put(&k_sov, ov, SO_INFORMATION, info);
-        put(&k_sov, ov, SO_STATUS, Py_NewRef(g_szero));
+        kind_put(&k_sov, ov, SO_INFORMATION, info);
+        kind_put(&k_sov, ov, SO_STATUS, Py_NewRef(g_szero));
         Py_RETURN_TRUE;
     }
     if (notify(self, ov, event, info) < 0) {
@@ -351,9 +357,28 @@ sock_reset(PyObject *self, PyObject *ov, PyObject *event)
             return -1;
         }
     }
-    put(&k_sa, self, SA_SIGNALED, Py_NewRef(Py_False));
-    put(&k_sov, ov, SO_STATUS, Py_NewRef(g_pending));
+    kind_put(&k_sa, self, SA_SIGNALED, Py_NewRef(Py_False));
+    kind_put(&k_sov, ov, SO_STATUS, Py_NewRef(g_pending));
     return 0;
+}
+
+/* ``fn(self, err)``: the Python method's continuation for a failed syscall (``_recv_failed``,
+ * ``_send_failed``), which raises its error; ``returned``: the SystemError if it did not. NULL
+ * with an exception. */
+PyObject *
+sock_failed(PyObject *fn, PyObject *self, int err, const char *returned)
+{
+    PyObject *e = PyLong_FromLong(err);
+    if (e != NULL) {
+        PyObject *a[2] = {self, e};
+        PyObject *x = PyObject_Vectorcall(fn, a, 2, NULL); /* raises */
+        Py_XDECREF(x);
+        Py_DECREF(e);
+        if (x != NULL) {
+            PyErr_SetString(PyExc_SystemError, returned);
+        }
+    }
+    return NULL;
 }
 
 /* The checks common to both directions, before anything is touched: 1 if the C path applies. */
@@ -417,10 +442,10 @@ sock_shape(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kw
         return 0;
     }
     int r;
-    if ((r = is_true(slot(&k_sa, self, stream))) != 0) {
+    if ((r = fio_is_true(slot(&k_sa, self, stream))) != 0) {
         return r < 0 ? -1 : 0;
     }
-    if ((r = is_true(slot(&k_sa, self, SA_OVERLAPPED))) <= 0) {
+    if ((r = fio_is_true(slot(&k_sa, self, SA_OVERLAPPED))) <= 0) {
         return r; /* (-1: an error; 0: not overlapped) */
     }
     Py_ssize_t len = buffer_len(buffer);

@@ -74,21 +74,7 @@ slot(kind_t *k, PyObject *obj, int i)
     return *(PyObject **)((char *)obj + k->offsets[i]);
 }
 
-/* Steals ``value``; the slot is the type's own (kind_fast checked). */
-static inline void
-put(kind_t *k, PyObject *obj, int i, PyObject *value)
-{
-    PyObject **p = (PyObject **)((char *)obj + k->offsets[i]);
-    PyObject *old = *p;
-    *p = value;
-    Py_XDECREF(old);
-}
-
-static inline int
-is_true(PyObject *v)
-{
-    return v == Py_True ? 1 : v == Py_False ? 0 : PyObject_IsTrue(v);
-}
+/* (Slots are written with ``kind_put``, truth tested with ``fio_is_true``: ``_fastio.h``.) */
 
 /* ``users.pop()``: the list shrinks by its last item (never fails). */
 static inline void
@@ -103,12 +89,47 @@ users_out(PyObject *users)
     }
 }
 
+/* The syscall of both directions, made with the GIL held: a non-blocking attempt
+ * (``recv_into(buffer)``, or ``send(data, MSG_NOSIGNAL)`` when ``sending``), retried on EINTR
+ * once the signal handlers ran (the descriptor read again: a handler may have closed the
+ * socket). The byte count, -1 with ``*err`` (errno), or -2 with an exception (the buffer
+ * refused, or a signal handler raised). Inline: the hot path of both. */
+static inline Py_ssize_t
+sock_syscall(PyObject *sock, PyObject *buffer, int sending, int *err)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(buffer, &view, sending ? PyBUF_SIMPLE : PyBUF_WRITABLE) < 0) {
+        return -2;
+    }
+    ssize_t n;
+    for (;;) {
+        int fd = ((sockobject *)sock)->sock_fd;
+        n = sending ? send(fd, view.buf, (size_t)view.len, MSG_NOSIGNAL | MSG_DONTWAIT)
+                    : recv(fd, view.buf, (size_t)view.len, MSG_DONTWAIT);
+        if (n >= 0) {
+            break;
+        }
+        *err = errno;
+        if (*err != EINTR) {
+            break;
+        }
+        if (PyErr_CheckSignals() < 0) {
+            n = -2;
+            break;
+        }
+    }
+    PyBuffer_Release(&view);
+    return n;
+}
+
 /* ``_fastsock.c``'s shared steps. */
 PyObject *sock_users_left(PyObject *self, PyObject *users, PyObject *res);
 PyObject *sock_raise_closed(void);
 PyObject *sock_pend(PyObject *self, PyObject *ov, PyObject *buffer);
 PyObject *sock_succeeded(PyObject *self, PyObject *ov, PyObject *event, Py_ssize_t n);
 int sock_reset(PyObject *self, PyObject *ov, PyObject *event);
+/* ``fn(self, err)``, a continuation that raises (``_recv_failed``, ``_send_failed``): NULL. */
+PyObject *sock_failed(PyObject *fn, PyObject *self, int err, const char *returned);
 /* The checks both directions make before anything is touched: the byte count (> 0), 0 (the
  * Python method) or -1 with an error. ``stream``: SA_STREAM_IN or SA_STREAM_OUT. */
 Py_ssize_t sock_shape(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,

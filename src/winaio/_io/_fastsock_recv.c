@@ -33,7 +33,7 @@ sock_start_read(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *
         if (shut == NULL && (shut = PyObject_GetAttr(winsock, s_shut_rd)) == NULL) {
             return NULL;
         }
-        r = is_true(shut);
+        r = fio_is_true(shut);
         Py_DECREF(shut);
         if (r) {
             if (r < 0) {
@@ -47,7 +47,7 @@ sock_start_read(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *
     if (ready0 != Py_None && !PyLong_CheckExact(misses0)) {
         goto python;
     }
-    if ((r = is_true(slot(&k_sa, self, SA_CLOSING))) != 0) {
+    if ((r = fio_is_true(slot(&k_sa, self, SA_CLOSING))) != 0) {
         return r < 0 ? NULL : sock_raise_closed(); /* as ``_files.start``: before any effect */
     }
 
@@ -69,7 +69,7 @@ sock_start_read(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *
             if (m == NULL) {
                 goto done;
             }
-            put(&k_sb, self, SB_MISSES, m);
+            kind_put(&k_sb, self, SB_MISSES, m);
             res = sock_pend(self, ov, buffer);
             goto done;
         }
@@ -81,7 +81,7 @@ sock_start_read(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *
         goto done;
     }
     PyObject *sock = NULL;
-    if ((r = is_true(slot(&k_sa, self, SA_CLOSING))) != 0) {
+    if ((r = fio_is_true(slot(&k_sa, self, SA_CLOSING))) != 0) {
         if (r > 0) {
             sock_raise_closed();
         }
@@ -117,35 +117,19 @@ sock_start_read(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *
             if (m1 == NULL) {
                 goto counted;
             }
-            put(&k_sb, self, SB_MISSES, m1);
+            kind_put(&k_sb, self, SB_MISSES, m1);
             res = sock_pend(self, ov, buffer);
             goto counted;
         }
-        put(&k_sb, self, SB_READY, Py_NewRef(Py_None)); /* data flows: try first again */
-        put(&k_sb, self, SB_MISSES, Py_NewRef(g_szero));
+        kind_put(&k_sb, self, SB_READY, Py_NewRef(Py_None)); /* data flows: try first again */
+        kind_put(&k_sb, self, SB_MISSES, Py_NewRef(g_szero));
     }
     /* sock.recv_into(buffer), with the GIL held (a non-blocking attempt) */
-    Py_buffer view;
-    if (PyObject_GetBuffer(buffer, &view, PyBUF_WRITABLE) < 0) {
+    int err = 0;
+    Py_ssize_t n = sock_syscall(sock, buffer, 0, &err);
+    if (n == -2) {
         goto counted;
     }
-    ssize_t n;
-    int err = 0;
-    for (;;) {
-        n = recv(((sockobject *)sock)->sock_fd, view.buf, (size_t)view.len, MSG_DONTWAIT);
-        if (n >= 0) {
-            break;
-        }
-        err = errno;
-        if (err != EINTR) {
-            break;
-        }
-        if (PyErr_CheckSignals() < 0) {
-            PyBuffer_Release(&view);
-            goto counted;
-        }
-    }
-    PyBuffer_Release(&view);
     if (n < 0) {
         if (err == EAGAIN || err == EWOULDBLOCK) {
             PyObject *bv = Py_TYPE(buffer) == &PyMemoryView_Type ? Py_NewRef(buffer)
@@ -157,16 +141,7 @@ sock_start_read(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *
             }
             goto counted;
         }
-        PyObject *e = PyLong_FromLong(err);
-        if (e != NULL) {
-            PyObject *a[2] = {self, e};
-            PyObject *x = PyObject_Vectorcall(g_recv_failed, a, 2, NULL); /* raises */
-            Py_XDECREF(x);
-            Py_DECREF(e);
-            if (x != NULL) {
-                PyErr_SetString(PyExc_SystemError, "_recv_failed returned");
-            }
-        }
+        sock_failed(g_recv_failed, self, err, "_recv_failed returned");
         goto counted;
     }
     if (n == 0) {

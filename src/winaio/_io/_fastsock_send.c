@@ -45,7 +45,7 @@ sock_start_write(PyObject *self, PyObject *const *args, size_t nargsf, PyObject 
         Py_DECREF(users);
         return NULL;
     }
-    if ((r = is_true(slot(&k_sa, self, SA_CLOSING))) != 0) {
+    if ((r = fio_is_true(slot(&k_sa, self, SA_CLOSING))) != 0) {
         if (r > 0) {
             sock_raise_closed(); /* closed since the test above: as ``_files.start`` */
         }
@@ -59,43 +59,17 @@ sock_start_write(PyObject *self, PyObject *const *args, size_t nargsf, PyObject 
         goto counted;
     }
     /* sock.send(data, MSG_NOSIGNAL), with the GIL held (a non-blocking attempt) */
-    Py_buffer view;
-    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+    int err = 0;
+    Py_ssize_t n = sock_syscall(sock, data, 1, &err);
+    if (n == -2) {
         goto counted;
     }
-    ssize_t n;
-    int err = 0;
-    for (;;) {
-        n = send(((sockobject *)sock)->sock_fd, view.buf, (size_t)view.len,
-                 MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n >= 0) {
-            break;
-        }
-        err = errno;
-        if (err != EINTR) {
-            break;
-        }
-        if (PyErr_CheckSignals() < 0) {
-            PyBuffer_Release(&view);
-            goto counted;
-        }
-    }
-    PyBuffer_Release(&view);
     if (n < 0) {
         if (err == EAGAIN || err == EWOULDBLOCK) {
             n = 0;
         }
         else {
-            PyObject *e = PyLong_FromLong(err);
-            if (e != NULL) {
-                PyObject *a[2] = {self, e};
-                PyObject *x = PyObject_Vectorcall(g_send_failed, a, 2, NULL); /* raises */
-                Py_XDECREF(x);
-                Py_DECREF(e);
-                if (x != NULL) {
-                    PyErr_SetString(PyExc_SystemError, "_send_failed returned");
-                }
-            }
+            sock_failed(g_send_failed, self, err, "_send_failed returned");
             goto counted;
         }
     }

@@ -196,7 +196,11 @@ class CompletionPort(DispatcherObject):
         if self._getters:
             self._release_locked()
         if self._packets and self._waiters:
-            wake_waiters(self)
+            try:
+                wake_waiters(self)
+            except BaseException:  # (Ctrl-C) walk again: no waiter of a signaled
+                wake_waiters(self)  # object is left asleep (_objects)
+                raise
 
     def release_held_locked(self) -> None:
         """The end of a batch (``holding``): release waiters for what it queued."""
@@ -205,7 +209,11 @@ class CompletionPort(DispatcherObject):
             if self._getters:
                 self._release_locked()
             if self._packets and self._waiters:
-                wake_waiters(self)
+                try:
+                    wake_waiters(self)
+                except BaseException:  # (Ctrl-C) walk again: no waiter of a signaled
+                    wake_waiters(self)  # object is left asleep (_objects)
+                    raise
 
     def _release_locked(self) -> None:
         packets = self._packets
@@ -286,7 +294,9 @@ class CompletionPort(DispatcherObject):
                         code = _TIMEOUT
                     elif idle and IdleWork.queued:
                         # Rather than block while a backend holds a request that this thread could
-                        # run itself (``_backend.run_idle_work``): run it, then look again.
+                        # run itself (``_backend.run_idle_work``): run it, then look again. A hint
+                        # (written under the backend's lock, not LOCK): stale, it costs a look or
+                        # a missed chance, never a lost request (``_fastport.c`` says why).
                         running.add(ts)
                         work = True
                     else:
@@ -436,8 +446,7 @@ if _fastio is not None:
 
 
 def _install(on: bool) -> None:
-    get_many = _C_GET_MANY if on and _C_GET_MANY is not None else _PY_GET_MANY
-    type.__setattr__(CompletionPort, "get_many", get_many)
+    _accel.install_methods(CompletionPort, {"get_many": (_C_GET_MANY, _PY_GET_MANY)}, on)
 
 
 _accel.register(_install)

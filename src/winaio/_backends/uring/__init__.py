@@ -10,7 +10,8 @@ module that imports this package.
 
 Modules: ``abi`` (the raw io_uring ABI, split the way liburing splits its own code: no policy,
 no threads), ``ring`` (the ring as an ``SqeSink``, split publish/enter), ``backend`` (the
-backend object: submission, cancellation), ``lead`` (waiting threads that reap: leaders,
+backend object: the Backend protocol, its parts wired), ``submission`` (the SQ side:
+submitting, arming a line's head, cancelling), ``lead`` (waiting threads that reap: leaders,
 followers, pokes, the watch), ``streams`` (STREAM requests: per-descriptor FIFO lines and
 readiness polls), ``backlog`` (what the ring thread submits), ``migration`` (who submitted
 what; what migrates when a submitter exits), ``reaper`` (the completion side: reaping the CQ

@@ -1,4 +1,4 @@
-"""The io_uring backend object: submission and cancellation; its parts wired together.
+"""The io_uring backend object: the Backend protocol (submit, cancel, close); its parts wired.
 
 Purpose: :class:`IoUringBackend`, the ``Backend`` of ``winaio._io._backend`` on io_uring. The
 design (who submits, who reaps, migration at thread exit, close) is in the package docstring
@@ -8,7 +8,8 @@ on the ring), :class:`~.streams.StreamLines` (STREAM requests), :class:`~.backlo
 :class:`~.migration.Migration` (who submitted what, what migrates at a thread's exit),
 :class:`~.reaper.Reaper` (the completion side: reaping, mapping, delivery, the CQ lock),
 :class:`~.deferral.Deferral` (the ring owner's burst, deferred to its next wait),
-:class:`~.ringthread.RingThread` (the ring thread: its loop, the leaders' poke, its sleep).
+:class:`~.ringthread.RingThread` (the ring thread: its loop, the leaders' poke, its sleep),
+:class:`~.submission.Submission` (the SQ side: submitting, arming a line's head, cancelling).
 
 Locking: ``_lock`` guards the SQ side (every prep, publish and submitting enter happens under
 it, so the SQ ring holds no unsubmitted SQE outside it), the table's inserts, the lines, the
@@ -30,21 +31,12 @@ from ..._io._backend import BackendStatistics, OpKind
 from ..._io._files import register_receive
 from ..._io._ops import Operation, StreamReadOp
 from ..._kernel._dispatcher import LOCK, ThreadState
-from ..._kernel._threads import EXIT_MIGRATE_IO, add_thread_exit_hook, current_thread_state
+from ..._kernel._threads import EXIT_MIGRATE_IO, add_thread_exit_hook
 from ...codes import NtStatus
-from .abi import RingBusyError, SubmissionQueueFull
+from .abi import SubmissionQueueFull
 from .backlog import Backlog, prep_failed
 from .close import CLOSE_TIMEOUT, salvage
-from .common import (
-    B_CANCEL,
-    B_FILE,
-    B_POLL,
-    CANCELLED,
-    ECANCELED,
-    UD_CANCEL,
-    Finished,
-    InFlight,
-)
+from .common import B_FILE, B_POLL, CANCELLED, ECANCELED, Finished, InFlight
 from .deferral import BURST, Deferral
 from .fastpend import install_on
 from .lead import Leadership, RingParker
@@ -54,6 +46,7 @@ from .reaper import Reaper
 from .ring import BackendRing
 from .ringthread import RingThread
 from .streams import Line, StreamLines
+from .submission import Submission
 
 if TYPE_CHECKING:
     from ..._io._files import FileObject
@@ -65,7 +58,6 @@ _CLOSED_STATUS = int(NtStatus.STATUS_INVALID_HANDLE)  # the backend is closed (`
 _FILE = OpKind.FILE
 _from_buffer = ctypes.c_char.from_buffer
 _addressof = ctypes.addressof
-_get_ident = threading.get_ident
 
 _names = itertools.count()
 #: Live backends, for the thread exit hook (migration, ``uring``).
@@ -100,18 +92,20 @@ class IoUringBackend:
             raise
         self._lock = threading.Lock()
         self._table = InFlight()
-        self._streams = StreamLines(self._lock, self._poll_locked)
         self._backlog = Backlog()
+        #: Who submitted what, and what migrates when a submitter exits (``migration``).
+        self._migration = Migration()
+        #: The SQ side: submitting, arming a line's head, cancelling (``submission``).
+        self._sq = sq = Submission(ring, self._table, self._backlog, self._migration, self._efd)
+        self._streams = StreamLines(self._lock, sq.poll_locked)
         self._closing = self._crashed = self._close_called = False
         #: The ring thread and its state (``ringthread``), started once its parts exist.
         self._ring_thread = rt = RingThread(
             f"winaio-uring-{next(_names)}", ring, self._lock, self._table, self._streams,
             self._backlog, self._efd, lambda: self._closing, self._crashed_locked,
-            self._submit_locked, self._cancel_locked, self._settled_locked,
+            sq.submit_locked, sq.cancel_locked, self._settled_locked,
         )  # fmt: skip
         self._wake_locked = rt.wake_locked
-        #: Who submitted what, and what migrates when a submitter exits (``migration``).
-        self._migration = Migration()
         #: The completion side: the CQ lock, reaping, delivery, the done counts (``reaper``).
         self._reaper = Reaper(
             ring, self._table, self._streams, self._migration, self._migrate,
@@ -120,7 +114,7 @@ class IoUringBackend:
         #: The ring owner's burst, deferred to its next wait (``deferral``).
         self._deferral = deferral = Deferral(
             ring, self._lock, self._table, self._backlog, self._migration,
-            self._submit_locked, self._wake_locked, self._efd,
+            sq.submit_locked, self._wake_locked, self._efd,
         )  # fmt: skip
         #: The deferral's list (``Deferral.unsubmitted``): the SQ side appends under _lock.
         self._unsubmitted = deferral.unsubmitted
@@ -131,11 +125,14 @@ class IoUringBackend:
             deferral.burst_left, self._in_flight, deferral.unsubmitted, rt.wake_to_watch,
             self._efd,
         )  # fmt: skip
-        # Counters (under _lock): requests; syscalls (what leaders save). (Completed from a
-        # CQE: the reaper's ``done`` and ``cancelled``, under its CQ lock; the ring thread's
-        # rounds and wake-ups: ``RingThread``.)
+        sq.wire(rt, deferral, self._lead)
+        #: The SQ side's submission under the name the C ``pend_receive`` calls on the backend
+        #: (``_io/_fastpend.c``; a bound method: no frame of the backend's in between).
+        self._submit_locked = sq.submit_locked
+        # Counters (under _lock): requests. (Syscalls, what leaders save: the SQ side's
+        # ``enters``. Completed from a CQE: the reaper's ``done`` and ``cancelled``, under its
+        # CQ lock; the ring thread's rounds and wake-ups: ``RingThread``.)
         self._submitted = self._done_direct = self._cancelled_direct = 0
-        self._sq_enters = 0
         rt.start(self._reaper, self._lead, deferral)
         _backends.add(self)
 
@@ -162,7 +159,7 @@ class IoUringBackend:
                         table[ud] = (op, keep)
                         op.token = ud
                         if len(table) == 1:  # an idle ring (QD1): into the kernel at once
-                            wake = self._submit_one_locked(issuer, ud)
+                            wake = self._sq.submit_one_locked(issuer, ud)
                         else:
                             unsubmitted = self._unsubmitted
                             unsubmitted.append(ud)
@@ -170,7 +167,7 @@ class IoUringBackend:
                                 if not self._deferral.hinted:
                                     self._deferral.hint_locked()
                                 return  # its parker leads this ring already
-                            wake = self._submit_locked(issuer)
+                            wake = self._sq.submit_locked(issuer)
             if wake is None:
                 self._submit_slow(op)
                 return
@@ -186,7 +183,7 @@ class IoUringBackend:
             # come through :meth:`pend_receive`): on a socket whose line is empty it becomes
             # the head of a new line and a RECV in one hold of the lock (:meth:`_pend_locked`),
             # without the general path's layers (``_submit_slow`` -> ``enqueue_locked`` ->
-            # ``_poll_locked`` -> ``prep_pending`` -> ``recv``).
+            # ``poll_locked`` -> ``prep_pending`` -> ``recv``).
             file = op.file
             buffers = op.buffers
             if file.sock is not None and op.nbytes and len(buffers) == 1:
@@ -295,7 +292,11 @@ class IoUringBackend:
             if not self._deferral.hinted:
                 self._deferral.hint_locked()
             return False
-        return self._submit_locked(issuer)
+        try:
+            return self._sq.submit_locked(issuer)
+        except BaseException:  # (Ctrl-C at its entry) made again: it recounts from the SQ
+            self._sq.submit_locked(issuer)  # head; else the RECV stayed unsubmitted (review7)
+            raise
 
     def _bind_parker(self, issuer: ThreadState) -> None:
         """The issuer most likely waits for its request soon: let it lead the ring then."""
@@ -333,7 +334,7 @@ class IoUringBackend:
                         except SubmissionQueueFull:
                             if not self._unsubmitted:
                                 raise
-                            self._submit_locked(issuer)  # a deferred burst filled the ring
+                            self._sq.submit_locked(issuer)  # a deferred burst filled the ring
                             keep = op.prep(self._ring, ud)
                     except SubmissionQueueFull:
                         self._backlog.add_locked(B_FILE, op, None)
@@ -353,7 +354,7 @@ class IoUringBackend:
                             or len(table) == 1
                             or len(unsubmitted) >= BURST
                         ):
-                            wake = self._submit_locked(issuer)
+                            wake = self._sq.submit_locked(issuer)
                         elif not self._deferral.hinted:
                             self._deferral.hint_locked()
             else:
@@ -378,7 +379,7 @@ class IoUringBackend:
                         if self._deferral.withdraw_locked(ud):
                             head_line = line  # its poll never reached the kernel
                         else:
-                            wake = self._cancel_locked(ud)
+                            wake = self._sq.cancel_locked(ud)
                     # else: between polls; the reaper checks cancel_requested first.
                 else:
                     direct = self._streams.remove_locked(op, line)  # never reached the kernel
@@ -386,7 +387,7 @@ class IoUringBackend:
                 if self._deferral.withdraw_locked(token):
                     direct = True  # deferred: it never reached the kernel
                 else:
-                    wake = self._cancel_locked(token)
+                    wake = self._sq.cancel_locked(token)
             # token None: a FILE op still in the backlog; the ring thread checks the flag.
         if wake:
             os.eventfd_write(self._efd, 1)
@@ -402,9 +403,9 @@ class IoUringBackend:
 
     @property
     def _enters(self) -> int:
-        """io_uring_enter calls that submitted: the SQ side's own (:meth:`_submit_locked`),
-        and the leaders' waiting enters that took a deferred burst over (``deferral``)."""
-        return self._sq_enters + self._deferral.enters
+        """io_uring_enter calls that submitted: the SQ side's own (``submission``), and the
+        leaders' waiting enters that took a deferred burst over (``deferral``)."""
+        return self._sq.enters + self._deferral.enters
 
     def statistics(self) -> BackendStatistics:
         ring = self._ring
@@ -458,7 +459,7 @@ class IoUringBackend:
             with self._lock:
                 finished = salvage(
                     self._ring, self._table, self._streams, self._backlog,
-                    lambda: self._submit_locked(None),
+                    lambda: self._sq.submit_locked(None),
                 )  # fmt: skip
             reaper = self._reaper
             with reaper.cq_lock:
@@ -474,125 +475,6 @@ class IoUringBackend:
         _backends.discard(self)
         self._ring.close()
         os.close(self._efd)
-
-    # ------------------------------------------------------------------ SQ side (under _lock)
-    def _submit_locked(self, ts: ThreadState | None) -> bool:
-        """Submit everything prepared so far, from the calling thread ``ts`` (None: the ring
-        thread), which owns it from now on: its exit migrates what is left (``uring``). True
-        if the ring thread must be woken: the kernel refused (EBUSY, CQ backlog), so the ring
-        thread submits the rest, later."""
-        ring = self._ring
-        pending = ring.publish()
-        stuck = False
-        idle = 0
-        while pending:
-            if self._backlog.stuck:
-                stuck = True
-                break
-            try:
-                self._sq_enters += 1
-                consumed = ring.enter(pending, 0)  # all of them unless interrupted
-            except RingBusyError:
-                self._backlog.stuck = stuck = True
-                break
-            # Recounted from the kernel's SQ head rather than decremented: a leader submits
-            # its burst in its waiting enter without the lock (``take_burst``), and may take
-            # some of these meanwhile. All taken: nothing is left (nobody publishes without
-            # the lock, which this thread holds).
-            pending = 0 if consumed == pending else ring.sq_ready()
-            idle = idle + 1 if not consumed else 0
-            if idle > 2:  # the kernel takes nothing (cannot happen, but never spin on it)
-                self._backlog.stuck = stuck = True
-                break
-        unsubmitted = self._unsubmitted
-        if unsubmitted:
-            if ts is not None:
-                self._migration.own_locked(ts, unsubmitted, self._table)
-            if not stuck:
-                unsubmitted.clear()
-                if self._deferral.hinted:
-                    self._deferral.hint_locked()
-        return stuck and self._wake_locked()
-
-    def _submit_one_locked(self, ts: ThreadState, ud: int) -> bool:
-        """:meth:`_submit_locked` for a ring that holds nothing but ``ud``, just prepared
-        (nothing deferred, every other SQE consumed): one enter for one SQE, recorded as
-        ``ts``'s (the QD1 critical path, before the device starts). Anything unusual (a
-        stuck backlog, EBUSY, a signal, an SQE the kernel has not consumed yet) takes the
-        general path, which recounts from the kernel's SQ head."""
-        ring = self._ring
-        if ring.publish() == 1 and not self._backlog.stuck:
-            self._sq_enters += 1
-            try:
-                consumed = ring.enter(1, 0)
-            except RingBusyError:
-                consumed = 0
-            if consumed == 1:
-                self._migration.own_locked(ts, (ud,), self._table)
-                return False
-        self._unsubmitted.append(ud)
-        return self._submit_locked(ts)
-
-    def _poll_locked(self, op: Operation, line: Line) -> None:
-        """Put a line's head into the kernel (``StreamLines``' ``arm``): the operation itself
-        (``op.prep_pending``) or a readiness poll, from the calling thread: the issuer, or
-        whoever reaped the head before it."""
-        line.poll_ud = 0
-        if not self._backlog.entries:
-            table = self._table
-            ud = table.next_ud
-            ring = self._ring
-            try:
-                try:
-                    keep = op.prep_pending(ring, ud)
-                except SubmissionQueueFull:
-                    raise
-                except Exception:  # memory the kernel cannot take: wait for readiness
-                    keep = None
-                if keep is None:
-                    ring.prep_poll_add(line.fd, op.poll_events, ud)
-                else:
-                    line.direct = True
-                    line.keep = keep
-            except SubmissionQueueFull:
-                pass
-            else:
-                table.next_ud = ud + 1
-                table[ud] = (op, line)
-                line.poll_ud = ud
-                self._unsubmitted.append(ud)
-                # The ring's owner defers to its next wait (``lead``); the ring thread never
-                # owns the ring (compared by ident: no thread state made for it).
-                owner = self._lead.owner
-                if owner is not None and owner.ts.ident == _get_ident():
-                    if not self._deferral.hinted:
-                        self._deferral.hint_locked()
-                elif self._submit_locked(self._submitter()):
-                    os.eventfd_write(self._efd, 1)  # rare (EBUSY): under the lock, so be it
-                return
-        self._backlog.add_locked(B_POLL, op, line)
-        if self._wake_locked():
-            os.eventfd_write(self._efd, 1)
-
-    def _cancel_locked(self, target: int, ts: ThreadState | None = None) -> bool:
-        """ASYNC_CANCEL ``target``, submitted by the calling thread (``ts`` if given: it
-        completes inside the enter, or later from the target's own CQE). True if the ring
-        thread must be woken."""
-        if not self._backlog:
-            try:
-                self._ring.prep_cancel(target, UD_CANCEL)
-            except SubmissionQueueFull:
-                pass
-            else:
-                return self._submit_locked(ts or self._submitter())
-        self._backlog.add_locked(B_CANCEL, None, target)
-        return self._wake_locked()
-
-    def _submitter(self) -> ThreadState | None:
-        """Who submits now: None for the ring thread (never migrated), else the thread."""
-        if threading.get_ident() == self._ring_thread.ident:
-            return None
-        return current_thread_state()
 
     def _finish_direct(self, op: Operation, status: int) -> None:
         """Complete an op that never reached the kernel (no lock held)."""
@@ -630,7 +512,7 @@ class IoUringBackend:
                 ts,
                 table,
                 lambda ud: not table[ud][0].cancel_requested,
-                self._cancel_locked,
+                self._sq.cancel_locked,
                 lambda: self._closing,
             )
         if wake:

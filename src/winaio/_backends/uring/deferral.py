@@ -13,8 +13,8 @@ deferred request can still be taken back without reaching the kernel
 Invariants (all under the backend's lock, except the hints read without it):
 - :attr:`Deferral.unsubmitted` lists, in order, the user_data of every SQE published in the
   SQ ring and not submitted yet; the backend's SQ side appends to it and clears it once
-  its enter consumed them (``backend._submit_locked``); it is empty whenever the backend's
-  lock is free and nobody owns the ring;
+  its enter consumed them (``submission``: ``Submission.submit_locked``); it is empty
+  whenever the backend's lock is free and nobody owns the ring;
 - :attr:`Deferral.hinted` is True exactly when this deferral is in the module's registry
   (``_deferring``, what the ports' flush hook walks), and ``IdleWork.deferred`` is the
   registry's size (:meth:`Deferral.hint_locked`);

@@ -557,8 +557,7 @@ _C_ACQUIRE: object = None
 
 
 def _install_acquire(on: bool) -> None:
-    acquire = _C_ACQUIRE if on and _C_ACQUIRE is not None else _PY_ACQUIRE
-    type.__setattr__(RingParker, "acquire", acquire)
+    _accel.install_methods(RingParker, {"acquire": (_C_ACQUIRE, _PY_ACQUIRE)}, on)
 
 
 def _rebind(on: bool) -> None:
