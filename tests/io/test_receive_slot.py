@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import os
+import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -25,12 +26,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import winaio
 from winaio._backends.uring import reaper as reaper_mod
 from winaio._backends.uring.common import InFlight
 from winaio._backends.uring.migration import Migration
 from winaio._backends.uring.streams import Line, StreamLines
 from winaio._io import _accel
+from winaio._io._netevents import SocketMode
 from winaio._io._ops import StreamReadOp
+from winaio.codes import WinError
 
 C_DONE = reaper_mod._C_DONE
 
@@ -102,6 +106,8 @@ head_st = st.fixed_dictionaries(
         "busy": st.sampled_from([False, False, True]),
         "in_lines": st.sampled_from(["self", "self", "other", "absent"]),
         "res": st.sampled_from([64, 64, 1, 4096, 65536]),
+        # the line's poll_ud: the table key's own int object, or another int of that value
+        "same_ud": st.booleans(),
     }
 )
 
@@ -129,7 +135,7 @@ def build(
     lines: list[Line] = []
     cqes: list[tuple[int, int, int]] = []
     for i, s in enumerate(specs):
-        ud = 100 + i
+        ud = 100_000 + i  # (not a cached small int: the identity of the key matters)
         line = Line(10 + i, 20 + 2 * i)
         for j in range(s["nops"]):
             op = object.__new__(StreamReadOp)
@@ -139,7 +145,7 @@ def build(
             line.ops.append(op)
         line.direct = True
         line.busy = s["busy"]
-        line.poll_ud = ud
+        line.poll_ud = ud if s.get("same_ud", True) else int(str(ud))
         line.keep = object()
         if s["in_lines"] == "self":
             streams.lines[line.key] = line
@@ -231,7 +237,7 @@ def test_an_interrupt_in_the_heads_service_hands_every_head_to_heads_cut(impl: s
     finished: list[Any] = []
     with pytest.raises(KeyboardInterrupt):
         (c_process if impl == "c" else python_process)(reaper, cqes, finished)
-    assert reaper.cuts == [[(20 + 2 * i, 64 + i, 100 + i) for i in range(3)]]
+    assert reaper.cuts == [[(20 + 2 * i, 64 + i, 100_000 + i) for i in range(3)]]
     # _heads_cut serviced them (the lock works the second time): every head completed once.
     assert [op.token for op, _, _ in finished] == [(0, 0), (1, 0), (2, 0)]
     assert not reaper._table
@@ -287,3 +293,89 @@ def test_a_contended_lock_is_still_waited_for(accel_on: None) -> None:
     lock.release()
     worker.join(5)
     assert not worker.is_alive() and len(finished) == 4
+
+
+@pytest.mark.parametrize("same_ud", [True, False])
+def test_the_table_entry_goes_whichever_int_object_the_line_holds(same_ud: bool) -> None:
+    specs = [{"nops": 1, "busy": False, "in_lines": "self", "res": 64, "same_ud": same_ud}] * 3
+    reaper, lines, cqes = build(specs, 0)
+    assert all((ln.poll_ud is ud) == same_ud for ln, (ud, _, _) in zip(lines, cqes, strict=True))
+    finished: list[Any] = []
+    c_process(reaper, cqes, finished)
+    assert not reaper._table and len(finished) == 3 and reaper.done == 3
+
+
+# ---------------------------------------------------------------------- the sockets' issue side
+
+
+@pytest.fixture(params=["c", "python"])
+def impl(request: pytest.FixtureRequest) -> Iterator[str]:
+    before = _accel.use(request.param == "c")
+    try:
+        yield request.param
+    finally:
+        _accel.use(before)
+
+
+@pytest.fixture
+def connected() -> Iterator[tuple[Any, socket.socket]]:
+    listener = socket.create_server(("127.0.0.1", 0))
+    peer = socket.create_connection(listener.getsockname())
+    conn, _ = listener.accept()
+    listener.close()
+    conn.setblocking(False)
+    file = winaio.Socket(conn.fileno(), overlapped=True, sock=conn)
+    port = winaio.CompletionPort(1)
+    file.associate(port, "key")
+    file.set_completion_modes(True, True)
+    try:
+        yield file, peer
+    finally:
+        file.close()
+        peer.close()
+        port.close()
+
+
+def test_each_pended_receive_carries_its_own_buffer_size(
+    impl: str, connected: tuple[Any, socket.socket]
+) -> None:
+    """The C path reuses the last size's int: a receive of another size gets its own."""
+    file, peer = connected
+    port = file.port
+    for size in (100, 200, 200, 100, 65536, 100):
+        ov = winaio.Overlapped()
+        buf = bytearray(size)
+        for _ in range(6):  # (past the run of misses: it pends without asking)
+            if not file.start_read(buf, ov):
+                break
+        (op,) = file.pending_ops()
+        assert op.nbytes == size and len(op.buffers[0]) == size
+        peer.send(b"x")
+        packet = port.get(5.0)
+        assert packet is not None and packet.overlapped is ov and packet.bytes_transferred == 1
+
+
+class ShutMode(SocketMode):
+    """A SocketMode whose ``shut_rd`` is a property: the C read takes the attribute."""
+
+    __slots__ = ()
+
+    @property  # type: ignore[override]
+    def shut_rd(self) -> bool:
+        return True
+
+    @shut_rd.setter
+    def shut_rd(self, value: bool) -> None:
+        pass  # (set by __init__; this mode always says shut)
+
+
+def test_a_redefined_shut_rd_is_read_as_an_attribute(
+    impl: str, connected: tuple[Any, socket.socket]
+) -> None:
+    file, peer = connected
+    peer.send(b"data")
+    file.winsock = ShutMode()
+    with pytest.raises(winaio.IoError) as info:
+        file.start_read(bytearray(8), winaio.Overlapped())
+    assert info.value.winerror == WinError.ERROR_BROKEN_PIPE  # (WSAESHUTDOWN in the aliases)
+    assert file.pending_requests == 0

@@ -15,7 +15,8 @@ static struct {
     PyTypeObject *type; /* (compared only) */
     unsigned int tag;
     int stream, in;
-} g_op_kind;
+} g_op_kind[2]; /* (two: receives and sends pended on the same sockets alternate) */
+static int g_op_kind_next;
 
 /* 1 (STREAM; ``*in``: POLLIN), 0 (not STREAM) or -1 with an error. */
 static int
@@ -23,9 +24,11 @@ op_stream_kind(PyObject *op, int *in)
 {
     PyTypeObject *tp = Py_TYPE(op);
     int tagged = (tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) != 0;
-    if (tagged && tp == g_op_kind.type && tp->tp_version_tag == g_op_kind.tag) {
-        *in = g_op_kind.in;
-        return g_op_kind.stream;
+    for (int i = 0; tagged && i < 2; i++) {
+        if (tp == g_op_kind[i].type && tp->tp_version_tag == g_op_kind[i].tag) {
+            *in = g_op_kind[i].in;
+            return g_op_kind[i].stream;
+        }
     }
     PyObject *kind = class_attr(op, ds_kind);
     if (kind == NULL) {
@@ -51,10 +54,12 @@ op_stream_kind(PyObject *op, int *in)
     PyObject *e = k != NULL ? _PyType_Lookup(tp, ds_poll_events) : NULL;
     if (k != NULL && Py_TYPE(k)->tp_descr_get == NULL &&
         (!stream || (e != NULL && Py_TYPE(e)->tp_descr_get == NULL))) {
-        g_op_kind.type = tp;
-        g_op_kind.tag = tp->tp_version_tag;
-        g_op_kind.stream = stream;
-        g_op_kind.in = *in;
+        int i = g_op_kind_next;
+        g_op_kind_next = !i;
+        g_op_kind[i].type = tp;
+        g_op_kind[i].tag = tp->tp_version_tag;
+        g_op_kind[i].stream = stream;
+        g_op_kind[i].in = *in;
     }
     return stream;
 }
