@@ -348,8 +348,8 @@ def _blocked_in(ident: int, code: Any) -> bool:
     """The thread ``ident`` sleeps in the kernel (its GIL released) while its innermost
     Python frame runs ``code``: inside a C call made there."""
     frame = sys._current_frames().get(ident)
-    if frame is None or frame.f_code is not code:
-        return False
+    if frame is None or frame.f_code is not code or frame.f_lineno == code.co_firstlineno:
+        return False  # (at its first line: waiting for the GIL at its entry, not in the call)
     tid = {t.ident: t.native_id for t in threading.enumerate()}.get(ident)
     try:
         with open(f"/proc/self/task/{tid}/stat") as f:
