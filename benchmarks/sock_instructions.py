@@ -7,6 +7,10 @@ leads the io_uring ring), over loopback TCP, FILE_SKIP_COMPLETION_PORT_ON_SUCCES
 
 - ``qd1``: one connection; a receive that pends (nothing there yet), the peer's 64-byte send,
   the packet dequeued (``get_many``): the C=1 server's receive path, wait included.
+- ``echo1`` / ``echo1_win32`` (not run by default): the C=1 echo server's work per echo, the
+  ``qd1`` receive plus the echo's send and the peer's read, through the core (``start_read``,
+  ``get_many``, ``start_write``) or through ``winaio.win32`` as ``bench_sockets``'s Win32 server
+  calls it (WSARecv, GetQueuedCompletionStatusEx, WSASend, WSAGetLastError).
 - ``c64``: 64 connections; every peer sends 64 bytes, the port thread dequeues batches of 64
   packets and, per packet, echoes the bytes (``start_write``, inside the call) and issues the
   next receive (which pends: the peer has not answered yet); the peers read their echoes. The
@@ -40,12 +44,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-WORKLOADS = ("qd1", "c64")
+WORKLOADS = ("qd1", "c64", "echo1", "echo1_win32")
+#: What a run measures unless ``--workloads`` says otherwise.
+DEFAULT_WORKLOADS = ("qd1", "c64")
 #: Iterations of the two runs per workload (rounds of 64 echoes for c64).
-ITERATIONS = {"qd1": (1000, 3000), "c64": (20, 60)}
+ITERATIONS = {
+    "qd1": (1000, 3000),
+    "c64": (20, 60),
+    "echo1": (1000, 4000),
+    "echo1_win32": (1000, 4000),
+}
 CONNECTIONS = 64
 MSG = b"x" * 64
-WARMUP = {"qd1": 500, "c64": 20}
+WARMUP = {"qd1": 500, "c64": 20, "echo1": 500, "echo1_win32": 500}
 
 
 def _pair(listener: socket.socket, port: Any, key: Any) -> tuple[Any, socket.socket]:
@@ -85,6 +96,26 @@ def run(workload: str, iterations: int, warmup: int | None = None, trace: Any = 
                 else:  # (data there: cannot happen, the peer sends after the receive)
                     raise RuntimeError("the receive did not pend")
 
+        elif workload == "echo1":
+            f, peer = _pair(listener, port, None)
+            opened += [f, peer]
+            buf = bytearray(65536)
+            view = memoryview(buf)
+            rov, wov = winaio.Overlapped(), winaio.Overlapped()
+            back = bytearray(256)
+
+            def step() -> None:
+                if f.start_read(buf, rov):
+                    raise RuntimeError("the receive did not pend")
+                peer.send(MSG)
+                _, packets = port.get_many(64)
+                for packet in packets:
+                    f.start_write(view[: packet.bytes_transferred], wov)
+                peer.recv_into(back)
+
+        elif workload == "echo1_win32":
+            step, more = _echo1_win32(listener)
+            opened += more
         else:
             conns: list[list[Any]] = []
             for _ in range(CONNECTIONS):
@@ -128,6 +159,50 @@ def run(workload: str, iterations: int, warmup: int | None = None, trace: Any = 
         port.close()
 
 
+def _echo1_win32(listener: socket.socket) -> tuple[Any, list[Any]]:
+    """``echo1`` through ``winaio.win32``: the connection's SOCKET handle on a port, skip mode."""
+    import winaio
+    from winaio import win32 as w
+    from winaio.win32 import _base
+
+    peer = socket.create_connection(listener.getsockname())
+    conn, _ = listener.accept()
+    for s in (peer, conn):
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    conn.setblocking(False)
+    hport = w.CreateIoCompletionPort(w.INVALID_HANDLE_VALUE, None, 0, 1)
+    s = _base.HANDLE_TABLE.insert(winaio.Socket(conn.fileno(), overlapped=True, sock=conn))
+    w.CreateIoCompletionPort(s, hport, 1, 0)
+    w.SetFileCompletionNotificationModes(s, 3)  # skip the port and the event on success
+    buf = bytearray(65536)
+    view, bufs, sbufs = memoryview(buf), [buf], [b""]
+    rov, wov = w.OVERLAPPED(), w.OVERLAPPED()
+    flags, nbytes, removed = w.Ref(0), w.Ref(0), w.Ref(0)
+    entries = [w.OVERLAPPED_ENTRY() for _ in range(64)]
+    back = bytearray(256)
+
+    def step() -> None:
+        flags.value = 0
+        if w.WSARecv(s, bufs, 1, nbytes, flags, rov, None) == 0:
+            raise RuntimeError("the receive did not pend")
+        if w.WSAGetLastError() != w.WSA_IO_PENDING:
+            raise RuntimeError(f"WSARecv: {w.WSAGetLastError()}")
+        peer.send(MSG)
+        w.GetQueuedCompletionStatusEx(hport, entries, 64, removed, w.INFINITE, False)
+        for i in range(removed.value):
+            entry = entries[i]
+            sbufs[0] = view[: entry.dwNumberOfBytesTransferred]
+            w.WSASend(s, sbufs, 1, nbytes, 0, wov, None)
+        peer.recv_into(back)
+
+    class Handles:
+        def close(self) -> None:
+            w.closesocket(s)
+            w.CloseHandle(hport)
+
+    return step, [peer, Handles()]
+
+
 def opcodes(workload: str, iterations: int) -> dict[str, Any]:
     """Interpreter opcodes per unit (an echo for c64, a pended receive for qd1), per function,
     counted with ``sys.settrace`` (opcode events) over ``iterations`` after the warm-up; the
@@ -151,7 +226,7 @@ def opcodes(workload: str, iterations: int) -> dict[str, Any]:
     per = sorted(((n / unit, name) for name, n in counts.items()), reverse=True)
     return {
         "workload": workload,
-        "per": "echo" if workload == "c64" else "pended receive",
+        "per": "pended receive" if workload == "qd1" else "echo",
         "note": "the workload's own loop (the echo server's code) excluded",
         "total": round(sum(n for n, _ in per), 1),
         "functions": {name: round(n, 1) for n, name in per if n >= 0.5},
@@ -203,7 +278,7 @@ def measure(workload: str, valgrind: str, workdir: Path) -> dict[str, Any]:
         per *= CONNECTIONS
     main = (counts[1].get(1, 0) - counts[0].get(1, 0)) / per
     ring = (counts[1].get(2, 0) - counts[0].get(2, 0)) / per
-    unit = "echo" if workload == "c64" else "pended receive"
+    unit = "pended receive" if workload == "qd1" else "echo"
     return {
         "workload": workload,
         "per": unit,
@@ -220,7 +295,7 @@ def _commit() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument("--workloads", default=",".join(DEFAULT_WORKLOADS))
     parser.add_argument("--run", choices=WORKLOADS, help="(child) run one workload in-process")
     parser.add_argument("--iterations", type=int, default=1000)
     parser.add_argument("--opcodes", choices=WORKLOADS, help="opcodes per function (settrace)")

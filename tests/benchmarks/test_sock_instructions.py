@@ -25,7 +25,7 @@ def tool(monkeypatch: pytest.MonkeyPatch) -> Any:
     return sock_instructions
 
 
-@pytest.mark.parametrize("workload", ["qd1", "c64"])
+@pytest.mark.parametrize("workload", ["qd1", "c64", "echo1", "echo1_win32"])
 def test_each_workload_runs_and_closes_what_it_opened(tool: Any, workload: str) -> None:
     _runtime.backend()  # the process's backend (its ring and eventfds) stays
     before = set(os.listdir("/proc/self/fd"))
