@@ -7,6 +7,58 @@
 
 /* ------------------------------------------------------------------ FileObject._forget_locked */
 
+/* What ``op.kind is STREAM`` and ``op.poll_events & POLLIN`` say for a request class whose
+ * instances have no ``__dict__`` and whose two attributes are plain class values (so that
+ * ``class_attr`` reads them from the type): remembered with the type's version tag, which
+ * any change of the class or a base replaces (rslot: two type lookups per delivery). */
+static struct {
+    PyTypeObject *type; /* (compared only) */
+    unsigned int tag;
+    int stream, in;
+} g_op_kind;
+
+/* 1 (STREAM; ``*in``: POLLIN), 0 (not STREAM) or -1 with an error. */
+static int
+op_stream_kind(PyObject *op, int *in)
+{
+    PyTypeObject *tp = Py_TYPE(op);
+    int tagged = (tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) != 0;
+    if (tagged && tp == g_op_kind.type && tp->tp_version_tag == g_op_kind.tag) {
+        *in = g_op_kind.in;
+        return g_op_kind.stream;
+    }
+    PyObject *kind = class_attr(op, ds_kind);
+    if (kind == NULL) {
+        return -1;
+    }
+    int stream = kind == d_stream_kind;
+    Py_DECREF(kind);
+    long events = 0;
+    if (stream) {
+        PyObject *ev = class_attr(op, ds_poll_events);
+        if (ev == NULL) {
+            return -1;
+        }
+        events = PyLong_AsLong(ev);
+        Py_DECREF(ev);
+        if (events == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+    }
+    *in = (events & d_pollin) != 0;
+    /* remembered only when both came from the type itself (class_attr's first case) */
+    PyObject *k = tagged && tp->tp_dictoffset == 0 ? _PyType_Lookup(tp, ds_kind) : NULL;
+    PyObject *e = k != NULL ? _PyType_Lookup(tp, ds_poll_events) : NULL;
+    if (k != NULL && Py_TYPE(k)->tp_descr_get == NULL &&
+        (!stream || (e != NULL && Py_TYPE(e)->tp_descr_get == NULL))) {
+        g_op_kind.type = tp;
+        g_op_kind.tag = tp->tp_version_tag;
+        g_op_kind.stream = stream;
+        g_op_kind.in = *in;
+    }
+    return stream;
+}
+
 /* ``file._forget_locked(op)`` (the op is registered); ``*release`` is set (a new reference
  * to the file) when the descriptor must be released once the state is written. */
 static int
@@ -49,28 +101,15 @@ forget_locked(PyObject *file, int ffast, PyObject *op, int ofast, PyObject **rel
         Py_DECREF(pending);
         return -1;
     }
-    PyObject *kind = class_attr(op, ds_kind);
-    if (kind == NULL) {
+    int in = 0;
+    int stream = op_stream_kind(op, &in);
+    if (stream < 0) {
         Py_DECREF(pending);
         return -1;
     }
-    int stream = kind == d_stream_kind;
-    Py_DECREF(kind);
     if (stream) {
-        PyObject *ev = class_attr(op, ds_poll_events);
-        if (ev == NULL) {
-            Py_DECREF(pending);
-            return -1;
-        }
-        long events = PyLong_AsLong(ev);
-        Py_DECREF(ev);
-        if (events == -1 && PyErr_Occurred()) {
-            Py_DECREF(pending);
-            return -1;
-        }
-        int rc = events & d_pollin ? decrement(&d_file, ffast, file, FI_IN)
-                                   : decrement(&d_file2, kind_fast(&d_file2, Py_TYPE(file)), file,
-                                               FI2_OUT);
+        int rc = in ? decrement(&d_file, ffast, file, FI_IN)
+                    : decrement(&d_file2, kind_fast(&d_file2, Py_TYPE(file)), file, FI2_OUT);
         if (rc < 0) {
             Py_DECREF(pending);
             return -1;

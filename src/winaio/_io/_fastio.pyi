@@ -76,6 +76,7 @@ def configure_sockets(
     ask_every: int,
     lock: Any,
     wake_waiters: Any,
+    socket_mode: type,
     /,
 ) -> tuple[Any, Any]: ...
 def configure_done(

@@ -103,6 +103,7 @@ static PyObject *g_LOCK;           /* the dispatcher LOCK */
 static PyObject *g_tls;            /* _kernel._threads._tls (``current_thread_state``) */
 static PyObject *g_cts;            /* current_thread_state */
 PyObject *g_deque;                 /* collections.deque */
+PyObject *g_deque_append;          /* deque.append */
 static PyObject *g_eventfd_write;  /* os.eventfd_write */
 static PyObject *g_io_key;         /* _files._IO_KEY */
 PyObject *g_one, *g_zero_int;
@@ -314,7 +315,16 @@ pend_receive(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwn
         goto done;
     }
     PyList_SET_ITEM(buffers, 0, Py_NewRef(view));
-    PyObject *nb = PyLong_FromSsize_t(nbytes);
+    /* (the last size's int again: a socket's receives mostly use one buffer; ints are
+     * immutable, so sharing one is invisible) */
+    static PyObject *last_nb;
+    PyObject *nb;
+    if (last_nb != NULL && PyLong_AsSsize_t(last_nb) == nbytes) {
+        nb = Py_NewRef(last_nb);
+    }
+    else if ((nb = PyLong_FromSsize_t(nbytes)) != NULL) {
+        Py_XSETREF(last_nb, Py_NewRef(nb));
+    }
     if (nb == NULL) {
         Py_DECREF(buffers);
         goto done;
@@ -595,6 +605,10 @@ configure_pend(PyObject *module, PyObject *args)
     g_tls = Py_NewRef(tls);
     g_cts = Py_NewRef(cts);
     g_deque = Py_NewRef(deque);
+    if (!PyType_Check(deque) || (g_deque_append = PyObject_GetAttr(deque, s_append)) == NULL) {
+        PyErr_SetString(PyExc_TypeError, "configure_pend: deque must be a class with append");
+        return NULL;
+    }
     g_eventfd_write = Py_NewRef(efdw);
     g_io_key = Py_NewRef(io_key);
     PyObject *descr = PyDescr_NewMethod(backend, &pend_receive_def);

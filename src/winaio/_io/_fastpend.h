@@ -59,6 +59,7 @@ extern kind_t pk_file, pk_ov, pk_op1, pk_op2, pk_ts, pk_rp, pk_lead, pk_def, pk_
     pk_slm, pk_line, pk_linem, pk_table, pk_ring, pk_ringm, pk_be1, pk_be2;
 extern PyTypeObject *g_line_type;
 extern PyObject *g_deque;         /* collections.deque */
+extern PyObject *g_deque_append;  /* its ``append`` method descriptor */
 extern PyObject *g_one, *g_zero_int;
 extern PyObject *s_append, *s_pop, *s_sq_reserve;
 extern PyObject *be_names[B_COUNT + 1];

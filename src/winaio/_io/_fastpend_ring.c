@@ -240,7 +240,15 @@ pend_locked(PyObject *d, PyObject **b, PyObject *submitted_o, uint64_t seen, PyO
     if (PyDict_SetItem(lines, key, line) < 0) {
         goto undo_table;
     }
-    if ((res = PyObject_CallMethodOneArg(ops, s_append, op)) == NULL) {
+    /* ``ops.append(op)``: a deque's own method without looking it up, else by name */
+    if (Py_IS_TYPE(ops, (PyTypeObject *)g_deque)) {
+        PyObject *a[2] = {ops, op};
+        res = PyObject_Vectorcall(g_deque_append, a, 2, NULL);
+    }
+    else {
+        res = PyObject_CallMethodOneArg(ops, s_append, op);
+    }
+    if (res == NULL) {
         goto undo_lines;
     }
     Py_CLEAR(res);

@@ -54,17 +54,25 @@ add_to(PyObject *self, int i, Py_ssize_t n, PyObject *more)
  * reference; nothing touched) for any other batch. */
 #define HEADS_MAX 64
 static PyObject *
-heads_only(PyObject *self, PyObject *table, PyObject *cqes, Py_ssize_t n, PyObject *finished,
-           Py_ssize_t start)
+heads_only(PyObject *self, PyObject *table, PyObject *cqes, Py_ssize_t n, PyObject **hl,
+           PyObject *finished, Py_ssize_t start)
 {
-    PyObject *hl[HEADS_MAX], *hr[HEADS_MAX];
+    PyObject *hr[HEADS_MAX], *keys[HEADS_MAX];
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *entry = PyDict_GetItemWithError(table, PyTuple_GET_ITEM(PyList_GET_ITEM(cqes, i), 0));
-        if (entry == NULL || !Py_IS_TYPE(PyTuple_GET_ITEM(entry, 1), d_line_type)) {
-            PyErr_Clear(); /* (an int key: the checks looked it up already) */
-            Py_RETURN_NOTIMPLEMENTED;
+        /* The table's own key object, when the line's ``poll_ud`` is it (``pend_locked`` and
+         * the Python ``_pend_locked`` store the same int in both): deleted by identity, without
+         * the int comparison a dict makes for an equal key of another object. */
+        PyObject *ud = PyTuple_GET_ITEM(PyList_GET_ITEM(cqes, i), 0);
+        PyObject *poll_ud = *(PyObject **)((char *)hl[i] + d_line.offsets[LI_POLL_UD]);
+        keys[i] = ud;
+        if (poll_ud != NULL && poll_ud != ud && PyLong_CheckExact(poll_ud)) {
+            int overflow_a, overflow_b;
+            long long a = PyLong_AsLongLongAndOverflow(poll_ud, &overflow_a);
+            long long b = PyLong_AsLongLongAndOverflow(ud, &overflow_b);
+            if (a == b && !overflow_a && !overflow_b && a != -1) {
+                keys[i] = poll_ud;
+            }
         }
-        hl[i] = PyTuple_GET_ITEM(entry, 1); /* (borrowed until the del below) */
     }
     PyObject *streams = get(&d_reaper, 1, self, RE_STREAMS), *lock, *lines, *spare;
     if (streams == NULL) {
@@ -80,7 +88,7 @@ heads_only(PyObject *self, PyObject *table, PyObject *cqes, Py_ssize_t n, PyObje
         PyObject *cqe = PyList_GET_ITEM(cqes, i);
         Py_INCREF(hl[i]);
         hr[i] = PyTuple_GET_ITEM(cqe, 1);
-        if (PyDict_DelItem(table, PyTuple_GET_ITEM(cqe, 0)) < 0) {
+        if (PyDict_DelItem(table, keys[i]) < 0) {
             PyErr_Clear(); /* (an int key that is there) */
         }
     }
@@ -158,6 +166,8 @@ dn_process(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     /* The check, touching nothing (no Python code runs from here to service_direct). */
     Py_ssize_t n = PyList_GET_SIZE(cqes);
+    PyObject *hl[HEADS_MAX]; /* the lines of a batch of direct heads (borrowed) */
+    int heads_only_batch = n <= HEADS_MAX;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *cqe = PyList_GET_ITEM(cqes, i);
         if (!PyTuple_CheckExact(cqe) || PyTuple_GET_SIZE(cqe) != 3 ||
@@ -175,6 +185,7 @@ dn_process(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             if (!overflow && ud == d_ud_poke) {
                 return py_process(self, args, nargs); /* the leaders' poke */
             }
+            heads_only_batch = 0;
             continue; /* UD_CANCEL: -ENOENT/-EALREADY are normal races */
         }
         if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 2 ||
@@ -189,11 +200,17 @@ dn_process(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             if (direct != Py_True) {
                 return py_process(self, args, nargs);
             }
+            if (heads_only_batch) {
+                hl[i] = extra;
+            }
+        }
+        else {
+            heads_only_batch = 0;
         }
     }
     Py_ssize_t start = PyList_GET_SIZE(finished);
-    if (n <= HEADS_MAX) {
-        PyObject *r = heads_only(self, table, cqes, n, finished, start);
+    if (heads_only_batch) {
+        PyObject *r = heads_only(self, table, cqes, n, hl, finished, start);
         if (r != Py_NotImplemented) {
             return r;
         }

@@ -43,7 +43,8 @@ static const char *const SEVENT_NAMES[] = {"_signaled", "_waiters", NULL};
 static const char *const SOCK_C_NAMES[] = {"_waiters", "key", NULL};
 static const char *const SOV_NAMES[] = {"event", "skip_port", "information", "status", NULL};
 
-kind_t k_sa, k_sb, k_sov;
+kind_t k_sa, k_sb, k_sov, k_mode;
+static const char *const MODE_NAMES[] = {"shut_rd", NULL};
 static kind_t k_sc, k_sev;
 static PyTypeObject *g_fd_users_type; /* FdUsers (a list subclass) */
 static PyTypeObject *g_socket_type;   /* socket.socket: exactly (a subclass may redefine recv) */
@@ -519,16 +520,16 @@ bad:
 PyObject *
 configure_sockets(PyObject *module, PyObject *args)
 {
-    PyTypeObject *sockt, *usert, *eventt, *ovt, *pysockt;
+    PyTypeObject *sockt, *usert, *eventt, *ovt, *pysockt, *modet;
     PyObject *probe, *claim, *rd, *wr, *closed, *blocked, *rfailed, *rend, *sfailed, *srest,
         *pending, *lock, *wake;
     long ask_run, ask_every;
-    if (!PyArg_ParseTuple(args, "O!O!O!O!O!OOOOOOOOOOOllOO:configure_sockets",
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!OOOOOOOOOOOllOOO!:configure_sockets",
                           &PyType_Type, &sockt, &PyType_Type, &usert, &PyType_Type, &eventt,
                           &PyType_Type, &ovt, &PyType_Type,
                           &pysockt, &probe, &claim, &rd, &wr, &closed, &blocked, &rfailed,
                           &rend, &sfailed, &srest, &pending, &ask_run, &ask_every,
-                          &lock, &wake)) {
+                          &lock, &wake, &PyType_Type, &modet)) {
         return NULL;
     }
 #if !SOCK_ACCEL
@@ -553,7 +554,8 @@ configure_sockets(PyObject *module, PyObject *args)
     }
     if (kind_init(&k_sa, sockt, SOCK_A_NAMES) < 0 || kind_init(&k_sb, sockt, SOCK_B_NAMES) < 0 ||
         kind_init(&k_sc, sockt, SOCK_C_NAMES) < 0 ||
-        kind_init(&k_sev, eventt, SEVENT_NAMES) < 0 || kind_init(&k_sov, ovt, SOV_NAMES) < 0) {
+        kind_init(&k_sev, eventt, SEVENT_NAMES) < 0 || kind_init(&k_sov, ovt, SOV_NAMES) < 0 ||
+        kind_init(&k_mode, modet, MODE_NAMES) < 0) {
         return NULL;
     }
     s_shut_rd = PyUnicode_InternFromString("shut_rd");

@@ -50,6 +50,7 @@ enum { SC_WAITERS, SC_KEY };
 enum { SO_EVENT, SO_SKIP_PORT, SO_INFORMATION, SO_STATUS };
 
 extern kind_t k_sa, k_sb, k_sov;
+extern kind_t k_mode; /* _netevents.SocketMode (``shut_rd``) */
 extern PyTypeObject *g_claim_type;                 /* _thread.lock */
 extern PyObject *g_py_sock_read, *g_py_sock_write; /* Socket.start_read/start_write (Python) */
 extern PyObject *g_recv_blocked, *g_recv_failed, *g_recv_end;

@@ -26,8 +26,11 @@ sock_start_read(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *
     int r;
     PyObject *winsock = slot(&k_sa, self, SA_WINSOCK);
     if (winsock != Py_None) {
-        PyObject *shut = PyObject_GetAttr(winsock, s_shut_rd);
-        if (shut == NULL) {
+        /* (its slot when the class is SocketMode's, as checked; else the attribute) */
+        PyObject *shut = kind_fast(&k_mode, Py_TYPE(winsock))
+                             ? Py_XNewRef(slot(&k_mode, winsock, 0))
+                             : NULL;
+        if (shut == NULL && (shut = PyObject_GetAttr(winsock, s_shut_rd)) == NULL) {
             return NULL;
         }
         r = fio_is_true(shut);

@@ -30,7 +30,7 @@ sock_start_write(PyObject *self, PyObject *const *args, size_t nargsf, PyObject 
         goto python; /* None (a pipe), or another lock type */
     }
     sk_lockobject *lk = (sk_lockobject *)claim;
-    if (PyThread_acquire_lock_timed(lk->lock_lock, 0, 0) != PY_LOCK_ACQUIRED) {
+    if (!fio_try_lock(lk->lock_lock)) {
         goto python;
     }
     lk->locked = 1;

@@ -74,6 +74,7 @@ from . import _accel
 from ._dispatch import notify_success
 from ._fd_users import FdUsers
 from ._files import FileObject, start, submit_receive, submit_tried
+from ._netevents import SocketMode
 from ._ops import (
     AcceptOp,
     CompletionRoutine,
@@ -577,6 +578,7 @@ if _fastio is not None:
             _ASK_EVERY,
             LOCK,
             wake_waiters,
+            SocketMode,
         )
     except NotImplementedError:  # another CPython layout: the Python methods run
         pass
