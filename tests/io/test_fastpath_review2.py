@@ -44,6 +44,7 @@ import gc
 import glob
 import importlib.util
 import os
+import select
 import shlex
 import shutil
 import signal as signal_mod
@@ -71,7 +72,7 @@ from winaio._backends.uring.ring import BackendRing
 from winaio._backends.uring.submission import Submission
 from winaio._io import _dispatch
 from winaio._io._files import FileObject
-from winaio._io._ops import FileReadOp, Operation
+from winaio._io._ops import FileReadOp, Operation, StreamReadOp
 from winaio._io._overlapped import Overlapped
 from winaio._io._port import CompletionPort
 from winaio._io._sockets import sockets_accelerator_available
@@ -348,8 +349,8 @@ def _blocked_in(ident: int, code: Any) -> bool:
     """The thread ``ident`` sleeps in the kernel (its GIL released) while its innermost
     Python frame runs ``code``: inside a C call made there."""
     frame = sys._current_frames().get(ident)
-    if frame is None or frame.f_code is not code:
-        return False
+    if frame is None or frame.f_code is not code or frame.f_lineno == code.co_firstlineno:
+        return False  # (at its first line: waiting for the GIL at its entry, not in the call)
     tid = {t.ident: t.native_id for t in threading.enumerate()}.get(ident)
     try:
         with open(f"/proc/self/task/{tid}/stat") as f:
@@ -893,5 +894,54 @@ def test_interrupted_c_deliveries_leave_nothing_behind(null_fd: int) -> None:
         assert len(gc.get_objects()) - objects < 50
         assert grown < 64 * 1024, grown  # (2000 deliveries: a leak of one object each shows)
     finally:
+        os.close(file.fd)
+        file.fd = -1
+
+
+_OP_FIELDS = (
+    "file", "overlapped", "event", "skip_port", "routine", "issuer", "done", "submitted",
+    "cancel_requested", "token", "sync_done",
+)  # fmt: skip
+
+
+class _Flipping(StreamReadOp):
+    """A request class whose ``poll_events`` a test changes between two deliveries."""
+
+    __slots__ = ()
+
+
+@pytest.mark.parametrize("deliver", ["c", "python"])
+def test_a_request_class_changed_between_deliveries_is_read_again(
+    deliver: str, null_fd: int
+) -> None:
+    """``_forget_locked`` counts a STREAM request out of its file's ``stream_in`` (POLLIN) or
+    ``stream_out``, as its class says at that moment: a C path that remembers what a class
+    says (rslot's cache of ``kind``/``poll_events`` by type version) must read it again once
+    the class changed (here a subclass's ``poll_events``, set between two deliveries)."""
+    if deliver == "c":
+        _require_c()
+    fn = (
+        (lambda op: C_DONE[3](op, 0, 1))
+        if deliver == "c"
+        else (lambda op: _dispatch.deliver(op, 0, 1))
+    )  # type: ignore[index]
+    issuer = ThreadState(3500, 3500)
+    file = FileObject(os.dup(null_fd), overlapped=True, backend=object())  # type: ignore[arg-type]
+    file.skip_set_event = True
+    try:
+        for events, counter in ((select.POLLIN, "stream_in"), (select.POLLOUT, "stream_out")):
+            type.__setattr__(_Flipping, "poll_events", events)
+            op = object.__new__(_Flipping)
+            base = _request(file, None, issuer)
+            for name in _OP_FIELDS:
+                setattr(op, name, getattr(base, name))
+            op.registered = True
+            file._pending[op] = None
+            setattr(file, counter, getattr(file, counter) + 1)
+            issuer.extensions.setdefault("io", {})[op] = None
+            assert fn(op)
+            assert (file.stream_in, file.stream_out) == (0, 0), (events, counter)
+    finally:
+        type.__delattr__(_Flipping, "poll_events")
         os.close(file.fd)
         file.fd = -1
