@@ -18,6 +18,7 @@ pinned without timing anything, on both backends.
 from __future__ import annotations
 
 import functools
+import gc
 import select
 import socket
 import sys
@@ -111,11 +112,17 @@ class Trace:
             ):
                 self.lock_acquisitions += 1
 
+        # A collection during the call would run unrelated finalizers (earlier tests' garbage)
+        # under the profiler: their frames are not the call's.
+        collecting = gc.isenabled()
+        gc.disable()
         sys.setprofile(profile)
         try:
             return call()
         finally:
             sys.setprofile(None)
+            if collecting:
+                gc.enable()
 
     @property
     def built_a_request(self) -> bool:
