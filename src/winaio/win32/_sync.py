@@ -68,6 +68,7 @@ _EVENT_MODIFY_STATE = int(Access.EVENT_MODIFY_STATE)
 _SEMAPHORE_MODIFY_STATE = int(Access.SEMAPHORE_MODIFY_STATE)
 _TIMER_MODIFY_STATE = int(Access.TIMER_MODIFY_STATE)
 _INFINITE = 0xFFFFFFFF
+_wait_for_one = _wait.wait_for_one
 
 
 def _create(name: str | None, kind: type[T], factory: Callable[[], T]) -> int:
@@ -176,7 +177,7 @@ def SetEvent(hEvent: int) -> bool:
         event, granted = _handle_entry(hEvent)
     except TypeError:  # no such handle (None) or not a handle at all (unhashable)
         return _event_op(hEvent, Event.set)
-    if event.__class__ is Event and granted & _EVENT_MODIFY_STATE:
+    if type(event) is Event and granted & _EVENT_MODIFY_STATE:
         event.set()
         return True
     return _event_op(hEvent, Event.set)
@@ -320,27 +321,63 @@ def GetSystemTimeAsFileTime(lpSystemTimeAsFileTime: Any = None) -> int:
 # --------------------------------------------------------------------------- waits
 
 
+def _wait_single(hHandle: int, dwMilliseconds: int, bAlertable: bool) -> int:
+    """WaitForSingleObject(Ex)'s general path, the reference for every shape: pseudo handles,
+    tag bits, bad or closed handles, wrong types, missing SYNCHRONIZE, timeouts not DWORDs."""
+    try:
+        obj = _waitable(hHandle)  # the handle first: its error wins over the timeout's
+        timeout = None if dwMilliseconds == _INFINITE else seconds(dwMilliseconds)
+        return _wait_for_one(obj, timeout, bAlertable)
+    except Win32Error as exc:
+        fail(exc)
+        return _WAIT_FAILED
+
+
 def WaitForSingleObject(hHandle: int, dwMilliseconds: int) -> int:
     """[MS:WaitForSingleObject] -> core ``wait``."""
-    return WaitForSingleObjectEx(hHandle, dwMilliseconds, False)
+    # The hot shape inlined, with no call to the Ex (issue 9: in the ping-pong the signaler's
+    # path from SetEvent to its own blocking wait holds the GIL the woken thread wants): a
+    # plain handle with SYNCHRONIZE to a waitable object, INFINITE or a DWORD below it. Any
+    # other shape takes ``_wait_single`` before anything happened.
+    try:
+        obj, granted = _handle_entry(hHandle)
+    except TypeError:  # no such handle (None), a pseudo handle, or not a handle at all
+        return _wait_single(hHandle, dwMilliseconds, False)
+    if granted & _SYNCHRONIZE and isinstance(obj, DispatcherObject):
+        if dwMilliseconds == _INFINITE:
+            timeout = None
+        elif type(dwMilliseconds) is int and 0 <= dwMilliseconds < _INFINITE:
+            timeout = dwMilliseconds / 1000.0
+        else:
+            return _wait_single(hHandle, dwMilliseconds, False)
+        try:
+            return _wait_for_one(obj, timeout, False)
+        except Win32Error as exc:
+            fail(exc)
+            return _WAIT_FAILED
+    return _wait_single(hHandle, dwMilliseconds, False)
 
 
 def WaitForSingleObjectEx(hHandle: int, dwMilliseconds: int, bAlertable: bool) -> int:
     """[MS:WaitForSingleObjectEx] -> core ``wait``."""
+    # The same hot shape as WaitForSingleObject's; every other shape goes to ``_wait_single``.
     try:
-        # The hot shape inlined (a plain handle with SYNCHRONIZE, INFINITE): one dict lookup.
-        try:
-            obj, granted = _handle_entry(hHandle)
-        except TypeError:  # no such handle, a pseudo handle, or not a handle at all
-            obj = _waitable(hHandle)
+        obj, granted = _handle_entry(hHandle)
+    except TypeError:
+        return _wait_single(hHandle, dwMilliseconds, bAlertable)
+    if granted & _SYNCHRONIZE and isinstance(obj, DispatcherObject):
+        if dwMilliseconds == _INFINITE:
+            timeout = None
+        elif type(dwMilliseconds) is int and 0 <= dwMilliseconds < _INFINITE:
+            timeout = dwMilliseconds / 1000.0
         else:
-            if not (granted & _SYNCHRONIZE and isinstance(obj, DispatcherObject)):
-                obj = _waitable(hHandle)  # raises the right error
-        timeout = None if dwMilliseconds == _INFINITE else seconds(dwMilliseconds)
-        return _wait.wait_for_one(obj, timeout, bAlertable)
-    except Win32Error as exc:
-        fail(exc)
-        return _WAIT_FAILED
+            return _wait_single(hHandle, dwMilliseconds, bAlertable)
+        try:
+            return _wait_for_one(obj, timeout, bAlertable)
+        except Win32Error as exc:
+            fail(exc)
+            return _WAIT_FAILED
+    return _wait_single(hHandle, dwMilliseconds, bAlertable)
 
 
 def WaitForMultipleObjects(
