@@ -35,6 +35,7 @@ from winaio._io._overlapped import Overlapped
 from winaio._io._port import CompletionPort
 from winaio._kernel._dispatcher import LOCK, ThreadState, WaitBlock
 from winaio._kernel._objects import Event
+from winaio.testing import python_frames
 
 C_DONE = reaper_mod._C_DONE
 
@@ -566,21 +567,6 @@ def test_c_and_python_service_direct_agree(specs: list[dict[str, Any]], spare: i
 # ---------------------------------------------------------------------- hot shape, leaks
 
 
-def _python_calls(call: Callable[[], object]) -> list[str]:
-    names: list[str] = []
-
-    def hook(frame: Any, event: str, arg: Any) -> None:
-        if event == "call":
-            names.append(frame.f_code.co_name)
-
-    sys.setprofile(hook)
-    try:
-        call()
-    finally:
-        sys.setprofile(None)
-    return names
-
-
 def _echo_world(null_fd: int, n: int) -> World:
     """The C=64 echo server's shape: receives on sockets with both skip modes set, on one
     port whose one GQCS waiter is awake in its wait (the leader that reaps)."""
@@ -629,7 +615,7 @@ def test_the_hot_shapes_run_no_python_frame(null_fd: int) -> None:
     w = _echo_world(null_fd, 8)
     try:
         assert C_DONE is not None
-        assert _python_calls(partial(C_DONE[0], w.batch)) == []
+        assert python_frames(partial(C_DONE[0], w.batch)) == set()
         assert len(w.wbs[0].data) == 8  # handed to the waiter in one go
         assert all(op.done and not op.registered for op in w.ops)
     finally:
@@ -650,7 +636,7 @@ def test_the_hot_shapes_run_no_python_frame(null_fd: int) -> None:
     )
     finished: list[Any] = []
     assert C_DONE is not None
-    assert _python_calls(partial(C_DONE[1].__get__(lines), heads, finished)) == []
+    assert python_frames(partial(C_DONE[1].__get__(lines), heads, finished)) == set()
     assert len(finished) == 8 and not lines.calls and not lines.lines
 
 
@@ -881,7 +867,7 @@ def test_the_common_batch_is_mapped_without_a_python_frame() -> None:
     finished: list[Any] = []
     before = _accel.use(True)
     try:
-        assert _python_calls(partial(C_DONE[2].__get__(reaper), cqes, finished)) == []
+        assert python_frames(partial(C_DONE[2].__get__(reaper), cqes, finished)) == set()
     finally:
         _accel.use(before)
     assert [op.token for op, _, _ in finished] == [101, 100, 102, 103]
@@ -920,7 +906,7 @@ def test_the_one_cqe_shapes_run_no_python_frame(null_fd: int) -> None:
     ts.awake_in_wait = False
     try:
         op, status, information = w.batch[0]
-        assert _python_calls(partial(C_DONE[3], op, status, information)) == []
+        assert python_frames(partial(C_DONE[3], op, status, information)) == set()
         wb = w.wbs[0]
         assert wb.result == 0 and len(wb.data) == 1 and wb.data[0].overlapped is op.overlapped
         assert ts.wake_pending and not ts.parker.locked()  # type: ignore[attr-defined]
@@ -931,7 +917,7 @@ def test_the_one_cqe_shapes_run_no_python_frame(null_fd: int) -> None:
     lines, heads = build_lines([dict(spec, res=64)], 0)
     finished: list[Any] = []
     line, res, _ = heads[0]
-    assert _python_calls(partial(C_DONE[4].__get__(lines), line, res, finished)) == []
+    assert python_frames(partial(C_DONE[4].__get__(lines), line, res, finished)) == set()
     assert len(finished) == 1 and not lines.lines and lines._spare == [line]
 
 
@@ -986,7 +972,7 @@ def test_reaper_deliver_runs_no_python_frame(null_fd: int) -> None:
     w = _echo_world(null_fd, 8)
     before = _accel.use(True)
     try:
-        assert _python_calls(partial(C_DONE[5], reaper, w.batch)) == []
+        assert python_frames(partial(C_DONE[5], reaper, w.batch)) == set()
         assert all(op.done and not op.registered for op in w.ops)
     finally:
         _accel.use(before)

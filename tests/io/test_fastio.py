@@ -40,6 +40,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import winaio
+import winaio.testing as wt
 import winaio.win32 as w
 from winaio._io import _disk, _ops
 from winaio._io._overlapped import STATUS_PENDING
@@ -405,22 +406,6 @@ def test_c_and_python_gqcs_ex_agree(
     assert _run_gqcs(True, *args) == _run_gqcs(False, *args)
 
 
-def _python_frames(call: Callable[[], Any]) -> set[str]:
-    """The names of the Python functions ``call`` ran (a profile hook sees C calls apart)."""
-    names: set[str] = set()
-
-    def hook(frame: Any, event: str, arg: Any) -> None:
-        if event == "call":
-            names.add(frame.f_code.co_name)
-
-    sys.setprofile(hook)
-    try:
-        call()
-    finally:
-        sys.setprofile(None)
-    return names
-
-
 @needs_c
 def test_the_hot_shapes_run_in_c(data_path: str, impl: Callable[[bool], None]) -> None:
     # The accelerator really serves the hot shapes (the differential tests above would pass if
@@ -435,17 +420,17 @@ def test_the_hot_shapes_run_in_c(data_path: str, impl: Callable[[bool], None]) -
     try:
         for c in (True, False):
             impl(c)
-            core = _python_frames(lambda: file.start_read(buf, winaio.Overlapped(0)))
-            now = _python_frames(lambda: file.read_now((buf,), winaio.Overlapped(0), None))
-            alias = _python_frames(lambda: w.ReadFile(handle, buf, BLOCK, None, w.OVERLAPPED()))
+            core = wt.python_frames(lambda: file.start_read(buf, winaio.Overlapped(0)))
+            now = wt.python_frames(lambda: file.read_now((buf,), winaio.Overlapped(0), None))
+            alias = wt.python_frames(lambda: w.ReadFile(handle, buf, BLOCK, None, w.OVERLAPPED()))
             out, removed = [w.OVERLAPPED_ENTRY()], w.Ref(0)
 
             def dequeue(out: list[Any] = out, removed: Any = removed) -> Any:
                 return w.GetQueuedCompletionStatusEx(port, out, 1, removed, w.INFINITE, False)
 
-            gqcs = _python_frames(dequeue)
+            gqcs = wt.python_frames(dequeue)
             assert removed.value == 1 and out[0].dwNumberOfBytesTransferred == BLOCK
-            big = _python_frames(
+            big = wt.python_frames(
                 lambda: file.read_now((bytearray(512 * 1024),), winaio.Overlapped(0), None)
             )
             assert "read_now" in big  # over 256 KiB: the Python method, its copy without the GIL

@@ -53,7 +53,7 @@ from winaio._kernel._objects import Event
 from winaio._kernel._threads import current_thread_state
 from winaio.codes import NtStatus, WinError
 from winaio.errors import Win32Error
-from winaio.testing import wait_until
+from winaio.testing import python_frames, wait_until
 
 OK, REASON = uring.probe_backend()
 pytestmark = pytest.mark.skipif(not OK, reason=f"io_uring backend unavailable: {REASON}")
@@ -163,7 +163,7 @@ def _parked(b: uring.IoUringBackend) -> Iterator[None]:
                 if inside.wait(LONG):
                     break
             else:
-                frame = sys._current_frames().get(ring_thread.ident or 0)
+                frame = sys._currentpython_frames().get(ring_thread.ident or 0)
                 raise AssertionError(f"the ring thread did not park (it is at {frame})")
             yield
         finally:
@@ -451,21 +451,6 @@ def test_a_backend_subclass_runs_its_own_methods(switch: Callable[[bool], None])
     assert _both(switch, run) == {True: 1, False: 1}
 
 
-def _frames(call: Callable[[], Any]) -> set[str]:
-    names: set[str] = set()
-
-    def hook(frame: Any, event: str, arg: Any) -> None:
-        if event == "call":
-            names.add(frame.f_code.co_name)
-
-    sys.setprofile(hook)
-    try:
-        call()
-    finally:
-        sys.setprofile(None)
-    return names
-
-
 @needs_c_path
 def test_the_hot_shape_runs_no_python_frame_of_the_path(
     backend: uring.IoUringBackend, switch: Callable[[bool], None]
@@ -480,7 +465,7 @@ def test_the_hot_shape_runs_no_python_frame_of_the_path(
                 _own_the_ring(conns[0], port)
                 assert backend._lead.owner is current_thread_state().parker
                 frames = [  # (partial: no frame of the test's own)
-                    _frames(partial(backend.pend_receive, c.f, ov, memoryview(bytearray(8))))
+                    python_frames(partial(backend.pend_receive, c.f, ov, memoryview(bytearray(8))))
                     for c, ov in zip(conns, ovs, strict=True)
                 ]
             if c_impl:
@@ -506,7 +491,7 @@ def test_a_sockets_bound_pend_follows_the_switch_off(
     try:
         switch(False)
         ov = _ov()
-        frames = _frames(partial(c.f._pend, c.f, ov, memoryview(bytearray(8))))
+        frames = python_frames(partial(c.f._pend, c.f, ov, memoryview(bytearray(8))))
         assert "_pend_locked" in frames  # the Python path, though bound while C was on
         _finish(c, ov, port)
     finally:
@@ -577,7 +562,7 @@ def test_a_backend_attribute_rebound_between_receives_is_seen(
         for ioprio in (backend._recv_ioprio, 0, 0, backend._recv_ioprio):
             monkeypatch.setattr(backend, "_recv_ioprio", ioprio)
             ov = _ov()
-            frames = _frames(partial(backend.pend_receive, c.f, ov, memoryview(bytearray(8))))
+            frames = python_frames(partial(backend.pend_receive, c.f, ov, memoryview(bytearray(8))))
             assert "_pend_locked" not in frames  # (the C path)
             assert _last_sqe(backend)[2] == ioprio
             _finish(c, ov, port)

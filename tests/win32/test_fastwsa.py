@@ -203,31 +203,16 @@ def test_c_and_python_do_the_same(name: str, with_event: bool) -> None:
         assert seen["c"]["last_error"] == w.WSA_IO_PENDING
 
 
-def _python_frames(call: Callable[[], object]) -> set[str]:
-    names: set[str] = set()
-
-    def hook(frame: Any, event: str, arg: Any) -> None:
-        if event == "call":
-            names.add(frame.f_code.co_name)
-
-    sys.setprofile(hook)
-    try:
-        call()
-    finally:
-        sys.setprofile(None)
-    return names
-
-
 def test_the_hot_shapes_run_in_c(pair: Pair, wsa_impl: str) -> None:
     _needs_c()
     buf = bytearray(16)
     n, flags = w.Ref(0), w.Ref(0)
     w.WSAGetLastError()  # (this thread's state exists)
     ov_s, ov_r = w.OVERLAPPED(), w.OVERLAPPED()
-    sent = _python_frames(lambda: w.WSASend(pair.client, [b"ping"], 1, n, 0, ov_s, None))
+    sent = wt.python_frames(lambda: w.WSASend(pair.client, [b"ping"], 1, n, 0, ov_s, None))
     _readable(_core(pair.server).sock)
-    got = _python_frames(lambda: w.WSARecv(pair.server, [buf], 1, n, flags, ov_r, None))
-    frames = [f - {"<lambda>"} for f in (sent, set(), got, _python_frames(w.WSAGetLastError))]
+    got = wt.python_frames(lambda: w.WSARecv(pair.server, [buf], 1, n, flags, ov_r, None))
+    frames = [f - {"<lambda>"} for f in (sent, set(), got, wt.python_frames(w.WSAGetLastError))]
     assert bytes(buf[:4]) == b"ping"
     alias = {"_WSARecv", "_WSASend", "_WSAGetLastError", "current_thread_state"}
     if wsa_impl == "c":
@@ -292,7 +277,7 @@ def test_the_switch_sends_every_call_to_python(pair: Pair) -> None:
     before = _accel.enabled()
     try:
         _accel.use(False)
-        names = _python_frames(lambda: w.WSAGetLastError())
+        names = wt.python_frames(lambda: w.WSAGetLastError())
         calls += sorted(names)
     finally:
         _accel.use(before)

@@ -38,6 +38,7 @@ __all__ = [
     "backend_for_test",
     "drain_apcs",
     "interrupt_after_acquire",
+    "python_frames",
     "reset_wall_clock",
     "shift_wall_clock",
     "using_backend",
@@ -111,6 +112,24 @@ def accelerator_for_test(impl: str) -> Iterator[str]:
         yield impl
     finally:
         _accel.use(before)
+
+
+def python_frames(call: Callable[[], object]) -> set[str]:
+    """The names of the Python functions ``call`` ran (a profile hook: C functions are seen
+    apart, as ``c_call`` events, and not counted). The C paths' tests check with it that a hot
+    shape runs no Python frame."""
+    names: set[str] = set()
+
+    def hook(frame: Any, event: str, arg: Any) -> None:
+        if event == "call":
+            names.add(frame.f_code.co_name)
+
+    sys.setprofile(hook)
+    try:
+        call()
+    finally:
+        sys.setprofile(None)
+    return names
 
 
 def drain_apcs() -> None:
