@@ -44,7 +44,7 @@ from winaio._backends.uring.abi.prep import SqePrep
 from winaio._backends.uring.streams import StreamLines
 from winaio._backends.uring.submission import Submission
 from winaio._io import _accel
-from winaio._io._files import cancel_io_ex
+from winaio._io._cancel import cancel_io_ex
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._port import CompletionPort
 from winaio._io._sockets import Socket
