@@ -287,5 +287,7 @@ PyObject *configure_done(PyObject *module, PyObject *args);
 /* ``_fastwsa.c``: the alias layer's WSARecv / WSASend hot shapes. */
 PyObject *configure_wsa(PyObject *module, PyObject *args);
 PyObject *wsa_set_enabled(PyObject *module, PyObject *flag);
+/* ``_fastslot.c``: the ReceiveSlot and SlotTable types added to the module. */
+int fastslot_add_types(PyObject *module);
 
 #endif
