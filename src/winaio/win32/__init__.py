@@ -35,6 +35,7 @@ from . import (
     _winsock,
     _winsock_ext,
     _winsock_modes,
+    _winsock_overlapped,
 )
 from ._base import *  # noqa: F403
 from ._constants import *  # noqa: F403
@@ -54,6 +55,7 @@ from ._threads import *  # noqa: F403
 from ._winsock import *  # noqa: F403
 from ._winsock_ext import *  # noqa: F403
 from ._winsock_modes import *  # noqa: F403
+from ._winsock_overlapped import *  # noqa: F403
 
 WAIT_ABANDONED = _constants.WAIT_ABANDONED_0
 
@@ -70,6 +72,7 @@ __all__ = [
     *_threadpool_legacy.__all__,
     *_threads.__all__,
     *_winsock.__all__,
+    *_winsock_overlapped.__all__,
     "WAIT_ABANDONED",
     # issue 12 (fidelity)
     *_dirwatch.__all__,

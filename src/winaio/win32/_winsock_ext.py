@@ -40,16 +40,13 @@ from ._io import bind_overlapped
 from ._winsock import (
     SOCKET_ERROR,
     WSA_IO_PENDING,
-    AcceptEx,
-    ConnectEx,
     WsaRoutine,
-    _routine,
     _sock,
     _sync,
     _wsa_fail,
-    _wsabufs,
 )
 from ._winsock_modes import FIONBIO, FIONREAD
+from ._winsock_overlapped import AcceptEx, ConnectEx, _routine, _wsabufs
 
 __all__ = [
     "MSG_OOB",
