@@ -23,6 +23,7 @@ from . import (
     _files,
     _io,
     _locks,
+    _overlapped,
     _pipes,
     _port,
     _rpc,
@@ -43,6 +44,7 @@ from ._dirwatch import *  # noqa: F403
 from ._files import *  # noqa: F403
 from ._io import *  # noqa: F403
 from ._locks import *  # noqa: F403
+from ._overlapped import *  # noqa: F403
 from ._pipes import *  # noqa: F403
 from ._port import *  # noqa: F403
 from ._rpc import *  # noqa: F403
@@ -63,6 +65,7 @@ __all__ = [
     *_base.__all__,
     *_constants.__all__,
     *_io.__all__,
+    *_overlapped.__all__,
     *_pipes.__all__,
     *_port.__all__,
     *_rpc.__all__,

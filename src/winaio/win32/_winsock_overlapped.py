@@ -33,7 +33,7 @@ from ..codes import WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error
 from ._base import Ref, seconds, set_last_error
 from ._base import handle_entry as _handle_entry
-from ._io import OVERLAPPED, bind_overlapped
+from ._overlapped import OVERLAPPED, bind_overlapped
 from ._winsock import (
     _WIN_WSA,
     SOCKET_ERROR,
