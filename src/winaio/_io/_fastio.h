@@ -37,7 +37,14 @@ typedef struct {
     unsigned int tags[MAX_TYPES];
 } kind_t;
 
-int kind_init(kind_t *k, PyTypeObject *tp, const char *const *names);
+/* A kind of ``tp``'s object slots ``names`` (NULL-terminated); with ``any``, names that may be
+ * anything on the class (methods, absent: their offset is -1; ``_fastcommon.c``). */
+int kind_init_any(kind_t *k, PyTypeObject *tp, const char *const *names, int any);
+static inline int
+kind_init(kind_t *k, PyTypeObject *tp, const char *const *names)
+{
+    return kind_init_any(k, tp, names, 0);
+}
 int kind_fast(kind_t *k, PyTypeObject *tp);
 
 /* New reference to attribute ``i`` of ``obj`` (direct when ``fast``). */
@@ -303,5 +310,7 @@ PyObject *configure_done(PyObject *module, PyObject *args);
 /* ``_fastwsa.c``: the alias layer's WSARecv / WSASend hot shapes. */
 PyObject *configure_wsa(PyObject *module, PyObject *args);
 PyObject *wsa_set_enabled(PyObject *module, PyObject *flag);
+/* ``_fastslot.c``: the ReceiveSlot and SlotTable types added to the module. */
+int fastslot_add_types(PyObject *module);
 
 #endif

@@ -40,30 +40,6 @@
  */
 #include "_fastpend.h"
 
-/* A kind whose names may be anything on the class (methods; absent names: NULL): only its
- * member descriptors get an offset (-1 otherwise). ``kind_fast`` checks it the same way. */
-static int
-kind_init_any(kind_t *k, PyTypeObject *tp, const char *const *names)
-{
-    k->n = 0;
-    k->base = (PyTypeObject *)Py_NewRef(tp);
-    for (int i = 0; names[i] != NULL; i++) {
-        PyObject *name = PyUnicode_InternFromString(names[i]);
-        if (name == NULL) {
-            return -1;
-        }
-        PyObject *d = _PyType_Lookup(tp, name); /* borrowed, may be NULL */
-        k->names[i] = name;
-        k->descrs[i] = Py_XNewRef(d);
-        k->offsets[i] = -1;
-        if (d != NULL && Py_IS_TYPE(d, &PyMemberDescr_Type)) {
-            k->offsets[i] = ((PyMemberDescrObject *)d)->d_member->offset;
-        }
-        k->n = i + 1;
-    }
-    return 0;
-}
-
 /* ------------------------------------------------------------------ the classes read */
 
 static const char *const FILE_NAMES[] = {"closing", "_pending", "stream_in", "port", "fd", NULL};
@@ -548,14 +524,14 @@ configure_pend(PyObject *module, PyObject *args)
         kind_init(&pk_ts, tst, TS_NAMES) < 0 || kind_init(&pk_rp, rpt, RP_NAMES) < 0 ||
         kind_init(&pk_lead, leadt, LEAD_NAMES) < 0 || kind_init(&pk_def, deft, DEF_NAMES) < 0 ||
         kind_init(&pk_backlog, blt, BACKLOG_NAMES) < 0 ||
-        kind_init(&pk_sl, slt, SL_NAMES) < 0 || kind_init_any(&pk_slm, slt, SLM_NAMES) < 0 ||
+        kind_init(&pk_sl, slt, SL_NAMES) < 0 || kind_init_any(&pk_slm, slt, SLM_NAMES, 1) < 0 ||
         kind_init(&pk_line, linet, LINE_NAMES) < 0 ||
-        kind_init_any(&pk_linem, linet, LINEM_NAMES) < 0 ||
+        kind_init_any(&pk_linem, linet, LINEM_NAMES, 1) < 0 ||
         kind_init(&pk_table, tablet, TABLE_NAMES) < 0 ||
         kind_init(&pk_ring, ringt, RING_NAMES) < 0 ||
-        kind_init_any(&pk_ringm, ringt, RINGM_NAMES) < 0 ||
-        kind_init_any(&pk_be1, backend, BE1_NAMES) < 0 ||
-        kind_init_any(&pk_be2, backend, BE2_NAMES) < 0) {
+        kind_init_any(&pk_ringm, ringt, RINGM_NAMES, 1) < 0 ||
+        kind_init_any(&pk_be1, backend, BE1_NAMES, 1) < 0 ||
+        kind_init_any(&pk_be2, backend, BE2_NAMES, 1) < 0) {
         return NULL;
     }
     /* The instance attributes must not be on the class (a data descriptor would win over
