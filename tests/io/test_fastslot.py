@@ -6,7 +6,7 @@
 - ``pin()`` exports the slot's view (writable, C-contiguous): while pinned, a bytearray cannot
   be resized and the memoryview cannot be released; after ``unpin()`` both can. A read-only
   or strided buffer is refused with nothing pinned; a second ``pin()`` is refused.
-- ``pending()`` counts ARMING/ARMED/REAPED/DELIVERING; ``user_data`` is the plan's encoding.
+- ``pending()`` counts ARMING/ARMED/REAPED/DELIVERING without a demoted op; ``user_data`` is the plan's encoding.
 - References: no leak over many pin/unpin incarnations; a slot <-> table <-> socket cycle is
   collected by the GC (the slot's export released with it).
 """
@@ -95,6 +95,8 @@ def test_pending_counts_the_states_of_an_incarnation_out(state: int) -> None:
     s = _slot()
     s.state = state
     assert s.pending() == (1 if state in (1, 2, 3, 4) else 0)
+    s.op = object()  # demoted: its request is counted instead
+    assert s.pending() == 0
 
 
 def test_user_data_is_the_tag_the_generation_and_the_index() -> None:

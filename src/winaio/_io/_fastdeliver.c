@@ -188,28 +188,6 @@ forget_locked(PyObject *file, int ffast, PyObject *op, int ofast, PyObject **rel
 
 /* ------------------------------------------------------------------ deliver_batch */
 
-/* A Python call made by one request's delivery. An Exception stops that request's delivery
- * (-1, the error set: what the Python loop's ``except Exception`` does); any other
- * BaseException (an interrupt at the call's entry) is kept in *et.. and the delivery goes on
- * (0), so that the request's state is written whole before it propagates. */
-static int
-call_step(PyObject *res, PyObject **et, PyObject **ev, PyObject **etb)
-{
-    if (res != NULL) {
-        Py_DECREF(res);
-        return 0;
-    }
-    if (*et == NULL && !PyErr_ExceptionMatches(PyExc_Exception)) {
-        PyErr_Fetch(et, ev, etb);
-        return 0;
-    }
-    if (*et != NULL) {
-        PyErr_Clear(); /* the interrupt kept is the one raised */
-        return 0;
-    }
-    return -1;
-}
-
 /* One request (``deliver``, or ``deliver_batch``'s loop body when ``h`` holds the batch's
  * ports), in the Python order: 1 delivered, 0 delivered already, or -1 with an error. */
 static int
