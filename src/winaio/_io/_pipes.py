@@ -42,7 +42,8 @@ from .._kernel._objects import Event
 from ..codes import NtStatus, WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error
 from ._backend import OpKind
-from ._files import FileObject, run_sync
+from ._files import FileObject
+from ._issue import run_sync
 from ._ops import CompletionRoutine, Operation
 from ._overlapped import Overlapped, is_error
 from ._pipe_queue import LOCK, Chunk, Done, Stream, deliver

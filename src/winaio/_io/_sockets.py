@@ -73,7 +73,8 @@ from ..errors import IoError, Win32Error
 from . import _accel
 from ._dispatch import notify_success
 from ._fd_users import FdUsers
-from ._files import FileObject, start, submit_receive, submit_tried
+from ._files import FileObject
+from ._issue import start, submit_receive, submit_tried
 from ._netevents import SocketMode
 from ._ops import (
     AcceptOp,

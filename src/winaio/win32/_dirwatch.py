@@ -17,7 +17,7 @@ from .._io._dirwatch import (
     DirectoryFile,
     find_first_change,
 )
-from .._io._files import run_sync, start
+from .._io._issue import run_sync, start
 from .._io._overlapped import STATUS_PENDING, Overlapped, is_error, is_warning
 from .._io._requests import as_buffers
 from .._kernel._handles import HANDLE_TABLE

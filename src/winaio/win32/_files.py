@@ -17,7 +17,8 @@ from .._io._fileinfo import (
     file_type,
     set_end_of_file,
 )
-from .._io._files import FileObject, run_sync, start
+from .._io._files import FileObject
+from .._io._issue import run_sync, start
 from .._io._locks import lock_request, unlock_file
 from .._io._overlapped import STATUS_PENDING, Overlapped
 from .._kernel._handles import HANDLE_TABLE

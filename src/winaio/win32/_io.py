@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .._io._cancel import cancel_io, cancel_io_ex, cancel_synchronous_io
 from .._io._create import create_file
 from .._io._disk import DiskFile, alias_read_file
 from .._io._fileinfo import clip_past_eof
-from .._io._files import FileObject, cancel_io, cancel_io_ex, cancel_synchronous_io
+from .._io._files import FileObject
 from .._io._overlapped import STATUS_PENDING, Overlapped, get_overlapped_result
 from .._io._requests import as_buffers, read_file, read_file_after, write_file
 from .._io._share import delete_file

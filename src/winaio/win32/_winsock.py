@@ -17,7 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .._io import _accel
-from .._io._files import FileObject, run_sync, start
+from .._io._files import FileObject
+from .._io._issue import run_sync, start
 from .._io._netevents import inherit_modes, mode_of, run_socket_call
 from .._io._ops import AcceptOp, ConnectOp, StreamReadOp, StreamWriteOp
 from .._io._overlapped import STATUS_PENDING, Overlapped, get_overlapped_result

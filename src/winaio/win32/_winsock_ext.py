@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .._io._files import FileObject, start
+from .._io._files import FileObject
+from .._io._issue import start
 from .._io._overlapped import STATUS_PENDING, Overlapped
 from .._io._sockets import Socket
 from .._io._sockopts import (

@@ -28,7 +28,7 @@ import weakref
 from typing import TYPE_CHECKING
 
 from ..._io._backend import BackendStatistics, OpKind
-from ..._io._files import register_receive
+from ..._io._issue import register_receive
 from ..._io._ops import Operation, StreamReadOp
 from ..._kernel._dispatcher import LOCK, ThreadState
 from ..._kernel._threads import EXIT_MIGRATE_IO, add_thread_exit_hook
