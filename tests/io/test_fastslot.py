@@ -6,7 +6,8 @@
 - ``pin()`` exports the slot's view (writable, C-contiguous): while pinned, a bytearray cannot
   be resized and the memoryview cannot be released; after ``unpin()`` both can. A read-only
   or strided buffer is refused with nothing pinned; a second ``pin()`` is refused.
-- ``pending()`` counts ARMING/ARMED/REAPED/DELIVERING without a demoted op; ``user_data`` is the plan's encoding.
+- ``pending()`` counts ARMING/ARMED/REAPED/DELIVERING without a demoted op; ``user_data``
+  is the plan's encoding.
 - References: no leak over many pin/unpin incarnations; a slot <-> table <-> socket cycle is
   collected by the GC (the slot's export released with it).
 """

@@ -21,7 +21,7 @@ enum { WB_DETACH, WB_DATA, WB_RESULT, WB_THREAD };
 enum { TS_AWAKE, TS_WAIT, TS_WAKE_PENDING, TS_PARKER, TS_EXTENSIONS };
 enum { LI_OPS, LI_DIRECT, LI_BUSY, LI_POLL_UD, LI_KEEP, LI_KEY };
 enum { SL_LOCK, SL_LINES, SL_SPARE };
-enum { RE_TABLE, RE_STREAMS, RE_MIGRATION, RE_DONE, RE_CANCELLED, RE_CLOSING };
+enum { RE_TABLE, RE_STREAMS, RE_MIGRATION, RE_DONE, RE_CANCELLED, RE_CLOSING, RE_SLOTS };
 enum { MI_MIGRATING };
 
 
@@ -203,12 +203,9 @@ PyObject *dn_service_heads(PyObject *streams, PyObject *lock, PyObject *lines, P
 
 /* ``_fastslot_done.c``: a receive slot's item of ``deliver_batch`` under LOCK (1 delivered, 0
  * nothing to deliver here - ``*op_out``/``*info_out`` set (new references) when its demoted
- * request is to be delivered instead - or -1 with an error), and the reaper's batch of plain
- * slot CQEs (None, Py_NotImplemented when not such a batch - nothing touched - or NULL). */
+ * request is to be delivered instead - or -1 with an error). */
 int dn_deliver_slot(PyObject *item, held_t *h, slot_drops_t *drops, PyObject **op_out,
                     PyObject **info_out);
-PyObject *dn_slot_batch(PyObject *self, PyObject *slots, PyObject *table, PyObject *streams,
-                        PyObject *cqes, PyObject *finished, PyObject *py_process);
 
 /* ``_fastprocess.c`` */
 PyObject *dn_process(PyObject *self, PyObject *const *args, Py_ssize_t nargs);

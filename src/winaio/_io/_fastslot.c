@@ -143,14 +143,10 @@ slot_dealloc(ReceiveSlotObject *s)
     Py_TYPE(s)->tp_free(s); /* (a static type: no reference of the instance on it) */
 }
 
-static PyObject *
-slot_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
+PyObject *
+slot_create(PyObject *table)
 {
-    static char *kwlist[] = {"table", NULL};
-    PyObject *table = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:ReceiveSlot", kwlist, &table)) {
-        return NULL;
-    }
+    PyTypeObject *tp = &ReceiveSlot_Type;
     ReceiveSlotObject *s = (ReceiveSlotObject *)tp->tp_alloc(tp, 0);
     if (s == NULL) {
         return NULL;
@@ -168,6 +164,17 @@ slot_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
     s->op = Py_NewRef(Py_None);
     s->table = Py_NewRef(table);
     return (PyObject *)s;
+}
+
+static PyObject *
+slot_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"table", NULL};
+    PyObject *table = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:ReceiveSlot", kwlist, &table)) {
+        return NULL;
+    }
+    return slot_create(table);
 }
 
 static PyObject *

@@ -81,6 +81,9 @@ slot_user_data(const ReceiveSlotObject *s)
     return SLOT_TAG_BIT | ((uint64_t)(s->gen & SLOT_GEN_MASK) << 32) | s->index;
 }
 
+/* A new IDLE slot of ``table`` (``ReceiveSlot(table)``): a new reference, or NULL. */
+PyObject *slot_create(PyObject *table);
+
 /* Pins ``s->view``'s memory (a writable C-contiguous export into ``s->buf``): 0, or -1 with
  * an error (nothing pinned). Already pinned: ValueError. */
 int slot_pin(ReceiveSlotObject *s);
@@ -116,6 +119,11 @@ slot_drops_init(slot_drops_t *d)
 void slot_release_refs(ReceiveSlotObject *s, slot_drops_t *d);
 /* Releases every drop (no lock held). */
 void slot_drops_release(slot_drops_t *d);
+
+/* ``Reaper.process`` for a batch of plain slot CQEs only (``_fastslot_done.c``; also the QD1
+ * path's one slot CQE): None, Py_NotImplemented (not such a batch, or the completion side is
+ * not configured: nothing touched) or NULL with an error. */
+PyObject *dn_slot_batch(PyObject *reaper, PyObject *cqes, PyObject *finished);
 
 /* Adds the two types to the module (``PyInit__fastio``): 0, or -1 with an error. */
 int fastslot_add_types(PyObject *module);

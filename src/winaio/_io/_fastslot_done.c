@@ -165,9 +165,27 @@ drop_tail(PyObject *list, Py_ssize_t k)
 }
 
 PyObject *
-dn_slot_batch(PyObject *self, PyObject *slots, PyObject *table, PyObject *streams,
-              PyObject *cqes, PyObject *finished, PyObject *py_process)
+dn_slot_batch(PyObject *self, PyObject *cqes, PyObject *finished)
 {
+    /* The reaper's state as ``process`` reads it: not closing, no migration in progress. */
+    if (!d_configured || !PyList_CheckExact(cqes) || !PyList_CheckExact(finished) ||
+        !kind_fast(&d_reaper, Py_TYPE(self))) {
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    PyObject *table = *(PyObject **)((char *)self + d_reaper.offsets[RE_TABLE]);
+    PyObject *migration = *(PyObject **)((char *)self + d_reaper.offsets[RE_MIGRATION]);
+    PyObject *streams = *(PyObject **)((char *)self + d_reaper.offsets[RE_STREAMS]);
+    PyObject *slots = *(PyObject **)((char *)self + d_reaper.offsets[RE_SLOTS]);
+    PyObject *closing = *(PyObject **)((char *)self + d_reaper.offsets[RE_CLOSING]);
+    if (table == NULL || !Py_IS_TYPE(table, d_inflight_type) || migration == NULL ||
+        streams == NULL || slots == NULL || closing != Py_False ||
+        !kind_fast(&d_migration, Py_TYPE(migration))) {
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    PyObject *migrating = *(PyObject **)((char *)migration + d_migration.offsets[MI_MIGRATING]);
+    if (migrating == NULL || !PyAnySet_CheckExact(migrating) || PySet_GET_SIZE(migrating)) {
+        Py_RETURN_NOTIMPLEMENTED;
+    }
     Py_ssize_t n = PyList_GET_SIZE(cqes);
     if (n == 0 || !SlotTable_CheckExact(slots)) {
         Py_RETURN_NOTIMPLEMENTED;
@@ -245,7 +263,7 @@ dn_slot_batch(PyObject *self, PyObject *slots, PyObject *table, PyObject *stream
             }
         }
         PyObject *a[3] = {self, rest, finished};
-        PyObject *r = rest == NULL ? NULL : PyObject_Vectorcall(py_process, a, 3, NULL);
+        PyObject *r = rest == NULL ? NULL : PyObject_Vectorcall(d_py_process, a, 3, NULL);
         Py_XDECREF(rest);
         if (r == NULL) {
             Py_CLEAR(result);
