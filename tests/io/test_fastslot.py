@@ -17,12 +17,16 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import importlib.util
 import os
+import subprocess
 import sys
+import textwrap
 import threading
 import weakref
 from collections.abc import Callable, Iterator
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -591,3 +595,98 @@ def test_a_demoter_between_the_check_and_the_lock_gets_its_cqe_mapped_by_python(
     assert seen == [cqes[1][:2]]
     assert finished == [slots.items[0], slots.items[2]]
     assert [s.state for s in slots.items] == [3, 6, 3] and (slots.armed, slots.done) == (1, 2)
+
+
+_NOMEM = textwrap.dedent(
+    """
+    import os, sys, _testcapi
+    from winaio._backends.uring import reaper
+    from winaio._io import _fastio
+    from winaio._io._files import FileObject
+    from winaio._io._overlapped import Overlapped
+    from winaio._io._port import CompletionPort
+    from winaio._kernel._dispatcher import LOCK, ThreadState, WaitBlock
+
+    C = reaper._C_DONE
+    null = os.open(os.devnull, os.O_RDONLY)
+
+    def world():
+        # three REAPED C slots on files bound to a port with one GQCS waiter, F waiters
+        issuer, port, table = ThreadState(5000, 5000), CompletionPort(8), _fastio.SlotTable()
+        ts = ThreadState(5001, 5001)
+        wb = WaitBlock(ts, (), False, False, port._detach)
+        wb.data = 1
+        port._getters.append(wb)
+        ts.wait, ts.block_listener = wb, port
+        slots, bufs = [], []
+        for i in range(3):
+            f = FileObject(os.dup(null), overlapped=True, backend=object())
+            f.port, f.key, f.stream_in = port, i, 1
+            w = ThreadState(5010 + i, 5010 + i)
+            fwb = WaitBlock(w, (f,), False, False)
+            f._waiters[fwb] = None
+            w.wait = fwb
+            s = _fastio.ReceiveSlot(table)
+            buf = bytearray(8)
+            s.file, s.overlapped, s.issuer, s.view = f, Overlapped(0), issuer, memoryview(buf)
+            s.pin()
+            s.index, s.gen, s.res, s.state = i, 0, 5, _fastio.SLOT_REAPED
+            slots.append(s)
+            bufs.append(buf)
+        return port, wb, slots, bufs
+
+    bad = set()
+    for k in range(int(sys.argv[1])):
+        port, wb, slots, bufs = world()
+        files = [s.file for s in slots]
+        ovs = [s.overlapped for s in slots]
+        _testcapi.set_nomemory(k, k + 1)  # the k-th allocation from here fails
+        try:
+            C[0](list(slots))
+        except MemoryError:
+            pass
+        finally:
+            _testcapi.remove_mem_hooks()
+        if port.holding:
+            bad.add("a port left held")
+        if LOCK.locked():
+            bad.add("LOCK left held")
+            LOCK.release()
+        if wb not in port._getters and wb.result is None:
+            bad.add("a waiter popped and left asleep")
+        for s, f, ov, buf in zip(slots, files, ovs, bufs):
+            if s.state not in (_fastio.SLOT_REAPED, _fastio.SLOT_DELIVERING, _fastio.SLOT_IDLE):
+                bad.add(f"a slot in state {s.state}")
+            if s.state != _fastio.SLOT_REAPED and ov.information != 5:
+                bad.add("a slot past REAPED without its IOSB")
+            if s.state == _fastio.SLOT_IDLE:
+                if f.stream_in != 0 or s.pinned or s.file is not None:
+                    bad.add("an IDLE slot with its incarnation's state")
+                try:
+                    buf.extend(b"x")
+                except BufferError:
+                    bad.add("an IDLE slot's buffer still exported")
+            os.close(f.fd)
+            f.fd = -1
+    print(sorted(bad))
+    """
+)
+
+
+def test_a_failed_allocation_in_the_slot_delivery_leaves_no_half_state() -> None:
+    """Every allocation of the C slot delivery made to fail in turn (``_testcapi.set_nomemory``,
+    in a child under the debug allocator): no crash, no lock or port left held, no GQCS waiter
+    popped and left asleep; each slot REAPED (untouched), or past it with its IOSB written, or
+    IDLE with its incarnation's state gone (``stream_in``, the pin, the references)."""
+    if importlib.util.find_spec("_testcapi") is None:
+        pytest.skip("this CPython has no _testcapi (fault injection)")
+    env = dict(os.environ, PYTHONMALLOC="debug", WINAIO_PURE_PYTHON="0")
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).resolve().parents[2] / "src"), env.get("PYTHONPATH", "")]
+    )
+    run = subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-c", _NOMEM, "120"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.split("\n")[-2] == "[]", run.stdout[-3000:]
