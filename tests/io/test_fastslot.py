@@ -44,7 +44,7 @@ from winaio._io._overlapped import Overlapped
 from winaio._io._port import CompletionPacket, CompletionPort
 from winaio._io._slot import ReceiveSlot
 from winaio._kernel._dispatcher import ThreadState, WaitBlock, wake_waiters
-from winaio.testing import python_frames
+from winaio.testing import python_frames, require_c_path
 
 try:
     from winaio._io import _fastio
@@ -54,10 +54,7 @@ except ImportError:  # (not built: the fixture below skips, or fails under REQUI
 
 @pytest.fixture(autouse=True)
 def _need_c() -> None:
-    if not _accel.BUILT:
-        if os.environ.get("WINAIO_REQUIRE_ACCEL", "") not in ("", "0"):
-            pytest.fail("WINAIO_REQUIRE_ACCEL=1 but winaio._io._fastio was not built")
-        pytest.skip("the C accelerator (winaio._io._fastio) was not built")
+    require_c_path(_accel.BUILT and reaper_mod._C_DONE is not None)
 
 
 STATES = {
