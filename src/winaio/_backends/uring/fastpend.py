@@ -44,7 +44,15 @@ FAST = False
 
 
 def install_on(backend_class: type[Any]) -> None:
-    """Register the installer of the C ``pend_receive`` for ``backend_class`` (once)."""
+    """Register the installer of the C ``pend_receive`` for ``backend_class`` (once), and
+    of the receive slots' switch (``_accel.slots()``: the backend's ``_slots_on``; with
+    ``py`` the C method hands the slot's shape to the Python one, which arms the Python
+    slot)."""
+
+    def install_slots(on: bool) -> None:
+        backend_class._slots_on = _accel.slots() != "off"
+
+    _accel.register(install_slots)
     if _fastio is None:
         return  # type: ignore[unreachable]  # (not built: the Python method runs)
     global FAST
