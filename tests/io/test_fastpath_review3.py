@@ -30,11 +30,13 @@ import os
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+import winaio.win32 as w
 from winaio._backends.uring import reaper as reaper_mod
 from winaio._io import _dispatch
 from winaio._io import _port as port_mod
@@ -44,7 +46,10 @@ from winaio._io._overlapped import Overlapped
 from winaio._io._port import CompletionPort
 from winaio._io._sockets import Socket
 from winaio._kernel._dispatcher import LOCK, ThreadState, WaitBlock
+from winaio._kernel._handles import HANDLE_TABLE
 from winaio._kernel._objects import Event
+from winaio._kernel._threads import current_thread_state
+from winaio.errors import Win32Error
 from winaio.testing import accelerator_for_test, wait_until
 
 C_DONE = reaper_mod._C_DONE
@@ -367,3 +372,136 @@ def test_an_interrupt_anywhere_in_an_immediate_success_loses_no_effect(
 
 def _immediate(f: Any, buf: bytearray, ov: Overlapped) -> None:
     assert f.start_read(buf, ov) is True
+
+
+# ---------------------------------------------------------------------- bad inputs (win32)
+
+
+class _WsaPair:
+    """A connected loopback pair of overlapped SOCKET handles; ``server`` has ``b"hello"``
+    waiting to be read."""
+
+    def __init__(self) -> None:
+        self.handles: list[int] = []
+        lst = self.socket()
+        assert w.bind(lst, ("127.0.0.1", 0)) == 0 and w.listen(lst, 4) == 0
+        self.client = self.socket()
+        assert w.connect(self.client, w.getsockname(lst)) == 0, w.WSAGetLastError()
+        self.server = w.accept(lst)
+        self.handles.append(self.server)
+        w.closesocket(lst)
+        self.handles.remove(lst)
+        assert w.send(self.client, b"hello", 0) == 5
+        wait_until(lambda: self.peek() == b"hello", 5.0, "the data arrived")
+
+    def socket(self) -> int:
+        s = w.WSASocket(w.AF_INET, w.SOCK_STREAM, w.IPPROTO_TCP, None, 0, w.WSA_FLAG_OVERLAPPED)
+        self.handles.append(s)
+        return s
+
+    def peek(self, handle: int | None = None) -> bytes:
+        """What waits to be read on ``handle`` (the server's by default), left there."""
+        sock = HANDLE_TABLE.get(self.server if handle is None else handle, Socket, pseudo=False)
+        try:
+            return sock.sock.recv(16, socket.MSG_PEEK | socket.MSG_DONTWAIT)  # type: ignore[union-attr]
+        except BlockingIOError:
+            return b""
+
+    def close(self) -> None:
+        for h in self.handles:
+            w.closesocket(h)
+
+
+@pytest.fixture
+def wsa_pair() -> Any:
+    p = _WsaPair()
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+_NOT_AN_OUT_PARAMETER = 5  # (an int where a Ref, or None, is expected)
+
+
+@pytest.mark.parametrize("impl", ["python", "c"])
+@pytest.mark.parametrize("bad", ["recv-count", "recv-flags", "send-count"])
+def test_an_out_parameter_that_cannot_be_written_fails_before_the_io(
+    wsa_pair: _WsaPair, impl: str, bad: str
+) -> None:
+    """WSARecv's ``lpNumberOfBytesRecvd`` / ``lpFlags`` and WSASend's ``lpNumberOfBytesSent``
+    that are no out-parameter (an int): the receive took the data (or the send sent it), then
+    an AttributeError came out of the write of the count - no Win32 status, and the bytes
+    gone with it (the caller cannot know how many). As Winsock does for a bad pointer
+    (WSAEFAULT), the call now fails before any I/O."""
+    p = wsa_pair
+    with accelerator_for_test(impl):
+        ov = w.OVERLAPPED()
+        if bad == "send-count":
+            r = w.WSASend(p.server, [b"abc"], 1, _NOT_AN_OUT_PARAMETER, 0, ov, None)
+        elif bad == "recv-count":
+            r = w.WSARecv(p.server, [bytearray(8)], 1, _NOT_AN_OUT_PARAMETER, w.Ref(0), ov, None)
+        else:
+            r = w.WSARecv(p.server, [bytearray(8)], 1, w.Ref(0), _NOT_AN_OUT_PARAMETER, ov, None)
+        assert (r, w.WSAGetLastError()) == (w.SOCKET_ERROR, w.WSAEFAULT)
+        assert p.peek() == b"hello"  # nothing received
+        if bad == "send-count":
+            time.sleep(0.05)
+            assert p.peek(p.client) == b""  # nothing sent
+
+
+@pytest.mark.parametrize("impl", ["python", "c"])
+@pytest.mark.parametrize("call", ["WSARecv", "WSASend", "ReadFileEx", "start_read"])
+def test_a_completion_routine_that_cannot_be_called_is_refused(
+    wsa_pair: _WsaPair, impl: str, call: str, tmp_path: Any
+) -> None:
+    """A completion routine that is not callable (here an int) was accepted: the request ran
+    (a receive took the data), its APC was queued, and the TypeError came out of the thread's
+    next alertable wait, whatever it was (a ``connect``'s, a SleepEx). Now the call fails at
+    once with its status (WSAEFAULT, ERROR_INVALID_PARAMETER), touching nothing."""
+    p = wsa_pair
+    ts = current_thread_state()
+    with accelerator_for_test(impl):
+        ov = w.OVERLAPPED()
+        if call == "WSARecv":
+            r = w.WSARecv(p.server, [bytearray(8)], 1, w.Ref(0), w.Ref(0), ov, 5)
+            assert (r, w.WSAGetLastError()) == (w.SOCKET_ERROR, w.WSAEFAULT)
+        elif call == "WSASend":
+            r = w.WSASend(p.server, [b"abc"], 1, w.Ref(0), 0, ov, 5)
+            assert (r, w.WSAGetLastError()) == (w.SOCKET_ERROR, w.WSAEFAULT)
+        elif call == "ReadFileEx":
+            path = tmp_path / "f"
+            path.write_bytes(b"x" * 64)
+            h = w.CreateFileW(str(path), w.GENERIC_READ, 0, None, w.OPEN_EXISTING,
+                              w.FILE_FLAG_OVERLAPPED, None)  # fmt: skip
+            try:
+                assert w.ReadFileEx(h, bytearray(8), 8, ov, 5) is False
+                assert w.GetLastError() == w.ERROR_INVALID_PARAMETER
+            finally:
+                w.CloseHandle(h)
+        else:
+            sock = HANDLE_TABLE.get(p.server, Socket, pseudo=False)
+            with pytest.raises(Win32Error) as info:
+                sock.start_read(bytearray(8), Overlapped(0), routine=5)  # type: ignore[arg-type]
+            assert info.value.winerror == w.ERROR_INVALID_PARAMETER
+        assert not ts.apcs
+        assert w.SleepEx(0, True) == 0  # (no APC to run)
+        assert p.peek() == b"hello"
+
+
+@pytest.mark.parametrize("impl", ["python", "c"])
+def test_wsarecv_and_wsasend_take_keyword_arguments(wsa_pair: _WsaPair, impl: str) -> None:
+    """The Python functions take their parameters by name too (what a pure-Python install,
+    CPython 3.13, runs); the C ones refused any keyword (``takes no keyword arguments``):
+    the same program failed where the accelerator was built. A call with keywords goes to
+    the Python function now."""
+    p = wsa_pair
+    with accelerator_for_test(impl):
+        buf, n, flags = bytearray(8), w.Ref(0), w.Ref(0)
+        r = w.WSARecv(p.server, [buf], 1, n, flags, lpOverlapped=w.OVERLAPPED(),
+                      lpCompletionRoutine=None)  # fmt: skip
+        assert (r, n.value, bytes(buf[:5])) == (0, 5, b"hello")
+        sent = w.Ref(0)
+        r = w.WSASend(s=p.server, lpBuffers=[b"abc"], dwBufferCount=1, lpNumberOfBytesSent=sent,
+                      dwFlags=0, lpOverlapped=w.OVERLAPPED(), lpCompletionRoutine=None)  # fmt: skip
+        assert (r, sent.value) == (0, 3)

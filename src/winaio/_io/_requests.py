@@ -135,8 +135,8 @@ def issue(
 
     Raises:
         IoError: immediate failure (overlapped handles) or any failure (synchronous handles).
-        Win32Error: ERROR_INVALID_PARAMETER for a missing OVERLAPPED on an overlapped handle or
-            a completion routine on a synchronous one.
+        Win32Error: ERROR_INVALID_PARAMETER for a missing OVERLAPPED on an overlapped handle, a
+            completion routine on a synchronous one or one that is not callable.
     """
     if file.overlapped:
         if overlapped is None:
@@ -144,6 +144,8 @@ def issue(
                 raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "no OVERLAPPED (overlapped)")
             return _wait_without_overlapped(factory, buffers)
         if routine is not None:
+            if not callable(routine):  # (else its APC would fail in a later alertable wait)
+                raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "the routine is not callable")
             overlapped.event = None  # ReadFileEx ignores hEvent (spec §5)
             overlapped.skip_port = False
         op = factory(buffers, overlapped, routine)
