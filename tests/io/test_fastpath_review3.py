@@ -49,6 +49,7 @@ from winaio._kernel._dispatcher import LOCK, ThreadState, WaitBlock
 from winaio._kernel._handles import HANDLE_TABLE
 from winaio._kernel._objects import Event
 from winaio._kernel._threads import current_thread_state
+from winaio._kernel._wait import wait_for_one as _wait_for_one
 from winaio.errors import Win32Error
 from winaio.testing import accelerator_for_test, wait_until
 
@@ -505,3 +506,51 @@ def test_wsarecv_and_wsasend_take_keyword_arguments(wsa_pair: _WsaPair, impl: st
         r = w.WSASend(s=p.server, lpBuffers=[b"abc"], dwBufferCount=1, lpNumberOfBytesSent=sent,
                       dwFlags=0, lpOverlapped=w.OVERLAPPED(), lpCompletionRoutine=None)  # fmt: skip
         assert (r, sent.value) == (0, 3)
+
+
+# ---------------------------------------------------------------------- the blocking read
+
+
+@pytest.mark.parametrize("impl", ["python", "c"])
+@pytest.mark.parametrize("call", ["read", "write"])
+def test_an_interrupted_blocking_read_leaves_no_request_behind(
+    socket_pair: Any, impl: str, call: str
+) -> None:
+    """``FileObject.read``/``write`` (``RequestMethods._wait``) issue an overlapped request and
+    wait for it. A KeyboardInterrupt in the wait left the request pending after the call had
+    raised: the bytes that came later were taken into a buffer nobody reads any more (lost),
+    and the request outlived its call. As for a time-out, the request is now cancelled and
+    waited for before the interrupt goes on; what comes later is for the next read."""
+    with accelerator_for_test(impl):
+        f, peer = socket_pair()
+        if call == "write":  # fill the socket's buffers: the write must wait
+            f.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            try:
+                while True:
+                    f.sock.send(b"x" * 65536)
+            except BlockingIOError:
+                pass
+        code = _wait_for_one.__code__
+        hits: list[int] = []
+
+        def profile(frame: Any, event: str, arg: Any) -> None:
+            if event == "call" and frame.f_code is code and not hits:
+                hits.append(1)
+                raise Interrupted
+
+        buf = bytearray(16)
+        sys.setprofile(profile)
+        try:
+            with pytest.raises(Interrupted):
+                if call == "read":
+                    f.read(buf)
+                else:
+                    f.write(b"y" * 100000)
+        finally:
+            sys.setprofile(None)
+        assert hits == [1]
+        assert f.pending_requests == 0  # cancelled and over before the interrupt went on
+        if call == "read":
+            peer.sendall(b"later")
+            n = f.read(buf, timeout=5.0)
+            assert bytes(buf[:n]) == b"later"

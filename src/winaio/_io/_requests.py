@@ -22,6 +22,7 @@ from ..codes import NtStatus, WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error
 from ._backend import OpKind
 from ._files import FileObject, request_cancel
+from ._interrupts import interrupt
 from ._issue import run_sync, start
 from ._ops import CompletionRoutine, Operation
 from ._overlapped import Overlapped, get_overlapped_result, is_error, is_warning
@@ -315,4 +316,16 @@ class RequestMethods:
                     if op.overlapped is ov:
                         request_cancel(op)
                 get_overlapped_result(ov, None, None, False)
+            raise
+        except BaseException as exc:
+            # Interrupted (Ctrl-C): the same, so that the request does not outlive its call
+            # (what came later would go to a buffer nobody reads any more: review8).
+            if interrupt(exc):
+                for op in file.pending_ops():
+                    if op.overlapped is ov:
+                        request_cancel(op)
+                try:
+                    get_overlapped_result(ov, None, None, False)
+                except Exception:
+                    pass  # (cancelled, or its own result: the interrupt is what goes on)
             raise
