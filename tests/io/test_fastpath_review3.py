@@ -95,6 +95,8 @@ _OWN: set[Any] = {
         CompletionPort.release_held_locked,
         CompletionPort._release_locked,
         port_mod._take,
+        FileObject._forget_locked,
+        FileObject._release_fd,
     )
 }
 
@@ -177,6 +179,7 @@ class _World:
             op.issuer, op.done, op.registered, op.submitted = self.issuer, False, True, True
             op.cancel_requested, op.token, op.sync_done = False, None, None
             f._pending[op] = None
+            self.issuer.extensions.setdefault("io", {})[op] = None  # (its issuer's list)
             f.closing = closing
             self.ops.append(op)
         os.close(null)
@@ -217,7 +220,7 @@ class _World:
                     bad.append("the alertable issuer asleep with an APC")
             elif (posted_n := sum(1 for o in posted if o is ov)) != 1:
                 bad.append(f"a packet posted {posted_n} times")
-            if op.registered or op in op.file._pending:
+            if op.registered or op in op.file._pending or op in self.issuer.extensions["io"]:
                 bad.append("a request still registered")
             if self.closing and op.file.fd != -1:
                 bad.append("a closing file's descriptor left open")
