@@ -35,17 +35,14 @@ from winaio._io._overlapped import Overlapped
 from winaio._io._port import CompletionPort
 from winaio._kernel._dispatcher import LOCK, ThreadState, WaitBlock
 from winaio._kernel._objects import Event
-from winaio.testing import python_frames
+from winaio.testing import python_frames, require_c_path
 
 C_DONE = reaper_mod._C_DONE
 
 
 @pytest.fixture(autouse=True)
 def _built() -> None:
-    if C_DONE is None:
-        if os.environ.get("WINAIO_REQUIRE_ACCEL", "") not in ("", "0"):
-            pytest.fail("WINAIO_REQUIRE_ACCEL=1 but winaio._io._fastio was not built")
-        pytest.skip("the C accelerator (winaio._io._fastio) was not built")
+    require_c_path(C_DONE is not None)
 
 
 def c_deliver_batch(batch: list[tuple[Operation, int, int]]) -> list[BaseException]:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from .._kernel._dispatcher import LOCK, wake_thread, wake_waiters
 from ..codes import ntstatus_to_winerror
 from ._interrupts import cut_at_entry, interrupt, release_again
+from ._slot import DELIVERING, GEN_MASK, IDLE, REAPED, release_refs
 
 if TYPE_CHECKING:
     from .._kernel._dispatcher import ThreadState
@@ -36,8 +37,9 @@ if TYPE_CHECKING:
     from ._ops import CompletionRoutine, Operation
     from ._overlapped import Overlapped
     from ._port import CompletionPort
+    from ._slot import ReceiveSlot
 
-__all__ = ["deliver", "deliver_batch", "notify_locked", "notify_success"]
+__all__ = ["deliver", "deliver_batch", "deliver_slot_rest", "notify_locked", "notify_success"]
 
 
 def deliver(op: Operation, status: int, information: int, immediate: bool = False) -> bool:
@@ -108,13 +110,16 @@ def deliver(op: Operation, status: int, information: int, immediate: bool = Fals
     return True
 
 
-def deliver_batch(batch: list[tuple[Operation, int, int]]) -> list[BaseException]:
+def deliver_batch(batch: list[tuple[Operation, int, int] | ReceiveSlot]) -> list[BaseException]:
     """Deliver completions a backend reaped together (none immediate), in order, with one hold
     of the lock: each one exactly as :func:`deliver` would. A port's waiters are released
     once the whole batch is queued, so a thread blocked in GetQueuedCompletionStatusEx takes
     all of it (up to its count) in one dequeue, as on Windows where the woken thread removes
     what the queue holds when it runs; LIFO release and the concurrency limit are the port's,
     unchanged (``_port``). Ops whose ``complete`` is overridden are the caller's to route.
+
+    An item may be a REAPED receive slot (``_slot``, from the io_uring reaper): delivered by
+    :func:`_deliver_slot_locked` with the same steps in the same order, minus the request.
 
     Returns the exceptions raised while delivering (a bug: the caller reports them); every
     other completion of the batch is delivered regardless. An interrupt (Ctrl-C) goes on once
@@ -123,11 +128,18 @@ def deliver_batch(batch: list[tuple[Operation, int, int]]) -> list[BaseException
     """
     errors: list[BaseException] = []
     held: list[CompletionPort] = []
+    drop: list[object] = []  # a slot's references, released once LOCK is
     kept: BaseException | None = None
     with LOCK:
         try:
-            for op, status, information in batch:
+            for item in batch:
                 try:
+                    if not isinstance(item, tuple):
+                        request = _deliver_slot_locked(item, held, drop)
+                        if request is None:
+                            continue
+                        item = request
+                    op, status, information = item
                     if op.done:
                         continue
                     op.done = True
@@ -248,6 +260,78 @@ def deliver_batch(batch: list[tuple[Operation, int, int]]) -> list[BaseException
     if kept is not None:
         raise kept
     return errors
+
+
+def _deliver_slot_locked(
+    slot: ReceiveSlot, held: list[CompletionPort], drop: list[object]
+) -> tuple[Operation, int, int] | None:
+    """:func:`deliver_batch`'s steps for a REAPED receive slot (caller holds LOCK): the IOSB
+    (success, ``res`` bytes), F signaled (no event, by eligibility) unless
+    FILE_SKIP_SET_EVENT_ON_HANDLE, the packet (port-bound by eligibility; never an immediate
+    completion: FILE_SKIP_COMPLETION_PORT_ON_SUCCESS does not apply), then the bookkeeping
+    (:func:`_slot_done_locked`). A slot demoted while REAPED has its request: returned, for
+    the caller to deliver as any request (with the slot's result). None: nothing (more) to
+    deliver here (a slot no longer REAPED was delivered already, ``Reaper._deliver_rest``).
+    The slot's references go to ``drop`` (released by the caller once LOCK is)."""
+    if slot.state != REAPED:
+        return None
+    res = slot.res
+    op = slot.op
+    if op is not None:
+        # Demoted while REAPED (``pending_ops()``, close...): its request is the completion.
+        slot.state = IDLE
+        slot.gen = (slot.gen + 1) & GEN_MASK
+        drop += release_refs(slot)
+        return op, 0, res
+    slot.state = DELIVERING  # from here its notification steps are never made twice
+    file: FileObject = slot.file  # type: ignore[assignment]
+    ov: Overlapped = slot.overlapped  # type: ignore[assignment]
+    ov.information = res
+    ov.status = 0
+    if not file.skip_set_event:
+        file._signaled = True
+        if file._waiters:
+            try:
+                wake_waiters(file)
+            except BaseException:  # (Ctrl-C) walk again: no waiter of a signaled
+                wake_waiters(file)  # object is left asleep (_objects)
+                raise
+    port = file.port
+    if port is not None:
+        if not port.holding:
+            port.holding = True
+            held.append(port)
+        port._post_locked(file.key, ov, 0, res)
+    _slot_done_locked(slot, drop)
+    return None
+
+
+def _slot_done_locked(slot: ReceiveSlot, drop: list[object]) -> None:
+    """A slot's incarnation ends (DELIVERING -> IDLE, caller holds LOCK): the receive is no
+    longer counted (``stream_in``), ``gen`` moves, the references go to ``drop``; then, as
+    ``FileObject._forget_locked`` for a request, a closing file with nothing pending
+    releases its descriptor (Python, last)."""
+    file: FileObject = slot.file  # type: ignore[assignment]
+    file.stream_in -= 1
+    slot.state = IDLE
+    slot.gen = (slot.gen + 1) & GEN_MASK
+    drop += release_refs(slot)
+    if file.closing and not file._pending:
+        file._release_fd()
+
+
+def deliver_slot_rest(slot: ReceiveSlot) -> list[BaseException]:
+    """``Reaper._deliver_rest`` for a receive slot's item (an interrupt cut its batch): a
+    slot still REAPED is delivered in full; one left DELIVERING gets its bookkeeping only
+    (its notification steps are not made twice, the ``op.done`` rule); else nothing."""
+    if slot.state == REAPED:
+        return deliver_batch([slot])
+    if slot.state == DELIVERING:
+        drop: list[object] = []
+        with LOCK:
+            if slot.state == DELIVERING:
+                _slot_done_locked(slot, drop)
+    return []
 
 
 #: The Python :func:`deliver_batch`, the reference and the fallback of its C accelerator

@@ -88,6 +88,10 @@ static PyObject *s_ts, *s_pend_rest, *s_hint_locked, *s_submit_locked, *s_bind_p
 PyObject *s_append, *s_pop, *s_sq_reserve;
 PyObject *be_names[B_COUNT + 1];
 static int g_on;
+/* ``slots`` is ``py`` (``_accel``): the receive slot's shape (port-bound, no event, no
+ * ``hEvent|1``) goes to the Python method, which arms the Python slot (step 2 of
+ * docs/plans/receive-slot.md; until the C slot arms it here). */
+static int g_slots_py;
 
 /* The Python ``pend_receive`` with ``self`` and the caller's arguments. */
 static PyObject *
@@ -236,6 +240,12 @@ pend_receive(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwn
     PyObject *event = SLOT(pk_ov, ov, PO_EVENT), *skip = SLOT(pk_ov, ov, PO_SKIP_PORT);
     if (fd == NULL || !PyLong_CheckExact(fd) || event == NULL || skip == NULL) {
         goto python;
+    }
+    if (g_slots_py && event == Py_None && skip == Py_False) {
+        PyObject *port = SLOT(pk_file, file, PF_PORT);
+        if (port != NULL && port != Py_None) {
+            goto python; /* a receive slot's shape: the Python slot */
+        }
     }
     PyObject **dictptr = _PyObject_GetDictPtr(self);
     if (dictptr == NULL || *dictptr == NULL || !PyDict_CheckExact(*dictptr)) {
@@ -489,12 +499,14 @@ set_pend_enabled(PyObject *module, PyObject *flag)
         return NULL;
     }
     g_on = on && PEND_FAST;
+    g_slots_py = PyLong_Check(flag) && PyLong_AsLong(flag) == 2;
     Py_RETURN_NONE;
 }
 
 static PyMethodDef set_pend_enabled_def = {
     "set_pend_enabled", set_pend_enabled, METH_O,
-    "set_pend_enabled(flag): the C pend_receive runs its hot shape (else the Python one)"};
+    "set_pend_enabled(flag): the C pend_receive runs its hot shape (else the Python one); "
+    "2: on, but the receive slot's shape goes to the Python method"};
 
 /* configure_pend(IoUringBackend, pend_receive, StreamReadOp, FileObject, Overlapped,
  *                ThreadState, RingParker, Leadership, Deferral, Backlog, StreamLines, Line,
