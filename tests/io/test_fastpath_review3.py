@@ -32,6 +32,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -557,3 +558,37 @@ def test_an_interrupted_blocking_read_leaves_no_request_behind(
             peer.sendall(b"later")
             n = f.read(buf, timeout=5.0)
             assert bytes(buf[:n]) == b"later"
+
+
+# ---------------------------------------------------------------------- the valgrind hold
+
+
+def test_the_instruction_counts_hold_the_ring_where_its_loop_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``benchmarks/sock_instructions.py`` (the callgrind counts) keeps the ring thread's watch
+    from taking the ring over while valgrind slows the measured thread (``_hold_the_ring``).
+    It set ``uring.backend.WATCH_MIN``, which nobody has read since the ring thread's loop
+    moved to ``uring.ringthread`` (3b0fb6b): the hold did nothing (a background to the one
+    valgrind run that hung, review8 (b)). The names it sets must be the loop's globals."""
+    from winaio._backends.uring import ringthread
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import sock_instructions
+
+    class _Lead:
+        closed = False
+
+    class _Backend:
+        _lead = _Lead()
+
+    monkeypatch.setattr("winaio._runtime.backend", lambda: _Backend())
+    monkeypatch.setattr(ringthread, "WATCH_MIN", ringthread.WATCH_MIN)  # (restored after)
+    monkeypatch.setattr(ringthread, "WATCH_MAX", ringthread.WATCH_MAX)
+    loop = ringthread.RingThread._loop.__code__.co_names
+    assert "WATCH_MIN" in loop and "WATCH_MAX" in loop  # (what the hold must set)
+    try:
+        sock_instructions._hold_the_ring()
+        assert (ringthread.WATCH_MIN, ringthread.WATCH_MAX) == (100.0, 100.0)
+    finally:
+        monkeypatch.undo()
