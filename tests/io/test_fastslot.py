@@ -698,6 +698,9 @@ def test_a_failed_allocation_in_the_slot_delivery_leaves_no_half_state() -> None
 
 # ---------------------------------------------------------------------- the C slot's arm
 
+URING_OK, URING_REASON = uring.probe_backend()
+#: The tests on real sockets: io_uring only (slots are).
+needs_uring = pytest.mark.skipif(not URING_OK, reason=f"io_uring unavailable: {URING_REASON}")
 SQE = struct.Struct("<BBHiqQIIQ24s")
 OP_RECV = 27
 #: The Python functions of the slot's hot shape (arm, reap, deliver, the QD1 path).
@@ -794,6 +797,7 @@ def _arm_and_look(e: Echo, size: int, offset: int) -> dict[str, Any]:
     return look
 
 
+@needs_uring
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(sizes=st.lists(st.tuples(st.integers(1, 300), st.integers(0, 17)), min_size=1, max_size=4))
 def test_c_and_python_arm_alike(sizes: list[tuple[int, int]]) -> None:
@@ -821,6 +825,7 @@ def test_c_and_python_arm_alike(sizes: list[tuple[int, int]]) -> None:
     assert first["sqe"][0] == OP_RECV and first["sqe"][-1] == bytes(24)
 
 
+@needs_uring
 def test_the_c_slot_echo_runs_no_python_frame_of_the_slot(echo: Echo) -> None:
     """With the C slot, a receive that pends (arm), its CQE (the QD1 reap) and its delivery
     run none of the slot's Python functions (nor the request path's)."""
@@ -832,6 +837,7 @@ def test_the_c_slot_echo_runs_no_python_frame_of_the_slot(echo: Echo) -> None:
         assert type(echo.s._rslot) is _fastio.ReceiveSlot
 
 
+@needs_uring
 def test_a_c_slot_batch_runs_no_python_frame_of_the_slot(armed_uring: Any) -> None:
     """Many sockets' receives armed, their data sent, then one wait: the batch of slot CQEs
     is reaped (one hold of the backend's lock) and delivered without a Python frame of the
@@ -865,6 +871,7 @@ def test_a_c_slot_batch_runs_no_python_frame_of_the_slot(armed_uring: Any) -> No
                 e.close()
 
 
+@needs_uring
 def test_no_leak_over_many_c_slot_incarnations(echo: Echo) -> None:
     """10K receives on one C slot: the references of the socket, its buffer and OVERLAPPED
     back where they were, memory steady, every incarnation counted and ended."""
@@ -901,6 +908,7 @@ def test_no_leak_over_many_c_slot_incarnations(echo: Echo) -> None:
         buf.extend(b"x")
 
 
+@needs_uring
 def test_an_interrupt_at_the_submit_of_a_c_slot_still_submits_it(echo: Echo) -> None:
     """A thread that does not own the ring submits its slot's RECV at once
     (``_submit_locked``, Python, called last under the backend's lock); an interrupt at its
@@ -930,3 +938,93 @@ def test_an_interrupt_at_the_submit_of_a_c_slot_still_submits_it(echo: Echo) -> 
         echo.peer.sendall(b"late")
         packet = echo.port.get(5.0)
         assert packet is not None and packet.overlapped is ov and bytes(buf[:4]) == b"late"
+
+
+_NOMEM_ARM = textwrap.dedent(
+    """
+import os, socket, sys, _testcapi
+from winaio._io import _accel
+_accel.use(True)
+_accel.use_slots("c")
+assert _accel.slots() == "c"
+from winaio._backends import uring
+from winaio._io._overlapped import Overlapped
+from winaio._io._port import CompletionPort
+from winaio._io._sockets import Socket
+from winaio._kernel._dispatcher import LOCK
+
+b = uring.IoUringBackend()
+port = CompletionPort()
+with socket.create_server(("127.0.0.1", 0)) as listener:
+    peer = socket.create_connection(listener.getsockname(), timeout=5)
+    conn, _ = listener.accept()
+conn.setblocking(False)
+s = Socket(conn.fileno(), overlapped=True, sock=conn, backend=b)
+s.associate(port, 7)
+bad = set()
+# warm: this thread owns the ring
+buf, ov = bytearray(8), Overlapped(0)
+s._pend(s, ov, memoryview(buf))
+peer.sendall(b"w")
+assert port.get(5.0) is not None
+for k in range(int(sys.argv[1])):
+    buf, ov = bytearray(8), Overlapped(0)
+    view = memoryview(buf)
+    raised = None
+    _testcapi.set_nomemory(k, k + 1)
+    try:
+        s._pend(s, ov, view)
+    except MemoryError as exc:
+        raised = exc
+    finally:
+        _testcapi.remove_mem_hooks()
+    if LOCK.locked():
+        bad.add("LOCK held")
+        LOCK.release()
+    if b._lock.locked():
+        bad.add("the backend's lock held")
+        b._lock.release()
+    if s.pending_requests != s.stream_in:
+        bad.add(f"pending_requests {s.pending_requests} != stream_in {s.stream_in}")
+    if s.pending_requests:
+        peer.sendall(b"k")
+        packet = port.get(5.0)
+        if packet is None or packet.overlapped is not ov or bytes(buf[:1]) != b"k":
+            bad.add(f"a pending receive did not complete ({raised!r})")
+    else:
+        if raised is None:
+            bad.add("no receive pending and no error")
+        if s._rslot is not None and s._rslot.state != 0:
+            bad.add(f"slot in state {s._rslot.state} with nothing pending")
+    del view
+    try:
+        buf.extend(b"x")
+    except BufferError:
+        bad.add("a buffer left exported")
+    if port.get(0) is not None:
+        bad.add("a stray packet")
+print(sorted(bad))
+os._exit(0)
+    """
+)
+
+
+@needs_uring
+def test_a_failed_allocation_in_the_c_arm_leaves_the_receive_whole() -> None:
+    """Every allocation of a pended receive on the C slot made to fail in turn (in a child
+    under the debug allocator; this thread owns the ring): no lock left held; either the
+    receive pends (counted once: ``pending_requests == stream_in``) and completes with the
+    peer's bytes, or the MemoryError went out with nothing pending, the slot IDLE and the
+    buffer free; no stray packet."""
+    if importlib.util.find_spec("_testcapi") is None:
+        pytest.skip("this CPython has no _testcapi (fault injection)")
+    env = dict(os.environ, PYTHONMALLOC="debug", WINAIO_PURE_PYTHON="0")
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).resolve().parents[2] / "src"), env.get("PYTHONPATH", "")]
+    )
+    run = subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-c", _NOMEM_ARM, "150"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.split("\n")[-2] == "[]", run.stdout[-3000:]
