@@ -19,10 +19,14 @@ import ctypes
 import gc
 import importlib.util
 import os
+import socket
+import struct
 import subprocess
 import sys
 import textwrap
 import threading
+import time
+import tracemalloc
 import weakref
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -33,6 +37,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from winaio._backends import uring
 from winaio._backends.uring import reaper as reaper_mod
 from winaio._backends.uring.common import InFlight
 from winaio._backends.uring.migration import Migration
@@ -43,8 +48,10 @@ from winaio._io._ops import new_stream_read
 from winaio._io._overlapped import Overlapped
 from winaio._io._port import CompletionPacket, CompletionPort
 from winaio._io._slot import ReceiveSlot
+from winaio._io._sockets import Socket
 from winaio._kernel._dispatcher import ThreadState, WaitBlock, wake_waiters
-from winaio.testing import python_frames, require_c_path
+from winaio._kernel._threads import current_thread_state
+from winaio.testing import python_frames, require_c_path, slots_for_test
 
 try:
     from winaio._io import _fastio
@@ -683,6 +690,340 @@ def test_a_failed_allocation_in_the_slot_delivery_leaves_no_half_state() -> None
     )
     run = subprocess.run(
         [sys.executable, "-X", "faulthandler", "-c", _NOMEM, "120"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.split("\n")[-2] == "[]", run.stdout[-3000:]
+
+
+# ---------------------------------------------------------------------- the C slot's arm
+
+URING_OK, URING_REASON = uring.probe_backend()
+#: The tests on real sockets: io_uring only (slots are).
+needs_uring = pytest.mark.skipif(not URING_OK, reason=f"io_uring unavailable: {URING_REASON}")
+SQE = struct.Struct("<BBHiqQIIQ24s")
+OP_RECV = 27
+#: The Python functions of the slot's hot shape (arm, reap, deliver, the QD1 path).
+SLOT_PYTHON = {
+    "pend_receive", "arm_locked", "_arm_slot", "_arm_slot_locked", "add_locked", "prep_recv",
+    "pin", "user_data", "address", "nbytes", "_reap_slot", "process", "_batch_locked",
+    "deliver", "deliver_batch", "_deliver_slot_locked", "_slot_done_locked", "release_refs",
+    "unpin", "_post_locked",
+}  # fmt: skip
+
+
+class Echo:
+    """A winaio socket on ``backend`` bound to a fresh port (key 7), and its peer."""
+
+    def __init__(self, backend: Any) -> None:
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            self.peer = socket.create_connection(listener.getsockname(), timeout=5.0)
+            conn, _ = listener.accept()
+        conn.setblocking(False)
+        self.port = CompletionPort()
+        self.s = Socket(conn.fileno(), overlapped=True, sock=conn, backend=backend)
+        self.s.associate(self.port, 7)
+
+    def round(self, data: bytes, size: int = 64) -> None:
+        """One receive that pends (nothing there yet), the peer's send, its packet."""
+        buf, ov = bytearray(size), Overlapped(0)
+        assert not self.s.start_read(buf, ov)
+        self.peer.sendall(data)
+        packet = self.port.get(5.0)
+        assert packet is not None and packet.overlapped is ov and packet.key == 7
+        assert (ov.status, ov.information) == (0, len(data)) and bytes(buf[: len(data)]) == data
+        buf.extend(b"x")  # (no export left)
+
+    def close(self) -> None:
+        self.s.close()
+        self.peer.close()
+        self.port.close()
+
+
+@pytest.fixture
+def echo(armed_uring: Any) -> Iterator[Echo]:
+    e = Echo(armed_uring)
+    yield e
+    e.close()
+
+
+def _arm_and_look(e: Echo, size: int, offset: int) -> dict[str, Any]:
+    """``pend_receive`` of a view of ``size`` bytes at ``offset`` in a bytearray, on ``e``'s
+    socket (nothing sent: it stays armed), and everything the arm set (taken under the
+    backend's lock); then the receive is completed by the peer's bytes."""
+    s, b = e.s, e.s.backend
+    ts = current_thread_state()
+    ring, slots = b._ring, b._slots
+    owner = b._lead.owner is ts.parker
+    before = (slots.armed, slots.submitted, b._submitted, ring._sq_tail, len(b._table))
+    data = bytearray(offset + size + 3)
+    view = memoryview(data)[offset : offset + size]
+    ov = Overlapped(0)
+    ov.status = 0x103
+    s._pend(s, ov, view)
+    with b._lock:
+        slot = s._rslot
+        at = ((ring._sq_tail - 1) & ring._sq_mask) << 6
+        sqe = list(SQE.unpack_from(ring._sqes, at))
+        address = ctypes.addressof(ctypes.c_char.from_buffer(data)) + offset
+        look = {
+            "type": type(slot) is (_fastio.ReceiveSlot if _accel.slots() == "c" else ReceiveSlot),
+            "state": slot.state,
+            "objects": (
+                slot.file is s,
+                slot.overlapped is ov,
+                slot.issuer is ts,
+                slot.view is view,
+            ),
+            "op": slot.op,
+            "pinned": (slot.pinned, slot.address == address, slot.nbytes),
+            "ud": slot.ud == slot.user_data,
+            "items": slots.items[slot.index] is slot,
+            "counted": (slots.armed, slots.submitted, b._submitted, ring._sq_tail, len(b._table)),
+            "before": before,
+            "file": (s.stream_in, s.pending_requests, list(s._pending)),
+            "lines": 2 * s.fd in b._streams.lines,
+            "deferred": (slot.ud in b._unsubmitted) is owner,
+            "hinted": b._deferral.hinted is owner,
+            "sqe": [*sqe[:4], sqe[4], sqe[5] == address, *sqe[6:8], sqe[8] == slot.ud, sqe[9]],
+            "fd": sqe[3] == s.fd,
+        }
+    e.peer.sendall(b"z" * min(size, 5))
+    packet = e.port.get(5.0)
+    assert packet is not None and packet.overlapped is ov
+    assert ov.information == min(size, 5) and bytes(view[:5]) == b"z" * min(size, 5)
+    del view
+    data.extend(b"x")
+    return look
+
+
+@needs_uring
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(sizes=st.lists(st.tuples(st.integers(1, 300), st.integers(0, 17)), min_size=1, max_size=4))
+def test_c_and_python_arm_alike(sizes: list[tuple[int, int]]) -> None:
+    """Arm steps 1 and 2 (``_slot.arm_locked`` and ``IoUringBackend._arm_slot``, the
+    reference; ``_fastpend.c``/``_fastpend_ring.c``): the slot's fields (ARMING -> ARMED, the
+    objects held, the view pinned, its index and user_data), the file's count, no request,
+    line or table entry, the table's counters, the deferred list and the owner's hint (the
+    ring's owner defers; anyone else submits at once), and the SQE (RECV, POLL_FIRST ioprio,
+    the socket, the pinned buffer's address and length, the slot's user_data, the last 24
+    bytes zero): equal under the C and the Python slot, incarnation after incarnation."""
+    looks: dict[str, list[dict[str, Any]]] = {}
+    for mode in ("py", "c"):
+        with slots_for_test(mode):
+            b = uring.IoUringBackend()
+            e = Echo(b)
+            try:
+                e.round(b"warm")  # (this thread leads the ring then: it owns it)
+                looks[mode] = [_arm_and_look(e, size, offset) for size, offset in sizes]
+            finally:
+                e.close()
+                b.close()
+    assert looks["c"] == looks["py"]
+    first = looks["c"][0]
+    assert first["type"] and first["state"] == _fastio.SLOT_ARMED and first["op"] is None
+    assert first["sqe"][0] == OP_RECV and first["sqe"][-1] == bytes(24)
+
+
+@needs_uring
+def test_the_c_slot_echo_runs_no_python_frame_of_the_slot(echo: Echo) -> None:
+    """With the C slot, a receive that pends (arm), its CQE (the QD1 reap) and its delivery
+    run none of the slot's Python functions (nor the request path's)."""
+    with slots_for_test("c"):
+        for i in range(20):
+            echo.round(b"warm%d" % i)
+        names = python_frames(partial(echo.round, b"hello"))
+        assert names & SLOT_PYTHON == set()
+        assert type(echo.s._rslot) is _fastio.ReceiveSlot
+
+
+@needs_uring
+def test_a_c_slot_batch_runs_no_python_frame_of_the_slot(armed_uring: Any) -> None:
+    """Many sockets' receives armed, their data sent, then one wait: the batch of slot CQEs
+    is reaped (one hold of the backend's lock) and delivered without a Python frame of the
+    slot's functions."""
+    with slots_for_test("c"):
+        echoes = [Echo(armed_uring) for _ in range(8)]
+        try:
+            bufs = []
+            for e in echoes:
+                e.round(b"w")
+                buf, ov = bytearray(8), Overlapped(0)
+                assert not e.s.start_read(buf, ov)
+                bufs.append((buf, ov))
+            for e in echoes:
+                e.peer.sendall(b"abc")
+            time.sleep(0.05)  # (the CQEs wait in the CQ ring)
+            got: list[Any] = []
+
+            def take() -> None:
+                for e in echoes:
+                    packet = e.port.get(5.0)
+                    assert packet is not None
+                    got.append(packet.overlapped)
+
+            names = python_frames(take)
+            assert names & SLOT_PYTHON == set()
+            assert got == [ov for _, ov in bufs]
+            assert [bytes(buf[:3]) for buf, _ in bufs] == [b"abc"] * len(bufs)
+        finally:
+            for e in echoes:
+                e.close()
+
+
+@needs_uring
+def test_no_leak_over_many_c_slot_incarnations(echo: Echo) -> None:
+    """10K receives on one C slot: the references of the socket, its buffer and OVERLAPPED
+    back where they were, memory steady, every incarnation counted and ended."""
+    with slots_for_test("c"):
+        buf = bytearray(64)
+        ov = Overlapped(0)
+        s, peer, port = echo.s, echo.peer, echo.port
+
+        def rounds(n: int) -> None:
+            for _ in range(n):
+                assert not s.start_read(buf, ov)
+                peer.sendall(b"0123456789")
+                packet = port.get(5.0)
+                assert packet is not None and ov.information == 10
+
+        rounds(200)
+        gc.collect()
+        refs = [sys.getrefcount(o) for o in (s, buf, ov, port)]
+        tracemalloc.start()
+        try:
+            rounds(2000)
+            gc.collect()
+            first, _ = tracemalloc.get_traced_memory()
+            rounds(8000)
+            gc.collect()
+            second, _ = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert [sys.getrefcount(o) for o in (s, buf, ov, port)] == refs
+        assert second - first < 64 * 1024, (first, second)
+        slot, slots = s._rslot, s.backend._slots
+        assert (slot.state, slot.gen, slot.pinned, slot.file) == (0, 10200, False, None)
+        assert slots.armed == 0 and slots.submitted == slots.done
+        buf.extend(b"x")
+
+
+@needs_uring
+def test_an_interrupt_at_the_submit_of_a_c_slot_still_submits_it(echo: Echo) -> None:
+    """A thread that does not own the ring submits its slot's RECV at once
+    (``_submit_locked``, Python, called last under the backend's lock); an interrupt at its
+    entry is kept, the submission made again, then the interrupt raised: the receive is in
+    the kernel and completes (review7's rule, for the C arm)."""
+    with slots_for_test("c"):
+        echo.round(b"warm")
+        s, b = echo.s, echo.s.backend
+        out: dict[str, Any] = {}
+        buf, ov = bytearray(16), Overlapped(0)
+
+        def other() -> None:
+            assert b._lead.owner is not current_thread_state().parker
+            func = type(b._sq).submit_locked
+            with _entry_interrupt(func) as hits:
+                try:
+                    s.start_read(buf, ov)
+                except Interrupted:
+                    out["raised"] = True
+            out["hits"] = list(hits)
+
+        t = threading.Thread(target=other)
+        t.start()
+        t.join(5.0)
+        assert out == {"raised": True, "hits": [1]}
+        assert s._rslot.state == _fastio.SLOT_ARMED
+        echo.peer.sendall(b"late")
+        packet = echo.port.get(5.0)
+        assert packet is not None and packet.overlapped is ov and bytes(buf[:4]) == b"late"
+
+
+_NOMEM_ARM = textwrap.dedent(
+    """
+import os, socket, sys, _testcapi
+from winaio._io import _accel
+_accel.use(True)
+_accel.use_slots("c")
+assert _accel.slots() == "c"
+from winaio._backends import uring
+from winaio._io._overlapped import Overlapped
+from winaio._io._port import CompletionPort
+from winaio._io._sockets import Socket
+from winaio._kernel._dispatcher import LOCK
+
+b = uring.IoUringBackend()
+port = CompletionPort()
+with socket.create_server(("127.0.0.1", 0)) as listener:
+    peer = socket.create_connection(listener.getsockname(), timeout=5)
+    conn, _ = listener.accept()
+conn.setblocking(False)
+s = Socket(conn.fileno(), overlapped=True, sock=conn, backend=b)
+s.associate(port, 7)
+bad = set()
+# warm: this thread owns the ring
+buf, ov = bytearray(8), Overlapped(0)
+s._pend(s, ov, memoryview(buf))
+peer.sendall(b"w")
+assert port.get(5.0) is not None
+for k in range(int(sys.argv[1])):
+    buf, ov = bytearray(8), Overlapped(0)
+    view = memoryview(buf)
+    raised = None
+    _testcapi.set_nomemory(k, k + 1)
+    try:
+        s._pend(s, ov, view)
+    except MemoryError as exc:
+        raised = exc
+    finally:
+        _testcapi.remove_mem_hooks()
+    if LOCK.locked():
+        bad.add("LOCK held")
+        LOCK.release()
+    if b._lock.locked():
+        bad.add("the backend's lock held")
+        b._lock.release()
+    if s.pending_requests != s.stream_in:
+        bad.add(f"pending_requests {s.pending_requests} != stream_in {s.stream_in}")
+    if s.pending_requests:
+        peer.sendall(b"k")
+        packet = port.get(5.0)
+        if packet is None or packet.overlapped is not ov or bytes(buf[:1]) != b"k":
+            bad.add(f"a pending receive did not complete ({raised!r})")
+    else:
+        if raised is None:
+            bad.add("no receive pending and no error")
+        if s._rslot is not None and s._rslot.state != 0:
+            bad.add(f"slot in state {s._rslot.state} with nothing pending")
+    del view
+    try:
+        buf.extend(b"x")
+    except BufferError:
+        bad.add("a buffer left exported")
+    if port.get(0) is not None:
+        bad.add("a stray packet")
+print(sorted(bad))
+os._exit(0)
+    """
+)
+
+
+@needs_uring
+def test_a_failed_allocation_in_the_c_arm_leaves_the_receive_whole() -> None:
+    """Every allocation of a pended receive on the C slot made to fail in turn (in a child
+    under the debug allocator; this thread owns the ring): no lock left held; either the
+    receive pends (counted once: ``pending_requests == stream_in``) and completes with the
+    peer's bytes, or the MemoryError went out with nothing pending, the slot IDLE and the
+    buffer free; no stray packet."""
+    if importlib.util.find_spec("_testcapi") is None:
+        pytest.skip("this CPython has no _testcapi (fault injection)")
+    env = dict(os.environ, PYTHONMALLOC="debug", WINAIO_PURE_PYTHON="0")
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).resolve().parents[2] / "src"), env.get("PYTHONPATH", "")]
+    )
+    run = subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-c", _NOMEM_ARM, "150"],
         capture_output=True, text=True, timeout=300, env=env,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]

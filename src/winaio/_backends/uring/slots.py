@@ -21,7 +21,7 @@ Imports ``winaio._io`` (the slot's states), ``common`` and ``streams``.
 from __future__ import annotations
 
 import ctypes
-from typing import Any
+from typing import Any, cast
 
 from ..._io._slot import ARMING, DEMOTING_K, GEN_MASK, IDLE, release_refs
 from .common import InFlight
@@ -58,11 +58,11 @@ class SlotTable:
         self.submitted = self.done = self.cancelled = 0
 
 
-def new_table() -> Any:
+def new_table() -> SlotTable:
     """A backend's table: the C type where the accelerator is built (plain data, which this
     module's functions and the C paths both use: the C arm takes only the C table), else
     :class:`SlotTable`."""
-    return SlotTable() if _fastio is None else _fastio.SlotTable()
+    return SlotTable() if _fastio is None else cast(SlotTable, _fastio.SlotTable())
 
 
 def add_locked(slots: Any, slot: Any) -> None:
