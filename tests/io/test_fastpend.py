@@ -53,7 +53,7 @@ from winaio._kernel._objects import Event
 from winaio._kernel._threads import current_thread_state
 from winaio.codes import NtStatus, WinError
 from winaio.errors import Win32Error
-from winaio.testing import python_frames, wait_until
+from winaio.testing import python_frames, require_c_path, wait_until
 
 OK, REASON = uring.probe_backend()
 pytestmark = pytest.mark.skipif(not OK, reason=f"io_uring backend unavailable: {REASON}")
@@ -77,10 +77,7 @@ REPLACED = {
 
 
 def _need_c() -> None:
-    if not _accel.BUILT:
-        if os.environ.get("WINAIO_REQUIRE_ACCEL", "") not in ("", "0"):
-            pytest.fail("WINAIO_REQUIRE_ACCEL=1 but winaio._io._fastio was not built")
-        pytest.skip("the C accelerator (winaio._io._fastio) was not built")
+    require_c_path(_accel.BUILT)
 
 
 #: For the tests that look at the C path itself (the differential ones hold everywhere).

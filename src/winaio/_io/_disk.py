@@ -211,8 +211,9 @@ class DiskFile(RequestMethods, FileObject):
         """
         if not self.cached_reads:  # (cleared by close(): no ``closing`` test needed)
             return None
-        if routine is not None and self.port is not None:
-            return None  # APC I/O on a port-bound handle: the general path reports it
+        if routine is not None and (self.port is not None or not callable(routine)):
+            return None  # APC I/O on a port-bound handle, a routine that cannot be called:
+            # the general path reports it
         offset = overlapped.offset
         if offset < 0:
             return None  # preadv2 reads at the file pointer at -1: the general path refuses it

@@ -271,6 +271,29 @@ fio_wake(PyObject *wake, PyObject *obj)
 PyObject *fio_delegate(PyObject *func, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                        PyObject *kwnames);
 
+/* A configure function's module globals as one table: ``FIO_KEEP({&g_a, a}, {&g_b, b})`` stores
+ * a new strong reference to each value in its global (configured objects live as long as the
+ * process). */
+typedef struct {
+    PyObject **global;
+    PyObject *value;
+} fio_keep_t;
+
+static inline void
+fio_keep(const fio_keep_t *keep, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        *keep[i].global = Py_NewRef(keep[i].value);
+    }
+}
+#define FIO_KEEP(...)                                                                          \
+    fio_keep((const fio_keep_t[]){__VA_ARGS__},                                                \
+             sizeof((const fio_keep_t[]){__VA_ARGS__}) / sizeof(fio_keep_t))
+
+/* ``def`` as a function of the alias layer (``__module__`` "winaio.win32", ``_fastio_win32.c``):
+ * a new reference, or NULL with an exception set. */
+PyObject *fio_win32_function(PyMethodDef *def);
+
 /* ``_fastio_win32.c``'s module functions. */
 PyObject *configure_alias(PyObject *module, PyObject *args);
 PyObject *configure_gqcs(PyObject *module, PyObject *args);

@@ -5,14 +5,15 @@
  * Python wrappers were ~155 of the ~270 interpreter opcodes left per echo and the gap to the
  * core's echo (callgrind, one thread: 43.5K against 28.3K instructions per echo).
  *
- * Same rules as ``_fastio_win32.c``: the Python functions (``win32._winsock.WSARecv`` /
- * ``WSASend``) are the reference. Their hot shape (a win32 OVERLAPPED without hEvent, one
- * buffer in a list, no flags, no completion routine, a plain overlapped Socket handle) is
- * done here statement for statement: the core's ``Socket.start_read`` / ``start_write``
- * called as the Python function calls it, the thread's last error and the out-parameters
- * written as it writes them; a Win32Error from the core call goes to the Python ``_wsa_fail``.
- * Every other call goes to the Python function before anything is touched. The only Python
- * calls are the core method (which makes the I/O) and ``_wsa_fail`` (last). */
+ * Same rules as ``_fastio_win32.c``: the Python functions
+ * (``win32._winsock_overlapped.WSARecv`` / ``WSASend``) are the reference. Their hot shape (a
+ * win32 OVERLAPPED without hEvent, one buffer in a list, no flags, no completion routine, a
+ * plain overlapped Socket handle) is done here statement for statement: the core's
+ * ``Socket.start_read`` / ``start_write`` called as the Python function calls it, the thread's
+ * last error and the out-parameters written as it writes them; a Win32Error from the core call
+ * goes to the Python ``_wsa_fail``. Every other call goes to the Python function before
+ * anything is touched. The only Python calls are the core method (which makes the I/O) and
+ * ``_wsa_fail`` (last). */
 #include "_fastio.h"
 
 static kind_t k_xov, k_xref, k_xts, k_xsock;
@@ -174,9 +175,13 @@ wsa_io(PyObject *sock, PyObject *method, PyObject *buffers, PyObject *nbytes, Py
 /* WSARecv(s, lpBuffers, dwBufferCount, lpNumberOfBytesRecvd, lpFlags, lpOverlapped,
  *         lpCompletionRoutine) */
 static PyObject *
-wsa_recv(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+wsa_recv(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (nargs != 7 || !g_x_enabled || !hot_args(args[1], args[2], args[5], args[6])) {
+    /* (keywords, and a byte count that is no Ref: the Python function, which names them or
+     * refuses them before any I/O - review8) */
+    if (kwnames != NULL || nargs != 7 || !g_x_enabled ||
+        !hot_args(args[1], args[2], args[5], args[6]) ||
+        (args[3] != Py_None && Py_TYPE(args[3]) != g_xref_type)) {
         goto python;
     }
     PyObject *flags = args[4];
@@ -198,16 +203,17 @@ wsa_recv(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_DECREF(sock);
     return r;
 python:
-    return PyObject_Vectorcall(g_x_recv, args, (size_t)nargs, NULL);
+    return PyObject_Vectorcall(g_x_recv, args, (size_t)nargs, kwnames);
 }
 
 /* WSASend(s, lpBuffers, dwBufferCount, lpNumberOfBytesSent, dwFlags, lpOverlapped,
  *         lpCompletionRoutine) */
 static PyObject *
-wsa_send(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+wsa_send(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (nargs != 7 || !g_x_enabled || !hot_args(args[1], args[2], args[5], args[6]) ||
-        !PyLong_CheckExact(args[4]) || _PyLong_Sign(args[4]) != 0) {
+    if (kwnames != NULL || nargs != 7 || !g_x_enabled ||
+        !hot_args(args[1], args[2], args[5], args[6]) || !PyLong_CheckExact(args[4]) ||
+        _PyLong_Sign(args[4]) != 0 || (args[3] != Py_None && Py_TYPE(args[3]) != g_xref_type)) {
         goto python;
     }
     PyObject *sock = hot_socket(args[0]);
@@ -221,7 +227,7 @@ wsa_send(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_DECREF(sock);
     return r;
 python:
-    return PyObject_Vectorcall(g_x_send, args, (size_t)nargs, NULL);
+    return PyObject_Vectorcall(g_x_send, args, (size_t)nargs, kwnames);
 }
 
 /* WSAGetLastError(): ``current_thread_state().last_error`` */
@@ -251,13 +257,13 @@ static PyMethodDef wsa_last_error_def = {
     "accelerator of the Python function)."};
 
 static PyMethodDef wsa_recv_def = {
-    "WSARecv", (PyCFunction)(void (*)(void))wsa_recv, METH_FASTCALL,
+    "WSARecv", (PyCFunction)(void (*)(void))wsa_recv, METH_FASTCALL | METH_KEYWORDS,
     "WSARecv(s, lpBuffers, dwBufferCount, lpNumberOfBytesRecvd, lpFlags, lpOverlapped,\n"
     "    lpCompletionRoutine)\n--\n\n"
     "[MS:WSARecv] -> core ``Socket.recv_op`` (the C accelerator of the Python function's hot\n"
     "shape, ``Socket.start_read``; every other call runs the Python function)."};
 static PyMethodDef wsa_send_def = {
-    "WSASend", (PyCFunction)(void (*)(void))wsa_send, METH_FASTCALL,
+    "WSASend", (PyCFunction)(void (*)(void))wsa_send, METH_FASTCALL | METH_KEYWORDS,
     "WSASend(s, lpBuffers, dwBufferCount, lpNumberOfBytesSent, dwFlags, lpOverlapped,\n"
     "    lpCompletionRoutine)\n--\n\n"
     "[MS:WSASend] -> core ``Socket.send_op`` (the C accelerator of the Python function's hot\n"
@@ -300,24 +306,12 @@ configure_wsa(PyObject *module, PyObject *args)
     g_xov_type = (PyTypeObject *)Py_NewRef(ovt);
     g_xref_type = (PyTypeObject *)Py_NewRef(reft);
     g_xsock_type = (PyTypeObject *)Py_NewRef(sockt);
-    g_x_recv = Py_NewRef(recv);
-    g_x_send = Py_NewRef(send);
-    g_x_last = Py_NewRef(last);
-    g_x_entry = Py_NewRef(entry);
-    g_x_tls = Py_NewRef(tls);
-    g_x_cts = Py_NewRef(cts);
-    g_x_fail = Py_NewRef(fail);
-    g_x_error = Py_NewRef(err);
-    g_x_pending = Py_NewRef(pending);
-    g_x_socket_error = Py_NewRef(serr);
-    PyObject *name = PyUnicode_FromString("winaio.win32");
-    if (name == NULL) {
-        return NULL;
-    }
-    PyObject *r = PyCFunction_NewEx(&wsa_recv_def, NULL, name);
-    PyObject *s = PyCFunction_NewEx(&wsa_send_def, NULL, name);
-    PyObject *e = PyCFunction_NewEx(&wsa_last_error_def, NULL, name);
-    Py_DECREF(name);
+    FIO_KEEP({&g_x_recv, recv}, {&g_x_send, send}, {&g_x_last, last}, {&g_x_entry, entry},
+             {&g_x_tls, tls}, {&g_x_cts, cts}, {&g_x_fail, fail}, {&g_x_error, err},
+             {&g_x_pending, pending}, {&g_x_socket_error, serr});
+    PyObject *r = fio_win32_function(&wsa_recv_def);
+    PyObject *s = r == NULL ? NULL : fio_win32_function(&wsa_send_def);
+    PyObject *e = s == NULL ? NULL : fio_win32_function(&wsa_last_error_def);
     if (r == NULL || s == NULL || e == NULL) {
         Py_XDECREF(r);
         Py_XDECREF(s);

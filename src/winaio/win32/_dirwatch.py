@@ -24,7 +24,7 @@ from .._kernel._handles import HANDLE_TABLE
 from ..codes import NtStatus, WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error
 from ._base import Ref, fail, integer, set_last_error
-from ._io import bind_overlapped
+from ._overlapped import bind_overlapped
 
 __all__ = [
     "FILE_ACTION_ADDED",

@@ -31,7 +31,7 @@ from .._kernel._handles import HANDLE_TABLE
 from ..codes import WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error
 from ._base import Ref, dword, fail, integer, seconds, set_last_error
-from ._io import bind_overlapped
+from ._overlapped import bind_overlapped
 
 __all__ = [
     "FILE_FLAG_FIRST_PIPE_INSTANCE",

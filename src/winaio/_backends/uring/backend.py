@@ -58,7 +58,7 @@ from .probe import feature_names, probe_backend, recv_poll_first
 from .reaper import Reaper
 from .ring import BackendRing
 from .ringthread import RingThread
-from .slots import SlotTable, add_locked, settle_locked
+from .slots import add_locked, new_table, settle_locked
 from .streams import Line, StreamLines
 from .submission import Submission
 
@@ -111,7 +111,7 @@ class IoUringBackend:
         self._table = InFlight()
         #: The sockets' receive slots (``slots``, ``_io._slot``): their incarnations in the
         #: kernel count in ``_in_flight``, their counters in ``statistics``.
-        self._slots = SlotTable()
+        self._slots = new_table()
         self._backlog = Backlog()
         #: Who submitted what, and what migrates when a submitter exits (``migration``).
         self._migration = Migration()
