@@ -41,6 +41,7 @@ import pytest
 import winaio
 import winaio.win32 as w
 from winaio._backends.uring import reaper as reaper_mod
+from winaio._backends.uring.lead import RingParker
 from winaio._io import _dispatch
 from winaio._io import _port as port_mod
 from winaio._io._disk import DiskFile
@@ -688,3 +689,35 @@ def test_an_interrupt_anywhere_in_a_cached_read_loses_no_effect(
         finally:
             port.close()
             file.close()
+
+
+# ---------------------------------------------------------------------- a ring leader's token
+
+
+class _Lead:
+    def __init__(self) -> None:
+        self.pokes = 0
+
+    def poke(self) -> None:
+        self.pokes += 1
+
+
+def test_an_interrupt_anywhere_in_a_ring_parkers_release_still_pokes() -> None:
+    """``RingParker.release`` (Python: a ring leader's parker) gives the token, then pokes the
+    leader out of io_uring_enter when it sleeps there. An interrupt at the token's
+    ``lock.release()`` return (or at the poke's entry) left the leader asleep in the kernel
+    with its token: woken only by the next CQE. Now the poke is made whatever the cut."""
+    release = RingParker.release.__code__
+    for k in range(1, 20):
+        lock = threading.Lock()
+        lock.acquire()
+        lead = _Lead()
+        parker = RingParker(ThreadState(7301, 7301), lock, lead)  # type: ignore[arg-type]
+        parker.in_kernel = True
+        sweep = _Sweep(k, {release}, {release})
+        _profiled(sweep, parker.release)
+        assert not lock.locked() and lead.pokes >= 1, sweep.where
+        if not sweep.hit:
+            assert k > 1
+            return
+    raise AssertionError("more than 20 cut points")
