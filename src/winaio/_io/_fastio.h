@@ -12,6 +12,12 @@
 
 #ifndef RWF_NOWAIT
 #define RWF_NOWAIT 0x00000008
+/* ``_fastevent.c``: the kernel's Event.set / wait_for_one and the alias layer's SetEvent,
+ * ResetEvent, WaitForSingleObject(Ex) hot shapes. */
+PyObject *configure_event(PyObject *module, PyObject *args);
+PyObject *configure_event_win32(PyObject *module, PyObject *args);
+PyObject *event_set_enabled(PyObject *module, PyObject *flag);
+
 #endif
 
 /* The largest read made with the GIL held: a page-cache copy of 256 KiB takes tens of
@@ -280,5 +286,11 @@ PyObject *configure_done(PyObject *module, PyObject *args);
 /* ``_fastwsa.c``: the alias layer's WSARecv / WSASend hot shapes. */
 PyObject *configure_wsa(PyObject *module, PyObject *args);
 PyObject *wsa_set_enabled(PyObject *module, PyObject *flag);
+
+/* ``_fastevent.c``: the kernel's Event.set / wait_for_one and the alias layer's SetEvent,
+ * ResetEvent, WaitForSingleObject(Ex) hot shapes. */
+PyObject *configure_event(PyObject *module, PyObject *args);
+PyObject *configure_event_win32(PyObject *module, PyObject *args);
+PyObject *event_set_enabled(PyObject *module, PyObject *flag);
 
 #endif
