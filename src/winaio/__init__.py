@@ -24,6 +24,7 @@ from __future__ import annotations
 from . import _runtime  # noqa: F401  (installs the I/O backend factory)
 from . import codes as codes
 from . import errors as errors
+from ._io import _kernel_events  # noqa: F401  (installs the C Event.set / wait, issue 9)
 
 # issue 12 (fidelity): files, directory watches, locks, named-pipe calls, sync, Winsock
 from ._io._create import create_file as create_file

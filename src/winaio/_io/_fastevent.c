@@ -30,18 +30,32 @@
  * Python; ``Event.set`` is swapped on the class (``install_methods``). */
 #include "_fastio.h"
 
+#include <sched.h>
+
+/* CPython 3.11/3.12's _thread.lock (as ``_fastcommon.c``): a parker of that exact layout
+ * (checked once by ``configure_event``) is parked on and given its token here directly. */
+typedef struct {
+    PyObject_HEAD
+    PyThread_type_lock lock_lock;
+    PyObject *in_weakreflist;
+    char locked;
+} fe_lockobject;
+static int g_direct; /* the layout is that one */
+static int g_yield, g_nogil_wake; /* (experiments: event_tune) */
+
 static const char *const EV_NAMES[] = {"_signaled", "manual_reset", "_waiters", NULL};
 enum { EV_SIGNALED, EV_MANUAL, EV_WAITERS };
-static const char *const TS_NAMES[] = {"special_apcs", "apcs", "terminating", "block_listener",
-                                       "on_block", "parker", "wait", "wake_pending",
-                                       "awake_in_wait", NULL};
-enum { T_SPECIAL, T_APCS, T_TERMINATING, T_LISTENER, T_ON_BLOCK, T_PARKER, T_WAIT, T_WAKE_PENDING,
+/* (two kinds: a kind holds at most MAX_NAMES slots) */
+static const char *const TS_NAMES[] = {"special_apcs", "terminating", "block_listener", "on_block",
+                                       "parker", "wait", "wake_pending", "awake_in_wait", NULL};
+enum { T_SPECIAL, T_TERMINATING, T_LISTENER, T_ON_BLOCK, T_PARKER, T_WAIT, T_WAKE_PENDING,
        T_AWAKE };
+static const char *const TS_APC_NAMES[] = {"apcs", NULL};
 static const char *const WB_NAMES[] = {"thread", "objects", "wait_all", "alertable", "detach",
                                        "result", "data", NULL};
 enum { W_THREAD, W_OBJECTS, W_WAIT_ALL, W_ALERTABLE, W_DETACH, W_RESULT, W_DATA };
 
-static kind_t k_fev, k_fts, k_fwb;
+static kind_t k_fev, k_fts, k_fts_apc, k_fwb;
 static PyTypeObject *g_ev_type, *g_ts_type, *g_wb_type, *g_parker_type;
 static PyObject *g_ev_lock, *g_ev_tls, *g_acquire;
 static PyObject *g_py_set, *g_py_wait_for_one, *g_abandon, *g_check_terminating, *g_finish;
@@ -114,7 +128,8 @@ set_core(PyObject *ev)
     if (SLOT(&k_fwb, wb, W_RESULT) != Py_None || SLOT(&k_fwb, wb, W_WAIT_ALL) != Py_False ||
         SLOT(&k_fwb, wb, W_DETACH) != Py_None || objects == NULL || !PyTuple_CheckExact(objects) ||
         PyTuple_GET_SIZE(objects) != 1 || PyTuple_GET_ITEM(objects, 0) != ev || ts == NULL ||
-        !Py_IS_TYPE(ts, g_ts_type) || !kind_fast(&k_fts, g_ts_type)) {
+        !Py_IS_TYPE(ts, g_ts_type) || !kind_fast(&k_fts, g_ts_type) ||
+        !kind_fast(&k_fts_apc, g_ts_type)) {
         goto not_mine;
     }
     PyObject *pending = SLOT(&k_fts, ts, T_WAKE_PENDING);
@@ -132,12 +147,25 @@ set_core(PyObject *ev)
         PyErr_Clear(); /* (cannot happen: the key is there and hashes by identity) */
     }
     kind_put(&k_fwb, wb, W_RESULT, Py_NewRef(g_zero_code));
-    if (pending == Py_False) {
-        kind_put(&k_fts, ts, T_WAKE_PENDING, Py_NewRef(Py_True));
-        fio_release(parker);
-    }
     Py_DECREF(wb);
+    if (pending == Py_True) {
+        fio_release(g_ev_lock);
+        return previous;
+    }
+    kind_put(&k_fts, ts, T_WAKE_PENDING, Py_NewRef(Py_True));
+    if (!g_nogil_wake || !g_direct) {
+        fio_release(parker);
+        fio_release(g_ev_lock);
+        return previous;
+    }
+    fe_lockobject *l = (fe_lockobject *)parker;
+    l->locked = 0;
+    Py_INCREF(parker);
     fio_release(g_ev_lock);
+    Py_BEGIN_ALLOW_THREADS
+    PyThread_release_lock(l->lock_lock);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(parker);
     return previous;
 not_mine:
     fio_release(g_ev_lock);
@@ -159,6 +187,39 @@ ev_set(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 }
 
 /* ------------------------------------------------------------------ the single wait */
+
+/* ``parker.acquire()`` (blocking, no timeout) on a ``threading.Lock``: 0, or -1 with the error
+ * a signal handler raised (as ``lock.acquire``: it waits without the GIL and runs the
+ * handlers when the wait is interrupted, then waits again). */
+static int
+park(PyObject *parker)
+{
+    if (!g_direct) {
+        PyObject *got = PyObject_Vectorcall(g_acquire, &parker, 1, NULL);
+        Py_XDECREF(got);
+        return got == NULL ? -1 : 0;
+    }
+    fe_lockobject *l = (fe_lockobject *)parker;
+    if (fio_try_lock(l->lock_lock)) {
+        l->locked = 1;
+        return 0;
+    }
+    for (;;) {
+        PyThreadState *save = PyEval_SaveThread();
+        PyLockStatus r = PyThread_acquire_lock_timed(l->lock_lock, -1, 1);
+        if (r == PY_LOCK_ACQUIRED && g_yield) {
+            sched_yield();
+        }
+        PyEval_RestoreThread(save);
+        if (r == PY_LOCK_ACQUIRED) {
+            l->locked = 1;
+            return 0;
+        }
+        if (Py_MakePendingCalls() < 0) {
+            return -1;
+        }
+    }
+}
 
 /* ``abandon_wait(ts, wb, None)`` with the current exception kept: made again when an
  * interrupt cut it at its entry (it is idempotent); a second error is dropped for the first. */
@@ -189,11 +250,9 @@ static PyObject *
 block_core(PyObject *ev, PyObject *ts, PyObject *wb, PyObject *parker, int alert)
 {
     for (;;) {
-        PyObject *got = PyObject_Vectorcall(g_acquire, &parker, 1, NULL); /* without the GIL */
-        if (got == NULL) {
+        if (park(parker) < 0) {
             return NULL;
         }
-        Py_DECREF(got); /* (blocking, no timeout: True) */
         if (fio_acquire(g_ev_lock) < 0) {
             return NULL;
         }
@@ -206,7 +265,7 @@ block_core(PyObject *ev, PyObject *ts, PyObject *wb, PyObject *parker, int alert
         }
         if (res == Py_None) {
             int term = fe_truth(SLOT(&k_fts, ts, T_TERMINATING));
-            int apcs = alert ? fe_truth(SLOT(&k_fts, ts, T_APCS)) : 0;
+            int apcs = alert ? fe_truth(SLOT(&k_fts_apc, ts, 0)) : 0;
             if (alert && apcs == 0) {
                 apcs = fe_truth(SLOT(&k_fts, ts, T_SPECIAL));
             }
@@ -264,7 +323,7 @@ wait_core(PyObject *ev, int poll, PyObject *alertable)
         return NOT_MINE;
     }
     if (!Py_IS_TYPE(ts, g_ts_type) || !kind_fast(&k_fts, g_ts_type) ||
-        fe_truth(SLOT(&k_fts, ts, T_SPECIAL)) != 0 ||
+        !kind_fast(&k_fts_apc, g_ts_type) || fe_truth(SLOT(&k_fts, ts, T_SPECIAL)) != 0 ||
         fe_truth(SLOT(&k_fts, ts, T_TERMINATING)) != 0 ||
         SLOT(&k_fts, ts, T_ON_BLOCK) != Py_None) {
         Py_DECREF(ts);
@@ -290,7 +349,7 @@ wait_core(PyObject *ev, int poll, PyObject *alertable)
         res = Py_NewRef(g_zero_code);
         goto finish;
     }
-    if (alert && (fe_truth(SLOT(&k_fts, ts, T_APCS)) != 0 ||
+    if (alert && (fe_truth(SLOT(&k_fts_apc, ts, 0)) != 0 ||
                   fe_truth(SLOT(&k_fts, ts, T_SPECIAL)) != 0)) {
         goto not_mine; /* WAIT_IO_COMPLETION and its APCs: the Python function */
     }
@@ -583,7 +642,7 @@ configure_event(PyObject *module, PyObject *args)
         return NULL;
     }
     if (kind_init(&k_fev, evt, EV_NAMES) < 0 || kind_init(&k_fts, tst, TS_NAMES) < 0 ||
-        kind_init(&k_fwb, wbt, WB_NAMES) < 0) {
+        kind_init(&k_fts_apc, tst, TS_APC_NAMES) < 0 || kind_init(&k_fwb, wbt, WB_NAMES) < 0) {
         return NULL;
     }
     g_zero_code = PyLong_FromLong(0);
@@ -591,6 +650,10 @@ configure_event(PyObject *module, PyObject *args)
         return NULL;
     }
     g_acquire = Py_NewRef(acquire);
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
+    g_direct = strcmp(lt->tp_name, "_thread.lock") == 0 &&
+               lt->tp_basicsize == (Py_ssize_t)sizeof(fe_lockobject);
+#endif
     g_parker_type = (PyTypeObject *)Py_NewRef(lt);
     g_ts_type = (PyTypeObject *)Py_NewRef(tst);
     g_wb_type = (PyTypeObject *)Py_NewRef(wbt);
@@ -607,6 +670,7 @@ configure_event(PyObject *module, PyObject *args)
     g_ev_type = (PyTypeObject *)Py_NewRef(evt);
     kind_fast(&k_fev, evt);
     kind_fast(&k_fts, tst);
+    kind_fast(&k_fts_apc, tst);
     kind_fast(&k_fwb, wbt);
     PyObject *sd = PyDescr_NewMethod(evt, &ev_set_def);
     PyObject *name = PyUnicode_FromString("winaio._kernel._wait");
@@ -677,5 +741,15 @@ event_set_enabled(PyObject *module, PyObject *flag)
         return NULL;
     }
     g_fe_enabled = r;
+    Py_RETURN_NONE;
+}
+
+/* event_tune(yield, nogil_wake) (experiments) */
+PyObject *
+event_tune(PyObject *module, PyObject *args)
+{
+    if (!PyArg_ParseTuple(args, "ii", &g_yield, &g_nogil_wake)) {
+        return NULL;
+    }
     Py_RETURN_NONE;
 }

@@ -502,6 +502,7 @@ static PyMethodDef module_methods[] = {
      "                      EVENT_MODIFY_STATE, SYNCHRONIZE) -> the four C functions"},
     {"event_set_enabled", event_set_enabled, METH_O,
      "event_set_enabled(flag): the C event functions run their hot shapes (else Python's)"},
+    {"event_tune", event_tune, METH_VARARGS, "event_tune(yield, nogil_wake)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef fastio_module = {

@@ -26,13 +26,19 @@ from ..codes import WaitCode
 from . import _accel
 from . import _disk as _disk  # configures the accelerator first (its locks)
 
-__all__ = ["PY_EVENT_SET", "PY_WAIT_FOR_ONE", "c_wait_for_one"]
+__all__ = ["PY_EVENT_SET", "PY_WAIT_FOR_ONE", "c_wait_for_one", "fastio"]
 
 #: The Python functions: the reference and the fallback.
 PY_EVENT_SET = Event.set
 PY_WAIT_FOR_ONE = _wait.wait_for_one
 
-_fastio: Any = _accel._fastio if _disk.accelerator_available() else None
+try:
+    from . import _fastio as _built
+except ImportError:  # not built: the Python functions run
+    _built = None  # type: ignore[assignment]
+#: The accelerator module when it was built and configured (``_disk``), else None.
+fastio: Any = _built if _disk.accelerator_available() else None
+_fastio = fastio
 _C_SET: Any = None
 #: The C ``wait_for_one`` (None when not built); the alias layer's C functions use it too.
 c_wait_for_one: Any = None

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from .._clock import filetime_now
-from .._io import _accel, _kernel_events
+from .._io import _kernel_events
 from .._kernel import _wait
 from .._kernel._access import map_access
 from .._kernel._dispatcher import DispatcherObject
@@ -397,7 +397,7 @@ WaitForSingleObject = _WaitForSingleObject
 WaitForSingleObjectEx = _WaitForSingleObjectEx
 if _kernel_events.c_wait_for_one is not None:
     SetEvent, ResetEvent, WaitForSingleObject, WaitForSingleObjectEx = (
-        _accel._fastio.configure_event_win32(
+        _kernel_events.fastio.configure_event_win32(
             HANDLE_TABLE._entries, _SetEvent, _ResetEvent, _WaitForSingleObject,
             _WaitForSingleObjectEx, fail, Win32Error, _WAIT_FAILED, _EVENT_MODIFY_STATE,
             _SYNCHRONIZE,
