@@ -502,7 +502,8 @@ static PyMethodDef module_methods[] = {
      "                      EVENT_MODIFY_STATE, SYNCHRONIZE) -> the four C functions"},
     {"event_set_enabled", event_set_enabled, METH_O,
      "event_set_enabled(flag): the C event functions run their hot shapes (else Python's)"},
-    {"event_tune", event_tune, METH_VARARGS, "event_tune(yield, nogil_wake)"},
+    {"event_wake_without_gil", event_wake_without_gil, METH_O,
+     "event_wake_without_gil(flag) -> previous: Event.set's wake-up after LOCK, without the GIL"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef fastio_module = {

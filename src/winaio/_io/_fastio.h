@@ -17,7 +17,7 @@
 PyObject *configure_event(PyObject *module, PyObject *args);
 PyObject *configure_event_win32(PyObject *module, PyObject *args);
 PyObject *event_set_enabled(PyObject *module, PyObject *flag);
-PyObject *event_tune(PyObject *module, PyObject *args);
+PyObject *event_wake_without_gil(PyObject *module, PyObject *flag);
 
 #endif
 
@@ -293,6 +293,6 @@ PyObject *wsa_set_enabled(PyObject *module, PyObject *flag);
 PyObject *configure_event(PyObject *module, PyObject *args);
 PyObject *configure_event_win32(PyObject *module, PyObject *args);
 PyObject *event_set_enabled(PyObject *module, PyObject *flag);
-PyObject *event_tune(PyObject *module, PyObject *args);
+PyObject *event_wake_without_gil(PyObject *module, PyObject *flag);
 
 #endif
