@@ -36,6 +36,7 @@ from winaio import testing as wt
 from winaio._io import _accel, _kernel_events
 from winaio._kernel import _api, _wait
 from winaio._kernel._dispatcher import LOCK
+from winaio._kernel._handles import HANDLE_TABLE
 from winaio._kernel._objects import Event
 from winaio._kernel._threads import current_thread_state
 from winaio.codes import WaitCode, WinError
@@ -96,8 +97,6 @@ def _world(signaled: bool) -> tuple[dict[str, Any], list[Any]]:
     auto = w.CreateEvent(None, False, signaled, None)
     manual = w.CreateEvent(None, True, signaled, None)
     sub = _SubEvent(False, signaled)
-    from winaio._kernel._handles import HANDLE_TABLE
-
     hsub = HANDLE_TABLE.insert(sub)
     sem = w.CreateSemaphore(None, 1 if signaled else 0, 2, None)
     mutex = w.CreateMutex(None, False, None)
@@ -192,10 +191,20 @@ def test_the_hot_shapes_run_no_python_frame() -> None:
             functools.partial(_api._wait_for_one, ev, 0.0, False),
         ):
             assert wt.python_frames(call) == set(), call
-        # a wait that blocks, ended by another thread's SetEvent
-        threading.Timer(0.05, w.SetEvent, (h,)).start()
-        frames = wt.python_frames(functools.partial(w.WaitForSingleObject, h, INFINITE))
-        assert frames == set()
+        # a wait that blocks, ended by another thread's SetEvent, on a fresh thread (parked on
+        # its threading.Lock: this one's parker may have been replaced by earlier tests,
+        # a WorkerParker or a ring's, whose waits the Python function makes)
+        frames: list[set[str]] = []
+
+        def blocked_wait() -> None:
+            current_thread_state()
+            threading.Timer(0.05, w.SetEvent, (h,)).start()
+            frames.append(wt.python_frames(functools.partial(w.WaitForSingleObject, h, INFINITE)))
+
+        t = threading.Thread(target=blocked_wait)
+        t.start()
+        t.join(10)
+        assert frames == [set()]
         assert w.CloseHandle(h)
     finally:
         _accel.use(before)
