@@ -49,3 +49,19 @@ def test_drain_apcs_runs_queued_apcs_and_survives_a_raising_one() -> None:
     assert ran == ["boom", "second"]
     wt.drain_apcs()
     assert ran == ["boom", "second"]
+
+
+def test_require_c_path_passes_skips_or_fails_under_require_accel(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("WINAIO_REQUIRE_ACCEL", raising=False)
+    wt.require_c_path(True)  # available: the test goes on
+    with pytest.raises(unittest.SkipTest, match="the sockets' C path is not available"):
+        wt.require_c_path(False, "the sockets' C path")
+    monkeypatch.setenv("WINAIO_REQUIRE_ACCEL", "0")
+    with pytest.raises(unittest.SkipTest, match=r"winaio._io._fastio\) is not available"):
+        wt.require_c_path(None)
+    monkeypatch.setenv("WINAIO_REQUIRE_ACCEL", "1")
+    with pytest.raises(AssertionError, match="WINAIO_REQUIRE_ACCEL=1 but the sockets' C path"):
+        wt.require_c_path(False, "the sockets' C path")
+    wt.require_c_path(object())  # any true value

@@ -25,6 +25,9 @@ from . import _runtime  # noqa: F401  (installs the I/O backend factory)
 from . import codes as codes
 from . import errors as errors
 from ._io import _kernel_events  # noqa: F401  (installs the C Event.set / wait, issue 9)
+from ._io._cancel import cancel_io as cancel_io
+from ._io._cancel import cancel_io_ex as cancel_io_ex
+from ._io._cancel import cancel_synchronous_io as cancel_synchronous_io
 
 # issue 12 (fidelity): files, directory watches, locks, named-pipe calls, sync, Winsock
 from ._io._create import create_file as create_file
@@ -39,9 +42,6 @@ from ._io._disk import open_file as open_file
 from ._io._fileinfo import file_type as file_type
 from ._io._fileinfo import set_end_of_file as set_end_of_file
 from ._io._files import FileObject as File
-from ._io._files import cancel_io as cancel_io
-from ._io._files import cancel_io_ex as cancel_io_ex
-from ._io._files import cancel_synchronous_io as cancel_synchronous_io
 from ._io._locks import lock_file as lock_file
 from ._io._locks import unlock_file as unlock_file
 from ._io._netevents import NetworkEvents as NetworkEvents

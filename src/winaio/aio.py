@@ -41,7 +41,8 @@ from typing import Any
 
 from . import _clock
 from ._io import _port
-from ._io._files import FileObject, cancel_io_ex
+from ._io._cancel import cancel_io_ex
+from ._io._files import FileObject
 from ._io._overlapped import STATUS_PENDING, Overlapped, is_error, is_warning
 from ._io._port import CompletionPacket, CompletionPort
 from ._kernel._api import WaitResult

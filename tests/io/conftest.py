@@ -15,7 +15,8 @@ import pytest
 import winaio.testing as wt
 from winaio._backends import uring
 from winaio._io import _disk
-from winaio._io._files import FileObject, start
+from winaio._io._files import FileObject
+from winaio._io._issue import start
 from winaio._io._ops import FileWriteOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._port import CompletionPort

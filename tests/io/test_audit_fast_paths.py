@@ -30,7 +30,7 @@ import winaio
 import winaio.testing as wt
 import winaio.win32 as w
 from winaio._io import _sockets
-from winaio._io._files import run_sync
+from winaio._io._issue import run_sync
 from winaio._io._ops import StreamWriteOp
 from winaio._io._sockets import Socket
 from winaio._kernel._handles import HANDLE_TABLE

@@ -40,6 +40,7 @@ from winaio._io._overlapped import Overlapped
 from winaio._io._sockets import sockets_accelerator_available
 from winaio.codes import WinError
 from winaio.errors import Win32Error
+from winaio.testing import require_c_path
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted((ROOT / "src" / "winaio" / "_io").glob("_fast*.c"))
@@ -111,10 +112,8 @@ _CHILD = textwrap.dedent(
 @pytest.mark.skipif(not OK, reason=f"io_uring backend unavailable: {REASON}")
 @pytest.mark.parametrize("impl", ["python", "c"])
 def test_pend_receive_keeps_the_event_it_was_issued_with(impl: str) -> None:
-    if impl == "c" and not _accel.BUILT:
-        if os.environ.get("WINAIO_REQUIRE_ACCEL", "") not in ("", "0"):
-            pytest.fail("WINAIO_REQUIRE_ACCEL=1 but winaio._io._fastio was not built")
-        pytest.skip("the C accelerator (winaio._io._fastio) was not built")
+    if impl == "c":
+        require_c_path(_accel.BUILT)
     env = dict(os.environ, PYTHONMALLOC="debug", WINAIO_PURE_PYTHON="0")
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
     run = subprocess.run(
@@ -226,10 +225,8 @@ def test_a_send_on_a_closing_socket_chains_the_exceptions_as_python(
     """``Socket.start_write``'s ``finally``: the closed socket's Win32Error, then ``left()``
     raising: the second exception propagates with the first as its ``__context__`` (the
     chaining ``_fastsock.c`` now does with the public API, every CPython)."""
-    if impl == "c" and not sockets_accelerator_available():
-        if os.environ.get("WINAIO_REQUIRE_ACCEL", "") not in ("", "0"):
-            pytest.fail("WINAIO_REQUIRE_ACCEL=1 but the sockets' C path is not available")
-        pytest.skip("the sockets' C path is not available")
+    if impl == "c":
+        require_c_path(sockets_accelerator_available(), "the sockets' C path")
     before = _accel.use(impl == "c")
     try:
         f, _peer = socket_pair()
@@ -259,10 +256,8 @@ def test_a_closed_rings_methods_raise_as_python(impl: str) -> None:
     call to Python, which raises ValueError. ``_fastring.c`` tested the release flag only
     below CPython 3.13: there ``cq_ready()`` read the unmapped CQ ring (a segfault, seen with
     3.13.0). Run in a child process (a crash must fail the test, not the run)."""
-    if impl == "c" and not _accel.BUILT:
-        if os.environ.get("WINAIO_REQUIRE_ACCEL", "") not in ("", "0"):
-            pytest.fail("WINAIO_REQUIRE_ACCEL=1 but winaio._io._fastio was not built")
-        pytest.skip("the C accelerator (winaio._io._fastio) was not built")
+    if impl == "c":
+        require_c_path(_accel.BUILT)
     child = textwrap.dedent(
         """
         import sys

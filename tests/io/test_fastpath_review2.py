@@ -81,7 +81,7 @@ from winaio._kernel._dispatcher import ThreadState, WaitBlock
 from winaio._kernel._objects import Event
 from winaio._kernel._threads import current_thread_state
 from winaio.codes import WaitCode
-from winaio.testing import accelerator_for_test, wait_until
+from winaio.testing import accelerator_for_test, require_c_path, wait_until
 
 C_DONE = reaper_mod._C_DONE
 WAIT_OBJECT_0 = int(WaitCode.WAIT_OBJECT_0)
@@ -98,10 +98,7 @@ def _raise_interrupted(signum: int, frame: Any) -> None:
 
 
 def _require_c() -> None:
-    if C_DONE is None:
-        if os.environ.get("WINAIO_REQUIRE_ACCEL", "") not in ("", "0"):
-            pytest.fail("WINAIO_REQUIRE_ACCEL=1 but winaio._io._fastio was not built")
-        pytest.skip("the C accelerator (winaio._io._fastio) was not built")
+    require_c_path(C_DONE is not None)
 
 
 @contextmanager
@@ -371,10 +368,7 @@ def test_a_contended_lock_interrupted_after_the_syscall_loses_nothing(
     path. Now the wait for LOCK goes on, the completion is written whole (IOSB, event), and
     the interrupt propagates after it. (The Python method cannot do this: its ``with LOCK``
     is cut where the C acquire is, and an interrupt can land after any call's return.)"""
-    if not sockets_accelerator_available():
-        if os.environ.get("WINAIO_REQUIRE_ACCEL", "") not in ("", "0"):
-            pytest.fail("WINAIO_REQUIRE_ACCEL=1 but the sockets' C path is not available")
-        pytest.skip("the sockets' C path is not available")
+    require_c_path(sockets_accelerator_available(), "the sockets' C path")
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signal handlers run in the main thread")
     with accelerator_for_test("c"):
@@ -427,10 +421,7 @@ def test_a_real_signal_at_the_entry_of_the_ports_post_loses_no_packet(socket_pai
     The packet was lost (the receive completed, its IOSB written, no packet ever queued for
     the port's waiters). The traceback shows the cut at the entry (``fio_cut_at_entry``):
     the call is made again, then the interrupt goes on."""
-    if not sockets_accelerator_available():
-        if os.environ.get("WINAIO_REQUIRE_ACCEL", "") not in ("", "0"):
-            pytest.fail("WINAIO_REQUIRE_ACCEL=1 but the sockets' C path is not available")
-        pytest.skip("the sockets' C path is not available")
+    require_c_path(sockets_accelerator_available(), "the sockets' C path")
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signal handlers run in the main thread")
     with accelerator_for_test("c"):
@@ -797,10 +788,8 @@ def test_an_interrupt_at_a_python_call_of_an_immediate_success_loses_no_effect(
     waiters and the port's ``_post_locked`` are called; an interrupt at the entry of either
     lost its effect (a waiter asleep on a signaled event; the completion packet never
     posted). Now each is made again before the interrupt goes on."""
-    if impl == "c" and not sockets_accelerator_available():
-        if os.environ.get("WINAIO_REQUIRE_ACCEL", "") not in ("", "0"):
-            pytest.fail("WINAIO_REQUIRE_ACCEL=1 but the sockets' C path is not available")
-        pytest.skip("the sockets' C path is not available")
+    if impl == "c":
+        require_c_path(sockets_accelerator_available(), "the sockets' C path")
     with accelerator_for_test(impl):
         f, peer = socket_pair()
         port = CompletionPort(4)

@@ -34,7 +34,8 @@ from winaio._backends.uring.backlog import Backlog
 from winaio._backends.uring.common import UD_POKE, InFlight
 from winaio._backends.uring.streams import StreamLines
 from winaio._io._disk import DiskFile
-from winaio._io._files import FileObject, start
+from winaio._io._files import FileObject
+from winaio._io._issue import start
 from winaio._io._ops import FileReadOp, StreamReadOp, StreamWriteOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._port import CompletionPort

@@ -40,7 +40,7 @@ from winaio._backends._threads import ThreadBackend
 from winaio._backends.uring.lead import Leadership
 from winaio._backends.uring.ring import BackendRing
 from winaio._io._disk import DiskFile
-from winaio._io._files import start
+from winaio._io._issue import start
 from winaio._io._ops import FileWriteOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._kernel._dispatcher import LOCK

@@ -32,7 +32,7 @@ import winaio.testing as wt
 import winaio.win32 as w
 from winaio._backends._threads import ThreadBackend
 from winaio._io._disk import DiskFile
-from winaio._io._files import start
+from winaio._io._issue import start
 from winaio._io._ops import FileWriteOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._sockets import Socket

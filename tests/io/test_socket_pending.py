@@ -36,7 +36,8 @@ from winaio._backends.uring.probe import recv_poll_first
 from winaio._backends.uring.reaper import Reaper
 from winaio._backends.uring.ring import BackendRing
 from winaio._backends.uring.streams import StreamLines
-from winaio._io._files import cancel_io_ex, request_cancel
+from winaio._io._cancel import cancel_io_ex
+from winaio._io._files import request_cancel
 from winaio._io._ops import StreamReadOp
 from winaio._io._overlapped import Overlapped
 from winaio._io._port import CompletionPort

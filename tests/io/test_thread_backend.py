@@ -19,7 +19,7 @@ import pytest
 
 from winaio._backends._threads import ThreadBackend
 from winaio._io._backend import IdleWork
-from winaio._io._files import start
+from winaio._io._issue import start
 from winaio._io._ops import FileWriteOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._port import CompletionPort

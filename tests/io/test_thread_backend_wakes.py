@@ -22,7 +22,7 @@ from winaio._backends import _threads
 from winaio._backends._threads import ThreadBackend
 from winaio._backends.uring.lead import RingParker
 from winaio._io._backend import IdleWork
-from winaio._io._files import start
+from winaio._io._issue import start
 from winaio._io._ops import FileReadOp, FileWriteOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._port import CompletionPort

@@ -1,5 +1,5 @@
 """Thread exit waits for its cancelled non-port I/O before the thread object is signaled (the
-rundown, ``_io._files``; spec §8, [MS:Canceling IRPs]: IoCancelThreadIo cancels the thread's
+rundown, ``_io._cancel``; spec §8, [MS:Canceling IRPs]: IoCancelThreadIo cancels the thread's
 IRPs and waits for them to complete before the thread terminates).
 
 A cancel only *asks* the backend: io_uring may answer ASYNC_CANCEL with -EALREADY while the
@@ -24,14 +24,15 @@ from typing import Any
 
 import pytest
 
-import winaio._io._files as files
+import winaio._io._cancel as cancelling
 import winaio._kernel._threads as threads_mod
 from winaio._backends import uring
 from winaio._backends._threads import ThreadBackend
 from winaio._backends.uring import backend as backend_mod
 from winaio._backends.uring.streams import Line
 from winaio._backends.uring.submission import Submission
-from winaio._io._files import FileObject, start
+from winaio._io._files import FileObject
+from winaio._io._issue import start
 from winaio._io._ops import Operation, StreamReadOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._kernel._objects import Event
@@ -215,7 +216,7 @@ def test_the_rundown_is_bounded(
 ) -> None:
     # A request whose cancel never takes effect: the thread object is signaled anyway after
     # RUNDOWN_TIMEOUT (Windows: after 5 minutes the IRP is disassociated from the thread).
-    monkeypatch.setattr(files, "RUNDOWN_TIMEOUT", 0.05)
+    monkeypatch.setattr(cancelling, "RUNDOWN_TIMEOUT", 0.05)
     reader, _ = pipe
     held = HeldCancel(backend, reader, monkeypatch)
     buf = bytearray(8)
@@ -233,8 +234,8 @@ def test_wait_for_rundown_returns_at_once_for_completed_requests() -> None:
     class Done:
         done = True
 
-    assert files.wait_for_rundown([Done(), Done()], 0) is True  # type: ignore[list-item]
-    assert files.wait_for_rundown([], 0) is True
+    assert cancelling.wait_for_rundown([Done(), Done()], 0) is True  # type: ignore[list-item]
+    assert cancelling.wait_for_rundown([], 0) is True
 
 
 @pytest.mark.skipif(not URING_OK, reason=f"io_uring backend unavailable: {URING_REASON}")
@@ -249,7 +250,7 @@ def test_the_io_layer_cancels_before_the_backend_migrates(
     r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     reader = FileObject(r, overlapped=True, backend=b)
     calls: list[str] = []
-    real_cancel = files._cancel_thread_io
+    real_cancel = cancelling._cancel_thread_io
     real_migrate = backend_mod._thread_exited
 
     def recorded(name: str, hook: Callable[[Any], None]) -> Callable[[Any], None]:

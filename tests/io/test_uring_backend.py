@@ -39,7 +39,8 @@ from winaio._backends.uring import probe as uring_probe
 from winaio._backends.uring import ringthread as uring_ringthread
 from winaio._backends.uring.abi.consts import Feature, IoringOp
 from winaio._backends.uring.ring import BackendRing
-from winaio._io._files import FileObject, request_cancel, start
+from winaio._io._files import FileObject, request_cancel
+from winaio._io._issue import start
 from winaio._io._ops import FileReadOp, StreamReadOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._port import CompletionPort

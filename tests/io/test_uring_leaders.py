@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from winaio._backends import uring
-from winaio._io._files import start
+from winaio._io._issue import start
 from winaio._io._ops import FileReadOp, StreamReadOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._port import CompletionPort

@@ -30,7 +30,8 @@ import pytest
 
 from winaio._backends import uring
 from winaio._io._disk import DiskFile
-from winaio._io._files import FileObject, start
+from winaio._io._files import FileObject
+from winaio._io._issue import start
 from winaio._io._ops import StreamReadOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._port import CompletionPort

@@ -34,9 +34,10 @@ from winaio._backends import uring
 from winaio._backends.uring.abi import RingBusyError
 from winaio._backends.uring.ring import BackendRing
 from winaio._io._backend import IdleWork
+from winaio._io._cancel import cancel_io_ex
 from winaio._io._disk import DiskFile
 from winaio._io._dispatch import deliver_batch
-from winaio._io._files import cancel_io_ex, start
+from winaio._io._issue import start
 from winaio._io._ops import FileReadOp, StreamReadOp, pinned_read
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._port import CompletionPacket, CompletionPort

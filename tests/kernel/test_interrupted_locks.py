@@ -28,7 +28,8 @@ from winaio._backends._reactor import StreamReactor
 from winaio._backends._threads import ThreadBackend
 from winaio._io import _port
 from winaio._io._backend import IdleWork
-from winaio._io._files import FileObject, start, submit_pending_file
+from winaio._io._files import FileObject
+from winaio._io._issue import start, submit_pending_file
 from winaio._io._kernel_events import PY_EVENT_SET
 from winaio._io._ops import FileWriteOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped

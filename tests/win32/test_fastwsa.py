@@ -1,5 +1,5 @@
 """The alias layer's WSARecv / WSASend / WSAGetLastError in C (``_io/_fastwsa.c``) against the
-Python functions (``win32._winsock._WSARecv`` ...), which stay the reference.
+Python functions (``win32._winsock_overlapped._WSARecv`` ...), which stay the reference.
 
 - A differential over call shapes: the hot shape (pending, immediate, no byte-count Ref) and
   every shape the C hands to the Python function (an hEvent, two buffers, a tuple of buffers,
@@ -29,7 +29,7 @@ import pytest
 import winaio.win32 as w
 from winaio import testing as wt
 from winaio._io import _accel
-from winaio.win32 import _winsock
+from winaio.win32 import _winsock_overlapped
 
 MSG_PEEK = 0x2
 SENTINEL = 0xDEADBEEF
@@ -42,7 +42,7 @@ def wsa_impl(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 def _needs_c() -> None:
-    if isinstance(w.WSARecv, type(_winsock._WSARecv)):  # a Python function: not built
+    if isinstance(w.WSARecv, type(_winsock_overlapped._WSARecv)):  # a Python function: not built
         if os.environ.get("WINAIO_REQUIRE_ACCEL", "") not in ("", "0"):
             pytest.fail("WINAIO_REQUIRE_ACCEL=1 but winaio._io._fastio was not built")
         pytest.skip("the C accelerator (winaio._io._fastio) was not built")

@@ -10,6 +10,13 @@ benchmarks). Invariant: every installer has been called with the current state.
 :func:`install_methods` is the installers' common step: per method, the C function or the
 Python one put on the class (``type.__setattr__``, as the C functions are method descriptors of
 that class).
+
+The sockets' receive slots (``_slot``, docs/plans/receive-slot.md) have their own switch,
+:func:`use_slots`: ``off`` (every pended receive is a request, today's path), ``py`` (the
+Python ``ReceiveSlot`` and its Python functions), ``c`` (the C slot, with the C accelerators;
+``py`` where the C slot is not built or the accelerators are off). :func:`slots` is the mode in
+effect; installers read it (it changes with :func:`use` too). ``WINAIO_SLOTS`` in the
+environment gives the starting mode.
 """
 
 from __future__ import annotations
@@ -22,13 +29,55 @@ try:
 except ImportError:  # not built (no C compiler): the Python functions run
     _fastio = None  # type: ignore[assignment]
 
-__all__ = ["BUILT", "enabled", "install_methods", "register", "use"]
+__all__ = [
+    "BUILT",
+    "C_SLOTS",
+    "SLOT_MODES",
+    "enabled",
+    "install_methods",
+    "register",
+    "slots",
+    "use",
+    "use_slots",
+]
 
 #: The accelerator was built and imports.
 BUILT: bool = _fastio is not None
 
 _installers: list[Callable[[bool], None]] = []
 _state = [BUILT and os.environ.get("WINAIO_PURE_PYTHON", "") in ("", "0")]
+SLOT_MODES = ("off", "py", "c")
+#: The receive slots' mode asked for (:func:`use_slots`).
+_slot_mode = [os.environ.get("WINAIO_SLOTS", "") or "off"]
+if _slot_mode[0] not in SLOT_MODES:
+    raise ValueError(f"WINAIO_SLOTS={_slot_mode[0]!r}: one of {', '.join(SLOT_MODES)}")
+#: The C receive slot is built and configured (set by its configuration, ``_fastslot.c``).
+C_SLOTS = [False]
+
+
+def slots() -> str:
+    """The receive slots' mode in effect: ``off``, ``py`` or ``c`` (module docstring)."""
+    mode = _slot_mode[0]
+    if mode == "c" and not (_state[0] and C_SLOTS[0]):
+        return "py"
+    return mode
+
+
+def use_slots(mode: str) -> str:
+    """Ask for the receive slots' ``mode`` (``off``, ``py``, ``c``) and put it in place
+    everywhere (not while other threads pend receives: tests, benchmarks); returns the mode
+    asked for before. Slots armed meanwhile finish as they started.
+
+    Raises:
+        ValueError: an unknown mode.
+    """
+    if mode not in SLOT_MODES:
+        raise ValueError(f"receive slots: {mode!r} is not one of {', '.join(SLOT_MODES)}")
+    before = _slot_mode[0]
+    _slot_mode[0] = mode
+    for install in _installers:
+        install(_state[0])
+    return before
 
 
 def enabled() -> bool:

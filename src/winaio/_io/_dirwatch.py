@@ -45,7 +45,8 @@ from typing import Any
 from .._kernel._dispatcher import LOCK, DispatcherObject, ThreadState, wake_waiters
 from ..codes import NtStatus, WinError
 from ..errors import Win32Error
-from ._files import FileObject, start
+from ._files import FileObject
+from ._issue import start
 from ._ops import CompletionRoutine, Operation
 from ._overlapped import Overlapped
 

@@ -28,7 +28,8 @@ from ..errors import Win32Error
 from . import _accel
 from ._dispatch import notify_locked
 from ._fd_users import FdUsers
-from ._files import FileObject, submit_pending_file
+from ._files import FileObject
+from ._issue import submit_pending_file
 from ._ops import CompletionRoutine, FileReadOp, FileWriteOp, Operation, pinned_read
 from ._overlapped import STATUS_PENDING, Overlapped
 from ._port import CompletionPacket as _Packet

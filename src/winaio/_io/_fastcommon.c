@@ -140,8 +140,12 @@ fio_configure_locks(PyObject *lock)
 
 /* ------------------------------------------------------------------ slot access */
 
+/* ``kind_init`` (``_fastio.h``) and, with ``any``, a kind whose names may be anything on the
+ * class (methods; absent names: NULL descriptors): only its member descriptors get an offset
+ * (-1 otherwise). ``kind_fast`` checks either the same way (each name resolves to the
+ * descriptor seen here). */
 int
-kind_init(kind_t *k, PyTypeObject *tp, const char *const *names)
+kind_init_any(kind_t *k, PyTypeObject *tp, const char *const *names, int any)
 {
     k->n = 0;
     k->base = (PyTypeObject *)Py_NewRef(tp);
@@ -150,21 +154,21 @@ kind_init(kind_t *k, PyTypeObject *tp, const char *const *names)
         if (name == NULL) {
             return -1;
         }
-        PyObject *d = _PyType_Lookup(tp, name); /* borrowed */
-        if (d == NULL || !Py_IS_TYPE(d, &PyMemberDescr_Type)) {
+        PyObject *d = _PyType_Lookup(tp, name); /* borrowed, may be NULL */
+        int member = d != NULL && Py_IS_TYPE(d, &PyMemberDescr_Type);
+        if (!any && !member) {
             PyErr_Format(PyExc_TypeError, "%s.%U is not a slot", tp->tp_name, name);
             Py_DECREF(name);
             return -1;
         }
-        PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
-        if (m->type != T_OBJECT_EX) {
+        if (!any && ((PyMemberDescrObject *)d)->d_member->type != T_OBJECT_EX) {
             PyErr_Format(PyExc_TypeError, "%s.%U is not an object slot", tp->tp_name, name);
             Py_DECREF(name);
             return -1;
         }
         k->names[i] = name;
-        k->descrs[i] = Py_NewRef(d);
-        k->offsets[i] = m->offset;
+        k->descrs[i] = Py_XNewRef(d);
+        k->offsets[i] = member ? ((PyMemberDescrObject *)d)->d_member->offset : -1;
         k->n = i + 1;
     }
     return 0;

@@ -114,7 +114,15 @@ own(PyObject *migration, PyObject *ts, PyObject *uds, PyObject *table)
         Py_ssize_t n = PyList_GET_SIZE(uds);
         r = 0;
         for (Py_ssize_t i = 0; i < n; i++) {
-            if (PySet_Add(mine, PyList_GET_ITEM(uds, i)) < 0) {
+            PyObject *ud = PyList_GET_ITEM(uds, i);
+            int overflow = 0;
+            if (PyLong_CheckExact(ud)) {
+                (void)PyLong_AsLongAndOverflow(ud, &overflow);
+            }
+            if (overflow) {
+                continue; /* a receive slot's (``SLOT_TAG``): never recorded (migration) */
+            }
+            if (PySet_Add(mine, ud) < 0) {
                 r = -1;
                 break;
             }

@@ -375,6 +375,8 @@ dn_deliver_batch(PyObject *module, PyObject *batch)
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(batch); i++) {
         PyObject *item = PyList_GET_ITEM(batch, i);
         if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 3) {
+            /* (a receive slot's item, ``_io._slot``, is not a tuple: the whole batch goes to
+             * the Python function, which delivers it, until the C slot delivery) */
             return PyObject_CallOneArg(d_py_deliver_batch, batch);
         }
     }

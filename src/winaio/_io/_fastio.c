@@ -514,5 +514,9 @@ static struct PyModuleDef fastio_module = {
 PyMODINIT_FUNC
 PyInit__fastio(void)
 {
-    return PyModule_Create(&fastio_module);
+    PyObject *m = PyModule_Create(&fastio_module);
+    if (m != NULL && fastslot_add_types(m) < 0) { /* (_fastslot.c: ReceiveSlot, SlotTable) */
+        Py_CLEAR(m);
+    }
+    return m;
 }

@@ -12,13 +12,6 @@
 
 #ifndef RWF_NOWAIT
 #define RWF_NOWAIT 0x00000008
-/* ``_fastevent.c``: the kernel's Event.set / wait_for_one and the alias layer's SetEvent,
- * ResetEvent, WaitForSingleObject(Ex) hot shapes. */
-PyObject *configure_event(PyObject *module, PyObject *args);
-PyObject *configure_event_win32(PyObject *module, PyObject *args);
-PyObject *event_set_enabled(PyObject *module, PyObject *flag);
-PyObject *event_wake_without_gil(PyObject *module, PyObject *flag);
-
 #endif
 
 /* The largest read made with the GIL held: a page-cache copy of 256 KiB takes tens of
@@ -44,7 +37,14 @@ typedef struct {
     unsigned int tags[MAX_TYPES];
 } kind_t;
 
-int kind_init(kind_t *k, PyTypeObject *tp, const char *const *names);
+/* A kind of ``tp``'s object slots ``names`` (NULL-terminated); with ``any``, names that may be
+ * anything on the class (methods, absent: their offset is -1; ``_fastcommon.c``). */
+int kind_init_any(kind_t *k, PyTypeObject *tp, const char *const *names, int any);
+static inline int
+kind_init(kind_t *k, PyTypeObject *tp, const char *const *names)
+{
+    return kind_init_any(k, tp, names, 0);
+}
 int kind_fast(kind_t *k, PyTypeObject *tp);
 
 /* New reference to attribute ``i`` of ``obj`` (direct when ``fast``). */
@@ -271,6 +271,29 @@ fio_wake(PyObject *wake, PyObject *obj)
 PyObject *fio_delegate(PyObject *func, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                        PyObject *kwnames);
 
+/* A configure function's module globals as one table: ``FIO_KEEP({&g_a, a}, {&g_b, b})`` stores
+ * a new strong reference to each value in its global (configured objects live as long as the
+ * process). */
+typedef struct {
+    PyObject **global;
+    PyObject *value;
+} fio_keep_t;
+
+static inline void
+fio_keep(const fio_keep_t *keep, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        *keep[i].global = Py_NewRef(keep[i].value);
+    }
+}
+#define FIO_KEEP(...)                                                                          \
+    fio_keep((const fio_keep_t[]){__VA_ARGS__},                                                \
+             sizeof((const fio_keep_t[]){__VA_ARGS__}) / sizeof(fio_keep_t))
+
+/* ``def`` as a function of the alias layer (``__module__`` "winaio.win32", ``_fastio_win32.c``):
+ * a new reference, or NULL with an exception set. */
+PyObject *fio_win32_function(PyMethodDef *def);
+
 /* ``_fastio_win32.c``'s module functions. */
 PyObject *configure_alias(PyObject *module, PyObject *args);
 PyObject *configure_gqcs(PyObject *module, PyObject *args);
@@ -287,6 +310,8 @@ PyObject *configure_done(PyObject *module, PyObject *args);
 /* ``_fastwsa.c``: the alias layer's WSARecv / WSASend hot shapes. */
 PyObject *configure_wsa(PyObject *module, PyObject *args);
 PyObject *wsa_set_enabled(PyObject *module, PyObject *flag);
+/* ``_fastslot.c``: the ReceiveSlot and SlotTable types added to the module. */
+int fastslot_add_types(PyObject *module);
 
 /* ``_fastevent.c``: the kernel's Event.set / wait_for_one and the alias layer's SetEvent,
  * ResetEvent, WaitForSingleObject(Ex) hot shapes. */

@@ -161,3 +161,47 @@ def configure_event_win32(
 ) -> tuple[Any, Any, Any, Any]: ...
 def event_set_enabled(flag: bool, /) -> None: ...
 def event_wake_without_gil(flag: bool, /) -> bool: ...
+
+# _fastslot.c: the per-socket reusable receive's C fields (docs/plans/receive-slot.md §2)
+SLOT_IDLE: int
+SLOT_ARMING: int
+SLOT_ARMED: int
+SLOT_REAPED: int
+SLOT_DELIVERING: int
+SLOT_DEMOTING_A: int
+SLOT_DEMOTING_K: int
+SLOT_DEAD: int
+
+class ReceiveSlot:
+    index: int
+    gen: int
+    state: int
+    eligible_mode: int
+    res: int
+    file: Any
+    overlapped: Any
+    issuer: Any
+    view: Any
+    ud: Any
+    op: Any
+    table: Any
+    def __init__(self, table: Any = None) -> None: ...
+    def pin(self) -> None: ...
+    def unpin(self) -> None: ...
+    def pending(self) -> int: ...
+    @property
+    def address(self) -> int: ...
+    @property
+    def nbytes(self) -> int: ...
+    @property
+    def pinned(self) -> bool: ...
+    @property
+    def user_data(self) -> int: ...
+
+class SlotTable:
+    items: list[Any]
+    free: list[int]
+    armed: int
+    submitted: int
+    done: int
+    cancelled: int

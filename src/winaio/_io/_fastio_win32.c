@@ -196,13 +196,18 @@ configure_alias(PyObject *module, PyObject *args)
     if (g_handle_entry == NULL) {
         g_handle_entry = Py_NewRef(entry);
     }
-    g_py_read_file = Py_NewRef(py_read_file);
-    g_read_file_after = Py_NewRef(after);
+    FIO_KEEP({&g_py_read_file, py_read_file}, {&g_read_file_after, after});
+    return fio_win32_function(&read_file_def);
+}
+
+PyObject *
+fio_win32_function(PyMethodDef *def)
+{
     PyObject *name = PyUnicode_FromString("winaio.win32");
     if (name == NULL) {
         return NULL;
     }
-    PyObject *f = PyCFunction_NewEx(&read_file_def, NULL, name);
+    PyObject *f = PyCFunction_NewEx(def, NULL, name);
     Py_DECREF(name);
     return f;
 }
@@ -384,16 +389,8 @@ configure_gqcs(PyObject *module, PyObject *args)
     if (g_handle_entry == NULL) {
         g_handle_entry = Py_NewRef(handle_entry);
     }
-    g_py_gqcs = Py_NewRef(py);
-    g_gqcs_after = Py_NewRef(after);
-    g_gqcs_failed = Py_NewRef(failed);
-    g_win32_error = Py_NewRef(err);
-    PyObject *name = PyUnicode_FromString("winaio.win32");
-    if (name == NULL) {
-        return NULL;
-    }
-    PyObject *f = PyCFunction_NewEx(&gqcs_ex_def, NULL, name);
-    Py_DECREF(name);
-    return f;
+    FIO_KEEP({&g_py_gqcs, py}, {&g_gqcs_after, after}, {&g_gqcs_failed, failed},
+             {&g_win32_error, err});
+    return fio_win32_function(&gqcs_ex_def);
 }
 

@@ -40,30 +40,6 @@
  */
 #include "_fastpend.h"
 
-/* A kind whose names may be anything on the class (methods; absent names: NULL): only its
- * member descriptors get an offset (-1 otherwise). ``kind_fast`` checks it the same way. */
-static int
-kind_init_any(kind_t *k, PyTypeObject *tp, const char *const *names)
-{
-    k->n = 0;
-    k->base = (PyTypeObject *)Py_NewRef(tp);
-    for (int i = 0; names[i] != NULL; i++) {
-        PyObject *name = PyUnicode_InternFromString(names[i]);
-        if (name == NULL) {
-            return -1;
-        }
-        PyObject *d = _PyType_Lookup(tp, name); /* borrowed, may be NULL */
-        k->names[i] = name;
-        k->descrs[i] = Py_XNewRef(d);
-        k->offsets[i] = -1;
-        if (d != NULL && Py_IS_TYPE(d, &PyMemberDescr_Type)) {
-            k->offsets[i] = ((PyMemberDescrObject *)d)->d_member->offset;
-        }
-        k->n = i + 1;
-    }
-    return 0;
-}
-
 /* ------------------------------------------------------------------ the classes read */
 
 static const char *const FILE_NAMES[] = {"closing", "_pending", "stream_in", "port", "fd", NULL};
@@ -112,6 +88,10 @@ static PyObject *s_ts, *s_pend_rest, *s_hint_locked, *s_submit_locked, *s_bind_p
 PyObject *s_append, *s_pop, *s_sq_reserve;
 PyObject *be_names[B_COUNT + 1];
 static int g_on;
+/* ``slots`` is ``py`` (``_accel``): the receive slot's shape (port-bound, no event, no
+ * ``hEvent|1``) goes to the Python method, which arms the Python slot (step 2 of
+ * docs/plans/receive-slot.md; until the C slot arms it here). */
+static int g_slots_py;
 
 /* The Python ``pend_receive`` with ``self`` and the caller's arguments. */
 static PyObject *
@@ -260,6 +240,12 @@ pend_receive(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwn
     PyObject *event = SLOT(pk_ov, ov, PO_EVENT), *skip = SLOT(pk_ov, ov, PO_SKIP_PORT);
     if (fd == NULL || !PyLong_CheckExact(fd) || event == NULL || skip == NULL) {
         goto python;
+    }
+    if (g_slots_py && event == Py_None && skip == Py_False) {
+        PyObject *port = SLOT(pk_file, file, PF_PORT);
+        if (port != NULL && port != Py_None) {
+            goto python; /* a receive slot's shape: the Python slot */
+        }
     }
     PyObject **dictptr = _PyObject_GetDictPtr(self);
     if (dictptr == NULL || *dictptr == NULL || !PyDict_CheckExact(*dictptr)) {
@@ -513,12 +499,14 @@ set_pend_enabled(PyObject *module, PyObject *flag)
         return NULL;
     }
     g_on = on && PEND_FAST;
+    g_slots_py = PyLong_Check(flag) && PyLong_AsLong(flag) == 2;
     Py_RETURN_NONE;
 }
 
 static PyMethodDef set_pend_enabled_def = {
     "set_pend_enabled", set_pend_enabled, METH_O,
-    "set_pend_enabled(flag): the C pend_receive runs its hot shape (else the Python one)"};
+    "set_pend_enabled(flag): the C pend_receive runs its hot shape (else the Python one); "
+    "2: on, but the receive slot's shape goes to the Python method"};
 
 /* configure_pend(IoUringBackend, pend_receive, StreamReadOp, FileObject, Overlapped,
  *                ThreadState, RingParker, Leadership, Deferral, Backlog, StreamLines, Line,
@@ -548,14 +536,14 @@ configure_pend(PyObject *module, PyObject *args)
         kind_init(&pk_ts, tst, TS_NAMES) < 0 || kind_init(&pk_rp, rpt, RP_NAMES) < 0 ||
         kind_init(&pk_lead, leadt, LEAD_NAMES) < 0 || kind_init(&pk_def, deft, DEF_NAMES) < 0 ||
         kind_init(&pk_backlog, blt, BACKLOG_NAMES) < 0 ||
-        kind_init(&pk_sl, slt, SL_NAMES) < 0 || kind_init_any(&pk_slm, slt, SLM_NAMES) < 0 ||
+        kind_init(&pk_sl, slt, SL_NAMES) < 0 || kind_init_any(&pk_slm, slt, SLM_NAMES, 1) < 0 ||
         kind_init(&pk_line, linet, LINE_NAMES) < 0 ||
-        kind_init_any(&pk_linem, linet, LINEM_NAMES) < 0 ||
+        kind_init_any(&pk_linem, linet, LINEM_NAMES, 1) < 0 ||
         kind_init(&pk_table, tablet, TABLE_NAMES) < 0 ||
         kind_init(&pk_ring, ringt, RING_NAMES) < 0 ||
-        kind_init_any(&pk_ringm, ringt, RINGM_NAMES) < 0 ||
-        kind_init_any(&pk_be1, backend, BE1_NAMES) < 0 ||
-        kind_init_any(&pk_be2, backend, BE2_NAMES) < 0) {
+        kind_init_any(&pk_ringm, ringt, RINGM_NAMES, 1) < 0 ||
+        kind_init_any(&pk_be1, backend, BE1_NAMES, 1) < 0 ||
+        kind_init_any(&pk_be2, backend, BE2_NAMES, 1) < 0) {
         return NULL;
     }
     /* The instance attributes must not be on the class (a data descriptor would win over

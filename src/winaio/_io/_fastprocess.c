@@ -182,8 +182,11 @@ dn_process(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             }
             int overflow;
             long ud = PyLong_AsLongAndOverflow(PyTuple_GET_ITEM(cqe, 0), &overflow);
-            if (!overflow && ud == d_ud_poke) {
-                return py_process(self, args, nargs); /* the leaders' poke */
+            if (overflow || ud == d_ud_poke) {
+                /* the leaders' poke; or a receive slot's incarnation (``SLOT_TAG``, 1 << 63:
+                 * the only user_data above LONG_MAX; not in the table unless demoted): the
+                 * Python method's slot path (``Reaper._reap_slot``) until the C one */
+                return py_process(self, args, nargs);
             }
             heads_only_batch = 0;
             continue; /* UD_CANCEL: -ENOENT/-EALREADY are normal races */
@@ -355,6 +358,7 @@ dn_reaper_deliver(PyObject *self, PyObject *finished)
     Py_ssize_t n = PyList_GET_SIZE(finished);
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = PyList_GET_ITEM(finished, i);
+        /* (a receive slot's item is not a tuple: the Python method, until the C one) */
         if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 3 ||
             _PyType_Lookup(Py_TYPE(PyTuple_GET_ITEM(item, 0)), ds_complete) != d_plain_complete) {
             goto python;

@@ -5,14 +5,15 @@
  * Python wrappers were ~155 of the ~270 interpreter opcodes left per echo and the gap to the
  * core's echo (callgrind, one thread: 43.5K against 28.3K instructions per echo).
  *
- * Same rules as ``_fastio_win32.c``: the Python functions (``win32._winsock.WSARecv`` /
- * ``WSASend``) are the reference. Their hot shape (a win32 OVERLAPPED without hEvent, one
- * buffer in a list, no flags, no completion routine, a plain overlapped Socket handle) is
- * done here statement for statement: the core's ``Socket.start_read`` / ``start_write``
- * called as the Python function calls it, the thread's last error and the out-parameters
- * written as it writes them; a Win32Error from the core call goes to the Python ``_wsa_fail``.
- * Every other call goes to the Python function before anything is touched. The only Python
- * calls are the core method (which makes the I/O) and ``_wsa_fail`` (last). */
+ * Same rules as ``_fastio_win32.c``: the Python functions
+ * (``win32._winsock_overlapped.WSARecv`` / ``WSASend``) are the reference. Their hot shape (a
+ * win32 OVERLAPPED without hEvent, one buffer in a list, no flags, no completion routine, a
+ * plain overlapped Socket handle) is done here statement for statement: the core's
+ * ``Socket.start_read`` / ``start_write`` called as the Python function calls it, the thread's
+ * last error and the out-parameters written as it writes them; a Win32Error from the core call
+ * goes to the Python ``_wsa_fail``. Every other call goes to the Python function before
+ * anything is touched. The only Python calls are the core method (which makes the I/O) and
+ * ``_wsa_fail`` (last). */
 #include "_fastio.h"
 
 static kind_t k_xov, k_xref, k_xts, k_xsock;
@@ -300,24 +301,12 @@ configure_wsa(PyObject *module, PyObject *args)
     g_xov_type = (PyTypeObject *)Py_NewRef(ovt);
     g_xref_type = (PyTypeObject *)Py_NewRef(reft);
     g_xsock_type = (PyTypeObject *)Py_NewRef(sockt);
-    g_x_recv = Py_NewRef(recv);
-    g_x_send = Py_NewRef(send);
-    g_x_last = Py_NewRef(last);
-    g_x_entry = Py_NewRef(entry);
-    g_x_tls = Py_NewRef(tls);
-    g_x_cts = Py_NewRef(cts);
-    g_x_fail = Py_NewRef(fail);
-    g_x_error = Py_NewRef(err);
-    g_x_pending = Py_NewRef(pending);
-    g_x_socket_error = Py_NewRef(serr);
-    PyObject *name = PyUnicode_FromString("winaio.win32");
-    if (name == NULL) {
-        return NULL;
-    }
-    PyObject *r = PyCFunction_NewEx(&wsa_recv_def, NULL, name);
-    PyObject *s = PyCFunction_NewEx(&wsa_send_def, NULL, name);
-    PyObject *e = PyCFunction_NewEx(&wsa_last_error_def, NULL, name);
-    Py_DECREF(name);
+    FIO_KEEP({&g_x_recv, recv}, {&g_x_send, send}, {&g_x_last, last}, {&g_x_entry, entry},
+             {&g_x_tls, tls}, {&g_x_cts, cts}, {&g_x_fail, fail}, {&g_x_error, err},
+             {&g_x_pending, pending}, {&g_x_socket_error, serr});
+    PyObject *r = fio_win32_function(&wsa_recv_def);
+    PyObject *s = r == NULL ? NULL : fio_win32_function(&wsa_send_def);
+    PyObject *e = s == NULL ? NULL : fio_win32_function(&wsa_last_error_def);
     if (r == NULL || s == NULL || e == NULL) {
         Py_XDECREF(r);
         Py_XDECREF(s);

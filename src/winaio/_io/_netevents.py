@@ -34,7 +34,8 @@ from .._kernel._objects import Event
 from .._kernel._wait import wait_for_one
 from ..codes import NtStatus, WaitCode, WinError
 from ..errors import Win32Error
-from ._files import FileObject, request_cancel, run_sync
+from ._files import FileObject, request_cancel
+from ._issue import run_sync
 from ._ops import RESET_SOCKETS, ConnectOp, Operation
 
 __all__ = [

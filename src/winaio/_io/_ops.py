@@ -34,6 +34,7 @@ from .._kernel._threads import current_thread_state
 from ..codes import NtStatus
 from ._backend import OpKind
 from ._dispatch import deliver
+from ._slot import set_request_builder
 
 if TYPE_CHECKING:
     from .._kernel._objects import Event
@@ -53,6 +54,7 @@ __all__ = [
     "StreamReadOp",
     "StreamWriteOp",
     "errno_to_status",
+    "new_stream_read",
     "pinned_read",
     "read_failed",
     "stream_end",
@@ -370,6 +372,31 @@ def pinned_read(
     op.anchor = anchor
     op.address = address
     return op
+
+
+def new_stream_read(
+    file: FileObject, overlapped: Overlapped, view: memoryview, issuer: ThreadState
+) -> StreamReadOp:
+    """The StreamReadOp of a pended socket receive (``_files.register_receive``, a demoted
+    ``ReceiveSlot``: ``_slot``): one whole buffer, no flags, no completion routine; not
+    registered yet. Built slot by slot, without the two ``__init__`` levels; every slot of
+    the class is set (``test_socket_pending`` checks it)."""
+    op: StreamReadOp = _new_object(StreamReadOp)
+    op.file = file
+    op.overlapped = overlapped
+    op.event = overlapped.event
+    op.skip_port = overlapped.skip_port
+    op.routine = None
+    op.issuer = issuer
+    op.done = op.registered = op.submitted = op.cancel_requested = False
+    op.token = op.sync_done = None
+    op.buffers = [view]
+    op.nbytes = len(view)
+    op.flags = 0
+    return op
+
+
+set_request_builder(new_stream_read)  # a demoted receive slot's request (``_slot``)
 
 
 class FileWriteOp(_FileOp):

@@ -32,7 +32,7 @@ from ..codes import NtStatus
 from ._ops import Operation
 
 if TYPE_CHECKING:
-    from ._pipes import PipeFlushOp, PipeReadOp, PipeWriteOp
+    from ._pipe_ops import PipeFlushOp, PipeReadOp, PipeWriteOp
 
 __all__ = ["LOCK", "Chunk", "Done", "Stream", "deliver"]
 

@@ -27,10 +27,12 @@ readers took (its rest is dropped); a message that cannot be taken whole is not 
 (0 bytes, TRUE) [W:k32/pipe.c:test_nowait]; ConnectNamedPipe fails ERROR_PIPE_LISTENING instead
 of pending.
 
-Every request is a LOCAL operation (never given to a backend): it completes through the usual
-funnel (``_dispatch.deliver``), so events, the file object, completion ports, completion
-routines, CancelIo/CancelIoEx/CancelSynchronousIo and the thread-exit rule all apply unchanged.
-State is guarded by ``_pipe_queue.LOCK``; completions are delivered after releasing it.
+Every request is a LOCAL operation (never given to a backend, ``_pipe_ops``): it completes
+through the usual funnel (``_dispatch.deliver``), so events, the file object, completion ports,
+completion routines, CancelIo/CancelIoEx/CancelSynchronousIo and the thread-exit rule all apply
+unchanged. State is guarded by ``_pipe_queue.LOCK``; completions are delivered after releasing it.
+This module is the pipe object (``NamedPipe``), its ends (``PipeEnd``: state, connection control,
+queries) and the connection of a client (``connect_client``); the requests are ``_pipe_ops``.
 """
 
 from __future__ import annotations
@@ -41,11 +43,12 @@ from collections.abc import Sequence
 from .._kernel._objects import Event
 from ..codes import NtStatus, WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error
-from ._backend import OpKind
-from ._files import FileObject, run_sync
+from ._files import FileObject
+from ._issue import run_sync
 from ._ops import CompletionRoutine, Operation
 from ._overlapped import Overlapped, is_error
-from ._pipe_queue import LOCK, Chunk, Done, Stream, deliver
+from ._pipe_ops import ConnectPipeOp, PipeFlushOp, PipeReadOp, PipeTransactOp, PipeWriteOp
+from ._pipe_queue import LOCK, Done, Stream, deliver
 from ._requests import RequestMethods
 
 __all__ = [
@@ -68,17 +71,10 @@ PIPE_READMODE_MESSAGE = 0x2
 PIPE_NOWAIT = 0x1
 PIPE_SERVER_END = 0x1
 
-_SUCCESS = int(NtStatus.STATUS_SUCCESS)
 _BROKEN = int(NtStatus.STATUS_PIPE_BROKEN)
-_CLOSING = int(NtStatus.STATUS_PIPE_CLOSING)
 _LISTENING = int(NtStatus.STATUS_PIPE_LISTENING)
-_CONNECTED = int(NtStatus.STATUS_PIPE_CONNECTED)
 _DISCONNECTED = int(NtStatus.STATUS_PIPE_DISCONNECTED)
-_EMPTY = int(NtStatus.STATUS_PIPE_EMPTY)
-_CANCELLED = int(NtStatus.STATUS_CANCELLED)
 _BAD_STATE = int(NtStatus.STATUS_INVALID_PIPE_STATE)
-_BAD_READ_MODE = int(NtStatus.STATUS_INVALID_READ_MODE)
-_BUSY = int(NtStatus.STATUS_PIPE_BUSY)
 _PREFIX = "\\\\.\\pipe\\"
 
 
@@ -387,241 +383,6 @@ class PipeEnd(RequestMethods, FileObject):
                 self.pipe.remove(self)
         deliver(done)
         super()._last_handle_closed()
-
-
-class _PipeOp(Operation):
-    """A request on a pipe end: LOCAL (completed in-process); on cancel it withdraws itself
-    from the queue that holds it (``_withdraw_locked``) before completing cancelled."""
-
-    __slots__ = ()
-    kind = OpKind.LOCAL
-
-    @property
-    def end(self) -> PipeEnd:
-        """The pipe end this request is on."""
-        end = self.file
-        assert isinstance(end, PipeEnd)
-        return end
-
-    def _withdraw_locked(self, done: Done) -> None:
-        raise NotImplementedError
-
-    def cancel_local(self) -> None:
-        done: Done = []
-        with LOCK:
-            self._withdraw_locked(done)
-        deliver(done)
-        self.complete(_CANCELLED, 0)
-
-
-class PipeReadOp(_PipeOp):
-    """ReadFile on a pipe end (message aware)."""
-
-    __slots__ = ("buffer",)
-
-    def __init__(
-        self,
-        end: PipeEnd,
-        overlapped: Overlapped,
-        buffers: Sequence[memoryview],
-        routine: CompletionRoutine | None,
-    ) -> None:
-        super().__init__(end, overlapped, routine)
-        self.buffer = buffers[0] if len(buffers) == 1 else memoryview(
-            bytearray(sum(len(b) for b in buffers))
-        )  # fmt: skip
-
-    def take(self, stream: Stream, done: Done) -> tuple[int, int]:
-        """Complete from ``stream`` (data is there, or the stream is closed)."""
-        if not stream.chunks:
-            return stream.closed or _BROKEN, 0
-        return stream.read_into(self.buffer, self.end.read_message, done)
-
-    def try_now(self) -> tuple[int, int] | None:
-        end = self.end
-        done: Done = []
-        with LOCK:
-            status = end.state_status()
-            stream = end.incoming
-            if status is not None or stream is None:
-                return status or _DISCONNECTED, 0
-            if stream.readers or not (stream.chunks or stream.closed is not None):
-                if end.nowait and not self.submitted:
-                    return _EMPTY, 0
-                stream.readers.append(self)  # wait in line (issue order, #66)
-                return None
-            result = self.take(stream, done)
-            stream.pump(done)
-        deliver(done)
-        return result
-
-    def _withdraw_locked(self, done: Done) -> None:
-        stream = self.end.incoming
-        if stream is not None and self in stream.readers:
-            stream.readers.remove(self)
-
-
-class PipeTransactOp(PipeReadOp):
-    """TransactNamedPipe: one message out (never waits for the quota), one message in.
-
-    [W:k32/pipe.c:test_transact]: needs message read mode (else ERROR_BAD_PIPE) and an empty
-    read queue (else ERROR_PIPE_BUSY); a cancel only withdraws the read, the message stays sent.
-    """
-
-    __slots__ = ("data",)
-
-    def __init__(
-        self,
-        end: PipeEnd,
-        overlapped: Overlapped,
-        buffers: Sequence[memoryview],
-        data: memoryview | bytes,
-    ) -> None:
-        super().__init__(end, overlapped, buffers, None)
-        self.data = data
-
-    def try_now(self) -> tuple[int, int] | None:
-        end = self.end
-        done: Done = []
-        with LOCK:
-            incoming, outgoing = end.incoming, end.outgoing
-            if end.state != "connected" or incoming is None or outgoing is None:
-                return end._no_connection_status(), 0
-            if not end.read_message:
-                return _BAD_READ_MODE, 0
-            if incoming.chunks:
-                return _BUSY, 0
-            outgoing.chunks.append(Chunk(bytes(self.data), None))
-            outgoing.buffered += len(self.data)
-            outgoing.pump(done)
-            incoming.readers.append(self)
-        deliver(done)
-        return None
-
-
-class PipeWriteOp(_PipeOp):
-    """WriteFile on a pipe end: buffered at once when it fits the quota, else pending."""
-
-    __slots__ = ("chunk", "data", "nbytes")
-
-    def __init__(
-        self,
-        end: PipeEnd,
-        overlapped: Overlapped,
-        buffers: Sequence[memoryview],
-        routine: CompletionRoutine | None,
-    ) -> None:
-        super().__init__(end, overlapped, routine)
-        self.data: memoryview | bytes = buffers[0] if len(buffers) == 1 else b"".join(buffers)
-        self.nbytes = len(self.data)
-        self.chunk: Chunk | None = None
-
-    def may_overtake(self) -> bool:
-        return not self.nbytes
-
-    def try_now(self) -> tuple[int, int] | None:
-        end = self.end
-        done: Done = []
-        with LOCK:
-            status = end.state_status()
-            stream = end.outgoing
-            if status is not None or stream is None:
-                return status or _DISCONNECTED, 0
-            if stream.closed is not None:
-                return (_CLOSING if stream.closed == _BROKEN else stream.closed), 0
-            result = self._write_locked(stream, end.nowait, done)
-        deliver(done)
-        return result
-
-    def _write_locked(self, stream: Stream, nowait: bool, done: Done) -> tuple[int, int] | None:
-        nbytes = self.nbytes
-        if not nbytes:
-            if stream.message:  # an empty message: queued in order, never blocks
-                stream.chunks.append(Chunk(b"", None))
-                stream.pump(done)
-            return _SUCCESS, 0
-        if nowait and stream.message and nbytes > stream.free_quota() + stream.reader_capacity():
-            return (
-                _SUCCESS,
-                0,
-            )  # a message is written whole or not at all [W:k32/pipe.c:test_nowait]
-        pending_before = any(chunk.op is not None for chunk in stream.chunks)
-        if not pending_before and stream.buffered + nbytes <= stream.quota:
-            stream.chunks.append(Chunk(bytes(self.data), None))
-            stream.buffered += nbytes
-            stream.pump(done)
-            return _SUCCESS, nbytes
-        # Pending, holding its own data (readable at once, removable on cancel).
-        chunk = self.chunk = Chunk(memoryview(self.data), self)
-        stream.chunks.append(chunk)
-        stream.pump(done)
-        for index, (op, status, information) in enumerate(done):
-            if op is self:  # a waiting reader took all of it: finished inside the call
-                del done[index]
-                return status, information
-        if nowait:  # keep what the readers took, drop the rest
-            stream.chunks.remove(chunk)
-            self.chunk = None
-            stream.pump(done)
-            return _SUCCESS, chunk.pos
-        return None
-
-    def _withdraw_locked(self, done: Done) -> None:
-        stream = self.end.outgoing
-        chunk = self.chunk
-        if stream is not None and chunk is not None and chunk in stream.chunks:
-            stream.chunks.remove(chunk)  # its unread bytes leave the pipe (§7)
-            self.chunk = None
-            stream.pump(done)
-
-
-class PipeFlushOp(_PipeOp):
-    """FlushFileBuffers: completes when the peer has read everything this end wrote."""
-
-    __slots__ = ()
-
-    def try_now(self) -> tuple[int, int] | None:
-        end = self.end
-        with LOCK:
-            if end.pipe is None:
-                return _DISCONNECTED, 0  # a client cut by DisconnectNamedPipe
-            stream = end.outgoing
-            if end.state != "connected" or stream is None or not stream.chunks:
-                return _SUCCESS, 0  # nothing to wait for [W:nt/pipe.c:test_pipe_state]
-            stream.flushers.append(self)
-            return None
-
-    def _withdraw_locked(self, done: Done) -> None:
-        stream = self.end.outgoing
-        if stream is not None and self in stream.flushers:
-            stream.flushers.remove(self)
-
-
-class ConnectPipeOp(_PipeOp):
-    """ConnectNamedPipe: completed in-process by a client's CreateFile."""
-
-    __slots__ = ()
-
-    def try_now(self) -> tuple[int, int] | None:
-        end = self.end
-        with LOCK:
-            state = end.state
-            if state == "connected":
-                return _CONNECTED, 0
-            if state == "closing":
-                return _CLOSING, 0
-            pipe = end.pipe
-            assert pipe is not None  # server ends keep their pipe
-            pipe.listen(end)  # a disconnected instance listens again (joins the FIFO's tail)
-            if end.nowait:
-                return _LISTENING, 0  # PIPE_NOWAIT never pends [W:k32/pipe.c:test_nowait]
-            end.connect_ops.append(self)
-        return None
-
-    def _withdraw_locked(self, done: Done) -> None:
-        end = self.end
-        if self in end.connect_ops:
-            end.connect_ops.remove(self)
 
 
 def connect_client(instance: PipeEnd, client: PipeEnd) -> list[ConnectPipeOp]:

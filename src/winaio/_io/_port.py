@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Callable
+from itertools import islice
 from typing import Any, NamedTuple
 
 from .._clock import monotonic
@@ -38,7 +39,6 @@ from .._kernel._dispatcher import (
     ThreadState,
     WaitBlock,
     complete_wait,
-    end_wait,
     unlink_wait,
     wake_waiters,
 )
@@ -48,6 +48,7 @@ from ..codes import NtStatus, WaitCode, WinError, ntstatus_to_winerror
 from ..errors import Win32Error
 from . import _accel
 from ._backend import IdleWork, flush_deferred, run_idle_work
+from ._interrupts import interrupt, release_again
 
 try:
     from . import _fastio
@@ -63,12 +64,20 @@ _IO_COMPLETION = int(WaitCode.WAIT_IO_COMPLETION)
 
 
 def _take(packets: deque[CompletionPacket], count: int) -> list[CompletionPacket]:
-    """Dequeue up to ``count`` packets, oldest first (the whole queue in one go if it fits)."""
-    if len(packets) <= count:
-        taken = list(packets)
-        packets.clear()
-        return taken
-    return [packets.popleft() for _ in range(count)]
+    """Dequeue up to ``count`` packets, oldest first (the whole queue in one go if it fits).
+    Whole or not at all: an interrupt cut it (after a C call's return) puts back what it took."""
+    n = len(packets)
+    taken = list(packets) if n <= count else list(islice(packets, count))
+    try:
+        if n <= count:
+            packets.clear()
+        else:
+            for _ in taken:
+                del packets[0]  # (no call: ``popleft``'s return would be a check, its item lost)
+    except BaseException:
+        packets.extendleft(reversed(taken[: n - len(packets)]))
+        raise
+    return taken
 
 
 class CompletionPacket(NamedTuple):
@@ -159,33 +168,67 @@ class CompletionPort(DispatcherObject):
     def _post_locked(self, key: Any, overlapped: Any, status: int, information: int) -> None:
         if self.closed:
             return  # completions on files of a closed port are dropped (§6.8)
-        # tuple.__new__ skips the NamedTuple's Python-level __new__ (a hot path).
-        packet = _new_packet(CompletionPacket, (key, overlapped, status, information))
+        try:
+            # tuple.__new__ skips the NamedTuple's Python-level __new__ (a hot path).
+            packet = _new_packet(CompletionPacket, (key, overlapped, status, information))
+        except BaseException as exc:  # (Ctrl-C at its return: the packet went with it)
+            if interrupt(exc):
+                self._post_locked(key, overlapped, status, information)
+            raise
         getters = self._getters
-        if getters and not self._packets and not self.holding:
-            running = self._running
-            if len(running) < self.concurrency:
-                # Straight to the most recent waiter (what _release_locked would do with this
-                # one packet, without queueing it first): nothing was queued, so the port
-                # never becomes signaled and no direct waiter is woken.
-                wb = getters.pop()
-                wb.detach = None  # popped, and a port wait has no objects: nothing to unlink
-                wb.data = [packet]
-                ts = wb.thread
-                running.add(ts)
-                # ``end_wait``, inlined (once per pending request): no token when the waiter
-                # is awake in its wait (a ring leader reaping its own completion), its wait
-                # ends in place; the result is stored before the flag is tested (``Parker``).
-                wb.result = _HANDOFF
-                if ts.awake_in_wait:
-                    ts.wait = None
-                elif not ts.wake_pending:
-                    ts.wake_pending = True
-                    ts.parker.release()
-                return
-        self._packets.append(packet)
-        if getters or self._waiters:
-            self._posted_locked()
+        try:
+            if getters and not self._packets and not self.holding:
+                running = self._running
+                if len(running) < self.concurrency:
+                    # Straight to the most recent waiter (what _release_locked would do with
+                    # this one packet, without queueing it first): nothing was queued, so the
+                    # port never becomes signaled and no direct waiter is woken. From reading
+                    # the waiter to taking it out: no call, so no interrupt in between.
+                    wb = getters[-1]
+                    wb.data = [packet]
+                    wb.detach = None  # popped: a port wait has no objects, nothing to unlink
+                    wb.result = _HANDOFF
+                    del getters[-1]
+                    ts = wb.thread
+                    running.add(ts)
+                    # ``end_wait``, inlined (once per pending request): no token when the
+                    # waiter is awake in its wait (a ring leader reaping its own completion),
+                    # its wait ends in place; the result is stored before the flag is tested.
+                    if ts.awake_in_wait:
+                        ts.wait = None
+                    elif not ts.wake_pending:
+                        ts.wake_pending = True
+                        ts.parker.release()
+                    return
+            self._packets.append(packet)
+            if getters or self._waiters:
+                self._posted_locked()
+        except BaseException as exc:
+            if interrupt(exc):
+                self._post_cut(
+                    exc, packet, locals().get("wb"), key, overlapped, status, information
+                )
+            raise
+
+    def _post_cut(
+        self,
+        exc: BaseException,
+        packet: CompletionPacket,
+        wb: WaitBlock | None,
+        key: Any,
+        overlapped: Any,
+        status: int,
+        information: int,
+    ) -> None:
+        """An interrupt cut :meth:`_post_locked` after it made ``packet``: finish. ``wb``: the
+        waiter it handed the packet to (popped already), or None."""
+        if wb is not None:
+            self._running.add(wb.thread)
+            release_again(exc, wb.thread)
+        elif any(p is packet for p in self._packets):
+            self._posted_locked()  # (idempotent)
+        else:
+            self._post_locked(key, overlapped, status, information)
 
     def _posted_locked(self) -> None:
         """A packet was just queued and someone waits (GQCS or a direct wait): release them,
@@ -193,38 +236,69 @@ class CompletionPort(DispatcherObject):
         inline (the cached-read hot path) and calls this only when there are waiters."""
         if self.holding:
             return
+        try:
+            if self._getters:
+                self._release_locked()
+            if self._packets and self._waiters:
+                wake_waiters(self)
+        except BaseException as exc:  # (Ctrl-C) once more: no waiter of a signaled
+            if interrupt(exc):  # object is left asleep (_objects); both are idempotent
+                self._posted_again()
+            raise
+
+    def _posted_again(self) -> None:
         if self._getters:
             self._release_locked()
         if self._packets and self._waiters:
-            try:
-                wake_waiters(self)
-            except BaseException:  # (Ctrl-C) walk again: no waiter of a signaled
-                wake_waiters(self)  # object is left asleep (_objects)
-                raise
+            wake_waiters(self)
 
     def release_held_locked(self) -> None:
         """The end of a batch (``holding``): release waiters for what it queued."""
         self.holding = False
         if self._packets:
-            if self._getters:
-                self._release_locked()
-            if self._packets and self._waiters:
-                try:
+            try:
+                if self._getters:
+                    self._release_locked()
+                if self._packets and self._waiters:
                     wake_waiters(self)
-                except BaseException:  # (Ctrl-C) walk again: no waiter of a signaled
-                    wake_waiters(self)  # object is left asleep (_objects)
-                    raise
+            except BaseException as exc:  # (Ctrl-C) once more, as _posted_locked
+                if interrupt(exc):
+                    self._posted_again()
+                raise
 
     def _release_locked(self) -> None:
         packets = self._packets
         getters = self._getters
         running = self._running
-        while packets and getters and len(running) < self.concurrency:
-            wb = getters.pop()  # LIFO: the most recent waiter
-            wb.detach = None  # popped already: _detach would only raise and catch ValueError
-            wb.data = _take(packets, wb.data)
-            running.add(wb.thread)
-            end_wait(wb, _HANDOFF)
+        try:
+            while packets and getters and len(running) < self.concurrency:
+                wb = getters[-1]  # LIFO: the most recent waiter
+                # From reading the waiter to taking it out: no call, no interrupt (``_take``
+                # is whole or nothing).
+                wb.data = _take(packets, wb.data)
+                wb.detach = None  # popped: _detach would only raise and catch ValueError
+                wb.result = _HANDOFF
+                del getters[-1]
+                ts = wb.thread
+                running.add(ts)
+                # ``end_wait``, inlined (as in _post_locked)
+                if ts.awake_in_wait:
+                    ts.wait = None
+                elif not ts.wake_pending:
+                    ts.wake_pending = True
+                    ts.parker.release()
+        except BaseException as exc:
+            if interrupt(exc):
+                cut: WaitBlock | None = locals().get("wb")
+                if (
+                    cut is not None
+                    and cut.result == _HANDOFF
+                    and not (getters and getters[-1] is cut)
+                ):
+                    running.add(cut.thread)  # (popped: its wake-up is finished)
+                    release_again(exc, cut.thread)
+                self._release_locked()  # the others (idempotent)
+            raise
 
     def _detach(self, wb: WaitBlock) -> None:
         try:

@@ -21,7 +21,8 @@ from .._kernel._objects import Event
 from ..codes import NtStatus, WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error
 from ._backend import OpKind
-from ._files import FileObject, request_cancel, run_sync, start
+from ._files import FileObject, request_cancel
+from ._issue import run_sync, start
 from ._ops import CompletionRoutine, Operation
 from ._overlapped import Overlapped, get_overlapped_result, is_error, is_warning
 

@@ -73,7 +73,9 @@ from ..errors import IoError, Win32Error
 from . import _accel
 from ._dispatch import notify_success
 from ._fd_users import FdUsers
-from ._files import FileObject, start, submit_receive, submit_tried
+from ._files import FileObject
+from ._interrupts import cut_at_entry, interrupt
+from ._issue import start, submit_receive, submit_tried
 from ._netevents import SocketMode
 from ._ops import (
     AcceptOp,
@@ -236,7 +238,12 @@ class Socket(StreamFile):
                     overlapped.information = n  # nothing to signal or post: the IOSB alone
                     overlapped.status = 0
                 else:
-                    notify_success(self, overlapped, event, n)
+                    try:
+                        notify_success(self, overlapped, event, n)
+                    except BaseException as exc:  # (Ctrl-C at its entry: the data is taken)
+                        if interrupt(exc) and cut_at_entry(exc, notify_success):
+                            notify_success(self, overlapped, event, n)
+                        raise
                 return True
             finally:
                 users.pop()
@@ -320,7 +327,12 @@ class Socket(StreamFile):
                         overlapped.information = n  # nothing to signal or post: the IOSB alone
                         overlapped.status = 0
                     else:
-                        notify_success(self, overlapped, event, n)
+                        try:
+                            notify_success(self, overlapped, event, n)
+                        except BaseException as exc:  # (Ctrl-C at its entry: data sent)
+                            if interrupt(exc) and cut_at_entry(exc, notify_success):
+                                notify_success(self, overlapped, event, n)
+                            raise
                     return True
             finally:
                 users.pop()

@@ -25,7 +25,8 @@ from typing import Any, ClassVar
 from .._kernel import _wait
 from ..codes import NtStatus
 from ..errors import Win32Error
-from ._files import FileObject, start
+from ._files import FileObject
+from ._issue import start
 from ._ops import (
     CompletionRoutine,
     Operation,

@@ -39,6 +39,7 @@ __all__ = [
     "drain_apcs",
     "interrupt_after_acquire",
     "python_frames",
+    "require_c_path",
     "reset_wall_clock",
     "shift_wall_clock",
     "using_backend",
@@ -102,16 +103,28 @@ def accelerator_for_test(impl: str) -> Iterator[str]:
     (``"python"``), as ``_accel.use`` switches them, then restore. A C run without the sockets'
     C path (not built, or another CPython layout) raises ``unittest.SkipTest`` (a pytest skip),
     or fails (AssertionError) under CI's WINAIO_REQUIRE_ACCEL=1."""
-    if impl == "c" and not _sockets.sockets_accelerator_available():
-        if os.environ.get("WINAIO_REQUIRE_ACCEL", "") not in ("", "0"):
-            raise AssertionError("WINAIO_REQUIRE_ACCEL=1 but the sockets' C path is unavailable")
-        raise unittest.SkipTest("the sockets' C path (winaio._io._fastio) is unavailable")
+    if impl == "c":
+        require_c_path(
+            _sockets.sockets_accelerator_available(), "the sockets' C path (winaio._io._fastio)"
+        )
     before = _accel.use(impl == "c")
     try:
         assert _sockets.sockets_accelerated() is (impl == "c")
         yield impl
     finally:
         _accel.use(before)
+
+
+def require_c_path(available: object, what: str = "the C accelerator (winaio._io._fastio)") -> None:
+    """A test of a C path: return if ``available`` is true, else skip the test
+    (``unittest.SkipTest``: not built, or a CPython layout the C code does not know) - or fail
+    it (AssertionError) under CI's WINAIO_REQUIRE_ACCEL=1, where a missing C path is a broken
+    build. ``what`` names the C path in the message."""
+    if available:
+        return
+    if os.environ.get("WINAIO_REQUIRE_ACCEL", "") not in ("", "0"):
+        raise AssertionError(f"WINAIO_REQUIRE_ACCEL=1 but {what} is not available")
+    raise unittest.SkipTest(f"{what} is not available")
 
 
 def python_frames(call: Callable[[], object]) -> set[str]:

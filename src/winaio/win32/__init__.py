@@ -23,6 +23,7 @@ from . import (
     _files,
     _io,
     _locks,
+    _overlapped,
     _pipes,
     _port,
     _rpc,
@@ -35,6 +36,7 @@ from . import (
     _winsock,
     _winsock_ext,
     _winsock_modes,
+    _winsock_overlapped,
 )
 from ._base import *  # noqa: F403
 from ._constants import *  # noqa: F403
@@ -42,6 +44,7 @@ from ._dirwatch import *  # noqa: F403
 from ._files import *  # noqa: F403
 from ._io import *  # noqa: F403
 from ._locks import *  # noqa: F403
+from ._overlapped import *  # noqa: F403
 from ._pipes import *  # noqa: F403
 from ._port import *  # noqa: F403
 from ._rpc import *  # noqa: F403
@@ -54,6 +57,7 @@ from ._threads import *  # noqa: F403
 from ._winsock import *  # noqa: F403
 from ._winsock_ext import *  # noqa: F403
 from ._winsock_modes import *  # noqa: F403
+from ._winsock_overlapped import *  # noqa: F403
 
 WAIT_ABANDONED = _constants.WAIT_ABANDONED_0
 
@@ -61,6 +65,7 @@ __all__ = [
     *_base.__all__,
     *_constants.__all__,
     *_io.__all__,
+    *_overlapped.__all__,
     *_pipes.__all__,
     *_port.__all__,
     *_rpc.__all__,
@@ -70,6 +75,7 @@ __all__ = [
     *_threadpool_legacy.__all__,
     *_threads.__all__,
     *_winsock.__all__,
+    *_winsock_overlapped.__all__,
     "WAIT_ABANDONED",
     # issue 12 (fidelity)
     *_dirwatch.__all__,

@@ -17,14 +17,14 @@ from .._io._dirwatch import (
     DirectoryFile,
     find_first_change,
 )
-from .._io._files import run_sync, start
+from .._io._issue import run_sync, start
 from .._io._overlapped import STATUS_PENDING, Overlapped, is_error, is_warning
 from .._io._requests import as_buffers
 from .._kernel._handles import HANDLE_TABLE
 from ..codes import NtStatus, WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error
 from ._base import Ref, fail, integer, set_last_error
-from ._io import bind_overlapped
+from ._overlapped import bind_overlapped
 
 __all__ = [
     "FILE_ACTION_ADDED",

@@ -1,14 +1,18 @@
-"""Win32 aliases: byte-range locks (LockFile(Ex)/UnlockFile(Ex)), SetEndOfFile, GetFileType,
-and the CreateFile flags and access bits of share modes, directories and FILE_FLAG_DELETE_ON_CLOSE.
+"""Win32 aliases: files by handle - CreateFile/DeleteFile, the file pointer, size and flush,
+byte-range locks (LockFile(Ex)/UnlockFile(Ex)), SetEndOfFile, GetFileType, and the CreateFile
+flags and access bits (share modes, directories, FILE_FLAG_DELETE_ON_CLOSE).
 
-Each function adapts one core call (``winaio._io._locks`` / ``_fileinfo``) to Win32 conventions.
+Each function adapts one core call (``winaio._io._create`` / ``_share`` / ``_disk`` / ``_locks`` /
+``_fileinfo``) to Win32 conventions. Reading and writing are ``_io``; the OVERLAPPED
+``_overlapped``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .._io._create import FILE_FLAG_BACKUP_SEMANTICS, FILE_FLAG_DELETE_ON_CLOSE
+from .._io._create import FILE_FLAG_BACKUP_SEMANTICS, FILE_FLAG_DELETE_ON_CLOSE, create_file
+from .._io._disk import DiskFile
 from .._io._fileinfo import (
     FILE_TYPE_CHAR,
     FILE_TYPE_DISK,
@@ -17,16 +21,41 @@ from .._io._fileinfo import (
     file_type,
     set_end_of_file,
 )
-from .._io._files import FileObject, run_sync, start
+from .._io._files import FileObject
+from .._io._issue import run_sync, start
 from .._io._locks import lock_request, unlock_file
 from .._io._overlapped import STATUS_PENDING, Overlapped
+from .._io._share import delete_file
 from .._kernel._handles import HANDLE_TABLE
 from ..codes import WinError, ntstatus_to_winerror
 from ..errors import Win32Error
-from ._base import fail, set_last_error
-from ._io import bind_overlapped
+from ._base import Ref, fail, set_last_error
+from ._overlapped import bind_overlapped
 
 __all__ = [
+    "CREATE_ALWAYS",
+    "CREATE_NEW",
+    "FILE_ATTRIBUTE_NORMAL",
+    "FILE_BEGIN",
+    "FILE_CURRENT",
+    "FILE_END",
+    "FILE_FLAG_NO_BUFFERING",
+    "FILE_FLAG_OVERLAPPED",
+    "FILE_FLAG_WRITE_THROUGH",
+    "FILE_SHARE_DELETE",
+    "FILE_SHARE_READ",
+    "FILE_SHARE_WRITE",
+    "INVALID_SET_FILE_POINTER",
+    "OPEN_ALWAYS",
+    "OPEN_EXISTING",
+    "TRUNCATE_EXISTING",
+    "CreateFile",
+    "CreateFileW",
+    "DeleteFile",
+    "FlushFileBuffers",
+    "GetFileSizeEx",
+    "SetFilePointer",
+    "SetFilePointerEx",
     "FILE_APPEND_DATA",
     "FILE_EXECUTE",
     "FILE_FLAG_BACKUP_SEMANTICS",
@@ -53,6 +82,20 @@ __all__ = [
     "UnlockFileEx",
 ]
 
+FILE_SHARE_READ = 0x1
+FILE_SHARE_WRITE = 0x2
+FILE_SHARE_DELETE = 0x4
+CREATE_NEW = 1
+CREATE_ALWAYS = 2
+OPEN_EXISTING = 3
+OPEN_ALWAYS = 4
+TRUNCATE_EXISTING = 5
+FILE_ATTRIBUTE_NORMAL = 0x80
+FILE_FLAG_WRITE_THROUGH = 0x80000000
+FILE_FLAG_OVERLAPPED = 0x40000000
+FILE_FLAG_NO_BUFFERING = 0x20000000
+FILE_BEGIN, FILE_CURRENT, FILE_END = 0, 1, 2
+INVALID_SET_FILE_POINTER = 0xFFFFFFFF
 FILE_READ_DATA = 0x0001
 FILE_WRITE_DATA = 0x0002
 FILE_APPEND_DATA = 0x0004
@@ -214,3 +257,99 @@ def GetFileType(hFile: int) -> int:
 
 # The CreateFile flags this module documents (the behaviour is in ``_create``).
 _FLAGS = (FILE_FLAG_BACKUP_SEMANTICS, FILE_FLAG_DELETE_ON_CLOSE)
+
+
+def CreateFile(
+    lpFileName: str,
+    dwDesiredAccess: int,
+    dwShareMode: int,
+    lpSecurityAttributes: object,
+    dwCreationDisposition: int,
+    dwFlagsAndAttributes: int,
+    hTemplateFile: int | None,
+) -> int:
+    """[MS:CreateFileW] -> core ``create_file`` (files, directories, named pipes); -1 on failure."""
+    try:
+        file, existed = create_file(
+            lpFileName, dwDesiredAccess, dwShareMode, dwCreationDisposition, dwFlagsAndAttributes
+        )
+    except Win32Error as exc:
+        fail(exc)
+        return -1
+    exists_is_reported = dwCreationDisposition in (CREATE_ALWAYS, OPEN_ALWAYS)
+    set_last_error(WinError.ERROR_ALREADY_EXISTS if existed and exists_is_reported else 0)
+    return HANDLE_TABLE.insert(file)
+
+
+CreateFileW = CreateFile
+
+
+def DeleteFile(lpFileName: str) -> bool:
+    """[MS:DeleteFileW] -> core ``delete_file`` (delete pending while open here;
+    ERROR_SHARING_VIOLATION when open without FILE_SHARE_DELETE)."""
+    try:
+        delete_file(lpFileName)
+    except Win32Error as exc:
+        fail(exc)
+        return False
+    return True
+
+
+def _disk(handle: int) -> DiskFile:
+    return HANDLE_TABLE.get(handle, DiskFile, pseudo=False)
+
+
+def SetFilePointerEx(
+    hFile: int, liDistanceToMove: int, lpNewFilePointer: Ref[int] | None, dwMoveMethod: int
+) -> bool:
+    """[MS:SetFilePointerEx] -> core ``DiskFile.seek``."""
+    try:
+        position = _disk(hFile).seek(liDistanceToMove, dwMoveMethod)
+    except Win32Error as exc:
+        fail(exc)
+        return False
+    if lpNewFilePointer is not None:
+        lpNewFilePointer.value = position
+    return True
+
+
+def SetFilePointer(
+    hFile: int, lDistanceToMove: int, lpDistanceToMoveHigh: Ref[int] | None, dwMoveMethod: int
+) -> int:
+    """[MS:SetFilePointer] -> core ``DiskFile.seek``; low DWORD or INVALID_SET_FILE_POINTER."""
+    distance = lDistanceToMove
+    if lpDistanceToMoveHigh is not None:
+        distance = (lpDistanceToMoveHigh.value << 32) | (lDistanceToMove & 0xFFFFFFFF)
+    new = Ref(0)
+    if not SetFilePointerEx(hFile, distance, new, dwMoveMethod):
+        return INVALID_SET_FILE_POINTER
+    if lpDistanceToMoveHigh is not None:
+        lpDistanceToMoveHigh.value = new.value >> 32
+    set_last_error(0)
+    return new.value & 0xFFFFFFFF
+
+
+def GetFileSizeEx(hFile: int, lpFileSize: Ref[int]) -> bool:
+    """[MS:GetFileSizeEx] -> core ``DiskFile.size``."""
+    try:
+        lpFileSize.value = _disk(hFile).size()
+    except Win32Error as exc:
+        fail(exc)
+        return False
+    return True
+
+
+def FlushFileBuffers(hFile: int) -> bool:
+    """[MS:FlushFileBuffers] -> core ``DiskFile.flush`` / ``StreamFile.flush`` (pipes: wait for
+    the reader to drain)."""
+    try:
+        file = _file(hFile)
+        if file.seekable and not file.writable:
+            raise Win32Error(WinError.ERROR_ACCESS_DENIED, "FlushFileBuffers needs write access")
+        flush = getattr(file, "flush", None)
+        if flush is not None:
+            flush()
+    except Win32Error as exc:
+        fail(exc)
+        return False
+    return True

@@ -1,6 +1,13 @@
-"""Win32 aliases: OVERLAPPED, files, ReadFile/WriteFile(Ex), scatter/gather, results, cancel.
+"""Win32 aliases: ReadFile/WriteFile(Ex), scatter/gather, and cancelling requests (CancelIo,
+CancelIoEx, CancelSynchronousIo).
 
-Each function adapts one core call (``winaio._io``) to Win32 conventions (see ``_base``).
+Each function adapts one core call (``winaio._io``) to Win32 conventions (see ``_base``). The
+OVERLAPPED structure and GetOverlappedResult(Ex) are ``_overlapped``; CreateFile and the calls on
+a file's handle (pointer, size, flush, locks) ``_files``.
+
+Invariant (the BOOL + last-error protocol of ``_io``): a request that pends sets ERROR_IO_PENDING
+and returns FALSE (ReadFileEx/WriteFileEx: TRUE, accepted); ``*lpCount`` is zeroed before any
+work and written only when the request finished inside the call.
 """
 
 from __future__ import annotations
@@ -8,199 +15,40 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .._io._create import create_file
+from .._io._cancel import cancel_io, cancel_io_ex, cancel_synchronous_io
 from .._io._disk import DiskFile, alias_read_file
 from .._io._fileinfo import clip_past_eof
-from .._io._files import FileObject, cancel_io, cancel_io_ex, cancel_synchronous_io
-from .._io._overlapped import STATUS_PENDING, Overlapped, get_overlapped_result
+from .._io._files import FileObject
+from .._io._overlapped import STATUS_PENDING, Overlapped
 from .._io._requests import as_buffers, read_file, read_file_after, write_file
-from .._io._share import delete_file
 from .._io._sockets import Socket
 from .._kernel._handles import HANDLE_TABLE
-from .._kernel._objects import Event
 from .._kernel._threads import KThread
-from ..codes import Access, WinError, ntstatus_to_winerror
+from ..codes import WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error
-from ._base import Ref, fail, seconds, set_last_error
+from ._base import Ref, fail, set_last_error
 from ._base import handle_entry as _handle_entry
+from ._overlapped import OVERLAPPED, bind_overlapped, issue_offset
 
 __all__ = [
-    "CREATE_ALWAYS",
-    "CREATE_NEW",
-    "FILE_ATTRIBUTE_NORMAL",
-    "FILE_BEGIN",
-    "FILE_CURRENT",
-    "FILE_END",
-    "FILE_FLAG_NO_BUFFERING",
-    "FILE_FLAG_OVERLAPPED",
-    "FILE_FLAG_WRITE_THROUGH",
-    "FILE_SHARE_DELETE",
-    "FILE_SHARE_READ",
-    "FILE_SHARE_WRITE",
-    "INVALID_SET_FILE_POINTER",
-    "OPEN_ALWAYS",
-    "OPEN_EXISTING",
-    "OVERLAPPED",
-    "TRUNCATE_EXISTING",
     "CancelIo",
     "CancelIoEx",
     "CancelSynchronousIo",
-    "CreateFile",
-    "CreateFileW",
-    "DeleteFile",
-    "FlushFileBuffers",
-    "GetFileSizeEx",
-    "GetOverlappedResult",
-    "GetOverlappedResultEx",
-    "HasOverlappedIoCompleted",
     "ReadFile",
     "ReadFileEx",
     "ReadFileScatter",
-    "SetFilePointer",
-    "SetFilePointerEx",
     "WriteFile",
     "WriteFileEx",
     "WriteFileGather",
 ]
 
-FILE_SHARE_READ = 0x1
-FILE_SHARE_WRITE = 0x2
-FILE_SHARE_DELETE = 0x4
-CREATE_NEW = 1
-CREATE_ALWAYS = 2
-OPEN_EXISTING = 3
-OPEN_ALWAYS = 4
-TRUNCATE_EXISTING = 5
-FILE_ATTRIBUTE_NORMAL = 0x80
-FILE_FLAG_WRITE_THROUGH = 0x80000000
-FILE_FLAG_OVERLAPPED = 0x40000000
-FILE_FLAG_NO_BUFFERING = 0x20000000
-FILE_BEGIN, FILE_CURRENT, FILE_END = 0, 1, 2
-INVALID_SET_FILE_POINTER = 0xFFFFFFFF
-_GENERIC_READ = int(Access.GENERIC_READ)
-_GENERIC_WRITE = int(Access.GENERIC_WRITE)
-_EVENT_MODIFY_STATE = int(Access.EVENT_MODIFY_STATE)
 _ERROR_IO_PENDING = int(WinError.ERROR_IO_PENDING)
-_DWORD = 0xFFFFFFFF
 
 CompletionRoutine = Callable[[int, int, Any], object]
 
 
-class OVERLAPPED(Overlapped):
-    """The OVERLAPPED structure [MS:OVERLAPPED]; its identity is the lpOverlapped pointer.
-
-    Fields: Internal (status), InternalHigh (bytes), Offset, OffsetHigh, hEvent (a handle whose
-    low bit set means "no completion packet").
-
-    Offset and OffsetHigh are plain fields, as in C: a function that issues a request reads
-    them then, as Windows does, each as a DWORD (modulo 2**32), into the core's ``offset``
-    (``issue_offset``). A property setter cost ~1.9K instructions per assignment, the largest
-    single cost of a ReadFile loop (docs/design.md "The alias layer").
-    """
-
-    __slots__ = ("Offset", "OffsetHigh", "hEvent")
-
-    def __init__(self, Offset: int = 0, OffsetHigh: int = 0, hEvent: int = 0) -> None:
-        super().__init__(((OffsetHigh & _DWORD) << 32) | (Offset & _DWORD))
-        self.Offset = Offset
-        self.OffsetHigh = OffsetHigh
-        self.hEvent = hEvent
-
-    @property
-    def Internal(self) -> int:
-        """OVERLAPPED.Internal: the NTSTATUS (STATUS_PENDING while running)."""
-        return self.status
-
-    @Internal.setter
-    def Internal(self, value: int) -> None:
-        self.status = value
-
-    @property
-    def InternalHigh(self) -> int:
-        """OVERLAPPED.InternalHigh: bytes transferred."""
-        return self.information
-
-    @InternalHigh.setter
-    def InternalHigh(self, value: int) -> None:
-        self.information = value
-
-
-def issue_offset(ov: OVERLAPPED) -> None:
-    """Read Offset/OffsetHigh into the core's ``offset`` (when a request is issued).
-
-    The hot paths inline the same expression. Raises:
-        Win32Error: ERROR_INVALID_PARAMETER when a field is not an integer.
-    """
-    try:
-        high = ov.OffsetHigh
-        ov.offset = ((high & _DWORD) << 32) | (ov.Offset & _DWORD) if high else ov.Offset & _DWORD
-    except TypeError:
-        raise Win32Error(
-            WinError.ERROR_INVALID_PARAMETER, "OVERLAPPED.Offset/OffsetHigh must be integers"
-        ) from None
-
-
-def bind_overlapped(lpOverlapped: Any) -> Overlapped | None:
-    """Resolve an OVERLAPPED's hEvent (at issue/wait time, as Windows does) and its offset for
-    the core."""
-    if lpOverlapped is None:
-        return None
-    if isinstance(lpOverlapped, OVERLAPPED):
-        issue_offset(lpOverlapped)
-        handle = lpOverlapped.hEvent
-        lpOverlapped.event = (
-            HANDLE_TABLE.get(handle, Event, _EVENT_MODIFY_STATE) if handle else None
-        )
-        lpOverlapped.skip_port = bool(handle and handle & 1)  # (None: NULL, as in ReadFile)
-        return lpOverlapped
-    if isinstance(lpOverlapped, Overlapped):
-        return lpOverlapped
-    raise Win32Error(WinError.ERROR_INVALID_PARAMETER, f"{lpOverlapped!r} is not an OVERLAPPED")
-
-
-def HasOverlappedIoCompleted(lpOverlapped: Overlapped) -> bool:
-    """[MS:HasOverlappedIoCompleted]: Internal != STATUS_PENDING -> core ``Overlapped.pending``."""
-    return lpOverlapped.status != STATUS_PENDING
-
-
 def _file(handle: int) -> FileObject:
     return HANDLE_TABLE.get(handle, FileObject, pseudo=False)
-
-
-def CreateFile(
-    lpFileName: str,
-    dwDesiredAccess: int,
-    dwShareMode: int,
-    lpSecurityAttributes: object,
-    dwCreationDisposition: int,
-    dwFlagsAndAttributes: int,
-    hTemplateFile: int | None,
-) -> int:
-    """[MS:CreateFileW] -> core ``create_file`` (files, directories, named pipes); -1 on failure."""
-    try:
-        file, existed = create_file(
-            lpFileName, dwDesiredAccess, dwShareMode, dwCreationDisposition, dwFlagsAndAttributes
-        )
-    except Win32Error as exc:
-        fail(exc)
-        return -1
-    exists_is_reported = dwCreationDisposition in (CREATE_ALWAYS, OPEN_ALWAYS)
-    set_last_error(WinError.ERROR_ALREADY_EXISTS if existed and exists_is_reported else 0)
-    return HANDLE_TABLE.insert(file)
-
-
-CreateFileW = CreateFile
-
-
-def DeleteFile(lpFileName: str) -> bool:
-    """[MS:DeleteFileW] -> core ``delete_file`` (delete pending while open here;
-    ERROR_SHARING_VIOLATION when open without FILE_SHARE_DELETE)."""
-    try:
-        delete_file(lpFileName)
-    except Win32Error as exc:
-        fail(exc)
-        return False
-    return True
 
 
 def _io(
@@ -540,42 +388,6 @@ def _check_handle(handle: int) -> bool:
     return True
 
 
-def GetOverlappedResult(
-    hFile: int, lpOverlapped: Any, lpNumberOfBytesTransferred: Ref[int], bWait: bool
-) -> bool:
-    """[MS:GetOverlappedResult] -> core ``get_overlapped_result``."""
-    timeout = 0xFFFFFFFF if bWait else 0
-    return GetOverlappedResultEx(hFile, lpOverlapped, lpNumberOfBytesTransferred, timeout, False)
-
-
-def GetOverlappedResultEx(
-    hFile: int,
-    lpOverlapped: Any,
-    lpNumberOfBytesTransferred: Ref[int],
-    dwMilliseconds: int,
-    bAlertable: bool,
-) -> bool:
-    """[MS:GetOverlappedResultEx] -> core ``get_overlapped_result`` (spec §4.3)."""
-    try:
-        ov = bind_overlapped(lpOverlapped)
-        if ov is None:
-            raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "no OVERLAPPED")
-        # The handle is only used (and validated) when there is something to wait on it for.
-        timeout = seconds(dwMilliseconds)
-        must_wait = ov.pending and ov.event is None and timeout != 0
-        waitable = _file(hFile) if must_wait else None
-        count, _ = get_overlapped_result(ov, waitable, timeout, bool(bAlertable))
-    except IoError as exc:
-        lpNumberOfBytesTransferred.value = exc.bytes_transferred
-        fail(exc)
-        return False
-    except Win32Error as exc:
-        fail(exc)
-        return False
-    lpNumberOfBytesTransferred.value = count
-    return True
-
-
 def CancelIo(hFile: int) -> bool:
     """[MS:CancelIo] -> core ``cancel_io`` (the calling thread's requests)."""
     try:
@@ -600,66 +412,6 @@ def CancelSynchronousIo(hThread: int) -> bool:
     """[MS:CancelSynchronousIo] -> core ``cancel_synchronous_io``."""
     try:
         cancel_synchronous_io(HANDLE_TABLE.get(hThread, KThread).state)
-    except Win32Error as exc:
-        fail(exc)
-        return False
-    return True
-
-
-def _disk(handle: int) -> DiskFile:
-    return HANDLE_TABLE.get(handle, DiskFile, pseudo=False)
-
-
-def SetFilePointerEx(
-    hFile: int, liDistanceToMove: int, lpNewFilePointer: Ref[int] | None, dwMoveMethod: int
-) -> bool:
-    """[MS:SetFilePointerEx] -> core ``DiskFile.seek``."""
-    try:
-        position = _disk(hFile).seek(liDistanceToMove, dwMoveMethod)
-    except Win32Error as exc:
-        fail(exc)
-        return False
-    if lpNewFilePointer is not None:
-        lpNewFilePointer.value = position
-    return True
-
-
-def SetFilePointer(
-    hFile: int, lDistanceToMove: int, lpDistanceToMoveHigh: Ref[int] | None, dwMoveMethod: int
-) -> int:
-    """[MS:SetFilePointer] -> core ``DiskFile.seek``; low DWORD or INVALID_SET_FILE_POINTER."""
-    distance = lDistanceToMove
-    if lpDistanceToMoveHigh is not None:
-        distance = (lpDistanceToMoveHigh.value << 32) | (lDistanceToMove & 0xFFFFFFFF)
-    new = Ref(0)
-    if not SetFilePointerEx(hFile, distance, new, dwMoveMethod):
-        return INVALID_SET_FILE_POINTER
-    if lpDistanceToMoveHigh is not None:
-        lpDistanceToMoveHigh.value = new.value >> 32
-    set_last_error(0)
-    return new.value & 0xFFFFFFFF
-
-
-def GetFileSizeEx(hFile: int, lpFileSize: Ref[int]) -> bool:
-    """[MS:GetFileSizeEx] -> core ``DiskFile.size``."""
-    try:
-        lpFileSize.value = _disk(hFile).size()
-    except Win32Error as exc:
-        fail(exc)
-        return False
-    return True
-
-
-def FlushFileBuffers(hFile: int) -> bool:
-    """[MS:FlushFileBuffers] -> core ``DiskFile.flush`` / ``StreamFile.flush`` (pipes: wait for
-    the reader to drain)."""
-    try:
-        file = _file(hFile)
-        if file.seekable and not file.writable:
-            raise Win32Error(WinError.ERROR_ACCESS_DENIED, "FlushFileBuffers needs write access")
-        flush = getattr(file, "flush", None)
-        if flush is not None:
-            flush()
     except Win32Error as exc:
         fail(exc)
         return False

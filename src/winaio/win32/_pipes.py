@@ -15,7 +15,8 @@ from .._io._anon_pipes import (
     is_anonymous_pipe,
     peek_anonymous_pipe,
 )
-from .._io._files import FileObject, run_sync, start
+from .._io._files import FileObject
+from .._io._issue import run_sync, start
 from .._io._overlapped import STATUS_PENDING, Overlapped, is_error, is_warning
 from .._io._pipe_names import (
     FILE_FLAG_FIRST_PIPE_INSTANCE,
@@ -30,7 +31,7 @@ from .._kernel._handles import HANDLE_TABLE
 from ..codes import WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error
 from ._base import Ref, dword, fail, integer, seconds, set_last_error
-from ._io import bind_overlapped
+from ._overlapped import bind_overlapped
 
 __all__ = [
     "FILE_FLAG_FIRST_PIPE_INSTANCE",

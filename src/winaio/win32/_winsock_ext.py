@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .._io._files import FileObject, start
+from .._io._files import FileObject
+from .._io._issue import start
 from .._io._overlapped import STATUS_PENDING, Overlapped
 from .._io._sockets import Socket
 from .._io._sockopts import (
@@ -35,20 +36,17 @@ from .._kernel._handles import HANDLE_TABLE
 from ..codes import NtStatus, WinError, ntstatus_to_winerror
 from ..errors import Win32Error
 from ._base import Ref, set_last_error
-from ._io import bind_overlapped
+from ._overlapped import bind_overlapped
 from ._winsock import (
     SOCKET_ERROR,
     WSA_IO_PENDING,
-    AcceptEx,
-    ConnectEx,
     WsaRoutine,
-    _routine,
     _sock,
     _sync,
     _wsa_fail,
-    _wsabufs,
 )
 from ._winsock_modes import FIONBIO, FIONREAD
+from ._winsock_overlapped import AcceptEx, ConnectEx, _routine, _wsabufs
 
 __all__ = [
     "MSG_OOB",

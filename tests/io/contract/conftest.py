@@ -41,7 +41,8 @@ import pytest
 from winaio._backends._threads import ThreadBackend
 from winaio._backends.uring import IoUringBackend, probe_backend
 from winaio._io._backend import Backend
-from winaio._io._files import FileObject, request_cancel, start
+from winaio._io._files import FileObject, request_cancel
+from winaio._io._issue import start
 from winaio._io._ops import (
     AcceptOp,
     ConnectOp,

@@ -28,7 +28,7 @@ import weakref
 from typing import TYPE_CHECKING
 
 from ..._io._backend import BackendStatistics, OpKind
-from ..._io._files import register_receive
+from ..._io._issue import register_receive
 from ..._io._ops import Operation, StreamReadOp
 from ..._kernel._dispatcher import LOCK, ThreadState
 from ..._kernel._threads import EXIT_MIGRATE_IO, add_thread_exit_hook
@@ -45,6 +45,7 @@ from .probe import feature_names, probe_backend, recv_poll_first
 from .reaper import Reaper
 from .ring import BackendRing
 from .ringthread import RingThread
+from .slots import SlotTable
 from .streams import Line, StreamLines
 from .submission import Submission
 
@@ -92,6 +93,9 @@ class IoUringBackend:
             raise
         self._lock = threading.Lock()
         self._table = InFlight()
+        #: The sockets' receive slots (``slots``, ``_io._slot``): their incarnations in the
+        #: kernel count in ``_in_flight``, their counters in ``statistics``.
+        self._slots = SlotTable()
         self._backlog = Backlog()
         #: Who submitted what, and what migrates when a submitter exits (``migration``).
         self._migration = Migration()
@@ -109,7 +113,7 @@ class IoUringBackend:
         #: The completion side: the CQ lock, reaping, delivery, the done counts (``reaper``).
         self._reaper = Reaper(
             ring, self._table, self._streams, self._migration, self._migrate,
-            rt.poke_ended, rt.wake,
+            rt.poke_ended, rt.wake, self._slots,
         )  # fmt: skip
         #: The ring owner's burst, deferred to its next wait (``deferral``).
         self._deferral = deferral = Deferral(
@@ -411,10 +415,11 @@ class IoUringBackend:
         ring = self._ring
         lead = self._lead
         rt = self._ring_thread
+        slots = self._slots
         with self._lock:
-            done = self._reaper.done + self._done_direct
-            submitted = self._submitted
-            cancelled = self._reaper.cancelled + self._cancelled_direct
+            done = self._reaper.done + self._done_direct + slots.done
+            submitted = self._submitted + slots.submitted
+            cancelled = self._reaper.cancelled + self._cancelled_direct + slots.cancelled
             detail = (
                 f"ring sq={ring.sq_entries} cq={ring.cq_entries}"
                 f" features={feature_names(ring.features)}; issuers submit ({self._enters}"
@@ -489,11 +494,16 @@ class IoUringBackend:
             os.eventfd_write(self._efd, 1)
 
     def _in_flight(self) -> int:
-        return len(self._table)
+        # The receive slots' incarnations in the kernel too: a port thread whose only work
+        # is slot receives must lead the ring, not park on its futex (``lead``).
+        return len(self._table) + self._slots.armed
 
     def _settled_locked(self) -> bool:
         """Every request submitted has completed (the ring thread's drain at close)."""
-        return self._submitted == self._reaper.done + self._done_direct
+        slots = self._slots
+        return (
+            self._submitted + slots.submitted == self._reaper.done + self._done_direct + slots.done
+        )
 
     def _crashed_locked(self) -> None:
         """The ring thread died of a bug: refuse new requests; close() drains the ones in

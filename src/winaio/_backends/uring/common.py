@@ -11,6 +11,7 @@ import sys
 import threading
 
 from ..._io._ops import Operation
+from ..._io._slot import GEN_MASK, SLOT_TAG, ReceiveSlot
 from ...codes import NtStatus
 
 __all__ = [
@@ -22,12 +23,16 @@ __all__ = [
     "FIRST_UD",
     "REAP_BATCH",
     "RETRY",
+    "SLOT_TAG",
     "UD_CANCEL",
     "UD_POKE",
     "UNSUCCESSFUL",
     "Finished",
     "InFlight",
     "report",
+    "slot_gen",
+    "slot_index",
+    "slot_ud",
 ]
 
 CANCELLED = int(NtStatus.STATUS_CANCELLED)
@@ -41,11 +46,29 @@ B_FILE, B_POLL, B_CANCEL = 0, 1, 2
 UD_CANCEL = 2  # every ASYNC_CANCEL (its own result is not needed)
 UD_POKE = 3  # the POLL_ADD on the leaders' poke eventfd (``lead``)
 FIRST_UD = 16
+# A ReceiveSlot incarnation's user_data: ``SLOT_TAG | gen << 32 | index`` (``slot_ud``;
+# ``SLOT_TAG`` = 1 << 63, ``_io._slot``). Requests count up from FIRST_UD and never reach
+# it: ``ud >= SLOT_TAG`` is the test.
 #: CQEs reaped from a ring at once.
 REAP_BATCH = 1024
 
-Finished = list[tuple[Operation, int, int]]
-"""Completions collected in one round: (op, status, information)."""
+Finished = list[tuple[Operation, int, int] | ReceiveSlot]
+"""Completions collected in one round: (op, status, information), or a REAPED receive slot
+(``_io._slot``: its byte count in ``res``; only ``Reaper.process`` puts one there)."""
+
+
+def slot_ud(gen: int, index: int) -> int:
+    """The user_data of a ReceiveSlot's incarnation ``gen`` at ``index`` (31 + 32 bits: the
+    generation makes an ASYNC_CANCEL or a CQE name one incarnation, never the next)."""
+    return SLOT_TAG | (gen & GEN_MASK) << 32 | index
+
+
+def slot_index(ud: int) -> int:
+    return ud & 0xFFFFFFFF
+
+
+def slot_gen(ud: int) -> int:
+    return (ud >> 32) & GEN_MASK
 
 
 class InFlight(dict[int, tuple[Operation, object]]):

@@ -11,7 +11,9 @@ Invariants (all under the backend's lock, except :meth:`died`, under the CQ lock
 - every SQE submitted by a thread is recorded as that thread's (:meth:`own_locked`) before
   the lock is released, even when the kernel refused it (migrating a request the ring thread
   submits in the end costs a cancel; not migrating one this thread submitted loses it);
-  records of completed requests are pruned lazily, never those of requests in flight;
+  records of completed requests are pruned lazily, never those of requests in flight; a
+  receive slot's incarnations are not recorded (their user_data has ``SLOT_TAG``): one that
+  dies with its submitter comes back -ECANCELED, is demoted and resubmitted (:meth:`died`);
 - a request is resubmitted at most once for dying with an unrecorded submitter (:meth:`died`).
 
 Imports ``winaio._io`` (operations), ``winaio._kernel`` (thread states) and ``common``.
@@ -24,7 +26,7 @@ from collections.abc import Callable, Iterable
 
 from ..._io._ops import Operation
 from ..._kernel._dispatcher import ThreadState
-from .common import InFlight
+from .common import SLOT_TAG, InFlight
 
 __all__ = ["Migration"]
 
@@ -50,7 +52,9 @@ class Migration:
         owned = self.owned.get(ts)
         if owned is None:
             owned = self.owned[ts] = set()
-        owned.update(uds)
+        # A receive slot's user_data (``SLOT_TAG`` and up) is never recorded: a slot whose
+        # submitter exits dies with -ECANCELED and is resubmitted by :meth:`died` (``slots``).
+        owned.update([ud for ud in uds if ud < SLOT_TAG])
         if len(owned) > 64 + 4 * len(table):
             owned.intersection_update(table)  # forget completed ones
 

@@ -54,6 +54,7 @@ from ..._io._files import _IO_KEY, FileObject
 from ..._io._ops import Operation, StreamReadOp
 from ..._io._overlapped import Overlapped
 from ..._io._port import CompletionPacket, CompletionPort
+from ..._io._slot import ARMED, DEMOTING_K, GEN_MASK, REAPED, SLOT_TYPES, demote_locked
 from ..._kernel._dispatcher import LOCK, ThreadState, WaitBlock, wake_waiters
 from ..._kernel._objects import Event
 from ...codes import NtStatus, WaitCode
@@ -61,6 +62,7 @@ from .abi.consts import CqeFlags
 from .common import (
     CANCELLED,
     REAP_BATCH,
+    SLOT_TAG,
     UD_POKE,
     UNSUCCESSFUL,
     Finished,
@@ -68,6 +70,7 @@ from .common import (
     report,
 )
 from .migration import Migration
+from .slots import SlotTable, settle_locked
 from .streams import _SPARE_MAX, Line, StreamLines
 
 if TYPE_CHECKING:
@@ -103,11 +106,13 @@ class Reaper:
         poke_ended: ``poke_ended(res)``: the leaders' multishot poke poll ended.
         wake: wake the ring thread (it takes the backend's lock): a closing ring thread
             waits for the count of completions delivered.
+        slots: the backend's receive slots (``slots``): a CQE whose user_data has
+            ``SLOT_TAG`` and is not in the table is a slot incarnation's.
     """
 
     __slots__ = (
-        "_migrate", "_migration", "_poke_ended", "_ring", "_streams", "_table", "_wake",
-        "cancelled", "closing", "cq_lock", "done",
+        "_migrate", "_migration", "_poke_ended", "_ring", "_slots", "_streams", "_table",
+        "_wake", "cancelled", "closing", "cq_lock", "done",
     )  # fmt: skip
 
     def __init__(
@@ -119,8 +124,10 @@ class Reaper:
         migrate: Callable[[Operation, object], None],
         poke_ended: Callable[[int], None],
         wake: Callable[[], None],
+        slots: SlotTable | None = None,
     ) -> None:
         self._ring = ring
+        self._slots = SlotTable() if slots is None else slots
         self._table = table
         self._streams = streams
         self._migration = migration
@@ -175,7 +182,7 @@ class Reaper:
                                     if finished:  # (none: the head polls again)
                                         self.deliver(finished)
                                     return 1
-                                op, status, res = finished[0]
+                                op, status, res = finished[0]  # type: ignore[misc]  # (a line's)
                                 if op.__class__.complete is not _PLAIN_COMPLETE:
                                     self.deliver(finished)
                                     return 1
@@ -234,6 +241,7 @@ class Reaper:
         migrating = self._migration.migrating
         cancelled = 0
         start = len(finished)
+        reaped = 0  # receive slots appended (counted by the slot table, not here)
         heads: list[tuple[Line, int, int]] = []  # STREAM heads whose RECV brought data
         entry: tuple[Operation, object] | None = None
         ud = res = flags = 0
@@ -245,9 +253,19 @@ class Reaper:
                 # from the del (a statement, no signal check) ``entry`` holds it.
                 entry = get(ud)
                 if entry is None:
-                    if ud == UD_POKE and not flags & _F_MORE:
-                        self._poke_ended(res)
-                    continue  # UD_CANCEL: -ENOENT/-EALREADY are normal races
+                    if ud >= SLOT_TAG:
+                        # A receive slot's incarnation (not demoted: a demoted one is in the
+                        # table): REAPED and appended, or demoted here, then mapped below.
+                        if self._reap_slot(ud, res, finished):
+                            reaped += 1
+                            continue
+                        entry = get(ud)
+                        if entry is None:
+                            continue  # (reported by _reap_slot)
+                    else:
+                        if ud == UD_POKE and not flags & _F_MORE:
+                            self._poke_ended(res)
+                        continue  # UD_CANCEL: -ENOENT/-EALREADY are normal races
                 del table[ud]
                 op, extra = entry  # extra: the FILE op's keepalive (dropped now), or its line
                 if migrating and ud in migrating:
@@ -282,7 +300,7 @@ class Reaper:
             # Ctrl-C (a signal handler's) inside the loop: the CQEs are out of the CQ ring and
             # whatever the loop took out of the table is in nobody else's hands. Finished
             # here, then re-raised (the caller delivers ``finished``: :meth:`_deliver_rest`).
-            self.done += len(finished) - start
+            self.done += len(finished) - start - _slots_in(finished, start)
             self.cancelled += cancelled
             self._process_cut(cqes, it, ud, res, flags, entry, heads, finished)
             raise
@@ -292,13 +310,58 @@ class Reaper:
             try:
                 cancelled += self._streams.service_direct(heads, finished)
             except BaseException:
-                self.done += len(finished) - start
+                self.done += len(finished) - start - reaped
                 self.cancelled += cancelled
                 self._heads_cut(heads, finished)  # Ctrl-C: the heads it did not take
                 raise
         # Counted before delivery, so that a woken issuer already sees them in statistics().
-        self.done += len(finished) - start
+        self.done += len(finished) - start - reaped
         self.cancelled += cancelled
+
+    def _reap_slot(self, ud: int, res: int, finished: Finished) -> bool:
+        """The CQE of a receive slot's incarnation (``ud`` has ``SLOT_TAG``, not in the
+        table; :meth:`process`, under cq_lock). The plain one - ARMED, data, the backend
+        open - becomes REAPED under the backend's lock (``armed`` - 1, ``done`` + 1) and is
+        appended to ``finished`` (True): the delivery is ``_dispatch``'s. Any other (an
+        error, EOF, a cancel, a death with its submitter, a closing backend, a demoter
+        between its two steps) is demoted here, both steps, and False: the caller maps the
+        CQE from the table as a request's (``Migration.died`` included). An interrupt cuts
+        it either before the slot is REAPED or after it is appended (:meth:`_process_cut`
+        decides by the slot's state)."""
+        slots = self._slots
+        items = slots.items
+        index = ud & 0xFFFFFFFF
+        gen = (ud >> 32) & GEN_MASK
+        slot = items[index] if index < len(items) else None
+        if slot is None or slot.gen != gen:
+            report(f"a CQE of no receive slot incarnation ({ud:#x}, {res})", RuntimeError(ud))
+            return False
+        if res > 0 and slot.state == ARMED and not self.closing:
+            with self._streams._lock:
+                if slot.state == ARMED:  # (statements up to the append: no call, no signal)
+                    slot.res = res
+                    slot.state = REAPED
+                    slots.armed -= 1
+                    slots.done += 1
+                    finished.append(slot)
+                    return True
+                # A demoter's step 1 came meanwhile: its step 2, here (idempotent).
+                drop = settle_locked(slot, gen, self._table, self._streams)
+            del drop  # (released here, no lock held)
+            return False
+        self._demote_reaped(slot, gen)
+        return False
+
+    def _demote_reaped(self, slot: Any, gen: int) -> None:
+        """Both steps of a demotion, from the reaper (its CQE is not plain): the incarnation
+        is then a request in the table (step 1 under LOCK, step 2 under the backend's lock,
+        never nested)."""
+        with LOCK:
+            if slot.gen == gen:
+                demote_locked(slot)
+        with self._streams._lock:
+            drop = settle_locked(slot, gen, self._table, self._streams)
+        del drop  # (released here, no lock held)
 
     def _process_cut(
         self,
@@ -321,13 +384,28 @@ class Reaper:
         table = self._table
         if len(cqes) > len(rest):  # the loop took ``ud``'s CQE
             redo = ud in table
+            if not redo and ud >= SLOT_TAG:
+                # A receive slot's, cut before it was REAPED or demoted into the table (not
+                # after: REAPED, or IDLE with its request taken out: ``entry``, below).
+                items = self._slots.items
+                index = ud & 0xFFFFFFFF
+                slot = items[index] if index < len(items) else None
+                redo = (
+                    slot is not None
+                    and slot.gen == (ud >> 32) & GEN_MASK
+                    and (slot.state == ARMED or slot.state == DEMOTING_K)
+                )
             if not redo and entry is not None:
                 op, extra = entry
                 if extra.__class__ is Line:
                     line: Line = extra
                     redo = line.poll_ud == ud and not any(h[0] is line for h in heads)
                 else:
-                    redo = op.token == ud and not op.done and all(f[0] is not op for f in finished)
+                    redo = (
+                        op.token == ud
+                        and not op.done
+                        and all(f[0] is not op for f in finished if isinstance(f, tuple))
+                    )
                 if redo:
                     table[ud] = entry  # taken again by the mapping below
             if redo:
@@ -350,9 +428,10 @@ class Reaper:
 
     def count_locked(self, finished: Finished) -> None:
         """Count completions that did not come from :meth:`process` as done (under
-        cq_lock)."""
-        self.done += len(finished)
-        self.cancelled += sum(1 for _, status, _ in finished if status == CANCELLED)
+        cq_lock; a receive slot's item, counted by the slot table already, is not)."""
+        items = [item for item in finished if isinstance(item, tuple)]
+        self.done += len(items)
+        self.cancelled += sum(1 for _, status, _ in items if status == CANCELLED)
 
     def deliver(self, finished: Finished) -> None:
         """Complete a batch of operations, in order (any reaper, under cq_lock, so that
@@ -362,8 +441,9 @@ class Reaper:
         try:
             if self.closing:
                 self._wake()  # a closing ring thread waits for this count
-            for op, _, _ in finished:
-                if op.__class__.complete is not _PLAIN_COMPLETE:
+            for item in finished:
+                # (a receive slot's item: ``deliver_batch`` delivers it)
+                if isinstance(item, tuple) and item[0].__class__.complete is not _PLAIN_COMPLETE:
                     break
             else:
                 # The common case: one hold of the dispatcher lock for the batch, and a port
@@ -371,7 +451,12 @@ class Reaper:
                 for exc in deliver_batch(finished):
                     report(f"completing a batch of {len(finished)}", exc)
                 return
-            for op, status, information in finished:
+            for item in finished:
+                if not isinstance(item, tuple):
+                    for exc in deliver_batch([item]):  # a receive slot's
+                        report(f"completing {item!r}", exc)
+                    continue
+                op, status, information = item
                 try:
                     op.complete(status, information)
                 except Exception:
@@ -397,9 +482,21 @@ class Reaper:
           interrupt cut (an event, the packet, an APC) is not redone. It is forgotten by its
           file here, so that close() still releases the descriptor.
 
+        A receive slot's item (``_io._slot``) follows the same rule: still REAPED, it is
+        delivered in full; left DELIVERING, its bookkeeping only is made
+        (``_dispatch.deliver_slot_rest``).
+
         Exceptions of a delivery are reported, as :meth:`deliver` does; a second
         interrupt meanwhile does not stop the rest (the first one propagates)."""
-        for op, status, information in finished:
+        for item in finished:
+            if not isinstance(item, tuple):
+                try:
+                    for exc in _dispatch.deliver_slot_rest(item):
+                        report(f"completing {item!r}", exc)
+                except BaseException:  # a second interrupt: the caller re-raises the first one
+                    pass
+                continue
+            op, status, information = item
             try:
                 if not op.done:
                     op.complete(status, information)
@@ -423,6 +520,12 @@ class Reaper:
             else:
                 ring.enter_timeout(0, 1, 0.02)
         return finished
+
+
+def _slots_in(finished: Finished, start: int) -> int:
+    """How many receive slots ``finished`` holds from ``start`` (counted by the slot table,
+    not by the reaper: :meth:`Reaper.process` after an interrupt)."""
+    return sum(1 for item in finished[start:] if item.__class__ in SLOT_TYPES)
 
 
 # ---------------------------------------------------------------------- the C accelerator

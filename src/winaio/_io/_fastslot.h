@@ -1,0 +1,93 @@
+/* The per-socket reusable receive in C (cslot, 2026-12-06; docs/plans/receive-slot.md §2):
+ * the ``ReceiveSlot`` and ``SlotTable`` types (``_fastslot.c``), shared with the C hot paths
+ * that arm a slot (``_fastpend*.c``) and reap and deliver one (``_fastprocess.c``,
+ * ``_fastdeliver.c``, ``_fastreap.c``). Not a public interface.
+ *
+ * The Python twins (``winaio._io._slot.ReceiveSlot``, ``_backends/uring/slots.SlotTable``)
+ * have the same attribute names and are the reference: every transition's logic lives in
+ * Python functions that use only those attributes, so they run on either class; the C hot
+ * paths accept only these exact types and hand anything else to them.
+ *
+ * Invariants:
+ * - ``file``, ``overlapped``, ``issuer``, ``view``, ``ud``, ``op`` are strong references (None
+ *   or NULL when unset: a NULL reads as AttributeError, as an unset ``__slots__`` entry);
+ *   ``table`` is strong too (the SlotTable holds the slot in ``items``: a cycle the GC sees).
+ * - ``buf`` is an export of ``view`` (``PyObject_GetBuffer``, writable, C-contiguous) while
+ *   ``buf.obj`` is not NULL: the memory is pinned (a bytearray cannot resize, a memoryview
+ *   cannot be released) from ``pin()`` to ``unpin()``; the SQE's address is ``buf.buf``.
+ * - ``state`` is one of SLOT_* below; ``gen`` uses 31 bits; ``index`` is UINT32_MAX until the
+ *   slot has one in its table.
+ */
+#ifndef WINAIO_FASTSLOT_H
+#define WINAIO_FASTSLOT_H
+
+#include "_fastio.h"
+
+#include <stdint.h>
+
+/* The states (the Python twin's constants have the same values; a test checks it). */
+enum {
+    SLOT_IDLE = 0,
+    SLOT_ARMING = 1,
+    SLOT_ARMED = 2,
+    SLOT_REAPED = 3,
+    SLOT_DELIVERING = 4,
+    SLOT_DEMOTING_A = 5,
+    SLOT_DEMOTING_K = 6,
+    SLOT_DEAD = 7,
+};
+
+#define SLOT_NO_INDEX UINT32_MAX
+#define SLOT_GEN_MASK 0x7fffffffu
+#define SLOT_TAG_BIT ((uint64_t)1 << 63)
+
+typedef struct {
+    PyObject_HEAD
+    uint32_t index;        /* in the backend's SlotTable; SLOT_NO_INDEX until it has one */
+    uint32_t gen;          /* incarnation number (31 bits); += 1 when an incarnation ends */
+    uint8_t state;         /* SLOT_* */
+    uint8_t eligible_mode; /* the notification mode's snapshot (phase 2) */
+    int32_t res;           /* the CQE's byte count while REAPED */
+    PyObject *file;        /* strong while not IDLE */
+    PyObject *overlapped;  /* strong while not IDLE */
+    PyObject *issuer;      /* the issuer's ThreadState, strong while not IDLE */
+    PyObject *view;        /* the caller's memoryview, strong while not IDLE */
+    PyObject *ud;          /* the incarnation's user_data as an int */
+    PyObject *op;          /* the demoted request of this incarnation, or None */
+    PyObject *table;       /* the SlotTable */
+    Py_buffer buf;         /* the export of ``view`` while ``buf.obj`` is not NULL */
+    PyObject *weakrefs;
+} ReceiveSlotObject;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *items;       /* list of slots by index (entries never move) */
+    PyObject *free;        /* list of free indices */
+    Py_ssize_t armed;      /* incarnations in the kernel, not reaped or demoted */
+    Py_ssize_t submitted;  /* RECVs made by slots (statistics, the drain check) */
+    Py_ssize_t done;       /* of which reaped */
+    Py_ssize_t cancelled;  /* of which cancelled */
+} SlotTableObject;
+
+extern PyTypeObject ReceiveSlot_Type, SlotTable_Type;
+
+#define ReceiveSlot_CheckExact(o) Py_IS_TYPE((o), &ReceiveSlot_Type)
+#define SlotTable_CheckExact(o) Py_IS_TYPE((o), &SlotTable_Type)
+
+/* The slot's user_data for its current incarnation (``SLOT_TAG | gen << 32 | index``). */
+static inline uint64_t
+slot_user_data(const ReceiveSlotObject *s)
+{
+    return SLOT_TAG_BIT | ((uint64_t)(s->gen & SLOT_GEN_MASK) << 32) | s->index;
+}
+
+/* Pins ``s->view``'s memory (a writable C-contiguous export into ``s->buf``): 0, or -1 with
+ * an error (nothing pinned). Already pinned: ValueError. */
+int slot_pin(ReceiveSlotObject *s);
+/* Releases the export, if any. May run code (a buffer's release): call it outside the locks. */
+void slot_unpin(ReceiveSlotObject *s);
+
+/* Adds the two types to the module (``PyInit__fastio``): 0, or -1 with an error. */
+int fastslot_add_types(PyObject *module);
+
+#endif

@@ -1,0 +1,66 @@
+"""Where an interrupt cut a call of the pure-Python completion funnel (review8).
+
+A signal handler's exception (KeyboardInterrupt) is raised at the first eval-breaker check
+after the signal came: the entry of a Python function, the return of a C function called
+from Python code, a backward jump. The funnel (``_dispatch``, the port's ``_post_locked``
+and ``_release_locked``) catches it around each call whose effect must not be lost, finishes
+what the cut left undone and lets it go on - the Python twin of ``_fastio.h``'s
+``fio_again``. What is done again is decided by the traceback, as in C: a call cut at its
+entry did nothing and is made again; a call that ran is not (no APC twice). Exceptions
+(a bug, a MemoryError) are not interrupts: they propagate as before, the rest undone.
+
+Costs nothing on the hot path: CPython 3.11's ``try`` is a table entry, and these functions
+run only once an interrupt was raised.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._kernel._dispatcher import ThreadState
+
+__all__ = ["cut_at_entry", "interrupt", "release_again"]
+
+
+def interrupt(exc: BaseException) -> bool:
+    """``exc`` is an interrupt (a BaseException that is no Exception: KeyboardInterrupt,
+    SystemExit, a test's stand-in), which the funnel finishes its work under."""
+    return not isinstance(exc, Exception)
+
+
+def cut_at_entry(exc: BaseException, func: Any) -> bool:
+    """The call of ``func`` (a Python function or method) that raised ``exc`` did nothing:
+    the traceback shows its frame at its first line (the ``RESUME`` check: a handler's or a
+    hook's frames may be under it), or not at all (the cut came before the call, in the same
+    ``try``). A frame at a later line means it ran. As ``_fastio.h``'s ``fio_cut_at_entry``."""
+    code = getattr(getattr(func, "__func__", func), "__code__", None)
+    if code is None:
+        return False  # (not Python code: no check at its entry)
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is code:
+            return tb.tb_lineno == code.co_firstlineno
+        tb = tb.tb_next
+    return True
+
+
+def release_again(exc: BaseException, ts: ThreadState) -> None:
+    """A wake-up of ``ts`` (``wake_pending`` set, then ``ts.parker.release()``) was cut by
+    ``exc``: give the token if the flag is not set yet, release the parker again if the cut
+    was at the entry of its (Python) ``release`` - a ring leader's or a pool worker's parker.
+    Caller holds LOCK."""
+    if ts.awake_in_wait:
+        ts.wait = None
+    elif not ts.wake_pending:
+        ts.wake_pending = True
+        ts.parker.release()
+    else:
+        release = getattr(type(ts.parker), "release", None)
+        code = getattr(release, "__code__", None)
+        tb = exc.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code is code:
+                if tb.tb_lineno == code.co_firstlineno:
+                    ts.parker.release()
+                return
+            tb = tb.tb_next

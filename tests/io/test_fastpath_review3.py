@@ -1,0 +1,369 @@
+"""review8: the pure-Python completion funnel under interrupts (2026-12-06 night).
+
+review7 made the C funnel (``_fastdeliver.c``, ``_fastpost.c``, ``_fastsock.c``) lose no
+effect to a signal raised at the entry of a Python function it calls (``fio_again``,
+tests/io/test_fastpath_review2.py). The pure-Python funnel - the reference, the fallback, and
+what runs on CPython 3.13+ - still lost work: a KeyboardInterrupt raised anywhere in it left
+the steps after the cut undone (the packet, the APC, the file's bookkeeping), and the port's
+own code could lose a popped GQCS waiter or the packets handed to it.
+
+Where a signal lands in Python code: at the first eval-breaker check after it came - the
+entry of a Python function, the return of a C function called from Python code (``CALL``
+checks after the call), a backward jump. The sweep here raises at each such point in turn
+(``_Sweep``: a profile hook raising at the k-th ``call`` event of a function called from the
+funnel's own frames, or at the k-th ``c_return`` inside them; raising at ``c_return`` drops
+the call's result after its effect, as a signal handler does), one interrupt per run, and
+checks that every effect of the completion is made once: each waiter woken (event, GQCS,
+direct port waiter, the alertable issuer), each packet queued or handed over once, each APC
+queued once, the request forgotten by its file, the descriptor of a closing file closed, no
+lock held. The same sweep runs on the C funnel where it is built (its Python callees' entries
+are its only cut points).
+
+Not swept (docs/design.md "The pure-Python funnel under interrupts"): the kernel's own walk
+(``wake_waiters``' callees), ``_files.FileObject._forget_locked``'s inside, and the points
+the design section lists as not fixable without a cost on the hot path.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from winaio._backends.uring import reaper as reaper_mod
+from winaio._io import _dispatch
+from winaio._io import _port as port_mod
+from winaio._io._files import FileObject
+from winaio._io._ops import FileReadOp, Operation
+from winaio._io._overlapped import Overlapped
+from winaio._io._port import CompletionPort
+from winaio._io._sockets import Socket
+from winaio._kernel._dispatcher import LOCK, ThreadState, WaitBlock
+from winaio._kernel._objects import Event
+from winaio.testing import accelerator_for_test, wait_until
+
+C_DONE = reaper_mod._C_DONE
+
+
+class Interrupted(BaseException):
+    """Stands for KeyboardInterrupt (a BaseException raised by a signal handler)."""
+
+
+class _PyParker:
+    """A parker whose ``release`` is Python code (a ring leader's ``RingParker``, a pool
+    worker's parker): its entry is an eval-breaker check."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.lock.acquire()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return self.lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self.lock.release()
+
+
+def _asleep(ts: ThreadState) -> bool:
+    parker: Any = ts.parker
+    return bool((parker.lock if isinstance(parker, _PyParker) else parker).locked())
+
+
+#: The funnel's own code: a ``c_return`` inside these frames, or the entry of a function they
+#: call, is a cut point the funnel must survive.
+_OWN: set[Any] = {
+    f.__code__
+    for f in (
+        _dispatch.deliver,
+        _dispatch.py_deliver_batch,
+        _dispatch.notify_locked,
+        _dispatch.notify_success,
+        _dispatch._queue_routine,
+        CompletionPort._post_locked,
+        CompletionPort._posted_locked,
+        CompletionPort.release_held_locked,
+        CompletionPort._release_locked,
+        port_mod._take,
+    )
+}
+
+
+class _Sweep:
+    """Raise :class:`Interrupted` at the ``k``-th cut point of the funnel (see the module
+    docstring): the entry of a function called from the funnel's own frames or from
+    ``callers`` (the frame a C funnel's Python callees return to), or a C function's return
+    inside the funnel's own frames. ``where`` says which, ``hit`` whether it was reached."""
+
+    def __init__(self, k: int, callers: set[Any]) -> None:
+        self.k, self.callers, self.count = k, callers, 0
+        self.where = ""
+        self.hit = False
+
+    def __call__(self, frame: Any, event: str, arg: Any) -> None:
+        if self.hit:
+            return
+        code = frame.f_code
+        if event == "call":
+            back = frame.f_back
+            if back is None or (back.f_code not in _OWN and back.f_code not in self.callers):
+                return
+        elif event != "c_return" or code not in _OWN:
+            return
+        self.count += 1
+        if self.count == self.k:
+            self.hit = True
+            self.where = f"{event} {code.co_name}:{frame.f_lineno} {getattr(arg, '__name__', '')}"
+            raise Interrupted
+
+
+class _World:
+    """Requests in flight on files bound to a port, with every kind of waiter: two GQCS
+    waiters (one parked on a lock, one on a Python parker), a direct waiter of the port, a
+    waiter on each request's event; ``routine``: the requests have a completion routine and
+    their issuer waits alertably (Python parker); ``closing``: their files are closing."""
+
+    def __init__(self, n: int, routine: bool = False, closing: bool = False) -> None:
+        null = os.open(os.devnull, os.O_RDONLY)
+        self.issuer = ThreadState(7000, 7000)
+        self.port = port = CompletionPort(8)
+        self.getters: list[tuple[ThreadState, WaitBlock]] = []
+        for i in range(2):
+            ts = ThreadState(7001 + i, 7001 + i)
+            if i:
+                ts.parker = _PyParker()
+            wb = WaitBlock(ts, (), False, False, port._detach)
+            wb.data = 1
+            port._getters.append(wb)
+            ts.wait, ts.block_listener = wb, port
+            self.getters.append((ts, wb))
+        self.direct = ThreadState(7010, 7010)
+        self.direct_wb = WaitBlock(self.direct, (port,), False, False)
+        port._waiters[self.direct_wb] = None
+        self.direct.wait = self.direct_wb
+        self.event_waiters: list[tuple[ThreadState, WaitBlock]] = []
+        self.ops: list[Operation] = []
+        self.routine = routine
+        self.closing = closing
+        self.fds: list[int] = []
+        if routine:
+            self.issuer.parker = _PyParker()
+            self.issuer.wait = WaitBlock(self.issuer, (), False, True)
+        for i in range(n):
+            f = FileObject(os.dup(null), overlapped=True, backend=object())  # type: ignore[arg-type]
+            self.fds.append(f.fd)
+            f.port, f.key = port, i
+            event = Event(True, False)
+            ts = ThreadState(7020 + i, 7020 + i)
+            if i % 2:
+                ts.parker = _PyParker()
+            wb = WaitBlock(ts, (event,), False, False)
+            event._waiters[wb] = None
+            ts.wait = wb
+            self.event_waiters.append((ts, wb))
+            op = object.__new__(FileReadOp)
+            op.file, op.overlapped, op.event, op.skip_port = f, Overlapped(0, event), event, False
+            op.routine = (lambda *args: None) if routine else None
+            op.issuer, op.done, op.registered, op.submitted = self.issuer, False, True, True
+            op.cancel_requested, op.token, op.sync_done = False, None, None
+            f._pending[op] = None
+            f.closing = closing
+            self.ops.append(op)
+        os.close(null)
+
+    def problems(self) -> list[str]:
+        """What an interrupted delivery lost (empty: nothing); closes what is left open."""
+        bad = []
+        if LOCK.locked():
+            bad.append("LOCK held")
+            LOCK.release()
+        port = self.port
+        if port.holding:
+            bad.append("the port left held")
+        handed = []
+        for ts, wb in self.getters:
+            if wb.result is None:
+                if wb not in port._getters:
+                    bad.append("a GQCS waiter popped and left waiting")
+            else:
+                if not ts.wake_pending or _asleep(ts) or wb in port._getters:
+                    bad.append("a GQCS waiter handed packets and left asleep")
+                handed += wb.data or []
+        if port._packets and (self.direct_wb.result is None or _asleep(self.direct)):
+            bad.append("a direct waiter asleep on a port with packets")
+        for ts, wb in self.event_waiters:
+            if wb.result is None or not ts.wake_pending or _asleep(ts):
+                bad.append("a waiter asleep on a signaled event")
+        posted = [p.overlapped for p in [*port._packets, *handed]]
+        for op in self.ops:
+            ov = op.overlapped
+            if not op.done or ov.information != 7 or ov.status != 0:
+                bad.append("a request not done")
+            if self.routine:
+                apcs = sum(1 for _, args in self.issuer.apcs if args[2] is ov)
+                if apcs != 1:
+                    bad.append(f"an APC queued {apcs} times")
+                if not self.issuer.wake_pending or _asleep(self.issuer):
+                    bad.append("the alertable issuer asleep with an APC")
+            elif (posted_n := sum(1 for o in posted if o is ov)) != 1:
+                bad.append(f"a packet posted {posted_n} times")
+            if op.registered or op in op.file._pending:
+                bad.append("a request still registered")
+            if self.closing and op.file.fd != -1:
+                bad.append("a closing file's descriptor left open")
+        for op in self.ops:
+            if op.file.fd >= 0:
+                os.close(op.file.fd)
+            op.file.fd = -1
+        return bad
+
+
+def _driver(impl: str, how: str) -> Callable[[list[Operation]], Any]:
+    """The delivery under test, called from :func:`_deliver` (the C funnel's callers)."""
+    if impl == "c":
+        if C_DONE is None:
+            if os.environ.get("WINAIO_REQUIRE_ACCEL", "") not in ("", "0"):
+                pytest.fail("WINAIO_REQUIRE_ACCEL=1 but winaio._io._fastio was not built")
+            pytest.skip("the C accelerator (winaio._io._fastio) was not built")
+        return C_DONE[0] if how == "batch" else C_DONE[3]
+    return _dispatch.py_deliver_batch if how == "batch" else _dispatch.deliver
+
+
+def _deliver(fn: Callable[..., Any], batch: list[Any]) -> None:
+    if len(batch) == 1:
+        fn(*batch[0])
+        return
+    try:
+        fn(batch)
+    except BaseException:
+        # The reaper's part (``Reaper._deliver_rest``): what the batch did not take yet is
+        # delivered before the interrupt goes on (the C batch stops after the request it
+        # was delivering; the Python one finishes the batch itself).
+        sys.setprofile(None)
+        for op, status, information in batch:
+            if not op.done:
+                _dispatch.deliver(op, status, information)
+        raise
+
+
+def _sweep(run: Callable[[int], tuple[_Sweep, list[str]]]) -> dict[str, list[str]]:
+    """``run(k)`` for k = 1, 2, ... until the k-th cut point is not reached; the problems
+    found, by cut point."""
+    found: dict[str, list[str]] = {}
+    for k in range(1, 400):
+        sweep, bad = run(k)
+        if bad:
+            found[sweep.where or "(no interrupt)"] = bad
+        if not sweep.hit:
+            assert k > 1, "the sweep reached no cut point"
+            return found
+    raise AssertionError("more than 400 cut points")
+
+
+def _profiled(sweep: _Sweep, call: Callable[[], Any]) -> None:
+    """``call()`` under ``sweep``; the interrupt it raises is caught here."""
+    sys.setprofile(sweep)
+    try:
+        call()
+    except Interrupted:
+        assert sweep.hit
+    finally:
+        sys.setprofile(None)
+
+
+@pytest.mark.parametrize("impl", ["python", "c"])
+@pytest.mark.parametrize(
+    ("how", "shape"),
+    [("deliver", "port"), ("deliver", "routine"), ("deliver", "closing"), ("batch", "port"),
+     ("batch", "routine")],
+)  # fmt: skip
+def test_an_interrupt_anywhere_in_the_funnel_loses_no_effect(
+    impl: str, how: str, shape: str
+) -> None:
+    """The sweep over every cut point of one delivery (``deliver``) or of a batch of three
+    (``deliver_batch``): whatever point the interrupt cut, every effect of every completion is
+    made once before it propagates. Before the fix the Python funnel raised at once: an
+    interrupt at ``wake_waiters``' entry (walked again) left the packet unposted and the
+    request registered; one at ``_queue_routine``'s or ``_post_locked``'s entry lost the APC
+    or the packet; one after ``getters.pop()`` in the port lost the GQCS waiter; a batch left
+    the rest of the cut request's steps undone."""
+    fn = _driver(impl, how)
+    n = 3 if how == "batch" else 1
+
+    def run(k: int) -> tuple[_Sweep, list[str]]:
+        world = _World(n, routine=shape == "routine", closing=shape == "closing")
+        batch = [(op, 0, 7) for op in world.ops]
+        sweep = _Sweep(k, {_deliver.__code__} if impl == "c" else set())
+        _profiled(sweep, lambda: _deliver(fn, batch))
+        return sweep, world.problems()
+
+    assert _sweep(run) == {}
+
+
+@pytest.mark.parametrize("impl", ["python", "c"])
+@pytest.mark.parametrize("target", ["port", "getter"])
+def test_an_interrupt_anywhere_in_an_immediate_success_loses_no_effect(
+    socket_pair: Any, impl: str, target: str
+) -> None:
+    """A socket receive that finds its data at once (the Python ``notify_success``, the C
+    immediate path): the sweep over its notification's cut points. The port's packet (queued,
+    or handed to a GQCS waiter) was lost to an interrupt at ``_post_locked``'s entry or inside
+    it (review2 left the Python port case out: "can be cut anywhere")."""
+    with accelerator_for_test(impl):
+        f, peer = socket_pair()
+        port = CompletionPort(4)
+        f.associate(port, "k")
+        # (the C path's Python callees return to ``_immediate``'s frame)
+        callers = {Socket.start_read.__code__ if impl == "python" else _immediate.__code__}
+
+        def run(k: int) -> tuple[_Sweep, list[str]]:
+            getter: tuple[ThreadState, WaitBlock] | None = None
+            if target == "getter":
+                ts = ThreadState(7101, 7101)
+                ts.parker = _PyParker()
+                wb = WaitBlock(ts, (), False, False, port._detach)
+                wb.data = 1
+                port._getters.append(wb)
+                ts.wait = wb
+                getter = (ts, wb)
+            peer.sendall(b"abcdefgh")
+            wait_until(lambda: f.sock.recv(8, socket.MSG_PEEK) == b"abcdefgh", 5.0, "data")
+            ov = Overlapped(0)
+            buf = bytearray(16)
+            sweep = _Sweep(k, callers)
+            _profiled(sweep, lambda: _immediate(f, buf, ov))
+            bad = []
+            if LOCK.locked():
+                bad.append("LOCK held")
+                LOCK.release()
+            if ov.status != 0 or ov.information != 8 or bytes(buf[:8]) != b"abcdefgh":
+                bad.append("the receive lost")
+            packets = list(port._packets)
+            port._packets.clear()
+            if getter is not None:
+                ts, wb = getter
+                if wb.result is not None:
+                    packets += wb.data or []
+                    if not ts.wake_pending or _asleep(ts) or wb in port._getters:
+                        bad.append("a GQCS waiter handed the packet and left asleep")
+                elif wb not in port._getters:
+                    bad.append("a GQCS waiter popped and left waiting")
+                else:
+                    port._getters.remove(wb)
+            if [p.overlapped for p in packets] != [ov]:
+                bad.append(f"{len(packets)} packets")
+            port._running.clear()
+            return sweep, bad
+
+        try:
+            assert _sweep(run) == {}
+        finally:
+            port.close()
+
+
+def _immediate(f: Any, buf: bytearray, ov: Overlapped) -> None:
+    assert f.start_read(buf, ov) is True
