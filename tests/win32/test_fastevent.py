@@ -467,6 +467,24 @@ def test_a_bad_handle_fails_with_its_last_error(impl: str) -> None:
 # ---------------------------------------------------------------------- interrupts
 
 
+@pytest.fixture
+def plain_parker() -> Iterator[None]:
+    """The calling thread parked on a fresh ``threading.Lock`` for the test (the C wait's
+    shape: earlier tests may have given this long-lived thread a WorkerParker or a ring's
+    parker, whose waits the Python function makes), swapped under LOCK outside any wait."""
+    ts = current_thread_state()
+    lock = threading.Lock()
+    lock.acquire()
+    with LOCK:
+        assert ts.wait is None and not ts.wake_pending
+        old, ts.parker = ts.parker, lock
+    try:
+        yield
+    finally:
+        with LOCK:
+            ts.parker = old
+
+
 class Interrupted(BaseException):
     """Raised by the tests' signal handler (a KeyboardInterrupt stand-in)."""
 
@@ -476,7 +494,9 @@ def _raise(signum: int, frame: Any) -> None:
 
 
 @pytest.mark.parametrize("api", ["core", "win32"])
-def test_a_real_signal_in_a_blocked_wait_unregisters_it(impl: str, api: str) -> None:
+def test_a_real_signal_in_a_blocked_wait_unregisters_it(
+    impl: str, api: str, plain_parker: None
+) -> None:
     """SIGUSR1 delivered to the main thread blocked in the wait: the handler's exception comes
     out of the C park loop (as out of ``lock.acquire``), the wait is unregistered
     (``abandon_wait``), the parker locked again, and a later SetEvent is not lost."""
@@ -514,7 +534,7 @@ def test_a_real_signal_in_a_blocked_wait_unregisters_it(impl: str, api: str) -> 
     assert w.CloseHandle(h)
 
 
-def test_an_interrupt_at_abandon_waits_entry_is_made_again() -> None:
+def test_an_interrupt_at_abandon_waits_entry_is_made_again(plain_parker: None) -> None:
     """A second interrupt at ``abandon_wait``'s entry (a profile hook raising there, where a
     signal that came while C ran is raised): the C path makes the call again (it is
     idempotent) and raises the first interrupt; nothing stays registered."""
