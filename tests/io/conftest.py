@@ -277,6 +277,14 @@ def sock_impl(request: pytest.FixtureRequest) -> Iterator[str]:
         yield impl
 
 
+@pytest.fixture
+def slots_off() -> Iterator[str]:
+    """The sockets' pended receives as requests (receive slots ``off``): tests of the request
+    path itself (its request object, table entry, line, their interrupt cuts)."""
+    with wt.slots_for_test("off") as mode:
+        yield mode
+
+
 @pytest.fixture(params=["off", "py", "c"])
 def slot_impl(request: pytest.FixtureRequest) -> Iterator[str]:
     """The sockets' pended receive as a request (``off``), on the Python receive slot

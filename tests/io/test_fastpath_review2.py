@@ -299,6 +299,7 @@ class _RebindsItself:
 
 @pytest.mark.skipif(not OK, reason=f"io_uring backend unavailable: {REASON}")
 @pytest.mark.parametrize("name", ["deliver", "deliver_batch"])
+@pytest.mark.usefixtures("slots_off")  # (the request path: receive slots off)
 def test_a_reaper_function_rebound_during_its_own_call(
     fast_path_impl: str,
     armed_uring: uring.IoUringBackend,

@@ -646,6 +646,7 @@ def test_the_port_wait_leaks_nothing() -> None:
 
 
 @pytest.mark.parametrize("c_on", [True, False])
+@pytest.mark.usefixtures("slots_off")  # (the request path: receive slots off)
 def test_a_delivery_that_raises_is_reported_and_the_completion_stands(
     c_on: bool, armed_uring: Any, kit: Any, monkeypatch: pytest.MonkeyPatch, socket_pair: Any
 ) -> None:

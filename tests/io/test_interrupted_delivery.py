@@ -214,6 +214,7 @@ def test_an_interrupt_inside_the_first_delivery_of_a_batch_completes_it_once(
     assert _released(disk, tmp_path / "disk", kit)
 
 
+@pytest.mark.usefixtures("slots_off")  # (the request path: receive slots off)
 def test_an_interrupt_delivering_a_sockets_recv_head_still_completes_it(
     armed_uring: uring.IoUringBackend,
     kit: Any,
@@ -308,6 +309,7 @@ def _assert_received(
     assert port.get(0) is None
 
 
+@pytest.mark.usefixtures("slots_off")  # (the request path: receive slots off)
 def test_an_interrupt_before_the_collected_heads_are_serviced_still_completes_them(
     armed_uring: uring.IoUringBackend,
     kit: Any,
@@ -327,6 +329,7 @@ def test_an_interrupt_before_the_collected_heads_are_serviced_still_completes_th
     _assert_received(port, made)
 
 
+@pytest.mark.usefixtures("slots_off")  # (the request path: receive slots off)
 def test_an_interrupt_after_the_one_cqe_line_service_still_delivers(
     armed_uring: uring.IoUringBackend,
     kit: Any,
@@ -420,6 +423,7 @@ class _SpareInterrupted(list[Any]):
 
 
 @pytest.mark.parametrize("count", [1, 2], ids=["one-cqe", "batch"])
+@pytest.mark.usefixtures("slots_off")  # (the request path: receive slots off)
 def test_an_interrupt_ending_a_receive_line_still_completes_its_head(
     armed_uring: uring.IoUringBackend,
     kit: Any,

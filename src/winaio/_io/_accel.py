@@ -16,7 +16,8 @@ The sockets' receive slots (``_slot``, docs/plans/receive-slot.md) have their ow
 Python ``ReceiveSlot`` and its Python functions), ``c`` (the C slot, with the C accelerators;
 ``py`` where the C slot is not built or the accelerators are off). :func:`slots` is the mode in
 effect; installers read it (it changes with :func:`use` too). ``WINAIO_SLOTS`` in the
-environment gives the starting mode.
+environment gives the starting mode; by default ``c`` (so ``py`` where the C slot does not
+run: ``WINAIO_PURE_PYTHON=1``, CPython 3.13+): measured in docs/design.md, "The receive slot".
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ _installers: list[Callable[[bool], None]] = []
 _state = [BUILT and os.environ.get("WINAIO_PURE_PYTHON", "") in ("", "0")]
 SLOT_MODES = ("off", "py", "c")
 #: The receive slots' mode asked for (:func:`use_slots`).
-_slot_mode = [os.environ.get("WINAIO_SLOTS", "") or "off"]
+_slot_mode = [os.environ.get("WINAIO_SLOTS", "") or "c"]
 if _slot_mode[0] not in SLOT_MODES:
     raise ValueError(f"WINAIO_SLOTS={_slot_mode[0]!r}: one of {', '.join(SLOT_MODES)}")
 #: The C receive slot is built and configured (set by its configuration, ``_fastslot.c``).

@@ -264,7 +264,7 @@ def register_receive(file: FileObject, overlapped: Overlapped, view: memoryview)
     buffer, no flags, no completion routine, E reset, F cleared, Internal STATUS_PENDING, the
     non-blocking attempt made or known to fail), built and registered in one hold of LOCK:
     CancelIoEx, closesocket and thread exit see it from then on. Built slot by slot, without
-    the two ``__init__`` levels (as ``_ops.pinned_read`` and ``_ops.new_stream_read``, a
+    the two ``__init__`` levels (as ``_ops.pinned_read`` and ``_stream_ops.new_stream_read``, a
     demoted receive slot's): every slot of the class is set (``test_socket_pending``). A
     receive slot of the socket with an incarnation out is demoted (step 1 here, step 2 by the
     backend before the request looks at its line): the request queues behind it (#66). The

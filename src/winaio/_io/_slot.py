@@ -32,8 +32,8 @@ issuer's list), and only when no other receive of the socket is pending (``strea
 #66). ``stream_in`` counts the incarnation from arm step 1 to its delivery (or its demoted
 op's). ``pending()`` is 1 while an incarnation is out and no op stands for it.
 
-Imports ``_kernel`` only (``_ops`` gives it the demoted request's builder:
-:func:`set_request_builder`; ``_ops`` -> ``_dispatch`` -> here).
+Imports ``_kernel`` only (``_stream_ops`` gives it the demoted request's builder:
+:func:`set_request_builder`; ``_stream_ops`` -> ``_dispatch`` -> here).
 """
 
 from __future__ import annotations
@@ -160,13 +160,14 @@ SLOT_TYPES: set[type] = {ReceiveSlot}
 slot_class: list[type] = [ReceiveSlot]
 
 
-#: How a demotion builds its request: ``_ops.new_stream_read``, put here by ``_ops`` when it
-#: is imported (it imports ``_dispatch``, which imports this module: no import back).
+#: How a demotion builds its request: ``_stream_ops.new_stream_read``, put here by
+#: ``_stream_ops`` when it is imported (it imports ``_dispatch``, which imports this module:
+#: no import back).
 _new_request: list[Callable[[Any, Any, Any, Any], StreamReadOp]] = []
 
 
 def set_request_builder(build: Callable[[Any, Any, Any, Any], StreamReadOp]) -> None:
-    """``_ops``: the builder of a demoted incarnation's request."""
+    """``_stream_ops``: the builder of a demoted incarnation's request."""
     _new_request[:] = [build]
 
 
