@@ -85,6 +85,9 @@ BASE_SUFFIX, BASE_ENV = "@base", "WINAIO_BENCH_BASE_SRC"
 #: A winaio server named ``KIND@pure`` runs without the optional C accelerators
 #: (``WINAIO_PURE_PYTHON=1``, the accelerators' switch).
 PURE_SUFFIX = "@pure"
+#: A winaio server named ``KIND@slots-MODE`` runs with the sockets' receive slots in ``MODE``
+#: (``off``, ``py``, ``c``: ``WINAIO_SLOTS``, ``_io._accel.use_slots``), for same-run rows.
+SLOTS_SUFFIX = "@slots-"
 #: Test hooks: a simulated crashing / missing server (``_test_hooks``).
 CRASH_ENV, MISSING_ENV = "WINAIO_BENCH_CRASH", "WINAIO_BENCH_MISSING"
 
@@ -99,6 +102,9 @@ def log(*parts: object) -> None:
 def serve(kind: str, skip: bool) -> None:
     raise_nofile()
     _test_hooks(kind)
+    if SLOTS_SUFFIX in kind:
+        kind, mode = kind.split(SLOTS_SUFFIX)
+        os.environ["WINAIO_SLOTS"] = mode
     if kind.endswith(PURE_SUFFIX):
         # The same winaio without its optional C accelerators (before/after in one run).
         kind = kind[: -len(PURE_SUFFIX)]

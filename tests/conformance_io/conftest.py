@@ -504,3 +504,11 @@ def sock_impl(request: pytest.FixtureRequest) -> Iterator[str]:
     """The sockets' immediate paths in C and in Python, in turn (tests/io/conftest.py)."""
     with wt.accelerator_for_test(request.param) as impl:
         yield impl
+
+
+@pytest.fixture(params=["off", "py", "c"])
+def slot_impl(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The sockets' pended receives as requests, on the Python receive slot and on the C
+    one, in turn (tests/io/conftest.py)."""
+    with wt.slots_for_test(request.param) as mode:
+        yield mode

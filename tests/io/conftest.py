@@ -275,3 +275,13 @@ def sock_impl(request: pytest.FixtureRequest) -> Iterator[str]:
     Socket suites use it module-wide: ``pytestmark = pytest.mark.usefixtures("sock_impl")``."""
     with wt.accelerator_for_test(request.param) as impl:
         yield impl
+
+
+@pytest.fixture(params=["off", "py", "c"])
+def slot_impl(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The sockets' pended receive as a request (``off``), on the Python receive slot
+    (``py``) and on the C one (``c``), in turn (``winaio.testing.slots_for_test``). A test
+    of the request path itself pins ``off``:
+    ``@pytest.mark.parametrize("slot_impl", ["off"], indirect=True)``."""
+    with wt.slots_for_test(request.param) as mode:
+        yield mode

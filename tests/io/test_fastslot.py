@@ -6,23 +6,52 @@
 - ``pin()`` exports the slot's view (writable, C-contiguous): while pinned, a bytearray cannot
   be resized and the memoryview cannot be released; after ``unpin()`` both can. A read-only
   or strided buffer is refused with nothing pinned; a second ``pin()`` is refused.
-- ``pending()`` counts ARMING/ARMED/REAPED/DELIVERING; ``user_data`` is the plan's encoding.
+- ``pending()`` counts ARMING/ARMED/REAPED/DELIVERING without a demoted op; ``user_data``
+  is the plan's encoding.
 - References: no leak over many pin/unpin incarnations; a slot <-> table <-> socket cycle is
   collected by the GC (the slot's export released with it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
+import importlib.util
 import os
+import socket
+import struct
+import subprocess
 import sys
+import textwrap
+import threading
+import time
+import tracemalloc
 import weakref
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from winaio._io import _accel
+from winaio._backends import uring
+from winaio._backends.uring import reaper as reaper_mod
+from winaio._backends.uring.common import InFlight
+from winaio._backends.uring.migration import Migration
+from winaio._backends.uring.streams import StreamLines
+from winaio._io import _accel, _dispatch
+from winaio._io._files import FileObject
+from winaio._io._ops import new_stream_read
+from winaio._io._overlapped import Overlapped
+from winaio._io._port import CompletionPacket, CompletionPort
+from winaio._io._slot import ReceiveSlot
+from winaio._io._sockets import Socket
+from winaio._kernel._dispatcher import ThreadState, WaitBlock, wake_waiters
+from winaio._kernel._threads import current_thread_state
+from winaio.testing import python_frames, require_c_path, slots_for_test
 
 try:
     from winaio._io import _fastio
@@ -32,10 +61,7 @@ except ImportError:  # (not built: the fixture below skips, or fails under REQUI
 
 @pytest.fixture(autouse=True)
 def _need_c() -> None:
-    if not _accel.BUILT:
-        if os.environ.get("WINAIO_REQUIRE_ACCEL", "") not in ("", "0"):
-            pytest.fail("WINAIO_REQUIRE_ACCEL=1 but winaio._io._fastio was not built")
-        pytest.skip("the C accelerator (winaio._io._fastio) was not built")
+    require_c_path(_accel.BUILT and reaper_mod._C_DONE is not None)
 
 
 STATES = {
@@ -50,6 +76,41 @@ STATES = {
 }
 OBJECTS = ("file", "overlapped", "issuer", "view", "ud", "op", "table")
 SLOT_TAG = 1 << 63
+
+
+class Interrupted(BaseException):
+    """A KeyboardInterrupt stand-in (a BaseException, as a signal handler's)."""
+
+
+@contextlib.contextmanager
+def _entry_interrupt(func: Callable[..., Any]) -> Iterator[list[int]]:
+    """The next call of the Python function ``func`` on this thread raises
+    :class:`Interrupted` at its entry, before its first statement: where a signal handler
+    raises when the signal arrived while C code ran. Yields the list of hits."""
+    code = func.__code__
+    hits: list[int] = []
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event == "call" and frame.f_code is code and not hits:
+            hits.append(1)
+            raise Interrupted
+
+    sys.setprofile(profile)
+    try:
+        yield hits
+    finally:
+        sys.setprofile(None)
+
+
+class PostingPort(CompletionPort):
+    """A port whose own ``_post_locked`` (Python) records the packets."""
+
+    def __init__(self, concurrency: int = 0) -> None:
+        super().__init__(concurrency)
+        self.posted: list[CompletionPacket] = []
+
+    def _post_locked(self, key: Any, overlapped: Any, status: int, information: int) -> None:
+        self.posted.append(CompletionPacket(key, overlapped, status, information))
 
 
 def _slot(table: Any = None) -> Any:
@@ -95,6 +156,8 @@ def test_pending_counts_the_states_of_an_incarnation_out(state: int) -> None:
     s = _slot()
     s.state = state
     assert s.pending() == (1 if state in (1, 2, 3, 4) else 0)
+    s.op = object()  # demoted: its request is counted instead
+    assert s.pending() == 0
 
 
 def test_user_data_is_the_tag_the_generation_and_the_index() -> None:
@@ -208,3 +271,760 @@ def test_a_slot_table_socket_cycle_is_collected_with_its_export() -> None:
     gc.collect()
     assert [r() for r in dead] == [None, None]
     data.extend(b"x")  # the export went with the slot
+
+
+# ---------------------------------------------------------------------- the C slot's delivery
+
+#: The C completion side (``_fastdone.c``'s ``deliver_batch``, ``Reaper.process``...).
+C_DONE = reaper_mod._C_DONE
+
+slot_spec_st = st.fixed_dictionaries(
+    {
+        "port": st.booleans(),
+        "closed_port": st.booleans(),
+        "key": st.integers(0, 3),
+        "skip_set_event": st.booleans(),
+        "waiters": st.integers(0, 2),
+        "closing": st.booleans(),
+        "other_pending": st.booleans(),
+        "demoted": st.booleans(),
+        "state": st.sampled_from([3, 3, 3, 4, 0]),  # REAPED, DELIVERING, IDLE
+        "res": st.integers(1, 16),
+        "gen": st.sampled_from([0, 1, 0x7FFFFFFF]),
+    }
+)
+
+
+class SlotWorld:
+    """Receive slots REAPED on files (of /dev/null descriptors) bound to ports or not, with
+    waiters on the files, closing or not, demoted or not (deterministic: two builds from one
+    spec are equal field for field)."""
+
+    def __init__(self, specs: list[dict[str, Any]], null_fd: int, slot_class: type) -> None:
+        self.table = _fastio.SlotTable()
+        self.port = CompletionPort(8)
+        self.closed_port = CompletionPort(8)
+        self.closed_port.closed = True
+        self.issuer = ThreadState(7000, 7000)
+        self.files: list[FileObject] = []
+        self.ovs: list[Overlapped] = []
+        self.bufs: list[bytearray] = []
+        self.slots: list[Any] = []
+        self.wbs: list[WaitBlock] = []
+        for i, s in enumerate(specs):
+            f = FileObject(os.dup(null_fd), overlapped=True, backend=object())  # type: ignore[arg-type]
+            if s["port"]:
+                f.port, f.key = (self.closed_port if s["closed_port"] else self.port), s["key"]
+            f.skip_set_event = s["skip_set_event"]
+            f.stream_in = 1
+            for k in range(s["waiters"]):
+                ts = ThreadState(7100 + 10 * i + k, 7100 + 10 * i + k)
+                wb = WaitBlock(ts, (f,), False, False)
+                f._waiters[wb] = None
+                ts.wait = wb
+                self.wbs.append(wb)
+            if s["other_pending"]:
+                f._pending[object()] = None  # type: ignore[index]
+            f.closing = s["closing"]
+            ov, buf = Overlapped(0), bytearray(16)
+            slot = slot_class(self.table)
+            slot.file, slot.overlapped, slot.issuer = f, ov, self.issuer
+            slot.view = memoryview(buf)
+            slot.pin()
+            slot.index, slot.gen, slot.res = i, s["gen"], s["res"]
+            slot.ud = SLOT_TAG | s["gen"] << 32 | i
+            slot.state = s["state"]
+            if s["demoted"]:
+                op = new_stream_read(f, ov, slot.view, self.issuer)
+                op.registered = op.submitted = True
+                f._pending[op] = None
+                slot.op = op
+            self.files.append(f)
+            self.ovs.append(ov)
+            self.bufs.append(buf)
+            self.slots.append(slot)
+
+    def snapshot(self) -> Any:
+        index = {id(ov): i for i, ov in enumerate(self.ovs)}
+        return (
+            [(p.key, index.get(id(p.overlapped)), p.status, p.bytes_transferred)
+             for p in self.port._packets],
+            [(ov.status, ov.information) for ov in self.ovs],
+            [(f._signaled, f.stream_in, f.fd == -1, len(f._pending)) for f in self.files],
+            [(wb.result, wb.thread.wake_pending) for wb in self.wbs],
+            [(s.state, s.gen, s.res, s.pinned, s.file is None, s.op is None, s.view is None)
+             for s in self.slots],
+            self.port.holding,
+        )  # fmt: skip
+
+    def close(self) -> None:
+        for f in self.files:
+            if f.fd >= 0:
+                os.close(f.fd)
+                f.fd = -1
+
+
+def _spec(**changes: Any) -> dict[str, Any]:
+    """One plain REAPED slot's spec (``SlotWorld``), with ``changes``."""
+    spec = {"port": True, "closed_port": False, "key": 1, "skip_set_event": False, "waiters": 0}
+    spec |= {"closing": False, "other_pending": False, "demoted": False, "state": 3, "res": 7}
+    spec |= {"gen": 0}
+    return spec | changes
+
+
+@pytest.fixture
+def null_fd() -> Iterator[int]:
+    fd = os.open(os.devnull, os.O_RDONLY)
+    yield fd
+    os.close(fd)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(specs=st.lists(slot_spec_st, min_size=1, max_size=6))
+def test_c_and_python_deliver_a_batch_of_slots_alike(
+    specs: list[dict[str, Any]], null_fd: int
+) -> None:
+    """``deliver_batch`` with receive slot items (``_dispatch._deliver_slot_locked``, the
+    reference, on the Python twin and on the C type; ``_fastslot_done.c`` on the C type): the
+    IOSBs, F and its waiters, the packets (held ports released once), ``stream_in``, a closing
+    file's descriptor released when nothing else pends, each slot IDLE with ``gen`` + 1 and its
+    references and export dropped, a demoted slot's request delivered instead."""
+    assert C_DONE is not None
+    worlds = [
+        SlotWorld(specs, null_fd, _fastio.ReceiveSlot),
+        SlotWorld(specs, null_fd, _fastio.ReceiveSlot),
+        SlotWorld(specs, null_fd, ReceiveSlot),
+    ]
+    try:
+        errors = [
+            C_DONE[0](list(worlds[0].slots)),
+            _dispatch.py_deliver_batch(list(worlds[1].slots)),
+            _dispatch.py_deliver_batch(list(worlds[2].slots)),
+        ]
+        assert errors == [[], [], []]
+        snaps = [w.snapshot() for w in worlds]
+        assert snaps[0] == snaps[1] == snaps[2]
+        for w in worlds[:2]:
+            for spec, buf in zip(specs, w.bufs, strict=True):
+                if spec["state"] == _fastio.SLOT_REAPED and not spec["demoted"]:
+                    buf.extend(b"x")  # delivered: no export left
+    finally:
+        for w in worlds:
+            w.close()
+
+
+def test_the_c_slot_delivery_runs_no_python_frame(null_fd: int) -> None:
+    assert C_DONE is not None
+    spec = _spec()
+    w = SlotWorld([spec, spec, spec], null_fd, _fastio.ReceiveSlot)
+    try:
+        names = python_frames(partial(C_DONE[0], list(w.slots)))
+        assert names == set()
+        assert [s.state for s in w.slots] == [0, 0, 0] and len(w.port._packets) == 3
+    finally:
+        w.close()
+
+
+@pytest.mark.parametrize("call", ["wake", "release_fd", "post"])
+def test_an_interrupt_at_a_python_call_of_the_slot_delivery_loses_no_effect(
+    call: str, null_fd: int
+) -> None:
+    """The C slot delivery calls Python last in each step: ``wake_waiters`` (F's waiters), a
+    port subclass's own ``_post_locked``, a closing file's ``_release_fd``. An interrupt at the
+    entry of one (where a signal that came while C ran is raised) leaves its effect made and
+    the slot's state whole (IDLE, ``gen`` + 1, references dropped), then propagates."""
+    assert C_DONE is not None
+    spec = _spec(port=call == "post", skip_set_event=call != "wake")
+    spec |= {"waiters": 1 if call == "wake" else 0, "closing": call == "release_fd"}
+    w = SlotWorld([spec], null_fd, _fastio.ReceiveSlot)
+    func: Any
+    if call == "post":
+        port = PostingPort(8)
+        w.files[0].port = port
+        func = PostingPort._post_locked
+    else:
+        func = wake_waiters if call == "wake" else FileObject._release_fd
+    fd = w.files[0].fd
+    try:
+        with _entry_interrupt(func) as hits, pytest.raises(Interrupted):
+            C_DONE[0](list(w.slots))
+        assert hits == [1]
+        s = w.slots[0]
+        assert (s.state, s.gen, s.file, s.pinned) == (0, 1, None, False)
+        assert w.ovs[0].information == 7 and w.files[0].stream_in == 0
+        if call == "wake":
+            assert w.wbs[0].result is not None
+        elif call == "post":
+            assert [p.overlapped for p in port.posted] == [w.ovs[0]]
+        else:
+            assert w.files[0].fd == -1
+            with pytest.raises(OSError):
+                os.fstat(fd)
+        w.bufs[0].extend(b"x")
+    finally:
+        w.close()
+
+
+# ---------------------------------------------------------------------- the C slot's reaping
+
+slot_cqe_st = st.fixed_dictionaries(
+    {
+        "what": st.sampled_from(["plain", "plain", "plain", "stale", "nowhere"]),
+        "res": st.integers(1, 1 << 16),
+        "gen": st.sampled_from([0, 5, 0x7FFFFFFF]),
+    }
+)
+
+
+def build_slot_reaper(specs: list[dict[str, Any]], slot_class: type) -> tuple[Any, list[Any], Any]:
+    """A Reaper whose CQEs are receive slots' (ARMED at their generation; a stale generation;
+    an index with no slot), with its own backend lock and SlotTable."""
+    table = InFlight()
+    slots = _fastio.SlotTable()
+    lines = StreamLines(threading.Lock(), lambda op, line: None)
+    reaper = reaper_mod.Reaper(
+        None,  # type: ignore[arg-type]
+        table, lines, Migration(), lambda op, extra: None, lambda res: None, lambda: None,
+        slots,  # type: ignore[arg-type]
+    )  # fmt: skip
+    cqes = []
+    for i, s in enumerate(specs):
+        slot = slot_class(slots)
+        slot.index, slot.gen, slot.state = i, s["gen"], _fastio.SLOT_ARMED
+        slot.ud = SLOT_TAG | s["gen"] << 32 | i
+        slots.items.append(slot)
+        slots.armed += 1
+        slots.submitted += 1
+        gen = s["gen"] if s["what"] != "stale" else (s["gen"] + 1) & 0x7FFFFFFF
+        index = i if s["what"] != "nowhere" else 1000 + i
+        cqes.append((SLOT_TAG | gen << 32 | index, s["res"], 0))
+    return reaper, cqes, slots
+
+
+def slot_reaper_snapshot(reaper: Any, slots: Any, finished: list[Any]) -> Any:
+    index = {id(s): i for i, s in enumerate(slots.items)}
+    return (
+        [index.get(id(item), item) for item in finished],
+        [(s.state, s.gen, s.res) for s in slots.items],
+        (slots.armed, slots.submitted, slots.done, slots.cancelled),
+        (reaper.done, reaper.cancelled),
+        sorted(reaper._table),
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(specs=st.lists(slot_cqe_st, min_size=1, max_size=8))
+def test_c_and_python_reap_a_batch_of_slot_cqes_alike(specs: list[dict[str, Any]]) -> None:
+    """``Reaper.process`` over receive slots' CQEs (``Reaper._reap_slot``, the reference, on
+    the Python twin and the C type; ``_fastslot_done.c`` for a batch of plain ones): each plain
+    CQE's slot REAPED with its byte count and appended to ``finished`` after what was there,
+    ``armed`` - 1 and ``done`` + 1 (the slot table's, not the reaper's); a CQE of no
+    incarnation (another generation, no slot) reported and skipped."""
+    assert C_DONE is not None
+    worlds = [
+        build_slot_reaper(specs, _fastio.ReceiveSlot),
+        build_slot_reaper(specs, _fastio.ReceiveSlot),
+        build_slot_reaper(specs, ReceiveSlot),
+    ]
+    finished: list[list[Any]] = [[("earlier", 0, 0)] for _ in worlds]
+    reports: list[list[str]] = [[], [], []]
+    report = reaper_mod.report
+    try:
+        for i, process in enumerate((C_DONE[2], reaper_mod._PY_PROCESS, reaper_mod._PY_PROCESS)):
+            reaper_mod.report = lambda what, exc=None, i=i: reports[i].append(what)
+            process(worlds[i][0], worlds[i][1], finished[i])
+    finally:
+        reaper_mod.report = report
+    snaps = [slot_reaper_snapshot(w[0], w[2], f) for w, f in zip(worlds, finished, strict=True)]
+    assert snaps[0] == snaps[1] == snaps[2]
+    assert reports[0] == reports[1] == reports[2]
+    assert len(reports[0]) == sum(1 for s in specs if s["what"] != "plain")
+
+
+def test_a_batch_of_plain_slot_cqes_is_reaped_without_a_python_frame() -> None:
+    assert C_DONE is not None
+    specs = [{"what": "plain", "res": 64, "gen": 3} for _ in range(4)]
+    reaper, cqes, slots = build_slot_reaper(specs, _fastio.ReceiveSlot)
+    finished: list[Any] = []
+    names = python_frames(partial(C_DONE[2].__get__(reaper), cqes, finished))
+    assert names == set()
+    assert finished == slots.items and [s.state for s in finished] == [3] * 4
+    assert (slots.armed, slots.done, reaper.done) == (0, 4, 0)
+
+
+def test_a_demoter_between_the_check_and_the_lock_gets_its_cqe_mapped_by_python() -> None:
+    """The C batch checks every slot ARMED, then takes the backend's lock; a contended lock
+    lets a demoter's step 1 in (ARMED -> DEMOTING_K, under LOCK only): that slot's CQE goes,
+    alone, to the Python ``process`` (its ``_reap_slot`` settles the demotion and maps the
+    CQE as the request's); the others are REAPED."""
+    assert C_DONE is not None
+    specs = [{"what": "plain", "res": 64, "gen": 1} for _ in range(3)]
+    reaper, cqes, slots = build_slot_reaper(specs, _fastio.ReceiveSlot)
+    seen: list[Any] = []
+
+    class Demoting:
+        """The backend's lock, whose acquire lets a demoter in first (the contended case)."""
+
+        def __init__(self) -> None:
+            self.lock = threading.Lock()
+
+        def acquire(self) -> bool:
+            slots.items[1].state = _fastio.SLOT_DEMOTING_K
+            return self.lock.acquire()
+
+        def release(self) -> None:
+            self.lock.release()
+
+        def __enter__(self) -> bool:
+            return self.lock.__enter__()
+
+        def __exit__(self, *exc: object) -> None:
+            self.lock.__exit__(*exc)
+
+    reaper._streams._lock = Demoting()  # type: ignore[assignment]
+    python = reaper_mod.Reaper._reap_slot
+
+    def recording(self: Any, ud: int, res: int, finished: list[Any]) -> bool:
+        seen.append((ud, res))
+        return False  # (no request world to settle the demotion into: skipped)
+
+    finished: list[Any] = []
+    reaper_mod.Reaper._reap_slot = recording  # type: ignore[method-assign]
+    try:
+        C_DONE[2].__get__(reaper)(cqes, finished)
+    finally:
+        reaper_mod.Reaper._reap_slot = python  # type: ignore[method-assign]
+    assert seen == [cqes[1][:2]]
+    assert finished == [slots.items[0], slots.items[2]]
+    assert [s.state for s in slots.items] == [3, 6, 3] and (slots.armed, slots.done) == (1, 2)
+
+
+_NOMEM = textwrap.dedent(
+    """
+    import os, sys, _testcapi
+    from winaio._backends.uring import reaper
+    from winaio._io import _fastio
+    from winaio._io._files import FileObject
+    from winaio._io._overlapped import Overlapped
+    from winaio._io._port import CompletionPort
+    from winaio._kernel._dispatcher import LOCK, ThreadState, WaitBlock
+
+    C = reaper._C_DONE
+    null = os.open(os.devnull, os.O_RDONLY)
+
+    def world():
+        # three REAPED C slots on files bound to a port with one GQCS waiter, F waiters
+        issuer, port, table = ThreadState(5000, 5000), CompletionPort(8), _fastio.SlotTable()
+        ts = ThreadState(5001, 5001)
+        wb = WaitBlock(ts, (), False, False, port._detach)
+        wb.data = 1
+        port._getters.append(wb)
+        ts.wait, ts.block_listener = wb, port
+        slots, bufs = [], []
+        for i in range(3):
+            f = FileObject(os.dup(null), overlapped=True, backend=object())
+            f.port, f.key, f.stream_in = port, i, 1
+            w = ThreadState(5010 + i, 5010 + i)
+            fwb = WaitBlock(w, (f,), False, False)
+            f._waiters[fwb] = None
+            w.wait = fwb
+            s = _fastio.ReceiveSlot(table)
+            buf = bytearray(8)
+            s.file, s.overlapped, s.issuer, s.view = f, Overlapped(0), issuer, memoryview(buf)
+            s.pin()
+            s.index, s.gen, s.res, s.state = i, 0, 5, _fastio.SLOT_REAPED
+            slots.append(s)
+            bufs.append(buf)
+        return port, wb, slots, bufs
+
+    bad = set()
+    for k in range(int(sys.argv[1])):
+        port, wb, slots, bufs = world()
+        files = [s.file for s in slots]
+        ovs = [s.overlapped for s in slots]
+        _testcapi.set_nomemory(k, k + 1)  # the k-th allocation from here fails
+        try:
+            C[0](list(slots))
+        except MemoryError:
+            pass
+        finally:
+            _testcapi.remove_mem_hooks()
+        if port.holding:
+            bad.add("a port left held")
+        if LOCK.locked():
+            bad.add("LOCK left held")
+            LOCK.release()
+        if wb not in port._getters and wb.result is None:
+            bad.add("a waiter popped and left asleep")
+        for s, f, ov, buf in zip(slots, files, ovs, bufs):
+            if s.state not in (_fastio.SLOT_REAPED, _fastio.SLOT_DELIVERING, _fastio.SLOT_IDLE):
+                bad.add(f"a slot in state {s.state}")
+            if s.state != _fastio.SLOT_REAPED and ov.information != 5:
+                bad.add("a slot past REAPED without its IOSB")
+            if s.state == _fastio.SLOT_IDLE:
+                if f.stream_in != 0 or s.pinned or s.file is not None:
+                    bad.add("an IDLE slot with its incarnation's state")
+                try:
+                    buf.extend(b"x")
+                except BufferError:
+                    bad.add("an IDLE slot's buffer still exported")
+            os.close(f.fd)
+            f.fd = -1
+    print(sorted(bad))
+    """
+)
+
+
+def test_a_failed_allocation_in_the_slot_delivery_leaves_no_half_state() -> None:
+    """Every allocation of the C slot delivery made to fail in turn (``_testcapi.set_nomemory``,
+    in a child under the debug allocator): no crash, no lock or port left held, no GQCS waiter
+    popped and left asleep; each slot REAPED (untouched), or past it with its IOSB written, or
+    IDLE with its incarnation's state gone (``stream_in``, the pin, the references)."""
+    if importlib.util.find_spec("_testcapi") is None:
+        pytest.skip("this CPython has no _testcapi (fault injection)")
+    env = dict(os.environ, PYTHONMALLOC="debug", WINAIO_PURE_PYTHON="0")
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).resolve().parents[2] / "src"), env.get("PYTHONPATH", "")]
+    )
+    run = subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-c", _NOMEM, "120"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.split("\n")[-2] == "[]", run.stdout[-3000:]
+
+
+# ---------------------------------------------------------------------- the C slot's arm
+
+URING_OK, URING_REASON = uring.probe_backend()
+#: The tests on real sockets: io_uring only (slots are).
+needs_uring = pytest.mark.skipif(not URING_OK, reason=f"io_uring unavailable: {URING_REASON}")
+SQE = struct.Struct("<BBHiqQIIQ24s")
+OP_RECV = 27
+#: The Python functions of the slot's hot shape (arm, reap, deliver, the QD1 path).
+SLOT_PYTHON = {
+    "pend_receive", "arm_locked", "_arm_slot", "_arm_slot_locked", "add_locked", "prep_recv",
+    "pin", "user_data", "address", "nbytes", "_reap_slot", "process", "_batch_locked",
+    "deliver", "deliver_batch", "_deliver_slot_locked", "_slot_done_locked", "release_refs",
+    "unpin", "_post_locked",
+}  # fmt: skip
+
+
+class Echo:
+    """A winaio socket on ``backend`` bound to a fresh port (key 7), and its peer."""
+
+    def __init__(self, backend: Any) -> None:
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            self.peer = socket.create_connection(listener.getsockname(), timeout=5.0)
+            conn, _ = listener.accept()
+        conn.setblocking(False)
+        self.port = CompletionPort()
+        self.s = Socket(conn.fileno(), overlapped=True, sock=conn, backend=backend)
+        self.s.associate(self.port, 7)
+
+    def round(self, data: bytes, size: int = 64) -> None:
+        """One receive that pends (nothing there yet), the peer's send, its packet."""
+        buf, ov = bytearray(size), Overlapped(0)
+        assert not self.s.start_read(buf, ov)
+        self.peer.sendall(data)
+        packet = self.port.get(5.0)
+        assert packet is not None and packet.overlapped is ov and packet.key == 7
+        assert (ov.status, ov.information) == (0, len(data)) and bytes(buf[: len(data)]) == data
+        buf.extend(b"x")  # (no export left)
+
+    def close(self) -> None:
+        self.s.close()
+        self.peer.close()
+        self.port.close()
+
+
+@pytest.fixture
+def echo(armed_uring: Any) -> Iterator[Echo]:
+    e = Echo(armed_uring)
+    yield e
+    e.close()
+
+
+def _arm_and_look(e: Echo, size: int, offset: int) -> dict[str, Any]:
+    """``pend_receive`` of a view of ``size`` bytes at ``offset`` in a bytearray, on ``e``'s
+    socket (nothing sent: it stays armed), and everything the arm set (taken under the
+    backend's lock); then the receive is completed by the peer's bytes."""
+    s, b = e.s, e.s.backend
+    ts = current_thread_state()
+    ring, slots = b._ring, b._slots
+    owner = b._lead.owner is ts.parker
+    before = (slots.armed, slots.submitted, b._submitted, ring._sq_tail, len(b._table))
+    data = bytearray(offset + size + 3)
+    view = memoryview(data)[offset : offset + size]
+    ov = Overlapped(0)
+    ov.status = 0x103
+    s._pend(s, ov, view)
+    with b._lock:
+        slot = s._rslot
+        at = ((ring._sq_tail - 1) & ring._sq_mask) << 6
+        sqe = list(SQE.unpack_from(ring._sqes, at))
+        address = ctypes.addressof(ctypes.c_char.from_buffer(data)) + offset
+        look = {
+            "type": type(slot) is (_fastio.ReceiveSlot if _accel.slots() == "c" else ReceiveSlot),
+            "state": slot.state,
+            "objects": (
+                slot.file is s,
+                slot.overlapped is ov,
+                slot.issuer is ts,
+                slot.view is view,
+            ),
+            "op": slot.op,
+            "pinned": (slot.pinned, slot.address == address, slot.nbytes),
+            "ud": slot.ud == slot.user_data,
+            "items": slots.items[slot.index] is slot,
+            "counted": (slots.armed, slots.submitted, b._submitted, ring._sq_tail, len(b._table)),
+            "before": before,
+            "file": (s.stream_in, s.pending_requests, list(s._pending)),
+            "lines": 2 * s.fd in b._streams.lines,
+            "deferred": (slot.ud in b._unsubmitted) is owner,
+            "hinted": b._deferral.hinted is owner,
+            "sqe": [*sqe[:4], sqe[4], sqe[5] == address, *sqe[6:8], sqe[8] == slot.ud, sqe[9]],
+            "fd": sqe[3] == s.fd,
+        }
+    e.peer.sendall(b"z" * min(size, 5))
+    packet = e.port.get(5.0)
+    assert packet is not None and packet.overlapped is ov
+    assert ov.information == min(size, 5) and bytes(view[:5]) == b"z" * min(size, 5)
+    del view
+    data.extend(b"x")
+    return look
+
+
+@needs_uring
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(sizes=st.lists(st.tuples(st.integers(1, 300), st.integers(0, 17)), min_size=1, max_size=4))
+def test_c_and_python_arm_alike(sizes: list[tuple[int, int]]) -> None:
+    """Arm steps 1 and 2 (``_slot.arm_locked`` and ``IoUringBackend._arm_slot``, the
+    reference; ``_fastpend.c``/``_fastpend_ring.c``): the slot's fields (ARMING -> ARMED, the
+    objects held, the view pinned, its index and user_data), the file's count, no request,
+    line or table entry, the table's counters, the deferred list and the owner's hint (the
+    ring's owner defers; anyone else submits at once), and the SQE (RECV, POLL_FIRST ioprio,
+    the socket, the pinned buffer's address and length, the slot's user_data, the last 24
+    bytes zero): equal under the C and the Python slot, incarnation after incarnation."""
+    looks: dict[str, list[dict[str, Any]]] = {}
+    for mode in ("py", "c"):
+        with slots_for_test(mode):
+            b = uring.IoUringBackend()
+            e = Echo(b)
+            try:
+                e.round(b"warm")  # (this thread leads the ring then: it owns it)
+                looks[mode] = [_arm_and_look(e, size, offset) for size, offset in sizes]
+            finally:
+                e.close()
+                b.close()
+    assert looks["c"] == looks["py"]
+    first = looks["c"][0]
+    assert first["type"] and first["state"] == _fastio.SLOT_ARMED and first["op"] is None
+    assert first["sqe"][0] == OP_RECV and first["sqe"][-1] == bytes(24)
+
+
+@needs_uring
+def test_the_c_slot_echo_runs_no_python_frame_of_the_slot(echo: Echo) -> None:
+    """With the C slot, a receive that pends (arm), its CQE (the QD1 reap) and its delivery
+    run none of the slot's Python functions (nor the request path's)."""
+    with slots_for_test("c"):
+        for i in range(20):
+            echo.round(b"warm%d" % i)
+        names = python_frames(partial(echo.round, b"hello"))
+        assert names & SLOT_PYTHON == set()
+        assert type(echo.s._rslot) is _fastio.ReceiveSlot
+
+
+@needs_uring
+def test_a_c_slot_batch_runs_no_python_frame_of_the_slot(armed_uring: Any) -> None:
+    """Many sockets' receives armed, their data sent, then one wait: the batch of slot CQEs
+    is reaped (one hold of the backend's lock) and delivered without a Python frame of the
+    slot's functions."""
+    with slots_for_test("c"):
+        echoes = [Echo(armed_uring) for _ in range(8)]
+        try:
+            bufs = []
+            for e in echoes:
+                e.round(b"w")
+                buf, ov = bytearray(8), Overlapped(0)
+                assert not e.s.start_read(buf, ov)
+                bufs.append((buf, ov))
+            for e in echoes:
+                e.peer.sendall(b"abc")
+            time.sleep(0.05)  # (the CQEs wait in the CQ ring)
+            got: list[Any] = []
+
+            def take() -> None:
+                for e in echoes:
+                    packet = e.port.get(5.0)
+                    assert packet is not None
+                    got.append(packet.overlapped)
+
+            names = python_frames(take)
+            assert names & SLOT_PYTHON == set()
+            assert got == [ov for _, ov in bufs]
+            assert [bytes(buf[:3]) for buf, _ in bufs] == [b"abc"] * len(bufs)
+        finally:
+            for e in echoes:
+                e.close()
+
+
+@needs_uring
+def test_no_leak_over_many_c_slot_incarnations(echo: Echo) -> None:
+    """10K receives on one C slot: the references of the socket, its buffer and OVERLAPPED
+    back where they were, memory steady, every incarnation counted and ended."""
+    with slots_for_test("c"):
+        buf = bytearray(64)
+        ov = Overlapped(0)
+        s, peer, port = echo.s, echo.peer, echo.port
+
+        def rounds(n: int) -> None:
+            for _ in range(n):
+                assert not s.start_read(buf, ov)
+                peer.sendall(b"0123456789")
+                packet = port.get(5.0)
+                assert packet is not None and ov.information == 10
+
+        rounds(200)
+        gc.collect()
+        refs = [sys.getrefcount(o) for o in (s, buf, ov, port)]
+        tracemalloc.start()
+        try:
+            rounds(2000)
+            gc.collect()
+            first, _ = tracemalloc.get_traced_memory()
+            rounds(8000)
+            gc.collect()
+            second, _ = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert [sys.getrefcount(o) for o in (s, buf, ov, port)] == refs
+        assert second - first < 64 * 1024, (first, second)
+        slot, slots = s._rslot, s.backend._slots
+        assert (slot.state, slot.gen, slot.pinned, slot.file) == (0, 10200, False, None)
+        assert slots.armed == 0 and slots.submitted == slots.done
+        buf.extend(b"x")
+
+
+@needs_uring
+def test_an_interrupt_at_the_submit_of_a_c_slot_still_submits_it(echo: Echo) -> None:
+    """A thread that does not own the ring submits its slot's RECV at once
+    (``_submit_locked``, Python, called last under the backend's lock); an interrupt at its
+    entry is kept, the submission made again, then the interrupt raised: the receive is in
+    the kernel and completes (review7's rule, for the C arm)."""
+    with slots_for_test("c"):
+        echo.round(b"warm")
+        s, b = echo.s, echo.s.backend
+        out: dict[str, Any] = {}
+        buf, ov = bytearray(16), Overlapped(0)
+
+        def other() -> None:
+            assert b._lead.owner is not current_thread_state().parker
+            func = type(b._sq).submit_locked
+            with _entry_interrupt(func) as hits:
+                try:
+                    s.start_read(buf, ov)
+                except Interrupted:
+                    out["raised"] = True
+            out["hits"] = list(hits)
+
+        t = threading.Thread(target=other)
+        t.start()
+        t.join(5.0)
+        assert out == {"raised": True, "hits": [1]}
+        assert s._rslot.state == _fastio.SLOT_ARMED
+        echo.peer.sendall(b"late")
+        packet = echo.port.get(5.0)
+        assert packet is not None and packet.overlapped is ov and bytes(buf[:4]) == b"late"
+
+
+_NOMEM_ARM = textwrap.dedent(
+    """
+import os, socket, sys, _testcapi
+from winaio._io import _accel
+_accel.use(True)
+_accel.use_slots("c")
+assert _accel.slots() == "c"
+from winaio._backends import uring
+from winaio._io._overlapped import Overlapped
+from winaio._io._port import CompletionPort
+from winaio._io._sockets import Socket
+from winaio._kernel._dispatcher import LOCK
+
+b = uring.IoUringBackend()
+port = CompletionPort()
+with socket.create_server(("127.0.0.1", 0)) as listener:
+    peer = socket.create_connection(listener.getsockname(), timeout=5)
+    conn, _ = listener.accept()
+conn.setblocking(False)
+s = Socket(conn.fileno(), overlapped=True, sock=conn, backend=b)
+s.associate(port, 7)
+bad = set()
+# warm: this thread owns the ring
+buf, ov = bytearray(8), Overlapped(0)
+s._pend(s, ov, memoryview(buf))
+peer.sendall(b"w")
+assert port.get(5.0) is not None
+for k in range(int(sys.argv[1])):
+    buf, ov = bytearray(8), Overlapped(0)
+    view = memoryview(buf)
+    raised = None
+    _testcapi.set_nomemory(k, k + 1)
+    try:
+        s._pend(s, ov, view)
+    except MemoryError as exc:
+        raised = exc
+    finally:
+        _testcapi.remove_mem_hooks()
+    if LOCK.locked():
+        bad.add("LOCK held")
+        LOCK.release()
+    if b._lock.locked():
+        bad.add("the backend's lock held")
+        b._lock.release()
+    if s.pending_requests != s.stream_in:
+        bad.add(f"pending_requests {s.pending_requests} != stream_in {s.stream_in}")
+    if s.pending_requests:
+        peer.sendall(b"k")
+        packet = port.get(5.0)
+        if packet is None or packet.overlapped is not ov or bytes(buf[:1]) != b"k":
+            bad.add(f"a pending receive did not complete ({raised!r})")
+    else:
+        if raised is None:
+            bad.add("no receive pending and no error")
+        if s._rslot is not None and s._rslot.state != 0:
+            bad.add(f"slot in state {s._rslot.state} with nothing pending")
+    del view
+    try:
+        buf.extend(b"x")
+    except BufferError:
+        bad.add("a buffer left exported")
+    if port.get(0) is not None:
+        bad.add("a stray packet")
+print(sorted(bad))
+os._exit(0)
+    """
+)
+
+
+@needs_uring
+def test_a_failed_allocation_in_the_c_arm_leaves_the_receive_whole() -> None:
+    """Every allocation of a pended receive on the C slot made to fail in turn (in a child
+    under the debug allocator; this thread owns the ring): no lock left held; either the
+    receive pends (counted once: ``pending_requests == stream_in``) and completes with the
+    peer's bytes, or the MemoryError went out with nothing pending, the slot IDLE and the
+    buffer free; no stray packet."""
+    if importlib.util.find_spec("_testcapi") is None:
+        pytest.skip("this CPython has no _testcapi (fault injection)")
+    env = dict(os.environ, PYTHONMALLOC="debug", WINAIO_PURE_PYTHON="0")
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).resolve().parents[2] / "src"), env.get("PYTHONPATH", "")]
+    )
+    run = subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-c", _NOMEM_ARM, "150"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.split("\n")[-2] == "[]", run.stdout[-3000:]

@@ -1,5 +1,6 @@
 """The sockets' receive slots (``_io/_slot.py``, ``_backends/uring/slots.py``;
-docs/plans/receive-slot.md): the plumbing every consumer of the per-receive state learns.
+docs/plans/receive-slot.md): the plumbing every consumer of the per-receive state learns, and
+the state machine on real sockets (``slot_impl``: the Python slot, the C one).
 
 Step 1 (no slot armed by the library yet): a CQE whose user_data has ``SLOT_TAG`` reaches the
 Python slot path from the C batch too (``_fastprocess.c`` hands it over, never skips it as a
@@ -7,6 +8,15 @@ cancel's), a batch with a slot item is delivered by the Python ``deliver_batch``
 delivery (the slot's own steps: IOSB, F, packet, bookkeeping), ``Migration.own_locked`` never
 records a slot's user_data, and the backend counts slot incarnations in ``_in_flight`` (a port
 thread whose only work is slot receives must lead the ring) and in ``statistics``.
+
+Step 2 (the slot armed, ``slot_impl`` ``py``/``c``): an echo on slots completes each receive
+once with its bytes, in order, with no request, line or table entry, and leaves nothing
+counted; every consumer that demotes (``pending_ops()``, CancelIoEx, close, a second receive
+queued behind, the backend's close, an unusual CQE) finds the incarnation's request; the
+generation makes a stale snapshot or a stale ASYNC_CANCEL miss the next incarnation; the
+interleavings of the two holds (arm, demotion) with a demoter, a canceller, close and the
+reaper are forced one by one; a port thread whose only work is slot receives leads the ring;
+a slot whose issuer exits is resubmitted once and delivered once (``Migration.died``).
 """
 
 from __future__ import annotations
@@ -14,12 +24,14 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 import winaio
+import winaio.testing as wt
 from winaio._backends.uring import IoUringBackend
 from winaio._backends.uring import reaper as reaper_mod
 from winaio._backends.uring.common import SLOT_TAG, InFlight, slot_ud
@@ -27,10 +39,14 @@ from winaio._backends.uring.migration import Migration
 from winaio._backends.uring.slots import SlotTable, add_locked
 from winaio._backends.uring.streams import StreamLines
 from winaio._io import _dispatch, _slot
-from winaio._io._files import FileObject
+from winaio._io._cancel import cancel_io_ex
+from winaio._io._files import FileObject, request_cancel
 from winaio._io._overlapped import Overlapped
 from winaio._io._port import CompletionPort
+from winaio._io._sockets import Socket
+from winaio._kernel._dispatcher import LOCK
 from winaio._kernel._threads import current_thread_state
+from winaio.testing import wait_until
 
 C_DONE = reaper_mod._C_DONE
 
@@ -229,3 +245,434 @@ def test_the_slot_state_numbers_are_the_c_types() -> None:
         pytest.skip("no C receive slot in this build")
     for name in ("IDLE", "ARMING", "ARMED", "REAPED", "DELIVERING", "DEMOTING_A", "DEMOTING_K"):
         assert getattr(fastio, f"SLOT_{name}") == getattr(_slot, name)
+
+
+# ---------------------------------------------------------------------- on real sockets
+
+LONG = 5.0
+SUCCESS = 0
+CANCELLED = 0xC0000120
+
+
+@pytest.fixture(params=["py", "c"])
+def slots_on(request: pytest.FixtureRequest) -> Iterator[str]:
+    with wt.slots_for_test(request.param) as mode:
+        yield mode
+
+
+@pytest.fixture
+def backend() -> Iterator[IoUringBackend]:
+    b = IoUringBackend()
+    wait_until(lambda: not b._lead.closed, LONG, "the leaders' poke is armed")
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+Conn = tuple[Socket, socket.socket, CompletionPort]
+
+
+@pytest.fixture
+def conn(backend: IoUringBackend) -> Iterator[Conn]:
+    """One connection: (winaio socket on ``backend`` bound to a port, its peer, the port)."""
+    port = CompletionPort()
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        peer = socket.create_connection(listener.getsockname())
+        c, _ = listener.accept()
+    c.setblocking(False)
+    f = Socket(c.fileno(), overlapped=True, sock=c, backend=backend)
+    f.associate(port, 7)
+    try:
+        yield f, peer, port
+    finally:
+        f.close()
+        peer.close()
+        port.close()
+
+
+def _pend(f: Socket, buf: Any) -> Overlapped:
+    ov = Overlapped()
+    assert f.start_read(buf, ov) is False
+    return ov
+
+
+def _slot_of(f: Socket) -> Any:
+    slot = f._rslot
+    assert slot is not None
+    return slot
+
+
+def _quiet(backend: IoUringBackend, f: Socket) -> None:
+    """Nothing of ``f`` is counted or held any more."""
+    wait_until(lambda: backend._in_flight() == 0, LONG, "nothing in flight")
+    assert f.pending_requests == 0 and f.stream_in == 0 and not f._pending
+    assert not backend._table and not backend._streams.lines
+    stats = backend.statistics()
+    assert stats.in_flight == 0, stats
+
+
+@pytest.mark.usefixtures("slots_on")
+def test_an_echo_on_a_slot_completes_each_receive_once_with_its_bytes(
+    backend: IoUringBackend, conn: Conn
+) -> None:
+    f, peer, port = conn
+    memory = bytearray(64)
+    for i in range(200):
+        ov = _pend(f, memory)
+        slot = _slot_of(f)
+        assert slot.state == _slot.ARMED and slot.pending() == 1
+        assert f.pending_requests == 1 == f.stream_in and not f._pending
+        assert backend._in_flight() == 1 and not backend._table  # no request, no entry
+        peer.send(bytes([i]) * (i % 60 + 1))
+        packet = port.get(LONG)
+        assert packet is not None and packet.overlapped is ov and packet.key == 7
+        assert (packet.status, packet.bytes_transferred) == (SUCCESS, i % 60 + 1)
+        assert (ov.status, ov.information) == (SUCCESS, i % 60 + 1)
+        assert memory[: i % 60 + 1] == bytes([i]) * (i % 60 + 1)
+        assert slot.state == _slot.IDLE and slot.gen == i + 1
+        assert port.get(0) is None  # exactly one packet
+    _quiet(backend, f)
+    memory.extend(b"x")  # no export left
+    slots = backend._slots
+    assert (slots.submitted, slots.done, slots.armed) == (200, 200, 0)
+
+
+@pytest.mark.usefixtures("slots_on")
+def test_pending_ops_demotes_the_incarnation_into_its_request(
+    backend: IoUringBackend, conn: Conn
+) -> None:
+    f, peer, port = conn
+    memory = bytearray(16)
+    ov = _pend(f, memory)
+    slot = _slot_of(f)
+    (op,) = f.pending_ops()
+    assert op.overlapped is ov and op.registered and op.submitted and not op.done
+    assert slot.state == _slot.IDLE and slot.op is None and slot.file is None
+    assert backend._table[slot_ud(0, slot.index)][0] is op  # its user_data, now a request's
+    assert f.pending_requests == 1 == f.stream_in and backend._in_flight() == 1
+    peer.send(b"abc")
+    packet = port.get(LONG)
+    assert packet is not None and packet.overlapped is ov
+    assert (packet.status, packet.bytes_transferred, bytes(memory[:3])) == (SUCCESS, 3, b"abc")
+    assert op.done
+    _quiet(backend, f)
+    # the next receive arms the slot again (one incarnation later)
+    ov2 = _pend(f, memory)
+    assert slot.state == _slot.ARMED and slot.gen == 1
+    peer.send(b"z")
+    packet = port.get(LONG)
+    assert packet is not None and packet.overlapped is ov2
+    _quiet(backend, f)
+
+
+@pytest.mark.usefixtures("slots_on")
+def test_cancel_io_ex_cancels_the_slot_incarnation_exactly(
+    backend: IoUringBackend, conn: Conn
+) -> None:
+    f, peer, port = conn
+    memory = bytearray(16)
+    ov = _pend(f, memory)
+    other = Overlapped()
+    with pytest.raises(winaio.Win32Error):  # (not this one: ERROR_NOT_FOUND, nothing touched)
+        cancel_io_ex(f, other)
+    assert _slot_of(f).state == _slot.IDLE  # (demoted by the look)
+    cancel_io_ex(f, ov)
+    packet = port.get(LONG)
+    assert packet is not None and packet.overlapped is ov and packet.status == CANCELLED
+    assert port.get(0.05) is None
+    _quiet(backend, f)
+    # the socket still works, on the slot
+    ov = _pend(f, memory)
+    peer.send(b"after")
+    packet = port.get(LONG)
+    assert packet is not None and packet.overlapped is ov and packet.bytes_transferred == 5
+    _quiet(backend, f)
+
+
+@pytest.mark.usefixtures("slots_on")
+def test_a_stale_snapshot_and_a_stale_cancel_miss_the_next_incarnation(
+    backend: IoUringBackend, conn: Conn
+) -> None:
+    """Generation exactness: a snapshot's request of incarnation g cannot cancel g+1, and an
+    ASYNC_CANCEL of g's user_data once g+1 is armed gets -ENOENT (g+1 goes on)."""
+    f, peer, port = conn
+    memory = bytearray(16)
+    ov = _pend(f, memory)
+    slot = _slot_of(f)
+    (old,) = f.pending_ops()  # incarnation 0, a request now
+    peer.send(b"1")
+    assert port.get(LONG) is not None and old.done
+    ov = _pend(f, memory)  # incarnation 1 (its slot: gen 1)
+    assert slot.state == _slot.ARMED and slot.gen == 1
+    assert request_cancel(old) is False
+    old_ud = slot_ud(1, slot.index)
+    ov2_ud = slot.ud
+    peer.send(b"2")
+    packet = port.get(LONG)
+    assert packet is not None and packet.overlapped is ov and packet.status == SUCCESS
+    ov = _pend(f, memory)  # incarnation 2
+    assert slot.ud != ov2_ud == old_ud
+    with backend._lock:
+        backend._sq.cancel_locked(old_ud)  # a stale ASYNC_CANCEL: incarnation 1's
+    assert port.get(0.1) is None  # incarnation 2 still waits for data
+    assert slot.state == _slot.ARMED
+    peer.send(b"3")
+    packet = port.get(LONG)
+    assert packet is not None and packet.overlapped is ov
+    assert (packet.status, packet.bytes_transferred, memory[:1]) == (SUCCESS, 1, b"3")
+    _quiet(backend, f)
+
+
+@pytest.mark.usefixtures("slots_on")
+def test_a_second_receive_queues_behind_the_slot_incarnation(
+    backend: IoUringBackend, conn: Conn
+) -> None:
+    """#66: a receive issued while the slot is armed (the general path: a flag) demotes it
+    and queues behind it; the data goes to the first, then the second."""
+    f, peer, port = conn
+    first, second = bytearray(4), bytearray(4)
+    ov1 = _pend(f, first)
+    ov2 = Overlapped()
+    assert f.start_read(memoryview(second), ov2, size=4) is False  # (the general path)
+    assert f.pending_requests == 2 == f.stream_in
+    peer.send(b"abcd")
+    packet = port.get(LONG)
+    assert packet is not None and packet.overlapped is ov1 and first == b"abcd"
+    peer.send(b"efgh")
+    packet = port.get(LONG)
+    assert packet is not None and packet.overlapped is ov2 and second == b"efgh"
+    _quiet(backend, f)
+
+
+@pytest.mark.usefixtures("slots_on")
+def test_close_demotes_cancels_and_releases_the_descriptor(
+    backend: IoUringBackend, conn: Conn
+) -> None:
+    f, _peer, port = conn
+    ov = _pend(f, bytearray(8))
+    f.close()
+    packet = port.get(LONG)
+    assert packet is not None and packet.overlapped is ov and packet.status == CANCELLED
+    assert f.fd == -1 and f.pending_requests == 0
+    slot = _slot_of(f)
+    assert slot.state == _slot.DEAD
+    wait_until(lambda: backend._in_flight() == 0, LONG)
+
+
+@pytest.mark.usefixtures("slots_on")
+def test_the_backend_close_demotes_armed_slots(backend: IoUringBackend, conn: Conn) -> None:
+    f, _peer, port = conn
+    ovs = [_pend(f, bytearray(8))]
+    started = time.monotonic()
+    backend.close()  # (the fixture's close is then a no-op)
+    assert time.monotonic() - started < LONG  # not the drain's 30 s timeout
+    packet = port.get(LONG)
+    assert packet is not None and packet.overlapped is ovs[0] and packet.status == CANCELLED
+    assert backend.statistics().in_flight == 0
+
+
+@pytest.mark.usefixtures("slots_on")
+def test_a_port_thread_whose_only_work_is_slot_receives_leads_the_ring(
+    backend: IoUringBackend, conn: Conn, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``_in_flight`` counts armed slots: with the ring thread parked, only the waiting thread
+    can reap; parked on its futex instead (nothing "in flight"), it would wait for ever."""
+    f, peer, port = conn
+    parked = kit.park(backend, monkeypatch)
+    try:
+        memory = bytearray(8)
+        for i in range(20):
+            ov = _pend(f, memory)
+            peer.send(bytes([i]))
+            packet = port.get(LONG)
+            assert packet is not None and packet.overlapped is ov
+        assert backend._ring_thread.rounds == parked.rounds  # the waiter reaped them all
+    finally:
+        parked.release()
+    _quiet(backend, f)
+
+
+# ---------------------------------------------------------------------- forced interleavings
+
+
+def _between_arm_holds(
+    monkeypatch: pytest.MonkeyPatch, action: Callable[[], object]
+) -> list[object]:
+    """Run ``action`` once between arm step 1 (LOCK) and step 2 (the backend's lock)."""
+    real = IoUringBackend._arm_slot
+    done: list[object] = []
+
+    def arm(self: IoUringBackend, slot: Any, gen: int, issuer: Any, fd: int) -> None:
+        if not done:
+            done.append(action())
+        real(self, slot, gen, issuer, fd)
+
+    monkeypatch.setattr(IoUringBackend, "_arm_slot", arm)
+    return done
+
+
+@pytest.mark.parametrize("slots_on", ["py"], indirect=True)
+@pytest.mark.usefixtures("slots_on")
+def test_a_demotion_between_the_arms_two_holds(
+    backend: IoUringBackend, conn: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    f, peer, port = conn
+    seen = _between_arm_holds(monkeypatch, f.pending_ops)
+    memory = bytearray(8)
+    ov = _pend(f, memory)
+    ((op,),) = seen  # type: ignore[misc]
+    assert op.overlapped is ov and op.token is not None  # queued by the arming thread
+    assert _slot_of(f).state == _slot.IDLE
+    peer.send(b"x")
+    packet = port.get(LONG)
+    assert packet is not None and packet.overlapped is ov and op.done
+    _quiet(backend, f)
+
+
+@pytest.mark.parametrize("slots_on", ["py"], indirect=True)
+@pytest.mark.usefixtures("slots_on")
+def test_a_cancel_between_the_arms_two_holds(
+    backend: IoUringBackend, conn: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    f, _peer, port = conn
+    ovs: list[Overlapped] = []
+    _between_arm_holds(monkeypatch, lambda: cancel_io_ex(f, ovs[0]))
+    ovs.append(Overlapped())
+    assert f.start_read(bytearray(8), ovs[0]) is False
+    packet = port.get(LONG)
+    assert packet is not None and packet.overlapped is ovs[0] and packet.status == CANCELLED
+    _quiet(backend, f)
+
+
+@pytest.mark.parametrize("slots_on", ["py"], indirect=True)
+@pytest.mark.usefixtures("slots_on")
+def test_a_close_between_the_arms_two_holds(
+    backend: IoUringBackend, conn: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    f, _peer, port = conn
+    _between_arm_holds(monkeypatch, f.close)
+    ov = _pend(f, bytearray(8))
+    packet = port.get(LONG)
+    assert packet is not None and packet.overlapped is ov and packet.status == CANCELLED
+    assert f.fd == -1
+    wait_until(lambda: backend._in_flight() == 0, LONG)
+
+
+@pytest.mark.parametrize("slots_on", ["py"], indirect=True)
+@pytest.mark.usefixtures("slots_on")
+def test_a_second_receive_between_the_arms_two_holds_queues_behind(
+    backend: IoUringBackend, conn: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    f, peer, port = conn
+    second = bytearray(4)
+    ov2 = Overlapped()
+    _between_arm_holds(monkeypatch, lambda: f.start_read(memoryview(second), ov2, size=4))
+    first = bytearray(4)
+    ov1 = _pend(f, first)
+    peer.send(b"abcd")
+    packet = port.get(LONG)
+    assert packet is not None and packet.overlapped is ov1 and first == b"abcd"
+    peer.send(b"efgh")
+    packet = port.get(LONG)
+    assert packet is not None and packet.overlapped is ov2 and second == b"efgh"
+    _quiet(backend, f)
+
+
+@pytest.mark.parametrize("slots_on", ["py"], indirect=True)
+@pytest.mark.usefixtures("slots_on")
+def test_the_reaper_between_a_demotions_two_steps(
+    backend: IoUringBackend, conn: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Step 1 made (DEMOTING_K), the CQE comes first: the reaper makes step 2 itself and
+    delivers the request once; the demoter's step 2 then finds nothing to do."""
+    f, peer, port = conn
+    memory = bytearray(8)
+    ov = _pend(f, memory)
+    slot = _slot_of(f)
+    with LOCK:
+        assert _slot.demote_locked(slot)
+        op = slot.op
+    assert slot.state == _slot.DEMOTING_K
+    peer.send(b"hi")
+    packet = port.get(LONG)
+    assert packet is not None and packet.overlapped is ov and packet.bytes_transferred == 2
+    assert op.done and slot.state == _slot.IDLE and slot.gen == 1
+    backend.settle_slot(slot)  # (the demoter's step 2: nothing left)
+    assert port.get(0.05) is None
+    _quiet(backend, f)
+
+
+@pytest.mark.parametrize("slots_on", ["py"], indirect=True)
+@pytest.mark.usefixtures("slots_on")
+def test_a_demotion_of_a_reaped_slot_delivers_its_request(
+    backend: IoUringBackend, conn: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    f, peer, port = conn
+    real = reaper_mod.deliver_batch
+    seen: list[Any] = []
+
+    def deliver_batch(batch: Any) -> Any:
+        if any(item.__class__ in _slot.SLOT_TYPES for item in batch) and not seen:
+            seen.append(f.pending_ops())  # REAPED: its request is built, registered
+        return real(batch)
+
+    monkeypatch.setattr(reaper_mod, "deliver_batch", deliver_batch)
+    memory = bytearray(8)
+    ov = _pend(f, memory)
+    peer.send(b"ok")
+    packet = port.get(LONG)
+    assert packet is not None and packet.overlapped is ov
+    assert (packet.status, packet.bytes_transferred) == (SUCCESS, 2)
+    ((op,),) = seen
+    assert op.overlapped is ov and op.done and request_cancel(op) is False
+    assert port.get(0.05) is None
+    _quiet(backend, f)
+
+
+# ---------------------------------------------------------------------- thread exit
+
+
+@pytest.mark.usefixtures("slots_on")
+def test_a_slot_whose_issuer_exits_is_resubmitted_and_delivered_once(
+    backend: IoUringBackend,
+) -> None:
+    """Port-bound, so it survives its issuer (spec §8); io_uring completes its RECV
+    -ECANCELED once woken after the submitter exited: the reaper demotes it and
+    ``Migration.died`` resubmits it from the ring thread; the data is delivered once."""
+    port = CompletionPort()
+    conns = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        for i in range(3):
+            peer = socket.create_connection(listener.getsockname())
+            c, _ = listener.accept()
+            c.setblocking(False)
+            f = Socket(c.fileno(), overlapped=True, sock=c, backend=backend)
+            f.associate(port, i)
+            conns.append((f, peer, bytearray(8), Overlapped()))
+    try:
+
+        def issue() -> None:
+            for f, _, memory, ov in conns:
+                assert f.start_read(memory, ov) is False
+
+        t = threading.Thread(target=issue)
+        t.start()
+        t.join()
+        for i, (_, peer, _, _) in enumerate(conns):
+            peer.send(bytes([65 + i]) * 3)
+        got = {}
+        for _ in conns:
+            packet = port.get(LONG)
+            assert packet is not None
+            got[packet.key] = packet
+        assert port.get(0.05) is None
+        for i, (f, _, memory, ov) in enumerate(conns):
+            assert got[i].overlapped is ov and got[i].status == SUCCESS
+            assert got[i].bytes_transferred == 3 and memory[:3] == bytes([65 + i]) * 3
+            _quiet(backend, f)
+    finally:
+        for f, peer, _, _ in conns:
+            f.close()
+            peer.close()
+        port.close()

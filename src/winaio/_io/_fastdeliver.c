@@ -188,28 +188,6 @@ forget_locked(PyObject *file, int ffast, PyObject *op, int ofast, PyObject **rel
 
 /* ------------------------------------------------------------------ deliver_batch */
 
-/* A Python call made by one request's delivery. An Exception stops that request's delivery
- * (-1, the error set: what the Python loop's ``except Exception`` does); any other
- * BaseException (an interrupt at the call's entry) is kept in *et.. and the delivery goes on
- * (0), so that the request's state is written whole before it propagates. */
-static int
-call_step(PyObject *res, PyObject **et, PyObject **ev, PyObject **etb)
-{
-    if (res != NULL) {
-        Py_DECREF(res);
-        return 0;
-    }
-    if (*et == NULL && !PyErr_ExceptionMatches(PyExc_Exception)) {
-        PyErr_Fetch(et, ev, etb);
-        return 0;
-    }
-    if (*et != NULL) {
-        PyErr_Clear(); /* the interrupt kept is the one raised */
-        return 0;
-    }
-    return -1;
-}
-
 /* One request (``deliver``, or ``deliver_batch``'s loop body when ``h`` holds the batch's
  * ports), in the Python order: 1 delivered, 0 delivered already, or -1 with an error. */
 static int
@@ -374,9 +352,9 @@ dn_deliver_batch(PyObject *module, PyObject *batch)
     }
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(batch); i++) {
         PyObject *item = PyList_GET_ITEM(batch, i);
-        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 3) {
-            /* (a receive slot's item, ``_io._slot``, is not a tuple: the whole batch goes to
-             * the Python function, which delivers it, until the C slot delivery) */
+        if ((!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 3) &&
+            !ReceiveSlot_CheckExact(item)) {
+            /* (a Python receive slot, ``_io._slot``: the whole batch to the Python function) */
             return PyObject_CallOneArg(d_py_deliver_batch, batch);
         }
     }
@@ -387,6 +365,8 @@ dn_deliver_batch(PyObject *module, PyObject *batch)
     held_t h;
     h.n = 0;
     h.more = NULL;
+    slot_drops_t drops; /* the receive slots' references, released once LOCK is */
+    slot_drops_init(&drops);
     if (fio_acquire(d_lock) < 0) {
         Py_DECREF(errors);
         return NULL;
@@ -399,6 +379,17 @@ dn_deliver_batch(PyObject *module, PyObject *batch)
         if (PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) == 3) {
             r = deliver_one(PyTuple_GET_ITEM(item, 0), PyTuple_GET_ITEM(item, 1),
                             PyTuple_GET_ITEM(item, 2), &h, 0);
+        }
+        else if (ReceiveSlot_CheckExact(item)) {
+            /* a REAPED receive slot (``_dispatch._deliver_slot_locked``): its own steps, or
+             * its demoted request's */
+            PyObject *op, *info;
+            r = dn_deliver_slot(item, &h, &drops, &op, &info);
+            if (op != NULL) {
+                r = deliver_one(op, d_success, info, &h, 0);
+                Py_DECREF(op);
+                Py_DECREF(info);
+            }
         }
         else {
             PyErr_SetString(PyExc_TypeError, "a batch item is (op, status, information)");
@@ -435,6 +426,7 @@ dn_deliver_batch(PyObject *module, PyObject *batch)
         }
     }
     fio_release(d_lock);
+    slot_drops_release(&drops);
     if (et != NULL) {
         Py_DECREF(errors);
         PyErr_Restore(et, ev, etb);

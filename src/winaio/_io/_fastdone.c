@@ -66,7 +66,7 @@ static const char *const TS_NAMES[] = {"awake_in_wait", "wait", "wake_pending", 
 static const char *const LI_NAMES[] = {"ops", "direct", "busy", "poll_ud", "keep", "key", NULL};
 static const char *const SL_NAMES[] = {"_lock", "lines", "_spare", NULL};
 static const char *const RE_NAMES[] = {"_table", "_streams", "_migration", "done", "cancelled",
-                                       "closing", NULL};
+                                       "closing", "_slots", NULL};
 static const char *const MI_NAMES[] = {"migrating", NULL};
 
 kind_t d_op, d_op2, d_file, d_file2, d_ov, d_event, d_port, d_wb, d_ts, d_line, d_lines,

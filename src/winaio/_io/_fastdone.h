@@ -8,6 +8,7 @@
 #define WINAIO_FASTDONE_H
 
 #include "_fastio.h"
+#include "_fastslot.h"
 
 enum { OP_DONE, OP_FILE, OP_OV, OP_EVENT, OP_ROUTINE, OP_SKIP_PORT, OP_REGISTERED, OP_SYNC };
 enum { OP2_ISSUER };
@@ -20,7 +21,7 @@ enum { WB_DETACH, WB_DATA, WB_RESULT, WB_THREAD };
 enum { TS_AWAKE, TS_WAIT, TS_WAKE_PENDING, TS_PARKER, TS_EXTENSIONS };
 enum { LI_OPS, LI_DIRECT, LI_BUSY, LI_POLL_UD, LI_KEEP, LI_KEY };
 enum { SL_LOCK, SL_LINES, SL_SPARE };
-enum { RE_TABLE, RE_STREAMS, RE_MIGRATION, RE_DONE, RE_CANCELLED, RE_CLOSING };
+enum { RE_TABLE, RE_STREAMS, RE_MIGRATION, RE_DONE, RE_CANCELLED, RE_CLOSING, RE_SLOTS };
 enum { MI_MIGRATING };
 
 
@@ -151,6 +152,28 @@ has_method(PyTypeObject *tp, PyObject *name, PyObject *ref)
     return _PyType_Lookup(tp, name) == ref;
 }
 
+/* A Python call made by one request's delivery. An Exception stops that request's delivery
+ * (-1, the error set: what the Python loop's ``except Exception`` does); any other
+ * BaseException (an interrupt at the call's entry) is kept in *et.. and the delivery goes on
+ * (0), so that the request's state is written whole before it propagates. */
+static inline int
+call_step(PyObject *res, PyObject **et, PyObject **ev, PyObject **etb)
+{
+    if (res != NULL) {
+        Py_DECREF(res);
+        return 0;
+    }
+    if (*et == NULL && !PyErr_ExceptionMatches(PyExc_Exception)) {
+        PyErr_Fetch(et, ev, etb);
+        return 0;
+    }
+    if (*et != NULL) {
+        PyErr_Clear(); /* the interrupt kept is the one raised */
+        return 0;
+    }
+    return -1;
+}
+
 /* ------------------------------------------------------------------ across the sources */
 
 /* The ports a batch holds (``deliver_batch``'s ``held``). */
@@ -177,6 +200,12 @@ int dn_heads_direct(PyObject *streams, PyObject **lock, PyObject **lines, PyObje
 PyObject *dn_service_heads(PyObject *streams, PyObject *lock, PyObject *lines, PyObject *spare,
                            PyObject *const *hl, PyObject *const *hr, Py_ssize_t n,
                            PyObject *finished);
+
+/* ``_fastslot_done.c``: a receive slot's item of ``deliver_batch`` under LOCK (1 delivered, 0
+ * nothing to deliver here - ``*op_out``/``*info_out`` set (new references) when its demoted
+ * request is to be delivered instead - or -1 with an error). */
+int dn_deliver_slot(PyObject *item, held_t *h, slot_drops_t *drops, PyObject **op_out,
+                    PyObject **info_out);
 
 /* ``_fastprocess.c`` */
 PyObject *dn_process(PyObject *self, PyObject *const *args, Py_ssize_t nargs);

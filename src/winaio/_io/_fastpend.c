@@ -39,10 +39,13 @@
  * - CPython 3.11/3.12 only (the dict pointer, version tags); elsewhere the Python function.
  */
 #include "_fastpend.h"
+#include "_fastslot.h"
 
 /* ------------------------------------------------------------------ the classes read */
 
 static const char *const FILE_NAMES[] = {"closing", "_pending", "stream_in", "port", "fd", NULL};
+/* (apart: read only when the file class has it, ``_io._slot``'s ``FileObject._rslot``) */
+static const char *const RSLOT_NAMES[] = {"_rslot", NULL};
 static const char *const OV_NAMES[] = {"event", "skip_port", NULL};
 static const char *const OP1_NAMES[] = {"file",    "overlapped", "event", "skip_port",
                                         "routine", "issuer",     "done",  "cancel_requested",
@@ -66,9 +69,10 @@ static const char *const RINGM_NAMES[] = {"prep_recv", NULL};
 static const char *const BE1_NAMES[] = {"_lock",  "_closing", "_backlog",     "_streams",
                                         "_table", "_ring",    "_recv_ioprio", "_submitted",
                                         NULL};
-static const char *const BE2_NAMES[] = {"_unsubmitted", "_lead", "_deferral", "_efd",
-                                        "_pend_locked", NULL};
+static const char *const BE2_NAMES[] = {"_unsubmitted", "_lead",         "_deferral", "_efd",
+                                        "_slots",       "_pend_locked", NULL};
 
+static kind_t pk_rslot;
 kind_t pk_file, pk_ov, pk_op1, pk_op2, pk_ts, pk_rp, pk_lead, pk_def, pk_backlog, pk_sl, pk_slm,
     pk_line, pk_linem, pk_table, pk_ring, pk_ringm, pk_be1, pk_be2;
 
@@ -84,6 +88,8 @@ static PyObject *g_eventfd_write;  /* os.eventfd_write */
 static PyObject *g_io_key;         /* _files._IO_KEY */
 PyObject *g_one, *g_zero_int;
 static PyObject *s_ts_key; /* the thread state dict's key of the remembered ThreadState */
+static PyObject *s_arm_slot;        /* IoUringBackend._arm_slot: a slot's step 2 in Python */
+static int g_slots_c; /* ``slots`` is ``c`` (``_accel``): the slot's shape arms the C slot */
 static PyObject *s_ts, *s_pend_rest, *s_hint_locked, *s_submit_locked, *s_bind_parker;
 PyObject *s_append, *s_pop, *s_sq_reserve;
 PyObject *be_names[B_COUNT + 1];
@@ -200,6 +206,84 @@ register_locked(PyObject *file, PyObject *op, PyObject *ts, PyObject *event, PyO
     return 0;
 }
 
+/* Arm step 1 of the receive slot (``_slot.arm_locked``, its reference) for the slot's shape
+ * (no event, no ``hEvent|1``; the port checked here): under LOCK, a file not closing, no
+ * receive pending (#66), its slot (made here on first use: the C type) IDLE: the view pinned,
+ * its objects held, ARMING, ``stream_in`` 1. 1 (``*out``: the slot, a new reference), 0 (the
+ * request path: nothing touched), 2 (the Python method: a file being closed, a Python slot,
+ * a slot of another table; nothing touched) or -1 with an error (nothing touched). */
+static int
+arm_step1(PyObject *file, PyObject *ov, PyObject *view, PyObject *ts, PyObject *slots,
+          ReceiveSlotObject **out)
+{
+    if (pk_rslot.offsets[0] < 0 || !kfast(&pk_rslot, Py_TYPE(file))) {
+        return 0; /* (a file class without the slot member) */
+    }
+    PyObject *port = SLOT(pk_file, file, PF_PORT), *rs = SLOT(pk_rslot, file, 0);
+    if (port == NULL || port == Py_None || rs == NULL) {
+        return 0;
+    }
+    if (!SlotTable_CheckExact(slots) || (rs != Py_None && !ReceiveSlot_CheckExact(rs))) {
+        return 2;
+    }
+    PyObject *fresh = rs == Py_None ? slot_create(slots) : NULL; /* (made before LOCK) */
+    if (rs == Py_None && fresh == NULL) {
+        return -1;
+    }
+    if (fio_acquire(g_LOCK) < 0) {
+        Py_XDECREF(fresh);
+        return -1;
+    }
+    int r = 0;
+    PyObject *closing = SLOT(pk_file, file, PF_CLOSING);
+    PyObject *stream_in = SLOT(pk_file, file, PF_STREAM_IN);
+    rs = SLOT(pk_rslot, file, 0); /* (again: Python may have run meanwhile) */
+    if (closing != Py_False || rs == NULL) {
+        r = 2; /* (the Python method raises ERROR_INVALID_HANDLE) */
+        goto unlock;
+    }
+    if (stream_in == NULL || !PyLong_CheckExact(stream_in) || _PyLong_Sign(stream_in) != 0) {
+        goto unlock; /* an earlier receive pends: it goes first, as a request (#66) */
+    }
+    ReceiveSlotObject *s;
+    if (rs == Py_None) {
+        if (fresh == NULL) {
+            goto unlock;
+        }
+        s = (ReceiveSlotObject *)fresh;
+        kind_put(&pk_rslot, file, 0, fresh); /* (None before: no code runs) */
+        fresh = NULL;
+    }
+    else if (!ReceiveSlot_CheckExact(rs) || ((ReceiveSlotObject *)rs)->table != slots) {
+        r = 2;
+        goto unlock;
+    }
+    else {
+        s = (ReceiveSlotObject *)rs;
+    }
+    if (s->state != SLOT_IDLE) {
+        goto unlock; /* (busy: the request path) */
+    }
+    /* The objects of an IDLE slot are None: replacing them runs no code. */
+    Py_SETREF(s->view, Py_NewRef(view));
+    if (slot_pin(s) < 0) {
+        PyErr_Clear(); /* (the request path reports a buffer it cannot take) */
+        Py_SETREF(s->view, Py_NewRef(Py_None));
+        goto unlock;
+    }
+    Py_SETREF(s->file, Py_NewRef(file));
+    Py_SETREF(s->overlapped, Py_NewRef(ov));
+    Py_SETREF(s->issuer, Py_NewRef(ts));
+    s->state = SLOT_ARMING;
+    kind_put(&pk_file, file, PF_STREAM_IN, Py_NewRef(g_one)); /* (was 0) */
+    *out = (ReceiveSlotObject *)Py_NewRef((PyObject *)s);
+    r = 1;
+unlock:
+    fio_release(g_LOCK);
+    Py_XDECREF(fresh);
+    return r;
+}
+
 #endif /* PEND_FAST */
 
 /* IoUringBackend.pend_receive(file, overlapped, view) */
@@ -286,6 +370,7 @@ pend_receive(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwn
     Py_INCREF(event);
     Py_INCREF(skip);
     PyObject *ts = NULL, *op = NULL, *key = NULL, *result = NULL;
+    ReceiveSlotObject *slot = NULL; /* the receive slot armed (step 1), or the request (op) */
     PyObject *it = NULL, *iv = NULL, *itb = NULL; /* an interrupt kept (``_submit_locked``) */
     ts = thread_state();
     if (ts == NULL) {
@@ -293,6 +378,21 @@ pend_receive(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwn
     }
     if (!kfast(&pk_ts, Py_TYPE(ts))) {
         goto python_after;
+    }
+
+    /* The receive slot's shape (``_slot.eligible``; the port is checked under LOCK): arm
+     * step 1, else the request below. */
+    if (g_slots_c && event == Py_None && skip == Py_False) {
+        int a = arm_step1(file, ov, view, ts, b[B_SLOTS], &slot);
+        if (a < 0) {
+            goto done;
+        }
+        if (a == 2) {
+            goto python_after;
+        }
+        if (slot != NULL) {
+            goto backend_part; /* (from here the slot is ARMING: only Python may take it on) */
+        }
     }
 
     /* register_receive: built slot by slot, registered under LOCK. */
@@ -354,22 +454,24 @@ pend_receive(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwn
 
     /* The backend's part: one hold of its lock. ``file.fd`` read now, as the Python function
      * does (Python may have run since the first read: the adoption, a collection). */
+backend_part:
     fd = SLOT(pk_file, file, PF_FD);
     if (fd == NULL || !PyLong_CheckExact(fd)) {
-        result = PyObject_CallMethodOneArg(self, s_pend_rest, op); /* (registered already) */
-        goto done;
+        goto rest; /* (registered, or the slot ARMING, already) */
     }
     long fdv = PyLong_AsLong(fd);
     if (fdv == -1 && PyErr_Occurred()) {
-        goto done;
+        goto rest_after_error;
     }
     key = PyLong_FromLong(fdv + fdv);
     if (key == NULL) {
-        goto done;
+        goto rest_after_error;
     }
     PyObject *lock = b[B_LOCK];
-    if (fio_acquire(lock) < 0) {
-        goto done;
+    /* (registered, or the slot ARMING: an interrupt while a contended lock is waited for is
+     * kept, raised once the receive is in the kernel's hands) */
+    while (fio_acquire(lock) < 0) {
+        fio_keep_first(NULL, &it, &iv, &itb);
     }
     int st = PEND_REST, owner_is_issuer = 0, wake = 0;
     /* ``_closing`` and ``_submitted`` as of now: remembered unless the dict changed since */
@@ -381,7 +483,7 @@ pend_receive(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwn
     }
     PyObject *entries = SLOT(pk_backlog, b[B_BACKLOG], 0);
     PyObject *lines = SLOT(pk_sl, b[B_STREAMS], S_LINES);
-    PyObject *cancel = SLOT(pk_op1, op, Q_CANCEL);
+    PyObject *cancel = slot != NULL ? Py_False : SLOT(pk_op1, op, Q_CANCEL);
     if (closing_o != NULL && submitted_o != NULL && entries != NULL && lines != NULL &&
         cancel != NULL) {
         int c = fio_is_true(closing_o);
@@ -390,6 +492,10 @@ pend_receive(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwn
         int k = l ? l : fio_is_true(cancel);
         if (k < 0) {
             st = PEND_ERROR;
+        }
+        else if (!k && slot != NULL) {
+            /* (a demoter between the two holds: DEMOTING_A, the Python step 2's case) */
+            st = pend_slot_locked(b, (PyObject *)slot, ts, file, &owner_is_issuer);
         }
         else if (!k) {
             if (PyLong_CheckExact(submitted_o)) {
@@ -430,12 +536,14 @@ pend_receive(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwn
         }
     }
     fio_release(lock);
+    if (st == PEND_ERROR && slot != NULL && slot->state == SLOT_ARMING) {
+        goto rest_after_error; /* (nothing armed: the Python step 2 takes it on) */
+    }
     if (st == PEND_ERROR) {
         goto done;
     }
     if (st == PEND_REST) {
-        result = PyObject_CallMethodOneArg(self, s_pend_rest, op);
-        goto done;
+        goto rest;
     }
     if (wake) {
         PyObject *efd_args[2] = {b[B_EFD], g_one};
@@ -455,6 +563,36 @@ pend_receive(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwn
         Py_CLEAR(result);
     }
     result = Py_NewRef(Py_None);
+    goto done;
+
+rest_after_error:
+    /* An error after the receive was registered or the slot armed (step 1): an Exception (a
+     * failed allocation) is dropped - the Python continuation meets the same conditions and
+     * reports what it cannot do - an interrupt is kept and raised once it is made. */
+    if (PyErr_ExceptionMatches(PyExc_Exception)) {
+        PyErr_Clear();
+    }
+    else {
+        fio_keep_first(NULL, &it, &iv, &itb);
+    }
+rest:
+    /* The Python continuation: the request's ``_pend_rest`` (``submit``), or the slot's step 2
+     * and what follows it (``_arm_slot``: armed, or demoted into the request path). */
+    if (slot != NULL) {
+        PyObject *gen = PyLong_FromUnsignedLong(slot->gen);
+        PyObject *fd_now = SLOT(pk_file, file, PF_FD);
+        PyObject *sargs[5] = {self, (PyObject *)slot, gen, ts, fd_now ? fd_now : Py_None};
+        result = gen == NULL ? NULL
+                             : PyObject_VectorcallMethod(s_arm_slot, sargs,
+                                                         5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        Py_XDECREF(gen);
+        if (result != NULL) {
+            Py_SETREF(result, Py_NewRef(Py_None));
+        }
+    }
+    else {
+        result = PyObject_CallMethodOneArg(self, s_pend_rest, op);
+    }
 done:
     if (it != NULL) {
         /* an interrupt kept while the request went on: raised now (it came first) */
@@ -469,6 +607,7 @@ done:
     Py_DECREF(skip);
     Py_XDECREF(ts);
     Py_XDECREF(op);
+    Py_XDECREF((PyObject *)slot);
     Py_XDECREF(key);
     return result;
 
@@ -499,14 +638,17 @@ set_pend_enabled(PyObject *module, PyObject *flag)
         return NULL;
     }
     g_on = on && PEND_FAST;
-    g_slots_py = PyLong_Check(flag) && PyLong_AsLong(flag) == 2;
+    long mode = PyLong_Check(flag) ? PyLong_AsLong(flag) : 0;
+    g_slots_py = mode == 2;
+    g_slots_c = mode == 3 && PEND_FAST;
     Py_RETURN_NONE;
 }
 
 static PyMethodDef set_pend_enabled_def = {
     "set_pend_enabled", set_pend_enabled, METH_O,
     "set_pend_enabled(flag): the C pend_receive runs its hot shape (else the Python one); "
-    "2: on, but the receive slot's shape goes to the Python method"};
+    "2: on, but the receive slot's shape goes to the Python method; 3: on, the receive slot's "
+    "shape arms the C slot"};
 
 /* configure_pend(IoUringBackend, pend_receive, StreamReadOp, FileObject, Overlapped,
  *                ThreadState, RingParker, Leadership, Deferral, Backlog, StreamLines, Line,
@@ -531,7 +673,8 @@ configure_pend(PyObject *module, PyObject *args)
         PyErr_SetString(PyExc_RuntimeError, "configure_pend is called once");
         return NULL;
     }
-    if (kind_init(&pk_file, filet, FILE_NAMES) < 0 || kind_init(&pk_ov, ovt, OV_NAMES) < 0 ||
+    if (kind_init(&pk_file, filet, FILE_NAMES) < 0 ||
+        kind_init_any(&pk_rslot, filet, RSLOT_NAMES, 1) < 0 || kind_init(&pk_ov, ovt, OV_NAMES) < 0 ||
         kind_init(&pk_op1, opt, OP1_NAMES) < 0 || kind_init(&pk_op2, opt, OP2_NAMES) < 0 ||
         kind_init(&pk_ts, tst, TS_NAMES) < 0 || kind_init(&pk_rp, rpt, RP_NAMES) < 0 ||
         kind_init(&pk_lead, leadt, LEAD_NAMES) < 0 || kind_init(&pk_def, deft, DEF_NAMES) < 0 ||
@@ -572,6 +715,7 @@ configure_pend(PyObject *module, PyObject *args)
     s_append = PyUnicode_InternFromString("append");
     s_pop = PyUnicode_InternFromString("pop");
     s_pend_rest = PyUnicode_InternFromString("_pend_rest");
+    s_arm_slot = PyUnicode_InternFromString("_arm_slot");
     s_sq_reserve = PyUnicode_InternFromString("_sq_reserve");
     s_hint_locked = PyUnicode_InternFromString("hint_locked");
     s_submit_locked = PyUnicode_InternFromString("_submit_locked");
@@ -579,7 +723,7 @@ configure_pend(PyObject *module, PyObject *args)
     g_one = PyLong_FromLong(1);
     g_zero_int = PyLong_FromLong(0);
     if (s_ts == NULL || s_ts_key == NULL || s_append == NULL || s_pop == NULL ||
-        s_pend_rest == NULL || s_sq_reserve == NULL || s_hint_locked == NULL ||
+        s_pend_rest == NULL || s_arm_slot == NULL || s_sq_reserve == NULL || s_hint_locked == NULL ||
         s_submit_locked == NULL || s_bind_parker == NULL || g_one == NULL || g_zero_int == NULL) {
         return NULL;
     }

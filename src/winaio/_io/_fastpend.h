@@ -51,8 +51,8 @@ enum { S_LINES, S_SPARE };
 enum { L_FD, L_KEY, L_OPS, L_POLL_UD, L_DIRECT, L_KEEP, L_BUSY };
 enum { R_TAIL, R_LIMIT, R_MASK, R_SQES };
 enum { B_LOCK, B_CLOSING, B_BACKLOG, B_STREAMS, B_TABLE, B_RING, B_IOPRIO, B_SUBMITTED };
-enum { B_UNSUBMITTED = 8, B_LEAD, B_DEFERRAL, B_EFD, B_PEND_LOCKED };
-#define B_COUNT 12 /* instance attributes read from the dict */
+enum { B_UNSUBMITTED = 8, B_LEAD, B_DEFERRAL, B_EFD, B_SLOTS, B_PEND_LOCKED };
+#define B_COUNT 13 /* instance attributes read from the dict */
 
 /* (``_fastpend.c``'s; ``configure_pend`` initialises them) */
 extern kind_t pk_file, pk_ov, pk_op1, pk_op2, pk_ts, pk_rp, pk_lead, pk_def, pk_backlog, pk_sl,
@@ -86,6 +86,11 @@ enum { PEND_ERROR = -1, PEND_DONE = 0, PEND_REST = 1 };
 int pend_locked(PyObject *d, PyObject **b, PyObject *submitted_o, uint64_t seen, PyObject *op,
                 PyObject *ts, PyObject *file, PyObject *key, PyObject *view,
                 int *owner_is_issuer);
+
+/* Arm step 2 of a C receive slot under the backend's lock (``_fastpend_ring.c``): PEND_DONE,
+ * PEND_REST (the Python continuation) or PEND_ERROR. */
+int pend_slot_locked(PyObject **b, PyObject *slot, PyObject *ts, PyObject *file,
+                     int *owner_is_issuer);
 
 #endif /* PEND_FAST */
 

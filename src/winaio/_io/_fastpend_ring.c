@@ -19,6 +19,7 @@
  *   later one fails (a failed allocation leaves no half state); then the SQE and plain stores.
  */
 #include "_fastpend.h"
+#include "_fastslot.h"
 
 #if PEND_FAST
 
@@ -97,6 +98,60 @@ new_line(PyObject *fd, PyObject *key)
     kind_put(&pk_line, line, L_KEEP, Py_NewRef(Py_None));
     kind_put(&pk_line, line, L_BUSY, Py_NewRef(Py_False));
     return line;
+}
+
+/* The SQ ring's next SQE for a RECV whose fallible steps come next: its tail, mask, the SQE
+ * array exported (``*sb``, released by the caller when 1) and the entry's offset. ``prep``'s
+ * ``_sq_reserve`` is called when the cached free count ran out (Python: the caller reads its
+ * borrowed slots again). 1, 0 (a full or closed ring, an odd ring: the Python continuation;
+ * nothing touched) or -1 with an error (an interrupt in ``_sq_reserve``). */
+static int
+sqe_slot(PyObject *ring, long long *tail, long long *mask, Py_buffer *sb, Py_ssize_t *at)
+{
+    for (int tries = 0;; tries++) {
+        PyObject *tail_o = SLOT(pk_ring, ring, R_TAIL), *limit_o = SLOT(pk_ring, ring, R_LIMIT);
+        PyObject *mask_o = SLOT(pk_ring, ring, R_MASK), *sqes = SLOT(pk_ring, ring, R_SQES);
+        if (tail_o == NULL || limit_o == NULL || mask_o == NULL || sqes == NULL ||
+            !PyLong_CheckExact(tail_o) || !PyLong_CheckExact(limit_o) ||
+            !PyLong_CheckExact(mask_o)) {
+            return 0;
+        }
+        *tail = PyLong_AsLongLong(tail_o);
+        long long limit = PyLong_AsLongLong(limit_o);
+        *mask = PyLong_AsLongLong(mask_o);
+        if (PyErr_Occurred() || *mask < 0) {
+            PyErr_Clear();
+            return 0;
+        }
+        if (*tail == limit) {
+            if (tries) {
+                return 0;
+            }
+            PyObject *r = PyObject_CallMethodNoArgs(ring, s_sq_reserve);
+            if (r == NULL) {
+                if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+                    return -1;
+                }
+                PyErr_Clear();
+                return 0; /* (a full ring, a closed one) */
+            }
+            Py_DECREF(r);
+            continue;
+        }
+        if (PyObject_GetBuffer(sqes, sb, PyBUF_WRITABLE) < 0) {
+            if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+                return -1;
+            }
+            PyErr_Clear();
+            return 0;
+        }
+        *at = (Py_ssize_t)((*tail & *mask) << 6);
+        if (*at < 0 || *at + (Py_ssize_t)sizeof(sqe_head_t) > sb->len) {
+            PyBuffer_Release(sb);
+            return 0;
+        }
+        return 1;
+    }
 }
 
 /* ``_pend_locked`` minus its Python calls (the caller makes them): returns PEND_DONE (the
@@ -321,6 +376,104 @@ out:
     Py_XDECREF(next_ud);
     Py_XDECREF(next_tail);
     Py_XDECREF(submitted);
+    return st;
+}
+
+/* ------------------------------------------------------------------ the receive slot */
+
+/* Arm step 2 of a C receive slot (docs/plans/receive-slot.md §2; the Python reference: the
+ * backend's slot arm under its lock): under the backend's lock, the checks that take the
+ * Python continuation passed (backend open, no backlog, no line for the socket, the slot
+ * ARMING): the slot's index (its first arm: a dead slot's reused, or a new one), its
+ * incarnation's user_data into the unsubmitted list, the RECV's SQE from the pinned buffer,
+ * ARMED, the table's ``armed`` and ``submitted`` counted. PEND_DONE (``*owner_is_issuer``
+ * says which call follows), PEND_REST (nothing touched but the index: the Python
+ * continuation) or PEND_ERROR. */
+int
+pend_slot_locked(PyObject **b, PyObject *slot_o, PyObject *ts, PyObject *file,
+                 int *owner_is_issuer)
+{
+    ReceiveSlotObject *s = (ReceiveSlotObject *)slot_o;
+    PyObject *ring = b[B_RING], *slots_o = b[B_SLOTS];
+    if (!SlotTable_CheckExact(slots_o) || s->state != SLOT_ARMING || s->buf.obj == NULL ||
+        s->buf.len > UINT32_MAX || s->table != slots_o) {
+        return PEND_REST;
+    }
+    SlotTableObject *t = (SlotTableObject *)slots_o;
+    if (t->items == NULL || t->free == NULL || !PyList_CheckExact(t->items) ||
+        !PyList_CheckExact(t->free)) {
+        return PEND_REST;
+    }
+    long long tail, mask;
+    Py_buffer sb;
+    Py_ssize_t at;
+    int got = sqe_slot(ring, &tail, &mask, &sb, &at);
+    if (got <= 0) {
+        return got < 0 ? PEND_ERROR : PEND_REST;
+    }
+    long ioprio = PyLong_AsLong(b[B_IOPRIO]);
+    long fdv = PyLong_AsLong(SLOT(pk_file, file, PF_FD));
+    if (PyErr_Occurred() || ioprio < 0 || ioprio > 0xFFFF || fdv < INT32_MIN || fdv > INT32_MAX) {
+        PyErr_Clear();
+        PyBuffer_Release(&sb);
+        return PEND_REST;
+    }
+    int st = PEND_ERROR;
+    PyObject *ud = NULL, *next_tail = NULL;
+    /* ``add_locked``: the slot's index (kept if a later step fails: harmless) */
+    if (s->index == SLOT_NO_INDEX) {
+        Py_ssize_t nfree = PyList_GET_SIZE(t->free);
+        if (nfree > 0) {
+            PyObject *io = PyList_GET_ITEM(t->free, nfree - 1);
+            Py_ssize_t index = PyLong_Check(io) ? PyLong_AsSsize_t(io) : -1;
+            if (index < 0 || index >= PyList_GET_SIZE(t->items) ||
+                !ReceiveSlot_CheckExact(PyList_GET_ITEM(t->items, index))) {
+                PyErr_Clear();
+                st = PEND_REST; /* (a Python twin's there: the Python function) */
+                goto out;
+            }
+            ReceiveSlotObject *dead = (ReceiveSlotObject *)PyList_GET_ITEM(t->items, index);
+            s->gen = (dead->gen + 1) & SLOT_GEN_MASK;
+            Py_SET_SIZE(t->free, nfree - 1); /* free.pop() */
+            Py_DECREF(io);
+            PyList_SET_ITEM(t->items, index, Py_NewRef(slot_o));
+            s->index = (uint32_t)index;
+            Py_DECREF(dead); /* (a dead slot: its objects are None; no code runs) */
+        }
+        else {
+            if (PyList_GET_SIZE(t->items) >= (Py_ssize_t)SLOT_NO_INDEX) {
+                st = PEND_REST;
+                goto out;
+            }
+            if (PyList_Append(t->items, slot_o) < 0) {
+                goto out;
+            }
+            s->index = (uint32_t)(PyList_GET_SIZE(t->items) - 1);
+        }
+    }
+    /* Everything that may fail, then the stores. */
+    uint64_t udv = slot_user_data(s);
+    if ((ud = PyLong_FromUnsignedLongLong(udv)) == NULL ||
+        (next_tail = PyLong_FromLongLong(tail + 1)) == NULL ||
+        PyList_Append(b[B_UNSUBMITTED], ud) < 0) {
+        goto out;
+    }
+    sqe_head_t sqe = {OP_RECV, 0, (uint16_t)ioprio, (int32_t)fdv, 0,
+                      (uint64_t)(uintptr_t)s->buf.buf, (uint32_t)s->buf.len, 0, udv};
+    memcpy((char *)sb.buf + at, &sqe, sizeof(sqe));
+    kind_put(&pk_ring, ring, R_TAIL, next_tail);
+    next_tail = NULL;
+    Py_XSETREF(s->ud, ud); /* (None before: no code runs) */
+    ud = NULL;
+    s->state = SLOT_ARMED;
+    t->armed++;
+    t->submitted++;
+    *owner_is_issuer = SLOT(pk_lead, b[B_LEAD], 0) == SLOT(pk_ts, ts, T_PARKER);
+    st = PEND_DONE;
+out:
+    PyBuffer_Release(&sb);
+    Py_XDECREF(ud);
+    Py_XDECREF(next_tail);
     return st;
 }
 

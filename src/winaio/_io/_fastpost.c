@@ -382,8 +382,10 @@ dn_post_locked(PyObject *port, PyObject *key, PyObject *ov, PyObject *status,
     int pfast = kind_fast(&d_port, Py_TYPE(port));
     if (!Py_IS_TYPE(port, d_port_type) || !pfast ||
         !has_method(Py_TYPE(port), ds_post, d_py_post)) {
-        PyObject *args[4] = {key, ov, status, information};
-        PyObject *res = call_method(port, ds_post, args, 4);
+        /* (the port's own method: made again when an interrupt cut it at its entry, where
+         * nothing was done - review7's rule for the funnel's Python calls) */
+        PyObject *args[5] = {port, key, ov, status, information};
+        PyObject *res = fio_again(NULL, ds_post, args, 5);
         Py_DECREF(key);
         Py_XDECREF(res);
         return res == NULL ? -1 : 0;

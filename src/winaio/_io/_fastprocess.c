@@ -164,6 +164,13 @@ dn_process(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (migrating == NULL || !PyAnySet_CheckExact(migrating) || PySet_GET_SIZE(migrating)) {
         return py_process(self, args, nargs);
     }
+    /* A batch of plain receive slot CQEs only (the C=64 echo with slots): REAPED in one hold
+     * of the backend's lock (``_fastslot_done.c``); any other batch, nothing touched, below. */
+    PyObject *sr = dn_slot_batch(self, cqes, finished);
+    if (sr != Py_NotImplemented) {
+        return sr;
+    }
+    Py_DECREF(sr);
     /* The check, touching nothing (no Python code runs from here to service_direct). */
     Py_ssize_t n = PyList_GET_SIZE(cqes);
     PyObject *hl[HEADS_MAX]; /* the lines of a batch of direct heads (borrowed) */
@@ -358,7 +365,10 @@ dn_reaper_deliver(PyObject *self, PyObject *finished)
     Py_ssize_t n = PyList_GET_SIZE(finished);
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = PyList_GET_ITEM(finished, i);
-        /* (a receive slot's item is not a tuple: the Python method, until the C one) */
+        if (ReceiveSlot_CheckExact(item)) {
+            continue; /* (a C receive slot: ``deliver_batch``'s own item; a Python one: the
+                       * Python method, below) */
+        }
         if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 3 ||
             _PyType_Lookup(Py_TYPE(PyTuple_GET_ITEM(item, 0)), ds_complete) != d_plain_complete) {
             goto python;

@@ -5,6 +5,7 @@
  * ``_deliver_rest`` and ``report`` on an exception), and the shared Python continuation
  * ``Reaper._batch_locked`` for every other batch. */
 #include "_fastring.h"
+#include "_fastslot.h"
 
 static const char *const REAPER_NAMES[] = {"_ring", NULL};
 static kind_t k_reaper;
@@ -159,6 +160,38 @@ deliver_one(PyObject *self, PyObject *op, PyObject *status, PyObject *res)
     return -1;
 }
 
+/* The QD1 path for a C receive slot's CQE (``_batch_locked`` for one plain slot CQE, its
+ * reference: ``process`` - REAPED under the backend's lock, ``_fastslot_done.c`` - then
+ * ``self.deliver``), 1 when handled (*err on an error, ``_deliver_rest`` made), 0 when the
+ * general path must run (nothing touched). */
+static int
+reap_slot_one(PyObject *self, PyObject *cqes, int *err)
+{
+    PyObject *finished = PyList_New(0);
+    if (finished == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    PyObject *r = dn_slot_batch(self, cqes, finished);
+    if (r == Py_NotImplemented) {
+        Py_DECREF(r);
+        Py_DECREF(finished);
+        return 0;
+    }
+    if (r == NULL) {
+        on_error_call(self, s_deliver_rest, &finished, 1); /* (Ctrl-C while it waited) */
+        *err = 1;
+    }
+    else {
+        Py_DECREF(r);
+        if (PyList_GET_SIZE(finished) && deliver_batch_m(self, finished) < 0) {
+            *err = 1;
+        }
+    }
+    Py_DECREF(finished);
+    return 1;
+}
+
 /* The QD1 path of Reaper.reap under the CQ lock (``cqes`` reaped already): 1 when it
  * handled the CQE (delivered, or an error set: *err), 0 when the general path must run. */
 static int
@@ -194,7 +227,7 @@ reap_one(PyObject *self, PyObject *cqes, int *err)
     PyObject *entry = PyDict_GetItemWithError(table, ud); /* borrowed */
     if (entry == NULL) {
         PyErr_Clear();
-        return 0;
+        return reap_slot_one(self, cqes, err);
     }
     if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 2) {
         return 0;

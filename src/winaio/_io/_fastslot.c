@@ -47,6 +47,63 @@ slot_unpin(ReceiveSlotObject *s)
     }
 }
 
+void
+slot_release_refs(ReceiveSlotObject *s, slot_drops_t *d)
+{
+    slot_drop_t local, *e = &local;
+    if (d->n < SLOT_DROPS_INLINE) {
+        e = &d->inline_[d->n++];
+    }
+    else {
+        Py_ssize_t i = d->n - SLOT_DROPS_INLINE;
+        if (i >= d->cap) {
+            Py_ssize_t cap = d->cap ? 2 * d->cap : 16;
+            slot_drop_t *more = PyMem_Realloc(d->more, (size_t)cap * sizeof(slot_drop_t));
+            if (more != NULL) {
+                d->more = more;
+                d->cap = cap;
+            }
+        }
+        if (i < d->cap) {
+            e = &d->more[i];
+            d->n++;
+        }
+    }
+    PyObject **fields[6] = {&s->file, &s->overlapped, &s->issuer, &s->view, &s->op, &s->ud};
+    for (int k = 0; k < 6; k++) {
+        e->refs[k] = *fields[k];
+        *fields[k] = Py_NewRef(Py_None);
+    }
+    e->buf = s->buf;
+    memset(&s->buf, 0, sizeof(s->buf));
+    s->res = 0;
+    if (e == &local) {
+        /* (no room: released now) */
+        for (int k = 0; k < 6; k++) {
+            Py_XDECREF(local.refs[k]);
+        }
+        if (local.buf.obj != NULL) {
+            PyBuffer_Release(&local.buf);
+        }
+    }
+}
+
+void
+slot_drops_release(slot_drops_t *d)
+{
+    for (Py_ssize_t i = 0; i < d->n; i++) {
+        slot_drop_t *e = i < SLOT_DROPS_INLINE ? &d->inline_[i] : &d->more[i - SLOT_DROPS_INLINE];
+        if (e->buf.obj != NULL) {
+            PyBuffer_Release(&e->buf);
+        }
+        for (int k = 0; k < 6; k++) {
+            Py_XDECREF(e->refs[k]);
+        }
+    }
+    PyMem_Free(d->more);
+    slot_drops_init(d);
+}
+
 static int
 slot_traverse(ReceiveSlotObject *s, visitproc visit, void *arg)
 {
@@ -86,14 +143,10 @@ slot_dealloc(ReceiveSlotObject *s)
     Py_TYPE(s)->tp_free(s); /* (a static type: no reference of the instance on it) */
 }
 
-static PyObject *
-slot_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
+PyObject *
+slot_create(PyObject *table)
 {
-    static char *kwlist[] = {"table", NULL};
-    PyObject *table = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:ReceiveSlot", kwlist, &table)) {
-        return NULL;
-    }
+    PyTypeObject *tp = &ReceiveSlot_Type;
     ReceiveSlotObject *s = (ReceiveSlotObject *)tp->tp_alloc(tp, 0);
     if (s == NULL) {
         return NULL;
@@ -114,6 +167,17 @@ slot_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
 }
 
 static PyObject *
+slot_new(PyTypeObject *tp, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"table", NULL};
+    PyObject *table = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:ReceiveSlot", kwlist, &table)) {
+        return NULL;
+    }
+    return slot_create(table);
+}
+
+static PyObject *
 slot_pin_meth(ReceiveSlotObject *s, PyObject *unused)
 {
     if (slot_pin(s) < 0) {
@@ -129,11 +193,13 @@ slot_unpin_meth(ReceiveSlotObject *s, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* An incarnation is out and no request stands for it (ARMING..DELIVERING without ``op``):
+ * ``FileObject.pending_requests`` counts it (a demoted incarnation is counted by its op). */
 static inline int
 slot_is_pending(const ReceiveSlotObject *s)
 {
-    return s->state == SLOT_ARMING || s->state == SLOT_ARMED || s->state == SLOT_REAPED ||
-           s->state == SLOT_DELIVERING;
+    return (s->op == NULL || s->op == Py_None) && s->state >= SLOT_ARMING &&
+           s->state <= SLOT_DELIVERING;
 }
 
 static PyObject *
@@ -196,7 +262,7 @@ static PyMethodDef slot_methods[] = {
      "pin(): export ``view`` (writable, C-contiguous) until unpin(): its memory cannot move"},
     {"unpin", (PyCFunction)slot_unpin_meth, METH_NOARGS, "unpin(): release the export, if any"},
     {"pending", (PyCFunction)slot_pending, METH_NOARGS,
-     "pending(): 1 for ARMING/ARMED/REAPED/DELIVERING, else 0"},
+     "pending(): 1 for ARMING/ARMED/REAPED/DELIVERING without op, else 0"},
     {NULL, NULL, 0, NULL}};
 
 static PyGetSetDef slot_getset[] = {

@@ -81,11 +81,49 @@ slot_user_data(const ReceiveSlotObject *s)
     return SLOT_TAG_BIT | ((uint64_t)(s->gen & SLOT_GEN_MASK) << 32) | s->index;
 }
 
+/* A new IDLE slot of ``table`` (``ReceiveSlot(table)``): a new reference, or NULL. */
+PyObject *slot_create(PyObject *table);
+
 /* Pins ``s->view``'s memory (a writable C-contiguous export into ``s->buf``): 0, or -1 with
  * an error (nothing pinned). Already pinned: ValueError. */
 int slot_pin(ReceiveSlotObject *s);
 /* Releases the export, if any. May run code (a buffer's release): call it outside the locks. */
 void slot_unpin(ReceiveSlotObject *s);
+
+/* An ended incarnation's references and export, released once the locks are (a DECREF or a
+ * buffer's release can run code): ``file``, ``overlapped``, ``issuer``, ``view``, ``op``,
+ * ``ud`` (the Python twin's ``release_refs`` order) and ``buf``. */
+typedef struct {
+    PyObject *refs[6];
+    Py_buffer buf;
+} slot_drop_t;
+
+/* The drops of a batch: a few inline, more in a heap array. */
+#define SLOT_DROPS_INLINE 8
+typedef struct {
+    slot_drop_t inline_[SLOT_DROPS_INLINE];
+    slot_drop_t *more;
+    Py_ssize_t n, cap;
+} slot_drops_t;
+
+static inline void
+slot_drops_init(slot_drops_t *d)
+{
+    d->more = NULL;
+    d->n = d->cap = 0;
+}
+
+/* ``release_refs``: the slot lets its objects go (None in their place, ``res`` 0, the export
+ * moved out) into ``d``; released by ``slot_drops_release``. Never fails: when no room can be
+ * allocated, the references are released at once (under the caller's lock: rare). */
+void slot_release_refs(ReceiveSlotObject *s, slot_drops_t *d);
+/* Releases every drop (no lock held). */
+void slot_drops_release(slot_drops_t *d);
+
+/* ``Reaper.process`` for a batch of plain slot CQEs only (``_fastslot_done.c``; also the QD1
+ * path's one slot CQE): None, Py_NotImplemented (not such a batch, or the completion side is
+ * not configured: nothing touched) or NULL with an error. */
+PyObject *dn_slot_batch(PyObject *reaper, PyObject *cqes, PyObject *finished);
 
 /* Adds the two types to the module (``PyInit__fastio``): 0, or -1 with an error. */
 int fastslot_add_types(PyObject *module);

@@ -36,7 +36,9 @@ from .._kernel._dispatcher import LOCK, DispatcherObject, ThreadState
 from ..codes import WinError
 from ..errors import Win32Error
 from ._backend import Backend, OpKind, get_backend
+from ._interrupts import interrupt
 from ._port import CompletionPort
+from ._slot import demote_locked
 
 if TYPE_CHECKING:
     from ._ops import Operation
@@ -63,6 +65,7 @@ class FileObject(DispatcherObject):
 
     __slots__ = (
         "_pending",
+        "_rslot",
         "_signaled",
         "backend",
         "close_hooks",
@@ -126,6 +129,9 @@ class FileObject(DispatcherObject):
         self.writable = True
         self._signaled = True  # a file object starts signaled (spec §1.2)
         self._pending: dict[Operation, None] = {}
+        #: The socket's receive slot (``_slot``: io_uring's pended receive without a request
+        #: object), made at its first eligible pended receive; None for every other file.
+        self._rslot: Any = None
         #: Pending STREAM requests per direction (receive-like, send-like): module docstring.
         self.stream_in = 0
         self.stream_out = 0
@@ -139,13 +145,22 @@ class FileObject(DispatcherObject):
 
     @property
     def pending_requests(self) -> int:
-        """Requests issued on this file object and not yet delivered."""
-        return len(self._pending)
+        """Requests issued on this file object and not yet delivered (a receive slot's
+        incarnation included: ``_slot``)."""
+        slot = self._rslot
+        return len(self._pending) + (0 if slot is None else slot.pending())
 
     def pending_ops(self) -> list[Operation]:
-        """A snapshot of the undelivered requests."""
+        """A snapshot of the undelivered requests. A receive slot's incarnation (``_slot``)
+        is demoted first, so that the snapshot holds its request (that incarnation's: a
+        later cancel of it cannot touch the next one)."""
+        slot = self._rslot
         with LOCK:
-            return list(self._pending)
+            due = slot is not None and demote_locked(slot)
+            ops = list(self._pending)
+        if due:
+            self.backend.settle_slot(slot)  # type: ignore[attr-defined]  # (io_uring's)
+        return ops
 
     # ------------------------------------------------------------------ completion modes, port
     def set_completion_modes(self, skip_port_on_success: bool, skip_set_event: bool) -> None:
@@ -186,17 +201,27 @@ class FileObject(DispatcherObject):
         if not op.registered:
             return
         op.registered = False
-        self._pending.pop(op, None)
-        if op.kind is _STREAM:
+        if op.kind is _STREAM:  # (with the flag: no call in between, no interrupt)
             if op.poll_events & _POLLIN:
                 self.stream_in -= 1
             else:
                 self.stream_out -= 1
+        try:
+            self._forget_rest(op)
+        except BaseException as exc:  # (Ctrl-C) the rest once more: idempotent (review8)
+            if interrupt(exc):
+                self._forget_rest(op)
+            raise
+
+    def _forget_rest(self, op: Operation) -> None:
+        self._pending.pop(op, None)
         ops = op.issuer.extensions.get(_IO_KEY)
         if ops is not None:
             ops.pop(op, None)
         if self.closing and not self._pending:
-            self._release_fd()
+            slot = self._rslot
+            if slot is None or not slot.pending():
+                self._release_fd()
 
     def adopt_connection(self, conn: socket.socket) -> None:
         """AcceptEx: this (pre-created) socket becomes the accepted connection ``conn``."""
@@ -207,13 +232,18 @@ class FileObject(DispatcherObject):
     # ------------------------------------------------------------------ closing
     def close(self) -> None:
         """Cancel every pending request; close the descriptor once they are all delivered."""
+        slot = self._rslot
         with LOCK:
             if self.closing:
                 return
             self.closing = True
+            # A receive slot's incarnation becomes its request, cancelled below (``_slot``).
+            due = slot is not None and demote_locked(slot)
             pending = list(self._pending)
-            if not pending:
+            if not pending and (slot is None or not slot.pending()):
                 self._release_fd()
+        if due:
+            self.backend.settle_slot(slot)  # type: ignore[attr-defined]  # (io_uring's)
         hooks, self.close_hooks = self.close_hooks, None
         for hook in hooks or ():
             hook()
@@ -242,7 +272,12 @@ class FileObject(DispatcherObject):
         if fd < 0:
             return
         if self.sock is not None:
-            self.sock.close()
+            try:
+                self.sock.close()
+            except BaseException as exc:  # (Ctrl-C) again: closing a closed socket is a no-op
+                if interrupt(exc):
+                    self.sock.close()
+                raise
         else:
             try:
                 os.close(fd)

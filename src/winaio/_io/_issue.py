@@ -41,6 +41,7 @@ from ._dispatch import deliver
 from ._files import _IO_KEY, FileObject
 from ._ops import StreamReadOp
 from ._overlapped import STATUS_PENDING, Overlapped, is_error
+from ._slot import demote_locked
 
 if TYPE_CHECKING:
     from ._ops import Operation
@@ -61,7 +62,7 @@ _CLOSED_STATUS = int(NtStatus.STATUS_INVALID_HANDLE)
 _FILE = OpKind.FILE
 _STREAM = OpKind.STREAM
 _POLLIN = select.POLLIN
-_new_object = object.__new__  # a request built slot by slot (``submit_receive``)
+_new_object = object.__new__  # a request built slot by slot (``register_receive``)
 
 
 def _register_locked(op: Operation) -> None:
@@ -73,6 +74,8 @@ def _register_locked(op: Operation) -> None:
     if op.kind is _STREAM:
         if op.poll_events & _POLLIN:
             file.stream_in += 1
+            if file._rslot is not None:
+                demote_locked(file._rslot)  # it queues behind the slot's incarnation (#66)
         else:
             file.stream_out += 1
     ops = op.issuer.extensions.get(_IO_KEY)
@@ -241,6 +244,8 @@ def submit_tried(op: Operation) -> None:
         file._pending[op] = None
         if op.poll_events & _POLLIN:
             file.stream_in += 1
+            if file._rslot is not None:
+                demote_locked(file._rslot)  # it queues behind the slot's incarnation (#66)
         else:
             file.stream_out += 1
         if op.event is not None or op.skip_port or file.port is None or op.routine is not None:
@@ -259,10 +264,13 @@ def register_receive(file: FileObject, overlapped: Overlapped, view: memoryview)
     buffer, no flags, no completion routine, E reset, F cleared, Internal STATUS_PENDING, the
     non-blocking attempt made or known to fail), built and registered in one hold of LOCK:
     CancelIoEx, closesocket and thread exit see it from then on. Built slot by slot, without
-    the two ``__init__`` levels (as ``_ops.pinned_read``): every slot of the class is set
-    (``test_socket_pending`` checks it). The one place of these rules for both ways to the
-    backend: :func:`submit_receive` and the io_uring backend's ``pend_receive`` (whose C
-    accelerator, ``_fastpend.c``, builds the same request: ``test_fastpend`` compares them).
+    the two ``__init__`` levels (as ``_ops.pinned_read`` and ``_ops.new_stream_read``, a
+    demoted receive slot's): every slot of the class is set (``test_socket_pending``). A
+    receive slot of the socket with an incarnation out is demoted (step 1 here, step 2 by the
+    backend before the request looks at its line): the request queues behind it (#66). The
+    one place of these rules for both ways to the backend: :func:`submit_receive` and the
+    io_uring backend's ``pend_receive`` (whose C accelerator, ``_fastpend.c``, builds the
+    same request: ``test_fastpend`` compares them).
 
     Raises:
         Win32Error: ERROR_INVALID_HANDLE if the file is being closed.
@@ -270,7 +278,7 @@ def register_receive(file: FileObject, overlapped: Overlapped, view: memoryview)
     op: StreamReadOp = _new_object(StreamReadOp)
     op.file = file
     op.overlapped = overlapped
-    event = op.event = overlapped.event
+    event = op.event = overlapped.event  # (read before the thread's adoption may run code)
     skip_port = op.skip_port = overlapped.skip_port
     op.routine = None
     issuer = op.issuer = current_thread_state()
@@ -288,6 +296,8 @@ def register_receive(file: FileObject, overlapped: Overlapped, view: memoryview)
         op.registered = op.submitted = True
         file._pending[op] = None
         file.stream_in += 1
+        if file._rslot is not None:
+            demote_locked(file._rslot)  # it queues behind the slot's incarnation (#66)
         if event is not None or skip_port or file.port is None:
             ops = issuer.extensions.get(_IO_KEY)
             if ops is None:

@@ -191,10 +191,10 @@ def arm_locked(
     earlier receive pends, the slot is busy, or the memory cannot be pinned)."""
     if file.stream_in:
         return None  # an earlier receive pends: it goes first, as a request (#66)
-    slot: Any = file._rslot  # type: ignore[attr-defined]
+    slot: Any = file._rslot
     if slot is None:
         slot = slot_class[0](table)
-        file._rslot = slot  # type: ignore[attr-defined]
+        file._rslot = slot
     elif slot.state != IDLE:
         return None
     slot.view = view
@@ -236,7 +236,7 @@ def demote_locked(slot: Any) -> bool:
 
 def demote(file: FileObject) -> None:
     """Both steps of a demotion of ``file``'s slot, for a caller holding no lock."""
-    slot: Any = file._rslot  # type: ignore[attr-defined]
+    slot: Any = file._rslot
     if slot is None or not ARMING <= slot.state <= DEMOTING_K:
         return
     with LOCK:

@@ -89,6 +89,7 @@ from ._ops import (
     write_failed,
 )
 from ._overlapped import STATUS_PENDING, Overlapped
+from ._slot import IDLE, died_locked
 from ._winsock_ext import accept_ex
 
 try:
@@ -400,7 +401,11 @@ class Socket(StreamFile):
 
     def _release_fd(self) -> None:
         # Under LOCK (or from __del__: no user then). A fast path using the descriptor right
-        # now releases it when it is done (``_fd_users``).
+        # now releases it when it is done (``_fd_users``). Its receive slot (``_slot``, idle:
+        # nothing is pending) dies with it.
+        slot = self._rslot
+        if slot is not None and slot.state == IDLE:
+            died_locked(slot)
         if not self.fd_users.defer_locked(self._release_now):
             FileObject._release_fd(self)
 

@@ -42,6 +42,7 @@ __all__ = [
     "require_c_path",
     "reset_wall_clock",
     "shift_wall_clock",
+    "slots_for_test",
     "using_backend",
     "wait_until",
     "wait_until_blocked",
@@ -125,6 +126,30 @@ def require_c_path(available: object, what: str = "the C accelerator (winaio._io
     if os.environ.get("WINAIO_REQUIRE_ACCEL", "") not in ("", "0"):
         raise AssertionError(f"WINAIO_REQUIRE_ACCEL=1 but {what} is not available")
     raise unittest.SkipTest(f"{what} is not available")
+
+
+@contextlib.contextmanager
+def slots_for_test(mode: str) -> Iterator[str]:
+    """Run the block with the sockets' receive slots (``_io._slot``) in ``mode``, then
+    restore: ``off`` (every pended receive a request), ``py`` (the Python slot; the other
+    accelerated paths as they are), ``c`` (the C slot with every C path on). A ``c`` run
+    without the C slot in this build (``_accel.C_SLOTS``) or without the C accelerators
+    raises ``unittest.SkipTest`` (a pytest skip); the accelerators missing under
+    WINAIO_REQUIRE_ACCEL=1 fail instead (AssertionError)."""
+    on = _accel.enabled()
+    if mode == "c":
+        if not _accel.BUILT and os.environ.get("WINAIO_REQUIRE_ACCEL", "") not in ("", "0"):
+            raise AssertionError("WINAIO_REQUIRE_ACCEL=1 but winaio._io._fastio was not built")
+        if not (_accel.BUILT and _accel.C_SLOTS[0]):
+            raise unittest.SkipTest("the C receive slot is not in this build")
+        _accel.use(True)
+    before = _accel.use_slots(mode)
+    try:
+        assert _accel.slots() == mode
+        yield mode
+    finally:
+        _accel.use_slots(before)
+        _accel.use(on)
 
 
 def python_frames(call: Callable[[], object]) -> set[str]:

@@ -25,14 +25,27 @@ import itertools
 import os
 import threading
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..._io._backend import BackendStatistics, OpKind
 from ..._io._issue import register_receive
 from ..._io._ops import Operation, StreamReadOp
+from ..._io._slot import (
+    ARMED,
+    ARMING,
+    DEMOTING_A,
+    DEMOTING_K,
+    GEN_MASK,
+    IDLE,
+    NO_INDEX,
+    arm_locked,
+    demote_locked,
+    release_refs,
+)
 from ..._kernel._dispatcher import LOCK, ThreadState
-from ..._kernel._threads import EXIT_MIGRATE_IO, add_thread_exit_hook
-from ...codes import NtStatus
+from ..._kernel._threads import EXIT_MIGRATE_IO, add_thread_exit_hook, current_thread_state
+from ...codes import NtStatus, WinError
+from ...errors import Win32Error
 from .abi import SubmissionQueueFull
 from .backlog import Backlog, prep_failed
 from .close import CLOSE_TIMEOUT, salvage
@@ -45,7 +58,7 @@ from .probe import feature_names, probe_backend, recv_poll_first
 from .reaper import Reaper
 from .ring import BackendRing
 from .ringthread import RingThread
-from .slots import SlotTable
+from .slots import add_locked, new_table, settle_locked
 from .streams import Line, StreamLines
 from .submission import Submission
 
@@ -77,6 +90,9 @@ class IoUringBackend:
     """
 
     name = "io_uring"
+    #: The sockets' pended receives arm a receive slot (``_io._slot``) where eligible:
+    #: ``_accel.slots()`` is not ``off`` (set by the installer, ``fastpend``).
+    _slots_on = False
 
     def __init__(self, entries: int = 1024) -> None:
         ok, reason = probe_backend()
@@ -95,7 +111,7 @@ class IoUringBackend:
         self._table = InFlight()
         #: The sockets' receive slots (``slots``, ``_io._slot``): their incarnations in the
         #: kernel count in ``_in_flight``, their counters in ``statistics``.
-        self._slots = SlotTable()
+        self._slots = new_table()
         self._backlog = Backlog()
         #: Who submitted what, and what migrates when a submitter exits (``migration``).
         self._migration = Migration()
@@ -197,7 +213,10 @@ class IoUringBackend:
                 cancelled = False
                 pended: bool | None = None
                 lock = self._lock
+                drop: list[object] = []
                 with lock:
+                    if file._rslot is not None:
+                        self._settle_file_locked(file, drop)  # (behind a demoted slot)
                     if self._closing or self._backlog.entries or key in self._streams.lines:
                         pass  # the general path: behind a head, backlogged, or refused
                     elif op.cancel_requested:
@@ -234,15 +253,36 @@ class IoUringBackend:
         accelerator's method (``_io/_fastpend.c``, installed by ``fastpend``), which takes
         :meth:`_pend_rest` in those cases.
 
+        With receive slots on (``_accel.slots()``), the slot's shape - a port-bound socket,
+        no event, no ``hEvent|1``, nothing else pending in its direction - arms the socket's
+        ``ReceiveSlot`` instead (``_io._slot``; :meth:`_arm_slot`): no request object.
+
         Raises:
             Win32Error: ERROR_INVALID_HANDLE if the socket is being closed.
         """
+        if (
+            self._slots_on
+            and overlapped.event is None
+            and not overlapped.skip_port
+            and file.port is not None
+        ):
+            issuer = current_thread_state()
+            with LOCK:
+                if file.closing:
+                    raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
+                slot = arm_locked(file, overlapped, view, issuer, self._slots)
+                gen = 0 if slot is None else slot.gen
+            if slot is not None:
+                self._arm_slot(slot, gen, issuer, file.fd)
+                return
         op = register_receive(file, overlapped, view)  # (built and registered under LOCK)
         issuer = op.issuer
         fd = file.fd
         key = fd + fd
         wake: bool | None = None
+        drop: list[object] = []
         with self._lock:
+            self._settle_file_locked(file, drop)  # (a slot this registration demoted)
             if not (
                 self._closing
                 or self._backlog.entries
@@ -302,6 +342,139 @@ class IoUringBackend:
             self._sq.submit_locked(issuer)  # head; else the RECV stayed unsubmitted (review7)
             raise
 
+    # ------------------------------------------------------------------ receive slots
+    def _arm_slot(self, slot: Any, gen: int, issuer: ThreadState, fd: int) -> None:
+        """Arm step 2 (``_io._slot``: after step 1 made the slot ARMING at ``gen`` under
+        LOCK): under the backend's lock, the incarnation becomes a RECV into the pinned
+        buffer whose user_data is the slot's (``SLOT_TAG | gen << 32 | index``), deferred to
+        the ring owner's next wait or submitted at once, as :meth:`_pend_locked` does for a
+        request. Refused (a closing backend, a backlog, a line for the socket's receives, a
+        full SQ ring) or demoted meanwhile (DEMOTING_A), it becomes a request: demoted by
+        itself if need be, then the request path (:meth:`_resolve_arming`)."""
+        key = fd + fd
+        wake: bool | None = None
+        with self._lock:
+            if slot.state == ARMING and slot.gen == gen:
+                if not (self._closing or self._backlog.entries or key in self._streams.lines):
+                    wake = self._arm_slot_locked(slot, issuer, fd)
+                gen = slot.gen  # (a new slot's first index may move it: ``add_locked``)
+        if wake is not None:
+            if wake:
+                os.eventfd_write(self._efd, 1)
+            parker = issuer.parker
+            if parker.__class__ is not RingParker or parker.lead is not self._lead:
+                self._bind_parker(issuer)
+            return
+        with LOCK:
+            if slot.state == ARMING and slot.gen == gen:
+                demote_locked(slot)  # ARMING -> DEMOTING_A: the incarnation's request
+        self._resolve_arming(slot, gen, issuer)
+
+    def _arm_slot_locked(self, slot: Any, issuer: ThreadState, fd: int) -> bool | None:
+        """The SQE of an ARMING slot (under ``_lock``, the checks made): ARMED, counted in
+        ``armed`` and ``submitted``, its user_data in the deferred list; then the owner's
+        hint or ``submit_locked`` (Python, last). None if the SQ ring refused it (nothing
+        changed but the slot's index), else whether the ring thread must be woken."""
+        slots = self._slots
+        if slot.index == NO_INDEX:
+            add_locked(slots, slot)
+        ud = slot.user_data
+        try:
+            self._ring.prep_recv(fd, slot.address, slot.nbytes, ud, 0, 0, self._recv_ioprio)
+        except Exception:
+            return None  # a full SQ ring: the request path
+        slot.ud = ud
+        slot.state = ARMED
+        slots.armed += 1
+        slots.submitted += 1
+        self._unsubmitted.append(ud)
+        if self._lead.owner is issuer.parker:
+            if not self._deferral.hinted:
+                self._deferral.hint_locked()
+            return False
+        try:
+            return self._sq.submit_locked(issuer)
+        except BaseException:  # (Ctrl-C at its entry) made again, as in _pend_locked
+            self._sq.submit_locked(issuer)
+            raise
+
+    def _resolve_arming(self, slot: Any, gen: int, issuer: ThreadState) -> None:
+        """The arming thread's end of a DEMOTING_A slot at ``gen`` (its incarnation never
+        reached the kernel): the request goes to the request path, in this hold of the
+        backend's lock unless the backend closes or a cancel came (:meth:`_pend_rest`
+        completes it then). Nothing if a second receive's submission did it already
+        (:meth:`_settle_file_locked`)."""
+        drop: list[object] = []
+        rest: StreamReadOp | None = None
+        enqueued = False
+        with self._lock:
+            if slot.state == DEMOTING_A and slot.gen == gen:
+                rest = self._demoted_request_locked(slot, drop)
+                enqueued = rest is None
+        if rest is not None:
+            self._pend_rest(rest)
+        elif enqueued:
+            self._bind_parker(issuer)
+
+    def _demoted_request_locked(self, slot: Any, drop: list[object]) -> StreamReadOp | None:
+        """DEMOTING_A -> IDLE (under ``_lock``): the slot lets its incarnation's request go;
+        it is queued on its socket's line here (its order kept: nothing can come between),
+        or returned when the backend closes or a cancel came, for :meth:`_pend_rest`."""
+        op: StreamReadOp = slot.op
+        slot.state = IDLE
+        slot.gen = (slot.gen + 1) & GEN_MASK
+        drop += release_refs(slot)
+        if self._closing or op.cancel_requested:
+            return op
+        self._submitted += 1
+        self._streams.enqueue_locked(op)
+        return None
+
+    def _settle_file_locked(self, file: FileObject, drop: list[object]) -> None:
+        """Under ``_lock``, before a STREAM request of ``file`` looks at its line: a receive
+        slot its registration demoted (``_io._slot``) is settled first, so that the request
+        queues behind the slot's incarnation (#66): DEMOTING_K -> a Line head in the kernel
+        (:func:`~.slots.settle_locked`), DEMOTING_A -> its request queued now (unless it is
+        cancelled or the backend closes: then its arming thread completes it)."""
+        slot = file._rslot
+        if slot is None:
+            return
+        state = slot.state
+        if state == DEMOTING_K:
+            self._settle_locked(slot, drop)
+        elif state == DEMOTING_A and not (self._closing or slot.op.cancel_requested):
+            self._demoted_request_locked(slot, drop)
+
+    def _settle_locked(self, slot: Any, drop: list[object]) -> None:
+        """Demotion step 2 of a DEMOTING_K slot (under ``_lock``): its incarnation is a
+        request in the kernel from now on; a closing backend cancels it here (the ring
+        thread's cancel-all may have run already)."""
+        ud = slot.ud
+        drop += settle_locked(slot, slot.gen, self._table, self._streams)
+        if self._closing and ud in self._table and self._sq.cancel_locked(ud):
+            os.eventfd_write(self._efd, 1)  # rare (EBUSY at close): under the lock, so be it
+
+    def settle_slot(self, slot: Any) -> None:
+        """Demotion step 2 for a demoter holding no lock (``_io._slot.demote``,
+        ``FileObject.pending_ops``/``close``): idempotent."""
+        drop: list[object] = []
+        with self._lock:
+            if slot.state == DEMOTING_K:
+                self._settle_locked(slot, drop)
+
+    def _demote_all(self) -> None:
+        """Every slot with an incarnation out becomes requests (``close``, after
+        ``_closing`` is set: no slot is armed from then on): step 1 under LOCK, step 2
+        (and its cancel) under ``_lock``; DEMOTING_A ones end with their arming thread."""
+        with LOCK:
+            due = [slot for slot in list(self._slots.items) if demote_locked(slot)]
+        if due:
+            drop: list[object] = []
+            with self._lock:
+                for slot in due:
+                    if slot.state == DEMOTING_K:
+                        self._settle_locked(slot, drop)
+
     def _bind_parker(self, issuer: ThreadState) -> None:
         """The issuer most likely waits for its request soon: let it lead the ring then."""
         parker = issuer.parker
@@ -312,6 +485,7 @@ class IoUringBackend:
     def _submit_slow(self, op: Operation) -> None:
         failed = 0
         wake = False
+        drop: list[object] = []
         with self._lock:
             if self._closing:
                 raise RuntimeError("the io_uring backend is closed")
@@ -362,6 +536,8 @@ class IoUringBackend:
                         elif not self._deferral.hinted:
                             self._deferral.hint_locked()
             else:
+                if op.file._rslot is not None:
+                    self._settle_file_locked(op.file, drop)  # (behind a demoted slot)
                 self._streams.enqueue_locked(op)
         if wake:
             os.eventfd_write(self._efd, 1)
@@ -457,6 +633,7 @@ class IoUringBackend:
             self._close_called = self._closing = self._streams.closing = True
             self._reaper.closing = True
             self._ring_thread.sleeping = False
+        self._demote_all()  # receive slots: requests from here on (the ring thread drains them)
         os.eventfd_write(self._efd, 1)
         thread.join(CLOSE_TIMEOUT)
         self._lead.close()  # no thread waits on the ring from here on

@@ -18,7 +18,7 @@ import os
 from collections import deque
 from typing import Any
 
-from ..._io import _accel
+from ..._io import _accel, _slot
 from ..._io._files import _IO_KEY, FileObject
 from ..._io._ops import StreamReadOp
 from ..._io._overlapped import Overlapped
@@ -44,7 +44,15 @@ FAST = False
 
 
 def install_on(backend_class: type[Any]) -> None:
-    """Register the installer of the C ``pend_receive`` for ``backend_class`` (once)."""
+    """Register the installer of the C ``pend_receive`` for ``backend_class`` (once), and
+    of the receive slots' switch (``_accel.slots()``: the backend's ``_slots_on``; with
+    ``py`` the C method hands the slot's shape to the Python one, which arms the Python
+    slot)."""
+
+    def install_slots(on: bool) -> None:
+        backend_class._slots_on = _accel.slots() != "off"
+
+    _accel.register(install_slots)
     if _fastio is None:
         return  # type: ignore[unreachable]  # (not built: the Python method runs)
     global FAST
@@ -55,9 +63,17 @@ def install_on(backend_class: type[Any]) -> None:
         current_thread_state, deque, os.eventfd_write, _IO_KEY,
     )  # fmt: skip
     FAST = bool(fast)
+    # The C receive slot (``_fastslot.c``): armed by this C function, reaped and delivered by
+    # the completion side's; the Python slot functions take the C type too (``_io._slot``).
+    _slot.SLOT_TYPES.add(_fastio.ReceiveSlot)
+    _accel.C_SLOTS[0] = FAST
 
     def install(on: bool) -> None:
-        switch(on)
+        # (``slots`` in effect: ``c`` arms the C slot here, ``py`` hands its shape to the
+        # Python method, which arms the Python one; ``off``: requests)
+        mode = _accel.slots()
+        switch(3 if on and mode == "c" else 2 if on and mode == "py" else on)
+        _slot.slot_class[0] = _fastio.ReceiveSlot if mode == "c" else _slot.ReceiveSlot
         _accel.install_methods(backend_class, {"pend_receive": (descr, python)}, on)
 
     _accel.register(install)

@@ -21,13 +21,18 @@ Imports ``winaio._io`` (the slot's states), ``common`` and ``streams``.
 from __future__ import annotations
 
 import ctypes
-from typing import Any
+from typing import Any, cast
 
 from ..._io._slot import ARMING, DEMOTING_K, GEN_MASK, IDLE, release_refs
 from .common import InFlight
 from .streams import StreamLines
 
-__all__ = ["SlotTable", "add_locked", "outstanding", "settle_locked"]
+try:
+    from ..._io import _fastio
+except ImportError:  # not built (no C compiler): the Python table
+    _fastio = None  # type: ignore[assignment]
+
+__all__ = ["SlotTable", "add_locked", "new_table", "outstanding", "settle_locked"]
 
 _from_buffer = ctypes.c_char.from_buffer
 
@@ -51,6 +56,13 @@ class SlotTable:
         #: Incarnations that reached the SQ ring; reaped as slots; (none cancelled: a slot
         #: that is cancelled is demoted first).
         self.submitted = self.done = self.cancelled = 0
+
+
+def new_table() -> SlotTable:
+    """A backend's table: the C type where the accelerator is built (plain data, which this
+    module's functions and the C paths both use: the C arm takes only the C table), else
+    :class:`SlotTable`."""
+    return SlotTable() if _fastio is None else cast(SlotTable, _fastio.SlotTable())
 
 
 def add_locked(slots: Any, slot: Any) -> None:
