@@ -24,6 +24,7 @@ from __future__ import annotations
 from . import _runtime  # noqa: F401  (installs the I/O backend factory)
 from . import codes as codes
 from . import errors as errors
+from ._io import _kernel_events  # noqa: F401  (installs the C Event.set / wait, issue 9)
 from ._io._cancel import cancel_io as cancel_io
 from ._io._cancel import cancel_io_ex as cancel_io_ex
 from ._io._cancel import cancel_synchronous_io as cancel_synchronous_io

@@ -44,11 +44,11 @@ from winaio._backends.uring.migration import Migration
 from winaio._backends.uring.streams import StreamLines
 from winaio._io import _accel, _dispatch
 from winaio._io._files import FileObject
-from winaio._io._ops import new_stream_read
 from winaio._io._overlapped import Overlapped
 from winaio._io._port import CompletionPacket, CompletionPort
 from winaio._io._slot import ReceiveSlot
 from winaio._io._sockets import Socket
+from winaio._io._stream_ops import new_stream_read
 from winaio._kernel._dispatcher import ThreadState, WaitBlock, wake_waiters
 from winaio._kernel._threads import current_thread_state
 from winaio.testing import python_frames, require_c_path, slots_for_test

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import winaio.win32 as w
+from winaio._io import _accel
 from winaio._kernel._handles import HANDLE_TABLE
 from winaio.codes import WinError
 from winaio.errors import Win32Error
@@ -177,9 +178,21 @@ def test_the_reference_gives_the_documented_results() -> None:
     assert _observe(ref, False, "current thread", 0)[0] == w.WAIT_TIMEOUT
 
 
+@pytest.fixture
+def python_functions() -> Iterator[None]:
+    """The Python functions (the C accelerator off: ``_fastevent.c`` takes the Event shapes
+    straight to its own wait, without ``_sync._wait_for_one``, which these tests replace;
+    tests/win32/test_fastevent.py checks the C functions against these)."""
+    before = _accel.use(False)
+    try:
+        yield
+    finally:
+        _accel.use(before)
+
+
 @pytest.mark.parametrize("call", sorted(CALLS))
 def test_a_core_error_inside_the_inlined_wait_is_wait_failed(
-    call: str, monkeypatch: pytest.MonkeyPatch
+    call: str, monkeypatch: pytest.MonkeyPatch, python_functions: None
 ) -> None:
     def refuse(obj: object, timeout: object, alertable: object) -> int:
         raise Win32Error(WinError.ERROR_NOT_ENOUGH_MEMORY, "refused")
@@ -196,7 +209,9 @@ def test_a_core_error_inside_the_inlined_wait_is_wait_failed(
         assert w.CloseHandle(ev)
 
 
-def test_the_inlined_shape_passes_the_timeout_in_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_inlined_shape_passes_the_timeout_in_seconds(
+    monkeypatch: pytest.MonkeyPatch, python_functions: None
+) -> None:
     seen: list[tuple[object, object]] = []
 
     def record(obj: object, timeout: object, alertable: object) -> int:

@@ -29,6 +29,7 @@ from . import _accel
 from ._dispatch import notify_locked
 from ._fd_users import FdUsers
 from ._files import FileObject
+from ._interrupts import interrupt
 from ._issue import submit_pending_file
 from ._ops import CompletionRoutine, FileReadOp, FileWriteOp, Operation, pinned_read
 from ._overlapped import STATUS_PENDING, Overlapped
@@ -90,6 +91,28 @@ _ERRNO_WIN: dict[int, int] = {
 def errno_to_winerror(err: int) -> int:
     """Map an errno from open()/lseek() to the Win32 error CreateFile & co. report."""
     return int(_ERRNO_WIN.get(err, WinError.ERROR_GEN_FAILURE))
+
+
+def _notified_again(file: DiskFile, ov: Overlapped, n: int, packet: Any) -> None:
+    """An interrupt cut ``read_now``'s notification (LOCK held): the walk again (idempotent),
+    the packet posted if it was not made yet, else its waiters released again (idempotent)."""
+    event = ov.event
+    try:
+        if event is not None:
+            if event._waiters:
+                wake_waiters(event)
+        elif not file.skip_set_event and file._waiters:
+            wake_waiters(file)
+        if not ov.skip_port:
+            port = file.port
+            if port is not None and not file.skip_port_on_success and not port.closed:
+                if packet is None:
+                    port._post_locked(file.key, ov, 0, n)
+                else:
+                    port._posted_locked()
+    except BaseException as again:
+        if not interrupt(again):
+            raise
 
 
 class DiskFile(RequestMethods, FileObject):
@@ -211,8 +234,9 @@ class DiskFile(RequestMethods, FileObject):
         """
         if not self.cached_reads:  # (cleared by close(): no ``closing`` test needed)
             return None
-        if routine is not None and self.port is not None:
-            return None  # APC I/O on a port-bound handle: the general path reports it
+        if routine is not None and (self.port is not None or not callable(routine)):
+            return None  # APC I/O on a port-bound handle, a routine that cannot be called:
+            # the general path reports it
         offset = overlapped.offset
         if offset < 0:
             return None  # preadv2 reads at the file pointer at -1: the general path refuses it
@@ -246,23 +270,29 @@ class DiskFile(RequestMethods, FileObject):
             overlapped.information = n
             overlapped.status = 0
             event = overlapped.event
-            if event is not None:
-                self._signaled = False
-                event._signaled = True
-                if event._waiters:
-                    wake_waiters(event)
-            elif self.skip_set_event:
-                self._signaled = False
-            else:
-                self._signaled = True
-                if self._waiters:
-                    wake_waiters(self)
-            if not overlapped.skip_port:
-                port = self.port
-                if port is not None and not self.skip_port_on_success and not port.closed:
-                    port._packets.append(_new_packet(_Packet, (self.key, overlapped, 0, n)))
-                    if port._getters or port._waiters:
-                        port._posted_locked()
+            try:
+                if event is not None:
+                    self._signaled = False
+                    event._signaled = True
+                    if event._waiters:
+                        wake_waiters(event)
+                elif self.skip_set_event:
+                    self._signaled = False
+                else:
+                    self._signaled = True
+                    if self._waiters:
+                        wake_waiters(self)
+                if not overlapped.skip_port:
+                    port = self.port
+                    if port is not None and not self.skip_port_on_success and not port.closed:
+                        packet = _new_packet(_Packet, (self.key, overlapped, 0, n))
+                        port._packets.append(packet)
+                        if port._getters or port._waiters:
+                            port._posted_locked()
+            except BaseException as exc:  # (Ctrl-C) the notification finished first (review8)
+                if interrupt(exc):
+                    _notified_again(self, overlapped, n, locals().get("packet"))
+                raise
         return 0
 
     def write_op(

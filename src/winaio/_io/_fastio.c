@@ -492,6 +492,18 @@ static PyMethodDef module_methods[] = {
      "              WSA_IO_PENDING, SOCKET_ERROR) -> (C WSARecv, C WSASend, C WSAGetLastError)"},
     {"wsa_set_enabled", wsa_set_enabled, METH_O,
      "wsa_set_enabled(flag): the C WSARecv/WSASend run their hot shape (else the Python ones)"},
+    {"configure_event", configure_event, METH_VARARGS,
+     "configure_event(Event, WaitBlock, ThreadState, LOCK, tls, Event.set, wait_for_one,\n"
+     "                abandon_wait, check_terminating, _finish, TERMINATED,\n"
+     "                WAIT_IO_COMPLETION, WAIT_TIMEOUT) -> (Event.set descriptor, C wait_for_one)"},
+    {"configure_event_win32", configure_event_win32, METH_VARARGS,
+     "configure_event_win32(entries, SetEvent, ResetEvent, WaitForSingleObject,\n"
+     "                      WaitForSingleObjectEx, fail, Win32Error, WAIT_FAILED,\n"
+     "                      EVENT_MODIFY_STATE, SYNCHRONIZE) -> the four C functions"},
+    {"event_set_enabled", event_set_enabled, METH_O,
+     "event_set_enabled(flag): the C event functions run their hot shapes (else Python's)"},
+    {"event_wake_without_gil", event_wake_without_gil, METH_O,
+     "event_wake_without_gil(flag) -> previous: Event.set's wake-up after LOCK, without the GIL"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef fastio_module = {

@@ -130,6 +130,37 @@ def configure_wsa(
     /,
 ) -> tuple[Any, Any, Any]: ...
 def wsa_set_enabled(flag: bool, /) -> None: ...
+def configure_event(
+    event: type,
+    wait_block: type,
+    thread_state: type,
+    lock: Any,
+    tls: Any,
+    event_set: Any,
+    wait_for_one: Any,
+    abandon_wait: Any,
+    check_terminating: Any,
+    finish: Any,
+    terminated: int,
+    wait_io_completion: int,
+    wait_timeout: int,
+    /,
+) -> tuple[Any, Any]: ...
+def configure_event_win32(
+    entries: dict[Any, Any],
+    set_event: Any,
+    reset_event: Any,
+    wait_for_single_object: Any,
+    wait_for_single_object_ex: Any,
+    fail: Any,
+    win32_error: type[BaseException],
+    wait_failed: int,
+    event_modify_state: int,
+    synchronize: int,
+    /,
+) -> tuple[Any, Any, Any, Any]: ...
+def event_set_enabled(flag: bool, /) -> None: ...
+def event_wake_without_gil(flag: bool, /) -> bool: ...
 
 # _fastslot.c: the per-socket reusable receive's C fields (docs/plans/receive-slot.md §2)
 SLOT_IDLE: int

@@ -175,9 +175,13 @@ wsa_io(PyObject *sock, PyObject *method, PyObject *buffers, PyObject *nbytes, Py
 /* WSARecv(s, lpBuffers, dwBufferCount, lpNumberOfBytesRecvd, lpFlags, lpOverlapped,
  *         lpCompletionRoutine) */
 static PyObject *
-wsa_recv(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+wsa_recv(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (nargs != 7 || !g_x_enabled || !hot_args(args[1], args[2], args[5], args[6])) {
+    /* (keywords, and a byte count that is no Ref: the Python function, which names them or
+     * refuses them before any I/O - review8) */
+    if (kwnames != NULL || nargs != 7 || !g_x_enabled ||
+        !hot_args(args[1], args[2], args[5], args[6]) ||
+        (args[3] != Py_None && Py_TYPE(args[3]) != g_xref_type)) {
         goto python;
     }
     PyObject *flags = args[4];
@@ -199,16 +203,17 @@ wsa_recv(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_DECREF(sock);
     return r;
 python:
-    return PyObject_Vectorcall(g_x_recv, args, (size_t)nargs, NULL);
+    return PyObject_Vectorcall(g_x_recv, args, (size_t)nargs, kwnames);
 }
 
 /* WSASend(s, lpBuffers, dwBufferCount, lpNumberOfBytesSent, dwFlags, lpOverlapped,
  *         lpCompletionRoutine) */
 static PyObject *
-wsa_send(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+wsa_send(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (nargs != 7 || !g_x_enabled || !hot_args(args[1], args[2], args[5], args[6]) ||
-        !PyLong_CheckExact(args[4]) || _PyLong_Sign(args[4]) != 0) {
+    if (kwnames != NULL || nargs != 7 || !g_x_enabled ||
+        !hot_args(args[1], args[2], args[5], args[6]) || !PyLong_CheckExact(args[4]) ||
+        _PyLong_Sign(args[4]) != 0 || (args[3] != Py_None && Py_TYPE(args[3]) != g_xref_type)) {
         goto python;
     }
     PyObject *sock = hot_socket(args[0]);
@@ -222,7 +227,7 @@ wsa_send(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_DECREF(sock);
     return r;
 python:
-    return PyObject_Vectorcall(g_x_send, args, (size_t)nargs, NULL);
+    return PyObject_Vectorcall(g_x_send, args, (size_t)nargs, kwnames);
 }
 
 /* WSAGetLastError(): ``current_thread_state().last_error`` */
@@ -252,13 +257,13 @@ static PyMethodDef wsa_last_error_def = {
     "accelerator of the Python function)."};
 
 static PyMethodDef wsa_recv_def = {
-    "WSARecv", (PyCFunction)(void (*)(void))wsa_recv, METH_FASTCALL,
+    "WSARecv", (PyCFunction)(void (*)(void))wsa_recv, METH_FASTCALL | METH_KEYWORDS,
     "WSARecv(s, lpBuffers, dwBufferCount, lpNumberOfBytesRecvd, lpFlags, lpOverlapped,\n"
     "    lpCompletionRoutine)\n--\n\n"
     "[MS:WSARecv] -> core ``Socket.recv_op`` (the C accelerator of the Python function's hot\n"
     "shape, ``Socket.start_read``; every other call runs the Python function)."};
 static PyMethodDef wsa_send_def = {
-    "WSASend", (PyCFunction)(void (*)(void))wsa_send, METH_FASTCALL,
+    "WSASend", (PyCFunction)(void (*)(void))wsa_send, METH_FASTCALL | METH_KEYWORDS,
     "WSASend(s, lpBuffers, dwBufferCount, lpNumberOfBytesSent, dwFlags, lpOverlapped,\n"
     "    lpCompletionRoutine)\n--\n\n"
     "[MS:WSASend] -> core ``Socket.send_op`` (the C accelerator of the Python function's hot\n"

@@ -36,6 +36,7 @@ from .._kernel._dispatcher import LOCK, DispatcherObject, ThreadState
 from ..codes import WinError
 from ..errors import Win32Error
 from ._backend import Backend, OpKind, get_backend
+from ._interrupts import interrupt
 from ._port import CompletionPort
 from ._slot import demote_locked
 
@@ -200,12 +201,27 @@ class FileObject(DispatcherObject):
         if not op.registered:
             return
         op.registered = False
-        self._pending.pop(op, None)
-        if op.kind is _STREAM:
+        if op.kind is _STREAM:  # (with the flag: no call in between, no interrupt)
             if op.poll_events & _POLLIN:
                 self.stream_in -= 1
             else:
                 self.stream_out -= 1
+        try:  # (the statements of _forget_rest, inline: no call more per request)
+            self._pending.pop(op, None)
+            ops = op.issuer.extensions.get(_IO_KEY)
+            if ops is not None:
+                ops.pop(op, None)
+            if self.closing and not self._pending:
+                self._release_fd()
+        except BaseException as exc:  # (Ctrl-C) the rest once more: idempotent (review8)
+            if interrupt(exc):
+                self._forget_rest(op)
+            raise
+
+    def _forget_rest(self, op: Operation) -> None:
+        """:meth:`_forget_locked`'s steps after the flag and the counters, made again after an
+        interrupt cut them (each is idempotent)."""
+        self._pending.pop(op, None)
         ops = op.issuer.extensions.get(_IO_KEY)
         if ops is not None:
             ops.pop(op, None)
@@ -263,7 +279,12 @@ class FileObject(DispatcherObject):
         if fd < 0:
             return
         if self.sock is not None:
-            self.sock.close()
+            try:
+                self.sock.close()
+            except BaseException as exc:  # (Ctrl-C) again: closing a closed socket is a no-op
+                if interrupt(exc):
+                    self.sock.close()
+                raise
         else:
             try:
                 os.close(fd)

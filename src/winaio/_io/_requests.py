@@ -22,6 +22,7 @@ from ..codes import NtStatus, WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error
 from ._backend import OpKind
 from ._files import FileObject, request_cancel
+from ._interrupts import interrupt
 from ._issue import run_sync, start
 from ._ops import CompletionRoutine, Operation
 from ._overlapped import Overlapped, get_overlapped_result, is_error, is_warning
@@ -135,8 +136,8 @@ def issue(
 
     Raises:
         IoError: immediate failure (overlapped handles) or any failure (synchronous handles).
-        Win32Error: ERROR_INVALID_PARAMETER for a missing OVERLAPPED on an overlapped handle or
-            a completion routine on a synchronous one.
+        Win32Error: ERROR_INVALID_PARAMETER for a missing OVERLAPPED on an overlapped handle, a
+            completion routine on a synchronous one or one that is not callable.
     """
     if file.overlapped:
         if overlapped is None:
@@ -144,6 +145,8 @@ def issue(
                 raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "no OVERLAPPED (overlapped)")
             return _wait_without_overlapped(factory, buffers)
         if routine is not None:
+            if not callable(routine):  # (else its APC would fail in a later alertable wait)
+                raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "the routine is not callable")
             overlapped.event = None  # ReadFileEx ignores hEvent (spec §5)
             overlapped.skip_port = False
         op = factory(buffers, overlapped, routine)
@@ -313,4 +316,16 @@ class RequestMethods:
                     if op.overlapped is ov:
                         request_cancel(op)
                 get_overlapped_result(ov, None, None, False)
+            raise
+        except BaseException as exc:
+            # Interrupted (Ctrl-C): the same, so that the request does not outlive its call
+            # (what came later would go to a buffer nobody reads any more: review8).
+            if interrupt(exc):
+                for op in file.pending_ops():
+                    if op.overlapped is ov:
+                        request_cancel(op)
+                try:
+                    get_overlapped_result(ov, None, None, False)
+                except Exception:
+                    pass  # (cancelled, or its own result: the interrupt is what goes on)
             raise

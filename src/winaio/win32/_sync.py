@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from .._clock import filetime_now
+from .._io import _kernel_events
 from .._kernel import _wait
 from .._kernel._access import map_access
 from .._kernel._dispatcher import DispatcherObject
@@ -169,7 +170,7 @@ def _event_op(hEvent: int, op: Callable[[Event], object]) -> bool:
     return True
 
 
-def SetEvent(hEvent: int) -> bool:
+def _SetEvent(hEvent: int) -> bool:
     """[MS:SetEvent] -> core ``Event.set``."""
     # The hot shape inlined (a plain event handle with EVENT_MODIFY_STATE): one dict lookup;
     # anything else (tag bits, bad handles, other types, missing access) takes ``_event_op``.
@@ -183,9 +184,17 @@ def SetEvent(hEvent: int) -> bool:
     return _event_op(hEvent, Event.set)
 
 
-def ResetEvent(hEvent: int) -> bool:
+def _ResetEvent(hEvent: int) -> bool:
     """[MS:ResetEvent] -> core ``Event.reset``."""
     return _event_op(hEvent, Event.reset)
+
+
+#: [MS:SetEvent] / [MS:ResetEvent]: the C accelerator's (``_fastevent.c``) when it was built -
+#: the hot shape (a plain handle with EVENT_MODIFY_STATE to an exact Event) straight to the
+#: core's ``Event.set`` / reset in C, every other call by the Python function, which stays the
+#: reference (``_accel.use(False)`` sends every call to it). Assigned with the waits, below.
+SetEvent = _SetEvent
+ResetEvent = _ResetEvent
 
 
 def PulseEvent(hEvent: int) -> bool:
@@ -333,7 +342,7 @@ def _wait_single(hHandle: int, dwMilliseconds: int, bAlertable: bool) -> int:
         return _WAIT_FAILED
 
 
-def WaitForSingleObject(hHandle: int, dwMilliseconds: int) -> int:
+def _WaitForSingleObject(hHandle: int, dwMilliseconds: int) -> int:
     """[MS:WaitForSingleObject] -> core ``wait``."""
     # The hot shape inlined, with no call to the Ex (issue 9: in the ping-pong the signaler's
     # path from SetEvent to its own blocking wait holds the GIL the woken thread wants): a
@@ -358,7 +367,7 @@ def WaitForSingleObject(hHandle: int, dwMilliseconds: int) -> int:
     return _wait_single(hHandle, dwMilliseconds, False)
 
 
-def WaitForSingleObjectEx(hHandle: int, dwMilliseconds: int, bAlertable: bool) -> int:
+def _WaitForSingleObjectEx(hHandle: int, dwMilliseconds: int, bAlertable: bool) -> int:
     """[MS:WaitForSingleObjectEx] -> core ``wait``."""
     # The same hot shape as WaitForSingleObject's; every other shape goes to ``_wait_single``.
     try:
@@ -378,6 +387,22 @@ def WaitForSingleObjectEx(hHandle: int, dwMilliseconds: int, bAlertable: bool) -
             fail(exc)
             return _WAIT_FAILED
     return _wait_single(hHandle, dwMilliseconds, bAlertable)
+
+
+#: [MS:WaitForSingleObject] / [MS:WaitForSingleObjectEx]: the C accelerator's when it was
+#: built (``_fastevent.c``: a plain handle with SYNCHRONIZE to an exact Event, INFINITE or 0 ms,
+#: straight to the core's ``wait_for_one`` in C; issue 9's event ping-pong), every other call
+#: by the Python function, the reference.
+WaitForSingleObject = _WaitForSingleObject
+WaitForSingleObjectEx = _WaitForSingleObjectEx
+if _kernel_events.c_wait_for_one is not None:
+    SetEvent, ResetEvent, WaitForSingleObject, WaitForSingleObjectEx = (
+        _kernel_events.fastio.configure_event_win32(
+            HANDLE_TABLE._entries, _SetEvent, _ResetEvent, _WaitForSingleObject,
+            _WaitForSingleObjectEx, fail, Win32Error, _WAIT_FAILED, _EVENT_MODIFY_STATE,
+            _SYNCHRONIZE,
+        )
+    )  # fmt: skip
 
 
 def WaitForMultipleObjects(

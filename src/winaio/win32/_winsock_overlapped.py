@@ -169,12 +169,22 @@ def _blocking_with_overlapped(op: Any, ov: Overlapped) -> int:
 def _routine(routine: WsaRoutine | None) -> Callable[[int, int, Any], object] | None:
     if routine is None:
         return None
+    if not callable(routine):  # a bad pointer (else its APC fails in a later alertable wait)
+        raise Win32Error(WSAEFAULT, "lpCompletionRoutine is not callable")
 
     def adapter(error: int, transferred: int, overlapped: Any) -> object:
         # LPWSAOVERLAPPED_COMPLETION_ROUTINE(dwError, cbTransferred, lpOverlapped, dwFlags).
         return routine(_WIN_WSA.get(error, error), transferred if not error else 0, overlapped, 0)
 
     return adapter
+
+
+def _out(ref: Any, name: str) -> None:
+    """An out-parameter the call will write (a ``Ref``, or anything with a ``value``: a
+    ctypes integer): else WSAEFAULT, before any I/O (a bad pointer to Winsock); None is
+    NULL (the caller's check where NULL is refused)."""
+    if ref is not None and not hasattr(ref, "value"):
+        raise Win32Error(WSAEFAULT, f"{name} is not an out-parameter")
 
 
 def _WSARecv(
@@ -201,8 +211,9 @@ def _WSARecv(
         and lpCompletionRoutine is None
         and lpBuffers.__class__ is list
         and len(lpBuffers) == 1
-        and lpFlags is not None
+        and lpFlags.__class__ is Ref
         and not lpFlags.value
+        and (lpNumberOfBytesRecvd is None or lpNumberOfBytesRecvd.__class__ is Ref)
     ):
         # The hot shape inlined (a plain overlapped socket handle, one WSABUF, no flags, an
         # OVERLAPPED without hEvent, no routine): the core's ``Socket.start_read``, whose
@@ -230,6 +241,8 @@ def _WSARecv(
     try:
         if lpFlags is None:
             raise Win32Error(WSAEFAULT, "lpFlags is NULL")
+        _out(lpFlags, "lpFlags")
+        _out(lpNumberOfBytesRecvd, "lpNumberOfBytesRecvd")
         count = _wsa_io(True, s, lpBuffers, dwBufferCount, lpFlags.value, lpOverlapped,
                         lpCompletionRoutine)  # fmt: skip
     except Win32Error as exc:
@@ -266,6 +279,7 @@ def _WSASend(
         and lpCompletionRoutine is None
         and lpBuffers.__class__ is list
         and len(lpBuffers) == 1
+        and (lpNumberOfBytesSent is None or lpNumberOfBytesSent.__class__ is Ref)
     ):
         # The hot shape inlined, as in WSARecv: ``Socket.start_write``.
         try:
@@ -288,6 +302,7 @@ def _WSASend(
             ts.last_error = 0
             return 0
     try:
+        _out(lpNumberOfBytesSent, "lpNumberOfBytesSent")
         count = _wsa_io(False, s, lpBuffers, dwBufferCount, dwFlags, lpOverlapped,
                         lpCompletionRoutine)  # fmt: skip
     except Win32Error as exc:

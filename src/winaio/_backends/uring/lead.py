@@ -81,6 +81,7 @@ import weakref
 from collections.abc import Callable
 
 from ..._io import _accel
+from ..._io._interrupts import interrupt
 from ..._kernel._dispatcher import LOCK, Parker, ThreadState, WaitBlock, wake_thread
 from ..._kernel._parker import deferred_wakes as _deferred_wakes
 from ..._kernel._threads import add_thread_exit_hook
@@ -125,13 +126,20 @@ class RingParker:
         """Give the token (``wake_thread``, under the dispatcher lock); poke if in the kernel -
         after the waker's dispatcher lock if it defers its wakes (a thread-backend worker's
         delivery: ``_kernel._parker.defer_wakes``), so that the woken leader finds it free."""
-        self.lock.release()
-        if self.in_kernel:
-            deferred = _deferred_wakes()
-            if deferred is not None:
-                deferred.append(self.lead.poke)
-            else:
+        # An interrupt (Ctrl-C) once the token is given: the poke is made at once (a second one
+        # is harmless; none left the leader asleep in the kernel with its token - review8).
+        try:
+            self.lock.release()
+            if self.in_kernel:
+                deferred = _deferred_wakes()
+                if deferred is not None:
+                    deferred.append(self.lead.poke)
+                else:
+                    self.lead.poke()
+        except BaseException as exc:
+            if interrupt(exc) and self.in_kernel:
                 self.lead.poke()
+            raise
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Take the token; while waiting for it, lead the ring when nobody else does."""
