@@ -262,9 +262,11 @@ class Reaper:
                         # A receive slot's incarnation (not demoted: a demoted one is in the
                         # table): REAPED and appended (:meth:`_reap_slot`, inline for the
                         # plain one), or demoted here, then mapped below.
-                        slot = items[ud & 0xFFFFFFFF]
+                        index = ud & 0xFFFFFFFF
+                        slot = items[index] if index < len(items) else None
                         if (
                             res > 0
+                            and slot is not None
                             and slot.state == ARMED
                             and slot.gen == (ud >> 32) & GEN_MASK
                             and not closing
