@@ -11,6 +11,8 @@ import pytest
 
 import winaio.win32 as w
 
+pytestmark = pytest.mark.usefixtures("slot_impl")  # requests, and the receive slots
+
 SENTINEL = 0xDEADBEEF
 SHORT_MS = 100
 LONG_MS = 5000

@@ -15,6 +15,8 @@ import pytest
 
 import winaio.win32 as w
 
+pytestmark = pytest.mark.usefixtures("slot_impl")  # requests, and the receive slots
+
 SENTINEL = 0xDEADBEEF
 SHORT = 100
 LONG = 5000

@@ -12,7 +12,7 @@ import pytest
 import winaio.win32 as w
 
 #: Every test runs on the C and the Python immediate paths (``sock_impl``).
-pytestmark = pytest.mark.usefixtures("sock_impl")
+pytestmark = pytest.mark.usefixtures("sock_impl", "slot_impl")
 
 SENTINEL = 0xDEADBEEF
 SHORT = 100

@@ -37,7 +37,7 @@ from winaio._kernel._handles import HANDLE_TABLE
 from winaio.codes import NtStatus, WinError
 
 #: Every test runs on the C and the Python immediate paths (``sock_impl``).
-pytestmark = pytest.mark.usefixtures("sock_impl")
+pytestmark = pytest.mark.usefixtures("sock_impl", "slot_impl")
 
 STATUS_PENDING = int(NtStatus.STATUS_PENDING)
 LONG = 5.0

@@ -29,6 +29,8 @@ import winaio.win32 as w
 from winaio._kernel._handles import HANDLE_TABLE
 from winaio.codes import NtStatus, WinError, ntstatus_to_winerror
 
+pytestmark = pytest.mark.usefixtures("slot_impl")  # requests, and the receive slots
+
 BACKENDS = ["io_uring", "threads"]
 LONG = 5.0
 WSAEFAULT, WSAEINVAL, WSAENOTSOCK = 10014, 10022, 10038

@@ -44,7 +44,7 @@ STATUS_PENDING = int(NtStatus.STATUS_PENDING)
 LONG = 5.0
 
 # the accelerated socket paths (``_fastpend.c``...) and the Python ones, in turn
-pytestmark = pytest.mark.usefixtures("fast_path_impl")
+pytestmark = pytest.mark.usefixtures("fast_path_impl", "slot_impl")
 
 
 @pytest.fixture(params=BACKENDS)

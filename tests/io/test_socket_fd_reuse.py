@@ -35,7 +35,7 @@ from winaio._io._sockets import Socket
 LONG = 5.0
 
 # the accelerated socket paths (``_fastpend.c``...) and the Python ones, in turn
-pytestmark = pytest.mark.usefixtures("fast_path_impl")
+pytestmark = pytest.mark.usefixtures("fast_path_impl", "slot_impl")
 
 
 @pytest.fixture(params=["io_uring", "threads"])

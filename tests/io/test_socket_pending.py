@@ -50,7 +50,7 @@ OK, REASON = uring.probe_backend()
 pytestmark = [
     pytest.mark.skipif(not OK, reason=f"io_uring backend unavailable: {REASON}"),
     # the pended receive in C (``_fastpend.c``) and in Python, in turn
-    pytest.mark.usefixtures("fast_path_impl"),
+    pytest.mark.usefixtures("fast_path_impl", "slot_impl"),  # (and on the receive slots)
 ]
 
 SUCCESS = int(NtStatus.STATUS_SUCCESS)
@@ -223,7 +223,9 @@ def test_the_pended_receive_request_is_complete(backend: uring.IoUringBackend, p
     buf = bytearray(32)
     ov = Overlapped()
     assert f.start_read(buf, ov) is False
-    (op,) = f._pending  # built by ``IoUringBackend.pend_receive``, slot by slot
+    # Built by ``IoUringBackend.pend_receive`` slot by slot; on a receive slot, by its
+    # demotion (``_ops.new_stream_read``), which ``pending_ops()`` makes.
+    (op,) = f.pending_ops()
     assert type(op) is StreamReadOp
     slots = {name for cls in type(op).__mro__ for name in getattr(cls, "__slots__", ())}
     missing = [name for name in slots - {"__weakref__"} if not hasattr(op, name)]
@@ -331,6 +333,9 @@ class _CancelFirst:
         self.release()
 
 
+@pytest.mark.parametrize(
+    "slot_impl", ["off"], indirect=True
+)  # (the request path: test_slot_machine)
 def test_a_receive_cancelled_before_it_reaches_the_backend_completes_cancelled(
     backend: uring.IoUringBackend, monkeypatch: pytest.MonkeyPatch, pair: Pair
 ) -> None:
@@ -516,6 +521,7 @@ def test_a_socket_past_a_run_of_pended_receives_stops_asking(
         port.close()
 
 
+@pytest.mark.parametrize("slot_impl", ["off"], indirect=True)  # (the request path)
 def test_a_reap_of_many_receives_completes_them_in_one_pass(
     backend: uring.IoUringBackend, kit: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -581,6 +587,7 @@ def _packets(port: CompletionPort, n: int) -> list[Any]:
     return got
 
 
+@pytest.mark.parametrize("slot_impl", ["off"], indirect=True)  # (the request path)
 def test_a_qd1_receive_is_delivered_without_the_batch_path(
     backend: uring.IoUringBackend, kit: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

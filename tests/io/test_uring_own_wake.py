@@ -46,7 +46,7 @@ OK, REASON = uring.probe_backend()
 pytestmark = [
     pytest.mark.skipif(not OK, reason=f"io_uring backend unavailable: {REASON}"),
     # the leader's wait chain in C (``_fastring.c``) and in Python, in turn
-    pytest.mark.usefixtures("fast_path_impl"),
+    pytest.mark.usefixtures("fast_path_impl", "slot_impl"),  # (and on the receive slots)
 ]
 
 SUCCESS = int(NtStatus.STATUS_SUCCESS)

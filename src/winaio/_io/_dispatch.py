@@ -315,7 +315,12 @@ def _slot_done_locked(slot: ReceiveSlot, drop: list[object]) -> None:
     file.stream_in -= 1
     slot.state = IDLE
     slot.gen = (slot.gen + 1) & GEN_MASK
-    drop += release_refs(slot)
+    # (``_slot.release_refs``, inline: the file, whose last reference may go with it, is
+    # released by the caller once LOCK is; the others run no code when they go)
+    drop.append(file)
+    slot.unpin()
+    slot.file = slot.overlapped = slot.issuer = slot.view = slot.ud = None
+    slot.res = 0
     if file.closing and not file._pending:
         file._release_fd()
 

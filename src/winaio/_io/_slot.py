@@ -75,6 +75,7 @@ __all__ = [
 ]
 
 IDLE, ARMING, ARMED, REAPED, DELIVERING, DEMOTING_A, DEMOTING_K, DEAD = range(8)
+assert not IDLE  # (``if slot.state:`` tests "not IDLE")
 #: ``gen`` is 31 bits (the user_data carries it: ``uring.common.slot_ud``).
 GEN_MASK = 0x7FFFFFFF
 #: ``index`` until the slot's first arm step 2 gives it one (``uring.slots.add_locked``).
@@ -91,12 +92,13 @@ class ReceiveSlot:
 
     ``buf`` is the pin: a ctypes anchor on ``view`` (an export: ``view.release()`` raises
     BufferError until :meth:`unpin`), as ``_pend_locked`` makes for a request; ``address``
-    and ``nbytes`` describe it (0 unpinned), ``user_data`` is the incarnation's.
+    and ``nbytes`` describe it (0 unpinned; plain attributes here, read-only members of the
+    C type), ``user_data`` is the incarnation's.
     """
 
     __slots__ = (
-        "buf", "eligible_mode", "file", "gen", "index", "issuer", "op", "overlapped", "res",
-        "state", "table", "ud", "view",
+        "address", "buf", "eligible_mode", "file", "gen", "index", "issuer", "nbytes", "op",
+        "overlapped", "res", "state", "table", "ud", "view",
     )  # fmt: skip
 
     def __init__(self, table: object = None) -> None:
@@ -109,6 +111,7 @@ class ReceiveSlot:
         self.issuer: ThreadState | None = None
         self.view: memoryview | None = None
         self.buf: Any = None
+        self.address = self.nbytes = 0
         self.res = 0
         self.ud: int | None = None
         self.op: StreamReadOp | None = None
@@ -123,22 +126,19 @@ class ReceiveSlot:
         """
         if self.buf is not None:
             raise ValueError("the receive slot is pinned already")
-        self.buf = _from_buffer(self.view)  # type: ignore[arg-type]
+        view: Any = self.view
+        anchor = _from_buffer(view)
+        self.buf = anchor
+        self.address = _addressof(anchor)
+        self.nbytes = view.nbytes
 
     def unpin(self) -> None:
         self.buf = None
+        self.address = self.nbytes = 0
 
     @property
     def pinned(self) -> bool:
         return self.buf is not None
-
-    @property
-    def address(self) -> int:
-        return 0 if self.buf is None else _addressof(self.buf)
-
-    @property
-    def nbytes(self) -> int:
-        return 0 if self.buf is None else self.view.nbytes  # type: ignore[union-attr]
 
     @property
     def user_data(self) -> int:
@@ -189,13 +189,12 @@ def arm_locked(
     IDLE -> ARMING, the receive counted (``stream_in``), its objects held and ``view``
     pinned. Returns the slot, or None when the request path must take the receive (an
     earlier receive pends, the slot is busy, or the memory cannot be pinned)."""
-    if file.stream_in:
-        return None  # an earlier receive pends: it goes first, as a request (#66)
     slot: Any = file._rslot
     if slot is None:
-        slot = slot_class[0](table)
-        file._rslot = slot
-    elif slot.state != IDLE:
+        if file.stream_in:
+            return None  # an earlier receive pends: it goes first, as a request (#66)
+        slot = file._rslot = slot_class[0](table)
+    elif slot.state or file.stream_in:  # (not IDLE, or an earlier receive pends: #66)
         return None
     slot.view = view
     try:

@@ -132,24 +132,24 @@ def require_c_path(available: object, what: str = "the C accelerator (winaio._io
 def slots_for_test(mode: str) -> Iterator[str]:
     """Run the block with the sockets' receive slots (``_io._slot``) in ``mode``, then
     restore: ``off`` (every pended receive a request), ``py`` (the Python slot; the other
-    accelerated paths as they are), ``c`` (the C slot with every C path on). A ``c`` run
-    without the C slot in this build (``_accel.C_SLOTS``) or without the C accelerators
-    raises ``unittest.SkipTest`` (a pytest skip); the accelerators missing under
+    accelerated paths as they are), ``c`` (the C slot, with the C accelerators as they are:
+    on). A ``c`` run without the C slot in this build (``_accel.C_SLOTS``) or with the C
+    accelerators switched off (by another fixture: enter this one last) raises
+    ``unittest.SkipTest`` (a pytest skip); the accelerators missing under
     WINAIO_REQUIRE_ACCEL=1 fail instead (AssertionError)."""
-    on = _accel.enabled()
     if mode == "c":
         if not _accel.BUILT and os.environ.get("WINAIO_REQUIRE_ACCEL", "") not in ("", "0"):
             raise AssertionError("WINAIO_REQUIRE_ACCEL=1 but winaio._io._fastio was not built")
         if not (_accel.BUILT and _accel.C_SLOTS[0]):
             raise unittest.SkipTest("the C receive slot is not in this build")
-        _accel.use(True)
+        if not _accel.enabled():  # (another fixture of the test switched the C paths off)
+            raise unittest.SkipTest("the C receive slot runs with the C accelerators only")
     before = _accel.use_slots(mode)
     try:
         assert _accel.slots() == mode
         yield mode
     finally:
         _accel.use_slots(before)
-        _accel.use(on)
 
 
 def python_frames(call: Callable[[], object]) -> set[str]:

@@ -50,7 +50,7 @@ from ...errors import Win32Error
 from .abi import SubmissionQueueFull
 from .backlog import Backlog, prep_failed
 from .close import CLOSE_TIMEOUT, salvage
-from .common import B_FILE, B_POLL, CANCELLED, ECANCELED, Finished, InFlight
+from .common import B_FILE, B_POLL, CANCELLED, ECANCELED, SLOT_TAG, Finished, InFlight
 from .deferral import BURST, Deferral
 from .fastpend import install_on
 from .lead import Leadership, RingParker
@@ -347,18 +347,44 @@ class IoUringBackend:
     def _arm_slot(self, slot: Any, gen: int, issuer: ThreadState, fd: int) -> None:
         """Arm step 2 (``_io._slot``: after step 1 made the slot ARMING at ``gen`` under
         LOCK): under the backend's lock, the incarnation becomes a RECV into the pinned
-        buffer whose user_data is the slot's (``SLOT_TAG | gen << 32 | index``), deferred to
-        the ring owner's next wait or submitted at once, as :meth:`_pend_locked` does for a
-        request. Refused (a closing backend, a backlog, a line for the socket's receives, a
-        full SQ ring) or demoted meanwhile (DEMOTING_A), it becomes a request: demoted by
-        itself if need be, then the request path (:meth:`_resolve_arming`)."""
-        key = fd + fd
+        buffer whose user_data is the slot's (``SLOT_TAG | gen << 32 | index``: a new slot
+        gets its index first, ``add_locked``), ARMED, counted in ``armed`` and ``submitted``,
+        its user_data in the deferred list; then, as :meth:`_pend_locked` for a request, the
+        ring owner's hint or ``submit_locked`` (Python, last). Refused (a closing backend, a
+        backlog, a line for the socket's receives, a full SQ ring) or demoted meanwhile
+        (DEMOTING_A), it becomes a request: demoted by itself if need be, then the request
+        path (:meth:`_resolve_arming`)."""
         wake: bool | None = None
         with self._lock:
-            if slot.state == ARMING and slot.gen == gen:
-                if not (self._closing or self._backlog.entries or key in self._streams.lines):
-                    wake = self._arm_slot_locked(slot, issuer, fd)
-                gen = slot.gen  # (a new slot's first index may move it: ``add_locked``)
+            if (
+                slot.state == ARMING
+                and slot.gen == gen
+                and not (self._closing or self._backlog.entries or fd + fd in self._streams.lines)
+            ):
+                slots = self._slots
+                if slot.index == NO_INDEX:
+                    add_locked(slots, slot)
+                    gen = slot.gen  # (a reused index continues the dead slot's generations)
+                ud = SLOT_TAG | gen << 32 | slot.index
+                try:
+                    self._ring.prep_recv(fd, slot.address, slot.nbytes, ud, 0, 0, self._recv_ioprio)
+                except Exception:
+                    pass  # a full SQ ring: the request path
+                else:
+                    slot.ud = ud
+                    slot.state = ARMED
+                    slots.armed += 1
+                    slots.submitted += 1
+                    self._unsubmitted.append(ud)
+                    if self._lead.owner is issuer.parker:
+                        if not self._deferral.hinted:
+                            self._deferral.hint_locked()
+                        return  # (its parker leads this ring already)
+                    try:
+                        wake = self._sq.submit_locked(issuer)
+                    except BaseException:  # (Ctrl-C at its entry) made again, as in _pend_locked
+                        self._sq.submit_locked(issuer)
+                        raise
         if wake is not None:
             if wake:
                 os.eventfd_write(self._efd, 1)
@@ -370,34 +396,6 @@ class IoUringBackend:
             if slot.state == ARMING and slot.gen == gen:
                 demote_locked(slot)  # ARMING -> DEMOTING_A: the incarnation's request
         self._resolve_arming(slot, gen, issuer)
-
-    def _arm_slot_locked(self, slot: Any, issuer: ThreadState, fd: int) -> bool | None:
-        """The SQE of an ARMING slot (under ``_lock``, the checks made): ARMED, counted in
-        ``armed`` and ``submitted``, its user_data in the deferred list; then the owner's
-        hint or ``submit_locked`` (Python, last). None if the SQ ring refused it (nothing
-        changed but the slot's index), else whether the ring thread must be woken."""
-        slots = self._slots
-        if slot.index == NO_INDEX:
-            add_locked(slots, slot)
-        ud = slot.user_data
-        try:
-            self._ring.prep_recv(fd, slot.address, slot.nbytes, ud, 0, 0, self._recv_ioprio)
-        except Exception:
-            return None  # a full SQ ring: the request path
-        slot.ud = ud
-        slot.state = ARMED
-        slots.armed += 1
-        slots.submitted += 1
-        self._unsubmitted.append(ud)
-        if self._lead.owner is issuer.parker:
-            if not self._deferral.hinted:
-                self._deferral.hint_locked()
-            return False
-        try:
-            return self._sq.submit_locked(issuer)
-        except BaseException:  # (Ctrl-C at its entry) made again, as in _pend_locked
-            self._sq.submit_locked(issuer)
-            raise
 
     def _resolve_arming(self, slot: Any, gen: int, issuer: ThreadState) -> None:
         """The arming thread's end of a DEMOTING_A slot at ``gen`` (its incarnation never

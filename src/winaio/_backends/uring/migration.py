@@ -30,6 +30,9 @@ from .common import SLOT_TAG, InFlight
 
 __all__ = ["Migration"]
 
+#: A request's user_data, not a receive slot's (a C predicate: no frame per user_data).
+_REQUEST_UD = SLOT_TAG.__gt__
+
 
 class Migration:
     """Request ownership and migration state of one backend (module docstring)."""
@@ -54,7 +57,7 @@ class Migration:
             owned = self.owned[ts] = set()
         # A receive slot's user_data (``SLOT_TAG`` and up) is never recorded: a slot whose
         # submitter exits dies with -ECANCELED and is resubmitted by :meth:`died` (``slots``).
-        owned.update([ud for ud in uds if ud < SLOT_TAG])
+        owned.update(filter(_REQUEST_UD, uds))
         if len(owned) > 64 + 4 * len(table):
             owned.intersection_update(table)  # forget completed ones
 

@@ -243,6 +243,10 @@ class Reaper:
         cancelled = 0
         start = len(finished)
         reaped = 0  # receive slots appended (counted by the slot table, not here)
+        slots = self._slots
+        items = slots.items
+        lock = self._streams._lock
+        closing = self.closing
         heads: list[tuple[Line, int, int]] = []  # STREAM heads whose RECV brought data
         entry: tuple[Operation, object] | None = None
         ud = res = flags = 0
@@ -256,7 +260,26 @@ class Reaper:
                 if entry is None:
                     if ud >= SLOT_TAG:
                         # A receive slot's incarnation (not demoted: a demoted one is in the
-                        # table): REAPED and appended, or demoted here, then mapped below.
+                        # table): REAPED and appended (:meth:`_reap_slot`, inline for the
+                        # plain one), or demoted here, then mapped below.
+                        index = ud & 0xFFFFFFFF
+                        slot = items[index] if index < len(items) else None
+                        if (
+                            res > 0
+                            and slot is not None
+                            and slot.state == ARMED
+                            and slot.gen == (ud >> 32) & GEN_MASK
+                            and not closing
+                        ):
+                            with lock:
+                                if slot.state == ARMED:  # (up to the append: no call)
+                                    slot.res = res
+                                    slot.state = REAPED
+                                    slots.armed -= 1
+                                    slots.done += 1
+                                    append(slot)
+                                    reaped += 1
+                                    continue
                         if self._reap_slot(ud, res, finished):
                             reaped += 1
                             continue
