@@ -25,6 +25,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,8 @@ import winaio
 import winaio.win32 as w
 from winaio import testing as wt
 from winaio._io import _accel, _kernel_events
-from winaio._kernel import _api, _wait
-from winaio._kernel._dispatcher import LOCK
+from winaio._kernel import _api, _dispatcher, _wait
+from winaio._kernel._dispatcher import LOCK, ThreadState, WaitBlock
 from winaio._kernel._handles import HANDLE_TABLE
 from winaio._kernel._objects import Event
 from winaio._kernel._threads import current_thread_state
@@ -669,3 +670,108 @@ def test_no_reference_leaks(impl: str) -> None:
     if before is not None:
         assert sys.gettotalrefcount() - before < 50
     assert w.CloseHandle(h)
+
+
+# ---------------------------------------------------------------------- the Python walk
+
+
+class _PyParker:
+    """A parker whose release is Python code (as ``RingParker``'s and ``WorkerParker``'s)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.lock.acquire()
+        self.released = 0
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return self.lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self.released += 1
+        self.lock.release()
+
+
+@contextmanager
+def _interrupt_at(code: Any, event: str = "call", name: str = "") -> Iterator[list[int]]:
+    """The first ``event`` of ``code`` (a "call": a Python function's entry, where a signal
+    that came while C code ran is raised) or of the C function ``name`` ("c_return": just
+    after a builtin returned, the eval-breaker check after a call) raises ``Interrupted``."""
+    hits: list[int] = []
+
+    def profile(frame: Any, ev: str, arg: Any) -> None:
+        if hits or ev != event:
+            return
+        if (ev == "call" and frame.f_code is code) or (
+            ev == "c_return" and getattr(arg, "__name__", "") == name
+        ):
+            hits.append(1)
+            raise Interrupted
+
+    sys.setprofile(profile)
+    try:
+        yield hits
+    finally:
+        sys.setprofile(None)
+
+
+def _parked(obj: Any, parker: Any = None) -> tuple[ThreadState, WaitBlock]:
+    """A thread state blocked in a plain wait on ``obj`` (as ``wait_for_one`` registers it)."""
+    ts = ThreadState(0, 0)
+    if parker is not None:
+        ts.parker = parker
+    wb = WaitBlock(ts, (obj,), False, False)
+    obj._waiters[wb] = None
+    ts.wait = wb
+    return ts, wb
+
+
+@pytest.mark.parametrize("where", ["end_wait", "unlink_wait"])
+def test_an_interrupt_inside_complete_wait_leaves_no_waiter_asleep(where: str) -> None:
+    """review8: a Ctrl-C at ``end_wait``'s entry (after ``unlink_wait``) or at
+    ``unlink_wait``'s left the waiter out of every list with no result: the walk that
+    ``Event.set`` makes again could not find it; it slept for ever. Python Event.set (the C
+    one wakes a lone plain waiter without the walk)."""
+    ev = Event()
+    ts, wb = _parked(ev)
+    code = getattr(_dispatcher, where).__code__
+    with _interrupt_at(code) as hits, pytest.raises(Interrupted):
+        _kernel_events.PY_EVENT_SET(ev)
+    assert hits == [1]
+    assert wb.result == 0 and ts.wake_pending and ev.waiter_count == 0 and not ev.is_set()
+    assert ts.parker.acquire(False)  # the token was given once
+    assert not LOCK.locked()
+
+
+def test_an_interrupt_at_a_python_parkers_release_entry_gives_the_token() -> None:
+    """review8: ``end_wait`` set ``wake_pending`` and a Ctrl-C at a Python parker's
+    ``release`` entry left it unreleased: the thread slept for ever with a token counted as
+    given. The release is made again (once)."""
+    ev = Event()
+    parker = _PyParker()
+    ts, wb = _parked(ev, parker)
+    with _interrupt_at(_PyParker.release.__code__) as hits, pytest.raises(Interrupted):
+        _kernel_events.PY_EVENT_SET(ev)
+    assert hits == [1]
+    assert wb.result == 0 and ts.wake_pending and parker.released == 1
+    assert parker.lock.acquire(False)
+
+
+def test_an_interrupt_after_a_lock_parkers_release_does_not_release_twice() -> None:
+    """A ``threading.Lock`` parker's release (C) that ran before the interrupt (raised at the
+    eval-breaker check after the call) is not made again (a second one would raise)."""
+    ev = Event()
+    ts, wb = _parked(ev)
+    with _interrupt_at(None, "c_return", "release") as hits, pytest.raises(Interrupted):
+        _kernel_events.PY_EVENT_SET(ev)
+    assert hits == [1]
+    assert wb.result == 0 and ts.wake_pending
+    assert ts.parker.acquire(False) and not ts.parker.acquire(False)  # one token
+
+
+def test_wake_thread_gives_the_token_again_after_an_interrupt_at_release() -> None:
+    ts = ThreadState(0, 0)
+    parker = _PyParker()
+    ts.parker = parker
+    with _interrupt_at(_PyParker.release.__code__) as hits, pytest.raises(Interrupted), LOCK:
+        _dispatcher.wake_thread(ts)
+    assert hits == [1] and ts.wake_pending and parker.released == 1

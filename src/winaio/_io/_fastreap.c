@@ -227,7 +227,9 @@ reap_one(PyObject *self, PyObject *cqes, int *err)
     PyObject *entry = PyDict_GetItemWithError(table, ud); /* borrowed */
     if (entry == NULL) {
         PyErr_Clear();
-        return reap_slot_one(self, cqes, err);
+        int overflow = 0;
+        (void)PyLong_AsLongAndOverflow(ud, &overflow); /* (a slot's user_data: 1 << 63 set) */
+        return overflow ? reap_slot_one(self, cqes, err) : 0;
     }
     if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 2) {
         return 0;

@@ -278,7 +278,33 @@ def wake_thread(ts: ThreadState) -> None:
     """Give ``ts`` a wake-up token (at most one outstanding). Caller holds :data:`LOCK`."""
     if not ts.wake_pending:
         ts.wake_pending = True
-        ts.parker.release()
+        parker = ts.parker
+        try:
+            parker.release()
+        except BaseException as exc:
+            _release_again(parker, exc)
+            raise
+
+
+def _release_again(parker: Parker, exc: BaseException) -> None:
+    """An exception (a Ctrl-C) came out of ``parker.release()`` once ``wake_pending`` was set:
+    give the token again if the call was cut at its entry, before its first statement (a
+    Python parker, ``RingParker`` or ``WorkerParker``, where a signal that came meanwhile is
+    raised at its first eval-breaker check): else the thread sleeps for ever with a token
+    counted as given. A ``threading.Lock``'s release (C) ran when it raised (no redo: a
+    second release would raise). Caller holds :data:`LOCK`."""
+    release = getattr(type(parker), "release", None)
+    code = getattr(release, "__code__", None)
+    if code is None:
+        return  # (C: the call ran)
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is code:
+            if tb.tb_lineno != code.co_firstlineno:
+                return  # it ran (the signal came while it ran)
+            break
+        tb = tb.tb_next
+    parker.release()
 
 
 def unlink_wait(wb: WaitBlock) -> None:
@@ -301,8 +327,17 @@ def complete_wait(wb: WaitBlock, result: int) -> None:
     (``Parker``). The result is stored *before* the flag is tested: the parker clears the
     flag before it tests the result, so one of the two sees the other.
     """
-    unlink_wait(wb)
-    end_wait(wb, result)
+    try:
+        unlink_wait(wb)
+        end_wait(wb, result)
+    except BaseException:
+        # (Ctrl-C) cut between the two, at end_wait's entry or inside either: both are made
+        # again (idempotent; end_wait gives no second token), else the waiter would be out of
+        # every waiter list with no result, asleep for ever (review8: the walk made again
+        # by the signaller cannot find it any more).
+        unlink_wait(wb)
+        end_wait(wb, result)
+        raise
 
 
 def end_wait(wb: WaitBlock, result: int) -> None:
@@ -316,7 +351,12 @@ def end_wait(wb: WaitBlock, result: int) -> None:
         ts.wait = None
     elif not ts.wake_pending:
         ts.wake_pending = True
-        ts.parker.release()
+        parker = ts.parker
+        try:
+            parker.release()
+        except BaseException as exc:
+            _release_again(parker, exc)  # (a Python parker's release cut at its entry)
+            raise
 
 
 def wake_waiters(obj: DispatcherObject) -> None:
