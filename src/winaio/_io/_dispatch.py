@@ -293,17 +293,46 @@ def _deliver_slot_locked(
         if file._waiters:
             try:
                 wake_waiters(file)
-            except BaseException:  # (Ctrl-C) walk again: no waiter of a signaled
-                wake_waiters(file)  # object is left asleep (_objects)
+            except BaseException as exc:
+                _slot_rest(exc, _WAKE, slot, file, ov, res, held, drop)
                 raise
     port = file.port
     if port is not None:
-        if not port.holding:
-            port.holding = True
-            held.append(port)
-        port._post_locked(file.key, ov, 0, res)
+        try:
+            if not port.holding:
+                port.holding = True
+                held.append(port)
+            port._post_locked(file.key, ov, 0, res)
+        except BaseException as exc:
+            _slot_rest(exc, _POST, slot, file, ov, res, held, drop)
+            raise
     _slot_done_locked(slot, drop)
     return None
+
+
+def _slot_rest(
+    exc: BaseException,
+    step: int,
+    slot: ReceiveSlot,
+    file: FileObject,
+    ov: Overlapped,
+    res: int,
+    held: list[CompletionPort],
+    drop: list[object],
+) -> None:
+    """An interrupt ``exc`` cut ``step`` of a slot's delivery (LOCK held): its later steps
+    are made (:func:`_rest`: the walk again, the packet unless ``_post_locked`` ran), then its
+    bookkeeping (:func:`_slot_done_locked`), before it goes on; an Exception (a bug) leaves
+    it DELIVERING (``Reaper._deliver_rest`` makes the bookkeeping)."""
+    if not interrupt(exc):
+        return
+    _rest(exc, step, file, ov, None, None, 0, res, False, held)
+    try:
+        if slot.state == DELIVERING:
+            _slot_done_locked(slot, drop)
+    except BaseException as again:
+        if not interrupt(again):
+            raise
 
 
 def _slot_done_locked(slot: ReceiveSlot, drop: list[object]) -> None:
@@ -317,12 +346,35 @@ def _slot_done_locked(slot: ReceiveSlot, drop: list[object]) -> None:
     slot.gen = (slot.gen + 1) & GEN_MASK
     # (``_slot.release_refs``, inline: the file, whose last reference may go with it, is
     # released by the caller once LOCK is; the others run no code when they go)
-    drop.append(file)
-    slot.unpin()
     slot.file = slot.overlapped = slot.issuer = slot.view = slot.ud = None
     slot.res = 0
+    try:
+        drop.append(file)
+        slot.unpin()
+    except BaseException as exc:  # (Ctrl-C: unpin again, idempotent; the release check)
+        if interrupt(exc):
+            slot.unpin()
+            _release_closing(file)
+        raise
     if file.closing and not file._pending:
-        file._release_fd()
+        try:
+            file._release_fd()
+        except BaseException as exc:
+            if interrupt(exc) and cut_at_entry(exc, type(file)._release_fd):
+                file._release_fd()
+            raise
+
+
+def _release_closing(file: FileObject) -> None:
+    """As ``FileObject._forget_locked``'s end: a closing file with nothing pending releases
+    its descriptor (LOCK held); a cut at ``_release_fd``'s entry makes it again."""
+    if file.closing and not file._pending:
+        try:
+            file._release_fd()
+        except BaseException as exc:
+            if interrupt(exc) and cut_at_entry(exc, type(file)._release_fd):
+                file._release_fd()
+            raise
 
 
 def deliver_slot_rest(slot: ReceiveSlot) -> list[BaseException]:
