@@ -288,8 +288,10 @@ def _sweep(run: Callable[[int], tuple[_Sweep, list[str]]]) -> dict[str, list[str
 
 
 def _profiled(sweep: _Sweep, call: Callable[[], Any]) -> None:
-    """``call()`` under ``sweep``; the interrupt it raises is caught here. (No collection
-    meanwhile: a finalizer it would run is not the funnel's code.)"""
+    """``call()`` under ``sweep``; the interrupt it raises is caught here. No collection
+    meanwhile: a finalizer of earlier garbage (``FileObject.__del__`` of a world's file, in a
+    cycle with its requests) called from a swept frame would take the interrupt (slot: the
+    sweeps failed by the order the tests ran in)."""
     gc.collect()
     gc.disable()
     sys.setprofile(sweep)
