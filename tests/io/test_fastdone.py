@@ -30,9 +30,10 @@ from winaio._backends.uring import reaper as reaper_mod
 from winaio._backends.uring.streams import Line, StreamLines
 from winaio._io import _accel, _dispatch
 from winaio._io._files import FileObject
-from winaio._io._ops import FileReadOp, Operation, StreamReadOp, StreamWriteOp
+from winaio._io._ops import FileReadOp, Operation
 from winaio._io._overlapped import Overlapped
 from winaio._io._port import CompletionPort
+from winaio._io._stream_ops import StreamReadOp, StreamWriteOp
 from winaio._kernel._dispatcher import LOCK, ThreadState, WaitBlock
 from winaio._kernel._objects import Event
 from winaio.testing import python_frames, require_c_path

@@ -72,10 +72,11 @@ from winaio._backends.uring.ring import BackendRing
 from winaio._backends.uring.submission import Submission
 from winaio._io import _dispatch
 from winaio._io._files import FileObject
-from winaio._io._ops import FileReadOp, Operation, StreamReadOp
+from winaio._io._ops import FileReadOp, Operation
 from winaio._io._overlapped import Overlapped
 from winaio._io._port import CompletionPort
 from winaio._io._sockets import sockets_accelerator_available
+from winaio._io._stream_ops import StreamReadOp
 from winaio._kernel import _dispatcher
 from winaio._kernel._dispatcher import ThreadState, WaitBlock
 from winaio._kernel._objects import Event

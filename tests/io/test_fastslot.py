@@ -44,11 +44,11 @@ from winaio._backends.uring.migration import Migration
 from winaio._backends.uring.streams import StreamLines
 from winaio._io import _accel, _dispatch
 from winaio._io._files import FileObject
-from winaio._io._ops import new_stream_read
 from winaio._io._overlapped import Overlapped
 from winaio._io._port import CompletionPacket, CompletionPort
 from winaio._io._slot import ReceiveSlot
 from winaio._io._sockets import Socket
+from winaio._io._stream_ops import new_stream_read
 from winaio._kernel._dispatcher import ThreadState, WaitBlock, wake_waiters
 from winaio._kernel._threads import current_thread_state
 from winaio.testing import python_frames, require_c_path, slots_for_test
@@ -187,16 +187,30 @@ def test_a_bytearray_is_unresizable_while_pinned_and_resizable_after() -> None:
     s.unpin()  # (nothing pinned: no effect)
 
 
-def test_a_pinned_memoryview_cannot_be_released_until_unpinned() -> None:
-    data = bytearray(4)
+def test_a_pinned_views_memory_stays_when_the_view_is_released() -> None:
+    """The pin is on the object under the view (as the Python twin's anchor, a memoryview of
+    the view): the caller may release its view while the receive pends - the memory stays,
+    the bytearray cannot resize - and the address is the view's own."""
+    data = bytearray(12)
     s = _slot()
-    s.view = memoryview(data)
+    s.view = memoryview(data)[4:]
     s.pin()
-    with pytest.raises(BufferError):
-        s.view.release()
-    s.unpin()
+    assert s.address == ctypes.addressof(ctypes.c_char.from_buffer(data)) + 4
+    assert s.nbytes == 8
     s.view.release()
+    with pytest.raises(BufferError):
+        data.extend(b"x")
+    s.unpin()
     data.extend(b"x")
+    s.view = memoryview(b"x")  # (a view of no writable object: refused)
+    with pytest.raises(BufferError):
+        s.pin()
+    released = memoryview(bytearray(2))
+    released.release()
+    s.view = released
+    with pytest.raises(ValueError):
+        s.pin()
+    assert not s.pinned
 
 
 def test_a_refused_pin_pins_nothing() -> None:

@@ -36,9 +36,10 @@ from winaio._backends.uring.streams import StreamLines
 from winaio._io._disk import DiskFile
 from winaio._io._files import FileObject
 from winaio._io._issue import start
-from winaio._io._ops import FileReadOp, StreamReadOp, StreamWriteOp
+from winaio._io._ops import FileReadOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._port import CompletionPort
+from winaio._io._stream_ops import StreamReadOp, StreamWriteOp
 from winaio.codes import NtStatus
 from winaio.testing import wait_until
 

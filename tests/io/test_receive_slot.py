@@ -33,7 +33,7 @@ from winaio._backends.uring.migration import Migration
 from winaio._backends.uring.streams import Line, StreamLines
 from winaio._io import _accel
 from winaio._io._netevents import SocketMode
-from winaio._io._ops import StreamReadOp
+from winaio._io._stream_ops import StreamReadOp
 from winaio.codes import WinError
 
 C_DONE = reaper_mod._C_DONE

@@ -38,10 +38,10 @@ from winaio._backends.uring.ring import BackendRing
 from winaio._backends.uring.streams import StreamLines
 from winaio._io._cancel import cancel_io_ex
 from winaio._io._files import request_cancel
-from winaio._io._ops import StreamReadOp
 from winaio._io._overlapped import Overlapped
 from winaio._io._port import CompletionPort
 from winaio._io._sockets import _ASK_EVERY, _ASK_RUN, Socket
+from winaio._io._stream_ops import StreamReadOp
 from winaio.codes import NtStatus, WinError
 from winaio.errors import IoError, Win32Error
 from winaio.testing import wait_until

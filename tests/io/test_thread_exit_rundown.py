@@ -33,8 +33,9 @@ from winaio._backends.uring.streams import Line
 from winaio._backends.uring.submission import Submission
 from winaio._io._files import FileObject
 from winaio._io._issue import start
-from winaio._io._ops import Operation, StreamReadOp
+from winaio._io._ops import Operation
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
+from winaio._io._stream_ops import StreamReadOp
 from winaio._kernel._objects import Event
 from winaio._kernel._threads import KThread, start_thread
 from winaio._kernel._wait import wait_for_one

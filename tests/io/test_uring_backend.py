@@ -41,9 +41,10 @@ from winaio._backends.uring.abi.consts import Feature, IoringOp
 from winaio._backends.uring.ring import BackendRing
 from winaio._io._files import FileObject, request_cancel
 from winaio._io._issue import start
-from winaio._io._ops import FileReadOp, StreamReadOp
+from winaio._io._ops import FileReadOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._port import CompletionPort
+from winaio._io._stream_ops import StreamReadOp
 from winaio._kernel._objects import Event
 from winaio.codes import NtStatus
 from winaio.testing import wait_until

@@ -29,9 +29,10 @@ import pytest
 
 from winaio._backends import uring
 from winaio._io._issue import start
-from winaio._io._ops import FileReadOp, StreamReadOp
+from winaio._io._ops import FileReadOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._port import CompletionPort
+from winaio._io._stream_ops import StreamReadOp
 from winaio._kernel._apc import queue_user_apc
 from winaio._kernel._objects import Event
 from winaio._kernel._threads import current_thread_state

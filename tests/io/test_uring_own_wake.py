@@ -32,9 +32,9 @@ from winaio._backends import uring
 from winaio._io._disk import DiskFile
 from winaio._io._files import FileObject
 from winaio._io._issue import start
-from winaio._io._ops import StreamReadOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._port import CompletionPort
+from winaio._io._stream_ops import StreamReadOp
 from winaio._kernel._apc import queue_user_apc
 from winaio._kernel._dispatcher import LOCK, ThreadState
 from winaio._kernel._objects import Event

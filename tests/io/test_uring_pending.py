@@ -38,9 +38,10 @@ from winaio._io._cancel import cancel_io_ex
 from winaio._io._disk import DiskFile
 from winaio._io._dispatch import deliver_batch
 from winaio._io._issue import start
-from winaio._io._ops import FileReadOp, StreamReadOp, pinned_read
+from winaio._io._ops import FileReadOp, pinned_read
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._port import CompletionPacket, CompletionPort
+from winaio._io._stream_ops import StreamReadOp
 from winaio._kernel._objects import Event
 from winaio._kernel._threads import current_thread_state
 from winaio.codes import NtStatus, WinError

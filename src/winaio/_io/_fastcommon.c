@@ -150,6 +150,11 @@ kind_init_any(kind_t *k, PyTypeObject *tp, const char *const *names, int any)
     k->n = 0;
     k->base = (PyTypeObject *)Py_NewRef(tp);
     for (int i = 0; names[i] != NULL; i++) {
+        if (i == MAX_NAMES) { /* (a kind's arrays hold MAX_NAMES: never write past them) */
+            PyErr_Format(PyExc_SystemError, "a kind of %s names more than %d slots",
+                         tp->tp_name, MAX_NAMES);
+            return -1;
+        }
         PyObject *name = PyUnicode_InternFromString(names[i]);
         if (name == NULL) {
             return -1;

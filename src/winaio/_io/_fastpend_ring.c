@@ -396,7 +396,7 @@ pend_slot_locked(PyObject **b, PyObject *slot_o, PyObject *ts, PyObject *file,
     ReceiveSlotObject *s = (ReceiveSlotObject *)slot_o;
     PyObject *ring = b[B_RING], *slots_o = b[B_SLOTS];
     if (!SlotTable_CheckExact(slots_o) || s->state != SLOT_ARMING || s->buf.obj == NULL ||
-        s->buf.len > UINT32_MAX || s->table != slots_o) {
+        s->nbytes > UINT32_MAX || s->table != slots_o) {
         return PEND_REST;
     }
     SlotTableObject *t = (SlotTableObject *)slots_o;
@@ -459,7 +459,7 @@ pend_slot_locked(PyObject **b, PyObject *slot_o, PyObject *ts, PyObject *file,
         goto out;
     }
     sqe_head_t sqe = {OP_RECV, 0, (uint16_t)ioprio, (int32_t)fdv, 0,
-                      (uint64_t)(uintptr_t)s->buf.buf, (uint32_t)s->buf.len, 0, udv};
+                      (uint64_t)(uintptr_t)s->addr, (uint32_t)s->nbytes, 0, udv};
     memcpy((char *)sb.buf + at, &sqe, sizeof(sqe));
     kind_put(&pk_ring, ring, R_TAIL, next_tail);
     next_tail = NULL;

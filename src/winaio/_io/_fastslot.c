@@ -27,13 +27,41 @@ slot_pin(ReceiveSlotObject *s)
         PyErr_SetString(PyExc_AttributeError, "view");
         return -1;
     }
+    Py_buffer b;
+    if (PyMemoryView_Check(s->view)) {
+        /* The object under the memoryview, exported whole (what the twin's anchor, a new
+         * memoryview of ``view``, keeps exported), when the view's bytes lie in it. */
+        PyMemoryViewObject *mv = (PyMemoryViewObject *)s->view;
+        Py_buffer *vb = &mv->view;
+        if (mv->flags & _Py_MEMORYVIEW_RELEASED) {
+            PyErr_SetString(PyExc_ValueError, "operation forbidden on released memoryview object");
+            return -1;
+        }
+        if (vb->readonly || !PyBuffer_IsContiguous(vb, 'C')) {
+            PyErr_SetString(PyExc_BufferError, "the view is not a writable contiguous buffer");
+            return -1;
+        }
+        PyObject *base = mv->mbuf->master.obj;
+        if (base != NULL && PyObject_GetBuffer(base, &b, PyBUF_WRITABLE) == 0) {
+            char *at = vb->buf;
+            if (at >= (char *)b.buf && at + vb->len <= (char *)b.buf + b.len) {
+                s->buf = b;
+                s->addr = at;
+                s->nbytes = vb->len;
+                return 0;
+            }
+            PyBuffer_Release(&b);
+        }
+        PyErr_Clear(); /* (no such object: the view itself, below) */
+    }
     /* (PyBUF_WRITABLE alone: a C-contiguous export whose ``len`` is the whole buffer; a
      * read-only or strided buffer raises BufferError/TypeError and nothing is pinned) */
-    Py_buffer b;
     if (PyObject_GetBuffer(s->view, &b, PyBUF_WRITABLE) < 0) {
         return -1;
     }
     s->buf = b;
+    s->addr = b.buf;
+    s->nbytes = b.len;
     return 0;
 }
 
@@ -43,6 +71,8 @@ slot_unpin(ReceiveSlotObject *s)
     if (s->buf.obj != NULL) {
         Py_buffer b = s->buf;
         memset(&s->buf, 0, sizeof(s->buf)); /* (unpinned before the release runs any code) */
+        s->addr = NULL;
+        s->nbytes = 0;
         PyBuffer_Release(&b);
     }
 }
@@ -76,6 +106,8 @@ slot_release_refs(ReceiveSlotObject *s, slot_drops_t *d)
     }
     e->buf = s->buf;
     memset(&s->buf, 0, sizeof(s->buf));
+    s->addr = NULL;
+    s->nbytes = 0;
     s->res = 0;
     if (e == &local) {
         /* (no room: released now) */
@@ -211,13 +243,13 @@ slot_pending(ReceiveSlotObject *s, PyObject *unused)
 static PyObject *
 slot_get_address(ReceiveSlotObject *s, void *closure)
 {
-    return PyLong_FromVoidPtr(s->buf.obj != NULL ? s->buf.buf : NULL);
+    return PyLong_FromVoidPtr(s->buf.obj != NULL ? s->addr : NULL);
 }
 
 static PyObject *
 slot_get_nbytes(ReceiveSlotObject *s, void *closure)
 {
-    return PyLong_FromSsize_t(s->buf.obj != NULL ? s->buf.len : 0);
+    return PyLong_FromSsize_t(s->buf.obj != NULL ? s->nbytes : 0);
 }
 
 static PyObject *

@@ -12,9 +12,12 @@
  * - ``file``, ``overlapped``, ``issuer``, ``view``, ``ud``, ``op`` are strong references (None
  *   or NULL when unset: a NULL reads as AttributeError, as an unset ``__slots__`` entry);
  *   ``table`` is strong too (the SlotTable holds the slot in ``items``: a cycle the GC sees).
- * - ``buf`` is an export of ``view`` (``PyObject_GetBuffer``, writable, C-contiguous) while
- *   ``buf.obj`` is not NULL: the memory is pinned (a bytearray cannot resize, a memoryview
- *   cannot be released) from ``pin()`` to ``unpin()``; the SQE's address is ``buf.buf``.
+ * - ``buf`` pins the view's memory while ``buf.obj`` is not NULL, from ``pin()`` to
+ *   ``unpin()``: a writable export of the object under the memoryview (a bytearray cannot
+ *   resize), as the Python twin's ctypes anchor holds a memoryview of it - the caller's view
+ *   itself may be released meanwhile, the memory stays (the kernel's write lands there) -
+ *   or, for a view with no such object, an export of the view. The SQE's address and length
+ *   are ``addr`` and ``nbytes`` (the view's, read at ``pin()``).
  * - ``state`` is one of SLOT_* below; ``gen`` uses 31 bits; ``index`` is UINT32_MAX until the
  *   slot has one in its table.
  */
@@ -55,7 +58,10 @@ typedef struct {
     PyObject *ud;          /* the incarnation's user_data as an int */
     PyObject *op;          /* the demoted request of this incarnation, or None */
     PyObject *table;       /* the SlotTable */
-    Py_buffer buf;         /* the export of ``view`` while ``buf.obj`` is not NULL */
+    Py_buffer buf;         /* the pin while ``buf.obj`` is not NULL: an export of the view's
+                            * base object (or of ``view`` itself, when it has none) */
+    char *addr;            /* the view's memory (the RECV's address), pinned by ``buf`` */
+    Py_ssize_t nbytes;     /* its length */
     PyObject *weakrefs;
 } ReceiveSlotObject;
 

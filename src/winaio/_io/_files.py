@@ -206,14 +206,21 @@ class FileObject(DispatcherObject):
                 self.stream_in -= 1
             else:
                 self.stream_out -= 1
-        try:
-            self._forget_rest(op)
+        try:  # (the statements of _forget_rest, inline: no call more per request)
+            self._pending.pop(op, None)
+            ops = op.issuer.extensions.get(_IO_KEY)
+            if ops is not None:
+                ops.pop(op, None)
+            if self.closing and not self._pending:
+                self._release_fd()
         except BaseException as exc:  # (Ctrl-C) the rest once more: idempotent (review8)
             if interrupt(exc):
                 self._forget_rest(op)
             raise
 
     def _forget_rest(self, op: Operation) -> None:
+        """:meth:`_forget_locked`'s steps after the flag and the counters, made again after an
+        interrupt cut them (each is idempotent)."""
         self._pending.pop(op, None)
         ops = op.issuer.extensions.get(_IO_KEY)
         if ops is not None:

@@ -39,9 +39,9 @@ from ._backend import OpKind
 from ._cancel import _SYNC_KEY
 from ._dispatch import deliver
 from ._files import _IO_KEY, FileObject
-from ._ops import StreamReadOp
 from ._overlapped import STATUS_PENDING, Overlapped, is_error
 from ._slot import demote_locked
+from ._stream_ops import StreamReadOp
 
 if TYPE_CHECKING:
     from ._ops import Operation

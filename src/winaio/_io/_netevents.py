@@ -36,7 +36,8 @@ from ..codes import NtStatus, WaitCode, WinError
 from ..errors import Win32Error
 from ._files import FileObject, request_cancel
 from ._issue import run_sync
-from ._ops import RESET_SOCKETS, ConnectOp, Operation
+from ._ops import Operation
+from ._stream_ops import RESET_SOCKETS, ConnectOp
 
 __all__ = [
     "FD_ACCEPT",

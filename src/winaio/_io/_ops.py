@@ -17,15 +17,17 @@ Each concrete operation answers, without any backend-specific ``if`` chain in th
 
 Status mapping (spec §1.7, §4.4, §10): a read of 0 bytes at end of file is STATUS_END_OF_FILE
 for files but success for sockets (graceful close) and STATUS_PIPE_BROKEN for pipes.
+
+This module is the base (:class:`Operation`, :class:`SqeSink`, :func:`errno_to_status`) and the
+FILE requests (regular files: positioned, io_uring READV/WRITEV or the thread backend's
+syscall); the STREAM requests (sockets, anonymous pipes) are ``_stream_ops``, the named pipes'
+LOCAL ones ``_pipe_ops``.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import select
-import socket
-import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -34,7 +36,6 @@ from .._kernel._threads import current_thread_state
 from ..codes import NtStatus
 from ._backend import OpKind
 from ._dispatch import deliver
-from ._slot import set_request_builder
 
 if TYPE_CHECKING:
     from .._kernel._objects import Event
@@ -43,22 +44,13 @@ if TYPE_CHECKING:
     from ._overlapped import Overlapped
 
 __all__ = [
-    "AcceptOp",
     "CompletionRoutine",
-    "ConnectOp",
     "FileReadOp",
     "FileWriteOp",
-    "RESET_SOCKETS",
     "Operation",
     "SqeSink",
-    "StreamReadOp",
-    "StreamWriteOp",
     "errno_to_status",
-    "new_stream_read",
     "pinned_read",
-    "read_failed",
-    "stream_end",
-    "write_failed",
 ]
 
 #: routine(error, bytes, overlapped): Win32 error (0, ERROR_HANDLE_EOF...), byte count, OVERLAPPED.
@@ -66,14 +58,8 @@ CompletionRoutine = Callable[[int, int, Any], object]
 
 _SUCCESS = int(NtStatus.STATUS_SUCCESS)
 _EOF = int(NtStatus.STATUS_END_OF_FILE)
-_BROKEN = int(NtStatus.STATUS_PIPE_BROKEN)
-#: A zero-byte read at the end of a stream socket: success for sockets (graceful close).
-_EOF_STREAM = _SUCCESS
 _RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
 _preadv = os.preadv
-_WOULD_BLOCK = (errno.EAGAIN, errno.EWOULDBLOCK)
-_RESET = int(NtStatus.STATUS_CONNECTION_RESET)
-_ABORTED = int(NtStatus.STATUS_CONNECTION_ABORTED)
 #: A buffer the caller released (``memoryview.release()``) before the syscall could use it:
 #: what Windows reports for memory the kernel cannot access (ERROR_NOACCESS). io_uring never
 #: sees it (its SQE holds an export of the memory); the thread backend and the non-blocking
@@ -81,14 +67,6 @@ _ABORTED = int(NtStatus.STATUS_CONNECTION_ABORTED)
 _FAULT = int(NtStatus.STATUS_ACCESS_VIOLATION)
 #: What CPython raises for such a buffer (ValueError; TypeError from recv_into).
 _RELEASED = (ValueError, TypeError, BufferError)
-#: Sockets whose connection was reset, with the status they keep failing with: Linux reports
-#: ECONNRESET once and then end-of-stream (EPIPE for sends), Windows keeps failing with
-#: WSAECONNRESET [W:ws2_32/sock.c:test_tcp_reset]. A reset that follows the peer's FIN (data
-#: sent to a closed peer) is WSAECONNABORTED on Windows [W:ws2_32/sock.c:test_shutdown]; Linux
-#: reports end-of-stream and leaves EPIPE in SO_ERROR. Consulted only on the end-of-stream and
-#: failure paths.
-RESET_SOCKETS: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
-_MSG_NOSIGNAL = int(socket.MSG_NOSIGNAL)  # a plain int: IntFlag arithmetic costs ~1 us
 
 _ERRNO_STATUS: dict[int, int] = {
     errno.ECANCELED: NtStatus.STATUS_CANCELLED,
@@ -374,31 +352,6 @@ def pinned_read(
     return op
 
 
-def new_stream_read(
-    file: FileObject, overlapped: Overlapped, view: memoryview, issuer: ThreadState
-) -> StreamReadOp:
-    """The StreamReadOp of a pended socket receive (``_files.register_receive``, a demoted
-    ``ReceiveSlot``: ``_slot``): one whole buffer, no flags, no completion routine; not
-    registered yet. Built slot by slot, without the two ``__init__`` levels; every slot of
-    the class is set (``test_socket_pending`` checks it)."""
-    op: StreamReadOp = _new_object(StreamReadOp)
-    op.file = file
-    op.overlapped = overlapped
-    op.event = overlapped.event
-    op.skip_port = overlapped.skip_port
-    op.routine = None
-    op.issuer = issuer
-    op.done = op.registered = op.submitted = op.cancel_requested = False
-    op.token = op.sync_done = None
-    op.buffers = [view]
-    op.nbytes = len(view)
-    op.flags = 0
-    return op
-
-
-set_request_builder(new_stream_read)  # a demoted receive slot's request (``_slot``)
-
-
 class FileWriteOp(_FileOp):
     """WriteFile / WriteFileGather / WriteFileEx on a regular file at ``offset``."""
 
@@ -419,284 +372,3 @@ class FileWriteOp(_FileOp):
             return errno_to_status(exc.errno or 0), 0
         except _RELEASED:
             return _FAULT, 0
-
-
-# --------------------------------------------------------------------------- streams
-
-
-class StreamReadOp(Operation):
-    """ReadFile / WSARecv on a socket or an anonymous pipe (readiness based)."""
-
-    __slots__ = ("buffers", "flags", "nbytes")
-    poll_events = select.POLLIN
-
-    def __init__(
-        self,
-        file: FileObject,
-        overlapped: Overlapped,
-        buffers: Sequence[memoryview],
-        routine: CompletionRoutine | None = None,
-        flags: int = 0,
-    ) -> None:
-        Operation.__init__(self, file, overlapped, routine)  # not super(): a hot path
-        if len(buffers) == 1:  # the common case: no generator
-            self.buffers = [buffers[0]]
-            self.nbytes = len(buffers[0])
-        else:
-            self.buffers = list(buffers)
-            self.nbytes = sum(len(b) for b in self.buffers)
-        self.flags = flags
-
-    def prep_pending(self, sink: SqeSink, user_data: int) -> object | None:
-        # A RECV (a READ for a pipe) that the kernel completes with the data: no readiness
-        # round trip. Not for zero-byte reads, which wait for data without taking it.
-        if not self.nbytes:
-            return None
-        file = self.file
-        if file.sock is not None:
-            return sink.recv(file.fd, self.buffers, self.flags, user_data)
-        return sink.readv(file.fd, self.buffers, -1, user_data)  # -1: no offset (a pipe)
-
-    def from_cqe(self, res: int) -> tuple[int, int]:
-        if res > 0:
-            return _SUCCESS, res
-        if res == 0:
-            return stream_end(self.file)
-        return read_failed(self.file, -res)
-
-    def try_now(self) -> tuple[int, int] | None:
-        file = self.file
-        mode = file.winsock
-        if mode is not None and mode.shut_rd and not self.submitted:
-            return _BROKEN, 0  # issued after shutdown(SD_RECEIVE): WSAESHUTDOWN
-        if not self.nbytes:
-            return zero_byte_read(file)
-        try:
-            if file.sock is not None:
-                if len(self.buffers) == 1:
-                    n = file.sock.recv_into(self.buffers[0], 0, self.flags)
-                else:
-                    n = file.sock.recvmsg_into(self.buffers, 0, self.flags)[0]
-            else:
-                n = os.readv(file.fd, self.buffers)
-        except OSError as exc:
-            if exc.errno in _WOULD_BLOCK:
-                return None
-            return read_failed(file, exc.errno or 0)
-        except _RELEASED:
-            return _FAULT, 0
-        if n == 0 and self.nbytes:
-            return stream_end(file)
-        return _SUCCESS, n
-
-
-def stream_end(file: FileObject) -> tuple[int, int]:
-    """A stream read found the end of the stream (``try_now`` and ``from_cqe`` alike): a
-    pipe's writer is gone (ERROR_BROKEN_PIPE, spec §10); a socket's peer closed gracefully
-    (success, 0 bytes) - unless the connection was reset (``RESET_SOCKETS``, also a reset
-    Linux left in SO_ERROR behind the peer's FIN)."""
-    sock = file.sock
-    if sock is None:
-        return _BROKEN, 0
-    sticky = RESET_SOCKETS.get(file)
-    if sticky is not None:
-        return sticky, 0
-    try:
-        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-    except OSError as exc:  # closed by another thread since the read (EBADF): its status
-        return errno_to_status(exc.errno or 0), 0
-    if not err:
-        return _SUCCESS, 0  # a graceful close
-    sticky = RESET_SOCKETS[file] = _ABORTED if err == errno.EPIPE else errno_to_status(err)
-    return sticky, 0
-
-
-def read_failed(file: FileObject, err: int) -> tuple[int, int]:
-    """A stream read failed with ``err`` (an errno): its status; a reset stays reset."""
-    status = errno_to_status(err)
-    if status == _RESET:
-        RESET_SOCKETS[file] = _RESET
-    return status, 0
-
-
-def write_failed(file: FileObject, err: int) -> int:
-    """A stream write failed with ``err`` (an errno): its status; a connection that was reset
-    stays reset (Linux says EPIPE after the reset, ``RESET_SOCKETS``)."""
-    if err == errno.EPIPE:
-        sticky = RESET_SOCKETS.get(file)
-        if sticky is not None:
-            return sticky
-    return errno_to_status(err)
-
-
-def zero_byte_read(file: FileObject) -> tuple[int, int] | None:
-    """A zero-byte read waits for data without consuming it (the classic "zero-byte recv"):
-    success once something is readable, the end-of-stream status at EOF, else None."""
-    fd = file.fd
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    events = poller.poll(0)
-    if not events:
-        return None
-    mask = events[0][1]
-    if file.sock is not None:
-        try:
-            peek = file.sock.recv(1, socket.MSG_PEEK)
-        except BlockingIOError:
-            return None
-        except OSError as exc:
-            return errno_to_status(exc.errno or 0), 0
-        return (_SUCCESS, 0) if peek or file.sock.type != socket.SOCK_STREAM else (_EOF_STREAM, 0)
-    if mask & select.POLLIN:
-        return _SUCCESS, 0
-    return _BROKEN, 0
-
-
-class StreamWriteOp(Operation):
-    """WriteFile / WSASend on a socket or an anonymous pipe; completes when all bytes are sent."""
-
-    __slots__ = ("buffers", "flags", "nbytes", "sent")
-    poll_events = select.POLLOUT
-
-    def __init__(
-        self,
-        file: FileObject,
-        overlapped: Overlapped,
-        buffers: Sequence[memoryview],
-        routine: CompletionRoutine | None = None,
-        flags: int = 0,
-    ) -> None:
-        Operation.__init__(self, file, overlapped, routine)  # not super(): a hot path
-        if len(buffers) == 1:  # the common case: no generator
-            n = len(buffers[0])
-            self.buffers = [buffers[0]] if n else []
-            self.nbytes = n
-        else:
-            self.buffers = [b for b in buffers if len(b)]
-            self.nbytes = sum(len(b) for b in self.buffers)
-        self.flags = flags
-        self.sent = 0
-
-    def may_overtake(self) -> bool:
-        return not self.nbytes
-
-    def try_now(self) -> tuple[int, int] | None:
-        file = self.file
-        while self.buffers:
-            try:
-                sock = file.sock
-                if sock is not None:
-                    if len(self.buffers) == 1:
-                        n = sock.send(self.buffers[0], self.flags | _MSG_NOSIGNAL)
-                    else:
-                        n = sock.sendmsg(self.buffers, (), self.flags | _MSG_NOSIGNAL)
-                else:
-                    n = os.writev(file.fd, self.buffers)
-            except OSError as exc:
-                if exc.errno in _WOULD_BLOCK:
-                    return None
-                return write_failed(file, exc.errno or 0), 0  # a failed write reports 0 bytes
-            except _RELEASED:
-                return _FAULT, self.sent
-            self.sent += n
-            # Drop what went out; a partially sent buffer keeps its tail.
-            while n and self.buffers:
-                head = self.buffers[0]
-                if n >= len(head):
-                    n -= len(head)
-                    self.buffers.pop(0)
-                else:
-                    self.buffers[0] = head[n:]
-                    n = 0
-        return _SUCCESS, self.sent
-
-
-class AcceptOp(Operation):
-    """AcceptEx: accept a connection into a pre-created socket, optionally receive first data."""
-
-    __slots__ = ("accept_file", "accepted", "receive")
-    poll_events = select.POLLIN
-
-    def __init__(
-        self,
-        listen_file: FileObject,
-        accept_file: FileObject,
-        overlapped: Overlapped,
-        receive: memoryview | None,
-    ) -> None:
-        super().__init__(listen_file, overlapped)
-        self.accept_file = accept_file
-        self.receive = receive
-        self.accepted = False
-
-    @property
-    def fd(self) -> int:
-        return self.accept_file.fd if self.accepted else self.file.fd
-
-    def try_now(self) -> tuple[int, int] | None:
-        if not self.accepted:
-            listener = self.file.sock
-            assert listener is not None
-            try:
-                conn, _ = listener.accept()
-            except OSError as exc:
-                if exc.errno in _WOULD_BLOCK:
-                    return None
-                return errno_to_status(exc.errno or 0), 0
-            # AcceptEx's contract: the *pre-created* socket becomes the connection.
-            self.accept_file.adopt_connection(conn)
-            self.accepted = True
-        if not self.receive:
-            return _SUCCESS, 0
-        sock = self.accept_file.sock
-        assert sock is not None
-        try:
-            n = sock.recv_into(self.receive)
-        except OSError as exc:
-            if exc.errno in _WOULD_BLOCK:
-                return None
-            return errno_to_status(exc.errno or 0), 0
-        return _SUCCESS, n
-
-
-class ConnectOp(Operation):
-    """ConnectEx: connect a bound socket, then optionally send a first buffer."""
-
-    __slots__ = ("address", "send", "started")
-    poll_events = select.POLLOUT
-
-    def __init__(
-        self, file: FileObject, overlapped: Overlapped, address: Any, send: memoryview | None
-    ) -> None:
-        super().__init__(file, overlapped)
-        self.address = address
-        self.send = send
-        self.started = False
-
-    def try_now(self) -> tuple[int, int] | None:
-        sock = self.file.sock
-        assert sock is not None
-        if not self.started:
-            self.started = True
-            err = sock.connect_ex(self.address)
-            if err in (errno.EINPROGRESS, errno.EAGAIN):
-                return None
-        else:
-            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            # Settle Linux's socket state once the handshake ended: connected (a later connect
-            # then gets EISCONN), or back to unconnected after a failure (so the socket can
-            # connect again rather than answer ECONNABORTED) [W:ws2_32/sock.c:test_connect].
-            again = sock.connect_ex(self.address)
-            if not err:
-                if again in (errno.EALREADY, errno.EINPROGRESS):
-                    return None  # still connecting (a spurious wake-up)
-                if again not in (0, errno.EISCONN):
-                    err = again
-        if err:
-            return errno_to_status(err), 0
-        if not self.send:
-            return _SUCCESS, 0
-        try:
-            return _SUCCESS, sock.send(self.send, socket.MSG_NOSIGNAL)
-        except OSError as exc:
-            return errno_to_status(exc.errno or 0), 0

@@ -48,8 +48,8 @@ from ..errors import Win32Error
 
 if TYPE_CHECKING:
     from ._files import FileObject
-    from ._ops import StreamReadOp
     from ._overlapped import Overlapped
+    from ._stream_ops import StreamReadOp
 
 __all__ = [
     "ARMED",

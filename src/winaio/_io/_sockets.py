@@ -77,19 +77,18 @@ from ._files import FileObject
 from ._interrupts import cut_at_entry, interrupt
 from ._issue import start, submit_receive, submit_tried
 from ._netevents import SocketMode
-from ._ops import (
+from ._ops import CompletionRoutine, Operation
+from ._overlapped import STATUS_PENDING, Overlapped
+from ._slot import IDLE, died_locked
+from ._stream_ops import (
     AcceptOp,
-    CompletionRoutine,
     ConnectOp,
-    Operation,
     StreamReadOp,
     StreamWriteOp,
     read_failed,
     stream_end,
     write_failed,
 )
-from ._overlapped import STATUS_PENDING, Overlapped
-from ._slot import IDLE, died_locked
 from ._winsock_ext import accept_ex
 
 try:

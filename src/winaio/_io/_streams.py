@@ -27,14 +27,10 @@ from ..codes import NtStatus
 from ..errors import Win32Error
 from ._files import FileObject
 from ._issue import start
-from ._ops import (
-    CompletionRoutine,
-    Operation,
-    StreamReadOp,
-    StreamWriteOp,
-)
+from ._ops import CompletionRoutine, Operation
 from ._overlapped import STATUS_PENDING, Overlapped
 from ._requests import RequestMethods
+from ._stream_ops import StreamReadOp, StreamWriteOp
 
 __all__ = ["PipeWriteOp", "StreamFile", "create_pipe"]
 

@@ -36,7 +36,8 @@ from ..errors import Win32Error
 from ._backend import OpKind
 from ._files import FileObject, request_cancel
 from ._netevents import mode_of
-from ._ops import AcceptOp, CompletionRoutine, Operation, errno_to_status
+from ._ops import CompletionRoutine, Operation, errno_to_status
+from ._stream_ops import AcceptOp
 
 __all__ = [
     "TF_DISCONNECT",

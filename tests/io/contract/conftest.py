@@ -43,17 +43,10 @@ from winaio._backends.uring import IoUringBackend, probe_backend
 from winaio._io._backend import Backend
 from winaio._io._files import FileObject, request_cancel
 from winaio._io._issue import start
-from winaio._io._ops import (
-    AcceptOp,
-    ConnectOp,
-    FileReadOp,
-    FileWriteOp,
-    Operation,
-    StreamReadOp,
-    StreamWriteOp,
-)
+from winaio._io._ops import FileReadOp, FileWriteOp, Operation
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._port import CompletionPacket, CompletionPort
+from winaio._io._stream_ops import AcceptOp, ConnectOp, StreamReadOp, StreamWriteOp
 from winaio._kernel._objects import Event
 from winaio._kernel._threads import current_thread_state
 from winaio._kernel._wait import wait_for_one

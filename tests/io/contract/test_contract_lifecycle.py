@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
-from winaio._io._ops import FileReadOp, FileWriteOp, StreamReadOp
+from winaio._io._ops import FileReadOp, FileWriteOp
 from winaio._io._overlapped import Overlapped
+from winaio._io._stream_ops import StreamReadOp
 from winaio._kernel._threads import start_thread
 from winaio._kernel._wait import sleep, wait_for_one
 from winaio.codes import NtStatus, WaitCode

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._io._backend import BackendStatistics, OpKind
 from ..._io._issue import register_receive
-from ..._io._ops import Operation, StreamReadOp
+from ..._io._ops import Operation
 from ..._io._slot import (
     ARMED,
     ARMING,
@@ -42,6 +42,7 @@ from ..._io._slot import (
     demote_locked,
     release_refs,
 )
+from ..._io._stream_ops import StreamReadOp
 from ..._kernel._dispatcher import LOCK, ThreadState
 from ..._kernel._threads import EXIT_MIGRATE_IO, add_thread_exit_hook, current_thread_state
 from ...codes import NtStatus, WinError

@@ -20,8 +20,8 @@ from typing import Any
 
 from ..._io import _accel, _slot
 from ..._io._files import _IO_KEY, FileObject
-from ..._io._ops import StreamReadOp
 from ..._io._overlapped import Overlapped
+from ..._io._stream_ops import StreamReadOp
 from ..._kernel._dispatcher import LOCK, ThreadState
 from ..._kernel._threads import _tls, current_thread_state
 from .backlog import Backlog

@@ -51,10 +51,11 @@ from ..._io import _accel, _dispatch
 from ..._io._backend import OpKind
 from ..._io._dispatch import _queue_routine, deliver, deliver_batch
 from ..._io._files import _IO_KEY, FileObject
-from ..._io._ops import Operation, StreamReadOp
+from ..._io._ops import Operation
 from ..._io._overlapped import Overlapped
 from ..._io._port import CompletionPacket, CompletionPort
 from ..._io._slot import ARMED, DEMOTING_K, GEN_MASK, REAPED, SLOT_TYPES, demote_locked
+from ..._io._stream_ops import StreamReadOp
 from ..._kernel._dispatcher import LOCK, ThreadState, WaitBlock, wake_waiters
 from ..._kernel._objects import Event
 from ...codes import NtStatus, WaitCode

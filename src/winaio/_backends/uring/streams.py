@@ -52,7 +52,8 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
-from ..._io._ops import Operation, StreamReadOp, errno_to_status
+from ..._io._ops import Operation, errno_to_status
+from ..._io._stream_ops import StreamReadOp
 from ...codes import NtStatus
 from .common import CANCELLED, ECANCELED, RETRY, UNSUCCESSFUL, Finished, report
 
