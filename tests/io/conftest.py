@@ -8,6 +8,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -293,3 +294,25 @@ def slot_impl(request: pytest.FixtureRequest) -> Iterator[str]:
     ``@pytest.mark.parametrize("slot_impl", ["off"], indirect=True)``."""
     with wt.slots_for_test(request.param) as mode:
         yield mode
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the parametrisations that cannot run (the C receive slot with the C paths
+    switched off: ``winaio.testing.impossible_slot_combination``) instead of skipping them.
+    (The hook sees the whole session's items: only this directory's are looked at.)"""
+    here = str(Path(__file__).parent) + os.sep
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if (
+            callspec is not None
+            and str(item.path).startswith(here)
+            and wt.impossible_slot_combination(callspec.params)
+        ):
+            dropped.append(item)
+        else:
+            keep.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
