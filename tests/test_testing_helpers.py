@@ -65,3 +65,26 @@ def test_require_c_path_passes_skips_or_fails_under_require_accel(
     with pytest.raises(AssertionError, match="WINAIO_REQUIRE_ACCEL=1 but the sockets' C path"):
         wt.require_c_path(False, "the sockets' C path")
     wt.require_c_path(object())  # any true value
+
+
+def test_split_impossible_slot_items_keeps_what_can_run_and_other_directories() -> None:
+    class Spec:
+        def __init__(self, **params: str) -> None:
+            self.params = params
+
+    class Item:
+        def __init__(self, path: str, spec: Spec | None) -> None:
+            self.path = path
+            if spec is not None:
+                self.callspec = spec
+
+    c_on_py = Item("/t/io/test_a.py", Spec(slot_impl="c", sock_impl="python"))
+    c_on_fast_py = Item("/t/io/test_a.py", Spec(slot_impl="c", fast_path_impl="python"))
+    c_on_c = Item("/t/io/test_a.py", Spec(slot_impl="c", sock_impl="c"))
+    py_on_py = Item("/t/io/test_a.py", Spec(slot_impl="py", sock_impl="python"))
+    plain = Item("/t/io/test_b.py", None)
+    elsewhere = Item("/t/io2/test_c.py", Spec(slot_impl="c", sock_impl="python"))
+    items = [c_on_py, c_on_fast_py, c_on_c, py_on_py, plain, elsewhere]
+    kept, impossible = wt.split_impossible_slot_items(items, "/t/io")
+    assert impossible == [c_on_py, c_on_fast_py]
+    assert kept == [c_on_c, py_on_py, plain, elsewhere]  # ("/t/io2" is not under "/t/io")

@@ -298,21 +298,8 @@ def slot_impl(request: pytest.FixtureRequest) -> Iterator[str]:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Deselect the parametrisations that cannot run (the C receive slot with the C paths
-    switched off: ``winaio.testing.impossible_slot_combination``) instead of skipping them.
-    (The hook sees the whole session's items: only this directory's are looked at.)"""
-    here = str(Path(__file__).parent) + os.sep
-    keep: list[pytest.Item] = []
-    dropped: list[pytest.Item] = []
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        if (
-            callspec is not None
-            and str(item.path).startswith(here)
-            and wt.impossible_slot_combination(callspec.params)
-        ):
-            dropped.append(item)
-        else:
-            keep.append(item)
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
-        items[:] = keep
+    switched off) instead of skipping them (``winaio.testing.split_impossible_slot_items``)."""
+    kept, impossible = wt.split_impossible_slot_items(items, str(Path(__file__).parent))
+    if impossible:
+        config.hook.pytest_deselected(items=impossible)
+        items[:] = kept

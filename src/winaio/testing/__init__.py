@@ -45,6 +45,7 @@ __all__ = [
     "reset_wall_clock",
     "shift_wall_clock",
     "slots_for_test",
+    "split_impossible_slot_items",
     "using_backend",
     "wait_until",
     "wait_until_blocked",
@@ -157,12 +158,32 @@ def slots_for_test(mode: str) -> Iterator[str]:
 def impossible_slot_combination(params: Mapping[str, object]) -> bool:
     """True for a test parametrisation that cannot run: the C receive slot (``slot_impl``
     ``c``) with the C accelerators switched off by another fixture (``sock_impl`` or
-    ``fast_path_impl`` ``python``), which :func:`slots_for_test` would skip. The suites'
-    conftests deselect such items at collection, so a run reports no skip for them."""
+    ``fast_path_impl`` ``python``), which :func:`slots_for_test` would skip."""
     return params.get("slot_impl") == "c" and "python" in (
         params.get("sock_impl"),
         params.get("fast_path_impl"),
     )
+
+
+def split_impossible_slot_items(items: list[Any], directory: str) -> tuple[list[Any], list[Any]]:
+    """The collected test items (pytest's) as (kept, impossible): the impossible ones are
+    those under ``directory`` whose parametrisation :func:`impossible_slot_combination`
+    refuses. The suites' conftests deselect them at collection, so a run reports no skip
+    for them (a collection hook sees the whole session's items: each conftest its own)."""
+    prefix = os.path.join(directory, "")
+    kept: list[Any] = []
+    impossible: list[Any] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if (
+            callspec is not None
+            and str(item.path).startswith(prefix)
+            and impossible_slot_combination(callspec.params)
+        ):
+            impossible.append(item)
+        else:
+            kept.append(item)
+    return kept, impossible
 
 
 def python_frames(call: Callable[[], object]) -> set[str]:
