@@ -179,7 +179,13 @@ def test_change_timers_before_and_from_their_callbacks(kit) -> None:
     wt.wait_until(lambda: counts["cb3"] >= 4 and counts["cb4"] >= 1, 5.0)
     w.Sleep(300)  # cb3 would have run ~30 times more, cb4 ~6 times, had they kept going
     assert w.DeleteTimerQueueEx(q, w.INVALID_HANDLE_VALUE)
-    assert counts == {"once": 1, "cb3": 4, "cb4": 1}
+    # cb3: its 5th expiry (due 10 ms after the 4th) may already be queued to another pool
+    # thread when the 4th callback, run late on a loaded machine, pushes the timer to 10 s
+    # (periodic callbacks are queued to the pool as they fall due, as on Windows: only
+    # WT_EXECUTEINTIMERTHREAD would serialise them); what the change must stop is the rest
+    # (seen once under load: 5).
+    assert counts["once"] == 1 and counts["cb4"] == 1
+    assert 4 <= counts["cb3"] <= 5
     assert changed == [True]
 
 
