@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import gc
 import glob
-import importlib.util
 import os
 import select
 import shlex
@@ -82,7 +81,7 @@ from winaio._kernel._dispatcher import ThreadState, WaitBlock
 from winaio._kernel._objects import Event
 from winaio._kernel._threads import current_thread_state
 from winaio.codes import WaitCode
-from winaio.testing import accelerator_for_test, require_c_path, wait_until
+from winaio.testing import accelerator_for_test, nomem_sweep, require_c_path, wait_until
 
 C_DONE = reaper_mod._C_DONE
 WAIT_OBJECT_0 = int(WaitCode.WAIT_OBJECT_0)
@@ -762,18 +761,7 @@ def test_a_failed_allocation_in_the_c_funnel_leaves_no_half_state(how: str) -> N
     left the waiter out of the port, never woken (the Python method has the same order). Now
     what may fail comes first and the waiter is popped without an allocation."""
     _require_c()
-    if importlib.util.find_spec("_testcapi") is None:
-        pytest.skip("this CPython has no _testcapi (fault injection)")
-    env = dict(os.environ, PYTHONMALLOC="debug", WINAIO_PURE_PYTHON="0")
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(Path(__file__).resolve().parents[2] / "src"), env.get("PYTHONPATH", "")]
-    )
-    run = subprocess.run(
-        [sys.executable, "-X", "faulthandler", "-c", _NOMEM, how, "150"],
-        capture_output=True, text=True, timeout=300, env=env,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert run.stdout.split("\n")[-2] == "[]", run.stdout[-3000:]
+    nomem_sweep(_NOMEM, how, "150")
 
 
 @pytest.mark.parametrize(

@@ -17,11 +17,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
-import importlib.util
 import os
 import socket
 import struct
-import subprocess
 import sys
 import textwrap
 import threading
@@ -30,7 +28,6 @@ import tracemalloc
 import weakref
 from collections.abc import Callable, Iterator
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -51,7 +48,7 @@ from winaio._io._sockets import Socket
 from winaio._io._stream_ops import new_stream_read
 from winaio._kernel._dispatcher import ThreadState, WaitBlock, wake_waiters
 from winaio._kernel._threads import current_thread_state
-from winaio.testing import python_frames, require_c_path, slots_for_test
+from winaio.testing import nomem_sweep, python_frames, require_c_path, slots_for_test
 
 try:
     from winaio._io import _fastio
@@ -696,18 +693,7 @@ def test_a_failed_allocation_in_the_slot_delivery_leaves_no_half_state() -> None
     in a child under the debug allocator): no crash, no lock or port left held, no GQCS waiter
     popped and left asleep; each slot REAPED (untouched), or past it with its IOSB written, or
     IDLE with its incarnation's state gone (``stream_in``, the pin, the references)."""
-    if importlib.util.find_spec("_testcapi") is None:
-        pytest.skip("this CPython has no _testcapi (fault injection)")
-    env = dict(os.environ, PYTHONMALLOC="debug", WINAIO_PURE_PYTHON="0")
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(Path(__file__).resolve().parents[2] / "src"), env.get("PYTHONPATH", "")]
-    )
-    run = subprocess.run(
-        [sys.executable, "-X", "faulthandler", "-c", _NOMEM, "120"],
-        capture_output=True, text=True, timeout=300, env=env,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert run.stdout.split("\n")[-2] == "[]", run.stdout[-3000:]
+    nomem_sweep(_NOMEM, "120")
 
 
 # ---------------------------------------------------------------------- the C slot's arm
@@ -1030,15 +1016,4 @@ def test_a_failed_allocation_in_the_c_arm_leaves_the_receive_whole() -> None:
     receive pends (counted once: ``pending_requests == stream_in``) and completes with the
     peer's bytes, or the MemoryError went out with nothing pending, the slot IDLE and the
     buffer free; no stray packet."""
-    if importlib.util.find_spec("_testcapi") is None:
-        pytest.skip("this CPython has no _testcapi (fault injection)")
-    env = dict(os.environ, PYTHONMALLOC="debug", WINAIO_PURE_PYTHON="0")
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(Path(__file__).resolve().parents[2] / "src"), env.get("PYTHONPATH", "")]
-    )
-    run = subprocess.run(
-        [sys.executable, "-X", "faulthandler", "-c", _NOMEM_ARM, "150"],
-        capture_output=True, text=True, timeout=300, env=env,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert run.stdout.split("\n")[-2] == "[]", run.stdout[-3000:]
+    nomem_sweep(_NOMEM_ARM, "150")

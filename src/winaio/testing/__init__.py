@@ -10,14 +10,17 @@ from __future__ import annotations
 import _thread
 import contextlib
 import gc
+import importlib.util
 import inspect
 import os
+import subprocess
 import sys
 import threading
 import time
 import unittest
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .._clock import reset_wall_clock as reset_wall_clock
@@ -40,6 +43,7 @@ __all__ = [
     "drain_apcs",
     "impossible_slot_combination",
     "interrupt_after_acquire",
+    "nomem_sweep",
     "python_frames",
     "require_c_path",
     "reset_wall_clock",
@@ -184,6 +188,24 @@ def split_impossible_slot_items(items: list[Any], directory: str) -> tuple[list[
         else:
             kept.append(item)
     return kept, impossible
+
+
+def nomem_sweep(script: str, *args: str, timeout: float = 300) -> None:
+    """Run ``script`` (a fault-injection sweep: ``_testcapi.set_nomemory`` over each
+    allocation in turn) in a child under the debug allocator with the C paths on, and check
+    that it exited cleanly and that its last line is ``[]`` (the sweep's list of half states
+    found: none). Skips (``unittest.SkipTest``) where this CPython has no ``_testcapi``."""
+    if importlib.util.find_spec("_testcapi") is None:
+        raise unittest.SkipTest("this CPython has no _testcapi (fault injection)")
+    env = dict(os.environ, PYTHONMALLOC="debug", WINAIO_PURE_PYTHON="0")
+    src = str(Path(__file__).resolve().parents[2])  # (the directory holding ``winaio``)
+    env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
+    run = subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-c", script, *args],
+        capture_output=True, text=True, timeout=timeout, env=env,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.split("\n")[-2] == "[]", run.stdout[-3000:]
 
 
 def python_frames(call: Callable[[], object]) -> set[str]:
