@@ -29,7 +29,7 @@ import pytest
 import winaio
 import winaio.testing as wt
 import winaio.win32 as w
-from winaio._io import _sockets
+from winaio._io import _sock_after
 from winaio._io._issue import run_sync
 from winaio._io._sockets import Socket
 from winaio._io._stream_ops import StreamWriteOp
@@ -392,7 +392,7 @@ def test_a_partial_send_is_not_split_by_a_send_from_another_thread(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     first = b"A" * (1 << 20)
     second = b"B" * 1000
-    real = _sockets.submit_tried
+    real = _sock_after.submit_tried
     second_done = winaio.Event(manual_reset=True)
     second_ov = winaio.Overlapped(event=second_done)
 
@@ -414,7 +414,7 @@ def test_a_partial_send_is_not_split_by_a_send_from_another_thread(
             t.join(0.2)
         real(op)
 
-    monkeypatch.setattr(_sockets, "submit_tried", window)
+    monkeypatch.setattr(_sock_after, "submit_tried", window)  # (_send_rest's)
     first_ov = winaio.Overlapped()
     assert pair.file.start_write(first, first_ov) is False
     received = bytearray()
@@ -446,7 +446,7 @@ def test_a_blocking_send_neither_splits_nor_overtakes_a_partial_send(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     first = b"A" * (1 << 20)
     second = b"B" * 1000
-    real = _sockets.submit_tried
+    real = _sock_after.submit_tried
     results: list[tuple[int, int]] = []
     threads: list[threading.Thread] = []
 
@@ -462,7 +462,7 @@ def test_a_blocking_send_neither_splits_nor_overtakes_a_partial_send(
             t.join(0.2)  # it must wait for the claim (or, on a slow machine, not be there yet)
         real(op)
 
-    monkeypatch.setattr(_sockets, "submit_tried", window)
+    monkeypatch.setattr(_sock_after, "submit_tried", window)  # (_send_rest's)
     assert pair.file.start_write(first, winaio.Overlapped()) is False
     received = bytearray()
     drain = threading.Thread(target=_drain, args=(pair.peer, received, len(first) + len(second)))
