@@ -147,8 +147,8 @@ class Reaper:
         """Reap the CQ ring and deliver (a leader or the ring thread, no lock held); returns
         how many CQEs it took."""
         ring = self._ring
-        if not ring.cq_ready() and not ring.cq_has_overflow():
-            return 0
+        if not ring.cq_ready() and not ring.cq_needs_flush():
+            return 0  # (an overflow backlog or task work queued for the ring: reap flushes)
         finished: Finished = []
         cq_lock = self.cq_lock
         with cq_lock:
