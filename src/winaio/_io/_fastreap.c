@@ -305,7 +305,7 @@ fail:
     return 1;
 }
 
-/* Reaper.reap(): 0 at once when the CQ ring is empty and the kernel has nothing to flush; the
+/* Reaper.reap(): 0 at once when the CQ ring is empty and the kernel holds no overflow; the
  * QD1 path (one CQE, a plain request that succeeded) in C; the rest in Python
  * (``_batch_locked``, under the CQ lock, or the Python method for another shape). */
 PyObject *
@@ -319,8 +319,7 @@ reaper_reap(PyObject *self, PyObject *unused)
     if (ring == NULL || !cq_words(ring, &c)) {
         return call1(py_reaper_reap, self);
     }
-    /* (the kernel's overflow backlog or task work queued for the ring: the reap flushes) */
-    if (!cq_count(&c) && !(__atomic_load_n(c.sq_flags, __ATOMIC_ACQUIRE) & c_needs_flush)) {
+    if (!cq_count(&c) && !(__atomic_load_n(c.sq_flags, __ATOMIC_ACQUIRE) & c_cq_overflow)) {
         return PyLong_FromLong(0);
     }
     if (!g_qd1_ok || !kind_fast(&k_reaper2, Py_TYPE(self))) {

@@ -120,31 +120,10 @@ ring_reap(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     uint32_t n = cq_count(&c);
     if (n == 0) {
-        if (!(__atomic_load_n(c.sq_flags, __ATOMIC_ACQUIRE) & c_needs_flush)) {
-            return PyList_New(0);
+        if (__atomic_load_n(c.sq_flags, __ATOMIC_ACQUIRE) & c_needs_flush) {
+            goto python; /* the kernel's overflow backlog (or task work) to flush: _flush */
         }
-        /* RingQueue._flush: the kernel's overflow backlog, or task work queued for the ring
-         * (IORING_SQ_TASKRUN: this thread's own is run and posted by any syscall; ``abi``):
-         * io_uring_enter(0, 0, GETEVENTS) without the GIL, like the ctypes call. Anything
-         * but success (EINTR, EBUSY, a closed ring) goes to the Python method, which loops
-         * and raises as it does; the words are looked up again after the GIL came back. */
-        long long fd;
-        if (!kind_fast(&k_sq, Py_TYPE(self)) || (fd = slot_index(&k_sq, self, S_FD)) < 0 ||
-            fd > INT_MAX) {
-            goto python;
-        }
-        long ret;
-        Py_BEGIN_ALLOW_THREADS
-        ret = syscall(c_nr_enter, (int)fd, 0, 0, (unsigned)c_getevents, NULL, 0);
-        Py_END_ALLOW_THREADS
-        if (ret < 0 || !cq_words(self, &c) ||
-            (cqes = mv_buf(slot_borrow(&k_cqe, self, 0), &clen)) == NULL) {
-            goto python;
-        }
-        n = cq_count(&c);
-        if (n == 0) {
-            return PyList_New(0);
-        }
+        return PyList_New(0);
     }
     if ((long long)n > max_n) {
         n = (uint32_t)max_n;

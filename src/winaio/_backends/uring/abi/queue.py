@@ -254,14 +254,6 @@ class RingQueue:
         """True when completions are waiting on the kernel's overflow list."""
         return bool(self._sq_u32[self._sq_flags_i] & _CQ_OVERFLOW)
 
-    def cq_needs_flush(self) -> bool:
-        """liburing's ``cq_ring_needs_flush``: True when the SQ ring's flags say that the CQ
-        ring may be missing completions that an io_uring_enter(``GETEVENTS``) would bring in:
-        an overflow backlog (``IORING_SQ_CQ_OVERFLOW``), or task work queued for this ring
-        (``IORING_SQ_TASKRUN``: rings set up with ``IORING_SETUP_TASKRUN_FLAG``; ``abi``'s
-        task work facts say whose work that is and what the flush can run)."""
-        return bool(self._sq_u32[self._sq_flags_i] & _NEEDS_FLUSH)
-
     def _flush(self) -> bool:
         # Move overflowed CQEs into the CQ ring and run this thread's task work (which posts
         # the CQEs of the requests it submitted whose work is pending). SQ untouched.
@@ -283,8 +275,9 @@ class RingQueue:
 
         Reads the CQ tail, unpacks the entries in one pass (two across the ring's wrap), then
         publishes the new head. When the ring is empty but the kernel has an overflow backlog or
-        task work pending (:meth:`cq_needs_flush`), it is flushed first (liburing's
-        ``io_uring_peek_batch_cqe``). Returns ``[]`` when nothing is ready; never blocks.
+        task work pending (``IORING_SQ_TASKRUN``: liburing's ``cq_ring_needs_flush``), it is
+        flushed first (liburing's ``io_uring_peek_batch_cqe``). Returns ``[]`` when nothing is
+        ready; never blocks.
         """
         head = self._cq_head
         u32 = self._cq_u32
