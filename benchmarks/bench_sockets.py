@@ -15,8 +15,8 @@ Win32 aliases, 1 or 2 port threads), ``asyncio_protocol``, ``uvloop_protocol``, 
 (the ceiling) and ``raw_epoll`` (``sock_anchors``), and ``raw_uring`` (``sock_raw_uring``: a
 minimal ctypes io_uring echo, the Python floor of a completion-model server; ``raw_uring@coop``
 the same on a ring with COOP_TASKRUN). Server-kind suffixes for same-run rows of one winaio:
-``@pure`` (no C accelerators), ``@slots-MODE`` (receive slots), ``@nocoop`` (rings without
-COOP_TASKRUN), ``@base`` (another tree's winaio). A server that
+``@pure`` (no C accelerators), ``@slots-MODE`` (receive slots), ``@coop``/``@nocoop`` (rings
+with / without COOP_TASKRUN), ``@base`` (another tree's winaio). A server that
 cannot start, is not installed or crashes makes its rows ``{"unavailable": reason}`` (with the
 signal when it was killed by one) and the run goes on.
 
@@ -98,9 +98,10 @@ PURE_SUFFIX = "@pure"
 #: A winaio server named ``KIND@slots-MODE`` runs with the sockets' receive slots in ``MODE``
 #: (``off``, ``py``, ``c``: ``WINAIO_SLOTS``, ``_io._accel.use_slots``), for same-run rows.
 SLOTS_SUFFIX = "@slots-"
-#: A winaio server named ``KIND@nocoop`` sets its io_uring rings up without COOP_TASKRUN
-#: (``WINAIO_URING_COOP=0``: the task work of a completion interrupts its submitter with an IPI).
-NOCOOP_SUFFIX = "@nocoop"
+#: A winaio server named ``KIND@coop`` sets its io_uring rings up with COOP_TASKRUN (task work
+#: without the IPI), ``KIND@nocoop`` without it (``WINAIO_URING_COOP=1`` / ``0``), whatever the
+#: default is.
+COOP_SUFFIX, NOCOOP_SUFFIX = "@coop", "@nocoop"
 #: ``raw_uring@coop``: the raw io_uring echo on a ring with COOP_TASKRUN|TASKRUN_FLAG.
 RAW_URING_COOP = "raw_uring@coop"
 #: Test hooks: a simulated crashing / missing server (``_test_hooks``).
@@ -120,9 +121,10 @@ def serve(kind: str, skip: bool) -> None:
     if SLOTS_SUFFIX in kind:
         kind, mode = kind.split(SLOTS_SUFFIX)
         os.environ["WINAIO_SLOTS"] = mode
-    if kind.endswith(NOCOOP_SUFFIX):
-        kind = kind[: -len(NOCOOP_SUFFIX)]
-        os.environ["WINAIO_URING_COOP"] = "0"
+    for suffix, value in ((COOP_SUFFIX, "1"), (NOCOOP_SUFFIX, "0")):
+        if kind.startswith("winaio.") and kind.endswith(suffix):
+            kind = kind[: -len(suffix)]
+            os.environ["WINAIO_URING_COOP"] = value
     if kind.endswith(PURE_SUFFIX):
         # The same winaio without its optional C accelerators (before/after in one run).
         kind = kind[: -len(PURE_SUFFIX)]

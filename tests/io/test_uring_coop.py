@@ -16,7 +16,8 @@ The data is written by another process (``sh``), so no thread of this process ne
 enters the kernel for it. The waiter is either a plain port thread (the ring thread reaps) or
 the ring's leader (the ring thread parked: the waiter reaps what the issuer's task work
 posts). Sockets run on every receive-slot mode and on the C and Python paths (``sock_impl``,
-``slot_impl``). ``WINAIO_URING_COOP=0`` gives the old ring flags; the probe's fallback is
+``slot_impl``). ``WINAIO_URING_COOP`` decides the ring flags (1: COOP where the kernel has
+it, 0 or the default: none); the probe's fallback is
 pinned on a kernel that refuses the flags (a stand-in for io_uring_setup).
 """
 
@@ -245,24 +246,21 @@ def test_the_completion_arrives_while_its_submitter_sleeps(
 @pytest.mark.parametrize("slot_impl", ["off"], indirect=True)
 @pytest.mark.parametrize("sock_impl", ["python"], indirect=True)
 def test_the_knob_and_the_probe_decide_the_ring_flags(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert probe.coop_taskrun() in (0, int(COOP))
-    monkeypatch.delenv(probe.COOP_ENV, raising=False)
-    assert probe.ring_flags() == probe.coop_taskrun()
-    b = uring.IoUringBackend()
-    try:
-        assert b._ring.flags & COOP == probe.coop_taskrun()
-        detail = b.statistics().detail
-        assert ("COOP_TASKRUN|TASKRUN_FLAG" in detail) is bool(probe.coop_taskrun())
-    finally:
-        b.close()
-    monkeypatch.setenv(probe.COOP_ENV, "0")  # off: the flags of a ring without COOP
-    assert probe.ring_flags() == 0
-    b = uring.IoUringBackend()
-    try:
-        assert not b._ring.flags & COOP
-        assert "setup=none" in b.statistics().detail
-    finally:
-        b.close()
+    coop = probe.coop_taskrun()
+    assert coop in (0, int(COOP))
+    for value, want in (("1", coop), ("0", 0), ("", coop if probe.DEFAULT_COOP else 0)):
+        monkeypatch.setenv(probe.COOP_ENV, value)
+        assert probe.ring_flags() == want
+        b = uring.IoUringBackend()
+        try:
+            assert b._ring.flags & COOP == want
+            detail = b.statistics().detail
+            assert ("setup=COOP_TASKRUN|TASKRUN_FLAG;" in detail) is bool(want)
+            assert ("setup=none;" in detail) is not bool(want)
+        finally:
+            b.close()
+    monkeypatch.delenv(probe.COOP_ENV)
+    assert probe.ring_flags() == (coop if probe.DEFAULT_COOP else 0)
 
 
 @pytest.mark.parametrize("slot_impl", ["off"], indirect=True)

@@ -93,7 +93,7 @@ class IoUringBackend:
         entries: SQ ring size (the CQ ring is 4x; the kernel parks any surplus, NODROP).
         coop: set the ring up with ``IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG``
             (task work without the IPI: ``abi``, ``docs/design.md`` "Task work without the
-            IPI"); None: where the kernel takes them, unless ``WINAIO_URING_COOP=0``
+            IPI"); None: as ``WINAIO_URING_COOP`` says, off without it
             (``probe.ring_flags``). True on a kernel without them: no COOP either.
 
     Raises:

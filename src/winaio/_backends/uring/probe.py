@@ -20,8 +20,10 @@ without it.
 :func:`coop_taskrun` probes the backend rings' setup flags ``IORING_SETUP_COOP_TASKRUN |
 IORING_SETUP_TASKRUN_FLAG`` (5.19; ``abi``'s task work facts, ``docs/design.md`` "Task work
 without the IPI"): a 2-entry ring set up with them (older kernels refuse unknown setup flags
-with EINVAL). :func:`ring_flags` is what a backend asks for: those flags where the kernel
-takes them, unless ``WINAIO_URING_COOP=0`` (the A/B switch and the escape hatch).
+with EINVAL). :func:`ring_flags` is what a backend asks for: none by default
+(:data:`DEFAULT_COOP`: measured no faster for winaio's echo, and the flags change when a
+completion whose submitter runs user code becomes visible), those flags where the kernel takes
+them with ``WINAIO_URING_COOP=1`` (and ``0`` forces them off: the A/B switch).
 
 Rules: never raises for "unavailable"; imports only the ABI modules (safe on any platform).
 """
@@ -39,6 +41,7 @@ from .abi.consts import Feature, IoringOp, RecvSendFlags, SetupFlags
 
 __all__ = [
     "COOP_ENV",
+    "DEFAULT_COOP",
     "REQUIRED_OPS",
     "coop_taskrun",
     "feature_names",
@@ -64,9 +67,13 @@ _poll_first: int | None = None
 _POLL_FIRST = int(RecvSendFlags.IORING_RECVSEND_POLL_FIRST)
 _coop: int | None = None
 _COOP = int(SetupFlags.IORING_SETUP_COOP_TASKRUN | SetupFlags.IORING_SETUP_TASKRUN_FLAG)
-#: ``WINAIO_URING_COOP=0``: the backend's rings are set up without COOP_TASKRUN (read at each
-#: backend's creation).
+#: ``WINAIO_URING_COOP=1``: the backend's rings are set up with COOP_TASKRUN|TASKRUN_FLAG where
+#: the kernel takes them; ``0``: without (read at each backend's creation; unset: the default).
 COOP_ENV = "WINAIO_URING_COOP"
+#: Without the variable: no COOP. Measured (docs/design.md "Task work without the IPI"): the
+#: C=64 echo no faster with it (29 interleaved rounds: 0.993x), files unharmed, the raw io_uring
+#: echo 1.18-1.26x; the IPIs it saves are a few per thousand winaio echoes.
+DEFAULT_COOP = False
 _kept: list[object] = []  # a probe's buffer the kernel might still write (never, in practice)
 
 
@@ -127,11 +134,11 @@ def coop_taskrun() -> int:
 
 
 def ring_flags() -> int:
-    """The setup flags of a new backend ring: :func:`coop_taskrun`'s, unless
-    ``WINAIO_URING_COOP`` is ``0`` (module docstring)."""
-    if os.environ.get(COOP_ENV, "").strip() == "0":
-        return 0
-    return coop_taskrun()
+    """The setup flags of a new backend ring: :func:`coop_taskrun`'s when ``WINAIO_URING_COOP``
+    is ``1`` (or :data:`DEFAULT_COOP` without it), else none (module docstring)."""
+    value = os.environ.get(COOP_ENV, "").strip()
+    on = DEFAULT_COOP if value == "" else value != "0"
+    return coop_taskrun() if on else 0
 
 
 def _recv_takes_poll_first() -> bool:
