@@ -1,9 +1,11 @@
 /* winaio._io._fastio (part): the sockets' pended receive on io_uring in C.
  *
- * Three files (split by concept, csplit 2026-12-05): this one (``pend_receive``: the shape
- * checks, the request built and registered, the backend's lock held and the Python calls that
- * follow; ``configure_pend``), ``_fastpend_ring.c`` (the backend's part: its attributes read
- * from its dict, and ``pend_locked``, the state writes under its lock down to the SQE) and
+ * Four files (split by concept, csplit 2026-12-05; tools 2026-12-06): this one
+ * (``pend_receive``: the shape checks, the request built, the backend's lock held and the
+ * Python calls that follow; ``configure_pend``), ``_fastpend_register.c`` (the issuer's part
+ * under the dispatcher LOCK: the request registered, the receive slot's arm step 1, and the
+ * thread's state), ``_fastpend_ring.c`` (the backend's part: its attributes read from its
+ * dict, and ``pend_locked``, the state writes under its lock down to the SQE) and
  * ``_fastpend.h`` (the kinds and data they share).
  *
  * What it replaces: ``IoUringBackend.pend_receive`` (``_backends/uring/backend.py``) and what
@@ -72,25 +74,26 @@ static const char *const BE1_NAMES[] = {"_lock",  "_closing", "_backlog",     "_
 static const char *const BE2_NAMES[] = {"_unsubmitted", "_lead",         "_deferral", "_efd",
                                         "_slots",       "_pend_locked", NULL};
 
-static kind_t pk_rslot;
+kind_t pk_rslot;
 kind_t pk_file, pk_ov, pk_op1, pk_op2, pk_ts, pk_rp, pk_lead, pk_def, pk_backlog, pk_sl, pk_slm,
     pk_line, pk_linem, pk_table, pk_ring, pk_ringm, pk_be1, pk_be2;
 
 static PyTypeObject *g_backend_type, *g_op_type, *g_rp_type, *g_table_type;
 PyTypeObject *g_line_type;
 static PyObject *g_py_pend;        /* IoUringBackend.pend_receive, the Python reference */
-static PyObject *g_LOCK;           /* the dispatcher LOCK */
-static PyObject *g_tls;            /* _kernel._threads._tls (``current_thread_state``) */
-static PyObject *g_cts;            /* current_thread_state */
+PyObject *g_LOCK;                  /* the dispatcher LOCK */
+PyObject *g_tls;                   /* _kernel._threads._tls (``current_thread_state``) */
+PyObject *g_cts;                   /* current_thread_state */
 PyObject *g_deque;                 /* collections.deque */
 PyObject *g_deque_append;          /* deque.append */
 static PyObject *g_eventfd_write;  /* os.eventfd_write */
-static PyObject *g_io_key;         /* _files._IO_KEY */
+PyObject *g_io_key;                /* _files._IO_KEY */
 PyObject *g_one, *g_zero_int;
-static PyObject *s_ts_key; /* the thread state dict's key of the remembered ThreadState */
+PyObject *s_ts_key; /* the thread state dict's key of the remembered ThreadState */
 static PyObject *s_arm_slot;        /* IoUringBackend._arm_slot: a slot's step 2 in Python */
 static int g_slots_c; /* ``slots`` is ``c`` (``_accel``): the slot's shape arms the C slot */
-static PyObject *s_ts, *s_pend_rest, *s_hint_locked, *s_submit_locked, *s_bind_parker;
+PyObject *s_ts;
+static PyObject *s_pend_rest, *s_hint_locked, *s_submit_locked, *s_bind_parker;
 PyObject *s_append, *s_pop, *s_sq_reserve;
 PyObject *be_names[B_COUNT + 1];
 static int g_on;
@@ -105,186 +108,6 @@ python_pend(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *k
 {
     return fio_delegate(g_py_pend, self, args, nargs, kwnames);
 }
-
-#if PEND_FAST
-
-/* ``current_thread_state()``: ``_tls.ts``, else the Python function (adopts the thread).
- * Remembered in the thread's own state dict (``PyThreadState_GetDict``, cleared when the thread
- * ends): ``_tls.ts`` is set once per thread (adoption or a winaio thread's bootstrap), before
- * any request of that thread, and never rebound. */
-static PyObject *
-thread_state(void)
-{
-    PyObject *tdict = PyThreadState_GetDict(); /* borrowed; NULL without an error */
-    if (tdict != NULL) {
-        PyObject *ts = PyDict_GetItemWithError(tdict, s_ts_key);
-        if (ts != NULL) {
-            return Py_NewRef(ts);
-        }
-        if (PyErr_Occurred()) {
-            return NULL;
-        }
-    }
-    PyObject *ts = PyObject_GetAttr(g_tls, s_ts);
-    if (ts == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
-            return NULL;
-        }
-        PyErr_Clear();
-        ts = PyObject_CallNoArgs(g_cts);
-        if (ts == NULL) {
-            return NULL;
-        }
-    }
-    if (tdict != NULL && PyDict_SetItem(tdict, s_ts_key, ts) < 0) {
-        PyErr_Clear(); /* (only not remembered) */
-    }
-    return ts;
-}
-
-/* ``register_receive`` for a request whose checks passed: 0 (registered), 1 (the file is
- * being closed: nothing registered; the caller goes to Python) or -1 with an error. */
-static int
-register_locked(PyObject *file, PyObject *op, PyObject *ts, PyObject *event, PyObject *skip)
-{
-    kind_put(&pk_op2, op, Q_REGISTERED, Py_NewRef(Py_True));
-    kind_put(&pk_op2, op, Q_SUBMITTED, Py_NewRef(Py_True));
-    PyObject *pending = SLOT(pk_file, file, PF_PENDING);
-    PyObject *stream_in = SLOT(pk_file, file, PF_STREAM_IN);
-    PyObject *port = SLOT(pk_file, file, PF_PORT);
-    if (pending == NULL || stream_in == NULL || port == NULL) {
-        PyErr_SetString(PyExc_AttributeError, "a file slot is unset");
-        return -1;
-    }
-    PyObject *count = PyNumber_Add(stream_in, g_one);
-    if (count == NULL) {
-        return -1;
-    }
-    int r = PyObject_SetItem(pending, op, Py_None);
-    if (r < 0) {
-        Py_DECREF(count);
-        return -1;
-    }
-    kind_put(&pk_file, file, PF_STREAM_IN, count);
-    int sk = fio_is_true(skip);
-    if (sk < 0) {
-        return -1;
-    }
-    if (event != Py_None || sk || port == Py_None) {
-        PyObject *ext = SLOT(pk_ts, ts, T_EXTENSIONS);
-        if (ext == NULL) {
-            PyErr_SetString(PyExc_AttributeError, "extensions");
-            return -1;
-        }
-        Py_INCREF(ext);
-        PyObject *ops = NULL;
-        if (PyDict_CheckExact(ext)) {
-            ops = Py_XNewRef(PyDict_GetItemWithError(ext, g_io_key));
-        }
-        else {
-            ops = PyObject_CallMethod(ext, "get", "O", g_io_key);
-            if (ops == Py_None) {
-                Py_CLEAR(ops);
-            }
-        }
-        if (ops == NULL && !PyErr_Occurred()) {
-            ops = PyDict_New();
-            if (ops != NULL && PyObject_SetItem(ext, g_io_key, ops) < 0) {
-                Py_CLEAR(ops);
-            }
-        }
-        Py_DECREF(ext);
-        if (ops == NULL) {
-            return -1;
-        }
-        r = PyObject_SetItem(ops, op, Py_None);
-        Py_DECREF(ops);
-        if (r < 0) {
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* Arm step 1 of the receive slot (``_slot.arm_locked``, its reference) for the slot's shape
- * (no event, no ``hEvent|1``; the port checked here): under LOCK, a file not closing, no
- * receive pending (#66), its slot (made here on first use: the C type) IDLE: the view pinned,
- * its objects held, ARMING, ``stream_in`` 1. 1 (``*out``: the slot, a new reference), 0 (the
- * request path: nothing touched), 2 (the Python method: a file being closed, a Python slot,
- * a slot of another table; nothing touched) or -1 with an error (nothing touched). */
-static int
-arm_step1(PyObject *file, PyObject *ov, PyObject *view, PyObject *ts, PyObject *slots,
-          ReceiveSlotObject **out)
-{
-    if (pk_rslot.offsets[0] < 0 || !kfast(&pk_rslot, Py_TYPE(file))) {
-        return 0; /* (a file class without the slot member) */
-    }
-    PyObject *port = SLOT(pk_file, file, PF_PORT), *rs = SLOT(pk_rslot, file, 0);
-    if (port == NULL || port == Py_None || rs == NULL) {
-        return 0;
-    }
-    if (!SlotTable_CheckExact(slots) || (rs != Py_None && !ReceiveSlot_CheckExact(rs))) {
-        return 2;
-    }
-    PyObject *fresh = rs == Py_None ? slot_create(slots) : NULL; /* (made before LOCK) */
-    if (rs == Py_None && fresh == NULL) {
-        return -1;
-    }
-    if (fio_acquire(g_LOCK) < 0) {
-        Py_XDECREF(fresh);
-        return -1;
-    }
-    int r = 0;
-    PyObject *closing = SLOT(pk_file, file, PF_CLOSING);
-    PyObject *stream_in = SLOT(pk_file, file, PF_STREAM_IN);
-    rs = SLOT(pk_rslot, file, 0); /* (again: Python may have run meanwhile) */
-    if (closing != Py_False || rs == NULL) {
-        r = 2; /* (the Python method raises ERROR_INVALID_HANDLE) */
-        goto unlock;
-    }
-    if (stream_in == NULL || !PyLong_CheckExact(stream_in) || _PyLong_Sign(stream_in) != 0) {
-        goto unlock; /* an earlier receive pends: it goes first, as a request (#66) */
-    }
-    ReceiveSlotObject *s;
-    if (rs == Py_None) {
-        if (fresh == NULL) {
-            goto unlock;
-        }
-        s = (ReceiveSlotObject *)fresh;
-        kind_put(&pk_rslot, file, 0, fresh); /* (None before: no code runs) */
-        fresh = NULL;
-    }
-    else if (!ReceiveSlot_CheckExact(rs) || ((ReceiveSlotObject *)rs)->table != slots) {
-        r = 2;
-        goto unlock;
-    }
-    else {
-        s = (ReceiveSlotObject *)rs;
-    }
-    if (s->state != SLOT_IDLE) {
-        goto unlock; /* (busy: the request path) */
-    }
-    /* The objects of an IDLE slot are None: replacing them runs no code. */
-    Py_SETREF(s->view, Py_NewRef(view));
-    if (slot_pin(s) < 0) {
-        PyErr_Clear(); /* (the request path reports a buffer it cannot take) */
-        Py_SETREF(s->view, Py_NewRef(Py_None));
-        goto unlock;
-    }
-    Py_SETREF(s->file, Py_NewRef(file));
-    Py_SETREF(s->overlapped, Py_NewRef(ov));
-    Py_SETREF(s->issuer, Py_NewRef(ts));
-    s->state = SLOT_ARMING;
-    kind_put(&pk_file, file, PF_STREAM_IN, Py_NewRef(g_one)); /* (was 0) */
-    *out = (ReceiveSlotObject *)Py_NewRef((PyObject *)s);
-    r = 1;
-unlock:
-    fio_release(g_LOCK);
-    Py_XDECREF(fresh);
-    return r;
-}
-
-#endif /* PEND_FAST */
 
 /* IoUringBackend.pend_receive(file, overlapped, view) */
 static PyObject *

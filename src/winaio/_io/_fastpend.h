@@ -1,10 +1,11 @@
-/* Shared by the sockets' pended receive in C (cpend, split by csplit 2026-12-05):
- * ``_fastpend.c`` (``IoUringBackend.pend_receive``: the shape checks, the request built and
- * registered, the backend's lock held, the calls that follow; the configuration and every
- * datum below) and ``_fastpend_ring.c`` (the backend's part: its attributes, remembered by
- * its dict's version, and ``pend_locked``: ``_pend_locked``'s state writes under the backend's
- * lock, the in-flight table, the line, the SQE). Not a public interface;
- * see ``_fastpend.c`` for what they replace and their invariants.
+/* Shared by the sockets' pended receive in C (cpend, split by csplit 2026-12-05 and tools
+ * 2026-12-06): ``_fastpend.c`` (``IoUringBackend.pend_receive``: the shape checks, the request
+ * built, the backend's lock held, the calls that follow; the configuration and every datum
+ * below), ``_fastpend_register.c`` (the issuer's part under LOCK: the request registered, the
+ * slot's arm step 1, the thread's state) and ``_fastpend_ring.c`` (the backend's part: its
+ * attributes, remembered by its dict's version, and ``pend_locked``: ``_pend_locked``'s state
+ * writes under the backend's lock, the in-flight table, the line, the SQE). Not a public
+ * interface; see ``_fastpend.c`` for what they replace and their invariants.
  *
  * Invariant of the split: the kinds below are initialised once by ``configure_pend`` before
  * any ``pend_receive`` runs; ``pend_locked`` is called only by ``pend_receive``, under the
@@ -55,6 +56,7 @@ enum { B_UNSUBMITTED = 8, B_LEAD, B_DEFERRAL, B_EFD, B_SLOTS, B_PEND_LOCKED };
 #define B_COUNT 13 /* instance attributes read from the dict */
 
 /* (``_fastpend.c``'s; ``configure_pend`` initialises them) */
+extern kind_t pk_rslot; /* the file class's ``_rslot`` (offset -1 without it) */
 extern kind_t pk_file, pk_ov, pk_op1, pk_op2, pk_ts, pk_rp, pk_lead, pk_def, pk_backlog, pk_sl,
     pk_slm, pk_line, pk_linem, pk_table, pk_ring, pk_ringm, pk_be1, pk_be2;
 extern PyTypeObject *g_line_type;
@@ -63,6 +65,11 @@ extern PyObject *g_deque_append;  /* its ``append`` method descriptor */
 extern PyObject *g_one, *g_zero_int;
 extern PyObject *s_append, *s_pop, *s_sq_reserve;
 extern PyObject *be_names[B_COUNT + 1];
+extern PyObject *g_LOCK;   /* the dispatcher LOCK */
+extern PyObject *g_tls;    /* _kernel._threads._tls (``current_thread_state``) */
+extern PyObject *g_cts;    /* current_thread_state */
+extern PyObject *g_io_key; /* _files._IO_KEY */
+extern PyObject *s_ts, *s_ts_key;
 
 #if PEND_FAST
 
@@ -92,6 +99,21 @@ int pend_locked(PyObject *d, PyObject **b, PyObject *submitted_o, uint64_t seen,
 int pend_slot_locked(PyObject **b, PyObject *slot, PyObject *ts, PyObject *file,
                      int *owner_is_issuer);
 
+/* ``_fastpend_register.c``: the calling thread's ThreadState (a new reference) or NULL with an
+ * error; ``register_receive``'s registration under LOCK: 0, 1 (the file is being closed:
+ * nothing registered) or -1; the receive slot's arm step 1: 1 (``*out``: the slot, a
+ * ``ReceiveSlotObject``, a new reference), 0 (the request path), 2 (the Python method) or -1
+ * (nothing touched in each but 1). */
+PyObject *thread_state(void);
+int register_locked(PyObject *file, PyObject *op, PyObject *ts, PyObject *event, PyObject *skip);
+
 #endif /* PEND_FAST */
+
+#include "_fastslot.h"
+
+#if PEND_FAST
+int arm_step1(PyObject *file, PyObject *ov, PyObject *view, PyObject *ts, PyObject *slots,
+              ReceiveSlotObject **out);
+#endif
 
 #endif

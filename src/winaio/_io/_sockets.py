@@ -53,9 +53,10 @@ The C accelerator (``_fastsock.c``, installed on Socket by :func:`_install` thro
 other shape goes to these Python methods before anything is touched, and everything past the
 syscall other than an immediate success goes to the module's continuations
 (``_closed_error``, ``_recv_blocked``, ``_recv_failed``, ``_recv_end``, ``_send_failed``,
-``_send_rest``), shared with the Python methods so that the two cannot drift; an immediate
-success that has something to signal or post runs ``_dispatch.notify_success``'s steps in C
-(the port's ``_post_locked`` called). ``tests/io/test_fastsock.py`` compares the two.
+``_send_rest``, in ``_sock_after``), shared with the Python methods so that the two cannot
+drift; an immediate success that has something to signal or post runs
+``_dispatch.notify_success``'s steps in C (the port's ``_post_locked`` called).
+``tests/io/test_fastsock.py`` compares the two.
 """
 
 from __future__ import annotations
@@ -64,30 +65,35 @@ import select
 import socket
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 from .._kernel._dispatcher import LOCK, wake_waiters
 from .._kernel._objects import Event
-from ..codes import WinError, ntstatus_to_winerror
-from ..errors import IoError, Win32Error
+from ..codes import WinError
+from ..errors import Win32Error
 from . import _accel
 from ._dispatch import notify_success
 from ._fd_users import FdUsers
 from ._files import FileObject
 from ._interrupts import cut_at_entry, interrupt
-from ._issue import start, submit_receive, submit_tried
+from ._issue import start, submit_receive
 from ._netevents import SocketMode
 from ._ops import CompletionRoutine, Operation
 from ._overlapped import STATUS_PENDING, Overlapped
 from ._slot import IDLE, died_locked
+from ._sock_after import (
+    _closed_error,
+    _recv_blocked,
+    _recv_end,
+    _recv_failed,
+    _send_failed,
+    _send_rest,
+)
 from ._stream_ops import (
     AcceptOp,
     ConnectOp,
     StreamReadOp,
     StreamWriteOp,
-    read_failed,
-    stream_end,
-    write_failed,
 )
 from ._winsock_ext import accept_ex
 
@@ -102,7 +108,6 @@ __all__ = ["Socket", "create_socket"]
 
 _WSAENOTSOCK = 10038
 _MSG_NOSIGNAL = int(socket.MSG_NOSIGNAL)  # a plain int: IntFlag arithmetic costs ~1 us
-_POLLIN = select.POLLIN
 #: A socket whose last ``_ASK_RUN`` receives (or more) all pended stops asking ``poll(0)``
 #: first: its receives pend at once, and one in ``_ASK_EVERY + 1`` asks again (module
 #: docstring).
@@ -482,64 +487,6 @@ class Socket(StreamFile):
     def shutdown(self, how: int) -> None:
         """shutdown()."""
         self._sock().shutdown(how)
-
-
-# ---------------------------------------------------------------------- the continuations
-# What ``Socket.start_read``/``start_write`` do past their syscall, other than an immediate
-# success: Python functions that the C accelerator (``_fastsock.c``) calls too, so that the
-# two implementations cannot drift.
-
-
-def _closed_error() -> Win32Error:
-    """The error of a fast path on a closed socket (as ``_files.start``)."""
-    return Win32Error(WinError.ERROR_INVALID_HANDLE, "the socket is closed")
-
-
-def _recv_blocked(file: Socket, overlapped: Overlapped, view: memoryview) -> bool:
-    """A fast-path receive would block: the socket asks ``poll(0)`` first from now on
-    (module docstring), and the request pends (``_pend``). Returns False."""
-    poller = file._recv_poller
-    if poller is None:
-        poller = select.poll()
-        try:
-            poller.register(file.fd, _POLLIN)
-        except (ValueError, OSError):  # closed by another thread meanwhile
-            poller = None
-        file._recv_poller = poller
-    if poller is not None:
-        file._recv_ready = poller.poll
-        file._recv_misses = 1
-    file._pend(file, overlapped, view)
-    return False
-
-
-def _recv_failed(file: Socket, errno: int) -> NoReturn:
-    """A fast-path receive failed at once (errno): the socket state as ``try_now``, no
-    notification."""
-    raise IoError(ntstatus_to_winerror(read_failed(file, errno)[0])) from None
-
-
-def _recv_end(file: Socket) -> None:
-    """A fast-path receive read 0 bytes: a graceful close (success), or a reset that stays
-    reset (raises)."""
-    status = stream_end(file)[0]
-    if status:
-        raise IoError(ntstatus_to_winerror(status))
-
-
-def _send_failed(file: Socket, errno: int) -> NoReturn:
-    """A fast-path send failed at once (errno): as ``try_now``, no notification."""
-    raise IoError(ntstatus_to_winerror(write_failed(file, errno))) from None
-
-
-def _send_rest(file: Socket, overlapped: Overlapped, data: Any, n: int, nbytes: int) -> bool:
-    """The socket took ``n`` of ``nbytes`` (its buffer is full): the rest waits for room as a
-    request object, registered before the caller releases the send claim. Returns False."""
-    view = data if data.__class__ is memoryview else memoryview(data)
-    op = StreamWriteOp(file, overlapped, (view[n:],))
-    op.sent, op.nbytes = n, nbytes
-    submit_tried(op)
-    return False
 
 
 def create_socket(
