@@ -13,7 +13,10 @@ Servers (``--serve KIND`` prints ``PORT n``): ``winaio.core.t1`` / ``winaio.core
 ``winaio.win32.t1`` / ``winaio.win32.t2`` (``sock_winaio``: the IOCP echo through the core or the
 Win32 aliases, 1 or 2 port threads), ``asyncio_protocol``, ``uvloop_protocol``, ``raw_threaded``
 (the ceiling) and ``raw_epoll`` (``sock_anchors``), and ``raw_uring`` (``sock_raw_uring``: a
-minimal ctypes io_uring echo, the Python floor of a completion-model server). A server that
+minimal ctypes io_uring echo, the Python floor of a completion-model server; ``raw_uring@coop``
+the same on a ring with COOP_TASKRUN). Server-kind suffixes for same-run rows of one winaio:
+``@pure`` (no C accelerators), ``@slots-MODE`` (receive slots), ``@coop``/``@nocoop`` (rings
+with / without COOP_TASKRUN), ``@base`` (another tree's winaio). A server that
 cannot start, is not installed or crashes makes its rows ``{"unavailable": reason}`` (with the
 signal when it was killed by one) and the run goes on.
 
@@ -70,7 +73,14 @@ from sock_report import (
 )
 
 WINAIO_SERVERS = ("winaio.core.t1", "winaio.core.t2", "winaio.win32.t1", "winaio.win32.t2")
-ANCHORS = ("asyncio_protocol", "uvloop_protocol", "raw_threaded", "raw_epoll", "raw_uring")
+ANCHORS = (
+    "asyncio_protocol",
+    "uvloop_protocol",
+    "raw_threaded",
+    "raw_epoll",
+    "raw_uring",
+    "raw_uring@coop",
+)
 SERVERS = WINAIO_SERVERS + ANCHORS
 T2_NOTE = (
     "2 port threads on one GIL: a completion reaped by one thread and handed to the other "
@@ -88,6 +98,12 @@ PURE_SUFFIX = "@pure"
 #: A winaio server named ``KIND@slots-MODE`` runs with the sockets' receive slots in ``MODE``
 #: (``off``, ``py``, ``c``: ``WINAIO_SLOTS``, ``_io._accel.use_slots``), for same-run rows.
 SLOTS_SUFFIX = "@slots-"
+#: A winaio server named ``KIND@coop`` sets its io_uring rings up with COOP_TASKRUN (task work
+#: without the IPI), ``KIND@nocoop`` without it (``WINAIO_URING_COOP=1`` / ``0``), whatever the
+#: default is.
+COOP_SUFFIX, NOCOOP_SUFFIX = "@coop", "@nocoop"
+#: ``raw_uring@coop``: the raw io_uring echo on a ring with COOP_TASKRUN|TASKRUN_FLAG.
+RAW_URING_COOP = "raw_uring@coop"
 #: Test hooks: a simulated crashing / missing server (``_test_hooks``).
 CRASH_ENV, MISSING_ENV = "WINAIO_BENCH_CRASH", "WINAIO_BENCH_MISSING"
 
@@ -105,6 +121,10 @@ def serve(kind: str, skip: bool) -> None:
     if SLOTS_SUFFIX in kind:
         kind, mode = kind.split(SLOTS_SUFFIX)
         os.environ["WINAIO_SLOTS"] = mode
+    for suffix, value in ((COOP_SUFFIX, "1"), (NOCOOP_SUFFIX, "0")):
+        if kind.startswith("winaio.") and kind.endswith(suffix):
+            kind = kind[: -len(suffix)]
+            os.environ["WINAIO_URING_COOP"] = value
     if kind.endswith(PURE_SUFFIX):
         # The same winaio without its optional C accelerators (before/after in one run).
         kind = kind[: -len(PURE_SUFFIX)]
@@ -119,10 +139,10 @@ def serve(kind: str, skip: bool) -> None:
 
         _, form, threads = kind.split(".")
         sock_winaio.serve(form, int(threads[1:]), skip)
-    elif kind == "raw_uring":
+    elif kind in ("raw_uring", RAW_URING_COOP):
         import sock_raw_uring  # ctypes and the raw ring: only in its own process
 
-        sock_raw_uring.serve_raw_uring()
+        sock_raw_uring.serve_raw_uring(coop=kind == RAW_URING_COOP)
     else:
         sock_anchors.SERVE[kind]()
 

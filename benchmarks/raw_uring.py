@@ -44,6 +44,12 @@ IORING_OFF_SQ_RING = 0
 IORING_OFF_CQ_RING = 0x8000000
 IORING_OFF_SQES = 0x10000000
 IORING_OP_READ = 22  # Linux 5.6
+#: io_uring_setup flags (5.19): task work without the IPI, and the SQ flag telling it is pending
+#: (``RawRing(flags=COOP)``: ``bench_sockets``' ``raw_uring@coop`` ceiling; the files' raw
+#: loop keeps the default flags).
+IORING_SETUP_COOP_TASKRUN = 1 << 8
+IORING_SETUP_TASKRUN_FLAG = 1 << 9
+COOP = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG
 
 _SQE = struct.Struct("<BBHiQQIIQ")  # opcode, flags, ioprio, fd, off, addr, len, rw_flags, user_data
 _CQE = struct.Struct("<QiI")  # user_data, res, flags
@@ -83,10 +89,12 @@ _syscall.restype = ctypes.c_long
 
 
 class RawRing:
-    """One io_uring instance with ``entries`` SQEs, driven from Python with no helper library."""
+    """One io_uring instance with ``entries`` SQEs, driven from Python with no helper library.
+    ``flags``: io_uring_setup flags (e.g. :data:`COOP`)."""
 
-    def __init__(self, entries: int) -> None:
+    def __init__(self, entries: int, flags: int = 0) -> None:
         params = _Params()
+        params.flags = flags
         fd = _syscall(
             ctypes.c_long(NR_IO_URING_SETUP), ctypes.c_uint(entries), ctypes.byref(params)
         )

@@ -28,7 +28,7 @@ import socket
 from typing import Any
 
 from bench_procs import announce, listener
-from raw_uring import _CQE, _SQE, _U32, RawRing
+from raw_uring import _CQE, _SQE, _U32, COOP, RawRing
 
 IORING_OP_POLL_ADD = 6
 IORING_OP_RECV = 27
@@ -38,10 +38,13 @@ LISTENER = 0  # user_data of the listener's poll; a connection's is its fd (neve
 SIZE = 65536
 
 
-def serve_raw_uring() -> None:
+def serve_raw_uring(coop: bool = False) -> None:
+    """The echo loop; ``coop``: on a ring set up with COOP_TASKRUN|TASKRUN_FLAG (the
+    ``raw_uring@coop`` ceiling: the same loop, task work without the IPI; every wait is an
+    io_uring_enter(GETEVENTS) of the submitting thread, which runs it)."""
     lsock = listener()
     lsock.setblocking(False)
-    ring = RawRing(1024)
+    ring = RawRing(1024, COOP if coop else 0)
     pack_sqe, unpack_cqe, pack_u32, unpack_u32 = (
         _SQE.pack_into, _CQE.unpack_from, _U32.pack_into, _U32.unpack_from
     )  # fmt: skip

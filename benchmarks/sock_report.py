@@ -153,7 +153,8 @@ def targets(
 
 
 def info_ratios(rows: Rows) -> dict[str, Any]:
-    """Every measured row against the raw ceilings, asyncio and uvloop (same mode): calls/s
+    """Every measured row against the raw ceilings (``raw_uring@coop`` too), asyncio and
+    uvloop (same mode): calls/s
     ratio (higher is better) and p50 ratio (lower is better)."""
     out: dict[str, Any] = {}
     for name, row in rows.items():
@@ -161,7 +162,7 @@ def info_ratios(rows: Rows) -> dict[str, Any]:
             continue
         mode = row["mode"]
         mine: dict[str, Any] = {}
-        for ref in (*RAW, ASYNCIO, "uvloop_protocol", "raw_uring"):
+        for ref in (*RAW, ASYNCIO, "uvloop_protocol", "raw_uring", "raw_uring@coop"):
             other = rows.get(f"{ref}/{mode}", {})
             if other is row or "calls_per_s_median" not in other:
                 continue

@@ -697,8 +697,13 @@ def test_an_interrupt_anywhere_in_a_cached_read_loses_no_effect(
 
 
 class _Lead:
+    """The part of a Leadership a parker's release uses: ``owner`` (None: the release records
+    the parker as ``claimant``, ``Leadership.claim``), the poke."""
+
     def __init__(self) -> None:
         self.pokes = 0
+        self.owner: object = None
+        self.claimant: object = None
 
     def poke(self) -> None:
         self.pokes += 1

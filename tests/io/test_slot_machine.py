@@ -498,6 +498,49 @@ def test_a_port_thread_whose_only_work_is_slot_receives_leads_the_ring(
     _quiet(backend, f)
 
 
+@pytest.mark.parametrize("mode", ["off", "py", "c"])
+def test_a_waiter_the_ring_thread_woke_leads_its_next_waits(
+    mode: str, backend: IoUringBackend, conn: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thread that is not the ring's owner leads it only if something is still in flight
+    when it blocks; when the ring thread (woken by the eventfd: no owner) reaps its CQE first
+    - the likelier the slower its arm, as with the Python slot under the C funnel - it parks
+    on its token and is handed the completion, and stayed in that state: the ring thread
+    reaped every completion (a wake-up and a hand-off each). Forced once here (the ring
+    thread's delivery waits until the waiter blocked, and the waiter blocks once the ring
+    thread reaped); from then on the waiter owns the ring and leads every wait: the ring
+    thread reaps none of the next receives."""
+    with wt.slots_for_test(mode):
+        f, peer, port = conn
+        lead, rt = backend._lead, backend._ring_thread
+        ts = current_thread_state()
+        assert lead.owner is None  # (nobody waited on this ring yet)
+        real = reaper_mod.Reaper.deliver
+
+        def deliver(self: reaper_mod.Reaper, finished: Any) -> None:
+            if threading.current_thread() is rt.thread:
+                wait_until(lambda: ts.wait is not None, LONG, "the waiter blocked")
+            real(self, finished)
+
+        monkeypatch.setattr(reaper_mod.Reaper, "deliver", deliver)
+        memory = bytearray(8)
+        ov = _pend(f, memory)
+        peer.send(b"a")
+        wait_until(lambda: backend._in_flight() == 0, LONG, "the ring thread reaped it")
+        packet = port.get(LONG)
+        assert packet is not None and packet.overlapped is ov
+        wait_until(lambda: lead.owner is ts.parker, LONG, "the woken waiter owns the ring")
+        monkeypatch.setattr(reaper_mod.Reaper, "deliver", real)
+        reaps, leads = rt.reaps, lead.leads
+        for i in range(50):
+            ov = _pend(f, memory)
+            peer.send(bytes([i]))
+            packet = port.get(LONG)
+            assert packet is not None and packet.overlapped is ov and memory[0] == i
+        assert rt.reaps == reaps and lead.leads >= leads + 50
+        _quiet(backend, f)
+
+
 # ---------------------------------------------------------------------- forced interleavings
 
 

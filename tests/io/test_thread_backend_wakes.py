@@ -277,8 +277,13 @@ def test_bind_swaps_the_lock_a_wrapping_parker_keeps() -> None:
 
 
 class _Lead:
+    """The part of a Leadership a parker's release uses: ``owner`` (None: the release records
+    the parker as ``claimant``, ``Leadership.claim``), the poke."""
+
     def __init__(self) -> None:
         self.pokes = 0
+        self.owner: object = None
+        self.claimant: object = None
 
     def poke(self) -> None:
         self.pokes += 1

@@ -55,7 +55,14 @@ from .deferral import BURST, Deferral
 from .fastpend import install_on
 from .lead import Leadership, RingParker
 from .migration import Migration
-from .probe import feature_names, probe_backend, recv_poll_first
+from .probe import (
+    coop_taskrun,
+    feature_names,
+    probe_backend,
+    recv_poll_first,
+    ring_flags,
+    setup_names,
+)
 from .reaper import Reaper
 from .ring import BackendRing
 from .ringthread import RingThread
@@ -84,6 +91,10 @@ class IoUringBackend:
 
     Args:
         entries: SQ ring size (the CQ ring is 4x; the kernel parks any surplus, NODROP).
+        coop: set the ring up with ``IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG``
+            (task work without the IPI: ``abi``, ``docs/design.md`` "Task work without the
+            IPI"); None: as ``WINAIO_URING_COOP`` says, off without it
+            (``probe.ring_flags``). True on a kernel without them: no COOP either.
 
     Raises:
         RuntimeError: io_uring is unavailable here (:func:`probe_backend` says why).
@@ -95,11 +106,12 @@ class IoUringBackend:
     #: ``_accel.slots()`` is not ``off`` (set by the installer, ``fastpend``).
     _slots_on = False
 
-    def __init__(self, entries: int = 1024) -> None:
+    def __init__(self, entries: int = 1024, *, coop: bool | None = None) -> None:
         ok, reason = probe_backend()
         if not ok:
             raise RuntimeError(f"io_uring backend unavailable: {reason}")
-        self._ring = ring = BackendRing(entries, cq_entries=4 * entries)
+        flags = ring_flags() if coop is None else coop_taskrun() if coop else 0
+        self._ring = ring = BackendRing(entries, flags=flags, cq_entries=4 * entries)
         try:
             # The ring thread's wake-up: explicit writes, and every CQE while nobody owns the
             # CQ ring (IORING_REGISTER_EVENTFD; leaders disable it while they own it).
@@ -597,7 +609,8 @@ class IoUringBackend:
             cancelled = self._reaper.cancelled + self._cancelled_direct + slots.cancelled
             detail = (
                 f"ring sq={ring.sq_entries} cq={ring.cq_entries}"
-                f" features={feature_names(ring.features)}; issuers submit ({self._enters}"
+                f" features={feature_names(ring.features)} setup={setup_names(ring.flags)};"
+                f" issuers submit ({self._enters}"
                 f" enters, {self._backlog.total} backlogged, {self._migration.count} migrated at"
                 f" thread exit); waiters reap: {lead.leads} waits as leader, {lead.waits} in"
                 f" the kernel, {lead.own_wakes} ended in place, {lead.pokes} pokes,"

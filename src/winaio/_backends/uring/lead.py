@@ -130,6 +130,9 @@ class RingParker:
         # is harmless; none left the leader asleep in the kernel with its token - review8).
         try:
             self.lock.release()
+            lead = self.lead
+            if lead.owner is None:
+                lead.claimant = self  # (the ring thread's delivery: :meth:`Leadership.claim`)
             if self.in_kernel:
                 deferred = _deferred_wakes()
                 if deferred is not None:
@@ -311,9 +314,9 @@ class Leadership:
 
     __slots__ = (
         "__weakref__", "_efd", "_idle", "_in_flight", "_lock", "_shut", "_stale_head",
-        "_wake_ring_thread", "burst_left", "closed", "deferred", "flush", "followers", "leads",
-        "own_wakes", "owner", "poke_efd", "pokes", "reap", "ring", "take_burst", "takeovers",
-        "waiter", "waits",
+        "_wake_ring_thread", "burst_left", "claimant", "claims", "closed", "deferred", "flush",
+        "followers", "leads", "own_wakes", "owner", "poke_efd", "pokes", "reap", "ring",
+        "take_burst", "takeovers", "waiter", "waits",
     )  # fmt: skip
 
     def __init__(
@@ -351,6 +354,10 @@ class Leadership:
         # Counters (statistics, tests): waiter entries, kernel waits, pokes, watch takeovers,
         # waits ended in place while their waiter was awake (no token: module docstring).
         self.leads = self.waits = self.pokes = self.takeovers = self.own_wakes = 0
+        #: The parker last given a token while the ring had no owner (:meth:`claim`), and
+        #: how many such parkers took the ring over.
+        self.claimant: RingParker | None = None
+        self.claims = 0
         _leaderships.add(self)
         if not _rebinding:
             _first_leadership()
@@ -416,6 +423,33 @@ class Leadership:
         if wake:
             os.eventfd_write(self._efd, 1)
         return True
+
+    def claim(self) -> None:
+        """The ring thread delivered completions while the ring had no owner (no lock held):
+        the thread its delivery woke last (:attr:`claimant`, recorded by
+        :meth:`RingParker.release`) becomes the owner, so that its next wait leads.
+
+        Without it, a thread becomes owner only by blocking while something is still in
+        flight; when the ring thread (woken by the eventfd) reaps its completion first - the
+        likelier the slower its issue, e.g. the Python receive slot under the C funnel - it
+        parks on its token, is handed the completion, and stays there: the ring thread reaps
+        everything, a wake-up and a hand-off per completion. A claimed owner that does not
+        wait again is covered as any owner that left (the watch; an idle ring is given
+        back; a wake by another thread's token with nothing in flight gives it back)."""
+        parker = self.claimant
+        if parker is None:
+            return
+        self.claimant = None
+        with self._lock:
+            if (
+                self.owner is None
+                and self.waiter is None
+                and not self.closed
+                and parker.lead is self
+            ):
+                self.owner = parker
+                self.claims += 1
+                self.ring.cq_eventfd_toggle(False)  # (the caller, the ring thread, watches)
 
     def unfollow(self, parker: RingParker) -> None:
         with self._lock:

@@ -17,6 +17,14 @@ RECV of a socket receive that just failed with EAGAIN (``backend``), which spare
 second attempt that would fail too. Older kernels refuse the flag (-EINVAL): the RECV then goes
 without it.
 
+:func:`coop_taskrun` probes the backend rings' setup flags ``IORING_SETUP_COOP_TASKRUN |
+IORING_SETUP_TASKRUN_FLAG`` (5.19; ``abi``'s task work facts, ``docs/design.md`` "Task work
+without the IPI"): a 2-entry ring set up with them (older kernels refuse unknown setup flags
+with EINVAL). :func:`ring_flags` is what a backend asks for: none by default
+(:data:`DEFAULT_COOP`: measured no faster for winaio's echo, and the flags change when a
+completion whose submitter runs user code becomes visible), those flags where the kernel takes
+them with ``WINAIO_URING_COOP=1`` (and ``0`` forces them off: the A/B switch).
+
 Rules: never raises for "unavailable"; imports only the ABI modules (safe on any platform).
 """
 
@@ -29,9 +37,19 @@ import threading
 
 from . import abi
 from .abi import ProbeResult
-from .abi.consts import Feature, IoringOp, RecvSendFlags
+from .abi.consts import Feature, IoringOp, RecvSendFlags, SetupFlags
 
-__all__ = ["REQUIRED_OPS", "feature_names", "probe_backend", "recv_poll_first"]
+__all__ = [
+    "COOP_ENV",
+    "DEFAULT_COOP",
+    "REQUIRED_OPS",
+    "coop_taskrun",
+    "feature_names",
+    "probe_backend",
+    "recv_poll_first",
+    "ring_flags",
+    "setup_names",
+]
 
 REQUIRED_OPS = {
     IoringOp.IORING_OP_NOP: "NOP",
@@ -47,6 +65,15 @@ _lock = threading.Lock()
 _probed: tuple[bool, str, ProbeResult | None] | None = None
 _poll_first: int | None = None
 _POLL_FIRST = int(RecvSendFlags.IORING_RECVSEND_POLL_FIRST)
+_coop: int | None = None
+_COOP = int(SetupFlags.IORING_SETUP_COOP_TASKRUN | SetupFlags.IORING_SETUP_TASKRUN_FLAG)
+#: ``WINAIO_URING_COOP=1``: the backend's rings are set up with COOP_TASKRUN|TASKRUN_FLAG where
+#: the kernel takes them; ``0``: without (read at each backend's creation; unset: the default).
+COOP_ENV = "WINAIO_URING_COOP"
+#: Without the variable: no COOP. Measured (docs/design.md "Task work without the IPI"): the
+#: C=64 echo no faster with it (29 interleaved rounds: 0.993x), files unharmed, the raw io_uring
+#: echo 1.18-1.26x; the IPIs it saves are a few per thousand winaio echoes.
+DEFAULT_COOP = False
 _kept: list[object] = []  # a probe's buffer the kernel might still write (never, in practice)
 
 
@@ -91,6 +118,29 @@ def recv_poll_first() -> int:
         return _poll_first
 
 
+def coop_taskrun() -> int:
+    """``IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG`` if io_uring_setup takes them
+    here, else 0 (probed once; never raises)."""
+    global _coop
+    with _lock:
+        if _coop is None:
+            try:
+                abi.Ring(2, flags=_COOP).close()
+            except Exception:  # EINVAL before 5.19; "unavailable" must never raise
+                _coop = 0
+            else:
+                _coop = _COOP
+        return _coop
+
+
+def ring_flags() -> int:
+    """The setup flags of a new backend ring: :func:`coop_taskrun`'s when ``WINAIO_URING_COOP``
+    is ``1`` (or :data:`DEFAULT_COOP` without it), else none (module docstring)."""
+    value = os.environ.get(COOP_ENV, "").strip()
+    on = DEFAULT_COOP if value == "" else value != "0"
+    return coop_taskrun() if on else 0
+
+
 def _recv_takes_poll_first() -> bool:
     ring = abi.Ring(2)
     a, b = socket.socketpair()
@@ -115,3 +165,11 @@ def feature_names(features: int) -> str:
     """``IORING_FEAT_*`` bits as ``SINGLE_MMAP|NODROP|...`` (for statistics)."""
     names = [f.name or "" for f in Feature if f & features]
     return "|".join(n.removeprefix("IORING_FEAT_") for n in names) or "none"
+
+
+def setup_names(flags: int) -> str:
+    """``IORING_SETUP_*`` bits that change behaviour, as ``COOP_TASKRUN|TASKRUN_FLAG``
+    (``CLAMP``/``CQSIZE`` left out; for statistics)."""
+    shown = flags & ~(SetupFlags.IORING_SETUP_CLAMP | SetupFlags.IORING_SETUP_CQSIZE)
+    names = [f.name or "" for f in SetupFlags if f & shown]
+    return "|".join(n.removeprefix("IORING_SETUP_") for n in names) or "none"

@@ -148,6 +148,12 @@ class Reaper:
         how many CQEs it took."""
         ring = self._ring
         if not ring.cq_ready() and not ring.cq_has_overflow():
+            # Nothing to reap. (IORING_SQ_TASKRUN, task work queued for the ring, is not
+            # looked at: the leader calling this either sleeps in io_uring_enter(GETEVENTS)
+            # next, which runs its own task work and submits its burst in the same syscall -
+            # liburing's wait path, not its peek_batch - or returns on its token, leaving
+            # completions posted later to its next wait or the watch: docs/design.md "Task
+            # work without the IPI".)
             return 0
         finished: Finished = []
         cq_lock = self.cq_lock

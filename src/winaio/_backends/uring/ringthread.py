@@ -229,8 +229,11 @@ class RingThread:
                     if finished:
                         self.reaps += 1
                         self.delivered += len(finished)
+                        lead.claimant = None  # (set again by a parker this delivery wakes)
                         reaper.deliver(finished)
                 if finished:
+                    if lead.claimant is not None:
+                        lead.claim()  # the thread it woke leads from its next wait (lead)
                     continue  # more may have come meanwhile: look again before sleeping
             with lock:
                 if closing() and not self._table and self._drained_locked():

@@ -104,14 +104,42 @@ io_uring_enter(2), io_uring_register(2); Jens Axboe, "Efficient IO with io_uring
   returns ETIME (not an error here). ctypes drops the GIL for the call, so other threads run
   while one waits. Several threads may wait at once; which one the kernel wakes is not
   documented, so IOCP's LIFO release of waiters must be built above this layer.
-* **Task work.** Many requests (sockets, poll) finish in "task work" run by the thread that
-  *submitted* them. By default the kernel interrupts that thread to run it, so the CQE appears
-  even if another thread is the one waiting. ``IORING_SETUP_COOP_TASKRUN`` and
-  ``IORING_SETUP_DEFER_TASKRUN`` postpone it until the submitter enters the kernel (DEFER
-  also requires ``SINGLE_ISSUER`` and that only the submitter waits): do not use them when one
-  thread submits and another waits. Requests also belong to their submitter: if that thread
-  exits first, a request still waiting for its task work completes with -ECANCELED (a RECV
-  leaves the data in the socket). Submit from long-lived threads.
+* **Task work.** Many requests (sockets, poll, buffered and O_DIRECT reads) finish in "task
+  work" run by the thread that *submitted* them (io_uring_enter): the wake-up or the device
+  completion queues it on that task (``io_req_normal_work_add``: ``io_uring/io_uring.c``,
+  ``io_uring/tw.c`` from 6.19), and the CQE is posted when it runs. It runs whenever that
+  task returns to user mode (the end of any syscall or interrupt: ``TIF_NOTIFY_SIGNAL``) or
+  waits in io_uring_enter(``GETEVENTS``); any other thread entering the kernel runs only its
+  *own*. How the task is told (``task_work_add``'s notify method, ``kernel/task_work.c``):
+
+  - by default ``TWA_SIGNAL`` (``set_notify_signal``): the flag is set, a task asleep in an
+    interruptible wait is woken (``wake_up_state(TASK_INTERRUPTIBLE)``), and a task running
+    elsewhere gets an IPI (``kick_process``) so that it enters the kernel at once;
+  - with ``IORING_SETUP_COOP_TASKRUN`` (5.19) ``TWA_SIGNAL_NO_IPI`` (``__set_notify_signal``):
+    the same without the IPI. An interruptibly sleeping submitter (futex, poll, nanosleep,
+    io_uring_enter...) is still woken at once; one running in user mode runs the work at its
+    next syscall, page fault or interrupt - at the latest its next timer tick (CONFIG_HZ=250:
+    4 ms; no ``nohz_full`` CPU here); one in an uninterruptible sleep at its return, as with
+    TWA_SIGNAL. A completion is delayed at most that long, never lost. The IPI saved is a VM
+    exit on a virtual machine; the work then often runs when the submitter's own next
+    syscall returns, batched;
+  - ``IORING_SETUP_TASKRUN_FLAG`` (with COOP or DEFER) makes the kernel set
+    ``IORING_SQ_TASKRUN`` in the SQ ring's flags when a task's list of this ring's task work
+    goes from empty to non-empty, and clear it when *any* task has run its list for this
+    ring (``ctx_flush_and_put``). On a ring several threads submit to it is therefore a hint,
+    not a count: set means some task may have work pending (the caller's own, or another's),
+    clear does not prove the caller has none. A reader that finds the CQ ring empty and the
+    flag set flushes (io_uring_enter(0, 0, ``GETEVENTS``), liburing's ``cq_ring_needs_flush``),
+    which posts the CQEs of the caller's own pending work; another task's work is posted when
+    that task enters the kernel, and its CQE then wakes io_uring_enter's waiters and signals
+    a registered eventfd at that moment (``IORING_CQ_EVENTFD_DISABLED`` is read then).
+  - ``IORING_SETUP_DEFER_TASKRUN`` (6.1) runs the work only in io_uring_enter(``GETEVENTS``)
+    and needs ``SINGLE_ISSUER`` and that only the submitter waits: not for rings one thread
+    submits to and another waits on.
+
+  Requests also belong to their submitter: if that thread exits first, a request still
+  waiting for its task work completes with -ECANCELED (a RECV leaves the data in the
+  socket). Submit from long-lived threads.
 * **Teardown is asynchronous.** Closing the fd and unmapping cancels what is in flight, but
   the kernel may still write into user buffers while it finishes. Drain first (cancel, then
   reap every outstanding ``user_data``), then :meth:`Ring.close`. Never share a ring across

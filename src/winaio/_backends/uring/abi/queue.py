@@ -255,7 +255,8 @@ class RingQueue:
         return bool(self._sq_u32[self._sq_flags_i] & _CQ_OVERFLOW)
 
     def _flush(self) -> bool:
-        # Move overflowed CQEs (and deferred task work) into the CQ ring. SQ untouched.
+        # Move overflowed CQEs into the CQ ring and run this thread's task work (which posts
+        # the CQEs of the requests it submitted whose work is pending). SQ untouched.
         if not self._sq_u32[self._sq_flags_i] & _NEEDS_FLUSH:
             return False
         enter = syscall._syscall
@@ -273,8 +274,10 @@ class RingQueue:
         """Take up to ``max_n`` CQEs as ``(user_data, res, flags)`` and advance the CQ head once.
 
         Reads the CQ tail, unpacks the entries in one pass (two across the ring's wrap), then
-        publishes the new head. When the ring is empty but the kernel has an overflow backlog,
-        it is flushed first. Returns ``[]`` when nothing is ready; never blocks.
+        publishes the new head. When the ring is empty but the kernel has an overflow backlog or
+        task work pending (``IORING_SQ_TASKRUN``: liburing's ``cq_ring_needs_flush``), it is
+        flushed first (liburing's ``io_uring_peek_batch_cqe``). Returns ``[]`` when nothing is
+        ready; never blocks.
         """
         head = self._cq_head
         u32 = self._cq_u32
