@@ -76,7 +76,7 @@ class Event(DispatcherObject):
             waiters = self._waiters
             if waiters:
                 try:
-                    for wb in waiters:
+                    for wb in waiters:  # noqa: B007 (the first waiter, no call)
                         break
                     if (
                         not self.manual_reset
