@@ -20,14 +20,20 @@ Each workload runs twice under ``valgrind --tool=callgrind --separate-threads=ye
 different number of iterations; the main thread's instruction count difference over the
 iteration difference is the cost per iteration, without start-up (imports, connections,
 warm-up). The ring thread's count is reported the same way (it must stay near 0: the port
-thread reaps). Syscalls' kernel time is not counted (``bench_sockets.py`` reports the server's
-user and kernel CPU per echo).
+thread reaps), and the sum over every thread of the process (``all_threads``). Syscalls'
+kernel time is not counted (``bench_sockets.py`` reports the server's user and kernel CPU per
+echo).
 
 Usage: ``.venv/bin/python benchmarks/sock_instructions.py [--workloads qd1,c64]`` (valgrind
 from apt), or ``--run qd1|c64 --iterations N`` for one in-process run (what valgrind runs; it
-prints the wall-clock time per iteration on stderr), or ``--opcodes qd1|c64`` for the
-interpreter opcodes per iteration unit, function by function (``sys.settrace`` with opcode
-events on the calling thread, the port thread; one JSON object, the costliest functions first).
+prints the wall-clock time per iteration on stderr), or ``--opcodes qd1|c64 [--iterations N]``
+for the interpreter opcodes per iteration unit on every thread of the process, thread by thread
+and function by function (``sys.settrace`` with opcode events, installed on every thread before
+the backend starts: ``Opcodes``; one JSON object: the all-threads total per unit, then each
+thread's, the costliest functions first). Only the all-threads total compares between trees:
+which thread reaps moves with the design (the port thread leading the ring, the ring thread).
+The ring thread's watch is held off as under valgrind unless ``--free-ring`` (then the ring
+thread takes the ring over from the traced, slow port thread and reaps part of the echoes).
 """
 
 from __future__ import annotations
@@ -40,8 +46,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from threading import get_ident
 from typing import Any
 
 WORKLOADS = ("qd1", "c64", "echo1", "echo1_win32")
@@ -73,10 +82,15 @@ def _pair(listener: socket.socket, port: Any, key: Any) -> tuple[Any, socket.soc
     return f, peer
 
 
-def run(workload: str, iterations: int, warmup: int | None = None, trace: Any = None) -> float:
+def run(
+    workload: str,
+    iterations: int,
+    warmup: int | None = None,
+    window: Callable[[bool], None] | None = None,
+) -> float:
     """Run ``workload`` in this process; returns the seconds per iteration (after ``warmup``
-    iterations, by default ``WARMUP``). Closes what it opened. ``trace``: a ``sys.settrace``
-    function installed for the measured iterations only."""
+    iterations, by default ``WARMUP``). Closes what it opened. ``window``: called with True
+    before the measured iterations and with False after them (``Opcodes.count``)."""
     import winaio
 
     listener = socket.create_server(("127.0.0.1", 0), backlog=128)
@@ -145,13 +159,14 @@ def run(workload: str, iterations: int, warmup: int | None = None, trace: Any = 
         for _ in range(WARMUP[workload] if warmup is None else warmup):
             step()
         start = time.perf_counter()
-        if trace is not None:
-            sys.settrace(trace)
+        if window is not None:
+            window(True)
         try:
             for _ in range(iterations):
                 step()
         finally:
-            sys.settrace(None)
+            if window is not None:
+                window(False)
         return (time.perf_counter() - start) / iterations
     finally:
         for thing in opened:
@@ -203,44 +218,127 @@ def _echo1_win32(listener: socket.socket) -> tuple[Any, list[Any]]:
     return step, [peer, Handles()]
 
 
-def opcodes(workload: str, iterations: int) -> dict[str, Any]:
-    """Interpreter opcodes per unit (an echo for c64, a pended receive for qd1), per function,
-    counted with ``sys.settrace`` (opcode events) over ``iterations`` after the warm-up; the
-    tracer's own functions excluded. Only the calling thread is traced (the port thread)."""
-    counts: dict[str, int] = {}
-    get = counts.get
-    here = __file__
+class Opcodes:
+    """Interpreter opcodes per thread and function, counted by a ``sys.settrace`` function
+    with opcode events on every thread of the process: :meth:`install` sets it on the calling
+    thread and, through ``threading.settrace``, on every thread started afterwards (CPython
+    3.11 cannot set a trace function on a thread already running; 3.12's
+    ``threading.settrace_all_threads`` could, but the rule here is the same on every version:
+    install before the backend starts its threads). Every thread of the process runs its
+    Python through ``threading.Thread`` (the port thread is the main thread; the ring thread,
+    the pool's workers, timers...), so every thread is traced; :meth:`untraced` names the
+    threads alive without the trace function (started before :meth:`install`), and
+    :func:`opcodes` refuses to report a count with any: a per-echo count of some threads only
+    is what misled before (the port thread's count moved 802 -> 792 with the receive slot
+    while the all-threads sum moved 1099 -> 931: docs/design.md, "The receive slot...").
 
-    def tracer(frame: Any, event: str, arg: Any) -> Any:
+    Counting is on between ``count(True)`` and ``count(False)`` (``run``'s measured
+    iterations); opcodes of functions defined in ``exclude`` (the workload's own loop, the
+    echo server's code and the peers') are not counted."""
+
+    def __init__(self, exclude: str) -> None:
+        self.exclude = exclude
+        self.counting = False
+        #: thread ident -> its name, for every thread the trace function ran on
+        self.traced: dict[int, str] = {}
+        #: thread ident -> function -> opcodes counted
+        self.counts: dict[int, dict[str, int]] = {}
+
+    def install(self) -> None:
+        threading.settrace(self._trace)
+        sys.settrace(self._trace)
+
+    def uninstall(self) -> None:
+        """Stop counting; no new thread is traced and the calling thread's trace function is
+        removed (the other threads keep theirs, which count nothing any more)."""
+        self.counting = False
+        threading.settrace(None)  # type: ignore[arg-type]  # (typeshed wants a function)
+        sys.settrace(None)
+
+    def count(self, on: bool) -> None:
+        self.counting = on
+
+    def untraced(self) -> list[str]:
+        """The names of the threads alive that the trace function never ran on."""
+        return sorted(t.name for t in threading.enumerate() if t.ident not in self.traced)
+
+    def _trace(self, frame: Any, event: str, arg: Any) -> Any:
         frame.f_trace_opcodes = True
-        code = frame.f_code
-        if code.co_filename == here:
-            return tracer
-        if event == "opcode":
-            name = f"{os.path.basename(code.co_filename)}:{code.co_qualname}"
-            counts[name] = get(name, 0) + 1
-        return tracer
+        ident = get_ident()
+        if ident not in self.traced:
+            self.traced[ident] = threading.current_thread().name
+            self.counts[ident] = {}
+        if event == "opcode" and self.counting:
+            code = frame.f_code
+            if code.co_filename != self.exclude:
+                counts = self.counts[ident]
+                name = f"{os.path.basename(code.co_filename)}:{code.co_qualname}"
+                counts[name] = counts.get(name, 0) + 1
+        return self._trace
 
-    run(workload, iterations, trace=tracer)
-    unit = iterations * (CONNECTIONS if workload == "c64" else 1)
+    def report(self, unit: int) -> dict[str, Any]:
+        """Opcodes per unit: the total over all threads, each thread's total and costliest
+        functions (threads keyed by name; a thread that ran no counted opcode is listed with
+        0: it was traced), and the costliest functions over all threads."""
+        threads: dict[str, Any] = {}
+        merged: dict[str, int] = {}
+        for ident, counts in sorted(self.counts.items(), key=lambda kv: -sum(kv[1].values())):
+            name = self.traced[ident]
+            key = name if name not in threads else f"{name}#{ident}"
+            threads[key] = {
+                "total": round(sum(counts.values()) / unit, 1),
+                "functions": _costliest(counts, unit),
+            }
+            for fn, n in counts.items():
+                merged[fn] = merged.get(fn, 0) + n
+        return {
+            "total": round(sum(merged.values()) / unit, 1),
+            "threads": threads,
+            "functions": _costliest(merged, unit),
+        }
+
+
+def _costliest(counts: dict[str, int], unit: int) -> dict[str, float]:
     per = sorted(((n / unit, name) for name, n in counts.items()), reverse=True)
+    return {name: round(n, 1) for n, name in per if n >= 0.5}
+
+
+def opcodes(workload: str, iterations: int, tracer: Opcodes, held: bool = True) -> dict[str, Any]:
+    """Interpreter opcodes per unit (an echo for c64, a pended receive for qd1) over
+    ``iterations`` after the warm-up, on every thread of the process (``tracer`` installed
+    before the backend started: ``main``), per thread and per function. Raises RuntimeError if
+    a thread alive at the end was never traced (its opcodes would be missing). ``held``: the
+    ring thread's watch was held off (``_hold_the_ring``), for the note."""
+    run(workload, iterations, window=tracer.count)
+    missing = tracer.untraced()
+    tracer.uninstall()
+    if missing:
+        raise RuntimeError(f"threads not traced (started before the tracer): {missing}")
+    unit = iterations * (CONNECTIONS if workload == "c64" else 1)
     return {
         "workload": workload,
         "per": "pended receive" if workload == "qd1" else "echo",
-        "note": "the workload's own loop (the echo server's code) excluded",
-        "total": round(sum(n for n, _ in per), 1),
-        "functions": {name: round(n, 1) for n, name in per if n >= 0.5},
+        "note": "all threads of the process; the workload's own loop (the echo server's code "
+        "and the peers') excluded; "
+        + (
+            "the ring thread's watch held at 100 s (_hold_the_ring)"
+            if held
+            else "the ring thread free to take the ring over from the slow traced port thread"
+        ),
+        "iterations": iterations,
+        **tracer.report(unit),
     }
 
 
-def _hold_the_ring() -> None:
-    """In the valgrind child: the ring thread's watch must not take the ring over while
-    callgrind slows this thread down (it would reap in its place): a watch of 100 s, set once
+def _hold_the_ring(hold: bool = True) -> None:
+    """Start the process's backend. In the valgrind child (and under ``--opcodes`` unless
+    ``--free-ring``): the ring thread's watch must not take the ring over while callgrind (the
+    tracer) slows this thread down (it would reap in its place): a watch of 100 s, set once
     the leaders' poke is armed (the ring thread's first round)."""
     from winaio import _runtime
 
     backend: Any = _runtime.backend()
-    if hasattr(backend, "_lead"):
+    if hold and hasattr(backend, "_lead"):
         # (the module whose loop reads them: ``backend`` until 3b0fb6b moved the loop out,
         # after which this hold set a name nobody read - review8)
         import winaio._backends.uring.ringthread as ringthread
@@ -280,12 +378,14 @@ def measure(workload: str, valgrind: str, workdir: Path) -> dict[str, Any]:
         per *= CONNECTIONS
     main = (counts[1].get(1, 0) - counts[0].get(1, 0)) / per
     ring = (counts[1].get(2, 0) - counts[0].get(2, 0)) / per
+    every = (sum(counts[1].values()) - sum(counts[0].values())) / per
     unit = "pended receive" if workload == "qd1" else "echo"
     return {
         "workload": workload,
         "per": unit,
         "main_thread": round(main),
         "ring_thread": round(ring),
+        "all_threads": round(every),
     }
 
 
@@ -299,16 +399,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--workloads", default=",".join(DEFAULT_WORKLOADS))
     parser.add_argument("--run", choices=WORKLOADS, help="(child) run one workload in-process")
-    parser.add_argument("--iterations", type=int, default=1000)
-    parser.add_argument("--opcodes", choices=WORKLOADS, help="opcodes per function (settrace)")
+    parser.add_argument(
+        "--iterations", type=int, help="(--run: 1000, --opcodes: the workload's second run)"
+    )
+    parser.add_argument(
+        "--opcodes", choices=WORKLOADS, help="opcodes per thread and function (settrace)"
+    )
+    parser.add_argument(
+        "--free-ring",
+        action="store_true",
+        help="(--opcodes) leave the ring thread's watch alone: it reaps part of the echoes",
+    )
     opts = parser.parse_args(argv)
     if opts.opcodes:
-        _hold_the_ring()  # traced, this thread is slow too
-        print(json.dumps(opcodes(opts.opcodes, ITERATIONS[opts.opcodes][1]), indent=2))
+        tracer = Opcodes(exclude=__file__)
+        tracer.install()  # before the backend starts its threads: every thread is traced
+        _hold_the_ring(not opts.free_ring)  # traced, the port thread is slow too
+        n = opts.iterations or ITERATIONS[opts.opcodes][1]
+        print(json.dumps(opcodes(opts.opcodes, n, tracer, not opts.free_ring), indent=2))
         return 0
     if opts.run:
         _hold_the_ring()
-        seconds = run(opts.run, opts.iterations)
+        seconds = run(opts.run, opts.iterations or 1000)
         print(f"{opts.run}: {1e6 * seconds:.2f} us per iteration", file=sys.stderr)
         return 0
     valgrind = shutil.which("valgrind")
@@ -319,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = [measure(w, valgrind, Path(tmp)) for w in opts.workloads.split(",") if w]
     result = {
         "benchmark": "sock_instructions",
-        "method": "callgrind instructions, main thread, (I(n2) - I(n1)) / (n2 - n1)",
+        "method": "callgrind instructions per thread, (I(n2) - I(n1)) / (n2 - n1)",
         "python": sys.version.split()[0],
         "commit": _commit(),
         "rows": rows,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unittest
+from pathlib import Path
 
 import pytest
 
@@ -88,3 +89,56 @@ def test_split_impossible_slot_items_keeps_what_can_run_and_other_directories() 
     kept, impossible = wt.split_impossible_slot_items(items, "/t/io")
     assert impossible == [c_on_py, c_on_fast_py]
     assert kept == [c_on_c, py_on_py, plain, elsewhere]  # ("/t/io2" is not under "/t/io")
+
+
+def test_run_child_runs_this_winaio_with_the_c_paths_and_the_debug_allocator() -> None:
+    script = (
+        "import os, sys, winaio\n"
+        "print(os.environ['PYTHONMALLOC'], os.environ['WINAIO_PURE_PYTHON'], *sys.argv[1:])\n"
+        "print(winaio.__file__)\n"
+    )
+    run = wt.run_child(script, "a", "b")
+    first, where = run.stdout.splitlines()
+    assert first == "debug 0 a b"
+    assert Path(where).resolve() == Path(winaio.__file__).resolve()
+
+
+@pytest.mark.parametrize(
+    ("script", "seen"),
+    [
+        ("import sys; sys.stderr.write('boom'); sys.exit(3)", "boom"),
+        ("import os; os.abort()", "Fatal Python error: Aborted"),  # (faulthandler's report)
+    ],
+)
+def test_run_child_fails_on_a_failed_or_crashed_child(script: str, seen: str) -> None:
+    with pytest.raises(AssertionError, match=seen):
+        wt.run_child(script)
+
+
+def test_nomem_sweep_wants_an_empty_list_last() -> None:
+    wt.nomem_sweep("print('swept 3'); print([])")
+    with pytest.raises(AssertionError, match="half"):
+        wt.nomem_sweep("print(['half state'])")
+
+
+def test_hex_reader_reads_digits_and_drops_white_space_and_comments(tmp_path: Path) -> None:
+    (tmp_path / "pdu.hex").write_text("# a header\n05 00 0b 03  # version, bind\n\t1000\n")
+    (tmp_path / "odd.hex").write_text("05 0\n")
+    (tmp_path / "stray.hex").write_text("05 zz\n")
+    read = wt.hex_reader(tmp_path)
+    assert read("pdu") == bytes([5, 0, 0x0B, 3, 0x10, 0])
+    for bad in ("odd", "stray"):
+        with pytest.raises(ValueError):
+            read(bad)
+
+
+def test_require_peer_passes_skips_or_fails_under_require_peers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WINAIO_REQUIRE_PEERS", "1")
+    wt.require_peer(True, "rpcclient missing")
+    with pytest.raises(AssertionError, match=r"required peer missing .*: rpcclient missing"):
+        wt.require_peer(False, "rpcclient missing")
+    monkeypatch.delenv("WINAIO_REQUIRE_PEERS")
+    with pytest.raises(unittest.SkipTest, match=r"^rpcclient missing$"):
+        wt.require_peer(False, "rpcclient missing")

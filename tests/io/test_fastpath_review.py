@@ -25,7 +25,6 @@ import os
 import shlex
 import shutil
 import subprocess
-import sys
 import sysconfig
 import textwrap
 from pathlib import Path
@@ -40,7 +39,7 @@ from winaio._io._overlapped import Overlapped
 from winaio._io._sockets import sockets_accelerator_available
 from winaio.codes import WinError
 from winaio.errors import Win32Error
-from winaio.testing import require_c_path
+from winaio.testing import require_c_path, run_child
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted((ROOT / "src" / "winaio" / "_io").glob("_fast*.c"))
@@ -114,17 +113,7 @@ _CHILD = textwrap.dedent(
 def test_pend_receive_keeps_the_event_it_was_issued_with(impl: str) -> None:
     if impl == "c":
         require_c_path(_accel.BUILT)
-    env = dict(os.environ, PYTHONMALLOC="debug", WINAIO_PURE_PYTHON="0")
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
-    run = subprocess.run(
-        [sys.executable, "-X", "faulthandler", "-c", _CHILD, impl],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        cwd=ROOT,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
+    run = run_child(_CHILD, impl)  # (the debug allocator: a use after free aborts it)
     # The event was rebound during the call and the request kept the one it was issued with.
     assert run.stdout.split() == ["Event", "True"], run.stdout + run.stderr[-3000:]
 
@@ -274,13 +263,7 @@ def test_a_closed_rings_methods_raise_as_python(impl: str) -> None:
                 print(name, "ValueError")
         """
     )
-    env = dict(os.environ, WINAIO_PURE_PYTHON="0")
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
-    run = subprocess.run(
-        [sys.executable, "-X", "faulthandler", "-c", child, impl],
-        capture_output=True, text=True, timeout=60, env=env, cwd=ROOT,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr[-3000:]
+    run = run_child(child, impl)
     assert run.stdout.split() == [
         "cq_ready", "ValueError", "cq_has_overflow", "ValueError", "sq_ready", "ValueError",
         "reap", "ValueError", "publish", "ValueError",

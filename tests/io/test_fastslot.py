@@ -38,15 +38,16 @@ from winaio._backends import uring
 from winaio._backends.uring import reaper as reaper_mod
 from winaio._backends.uring.common import InFlight
 from winaio._backends.uring.migration import Migration
+from winaio._backends.uring.slots import settle_locked
 from winaio._backends.uring.streams import StreamLines
 from winaio._io import _accel, _dispatch
 from winaio._io._files import FileObject
 from winaio._io._overlapped import Overlapped
 from winaio._io._port import CompletionPacket, CompletionPort
-from winaio._io._slot import ReceiveSlot
+from winaio._io._slot import ReceiveSlot, demote_locked
 from winaio._io._sockets import Socket
 from winaio._io._stream_ops import new_stream_read
-from winaio._kernel._dispatcher import ThreadState, WaitBlock, wake_waiters
+from winaio._kernel._dispatcher import LOCK, ThreadState, WaitBlock, wake_waiters
 from winaio._kernel._threads import current_thread_state
 from winaio.testing import nomem_sweep, python_frames, require_c_path, slots_for_test
 
@@ -566,10 +567,10 @@ def test_a_batch_of_plain_slot_cqes_is_reaped_without_a_python_frame() -> None:
 
 
 def test_a_demoter_between_the_check_and_the_lock_gets_its_cqe_mapped_by_python() -> None:
-    """The C batch checks every slot ARMED, then takes the backend's lock; a contended lock
-    lets a demoter's step 1 in (ARMED -> DEMOTING_K, under LOCK only): that slot's CQE goes,
-    alone, to the Python ``process`` (its ``_reap_slot`` settles the demotion and maps the
-    CQE as the request's); the others are REAPED."""
+    """The C batch checks every slot ARMED, then takes the backend's lock and checks again; a
+    slot found neither ARMED nor DEMOTING_K with its request (here DEMOTING_K without one)
+    sends the batch whole to the Python ``process``, nothing written (its ``_reap_slot`` takes
+    that CQE); the others are REAPED there."""
     assert C_DONE is not None
     specs = [{"what": "plain", "res": 64, "gen": 1} for _ in range(3)]
     reaper, cqes, slots = build_slot_reaper(specs, _fastio.ReceiveSlot)
@@ -610,6 +611,300 @@ def test_a_demoter_between_the_check_and_the_lock_gets_its_cqe_mapped_by_python(
     assert seen == [cqes[1][:2]]
     assert finished == [slots.items[0], slots.items[2]]
     assert [s.state for s in slots.items] == [3, 6, 3] and (slots.armed, slots.done) == (1, 2)
+
+
+class DemotingLock:
+    """The backend's lock, whose first acquire (or ``with``) lets a demoter in first: what a
+    contended wait lets happen between the reaper's check and its hold (the demoter runs
+    once, without the lock; its step 2, if any, takes the inner lock)."""
+
+    def __init__(self, demoter: Callable[[], object] | None = None) -> None:
+        self.lock = threading.Lock()
+        self.demoter = demoter
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        demoter, self.demoter = self.demoter, None
+        if demoter is not None:
+            demoter()
+        return self.lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self.lock.release()
+
+    def locked(self) -> bool:
+        return self.lock.locked()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class DemoterWorld:
+    """ARMED receive slots (``slot_class``; the backend's table the C type) on files of
+    /dev/null descriptors bound to one port, their plain CQEs, and a Reaper whose backend lock
+    lets a demoter of slot ``demote`` in at its first acquire: demotion step 1 (``mode``
+    ``step1``: its step 2 comes after the reaper, :meth:`after`) or both steps (``both``).
+    Deterministic: two builds from one spec are equal field for field."""
+
+    def __init__(
+        self, spec: list[tuple[int, int]], demote: int, mode: str, null_fd: int, slot_class: type
+    ) -> None:
+        self.slots = _fastio.SlotTable()
+        self.table = InFlight()
+        self.lock = DemotingLock(self._demoter)
+        self.streams = StreamLines(self.lock, self._never)  # type: ignore[arg-type]
+        self.reaper = reaper_mod.Reaper(
+            None,  # type: ignore[arg-type]
+            self.table, self.streams, Migration(), self._never, self._never, lambda: None,
+            self.slots,  # type: ignore[arg-type]
+        )  # fmt: skip
+        self.port = CompletionPort(16)
+        self.issuer = ThreadState(7300, 7300)
+        self.demote, self.mode = demote, mode
+        self.files: list[FileObject] = []
+        self.ovs: list[Overlapped] = []
+        self.bufs: list[bytearray] = []
+        self.cqes: list[tuple[int, int, int]] = []
+        for i, (gen, res) in enumerate(spec):
+            f = FileObject(os.dup(null_fd), overlapped=True, backend=object())  # type: ignore[arg-type]
+            f.port, f.key, f.stream_in = self.port, i, 1
+            ov, buf = Overlapped(0), bytearray(16)
+            slot = slot_class(self.slots)
+            slot.file, slot.overlapped, slot.issuer = f, ov, self.issuer
+            slot.view = memoryview(buf)
+            slot.pin()
+            slot.index, slot.gen, slot.state = i, gen, _fastio.SLOT_ARMED
+            slot.ud = SLOT_TAG | gen << 32 | i
+            self.slots.items.append(slot)
+            self.slots.armed += 1
+            self.slots.submitted += 1
+            self.cqes.append((slot.ud, res, 0))
+            self.files.append(f)
+            self.ovs.append(ov)
+            self.bufs.append(buf)
+        self.gen = spec[demote][0]
+
+    @staticmethod
+    def _never(*args: object) -> None:
+        raise AssertionError(f"unexpected call {args!r}")
+
+    def _demoter(self) -> None:
+        slot = self.slots.items[self.demote]
+        with LOCK:
+            demote_locked(slot)
+        if self.mode == "both":
+            with self.lock.lock:
+                drop = settle_locked(slot, self.gen, self.table, self.streams)
+            del drop
+
+    def after(self) -> None:
+        """The demoter's step 2 after the reaper's hold (idempotent: nothing left to do
+        when the reaper made it)."""
+        with self.lock.lock:
+            drop = settle_locked(self.slots.items[self.demote], self.gen, self.table, self.streams)
+        del drop
+
+    def snapshot(self) -> Any:
+        index = {id(ov): i for i, ov in enumerate(self.ovs)}
+        return (
+            sorted((p.key, index.get(id(p.overlapped)), p.status, p.bytes_transferred)
+                   for p in self.port._packets),
+            [(ov.status, ov.information) for ov in self.ovs],
+            [(f.stream_in, len(f._pending)) for f in self.files],
+            [(s.state, s.gen, s.pinned, s.file is None, s.op is None) for s in self.slots.items],
+            (self.slots.armed, self.slots.done + self.reaper.done, self.reaper.cancelled),
+            sorted(self.table), sorted(self.streams.lines),
+        )  # fmt: skip
+
+    def close(self) -> None:
+        for f in self.files:
+            if f.fd >= 0:
+                os.close(f.fd)
+                f.fd = -1
+
+
+def _deliver_once(world: DemoterWorld, process: Callable[..., Any]) -> list[str]:
+    """``Reaper._batch_locked``'s steps with ``process``: map, then deliver (or
+    ``_deliver_rest`` after an exception); the demoter's step 2 after the reaper's hold."""
+    reports: list[str] = []
+    report = reaper_mod.report
+    reaper_mod.report = lambda what, exc=None: reports.append(what)
+    try:
+        finished: list[Any] = []
+        process(world.reaper, world.cqes, finished)
+        world.after()
+        world.reaper.deliver(finished)
+    finally:
+        reaper_mod.report = report
+    return reports
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    spec=st.lists(
+        st.tuples(st.sampled_from([0, 3, 0x7FFFFFFF]), st.integers(1, 16)), min_size=1, max_size=6
+    ),
+    pick=st.integers(0, 5),
+    mode=st.sampled_from(["step1", "both"]),
+)
+def test_c_and_python_reap_alike_with_a_demoter_between_the_check_and_the_lock(
+    spec: list[tuple[int, int]], pick: int, mode: str, null_fd: int
+) -> None:
+    """A demoter (``pending_ops()``, close, a second receive...) gets in while the reaper waits
+    for the backend's lock, having checked its batch of plain slot CQEs: step 1 only (its step
+    2 after the reaper's hold) or both steps. C ``process`` on C slots, the Python reference on
+    C slots and on the Python twin: each receive completes exactly once (one packet, its IOSB,
+    the demoted one as its request), every slot IDLE at its next generation, nothing left in
+    the table, the lines or the counts, the same reports."""
+    assert C_DONE is not None
+    demote = pick % len(spec)
+    runs = [
+        (_fastio.ReceiveSlot, C_DONE[2]),
+        (_fastio.ReceiveSlot, reaper_mod._PY_PROCESS),
+        (ReceiveSlot, reaper_mod._PY_PROCESS),
+    ]
+    worlds = [DemoterWorld(spec, demote, mode, null_fd, cls) for cls, _ in runs]
+    try:
+        reports = [_deliver_once(w, process) for w, (_, process) in zip(worlds, runs, strict=True)]
+        snaps = [w.snapshot() for w in worlds]
+        assert snaps[0] == snaps[1] == snaps[2]
+        assert reports[0] == reports[1] == reports[2]
+        packets, iosbs, files, slots, counts, table, lines = snaps[0]
+        assert [p[1] for p in packets] == list(range(len(spec)))  # one each
+        assert iosbs == [(0, res) for _, res in spec]
+        assert files == [(0, 0)] * len(spec) and counts == (0, len(spec), 0)
+        assert [s[:2] for s in slots] == [(0, (gen + 1) & 0x7FFFFFFF) for gen, _ in spec]
+        assert (table, lines) == ([], [])
+        for buf in worlds[0].bufs:
+            buf.extend(b"x")  # no export left
+    finally:
+        for w in worlds:
+            w.close()
+
+
+def test_a_demoter_of_step_1_only_has_its_slot_reaped_with_its_request_in_c(
+    null_fd: int,
+) -> None:
+    """A demoter's step 1 (DEMOTING_K, its request built) while the C batch waits for the
+    backend's lock: the C reaps that slot with its request (REAPED, ``op`` set: the state a
+    demotion after the reap leaves; its delivery is the request's) without calling the Python
+    reaper, and the demoter's step 2 then finds nothing to do."""
+    assert C_DONE is not None
+    w = DemoterWorld([(2, 9), (5, 10), (0, 11)], 1, "step1", null_fd, _fastio.ReceiveSlot)
+    try:
+        finished: list[Any] = []
+        names = python_frames(partial(C_DONE[2], w.reaper, w.cqes, finished))
+        assert names & {"process", "_reap_slot", "_demote_reaped", "settle_locked"} == set()
+        slot = w.slots.items[1]
+        assert finished == w.slots.items and slot.op is not None
+        assert [(s.state, s.res) for s in finished] == [(3, 9), (3, 10), (3, 11)]
+        assert (w.slots.armed, w.slots.done, w.reaper.done) == (0, 3, 0)
+        w.after()
+        assert slot.state == _fastio.SLOT_REAPED and not w.table and not w.streams.lines
+        w.reaper.deliver(finished)
+        assert slot.op is None and slot.state == 0 and slot.gen == 6
+        assert sorted(p.key for p in w.port._packets) == [0, 1, 2]
+        assert [ov.information for ov in w.ovs] == [9, 10, 11]
+        assert [f.stream_in for f in w.files] == [0, 0, 0] and not w.files[1]._pending
+    finally:
+        w.close()
+
+
+_NOMEM_DEMOTER = textwrap.dedent(
+    """
+    import os, sys, traceback, _testcapi
+    sys.path.insert(0, sys.argv[4])
+    import test_fastslot as T
+    from winaio._io import _fastio
+    from winaio._kernel._dispatcher import LOCK
+
+    C = T.C_DONE
+    null = os.open(os.devnull, os.O_RDONLY)
+    phase, mode = sys.argv[2], sys.argv[3]
+    spec = [(0, 5), (4, 6), (9, 7)]
+    # The Python reference's modules: a MemoryError raised in them is the Python funnel's
+    # (docs/design.md, review7: not swept), not the C's.
+    REFERENCE = ("reaper.py", "streams.py", "slots.py", "_slot.py", "_dispatch.py")
+    bad, in_python = set(), 0
+    for k in range(int(sys.argv[1])):
+        w = T.DemoterWorld(spec, 1, mode, null, _fastio.ReceiveSlot)
+        demoter = w.lock.demoter
+
+        def demote_then_fail(k=k, demoter=demoter):
+            # the demoter itself runs with no failure; the k-th allocation after it fails
+            _testcapi.remove_mem_hooks()
+            demoter()
+            if phase == "after":
+                _testcapi.set_nomemory(k, k + 1)
+
+        w.lock.demoter = demote_then_fail
+        finished = []
+        raised = None
+        if phase == "before":
+            _testcapi.set_nomemory(k, k + 1)  # (the k-th allocation before the demoter)
+        try:
+            C[2](w.reaper, w.cqes, finished)
+        except BaseException as exc:
+            raised = exc
+        finally:
+            _testcapi.remove_mem_hooks()
+        if w.lock.locked():
+            bad.add("the backend's lock left held")
+            w.lock.release()
+        if LOCK.locked():
+            bad.add("LOCK left held")
+            LOCK.release()
+        if raised is not None and any(
+            f.f_code.co_filename.endswith(REFERENCE)
+            for f, _ in traceback.walk_tb(raised.__traceback__)
+        ):
+            in_python += 1
+            w.close()
+            continue
+        w.after()  # (the demoter's step 2, after the reaper's hold: idempotent)
+        if raised is None:
+            w.reaper.deliver(finished)
+        else:
+            w.reaper._deliver_rest(finished)  # (Reaper._batch_locked's rule)
+        packets, iosbs, files, slots, counts, table, lines = w.snapshot()
+        got = sorted(p[1] for p in packets)
+        if got != [0, 1, 2]:
+            bad.add(f"completions {got} ({raised!r})")
+        if iosbs != [(0, res) for _, res in spec]:
+            bad.add(f"IOSBs {iosbs} ({raised!r})")
+        if table or lines or files != [(0, 0)] * 3 or counts[:2] != (0, 3):
+            bad.add(f"left: table {table} lines {lines} files {files} counts {counts}")
+        if [s[:3] for s in slots] != [(0, gen + 1, False) for gen, _ in spec]:
+            bad.add(f"slots {slots}")
+        w.close()
+    if mode == "step1" and in_python:
+        bad.add(f"the Python reference ran {in_python} times (step 1 only: the C's own case)")
+    print(sorted(bad))
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("phase", "mode"), [("after", "step1"), ("after", "both"), ("before", "step1")]
+)
+def test_a_failed_allocation_with_a_demoter_between_the_check_and_the_lock(
+    phase: str, mode: str
+) -> None:
+    """A demoter gets in while the C reaper waits for the backend's lock (step 1 only, or both
+    steps), and each allocation made after it (``after``) or before it (``before``) in turn
+    fails (``_testcapi.set_nomemory``, in a child under the debug allocator): every receive
+    completes exactly once, with its bytes (the demoted one as its request), nothing is left
+    in the table, the lines or the counts, no lock is left held. A demoter that made step 1
+    only is the C's own case (the slot REAPED with its request: no Python call); one that made
+    both steps has its CQE in the table, and the batch goes whole to the Python reference,
+    whose own failed allocations are not this sweep's (review7: the Python funnel). (The C
+    batch handed the demoted CQE over in a list it allocated after its hold: a failure there
+    lost that completion, its request left in the table for ever.)"""
+    nomem_sweep(_NOMEM_DEMOTER, "200", phase, mode, os.path.dirname(__file__))
 
 
 _NOMEM = textwrap.dedent(
@@ -694,6 +989,102 @@ def test_a_failed_allocation_in_the_slot_delivery_leaves_no_half_state() -> None
     popped and left asleep; each slot REAPED (untouched), or past it with its IOSB written, or
     IDLE with its incarnation's state gone (``stream_in``, the pin, the references)."""
     nomem_sweep(_NOMEM, "120")
+
+
+_NOMEM_REAPER_DELIVER = textwrap.dedent(
+    """
+    import os, sys, threading, _testcapi
+    from winaio._backends.uring import reaper
+    from winaio._backends.uring.common import InFlight
+    from winaio._backends.uring.migration import Migration
+    from winaio._backends.uring.streams import StreamLines
+    from winaio._io import _fastio
+    from winaio._io._files import FileObject
+    from winaio._io._overlapped import Overlapped
+    from winaio._io._port import CompletionPort
+    from winaio._io._stream_ops import new_stream_read
+    from winaio._kernel._dispatcher import LOCK, ThreadState, WaitBlock
+
+    null = os.open(os.devnull, os.O_RDONLY)
+
+    def never(*args):
+        raise AssertionError(args)
+
+    def world():
+        # three REAPED C slots (byte counts past the small ints: the delivery makes their int)
+        # on files bound to a port, F waiters on each; the second demoted while REAPED
+        issuer, port, table = ThreadState(5000, 5000), CompletionPort(8), _fastio.SlotTable()
+        slots, bufs = [], []
+        for i in range(3):
+            f = FileObject(os.dup(null), overlapped=True, backend=object())
+            f.port, f.key, f.stream_in = port, i, 1
+            w = ThreadState(5010 + i, 5010 + i)
+            fwb = WaitBlock(w, (f,), False, False)
+            f._waiters[fwb] = None
+            w.wait = fwb
+            s = _fastio.ReceiveSlot(table)
+            buf = bytearray(8)
+            s.file, s.overlapped, s.issuer, s.view = f, Overlapped(0), issuer, memoryview(buf)
+            s.pin()
+            s.index, s.gen, s.res, s.state = i, 0, 1000 + i, _fastio.SLOT_REAPED
+            if i == 1:
+                op = new_stream_read(f, s.overlapped, s.view, issuer)
+                op.registered = op.submitted = True
+                f._pending[op] = None
+                s.op = op
+            slots.append(s)
+            bufs.append(buf)
+        r = reaper.Reaper(
+            None, InFlight(), StreamLines(threading.Lock(), never), Migration(), never, never,
+            lambda: None, table,
+        )
+        return r, port, slots
+
+    bad = set()
+    reported = []
+    reaper.report = lambda what, exc=None: reported.append(what)
+    for k in range(int(sys.argv[1])):
+        r, port, slots = world()
+        files = [s.file for s in slots]
+        ovs = [s.overlapped for s in slots]
+        batch = list(slots)
+        _testcapi.set_nomemory(k, k + 1)  # the k-th allocation from here fails
+        try:
+            r.deliver(batch)
+        except MemoryError:
+            pass
+        finally:
+            _testcapi.remove_mem_hooks()
+        if port.holding:
+            bad.add("a port left held")
+        if LOCK.locked():
+            bad.add("LOCK left held")
+            LOCK.release()
+        posted = [p.overlapped for p in port._packets]
+        for i, (s, f, ov) in enumerate(zip(slots, files, ovs)):
+            n = sum(1 for o in posted if o is ov)
+            if s.state == _fastio.SLOT_REAPED:
+                bad.add(f"slot {i} left REAPED: a completion nobody makes")
+            if n > 1:
+                bad.add(f"slot {i} posted {n} times")
+            if s.state == _fastio.SLOT_IDLE and i != 1 and (n != 1 or ov.information != 1000 + i):
+                bad.add(f"slot {i} IDLE without its completion")
+            os.close(f.fd)
+            f.fd = -1
+    print(sorted(bad))
+    """
+)
+
+
+def test_a_failed_allocation_in_the_reapers_slot_delivery_loses_no_completion() -> None:
+    """Every allocation of the reaper's delivery of C slots (``Reaper.deliver``: the C batch,
+    then ``_deliver_rest`` on an error that stops it) made to fail in turn, the slots' byte
+    counts past the small ints (the delivery makes their int): no slot is left REAPED (a
+    completion nobody would make: the C batch reported the failure and went on, the slot
+    untouched), none posted twice, an IDLE one delivered with its byte count. (A failure
+    inside a Python callee - ``wake_waiters`` - stops that slot's delivery and is reported:
+    review7's rule, as for a request.)"""
+    nomem_sweep(_NOMEM_REAPER_DELIVER, "150")
 
 
 # ---------------------------------------------------------------------- the C slot's arm

@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import os
 import pathlib
-import re
 import socket
 import struct
 import threading
@@ -26,6 +25,7 @@ from uuid import UUID
 import pytest
 
 from winaio import rpc
+from winaio.testing import hex_reader
 
 IF_UUID = UUID("a0d1c2b3-5e6f-4a7b-8c9d-0e1f2a3b4c5d")
 
@@ -309,41 +309,5 @@ def open_fds() -> int:
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data" / "pdu"
 
 
-def read_hex(name: str) -> bytes:
-    """Bytes of tests/data/pdu/<name>.hex (the captured exchanges of rpc-spec B10)."""
-    text = (DATA / f"{name}.hex").read_text()
-    digits = "".join(re.sub(r"#.*", "", line) for line in text.splitlines())
-    return bytes.fromhex("".join(digits.split()))
-
-
-REQUIRE_PEERS = os.environ.get("WINAIO_REQUIRE_PEERS") == "1"
-
-
-def need_peer(available: bool, reason: str) -> None:
-    """Skip when a real peer (or port 135) is unavailable; fail under CI (WINAIO_REQUIRE_PEERS=1),
-    as tests/rpc_services/conftest.py does."""
-    if available:
-        return
-    if REQUIRE_PEERS:
-        pytest.fail(f"required peer missing (WINAIO_REQUIRE_PEERS=1): {reason}")
-    pytest.skip(reason)
-
-
-def mapper_on_135(endpoints: rpc.EndpointMap, patience: float = 40.0) -> rpc.Server:
-    """An endpoint mapper on 127.0.0.1:135 sharing ``endpoints`` (rpcdump.py only asks there).
-    Other work trees' tests may hold the port: retry for less than the test timeout."""
-    deadline = time.monotonic() + patience
-    while True:
-        server = rpc.Server()
-        rpc.register_epm(server, endpoints)
-        try:
-            server.use_protseq("ncacn_ip_tcp", "135", host="127.0.0.1")
-        except Exception as exc:
-            server.close()
-            if time.monotonic() > deadline:
-                need_peer(False, f"TCP port 135 stayed busy or denied: {exc}")
-            time.sleep(0.5)
-            continue
-        rpc.publish_endpoints(server, endpoints)
-        server.listen(wait=False)
-        return server
+#: Bytes of tests/data/pdu/<name>.hex (the captured exchanges of rpc-spec B10).
+read_hex = hex_reader(DATA)

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from winaio import rpc
+from winaio.testing import mapper_on_135, require_peer
 
-from .conftest import ACC_IF, managers, mapper_on_135, need_peer, port_of
+from .conftest import ACC_IF, managers, port_of
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
 
@@ -42,7 +43,7 @@ def test_94_rpcdump_lists_every_registered_interface_once(start: Any) -> None:
     # spec: rpc #94 [captured] (rpcdump.py 127.0.0.1: each registered IF with its annotation
     # and its ncacn_ip_tcp:127.0.0.1[port] bindings; the endpoint count it reports)
     script = os.path.join(os.path.dirname(sys.executable), "rpcdump.py")
-    need_peer(os.path.exists(script), "impacket's rpcdump.py missing")
+    require_peer(os.path.exists(script), "impacket's rpcdump.py missing")
     endpoints = rpc.EndpointMap()
     server = start(managers("inline", Add=lambda a, b: a + b))
     rpc.register_echo(server)

@@ -16,7 +16,6 @@ import socket
 import struct
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -26,18 +25,9 @@ import pytest
 from winaio import rpc
 from winaio.rpc import EndpointMap
 from winaio.rpc._interfaces._echo_idl import ECHO_PROCEDURES, RPCECHO
+from winaio.testing import mapper_on_135, require_peer
 
 SYSTEM_PYTHON = "/usr/bin/python3"
-REQUIRE_PEERS = os.environ.get("WINAIO_REQUIRE_PEERS") == "1"
-
-
-def need_peer(available: bool, reason: str) -> None:
-    """Skip (or, with WINAIO_REQUIRE_PEERS=1, fail) when a real peer is missing."""
-    if available:
-        return
-    if REQUIRE_PEERS:
-        pytest.fail(f"required peer missing (WINAIO_REQUIRE_PEERS=1): {reason}")
-    pytest.skip(reason)
 
 
 def _samba_python() -> str | None:
@@ -55,7 +45,9 @@ def _samba_python() -> str | None:
 def samba_python() -> str:
     """The system python3 that imports Samba's bindings (python3-samba)."""
     path = _samba_python()
-    need_peer(path is not None, "Samba's Python bindings missing (apt-get install python3-samba)")
+    require_peer(
+        path is not None, "Samba's Python bindings missing (apt-get install python3-samba)"
+    )
     assert path is not None
     return path
 
@@ -64,7 +56,7 @@ def samba_python() -> str:
 def rpcclient() -> str:
     """Samba's rpcclient (Debian smbclient)."""
     path = shutil.which("rpcclient")
-    need_peer(path is not None, "rpcclient missing (apt-get install smbclient)")
+    require_peer(path is not None, "rpcclient missing (apt-get install smbclient)")
     assert path is not None
     return path
 
@@ -74,7 +66,7 @@ def impacket() -> Any:
     try:
         import impacket.dcerpc.v5.epm as epm
     except ImportError as exc:  # pragma: no cover - the test extra installs it
-        need_peer(False, f"impacket missing: {exc}")
+        require_peer(False, f"impacket missing: {exc}")
         raise
     return epm
 
@@ -250,31 +242,9 @@ def raw_client() -> Iterator[Callable[..., RawClient]]:
         c.close()
 
 
-def mapper_on_135(endpoints: EndpointMap, *, patience: float = 40.0) -> Any:
-    """An endpoint mapper server on 127.0.0.1:135 (rpcclient only asks there). Several work
-    trees may run tests at once on this machine: retry while the port is busy, for less than
-    the 60 s test timeout; then skip (fail under CI, where the suite runs alone)."""
-    deadline = time.monotonic() + patience
-    while True:
-        server = rpc.Server()
-        rpc.register_epm(server, endpoints)
-        rpc.register_mgmt(server)
-        try:
-            server.use_protseq("ncacn_ip_tcp", "135", host="127.0.0.1")
-        except Exception as exc:
-            server.close()
-            if time.monotonic() > deadline:
-                need_peer(False, f"TCP port 135 stayed busy or denied: {exc}")
-            time.sleep(0.5)
-            continue
-        rpc.publish_endpoints(server, endpoints)
-        server.listen(wait=False)
-        return server
-
-
 @pytest.fixture
 def epm135(served: Served) -> Iterator[Any]:
-    server = mapper_on_135(served.endpoints)
+    server = mapper_on_135(served.endpoints, mgmt=True)
     try:
         yield server
     finally:

@@ -9,7 +9,6 @@ a well-formed call on a fresh connection answered correctly. Bounded: 60 example
 
 from __future__ import annotations
 
-import re
 import socket
 import struct
 from pathlib import Path
@@ -19,17 +18,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from winaio.rpc._interfaces._echo_idl import RPCECHO
-from winaio.testing import wait_until
+from winaio.testing import hex_reader, wait_until
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "pdu"
 IMPACKET_IFACE = bytes.fromhex("785634123412cdabef000123456789ab")
 
 
-def read_hex(name: str) -> bytes:
-    text = (DATA / f"{name}.hex").read_text()
-    return bytes.fromhex(
-        "".join("".join(re.sub(r"#.*", "", ln) for ln in text.splitlines()).split())
-    )
+read_hex = hex_reader(DATA)
 
 
 # impacket's captured bind for 12345678-...-0123456789ab, retargeted at rpcecho v1.0, and its

@@ -1,4 +1,4 @@
-"""The C hot shapes of events and single waits (``_io/_fastevent.c``; issue 9's ping-pong).
+"""The C hot shapes of events and single waits (``_io/_fastevent*.c``; issue 9's ping-pong).
 
 ``Event.set`` and ``_wait.wait_for_one`` in the kernel, SetEvent / ResetEvent /
 WaitForSingleObject(Ex) in the alias layer: the Python functions are the reference and the

@@ -390,6 +390,15 @@ dn_deliver_batch(PyObject *module, PyObject *batch)
                 Py_DECREF(op);
                 Py_DECREF(info);
             }
+            else if (r < 0 && ((ReceiveSlotObject *)item)->state == SLOT_REAPED) {
+                /* Nothing written (its byte count's int could not be made): no completion
+                 * of it is made, so it must not be reported and dropped as a bug's. The
+                 * batch stops here as for an interrupt: the caller's ``_deliver_rest``
+                 * delivers this slot (still REAPED) and the rest, then the error goes on. */
+                PyErr_Fetch(&et, &ev, &etb);
+                Py_DECREF(item);
+                break;
+            }
         }
         else {
             PyErr_SetString(PyExc_TypeError, "a batch item is (op, status, information)");

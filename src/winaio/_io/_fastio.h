@@ -313,8 +313,8 @@ PyObject *wsa_set_enabled(PyObject *module, PyObject *flag);
 /* ``_fastslot.c``: the ReceiveSlot and SlotTable types added to the module. */
 int fastslot_add_types(PyObject *module);
 
-/* ``_fastevent.c``: the kernel's Event.set / wait_for_one and the alias layer's SetEvent,
- * ResetEvent, WaitForSingleObject(Ex) hot shapes. */
+/* ``_fastevent*.c``: the kernel's Event.set / wait_for_one and the alias layer's SetEvent,
+ * ResetEvent, WaitForSingleObject(Ex) hot shapes (``_fastevent.h``). */
 PyObject *configure_event(PyObject *module, PyObject *args);
 PyObject *configure_event_win32(PyObject *module, PyObject *args);
 PyObject *event_set_enabled(PyObject *module, PyObject *flag);

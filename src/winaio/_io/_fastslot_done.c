@@ -7,8 +7,9 @@
  *   in it, the reaper not closing, no migration): REAPED under one hold of the backend's lock
  *   (``res`` stored, ``armed`` - 1, ``done`` + 1) and appended to ``finished``
  *   (``dn_slot_batch``). Any other batch goes whole to the Python ``process`` before anything
- *   is touched; a slot a demoter reached between the check and the lock is handed, with its
- *   CQE alone, to the Python ``process`` (its ``_reap_slot`` settles it).
+ *   is touched; so does a batch in which a demoter reached a slot between the check and the
+ *   lock (found under the lock, before anything is written: no hand-off list to allocate,
+ *   whose failure would lose that CQE; the Python ``_reap_slot`` settles the demotion).
  * - ``_dispatch._deliver_slot_locked`` and ``_slot_done_locked`` (``dn_deliver_slot``, called
  *   by ``dn_deliver_batch`` under LOCK for a slot item): the IOSB, F unless
  *   FILE_SKIP_SET_EVENT_ON_HANDLE (``wake_waiters`` if waiters), the packet through the
@@ -21,7 +22,8 @@
  * is kept and the delivery goes on so that the slot's state is written whole before it
  * propagates; an Exception stops this slot's delivery and is returned to the batch's errors.
  * Between the reaper's check and its writes no Python code runs but a contended lock's wait
- * (which lets a demoter in: every slot is checked again under the lock).
+ * and a collection in ``finished``'s growth (which let a demoter in: every slot is checked
+ * again under the lock, and the batch written whole or not at all).
  */
 #include "_fastdone.h"
 #include "_fastslot.h"
@@ -119,7 +121,8 @@ out:
  * ARMED at that generation, a positive result that fits the field): borrowed, else NULL
  * (no error: the Python method). ``*res`` is the byte count. */
 static ReceiveSlotObject *
-plain_slot(PyObject *cqe, PyObject *table, PyObject *items, uint32_t *gen, int32_t *res)
+plain_slot(PyObject *cqe, PyObject *table, PyObject *items, uint32_t *index_out, uint32_t *gen,
+           int32_t *res)
 {
     if (!PyTuple_CheckExact(cqe) || PyTuple_GET_SIZE(cqe) != 3) {
         return NULL;
@@ -150,8 +153,16 @@ plain_slot(PyObject *cqe, PyObject *table, PyObject *items, uint32_t *gen, int32
         return NULL;
     }
     *res = (int32_t)r;
+    *index_out = (uint32_t)index;
     return (ReceiveSlotObject *)slot;
 }
+
+/* A checked CQE: its slot's index, the incarnation's generation, the byte count. */
+typedef struct {
+    uint32_t index, gen;
+    int32_t res;
+} slot_cqe_t;
+#define SLOT_BATCH_INLINE 64
 
 /* ``None`` from the finished list's tail: ``k`` placeholders dropped (no allocation). */
 static void
@@ -199,27 +210,35 @@ dn_slot_batch(PyObject *self, PyObject *cqes, PyObject *finished)
     if (lock == NULL) {
         Py_RETURN_NOTIMPLEMENTED;
     }
-    /* The check, touching nothing. */
-    uint32_t gen;
+    /* The check, touching nothing; each CQE's index, generation and byte count kept for the
+     * check under the lock. */
+    uint32_t index, gen;
     int32_t res;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (plain_slot(PyList_GET_ITEM(cqes, i), table, items, &gen, &res) == NULL) {
-            Py_RETURN_NOTIMPLEMENTED;
-        }
-    }
-    /* Room in ``finished`` first (its allocation is the only one that may fail; nothing is
-     * touched if it does: the Python method). */
-    char small[64], *other = n <= 64 ? small : PyMem_Malloc((size_t)n);
-    if (other == NULL) {
+    slot_cqe_t small[SLOT_BATCH_INLINE];
+    slot_cqe_t *kept = n <= SLOT_BATCH_INLINE ? small : PyMem_Malloc((size_t)n * sizeof *kept);
+    if (kept == NULL) {
+        PyErr_Clear();
         Py_RETURN_NOTIMPLEMENTED;
     }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        ReceiveSlotObject *s = plain_slot(PyList_GET_ITEM(cqes, i), table, items, &index, &gen, &res);
+        if (s == NULL) {
+            if (kept != small) {
+                PyMem_Free(kept);
+            }
+            Py_RETURN_NOTIMPLEMENTED;
+        }
+        kept[i] = (slot_cqe_t){index, gen, res};
+    }
+    /* Room in ``finished`` first (the only allocations; nothing is touched if one fails: the
+     * Python method, which takes the batch whole). */
     Py_ssize_t start = PyList_GET_SIZE(finished);
     for (Py_ssize_t i = 0; i < n; i++) {
         if (PyList_Append(finished, Py_None) < 0) {
             PyErr_Clear();
             drop_tail(finished, i);
-            if (other != small) {
-                PyMem_Free(other);
+            if (kept != small) {
+                PyMem_Free(kept);
             }
             Py_RETURN_NOTIMPLEMENTED;
         }
@@ -231,47 +250,55 @@ dn_slot_batch(PyObject *self, PyObject *cqes, PyObject *finished)
     while (fio_acquire(lock) < 0) {
         fio_keep_first(NULL, &et, &ev, &etb);
     }
-    /* Under the lock: no Python code runs, nothing is allocated. */
-    Py_ssize_t k = 0, others = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *cqe = PyList_GET_ITEM(cqes, i);
-        ReceiveSlotObject *s = plain_slot(cqe, table, items, &gen, &res);
-        other[i] = s == NULL;
-        if (s == NULL) {
-            others++; /* a demoter came in meanwhile (DEMOTING_K): the Python method */
-            continue;
+    /* Under the lock: no Python code runs, nothing is allocated. The wait (and the
+     * allocations above: a collection) may have let a demoter in: every slot is checked
+     * again, read afresh from ``items`` (an index in flight is never reused), and the batch is
+     * written whole or not at all. A slot whose demoter made step 1 only (DEMOTING_K at the
+     * CQE's generation: its step 2 waits for this lock) is reaped with its request: REAPED
+     * with ``op`` set, the state a demotion made after the reap gives, whose delivery is the
+     * request's (its step 2 then finds nothing to do). One whose demoter made both steps is
+     * a request in the table (IDLE at the next generation): not plain. */
+    int all_plain = 1;
+    items = t->items;
+    for (Py_ssize_t i = 0; all_plain && i < n; i++) {
+        PyObject *o = items != NULL && PyList_CheckExact(items) &&
+                              (Py_ssize_t)kept[i].index < PyList_GET_SIZE(items)
+                          ? PyList_GET_ITEM(items, kept[i].index)
+                          : NULL;
+        ReceiveSlotObject *s = (ReceiveSlotObject *)o;
+        all_plain = o != NULL && ReceiveSlot_CheckExact(o) && s->gen == kept[i].gen &&
+                    (s->state == SLOT_ARMED ||
+                     (s->state == SLOT_DEMOTING_K && s->op != NULL && s->op != Py_None));
+    }
+    if (all_plain) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            ReceiveSlotObject *s = (ReceiveSlotObject *)PyList_GET_ITEM(items, kept[i].index);
+            s->res = kept[i].res;
+            s->state = SLOT_REAPED;
+            t->armed--;
+            t->done++;
+            PyObject **at = &PyList_GET_ITEM(finished, start + i);
+            Py_DECREF(*at); /* (None) */
+            *at = Py_NewRef((PyObject *)s);
         }
-        s->res = res;
-        s->state = SLOT_REAPED;
-        t->armed--;
-        t->done++;
-        PyObject **at = &PyList_GET_ITEM(finished, start + k);
-        Py_DECREF(*at); /* (None) */
-        *at = Py_NewRef((PyObject *)s);
-        k++;
     }
     fio_release(lock);
     Py_DECREF(lock);
-    drop_tail(finished, n - k);
-    PyObject *result = Py_NewRef(Py_None);
-    if (others) {
-        /* (the slots' states may have moved again: the Python method checks each) */
-        PyObject *rest = PyList_New(0);
-        for (Py_ssize_t i = 0; rest != NULL && i < n; i++) {
-            if (other[i] && PyList_Append(rest, PyList_GET_ITEM(cqes, i)) < 0) {
-                Py_CLEAR(rest);
-            }
-        }
-        PyObject *a[3] = {self, rest, finished};
-        PyObject *r = rest == NULL ? NULL : PyObject_Vectorcall(d_py_process, a, 3, NULL);
-        Py_XDECREF(rest);
-        if (r == NULL) {
-            Py_CLEAR(result);
-        }
-        Py_XDECREF(r);
+    if (kept != small) {
+        PyMem_Free(kept);
     }
-    if (other != small) {
-        PyMem_Free(other);
+    PyObject *result;
+    if (all_plain) {
+        result = Py_NewRef(Py_None);
+    }
+    else {
+        /* A demoter made both steps meanwhile (the CQE is its request's, in the table):
+         * nothing was written, and the batch goes whole to the Python method, which maps each
+         * CQE. No hand-off list: an allocation failing here would lose the demoted CQE,
+         * which nobody else holds. */
+        drop_tail(finished, n);
+        PyObject *a[3] = {self, cqes, finished};
+        result = PyObject_Vectorcall(d_py_process, a, 3, NULL);
     }
     if (et != NULL || ev != NULL) {
         Py_CLEAR(result);

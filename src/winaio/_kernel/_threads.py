@@ -23,13 +23,18 @@ How it maps onto CPython:
   ThreadTerminated in the target at its next bytecode boundary (``PyThreadState_SetAsyncExc``); a
   target blocked in a foreign C call unwinds only when that call returns.
 
-Rules: exit effects run exactly once per thread (``ThreadState.alive`` flips under the lock).
+Rules: exit effects run exactly once per thread (``ThreadState.alive`` flips under the lock),
+except for the plain daemon threads still running when the interpreter finalizes: the
+finalizing main thread clears their locals and runs none of their effects
+(:class:`_ExitSentinel`; nor did it ever run the main thread's own: CPython clears the main
+thread's locals after Python code stops running).
 """
 
 from __future__ import annotations
 
 import ctypes
 import itertools
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -179,7 +184,13 @@ class _ExitSentinel:
 
     def __del__(self) -> None:
         state = self.state
-        if state.alive:
+        # Not at interpreter finalization: the finalizing main thread clears the daemon
+        # threads' locals, but those threads are frozen for good (3.11 ends a thread that
+        # wants the GIL back then) and may hold LOCK or a backend's lock, which the exit
+        # effects take: they would wait forever (tests/kernel/test_exit_at_finalization.py).
+        # Nothing would observe them either (no other thread runs Python any more; the
+        # process's descriptors and io_uring requests die with it).
+        if state.alive and not sys.is_finalizing():
             run_exit_effects(state, state.exit_code or 0)
 
 

@@ -13,6 +13,7 @@ import gc
 import importlib.util
 import inspect
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import rpc
 from .._clock import reset_wall_clock as reset_wall_clock
 from .._clock import shift_wall_clock as shift_wall_clock
 from .._io import _accel, _sockets
@@ -41,11 +43,15 @@ __all__ = [
     "accelerator_for_test",
     "backend_for_test",
     "drain_apcs",
+    "hex_reader",
     "impossible_slot_combination",
     "interrupt_after_acquire",
+    "mapper_on_135",
     "nomem_sweep",
     "python_frames",
     "require_c_path",
+    "require_peer",
+    "run_child",
     "reset_wall_clock",
     "shift_wall_clock",
     "slots_for_test",
@@ -190,13 +196,13 @@ def split_impossible_slot_items(items: list[Any], directory: str) -> tuple[list[
     return kept, impossible
 
 
-def nomem_sweep(script: str, *args: str, timeout: float = 300) -> None:
-    """Run ``script`` (a fault-injection sweep: ``_testcapi.set_nomemory`` over each
-    allocation in turn) in a child under the debug allocator with the C paths on, and check
-    that it exited cleanly and that its last line is ``[]`` (the sweep's list of half states
-    found: none). Skips (``unittest.SkipTest``) where this CPython has no ``_testcapi``."""
-    if importlib.util.find_spec("_testcapi") is None:
-        raise unittest.SkipTest("this CPython has no _testcapi (fault injection)")
+def run_child(script: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` (``python -X faulthandler -c script *args``) in a child with the C paths
+    on (``WINAIO_PURE_PYTHON=0``), this ``winaio`` first on its path and the debug allocator
+    (``PYTHONMALLOC=debug``: a use after free or a buffer overrun aborts it); check that it
+    exited with status 0 (a crash must fail the test, not the run) and return it, for the
+    caller's checks of its output. The C paths' children (fault injection, a rebound slot, a
+    closed ring) run through it."""
     env = dict(os.environ, PYTHONMALLOC="debug", WINAIO_PURE_PYTHON="0")
     src = str(Path(__file__).resolve().parents[2])  # (the directory holding ``winaio``)
     env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
@@ -205,7 +211,71 @@ def nomem_sweep(script: str, *args: str, timeout: float = 300) -> None:
         capture_output=True, text=True, timeout=timeout, env=env,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
+    return run
+
+
+def nomem_sweep(script: str, *args: str, timeout: float = 300) -> None:
+    """Run ``script`` (a fault-injection sweep: ``_testcapi.set_nomemory`` over each
+    allocation in turn) in a child under the debug allocator with the C paths on
+    (:func:`run_child`), and check that it exited cleanly and that its last line is ``[]``
+    (the sweep's list of half states found: none). Skips (``unittest.SkipTest``) where this
+    CPython has no ``_testcapi``."""
+    if importlib.util.find_spec("_testcapi") is None:
+        raise unittest.SkipTest("this CPython has no _testcapi (fault injection)")
+    run = run_child(script, *args, timeout=timeout)
     assert run.stdout.split("\n")[-2] == "[]", run.stdout[-3000:]
+
+
+def hex_reader(directory: Path) -> Callable[[str], bytes]:
+    """``read(name)``: the bytes ``directory/<name>.hex`` spells (a golden vector or a captured
+    PDU: hex digits, white space ignored, ``#`` to the end of a line a comment); ValueError for
+    anything else in it (an odd digit count, a stray character)."""
+
+    def read(name: str) -> bytes:
+        text = (directory / f"{name}.hex").read_text()
+        digits = "".join(re.sub(r"#.*", "", line) for line in text.splitlines())
+        return bytes.fromhex("".join(digits.split()))
+
+    return read
+
+
+def require_peer(available: bool, reason: str) -> None:
+    """A test that needs a real peer (impacket, Samba's rpcclient, TCP port 135): return if
+    ``available``, else skip it (``unittest.SkipTest``) - or fail it (AssertionError) under
+    CI's WINAIO_REQUIRE_PEERS=1, where every peer is installed and a missing one is a broken
+    set-up."""
+    if available:
+        return
+    if os.environ.get("WINAIO_REQUIRE_PEERS") == "1":
+        raise AssertionError(f"required peer missing (WINAIO_REQUIRE_PEERS=1): {reason}")
+    raise unittest.SkipTest(reason)
+
+
+def mapper_on_135(
+    endpoints: rpc.EndpointMap, *, mgmt: bool = False, patience: float = 40.0
+) -> rpc.Server:
+    """A listening endpoint mapper server on 127.0.0.1:135 sharing ``endpoints`` (impacket's
+    rpcdump.py and Samba's rpcclient only ask there), with the mgmt interface too if
+    ``mgmt``; the caller closes it. Several work trees may run tests at once on one machine:
+    retry while the port is busy, for ``patience`` seconds (less than the test timeout); then
+    :func:`require_peer` (a skip, a failure under CI, where the suite runs alone)."""
+    deadline = time.monotonic() + patience
+    while True:
+        server = rpc.Server()
+        rpc.register_epm(server, endpoints)
+        if mgmt:
+            rpc.register_mgmt(server)
+        try:
+            server.use_protseq("ncacn_ip_tcp", "135", host="127.0.0.1")
+        except Exception as exc:
+            server.close()
+            if time.monotonic() > deadline:
+                require_peer(False, f"TCP port 135 stayed busy or denied: {exc}")
+            time.sleep(0.5)
+            continue
+        rpc.publish_endpoints(server, endpoints)
+        server.listen(wait=False)
+        return server
 
 
 def python_frames(call: Callable[[], object]) -> set[str]:

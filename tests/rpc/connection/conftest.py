@@ -6,7 +6,6 @@ modules cannot import each other).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from winaio.rpc._connection import (
     SimpleRegistry,
 )
 from winaio.rpc._pdu import NDR20_SYNTAX, ContextElement, SyntaxId, decode_header
+from winaio.testing import hex_reader
 
 IFACE = SyntaxId(UUID("12345678-1234-abcd-ef00-0123456789ab"), 1, 0)
 ECHO = SyntaxId(UUID("60a15ec5-4de8-11d7-a637-005056a20182"), 1, 0)
@@ -153,11 +153,8 @@ def split_pdus_fixture() -> Callable[[bytes], list[bytes]]:
 DATA = Path(__file__).resolve().parents[2] / "data" / "pdu"
 
 
-def read_hex(name: str) -> bytes:
-    """Bytes of tests/data/pdu/<name>.hex (hex digits, whitespace ignored, '#' comments)."""
-    text = (DATA / f"{name}.hex").read_text()
-    digits = "".join(re.sub(r"#.*", "", line) for line in text.splitlines())
-    return bytes.fromhex("".join(digits.split()))
+#: Bytes of tests/data/pdu/<name>.hex (hex digits, whitespace ignored, '#' comments).
+read_hex = hex_reader(DATA)
 
 
 @pytest.fixture

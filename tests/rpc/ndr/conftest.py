@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,15 +26,13 @@ from winaio.rpc._ndr import (
     VaryingString,
     full,
 )
+from winaio.testing import hex_reader
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "ndr"
 
 
-def read_hex(name: str) -> bytes:
-    """Bytes of tests/data/ndr/<name>.hex (hex digits, whitespace ignored, '#' comments)."""
-    text = (DATA / f"{name}.hex").read_text()
-    digits = "".join(re.sub(r"#.*", "", line) for line in text.splitlines())
-    return bytes.fromhex("".join(digits.split()))
+#: Bytes of tests/data/ndr/<name>.hex (hex digits, whitespace ignored, '#' comments).
+read_hex = hex_reader(DATA)
 
 
 @pytest.fixture

@@ -358,7 +358,8 @@ class Reaper:
         gen = (ud >> 32) & GEN_MASK
         slot = items[index] if index < len(items) else None
         if slot is None or slot.gen != gen:
-            report(f"a CQE of no receive slot incarnation ({ud:#x}, {res})", RuntimeError(ud))
+            if ud not in self._table:  # (in it: a demoter settled it meanwhile, mapped below)
+                report(f"a CQE of no receive slot incarnation ({ud:#x}, {res})", RuntimeError(ud))
             return False
         if res > 0 and slot.state == ARMED and not self.closing:
             with self._streams._lock:
