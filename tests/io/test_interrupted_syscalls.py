@@ -363,3 +363,32 @@ def test_an_interrupt_anywhere_in_a_general_path_send_loses_no_byte(socket_pair:
             return sweep, bad
 
         assert _sweep(run) == {}
+
+
+@pytest.mark.parametrize("how", ["start", "run_sync"])
+def test_an_interrupt_anywhere_in_a_send_leaves_the_send_claim_free(
+    socket_pair: Any, how: str
+) -> None:
+    """# spec: win32 #66. A send through the general path (``_issue.start``) or a synchronous
+    one (``_issue.run_sync``) holds its socket's send claim while it is issued. Before: a
+    Ctrl-C at the return of ``claim.acquire()`` (``acquire(); try:``) left the claim taken,
+    and every later send of the socket waited for it for ever."""
+    with accelerator_for_test("python"):
+
+        def run(k: int) -> tuple[_Sweep, list[str]]:
+            f, _peer = socket_pair()
+            op = StreamWriteOp(f, Overlapped(0), [memoryview(b"abcdefgh")])
+            sweep = _Sweep(k, {_issue.start.__code__, _issue.run_sync.__code__})
+            call = _issue.start if how == "start" else _issue.run_sync
+            _profiled(sweep, lambda: call(op))
+            bad = []
+            if LOCK.locked():
+                bad.append("LOCK held")
+                LOCK.release()
+            claim = f.send_claim
+            if claim is not None and claim.locked():
+                bad.append("the send claim left taken")
+                claim.release()
+            return sweep, bad
+
+        assert _sweep(run) == {}

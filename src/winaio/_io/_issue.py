@@ -64,6 +64,8 @@ _FILE = OpKind.FILE
 _STREAM = OpKind.STREAM
 _POLLIN = select.POLLIN
 _new_object = object.__new__  # a request built slot by slot (``register_receive``)
+_map = map  # (a call whose result an interrupt cannot drop: ``run_sync``'s claim)
+_BLOCKING = (True,)
 
 
 def _register_locked(op: Operation) -> None:
@@ -481,9 +483,13 @@ def run_sync(op: Operation, alertable: bool = False) -> tuple[int, int]:
     # A send is issued under its socket's send claim, as in ``start``: no send from another
     # thread can slip its bytes between a fast-path send's parts.
     claim = _send_claim_of(op)
+    taken = False
     try:
         if claim is not None:
-            claim.acquire()
+            # (the acquire's result stored with no check after the call, as the sockets' fast
+            # path does: a Ctrl-C at ``claim.acquire()``'s return left the claim taken for ever)
+            for taken in _map(claim.acquire, _BLOCKING):  # noqa: B007
+                break
         try:
             with LOCK:
                 ov.status = STATUS_PENDING
@@ -498,8 +504,8 @@ def run_sync(op: Operation, alertable: bool = False) -> tuple[int, int]:
             if result is None:
                 submit(op)
         finally:
-            if claim is not None:
-                claim.release()
+            if taken:
+                claim.release()  # type: ignore[union-attr]
         if result is None:
             while wait_for_one(op.sync_done, None, alertable) == _WAIT_IO_COMPLETION:
                 pass
