@@ -719,14 +719,19 @@ def test_an_interrupt_inside_complete_wait_leaves_no_waiter_asleep(where: str) -
     """review8: a Ctrl-C at ``end_wait``'s entry (after ``unlink_wait``) or at
     ``unlink_wait``'s left the waiter out of every list with no result: the walk that
     ``Event.set`` makes again could not find it; it slept for ever. Python Event.set (the C
-    one wakes a lone plain waiter without the walk)."""
+    one wakes a lone plain waiter without the walk, and so does the Python one since pure's
+    hot shape: the waiter waits on two objects here, which the walk ends)."""
     ev = Event()
+    other = Event()
     ts, wb = _parked(ev)
+    wb.objects = (ev, other)  # a two-object wait: Event.set walks (a lone waiter is inline)
+    other._waiters[wb] = None
     code = getattr(_dispatcher, where).__code__
     with _interrupt_at(code) as hits, pytest.raises(Interrupted):
         _kernel_events.PY_EVENT_SET(ev)
     assert hits == [1]
     assert wb.result == 0 and ts.wake_pending and ev.waiter_count == 0 and not ev.is_set()
+    assert other.waiter_count == 0
     assert ts.parker.acquire(False)  # the token was given once
     assert not LOCK.locked()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import itertools
 import os
 from collections.abc import Sequence
 from typing import Any, Final, TypeVar
@@ -29,7 +30,7 @@ from . import _accel
 from ._dispatch import notify_locked
 from ._fd_users import FdUsers
 from ._files import FileObject
-from ._interrupts import interrupt
+from ._interrupts import cut_at_entry, interrupt
 from ._issue import submit_pending_file
 from ._ops import CompletionRoutine, FileReadOp, FileWriteOp, Operation, pinned_read
 from ._overlapped import STATUS_PENDING, Overlapped
@@ -67,6 +68,7 @@ _from_buffer = ctypes.c_char.from_buffer
 _addressof = ctypes.addressof
 _RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
 _preadv = os.preadv
+_starmap = itertools.starmap  # (a syscall whose count an interrupt cannot drop)
 _new_packet = tuple.__new__
 #: ``read_now``: tried without blocking, the data is not there yet.
 WOULD_BLOCK: Final = -1
@@ -247,8 +249,12 @@ class DiskFile(RequestMethods, FileObject):
         # hit or EAGAIN), and the completion needs the same hold right after it: no extra lock
         # round trip (``fd_users``, the general path's way, measured ~1.2K instructions here).
         with LOCK:
+            n = 0
             try:
-                n = _preadv(self.fd, buffers, offset, _RWF_NOWAIT)
+                # (the count stored by the loop with no eval-breaker check after the syscall:
+                # an interrupt cannot drop it, docs/design.md "The syscall's own return")
+                for n in _starmap(_preadv, ((self.fd, buffers, offset, _RWF_NOWAIT),)):  # noqa: B007
+                    break
             except BlockingIOError:
                 return WOULD_BLOCK
             except _REFUSED:
@@ -261,7 +267,12 @@ class DiskFile(RequestMethods, FileObject):
                 overlapped.event = None
                 overlapped.skip_port = False
                 self._signaled = False  # §4.2 step 2, applied with the completion (above)
-                notify_locked(self, overlapped, None, False, routine, issuer, 0, n, True)
+                try:
+                    notify_locked(self, overlapped, None, False, routine, issuer, 0, n, True)
+                except BaseException as exc:  # (Ctrl-C at its entry: the data is read)
+                    if interrupt(exc) and cut_at_entry(exc, notify_locked):
+                        notify_locked(self, overlapped, None, False, routine, issuer, 0, n, True)
+                    raise
                 return 0
             # ``_dispatch.notify_locked`` for an immediate success without a routine, inlined
             # with the port's ``_post_locked`` (the hot path of cached reads through a port:

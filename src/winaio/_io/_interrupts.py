@@ -19,7 +19,7 @@ from typing import Any
 
 from .._kernel._dispatcher import ThreadState
 
-__all__ = ["cut_at_entry", "interrupt", "release_again"]
+__all__ = ["carried", "carry", "cut_at_entry", "interrupt", "release_again"]
 
 
 def interrupt(exc: BaseException) -> bool:
@@ -64,3 +64,21 @@ def release_again(exc: BaseException, ts: ThreadState) -> None:
                     ts.parker.release()
                 return
             tb = tb.tb_next
+
+
+_CARRIED = "_winaio_carried"
+
+
+def carry(exc: BaseException, value: object) -> None:
+    """An interrupt ``exc`` leaves a function whose effect must not be lost (a request it
+    registered, the count of bytes its syscall moved): ``value`` goes with it, for the caller
+    to finish the work with (:func:`carried`) before it lets the interrupt go on. Nothing for
+    an Exception (a bug: it propagates as before)."""
+    if interrupt(exc):
+        exc.__dict__[_CARRIED] = value
+
+
+def carried(exc: BaseException) -> Any:
+    """What :func:`carry` gave ``exc`` (None if nothing), taken: a caller further up does not
+    see it again."""
+    return exc.__dict__.pop(_CARRIED, None)

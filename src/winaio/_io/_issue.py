@@ -39,6 +39,7 @@ from ._backend import OpKind
 from ._cancel import _SYNC_KEY
 from ._dispatch import deliver
 from ._files import _IO_KEY, FileObject
+from ._interrupts import carried, carry, cut_at_entry, interrupt
 from ._overlapped import STATUS_PENDING, Overlapped, is_error
 from ._slot import demote_locked
 from ._stream_ops import StreamReadOp
@@ -63,14 +64,23 @@ _FILE = OpKind.FILE
 _STREAM = OpKind.STREAM
 _POLLIN = select.POLLIN
 _new_object = object.__new__  # a request built slot by slot (``register_receive``)
+_map = map  # (a call whose result an interrupt cannot drop: ``run_sync``'s claim)
+_BLOCKING = (True,)
 
 
 def _register_locked(op: Operation) -> None:
     file = op.file
     if file.closing:
         raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
+    # No call once registered but the demotion, last (a Ctrl-C cannot cut it half done:
+    # ``_handed_again`` demotes again and hands the request over).
     op.registered = True
     file._pending[op] = None
+    try:
+        ops = op.issuer.extensions[_IO_KEY]
+    except KeyError:
+        ops = op.issuer.extensions[_IO_KEY] = {}
+    ops[op] = None
     if op.kind is _STREAM:
         if op.poll_events & _POLLIN:
             file.stream_in += 1
@@ -78,10 +88,6 @@ def _register_locked(op: Operation) -> None:
                 demote_locked(file._rslot)  # it queues behind the slot's incarnation (#66)
         else:
             file.stream_out += 1
-    ops = op.issuer.extensions.get(_IO_KEY)
-    if ops is None:
-        ops = op.issuer.extensions[_IO_KEY] = {}
-    ops[op] = None
 
 
 def start(op: Operation) -> int:
@@ -92,61 +98,78 @@ def start(op: Operation) -> int:
         IoError: the request failed at once (no notification; Internal stays STATUS_PENDING).
         Win32Error: ERROR_INVALID_PARAMETER for an APC request on a port-associated file.
     """
-    file = op.file
-    ov = op.overlapped
     # Sends on a socket are issued under its send claim: the sockets' fast path (``_streams``)
     # registers a partial send's remainder before it lets go, so no other send can slip its
-    # bytes between the two parts (a request never overtakes an earlier one, #66).
+    # bytes between the two parts (a request never overtakes an earlier one, #66). Held by a
+    # ``with``: after ``claim.acquire(); try:`` a Ctrl-C at the acquire's return (the check
+    # after a C call) left it taken, every later send of the socket waiting for it for ever.
     claim = _send_claim_of(op)
-    if claim is not None:
-        claim.acquire()
-    try:
-        # FILE requests can be overtaken by nothing and finish inside this call when they can, so
-        # they only become visible (to CancelIo & co.) if they pend. STREAM and LOCAL requests are
-        # registered first: ordering checks and in-process completion need to see them at once.
-        register_first = op.kind is not _FILE
-        if op.routine is not None and file.port is not None:
-            # APC and port notification are exclusive (spec §1.5, #71).
-            raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "APC I/O on a port-bound handle")
-        if file.closing:
-            raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
-        # Plain stores, no lock needed: resetting a signal wakes nobody, and a completion racing
-        # with this reset is a race on Windows too.
-        event = op.event
-        if event is not None:
-            event._signaled = False
-        file._signaled = False
-        ov.status = STATUS_PENDING
-        queued = False
-        if register_first:
+    if claim is None:
+        return _start(op)
+    with claim:
+        return _start(op)
+
+
+def _start(op: Operation) -> int:
+    """:func:`start` once the send claim (if any) is held."""
+    file = op.file
+    ov = op.overlapped
+    # FILE requests can be overtaken by nothing and finish inside this call when they can, so
+    # they only become visible (to CancelIo & co.) if they pend. STREAM and LOCAL requests are
+    # registered first: ordering checks and in-process completion need to see them at once.
+    register_first = op.kind is not _FILE
+    if op.routine is not None and file.port is not None:
+        # APC and port notification are exclusive (spec §1.5, #71).
+        raise Win32Error(WinError.ERROR_INVALID_PARAMETER, "APC I/O on a port-bound handle")
+    if file.closing:
+        raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
+    # Plain stores, no lock needed: resetting a signal wakes nobody, and a completion racing
+    # with this reset is a race on Windows too.
+    event = op.event
+    if event is not None:
+        event._signaled = False
+    file._signaled = False
+    ov.status = STATUS_PENDING
+    queued = False
+    if register_first:
+        try:
             with LOCK:
                 _register_locked(op)
                 # A request may not overtake earlier pending ones in the same direction (two
                 # pending reads complete in issue order, #66; message writes never interleave):
                 # if any is queued, this one waits its turn in the backend instead of trying now.
                 queued = _queued_behind_locked(op)
-        try:
-            result = None if queued else op.try_now()
-        except BaseException:
+        except BaseException as exc:
+            # (a Ctrl-C once registered - at ``_queued_behind_locked``'s entry, at the ``with``'s
+            # exit: it pends, the backend tries it; registered and left, it pended for ever and
+            # queued every later request of its direction behind it, #66)
+            if op.registered:
+                _tried_again(op, None, True, exc)
+            raise
+    try:
+        result = None if queued else op.try_now()
+    except BaseException as exc:
+        # A Ctrl-C once the attempt moved data carries its result (``try_now``): the request
+        # goes on with it - delivered with its bytes, or pending with the rest - before the
+        # interrupt does. Else it never happened.
+        tried = carried(exc)
+        if tried is None:
             with LOCK:
                 op.done = True
                 file._forget_locked(op)
-            raise
+        else:
+            _tried_again(op, tried[0], register_first, exc)
+        raise
+    try:
         if result is None:
             if register_first:
                 submit(op)
             else:
                 # Registered and marked submitted in one go: nobody could see it before, so no
                 # cancel can be waiting for it.
-                try:
-                    with LOCK:
-                        _register_locked(op)
-                        op.submitted = True
-                except BaseException:
-                    if op.registered:  # (a Ctrl-C once registered: it still goes on)
-                        op.submitted = True
-                        _hand_to_backend(op)
-                    raise
+                with LOCK:
+                    _register_locked(op)
+                    op.submitted = True
                 _hand_to_backend(op)
             return STATUS_PENDING
         status, information = result
@@ -157,9 +180,43 @@ def start(op: Operation) -> int:
             raise IoError(ntstatus_to_winerror(status), information)
         deliver(op, status, information, immediate=True)
         return status
-    finally:
-        if claim is not None:
-            claim.release()
+    except BaseException as exc:
+        _tried_again(op, result, register_first, exc)
+        raise
+
+
+def _tried_again(
+    op: Operation, result: tuple[int, int] | None, register_first: bool, exc: BaseException
+) -> None:
+    """An interrupt ``exc`` (Ctrl-C) cut :func:`start` once ``op``'s attempt returned
+    ``result`` (or carried it out, data moved): the rest of the issue is made before it goes
+    on. A result: delivered (``deliver`` is exactly-once) or, a failure, forgotten. None:
+    pending - submitted unless :func:`submit` was reached (it finishes itself), or, a FILE
+    request not registered yet, dropped (nothing moved); registered, :func:`_handed_again`.
+    An Exception (a bug, a closed file's Win32Error) is not an interrupt: nothing is done."""
+    if not interrupt(exc):
+        return
+    try:
+        if result is None:
+            if register_first:
+                if not op.submitted:
+                    submit(op)
+            elif op.registered:
+                op.submitted = True
+                _handed_again(op, exc)
+            return
+        status, information = result
+        if is_error(status):
+            if op.registered or not op.done:
+                with LOCK:
+                    op.done = True
+                    file = op.file
+                    file._forget_locked(op)
+        elif not op.done:
+            deliver(op, status, information, immediate=True)
+    except BaseException as again:  # (a second interrupt: the first one goes on)
+        if not interrupt(again):
+            raise
 
 
 def _send_claim_of(op: Operation) -> threading.Lock | None:
@@ -207,56 +264,56 @@ def submit_pending_file(op: Operation) -> None:
             op.registered = op.submitted = True
             file._pending[op] = None
             if event is not None or op.skip_port or file.port is None or op.routine is not None:
-                ops = op.issuer.extensions.get(_IO_KEY)
-                if ops is None:
+                try:  # (no call once registered: a Ctrl-C cannot cut it, ``_handed_again``)
+                    ops = op.issuer.extensions[_IO_KEY]
+                except KeyError:
                     ops = op.issuer.extensions[_IO_KEY] = {}
                 ops[op] = None
-    except BaseException:
-        if op.registered:  # (a Ctrl-C once registered: it still goes to the backend)
-            _hand_to_backend(op)
+        _hand_to_backend(op)
+    except BaseException as exc:  # (a Ctrl-C once registered: it still goes to the backend)
+        _handed_again(op, exc)
         raise
-    try:
-        file.backend.submit(op)
-    except RuntimeError:
-        op.complete(_CLOSED_STATUS, 0)  # the backend is closed: as ``_hand_to_backend``
 
 
 def submit_tried(op: Operation) -> None:
     """Issue a STREAM request whose caller already did the first steps of :func:`start` (E
     reset, F cleared, Internal = STATUS_PENDING) and the non-blocking attempt, which would
     block: register it and hand it to its backend (the sockets' fast path, ``_streams``),
-    in one LOCK round trip.
+    in one LOCK round trip. A Ctrl-C once it is registered: it still goes to the backend.
 
     Raises:
         Win32Error: ERROR_INVALID_HANDLE if the file is being closed.
     """
     file = op.file
-    with LOCK:
-        if file.closing:
-            raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
-        # Registered and marked submitted in one go: nobody could see it before, so no cancel
-        # can be waiting for it (one that comes between here and the backend is the
-        # backend's to see: ``cancel_requested`` when the request arrives). As in
-        # ``submit_pending_file``, a request that will outlive
-        # its issuer (port-bound, no event, no routine: spec §8) stays out of the issuer's
-        # list, which only the thread-exit hook reads.
-        op.registered = op.submitted = True
-        file._pending[op] = None
-        if op.poll_events & _POLLIN:
-            file.stream_in += 1
-            if file._rslot is not None:
-                demote_locked(file._rslot)  # it queues behind the slot's incarnation (#66)
-        else:
-            file.stream_out += 1
-        if op.event is not None or op.skip_port or file.port is None or op.routine is not None:
-            ops = op.issuer.extensions.get(_IO_KEY)
-            if ops is None:
-                ops = op.issuer.extensions[_IO_KEY] = {}
-            ops[op] = None
     try:
-        file.backend.submit(op)
-    except RuntimeError:
-        op.complete(_CLOSED_STATUS, 0)  # the backend is closed: as ``_hand_to_backend``
+        with LOCK:
+            if file.closing:
+                raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
+            # Registered and marked submitted in one go: nobody could see it before, so no
+            # cancel can be waiting for it (one that comes between here and the backend is the
+            # backend's to see: ``cancel_requested`` when the request arrives). As in
+            # ``submit_pending_file``, a request that will outlive its issuer (port-bound, no
+            # event, no routine: spec §8) stays out of the issuer's list, which only the
+            # thread-exit hook reads.
+            # (no call once registered but the demotion, last: ``_handed_again``)
+            op.registered = op.submitted = True
+            file._pending[op] = None
+            if op.event is not None or op.skip_port or file.port is None or op.routine is not None:
+                try:
+                    ops = op.issuer.extensions[_IO_KEY]
+                except KeyError:
+                    ops = op.issuer.extensions[_IO_KEY] = {}
+                ops[op] = None
+            if op.poll_events & _POLLIN:
+                file.stream_in += 1
+                if file._rslot is not None:
+                    demote_locked(file._rslot)  # it queues behind the slot's incarnation (#66)
+            else:
+                file.stream_out += 1
+        _hand_to_backend(op)
+    except BaseException as exc:  # (a Ctrl-C once registered: it still goes to the backend)
+        _handed_again(op, exc)
+        raise
 
 
 def register_receive(file: FileObject, overlapped: Overlapped, view: memoryview) -> StreamReadOp:
@@ -293,16 +350,23 @@ def register_receive(file: FileObject, overlapped: Overlapped, view: memoryview)
         # Registered and marked submitted in one go (as in submit_tried): a request that
         # outlives its issuer (port-bound, no event, no routine: spec §8) stays out of the
         # issuer's list, which only the thread-exit hook reads.
+        # (no call once registered but the demotion, last: an interrupt there goes on with
+        # the request, ``carry``, for the caller to hand over: ``_handed_again``)
         op.registered = op.submitted = True
         file._pending[op] = None
         file.stream_in += 1
-        if file._rslot is not None:
-            demote_locked(file._rslot)  # it queues behind the slot's incarnation (#66)
         if event is not None or skip_port or file.port is None:
-            ops = issuer.extensions.get(_IO_KEY)
-            if ops is None:
+            try:
+                ops = issuer.extensions[_IO_KEY]
+            except KeyError:
                 ops = issuer.extensions[_IO_KEY] = {}
             ops[op] = None
+        if file._rslot is not None:
+            try:
+                demote_locked(file._rslot)  # it queues behind the slot's incarnation (#66)
+            except BaseException as exc:
+                carry(exc, op)
+                raise
     return op
 
 
@@ -313,33 +377,71 @@ def submit_receive(file: FileObject, overlapped: Overlapped, view: memoryview) -
     Raises:
         Win32Error: ERROR_INVALID_HANDLE if the file is being closed.
     """
-    op = register_receive(file, overlapped, view)
     try:
-        file.backend.submit(op)
-    except RuntimeError:
-        op.complete(_CLOSED_STATUS, 0)  # the backend is closed: as ``_hand_to_backend``
+        op = register_receive(file, overlapped, view)
+    except BaseException as exc:  # (a Ctrl-C once it was registered: it still goes on)
+        registered = carried(exc)
+        if registered is not None:
+            _handed_again(registered, exc)
+        raise
+    try:
+        _hand_to_backend(op)
+    except BaseException as exc:
+        _handed_again(op, exc)
+        raise
 
 
 def submit(op: Operation) -> None:
     """Give a request that would block to its backend (unless a cancel already arrived)."""
-    with LOCK:
-        op.submitted = True
-        cancelled = op.cancel_requested
-    if cancelled:
-        if op.kind is OpKind.LOCAL:
-            op.cancel_local()
-        else:
-            op.complete(_CANCELLED, 0)
-    elif op.kind is not OpKind.LOCAL:
-        _hand_to_backend(op)
+    try:
+        with LOCK:
+            op.submitted = True
+            cancelled = op.cancel_requested
+        if cancelled:
+            if op.kind is OpKind.LOCAL:
+                op.cancel_local()
+            else:
+                op.complete(_CANCELLED, 0)
+        elif op.kind is not OpKind.LOCAL:
+            _hand_to_backend(op)
+    except BaseException as exc:
+        if not op.cancel_requested:  # (a cancelled one: its completion's own business)
+            _handed_again(op, exc)
+        raise
 
 
 def _hand_to_backend(op: Operation) -> None:
+    """``op`` (registered, submitted) goes to its file's backend; a closed backend completes
+    it (STATUS_INVALID_HANDLE). Its callers finish it under an interrupt (:func:`_handed_again`):
+    no check point here but ``submit``'s entry."""
     try:
         op.file.backend.submit(op)
     except RuntimeError:
         # The backend is closed (process shutdown): the request still completes, once.
         op.complete(_CLOSED_STATUS, 0)
+
+
+def _handed_again(op: Operation, exc: BaseException) -> None:
+    """An interrupt ``exc`` (Ctrl-C) cut the issue of ``op`` between its registration and its
+    backend's ``submit`` (included): registered and never handed over, the request would pend
+    for ever (and queue every later one in its direction behind it, #66). It is handed over
+    now if it is registered, not done, and ``submit`` did not run - its frame not in the
+    traceback (the cut came before the call) or at its first line (``cut_at_entry``). A
+    ``submit`` that ran is the backend's, which takes a request in full or not at all. Each
+    caller's ``try`` spans its registration to ``submit``'s return, nothing after it."""
+    if not interrupt(exc) or not op.registered or op.done or op.kind is OpKind.LOCAL:
+        return
+    file = op.file
+    if op.kind is _STREAM and op.poll_events & _POLLIN and file._rslot is not None:
+        with LOCK:  # (the registration's last step, idempotent: ``_slot.demote_locked``)
+            demote_locked(file._rslot)
+    backend = file.backend
+    if cut_at_entry(exc, type(backend).submit):
+        op.submitted = True
+        try:
+            backend.submit(op)
+        except RuntimeError:
+            op.complete(_CLOSED_STATUS, 0)
 
 
 def run_sync(op: Operation, alertable: bool = False) -> tuple[int, int]:
@@ -381,9 +483,13 @@ def run_sync(op: Operation, alertable: bool = False) -> tuple[int, int]:
     # A send is issued under its socket's send claim, as in ``start``: no send from another
     # thread can slip its bytes between a fast-path send's parts.
     claim = _send_claim_of(op)
+    taken = False
     try:
         if claim is not None:
-            claim.acquire()
+            # (the acquire's result stored with no check after the call, as the sockets' fast
+            # path does: a Ctrl-C at ``claim.acquire()``'s return left the claim taken for ever)
+            for taken in _map(claim.acquire, _BLOCKING):  # noqa: B007
+                break
         try:
             with LOCK:
                 ov.status = STATUS_PENDING
@@ -398,8 +504,8 @@ def run_sync(op: Operation, alertable: bool = False) -> tuple[int, int]:
             if result is None:
                 submit(op)
         finally:
-            if claim is not None:
-                claim.release()
+            if taken:
+                claim.release()  # type: ignore[union-attr]
         if result is None:
             while wait_for_one(op.sync_done, None, alertable) == _WAIT_IO_COMPLETION:
                 pass

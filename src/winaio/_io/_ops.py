@@ -27,6 +27,7 @@ LOCAL ones ``_pipe_ops``.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -36,6 +37,7 @@ from .._kernel._threads import current_thread_state
 from ..codes import NtStatus
 from ._backend import OpKind
 from ._dispatch import deliver
+from ._interrupts import carry
 
 if TYPE_CHECKING:
     from .._kernel._objects import Event
@@ -60,6 +62,7 @@ _SUCCESS = int(NtStatus.STATUS_SUCCESS)
 _EOF = int(NtStatus.STATUS_END_OF_FILE)
 _RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
 _preadv = os.preadv
+_starmap = itertools.starmap  # (a syscall whose count an interrupt cannot drop)
 #: A buffer the caller released (``memoryview.release()``) before the syscall could use it:
 #: what Windows reports for memory the kernel cannot access (ERROR_NOACCESS). io_uring never
 #: sees it (its SQE holds an export of the memory); the thread backend and the non-blocking
@@ -262,18 +265,19 @@ class FileReadOp(_FileOp):
         # Not registered yet (``_files.start``): counted among the descriptor's users before
         # ``closing`` is read (``_fd_users``), so that a close from another thread meanwhile
         # defers its release to us and no reopened file can take the number under this read.
-        users: FdUsers | None
+        users: FdUsers | None = getattr(file, "fd_users", None)  # (None: a bare FileObject)
+        n = 0
         try:
-            users = file.fd_users  # type: ignore[attr-defined]
-        except AttributeError:  # a bare FileObject (tests): nobody to defer a close to
-            users = None
-        else:
-            users.append(None)
-        try:
+            if users is not None:
+                users.append(None)  # (in the ``try``: a Ctrl-C at its return counts out)
             if file.closing:
                 return None  # closed since ``start`` looked: its registration reports it
             # Served from the page cache without blocking, or EAGAIN (Windows' fast I/O path).
-            n = _preadv(file.fd, self.buffers, self.offset, _RWF_NOWAIT)
+            # The count stored by the loop with no eval-breaker check after the syscall (the
+            # check after ``n = _preadv(...)`` dropped it: docs/design.md, pure).
+            args = (file.fd, self.buffers, self.offset, _RWF_NOWAIT)
+            for n in _starmap(_preadv, (args,)):  # noqa: B007
+                break
         except BlockingIOError:
             return None
         except OSError as exc:
@@ -284,9 +288,14 @@ class FileReadOp(_FileOp):
             return _FAULT, 0
         finally:
             if users is not None:
-                users.pop()
-                if file.closing:
-                    users.left()
+                try:
+                    users.pop()
+                    if file.closing:
+                        users.left()
+                except BaseException as exc:  # (Ctrl-C: the read goes on with its count)
+                    if n:
+                        carry(exc, ((_SUCCESS, n),))
+                    raise
         if n == 0:
             return None  # at EOF: Win8+ pends and completes with STATUS_END_OF_FILE (spec §4.4)
         return _SUCCESS, n

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..codes import WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error
+from ._fd_users import FdUsers
+from ._interrupts import cut_at_entry, interrupt
 from ._issue import submit_tried
 from ._stream_ops import StreamWriteOp, read_failed, stream_end, write_failed
 
@@ -25,6 +27,17 @@ if TYPE_CHECKING:
     from ._sockets import Socket
 
 _POLLIN = select.POLLIN
+
+
+def _left(users: FdUsers) -> None:
+    """``users.left()`` (a fast path counted out of a closing socket's descriptor), made again
+    when a Ctrl-C cut it at its entry: else a close deferred to this user never happens."""
+    try:
+        users.left()
+    except BaseException as exc:
+        if interrupt(exc) and cut_at_entry(exc, FdUsers.left):
+            users.left()
+        raise
 
 
 def _closed_error() -> Win32Error:
@@ -72,8 +85,19 @@ def _send_failed(file: Socket, errno: int) -> NoReturn:
 def _send_rest(file: Socket, overlapped: Overlapped, data: Any, n: int, nbytes: int) -> bool:
     """The socket took ``n`` of ``nbytes`` (its buffer is full): the rest waits for room as a
     request object, registered before the caller releases the send claim. Returns False."""
-    view = data if data.__class__ is memoryview else memoryview(data)
-    op = StreamWriteOp(file, overlapped, (view[n:],))
-    op.sent, op.nbytes = n, nbytes
-    submit_tried(op)
+    op: StreamWriteOp | None = None
+    try:
+        view = data if data.__class__ is memoryview else memoryview(data)
+        op = StreamWriteOp(file, overlapped, (view[n:],))
+        op.sent, op.nbytes = n, nbytes
+        submit_tried(op)
+    except BaseException as exc:
+        # (Ctrl-C: the n bytes are sent; a rest not registered yet is made again, once - a
+        # registered one is ``submit_tried``'s to finish)
+        if interrupt(exc) and (op is None or not op.registered):
+            view = data if data.__class__ is memoryview else memoryview(data)
+            op = StreamWriteOp(file, overlapped, (view[n:],))
+            op.sent, op.nbytes = n, nbytes
+            submit_tried(op)
+        raise
     return False

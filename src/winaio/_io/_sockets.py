@@ -83,6 +83,7 @@ from ._overlapped import STATUS_PENDING, Overlapped
 from ._slot import IDLE, died_locked
 from ._sock_after import (
     _closed_error,
+    _left,
     _recv_blocked,
     _recv_end,
     _recv_failed,
@@ -108,6 +109,9 @@ __all__ = ["Socket", "create_socket"]
 
 _WSAENOTSOCK = 10038
 _MSG_NOSIGNAL = int(socket.MSG_NOSIGNAL)  # a plain int: IntFlag arithmetic costs ~1 us
+_NOSIGNAL = (_MSG_NOSIGNAL,)  # (``send``'s flags, as ``map``'s second iterable)
+_map = map  # (a syscall whose count an interrupt cannot drop: ``start_read``)
+_NOWAIT = (False,)  # (``acquire``'s argument, as ``map``'s iterable)
 #: A socket whose last ``_ASK_RUN`` receives (or more) all pended stops asking ``poll(0)``
 #: first: its receives pend at once, and one in ``_ASK_EVERY + 1`` asks again (module
 #: docstring).
@@ -204,9 +208,12 @@ class Socket(StreamFile):
             # The descriptor is used from here on: counted in before ``closing`` is read again,
             # a close from another thread meanwhile leaves it open until this call is done
             # with it (``_fd_users``).
+            # (Counted in inside the ``try``: a Ctrl-C at ``append``'s return - the check after
+            # a C call - left the count up for ever, a close then deferring its release of the
+            # descriptor to a user that never comes; counted out whole, below.)
             users = self.fd_users
-            users.append(None)
             try:
+                users.append(None)
                 if self.closing:  # closed meanwhile
                     raise _closed_error()
                 sock = self.sock
@@ -225,8 +232,14 @@ class Socket(StreamFile):
                         return False
                     self._recv_ready = None  # data flows: try first again
                     self._recv_misses = 0
+                n = 0
                 try:
-                    n = sock.recv_into(buffer)
+                    # The count stored by the loop, with no eval-breaker check after the syscall
+                    # (``n = sock.recv_into(buffer)`` checked for signals after the call's
+                    # return: a Ctrl-C there dropped the count of bytes the socket gave up).
+                    # From here on no call comes before the notification (its entry: below).
+                    for n in _map(sock.recv_into, (buffer,)):  # noqa: B007
+                        break
                 except BlockingIOError:
                     return _recv_blocked(
                         self, overlapped, buffer if cls is memoryview else memoryview(buffer)
@@ -251,9 +264,11 @@ class Socket(StreamFile):
                         raise
                 return True
             finally:
-                users.pop()
-                if self.closing:
-                    users.left()
+                try:
+                    users.pop()
+                finally:
+                    if self.closing:
+                        _left(users)
         return StreamFile.start_read(self, buffer, overlapped, size=size, routine=routine)
 
     def start_write(
@@ -298,11 +313,21 @@ class Socket(StreamFile):
             # Another thread is issuing a send: wait for it in the general path. Held until a
             # partial send's remainder is registered, so no send can come between its parts.
             and (claim := self.send_claim) is not None
-            and claim.acquire(False)
         ):
             users = self.fd_users  # counted in as in start_read (``_fd_users``)
-            users.append(None)
+            taken = False
             try:
+                # The claim's ``acquire(False)`` through a loop, as the syscall below: its
+                # result stored with no check after the call (a Ctrl-C at the return of
+                # ``claim.acquire(False)`` in the condition left the claim taken for ever, every
+                # later send of the socket waiting for it in the general path).
+                for taken in _map(claim.acquire, _NOWAIT):  # noqa: B007
+                    break
+                if not taken:
+                    return StreamFile.start_write(
+                        self, data, overlapped, size=size, routine=routine
+                    )
+                users.append(None)
                 if self.closing:  # closed since the test above: as ``_files.start``
                     raise _closed_error()
                 # Registered by a general-path send while we took the claim: it goes first.
@@ -314,8 +339,11 @@ class Socket(StreamFile):
                         event._signaled = False
                     self._signaled = False
                     overlapped.status = STATUS_PENDING
+                    n = 0
                     try:
-                        n = sock.send(data, _MSG_NOSIGNAL)
+                        # (the count stored with no check after the syscall, as in start_read)
+                        for n in _map(sock.send, (data,), _NOSIGNAL):  # noqa: B007
+                            break
                     except BlockingIOError:
                         n = 0
                     except OSError as exc:
@@ -323,7 +351,12 @@ class Socket(StreamFile):
                     if n < nbytes:
                         # The socket buffer is full: the rest waits for room (a request object)
                         # registered before the claim is released.
-                        return _send_rest(self, overlapped, data, n, nbytes)
+                        try:
+                            return _send_rest(self, overlapped, data, n, nbytes)
+                        except BaseException as exc:  # (Ctrl-C at its entry: n bytes sent)
+                            if interrupt(exc) and cut_at_entry(exc, _send_rest):
+                                _send_rest(self, overlapped, data, n, nbytes)
+                            raise
                     if (
                         event is None
                         and self.skip_set_event
@@ -340,10 +373,15 @@ class Socket(StreamFile):
                             raise
                     return True
             finally:
-                users.pop()
-                claim.release()
-                if self.closing:
-                    users.left()
+                if taken:  # (each step made whatever a Ctrl-C cuts)
+                    try:
+                        users.pop()
+                    finally:
+                        try:
+                            claim.release()
+                        finally:
+                            if self.closing:
+                                _left(users)
         return StreamFile.start_write(self, data, overlapped, size=size, routine=routine)
 
     def start_accept(

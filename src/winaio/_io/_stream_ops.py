@@ -14,6 +14,7 @@ the caller released fails the request with STATUS_ACCESS_VIOLATION instead of ra
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import select
 import socket
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._kernel._dispatcher import ThreadState
 from ..codes import NtStatus
+from ._interrupts import carry, interrupt
 from ._ops import CompletionRoutine, Operation, SqeSink, errno_to_status
 from ._slot import set_request_builder
 
@@ -61,6 +63,7 @@ _RELEASED = (ValueError, TypeError, BufferError)
 #: reports end-of-stream and leaves EPIPE in SO_ERROR. Consulted only on the end-of-stream and
 #: failure paths.
 RESET_SOCKETS: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+_starmap = itertools.starmap  # (a syscall whose count an interrupt cannot drop)
 _MSG_NOSIGNAL = int(socket.MSG_NOSIGNAL)  # a plain int: IntFlag arithmetic costs ~1 us
 _new_object = object.__new__
 #: ``Operation.__init__`` bound once (the stream requests' constructors call it, not
@@ -140,14 +143,23 @@ class StreamReadOp(Operation):
             return _BROKEN, 0  # issued after shutdown(SD_RECEIVE): WSAESHUTDOWN
         if not self.nbytes:
             return zero_byte_read(file)
+        # Each syscall's count stored by a loop with no eval-breaker check after it (an
+        # interrupt at the return of ``n = sock.recv_into(...)`` dropped the bytes it took:
+        # docs/design.md, pure); from there to the return, no call but at the end of a stream.
+        n = 0
         try:
-            if file.sock is not None:
+            sock = file.sock
+            if sock is not None:
                 if len(self.buffers) == 1:
-                    n = file.sock.recv_into(self.buffers[0], 0, self.flags)
+                    for n in _starmap(sock.recv_into, ((self.buffers[0], 0, self.flags),)):  # noqa: B007
+                        break
                 else:
-                    n = file.sock.recvmsg_into(self.buffers, 0, self.flags)[0]
+                    for got in _starmap(sock.recvmsg_into, ((self.buffers, 0, self.flags),)):
+                        n = got[0]
+                        break
             else:
-                n = os.readv(file.fd, self.buffers)
+                for n in _starmap(os.readv, ((file.fd, self.buffers),)):  # noqa: B007
+                    break
         except OSError as exc:
             if exc.errno in _WOULD_BLOCK:
                 return None
@@ -157,6 +169,20 @@ class StreamReadOp(Operation):
         if n == 0 and self.nbytes:
             return stream_end(file)
         return _SUCCESS, n
+
+
+def _sent_rest(op: StreamWriteOp, n: int) -> None:
+    """An interrupt cut :meth:`StreamWriteOp.try_now` with ``n`` sent bytes not yet dropped
+    from its buffers: drop them (the request goes on with the rest, or completes)."""
+    buffers = op.buffers
+    while n and buffers:
+        head = buffers[0]
+        if n >= len(head):
+            n -= len(head)
+            del buffers[0]
+        else:
+            buffers[0] = head[n:]
+            n = 0
 
 
 def stream_end(file: FileObject) -> tuple[int, int]:
@@ -251,32 +277,46 @@ class StreamWriteOp(Operation):
 
     def try_now(self) -> tuple[int, int] | None:
         file = self.file
-        while self.buffers:
-            try:
-                sock = file.sock
-                if sock is not None:
-                    if len(self.buffers) == 1:
-                        n = sock.send(self.buffers[0], self.flags | _MSG_NOSIGNAL)
+        buffers = self.buffers
+        n = 0
+        try:
+            while buffers:
+                try:
+                    # (each count stored with no check after its syscall, as in StreamReadOp)
+                    sock = file.sock
+                    if sock is not None:
+                        flags = self.flags | _MSG_NOSIGNAL
+                        if len(buffers) == 1:
+                            for n in _starmap(sock.send, ((buffers[0], flags),)):  # noqa: B007
+                                break
+                        else:
+                            for n in _starmap(sock.sendmsg, ((buffers, (), flags),)):  # noqa: B007
+                                break
                     else:
-                        n = sock.sendmsg(self.buffers, (), self.flags | _MSG_NOSIGNAL)
-                else:
-                    n = os.writev(file.fd, self.buffers)
-            except OSError as exc:
-                if exc.errno in _WOULD_BLOCK:
-                    return None
-                return write_failed(file, exc.errno or 0), 0  # a failed write reports 0 bytes
-            except _RELEASED:
-                return _FAULT, self.sent
-            self.sent += n
-            # Drop what went out; a partially sent buffer keeps its tail.
-            while n and self.buffers:
-                head = self.buffers[0]
-                if n >= len(head):
-                    n -= len(head)
-                    self.buffers.pop(0)
-                else:
-                    self.buffers[0] = head[n:]
-                    n = 0
+                        for n in _starmap(os.writev, ((file.fd, buffers),)):  # noqa: B007
+                            break
+                except OSError as exc:
+                    if exc.errno in _WOULD_BLOCK:
+                        return None
+                    return write_failed(file, exc.errno or 0), 0  # a failed write reports 0
+                except _RELEASED:
+                    return _FAULT, self.sent
+                self.sent += n
+                # Drop what went out; a partially sent buffer keeps its tail. (At any check
+                # point here ``n`` is what is left to drop: ``_sent_rest`` finishes it.)
+                while n and buffers:
+                    head = buffers[0]
+                    if n >= len(head):
+                        n -= len(head)
+                        del buffers[0]
+                    else:
+                        buffers[0] = head[n:]
+                        n = 0
+        except BaseException as exc:
+            if self.sent and interrupt(exc):  # (Ctrl-C once bytes went out: they count)
+                _sent_rest(self, n)
+                carry(exc, (None if buffers else (_SUCCESS, self.sent),))
+            raise
         return _SUCCESS, self.sent
 
 

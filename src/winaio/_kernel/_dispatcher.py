@@ -282,11 +282,11 @@ def wake_thread(ts: ThreadState) -> None:
         try:
             parker.release()
         except BaseException as exc:
-            _release_again(parker, exc)
+            release_again(parker, exc)
             raise
 
 
-def _release_again(parker: Parker, exc: BaseException) -> None:
+def release_again(parker: Parker, exc: BaseException) -> None:
     """An exception (a Ctrl-C) came out of ``parker.release()`` once ``wake_pending`` was set:
     give the token again if the call was cut at its entry, before its first statement (a
     Python parker, ``RingParker`` or ``WorkerParker``, where a signal that came meanwhile is
@@ -355,7 +355,7 @@ def end_wait(wb: WaitBlock, result: int) -> None:
         try:
             parker.release()
         except BaseException as exc:
-            _release_again(parker, exc)  # (a Python parker's release cut at its entry)
+            release_again(parker, exc)  # (a Python parker's release cut at its entry)
             raise
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from ..codes import WinError
 from ..errors import Win32Error
-from ._dispatcher import LOCK, DispatcherObject, ThreadState, wake_waiters
+from ._dispatcher import LOCK, DispatcherObject, ThreadState, release_again, wake_waiters
 from ._threads import current_thread_state
 
 __all__ = ["Event", "Mutex", "Semaphore"]
@@ -62,12 +62,45 @@ class Event(DispatcherObject):
         return self._signaled
 
     def set(self) -> bool:
-        """SetEvent. Returns the previous state."""
+        """SetEvent. Returns the previous state.
+
+        The hot shape inlined (pure: a ping-pong's signaller, docs/design.md "The pure event
+        ping-pong"): an auto-reset ``Event`` (the class itself) whose first waiter waits on it
+        alone (any, no ``detach``): the walk's satisfaction (:func:`wake_waiters` ->
+        ``try_satisfy`` -> :func:`complete_wait`) in statements without a call up to the
+        parker's ``release``, so an interrupt cannot cut it half done. Anything else walks.
+        """
         with LOCK:
             previous = self._signaled
             self._signaled = True
-            if self._waiters:
+            waiters = self._waiters
+            if waiters:
                 try:
+                    for wb in waiters:  # noqa: B007 (the first waiter, no call)
+                        break
+                    if (
+                        not self.manual_reset
+                        and wb.result is None
+                        and wb.detach is None
+                        and self.__class__ is Event
+                        and len(wb.objects) == 1
+                    ):
+                        # try_satisfy (WAIT_OBJECT_0, the auto-reset consumed), complete_wait
+                        self._signaled = False
+                        del waiters[wb]
+                        wb.result = 0
+                        ts = wb.thread
+                        if ts.awake_in_wait:
+                            ts.wait = None
+                        elif not ts.wake_pending:
+                            ts.wake_pending = True
+                            parker = ts.parker
+                            try:
+                                parker.release()
+                            except BaseException as exc:  # (a Python parker cut at its entry)
+                                release_again(parker, exc)
+                                raise
+                        return previous
                     wake_waiters(self)
                 except BaseException:  # (Ctrl-C) the walk is finished first: no
                     wake_waiters(self)  # waiter of a signaled object is left asleep

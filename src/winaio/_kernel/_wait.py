@@ -40,7 +40,7 @@ from ._dispatcher import (
     try_satisfy,
     unlink_wait,
 )
-from ._threads import check_terminating, current_thread_state
+from ._threads import _tls, check_terminating, current_thread_state
 
 __all__ = [
     "abandon_wait",
@@ -58,6 +58,7 @@ _WAIT_ABANDONED_0 = int(WaitCode.WAIT_ABANDONED_0)
 _WAIT_TIMEOUT = int(WaitCode.WAIT_TIMEOUT)
 _WAIT_IO_COMPLETION = int(WaitCode.WAIT_IO_COMPLETION)
 _TIMEOUT_MAX = threading.TIMEOUT_MAX
+_new_object = object.__new__
 
 
 def validate_objects(objects: tuple[DispatcherObject, ...]) -> None:
@@ -236,8 +237,15 @@ def wait_for_objects(
 
 
 def wait_for_one(obj: DispatcherObject, timeout: float | None, alertable: bool) -> int:
-    """WaitForSingleObjectEx on a validated object: the hot path of ``wait_for_objects``."""
-    ts = current_thread_state()
+    """WaitForSingleObjectEx on a validated object: the hot path of ``wait_for_objects``.
+
+    Pure-Python hot shape (docs/design.md "The pure event ping-pong"): the thread's state read
+    from the thread-local without a call, the wait block built slot by slot (as
+    ``WaitBlock.__init__``), :func:`_finish` called only when it has something to run."""
+    try:
+        ts: ThreadState = _tls.ts
+    except AttributeError:
+        ts = current_thread_state()
     if ts.special_apcs:
         run_special_apcs(ts)
     if ts.terminating:
@@ -253,7 +261,12 @@ def wait_for_one(obj: DispatcherObject, timeout: float | None, alertable: bool) 
             elif timeout is not None and timeout <= 0:
                 result = _WAIT_TIMEOUT
             else:
-                wb = WaitBlock(ts, (obj,), False, alertable)
+                wb = _new_object(WaitBlock)  # WaitBlock(ts, (obj,), False, alertable)
+                wb.thread = ts
+                wb.objects = (obj,)
+                wb.wait_all = False
+                wb.alertable = alertable
+                wb.detach = wb.result = wb.data = None
                 obj._waiters[wb] = None
                 ts.wait = wb
                 listener = ts.block_listener
@@ -266,7 +279,9 @@ def wait_for_one(obj: DispatcherObject, timeout: float | None, alertable: bool) 
         if wb is not None:
             abandon_wait(ts, wb, listener)
         raise
-    return _finish(ts, result)
+    if result == _WAIT_IO_COMPLETION or ts.special_apcs:
+        return _finish(ts, result)
+    return result
 
 
 def sleep(timeout: float | None, alertable: bool) -> int:

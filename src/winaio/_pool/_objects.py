@@ -324,15 +324,20 @@ class PoolWork(PoolObject):
             Win32Error: ERROR_INVALID_HANDLE if the work object or its pool is closed.
         """
         pool = self._pool
-        with LOCK:
-            if self._closed:
-                raise Win32Error(WinError.ERROR_INVALID_HANDLE, f"{self!r} is closed")
-            self._pend_locked(1)
-            spawn, wake = pool._post_one_locked()
-        if wake is not None:
-            wake.wake()  # after the lock (``ThreadPool._handoff_locked``)
-        elif spawn:
-            pool._spawn()
+        spawn = False
+        try:
+            with LOCK:
+                if self._closed:
+                    raise Win32Error(WinError.ERROR_INVALID_HANDLE, f"{self!r} is closed")
+                spawn, wake = pool._post_one_locked()  # (the token first: ``ThreadPool.submit``)
+                self._pend_locked(1)
+            if wake is not None:
+                wake.wake()  # after the lock (``ThreadPool._handoff_locked``)
+            elif spawn:
+                pool._spawn()
+        except BaseException as exc:  # (Ctrl-C: the wake-up or start owed, made)
+            pool._woken_again(exc, spawn)
+            raise
 
 
 class SimpleCallback(PoolObject):

@@ -38,8 +38,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from .._io._interrupts import cut_at_entry, interrupt, release_again
 from .._io._port import CompletionPacket, CompletionPort
-from .._kernel._dispatcher import LOCK, ThreadState, complete_wait, wake_waiters
+from .._kernel._dispatcher import LOCK, ThreadState, wake_waiters
 from .._kernel._objects import Event
 from .._kernel._parker import WorkerParker
 from .._kernel._threads import KThread, current_thread_state, start_thread
@@ -227,19 +228,26 @@ class ThreadPool:
             raise Win32Error(WinError.ERROR_INVALID_PARAMETER, f"{fn!r} is not callable")
         wake = None
         spawn = False
-        with LOCK:
-            if self._closing:
-                raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the thread pool is closed")
-            self._queues[1].append((fn, args))
-            port = self._port
-            if port._getters and not port._packets and len(port._running) < port.concurrency:
-                wake = self._handoff_locked(port)
-            else:
-                spawn = self._post_tokens_locked(1)
-        if wake is not None:
-            wake.wake()  # after the lock: the worker wakes to a free lock (_handoff_locked)
-        elif spawn:
-            self._spawn()
+        try:
+            with LOCK:
+                if self._closing:
+                    raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the thread pool is closed")
+                # The token first, the callback last (the worker takes it once LOCK is free):
+                # a Ctrl-C in between leaves a spare token (a worker finds nothing: harmless),
+                # never a queued callback without one (it never ran).
+                port = self._port
+                if port._getters and not port._packets and len(port._running) < port.concurrency:
+                    wake = self._handoff_locked(port)
+                else:
+                    spawn = self._post_tokens_locked(1)
+                self._queues[1].append((fn, args))
+            if wake is not None:
+                wake.wake()  # after the lock: the worker wakes to a free lock (_handoff_locked)
+            elif spawn:
+                self._spawn()
+        except BaseException as exc:
+            self._woken_again(exc, spawn)
+            raise
 
     def call(self, fn: Callable[..., Any], *args: Any) -> PoolCall:
         """Run ``fn(*args)`` on a worker; returns a waitable :class:`PoolCall` with its result."""
@@ -250,15 +258,44 @@ class ThreadPool:
         return call
 
     def _enqueue(self, item: Any) -> None:
-        with LOCK:
-            if self._closing:
-                raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the thread pool is closed")
-            self._queues[1].append(item)
-            spawn, wake = self._post_one_locked()
-        if wake is not None:
-            wake.wake()
-        elif spawn:
-            self._spawn()
+        spawn = False
+        try:
+            with LOCK:
+                if self._closing:
+                    raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the thread pool is closed")
+                spawn, wake = self._post_one_locked()  # (the token first: as in submit)
+                self._queues[1].append(item)
+            if wake is not None:
+                wake.wake()
+            elif spawn:
+                self._spawn()
+        except BaseException as exc:
+            self._woken_again(exc, spawn)
+            raise
+
+    def _woken_again(self, exc: BaseException, spawn: bool) -> None:
+        """An interrupt ``exc`` (Ctrl-C) cut a submitter between queueing its callback's token
+        (under LOCK) and the wake-up or worker start it owed after the lock: both made before
+        it goes on. Else a worker handed the token slept until ``close()`` (its wake-up is
+        given after the lock, ``_handoff_locked``) and a worker counted to start never
+        started: the callback never ran, ``close()`` waited for ever. Every worker whose wait
+        a hand-off ended is woken (:meth:`_rewake_handoffs`: at worst a spurious wake-up); a
+        worker counted (``spawn``) is started unless ``_spawn`` ran (its frame past its entry
+        in the traceback); a token queued with nobody to take it gets a worker, as
+        ``_post_tokens_locked`` would have. A second interrupt meanwhile: the first goes on."""
+        if not interrupt(exc):
+            return
+        try:
+            self._rewake_handoffs()
+            if spawn and cut_at_entry(exc, ThreadPool._spawn):
+                self._spawn()
+            with LOCK:
+                grow = self._grow_locked()
+            if grow:
+                self._spawn()
+        except BaseException as again:
+            if not interrupt(again):
+                raise
 
     def submit_callback(
         self,
@@ -343,19 +380,38 @@ class ThreadPool:
         (``_rewake_handoffs``). Any other waiter
         (a thread of its own in GetQueuedCompletionStatus) is woken here, as the port does.
         """
-        wb = port._getters.pop()
-        wb.detach = None  # popped already (and a port wait has no objects: nothing to unlink)
-        wb.data = [self._token]
+        # No call from reading the waiter to its result (a Ctrl-C at ``getters.pop()``'s
+        # return lost the popped worker, asleep for ever; at ``running.add()``'s, before its
+        # result, the same): the last call is ``running.add``, whose cut the caller's
+        # :meth:`_woken_again` finishes (the result is set: ``_rewake_handoffs`` finds it).
+        getters = port._getters
+        wb = getters[-1]
         ts = wb.thread
-        port._running.add(ts)
         parker = ts.parker
-        if parker.__class__ is not WorkerParker:
-            complete_wait(wb, _HANDOFF)
-            return None
+        wb.detach = None  # popped (and a port wait has no objects: nothing to unlink)
+        wb.data = [self._token]
         wb.result = _HANDOFF
+        del getters[-1]
+        if parker.__class__ is not WorkerParker:
+            # (end_wait: a thread of its own in GetQueuedCompletionStatus, woken here)
+            try:
+                port._running.add(ts)
+                if ts.awake_in_wait:
+                    ts.wait = None
+                elif not ts.wake_pending:
+                    ts.wake_pending = True
+                    parker.release()
+            except BaseException as exc:
+                if interrupt(exc):
+                    port._running.add(ts)
+                    release_again(exc, ts)
+                raise
+            return None
         if ts.wake_pending:
+            port._running.add(ts)
             return None
         ts.wake_pending = True
+        port._running.add(ts)
         return parker
 
     def _post_one_locked(self) -> tuple[bool, WorkerParker | None]:

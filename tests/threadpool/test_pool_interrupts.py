@@ -1,0 +1,148 @@
+"""The thread pool's wake sites under interrupts (pure, 2026-12-06).
+
+A submitter (the main thread, where a signal handler's KeyboardInterrupt lands) queues a
+callback's token under the dispatcher lock and owes, after the lock, the wake-up of the idle
+worker it handed the token to (``ThreadPool._handoff_locked``: the wake-up is given without
+the lock, so the worker finds it free) or the start of a worker it counted. A Ctrl-C at any
+eval-breaker check on that way - a Python callee's entry, a C call's return - left the worker
+asleep with the token until ``close()`` (or for ever: ``getters.pop()``'s return lost the
+popped worker) and the counted worker never started: the callback never ran and ``close()``
+waited for ever. The sweep raises at each cut point in turn (one per run) and checks that
+the callback runs and the pool closes. docs/design.md "The pure-Python immediate paths under
+interrupts (pure, ...)".
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from winaio._kernel._dispatcher import LOCK
+from winaio._pool._objects import PoolWork
+from winaio._pool._pool import ThreadPool
+from winaio.testing import wait_until
+
+
+class Interrupted(BaseException):
+    """Stands for KeyboardInterrupt."""
+
+
+class _Sweep:
+    """Raise :class:`Interrupted` at the ``k``-th cut point in the frames of ``codes`` (a C
+    function's return there, or the entry of a function called from them), on the thread
+    that runs the sweep only."""
+
+    def __init__(self, k: int, codes: set[Any]) -> None:
+        self.k, self.codes, self.count, self.hit, self.where = k, codes, 0, False, ""
+        self.thread = threading.get_ident()
+
+    def __call__(self, frame: Any, event: str, arg: Any) -> None:
+        if self.hit or threading.get_ident() != self.thread:
+            return
+        if event == "call":
+            back = frame.f_back
+            if back is None or back.f_code not in self.codes or frame.f_code.co_name == "__del__":
+                return
+        elif event != "c_return" or frame.f_code not in self.codes:
+            return
+        self.count += 1
+        if self.count == self.k:
+            self.hit = True
+            self.where = f"{event} {frame.f_code.co_name}:{frame.f_lineno} "
+            self.where += getattr(arg, "__name__", "") if event == "c_return" else ""
+            raise Interrupted
+
+
+_CODES = {
+    f.__code__
+    for f in (
+        ThreadPool.submit,
+        ThreadPool._enqueue,
+        ThreadPool._handoff_locked,
+        ThreadPool._post_one_locked,
+        ThreadPool._post_tokens_locked,
+        PoolWork.submit,
+    )
+}
+
+
+def _closed(pool: ThreadPool) -> bool:
+    """``pool.close()`` returns within 10 s (a worker that never woke or started keeps it
+    waiting for ever)."""
+    t = threading.Thread(target=pool.close, daemon=True)
+    t.start()
+    t.join(10.0)
+    return not t.is_alive()
+
+
+@pytest.mark.parametrize("how", ["submit", "call", "work"])
+@pytest.mark.parametrize("idle", [True, False])
+def test_an_interrupt_anywhere_in_a_submit_still_runs_the_callback(how: str, idle: bool) -> None:
+    """``ThreadPool.submit`` (TrySubmitThreadpoolCallback), ``call`` and ``PoolWork.submit``
+    (SubmitThreadpoolWork), to an idle worker (the hand-off) or to a pool with none (a worker
+    started): wherever the interrupt lands once the callback is queued, it runs, and the pool
+    closes."""
+    found: dict[str, list[str]] = {}
+    for k in range(1, 100):
+        sweep, bad = _run(k, how, idle)
+        if bad:
+            found[sweep.where or "(no interrupt)"] = bad
+        if not sweep.hit:
+            assert k > 2, "the sweep reached no cut point"
+            break
+    assert found == {}
+
+
+def _run(k: int, how: str, idle: bool) -> tuple[_Sweep, list[str]]:
+    pool = ThreadPool(4, 0, idle_timeout=30.0)
+    ran: list[int] = []
+    work = pool.create_work(lambda _instance: ran.append(1)) if how == "work" else None
+    if idle:  # a worker parked on the port, waiting for a token
+        pool.submit(ran.append, 0)
+        wait_until(lambda: bool(ran) and bool(pool._port._getters), 5.0, "an idle worker")
+        ran.clear()
+    submit: Callable[[], object] = (
+        (lambda: pool.submit(ran.append, 1))
+        if how == "submit"
+        else (lambda: pool.call(ran.append, 1))
+        if how == "call"
+        else work.submit  # type: ignore[union-attr]
+    )
+    sweep = _Sweep(k, _CODES)
+    submitted = False
+    gc.collect()
+    gc.disable()
+    sys.setprofile(sweep)
+    try:
+        submit()
+        submitted = True
+    except Interrupted:
+        pass
+    finally:
+        sys.setprofile(None)
+        gc.enable()
+    bad = []
+    if LOCK.locked():
+        bad.append("LOCK held")
+        LOCK.release()
+    try:
+        wait_until(lambda: ran == [1], 5.0, "the callback ran")
+    except AssertionError:
+        if submitted or _queued(pool):  # (queued, or the call returned: it must run)
+            bad.append(f"the callback never ran: {ran}")
+    if work is not None:
+        work.close()
+    if not _closed(pool):
+        bad.append("close() never returned")
+    return sweep, bad
+
+
+def _queued(pool: ThreadPool) -> bool:
+    """A callback is queued (a callback, a call or a work object in a priority queue)."""
+    with LOCK:
+        return any(pool._queues)
