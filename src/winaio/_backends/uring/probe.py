@@ -20,10 +20,11 @@ without it.
 :func:`coop_taskrun` probes the backend rings' setup flags ``IORING_SETUP_COOP_TASKRUN |
 IORING_SETUP_TASKRUN_FLAG`` (5.19; ``abi``'s task work facts, ``docs/design.md`` "Task work
 without the IPI"): a 2-entry ring set up with them (older kernels refuse unknown setup flags
-with EINVAL). :func:`ring_flags` is what a backend asks for: none by default
-(:data:`DEFAULT_COOP`: measured no faster for winaio's echo, and the flags change when a
-completion whose submitter runs user code becomes visible), those flags where the kernel takes
-them with ``WINAIO_URING_COOP=1`` (and ``0`` forces them off: the A/B switch).
+with EINVAL). :func:`ring_flags` is what a backend asks for: those flags where the kernel
+takes them, by default (:data:`DEFAULT_COOP`; the flags change when a completion whose
+submitter runs user code becomes visible: at its next kernel entry, a timer tick at most -
+the documented deviation of docs/design.md §2); ``WINAIO_URING_COOP=0`` forces them off and
+``1`` on (the A/B switch and the escape hatch).
 
 Rules: never raises for "unavailable"; imports only the ABI modules (safe on any platform).
 """
@@ -70,10 +71,12 @@ _COOP = int(SetupFlags.IORING_SETUP_COOP_TASKRUN | SetupFlags.IORING_SETUP_TASKR
 #: ``WINAIO_URING_COOP=1``: the backend's rings are set up with COOP_TASKRUN|TASKRUN_FLAG where
 #: the kernel takes them; ``0``: without (read at each backend's creation; unset: the default).
 COOP_ENV = "WINAIO_URING_COOP"
-#: Without the variable: no COOP. Measured (docs/design.md "Task work without the IPI"): the
-#: C=64 echo no faster with it (29 interleaved rounds: 0.993x), files unharmed, the raw io_uring
-#: echo 1.18-1.26x; the IPIs it saves are a few per thousand winaio echoes.
-DEFAULT_COOP = False
+#: Without the variable: COOP where the kernel takes it. Measured (docs/design.md "Task work
+#: without the IPI" and "Where issue 9 stands after the third session"): the raw io_uring echo
+#: 1.18-1.26x in every run; winaio's C=64 echo 0.99x in 29 rounds on a loaded machine and
+#: 1.13x / 1.18x (medians; 9 of 10 rounds won) in the two later same-run comparisons; files
+#: unharmed. Never measured slower.
+DEFAULT_COOP = True
 _kept: list[object] = []  # a probe's buffer the kernel might still write (never, in practice)
 
 
