@@ -35,9 +35,13 @@ from .._kernel._wait import test_alert
 from .._pool._clock import ManualClock as ManualClock
 from .._runtime import available_backends as available_backends
 from .._runtime import using_backend as using_backend
+from ._sweeps import PyParker, Sweep, SweepInterrupt, left_held, parked, profiled, sweep_cut_points
 
 __all__ = [
     "ManualClock",
+    "PyParker",
+    "Sweep",
+    "SweepInterrupt",
     "available_backends",
     "Interrupted",
     "accelerator_for_test",
@@ -46,8 +50,11 @@ __all__ = [
     "hex_reader",
     "impossible_slot_combination",
     "interrupt_after_acquire",
+    "left_held",
     "mapper_on_135",
     "nomem_sweep",
+    "parked",
+    "profiled",
     "python_frames",
     "require_c_path",
     "require_peer",
@@ -56,6 +63,7 @@ __all__ = [
     "shift_wall_clock",
     "slots_for_test",
     "split_impossible_slot_items",
+    "sweep_cut_points",
     "using_backend",
     "wait_until",
     "wait_until_blocked",
