@@ -144,7 +144,10 @@ def _start(op: Operation) -> int:
             # exit: it pends, the backend tries it; registered and left, it pended for ever and
             # queued every later request of its direction behind it, #66)
             if op.registered:
-                _tried_again(op, None, True, exc)
+                if op.kind is OpKind.LOCAL:  # (never tried: in no queue, forgotten)
+                    _forgotten_again(op, exc)
+                else:
+                    _tried_again(op, None, True, exc)
             raise
     try:
         result = None if queued else op.try_now()
@@ -214,6 +217,22 @@ def _tried_again(
                     file._forget_locked(op)
         elif not op.done:
             deliver(op, status, information, immediate=True)
+    except BaseException as again:  # (a second interrupt: the first one goes on)
+        if not interrupt(again):
+            raise
+
+
+def _forgotten_again(op: Operation, exc: BaseException) -> None:
+    """An interrupt ``exc`` cut :func:`start` once ``op`` (LOCAL: completed in-process, e.g. a
+    pipe's read) was registered and before its attempt: it is in no queue yet, nothing moved -
+    forgotten, as if never issued (registered, it pended for ever and queued every later
+    request of its direction behind it, #66)."""
+    if not interrupt(exc):
+        return
+    try:
+        with LOCK:
+            op.done = True
+            op.file._forget_locked(op)
     except BaseException as again:  # (a second interrupt: the first one goes on)
         if not interrupt(again):
             raise
