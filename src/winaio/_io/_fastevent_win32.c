@@ -17,6 +17,7 @@
  *   Python function does;
  * - ``configure_event_win32`` runs once, after ``configure_event``, and owns the data below. */
 #include "_fastevent.h"
+#include "_fastwin32.h"
 
 static PyObject *g_entries, *g_py_set_event, *g_py_reset_event, *g_py_wfso, *g_py_wfso_ex;
 static PyObject *g_fail, *g_w32error, *g_wait_failed;
@@ -90,16 +91,7 @@ wait_result(PyObject *r)
     if (r != NULL || !PyErr_ExceptionMatches(g_w32error)) {
         return r;
     }
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (tb != NULL) {
-        PyException_SetTraceback(value, tb);
-    }
-    PyObject *f = PyObject_CallOneArg(g_fail, value);
-    Py_XDECREF(type);
-    Py_XDECREF(value);
-    Py_XDECREF(tb);
+    PyObject *f = fio_call_fail(g_fail, NULL);
     if (f == NULL) {
         return NULL;
     }

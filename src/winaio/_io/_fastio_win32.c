@@ -4,6 +4,7 @@
  * functions are the reference; every shape not handled here goes to them before anything was
  * touched, and every result not handled here to their Python continuations. */
 #include "_fastio.h"
+#include "_fastwin32.h"
 
 /* ------------------------------------------------------------------ winaio.win32.ReadFile */
 
@@ -54,23 +55,19 @@ read_file(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return PyObject_Vectorcall(g_py_read_file, args, (size_t)nargs, NULL);
     }
     PyObject *hfile = args[0], *buffer = args[1], *size = args[2], *count = args[3], *ov = args[4];
-    PyObject *file = NULL, *entry = NULL, *status = NULL;
+    PyObject *file = NULL, *status = NULL;
     if (!whole_buffer(buffer, size) || !PyObject_TypeCheck(ov, k_wov.base)) {
         goto python;
     }
-    entry = PyObject_CallOneArg(g_handle_entry, hfile);
-    if (entry == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_TypeError)) {
+    /* (``file`` held: a concurrent CloseHandle may drop the table's reference) */
+    int hot = fio_handle_object(g_handle_entry, hfile, g_disk_type, &file);
+    if (hot <= 0) {
+        if (hot < 0) {
             return NULL; /* (a KeyboardInterrupt in a handle's __hash__...) as in Python */
         }
-        PyErr_Clear(); /* an unhashable "handle": the Python ReadFile reports it */
         goto python;
     }
-    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) < 1) {
-        goto python;
-    }
-    file = PyTuple_GET_ITEM(entry, 0);
-    if (Py_TYPE(file) != g_disk_type || !kind_fast(&k_file, Py_TYPE(file))) {
+    if (!kind_fast(&k_file, Py_TYPE(file))) {
         goto python;
     }
     int r = cached_reads(file);
@@ -112,20 +109,18 @@ read_file(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         set(&k_ov, ofast, ov, O_SKIP_PORT, Py_NewRef(Py_False)) < 0) {
         goto error;
     }
-    Py_INCREF(file); /* (the entry's reference could go with a concurrent CloseHandle) */
     status = fast_read(file, buffer, ov);
     if (status == Py_NotImplemented) {
         PyObject *buffers = PyTuple_Pack(1, buffer);
         status = buffers == NULL ? NULL : py_read_now(file, buffers, ov, Py_None);
         Py_XDECREF(buffers);
     }
-    Py_DECREF(file);
+    Py_CLEAR(file);
     if (status == NULL) {
         goto error;
     }
     if (PyLong_CheckExact(status) && _PyLong_Sign(status) == 0) {
         Py_DECREF(status);
-        Py_DECREF(entry);
         if (count != Py_None) {
             PyObject *info = get(&k_ov, ofast, ov, O_INFORMATION);
             if (info == NULL) {
@@ -143,15 +138,14 @@ read_file(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyObject *after[6] = {hfile, buffer, size, count, ov, status};
         PyObject *res = PyObject_Vectorcall(g_read_file_after, after, 6, NULL);
         Py_DECREF(status);
-        Py_DECREF(entry);
         return res;
     }
 
 python:
-    Py_XDECREF(entry);
+    Py_XDECREF(file);
     return PyObject_Vectorcall(g_py_read_file, args, (size_t)nargs, NULL);
 error:
-    Py_XDECREF(entry);
+    Py_XDECREF(file);
     return NULL;
 }
 
@@ -246,7 +240,7 @@ gqcs_ex(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject *hport = args[0], *entries = args[1], *count = args[2], *removed = args[3];
     PyObject *ms = args[4], *alertable = args[5];
-    PyObject *entry = NULL, *port, *res = NULL;
+    PyObject *port, *res = NULL;
     if (!PyList_CheckExact(entries) || !PyLong_CheckExact(count) || !PyLong_CheckExact(ms) ||
         !(alertable == Py_False || (PyLong_CheckExact(alertable) && _PyLong_Sign(alertable) == 0))) {
         goto python;
@@ -260,44 +254,18 @@ gqcs_ex(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (overflow || timeout != 0xFFFFFFFFLL) {
         goto python; /* a finite wait: the Python function (seconds(), its errors) */
     }
-    entry = PyObject_CallOneArg(g_handle_entry, hport);
-    if (entry == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_TypeError)) {
-            return NULL;
-        }
-        PyErr_Clear(); /* an unhashable "handle": the Python function reports it */
-        goto python;
+    int hot = fio_handle_object(g_handle_entry, hport, k_port.base, &port);
+    if (hot <= 0) {
+        return hot < 0 ? NULL : PyObject_Vectorcall(g_py_gqcs, args, (size_t)nargs, NULL);
     }
-    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) < 1) {
-        goto python;
-    }
-    port = PyTuple_GET_ITEM(entry, 0);
-    if (Py_TYPE(port) != k_port.base) {
-        goto python;
-    }
-    Py_INCREF(port);
-    Py_CLEAR(entry);
     {
         PyObject *call[3] = {port, count, Py_None};
         res = PyObject_VectorcallMethod(s_get_many, call, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     }
     if (res == NULL) {
         Py_DECREF(port);
-        if (!PyErr_ExceptionMatches(g_win32_error)) {
-            return NULL;
-        }
-        PyObject *type, *value, *tb;
-        PyErr_Fetch(&type, &value, &tb);
-        PyErr_NormalizeException(&type, &value, &tb);
-        if (tb != NULL) {
-            PyException_SetTraceback(value, tb);
-        }
-        PyObject *failed[2] = {value, removed};
-        PyObject *r = PyObject_Vectorcall(g_gqcs_failed, failed, 2, NULL);
-        Py_XDECREF(type);
-        Py_XDECREF(value);
-        Py_XDECREF(tb);
-        return r;
+        return PyErr_ExceptionMatches(g_win32_error) ? fio_call_fail(g_gqcs_failed, removed)
+                                                      : NULL;
     }
     if (!PyTuple_CheckExact(res) || PyTuple_GET_SIZE(res) != 2) {
         goto after; /* (never: get_many returns (code, packets)) */
@@ -347,7 +315,6 @@ after: {
     return r;
 }
 python:
-    Py_XDECREF(entry);
     return PyObject_Vectorcall(g_py_gqcs, args, (size_t)nargs, NULL);
 }
 

@@ -15,6 +15,7 @@
  * anything is touched. The only Python calls are the core method (which makes the I/O) and
  * ``_wsa_fail`` (last). */
 #include "_fastio.h"
+#include "_fastwin32.h"
 
 static kind_t k_xov, k_xref, k_xts, k_xsock;
 static PyTypeObject *g_xov_type, *g_xref_type, *g_xsock_type;
@@ -34,33 +35,17 @@ static const char *const XSOCK_NAMES[] = {"overlapped", NULL};
 static PyObject *
 hot_socket(PyObject *s)
 {
-    PyObject *entry = PyObject_CallOneArg(g_x_entry, s);
-    if (entry == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_TypeError)) {
-            return NULL; /* (a KeyboardInterrupt in a handle's __hash__...) as in Python */
-        }
-        PyErr_Clear(); /* an unhashable "handle": the Python function reports it */
-        return NULL;
+    PyObject *sock;
+    if (fio_handle_object(g_x_entry, s, g_xsock_type, &sock) <= 0) {
+        return NULL; /* (an error set only if not the shape's: as in Python) */
     }
-    PyObject *sock = NULL;
-    if (PyTuple_Check(entry) && PyTuple_GET_SIZE(entry) >= 1) {
-        sock = PyTuple_GET_ITEM(entry, 0);
-        if (Py_TYPE(sock) == g_xsock_type && kind_fast(&k_xsock, g_xsock_type)) {
-            int r = truth(&k_xsock, 1, sock, 0);
-            if (r < 0) {
-                sock = NULL;
-                PyErr_Clear(); /* the Python function reads it again and reports it */
-            }
-            else if (r == 0) {
-                sock = NULL; /* not overlapped: the general path */
-            }
+    int r = kind_fast(&k_xsock, g_xsock_type) ? truth(&k_xsock, 1, sock, 0) : 0;
+    if (r <= 0) {
+        if (r < 0) {
+            PyErr_Clear(); /* the Python function reads it again and reports it */
         }
-        else {
-            sock = NULL;
-        }
+        Py_CLEAR(sock); /* not overlapped (or another shape): the general path */
     }
-    Py_XINCREF(sock);
-    Py_DECREF(entry);
     return sock;
 }
 
@@ -137,20 +122,7 @@ wsa_io(PyObject *sock, PyObject *method, PyObject *buffers, PyObject *nbytes, Py
                                                NULL);
     Py_DECREF(call[1]);
     if (done == NULL) {
-        if (!PyErr_ExceptionMatches(g_x_error)) {
-            return NULL;
-        }
-        PyObject *type, *value, *tb;
-        PyErr_Fetch(&type, &value, &tb);
-        PyErr_NormalizeException(&type, &value, &tb);
-        if (tb != NULL) {
-            PyException_SetTraceback(value, tb);
-        }
-        PyObject *r = PyObject_CallOneArg(g_x_fail, value);
-        Py_XDECREF(type);
-        Py_XDECREF(value);
-        Py_XDECREF(tb);
-        return r;
+        return PyErr_ExceptionMatches(g_x_error) ? fio_call_fail(g_x_fail, NULL) : NULL;
     }
     int ok = PyObject_IsTrue(done);
     Py_DECREF(done);

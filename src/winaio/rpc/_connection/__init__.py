@@ -9,6 +9,7 @@ Layout (each module's docstring holds its rules and spec citations):
 - ``_connection_base``   stream framing, InterfaceRegistry, AssociationGroups
 - ``_connection_contexts`` presentation-context negotiation, fault status rules
 - ``_connection_server`` ServerConnection (per-call records in ``_connection_calls``)
+- ``_binding``           ServerConnection's base: bind / alter_context (split from ``_server``)
 - ``_connection_client`` ClientConnection
 
 Driving a connection (both roles, h11 style): feed every read with ``receive_data(data)``

@@ -15,17 +15,8 @@ The connection answers bind/alter_context and the requests it can reject by itse
 queued earlier, so writing every returned/collected ``bytes`` in order is always correct.
 
 Rules (spec B4-B8 and the sources cited inline):
-- Binding: only one bind per connection (a second -> bind_nak reason 0, rpc #53); rpc_vers
-  other than 5.0/5.1 -> reason 4 with versions {5.0} (rpc #51); an auth verifier -> reason 8,
-  since no security provider is implemented (rpc #52); max_xmit_frag or max_recv_frag below
-  the C706 minimum 1432 -> reason 0; unknown nonzero assoc_group_id -> reason 0; no contexts ->
-  reason 4 [samba:dcesrv_core.c dcesrv_bind]. bind_ack frag sizes are min(client's, max_frag)
-  rounded down to a multiple of 8 as Windows does [samba:dcesrv_bind] (impacket 4280 -> 4280,
-  rpc #45); the sec_addr is NUL-terminated (rpc #46); PFC_CONC_MPX is echoed (rpc #73).
-- Presentation contexts: negotiated by ``_connection_contexts.negotiate_contexts`` (rpc #47-#50:
-  NDR 2.0 accepted, NDR64 rejected with reason 2, bind time features answered negotiate_ack).
-  alter_context adds contexts (alter_context_resp, sec_addr_len 0, rpc #54); reusing a
-  p_cont_id for another interface there is a protocol error (fault + disconnect, as Samba).
+- Binding and presentation contexts (bind, alter_context): ``_binding.ServerBinding``, this
+  class's base (its docstring holds their rules).
 - Requests: fragments are reassembled in order (one call at a time, [MS-RPCE §3.3.1.5.8]);
   FIRST/LAST flags, call_id, p_cont_id and opnum must be consistent (rpc #68); alloc_hint is
   only a hint (rpc #69); requests that are answered with a fault and never dispatched:
@@ -45,23 +36,17 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Hashable
-from typing import Final, Generic, NoReturn, TypeVar
+from typing import Final
 from uuid import UUID
 
 from ...codes import NcaStatus, RpcStatus
 from ...errors import RemoteProtocolError
 from .._pdu import (
     MAX_FRAG_SIZE,
-    MUST_RECV_FRAG_SIZE,
     AlterContext,
-    AlterContextResp,
-    Bind,
-    BindAck,
-    BindNak,
     Header,
     PfcFlags,
     PType,
-    RejectReason,
     Shutdown,
     build_pdu,
     check_version,
@@ -70,23 +55,16 @@ from .._pdu import (
     request_fields,
     response_fragments,
 )
-from ._base import (
-    MAX_REQUEST_SIZE,
-    AssociationGroups,
-    ConnectionBase,
-    InterfaceRegistry,
-)
+from ._base import MAX_REQUEST_SIZE, AssociationGroups, InterfaceRegistry
+from ._binding import IfT, ServerBinding
 from ._calls import Reassembly
-from ._contexts import NegotiationError, fault_status, negotiate_contexts
+from ._contexts import fault_status
 from ._events import (
     DISPATCHED,
     AcceptedContext,
-    BindRefused,
-    Bound,
     CallOrphaned,
     CancelRequested,
     ConnectionClosed,
-    ContextAltered,
     InlineHandler,
     NeedData,
     RequestFragment,
@@ -98,13 +76,9 @@ from ._replies import Replies
 
 __all__ = ["ServerConnection"]
 
-IfT = TypeVar("IfT")
-
-
 _FIRST: Final = int(PfcFlags.PFC_FIRST_FRAG)
 _LAST: Final = int(PfcFlags.PFC_LAST_FRAG)
 _PENDING_CANCEL: Final = int(PfcFlags.PFC_PENDING_CANCEL)
-_CONC_MPX: Final = int(PfcFlags.PFC_CONC_MPX)
 _PROTO_ERROR: Final = int(NcaStatus.NCA_S_PROTO_ERROR)
 _UNK_IF: Final = int(NcaStatus.NCA_S_UNK_IF)
 _ACCESS_DENIED: Final = int(RpcStatus.RPC_S_ACCESS_DENIED)
@@ -116,17 +90,12 @@ _FAST_FLAG_MASK: Final = int(
     PfcFlags.PFC_FIRST_FRAG | PfcFlags.PFC_LAST_FRAG | PfcFlags.PFC_OBJECT_UUID
 )
 # head (vers minor ptype flags drep as one u64) frag_length|auth_length<<16 (one u32) call_id
-# alloc_hint p_cont_id opnum; the heads answer_inline takes, per bound minor version:
-# 05 00|01 00 03 10 00 00 00.
+# alloc_hint p_cont_id opnum; the heads answer_inline takes: ``_binding._INLINE_HEADS``.
 _INLINE_REQUEST: Final = struct.Struct("<QIIIHH")
-_INLINE_HEADS: Final = (
-    int.from_bytes(b"\x05\x00\x00\x03\x10\x00\x00\x00", "little"),
-    int.from_bytes(b"\x05\x01\x00\x03\x10\x00\x00\x00", "little"),
-)
 # (vers minor ptype flags drep) frag_length auth_length call_id alloc_hint p_cont_id
-# cancel_count=0 reserved: one unfragmented response header, its first 8 octets per minor.
+# cancel_count=0 reserved: one unfragmented response header (its first 8 octets per minor:
+# ``_binding._RESPONSE_PREFIX``).
 _RESPONSE_HEAD: Final = struct.Struct("<8sHHIIH2x")
-_RESPONSE_PREFIX: Final = (b"\x05\x00\x02\x03\x10\x00\x00\x00", b"\x05\x01\x02\x03\x10\x00\x00\x00")
 _unpack_inline: Final = _INLINE_REQUEST.unpack_from
 _pack_response: Final = _RESPONSE_HEAD.pack
 #: [MS-RPCE §3.3.3.5.6]: a non-first fragment of an unknown call is dropped if its call_id is
@@ -134,7 +103,7 @@ _pack_response: Final = _RESPONSE_HEAD.pack
 _OLD_CALL_WINDOW: Final = 150
 
 
-class ServerConnection(ConnectionBase, Generic[IfT]):
+class ServerConnection(ServerBinding[IfT]):
     """Server role of one DCE/RPC connection-oriented (ncacn_ip_tcp) connection.
 
     Args:
@@ -164,38 +133,18 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
         max_request_size: int = MAX_REQUEST_SIZE,
         stream_requests: Callable[[IfT, int], bool] | None = None,
     ) -> None:
-        super().__init__()
-        if not MUST_RECV_FRAG_SIZE <= max_frag <= 0xFFFF:
-            raise ValueError(f"max_frag must be in [1432, 65535], not {max_frag}")
-        self._registry = registry
-        self._groups = assoc_groups if assoc_groups is not None else AssociationGroups()
-        self._max_frag = max_frag
-        raw_addr = sec_addr.encode("ascii") if isinstance(sec_addr, str) else sec_addr
-        self._sec_addr = raw_addr.rstrip(b"\x00") + b"\x00"
-        self._peer = peer
-        self._max_request = max_request_size
-        self._minor = 0
-        self._xmit = max_frag
-        self._recv = max_frag
-        self._contexts: dict[int, AcceptedContext[IfT]] = {}
+        super().__init__(
+            registry,
+            assoc_groups=assoc_groups,
+            max_frag=max_frag,
+            sec_addr=sec_addr,
+            peer=peer,
+            max_request_size=max_request_size,
+        )
         self._current_call_id: int | None = None
         self._rx: Reassembly[IfT] | None = None
         self._replies = Replies(self._out, self.data_to_send, max_frag)
         self._stream = stream_requests
-        self._inline = self._inline_plan()
-
-    def _inline_plan(self) -> tuple[int, bytes, int, int, int, int]:
-        """What ``answer_inline`` reads per wake-up, in one tuple (redone at bind): the
-        request head it takes, the response prefix, max_frag, max request, xmit, minor."""
-        minor = self._minor
-        return (
-            _INLINE_HEADS[minor],
-            _RESPONSE_PREFIX[minor],
-            self._max_frag,
-            self._max_request,
-            self._xmit,
-            minor,
-        )
 
     # -- properties ----------------------------------------------------------------------------
 
@@ -393,108 +342,6 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
             self._rx = None  # its remaining fragments fall under the old-call rule
         return None
 
-    # -- bind / alter_context ------------------------------------------------------------------
-
-    def _refuse(self, call_id: int, reason: int) -> BindRefused:
-        # Samba's layout: versions {5.0} then 3 zero octets (24 bytes; Wine sends 21).
-        nak = BindNak(call_id=call_id, provider_reject_reason=reason, trailing=b"\x00\x00\x00")
-        self._out.append(build_pdu(nak))
-        return BindRefused(call_id, reason)
-
-    def _on_bind(self, h: Header, off: int) -> Bound[IfT] | BindRefused:
-        try:
-            pdu = parse_pdu_at(self._buf, off, h)
-        except RemoteProtocolError as exc:
-            if exc.reject_reason is None:
-                raise
-            return self._refuse(h.call_id, exc.reject_reason)
-        assert isinstance(pdu, Bind)
-        if self._bound:
-            return self._refuse(pdu.call_id, RejectReason.REASON_NOT_SPECIFIED)
-        if pdu.auth_verifier is not None:
-            return self._refuse(pdu.call_id, RejectReason.AUTHENTICATION_TYPE_NOT_RECOGNIZED)
-        if min(pdu.max_xmit_frag, pdu.max_recv_frag) < MUST_RECV_FRAG_SIZE:
-            return self._refuse(pdu.call_id, RejectReason.REASON_NOT_SPECIFIED)
-        if not pdu.contexts:
-            return self._refuse(pdu.call_id, RejectReason.PROTOCOL_VERSION_NOT_SUPPORTED)
-        if pdu.assoc_group_id and not self._groups.may_join(pdu.assoc_group_id, self._peer):
-            return self._refuse(pdu.call_id, RejectReason.REASON_NOT_SPECIFIED)
-        try:
-            results, accepted, features = negotiate_contexts(
-                self._registry, self._contexts, pdu.contexts
-            )
-        except NegotiationError:
-            return self._refuse(pdu.call_id, RejectReason.REASON_NOT_SPECIFIED)
-        if pdu.assoc_group_id:
-            self._groups.join(pdu.assoc_group_id, self._peer)
-            self._assoc_group_id = pdu.assoc_group_id
-        else:
-            self._assoc_group_id = self._groups.create(self._peer)
-        self._bound = True
-        self._minor = h.rpc_vers_minor
-        self._xmit = min(pdu.max_recv_frag, self._max_frag) & ~7
-        self._recv = min(pdu.max_xmit_frag, self._max_frag) & ~7
-        self._conc_mpx = bool(pdu.pfc_flags & _CONC_MPX)
-        self._features = features
-        replies = self._replies
-        replies.conc_mpx, replies.xmit, replies.minor = self._conc_mpx, self._xmit, self._minor
-        self._inline = self._inline_plan()
-        for ctx in accepted:
-            self._contexts[ctx.p_cont_id] = ctx
-        ack = BindAck(
-            call_id=pdu.call_id,
-            max_xmit_frag=self._xmit,
-            max_recv_frag=self._recv,
-            assoc_group_id=self._assoc_group_id,
-            sec_addr=self._sec_addr,
-            results=results,
-            pfc_flags=_FIRST | _LAST | (_CONC_MPX if self._conc_mpx else 0),
-            rpc_vers_minor=self._minor,
-        )
-        self._out.append(build_pdu(ack))
-        return Bound(
-            pdu.call_id,
-            self._assoc_group_id,
-            accepted,
-            results,
-            self._xmit,
-            self._recv,
-            self._conc_mpx,
-            features,
-        )
-
-    def _on_alter(self, pdu: AlterContext) -> ContextAltered[IfT]:
-        if not self._bound:
-            self._die(pdu.call_id, 0, "alter_context before bind")
-        if pdu.auth_verifier is not None:
-            self._die(
-                pdu.call_id,
-                0,
-                "alter_context with an auth verifier: no security provider",
-                status=RpcStatus.RPC_S_UNKNOWN_AUTHN_SERVICE,
-            )
-        try:
-            results, accepted, features = negotiate_contexts(
-                self._registry, self._contexts, pdu.contexts
-            )
-        except NegotiationError as exc:
-            self._die(pdu.call_id, 0, f"alter_context: {exc}")
-        if features is not None and self._features is None:
-            self._features = features
-        for ctx in accepted:
-            self._contexts[ctx.p_cont_id] = ctx
-        resp = AlterContextResp(
-            call_id=pdu.call_id,
-            max_xmit_frag=self._xmit,
-            max_recv_frag=self._recv,
-            assoc_group_id=self._assoc_group_id,
-            sec_addr=b"",
-            results=results,
-            rpc_vers_minor=self._minor,
-        )
-        self._out.append(build_pdu(resp))
-        return ContextAltered(pdu.call_id, accepted, results)
-
     # -- requests ------------------------------------------------------------------------------
 
     def _on_request(
@@ -585,16 +432,6 @@ class ServerConnection(ConnectionBase, Generic[IfT]):
         )
         self._replies.refused(data)
         return RequestRejected(call_id, p_cont_id, status, reason)
-
-    def _die(
-        self, call_id: int, p_cont_id: int, reason: str, *, status: int = _PROTO_ERROR
-    ) -> NoReturn:
-        # Protocol error: fault at once (no reply ordering, the connection is going away)
-        # then break the connection [MS-RPCE §3.3.3.5.7], [samba:dcesrv_fault_disconnect].
-        self._out.append(
-            fault_pdu(call_id, p_cont_id, status, did_not_execute=True, rpc_vers_minor=self._minor)
-        )
-        raise RemoteProtocolError(reason, status=status)
 
     # -- replies (``_replies``: reply order, streamed parts, fragmentation) ---------------------
 

@@ -5,6 +5,7 @@
 - ``_pipes``     PipeIn/PipeOut: asynchronous pipes streamed as fragments, with flow control
 - ``_fast``      the fast path: calls answered inside the wake-up that brought them
 - ``_link``      one connection: drives a ServerConnection, checks and dispatches calls
+- ``_output``    a connection's writes (one per wake-up) and back-pressure: ``Link``'s base
 - ``_contexts``  context handle tables per association group, rundown
 - ``_server``    Server: endpoints, registrations, listen/stop/wait, limits, stats
 

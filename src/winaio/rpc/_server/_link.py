@@ -7,7 +7,9 @@ hop to the loop thread when needed.
 
 Per wake-up (``data_received``): feed the bytes, take every event until NEED_DATA, dispatch each
 complete request, and write everything the batch produced (bind_acks, faults, replies of calls
-completed inline) with one ``write`` (the "all ready PDUs in one batch" rule).
+completed inline) with one ``write`` (the "all ready PDUs in one batch" rule: ``_output``,
+the base class ``LinkOutput``, with the flow control of [out] pipes pushed from other threads
+and of streamed [in] pipes).
 
 Checks before a manager is entered, each answered with a fault carrying PFC_DID_NOT_EXECUTE
 (spec A11, B8): the interface was unregistered (nca_s_unk_if, rpc #58); the server is not
@@ -47,6 +49,7 @@ from ._call import CallEvent, ServerCall, inline_frame
 from ._contexts import CONTEXT_MISMATCH, Entry
 from ._fast import FastPath
 from ._interface import IfFlags, ManagerKind, Operation, Registration
+from ._output import LinkOutput
 from ._pipes import InStream, OutStream, PipeIn, empty_chunk
 
 if TYPE_CHECKING:
@@ -64,7 +67,6 @@ _ACCESS_DENIED: Final = int(RpcStatus.RPC_S_ACCESS_DENIED)
 _THREAD: Final = ManagerKind.THREAD
 _COROUTINE: Final = ManagerKind.COROUTINE
 _INLINE: Final = ManagerKind.INLINE
-_PARTS_HIGH: Final = 1 << 20  # octets pushed from other threads before a pusher waits for the loop
 _LAST_FRAG: Final = 0x02  # PFC_LAST_FRAG: a RequestReceived without it is a streamed request
 _CANCELLED: Final = int(RpcStatus.RPC_S_CALL_CANCELLED)
 _frame: Final = inline_frame
@@ -79,36 +81,23 @@ def _streamed(reg: Registration, opnum: int) -> bool:
     return op is not None and bool(op.in_pipes) and op.kind is not _INLINE and not reg.checks
 
 
-class Link:
-    """The server side of one client connection (see the module docstring)."""
+class Link(LinkOutput):
+    """The server side of one client connection (see the module docstring); its writes and
+    back-pressure: ``LinkOutput`` (``_output``)."""
 
     def __init__(self, server: Server, protseq: str) -> None:
-        self.server = server
+        super().__init__(server)
         self.protseq = protseq
-        self.transport: Any = None
         self.peer: Any = None
         self.local: Any = None
         self.conn: ServerConnection[Registration] = None  # type: ignore[assignment]
         self.calls: dict[int, ServerCall] = {}
-        self.closed = False
-        self._batch: list[bytes] | None = None
         self._timer: Any = None
         self.fast = FastPath(self)
         self._handle = self.fast.handle  # answer_inline's handler, bound once
         #: Streamed requests whose [in] pipes are still arriving: call_id -> (InStream, reg, op,
         #: object UUID); the InStream also reaches the call once it is dispatched.
         self.streams: dict[int, tuple[InStream, Registration, Operation, Any]] = {}
-        self._writable: threading.Event | None = None  # made clear at the first pause_writing
-        # Parts pushed from other threads that the loop has not taken yet: a pusher waits on
-        # _parts_taken past _PARTS_HIGH octets, so a starved loop cannot let it run ahead.
-        self._in_transit = 0
-        self._parts_lock = threading.Lock()
-        self._parts_taken = threading.Event()
-        self._parts_taken.set()
-        self._drains: list[Any] = []  # futures of PipeOut.drain() waiting on the loop
-        self._read_pauses = 0
-        #: The engine's loop thread (links are made by its listeners).
-        self.loop_thread = server.engine.thread_id
 
     # -- transport callbacks (loop thread) -------------------------------------------------------
 
@@ -268,30 +257,13 @@ class Link:
             if call.in_stream is not None:
                 call.in_stream.fail(gone)
             call.raise_event(CallEvent.CLIENT_DISCONNECT)
-        self.resume_writing()  # pushes waiting for the buffer to drain give up
-        with self._parts_lock:  # (send_part reads `closed` under it: no clear after this)
-            self._parts_taken.set()  # and so do pushes waiting for the loop to take parts
+        self.release_pushers()
         server = self.server
         if closed.association_ended:
             server.association_ended(closed.assoc_group_id)
         server.link_closed(self, calls.values())
 
     # -- helpers ---------------------------------------------------------------------------------
-
-    def _write(self, out: list[bytes]) -> None:
-        if not self.closed:
-            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
-            self.server.stats.pkts_out += len(out)
-
-    def _emit(self, data: bytes) -> None:
-        if not data:
-            return
-        batch = self._batch
-        if batch is not None:
-            batch.append(data)
-        elif not self.closed:
-            self.transport.write(data)
-            self.server.stats.pkts_out += 1
 
     def _arm_idle(self) -> None:
         timeout = self.server.idle_timeout
@@ -537,76 +509,6 @@ class Link:
         server = self.server
         server.stats.calls_out += 1
         server.call_finished(call)
-
-    def send_part(self, call: ServerCall, data: bytes) -> None:
-        """Send part of a call's response now (a pushed [out] pipe chunk); any thread."""
-        if threading.get_ident() == self.loop_thread:
-            self._send_part(call, data)
-        elif not self.closed:  # else the connection is gone: nothing to send it on
-            with self._parts_lock:
-                self._in_transit += len(data)
-                if self._in_transit > _PARTS_HIGH and not self.closed:
-                    self._parts_taken.clear()
-            self.server.inbox.push(self._take_part, call, data)
-
-    def _take_part(self, call: ServerCall, data: bytes) -> None:
-        try:
-            self._send_part(call, data)
-        finally:
-            with self._parts_lock:
-                self._in_transit -= len(data)
-                if self._in_transit <= _PARTS_HIGH:
-                    self._parts_taken.set()
-
-    def _send_part(self, call: ServerCall, data: bytes) -> None:
-        if self.calls.get(call.call_id) is call:  # else orphaned or disconnected: dropped
-            self._emit(self.conn.send_response_part(call.call_id, data))
-
-    # -- flow control ----------------------------------------------------------------------------
-
-    def pause_writing(self) -> None:
-        """The transport's write buffer went above its high-water mark (asyncio protocol)."""
-        if self._writable is None:
-            self._writable = threading.Event()
-        else:
-            self._writable.clear()
-
-    def resume_writing(self) -> None:
-        """The write buffer drained below the low-water mark (or the connection closed)."""
-        if self._writable is not None:
-            self._writable.set()
-        drains, self._drains = self._drains, []
-        for future in drains:
-            if not future.done():
-                future.set_result(None)
-
-    def wait_writable(self) -> None:
-        """Block a pushing thread (not the loop's) while the write buffer is too full."""
-        if threading.get_ident() != self.loop_thread:
-            self._parts_taken.wait()  # the loop has taken (nearly) all we pushed...
-            writable = self._writable  # ...so its write buffer's state is current
-            if writable is not None:
-                writable.wait()
-
-    async def drained(self) -> None:
-        """On the loop: until the write buffer is below the high-water mark."""
-        writable = self._writable
-        if writable is not None and not writable.is_set() and not self.closed:
-            future = self.server.engine.create_future()
-            self._drains.append(future)
-            await future
-
-    def pause_reading(self) -> None:
-        """Stop reading: a streamed [in] pipe holds too many chunks (loop thread)."""
-        self._read_pauses += 1
-        if self._read_pauses == 1 and not self.closed:
-            self.transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        if self._read_pauses:
-            self._read_pauses -= 1
-            if not self._read_pauses and not self.closed:
-                self.transport.resume_reading()
 
     def log_fault(self, call: ServerCall, status: int) -> None:
         log.warning(
