@@ -24,7 +24,9 @@ import pytest
 import winaio
 from winaio._io import _issue
 from winaio._io import _pipe_queue as pipe_queue
+from winaio._io._fd_users import FdUsers
 from winaio._io._files import FileObject
+from winaio._io._ops import FileReadOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._pipe_names import create_named_pipe, open_named_pipe
 from winaio._io._pipe_ops import PipeReadOp, PipeWriteOp
@@ -503,3 +505,80 @@ def test_an_interrupt_anywhere_in_a_pipe_request_loses_nothing(shape: str) -> No
                 server.close()
 
         assert sweep_cut_points(run) == {}
+
+
+# ------------------------------------------------------------------ a MemoryError at the count-in
+
+
+class _NoMemUsers(FdUsers):
+    """A descriptor's user list that cannot grow: counting a user in raises MemoryError."""
+
+    def append(self, item: None) -> None:
+        raise MemoryError
+
+    def __iadd__(self, other: Any) -> Any:
+        raise MemoryError
+
+
+@pytest.mark.parametrize("path", ["cached-read", "run_sync"])
+def test_a_memoryerror_counting_a_user_in_counts_no_other_user_out(
+    tmp_path: Any, path: str
+) -> None:
+    """The descriptor's users (``_fd_users``) are counted in inside the ``try`` whose
+    ``finally`` counts out (a Ctrl-C at the count-in's return left the count up). A MemoryError
+    at the count-in itself (the list cannot grow) counted nothing - and the ``finally`` then
+    popped another user's entry: that user counted out early, a close then released the
+    descriptor under its syscall, and its own pop later found the list empty (IndexError).
+    Now the count-in is an operator (``users += ONE_USER``) followed by the flag the
+    ``finally`` tests, with no check in between: the MemoryError goes on, the other user's
+    entry stays."""
+    p = tmp_path / "data.bin"
+    p.write_bytes(bytes(range(64)))
+    p.read_bytes()
+    with accelerator_for_test("python"):
+        file, _ = winaio.open_file(
+            str(p), read=True, write=False, disposition=3, overlapped=path == "cached-read"
+        )
+        try:
+            users = _NoMemUsers()
+            list.append(users, None)  # another user, in its syscall
+            file.fd_users = users
+            op = FileReadOp(file, Overlapped(0), [memoryview(bytearray(16))], 0)
+            with pytest.raises(MemoryError):
+                if path == "cached-read":
+                    op.try_now()
+                else:
+                    _issue.run_sync(op)
+            assert list(users) == [None]  # the other user still counted in
+        finally:
+            file.fd_users = FdUsers()
+            file.close()
+
+
+def test_an_interrupt_anywhere_in_a_synchronous_disk_read_leaves_no_user_counted(
+    tmp_path: Any,
+) -> None:
+    """A synchronous ReadFile on a disk file (``run_sync``'s FILE branch: not registered, the
+    descriptor's users counted in and out around the read). Wherever the interrupt lands, the
+    count is back to zero. Before: a cut at ``append()``'s return (the count-in stood before
+    the ``try``) or at ``pop()``'s return (``left()`` skipped) left it up or the deferred
+    close not run: a close then deferred its descriptor to a user that never came."""
+    p = tmp_path / "data.bin"
+    p.write_bytes(bytes(range(64)))
+    with accelerator_for_test("python"):
+        file, _ = winaio.open_file(str(p), read=True, write=False, disposition=3, overlapped=False)
+        try:
+
+            def run(k: int) -> tuple[Sweep, list[str]]:
+                op = FileReadOp(file, Overlapped(0), [memoryview(bytearray(16))], 0)
+                sweep = Sweep(k, _codes(_issue.run_sync))
+                profiled(sweep, lambda: _issue.run_sync(op))
+                bad = left_held(LOCK)
+                if list(file.fd_users):
+                    bad.append(f"{len(file.fd_users)} users left counted in")
+                    del file.fd_users[:]
+                return sweep, bad
+
+            assert sweep_cut_points(run) == {}
+        finally:
+            file.close()

@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from winaio._kernel._dispatcher import LOCK
-from winaio._pool._objects import PoolWork
+from winaio._kernel._objects import Event
+from winaio._pool._objects import PoolObject, PoolWork
 from winaio._pool._pool import ThreadPool
+from winaio._pool._timer import PoolTimer
+from winaio._pool._wait import PoolWait
 from winaio.testing import Sweep, left_held, profiled, sweep_cut_points, wait_until
 
 _CODES = {
@@ -90,3 +94,64 @@ def _queued(pool: ThreadPool) -> bool:
     """A callback is queued (a callback, a call or a work object in a priority queue)."""
     with LOCK:
         return any(pool._queues)
+
+
+_SPAWN_SITES = {
+    f.__code__
+    for f in (
+        ThreadPool.submit_callback,
+        ThreadPool._spawn,
+        PoolObject.__init__,
+        PoolTimer.set,
+        PoolWait.set,
+    )
+}
+
+
+@pytest.mark.parametrize("how", ["submit_callback", "create_work", "timer", "wait"])
+def test_an_interrupt_anywhere_at_a_callers_spawn_site_still_runs_the_callback(how: str) -> None:
+    """The other sites where a caller's thread starts a worker it counted under the lock:
+    TrySubmitThreadpoolCallback with an environment (``submit_callback``), the creation of a
+    pool object (``PoolObject.__init__``: the worker kept for it), a timer set to expire now
+    (``PoolTimer.set``), a wait on a signaled object (``PoolWait.set``). Wherever the interrupt
+    lands once the worker is counted, it starts: the callback runs (once queued) and the pool
+    closes. Before: a cut at the lock's exit or at ``_spawn``'s entry (or in ``_spawn`` before
+    the thread started) left a counted worker that never started: ``close()`` waited for
+    ever."""
+
+    def run(k: int) -> tuple[Sweep, list[str]]:
+        pool = ThreadPool(4, 0, idle_timeout=30.0)
+        ran: list[int] = []
+        objects: list[Any] = []
+        event = Event(True, True)
+
+        def call() -> None:
+            if how == "submit_callback":
+                pool.submit_callback(lambda _i: ran.append(1))
+            elif how == "create_work":
+                objects.append(pool.create_work(lambda _i: ran.append(1)))
+            elif how == "timer":
+                objects.append(pool.create_timer(lambda _i: ran.append(1)))
+                objects[-1].set(0)
+            else:
+                objects.append(pool.create_wait(lambda _i, _r: ran.append(1)))
+                objects[-1].set(event)
+
+        sweep = Sweep(k, _SPAWN_SITES)
+        returned = profiled(sweep, call)
+        bad = left_held(LOCK)
+        if how == "create_work" and objects:
+            objects[0].submit()
+        # (queued, or the call returned: it must run; a cut before that queued nothing)
+        if returned or bool(objects and how == "create_work") or _queued(pool) or ran:
+            try:
+                wait_until(lambda: ran == [1], 5.0, "the callback ran")
+            except AssertionError:
+                bad.append(f"the callback never ran: {ran}")
+        for obj in objects:
+            obj.close()
+        if not _closed(pool):
+            bad.append("close() never returned")
+        return sweep, bad
+
+    assert sweep_cut_points(run, limit=100, at_least=2) == {}

@@ -38,6 +38,7 @@ from ..errors import IoError, Win32Error
 from ._backend import OpKind
 from ._cancel import _SYNC_KEY
 from ._dispatch import deliver
+from ._fd_users import ONE_USER
 from ._files import _IO_KEY, FileObject
 from ._interrupts import carried, carry, cut_at_entry, interrupt
 from ._overlapped import STATUS_PENDING, Overlapped, is_error
@@ -479,17 +480,21 @@ def run_sync(op: Operation, alertable: bool = False) -> tuple[int, int]:
         # counted among the descriptor's users (``_fd_users``, a DiskFile's) before ``closing``
         # is read, so a close from another thread meanwhile defers its release to us.
         users = getattr(file, "fd_users", None)
-        if users is not None:
-            users.append(None)
+        counted = False
         try:
+            if users is not None:
+                users += ONE_USER  # (no check after an operator: ``counted`` is exact)
+                counted = True
             if file.closing:
                 raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
             status, information = op.run_blocking()
         finally:
-            if users is not None:
-                users.pop()
-                if file.closing:
-                    users.left()
+            if counted and users is not None:
+                try:
+                    users.pop()
+                finally:  # (each step in its own ``finally``: a cut at pop's return)
+                    if file.closing:
+                        users.left()
         ov.status, ov.information = status, information
         op.done = True
         return status, information
