@@ -293,6 +293,24 @@ class ThreadPool(PoolWorkers):
             if not interrupt(again):
                 raise
 
+    def _object_added(self, check_open: bool) -> None:
+        """A callback object (or an I/O binding) was made on this pool: counted, and the
+        worker the pool keeps for it started if there is none (``check_open``: under the lock,
+        ERROR_INVALID_HANDLE once closing). A Ctrl-C between the count and the start starts
+        it (:meth:`_woken_again`)."""
+        spawn = False
+        try:
+            with LOCK:
+                if check_open:
+                    self.check_open()
+                self._objects += 1
+                spawn = self._ensure_worker_locked()
+            if spawn:
+                self._spawn()
+        except BaseException as exc:  # (Ctrl-C: the worker counted, started)
+            self._woken_again(exc, spawn)
+            raise
+
     def submit_callback(
         self,
         fn: Callable[..., object],
