@@ -71,7 +71,7 @@ from winaio._backends.uring.ring import BackendRing
 from winaio._backends.uring.submission import Submission
 from winaio._io import _dispatch
 from winaio._io._files import FileObject
-from winaio._io._ops import FileReadOp, Operation
+from winaio._io._ops import Operation
 from winaio._io._overlapped import Overlapped
 from winaio._io._port import CompletionPort
 from winaio._io._sockets import sockets_accelerator_available
@@ -81,7 +81,18 @@ from winaio._kernel._dispatcher import ThreadState, WaitBlock
 from winaio._kernel._objects import Event
 from winaio._kernel._threads import current_thread_state
 from winaio.codes import WaitCode
-from winaio.testing import accelerator_for_test, nomem_sweep, require_c_path, wait_until
+from winaio.testing import (
+    PythonParker,
+    accelerator_for_test,
+    close_files,
+    file_request,
+    nomem_sweep,
+    null_file,
+    port_getter,
+    require_c_path,
+    wait_until,
+    waiting_on,
+)
 
 C_DONE = reaper_mod._C_DONE
 WAIT_OBJECT_0 = int(WaitCode.WAIT_OBJECT_0)
@@ -132,33 +143,6 @@ def null_fd() -> Iterator[int]:
 # ---------------------------------------------------------------------- wake_waiters' entry
 
 
-def _waiting(obj: Any, ident: int) -> tuple[ThreadState, WaitBlock]:
-    """A thread state blocked in a wait on ``obj`` (as ``block`` registers it)."""
-    ts = ThreadState(ident, ident)
-    wb = WaitBlock(ts, (obj,), False, False)
-    obj._waiters[wb] = None
-    ts.wait = wb
-    return ts, wb
-
-
-def _request(file: FileObject, event: Event | None, issuer: ThreadState) -> Operation:
-    """A FILE request in flight on ``file``, as the backend holds it (no routine)."""
-    op = object.__new__(FileReadOp)
-    op.file = file
-    op.overlapped = Overlapped(0, event)
-    op.event = event
-    op.skip_port = False
-    op.routine = None
-    op.issuer = issuer
-    op.done = False
-    op.registered = False
-    op.submitted = True
-    op.cancel_requested = False
-    op.token = None
-    op.sync_done = None
-    return op
-
-
 def _deliverers() -> dict[str, Callable[[Operation], Any]]:
     out: dict[str, Callable[[Operation], Any]] = {
         "python-deliver": lambda op: _dispatch.deliver(op, 0, 7),
@@ -182,14 +166,14 @@ def test_an_interrupt_at_wake_waiters_entry_leaves_no_waiter_asleep(
     if how.startswith("c"):
         _require_c()
     issuer = ThreadState(3000, 3000)
-    file = FileObject(os.dup(null_fd), overlapped=True, backend=object())  # type: ignore[arg-type]
+    file = null_file(null_fd)
     port = CompletionPort(4)
     event = Event(True, False) if target == "event" else None
     if target == "port":
         file.port, file.key = port, "k"
     waited: Any = {"event": event, "file": file, "port": port}[target]
-    waiter, wb = _waiting(waited, 3001)
-    op = _request(file, event, issuer)
+    waiter, wb = waiting_on(waited, 3001)
+    op = file_request(file, event, issuer)
     try:
         with _entry_interrupt(_dispatcher.wake_waiters) as hits, pytest.raises(Interrupted):
             _deliverers()[how](op)
@@ -201,8 +185,7 @@ def test_an_interrupt_at_wake_waiters_entry_leaves_no_waiter_asleep(
         if target == "port":
             assert [p.overlapped for p in port._packets] == [op.overlapped]
     finally:
-        os.close(file.fd)
-        file.fd = -1  # (closed here: its finalizer must not close a reused number)
+        close_files([file])  # (closed here: its finalizer must not close a reused number)
 
 
 # ---------------------------------------------------------------------- take_burst's shapes
@@ -498,21 +481,6 @@ def test_an_interrupt_submitting_a_pended_receive_still_submits_it(
         assert event._signaled and f.pending_requests == 0
 
 
-class _PyParker:
-    """A parker whose ``release`` is Python code (a ring leader's ``RingParker``, a pool
-    worker's parker): its entry is an eval-breaker check."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.lock.acquire()
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        return self.lock.acquire(blocking, timeout)
-
-    def release(self) -> None:
-        self.lock.release()
-
-
 @pytest.mark.parametrize("how", ["c-deliver", "c-batch"])
 @pytest.mark.parametrize("call", ["parker", "routine", "release_fd"])
 def test_an_interrupt_at_a_python_call_of_the_c_funnel_loses_no_effect(
@@ -529,21 +497,15 @@ def test_an_interrupt_at_a_python_call_of_the_c_funnel_loses_no_effect(
     its calls: the C path is the one made interrupt-safe.)"""
     _require_c()
     issuer = ThreadState(3100, 3100)
-    file = FileObject(os.dup(null_fd), overlapped=True, backend=object())  # type: ignore[arg-type]
+    file = null_file(null_fd)
     port = CompletionPort(4)
-    op = _request(file, None, issuer)
+    op = file_request(file, None, issuer)
     file.skip_set_event = True  # (no file waiters to wake: the call under test comes first)
     func: Callable[..., Any]
     if call == "parker":
         file.port, file.key = port, "k"
-        waiter = ThreadState(3101, 3101)
-        waiter.parker = _PyParker()
-        wb = WaitBlock(waiter, (), False, False, port._detach)
-        wb.data = 4
-        port._getters.append(wb)
-        waiter.wait = wb
-        waiter.block_listener = port
-        func = _PyParker.release
+        waiter, wb = port_getter(port, 3101, 4, PythonParker())
+        func = PythonParker.release
     elif call == "routine":
         op.routine = _routine = lambda *args: None
         func = _dispatch._queue_routine
@@ -567,9 +529,7 @@ def test_an_interrupt_at_a_python_call_of_the_c_funnel_loses_no_effect(
             with pytest.raises(OSError):
                 os.fstat(fd)
     finally:
-        if file.fd >= 0:
-            os.close(file.fd)
-            file.fd = -1
+        close_files([file])
 
 
 # ---------------------------------------------------------------------- the other CPythons
@@ -681,13 +641,12 @@ def test_the_module_builds_imports_and_runs_on_the_other_cpythons(
 
 _NOMEM = textwrap.dedent(
     """
-    import os, sys, _testcapi
+    import os, sys
     from winaio._backends.uring import reaper
-    from winaio._io._files import FileObject
-    from winaio._io._ops import FileReadOp
-    from winaio._io._overlapped import Overlapped
     from winaio._io._port import CompletionPort
-    from winaio._kernel._dispatcher import LOCK, ThreadState, WaitBlock
+    from winaio._kernel._dispatcher import ThreadState
+    from winaio.testing import call_failing, close_files, file_request, left_behind
+    from winaio.testing import null_file, port_getter
 
     C = reaper._C_DONE
     null = os.open(os.devnull, os.O_RDONLY)
@@ -695,21 +654,13 @@ _NOMEM = textwrap.dedent(
     def world():
         # three requests on files bound to a port with two GQCS waiters (1 packet each)
         issuer, port = ThreadState(5000, 5000), CompletionPort(8)
-        waiters, files, ops = [], [], []
-        for i in range(2):
-            ts = ThreadState(5001 + i, 5001 + i)
-            wb = WaitBlock(ts, (), False, False, port._detach)
-            wb.data = 1
-            port._getters.append(wb)
-            ts.wait, ts.block_listener = wb, port
-            waiters.append((ts, wb))
+        waiters = [port_getter(port, 5001 + i) for i in range(2)]
+        files, ops = [], []
         for i in range(3):
-            f = FileObject(os.dup(null), overlapped=True, backend=object())
-            f.port, f.key, f.skip_set_event = port, i, True
-            op = object.__new__(FileReadOp)
-            op.file, op.overlapped, op.event, op.skip_port = f, Overlapped(0), None, False
-            op.routine, op.issuer, op.done, op.registered = None, issuer, False, True
-            op.submitted, op.cancel_requested, op.token, op.sync_done = True, False, None, None
+            f = null_file(null, port, i)
+            f.skip_set_event = True
+            op = file_request(f, None, issuer)
+            op.registered = True
             f._pending[op] = None
             files.append(f)
             ops.append(op)
@@ -719,33 +670,22 @@ _NOMEM = textwrap.dedent(
     bad = set()
     for k in range(int(sys.argv[2])):
         port, waiters, files, ops = world()
-        _testcapi.set_nomemory(k, k + 1)  # the k-th allocation from here fails
-        try:
-            if how == "batch":
-                C[0]([(op, 0, 7) for op in ops])
-            else:
-                for op in ops:
-                    C[3](op, 0, 7)
-        except MemoryError:
-            pass
-        finally:
-            _testcapi.remove_mem_hooks()
-        if port.holding:
-            bad.add("a port left held")
-        if LOCK.locked():
-            bad.add("LOCK left held")
-            LOCK.release()
+        batch = [(op, 0, 7) for op in ops]
+
+        def deliver_each():
+            for op in ops:
+                C[3](op, 0, 7)
+
+        # the k-th allocation from here fails
+        call_failing(k, C[0], batch) if how == "batch" else call_failing(k, deliver_each)
+        bad.update(left_behind(port, getters=[wb for _, wb in waiters]))
         for ts, wb in waiters:
-            if wb not in port._getters and wb.result is None:
-                bad.add("a waiter popped and left asleep")
             if wb.result is not None and not ts.wake_pending:
                 bad.add("a waiter ended without its token")
         for op in ops:
             if op.done and op.overlapped.status == 0x103:
                 bad.add("a request done without its IOSB")
-        for f in files:
-            os.close(f.fd)
-            f.fd = -1
+        close_files(files)
     print(sorted(bad))
     """
 )
@@ -786,7 +726,7 @@ def test_an_interrupt_at_a_python_call_of_an_immediate_success_loses_no_effect(
         event: Event | None = None
         if target == "event":
             event = Event(True, False)
-            waiter, wb = _waiting(event, 3201)
+            waiter, wb = waiting_on(event, 3201)
             func: Callable[..., Any] = _dispatcher.wake_waiters
         else:
             f.associate(port, "k")
@@ -817,9 +757,9 @@ def test_an_interrupt_inside_a_python_call_of_the_c_funnel_is_not_made_twice(
     _require_c()
     issuer = ThreadState(3300, 3300)
     issuer.wait = WaitBlock(issuer, (), False, True)  # an alertable wait
-    file = FileObject(os.dup(null_fd), overlapped=True, backend=object())  # type: ignore[arg-type]
+    file = null_file(null_fd)
     file.skip_set_event = True
-    op = _request(file, None, issuer)
+    op = file_request(file, None, issuer)
     op.routine = _routine = lambda *args: None
     try:
         with _entry_interrupt(_dispatcher.wake_thread) as hits, pytest.raises(Interrupted):
@@ -827,15 +767,14 @@ def test_an_interrupt_inside_a_python_call_of_the_c_funnel_is_not_made_twice(
         assert hits == [1] and op.done
         assert [routine for routine, _ in issuer.apcs] == [_routine]  # once
     finally:
-        os.close(file.fd)
-        file.fd = -1
+        close_files([file])
 
 
 def test_interrupted_c_deliveries_leave_nothing_behind(null_fd: int) -> None:
     """Many C deliveries cut at a Python call's entry (the calls made again, the interrupts
     kept and raised): no reference, object or memory left behind per delivery."""
     _require_c()
-    file = FileObject(os.dup(null_fd), overlapped=True, backend=object())  # type: ignore[arg-type]
+    file = null_file(null_fd)
     file.skip_set_event = True
     port = CompletionPort(4)
     file.port, file.key = port, "k"
@@ -843,16 +782,11 @@ def test_interrupted_c_deliveries_leave_nothing_behind(null_fd: int) -> None:
     event = Event(True, False)
 
     def once(i: int) -> None:
-        waiter = ThreadState(3401, 3401)
-        waiter.parker = _PyParker()
-        wb = WaitBlock(waiter, (), False, False, port._detach)
-        wb.data = 4
-        port._getters.append(wb)
-        waiter.wait, waiter.block_listener = wb, port
-        _, ev_wb = _waiting(event, 3402)
+        _, wb = port_getter(port, 3401, 4, PythonParker())
+        _, ev_wb = waiting_on(event, 3402)
         event._signaled = False
-        op = _request(file, event, issuer)
-        func = _PyParker.release if i % 2 else _dispatcher.wake_waiters
+        op = file_request(file, event, issuer)
+        func = PythonParker.release if i % 2 else _dispatcher.wake_waiters
         with _entry_interrupt(func), pytest.raises(Interrupted):
             C_DONE[3](op, 0, 7) if i % 4 < 2 else C_DONE[0]([(op, 0, 7)])  # type: ignore[index]
         assert wb.result == WAIT_OBJECT_0 and ev_wb.result == WAIT_OBJECT_0
@@ -873,8 +807,7 @@ def test_interrupted_c_deliveries_leave_nothing_behind(null_fd: int) -> None:
         assert len(gc.get_objects()) - objects < 50
         assert grown < 64 * 1024, grown  # (2000 deliveries: a leak of one object each shows)
     finally:
-        os.close(file.fd)
-        file.fd = -1
+        close_files([file])
 
 
 _OP_FIELDS = (
@@ -905,13 +838,13 @@ def test_a_request_class_changed_between_deliveries_is_read_again(
         else (lambda op: _dispatch.deliver(op, 0, 1))
     )  # type: ignore[index]
     issuer = ThreadState(3500, 3500)
-    file = FileObject(os.dup(null_fd), overlapped=True, backend=object())  # type: ignore[arg-type]
+    file = null_file(null_fd)
     file.skip_set_event = True
     try:
         for events, counter in ((select.POLLIN, "stream_in"), (select.POLLOUT, "stream_out")):
             type.__setattr__(_Flipping, "poll_events", events)
             op = object.__new__(_Flipping)
-            base = _request(file, None, issuer)
+            base = file_request(file, None, issuer)
             for name in _OP_FIELDS:
                 setattr(op, name, getattr(base, name))
             op.registered = True
@@ -922,5 +855,4 @@ def test_a_request_class_changed_between_deliveries_is_read_again(
             assert (file.stream_in, file.stream_out) == (0, 0), (events, counter)
     finally:
         type.__delattr__(_Flipping, "poll_events")
-        os.close(file.fd)
-        file.fd = -1
+        close_files([file])

@@ -49,7 +49,18 @@ from winaio._io._sockets import Socket
 from winaio._io._stream_ops import new_stream_read
 from winaio._kernel._dispatcher import LOCK, ThreadState, WaitBlock, wake_waiters
 from winaio._kernel._threads import current_thread_state
-from winaio.testing import nomem_sweep, python_frames, require_c_path, slots_for_test
+from winaio.testing import (
+    SLOT_TAG,
+    HookedLock,
+    close_files,
+    nomem_sweep,
+    null_file,
+    pinned_slot,
+    python_frames,
+    require_c_path,
+    slots_for_test,
+    waiting_on,
+)
 
 try:
     from winaio._io import _fastio
@@ -73,7 +84,6 @@ STATES = {
     "SLOT_DEAD": 7,
 }
 OBJECTS = ("file", "overlapped", "issuer", "view", "ud", "op", "table")
-SLOT_TAG = 1 << 63
 
 
 class Interrupted(BaseException):
@@ -324,28 +334,16 @@ class SlotWorld:
         self.slots: list[Any] = []
         self.wbs: list[WaitBlock] = []
         for i, s in enumerate(specs):
-            f = FileObject(os.dup(null_fd), overlapped=True, backend=object())  # type: ignore[arg-type]
-            if s["port"]:
-                f.port, f.key = (self.closed_port if s["closed_port"] else self.port), s["key"]
+            port = (self.closed_port if s["closed_port"] else self.port) if s["port"] else None
+            f = null_file(null_fd, port, s["key"], stream_in=1)
             f.skip_set_event = s["skip_set_event"]
-            f.stream_in = 1
-            for k in range(s["waiters"]):
-                ts = ThreadState(7100 + 10 * i + k, 7100 + 10 * i + k)
-                wb = WaitBlock(ts, (f,), False, False)
-                f._waiters[wb] = None
-                ts.wait = wb
-                self.wbs.append(wb)
+            self.wbs += [waiting_on(f, 7100 + 10 * i + k)[1] for k in range(s["waiters"])]
             if s["other_pending"]:
                 f._pending[object()] = None  # type: ignore[index]
             f.closing = s["closing"]
-            ov, buf = Overlapped(0), bytearray(16)
-            slot = slot_class(self.table)
-            slot.file, slot.overlapped, slot.issuer = f, ov, self.issuer
-            slot.view = memoryview(buf)
-            slot.pin()
-            slot.index, slot.gen, slot.res = i, s["gen"], s["res"]
-            slot.ud = SLOT_TAG | s["gen"] << 32 | i
-            slot.state = s["state"]
+            slot, ov, buf = pinned_slot(
+                slot_class, self.table, f, self.issuer, i, s["gen"], s["state"], res=s["res"]
+            )
             if s["demoted"]:
                 op = new_stream_read(f, ov, slot.view, self.issuer)
                 op.registered = op.submitted = True
@@ -370,10 +368,7 @@ class SlotWorld:
         )  # fmt: skip
 
     def close(self) -> None:
-        for f in self.files:
-            if f.fd >= 0:
-                os.close(f.fd)
-                f.fd = -1
+        close_files(self.files)
 
 
 def _spec(**changes: Any) -> dict[str, Any]:
@@ -613,32 +608,19 @@ def test_a_demoter_between_the_check_and_the_lock_gets_its_cqe_mapped_by_python(
     assert [s.state for s in slots.items] == [3, 6, 3] and (slots.armed, slots.done) == (1, 2)
 
 
-class DemotingLock:
+class DemotingLock(HookedLock):
     """The backend's lock, whose first acquire (or ``with``) lets a demoter in first: what a
     contended wait lets happen between the reaper's check and its hold (the demoter runs
     once, without the lock; its step 2, if any, takes the inner lock)."""
 
     def __init__(self, demoter: Callable[[], object] | None = None) -> None:
-        self.lock = threading.Lock()
+        super().__init__()
         self.demoter = demoter
 
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+    def before_acquire(self) -> None:
         demoter, self.demoter = self.demoter, None
         if demoter is not None:
             demoter()
-        return self.lock.acquire(blocking, timeout)
-
-    def release(self) -> None:
-        self.lock.release()
-
-    def locked(self) -> bool:
-        return self.lock.locked()
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
 
 
 class DemoterWorld:
@@ -668,15 +650,10 @@ class DemoterWorld:
         self.bufs: list[bytearray] = []
         self.cqes: list[tuple[int, int, int]] = []
         for i, (gen, res) in enumerate(spec):
-            f = FileObject(os.dup(null_fd), overlapped=True, backend=object())  # type: ignore[arg-type]
-            f.port, f.key, f.stream_in = self.port, i, 1
-            ov, buf = Overlapped(0), bytearray(16)
-            slot = slot_class(self.slots)
-            slot.file, slot.overlapped, slot.issuer = f, ov, self.issuer
-            slot.view = memoryview(buf)
-            slot.pin()
-            slot.index, slot.gen, slot.state = i, gen, _fastio.SLOT_ARMED
-            slot.ud = SLOT_TAG | gen << 32 | i
+            f = null_file(null_fd, self.port, i, stream_in=1)
+            slot, ov, buf = pinned_slot(
+                slot_class, self.slots, f, self.issuer, i, gen, _fastio.SLOT_ARMED
+            )
             self.slots.items.append(slot)
             self.slots.armed += 1
             self.slots.submitted += 1
@@ -719,10 +696,7 @@ class DemoterWorld:
         )  # fmt: skip
 
     def close(self) -> None:
-        for f in self.files:
-            if f.fd >= 0:
-                os.close(f.fd)
-                f.fd = -1
+        close_files(self.files)
 
 
 def _deliver_once(world: DemoterWorld, process: Callable[..., Any]) -> list[str]:
@@ -820,7 +794,7 @@ _NOMEM_DEMOTER = textwrap.dedent(
     sys.path.insert(0, sys.argv[4])
     import test_fastslot as T
     from winaio._io import _fastio
-    from winaio._kernel._dispatcher import LOCK
+    from winaio.testing import call_failing, left_behind
 
     C = T.C_DONE
     null = os.open(os.devnull, os.O_RDONLY)
@@ -843,21 +817,9 @@ _NOMEM_DEMOTER = textwrap.dedent(
 
         w.lock.demoter = demote_then_fail
         finished = []
-        raised = None
-        if phase == "before":
-            _testcapi.set_nomemory(k, k + 1)  # (the k-th allocation before the demoter)
-        try:
-            C[2](w.reaper, w.cqes, finished)
-        except BaseException as exc:
-            raised = exc
-        finally:
-            _testcapi.remove_mem_hooks()
-        if w.lock.locked():
-            bad.add("the backend's lock left held")
-            w.lock.release()
-        if LOCK.locked():
-            bad.add("LOCK left held")
-            LOCK.release()
+        before = k if phase == "before" else None  # (the k-th allocation before the demoter)
+        raised = call_failing(before, C[2], w.reaper, w.cqes, finished, catch=BaseException)
+        bad.update(left_behind(locks={"the backend's lock": w.lock}))
         if raised is not None and any(
             f.f_code.co_filename.endswith(REFERENCE)
             for f, _ in traceback.walk_tb(raised.__traceback__)
@@ -909,13 +871,12 @@ def test_a_failed_allocation_with_a_demoter_between_the_check_and_the_lock(
 
 _NOMEM = textwrap.dedent(
     """
-    import os, sys, _testcapi
+    import os, sys
     from winaio._backends.uring import reaper
     from winaio._io import _fastio
-    from winaio._io._files import FileObject
-    from winaio._io._overlapped import Overlapped
     from winaio._io._port import CompletionPort
-    from winaio._kernel._dispatcher import LOCK, ThreadState, WaitBlock
+    from winaio._kernel._dispatcher import ThreadState
+    from winaio.testing import call_failing, left_behind, port_getter, reaped_slots
 
     C = reaper._C_DONE
     null = os.open(os.devnull, os.O_RDONLY)
@@ -923,26 +884,10 @@ _NOMEM = textwrap.dedent(
     def world():
         # three REAPED C slots on files bound to a port with one GQCS waiter, F waiters
         issuer, port, table = ThreadState(5000, 5000), CompletionPort(8), _fastio.SlotTable()
-        ts = ThreadState(5001, 5001)
-        wb = WaitBlock(ts, (), False, False, port._detach)
-        wb.data = 1
-        port._getters.append(wb)
-        ts.wait, ts.block_listener = wb, port
-        slots, bufs = [], []
-        for i in range(3):
-            f = FileObject(os.dup(null), overlapped=True, backend=object())
-            f.port, f.key, f.stream_in = port, i, 1
-            w = ThreadState(5010 + i, 5010 + i)
-            fwb = WaitBlock(w, (f,), False, False)
-            f._waiters[fwb] = None
-            w.wait = fwb
-            s = _fastio.ReceiveSlot(table)
-            buf = bytearray(8)
-            s.file, s.overlapped, s.issuer, s.view = f, Overlapped(0), issuer, memoryview(buf)
-            s.pin()
-            s.index, s.gen, s.res, s.state = i, 0, 5, _fastio.SLOT_REAPED
-            slots.append(s)
-            bufs.append(buf)
+        _, wb = port_getter(port, 5001)
+        slots, bufs = reaped_slots(
+            _fastio.ReceiveSlot, table, port, null, issuer, [5] * 3, first_waiter=5010
+        )
         return port, wb, slots, bufs
 
     bad = set()
@@ -950,20 +895,8 @@ _NOMEM = textwrap.dedent(
         port, wb, slots, bufs = world()
         files = [s.file for s in slots]
         ovs = [s.overlapped for s in slots]
-        _testcapi.set_nomemory(k, k + 1)  # the k-th allocation from here fails
-        try:
-            C[0](list(slots))
-        except MemoryError:
-            pass
-        finally:
-            _testcapi.remove_mem_hooks()
-        if port.holding:
-            bad.add("a port left held")
-        if LOCK.locked():
-            bad.add("LOCK left held")
-            LOCK.release()
-        if wb not in port._getters and wb.result is None:
-            bad.add("a waiter popped and left asleep")
+        call_failing(k, C[0], list(slots))  # the k-th allocation from here fails
+        bad.update(left_behind(port, getters=[wb]))
         for s, f, ov, buf in zip(slots, files, ovs, bufs):
             if s.state not in (_fastio.SLOT_REAPED, _fastio.SLOT_DELIVERING, _fastio.SLOT_IDLE):
                 bad.add(f"a slot in state {s.state}")
@@ -993,17 +926,16 @@ def test_a_failed_allocation_in_the_slot_delivery_leaves_no_half_state() -> None
 
 _NOMEM_REAPER_DELIVER = textwrap.dedent(
     """
-    import os, sys, threading, _testcapi
+    import os, sys, threading
     from winaio._backends.uring import reaper
     from winaio._backends.uring.common import InFlight
     from winaio._backends.uring.migration import Migration
     from winaio._backends.uring.streams import StreamLines
     from winaio._io import _fastio
-    from winaio._io._files import FileObject
-    from winaio._io._overlapped import Overlapped
     from winaio._io._port import CompletionPort
     from winaio._io._stream_ops import new_stream_read
-    from winaio._kernel._dispatcher import LOCK, ThreadState, WaitBlock
+    from winaio._kernel._dispatcher import ThreadState
+    from winaio.testing import call_failing, left_behind, reaped_slots
 
     null = os.open(os.devnull, os.O_RDONLY)
 
@@ -1014,26 +946,14 @@ _NOMEM_REAPER_DELIVER = textwrap.dedent(
         # three REAPED C slots (byte counts past the small ints: the delivery makes their int)
         # on files bound to a port, F waiters on each; the second demoted while REAPED
         issuer, port, table = ThreadState(5000, 5000), CompletionPort(8), _fastio.SlotTable()
-        slots, bufs = [], []
-        for i in range(3):
-            f = FileObject(os.dup(null), overlapped=True, backend=object())
-            f.port, f.key, f.stream_in = port, i, 1
-            w = ThreadState(5010 + i, 5010 + i)
-            fwb = WaitBlock(w, (f,), False, False)
-            f._waiters[fwb] = None
-            w.wait = fwb
-            s = _fastio.ReceiveSlot(table)
-            buf = bytearray(8)
-            s.file, s.overlapped, s.issuer, s.view = f, Overlapped(0), issuer, memoryview(buf)
-            s.pin()
-            s.index, s.gen, s.res, s.state = i, 0, 1000 + i, _fastio.SLOT_REAPED
-            if i == 1:
-                op = new_stream_read(f, s.overlapped, s.view, issuer)
-                op.registered = op.submitted = True
-                f._pending[op] = None
-                s.op = op
-            slots.append(s)
-            bufs.append(buf)
+        slots, _ = reaped_slots(
+            _fastio.ReceiveSlot, table, port, null, issuer, [1000, 1001, 1002], first_waiter=5010
+        )
+        s = slots[1]
+        op = new_stream_read(s.file, s.overlapped, s.view, issuer)
+        op.registered = op.submitted = True
+        s.file._pending[op] = None
+        s.op = op
         r = reaper.Reaper(
             None, InFlight(), StreamLines(threading.Lock(), never), Migration(), never, never,
             lambda: None, table,
@@ -1048,18 +968,8 @@ _NOMEM_REAPER_DELIVER = textwrap.dedent(
         files = [s.file for s in slots]
         ovs = [s.overlapped for s in slots]
         batch = list(slots)
-        _testcapi.set_nomemory(k, k + 1)  # the k-th allocation from here fails
-        try:
-            r.deliver(batch)
-        except MemoryError:
-            pass
-        finally:
-            _testcapi.remove_mem_hooks()
-        if port.holding:
-            bad.add("a port left held")
-        if LOCK.locked():
-            bad.add("LOCK left held")
-            LOCK.release()
+        call_failing(k, r.deliver, batch)  # the k-th allocation from here fails
+        bad.update(left_behind(port))
         posted = [p.overlapped for p in port._packets]
         for i, (s, f, ov) in enumerate(zip(slots, files, ovs)):
             n = sum(1 for o in posted if o is ov)
@@ -1333,7 +1243,7 @@ def test_an_interrupt_at_the_submit_of_a_c_slot_still_submits_it(echo: Echo) -> 
 
 _NOMEM_ARM = textwrap.dedent(
     """
-import os, socket, sys, _testcapi
+import os, socket, sys
 from winaio._io import _accel
 _accel.use(True)
 _accel.use_slots("c")
@@ -1342,7 +1252,7 @@ from winaio._backends import uring
 from winaio._io._overlapped import Overlapped
 from winaio._io._port import CompletionPort
 from winaio._io._sockets import Socket
-from winaio._kernel._dispatcher import LOCK
+from winaio.testing import call_failing, left_behind
 
 b = uring.IoUringBackend()
 port = CompletionPort()
@@ -1361,20 +1271,8 @@ assert port.get(5.0) is not None
 for k in range(int(sys.argv[1])):
     buf, ov = bytearray(8), Overlapped(0)
     view = memoryview(buf)
-    raised = None
-    _testcapi.set_nomemory(k, k + 1)
-    try:
-        s._pend(s, ov, view)
-    except MemoryError as exc:
-        raised = exc
-    finally:
-        _testcapi.remove_mem_hooks()
-    if LOCK.locked():
-        bad.add("LOCK held")
-        LOCK.release()
-    if b._lock.locked():
-        bad.add("the backend's lock held")
-        b._lock.release()
+    raised = call_failing(k, s._pend, s, ov, view)
+    bad.update(left_behind(locks={"the backend's lock": b._lock}))
     if s.pending_requests != s.stream_in:
         bad.add(f"pending_requests {s.pending_requests} != stream_in {s.stream_in}")
     if s.pending_requests:

@@ -27,6 +27,7 @@ import winaio
 from winaio._io import _issue
 from winaio._io._disk import DiskFile
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
+from winaio._io._sock_after import _rest_request
 from winaio._io._sockets import Socket, _send_rest
 from winaio._io._stream_ops import StreamReadOp, StreamWriteOp
 from winaio._kernel._dispatcher import LOCK
@@ -131,7 +132,9 @@ def test_an_interrupt_anywhere_in_a_partial_send_registers_the_rest(socket_pair:
             event = winaio.Event(manual_reset=True)
             ov = Overlapped(0, event)
             ov.status = UNTOUCHED
-            sweep = Sweep(k, {Socket.start_write.__code__, _send_rest.__code__})
+            sweep = Sweep(
+                k, {Socket.start_write.__code__, _send_rest.__code__, _rest_request.__code__}
+            )
             profiled(sweep, lambda: f.start_write(data, ov))
             bad = left_held(LOCK)
             got = bytearray()

@@ -21,7 +21,6 @@ a slot whose issuer exits is resubmitted once and delivered once (``Migration.di
 
 from __future__ import annotations
 
-import _thread
 import os
 import socket
 import sys
@@ -51,7 +50,7 @@ from winaio._io._port import CompletionPort
 from winaio._io._sockets import Socket
 from winaio._kernel._dispatcher import LOCK
 from winaio._kernel._threads import current_thread_state
-from winaio.testing import wait_until
+from winaio.testing import HookedLock, wait_until
 
 C_DONE = reaper_mod._C_DONE
 
@@ -903,32 +902,20 @@ for _case in (TestSlotMachinePure, TestSlotMachineC, TestRequestMachine):
 # ---------------------------------------------------------------------- lock order
 
 
-class CheckedLock:
+class CheckedLock(HookedLock):
     """A lock standing for the backend's ``_lock`` that records where it is taken while the
     dispatcher LOCK is held (one thread runs winaio code: the ring thread is parked, so a
-    locked LOCK is this thread's)."""
+    locked LOCK is this thread's). (Its inner lock is a ``_thread`` lock: threading.Lock is
+    this class meanwhile.)"""
 
     def __init__(self) -> None:
-        self.lock = _thread.allocate_lock()  # (threading.Lock is this class meanwhile)
+        super().__init__()
         self.checked = False
         self.violations: list[str] = []
 
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+    def before_acquire(self) -> None:
         if self.checked and LOCK.locked():
             self.violations.append("the backend's lock taken under LOCK")
-        return self.lock.acquire(blocking, timeout)
-
-    def release(self) -> None:
-        self.lock.release()
-
-    def locked(self) -> bool:
-        return self.lock.locked()
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
 
 
 def test_lock_and_the_backend_lock_are_never_held_together(

@@ -17,13 +17,15 @@ enters the kernel for it. The waiter is either a plain port thread (the ring thr
 the ring's leader (the ring thread parked: the waiter reaps what the issuer's task work
 posts). Sockets run on every receive-slot mode and on the C and Python paths (``sock_impl``,
 ``slot_impl``). ``WINAIO_URING_COOP`` decides the ring flags (1: COOP where the kernel has
-it, 0 or the default: none); the probe's fallback is
+it, 0: none, unset or empty: ``probe.DEFAULT_COOP``; any other value: ValueError naming it); the
+probe's fallback is
 pinned on a kernel that refuses the flags (a stand-in for io_uring_setup).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -261,6 +263,43 @@ def test_the_knob_and_the_probe_decide_the_ring_flags(monkeypatch: pytest.Monkey
             b.close()
     monkeypatch.delenv(probe.COOP_ENV)
     assert probe.ring_flags() == (coop if probe.DEFAULT_COOP else 0)
+
+
+@pytest.mark.parametrize("slot_impl", ["off"], indirect=True)
+@pytest.mark.parametrize("sock_impl", ["python"], indirect=True)
+@pytest.mark.parametrize("value", ["yes", "on", "off", "true", "2", "01", "1 0", "-1", "\u0661"])
+def test_a_knob_value_it_does_not_take_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    # Before, anything but "0" meant on: a typo silently picked a side of an A/B comparison.
+    monkeypatch.setenv(probe.COOP_ENV, value)
+    with pytest.raises(
+        ValueError, match=rf"^WINAIO_URING_COOP={re.escape(repr(value))}: one of 0, 1"
+    ):
+        probe.coop_wanted()
+    with pytest.raises(ValueError, match="WINAIO_URING_COOP"):
+        probe.ring_flags()
+    fds = set(os.listdir("/proc/self/fd"))
+    with pytest.raises(ValueError, match="WINAIO_URING_COOP"):
+        uring.IoUringBackend()  # refused before the ring is set up: nothing to release
+    assert set(os.listdir("/proc/self/fd")) <= fds
+
+
+@pytest.mark.parametrize("slot_impl", ["off"], indirect=True)
+@pytest.mark.parametrize("sock_impl", ["python"], indirect=True)
+@pytest.mark.parametrize(
+    ("value", "want"), [("1", True), ("0", False), (" 1\n", True), ("\t0 ", False)]
+)
+def test_the_knob_takes_0_and_1_blanks_around_them_ignored(
+    monkeypatch: pytest.MonkeyPatch, value: str, want: bool
+) -> None:
+    monkeypatch.setenv(probe.COOP_ENV, value)
+    assert probe.coop_wanted() is want
+    for unset in ("", "  "):
+        monkeypatch.setenv(probe.COOP_ENV, unset)
+        assert probe.coop_wanted() is probe.DEFAULT_COOP
+    monkeypatch.delenv(probe.COOP_ENV)
+    assert probe.coop_wanted() is probe.DEFAULT_COOP
 
 
 @pytest.mark.parametrize("slot_impl", ["off"], indirect=True)

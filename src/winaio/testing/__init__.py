@@ -35,10 +35,27 @@ from .._kernel._wait import test_alert
 from .._pool._clock import ManualClock as ManualClock
 from .._runtime import available_backends as available_backends
 from .._runtime import using_backend as using_backend
+from ._slots import (
+    SLOT_TAG,
+    HookedLock,
+    PythonParker,
+    call_failing,
+    close_files,
+    file_request,
+    left_behind,
+    null_file,
+    pinned_slot,
+    port_getter,
+    reaped_slots,
+    waiting_on,
+)
 from ._sweeps import PyParker, Sweep, SweepInterrupt, left_held, parked, profiled, sweep_cut_points
 
 __all__ = [
+    "SLOT_TAG",
+    "HookedLock",
     "ManualClock",
+    "PythonParker",
     "PyParker",
     "Sweep",
     "SweepInterrupt",
@@ -46,16 +63,24 @@ __all__ = [
     "Interrupted",
     "accelerator_for_test",
     "backend_for_test",
+    "call_failing",
+    "close_files",
     "drain_apcs",
+    "file_request",
     "hex_reader",
     "impossible_slot_combination",
     "interrupt_after_acquire",
-    "left_held",
+    "left_behind",
     "mapper_on_135",
     "nomem_sweep",
+    "null_file",
+    "pinned_slot",
+    "port_getter",
+    "left_held",
     "parked",
     "profiled",
     "python_frames",
+    "reaped_slots",
     "require_c_path",
     "require_peer",
     "run_child",
@@ -68,6 +93,7 @@ __all__ = [
     "wait_until",
     "wait_until_blocked",
     "wait_until_waiters",
+    "waiting_on",
 ]
 
 

@@ -24,9 +24,14 @@ with EINVAL). :func:`ring_flags` is what a backend asks for: those flags where t
 takes them, by default (:data:`DEFAULT_COOP`; the flags change when a completion whose
 submitter runs user code becomes visible: at its next kernel entry, a timer tick at most -
 the documented deviation of docs/design.md §2); ``WINAIO_URING_COOP=0`` forces them off and
-``1`` on (the A/B switch and the escape hatch).
+``1`` on (the A/B switch and the escape hatch). Unset or empty: the default. Any other value
+is refused (:func:`coop_wanted`: ``ValueError`` naming the variable, its value and the values
+it takes, when a backend is created), as ``WINAIO_BACKEND`` and ``WINAIO_SLOTS`` refuse theirs:
+a typo must not silently pick a side of an A/B comparison (docs/design.md "The knobs'
+values").
 
-Rules: never raises for "unavailable"; imports only the ABI modules (safe on any platform).
+Rules: never raises for "unavailable" (a misspelt knob is not "unavailable": it raises);
+imports only the ABI modules (safe on any platform).
 """
 
 from __future__ import annotations
@@ -42,9 +47,11 @@ from .abi.consts import Feature, IoringOp, RecvSendFlags, SetupFlags
 
 __all__ = [
     "COOP_ENV",
+    "COOP_VALUES",
     "DEFAULT_COOP",
     "REQUIRED_OPS",
     "coop_taskrun",
+    "coop_wanted",
     "feature_names",
     "probe_backend",
     "recv_poll_first",
@@ -71,6 +78,8 @@ _COOP = int(SetupFlags.IORING_SETUP_COOP_TASKRUN | SetupFlags.IORING_SETUP_TASKR
 #: ``WINAIO_URING_COOP=1``: the backend's rings are set up with COOP_TASKRUN|TASKRUN_FLAG where
 #: the kernel takes them; ``0``: without (read at each backend's creation; unset: the default).
 COOP_ENV = "WINAIO_URING_COOP"
+#: The values :data:`COOP_ENV` takes: off, on (unset or empty: :data:`DEFAULT_COOP`).
+COOP_VALUES = ("0", "1")
 #: Without the variable: COOP where the kernel takes it. Measured (docs/design.md "Task work
 #: without the IPI" and "Where issue 9 stands after the third session"): the raw io_uring echo
 #: 1.18-1.26x in every run; winaio's C=64 echo 0.99x in 29 rounds on a loaded machine and
@@ -136,12 +145,35 @@ def coop_taskrun() -> int:
         return _coop
 
 
+def coop_wanted() -> bool:
+    """Whether ``WINAIO_URING_COOP`` asks for COOP: ``1`` yes, ``0`` no, unset or empty
+    :data:`DEFAULT_COOP` (surrounding blanks ignored, as ``WINAIO_BACKEND``'s).
+
+    Raises:
+        ValueError: any other value (the message names the variable, the value and
+            :data:`COOP_VALUES`).
+    """
+    raw = os.environ.get(COOP_ENV, "")
+    value = raw.strip()
+    if value == "":
+        return DEFAULT_COOP
+    if value not in COOP_VALUES:
+        default = "on" if DEFAULT_COOP else "off"
+        raise ValueError(
+            f"{COOP_ENV}={raw!r}: one of {', '.join(COOP_VALUES)} (0 off, 1 on; "
+            f"unset: the default, {default})"
+        )
+    return value == "1"
+
+
 def ring_flags() -> int:
-    """The setup flags of a new backend ring: :func:`coop_taskrun`'s when ``WINAIO_URING_COOP``
-    is ``1`` (or :data:`DEFAULT_COOP` without it), else none (module docstring)."""
-    value = os.environ.get(COOP_ENV, "").strip()
-    on = DEFAULT_COOP if value == "" else value != "0"
-    return coop_taskrun() if on else 0
+    """The setup flags of a new backend ring: :func:`coop_taskrun`'s when :func:`coop_wanted`,
+    else none (module docstring).
+
+    Raises:
+        ValueError: ``WINAIO_URING_COOP`` has a value it does not take (:func:`coop_wanted`).
+    """
+    return coop_taskrun() if coop_wanted() else 0
 
 
 def _recv_takes_poll_first() -> bool:
