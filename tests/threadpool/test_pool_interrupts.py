@@ -102,6 +102,7 @@ _SPAWN_SITES = {
         ThreadPool.submit_callback,
         ThreadPool._spawn,
         PoolObject.__init__,
+        ThreadPool._object_added,
         PoolTimer.set,
         PoolWait.set,
     )

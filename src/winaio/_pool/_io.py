@@ -145,17 +145,7 @@ class IoBinding:
         self.fn = fn
         pool.check_open()
         file.associate(pool.port, self)
-        spawn = False
-        try:
-            with LOCK:
-                # A binding lasts as long as the file: the pool keeps a worker for it.
-                pool._objects += 1
-                spawn = pool._ensure_worker_locked()
-            if spawn:
-                pool._spawn()
-        except BaseException as exc:  # (Ctrl-C: the worker counted, started)
-            pool._woken_again(exc, spawn)
-            raise
+        pool._object_added(False)  # (a binding lasts as long as the file: a worker kept)
 
     def _on_packet(self, packet: CompletionPacket, ts: ThreadState) -> None:
         pool = self.pool

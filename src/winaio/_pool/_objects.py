@@ -108,17 +108,7 @@ class PoolObject:
         self._closed = False
         self._idle: Event | None = None
         self._group: CleanupGroup | None = None
-        spawn = False
-        try:
-            with LOCK:
-                pool.check_open()
-                pool._objects += 1
-                spawn = pool._ensure_worker_locked()
-            if spawn:
-                pool._spawn()
-        except BaseException as exc:  # (Ctrl-C: the worker counted, started)
-            pool._woken_again(exc, spawn)
-            raise
+        pool._object_added(True)
         group: CleanupGroup | None = env.cleanup_group
         if group is not None:
             try:
