@@ -14,49 +14,15 @@ interrupts (pure, ...)".
 
 from __future__ import annotations
 
-import gc
-import sys
 import threading
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
 from winaio._kernel._dispatcher import LOCK
 from winaio._pool._objects import PoolWork
 from winaio._pool._pool import ThreadPool
-from winaio.testing import wait_until
-
-
-class Interrupted(BaseException):
-    """Stands for KeyboardInterrupt."""
-
-
-class _Sweep:
-    """Raise :class:`Interrupted` at the ``k``-th cut point in the frames of ``codes`` (a C
-    function's return there, or the entry of a function called from them), on the thread
-    that runs the sweep only."""
-
-    def __init__(self, k: int, codes: set[Any]) -> None:
-        self.k, self.codes, self.count, self.hit, self.where = k, codes, 0, False, ""
-        self.thread = threading.get_ident()
-
-    def __call__(self, frame: Any, event: str, arg: Any) -> None:
-        if self.hit or threading.get_ident() != self.thread:
-            return
-        if event == "call":
-            back = frame.f_back
-            if back is None or back.f_code not in self.codes or frame.f_code.co_name == "__del__":
-                return
-        elif event != "c_return" or frame.f_code not in self.codes:
-            return
-        self.count += 1
-        if self.count == self.k:
-            self.hit = True
-            self.where = f"{event} {frame.f_code.co_name}:{frame.f_lineno} "
-            self.where += getattr(arg, "__name__", "") if event == "c_return" else ""
-            raise Interrupted
-
+from winaio.testing import Sweep, left_held, profiled, sweep_cut_points, wait_until
 
 _CODES = {
     f.__code__
@@ -87,18 +53,10 @@ def test_an_interrupt_anywhere_in_a_submit_still_runs_the_callback(how: str, idl
     (SubmitThreadpoolWork), to an idle worker (the hand-off) or to a pool with none (a worker
     started): wherever the interrupt lands once the callback is queued, it runs, and the pool
     closes."""
-    found: dict[str, list[str]] = {}
-    for k in range(1, 100):
-        sweep, bad = _run(k, how, idle)
-        if bad:
-            found[sweep.where or "(no interrupt)"] = bad
-        if not sweep.hit:
-            assert k > 2, "the sweep reached no cut point"
-            break
-    assert found == {}
+    assert sweep_cut_points(lambda k: _run(k, how, idle), limit=100, at_least=2) == {}
 
 
-def _run(k: int, how: str, idle: bool) -> tuple[_Sweep, list[str]]:
+def _run(k: int, how: str, idle: bool) -> tuple[Sweep, list[str]]:
     pool = ThreadPool(4, 0, idle_timeout=30.0)
     ran: list[int] = []
     work = pool.create_work(lambda _instance: ran.append(1)) if how == "work" else None
@@ -113,23 +71,9 @@ def _run(k: int, how: str, idle: bool) -> tuple[_Sweep, list[str]]:
         if how == "call"
         else work.submit  # type: ignore[union-attr]
     )
-    sweep = _Sweep(k, _CODES)
-    submitted = False
-    gc.collect()
-    gc.disable()
-    sys.setprofile(sweep)
-    try:
-        submit()
-        submitted = True
-    except Interrupted:
-        pass
-    finally:
-        sys.setprofile(None)
-        gc.enable()
-    bad = []
-    if LOCK.locked():
-        bad.append("LOCK held")
-        LOCK.release()
+    sweep = Sweep(k, _CODES)
+    submitted = profiled(sweep, submit)
+    bad = left_held(LOCK)
     try:
         wait_until(lambda: ran == [1], 5.0, "the callback ran")
     except AssertionError:

@@ -144,7 +144,10 @@ def _start(op: Operation) -> int:
             # exit: it pends, the backend tries it; registered and left, it pended for ever and
             # queued every later request of its direction behind it, #66)
             if op.registered:
-                _tried_again(op, None, True, exc)
+                if op.kind is OpKind.LOCAL:  # (never tried: in no queue, forgotten)
+                    _forgotten_again(op, exc)
+                else:
+                    _tried_again(op, None, True, exc)
             raise
     try:
         result = None if queued else op.try_now()
@@ -214,6 +217,22 @@ def _tried_again(
                     file._forget_locked(op)
         elif not op.done:
             deliver(op, status, information, immediate=True)
+    except BaseException as again:  # (a second interrupt: the first one goes on)
+        if not interrupt(again):
+            raise
+
+
+def _forgotten_again(op: Operation, exc: BaseException) -> None:
+    """An interrupt ``exc`` cut :func:`start` once ``op`` (LOCAL: completed in-process, e.g. a
+    pipe's read) was registered and before its attempt: it is in no queue yet, nothing moved -
+    forgotten, as if never issued (registered, it pended for ever and queued every later
+    request of its direction behind it, #66)."""
+    if not interrupt(exc):
+        return
+    try:
+        with LOCK:
+            op.done = True
+            op.file._forget_locked(op)
     except BaseException as again:  # (a second interrupt: the first one goes on)
         if not interrupt(again):
             raise
@@ -484,13 +503,14 @@ def run_sync(op: Operation, alertable: bool = False) -> tuple[int, int]:
     # thread can slip its bytes between a fast-path send's parts.
     claim = _send_claim_of(op)
     taken = False
+    result = None
     try:
-        if claim is not None:
-            # (the acquire's result stored with no check after the call, as the sockets' fast
-            # path does: a Ctrl-C at ``claim.acquire()``'s return left the claim taken for ever)
-            for taken in _map(claim.acquire, _BLOCKING):  # noqa: B007
-                break
         try:
+            if claim is not None:
+                # (the acquire's result stored with no check after the call, as the sockets'
+                # fast path does: a Ctrl-C at ``claim.acquire()``'s return left it taken)
+                for taken in _map(claim.acquire, _BLOCKING):  # noqa: B007
+                    break
             with LOCK:
                 ov.status = STATUS_PENDING
                 # Every request clears the file object first; a request that then fails at
@@ -503,6 +523,14 @@ def run_sync(op: Operation, alertable: bool = False) -> tuple[int, int]:
             result = None if queued else op.try_now()
             if result is None:
                 submit(op)
+            else:  # (done under the claim, as ``start`` delivers: a cut after it loses nothing)
+                _sync_finished(op, result)
+        except BaseException as exc:
+            # A Ctrl-C once registered: the request is not left registered (it queued every
+            # later request of its direction behind it, #66); one whose attempt moved data
+            # goes on with it (``_interrupts.carry``).
+            _sync_cut(op, result, exc)
+            raise
         finally:
             if taken:
                 claim.release()  # type: ignore[union-attr]
@@ -510,14 +538,54 @@ def run_sync(op: Operation, alertable: bool = False) -> tuple[int, int]:
             while wait_for_one(op.sync_done, None, alertable) == _WAIT_IO_COMPLETION:
                 pass
             return ov.status, ov.information
-        with LOCK:
-            op.done = True
-            file._forget_locked(op)
-            if not is_error(result[0]) and not file.skip_set_event:
-                file._signaled = True
-                if file._waiters:
-                    wake_waiters(file)
-        ov.status, ov.information = result
         return result
     finally:
         ts.extensions.pop(_SYNC_KEY, None)
+
+
+def _sync_finished(op: Operation, result: tuple[int, int]) -> None:
+    """A synchronous request finished inside its attempt with ``result``: its IOSB written, it
+    is forgotten, its file object signaled (a success) and its waiters woken."""
+    op.overlapped.status, op.overlapped.information = result
+    file = op.file
+    with LOCK:
+        op.done = True
+        file._forget_locked(op)
+        if not is_error(result[0]) and not file.skip_set_event:
+            file._signaled = True
+            if file._waiters:
+                wake_waiters(file)
+
+
+def _sync_cut(op: Operation, result: tuple[int, int] | None, exc: BaseException) -> None:
+    """An interrupt ``exc`` (Ctrl-C) cut :func:`run_sync` once ``op`` may be registered (its
+    attempt returned ``result``, or carried one out: data moved). A request ``submit`` took is
+    the backend's (``submit`` finishes itself). Else: data moved and the rest pends (a partial
+    send, an accept waiting for its first data) - it is submitted and goes on, in order, with
+    nobody waiting for it; otherwise it is finished - its result, or none (nothing moved: as if
+    never issued) - and forgotten. Each step is idempotent (``_forget_locked``, the walk of a
+    signaled file object's waiters), so a cut inside :func:`_sync_finished` is finished too.
+    An Exception (a bug) is not an interrupt: nothing is done."""
+    if not interrupt(exc):
+        return
+    tried = carried(exc)
+    try:
+        if op.submitted:
+            return
+        if tried is not None:
+            result = tried[0]
+            if result is None:
+                if op.registered:
+                    submit(op)
+                return
+        file = op.file
+        with LOCK:
+            op.done = True
+            file._forget_locked(op)
+            if result is not None and not is_error(result[0]) and not file.skip_set_event:
+                file._signaled = True
+            if file._signaled and file._waiters:
+                wake_waiters(file)
+    except BaseException as again:  # (a second interrupt: the first one goes on)
+        if not interrupt(again):
+            raise
