@@ -35,6 +35,7 @@ from .._kernel._wait import test_alert
 from .._pool._clock import ManualClock as ManualClock
 from .._runtime import available_backends as available_backends
 from .._runtime import using_backend as using_backend
+from ._kits import WORKER_FAILED, HandleKit, Win32Worker, apcs_drained, load_kit
 from ._slots import (
     SLOT_TAG,
     HookedLock,
@@ -52,12 +53,15 @@ from ._slots import (
 
 __all__ = [
     "SLOT_TAG",
+    "WORKER_FAILED",
+    "HandleKit",
     "HookedLock",
     "ManualClock",
     "PythonParker",
     "available_backends",
     "Interrupted",
     "accelerator_for_test",
+    "apcs_drained",
     "backend_for_test",
     "call_failing",
     "close_files",
@@ -66,6 +70,7 @@ __all__ = [
     "hex_reader",
     "impossible_slot_combination",
     "interrupt_after_acquire",
+    "load_kit",
     "left_behind",
     "mapper_on_135",
     "nomem_sweep",
@@ -85,6 +90,7 @@ __all__ = [
     "wait_until",
     "wait_until_blocked",
     "wait_until_waiters",
+    "Win32Worker",
     "waiting_on",
 ]
 
