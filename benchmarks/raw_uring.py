@@ -38,6 +38,7 @@ BLOCK = 4096
 
 NR_IO_URING_SETUP = 425  # the same number on every architecture (unified syscall table)
 NR_IO_URING_ENTER = 426
+NR_IO_URING_REGISTER = 427
 IORING_ENTER_GETEVENTS = 1
 IORING_FEAT_SINGLE_MMAP = 1
 IORING_OFF_SQ_RING = 0
@@ -141,6 +142,20 @@ class RawRing:
             err = ctypes.get_errno()
             if err != errno.EINTR:
                 raise OSError(err, f"io_uring_enter: {os.strerror(err)}")
+
+    def register(self, opcode: int, arg: ctypes.Array[ctypes.c_char], nr_args: int) -> None:
+        """io_uring_register(fd, ``opcode``, ``arg``, ``nr_args``) (e.g. a provided-buffer ring,
+        ``sock_raw_uring``'s ``raw_uring@mrecv``)."""
+        rc = _syscall(
+            ctypes.c_long(NR_IO_URING_REGISTER),
+            ctypes.c_int(self.fd),
+            ctypes.c_uint(opcode),
+            arg,
+            ctypes.c_uint(nr_args),
+        )
+        if rc < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"io_uring_register({opcode}): {os.strerror(err)}")
 
     def close(self) -> None:
         for m in {id(x): x for x in (self.sq_map, self.cq_map, self.sqe_map)}.values():

@@ -11,7 +11,10 @@ echoes (whatever one receive gets is sent back), TCP_NODELAY on every connection
 - ``raw_epoll``: one thread, ``select.epoll`` level-triggered, non-blocking ``recv`` and
   ``send`` (a partial send keeps the rest and waits for EPOLLOUT);
 - ``asyncio_protocol`` / ``uvloop_protocol``: an ``asyncio.Protocol`` whose ``data_received``
-  writes the data back.
+  writes the data back;
+- ``raw_uring@mpoll`` / ``raw_uring@mrecv``: ``sock_raw_uring``'s raw io_uring echo with one
+  multishot POLL_ADD (the receive in Python) / one multishot RECV on a provided-buffer ring
+  per connection (imported in their own process only: ctypes).
 
 Client modes (each run in its own process: ``bench_sockets.py --client MODE``), 64-byte
 messages:
@@ -148,11 +151,22 @@ def serve_asyncio(use_uvloop: bool) -> None:
     loop.run_until_complete(main())
 
 
+def _raw_uring(name: str) -> None:
+    """``sock_raw_uring``'s readiness variants (``raw_uring@mpoll``, ``raw_uring@mrecv``: the
+    raw io_uring echo with one multishot request per connection instead of a RECV per echo);
+    ctypes and the raw ring only in their own process."""
+    import sock_raw_uring
+
+    getattr(sock_raw_uring, name)()
+
+
 SERVE = {
     "raw_threaded": serve_raw_threaded,
     "raw_epoll": serve_raw_epoll,
     "asyncio_protocol": lambda: serve_asyncio(False),
     "uvloop_protocol": lambda: serve_asyncio(True),
+    "raw_uring@mpoll": lambda: _raw_uring("serve_raw_uring_mpoll"),
+    "raw_uring@mrecv": lambda: _raw_uring("serve_raw_uring_mrecv"),
 }
 
 

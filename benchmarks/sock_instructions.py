@@ -15,6 +15,10 @@ leads the io_uring ring), over loopback TCP, FILE_SKIP_COMPLETION_PORT_ON_SUCCES
   packets and, per packet, echoes the bytes (``start_write``, inside the call) and issues the
   next receive (which pends: the peer has not answered yet); the peers read their echoes. The
   C=64 echo server's work per echo (plus the peers' own send and receive).
+- ``c64_asyncio`` (not run by default): the same rounds against the anchor, an
+  ``asyncio.Protocol`` whose ``data_received`` writes the data back (``sock_anchors``'
+  ``asyncio_protocol``) on the default (selector) event loop run by the calling thread until
+  the round's 64 echoes are written: what the user side of winaio's echo compares with.
 
 Each workload runs twice under ``valgrind --tool=callgrind --separate-threads=yes`` with a
 different number of iterations; the main thread's instruction count difference over the
@@ -53,7 +57,7 @@ from pathlib import Path
 from threading import get_ident
 from typing import Any
 
-WORKLOADS = ("qd1", "c64", "echo1", "echo1_win32")
+WORKLOADS = ("qd1", "c64", "echo1", "echo1_win32", "c64_asyncio")
 #: What a run measures unless ``--workloads`` says otherwise.
 DEFAULT_WORKLOADS = ("qd1", "c64")
 #: Iterations of the two runs per workload (rounds of 64 echoes for c64).
@@ -62,10 +66,13 @@ ITERATIONS = {
     "c64": (20, 60),
     "echo1": (1000, 4000),
     "echo1_win32": (1000, 4000),
+    "c64_asyncio": (20, 60),
 }
 CONNECTIONS = 64
 MSG = b"x" * 64
-WARMUP = {"qd1": 500, "c64": 20, "echo1": 500, "echo1_win32": 500}
+WARMUP = {"qd1": 500, "c64": 20, "echo1": 500, "echo1_win32": 500, "c64_asyncio": 20}
+#: The workloads whose unit is a C=64 echo (rounds of ``CONNECTIONS`` echoes).
+C64 = ("c64", "c64_asyncio")
 
 
 def _pair(listener: socket.socket, port: Any, key: Any) -> tuple[Any, socket.socket]:
@@ -91,6 +98,8 @@ def run(
     """Run ``workload`` in this process; returns the seconds per iteration (after ``warmup``
     iterations, by default ``WARMUP``). Closes what it opened. ``window``: called with True
     before the measured iterations and with False after them (``Opcodes.count``)."""
+    if workload == "c64_asyncio":
+        return _run_asyncio(iterations, WARMUP[workload] if warmup is None else warmup, window)
     import winaio
 
     listener = socket.create_server(("127.0.0.1", 0), backlog=128)
@@ -172,6 +181,68 @@ def run(
         for thing in opened:
             thing.close()  # a pending receive completes aborted: its packet is dropped below
         port.close()
+
+
+def _run_asyncio(iterations: int, warmup: int, window: Callable[[bool], None] | None) -> float:
+    """``c64_asyncio``: ``run``'s c64 rounds against an asyncio Protocol echo (module
+    docstring); the loop runs until the round's echoes are written (``loop.stop``)."""
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+    peers: list[socket.socket] = []
+    transports: list[Any] = []
+    echoed = [0]
+
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport: Any) -> None:
+            self.write = transport.write
+            transports.append(transport)
+
+        def data_received(self, data: bytes) -> None:
+            self.write(data)
+            echoed[0] += 1
+            if echoed[0] == CONNECTIONS:
+                loop.stop()
+
+    try:
+        for _ in range(CONNECTIONS):
+            peer = socket.create_connection(listener.getsockname())
+            conn, _ = listener.accept()
+            for s in (peer, conn):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            peers.append(peer)
+            loop.run_until_complete(loop.connect_accepted_socket(Echo, conn))
+        back = bytearray(256)
+
+        def step() -> None:
+            echoed[0] = 0
+            for peer in peers:
+                peer.send(MSG)
+            loop.run_forever()
+            for peer in peers:
+                peer.recv_into(back)
+
+        for _ in range(warmup):
+            step()
+        start = time.perf_counter()
+        if window is not None:
+            window(True)
+        try:
+            for _ in range(iterations):
+                step()
+        finally:
+            if window is not None:
+                window(False)
+        return (time.perf_counter() - start) / iterations
+    finally:
+        for transport in transports:
+            transport.close()
+        for peer in peers:
+            peer.close()
+        listener.close()
+        loop.run_until_complete(asyncio.sleep(0))
+        loop.close()
 
 
 def _echo1_win32(listener: socket.socket) -> tuple[Any, list[Any]]:
@@ -314,7 +385,7 @@ def opcodes(workload: str, iterations: int, tracer: Opcodes, held: bool = True) 
     tracer.uninstall()
     if missing:
         raise RuntimeError(f"threads not traced (started before the tracer): {missing}")
-    unit = iterations * (CONNECTIONS if workload == "c64" else 1)
+    unit = iterations * (CONNECTIONS if workload in C64 else 1)
     return {
         "workload": workload,
         "per": "pended receive" if workload == "qd1" else "echo",
@@ -374,7 +445,7 @@ def measure(workload: str, valgrind: str, workdir: Path) -> dict[str, Any]:
         )  # fmt: skip
         counts.append(_totals(prefix))
     per = high - low
-    if workload == "c64":
+    if workload in C64:
         per *= CONNECTIONS
     main = (counts[1].get(1, 0) - counts[0].get(1, 0)) / per
     ring = (counts[1].get(2, 0) - counts[0].get(2, 0)) / per
@@ -419,7 +490,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(opcodes(opts.opcodes, n, tracer, not opts.free_ring), indent=2))
         return 0
     if opts.run:
-        _hold_the_ring()
+        if opts.run != "c64_asyncio":  # (no winaio backend in the anchor's process)
+            _hold_the_ring()
         seconds = run(opts.run, opts.iterations or 1000)
         print(f"{opts.run}: {1e6 * seconds:.2f} us per iteration", file=sys.stderr)
         return 0

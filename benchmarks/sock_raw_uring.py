@@ -19,12 +19,23 @@ The same loop shape as winaio's C=64 server (receive pended in the kernel, send 
 call, one wait per batch), so its CPU per echo is the floor that winaio's Python path sits on;
 against asyncio's Protocol echo it says whether any pure-Python completion-model server can
 reach asyncio's rate (``docs/design.md``, "Where a socket echo server's CPU goes").
+
+The readiness variants (mshot; ``sock_anchors.SERVE``, both on a COOP_TASKRUN ring, the same
+Python shape otherwise) ask what the kernel side of a pended receive costs without one RECV
+(and its poll arming) per echo - receive-slot.md §5, "Poll once, receive in C":
+``raw_uring@mpoll`` keeps one multishot POLL_ADD per connection and receives in Python on each
+POLLIN; ``raw_uring@mrecv`` keeps one multishot RECV per connection, receiving into a
+provided-buffer ring, and copies each receive out into the connection's buffer. The measured
+answer is in ``docs/design.md`` ("The kernel side of a pended receive", mshot).
 """
 
 from __future__ import annotations
 
 import ctypes
+import errno
+import mmap
 import socket
+import struct
 from typing import Any
 
 from bench_procs import announce, listener
@@ -113,5 +124,287 @@ def serve_raw_uring(coop: bool = False) -> None:
             tail += 1
             to_submit += 1
         pack_u32(cq_map, cq_head_off, head)
+        if to_submit:
+            pack_u32(sq_map, sq_tail_off, tail & 0xFFFFFFFF)
+
+
+# -- the readiness variants (mshot): what a pended receive costs without a RECV per echo ---------
+
+IORING_OP_POLL_REMOVE = 7
+IORING_OP_ASYNC_CANCEL = 14
+IORING_POLL_ADD_MULTI = 1  # POLL_ADD's sqe->len: stay armed, one CQE per wake-up
+IORING_RECV_MULTISHOT = 2  # RECV's sqe->ioprio: stay armed, one CQE per receive
+IOSQE_BUFFER_SELECT = 1 << 5  # take the buffer from the group in sqe->buf_group
+IORING_CQE_F_BUFFER = 1  # the CQE names a provided buffer: its id in flags >> 16
+IORING_CQE_F_MORE = 2  # the multishot request is still armed after this CQE
+IORING_CQE_BUFFER_SHIFT = 16
+IORING_REGISTER_PBUF_RING = 22  # 5.19
+#: user_data bit of a cancel's own CQE (POLL_REMOVE / ASYNC_CANCEL): ignored.
+CANCEL_TAG = 1 << 62
+#: The SQE's first 42 bytes: the 40 of ``_SQE`` and ``buf_group`` (0 unless a buffer is
+#: selected: POLL_ADD and the cancels reject a non-zero ``buf_index``).
+_SQE_BG = struct.Struct("<BBHiQQIIQH")
+_BUF = struct.Struct("<QIH")  # struct io_uring_buf: addr, len, bid (its resv: the ring's tail)
+BUF_ENTRY = 16  # sizeof(struct io_uring_buf)
+_U16 = struct.Struct("<H")
+_BUF_REG = struct.Struct("<QIHH24x")  # struct io_uring_buf_reg: ring_addr, entries, bgid, flags
+BGID = 7
+NBUF = 512  # provided buffers (a power of two): 8 per connection at C=64
+BUF_SIZE = 4096
+RING_TAIL = 14  # offset of the buffer ring's tail (the first entry's resv)
+
+
+def _accept_all(lsock: socket.socket) -> list[socket.socket]:
+    out = []
+    while True:
+        try:
+            conn, _ = lsock.accept()
+        except BlockingIOError:
+            return out
+        conn.setblocking(False)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        out.append(conn)
+
+
+def _send_all(send: Any, conn: socket.socket, data: memoryview) -> None:
+    """``send`` at once; what does not fit waits in a blocking ``sendall`` (never seen with
+    64-byte echoes: as ``serve_raw_uring``)."""
+    n = send(data)
+    if n < len(data):
+        conn.setblocking(True)
+        conn.sendall(data[n:])
+        conn.setblocking(False)
+
+
+def _echo(recv_into: Any, send: Any, conn: socket.socket, view: memoryview) -> int:
+    """One wake-up's echo: ``recv_into``, ``send``, again while the buffer came back full (the
+    multishot poll is edge-triggered: data left in the socket brings no new CQE). Returns the
+    last count: > 0 echoed, -1 nothing there (a spurious wake-up: the last receive took the
+    data), 0 closed, reset or failed."""
+    size = len(view)
+    while True:
+        try:
+            n: int = recv_into(view)
+            if n <= 0:
+                return 0
+            _send_all(send, conn, view[:n])
+        except BlockingIOError:
+            return -1
+        except OSError:
+            return 0
+        if n < size:
+            return n
+
+
+def serve_raw_uring_mpoll() -> None:
+    """``raw_uring@mpoll``: one multishot POLL_ADD (IORING_POLL_ADD_MULTI) per connection, kept
+    armed; each POLLIN CQE: ``recv_into`` the connection's buffer in Python (EAGAIN: a spurious
+    wake-up, nothing to do), ``send`` it back; a CQE without IORING_CQE_F_MORE (the kernel ended
+    the poll) re-arms it. No SQE per echo: the ring is only waited on (receive-slot.md §5, "Poll
+    once, receive in C", with the receive in Python). On a COOP_TASKRUN ring, as
+    ``raw_uring@coop``. A connection's user_data is its serial number (an fd can be reused
+    before its poll's removal completes); a closed connection's poll is removed by user_data
+    (POLL_REMOVE), since the poll holds the file open."""
+    lsock = listener()
+    lsock.setblocking(False)
+    ring = RawRing(1024, COOP)
+    pack_sqe, unpack_cqe, pack_u32, unpack_u32 = (
+        _SQE.pack_into, _CQE.unpack_from, _U32.pack_into, _U32.unpack_from
+    )  # fmt: skip
+    sqes, sq_map, cq_map = ring.sqe_map, ring.sq_map, ring.cq_map
+    sq_mask, cq_mask = ring.sq_mask, ring.cq_mask
+    sq_tail_off, cq_head_off, cq_tail_off = ring.sq_tail_off, ring.cq_head_off, ring.cq_tail_off
+    cqes_off = ring.cqes_off
+    enter = ring.enter
+    lfd = lsock.fileno()
+    #: serial -> (socket, its buffer, its recv_into, its send, its fd)
+    conns: dict[int, tuple[socket.socket, memoryview, Any, Any, int]] = {}
+    serial = LISTENER
+    tail = ring.sq_tail
+    pack_sqe(sqes, (tail & sq_mask) * 64, IORING_OP_POLL_ADD, 0, 0, lfd, 0, 0, 0, POLLIN,
+             LISTENER)  # fmt: skip
+    tail += 1
+    pack_u32(sq_map, sq_tail_off, tail & 0xFFFFFFFF)
+    to_submit = 1
+    head = unpack_u32(cq_map, cq_head_off)[0]
+    announce(lsock.getsockname()[1])
+    while True:
+        enter(to_submit, 1)
+        to_submit = 0
+        cq_tail = unpack_u32(cq_map, cq_tail_off)[0]
+        while head != cq_tail:
+            ud, res, flags = unpack_cqe(cq_map, cqes_off + (head & cq_mask) * 16)
+            head = (head + 1) & 0xFFFFFFFF
+            if ud == LISTENER:
+                for conn in _accept_all(lsock):
+                    serial += 1
+                    view = memoryview(bytearray(SIZE))
+                    conns[serial] = (conn, view, conn.recv_into, conn.send, conn.fileno())
+                    pack_sqe(sqes, (tail & sq_mask) * 64, IORING_OP_POLL_ADD, 0, 0,
+                             conn.fileno(), 0, 0, IORING_POLL_ADD_MULTI, POLLIN,
+                             serial)  # fmt: skip
+                    tail += 1
+                    to_submit += 1
+                pack_sqe(sqes, (tail & sq_mask) * 64, IORING_OP_POLL_ADD, 0, 0, lfd, 0, 0, 0,
+                         POLLIN, LISTENER)  # fmt: skip
+                tail += 1
+                to_submit += 1
+                continue
+            entry = conns.get(ud)
+            if entry is None:  # a removed poll's last CQE, or a cancel's own
+                continue
+            conn, view, recv_into, send, fd = entry
+            armed = flags & IORING_CQE_F_MORE
+            n = -1
+            if res > 0:  # the poll mask (a negative res: the poll failed, no event)
+                n = _echo(recv_into, send, conn, view)
+            if n == 0:  # closed, reset or failed: remove the poll, then the socket
+                del conns[ud]
+                if armed:
+                    pack_sqe(sqes, (tail & sq_mask) * 64, IORING_OP_POLL_REMOVE, 0, 0, -1, 0,
+                             ud, 0, 0, ud | CANCEL_TAG)  # fmt: skip
+                    tail += 1
+                    to_submit += 1
+                conn.close()
+            elif not armed:  # the kernel ended the poll (e.g. a full CQ ring): arm it again
+                pack_sqe(sqes, (tail & sq_mask) * 64, IORING_OP_POLL_ADD, 0, 0, fd, 0, 0,
+                         IORING_POLL_ADD_MULTI, POLLIN, ud)  # fmt: skip
+                tail += 1
+                to_submit += 1
+        pack_u32(cq_map, cq_head_off, head)
+        if to_submit:
+            pack_u32(sq_map, sq_tail_off, tail & 0xFFFFFFFF)
+
+
+class BufferRing:
+    """A provided-buffer ring (IORING_REGISTER_PBUF_RING, 5.19): ``NBUF`` buffers of
+    ``BUF_SIZE`` bytes in group ``BGID``, all given to the kernel. A buffer the kernel filled is
+    given back by :meth:`give` (the entry written at the tail), the tail published by
+    :meth:`publish` once per batch (x86-64 TSO: the entry's stores are seen first)."""
+
+    def __init__(self, ring: RawRing) -> None:
+        self.entries = mmap.mmap(-1, NBUF * BUF_ENTRY)  # page-aligned, as the kernel wants
+        self.pool = mmap.mmap(-1, NBUF * BUF_SIZE)
+        self.view = memoryview(self.pool)
+        self._anchors = (
+            ctypes.c_char.from_buffer(self.entries),
+            ctypes.c_char.from_buffer(self.pool),
+        )
+        ring_addr, self.base = (ctypes.addressof(a) for a in self._anchors)
+        for bid in range(NBUF):
+            _BUF.pack_into(self.entries, bid * BUF_ENTRY, self.base + bid * BUF_SIZE, BUF_SIZE, bid)
+        self.tail = NBUF
+        self.publish()
+        reg = ctypes.create_string_buffer(_BUF_REG.pack(ring_addr, NBUF, BGID, 0))
+        ring.register(IORING_REGISTER_PBUF_RING, reg, 1)
+
+    def give(self, bid: int) -> None:
+        _BUF.pack_into(
+            self.entries,
+            (self.tail & (NBUF - 1)) * BUF_ENTRY,
+            self.base + bid * BUF_SIZE,
+            BUF_SIZE,
+            bid,
+        )
+        self.tail += 1
+
+    def publish(self) -> None:
+        _U16.pack_into(self.entries, RING_TAIL, self.tail & 0xFFFF)
+
+
+def serve_raw_uring_mrecv() -> None:
+    """``raw_uring@mrecv``: one multishot RECV (IORING_RECV_MULTISHOT, IOSQE_BUFFER_SELECT) per
+    connection, kept armed, receiving into buffers the kernel takes from a provided-buffer ring;
+    each CQE: copy the bytes out into the connection's own buffer (what a Win32 receive into
+    the caller's buffer would do), give the buffer back, ``send``; a CQE without
+    IORING_CQE_F_MORE re-arms the RECV (-ENOBUFS: the ring ran dry; the buffers given back in
+    this batch are published before the next enter). The kernel's receive stays in task work
+    (as ``raw_uring@coop``'s), but its poll is armed once per connection, not once per echo,
+    and no SQE is written per echo. On a COOP_TASKRUN ring. A closed connection's RECV ends by
+    itself (0 / an error, no F_MORE); one closed after a failed send is cancelled."""
+    lsock = listener()
+    lsock.setblocking(False)
+    ring = RawRing(1024, COOP)
+    bufs = BufferRing(ring)
+    pool, give = bufs.view, bufs.give
+    pack_sqe, unpack_cqe, pack_u32, unpack_u32 = (
+        _SQE_BG.pack_into, _CQE.unpack_from, _U32.pack_into, _U32.unpack_from
+    )  # fmt: skip
+    sqes, sq_map, cq_map = ring.sqe_map, ring.sq_map, ring.cq_map
+    sq_mask, cq_mask = ring.sq_mask, ring.cq_mask
+    sq_tail_off, cq_head_off, cq_tail_off = ring.sq_tail_off, ring.cq_head_off, ring.cq_tail_off
+    cqes_off = ring.cqes_off
+    enter = ring.enter
+    lfd = lsock.fileno()
+    #: serial -> (socket, its buffer, its send, its fd)
+    conns: dict[int, tuple[socket.socket, memoryview, Any, int]] = {}
+    serial = LISTENER
+    tail = ring.sq_tail
+    pack_sqe(sqes, (tail & sq_mask) * 64, IORING_OP_POLL_ADD, 0, 0, lfd, 0, 0, 0, POLLIN,
+             LISTENER, 0)  # fmt: skip
+    tail += 1
+    pack_u32(sq_map, sq_tail_off, tail & 0xFFFFFFFF)
+    to_submit = 1
+    head = unpack_u32(cq_map, cq_head_off)[0]
+    announce(lsock.getsockname()[1])
+    while True:
+        enter(to_submit, 1)
+        to_submit = 0
+        given = bufs.tail
+        cq_tail = unpack_u32(cq_map, cq_tail_off)[0]
+        while head != cq_tail:
+            ud, res, flags = unpack_cqe(cq_map, cqes_off + (head & cq_mask) * 16)
+            head = (head + 1) & 0xFFFFFFFF
+            if ud == LISTENER:
+                for conn in _accept_all(lsock):
+                    serial += 1
+                    view = memoryview(bytearray(BUF_SIZE))
+                    conns[serial] = (conn, view, conn.send, conn.fileno())
+                    pack_sqe(sqes, (tail & sq_mask) * 64, IORING_OP_RECV, IOSQE_BUFFER_SELECT,
+                             IORING_RECV_MULTISHOT, conn.fileno(), 0, 0, 0, 0, serial,
+                             BGID)  # fmt: skip
+                    tail += 1
+                    to_submit += 1
+                pack_sqe(sqes, (tail & sq_mask) * 64, IORING_OP_POLL_ADD, 0, 0, lfd, 0, 0, 0,
+                         POLLIN, LISTENER, 0)  # fmt: skip
+                tail += 1
+                to_submit += 1
+                continue
+            entry = conns.get(ud)
+            if res > 0:
+                bid = flags >> IORING_CQE_BUFFER_SHIFT
+                if entry is not None:
+                    conn, view, send, fd = entry
+                    start = bid * BUF_SIZE
+                    view[:res] = pool[start : start + res]
+                    give(bid)
+                    try:
+                        _send_all(send, conn, view[:res])
+                        res = 1
+                    except OSError:
+                        res = 0
+                else:  # a cancelled RECV's last data: the connection is gone
+                    give(bid)
+                    continue
+            elif entry is None:  # a cancel's own CQE, or a cancelled RECV's end
+                continue
+            armed = flags & IORING_CQE_F_MORE
+            conn, view, send, fd = entry
+            if res == 0 or (res < 0 and res != -errno.ENOBUFS):  # closed, reset or failed
+                del conns[ud]
+                if armed:
+                    pack_sqe(sqes, (tail & sq_mask) * 64, IORING_OP_ASYNC_CANCEL, 0, 0, -1, 0,
+                             ud, 0, 0, ud | CANCEL_TAG, 0)  # fmt: skip
+                    tail += 1
+                    to_submit += 1
+                conn.close()
+            elif not armed:  # ended by the kernel (-ENOBUFS, a full CQ ring): arm it again
+                pack_sqe(sqes, (tail & sq_mask) * 64, IORING_OP_RECV, IOSQE_BUFFER_SELECT,
+                         IORING_RECV_MULTISHOT, fd, 0, 0, 0, 0, ud, BGID)  # fmt: skip
+                tail += 1
+                to_submit += 1
+        pack_u32(cq_map, cq_head_off, head)
+        if bufs.tail != given:
+            bufs.publish()
         if to_submit:
             pack_u32(sq_map, sq_tail_off, tail & 0xFFFFFFFF)

@@ -26,7 +26,6 @@ the design section lists as not fixable without a cost on the hot path.
 
 from __future__ import annotations
 
-import gc
 import os
 import socket
 import sys
@@ -56,33 +55,23 @@ from winaio._kernel._objects import Event
 from winaio._kernel._threads import current_thread_state
 from winaio._kernel._wait import wait_for_one as _wait_for_one
 from winaio.errors import Win32Error
-from winaio.testing import accelerator_for_test, wait_until
+from winaio.testing import (
+    PyParker,
+    Sweep,
+    SweepInterrupt,
+    accelerator_for_test,
+    left_held,
+    profiled,
+    sweep_cut_points,
+    wait_until,
+)
 
 C_DONE = reaper_mod._C_DONE
 
 
-class Interrupted(BaseException):
-    """Stands for KeyboardInterrupt (a BaseException raised by a signal handler)."""
-
-
-class _PyParker:
-    """A parker whose ``release`` is Python code (a ring leader's ``RingParker``, a pool
-    worker's parker): its entry is an eval-breaker check."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.lock.acquire()
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        return self.lock.acquire(blocking, timeout)
-
-    def release(self) -> None:
-        self.lock.release()
-
-
 def _asleep(ts: ThreadState) -> bool:
     parker: Any = ts.parker
-    return bool((parker.lock if isinstance(parker, _PyParker) else parker).locked())
+    return bool((parker.lock if isinstance(parker, PyParker) else parker).locked())
 
 
 #: The funnel's own code: a ``c_return`` inside these frames, or the entry of a function they
@@ -106,41 +95,13 @@ _OWN: set[Any] = {
 }
 
 
-class _Sweep:
-    """Raise :class:`Interrupted` at the ``k``-th cut point of the funnel (see the module
-    docstring): the entry of a function called from the funnel's own frames (and ``own``) or
-    from ``callers`` (the frame a C funnel's Python callees return to), or a C function's
-    return inside the funnel's own frames, but for the C functions named in ``skip``. ``where``
-    says which, ``hit`` whether it was reached."""
-
-    def __init__(
-        self, k: int, callers: set[Any], own: set[Any] | None = None, skip: set[str] | None = None
-    ) -> None:
-        self.k, self.callers, self.count = k, callers, 0
-        self.own = _OWN | (own or set())
-        self.skip = skip or set()
-        self.where = ""
-        self.hit = False
-
-    def __call__(self, frame: Any, event: str, arg: Any) -> None:
-        if self.hit:
-            return
-        code = frame.f_code
-        if event == "call":
-            back = frame.f_back
-            if back is None or (back.f_code not in self.own and back.f_code not in self.callers):
-                return
-            if code.co_name == "__del__":
-                return  # (a finalizer where a reference dropped: not the funnel's call)
-        elif (
-            event != "c_return" or code not in self.own or getattr(arg, "__name__", "") in self.skip
-        ):
-            return
-        self.count += 1
-        if self.count == self.k:
-            self.hit = True
-            self.where = f"{event} {code.co_name}:{frame.f_lineno} {getattr(arg, '__name__', '')}"
-            raise Interrupted
+def _sweep_at(
+    k: int, callers: set[Any], own: set[Any] | None = None, skip: set[str] | None = None
+) -> Sweep:
+    """The sweep of the funnel's cut points (module docstring): its own frames (``_OWN``) and
+    ``own``; the entries of functions called from ``callers`` (the frame a C funnel's Python
+    callees return to); not the C functions named in ``skip``."""
+    return Sweep(k, _OWN | (own or set()), callers, skip or ())
 
 
 class _World:
@@ -157,7 +118,7 @@ class _World:
         for i in range(2):
             ts = ThreadState(7001 + i, 7001 + i)
             if i:
-                ts.parker = _PyParker()
+                ts.parker = PyParker()
             wb = WaitBlock(ts, (), False, False, port._detach)
             wb.data = 1
             port._getters.append(wb)
@@ -173,7 +134,7 @@ class _World:
         self.closing = closing
         self.fds: list[int] = []
         if routine:
-            self.issuer.parker = _PyParker()
+            self.issuer.parker = PyParker()
             self.issuer.wait = WaitBlock(self.issuer, (), False, True)
         for i in range(n):
             f = FileObject(os.dup(null), overlapped=True, backend=object())  # type: ignore[arg-type]
@@ -182,7 +143,7 @@ class _World:
             event = Event(True, False)
             ts = ThreadState(7020 + i, 7020 + i)
             if i % 2:
-                ts.parker = _PyParker()
+                ts.parker = PyParker()
             wb = WaitBlock(ts, (event,), False, False)
             event._waiters[wb] = None
             ts.wait = wb
@@ -200,10 +161,7 @@ class _World:
 
     def problems(self) -> list[str]:
         """What an interrupted delivery lost (empty: nothing); closes what is left open."""
-        bad = []
-        if LOCK.locked():
-            bad.append("LOCK held")
-            LOCK.release()
+        bad = left_held(LOCK)
         port = self.port
         if port.holding:
             bad.append("the port left held")
@@ -273,37 +231,6 @@ def _deliver(fn: Callable[..., Any], batch: list[Any]) -> None:
         raise
 
 
-def _sweep(run: Callable[[int], tuple[_Sweep, list[str]]]) -> dict[str, list[str]]:
-    """``run(k)`` for k = 1, 2, ... until the k-th cut point is not reached; the problems
-    found, by cut point."""
-    found: dict[str, list[str]] = {}
-    for k in range(1, 400):
-        sweep, bad = run(k)
-        if bad:
-            found[sweep.where or "(no interrupt)"] = bad
-        if not sweep.hit:
-            assert k > 1, "the sweep reached no cut point"
-            return found
-    raise AssertionError("more than 400 cut points")
-
-
-def _profiled(sweep: _Sweep, call: Callable[[], Any]) -> None:
-    """``call()`` under ``sweep``; the interrupt it raises is caught here. No collection
-    meanwhile: a finalizer of earlier garbage (``FileObject.__del__`` of a world's file, in a
-    cycle with its requests) called from a swept frame would take the interrupt (slot: the
-    sweeps failed by the order the tests ran in)."""
-    gc.collect()
-    gc.disable()
-    sys.setprofile(sweep)
-    try:
-        call()
-    except Interrupted:
-        assert sweep.hit
-    finally:
-        sys.setprofile(None)
-        gc.enable()
-
-
 @pytest.mark.parametrize("impl", ["python", "c"])
 @pytest.mark.parametrize(
     ("how", "shape"),
@@ -323,14 +250,14 @@ def test_an_interrupt_anywhere_in_the_funnel_loses_no_effect(
     fn = _driver(impl, how)
     n = 3 if how == "batch" else 1
 
-    def run(k: int) -> tuple[_Sweep, list[str]]:
+    def run(k: int) -> tuple[Sweep, list[str]]:
         world = _World(n, routine=shape == "routine", closing=shape == "closing")
         batch = [(op, 0, 7) for op in world.ops]
-        sweep = _Sweep(k, {_deliver.__code__} if impl == "c" else set())
-        _profiled(sweep, lambda: _deliver(fn, batch))
+        sweep = _sweep_at(k, {_deliver.__code__} if impl == "c" else set())
+        profiled(sweep, lambda: _deliver(fn, batch))
         return sweep, world.problems()
 
-    assert _sweep(run) == {}
+    assert sweep_cut_points(run) == {}
 
 
 @pytest.mark.parametrize("impl", ["python", "c"])
@@ -349,11 +276,11 @@ def test_an_interrupt_anywhere_in_an_immediate_success_loses_no_effect(
         # (the C path's Python callees return to ``_immediate``'s frame)
         callers = {Socket.start_read.__code__ if impl == "python" else _immediate.__code__}
 
-        def run(k: int) -> tuple[_Sweep, list[str]]:
+        def run(k: int) -> tuple[Sweep, list[str]]:
             getter: tuple[ThreadState, WaitBlock] | None = None
             if target == "getter":
                 ts = ThreadState(7101, 7101)
-                ts.parker = _PyParker()
+                ts.parker = PyParker()
                 wb = WaitBlock(ts, (), False, False, port._detach)
                 wb.data = 1
                 port._getters.append(wb)
@@ -363,12 +290,9 @@ def test_an_interrupt_anywhere_in_an_immediate_success_loses_no_effect(
             wait_until(lambda: f.sock.recv(8, socket.MSG_PEEK) == b"abcdefgh", 5.0, "data")
             ov = Overlapped(0)
             buf = bytearray(16)
-            sweep = _Sweep(k, callers)
-            _profiled(sweep, lambda: _immediate(f, buf, ov))
-            bad = []
-            if LOCK.locked():
-                bad.append("LOCK held")
-                LOCK.release()
+            sweep = _sweep_at(k, callers)
+            profiled(sweep, lambda: _immediate(f, buf, ov))
+            bad = left_held(LOCK)
             if ov.status != 0 or ov.information != 8 or bytes(buf[:8]) != b"abcdefgh":
                 bad.append("the receive lost")
             packets = list(port._packets)
@@ -389,7 +313,7 @@ def test_an_interrupt_anywhere_in_an_immediate_success_loses_no_effect(
             return sweep, bad
 
         try:
-            assert _sweep(run) == {}
+            assert sweep_cut_points(run) == {}
         finally:
             port.close()
 
@@ -559,12 +483,12 @@ def test_an_interrupted_blocking_read_leaves_no_request_behind(
         def profile(frame: Any, event: str, arg: Any) -> None:
             if event == "call" and frame.f_code is code and not hits:
                 hits.append(1)
-                raise Interrupted
+                raise SweepInterrupt
 
         buf = bytearray(16)
         sys.setprofile(profile)
         try:
-            with pytest.raises(Interrupted):
+            with pytest.raises(SweepInterrupt):
                 if call == "read":
                     f.read(buf)
                 else:
@@ -642,11 +566,11 @@ def test_an_interrupt_anywhere_in_a_cached_read_loses_no_effect(
         own = {DiskFile.read_now.__code__} if impl == "python" else set()
         callers = own or {_cached.__code__}
 
-        def run(k: int) -> tuple[_Sweep, list[str]]:
+        def run(k: int) -> tuple[Sweep, list[str]]:
             waiter: tuple[ThreadState, WaitBlock] | None = None
             event: Event | None = None
             ts = ThreadState(7201, 7201)
-            ts.parker = _PyParker()
+            ts.parker = PyParker()
             if target == "getter":
                 wb = WaitBlock(ts, (), False, False, port._detach)
                 wb.data = 1
@@ -659,12 +583,9 @@ def test_an_interrupt_anywhere_in_a_cached_read_loses_no_effect(
             waiter = (ts, wb)
             ov = Overlapped(0, event)
             buf = bytearray(16)
-            sweep = _Sweep(k, callers, own, skip={"preadv"})
-            _profiled(sweep, lambda: _cached(file, buf, ov))
-            bad = []
-            if LOCK.locked():
-                bad.append("LOCK held")
-                LOCK.release()
+            sweep = _sweep_at(k, callers, own, skip={"preadv"})
+            profiled(sweep, lambda: _cached(file, buf, ov))
+            bad = left_held(LOCK)
             if ov.status != 0 or ov.information != 16 or bytes(buf) != bytes(range(16)):
                 bad.append("the read lost")
             packets = list(port._packets)
@@ -687,7 +608,7 @@ def test_an_interrupt_anywhere_in_a_cached_read_loses_no_effect(
             return sweep, bad
 
         try:
-            assert _sweep(run) == {}
+            assert sweep_cut_points(run) == {}
         finally:
             port.close()
             file.close()
@@ -721,8 +642,8 @@ def test_an_interrupt_anywhere_in_a_ring_parkers_release_still_pokes() -> None:
         lead = _Lead()
         parker = RingParker(ThreadState(7301, 7301), lock, lead)  # type: ignore[arg-type]
         parker.in_kernel = True
-        sweep = _Sweep(k, {release}, {release})
-        _profiled(sweep, parker.release)
+        sweep = _sweep_at(k, {release}, {release})
+        profiled(sweep, parker.release)
         assert not lock.locked() and lead.pokes >= 1, sweep.where
         if not sweep.hit:
             assert k > 1
@@ -760,7 +681,7 @@ class _SlotWorld(_World):
             f._signaled = False
             ts = ThreadState(7040 + i, 7040 + i)
             if i % 2:
-                ts.parker = _PyParker()
+                ts.parker = PyParker()
             wb = WaitBlock(ts, (f,), False, False)
             f._waiters[wb] = None
             ts.wait = wb
@@ -817,14 +738,14 @@ def test_an_interrupt_anywhere_in_a_slot_delivery_loses_no_effect(impl: str, clo
     batch had not reached: ``_dispatch.deliver_slot_rest``)."""
     fn = _driver(impl, "batch")
 
-    def run(k: int) -> tuple[_Sweep, list[str]]:
+    def run(k: int) -> tuple[Sweep, list[str]]:
         world = _SlotWorld(3, closing=closing)
         batch = list(world.slots)
-        sweep = _Sweep(k, {_deliver_slots.__code__} if impl == "c" else set())
-        _profiled(sweep, lambda: _deliver_slots(fn, batch))
+        sweep = _sweep_at(k, {_deliver_slots.__code__} if impl == "c" else set())
+        profiled(sweep, lambda: _deliver_slots(fn, batch))
         return sweep, world.problems()
 
-    assert _sweep(run) == {}
+    assert sweep_cut_points(run) == {}
 
 
 def _deliver_slots(fn: Callable[..., Any], batch: list[Any]) -> None:

@@ -18,10 +18,7 @@ completed. docs/design.md "The pure-Python immediate paths under interrupts (pur
 
 from __future__ import annotations
 
-import gc
 import socket
-import sys
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -30,63 +27,18 @@ import winaio
 from winaio._io import _issue
 from winaio._io._disk import DiskFile
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
+from winaio._io._sock_after import _rest_request
 from winaio._io._sockets import Socket, _send_rest
 from winaio._io._stream_ops import StreamReadOp, StreamWriteOp
 from winaio._kernel._dispatcher import LOCK
-from winaio.testing import accelerator_for_test, wait_until
-
-
-class Interrupted(BaseException):
-    """Stands for KeyboardInterrupt (a signal handler's exception)."""
-
-
-class _Sweep:
-    """Raise :class:`Interrupted` at the ``k``-th cut point of the frames of ``codes``: a C
-    function's return inside them, or the entry of a function called from them."""
-
-    def __init__(self, k: int, codes: set[Any]) -> None:
-        self.k, self.codes, self.count, self.hit, self.where = k, codes, 0, False, ""
-
-    def __call__(self, frame: Any, event: str, arg: Any) -> None:
-        if self.hit:
-            return
-        if event == "call":
-            back = frame.f_back
-            if back is None or back.f_code not in self.codes or frame.f_code.co_name == "__del__":
-                return
-        elif event != "c_return" or frame.f_code not in self.codes:
-            return
-        self.count += 1
-        if self.count == self.k:
-            self.hit = True
-            self.where = f"{event} {frame.f_code.co_name}:{frame.f_lineno} "
-            self.where += getattr(arg, "__name__", "") if event == "c_return" else ""
-            raise Interrupted
-
-
-def _sweep(run: Callable[[int], tuple[_Sweep, list[str]]]) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    for k in range(1, 200):
-        sweep, bad = run(k)
-        if bad:
-            found[sweep.where or "(no interrupt)"] = bad
-        if not sweep.hit:
-            assert k > 1, "the sweep reached no cut point"
-            return found
-    raise AssertionError("more than 200 cut points")
-
-
-def _profiled(sweep: _Sweep, call: Callable[[], object]) -> None:
-    gc.collect()
-    gc.disable()
-    sys.setprofile(sweep)
-    try:
-        call()
-    except Interrupted:
-        assert sweep.hit
-    finally:
-        sys.setprofile(None)
-        gc.enable()
+from winaio.testing import (
+    Sweep,
+    accelerator_for_test,
+    left_held,
+    profiled,
+    sweep_cut_points,
+    wait_until,
+)
 
 
 def _pending(sock: socket.socket) -> bytes:
@@ -109,19 +61,16 @@ def test_an_interrupt_anywhere_in_an_immediate_receive_loses_no_byte(socket_pair
     with accelerator_for_test("python"):
         f, peer = socket_pair()
 
-        def run(k: int) -> tuple[_Sweep, list[str]]:
+        def run(k: int) -> tuple[Sweep, list[str]]:
             peer.sendall(b"abcdefgh")
             wait_until(lambda: _pending(f.sock) == b"abcdefgh", 5.0, "data")
             event = winaio.Event(manual_reset=True)
             ov = Overlapped(0, event)
             ov.status = UNTOUCHED
             buf = bytearray(16)
-            sweep = _Sweep(k, {Socket.start_read.__code__})
-            _profiled(sweep, lambda: f.start_read(buf, ov))
-            bad = []
-            if LOCK.locked():
-                bad.append("LOCK held")
-                LOCK.release()
+            sweep = Sweep(k, {Socket.start_read.__code__})
+            profiled(sweep, lambda: f.start_read(buf, ov))
+            bad = left_held(LOCK)
             left = _pending(f.sock)
             if left == b"abcdefgh":
                 f.sock.recv(64)  # (cut before the syscall: nothing taken)
@@ -133,7 +82,7 @@ def test_an_interrupt_anywhere_in_an_immediate_receive_loses_no_byte(socket_pair
                 bad.append("the event not set")
             return sweep, bad
 
-        assert _sweep(run) == {}
+        assert sweep_cut_points(run, limit=200) == {}
 
 
 def test_an_interrupt_anywhere_in_an_immediate_send_loses_no_byte(socket_pair: Any) -> None:
@@ -143,17 +92,14 @@ def test_an_interrupt_anywhere_in_an_immediate_send_loses_no_byte(socket_pair: A
     at ``send``'s return sent them and reported nothing."""
     with accelerator_for_test("python"):
 
-        def run(k: int) -> tuple[_Sweep, list[str]]:
+        def run(k: int) -> tuple[Sweep, list[str]]:
             f, peer = socket_pair()  # (a new pair each time: nothing left from the last run)
             event = winaio.Event(manual_reset=True)
             ov = Overlapped(0, event)
             ov.status = UNTOUCHED
-            sweep = _Sweep(k, {Socket.start_write.__code__})
-            _profiled(sweep, lambda: f.start_write(b"abcdefgh", ov))
-            bad = []
-            if LOCK.locked():
-                bad.append("LOCK held")
-                LOCK.release()
+            sweep = Sweep(k, {Socket.start_write.__code__})
+            profiled(sweep, lambda: f.start_write(b"abcdefgh", ov))
+            bad = left_held(LOCK)
             got = _pending(peer)
             if got:
                 wait_until(lambda: len(_pending(peer)) == 8, 5.0, "the bytes")
@@ -167,7 +113,7 @@ def test_an_interrupt_anywhere_in_an_immediate_send_loses_no_byte(socket_pair: A
                 bad.append("the event not set")
             return sweep, bad
 
-        assert _sweep(run) == {}
+        assert sweep_cut_points(run, limit=200) == {}
 
 
 def test_an_interrupt_anywhere_in_a_partial_send_registers_the_rest(socket_pair: Any) -> None:
@@ -179,19 +125,18 @@ def test_an_interrupt_anywhere_in_a_partial_send_registers_the_rest(socket_pair:
     with accelerator_for_test("python"):
         data = bytes(range(256)) * 1024  # 256 KiB: more than the buffers take at once
 
-        def run(k: int) -> tuple[_Sweep, list[str]]:
+        def run(k: int) -> tuple[Sweep, list[str]]:
             f, peer = socket_pair()  # (a new pair each time: nothing left from the last run)
             f.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
             peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             event = winaio.Event(manual_reset=True)
             ov = Overlapped(0, event)
             ov.status = UNTOUCHED
-            sweep = _Sweep(k, {Socket.start_write.__code__, _send_rest.__code__})
-            _profiled(sweep, lambda: f.start_write(data, ov))
-            bad = []
-            if LOCK.locked():
-                bad.append("LOCK held")
-                LOCK.release()
+            sweep = Sweep(
+                k, {Socket.start_write.__code__, _send_rest.__code__, _rest_request.__code__}
+            )
+            profiled(sweep, lambda: f.start_write(data, ov))
+            bad = left_held(LOCK)
             got = bytearray()
             peer.settimeout(1.0)
             while True:
@@ -210,7 +155,7 @@ def test_an_interrupt_anywhere_in_a_partial_send_registers_the_rest(socket_pair:
                 bad.append(f"{len(got)} bytes arrived, IOSB {ov.status} {ov.information}")
             return sweep, bad
 
-        assert _sweep(run) == {}
+        assert sweep_cut_points(run, limit=200) == {}
 
 
 def test_an_interrupt_anywhere_in_a_cached_read_completes_it(tmp_path: Any) -> None:
@@ -230,17 +175,14 @@ def test_an_interrupt_anywhere_in_a_cached_read_completes_it(tmp_path: Any) -> N
         try:
             for routine in (None, lambda err, n, ov: calls.append((err, n))):
 
-                def run(k: int, routine: Any = routine) -> tuple[_Sweep, list[str]]:
+                def run(k: int, routine: Any = routine) -> tuple[Sweep, list[str]]:
                     ov = Overlapped(0, None if routine else winaio.Event(manual_reset=True))
                     buf = bytearray(16)
-                    sweep = _Sweep(k, {DiskFile.read_now.__code__})
+                    sweep = Sweep(k, {DiskFile.read_now.__code__})
                     calls.clear()
-                    _profiled(sweep, lambda: file.read_now([memoryview(buf)], ov, routine))
+                    profiled(sweep, lambda: file.read_now([memoryview(buf)], ov, routine))
                     winaio.sleep(0, alertable=True)  # (the routine's APC, if queued)
-                    bad = []
-                    if LOCK.locked():
-                        bad.append("LOCK held")
-                        LOCK.release()
+                    bad = left_held(LOCK)
                     if bytes(buf) == bytes(range(1, 17)):
                         if (ov.status, ov.information) != (0, 16):
                             bad.append(f"read, IOSB {ov.status} {ov.information}")
@@ -248,7 +190,7 @@ def test_an_interrupt_anywhere_in_a_cached_read_completes_it(tmp_path: Any) -> N
                             bad.append(f"the routine ran {calls}")
                     return sweep, bad
 
-                assert _sweep(run) == {}, routine
+                assert sweep_cut_points(run, limit=200) == {}, routine
         finally:
             file.close()
 
@@ -293,7 +235,7 @@ def test_an_interrupt_anywhere_in_a_general_path_receive_loses_no_byte(
     later receive of the socket behind it, #66)."""
     with accelerator_for_test("python"):
 
-        def run(k: int) -> tuple[_Sweep, list[str]]:
+        def run(k: int) -> tuple[Sweep, list[str]]:
             f, peer = socket_pair()
             if data_first:
                 peer.sendall(b"abcdefgh")
@@ -303,12 +245,9 @@ def test_an_interrupt_anywhere_in_a_general_path_receive_loses_no_byte(
             ov.status = UNTOUCHED
             a, b = bytearray(4), bytearray(12)
             op = StreamReadOp(f, ov, [memoryview(a), memoryview(b)])
-            sweep = _Sweep(k, _GENERAL)
-            _profiled(sweep, lambda: _issue.start(op))
-            bad = []
-            if LOCK.locked():
-                bad.append("LOCK held")
-                LOCK.release()
+            sweep = Sweep(k, _GENERAL)
+            profiled(sweep, lambda: _issue.start(op))
+            bad = left_held(LOCK)
             if not data_first and not op.registered:  # (never issued: nothing took data)
                 if ov.status == 0:
                     bad.append("completed, never issued")
@@ -327,7 +266,7 @@ def test_an_interrupt_anywhere_in_a_general_path_receive_loses_no_byte(
                 bad.append(f"the receive lost: {left!r} left, IOSB {ov.status} {ov.information}")
             return sweep, bad
 
-        assert _sweep(run) == {}
+        assert sweep_cut_points(run, limit=200) == {}
 
 
 def test_an_interrupt_anywhere_in_a_general_path_send_loses_no_byte(socket_pair: Any) -> None:
@@ -339,7 +278,7 @@ def test_an_interrupt_anywhere_in_a_general_path_send_loses_no_byte(socket_pair:
     with accelerator_for_test("python"):
         data = bytes(range(256)) * 512  # two buffers of 64 KiB
 
-        def run(k: int) -> tuple[_Sweep, list[str]]:
+        def run(k: int) -> tuple[Sweep, list[str]]:
             f, peer = socket_pair()
             f.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
             peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -348,12 +287,9 @@ def test_an_interrupt_anywhere_in_a_general_path_send_loses_no_byte(socket_pair:
             ov.status = UNTOUCHED
             half = len(data) // 2
             op = StreamWriteOp(f, ov, [memoryview(data[:half]), memoryview(data[half:])])
-            sweep = _Sweep(k, _GENERAL)
-            _profiled(sweep, lambda: _issue.start(op))
-            bad = []
-            if LOCK.locked():
-                bad.append("LOCK held")
-                LOCK.release()
+            sweep = Sweep(k, _GENERAL)
+            profiled(sweep, lambda: _issue.start(op))
+            bad = left_held(LOCK)
             got = _drain(peer, len(data), event)
             if not got:
                 if ov.status == 0 or op.registered:
@@ -362,7 +298,7 @@ def test_an_interrupt_anywhere_in_a_general_path_send_loses_no_byte(socket_pair:
                 bad.append(f"{len(got)} bytes arrived, IOSB {ov.status} {ov.information}")
             return sweep, bad
 
-        assert _sweep(run) == {}
+        assert sweep_cut_points(run, limit=200) == {}
 
 
 @pytest.mark.parametrize("how", ["start", "run_sync"])
@@ -375,20 +311,17 @@ def test_an_interrupt_anywhere_in_a_send_leaves_the_send_claim_free(
     and every later send of the socket waited for it for ever."""
     with accelerator_for_test("python"):
 
-        def run(k: int) -> tuple[_Sweep, list[str]]:
+        def run(k: int) -> tuple[Sweep, list[str]]:
             f, _peer = socket_pair()
             op = StreamWriteOp(f, Overlapped(0), [memoryview(b"abcdefgh")])
-            sweep = _Sweep(k, {_issue.start.__code__, _issue.run_sync.__code__})
+            sweep = Sweep(k, {_issue.start.__code__, _issue.run_sync.__code__})
             call = _issue.start if how == "start" else _issue.run_sync
-            _profiled(sweep, lambda: call(op))
-            bad = []
-            if LOCK.locked():
-                bad.append("LOCK held")
-                LOCK.release()
+            profiled(sweep, lambda: call(op))
+            bad = left_held(LOCK)
             claim = f.send_claim
             if claim is not None and claim.locked():
                 bad.append("the send claim left taken")
                 claim.release()
             return sweep, bad
 
-        assert _sweep(run) == {}
+        assert sweep_cut_points(run, limit=200) == {}

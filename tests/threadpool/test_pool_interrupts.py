@@ -14,8 +14,6 @@ interrupts (pure, ...)".
 
 from __future__ import annotations
 
-import gc
-import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -23,40 +21,12 @@ from typing import Any
 import pytest
 
 from winaio._kernel._dispatcher import LOCK
-from winaio._pool._objects import PoolWork
+from winaio._kernel._objects import Event
+from winaio._pool._objects import PoolObject, PoolWork
 from winaio._pool._pool import ThreadPool
-from winaio.testing import wait_until
-
-
-class Interrupted(BaseException):
-    """Stands for KeyboardInterrupt."""
-
-
-class _Sweep:
-    """Raise :class:`Interrupted` at the ``k``-th cut point in the frames of ``codes`` (a C
-    function's return there, or the entry of a function called from them), on the thread
-    that runs the sweep only."""
-
-    def __init__(self, k: int, codes: set[Any]) -> None:
-        self.k, self.codes, self.count, self.hit, self.where = k, codes, 0, False, ""
-        self.thread = threading.get_ident()
-
-    def __call__(self, frame: Any, event: str, arg: Any) -> None:
-        if self.hit or threading.get_ident() != self.thread:
-            return
-        if event == "call":
-            back = frame.f_back
-            if back is None or back.f_code not in self.codes or frame.f_code.co_name == "__del__":
-                return
-        elif event != "c_return" or frame.f_code not in self.codes:
-            return
-        self.count += 1
-        if self.count == self.k:
-            self.hit = True
-            self.where = f"{event} {frame.f_code.co_name}:{frame.f_lineno} "
-            self.where += getattr(arg, "__name__", "") if event == "c_return" else ""
-            raise Interrupted
-
+from winaio._pool._timer import PoolTimer
+from winaio._pool._wait import PoolWait
+from winaio.testing import Sweep, left_held, profiled, sweep_cut_points, wait_until
 
 _CODES = {
     f.__code__
@@ -87,18 +57,10 @@ def test_an_interrupt_anywhere_in_a_submit_still_runs_the_callback(how: str, idl
     (SubmitThreadpoolWork), to an idle worker (the hand-off) or to a pool with none (a worker
     started): wherever the interrupt lands once the callback is queued, it runs, and the pool
     closes."""
-    found: dict[str, list[str]] = {}
-    for k in range(1, 100):
-        sweep, bad = _run(k, how, idle)
-        if bad:
-            found[sweep.where or "(no interrupt)"] = bad
-        if not sweep.hit:
-            assert k > 2, "the sweep reached no cut point"
-            break
-    assert found == {}
+    assert sweep_cut_points(lambda k: _run(k, how, idle), limit=100, at_least=2) == {}
 
 
-def _run(k: int, how: str, idle: bool) -> tuple[_Sweep, list[str]]:
+def _run(k: int, how: str, idle: bool) -> tuple[Sweep, list[str]]:
     pool = ThreadPool(4, 0, idle_timeout=30.0)
     ran: list[int] = []
     work = pool.create_work(lambda _instance: ran.append(1)) if how == "work" else None
@@ -113,23 +75,9 @@ def _run(k: int, how: str, idle: bool) -> tuple[_Sweep, list[str]]:
         if how == "call"
         else work.submit  # type: ignore[union-attr]
     )
-    sweep = _Sweep(k, _CODES)
-    submitted = False
-    gc.collect()
-    gc.disable()
-    sys.setprofile(sweep)
-    try:
-        submit()
-        submitted = True
-    except Interrupted:
-        pass
-    finally:
-        sys.setprofile(None)
-        gc.enable()
-    bad = []
-    if LOCK.locked():
-        bad.append("LOCK held")
-        LOCK.release()
+    sweep = Sweep(k, _CODES)
+    submitted = profiled(sweep, submit)
+    bad = left_held(LOCK)
     try:
         wait_until(lambda: ran == [1], 5.0, "the callback ran")
     except AssertionError:
@@ -146,3 +94,64 @@ def _queued(pool: ThreadPool) -> bool:
     """A callback is queued (a callback, a call or a work object in a priority queue)."""
     with LOCK:
         return any(pool._queues)
+
+
+_SPAWN_SITES = {
+    f.__code__
+    for f in (
+        ThreadPool.submit_callback,
+        ThreadPool._spawn,
+        PoolObject.__init__,
+        PoolTimer.set,
+        PoolWait.set,
+    )
+}
+
+
+@pytest.mark.parametrize("how", ["submit_callback", "create_work", "timer", "wait"])
+def test_an_interrupt_anywhere_at_a_callers_spawn_site_still_runs_the_callback(how: str) -> None:
+    """The other sites where a caller's thread starts a worker it counted under the lock:
+    TrySubmitThreadpoolCallback with an environment (``submit_callback``), the creation of a
+    pool object (``PoolObject.__init__``: the worker kept for it), a timer set to expire now
+    (``PoolTimer.set``), a wait on a signaled object (``PoolWait.set``). Wherever the interrupt
+    lands once the worker is counted, it starts: the callback runs (once queued) and the pool
+    closes. Before: a cut at the lock's exit or at ``_spawn``'s entry (or in ``_spawn`` before
+    the thread started) left a counted worker that never started: ``close()`` waited for
+    ever."""
+
+    def run(k: int) -> tuple[Sweep, list[str]]:
+        pool = ThreadPool(4, 0, idle_timeout=30.0)
+        ran: list[int] = []
+        objects: list[Any] = []
+        event = Event(True, True)
+
+        def call() -> None:
+            if how == "submit_callback":
+                pool.submit_callback(lambda _i: ran.append(1))
+            elif how == "create_work":
+                objects.append(pool.create_work(lambda _i: ran.append(1)))
+            elif how == "timer":
+                objects.append(pool.create_timer(lambda _i: ran.append(1)))
+                objects[-1].set(0)
+            else:
+                objects.append(pool.create_wait(lambda _i, _r: ran.append(1)))
+                objects[-1].set(event)
+
+        sweep = Sweep(k, _SPAWN_SITES)
+        returned = profiled(sweep, call)
+        bad = left_held(LOCK)
+        if how == "create_work" and objects:
+            objects[0].submit()
+        # (queued, or the call returned: it must run; a cut before that queued nothing)
+        if returned or bool(objects and how == "create_work") or _queued(pool) or ran:
+            try:
+                wait_until(lambda: ran == [1], 5.0, "the callback ran")
+            except AssertionError:
+                bad.append(f"the callback never ran: {ran}")
+        for obj in objects:
+            obj.close()
+        if not _closed(pool):
+            bad.append("close() never returned")
+        return sweep, bad
+
+    assert sweep_cut_points(run, limit=100, at_least=2) == {}

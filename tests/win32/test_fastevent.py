@@ -33,12 +33,13 @@ import winaio.win32 as w
 from winaio import testing as wt
 from winaio._io import _accel, _kernel_events
 from winaio._kernel import _api, _dispatcher, _wait
-from winaio._kernel._dispatcher import LOCK, ThreadState, WaitBlock
+from winaio._kernel._dispatcher import LOCK, ThreadState
 from winaio._kernel._handles import HANDLE_TABLE
 from winaio._kernel._objects import Event
 from winaio._kernel._threads import current_thread_state
 from winaio.codes import WaitCode, WinError
 from winaio.errors import ThreadTerminated
+from winaio.testing import PyParker, parked
 from winaio.win32 import _sync
 
 INFINITE = 0xFFFFFFFF
@@ -664,22 +665,6 @@ def test_no_reference_leaks(impl: str) -> None:
 # ---------------------------------------------------------------------- the Python walk
 
 
-class _PyParker:
-    """A parker whose release is Python code (as ``RingParker``'s and ``WorkerParker``'s)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.lock.acquire()
-        self.released = 0
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        return self.lock.acquire(blocking, timeout)
-
-    def release(self) -> None:
-        self.released += 1
-        self.lock.release()
-
-
 @contextmanager
 def _interrupt_at(code: Any, event: str = "call", name: str = "") -> Iterator[list[int]]:
     """The first ``event`` of ``code`` (a "call": a Python function's entry, where a signal
@@ -703,17 +688,6 @@ def _interrupt_at(code: Any, event: str = "call", name: str = "") -> Iterator[li
         sys.setprofile(None)
 
 
-def _parked(obj: Any, parker: Any = None) -> tuple[ThreadState, WaitBlock]:
-    """A thread state blocked in a plain wait on ``obj`` (as ``wait_for_one`` registers it)."""
-    ts = ThreadState(0, 0)
-    if parker is not None:
-        ts.parker = parker
-    wb = WaitBlock(ts, (obj,), False, False)
-    obj._waiters[wb] = None
-    ts.wait = wb
-    return ts, wb
-
-
 @pytest.mark.parametrize("where", ["end_wait", "unlink_wait"])
 def test_an_interrupt_inside_complete_wait_leaves_no_waiter_asleep(where: str) -> None:
     """review8: a Ctrl-C at ``end_wait``'s entry (after ``unlink_wait``) or at
@@ -723,7 +697,7 @@ def test_an_interrupt_inside_complete_wait_leaves_no_waiter_asleep(where: str) -
     hot shape: the waiter waits on two objects here, which the walk ends)."""
     ev = Event()
     other = Event()
-    ts, wb = _parked(ev)
+    ts, wb = parked(ev)
     wb.objects = (ev, other)  # a two-object wait: Event.set walks (a lone waiter is inline)
     other._waiters[wb] = None
     code = getattr(_dispatcher, where).__code__
@@ -741,9 +715,9 @@ def test_an_interrupt_at_a_python_parkers_release_entry_gives_the_token() -> Non
     ``release`` entry left it unreleased: the thread slept for ever with a token counted as
     given. The release is made again (once)."""
     ev = Event()
-    parker = _PyParker()
-    ts, wb = _parked(ev, parker)
-    with _interrupt_at(_PyParker.release.__code__) as hits, pytest.raises(Interrupted):
+    parker = PyParker()
+    ts, wb = parked(ev, parker)
+    with _interrupt_at(PyParker.release.__code__) as hits, pytest.raises(Interrupted):
         _kernel_events.PY_EVENT_SET(ev)
     assert hits == [1]
     assert wb.result == 0 and ts.wake_pending and parker.released == 1
@@ -754,7 +728,7 @@ def test_an_interrupt_after_a_lock_parkers_release_does_not_release_twice() -> N
     """A ``threading.Lock`` parker's release (C) that ran before the interrupt (raised at the
     eval-breaker check after the call) is not made again (a second one would raise)."""
     ev = Event()
-    ts, wb = _parked(ev)
+    ts, wb = parked(ev)
     with _interrupt_at(None, "c_return", "release") as hits, pytest.raises(Interrupted):
         _kernel_events.PY_EVENT_SET(ev)
     assert hits == [1]
@@ -764,8 +738,8 @@ def test_an_interrupt_after_a_lock_parkers_release_does_not_release_twice() -> N
 
 def test_wake_thread_gives_the_token_again_after_an_interrupt_at_release() -> None:
     ts = ThreadState(0, 0)
-    parker = _PyParker()
+    parker = PyParker()
     ts.parker = parker
-    with _interrupt_at(_PyParker.release.__code__) as hits, pytest.raises(Interrupted), LOCK:
+    with _interrupt_at(PyParker.release.__code__) as hits, pytest.raises(Interrupted), LOCK:
         _dispatcher.wake_thread(ts)
     assert hits == [1] and ts.wake_pending and parker.released == 1

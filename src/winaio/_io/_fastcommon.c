@@ -179,9 +179,10 @@ kind_init_any(kind_t *k, PyTypeObject *tp, const char *const *names, int any)
     return 0;
 }
 
-/* 1 if instances of ``tp`` may have their slots read directly. */
+/* 1 if instances of ``tp`` may have their slots read directly: ``kind_fast``'s whole check
+ * (``_fastio.h`` checks the first cache entry inline before calling it). */
 int
-kind_fast(kind_t *k, PyTypeObject *tp)
+kind_fast_check(kind_t *k, PyTypeObject *tp)
 {
     int free_slot = -1;
     for (int i = 0; i < MAX_TYPES; i++) {

@@ -25,14 +25,10 @@
 #define PEND_FAST 0
 #endif
 
-/* ``kind_fast`` with its first cache entry checked inline (the common case: one class). */
+/* ``kind_fast`` (its first cache entry checked inline, ``_fastio.h``). */
 static inline int
 kfast(kind_t *k, PyTypeObject *tp)
 {
-    if (k->types[0] == tp && (tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) &&
-        tp->tp_version_tag == k->tags[0]) {
-        return 1;
-    }
     return kind_fast(k, tp);
 }
 

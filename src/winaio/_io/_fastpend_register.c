@@ -185,6 +185,14 @@ arm_step1(PyObject *file, PyObject *ov, PyObject *view, PyObject *ts, PyObject *
         Py_SETREF(s->view, Py_NewRef(Py_None));
         goto unlock;
     }
+    if (s->nbytes == 0) {
+        /* (a bytearray emptied since the caller's check, by another thread while LOCK was
+         * waited for: a zero-byte receive is the request's; releasing a bytearray's export
+         * runs no code) */
+        slot_unpin(s);
+        Py_SETREF(s->view, Py_NewRef(Py_None));
+        goto unlock;
+    }
     Py_SETREF(s->file, Py_NewRef(file));
     Py_SETREF(s->overlapped, Py_NewRef(ov));
     Py_SETREF(s->issuer, Py_NewRef(ts));

@@ -259,7 +259,7 @@ pend_locked(PyObject *d, PyObject **b, PyObject *submitted_o, uint64_t seen, PyO
     PyObject *unsubmitted = b[B_UNSUBMITTED];
     PyObject *line = NULL, *entry = NULL, *next_ud = NULL, *next_tail = NULL, *submitted = NULL;
     PyObject *res = NULL, *fd = NULL;
-    int reused = 0, st = PEND_ERROR;
+    int reused = 0, st = PEND_ERROR, undo = 0;
     if (spare == NULL || lines == NULL || !PyList_CheckExact(spare) || !PyDict_CheckExact(lines)) {
         st = PEND_REST;
         goto out;
@@ -353,19 +353,35 @@ pend_locked(PyObject *d, PyObject **b, PyObject *submitted_o, uint64_t seen, PyO
     goto out;
 
 undo_ops:
-    res = PyObject_CallMethodNoArgs(ops, s_pop);
-    if (res == NULL) {
-        PyErr_WriteUnraisable(ops);
-    }
-    Py_CLEAR(res);
+    undo = 3;
+    goto undo;
 undo_lines:
-    if (PyDict_DelItem(lines, key) < 0) {
+    undo = 2;
+    goto undo;
+undo_table:
+    undo = 1;
+undo: {
+    /* The insertion's error is kept aside while the earlier ones are undone, and raised
+     * after (trim: ``ops.pop()`` called with it set failed with a SystemError, whose
+     * ``PyErr_WriteUnraisable`` cleared both, and ``pend_receive`` returned NULL without an
+     * exception; tests/io/test_fastsock_bytearray.py's allocation sweep). */
+    PyObject *et, *ev, *etb;
+    PyErr_Fetch(&et, &ev, &etb);
+    if (undo >= 3) {
+        res = PyObject_CallMethodNoArgs(ops, s_pop);
+        if (res == NULL) {
+            PyErr_WriteUnraisable(ops);
+        }
+        Py_CLEAR(res);
+    }
+    if (undo >= 2 && PyDict_DelItem(lines, key) < 0) {
         PyErr_WriteUnraisable(lines);
     }
-undo_table:
     if (PyDict_DelItem(table, ud) < 0) {
         PyErr_WriteUnraisable(table);
     }
+    PyErr_Restore(et, ev, etb);
+}
 out:
     PyBuffer_Release(&sb);
     Py_XDECREF(fd);

@@ -172,24 +172,35 @@ sock_raise_closed(void)
     return NULL;
 }
 
-/* ``self._pend(self, overlapped, view)``; returns False or NULL. */
+/* ``self._pend(self, overlapped, view)``; returns False or NULL. A bytearray goes to the C
+ * ``pend_receive`` as it is (``fio_pend_bytearray``: the view is made only where a request
+ * needs it). */
 PyObject *
 sock_pend(PyObject *self, PyObject *ov, PyObject *buffer)
 {
-    PyObject *view = Py_TYPE(buffer) == &PyMemoryView_Type ? Py_NewRef(buffer)
-                                                             : PyMemoryView_FromObject(buffer);
-    if (view == NULL) {
-        return NULL;
-    }
     PyObject *fn = slot(&k_sb, self, SB_PEND);
     if (fn == NULL) {
-        Py_DECREF(view);
         PyErr_SetString(PyExc_AttributeError, "_pend");
         return NULL;
     }
     Py_INCREF(fn);
+    PyObject *r = fio_pend_bytearray(fn, self, ov, buffer);
+    if (r != NULL || PyErr_Occurred()) {
+        Py_DECREF(fn);
+        if (r == NULL) {
+            return NULL;
+        }
+        Py_DECREF(r);
+        Py_RETURN_FALSE;
+    }
+    PyObject *view = Py_TYPE(buffer) == &PyMemoryView_Type ? Py_NewRef(buffer)
+                                                             : PyMemoryView_FromObject(buffer);
+    if (view == NULL) {
+        Py_DECREF(fn);
+        return NULL;
+    }
     PyObject *args[3] = {self, ov, view};
-    PyObject *r = PyObject_Vectorcall(fn, args, 3, NULL);
+    r = PyObject_Vectorcall(fn, args, 3, NULL);
     Py_DECREF(fn);
     Py_DECREF(view);
     if (r == NULL) {

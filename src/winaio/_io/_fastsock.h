@@ -126,6 +126,9 @@ sock_syscall(PyObject *sock, PyObject *buffer, int sending, int *err)
 PyObject *sock_users_left(PyObject *self, PyObject *users, PyObject *res);
 PyObject *sock_raise_closed(void);
 PyObject *sock_pend(PyObject *self, PyObject *ov, PyObject *buffer);
+/* ``_fastpend.c``: ``fn(file, ov, buffer)`` without a memoryview of the bytearray ``buffer``
+ * when ``fn`` is the C ``pend_receive`` bound to a backend; NULL without an error otherwise. */
+PyObject *fio_pend_bytearray(PyObject *fn, PyObject *file, PyObject *ov, PyObject *buffer);
 PyObject *sock_succeeded(PyObject *self, PyObject *ov, PyObject *event, Py_ssize_t n);
 int sock_reset(PyObject *self, PyObject *ov, PyObject *event);
 /* ``fn(self, err)``, a continuation that raises (``_recv_failed``, ``_send_failed``): NULL. */

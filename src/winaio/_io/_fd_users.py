@@ -44,7 +44,13 @@ from collections.abc import Callable
 from .._kernel._dispatcher import acquire_lock as _acquire
 from .._kernel._dispatcher import release_lock as _release
 
-__all__ = ["FdUsers"]
+__all__ = ["ONE_USER", "FdUsers"]
+
+#: What a user adds to count itself in: ``users += ONE_USER`` - an operator, with no
+#: eval-breaker check after it (a Ctrl-C cannot land between the count and the flag the caller
+#: stores next, as after ``append()``'s return), and no count at all when it raises (a
+#: MemoryError: the caller's ``finally`` then pops nothing - another user's entry once).
+ONE_USER = (None,)
 
 
 class FdUsers(list[None]):

@@ -38,6 +38,7 @@ from ..errors import IoError, Win32Error
 from ._backend import OpKind
 from ._cancel import _SYNC_KEY
 from ._dispatch import deliver
+from ._fd_users import ONE_USER
 from ._files import _IO_KEY, FileObject
 from ._interrupts import carried, carry, cut_at_entry, interrupt
 from ._overlapped import STATUS_PENDING, Overlapped, is_error
@@ -144,7 +145,10 @@ def _start(op: Operation) -> int:
             # exit: it pends, the backend tries it; registered and left, it pended for ever and
             # queued every later request of its direction behind it, #66)
             if op.registered:
-                _tried_again(op, None, True, exc)
+                if op.kind is OpKind.LOCAL:  # (never tried: in no queue, forgotten)
+                    _forgotten_again(op, exc)
+                else:
+                    _tried_again(op, None, True, exc)
             raise
     try:
         result = None if queued else op.try_now()
@@ -214,6 +218,22 @@ def _tried_again(
                     file._forget_locked(op)
         elif not op.done:
             deliver(op, status, information, immediate=True)
+    except BaseException as again:  # (a second interrupt: the first one goes on)
+        if not interrupt(again):
+            raise
+
+
+def _forgotten_again(op: Operation, exc: BaseException) -> None:
+    """An interrupt ``exc`` cut :func:`start` once ``op`` (LOCAL: completed in-process, e.g. a
+    pipe's read) was registered and before its attempt: it is in no queue yet, nothing moved -
+    forgotten, as if never issued (registered, it pended for ever and queued every later
+    request of its direction behind it, #66)."""
+    if not interrupt(exc):
+        return
+    try:
+        with LOCK:
+            op.done = True
+            op.file._forget_locked(op)
     except BaseException as again:  # (a second interrupt: the first one goes on)
         if not interrupt(again):
             raise
@@ -460,17 +480,21 @@ def run_sync(op: Operation, alertable: bool = False) -> tuple[int, int]:
         # counted among the descriptor's users (``_fd_users``, a DiskFile's) before ``closing``
         # is read, so a close from another thread meanwhile defers its release to us.
         users = getattr(file, "fd_users", None)
-        if users is not None:
-            users.append(None)
+        counted = False
         try:
+            if users is not None:
+                users += ONE_USER  # (no check after an operator: ``counted`` is exact)
+                counted = True
             if file.closing:
                 raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
             status, information = op.run_blocking()
         finally:
-            if users is not None:
-                users.pop()
-                if file.closing:
-                    users.left()
+            if counted and users is not None:
+                try:
+                    users.pop()
+                finally:  # (each step in its own ``finally``: a cut at pop's return)
+                    if file.closing:
+                        users.left()
         ov.status, ov.information = status, information
         op.done = True
         return status, information
@@ -484,13 +508,14 @@ def run_sync(op: Operation, alertable: bool = False) -> tuple[int, int]:
     # thread can slip its bytes between a fast-path send's parts.
     claim = _send_claim_of(op)
     taken = False
+    result = None
     try:
-        if claim is not None:
-            # (the acquire's result stored with no check after the call, as the sockets' fast
-            # path does: a Ctrl-C at ``claim.acquire()``'s return left the claim taken for ever)
-            for taken in _map(claim.acquire, _BLOCKING):  # noqa: B007
-                break
         try:
+            if claim is not None:
+                # (the acquire's result stored with no check after the call, as the sockets'
+                # fast path does: a Ctrl-C at ``claim.acquire()``'s return left it taken)
+                for taken in _map(claim.acquire, _BLOCKING):  # noqa: B007
+                    break
             with LOCK:
                 ov.status = STATUS_PENDING
                 # Every request clears the file object first; a request that then fails at
@@ -503,6 +528,14 @@ def run_sync(op: Operation, alertable: bool = False) -> tuple[int, int]:
             result = None if queued else op.try_now()
             if result is None:
                 submit(op)
+            else:  # (done under the claim, as ``start`` delivers: a cut after it loses nothing)
+                _sync_finished(op, result)
+        except BaseException as exc:
+            # A Ctrl-C once registered: the request is not left registered (it queued every
+            # later request of its direction behind it, #66); one whose attempt moved data
+            # goes on with it (``_interrupts.carry``).
+            _sync_cut(op, result, exc)
+            raise
         finally:
             if taken:
                 claim.release()  # type: ignore[union-attr]
@@ -510,14 +543,54 @@ def run_sync(op: Operation, alertable: bool = False) -> tuple[int, int]:
             while wait_for_one(op.sync_done, None, alertable) == _WAIT_IO_COMPLETION:
                 pass
             return ov.status, ov.information
-        with LOCK:
-            op.done = True
-            file._forget_locked(op)
-            if not is_error(result[0]) and not file.skip_set_event:
-                file._signaled = True
-                if file._waiters:
-                    wake_waiters(file)
-        ov.status, ov.information = result
         return result
     finally:
         ts.extensions.pop(_SYNC_KEY, None)
+
+
+def _sync_finished(op: Operation, result: tuple[int, int]) -> None:
+    """A synchronous request finished inside its attempt with ``result``: its IOSB written, it
+    is forgotten, its file object signaled (a success) and its waiters woken."""
+    op.overlapped.status, op.overlapped.information = result
+    file = op.file
+    with LOCK:
+        op.done = True
+        file._forget_locked(op)
+        if not is_error(result[0]) and not file.skip_set_event:
+            file._signaled = True
+            if file._waiters:
+                wake_waiters(file)
+
+
+def _sync_cut(op: Operation, result: tuple[int, int] | None, exc: BaseException) -> None:
+    """An interrupt ``exc`` (Ctrl-C) cut :func:`run_sync` once ``op`` may be registered (its
+    attempt returned ``result``, or carried one out: data moved). A request ``submit`` took is
+    the backend's (``submit`` finishes itself). Else: data moved and the rest pends (a partial
+    send, an accept waiting for its first data) - it is submitted and goes on, in order, with
+    nobody waiting for it; otherwise it is finished - its result, or none (nothing moved: as if
+    never issued) - and forgotten. Each step is idempotent (``_forget_locked``, the walk of a
+    signaled file object's waiters), so a cut inside :func:`_sync_finished` is finished too.
+    An Exception (a bug) is not an interrupt: nothing is done."""
+    if not interrupt(exc):
+        return
+    tried = carried(exc)
+    try:
+        if op.submitted:
+            return
+        if tried is not None:
+            result = tried[0]
+            if result is None:
+                if op.registered:
+                    submit(op)
+                return
+        file = op.file
+        with LOCK:
+            op.done = True
+            file._forget_locked(op)
+            if result is not None and not is_error(result[0]) and not file.skip_set_event:
+                file._signaled = True
+            if file._signaled and file._waiters:
+                wake_waiters(file)
+    except BaseException as again:  # (a second interrupt: the first one goes on)
+        if not interrupt(again):
+            raise

@@ -37,6 +37,7 @@ from .._kernel._threads import current_thread_state
 from ..codes import NtStatus
 from ._backend import OpKind
 from ._dispatch import deliver
+from ._fd_users import ONE_USER
 from ._interrupts import carry
 
 if TYPE_CHECKING:
@@ -267,9 +268,13 @@ class FileReadOp(_FileOp):
         # defers its release to us and no reopened file can take the number under this read.
         users: FdUsers | None = getattr(file, "fd_users", None)  # (None: a bare FileObject)
         n = 0
+        counted = False
         try:
             if users is not None:
-                users.append(None)  # (in the ``try``: a Ctrl-C at its return counts out)
+                # (in the ``try``, by an operator: no check between the count and the flag;
+                # a MemoryError counts nothing and pops nothing - ``_fd_users.ONE_USER``)
+                users += ONE_USER
+                counted = True
             if file.closing:
                 return None  # closed since ``start`` looked: its registration reports it
             # Served from the page cache without blocking, or EAGAIN (Windows' fast I/O path).
@@ -287,7 +292,7 @@ class FileReadOp(_FileOp):
         except _RELEASED:
             return _FAULT, 0
         finally:
-            if users is not None:
+            if counted and users is not None:
                 try:
                     users.pop()
                     if file.closing:

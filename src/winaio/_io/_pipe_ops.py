@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, cast
 
 from ..codes import NtStatus
 from ._backend import OpKind
+from ._interrupts import carried, carry, interrupt
 from ._ops import CompletionRoutine, Operation
 from ._overlapped import Overlapped
-from ._pipe_queue import LOCK, Chunk, Done, Stream, deliver
+from ._pipe_queue import LOCK, Chunk, Done, Stream, deliver, delivered_again
 
 if TYPE_CHECKING:
     from ._pipes import PipeEnd
@@ -97,20 +98,27 @@ class PipeReadOp(_PipeOp):
     def try_now(self) -> tuple[int, int] | None:
         end = self.end
         done: Done = []
-        with LOCK:
-            status = end.state_status()
-            stream = end.incoming
-            if status is not None or stream is None:
-                return status or _DISCONNECTED, 0
-            if stream.readers or not (stream.chunks or stream.closed is not None):
-                if end.nowait and not self.submitted:
-                    return _EMPTY, 0
-                stream.readers.append(self)  # wait in line (issue order, #66)
-                return None
-            result = self.take(stream, done)
-            stream.pump(done)
-        deliver(done)
-        return result
+        stream = None
+        result = None
+        try:
+            with LOCK:
+                status = end.state_status()
+                stream = end.incoming
+                if status is not None or stream is None:
+                    return status or _DISCONNECTED, 0
+                if stream.readers or not (stream.chunks or stream.closed is not None):
+                    if end.nowait and not self.submitted:
+                        return _EMPTY, 0
+                    stream.readers.append(self)  # wait in line (issue order, #66)
+                    return None
+                result = self.take(stream, done)
+                stream.pump(done)
+            deliver(done)
+            return result
+        except BaseException as exc:
+            if interrupt(exc) and stream is not None:
+                _cut(exc, stream, done, result, self in stream.readers)
+            raise
 
     def _withdraw_locked(self, done: Done) -> None:
         stream = self.end.incoming
@@ -179,16 +187,24 @@ class PipeWriteOp(_PipeOp):
     def try_now(self) -> tuple[int, int] | None:
         end = self.end
         done: Done = []
-        with LOCK:
-            status = end.state_status()
-            stream = end.outgoing
-            if status is not None or stream is None:
-                return status or _DISCONNECTED, 0
-            if stream.closed is not None:
-                return (_CLOSING if stream.closed == _BROKEN else stream.closed), 0
-            result = self._write_locked(stream, end.nowait, done)
-        deliver(done)
-        return result
+        stream = None
+        result = None
+        try:
+            with LOCK:
+                status = end.state_status()
+                stream = end.outgoing
+                if status is not None or stream is None:
+                    return status or _DISCONNECTED, 0
+                if stream.closed is not None:
+                    return (_CLOSING if stream.closed == _BROKEN else stream.closed), 0
+                result = self._write_locked(stream, end.nowait, done)
+            deliver(done)
+            return result
+        except BaseException as exc:
+            if interrupt(exc) and stream is not None:
+                chunk = self.chunk
+                _cut(exc, stream, done, result, chunk is not None and chunk in stream.chunks)
+            raise
 
     def _write_locked(self, stream: Stream, nowait: bool, done: Done) -> tuple[int, int] | None:
         nbytes = self.nbytes
@@ -204,11 +220,19 @@ class PipeWriteOp(_PipeOp):
             )  # a message is written whole or not at all [W:k32/pipe.c:test_nowait]
         pending_before = any(chunk.op is not None for chunk in stream.chunks)
         if not pending_before and stream.buffered + nbytes <= stream.quota:
-            stream.chunks.append(Chunk(bytes(self.data), None))
-            stream.buffered += nbytes
-            stream.pump(done)
+            chunk = Chunk(bytes(self.data), None)
+            # (from the count to the append no call; a Ctrl-C once the bytes are in the pipe
+            # carries the write's result out: ``_interrupts.carry``)
+            try:
+                stream.buffered += nbytes
+                stream.chunks.append(chunk)
+                stream.pump(done)
+            except BaseException as exc:
+                carry(exc, ((_SUCCESS, nbytes),))
+                raise
             return _SUCCESS, nbytes
-        # Pending, holding its own data (readable at once, removable on cancel).
+        # Pending, holding its own data (readable at once, removable on cancel). (A Ctrl-C
+        # once it is queued: ``try_now`` finds it in the pipe, pending.)
         chunk = self.chunk = Chunk(memoryview(self.data), self)
         stream.chunks.append(chunk)
         stream.pump(done)
@@ -279,3 +303,32 @@ class ConnectPipeOp(_PipeOp):
         end = self.end
         if self in end.connect_ops:
             end.connect_ops.remove(self)
+
+
+def _cut(
+    exc: BaseException,
+    stream: Stream,
+    done: Done,
+    result: tuple[int, int] | None,
+    queued: bool,
+) -> None:
+    """An interrupt ``exc`` (Ctrl-C) cut a read's or a write's copy (``try_now``): what it
+    decided is finished before the interrupt goes on - the stream pumped again (a pump it cut),
+    the completions it caused delivered (the other end's requests), and its own outcome
+    carried out (``_interrupts.carry``) for ``_issue.start`` to finish: its ``result`` (or the
+    one its copy carried), or pending when it is ``queued`` in the pipe (a reader in line, a
+    pending write's chunk). Nothing moved and not queued: nothing carried (never issued)."""
+    tried = carried(exc)
+    if tried is not None:
+        result = tried[0]
+    try:
+        with LOCK:
+            stream.pump(done)
+    except BaseException as again:  # (a second interrupt: the first one goes on)
+        if not interrupt(again):
+            raise
+    delivered_again(done)
+    if result is not None:
+        carry(exc, (result,))
+    elif queued:
+        carry(exc, (None,))

@@ -29,12 +29,13 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from ..codes import NtStatus
+from ._interrupts import carried, carry, interrupt
 from ._ops import Operation
 
 if TYPE_CHECKING:
     from ._pipe_ops import PipeFlushOp, PipeReadOp, PipeWriteOp
 
-__all__ = ["LOCK", "Chunk", "Done", "Stream", "deliver"]
+__all__ = ["LOCK", "Chunk", "Done", "Stream", "deliver", "delivered_again"]
 
 _SUCCESS = int(NtStatus.STATUS_SUCCESS)
 _OVERFLOW = int(NtStatus.STATUS_BUFFER_OVERFLOW)
@@ -48,8 +49,27 @@ Done = list[tuple[Operation, int, int]]
 
 
 def deliver(done: Done) -> None:
-    for op, status, information in done:
-        op.complete(status, information)
+    """Complete each request of ``done``. A Ctrl-C cutting it completes the rest before it goes
+    on (``Operation.complete`` delivers once: a request completed already is passed over)."""
+    try:
+        for op, status, information in done:
+            op.complete(status, information)
+    except BaseException as exc:
+        if interrupt(exc):
+            delivered_again(done)
+        raise
+
+
+def delivered_again(done: Done) -> None:
+    """:func:`deliver`'s rest after an interrupt: every request of ``done`` not completed yet
+    (a second interrupt stops it; the first one goes on)."""
+    try:
+        for op, status, information in done:
+            if not op.done:
+                op.complete(status, information)
+    except BaseException as again:
+        if not interrupt(again):
+            raise
 
 
 class Chunk:
@@ -92,23 +112,43 @@ class Stream:
     def read_into(self, buf: memoryview, message_mode: bool, done: Done) -> tuple[int, int]:
         """Consume data into ``buf`` (the queue is not empty). Returns (status, bytes)."""
         chunks = self.chunks
-        if message_mode and self.message:
-            # One message per read; what does not fit stays for the next read (#65).
-            head = chunks[0]
-            n = self._take(head, buf, 0)
-            if head.left == 0:
-                self._pop(done)
-                return _SUCCESS, n
-            return _OVERFLOW, n
         got = 0
-        size = len(buf)
-        while True:  # Wine's do-while: an empty head message is consumed even by a 0-byte read
-            chunk = chunks[0]
-            got += self._take(chunk, buf, got)
-            if chunk.left == 0:
-                self._pop(done)
-            if got >= size or not chunks:
-                return _SUCCESS, got
+        chunk: Chunk | None = None
+        message = message_mode and self.message
+        # (At every check point here ``got`` is what was copied: a Ctrl-C carries the read's
+        # result out, its consumed head chunk popped - :meth:`_read_cut`.)
+        try:
+            if message:
+                # One message per read; what does not fit stays for the next read (#65).
+                chunk = chunks[0]
+                got = self._take(chunk, buf, 0)
+                if chunk.left == 0:
+                    self._pop(done)
+                    return _SUCCESS, got
+                return _OVERFLOW, got
+            size = len(buf)
+            while True:  # Wine's do-while: an empty head message is consumed even by a 0-byte read
+                chunk = chunks[0]
+                got += self._take(chunk, buf, got)
+                if chunk.left == 0:
+                    self._pop(done)
+                if got >= size or not chunks:
+                    return _SUCCESS, got
+        except BaseException as exc:
+            if chunk is not None and interrupt(exc) and (got or chunk.left == 0):
+                self._read_cut(exc, chunk, got, message, done)
+            raise
+
+    def _read_cut(
+        self, exc: BaseException, chunk: Chunk, got: int, message: bool, done: Done
+    ) -> None:
+        """An interrupt cut :meth:`read_into` once it copied ``got`` bytes (or consumed an empty
+        message ``chunk``): the chunk it emptied is popped (its write completed), the read's
+        result carried out on ``exc`` (``_interrupts.carry``)."""
+        whole = chunk.left == 0
+        if whole and self.chunks and self.chunks[0] is chunk:
+            self._pop(done)
+        carry(exc, ((_OVERFLOW if message and not whole else _SUCCESS, got),))
 
     def peek(self, size: int) -> tuple[bytes, int, int]:
         """PeekNamedPipe's view: (data, total available, length left in the head message).
@@ -135,10 +175,15 @@ class Stream:
         return n
 
     def _pop(self, done: Done) -> None:
-        chunk = self.chunks.popleft()
-        if chunk.op is not None:
-            done.append((chunk.op, _SUCCESS, chunk.op.nbytes))  # the reader took all of it
-            chunk.op.chunk = None
+        # (no call from the removal to the completion's append: a Ctrl-C at ``popleft()``'s
+        # return lost the chunk and its pending write's completion)
+        chunks = self.chunks
+        chunk = chunks[0]
+        del chunks[0]
+        op = chunk.op
+        if op is not None:
+            op.chunk = None
+            done.append((op, _SUCCESS, op.nbytes))  # the reader took all of it
 
     def promote(self, done: Done) -> None:
         """Pending writes whose unread rest now fits in the quota become buffered: complete."""
@@ -148,24 +193,56 @@ class Stream:
                 continue
             if self.buffered + chunk.left > self.quota:
                 break  # FIFO: a later write cannot complete before an earlier one
-            chunk.data = bytes(chunk.data[chunk.pos :])
+            # (the copy made first, then stored with no call in between: a Ctrl-C leaves the
+            # chunk pending or buffered, never half)
+            rest = bytes(chunk.data[chunk.pos :])
+            n = len(rest)
+            chunk.data = rest
             chunk.pos = 0
             chunk.op = None
             op.chunk = None
-            self.buffered += len(chunk.data)
+            self.buffered += n
             done.append((op, _SUCCESS, op.nbytes))
 
     def pump(self, done: Done) -> None:
         """Serve waiting readers, then promote writes and release flushers."""
         readers = self.readers
-        while readers and (self.chunks or self.closed is not None):
-            reader = readers.popleft()
-            done.append((reader, *reader.take(self, done)))
-        self.promote(done)
-        if not self.chunks or self.closed is not None:
-            status = _SUCCESS if not self.chunks else self.closed
-            while self.flushers:
-                done.append((self.flushers.popleft(), status or _SUCCESS, 0))
+        reader = None
+        # (a reader leaves the line once served, a flusher with no call before its append: a
+        # Ctrl-C at ``popleft()``'s return lost it; one that cut a reader's copy finishes it)
+        try:
+            while readers and (self.chunks or self.closed is not None):
+                reader = readers[0]
+                result = reader.take(self, done)
+                del readers[0]
+                done.append((reader, *result))
+            reader = None
+            self.promote(done)
+            if not self.chunks or self.closed is not None:
+                status = _SUCCESS if not self.chunks else self.closed
+                flushers = self.flushers
+                while flushers:
+                    flusher = flushers[0]
+                    del flushers[0]
+                    done.append((flusher, status or _SUCCESS, 0))
+        except BaseException as exc:
+            if interrupt(exc):
+                self._pump_cut(exc, reader, done)
+            raise
+
+    def _pump_cut(self, exc: BaseException, reader: PipeReadOp | None, done: Done) -> None:
+        """An interrupt cut :meth:`pump`: a reader whose copy it cut leaves the line with its
+        carried result (``_interrupts.carried``), and the rest is pumped again."""
+        tried = carried(exc)
+        try:
+            readers = self.readers
+            if tried is not None and reader is not None and readers and readers[0] is reader:
+                del readers[0]
+                done.append((reader, *tried[0]))
+            self.pump(done)
+        except BaseException as again:  # (a second interrupt: the first one goes on)
+            if not interrupt(again):
+                raise
 
     def reader_capacity(self) -> int:
         """Bytes the waiting readers would take at once (PIPE_NOWAIT write sizing)."""

@@ -221,7 +221,10 @@ def demote_locked(slot: Any) -> bool:
     if not ARMING <= state <= REAPED or slot.op is not None:
         return bool(state in (DEMOTING_K, DEMOTING_A))
     file = slot.file
-    op = _new_request[0](file, slot.overlapped, slot.view, slot.issuer)
+    view = slot.view  # (an exact bytearray when the C slot armed from one: trim, _fastpend.c)
+    if view.__class__ is not memoryview:
+        view = memoryview(view)
+    op = _new_request[0](file, slot.overlapped, view, slot.issuer)
     op.registered = op.submitted = True
     file._pending[op] = None
     slot.op = op

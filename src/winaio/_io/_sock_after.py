@@ -82,22 +82,31 @@ def _send_failed(file: Socket, errno: int) -> NoReturn:
     raise IoError(ntstatus_to_winerror(write_failed(file, errno))) from None
 
 
+def _rest_request(
+    file: Socket, overlapped: Overlapped, data: Any, n: int, nbytes: int
+) -> StreamWriteOp:
+    """The request for the rest of a send the socket took ``n`` of ``nbytes`` of: the bytes
+    past ``n``, counted as sent ``n`` (``_send_rest``'s, not registered)."""
+    view = data if data.__class__ is memoryview else memoryview(data)
+    op = StreamWriteOp(file, overlapped, (view[n:],))
+    op.sent, op.nbytes = n, nbytes
+    return op
+
+
 def _send_rest(file: Socket, overlapped: Overlapped, data: Any, n: int, nbytes: int) -> bool:
     """The socket took ``n`` of ``nbytes`` (its buffer is full): the rest waits for room as a
     request object, registered before the caller releases the send claim. Returns False."""
     op: StreamWriteOp | None = None
     try:
-        view = data if data.__class__ is memoryview else memoryview(data)
-        op = StreamWriteOp(file, overlapped, (view[n:],))
-        op.sent, op.nbytes = n, nbytes
+        op = _rest_request(file, overlapped, data, n, nbytes)
         submit_tried(op)
     except BaseException as exc:
-        # (Ctrl-C: the n bytes are sent; a rest not registered yet is made again, once - a
-        # registered one is ``submit_tried``'s to finish)
+        # (Ctrl-C: the n bytes are sent; a rest not registered yet is built and submitted
+        # again, once - a cut anywhere in ``_rest_request`` leaves ``op`` None, one at
+        # ``submit_tried``'s entry leaves it unregistered; a registered one is
+        # ``submit_tried``'s to finish)
         if interrupt(exc) and (op is None or not op.registered):
-            view = data if data.__class__ is memoryview else memoryview(data)
-            op = StreamWriteOp(file, overlapped, (view[n:],))
-            op.sent, op.nbytes = n, nbytes
+            op = _rest_request(file, overlapped, data, n, nbytes)
             submit_tried(op)
         raise
     return False

@@ -26,6 +26,7 @@ import termios
 from typing import Any
 
 from ..errors import Win32Error
+from ._fd_users import ONE_USER
 from ._files import FileObject
 from ._netevents import mode_of
 
@@ -220,15 +221,20 @@ def bytes_readable(file: FileObject) -> int:
     users = getattr(file, "fd_users", None)
     if users is None:  # (every Socket has them; a bare FileObject with a socket does not)
         return _fionread(file.fd)
-    users.append(None)
+    counted = False
     try:
+        users += ONE_USER  # (an operator: no check before ``counted``; ``_fd_users``)
+        counted = True
         if file.closing:
             raise Win32Error(10038, "not a socket (WSAENOTSOCK)")  # closed meanwhile: _sock's
         return _fionread(file.fd)
     finally:
-        users.pop()
-        if file.closing:
-            users.left()
+        if counted:
+            try:
+                users.pop()
+            finally:  # (each step in its own ``finally``: a cut at pop's return)
+                if file.closing:
+                    users.left()
 
 
 def _fionread(fd: int) -> int:

@@ -65,6 +65,9 @@ _RELEASED = (ValueError, TypeError, BufferError)
 RESET_SOCKETS: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 _starmap = itertools.starmap  # (a syscall whose count an interrupt cannot drop)
 _MSG_NOSIGNAL = int(socket.MSG_NOSIGNAL)  # a plain int: IntFlag arithmetic costs ~1 us
+_map = map  # (a call whose result an interrupt cannot drop)
+_NO_ARGS = ((),)
+_CONNECTING = (errno.EINPROGRESS, errno.EAGAIN)
 _new_object = object.__new__
 #: ``Operation.__init__`` bound once (the stream requests' constructors call it, not
 #: ``super()``: a hot path).
@@ -343,29 +346,51 @@ class AcceptOp(Operation):
         return self.accept_file.fd if self.accepted else self.file.fd
 
     def try_now(self) -> tuple[int, int] | None:
-        if not self.accepted:
-            listener = self.file.sock
-            assert listener is not None
+        # Each syscall's result stored with no check after it (as StreamReadOp's); a Ctrl-C
+        # once the listener gave its connection up finishes the adoption and carries the
+        # request out (``_interrupts.carry``): it goes on - pending for its first data, or
+        # done - instead of being forgotten with the connection taken (or dropped).
+        conn = None
+        try:
+            if not self.accepted:
+                listener = self.file.sock
+                assert listener is not None
+                try:
+                    for conn, _ in _starmap(listener.accept, _NO_ARGS):  # noqa: B007
+                        break
+                except OSError as exc:
+                    if exc.errno in _WOULD_BLOCK:
+                        return None
+                    return errno_to_status(exc.errno or 0), 0
+                # AcceptEx's contract: the *pre-created* socket becomes the connection.
+                self.accept_file.adopt_connection(conn)  # type: ignore[arg-type]
+                self.accepted = True
+            if not self.receive:
+                return _SUCCESS, 0
+            sock = self.accept_file.sock
+            assert sock is not None
             try:
-                conn, _ = listener.accept()
+                for n in _starmap(sock.recv_into, ((self.receive,),)):  # noqa: B007
+                    break
             except OSError as exc:
                 if exc.errno in _WOULD_BLOCK:
                     return None
                 return errno_to_status(exc.errno or 0), 0
-            # AcceptEx's contract: the *pre-created* socket becomes the connection.
-            self.accept_file.adopt_connection(conn)
+            return _SUCCESS, n
+        except BaseException as exc:
+            if conn is not None and interrupt(exc):
+                self._accepted_again(conn)
+                carry(exc, (None if self.receive else (_SUCCESS, 0),))
+            raise
+
+    def _accepted_again(self, conn: socket.socket) -> None:
+        """An interrupt cut :meth:`try_now` once ``conn`` was accepted: it is the accept
+        socket's (``adopt_connection`` made again unless it closed ``conn``, its last step:
+        each step is idempotent)."""
+        if not self.accepted:
+            if conn.fileno() != -1:
+                self.accept_file.adopt_connection(conn)
             self.accepted = True
-        if not self.receive:
-            return _SUCCESS, 0
-        sock = self.accept_file.sock
-        assert sock is not None
-        try:
-            n = sock.recv_into(self.receive)
-        except OSError as exc:
-            if exc.errno in _WOULD_BLOCK:
-                return None
-            return errno_to_status(exc.errno or 0), 0
-        return _SUCCESS, n
 
 
 class ConnectOp(Operation):
@@ -385,27 +410,41 @@ class ConnectOp(Operation):
     def try_now(self) -> tuple[int, int] | None:
         sock = self.file.sock
         assert sock is not None
-        if not self.started:
-            self.started = True
-            err = sock.connect_ex(self.address)
-            if err in (errno.EINPROGRESS, errno.EAGAIN):
-                return None
-        else:
-            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            # Settle Linux's socket state once the handshake ended: connected (a later connect
-            # then gets EISCONN), or back to unconnected after a failure (so the socket can
-            # connect again rather than answer ECONNABORTED) [W:ws2_32/sock.c:test_connect].
-            again = sock.connect_ex(self.address)
-            if not err:
-                if again in (errno.EALREADY, errno.EINPROGRESS):
-                    return None  # still connecting (a spurious wake-up)
-                if again not in (0, errno.EISCONN):
-                    err = again
-        if err:
-            return errno_to_status(err), 0
-        if not self.send:
-            return _SUCCESS, 0
+        # Each syscall's result stored with no check after it (as StreamReadOp's); a Ctrl-C
+        # once the connection was started carries the request out pending (``carry``): the
+        # backend finishes it (the handshake, the first send) instead of the request being
+        # forgotten with the socket connecting.
+        err = -1
         try:
-            return _SUCCESS, sock.send(self.send, socket.MSG_NOSIGNAL)
-        except OSError as exc:
-            return errno_to_status(exc.errno or 0), 0
+            if not self.started:
+                self.started = True
+                for err in _map(sock.connect_ex, (self.address,)):  # noqa: B007
+                    break
+                if err in _CONNECTING:
+                    return None
+            else:
+                err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                # Settle Linux's socket state once the handshake ended: connected (a later
+                # connect then gets EISCONN), or back to unconnected after a failure (so the
+                # socket can connect again rather than answer ECONNABORTED)
+                # [W:ws2_32/sock.c:test_connect].
+                again = sock.connect_ex(self.address)
+                if not err:
+                    if again in (errno.EALREADY, errno.EINPROGRESS):
+                        return None  # still connecting (a spurious wake-up)
+                    if again not in (0, errno.EISCONN):
+                        err = again
+            if err:
+                return errno_to_status(err), 0
+            if not self.send:
+                return _SUCCESS, 0
+            try:
+                for n in _starmap(sock.send, ((self.send, _MSG_NOSIGNAL),)):  # noqa: B007
+                    break
+            except OSError as exc:
+                return errno_to_status(exc.errno or 0), 0
+            return _SUCCESS, n
+        except BaseException as exc:
+            if (err == 0 or err in _CONNECTING) and interrupt(exc):
+                carry(exc, (None,))  # (a failed connect: failed at once, nothing to finish)
+            raise

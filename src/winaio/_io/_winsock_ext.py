@@ -23,6 +23,7 @@ test_DisconnectEx], [MS:AcceptEx], [MS:GetAcceptExSockaddrs], [MS:TransmitFile],
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import select
 import socket
@@ -35,6 +36,7 @@ from ..codes import NtStatus, WinError
 from ..errors import Win32Error
 from ._backend import OpKind
 from ._files import FileObject, request_cancel
+from ._interrupts import carried, carry, cut_at_entry, interrupt
 from ._netevents import mode_of
 from ._ops import CompletionRoutine, Operation, errno_to_status
 from ._stream_ops import AcceptOp
@@ -68,6 +70,9 @@ _TOO_SMALL = int(NtStatus.STATUS_BUFFER_TOO_SMALL)
 _SHUT_DOWN = int(NtStatus.STATUS_PIPE_BROKEN)  # -> ERROR_BROKEN_PIPE -> WSAESHUTDOWN
 _WOULD_BLOCK = (errno.EAGAIN, errno.EWOULDBLOCK)
 WSAEFAULT, WSAEINVAL = 10014, 10022
+_MSG_NOSIGNAL = int(socket.MSG_NOSIGNAL)  # plain ints: an IntFlag's ``|``/``&`` is Python code
+_MSG_TRUNC = int(socket.MSG_TRUNC)
+_starmap = itertools.starmap  # (a syscall whose count an interrupt cannot drop)
 _WSAEISCONN, _WSAENOTCONN = 10056, 10057
 
 
@@ -127,8 +132,12 @@ class SendToOp(Operation):
     def try_now(self) -> tuple[int, int] | None:
         sock = self.file.sock
         assert sock is not None
+        # (the count stored with no check after the syscall: ``_stream_ops``' pattern; from
+        # there to the return, no call)
         try:
-            n = sock.sendmsg(self.buffers, (), self.flags | socket.MSG_NOSIGNAL, self.address)
+            args = ((self.buffers, (), self.flags | _MSG_NOSIGNAL, self.address),)
+            for n in _starmap(sock.sendmsg, args):  # noqa: B007
+                break
         except OSError as exc:
             if exc.errno in _WOULD_BLOCK:
                 return None
@@ -163,15 +172,29 @@ class RecvFromOp(Operation):
         mode = self.file.winsock
         if mode is not None and mode.shut_rd and not self.submitted:
             return _SHUT_DOWN, 0  # issued after shutdown(SD_RECEIVE): WSAESHUTDOWN
+        # The datagram's count stored with no check after the syscall (``_stream_ops``'
+        # pattern); a Ctrl-C at the sender's report carries the result out (``carry``), the
+        # report made again when the cut came at its entry.
         try:
-            n, _, msg_flags, address = sock.recvmsg_into(self.buffers, 0, self.flags)
+            args = ((self.buffers, 0, self.flags),)
+            for n, _, msg_flags, address in _starmap(sock.recvmsg_into, args):  # noqa: B007
+                break
         except OSError as exc:
             if exc.errno in _WOULD_BLOCK:
                 return None
             return errno_to_status(exc.errno or 0), 0
-        if self.on_address is not None:
-            self.on_address(address, msg_flags)
-        return (_OVERFLOW if msg_flags & socket.MSG_TRUNC else _SUCCESS), n
+        result = (_OVERFLOW if msg_flags & _MSG_TRUNC else _SUCCESS), n
+        on_address = self.on_address
+        if on_address is not None:
+            try:
+                on_address(address, msg_flags)
+            except BaseException as exc:
+                if interrupt(exc):
+                    if cut_at_entry(exc, on_address):
+                        on_address(address, msg_flags)
+                    carry(exc, (result,))
+                raise
+        return result
 
 
 class AcceptExOp(AcceptOp):
@@ -209,9 +232,19 @@ class AcceptExOp(AcceptOp):
             poller.register(self.file.fd, select.POLLIN)
             return (_TOO_SMALL, 0) if poller.poll(0) else None
         was_accepted = self.accepted
-        result = super().try_now()
-        if self.accepted and not was_accepted:
-            self._write_addresses()
+        try:
+            result = super().try_now()
+            if self.accepted and not was_accepted:
+                self._write_addresses()
+        except BaseException as exc:
+            # (a Ctrl-C once accepted: ``AcceptOp`` carries the request out, or it returned
+            # and the areas were cut - written whole again, the result carried; a request
+            # that goes on has its areas)
+            if self.accepted and not was_accepted and interrupt(exc):
+                tried = carried(exc)
+                carry(exc, tried if tried is not None else (result,))
+                self._write_addresses()
+            raise
         return result
 
     def _write_addresses(self) -> None:
@@ -308,6 +341,9 @@ class TransmitFileOp(Operation):
             return None
         sock = self.file.sock
         assert sock is not None
+        # Each count stored with no check after its syscall and counted before the next check
+        # (``_stream_ops``' pattern); a Ctrl-C once bytes went out carries the request out
+        # pending (``carry``): the rest follows, in order.
         try:
             while self.pieces:
                 piece = self.pieces[0]
@@ -316,7 +352,9 @@ class TransmitFileOp(Operation):
                         self.pieces.pop(0)
                         continue
                     want = self.file_left if self.file_left > 0 else 1 << 30
-                    n = os.sendfile(sock.fileno(), self.source.fd, self.offset, want)
+                    args = ((sock.fileno(), self.source.fd, self.offset, want),)
+                    for n in _starmap(os.sendfile, args):  # noqa: B007
+                        break
                     if n == 0:  # end of file
                         self.pieces.pop(0)
                         continue
@@ -328,13 +366,18 @@ class TransmitFileOp(Operation):
                 if not len(piece):
                     self.pieces.pop(0)
                     continue
-                n = sock.send(piece, socket.MSG_NOSIGNAL)
+                for n in _starmap(sock.send, ((piece, _MSG_NOSIGNAL),)):  # noqa: B007
+                    break
                 self.sent += n
                 self.pieces[0] = piece[n:]
         except OSError as exc:
             if exc.errno in _WOULD_BLOCK:
                 return None
             return errno_to_status(exc.errno or 0), self.sent
+        except BaseException as exc:
+            if self.sent and interrupt(exc):
+                carry(exc, (None,))
+            raise
         if self.disconnect:
             status, _ = DisconnectOp(self.file, self.overlapped, self.reuse).disconnect()
             if status:

@@ -145,12 +145,17 @@ class IoBinding:
         self.fn = fn
         pool.check_open()
         file.associate(pool.port, self)
-        with LOCK:
-            # A binding lasts as long as the file: the pool keeps a worker for it.
-            pool._objects += 1
-            spawn = pool._ensure_worker_locked()
-        if spawn:
-            pool._spawn()
+        spawn = False
+        try:
+            with LOCK:
+                # A binding lasts as long as the file: the pool keeps a worker for it.
+                pool._objects += 1
+                spawn = pool._ensure_worker_locked()
+            if spawn:
+                pool._spawn()
+        except BaseException as exc:  # (Ctrl-C: the worker counted, started)
+            pool._woken_again(exc, spawn)
+            raise
 
     def _on_packet(self, packet: CompletionPacket, ts: ThreadState) -> None:
         pool = self.pool

@@ -108,12 +108,17 @@ class PoolObject:
         self._closed = False
         self._idle: Event | None = None
         self._group: CleanupGroup | None = None
-        with LOCK:
-            pool.check_open()
-            pool._objects += 1
-            spawn = pool._ensure_worker_locked()
-        if spawn:
-            pool._spawn()
+        spawn = False
+        try:
+            with LOCK:
+                pool.check_open()
+                pool._objects += 1
+                spawn = pool._ensure_worker_locked()
+            if spawn:
+                pool._spawn()
+        except BaseException as exc:  # (Ctrl-C: the worker counted, started)
+            pool._woken_again(exc, spawn)
+            raise
         group: CleanupGroup | None = env.cleanup_group
         if group is not None:
             try:

@@ -306,11 +306,16 @@ class ThreadPool:
     ) -> None:
         """TrySubmitThreadpoolCallback with an environment: ``fn(instance, *args)`` once."""
         obj = SimpleCallback(self, fn, args, environment, context)
-        with LOCK:
-            self.check_open()
-            spawn = obj._queue_locked()
-        if spawn:
-            self._spawn()
+        spawn = False
+        try:
+            with LOCK:
+                self.check_open()
+                spawn = obj._queue_locked()
+            if spawn:
+                self._spawn()
+        except BaseException as exc:  # (Ctrl-C: the worker counted, started)
+            self._woken_again(exc, spawn)
+            raise
 
     def create_work(
         self,
@@ -434,16 +439,38 @@ class ThreadPool:
     # ------------------------------------------------------------------ workers
     def _spawn(self) -> None:
         """Start one worker (already counted in ``_threads`` and ``_starting``)."""
-        name = f"winaio-worker-{next(_worker_names)}"
         try:
+            name = f"winaio-worker-{next(_worker_names)}"
             start_thread(worker_main, self, name=name)
-        except RuntimeError as exc:  # "can't start new thread"
-            with LOCK:
-                self._starting -= 1
-                self._thread_gone_locked()
-                alone = self._threads == 0
-            if alone:
-                raise Win32Error(WinError.ERROR_NOT_ENOUGH_MEMORY, str(exc)) from None
+        except BaseException as exc:
+            # A Ctrl-C before the thread was asked for (at ``next()``'s return, at
+            # ``start_thread``'s entry): the counted worker is started before it goes on (else
+            # it never started: ``close()`` waited for ever). One inside ``start_thread`` is
+            # the kernel's thread creation (not swept: it may have started the thread).
+            if interrupt(exc) and cut_at_entry(exc, start_thread):
+                self._spawn_again()
+            if not isinstance(exc, RuntimeError):
+                raise
+            self._not_spawned(exc)
+
+    def _spawn_again(self) -> None:
+        """:meth:`_spawn` once more after an interrupt cut it before the thread was asked for
+        (a second interrupt: the first one goes on)."""
+        try:
+            self._spawn()
+        except BaseException as again:
+            if not interrupt(again):
+                raise
+
+    def _not_spawned(self, exc: RuntimeError) -> None:
+        """The thread could not start ("can't start new thread"): uncounted again; the last
+        worker's failure is the caller's (ERROR_NOT_ENOUGH_MEMORY)."""
+        with LOCK:
+            self._starting -= 1
+            self._thread_gone_locked()
+            alone = self._threads == 0
+        if alone:
+            raise Win32Error(WinError.ERROR_NOT_ENOUGH_MEMORY, str(exc)) from None
 
     def _thread_gone_locked(self) -> None:
         """A counted worker is gone (exited, retired, or never started)."""
@@ -625,9 +652,13 @@ class ThreadPool:
                     self._starting += 1
                 # (Re)set here: a hand-back above may have set it with packets still queued.
                 self._gone._signaled = not self._threads
-        if first:
-            if spawn:
+        if first and spawn:
+            try:
                 self._spawn()
+            except BaseException as exc:  # (Ctrl-C: the worker the queue needs, started)
+                self._woken_again(exc, spawn)
+                raise
+        if first:
             try:
                 self._port.post(0, _STOP)
             except Win32Error:

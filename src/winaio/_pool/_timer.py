@@ -109,34 +109,38 @@ class PoolTimer(PoolObject):
         pool = self._pool
         waiter = pool._get_waiter() if due is not None else pool._waiter
         spawn = armed = needs_thread = False
-        with LOCK:
-            self._check_open_locked()
-            was = self._disarm_locked(waiter)
-            if due is None:
-                self._is_set = False
-            else:
-                assert waiter is not None
-                pool.check_open()
-                self._is_set = True
-                self._period = period
-                self._window = window
-                if wall is not None:
-                    waiter.schedule_wall_locked(self, wall)
-                    armed = True
-                elif relative > 0:
-                    waiter.schedule_locked(self, pool._clock.monotonic() + relative)
-                    armed = True
+        try:
+            with LOCK:
+                self._check_open_locked()
+                was = self._disarm_locked(waiter)
+                if due is None:
+                    self._is_set = False
                 else:
-                    # An expiry now: the same path as a due one (a timer-queue timer marks a
-                    # one-shot fired, or runs in the timer thread).
-                    spawn = self._fire_locked(waiter)
-                    if period:
-                        waiter.schedule_locked(self, pool._clock.monotonic() + period)
+                    assert waiter is not None
+                    pool.check_open()
+                    self._is_set = True
+                    self._period = period
+                    self._window = window
+                    if wall is not None:
+                        waiter.schedule_wall_locked(self, wall)
                         armed = True
-                self._pending_entry = armed
-                needs_thread = armed or bool(waiter._ready)
-        if spawn:  # first: the worker is counted (see ``_pool``'s invariants)
-            pool._spawn()
+                    elif relative > 0:
+                        waiter.schedule_locked(self, pool._clock.monotonic() + relative)
+                        armed = True
+                    else:
+                        # An expiry now: the same path as a due one (a timer-queue timer marks a
+                        # one-shot fired, or runs in the timer thread).
+                        spawn = self._fire_locked(waiter)
+                        if period:
+                            waiter.schedule_locked(self, pool._clock.monotonic() + period)
+                            armed = True
+                    self._pending_entry = armed
+                    needs_thread = armed or bool(waiter._ready)
+            if spawn:  # first: the worker is counted (see ``_pool``'s invariants)
+                pool._spawn()
+        except BaseException as exc:  # (Ctrl-C: the worker counted, started)
+            pool._woken_again(exc, spawn)
+            raise
         if needs_thread and waiter is not None:
             waiter.ensure_running()
         return was

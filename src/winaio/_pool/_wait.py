@@ -114,15 +114,19 @@ class PoolWait(PoolObject):
         pool = self._pool
         waiter = pool._get_waiter() if obj is not None else pool._waiter
         spawn = armed = False
-        with LOCK:
-            self._check_open_locked()
-            was = self._disarm_locked(waiter)
-            if obj is not None:
-                assert waiter is not None
-                pool.check_open()
-                spawn, armed = self._arm_locked(waiter, obj, relative, wall)
-        if spawn:  # first: the worker is counted (see ``_pool``'s invariants)
-            pool._spawn()
+        try:
+            with LOCK:
+                self._check_open_locked()
+                was = self._disarm_locked(waiter)
+                if obj is not None:
+                    assert waiter is not None
+                    pool.check_open()
+                    spawn, armed = self._arm_locked(waiter, obj, relative, wall)
+            if spawn:  # first: the worker is counted (see ``_pool``'s invariants)
+                pool._spawn()
+        except BaseException as exc:  # (Ctrl-C: the worker counted, started)
+            pool._woken_again(exc, spawn)
+            raise
         if armed and waiter is not None:
             waiter.ensure_running()
         return was

@@ -50,6 +50,7 @@ from ._slots import (
     reaped_slots,
     waiting_on,
 )
+from ._sweeps import PyParker, Sweep, SweepInterrupt, left_held, parked, profiled, sweep_cut_points
 
 __all__ = [
     "SLOT_TAG",
@@ -58,6 +59,9 @@ __all__ = [
     "HookedLock",
     "ManualClock",
     "PythonParker",
+    "PyParker",
+    "Sweep",
+    "SweepInterrupt",
     "available_backends",
     "Interrupted",
     "accelerator_for_test",
@@ -77,6 +81,9 @@ __all__ = [
     "null_file",
     "pinned_slot",
     "port_getter",
+    "left_held",
+    "parked",
+    "profiled",
     "python_frames",
     "reaped_slots",
     "require_c_path",
@@ -86,6 +93,7 @@ __all__ = [
     "shift_wall_clock",
     "slots_for_test",
     "split_impossible_slot_items",
+    "sweep_cut_points",
     "using_backend",
     "wait_until",
     "wait_until_blocked",

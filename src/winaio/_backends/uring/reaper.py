@@ -270,15 +270,21 @@ class Reaper:
                         # plain one), or demoted here, then mapped below.
                         index = ud & 0xFFFFFFFF
                         slot = items[index] if index < len(items) else None
+                        gen = (ud >> 32) & GEN_MASK
                         if (
                             res > 0
                             and slot is not None
-                            and slot.state == ARMED
-                            and slot.gen == (ud >> 32) & GEN_MASK
+                            and (slot.state == ARMED or slot.state == DEMOTING_K)
+                            and slot.gen == gen
                             and not closing
                         ):
                             with lock:
-                                if slot.state == ARMED:  # (up to the append: no call)
+                                # Read again under the lock (the wait let a demoter in: see
+                                # :meth:`_reap_slot`). Up to the append: no call.
+                                state = slot.state
+                                if slot.gen == gen and (
+                                    state == ARMED or (state == DEMOTING_K and slot.op is not None)
+                                ):
                                     slot.res = res
                                     slot.state = REAPED
                                     slots.armed -= 1
@@ -367,18 +373,27 @@ class Reaper:
             if ud not in self._table:  # (in it: a demoter settled it meanwhile, mapped below)
                 report(f"a CQE of no receive slot incarnation ({ud:#x}, {res})", RuntimeError(ud))
             return False
-        if res > 0 and slot.state == ARMED and not self.closing:
+        state = slot.state
+        if res > 0 and state in (ARMED, DEMOTING_K) and not self.closing:
             with self._streams._lock:
-                if slot.state == ARMED:  # (statements up to the append: no call, no signal)
+                # The wait for the lock may have let a demoter in. Step 1 only (DEMOTING_K at
+                # ``gen``, its request built; its step 2 waits for this lock): the slot is
+                # reaped with its request - REAPED with ``op`` set, the state a demotion made
+                # after the reap leaves, delivered as the request - and the demoter's step 2
+                # then finds nothing to do (as the C batch, ``dn_slot_batch``). Both steps
+                # (the slot IDLE at ``gen`` + 1, or armed again there): the CQE is the
+                # request's, in the table, mapped by the caller. The generation is read
+                # again: an ARMED slot at another one is a later incarnation's.
+                state = slot.state
+                if slot.gen == gen and (
+                    state == ARMED or (state == DEMOTING_K and slot.op is not None)
+                ):  # (statements up to the append: no call, no signal)
                     slot.res = res
                     slot.state = REAPED
                     slots.armed -= 1
                     slots.done += 1
                     finished.append(slot)
                     return True
-                # A demoter's step 1 came meanwhile: its step 2, here (idempotent).
-                drop = settle_locked(slot, gen, self._table, self._streams)
-            del drop  # (released here, no lock held)
             return False
         self._demote_reaped(slot, gen)
         return False
