@@ -39,7 +39,6 @@ from ._kits import WORKER_FAILED, HandleKit, Win32Worker, apcs_drained, load_kit
 from ._slots import (
     SLOT_TAG,
     HookedLock,
-    PythonParker,
     call_failing,
     close_files,
     file_request,
@@ -58,7 +57,6 @@ __all__ = [
     "HandleKit",
     "HookedLock",
     "ManualClock",
-    "PythonParker",
     "PyParker",
     "Sweep",
     "SweepInterrupt",
