@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,15 +44,11 @@ LONG = 5000
 SHORT = 100
 
 #: Exit code a worker thread returns when its body raised a (recorded) test failure.
-WORKER_FAILED = 0xE0000BAD
+WORKER_FAILED = wt.WORKER_FAILED
 
 SENTINEL = 0xDEADBEEF
 
-_RECORDED = (AssertionError, AttributeError, TypeError, ValueError, NameError, LookupError)
-
 _names = itertools.count()
-
-DUPLICATE_SAME_ACCESS = 0x2
 
 
 class _Unset:
@@ -76,49 +72,9 @@ class Packet:
     overlapped: Any  # lpOverlapped.value (None = NULL)
 
 
-class Worker:
-    """A thread created with ``CreateThread`` whose start routine is ``body()``.
-
-    Failures inside ``body`` are recorded and re-raised by :meth:`join` in the test's thread.
-    """
-
-    def __init__(self, body: Callable[[], int | None], *, terminated_ok: bool = False) -> None:
-        self.body = body
-        self.error: BaseException | None = None
-        self.joined = False
-        self.terminated_ok = terminated_ok
-        tid = w.Ref(0)
-        self.handle: int = w.CreateThread(None, 0, self._start, None, 0, tid)
-        assert self.handle, f"CreateThread failed, last error {w.GetLastError()}"
-        self.tid: int = tid.value
-
-    def _start(self, _param: object) -> int | None:
-        try:
-            return self.body()
-        except _RECORDED as exc:
-            self.error = exc
-            return WORKER_FAILED
-
-    def join(self, timeout_ms: int = LONG) -> int:
-        r = w.WaitForSingleObject(self.handle, timeout_ms)
-        assert r == w.WAIT_OBJECT_0, (
-            f"thread {self.tid} did not end within {timeout_ms} ms (wait returned {r:#x})"
-        )
-        self.joined = True
-        if self.error is not None and not self.terminated_ok:
-            raise self.error
-        code = w.Ref(SENTINEL)
-        assert w.GetExitCodeThread(self.handle, code)
-        return int(code.value)
-
-    def is_running(self, timeout_ms: int = SHORT) -> bool:
-        r = w.WaitForSingleObject(self.handle, timeout_ms)
-        assert r in (w.WAIT_OBJECT_0, w.WAIT_TIMEOUT), f"wait on thread returned {r:#x}"
-        return r == w.WAIT_TIMEOUT
-
-
-class IoKit:
-    """Creates files, pipes, sockets, ports, events and threads for one test and cleans up."""
+class IoKit(wt.HandleKit):
+    """Creates files, pipes, sockets, ports, events and threads for one test and cleans up
+    (threads, clean-ups, handles: ``winaio.testing.HandleKit``; sockets here)."""
 
     LONG = LONG
     SHORT = SHORT
@@ -126,35 +82,23 @@ class IoKit:
     UNSET = UNSET
 
     def __init__(self, backend: str, tmp_path: Path) -> None:
+        super().__init__()
         self.backend = backend
         self.tmp_path = tmp_path
-        self._handles: list[int] = []
         self._sockets: list[int] = []
-        self._workers: list[Worker] = []
-        self._cleanups: list[Callable[[], Any]] = []
 
     # -- generic -----------------------------------------------------------------------------
     def keep(self, h: int) -> int:
         assert h not in (0, w.INVALID_HANDLE_VALUE), (
             f"creation failed, last error {w.GetLastError()}"
         )
-        self._handles.append(h)
-        return h
-
-    def close(self, h: int) -> None:
-        assert w.CloseHandle(h), f"CloseHandle({h:#x}) failed, last error {w.GetLastError()}"
-        self.forget(h)
+        return super().keep(h)
 
     def forget(self, h: int) -> None:
         """The test closed ``h`` itself."""
-        if h in self._handles:
-            self._handles.remove(h)
+        super().forget(h)
         if h in self._sockets:
             self._sockets.remove(h)
-
-    def on_cleanup(self, fn: Callable[[], Any]) -> None:
-        """Run ``fn`` at teardown before threads are awaited (e.g. to unblock a worker)."""
-        self._cleanups.append(fn)
 
     @staticmethod
     def name(tag: str = "obj") -> str:
@@ -163,13 +107,6 @@ class IoKit:
     # -- kernel objects ------------------------------------------------------------------------
     def event(self, manual: bool = True, initial: bool = False) -> int:
         return self.keep(w.CreateEvent(None, manual, initial, None))
-
-    def dup(self, h: int) -> int:
-        out = w.Ref(0)
-        proc = w.GetCurrentProcess()
-        ok = w.DuplicateHandle(proc, h, proc, out, 0, False, DUPLICATE_SAME_ACCESS)
-        assert ok, f"DuplicateHandle failed, last error {w.GetLastError()}"
-        return self.keep(int(out.value))
 
     @staticmethod
     def is_signaled(h: int) -> bool:
@@ -436,34 +373,11 @@ class IoKit:
         assert pk.error == w.WAIT_TIMEOUT, pk
         assert pk.overlapped is None, pk
 
-    # -- threads -----------------------------------------------------------------------------
-    def thread(self, body: Callable[[], int | None], *, terminated_ok: bool = False) -> Worker:
-        wk = Worker(body, terminated_ok=terminated_ok)
-        self._workers.append(wk)
-        self._handles.append(wk.handle)
-        return wk
-
-    # -- teardown ----------------------------------------------------------------------------
-    def teardown(self) -> None:
-        for fn in reversed(self._cleanups):
-            try:
-                fn()
-            except Exception:
-                pass
-        for wk in self._workers:
-            if not wk.joined:
-                try:
-                    w.WaitForSingleObject(wk.handle, 2000)
-                except Exception:
-                    pass
+    # -- teardown (after the workers, before the handles: ``HandleKit.teardown``) ---------------
+    def release_more(self) -> None:
         for s in reversed(self._sockets):
             try:
                 w.closesocket(s)
-            except Exception:
-                pass
-        for h in reversed(self._handles):
-            try:
-                w.CloseHandle(h)
             except Exception:
                 pass
 
@@ -477,20 +391,15 @@ def backend(request: pytest.FixtureRequest) -> Iterator[str]:
 
 @pytest.fixture
 def io(backend: str, tmp_path: Path) -> Iterator[IoKit]:
-    kit = IoKit(backend, tmp_path)
-    try:
+    with IoKit(backend, tmp_path) as kit:
         yield kit
-    finally:
-        kit.teardown()
 
 
 @pytest.fixture(autouse=True)
 def _clean_main_thread_apcs() -> Iterator[None]:
-    # APCs left queued to the long-lived pytest thread by a failing test must not leak into
-    # the next test's alertable waits.
-    wt.drain_apcs()
-    yield
-    wt.drain_apcs()
+    # (APCs a failing test left queued to the long-lived pytest thread: not into the next test.)
+    with wt.apcs_drained():
+        yield
 
 
 @pytest.fixture

@@ -11,16 +11,12 @@ and its rules - no sleeps to synchronise, bounded waits, everything closed); the
 
 from __future__ import annotations
 
-import importlib.util
 import pathlib
-import sys
+
+import winaio.testing as wt
 
 _KIT_PATH = pathlib.Path(__file__).resolve().parent.parent / "conformance_io" / "conftest.py"
-_spec = importlib.util.spec_from_file_location("winaio_tests_io_kit", _KIT_PATH)
-assert _spec is not None and _spec.loader is not None
-kit = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = kit  # dataclasses look their module up
-_spec.loader.exec_module(kit)
+kit = wt.load_kit(_KIT_PATH, "winaio_tests_io_kit")
 
 # Fixtures (pytest collects them from this module's namespace).
 backend = kit.backend

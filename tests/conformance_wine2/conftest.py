@@ -12,23 +12,16 @@ bounded waits, everything closed at teardown), loaded by path as ``tests/conform
 
 from __future__ import annotations
 
-import importlib.util
 import pathlib
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+import winaio.testing as wt
+
 _KIT_PATH = pathlib.Path(__file__).resolve().parent.parent / "conformance_io" / "conftest.py"
-_NAME = "winaio_tests_io_kit"
-io_kit = sys.modules.get(_NAME)
-if io_kit is None:
-    _spec = importlib.util.spec_from_file_location(_NAME, _KIT_PATH)
-    assert _spec is not None and _spec.loader is not None
-    io_kit = importlib.util.module_from_spec(_spec)
-    sys.modules[_spec.name] = io_kit  # dataclasses look their module up
-    _spec.loader.exec_module(io_kit)
+io_kit = wt.load_kit(_KIT_PATH, "winaio_tests_io_kit")
 
 # Fixtures (pytest collects them from this module's namespace).
 backend = io_kit.backend
@@ -41,8 +34,5 @@ sock_impl = io_kit.sock_impl
 @pytest.fixture
 def kit(tmp_path: pathlib.Path) -> Iterator[Any]:
     """The I/O kit's helpers for tests that do no I/O (one run, not one per backend)."""
-    k = io_kit.IoKit("none", tmp_path)
-    try:
+    with io_kit.IoKit("none", tmp_path) as k:
         yield k
-    finally:
-        k.teardown()

@@ -82,7 +82,7 @@ from winaio._kernel._objects import Event
 from winaio._kernel._threads import current_thread_state
 from winaio.codes import WaitCode
 from winaio.testing import (
-    PythonParker,
+    PyParker,
     accelerator_for_test,
     close_files,
     file_request,
@@ -504,8 +504,8 @@ def test_an_interrupt_at_a_python_call_of_the_c_funnel_loses_no_effect(
     func: Callable[..., Any]
     if call == "parker":
         file.port, file.key = port, "k"
-        waiter, wb = port_getter(port, 3101, 4, PythonParker())
-        func = PythonParker.release
+        waiter, wb = port_getter(port, 3101, 4, PyParker())
+        func = PyParker.release
     elif call == "routine":
         op.routine = _routine = lambda *args: None
         func = _dispatch._queue_routine
@@ -782,11 +782,11 @@ def test_interrupted_c_deliveries_leave_nothing_behind(null_fd: int) -> None:
     event = Event(True, False)
 
     def once(i: int) -> None:
-        _, wb = port_getter(port, 3401, 4, PythonParker())
+        _, wb = port_getter(port, 3401, 4, PyParker())
         _, ev_wb = waiting_on(event, 3402)
         event._signaled = False
         op = file_request(file, event, issuer)
-        func = PythonParker.release if i % 2 else _dispatcher.wake_waiters
+        func = PyParker.release if i % 2 else _dispatcher.wake_waiters
         with _entry_interrupt(func), pytest.raises(Interrupted):
             C_DONE[3](op, 0, 7) if i % 4 < 2 else C_DONE[0]([(op, 0, 7)])  # type: ignore[index]
         assert wb.result == WAIT_OBJECT_0 and ev_wb.result == WAIT_OBJECT_0

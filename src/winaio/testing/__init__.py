@@ -35,10 +35,10 @@ from .._kernel._wait import test_alert
 from .._pool._clock import ManualClock as ManualClock
 from .._runtime import available_backends as available_backends
 from .._runtime import using_backend as using_backend
+from ._kits import WORKER_FAILED, HandleKit, Win32Worker, apcs_drained, load_kit
 from ._slots import (
     SLOT_TAG,
     HookedLock,
-    PythonParker,
     call_failing,
     close_files,
     file_request,
@@ -53,15 +53,17 @@ from ._sweeps import PyParker, Sweep, SweepInterrupt, left_held, parked, profile
 
 __all__ = [
     "SLOT_TAG",
+    "WORKER_FAILED",
+    "HandleKit",
     "HookedLock",
     "ManualClock",
-    "PythonParker",
     "PyParker",
     "Sweep",
     "SweepInterrupt",
     "available_backends",
     "Interrupted",
     "accelerator_for_test",
+    "apcs_drained",
     "backend_for_test",
     "call_failing",
     "close_files",
@@ -70,6 +72,7 @@ __all__ = [
     "hex_reader",
     "impossible_slot_combination",
     "interrupt_after_acquire",
+    "load_kit",
     "left_behind",
     "mapper_on_135",
     "nomem_sweep",
@@ -93,6 +96,7 @@ __all__ = [
     "wait_until",
     "wait_until_blocked",
     "wait_until_waiters",
+    "Win32Worker",
     "waiting_on",
 ]
 

@@ -36,7 +36,6 @@ from .._kernel._objects import Event
 __all__ = [
     "SLOT_TAG",
     "HookedLock",
-    "PythonParker",
     "call_failing",
     "close_files",
     "file_request",
@@ -188,22 +187,6 @@ class HookedLock:
         # (Named parameters: ``*exc`` would allocate a tuple, and a failed allocation there
         # - a nomem sweep's - would leave the lock held, where a real lock's exit cannot.)
         self.release()
-
-
-class PythonParker:
-    """A thread's parker whose ``release`` is Python code (as a ring leader's ``RingParker``
-    or a pool worker's parker are): its entry is an eval-breaker check, where an interrupt
-    lands. Made locked (the thread is asleep until ``release``)."""
-
-    def __init__(self) -> None:
-        self.lock = _thread.allocate_lock()
-        self.lock.acquire()
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        return self.lock.acquire(blocking, timeout)
-
-    def release(self) -> None:
-        self.lock.release()
 
 
 def call_failing(
