@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,7 +31,7 @@ from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._stream_ops import StreamReadOp
 from winaio._kernel._objects import Event
 from winaio._kernel._wait import wait_for_one
-from winaio.testing import wait_until
+from winaio.testing import nomem_sweep, wait_until
 
 PROBE = abi.probe()
 REQUIRE = os.environ.get("WINAIO_REQUIRE_ACCEL", "") not in ("", "0")
@@ -230,3 +231,64 @@ def test_the_ring_thread_takes_over_from_an_owner_that_went_away(
     for f, fd in ((reader, w), (other, w2)):
         f.close()
         os.close(fd)
+
+
+_NOMEM = textwrap.dedent(
+    """
+import os, sys, _testcapi
+from winaio._io import _accel
+_accel.use(True)
+from winaio._backends.uring import ringthread
+from winaio._backends.uring.ring import BackendRing
+
+c = ringthread._C_WATCH_SLEEP
+assert c is not None
+ring = BackendRing(4)
+efd = os.eventfd(0, os.EFD_NONBLOCK)
+for _ in range(300):  # a head past the small ints: returning it allocates
+    ring.prep_nop(1)
+    ring.submit(1)
+    ring.reap()
+ring.prep_nop(1)
+ring.submit(1)
+head = ring._cq_u32[ring._cq_head_i]
+bad = set()
+failed = 0
+for k in range(int(sys.argv[1])):
+    for woke in (False, True):
+        if woke:
+            os.eventfd_write(efd, 1)
+        got = raised = None
+        _testcapi.set_nomemory(k, k + 1)
+        try:
+            got = c(efd, ring, 0.001, 0.001, 3, -1)
+        except MemoryError as exc:
+            raised = exc
+            failed += 1
+        finally:
+            _testcapi.remove_mem_hooks()
+        want = (True, -1) if woke else (False, head)
+        if raised is None and got != want:
+            bad.add(f"{got} != {want}")
+        if ring.cq_ready() != 1:
+            bad.add("the waiting CQE was touched")
+        if woke:
+            try:
+                os.eventfd_read(efd)
+            except BlockingIOError:
+                bad.add("the eventfd was read")
+if c(efd, ring, 0.001, 0.001, 3, -1) != (False, head):
+    bad.add("not itself after the sweep")
+if not failed:
+    bad.add("no allocation made to fail (the sweep swept nothing)")
+print(sorted(bad))
+os._exit(0)
+    """
+)
+
+
+def test_a_failed_allocation_in_the_c_watch_changes_nothing() -> None:
+    # Every allocation of the C function made to fail in turn (a child under the debug
+    # allocator): it raises MemoryError or returns the right answer; the CQ ring and the
+    # eventfd are left as they were (it only reads them).
+    nomem_sweep(_NOMEM, "12")
