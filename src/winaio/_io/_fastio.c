@@ -474,6 +474,12 @@ static PyMethodDef module_methods[] = {
     {"configure_direct", fio_configure_direct, METH_VARARGS,
      "configure_direct(DiskFile, FileReadOp, LOCK, submit_pending_file, _hand_to_backend,\n"
      "                 _handed_again, _tls, current_thread_state, STATUS_PENDING, align)"},
+    {"configure_submit", fio_configure_submit, METH_VARARGS,
+     "configure_submit(IoUringBackend, submit, FileReadOp, FileObject, BackendRing, InFlight,\n"
+     "                 Backlog, Submission, ThreadState, RingParker, RingBusyError,\n"
+     "                 eventfd_write) -> the C submit descriptor"},
+    {"submit_set_enabled", fio_submit_set_enabled, METH_O,
+     "submit_set_enabled(flag): the C IoUringBackend.submit serves its shape (else Python)"},
     {"configure_alias", configure_alias, METH_VARARGS,
      "configure_alias(OVERLAPPED, handle_entry, ReadFile, read_file_after) -> C ReadFile"},
     {"configure_gqcs", configure_gqcs, METH_VARARGS,

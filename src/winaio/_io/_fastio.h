@@ -134,6 +134,10 @@ PyObject *fast_read(PyObject *self, PyObject *buffer, PyObject *ov);
  * error; and its configuration (``configure_direct``). */
 PyObject *fio_direct_start_read(PyObject *self, PyObject *buffer, PyObject *ov);
 PyObject *fio_configure_direct(PyObject *module, PyObject *args);
+/* ``IoUringBackend.submit``'s QD1 O_DIRECT read (``_fastdirect_ring.c``): its configuration
+ * (returns the method descriptor) and its switch. */
+PyObject *fio_configure_submit(PyObject *module, PyObject *args);
+PyObject *fio_submit_set_enabled(PyObject *module, PyObject *flag);
 /* The Python ``DiskFile.read_now``. */
 PyObject *py_read_now(PyObject *self, PyObject *buffers, PyObject *ov, PyObject *routine);
 
