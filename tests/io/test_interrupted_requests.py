@@ -41,8 +41,7 @@ from winaio._io._winsock_ext import (
     TransmitFileOp,
     decode_sockaddr,
 )
-from winaio._kernel._dispatcher import LOCK
-from winaio.testing import Sweep, accelerator_for_test, left_held, profiled, sweep_cut_points
+from winaio.testing import Sweep, accelerator_for_test, left_behind, profiled, sweep_cut_points
 
 #: The general issue path's frames (``_issue.start`` and what it calls to try and hand over).
 _GENERAL = {_issue.start, _issue._start, _issue.submit, _issue._hand_to_backend}
@@ -106,7 +105,7 @@ def test_an_interrupt_anywhere_in_an_accept_loses_no_connection(receive: int) ->
                         target, ov, buf, receive_size=receive, address_sizes=(ADDR, ADDR)
                     ),
                 )
-                bad = left_held(LOCK)
+                bad = left_behind()
                 if winaio.wait(event, 2.0 if listener.pending_requests else 0.2).signaled:
                     remote = _remote(buf, receive)
                     if (ov.status, ov.information) != (0, receive):
@@ -147,7 +146,7 @@ def test_an_interrupt_anywhere_in_a_connect_with_a_first_send_loses_no_byte() ->
             op = f.connect_op(server.getsockname(), ov, memoryview(b"abcdefgh"))
             sweep = Sweep(k, _codes(ConnectOp.try_now))
             profiled(sweep, lambda: _issue.start(op))
-            bad = left_held(LOCK)
+            bad = left_behind()
             try:
                 completed = winaio.wait(event, 2.0).signaled
                 connected = _readable(server.fileno(), 0.2)
@@ -200,7 +199,7 @@ def test_an_interrupt_anywhere_in_a_datagram_send_loses_no_byte() -> None:
                 op = SendToOp(f, ov, [memoryview(b"abcdefgh")], peer.getsockname())
                 sweep = Sweep(k, _codes(SendToOp.try_now))
                 profiled(sweep, lambda: _issue.start(op))
-                bad = left_held(LOCK)
+                bad = left_behind()
                 got = peer.recv(64) if _readable(peer.fileno(), 0.2) else b""
                 if got:
                     winaio.wait(event, 2.0)
@@ -239,7 +238,7 @@ def test_an_interrupt_anywhere_in_a_datagram_receive_loses_no_byte() -> None:
                 op = RecvFromOp(f, ov, [memoryview(buf)], lambda a, _f: senders.append(a))
                 sweep = Sweep(k, _codes(RecvFromOp.try_now))
                 profiled(sweep, lambda: _issue.start(op))
-                bad = left_held(LOCK)
+                bad = left_behind()
                 if op.registered and not winaio.wait(event, 2.0).signaled:
                     bad.append(f"registered, never completed: IOSB {ov.status}")
                     return sweep, bad
@@ -292,7 +291,7 @@ def test_an_interrupt_anywhere_in_a_synchronous_request_leaves_nothing_registere
                     codes = _codes(_issue.run_sync, StreamWriteOp.try_now)
                 sweep = Sweep(k, codes)
                 profiled(sweep, lambda: _issue.run_sync(op))
-                bad = left_held(LOCK)
+                bad = left_behind()
                 if op.registered and op.sync_done is not None:  # (data moved: it goes on)
                     winaio.wait(op.sync_done, LONG)
                 if f.stream_in or f.stream_out or f.pending_requests:
@@ -338,7 +337,7 @@ def test_an_interrupt_anywhere_in_a_synchronous_transmit_file_loses_no_byte(
                     op = TransmitFileOp(f, Overlapped(0), source, 0, -1, b"HEAD", b"TAIL", 0)
                     sweep = Sweep(k, _codes(_issue.run_sync, TransmitFileOp.try_now))
                     returned = profiled(sweep, lambda: _issue.run_sync(op))
-                    bad = left_held(LOCK)
+                    bad = left_behind()
                     got = b""
                     peer.settimeout(0.5)
                     while len(got) < len(want):
@@ -453,7 +452,7 @@ def test_an_interrupt_anywhere_in_a_pipe_request_loses_nothing(shape: str) -> No
                 op.overlapped.status = UNTOUCHED
                 sweep = Sweep(k, _codes(*_PIPE_FRAMES))
                 profiled(sweep, lambda: _issue.start(op))
-                bad = left_held(LOCK) + _pipe_lock_left()
+                bad = left_behind() + _pipe_lock_left()
                 if shape == "read-waits":
                     if op.registered:
                         assert (
@@ -601,7 +600,7 @@ def test_an_interrupt_anywhere_in_a_synchronous_disk_read_leaves_no_user_counted
                 op = FileReadOp(file, Overlapped(0), [memoryview(bytearray(16))], 0)
                 sweep = Sweep(k, _codes(_issue.run_sync))
                 profiled(sweep, lambda: _issue.run_sync(op))
-                bad = left_held(LOCK)
+                bad = left_behind()
                 if list(file.fd_users):
                     bad.append(f"{len(file.fd_users)} users left counted in")
                     del file.fd_users[:]
