@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import select
 import socket
+import threading
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ import pytest
 import winaio
 from winaio._io import _issue
 from winaio._io import _pipe_queue as pipe_queue
+from winaio._io._cancel import cancel_synchronous_io
 from winaio._io._fd_users import FdUsers
 from winaio._io._files import FileObject
 from winaio._io._ops import FileReadOp
@@ -41,6 +43,8 @@ from winaio._io._winsock_ext import (
     TransmitFileOp,
     decode_sockaddr,
 )
+from winaio._kernel._threads import current_thread_state
+from winaio.errors import Win32Error
 from winaio.testing import Sweep, accelerator_for_test, left_behind, profiled, sweep_cut_points
 
 #: The general issue path's frames (``_issue.start`` and what it calls to try and hand over).
@@ -609,3 +613,50 @@ def test_an_interrupt_anywhere_in_a_synchronous_disk_read_leaves_no_user_counted
             assert sweep_cut_points(run) == {}
         finally:
             file.close()
+
+
+def test_an_interrupt_in_the_wait_of_a_synchronous_receive_cancels_it() -> None:
+    """# spec: win32 #66. A synchronous recv that pends (``_issue.run_sync``: no data yet):
+    wherever the interrupt lands - before it pended, at its submission, at its wait's entry -
+    the request does not outlive the call: it is cancelled and over before the interrupt goes
+    on, so the next recv of the socket gets the next bytes. Before: a cut of the wait left it
+    pending, with a buffer nobody reads any more, and every later recv queued behind it (#66).
+    The last run is not cut: CancelSynchronousIo from another thread ends its wait."""
+    me = current_thread_state()
+    with accelerator_for_test("python"):
+
+        def cancel() -> None:
+            try:
+                cancel_synchronous_io(me)
+            except Win32Error:  # (not blocked in it: the run was cut before the wait)
+                pass
+
+        def run(k: int) -> tuple[Sweep, list[str]]:
+            f, peer = _blocking_pair()
+            try:
+                op = StreamReadOp(f, Overlapped(0), [memoryview(bytearray(16))])
+                sweep = Sweep(k, _codes(_issue.run_sync, StreamReadOp.try_now))
+                timer = threading.Timer(0.5, cancel)
+                timer.start()
+                try:
+                    profiled(sweep, lambda: _issue.run_sync(op))
+                finally:
+                    timer.cancel()
+                    timer.join()
+                bad = left_behind()
+                if f.stream_in or f.pending_requests:
+                    bad.append(f"left pending: {f.stream_in}")
+                    return sweep, bad
+                if op.registered and not op.done:
+                    bad.append("the request not over")
+                peer.sendall(b"ij")
+                buf = bytearray(16)
+                again = StreamReadOp(f, Overlapped(0), [memoryview(buf)])
+                if _issue.run_sync(again) != (0, 2) or buf[:2] != b"ij":
+                    bad.append(f"the next recv: IOSB {again.overlapped.status}, {bytes(buf)!r}")
+                return sweep, bad
+            finally:
+                f.close()
+                peer.close()
+
+        assert sweep_cut_points(run, at_least=3) == {}
