@@ -49,7 +49,7 @@ from winaio._io._ops import FileReadOp, Operation
 from winaio._io._overlapped import Overlapped
 from winaio._io._port import CompletionPort
 from winaio._io._sockets import Socket
-from winaio._kernel._dispatcher import LOCK, ThreadState, WaitBlock
+from winaio._kernel._dispatcher import ThreadState, WaitBlock
 from winaio._kernel._handles import HANDLE_TABLE
 from winaio._kernel._objects import Event
 from winaio._kernel._threads import current_thread_state
@@ -60,7 +60,7 @@ from winaio.testing import (
     Sweep,
     SweepInterrupt,
     accelerator_for_test,
-    left_held,
+    left_behind,
     profiled,
     sweep_cut_points,
     wait_until,
@@ -161,7 +161,7 @@ class _World:
 
     def problems(self) -> list[str]:
         """What an interrupted delivery lost (empty: nothing); closes what is left open."""
-        bad = left_held(LOCK)
+        bad = left_behind()
         port = self.port
         if port.holding:
             bad.append("the port left held")
@@ -292,7 +292,7 @@ def test_an_interrupt_anywhere_in_an_immediate_success_loses_no_effect(
             buf = bytearray(16)
             sweep = _sweep_at(k, callers)
             profiled(sweep, lambda: _immediate(f, buf, ov))
-            bad = left_held(LOCK)
+            bad = left_behind()
             if ov.status != 0 or ov.information != 8 or bytes(buf[:8]) != b"abcdefgh":
                 bad.append("the receive lost")
             packets = list(port._packets)
@@ -585,7 +585,7 @@ def test_an_interrupt_anywhere_in_a_cached_read_loses_no_effect(
             buf = bytearray(16)
             sweep = _sweep_at(k, callers, own, skip={"preadv"})
             profiled(sweep, lambda: _cached(file, buf, ov))
-            bad = left_held(LOCK)
+            bad = left_behind()
             if ov.status != 0 or ov.information != 16 or bytes(buf) != bytes(range(16)):
                 bad.append("the read lost")
             packets = list(port._packets)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import select
 import socket
+import threading
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ import pytest
 import winaio
 from winaio._io import _issue
 from winaio._io import _pipe_queue as pipe_queue
+from winaio._io._cancel import cancel_synchronous_io
 from winaio._io._fd_users import FdUsers
 from winaio._io._files import FileObject
 from winaio._io._ops import FileReadOp
@@ -41,8 +43,9 @@ from winaio._io._winsock_ext import (
     TransmitFileOp,
     decode_sockaddr,
 )
-from winaio._kernel._dispatcher import LOCK
-from winaio.testing import Sweep, accelerator_for_test, left_held, profiled, sweep_cut_points
+from winaio._kernel._threads import current_thread_state
+from winaio.errors import Win32Error
+from winaio.testing import Sweep, accelerator_for_test, left_behind, profiled, sweep_cut_points
 
 #: The general issue path's frames (``_issue.start`` and what it calls to try and hand over).
 _GENERAL = {_issue.start, _issue._start, _issue.submit, _issue._hand_to_backend}
@@ -106,7 +109,7 @@ def test_an_interrupt_anywhere_in_an_accept_loses_no_connection(receive: int) ->
                         target, ov, buf, receive_size=receive, address_sizes=(ADDR, ADDR)
                     ),
                 )
-                bad = left_held(LOCK)
+                bad = left_behind()
                 if winaio.wait(event, 2.0 if listener.pending_requests else 0.2).signaled:
                     remote = _remote(buf, receive)
                     if (ov.status, ov.information) != (0, receive):
@@ -147,7 +150,7 @@ def test_an_interrupt_anywhere_in_a_connect_with_a_first_send_loses_no_byte() ->
             op = f.connect_op(server.getsockname(), ov, memoryview(b"abcdefgh"))
             sweep = Sweep(k, _codes(ConnectOp.try_now))
             profiled(sweep, lambda: _issue.start(op))
-            bad = left_held(LOCK)
+            bad = left_behind()
             try:
                 completed = winaio.wait(event, 2.0).signaled
                 connected = _readable(server.fileno(), 0.2)
@@ -200,7 +203,7 @@ def test_an_interrupt_anywhere_in_a_datagram_send_loses_no_byte() -> None:
                 op = SendToOp(f, ov, [memoryview(b"abcdefgh")], peer.getsockname())
                 sweep = Sweep(k, _codes(SendToOp.try_now))
                 profiled(sweep, lambda: _issue.start(op))
-                bad = left_held(LOCK)
+                bad = left_behind()
                 got = peer.recv(64) if _readable(peer.fileno(), 0.2) else b""
                 if got:
                     winaio.wait(event, 2.0)
@@ -239,7 +242,7 @@ def test_an_interrupt_anywhere_in_a_datagram_receive_loses_no_byte() -> None:
                 op = RecvFromOp(f, ov, [memoryview(buf)], lambda a, _f: senders.append(a))
                 sweep = Sweep(k, _codes(RecvFromOp.try_now))
                 profiled(sweep, lambda: _issue.start(op))
-                bad = left_held(LOCK)
+                bad = left_behind()
                 if op.registered and not winaio.wait(event, 2.0).signaled:
                     bad.append(f"registered, never completed: IOSB {ov.status}")
                     return sweep, bad
@@ -292,7 +295,7 @@ def test_an_interrupt_anywhere_in_a_synchronous_request_leaves_nothing_registere
                     codes = _codes(_issue.run_sync, StreamWriteOp.try_now)
                 sweep = Sweep(k, codes)
                 profiled(sweep, lambda: _issue.run_sync(op))
-                bad = left_held(LOCK)
+                bad = left_behind()
                 if op.registered and op.sync_done is not None:  # (data moved: it goes on)
                     winaio.wait(op.sync_done, LONG)
                 if f.stream_in or f.stream_out or f.pending_requests:
@@ -338,7 +341,7 @@ def test_an_interrupt_anywhere_in_a_synchronous_transmit_file_loses_no_byte(
                     op = TransmitFileOp(f, Overlapped(0), source, 0, -1, b"HEAD", b"TAIL", 0)
                     sweep = Sweep(k, _codes(_issue.run_sync, TransmitFileOp.try_now))
                     returned = profiled(sweep, lambda: _issue.run_sync(op))
-                    bad = left_held(LOCK)
+                    bad = left_behind()
                     got = b""
                     peer.settimeout(0.5)
                     while len(got) < len(want):
@@ -453,7 +456,7 @@ def test_an_interrupt_anywhere_in_a_pipe_request_loses_nothing(shape: str) -> No
                 op.overlapped.status = UNTOUCHED
                 sweep = Sweep(k, _codes(*_PIPE_FRAMES))
                 profiled(sweep, lambda: _issue.start(op))
-                bad = left_held(LOCK) + _pipe_lock_left()
+                bad = left_behind() + _pipe_lock_left()
                 if shape == "read-waits":
                     if op.registered:
                         assert (
@@ -601,7 +604,7 @@ def test_an_interrupt_anywhere_in_a_synchronous_disk_read_leaves_no_user_counted
                 op = FileReadOp(file, Overlapped(0), [memoryview(bytearray(16))], 0)
                 sweep = Sweep(k, _codes(_issue.run_sync))
                 profiled(sweep, lambda: _issue.run_sync(op))
-                bad = left_held(LOCK)
+                bad = left_behind()
                 if list(file.fd_users):
                     bad.append(f"{len(file.fd_users)} users left counted in")
                     del file.fd_users[:]
@@ -610,3 +613,50 @@ def test_an_interrupt_anywhere_in_a_synchronous_disk_read_leaves_no_user_counted
             assert sweep_cut_points(run) == {}
         finally:
             file.close()
+
+
+def test_an_interrupt_in_the_wait_of_a_synchronous_receive_cancels_it() -> None:
+    """# spec: win32 #66. A synchronous recv that pends (``_issue.run_sync``: no data yet):
+    wherever the interrupt lands - before it pended, at its submission, at its wait's entry -
+    the request does not outlive the call: it is cancelled and over before the interrupt goes
+    on, so the next recv of the socket gets the next bytes. Before: a cut of the wait left it
+    pending, with a buffer nobody reads any more, and every later recv queued behind it (#66).
+    The last run is not cut: CancelSynchronousIo from another thread ends its wait."""
+    me = current_thread_state()
+    with accelerator_for_test("python"):
+
+        def cancel() -> None:
+            try:
+                cancel_synchronous_io(me)
+            except Win32Error:  # (not blocked in it: the run was cut before the wait)
+                pass
+
+        def run(k: int) -> tuple[Sweep, list[str]]:
+            f, peer = _blocking_pair()
+            try:
+                op = StreamReadOp(f, Overlapped(0), [memoryview(bytearray(16))])
+                sweep = Sweep(k, _codes(_issue.run_sync, StreamReadOp.try_now))
+                timer = threading.Timer(0.5, cancel)
+                timer.start()
+                try:
+                    profiled(sweep, lambda: _issue.run_sync(op))
+                finally:
+                    timer.cancel()
+                    timer.join()
+                bad = left_behind()
+                if f.stream_in or f.pending_requests:
+                    bad.append(f"left pending: {f.stream_in}")
+                    return sweep, bad
+                if op.registered and not op.done:
+                    bad.append("the request not over")
+                peer.sendall(b"ij")
+                buf = bytearray(16)
+                again = StreamReadOp(f, Overlapped(0), [memoryview(buf)])
+                if _issue.run_sync(again) != (0, 2) or buf[:2] != b"ij":
+                    bad.append(f"the next recv: IOSB {again.overlapped.status}, {bytes(buf)!r}")
+                return sweep, bad
+            finally:
+                f.close()
+                peer.close()
+
+        assert sweep_cut_points(run, at_least=3) == {}

@@ -30,11 +30,10 @@ from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._sock_after import _rest_request
 from winaio._io._sockets import Socket, _send_rest
 from winaio._io._stream_ops import StreamReadOp, StreamWriteOp
-from winaio._kernel._dispatcher import LOCK
 from winaio.testing import (
     Sweep,
     accelerator_for_test,
-    left_held,
+    left_behind,
     profiled,
     sweep_cut_points,
     wait_until,
@@ -70,7 +69,7 @@ def test_an_interrupt_anywhere_in_an_immediate_receive_loses_no_byte(socket_pair
             buf = bytearray(16)
             sweep = Sweep(k, {Socket.start_read.__code__})
             profiled(sweep, lambda: f.start_read(buf, ov))
-            bad = left_held(LOCK)
+            bad = left_behind()
             if list(f.fd_users):  # (the descriptor's users: ``_fd_users``)
                 bad.append(f"{len(f.fd_users)} users left counted in")
             left = _pending(f.sock)
@@ -101,7 +100,7 @@ def test_an_interrupt_anywhere_in_an_immediate_send_loses_no_byte(socket_pair: A
             ov.status = UNTOUCHED
             sweep = Sweep(k, {Socket.start_write.__code__})
             profiled(sweep, lambda: f.start_write(b"abcdefgh", ov))
-            bad = left_held(LOCK)
+            bad = left_behind()
             if list(f.fd_users):  # (the descriptor's users: ``_fd_users``)
                 bad.append(f"{len(f.fd_users)} users left counted in")
             got = _pending(peer)
@@ -140,7 +139,7 @@ def test_an_interrupt_anywhere_in_a_partial_send_registers_the_rest(socket_pair:
                 k, {Socket.start_write.__code__, _send_rest.__code__, _rest_request.__code__}
             )
             profiled(sweep, lambda: f.start_write(data, ov))
-            bad = left_held(LOCK)
+            bad = left_behind()
             if list(f.fd_users):  # (the descriptor's users: ``_fd_users``)
                 bad.append(f"{len(f.fd_users)} users left counted in")
             got = bytearray()
@@ -188,7 +187,7 @@ def test_an_interrupt_anywhere_in_a_cached_read_completes_it(tmp_path: Any) -> N
                     calls.clear()
                     profiled(sweep, lambda: file.read_now([memoryview(buf)], ov, routine))
                     winaio.sleep(0, alertable=True)  # (the routine's APC, if queued)
-                    bad = left_held(LOCK)
+                    bad = left_behind()
                     if bytes(buf) == bytes(range(1, 17)):
                         if (ov.status, ov.information) != (0, 16):
                             bad.append(f"read, IOSB {ov.status} {ov.information}")
@@ -253,7 +252,7 @@ def test_an_interrupt_anywhere_in_a_general_path_receive_loses_no_byte(
             op = StreamReadOp(f, ov, [memoryview(a), memoryview(b)])
             sweep = Sweep(k, _GENERAL)
             profiled(sweep, lambda: _issue.start(op))
-            bad = left_held(LOCK)
+            bad = left_behind()
             if not data_first and not op.registered:  # (never issued: nothing took data)
                 if ov.status == 0:
                     bad.append("completed, never issued")
@@ -295,7 +294,7 @@ def test_an_interrupt_anywhere_in_a_general_path_send_loses_no_byte(socket_pair:
             op = StreamWriteOp(f, ov, [memoryview(data[:half]), memoryview(data[half:])])
             sweep = Sweep(k, _GENERAL)
             profiled(sweep, lambda: _issue.start(op))
-            bad = left_held(LOCK)
+            bad = left_behind()
             got = _drain(peer, len(data), event)
             if not got:
                 if ov.status == 0 or op.registered:
@@ -323,7 +322,7 @@ def test_an_interrupt_anywhere_in_a_send_leaves_the_send_claim_free(
             sweep = Sweep(k, {_issue.start.__code__, _issue.run_sync.__code__})
             call = _issue.start if how == "start" else _issue.run_sync
             profiled(sweep, lambda: call(op))
-            bad = left_held(LOCK)
+            bad = left_behind()
             claim = f.send_claim
             if claim is not None and claim.locked():
                 bad.append("the send claim left taken")

@@ -14,12 +14,11 @@ import pytest
 
 import winaio
 from winaio._kernel import _threads
-from winaio._kernel._dispatcher import LOCK
 from winaio.codes import WaitCode, WinError
 from winaio.errors import ThreadTerminated, Win32Error
 from winaio.testing import (
     Sweep,
-    left_held,
+    left_behind,
     profiled,
     shift_wall_clock,
     sweep_cut_points,
@@ -326,7 +325,7 @@ def test_an_interrupt_anywhere_in_start_thread_starts_the_thread_once(suspended:
 
         sweep = Sweep(k, codes)
         profiled(sweep, lambda: _threads.start_thread(routine, suspended=suspended, name=name))
-        bad = left_held(LOCK)
+        bad = left_behind()
         mine = [t for t in threading.enumerate() if t.name == name]
         if len(mine) != 1:
             return sweep, [*bad, f"{len(mine)} threads started"]

@@ -16,17 +16,17 @@ import threading
 import pytest
 
 from winaio._io._kernel_events import PY_EVENT_SET, PY_WAIT_FOR_ONE
-from winaio._kernel._dispatcher import LOCK, WaitBlock
+from winaio._kernel._dispatcher import WaitBlock
 from winaio._kernel._objects import Event
 from winaio.codes import WaitCode
 from winaio.testing import (
     PyParker,
     Sweep,
-    left_held,
-    parked,
+    left_behind,
     profiled,
     sweep_cut_points,
     wait_until,
+    waiting_on,
 )
 
 WAIT_OBJECT_0 = int(WaitCode.WAIT_OBJECT_0)
@@ -45,10 +45,10 @@ def test_an_interrupt_anywhere_in_the_inline_set_wakes_the_waiter_once(parker: s
     def run(k: int) -> tuple[Sweep, list[str]]:
         ev = Event()
         py = PyParker() if parker == "python" else None
-        ts, wb = parked(ev, py)
+        ts, wb = waiting_on(ev, parker=py)
         sweep = Sweep(k, {_SET_CODE})
         profiled(sweep, lambda: PY_EVENT_SET(ev))
-        bad = left_held(LOCK)
+        bad = left_behind()
         if wb.result != WAIT_OBJECT_0 or ev.waiter_count or ev.is_set():
             bad.append(f"result {wb.result}, {ev.waiter_count} waiters, set {ev.is_set()}")
         if not ts.wake_pending:
@@ -69,7 +69,7 @@ def test_the_shapes_the_inline_set_leaves_to_the_walk(shape: str) -> None:
     index), a wait with a ``detach`` hook (a pool wait) and a second waiter behind the first
     (auto-reset: one released, in FIFO order) end as the walk ends them."""
     ev = Event(manual_reset=shape == "manual")
-    ts, wb = parked(ev, None)
+    ts, wb = waiting_on(ev)
     detached: list[WaitBlock] = []
     if shape == "two-objects":
         other = Event()
@@ -77,7 +77,7 @@ def test_the_shapes_the_inline_set_leaves_to_the_walk(shape: str) -> None:
         other._waiters[wb] = None
     elif shape == "detach":
         wb.detach = detached.append
-    ts2, wb2 = parked(ev, None)
+    ts2, wb2 = waiting_on(ev)
     assert PY_EVENT_SET(ev) is False
     if shape == "manual":
         assert wb.result == wb2.result == WAIT_OBJECT_0 and ev.is_set()

@@ -27,7 +27,7 @@ from winaio._pool._objects import PoolObject, PoolWork
 from winaio._pool._pool import ThreadPool
 from winaio._pool._timer import PoolTimer
 from winaio._pool._wait import PoolWait
-from winaio.testing import Sweep, left_held, profiled, sweep_cut_points, wait_until
+from winaio.testing import Sweep, left_behind, profiled, sweep_cut_points, wait_until
 
 _CODES = {
     f.__code__
@@ -78,7 +78,7 @@ def _run(k: int, how: str, idle: bool) -> tuple[Sweep, list[str]]:
     )
     sweep = Sweep(k, _CODES)
     submitted = profiled(sweep, submit)
-    bad = left_held(LOCK)
+    bad = left_behind()
     try:
         wait_until(lambda: ran == [1], 5.0, "the callback ran")
     except AssertionError:
@@ -143,7 +143,7 @@ def test_an_interrupt_anywhere_at_a_callers_spawn_site_still_runs_the_callback(h
 
         sweep = Sweep(k, _SPAWN_SITES)
         returned = profiled(sweep, call)
-        bad = left_held(LOCK)
+        bad = left_behind()
         if how == "create_work" and objects:
             objects[0].submit()
         # (queued, or the call returned: it must run; a cut before that queued nothing)

@@ -39,7 +39,7 @@ from winaio._kernel._objects import Event
 from winaio._kernel._threads import current_thread_state
 from winaio.codes import WaitCode, WinError
 from winaio.errors import ThreadTerminated
-from winaio.testing import PyParker, parked
+from winaio.testing import PyParker, waiting_on
 from winaio.win32 import _sync
 
 INFINITE = 0xFFFFFFFF
@@ -697,7 +697,7 @@ def test_an_interrupt_inside_complete_wait_leaves_no_waiter_asleep(where: str) -
     hot shape: the waiter waits on two objects here, which the walk ends)."""
     ev = Event()
     other = Event()
-    ts, wb = parked(ev)
+    ts, wb = waiting_on(ev)
     wb.objects = (ev, other)  # a two-object wait: Event.set walks (a lone waiter is inline)
     other._waiters[wb] = None
     code = getattr(_dispatcher, where).__code__
@@ -716,7 +716,7 @@ def test_an_interrupt_at_a_python_parkers_release_entry_gives_the_token() -> Non
     given. The release is made again (once)."""
     ev = Event()
     parker = PyParker()
-    ts, wb = parked(ev, parker)
+    ts, wb = waiting_on(ev, parker=parker)
     with _interrupt_at(PyParker.release.__code__) as hits, pytest.raises(Interrupted):
         _kernel_events.PY_EVENT_SET(ev)
     assert hits == [1]
@@ -728,7 +728,7 @@ def test_an_interrupt_after_a_lock_parkers_release_does_not_release_twice() -> N
     """A ``threading.Lock`` parker's release (C) that ran before the interrupt (raised at the
     eval-breaker check after the call) is not made again (a second one would raise)."""
     ev = Event()
-    ts, wb = parked(ev)
+    ts, wb = waiting_on(ev)
     with _interrupt_at(None, "c_return", "release") as hits, pytest.raises(Interrupted):
         _kernel_events.PY_EVENT_SET(ev)
     assert hits == [1]

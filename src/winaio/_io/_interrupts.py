@@ -10,38 +10,18 @@ entry did nothing and is made again; a call that ran is not (no APC twice). Exce
 (a bug, a MemoryError) are not interrupts: they propagate as before, the rest undone.
 
 Costs nothing on the hot path: CPython 3.11's ``try`` is a table entry, and these functions
-run only once an interrupt was raised.
+run only once an interrupt was raised. :func:`interrupt` and :func:`cut_at_entry` are the
+kernel's (``_kernel._cuts``), re-exported here for the I/O layer.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from .._kernel._cuts import cut_at_entry, interrupt
 from .._kernel._dispatcher import ThreadState
 
 __all__ = ["carried", "carry", "cut_at_entry", "interrupt", "release_again"]
-
-
-def interrupt(exc: BaseException) -> bool:
-    """``exc`` is an interrupt (a BaseException that is no Exception: KeyboardInterrupt,
-    SystemExit, a test's stand-in), which the funnel finishes its work under."""
-    return not isinstance(exc, Exception)
-
-
-def cut_at_entry(exc: BaseException, func: Any) -> bool:
-    """The call of ``func`` (a Python function or method) that raised ``exc`` did nothing:
-    the traceback shows its frame at its first line (the ``RESUME`` check: a handler's or a
-    hook's frames may be under it), or not at all (the cut came before the call, in the same
-    ``try``). A frame at a later line means it ran. As ``_fastio.h``'s ``fio_cut_at_entry``."""
-    code = getattr(getattr(func, "__func__", func), "__code__", None)
-    if code is None:
-        return False  # (not Python code: no check at its entry)
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code is code:
-            return tb.tb_lineno == code.co_firstlineno
-        tb = tb.tb_next
-    return True
 
 
 def release_again(exc: BaseException, ts: ThreadState) -> None:

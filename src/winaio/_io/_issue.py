@@ -39,7 +39,7 @@ from ._backend import OpKind
 from ._cancel import _SYNC_KEY
 from ._dispatch import deliver
 from ._fd_users import ONE_USER
-from ._files import _IO_KEY, FileObject
+from ._files import _IO_KEY, FileObject, request_cancel
 from ._interrupts import carried, carry, cut_at_entry, interrupt
 from ._overlapped import STATUS_PENDING, Overlapped, is_error
 from ._slot import demote_locked
@@ -509,7 +509,7 @@ def run_sync(op: Operation, alertable: bool = False) -> tuple[int, int]:
     # A send is issued under its socket's send claim, as in ``start``: no send from another
     # thread can slip its bytes between a fast-path send's parts.
     claim = _send_claim_of(op)
-    taken = False
+    taken = pended = False
     result = None
     try:
         try:
@@ -535,17 +535,26 @@ def run_sync(op: Operation, alertable: bool = False) -> tuple[int, int]:
         except BaseException as exc:
             # A Ctrl-C once registered: the request is not left registered (it queued every
             # later request of its direction behind it, #66); one whose attempt moved data
-            # goes on with it (``_interrupts.carry``).
+            # goes on with it (``_interrupts.carry``); one ``submit`` took pends (below).
+            pended = op.submitted
             _sync_cut(op, result, exc)
             raise
         finally:
             if taken:
                 claim.release()  # type: ignore[union-attr]
         if result is None:
+            pended = True
             while wait_for_one(op.sync_done, None, alertable) == _WAIT_IO_COMPLETION:
                 pass
             return ov.status, ov.information
         return result
+    except BaseException as exc:
+        # A Ctrl-C once it pended: cancelled and waited for (``RequestMethods._wait``'s rule:
+        # it would read into a buffer nobody reads, later requests queued behind it, #66).
+        if pended and interrupt(exc):
+            request_cancel(op)  # (False: done, or cancelled already)
+            wait_for_one(op.sync_done, None, False)
+        raise
     finally:
         ts.extensions.pop(_SYNC_KEY, None)
 

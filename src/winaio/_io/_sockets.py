@@ -565,28 +565,11 @@ if _fastio is not None:
     _probe = socket.socket()
     try:
         _C_SOCKET_METHODS = _fastio.configure_sockets(
-            Socket,
-            FdUsers,
-            Event,
-            Overlapped,
-            socket.socket,
-            _probe,
-            threading.Lock(),
-            Socket.start_read,
-            Socket.start_write,
-            _closed_error,
-            _recv_blocked,
-            _recv_failed,
-            _recv_end,
-            _send_failed,
-            _send_rest,
-            STATUS_PENDING,
-            _ASK_RUN,
-            _ASK_EVERY,
-            LOCK,
-            wake_waiters,
-            SocketMode,
-        )
+            Socket, FdUsers, Event, Overlapped, socket.socket, _probe, threading.Lock(),
+            Socket.start_read, Socket.start_write, _closed_error, _recv_blocked, _recv_failed,
+            _recv_end, _send_failed, _send_rest, STATUS_PENDING, _ASK_RUN, _ASK_EVERY, LOCK,
+            wake_waiters, SocketMode,
+        )  # fmt: skip
     except NotImplementedError:  # another CPython layout: the Python methods run
         pass
     finally:

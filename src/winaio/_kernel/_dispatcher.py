@@ -41,6 +41,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from ..codes import WaitCode
+from ._cuts import cut_at_entry
 
 if TYPE_CHECKING:
     from ._threads import KThread
@@ -293,18 +294,8 @@ def release_again(parker: Parker, exc: BaseException) -> None:
     raised at its first eval-breaker check): else the thread sleeps for ever with a token
     counted as given. A ``threading.Lock``'s release (C) ran when it raised (no redo: a
     second release would raise). Caller holds :data:`LOCK`."""
-    release = getattr(type(parker), "release", None)
-    code = getattr(release, "__code__", None)
-    if code is None:
-        return  # (C: the call ran)
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code is code:
-            if tb.tb_lineno != code.co_firstlineno:
-                return  # it ran (the signal came while it ran)
-            break
-        tb = tb.tb_next
-    parker.release()
+    if cut_at_entry(exc, getattr(type(parker), "release", None)):  # (C: it ran)
+        parker.release()
 
 
 def unlink_wait(wb: WaitBlock) -> None:

@@ -41,6 +41,7 @@ from typing import Any
 
 from ..errors import ThreadTerminated
 from ._apc import run_apcs
+from ._cuts import cut_at_entry, interrupt
 from ._dispatcher import (
     LOCK,
     TERMINATED,
@@ -301,7 +302,7 @@ def start_thread(
         assert thread is not None
         thread.start()  # returns once the new thread has published its ident and native id
     except BaseException as exc:
-        if not isinstance(exc, Exception) and _cut_before_start(exc):
+        if interrupt(exc) and cut_at_entry(exc, threading.Thread.start):
             if kthread is None:  # (cut while building: built again)
                 kthread = _new_thread(fn, args, suspended, name)
             thread = kthread.python_thread
@@ -336,18 +337,6 @@ def _new_thread(
         daemon=True,
     )
     return kthread
-
-
-def _cut_before_start(exc: BaseException) -> bool:
-    """The interrupt ``exc`` cut :func:`start_thread` before ``Thread.start`` ran: no frame of
-    it in the traceback, or its frame at its first line (the entry's check)."""
-    code = threading.Thread.start.__code__
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code is code:
-            return tb.tb_lineno == code.co_firstlineno
-        tb = tb.tb_next
-    return True
 
 
 def _register(ts: ThreadState) -> None:

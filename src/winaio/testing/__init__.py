@@ -49,7 +49,7 @@ from ._slots import (
     reaped_slots,
     waiting_on,
 )
-from ._sweeps import PyParker, Sweep, SweepInterrupt, left_held, parked, profiled, sweep_cut_points
+from ._sweeps import PyParker, Sweep, SweepInterrupt, profiled, sweep_cut_points
 
 __all__ = [
     "SLOT_TAG",
@@ -79,8 +79,6 @@ __all__ = [
     "null_file",
     "pinned_slot",
     "port_getter",
-    "left_held",
-    "parked",
     "profiled",
     "python_frames",
     "reaped_slots",

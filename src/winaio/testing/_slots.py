@@ -64,10 +64,13 @@ def null_file(
     return f
 
 
-def waiting_on(obj: Any, ident: int) -> tuple[ThreadState, WaitBlock]:
-    """A thread state (``ident``) blocked in a wait on the dispatcher object ``obj`` (an event,
-    a file object, a port), as ``block`` registers it."""
+def waiting_on(obj: Any, ident: int = 0, parker: Any = None) -> tuple[ThreadState, WaitBlock]:
+    """A thread state (``ident``) blocked in a plain wait on the dispatcher object ``obj`` (an
+    event, a file object, a port), as ``block`` (``wait_for_one``) registers it, parked on
+    ``parker`` (None: its own lock; a :class:`PyParker` where the sweep needs a Python one)."""
     ts = ThreadState(ident, ident)
+    if parker is not None:
+        ts.parker = parker
     wb = WaitBlock(ts, (obj,), False, False)
     obj._waiters[wb] = None
     ts.wait = wb

@@ -8,9 +8,10 @@ jump. :class:`Sweep` is a profile hook raising :class:`SweepInterrupt` at the ``
 point of the frames under test (a ``call`` event of a function called from them, a
 ``c_return`` inside them; raising at ``c_return`` drops the call's result after its effect, as
 a handler does); :func:`sweep_cut_points` runs ``run(k)`` for k = 1, 2, ... until the k-th
-point is not reached. :class:`PyParker` and :func:`parked` build the waiters the kernel's
-wake-ups are swept against (a thread state blocked in a plain wait; a parker whose ``release``
-is Python code, whose entry is a cut point - a ring leader's, a pool worker's).
+point is not reached. :class:`PyParker` is a parker whose ``release`` is Python code, whose
+entry is a cut point (a ring leader's, a pool worker's): the waiters the kernel's wake-ups are
+swept against park on it (``_slots.waiting_on``); ``_slots.left_behind`` says what a cut left
+held.
 
 Invariants: one interrupt per run (``hit``: the hook goes quiet once it raised); only the
 thread that made the sweep is swept (``sys.setprofile`` is per thread anyway; a thread the path
@@ -27,14 +28,10 @@ import threading
 from collections.abc import Callable, Collection
 from typing import Any
 
-from .._kernel._dispatcher import ThreadState, WaitBlock
-
 __all__ = [
     "PyParker",
     "Sweep",
     "SweepInterrupt",
-    "left_held",
-    "parked",
     "profiled",
     "sweep_cut_points",
 ]
@@ -137,24 +134,3 @@ class PyParker:
     def release(self) -> None:
         self.released += 1
         self.lock.release()
-
-
-def parked(obj: Any, parker: Any = None) -> tuple[ThreadState, WaitBlock]:
-    """A thread state blocked in a plain wait on ``obj`` (as ``wait_for_one`` registers it),
-    parked on ``parker`` (None: its own lock)."""
-    ts = ThreadState(0, 0)
-    if parker is not None:
-        ts.parker = parker
-    wb = WaitBlock(ts, (obj,), False, False)
-    obj._waiters[wb] = None
-    ts.wait = wb
-    return ts, wb
-
-
-def left_held(lock: Any, name: str = "LOCK") -> list[str]:
-    """A swept run's list of problems, starting with "``name`` held" if the cut left ``lock``
-    held (released then, so that the suite goes on)."""
-    if lock.locked():
-        lock.release()
-        return [f"{name} held"]
-    return []

@@ -20,8 +20,9 @@ Invariants:
   delivered, so that a woken issuer already sees them in ``statistics()``;
 - a BaseException (Ctrl-C: a signal handler's KeyboardInterrupt in a main thread leading the
   ring) raised anywhere between a CQE leaving the CQ ring and its delivery does not lose a
-  request: what was reaped is mapped, counted and delivered before it propagates
-  (:meth:`Reaper._process_cut`, :meth:`Reaper._heads_cut`, :meth:`Reaper._deliver_rest`).
+  request: what was reaped is mapped, counted and delivered before it propagates (the
+  continuations, ``reaper_cuts``: :meth:`Reaper._process_cut`, :meth:`Reaper._heads_cut`,
+  :meth:`Reaper._deliver_rest`).
 
 The C accelerator (``winaio._io._fastio``) replaces, with exactly their effects, :meth:`Reaper.reap`
 (``_fastreap.c``: 0 at once on an empty CQ ring - a leader's first look, every wait -, its QD1
@@ -34,7 +35,7 @@ batch), and :meth:`Reaper.process` (its common batch), :meth:`Reaper.deliver`, t
 fallback (``winaio._io._accel``: :func:`_install`; ``docs/design.md``, "The completion side in C").
 
 Imports ``winaio._io`` (operations, the delivery funnel, the accelerator), ``common``,
-``migration`` and ``streams``.
+``migration``, ``reaper_cuts`` and ``streams``.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ import select
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..._io import _accel, _dispatch
@@ -71,6 +72,7 @@ from .common import (
     report,
 )
 from .migration import Migration
+from .reaper_cuts import ReaperCuts
 from .slots import SlotTable, settle_locked
 from .streams import _SPARE_MAX, Line, StreamLines
 
@@ -92,7 +94,7 @@ _SUCCESS = int(NtStatus.STATUS_SUCCESS)
 _monotonic = time.monotonic
 
 
-class Reaper:
+class Reaper(ReaperCuts):
     """The completion side of one backend (module docstring).
 
     Args:
@@ -113,7 +115,7 @@ class Reaper:
 
     __slots__ = (
         "_migrate", "_migration", "_poke_ended", "_ring", "_slots", "_streams", "_table",
-        "_wake", "cancelled", "closing", "cq_lock", "done",
+        "_wake", "closing", "cq_lock",
     )  # fmt: skip
 
     def __init__(
@@ -140,8 +142,7 @@ class Reaper:
         #: Set (under the backend's lock) when the backend closes: no QD1 shortcut, no
         #: resubmission of dead requests, and each delivery wakes the closing ring thread.
         self.closing = False
-        #: Requests completed from a CQE, and how many of them cancelled (under cq_lock).
-        self.done = self.cancelled = 0
+        self.done = self.cancelled = 0  # (``ReaperCuts``' slots)
 
     def reap(self) -> int:
         """Reap the CQ ring and deliver (a leader or the ring thread, no lock held); returns
@@ -208,17 +209,6 @@ class Reaper:
                             raise
                         return 1
             return self._batch_locked(cqes)
-
-    def _service_cut(self, line: Line, res: int, ud: int, finished: Finished) -> None:
-        """A BaseException (Ctrl-C) cut :meth:`reap`'s QD1 path in or right after its line's
-        service, once the table gave the request up: the line's results are counted and
-        delivered before it propagates (the rule of :meth:`_deliver_rest`, idempotent:
-        ``op.done``); shared by the C accelerator (under cq_lock)."""
-        if line.poll_ud == ud:  # cut before the line took its result
-            self._heads_cut([(line, res, ud)], finished)
-        else:
-            self.count_locked(finished)  # not counted yet
-        self._deliver_rest(finished)
 
     def _batch_locked(self, cqes: list[tuple[int, int, int]]) -> int:
         """Map and deliver reaped CQEs (:meth:`reap` but its QD1 path, and its C accelerator,
@@ -409,69 +399,6 @@ class Reaper:
             drop = settle_locked(slot, gen, self._table, self._streams)
         del drop  # (released here, no lock held)
 
-    def _process_cut(
-        self,
-        cqes: list[tuple[int, int, int]],
-        it: Iterator[tuple[int, int, int]],
-        ud: int,
-        res: int,
-        flags: int,
-        entry: tuple[Operation, object] | None,
-        heads: list[tuple[Line, int, int]],
-        finished: Finished,
-    ) -> None:
-        """A BaseException cut :meth:`process`'s loop: finish its work before it propagates
-        (under cq_lock; the rule of :meth:`_deliver_rest`). The CQE the loop took last
-        (``ud``) is mapped again if it was taken out of the table and not queued yet (a FILE
-        request whose ``token`` is still ``ud``, not in ``finished``; a line whose
-        ``poll_ud`` is still ``ud``, not among ``heads``) or not taken at all; the CQEs after
-        it are mapped; the heads collected are serviced. Costs nothing until an exception."""
-        rest = list(it)
-        table = self._table
-        if len(cqes) > len(rest):  # the loop took ``ud``'s CQE
-            redo = ud in table
-            if not redo and ud >= SLOT_TAG:
-                # A receive slot's, cut before it was REAPED or demoted into the table (not
-                # after: REAPED, or IDLE with its request taken out: ``entry``, below).
-                items = self._slots.items
-                index = ud & 0xFFFFFFFF
-                slot = items[index] if index < len(items) else None
-                redo = (
-                    slot is not None
-                    and slot.gen == (ud >> 32) & GEN_MASK
-                    and (slot.state == ARMED or slot.state == DEMOTING_K)
-                )
-            if not redo and entry is not None:
-                op, extra = entry
-                if extra.__class__ is Line:
-                    line: Line = extra
-                    redo = line.poll_ud == ud and not any(h[0] is line for h in heads)
-                else:
-                    redo = (
-                        op.token == ud
-                        and not op.done
-                        and all(f[0] is not op for f in finished if isinstance(f, tuple))
-                    )
-                if redo:
-                    table[ud] = entry  # taken again by the mapping below
-            if redo:
-                rest.insert(0, (ud, res, flags))
-        if rest:
-            self.process(rest, finished)
-        if heads:
-            self._heads_cut(heads, finished)
-
-    def _heads_cut(self, heads: list[tuple[Line, int, int]], finished: Finished) -> None:
-        """Service the collected STREAM heads that were not serviced yet (their line's
-        ``poll_ud`` is still their CQE's: :meth:`StreamLines.service` clears it), after a
-        BaseException cut :meth:`process` short (under cq_lock)."""
-        todo = [head for head in heads if head[0].poll_ud == head[2]]
-        if todo:
-            start = len(finished)
-            cancelled = self._streams.service_direct(todo, finished)
-            self.done += len(finished) - start
-            self.cancelled += cancelled
-
     def count_locked(self, finished: Finished) -> None:
         """Count completions that did not come from :meth:`process` as done (under
         cq_lock; a receive slot's item, counted by the slot table already, is not)."""
@@ -512,47 +439,6 @@ class Reaper:
         except BaseException:
             self._deliver_rest(finished)
             raise
-
-    def _deliver_rest(self, finished: Finished) -> None:
-        """A BaseException (Ctrl-C: a signal handler's KeyboardInterrupt, in the main thread
-        leading the ring) cut the delivery of ``finished`` short: these CQEs are reaped and
-        out of the table, so nobody else will ever complete them. Before the exception goes
-        on to the caller (under cq_lock, still in reaping order):
-
-        - a request not delivered yet (``op.done`` unset: the interrupt landed between two
-          deliveries, or in the funnel before it took the request) is delivered now, in full;
-        - a request whose delivery the interrupt cut inside the funnel (``_io._dispatch``,
-          after it set ``op.done``) is not delivered again: ``op.done`` is the exactly-once
-          rule, and a second delivery could post a second packet or signal an auto-reset
-          event twice. Its IOSB is written (the funnel's first step); whatever step the
-          interrupt cut (an event, the packet, an APC) is not redone. It is forgotten by its
-          file here, so that close() still releases the descriptor.
-
-        A receive slot's item (``_io._slot``) follows the same rule: still REAPED, it is
-        delivered in full; left DELIVERING, its bookkeeping only is made
-        (``_dispatch.deliver_slot_rest``).
-
-        Exceptions of a delivery are reported, as :meth:`deliver` does; a second
-        interrupt meanwhile does not stop the rest (the first one propagates)."""
-        for item in finished:
-            if not isinstance(item, tuple):
-                try:
-                    for exc in _dispatch.deliver_slot_rest(item):
-                        report(f"completing {item!r}", exc)
-                except BaseException:  # a second interrupt: the caller re-raises the first one
-                    pass
-                continue
-            op, status, information = item
-            try:
-                if not op.done:
-                    op.complete(status, information)
-                elif op.registered:
-                    with LOCK:
-                        op.file._forget_locked(op)
-            except Exception:
-                report(f"completing {op!r}")
-            except BaseException:  # a second interrupt: the caller re-raises the first one
-                pass
 
     def drain(self, timeout: float) -> Finished:
         """Reap until the table is empty or ``timeout`` passes (close, under cq_lock)."""
