@@ -34,7 +34,7 @@ from winaio._kernel._objects import Event
 from winaio.errors import Win32Error
 from winaio.testing import (
     Sweep,
-    left_held,
+    left_behind,
     nomem_sweep,
     profiled,
     python_frames,
@@ -356,7 +356,7 @@ def test_an_interrupt_anywhere_in_the_c_issue_issues_the_read_once_or_not_at_all
             issue = lambda: disk.start_read(view, ov)  # noqa: E731 (the swept caller's frame)
             sweep = Sweep(k, {issue.__code__})
             profiled(sweep, issue)
-            bad = left_held(LOCK)
+            bad = left_behind()
             with LOCK:
                 registered = any(op.overlapped is ov for op in disk._pending)
             packet = port.get(LONG if registered else 0.05)

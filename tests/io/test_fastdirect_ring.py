@@ -37,7 +37,7 @@ from winaio._io._port import CompletionPort
 from winaio._kernel._dispatcher import LOCK
 from winaio.testing import (
     Sweep,
-    left_held,
+    left_behind,
     nomem_sweep,
     profiled,
     python_frames,
@@ -312,7 +312,7 @@ def test_an_interrupt_anywhere_in_the_c_submit_completes_the_read_once(
         call = lambda: backend.submit(op)  # noqa: E731 (the swept caller's frame)
         sweep = Sweep(k, {call.__code__})
         profiled(sweep, call)
-        bad = left_held(LOCK) + left_held(backend._lock, "the backend's lock")
+        bad = left_behind(locks={"the backend's lock": backend._lock})
         packet = port.get(LONG)
         if packet is None or packet.overlapped is not op.overlapped:
             bad.append("the read never completed")
