@@ -243,9 +243,12 @@ fio_direct_start_read(PyObject *self, PyObject *buffer, PyObject *ov)
     if (overflow || offset < 0) {
         return Py_NotImplemented; /* (-1 is never an error here: an exact int) */
     }
-    /* The pin (``_from_buffer``): what it refuses, the Python method refuses too. */
+    /* The pin (``_from_buffer``): what it refuses, the Python method refuses too. (The offset
+     * held: an allocation may run a collection, whose finalizers may rebind the slot.) */
+    Py_INCREF(offset_obj);
     PyObject *anchor = PyMemoryView_FromObject(buffer);
     if (anchor == NULL) {
+        Py_DECREF(offset_obj);
         if (PyErr_ExceptionMatches(PyExc_TypeError) ||
             PyErr_ExceptionMatches(PyExc_ValueError) ||
             PyErr_ExceptionMatches(PyExc_BufferError)) {
@@ -259,6 +262,7 @@ fio_direct_start_read(PyObject *self, PyObject *buffer, PyObject *ov)
     if (pb->readonly || pb->ndim != 1 || pb->itemsize != 1 || n <= 0 ||
         !PyBuffer_IsContiguous(pb, 'C') ||
         (((long long)(uintptr_t)pb->buf | (long long)n | offset) & g_align_mask)) {
+        Py_DECREF(offset_obj);
         Py_DECREF(anchor);
         return Py_NotImplemented;
     }
@@ -267,6 +271,7 @@ fio_direct_start_read(PyObject *self, PyObject *buffer, PyObject *ov)
                                 : NULL;
     Py_XDECREF(view);
     Py_DECREF(anchor);
+    Py_DECREF(offset_obj);
     if (op == NULL) {
         return NULL;
     }

@@ -124,7 +124,8 @@ prepare_locked(PyObject **b, PyObject *op, PyObject **ud_out, PyObject **more_ou
 {
     PyObject *backlog = b[B_BACKLOG], *table = b[B_TABLE], *ring = b[B_RING];
     if (b[B_CLOSING] != Py_False || !kind_fast(&r_backlog, Py_TYPE(backlog)) ||
-        !kind_fast(&r_table, Py_TYPE(table)) || !kind_fast(&r_ring, Py_TYPE(ring))) {
+        !kind_fast(&r_table, Py_TYPE(table)) || !kind_fast(&r_ring, Py_TYPE(ring)) ||
+        !kind_fast(&r_sq, Py_TYPE(b[B_SQ]))) {
         return SUB_PYTHON;
     }
     PyObject *entries = RSLOT(r_backlog, backlog, K_ENTRIES);
@@ -140,8 +141,8 @@ prepare_locked(PyObject **b, PyObject *op, PyObject **ud_out, PyObject **more_ou
     PyObject *fd_o = file != NULL && kind_fast(&r_file, Py_TYPE(file)) ? RSLOT(r_file, file, 0)
                                                                         : NULL;
     PyObject *addr_o = RSLOT(r_op, op, A_ADDRESS), *n_o = RSLOT(r_op, op, A_NBYTES);
-    PyObject *off_o = RSLOT(r_op, op, A_OFFSET);
-    if (ud == NULL || tail_o == NULL || limit_o == NULL || mask_o == NULL || sqes == NULL ||
+    PyObject *off_o = RSLOT(r_op, op, A_OFFSET), *anchor = RSLOT(r_op, op, A_ANCHOR);
+    if (ud == NULL || anchor == NULL || anchor == Py_None || tail_o == NULL || limit_o == NULL || mask_o == NULL || sqes == NULL ||
         fd_o == NULL || addr_o == NULL || n_o == NULL || off_o == NULL ||
         !PyLong_CheckExact(ud) || !PyLong_CheckExact(tail_o) || !PyLong_CheckExact(limit_o) ||
         !PyLong_CheckExact(mask_o) || !PyLong_CheckExact(fd_o) || !PyLong_CheckExact(addr_o) ||
@@ -177,8 +178,9 @@ prepare_locked(PyObject **b, PyObject *op, PyObject **ud_out, PyObject **more_ou
         PyBuffer_Release(&sb);
         return SUB_PYTHON;
     }
-    /* What may fail first, then the one fallible insertion, then the stores. */
-    PyObject *anchor = RSLOT(r_op, op, A_ANCHOR);
+    /* What may fail first, then the one fallible insertion, then the stores. (The user_data
+     * held first: an allocation may run a collection, whose finalizers run Python code.) */
+    Py_INCREF(ud);
     PyObject *entry = PyTuple_Pack(2, op, anchor);
     PyObject *next_ud = entry != NULL ? PyLong_FromUnsignedLongLong(udv + 1) : NULL;
     PyObject *next_tail = next_ud != NULL ? PyLong_FromLongLong(tail + 1) : NULL;
@@ -187,7 +189,6 @@ prepare_locked(PyObject **b, PyObject *op, PyObject **ud_out, PyObject **more_ou
      * issuer's - nothing may fail between the publish and the enter) */
     PyObject *more = submitted != NULL ? plus_one(RSLOT(r_sq, b[B_SQ], S_ENTERS)) : NULL;
     PyObject *uds = more != NULL ? PyTuple_Pack(1, ud) : NULL;
-    Py_INCREF(ud); /* (the slot is rebound below) */
     if (uds == NULL || PyDict_SetItem(table, ud, entry) < 0) {
         PyBuffer_Release(&sb);
         Py_XDECREF(entry);
