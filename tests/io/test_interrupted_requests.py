@@ -555,6 +555,34 @@ def test_a_memoryerror_counting_a_user_in_counts_no_other_user_out(
             file.close()
 
 
+@pytest.mark.parametrize("how", ["read", "write"])
+def test_a_memoryerror_counting_a_socket_user_in_counts_no_other_user_out(
+    socket_pair: Any, how: str
+) -> None:
+    """The sockets' immediate path (``Socket.start_read``/``start_write``, Python) counts its
+    user in as ``run_sync`` does (above): a MemoryError at the count-in goes on, the other
+    user's entry stays, the send claim is free again. Before: ``users.append(None)`` inside the
+    ``try`` whose ``finally`` popped: the other user counted out under its syscall."""
+    with accelerator_for_test("python"):
+        f, peer = socket_pair()
+        peer.sendall(b"abcdefgh")
+        users = _NoMemUsers()
+        list.append(users, None)  # another user, in its syscall
+        f.fd_users = users
+        ov = Overlapped(0, winaio.Event(manual_reset=True))
+        try:
+            with pytest.raises(MemoryError):
+                if how == "read":
+                    f.start_read(bytearray(16), ov)
+                else:
+                    f.start_write(b"abcdefgh", ov)
+            assert list(users) == [None]  # the other user still counted in
+            assert f.send_claim is not None and not f.send_claim.locked()
+            assert not f.stream_in and not f.stream_out
+        finally:
+            f.fd_users = FdUsers()
+
+
 def test_an_interrupt_anywhere_in_a_synchronous_disk_read_leaves_no_user_counted(
     tmp_path: Any,
 ) -> None:

@@ -71,6 +71,8 @@ def test_an_interrupt_anywhere_in_an_immediate_receive_loses_no_byte(socket_pair
             sweep = Sweep(k, {Socket.start_read.__code__})
             profiled(sweep, lambda: f.start_read(buf, ov))
             bad = left_held(LOCK)
+            if list(f.fd_users):  # (the descriptor's users: ``_fd_users``)
+                bad.append(f"{len(f.fd_users)} users left counted in")
             left = _pending(f.sock)
             if left == b"abcdefgh":
                 f.sock.recv(64)  # (cut before the syscall: nothing taken)
@@ -100,6 +102,8 @@ def test_an_interrupt_anywhere_in_an_immediate_send_loses_no_byte(socket_pair: A
             sweep = Sweep(k, {Socket.start_write.__code__})
             profiled(sweep, lambda: f.start_write(b"abcdefgh", ov))
             bad = left_held(LOCK)
+            if list(f.fd_users):  # (the descriptor's users: ``_fd_users``)
+                bad.append(f"{len(f.fd_users)} users left counted in")
             got = _pending(peer)
             if got:
                 wait_until(lambda: len(_pending(peer)) == 8, 5.0, "the bytes")
@@ -137,6 +141,8 @@ def test_an_interrupt_anywhere_in_a_partial_send_registers_the_rest(socket_pair:
             )
             profiled(sweep, lambda: f.start_write(data, ov))
             bad = left_held(LOCK)
+            if list(f.fd_users):  # (the descriptor's users: ``_fd_users``)
+                bad.append(f"{len(f.fd_users)} users left counted in")
             got = bytearray()
             peer.settimeout(1.0)
             while True:

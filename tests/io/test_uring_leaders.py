@@ -360,3 +360,33 @@ def test_the_watch_takes_over_from_an_owner_that_went_away(
     for f, fd in ((reader, w), (other, w2)):
         f.close()
         os.close(fd)
+
+
+def test_a_claim_of_the_ring_shows_in_statistics(backend: uring.IoUringBackend) -> None:
+    """The ring thread's delivery to a parked thread while the ring has no owner records it as
+    the claimant (``RingParker.release``); ``Leadership.claim`` makes it the owner and counts
+    the claim, which ``statistics()`` reports ("N claims"). A claim with no claimant, or while
+    the ring has an owner, counts nothing."""
+    lead = backend._lead
+    with backend._lock:
+        lead.disown_locked()  # (an idle ring: no owner)
+    before = lead.claims
+    assert f" {before} claims;" in backend.statistics().detail
+    ts = current_thread_state()
+    parker = uring.lead.RingParker(ts, threading.Lock(), lead)
+    parker.lock.acquire()  # (parked: its token not given yet)
+    try:
+        parker.release()  # the token given while nobody owns the ring: the claimant
+        assert lead.claimant is parker
+        lead.claim()
+        assert lead.owner is parker and lead.claimant is None and lead.claims == before + 1
+        assert f" {before + 1} claims;" in backend.statistics().detail
+        lead.claim()  # nobody to claim
+        other = uring.lead.RingParker(ts, threading.Lock(), lead)
+        lead.claimant = other
+        lead.claim()  # the ring has an owner: no claim
+        assert lead.owner is parker and lead.claimant is None
+        assert f" {before + 1} claims;" in backend.statistics().detail
+    finally:
+        with backend._lock:
+            lead.disown_locked()

@@ -13,9 +13,20 @@ from typing import Any
 import pytest
 
 import winaio
+from winaio._kernel import _threads
+from winaio._kernel._dispatcher import LOCK
 from winaio.codes import WaitCode, WinError
 from winaio.errors import ThreadTerminated, Win32Error
-from winaio.testing import shift_wall_clock, wait_until_blocked, wait_until_waiters
+from winaio.testing import (
+    Sweep,
+    left_held,
+    profiled,
+    shift_wall_clock,
+    sweep_cut_points,
+    wait_until,
+    wait_until_blocked,
+    wait_until_waiters,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -292,3 +303,61 @@ def test_timer_rejects_bad_arguments() -> None:
     with pytest.raises(Win32Error):
         timer.set(dt.datetime(2030, 1, 1))  # naive datetime: ambiguous
     assert not timer.active
+
+
+@pytest.mark.parametrize("suspended", [False, True])
+def test_an_interrupt_anywhere_in_start_thread_starts_the_thread_once(suspended: bool) -> None:
+    """# spec: win32 #1 (CreateThread). A Ctrl-C inside ``start_thread`` (a swept cut point:
+    a callee's entry, a C call's return in its frames) goes on once the thread is started: it
+    is in the live table (OpenThread finds it, ResumeThread starts a suspended one whose
+    handle the interrupt took) and its routine runs exactly once. Before: a cut before
+    ``Thread.start`` ran left no thread (a caller that counted one - the pool - waited for it
+    for ever), one after it left the running thread out of the live table."""
+    codes = {_threads.start_thread.__code__, _threads._new_thread.__code__}
+
+    def run(k: int) -> tuple[Sweep, list[str]]:
+        ran: list[int] = []
+        go = threading.Event()
+        name = f"sweep-start-{suspended}-{k}"
+
+        def routine() -> None:
+            ran.append(threading.get_native_id())
+            go.wait(10.0)
+
+        sweep = Sweep(k, codes)
+        profiled(sweep, lambda: _threads.start_thread(routine, suspended=suspended, name=name))
+        bad = left_held(LOCK)
+        mine = [t for t in threading.enumerate() if t.name == name]
+        if len(mine) != 1:
+            return sweep, [*bad, f"{len(mine)} threads started"]
+        thread = mine[0]
+        try:
+            wait_until(
+                lambda: (
+                    thread.native_id is not None
+                    and _threads.thread_state_by_id(thread.native_id) is not None
+                ),
+                5.0,
+                "the thread in the live table",
+            )
+        except AssertionError:
+            bad.append("the thread is not in the live table")
+            go.set()
+            return sweep, bad
+        ts = _threads.thread_state_by_id(thread.native_id or 0)
+        assert ts is not None and ts.thread is not None
+        if ts.thread.python_thread is not thread:
+            bad.append("another thread's state in the live table")
+        if suspended:
+            ts.thread.resume()
+        try:
+            wait_until(lambda: ran, 5.0, "the routine ran")
+        except AssertionError:
+            bad.append("the routine never ran")
+        go.set()
+        thread.join(10.0)
+        if ran != [thread.native_id]:
+            bad.append(f"the routine ran {len(ran)} times")
+        return sweep, bad
+
+    assert sweep_cut_points(run, limit=100, at_least=3) == {}

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from winaio._kernel import _threads
 from winaio._kernel._dispatcher import LOCK
 from winaio._kernel._objects import Event
 from winaio._pool._objects import PoolObject, PoolWork
@@ -105,6 +106,8 @@ _SPAWN_SITES = {
         ThreadPool._object_added,
         PoolTimer.set,
         PoolWait.set,
+        _threads.start_thread,
+        _threads._new_thread,
     )
 }
 
@@ -118,7 +121,7 @@ def test_an_interrupt_anywhere_at_a_callers_spawn_site_still_runs_the_callback(h
     lands once the worker is counted, it starts: the callback runs (once queued) and the pool
     closes. Before: a cut at the lock's exit or at ``_spawn``'s entry (or in ``_spawn`` before
     the thread started) left a counted worker that never started: ``close()`` waited for
-    ever."""
+    ever; so did one inside ``start_thread`` before the thread started."""
 
     def run(k: int) -> tuple[Sweep, list[str]]:
         pool = ThreadPool(4, 0, idle_timeout=30.0)

@@ -17,6 +17,19 @@ def configure(
     would_block: int,
     /,
 ) -> tuple[Any, Any, bool]: ...
+def configure_direct(
+    disk_file: type,
+    file_read_op: type,
+    lock: Any,
+    submit_pending_file: Any,
+    hand_to_backend: Any,
+    handed_again: Any,
+    tls: Any,
+    current_thread_state: Any,
+    status_pending: int,
+    align: int,
+    /,
+) -> None: ...
 def configure_alias(
     overlapped: type, handle_entry: Any, read_file: Any, read_file_after: Any, /
 ) -> Any: ...

@@ -73,7 +73,7 @@ from ..codes import WinError
 from ..errors import Win32Error
 from . import _accel
 from ._dispatch import notify_success
-from ._fd_users import FdUsers
+from ._fd_users import ONE_USER, FdUsers
 from ._files import FileObject
 from ._interrupts import cut_at_entry, interrupt
 from ._issue import start, submit_receive
@@ -208,12 +208,15 @@ class Socket(StreamFile):
             # The descriptor is used from here on: counted in before ``closing`` is read again,
             # a close from another thread meanwhile leaves it open until this call is done
             # with it (``_fd_users``).
-            # (Counted in inside the ``try``: a Ctrl-C at ``append``'s return - the check after
-            # a C call - left the count up for ever, a close then deferring its release of the
-            # descriptor to a user that never comes; counted out whole, below.)
+            # (Counted in inside the ``try`` by an operator, then the flag the ``finally``
+            # tests, with no check between: a Ctrl-C at ``append``'s return left the count up
+            # for ever; a MemoryError at the count-in counts nothing, and the ``finally`` then
+            # pops nothing - another thread's entry once. ``_fd_users.ONE_USER``.)
             users = self.fd_users
+            counted = False
             try:
-                users.append(None)
+                users += ONE_USER
+                counted = True
                 if self.closing:  # closed meanwhile
                     raise _closed_error()
                 sock = self.sock
@@ -264,11 +267,12 @@ class Socket(StreamFile):
                         raise
                 return True
             finally:
-                try:
-                    users.pop()
-                finally:
-                    if self.closing:
-                        _left(users)
+                if counted:
+                    try:
+                        users.pop()
+                    finally:
+                        if self.closing:
+                            _left(users)
         return StreamFile.start_read(self, buffer, overlapped, size=size, routine=routine)
 
     def start_write(
@@ -315,7 +319,7 @@ class Socket(StreamFile):
             and (claim := self.send_claim) is not None
         ):
             users = self.fd_users  # counted in as in start_read (``_fd_users``)
-            taken = False
+            taken = counted = False
             try:
                 # The claim's ``acquire(False)`` through a loop, as the syscall below: its
                 # result stored with no check after the call (a Ctrl-C at the return of
@@ -327,7 +331,8 @@ class Socket(StreamFile):
                     return StreamFile.start_write(
                         self, data, overlapped, size=size, routine=routine
                     )
-                users.append(None)
+                users += ONE_USER
+                counted = True
                 if self.closing:  # closed since the test above: as ``_files.start``
                     raise _closed_error()
                 # Registered by a general-path send while we took the claim: it goes first.
@@ -375,7 +380,8 @@ class Socket(StreamFile):
             finally:
                 if taken:  # (each step made whatever a Ctrl-C cuts)
                     try:
-                        users.pop()
+                        if counted:
+                            users.pop()
                     finally:
                         try:
                             claim.release()

@@ -286,7 +286,41 @@ def start_thread(
 
     Returns:
         The waitable thread object; its id is valid at once.
+
+    An interrupt (Ctrl-C) inside the call goes on once the thread is started: one cut before
+    ``Thread.start`` ran (building the objects, at its entry) starts the thread anyway (a caller
+    that counted a thread before the call - the pool's ``_spawn`` - gets it: else it never
+    started and ``close()`` waited for ever); one after it leaves the thread running and
+    registered (``_bootstrap`` registers itself too). A cut inside ``Thread.start`` is
+    CPython's thread creation (it may have started the thread: not made again).
     """
+    kthread: KThread | None = None
+    try:
+        kthread = _new_thread(fn, args, suspended, name)
+        thread = kthread.python_thread
+        assert thread is not None
+        thread.start()  # returns once the new thread has published its ident and native id
+    except BaseException as exc:
+        if not isinstance(exc, Exception) and _cut_before_start(exc):
+            if kthread is None:  # (cut while building: built again)
+                kthread = _new_thread(fn, args, suspended, name)
+            thread = kthread.python_thread
+            assert thread is not None
+            thread.start()
+        raise
+    # The new thread stores the same two values itself first thing; whichever runs first wins
+    # with identical data, so its id is valid both for the caller and for the thread.
+    ts = kthread._state
+    ts.ident = thread.ident or 0
+    ts.tid = thread.native_id or 0
+    _register(ts)
+    return kthread
+
+
+def _new_thread(
+    fn: Callable[..., int | None], args: tuple[Any, ...], suspended: bool, name: str | None
+) -> KThread:
+    """The thread object of :func:`start_thread` and its Python thread, not started."""
     ts = ThreadState(0, 0)
     kthread = KThread(ts)
     gate: threading.Lock | None = None
@@ -295,22 +329,32 @@ def start_thread(
         gate.acquire()
         kthread._gate = gate
         kthread._suspend_count = 1
-    thread = threading.Thread(
+    kthread.python_thread = threading.Thread(
         target=_bootstrap,
         args=(ts, gate, fn, args),
         name=name or f"winaio-thread-{next(_thread_names)}",
         daemon=True,
     )
-    kthread.python_thread = thread
-    thread.start()  # returns once the new thread has published its ident and native id
-    # The new thread stores the same two values itself first thing; whichever runs first wins
-    # with identical data, so its id is valid both for the caller and for the thread.
-    ts.ident = thread.ident or 0
-    ts.tid = thread.native_id or 0
+    return kthread
+
+
+def _cut_before_start(exc: BaseException) -> bool:
+    """The interrupt ``exc`` cut :func:`start_thread` before ``Thread.start`` ran: no frame of
+    it in the traceback, or its frame at its first line (the entry's check)."""
+    code = threading.Thread.start.__code__
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is code:
+            return tb.tb_lineno == code.co_firstlineno
+        tb = tb.tb_next
+    return True
+
+
+def _register(ts: ThreadState) -> None:
+    """A started thread in the live table (OpenThread) unless it has exited already."""
     with LOCK:
         if ts.alive:
             _live[ts.tid] = ts
-    return kthread
 
 
 def _bootstrap(
@@ -324,6 +368,7 @@ def _bootstrap(
     _tls.ts = ts
     exit_code = 0
     try:
+        _register(ts)  # (and by the caller: an interrupt may have cut its registration)
         if gate is not None:
             gate.acquire()
         if ts.terminating:

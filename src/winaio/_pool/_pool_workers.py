@@ -65,8 +65,8 @@ class PoolWorkers:
         except BaseException as exc:
             # A Ctrl-C before the thread was asked for (at ``next()``'s return, at
             # ``start_thread``'s entry): the counted worker is started before it goes on (else
-            # it never started: ``close()`` waited for ever). One inside ``start_thread`` is
-            # the kernel's thread creation (not swept: it may have started the thread).
+            # it never started: ``close()`` waited for ever). One inside ``start_thread``
+            # went on once the thread was started (``_kernel._threads.start_thread``).
             if interrupt(exc) and cut_at_entry(exc, start_thread):
                 self._spawn_again()
             if not isinstance(exc, RuntimeError):
