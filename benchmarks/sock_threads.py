@@ -24,6 +24,11 @@ echo (the client's measured calls; the client's warm-up counts in the numerators
 bound, equal for every row). Medians over rounds, and per-round ratios against
 ``asyncio_protocol`` (same round: the machine's state moves between rounds).
 
+``--pin`` puts every thread of each server on CPU 0 and the clients on CPU 1 (before the
+warm-up and again before every run: threads started later are pinned too): the client can
+then never preempt the server, and the switches left are the server's own (its threads on
+one CPU) - or another process's on that CPU: pinned rows need a quiet machine.
+
 Threads are named by ``comm`` (winaio's servers name theirs: ``sock_winaio.name_threads``);
 ``main`` is the process's first thread. futex ``wake`` counts FUTEX_WAKE / WAKE_BITSET (one per
 hand-off of the GIL or a lock to a waiting thread), ``wait`` the rest.
@@ -33,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -51,6 +57,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BENCH = os.path.join(HERE, "bench_sockets.py")
 SERVERS = ("winaio.core.t1", "asyncio_protocol", "raw_uring@coop")
 REFERENCE = "asyncio_protocol"
+#: ``--pin``: the server's threads on one CPU, the client on the other, so that the client
+#: never preempts the server: what is left of the server's switches is its own.
+SERVER_CPU, CLIENT_CPU = 0, 1
 #: ``--base-src``: servers named ``KIND@base`` run the winaio found there (bench_sockets).
 BASE_ENV = "WINAIO_BENCH_BASE_SRC"
 
@@ -124,7 +133,26 @@ def snapshot(pid: int) -> dict[int, tuple[int, int, int, int]]:
 def client_run(port: int, opts: argparse.Namespace) -> dict[str, Any]:
     args = ["--client", "c64", "--impl", "raw", "--port", str(port)]
     args += ["--duration", str(opts.duration), "--warmup", str(opts.warmup)]
-    return bench_procs.run_script(BENCH, args, timeout=opts.duration + opts.warmup + 60)
+    if not opts.pin:
+        return bench_procs.run_script(BENCH, args, timeout=opts.duration + opts.warmup + 60)
+    run = subprocess.run(
+        [sys.executable, BENCH, *args],
+        capture_output=True,
+        text=True,
+        timeout=opts.duration + opts.warmup + 60,
+        preexec_fn=lambda: os.sched_setaffinity(0, {CLIENT_CPU}),
+    )
+    if run.returncode != 0:
+        raise RuntimeError(bench_procs.last_line(run.stderr) or f"exit {run.returncode}")
+    result: dict[str, Any] = json.loads(run.stdout)
+    return result
+
+
+def pin_server(pid: int) -> None:
+    """Every thread of the server on :data:`SERVER_CPU` (affinity is per thread)."""
+    for entry in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(entry), {SERVER_CPU})
 
 
 def cpu_run(server: bench_procs.ServerProcess, opts: argparse.Namespace) -> dict[str, Any]:
@@ -276,6 +304,8 @@ def harness(opts: argparse.Namespace) -> dict[str, Any]:
                 unavailable[kind] = str(exc)
             log(f"server {kind}: {'up' if kind in servers else unavailable[kind]}")
         for server in servers.values():
+            if opts.pin:
+                pin_server(server.proc.pid)
             if opts.server_warmup > 0:
                 args = ["--client", "c64", "--impl", "raw", "--port", str(server.port)]
                 bench_procs.run_script(BENCH, [*args, "--calls", str(opts.server_warmup)], 600)
@@ -286,6 +316,8 @@ def harness(opts: argparse.Namespace) -> dict[str, Any]:
             for kind in live[shift:] + live[:shift]:
                 server = servers[kind]
                 try:
+                    if opts.pin:
+                        pin_server(server.proc.pid)  # (threads started since, too)
                     cpu[kind].append(cpu_run(server, opts))
                     if opts.syscalls is True:
                         perf[kind].append(perf_run(server, opts))
@@ -331,6 +363,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--server-warmup", type=int, default=200_000)
     parser.add_argument("--no-syscalls", dest="syscalls", action="store_false")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help=f"server threads on CPU {SERVER_CPU}, clients on CPU {CLIENT_CPU}",
+    )
     parser.add_argument("--base-src", help="servers named KIND@base run the winaio there")
     parser.add_argument("--output", help="also write the JSON there")
     return parser.parse_args(argv)

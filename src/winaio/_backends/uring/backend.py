@@ -94,8 +94,9 @@ class IoUringBackend:
         entries: SQ ring size (the CQ ring is 4x; the kernel parks any surplus, NODROP).
         coop: set the ring up with ``IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG``
             (task work without the IPI: ``abi``, ``docs/design.md`` "Task work without the
-            IPI"); None: as ``WINAIO_URING_COOP`` says, off without it
-            (``probe.ring_flags``). True on a kernel without them: no COOP either.
+            IPI"); None: as ``WINAIO_URING_COOP`` says (``0`` off, ``1`` on), and without it
+            ``probe.DEFAULT_COOP``, which is on (``probe.ring_flags``). True on a kernel
+            without them: no COOP either.
 
     Raises:
         RuntimeError: io_uring is unavailable here (:func:`probe_backend` says why).
