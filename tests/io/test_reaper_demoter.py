@@ -23,7 +23,6 @@ twin (a Hypothesis differential, every field compared after the reap and after t
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
@@ -41,17 +40,22 @@ from winaio._io import _accel
 from winaio._io._files import FileObject
 from winaio._io._overlapped import Overlapped
 from winaio._io._port import CompletionPort
-from winaio._io._slot import ARMED, IDLE, REAPED, ReceiveSlot, demote_locked
+from winaio._io._slot import ARMED, GEN_MASK, IDLE, REAPED, ReceiveSlot, demote_locked
 from winaio._kernel._dispatcher import LOCK, ThreadState
-from winaio.testing import python_frames, require_c_path
+from winaio.testing import (
+    SLOT_TAG,
+    HookedLock,
+    close_files,
+    null_file,
+    python_frames,
+    require_c_path,
+)
 
 try:
     from winaio._io import _fastio
 except ImportError:  # (not built: the fixture below skips, or fails under REQUIRE_ACCEL)
     _fastio = None  # type: ignore[assignment]
 
-SLOT_TAG = 1 << 63
-GEN_MASK = 0x7FFFFFFF
 MODES = ["step1", "both", "rearm"]
 
 
@@ -69,31 +73,18 @@ def null_fd() -> Iterator[int]:
         os.close(fd)
 
 
-class DemotingLock:
+class DemotingLock(HookedLock):
     """The backend's lock, whose first acquire runs a demoter first: what a contended wait
     lets happen between the reaper's check of its batch and its hold."""
 
     def __init__(self, demoter: Callable[[], object]) -> None:
-        self.lock = threading.Lock()
+        super().__init__()
         self.demoter: Callable[[], object] | None = demoter
 
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+    def before_acquire(self) -> None:
         demoter, self.demoter = self.demoter, None
         if demoter is not None:
             demoter()
-        return self.lock.acquire(blocking, timeout)
-
-    def release(self) -> None:
-        self.lock.release()
-
-    def locked(self) -> bool:
-        return self.lock.locked()
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
 
 
 def _never(*args: object) -> None:
@@ -129,9 +120,7 @@ class World:
         self.bufs: list[bytearray] = []
         self.cqes: list[tuple[int, int, int]] = []
         for i, (gen, res) in enumerate(spec):
-            f = FileObject(os.dup(null_fd), overlapped=True, backend=object())  # type: ignore[arg-type]
-            f.port, f.key = self.port, i
-            self.files.append(f)
+            self.files.append(null_file(null_fd, self.port, i))
             slot = slot_class(self.slots)
             slot.index = i
             self.slots.items.append(slot)
@@ -197,10 +186,7 @@ class World:
         )  # fmt: skip
 
     def close(self) -> None:
-        for f in self.files:
-            if f.fd >= 0:
-                os.close(f.fd)
-                f.fd = -1
+        close_files(self.files)
 
 
 def _run(world: World, process: Callable[..., Any]) -> tuple[Any, Any, list[str]]:
