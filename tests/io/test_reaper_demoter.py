@@ -45,10 +45,15 @@ from winaio._kernel._dispatcher import LOCK, ThreadState
 from winaio.testing import (
     SLOT_TAG,
     HookedLock,
+    Sweep,
+    accelerator_for_test,
     close_files,
+    left_behind,
     null_file,
+    profiled,
     python_frames,
     require_c_path,
+    sweep_cut_points,
 )
 
 try:
@@ -144,6 +149,8 @@ class World:
         self.bufs.append(buf)
 
     def _demoter(self) -> None:
+        if self.mode == "none":  # (no demoter: the plain batch)
+            return
         slot = self.slots.items[self.demote]
         with LOCK:
             demote_locked(slot)
@@ -327,3 +334,60 @@ def test_a_slot_armed_again_in_the_lock_wait_keeps_its_new_incarnation(
         assert w.files[0].stream_in == 1 and w.slots.armed == 1
     finally:
         w.close()
+
+
+def _plain(world: World) -> World:
+    """``world`` with its backend's lock the real one under the stand-in (no demoter)."""
+    world.streams._lock = world.lock.lock
+    return world
+
+
+@pytest.mark.parametrize("slot_class", ["py", "c"])
+def test_an_interrupt_anywhere_in_a_slot_batch_completes_each_receive_once(
+    slot_class: str, null_fd: int
+) -> None:
+    """The reaper's batch of receive-slot CQEs in Python (``Reaper._batch_locked``: ``process``,
+    ``_reap_slot``, ``deliver``), swept (``winaio.testing.Sweep``: a callee's entry, a C
+    call's return in those frames, one interrupt per run): wherever the interrupt lands, the
+    batch's continuations
+    (``reaper_cuts``) finish it - every receive delivered once, with its count (one packet
+    each), every slot IDLE at its next generation, nothing left in the table or the lines, the
+    counts those of the uncut batch. Before: a cut at ``process``'s entry or in its set-up
+    (``len``'s, ``iter``'s return) lost the whole batch - its CQEs out of the ring, never
+    mapped, every receive pending for ever - and one at ``deliver``'s entry left it REAPED,
+    never delivered. The backend's lock is a real one here (a Python stand-in's ``__exit__``
+    entry would be a cut point no ``with`` on a C lock has)."""
+    cls = ReceiveSlot if slot_class == "py" else _fastio.ReceiveSlot
+    spec = [(3, 4), (0, 9), (7, 1)]
+    codes = {
+        f.__code__
+        for f in (
+            reaper_mod.Reaper._batch_locked,
+            reaper_mod._PY_PROCESS,
+            reaper_mod.Reaper._reap_slot,
+            reaper_mod._PY_DELIVER_BATCHES,
+        )
+    }
+    with accelerator_for_test("python"):
+        base = _plain(World(spec, 1, "none", null_fd, cls))
+        try:
+            base.reaper._batch_locked(base.cqes)
+            expected = base.delivered()
+        finally:
+            base.close()
+        assert [(p[2], p[3]) for p in expected[0]] == [(0, res) for _, res in spec]
+
+        def run(k: int) -> tuple[Sweep, list[str]]:
+            w = _plain(World(spec, 1, "none", null_fd, cls))
+            try:
+                sweep = Sweep(k, codes)
+                profiled(sweep, lambda: w.reaper._batch_locked(w.cqes))
+                bad = left_behind(locks={"the backend's lock": w.lock.lock})
+                got = w.delivered()
+                if got != expected:
+                    bad.append(f"delivered {got}")
+                return sweep, bad
+            finally:
+                w.close()
+
+        assert sweep_cut_points(run, at_least=5) == {}
