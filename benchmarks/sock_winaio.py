@@ -32,7 +32,9 @@ on the calling thread.
 
 from __future__ import annotations
 
+import ctypes
 import socket
+import threading
 import time
 from typing import Any
 
@@ -380,9 +382,25 @@ def serve(form: str, threads: int, skip: bool = True) -> None:
         server = CoreEchoServer(threads, skip=skip)
     else:
         server = Win32EchoServer(threads, skip=skip)
+    name_threads()
     announce(server.address[1])
     while True:
         time.sleep(3600)
+
+
+def name_threads() -> None:
+    """Give every Python thread of this process its name in the kernel too (``comm``, 15
+    bytes: ``winaio-uring-0``, ``echo-port-0``), so that per-thread tools (``sock_threads``,
+    perf) tell the ring thread from the port threads. CPython's ``threading.Thread.ident`` is the
+    thread's ``pthread_t``."""
+    try:
+        setname = ctypes.CDLL(None).pthread_setname_np
+    except (OSError, AttributeError):
+        return  # not glibc: the threads keep the process's name
+    setname.argtypes = [ctypes.c_ulong, ctypes.c_char_p]
+    for thread in threading.enumerate():
+        if thread.ident is not None and thread is not threading.main_thread():
+            setname(thread.ident, thread.name.encode()[:15])
 
 
 # -- the winaio client -------------------------------------------------------------------------

@@ -21,12 +21,13 @@ import os
 from collections.abc import Sequence
 from typing import Any, Final, TypeVar
 
+from .._kernel import _threads
 from .._kernel._dispatcher import LOCK, wake_waiters
 from .._kernel._objects import Event
 from .._kernel._threads import current_thread_state
 from ..codes import WinError
 from ..errors import Win32Error
-from . import _accel
+from . import _accel, _issue
 from ._dispatch import notify_locked
 from ._fd_users import FdUsers
 from ._files import FileObject
@@ -399,6 +400,20 @@ if _fastio is not None:
         WOULD_BLOCK,
     )
     _C_METHODS = (_read_now_c, _start_read_c)
+    # The O_DIRECT hot case of the C ``start_read`` (``_fastdirect.c``): ``pinned_read`` and
+    # ``submit_pending_file`` in C, the backend's ``submit`` called as in Python.
+    _fastio.configure_direct(
+        DiskFile,
+        FileReadOp,
+        LOCK,
+        submit_pending_file,
+        _issue._hand_to_backend,
+        _issue._handed_again,
+        _threads._tls,
+        current_thread_state,
+        STATUS_PENDING,
+        _ALIGN,
+    )
 
 
 def accelerator_available() -> bool:

@@ -367,6 +367,11 @@ start_read(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnam
         return NULL;
     }
     if (!r) {
+        /* no cached reads: the O_DIRECT hot case (``_fastdirect.c``), else the Python method */
+        PyObject *issued = fio_direct_start_read(self, args[0], args[1]);
+        if (issued != Py_NotImplemented) {
+            return issued;
+        }
         goto python;
     }
     PyObject *buffer = args[0], *ov = args[1];
@@ -466,6 +471,15 @@ static PyMethodDef module_methods[] = {
      "configure(DiskFile, Overlapped, CompletionPort, Event, CompletionPacket, LOCK,\n"
      "          wake_waiters, read_now, start_read, start_read_after, swallowed, WOULD_BLOCK)\n"
      "-> (read_now descriptor, start_read descriptor, lock taken directly)"},
+    {"configure_direct", fio_configure_direct, METH_VARARGS,
+     "configure_direct(DiskFile, FileReadOp, LOCK, submit_pending_file, _hand_to_backend,\n"
+     "                 _handed_again, _tls, current_thread_state, STATUS_PENDING, align)"},
+    {"configure_submit", fio_configure_submit, METH_VARARGS,
+     "configure_submit(IoUringBackend, submit, FileReadOp, FileObject, BackendRing, InFlight,\n"
+     "                 Backlog, Submission, ThreadState, RingParker, RingBusyError,\n"
+     "                 eventfd_write) -> the C submit descriptor"},
+    {"submit_set_enabled", fio_submit_set_enabled, METH_O,
+     "submit_set_enabled(flag): the C IoUringBackend.submit serves its shape (else Python)"},
     {"configure_alias", configure_alias, METH_VARARGS,
      "configure_alias(OVERLAPPED, handle_entry, ReadFile, read_file_after) -> C ReadFile"},
     {"configure_gqcs", configure_gqcs, METH_VARARGS,

@@ -129,6 +129,15 @@ extern int g_configured;
 /* ``read_now`` for one buffer and no routine (``_fastio.c``): a new reference (0, WOULD_BLOCK
  * or None), NULL with an error, or a borrowed Py_NotImplemented (the shape is not handled). */
 PyObject *fast_read(PyObject *self, PyObject *buffer, PyObject *ov);
+/* ``start_read``'s O_DIRECT hot case (``_fastdirect.c``): Py_False (a new reference: issued),
+ * a borrowed Py_NotImplemented (the shape is not handled: nothing touched) or NULL with an
+ * error; and its configuration (``configure_direct``). */
+PyObject *fio_direct_start_read(PyObject *self, PyObject *buffer, PyObject *ov);
+PyObject *fio_configure_direct(PyObject *module, PyObject *args);
+/* ``IoUringBackend.submit``'s QD1 O_DIRECT read (``_fastdirect_ring.c``): its configuration
+ * (returns the method descriptor) and its switch. */
+PyObject *fio_configure_submit(PyObject *module, PyObject *args);
+PyObject *fio_submit_set_enabled(PyObject *module, PyObject *flag);
 /* The Python ``DiskFile.read_now``. */
 PyObject *py_read_now(PyObject *self, PyObject *buffers, PyObject *ov, PyObject *routine);
 

@@ -17,6 +17,35 @@ def configure(
     would_block: int,
     /,
 ) -> tuple[Any, Any, bool]: ...
+def configure_direct(
+    disk_file: type,
+    file_read_op: type,
+    lock: Any,
+    submit_pending_file: Any,
+    hand_to_backend: Any,
+    handed_again: Any,
+    tls: Any,
+    current_thread_state: Any,
+    status_pending: int,
+    align: int,
+    /,
+) -> None: ...
+def configure_submit(
+    backend: type,
+    submit: Any,
+    file_read_op: type,
+    file_object: type,
+    backend_ring: type,
+    in_flight: type,
+    backlog: type,
+    submission: type,
+    thread_state: type,
+    ring_parker: type,
+    ring_busy_error: type[BaseException],
+    eventfd_write: Any,
+    /,
+) -> Any: ...
+def submit_set_enabled(flag: bool, /) -> None: ...
 def configure_alias(
     overlapped: type, handle_entry: Any, read_file: Any, read_file_after: Any, /
 ) -> Any: ...

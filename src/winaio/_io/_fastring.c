@@ -342,6 +342,7 @@ fr_descriptors(PyTypeObject *tp, PyMethodDef *defs)
  * configure_ring("deferral", Deferral, Backlog, Migration, py_functions_dict, _deferring,
  *                IdleWork)
  * configure_ring("reaper", Reaper, py_reap)
+ * configure_ring("watch", py_watch_sleep)  (the ring thread's watch: _fastwatch.c)
  * configure_ring("lead", RingParker, Leadership, ThreadState, WaitBlock, py_acquire,
  *                RingBusyError, threading.Lock())  (after the three others)
  * -> {name: method descriptor} */
@@ -407,6 +408,9 @@ configure_ring(PyObject *module, PyObject *args)
     }
     if (strcmp(what, "lead") == 0) {
         return configure_lead(args);
+    }
+    if (strcmp(what, "watch") == 0) {
+        return configure_watch(args); /* (_fastwatch.c) */
     }
     if (strcmp(what, "port") == 0) {
         return configure_port(args);

@@ -1,7 +1,8 @@
 /* Shared by the io_uring ring's C sources (not a public interface): ``_fastring.c`` (the ring's
  * primitives on BackendRing, ``configure_ring``), ``_fastdefer.c`` (Deferral's take_burst and
  * hint_locked), ``_fastreap.c`` (Reaper.reap), ``_fastlead.c`` (RingParker.acquire: the
- * leader's wait) and ``_fastport.c`` (CompletionPort.get_many). Every part is configured
+ * leader's wait), ``_fastport.c`` (CompletionPort.get_many) and ``_fastwatch.c`` (the ring
+ * thread's watch without the GIL). Every part is configured
  * through ``configure_ring(part, ...)``, the one entry of ``_fastio.c``'s method table. */
 #ifndef WINAIO_FASTRING_H
 #define WINAIO_FASTRING_H
@@ -281,5 +282,6 @@ PyObject *configure_deferral(PyObject *args);
 PyObject *configure_reaper(PyObject *args);
 PyObject *configure_lead(PyObject *args);
 PyObject *configure_port(PyObject *args);
+PyObject *configure_watch(PyObject *args);
 
 #endif

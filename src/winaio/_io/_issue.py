@@ -448,7 +448,8 @@ def _handed_again(op: Operation, exc: BaseException) -> None:
     now if it is registered, not done, and ``submit`` did not run - its frame not in the
     traceback (the cut came before the call) or at its first line (``cut_at_entry``). A
     ``submit`` that ran is the backend's, which takes a request in full or not at all. Each
-    caller's ``try`` spans its registration to ``submit``'s return, nothing after it."""
+    caller's ``try`` spans its registration to ``submit``'s return, nothing after it. A C
+    ``submit`` (no frame) did not run if the cut came at or before ``_hand_to_backend``'s entry."""
     if not interrupt(exc) or not op.registered or op.done or op.kind is OpKind.LOCAL:
         return
     file = op.file
@@ -456,7 +457,8 @@ def _handed_again(op: Operation, exc: BaseException) -> None:
         with LOCK:  # (the registration's last step, idempotent: ``_slot.demote_locked``)
             demote_locked(file._rslot)
     backend = file.backend
-    if cut_at_entry(exc, type(backend).submit):
+    submit = type(backend).submit
+    if cut_at_entry(exc, submit if hasattr(submit, "__code__") else _hand_to_backend):
         op.submitted = True
         try:
             backend.submit(op)

@@ -47,6 +47,7 @@ from ..._kernel._dispatcher import LOCK, ThreadState
 from ..._kernel._threads import EXIT_MIGRATE_IO, add_thread_exit_hook, current_thread_state
 from ...codes import NtStatus, WinError
 from ...errors import Win32Error
+from . import fastsubmit
 from .abi import SubmissionQueueFull
 from .backlog import Backlog, prep_failed
 from .close import CLOSE_TIMEOUT, salvage
@@ -756,3 +757,4 @@ def _thread_exited(ts: ThreadState) -> None:
 
 add_thread_exit_hook(_thread_exited, EXIT_MIGRATE_IO)  # after the I/O layer's cancel (§8)
 install_on(IoUringBackend)  # the C pend_receive, when the accelerators are on (``fastpend``)
+fastsubmit.install_on(IoUringBackend)  # the C QD1 O_DIRECT submit (``fastsubmit``, qd1)

@@ -494,10 +494,14 @@ class Leadership:
             pass  # closed at backend close, once nobody waits any more
 
     # ------------------------------------------------------------------ the ring thread
-    def watch(self) -> bool:
+    def watch(self, seen: int | None = None) -> bool:
         """The ring thread's tick while the ring has an owner (under the backend's lock).
         True when it takes the ring over: the owner is away and CQEs have waited a whole
-        tick (the caller reaps). Gives an idle ring back to the eventfd too."""
+        tick (the caller reaps). Gives an idle ring back to the eventfd too. ``seen``: the CQ
+        head the ring thread saw at the previous tick without the GIL (-1: none waited;
+        ``ringthread.watch_sleep``), in place of this object's own last look."""
+        if seen is not None:
+            self._stale_head = seen
         owner = self.owner
         if owner is None or self.waiter is not None:
             self._stale_head = -1
@@ -524,6 +528,11 @@ class Leadership:
     def watching(self) -> bool:
         """Must the ring thread sleep with a timeout (under the backend's lock)?"""
         return self.owner is not None and not self.closed
+
+    def busy_locked(self) -> bool:
+        """An owner with requests in flight and no deferred burst: the watch's ticks need only
+        the CQ ring (``ringthread.watch_sleep``: looked at without the GIL)."""
+        return self.watching() and not self.deferred and self._in_flight() > 0
 
     def disown_locked(self) -> None:
         """No owner: the eventfd signals the ring thread again (under the backend's lock).

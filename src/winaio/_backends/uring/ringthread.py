@@ -18,8 +18,14 @@ Invariants (under the backend's lock unless said otherwise):
   refuses multishot polls (:attr:`RingThread.poke_refused`) is never asked again;
 - :attr:`RingThread.ident` is the thread's ident once it runs (the submitter that is never
   migrated), -1 before;
-- the eventfd is read first in each round, so a write from then on ends the next sleep;
-  completions it reaps are delivered under the reaper's CQ lock, in order with the leaders'.
+- the eventfd is read first in each round that follows a wake-up (a sleep that timed out
+  leaves nothing to read: no GIL round trip for it), so a write from then on ends the next
+  sleep; completions it reaps are delivered under the reaper's CQ lock, in order with the
+  leaders';
+- while a busy owner keeps the ring, the watch's ticks are looked at without the GIL
+  (:func:`watch_sleep`, in C: ``_fastwatch.c``): the Python round runs once per
+  ``WATCH_TICKS + 1`` ticks, or at once when CQEs waited a whole tick under an unmoved head
+  (the Python watch then takes over, as it would have at that tick).
 
 Imports ``common``, ``lead`` (the watch's ticks), and the parts it drives (``reaper``,
 ``deferral``, ``backlog``, ``streams``, ``ring``) for annotations only.
@@ -28,6 +34,7 @@ Imports ``common``, ``lead`` (the watch's ticks), and the parts it drives (``rea
 from __future__ import annotations
 
 import errno
+import math
 import os
 import select
 import threading
@@ -35,10 +42,16 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..._io import _accel
 from .abi import SubmissionQueueFull
 from .abi.consts import PollFlags
 from .common import ECANCELED, REAP_BATCH, UD_POKE, Finished, InFlight
 from .lead import WATCH_MAX, WATCH_MIN
+
+try:
+    from ..._io import _fastio
+except ImportError:  # not built (no C compiler): the Python function runs
+    _fastio = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from ..._kernel._dispatcher import ThreadState
@@ -54,6 +67,68 @@ __all__ = ["RingThread"]
 _MULTI = int(PollFlags.IORING_POLL_ADD_MULTI)
 _POLLIN = select.POLLIN
 _monotonic = time.monotonic
+#: While a busy owner keeps the ring (``Leadership.busy_locked``) and the watch is at its
+#: longest tick, the ring thread looks at this many further ticks with the GIL released
+#: (:func:`watch_sleep`) before its Python round runs again: the owner's GIL is taken once per
+#: ``WATCH_TICKS + 1`` ticks instead of three times per tick. A burst deferred meanwhile and
+#: left by its owner waits for that round (at most ``(WATCH_TICKS + 2) * WATCH_MAX``).
+WATCH_TICKS = 7
+
+
+def watch_sleep(
+    efd: int, ring: BackendRing, first: float, tick: float, ticks: int, seen: int
+) -> tuple[bool, int]:
+    """Sleep on ``efd`` for ``first`` seconds, then for up to ``ticks`` more ticks of ``tick``
+    seconds while an owner keeps the CQ ring moving (``_fastwatch.c``, the C function, runs it
+    without the GIL; this is the reference and the fallback).
+
+    Before each further tick the CQ ring is looked at as :meth:`Leadership.watch` looks at it:
+    empty (``seen`` becomes -1), CQEs under a head not seen at the previous tick (``seen``
+    becomes the head: the owner gets a tick), or CQEs under the head ``seen`` at the previous
+    tick: returned at once, for the Python watch to take over. Returns ``(woken, seen)``:
+    woken when ``efd`` became readable (or invalid), ``seen`` as the last look left it.
+
+    Raises:
+        ValueError: a negative or non-finite time, negative ``ticks``, ``seen`` not a CQ head.
+    """
+    bad = not (0 <= first < math.inf and 0 <= tick < math.inf and -1 <= seen <= 0xFFFFFFFF)
+    if bad or ticks < 0:
+        raise ValueError(f"watch_sleep: bad arguments {first!r}, {tick!r}, {ticks!r}, {seen!r}")
+    poller = select.poll()
+    poller.register(efd, _POLLIN)
+    wait = first
+    while True:
+        if poller.poll(math.ceil(wait * 1000)):
+            return True, seen
+        if ticks <= 0:
+            return False, seen  # the Python watch looks at this tick itself
+        ticks -= 1
+        u32 = ring._cq_u32  # the mmapped words (the kernel's tail, the head as published)
+        tail, head = u32[ring._cq_tail_i], u32[ring._cq_head_i]
+        if tail == head:
+            seen = -1
+        elif seen == head:
+            return False, seen  # CQEs waited a whole tick, head unmoved: take over now
+        else:
+            seen = head
+        wait = tick
+
+
+#: watch_sleep: the Python function (reference, fallback) and its C accelerator.
+_PY_WATCH_SLEEP = watch_sleep
+_C_WATCH_SLEEP: Callable[[int, BackendRing, float, float, int, int], tuple[bool, int]] | None = (
+    None if _fastio is None else _fastio.configure_ring("watch", _PY_WATCH_SLEEP)["watch_sleep"]
+)
+_watch_sleep: Callable[[int, BackendRing, float, float, int, int], tuple[bool, int]]
+_watch_sleep = _PY_WATCH_SLEEP
+
+
+def _install(on: bool) -> None:
+    global _watch_sleep
+    _watch_sleep = _C_WATCH_SLEEP if on and _C_WATCH_SLEEP is not None else _PY_WATCH_SLEEP
+
+
+_accel.register(_install)
 
 
 class RingThread:
@@ -183,12 +258,15 @@ class RingThread:
         tick = WATCH_MIN
         next_watch = 0.0
         cancelled_all = False
+        woken = True
+        seen: int | None = None  # (the CQ head the last GIL-free tick saw: watch_sleep)
         while True:
             self.rounds += 1
-            try:
-                os.eventfd_read(efd)  # first: a write from now on ends the next sleep
-            except BlockingIOError:
-                pass
+            if woken:  # (a sleep that timed out leaves nothing to read: no GIL round trip)
+                try:
+                    os.eventfd_read(efd)  # first: a write from now on ends the next sleep
+                except BlockingIOError:
+                    pass
             finished: Finished = []
             lines: list[Line] = []
             with lock:
@@ -211,7 +289,7 @@ class RingThread:
                 reap = lead.owner is None
                 now = _monotonic()
                 if not reap and now >= next_watch:
-                    reap = lead.watch()
+                    reap = lead.watch(seen)
                     stale = deferral.stale_burst_locked()
                     tick = WATCH_MIN if reap or stale else min(2 * tick, WATCH_MAX)
                     next_watch = now + tick
@@ -243,9 +321,20 @@ class RingThread:
                 timeout = max(next_watch - _monotonic(), 1e-4) if lead.watching() else None
                 if backlog.stuck:
                     timeout = 0.001  # the kernel refused SQEs (EBUSY): try again soon
+                # A busy owner, the watch at its longest tick: the next ticks are looked at
+                # without the GIL (watch_sleep); only what needs the Python watch ends them.
+                ahead = timeout is not None and tick >= WATCH_MAX and lead.busy_locked()
                 self.sleeping = True
                 self.sleep_timed = timeout is not None
-            poller.poll(None if timeout is None else timeout * 1000)
+            seen = None
+            if ahead:
+                assert timeout is not None
+                last = lead._stale_head  # (the Python watch's last look: the first to compare)
+                woken, seen = _watch_sleep(efd, ring, timeout, tick, WATCH_TICKS, last)
+                if not woken:
+                    next_watch = 0.0  # returned at a tick: the Python watch looks at it now
+            else:
+                woken = bool(poller.poll(None if timeout is None else timeout * 1000))
             with lock:
                 self.sleeping = False
 
