@@ -75,13 +75,39 @@ WARMUP = {"qd1": 500, "c64": 20, "echo1": 500, "echo1_win32": 500, "c64_asyncio"
 C64 = ("c64", "c64_asyncio")
 
 
-def _pair(listener: socket.socket, port: Any, key: Any) -> tuple[Any, socket.socket]:
-    import winaio
-
+def _tcp_pair(listener: socket.socket) -> tuple[socket.socket, socket.socket]:
+    """A connected loopback pair through ``listener`` (the peer, the accepted end), both
+    TCP_NODELAY (as the bench's clients and servers)."""
     peer = socket.create_connection(listener.getsockname())
     conn, _ = listener.accept()
     for s in (peer, conn):
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return peer, conn
+
+
+def _timed(
+    step: Callable[[], None], warmup: int, iterations: int, window: Callable[[bool], None] | None
+) -> float:
+    """Seconds per ``step()`` over ``iterations`` after ``warmup`` untimed ones; ``window``
+    (the instruction counter's) is open around the timed ones only."""
+    for _ in range(warmup):
+        step()
+    start = time.perf_counter()
+    if window is not None:
+        window(True)
+    try:
+        for _ in range(iterations):
+            step()
+    finally:
+        if window is not None:
+            window(False)
+    return (time.perf_counter() - start) / iterations
+
+
+def _pair(listener: socket.socket, port: Any, key: Any) -> tuple[Any, socket.socket]:
+    import winaio
+
+    peer, conn = _tcp_pair(listener)
     conn.setblocking(False)
     f = winaio.Socket(conn.fileno(), overlapped=True, sock=conn)
     f.set_completion_modes(True, True)
@@ -165,18 +191,7 @@ def run(
                 for _, peer, _, _, _, _ in conns:
                     peer.recv_into(back)
 
-        for _ in range(WARMUP[workload] if warmup is None else warmup):
-            step()
-        start = time.perf_counter()
-        if window is not None:
-            window(True)
-        try:
-            for _ in range(iterations):
-                step()
-        finally:
-            if window is not None:
-                window(False)
-        return (time.perf_counter() - start) / iterations
+        return _timed(step, WARMUP[workload] if warmup is None else warmup, iterations, window)
     finally:
         for thing in opened:
             thing.close()  # a pending receive completes aborted: its packet is dropped below
@@ -207,10 +222,7 @@ def _run_asyncio(iterations: int, warmup: int, window: Callable[[bool], None] | 
 
     try:
         for _ in range(CONNECTIONS):
-            peer = socket.create_connection(listener.getsockname())
-            conn, _ = listener.accept()
-            for s in (peer, conn):
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            peer, conn = _tcp_pair(listener)
             peers.append(peer)
             loop.run_until_complete(loop.connect_accepted_socket(Echo, conn))
         back = bytearray(256)
@@ -223,18 +235,7 @@ def _run_asyncio(iterations: int, warmup: int, window: Callable[[bool], None] | 
             for peer in peers:
                 peer.recv_into(back)
 
-        for _ in range(warmup):
-            step()
-        start = time.perf_counter()
-        if window is not None:
-            window(True)
-        try:
-            for _ in range(iterations):
-                step()
-        finally:
-            if window is not None:
-                window(False)
-        return (time.perf_counter() - start) / iterations
+        return _timed(step, warmup, iterations, window)
     finally:
         for transport in transports:
             transport.close()
@@ -251,10 +252,7 @@ def _echo1_win32(listener: socket.socket) -> tuple[Any, list[Any]]:
     from winaio import win32 as w
     from winaio.win32 import _base
 
-    peer = socket.create_connection(listener.getsockname())
-    conn, _ = listener.accept()
-    for s in (peer, conn):
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    peer, conn = _tcp_pair(listener)
     conn.setblocking(False)
     hport = w.CreateIoCompletionPort(w.INVALID_HANDLE_VALUE, None, 0, 1)
     s = _base.HANDLE_TABLE.insert(winaio.Socket(conn.fileno(), overlapped=True, sock=conn))

@@ -408,19 +408,13 @@ def testing() -> Any:
     return wt
 
 
-@pytest.fixture(params=["c", "python"])
-def sock_impl(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The sockets' immediate paths in C and in Python, in turn (tests/io/conftest.py)."""
-    with wt.accelerator_for_test(request.param) as impl:
-        yield impl
-
-
-@pytest.fixture(params=["off", "py", "c"])
-def slot_impl(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The sockets' pended receives as requests, on the Python receive slot and on the C
-    one, in turn (tests/io/conftest.py)."""
-    with wt.slots_for_test(request.param) as mode:
-        yield mode
+# The sockets' immediate paths in C and in Python, and the pended receives on each receive
+# slot, in turn: tests/io/conftest.py's fixtures (loaded by path: ``--import-mode=importlib``).
+_io_fixtures = wt.load_kit(
+    Path(__file__).resolve().parent.parent / "io" / "conftest.py", "winaio_tests_io_fixtures"
+)
+sock_impl = _io_fixtures.sock_impl
+slot_impl = _io_fixtures.slot_impl
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -159,7 +159,7 @@ from winaio._backends import uring
 from winaio._io._overlapped import Overlapped
 from winaio._io._port import CompletionPort
 from winaio._io._sockets import Socket
-from winaio._kernel._dispatcher import LOCK
+from winaio.testing import receive_settled
 
 b = uring.IoUringBackend()
 port = CompletionPort()
@@ -185,30 +185,7 @@ for k in range(int(sys.argv[1])):
         raised = exc
     finally:
         _testcapi.remove_mem_hooks()
-    if LOCK.locked():
-        bad.add("LOCK held")
-        LOCK.release()
-    if b._lock.locked():
-        bad.add("the backend's lock held")
-        b._lock.release()
-    if s.pending_requests != s.stream_in:
-        bad.add(f"pending_requests {s.pending_requests} != stream_in {s.stream_in}")
-    if s.pending_requests:
-        peer.sendall(b"k")
-        packet = port.get(5.0)
-        if packet is None or packet.overlapped is not ov or bytes(buf[:1]) != b"k":
-            bad.add(f"a pending receive did not complete ({raised!r})")
-    else:
-        if raised is None:
-            bad.add("no receive pending and no error")
-        if s._rslot is not None and s._rslot.state != 0:
-            bad.add(f"slot in state {s._rslot.state} with nothing pending")
-    try:
-        buf.extend(b"x")
-    except BufferError:
-        bad.add("a buffer left exported")
-    if port.get(0) is not None:
-        bad.add("a stray packet")
+    bad.update(receive_settled(s, peer, port, ov, buf, raised, b._lock))
 print(sorted(bad))
 os._exit(0)
     """

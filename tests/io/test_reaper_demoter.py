@@ -23,7 +23,6 @@ twin (a Hypothesis differential, every field compared after the reap and after t
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
@@ -41,17 +40,27 @@ from winaio._io import _accel
 from winaio._io._files import FileObject
 from winaio._io._overlapped import Overlapped
 from winaio._io._port import CompletionPort
-from winaio._io._slot import ARMED, IDLE, REAPED, ReceiveSlot, demote_locked
+from winaio._io._slot import ARMED, GEN_MASK, IDLE, REAPED, ReceiveSlot, demote_locked
 from winaio._kernel._dispatcher import LOCK, ThreadState
-from winaio.testing import python_frames, require_c_path
+from winaio.testing import (
+    SLOT_TAG,
+    HookedLock,
+    Sweep,
+    accelerator_for_test,
+    close_files,
+    left_behind,
+    null_file,
+    profiled,
+    python_frames,
+    require_c_path,
+    sweep_cut_points,
+)
 
 try:
     from winaio._io import _fastio
 except ImportError:  # (not built: the fixture below skips, or fails under REQUIRE_ACCEL)
     _fastio = None  # type: ignore[assignment]
 
-SLOT_TAG = 1 << 63
-GEN_MASK = 0x7FFFFFFF
 MODES = ["step1", "both", "rearm"]
 
 
@@ -69,31 +78,18 @@ def null_fd() -> Iterator[int]:
         os.close(fd)
 
 
-class DemotingLock:
+class DemotingLock(HookedLock):
     """The backend's lock, whose first acquire runs a demoter first: what a contended wait
     lets happen between the reaper's check of its batch and its hold."""
 
     def __init__(self, demoter: Callable[[], object]) -> None:
-        self.lock = threading.Lock()
+        super().__init__()
         self.demoter: Callable[[], object] | None = demoter
 
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+    def before_acquire(self) -> None:
         demoter, self.demoter = self.demoter, None
         if demoter is not None:
             demoter()
-        return self.lock.acquire(blocking, timeout)
-
-    def release(self) -> None:
-        self.lock.release()
-
-    def locked(self) -> bool:
-        return self.lock.locked()
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
 
 
 def _never(*args: object) -> None:
@@ -129,9 +125,7 @@ class World:
         self.bufs: list[bytearray] = []
         self.cqes: list[tuple[int, int, int]] = []
         for i, (gen, res) in enumerate(spec):
-            f = FileObject(os.dup(null_fd), overlapped=True, backend=object())  # type: ignore[arg-type]
-            f.port, f.key = self.port, i
-            self.files.append(f)
+            self.files.append(null_file(null_fd, self.port, i))
             slot = slot_class(self.slots)
             slot.index = i
             self.slots.items.append(slot)
@@ -155,6 +149,8 @@ class World:
         self.bufs.append(buf)
 
     def _demoter(self) -> None:
+        if self.mode == "none":  # (no demoter: the plain batch)
+            return
         slot = self.slots.items[self.demote]
         with LOCK:
             demote_locked(slot)
@@ -197,10 +193,7 @@ class World:
         )  # fmt: skip
 
     def close(self) -> None:
-        for f in self.files:
-            if f.fd >= 0:
-                os.close(f.fd)
-                f.fd = -1
+        close_files(self.files)
 
 
 def _run(world: World, process: Callable[..., Any]) -> tuple[Any, Any, list[str]]:
@@ -341,3 +334,60 @@ def test_a_slot_armed_again_in_the_lock_wait_keeps_its_new_incarnation(
         assert w.files[0].stream_in == 1 and w.slots.armed == 1
     finally:
         w.close()
+
+
+def _plain(world: World) -> World:
+    """``world`` with its backend's lock the real one under the stand-in (no demoter)."""
+    world.streams._lock = world.lock.lock
+    return world
+
+
+@pytest.mark.parametrize("slot_class", ["py", "c"])
+def test_an_interrupt_anywhere_in_a_slot_batch_completes_each_receive_once(
+    slot_class: str, null_fd: int
+) -> None:
+    """The reaper's batch of receive-slot CQEs in Python (``Reaper._batch_locked``: ``process``,
+    ``_reap_slot``, ``deliver``), swept (``winaio.testing.Sweep``: a callee's entry, a C
+    call's return in those frames, one interrupt per run): wherever the interrupt lands, the
+    batch's continuations
+    (``reaper_cuts``) finish it - every receive delivered once, with its count (one packet
+    each), every slot IDLE at its next generation, nothing left in the table or the lines, the
+    counts those of the uncut batch. Before: a cut at ``process``'s entry or in its set-up
+    (``len``'s, ``iter``'s return) lost the whole batch - its CQEs out of the ring, never
+    mapped, every receive pending for ever - and one at ``deliver``'s entry left it REAPED,
+    never delivered. The backend's lock is a real one here (a Python stand-in's ``__exit__``
+    entry would be a cut point no ``with`` on a C lock has)."""
+    cls = ReceiveSlot if slot_class == "py" else _fastio.ReceiveSlot
+    spec = [(3, 4), (0, 9), (7, 1)]
+    codes = {
+        f.__code__
+        for f in (
+            reaper_mod.Reaper._batch_locked,
+            reaper_mod._PY_PROCESS,
+            reaper_mod.Reaper._reap_slot,
+            reaper_mod._PY_DELIVER_BATCHES,
+        )
+    }
+    with accelerator_for_test("python"):
+        base = _plain(World(spec, 1, "none", null_fd, cls))
+        try:
+            base.reaper._batch_locked(base.cqes)
+            expected = base.delivered()
+        finally:
+            base.close()
+        assert [(p[2], p[3]) for p in expected[0]] == [(0, res) for _, res in spec]
+
+        def run(k: int) -> tuple[Sweep, list[str]]:
+            w = _plain(World(spec, 1, "none", null_fd, cls))
+            try:
+                sweep = Sweep(k, codes)
+                profiled(sweep, lambda: w.reaper._batch_locked(w.cqes))
+                bad = left_behind(locks={"the backend's lock": w.lock.lock})
+                got = w.delivered()
+                if got != expected:
+                    bad.append(f"delivered {got}")
+                return sweep, bad
+            finally:
+                w.close()
+
+        assert sweep_cut_points(run, at_least=5) == {}

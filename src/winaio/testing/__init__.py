@@ -47,6 +47,7 @@ from ._slots import (
     pinned_slot,
     port_getter,
     reaped_slots,
+    receive_settled,
     waiting_on,
 )
 from ._sweeps import PyParker, Sweep, SweepInterrupt, profiled, sweep_cut_points
@@ -82,6 +83,7 @@ __all__ = [
     "profiled",
     "python_frames",
     "reaped_slots",
+    "receive_settled",
     "require_c_path",
     "require_peer",
     "run_child",

@@ -44,6 +44,7 @@ __all__ = [
     "pinned_slot",
     "port_getter",
     "reaped_slots",
+    "receive_settled",
     "waiting_on",
 ]
 
@@ -239,6 +240,44 @@ def left_behind(
             lock.release()
     if port is not None and any(wb not in port._getters and wb.result is None for wb in getters):
         bad.append("a waiter popped and left asleep")
+    return bad
+
+
+def receive_settled(
+    sock: Any,
+    peer: Any,
+    port: CompletionPort,
+    ov: Overlapped,
+    buf: bytearray,
+    raised: BaseException | None,
+    backend_lock: Any,
+) -> set[str]:
+    """What a failed call (a nomem sweep's) that was to pend a receive into ``buf`` on the
+    winaio socket ``sock`` (bound to ``port``; ``peer`` its plain other end) must not leave:
+    a lock held (:func:`left_behind`, ``backend_lock`` too); a count of pending requests other
+    than the STREAM receives in flight; a pended receive that does not complete with the
+    peer's next byte (one is sent); nothing pending without an error (``raised``) or with the
+    receive slot not idle; ``buf`` left exported; a stray packet. The caller drops its own
+    views of ``buf`` first."""
+    bad = set(left_behind(locks={"the backend's lock": backend_lock}))
+    if sock.pending_requests != sock.stream_in:
+        bad.add(f"pending_requests {sock.pending_requests} != stream_in {sock.stream_in}")
+    if sock.pending_requests:
+        peer.sendall(b"k")
+        packet = port.get(5.0)
+        if packet is None or packet.overlapped is not ov or bytes(buf[:1]) != b"k":
+            bad.add(f"a pending receive did not complete ({raised!r})")
+    else:
+        if raised is None:
+            bad.add("no receive pending and no error")
+        if sock._rslot is not None and sock._rslot.state != _slot.IDLE:
+            bad.add(f"slot in state {sock._rslot.state} with nothing pending")
+    try:
+        buf.extend(b"x")
+    except BufferError:
+        bad.add("a buffer left exported")
+    if port.get(0) is not None:
+        bad.add("a stray packet")
     return bad
 
 

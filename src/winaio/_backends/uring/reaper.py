@@ -45,13 +45,14 @@ import select
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..._io import _accel, _dispatch
 from ..._io._backend import OpKind
 from ..._io._dispatch import _queue_routine, deliver, deliver_batch
 from ..._io._files import _IO_KEY, FileObject
+from ..._io._interrupts import cut_at_entry, interrupt
 from ..._io._ops import Operation
 from ..._io._overlapped import Overlapped
 from ..._io._port import CompletionPacket, CompletionPort
@@ -217,15 +218,23 @@ class Reaper(ReaperCuts):
             finished: Finished = []
             try:
                 self.process(cqes, finished)
-            except BaseException:
+            except BaseException as exc:
                 # Ctrl-C while mapping the batch: process() finished its work (every CQE
-                # mapped), so what it mapped is delivered before the exception goes on.
+                # mapped), so what it mapped is delivered before the exception goes on; cut
+                # at its (Python) entry, it mapped nothing: made now.
+                if interrupt(exc) and cut_at_entry(exc, self.process):
+                    self.process(cqes, finished)
                 self._deliver_rest(finished)
                 raise
             if finished:
                 # Under the lock: completions are delivered in the order they were reaped,
                 # whichever thread reaps next (two reads of one socket, #66).
-                self.deliver(finished)
+                try:
+                    self.deliver(finished)
+                except BaseException as exc:  # (cut at its Python entry: none delivered)
+                    if interrupt(exc) and cut_at_entry(exc, self.deliver):
+                        self._deliver_rest(finished)
+                    raise
         return len(cqes)
 
     def process(self, cqes: list[tuple[int, int, int]], finished: Finished) -> None:
@@ -236,8 +245,7 @@ class Reaper(ReaperCuts):
         append = finished.append
         service = self._streams.service
         migrating = self._migration.migrating
-        cancelled = 0
-        start = len(finished)
+        cancelled = start = 0
         reaped = 0  # receive slots appended (counted by the slot table, not here)
         slots = self._slots
         items = slots.items
@@ -246,8 +254,10 @@ class Reaper(ReaperCuts):
         heads: list[tuple[Line, int, int]] = []  # STREAM heads whose RECV brought data
         entry: tuple[Operation, object] | None = None
         ud = res = flags = 0
-        it = iter(cqes)  # its length hint says where an exception cut the loop
+        it: Iterator[tuple[int, int, int]] | None = None
         try:
+            start = len(finished)
+            it = iter(cqes)  # its length hint says where an exception cut the loop
             for ud, res, flags in it:
                 # get, then del: an interrupt at the end of a pop() would lose what it took;
                 # at the end of get() the entry is still in the table (``_process_cut``), and
@@ -326,6 +336,9 @@ class Reaper(ReaperCuts):
             # Ctrl-C (a signal handler's) inside the loop: the CQEs are out of the CQ ring and
             # whatever the loop took out of the table is in nobody else's hands. Finished
             # here, then re-raised (the caller delivers ``finished``: :meth:`_deliver_rest`).
+            if it is None:  # (cut before the loop, at len's or iter's return: none taken)
+                self.process(cqes, finished)
+                raise
             self.done += len(finished) - start - _slots_in(finished, start)
             self.cancelled += cancelled
             self._process_cut(cqes, it, ud, res, flags, entry, heads, finished)
