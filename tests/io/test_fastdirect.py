@@ -262,7 +262,7 @@ _NOMEM = textwrap.dedent(
     from winaio._io._disk import DiskFile
     from winaio._io._overlapped import Overlapped
     from winaio._io._port import CompletionPort
-    from winaio.testing import call_failing, left_behind
+    from winaio.testing import call_failing, left_behind, ring_thread_asleep
 
     directory = sys.argv[2]
     fd, path = tempfile.mkstemp(dir=directory)
@@ -286,6 +286,7 @@ _NOMEM = textwrap.dedent(
     bad = set()
     for k in range(int(sys.argv[1])):
         ov = Overlapped(4096 * (k % 16))
+        ring_thread_asleep(backend)  # (the failing allocation is this thread's)
         raised = call_failing(k, disk.start_read, view, ov)
         bad.update(left_behind(port))
         op, handed[0] = handed[0], None

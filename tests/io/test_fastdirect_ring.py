@@ -214,7 +214,7 @@ _NOMEM = textwrap.dedent(
     from winaio._io._overlapped import Overlapped
     from winaio._io._port import CompletionPort
     from winaio._kernel._dispatcher import LOCK
-    from winaio.testing import call_failing, left_behind
+    from winaio.testing import call_failing, left_behind, ring_thread_asleep
 
     fd, path = tempfile.mkstemp(dir=sys.argv[2])
     os.write(fd, os.urandom(1 << 16))
@@ -247,6 +247,7 @@ _NOMEM = textwrap.dedent(
             op.registered = op.submitted = True
             disk._pending[op] = None
         before = state()
+        ring_thread_asleep(backend)  # (the failing allocation is this thread's)
         raised = call_failing(k, backend.submit, op)
         bad.update(left_behind(port, locks={"the backend's lock": backend._lock}))
         after = state()

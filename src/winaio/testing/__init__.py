@@ -48,6 +48,7 @@ from ._slots import (
     port_getter,
     reaped_slots,
     receive_settled,
+    ring_thread_asleep,
     waiting_on,
 )
 from ._sweeps import PyParker, Sweep, SweepInterrupt, profiled, sweep_cut_points
@@ -86,6 +87,7 @@ __all__ = [
     "receive_settled",
     "require_c_path",
     "require_peer",
+    "ring_thread_asleep",
     "run_child",
     "reset_wall_clock",
     "shift_wall_clock",

@@ -22,6 +22,7 @@ from __future__ import annotations
 import _thread
 import importlib
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -45,6 +46,7 @@ __all__ = [
     "port_getter",
     "reaped_slots",
     "receive_settled",
+    "ring_thread_asleep",
     "waiting_on",
 ]
 
@@ -191,6 +193,23 @@ class HookedLock:
         # (Named parameters: ``*exc`` would allocate a tuple, and a failed allocation there
         # - a nomem sweep's - would leave the lock held, where a real lock's exit cannot.)
         self.release()
+
+
+def ring_thread_asleep(backend: Any, timeout: float = 2.0) -> bool:
+    """Wait (up to ``timeout`` seconds) until the io_uring ``backend``'s ring thread sleeps
+    without the watch's timeout (only an eventfd write wakes it); True if it does.
+    ``_testcapi.set_nomemory`` fails the k-th allocation of the whole process: a ring thread
+    ticking its watch can take the GIL while the swept call sits in ``io_uring_enter`` and
+    make that allocation itself (it is then the ring thread that dies of the MemoryError, and
+    the sweep tested nothing). A :func:`call_failing` sweep over a backend's paths waits for
+    this before each call (the flags are read without the backend's lock: a test's wait)."""
+    rt = backend._ring_thread
+    deadline = time.monotonic() + timeout
+    while not (rt.sleeping and not rt.sleep_timed):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.001)
+    return True
 
 
 def call_failing(
