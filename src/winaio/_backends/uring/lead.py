@@ -379,6 +379,14 @@ class Leadership:
         ts.parker = new
         return new
 
+    def bind_issuer(self, ts: ThreadState) -> None:
+        """An issuer most likely waits for its request soon: let it lead this ring then (its
+        parker bound here, :meth:`parker_for`, under the dispatcher lock; nothing if it is)."""
+        parker = ts.parker
+        if parker.__class__ is not RingParker or parker.lead is not self:
+            with LOCK:
+                self.parker_for(ts)
+
     def enter_or_follow(self, parker: RingParker) -> bool:
         """Become the waiter (True), or register as a follower (False)."""
         wake = False
