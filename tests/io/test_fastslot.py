@@ -701,7 +701,7 @@ class DemoterWorld:
 
 def _deliver_once(world: DemoterWorld, process: Callable[..., Any]) -> list[str]:
     """``Reaper._batch_locked``'s steps with ``process``: map, then deliver (or
-    ``_deliver_rest`` after an exception); the demoter's step 2 after the reaper's hold."""
+    ``cuts.deliver_rest`` after an exception); the demoter's step 2 after the reaper's hold."""
     reports: list[str] = []
     report = reaper_mod.report
     reaper_mod.report = lambda what, exc=None: reports.append(what)
@@ -831,7 +831,7 @@ _NOMEM_DEMOTER = textwrap.dedent(
         if raised is None:
             w.reaper.deliver(finished)
         else:
-            w.reaper._deliver_rest(finished)  # (Reaper._batch_locked's rule)
+            w.reaper.cuts.deliver_rest(finished)  # (Reaper._batch_locked's rule)
         packets, iosbs, files, slots, counts, table, lines = w.snapshot()
         got = sorted(p[1] for p in packets)
         if got != [0, 1, 2]:
@@ -988,7 +988,7 @@ _NOMEM_REAPER_DELIVER = textwrap.dedent(
 
 def test_a_failed_allocation_in_the_reapers_slot_delivery_loses_no_completion() -> None:
     """Every allocation of the reaper's delivery of C slots (``Reaper.deliver``: the C batch,
-    then ``_deliver_rest`` on an error that stops it) made to fail in turn, the slots' byte
+    then ``cuts.deliver_rest`` on an error that stops it) made to fail in turn, the slots' byte
     counts past the small ints (the delivery makes their int): no slot is left REAPED (a
     completion nobody would make: the C batch reported the failure and went on, the slot
     untouched), none posted twice, an IDLE one delivered with its byte count. (A failure
