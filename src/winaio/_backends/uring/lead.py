@@ -502,6 +502,12 @@ class Leadership:
             pass  # closed at backend close, once nobody waits any more
 
     # ------------------------------------------------------------------ the ring thread
+    @property
+    def stale_head(self) -> int:
+        """The CQ head :meth:`watch` saw waiting at its last look (-1: no CQE waited): the
+        first head the ring thread's ticks without the GIL compare (``ringthread``)."""
+        return self._stale_head
+
     def watch(self, seen: int | None = None) -> bool:
         """The ring thread's tick while the ring has an owner (under the backend's lock).
         True when it takes the ring over: the owner is away and CQEs have waited a whole
