@@ -349,12 +349,12 @@ def test_the_watch_takes_over_from_an_owner_that_went_away(
     t = threading.Thread(target=owner)
     t.start()
     wait_until(lambda: result, LONG, "the owner issued its second read")
-    takeovers = backend._lead.takeovers
+    takeovers = backend._lead.watcher.takeovers
     os.write(w2, b"22")
     # This thread never issued on the backend: it parks plainly; the watch reaps for it.
     assert wait_for_one(ev, LONG, False) == 0
     assert result[0].overlapped.information == 2
-    assert backend._lead.takeovers > takeovers or backend._ring_thread.delivered > 0
+    assert backend._lead.watcher.takeovers > takeovers or backend._ring_thread.delivered > 0
     gone.set()
     t.join(LONG)
     for f, fd in ((reader, w), (other, w2)):

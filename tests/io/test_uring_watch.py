@@ -4,11 +4,11 @@ rings, and the ring thread taking over from an owner that went away through it.
 
 ``watch_sleep(efd, ring, first, tick, ticks, seen) -> (woken, seen)``: a write to the eventfd
 ends it (woken); otherwise it looks at the CQ ring before each further tick as
-``Leadership.watch`` does - empty (``seen`` -1), CQEs under a new head (``seen`` = head, the
-owner gets a tick), CQEs under the head seen a tick before (returned at once: the Python watch
-takes over) - and returns when its ticks are used up. Bad arguments raise ValueError in both
-(the C function hands every shape it does not take to the Python one). Nothing here times
-anything beyond "it slept through its ticks" (a lower bound).
+``OwnerWatch.tick`` (``takeover``) does - empty (``seen`` -1), CQEs under a new head (``seen``
+= head, the owner gets a tick), CQEs under the head seen a tick before (returned at once: the
+Python watch takes over) - and returns when its ticks are used up. Bad arguments raise
+ValueError in both (the C function hands every shape it does not take to the Python one).
+Nothing here times anything beyond "it slept through its ticks" (a lower bound).
 """
 
 from __future__ import annotations
@@ -216,11 +216,11 @@ def test_the_ring_thread_takes_over_from_an_owner_that_went_away(
     try:
         wait_until(lambda: issued and not backend._lead.deferred, LONG, "the read submitted")
         wait_until(inside.is_set, LONG, "the ring thread watches without the GIL")
-        takeovers, before = backend._lead.takeovers, len(returned)
+        takeovers, before = backend._lead.watcher.takeovers, len(returned)
         os.write(w2, b"22")
         assert wait_for_one(ev, LONG, False) == 0
         assert issued[0].overlapped.information == 2
-        assert backend._lead.takeovers > takeovers
+        assert backend._lead.watcher.takeovers > takeovers
         # The sleep it was in ended on the waiting CQE (not woken: the eventfd is off while
         # the ring is owned), with its head.
         assert any(not woken and seen >= 0 for woken, seen in returned[before:])

@@ -343,7 +343,7 @@ class IoUringBackend:
                 f" enters, {self._backlog.total} backlogged, {self._migration.count} migrated at"
                 f" thread exit); waiters reap: {lead.leads} waits as leader, {lead.waits} in"
                 f" the kernel, {lead.own_wakes} ended in place, {lead.pokes} pokes,"
-                f" {lead.takeovers} takeovers, {lead.claims} claims; ring thread:"
+                f" {lead.watcher.takeovers} takeovers, {lead.claims} claims; ring thread:"
                 f" {rt.rounds} rounds, {rt.reaps} reaping ({rt.delivered}"
                 f" completions), {rt.wakeups} wake-ups asked, {rt.watch_starts} to watch"
             )

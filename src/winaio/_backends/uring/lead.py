@@ -51,9 +51,10 @@ meanwhile wait in the CQ ring for its next wait, and the ring thread is not woke
 thread covers owners that do not come back: while the ring has an owner it sleeps with a
 timeout (the **watch**, :data:`WATCH_MIN` doubling to :data:`WATCH_MAX`), and a CQ ring that
 holds CQEs, has no waiter and whose head did not move over a whole tick is taken over: no
-owner, eventfd enabled, the ring thread reaps. An owner that exits gives the ring up at once
-(thread exit hook); an idle ring is given back too. With no owner, CQEs wake the ring thread
-through the eventfd.
+owner, eventfd enabled, the ring thread reaps (``takeover.OwnerWatch``, the leadership's
+``watcher``: an object it owns, with the watch's own state). An owner that exits gives the
+ring up at once (thread exit hook); an idle ring is given back too. With no owner, CQEs wake
+the ring thread through the eventfd.
 
 Invariants kept (``_io._backend``): every CQE is reaped once (``cq_lock``) and its op
 completed once (``op.done``); buffers stay in the backend's table until the CQE; LIFO release
@@ -69,7 +70,7 @@ accelerator is switched, every leadership looks them up again (:func:`_rebind`),
 runs what is installed now.
 
 Imports ``winaio._kernel`` (the dispatcher lock, ``wake_thread``, the exit hook),
-``winaio._io._accel``, ``abi`` and ``ring``.
+``winaio._io._accel``, ``abi``, ``ring`` and ``takeover``.
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ from ..._kernel._parker import deferred_wakes as _deferred_wakes
 from ..._kernel._threads import add_thread_exit_hook
 from .abi import RingBusyError, full_fence
 from .ring import BackendRing
+from .takeover import OwnerWatch
 
 try:
     from ..._io import _fastio
@@ -98,9 +100,6 @@ __all__ = ["WATCH_MAX", "WATCH_MIN", "Leadership", "RingParker"]
 #: The ring thread's watch over an absent owner: first tick, and the longest (seconds).
 WATCH_MIN = 0.001
 WATCH_MAX = 0.016
-#: Watch ticks an owned ring must be found idle in a row before it is given back to the
-#: eventfd (an owner between two bursts keeps it, and keeps deferring its submissions).
-_IDLE_TICKS = 4
 
 _monotonic = time.monotonic
 
@@ -313,10 +312,10 @@ class Leadership:
     """
 
     __slots__ = (
-        "__weakref__", "_efd", "_idle", "_in_flight", "_lock", "_shut", "_stale_head",
+        "__weakref__", "_efd", "_in_flight", "_lock", "_shut",
         "_wake_ring_thread", "burst_left", "claimant", "claims", "closed", "deferred", "flush",
         "followers", "leads", "own_wakes", "owner", "poke_efd", "pokes", "reap", "ring",
-        "take_burst", "takeovers", "waiter", "waits",
+        "take_burst", "waiter", "waits", "watcher",
     )  # fmt: skip
 
     def __init__(
@@ -349,11 +348,11 @@ class Leadership:
         #: True while nobody may lead (before the poke is armed, after close).
         self.closed = True
         self._shut = False
-        self._stale_head = -1
-        self._idle = 0  # consecutive watch ticks that found the owned ring idle
-        # Counters (statistics, tests): waiter entries, kernel waits, pokes, watch takeovers,
-        # waits ended in place while their waiter was awake (no token: module docstring).
-        self.leads = self.waits = self.pokes = self.takeovers = self.own_wakes = 0
+        #: The ring thread's watch over an absent owner (``takeover``: its takeovers too).
+        self.watcher = OwnerWatch(self, ring, in_flight)
+        # Counters (statistics, tests): waiter entries, kernel waits, pokes, waits ended in
+        # place while their waiter was awake (no token: module docstring).
+        self.leads = self.waits = self.pokes = self.own_wakes = 0
         #: The parker last given a token while the ring had no owner (:meth:`claim`), and
         #: how many such parkers took the ring over.
         self.claimant: RingParker | None = None
@@ -502,43 +501,6 @@ class Leadership:
             pass  # closed at backend close, once nobody waits any more
 
     # ------------------------------------------------------------------ the ring thread
-    @property
-    def stale_head(self) -> int:
-        """The CQ head :meth:`watch` saw waiting at its last look (-1: no CQE waited): the
-        first head the ring thread's ticks without the GIL compare (``ringthread``)."""
-        return self._stale_head
-
-    def watch(self, seen: int | None = None) -> bool:
-        """The ring thread's tick while the ring has an owner (under the backend's lock).
-        True when it takes the ring over: the owner is away and CQEs have waited a whole
-        tick (the caller reaps). Gives an idle ring back to the eventfd too. ``seen``: the CQ
-        head the ring thread saw at the previous tick without the GIL (-1: none waited;
-        ``ringthread.watch_sleep``), in place of this object's own last look."""
-        if seen is not None:
-            self._stale_head = seen
-        owner = self.owner
-        if owner is None or self.waiter is not None:
-            self._stale_head = -1
-            self._idle = 0
-            return False
-        ring = self.ring
-        if not ring.cq_ready():
-            self._stale_head = -1
-            if self._in_flight():
-                self._idle = 0
-                return False
-            self._idle += 1
-            if self._idle >= _IDLE_TICKS:
-                self.disown_locked()  # idle for a while: the eventfd covers it from now on
-            return False
-        head = ring._cq_head
-        if self._stale_head != head:
-            self._stale_head = head  # first sight of waiting CQEs: give the owner a tick
-            return False
-        self.disown_locked()
-        self.takeovers += 1
-        return True
-
     def watching(self) -> bool:
         """Must the ring thread sleep with a timeout (under the backend's lock)?"""
         return self.owner is not None and not self.closed
@@ -553,8 +515,7 @@ class Leadership:
         Whoever disowns sees to what came while it was disabled: the ring thread reaps (watch,
         close), the exit hook writes the eventfd."""
         self.owner = None
-        self._stale_head = -1
-        self._idle = 0
+        self.watcher.forget()
         self.ring.cq_eventfd_toggle(True)
 
     def open_locked(self) -> None:

@@ -82,10 +82,10 @@ def watch_sleep(
     seconds while an owner keeps the CQ ring moving (``_fastwatch.c``, the C function, runs it
     without the GIL; this is the reference and the fallback).
 
-    Before each further tick the CQ ring is looked at as :meth:`Leadership.watch` looks at it:
-    empty (``seen`` becomes -1), CQEs under a head not seen at the previous tick (``seen``
-    becomes the head: the owner gets a tick), or CQEs under the head ``seen`` at the previous
-    tick: returned at once, for the Python watch to take over. Returns ``(woken, seen)``:
+    Before each further tick the CQ ring is looked at as ``OwnerWatch.tick`` (``takeover``)
+    looks at it: empty (``seen`` becomes -1), CQEs under a head not seen at the previous tick
+    (``seen`` becomes the head: the owner gets a tick), or CQEs under the head ``seen`` at the
+    previous tick: returned at once, for the Python watch to take over. Returns ``(woken, seen)``:
     woken when ``efd`` became readable (or invalid), ``seen`` as the last look left it.
 
     Raises:
@@ -289,7 +289,7 @@ class RingThread:
                 reap = lead.owner is None
                 now = _monotonic()
                 if not reap and now >= next_watch:
-                    reap = lead.watch(seen)
+                    reap = lead.watcher.tick(seen)
                     stale = deferral.stale_burst_locked()
                     tick = WATCH_MIN if reap or stale else min(2 * tick, WATCH_MAX)
                     next_watch = now + tick
@@ -329,7 +329,9 @@ class RingThread:
             seen = None
             if ahead:
                 assert timeout is not None
-                last = lead.stale_head  # (the Python watch's last look: the first to compare)
+                last = (
+                    lead.watcher.stale_head
+                )  # (the Python watch's last look: the first to compare)
                 woken, seen = _watch_sleep(efd, ring, timeout, tick, WATCH_TICKS, last)
                 if not woken:
                     next_watch = 0.0  # returned at a tick: the Python watch looks at it now
