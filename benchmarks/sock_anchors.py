@@ -14,7 +14,8 @@ echoes (whatever one receive gets is sent back), TCP_NODELAY on every connection
   writes the data back;
 - ``raw_uring@mpoll`` / ``raw_uring@mrecv``: ``sock_raw_uring``'s raw io_uring echo with one
   multishot POLL_ADD (the receive in Python) / one multishot RECV on a provided-buffer ring
-  per connection (imported in their own process only: ctypes).
+  per connection; ``raw_uring@bsend``: the ``raw_uring@coop`` loop with each batch's sends as
+  SQEs in the batch's one ``io_uring_enter`` (imported in their own process only: ctypes).
 
 Client modes (each run in its own process: ``bench_sockets.py --client MODE``), 64-byte
 messages:
@@ -167,6 +168,7 @@ SERVE = {
     "uvloop_protocol": lambda: serve_asyncio(True),
     "raw_uring@mpoll": lambda: _raw_uring("serve_raw_uring_mpoll"),
     "raw_uring@mrecv": lambda: _raw_uring("serve_raw_uring_mrecv"),
+    "raw_uring@bsend": lambda: _raw_uring("serve_raw_uring_bsend"),
 }
 
 
