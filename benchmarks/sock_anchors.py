@@ -152,13 +152,13 @@ def serve_asyncio(use_uvloop: bool) -> None:
     loop.run_until_complete(main())
 
 
-def _raw_uring(name: str) -> None:
+def _raw_uring(name: str, *args: int | bool) -> None:
     """``sock_raw_uring``'s readiness variants (``raw_uring@mpoll``, ``raw_uring@mrecv``: the
     raw io_uring echo with one multishot request per connection instead of a RECV per echo);
     ctypes and the raw ring only in their own process."""
     import sock_raw_uring
 
-    getattr(sock_raw_uring, name)()
+    getattr(sock_raw_uring, name)(*args)
 
 
 SERVE = {
@@ -169,6 +169,12 @@ SERVE = {
     "raw_uring@mpoll": lambda: _raw_uring("serve_raw_uring_mpoll"),
     "raw_uring@mrecv": lambda: _raw_uring("serve_raw_uring_mrecv"),
     "raw_uring@bsend": lambda: _raw_uring("serve_raw_uring_bsend"),
+    "raw_uring@defer": lambda: _raw_uring("serve_raw_uring", False, True),
+    **{
+        f"raw_uring@bsend{n}": (lambda n=n: _raw_uring("serve_raw_uring_bsend", n))
+        for n in (4, 8, 16)
+    },
+    "raw_uring@bsendc": lambda: _raw_uring("serve_raw_uring_bsend", 0, False),
 }
 
 
