@@ -283,6 +283,11 @@ def summarize(pair: Pair, mode: str, unavailable: str | None) -> dict[str, Any]:
         split = [r[key] for r in runs if key in r]
         if split:
             out[f"{key}_median"] = round(statistics.median(split), 2)
+    # Per round too (c64): the server's CPU per echo can then be paired round by round between
+    # rows, as the rates are (``sock_report.target``'s per-round ratios).
+    for key in ("server_cpu_us_per_call", "server_user_us_per_call", "server_sys_us_per_call"):
+        if all(key in r for r in runs):
+            out[f"{key}_rounds"] = [round(r[key], 2) for r in runs]
     return out
 
 

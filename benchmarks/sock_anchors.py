@@ -14,7 +14,8 @@ echoes (whatever one receive gets is sent back), TCP_NODELAY on every connection
   writes the data back;
 - ``raw_uring@mpoll`` / ``raw_uring@mrecv``: ``sock_raw_uring``'s raw io_uring echo with one
   multishot POLL_ADD (the receive in Python) / one multishot RECV on a provided-buffer ring
-  per connection (imported in their own process only: ctypes).
+  per connection; ``raw_uring@bsend``: the ``raw_uring@coop`` loop with each batch's sends as
+  SQEs in the batch's one ``io_uring_enter`` (imported in their own process only: ctypes).
 
 Client modes (each run in its own process: ``bench_sockets.py --client MODE``), 64-byte
 messages:
@@ -151,13 +152,13 @@ def serve_asyncio(use_uvloop: bool) -> None:
     loop.run_until_complete(main())
 
 
-def _raw_uring(name: str) -> None:
+def _raw_uring(name: str, *args: int | bool) -> None:
     """``sock_raw_uring``'s readiness variants (``raw_uring@mpoll``, ``raw_uring@mrecv``: the
     raw io_uring echo with one multishot request per connection instead of a RECV per echo);
     ctypes and the raw ring only in their own process."""
     import sock_raw_uring
 
-    getattr(sock_raw_uring, name)()
+    getattr(sock_raw_uring, name)(*args)
 
 
 SERVE = {
@@ -167,6 +168,13 @@ SERVE = {
     "uvloop_protocol": lambda: serve_asyncio(True),
     "raw_uring@mpoll": lambda: _raw_uring("serve_raw_uring_mpoll"),
     "raw_uring@mrecv": lambda: _raw_uring("serve_raw_uring_mrecv"),
+    "raw_uring@bsend": lambda: _raw_uring("serve_raw_uring_bsend"),
+    "raw_uring@defer": lambda: _raw_uring("serve_raw_uring", False, True),
+    **{
+        f"raw_uring@bsend{n}": (lambda n=n: _raw_uring("serve_raw_uring_bsend", n))
+        for n in (4, 8, 16)
+    },
+    "raw_uring@bsendc": lambda: _raw_uring("serve_raw_uring_bsend", 0, False),
 }
 
 

@@ -27,6 +27,12 @@ Python shape otherwise) ask what the kernel side of a pended receive costs witho
 POLLIN; ``raw_uring@mrecv`` keeps one multishot RECV per connection, receiving into a
 provided-buffer ring, and copies each receive out into the connection's buffer. The measured
 answer is in ``docs/design.md`` ("The kernel side of a pended receive", mshot).
+
+``raw_uring@bsend`` (c64) asks what the batch's sends cost when they are SQEs too: the
+``raw_uring@coop`` loop with each echo's ``send`` replaced by an IORING_OP_SEND SQE (linked to
+the connection's RECV re-arm, its CQE skipped on success), so the whole batch's sends and
+re-arms go to the kernel in the one ``io_uring_enter`` that then waits: one syscall per batch,
+none per echo. The measured answer is in ``docs/design.md`` ("Batched sends", c64).
 """
 
 from __future__ import annotations
@@ -45,6 +51,10 @@ IORING_OP_POLL_ADD = 6
 IORING_OP_RECV = 27
 IORING_RECVSEND_POLL_FIRST = 1
 POLLIN = 1
+#: io_uring_setup flags of ``raw_uring@defer`` (6.1): task work only in GETEVENTS waits.
+IORING_SETUP_SINGLE_ISSUER = 1 << 12
+IORING_SETUP_DEFER_TASKRUN = 1 << 13
+DEFER = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN
 LISTENER = 0  # user_data of the listener's poll; a connection's is its fd (never 0 here)
 SIZE = 65536
 
@@ -60,13 +70,17 @@ def _ring_locals(ring: RawRing, sqe: struct.Struct) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def serve_raw_uring(coop: bool = False) -> None:
+def serve_raw_uring(coop: bool = False, defer: bool = False) -> None:
     """The echo loop; ``coop``: on a ring set up with COOP_TASKRUN|TASKRUN_FLAG (the
     ``raw_uring@coop`` ceiling: the same loop, task work without the IPI; every wait is an
-    io_uring_enter(GETEVENTS) of the submitting thread, which runs it)."""
+    io_uring_enter(GETEVENTS) of the submitting thread, which runs it); ``defer``
+    (``raw_uring@defer``, c64): DEFER_TASKRUN|SINGLE_ISSUER instead, the receives' task work
+    run only inside the thread's io_uring_enter(GETEVENTS), never on the way back from its
+    ``send`` calls (a ring only one thread may submit to and wait on: not winaio's model,
+    where any thread waits; measured to know what it would be worth)."""
     lsock = listener()
     lsock.setblocking(False)
-    ring = RawRing(1024, COOP if coop else 0)
+    ring = RawRing(1024, DEFER if defer else COOP if coop else 0)
     (pack_sqe, unpack_cqe, pack_u32, unpack_u32, sqes, sq_map, cq_map, sq_mask, cq_mask,
      sq_tail_off, cq_head_off, cq_tail_off, cqes_off, enter,
      ) = _ring_locals(ring, _SQE)  # fmt: skip
@@ -402,5 +416,106 @@ def serve_raw_uring_mrecv() -> None:
         pack_u32(cq_map, cq_head_off, head)
         if bufs.tail != given:
             bufs.publish()
+        if to_submit:
+            pack_u32(sq_map, sq_tail_off, tail & 0xFFFFFFFF)
+
+
+# -- the batched sends (c64): every send of a batch in the batch's one io_uring_enter -----------
+
+IORING_OP_SEND = 26
+IOSQE_IO_LINK = 1 << 2  # the next SQE starts once this one completed (cancelled if it failed)
+IOSQE_CQE_SKIP_SUCCESS = 1 << 6  # 5.17: no CQE when the request succeeds
+#: The SEND's msg_flags: MSG_WAITALL makes io_uring retry a partial send until every byte went
+#: (io_net_retry: a stream socket), so the linked RECV never starts on a half-sent buffer;
+#: MSG_NOSIGNAL: a reset peer is an error, not SIGPIPE.
+SEND_FLAGS = socket.MSG_WAITALL | socket.MSG_NOSIGNAL
+#: user_data bit of a SEND (its CQE comes only when it failed).
+SEND_TAG = 1 << 61
+
+
+def serve_raw_uring_bsend(flush: int = 0, skip: bool = True) -> None:
+    """``raw_uring@bsend``: the ``raw_uring@coop`` loop (one RECV with POLL_FIRST per echo, on a
+    COOP_TASKRUN ring) whose sends are SQEs: each receive CQE writes a SEND of the received
+    bytes from the connection's buffer (IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS, MSG_WAITALL)
+    followed by the RECV re-arm into the same buffer, which the link starts only once the SEND
+    completed (the buffer is the kernel's until then, as a pended WSASend's); the next
+    ``io_uring_enter(to_submit, 1, GETEVENTS)`` submits every SEND and RECV of the batch (the
+    SENDs issued inline, in order) and waits. A successful SEND posts no CQE; a failed one
+    posts its error (SEND_TAG) and cancels its RECV (-ECANCELED): the connection is closed on
+    whichever comes first. User data is the connection's serial (an fd can be reused before a
+    cancelled request's CQE comes).
+
+    ``flush`` > 0 (``raw_uring@bsendN``): every ``flush`` echoes of a batch, the SQEs written so
+    far are submitted at once (``io_uring_enter(to_submit, 0)``, no wait): the client gets its
+    first replies while the server still works through the batch, as with a send per echo, for
+    one syscall per ``flush`` echoes. ``skip`` False (``raw_uring@bsendc``): every SEND posts
+    its CQE (reaped and dropped), as a WSASend that returned WSA_IO_PENDING must complete
+    through the port: the Win32-shaped form of the same batching."""
+    lsock = listener()
+    lsock.setblocking(False)
+    ring = RawRing(1024, COOP)
+    (pack_sqe, unpack_cqe, pack_u32, unpack_u32, sqes, sq_map, cq_map, sq_mask, cq_mask,
+     sq_tail_off, cq_head_off, cq_tail_off, cqes_off, enter,
+     ) = _ring_locals(ring, _SQE)  # fmt: skip
+    lfd = lsock.fileno()
+    #: serial -> (socket, its fd, its buffer's address, the buffer's anchor)
+    conns: dict[int, tuple[socket.socket, int, int, Any]] = {}
+    serial = LISTENER
+    linked = IOSQE_IO_LINK | (IOSQE_CQE_SKIP_SUCCESS if skip else 0)
+    flush2 = 2 * flush if flush > 0 else -1  # SQEs per flush (a SEND and a RECV per echo)
+    tail = ring.sq_tail
+    pack_sqe(sqes, (tail & sq_mask) * 64, IORING_OP_POLL_ADD, 0, 0, lfd, 0, 0, 0, POLLIN,
+             LISTENER)  # fmt: skip
+    tail += 1
+    pack_u32(sq_map, sq_tail_off, tail & 0xFFFFFFFF)
+    to_submit = 1
+    head = unpack_u32(cq_map, cq_head_off)[0]
+    announce(lsock.getsockname()[1])
+    while True:
+        enter(to_submit, 1)
+        to_submit = 0
+        cq_tail = unpack_u32(cq_map, cq_tail_off)[0]
+        while head != cq_tail:
+            ud, res, _flags = unpack_cqe(cq_map, cqes_off + (head & cq_mask) * 16)
+            head = (head + 1) & 0xFFFFFFFF
+            if ud == LISTENER:
+                for conn in _accept_all(lsock):
+                    serial += 1
+                    buf = bytearray(SIZE)
+                    anchor = ctypes.c_char.from_buffer(buf)
+                    address = ctypes.addressof(anchor)
+                    conns[serial] = (conn, conn.fileno(), address, anchor)
+                    pack_sqe(sqes, (tail & sq_mask) * 64, IORING_OP_RECV, 0,
+                             IORING_RECVSEND_POLL_FIRST, conn.fileno(), 0, address, SIZE, 0,
+                             serial)  # fmt: skip
+                    tail += 1
+                    to_submit += 1
+                pack_sqe(sqes, (tail & sq_mask) * 64, IORING_OP_POLL_ADD, 0, 0, lfd, 0, 0, 0,
+                         POLLIN, LISTENER)  # fmt: skip
+                tail += 1
+                to_submit += 1
+                continue
+            entry = conns.get(ud & ~SEND_TAG)
+            if entry is None:  # the other CQE of a failed SEND's pair: already closed
+                continue
+            if res > 0 and ud & SEND_TAG:  # a SEND's success (``skip`` False): nothing to do
+                continue
+            if res <= 0:  # closed (0), reset, a failed SEND or its cancelled RECV
+                del conns[ud & ~SEND_TAG]
+                entry[0].close()
+                continue
+            _, fd, address, _ = entry
+            pack_sqe(sqes, (tail & sq_mask) * 64, IORING_OP_SEND, linked, 0, fd, 0, address,
+                     res, SEND_FLAGS, ud | SEND_TAG)  # fmt: skip
+            tail += 1
+            pack_sqe(sqes, (tail & sq_mask) * 64, IORING_OP_RECV, 0, IORING_RECVSEND_POLL_FIRST,
+                     fd, 0, address, SIZE, 0, ud)  # fmt: skip
+            tail += 1
+            to_submit += 2
+            if to_submit == flush2:
+                pack_u32(sq_map, sq_tail_off, tail & 0xFFFFFFFF)
+                enter(to_submit, 0)
+                to_submit = 0
+        pack_u32(cq_map, cq_head_off, head)
         if to_submit:
             pack_u32(sq_map, sq_tail_off, tail & 0xFFFFFFFF)

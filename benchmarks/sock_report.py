@@ -99,6 +99,10 @@ def target(
     out: dict[str, Any] = {"target": name, "ratio": None if value is None else round(value, 3)}
     rounds = _per_round(pairs, num, den, mode, key)
     out["ratio_median_of_rounds"] = round(statistics.median(rounds), 3) if rounds else None
+    # How reliably (issue 9: "reliably"): the rounds whose own ratio meets the bound, of those
+    # both rows ran in.
+    out["rounds_meeting"] = sum(1 for x in rounds if (x <= bound if at_most else x >= bound))
+    out["rounds_compared"] = len(rounds)
     # Each row's best round (lowest latency, highest rate): on a shared machine the rounds are
     # bimodal (quiet or not), and this is the nearest to a quiet machine. Information only.
     best = min if at_most else max

@@ -267,7 +267,8 @@ def summarize(kind: str, cpu: list[dict[str, Any]], perf: list[dict[str, Any]]) 
 
 
 def ratios(cpu: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """Per-round calls/s ratios against the reference, and their median."""
+    """Per-round calls/s ratios against the reference, their median, and how many rounds are
+    at or above 1.0 (issue 9's "reliably")."""
     ref = cpu.get(REFERENCE, [])
     out: dict[str, Any] = {}
     for kind, runs in cpu.items():
@@ -278,6 +279,7 @@ def ratios(cpu: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             out[f"{kind} / {REFERENCE}"] = {
                 "per_round": [round(x, 3) for x in per],
                 "median": round(statistics.median(per), 3),
+                "rounds_at_or_above_1": sum(1 for x in per if x >= 1.0),
             }
     return out
 

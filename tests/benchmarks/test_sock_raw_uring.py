@@ -1,6 +1,8 @@
 """bench_sockets.py's raw io_uring readiness echoes work (issue 9, "Sockets"; mshot):
-``raw_uring@mpoll`` (one multishot POLL_ADD per connection, the receive in Python) and
-``raw_uring@mrecv`` (one multishot RECV per connection on a provided-buffer ring) echo every
+``raw_uring@mpoll`` (one multishot POLL_ADD per connection, the receive in Python),
+``raw_uring@mrecv`` (one multishot RECV per connection on a provided-buffer ring) and
+``raw_uring@bsend`` (c64: the sends as linked SEND SQEs, MSG_WAITALL; ``@bsend8`` flushing every
+8 echoes, ``@bsendc`` with a CQE per SEND) and ``raw_uring@defer`` (DEFER_TASKRUN) echo every
 byte back in order - 64-byte rounds on several connections, transfers far larger than one
 receive (the edge-triggered poll's "receive again while the buffer came back full"; the buffer
 ring running dry: -ENOBUFS ends the multishot RECV, which is armed again) - close a connection
@@ -27,7 +29,14 @@ import pytest
 from winaio.testing import available_backends, wait_until
 
 BENCH = Path(__file__).resolve().parent.parent.parent / "benchmarks"
-KINDS = ["raw_uring@mpoll", "raw_uring@mrecv"]
+KINDS = [
+    "raw_uring@mpoll",
+    "raw_uring@mrecv",
+    "raw_uring@bsend",
+    "raw_uring@bsend8",
+    "raw_uring@bsendc",
+    "raw_uring@defer",
+]
 
 
 @pytest.fixture
