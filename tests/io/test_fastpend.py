@@ -27,6 +27,7 @@ import socket
 import struct
 import sys
 import threading
+import traceback
 import tracemalloc
 import weakref
 from collections.abc import Callable, Iterator
@@ -165,8 +166,13 @@ def _parked(b: uring.IoUringBackend) -> Iterator[None]:
                 if inside.wait(LONG):
                     break
             else:
-                frame = sys._currentpython_frames().get(ring_thread.ident or 0)
-                raise AssertionError(f"the ring thread did not park (it is at {frame})")
+                frame = sys._current_frames().get(ring_thread.ident or 0)
+                where = traceback.format_stack(frame) if frame is not None else "no frame"
+                raise AssertionError(
+                    f"the ring thread did not park (alive: {ring_thread.is_alive()}, "
+                    f"sleeping: {b._ring_thread.sleeping}, rounds: {b._ring_thread.rounds}): "
+                    f"{where}"
+                )
             yield
         finally:
             gate.set()
