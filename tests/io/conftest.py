@@ -16,6 +16,7 @@ import pytest
 import winaio.testing as wt
 from winaio._backends import uring
 from winaio._io import _disk
+from winaio._io._disk import DiskFile
 from winaio._io._files import FileObject
 from winaio._io._issue import start
 from winaio._io._ops import FileWriteOp
@@ -233,6 +234,37 @@ def parked_port(
     for parked, port in made:
         parked.release()
         port.close()
+
+
+@pytest.fixture
+def disk_data(tmp_path: Path) -> tuple[Path, bytes]:
+    """A 1 MiB file of random bytes (``tmp_path / "disk"``) and its contents."""
+    path = tmp_path / "disk"
+    content = os.urandom(1 << 20)
+    path.write_bytes(content)
+    return path, content
+
+
+@pytest.fixture
+def disk(armed_uring: uring.IoUringBackend, disk_data: tuple[Path, bytes]) -> Iterator[DiskFile]:
+    """An O_DIRECT DiskFile of :func:`disk_data` on the test's own io_uring backend (skips
+    where the file system has no O_DIRECT)."""
+    try:
+        fd = os.open(disk_data[0], os.O_RDONLY | os.O_CLOEXEC | os.O_DIRECT)
+    except OSError as exc:
+        pytest.skip(f"no O_DIRECT here: {exc}")
+    f = DiskFile(fd, overlapped=True, direct=True, seekable=True, backend=armed_uring)
+    yield f
+    f.close()
+
+
+@pytest.fixture
+def port(disk: DiskFile) -> Iterator[CompletionPort]:
+    """A completion port :func:`disk` is associated with (key ``"disk"``)."""
+    p = CompletionPort()
+    disk.associate(p, "disk")
+    yield p
+    p.close()
 
 
 @pytest.fixture

@@ -54,27 +54,6 @@ LONG = 5.0
 
 
 @pytest.fixture
-def disk(armed_uring: uring.IoUringBackend, tmp_path: Path) -> Iterator[DiskFile]:
-    path = tmp_path / "disk"
-    path.write_bytes(os.urandom(1 << 20))
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_DIRECT)
-    except OSError as exc:
-        pytest.skip(f"no O_DIRECT here: {exc}")
-    f = DiskFile(fd, overlapped=True, direct=True, seekable=True, backend=armed_uring)
-    yield f
-    f.close()
-
-
-@pytest.fixture
-def port(disk: DiskFile) -> Iterator[CompletionPort]:
-    p = CompletionPort()
-    disk.associate(p, "disk")
-    yield p
-    p.close()
-
-
-@pytest.fixture
 def pages() -> Iterator[memoryview]:
     """Two aligned pages."""
     m = mmap.mmap(-1, 2 * BLOCK)

@@ -61,6 +61,7 @@ __all__ = [
 _CANCELLED = int(NtStatus.STATUS_CANCELLED)
 _WAIT_IO_COMPLETION = int(WaitCode.WAIT_IO_COMPLETION)
 _CLOSED_STATUS = int(NtStatus.STATUS_INVALID_HANDLE)
+_NO_MEMORY = int(NtStatus.STATUS_NO_MEMORY)
 _FILE = OpKind.FILE
 _STREAM = OpKind.STREAM
 _POLLIN = select.POLLIN
@@ -432,13 +433,19 @@ def submit(op: Operation) -> None:
 
 def _hand_to_backend(op: Operation) -> None:
     """``op`` (registered, submitted) goes to its file's backend; a closed backend completes
-    it (STATUS_INVALID_HANDLE). Its callers finish it under an interrupt (:func:`_handed_again`):
+    it (STATUS_INVALID_HANDLE), and so does one without the memory to take it
+    (STATUS_NO_MEMORY: a backend's ``submit`` takes a request in full or raises MemoryError
+    having taken nothing). Its callers finish it under an interrupt (:func:`_handed_again`):
     no check point here but ``submit``'s entry."""
     try:
         op.file.backend.submit(op)
     except RuntimeError:
         # The backend is closed (process shutdown): the request still completes, once.
         op.complete(_CLOSED_STATUS, 0)
+    except MemoryError:
+        # Registered and never taken, it would pend for ever (its file's close waiting for
+        # it): it fails as an IRP the I/O manager had no memory for (ERROR_NOT_ENOUGH_MEMORY).
+        op.complete(_NO_MEMORY, 0)
 
 
 def _handed_again(op: Operation, exc: BaseException) -> None:

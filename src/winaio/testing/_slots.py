@@ -200,9 +200,11 @@ def ring_thread_asleep(backend: Any, timeout: float = 2.0) -> bool:
     without the watch's timeout (only an eventfd write wakes it); True if it does.
     ``_testcapi.set_nomemory`` fails the k-th allocation of the whole process: a ring thread
     ticking its watch can take the GIL while the swept call sits in ``io_uring_enter`` and
-    make that allocation itself (it is then the ring thread that dies of the MemoryError, and
-    the sweep tested nothing). A :func:`call_failing` sweep over a backend's paths waits for
-    this before each call (the flags are read without the backend's lock: a test's wait)."""
+    make that allocation itself. The ring thread survives it (it runs the round again after a
+    back-off: ``ringthread``), but the sweep would then have tested nothing at that k: this
+    is only what keeps the injected failure in the swept thread. A :func:`call_failing`
+    sweep over a backend's paths waits for this before each call (the flags are read without
+    the backend's lock: a test's wait)."""
     rt = backend._ring_thread
     deadline = time.monotonic() + timeout
     while not (rt.sleeping and not rt.sleep_timed):
