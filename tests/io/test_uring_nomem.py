@@ -4,9 +4,9 @@ and never sent, no backend taken down.
 - ``IoUringBackend.submit`` (the Python method, the reference and the fallback of the C one):
   the request is registered by its issuer before ``submit`` runs (``_io._issue``), so every
   failure inside it ends with the request sent (in the kernel, completed once), completed at
-  once with STATUS_NO_MEMORY (ERROR_NOT_ENOUGH_MEMORY), or raised with nothing taken (no
-  counter moved, no entry, no SQE) - and then the issuer completes it with STATUS_NO_MEMORY
-  (``_hand_to_backend``: a request never left registered and never sent, which its file's
+  once with STATUS_INSUFFICIENT_RESOURCES (ERROR_NO_SYSTEM_RESOURCES), or raised with nothing
+  taken (no counter moved, no entry, no SQE) - and then the issuer completes it with that
+  status (``_hand_to_backend``: a request never left registered and never sent, which its file's
   close would wait for for ever). Swept (``nomem_sweep``): a FILE read on an idle ring (QD1:
   ``submit_one_locked``), one with another request in flight (``submit_locked``), one
   behind a backlog (``_submit_slow``).
@@ -27,7 +27,7 @@ import pytest
 
 from winaio._backends import uring
 from winaio._backends.uring import ringthread
-from winaio._backends.uring.backlog import NO_MEMORY
+from winaio._backends.uring.backlog import NO_RESOURCES
 from winaio._backends.uring.common import B_FILE, CANCELLED, UD_CANCEL, InFlight
 from winaio._io import _accel, _disk
 from winaio._io._disk import DiskFile
@@ -67,7 +67,7 @@ def test_a_request_the_backend_has_no_memory_for_completes_with_that_error(
     c: bool,
 ) -> None:
     """# spec: win32 #40. A backend ``submit`` that raises MemoryError (having taken nothing):
-    ReadFile still pends and its completion reports ERROR_NOT_ENOUGH_MEMORY; the request is
+    ReadFile still pends and its completion reports ERROR_NO_SYSTEM_RESOURCES; the request is
     not left registered (the file closes), from the C issue and the Python one alike."""
     if c:
         require_c_path(_disk.accelerator_available())
@@ -82,8 +82,8 @@ def test_a_request_the_backend_has_no_memory_for_completes_with_that_error(
         assert disk.start_read(aligned(BLOCK), ov) is False
         packet = port.get(LONG)
         assert packet is not None and packet.overlapped is ov
-        assert packet.status == NO_MEMORY == ov.status
-        assert ntstatus_to_winerror(packet.status) == WinError.ERROR_NOT_ENOUGH_MEMORY
+        assert packet.status == NO_RESOURCES == ov.status
+        assert ntstatus_to_winerror(packet.status) == WinError.ERROR_NO_SYSTEM_RESOURCES
         assert disk.pending_requests == 0
     finally:
         _accel.use(before)
@@ -173,7 +173,7 @@ def test_the_backlog_drain_takes_back_an_sqe_it_could_not_enter(
 
 _NOMEM = textwrap.dedent(
     """
-    import gc, mmap, os, sys, tempfile
+    import gc, mmap, os, sys, tempfile, threading
     from winaio._backends import uring
     from winaio._backends.uring.common import B_CANCEL
     from winaio._io import _accel, _disk
@@ -208,7 +208,20 @@ _NOMEM = textwrap.dedent(
     backend._table.next_ud += 1 << 32
     backend._submitted += 1 << 32
     backend._sq.enters += 1 << 32
-    NO_MEMORY = int(NtStatus.STATUS_NO_MEMORY)
+    NO_RESOURCES = int(NtStatus.STATUS_INSUFFICIENT_RESOURCES)
+
+    # While a call is swept, the ring thread (woken by a CQE, or by the call) waits at the
+    # top of its round, before it reaps: the reaper's own cuts are not what is swept here.
+    gate = threading.Event()
+    gate.set()
+    eventfd_read = os.eventfd_read
+
+    def parked_read(fd):
+        if threading.current_thread() is backend._ring_thread.thread:
+            gate.wait()
+        return eventfd_read(fd)
+
+    os.eventfd_read = parked_read
 
     def state():
         return (backend._submitted, backend._table.next_ud, len(backend._table),
@@ -231,8 +244,10 @@ _NOMEM = textwrap.dedent(
             with backend._lock:
                 backend._backlog.entries.append((B_CANCEL, None, 1))
         before = state()
+        gate.clear()
         raised = call_failing(k, backend.submit, op)
-        after = state()  # (before the ring thread, asleep unless the call woke it, moves it)
+        after = state()  # (before the ring thread, held at its gate, moves it)
+        gate.set()
         if shape == "backlog":  # (the ring thread takes the lock while it submits it)
             backend._ring_thread.wake()
             wait_until(lambda: not backend._backlog.entries, 5.0, "the backlog submitted")
@@ -241,11 +256,11 @@ _NOMEM = textwrap.dedent(
         if raised is not None:  # nothing taken, or it would complete twice
             if after != before or any(e[0] is op for e in backend._table.values()):
                 bad.add(f"raised with the request taken: {before} -> {after}")
-            op.complete(NO_MEMORY, 0)  # (what the issuer does then: ``_hand_to_backend``)
+            op.complete(NO_RESOURCES, 0)  # (what the issuer does then: ``_hand_to_backend``)
         packet = port.get(5.0)
         if packet is None or packet.overlapped is not op.overlapped:
             bad.add("the request never completed")
-        elif packet.status not in (0, NO_MEMORY):
+        elif packet.status not in (0, NO_RESOURCES):
             bad.add(f"completed with {packet.status:#x}")
         elif port.get(0.02) is not None:
             bad.add("a request completed twice")
@@ -282,8 +297,8 @@ def test_a_failed_allocation_in_the_python_submit_sends_or_fails_the_request(
 ) -> None:
     """Every allocation of the Python ``submit`` (and of what it calls) made to fail in turn,
     under the debug allocator: no MemoryError out of it with the request registered; the read
-    completes exactly once, with its data or STATUS_NO_MEMORY; no lock held, no entry or
-    SQE left behind."""
+    completes exactly once, with its data or STATUS_INSUFFICIENT_RESOURCES; no lock held, no
+    entry or SQE left behind."""
     try:
         os.close(os.open(tmp_path / "probe", os.O_CREAT | os.O_RDONLY | os.O_DIRECT))
     except OSError as exc:

@@ -61,7 +61,7 @@ __all__ = [
 _CANCELLED = int(NtStatus.STATUS_CANCELLED)
 _WAIT_IO_COMPLETION = int(WaitCode.WAIT_IO_COMPLETION)
 _CLOSED_STATUS = int(NtStatus.STATUS_INVALID_HANDLE)
-_NO_MEMORY = int(NtStatus.STATUS_NO_MEMORY)
+_NO_RESOURCES = int(NtStatus.STATUS_INSUFFICIENT_RESOURCES)
 _FILE = OpKind.FILE
 _STREAM = OpKind.STREAM
 _POLLIN = select.POLLIN
@@ -434,9 +434,9 @@ def submit(op: Operation) -> None:
 def _hand_to_backend(op: Operation) -> None:
     """``op`` (registered, submitted) goes to its file's backend; a closed backend completes
     it (STATUS_INVALID_HANDLE), and so does one without the memory to take it
-    (STATUS_NO_MEMORY: a backend's ``submit`` takes a request in full or raises MemoryError
-    having taken nothing). Its callers finish it under an interrupt (:func:`_handed_again`):
-    no check point here but ``submit``'s entry."""
+    (STATUS_INSUFFICIENT_RESOURCES: a backend's ``submit`` takes a request in full or raises
+    MemoryError having taken nothing). Its callers finish it under an interrupt
+    (:func:`_handed_again`): no check point here but ``submit``'s entry."""
     try:
         op.file.backend.submit(op)
     except RuntimeError:
@@ -444,8 +444,10 @@ def _hand_to_backend(op: Operation) -> None:
         op.complete(_CLOSED_STATUS, 0)
     except MemoryError:
         # Registered and never taken, it would pend for ever (its file's close waiting for
-        # it): it fails as an IRP the I/O manager had no memory for (ERROR_NOT_ENOUGH_MEMORY).
-        op.complete(_NO_MEMORY, 0)
+        # it): it fails as a request whose IRP the I/O manager could not allocate
+        # (ERROR_NO_SYSTEM_RESOURCES: ReactOS ntoskrnl/io/iomgr/iofunc.c, IoAllocateIrp
+        # failing -> IopCleanupFailedIrp -> STATUS_INSUFFICIENT_RESOURCES).
+        op.complete(_NO_RESOURCES, 0)
 
 
 def _handed_again(op: Operation, exc: BaseException) -> None:

@@ -32,12 +32,14 @@ from .common import B_CANCEL, B_FILE, CANCELLED, UD_CANCEL, UNSUCCESSFUL, Finish
 from .ring import BackendRing
 from .streams import Line, StreamLines
 
-__all__ = ["NO_MEMORY", "Backlog", "failed_status", "prep_failed"]
+__all__ = ["NO_RESOURCES", "Backlog", "failed_status", "prep_failed"]
 
 _INVALID_PARAMETER = int(NtStatus.STATUS_INVALID_PARAMETER)
-#: A request the backend could not take for want of memory (ERROR_NOT_ENOUGH_MEMORY): a
-#: MemoryError once its issuer registered it fails it (``Submission.take_back_locked``).
-NO_MEMORY = int(NtStatus.STATUS_NO_MEMORY)
+#: A request the backend could not take for want of memory: a MemoryError once its issuer
+#: registered it fails it (``Submission.take_back_locked``) as the I/O manager fails a request
+#: whose IRP it cannot allocate (ERROR_NO_SYSTEM_RESOURCES; ReactOS iofunc.c: IoAllocateIrp
+#: failing -> IopCleanupFailedIrp -> STATUS_INSUFFICIENT_RESOURCES).
+NO_RESOURCES = int(NtStatus.STATUS_INSUFFICIENT_RESOURCES)
 
 
 def prep_failed(op: Operation) -> int:
@@ -46,20 +48,20 @@ def prep_failed(op: Operation) -> int:
     if isinstance(exc, TypeError | ValueError | BufferError | OverflowError | struct.error):
         return _INVALID_PARAMETER  # buffers the kernel cannot use, an offset out of range...
     if isinstance(exc, MemoryError):
-        return NO_MEMORY
+        return NO_RESOURCES
     report(f"preparing the SQE of {op!r}")
     return UNSUCCESSFUL
 
 
 def failed_status(op: Operation, exc: BaseException) -> int:
     """The status for a registered request the backend could not take (``submit``): its
-    issuer sees ERROR_NOT_ENOUGH_MEMORY for a MemoryError (also as ctypes reports one while
+    issuer sees ERROR_NO_SYSTEM_RESOURCES for a MemoryError (also as ctypes reports one while
     it converts a syscall's arguments: an ``ArgumentError`` naming it); anything else is a
     bug (reported here, with its traceback) and fails the request with STATUS_UNSUCCESSFUL."""
     if isinstance(exc, MemoryError) or (
         isinstance(exc, ctypes.ArgumentError) and "MemoryError" in str(exc)
     ):
-        return NO_MEMORY
+        return NO_RESOURCES
     report(f"submitting {op!r}", exc)
     return UNSUCCESSFUL
 

@@ -17,7 +17,7 @@ Invariants (all under the backend's lock):
   released: the deferral's list (``unsubmitted``) is emptied only once the kernel took it;
 - a request its issuer registered is the backend's once ``submit`` takes it: a failure (a
   MemoryError) after its SQE was prepared sends it (the kernel has it) or takes it back
-  (its SQE a NOP, its entry gone) and fails it with STATUS_NO_MEMORY
+  (its SQE a NOP, its entry gone) and fails it with STATUS_INSUFFICIENT_RESOURCES
   (:meth:`Submission.take_back_locked`, :meth:`Submission.rescue_locked`); a head half
   armed goes to the backlog (:meth:`Submission.poll_locked`); ``submit`` raises only
   having taken nothing (the issuer then fails the request: ``_issue._hand_to_backend``);
