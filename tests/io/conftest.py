@@ -3,6 +3,7 @@ shared helpers are fixtures rather than imported modules)."""
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import socket
@@ -23,6 +24,7 @@ from winaio._io._ops import FileWriteOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._port import CompletionPort
 from winaio._io._sockets import Socket
+from winaio._io._stream_ops import StreamReadOp
 from winaio._kernel._objects import Event
 from winaio._kernel._wait import wait_for_one
 from winaio.testing import wait_until
@@ -115,6 +117,41 @@ class UringKit:
         """An overlapped read end on backend ``b`` and the raw write end."""
         r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         return FileObject(r, overlapped=True, backend=b), w
+
+    @staticmethod
+    @contextlib.contextmanager
+    def absent_owner(b: Any) -> Iterator[tuple[Event, list[StreamReadOp], int]]:
+        """A thread that leads backend ``b`` once (a pipe read it waits for), then issues a
+        second read (2 bytes, into the event given) and goes away, owning the ring but never
+        waiting on it again: yields ``(event, [the read once issued], its pipe's write end)``;
+        at exit the thread ends and both pipes close (the watch's takeover tests)."""
+        reader, w = UringKit.pipe(b)
+        other, w2 = UringKit.pipe(b)
+        ev = Event(manual_reset=True)
+        gone = threading.Event()
+        issued: list[StreamReadOp] = []
+
+        def owner() -> None:
+            first = Event(manual_reset=True)
+            op = StreamReadOp(reader, Overlapped(0, first), [memoryview(bytearray(1))])
+            assert start(op) == STATUS_PENDING
+            threading.Timer(0.02, os.write, (w, b"1")).start()
+            UringKit.wait(first)  # leads and owns the ring from now on
+            op2 = StreamReadOp(other, Overlapped(0, ev), [memoryview(bytearray(2))])
+            assert start(op2) == STATUS_PENDING
+            issued.append(op2)
+            gone.wait(UringKit.LONG)  # busy elsewhere: never waits on the ring again
+
+        t = threading.Thread(target=owner)
+        t.start()
+        try:
+            yield ev, issued, w2
+        finally:
+            gone.set()
+            t.join(UringKit.LONG)
+            for f, fd in ((reader, w), (other, w2)):
+                f.close()
+                os.close(fd)
 
     @staticmethod
     def file(b: Any, path: Any, direct: bool = False) -> FileObject:

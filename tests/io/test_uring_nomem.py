@@ -31,31 +31,22 @@ from winaio._backends.uring.backlog import NO_RESOURCES
 from winaio._backends.uring.common import B_FILE, CANCELLED, UD_CANCEL, InFlight
 from winaio._io import _accel, _disk
 from winaio._io._disk import DiskFile
-from winaio._io._ops import FileReadOp, pinned_read
 from winaio._io._overlapped import Overlapped
 from winaio._io._port import CompletionPort
-from winaio._kernel._dispatcher import LOCK
 from winaio.codes import WinError, ntstatus_to_winerror
-from winaio.testing import nomem_sweep, require_c_path, ring_thread_asleep, wait_until
+from winaio.testing import (
+    nomem_sweep,
+    registered_read,
+    require_c_path,
+    ring_thread_asleep,
+    wait_until,
+)
 
 OK, REASON = uring.probe_backend()
 pytestmark = pytest.mark.skipif(not OK, reason=f"io_uring backend unavailable: {REASON}")
 
 BLOCK = 4096
 LONG = 5.0
-
-
-def _request(disk: DiskFile, view: memoryview, offset: int) -> FileReadOp:
-    """A pinned read registered as ``submit_pending_file`` registers it (no event, port)."""
-    anchor = memoryview(view)
-    op = pinned_read(
-        disk, Overlapped(offset), view, offset, anchor, _disk._addressof(_disk._from_buffer(view)),
-        len(view),
-    )  # fmt: skip
-    with LOCK:
-        op.registered = op.submitted = True
-        disk._pending[op] = None
-    return op
 
 
 @pytest.mark.parametrize("c", [True, False], ids=["c", "python"])
@@ -103,7 +94,7 @@ def test_the_ring_thread_runs_a_round_again_after_a_memory_error(
     backend = armed_uring
     rt = backend._ring_thread
     assert ring_thread_asleep(backend)
-    op = _request(disk, aligned(BLOCK), 0)
+    op = registered_read(disk, aligned(BLOCK), 0)
     op.cancel_requested = True  # (the drain completes it cancelled, into the round's list)
     failures = [2]
     real = ringthread._monotonic
@@ -142,7 +133,7 @@ def test_the_backlog_drain_takes_back_an_sqe_it_could_not_enter(
     round."""
     backend = armed_uring
     assert ring_thread_asleep(backend)
-    op = _request(disk, aligned(BLOCK), 0)
+    op = registered_read(disk, aligned(BLOCK), 0)
 
     class FailingTable(InFlight):
         def __setitem__(self, ud: int, entry: Any) -> None:

@@ -20,6 +20,7 @@ backends), so a world's reaper is the caller's.
 from __future__ import annotations
 
 import _thread
+import ctypes
 import importlib
 import os
 import time
@@ -28,7 +29,7 @@ from typing import Any
 
 from .._io import _slot
 from .._io._files import FileObject
-from .._io._ops import FileReadOp
+from .._io._ops import FileReadOp, pinned_read
 from .._io._overlapped import Overlapped
 from .._io._port import CompletionPort
 from .._kernel._dispatcher import LOCK, ThreadState, WaitBlock
@@ -44,6 +45,7 @@ __all__ = [
     "null_file",
     "pinned_slot",
     "port_getter",
+    "registered_read",
     "reaped_slots",
     "receive_settled",
     "ring_thread_asleep",
@@ -111,6 +113,19 @@ def file_request(file: FileObject, event: Event | None, issuer: ThreadState) -> 
     op.cancel_requested = False
     op.token = None
     op.sync_done = None
+    return op
+
+
+def registered_read(file: FileObject, view: memoryview, offset: int) -> FileReadOp:
+    """A pinned read of ``view`` at ``offset`` on the O_DIRECT ``file`` (``_ops.pinned_read``:
+    no event, its port's packet) registered as ``_issue.submit_pending_file`` registers it,
+    ready for the backend's ``submit`` (the tests that call it directly)."""
+    anchor = memoryview(view)
+    address = ctypes.addressof(ctypes.c_char.from_buffer(view))
+    op = pinned_read(file, Overlapped(offset), view, offset, anchor, address, len(view))
+    with LOCK:
+        op.registered = op.submitted = True
+        file._pending[op] = None
     return op
 
 
