@@ -30,9 +30,9 @@ import winaio
 import winaio.testing as wt
 import winaio.win32 as w
 from winaio._io import _sock_after
-from winaio._io._issue import run_sync
 from winaio._io._sockets import Socket
 from winaio._io._stream_ops import StreamWriteOp
+from winaio._io._sync import run_sync
 from winaio._kernel._handles import HANDLE_TABLE
 from winaio.codes import NtStatus, WinError
 

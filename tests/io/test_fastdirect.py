@@ -14,6 +14,7 @@ hot case, ``pinned_read`` and ``submit_pending_file`` in C, against the Python r
 
 from __future__ import annotations
 
+import ctypes
 import mmap
 import os
 import textwrap
@@ -157,6 +158,13 @@ def test_every_other_shape_has_the_python_methods_outcome(
         readonly = mmap.mmap(f.fileno(), BLOCK, access=mmap.ACCESS_READ)
     released = memoryview(memory)
     released.release()
+    # One bytearray for both sides, not page-aligned (malloc's address decides otherwise: an
+    # aligned one is issued, a misaligned one raises ERROR_INVALID_PARAMETER): made again
+    # until it is, the ones set aside kept so that the address differs.
+    set_aside = [bytearray(BLOCK)]
+    while ctypes.addressof(ctypes.c_char.from_buffer(set_aside[-1])) % BLOCK == 0:
+        set_aside.append(bytearray(BLOCK))
+    misaligned = set_aside[-1]
     shapes: dict[str, Callable[[], tuple[Any, Overlapped]]] = {
         "aligned view": lambda: (whole[:BLOCK], Overlapped(BLOCK)),
         "two pages": lambda: (whole, Overlapped(4 * BLOCK)),
@@ -172,7 +180,7 @@ def test_every_other_shape_has_the_python_methods_outcome(
         "uint32 format": lambda: (whole[:BLOCK].cast("I"), Overlapped(0)),
         "two dimensions": lambda: (whole[:BLOCK].cast("B", (BLOCK, 1)), Overlapped(0)),
         "released": lambda: (released, Overlapped(0)),
-        "bytearray": lambda: (bytearray(BLOCK), Overlapped(0)),
+        "misaligned bytearray": lambda: (misaligned, Overlapped(0)),
         "bytes": lambda: (bytes(BLOCK), Overlapped(0)),
         "an event": lambda: (whole[:BLOCK], Overlapped(2 * BLOCK, Event(manual_reset=True))),
     }

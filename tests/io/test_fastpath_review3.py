@@ -221,7 +221,7 @@ def _deliver(fn: Callable[..., Any], batch: list[Any]) -> None:
     try:
         fn(batch)
     except BaseException:
-        # The reaper's part (``Reaper._deliver_rest``): what the batch did not take yet is
+        # The reaper's part (``ReaperCuts.deliver_rest``): what the batch did not take yet is
         # delivered before the interrupt goes on (the C batch stops after the request it
         # was delivering; the Python one finishes the batch itself).
         sys.setprofile(None)
@@ -734,7 +734,7 @@ def test_an_interrupt_anywhere_in_a_slot_delivery_loses_no_effect(impl: str, clo
     the C one handing them to the Python function): whatever point the interrupt cut, each
     slot's IOSB, F (its waiter woken), its one packet and its bookkeeping (IDLE, the next
     generation, the pin and the receive's count gone, a closing file's descriptor released)
-    are made before it propagates (with the reaper's ``_deliver_rest`` for the slots the cut
+    are made before it propagates (with the reaper's ``cuts.deliver_rest`` for the slots the cut
     batch had not reached: ``_dispatch.deliver_slot_rest``)."""
     fn = _driver(impl, "batch")
 
@@ -753,6 +753,6 @@ def _deliver_slots(fn: Callable[..., Any], batch: list[Any]) -> None:
         fn(batch)
     except BaseException:
         sys.setprofile(None)
-        for slot in batch:  # (``Reaper._deliver_rest``)
+        for slot in batch:  # (``ReaperCuts.deliver_rest``)
             _dispatch.deliver_slot_rest(slot)
         raise

@@ -1,5 +1,6 @@
-"""The C pended receive (``_io/_fastpend.c``, installed on ``IoUringBackend.pend_receive`` by
-``uring/fastpend``) against its Python reference (issue 9, sockets' C paths).
+"""The C pended receive (``_io/_fastpend.c``, installed on ``Receives.pend_receive``, the
+backend's receive side whose method ``IoUringBackend.pend_receive`` is, by ``uring/fastpend``)
+against its Python reference (issue 9, sockets' C paths).
 
 - Differential (Hypothesis over the request's shape: event or not, skip_port, bound to a port
   or not, buffer size and offset, this thread owning the ring or not): the request's every
@@ -10,7 +11,7 @@
 - The unusual shapes take the Python continuation, with the Python effects: a file being
   closed (ERROR_INVALID_HANDLE, nothing registered), a closed backend (completed with
   STATUS_INVALID_HANDLE), a full SQ ring (the general path), a patched method on the way
-  (``open_direct_locked``) and a subclass of the backend (its own ``_pend_locked`` runs).
+  (``open_direct_locked``) and a subclass of the receive side (its own ``_pend_locked`` runs).
   The cancel between the two holds is in tests/io/test_socket_pending.py, which runs on both.
 - The hot shape runs no Python frame of the replaced functions; a socket's bound ``_pend``
   follows a later switch-off; nothing leaks over many receives (requests collected,
@@ -41,6 +42,7 @@ from winaio._backends import uring
 from winaio._backends.uring import fastpend
 from winaio._backends.uring.abi import SubmissionQueueFull
 from winaio._backends.uring.abi.prep import SqePrep
+from winaio._backends.uring.receives import Receives
 from winaio._backends.uring.streams import StreamLines
 from winaio._backends.uring.submission import Submission
 from winaio._io import _accel
@@ -177,7 +179,7 @@ def _pend_and_look(b: uring.IoUringBackend, c: Conn, ov: Overlapped, view: memor
     ts = current_thread_state()
     ring, table = b._ring, b._table
     ud = table.next_ud
-    submitted, tail, stream_in = b._submitted, ring._sq_tail, f.stream_in
+    submitted, tail, stream_in = b._receives.submitted, ring._sq_tail, f.stream_in
     names: dict[int, str] = {id(f): "file", id(ov): "ov", id(view): "view", id(ts): "ts"}
     if ov.event is not None:
         names[id(ov.event)] = "event"
@@ -214,7 +216,7 @@ def _pend_and_look(b: uring.IoUringBackend, c: Conn, ov: Overlapped, view: memor
             },
             "table": name(list(table[ud])),
             "next_ud": table.next_ud - ud,
-            "submitted": b._submitted - submitted,
+            "submitted": b._receives.submitted - submitted,
             "sq_tail": ring._sq_tail - tail,
             # The ring's owner defers (and hints); anyone else submits at once. Who owns
             # the ring after a wait depends on who delivered: the rule is compared.
@@ -297,7 +299,7 @@ def test_c_and_python_pend_a_receive_alike(
                 port.close()
     assert seen[True] == seen[False]
     look = seen[True]
-    assert look["sqe"][0] == OP_RECV and look["sqe"][2] == backend._recv_ioprio
+    assert look["sqe"][0] == OP_RECV and look["sqe"][2] == backend._receives._recv_ioprio
     assert look["op"]["registered"] and look["op"]["submitted"] and look["line"]["keep"]
 
 
@@ -353,7 +355,7 @@ def test_a_full_sq_ring_takes_the_general_path(
     real = SqePrep._sq_reserve
     refused: list[int] = []
     rests: list[Any] = []
-    real_rest = uring.IoUringBackend._pend_rest
+    real_rest = Receives._pend_rest
 
     def full_once(ring: Any) -> None:
         if not refused:
@@ -366,7 +368,7 @@ def test_a_full_sq_ring_takes_the_general_path(
         real_rest(b, op)
 
     monkeypatch.setattr(SqePrep, "_sq_reserve", full_once)
-    monkeypatch.setattr(uring.IoUringBackend, "_pend_rest", rest)
+    monkeypatch.setattr(Receives, "_pend_rest", rest)
 
     def run() -> Any:
         refused.clear()
@@ -422,8 +424,8 @@ def test_a_patched_method_on_the_way_runs(
     assert _both(switch, run) == {True: 1, False: 1}
 
 
-class _Sub(uring.IoUringBackend):
-    """A backend subclass with its own ``_pend_locked`` (a spy)."""
+class _Sub(Receives):
+    """A receive side's subclass with its own ``_pend_locked`` (a spy)."""
 
     calls = 0
 
@@ -432,10 +434,11 @@ class _Sub(uring.IoUringBackend):
         return super()._pend_locked(*args)
 
 
-def test_a_backend_subclass_runs_its_own_methods(switch: Callable[[bool], None]) -> None:
+def test_a_receive_side_subclass_runs_its_own_methods(switch: Callable[[bool], None]) -> None:
     def run() -> int:
         _Sub.calls = 0
-        b = _Sub(8)
+        b = uring.IoUringBackend(8)
+        b._receives.__class__ = _Sub  # (its layout: the same object, a subclass's methods)
         port = CompletionPort()
         c = Conn(b, port)
         try:
@@ -559,8 +562,9 @@ def test_a_backend_attribute_rebound_between_receives_is_seen(
     port = CompletionPort()
     c = Conn(backend, port)
     try:
-        for ioprio in (backend._recv_ioprio, 0, 0, backend._recv_ioprio):
-            monkeypatch.setattr(backend, "_recv_ioprio", ioprio)
+        receives = backend._receives
+        for ioprio in (receives._recv_ioprio, 0, 0, receives._recv_ioprio):
+            monkeypatch.setattr(receives, "_recv_ioprio", ioprio)
             ov = _ov()
             frames = python_frames(partial(backend.pend_receive, c.f, ov, memoryview(bytearray(8))))
             assert "_pend_locked" not in frames  # (the C path)

@@ -701,7 +701,7 @@ class DemoterWorld:
 
 def _deliver_once(world: DemoterWorld, process: Callable[..., Any]) -> list[str]:
     """``Reaper._batch_locked``'s steps with ``process``: map, then deliver (or
-    ``_deliver_rest`` after an exception); the demoter's step 2 after the reaper's hold."""
+    ``cuts.deliver_rest`` after an exception); the demoter's step 2 after the reaper's hold."""
     reports: list[str] = []
     report = reaper_mod.report
     reaper_mod.report = lambda what, exc=None: reports.append(what)
@@ -831,7 +831,7 @@ _NOMEM_DEMOTER = textwrap.dedent(
         if raised is None:
             w.reaper.deliver(finished)
         else:
-            w.reaper._deliver_rest(finished)  # (Reaper._batch_locked's rule)
+            w.reaper.cuts.deliver_rest(finished)  # (Reaper._batch_locked's rule)
         packets, iosbs, files, slots, counts, table, lines = w.snapshot()
         got = sorted(p[1] for p in packets)
         if got != [0, 1, 2]:
@@ -988,7 +988,7 @@ _NOMEM_REAPER_DELIVER = textwrap.dedent(
 
 def test_a_failed_allocation_in_the_reapers_slot_delivery_loses_no_completion() -> None:
     """Every allocation of the reaper's delivery of C slots (``Reaper.deliver``: the C batch,
-    then ``_deliver_rest`` on an error that stops it) made to fail in turn, the slots' byte
+    then ``cuts.deliver_rest`` on an error that stops it) made to fail in turn, the slots' byte
     counts past the small ints (the delivery makes their int): no slot is left REAPED (a
     completion nobody would make: the C batch reported the failure and went on, the slot
     untouched), none posted twice, an IDLE one delivered with its byte count. (A failure
@@ -1056,7 +1056,7 @@ def _arm_and_look(e: Echo, size: int, offset: int) -> dict[str, Any]:
     ts = current_thread_state()
     ring, slots = b._ring, b._slots
     owner = b._lead.owner is ts.parker
-    before = (slots.armed, slots.submitted, b._submitted, ring._sq_tail, len(b._table))
+    before = (slots.armed, slots.submitted, b._receives.submitted, ring._sq_tail, len(b._table))
     data = bytearray(offset + size + 3)
     view = memoryview(data)[offset : offset + size]
     ov = Overlapped(0)
@@ -1080,7 +1080,13 @@ def _arm_and_look(e: Echo, size: int, offset: int) -> dict[str, Any]:
             "pinned": (slot.pinned, slot.address == address, slot.nbytes),
             "ud": slot.ud == slot.user_data,
             "items": slots.items[slot.index] is slot,
-            "counted": (slots.armed, slots.submitted, b._submitted, ring._sq_tail, len(b._table)),
+            "counted": (
+                slots.armed,
+                slots.submitted,
+                b._receives.submitted,
+                ring._sq_tail,
+                len(b._table),
+            ),
             "before": before,
             "file": (s.stream_in, s.pending_requests, list(s._pending)),
             "lines": 2 * s.fd in b._streams.lines,
@@ -1102,7 +1108,7 @@ def _arm_and_look(e: Echo, size: int, offset: int) -> dict[str, Any]:
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(sizes=st.lists(st.tuples(st.integers(1, 300), st.integers(0, 17)), min_size=1, max_size=4))
 def test_c_and_python_arm_alike(sizes: list[tuple[int, int]]) -> None:
-    """Arm steps 1 and 2 (``_slot.arm_locked`` and ``IoUringBackend._arm_slot``, the
+    """Arm steps 1 and 2 (``_slot.arm_locked`` and ``Receives._arm_slot``, the
     reference; ``_fastpend.c``/``_fastpend_ring.c``): the slot's fields (ARMING -> ARMED, the
     objects held, the view pinned, its index and user_data), the file's count, no request,
     line or table entry, the table's counters, the deferred list and the owner's hint (the

@@ -4,7 +4,7 @@ leader delivers what it reaped does not lose a completion.
 The CQEs a leader reaps are out of the CQ ring and out of the backend's table: if an exception
 cut their delivery short, nobody else would ever complete them - the request stayed pending for
 ever, and its file's close() never released the descriptor. The exception still propagates
-(out of the interrupted GetQueuedCompletionStatus), after ``Reaper._deliver_rest``:
+(out of the interrupted GetQueuedCompletionStatus), after ``ReaperCuts.deliver_rest``:
 
 - an interrupt between two deliveries, or in the funnel before it took the request: every
   request of the batch is delivered, in full (its packet reaches the port);

@@ -1,7 +1,7 @@
 """The Winsock requests beside WSARecv/WSASend under interrupts (pure2, 2026-12-06).
 
 AcceptEx (``AcceptOp``/``AcceptExOp``), ConnectEx (``ConnectOp``), WSASendTo/WSARecvFrom
-(``SendToOp``/``RecvFromOp``), TransmitFile and the synchronous requests (``_issue.run_sync``):
+(``SendToOp``/``RecvFromOp``), TransmitFile and the synchronous requests (``_sync.run_sync``):
 the same cut points as tests/io/test_interrupted_syscalls.py's - a Python callee's entry, a C
 call's return in the path's frames, where a signal handler's KeyboardInterrupt lands - one
 per run (``winaio.testing.Sweep``). Wherever the interrupt lands, what the syscall did is not
@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 import winaio
-from winaio._io import _issue
+from winaio._io import _issue, _sync
 from winaio._io import _pipe_queue as pipe_queue
 from winaio._io._cancel import cancel_synchronous_io
 from winaio._io._fd_users import FdUsers
@@ -274,7 +274,7 @@ def _blocking_pair() -> tuple[Socket, socket.socket]:
 def test_an_interrupt_anywhere_in_a_synchronous_request_leaves_nothing_registered(
     how: str,
 ) -> None:
-    """# spec: win32 #66. A synchronous recv/send (``_issue.run_sync``: the request registered,
+    """# spec: win32 #66. A synchronous recv/send (``_sync.run_sync``: the request registered,
     tried, waited for): wherever the interrupt lands, the request is not left registered -
     a stream request left registered queued every later one of its direction behind it, and
     the next recv on the socket waited for ever. The bytes the syscall moved are the caller's
@@ -289,12 +289,12 @@ def test_an_interrupt_anywhere_in_a_synchronous_request_leaves_nothing_registere
                     assert _readable(f.fd, LONG)
                     buf = bytearray(16)
                     op: Any = StreamReadOp(f, Overlapped(0), [memoryview(buf)])
-                    codes = _codes(_issue.run_sync, StreamReadOp.try_now)
+                    codes = _codes(_sync.run_sync, StreamReadOp.try_now)
                 else:
                     op = StreamWriteOp(f, Overlapped(0), [memoryview(b"abcdefgh")])
-                    codes = _codes(_issue.run_sync, StreamWriteOp.try_now)
+                    codes = _codes(_sync.run_sync, StreamWriteOp.try_now)
                 sweep = Sweep(k, codes)
-                profiled(sweep, lambda: _issue.run_sync(op))
+                profiled(sweep, lambda: _sync.run_sync(op))
                 bad = left_behind()
                 if op.registered and op.sync_done is not None:  # (data moved: it goes on)
                     winaio.wait(op.sync_done, LONG)
@@ -307,7 +307,7 @@ def test_an_interrupt_anywhere_in_a_synchronous_request_leaves_nothing_registere
                     again = StreamReadOp(f, Overlapped(0), [memoryview(bytearray(16))])
                 else:
                     again = StreamWriteOp(f, Overlapped(0), [memoryview(b"ij")])
-                if _issue.run_sync(again)[0] != 0:
+                if _sync.run_sync(again)[0] != 0:
                     bad.append("the next request failed")
                 return sweep, bad
             finally:
@@ -339,8 +339,8 @@ def test_an_interrupt_anywhere_in_a_synchronous_transmit_file_loses_no_byte(
                 f, peer = _blocking_pair()
                 try:
                     op = TransmitFileOp(f, Overlapped(0), source, 0, -1, b"HEAD", b"TAIL", 0)
-                    sweep = Sweep(k, _codes(_issue.run_sync, TransmitFileOp.try_now))
-                    returned = profiled(sweep, lambda: _issue.run_sync(op))
+                    sweep = Sweep(k, _codes(_sync.run_sync, TransmitFileOp.try_now))
+                    returned = profiled(sweep, lambda: _sync.run_sync(op))
                     bad = left_behind()
                     got = b""
                     peer.settimeout(0.5)
@@ -551,7 +551,7 @@ def test_a_memoryerror_counting_a_user_in_counts_no_other_user_out(
                 if path == "cached-read":
                     op.try_now()
                 else:
-                    _issue.run_sync(op)
+                    _sync.run_sync(op)
             assert list(users) == [None]  # the other user still counted in
         finally:
             file.fd_users = FdUsers()
@@ -602,8 +602,8 @@ def test_an_interrupt_anywhere_in_a_synchronous_disk_read_leaves_no_user_counted
 
             def run(k: int) -> tuple[Sweep, list[str]]:
                 op = FileReadOp(file, Overlapped(0), [memoryview(bytearray(16))], 0)
-                sweep = Sweep(k, _codes(_issue.run_sync))
-                profiled(sweep, lambda: _issue.run_sync(op))
+                sweep = Sweep(k, _codes(_sync.run_sync))
+                profiled(sweep, lambda: _sync.run_sync(op))
                 bad = left_behind()
                 if list(file.fd_users):
                     bad.append(f"{len(file.fd_users)} users left counted in")
@@ -616,7 +616,7 @@ def test_an_interrupt_anywhere_in_a_synchronous_disk_read_leaves_no_user_counted
 
 
 def test_an_interrupt_in_the_wait_of_a_synchronous_receive_cancels_it() -> None:
-    """# spec: win32 #66. A synchronous recv that pends (``_issue.run_sync``: no data yet):
+    """# spec: win32 #66. A synchronous recv that pends (``_sync.run_sync``: no data yet):
     wherever the interrupt lands - before it pended, at its submission, at its wait's entry -
     the request does not outlive the call: it is cancelled and over before the interrupt goes
     on, so the next recv of the socket gets the next bytes. Before: a cut of the wait left it
@@ -635,11 +635,11 @@ def test_an_interrupt_in_the_wait_of_a_synchronous_receive_cancels_it() -> None:
             f, peer = _blocking_pair()
             try:
                 op = StreamReadOp(f, Overlapped(0), [memoryview(bytearray(16))])
-                sweep = Sweep(k, _codes(_issue.run_sync, StreamReadOp.try_now))
+                sweep = Sweep(k, _codes(_sync.run_sync, StreamReadOp.try_now))
                 timer = threading.Timer(0.5, cancel)
                 timer.start()
                 try:
-                    profiled(sweep, lambda: _issue.run_sync(op))
+                    profiled(sweep, lambda: _sync.run_sync(op))
                 finally:
                     timer.cancel()
                     timer.join()
@@ -652,7 +652,7 @@ def test_an_interrupt_in_the_wait_of_a_synchronous_receive_cancels_it() -> None:
                 peer.sendall(b"ij")
                 buf = bytearray(16)
                 again = StreamReadOp(f, Overlapped(0), [memoryview(buf)])
-                if _issue.run_sync(again) != (0, 2) or buf[:2] != b"ij":
+                if _sync.run_sync(again) != (0, 2) or buf[:2] != b"ij":
                     bad.append(f"the next recv: IOSB {again.overlapped.status}, {bytes(buf)!r}")
                 return sweep, bad
             finally:

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 import winaio
-from winaio._io import _issue
+from winaio._io import _issue, _sync
 from winaio._io._disk import DiskFile
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._sock_after import _rest_request
@@ -311,7 +311,7 @@ def test_an_interrupt_anywhere_in_a_send_leaves_the_send_claim_free(
     socket_pair: Any, how: str
 ) -> None:
     """# spec: win32 #66. A send through the general path (``_issue.start``) or a synchronous
-    one (``_issue.run_sync``) holds its socket's send claim while it is issued. Before: a
+    one (``_sync.run_sync``) holds its socket's send claim while it is issued. Before: a
     Ctrl-C at the return of ``claim.acquire()`` (``acquire(); try:``) left the claim taken,
     and every later send of the socket waited for it for ever."""
     with accelerator_for_test("python"):
@@ -319,8 +319,8 @@ def test_an_interrupt_anywhere_in_a_send_leaves_the_send_claim_free(
         def run(k: int) -> tuple[Sweep, list[str]]:
             f, _peer = socket_pair()
             op = StreamWriteOp(f, Overlapped(0), [memoryview(b"abcdefgh")])
-            sweep = Sweep(k, {_issue.start.__code__, _issue.run_sync.__code__})
-            call = _issue.start if how == "start" else _issue.run_sync
+            sweep = Sweep(k, {_issue.start.__code__, _sync.run_sync.__code__})
+            call = _issue.start if how == "start" else _sync.run_sync
             profiled(sweep, lambda: call(op))
             bad = left_behind()
             claim = f.send_claim

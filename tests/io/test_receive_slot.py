@@ -6,8 +6,8 @@ Differential (Hypothesis): a batch where every CQE is a direct head's is mapped 
 ``Reaper.process`` on one copy of a world and by the Python method with the pure-Python
 ``service_direct`` on another; the table, the lines, the spares, the results and the counters
 must agree. Then: the shape runs no Python frame, an interrupt in the heads' service reaches
-``_heads_cut`` with every head as the Python method hands them, and many batches leave no
-reference behind. The socket suites run the whole path on both implementations
+``ReaperCuts.heads_cut`` with every head as the Python method hands them, and many batches
+leave no reference behind. The socket suites run the whole path on both implementations
 (``fast_path_impl``/``sock_impl``).
 """
 
@@ -30,6 +30,7 @@ import winaio
 from winaio._backends.uring import reaper as reaper_mod
 from winaio._backends.uring.common import InFlight
 from winaio._backends.uring.migration import Migration
+from winaio._backends.uring.reaper_cuts import ReaperCuts
 from winaio._backends.uring.streams import Line, StreamLines
 from winaio._io import _accel
 from winaio._io._netevents import SocketMode
@@ -56,14 +57,25 @@ def accel_on() -> Iterator[None]:
         _accel.use(before)
 
 
+class HeadsCuts(ReaperCuts):
+    """Records the cut's hand-off (``heads_cut``) into ``handed``."""
+
+    __slots__ = ("handed",)
+
+    def __init__(self, reaper: reaper_mod.Reaper, handed: list[Any]) -> None:
+        super().__init__(reaper, reaper._table, reaper._slots, reaper._streams)
+        self.handed = handed
+
+    def heads_cut(self, heads: list[tuple[Line, int, int]], finished: Any) -> None:
+        self.handed.append([(line.key, res, ud) for line, res, ud in heads])
+        super().heads_cut(heads, finished)
+
+
 class HeadsReaper(reaper_mod.Reaper):
-    """Records the cut's hand-off (``_heads_cut``) and its hooks."""
+    """Records the hooks' calls (``events``) and, through its continuations (``HeadsCuts``),
+    the cut's hand-off (``handed``)."""
 
-    __slots__ = ("cuts", "events")
-
-    def _heads_cut(self, heads: list[tuple[Line, int, int]], finished: Any) -> None:
-        self.cuts.append([(line.key, res, ud) for line, res, ud in heads])
-        super()._heads_cut(heads, finished)
+    __slots__ = ("events", "handed")
 
 
 class SlowLines(StreamLines):
@@ -131,7 +143,8 @@ def build(
         lambda: events.append(("wake",)),
     )
     reaper.events = events
-    reaper.cuts = []
+    reaper.handed = []
+    reaper.cuts = HeadsCuts(reaper, reaper.handed)
     lines: list[Line] = []
     cqes: list[tuple[int, int, int]] = []
     for i, s in enumerate(specs):
@@ -165,7 +178,7 @@ def snapshot(reaper: HeadsReaper, lines: list[Line], finished: list[Any]) -> Any
         reaper.done,
         reaper.cancelled,
         reaper.events,
-        reaper.cuts,
+        reaper.handed,
         streams.calls,
         sorted((k, v.fd) for k, v in streams.lines.items()),
         [ln.fd for ln in streams._spare],
@@ -240,8 +253,8 @@ def test_an_interrupt_in_the_heads_service_hands_every_head_to_heads_cut(impl: s
     finished: list[Any] = []
     with pytest.raises(KeyboardInterrupt):
         (c_process if impl == "c" else python_process)(reaper, cqes, finished)
-    assert reaper.cuts == [[(20 + 2 * i, 64 + i, 100_000 + i) for i in range(3)]]
-    # _heads_cut serviced them (the lock works the second time): every head completed once.
+    assert reaper.handed == [[(20 + 2 * i, 64 + i, 100_000 + i) for i in range(3)]]
+    # heads_cut serviced them (the lock works the second time): every head completed once.
     assert [op.token for op, _, _ in finished] == [(0, 0), (1, 0), (2, 0)]
     assert not reaper._table
     assert [(len(ln.ops), ln.poll_ud) for ln in lines] == [(0, 0)] * 3

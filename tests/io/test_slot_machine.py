@@ -40,6 +40,7 @@ from winaio._backends.uring import IoUringBackend
 from winaio._backends.uring import reaper as reaper_mod
 from winaio._backends.uring.common import SLOT_TAG, InFlight, slot_ud
 from winaio._backends.uring.migration import Migration
+from winaio._backends.uring.receives import Receives
 from winaio._backends.uring.slots import SlotTable, add_locked
 from winaio._backends.uring.streams import StreamLines
 from winaio._io import _accel, _dispatch, _slot
@@ -547,15 +548,15 @@ def _between_arm_holds(
     monkeypatch: pytest.MonkeyPatch, action: Callable[[], object]
 ) -> list[object]:
     """Run ``action`` once between arm step 1 (LOCK) and step 2 (the backend's lock)."""
-    real = IoUringBackend._arm_slot
+    real = Receives._arm_slot
     done: list[object] = []
 
-    def arm(self: IoUringBackend, slot: Any, gen: int, issuer: Any, fd: int) -> None:
+    def arm(self: Receives, slot: Any, gen: int, issuer: Any, fd: int) -> None:
         if not done:
             done.append(action())
         real(self, slot, gen, issuer, fd)
 
-    monkeypatch.setattr(IoUringBackend, "_arm_slot", arm)
+    monkeypatch.setattr(Receives, "_arm_slot", arm)
     return done
 
 

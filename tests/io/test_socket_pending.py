@@ -254,7 +254,7 @@ def test_a_pended_receive_is_one_backend_call(
     backend: uring.IoUringBackend, monkeypatch: pytest.MonkeyPatch, poll_first: bool, pair: Pair
 ) -> None:
     if not poll_first:
-        backend._recv_ioprio = 0  # what a kernel before 5.19 gets
+        backend._receives._recv_ioprio = 0  # what a kernel before 5.19 gets
     flags: list[int] = []
     real_prep = BackendRing.prep_recv
 
@@ -277,8 +277,8 @@ def test_a_pended_receive_is_one_backend_call(
         assert packet is not None and packet.overlapped is ov
         assert (packet.status, packet.bytes_transferred) == (SUCCESS, 100)
         assert buf[:100] == bytes([i]) * 100
-    assert flags == [backend._recv_ioprio] * 50
-    assert backend._recv_ioprio == (recv_poll_first() if poll_first else 0)
+    assert flags == [backend._receives._recv_ioprio] * 50
+    assert backend._receives._recv_ioprio == (recv_poll_first() if poll_first else 0)
     assert not backend._streams.lines and f.pending_requests == 0
 
 
@@ -341,11 +341,12 @@ def test_a_receive_cancelled_before_it_reaches_the_backend_completes_cancelled(
 ) -> None:
     f, peer, port = pair
     # CancelIoEx from another thread between the registration (under LOCK) and the backend's
-    # lock (``IoUringBackend.pend_receive``): the request has no token yet, so the backend's
-    # cancel() cannot find it. Forced by a backend lock whose first acquire after the
-    # registration runs the cancel first.
+    # lock (``Receives.pend_receive``, the backend's receive side): the request has no token
+    # yet, so the backend's cancel() cannot find it. Forced by the receive side's view of the
+    # backend's lock, whose first acquire after the registration runs the cancel first.
     cancels: list[StreamReadOp] = []
-    monkeypatch.setattr(backend, "_lock", _CancelFirst(backend._lock, f, cancels))
+    receives = backend._receives
+    monkeypatch.setattr(receives, "_lock", _CancelFirst(receives._lock, f, cancels))
     buf = bytearray(16)
     ov = Overlapped()
     assert f.start_read(buf, ov) is False

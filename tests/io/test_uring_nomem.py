@@ -164,7 +164,7 @@ def test_the_backlog_drain_takes_back_an_sqe_it_could_not_enter(
 
 _NOMEM = textwrap.dedent(
     """
-    import gc, mmap, os, sys, tempfile, threading
+    import gc, mmap, os, sys, tempfile, threading, time
     from winaio._backends import uring
     from winaio._backends.uring.common import B_CANCEL
     from winaio._io import _accel, _disk
@@ -203,13 +203,14 @@ _NOMEM = textwrap.dedent(
 
     # While a call is swept, the ring thread (woken by a CQE, or by the call) waits at the
     # top of its round, before it reaps: the reaper's own cuts are not what is swept here.
-    gate = threading.Event()
-    gate.set()
+    # (a flag and a sleep: no lock to allocate, which would fail as RuntimeError meanwhile)
+    gate = [True]
     eventfd_read = os.eventfd_read
 
     def parked_read(fd):
         if threading.current_thread() is backend._ring_thread.thread:
-            gate.wait()
+            while not gate[0]:
+                time.sleep(0.0005)
         return eventfd_read(fd)
 
     os.eventfd_read = parked_read
@@ -235,10 +236,10 @@ _NOMEM = textwrap.dedent(
             with backend._lock:
                 backend._backlog.entries.append((B_CANCEL, None, 1))
         before = state()
-        gate.clear()
+        gate[0] = False
         raised = call_failing(k, backend.submit, op)
         after = state()  # (before the ring thread, held at its gate, moves it)
-        gate.set()
+        gate[0] = True
         if shape == "backlog":  # (the ring thread takes the lock while it submits it)
             backend._ring_thread.wake()
             wait_until(lambda: not backend._backlog.entries, 5.0, "the backlog submitted")

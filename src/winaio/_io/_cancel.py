@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 #: The thread's ``ThreadState.extensions`` key of the synchronous request it is blocked in
-#: (``_issue.run_sync`` sets it, :func:`cancel_synchronous_io` reads it).
+#: (``_sync.run_sync`` sets it, :func:`cancel_synchronous_io` reads it).
 _SYNC_KEY = "sync_op"
 #: Thread exit waits this long (seconds) for its cancelled requests to complete before the
 #: thread object is signaled anyway (module docstring). Windows waits 5 minutes, then

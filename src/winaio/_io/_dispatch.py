@@ -124,7 +124,7 @@ def deliver_batch(batch: list[tuple[Operation, int, int] | ReceiveSlot]) -> list
     Returns the exceptions raised while delivering (a bug: the caller reports them); every
     other completion of the batch is delivered regardless. An interrupt (Ctrl-C) goes on once
     the request it cut is delivered whole (:func:`_rest`), as in C: the rest of the batch is
-    the caller's (``Reaper._deliver_rest``).
+    the caller's (``ReaperCuts.deliver_rest``).
     """
     errors: list[BaseException] = []
     held: list[CompletionPort] = []
@@ -271,7 +271,7 @@ def _deliver_slot_locked(
     completion: FILE_SKIP_COMPLETION_PORT_ON_SUCCESS does not apply), then the bookkeeping
     (:func:`_slot_done_locked`). A slot demoted while REAPED has its request: returned, for
     the caller to deliver as any request (with the slot's result). None: nothing (more) to
-    deliver here (a slot no longer REAPED was delivered already, ``Reaper._deliver_rest``).
+    deliver here (a slot no longer REAPED was delivered already, ``ReaperCuts.deliver_rest``).
     The slot's references go to ``drop`` (released by the caller once LOCK is)."""
     if slot.state != REAPED:
         return None
@@ -323,7 +323,7 @@ def _slot_rest(
     """An interrupt ``exc`` cut ``step`` of a slot's delivery (LOCK held): its later steps
     are made (:func:`_rest`: the walk again, the packet unless ``_post_locked`` ran), then its
     bookkeeping (:func:`_slot_done_locked`), before it goes on; an Exception (a bug) leaves
-    it DELIVERING (``Reaper._deliver_rest`` makes the bookkeeping)."""
+    it DELIVERING (``ReaperCuts.deliver_rest`` makes the bookkeeping)."""
     if not interrupt(exc):
         return
     _rest(exc, step, file, ov, None, None, 0, res, False, held)
@@ -378,7 +378,7 @@ def _release_closing(file: FileObject) -> None:
 
 
 def deliver_slot_rest(slot: ReceiveSlot) -> list[BaseException]:
-    """``Reaper._deliver_rest`` for a receive slot's item (an interrupt cut its batch): a
+    """``ReaperCuts.deliver_rest`` for a receive slot's item (an interrupt cut its batch): a
     slot still REAPED is delivered in full; one left DELIVERING gets its bookkeeping only
     (its notification steps are not made twice, the ``op.done`` rule); else nothing."""
     if slot.state == REAPED:

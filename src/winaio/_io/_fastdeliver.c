@@ -393,7 +393,7 @@ dn_deliver_batch(PyObject *module, PyObject *batch)
             else if (r < 0 && ((ReceiveSlotObject *)item)->state == SLOT_REAPED) {
                 /* Nothing written (its byte count's int could not be made): no completion
                  * of it is made, so it must not be reported and dropped as a bug's. The
-                 * batch stops here as for an interrupt: the caller's ``_deliver_rest``
+                 * batch stops here as for an interrupt: the caller's ``cuts.deliver_rest``
                  * delivers this slot (still REAPED) and the rest, then the error goes on. */
                 PyErr_Fetch(&et, &ev, &etb);
                 Py_DECREF(item);

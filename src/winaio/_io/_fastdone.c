@@ -46,7 +46,7 @@
  * - The hot shapes make no Python call: no interrupt can land between a CQE leaving the
  *   table (or a head its line) and its completion being queued. A result tuple is queued
  *   before its head is taken, so a failed allocation leaves the head in its line
- *   (``Reaper._heads_cut``); ``process`` hands the rest of a batch to ``_process_cut`` then.
+ *   (``ReaperCuts.heads_cut``); ``process`` hands the rest of a batch to ``process_cut`` then.
  */
 #include "_fastdone.h"
 
@@ -105,7 +105,24 @@ Py_ssize_t d_spare_max;
 PyObject *ds_forget, *ds_post, *ds_release_held, *ds_release, *ds_kind, *ds_poll_events,
     *ds_release_fd, *ds_append, *ds_popleft, *ds_clear, *ds_service, *ds_from_cqe, *ds_pop, *ds_get, *ds_release_parker,
     *ds_service_direct, *ds_process, *ds_process_cut, *ds_heads_cut, *ds_posted, *ds_complete, *ds_deliver,
-    *ds_deliver_rest, *ds_deliver_batch;
+    *ds_deliver_rest, *ds_deliver_batch, *ds_cuts;
+
+/* ``reaper.cuts.<name>(*args)`` (``_fastdone.h``). */
+PyObject *
+dn_cut_call(PyObject *reaper, PyObject *name, PyObject *const *args, Py_ssize_t n)
+{
+    PyObject *cuts = PyObject_GetAttr(reaper, ds_cuts);
+    if (cuts == NULL) {
+        return NULL;
+    }
+    PyObject *all[9] = {cuts, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    for (Py_ssize_t i = 0; i < n && i < 8; i++) {
+        all[i + 1] = args[i];
+    }
+    PyObject *r = PyObject_VectorcallMethod(name, all, (n < 8 ? n : 8) + 1, NULL);
+    Py_DECREF(cuts);
+    return r;
+}
 
 
 /* ------------------------------------------------------------------ StreamLines.service_direct */
@@ -157,7 +174,7 @@ take_head(PyObject *lines, PyObject *spare, PyObject *line, PyObject *res, PyObj
         return 0;
     }
     /* (op, STATUS_SUCCESS, res): queued first, so that a failed allocation leaves the head in
-     * its line (``Reaper._heads_cut`` takes it) */
+     * its line (``ReaperCuts.heads_cut`` takes it) */
     PyObject *t = PyTuple_New(3);
     if (t == NULL) {
         Py_DECREF(op);
@@ -466,11 +483,11 @@ configure_done(PyObject *module, PyObject *args)
         (ds_release_parker = intern("release")) == NULL ||
         (ds_service_direct = intern("service_direct")) == NULL ||
         (ds_process = intern("process")) == NULL ||
-        (ds_process_cut = intern("_process_cut")) == NULL ||
-        (ds_heads_cut = intern("_heads_cut")) == NULL ||
+        (ds_process_cut = intern("process_cut")) == NULL ||
+        (ds_heads_cut = intern("heads_cut")) == NULL || (ds_cuts = intern("cuts")) == NULL ||
         (ds_posted = intern("_posted_locked")) == NULL ||
         (ds_complete = intern("complete")) == NULL || (ds_deliver = intern("deliver")) == NULL ||
-        (ds_deliver_rest = intern("_deliver_rest")) == NULL ||
+        (ds_deliver_rest = intern("deliver_rest")) == NULL ||
         (ds_deliver_batch = intern("deliver_batch")) == NULL) {
         return NULL;
     }

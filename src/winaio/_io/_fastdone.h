@@ -61,7 +61,8 @@ extern Py_ssize_t d_spare_max;
 extern PyObject *ds_forget, *ds_post, *ds_release_held, *ds_release, *ds_kind, *ds_poll_events,
     *ds_release_fd, *ds_append, *ds_popleft, *ds_clear, *ds_service, *ds_from_cqe, *ds_pop,
     *ds_get, *ds_release_parker, *ds_service_direct, *ds_process, *ds_process_cut,
-    *ds_heads_cut, *ds_posted, *ds_complete, *ds_deliver, *ds_deliver_rest, *ds_deliver_batch;
+    *ds_heads_cut, *ds_posted, *ds_complete, *ds_deliver, *ds_deliver_rest, *ds_deliver_batch,
+    *ds_cuts;
 /* the classes whose slots are read directly */
 extern kind_t d_op, d_op2, d_file, d_file2, d_ov, d_event, d_port, d_wb, d_ts, d_line, d_lines,
     d_reaper, d_migration;
@@ -209,6 +210,9 @@ int dn_deliver_slot(PyObject *item, held_t *h, slot_drops_t *drops, PyObject **o
 
 /* ``_fastprocess.c`` */
 PyObject *dn_process(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+/* ``reaper.cuts.<name>(*args)`` (at most 8: the continuations after an interrupt, the object
+ * the reaper owns, ``reaper_cuts``): a new reference, or NULL with an error. */
+PyObject *dn_cut_call(PyObject *reaper, PyObject *name, PyObject *const *args, Py_ssize_t n);
 PyObject *dn_reaper_deliver(PyObject *self, PyObject *finished);
 
 #endif

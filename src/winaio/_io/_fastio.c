@@ -491,7 +491,7 @@ static PyMethodDef module_methods[] = {
      "configure_ring(part, ...) -> {name: method descriptor} (_fastring.c: BackendRing,\n"
      "Deferral, Reaper)"},
     {"configure_pend", configure_pend, METH_VARARGS,
-     "configure_pend(IoUringBackend, pend_receive, StreamReadOp, ...) -> (descriptor, switch)"},
+     "configure_pend(Receives, pend_receive, StreamReadOp, ...) -> (descriptor, switch)"},
     {"configure_sockets", configure_sockets, METH_VARARGS,
      "configure_sockets(Socket, FdUsers, Event, Overlapped, socket.socket, probe, lock, start_read,\n"
      "                  start_write, continuations..., STATUS_PENDING, ask_run, ask_every, LOCK,\n"

@@ -354,7 +354,7 @@ PyObject *set_enabled(PyObject *module, PyObject *flag);
 
 /* ``_fastring.c``: the io_uring ring's wait chain (BackendRing, Deferral, Reaper methods). */
 PyObject *configure_ring(PyObject *module, PyObject *args);
-/* ``_fastpend.c``: IoUringBackend.pend_receive (the sockets' pended receive). */
+/* ``_fastpend.c``: Receives.pend_receive (the sockets' pended receive; the backend's). */
 PyObject *configure_pend(PyObject *module, PyObject *args);
 /* ``_fastsock.c``: the sockets' immediate paths (Socket.start_read/start_write). */
 PyObject *configure_sockets(PyObject *module, PyObject *args);

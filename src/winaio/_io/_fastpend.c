@@ -8,7 +8,9 @@
  * dict, and ``pend_locked``, the state writes under its lock down to the SQE) and
  * ``_fastpend.h`` (the kinds and data they share).
  *
- * What it replaces: ``IoUringBackend.pend_receive`` (``_backends/uring/backend.py``) and what
+ * What it replaces: ``Receives.pend_receive`` (``_backends/uring/receives.py``: the backend's
+ * receive side, an object the backend owns, whose method the backend's ``pend_receive`` is;
+ * ``self`` below is that object, ``b`` its attributes; recv 2026-12-06) and what
  * it calls on its common path: ``_files.register_receive`` (the request built slot by slot and
  * registered under LOCK), ``current_thread_state``, ``_pend_locked`` (under the backend's
  * lock: the checks, the in-flight table's ``next_ud`` and entry ``(op, line)``, the deferred
@@ -20,23 +22,25 @@
  *
  * Invariants (the Python functions stay the reference and the fallback):
  * - Before anything is touched, every unusual shape goes to the Python ``pend_receive``: the C
- *   path switched off, a subclass of the backend, a keyword argument, an argument that is not an
+ *   path switched off, a subclass of ``Receives``, a keyword argument, an argument that is not an
  *   exact, whole, writable, non-empty 1-D byte memoryview of at most 4 GiB, any class on the way
  *   whose attributes were redefined (``kind_fast`` on every class read, methods included: a
  *   patched ``prep_recv``, ``open_direct_locked``, ``_pend_locked``, ``Line.__init__``...), a
- *   backend attribute shadowed by its class or ``_pend_locked`` patched on the instance, a file
+ *   receive side's attribute shadowed by its class or ``_pend_locked`` patched on the instance,
+ *   a file
  *   being closed (the Python function raises ERROR_INVALID_HANDLE; building a request has no
  *   effect beyond adopting the thread, which is idempotent).
  * - Once registered, anything unusual under the backend's lock (a closing backend, a backlog, a
  *   line already there, ``cancel_requested``, a full SQ ring or a refused SQE) takes
- *   ``IoUringBackend._pend_rest``, the Python continuation the Python path takes too.
+ *   ``Receives._pend_rest``, the Python continuation the Python path takes too.
  * - Under the backend's lock, every fallible insertion (table entry, line, the line's deque,
  *   the deferred list) is made first and undone if a later one fails (a failed allocation
  *   leaves no half state); then the SQE and the plain stores. Python is called only where the
  *   Python path calls it (``_sq_reserve`` when the cached free count ran out, ``hint_locked``
- *   when not hinted, ``_submit_locked``, ``os.eventfd_write``, ``_bind_parker``), after the
+ *   when not hinted, ``_submit_locked``, ``os.eventfd_write``, ``Leadership.bind_issuer``),
+ *   after the
  *   state writes it follows.
- * - Instance attributes of the backend (it has no ``__slots__``) are read from its dict; slots
+ * - Instance attributes of the receive side (no ``__slots__``) are read from its dict; slots
  *   at their member descriptors' offsets (``kind_t``).
  * - CPython 3.11/3.12 only (the dict pointer, version tags); elsewhere the Python function.
  */
@@ -67,12 +71,13 @@ static const char *const LINEM_NAMES[] = {"__init__", NULL};
 static const char *const TABLE_NAMES[] = {"next_ud", NULL};
 static const char *const RING_NAMES[] = {"_sq_tail", "_sq_limit", "_sq_mask", "_sqes", NULL};
 static const char *const RINGM_NAMES[] = {"prep_recv", NULL};
-/* The backend's instance attributes (absent from its class) and the method inlined here. */
-static const char *const BE1_NAMES[] = {"_lock",  "_closing", "_backlog",     "_streams",
-                                        "_table", "_ring",    "_recv_ioprio", "_submitted",
+/* The receive side's instance attributes (absent from its class) and the method inlined
+ * here (``Receives``, ``_backends/uring/receives.py``: the object the backend owns). */
+static const char *const BE1_NAMES[] = {"_lock",  "closing", "_backlog",     "_streams",
+                                        "_table", "_ring",   "_recv_ioprio", "submitted",
                                         NULL};
-static const char *const BE2_NAMES[] = {"_unsubmitted", "_lead",         "_deferral", "_efd",
-                                        "_slots",       "_pend_locked", NULL};
+static const char *const BE2_NAMES[] = {"_unsubmitted", "_lead",        "_deferral", "_efd",
+                                        "slots",        "_pend_locked", NULL};
 
 kind_t pk_rslot;
 kind_t pk_file, pk_ov, pk_op1, pk_op2, pk_ts, pk_rp, pk_lead, pk_def, pk_backlog, pk_sl, pk_slm,
@@ -80,7 +85,7 @@ kind_t pk_file, pk_ov, pk_op1, pk_op2, pk_ts, pk_rp, pk_lead, pk_def, pk_backlog
 
 static PyTypeObject *g_backend_type, *g_op_type, *g_rp_type, *g_table_type;
 PyTypeObject *g_line_type;
-static PyObject *g_py_pend;        /* IoUringBackend.pend_receive, the Python reference */
+static PyObject *g_py_pend;        /* Receives.pend_receive, the Python reference */
 PyObject *g_LOCK;                  /* the dispatcher LOCK */
 PyObject *g_tls;                   /* _kernel._threads._tls (``current_thread_state``) */
 PyObject *g_cts;                   /* current_thread_state */
@@ -90,7 +95,7 @@ static PyObject *g_eventfd_write;  /* os.eventfd_write */
 PyObject *g_io_key;                /* _files._IO_KEY */
 PyObject *g_one, *g_zero_int;
 PyObject *s_ts_key; /* the thread state dict's key of the remembered ThreadState */
-static PyObject *s_arm_slot;        /* IoUringBackend._arm_slot: a slot's step 2 in Python */
+static PyObject *s_arm_slot;        /* Receives._arm_slot: a slot's step 2 in Python */
 static int g_slots_c; /* ``slots`` is ``c`` (``_accel``): the slot's shape arms the C slot */
 PyObject *s_ts;
 static PyObject *s_pend_rest, *s_hint_locked, *s_submit_locked, *s_bind_parker;
@@ -129,7 +134,7 @@ python_pend_any(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObjec
     return r;
 }
 
-/* IoUringBackend.pend_receive(file, overlapped, view); with ``raw``, ``view`` is an exact
+/* Receives.pend_receive(file, overlapped, view); with ``raw``, ``view`` is an exact
  * bytearray (``fio_pend_bytearray``: the sockets' C receive, which makes no memoryview for a
  * receive that the C slot arms): the slot pins the bytearray itself, and every other path
  * (the request, the Python method) gets ``memoryview(bytearray)``, as from the Python
@@ -342,7 +347,7 @@ backend_part:
         fio_keep_first(NULL, &it, &iv, &itb);
     }
     int st = PEND_REST, owner_is_issuer = 0, wake = 0;
-    /* ``_closing`` and ``_submitted`` as of now: remembered unless the dict changed since */
+    /* ``closing`` and ``submitted`` as of now: remembered unless the dict changed since */
     PyObject *closing_o = b[B_CLOSING], *submitted_o = b[B_SUBMITTED];
     if (seen == 0 || DICT_VERSION(d) != seen) {
         seen = 0;
@@ -434,7 +439,7 @@ backend_part:
     PyObject *parker = SLOT(pk_ts, ts, T_PARKER);
     if (parker == NULL || !Py_IS_TYPE(parker, g_rp_type) ||
         SLOT(pk_rp, parker, 0) != b[B_LEAD]) {
-        result = PyObject_CallMethodOneArg(self, s_bind_parker, ts);
+        result = PyObject_CallMethodOneArg(b[B_LEAD], s_bind_parker, ts);
         if (result == NULL) {
             goto done;
         }
@@ -515,7 +520,7 @@ pend_receive(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwn
 static PyMethodDef pend_receive_def;
 
 /* ``fn(file, ov, memoryview(buffer))`` for the sockets' C receive (``sock_pend``), ``buffer``
- * an exact bytearray: when ``fn`` is this C ``pend_receive`` bound to a backend, the call is
+ * an exact bytearray: when ``fn`` is this C ``pend_receive`` bound to a receive side, the call is
  * made without the memoryview where the C slot arms (``pend_impl``'s ``raw``: the slot pins
  * the bytearray; trim, 2026-12-06: the view and its release were ~760 of the ~13.4K
  * instructions of a C=64 echo); NULL without an error when ``fn`` is another callable (the
@@ -566,7 +571,7 @@ static PyMethodDef set_pend_enabled_def = {
     "2: on, but the receive slot's shape goes to the Python method; 3: on, the receive slot's "
     "shape arms the C slot"};
 
-/* configure_pend(IoUringBackend, pend_receive, StreamReadOp, FileObject, Overlapped,
+/* configure_pend(Receives, pend_receive, StreamReadOp, FileObject, Overlapped,
  *                ThreadState, RingParker, Leadership, Deferral, Backlog, StreamLines, Line,
  *                InFlight, BackendRing, LOCK, _tls, current_thread_state, deque,
  *                eventfd_write, _IO_KEY) -> (descriptor, set_pend_enabled, the C path runs
@@ -619,7 +624,7 @@ configure_pend(PyObject *module, PyObject *args)
     }
     be_names[B_PEND_LOCKED] = pk_be2.names[B_PEND_LOCKED - 8];
     if (pk_be2.descrs[B_PEND_LOCKED - 8] == NULL) {
-        PyErr_SetString(PyExc_TypeError, "the backend has no _pend_locked");
+        PyErr_SetString(PyExc_TypeError, "the receive side has no _pend_locked");
         return NULL;
     }
     if (!PyType_IsSubtype(tablet, &PyDict_Type)) {
@@ -635,7 +640,7 @@ configure_pend(PyObject *module, PyObject *args)
     s_sq_reserve = PyUnicode_InternFromString("_sq_reserve");
     s_hint_locked = PyUnicode_InternFromString("hint_locked");
     s_submit_locked = PyUnicode_InternFromString("_submit_locked");
-    s_bind_parker = PyUnicode_InternFromString("_bind_parker");
+    s_bind_parker = PyUnicode_InternFromString("bind_issuer");
     g_one = PyLong_FromLong(1);
     g_zero_int = PyLong_FromLong(0);
     if (s_ts == NULL || s_ts_key == NULL || s_append == NULL || s_pop == NULL ||

@@ -1,5 +1,5 @@
 /* Shared by the sockets' pended receive in C (cpend, split by csplit 2026-12-05 and tools
- * 2026-12-06): ``_fastpend.c`` (``IoUringBackend.pend_receive``: the shape checks, the request
+ * 2026-12-06): ``_fastpend.c`` (``Receives.pend_receive``: the shape checks, the request
  * built, the backend's lock held, the calls that follow; the configuration and every datum
  * below), ``_fastpend_register.c`` (the issuer's part under LOCK: the request registered, the
  * slot's arm step 1, the thread's state) and ``_fastpend_ring.c`` (the backend's part: its
@@ -76,7 +76,7 @@ extern PyObject *s_ts, *s_ts_key;
 #define DICT_VERSION(d) ((uint64_t)0) /* (3.12: deprecated; never remembered) */
 #endif
 
-/* The attributes ``be_names`` of the backend's dict ``d`` (borrowed): 1, 0 (one is missing,
+/* The attributes ``be_names`` of the receive side's dict ``d`` (borrowed): 1, 0 (one is missing,
  * or ``_pend_locked`` is patched on the instance: the Python function) or -1. */
 int backend_attributes(PyObject *d, PyObject **b);
 

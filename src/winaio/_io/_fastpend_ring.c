@@ -1,11 +1,12 @@
 /* winaio._io._fastio (part): the backend's part of the sockets' pended receive in C
  * (``_fastpend.c`` is the rest; ``_fastpend.h`` what they share).
  *
- * What it replaces: the backend's instance attributes read from its dict (remembered while the
- * dict's version stands: ``backend_attributes``), and ``_pend_locked``'s state writes
- * (``_backends/uring/backend.py``) for a receive that is its line's head: the in-flight table's ``next_ud`` and entry ``(op, line)``,
+ * What it replaces: the receive side's instance attributes read from its dict (remembered
+ * while the dict's version stands: ``backend_attributes``), and ``_pend_locked``'s state writes
+ * (``Receives``, ``_backends/uring/receives.py``) for a receive that is its line's head: the
+ * in-flight table's ``next_ud`` and entry ``(op, line)``,
  * the line (``StreamLines.open_direct_locked``: a spare line reused, else a new ``Line``), the
- * op in the line's deque, the unsubmitted list, ``_submitted``, and ``SqePrep.prep_recv`` (the
+ * op in the line's deque, the unsubmitted list, ``submitted``, and ``SqePrep.prep_recv`` (the
  * first 40 bytes of the SQE written into the mmapped SQE array at ``(_sq_tail & _sq_mask) <<
  * 6``; the last 24 stay zero: ``prep``'s invariant, so ``_sq_dirty`` is not touched).
  *
@@ -23,17 +24,17 @@
 
 #if PEND_FAST
 
-/* The backend's instance attributes, remembered with the version of its dict (3.11: every
- * change of a dict gives it a new, globally unique version; PEP 509): while the version
- * stands, the dict holds every value remembered (borrowed), ``_closing`` and ``_submitted``
- * included. This process pends on one backend at a time in practice: one entry. */
+/* The receive side's instance attributes (``Receives``), remembered with the version of its
+ * dict (3.11: every change of a dict gives it a new, globally unique version; PEP 509): while
+ * the version stands, the dict holds every value remembered (borrowed), ``closing`` and
+ * ``submitted`` included. This process pends on one backend at a time in practice: one entry. */
 static struct {
     PyObject *dict; /* (compared only: the version says whether it is the same dict) */
     uint64_t version;
     PyObject *b[B_COUNT];
 } g_seen;
 
-/* The attributes ``be_names`` of the backend's dict ``d`` (borrowed): 1, 0 (one is missing,
+/* The attributes ``be_names`` of the receive side's dict ``d`` (borrowed): 1, 0 (one is missing,
  * or ``_pend_locked`` is patched on the instance: the Python function) or -1. */
 int
 backend_attributes(PyObject *d, PyObject **b)
@@ -304,7 +305,7 @@ pend_locked(PyObject *d, PyObject **b, PyObject *submitted_o, uint64_t seen, PyO
         goto undo_ops;
     }
     if (unchanged && g_seen.dict == d && g_seen.version == seen) {
-        g_seen.version = DICT_VERSION(d); /* only ``_submitted`` changed: to this value */
+        g_seen.version = DICT_VERSION(d); /* only ``submitted`` changed: to this value */
         g_seen.b[B_SUBMITTED] = submitted;
     }
     else {

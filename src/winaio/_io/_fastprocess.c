@@ -111,11 +111,8 @@ heads_only(PyObject *self, PyObject *table, PyObject *cqes, Py_ssize_t n, PyObje
             }
             PyList_SET_ITEM(heads, i, t);
         }
-        PyObject *a[3] = {self, heads, finished};
-        PyObject *r = heads == NULL ? NULL
-                                    : PyObject_VectorcallMethod(
-                                          ds_heads_cut, a, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                          NULL);
+        PyObject *a[2] = {heads, finished};
+        PyObject *r = heads == NULL ? NULL : dn_cut_call(self, ds_heads_cut, a, 2);
         if (r == NULL) {
             PyErr_Clear(); /* the first error is the one raised */
         }
@@ -299,9 +296,8 @@ heads_cut: {
     if (add_to(self, RE_DONE, PyList_GET_SIZE(finished) - start, NULL) < 0) {
         PyErr_Clear();
     }
-    PyObject *a[3] = {self, heads, finished};
-    PyObject *r = PyObject_VectorcallMethod(ds_heads_cut, a, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                            NULL);
+    PyObject *a[2] = {heads, finished};
+    PyObject *r = dn_cut_call(self, ds_heads_cut, a, 2);
     if (r == NULL) {
         PyErr_Clear(); /* the first error is the one raised */
     }
@@ -312,7 +308,7 @@ heads_cut: {
     return NULL;
 }
 cut: {
-    /* a failed allocation at CQE i: the Python method's ``_process_cut`` maps the rest */
+    /* a failed allocation at CQE i: the Python method's ``cuts.process_cut`` maps the rest */
     PyObject *et, *ev, *etb;
     PyErr_Fetch(&et, &ev, &etb);
     if (add_to(self, RE_DONE, PyList_GET_SIZE(finished) - start, NULL) < 0) {
@@ -322,8 +318,7 @@ cut: {
     PyObject *it = rest == NULL ? NULL : PyObject_GetIter(rest);
     PyObject *empty = heads == NULL ? PyList_New(0) : Py_NewRef(heads);
     if (it != NULL && empty != NULL) {
-        PyObject *a[9] = {self,
-                          cqes,
+        PyObject *a[8] = {cqes,
                           it,
                           prev == NULL ? g_zero : PyTuple_GET_ITEM(prev, 0),
                           prev == NULL ? g_zero : PyTuple_GET_ITEM(prev, 1),
@@ -331,8 +326,7 @@ cut: {
                           prev_entry == NULL ? Py_None : prev_entry,
                           empty,
                           finished};
-        PyObject *r = PyObject_VectorcallMethod(ds_process_cut, a,
-                                                9 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        PyObject *r = dn_cut_call(self, ds_process_cut, a, 8);
         Py_XDECREF(r);
     }
     PyErr_Clear();
@@ -412,9 +406,7 @@ dn_reaper_deliver(PyObject *self, PyObject *finished)
     /* the Python method's ``except BaseException``: the rest delivered, then it propagates */
     PyObject *et, *ev, *etb;
     PyErr_Fetch(&et, &ev, &etb);
-    PyObject *a[2] = {self, finished};
-    PyObject *r = PyObject_VectorcallMethod(ds_deliver_rest, a, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                            NULL);
+    PyObject *r = dn_cut_call(self, ds_deliver_rest, &finished, 1);
     if (r == NULL) {
         PyErr_Clear(); /* the first error is the one raised */
     }

@@ -1,8 +1,8 @@
 /* winaio._io._fastio, the io_uring ring's part (``_fastring.h``): ``Reaper.reap``: 0 at once on
  * an empty CQ ring (a leader's first look, every wait), the one-CQE (QD1) path statement for
  * statement with the Python method (the CQ lock, the reap, the in-flight table, the line's
- * ``service`` and the module's ``deliver`` called as there, ``_service_cut``,
- * ``_deliver_rest`` and ``report`` on an exception), and the shared Python continuation
+ * ``service`` and the module's ``deliver`` called as there, ``cuts.service_cut``,
+ * ``cuts.deliver_rest`` and ``report`` on an exception), and the shared Python continuation
  * ``Reaper._batch_locked`` for every other batch. */
 #include "_fastring.h"
 #include "_fastslot.h"
@@ -22,7 +22,7 @@ static int g_qd1_ok; /* the QD1 path's configuration is there (configure "reaper
 static PyTypeObject *g_inflight_type, *g_line_type;
 static PyObject *g_plain_complete, *g_reaper_globals, *g_success, *g_reap_batch;
 static PyObject *s_complete, *s_service, *s_deliver_fn, *s_deliver_m, *s_deliver_rest,
-    *s_service_cut, *s_batch_locked, *s_report;
+    *s_service_cut, *s_batch_locked, *s_report, *s_cuts;
 
 /* ``op.__class__.complete is Operation.complete`` */
 static inline int
@@ -55,18 +55,21 @@ add_count(PyObject *self, int i, Py_ssize_t n)
     return set(&k_reaper2, 1, self, i, sum);
 }
 
-/* ``self.method(arg)`` keeping the current exception (``except BaseException: ...; raise``);
- * an exception of the handler replaces it (as in Python). */
+/* ``self.cuts.method(arg)`` (the continuations, the object the reaper owns: ``reaper_cuts``)
+ * keeping the current exception (``except BaseException: ...; raise``); an exception of the
+ * handler replaces it (as in Python). */
 static void
 on_error_call(PyObject *self, PyObject *name, PyObject *const *args, Py_ssize_t n)
 {
     PyObject *et, *ev, *etb;
     PyErr_Fetch(&et, &ev, &etb);
-    PyObject *all[5] = {self, NULL, NULL, NULL, NULL};
+    PyObject *cuts = PyObject_GetAttr(self, s_cuts);
+    PyObject *all[5] = {cuts, NULL, NULL, NULL, NULL};
     for (Py_ssize_t i = 0; i < n && i < 4; i++) {
         all[i + 1] = args[i];
     }
-    PyObject *r = PyObject_VectorcallMethod(name, all, n + 1, NULL);
+    PyObject *r = cuts == NULL ? NULL : PyObject_VectorcallMethod(name, all, n + 1, NULL);
+    Py_XDECREF(cuts);
     if (r == NULL) {
         Py_XDECREF(et);
         Py_XDECREF(ev);
@@ -77,7 +80,7 @@ on_error_call(PyObject *self, PyObject *name, PyObject *const *args, Py_ssize_t 
     PyErr_Restore(et, ev, etb);
 }
 
-/* ``self.deliver(finished)`` (the batch), with ``_deliver_rest`` on an exception: 0 or -1. */
+/* ``self.deliver(finished)`` (the batch), with ``cuts.deliver_rest`` on an exception: 0 or -1. */
 static int
 deliver_batch_m(PyObject *self, PyObject *finished)
 {
@@ -92,7 +95,7 @@ deliver_batch_m(PyObject *self, PyObject *finished)
 }
 
 /* ``deliver(op, status, res)`` (the module's ``deliver``, looked up at each call): an Exception
- * is reported (``report``), a BaseException goes through ``_deliver_rest`` and propagates. */
+ * is reported (``report``), a BaseException goes through ``cuts.deliver_rest`` and propagates. */
 static int
 deliver_one(PyObject *self, PyObject *op, PyObject *status, PyObject *res)
 {
@@ -140,7 +143,7 @@ deliver_one(PyObject *self, PyObject *op, PyObject *status, PyObject *res)
         Py_XDECREF(etb);
         return ok;
     }
-    /* Ctrl-C: _deliver_rest([(op, status, res)]) then raise */
+    /* Ctrl-C: cuts.deliver_rest([(op, status, res)]) then raise */
     PyObject *et, *ev, *etb;
     PyErr_Fetch(&et, &ev, &etb);
     PyObject *t = PyTuple_Pack(3, op, status, res);
@@ -162,7 +165,7 @@ deliver_one(PyObject *self, PyObject *op, PyObject *status, PyObject *res)
 
 /* The QD1 path for a C receive slot's CQE (``_batch_locked`` for one plain slot CQE, its
  * reference: ``process`` - REAPED under the backend's lock, ``_fastslot_done.c`` - then
- * ``self.deliver``), 1 when handled (*err on an error, ``_deliver_rest`` made), 0 when the
+ * ``self.deliver``), 1 when handled (*err on an error, ``cuts.deliver_rest`` made), 0 when the
  * general path must run (nothing touched). */
 static int
 reap_slot_one(PyObject *self, PyObject *cqes, int *err)
@@ -353,7 +356,9 @@ reaper_reap(PyObject *self, PyObject *unused)
     }
     else {
         PyObject *bargs[2] = {self, cqes};
-        result = PyObject_VectorcallMethod(s_batch_locked, bargs, 2, NULL);
+        /* (made again when an interrupt cut it at its entry: the CQEs are out of the CQ ring,
+         * nobody else would map them) */
+        result = fio_again(NULL, s_batch_locked, bargs, 2);
     }
     Py_DECREF(cqes);
 unlock:
@@ -412,13 +417,14 @@ configure_reaper(PyObject *args)
     s_service = PyUnicode_InternFromString("service");
     s_deliver_fn = PyUnicode_InternFromString("deliver");
     s_deliver_m = s_deliver_fn;
-    s_deliver_rest = PyUnicode_InternFromString("_deliver_rest");
-    s_service_cut = PyUnicode_InternFromString("_service_cut");
+    s_deliver_rest = PyUnicode_InternFromString("deliver_rest");
+    s_service_cut = PyUnicode_InternFromString("service_cut");
+    s_cuts = PyUnicode_InternFromString("cuts");
     s_batch_locked = PyUnicode_InternFromString("_batch_locked");
     s_report = PyUnicode_InternFromString("report");
     if (s_complete == NULL || s_service == NULL || s_deliver_fn == NULL ||
         s_deliver_rest == NULL || s_service_cut == NULL || s_batch_locked == NULL ||
-        s_report == NULL) {
+        s_report == NULL || s_cuts == NULL) {
         return NULL;
     }
     g_inflight_type = (PyTypeObject *)Py_NewRef(inft);

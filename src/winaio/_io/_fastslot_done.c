@@ -37,7 +37,7 @@ dn_deliver_slot(PyObject *item, held_t *h, slot_drops_t *drops, PyObject **op_ou
     ReceiveSlotObject *s = (ReceiveSlotObject *)item;
     *op_out = *info_out = NULL;
     if (s->state != SLOT_REAPED) {
-        return 0; /* delivered already (``Reaper._deliver_rest``) */
+        return 0; /* delivered already (``ReaperCuts.deliver_rest``) */
     }
     PyObject *info = PyLong_FromLong(s->res);
     if (info == NULL) {
@@ -245,7 +245,7 @@ dn_slot_batch(PyObject *self, PyObject *cqes, PyObject *finished)
     }
     Py_INCREF(lock);
     /* The CQEs are reaped: a contended wait cut by an interrupt is kept and goes on (the
-     * interrupt is raised once the batch is in ``finished``: ``_deliver_rest`` delivers it). */
+     * interrupt is raised once the batch is in ``finished``: ``cuts.deliver_rest`` delivers it). */
     PyObject *et = NULL, *ev = NULL, *etb = NULL;
     while (fio_acquire(lock) < 0) {
         fio_keep_first(NULL, &et, &ev, &etb);

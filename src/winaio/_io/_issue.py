@@ -1,4 +1,4 @@
-"""Issuing a request on a file object: the overlapped issue protocol and synchronous I/O.
+"""Issuing a request on a file object: the overlapped issue protocol.
 
 Issue protocol (spec §4.2), :func:`start`:
 1. (the alias layer validated the handle: an invalid one leaves the event untouched, #52);
@@ -13,8 +13,9 @@ Issue protocol (spec §4.2), :func:`start`:
 
 The fast paths' one-step variants (:func:`submit_pending_file`, :func:`submit_tried`,
 :func:`register_receive` / :func:`submit_receive`) make the same effects with one LOCK round trip
-when their callers already made the first steps. :func:`run_sync` is the synchronous handle's
-request (spec §4.1), which CancelSynchronousIo can end (``_cancel``).
+when their callers already made the first steps. A synchronous handle's request (spec §4.1) is
+``_sync.run_sync``'s, made of this module's steps (:func:`register_locked`,
+:func:`queued_behind_locked`, :func:`send_claim_of`, :func:`submit`).
 
 Invariants: a request is registered on its file object (``FileObject._pending``, the STREAM
 direction counters of #66, the issuer's list unless it survives its issuer: spec §8) under LOCK
@@ -29,17 +30,13 @@ import select
 import threading
 from typing import TYPE_CHECKING
 
-from .._kernel._dispatcher import LOCK, wake_waiters
-from .._kernel._objects import Event
+from .._kernel._dispatcher import LOCK
 from .._kernel._threads import current_thread_state
-from .._kernel._wait import wait_for_one
-from ..codes import NtStatus, WaitCode, WinError, ntstatus_to_winerror
+from ..codes import NtStatus, WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error
 from ._backend import OpKind
-from ._cancel import _SYNC_KEY
 from ._dispatch import deliver
-from ._fd_users import ONE_USER
-from ._files import _IO_KEY, FileObject, request_cancel
+from ._files import _IO_KEY, FileObject
 from ._interrupts import carried, carry, cut_at_entry, interrupt
 from ._overlapped import STATUS_PENDING, Overlapped, is_error
 from ._slot import demote_locked
@@ -49,8 +46,10 @@ if TYPE_CHECKING:
     from ._ops import Operation
 
 __all__ = [
+    "queued_behind_locked",
+    "register_locked",
     "register_receive",
-    "run_sync",
+    "send_claim_of",
     "start",
     "submit",
     "submit_pending_file",
@@ -59,18 +58,15 @@ __all__ = [
 ]
 
 _CANCELLED = int(NtStatus.STATUS_CANCELLED)
-_WAIT_IO_COMPLETION = int(WaitCode.WAIT_IO_COMPLETION)
 _CLOSED_STATUS = int(NtStatus.STATUS_INVALID_HANDLE)
 _NO_RESOURCES = int(NtStatus.STATUS_INSUFFICIENT_RESOURCES)
 _FILE = OpKind.FILE
 _STREAM = OpKind.STREAM
 _POLLIN = select.POLLIN
 _new_object = object.__new__  # a request built slot by slot (``register_receive``)
-_map = map  # (a call whose result an interrupt cannot drop: ``run_sync``'s claim)
-_BLOCKING = (True,)
 
 
-def _register_locked(op: Operation) -> None:
+def register_locked(op: Operation) -> None:
     file = op.file
     if file.closing:
         raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
@@ -105,7 +101,7 @@ def start(op: Operation) -> int:
     # bytes between the two parts (a request never overtakes an earlier one, #66). Held by a
     # ``with``: after ``claim.acquire(); try:`` a Ctrl-C at the acquire's return (the check
     # after a C call) left it taken, every later send of the socket waiting for it for ever.
-    claim = _send_claim_of(op)
+    claim = send_claim_of(op)
     if claim is None:
         return _start(op)
     with claim:
@@ -136,13 +132,13 @@ def _start(op: Operation) -> int:
     if register_first:
         try:
             with LOCK:
-                _register_locked(op)
+                register_locked(op)
                 # A request may not overtake earlier pending ones in the same direction (two
                 # pending reads complete in issue order, #66; message writes never interleave):
                 # if any is queued, this one waits its turn in the backend instead of trying now.
-                queued = _queued_behind_locked(op)
+                queued = queued_behind_locked(op)
         except BaseException as exc:
-            # (a Ctrl-C once registered - at ``_queued_behind_locked``'s entry, at the ``with``'s
+            # (a Ctrl-C once registered - at ``queued_behind_locked``'s entry, at the ``with``'s
             # exit: it pends, the backend tries it; registered and left, it pended for ever and
             # queued every later request of its direction behind it, #66)
             if op.registered:
@@ -173,7 +169,7 @@ def _start(op: Operation) -> int:
                 # Registered and marked submitted in one go: nobody could see it before, so no
                 # cancel can be waiting for it.
                 with LOCK:
-                    _register_locked(op)
+                    register_locked(op)
                     op.submitted = True
                 _hand_to_backend(op)
             return STATUS_PENDING
@@ -240,7 +236,7 @@ def _forgotten_again(op: Operation, exc: BaseException) -> None:
             raise
 
 
-def _send_claim_of(op: Operation) -> threading.Lock | None:
+def send_claim_of(op: Operation) -> threading.Lock | None:
     """The send claim ``op`` must hold while it is issued: its socket's, if it is a send."""
     claim = op.file.send_claim
     if claim is None or op.kind is not _STREAM or op.poll_events & _POLLIN:
@@ -248,7 +244,7 @@ def _send_claim_of(op: Operation) -> threading.Lock | None:
     return claim
 
 
-def _queued_behind_locked(op: Operation) -> bool:
+def queued_behind_locked(op: Operation) -> bool:
     """Another STREAM request in ``op``'s direction is pending (caller holds LOCK and has
     registered ``op``: the ones registered before it are the earlier ones)."""
     if op.kind is not _STREAM or op.may_overtake():
@@ -473,144 +469,3 @@ def _handed_again(op: Operation, exc: BaseException) -> None:
             backend.submit(op)
         except RuntimeError:
             op.complete(_CLOSED_STATUS, 0)
-
-
-def run_sync(op: Operation, alertable: bool = False) -> tuple[int, int]:
-    """A request on a synchronous handle: block (non-alertably) until it is done (spec §4.1).
-    ``alertable``: APCs queued to the caller run while it waits, which then goes on (Winsock's
-    blocking calls [W:ws2_32/sock.c:test_accept, test_select]).
-
-    Returns (status, information); ``op.overlapped`` (private to the call, the caller copies it
-    to the user's OVERLAPPED) holds the same. CancelSynchronousIo can end the wait of a request
-    that pends (ERROR_OPERATION_ABORTED).
-    """
-    file = op.file
-    ov = op.overlapped
-    if op.kind is OpKind.FILE:
-        # Disk reads/writes are not interruptible anyway: do them right here. Not registered:
-        # counted among the descriptor's users (``_fd_users``, a DiskFile's) before ``closing``
-        # is read, so a close from another thread meanwhile defers its release to us.
-        users = getattr(file, "fd_users", None)
-        counted = False
-        try:
-            if users is not None:
-                users += ONE_USER  # (no check after an operator: ``counted`` is exact)
-                counted = True
-            if file.closing:
-                raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
-            status, information = op.run_blocking()
-        finally:
-            if counted and users is not None:
-                try:
-                    users.pop()
-                finally:  # (each step in its own ``finally``: a cut at pop's return)
-                    if file.closing:
-                        users.left()
-        ov.status, ov.information = status, information
-        op.done = True
-        return status, information
-    ts = current_thread_state()
-    # A synchronous call passes no ApcContext: it never posts to the handle's completion port
-    # (connect/send/recv on a port-bound socket [W:ws2_32/sock.c:test_connect_completion_port]).
-    op.skip_port = True
-    op.sync_done = Event(manual_reset=True)
-    ts.extensions[_SYNC_KEY] = op
-    # A send is issued under its socket's send claim, as in ``start``: no send from another
-    # thread can slip its bytes between a fast-path send's parts.
-    claim = _send_claim_of(op)
-    taken = pended = False
-    result = None
-    try:
-        try:
-            if claim is not None:
-                # (the acquire's result stored with no check after the call, as the sockets'
-                # fast path does: a Ctrl-C at ``claim.acquire()``'s return left it taken)
-                for taken in _map(claim.acquire, _BLOCKING):  # noqa: B007
-                    break
-            with LOCK:
-                ov.status = STATUS_PENDING
-                # Every request clears the file object first; a request that then fails at
-                # once leaves it nonsignaled [W:k32/pipe.c:test_DisconnectNamedPipe]
-                # [W:nt/pipe.c:test_cancelsynchronousio]. Completion (``deliver``) signals it.
-                file._signaled = False
-                _register_locked(op)
-                # Nor may it overtake an earlier pending request in its direction (#66).
-                queued = _queued_behind_locked(op)
-            result = None if queued else op.try_now()
-            if result is None:
-                submit(op)
-            else:  # (done under the claim, as ``start`` delivers: a cut after it loses nothing)
-                _sync_finished(op, result)
-        except BaseException as exc:
-            # A Ctrl-C once registered: the request is not left registered (it queued every
-            # later request of its direction behind it, #66); one whose attempt moved data
-            # goes on with it (``_interrupts.carry``); one ``submit`` took pends (below).
-            pended = op.submitted
-            _sync_cut(op, result, exc)
-            raise
-        finally:
-            if taken:
-                claim.release()  # type: ignore[union-attr]
-        if result is None:
-            pended = True
-            while wait_for_one(op.sync_done, None, alertable) == _WAIT_IO_COMPLETION:
-                pass
-            return ov.status, ov.information
-        return result
-    except BaseException as exc:
-        # A Ctrl-C once it pended: cancelled and waited for (``RequestMethods._wait``'s rule:
-        # it would read into a buffer nobody reads, later requests queued behind it, #66).
-        if pended and interrupt(exc):
-            request_cancel(op)  # (False: done, or cancelled already)
-            wait_for_one(op.sync_done, None, False)
-        raise
-    finally:
-        ts.extensions.pop(_SYNC_KEY, None)
-
-
-def _sync_finished(op: Operation, result: tuple[int, int]) -> None:
-    """A synchronous request finished inside its attempt with ``result``: its IOSB written, it
-    is forgotten, its file object signaled (a success) and its waiters woken."""
-    op.overlapped.status, op.overlapped.information = result
-    file = op.file
-    with LOCK:
-        op.done = True
-        file._forget_locked(op)
-        if not is_error(result[0]) and not file.skip_set_event:
-            file._signaled = True
-            if file._waiters:
-                wake_waiters(file)
-
-
-def _sync_cut(op: Operation, result: tuple[int, int] | None, exc: BaseException) -> None:
-    """An interrupt ``exc`` (Ctrl-C) cut :func:`run_sync` once ``op`` may be registered (its
-    attempt returned ``result``, or carried one out: data moved). A request ``submit`` took is
-    the backend's (``submit`` finishes itself). Else: data moved and the rest pends (a partial
-    send, an accept waiting for its first data) - it is submitted and goes on, in order, with
-    nobody waiting for it; otherwise it is finished - its result, or none (nothing moved: as if
-    never issued) - and forgotten. Each step is idempotent (``_forget_locked``, the walk of a
-    signaled file object's waiters), so a cut inside :func:`_sync_finished` is finished too.
-    An Exception (a bug) is not an interrupt: nothing is done."""
-    if not interrupt(exc):
-        return
-    tried = carried(exc)
-    try:
-        if op.submitted:
-            return
-        if tried is not None:
-            result = tried[0]
-            if result is None:
-                if op.registered:
-                    submit(op)
-                return
-        file = op.file
-        with LOCK:
-            op.done = True
-            file._forget_locked(op)
-            if result is not None and not is_error(result[0]) and not file.skip_set_event:
-                file._signaled = True
-            if file._signaled and file._waiters:
-                wake_waiters(file)
-    except BaseException as again:  # (a second interrupt: the first one goes on)
-        if not interrupt(again):
-            raise

@@ -38,9 +38,9 @@ from ..codes import NtStatus, WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error
 from ._backend import OpKind
 from ._files import FileObject
-from ._issue import run_sync
 from ._ops import Operation
 from ._overlapped import Overlapped
+from ._sync import run_sync
 
 __all__ = [
     "MAX_RANGE",

@@ -35,9 +35,9 @@ from .._kernel._wait import wait_for_one
 from ..codes import NtStatus, WaitCode, WinError
 from ..errors import Win32Error
 from ._files import FileObject, request_cancel
-from ._issue import run_sync
 from ._ops import Operation
 from ._stream_ops import RESET_SOCKETS, ConnectOp
+from ._sync import run_sync
 
 __all__ = [
     "FD_ACCEPT",

@@ -44,12 +44,12 @@ from .._kernel._objects import Event
 from ..codes import NtStatus, WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error
 from ._files import FileObject
-from ._issue import run_sync
 from ._ops import CompletionRoutine, Operation
 from ._overlapped import Overlapped, is_error
 from ._pipe_ops import ConnectPipeOp, PipeFlushOp, PipeReadOp, PipeTransactOp, PipeWriteOp
 from ._pipe_queue import LOCK, Done, Stream, deliver
 from ._requests import RequestMethods
+from ._sync import run_sync
 
 __all__ = [
     "PIPE_ACCESS_DUPLEX",

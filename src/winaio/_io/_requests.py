@@ -23,9 +23,10 @@ from ..errors import IoError, Win32Error
 from ._backend import OpKind
 from ._files import FileObject, request_cancel
 from ._interrupts import interrupt
-from ._issue import run_sync, start
+from ._issue import start
 from ._ops import CompletionRoutine, Operation
 from ._overlapped import Overlapped, get_overlapped_result, is_error, is_warning
+from ._sync import run_sync
 
 __all__ = ["as_buffers", "issue", "read_file", "read_file_after", "write_file"]
 

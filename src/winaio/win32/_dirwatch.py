@@ -17,9 +17,10 @@ from .._io._dirwatch import (
     DirectoryFile,
     find_first_change,
 )
-from .._io._issue import run_sync, start
+from .._io._issue import start
 from .._io._overlapped import STATUS_PENDING, Overlapped, is_error, is_warning
 from .._io._requests import as_buffers
+from .._io._sync import run_sync
 from .._kernel._handles import HANDLE_TABLE
 from ..codes import NtStatus, WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error

@@ -22,10 +22,11 @@ from .._io._fileinfo import (
     set_end_of_file,
 )
 from .._io._files import FileObject
-from .._io._issue import run_sync, start
+from .._io._issue import start
 from .._io._locks import lock_request, unlock_file
 from .._io._overlapped import STATUS_PENDING, Overlapped
 from .._io._share import delete_file
+from .._io._sync import run_sync
 from .._kernel._handles import HANDLE_TABLE
 from ..codes import WinError, ntstatus_to_winerror
 from ..errors import Win32Error

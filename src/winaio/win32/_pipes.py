@@ -16,7 +16,7 @@ from .._io._anon_pipes import (
     peek_anonymous_pipe,
 )
 from .._io._files import FileObject
-from .._io._issue import run_sync, start
+from .._io._issue import start
 from .._io._overlapped import STATUS_PENDING, Overlapped, is_error, is_warning
 from .._io._pipe_names import (
     FILE_FLAG_FIRST_PIPE_INSTANCE,
@@ -27,6 +27,7 @@ from .._io._pipe_names import (
 )
 from .._io._pipes import PIPE_NOWAIT, PIPE_READMODE_MESSAGE, PipeEnd
 from .._io._requests import as_buffers
+from .._io._sync import run_sync
 from .._kernel._handles import HANDLE_TABLE
 from ..codes import WinError, ntstatus_to_winerror
 from ..errors import IoError, Win32Error

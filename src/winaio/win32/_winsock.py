@@ -19,12 +19,12 @@ import socket as _socket
 from collections.abc import Callable
 from typing import Any
 
-from .._io._issue import run_sync
 from .._io._netevents import inherit_modes, run_socket_call
 from .._io._overlapped import Overlapped
 from .._io._requests import as_buffers
 from .._io._sockets import Socket, create_socket
 from .._io._stream_ops import AcceptOp, ConnectOp, StreamReadOp, StreamWriteOp
+from .._io._sync import run_sync
 from .._io._winsock_ext import (
     check_connectable,
     check_not_accepting,

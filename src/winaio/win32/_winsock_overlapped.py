@@ -21,11 +21,12 @@ from typing import Any
 
 from .._io import _accel
 from .._io._files import FileObject
-from .._io._issue import run_sync, start
+from .._io._issue import start
 from .._io._netevents import mode_of
 from .._io._overlapped import STATUS_PENDING, Overlapped, get_overlapped_result
 from .._io._requests import as_buffers
 from .._io._sockets import Socket
+from .._io._sync import run_sync
 from .._io._winsock_ext import check_connectable, check_not_accepting
 from .._kernel._dispatcher import ThreadState
 from .._kernel._threads import _tls, current_thread_state

@@ -25,33 +25,20 @@ import itertools
 import os
 import threading
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..._io._backend import BackendStatistics, OpKind
-from ..._io._issue import register_receive
 from ..._io._ops import Operation
-from ..._io._slot import (
-    ARMED,
-    ARMING,
-    DEMOTING_A,
-    DEMOTING_K,
-    GEN_MASK,
-    IDLE,
-    NO_INDEX,
-    arm_locked,
-    demote_locked,
-    release_refs,
-)
 from ..._io._stream_ops import StreamReadOp
-from ..._kernel._dispatcher import LOCK, ThreadState
-from ..._kernel._threads import EXIT_MIGRATE_IO, add_thread_exit_hook, current_thread_state
-from ...codes import NtStatus, WinError
-from ...errors import Win32Error
+from ..._kernel._dispatcher import ThreadState
+from ..._kernel._threads import EXIT_MIGRATE_IO, add_thread_exit_hook
+from ...codes import NtStatus
 from . import fastsubmit
 from .abi import SubmissionQueueFull
 from .backlog import Backlog, prep_failed
 from .close import CLOSE_TIMEOUT, salvage
-from .common import B_FILE, B_POLL, CANCELLED, ECANCELED, SLOT_TAG, Finished, InFlight
+from .common import B_FILE, B_POLL, CANCELLED, ECANCELED, Finished, InFlight
 from .deferral import BURST, Deferral
 from .fastpend import install_on
 from .lead import Leadership, RingParker
@@ -60,14 +47,14 @@ from .probe import (
     coop_taskrun,
     feature_names,
     probe_backend,
-    recv_poll_first,
     ring_flags,
     setup_names,
 )
 from .reaper import Reaper
+from .receives import Receives
 from .ring import BackendRing
 from .ringthread import RingThread
-from .slots import add_locked, new_table, settle_locked
+from .slots import new_table
 from .streams import Line, StreamLines
 from .submission import Submission
 
@@ -104,9 +91,6 @@ class IoUringBackend:
     """
 
     name = "io_uring"
-    #: The sockets' pended receives arm a receive slot (``_io._slot``) where eligible:
-    #: ``_accel.slots()`` is not ``off`` (set by the installer, ``fastpend``).
-    _slots_on = False
 
     def __init__(self, entries: int = 1024, *, coop: bool | None = None) -> None:
         ok, reason = probe_backend()
@@ -124,9 +108,10 @@ class IoUringBackend:
             raise
         self._lock = threading.Lock()
         self._table = InFlight()
-        #: The sockets' receive slots (``slots``, ``_io._slot``): their incarnations in the
-        #: kernel count in ``_in_flight``, their counters in ``statistics``.
-        self._slots = new_table()
+        #: The sockets' receive slots (``slots``, ``_io._slot``): armed by the receive side,
+        #: reaped by the reaper; their incarnations in the kernel count in ``_in_flight``,
+        #: their counters in ``statistics``.
+        self._slots = slots = new_table()
         self._backlog = Backlog()
         #: Who submitted what, and what migrates when a submitter exits (``migration``).
         self._migration = Migration()
@@ -144,7 +129,7 @@ class IoUringBackend:
         #: The completion side: the CQ lock, reaping, delivery, the done counts (``reaper``).
         self._reaper = Reaper(
             ring, self._table, self._streams, self._migration, self._migrate,
-            rt.poke_ended, rt.wake, self._slots,
+            rt.poke_ended, rt.wake, slots,
         )  # fmt: skip
         #: The ring owner's burst, deferred to its next wait (``deferral``).
         self._deferral = deferral = Deferral(
@@ -153,20 +138,22 @@ class IoUringBackend:
         )  # fmt: skip
         #: The deferral's list (``Deferral.unsubmitted``): the SQ side appends under _lock.
         self._unsubmitted = deferral.unsubmitted
-        #: The RECV flags of a pended receive (``submit``): POLL_FIRST where the kernel has it.
-        self._recv_ioprio = recv_poll_first()
         self._lead = Leadership(
             ring, self._lock, self._reaper.reap, deferral.flush, deferral.take_burst,
             deferral.burst_left, self._in_flight, deferral.unsubmitted, rt.wake_to_watch,
             self._efd,
         )  # fmt: skip
         sq.wire(rt, deferral, self._lead)
-        #: The SQ side's submission under the name the C ``pend_receive`` calls on the backend
-        #: (``_io/_fastpend.c``; a bound method: no frame of the backend's in between).
-        self._submit_locked = sq.submit_locked
-        # Counters (under _lock): requests. (Syscalls, what leaders save: the SQ side's
-        # ``enters``. Completed from a CQE: the reaper's ``done`` and ``cancelled``, under its
-        # CQ lock; the ring thread's rounds and wake-ups: ``RingThread``.)
+        #: The sockets' receive side: pended receives, receive requests, the receive slots
+        #: (``receives``; the C ``pend_receive`` is its method, ``fastpend``).
+        self._receives = Receives(
+            ring, self._lock, self._table, self._streams, self._backlog, sq, deferral,
+            self._lead, self._efd, lambda op: self.submit(op), self._finish_direct, slots,
+        )  # fmt: skip
+        # Counters (under _lock): requests (the receive side counts its own). (Syscalls,
+        # what leaders save: the SQ side's ``enters``. Completed from a CQE: the reaper's
+        # ``done`` and ``cancelled``, under its CQ lock; the ring thread's rounds and
+        # wake-ups: ``RingThread``.)
         self._submitted = self._done_direct = self._cancelled_direct = 0
         rt.start(self._reaper, self._lead, deferral)
         _backends.add(self)
@@ -230,288 +217,28 @@ class IoUringBackend:
                 except MemoryError:
                     pass  # (the request is in: its issuer waits without leading, as any other)
             return
-        if type(op) is StreamReadOp and not self._closing:  # type(): narrows for mypy
-            # A socket receive into one buffer that reaches the backend as a request (the
-            # general path: a flag, a receive queued behind another...; the fast path's pends
-            # come through :meth:`pend_receive`): on a socket whose line is empty it becomes
-            # the head of a new line and a RECV in one hold of the lock (:meth:`_pend_locked`),
-            # without the general path's layers (``_submit_slow`` -> ``enqueue_locked`` ->
-            # ``poll_locked`` -> ``prep_pending`` -> ``recv``).
-            file = op.file
-            buffers = op.buffers
-            if file.sock is not None and op.nbytes and len(buffers) == 1:
-                issuer = op.issuer
-                fd = file.fd
-                key = fd + fd
-                cancelled = False
-                pended: bool | None = None
-                lock = self._lock
-                drop: list[object] = []
-                with lock:
-                    if file._rslot is not None:
-                        self._settle_file_locked(file, drop)  # (behind a demoted slot)
-                    if self._closing or self._backlog.entries or key in self._streams.lines:
-                        pass  # the general path: behind a head, backlogged, or refused
-                    elif op.cancel_requested:
-                        # Cancelled before it had a token: cancel() could not find it.
-                        self._submitted += 1
-                        cancelled = True
-                    else:
-                        pended = self._pend_locked(op, issuer, fd, key, buffers[0])
-                if pended is not None:
-                    if pended:
-                        os.eventfd_write(self._efd, 1)
-                    parker = issuer.parker
-                    if parker.__class__ is not RingParker or parker.lead is not self._lead:
-                        self._bind_parker(issuer)
-                    return
-                if cancelled:
-                    self._finish_direct(op, CANCELLED)
-                    return
+        # A socket receive into one buffer: the receive side's one-hold path where the
+        # socket's line is empty (``receives``); else the general path.
+        if type(op) is StreamReadOp and not self._closing and self._receives.submit(op):
+            return  # (type(): narrows for mypy)
         self._submit_slow(op)
 
-    def pend_receive(self, file: FileObject, overlapped: Overlapped, view: memoryview) -> None:
-        """The sockets' pended receive in one call (``Socket.start_read``, when its attempt
-        would block or is skipped; the preconditions of ``_files.submit_receive``: one whole,
-        non-empty writable buffer, no flags, no routine, E reset, F cleared, Internal
-        STATUS_PENDING): ``_files.submit_receive`` and :meth:`submit`'s receive block without
-        the request passing between them. The request is built and registered in one hold of
-        LOCK by ``_files.register_receive`` (the rules shared with ``submit_receive``);
-        then, in one hold of the backend's lock, it becomes the head of a new line and a RECV
-        (POLL_FIRST where the kernel has it) deferred to the ring owner's next wait, or
-        submitted at once by anyone else. A cancel that came between the two holds (no
-        token to find yet) is seen here (``cancel_requested``) and completes it cancelled,
-        as in :meth:`submit`; anything else unusual (a line already there, a backlog, a
-        closing backend, a full SQ ring) takes :meth:`submit`. The reference of the C
-        accelerator's method (``_io/_fastpend.c``, installed by ``fastpend``), which takes
-        :meth:`_pend_rest` in those cases.
+    def _bind_parker(self, issuer: ThreadState) -> None:
+        """The issuer most likely waits for its request soon: let it lead the ring then
+        (``Leadership.bind_issuer``; the name the C FILE submit calls, ``fastsubmit``)."""
+        self._lead.bind_issuer(issuer)
 
-        With receive slots on (``_accel.slots()``), the slot's shape - a port-bound socket,
-        no event, no ``hEvent|1``, nothing else pending in its direction - arms the socket's
-        ``ReceiveSlot`` instead (``_io._slot``; :meth:`_arm_slot`): no request object.
-
-        Raises:
-            Win32Error: ERROR_INVALID_HANDLE if the socket is being closed.
-        """
-        if (
-            self._slots_on
-            and overlapped.event is None
-            and not overlapped.skip_port
-            and file.port is not None
-        ):
-            issuer = current_thread_state()
-            with LOCK:
-                if file.closing:
-                    raise Win32Error(WinError.ERROR_INVALID_HANDLE, "the file is closed")
-                slot = arm_locked(file, overlapped, view, issuer, self._slots)
-                gen = 0 if slot is None else slot.gen
-            if slot is not None:
-                self._arm_slot(slot, gen, issuer, file.fd)
-                return
-        op = register_receive(file, overlapped, view)  # (built and registered under LOCK)
-        issuer = op.issuer
-        fd = file.fd
-        key = fd + fd
-        wake: bool | None = None
-        drop: list[object] = []
-        with self._lock:
-            self._settle_file_locked(file, drop)  # (a slot this registration demoted)
-            if not (
-                self._closing
-                or self._backlog.entries
-                or key in self._streams.lines
-                or op.cancel_requested  # (:meth:`submit` completes it cancelled)
-            ):
-                wake = self._pend_locked(op, issuer, fd, key, view)
-        if wake is not None:
-            if wake:
-                os.eventfd_write(self._efd, 1)
-            parker = issuer.parker
-            if parker.__class__ is not RingParker or parker.lead is not self._lead:
-                self._bind_parker(issuer)
-            return
-        self._pend_rest(op)
-
-    def _pend_rest(self, op: StreamReadOp) -> None:
-        """The rest of :meth:`pend_receive` for a registered receive that did not become a
-        line's head in one hold (a line already there, a backlog, a closing backend, a
-        cancel between the two holds, a full SQ ring): :meth:`submit`. Shared with the C
-        accelerator (``fastpend``), which takes it in exactly those cases."""
-        try:
-            self.submit(op)
-        except RuntimeError:
-            op.complete(_CLOSED_STATUS, 0)  # the backend is closed: as ``_files``
-
-    def _pend_locked(
-        self, op: StreamReadOp, issuer: ThreadState, fd: int, key: int, buf: memoryview
-    ) -> bool | None:
-        """Under ``_lock``, for a receive into ``buf`` on a socket whose line (``key``) is
-        empty, nobody's cancel pending, the backend open and not backlogged: make ``op`` the
-        head of a new line and a RECV (POLL_FIRST where the kernel has it: the issuer's own
-        attempt has just failed, or was skipped because its last ones did), deferred to the
-        ring owner's next wait (``lead``) or submitted at once by anyone else. Returns None
-        if the SQ ring or the memory refused it (the general path), else whether the ring
-        thread must be woken."""
-        table = self._table
-        ud = table.next_ud
-        try:
-            anchor = _from_buffer(buf)
-            self._ring.prep_recv(
-                fd, _addressof(anchor), buf.nbytes, ud, 0, op.flags, self._recv_ioprio
-            )
-        except Exception:
-            return None  # a full SQ ring, unusable memory: the general path
-        self._submitted += 1
-        table.next_ud = ud + 1
-        table[ud] = (op, self._streams.open_direct_locked(op, key, ud, anchor))
-        self._unsubmitted.append(ud)
-        if self._lead.owner is issuer.parker:
-            if not self._deferral.hinted:
-                self._deferral.hint_locked()
-            return False
-        try:
-            return self._sq.submit_locked(issuer)
-        except BaseException:  # (Ctrl-C at its entry) made again: it recounts from the SQ
-            self._sq.submit_locked(issuer)  # head; else the RECV stayed unsubmitted (review7)
-            raise
-
-    # ------------------------------------------------------------------ receive slots
-    def _arm_slot(self, slot: Any, gen: int, issuer: ThreadState, fd: int) -> None:
-        """Arm step 2 (``_io._slot``: after step 1 made the slot ARMING at ``gen`` under
-        LOCK): under the backend's lock, the incarnation becomes a RECV into the pinned
-        buffer whose user_data is the slot's (``SLOT_TAG | gen << 32 | index``: a new slot
-        gets its index first, ``add_locked``), ARMED, counted in ``armed`` and ``submitted``,
-        its user_data in the deferred list; then, as :meth:`_pend_locked` for a request, the
-        ring owner's hint or ``submit_locked`` (Python, last). Refused (a closing backend, a
-        backlog, a line for the socket's receives, a full SQ ring) or demoted meanwhile
-        (DEMOTING_A), it becomes a request: demoted by itself if need be, then the request
-        path (:meth:`_resolve_arming`)."""
-        wake: bool | None = None
-        with self._lock:
-            if (
-                slot.state == ARMING
-                and slot.gen == gen
-                and not (self._closing or self._backlog.entries or fd + fd in self._streams.lines)
-            ):
-                slots = self._slots
-                if slot.index == NO_INDEX:
-                    add_locked(slots, slot)
-                    gen = slot.gen  # (a reused index continues the dead slot's generations)
-                ud = SLOT_TAG | gen << 32 | slot.index
-                try:
-                    self._ring.prep_recv(fd, slot.address, slot.nbytes, ud, 0, 0, self._recv_ioprio)
-                except Exception:
-                    pass  # a full SQ ring: the request path
-                else:
-                    slot.ud = ud
-                    slot.state = ARMED
-                    slots.armed += 1
-                    slots.submitted += 1
-                    self._unsubmitted.append(ud)
-                    if self._lead.owner is issuer.parker:
-                        if not self._deferral.hinted:
-                            self._deferral.hint_locked()
-                        return  # (its parker leads this ring already)
-                    try:
-                        wake = self._sq.submit_locked(issuer)
-                    except BaseException:  # (Ctrl-C at its entry) made again, as in _pend_locked
-                        self._sq.submit_locked(issuer)
-                        raise
-        if wake is not None:
-            if wake:
-                os.eventfd_write(self._efd, 1)
-            parker = issuer.parker
-            if parker.__class__ is not RingParker or parker.lead is not self._lead:
-                self._bind_parker(issuer)
-            return
-        with LOCK:
-            if slot.state == ARMING and slot.gen == gen:
-                demote_locked(slot)  # ARMING -> DEMOTING_A: the incarnation's request
-        self._resolve_arming(slot, gen, issuer)
-
-    def _resolve_arming(self, slot: Any, gen: int, issuer: ThreadState) -> None:
-        """The arming thread's end of a DEMOTING_A slot at ``gen`` (its incarnation never
-        reached the kernel): the request goes to the request path, in this hold of the
-        backend's lock unless the backend closes or a cancel came (:meth:`_pend_rest`
-        completes it then). Nothing if a second receive's submission did it already
-        (:meth:`_settle_file_locked`)."""
-        drop: list[object] = []
-        rest: StreamReadOp | None = None
-        enqueued = False
-        with self._lock:
-            if slot.state == DEMOTING_A and slot.gen == gen:
-                rest = self._demoted_request_locked(slot, drop)
-                enqueued = rest is None
-        if rest is not None:
-            self._pend_rest(rest)
-        elif enqueued:
-            self._bind_parker(issuer)
-
-    def _demoted_request_locked(self, slot: Any, drop: list[object]) -> StreamReadOp | None:
-        """DEMOTING_A -> IDLE (under ``_lock``): the slot lets its incarnation's request go;
-        it is queued on its socket's line here (its order kept: nothing can come between),
-        or returned when the backend closes or a cancel came, for :meth:`_pend_rest`."""
-        op: StreamReadOp = slot.op
-        slot.state = IDLE
-        slot.gen = (slot.gen + 1) & GEN_MASK
-        drop += release_refs(slot)
-        if self._closing or op.cancel_requested:
-            return op
-        self._submitted += 1
-        self._streams.enqueue_locked(op)
-        return None
-
-    def _settle_file_locked(self, file: FileObject, drop: list[object]) -> None:
-        """Under ``_lock``, before a STREAM request of ``file`` looks at its line: a receive
-        slot its registration demoted (``_io._slot``) is settled first, so that the request
-        queues behind the slot's incarnation (#66): DEMOTING_K -> a Line head in the kernel
-        (:func:`~.slots.settle_locked`), DEMOTING_A -> its request queued now (unless it is
-        cancelled or the backend closes: then its arming thread completes it)."""
-        slot = file._rslot
-        if slot is None:
-            return
-        state = slot.state
-        if state == DEMOTING_K:
-            self._settle_locked(slot, drop)
-        elif state == DEMOTING_A and not (self._closing or slot.op.cancel_requested):
-            self._demoted_request_locked(slot, drop)
-
-    def _settle_locked(self, slot: Any, drop: list[object]) -> None:
-        """Demotion step 2 of a DEMOTING_K slot (under ``_lock``): its incarnation is a
-        request in the kernel from now on; a closing backend cancels it here (the ring
-        thread's cancel-all may have run already)."""
-        ud = slot.ud
-        drop += settle_locked(slot, slot.gen, self._table, self._streams)
-        if self._closing and ud in self._table and self._sq.cancel_locked(ud):
-            os.eventfd_write(self._efd, 1)  # rare (EBUSY at close): under the lock, so be it
+    @property
+    def pend_receive(self) -> Callable[[FileObject, Overlapped, memoryview], None]:
+        """The sockets' pended receive in one call (``Socket.start_read``'s, looked up once
+        per socket): the receive side's (:meth:`.receives.Receives.pend_receive`, the C
+        accelerator's where installed)."""
+        return self._receives.pend_receive
 
     def settle_slot(self, slot: Any) -> None:
         """Demotion step 2 for a demoter holding no lock (``_io._slot.demote``,
-        ``FileObject.pending_ops``/``close``): idempotent."""
-        drop: list[object] = []
-        with self._lock:
-            if slot.state == DEMOTING_K:
-                self._settle_locked(slot, drop)
-
-    def _demote_all(self) -> None:
-        """Every slot with an incarnation out becomes requests (``close``, after
-        ``_closing`` is set: no slot is armed from then on): step 1 under LOCK, step 2
-        (and its cancel) under ``_lock``; DEMOTING_A ones end with their arming thread."""
-        with LOCK:
-            due = [slot for slot in list(self._slots.items) if demote_locked(slot)]
-        if due:
-            drop: list[object] = []
-            with self._lock:
-                for slot in due:
-                    if slot.state == DEMOTING_K:
-                        self._settle_locked(slot, drop)
-
-    def _bind_parker(self, issuer: ThreadState) -> None:
-        """The issuer most likely waits for its request soon: let it lead the ring then."""
-        parker = issuer.parker
-        if parker.__class__ is not RingParker or parker.lead is not self._lead:
-            with LOCK:
-                self._lead.parker_for(issuer)
+        ``FileObject.pending_ops``/``close``): the receive side's."""
+        self._receives.settle_slot(slot)
 
     def _submit_slow(self, op: Operation) -> None:
         failed = 0
@@ -572,7 +299,7 @@ class IoUringBackend:
                                 self._deferral.hint_locked()
                 else:
                     if op.file._rslot is not None:
-                        self._settle_file_locked(op.file, drop)  # (behind a demoted slot)
+                        self._receives.settle_file_locked(op.file, drop)  # (behind a demoted slot)
                     self._streams.enqueue_locked(op)
             except Exception as exc:
                 rescued = self._sq.rescue_locked(op, ud, exc, self._streams.lines)
@@ -640,7 +367,7 @@ class IoUringBackend:
         slots = self._slots
         with self._lock:
             done = self._reaper.done + self._done_direct + slots.done
-            submitted = self._submitted + slots.submitted
+            submitted = self._submitted + self._receives.submitted + slots.submitted
             cancelled = self._reaper.cancelled + self._cancelled_direct + slots.cancelled
             detail = (
                 f"ring sq={ring.sq_entries} cq={ring.cq_entries}"
@@ -678,9 +405,9 @@ class IoUringBackend:
             if self._close_called:
                 return
             self._close_called = self._closing = self._streams.closing = True
-            self._reaper.closing = True
+            self._reaper.closing = self._receives.closing = True
             self._ring_thread.sleeping = False
-        self._demote_all()  # receive slots: requests from here on (the ring thread drains them)
+        self._receives.demote_all()  # slots: requests from here on (the ring thread drains them)
         os.eventfd_write(self._efd, 1)
         thread.join(CLOSE_TIMEOUT)
         self._lead.close()  # no thread waits on the ring from here on
@@ -726,14 +453,15 @@ class IoUringBackend:
         """Every request submitted has completed (the ring thread's drain at close)."""
         slots = self._slots
         return (
-            self._submitted + slots.submitted == self._reaper.done + self._done_direct + slots.done
+            self._submitted + self._receives.submitted + slots.submitted
+            == self._reaper.done + self._done_direct + slots.done
         )
 
     def _crashed_locked(self) -> None:
         """The ring thread died of a bug: refuse new requests; close() drains the ones in
         flight itself (``close``)."""
         self._closing = self._crashed = self._streams.closing = True
-        self._reaper.closing = True
+        self._reaper.closing = self._receives.closing = True
 
     # ------------------------------------------------------------------ thread exit
     def _thread_exited(self, ts: ThreadState) -> None:
@@ -790,5 +518,5 @@ def _thread_exited(ts: ThreadState) -> None:
 
 
 add_thread_exit_hook(_thread_exited, EXIT_MIGRATE_IO)  # after the I/O layer's cancel (§8)
-install_on(IoUringBackend)  # the C pend_receive, when the accelerators are on (``fastpend``)
+install_on(Receives)  # the C pend_receive, when the accelerators are on (``fastpend``)
 fastsubmit.install_on(IoUringBackend)  # the C QD1 O_DIRECT submit (``fastsubmit``, qd1)

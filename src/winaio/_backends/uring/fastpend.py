@@ -1,9 +1,10 @@
 """The C accelerator of the sockets' pended receive (``_io/_fastpend.c``), installed on
-:class:`~.backend.IoUringBackend` through the accelerators' one switch (``_io._accel``).
+:class:`~.receives.Receives` (the backend's receive side) through the accelerators' one switch
+(``_io._accel``).
 
-Purpose: :func:`install_on` puts the C ``pend_receive`` (a method descriptor) on the backend
-class when the accelerators are on, the Python method when they are off; the Python method
-(``IoUringBackend.pend_receive``, with its continuation ``_pend_rest``) stays the reference and
+Purpose: :func:`install_on` puts the C ``pend_receive`` (a method descriptor) on the receive
+side's class when the accelerators are on, the Python method when they are off; the Python
+method (``Receives.pend_receive``, with its continuation ``_pend_rest``) stays the reference and
 the fallback of every shape the C does not take (``_fastpend.c``'s docstring).
 
 Invariant: the C function checks the switch itself, so a method bound while it was on (a
@@ -44,8 +45,8 @@ FAST = False
 
 
 def install_on(backend_class: type[Any]) -> None:
-    """Register the installer of the C ``pend_receive`` for ``backend_class`` (once), and
-    of the receive slots' switch (``_accel.slots()``: the backend's ``_slots_on``; with
+    """Register the installer of the C ``pend_receive`` for ``backend_class`` (``Receives``,
+    once), and of the receive slots' switch (``_accel.slots()``: its ``_slots_on``; with
     ``py`` the C method hands the slot's shape to the Python one, which arms the Python
     slot)."""
 

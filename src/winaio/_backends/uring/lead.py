@@ -379,6 +379,14 @@ class Leadership:
         ts.parker = new
         return new
 
+    def bind_issuer(self, ts: ThreadState) -> None:
+        """An issuer most likely waits for its request soon: let it lead this ring then (its
+        parker bound here, :meth:`parker_for`, under the dispatcher lock; nothing if it is)."""
+        parker = ts.parker
+        if parker.__class__ is not RingParker or parker.lead is not self:
+            with LOCK:
+                self.parker_for(ts)
+
     def enter_or_follow(self, parker: RingParker) -> bool:
         """Become the waiter (True), or register as a follower (False)."""
         wake = False
@@ -494,6 +502,12 @@ class Leadership:
             pass  # closed at backend close, once nobody waits any more
 
     # ------------------------------------------------------------------ the ring thread
+    @property
+    def stale_head(self) -> int:
+        """The CQ head :meth:`watch` saw waiting at its last look (-1: no CQE waited): the
+        first head the ring thread's ticks without the GIL compare (``ringthread``)."""
+        return self._stale_head
+
     def watch(self, seen: int | None = None) -> bool:
         """The ring thread's tick while the ring has an owner (under the backend's lock).
         True when it takes the ring over: the owner is away and CQEs have waited a whole

@@ -21,14 +21,13 @@ Invariants:
 - a BaseException (Ctrl-C: a signal handler's KeyboardInterrupt in a main thread leading the
   ring) raised anywhere between a CQE leaving the CQ ring and its delivery does not lose a
   request: what was reaped is mapped, counted and delivered before it propagates (the
-  continuations, ``reaper_cuts``: :meth:`Reaper._process_cut`, :meth:`Reaper._heads_cut`,
-  :meth:`Reaper._deliver_rest`).
+  continuations: ``reaper_cuts.ReaperCuts``, an object the reaper owns, :attr:`Reaper.cuts`).
 
 The C accelerator (``winaio._io._fastio``) replaces, with exactly their effects, :meth:`Reaper.reap`
 (``_fastreap.c``: 0 at once on an empty CQ ring - a leader's first look, every wait -, its QD1
 path statement for statement - the CQ lock, the reap, the table, the line's ``service`` and the
-module's ``deliver`` called as here, ``_service_cut``/``_deliver_rest``/``report`` on an
-exception - and the shared Python continuation :meth:`Reaper._batch_locked` for every other
+module's ``deliver`` called as here, ``cuts.service_cut``/``cuts.deliver_rest``/``report``
+on an exception - and the shared Python continuation :meth:`Reaper._batch_locked` for every other
 batch), and :meth:`Reaper.process` (its common batch), :meth:`Reaper.deliver`, this module's
 ``deliver``/``deliver_batch`` (and ``_dispatch``'s) and ``StreamLines.service_direct``/``service``
 (their plain direct head) (``_fastdone.c``); the Python functions stay the reference and the
@@ -95,7 +94,7 @@ _SUCCESS = int(NtStatus.STATUS_SUCCESS)
 _monotonic = time.monotonic
 
 
-class Reaper(ReaperCuts):
+class Reaper:
     """The completion side of one backend (module docstring).
 
     Args:
@@ -116,7 +115,7 @@ class Reaper(ReaperCuts):
 
     __slots__ = (
         "_migrate", "_migration", "_poke_ended", "_ring", "_slots", "_streams", "_table",
-        "_wake", "closing", "cq_lock",
+        "_wake", "cancelled", "closing", "cq_lock", "cuts", "done",
     )  # fmt: skip
 
     def __init__(
@@ -143,7 +142,10 @@ class Reaper(ReaperCuts):
         #: Set (under the backend's lock) when the backend closes: no QD1 shortcut, no
         #: resubmission of dead requests, and each delivery wakes the closing ring thread.
         self.closing = False
-        self.done = self.cancelled = 0  # (``ReaperCuts``' slots)
+        #: Requests completed from a CQE, and how many of them cancelled (under cq_lock).
+        self.done = self.cancelled = 0
+        #: What a batch cut by an interrupt still owes its requests (``reaper_cuts``).
+        self.cuts = ReaperCuts(self, table, self._slots, streams)
 
     def reap(self) -> int:
         """Reap the CQ ring and deliver (a leader or the ring thread, no lock held); returns
@@ -161,55 +163,71 @@ class Reaper(ReaperCuts):
         cq_lock = self.cq_lock
         with cq_lock:
             cqes = ring.reap(REAP_BATCH)
-            if len(cqes) == 1 and not (self._migration.migrating or self.closing):
+            # From here the CQEs are out of the CQ ring, in nobody else's hands: an interrupt
+            # (Ctrl-C) before the one-CQE path took its request out of the table (at ``len``'s
+            # or ``get``'s return) has them mapped and delivered by the batch path first, and
+            # one that cut :meth:`_batch_locked` at its entry makes it again (recv).
+            entry = None
+            try:
+                if len(cqes) == 1 and not (self._migration.migrating or self.closing):
+                    ud, res, _ = cqes[0]
+                    entry = self._table.get(ud)
+            except BaseException as exc:
+                if interrupt(exc):
+                    self._batch_locked(cqes)
+                raise
+            if entry is not None and res > 0:
                 # The QD1 case, on the critical path of every read (CQE -> next submission):
                 # one request that succeeded (a FILE request, or a STREAM head whose own
                 # request brought data), delivered as :meth:`process` and :meth:`deliver`
                 # would (same checks, same count, ``deliver`` being what ``deliver_batch``
-                # does per op) without their batch set-up (~100 bytecodes).
-                ud, res, _ = cqes[0]
-                entry = self._table.get(ud)
-                if res > 0 and entry is not None:
-                    op, extra = entry
-                    if op.__class__.complete is _PLAIN_COMPLETE:
-                        del self._table[ud]
-                        if extra.__class__ is Line:
-                            # A STREAM head (the pended socket receive at C=1): its line, as
-                            # :meth:`process` would; most often it alone completes. A
-                            # BaseException (Ctrl-C) once the table gave the request up is
-                            # raised after the line's results are counted and delivered (the
-                            # rule of :meth:`_deliver_rest`, idempotent: ``op.done``).
-                            try:
-                                cancelled = self._streams.service(extra, res, finished)
-                                self.done += len(finished)
-                            except BaseException:
-                                self._service_cut(extra, res, ud, finished)
-                                raise
-                            self.cancelled += cancelled
-                            try:
-                                if len(finished) != 1:
-                                    if finished:  # (none: the head polls again)
-                                        self.deliver(finished)
-                                    return 1
-                                op, status, res = finished[0]  # type: ignore[misc]  # (a line's)
-                                if op.__class__.complete is not _PLAIN_COMPLETE:
-                                    self.deliver(finished)
-                                    return 1
-                            except BaseException:
-                                self._deliver_rest(finished)
-                                raise
-                        else:
-                            status = _SUCCESS
-                            self.done += 1
+                # does per op) without their batch set-up (~100 bytecodes). No call from the
+                # table's ``get`` to its ``del`` (no interrupt between them).
+                op, extra = entry
+                if op.__class__.complete is _PLAIN_COMPLETE:
+                    del self._table[ud]
+                    if extra.__class__ is Line:
+                        # A STREAM head (the pended socket receive at C=1): its line, as
+                        # :meth:`process` would; most often it alone completes. A
+                        # BaseException (Ctrl-C) once the table gave the request up is
+                        # raised after the line's results are counted and delivered (the
+                        # rule of ``cuts.deliver_rest``, idempotent: ``op.done``).
                         try:
-                            deliver(op, status, res)
-                        except Exception:
-                            report(f"completing {op!r}")
+                            cancelled = self._streams.service(extra, res, finished)
+                            self.done += len(finished)
                         except BaseException:
-                            self._deliver_rest([(op, status, res)])  # Ctrl-C: _deliver_rest
+                            self.cuts.service_cut(extra, res, ud, finished)
                             raise
-                        return 1
-            return self._batch_locked(cqes)
+                        self.cancelled += cancelled
+                        try:
+                            if len(finished) != 1:
+                                if finished:  # (none: the head polls again)
+                                    self.deliver(finished)
+                                return 1
+                            op, status, res = finished[0]  # type: ignore[misc]  # (a line's)
+                            if op.__class__.complete is not _PLAIN_COMPLETE:
+                                self.deliver(finished)
+                                return 1
+                        except BaseException:
+                            self.cuts.deliver_rest(finished)
+                            raise
+                    else:
+                        status = _SUCCESS
+                        self.done += 1
+                    try:
+                        deliver(op, status, res)
+                    except Exception:
+                        report(f"completing {op!r}")
+                    except BaseException:
+                        self.cuts.deliver_rest([(op, status, res)])  # Ctrl-C
+                        raise
+                    return 1
+            try:
+                return self._batch_locked(cqes)
+            except BaseException as exc:
+                if interrupt(exc) and cut_at_entry(exc, self._batch_locked):
+                    self._batch_locked(cqes)  # (cut at its entry: it took nothing)
+                raise
 
     def _batch_locked(self, cqes: list[tuple[int, int, int]]) -> int:
         """Map and deliver reaped CQEs (:meth:`reap` but its QD1 path, and its C accelerator,
@@ -224,7 +242,7 @@ class Reaper(ReaperCuts):
                 # at its (Python) entry, it mapped nothing: made now.
                 if interrupt(exc) and cut_at_entry(exc, self.process):
                     self.process(cqes, finished)
-                self._deliver_rest(finished)
+                self.cuts.deliver_rest(finished)
                 raise
             if finished:
                 # Under the lock: completions are delivered in the order they were reaped,
@@ -233,7 +251,7 @@ class Reaper(ReaperCuts):
                     self.deliver(finished)
                 except BaseException as exc:  # (cut at its Python entry: none delivered)
                     if interrupt(exc) and cut_at_entry(exc, self.deliver):
-                        self._deliver_rest(finished)
+                        self.cuts.deliver_rest(finished)
                     raise
         return len(cqes)
 
@@ -260,7 +278,7 @@ class Reaper(ReaperCuts):
             it = iter(cqes)  # its length hint says where an exception cut the loop
             for ud, res, flags in it:
                 # get, then del: an interrupt at the end of a pop() would lose what it took;
-                # at the end of get() the entry is still in the table (``_process_cut``), and
+                # at the end of get() the entry is still in the table (``cuts.process_cut``), and
                 # from the del (a statement, no signal check) ``entry`` holds it.
                 entry = get(ud)
                 if entry is None:
@@ -335,13 +353,13 @@ class Reaper(ReaperCuts):
         except BaseException:
             # Ctrl-C (a signal handler's) inside the loop: the CQEs are out of the CQ ring and
             # whatever the loop took out of the table is in nobody else's hands. Finished
-            # here, then re-raised (the caller delivers ``finished``: :meth:`_deliver_rest`).
+            # here, then re-raised (the caller delivers ``finished``: ``cuts.deliver_rest``).
             if it is None:  # (cut before the loop, at len's or iter's return: none taken)
                 self.process(cqes, finished)
                 raise
             self.done += len(finished) - start - _slots_in(finished, start)
             self.cancelled += cancelled
-            self._process_cut(cqes, it, ud, res, flags, entry, heads, finished)
+            self.cuts.process_cut(cqes, it, ud, res, flags, entry, heads, finished)
             raise
         if heads:
             # After the others: order matters within a line only (one head per line in the
@@ -351,7 +369,7 @@ class Reaper(ReaperCuts):
             except BaseException:
                 self.done += len(finished) - start - reaped
                 self.cancelled += cancelled
-                self._heads_cut(heads, finished)  # Ctrl-C: the heads it did not take
+                self.cuts.heads_cut(heads, finished)  # Ctrl-C: the heads it did not take
                 raise
         # Counted before delivery, so that a woken issuer already sees them in statistics().
         self.done += len(finished) - start - reaped
@@ -365,7 +383,7 @@ class Reaper(ReaperCuts):
         error, EOF, a cancel, a death with its submitter, a closing backend, a demoter
         between its two steps) is demoted here, both steps, and False: the caller maps the
         CQE from the table as a request's (``Migration.died`` included). An interrupt cuts
-        it either before the slot is REAPED or after it is appended (:meth:`_process_cut`
+        it either before the slot is REAPED or after it is appended (``cuts.process_cut``
         decides by the slot's state)."""
         slots = self._slots
         items = slots.items
@@ -412,6 +430,12 @@ class Reaper(ReaperCuts):
             drop = settle_locked(slot, gen, self._table, self._streams)
         del drop  # (released here, no lock held)
 
+    def count(self, done: int, cancelled: int) -> None:
+        """Count ``done`` completions, ``cancelled`` of them cancelled (under cq_lock: the
+        continuations' heads, ``reaper_cuts``)."""
+        self.done += done
+        self.cancelled += cancelled
+
     def count_locked(self, finished: Finished) -> None:
         """Count completions that did not come from :meth:`process` as done (under
         cq_lock; a receive slot's item, counted by the slot table already, is not)."""
@@ -423,7 +447,7 @@ class Reaper(ReaperCuts):
         """Complete a batch of operations, in order (any reaper, under cq_lock, so that
         batches are delivered in the order they were reaped); counted by :meth:`process` (or
         :meth:`count_locked`) already. A BaseException raised meanwhile propagates once the
-        rest of the batch is delivered (:meth:`_deliver_rest`)."""
+        rest of the batch is delivered (``cuts.deliver_rest``)."""
         try:
             if self.closing:
                 self._wake()  # a closing ring thread waits for this count
@@ -450,7 +474,7 @@ class Reaper(ReaperCuts):
                     if not op.done:
                         op.complete(UNSUCCESSFUL, 0)
         except BaseException:
-            self._deliver_rest(finished)
+            self.cuts.deliver_rest(finished)
             raise
 
     def drain(self, timeout: float) -> Finished:

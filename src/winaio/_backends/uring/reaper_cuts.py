@@ -1,12 +1,15 @@
 """The reaper's continuations after an interrupt: what a cut batch still owes its requests.
 
-Purpose: :class:`ReaperCuts`, the part of :class:`~.reaper.Reaper` that runs only once a
-BaseException (Ctrl-C: a signal handler's KeyboardInterrupt in a main thread leading the ring)
-was raised between a CQE leaving the CQ ring and its delivery - in :meth:`Reaper.process`'s
-loop (:meth:`ReaperCuts._process_cut`), in the STREAM heads' service
-(:meth:`ReaperCuts._heads_cut`, :meth:`ReaperCuts._service_cut`) or in the delivery
-(:meth:`ReaperCuts._deliver_rest`). The C accelerators (``_fastreap.c``, ``_fastdone.c``)
-call the same methods by name on an exception: they are the one continuation of both paths.
+Purpose: :class:`ReaperCuts`, an object each :class:`~.reaper.Reaper` owns (its ``cuts``),
+whose methods run only once a BaseException (Ctrl-C: a signal handler's KeyboardInterrupt in a
+main thread leading the ring) was raised between a CQE leaving the CQ ring and its delivery -
+in :meth:`Reaper.process`'s loop (:meth:`ReaperCuts.process_cut`), in the STREAM heads'
+service (:meth:`ReaperCuts.heads_cut`, :meth:`ReaperCuts.service_cut`) or in the delivery
+(:meth:`ReaperCuts.deliver_rest`). It is constructed with what it reads (the in-flight table,
+the slot table, the lines) and the reaper whose public methods it calls (``process``,
+``count_locked``, ``count``: the counters stay the reaper's). The C accelerators
+(``_fastreap.c``, ``_fastdone.c``, ``_fastprocess.c``) call the same methods by name on the
+reaper's ``cuts`` on an exception: they are the one continuation of both paths.
 
 Invariants (``reaper``'s): every CQE reaped is mapped, counted and delivered before the
 exception goes on - no request is lost, none completed twice (``op.done`` is the
@@ -17,7 +20,7 @@ nothing here runs until an exception.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ..._io import _dispatch
 from ..._io._ops import Operation
@@ -32,38 +35,47 @@ if TYPE_CHECKING:
 __all__ = ["ReaperCuts"]
 
 
+class _Counting(Protocol):
+    """What the continuations call on their reaper (``reaper.Reaper``'s public methods)."""
+
+    def process(self, cqes: list[tuple[int, int, int]], finished: Finished) -> None: ...
+
+    def count_locked(self, finished: Finished) -> None: ...
+
+    def count(self, done: int, cancelled: int) -> None: ...
+
+
 class ReaperCuts:
-    """The continuations of :class:`~.reaper.Reaper` (module docstring). A mixin: the
-    counters are its slots (they count what it delivers too); the other attributes and the
-    two methods it uses are the reaper's."""
+    """The continuations of one reaper (module docstring).
 
-    __slots__ = ("cancelled", "done")
-    #: Requests completed from a CQE, and how many of them cancelled (under cq_lock).
-    done: int
-    cancelled: int
+    Args:
+        reaper: the reaper that owns it (its ``process``, ``count_locked``, ``count``).
+        table, slots, streams: the backend's in-flight table, receive slots and lines (the
+            reaper's collaborators).
+    """
 
-    _table: InFlight
-    _slots: SlotTable
-    _streams: StreamLines
+    __slots__ = ("_reaper", "_slots", "_streams", "_table")
 
-    if TYPE_CHECKING:
+    def __init__(
+        self, reaper: _Counting, table: InFlight, slots: SlotTable, streams: StreamLines
+    ) -> None:
+        self._reaper = reaper
+        self._table = table
+        self._slots = slots
+        self._streams = streams
 
-        def process(self, cqes: list[tuple[int, int, int]], finished: Finished) -> None: ...
-
-        def count_locked(self, finished: Finished) -> None: ...
-
-    def _service_cut(self, line: Line, res: int, ud: int, finished: Finished) -> None:
+    def service_cut(self, line: Line, res: int, ud: int, finished: Finished) -> None:
         """A BaseException (Ctrl-C) cut :meth:`reap`'s QD1 path in or right after its line's
         service, once the table gave the request up: the line's results are counted and
-        delivered before it propagates (the rule of :meth:`_deliver_rest`, idempotent:
+        delivered before it propagates (the rule of :meth:`deliver_rest`, idempotent:
         ``op.done``); shared by the C accelerator (under cq_lock)."""
         if line.poll_ud == ud:  # cut before the line took its result
-            self._heads_cut([(line, res, ud)], finished)
+            self.heads_cut([(line, res, ud)], finished)
         else:
-            self.count_locked(finished)  # not counted yet
-        self._deliver_rest(finished)
+            self._reaper.count_locked(finished)  # not counted yet
+        self.deliver_rest(finished)
 
-    def _process_cut(
+    def process_cut(
         self,
         cqes: list[tuple[int, int, int]],
         it: Iterator[tuple[int, int, int]],
@@ -75,7 +87,7 @@ class ReaperCuts:
         finished: Finished,
     ) -> None:
         """A BaseException cut :meth:`process`'s loop: finish its work before it propagates
-        (under cq_lock; the rule of :meth:`_deliver_rest`). The CQE the loop took last
+        (under cq_lock; the rule of :meth:`deliver_rest`). The CQE the loop took last
         (``ud``) is mapped again if it was taken out of the table and not queued yet (a FILE
         request whose ``token`` is still ``ud``, not in ``finished``; a line whose
         ``poll_ud`` is still ``ud``, not among ``heads``) or not taken at all; the CQEs after
@@ -111,11 +123,11 @@ class ReaperCuts:
             if redo:
                 rest.insert(0, (ud, res, flags))
         if rest:
-            self.process(rest, finished)
+            self._reaper.process(rest, finished)
         if heads:
-            self._heads_cut(heads, finished)
+            self.heads_cut(heads, finished)
 
-    def _heads_cut(self, heads: list[tuple[Line, int, int]], finished: Finished) -> None:
+    def heads_cut(self, heads: list[tuple[Line, int, int]], finished: Finished) -> None:
         """Service the collected STREAM heads that were not serviced yet (their line's
         ``poll_ud`` is still their CQE's: :meth:`StreamLines.service` clears it), after a
         BaseException cut :meth:`process` short (under cq_lock)."""
@@ -123,10 +135,9 @@ class ReaperCuts:
         if todo:
             start = len(finished)
             cancelled = self._streams.service_direct(todo, finished)
-            self.done += len(finished) - start
-            self.cancelled += cancelled
+            self._reaper.count(len(finished) - start, cancelled)
 
-    def _deliver_rest(self, finished: Finished) -> None:
+    def deliver_rest(self, finished: Finished) -> None:
         """A BaseException (Ctrl-C: a signal handler's KeyboardInterrupt, in the main thread
         leading the ring) cut the delivery of ``finished`` short: these CQEs are reaped and
         out of the table, so nobody else will ever complete them. Before the exception goes

@@ -381,7 +381,7 @@ class RingThread:
             seen = None
             if ahead:
                 assert timeout is not None
-                last = lead._stale_head  # (the Python watch's last look: the first to compare)
+                last = lead.stale_head  # (the Python watch's last look: the first to compare)
                 woken, seen = _watch_sleep(efd, ring, timeout, tick, WATCH_TICKS, last)
                 if not woken:
                     next_watch = 0.0  # returned at a tick: the Python watch looks at it now

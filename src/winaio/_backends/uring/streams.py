@@ -28,7 +28,7 @@ Rules (the module docstring of ``backend`` has the whole picture):
   :meth:`StreamLines.service_direct` take a head out of its line, clear ``poll_ud`` and put it
   into ``finished`` by statements up to that one call (CPython runs a signal handler at the
   end of a call, not between statements): before it, the line still holds the head with
-  ``poll_ud`` set (the reaper services it again: ``Reaper._heads_cut`` and the
+  ``poll_ud`` set (the reaper services it again: ``ReaperCuts.heads_cut`` and the
   one-CQE path); after it, the request is delivered. Locks are held with ``with``. An
   interrupt inside :meth:`StreamLines.service`'s loop gives the line back and re-arms its
   head (``_cut``); left ``busy``, the line would wait for ever. (Not covered: a ``try_now``
