@@ -3,6 +3,7 @@ shared helpers are fixtures rather than imported modules)."""
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import socket
@@ -16,12 +17,14 @@ import pytest
 import winaio.testing as wt
 from winaio._backends import uring
 from winaio._io import _disk
+from winaio._io._disk import DiskFile
 from winaio._io._files import FileObject
 from winaio._io._issue import start
 from winaio._io._ops import FileWriteOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._port import CompletionPort
 from winaio._io._sockets import Socket
+from winaio._io._stream_ops import StreamReadOp
 from winaio._kernel._objects import Event
 from winaio._kernel._wait import wait_for_one
 from winaio.testing import wait_until
@@ -114,6 +117,41 @@ class UringKit:
         """An overlapped read end on backend ``b`` and the raw write end."""
         r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         return FileObject(r, overlapped=True, backend=b), w
+
+    @staticmethod
+    @contextlib.contextmanager
+    def absent_owner(b: Any) -> Iterator[tuple[Event, list[StreamReadOp], int]]:
+        """A thread that leads backend ``b`` once (a pipe read it waits for), then issues a
+        second read (2 bytes, into the event given) and goes away, owning the ring but never
+        waiting on it again: yields ``(event, [the read once issued], its pipe's write end)``;
+        at exit the thread ends and both pipes close (the watch's takeover tests)."""
+        reader, w = UringKit.pipe(b)
+        other, w2 = UringKit.pipe(b)
+        ev = Event(manual_reset=True)
+        gone = threading.Event()
+        issued: list[StreamReadOp] = []
+
+        def owner() -> None:
+            first = Event(manual_reset=True)
+            op = StreamReadOp(reader, Overlapped(0, first), [memoryview(bytearray(1))])
+            assert start(op) == STATUS_PENDING
+            threading.Timer(0.02, os.write, (w, b"1")).start()
+            UringKit.wait(first)  # leads and owns the ring from now on
+            op2 = StreamReadOp(other, Overlapped(0, ev), [memoryview(bytearray(2))])
+            assert start(op2) == STATUS_PENDING
+            issued.append(op2)
+            gone.wait(UringKit.LONG)  # busy elsewhere: never waits on the ring again
+
+        t = threading.Thread(target=owner)
+        t.start()
+        try:
+            yield ev, issued, w2
+        finally:
+            gone.set()
+            t.join(UringKit.LONG)
+            for f, fd in ((reader, w), (other, w2)):
+                f.close()
+                os.close(fd)
 
     @staticmethod
     def file(b: Any, path: Any, direct: bool = False) -> FileObject:
@@ -233,6 +271,37 @@ def parked_port(
     for parked, port in made:
         parked.release()
         port.close()
+
+
+@pytest.fixture
+def disk_data(tmp_path: Path) -> tuple[Path, bytes]:
+    """A 1 MiB file of random bytes (``tmp_path / "disk"``) and its contents."""
+    path = tmp_path / "disk"
+    content = os.urandom(1 << 20)
+    path.write_bytes(content)
+    return path, content
+
+
+@pytest.fixture
+def disk(armed_uring: uring.IoUringBackend, disk_data: tuple[Path, bytes]) -> Iterator[DiskFile]:
+    """An O_DIRECT DiskFile of :func:`disk_data` on the test's own io_uring backend (skips
+    where the file system has no O_DIRECT)."""
+    try:
+        fd = os.open(disk_data[0], os.O_RDONLY | os.O_CLOEXEC | os.O_DIRECT)
+    except OSError as exc:
+        pytest.skip(f"no O_DIRECT here: {exc}")
+    f = DiskFile(fd, overlapped=True, direct=True, seekable=True, backend=armed_uring)
+    yield f
+    f.close()
+
+
+@pytest.fixture
+def port(disk: DiskFile) -> Iterator[CompletionPort]:
+    """A completion port :func:`disk` is associated with (key ``"disk"``)."""
+    p = CompletionPort()
+    disk.associate(p, "disk")
+    yield p
+    p.close()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ hot case, ``pinned_read`` and ``submit_pending_file`` in C, against the Python r
 
 from __future__ import annotations
 
+import ctypes
 import mmap
 import os
 import textwrap
@@ -52,35 +53,6 @@ LONG = 5.0
 
 
 @pytest.fixture
-def data(tmp_path: Path) -> tuple[Path, bytes]:
-    """A 1 MiB file of random bytes and its contents."""
-    path = tmp_path / "disk"
-    content = os.urandom(SIZE)
-    path.write_bytes(content)
-    return path, content
-
-
-@pytest.fixture
-def disk(armed_uring: uring.IoUringBackend, data: tuple[Path, bytes]) -> Iterator[DiskFile]:
-    """An O_DIRECT DiskFile on an io_uring backend (the test's own)."""
-    try:
-        fd = os.open(data[0], os.O_RDONLY | os.O_CLOEXEC | os.O_DIRECT)
-    except OSError as exc:
-        pytest.skip(f"no O_DIRECT here: {exc}")
-    f = DiskFile(fd, overlapped=True, direct=True, seekable=True, backend=armed_uring)
-    yield f
-    f.close()
-
-
-@pytest.fixture
-def port(disk: DiskFile) -> Iterator[CompletionPort]:
-    p = CompletionPort()
-    disk.associate(p, "disk")
-    yield p
-    p.close()
-
-
-@pytest.fixture
 def c_path() -> Iterator[None]:
     """The C accelerator on (skips where it was not built; fails under WINAIO_REQUIRE_ACCEL=1)."""
     require_c_path(_disk.accelerator_available())
@@ -101,7 +73,7 @@ def memory() -> Iterator[mmap.mmap]:
 
 @pytest.mark.usefixtures("c_path")
 def test_the_hot_shape_runs_no_python_issue_function(
-    disk: DiskFile, port: CompletionPort, memory: mmap.mmap, data: tuple[Path, bytes]
+    disk: DiskFile, port: CompletionPort, memory: mmap.mmap, disk_data: tuple[Path, bytes]
 ) -> None:
     """# spec: win32 #40. One aligned page, no event: issued from C (no ``start_read``,
     ``pinned_read`` or ``submit_pending_file`` frame), FALSE + pending, then one packet with
@@ -120,7 +92,7 @@ def test_the_hot_shape_runs_no_python_issue_function(
         packet = port.get(LONG)
         assert packet is not None and packet.overlapped is ov
         assert (packet.status, packet.bytes_transferred) == (0, BLOCK)
-        assert bytes(view) == data[1][5 * BLOCK : 6 * BLOCK]
+        assert bytes(view) == disk_data[1][5 * BLOCK : 6 * BLOCK]
         view.release()
     wait_until(lambda: disk.pending_requests == 0, LONG, "delivered")
 
@@ -175,17 +147,24 @@ def _outcome(
 
 
 def test_every_other_shape_has_the_python_methods_outcome(
-    disk: DiskFile, port: CompletionPort, memory: mmap.mmap, data: tuple[Path, bytes]
+    disk: DiskFile, port: CompletionPort, memory: mmap.mmap, disk_data: tuple[Path, bytes]
 ) -> None:
     """# spec: win32 #40, #55. Each shape through the C path and through the Python method (the
     same objects, one after the other): same result or typed error, same IOSB, same bytes."""
     require_c_path(_disk.accelerator_available())
-    content = data[1]
+    content = disk_data[1]
     whole = memoryview(memory)
-    with open(data[0], "rb") as f:
+    with open(disk_data[0], "rb") as f:
         readonly = mmap.mmap(f.fileno(), BLOCK, access=mmap.ACCESS_READ)
     released = memoryview(memory)
     released.release()
+    # One bytearray for both sides, not page-aligned (malloc's address decides otherwise: an
+    # aligned one is issued, a misaligned one raises ERROR_INVALID_PARAMETER): made again
+    # until it is, the ones set aside kept so that the address differs.
+    set_aside = [bytearray(BLOCK)]
+    while ctypes.addressof(ctypes.c_char.from_buffer(set_aside[-1])) % BLOCK == 0:
+        set_aside.append(bytearray(BLOCK))
+    misaligned = set_aside[-1]
     shapes: dict[str, Callable[[], tuple[Any, Overlapped]]] = {
         "aligned view": lambda: (whole[:BLOCK], Overlapped(BLOCK)),
         "two pages": lambda: (whole, Overlapped(4 * BLOCK)),
@@ -201,7 +180,7 @@ def test_every_other_shape_has_the_python_methods_outcome(
         "uint32 format": lambda: (whole[:BLOCK].cast("I"), Overlapped(0)),
         "two dimensions": lambda: (whole[:BLOCK].cast("B", (BLOCK, 1)), Overlapped(0)),
         "released": lambda: (released, Overlapped(0)),
-        "bytearray": lambda: (bytearray(BLOCK), Overlapped(0)),
+        "misaligned bytearray": lambda: (misaligned, Overlapped(0)),
         "bytes": lambda: (bytes(BLOCK), Overlapped(0)),
         "an event": lambda: (whole[:BLOCK], Overlapped(2 * BLOCK, Event(manual_reset=True))),
     }

@@ -329,37 +329,14 @@ def test_a_leaving_waiter_promotes_a_follower_it_sees(
 def test_the_watch_takes_over_from_an_owner_that_went_away(
     backend: uring.IoUringBackend, kit: Any
 ) -> None:
-    reader, w = kit.pipe(backend)
-    other, w2 = kit.pipe(backend)
-    ev = Event(manual_reset=True)
-    gone = threading.Event()
-    result: list[Any] = []
-
-    def owner() -> None:
-        first = Event(manual_reset=True)
-        op = StreamReadOp(reader, Overlapped(0, first), [memoryview(bytearray(1))])
-        assert start(op) == STATUS_PENDING
-        threading.Timer(0.02, os.write, (w, b"1")).start()
-        kit.wait(first)  # leads and owns the ring from now on
-        op2 = StreamReadOp(other, Overlapped(0, ev), [memoryview(bytearray(2))])
-        assert start(op2) == STATUS_PENDING
-        result.append(op2)
-        gone.wait(LONG)  # busy elsewhere: never waits on the ring again while we watch
-
-    t = threading.Thread(target=owner)
-    t.start()
-    wait_until(lambda: result, LONG, "the owner issued its second read")
-    takeovers = backend._lead.watcher.takeovers
-    os.write(w2, b"22")
-    # This thread never issued on the backend: it parks plainly; the watch reaps for it.
-    assert wait_for_one(ev, LONG, False) == 0
-    assert result[0].overlapped.information == 2
-    assert backend._lead.watcher.takeovers > takeovers or backend._ring_thread.delivered > 0
-    gone.set()
-    t.join(LONG)
-    for f, fd in ((reader, w), (other, w2)):
-        f.close()
-        os.close(fd)
+    with kit.absent_owner(backend) as (ev, issued, w2):
+        wait_until(lambda: issued, LONG, "the owner issued its second read")
+        takeovers = backend._lead.watcher.takeovers
+        os.write(w2, b"22")
+        # This thread never issued on the backend: it parks plainly; the watch reaps for it.
+        assert wait_for_one(ev, LONG, False) == 0
+        assert issued[0].overlapped.information == 2
+        assert backend._lead.watcher.takeovers > takeovers or backend._ring_thread.delivered > 0
 
 
 def test_a_claim_of_the_ring_shows_in_statistics(backend: uring.IoUringBackend) -> None:

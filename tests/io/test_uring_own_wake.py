@@ -22,7 +22,7 @@ from __future__ import annotations
 import mmap
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -102,20 +102,6 @@ def _clean_between_waits(ts: ThreadState, parker: CountingParker) -> None:
 @pytest.fixture
 def backend(armed_uring: uring.IoUringBackend) -> uring.IoUringBackend:
     return armed_uring
-
-
-@pytest.fixture
-def disk(backend: uring.IoUringBackend, tmp_path: Path) -> Iterator[DiskFile]:
-    """A 1 MiB O_DIRECT DiskFile on ``backend``."""
-    path = tmp_path / "disk"
-    path.write_bytes(os.urandom(1 << 20))
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_DIRECT)
-    except OSError as exc:
-        pytest.skip(f"no O_DIRECT here: {exc}")
-    f = DiskFile(fd, overlapped=True, direct=True, seekable=True, backend=backend)
-    yield f
-    f.close()
 
 
 def test_a_qd1_port_loop_ends_each_wait_in_place_without_a_token(

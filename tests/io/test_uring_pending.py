@@ -21,10 +21,9 @@ timing anything.
 from __future__ import annotations
 
 import errno
-import mmap
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,46 +62,6 @@ LONG = 5.0
 @pytest.fixture
 def backend(armed_uring: uring.IoUringBackend) -> uring.IoUringBackend:
     return armed_uring
-
-
-@pytest.fixture
-def disk(backend: uring.IoUringBackend, tmp_path: Path) -> Iterator[DiskFile]:
-    """A 1 MiB O_DIRECT DiskFile on ``backend``."""
-    path = tmp_path / "disk"
-    path.write_bytes(os.urandom(1 << 20))
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_DIRECT)
-    except OSError as exc:
-        pytest.skip(f"no O_DIRECT here: {exc}")
-    f = DiskFile(fd, overlapped=True, direct=True, seekable=True, backend=backend)
-    yield f
-    f.close()
-
-
-@pytest.fixture
-def port(disk: DiskFile) -> Iterator[CompletionPort]:
-    """A completion port ``disk`` is associated with (key ``"disk"``)."""
-    p = CompletionPort()
-    disk.associate(p, "disk")
-    yield p
-    p.close()
-
-
-@pytest.fixture
-def aligned() -> Iterator[Callable[[int], memoryview]]:
-    """``aligned(nbytes)``: a page-aligned writable view (an anonymous mmap), released after
-    the test."""
-    made: list[tuple[mmap.mmap, memoryview]] = []
-
-    def make(nbytes: int) -> memoryview:
-        memory = mmap.mmap(-1, nbytes)
-        made.append((memory, memoryview(memory)))
-        return made[-1][1]
-
-    yield make
-    for memory, view in made:
-        view.release()
-        memory.close()
 
 
 def test_a_qd1_port_loop_submits_each_read_at_once_and_sleeps_once(

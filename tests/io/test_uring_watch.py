@@ -26,10 +26,6 @@ import pytest
 from winaio._backends import uring
 from winaio._backends.uring import abi, ringthread
 from winaio._backends.uring.ring import BackendRing
-from winaio._io._issue import start
-from winaio._io._overlapped import STATUS_PENDING, Overlapped
-from winaio._io._stream_ops import StreamReadOp
-from winaio._kernel._objects import Event
 from winaio._kernel._wait import wait_for_one
 from winaio.testing import nomem_sweep, wait_until
 
@@ -194,26 +190,7 @@ def test_the_ring_thread_takes_over_from_an_owner_that_went_away(
         return got
 
     monkeypatch.setattr(ringthread, "_watch_sleep", recording)
-    reader, w = kit.pipe(backend)
-    other, w2 = kit.pipe(backend)
-    ev = Event(manual_reset=True)
-    gone = threading.Event()
-    issued: list[Any] = []
-
-    def owner() -> None:
-        first = Event(manual_reset=True)
-        op = StreamReadOp(reader, Overlapped(0, first), [memoryview(bytearray(1))])
-        assert start(op) == STATUS_PENDING
-        threading.Timer(0.02, os.write, (w, b"1")).start()
-        kit.wait(first)  # leads and owns the ring from now on
-        op2 = StreamReadOp(other, Overlapped(0, ev), [memoryview(bytearray(2))])
-        assert start(op2) == STATUS_PENDING
-        issued.append(op2)
-        gone.wait(LONG)  # busy elsewhere: never waits on the ring again
-
-    t = threading.Thread(target=owner)
-    t.start()
-    try:
+    with kit.absent_owner(backend) as (ev, issued, w2):
         wait_until(lambda: issued and not backend._lead.deferred, LONG, "the read submitted")
         wait_until(inside.is_set, LONG, "the ring thread watches without the GIL")
         takeovers, before = backend._lead.watcher.takeovers, len(returned)
@@ -224,13 +201,7 @@ def test_the_ring_thread_takes_over_from_an_owner_that_went_away(
         # The sleep it was in ended on the waiting CQE (not woken: the eventfd is off while
         # the ring is owned), with its head.
         assert any(not woken and seen >= 0 for woken, seen in returned[before:])
-    finally:
-        gone.set()
-        t.join(LONG)
     assert backend._lead.owner is None  # taken over
-    for f, fd in ((reader, w), (other, w2)):
-        f.close()
-        os.close(fd)
 
 
 _NOMEM = textwrap.dedent(

@@ -53,45 +53,11 @@ static PyObject *g_hand;         /* _issue._hand_to_backend */
 static PyObject *g_handed_again; /* _issue._handed_again */
 static PyObject *g_tls, *g_cts;  /* _kernel._threads._tls, current_thread_state */
 static PyObject *g_pending;      /* STATUS_PENDING */
-static PyObject *s_ts, *s_ts_key;
 static long long g_align_mask;
 static int g_direct_ok;
 
 /* Borrowed slot ``i`` of ``obj`` (its kind checked fast), NULL when unset. */
 #define DSLOT(k, obj, i) (*(PyObject **)((char *)(obj) + (k).offsets[i]))
-
-/* ``current_thread_state()``: ``_tls.ts``, remembered in the thread's own state dict (as
- * ``_fastpend_register.c``'s: ``_tls.ts`` is set once per thread and never rebound), else the
- * Python function (which adopts the thread). A new reference, or NULL with an error. */
-static PyObject *
-direct_thread_state(void)
-{
-    PyObject *tdict = PyThreadState_GetDict(); /* borrowed; NULL without an error */
-    if (tdict != NULL) {
-        PyObject *ts = PyDict_GetItemWithError(tdict, s_ts_key);
-        if (ts != NULL) {
-            return Py_NewRef(ts);
-        }
-        if (PyErr_Occurred()) {
-            return NULL;
-        }
-    }
-    PyObject *ts = PyObject_GetAttr(g_tls, s_ts);
-    if (ts == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
-            return NULL;
-        }
-        PyErr_Clear();
-        ts = PyObject_CallNoArgs(g_cts);
-        if (ts == NULL) {
-            return NULL;
-        }
-    }
-    if (tdict != NULL && PyDict_SetItem(tdict, s_ts_key, ts) < 0) {
-        PyErr_Clear(); /* (only not remembered) */
-    }
-    return ts;
-}
 
 /* ``pinned_read(file, ov, view, offset, anchor, address, nbytes)``: the whole request (a new
  * reference; steals nothing), or NULL with an error. */
@@ -112,7 +78,7 @@ direct_request(PyObject *file, PyObject *ov, PyObject *view, PyObject *offset_ob
     }
     PyObject *address = PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)buf);
     PyObject *buffers = address != NULL ? PyTuple_Pack(1, view) : NULL;
-    PyObject *ts = buffers != NULL ? direct_thread_state() : NULL;
+    PyObject *ts = buffers != NULL ? fio_thread_state(g_tls, g_cts) : NULL;
     PyObject *op = ts != NULL ? g_op_type->tp_alloc(g_op_type, 0) : NULL;
     if (op == NULL) {
         Py_DECREF(nb);
@@ -303,11 +269,6 @@ fio_configure_direct(PyObject *module, PyObject *args)
     }
     if (kind_init(&d_file, disk, DFILE_NAMES) < 0 || kind_init(&d_op1, optype, OP1_NAMES) < 0 ||
         kind_init(&d_op2, optype, OP2_NAMES) < 0 || kind_init(&d_op3, optype, OP3_NAMES) < 0) {
-        return NULL;
-    }
-    s_ts = PyUnicode_InternFromString("ts");
-    s_ts_key = PyUnicode_InternFromString("winaio._fastio.direct.ts");
-    if (s_ts == NULL || s_ts_key == NULL) {
         return NULL;
     }
     g_op_type = (PyTypeObject *)Py_NewRef(optype);

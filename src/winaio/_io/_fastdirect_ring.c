@@ -26,27 +26,15 @@
  *   ``_bind_parker`` and ``os.eventfd_write`` are called as in Python, last, each made again
  *   when an interrupt cut it at its entry (``fio_again_keep``: the interrupt is raised once
  *   every step is made).
+ * - As the Python method, it raises only having taken nothing (the issuer then fails the
+ *   request: ``_issue._hand_to_backend``): a MemoryError once the read is in the kernel
+ *   (recording it as the issuer's, binding the issuer's parker) is not raised.
  */
 #include "_fastio.h"
 
 #include <limits.h>
 #include <stdint.h>
 #include <string.h>
-
-#define OP_READ 22 /* IORING_OP_READ */
-
-typedef struct {
-    uint8_t opcode;
-    uint8_t flags;
-    uint16_t ioprio;
-    int32_t fd;
-    int64_t off;
-    uint64_t addr;
-    uint32_t len;
-    uint32_t op_flags;
-    uint64_t user_data;
-} read_head_t; /* ``prep._SQE_HEAD``: ``<BBHiqQIIQ`` */
-_Static_assert(sizeof(read_head_t) == 40, "the SQE head is 40 bytes");
 
 /* (the methods that the C code inlines are in the kinds: one redefined on its class - a
  * test's stand-in - sends every call to the Python method) */
@@ -142,8 +130,8 @@ prepare_locked(PyObject **b, PyObject *op, PyObject **ud_out, PyObject **more_ou
                                                                         : NULL;
     PyObject *addr_o = RSLOT(r_op, op, A_ADDRESS), *n_o = RSLOT(r_op, op, A_NBYTES);
     PyObject *off_o = RSLOT(r_op, op, A_OFFSET), *anchor = RSLOT(r_op, op, A_ANCHOR);
-    if (ud == NULL || anchor == NULL || anchor == Py_None || tail_o == NULL || limit_o == NULL || mask_o == NULL || sqes == NULL ||
-        fd_o == NULL || addr_o == NULL || n_o == NULL || off_o == NULL ||
+    if (ud == NULL || anchor == NULL || anchor == Py_None || tail_o == NULL || limit_o == NULL ||
+        mask_o == NULL || sqes == NULL || fd_o == NULL || addr_o == NULL || n_o == NULL || off_o == NULL ||
         !PyLong_CheckExact(ud) || !PyLong_CheckExact(tail_o) || !PyLong_CheckExact(limit_o) ||
         !PyLong_CheckExact(mask_o) || !PyLong_CheckExact(fd_o) || !PyLong_CheckExact(addr_o) ||
         !PyLong_CheckExact(n_o) || !PyLong_CheckExact(off_o) ||
@@ -174,7 +162,7 @@ prepare_locked(PyObject **b, PyObject *op, PyObject **ud_out, PyObject **more_ou
         return SUB_PYTHON;
     }
     Py_ssize_t at = (Py_ssize_t)((tail & mask) << 6);
-    if (at < 0 || at + (Py_ssize_t)sizeof(read_head_t) > sb.len) {
+    if (at < 0 || at + (Py_ssize_t)sizeof(fio_sqe_head_t) > sb.len) {
         PyBuffer_Release(&sb);
         return SUB_PYTHON;
     }
@@ -203,7 +191,7 @@ prepare_locked(PyObject **b, PyObject *op, PyObject **ud_out, PyObject **more_ou
     *more_out = more;
     *uds_out = uds;
     Py_DECREF(entry);
-    read_head_t h = {OP_READ, 0, 0, (int32_t)fd, (int64_t)off, addr, (uint32_t)n, 0, udv};
+    fio_sqe_head_t h = {FIO_OP_READ, 0, 0, (int32_t)fd, (int64_t)off, addr, (uint32_t)n, 0, udv};
     memcpy((char *)sb.buf + at, &h, sizeof h);
     PyBuffer_Release(&sb);
     kind_put(&r_ring, ring, R_TAIL, next_tail);
@@ -269,6 +257,13 @@ submit_one_locked(PyObject **b, PyObject *ts, PyObject *ud, PyObject *more, PyOb
             Py_DECREF(r);
             result = Py_NewRef(Py_False);
         }
+        else if (PyErr_ExceptionMatches(PyExc_MemoryError)) {
+            /* In the kernel, not recorded as the issuer's (``Migration.died`` resubmits it if
+             * it dies with its submitter): never raised, or the issuer would fail a request
+             * the kernel has (``submit`` raises only having taken nothing). */
+            PyErr_Clear();
+            result = Py_NewRef(Py_False);
+        }
         goto out;
     }
     PyObject *unsubmitted = RSLOT(r_sq, sq, S_UNSUBMITTED);
@@ -278,8 +273,13 @@ submit_one_locked(PyObject **b, PyObject *ts, PyObject *ud, PyObject *more, PyOb
     }
     PyObject *aargs[2] = {unsubmitted, ud};
     PyObject *r = PyObject_VectorcallMethod(s_append, aargs, 2, NULL);
-    if (r != NULL) {
-        Py_DECREF(r);
+    if (r != NULL || PyErr_ExceptionMatches(PyExc_MemoryError)) {
+        /* (not listed for want of memory: ``submit_locked`` submits every published SQE all
+         * the same, only its record as the issuer's is missing - ``Migration.died``) */
+        if (r == NULL) {
+            PyErr_Clear();
+        }
+        Py_XDECREF(r);
         PyObject *sargs[2] = {sq, ts};
         result = PyObject_VectorcallMethod(s_submit_locked, sargs, 2, NULL);
     }
@@ -366,9 +366,12 @@ direct_backend_submit(PyObject *self, PyObject *const *args, size_t nargsf, PyOb
         PyObject *pargs[2] = {self, issuer};
         PyObject *r = fio_again_keep(NULL, s_bind_parker, pargs, 2, 0, &et, &ev, &etb);
         if (r == NULL) {
-            goto done;
+            if (!PyErr_ExceptionMatches(PyExc_MemoryError)) {
+                goto done;
+            }
+            PyErr_Clear(); /* (the request is in: its issuer waits without leading) */
         }
-        Py_DECREF(r);
+        Py_XDECREF(r);
     }
     result = Py_NewRef(Py_None);
     goto done;

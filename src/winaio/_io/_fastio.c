@@ -525,9 +525,46 @@ static struct PyModuleDef fastio_module = {
     "Optional C accelerator of the cached-read fast path (see _disk.use_accelerator).", -1,
     module_methods, NULL, NULL, NULL, NULL};
 
+static PyObject *s_ts, *s_ts_key; /* ``ts``; the thread state dict's key (``fio_thread_state``) */
+
+PyObject *
+fio_thread_state(PyObject *tls, PyObject *cts)
+{
+    PyObject *tdict = PyThreadState_GetDict(); /* borrowed; NULL without an error */
+    if (tdict != NULL) {
+        PyObject *ts = PyDict_GetItemWithError(tdict, s_ts_key);
+        if (ts != NULL) {
+            return Py_NewRef(ts);
+        }
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    PyObject *ts = PyObject_GetAttr(tls, s_ts);
+    if (ts == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            return NULL;
+        }
+        PyErr_Clear();
+        ts = PyObject_CallNoArgs(cts);
+        if (ts == NULL) {
+            return NULL;
+        }
+    }
+    if (tdict != NULL && PyDict_SetItem(tdict, s_ts_key, ts) < 0) {
+        PyErr_Clear(); /* (only not remembered) */
+    }
+    return ts;
+}
+
 PyMODINIT_FUNC
 PyInit__fastio(void)
 {
+    s_ts = PyUnicode_InternFromString("ts");
+    s_ts_key = PyUnicode_InternFromString("winaio._io._fastio.thread_state");
+    if (s_ts == NULL || s_ts_key == NULL) {
+        return NULL;
+    }
     PyObject *m = PyModule_Create(&fastio_module);
     if (m != NULL && fastslot_add_types(m) < 0) { /* (_fastslot.c: ReceiveSlot, SlotTable) */
         Py_CLEAR(m);

@@ -9,6 +9,7 @@
 #include <structmember.h>
 #include <errno.h>
 #include <sys/uio.h>
+#include <stdint.h>
 
 #ifndef RWF_NOWAIT
 #define RWF_NOWAIT 0x00000008
@@ -125,6 +126,36 @@ extern kind_t k_file, k_ov, k_port;
 extern PyTypeObject *g_disk_type;
 extern PyObject *g_zero;
 extern int g_configured;
+
+/* ------------------------------------------------------------------ io_uring SQEs */
+
+#define FIO_OP_READ 22 /* IORING_OP_READ */
+#define FIO_OP_RECV 27 /* IORING_OP_RECV */
+
+/* One SQE's first 40 bytes (``prep._SQE_HEAD``: ``<BBHiqQIIQ``), what the C paths that prepare
+ * an SQE write into the mmapped SQE array at ``(_sq_tail & _sq_mask) << 6`` (the last 24 stay
+ * zero: ``prep``'s invariant): ``_fastdirect_ring.c``'s READ, ``_fastpend_ring.c``'s RECV. */
+typedef struct {
+    uint8_t opcode;
+    uint8_t flags;
+    uint16_t ioprio;
+    int32_t fd;
+    int64_t off;
+    uint64_t addr;
+    uint32_t len;
+    uint32_t op_flags;
+    uint64_t user_data;
+} fio_sqe_head_t;
+_Static_assert(sizeof(fio_sqe_head_t) == 40, "the SQE head is 40 bytes");
+
+/* ------------------------------------------------------------------ thread states */
+
+/* ``current_thread_state()``: ``tls.ts`` (``_kernel._threads._tls``), else ``cts()`` (the
+ * Python function, which adopts the thread); remembered in the thread's own state dict
+ * (``PyThreadState_GetDict``, cleared when the thread ends) under one key for every C path:
+ * ``_tls.ts`` is set once per thread, before any request of that thread, and never rebound.
+ * A new reference, or NULL with an error (``_fastio.c``). */
+PyObject *fio_thread_state(PyObject *tls, PyObject *cts);
 
 /* ``read_now`` for one buffer and no routine (``_fastio.c``): a new reference (0, WOULD_BLOCK
  * or None), NULL with an error, or a borrowed Py_NotImplemented (the shape is not handled). */

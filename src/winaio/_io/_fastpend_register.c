@@ -2,7 +2,7 @@
  * (cpend / cslot, 2026-12-05/06; split out of ``_fastpend.c`` by tools, 2026-12-06;
  * ``_fastpend.h``: the kinds and data shared, ``_fastpend.c``: what the whole replaces).
  *
- * - ``thread_state``: ``current_thread_state()``, remembered in the thread's own state dict.
+ * - ``thread_state``: ``current_thread_state()`` (``fio_thread_state``, ``_fastio.c``).
  * - ``register_locked``: ``_files.register_receive``'s registration of a built request (the
  *   file's ``_pending`` and ``stream_in``, the thread's non-port I/O set), under LOCK.
  * - ``arm_step1``: the receive slot's arm step 1 (``_slot.arm_locked``, its reference), which
@@ -22,38 +22,12 @@
 
 #if PEND_FAST
 
-/* ``current_thread_state()``: ``_tls.ts``, else the Python function (adopts the thread).
- * Remembered in the thread's own state dict (``PyThreadState_GetDict``, cleared when the thread
- * ends): ``_tls.ts`` is set once per thread (adoption or a winaio thread's bootstrap), before
- * any request of that thread, and never rebound. */
+/* ``current_thread_state()`` (``_fastio.h``'s ``fio_thread_state``, shared with the O_DIRECT
+ * issue: one remembered state per thread). */
 PyObject *
 thread_state(void)
 {
-    PyObject *tdict = PyThreadState_GetDict(); /* borrowed; NULL without an error */
-    if (tdict != NULL) {
-        PyObject *ts = PyDict_GetItemWithError(tdict, s_ts_key);
-        if (ts != NULL) {
-            return Py_NewRef(ts);
-        }
-        if (PyErr_Occurred()) {
-            return NULL;
-        }
-    }
-    PyObject *ts = PyObject_GetAttr(g_tls, s_ts);
-    if (ts == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
-            return NULL;
-        }
-        PyErr_Clear();
-        ts = PyObject_CallNoArgs(g_cts);
-        if (ts == NULL) {
-            return NULL;
-        }
-    }
-    if (tdict != NULL && PyDict_SetItem(tdict, s_ts_key, ts) < 0) {
-        PyErr_Clear(); /* (only not remembered) */
-    }
-    return ts;
+    return fio_thread_state(g_tls, g_cts);
 }
 
 /* ``register_receive`` for a request whose checks passed: 0 (registered), 1 (the file is

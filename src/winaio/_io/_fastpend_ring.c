@@ -24,22 +24,6 @@
 
 #if PEND_FAST
 
-#define OP_RECV 27 /* IORING_OP_RECV */
-
-/* One SQE's first 40 bytes (``prep._SQE_HEAD``: ``<BBHiqQIIQ``). */
-typedef struct {
-    uint8_t opcode;
-    uint8_t flags;
-    uint16_t ioprio;
-    int32_t fd;
-    int64_t off;
-    uint64_t addr;
-    uint32_t len;
-    uint32_t op_flags;
-    uint64_t user_data;
-} sqe_head_t;
-_Static_assert(sizeof(sqe_head_t) == 40, "the SQE head is 40 bytes");
-
 /* The receive side's instance attributes (``Receives``), remembered with the version of its
  * dict (3.11: every change of a dict gives it a new, globally unique version; PEP 509): while
  * the version stands, the dict holds every value remembered (borrowed), ``closing`` and
@@ -147,7 +131,7 @@ sqe_slot(PyObject *ring, long long *tail, long long *mask, Py_buffer *sb, Py_ssi
             return 0;
         }
         *at = (Py_ssize_t)((*tail & *mask) << 6);
-        if (*at < 0 || *at + (Py_ssize_t)sizeof(sqe_head_t) > sb->len) {
+        if (*at < 0 || *at + (Py_ssize_t)sizeof(fio_sqe_head_t) > sb->len) {
             PyBuffer_Release(sb);
             return 0;
         }
@@ -247,7 +231,7 @@ pend_locked(PyObject *d, PyObject **b, PyObject *submitted_o, uint64_t seen, PyO
         return PEND_REST; /* (a released view: ValueError in Python) */
     }
     Py_ssize_t at = (Py_ssize_t)((tail & mask) << 6);
-    if (at < 0 || at + (Py_ssize_t)sizeof(sqe_head_t) > sb.len || ab->len > UINT32_MAX) {
+    if (at < 0 || at + (Py_ssize_t)sizeof(fio_sqe_head_t) > sb.len || ab->len > UINT32_MAX) {
         PyBuffer_Release(&sb);
         Py_DECREF(anchor);
         return PEND_REST;
@@ -328,8 +312,8 @@ pend_locked(PyObject *d, PyObject **b, PyObject *submitted_o, uint64_t seen, PyO
         g_seen.dict = NULL;
     }
     /* prep_recv */
-    sqe_head_t sqe = {OP_RECV, 0, (uint16_t)ioprio, (int32_t)fdv, 0, (uint64_t)(uintptr_t)ab->buf,
-                      (uint32_t)ab->len, 0, (uint64_t)udv};
+    fio_sqe_head_t sqe = {FIO_OP_RECV, 0, (uint16_t)ioprio, (int32_t)fdv, 0,
+                          (uint64_t)(uintptr_t)ab->buf, (uint32_t)ab->len, 0, (uint64_t)udv};
     memcpy((char *)sb.buf + at, &sqe, sizeof(sqe));
     kind_put(&pk_ring, ring, R_TAIL, next_tail);
     next_tail = NULL;
@@ -475,8 +459,8 @@ pend_slot_locked(PyObject **b, PyObject *slot_o, PyObject *ts, PyObject *file,
         PyList_Append(b[B_UNSUBMITTED], ud) < 0) {
         goto out;
     }
-    sqe_head_t sqe = {OP_RECV, 0, (uint16_t)ioprio, (int32_t)fdv, 0,
-                      (uint64_t)(uintptr_t)s->addr, (uint32_t)s->nbytes, 0, udv};
+    fio_sqe_head_t sqe = {FIO_OP_RECV, 0, (uint16_t)ioprio, (int32_t)fdv, 0,
+                          (uint64_t)(uintptr_t)s->addr, (uint32_t)s->nbytes, 0, udv};
     memcpy((char *)sb.buf + at, &sqe, sizeof(sqe));
     kind_put(&pk_ring, ring, R_TAIL, next_tail);
     next_tail = NULL;

@@ -59,6 +59,7 @@ __all__ = [
 
 _CANCELLED = int(NtStatus.STATUS_CANCELLED)
 _CLOSED_STATUS = int(NtStatus.STATUS_INVALID_HANDLE)
+_NO_RESOURCES = int(NtStatus.STATUS_INSUFFICIENT_RESOURCES)
 _FILE = OpKind.FILE
 _STREAM = OpKind.STREAM
 _POLLIN = select.POLLIN
@@ -428,13 +429,21 @@ def submit(op: Operation) -> None:
 
 def _hand_to_backend(op: Operation) -> None:
     """``op`` (registered, submitted) goes to its file's backend; a closed backend completes
-    it (STATUS_INVALID_HANDLE). Its callers finish it under an interrupt (:func:`_handed_again`):
-    no check point here but ``submit``'s entry."""
+    it (STATUS_INVALID_HANDLE), and so does one without the memory to take it
+    (STATUS_INSUFFICIENT_RESOURCES: a backend's ``submit`` takes a request in full or raises
+    MemoryError having taken nothing). Its callers finish it under an interrupt
+    (:func:`_handed_again`): no check point here but ``submit``'s entry."""
     try:
         op.file.backend.submit(op)
     except RuntimeError:
         # The backend is closed (process shutdown): the request still completes, once.
         op.complete(_CLOSED_STATUS, 0)
+    except MemoryError:
+        # Registered and never taken, it would pend for ever (its file's close waiting for
+        # it): it fails as a request whose IRP the I/O manager could not allocate
+        # (ERROR_NO_SYSTEM_RESOURCES: ReactOS ntoskrnl/io/iomgr/iofunc.c, IoAllocateIrp
+        # failing -> IopCleanupFailedIrp -> STATUS_INSUFFICIENT_RESOURCES).
+        op.complete(_NO_RESOURCES, 0)
 
 
 def _handed_again(op: Operation, exc: BaseException) -> None:

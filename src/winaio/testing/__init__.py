@@ -48,6 +48,7 @@ from ._slots import (
     port_getter,
     reaped_slots,
     receive_settled,
+    registered_read,
     ring_thread_asleep,
     waiting_on,
 )
@@ -85,6 +86,7 @@ __all__ = [
     "python_frames",
     "reaped_slots",
     "receive_settled",
+    "registered_read",
     "require_c_path",
     "require_peer",
     "ring_thread_asleep",

@@ -20,6 +20,7 @@ backends), so a world's reaper is the caller's.
 from __future__ import annotations
 
 import _thread
+import ctypes
 import importlib
 import os
 import time
@@ -28,7 +29,7 @@ from typing import Any
 
 from .._io import _slot
 from .._io._files import FileObject
-from .._io._ops import FileReadOp
+from .._io._ops import FileReadOp, pinned_read
 from .._io._overlapped import Overlapped
 from .._io._port import CompletionPort
 from .._kernel._dispatcher import LOCK, ThreadState, WaitBlock
@@ -44,6 +45,7 @@ __all__ = [
     "null_file",
     "pinned_slot",
     "port_getter",
+    "registered_read",
     "reaped_slots",
     "receive_settled",
     "ring_thread_asleep",
@@ -111,6 +113,19 @@ def file_request(file: FileObject, event: Event | None, issuer: ThreadState) -> 
     op.cancel_requested = False
     op.token = None
     op.sync_done = None
+    return op
+
+
+def registered_read(file: FileObject, view: memoryview, offset: int) -> FileReadOp:
+    """A pinned read of ``view`` at ``offset`` on the O_DIRECT ``file`` (``_ops.pinned_read``:
+    no event, its port's packet) registered as ``_issue.submit_pending_file`` registers it,
+    ready for the backend's ``submit`` (the tests that call it directly)."""
+    anchor = memoryview(view)
+    address = ctypes.addressof(ctypes.c_char.from_buffer(view))
+    op = pinned_read(file, Overlapped(offset), view, offset, anchor, address, len(view))
+    with LOCK:
+        op.registered = op.submitted = True
+        file._pending[op] = None
     return op
 
 
@@ -200,9 +215,11 @@ def ring_thread_asleep(backend: Any, timeout: float = 2.0) -> bool:
     without the watch's timeout (only an eventfd write wakes it); True if it does.
     ``_testcapi.set_nomemory`` fails the k-th allocation of the whole process: a ring thread
     ticking its watch can take the GIL while the swept call sits in ``io_uring_enter`` and
-    make that allocation itself (it is then the ring thread that dies of the MemoryError, and
-    the sweep tested nothing). A :func:`call_failing` sweep over a backend's paths waits for
-    this before each call (the flags are read without the backend's lock: a test's wait)."""
+    make that allocation itself. The ring thread survives it (it runs the round again after a
+    back-off: ``ringthread``), but the sweep would then have tested nothing at that k: this
+    is only what keeps the injected failure in the swept thread. A :func:`call_failing`
+    sweep over a backend's paths waits for this before each call (the flags are read without
+    the backend's lock: a test's wait)."""
     rt = backend._ring_thread
     deadline = time.monotonic() + timeout
     while not (rt.sleeping and not rt.sleep_timed):

@@ -166,6 +166,7 @@ class IoUringBackend:
             # other thread submits at once. Anything else takes :meth:`_submit_slow`.
             issuer = op.issuer
             wake = None
+            failed: int | None = None
             lock = self._lock
             with lock:
                 if not (self._closing or self._backlog.entries):
@@ -176,28 +177,45 @@ class IoUringBackend:
                     except Exception:
                         pass  # the slow path sorts it out (ring full, unusable memory...)
                     else:
-                        self._submitted += 1
-                        table.next_ud = ud + 1
-                        table[ud] = (op, keep)
-                        op.token = ud
-                        if len(table) == 1:  # an idle ring (QD1): into the kernel at once
-                            wake = self._sq.submit_one_locked(issuer, ud)
-                        else:
-                            unsubmitted = self._unsubmitted
-                            unsubmitted.append(ud)
-                            if self._lead.owner is issuer.parker and len(unsubmitted) < BURST:
-                                if not self._deferral.hinted:
-                                    self._deferral.hint_locked()
-                                return  # its parker leads this ring already
-                            wake = self._sq.submit_locked(issuer)
+                        # Registered by its issuer, the request is the backend's from here
+                        # on: a failure (a MemoryError) sends it or completes it
+                        # (``Submission.take_back_locked``), never leaves it half taken.
+                        counted = False
+                        try:
+                            table[ud] = (op, keep)  # (first: an entry for the prepared SQE)
+                            table.next_ud = ud + 1
+                            self._submitted += 1
+                            counted = True
+                            op.token = ud
+                            if len(table) == 1:  # an idle ring (QD1): into the kernel at once
+                                wake = self._sq.submit_one_locked(issuer, ud)
+                            else:
+                                unsubmitted = self._unsubmitted
+                                unsubmitted.append(ud)
+                                if self._lead.owner is issuer.parker and len(unsubmitted) < BURST:
+                                    if not self._deferral.hinted:
+                                        self._deferral.hint_locked()
+                                    return  # its parker leads this ring already
+                                wake = self._sq.submit_locked(issuer)
+                        except Exception as exc:
+                            failed = self._sq.take_back_locked(op, ud, exc)
+                            if not counted:
+                                self._submitted += 1  # (a request, completed either way)
+                            wake = failed is None and self._backlog.stuck and self._wake_locked()
             if wake is None:
                 self._submit_slow(op)
+                return
+            if failed is not None:
+                self._finish_direct(op, failed)
                 return
             if wake:
                 os.eventfd_write(self._efd, 1)
             parker = issuer.parker
             if parker.__class__ is not RingParker or parker.lead is not self._lead:
-                self._bind_parker(issuer)
+                try:
+                    self._bind_parker(issuer)
+                except MemoryError:
+                    pass  # (the request is in: its issuer waits without leading, as any other)
             return
         # A socket receive into one buffer: the receive side's one-hold path where the
         # socket's line is empty (``receives``); else the general path.
@@ -231,60 +249,75 @@ class IoUringBackend:
                 raise RuntimeError("the io_uring backend is closed")
             issuer = op.issuer
             self._submitted += 1
-            if op.cancel_requested and op.kind is not _FILE:
-                # A CancelIoEx between the request's registration (``_files``: submitted,
-                # visible) and this point found no token to cancel; a STREAM request would
-                # then wait for its data for ever. The flag is set before the canceller
-                # takes this lock, so one of the two sees the other.
-                failed = CANCELLED
-            elif op.kind is _FILE:
-                op.token = None
-                if self._backlog.entries:
-                    self._backlog.add_locked(B_FILE, op, None)
-                    wake = self._wake_locked()
-                else:
-                    table = self._table
-                    ud = table.next_ud
-                    table.next_ud = ud + 1
-                    try:
-                        try:
-                            keep = op.prep(self._ring, ud)
-                        except SubmissionQueueFull:
-                            if not self._unsubmitted:
-                                raise
-                            self._sq.submit_locked(issuer)  # a deferred burst filled the ring
-                            keep = op.prep(self._ring, ud)
-                    except SubmissionQueueFull:
+            # Counted: from here on a failure (a MemoryError) sends the request or fails it
+            # (``Submission.rescue_locked``), never leaves it registered and not taken.
+            ud = -1
+            try:
+                if op.cancel_requested and op.kind is not _FILE:
+                    # A CancelIoEx between the request's registration (``_files``: submitted,
+                    # visible) and this point found no token to cancel; a STREAM request would
+                    # then wait for its data for ever. The flag is set before the canceller
+                    # takes this lock, so one of the two sees the other.
+                    failed = CANCELLED
+                elif op.kind is _FILE:
+                    op.token = None
+                    if self._backlog.entries:
                         self._backlog.add_locked(B_FILE, op, None)
                         wake = self._wake_locked()
-                    except Exception:
-                        failed = prep_failed(op)  # the kernel never saw it: complete it now
                     else:
-                        table[ud] = (op, keep)
-                        op.token = ud
-                        unsubmitted = self._unsubmitted
-                        unsubmitted.append(ud)
-                        # The ring's owner submits its burst at its next wait (``lead``), or
-                        # every ``BURST`` requests, or at once if the ring holds nothing else
-                        # (``BURST``); anyone else at once.
-                        if (
-                            self._lead.owner is not issuer.parker
-                            or len(table) == 1
-                            or len(unsubmitted) >= BURST
-                        ):
-                            wake = self._sq.submit_locked(issuer)
-                        elif not self._deferral.hinted:
-                            self._deferral.hint_locked()
-            else:
-                if op.file._rslot is not None:
-                    self._receives.settle_file_locked(op.file, drop)  # (behind a demoted slot)
-                self._streams.enqueue_locked(op)
+                        table = self._table
+                        ud = table.next_ud
+                        table.next_ud = ud + 1
+                        try:
+                            try:
+                                keep = op.prep(self._ring, ud)
+                            except SubmissionQueueFull:
+                                if not self._unsubmitted:
+                                    raise
+                                self._sq.submit_locked(issuer)  # a deferred burst filled the ring
+                                keep = op.prep(self._ring, ud)
+                        except SubmissionQueueFull:
+                            self._backlog.add_locked(B_FILE, op, None)
+                            wake = self._wake_locked()
+                        except Exception:
+                            failed = prep_failed(op)  # the kernel never saw it: complete it now
+                        else:
+                            table[ud] = (op, keep)
+                            op.token = ud
+                            unsubmitted = self._unsubmitted
+                            unsubmitted.append(ud)
+                            # The ring's owner submits its burst at its next wait (``lead``), or
+                            # every ``BURST`` requests, or at once if the ring holds nothing else
+                            # (``BURST``); anyone else at once.
+                            if (
+                                self._lead.owner is not issuer.parker
+                                or len(table) == 1
+                                or len(unsubmitted) >= BURST
+                            ):
+                                wake = self._sq.submit_locked(issuer)
+                            elif not self._deferral.hinted:
+                                self._deferral.hint_locked()
+                else:
+                    if op.file._rslot is not None:
+                        self._receives.settle_file_locked(op.file, drop)  # (behind a demoted slot)
+                    self._streams.enqueue_locked(op)
+            except Exception as exc:
+                rescued = self._sq.rescue_locked(op, ud, exc, self._streams.lines)
+                if rescued is not None:
+                    failed = rescued
+                    wake = False
+                else:  # (backlogged, or refused by the kernel: the ring thread's)
+                    backlog = self._backlog
+                    wake = bool(backlog.entries or backlog.stuck) and self._wake_locked()
         if wake:
             os.eventfd_write(self._efd, 1)
         if failed:
             self._finish_direct(op, failed)
             return
-        self._bind_parker(issuer)
+        try:
+            self._bind_parker(issuer)
+        except MemoryError:
+            pass  # (the request is in: its issuer waits without leading, as any other)
 
     def cancel(self, op: Operation) -> None:
         direct = wake = False

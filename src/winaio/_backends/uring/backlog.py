@@ -18,6 +18,7 @@ Guarded by the backend's lock. Imports ``winaio._io`` (operations), ``abi``, ``r
 
 from __future__ import annotations
 
+import ctypes
 import struct
 import sys
 from collections import deque
@@ -31,9 +32,14 @@ from .common import B_CANCEL, B_FILE, CANCELLED, UD_CANCEL, UNSUCCESSFUL, Finish
 from .ring import BackendRing
 from .streams import Line, StreamLines
 
-__all__ = ["Backlog", "prep_failed"]
+__all__ = ["NO_RESOURCES", "Backlog", "failed_status", "prep_failed"]
 
 _INVALID_PARAMETER = int(NtStatus.STATUS_INVALID_PARAMETER)
+#: A request the backend could not take for want of memory: a MemoryError once its issuer
+#: registered it fails it (``Submission.take_back_locked``) as the I/O manager fails a request
+#: whose IRP it cannot allocate (ERROR_NO_SYSTEM_RESOURCES; ReactOS iofunc.c: IoAllocateIrp
+#: failing -> IopCleanupFailedIrp -> STATUS_INSUFFICIENT_RESOURCES).
+NO_RESOURCES = int(NtStatus.STATUS_INSUFFICIENT_RESOURCES)
 
 
 def prep_failed(op: Operation) -> int:
@@ -41,7 +47,22 @@ def prep_failed(op: Operation) -> int:
     exc = sys.exception()
     if isinstance(exc, TypeError | ValueError | BufferError | OverflowError | struct.error):
         return _INVALID_PARAMETER  # buffers the kernel cannot use, an offset out of range...
+    if isinstance(exc, MemoryError):
+        return NO_RESOURCES
     report(f"preparing the SQE of {op!r}")
+    return UNSUCCESSFUL
+
+
+def failed_status(op: Operation, exc: BaseException) -> int:
+    """The status for a registered request the backend could not take (``submit``): its
+    issuer sees ERROR_NO_SYSTEM_RESOURCES for a MemoryError (also as ctypes reports one while
+    it converts a syscall's arguments: an ``ArgumentError`` naming it); anything else is a
+    bug (reported here, with its traceback) and fails the request with STATUS_UNSUCCESSFUL."""
+    if isinstance(exc, MemoryError) or (
+        isinstance(exc, ctypes.ArgumentError) and "MemoryError" in str(exc)
+    ):
+        return NO_RESOURCES
+    report(f"submitting {op!r}", exc)
     return UNSUCCESSFUL
 
 
@@ -104,8 +125,7 @@ class Backlog:
                         except Exception:
                             finished.append((op, prep_failed(op), 0))
                         else:
-                            table.next_ud = ud + 1
-                            table[ud] = (op, keep)
+                            _enter_locked(ring, table, ud, op, keep)
                             op.token = ud
                 elif kind == B_CANCEL:
                     ring.prep_cancel(arg, UD_CANCEL)
@@ -117,8 +137,7 @@ class Backlog:
                     else:
                         ud = table.next_ud
                         ring.prep_poll_add(line.fd, op.poll_events, ud)
-                        table.next_ud = ud + 1
-                        table[ud] = (op, line)
+                        _enter_locked(ring, table, ud, op, line)
                         line.poll_ud = ud
             except SubmissionQueueFull:
                 submit_locked()
@@ -126,3 +145,19 @@ class Backlog:
             entries.popleft()
         if not self.stuck:
             submit_locked()
+
+
+def _enter_locked(
+    ring: BackendRing, table: InFlight, ud: int, op: Operation, extra: object
+) -> None:
+    """The entry of the SQE just prepared as ``ud`` (``drain_locked``). A MemoryError (the
+    ring thread runs its round again: ``ringthread``) takes the SQE back first (a NOP): no
+    SQE in the kernel without its entry, which would drop what keeps its memory alive, and
+    the backlog entry, still first, is prepared again."""
+    try:
+        table.next_ud = ud + 1
+        table[ud] = (op, extra)
+    except MemoryError:
+        ring.withdraw(ud, UD_CANCEL)
+        table.pop(ud, None)
+        raise

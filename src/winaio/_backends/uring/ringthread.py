@@ -25,7 +25,12 @@ Invariants (under the backend's lock unless said otherwise):
 - while a busy owner keeps the ring, the watch's ticks are looked at without the GIL
   (:func:`watch_sleep`, in C: ``_fastwatch.c``): the Python round runs once per
   ``WATCH_TICKS + 1`` ticks, or at once when CQEs waited a whole tick under an unmoved head
-  (the Python watch then takes over, as it would have at that tick).
+  (the Python watch then takes over, as it would have at that tick);
+- a MemoryError in the loop (a transient allocation failure) never takes the backend down:
+  the loop runs again after a back-off (1 ms doubling to 128 ms while failures follow each
+  other: ``_BACK_OFF``; ``retries`` counts them), from the round that failed, with the
+  completions it had collected and not yet handed to the reaper; any other exception is a
+  bug: the backend refuses new requests and ``close`` drains the rest (``_crashed_locked``).
 
 Imports ``common``, ``lead`` (the watch's ticks), and the parts it drives (``reaper``,
 ``deferral``, ``backlog``, ``streams``, ``ring``) for annotations only.
@@ -73,6 +78,11 @@ _monotonic = time.monotonic
 #: ``WATCH_TICKS + 1`` ticks instead of three times per tick. A burst deferred meanwhile and
 #: left by its owner waits for that round (at most ``(WATCH_TICKS + 2) * WATCH_MAX``).
 WATCH_TICKS = 7
+#: The pauses before the loop runs again after a MemoryError, by failures in a row
+#: (:meth:`RingThread._back_off`): doubling from 1 ms, at most 128 ms.
+_BACK_OFF = tuple(0.001 * 2**i for i in range(8))
+_LAST_BACK_OFF = len(_BACK_OFF) - 1
+_sleep = time.sleep
 
 
 def watch_sleep(
@@ -153,9 +163,10 @@ class RingThread:
 
     __slots__ = (
         "_backlog", "_cancel_locked", "_closing", "_crashed_locked", "_deferral", "_efd",
-        "_lead", "_lock", "_reaper", "_ring", "_settled_locked", "_streams", "_submit_locked",
-        "_table", "delivered", "ident", "poke_armed", "poke_refused", "reaps", "rounds",
-        "sleep_timed", "sleeping", "thread", "wakeups", "watch_starts",
+        "_failed", "_kept", "_kept_lines", "_lead", "_lock", "_reaper", "_ring",
+        "_settled_locked", "_streams", "_submit_locked", "_table", "delivered", "ident",
+        "poke_armed", "poke_refused", "reaps", "retries", "rounds", "sleep_timed", "sleeping",
+        "thread", "wakeups", "watch_starts",
     )  # fmt: skip
 
     def __init__(
@@ -193,6 +204,11 @@ class RingThread:
         # Counters (under the lock): rounds, rounds that delivered and what they delivered,
         # wake-ups asked, wake-ups to start watching.
         self.rounds = self.reaps = self.delivered = self.wakeups = self.watch_starts = 0
+        #: Loops run again after a MemoryError (:meth:`_back_off`); failures in a row; what
+        #: the round collected and has not handed to the reaper yet (:meth:`_loop`).
+        self.retries = self._failed = 0
+        self._kept: Finished | None = None
+        self._kept_lines: list[Line] = []
         self.ident = -1
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -231,14 +247,38 @@ class RingThread:
     # ------------------------------------------------------------------ the loop
     def _run(self) -> None:
         self.ident = threading.get_ident()
+        while True:
+            try:
+                self._loop()
+                return
+            except MemoryError:
+                # A transient allocation failure: the loop runs again after a back-off, from
+                # the round that failed (``_kept``), not the backend taken down with it.
+                self._back_off()
+            except BaseException:
+                # A bug (reported by threading.excepthook as the exception leaves the thread):
+                # refuse new requests; close() drains the ones in flight itself.
+                with self._lock:
+                    self._crashed_locked()
+                raise
+
+    def _back_off(self) -> None:
+        """After a MemoryError in the loop (``retries`` counts them): not asleep, and a pause
+        that doubles with each failure in a row (``_BACK_OFF``: 1 ms to 128 ms; a round
+        that ends in a sleep starts the count again) before the loop runs again. Nothing
+        here needs memory a failure could deny but the count, which may miss one."""
+        with self._lock:
+            self.sleeping = False
+            failed = self._failed
+            self._failed = failed + 1 if failed < _LAST_BACK_OFF else failed  # (small ints)
+            try:
+                self.retries += 1
+            except MemoryError:
+                pass
         try:
-            self._loop()
-        except BaseException:
-            # A bug (reported by threading.excepthook as the exception leaves the thread):
-            # refuse new requests; close() drains the ones in flight itself.
-            with self._lock:
-                self._crashed_locked()
-            raise
+            _sleep(_BACK_OFF[failed])
+        except MemoryError:
+            pass  # (the loop runs again sooner)
 
     def _loop(self) -> None:
         """Submit what issuers could not (backlog, migrations), arm the leaders' poke, reap
@@ -260,6 +300,11 @@ class RingThread:
         cancelled_all = False
         woken = True
         seen: int | None = None  # (the CQ head the last GIL-free tick saw: watch_sleep)
+        # Run again after a MemoryError (``_run``): the completions the failed round had
+        # collected and not handed to the reaper (the backlog's, the lines') go into this
+        # one. From the CQ lock on they are the reaper's (``Reaper.process``, ``deliver``).
+        kept = self._kept
+        kept_lines = self._kept_lines
         while True:
             self.rounds += 1
             if woken:  # (a sleep that timed out leaves nothing to read: no GIL round trip)
@@ -267,8 +312,14 @@ class RingThread:
                     os.eventfd_read(efd)  # first: a write from now on ends the next sleep
                 except BlockingIOError:
                     pass
-            finished: Finished = []
-            lines: list[Line] = []
+            if kept is None:
+                finished: Finished = []
+                lines: list[Line] = []
+            else:
+                finished, lines = kept, kept_lines
+                kept = None
+            self._kept = finished  # (two stores, no tuple: nothing to allocate)
+            self._kept_lines = lines
             with lock:
                 if backlog or backlog.stuck:
                     backlog.drain_locked(
@@ -295,6 +346,7 @@ class RingThread:
                     next_watch = now + tick
                 if unsubmitted and lead.owner is None:
                     self._submit_locked(None)  # nobody will submit it at a wait
+            self._kept = None
             if finished or lines or reap:
                 with reaper.cq_lock:  # delivered in order with the leaders' completions
                     for line in lines:
@@ -339,6 +391,7 @@ class RingThread:
                 woken = bool(poller.poll(None if timeout is None else timeout * 1000))
             with lock:
                 self.sleeping = False
+                self._failed = 0
 
     def _drained_locked(self) -> bool:
         return not self._backlog and not self._streams.lines and self._settled_locked()

@@ -15,6 +15,12 @@ Invariants (all under the backend's lock):
   stays published, ``backlog.stuck`` is set and the ring thread is woken to submit it later;
 - what a thread submits is recorded as its own (``migration.own_locked``) before the lock is
   released: the deferral's list (``unsubmitted``) is emptied only once the kernel took it;
+- a request its issuer registered is the backend's once ``submit`` takes it: a failure (a
+  MemoryError) after its SQE was prepared sends it (the kernel has it) or takes it back
+  (its SQE a NOP, its entry gone) and fails it with STATUS_INSUFFICIENT_RESOURCES
+  (:meth:`Submission.take_back_locked`, :meth:`Submission.rescue_locked`); a head half
+  armed goes to the backlog (:meth:`Submission.poll_locked`); ``submit`` raises only
+  having taken nothing (the issuer then fails the request: ``_issue._hand_to_backend``);
 - the ring thread submits as None (it is never migrated): :meth:`Submission.submitter`;
 - :attr:`Submission.enters` counts the io_uring_enter calls made here (statistics).
 
@@ -27,11 +33,14 @@ Imports ``abi`` and ``common``; the parts it drives for annotations only.
 from __future__ import annotations
 
 import os
+import select
 import threading
 from typing import TYPE_CHECKING
 
+from ..._io._backend import OpKind
 from ..._kernel._threads import current_thread_state
 from .abi import RingBusyError, SubmissionQueueFull
+from .backlog import failed_status
 from .common import B_CANCEL, B_POLL, UD_CANCEL, InFlight
 
 if TYPE_CHECKING:
@@ -48,6 +57,7 @@ if TYPE_CHECKING:
 __all__ = ["Submission"]
 
 _get_ident = threading.get_ident
+_POLLIN = select.POLLIN
 
 
 class Submission:
@@ -116,13 +126,85 @@ class Submission:
                 break
         unsubmitted = self._unsubmitted
         if unsubmitted:
-            if ts is not None:
-                self._migration.own_locked(ts, unsubmitted, self._table)
-            if not stuck:
-                unsubmitted.clear()
-                if self._deferral.hinted:
-                    self._deferral.hint_locked()
+            try:
+                if ts is not None:
+                    self._migration.own_locked(ts, unsubmitted, self._table)
+            finally:  # (a MemoryError recording them: in the kernel all the same)
+                if not stuck:
+                    unsubmitted.clear()
+                    if self._deferral.hinted:
+                        self._deferral.hint_locked()
         return stuck and self._wake_locked()
+
+    def take_back_locked(self, op: Operation, ud: int, exc: Exception) -> int | None:
+        """A failure ``exc`` (a MemoryError) inside the backend's ``submit`` of the FILE
+        request ``op``, whose SQE was prepared as ``ud`` (-1: none yet): registered by its
+        issuer, the request is sent or failed here, never left half taken. Returns None if
+        the kernel has it (it completes from its CQE; its record as the issuer's may be
+        missing: ``Migration.died``); else the status to complete it with now
+        (:func:`failed_status`): its entry gone, its SQE a NOP or never published."""
+        if self.withdraw_locked(ud, op):
+            return None
+        op.token = None
+        return failed_status(op, exc)
+
+    def withdraw_locked(self, ud: int, op: Operation) -> bool:
+        """After a failure between the preparation of ``op``'s SQE ``ud`` and the end of its
+        submission: True if the kernel has it; else its SQE is a NOP (or was never
+        published) and its entry, if it had one, is gone. ``ud`` is never used again.
+        Deferred SQEs are withdrawn through the deferral (nobody took them over: that needs
+        this lock); the others were published by this thread alone under this lock, so the
+        kernel took them in this thread's enter or not at all."""
+        table = self._table
+        if table.next_ud <= ud:
+            table.next_ud = ud + 1
+        entry = table.get(ud)
+        mine = entry is not None and entry[0] is op
+        if ud in self._unsubmitted:
+            return not self._deferral.withdraw_locked(ud)
+        if self._ring.withdraw(ud, UD_CANCEL):
+            if mine:
+                del table[ud]
+            return False
+        return mine  # consumed by the kernel (the enter came before the failure), or no SQE
+
+    def rescue_locked(
+        self, op: Operation, ud: int, exc: Exception, lines: dict[int, Line]
+    ) -> int | None:
+        """A failure ``exc`` (a MemoryError) in the backend's general path (``_submit_slow``)
+        once it counted ``op``: a FILE request prepared as ``ud`` (-1: not yet) is taken
+        back (:meth:`take_back_locked`); a STREAM request queued in its line, or backlogged,
+        is the backend's (its line's head arms itself or is backlogged: :meth:`poll_locked`),
+        else the line made for it and left empty is dropped. Returns None if the backend
+        holds the request, else the status to complete it with now (:func:`failed_status`)."""
+        if op.kind is OpKind.FILE:
+            if ud < 0:
+                return None if self.holds_locked(op) else failed_status(op, exc)
+            return self.take_back_locked(op, ud, exc)
+        if self.holds_locked(op):
+            return None
+        fd = op.fd
+        line = lines.get(fd + fd if op.poll_events & _POLLIN else fd + fd + 1)
+        if line is not None and not (line.ops or line.busy or line.poll_ud):
+            del lines[line.key]
+        op.token = None
+        return failed_status(op, exc)
+
+    def holds_locked(self, op: Operation) -> bool:
+        """Whether the backend holds ``op`` (in flight, queued in its line, backlogged): the
+        failure path of ``submit`` (a MemoryError before the request was counted, or after
+        it was taken), never the hot path."""
+        token = op.token
+        if token is not None:
+            ops = getattr(token, "ops", None)  # (a STREAM op's line)
+            if ops is not None:
+                if op in ops:
+                    return True
+            else:
+                entry = self._table.get(token)
+                if entry is not None and entry[0] is op:
+                    return True
+        return any(entry[1] is op for entry in self._backlog.entries)
 
     def submit_one_locked(self, ts: ThreadState, ud: int) -> bool:
         """:meth:`submit_locked` for a ring that holds nothing but ``ud``, just prepared
@@ -167,19 +249,28 @@ class Submission:
             except SubmissionQueueFull:
                 pass
             else:
-                table.next_ud = ud + 1
-                table[ud] = (op, line)
-                line.poll_ud = ud
-                self._unsubmitted.append(ud)
-                # The ring's owner defers to its next wait (``lead``); the ring thread never
-                # owns the ring (compared by ident: no thread state made for it).
-                owner = self._lead.owner
-                if owner is not None and owner.ts.ident == _get_ident():
-                    if not self._deferral.hinted:
-                        self._deferral.hint_locked()
-                elif self.submit_locked(self.submitter()):
-                    os.eventfd_write(self._efd, 1)  # rare (EBUSY): under the lock, so be it
-                return
+                try:
+                    table[ud] = (op, line)
+                    table.next_ud = ud + 1
+                    line.poll_ud = ud
+                    self._unsubmitted.append(ud)
+                    # The ring's owner defers to its next wait (``lead``); the ring thread
+                    # never owns the ring (compared by ident: no thread state made for it).
+                    owner = self._lead.owner
+                    if owner is not None and owner.ts.ident == _get_ident():
+                        if not self._deferral.hinted:
+                            self._deferral.hint_locked()
+                    elif self.submit_locked(self.submitter()):
+                        os.eventfd_write(self._efd, 1)  # rare (EBUSY): under the lock
+                    return
+                except MemoryError:
+                    # Half armed: in the kernel, or taken back and left to the ring thread
+                    # (the backlog, below), as a head that found the SQ ring full.
+                    if self.withdraw_locked(ud, op):
+                        return
+                    line.poll_ud = 0
+                    line.direct = False
+                    line.keep = None
         self._backlog.add_locked(B_POLL, op, line)
         if self._wake_locked():
             os.eventfd_write(self._efd, 1)

@@ -1,0 +1,298 @@
+"""Failed allocations in the io_uring backend (robust, 2026-12-06): no request left registered
+and never sent, no backend taken down.
+
+- ``IoUringBackend.submit`` (the Python method, the reference and the fallback of the C one):
+  the request is registered by its issuer before ``submit`` runs (``_io._issue``), so every
+  failure inside it ends with the request sent (in the kernel, completed once), completed at
+  once with STATUS_INSUFFICIENT_RESOURCES (ERROR_NO_SYSTEM_RESOURCES), or raised with nothing
+  taken (no counter moved, no entry, no SQE) - and then the issuer completes it with that
+  status (``_hand_to_backend``: a request never left registered and never sent, which its file's
+  close would wait for for ever). Swept (``nomem_sweep``): a FILE read on an idle ring (QD1:
+  ``submit_one_locked``), one with another request in flight (``submit_locked``), one
+  behind a backlog (``_submit_slow``).
+- The ring thread: a MemoryError in its loop runs the round again after a back-off (the
+  completions it had collected kept), never takes the backend down; its backlog drain takes
+  back an SQE whose entry could not be made.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from winaio._backends import uring
+from winaio._backends.uring import ringthread
+from winaio._backends.uring.backlog import NO_RESOURCES
+from winaio._backends.uring.common import B_FILE, CANCELLED, UD_CANCEL, InFlight
+from winaio._io import _accel, _disk
+from winaio._io._disk import DiskFile
+from winaio._io._overlapped import Overlapped
+from winaio._io._port import CompletionPort
+from winaio.codes import WinError, ntstatus_to_winerror
+from winaio.testing import (
+    nomem_sweep,
+    registered_read,
+    require_c_path,
+    ring_thread_asleep,
+    wait_until,
+)
+
+OK, REASON = uring.probe_backend()
+pytestmark = pytest.mark.skipif(not OK, reason=f"io_uring backend unavailable: {REASON}")
+
+BLOCK = 4096
+LONG = 5.0
+
+
+@pytest.mark.parametrize("c", [True, False], ids=["c", "python"])
+def test_a_request_the_backend_has_no_memory_for_completes_with_that_error(
+    disk: DiskFile,
+    port: CompletionPort,
+    aligned: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    c: bool,
+) -> None:
+    """# spec: win32 #40. A backend ``submit`` that raises MemoryError (having taken nothing):
+    ReadFile still pends and its completion reports ERROR_NO_SYSTEM_RESOURCES; the request is
+    not left registered (the file closes), from the C issue and the Python one alike."""
+    if c:
+        require_c_path(_disk.accelerator_available())
+    before = _accel.use(c)
+    try:
+
+        def no_memory(op: object) -> None:
+            raise MemoryError
+
+        monkeypatch.setattr(disk.backend, "submit", no_memory)
+        ov = Overlapped(BLOCK)
+        assert disk.start_read(aligned(BLOCK), ov) is False
+        packet = port.get(LONG)
+        assert packet is not None and packet.overlapped is ov
+        assert packet.status == NO_RESOURCES == ov.status
+        assert ntstatus_to_winerror(packet.status) == WinError.ERROR_NO_SYSTEM_RESOURCES
+        assert disk.pending_requests == 0
+    finally:
+        _accel.use(before)
+
+
+def test_the_ring_thread_runs_a_round_again_after_a_memory_error(
+    armed_uring: uring.IoUringBackend,
+    disk: DiskFile,
+    port: CompletionPort,
+    aligned: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A MemoryError in the ring thread's round (after its backlog drain collected a
+    completion: a cancelled request's) does not take the backend down: the round runs again
+    after a back-off and delivers what the failed one had collected; the backend takes new
+    requests (a read completes)."""
+    backend = armed_uring
+    rt = backend._ring_thread
+    assert ring_thread_asleep(backend)
+    op = registered_read(disk, aligned(BLOCK), 0)
+    op.cancel_requested = True  # (the drain completes it cancelled, into the round's list)
+    failures = [2]
+    real = ringthread._monotonic
+
+    def failing() -> float:
+        if threading.current_thread() is rt.thread and failures[0]:
+            failures[0] -= 1
+            raise MemoryError
+        return real()
+
+    monkeypatch.setattr(ringthread, "_monotonic", failing)
+    with backend._lock:
+        backend._submitted += 1
+        backend._backlog.add_locked(B_FILE, op, None)
+        wake = rt.wake_locked()
+    assert wake
+    os.eventfd_write(backend._efd, 1)
+    packet = port.get(LONG)
+    assert packet is not None and packet.overlapped is op.overlapped
+    assert packet.status == CANCELLED
+    assert failures == [0] and rt.retries == 2 and rt.thread.is_alive()
+    assert not backend._crashed
+    ov = Overlapped(BLOCK)
+    assert disk.start_read(aligned(BLOCK), ov) is False
+    packet = port.get(LONG)
+    assert packet is not None and packet.overlapped is ov and packet.status == 0
+    wait_until(lambda: disk.pending_requests == 0, LONG, "delivered")
+
+
+def test_the_backlog_drain_takes_back_an_sqe_it_could_not_enter(
+    armed_uring: uring.IoUringBackend, disk: DiskFile, port: CompletionPort, aligned: Any
+) -> None:
+    """A MemoryError making the entry of a backlogged read the drain just prepared: its SQE
+    becomes a NOP before the error goes on (no read in the kernel without the entry that
+    keeps its buffer alive); the backlog entry stays first, prepared again by the next
+    round."""
+    backend = armed_uring
+    assert ring_thread_asleep(backend)
+    op = registered_read(disk, aligned(BLOCK), 0)
+
+    class FailingTable(InFlight):
+        def __setitem__(self, ud: int, entry: Any) -> None:
+            raise MemoryError
+
+    table = FailingTable()
+    table.next_ud = backend._table.next_ud
+    ring = backend._ring
+    with backend._lock:
+        backend._submitted += 1
+        backlog = backend._backlog
+        backlog.add_locked(B_FILE, op, None)
+        tail = ring._sq_tail
+        with pytest.raises(MemoryError):
+            backlog.drain_locked(ring, table, backend._streams, lambda: False, [], [])
+        assert ring._sq_tail == tail + 1  # (prepared, not submitted)
+        sqe = memoryview(ring._sqes)[(tail & ring._sq_mask) << 6 :][:64]
+        assert sqe[0] == 0 and int.from_bytes(sqe[32:40], "little") == UD_CANCEL  # a NOP
+        assert backlog.entries[0][1] is op and not table
+        wake = backend._ring_thread.wake_locked()
+    if wake:
+        os.eventfd_write(backend._efd, 1)  # (the real drain submits the NOP and the read)
+    packet = port.get(LONG)
+    assert packet is not None and packet.overlapped is op.overlapped and packet.status == 0
+    assert port.get(0.05) is None
+    wait_until(lambda: disk.pending_requests == 0, LONG, "delivered")
+
+
+_NOMEM = textwrap.dedent(
+    """
+    import gc, mmap, os, sys, tempfile, threading, time
+    from winaio._backends import uring
+    from winaio._backends.uring.common import B_CANCEL
+    from winaio._io import _accel, _disk
+    from winaio._io._disk import DiskFile
+    from winaio._io._ops import pinned_read
+    from winaio._io._overlapped import Overlapped
+    from winaio._io._port import CompletionPort
+    from winaio._kernel._dispatcher import LOCK
+    from winaio.codes import NtStatus
+    from winaio.testing import call_failing, left_behind, ring_thread_asleep, wait_until
+
+    _accel.use(False)  # the Python submit, the reference
+    shape = sys.argv[3]
+    fd, path = tempfile.mkstemp(dir=sys.argv[2])
+    os.write(fd, os.urandom(1 << 16))
+    os.close(fd)
+    backend = uring.IoUringBackend()
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    disk = DiskFile(fd, overlapped=True, direct=True, seekable=True, backend=backend)
+    port = CompletionPort()
+    disk.associate(port, 1)
+    memory = mmap.mmap(-1, 4096)
+    view = memoryview(memory)
+    disk.start_read(view, Overlapped(0))  # (the thread's state made, its parker bound)
+    assert port.get(5.0) is not None
+    held = None
+    if shape == "busy":  # another request in flight: the ring is not idle
+        held = backend._table.next_ud
+        with backend._lock:
+            backend._table[held] = (None, None)  # (a stand-in entry, never in the kernel)
+    # Counters past the small ints' cache, so that each new value is an allocation.
+    backend._table.next_ud += 1 << 32
+    backend._submitted += 1 << 32
+    backend._sq.enters += 1 << 32
+    NO_RESOURCES = int(NtStatus.STATUS_INSUFFICIENT_RESOURCES)
+
+    # While a call is swept, the ring thread (woken by a CQE, or by the call) waits at the
+    # top of its round, before it reaps: the reaper's own cuts are not what is swept here.
+    # (a flag and a sleep: no lock to allocate, which would fail as RuntimeError meanwhile)
+    gate = [True]
+    eventfd_read = os.eventfd_read
+
+    def parked_read(fd):
+        if threading.current_thread() is backend._ring_thread.thread:
+            while not gate[0]:
+                time.sleep(0.0005)
+        return eventfd_read(fd)
+
+    os.eventfd_read = parked_read
+
+    def state():
+        return (backend._submitted, backend._table.next_ud, len(backend._table),
+                backend._ring._sq_tail)
+
+    bad = set()
+    for k in range(int(sys.argv[1])):
+        offset = 4096 * (k % 16)
+        anchor = memoryview(view)
+        address = _disk._addressof(_disk._from_buffer(view))
+        op = pinned_read(disk, Overlapped(offset), view, offset, anchor, address, 4096)
+        with LOCK:
+            op.registered = op.submitted = True
+            disk._pending[op] = None
+        # (the failing allocation is this thread's; with a request in flight the ring
+        # thread watches the ring's owner with a timeout: then it may take one itself,
+        # which it survives, the sweep missing that k)
+        ring_thread_asleep(backend, 0.05 if shape == "busy" else 2.0)
+        if shape == "backlog":  # (a cancel of no request: the ring thread submits it)
+            with backend._lock:
+                backend._backlog.entries.append((B_CANCEL, None, 1))
+        before = state()
+        gate[0] = False
+        raised = call_failing(k, backend.submit, op)
+        after = state()  # (before the ring thread, held at its gate, moves it)
+        gate[0] = True
+        if shape == "backlog":  # (the ring thread takes the lock while it submits it)
+            backend._ring_thread.wake()
+            wait_until(lambda: not backend._backlog.entries, 5.0, "the backlog submitted")
+            ring_thread_asleep(backend)
+        bad.update(left_behind(port, locks={"the backend's lock": backend._lock}))
+        if raised is not None:  # nothing taken, or it would complete twice
+            if after != before or any(e[0] is op for e in backend._table.values()):
+                bad.add(f"raised with the request taken: {before} -> {after}")
+            op.complete(NO_RESOURCES, 0)  # (what the issuer does then: ``_hand_to_backend``)
+        packet = port.get(5.0)
+        if packet is None or packet.overlapped is not op.overlapped:
+            bad.add("the request never completed")
+        elif packet.status not in (0, NO_RESOURCES):
+            bad.add(f"completed with {packet.status:#x}")
+        elif port.get(0.02) is not None:
+            bad.add("a request completed twice")
+        if disk.pending_requests or len(backend._table) != (held is not None):
+            bad.add(f"a request left behind ({disk.pending_requests}, {len(backend._table)})")
+            break
+        if backend._ring.sq_ready() and not backend._backlog.stuck:
+            with backend._lock:  # (a withdrawn SQE, a NOP, waits for the next enter)
+                backend._sq.submit_locked(None)
+        del raised, op, anchor
+    if held is not None:
+        with backend._lock:
+            del backend._table[held]
+    backend._submitted -= 1 << 32  # (its close counts what is still in flight with it)
+    backend._sq.enters -= 1 << 32
+    del view
+    gc.collect()  # (a failure's traceback in a cycle holds the frames that held the pin)
+    try:
+        memory.close()
+    except BufferError:
+        bad.add("the buffer left exported (a pin leaked)")
+    disk.close()
+    port.close()
+    backend.close()
+    os.unlink(path)
+    print(sorted(bad))
+    """
+)
+
+
+@pytest.mark.parametrize("shape", ["idle", "busy", "backlog"])
+def test_a_failed_allocation_in_the_python_submit_sends_or_fails_the_request(
+    tmp_path: Path, shape: str
+) -> None:
+    """Every allocation of the Python ``submit`` (and of what it calls) made to fail in turn,
+    under the debug allocator: no MemoryError out of it with the request registered; the read
+    completes exactly once, with its data or STATUS_INSUFFICIENT_RESOURCES; no lock held, no
+    entry or SQE left behind."""
+    try:
+        os.close(os.open(tmp_path / "probe", os.O_CREAT | os.O_RDONLY | os.O_DIRECT))
+    except OSError as exc:
+        pytest.skip(f"no O_DIRECT here: {exc}")
+    nomem_sweep(_NOMEM, "40", str(tmp_path), shape)
