@@ -28,6 +28,8 @@
 #include "_fastdone.h"
 #include "_fastslot.h"
 
+_Static_assert(sizeof(unsigned long) == sizeof(uint64_t), "LP64: a user_data in an unsigned long");
+
 /* ------------------------------------------------------------------ delivery */
 
 int
@@ -131,7 +133,10 @@ plain_slot(PyObject *cqe, PyObject *table, PyObject *items, uint32_t *index_out,
     if (!PyLong_CheckExact(ud_o) || !PyLong_CheckExact(res_o) || _PyLong_Sign(res_o) <= 0) {
         return NULL;
     }
-    unsigned long long ud = PyLong_AsUnsignedLongLong(ud_o);
+    /* (``unsigned long``: 64 bits on LP64, read digit by digit; CPython 3.11's ``unsigned
+     * long long`` conversion of a 3-digit int goes through ``_PyLong_AsByteArray``, ~10x the
+     * instructions: deliver, 2026-12-06) */
+    unsigned long long ud = PyLong_AsUnsignedLong(ud_o);
     long r = PyLong_AsLong(res_o);
     if (PyErr_Occurred() || !(ud & SLOT_TAG_BIT) || r > INT32_MAX) {
         PyErr_Clear();
