@@ -21,7 +21,7 @@ import os
 import socket
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +43,8 @@ KINDS = [
 
 
 @pytest.fixture
-def procs(monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.syspath_prepend(str(BENCH))
-    import bench_procs
-
-    return bench_procs
+def procs(bench_import: Callable[[str], Any]) -> Any:
+    return bench_import("bench_procs")
 
 
 @pytest.fixture
