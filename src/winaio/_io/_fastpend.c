@@ -94,10 +94,8 @@ PyObject *g_deque_append;          /* deque.append */
 static PyObject *g_eventfd_write;  /* os.eventfd_write */
 PyObject *g_io_key;                /* _files._IO_KEY */
 PyObject *g_one, *g_zero_int;
-PyObject *s_ts_key; /* the thread state dict's key of the remembered ThreadState */
 static PyObject *s_arm_slot;        /* Receives._arm_slot: a slot's step 2 in Python */
 static int g_slots_c; /* ``slots`` is ``c`` (``_accel``): the slot's shape arms the C slot */
-PyObject *s_ts;
 static PyObject *s_pend_rest, *s_hint_locked, *s_submit_locked, *s_bind_parker;
 PyObject *s_append, *s_pop, *s_sq_reserve;
 PyObject *be_names[B_COUNT + 1];
@@ -631,8 +629,6 @@ configure_pend(PyObject *module, PyObject *args)
         PyErr_SetString(PyExc_TypeError, "the in-flight table must be a dict subclass");
         return NULL;
     }
-    s_ts = PyUnicode_InternFromString("ts");
-    s_ts_key = PyUnicode_InternFromString("winaio._io._fastpend.thread_state");
     s_append = PyUnicode_InternFromString("append");
     s_pop = PyUnicode_InternFromString("pop");
     s_pend_rest = PyUnicode_InternFromString("_pend_rest");
@@ -643,7 +639,7 @@ configure_pend(PyObject *module, PyObject *args)
     s_bind_parker = PyUnicode_InternFromString("bind_issuer");
     g_one = PyLong_FromLong(1);
     g_zero_int = PyLong_FromLong(0);
-    if (s_ts == NULL || s_ts_key == NULL || s_append == NULL || s_pop == NULL ||
+    if (s_append == NULL || s_pop == NULL ||
         s_pend_rest == NULL || s_arm_slot == NULL || s_sq_reserve == NULL || s_hint_locked == NULL ||
         s_submit_locked == NULL || s_bind_parker == NULL || g_one == NULL || g_zero_int == NULL) {
         return NULL;

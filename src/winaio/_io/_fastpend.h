@@ -16,6 +16,7 @@
 
 #include "_fastio.h"
 
+#include <limits.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -30,6 +31,20 @@ static inline int
 kfast(kind_t *k, PyTypeObject *tp)
 {
     return kind_fast(k, tp);
+}
+
+/* An exact int's value as 64 unsigned bits, -1 with an error when out of range (an in-flight
+ * table's user_data): ``PyLong_AsUnsignedLong`` where a long has 64 bits (LP64): CPython 3.11's
+ * ``PyLong_AsUnsignedLongLong`` takes ``_PyLong_AsByteArray``'s slow path (~200 instructions
+ * against ~20; session 13). */
+static inline uint64_t
+pend_as_u64(PyObject *o)
+{
+#if ULONG_MAX == UINT64_MAX
+    return (uint64_t)PyLong_AsUnsignedLong(o);
+#else
+    return (uint64_t)PyLong_AsUnsignedLongLong(o);
+#endif
 }
 
 /* Borrowed slot ``i`` of ``obj`` (a kind checked fast), NULL when unset. */
@@ -65,7 +80,6 @@ extern PyObject *g_LOCK;   /* the dispatcher LOCK */
 extern PyObject *g_tls;    /* _kernel._threads._tls (``current_thread_state``) */
 extern PyObject *g_cts;    /* current_thread_state */
 extern PyObject *g_io_key; /* _files._IO_KEY */
-extern PyObject *s_ts, *s_ts_key;
 
 #if PEND_FAST
 

@@ -155,7 +155,7 @@ pend_locked(PyObject *d, PyObject **b, PyObject *submitted_o, uint64_t seen, PyO
         !PyLong_CheckExact(mask_o)) {
         return PEND_REST;
     }
-    unsigned long long udv = PyLong_AsUnsignedLongLong(ud);
+    unsigned long long udv = pend_as_u64(ud);
     if (udv == (unsigned long long)-1 && PyErr_Occurred()) {
         PyErr_Clear();
         return PEND_REST; /* (struct.error in Python: the general path) */
@@ -202,7 +202,7 @@ pend_locked(PyObject *d, PyObject **b, PyObject *submitted_o, uint64_t seen, PyO
             Py_DECREF(anchor);
             return PEND_REST;
         }
-        udv = PyLong_AsUnsignedLongLong(ud);
+        udv = pend_as_u64(ud);
         tail = PyLong_AsLongLong(tail_o);
         limit = PyLong_AsLongLong(limit_o);
         if (PyErr_Occurred() || tail == limit) {
