@@ -330,13 +330,21 @@ backend_part:
     if (fd == NULL || !PyLong_CheckExact(fd)) {
         goto rest; /* (registered, or the slot ARMING, already) */
     }
-    long fdv = PyLong_AsLong(fd);
-    if (fdv == -1 && PyErr_Occurred()) {
-        goto rest_after_error;
-    }
-    key = PyLong_FromLong(fdv + fdv);
-    if (key == NULL) {
-        goto rest_after_error;
+    /* The line key ``fd + fd``: made (before the lock: an allocation may run Python) for the
+     * request, which opens a line under it, and for a slot only when the lines are not empty
+     * (the slot's common case has no line at all: the lookup and the int skipped; pend,
+     * session 13). Empty before the lock but not under it: the Python step 2 looks. */
+    PyObject *lines0 = SLOT(pk_sl, b[B_STREAMS], S_LINES);
+    if (slot == NULL || lines0 == NULL || !PyDict_CheckExact(lines0) ||
+        PyDict_GET_SIZE(lines0) != 0) {
+        long fdv = PyLong_AsLong(fd);
+        if (fdv == -1 && PyErr_Occurred()) {
+            goto rest_after_error;
+        }
+        key = PyLong_FromLong(fdv + fdv);
+        if (key == NULL) {
+            goto rest_after_error;
+        }
     }
     PyObject *lock = b[B_LOCK];
     /* (registered, or the slot ARMING: an interrupt while a contended lock is waited for is
@@ -359,9 +367,20 @@ backend_part:
         cancel != NULL) {
         int c = fio_is_true(closing_o);
         int e = c ? c : fio_is_true(entries);
-        int l = e ? e : PyDict_Contains(lines, key);
+        int l = e;
+        if (!l) {
+            /* (2: not a dict, or no key - a slot's, the lines empty before the lock - and a
+             * line came meanwhile: the Python continuation looks) */
+            l = !PyDict_CheckExact(lines)      ? 2
+                : PyDict_GET_SIZE(lines) == 0 ? 0
+                : key != NULL                 ? PyDict_Contains(lines, key)
+                                              : 2;
+        }
         int k = l ? l : fio_is_true(cancel);
-        if (k < 0) {
+        if (k == 2) {
+            st = PEND_REST; /* (a line came meanwhile: the Python step 2 looks for the fd's) */
+        }
+        else if (k < 0) {
             st = PEND_ERROR;
         }
         else if (!k && slot != NULL) {
