@@ -51,7 +51,13 @@ def _thread_dict() -> dict[str, Any]:
     get = ctypes.pythonapi.PyThreadState_GetDict
     get.restype = ctypes.py_object
     get.argtypes = []
+    incref = ctypes.pythonapi.Py_IncRef
+    incref.restype = None
+    incref.argtypes = [ctypes.py_object]
     d: dict[str, Any] = get()
+    # (ctypes takes a py_object result as a new reference; this one is borrowed: without
+    # this, the thread's state dict would be freed under the thread)
+    incref(d)
     return d
 
 
@@ -192,3 +198,31 @@ def test_a_line_that_comes_while_the_lock_is_waited_for_takes_the_python_step_2(
             lines.pop(key, None)
     assert hooked.done and "_arm_slot" in names
     assert "_arm_slot" not in python_frames(partial(_receive, s, peer, port))
+
+
+def test_a_class_modified_after_many_c_arms_takes_the_python_method(
+    c_slot_socket: tuple[Socket, socket.socket, CompletionPort],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The classes on the way are remembered once checked (their version tags): a method
+    patched on one of them afterwards (the ring's ``prep_recv``) is seen at the next receive,
+    which the Python reference makes (it calls the patched method); the patch undone, the C
+    arm again."""
+    s, peer, port = c_slot_socket
+    for _ in range(3):
+        _receive(s, peer, port)  # (the classes remembered)
+    b: Any = s.backend
+    ring_class = type(b._ring)
+    calls: list[int] = []
+    prep = ring_class.prep_recv
+
+    def patched(self: Any, *args: Any) -> Any:
+        calls.append(args[0])
+        return prep(self, *args)
+
+    monkeypatch.setattr(ring_class, "prep_recv", patched)
+    _receive(s, peer, port)
+    assert calls == [s.fd]
+    monkeypatch.undo()
+    assert "_arm_slot" not in python_frames(partial(_receive, s, peer, port))
+    assert calls == [s.fd]

@@ -105,6 +105,77 @@ static int g_on;
  * docs/plans/receive-slot.md; until the C slot arms it here). */
 static int g_slots_py;
 
+/* The classes of the hot shape as last checked whole (pend, session 13): the version tag of
+ * each class read on the way (the file's, the OVERLAPPED's, the request's, the receive side's,
+ * and those of its attributes' values), taken when every ``kfast`` check of them passed (its
+ * ``kind_fast_check`` cost ~270 instructions a call). 3.11: a class's version tag is globally
+ * unique and is reset (to 0) when the class or one of its bases is modified, so a class
+ * whose tag equals the one remembered is the class checked, unmodified since: its checks
+ * hold. 0: nothing remembered (a class without a valid tag is never remembered). */
+#if PEND_FAST && PY_VERSION_HEX < 0x030C0000
+#define PEND_HOT 1
+#else
+#define PEND_HOT 0
+#endif
+static struct {
+    unsigned int file, ov, op, be;                                     /* first */
+    unsigned int backlog, streams, table, ring, lead, def, line, rp;   /* the attributes' */
+    unsigned int ts;                                                   /* the thread state's */
+    int rslot; /* ``kfast(&pk_rslot, file's class)`` as it was then */
+} g_hot;
+
+#define TAG(tp) (((PyTypeObject *)(tp))->tp_version_tag)
+
+/* The first classes (the file's, the OVERLAPPED's, the request's, the receive side's) are
+ * the ones remembered. */
+static inline int
+hot_first(PyObject *file, PyObject *ov)
+{
+    return PEND_HOT && g_hot.file != 0 && TAG(Py_TYPE(file)) == g_hot.file &&
+           TAG(Py_TYPE(ov)) == g_hot.ov && TAG(g_op_type) == g_hot.op &&
+           TAG(g_backend_type) == g_hot.be;
+}
+
+/* The classes of the receive side's attributes ``b`` are the ones remembered. */
+static inline int
+hot_second(PyObject **b)
+{
+    return TAG(Py_TYPE(b[B_BACKLOG])) == g_hot.backlog &&
+           TAG(Py_TYPE(b[B_STREAMS])) == g_hot.streams &&
+           TAG(Py_TYPE(b[B_TABLE])) == g_hot.table && TAG(Py_TYPE(b[B_RING])) == g_hot.ring &&
+           TAG(Py_TYPE(b[B_LEAD])) == g_hot.lead && TAG(Py_TYPE(b[B_DEFERRAL])) == g_hot.def &&
+           TAG(g_line_type) == g_hot.line && TAG(g_rp_type) == g_hot.rp;
+}
+
+/* Every class checked whole just now (``kfast``): their tags remembered, if all are valid. */
+static void
+hot_remember(PyObject *file, PyObject *ov, PyObject **b)
+{
+    PyTypeObject *tps[12] = {Py_TYPE(file),         Py_TYPE(ov),          g_op_type,
+                             g_backend_type,        Py_TYPE(b[B_BACKLOG]), Py_TYPE(b[B_STREAMS]),
+                             Py_TYPE(b[B_TABLE]),   Py_TYPE(b[B_RING]),    Py_TYPE(b[B_LEAD]),
+                             Py_TYPE(b[B_DEFERRAL]), g_line_type,          g_rp_type};
+    g_hot.file = 0;
+    for (int i = 0; i < 12; i++) {
+        if (!(tps[i]->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) || tps[i]->tp_version_tag == 0) {
+            return;
+        }
+    }
+    g_hot.rslot = pk_rslot.offsets[0] >= 0 && kfast(&pk_rslot, tps[0]);
+    g_hot.ov = TAG(tps[1]);
+    g_hot.op = TAG(tps[2]);
+    g_hot.be = TAG(tps[3]);
+    g_hot.backlog = TAG(tps[4]);
+    g_hot.streams = TAG(tps[5]);
+    g_hot.table = TAG(tps[6]);
+    g_hot.ring = TAG(tps[7]);
+    g_hot.lead = TAG(tps[8]);
+    g_hot.def = TAG(tps[9]);
+    g_hot.line = TAG(tps[10]);
+    g_hot.rp = TAG(tps[11]);
+    g_hot.file = PEND_HOT ? TAG(tps[0]) : 0; /* (last: the record is whole) */
+}
+
 /* The Python ``pend_receive`` with ``self`` and the caller's arguments. */
 static PyObject *
 python_pend(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
@@ -173,10 +244,11 @@ pend_impl(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
     if (!shape_ok) {
         goto python;
     }
-    /* The classes. */
-    if (!kfast(&pk_file, Py_TYPE(file)) || !kfast(&pk_ov, Py_TYPE(ov)) ||
-        !kfast(&pk_op1, g_op_type) || !kfast(&pk_op2, g_op_type) ||
-        !kfast(&pk_be1, g_backend_type) || !kfast(&pk_be2, g_backend_type)) {
+    /* The classes: as remembered (``g_hot``), else checked one by one. */
+    int hot = hot_first(file, ov);
+    if (!hot && (!kfast(&pk_file, Py_TYPE(file)) || !kfast(&pk_ov, Py_TYPE(ov)) ||
+                 !kfast(&pk_op1, g_op_type) || !kfast(&pk_op2, g_op_type) ||
+                 !kfast(&pk_be1, g_backend_type) || !kfast(&pk_be2, g_backend_type))) {
         goto python;
     }
     PyObject *fd = SLOT(pk_file, file, PF_FD);
@@ -204,16 +276,24 @@ pend_impl(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
         goto python;
     }
     uint64_t seen = DICT_VERSION(d);
-    if (!kfast(&pk_backlog, Py_TYPE(b[B_BACKLOG])) ||
-        !kfast(&pk_sl, Py_TYPE(b[B_STREAMS])) || !kfast(&pk_slm, Py_TYPE(b[B_STREAMS])) ||
-        !Py_IS_TYPE(b[B_TABLE], g_table_type) || !kfast(&pk_table, g_table_type) ||
-        !kfast(&pk_ring, Py_TYPE(b[B_RING])) || !kfast(&pk_ringm, Py_TYPE(b[B_RING])) ||
-        !kfast(&pk_lead, Py_TYPE(b[B_LEAD])) || !kfast(&pk_def, Py_TYPE(b[B_DEFERRAL])) ||
-        !kfast(&pk_line, g_line_type) ||
-        !kfast(&pk_linem, g_line_type) || !kfast(&pk_rp, g_rp_type) ||
-        !PyList_CheckExact(b[B_UNSUBMITTED]) || !PyLong_CheckExact(b[B_IOPRIO]) ||
+    if (!PyList_CheckExact(b[B_UNSUBMITTED]) || !PyLong_CheckExact(b[B_IOPRIO]) ||
         !PyLong_CheckExact(b[B_SUBMITTED])) {
         goto python;
+    }
+    if (!hot || !hot_second(b)) {
+        if (!kfast(&pk_file, Py_TYPE(file)) || !kfast(&pk_ov, Py_TYPE(ov)) ||
+            !kfast(&pk_op1, g_op_type) || !kfast(&pk_op2, g_op_type) ||
+            !kfast(&pk_be1, g_backend_type) || !kfast(&pk_be2, g_backend_type) ||
+            !kfast(&pk_backlog, Py_TYPE(b[B_BACKLOG])) ||
+            !kfast(&pk_sl, Py_TYPE(b[B_STREAMS])) || !kfast(&pk_slm, Py_TYPE(b[B_STREAMS])) ||
+            !Py_IS_TYPE(b[B_TABLE], g_table_type) || !kfast(&pk_table, g_table_type) ||
+            !kfast(&pk_ring, Py_TYPE(b[B_RING])) || !kfast(&pk_ringm, Py_TYPE(b[B_RING])) ||
+            !kfast(&pk_lead, Py_TYPE(b[B_LEAD])) || !kfast(&pk_def, Py_TYPE(b[B_DEFERRAL])) ||
+            !kfast(&pk_line, g_line_type) || !kfast(&pk_linem, g_line_type) ||
+            !kfast(&pk_rp, g_rp_type)) {
+            goto python;
+        }
+        hot_remember(file, ov, b); /* (no Python ran since the first checks) */
     }
     event = SLOT(pk_ov, ov, PO_EVENT); /* (again: a first _PyObject_GetDictPtr allocates) */
     skip = SLOT(pk_ov, ov, PO_SKIP_PORT);
@@ -235,14 +315,21 @@ pend_impl(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
     if (ts == NULL) {
         goto done;
     }
-    if (!kfast(&pk_ts, Py_TYPE(ts))) {
-        goto python_after;
+    if (!PEND_HOT || g_hot.ts == 0 || TAG(Py_TYPE(ts)) != g_hot.ts) {
+        if (!kfast(&pk_ts, Py_TYPE(ts))) {
+            goto python_after;
+        }
+        g_hot.ts = PEND_HOT && (Py_TYPE(ts)->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)
+                       ? TAG(Py_TYPE(ts))
+                       : 0;
     }
 
     /* The receive slot's shape (``_slot.eligible``; the port is checked under LOCK): arm
      * step 1, else the request below. */
     if (g_slots_c && event == Py_None && skip == Py_False) {
-        int a = arm_step1(file, ov, view, ts, b[B_SLOTS], &slot);
+        /* (the file's class as remembered, checked just now: whether it has the slot) */
+        int rslot = TAG(Py_TYPE(file)) == g_hot.file && g_hot.file != 0 ? g_hot.rslot : -1;
+        int a = arm_step1(file, ov, view, ts, b[B_SLOTS], rslot, &slot);
         if (a < 0) {
             goto done;
         }

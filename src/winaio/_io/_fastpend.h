@@ -113,7 +113,8 @@ int pend_slot_locked(PyObject **b, PyObject *slot, PyObject *ts, PyObject *file,
  * error; ``register_receive``'s registration under LOCK: 0, 1 (the file is being closed:
  * nothing registered) or -1; the receive slot's arm step 1: 1 (``*out``: the slot, a
  * ``ReceiveSlotObject``, a new reference), 0 (the request path), 2 (the Python method) or -1
- * (nothing touched in each but 1). */
+ * (nothing touched in each but 1); ``rslot``: whether the file's class has the slot member
+ * (checked by the caller), -1: check it. */
 PyObject *thread_state(void);
 int register_locked(PyObject *file, PyObject *op, PyObject *ts, PyObject *event, PyObject *skip);
 
@@ -123,7 +124,7 @@ int register_locked(PyObject *file, PyObject *op, PyObject *ts, PyObject *event,
 
 #if PEND_FAST
 int arm_step1(PyObject *file, PyObject *ov, PyObject *view, PyObject *ts, PyObject *slots,
-              ReceiveSlotObject **out);
+              int rslot, ReceiveSlotObject **out);
 #endif
 
 #endif

@@ -102,10 +102,13 @@ register_locked(PyObject *file, PyObject *op, PyObject *ts, PyObject *event, PyO
  * request path: nothing touched), 2 (the Python method: a file being closed, a Python slot,
  * a slot of another table; nothing touched) or -1 with an error (nothing touched). */
 int
-arm_step1(PyObject *file, PyObject *ov, PyObject *view, PyObject *ts, PyObject *slots,
+arm_step1(PyObject *file, PyObject *ov, PyObject *view, PyObject *ts, PyObject *slots, int rslot,
           ReceiveSlotObject **out)
 {
-    if (pk_rslot.offsets[0] < 0 || !kfast(&pk_rslot, Py_TYPE(file))) {
+    if (rslot < 0) {
+        rslot = pk_rslot.offsets[0] >= 0 && kfast(&pk_rslot, Py_TYPE(file));
+    }
+    if (!rslot) {
         return 0; /* (a file class without the slot member) */
     }
     PyObject *port = SLOT(pk_file, file, PF_PORT), *rs = SLOT(pk_rslot, file, 0);
