@@ -453,7 +453,10 @@ backend_part:
     if (closing_o != NULL && submitted_o != NULL && entries != NULL && lines != NULL &&
         cancel != NULL) {
         int c = fio_is_true(closing_o);
-        int e = c ? c : fio_is_true(entries);
+        /* (the backlog's entries: a deque's length is its size, no call) */
+        int e = c ? c
+                  : Py_IS_TYPE(entries, (PyTypeObject *)g_deque) ? Py_SIZE(entries) != 0
+                                                                  : fio_is_true(entries);
         int l = e;
         if (!l) {
             /* (2: not a dict, or no key - a slot's, the lines empty before the lock - and a

@@ -47,6 +47,22 @@ pend_as_u64(PyObject *o)
 #endif
 }
 
+/* An int's value (``o`` an int: ``PyLong_Check``), read from its one digit when it has one
+ * (3.11's layout: the SQ ring's tail, limit and mask, a socket's fd, the ioprio), else
+ * ``PyLong_AsLongLong`` (-1 with an error when out of range). ~5 instructions against ~18
+ * for each of a slot's arm's five (pend, session 13). */
+static inline long long
+pend_as_ll(PyObject *o)
+{
+#if PY_VERSION_HEX < 0x030C0000
+    Py_ssize_t size = Py_SIZE(o);
+    if (size == 0 || size == 1) {
+        return size ? (long long)((PyLongObject *)o)->ob_digit[0] : 0;
+    }
+#endif
+    return PyLong_AsLongLong(o);
+}
+
 /* Borrowed slot ``i`` of ``obj`` (a kind checked fast), NULL when unset. */
 #define SLOT(k, obj, i) (*(PyObject **)((char *)(obj) + (k).offsets[i]))
 
