@@ -25,12 +25,13 @@ from typing import Any
 import pytest
 
 from winaio._backends import uring
+from winaio._io import _accel
 from winaio._io._overlapped import Overlapped
 from winaio._io._port import CompletionPort
 from winaio._io._sockets import Socket
 from winaio._kernel._dispatcher import ThreadState
 from winaio._kernel._threads import current_thread_state
-from winaio.testing import HookedLock, python_frames, slots_for_test
+from winaio.testing import HookedLock, python_frames, require_c_path, slots_for_test
 
 try:
     from winaio._io import _fastio
@@ -226,3 +227,48 @@ def test_a_class_modified_after_many_c_arms_takes_the_python_method(
     monkeypatch.undo()
     assert "_arm_slot" not in python_frames(partial(_receive, s, peer, port))
     assert calls == [s.fd]
+
+
+#: Every slot of the socket that the C paths' shape check (``_fastsock.c`` ``common_shape``)
+#: requires set, in one unrolled loop (``g_set_off``).
+SOCKET_SLOTS = (
+    "closing", "stream_in", "stream_out", "overlapped", "winsock", "sock", "_signaled",
+    "fd_users", "_recv_ready", "_recv_misses", "_pend", "send_claim", "skip_set_event",
+    "skip_port_on_success", "port", "_waiters", "key",
+)  # fmt: skip
+
+
+def _outcome_without(
+    name: str, c: bool, armed_uring: Any, socket_pair: Callable[..., tuple[Socket, socket.socket]]
+) -> tuple[str, str]:
+    """The outcome of a receive and a send on a fresh socket whose slot ``name`` is unset, with
+    the C paths on (``c``) or off: the exception's class, or the results."""
+    was = _accel.use(c)
+    try:
+        s, _peer = socket_pair(armed_uring)
+        value = getattr(s, name)
+        delattr(s, name)
+        out = []
+        try:
+            for call in (s.start_read, s.start_write):
+                try:
+                    out.append(repr(call(bytearray(8), Overlapped(0))))
+                except Exception as exc:  # (the outcome compared)
+                    out.append(type(exc).__name__)
+        finally:
+            setattr(s, name, value)
+        return out[0], out[1]
+    finally:
+        _accel.use(was)
+
+
+@pytest.mark.parametrize("name", SOCKET_SLOTS)
+def test_a_socket_with_an_unset_slot_behaves_as_the_python_method(
+    name: str, armed_uring: Any, socket_pair: Callable[..., tuple[Socket, socket.socket]]
+) -> None:
+    """Each slot the C shape check requires, unset: the C receive and send take the Python
+    methods (the same outcome as with the C paths off), never read the missing slot."""
+    require_c_path(_accel.BUILT)
+    c = _outcome_without(name, True, armed_uring, socket_pair)
+    py = _outcome_without(name, False, armed_uring, socket_pair)
+    assert c == py
