@@ -10,7 +10,10 @@
   while the lock is waited for (the lines were empty before it): the Python step 2
   (``Receives._arm_slot``) arms the slot, as the reference does.
 
-Each receive completes with the peer's bytes (nothing left half done).
+Each receive completes with the peer's bytes (nothing left half done). Also: each slot the
+sockets' C shape check requires, unset, gives the Python methods' outcome; and a failed
+allocation in the issuer's bind (after the receive is in the ring) is not the receive's
+failure, in C and in Python, on the slot and the request path.
 """
 
 from __future__ import annotations
@@ -272,3 +275,54 @@ def test_a_socket_with_an_unset_slot_behaves_as_the_python_method(
     c = _outcome_without(name, True, armed_uring, socket_pair)
     py = _outcome_without(name, False, armed_uring, socket_pair)
     assert c == py
+
+
+@pytest.mark.parametrize(
+    ("c", "slots"), [(True, "c"), (True, "off"), (False, "py"), (False, "off")]
+)
+def test_a_failed_bind_after_the_receive_is_in_the_ring_is_not_its_failure(
+    c: bool,
+    slots: str,
+    armed_uring: Any,
+    socket_pair: Callable[..., tuple[Socket, socket.socket]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A MemoryError in ``Leadership.bind_issuer`` (the issuer's parker bound to the ring,
+    called after the receive is in the ring) is not the receive's failure: ``start_read``
+    returns pending, and the receive completes with the peer's bytes (C: ``pend_impl``;
+    Python: ``Receives._issued``; slot and request paths)."""
+    if c:
+        require_c_path(_accel.BUILT)
+    was = _accel.use(c)
+    try:
+        with slots_for_test(slots):
+            s, peer = socket_pair(armed_uring)
+            port = CompletionPort()
+            s.associate(port, 7)
+            binds: list[object] = []
+
+            def refused(self: Any, issuer: Any) -> None:
+                binds.append(issuer)
+                raise MemoryError
+
+            monkeypatch.setattr(type(armed_uring._lead), "bind_issuer", refused)
+            buf, ov = bytearray(16), Overlapped(0)
+            out: list[object] = []
+
+            def issue() -> None:  # (a new thread: its parker is not bound to this ring)
+                try:
+                    out.append(s.start_read(buf, ov))
+                except BaseException as exc:  # (the outcome checked)
+                    out.append(exc)
+
+            t = threading.Thread(target=issue)
+            t.start()
+            t.join(LONG)
+            monkeypatch.undo()
+            assert out == [False] and len(binds) == 1
+            peer.sendall(b"late")
+            packet = port.get(LONG)
+            assert packet is not None and packet.overlapped is ov and bytes(buf[:4]) == b"late"
+            port.close()
+    finally:
+        _accel.use(was)
