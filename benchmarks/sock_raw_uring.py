@@ -39,9 +39,11 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import itertools
 import mmap
 import socket
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from bench_procs import announce, listener
@@ -70,6 +72,52 @@ def _ring_locals(ring: RawRing, sqe: struct.Struct) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
+def _listen(flags: int, sqe: struct.Struct, *extra: int) -> tuple[Any, ...]:
+    """Every loop's start: the listener (non-blocking), a ring set up with ``flags``, its
+    locals (:func:`_ring_locals`, ``sqe``'s packer), the listener's one-shot POLL_ADD
+    prepared and published (``extra``: ``sqe``'s fields after the 40 bytes of ``_SQE``), the
+    port announced to the harness. Returns ``(lsock, ring, locals, tail, head)``: the SQ tail
+    after the poll (one SQE to submit), the CQ head."""
+    lsock = listener()
+    lsock.setblocking(False)
+    ring = RawRing(1024, flags)
+    names = _ring_locals(ring, sqe)
+    tail = _arm_listener(sqe.pack_into, ring.sqe_map, ring.sq_tail, ring.sq_mask, lsock, extra)
+    _U32.pack_into(ring.sq_map, ring.sq_tail_off, tail & 0xFFFFFFFF)
+    head = _U32.unpack_from(ring.cq_map, ring.cq_head_off)[0]
+    announce(lsock.getsockname()[1])
+    return lsock, ring, names, tail, head
+
+
+def _arm_listener(
+    pack_sqe: Any, sqes: Any, tail: int, sq_mask: int, lsock: socket.socket, extra: tuple[int, ...]
+) -> int:
+    """Write the listener's one-shot POLL_ADD (user_data ``LISTENER``) at ``tail``; returns
+    the tail after it."""
+    pack_sqe(sqes, (tail & sq_mask) * 64, IORING_OP_POLL_ADD, 0, 0, lsock.fileno(), 0, 0, 0,
+             POLLIN, LISTENER, *extra)  # fmt: skip
+    return tail + 1
+
+
+def _accepted(
+    lsock: socket.socket,
+    arm: Callable[[socket.socket], tuple[int, ...]],
+    pack_sqe: Any,
+    sqes: Any,
+    tail: int,
+    sq_mask: int,
+    *extra: int,
+) -> int:
+    """The listener's CQE (once per wave of connections, never per echo: a call is fine):
+    accept every waiting client, write each one's first SQE (its fields: ``arm(conn)``, which
+    records the connection), then the listener's POLL_ADD again. Returns the SQ tail after
+    them (the caller counts ``tail - before`` to submit)."""
+    for conn in _accept_all(lsock):
+        pack_sqe(sqes, (tail & sq_mask) * 64, *arm(conn))
+        tail += 1
+    return _arm_listener(pack_sqe, sqes, tail, sq_mask, lsock, extra)
+
+
 def serve_raw_uring(coop: bool = False, defer: bool = False) -> None:
     """The echo loop; ``coop``: on a ring set up with COOP_TASKRUN|TASKRUN_FLAG (the
     ``raw_uring@coop`` ceiling: the same loop, task work without the IPI; every wait is an
@@ -78,23 +126,21 @@ def serve_raw_uring(coop: bool = False, defer: bool = False) -> None:
     run only inside the thread's io_uring_enter(GETEVENTS), never on the way back from its
     ``send`` calls (a ring only one thread may submit to and wait on: not winaio's model,
     where any thread waits; measured to know what it would be worth)."""
-    lsock = listener()
-    lsock.setblocking(False)
-    ring = RawRing(1024, DEFER if defer else COOP if coop else 0)
+    lsock, _ring, names, tail, head = _listen(DEFER if defer else COOP if coop else 0, _SQE)
     (pack_sqe, unpack_cqe, pack_u32, unpack_u32, sqes, sq_map, cq_map, sq_mask, cq_mask,
-     sq_tail_off, cq_head_off, cq_tail_off, cqes_off, enter,
-     ) = _ring_locals(ring, _SQE)  # fmt: skip
-    lfd = lsock.fileno()
+     sq_tail_off, cq_head_off, cq_tail_off, cqes_off, enter) = names  # fmt: skip
     #: fd -> (socket, its buffer, the buffer's address, the buffer's anchor)
     conns: dict[int, tuple[socket.socket, memoryview, int, Any]] = {}
-    tail = ring.sq_tail
-    pack_sqe(sqes, (tail & sq_mask) * 64, IORING_OP_POLL_ADD, 0, 0, lfd, 0, 0, 0, POLLIN,
-             LISTENER)  # fmt: skip
-    tail += 1
-    pack_u32(sq_map, sq_tail_off, tail & 0xFFFFFFFF)
+
+    def arm(conn: socket.socket) -> tuple[int, ...]:  # a new connection's first RECV
+        buf = bytearray(SIZE)
+        anchor = ctypes.c_char.from_buffer(buf)
+        cfd = conn.fileno()
+        conns[cfd] = (conn, memoryview(buf), ctypes.addressof(anchor), anchor)
+        return (IORING_OP_RECV, 0, IORING_RECVSEND_POLL_FIRST, cfd, 0, conns[cfd][2], SIZE, 0,
+                cfd)  # fmt: skip
+
     to_submit = 1
-    head = unpack_u32(cq_map, cq_head_off)[0]
-    announce(lsock.getsockname()[1])
     while True:
         enter(to_submit, 1)
         to_submit = 0
@@ -103,26 +149,8 @@ def serve_raw_uring(coop: bool = False, defer: bool = False) -> None:
             fd, res, _flags = unpack_cqe(cq_map, cqes_off + (head & cq_mask) * 16)
             head = (head + 1) & 0xFFFFFFFF
             if fd == LISTENER:
-                while True:
-                    try:
-                        conn, _ = lsock.accept()
-                    except BlockingIOError:
-                        break
-                    conn.setblocking(False)
-                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    buf = bytearray(SIZE)
-                    anchor = ctypes.c_char.from_buffer(buf)
-                    cfd = conn.fileno()
-                    conns[cfd] = (conn, memoryview(buf), ctypes.addressof(anchor), anchor)
-                    pack_sqe(sqes, (tail & sq_mask) * 64, IORING_OP_RECV, 0,
-                             IORING_RECVSEND_POLL_FIRST, cfd, 0, conns[cfd][2], SIZE, 0,
-                             cfd)  # fmt: skip
-                    tail += 1
-                    to_submit += 1
-                pack_sqe(sqes, (tail & sq_mask) * 64, IORING_OP_POLL_ADD, 0, 0, lfd, 0, 0, 0,
-                         POLLIN, LISTENER)  # fmt: skip
-                tail += 1
-                to_submit += 1
+                before, tail = tail, _accepted(lsock, arm, pack_sqe, sqes, tail, sq_mask)
+                to_submit += tail - before
                 continue
             conn, view, address, _ = conns[fd]
             if res <= 0:  # the client is gone (0: closed; < 0: reset)
@@ -225,24 +253,21 @@ def serve_raw_uring_mpoll() -> None:
     ``raw_uring@coop``. A connection's user_data is its serial number (an fd can be reused
     before its poll's removal completes); a closed connection's poll is removed by user_data
     (POLL_REMOVE), since the poll holds the file open."""
-    lsock = listener()
-    lsock.setblocking(False)
-    ring = RawRing(1024, COOP)
+    lsock, _ring, names, tail, head = _listen(COOP, _SQE)
     (pack_sqe, unpack_cqe, pack_u32, unpack_u32, sqes, sq_map, cq_map, sq_mask, cq_mask,
-     sq_tail_off, cq_head_off, cq_tail_off, cqes_off, enter,
-     ) = _ring_locals(ring, _SQE)  # fmt: skip
-    lfd = lsock.fileno()
+     sq_tail_off, cq_head_off, cq_tail_off, cqes_off, enter) = names  # fmt: skip
     #: serial -> (socket, its buffer, its recv_into, its send, its fd)
     conns: dict[int, tuple[socket.socket, memoryview, Any, Any, int]] = {}
-    serial = LISTENER
-    tail = ring.sq_tail
-    pack_sqe(sqes, (tail & sq_mask) * 64, IORING_OP_POLL_ADD, 0, 0, lfd, 0, 0, 0, POLLIN,
-             LISTENER)  # fmt: skip
-    tail += 1
-    pack_u32(sq_map, sq_tail_off, tail & 0xFFFFFFFF)
+    serials = itertools.count(LISTENER + 1)
+
+    def arm(conn: socket.socket) -> tuple[int, ...]:  # a new connection's multishot poll
+        serial = next(serials)
+        view = memoryview(bytearray(SIZE))
+        conns[serial] = (conn, view, conn.recv_into, conn.send, conn.fileno())
+        return (IORING_OP_POLL_ADD, 0, 0, conn.fileno(), 0, 0, IORING_POLL_ADD_MULTI, POLLIN,
+                serial)  # fmt: skip
+
     to_submit = 1
-    head = unpack_u32(cq_map, cq_head_off)[0]
-    announce(lsock.getsockname()[1])
     while True:
         enter(to_submit, 1)
         to_submit = 0
@@ -251,19 +276,8 @@ def serve_raw_uring_mpoll() -> None:
             ud, res, flags = unpack_cqe(cq_map, cqes_off + (head & cq_mask) * 16)
             head = (head + 1) & 0xFFFFFFFF
             if ud == LISTENER:
-                for conn in _accept_all(lsock):
-                    serial += 1
-                    view = memoryview(bytearray(SIZE))
-                    conns[serial] = (conn, view, conn.recv_into, conn.send, conn.fileno())
-                    pack_sqe(sqes, (tail & sq_mask) * 64, IORING_OP_POLL_ADD, 0, 0,
-                             conn.fileno(), 0, 0, IORING_POLL_ADD_MULTI, POLLIN,
-                             serial)  # fmt: skip
-                    tail += 1
-                    to_submit += 1
-                pack_sqe(sqes, (tail & sq_mask) * 64, IORING_OP_POLL_ADD, 0, 0, lfd, 0, 0, 0,
-                         POLLIN, LISTENER)  # fmt: skip
-                tail += 1
-                to_submit += 1
+                before, tail = tail, _accepted(lsock, arm, pack_sqe, sqes, tail, sq_mask)
+                to_submit += tail - before
                 continue
             entry = conns.get(ud)
             if entry is None:  # a removed poll's last CQE, or a cancel's own
@@ -337,26 +351,23 @@ def serve_raw_uring_mrecv() -> None:
     (as ``raw_uring@coop``'s), but its poll is armed once per connection, not once per echo,
     and no SQE is written per echo. On a COOP_TASKRUN ring. A closed connection's RECV ends by
     itself (0 / an error, no F_MORE); one closed after a failed send is cancelled."""
-    lsock = listener()
-    lsock.setblocking(False)
-    ring = RawRing(1024, COOP)
+    lsock, ring, names, tail, head = _listen(COOP, _SQE_BG, 0)
     bufs = BufferRing(ring)
     pool, give = bufs.view, bufs.give
     (pack_sqe, unpack_cqe, pack_u32, unpack_u32, sqes, sq_map, cq_map, sq_mask, cq_mask,
-     sq_tail_off, cq_head_off, cq_tail_off, cqes_off, enter,
-     ) = _ring_locals(ring, _SQE_BG)  # fmt: skip
-    lfd = lsock.fileno()
+     sq_tail_off, cq_head_off, cq_tail_off, cqes_off, enter) = names  # fmt: skip
     #: serial -> (socket, its buffer, its send, its fd)
     conns: dict[int, tuple[socket.socket, memoryview, Any, int]] = {}
-    serial = LISTENER
-    tail = ring.sq_tail
-    pack_sqe(sqes, (tail & sq_mask) * 64, IORING_OP_POLL_ADD, 0, 0, lfd, 0, 0, 0, POLLIN,
-             LISTENER, 0)  # fmt: skip
-    tail += 1
-    pack_u32(sq_map, sq_tail_off, tail & 0xFFFFFFFF)
+    serials = itertools.count(LISTENER + 1)
+
+    def arm(conn: socket.socket) -> tuple[int, ...]:  # a new connection's multishot RECV
+        serial = next(serials)
+        view = memoryview(bytearray(BUF_SIZE))
+        conns[serial] = (conn, view, conn.send, conn.fileno())
+        return (IORING_OP_RECV, IOSQE_BUFFER_SELECT, IORING_RECV_MULTISHOT, conn.fileno(), 0,
+                0, 0, 0, serial, BGID)  # fmt: skip
+
     to_submit = 1
-    head = unpack_u32(cq_map, cq_head_off)[0]
-    announce(lsock.getsockname()[1])
     while True:
         enter(to_submit, 1)
         to_submit = 0
@@ -366,19 +377,8 @@ def serve_raw_uring_mrecv() -> None:
             ud, res, flags = unpack_cqe(cq_map, cqes_off + (head & cq_mask) * 16)
             head = (head + 1) & 0xFFFFFFFF
             if ud == LISTENER:
-                for conn in _accept_all(lsock):
-                    serial += 1
-                    view = memoryview(bytearray(BUF_SIZE))
-                    conns[serial] = (conn, view, conn.send, conn.fileno())
-                    pack_sqe(sqes, (tail & sq_mask) * 64, IORING_OP_RECV, IOSQE_BUFFER_SELECT,
-                             IORING_RECV_MULTISHOT, conn.fileno(), 0, 0, 0, 0, serial,
-                             BGID)  # fmt: skip
-                    tail += 1
-                    to_submit += 1
-                pack_sqe(sqes, (tail & sq_mask) * 64, IORING_OP_POLL_ADD, 0, 0, lfd, 0, 0, 0,
-                         POLLIN, LISTENER, 0)  # fmt: skip
-                tail += 1
-                to_submit += 1
+                before, tail = tail, _accepted(lsock, arm, pack_sqe, sqes, tail, sq_mask, 0)
+                to_submit += tail - before
                 continue
             entry = conns.get(ud)
             if res > 0:
@@ -451,26 +451,25 @@ def serve_raw_uring_bsend(flush: int = 0, skip: bool = True) -> None:
     one syscall per ``flush`` echoes. ``skip`` False (``raw_uring@bsendc``): every SEND posts
     its CQE (reaped and dropped), as a WSASend that returned WSA_IO_PENDING must complete
     through the port: the Win32-shaped form of the same batching."""
-    lsock = listener()
-    lsock.setblocking(False)
-    ring = RawRing(1024, COOP)
+    lsock, _ring, names, tail, head = _listen(COOP, _SQE)
     (pack_sqe, unpack_cqe, pack_u32, unpack_u32, sqes, sq_map, cq_map, sq_mask, cq_mask,
-     sq_tail_off, cq_head_off, cq_tail_off, cqes_off, enter,
-     ) = _ring_locals(ring, _SQE)  # fmt: skip
-    lfd = lsock.fileno()
+     sq_tail_off, cq_head_off, cq_tail_off, cqes_off, enter) = names  # fmt: skip
     #: serial -> (socket, its fd, its buffer's address, the buffer's anchor)
     conns: dict[int, tuple[socket.socket, int, int, Any]] = {}
-    serial = LISTENER
+    serials = itertools.count(LISTENER + 1)
     linked = IOSQE_IO_LINK | (IOSQE_CQE_SKIP_SUCCESS if skip else 0)
     flush2 = 2 * flush if flush > 0 else -1  # SQEs per flush (a SEND and a RECV per echo)
-    tail = ring.sq_tail
-    pack_sqe(sqes, (tail & sq_mask) * 64, IORING_OP_POLL_ADD, 0, 0, lfd, 0, 0, 0, POLLIN,
-             LISTENER)  # fmt: skip
-    tail += 1
-    pack_u32(sq_map, sq_tail_off, tail & 0xFFFFFFFF)
+
+    def arm(conn: socket.socket) -> tuple[int, ...]:  # a new connection's first RECV
+        serial = next(serials)
+        buf = bytearray(SIZE)
+        anchor = ctypes.c_char.from_buffer(buf)
+        address = ctypes.addressof(anchor)
+        conns[serial] = (conn, conn.fileno(), address, anchor)
+        return (IORING_OP_RECV, 0, IORING_RECVSEND_POLL_FIRST, conn.fileno(), 0, address, SIZE,
+                0, serial)  # fmt: skip
+
     to_submit = 1
-    head = unpack_u32(cq_map, cq_head_off)[0]
-    announce(lsock.getsockname()[1])
     while True:
         enter(to_submit, 1)
         to_submit = 0
@@ -479,21 +478,8 @@ def serve_raw_uring_bsend(flush: int = 0, skip: bool = True) -> None:
             ud, res, _flags = unpack_cqe(cq_map, cqes_off + (head & cq_mask) * 16)
             head = (head + 1) & 0xFFFFFFFF
             if ud == LISTENER:
-                for conn in _accept_all(lsock):
-                    serial += 1
-                    buf = bytearray(SIZE)
-                    anchor = ctypes.c_char.from_buffer(buf)
-                    address = ctypes.addressof(anchor)
-                    conns[serial] = (conn, conn.fileno(), address, anchor)
-                    pack_sqe(sqes, (tail & sq_mask) * 64, IORING_OP_RECV, 0,
-                             IORING_RECVSEND_POLL_FIRST, conn.fileno(), 0, address, SIZE, 0,
-                             serial)  # fmt: skip
-                    tail += 1
-                    to_submit += 1
-                pack_sqe(sqes, (tail & sq_mask) * 64, IORING_OP_POLL_ADD, 0, 0, lfd, 0, 0, 0,
-                         POLLIN, LISTENER)  # fmt: skip
-                tail += 1
-                to_submit += 1
+                before, tail = tail, _accepted(lsock, arm, pack_sqe, sqes, tail, sq_mask)
+                to_submit += tail - before
                 continue
             entry = conns.get(ud & ~SEND_TAG)
             if entry is None:  # the other CQE of a failed SEND's pair: already closed

@@ -77,14 +77,15 @@ class _CoreConn:
         self.rov = winaio.Overlapped()
         self.wov = winaio.Overlapped()
 
-    def receive(self) -> None:
-        """Issue the next receive; in skip mode, serve what finishes inside the call."""
+    def receive(self, served: int = 0) -> None:
+        """Issue the next receive; in skip mode, serve what finishes inside the call (``served``:
+        how many were served inline in a row already)."""
         start_read, buf, rov = self.file.start_read, self.buf, self.rov
         try:
             if not self.skip:
                 start_read(buf, rov)
                 return
-            for _ in range(INLINE_MAX):
+            for _ in range(served, INLINE_MAX):
                 if not start_read(buf, rov) or not self.echo(rov.information):
                     return
             if start_read(buf, rov):  # served enough in a row: queue behind the others
@@ -106,13 +107,31 @@ class _CoreConn:
         return done and self.skip
 
     def on_packet(self, packet: winaio.CompletionPacket) -> None:
+        """A finished receive: echo it, then the next receive; a finished send: the next
+        receive. The common case of a busy server (skip mode: the send finishes inside its
+        call, the next receive pends) runs here without a further Python call, as an
+        ``asyncio.Protocol``'s ``data_received`` runs one ``transport.write``."""
         if packet.status:  # aborted (closed) or reset
             self.close()
-        elif packet.overlapped is self.rov:
-            if self.echo(packet.bytes_transferred):
-                self.receive()
-        else:  # the send finished
-            self.receive()
+            return
+        if packet.overlapped is self.rov:
+            n = packet.bytes_transferred
+            if not n:  # the client closed its side
+                self.close()
+                return
+            try:
+                if not self.file.start_write(self.view[:n], self.wov) or not self.skip:
+                    return  # the send pends (or no skip mode): its packet comes next
+                if not self.file.start_read(self.buf, self.rov):
+                    return  # the next receive pends
+            except Win32Error:  # reset, or closed under us by close()
+                self.close()
+                return
+            # The receive finished inside its call too: serve it, then go on as receive() does.
+            if self.echo(self.rov.information):
+                self.receive(1)
+            return
+        self.receive()
 
     def close(self) -> None:
         self.file.close()

@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +22,10 @@ import pytest
 
 from winaio.testing import available_backends, wait_until
 
-BENCH = Path(__file__).resolve().parent.parent.parent / "benchmarks"
-
 
 @pytest.fixture
-def bench(monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.syspath_prepend(str(BENCH))
-    import bench_sockets
-
-    return bench_sockets
+def bench(bench_import: Callable[[str], Any]) -> Any:
+    return bench_import("bench_sockets")
 
 
 @pytest.fixture

@@ -13,28 +13,21 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent.parent / "benchmarks"
+
+@pytest.fixture
+def qos(bench_import: Callable[[str], Any]) -> Any:
+    return bench_import("_latency_qos")
 
 
 @pytest.fixture
-def qos(monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.syspath_prepend(str(BENCH))
-    import _latency_qos
-
-    return _latency_qos
-
-
-@pytest.fixture
-def report(monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.syspath_prepend(str(BENCH))
-    import sock_report
-
-    return sock_report
+def report(bench_import: Callable[[str], Any]) -> Any:
+    return bench_import("sock_report")
 
 
 def _fds() -> set[str]:

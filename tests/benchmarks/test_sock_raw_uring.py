@@ -1,14 +1,15 @@
-"""bench_sockets.py's raw io_uring readiness echoes work (issue 9, "Sockets"; mshot):
-``raw_uring@mpoll`` (one multishot POLL_ADD per connection, the receive in Python),
-``raw_uring@mrecv`` (one multishot RECV per connection on a provided-buffer ring) and
-``raw_uring@bsend`` (c64: the sends as linked SEND SQEs, MSG_WAITALL; ``@bsend8`` flushing every
-8 echoes, ``@bsendc`` with a CQE per SEND) and ``raw_uring@defer`` (DEFER_TASKRUN) echo every
-byte back in order - 64-byte rounds on several connections, transfers far larger than one
-receive (the edge-triggered poll's "receive again while the buffer came back full"; the buffer
-ring running dry: -ENOBUFS ends the multishot RECV, which is armed again) - close a connection
-whose client closed (the multishot request removed: it holds the socket open), and leave no
-descriptor behind once every client is gone. ``sock_raw_uring._echo``'s four outcomes on a
-socket pair.
+"""bench_sockets.py's raw io_uring echoes work (issue 9, "Sockets"): the ceilings
+``raw_uring`` and ``raw_uring@coop`` (one RECV with POLL_FIRST per echo), the readiness
+variants (mshot) ``raw_uring@mpoll`` (one multishot POLL_ADD per connection, the receive in
+Python) and ``raw_uring@mrecv`` (one multishot RECV per connection on a provided-buffer ring),
+``raw_uring@bsend`` (c64: the sends as linked SEND SQEs, MSG_WAITALL; ``@bsend8`` flushing
+every 8 echoes, ``@bsendc`` with a CQE per SEND) and ``raw_uring@defer`` (DEFER_TASKRUN) echo
+every byte back in order - 64-byte rounds on several connections, transfers far larger than
+one receive (the edge-triggered poll's "receive again while the buffer came back full"; the
+buffer ring running dry: -ENOBUFS ends the multishot RECV, which is armed again) - close a
+connection whose client closed (the multishot request removed: it holds the socket open), and
+leave no descriptor behind once every client is gone. ``sock_raw_uring._echo``'s four outcomes
+on a socket pair.
 
 Not a benchmark: nothing here asserts anything about speed. Each server runs in its own process
 as the harness runs it (``bench_sockets.py --serve KIND``).
@@ -20,7 +21,7 @@ import os
 import socket
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ from winaio.testing import available_backends, wait_until
 
 BENCH = Path(__file__).resolve().parent.parent.parent / "benchmarks"
 KINDS = [
+    "raw_uring",
+    "raw_uring@coop",
     "raw_uring@mpoll",
     "raw_uring@mrecv",
     "raw_uring@bsend",
@@ -40,11 +43,8 @@ KINDS = [
 
 
 @pytest.fixture
-def procs(monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.syspath_prepend(str(BENCH))
-    import bench_procs
-
-    return bench_procs
+def procs(bench_import: Callable[[str], Any]) -> Any:
+    return bench_import("bench_procs")
 
 
 @pytest.fixture

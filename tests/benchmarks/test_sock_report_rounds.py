@@ -9,20 +9,15 @@ Not a benchmark: nothing here asserts anything about speed.
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent.parent / "benchmarks"
-
 
 @pytest.fixture
-def bench(monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.syspath_prepend(str(BENCH))
-    import bench_sockets
-
-    return bench_sockets
+def bench(bench_import: Callable[[str], Any]) -> Any:
+    return bench_import("bench_sockets")
 
 
 def _run(rate: float, cpu: float | None = None) -> dict[str, Any]:
@@ -51,41 +46,38 @@ def _rows(bench: Any, pairs: dict[str, Any]) -> dict[str, Any]:
     return {p.row("c64"): bench.summarize(p, "c64", None) for p in pairs.values()}
 
 
-def test_a_target_counts_the_rounds_that_meet_it(bench: Any) -> None:
+def _target(bench: Any, pairs: dict[str, Any], at_most: bool = False) -> dict[str, Any]:
+    """``sock_report.target`` of winaio.core.t1 against asyncio_protocol at C=64, in calls/s
+    with the bound 1.0 (at least, or ``at_most``)."""
     import sock_report
 
+    rows = _rows(bench, pairs)
+    got: dict[str, Any] = sock_report.target(
+        "c64", rows, pairs, "winaio.core.t1", "asyncio_protocol", "c64", "calls_per_s", 1.0,
+        at_most,
+    )  # fmt: skip
+    return got
+
+
+def test_a_target_counts_the_rounds_that_meet_it(bench: Any) -> None:
     # Per-round ratios 1.2, 0.9, 1.0 (met: >= 1.0, equality included), 0.5, 1.1.
     pairs = _pairs(bench, [120, 90, 100, 50, 110], [100, 100, 100, 100, 100])
-    got = sock_report.target(
-        "c64", _rows(bench, pairs), pairs, "winaio.core.t1", "asyncio_protocol", "c64",
-        "calls_per_s", 1.0, False,
-    )  # fmt: skip
+    got = _target(bench, pairs)
     assert (got["rounds_meeting"], got["rounds_compared"]) == (3, 5)
     assert got["ratio_median_of_rounds"] == 1.0
     # At most (a latency bound): the rounds at or under it.
-    got = sock_report.target(
-        "c64", _rows(bench, pairs), pairs, "winaio.core.t1", "asyncio_protocol", "c64",
-        "calls_per_s", 1.0, True,
-    )  # fmt: skip
+    got = _target(bench, pairs, at_most=True)
     assert (got["rounds_meeting"], got["rounds_compared"]) == (3, 5)
     # Only rounds both rows ran in are compared.
     pairs = _pairs(bench, [120, 90, 100], [100, 100, 100], skip_b=0)
-    got = sock_report.target(
-        "c64", _rows(bench, pairs), pairs, "winaio.core.t1", "asyncio_protocol", "c64",
-        "calls_per_s", 1.0, False,
-    )  # fmt: skip
+    got = _target(bench, pairs)
     assert (got["rounds_meeting"], got["rounds_compared"]) == (1, 2)
 
 
 def test_a_target_with_a_row_missing_compares_no_round(bench: Any) -> None:
-    import sock_report
-
     pairs = _pairs(bench, [120, 90], [100, 100])
     del pairs["asyncio_protocol"]
-    got = sock_report.target(
-        "c64", _rows(bench, pairs), pairs, "winaio.core.t1", "asyncio_protocol", "c64",
-        "calls_per_s", 1.0, False,
-    )  # fmt: skip
+    got = _target(bench, pairs)
     assert (got["rounds_meeting"], got["rounds_compared"]) == (0, 0)
     assert got["status"] == "no ratio"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,8 @@ BENCH = Path(__file__).resolve().parent.parent.parent / "benchmarks"
 
 
 @pytest.fixture
-def threads(monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.syspath_prepend(str(BENCH))
-    import sock_threads
-
-    return sock_threads
+def threads(bench_import: Callable[[str], Any]) -> Any:
+    return bench_import("sock_threads")
 
 
 PERF_TEXT = """\

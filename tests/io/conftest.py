@@ -56,17 +56,24 @@ def sq_pollers() -> Callable[[], set[str]]:
 class ParkedRingThread:
     """Hold an io_uring backend's ring thread at the top of its loop (where it holds no lock)
     until :meth:`release`: what happens meanwhile happens without it. ``rounds``: its round
-    count when parked (it must not move)."""
+    count when parked (it must not move). :meth:`release` returns once the ring thread made
+    the eventfd read it was parked in (that read takes every write made until then: made
+    late, it would take a later wake-up meant for a later round - test_fastpend's ``_parked``)."""
 
     def __init__(self, b: Any, monkeypatch: pytest.MonkeyPatch) -> None:
         self.gate = threading.Event()
         self.inside = threading.Event()
+        self.left = threading.Event()
         real = os.eventfd_read
 
         def parked(fd: int) -> int:
             if threading.current_thread() is b._ring_thread.thread:
                 self.inside.set()
                 self.gate.wait()
+                try:
+                    return real(fd)
+                finally:
+                    self.left.set()
             return real(fd)
 
         monkeypatch.setattr(os, "eventfd_read", parked)
@@ -76,6 +83,7 @@ class ParkedRingThread:
 
     def release(self) -> None:
         self.gate.set()
+        assert self.left.wait(UringKit.LONG)
 
 
 class Interrupted(BaseException):

@@ -236,26 +236,14 @@ def test_a_closed_or_unreadable_file_fails_the_same_in_c_and_python(
 
 _NOMEM = textwrap.dedent(
     """
-    import mmap, os, sys, tempfile
+    import sys
     from winaio._backends import uring
-    from winaio._io._disk import DiskFile
     from winaio._io._overlapped import Overlapped
-    from winaio._io._port import CompletionPort
-    from winaio.testing import call_failing, left_behind, ring_thread_asleep
+    from winaio.testing import DiskRig, call_failing, left_behind, ring_thread_asleep
 
-    directory = sys.argv[2]
-    fd, path = tempfile.mkstemp(dir=directory)
-    os.write(fd, os.urandom(1 << 16))
-    os.close(fd)
     backend = uring.IoUringBackend()
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
-    disk = DiskFile(fd, overlapped=True, direct=True, seekable=True, backend=backend)
-    port = CompletionPort()
-    disk.associate(port, 1)
-    memory = mmap.mmap(-1, 4096)
-    view = memoryview(memory)
-    disk.start_read(view, Overlapped(0))  # (the thread's state made, the path warmed)
-    assert port.get(5.0) is not None
+    rig = DiskRig(backend, sys.argv[2])  # (a first read: the thread's state made, path warmed)
+    disk, port, view = rig.disk, rig.port, rig.view
     # The sweep is the issue's (this file's C path down to the backend's ``submit``): the
     # backend's own allocations are its tests'. Its ``submit`` records the request (no
     # allocation) and the real one takes it after the call.
@@ -292,14 +280,7 @@ _NOMEM = textwrap.dedent(
         del raised, op  # (a traceback's frames may hold the request, so the pin)
     uring.IoUringBackend.submit = submit
     del view
-    try:
-        memory.close()
-    except BufferError:
-        bad.add("the buffer left exported (a pin leaked)")
-    disk.close()
-    port.close()
-    backend.close()
-    os.unlink(path)
+    bad.update(rig.close())
     print(sorted(bad))
     """
 )

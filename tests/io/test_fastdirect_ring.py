@@ -171,32 +171,16 @@ def test_a_redefined_inlined_method_sends_the_call_to_python(
 
 _NOMEM = textwrap.dedent(
     """
-    import mmap, os, sys, tempfile
+    import sys
     from winaio._backends import uring
-    from winaio._io import _disk
-    from winaio._io._disk import DiskFile
-    from winaio._io._ops import pinned_read
-    from winaio._io._overlapped import Overlapped
-    from winaio._io._port import CompletionPort
     from winaio._kernel._dispatcher import LOCK
-    from winaio.testing import call_failing, left_behind, ring_thread_asleep
+    from winaio.testing import DiskRig, call_failing, left_behind, registered_read
+    from winaio.testing import ring_thread_asleep
 
-    fd, path = tempfile.mkstemp(dir=sys.argv[2])
-    os.write(fd, os.urandom(1 << 16))
-    os.close(fd)
     backend = uring.IoUringBackend()
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
-    disk = DiskFile(fd, overlapped=True, direct=True, seekable=True, backend=backend)
-    port = CompletionPort()
-    disk.associate(port, 1)
-    memory = mmap.mmap(-1, 4096)
-    view = memoryview(memory)
-    disk.start_read(view, Overlapped(0))  # (the thread's state made, its parker bound)
-    assert port.get(5.0) is not None
-    # Counters past the small ints' cache, so that each new value is an allocation.
-    backend._table.next_ud += 1 << 32
-    backend._submitted += 1 << 32
-    backend._sq.enters += 1 << 32
+    rig = DiskRig(backend, sys.argv[2])  # (a first read: the thread's state, its parker bound)
+    disk, port, view = rig.disk, rig.port, rig.view
+    rig.past_small_ints()  # (each new counter value an allocation)
 
     def state():
         return (backend._submitted, backend._sq.enters, backend._table.next_ud,
@@ -204,13 +188,7 @@ _NOMEM = textwrap.dedent(
 
     bad = set()
     for k in range(int(sys.argv[1])):
-        offset = 4096 * (k % 16)
-        anchor = memoryview(view)
-        address = _disk._addressof(_disk._from_buffer(view))
-        op = pinned_read(disk, Overlapped(offset), view, offset, anchor, address, 4096)
-        with LOCK:
-            op.registered = op.submitted = True
-            disk._pending[op] = None
+        op = registered_read(disk, view, 4096 * (k % 16))
         before = state()
         ring_thread_asleep(backend)  # (the failing allocation is this thread's)
         raised = call_failing(k, backend.submit, op)
@@ -233,18 +211,9 @@ _NOMEM = textwrap.dedent(
         if disk.pending_requests or len(backend._table):
             bad.add("a request left behind")
             break
-        del raised, op, anchor
-    backend._submitted -= 1 << 32  # (its close counts what is still in flight with it)
-    backend._sq.enters -= 1 << 32
+        del raised, op
     del view
-    try:
-        memory.close()
-    except BufferError:
-        bad.add("the buffer left exported (a pin leaked)")
-    disk.close()
-    port.close()
-    backend.close()
-    os.unlink(path)
+    bad.update(rig.close())
     print(sorted(bad))
     """
 )

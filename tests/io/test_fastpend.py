@@ -146,9 +146,15 @@ def _op_slots(op: Any) -> list[str]:
 
 @contextmanager
 def _parked(b: uring.IoUringBackend) -> Iterator[None]:
-    """``b``'s ring thread held at the top of its loop (``ParkedRingThread`` of conftest, its
-    wake-up repeated: a loaded machine may keep it away for a while)."""
-    gate, inside = threading.Event(), threading.Event()
+    """``b``'s ring thread held at the top of its loop (``ParkedRingThread`` of conftest).
+
+    Its exit waits until the ring thread has made the eventfd read it was parked in: that
+    read takes every write made so far, and made late (a loaded machine keeps the released
+    thread off the CPU) it took the next park's wake-up too - that park then waited for a
+    wake-up that never came, 5 s a time (the flake of this test's 60 s timeout: 8 such waits,
+    48 s, in one run with two busy loops; none and 11 s with this wait). The wake-up is still
+    repeated (a read in progress when the patch goes in may take it)."""
+    gate, inside, left = threading.Event(), threading.Event(), threading.Event()
     real = os.eventfd_read
     ring_thread = b._ring_thread.thread
 
@@ -156,14 +162,18 @@ def _parked(b: uring.IoUringBackend) -> Iterator[None]:
         if threading.current_thread() is ring_thread:
             inside.set()
             gate.wait()
+            try:
+                return real(fd)
+            finally:
+                left.set()
         return real(fd)
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(os, "eventfd_read", parked)
         try:
-            for _ in range(6):
+            for _ in range(30):
                 os.eventfd_write(b._efd, 1)  # make it start a round
-                if inside.wait(LONG):
+                if inside.wait(1.0):
                     break
             else:
                 frame = sys._current_frames().get(ring_thread.ident or 0)
@@ -176,6 +186,8 @@ def _parked(b: uring.IoUringBackend) -> Iterator[None]:
             yield
         finally:
             gate.set()
+            if inside.is_set():
+                left.wait(LONG)  # (its read made: the next park's wake-up is the next's)
 
 
 def _pend_and_look(b: uring.IoUringBackend, c: Conn, ov: Overlapped, view: memoryview) -> Any:

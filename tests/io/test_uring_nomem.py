@@ -10,9 +10,10 @@ and never sent, no backend taken down.
   close would wait for for ever). Swept (``nomem_sweep``): a FILE read on an idle ring (QD1:
   ``submit_one_locked``), one with another request in flight (``submit_locked``), one
   behind a backlog (``_submit_slow``).
-- The ring thread: a MemoryError in its loop runs the round again after a back-off (the
-  completions it had collected kept), never takes the backend down; its backlog drain takes
-  back an SQE whose entry could not be made.
+- The ring thread: a failed allocation in its loop (a MemoryError, or the RuntimeError "can't
+  allocate lock" of a lock whose semaphore could not be allocated) runs the round again after
+  a back-off (the completions it had collected kept), never takes the backend down; its
+  backlog drain takes back an SQE whose entry could not be made.
 """
 
 from __future__ import annotations
@@ -124,6 +125,93 @@ def test_the_ring_thread_runs_a_round_again_after_a_memory_error(
     wait_until(lambda: disk.pending_requests == 0, LONG, "delivered")
 
 
+_NO_LOCK = textwrap.dedent(
+    """
+    import _testcapi, _thread, os, sys, threading
+    from winaio._backends import uring
+    from winaio._backends.uring import ringthread
+    from winaio._backends.uring.common import B_FILE, CANCELLED
+    from winaio._io._overlapped import Overlapped
+    from winaio.testing import DiskRig, registered_read, ring_thread_asleep
+
+    backend = uring.IoUringBackend()
+    rig = DiskRig(backend, sys.argv[1])
+    disk, port, view = rig.disk, rig.port, rig.view
+    rt = backend._ring_thread
+    bad = []
+
+    def lock_not_allocated():
+        # CPython's own failure: a lock whose semaphore could not be allocated (the second
+        # allocation of ``_thread.allocate_lock``, after the object's: found, not assumed).
+        for k in range(4):
+            _testcapi.set_nomemory(k, k + 1)
+            try:
+                _thread.allocate_lock()
+            except (MemoryError, RuntimeError) as exc:
+                failed = exc
+            else:
+                failed = None
+            finally:
+                _testcapi.remove_mem_hooks()
+            if isinstance(failed, RuntimeError):
+                return failed
+        raise AssertionError("no failed lock allocation raised RuntimeError")
+
+    failures = [2]
+    real = ringthread._monotonic
+
+    def failing():
+        if threading.current_thread() is rt.thread and failures[0]:
+            failures[0] -= 1
+            raise lock_not_allocated()
+        return real()
+
+    assert ring_thread_asleep(backend)
+    op = registered_read(disk, view, 0)
+    op.cancel_requested = True  # (the drain completes it cancelled, into the round's list)
+    ringthread._monotonic = failing
+    with backend._lock:
+        backend._submitted += 1
+        backend._backlog.add_locked(B_FILE, op, None)
+        wake = rt.wake_locked()
+    assert wake
+    os.eventfd_write(backend._efd, 1)
+    packet = port.get(5.0)
+    if packet is None or packet.overlapped is not op.overlapped or packet.status != CANCELLED:
+        bad.append(f"the cancelled read's completion: {packet}")
+    if failures != [0] or rt.retries != 2 or not rt.thread.is_alive() or backend._crashed:
+        bad.append(f"the ring thread: {failures} {rt.retries} {rt.thread.is_alive()}")
+    ringthread._monotonic = real
+    ov = Overlapped(4096)
+    if disk.start_read(view, ov) is not False:
+        bad.append("a read after the failures did not pend")
+    packet = port.get(5.0)
+    if packet is None or packet.overlapped is not ov or packet.status:
+        bad.append(f"a read after the failures: {packet}")
+    del op, view
+    bad += rig.close()
+    print(sorted(bad))
+    """
+)
+
+
+def test_the_ring_thread_runs_a_round_again_after_a_lock_it_could_not_allocate(
+    tmp_path: Path,
+) -> None:
+    """A lock the ring thread's round fails to allocate (CPython raises RuntimeError "can't
+    allocate lock", not MemoryError: ``_thread.allocate_lock``, a ``Condition`` wait's waiter)
+    is a failed allocation like a MemoryError, not a bug: the round runs again after a
+    back-off, twice, and delivers what the failed one had collected; the backend is not marked
+    crashed and takes new requests. (Before, the RuntimeError took the ring thread down and
+    the cancelled read never completed.) In a child: the failure is CPython's own, made with
+    ``_testcapi.set_nomemory``."""
+    try:
+        os.close(os.open(tmp_path / "probe", os.O_CREAT | os.O_RDONLY | os.O_DIRECT))
+    except OSError as exc:
+        pytest.skip(f"no O_DIRECT here: {exc}")
+    nomem_sweep(_NO_LOCK, str(tmp_path), timeout=60)
+
+
 def test_the_backlog_drain_takes_back_an_sqe_it_could_not_enter(
     armed_uring: uring.IoUringBackend, disk: DiskFile, port: CompletionPort, aligned: Any
 ) -> None:
@@ -164,56 +252,30 @@ def test_the_backlog_drain_takes_back_an_sqe_it_could_not_enter(
 
 _NOMEM = textwrap.dedent(
     """
-    import gc, mmap, os, sys, tempfile, threading, time
+    import sys
     from winaio._backends import uring
     from winaio._backends.uring.common import B_CANCEL
-    from winaio._io import _accel, _disk
-    from winaio._io._disk import DiskFile
-    from winaio._io._ops import pinned_read
-    from winaio._io._overlapped import Overlapped
-    from winaio._io._port import CompletionPort
-    from winaio._kernel._dispatcher import LOCK
+    from winaio._io import _accel
     from winaio.codes import NtStatus
-    from winaio.testing import call_failing, left_behind, ring_thread_asleep, wait_until
+    from winaio.testing import DiskRig, RingThreadGate, call_failing, left_behind
+    from winaio.testing import registered_read, ring_thread_asleep, wait_until
 
     _accel.use(False)  # the Python submit, the reference
     shape = sys.argv[3]
-    fd, path = tempfile.mkstemp(dir=sys.argv[2])
-    os.write(fd, os.urandom(1 << 16))
-    os.close(fd)
     backend = uring.IoUringBackend()
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
-    disk = DiskFile(fd, overlapped=True, direct=True, seekable=True, backend=backend)
-    port = CompletionPort()
-    disk.associate(port, 1)
-    memory = mmap.mmap(-1, 4096)
-    view = memoryview(memory)
-    disk.start_read(view, Overlapped(0))  # (the thread's state made, its parker bound)
-    assert port.get(5.0) is not None
+    rig = DiskRig(backend, sys.argv[2])  # (a first read: the thread's state, its parker bound)
+    disk, port, view = rig.disk, rig.port, rig.view
     held = None
     if shape == "busy":  # another request in flight: the ring is not idle
         held = backend._table.next_ud
         with backend._lock:
             backend._table[held] = (None, None)  # (a stand-in entry, never in the kernel)
-    # Counters past the small ints' cache, so that each new value is an allocation.
-    backend._table.next_ud += 1 << 32
-    backend._submitted += 1 << 32
-    backend._sq.enters += 1 << 32
+    rig.past_small_ints()  # (each new counter value an allocation)
     NO_RESOURCES = int(NtStatus.STATUS_INSUFFICIENT_RESOURCES)
 
     # While a call is swept, the ring thread (woken by a CQE, or by the call) waits at the
     # top of its round, before it reaps: the reaper's own cuts are not what is swept here.
-    # (a flag and a sleep: no lock to allocate, which would fail as RuntimeError meanwhile)
-    gate = [True]
-    eventfd_read = os.eventfd_read
-
-    def parked_read(fd):
-        if threading.current_thread() is backend._ring_thread.thread:
-            while not gate[0]:
-                time.sleep(0.0005)
-        return eventfd_read(fd)
-
-    os.eventfd_read = parked_read
+    gate = RingThreadGate(backend)
 
     def state():
         return (backend._submitted, backend._table.next_ud, len(backend._table),
@@ -221,13 +283,7 @@ _NOMEM = textwrap.dedent(
 
     bad = set()
     for k in range(int(sys.argv[1])):
-        offset = 4096 * (k % 16)
-        anchor = memoryview(view)
-        address = _disk._addressof(_disk._from_buffer(view))
-        op = pinned_read(disk, Overlapped(offset), view, offset, anchor, address, 4096)
-        with LOCK:
-            op.registered = op.submitted = True
-            disk._pending[op] = None
+        op = registered_read(disk, view, 4096 * (k % 16))
         # (the failing allocation is this thread's; with a request in flight the ring
         # thread watches the ring's owner with a timeout: then it may take one itself,
         # which it survives, the sweep missing that k)
@@ -236,10 +292,9 @@ _NOMEM = textwrap.dedent(
             with backend._lock:
                 backend._backlog.entries.append((B_CANCEL, None, 1))
         before = state()
-        gate[0] = False
-        raised = call_failing(k, backend.submit, op)
-        after = state()  # (before the ring thread, held at its gate, moves it)
-        gate[0] = True
+        with gate:
+            raised = call_failing(k, backend.submit, op)
+            after = state()  # (before the ring thread, held at its gate, moves it)
         if shape == "backlog":  # (the ring thread takes the lock while it submits it)
             backend._ring_thread.wake()
             wait_until(lambda: not backend._backlog.entries, 5.0, "the backlog submitted")
@@ -262,22 +317,12 @@ _NOMEM = textwrap.dedent(
         if backend._ring.sq_ready() and not backend._backlog.stuck:
             with backend._lock:  # (a withdrawn SQE, a NOP, waits for the next enter)
                 backend._sq.submit_locked(None)
-        del raised, op, anchor
+        del raised, op
     if held is not None:
         with backend._lock:
             del backend._table[held]
-    backend._submitted -= 1 << 32  # (its close counts what is still in flight with it)
-    backend._sq.enters -= 1 << 32
     del view
-    gc.collect()  # (a failure's traceback in a cycle holds the frames that held the pin)
-    try:
-        memory.close()
-    except BufferError:
-        bad.add("the buffer left exported (a pin leaked)")
-    disk.close()
-    port.close()
-    backend.close()
-    os.unlink(path)
+    bad.update(rig.close())
     print(sorted(bad))
     """
 )
@@ -296,3 +341,121 @@ def test_a_failed_allocation_in_the_python_submit_sends_or_fails_the_request(
     except OSError as exc:
         pytest.skip(f"no O_DIRECT here: {exc}")
     nomem_sweep(_NOMEM, "40", str(tmp_path), shape)
+
+
+_NOMEM_RECEIVE = textwrap.dedent(
+    """
+    import gc, socket, sys
+    from winaio._backends import uring
+    from winaio._io import _accel
+    from winaio._io._issue import register_receive
+    from winaio._io._overlapped import Overlapped
+    from winaio._io._port import CompletionPort
+    from winaio._io._sockets import Socket
+    from winaio.codes import NtStatus
+    from winaio.testing import RingThreadGate, call_failing, left_behind, ring_thread_asleep
+
+    _accel.use(sys.argv[2] == "c")  # (the C submit hands a receive to the Python one)
+    _accel.use_slots("off")  # (the requests' path: a slot is not a request)
+    shape = sys.argv[3]
+    backend = uring.IoUringBackend()
+    port = CompletionPort()
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        peer = socket.create_connection(listener.getsockname(), timeout=5)
+        conn, _ = listener.accept()
+    conn.setblocking(False)
+    s = Socket(conn.fileno(), overlapped=True, sock=conn, backend=backend)
+    s.associate(port, 7)
+    buf, ov = bytearray(8), Overlapped(0)  # (warm: the thread's state, its parker, the lead)
+    assert s.start_read(buf, ov) is False
+    peer.sendall(b"w")
+    assert port.get(5.0) is not None
+    receives, table, lines = backend._receives, backend._table, backend._streams.lines
+    lead = backend._lead
+    # Counters past the small ints' cache, so that each new value is an allocation.
+    table.next_ud += 1 << 32
+    receives.submitted += 1 << 32
+    backend._submitted += 1 << 32
+    backend._sq.enters += 1 << 32
+    NO_RESOURCES = int(NtStatus.STATUS_INSUFFICIENT_RESOURCES)
+
+    gate = RingThreadGate(backend)  # (the ring thread held out of a swept call)
+
+    def state():
+        return (receives.submitted, backend._submitted, table.next_ud, len(table),
+                backend._ring._sq_tail, len(lines), len(backend._deferral.unsubmitted),
+                backend._deferral.hinted)
+
+    bad = set()
+    for k in range(int(sys.argv[1])):
+        buf, ov = bytearray(8), Overlapped(0)
+        view = memoryview(buf)
+        op = register_receive(s, ov, view)
+        ring_thread_asleep(backend)
+        with backend._lock:
+            if shape == "owner" and lead.owner is None:  # its RECV deferred to its next wait
+                backend._ring.cq_eventfd_toggle(False)  # (as its wait would: enter_or_follow)
+                lead.owner = op.issuer.parker
+            elif shape == "unowned" and lead.owner is not None:  # submitted at once
+                lead.disown_locked()
+        before = state()
+        with gate:
+            raised = call_failing(k, backend.submit, op)
+            after = state()  # (before the ring thread, held at its gate, moves it)
+        bad.update(left_behind(port, locks={"the backend's lock": backend._lock}))
+        if raised is not None:  # nothing taken, or it would complete twice
+            if after != before or any(e[0] is op for e in table.values()):
+                bad.add(f"raised with the receive taken: {before} -> {after}")
+            op.complete(NO_RESOURCES, 0)  # (what the issuer does then: ``_hand_to_backend``)
+        if not op.done:
+            peer.sendall(b"k")
+        packet = port.get(5.0)
+        if packet is None or packet.overlapped is not ov:
+            bad.add("the receive never completed")
+        elif packet.status == 0:
+            if bytes(buf[:1]) != b"k":
+                bad.add(f"completed with {bytes(buf)!r}, not the peer's byte")
+        elif packet.status != NO_RESOURCES:
+            bad.add(f"completed with {packet.status:#x}")
+        if port.get(0.02) is not None:
+            bad.add("a receive completed twice")
+        if s.pending_requests or table or lines or backend._deferral.unsubmitted:
+            bad.add(f"a receive left behind ({s.pending_requests} {len(table)} {len(lines)})")
+            break
+        if backend._ring.sq_ready() and not backend._backlog.stuck:
+            with backend._lock:  # (a withdrawn SQE, a NOP, waits for the next enter)
+                backend._sq.submit_locked(None)
+        del raised, op, view
+        gc.collect()  # (a failure's traceback in a cycle holds the frames that held the view)
+        try:
+            buf.extend(b"x")
+        except BufferError:
+            bad.add("the buffer left exported")
+    backend._submitted -= 1 << 32  # (its close counts what is still in flight with it)
+    receives.submitted -= 1 << 32
+    backend._sq.enters -= 1 << 32
+    s.close()
+    peer.close()
+    port.close()
+    backend.close()
+    print(sorted(bad))
+    """
+)
+
+
+@pytest.mark.parametrize("shape", ["owner", "unowned"])
+@pytest.mark.parametrize("c", [True, False], ids=["c", "python"])
+def test_a_failed_allocation_in_the_receive_submit_sends_or_fails_the_receive(
+    shape: str, c: bool
+) -> None:
+    """# spec: win32 #40. Every allocation of the backend's ``submit`` of a socket receive
+    (``Receives.submit``: the one-hold pended receive, ``_pend_locked``; the C ``submit``
+    hands it to the Python one) made to fail in turn, under the debug allocator, from the
+    ring's owner (its RECV deferred to its next wait) and with the ring unowned (its RECV
+    submitted at once): no MemoryError out of it with the receive taken (a counter, an
+    entry, a line, an SQE); the receive completes exactly once, with the peer's byte or
+    STATUS_INSUFFICIENT_RESOURCES; no lock held, no line or SQE left behind, no export of
+    the buffer left."""
+    if c:
+        require_c_path(_disk.accelerator_available())
+    nomem_sweep(_NOMEM_RECEIVE, "40", "c" if c else "python", shape)

@@ -36,6 +36,7 @@ from .._pool._clock import ManualClock as ManualClock
 from .._runtime import available_backends as available_backends
 from .._runtime import using_backend as using_backend
 from ._kits import WORKER_FAILED, HandleKit, Win32Worker, apcs_drained, load_kit
+from ._rigs import DiskRig, RingThreadGate
 from ._slots import (
     SLOT_TAG,
     HookedLock,
@@ -57,6 +58,7 @@ from ._sweeps import PyParker, Sweep, SweepInterrupt, profiled, sweep_cut_points
 __all__ = [
     "SLOT_TAG",
     "WORKER_FAILED",
+    "DiskRig",
     "HandleKit",
     "HookedLock",
     "ManualClock",
@@ -90,6 +92,7 @@ __all__ = [
     "require_c_path",
     "require_peer",
     "ring_thread_asleep",
+    "RingThreadGate",
     "run_child",
     "reset_wall_clock",
     "shift_wall_clock",

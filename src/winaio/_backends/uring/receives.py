@@ -283,19 +283,46 @@ class Receives:
             )
         except Exception:
             return None  # a full SQ ring, unusable memory: the general path
-        self.submitted += 1
-        table.next_ud = ud + 1
-        table[ud] = (op, self._streams.open_direct_locked(op, key, ud, anchor))
-        self._unsubmitted.append(ud)
-        if self._lead.owner is issuer.parker:
-            if not self._deferral.hinted:
-                self._deferral.hint_locked()
-            return False
+        # Prepared: a failure from here on (a MemoryError) takes the receive back whole or
+        # leaves it the kernel's (:meth:`_take_back_locked`), never half taken - the rule of
+        # the backend's ``submit`` (a raise means nothing taken) and the C ``pend_locked``'s
+        # undone insertions. The count is stored last and restored without an allocation.
+        count = self.submitted
+        try:
+            table[ud] = (op, self._streams.open_direct_locked(op, key, ud, anchor))
+            table.next_ud = ud + 1
+            self._unsubmitted.append(ud)
+            self.submitted = count + 1
+            if self._lead.owner is issuer.parker:
+                if not self._deferral.hinted:
+                    self._deferral.hint_locked()
+                return False
+        except Exception:
+            return self._take_back_locked(op, ud, key, count)
         try:
             return self._sq.submit_locked(issuer)
+        except Exception:  # (a MemoryError before its enter, or recording the issuer's)
+            return self._take_back_locked(op, ud, key, count)
         except BaseException:  # (Ctrl-C at its entry) made again: it recounts from the SQ
             self._sq.submit_locked(issuer)  # head; else the RECV stayed unsubmitted (review7)
             raise
+
+    def _take_back_locked(self, op: StreamReadOp, ud: int, key: int, count: int) -> bool | None:
+        """After a failure in :meth:`_pend_locked` once the RECV ``ud`` was prepared: if the
+        kernel has it (the failure came after the enter), the receive is the backend's: its
+        entry, line and count stay (the ring thread is woken if the SQ side is stuck: an
+        extra write at worst); else its SQE is a NOP or withdrawn with its entry
+        (``Submission.withdraw_locked``), the line made for it dropped, the count back to
+        ``count``, and None: the general path takes the receive (or fails it)."""
+        if self._sq.withdraw_locked(ud, op):
+            return self._backlog.stuck
+        lines = self._streams.lines
+        line = lines.get(key)
+        if line is not None and line.ops and line.ops[0] is op:
+            del lines[key]
+        op.token = None
+        self.submitted = count
+        return None
 
     # ------------------------------------------------------------------ receive slots
     def _arm_slot(self, slot: Any, gen: int, issuer: ThreadState, fd: int) -> None:

@@ -26,11 +26,13 @@ Invariants (under the backend's lock unless said otherwise):
   (:func:`watch_sleep`, in C: ``_fastwatch.c``): the Python round runs once per
   ``WATCH_TICKS + 1`` ticks, or at once when CQEs waited a whole tick under an unmoved head
   (the Python watch then takes over, as it would have at that tick);
-- a MemoryError in the loop (a transient allocation failure) never takes the backend down:
-  the loop runs again after a back-off (1 ms doubling to 128 ms while failures follow each
-  other: ``_BACK_OFF``; ``retries`` counts them), from the round that failed, with the
-  completions it had collected and not yet handed to the reaper; any other exception is a
-  bug: the backend refuses new requests and ``close`` drains the rest (``_crashed_locked``).
+- a failed allocation in the loop (a MemoryError, or the RuntimeError "can't allocate lock"
+  CPython raises when a lock's own allocation fails: :func:`transient`) never takes the
+  backend down: the loop runs again after a back-off (1 ms doubling to 128 ms while failures
+  follow each other: ``_BACK_OFF``; ``retries`` counts them), from the round that failed,
+  with the completions it had collected and not yet handed to the reaper; any other
+  exception is a bug: the backend refuses new requests and ``close`` drains the rest
+  (``_crashed_locked``).
 
 Imports ``common``, ``lead`` (the watch's ticks), and the parts it drives (``reaper``,
 ``deferral``, ``backlog``, ``streams``, ``ring``) for annotations only.
@@ -78,11 +80,23 @@ _monotonic = time.monotonic
 #: ``WATCH_TICKS + 1`` ticks instead of three times per tick. A burst deferred meanwhile and
 #: left by its owner waits for that round (at most ``(WATCH_TICKS + 2) * WATCH_MAX``).
 WATCH_TICKS = 7
-#: The pauses before the loop runs again after a MemoryError, by failures in a row
+#: The pauses before the loop runs again after a failed allocation, by failures in a row
 #: (:meth:`RingThread._back_off`): doubling from 1 ms, at most 128 ms.
 _BACK_OFF = tuple(0.001 * 2**i for i in range(8))
 _LAST_BACK_OFF = len(_BACK_OFF) - 1
 _sleep = time.sleep
+#: The arguments of the RuntimeError (``_thread.error``) CPython raises when it cannot allocate
+#: a lock's own semaphore (``_thread.allocate_lock``, ``RLock``, a ``Condition`` wait's waiter:
+#: ``PyThread_allocate_lock`` returned NULL, Modules/_threadmodule.c): a failed allocation,
+#: not a bug, though not a MemoryError.
+_NO_LOCK = ("can't allocate lock",)
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is a failed allocation the ring thread retries after a back-off (a
+    MemoryError, or the RuntimeError of a lock that could not be allocated: ``_NO_LOCK``)
+    rather than a bug that takes it down."""
+    return isinstance(exc, MemoryError) or (exc.__class__ is RuntimeError and exc.args == _NO_LOCK)
 
 
 def watch_sleep(
@@ -204,7 +218,7 @@ class RingThread:
         # Counters (under the lock): rounds, rounds that delivered and what they delivered,
         # wake-ups asked, wake-ups to start watching.
         self.rounds = self.reaps = self.delivered = self.wakeups = self.watch_starts = 0
-        #: Loops run again after a MemoryError (:meth:`_back_off`); failures in a row; what
+        #: Loops run again after a failed allocation (:meth:`_back_off`); failures in a row; what
         #: the round collected and has not handed to the reaper yet (:meth:`_loop`).
         self.retries = self._failed = 0
         self._kept: Finished | None = None
@@ -255,7 +269,10 @@ class RingThread:
                 # A transient allocation failure: the loop runs again after a back-off, from
                 # the round that failed (``_kept``), not the backend taken down with it.
                 self._back_off()
-            except BaseException:
+            except BaseException as exc:
+                if transient(exc):  # a lock that could not be allocated: as a MemoryError
+                    self._back_off()
+                    continue
                 # A bug (reported by threading.excepthook as the exception leaves the thread):
                 # refuse new requests; close() drains the ones in flight itself.
                 with self._lock:
@@ -263,7 +280,7 @@ class RingThread:
                 raise
 
     def _back_off(self) -> None:
-        """After a MemoryError in the loop (``retries`` counts them): not asleep, and a pause
+        """After a failed allocation in the loop (``retries`` counts them): not asleep, and a pause
         that doubles with each failure in a row (``_BACK_OFF``: 1 ms to 128 ms; a round
         that ends in a sleep starts the count again) before the loop runs again. Nothing
         here needs memory a failure could deny but the count, which may miss one."""
@@ -300,7 +317,7 @@ class RingThread:
         cancelled_all = False
         woken = True
         seen: int | None = None  # (the CQ head the last GIL-free tick saw: watch_sleep)
-        # Run again after a MemoryError (``_run``): the completions the failed round had
+        # Run again after a failed allocation (``_run``): the completions the failed round had
         # collected and not handed to the reaper (the backlog's, the lines') go into this
         # one. From the CQ lock on they are the reaper's (``Reaper.process``, ``deliver``).
         kept = self._kept
@@ -381,9 +398,7 @@ class RingThread:
             seen = None
             if ahead:
                 assert timeout is not None
-                last = (
-                    lead.watcher.stale_head
-                )  # (the Python watch's last look: the first to compare)
+                last = lead.watcher.stale_head  # (the Python watch's last look: compared first)
                 woken, seen = _watch_sleep(efd, ring, timeout, tick, WATCH_TICKS, last)
                 if not woken:
                     next_watch = 0.0  # returned at a tick: the Python watch looks at it now
