@@ -10,7 +10,10 @@
   while the lock is waited for (the lines were empty before it): the Python step 2
   (``Receives._arm_slot``) arms the slot, as the reference does.
 
-Each receive completes with the peer's bytes (nothing left half done).
+Each receive completes with the peer's bytes (nothing left half done). Also: each slot the
+sockets' C shape check requires, unset, gives the Python methods' outcome; and a failed
+allocation in the issuer's bind (after the receive is in the ring) is not the receive's
+failure, in C and in Python, on the slot and the request path.
 """
 
 from __future__ import annotations
@@ -25,12 +28,13 @@ from typing import Any
 import pytest
 
 from winaio._backends import uring
+from winaio._io import _accel
 from winaio._io._overlapped import Overlapped
 from winaio._io._port import CompletionPort
 from winaio._io._sockets import Socket
 from winaio._kernel._dispatcher import ThreadState
 from winaio._kernel._threads import current_thread_state
-from winaio.testing import HookedLock, python_frames, slots_for_test
+from winaio.testing import HookedLock, python_frames, require_c_path, slots_for_test
 
 try:
     from winaio._io import _fastio
@@ -226,3 +230,99 @@ def test_a_class_modified_after_many_c_arms_takes_the_python_method(
     monkeypatch.undo()
     assert "_arm_slot" not in python_frames(partial(_receive, s, peer, port))
     assert calls == [s.fd]
+
+
+#: Every slot of the socket that the C paths' shape check (``_fastsock.c`` ``common_shape``)
+#: requires set, in one unrolled loop (``g_set_off``).
+SOCKET_SLOTS = (
+    "closing", "stream_in", "stream_out", "overlapped", "winsock", "sock", "_signaled",
+    "fd_users", "_recv_ready", "_recv_misses", "_pend", "send_claim", "skip_set_event",
+    "skip_port_on_success", "port", "_waiters", "key",
+)  # fmt: skip
+
+
+def _outcome_without(
+    name: str, c: bool, armed_uring: Any, socket_pair: Callable[..., tuple[Socket, socket.socket]]
+) -> tuple[str, str]:
+    """The outcome of a receive and a send on a fresh socket whose slot ``name`` is unset, with
+    the C paths on (``c``) or off: the exception's class, or the results."""
+    was = _accel.use(c)
+    try:
+        s, _peer = socket_pair(armed_uring)
+        value = getattr(s, name)
+        delattr(s, name)
+        out = []
+        try:
+            for call in (s.start_read, s.start_write):
+                try:
+                    out.append(repr(call(bytearray(8), Overlapped(0))))
+                except Exception as exc:  # (the outcome compared)
+                    out.append(type(exc).__name__)
+        finally:
+            setattr(s, name, value)
+        return out[0], out[1]
+    finally:
+        _accel.use(was)
+
+
+@pytest.mark.parametrize("name", SOCKET_SLOTS)
+def test_a_socket_with_an_unset_slot_behaves_as_the_python_method(
+    name: str, armed_uring: Any, socket_pair: Callable[..., tuple[Socket, socket.socket]]
+) -> None:
+    """Each slot the C shape check requires, unset: the C receive and send take the Python
+    methods (the same outcome as with the C paths off), never read the missing slot."""
+    require_c_path(_accel.BUILT)
+    c = _outcome_without(name, True, armed_uring, socket_pair)
+    py = _outcome_without(name, False, armed_uring, socket_pair)
+    assert c == py
+
+
+@pytest.mark.parametrize(
+    ("c", "slots"), [(True, "c"), (True, "off"), (False, "py"), (False, "off")]
+)
+def test_a_failed_bind_after_the_receive_is_in_the_ring_is_not_its_failure(
+    c: bool,
+    slots: str,
+    armed_uring: Any,
+    socket_pair: Callable[..., tuple[Socket, socket.socket]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A MemoryError in ``Leadership.bind_issuer`` (the issuer's parker bound to the ring,
+    called after the receive is in the ring) is not the receive's failure: ``start_read``
+    returns pending, and the receive completes with the peer's bytes (C: ``pend_impl``;
+    Python: ``Receives._issued``; slot and request paths)."""
+    if c:
+        require_c_path(_accel.BUILT)
+    was = _accel.use(c)
+    try:
+        with slots_for_test(slots):
+            s, peer = socket_pair(armed_uring)
+            port = CompletionPort()
+            s.associate(port, 7)
+            binds: list[object] = []
+
+            def refused(self: Any, issuer: Any) -> None:
+                binds.append(issuer)
+                raise MemoryError
+
+            monkeypatch.setattr(type(armed_uring._lead), "bind_issuer", refused)
+            buf, ov = bytearray(16), Overlapped(0)
+            out: list[object] = []
+
+            def issue() -> None:  # (a new thread: its parker is not bound to this ring)
+                try:
+                    out.append(s.start_read(buf, ov))
+                except BaseException as exc:  # (the outcome checked)
+                    out.append(exc)
+
+            t = threading.Thread(target=issue)
+            t.start()
+            t.join(LONG)
+            monkeypatch.undo()
+            assert out == [False] and len(binds) == 1
+            peer.sendall(b"late")
+            packet = port.get(LONG)
+            assert packet is not None and packet.overlapped is ov and bytes(buf[:4]) == b"late"
+            port.close()
+    finally:
+        _accel.use(was)

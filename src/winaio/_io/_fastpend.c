@@ -567,7 +567,12 @@ backend_part:
         SLOT(pk_rp, parker, 0) != b[B_LEAD]) {
         result = PyObject_CallMethodOneArg(b[B_LEAD], s_bind_parker, ts);
         if (result == NULL) {
-            goto done;
+            if (!PyErr_ExceptionMatches(PyExc_MemoryError)) {
+                goto done;
+            }
+            /* (the receive is in the ring: it must not report a failure; its issuer waits
+             * without leading, as any other - ``Receives._issued``, the backend's submit) */
+            PyErr_Clear();
         }
         Py_CLEAR(result);
     }

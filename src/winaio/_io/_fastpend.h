@@ -63,6 +63,21 @@ pend_as_ll(PyObject *o)
     return PyLong_AsLongLong(o);
 }
 
+/* ``list.append(item)`` for an exact list: stored in place when the list has room (what
+ * CPython's own ``_PyList_AppendTakeRef`` does), else ``PyList_Append`` (which may grow it,
+ * and fail). 0 or -1 with an error. */
+static inline int
+pend_list_append(PyObject *list, PyObject *item)
+{
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    if (((PyListObject *)list)->allocated > n) {
+        PyList_SET_ITEM(list, n, Py_NewRef(item));
+        Py_SET_SIZE(list, n + 1);
+        return 0;
+    }
+    return PyList_Append(list, item);
+}
+
 /* Borrowed slot ``i`` of ``obj`` (a kind checked fast), NULL when unset. */
 #define SLOT(k, obj, i) (*(PyObject **)((char *)(obj) + (k).offsets[i]))
 

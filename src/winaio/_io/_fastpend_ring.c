@@ -492,7 +492,7 @@ pend_slot_locked(PyObject **b, PyObject *slot_o, PyObject *ts, PyObject *file,
     uint64_t udv = slot_user_data(s);
     if ((ud = PyLong_FromUnsignedLongLong(udv)) == NULL ||
         (next_tail = PyLong_FromLongLong(tail + 1)) == NULL ||
-        PyList_Append(b[B_UNSUBMITTED], ud) < 0) {
+        pend_list_append(b[B_UNSUBMITTED], ud) < 0) { /* (an exact list: ``pend_impl``) */
         goto out;
     }
     fio_sqe_head_t sqe = {FIO_OP_RECV, 0, (uint16_t)ioprio, (int32_t)fdv, 0,

@@ -39,6 +39,10 @@ static const char *const SOCK_A_NAMES[] = {"closing", "stream_in", "stream_out",
 static const char *const SOCK_B_NAMES[] = {"_recv_ready", "_recv_misses", "_pend", "send_claim",
                                            "skip_set_event", "skip_port_on_success", "port",
                                            NULL};
+/* The offsets of every slot of SOCK_A_NAMES, SOCK_B_NAMES and SOCK_C_NAMES (the socket
+ * class's, from its kinds at configuration), which ``common_shape`` requires set. */
+#define SET_COUNT 17
+static Py_ssize_t g_set_off[SET_COUNT];
 static const char *const SEVENT_NAMES[] = {"_signaled", "_waiters", NULL};
 static const char *const SOCK_C_NAMES[] = {"_waiters", "key", NULL};
 static const char *const SOV_NAMES[] = {"event", "skip_port", "information", "status", NULL};
@@ -400,23 +404,21 @@ common_shape(PyObject *self, Py_ssize_t nargs, PyObject *kwnames, PyObject *ov)
         return 0;
     }
     PyTypeObject *tp = Py_TYPE(self);
-    if (!kind_fast(&k_sa, tp) || !kind_fast(&k_sb, tp) || !kind_fast(&k_sov, Py_TYPE(ov))) {
+    if (!kind_fast(&k_sa, tp) || !kind_fast(&k_sb, tp) || !kind_fast(&k_sov, Py_TYPE(ov)) ||
+        !kind_fast(&k_sc, tp)) {
         return 0;
     }
-    /* every slot used is set, of the type the Python method expects */
-    for (int i = 0; i < k_sa.n; i++) {
-        if (slot(&k_sa, self, i) == NULL) {
+    /* every slot used is set (``g_set_off``: the three kinds' offsets in one unrolled loop,
+     * ~50 instructions against the three loops' ~170; pend, session 13), of the type the
+     * Python method expects */
+    const char *base = (const char *)self;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 17
+#endif
+    for (int i = 0; i < SET_COUNT; i++) {
+        if (*(PyObject *const *)(base + g_set_off[i]) == NULL) {
             return 0;
         }
-    }
-    for (int i = 0; i < k_sb.n; i++) {
-        if (slot(&k_sb, self, i) == NULL) {
-            return 0;
-        }
-    }
-    if (!kind_fast(&k_sc, tp) || slot(&k_sc, self, SC_WAITERS) == NULL ||
-        slot(&k_sc, self, SC_KEY) == NULL) {
-        return 0;
     }
     if (slot(&k_sov, ov, SO_EVENT) == NULL || slot(&k_sov, ov, SO_SKIP_PORT) == NULL) {
         return 0;
@@ -568,6 +570,16 @@ configure_sockets(PyObject *module, PyObject *args)
         kind_init(&k_sev, eventt, SEVENT_NAMES) < 0 || kind_init(&k_sov, ovt, SOV_NAMES) < 0 ||
         kind_init(&k_mode, modet, MODE_NAMES) < 0) {
         return NULL;
+    }
+    if (k_sa.n + k_sb.n + k_sc.n != SET_COUNT) {
+        PyErr_SetString(PyExc_SystemError, "configure_sockets: SET_COUNT");
+        return NULL;
+    }
+    for (int i = 0, j = 0; i < 3; i++) {
+        kind_t *k = i == 0 ? &k_sa : i == 1 ? &k_sb : &k_sc;
+        for (int m = 0; m < k->n; m++) {
+            g_set_off[j++] = k->offsets[m];
+        }
     }
     s_shut_rd = PyUnicode_InternFromString("shut_rd");
     s_left = PyUnicode_InternFromString("left");

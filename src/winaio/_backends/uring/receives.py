@@ -243,12 +243,17 @@ class Receives:
         """What follows a receive put into the ring under ``_lock`` (:meth:`submit`,
         :meth:`pend_receive`, :meth:`_arm_slot`; the C accelerator makes the same calls): the
         ring thread woken if ``submit_locked`` said so, then the issuer's parker bound to this
-        ring's leadership unless it is a ``RingParker`` of it already."""
+        ring's leadership unless it is a ``RingParker`` of it already. The receive is in the
+        ring: a failed allocation in the bind is not its failure (its issuer then waits
+        without leading, as any other: the backend's submit's rule)."""
         if wake:
             os.eventfd_write(self._efd, 1)
         parker = issuer.parker
         if parker.__class__ is not RingParker or parker.lead is not self._lead:
-            self._lead.bind_issuer(issuer)
+            try:
+                self._lead.bind_issuer(issuer)
+            except MemoryError:
+                pass  # (in the ring: must not report a failure)
 
     def _pend_rest(self, op: StreamReadOp) -> None:
         """The rest of :meth:`pend_receive` for a registered receive that did not become a
