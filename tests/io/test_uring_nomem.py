@@ -345,27 +345,22 @@ def test_a_failed_allocation_in_the_python_submit_sends_or_fails_the_request(
 
 _NOMEM_RECEIVE = textwrap.dedent(
     """
-    import gc, socket, sys
+    import gc, sys
     from winaio._backends import uring
     from winaio._io import _accel
     from winaio._io._issue import register_receive
     from winaio._io._overlapped import Overlapped
     from winaio._io._port import CompletionPort
-    from winaio._io._sockets import Socket
     from winaio.codes import NtStatus
-    from winaio.testing import RingThreadGate, call_failing, left_behind, ring_thread_asleep
+    from winaio.testing import RingThreadGate, call_failing, connected_pair, left_behind
+    from winaio.testing import ring_thread_asleep
 
     _accel.use(sys.argv[2] == "c")  # (the C submit hands a receive to the Python one)
     _accel.use_slots("off")  # (the requests' path: a slot is not a request)
     shape = sys.argv[3]
     backend = uring.IoUringBackend()
     port = CompletionPort()
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        peer = socket.create_connection(listener.getsockname(), timeout=5)
-        conn, _ = listener.accept()
-    conn.setblocking(False)
-    s = Socket(conn.fileno(), overlapped=True, sock=conn, backend=backend)
-    s.associate(port, 7)
+    s, peer = connected_pair(backend, port)
     buf, ov = bytearray(8), Overlapped(0)  # (warm: the thread's state, its parker, the lead)
     assert s.start_read(buf, ov) is False
     peer.sendall(b"w")
