@@ -338,6 +338,19 @@ reaper_reap(PyObject *self, PyObject *unused)
     if (fio_acquire(cq_lock) < 0) {
         goto out;
     }
+    /* A batch of plain receive slot CQEs (the C=64 echo): in place, without the CQE tuples
+     * and ``_batch_locked``'s frame (``_fastslot_done.c``); any other, below. */
+    long long max_n = PyLong_AsLongLong(g_reap_batch);
+    if (max_n < 0) {
+        PyErr_Clear();
+        max_n = 0; /* (not reached: REAP_BATCH is a positive int) */
+    }
+    PyObject *sr = dn_slot_reap(self, ring, max_n);
+    if (sr != Py_NotImplemented) {
+        result = sr;
+        goto unlock;
+    }
+    Py_DECREF(sr);
     PyObject *args[1] = {g_reap_batch};
     PyObject *cqes = ring_reap(ring, args, 1);
     if (cqes == NULL) {

@@ -284,4 +284,9 @@ PyObject *configure_lead(PyObject *args);
 PyObject *configure_port(PyObject *args);
 PyObject *configure_watch(PyObject *args);
 
+/* ``_fastslot_done.c``: ``Reaper.reap``'s batch of plain receive slot CQEs, read in place from
+ * the CQ ring under cq_lock (the count, NULL with an error, or NotImplemented: the general path,
+ * nothing touched). */
+PyObject *dn_slot_reap(PyObject *self, PyObject *ring, long long max_n);
+
 #endif
