@@ -49,20 +49,16 @@ OK, REASON = uring.probe_backend()
 
 _CHILD = textwrap.dedent(
     """
-    import socket, sys, threading, time
+    import sys, threading, time
     from winaio._backends import uring
     from winaio._io import _accel
     from winaio._io._overlapped import STATUS_PENDING, Overlapped
-    from winaio._io._sockets import Socket
     from winaio._kernel._objects import Event
+    from winaio.testing import connected_pair
 
     _accel.use(sys.argv[1] == "c")
     b = uring.IoUringBackend()
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        peer = socket.create_connection(listener.getsockname(), timeout=5)
-        conn, _ = listener.accept()
-    conn.setblocking(False)
-    f = Socket(conn.fileno(), overlapped=True, sock=conn, backend=b)
+    f, peer = connected_pair(b)
     ov = Overlapped(event=Event(True))  # the slot holds the event's only reference
     ov.status = STATUS_PENDING
     view = memoryview(bytearray(64))

@@ -536,13 +536,14 @@ def test_an_interrupt_at_a_python_call_of_the_c_funnel_loses_no_effect(
 
 _SMOKE = textwrap.dedent(
     """
-    import socket, sys
+    import sys
     from winaio._backends import uring
     from winaio._backends.uring import fastpend
     from winaio._io import _accel
     from winaio._io._overlapped import Overlapped
     from winaio._io._port import CompletionPort
-    from winaio._io._sockets import Socket, sockets_accelerated
+    from winaio._io._sockets import sockets_accelerated
+    from winaio.testing import connected_pair
 
     assert _accel.BUILT, "the module did not import"
     c_paths = sockets_accelerated() and fastpend.FAST
@@ -550,13 +551,7 @@ _SMOKE = textwrap.dedent(
     ok, reason = uring.probe_backend()
     backend = uring.IoUringBackend() if ok else None
     port = CompletionPort()
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        peer = socket.create_connection(listener.getsockname(), timeout=5)
-        conn, _ = listener.accept()
-    conn.setblocking(False)
-    s = Socket(conn.fileno(), overlapped=True, sock=conn, backend=backend)
-    s.associate(port, 7)
-    peer.settimeout(5)
+    s, peer = connected_pair(backend, port)
     for i in range(300):  # pended receives (the first: nothing there yet), immediate sends
         buf, ov = bytearray(16), Overlapped(0)
         if not s.start_read(buf, ov):

@@ -41,12 +41,7 @@ def combo(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
 @pytest.fixture
 def pair(combo: tuple[str, str]) -> Iterator[tuple[Socket, socket.socket, Any]]:
     port = winaio.CompletionPort()
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        peer = socket.create_connection(listener.getsockname())
-        conn, _ = listener.accept()
-    conn.setblocking(False)
-    f = Socket(conn.fileno(), overlapped=True, sock=conn)
-    f.associate(port, 7)
+    f, peer = wt.connected_pair(None, port)
     try:
         yield f, peer, port
     finally:
@@ -151,24 +146,18 @@ def test_a_bytearray_receive_whose_issuer_exits_is_resubmitted_and_delivered(
 
 _NOMEM = textwrap.dedent(
     """
-import os, socket, sys, _testcapi
+import os, sys, _testcapi
 from winaio._io import _accel
 _accel.use(True)
 _accel.use_slots(sys.argv[2])
 from winaio._backends import uring
 from winaio._io._overlapped import Overlapped
 from winaio._io._port import CompletionPort
-from winaio._io._sockets import Socket
-from winaio.testing import receive_settled
+from winaio.testing import connected_pair, receive_settled
 
 b = uring.IoUringBackend()
 port = CompletionPort()
-with socket.create_server(("127.0.0.1", 0)) as listener:
-    peer = socket.create_connection(listener.getsockname(), timeout=5)
-    conn, _ = listener.accept()
-conn.setblocking(False)
-s = Socket(conn.fileno(), overlapped=True, sock=conn, backend=b)
-s.associate(port, 7)
+s, peer = connected_pair(b, port)
 bad = set()
 buf, ov = bytearray(8), Overlapped(0)  # (warm: the readiness hint armed, the ring owned)
 assert s.start_read(buf, ov) is False

@@ -35,6 +35,7 @@ from winaio.codes import NtStatus
 from winaio.testing import (
     Sweep,
     accelerator_for_test,
+    connected_pair,
     left_behind,
     profiled,
     sweep_cut_points,
@@ -63,13 +64,7 @@ def backend() -> Iterator[uring.IoUringBackend]:
 
 
 def _pair(b: uring.IoUringBackend, port: CompletionPort, key: int) -> tuple[Socket, socket.socket]:
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        peer = socket.create_connection(listener.getsockname(), timeout=LONG)
-        conn, _ = listener.accept()
-    conn.setblocking(False)
-    s = Socket(conn.fileno(), overlapped=True, sock=conn, backend=b)
-    s.associate(port, key)
-    return s, peer
+    return connected_pair(b, port, key, LONG)
 
 
 @pytest.mark.parametrize("n", [1, 3])

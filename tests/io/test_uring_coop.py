@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import threading
 import time
@@ -43,11 +42,10 @@ from winaio._io._issue import start
 from winaio._io._ops import FileReadOp
 from winaio._io._overlapped import STATUS_PENDING, Overlapped
 from winaio._io._port import CompletionPacket, CompletionPort
-from winaio._io._sockets import Socket
 from winaio._io._stream_ops import StreamReadOp
 from winaio._kernel._threads import current_thread_state
 from winaio.codes import NtStatus
-from winaio.testing import wait_until
+from winaio.testing import connected_pair, wait_until
 
 OK, REASON = uring.probe_backend()
 pytestmark = [
@@ -125,12 +123,7 @@ Issue = Callable[[uring.IoUringBackend, CompletionPort], tuple[int, Callable[[],
 def _issue_wsarecv(
     b: uring.IoUringBackend, port: CompletionPort, made: list[Any]
 ) -> tuple[int, Callable[[], bytes]]:
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        peer = socket.create_connection(listener.getsockname(), timeout=LONG)
-        conn, _ = listener.accept()
-    conn.setblocking(False)
-    s = Socket(conn.fileno(), overlapped=True, sock=conn, backend=b)
-    s.associate(port, "sock")
+    s, peer = connected_pair(b, port, "sock", LONG)
     made += [s, peer]
     buf = bytearray(16)
     assert s.start_read(buf, Overlapped()) is False  # pends: submitted by this thread

@@ -20,16 +20,14 @@ from __future__ import annotations
 
 import os
 import textwrap
-import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from winaio._backends import uring
-from winaio._backends.uring import ringthread
 from winaio._backends.uring.backlog import NO_RESOURCES
-from winaio._backends.uring.common import B_FILE, CANCELLED, UD_CANCEL, InFlight
+from winaio._backends.uring.common import B_FILE, UD_CANCEL, InFlight
 from winaio._io import _accel, _disk
 from winaio._io._disk import DiskFile
 from winaio._io._overlapped import Overlapped
@@ -81,51 +79,7 @@ def test_a_request_the_backend_has_no_memory_for_completes_with_that_error(
         _accel.use(before)
 
 
-def test_the_ring_thread_runs_a_round_again_after_a_memory_error(
-    armed_uring: uring.IoUringBackend,
-    disk: DiskFile,
-    port: CompletionPort,
-    aligned: Any,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A MemoryError in the ring thread's round (after its backlog drain collected a
-    completion: a cancelled request's) does not take the backend down: the round runs again
-    after a back-off and delivers what the failed one had collected; the backend takes new
-    requests (a read completes)."""
-    backend = armed_uring
-    rt = backend._ring_thread
-    assert ring_thread_asleep(backend)
-    op = registered_read(disk, aligned(BLOCK), 0)
-    op.cancel_requested = True  # (the drain completes it cancelled, into the round's list)
-    failures = [2]
-    real = ringthread._monotonic
-
-    def failing() -> float:
-        if threading.current_thread() is rt.thread and failures[0]:
-            failures[0] -= 1
-            raise MemoryError
-        return real()
-
-    monkeypatch.setattr(ringthread, "_monotonic", failing)
-    with backend._lock:
-        backend._submitted += 1
-        backend._backlog.add_locked(B_FILE, op, None)
-        wake = rt.wake_locked()
-    assert wake
-    os.eventfd_write(backend._efd, 1)
-    packet = port.get(LONG)
-    assert packet is not None and packet.overlapped is op.overlapped
-    assert packet.status == CANCELLED
-    assert failures == [0] and rt.retries == 2 and rt.thread.is_alive()
-    assert not backend._crashed
-    ov = Overlapped(BLOCK)
-    assert disk.start_read(aligned(BLOCK), ov) is False
-    packet = port.get(LONG)
-    assert packet is not None and packet.overlapped is ov and packet.status == 0
-    wait_until(lambda: disk.pending_requests == 0, LONG, "delivered")
-
-
-_NO_LOCK = textwrap.dedent(
+_RING_THREAD_FAILS = textwrap.dedent(
     """
     import _testcapi, _thread, os, sys, threading
     from winaio._backends import uring
@@ -140,7 +94,9 @@ _NO_LOCK = textwrap.dedent(
     rt = backend._ring_thread
     bad = []
 
-    def lock_not_allocated():
+    def failure():
+        if sys.argv[2] == "memory":
+            return MemoryError()
         # CPython's own failure: a lock whose semaphore could not be allocated (the second
         # allocation of ``_thread.allocate_lock``, after the object's: found, not assumed).
         for k in range(4):
@@ -163,7 +119,7 @@ _NO_LOCK = textwrap.dedent(
     def failing():
         if threading.current_thread() is rt.thread and failures[0]:
             failures[0] -= 1
-            raise lock_not_allocated()
+            raise failure()
         return real()
 
     assert ring_thread_asleep(backend)
@@ -195,21 +151,23 @@ _NO_LOCK = textwrap.dedent(
 )
 
 
-def test_the_ring_thread_runs_a_round_again_after_a_lock_it_could_not_allocate(
-    tmp_path: Path,
+@pytest.mark.parametrize("failure", ["memory", "lock"])
+def test_the_ring_thread_runs_a_round_again_after_a_failed_allocation(
+    tmp_path: Path, failure: str
 ) -> None:
-    """A lock the ring thread's round fails to allocate (CPython raises RuntimeError "can't
-    allocate lock", not MemoryError: ``_thread.allocate_lock``, a ``Condition`` wait's waiter)
-    is a failed allocation like a MemoryError, not a bug: the round runs again after a
-    back-off, twice, and delivers what the failed one had collected; the backend is not marked
-    crashed and takes new requests. (Before, the RuntimeError took the ring thread down and
-    the cancelled read never completed.) In a child: the failure is CPython's own, made with
-    ``_testcapi.set_nomemory``."""
+    """A failed allocation in the ring thread's round (after its backlog drain collected a
+    completion: a cancelled request's) - a MemoryError, or a lock that could not be allocated
+    (CPython raises RuntimeError "can't allocate lock", not MemoryError: ``_thread.allocate_lock``,
+    a ``Condition`` wait's waiter) - does not take the backend down: the round runs again after
+    a back-off, twice, and delivers what the failed one had collected; the backend is not
+    marked crashed and takes new requests. (Before, the RuntimeError took the ring thread down
+    and the cancelled read never completed.) In a child: the lock's failure is CPython's own,
+    made with ``_testcapi.set_nomemory``."""
     try:
         os.close(os.open(tmp_path / "probe", os.O_CREAT | os.O_RDONLY | os.O_DIRECT))
     except OSError as exc:
         pytest.skip(f"no O_DIRECT here: {exc}")
-    nomem_sweep(_NO_LOCK, str(tmp_path), timeout=60)
+    nomem_sweep(_RING_THREAD_FAILS, str(tmp_path), failure, timeout=60)
 
 
 def test_the_backlog_drain_takes_back_an_sqe_it_could_not_enter(
@@ -345,27 +303,22 @@ def test_a_failed_allocation_in_the_python_submit_sends_or_fails_the_request(
 
 _NOMEM_RECEIVE = textwrap.dedent(
     """
-    import gc, socket, sys
+    import gc, sys
     from winaio._backends import uring
     from winaio._io import _accel
     from winaio._io._issue import register_receive
     from winaio._io._overlapped import Overlapped
     from winaio._io._port import CompletionPort
-    from winaio._io._sockets import Socket
     from winaio.codes import NtStatus
-    from winaio.testing import RingThreadGate, call_failing, left_behind, ring_thread_asleep
+    from winaio.testing import RingThreadGate, call_failing, connected_pair, left_behind
+    from winaio.testing import ring_thread_asleep
 
     _accel.use(sys.argv[2] == "c")  # (the C submit hands a receive to the Python one)
     _accel.use_slots("off")  # (the requests' path: a slot is not a request)
     shape = sys.argv[3]
     backend = uring.IoUringBackend()
     port = CompletionPort()
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        peer = socket.create_connection(listener.getsockname(), timeout=5)
-        conn, _ = listener.accept()
-    conn.setblocking(False)
-    s = Socket(conn.fileno(), overlapped=True, sock=conn, backend=backend)
-    s.associate(port, 7)
+    s, peer = connected_pair(backend, port)
     buf, ov = bytearray(8), Overlapped(0)  # (warm: the thread's state, its parker, the lead)
     assert s.start_read(buf, ov) is False
     peer.sendall(b"w")

@@ -36,7 +36,7 @@ from .._pool._clock import ManualClock as ManualClock
 from .._runtime import available_backends as available_backends
 from .._runtime import using_backend as using_backend
 from ._kits import WORKER_FAILED, HandleKit, Win32Worker, apcs_drained, load_kit
-from ._rigs import DiskRig, RingThreadGate
+from ._rigs import DiskRig, RingThreadGate, connected_pair
 from ._slots import (
     SLOT_TAG,
     HookedLock,
@@ -72,6 +72,7 @@ __all__ = [
     "backend_for_test",
     "call_failing",
     "close_files",
+    "connected_pair",
     "drain_apcs",
     "file_request",
     "hex_reader",

@@ -1,5 +1,5 @@
 """The set-up and tear-down of a nomem sweep's child over a backend's O_DIRECT read paths, and
-the ring thread held out of a swept call.
+the ring thread held out of a swept call, a connected socket pair.
 
 Purpose: :class:`DiskRig`, what the children of :func:`winaio.testing.nomem_sweep` that sweep
 the FILE read's issue and submission (``tests/io/test_fastdirect.py``,
@@ -12,7 +12,8 @@ behind (:meth:`DiskRig.close`: a buffer still exported is a leaked pin);
 :class:`RingThreadGate`, which holds an io_uring backend's ring thread at the top of its round
 while a call is swept (the submit sweeps of ``test_uring_nomem.py``): a CQE or the call wakes
 it, and it would reap and deliver meanwhile - the reaper's own cuts are other tests' - or make
-the swept allocation itself.
+the swept allocation itself; :func:`connected_pair`, the loopback TCP pair (a winaio socket and
+its plain peer) the socket tests and their children built by hand.
 
 Invariants: the rig takes the backend as an argument (import-linter: only ``winaio._runtime``
 knows the backends) and reaches its counters by name; :meth:`DiskRig.close` undoes the
@@ -28,6 +29,7 @@ from __future__ import annotations
 import gc
 import mmap
 import os
+import socket
 import tempfile
 import threading
 import time
@@ -37,8 +39,9 @@ from typing import Any
 from .._io._disk import DiskFile
 from .._io._overlapped import Overlapped
 from .._io._port import CompletionPort
+from .._io._sockets import Socket
 
-__all__ = ["DiskRig", "RingThreadGate"]
+__all__ = ["DiskRig", "RingThreadGate", "connected_pair"]
 
 #: The size of the rig's file (16 blocks) and of its buffer (one block).
 FILE_SIZE = 1 << 16
@@ -135,3 +138,23 @@ class RingThreadGate:
         tb: TracebackType | None,
     ) -> None:
         self.open = True
+
+
+def connected_pair(
+    backend: Any = None,
+    port: CompletionPort | None = None,
+    key: object = 7,
+    timeout: float = 5.0,
+) -> tuple[Socket, socket.socket]:
+    """A connected loopback TCP pair: an overlapped winaio ``Socket`` (non-blocking) on
+    ``backend`` (None: the current one), associated with ``port`` under ``key`` if a port is
+    given, and its plain blocking peer (``timeout`` seconds on its calls). The caller closes
+    both."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        peer = socket.create_connection(listener.getsockname(), timeout=timeout)
+        conn, _ = listener.accept()
+    conn.setblocking(False)
+    sock = Socket(conn.fileno(), overlapped=True, sock=conn, backend=backend)
+    if port is not None:
+        sock.associate(port, key)
+    return sock, peer
