@@ -370,3 +370,35 @@ def test_a_failed_allocation_in_the_in_place_reap_loses_no_receive() -> None:
     untouched, to the general one; a failure there leaves the CQEs for the next wait), no lock
     is left held, nothing stays in the ring."""
     nomem_sweep(_NOMEM, "60")
+
+
+def test_a_port_method_replaced_after_the_c_path_cached_the_class_is_called(
+    backend: uring.IoUringBackend,
+    parked_port: Callable[[Any], CompletionPort],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The C post checks the port class's ``_post_locked`` (and ``_posted_locked``) once per
+    version of the class (``_fastpost.c`` ``port_methods_ours``): ``_post_locked`` replaced
+    on the class after batches were delivered (the check cached) is called for each packet
+    of the next batch, the packets the same; put back, the C post again."""
+    port = parked_port(backend)
+    reaper = backend._reaper
+    calls: list[int] = []
+    method = "_post_locked"
+    real = getattr(CompletionPort, method)
+
+    def recording(self: Any, *args: Any) -> Any:
+        calls.append(1)
+        return real(self, *args)
+
+    with slots_for_test("c"):
+        for _ in range(3):  # (the check cached)
+            assert _run(backend, port, 2, reaper.reap) == (2, (2, 2), 0, expected(2))
+        assert calls == []
+        monkeypatch.setattr(CompletionPort, method, recording)
+        assert _run(backend, port, 2, reaper.reap) == (2, (2, 2), 0, expected(2))
+        assert len(calls) == 2
+        monkeypatch.undo()
+        calls.clear()
+        assert _run(backend, port, 2, reaper.reap) == (2, (2, 2), 0, expected(2))
+        assert calls == []

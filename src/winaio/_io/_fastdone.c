@@ -78,6 +78,7 @@ PyTypeObject *d_port_type;    /* CompletionPort */
 PyTypeObject *d_packet_type;  /* CompletionPacket */
 PyTypeObject *d_deque_type;   /* collections.deque */
 PyObject *d_deque_append, *d_deque_popleft, *d_deque_clear; /* its method descriptors */
+PyCFunction d_deque_append_fn; /* ``deque.append``'s C function (METH_O), or NULL */
 PyObject *d_wake_waiters;     /* _dispatcher.wake_waiters */
 PyObject *d_queue_routine;    /* _dispatch._queue_routine */
 PyObject *d_py_forget;        /* FileObject._forget_locked (the reference) */
@@ -516,6 +517,12 @@ configure_done(PyObject *module, PyObject *args)
     d_deque_clear = PyObject_GetAttr((PyObject *)dequet, ds_clear);
     if (d_deque_append == NULL || d_deque_popleft == NULL || d_deque_clear == NULL) {
         return NULL;
+    }
+    if (Py_IS_TYPE(d_deque_append, &PyMethodDescr_Type)) {
+        PyMethodDef *ml = ((PyMethodDescrObject *)d_deque_append)->d_method;
+        if ((ml->ml_flags & ~METH_COEXIST) == METH_O) {
+            d_deque_append_fn = ml->ml_meth;
+        }
     }
     d_pollin = PyLong_AsLong(pollin);
     d_spare_max = PyLong_AsSsize_t(spare_max);

@@ -33,6 +33,7 @@ extern PyTypeObject *d_port_type;
 extern PyTypeObject *d_packet_type;
 extern PyTypeObject *d_deque_type;
 extern PyObject *d_deque_append, *d_deque_popleft, *d_deque_clear;
+extern PyCFunction d_deque_append_fn;
 extern PyObject *d_wake_waiters;
 extern PyObject *d_queue_routine;
 extern PyObject *d_py_forget;
@@ -86,7 +87,12 @@ static inline int
 deque_append(PyObject *dq, PyObject *item)
 {
     PyObject *r;
-    if (Py_IS_TYPE(dq, d_deque_type)) {
+    if (Py_IS_TYPE(dq, d_deque_type) && d_deque_append_fn != NULL) {
+        /* (the method descriptor's own function, called as its METH_O vectorcall calls it:
+         * the descriptor's dispatch was ~110 instructions a packet; deliver, 2026-12-06) */
+        r = d_deque_append_fn(dq, item);
+    }
+    else if (Py_IS_TYPE(dq, d_deque_type)) {
         PyObject *args[2] = {dq, item};
         r = PyObject_Vectorcall(d_deque_append, args, 2, NULL);
     }
@@ -124,7 +130,17 @@ decrement(kind_t *k, int fast, PyObject *obj, int i)
     if (v == NULL) {
         return -1;
     }
-    PyObject *n = PyNumber_Subtract(v, d_one);
+    PyObject *n;
+    int overflow = 0;
+    long x = PyLong_CheckExact(v) ? PyLong_AsLongAndOverflow(v, &overflow) : 0;
+    if (PyLong_CheckExact(v) && !overflow && x > LONG_MIN) {
+        /* (an exact int: its value less one, without the number protocol's dispatch - ~70
+         * instructions a delivery; what ``v - 1`` gives) */
+        n = PyLong_FromLong(x - 1);
+    }
+    else {
+        n = PyNumber_Subtract(v, d_one); /* (overflow sets no error) */
+    }
     Py_DECREF(v);
     if (n == NULL) {
         return -1;

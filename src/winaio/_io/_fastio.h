@@ -156,6 +156,9 @@ _Static_assert(sizeof(fio_sqe_head_t) == 40, "the SQE head is 40 bytes");
  * ``_tls.ts`` is set once per thread, before any request of that thread, and never rebound.
  * A new reference, or NULL with an error (``_fastio.c``). */
 PyObject *fio_thread_state(PyObject *tls, PyObject *cts);
+/* The same, remembered per OS thread while the thread's state dict keeps its version (3.11;
+ * ``_fastio.c``): the pended receive's (pend, session 13). */
+PyObject *fio_thread_state_seen(PyObject *tls, PyObject *cts);
 
 /* ``read_now`` for one buffer and no routine (``_fastio.c``): a new reference (0, WOULD_BLOCK
  * or None), NULL with an error, or a borrowed Py_NotImplemented (the shape is not handled). */

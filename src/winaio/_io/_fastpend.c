@@ -94,10 +94,8 @@ PyObject *g_deque_append;          /* deque.append */
 static PyObject *g_eventfd_write;  /* os.eventfd_write */
 PyObject *g_io_key;                /* _files._IO_KEY */
 PyObject *g_one, *g_zero_int;
-PyObject *s_ts_key; /* the thread state dict's key of the remembered ThreadState */
 static PyObject *s_arm_slot;        /* Receives._arm_slot: a slot's step 2 in Python */
 static int g_slots_c; /* ``slots`` is ``c`` (``_accel``): the slot's shape arms the C slot */
-PyObject *s_ts;
 static PyObject *s_pend_rest, *s_hint_locked, *s_submit_locked, *s_bind_parker;
 PyObject *s_append, *s_pop, *s_sq_reserve;
 PyObject *be_names[B_COUNT + 1];
@@ -106,6 +104,98 @@ static int g_on;
  * ``hEvent|1``) goes to the Python method, which arms the Python slot (step 2 of
  * docs/plans/receive-slot.md; until the C slot arms it here). */
 static int g_slots_py;
+
+/* The classes of the hot shape as last checked whole (pend, session 13): the version tag of
+ * each class read on the way (the file's, the OVERLAPPED's, the request's, the receive side's,
+ * and those of its attributes' values), taken when every ``kfast`` check of them passed (its
+ * ``kind_fast_check`` cost ~270 instructions a call). 3.11: a class's version tag is globally
+ * unique and is reset (to 0) when the class or one of its bases is modified, so a class
+ * whose tag equals the one remembered is the class checked, unmodified since: its checks
+ * hold. 0: nothing remembered (a class without a valid tag is never remembered). */
+#if PEND_FAST && PY_VERSION_HEX < 0x030C0000
+#define PEND_HOT 1
+#else
+#define PEND_HOT 0
+#endif
+static struct {
+    unsigned int file, ov, op, be;                                     /* first */
+    unsigned int backlog, streams, table, ring, lead, def, line, rp;   /* the attributes' */
+    unsigned int ts;                                                   /* the thread state's */
+    int rslot; /* ``kfast(&pk_rslot, file's class)`` as it was then */
+} g_hot;
+
+#define TAG(tp) (((PyTypeObject *)(tp))->tp_version_tag)
+
+/* The first classes (the file's, the OVERLAPPED's, the request's, the receive side's) are
+ * the ones remembered. */
+static inline int
+hot_first(PyObject *file, PyObject *ov)
+{
+    return PEND_HOT && g_hot.file != 0 && TAG(Py_TYPE(file)) == g_hot.file &&
+           TAG(Py_TYPE(ov)) == g_hot.ov && TAG(g_op_type) == g_hot.op &&
+           TAG(g_backend_type) == g_hot.be;
+}
+
+/* The classes of the receive side's attributes ``b`` are the ones remembered. */
+static inline int
+hot_second(PyObject **b)
+{
+    return TAG(Py_TYPE(b[B_BACKLOG])) == g_hot.backlog &&
+           TAG(Py_TYPE(b[B_STREAMS])) == g_hot.streams &&
+           TAG(Py_TYPE(b[B_TABLE])) == g_hot.table && TAG(Py_TYPE(b[B_RING])) == g_hot.ring &&
+           TAG(Py_TYPE(b[B_LEAD])) == g_hot.lead && TAG(Py_TYPE(b[B_DEFERRAL])) == g_hot.def &&
+           TAG(g_line_type) == g_hot.line && TAG(g_rp_type) == g_hot.rp;
+}
+
+/* Every class checked whole just now (``kfast``): their tags remembered, if all are valid. */
+static void
+hot_remember(PyObject *file, PyObject *ov, PyObject **b)
+{
+    PyTypeObject *tps[12] = {Py_TYPE(file),         Py_TYPE(ov),          g_op_type,
+                             g_backend_type,        Py_TYPE(b[B_BACKLOG]), Py_TYPE(b[B_STREAMS]),
+                             Py_TYPE(b[B_TABLE]),   Py_TYPE(b[B_RING]),    Py_TYPE(b[B_LEAD]),
+                             Py_TYPE(b[B_DEFERRAL]), g_line_type,          g_rp_type};
+    g_hot.file = 0;
+    for (int i = 0; i < 12; i++) {
+        if (!(tps[i]->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) || tps[i]->tp_version_tag == 0) {
+            return;
+        }
+    }
+    g_hot.rslot = pk_rslot.offsets[0] >= 0 && kfast(&pk_rslot, tps[0]);
+    g_hot.ov = TAG(tps[1]);
+    g_hot.op = TAG(tps[2]);
+    g_hot.be = TAG(tps[3]);
+    g_hot.backlog = TAG(tps[4]);
+    g_hot.streams = TAG(tps[5]);
+    g_hot.table = TAG(tps[6]);
+    g_hot.ring = TAG(tps[7]);
+    g_hot.lead = TAG(tps[8]);
+    g_hot.def = TAG(tps[9]);
+    g_hot.line = TAG(tps[10]);
+    g_hot.rp = TAG(tps[11]);
+    g_hot.file = PEND_HOT ? TAG(tps[0]) : 0; /* (last: the record is whole) */
+}
+
+/* The receive side's attributes held for the call, and released (every one set: unrolled,
+ * ~65 instructions against the loops' ~117; pend, session 13). */
+static inline void
+b_hold(PyObject **b)
+{
+    Py_INCREF(b[0]), Py_INCREF(b[1]), Py_INCREF(b[2]), Py_INCREF(b[3]), Py_INCREF(b[4]);
+    Py_INCREF(b[5]), Py_INCREF(b[6]), Py_INCREF(b[7]), Py_INCREF(b[8]), Py_INCREF(b[9]);
+    Py_INCREF(b[10]), Py_INCREF(b[11]), Py_INCREF(b[12]);
+}
+
+static inline void
+b_release(PyObject **b)
+{
+    Py_DECREF(b[0]), Py_DECREF(b[1]), Py_DECREF(b[2]), Py_DECREF(b[3]), Py_DECREF(b[4]);
+    Py_DECREF(b[5]), Py_DECREF(b[6]), Py_DECREF(b[7]), Py_DECREF(b[8]), Py_DECREF(b[9]);
+    Py_DECREF(b[10]), Py_DECREF(b[11]), Py_DECREF(b[12]);
+}
+#if B_COUNT != 13
+#error "b_hold and b_release hold B_COUNT attributes"
+#endif
 
 /* The Python ``pend_receive`` with ``self`` and the caller's arguments. */
 static PyObject *
@@ -175,10 +265,11 @@ pend_impl(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
     if (!shape_ok) {
         goto python;
     }
-    /* The classes. */
-    if (!kfast(&pk_file, Py_TYPE(file)) || !kfast(&pk_ov, Py_TYPE(ov)) ||
-        !kfast(&pk_op1, g_op_type) || !kfast(&pk_op2, g_op_type) ||
-        !kfast(&pk_be1, g_backend_type) || !kfast(&pk_be2, g_backend_type)) {
+    /* The classes: as remembered (``g_hot``), else checked one by one. */
+    int hot = hot_first(file, ov);
+    if (!hot && (!kfast(&pk_file, Py_TYPE(file)) || !kfast(&pk_ov, Py_TYPE(ov)) ||
+                 !kfast(&pk_op1, g_op_type) || !kfast(&pk_op2, g_op_type) ||
+                 !kfast(&pk_be1, g_backend_type) || !kfast(&pk_be2, g_backend_type))) {
         goto python;
     }
     PyObject *fd = SLOT(pk_file, file, PF_FD);
@@ -206,25 +297,31 @@ pend_impl(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
         goto python;
     }
     uint64_t seen = DICT_VERSION(d);
-    if (!kfast(&pk_backlog, Py_TYPE(b[B_BACKLOG])) ||
-        !kfast(&pk_sl, Py_TYPE(b[B_STREAMS])) || !kfast(&pk_slm, Py_TYPE(b[B_STREAMS])) ||
-        !Py_IS_TYPE(b[B_TABLE], g_table_type) || !kfast(&pk_table, g_table_type) ||
-        !kfast(&pk_ring, Py_TYPE(b[B_RING])) || !kfast(&pk_ringm, Py_TYPE(b[B_RING])) ||
-        !kfast(&pk_lead, Py_TYPE(b[B_LEAD])) || !kfast(&pk_def, Py_TYPE(b[B_DEFERRAL])) ||
-        !kfast(&pk_line, g_line_type) ||
-        !kfast(&pk_linem, g_line_type) || !kfast(&pk_rp, g_rp_type) ||
-        !PyList_CheckExact(b[B_UNSUBMITTED]) || !PyLong_CheckExact(b[B_IOPRIO]) ||
+    if (!PyList_CheckExact(b[B_UNSUBMITTED]) || !PyLong_CheckExact(b[B_IOPRIO]) ||
         !PyLong_CheckExact(b[B_SUBMITTED])) {
         goto python;
+    }
+    if (!hot || !hot_second(b)) {
+        if (!kfast(&pk_file, Py_TYPE(file)) || !kfast(&pk_ov, Py_TYPE(ov)) ||
+            !kfast(&pk_op1, g_op_type) || !kfast(&pk_op2, g_op_type) ||
+            !kfast(&pk_be1, g_backend_type) || !kfast(&pk_be2, g_backend_type) ||
+            !kfast(&pk_backlog, Py_TYPE(b[B_BACKLOG])) ||
+            !kfast(&pk_sl, Py_TYPE(b[B_STREAMS])) || !kfast(&pk_slm, Py_TYPE(b[B_STREAMS])) ||
+            !Py_IS_TYPE(b[B_TABLE], g_table_type) || !kfast(&pk_table, g_table_type) ||
+            !kfast(&pk_ring, Py_TYPE(b[B_RING])) || !kfast(&pk_ringm, Py_TYPE(b[B_RING])) ||
+            !kfast(&pk_lead, Py_TYPE(b[B_LEAD])) || !kfast(&pk_def, Py_TYPE(b[B_DEFERRAL])) ||
+            !kfast(&pk_line, g_line_type) || !kfast(&pk_linem, g_line_type) ||
+            !kfast(&pk_rp, g_rp_type)) {
+            goto python;
+        }
+        hot_remember(file, ov, b); /* (no Python ran since the first checks) */
     }
     event = SLOT(pk_ov, ov, PO_EVENT); /* (again: a first _PyObject_GetDictPtr allocates) */
     skip = SLOT(pk_ov, ov, PO_SKIP_PORT);
     if (event == NULL || skip == NULL) {
         goto python;
     }
-    for (int i = 0; i < B_COUNT; i++) {
-        Py_INCREF(b[i]); /* (Python calls below may rebind the dict's entries) */
-    }
+    b_hold(b); /* (Python calls below may rebind the dict's entries) */
     /* The OVERLAPPED's fields as read here, held (as the Python function's locals): the
      * thread's adoption and any allocation (a collection) run Python code that may rebind
      * them (creview: tests/io/test_fastpath_review.py). */
@@ -237,14 +334,21 @@ pend_impl(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
     if (ts == NULL) {
         goto done;
     }
-    if (!kfast(&pk_ts, Py_TYPE(ts))) {
-        goto python_after;
+    if (!PEND_HOT || g_hot.ts == 0 || TAG(Py_TYPE(ts)) != g_hot.ts) {
+        if (!kfast(&pk_ts, Py_TYPE(ts))) {
+            goto python_after;
+        }
+        g_hot.ts = PEND_HOT && (Py_TYPE(ts)->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)
+                       ? TAG(Py_TYPE(ts))
+                       : 0;
     }
 
     /* The receive slot's shape (``_slot.eligible``; the port is checked under LOCK): arm
      * step 1, else the request below. */
     if (g_slots_c && event == Py_None && skip == Py_False) {
-        int a = arm_step1(file, ov, view, ts, b[B_SLOTS], &slot);
+        /* (the file's class as remembered, checked just now: whether it has the slot) */
+        int rslot = TAG(Py_TYPE(file)) == g_hot.file && g_hot.file != 0 ? g_hot.rslot : -1;
+        int a = arm_step1(file, ov, view, ts, b[B_SLOTS], rslot, &slot);
         if (a < 0) {
             goto done;
         }
@@ -332,13 +436,21 @@ backend_part:
     if (fd == NULL || !PyLong_CheckExact(fd)) {
         goto rest; /* (registered, or the slot ARMING, already) */
     }
-    long fdv = PyLong_AsLong(fd);
-    if (fdv == -1 && PyErr_Occurred()) {
-        goto rest_after_error;
-    }
-    key = PyLong_FromLong(fdv + fdv);
-    if (key == NULL) {
-        goto rest_after_error;
+    /* The line key ``fd + fd``: made (before the lock: an allocation may run Python) for the
+     * request, which opens a line under it, and for a slot only when the lines are not empty
+     * (the slot's common case has no line at all: the lookup and the int skipped; pend,
+     * session 13). Empty before the lock but not under it: the Python step 2 looks. */
+    PyObject *lines0 = SLOT(pk_sl, b[B_STREAMS], S_LINES);
+    if (slot == NULL || lines0 == NULL || !PyDict_CheckExact(lines0) ||
+        PyDict_GET_SIZE(lines0) != 0) {
+        long fdv = PyLong_AsLong(fd);
+        if (fdv == -1 && PyErr_Occurred()) {
+            goto rest_after_error;
+        }
+        key = PyLong_FromLong(fdv + fdv);
+        if (key == NULL) {
+            goto rest_after_error;
+        }
     }
     PyObject *lock = b[B_LOCK];
     /* (registered, or the slot ARMING: an interrupt while a contended lock is waited for is
@@ -360,10 +472,24 @@ backend_part:
     if (closing_o != NULL && submitted_o != NULL && entries != NULL && lines != NULL &&
         cancel != NULL) {
         int c = fio_is_true(closing_o);
-        int e = c ? c : fio_is_true(entries);
-        int l = e ? e : PyDict_Contains(lines, key);
+        /* (the backlog's entries: a deque's length is its size, no call) */
+        int e = c ? c
+                  : Py_IS_TYPE(entries, (PyTypeObject *)g_deque) ? Py_SIZE(entries) != 0
+                                                                  : fio_is_true(entries);
+        int l = e;
+        if (!l) {
+            /* (2: not a dict, or no key - a slot's, the lines empty before the lock - and a
+             * line came meanwhile: the Python continuation looks) */
+            l = !PyDict_CheckExact(lines)      ? 2
+                : PyDict_GET_SIZE(lines) == 0 ? 0
+                : key != NULL                 ? PyDict_Contains(lines, key)
+                                              : 2;
+        }
         int k = l ? l : fio_is_true(cancel);
-        if (k < 0) {
+        if (k == 2) {
+            st = PEND_REST; /* (a line came meanwhile: the Python step 2 looks for the fd's) */
+        }
+        else if (k < 0) {
             st = PEND_ERROR;
         }
         else if (!k && slot != NULL) {
@@ -483,9 +609,7 @@ done:
         PyErr_Clear();
         PyErr_Restore(it, iv, itb);
     }
-    for (int i = 0; i < B_COUNT; i++) {
-        Py_XDECREF(b[i]);
-    }
+    b_release(b);
     Py_DECREF(event);
     Py_DECREF(skip);
     Py_XDECREF(ts);
@@ -496,9 +620,7 @@ done:
     return result;
 
 python_after:
-    for (int i = 0; i < B_COUNT; i++) {
-        Py_XDECREF(b[i]);
-    }
+    b_release(b);
     Py_DECREF(event);
     Py_DECREF(skip);
     Py_XDECREF(ts);
@@ -631,8 +753,6 @@ configure_pend(PyObject *module, PyObject *args)
         PyErr_SetString(PyExc_TypeError, "the in-flight table must be a dict subclass");
         return NULL;
     }
-    s_ts = PyUnicode_InternFromString("ts");
-    s_ts_key = PyUnicode_InternFromString("winaio._io._fastpend.thread_state");
     s_append = PyUnicode_InternFromString("append");
     s_pop = PyUnicode_InternFromString("pop");
     s_pend_rest = PyUnicode_InternFromString("_pend_rest");
@@ -643,7 +763,7 @@ configure_pend(PyObject *module, PyObject *args)
     s_bind_parker = PyUnicode_InternFromString("bind_issuer");
     g_one = PyLong_FromLong(1);
     g_zero_int = PyLong_FromLong(0);
-    if (s_ts == NULL || s_ts_key == NULL || s_append == NULL || s_pop == NULL ||
+    if (s_append == NULL || s_pop == NULL ||
         s_pend_rest == NULL || s_arm_slot == NULL || s_sq_reserve == NULL || s_hint_locked == NULL ||
         s_submit_locked == NULL || s_bind_parker == NULL || g_one == NULL || g_zero_int == NULL) {
         return NULL;

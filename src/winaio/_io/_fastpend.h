@@ -16,6 +16,7 @@
 
 #include "_fastio.h"
 
+#include <limits.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -30,6 +31,36 @@ static inline int
 kfast(kind_t *k, PyTypeObject *tp)
 {
     return kind_fast(k, tp);
+}
+
+/* An exact int's value as 64 unsigned bits, -1 with an error when out of range (an in-flight
+ * table's user_data): ``PyLong_AsUnsignedLong`` where a long has 64 bits (LP64): CPython 3.11's
+ * ``PyLong_AsUnsignedLongLong`` takes ``_PyLong_AsByteArray``'s slow path (~200 instructions
+ * against ~20; session 13). */
+static inline uint64_t
+pend_as_u64(PyObject *o)
+{
+#if ULONG_MAX == UINT64_MAX
+    return (uint64_t)PyLong_AsUnsignedLong(o);
+#else
+    return (uint64_t)PyLong_AsUnsignedLongLong(o);
+#endif
+}
+
+/* An int's value (``o`` an int: ``PyLong_Check``), read from its one digit when it has one
+ * (3.11's layout: the SQ ring's tail, limit and mask, a socket's fd, the ioprio), else
+ * ``PyLong_AsLongLong`` (-1 with an error when out of range). ~5 instructions against ~18
+ * for each of a slot's arm's five (pend, session 13). */
+static inline long long
+pend_as_ll(PyObject *o)
+{
+#if PY_VERSION_HEX < 0x030C0000
+    Py_ssize_t size = Py_SIZE(o);
+    if (size == 0 || size == 1) {
+        return size ? (long long)((PyLongObject *)o)->ob_digit[0] : 0;
+    }
+#endif
+    return PyLong_AsLongLong(o);
 }
 
 /* Borrowed slot ``i`` of ``obj`` (a kind checked fast), NULL when unset. */
@@ -65,7 +96,6 @@ extern PyObject *g_LOCK;   /* the dispatcher LOCK */
 extern PyObject *g_tls;    /* _kernel._threads._tls (``current_thread_state``) */
 extern PyObject *g_cts;    /* current_thread_state */
 extern PyObject *g_io_key; /* _files._IO_KEY */
-extern PyObject *s_ts, *s_ts_key;
 
 #if PEND_FAST
 
@@ -99,7 +129,8 @@ int pend_slot_locked(PyObject **b, PyObject *slot, PyObject *ts, PyObject *file,
  * error; ``register_receive``'s registration under LOCK: 0, 1 (the file is being closed:
  * nothing registered) or -1; the receive slot's arm step 1: 1 (``*out``: the slot, a
  * ``ReceiveSlotObject``, a new reference), 0 (the request path), 2 (the Python method) or -1
- * (nothing touched in each but 1). */
+ * (nothing touched in each but 1); ``rslot``: whether the file's class has the slot member
+ * (checked by the caller), -1: check it. */
 PyObject *thread_state(void);
 int register_locked(PyObject *file, PyObject *op, PyObject *ts, PyObject *event, PyObject *skip);
 
@@ -109,7 +140,7 @@ int register_locked(PyObject *file, PyObject *op, PyObject *ts, PyObject *event,
 
 #if PEND_FAST
 int arm_step1(PyObject *file, PyObject *ov, PyObject *view, PyObject *ts, PyObject *slots,
-              ReceiveSlotObject **out);
+              int rslot, ReceiveSlotObject **out);
 #endif
 
 #endif

@@ -2,7 +2,7 @@
  * (cpend / cslot, 2026-12-05/06; split out of ``_fastpend.c`` by tools, 2026-12-06;
  * ``_fastpend.h``: the kinds and data shared, ``_fastpend.c``: what the whole replaces).
  *
- * - ``thread_state``: ``current_thread_state()`` (``fio_thread_state``, ``_fastio.c``).
+ * - ``thread_state``: ``current_thread_state()`` (``fio_thread_state_seen``, ``_fastio.c``).
  * - ``register_locked``: ``_files.register_receive``'s registration of a built request (the
  *   file's ``_pending`` and ``stream_in``, the thread's non-port I/O set), under LOCK.
  * - ``arm_step1``: the receive slot's arm step 1 (``_slot.arm_locked``, its reference), which
@@ -23,11 +23,12 @@
 #if PEND_FAST
 
 /* ``current_thread_state()`` (``_fastio.h``'s ``fio_thread_state``, shared with the O_DIRECT
- * issue: one remembered state per thread). */
+ * issue: one remembered state per thread; ``fio_thread_state_seen``: its dict lookup skipped
+ * while the thread's state dict is unchanged). */
 PyObject *
 thread_state(void)
 {
-    return fio_thread_state(g_tls, g_cts);
+    return fio_thread_state_seen(g_tls, g_cts);
 }
 
 /* ``register_receive`` for a request whose checks passed: 0 (registered), 1 (the file is
@@ -101,10 +102,13 @@ register_locked(PyObject *file, PyObject *op, PyObject *ts, PyObject *event, PyO
  * request path: nothing touched), 2 (the Python method: a file being closed, a Python slot,
  * a slot of another table; nothing touched) or -1 with an error (nothing touched). */
 int
-arm_step1(PyObject *file, PyObject *ov, PyObject *view, PyObject *ts, PyObject *slots,
+arm_step1(PyObject *file, PyObject *ov, PyObject *view, PyObject *ts, PyObject *slots, int rslot,
           ReceiveSlotObject **out)
 {
-    if (pk_rslot.offsets[0] < 0 || !kfast(&pk_rslot, Py_TYPE(file))) {
+    if (rslot < 0) {
+        rslot = pk_rslot.offsets[0] >= 0 && kfast(&pk_rslot, Py_TYPE(file));
+    }
+    if (!rslot) {
         return 0; /* (a file class without the slot member) */
     }
     PyObject *port = SLOT(pk_file, file, PF_PORT), *rs = SLOT(pk_rslot, file, 0);

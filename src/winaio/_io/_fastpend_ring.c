@@ -85,13 +85,45 @@ new_line(PyObject *fd, PyObject *key)
     return line;
 }
 
-/* The SQ ring's next SQE for a RECV whose fallible steps come next: its tail, mask, the SQE
- * array exported (``*sb``, released by the caller when 1) and the entry's offset. ``prep``'s
- * ``_sq_reserve`` is called when the cached free count ran out (Python: the caller reads its
- * borrowed slots again). 1, 0 (a full or closed ring, an odd ring: the Python continuation;
- * nothing touched) or -1 with an error (an interrupt in ``_sq_reserve``). */
+/* The SQE array's memory (``_sqes``): an exact memoryview's own buffer (3.11: not
+ * released, writable, C-contiguous - what ``PyObject_GetBuffer(PyBUF_WRITABLE)`` of it checks;
+ * no Python runs between this and the SQE's write, under the backend's lock), else exported
+ * into ``*sb`` (``*held``: the caller releases it). 1, 0 (unusable) or -1 with an error. */
 static int
-sqe_slot(PyObject *ring, long long *tail, long long *mask, Py_buffer *sb, Py_ssize_t *at)
+sqe_memory(PyObject *sqes, Py_buffer *sb, int *held)
+{
+#if PY_VERSION_HEX < 0x030C0000
+    if (Py_IS_TYPE(sqes, &PyMemoryView_Type)) {
+        PyMemoryViewObject *mv = (PyMemoryViewObject *)sqes;
+        if (!(mv->flags & _Py_MEMORYVIEW_RELEASED) && mv->mbuf != NULL &&
+            !(mv->mbuf->flags & _Py_MANAGED_BUFFER_RELEASED) && !mv->view.readonly &&
+            (mv->flags & _Py_MEMORYVIEW_C) && mv->view.buf != NULL) {
+            sb->buf = mv->view.buf;
+            sb->len = mv->view.len;
+            *held = 0;
+            return 1;
+        }
+    }
+#endif
+    if (PyObject_GetBuffer(sqes, sb, PyBUF_WRITABLE) < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+            return -1;
+        }
+        PyErr_Clear();
+        return 0;
+    }
+    *held = 1;
+    return 1;
+}
+
+/* The SQ ring's next SQE for a RECV whose fallible steps come next: its tail, mask, the SQE
+ * array's memory (``*sb``, released by the caller when ``*held``) and the entry's offset.
+ * ``prep``'s ``_sq_reserve`` is called when the cached free count ran out (Python: the caller
+ * reads its borrowed slots again). 1, 0 (a full or closed ring, an odd ring: the Python
+ * continuation; nothing touched) or -1 with an error (an interrupt in ``_sq_reserve``). */
+static int
+sqe_slot(PyObject *ring, long long *tail, long long *mask, Py_buffer *sb, int *held,
+         Py_ssize_t *at)
 {
     for (int tries = 0;; tries++) {
         PyObject *tail_o = SLOT(pk_ring, ring, R_TAIL), *limit_o = SLOT(pk_ring, ring, R_LIMIT);
@@ -101,9 +133,9 @@ sqe_slot(PyObject *ring, long long *tail, long long *mask, Py_buffer *sb, Py_ssi
             !PyLong_CheckExact(mask_o)) {
             return 0;
         }
-        *tail = PyLong_AsLongLong(tail_o);
-        long long limit = PyLong_AsLongLong(limit_o);
-        *mask = PyLong_AsLongLong(mask_o);
+        *tail = pend_as_ll(tail_o);
+        long long limit = pend_as_ll(limit_o);
+        *mask = pend_as_ll(mask_o);
         if (PyErr_Occurred() || *mask < 0) {
             PyErr_Clear();
             return 0;
@@ -123,16 +155,15 @@ sqe_slot(PyObject *ring, long long *tail, long long *mask, Py_buffer *sb, Py_ssi
             Py_DECREF(r);
             continue;
         }
-        if (PyObject_GetBuffer(sqes, sb, PyBUF_WRITABLE) < 0) {
-            if (!PyErr_ExceptionMatches(PyExc_Exception)) {
-                return -1;
-            }
-            PyErr_Clear();
-            return 0;
+        int got = sqe_memory(sqes, sb, held);
+        if (got <= 0) {
+            return got;
         }
         *at = (Py_ssize_t)((*tail & *mask) << 6);
         if (*at < 0 || *at + (Py_ssize_t)sizeof(fio_sqe_head_t) > sb->len) {
-            PyBuffer_Release(sb);
+            if (*held) {
+                PyBuffer_Release(sb);
+            }
             return 0;
         }
         return 1;
@@ -155,7 +186,7 @@ pend_locked(PyObject *d, PyObject **b, PyObject *submitted_o, uint64_t seen, PyO
         !PyLong_CheckExact(mask_o)) {
         return PEND_REST;
     }
-    unsigned long long udv = PyLong_AsUnsignedLongLong(ud);
+    unsigned long long udv = pend_as_u64(ud);
     if (udv == (unsigned long long)-1 && PyErr_Occurred()) {
         PyErr_Clear();
         return PEND_REST; /* (struct.error in Python: the general path) */
@@ -202,7 +233,7 @@ pend_locked(PyObject *d, PyObject **b, PyObject *submitted_o, uint64_t seen, PyO
             Py_DECREF(anchor);
             return PEND_REST;
         }
-        udv = PyLong_AsUnsignedLongLong(ud);
+        udv = pend_as_u64(ud);
         tail = PyLong_AsLongLong(tail_o);
         limit = PyLong_AsLongLong(limit_o);
         if (PyErr_Occurred() || tail == limit) {
@@ -408,15 +439,20 @@ pend_slot_locked(PyObject **b, PyObject *slot_o, PyObject *ts, PyObject *file,
     long long tail, mask;
     Py_buffer sb;
     Py_ssize_t at;
-    int got = sqe_slot(ring, &tail, &mask, &sb, &at);
+    int held = 0;
+    int got = sqe_slot(ring, &tail, &mask, &sb, &held, &at);
     if (got <= 0) {
         return got < 0 ? PEND_ERROR : PEND_REST;
     }
-    long ioprio = PyLong_AsLong(b[B_IOPRIO]);
-    long fdv = PyLong_AsLong(SLOT(pk_file, file, PF_FD));
-    if (PyErr_Occurred() || ioprio < 0 || ioprio > 0xFFFF || fdv < INT32_MIN || fdv > INT32_MAX) {
+    PyObject *fd_o = SLOT(pk_file, file, PF_FD); /* (``_sq_reserve`` may have run: again) */
+    long long ioprio = pend_as_ll(b[B_IOPRIO]);  /* (an exact int: ``pend_impl``) */
+    long long fdv = fd_o != NULL && PyLong_Check(fd_o) ? pend_as_ll(fd_o) : -1;
+    if (fd_o == NULL || !PyLong_Check(fd_o) || PyErr_Occurred() || ioprio < 0 ||
+        ioprio > 0xFFFF || fdv < INT32_MIN || fdv > INT32_MAX) {
         PyErr_Clear();
-        PyBuffer_Release(&sb);
+        if (held) {
+            PyBuffer_Release(&sb);
+        }
         return PEND_REST;
     }
     int st = PEND_ERROR;
@@ -472,7 +508,9 @@ pend_slot_locked(PyObject **b, PyObject *slot_o, PyObject *ts, PyObject *file,
     *owner_is_issuer = SLOT(pk_lead, b[B_LEAD], 0) == SLOT(pk_ts, ts, T_PARKER);
     st = PEND_DONE;
 out:
-    PyBuffer_Release(&sb);
+    if (held) {
+        PyBuffer_Release(&sb);
+    }
     Py_XDECREF(ud);
     Py_XDECREF(next_tail);
     return st;

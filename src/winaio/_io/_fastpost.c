@@ -334,11 +334,47 @@ dn_held_release(held_t *h)
     return rc;
 }
 
+/* The configured port class's ``_post_locked`` and ``_posted_locked`` are still the references
+ * (not replaced): looked up once per version of the class - a version tag changes with any
+ * attribute of the class or of a base, and is never reused; CPython's method cache keys on it
+ * too - instead of two ``_PyType_Lookup`` a packet (deliver, 2026-12-06). */
+static unsigned int g_port_methods_tag;
+
+static inline int
+port_methods_ours(PyTypeObject *tp)
+{
+    if (tp != d_port_type) {
+        return 0;
+    }
+    if ((tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) && tp->tp_version_tag != 0 &&
+        tp->tp_version_tag == g_port_methods_tag) {
+        return 1;
+    }
+    if (!has_method(tp, ds_post, d_py_post) || !has_method(tp, ds_posted, d_py_posted)) {
+        return 0;
+    }
+    if (tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) { /* (set by the lookups) */
+        g_port_methods_tag = tp->tp_version_tag;
+    }
+    return 1;
+}
+
+/* ``len()`` of the port's getters (a list) or packets (a deque): their size, without the
+ * sequence protocol, for the exact types. */
+static inline Py_ssize_t
+size_of(PyObject *o)
+{
+    if (PyList_CheckExact(o) || Py_IS_TYPE(o, d_deque_type)) {
+        return Py_SIZE(o); /* (a deque's length is its ob_size: ``deque_len``) */
+    }
+    return PyObject_Length(o);
+}
+
 /* ``port._posted_locked()`` (a packet was queued and someone waits). */
 static int
 posted_locked(PyObject *port)
 {
-    if (!has_method(Py_TYPE(port), ds_posted, d_py_posted)) {
+    if (!port_methods_ours(Py_TYPE(port)) && !has_method(Py_TYPE(port), ds_posted, d_py_posted)) {
         PyObject *r = call_method(port, ds_posted, NULL, 0);
         Py_XDECREF(r);
         return r == NULL ? -1 : 0;
@@ -358,7 +394,7 @@ posted_locked(PyObject *port)
     if (packets == NULL) {
         return raise_kept(-1, it, iv, itb);
     }
-    Py_ssize_t n = PyObject_Length(packets);
+    Py_ssize_t n = size_of(packets);
     Py_DECREF(packets);
     if (n <= 0) {
         return raise_kept(n < 0 ? -1 : 0, it, iv, itb);
@@ -381,7 +417,7 @@ dn_post_locked(PyObject *port, PyObject *key, PyObject *ov, PyObject *status,
 {
     int pfast = kind_fast(&d_port, Py_TYPE(port));
     if (!Py_IS_TYPE(port, d_port_type) || !pfast ||
-        !has_method(Py_TYPE(port), ds_post, d_py_post)) {
+        (!port_methods_ours(Py_TYPE(port)) && !has_method(Py_TYPE(port), ds_post, d_py_post))) {
         /* (the port's own method: made again when an interrupt cut it at its entry, where
          * nothing was done - review7's rule for the funnel's Python calls) */
         PyObject *args[5] = {port, key, ov, status, information};
@@ -412,8 +448,8 @@ dn_post_locked(PyObject *port, PyObject *key, PyObject *ov, PyObject *status,
     if (getters == NULL || packets == NULL) {
         goto done;
     }
-    Py_ssize_t ng = PyObject_Length(getters);
-    Py_ssize_t np = ng > 0 ? PyObject_Length(packets) : 0;
+    Py_ssize_t ng = size_of(getters);
+    Py_ssize_t np = ng > 0 ? size_of(packets) : 0;
     if (ng < 0 || np < 0) {
         goto done;
     }

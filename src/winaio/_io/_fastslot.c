@@ -28,6 +28,26 @@ slot_pin(ReceiveSlotObject *s)
         return -1;
     }
     Py_buffer b;
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+    if (Py_IS_TYPE(s->view, &PyByteArray_Type)) {
+        /* An exact bytearray (the sockets' C receive pins it itself): its export made as
+         * 3.11's ``bytearray_getbuffer`` makes it for PyBUF_WRITABLE (``PyBuffer_FillInfo``:
+         * the whole bytes, writable, 1-D, no shape; the export counted, so that it cannot be
+         * resized), without the generic call (~100 instructions of a pended receive's; pend,
+         * session 13). ``slot_unpin``'s ``PyBuffer_Release`` undoes it as any export. */
+        memset(&b, 0, sizeof(b));
+        b.obj = Py_NewRef(s->view);
+        b.buf = PyByteArray_AS_STRING(s->view);
+        b.len = PyByteArray_GET_SIZE(s->view);
+        b.itemsize = 1;
+        b.ndim = 1;
+        ((PyByteArrayObject *)s->view)->ob_exports++;
+        s->buf = b;
+        s->addr = b.buf;
+        s->nbytes = b.len;
+        return 0;
+    }
+#endif
     if (PyMemoryView_Check(s->view)) {
         /* The object under the memoryview, exported whole (what the twin's anchor, a new
          * memoryview of ``view``, keeps exported), when the view's bytes lie in it. */

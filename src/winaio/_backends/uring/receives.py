@@ -174,11 +174,7 @@ class Receives:
             else:
                 pended = self._pend_locked(op, issuer, fd, key, buffers[0])
         if pended is not None:
-            if pended:
-                os.eventfd_write(self._efd, 1)
-            parker = issuer.parker
-            if parker.__class__ is not RingParker or parker.lead is not self._lead:
-                self._lead.bind_issuer(issuer)
+            self._issued(issuer, pended)
             return True
         if cancelled:
             self._finish_direct(op, CANCELLED)
@@ -239,13 +235,20 @@ class Receives:
             ):
                 wake = self._pend_locked(op, issuer, fd, key, view)
         if wake is not None:
-            if wake:
-                os.eventfd_write(self._efd, 1)
-            parker = issuer.parker
-            if parker.__class__ is not RingParker or parker.lead is not self._lead:
-                self._lead.bind_issuer(issuer)
+            self._issued(issuer, wake)
             return
         self._pend_rest(op)
+
+    def _issued(self, issuer: ThreadState, wake: bool) -> None:
+        """What follows a receive put into the ring under ``_lock`` (:meth:`submit`,
+        :meth:`pend_receive`, :meth:`_arm_slot`; the C accelerator makes the same calls): the
+        ring thread woken if ``submit_locked`` said so, then the issuer's parker bound to this
+        ring's leadership unless it is a ``RingParker`` of it already."""
+        if wake:
+            os.eventfd_write(self._efd, 1)
+        parker = issuer.parker
+        if parker.__class__ is not RingParker or parker.lead is not self._lead:
+            self._lead.bind_issuer(issuer)
 
     def _pend_rest(self, op: StreamReadOp) -> None:
         """The rest of :meth:`pend_receive` for a registered receive that did not become a
@@ -359,11 +362,7 @@ class Receives:
                         self._sq.submit_locked(issuer)
                         raise
         if wake is not None:
-            if wake:
-                os.eventfd_write(self._efd, 1)
-            parker = issuer.parker
-            if parker.__class__ is not RingParker or parker.lead is not self._lead:
-                self._lead.bind_issuer(issuer)
+            self._issued(issuer, wake)
             return
         with LOCK:
             if slot.state == ARMING and slot.gen == gen:
