@@ -19,7 +19,9 @@ and never sent, no backend taken down.
 from __future__ import annotations
 
 import os
+import socket
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +32,10 @@ from winaio._backends.uring.backlog import NO_RESOURCES
 from winaio._backends.uring.common import B_FILE, UD_CANCEL, InFlight
 from winaio._io import _accel, _disk
 from winaio._io._disk import DiskFile
+from winaio._io._issue import register_receive
 from winaio._io._overlapped import Overlapped
 from winaio._io._port import CompletionPort
+from winaio._io._sockets import Socket
 from winaio.codes import WinError, ntstatus_to_winerror
 from winaio.testing import (
     nomem_sweep,
@@ -77,6 +81,51 @@ def test_a_request_the_backend_has_no_memory_for_completes_with_that_error(
         assert disk.pending_requests == 0
     finally:
         _accel.use(before)
+
+
+def test_a_receive_the_kernel_took_stays_the_backends_after_a_failure(
+    armed_uring: uring.IoUringBackend,
+    socket_pair: Callable[..., tuple[Socket, socket.socket]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A MemoryError after the enter that put a receive's RECV into the kernel (recording the
+    issuer as its submitter, ``Migration.own_locked``): the receive is the backend's
+    (``Receives._take_back_locked`` finds the SQE consumed) - ``submit`` returns, nothing is
+    raised for a receive that will complete, and it completes once with the peer's bytes.
+    (Before, the MemoryError went out of ``submit`` and its issuer would have failed a receive
+    the kernel had.) The sweep does not reach this point: the record makes no allocation
+    there."""
+    backend = armed_uring
+    sock, peer = socket_pair(backend)
+    port = CompletionPort()
+    try:
+        sock.associate(port, 7)
+        buf = bytearray(8)
+        ov = Overlapped()
+        op = register_receive(sock, ov, memoryview(buf))
+        failures = [1]
+        migration = type(backend._sq._migration)
+        real = migration.own_locked
+
+        def failing(self: Any, *args: Any) -> None:
+            if failures[0]:
+                failures[0] -= 1
+                raise MemoryError
+            real(self, *args)
+
+        monkeypatch.setattr(migration, "own_locked", failing)
+        with backend._lock:
+            if backend._lead.owner is not None:
+                backend._lead.disown_locked()  # (an issuer that does not own: it submits)
+        backend.submit(op)
+        assert failures == [0]  # (the failure came after the enter)
+        peer.sendall(b"k")
+        packet = port.get(LONG)
+        assert packet is not None and packet.overlapped is ov and packet.status == 0
+        assert bytes(buf[:1]) == b"k" and port.get(0.02) is None
+        wait_until(lambda: not sock.pending_requests and not backend._streams.lines, LONG)
+    finally:
+        port.close()
 
 
 _RING_THREAD_FAILS = textwrap.dedent(
