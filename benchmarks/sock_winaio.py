@@ -265,11 +265,12 @@ class _Win32Conn:
         self.flags = w.Ref(0)
         self.nbytes = w.Ref(0)
 
-    def receive(self) -> None:
-        """WSARecv; in skip mode, serve what finishes inside the call (it returns 0)."""
+    def receive(self, already: int = 0) -> None:
+        """WSARecv; in skip mode, serve what finishes inside the call (it returns 0);
+        ``already``: how many were served inline in a row before."""
         WSARecv, s, bufs, rov = w.WSARecv, self.s, self.bufs, self.rov
         flags, nbytes = self.flags, self.nbytes
-        for served in range(INLINE_MAX + 1):
+        for served in range(already, INLINE_MAX + 1):
             flags.value = 0
             if WSARecv(s, bufs, 1, nbytes, flags, rov, None):  # SOCKET_ERROR
                 if w.WSAGetLastError() != w.WSA_IO_PENDING:
@@ -297,13 +298,37 @@ class _Win32Conn:
         return self.skip
 
     def on_entry(self, entry: w.OVERLAPPED_ENTRY) -> None:
+        """A finished WSARecv: WSASend it back, then the next WSARecv; a finished WSASend: the
+        next WSARecv. The common case (skip mode: the send finishes inside its call, the next
+        receive pends) runs here without a further Python call, as the core server's
+        ``on_packet`` does."""
         if entry.Internal:
             self.close()
-        elif entry.lpOverlapped is self.rov:
-            if self.echo(entry.dwNumberOfBytesTransferred):
-                self.receive()
-        else:
-            self.receive()
+            return
+        if entry.lpOverlapped is self.rov:
+            n = entry.dwNumberOfBytesTransferred
+            if not n:  # the client closed its side
+                self.close()
+                return
+            s, sbufs, nbytes = self.s, self.sbufs, self.nbytes
+            sbufs[0] = self.view[:n]
+            if w.WSASend(s, sbufs, 1, nbytes, 0, self.wov, None):
+                if w.WSAGetLastError() != w.WSA_IO_PENDING:
+                    self.close()
+                return  # the send pends: its completion comes next
+            if not self.skip:
+                return
+            flags = self.flags
+            flags.value = 0
+            if w.WSARecv(s, self.bufs, 1, nbytes, flags, self.rov, None):  # SOCKET_ERROR
+                if w.WSAGetLastError() != w.WSA_IO_PENDING:
+                    self.close()
+                return  # the next receive pends
+            # The receive finished inside its call too: serve it, then go on as receive() does.
+            if self.echo(nbytes.value):
+                self.receive(1)
+            return
+        self.receive()
 
     def close(self) -> None:
         if not self.closed:
