@@ -185,6 +185,22 @@ typedef struct {
 } slot_cqe_t;
 #define SLOT_BATCH_INLINE 64
 
+/* A batch's kept CQEs: in the caller's ``small`` (SLOT_BATCH_INLINE of them) when they fit,
+ * else on the heap (NULL when that fails); ``kept_drop`` gives back what ``kept_take`` took. */
+static inline slot_cqe_t *
+kept_take(slot_cqe_t *small, Py_ssize_t n)
+{
+    return n <= SLOT_BATCH_INLINE ? small : PyMem_Malloc((size_t)n * sizeof *small);
+}
+
+static inline void
+kept_drop(slot_cqe_t *kept, slot_cqe_t *small)
+{
+    if (kept != small) {
+        PyMem_Free(kept);
+    }
+}
+
 /* 1 when the CQE (``ud``, ``res``; ``ud_o`` its int, or NULL) is a plain slot CQE - its
  * user_data tagged and not in the in-flight table, its slot the C type ARMED at that
  * generation, a positive result that fits the field - with ``*out`` set; else 0 (no error:
@@ -320,16 +336,14 @@ dn_slot_batch(PyObject *self, PyObject *cqes, PyObject *finished)
     /* The check, touching nothing; each CQE's index, generation and byte count kept for the
      * check under the lock. */
     slot_cqe_t small[SLOT_BATCH_INLINE];
-    slot_cqe_t *kept = n <= SLOT_BATCH_INLINE ? small : PyMem_Malloc((size_t)n * sizeof *kept);
+    slot_cqe_t *kept = kept_take(small, (Py_ssize_t)n);
     if (kept == NULL) {
         PyErr_Clear();
         Py_RETURN_NOTIMPLEMENTED;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         if (!plain_slot(&x, PyList_GET_ITEM(cqes, i), &kept[i])) {
-            if (kept != small) {
-                PyMem_Free(kept);
-            }
+            kept_drop(kept, small);
             Py_RETURN_NOTIMPLEMENTED;
         }
     }
@@ -340,9 +354,7 @@ dn_slot_batch(PyObject *self, PyObject *cqes, PyObject *finished)
         if (PyList_Append(finished, Py_None) < 0) {
             PyErr_Clear();
             drop_tail(finished, i);
-            if (kept != small) {
-                PyMem_Free(kept);
-            }
+            kept_drop(kept, small);
             Py_RETURN_NOTIMPLEMENTED;
         }
     }
@@ -350,9 +362,7 @@ dn_slot_batch(PyObject *self, PyObject *cqes, PyObject *finished)
      * interrupt is raised once the batch is in ``finished``: ``cuts.deliver_rest`` delivers it). */
     PyObject *et = NULL, *ev = NULL, *etb = NULL;
     int all_plain = reap_locked(&x, kept, n, finished, start, NULL, NULL, &et, &ev, &etb);
-    if (kept != small) {
-        PyMem_Free(kept);
-    }
+    kept_drop(kept, small);
     PyObject *result;
     if (all_plain) {
         result = Py_NewRef(Py_None);
@@ -419,7 +429,7 @@ dn_slot_reap(PyObject *self, PyObject *ring, long long max_n)
         Py_RETURN_NOTIMPLEMENTED;
     }
     slot_cqe_t small[SLOT_BATCH_INLINE];
-    slot_cqe_t *kept = n <= SLOT_BATCH_INLINE ? small : PyMem_Malloc((size_t)n * sizeof *kept);
+    slot_cqe_t *kept = kept_take(small, (Py_ssize_t)n);
     if (kept == NULL) {
         PyErr_Clear();
         Py_RETURN_NOTIMPLEMENTED;
@@ -448,9 +458,7 @@ dn_slot_reap(PyObject *self, PyObject *ring, long long max_n)
             /* (cut in the lock's wait, nothing taken: raised, the CQEs left in the ring) */
             Py_CLEAR(finished);
             Py_CLEAR(head_obj);
-            if (kept != small) {
-                PyMem_Free(kept);
-            }
+            kept_drop(kept, small);
             PyErr_Restore(et, ev, etb);
             return NULL;
         }
@@ -460,9 +468,7 @@ dn_slot_reap(PyObject *self, PyObject *ring, long long max_n)
     set(&k_cq, 1, ring, C_HEAD, head_obj);
     head_obj = NULL;
     __atomic_store_n(c.khead, head, __ATOMIC_RELEASE); /* (checked mapped: ``cq_same``) */
-    if (kept != small) {
-        PyMem_Free(kept);
-    }
+    kept_drop(kept, small);
     if (et == NULL && ev == NULL) {
         PyObject *a[2] = {self, finished};
         PyObject *r = PyObject_VectorcallMethod(ds_deliver, a, 2, NULL);
@@ -490,8 +496,6 @@ dn_slot_reap(PyObject *self, PyObject *ring, long long max_n)
 not_here:
     Py_XDECREF(finished);
     Py_XDECREF(head_obj);
-    if (kept != small) {
-        PyMem_Free(kept);
-    }
+    kept_drop(kept, small);
     Py_RETURN_NOTIMPLEMENTED;
 }
